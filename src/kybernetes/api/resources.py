@@ -1,0 +1,198 @@
+"""The catalogue of API resources: group, version, kind, plural, scope, names, verbs, subresources.
+
+This is the RESTMapper of kybernetes. Discovery, routing, OpenAPI and the registry all read it.
+Built-in resources are listed once, in :data:`BUILTIN`; custom resources are added and removed at
+run time as CustomResourceDefinitions come and go (:meth:`Catalogue.add`, :meth:`Catalogue.remove`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+NO_COLLECTION = ("create", "delete", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True)
+class Resource:
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ALL_VERBS
+    subresources: tuple[str, ...] = ()
+    singular: str = ""
+    """Defaults to the lower-cased kind."""
+    builtin: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_resource(self) -> str:
+        """``deployments.apps``, or ``pods`` for the core group."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def singular_name(self) -> str:
+        return self.singular or self.kind.lower()
+
+    @property
+    def list_kind(self) -> str:
+        return self.kind + "List"
+
+    @property
+    def key_prefix(self) -> str:
+        """Where its objects live in the store (one prefix per group and resource, all versions)."""
+        return f"/registry/{self.group or 'core'}/{self.plural}/"
+
+    def key(self, namespace: str, name: str) -> str:
+        return f"{self.key_prefix}{namespace}/{name}" if self.namespaced else f"{self.key_prefix}{name}"
+
+    def namespace_prefix(self, namespace: str) -> str:
+        return f"{self.key_prefix}{namespace}/" if self.namespaced and namespace else self.key_prefix
+
+
+def _r(group: str, version: str, kind: str, plural: str, **kw: object) -> Resource:
+    return Resource(group, version, kind, plural, **kw)  # type: ignore[arg-type]
+
+
+ALL = ("all",)
+
+BUILTIN: tuple[Resource, ...] = (
+    # core/v1
+    _r("", "v1", "Namespace", "namespaces", namespaced=False, short_names=("ns",), subresources=("status", "finalize"),
+       verbs=NO_COLLECTION),
+    _r("", "v1", "Pod", "pods", short_names=("po",), categories=ALL,
+       subresources=("status", "binding", "eviction", "log", "exec", "attach", "portforward", "ephemeralcontainers")),
+    _r("", "v1", "Node", "nodes", namespaced=False, short_names=("no",), subresources=("status", "proxy")),
+    _r("", "v1", "Service", "services", short_names=("svc",), categories=ALL, subresources=("status", "proxy"),
+       verbs=NO_COLLECTION),
+    _r("", "v1", "Endpoints", "endpoints", short_names=("ep",), singular="endpoints"),
+    _r("", "v1", "ConfigMap", "configmaps", short_names=("cm",)),
+    _r("", "v1", "Secret", "secrets"),
+    _r("", "v1", "ServiceAccount", "serviceaccounts", short_names=("sa",), subresources=("token",)),
+    _r("", "v1", "Event", "events", short_names=("ev",)),
+    _r("", "v1", "ResourceQuota", "resourcequotas", short_names=("quota",), subresources=("status",)),
+    _r("", "v1", "LimitRange", "limitranges", short_names=("limits",)),
+    _r("", "v1", "PersistentVolume", "persistentvolumes", namespaced=False, short_names=("pv",),
+       subresources=("status",)),
+    _r("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", short_names=("pvc",), subresources=("status",)),
+    _r("", "v1", "ReplicationController", "replicationcontrollers", short_names=("rc",), categories=ALL,
+       subresources=("status", "scale")),
+    _r("", "v1", "PodTemplate", "podtemplates"),
+    # apps/v1
+    _r("apps", "v1", "Deployment", "deployments", short_names=("deploy",), categories=ALL,
+       subresources=("status", "scale")),
+    _r("apps", "v1", "ReplicaSet", "replicasets", short_names=("rs",), categories=ALL,
+       subresources=("status", "scale")),
+    _r("apps", "v1", "StatefulSet", "statefulsets", short_names=("sts",), categories=ALL,
+       subresources=("status", "scale")),
+    _r("apps", "v1", "DaemonSet", "daemonsets", short_names=("ds",), categories=ALL, subresources=("status",)),
+    _r("apps", "v1", "ControllerRevision", "controllerrevisions"),
+    # batch/v1
+    _r("batch", "v1", "Job", "jobs", categories=ALL, subresources=("status",)),
+    _r("batch", "v1", "CronJob", "cronjobs", short_names=("cj",), categories=ALL, subresources=("status",)),
+    # autoscaling
+    _r("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short_names=("hpa",),
+       categories=ALL, subresources=("status",)),
+    # others
+    _r("coordination.k8s.io", "v1", "Lease", "leases"),
+    _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
+    _r("events.k8s.io", "v1", "Event", "events", short_names=("ev",)),
+    _r("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", namespaced=False, short_names=("pc",)),
+    _r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short_names=("pdb",), subresources=("status",)),
+    _r("networking.k8s.io", "v1", "Ingress", "ingresses", short_names=("ing",), subresources=("status",)),
+    _r("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", short_names=("netpol",)),
+    _r("networking.k8s.io", "v1", "IngressClass", "ingressclasses", namespaced=False),
+    _r("storage.k8s.io", "v1", "StorageClass", "storageclasses", namespaced=False, short_names=("sc",)),
+    _r("rbac.authorization.k8s.io", "v1", "Role", "roles"),
+    _r("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", namespaced=False),
+    _r("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
+    _r("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", namespaced=False),
+    _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False,
+       short_names=("crd", "crds"), categories=("api-extensions",), subresources=("status",)),
+)
+
+# The order of groups in discovery; kubectl prefers the first group that has a resource name.
+GROUP_ORDER = (
+    "", "apps", "events.k8s.io", "autoscaling", "batch", "coordination.k8s.io", "discovery.k8s.io",
+    "networking.k8s.io", "policy", "rbac.authorization.k8s.io", "storage.k8s.io", "scheduling.k8s.io",
+    "apiextensions.k8s.io",
+)
+
+
+@dataclass
+class Catalogue:
+    """Resources by (group, version, plural), with the lookups discovery and routing need."""
+
+    _by_path: dict[tuple[str, str, str], Resource] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    generation: int = 0
+    """Bumped on every change, so caches of discovery documents know when to rebuild."""
+
+    @classmethod
+    def builtin(cls) -> Catalogue:
+        c = cls()
+        c.add_all(BUILTIN)
+        return c
+
+    def add_all(self, resources: Iterable[Resource]) -> None:
+        with self._lock:
+            for r in resources:
+                self._by_path[(r.group, r.version, r.plural)] = r
+            self.generation += 1
+
+    def add(self, r: Resource) -> None:
+        self.add_all([r])
+
+    def remove(self, group: str, version: str, plural: str) -> None:
+        with self._lock:
+            if self._by_path.pop((group, version, plural), None) is not None:
+                self.generation += 1
+
+    def get(self, group: str, version: str, plural: str) -> Resource | None:
+        return self._by_path.get((group, version, plural))
+
+    def by_kind(self, group: str, version: str, kind: str) -> Resource | None:
+        for r in self._by_path.values():
+            if r.group == group and r.version == version and r.kind == kind:
+                return r
+        return None
+
+    def all(self) -> list[Resource]:
+        return list(self._by_path.values())
+
+    def groups(self) -> dict[str, list[str]]:
+        """Group name -> its versions, preferred (first listed) first."""
+        out: dict[str, list[str]] = {}
+        for r in self._by_path.values():
+            vs = out.setdefault(r.group, [])
+            if r.version not in vs:
+                vs.append(r.version)
+        order = {g: i for i, g in enumerate(GROUP_ORDER)}
+        for vs in out.values():
+            vs.sort(key=_version_priority)
+        return dict(sorted(out.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+
+    def in_group_version(self, group: str, version: str) -> list[Resource]:
+        return [r for r in self._by_path.values() if r.group == group and r.version == version]
+
+
+def _version_priority(v: str) -> tuple[int, int, int]:
+    """Kubernetes' version order: GA before beta before alpha, higher numbers first."""
+    import re
+
+    m = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", v)
+    if not m:
+        return (3, 0, 0)
+    major = int(m.group(1))
+    stage = {"": 0, "beta": 1, "alpha": 2}[m.group(2) or ""]
+    minor = int(m.group(3) or 0)
+    return (stage, -major, -minor)

@@ -1,0 +1,232 @@
+"""The one error tree of kybernetes: Kubernetes ``Status`` errors.
+
+Every failure a client can see is a :class:`StatusError`. It carries what the Kubernetes API
+puts in a ``Status`` object (``code``, ``reason``, ``message``, ``details``) and renders itself
+with :meth:`StatusError.status`. Lower layers (SQLite, etcd, gRPC, aiohttp) raise their own
+exceptions; they are translated into this tree once, at the edge where they are caught.
+
+::
+
+    StatusError                      code  reason
+    ├── BadRequest                   400   BadRequest
+    ├── Unauthorized                 401   Unauthorized
+    ├── Forbidden                    403   Forbidden
+    ├── NotFound                     404   NotFound
+    ├── MethodNotAllowed             405   MethodNotAllowed
+    ├── NotAcceptable                406   NotAcceptable
+    ├── AlreadyExists                409   AlreadyExists
+    ├── Conflict                     409   Conflict
+    ├── Gone / Expired               410   Gone / Expired
+    ├── RequestEntityTooLarge        413   RequestEntityTooLarge
+    ├── UnsupportedMediaType         415   UnsupportedMediaType
+    ├── Invalid                      422   Invalid        (details.causes name the fields)
+    ├── TooManyRequests              429   TooManyRequests
+    ├── InternalError                500   InternalError
+    ├── ServiceUnavailable           503   ServiceUnavailable
+    └── Timeout                      504   Timeout
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StatusError(Exception):
+    """An error that the API answers with a ``Status`` object."""
+
+    code: int = 500
+    reason: str = "InternalError"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        reason: str | None = None,
+        code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if reason is not None:
+            self.reason = reason
+        if code is not None:
+            self.code = code
+
+    def status(self) -> dict[str, Any]:
+        """The ``meta.k8s.io/v1`` Status object for this error."""
+        out: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if self.details:
+            out["details"] = self.details
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code}, {self.message!r})"
+
+
+def _details(kind: str | None, name: str | None, group: str | None = None, **extra: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    if name:
+        d["name"] = name
+    if group:
+        d["group"] = group
+    if kind:
+        d["kind"] = kind
+    d.update({k: v for k, v in extra.items() if v is not None})
+    return d
+
+
+class BadRequest(StatusError):
+    code = 400
+    reason = "BadRequest"
+
+
+class Unauthorized(StatusError):
+    code = 401
+    reason = "Unauthorized"
+
+
+class Forbidden(StatusError):
+    code = 403
+    reason = "Forbidden"
+
+
+class NotFound(StatusError):
+    code = 404
+    reason = "NotFound"
+
+    @classmethod
+    def of(cls, resource: str, name: str, group: str = "") -> NotFound:
+        qualified = f"{resource}.{group}" if group else resource
+        return cls(f'{qualified} "{name}" not found', details=_details(resource, name, group))
+
+
+class MethodNotAllowed(StatusError):
+    code = 405
+    reason = "MethodNotAllowed"
+
+
+class NotAcceptable(StatusError):
+    code = 406
+    reason = "NotAcceptable"
+
+
+class AlreadyExists(StatusError):
+    code = 409
+    reason = "AlreadyExists"
+
+    @classmethod
+    def of(cls, resource: str, name: str, group: str = "") -> AlreadyExists:
+        qualified = f"{resource}.{group}" if group else resource
+        return cls(f'{qualified} "{name}" already exists', details=_details(resource, name, group))
+
+
+class Conflict(StatusError):
+    code = 409
+    reason = "Conflict"
+
+    @classmethod
+    def of(cls, resource: str, name: str, group: str = "", why: str = "") -> Conflict:
+        qualified = f"{resource}.{group}" if group else resource
+        why = why or "the object has been modified; please apply your changes to the latest version and try again"
+        return cls(
+            f'Operation cannot be fulfilled on {qualified} "{name}": {why}',
+            details=_details(resource, name, group),
+        )
+
+
+class Gone(StatusError):
+    code = 410
+    reason = "Gone"
+
+
+class Expired(Gone):
+    reason = "Expired"
+
+
+class RequestEntityTooLarge(StatusError):
+    code = 413
+    reason = "RequestEntityTooLarge"
+
+
+class UnsupportedMediaType(StatusError):
+    code = 415
+    reason = "UnsupportedMediaType"
+
+
+class Invalid(StatusError):
+    """422: the object failed validation; ``causes`` name each field path."""
+
+    code = 422
+    reason = "Invalid"
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        causes: list[dict[str, Any]],
+        *,
+        group: str = "",
+        message: str | None = None,
+    ) -> None:
+        if message is None:
+            texts = [_cause_text(c) for c in causes]
+            joined = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+            message = f'{kind} "{name}" is invalid: {joined}'
+        super().__init__(message, details=_details(kind, name, group, causes=causes or None))
+        self.causes = causes
+
+
+def _cause_text(cause: dict[str, Any]) -> str:
+    field = cause.get("field")
+    return f"{field}: {cause.get('message', '')}" if field else str(cause.get("message", ""))
+
+
+class TooManyRequests(StatusError):
+    code = 429
+    reason = "TooManyRequests"
+
+
+class InternalError(StatusError):
+    code = 500
+    reason = "InternalError"
+
+
+class ServiceUnavailable(StatusError):
+    code = 503
+    reason = "ServiceUnavailable"
+
+
+class Timeout(StatusError):
+    code = 504
+    reason = "Timeout"
+
+
+__all__ = [
+    "AlreadyExists",
+    "BadRequest",
+    "Conflict",
+    "Expired",
+    "Forbidden",
+    "Gone",
+    "InternalError",
+    "Invalid",
+    "MethodNotAllowed",
+    "NotAcceptable",
+    "NotFound",
+    "RequestEntityTooLarge",
+    "ServiceUnavailable",
+    "StatusError",
+    "Timeout",
+    "TooManyRequests",
+    "Unauthorized",
+    "UnsupportedMediaType",
+]
