@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import random
 import time
 from typing import Any
 
@@ -18,7 +19,15 @@ from kybernetes.api.apply import (
     update_managed_fields,
     validate_managed_fields,
 )
-from kybernetes.api.fieldset import FieldSet, key_element, path_string
+from kybernetes.api.fieldset import (
+    FieldSet,
+    fields_v1_difference,
+    fields_v1_intersection,
+    fields_v1_intersects,
+    fields_v1_union,
+    key_element,
+    path_string,
+)
 
 DEPLOY = schemas.for_kind("apps", "v1", "Deployment")
 CM = schemas.for_kind("", "v1", "ConfigMap")
@@ -151,6 +160,33 @@ def test_set_algebra() -> None:
     assert a.intersects(b) and not (a - b).intersects(b)
     assert not FieldSet() and FieldSet.from_paths([("f:x",)])
     assert (a - a).empty() and (a - a).to_fields_v1() == {}
+
+
+def random_set(rng: random.Random) -> FieldSet:
+    elements = ["f:a", "f:b", 'k:{"name":"x"}', 'k:{"name":"y"}', 'v:"s"', "i:2", "i:10"]
+    return FieldSet.from_paths(
+        tuple(rng.choice(elements) for _ in range(rng.randint(1, 4))) for _ in range(rng.randint(0, 8))
+    )
+
+
+def test_encoded_operations_match_fieldset_algebra() -> None:
+    rng = random.Random(1234)
+    for _ in range(300):
+        a, b = random_set(rng), random_set(rng)
+        raw = a.to_fields_v1()
+        snapshot = copy.deepcopy(raw)
+        assert FieldSet.from_fields_v1(raw, trusted=True) == a
+        assert FieldSet.from_fields_v1(fields_v1_difference(raw, b)) == a - b
+        union = fields_v1_union(raw, b)
+        assert FieldSet.from_fields_v1(union) == a | b
+        assert union == (a | b).to_fields_v1()  # same key order too
+        assert list(union) == list((a | b).to_fields_v1())
+        assert fields_v1_intersection(raw, b) == a & b
+        assert fields_v1_intersects(raw, b) == (not (a & b).empty())
+        assert raw == snapshot  # inputs are never modified
+    # Index elements sort numerically, after keys and values.
+    fs = FieldSet.from_paths([("i:10",), ("i:2",), ("f:z",), ('k:{"a":1}',)])
+    assert list(fs.to_fields_v1()) == ["f:z", 'k:{"a":1}', "i:2", "i:10"]
 
 
 def test_fieldset_of_deployment() -> None:

@@ -47,14 +47,13 @@ from kybernetes import errors
 from kybernetes.api.fieldset import (
     FieldSet,
     Path,
+    canonical_json,
     field_element,
     fields_v1_difference,
     fields_v1_intersection,
     fields_v1_intersects,
     fields_v1_union,
-    key_element,
     path_string,
-    value_element,
 )
 from kybernetes.api.schema import Schema
 
@@ -417,8 +416,10 @@ def _merge(live: Any, cfg: Any, node: _Node) -> Any:
             if v is None:
                 # An explicit null in an applied configuration clears the field.
                 out.pop(k, None)
-            else:
+            elif isinstance(v, dict | list):
                 out[k] = _merge(out.get(k), v, node.child(k))
+            else:
+                out[k] = v  # scalars replace, whatever the schema says
         return out
     if isinstance(cfg, list) and node.listish:
         # Also when live has no list: the items are then copied, not shared with cfg.
@@ -428,13 +429,18 @@ def _merge(live: Any, cfg: Any, node: _Node) -> Any:
 
 def _merge_list(live: list[Any], cfg: list[Any], node: _Node) -> list[Any]:
     """Items in the configuration keep its order; live-only items keep their place among them."""
+    el = node.elem
+    if not live:
+        # Nothing to interleave with (duplicates were rejected when the config was read).
+        if node.kind == _LIST_MAP:
+            return [_merge(None, x, el) for x in cfg]
+        return list(dict.fromkeys(cfg)) if all(isinstance(x, str | int) for x in cfg) else list(cfg)
     lpes = [_item_element(x, node) for x in live]
     cpes = [_item_element(x, node) for x in cfg]
     lmap: dict[str, Any] = {}
     for pe, x in zip(lpes, live, strict=True):
         lmap.setdefault(pe, x)
     cset = set(cpes)
-    el = node.elem
     out: list[Any] = []
     done: set[str] = set()
     i = j = 0

@@ -26,6 +26,7 @@ therefore treated as immutable once built; :meth:`FieldSet.insert` is for sets b
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -107,7 +108,8 @@ def ordered(elements: Iterable[PathElement]) -> list[PathElement]:
     out = sorted(elements)
     # Plain string order already puts f: < k: < v: and sorts within a kind; only the rare
     # i: elements (which sort before k: as strings, and "i:10" before "i:2") need the key.
-    if any(pe[:1] == "i" for pe in out):
+    at = bisect.bisect_left(out, "i:")
+    if at < len(out) and out[at][:2] == "i:":
         out.sort(key=_sort_key)
     return out
 
@@ -481,10 +483,10 @@ def fields_v1_empty(raw: dict[str, Any]) -> bool:
 
 __all__ = [
     "FieldSet",
-    "canonical_json",
     "Path",
     "PathElement",
     "canonical_element",
+    "canonical_json",
     "element_string",
     "field_element",
     "fields_v1_difference",

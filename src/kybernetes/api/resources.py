@@ -87,6 +87,7 @@ BUILTIN: tuple[Resource, ...] = (
     _r("", "v1", "ReplicationController", "replicationcontrollers", short_names=("rc",), categories=ALL,
        subresources=("status", "scale")),
     _r("", "v1", "PodTemplate", "podtemplates"),
+    _r("", "v1", "Binding", "bindings", verbs=("create",)),
     # apps/v1
     _r("apps", "v1", "Deployment", "deployments", short_names=("deploy",), categories=ALL,
        subresources=("status", "scale")),

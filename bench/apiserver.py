@@ -1,0 +1,748 @@
+"""API server benchmark: throughput, latency, LIST cost and watch fan-out of a real ``kyb server``.
+
+Run from the repository root::
+
+    .venv/bin/python -m bench.apiserver            # full run, ~3-5 minutes
+    .venv/bin/python -m bench.apiserver --quick    # every phase ~10x smaller (smoke test)
+
+What is measured
+----------------
+The benchmark process is the *client*; the server is a child process (``kyb server`` on the embedded
+SQLite store in a fresh temporary data dir, started with ``kybernetes.testing.ServerProcess``). All
+traffic is HTTPS over loopback with the admin client certificate, through aiohttp keep-alive
+connections (one connection per concurrent client). Latencies are wall-clock from just before the
+request is sent until its body has been read and JSON-decoded, i.e. what a client sees.
+
+1. CRUD cells: creates/s, gets/s and updates/s of ~1 KB ConfigMaps in one namespace with 1, 16 and
+   64 concurrent clients (p50/p99 latency each), plus a Pod variant for creates. An update is a
+   ``PUT`` of the object last returned by the server with one data key changed, i.e. carrying the
+   current ``resourceVersion`` (an optimistic-concurrency replace, like ``kubectl replace``); every
+   client updates its own object so no update loses a conflict. Each cell stops after N ops or T
+   seconds, whichever comes first.
+2. LIST: N small Pods are created (64 clients), then ``GET .../pods`` (the full JSON list, no limit)
+   is timed several times (p50, response size), the same list walked with ``limit=500`` and
+   ``continue`` (total time), and the first ``limit=500`` page as kubectl asks for it
+   (``Accept: application/json;as=Table;v=v1;g=meta.k8s.io``).
+3. Watch fan-out: W watchers (``?watch=true&resourceVersion=RV`` streams, one TLS connection each)
+   are opened from separate client processes (``multiprocessing``, spawn), then K ConfigMaps are
+   created ~0.5 s apart. For each write, the latency is from just before the write request is sent
+   until the LAST watcher has decoded that event (and, separately, until the median watcher has).
+   Timestamps are ``time.monotonic_ns()`` = ``CLOCK_MONOTONIC``, which is system-wide on Linux, so
+   they compare across processes. Note that client processes share the CPUs with the server, so
+   the client's decode work is part of the figure (as it is for real watchers on one node).
+4. The floor: raw inserts into SQLite with the store's own file setup (same schema, WAL,
+   ``synchronous=FULL``), from one writer thread: one transaction per insert, then 64 rows per
+   transaction; rows/s and per-commit p50/p99. Run before the server starts so nothing competes.
+   The ratio API creates/s / raw single-insert rows/s says how much of the durable-commit budget the
+   API layers leave (above 1 means group commit is amortizing fsyncs across concurrent clients).
+
+Besides the figures, every CRUD cell records the CPU use of the server process and of the client
+(this process) over the cell, from ``/proc``: with 2 cores shared by both, a cell where the client
+uses most of a core is client-bound, not server-bound.
+
+Results are printed as a table (with the project's goals next to them) and written to
+``bench/results/apiserver.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import math
+import multiprocessing as mp
+import os
+import platform
+import random
+import shutil
+import ssl
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from kybernetes.storage import sqlite as kyb_sqlite
+from kybernetes.testing import ServerProcess
+
+RESULTS_PATH = Path(__file__).resolve().parent / "results" / "apiserver.json"
+TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+CONCURRENCIES = (1, 16, 64)
+
+# Goals (project targets) and references, printed next to the results.
+GOAL_CREATES_PER_S = 1000.0
+GOAL_GETS_PER_S = 5000.0
+GOAL_P99_MUTATING_MS_AT_16 = 50.0
+GOAL_FANOUT_P99_MS = 100.0
+K8S_SLO_MUTATING_P99_MS = 1000.0  # Kubernetes API call latency SLO for mutating calls
+GO_APISERVER_P50_MS = (15.0, 30.0)  # typical p50 of Go kube-apiserver mutating calls on etcd
+
+
+@dataclass
+class Scale:
+    """Sizes and time bounds of every phase; ``--quick`` divides the counts by ~10."""
+
+    cell_ops: int = 2000
+    cell_seconds: float = 10.0
+    list_pods: int = 10_000
+    list_create_seconds: float = 120.0
+    list_repeats: int = 5
+    list_seconds: float = 40.0  # bound on each repeated LIST measurement
+    watchers: int = 1000
+    watch_procs: int = 2
+    watch_writes: int = 20
+    watch_interval: float = 0.5
+    floor_seconds: float = 15.0
+
+    @classmethod
+    def quick(cls) -> Scale:
+        return cls(cell_ops=200, cell_seconds=3.0, list_pods=1000, list_create_seconds=30.0, list_repeats=3,
+                   list_seconds=10.0, watchers=100, watch_procs=1, watch_writes=5, watch_interval=0.3,
+                   floor_seconds=5.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100); NaN for no samples."""
+    if not values:
+        return math.nan
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, math.ceil(q / 100.0 * len(s)) - 1))
+    return s[k]
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 3)
+
+
+def cpu_seconds_of(pid: int) -> float:
+    """User+system CPU seconds of a process (all its threads), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        # The command name may contain spaces; fields after the closing paren are fixed.
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb_of(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024.0, 1)
+    return math.nan
+
+
+def client_ssl_context(data_dir: Path) -> ssl.SSLContext:
+    """Verify the server against the cluster CA and present the admin client certificate."""
+    tls = data_dir / "tls"
+    ctx = ssl.create_default_context(cafile=str(tls / "ca.crt"))
+    ctx.load_cert_chain(str(tls / "admin.crt"), str(tls / "admin.key"))
+    return ctx
+
+
+def new_session(ctx: ssl.SSLContext, limit: int) -> aiohttp.ClientSession:
+    # limit = number of concurrent clients, so every client keeps its own keep-alive connection.
+    connector = aiohttp.TCPConnector(ssl=ctx, limit=limit, limit_per_host=limit, keepalive_timeout=60)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120),
+                                 headers={"Accept": "application/json", "Content-Type": "application/json"})
+
+
+def configmap(name: str, size: int = 1024) -> dict[str, Any]:
+    # ~1 KB once serialized with the metadata the server adds is roughly size of the payload.
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "labels": {"app": "bench"}},
+            "data": {"payload": "x" * (size - 200), "counter": "0"}}
+
+
+def pod(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app": "bench"}},
+            "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.9"}]}}
+
+
+class HTTPError(Exception):
+    pass
+
+
+async def call(session: aiohttp.ClientSession, method: str, url: str, body: Any = None,
+               headers: dict[str, str] | None = None) -> tuple[Any, int]:
+    """One request; returns (decoded JSON, body size in bytes). Raises HTTPError on non-2xx."""
+    data = orjson.dumps(body) if body is not None else None
+    async with session.request(method, url, data=data, headers=headers) as resp:
+        raw = await resp.read()
+        if resp.status >= 300:
+            raise HTTPError(f"{method} {url} -> {resp.status}: {raw[:300]!r}")
+        return orjson.loads(raw), len(raw)
+
+
+async def warm(session: aiohttp.ClientSession, base: str, n: int) -> None:
+    """Open n keep-alive connections (n concurrent requests through a connector limited to n)."""
+    await asyncio.gather(*(call(session, "GET", f"{base}/api/v1/namespaces/default") for _ in range(n)))
+
+
+# --------------------------------------------------------------------------------------------
+# Phase 1: CRUD cells
+
+
+@dataclass
+class Cell:
+    name: str
+    verb: str
+    concurrency: int
+    ops: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    ops_per_s: float = 0.0
+    p50_ms: float = math.nan
+    p99_ms: float = math.nan
+    max_ms: float = math.nan
+    server_cpu_pct: float = math.nan
+    client_cpu_pct: float = math.nan
+    first_error: str = ""
+
+
+async def run_cell(name: str, verb: str, concurrency: int, scale: Scale, server_pid: int,
+                   session: aiohttp.ClientSession, op: Callable[[int, int], Awaitable[None]]) -> Cell:
+    """Run ``op(worker, i)`` from ``concurrency`` workers until cell_ops are issued or time is up."""
+    cell = Cell(name, verb, concurrency)
+    lat: list[float] = []
+    issued = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + scale.cell_seconds
+
+    async def worker(w: int) -> None:
+        nonlocal issued
+        while issued < scale.cell_ops and loop.time() < deadline:
+            i = issued
+            issued += 1
+            t0 = time.perf_counter()
+            try:
+                await op(w, i)
+            except (TimeoutError, HTTPError, aiohttp.ClientError) as e:
+                cell.errors += 1
+                cell.first_error = cell.first_error or str(e)[:300]
+                continue
+            lat.append(time.perf_counter() - t0)
+
+    cpu_srv0, cpu_cli0 = cpu_seconds_of(server_pid), sum(os.times()[:2])
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    cell.seconds = time.perf_counter() - t0
+    cpu_srv1, cpu_cli1 = cpu_seconds_of(server_pid), sum(os.times()[:2])
+    cell.ops = len(lat)
+    cell.ops_per_s = round(cell.ops / cell.seconds, 1) if cell.seconds else 0.0
+    cell.p50_ms, cell.p99_ms, cell.max_ms = ms(pct(lat, 50)), ms(pct(lat, 99)), ms(pct(lat, 100))
+    cell.server_cpu_pct = round(100 * (cpu_srv1 - cpu_srv0) / cell.seconds, 1)
+    cell.client_cpu_pct = round(100 * (cpu_cli1 - cpu_cli0) / cell.seconds, 1)
+    cell.seconds = round(cell.seconds, 3)
+    print(f"  {name:<22} c={concurrency:<3} {cell.ops:>6} ops {cell.ops_per_s:>8.1f}/s  p50 {cell.p50_ms:7.2f} ms"
+          f"  p99 {cell.p99_ms:7.2f} ms  srv {cell.server_cpu_pct:5.1f}% cli {cell.client_cpu_pct:5.1f}%"
+          + (f"  errors {cell.errors}: {cell.first_error[:120]}" if cell.errors else ""), flush=True)
+    return cell
+
+
+async def crud_phase(srv: ServerProcess, ctx: ssl.SSLContext, scale: Scale) -> list[Cell]:
+    base = srv.url
+    pid = srv.proc.pid
+    cm_url = f"{base}/api/v1/namespaces/bench/configmaps"
+    pod_url = f"{base}/api/v1/namespaces/bench-pods/pods"
+    cells: list[Cell] = []
+    created: list[str] = []  # configmap names, for gets
+    latest: dict[str, dict[str, Any]] = {}  # configmap name -> last object the server returned
+
+    async with new_session(ctx, 4) as s:
+        for ns in ("bench", "bench-pods"):
+            await call(s, "POST", f"{base}/api/v1/namespaces",
+                       {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+
+    for c in CONCURRENCIES:
+        async with new_session(ctx, c) as s:
+            await warm(s, base, c)
+
+            async def create_cm(w: int, i: int, s: aiohttp.ClientSession = s, c: int = c) -> None:
+                name = f"cm-c{c}-{i}"
+                obj, _ = await call(s, "POST", cm_url, configmap(name))
+                created.append(name)
+                latest[name] = obj
+
+            cells.append(await run_cell("create configmap", "create", c, scale, pid, s, create_cm))
+
+    for c in CONCURRENCIES:
+        async with new_session(ctx, c) as s:
+            await warm(s, base, c)
+
+            async def create_pod(w: int, i: int, s: aiohttp.ClientSession = s, c: int = c) -> None:
+                await call(s, "POST", pod_url, pod(f"pod-c{c}-{i}"))
+
+            cells.append(await run_cell("create pod", "create", c, scale, pid, s, create_pod))
+
+    rnd = random.Random(1)
+    for c in CONCURRENCIES:
+        async with new_session(ctx, c) as s:
+            await warm(s, base, c)
+
+            async def get_cm(w: int, i: int, s: aiohttp.ClientSession = s) -> None:
+                await call(s, "GET", f"{cm_url}/{rnd.choice(created)}")
+
+            cells.append(await run_cell("get configmap", "get", c, scale, pid, s, get_cm))
+
+    # Each update client owns one object, so PUTs with the current resourceVersion never conflict.
+    owned = created[: max(CONCURRENCIES)]
+    for c in CONCURRENCIES:
+        async with new_session(ctx, c) as s:
+            await warm(s, base, c)
+
+            async def update_cm(w: int, i: int, s: aiohttp.ClientSession = s) -> None:
+                name = owned[w]
+                obj = latest[name]
+                obj["data"]["counter"] = str(i)
+                latest[name], _ = await call(s, "PUT", f"{cm_url}/{name}", obj)
+
+            cells.append(await run_cell("update configmap (PUT)", "update", c, scale, pid, s, update_cm))
+    return cells
+
+
+# --------------------------------------------------------------------------------------------
+# Phase 2: LIST of many pods
+
+
+async def timed_repeats(repeats: int, bound: float, fn: Callable[[], Awaitable[Any]]) -> tuple[list[float], Any]:
+    """Run fn up to ``repeats`` times (at least once) within ``bound`` seconds; (durations, last result)."""
+    out: list[float] = []
+    last: Any = None
+    start = time.perf_counter()
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        last = await fn()
+        out.append(time.perf_counter() - t0)
+        if time.perf_counter() - start > bound:
+            break
+    return out, last
+
+
+async def list_phase(srv: ServerProcess, ctx: ssl.SSLContext, scale: Scale) -> dict[str, Any]:
+    base = srv.url
+    url = f"{base}/api/v1/namespaces/bench-list/pods"
+    res: dict[str, Any] = {"pods_requested": scale.list_pods}
+    async with new_session(ctx, 64) as s:
+        await call(s, "POST", f"{base}/api/v1/namespaces",
+                   {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench-list"}})
+        await warm(s, base, 64)
+        fill = Scale(cell_ops=scale.list_pods, cell_seconds=scale.list_create_seconds)
+
+        async def create_pod(w: int, i: int) -> None:
+            await call(s, "POST", url, pod(f"p-{i:05d}"))
+
+        cell = await run_cell("create pod (LIST fill)", "create", 64, fill, srv.proc.pid, s, create_pod)
+        res["fill"] = asdict(cell)
+
+    # One connection, as a single kubectl/informer would use.
+    async with new_session(ctx, 1) as s:
+        await warm(s, base, 1)
+        sizes: list[int] = []
+
+        async def full() -> int:
+            obj, size = await call(s, "GET", url)
+            sizes.append(size)
+            return len(obj["items"])
+
+        durs, n_items = await timed_repeats(scale.list_repeats, scale.list_seconds, full)
+        res["pods_listed"] = n_items
+        res["full_list"] = {"runs": len(durs), "p50_ms": ms(pct(durs, 50)), "max_ms": ms(max(durs)),
+                            "bytes": sizes[-1], "all_ms": [ms(d) for d in durs]}
+        print(f"  LIST {n_items} pods (no limit): p50 {ms(pct(durs, 50)):.1f} ms, {sizes[-1] / 1e6:.2f} MB", flush=True)
+
+        async def paged() -> tuple[int, int, int]:
+            items = pages = total = 0
+            cont = ""
+            while True:
+                q = f"?limit=500&continue={cont}" if cont else "?limit=500"
+                obj, size = await call(s, "GET", url + q)
+                items += len(obj["items"])
+                pages += 1
+                total += size
+                cont = obj["metadata"].get("continue", "")
+                if not cont:
+                    return items, pages, total
+
+        durs, (items, pages, total) = await timed_repeats(scale.list_repeats, scale.list_seconds, paged)
+        res["paginated_500"] = {"runs": len(durs), "p50_total_ms": ms(pct(durs, 50)), "pages": pages,
+                                "items": items, "bytes": total, "all_ms": [ms(d) for d in durs]}
+        print(f"  LIST paginated limit=500: {pages} pages, {items} items, p50 total {ms(pct(durs, 50)):.1f} ms",
+              flush=True)
+
+        tsizes: list[int] = []
+
+        async def table_page() -> int:
+            obj, size = await call(s, "GET", url + "?limit=500", headers={"Accept": TABLE_ACCEPT})
+            tsizes.append(size)
+            if obj.get("kind") != "Table":
+                raise HTTPError(f"expected a Table, got {obj.get('kind')}")
+            return len(obj["rows"])
+
+        durs, rows = await timed_repeats(scale.list_repeats, scale.list_seconds, table_page)
+        res["table_first_page_500"] = {"runs": len(durs), "p50_ms": ms(pct(durs, 50)), "rows": rows,
+                                       "bytes": tsizes[-1], "all_ms": [ms(d) for d in durs]}
+        print(f"  LIST as=Table limit=500 first page: p50 {ms(pct(durs, 50)):.1f} ms, {rows} rows, "
+              f"{tsizes[-1] / 1e3:.0f} KB", flush=True)
+    res["server_rss_mb_after"] = rss_mb_of(srv.proc.pid)
+    return res
+
+
+# --------------------------------------------------------------------------------------------
+# Phase 3: watch fan-out
+
+
+def _watch_proc(url: str, tls_dir: str, count: int, open_concurrency: int, out_q: Any, stop: Any) -> None:
+    """Child process: hold ``count`` watch streams; record when each decodes each event.
+
+    Puts ("ready", opened, failed, seconds_to_open, first_error) once every stream answered, then,
+    after ``stop`` is set, ("done", [ {object name: monotonic_ns}, ... per watcher ]).
+    """
+
+    async def main() -> None:
+        ctx = ssl.create_default_context(cafile=os.path.join(tls_dir, "ca.crt"))
+        ctx.load_cert_chain(os.path.join(tls_dir, "admin.crt"), os.path.join(tls_dir, "admin.key"))
+        # limit=0: no connector cap, every watcher needs its own long-lived connection.
+        connector = aiohttp.TCPConnector(ssl=ctx, limit=0)
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None, sock_connect=60)
+        arrivals: list[dict[str, int]] = [{} for _ in range(count)]
+        gate = asyncio.Semaphore(open_concurrency)  # bound the TLS handshake burst
+        answered = 0
+        failed = 0
+        first_error = ""
+        all_answered = asyncio.Event()
+        t_open = time.monotonic()
+
+        async def watcher(k: int) -> None:
+            nonlocal answered, failed, first_error
+            try:
+                async with gate:
+                    resp = await session.get(url, headers={"Accept": "application/json"})
+                if resp.status != 200:
+                    raise HTTPError(f"watch -> {resp.status}")
+            except Exception as e:  # any failure to open counts; the run reports it
+                failed += 1
+                first_error = first_error or f"{type(e).__name__}: {e}"[:300]
+                answered += 1
+                if answered == count:
+                    all_answered.set()
+                return
+            answered += 1
+            if answered == count:
+                all_answered.set()
+            mine = arrivals[k]
+            async with resp:
+                async for line in resp.content:
+                    if not line.strip():
+                        continue
+                    ev = orjson.loads(line)
+                    mine[ev["object"]["metadata"]["name"]] = time.monotonic_ns()
+
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            tasks = [asyncio.create_task(watcher(k)) for k in range(count)]
+            await all_answered.wait()
+            out_q.put(("ready", count - failed, failed, time.monotonic() - t_open, first_error))
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        out_q.put(("done", arrivals))
+
+    asyncio.run(main())
+
+
+async def watch_phase(srv: ServerProcess, ctx: ssl.SSLContext, scale: Scale) -> dict[str, Any]:
+    base = srv.url
+    ns_url = f"{base}/api/v1/namespaces/bench-watch/configmaps"
+    async with new_session(ctx, 1) as s:
+        await call(s, "POST", f"{base}/api/v1/namespaces",
+                   {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench-watch"}})
+        lst, _ = await call(s, "GET", ns_url)
+    rv = lst["metadata"]["resourceVersion"]
+    watch_url = f"{ns_url}?watch=true&resourceVersion={rv}&timeoutSeconds=900"
+
+    procs_n = max(1, scale.watch_procs)
+    per = [scale.watchers // procs_n + (1 if i < scale.watchers % procs_n else 0) for i in range(procs_n)]
+    mpctx = mp.get_context("spawn")  # a clean interpreter per client: no inherited event loop or sockets
+    out_q = mpctx.Queue()
+    stop = mpctx.Event()
+    procs = [mpctx.Process(target=_watch_proc, args=(watch_url, str(srv.data_dir / "tls"), n, 32, out_q, stop),
+                           daemon=True) for n in per]
+    res: dict[str, Any] = {"watchers_requested": scale.watchers, "client_processes": procs_n,
+                           "writes": scale.watch_writes, "write_interval_s": scale.watch_interval}
+    try:
+        t_open = time.monotonic()
+        for p in procs:
+            p.start()
+        opened = failed = 0
+        errors: list[str] = []
+        for _ in procs:
+            tag, ok, bad, _secs, err = await asyncio.to_thread(out_q.get, True, 180)
+            assert tag == "ready"
+            opened += ok
+            failed += bad
+            if err:
+                errors.append(err)
+        res["watchers_open"] = opened
+        res["watchers_failed"] = failed
+        res["open_errors"] = errors[:3]
+        res["seconds_to_open_all"] = round(time.monotonic() - t_open, 2)
+        res["server_rss_mb_with_watchers"] = rss_mb_of(srv.proc.pid)
+        print(f"  {opened} watchers open ({failed} failed) over {procs_n} client process(es) in "
+              f"{res['seconds_to_open_all']} s (incl. process start)", flush=True)
+        await asyncio.sleep(1.0)  # let every stream settle past its initial wait
+
+        writes: list[tuple[str, int, float]] = []  # (name, t0 ns, write latency s)
+        cpu0 = cpu_seconds_of(srv.proc.pid)
+        t_first = time.monotonic()
+        async with new_session(ctx, 1) as s:
+            await warm(s, base, 1)
+            for i in range(scale.watch_writes):
+                name = f"w-{i:03d}"
+                body = configmap(name)
+                t0 = time.monotonic_ns()
+                await call(s, "POST", ns_url, body)
+                writes.append((name, t0, (time.monotonic_ns() - t0) / 1e9))
+                await asyncio.sleep(max(0.0, t0 / 1e9 + scale.watch_interval - time.monotonic()))
+        await asyncio.sleep(3.0)  # stragglers
+        res["server_cpu_pct_during_writes"] = round(
+            100 * (cpu_seconds_of(srv.proc.pid) - cpu0) / (time.monotonic() - t_first), 1)
+        stop.set()
+        arrivals: list[dict[str, int]] = []
+        for _ in procs:
+            tag, data = await asyncio.to_thread(out_q.get, True, 60)
+            assert tag == "done"
+            arrivals.extend(data)
+    finally:
+        stop.set()
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.terminate()
+                p.join(5)
+
+    last: list[float] = []
+    median: list[float] = []
+    missed = 0
+    per_write: list[dict[str, Any]] = []
+    for name, t0, wlat in writes:
+        got = [(a[name] - t0) / 1e9 for a in arrivals if name in a]
+        missed += opened - len(got)
+        if got:
+            last.append(max(got))
+            median.append(statistics.median(got))
+        per_write.append({"name": name, "write_ms": ms(wlat), "delivered": len(got),
+                          "last_ms": ms(max(got)) if got else None,
+                          "median_ms": ms(statistics.median(got)) if got else None})
+    wl = [w[2] for w in writes]
+    res.update({
+        "last_watcher_p50_ms": ms(pct(last, 50)), "last_watcher_p99_ms": ms(pct(last, 99)),
+        "median_watcher_p50_ms": ms(pct(median, 50)), "median_watcher_p99_ms": ms(pct(median, 99)),
+        "write_p50_ms": ms(pct(wl, 50)), "write_p99_ms": ms(pct(wl, 99)),
+        "missed_deliveries": missed, "per_write": per_write,
+    })
+    print(f"  fan-out to {opened}: last watcher p50 {res['last_watcher_p50_ms']:.1f} ms p99 "
+          f"{res['last_watcher_p99_ms']:.1f} ms; median watcher p50 {res['median_watcher_p50_ms']:.1f} ms "
+          f"p99 {res['median_watcher_p99_ms']:.1f} ms; missed {missed}", flush=True)
+    return res
+
+
+# --------------------------------------------------------------------------------------------
+# Phase 4: the SQLite floor
+
+
+def sqlite_floor(path: Path, rows: int, batch: int, bound: float) -> dict[str, Any]:
+    """Insert ``rows`` ~1 KB rows, ``batch`` per transaction, with the store's file setup."""
+    # The store's own connection setup (WAL, synchronous=FULL, same schema and insert), so the floor
+    # differs from the server only by everything above the store.
+    conn = kyb_sqlite._open_writer_connection(str(path), 64 * 1024 * 1024)
+    value = orjson.dumps(configmap("floor"))
+    commits: list[float] = []
+    done = 0
+    try:
+        start = time.perf_counter()
+        next_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM kv").fetchone()[0] + 1
+        while done < rows and time.perf_counter() - start < bound:
+            t0 = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            for _ in range(min(batch, rows - done)):
+                key = f"/registry/configmaps/bench/floor-{next_id}"
+                conn.execute(kyb_sqlite._SQL_INSERT, (next_id, key, 1, 0, next_id, 0, value))
+                next_id += 1
+                done += 1
+            conn.execute("COMMIT")
+            commits.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - start
+    finally:
+        conn.close()
+    return {"rows": done, "rows_per_txn": batch, "seconds": round(elapsed, 3),
+            "rows_per_s": round(done / elapsed, 1), "commits": len(commits),
+            "commit_p50_ms": ms(pct(commits, 50)), "commit_p99_ms": ms(pct(commits, 99))}
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+def fmt(v: Any, nd: int = 1) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.{nd}f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def report(results: dict[str, Any]) -> None:
+    cells: list[dict[str, Any]] = results["crud"]
+    print("\n=== CRUD (ConfigMaps ~1 KB, Pods small; update = PUT with current resourceVersion) ===")
+    print(f"{'cell':<24}{'clients':>8}{'ops':>7}{'ops/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+          f"{'srv cpu%':>9}{'cli cpu%':>9}{'err':>5}")
+    for c in cells:
+        print(f"{c['name']:<24}{c['concurrency']:>8}{c['ops']:>7}{fmt(c['ops_per_s']):>10}{fmt(c['p50_ms'], 2):>9}"
+              f"{fmt(c['p99_ms'], 2):>9}{fmt(c['max_ms'], 2):>9}{fmt(c['server_cpu_pct']):>9}"
+              f"{fmt(c['client_cpu_pct']):>9}{c['errors']:>5}")
+
+    fl = results["floor"]
+    print("\n=== SQLite floor (store's file setup: WAL, synchronous=FULL; 1 writer) ===")
+    print(f"{'mode':<28}{'rows':>7}{'rows/s':>10}{'commits':>9}{'commit p50 ms':>15}{'commit p99 ms':>15}")
+    for key, label in (("single", "1 insert per transaction"), ("batched", "64 inserts per transaction")):
+        f = fl[key]
+        print(f"{label:<28}{f['rows']:>7}{fmt(f['rows_per_s']):>10}{f['commits']:>9}"
+              f"{fmt(f['commit_p50_ms'], 2):>15}{fmt(f['commit_p99_ms'], 2):>15}")
+    for c, r in fl["api_create_ratio"].items():
+        print(f"  API configmap creates/s at {c:>2} clients / raw single-txn inserts/s = {r:.3f}")
+
+    ls = results["list"]
+    print(f"\n=== LIST ({ls['pods_listed']} pods in one namespace; fill {fmt(ls['fill']['ops_per_s'])} pods/s "
+          f"at 64 clients) ===")
+    fl_ = ls["full_list"]
+    pg = ls["paginated_500"]
+    tb = ls["table_first_page_500"]
+    print(f"  full JSON list, no limit        p50 {fmt(fl_['p50_ms'])} ms  ({fl_['runs']} runs)  "
+          f"{fl_['bytes'] / 1e6:.2f} MB")
+    print(f"  limit=500 + continue, all pages  p50 {fmt(pg['p50_total_ms'])} ms total  ({pg['pages']} pages, "
+          f"{pg['runs']} runs)  {pg['bytes'] / 1e6:.2f} MB")
+    print(f"  as=Table limit=500 first page    p50 {fmt(tb['p50_ms'])} ms  ({tb['runs']} runs)  "
+          f"{tb['bytes'] / 1e3:.0f} KB, {tb['rows']} rows")
+
+    w = results["watch"]
+    print(f"\n=== Watch fan-out ({w['watchers_open']} watchers over {w['client_processes']} client processes, "
+          f"{w['writes']} creates {w['write_interval_s']} s apart) ===")
+    print(f"  write -> LAST watcher decoded    p50 {fmt(w['last_watcher_p50_ms'])} ms  p99 "
+          f"{fmt(w['last_watcher_p99_ms'])} ms")
+    print(f"  write -> median watcher decoded  p50 {fmt(w['median_watcher_p50_ms'])} ms  p99 "
+          f"{fmt(w['median_watcher_p99_ms'])} ms")
+    print(f"  the write request itself         p50 {fmt(w['write_p50_ms'])} ms  p99 {fmt(w['write_p99_ms'])} ms")
+    print(f"  missed deliveries {w['missed_deliveries']}, failed watchers {w['watchers_failed']}, "
+          f"time to open all {w['seconds_to_open_all']} s, server RSS {w['server_rss_mb_with_watchers']} MB")
+
+    print("\n=== Goals ===")
+    by = {(c["name"], c["concurrency"]): c for c in cells}
+    best_create = max(c["ops_per_s"] for c in cells if c["name"] == "create configmap")
+    best_get = max(c["ops_per_s"] for c in cells if c["name"] == "get configmap")
+    mut16 = max(by[("create configmap", 16)]["p99_ms"], by[("update configmap (PUT)", 16)]["p99_ms"],
+                by[("create pod", 16)]["p99_ms"])
+    mut_all = max(c["p99_ms"] for c in cells if c["verb"] in ("create", "update"))
+    rows = [
+        ("creates/s (configmap, best of 1/16/64)", f">= {GOAL_CREATES_PER_S:,.0f}/s", fmt(best_create),
+         verdict(best_create >= GOAL_CREATES_PER_S)),
+        ("gets/s (best of 1/16/64)", f">= {GOAL_GETS_PER_S:,.0f}/s", fmt(best_get),
+         verdict(best_get >= GOAL_GETS_PER_S)),
+        ("p99 mutating latency at 16 clients", f"<= {GOAL_P99_MUTATING_MS_AT_16:.0f} ms", f"{fmt(mut16)} ms",
+         verdict(mut16 <= GOAL_P99_MUTATING_MS_AT_16)),
+        (f"fan-out to {w['watchers_open']} watchers, p99 (last)", f"<= {GOAL_FANOUT_P99_MS:.0f} ms",
+         f"{fmt(w['last_watcher_p99_ms'])} ms",
+         verdict(w["last_watcher_p99_ms"] <= GOAL_FANOUT_P99_MS and w["missed_deliveries"] == 0)),
+        ("K8s SLO: mutating p99, any cell", f"<= {K8S_SLO_MUTATING_P99_MS:.0f} ms", f"{fmt(mut_all)} ms",
+         verdict(mut_all <= K8S_SLO_MUTATING_P99_MS)),
+        ("ref: Go kube-apiserver mutating p50", f"{GO_APISERVER_P50_MS[0]:.0f}-{GO_APISERVER_P50_MS[1]:.0f} ms",
+         f"create p50 at 16: {fmt(by[('create configmap', 16)]['p50_ms'])} ms", "info"),
+    ]
+    for name, goal, got, v in rows:
+        print(f"  {name:<44}{goal:>12}{got:>32}  {v}")
+    results["goals"] = [{"metric": r[0], "goal": r[1], "measured": r[2], "verdict": r[3]} for r in rows]
+
+
+# --------------------------------------------------------------------------------------------
+
+
+async def server_phases(srv: ServerProcess, scale: Scale, results: dict[str, Any]) -> None:
+    ctx = client_ssl_context(srv.data_dir)
+    print("[1/3] CRUD cells", flush=True)
+    results["crud"] = [asdict(c) for c in await crud_phase(srv, ctx, scale)]
+    results["server_rss_mb_after_crud"] = rss_mb_of(srv.proc.pid)
+    print("[2/3] LIST", flush=True)
+    results["list"] = await list_phase(srv, ctx, scale)
+    print("[3/3] watch fan-out", flush=True)
+    results["watch"] = await watch_phase(srv, ctx, scale)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--quick", action="store_true", help="shrink every phase ~10x (smoke test)")
+    ap.add_argument("--watch-procs", type=int, default=None, help="client processes holding the watchers")
+    ap.add_argument("--tmp-dir", default=None, help="parent of the temporary data dir (must not be tmpfs "
+                    "for meaningful fsync figures)")
+    ap.add_argument("--out", default=str(RESULTS_PATH), help="where to write the JSON results")
+    args = ap.parse_args(argv)
+    scale = Scale.quick() if args.quick else Scale()
+    if args.watch_procs:
+        scale.watch_procs = args.watch_procs
+
+    tmp = Path(tempfile.mkdtemp(prefix="kyb-bench-", dir=args.tmp_dir))
+    results: dict[str, Any] = {
+        "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(), "machine": platform.machine(), "platform": platform.platform(),
+        "python": sys.version.split()[0], "aiohttp": aiohttp.__version__, "quick": args.quick,
+        "scale": asdict(scale), "tmp_dir": str(tmp),
+    }
+    t_all = time.perf_counter()
+    srv: ServerProcess | None = None
+    try:
+        print("[0/3] SQLite floor", flush=True)
+        floor = {
+            "single": sqlite_floor(tmp / "floor1.db", scale.cell_ops, 1, scale.floor_seconds),
+            "batched": sqlite_floor(tmp / "floor64.db", scale.cell_ops, 64, scale.floor_seconds),
+        }
+        print(f"  1/txn {floor['single']['rows_per_s']:.0f} rows/s, 64/txn {floor['batched']['rows_per_s']:.0f} "
+              "rows/s", flush=True)
+        results["floor"] = floor
+        srv = ServerProcess.start(tmp / "data")
+        results["server_rss_mb_at_start"] = rss_mb_of(srv.proc.pid)
+        asyncio.run(server_phases(srv, scale, results))
+    finally:
+        if srv is not None:
+            results["server_exit_code"] = srv.stop()
+        results["total_seconds"] = round(time.perf_counter() - t_all, 1)
+        with contextlib.suppress(OSError):
+            shutil.rmtree(tmp)
+
+    floor["api_create_ratio"] = {
+        str(c["concurrency"]): round(c["ops_per_s"] / floor["single"]["rows_per_s"], 3)
+        for c in results["crud"] if c["name"] == "create configmap"
+    }
+    report(results)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    print(f"\nwrote {out} (total {results['total_seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

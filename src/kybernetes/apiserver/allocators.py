@@ -1,0 +1,186 @@
+"""Service ClusterIP and NodePort allocation, as registry hooks on Service create and update.
+
+What is in use is read from the watch cache of Services (the truth, after restarts too) plus a
+short-lived in-memory reservation for addresses handed out whose Service is not in the cache yet,
+so two concurrent creates never get the same address. The first address of the range is the
+``kubernetes`` Service's, as in Kubernetes. Random picks (then a scan when the range is crowded)
+keep a freed address from being handed out again at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import time
+from typing import Any
+
+from kybernetes.api import validation as v
+from kybernetes.api.resources import Resource
+from kybernetes.apiserver.registry.store import Registry, RequestContext
+
+Obj = dict[str, Any]
+RESERVE_SECONDS = 120.0
+
+
+class _Reservations:
+    def __init__(self) -> None:
+        self._until: dict[Any, float] = {}
+
+    def add(self, item: Any) -> None:
+        self._until[item] = time.monotonic() + RESERVE_SECONDS
+
+    def active(self) -> set[Any]:
+        now = time.monotonic()
+        for k in [k for k, t in self._until.items() if t < now]:
+            del self._until[k]
+        return set(self._until)
+
+
+class ServiceAllocator:
+    def __init__(self, service_cidr: str = "10.43.0.0/16", node_port_range: tuple[int, int] = (30000, 32767)) -> None:
+        self.network = ipaddress.ip_network(service_cidr)
+        self.node_ports = node_port_range
+        self._ips = _Reservations()
+        self._ports = _Reservations()
+
+    @property
+    def kubernetes_ip(self) -> str:
+        return str(self.network.network_address + 1)
+
+    async def _in_use(self, registry: Registry, r: Resource, exclude_uid: str = "") -> tuple[set[str], set[int]]:
+        cache = await registry.cacher.cache_for(r.key_prefix)
+        ips: set[str] = set()
+        ports: set[int] = set()
+        for svc in cache.objects.values():
+            if svc.get("metadata", {}).get("uid") == exclude_uid and exclude_uid:
+                continue
+            spec = svc.get("spec") or {}
+            for ip in spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else []):
+                ips.add(ip)
+            for p in spec.get("ports") or []:
+                if p.get("nodePort"):
+                    ports.add(int(p["nodePort"]))
+        return ips | self._ips.active(), ports | self._ports.active()
+
+    def _pick_ip(self, used: set[str]) -> str | None:
+        size = self.network.num_addresses
+        base = self.network.network_address
+        # Skip the network address, the kubernetes Service's address and the broadcast address.
+        lo, hi = 2, size - 2
+        if hi < lo:
+            return None
+        for _ in range(64):
+            ip = str(base + random.randint(lo, hi))
+            if ip not in used:
+                return ip
+        for off in range(lo, hi + 1):
+            ip = str(base + off)
+            if ip not in used:
+                return ip
+        return None
+
+    def _pick_port(self, used: set[int]) -> int | None:
+        lo, hi = self.node_ports
+        for _ in range(64):
+            p = random.randint(lo, hi)
+            if p not in used:
+                return p
+        for p in range(lo, hi + 1):
+            if p not in used:
+                return p
+        return None
+
+    async def on_create(self, registry: Registry, r: Resource, obj: Obj, old: Obj | None, ctx: RequestContext) -> None:
+        await self._allocate(registry, r, obj, None)
+
+    async def on_update(self, registry: Registry, r: Resource, obj: Obj, old: Obj | None, ctx: RequestContext) -> None:
+        await self._allocate(registry, r, obj, old)
+
+    async def _allocate(self, registry: Registry, r: Resource, obj: Obj, old: Obj | None) -> None:
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return
+        name = obj.get("metadata", {}).get("name", "")
+        old_spec = (old or {}).get("spec") or {}
+        uid = (old or {}).get("metadata", {}).get("uid", "")
+        used_ips, used_ports = await self._in_use(registry, r, exclude_uid=uid)
+        errs: list[v.FieldError] = []
+        stype = spec.get("type") or "ClusterIP"
+        if stype == "ExternalName":
+            spec.pop("clusterIP", None)
+            spec.pop("clusterIPs", None)
+        else:
+            ip = spec.get("clusterIP") or ""
+            if not ip and old_spec.get("clusterIP"):
+                ip = old_spec["clusterIP"]
+            if ip == "None":
+                spec["clusterIP"] = "None"
+                spec["clusterIPs"] = ["None"]
+            elif not ip:
+                picked = self._pick_ip(used_ips)
+                if picked is None:
+                    errs.append(v.FieldError("FieldValueInvalid", "spec.clusterIPs", detail="range is full"))
+                else:
+                    self._ips.add(picked)
+                    spec["clusterIP"], spec["clusterIPs"] = picked, [picked]
+            elif old_spec.get("clusterIP") != ip:
+                try:
+                    addr = ipaddress.ip_address(ip)
+                except ValueError:
+                    addr = None
+                if addr is None:
+                    errs.append(v.invalid("spec.clusterIPs[0]", ip, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"))
+                elif addr not in self.network:
+                    errs.append(v.invalid("spec.clusterIPs[0]", ip,
+                                          f"failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. "
+                                          f"The range of valid IPs is {self.network}"))
+                elif ip in used_ips:
+                    errs.append(v.invalid("spec.clusterIPs[0]", ip,
+                                          f"failed to allocate IP {ip}: provided IP is already allocated"))
+                else:
+                    self._ips.add(ip)
+                    spec["clusterIP"], spec["clusterIPs"] = ip, [ip]
+            else:
+                spec["clusterIP"] = ip
+                spec.setdefault("clusterIPs", [ip])
+            if (spec.get("clusterIP") and spec["clusterIP"] != "None") or spec.get("clusterIP") == "None":
+                spec.setdefault("ipFamilies", ["IPv4"])
+                spec.setdefault("ipFamilyPolicy", "SingleStack")
+        if stype in ("NodePort", "LoadBalancer"):
+            old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                         for p in old_spec.get("ports") or [] if isinstance(p, dict)}
+            for i, p in enumerate(spec.get("ports") or []):
+                if not isinstance(p, dict):
+                    continue
+                np = p.get("nodePort")
+                prev = old_ports.get((p.get("port"), p.get("protocol", "TCP")))
+                if not np and prev:
+                    p["nodePort"] = prev
+                    continue
+                if not np:
+                    picked_port = self._pick_port(used_ports)
+                    if picked_port is None:
+                        errs.append(v.FieldError("FieldValueInvalid", f"spec.ports[{i}].nodePort", detail="range is full"))
+                        continue
+                    self._ports.add(picked_port)
+                    used_ports.add(picked_port)
+                    p["nodePort"] = picked_port
+                elif np != prev:
+                    lo, hi = self.node_ports
+                    if not isinstance(np, int) or not lo <= np <= hi:
+                        errs.append(v.invalid(f"spec.ports[{i}].nodePort", np,
+                                              f"provided port is not in the valid range. The range of valid ports is {lo}-{hi}"))
+                    elif np in used_ports:
+                        errs.append(v.invalid(f"spec.ports[{i}].nodePort", np, "provided port is already allocated"))
+                    else:
+                        self._ports.add(np)
+                        used_ports.add(np)
+        elif stype == "ClusterIP":
+            for p in spec.get("ports") or []:
+                if isinstance(p, dict):
+                    p.pop("nodePort", None)
+        v.raise_if_errors("Service", name, errs)
+
+    def install(self, registry: Registry) -> None:
+        registry.create_hooks.setdefault(("", "Service"), []).append(self.on_create)
+        registry.update_hooks.setdefault(("", "Service"), []).append(self.on_update)

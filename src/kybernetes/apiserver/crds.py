@@ -1,0 +1,232 @@
+"""Serving custom resources: the part of apiextensions-apiserver that reacts to CRDs.
+
+A small controller inside the API server watches CustomResourceDefinitions through the registry:
+
+- on a new or changed CRD it registers every served version in the catalogue (so discovery and
+  routing see it at once), records each version's structural schema, printer columns and scale
+  paths, and marks the CRD ``NamesAccepted`` and ``Established``;
+- CRDs carry the ``customresourcecleanup.apiextensions.k8s.io`` finalizer; when one is deleted,
+  all its objects are deleted from the store, the resources leave the catalogue, and the
+  finalizer is removed so the CRD itself goes.
+
+Custom objects are stored in the storage version; other served versions differ only in
+``apiVersion`` (conversion strategy ``None``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+from typing import Any
+
+from kybernetes import errors
+from kybernetes.api import schema as schemas
+from kybernetes.api import structural
+from kybernetes.api import validation as v
+from kybernetes.api.resources import Catalogue, Resource
+from kybernetes.apiserver.handlers import ResourceHandlers
+from kybernetes.apiserver.registry.store import ListOptions, Registry, RequestContext, User, now_rfc3339
+from kybernetes.apiserver.registry.strategy import Strategy
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
+SYSTEM = RequestContext(user=User("system:apiserver", ("system:masters",)), field_manager="kube-apiserver")
+
+
+class CustomResourceStrategy(Strategy):
+    """Validation, defaulting and pruning against one CRD version's schema."""
+
+    def __init__(self, kind: str, schema: dict[str, Any] | None, has_status: bool, namespaced: bool) -> None:
+        self.kind_name = kind
+        self.raw_schema = schema or {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        self.status_enabled = has_status
+        self.namespaced = namespaced
+
+    @property  # type: ignore[override]
+    def has_status(self) -> bool:  # type: ignore[override]
+        return self.status_enabled
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        if self.status_enabled:
+            obj.pop("status", None)
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        if self.status_enabled:
+            if "status" in old:
+                new["status"] = old["status"]
+            else:
+                new.pop("status", None)
+
+    def default(self, obj: Obj) -> None:
+        structural.default_custom_object(obj, self.raw_schema)
+
+    def validate(self, obj: Obj) -> list[v.FieldError]:
+        return structural.validate_custom_object(_body(obj), self.raw_schema)
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[v.FieldError]:
+        return structural.validate_custom_object(_body(new), self.raw_schema)
+
+
+def _body(obj: Obj) -> Obj:
+    """The object without metadata, which the generic store validates itself."""
+    return {k: val for k, val in obj.items() if k != "metadata"}
+
+
+class CRDController:
+    def __init__(self, registry: Registry, catalogue: Catalogue, handlers: ResourceHandlers) -> None:
+        self.registry = registry
+        self.catalogue = catalogue
+        self.handlers = handlers
+        self._task: asyncio.Task[None] | None = None
+        self._served: dict[str, list[Resource]] = {}
+        self.schema_version = 0
+        """Bumped whenever a served schema changes (the OpenAPI documents rebuild)."""
+        self.crd_resource = catalogue.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        assert self.crd_resource is not None
+        registry.create_hooks.setdefault(("apiextensions.k8s.io", "CustomResourceDefinition"), []).append(
+            self._on_create)
+
+    async def _on_create(self, registry: Registry, r: Resource, obj: Obj, old: Obj | None, ctx: RequestContext) -> None:
+        fins = obj["metadata"].setdefault("finalizers", [])
+        if CLEANUP_FINALIZER not in fins:
+            fins.append(CLEANUP_FINALIZER)
+
+    async def start(self) -> None:
+        # Serve what exists before the server answers, so a restart does not 404 for a moment.
+        res = await self.registry.list(self.crd_resource, "", ListOptions())  # type: ignore[arg-type]
+        for crd in res.items:
+            self._serve(crd)
+        self._task = asyncio.create_task(self._run(res.resource_version), name="crd-controller")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+
+    def custom_schema_for(self, group: str, version: str, kind: str) -> dict[str, Any] | None:
+        s = self.registry.custom_schemas.get((group, version, kind))
+        return s.raw if s is not None else None
+
+    async def _run(self, rv: str) -> None:
+        assert self.crd_resource is not None
+        while True:
+            try:
+                async for ev in self.registry.watch(self.crd_resource, "", ListOptions(resource_version=rv)):
+                    rv = str(ev.revision)
+                    if ev.type == "DELETED":
+                        self._unserve(ev.obj)
+                        continue
+                    await self._reconcile(ev.obj)
+            except asyncio.CancelledError:
+                raise
+            except errors.Expired:
+                rv = ""
+            except Exception:
+                log.exception("CRD controller failed; restarting")
+                await asyncio.sleep(0.5)
+
+    async def _reconcile(self, crd: Obj) -> None:
+        if crd["metadata"].get("deletionTimestamp"):
+            await self._cleanup(crd)
+            return
+        self._serve(crd)
+        status = crd.get("status") or {}
+        conds = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+        names = crd["spec"]["names"]
+        if conds.get("Established") == "True" and status.get("acceptedNames") == _accepted(names):
+            return
+        now = now_rfc3339()
+        new_status = {
+            "acceptedNames": _accepted(names),
+            "conditions": [
+                {"type": "NamesAccepted", "status": "True", "lastTransitionTime": now, "reason": "NoConflicts",
+                 "message": "no conflicts found"},
+                {"type": "Established", "status": "True", "lastTransitionTime": now, "reason": "InitialNamesAccepted",
+                 "message": "the initial names have been accepted"},
+            ],
+            "storedVersions": sorted({ver["name"] for ver in crd["spec"]["versions"] if ver.get("storage")}
+                                     | set(status.get("storedVersions") or [])),
+        }
+        assert self.crd_resource is not None
+        with contextlib.suppress(errors.NotFound, errors.Conflict):
+            await self.registry.patch(self.crd_resource, "", crd["metadata"]["name"], "merge",
+                                      {"status": new_status}, SYSTEM, subresource="status")
+
+    def _serve(self, crd: Obj) -> None:
+        spec = crd.get("spec") or {}
+        group = spec.get("group", "")
+        names = spec.get("names") or {}
+        namespaced = spec.get("scope", "Namespaced") == "Namespaced"
+        name = crd["metadata"]["name"]
+        old = self._served.pop(name, [])
+        for r in old:
+            self.catalogue.remove(r.group, r.version, r.plural)
+        served: list[Resource] = []
+        for ver in spec.get("versions") or []:
+            if not ver.get("served", True):
+                continue
+            subs = []
+            sr = ver.get("subresources") or {}
+            if "status" in sr:
+                subs.append("status")
+            if "scale" in sr:
+                subs.append("scale")
+            r = Resource(
+                group=group, version=ver["name"], kind=names.get("kind", ""), plural=names.get("plural", ""),
+                namespaced=namespaced, short_names=tuple(names.get("shortNames") or ()),
+                categories=tuple(names.get("categories") or ()), subresources=tuple(subs),
+                singular=names.get("singular") or names.get("kind", "").lower(), builtin=False,
+            )
+            raw = ((ver.get("schema") or {}).get("openAPIV3Schema")) or None
+            self.registry.custom_schemas[(group, ver["name"], r.kind)] = schemas.from_openapi_v3(
+                raw or {"type": "object", "x-kubernetes-preserve-unknown-fields": True})
+            self.registry.custom_strategies[(group, r.kind)] = CustomResourceStrategy(
+                r.kind, raw, "status" in sr, namespaced)
+            self.handlers.custom_columns[(group, ver["name"], r.kind)] = list(ver.get("additionalPrinterColumns") or [])
+            if "scale" in sr:
+                self.handlers.scale_paths[(group, r.kind)] = dict(sr["scale"])
+            served.append(r)
+        self.catalogue.add_all(served)
+        self._served[name] = served
+        self.schema_version += 1
+
+    def _unserve(self, crd: Obj) -> None:
+        name = crd["metadata"]["name"]
+        for r in self._served.pop(name, []):
+            self.catalogue.remove(r.group, r.version, r.plural)
+            self.registry.custom_schemas.pop((r.group, r.version, r.kind), None)
+            self.registry.custom_strategies.pop((r.group, r.kind), None)
+            self.handlers.custom_columns.pop((r.group, r.version, r.kind), None)
+            self.handlers.scale_paths.pop((r.group, r.kind), None)
+
+    async def _cleanup(self, crd: Obj) -> None:
+        """Delete every object of a CRD being deleted, then let the CRD go."""
+        spec = crd.get("spec") or {}
+        prefix = f"/registry/{spec.get('group')}/{(spec.get('names') or {}).get('plural')}/"
+        store = self.registry.store
+        while True:
+            res = await store.list(prefix, limit=500)
+            for kv in res.items:
+                with contextlib.suppress(Exception):
+                    await store.delete(kv.key)
+            if not res.more:
+                break
+        self._unserve(crd)
+        self.registry.cacher.drop(prefix)
+        fins = [f for f in crd["metadata"].get("finalizers") or [] if f != CLEANUP_FINALIZER]
+        assert self.crd_resource is not None
+        new = copy.deepcopy(crd)
+        new["metadata"]["finalizers"] = fins
+        with contextlib.suppress(errors.NotFound, errors.Conflict):
+            await self.registry.update(self.crd_resource, "", crd["metadata"]["name"], new, SYSTEM)
+
+
+def _accepted(names: Obj) -> Obj:
+    out = dict(names)
+    out.setdefault("singular", out.get("kind", "").lower())
+    out.setdefault("listKind", out.get("kind", "") + "List")
+    return out

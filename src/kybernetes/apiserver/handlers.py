@@ -1,0 +1,525 @@
+"""HTTP handlers for resource requests: verbs, subresources, watch streams, content negotiation.
+
+One handler serves every resource URL. It resolves the path against the catalogue, reads the
+query and body into registry calls, and renders the result as JSON, a ``Table`` (server-side
+printing for kubectl) or ``PartialObjectMetadata``. Watches are chunked streams of JSON lines.
+Errors are raised as :class:`~kybernetes.errors.StatusError` and rendered by the app's middleware.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import datetime as dt
+import random
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from kybernetes import errors
+from kybernetes.api.resources import Catalogue, Resource
+from kybernetes.api.selectors import parse_field_selector, parse_label_selector
+from kybernetes.apiserver import printers
+from kybernetes.apiserver.registry import store as reg
+from kybernetes.apiserver.registry.store import DeleteOptions, ListOptions, Registry, RequestContext
+from kybernetes.apiserver.requests import (
+    Accept,
+    ResourcePath,
+    bool_param,
+    int_param,
+    parse_accept,
+    patch_type,
+    read_body,
+)
+from kybernetes.storage.cacher import CacheEvent
+
+Obj = dict[str, Any]
+
+JSON = "application/json"
+BOOKMARK_INTERVAL = 30.0
+
+
+def json_response(body: Any, status: int = 200, *, pretty: bool = False, content_type: str = JSON,
+                  headers: dict[str, str] | None = None) -> web.Response:
+    data = orjson.dumps(body, option=orjson.OPT_INDENT_2 if pretty else 0)
+    return web.Response(body=data, status=status, content_type=content_type.split(";")[0],
+                        headers=_ct_headers(content_type, headers))
+
+
+def _ct_headers(content_type: str, headers: dict[str, str] | None) -> dict[str, str] | None:
+    if ";" not in content_type:
+        return headers
+    # aiohttp's content_type cannot carry parameters; set the full header instead.
+    out = dict(headers or {})
+    out["Content-Type"] = content_type
+    return out
+
+
+def status_success(details: dict[str, Any] | None = None) -> Obj:
+    out: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+    if details:
+        out["details"] = details
+    return out
+
+
+class ResourceHandlers:
+    def __init__(self, registry: Registry, catalogue: Catalogue) -> None:
+        self.registry = registry
+        self.catalogue = catalogue
+        self.custom_columns: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        """CRD (group, version, kind) -> additionalPrinterColumns."""
+        self.scale_paths: dict[tuple[str, str], dict[str, str]] = {
+            ("apps", "Deployment"): {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+                                     "labelSelectorPath": ".spec.selector"},
+            ("apps", "ReplicaSet"): {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+                                     "labelSelectorPath": ".spec.selector"},
+            ("apps", "StatefulSet"): {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+                                      "labelSelectorPath": ".spec.selector"},
+            ("", "ReplicationController"): {"specReplicasPath": ".spec.replicas",
+                                            "statusReplicasPath": ".status.replicas",
+                                            "labelSelectorPath": ".spec.selector"},
+        }
+        self.shutting_down = asyncio.Event()
+
+    # --- entry ---------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request, rp: ResourcePath, ctx: RequestContext) -> web.StreamResponse:
+        r = self.catalogue.get(rp.group, rp.version, rp.plural)
+        if r is None:
+            raise errors.NotFound("the server could not find the requested resource")
+        if rp.namespace and not r.namespaced:
+            raise errors.NotFound("the server could not find the requested resource")
+        if rp.subresource and rp.subresource not in r.subresources:
+            raise errors.NotFound("the server could not find the requested resource")
+        q = request.query
+        accept = parse_accept(request.headers.get("Accept", ""))
+        method = request.method
+        ctx.dry_run = _dry_run(q.getall("dryRun", []))
+        ctx.field_manager = q.get("fieldManager", "")
+        ctx.user_agent = request.headers.get("User-Agent", "")
+        fv = q.get("fieldValidation", "")
+        if fv and fv not in ("Strict", "Warn", "Ignore"):
+            raise errors.BadRequest(f"fieldValidation must be one of Strict, Warn, Ignore, got {fv!r}")
+        ctx.field_validation = fv or ("Warn" if method != "GET" else "Ignore")
+        if len(ctx.field_manager) > 128:
+            raise errors.Invalid("", "", [{"reason": "FieldValueTooLong", "field": "fieldManager",
+                                           "message": "Too long: may not be more than 128 bytes"}],
+                                 message="fieldManager: Too long: may not be more than 128 bytes")
+        pretty = bool_param(q.get("pretty"))
+        ns = rp.namespace
+        if r.namespaced and not ns and method not in ("GET",) and method == "POST" and not rp.name:
+            raise errors.NotFound("the server could not find the requested resource")
+        watch = rp.watch or bool_param(q.get("watch"))
+
+        if rp.subresource:
+            return await self._subresource(request, r, rp, ctx, accept, pretty)
+        if method == "GET":
+            if rp.name:
+                if watch:
+                    return await self._watch(request, r, ns, ctx, accept, name=rp.name)
+                obj = await self.registry.get(r, ns, rp.name, q.get("resourceVersion", ""))
+                return self._render_one(r, obj, accept, pretty, q)
+            if watch:
+                return await self._watch(request, r, ns, ctx, accept)
+            return await self._list(request, r, ns, accept, pretty)
+        if method == "POST" and r.plural == "bindings" and not r.group:
+            # The older form of pods/binding: the Binding names the pod.
+            body = await self._body(request)
+            pod_name = (body.get("metadata") or {}).get("name") if isinstance(body, dict) else None
+            if not pod_name:
+                raise errors.BadRequest("a Binding must name its pod in metadata.name")
+            pods = self.catalogue.get("", "v1", "pods")
+            assert pods is not None
+            await self._bind(pods, ns, pod_name, body, ctx)
+            return json_response(status_success(), 201, pretty=pretty)
+        if method == "POST":
+            if rp.name:
+                raise errors.MethodNotAllowed('the server does not allow this method on the requested resource')
+            self._require_verb(r, "create")
+            body = await self._body(request)
+            obj = await self.registry.create(r, ns, body, ctx)  # type: ignore[arg-type]
+            return self._render_one(r, obj, accept, pretty, q, status=201, ctx=ctx)
+        if method == "PUT":
+            if not rp.name:
+                raise errors.MethodNotAllowed("the server does not allow this method on the requested resource")
+            body = await self._body(request)
+            obj, created = await self.registry.update(r, ns, rp.name, body, ctx)  # type: ignore[arg-type]
+            return self._render_one(r, obj, accept, pretty, q, status=201 if created else 200, ctx=ctx)
+        if method == "PATCH":
+            if not rp.name:
+                raise errors.MethodNotAllowed("the server does not allow this method on the requested resource")
+            ptype = patch_type(request.headers.get("Content-Type", ""))
+            body = await self._body(request)
+            if ptype == "apply" and ctx.field_validation == "Warn" and not q.get("fieldValidation"):
+                ctx.field_validation = "Warn"
+            obj, created = await self.registry.patch(r, ns, rp.name, ptype, body, ctx,
+                                                     force=bool_param(q.get("force")))
+            return self._render_one(r, obj, accept, pretty, q, status=201 if created else 200, ctx=ctx)
+        if method == "DELETE":
+            opts = await self._delete_options(request)
+            ctx.dry_run = ctx.dry_run or opts.dry_run
+            if not rp.name:
+                self._require_verb(r, "deletecollection")
+                lo = self._list_options(q)
+                items = await self.registry.delete_collection(r, ns, lo, opts, ctx)
+                return json_response({"kind": r.list_kind, "apiVersion": r.api_version,
+                                      "metadata": {}, "items": items}, pretty=pretty)
+            obj, gone = await self.registry.delete(r, ns, rp.name, opts, ctx)
+            return self._render_one(r, obj, accept, pretty, q, status=200 if gone else 202, ctx=ctx)
+        raise errors.MethodNotAllowed(f"method {method} is not allowed")
+
+    @staticmethod
+    def _require_verb(r: Resource, verb: str) -> None:
+        if verb not in r.verbs:
+            raise errors.MethodNotAllowed(f"{verb} is not supported on resources of kind \"{r.plural}\"")
+
+    async def _body(self, request: web.Request) -> Any:
+        if request.content_length is not None and request.content_length > 3 * 1024 * 1024:
+            raise errors.RequestEntityTooLarge("Request entity too large: limit is 3145728")
+        raw = await request.content.read(3 * 1024 * 1024 + 1)
+        return read_body(raw, request.headers.get("Content-Type", JSON))
+
+    async def _delete_options(self, request: web.Request) -> DeleteOptions:
+        q = request.query
+        opts = DeleteOptions(
+            grace_period_seconds=int_param(q.get("gracePeriodSeconds"), "gracePeriodSeconds"),
+            propagation_policy=q.get("propagationPolicy"),
+        )
+        if bool_param(q.get("orphanDependents")):
+            opts.propagation_policy = "Orphan"
+        if request.can_read_body:
+            raw = await request.content.read(3 * 1024 * 1024 + 1)
+            if raw.strip():
+                body = read_body(raw, request.headers.get("Content-Type", JSON))
+                if not isinstance(body, dict):
+                    raise errors.BadRequest("DeleteOptions must be an object")
+                if body.get("gracePeriodSeconds") is not None:
+                    if not isinstance(body["gracePeriodSeconds"], int):
+                        raise errors.BadRequest("gracePeriodSeconds must be an integer")
+                    opts.grace_period_seconds = body["gracePeriodSeconds"]
+                if body.get("propagationPolicy"):
+                    opts.propagation_policy = str(body["propagationPolicy"])
+                if body.get("orphanDependents") is True:
+                    opts.propagation_policy = "Orphan"
+                if isinstance(body.get("preconditions"), dict):
+                    opts.preconditions = body["preconditions"]
+                if body.get("dryRun"):
+                    opts.dry_run = _dry_run(body["dryRun"])
+        return opts
+
+    # --- rendering -----------------------------------------------------------------------
+
+    def _columns(self, r: Resource) -> list[dict[str, Any]] | None:
+        return None if r.builtin else self.custom_columns.get((r.group, r.version, r.kind), [])
+
+    def _render_one(self, r: Resource, obj: Obj, accept: Accept, pretty: bool, q: Any, *, status: int = 200,
+                    ctx: RequestContext | None = None) -> web.Response:
+        headers = _warning_headers(ctx)
+        if accept.table and status in (200, 201):
+            table = printers.to_table(r.group, r.kind, [obj], now=_now(),
+                                      include_object=q.get("includeObject", "Metadata"),
+                                      list_meta={"resourceVersion": obj.get("metadata", {}).get("resourceVersion", "")},
+                                      custom_columns=self._columns(r))
+            return json_response(table, status, pretty=pretty, headers=headers)
+        if accept.partial_metadata:
+            return json_response(_partial(obj), status, pretty=pretty, headers=headers)
+        return json_response(obj, status, pretty=pretty, headers=headers)
+
+    def _list_options(self, q: Any) -> ListOptions:
+        ls = q.get("labelSelector", "")
+        fs = q.get("fieldSelector", "")
+        limit = int_param(q.get("limit"), "limit") or 0
+        return ListOptions(
+            label_selector=parse_label_selector(ls) if ls else None,
+            field_selector=parse_field_selector(fs) if fs else None,
+            limit=max(0, limit),
+            continue_token=q.get("continue", ""),
+            resource_version=q.get("resourceVersion", ""),
+            resource_version_match=q.get("resourceVersionMatch", ""),
+        )
+
+    async def _list(self, request: web.Request, r: Resource, ns: str, accept: Accept, pretty: bool) -> web.Response:
+        self._require_verb(r, "list")
+        q = request.query
+        opts = self._list_options(q)
+        res = await self.registry.list(r, ns, opts)
+        meta: Obj = {"resourceVersion": res.resource_version}
+        if res.continue_token:
+            meta["continue"] = res.continue_token
+        if res.remaining is not None:
+            meta["remainingItemCount"] = res.remaining
+        if accept.table:
+            table = printers.to_table(r.group, r.kind, res.items, now=_now(),
+                                      include_object=q.get("includeObject", "Metadata"), list_meta=meta,
+                                      custom_columns=self._columns(r))
+            return json_response(table, pretty=pretty)
+        if accept.partial_metadata:
+            return json_response({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+                                  "metadata": meta, "items": [_partial(o) for o in res.items]}, pretty=pretty)
+        body = {"kind": r.list_kind, "apiVersion": r.api_version, "metadata": meta, "items": res.items}
+        return json_response(body, pretty=pretty)
+
+    # --- watch ---------------------------------------------------------------------------
+
+    async def _watch(self, request: web.Request, r: Resource, ns: str, ctx: RequestContext, accept: Accept,
+                     name: str = "") -> web.StreamResponse:
+        self._require_verb(r, "watch")
+        q = request.query
+        opts = self._list_options(q)
+        if name:
+            from kybernetes.api.selectors import parse_field_selector as pfs
+
+            sel = f"metadata.name={name}"
+            if opts.field_selector is not None and not opts.field_selector.empty:
+                sel += "," + q.get("fieldSelector", "")
+            opts.field_selector = pfs(sel)
+        timeout = int_param(q.get("timeoutSeconds"), "timeoutSeconds")
+        if timeout is None or timeout <= 0:
+            timeout = int(1800 * (1 + random.random()))
+        bookmarks = bool_param(q.get("allowWatchBookmarks"))
+        include_object = q.get("includeObject", "Metadata")
+        columns = self._columns(r)
+
+        events = self.registry.watch(r, ns, opts).__aiter__()
+        # Validate the request (selectors, too-old versions) before answering 200; an error
+        # found here is a plain Status response, like Kubernetes does for a bad watch.
+        first: CacheEvent | None = None
+        task: asyncio.Future[CacheEvent] = asyncio.ensure_future(events.__anext__())
+        pending: asyncio.Future[CacheEvent] | None = task
+        ended = False
+        try:
+            done, _ = await asyncio.wait({task}, timeout=0.05)
+            if done:
+                pending = None
+                first = task.result()
+        except StopAsyncIteration:
+            ended = True
+        except errors.Expired as e:
+            # Kubernetes answers a too-old watch with 200 and an ERROR event.
+            resp = web.StreamResponse(status=200, headers={"Content-Type": JSON})
+            await resp.prepare(request)
+            await resp.write(orjson.dumps({"type": "ERROR", "object": e.status()}) + b"\n")
+            await resp.write_eof()
+            return resp
+
+        resp = web.StreamResponse(status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache, private"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+
+        def encode(ev: CacheEvent) -> bytes:
+            if accept.table:
+                table = printers.to_table(r.group, r.kind, [ev.obj], now=_now(), include_object=include_object,
+                                          list_meta={"resourceVersion": str(ev.revision)}, custom_columns=columns)
+                return orjson.dumps({"type": ev.type, "object": table}) + b"\n"
+            if accept.partial_metadata:
+                return orjson.dumps({"type": ev.type, "object": _partial(ev.obj)}) + b"\n"
+            if ev._encoded is None:
+                ev._encoded = orjson.dumps({"type": ev.type, "object": ev.obj}) + b"\n"
+            return ev._encoded
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        last_rv = self.registry.cacher.revision
+        try:
+            if first is not None:
+                await resp.write(encode(first))
+                last_rv = first.revision
+            while not ended:
+                if pending is None:
+                    pending = asyncio.ensure_future(events.__anext__())
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                done, _ = await asyncio.wait({pending}, timeout=min(remaining, BOOKMARK_INTERVAL))
+                if not done:
+                    if bookmarks:
+                        bm = {"kind": r.kind, "apiVersion": r.api_version,
+                              "metadata": {"resourceVersion": str(max(last_rv, self.registry.cacher.revision))}}
+                        await resp.write(orjson.dumps({"type": "BOOKMARK", "object": bm}) + b"\n")
+                    continue
+                fut, pending = pending, None
+                try:
+                    ev = fut.result()
+                except StopAsyncIteration:
+                    break
+                last_rv = ev.revision
+                await resp.write(encode(ev))
+        except errors.StatusError as e:
+            with contextlib.suppress(Exception):
+                await resp.write(orjson.dumps({"type": "ERROR", "object": e.status()}) + b"\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
+            with contextlib.suppress(BaseException):
+                await events.aclose()  # type: ignore[attr-defined]
+        with contextlib.suppress(Exception):
+            await resp.write_eof()
+        return resp
+
+    # --- subresources ----------------------------------------------------------------------
+
+    async def _subresource(self, request: web.Request, r: Resource, rp: ResourcePath, ctx: RequestContext,
+                           accept: Accept, pretty: bool) -> web.StreamResponse:
+        sub, method, ns, name, q = rp.subresource, request.method, rp.namespace, rp.name, request.query
+        if sub == "status" or sub == "finalize" or sub == "ephemeralcontainers":
+            wire_sub = sub if sub in ("status", "finalize") else ""
+            if method == "GET":
+                return self._render_one(r, await self.registry.get(r, ns, name), accept, pretty, q)
+            if method == "PUT":
+                body = await self._body(request)
+                obj, _ = await self.registry.update(r, ns, name, body, ctx, subresource=wire_sub)
+                return self._render_one(r, obj, accept, pretty, q, ctx=ctx)
+            if method == "PATCH" and sub != "finalize":
+                ptype = patch_type(request.headers.get("Content-Type", ""))
+                body = await self._body(request)
+                obj, _ = await self.registry.patch(r, ns, name, ptype, body, ctx, subresource=wire_sub,
+                                                   force=bool_param(q.get("force")))
+                return self._render_one(r, obj, accept, pretty, q, ctx=ctx)
+            raise errors.MethodNotAllowed(f"method {method} is not allowed on {sub}")
+        if sub == "scale":
+            return await self._scale(request, r, rp, ctx, pretty)
+        if sub == "binding" and method == "POST":
+            body = await self._body(request)
+            await self._bind(r, ns, name, body, ctx)
+            return json_response(status_success(), 201, pretty=pretty)
+        raise errors.NotFound(f"the server could not find the requested resource ({sub} is not served yet)")
+
+    async def _bind(self, r: Resource, ns: str, name: str, body: Any, ctx: RequestContext) -> None:
+        if r.kind != "Pod" or not isinstance(body, dict):
+            raise errors.BadRequest("binding must be a Binding object")
+        target = body.get("target") or {}
+        node = target.get("name")
+        if not node:
+            raise errors.Invalid("Binding", name, [{"reason": "FieldValueRequired", "field": "target.name",
+                                                    "message": "Required value"}])
+        for _attempt in range(5):
+            pod = await self.registry.get(r, ns, name)
+            if pod.get("metadata", {}).get("deletionTimestamp"):
+                raise errors.Conflict.of("pods", name, why="pod is being deleted, cannot be assigned to a host")
+            if (pod.get("spec") or {}).get("nodeName"):
+                raise errors.Conflict.of("pods", name, why=f"pod {name} is already assigned to node "
+                                         f"\"{pod['spec']['nodeName']}\"")
+            new = copy.deepcopy(pod)
+            new["spec"]["nodeName"] = node
+            try:
+                # Binding writes spec through the main resource with the binding's own rules.
+                await self.registry.bind(r, ns, name, new, pod, ctx)
+                return
+            except errors.Conflict:
+                continue
+        raise errors.Conflict.of("pods", name, why="too many conflicting binding attempts")
+
+    async def _scale(self, request: web.Request, r: Resource, rp: ResourcePath, ctx: RequestContext,
+                     pretty: bool) -> web.Response:
+        paths = self.scale_paths.get((r.group, r.kind))
+        if paths is None:
+            raise errors.NotFound("the server could not find the requested resource")
+        ns, name = rp.namespace, rp.name
+        obj = await self.registry.get(r, ns, name)
+        if request.method == "GET":
+            return json_response(_to_scale(obj, paths), pretty=pretty)
+        body = await self._body(request)
+        if request.method == "PUT":
+            scale = body
+        elif request.method == "PATCH":
+            from kybernetes.api import patch as patching
+
+            ptype = patch_type(request.headers.get("Content-Type", ""))
+            current = _to_scale(obj, paths)
+            if ptype == "json":
+                scale = patching.apply_json_patch(current, body)
+            elif ptype in ("merge", "strategic"):
+                scale = patching.apply_merge_patch(current, body)
+            else:
+                raise errors.UnsupportedMediaType("apply is not supported on the scale subresource")
+        else:
+            raise errors.MethodNotAllowed(f"method {request.method} is not allowed on scale")
+        if not isinstance(scale, dict):
+            raise errors.BadRequest("body must be a Scale")
+        replicas = (scale.get("spec") or {}).get("replicas", 0)
+        if not isinstance(replicas, int) or isinstance(replicas, bool):
+            raise errors.BadRequest("Scale in version \"v1\" cannot be handled as a Scale: spec.replicas must be an integer")
+        if replicas < 0:
+            raise errors.Invalid("Scale", name, [{"reason": "FieldValueInvalid", "field": "spec.replicas",
+                                                  "message": f"Invalid value: {replicas}: must be greater than or equal to 0"}],
+                                 group="autoscaling")
+        want_rv = (scale.get("metadata") or {}).get("resourceVersion")
+        if want_rv and want_rv != obj["metadata"]["resourceVersion"]:
+            raise errors.Conflict.of(r.plural, name, r.group)
+        patch = _set_path({}, paths["specReplicasPath"], replicas)
+        new, _ = await self.registry.patch(r, ns, name, "merge", patch, ctx)
+        return json_response(_to_scale(new, paths), pretty=pretty)
+
+
+def _to_scale(obj: Obj, paths: dict[str, str]) -> Obj:
+    from kybernetes.api.selectors import from_label_selector_object
+
+    meta = obj.get("metadata", {})
+    sel_raw = _get_path(obj, paths.get("labelSelectorPath", ""))
+    if isinstance(sel_raw, dict):
+        selector = str(from_label_selector_object(sel_raw)) if sel_raw.get("matchLabels") or sel_raw.get(
+            "matchExpressions") else ""
+        if not sel_raw.get("matchExpressions") and sel_raw.get("matchLabels") is None:
+            selector = ",".join(f"{k}={v}" for k, v in sel_raw.items())
+    else:
+        selector = str(sel_raw or "")
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                     if k in meta},
+        "spec": {"replicas": _get_path(obj, paths["specReplicasPath"]) or 0},
+        "status": {"replicas": _get_path(obj, paths.get("statusReplicasPath", "")) or 0, "selector": selector},
+    }
+
+
+def _get_path(obj: Any, path: str) -> Any:
+    cur = obj
+    for part in [p for p in path.split(".") if p]:
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+def _set_path(obj: Obj, path: str, value: Any) -> Obj:
+    parts = [p for p in path.split(".") if p]
+    cur = obj
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = value
+    return obj
+
+
+def _partial(obj: Obj) -> Obj:
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata", {})}
+
+
+def _dry_run(values: Any) -> bool:
+    if isinstance(values, str):
+        values = [values]
+    for val in values or ():
+        if val != "All":
+            raise errors.BadRequest(f'dryRun: Unsupported value: "{val}": supported values: "All"')
+        return True
+    return False
+
+
+def _warning_headers(ctx: RequestContext | None) -> dict[str, str] | None:
+    if ctx is None or not ctx.warnings:
+        return None
+    # One header value, comma-joined, each as `299 - "text"` (RFC 7234 warn-code form).
+    return {"Warning": ", ".join('299 - "' + w.replace('"', "'") + '"' for w in ctx.warnings[:50])}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+__all__ = ["ResourceHandlers", "json_response", "reg", "status_success"]

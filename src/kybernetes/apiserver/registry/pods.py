@@ -1,0 +1,1099 @@
+"""Pods and pod templates: the PodSpec defaults and rules every workload kind shares.
+
+A PodSpec appears in many kinds (Pod, PodTemplate, ReplicationController, and the apps/batch
+workloads), so its defaulting and validation are plain functions over dicts that the strategies
+of all those kinds call with the path where the spec lives:
+
+* :func:`default_pod_spec` fills in what ``k8s.io/kubernetes/pkg/apis/core/v1/defaults.go``
+  fills in for every PodSpec (dnsPolicy, restartPolicy, schedulerName, container, probe, port,
+  env and volume defaults). The few defaults Kubernetes applies only to *Pods* and never to
+  templates (``enableServiceLinks`` and copying limits into missing requests) are applied when
+  ``pod=True``; this keeps a Deployment's template looking exactly as it does on a real cluster.
+* :func:`validate_pod_spec` returns every :class:`FieldError` it finds, with the same paths and
+  messages as ``pkg/apis/core/validation``, so kubectl prints what it prints against a real API
+  server.
+
+:class:`PodStrategy` adds what is special about the Pod object itself: the initial status with
+its QoS class, the tolerations the ``DefaultTolerationSeconds`` admission plugin adds, and the
+narrow set of spec changes an update may make.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kybernetes.api import validation as v
+from kybernetes.api.quantity import is_valid_quantity, parse_quantity
+from kybernetes.api.selectors import validate_label_selector_object
+from kybernetes.api.validation import FieldError, Path
+from kybernetes.apiserver.registry.strategy import Obj, Strategy
+
+# --- small shared helpers (also used by services.py and core.py) -----------------------------
+
+PROTOCOLS = ("SCTP", "TCP", "UDP")
+_PORT_NAME_CHARS = re.compile(r"^[-a-z0-9]+$")
+_HAS_LETTER = re.compile(r"[a-z]")
+INT32_MAX = 2147483647
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A sub-object, or an empty dict when it is absent or malformed (type errors are reported elsewhere)."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def port_num_msgs(port: Any) -> list[str]:
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        return ["must be between 1 and 65535, inclusive"]
+    return []
+
+
+def port_name_msgs(name: str) -> list[str]:
+    """IANA_SVC_NAME, as ``validation.IsValidPortName`` checks it."""
+    msgs = []
+    if len(name) > 15:
+        msgs.append("must be no more than 15 characters")
+    if not _PORT_NAME_CHARS.match(name):
+        msgs.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
+    if not _HAS_LETTER.search(name):
+        msgs.append("must contain at least one letter (a-z)")
+    if "--" in name:
+        msgs.append("must not contain consecutive hyphens")
+    if name and (name[0] == "-" or name[-1] == "-"):
+        msgs.append("must not begin or end with a hyphen")
+    return msgs
+
+
+def validate_port_num_or_name(port: Any, path: Path) -> list[FieldError]:
+    """A targetPort or probe port: an int 1-65535 or an IANA service name."""
+    if isinstance(port, int) and not isinstance(port, bool):
+        return [v.invalid(path, port, m) for m in port_num_msgs(port)]
+    if isinstance(port, str):
+        if not port:
+            return [v.required(path)]
+        if port.isdigit():
+            # A numeric string is how intstr carries ints in some clients; treat it as a number.
+            return [v.invalid(path, port, m) for m in port_num_msgs(int(port))]
+        return [v.invalid(path, port, m) for m in port_name_msgs(port)]
+    return [v.type_invalid(path, port, "must be an integer or a string")]
+
+
+def validate_protocol(proto: Any, path: Path) -> list[FieldError]:
+    if not proto:
+        return [v.required(path)]
+    if proto not in PROTOCOLS:
+        return [v.not_supported(path, proto, PROTOCOLS)]
+    return []
+
+
+def validate_enum(value: Any, path: Path, allowed: tuple[str, ...], *, required: bool = True) -> list[FieldError]:
+    if value in (None, ""):
+        return [v.required(path)] if required else []
+    if value not in allowed:
+        return [v.not_supported(path, value, allowed)]
+    return []
+
+
+def validate_nonneg(value: Any, path: Path) -> list[FieldError]:
+    if value is None:
+        return []
+    if isinstance(value, bool) or not isinstance(value, int):
+        return [v.type_invalid(path, value, "must be an integer")]
+    if value < 0:
+        return [v.invalid(path, value, "must be greater than or equal to 0")]
+    return []
+
+
+def is_ip(value: Any) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def is_cidr(value: Any) -> bool:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return isinstance(value, str) and "/" in value
+
+
+_STANDARD_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage", "storage", "pods"})
+
+
+def resource_name_msgs(name: str) -> list[str]:
+    """Standard names (cpu, memory, hugepages-...), or names qualified with a domain."""
+    if name in _STANDARD_RESOURCES or name.startswith("hugepages-"):
+        return []
+    if "/" not in name:
+        return ["must be a standard resource type or fully qualified"]
+    return v.is_qualified_name(name)
+
+
+def validate_resource_list(
+    resources: Any,
+    path: Path,
+    *,
+    name_msgs: Callable[[str], list[str]] = resource_name_msgs,
+) -> list[FieldError]:
+    """A ResourceList: valid names, valid non-negative quantities."""
+    if resources is None:
+        return []
+    if not isinstance(resources, dict):
+        return [v.type_invalid(path, resources, "must be a map of resource names to quantities")]
+    errs: list[FieldError] = []
+    for name, qty in resources.items():
+        for m in name_msgs(name):
+            errs.append(v.invalid(path.key(name), name, m))
+        errs.extend(validate_quantity(qty, path.key(name)))
+    return errs
+
+
+def validate_quantity(qty: Any, path: Path, *, positive: bool = False) -> list[FieldError]:
+    if isinstance(qty, bool) or not is_valid_quantity(qty):
+        return [v.invalid(path, qty, "must be a valid quantity, for example 100m, 1Gi or 0.5")]
+    value = parse_quantity(qty)
+    if positive and value <= 0:
+        return [v.invalid(path, qty, "must be greater than zero")]
+    if value < 0:
+        return [v.invalid(path, qty, "must be greater than or equal to 0")]
+    return []
+
+
+def quantity_or_none(qty: Any) -> Any:
+    """The parsed quantity, or None for anything that does not parse."""
+    if isinstance(qty, bool):
+        return None
+    try:
+        return parse_quantity(qty)
+    except (ValueError, TypeError):
+        return None
+
+
+# --- defaulting --------------------------------------------------------------------------
+
+DEFAULT_TERMINATION_GRACE_PERIOD = 30
+DEFAULT_MODE = 0o644  # 420: what Kubernetes puts in configMap/secret/downwardAPI/projected volumes
+
+_VOLUME_SOURCES = (
+    "hostPath", "emptyDir", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "secret", "nfs",
+    "iscsi", "glusterfs", "persistentVolumeClaim", "rbd", "flexVolume", "cinder", "cephfs", "flocker",
+    "downwardAPI", "fc", "azureFile", "configMap", "vsphereVolume", "quobyte", "azureDisk",
+    "photonPersistentDisk", "projected", "portworxVolume", "scaleIO", "storageos", "csi", "ephemeral",
+    "image",
+)
+_PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
+
+
+def default_pod_spec(spec: dict[str, Any], *, pod: bool = False) -> None:
+    """PodSpec defaults (``SetDefaults_PodSpec`` and the defaults of everything nested in it).
+
+    With ``pod=True`` also the defaults Kubernetes applies to Pods only (``SetDefaults_Pod``):
+    ``enableServiceLinks`` and requests copied from limits. Templates never get those.
+    """
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("restartPolicy", "Always")
+    if spec.get("securityContext") is None:
+        spec["securityContext"] = {}
+    spec.setdefault("terminationGracePeriodSeconds", DEFAULT_TERMINATION_GRACE_PERIOD)
+    spec.setdefault("schedulerName", "default-scheduler")
+    _sync_service_account(spec)
+    for field in ("initContainers", "containers", "ephemeralContainers"):
+        for ctr in as_list(spec.get(field)):
+            if isinstance(ctr, dict):
+                _default_container(ctr, pod=pod)
+    for vol in as_list(spec.get("volumes")):
+        if isinstance(vol, dict):
+            _default_volume(vol)
+    if pod:
+        spec.setdefault("enableServiceLinks", True)
+        if spec.get("hostNetwork"):
+            # Kubernetes makes the host port explicit for host-network pods.
+            for field in ("initContainers", "containers"):
+                for ctr in as_list(spec.get(field)):
+                    for port in as_list(as_dict(ctr).get("ports")):
+                        if isinstance(port, dict) and not port.get("hostPort") and port.get("containerPort"):
+                            port["hostPort"] = port["containerPort"]
+
+
+def default_pod_template(template: dict[str, Any]) -> None:
+    """Defaults for a PodTemplateSpec inside a workload (the template's spec; metadata stays as is)."""
+    spec = template.get("spec")
+    if isinstance(spec, dict):
+        default_pod_spec(spec)
+
+
+def _sync_service_account(spec: dict[str, Any]) -> None:
+    """The deprecated ``serviceAccount`` mirrors ``serviceAccountName`` (v1 conversion does this)."""
+    if not spec.get("serviceAccountName") and spec.get("serviceAccount"):
+        spec["serviceAccountName"] = spec["serviceAccount"]
+    if spec.get("serviceAccountName"):
+        spec["serviceAccount"] = spec["serviceAccountName"]
+
+
+def _image_tag(image: str) -> str:
+    """The tag of an image reference ('' if none); a digest counts as a tag for the pull policy."""
+    if "@" in image:
+        return "@digest"
+    last = image.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else ""
+
+
+def _default_container(ctr: dict[str, Any], *, pod: bool) -> None:
+    image = ctr.get("image")
+    if not ctr.get("imagePullPolicy") and isinstance(image, str):
+        tag = _image_tag(image)
+        ctr["imagePullPolicy"] = "Always" if tag in ("", "latest") else "IfNotPresent"
+    ctr.setdefault("terminationMessagePath", "/dev/termination-log")
+    ctr.setdefault("terminationMessagePolicy", "File")
+    if ctr.get("resources") is None:
+        ctr["resources"] = {}
+    for port in as_list(ctr.get("ports")):
+        if isinstance(port, dict) and not port.get("protocol"):
+            port["protocol"] = "TCP"
+    for env in as_list(ctr.get("env")):
+        if isinstance(env, dict):
+            _default_env_source(as_dict(env.get("valueFrom")))
+    for probe in _PROBES:
+        if isinstance(ctr.get(probe), dict):
+            _default_probe(ctr[probe])
+    lifecycle = as_dict(ctr.get("lifecycle"))
+    for hook in ("postStart", "preStop"):
+        _default_handler(as_dict(lifecycle.get(hook)))
+    if pod:
+        _copy_limits_to_requests(as_dict(ctr.get("resources")))
+
+
+def _copy_limits_to_requests(resources: dict[str, Any]) -> None:
+    limits = resources.get("limits")
+    if not isinstance(limits, dict) or not limits:
+        return
+    requests = resources.get("requests")
+    if not isinstance(requests, dict):
+        requests = resources["requests"] = {}
+    for name, qty in limits.items():
+        requests.setdefault(name, qty)
+
+
+def _default_env_source(source: dict[str, Any]) -> None:
+    field_ref = source.get("fieldRef")
+    if isinstance(field_ref, dict):
+        field_ref.setdefault("apiVersion", "v1")
+    resource_ref = source.get("resourceFieldRef")
+    if isinstance(resource_ref, dict):
+        # A zero Quantity is not omitted by the Go encoder, so real servers show divisor "0".
+        resource_ref.setdefault("divisor", "0")
+
+
+def _default_probe(probe: dict[str, Any]) -> None:
+    probe.setdefault("timeoutSeconds", 1)
+    probe.setdefault("periodSeconds", 10)
+    probe.setdefault("successThreshold", 1)
+    probe.setdefault("failureThreshold", 3)
+    _default_handler(probe)
+
+
+def _default_handler(handler: dict[str, Any]) -> None:
+    http = handler.get("httpGet")
+    if isinstance(http, dict):
+        if not http.get("path"):
+            http["path"] = "/"
+        http.setdefault("scheme", "HTTP")
+    grpc = handler.get("grpc")
+    if isinstance(grpc, dict):
+        grpc.setdefault("service", "")
+
+
+def _default_volume(vol: dict[str, Any]) -> None:
+    if not any(src in vol for src in _VOLUME_SOURCES):
+        vol["emptyDir"] = {}
+    for src in ("configMap", "secret", "downwardAPI", "projected"):
+        source = vol.get(src)
+        if isinstance(source, dict):
+            source.setdefault("defaultMode", DEFAULT_MODE)
+    for item in as_list(as_dict(vol.get("downwardAPI")).get("items")):
+        _default_env_source(as_dict(item))
+    for proj in as_list(as_dict(vol.get("projected")).get("sources")):
+        proj = as_dict(proj)
+        for item in as_list(as_dict(proj.get("downwardAPI")).get("items")):
+            _default_env_source(as_dict(item))
+        token = proj.get("serviceAccountToken")
+        if isinstance(token, dict):
+            token.setdefault("expirationSeconds", 3600)
+    host_path = vol.get("hostPath")
+    if isinstance(host_path, dict):
+        host_path.setdefault("type", "")
+    iscsi = vol.get("iscsi")
+    if isinstance(iscsi, dict):
+        iscsi.setdefault("iscsiInterface", "default")
+
+
+# --- validation --------------------------------------------------------------------------
+
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
+DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+TERMINATION_MESSAGE_POLICIES = ("File", "FallbackToLogsOnError")
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+TOLERATION_OPERATORS = ("Equal", "Exists")
+NODE_SELECTOR_OPERATORS = ("DoesNotExist", "Exists", "Gt", "In", "Lt", "NotIn")
+_ENV_SOURCES = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef")
+
+
+def validate_pod_spec(spec: dict[str, Any], path: Path) -> list[FieldError]:
+    """Everything ``ValidatePodSpec`` checks that matters to kybernetes."""
+    if not isinstance(spec, dict):
+        return [v.required(path)]
+    errs: list[FieldError] = []
+    volumes, vol_errs = _validate_volumes(spec.get("volumes"), path.child("volumes"))
+    errs.extend(vol_errs)
+    errs.extend(_validate_all_containers(spec, volumes, path))
+    errs.extend(validate_enum(spec.get("restartPolicy"), path.child("restartPolicy"), RESTART_POLICIES))
+    errs.extend(validate_enum(spec.get("dnsPolicy"), path.child("dnsPolicy"), DNS_POLICIES))
+    errs.extend(_validate_dns_config(spec, path))
+    errs.extend(v.validate_labels(spec.get("nodeSelector"), path.child("nodeSelector")))
+    errs.extend(validate_tolerations(spec.get("tolerations"), path.child("tolerations")))
+    errs.extend(_validate_pod_security_context(spec.get("securityContext"), path.child("securityContext")))
+    errs.extend(_validate_affinity(spec.get("affinity"), path.child("affinity")))
+    errs.extend(_validate_names(spec, path))
+    errs.extend(validate_nonneg(spec.get("terminationGracePeriodSeconds"), path.child("terminationGracePeriodSeconds")))
+    ads = spec.get("activeDeadlineSeconds")
+    if ads is not None and (isinstance(ads, bool) or not isinstance(ads, int) or not 1 <= ads <= INT32_MAX):
+        errs.append(v.invalid(path.child("activeDeadlineSeconds"), ads,
+                              f"must be between 1 and {INT32_MAX}, inclusive"))
+    for i, secret in enumerate(as_list(spec.get("imagePullSecrets"))):
+        if not as_dict(secret).get("name"):
+            errs.append(v.required(path.child("imagePullSecrets").index(i).child("name")))
+    return errs
+
+
+def _validate_names(spec: dict[str, Any], path: Path) -> list[FieldError]:
+    errs: list[FieldError] = []
+    for field, check in (("hostname", v.is_dns1123_label), ("subdomain", v.is_dns1123_label),
+                         ("serviceAccountName", v.is_dns1123_subdomain), ("nodeName", v.is_dns1123_subdomain),
+                         ("priorityClassName", v.is_dns1123_subdomain)):
+        value = spec.get(field)
+        if value:
+            if not isinstance(value, str):
+                errs.append(v.type_invalid(path.child(field), value, "must be a string"))
+                continue
+            errs.extend(v.invalid(path.child(field), value, m) for m in check(value))
+    return errs
+
+
+def _validate_dns_config(spec: dict[str, Any], path: Path) -> list[FieldError]:
+    config = spec.get("dnsConfig")
+    if spec.get("dnsPolicy") == "None" and not as_dict(config).get("nameservers"):
+        return [v.required(path.child("dnsConfig", "nameservers"),
+                           "must provide at least one DNS nameserver when `dnsPolicy` is None")]
+    errs: list[FieldError] = []
+    for i, ns in enumerate(as_list(as_dict(config).get("nameservers"))):
+        if not is_ip(ns):
+            errs.append(v.invalid(path.child("dnsConfig", "nameservers").index(i), ns, "must be a valid IP address"))
+    return errs
+
+
+def _validate_volumes(volumes: Any, path: Path) -> tuple[set[str], list[FieldError]]:
+    """Volumes' names (for volumeMounts to refer to) and their errors."""
+    names: set[str] = set()
+    errs: list[FieldError] = []
+    for i, vol in enumerate(as_list(volumes)):
+        p = path.index(i)
+        if not isinstance(vol, dict):
+            errs.append(v.type_invalid(p, vol, "must be an object"))
+            continue
+        name = vol.get("name")
+        if not name:
+            errs.append(v.required(p.child("name")))
+        elif name in names:
+            errs.append(v.duplicate(p.child("name"), name))
+        else:
+            errs.extend(v.invalid(p.child("name"), name, m) for m in v.is_dns1123_label(str(name)))
+        if name:
+            names.add(name)
+        sources = [src for src in _VOLUME_SOURCES if vol.get(src) is not None]
+        if not sources:
+            errs.append(v.required(p, "must specify a volume type"))
+        for extra in sources[1:]:
+            errs.append(v.forbidden(p.child(extra), "may not specify more than 1 volume type"))
+        errs.extend(_validate_volume_source(vol, p))
+    return names, errs
+
+
+def _validate_volume_source(vol: dict[str, Any], path: Path) -> list[FieldError]:
+    errs: list[FieldError] = []
+    for src, ref in (("configMap", "name"), ("persistentVolumeClaim", "claimName"), ("secret", "secretName")):
+        source = vol.get(src)
+        if isinstance(source, dict) and src != "configMap" and not source.get(ref):
+            errs.append(v.required(path.child(src, ref)))
+    for src in ("configMap", "secret", "downwardAPI", "projected"):
+        mode = as_dict(vol.get(src)).get("defaultMode")
+        if mode is not None and (not isinstance(mode, int) or not 0 <= mode <= 0o777):
+            errs.append(v.invalid(path.child(src, "defaultMode"), mode,
+                                  "must be a number between 0 and 0777 (octal), both inclusive"))
+    host_path = vol.get("hostPath")
+    if isinstance(host_path, dict) and not host_path.get("path"):
+        errs.append(v.required(path.child("hostPath", "path")))
+    return errs
+
+
+def _validate_all_containers(spec: dict[str, Any], volumes: set[str], path: Path) -> list[FieldError]:
+    containers = spec.get("containers")
+    errs: list[FieldError] = []
+    if not isinstance(containers, list) or not containers:
+        errs.append(v.required(path.child("containers")))
+    seen: set[str] = set()
+    for field in ("initContainers", "containers"):
+        for i, ctr in enumerate(as_list(spec.get(field))):
+            p = path.child(field).index(i)
+            if not isinstance(ctr, dict):
+                errs.append(v.type_invalid(p, ctr, "must be an object"))
+                continue
+            name = ctr.get("name")
+            if name and name in seen:
+                errs.append(v.duplicate(p.child("name"), name))
+            elif name:
+                seen.add(name)
+            errs.extend(_validate_container(ctr, volumes, p, init=field == "initContainers"))
+    return errs
+
+
+def _validate_container(ctr: dict[str, Any], volumes: set[str], path: Path, *, init: bool) -> list[FieldError]:
+    errs: list[FieldError] = []
+    name = ctr.get("name")
+    if not name:
+        errs.append(v.required(path.child("name")))
+    elif not isinstance(name, str):
+        errs.append(v.type_invalid(path.child("name"), name, "must be a string"))
+    else:
+        errs.extend(v.invalid(path.child("name"), name, m) for m in v.is_dns1123_label(name))
+    image = ctr.get("image")
+    if not image or (isinstance(image, str) and not image.strip()):
+        errs.append(v.required(path.child("image")))
+    errs.extend(validate_enum(ctr.get("imagePullPolicy"), path.child("imagePullPolicy"), PULL_POLICIES,
+                              required=False))
+    errs.extend(validate_enum(ctr.get("terminationMessagePolicy"), path.child("terminationMessagePolicy"),
+                              TERMINATION_MESSAGE_POLICIES, required=False))
+    errs.extend(_validate_container_ports(ctr.get("ports"), path.child("ports")))
+    errs.extend(_validate_env(ctr.get("env"), path.child("env")))
+    errs.extend(_validate_env_from(ctr.get("envFrom"), path.child("envFrom")))
+    errs.extend(validate_resource_requirements(ctr.get("resources"), path.child("resources")))
+    errs.extend(_validate_volume_mounts(ctr.get("volumeMounts"), volumes, path.child("volumeMounts")))
+    errs.extend(_validate_container_security_context(ctr.get("securityContext"), path.child("securityContext")))
+    for probe in _PROBES:
+        if ctr.get(probe) is None:
+            continue
+        if init and ctr.get("restartPolicy") != "Always":
+            # Only sidecars (restartable init containers) may have probes.
+            errs.append(v.forbidden(path.child(probe), "may not be set for init containers without restartPolicy=Always"))
+            continue
+        errs.extend(_validate_probe(ctr[probe], path.child(probe), liveness=probe != "readinessProbe"))
+    lifecycle = as_dict(ctr.get("lifecycle"))
+    for hook in ("postStart", "preStop"):
+        if lifecycle.get(hook) is not None:
+            errs.extend(_validate_handler(as_dict(lifecycle[hook]), path.child("lifecycle", hook),
+                                          handlers=("exec", "httpGet", "tcpSocket", "sleep")))
+    if init and ctr.get("restartPolicy") not in (None, "Always"):
+        errs.append(v.not_supported(path.child("restartPolicy"), ctr["restartPolicy"], ("Always",)))
+    if not init and ctr.get("restartPolicy") is not None:
+        errs.append(v.forbidden(path.child("restartPolicy"), "may not be set for non-init containers"))
+    return errs
+
+
+def _validate_container_ports(ports: Any, path: Path) -> list[FieldError]:
+    errs: list[FieldError] = []
+    names: set[str] = set()
+    for i, port in enumerate(as_list(ports)):
+        p = path.index(i)
+        if not isinstance(port, dict):
+            errs.append(v.type_invalid(p, port, "must be an object"))
+            continue
+        name = port.get("name")
+        if name:
+            errs.extend(v.invalid(p.child("name"), name, m) for m in port_name_msgs(str(name)))
+            if name in names:
+                errs.append(v.duplicate(p.child("name"), name))
+            names.add(name)
+        cport = port.get("containerPort")
+        if not cport:
+            errs.append(v.required(p.child("containerPort")))
+        else:
+            errs.extend(v.invalid(p.child("containerPort"), cport, m) for m in port_num_msgs(cport))
+        if port.get("hostPort"):
+            errs.extend(v.invalid(p.child("hostPort"), port["hostPort"], m) for m in port_num_msgs(port["hostPort"]))
+        errs.extend(validate_protocol(port.get("protocol"), p.child("protocol")))
+        if port.get("hostIP") and not is_ip(port["hostIP"]):
+            errs.append(v.invalid(p.child("hostIP"), port["hostIP"], "must be a valid IP address"))
+    return errs
+
+
+def _validate_env(env: Any, path: Path) -> list[FieldError]:
+    errs: list[FieldError] = []
+    for i, var in enumerate(as_list(env)):
+        p = path.index(i)
+        if not isinstance(var, dict):
+            errs.append(v.type_invalid(p, var, "must be an object"))
+            continue
+        name = var.get("name")
+        if not name:
+            errs.append(v.required(p.child("name")))
+        else:
+            errs.extend(v.invalid(p.child("name"), name, m) for m in v.is_env_var_name(str(name)))
+        if var.get("valueFrom") is not None:
+            errs.extend(_validate_env_source(var, p.child("valueFrom")))
+    return errs
+
+
+def _validate_env_source(var: dict[str, Any], path: Path) -> list[FieldError]:
+    source = as_dict(var.get("valueFrom"))
+    present = [s for s in _ENV_SOURCES if source.get(s) is not None]
+    errs: list[FieldError] = []
+    if not present:
+        errs.append(v.invalid(path, "", "must specify one of: `fieldRef`, `resourceFieldRef`, "
+                                        "`configMapKeyRef` or `secretKeyRef`"))
+    elif len(present) > 1:
+        errs.append(v.invalid(path, "", "may not have more than one field specified at a time"))
+    if var.get("value") and present:
+        errs.append(v.invalid(path, "", "may not be specified when `value` is not empty"))
+    field_ref = source.get("fieldRef")
+    if isinstance(field_ref, dict) and not field_ref.get("fieldPath"):
+        errs.append(v.required(path.child("fieldRef", "fieldPath")))
+    resource_ref = source.get("resourceFieldRef")
+    if isinstance(resource_ref, dict) and not resource_ref.get("resource"):
+        errs.append(v.required(path.child("resourceFieldRef", "resource")))
+    for ref in ("configMapKeyRef", "secretKeyRef"):
+        sel = source.get(ref)
+        if isinstance(sel, dict):
+            if not sel.get("key"):
+                errs.append(v.required(path.child(ref, "key")))
+            else:
+                errs.extend(v.invalid(path.child(ref, "key"), sel["key"], m)
+                            for m in v.is_config_map_key(str(sel["key"])))
+    return errs
+
+
+def _validate_env_from(env_from: Any, path: Path) -> list[FieldError]:
+    errs: list[FieldError] = []
+    for i, source in enumerate(as_list(env_from)):
+        p = path.index(i)
+        source = as_dict(source)
+        present = [s for s in ("configMapRef", "secretRef") if source.get(s) is not None]
+        if not present:
+            errs.append(v.invalid(p, "", "must specify one of: `configMapRef` or `secretRef`"))
+        elif len(present) > 1:
+            errs.append(v.invalid(p, "", "may not have more than one field specified at a time"))
+        prefix = source.get("prefix")
+        if prefix:
+            errs.extend(v.invalid(p.child("prefix"), prefix, m) for m in v.is_env_var_name(str(prefix)))
+    return errs
+
+
+def validate_resource_requirements(resources: Any, path: Path) -> list[FieldError]:
+    """Names and quantities valid, and every request at most its limit."""
+    if resources is None:
+        return []
+    if not isinstance(resources, dict):
+        return [v.type_invalid(path, resources, "must be an object")]
+    limits, requests = resources.get("limits"), resources.get("requests")
+    errs = validate_resource_list(limits, path.child("limits"))
+    errs.extend(validate_resource_list(requests, path.child("requests")))
+    if errs or not isinstance(limits, dict) or not isinstance(requests, dict):
+        return errs
+    for name, req in requests.items():
+        if name not in limits:
+            continue
+        req_value, limit_value = quantity_or_none(req), quantity_or_none(limits[name])
+        if req_value is None or limit_value is None:
+            continue
+        if name.startswith("hugepages-") or ("/" in name and not name.startswith("kubernetes.io/")):
+            # Extended resources and huge pages cannot be overcommitted: request == limit.
+            if req_value != limit_value:
+                errs.append(v.invalid(path.child("requests"), str(req),
+                                      f"must be equal to {name} limit of {limits[name]}"))
+        elif req_value > limit_value:
+            errs.append(v.invalid(path.child("requests"), str(req),
+                                  f"must be less than or equal to {name} limit of {limits[name]}"))
+    return errs
+
+
+def _validate_volume_mounts(mounts: Any, volumes: set[str], path: Path) -> list[FieldError]:
+    errs: list[FieldError] = []
+    paths: set[str] = set()
+    for i, mount in enumerate(as_list(mounts)):
+        p = path.index(i)
+        mount = as_dict(mount)
+        name = mount.get("name")
+        if not name:
+            errs.append(v.required(p.child("name")))
+        elif name not in volumes:
+            errs.append(v.not_found(p.child("name"), name))
+        mount_path = mount.get("mountPath")
+        if not mount_path:
+            errs.append(v.required(p.child("mountPath")))
+        elif mount_path in paths:
+            errs.append(v.invalid(p.child("mountPath"), mount_path, "must be unique"))
+        else:
+            paths.add(mount_path)
+        sub = mount.get("subPath")
+        if isinstance(sub, str) and (sub.startswith("/") or ".." in sub.split("/")):
+            errs.append(v.invalid(p.child("subPath"), sub, "must be a relative path without '..'"))
+    return errs
+
+
+def _validate_probe(probe: Any, path: Path, *, liveness: bool) -> list[FieldError]:
+    if not isinstance(probe, dict):
+        return [v.type_invalid(path, probe, "must be an object")]
+    errs = _validate_handler(probe, path, handlers=_HANDLERS)
+    for field in ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold",
+                  "failureThreshold", "terminationGracePeriodSeconds"):
+        errs.extend(validate_nonneg(probe.get(field), path.child(field)))
+    if liveness and probe.get("successThreshold") not in (None, 1):
+        errs.append(v.invalid(path.child("successThreshold"), probe["successThreshold"], "must be 1"))
+    return errs
+
+
+def _validate_handler(handler: dict[str, Any], path: Path, *, handlers: tuple[str, ...]) -> list[FieldError]:
+    present = [h for h in handlers if handler.get(h) is not None]
+    if not present:
+        return [v.required(path, "must specify a handler type")]
+    errs = [v.forbidden(path.child(h), "may not specify more than 1 handler type") for h in present[1:]]
+    http = handler.get("httpGet")
+    if isinstance(http, dict):
+        errs.extend(validate_port_num_or_name(http.get("port"), path.child("httpGet", "port")))
+        errs.extend(validate_enum(http.get("scheme"), path.child("httpGet", "scheme"), ("HTTP", "HTTPS"),
+                                  required=False))
+    tcp = handler.get("tcpSocket")
+    if isinstance(tcp, dict):
+        errs.extend(validate_port_num_or_name(tcp.get("port"), path.child("tcpSocket", "port")))
+    grpc = handler.get("grpc")
+    if isinstance(grpc, dict):
+        errs.extend(v.invalid(path.child("grpc", "port"), grpc.get("port"), m) for m in port_num_msgs(grpc.get("port")))
+    exec_ = handler.get("exec")
+    if isinstance(exec_, dict) and not exec_.get("command"):
+        errs.append(v.required(path.child("exec", "command")))
+    return errs
+
+
+def validate_tolerations(tolerations: Any, path: Path) -> list[FieldError]:
+    errs: list[FieldError] = []
+    for i, tol in enumerate(as_list(tolerations)):
+        p = path.index(i)
+        if not isinstance(tol, dict):
+            errs.append(v.type_invalid(p, tol, "must be an object"))
+            continue
+        key, op = tol.get("key", ""), tol.get("operator") or "Equal"
+        if key:
+            errs.extend(v.invalid(p.child("key"), key, m) for m in v.is_qualified_name(str(key)))
+        elif op != "Exists":
+            errs.append(v.invalid(p.child("operator"), op, "operator must be Exists when `key` is empty, which "
+                                                            "means \"match all values and all keys\""))
+        if op == "Exists":
+            if tol.get("value"):
+                errs.append(v.invalid(p.child("operator"), tol, "value must be empty when `operator` is 'Exists'"))
+        elif op == "Equal":
+            errs.extend(v.invalid(p.child("operator"), tol, m) for m in v.is_label_value(str(tol.get("value", ""))))
+        else:
+            errs.append(v.not_supported(p.child("operator"), op, TOLERATION_OPERATORS))
+        if tol.get("tolerationSeconds") is not None and tol.get("effect") != "NoExecute":
+            errs.append(v.invalid(p.child("effect"), tol.get("effect", ""),
+                                  "effect must be 'NoExecute' when `tolerationSeconds` is set"))
+        errs.extend(validate_enum(tol.get("effect"), p.child("effect"), TAINT_EFFECTS, required=False))
+    return errs
+
+
+def _validate_id(value: Any, path: Path) -> list[FieldError]:
+    if value is None:
+        return []
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT32_MAX:
+        return [v.invalid(path, value, f"must be between 0 and {INT32_MAX}, inclusive")]
+    return []
+
+
+def _validate_pod_security_context(ctx: Any, path: Path) -> list[FieldError]:
+    if ctx is None:
+        return []
+    if not isinstance(ctx, dict):
+        return [v.type_invalid(path, ctx, "must be an object")]
+    errs: list[FieldError] = []
+    for field in ("runAsUser", "runAsGroup", "fsGroup"):
+        errs.extend(_validate_id(ctx.get(field), path.child(field)))
+    for i, gid in enumerate(as_list(ctx.get("supplementalGroups"))):
+        errs.extend(_validate_id(gid, path.child("supplementalGroups").index(i)))
+    errs.extend(validate_enum(ctx.get("fsGroupChangePolicy"), path.child("fsGroupChangePolicy"),
+                              ("OnRootMismatch", "Always"), required=False))
+    for i, sysctl in enumerate(as_list(ctx.get("sysctls"))):
+        if not as_dict(sysctl).get("name"):
+            errs.append(v.required(path.child("sysctls").index(i).child("name")))
+    return errs
+
+
+def _validate_container_security_context(ctx: Any, path: Path) -> list[FieldError]:
+    if ctx is None:
+        return []
+    if not isinstance(ctx, dict):
+        return [v.type_invalid(path, ctx, "must be an object")]
+    errs: list[FieldError] = []
+    for field in ("runAsUser", "runAsGroup"):
+        errs.extend(_validate_id(ctx.get(field), path.child(field)))
+    if ctx.get("privileged") and ctx.get("allowPrivilegeEscalation") is False:
+        errs.append(v.invalid(path, ctx, "cannot set `allowPrivilegeEscalation` to false and `privileged` to true"))
+    errs.extend(validate_enum(ctx.get("procMount"), path.child("procMount"), ("Default", "Unmasked"),
+                              required=False))
+    return errs
+
+
+def _validate_affinity(affinity: Any, path: Path) -> list[FieldError]:
+    if affinity is None:
+        return []
+    if not isinstance(affinity, dict):
+        return [v.type_invalid(path, affinity, "must be an object")]
+    errs: list[FieldError] = []
+    node = as_dict(affinity.get("nodeAffinity"))
+    required = node.get("requiredDuringSchedulingIgnoredDuringExecution")
+    if required is not None:
+        errs.extend(validate_node_selector(required, path.child("nodeAffinity",
+                                                                "requiredDuringSchedulingIgnoredDuringExecution")))
+    preferred_path = path.child("nodeAffinity", "preferredDuringSchedulingIgnoredDuringExecution")
+    for i, term in enumerate(as_list(node.get("preferredDuringSchedulingIgnoredDuringExecution"))):
+        term = as_dict(term)
+        errs.extend(_validate_weight(term.get("weight"), preferred_path.index(i).child("weight")))
+        errs.extend(_validate_node_selector_term(term.get("preference"), preferred_path.index(i).child("preference")))
+    for kind in ("podAffinity", "podAntiAffinity"):
+        errs.extend(_validate_pod_affinity(as_dict(affinity.get(kind)), path.child(kind)))
+    return errs
+
+
+def _validate_weight(weight: Any, path: Path) -> list[FieldError]:
+    if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= 100:
+        return [v.invalid(path, weight, "must be in the range 1-100")]
+    return []
+
+
+def validate_node_selector(selector: Any, path: Path) -> list[FieldError]:
+    terms = as_dict(selector).get("nodeSelectorTerms")
+    if not isinstance(terms, list) or not terms:
+        return [v.required(path.child("nodeSelectorTerms"), "must have at least one node selector term")]
+    errs: list[FieldError] = []
+    for i, term in enumerate(terms):
+        errs.extend(_validate_node_selector_term(term, path.child("nodeSelectorTerms").index(i)))
+    return errs
+
+
+def _validate_node_selector_term(term: Any, path: Path) -> list[FieldError]:
+    errs: list[FieldError] = []
+    for field in ("matchExpressions", "matchFields"):
+        for i, req in enumerate(as_list(as_dict(term).get(field))):
+            p = path.child(field).index(i)
+            req = as_dict(req)
+            op, values = req.get("operator"), as_list(req.get("values"))
+            if not req.get("key"):
+                errs.append(v.required(p.child("key")))
+            elif field == "matchExpressions":
+                errs.extend(v.invalid(p.child("key"), req["key"], m) for m in v.is_qualified_name(str(req["key"])))
+            if op in ("In", "NotIn") and not values:
+                errs.append(v.required(p.child("values"), "must be specified when `operator` is 'In' or 'NotIn'"))
+            elif op in ("Exists", "DoesNotExist") and values:
+                errs.append(v.forbidden(p.child("values"), "may not be specified when `operator` is 'Exists' "
+                                                           "or 'DoesNotExist'"))
+            elif op in ("Gt", "Lt") and (len(values) != 1 or not str(values[0]).lstrip("-").isdigit()):
+                errs.append(v.required(p.child("values"), "must be specified single value when `operator` "
+                                                          "is 'Lt' or 'Gt'"))
+            elif op not in NODE_SELECTOR_OPERATORS:
+                errs.append(v.not_supported(p.child("operator"), op, NODE_SELECTOR_OPERATORS))
+    return errs
+
+
+def _validate_pod_affinity(affinity: dict[str, Any], path: Path) -> list[FieldError]:
+    errs: list[FieldError] = []
+    req_path = path.child("requiredDuringSchedulingIgnoredDuringExecution")
+    for i, term in enumerate(as_list(affinity.get("requiredDuringSchedulingIgnoredDuringExecution"))):
+        errs.extend(_validate_pod_affinity_term(as_dict(term), req_path.index(i)))
+    pref_path = path.child("preferredDuringSchedulingIgnoredDuringExecution")
+    for i, term in enumerate(as_list(affinity.get("preferredDuringSchedulingIgnoredDuringExecution"))):
+        term = as_dict(term)
+        errs.extend(_validate_weight(term.get("weight"), pref_path.index(i).child("weight")))
+        errs.extend(_validate_pod_affinity_term(as_dict(term.get("podAffinityTerm")),
+                                                pref_path.index(i).child("podAffinityTerm")))
+    return errs
+
+
+def _validate_pod_affinity_term(term: dict[str, Any], path: Path) -> list[FieldError]:
+    errs: list[FieldError] = []
+    topology_key = term.get("topologyKey")
+    if not topology_key:
+        errs.append(v.required(path.child("topologyKey"), "can not be empty"))
+    else:
+        errs.extend(v.invalid(path.child("topologyKey"), topology_key, m)
+                    for m in v.is_qualified_name(str(topology_key)))
+    for field in ("labelSelector", "namespaceSelector"):
+        if term.get(field) is not None:
+            errs.extend(validate_label_selector_object(term[field], path.child(field)))
+    for i, ns in enumerate(as_list(term.get("namespaces"))):
+        errs.extend(v.invalid(path.child("namespaces").index(i), ns, m) for m in v.is_dns1123_label(str(ns)))
+    return errs
+
+
+def validate_pod_template(
+    template: dict[str, Any],
+    path: Path,
+    *,
+    restart_policies: tuple[str, ...] = ("Always",),
+) -> list[FieldError]:
+    """A PodTemplateSpec in a workload: metadata labels and annotations, the spec, the restart policy."""
+    if not isinstance(template, dict):
+        return [v.required(path)]
+    errs: list[FieldError] = []
+    meta = as_dict(template.get("metadata"))
+    errs.extend(v.validate_labels(meta.get("labels"), path.child("metadata", "labels")))
+    errs.extend(v.validate_annotations(meta.get("annotations"), path.child("metadata", "annotations")))
+    spec = template.get("spec")
+    spec_path = path.child("spec")
+    if not isinstance(spec, dict):
+        return [*errs, v.required(spec_path)]
+    errs.extend(validate_pod_spec(spec, spec_path))
+    policy = spec.get("restartPolicy")
+    if policy in RESTART_POLICIES and policy not in restart_policies:
+        errs.append(v.not_supported(spec_path.child("restartPolicy"), policy, restart_policies))
+    if spec.get("ephemeralContainers"):
+        errs.append(v.forbidden(spec_path.child("ephemeralContainers"), "ephemeral containers not allowed in pod template"))
+    return errs
+
+
+# --- the Pod object --------------------------------------------------------------------------
+
+DEFAULT_TOLERATION_SECONDS = 300
+_NOT_READY = "node.kubernetes.io/not-ready"
+_UNREACHABLE = "node.kubernetes.io/unreachable"
+POD_PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
+
+_UPDATABLE_FIELDS_MESSAGE = (
+    "pod updates may not change fields other than `spec.containers[*].image`,"
+    "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,"
+    "`spec.tolerations` (only additions to existing tolerations),"
+    "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"
+)
+
+
+def _bool_str(value: Any) -> str:
+    return "true" if value else "false"
+
+
+POD_FIELD_SELECTORS: dict[str, Callable[[Obj], str]] = {
+    "spec.nodeName": lambda o: str(as_dict(o.get("spec")).get("nodeName") or ""),
+    "spec.restartPolicy": lambda o: str(as_dict(o.get("spec")).get("restartPolicy") or ""),
+    "spec.schedulerName": lambda o: str(as_dict(o.get("spec")).get("schedulerName") or ""),
+    "spec.serviceAccountName": lambda o: str(as_dict(o.get("spec")).get("serviceAccountName") or ""),
+    "spec.hostNetwork": lambda o: _bool_str(as_dict(o.get("spec")).get("hostNetwork")),
+    "status.phase": lambda o: str(as_dict(o.get("status")).get("phase") or ""),
+    "status.podIP": lambda o: str(as_dict(o.get("status")).get("podIP") or ""),
+    "status.nominatedNodeName": lambda o: str(as_dict(o.get("status")).get("nominatedNodeName") or ""),
+}
+
+
+def _all_containers(spec: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    for field in ("initContainers", "containers"):
+        for ctr in as_list(spec.get(field)):
+            if isinstance(ctr, dict):
+                yield ctr
+
+
+def pod_qos_class(spec: dict[str, Any]) -> str:
+    """Guaranteed, Burstable or BestEffort, from cpu and memory requests and limits (``GetPodQOS``)."""
+    requests: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    guaranteed = True
+    for ctr in _all_containers(spec):
+        res = as_dict(ctr.get("resources"))
+        for name, qty in as_dict(res.get("requests")).items():
+            value = quantity_or_none(qty)
+            if name in ("cpu", "memory") and value:
+                requests[name] = requests.get(name, 0) + value
+        ctr_limits = set()
+        for name, qty in as_dict(res.get("limits")).items():
+            value = quantity_or_none(qty)
+            if name in ("cpu", "memory") and value:
+                ctr_limits.add(name)
+                limits[name] = limits.get(name, 0) + value
+        if ctr_limits != {"cpu", "memory"}:
+            guaranteed = False
+    if not requests and not limits:
+        return "BestEffort"
+    if guaranteed and requests.keys() == limits.keys() and all(requests[k] == limits[k] for k in requests):
+        return "Guaranteed"
+    return "Burstable"
+
+
+def add_default_tolerations(spec: dict[str, Any]) -> None:
+    """What the DefaultTolerationSeconds admission plugin does: tolerate not-ready/unreachable for 300s."""
+    tolerations = spec.get("tolerations")
+    if not isinstance(tolerations, list):
+        tolerations = []
+    for key in (_NOT_READY, _UNREACHABLE):
+        tolerated = any(
+            isinstance(t, dict) and t.get("key", "") in ("", key) and t.get("effect", "") in ("", "NoExecute")
+            for t in tolerations
+        )
+        if not tolerated:
+            tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute",
+                                "tolerationSeconds": DEFAULT_TOLERATION_SECONDS})
+    spec["tolerations"] = tolerations
+
+
+def validate_pod_spec_update(new: dict[str, Any], old: dict[str, Any], path: Path) -> list[FieldError]:
+    """Only images, activeDeadlineSeconds, added tolerations and a few more may change (``ValidatePodUpdate``)."""
+    errs: list[FieldError] = []
+    munged = copy.deepcopy(new)
+    for field in ("containers", "initContainers"):
+        new_ctrs, old_ctrs = as_list(munged.get(field)), as_list(old.get(field))
+        if len(new_ctrs) == len(old_ctrs):
+            for n, o in zip(new_ctrs, old_ctrs, strict=True):
+                if isinstance(n, dict) and isinstance(o, dict) and n.get("image") and "image" in o:
+                    n["image"] = o["image"]
+    errs.extend(_validate_active_deadline_update(new, old, path))
+    _set_or_drop(munged, "activeDeadlineSeconds", old.get("activeDeadlineSeconds"))
+    errs.extend(_validate_tolerations_update(new, old, path))
+    _set_or_drop(munged, "tolerations", old.get("tolerations"))
+    old_grace = old.get("terminationGracePeriodSeconds")
+    if isinstance(old_grace, int) and old_grace < 0 and new.get("terminationGracePeriodSeconds") == 1:
+        munged["terminationGracePeriodSeconds"] = old_grace
+    new_gates, old_gates = as_list(new.get("schedulingGates")), as_list(old.get("schedulingGates"))
+    if all(g in old_gates for g in new_gates):
+        # Removing scheduling gates is how a gated pod is released to the scheduler.
+        _set_or_drop(munged, "schedulingGates", old.get("schedulingGates"))
+    if munged != old:
+        changed = sorted(k for k in set(munged) | set(old) if munged.get(k) != old.get(k))
+        errs.append(v.forbidden(path, _UPDATABLE_FIELDS_MESSAGE + "\n  changed: " + ", ".join(changed)))
+    return errs
+
+
+def _set_or_drop(obj: dict[str, Any], key: str, value: Any) -> None:
+    if value is None:
+        obj.pop(key, None)
+    else:
+        obj[key] = copy.deepcopy(value)
+
+
+def _validate_active_deadline_update(new: dict[str, Any], old: dict[str, Any], path: Path) -> list[FieldError]:
+    new_ads, old_ads = new.get("activeDeadlineSeconds"), old.get("activeDeadlineSeconds")
+    if old_ads is None:
+        return []
+    p = path.child("activeDeadlineSeconds")
+    if new_ads is None:
+        return [v.invalid(p, None, "must not update from a positive integer to nil value")]
+    if isinstance(new_ads, int) and isinstance(old_ads, int) and new_ads > old_ads:
+        return [v.invalid(p, new_ads, "must be less than or equal to previous value")]
+    return []
+
+
+def _validate_tolerations_update(new: dict[str, Any], old: dict[str, Any], path: Path) -> list[FieldError]:
+    """Existing tolerations stay; NoExecute ones may only shorten their tolerationSeconds."""
+    new_tols = [t for t in as_list(new.get("tolerations")) if isinstance(t, dict)]
+    errs: list[FieldError] = []
+    for old_tol in as_list(old.get("tolerations")):
+        if not isinstance(old_tol, dict):
+            continue
+        same = [t for t in new_tols if _toleration_identity(t) == _toleration_identity(old_tol)]
+        if not same:
+            errs.append(v.forbidden(path.child("tolerations"), "existing toleration can not be modified except "
+                                                               "its tolerationSeconds"))
+            continue
+        old_secs = old_tol.get("tolerationSeconds")
+        if old_secs is not None and not any(
+            t.get("tolerationSeconds") is not None and t["tolerationSeconds"] <= old_secs for t in same
+        ):
+            errs.append(v.forbidden(path.child("tolerations"), "existing toleration can not be modified except "
+                                                               "its tolerationSeconds"))
+    return errs
+
+
+def _toleration_identity(tol: dict[str, Any]) -> tuple[str, str, str, str]:
+    return (tol.get("key", ""), tol.get("operator") or "Equal", tol.get("value", ""), tol.get("effect", ""))
+
+
+class PodStrategy(Strategy):
+    kind = "Pod"
+    has_status = True
+    tracks_generation = False  # Kubernetes 1.32 sets no metadata.generation on Pods
+    field_selectors = POD_FIELD_SELECTORS
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        obj.pop("status", None)
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return
+        # Defaults first, so the QoS class sees the requests copied from limits.
+        default_pod_spec(spec, pod=True)
+        add_default_tolerations(spec)
+        if "priorityClassName" not in spec and "priority" not in spec:
+            # The Priority admission plugin's answer when no class (and no global default) applies.
+            spec["priority"] = 0
+        if "priority" in spec:
+            spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+        obj["status"] = {"phase": "Pending", "qosClass": pod_qos_class(spec)}
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_update(new, old)
+        spec, old_spec = new.get("spec"), as_dict(old.get("spec"))
+        if not isinstance(spec, dict):
+            return
+        # The DefaultTolerationSeconds and Priority admission plugins also run on updates, so a PUT of
+        # the object as the client first wrote it does not look like it removes what they added.
+        add_default_tolerations(spec)
+        for field in ("priority", "preemptionPolicy"):
+            if field not in spec and field in old_spec:
+                spec[field] = old_spec[field]
+
+    def default(self, obj: Obj) -> None:
+        spec = obj.get("spec")
+        if isinstance(spec, dict):
+            default_pod_spec(spec, pod=True)
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        return validate_pod_spec(as_dict(obj.get("spec")), Path("spec"))
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        errs = self.validate(new)
+        errs.extend(validate_pod_spec_update(as_dict(new.get("spec")), as_dict(old.get("spec")), Path("spec")))
+        return errs
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        status = as_dict(new.get("status"))
+        p = Path("status")
+        errs = validate_enum(status.get("phase"), p.child("phase"), POD_PHASES, required=False)
+        if status.get("podIP") and not is_ip(status["podIP"]):
+            errs.append(v.invalid(p.child("podIP"), status["podIP"], "must be a valid IP address"))
+        for i, ip in enumerate(as_list(status.get("podIPs"))):
+            if not is_ip(as_dict(ip).get("ip")):
+                errs.append(v.invalid(p.child("podIPs").index(i), as_dict(ip).get("ip"), "must be a valid IP address"))
+        for i, cond in enumerate(as_list(status.get("conditions"))):
+            cond = as_dict(cond)
+            if not cond.get("type"):
+                errs.append(v.required(p.child("conditions").index(i).child("type")))
+            errs.extend(validate_enum(cond.get("status"), p.child("conditions").index(i).child("status"),
+                                      ("True", "False", "Unknown")))
+        return errs
+
+
+class PodTemplateStrategy(Strategy):
+    """The PodTemplate kind: a named template; any restart policy is allowed."""
+
+    kind = "PodTemplate"
+
+    def default(self, obj: Obj) -> None:
+        template = obj.get("template")
+        if isinstance(template, dict):
+            default_pod_template(template)
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        return validate_pod_template(as_dict(obj.get("template")), Path("template"),
+                                     restart_policies=RESTART_POLICIES)

@@ -1,0 +1,844 @@
+"""The generic store: the order of the steps of every read and write, for every kind.
+
+Kubernetes' ``genericregistry.Store`` in Python. A request handler calls one of
+:meth:`Registry.create`, :meth:`get`, :meth:`list`, :meth:`update`, :meth:`patch`,
+:meth:`delete`, :meth:`delete_collection` or :meth:`watch` with a :class:`Resource` and a
+:class:`RequestContext`; the registry looks up the kind's strategy and runs:
+
+    create: decode-check -> generateName -> uid/timestamps -> strategy.prepare_for_create
+            -> strategy.default -> hooks (allocate Service IPs) -> validate -> managedFields
+            -> store.create (409 AlreadyExists)
+    update: read current -> precondition (resourceVersion CAS) -> prepare_for_update / status
+            -> default -> validate_update -> generation bump -> managedFields -> no-op check
+            -> store.update (409 Conflict on a lost CAS; patch retries, PUT does not)
+    delete: preconditions -> finalizers (only mark deletionTimestamp) / graceful pods
+            -> store.delete
+
+Reads are served from the watch cache (:mod:`kybernetes.storage.cacher`), made consistent by
+waiting until the cache has applied every acknowledged write. Objects leave the registry as dicts
+that the caller must not mutate (the cache shares them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import datetime as dt
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from kybernetes import errors
+from kybernetes.api import decode as typed
+from kybernetes.api import schema as schemas
+from kybernetes.api import validation as v
+from kybernetes.api.resources import Catalogue, Resource
+from kybernetes.api.selectors import FieldSelector, LabelSelector, object_fields
+from kybernetes.apiserver.registry.strategy import Strategy
+from kybernetes.storage import interface as st
+from kybernetes.storage.cacher import CacheEvent, Cacher, WatchClosed, Watcher
+
+Obj = dict[str, Any]
+ObjList = list[Obj]
+StrList = list[str]
+
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+_PATCH_RETRIES = 8
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class User:
+    name: str
+    groups: tuple[str, ...] = ()
+    uid: str = ""
+    extra: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class RequestContext:
+    user: User = field(default_factory=lambda: User("system:admin", ("system:masters",)))
+    dry_run: bool = False
+    field_manager: str = ""
+    field_validation: str = "Strict"
+    """Strict, Warn or Ignore (what to do with unknown and duplicate fields)."""
+    warnings: list[str] = field(default_factory=list)
+    user_agent: str = ""
+
+
+@dataclass
+class ListOptions:
+    label_selector: LabelSelector | None = None
+    field_selector: FieldSelector | None = None
+    limit: int = 0
+    continue_token: str = ""
+    resource_version: str = ""
+    resource_version_match: str = ""
+
+
+@dataclass
+class DeleteOptions:
+    grace_period_seconds: int | None = None
+    propagation_policy: str | None = None
+    preconditions: dict[str, Any] | None = None
+    dry_run: bool = False
+
+
+@dataclass
+class ListResult:
+    items: list[Obj]
+    resource_version: str
+    continue_token: str = ""
+    remaining: int | None = None
+
+
+Hook = Callable[["Registry", Resource, Obj, Obj | None, RequestContext], Awaitable[None]]
+SchemaLookup = Callable[[Resource], "schemas.Schema | None"]
+
+
+def encode(obj: Obj) -> bytes:
+    meta = obj.get("metadata")
+    if meta and "resourceVersion" in meta:
+        meta = dict(meta)
+        del meta["resourceVersion"]
+        obj = {**obj, "metadata": meta}
+    return orjson.dumps(obj)
+
+
+def decode(value: bytes, revision: int) -> Obj:
+    obj: Obj = orjson.loads(value)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
+    return obj
+
+
+def _encode_continue(rev: int, start_after: str) -> str:
+    raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": rev, "start": start_after})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_continue(token: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        d = orjson.loads(raw)
+        return int(d["rv"]), str(d["start"])
+    except Exception:
+        raise errors.BadRequest("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+
+
+def _parse_rv(rv: str, what: str = "resourceVersion") -> int:
+    try:
+        n = int(rv)
+        if n < 0:
+            raise ValueError
+        return n
+    except ValueError:
+        raise errors.BadRequest(f"invalid {what}: {rv!r}") from None
+
+
+def _meta(obj: Obj) -> Obj:
+    m = obj.get("metadata")
+    if not isinstance(m, dict):
+        m = {}
+        obj["metadata"] = m
+    return m
+
+
+def _spec_changed(new: Obj, old: Obj) -> bool:
+    keys = (set(new) | set(old)) - {"metadata", "status", "apiVersion", "kind"}
+    return any(new.get(k) != old.get(k) for k in keys)
+
+
+class Registry:
+    """Every kind's CRUD over one store, with one watch cache."""
+
+    def __init__(self, store: st.Store, catalogue: Catalogue, strategies: dict[tuple[str, str], Strategy]) -> None:
+        self.store = store
+        self.catalogue = catalogue
+        self.strategies = strategies
+        self.cacher = Cacher(store, decode)
+        self.create_hooks: dict[tuple[str, str], list[Hook]] = {}
+        self.update_hooks: dict[tuple[str, str], list[Hook]] = {}
+        self.delete_hooks: dict[tuple[str, str], list[Hook]] = {}
+        self.custom_schemas: dict[tuple[str, str, str], schemas.Schema] = {}
+        """CRD (group, version, kind) -> its structural schema (set by the CRD handler)."""
+        self.custom_strategies: dict[tuple[str, str], Strategy] = {}
+        self._default_strategy = Strategy()
+
+    async def start(self) -> None:
+        await self.cacher.start()
+
+    async def stop(self) -> None:
+        await self.cacher.stop()
+
+    # --- lookups ------------------------------------------------------------------------
+
+    def strategy(self, r: Resource) -> Strategy:
+        s = self.strategies.get((r.group, r.kind)) or self.custom_strategies.get((r.group, r.kind))
+        return s or self._default_strategy
+
+    def schema(self, r: Resource) -> schemas.Schema | None:
+        if r.builtin:
+            return schemas.for_kind(r.group, r.version, r.kind)
+        return self.custom_schemas.get((r.group, r.version, r.kind))
+
+    async def _cache(self, r: Resource) -> Any:
+        return await self.cacher.cache_for(r.key_prefix)
+
+    # --- reads --------------------------------------------------------------------------
+
+    async def get(self, r: Resource, namespace: str, name: str, resource_version: str = "") -> Obj:
+        cache = await self._cache(r)
+        if resource_version and resource_version != "0":
+            await self._wait_rv(_parse_rv(resource_version))
+        elif not resource_version:
+            await self._fresh()
+        obj = cache.objects.get(r.key(namespace, name))
+        if obj is None:
+            raise errors.NotFound.of(r.plural, name, r.group)
+        return obj
+
+    async def _fresh(self) -> None:
+        try:
+            await self.cacher.wait_fresh()
+        except TimeoutError:
+            raise errors.Timeout("Too large resource version: the watch cache is not up to date yet") from None
+
+    async def _wait_rv(self, rev: int) -> None:
+        try:
+            await self.cacher.wait_for_revision(rev)
+        except TimeoutError:
+            raise errors.Timeout(
+                f"Too large resource version: {rev}, current: {self.cacher.revision}",
+                details={"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                         "retryAfterSeconds": 1},
+            ) from None
+
+    def _matcher(self, r: Resource, opts: ListOptions) -> Callable[[Obj], bool] | None:
+        ls, fs = opts.label_selector, opts.field_selector
+        if (ls is None or ls.empty) and (fs is None or fs.empty):
+            return None
+        extra: Any = self.strategy(r).field_selectors
+        if fs is not None and not fs.empty:
+            for field_name, _op, _val in fs.requirements:
+                if field_name not in ("metadata.name", "metadata.namespace") and field_name not in extra:
+                    raise errors.BadRequest(f'field label not supported: {field_name}')
+
+        def match(obj: Obj) -> bool:
+            if ls is not None and not ls.empty and not ls.matches(obj.get("metadata", {}).get("labels")):
+                return False
+            return not (fs is not None and not fs.empty and not fs.matches(object_fields(obj, extra)))
+
+        return match
+
+    async def list(self, r: Resource, namespace: str, opts: ListOptions) -> ListResult:
+        match = self._matcher(r, opts)
+        prefix = r.namespace_prefix(namespace)
+        rv, rvm = opts.resource_version, opts.resource_version_match
+        if rvm and rvm not in ("Exact", "NotOlderThan"):
+            raise errors.BadRequest(f'resourceVersionMatch: Unsupported value: "{rvm}"')
+        if rvm and not rv:
+            raise errors.BadRequest("resourceVersionMatch is forbidden unless resourceVersion is provided")
+        if opts.continue_token:
+            if rv:
+                raise errors.BadRequest("specifying resource version is not allowed when using continue")
+            rev, start = _decode_continue(opts.continue_token)
+            return await self._list_store(r, prefix, rev, start, opts.limit, match)
+        if rvm == "Exact":
+            return await self._list_store(r, prefix, _parse_rv(rv), "", opts.limit, match)
+        if opts.limit and rv != "0":
+            # Paginated consistent lists read a snapshot from the store so that later pages
+            # (continue tokens) see the same revision.
+            base = 0 if not rv else _parse_rv(rv)
+            if base:
+                await self._wait_rv(base)
+            return await self._list_store(r, prefix, 0, "", opts.limit, match)
+        cache = await self._cache(r)
+        if rv and rv != "0":
+            await self._wait_rv(_parse_rv(rv))
+        elif not rv:
+            await self._fresh()
+        revision = self.cacher.revision
+        items = [o for _k, o in cache.list(prefix)]
+        if match is not None:
+            items = [o for o in items if match(o)]
+        return ListResult(items, str(revision))
+
+    async def _list_store(self, r: Resource, prefix: str, revision: int, start_after: str, limit: int,
+                          match: Callable[[Obj], bool] | None) -> ListResult:
+        out: list[Obj] = []
+        rev = revision
+        cursor = start_after
+        try:
+            while True:
+                want = (limit - len(out)) if limit else 0
+                res = await self.store.list(prefix, revision=rev, start_after=cursor, limit=max(want, 50) if limit else 0)
+                rev = res.revision
+                cut_short = False
+                for i, kv in enumerate(res.items):
+                    cursor = kv.key
+                    obj = decode(kv.value, kv.mod_revision)
+                    if match is None or match(obj):
+                        out.append(obj)
+                        if limit and len(out) >= limit:
+                            cut_short = i < len(res.items) - 1
+                            break
+                if limit and len(out) >= limit:
+                    if cut_short or res.more:
+                        return ListResult(out, str(rev), _encode_continue(rev, cursor))
+                    return ListResult(out, str(rev))
+                if not res.more:
+                    return ListResult(out, str(rev))
+        except st.CompactedError:
+            if start_after:
+                raise errors.Expired(
+                    "The provided continue parameter is too old to display a consistent list result. You can "
+                    "start a new list without the continue parameter, or use the continue token in this "
+                    "response to retrieve the remainder of the results. Continuing with the provided token "
+                    "results in an inconsistent list - objects that were created, modified, or deleted "
+                    "between the time the first chunk was returned and now may show up in the list."
+                ) from None
+            raise errors.Expired(f"too old resource version: {revision}") from None
+        except st.FutureRevisionError as e:
+            raise errors.Timeout(f"Too large resource version: {e.requested}, current: {e.current}") from None
+
+    # --- watch --------------------------------------------------------------------------
+
+    async def watch(self, r: Resource, namespace: str, opts: ListOptions,
+                    send_initial: bool = True) -> AsyncIterator[CacheEvent]:
+        """Events under the resource (and namespace), filtered; see Kubernetes' watch semantics.
+
+        resourceVersion unset or "0": synthetic ADDED events for the current state, then changes.
+        resourceVersion N: every change after N (410 Expired if N is too old).
+        """
+        match = self._matcher(r, opts)
+        prefix = r.namespace_prefix(namespace)
+        cache = await self._cache(r)
+        rv = opts.resource_version
+        initial: list[CacheEvent] = []
+        if rv and rv != "0":
+            start = _parse_rv(rv)
+            if start > self.cacher.revision:
+                await self._wait_rv(start)
+            backlog = cache.events_since(prefix, start)
+            if backlog is None:
+                async for ev in self._watch_store(r, prefix, start, match):
+                    yield ev
+                return
+        else:
+            if not rv:
+                await self._fresh()
+            backlog = []
+            if send_initial:
+                for k, o in cache.list(prefix):
+                    initial.append(CacheEvent("ADDED", k, o, None, int(o["metadata"]["resourceVersion"])))
+        # No await between reading the backlog and registering: no event is lost or repeated.
+        w = Watcher(prefix)
+        cache.watchers.add(w)
+        try:
+            for ev in initial:
+                if match is None or match(ev.obj):
+                    yield ev
+            for ev in backlog:
+                out = self._filter(ev, match)
+                if out is not None:
+                    yield out
+            async for ev in w.events():
+                out = self._filter(ev, match)
+                if out is not None:
+                    yield out
+        except WatchClosed:
+            return
+        finally:
+            cache.watchers.discard(w)
+
+    @staticmethod
+    def _filter(ev: CacheEvent, match: Callable[[Obj], bool] | None) -> CacheEvent | None:
+        if match is None:
+            return ev
+        now = match(ev.obj) if ev.type != "DELETED" else False
+        was = ev.prev is not None and match(ev.prev)
+        if ev.type == "DELETED":
+            return ev if was else None
+        if now and was:
+            return ev
+        if now:
+            return CacheEvent("ADDED", ev.key, ev.obj, ev.prev, ev.revision)
+        if was:
+            return CacheEvent("DELETED", ev.key, ev.obj, ev.prev, ev.revision)
+        return None
+
+    async def _watch_store(self, r: Resource, prefix: str, start: int,
+                           match: Callable[[Obj], bool] | None) -> AsyncIterator[CacheEvent]:
+        it = self.store.watch(prefix, start)
+        try:
+            async for sev in it:
+                if sev.type == "DELETE":
+                    if sev.prev_value is None:
+                        continue
+                    obj = decode(sev.prev_value, sev.revision)
+                    cev = CacheEvent("DELETED", sev.key, obj, obj, sev.revision)
+                else:
+                    assert sev.value is not None
+                    obj = decode(sev.value, sev.revision)
+                    prev = decode(sev.prev_value, sev.revision) if sev.prev_value else None
+                    cev = CacheEvent("MODIFIED" if prev else "ADDED", sev.key, obj, prev, sev.revision)
+                out = self._filter(cev, match)
+                if out is not None:
+                    yield out
+        except st.CompactedError:
+            raise errors.Expired(f"too old resource version: {start} ({await self.store.compacted_revision()})") from None
+        finally:
+            await it.aclose()  # type: ignore[attr-defined]
+
+    # --- writes -------------------------------------------------------------------------
+
+    def _check_typed(self, r: Resource, obj: Obj, ctx: RequestContext) -> None:
+        """Go-style decoding: wrong types are 400; unknown fields dropped/warned/rejected."""
+        sch = self.schema(r)
+        if sch is None:
+            return
+        if not r.builtin:
+            # Custom resources: unknown fields are pruned; wrong types are a 422 from validation.
+            from kybernetes.api import structural
+
+            self._report_unknown(r, structural.prune_custom_object(obj, sch.raw), ctx)
+            return
+        res = typed.check(obj, sch)
+        if res.type_errors:
+            raise errors.BadRequest(
+                f'{r.kind} in version "{r.version}" cannot be handled as a {r.kind}: {res.type_errors[0]}'
+            )
+        self._report_unknown(r, res.unknown, ctx)
+
+    def _report_unknown(self, r: Resource, unknown: StrList, ctx: RequestContext) -> None:
+        if not unknown:
+            return
+        if ctx.field_validation == "Strict":
+            detail = ", ".join(f'unknown field "{p}"' for p in unknown)
+            raise errors.BadRequest(f"{r.kind} in version \"{r.version}\" cannot be handled as a {r.kind}: "
+                                    f"strict decoding error: {detail}")
+        if ctx.field_validation == "Warn":
+            ctx.warnings.extend(f'unknown field "{p}"' for p in unknown)
+
+    def _check_type_meta(self, r: Resource, obj: Obj) -> None:
+        if not isinstance(obj, dict):
+            raise errors.BadRequest("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")
+        kind = obj.get("kind")
+        av = obj.get("apiVersion")
+        if kind and kind != r.kind:
+            raise errors.BadRequest(
+                f'the kind of the object in the request body ({kind}) does not match the kind of the resource ({r.kind})'
+            )
+        if av and av != r.api_version:
+            raise errors.BadRequest(
+                f"the API version in the data ({av}) does not match the expected API version ({r.api_version})"
+            )
+        obj["kind"] = r.kind
+        obj["apiVersion"] = r.api_version
+
+    async def _check_namespace(self, r: Resource, namespace: str, creating: bool = True) -> None:
+        if not r.namespaced:
+            return
+        ns_res = self.catalogue.get("", "v1", "namespaces")
+        assert ns_res is not None
+        cache = await self._cache(ns_res)
+        ns = cache.objects.get(ns_res.key("", namespace))
+        if ns is None:
+            raise errors.NotFound.of("namespaces", namespace)
+        if creating and ns.get("metadata", {}).get("deletionTimestamp"):
+            raise errors.Forbidden(
+                f'{r.plural} "{namespace}" is forbidden: unable to create new content in namespace {namespace} '
+                "because it is being terminated",
+                details={"name": namespace, "kind": r.plural,
+                         "causes": [{"reason": "NamespaceTerminating", "message": f"namespace {namespace} is being terminated",
+                                     "field": "metadata.namespace"}]},
+            )
+
+    def _validate(self, r: Resource, obj: Obj, old: Obj | None) -> None:
+        s = self.strategy(r)
+        meta = obj.get("metadata", {})
+        errs = v.validate_object_meta(meta, namespaced=r.namespaced, name_validator=s.name_validator)
+        if old is None:
+            errs += s.validate(obj)
+        else:
+            errs += v.validate_object_meta_update(meta, old.get("metadata", {}))
+            errs += s.validate_update(obj, old)
+        v.raise_if_errors(r.kind, meta.get("name") or meta.get("generateName") or "", errs, r.group)
+
+    async def create(self, r: Resource, namespace: str, body: Obj, ctx: RequestContext,
+                     *, check_typed: bool = True) -> Obj:
+        self._check_type_meta(r, body)
+        obj = copy.deepcopy(body)
+        if check_typed:
+            self._check_typed(r, obj, ctx)
+        meta = _meta(obj)
+        if r.namespaced:
+            ns = meta.get("namespace")
+            if ns and ns != namespace:
+                raise errors.BadRequest("the namespace of the provided object does not match the namespace sent on the request")
+            meta["namespace"] = namespace
+        elif "namespace" in meta and not meta["namespace"]:
+            del meta["namespace"]
+        if meta.get("resourceVersion"):
+            raise errors.BadRequest("resourceVersion should not be set on objects to be created")
+        if not meta.get("name") and meta.get("generateName"):
+            gen = str(meta["generateName"])
+            meta["name"] = gen[:58] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        for f in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            meta.pop(f, None)
+        s = self.strategy(r)
+        meta.pop("generation", None)
+        if s.tracks_generation:
+            meta["generation"] = 1
+        s.prepare_for_create(obj)
+        s.default(obj)
+        await self._check_namespace(r, namespace)
+        for hook in self.create_hooks.get((r.group, r.kind), ()):
+            await hook(self, r, obj, None, ctx)
+        self._validate(r, obj, None)
+        self._manage_fields(r, None, obj, ctx, "Update")
+        name = meta["name"]
+        if ctx.dry_run:
+            cache = await self._cache(r)
+            if r.key(namespace, name) in cache.objects:
+                raise errors.AlreadyExists.of(r.plural, name, r.group)
+            return obj
+        try:
+            rev = await self.store.create(r.key(namespace, name), encode(obj))
+        except st.KeyExistsError:
+            raise errors.AlreadyExists.of(r.plural, name, r.group) from None
+        meta["resourceVersion"] = str(rev)
+        return obj
+
+    def _manage_fields(self, r: Resource, old: Obj | None, new: Obj, ctx: RequestContext, operation: str,
+                       subresource: str = "") -> None:
+        from kybernetes.api import apply as ssa
+
+        manager = ctx.field_manager or _default_manager(ctx.user_agent)
+        ssa.update_managed_fields(old, new, manager, self.schema(r), operation=operation,
+                                  api_version=r.api_version, subresource=subresource)
+
+    async def _current(self, r: Resource, namespace: str, name: str) -> st.KeyValue | None:
+        return await self.store.get(r.key(namespace, name))
+
+    async def update(self, r: Resource, namespace: str, name: str, body: Obj, ctx: RequestContext,
+                     *, subresource: str = "") -> tuple[Obj, bool]:
+        """PUT. Returns the stored object and whether it was created."""
+        self._check_type_meta(r, body)
+        new = copy.deepcopy(body)
+        self._check_typed(r, new, ctx)
+        meta = _meta(new)
+        if meta.get("name") and meta["name"] != name:
+            raise errors.BadRequest("the name of the object ({}) does not match the name on the URL ({})".format(meta["name"], name))
+        if r.namespaced and meta.get("namespace") and meta["namespace"] != namespace:
+            raise errors.BadRequest("the namespace of the provided object does not match the namespace sent on the request")
+        meta["name"] = name
+        if r.namespaced:
+            meta["namespace"] = namespace
+        want_rv = meta.get("resourceVersion") or ""
+        kv = await self._current(r, namespace, name)
+        if kv is None:
+            if subresource or not self.strategy(r).allow_create_on_update:
+                raise errors.NotFound.of(r.plural, name, r.group)
+            meta.pop("resourceVersion", None)
+            return await self.create(r, namespace, new, ctx, check_typed=False), True
+        old = decode(kv.value, kv.mod_revision)
+        if want_rv and want_rv != str(kv.mod_revision):
+            raise errors.Conflict.of(r.plural, name, r.group)
+        return await self._write_update(r, namespace, name, old, new, kv.mod_revision, ctx, subresource), False
+
+    async def _write_update(self, r: Resource, namespace: str, name: str, old: Obj, new: Obj, revision: int,
+                            ctx: RequestContext, subresource: str, *, operation: str = "Update",
+                            managed: bool = True) -> Obj:
+        s = self.strategy(r)
+        meta = _meta(new)
+        old_meta = old.get("metadata", {})
+        # System-owned metadata always comes from the stored object.
+        for f in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+            if f in old_meta:
+                meta[f] = old_meta[f]
+            else:
+                meta.pop(f, None)
+        meta["resourceVersion"] = old_meta.get("resourceVersion")
+        if subresource == "status":
+            s.prepare_for_status_update(new, old)
+            meta = _meta(new)
+        elif subresource == "finalize":
+            # namespaces/finalize: only spec.finalizers is taken from the request.
+            fins = (new.get("spec") or {}).get("finalizers") or []
+            new = copy.deepcopy(old)
+            new.setdefault("spec", {})["finalizers"] = fins
+            meta = _meta(new)
+        else:
+            s.prepare_for_update(new, old)
+        s.default(new)
+        for hook in self.update_hooks.get((r.group, r.kind), ()):
+            await hook(self, r, new, old, ctx)
+        if subresource in ("status", "finalize"):
+            errs = v.validate_object_meta_update(meta, old_meta)
+            errs += s.validate_status_update(new, old) if subresource == "status" else s.validate(new)
+            v.raise_if_errors(r.kind, name, errs, r.group)
+        else:
+            self._validate(r, new, old)
+        if s.tracks_generation and not subresource and _spec_changed(new, old):
+            meta["generation"] = int(old_meta.get("generation") or 0) + 1
+        if managed:
+            self._manage_fields(r, old, new, ctx, operation, subresource)
+        if old_meta.get("deletionTimestamp") and not s.holds_deletion(new):
+            # The last finalizer is gone: the object goes now.
+            if ctx.dry_run:
+                return new
+            try:
+                rev, _ = await self.store.delete(r.key(namespace, name), revision)
+            except st.RevisionMismatchError:
+                raise errors.Conflict.of(r.plural, name, r.group) from None
+            except st.KeyNotFoundError:
+                raise errors.NotFound.of(r.plural, name, r.group) from None
+            meta["resourceVersion"] = str(rev)
+            return new
+        if new == old:
+            return old
+        if ctx.dry_run:
+            return new
+        try:
+            rev = await self.store.update(r.key(namespace, name), encode(new), revision)
+        except st.RevisionMismatchError:
+            raise errors.Conflict.of(r.plural, name, r.group) from None
+        except st.KeyNotFoundError:
+            raise errors.NotFound.of(r.plural, name, r.group) from None
+        meta["resourceVersion"] = str(rev)
+        return new
+
+    async def patch(self, r: Resource, namespace: str, name: str, patch_type: str, patch: Any,
+                    ctx: RequestContext, *, subresource: str = "", force: bool = False) -> tuple[Obj, bool]:
+        """PATCH in any of the four types; retried on lost compare-and-swap like Kubernetes."""
+        from kybernetes.api import apply as ssa
+        from kybernetes.api import patch as patching
+
+        for _attempt in range(_PATCH_RETRIES):
+            kv = await self._current(r, namespace, name)
+            if kv is None:
+                if patch_type == "apply" and not subresource:
+                    return await self._apply_create(r, namespace, name, patch, ctx), True
+                raise errors.NotFound.of(r.plural, name, r.group)
+            old = decode(kv.value, kv.mod_revision)
+            if patch_type == "json":
+                new = patching.apply_json_patch(old, patch)
+            elif patch_type == "merge":
+                new = patching.apply_merge_patch(old, patch)
+            elif patch_type == "strategic":
+                if not r.builtin:
+                    raise errors.UnsupportedMediaType(
+                        "strategic merge patch is not supported for custom resources; use a merge patch or a JSON patch"
+                    )
+                new = patching.apply_strategic_merge_patch(old, patch, self.schema(r))
+            elif patch_type == "apply":
+                if not isinstance(patch, dict):
+                    raise errors.BadRequest("apply patch must be an object")
+                self._check_type_meta_apply(r, patch)
+                applied = copy.deepcopy(patch)
+                self._check_typed(r, applied, ctx)
+                manager = ctx.field_manager
+                if not manager:
+                    raise errors.BadRequest("PATCH /apply requires a non-empty fieldManager query parameter")
+                new = ssa.apply(old, applied, manager, self.schema(r), force=force, api_version=r.api_version,
+                                ignore_top_level=("status",) if not subresource else ())
+            else:
+                raise errors.UnsupportedMediaType(f"unsupported patch type {patch_type}")
+            if not isinstance(new, dict):
+                raise errors.BadRequest("patch produced an object that is not a JSON object")
+            self._check_type_meta(r, new)
+            patched_rv = new.get("metadata", {}).get("resourceVersion") if isinstance(new.get("metadata"), dict) else None
+            if patched_rv and patched_rv != str(kv.mod_revision):
+                raise errors.Conflict.of(r.plural, name, r.group)
+            if patch_type != "apply":
+                self._check_typed(r, new, ctx)
+            meta = _meta(new)
+            if meta.get("name", name) != name:
+                raise errors.BadRequest("metadata.name: Invalid value: the name of the object cannot be changed by a patch")
+            meta["name"] = name
+            if r.namespaced:
+                meta["namespace"] = namespace
+            try:
+                return await self._write_update(
+                    r, namespace, name, old, new, kv.mod_revision, ctx, subresource,
+                    operation="Apply" if patch_type == "apply" else "Update",
+                    managed=patch_type != "apply",
+                ), False
+            except errors.Conflict:
+                if patched_rv:
+                    raise
+                await asyncio.sleep(0)
+                continue
+        raise errors.Conflict.of(r.plural, name, r.group, why="too many conflicting writes; please retry")
+
+    def _check_type_meta_apply(self, r: Resource, obj: Obj) -> None:
+        if not obj.get("apiVersion") or not obj.get("kind"):
+            raise errors.BadRequest("apiVersion and kind must be set in an apply patch")
+        self._check_type_meta(r, obj)
+
+    async def _apply_create(self, r: Resource, namespace: str, name: str, patch: Any, ctx: RequestContext) -> Obj:
+        from kybernetes.api import apply as ssa
+
+        if not isinstance(patch, dict):
+            raise errors.BadRequest("apply patch must be an object")
+        self._check_type_meta_apply(r, patch)
+        if not ctx.field_manager:
+            raise errors.BadRequest("PATCH /apply requires a non-empty fieldManager query parameter")
+        applied = copy.deepcopy(patch)
+        self._check_typed(r, applied, ctx)
+        meta = _meta(applied)
+        if meta.get("name", name) != name:
+            raise errors.BadRequest("the name of the object does not match the name on the URL")
+        new = ssa.apply(None, applied, ctx.field_manager, self.schema(r), force=True, api_version=r.api_version)
+        _meta(new)["name"] = name
+        # The apply entry is already in managedFields; create must not add an Update entry.
+        saved = list(new["metadata"].get("managedFields") or [])
+        obj = await self.create(r, namespace, new, ctx, check_typed=False)
+        obj["metadata"]["managedFields"] = saved
+        if not ctx.dry_run:
+            kv = await self._current(r, namespace, name)
+            if kv is not None:
+                cur = decode(kv.value, kv.mod_revision)
+                if cur["metadata"].get("managedFields") != saved:
+                    cur["metadata"]["managedFields"] = saved
+                    rev = await self.store.update(r.key(namespace, name), encode(cur), kv.mod_revision)
+                    cur["metadata"]["resourceVersion"] = str(rev)
+                    return cur
+        return obj
+
+    async def bind(self, r: Resource, namespace: str, name: str, new: Obj, old: Obj, ctx: RequestContext) -> Obj:
+        """pods/binding: set spec.nodeName and PodScheduled=True, bypassing the pod update rules."""
+        status = new.setdefault("status", {})
+        conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                      "lastTransitionTime": now_rfc3339()})
+        status["conditions"] = conds
+        self._manage_fields(r, old, new, ctx, "Update")
+        if ctx.dry_run:
+            return new
+        rv = int(old["metadata"]["resourceVersion"])
+        try:
+            rev = await self.store.update(r.key(namespace, name), encode(new), rv)
+        except st.RevisionMismatchError:
+            raise errors.Conflict.of(r.plural, name, r.group) from None
+        except st.KeyNotFoundError:
+            raise errors.NotFound.of(r.plural, name, r.group) from None
+        new["metadata"]["resourceVersion"] = str(rev)
+        return new
+
+    async def delete(self, r: Resource, namespace: str, name: str, opts: DeleteOptions,
+                     ctx: RequestContext) -> tuple[Obj, bool]:
+        """DELETE. Returns the object and whether it is gone now (False: only marked)."""
+        for _attempt in range(_PATCH_RETRIES):
+            kv = await self._current(r, namespace, name)
+            if kv is None:
+                raise errors.NotFound.of(r.plural, name, r.group)
+            obj = decode(kv.value, kv.mod_revision)
+            meta = obj["metadata"]
+            pre = opts.preconditions or {}
+            if pre.get("uid") and pre["uid"] != meta.get("uid"):
+                raise errors.Conflict.of(
+                    r.plural, name, r.group,
+                    why=f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {meta.get('uid')}",
+                )
+            if pre.get("resourceVersion") and pre["resourceVersion"] != meta.get("resourceVersion"):
+                raise errors.Conflict.of(
+                    r.plural, name, r.group,
+                    why=f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
+                        f"ResourceVersion in object meta: {meta.get('resourceVersion')}",
+                )
+            for hook in self.delete_hooks.get((r.group, r.kind), ()):
+                await hook(self, r, obj, None, ctx)
+            updated = copy.deepcopy(obj)
+            umeta = updated["metadata"]
+            finalizers = list(umeta.get("finalizers") or [])
+            policy = opts.propagation_policy
+            if policy is not None and policy not in ("Foreground", "Background", "Orphan"):
+                raise errors.Invalid("DeleteOptions", "", [v.not_supported("propagationPolicy", policy,
+                                                                          ["Foreground", "Background", "Orphan"]).cause()])
+            if policy == "Foreground" and "foregroundDeletion" not in finalizers:
+                finalizers.append("foregroundDeletion")
+            elif policy == "Orphan" and "orphan" not in finalizers:
+                finalizers.append("orphan")
+            grace = self._grace_period(r, obj, opts)
+            if finalizers or grace or self.strategy(r).holds_deletion(obj):
+                # Only marked: the finalizers' owners (or the kubelet) finish the deletion.
+                if umeta.get("deletionTimestamp") and finalizers == list(umeta.get("finalizers") or []) and not grace:
+                    return obj, False
+                umeta["finalizers"] = finalizers
+                if not umeta.get("deletionTimestamp"):
+                    umeta["deletionTimestamp"] = now_rfc3339() if not grace else _in_seconds(grace)
+                    umeta["deletionGracePeriodSeconds"] = grace or 0
+                elif grace is not None and grace < int(umeta.get("deletionGracePeriodSeconds") or 0):
+                    umeta["deletionGracePeriodSeconds"] = grace
+                if r.kind == "Namespace" and r.group == "":
+                    updated.setdefault("status", {})["phase"] = "Terminating"
+                if ctx.dry_run:
+                    return updated, False
+                try:
+                    rev = await self.store.update(r.key(namespace, name), encode(updated), kv.mod_revision)
+                except st.RevisionMismatchError:
+                    continue
+                umeta["resourceVersion"] = str(rev)
+                return updated, False
+            if ctx.dry_run:
+                return obj, True
+            try:
+                rev, _prev = await self.store.delete(r.key(namespace, name), kv.mod_revision)
+            except st.RevisionMismatchError:
+                continue
+            except st.KeyNotFoundError:
+                raise errors.NotFound.of(r.plural, name, r.group) from None
+            meta["resourceVersion"] = str(rev)
+            return obj, True
+        raise errors.Conflict.of(r.plural, name, r.group, why="too many conflicting writes; please retry")
+
+    def _grace_period(self, r: Resource, obj: Obj, opts: DeleteOptions) -> int:
+        """Pods bound to a node are deleted gracefully: the kubelet confirms with grace 0."""
+        if r.group != "" or r.kind != "Pod":
+            return 0
+        spec = obj.get("spec") or {}
+        if not spec.get("nodeName"):
+            return 0
+        phase = (obj.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed"):
+            return 0
+        if opts.grace_period_seconds is not None:
+            return max(0, int(opts.grace_period_seconds))
+        g = spec.get("terminationGracePeriodSeconds")
+        return int(g) if isinstance(g, int) and g >= 0 else 30
+
+    async def delete_collection(self, r: Resource, namespace: str, list_opts: ListOptions,
+                                opts: DeleteOptions, ctx: RequestContext) -> ObjList:
+        res = await self.list(r, namespace, ListOptions(list_opts.label_selector, list_opts.field_selector))
+        out = []
+        for obj in res.items:
+            m = obj["metadata"]
+            try:
+                deleted, _gone = await self.delete(r, m.get("namespace", ""), m["name"], opts, ctx)
+            except errors.NotFound:
+                continue
+            out.append(deleted)
+        return out
+
+
+def _in_seconds(seconds: int) -> str:
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _default_manager(user_agent: str) -> str:
+    """Kubernetes names an unnamed manager after the client's user agent, up to the first '/'."""
+    if not user_agent:
+        return "unknown"
+    return user_agent.split("/", 1)[0][:128]

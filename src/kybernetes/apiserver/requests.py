@@ -1,0 +1,164 @@
+"""Reading an API request: its path, its body, its query, and what it accepts in return.
+
+Pure functions over strings and bytes, so the routing rules are unit-testable without a server.
+Kubernetes' URL grammar:
+
+    /api/v1/[watch/][namespaces/{ns}/]{resource}[/{name}[/{subresource}]]
+    /apis/{group}/{version}/[watch/][namespaces/{ns}/]{resource}[/{name}[/{subresource}]]
+
+where ``/api/v1/namespaces/{name}[/{subresource}]`` is the namespaces resource itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+import yaml
+
+from kybernetes import errors
+
+MAX_BODY = 3 * 1024 * 1024
+"""kube-apiserver's limit on a request body (413 beyond it)."""
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass
+class ResourcePath:
+    group: str
+    version: str
+    plural: str
+    namespace: str = ""
+    name: str = ""
+    subresource: str = ""
+    watch: bool = False
+    """The legacy ``/watch/`` path prefix."""
+
+
+def parse_resource_path(path: str) -> ResourcePath | None:
+    """Split a resource URL; None if it is not one (discovery and other endpoints)."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 2 and parts[0] == "api" and parts[1] == "v1":
+        group, version, rest = "", "v1", parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    if not rest:
+        return None
+    watch = False
+    if rest[0] == "watch":
+        watch = True
+        rest = rest[1:]
+        if not rest:
+            return None
+    namespace = ""
+    if rest[0] == "namespaces" and len(rest) >= 3 and not (group == "" and rest[2] in ("status", "finalize")):
+        namespace = rest[1]
+        rest = rest[2:]
+    if len(rest) > 3:
+        return None
+    plural = rest[0]
+    name = rest[1] if len(rest) > 1 else ""
+    sub = rest[2] if len(rest) > 2 else ""
+    return ResourcePath(group, version, plural, namespace, name, sub, watch)
+
+
+def read_body(raw: bytes, content_type: str) -> object:
+    """Decode a request body as JSON or YAML; malformed input is 400, too large 413."""
+    if len(raw) > MAX_BODY:
+        raise errors.RequestEntityTooLarge("Request entity too large: limit is 3145728")
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    if not raw.strip():
+        raise errors.BadRequest("the request body is empty")
+    if ctype in ("application/yaml", "application/apply-patch+yaml", "application/x-yaml", "text/yaml"):
+        try:
+            return yaml.load(raw, Loader=_YAML_LOADER)
+        except yaml.YAMLError as e:
+            raise errors.BadRequest(f"error converting YAML to JSON: {_first_line(str(e))}") from None
+    if ctype in ("", "application/json", "application/json-patch+json", "application/merge-patch+json",
+                 "application/strategic-merge-patch+json", "*/*", "text/plain"):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            raise errors.BadRequest(f"error decoding request body as JSON: {e}") from None
+    if "protobuf" in ctype:
+        raise errors.UnsupportedMediaType(f'the body of the request was in an unknown format - accepted media types '
+                                          f'include: application/json, application/yaml (got "{ctype}")')
+    raise errors.UnsupportedMediaType(f'the body of the request was in an unknown format - accepted media types '
+                                      f'include: application/json, application/yaml (got "{ctype}")')
+
+
+def _first_line(s: str) -> str:
+    return s.strip().splitlines()[0] if s.strip() else s
+
+
+PATCH_TYPES = {
+    "application/json-patch+json": "json",
+    "application/merge-patch+json": "merge",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/apply-patch+yaml": "apply",
+}
+
+
+def patch_type(content_type: str) -> str:
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    t = PATCH_TYPES.get(ctype)
+    if t is None:
+        raise errors.UnsupportedMediaType(
+            f"the server does not support the patch type {ctype!r}; supported: " + ", ".join(PATCH_TYPES)
+        )
+    return t
+
+
+@dataclass
+class Accept:
+    table: bool = False
+    partial_metadata: bool = False
+    aggregated_discovery: bool = False
+    json_ok: bool = True
+    yaml: bool = False
+
+
+def parse_accept(header: str) -> Accept:
+    """What representation the client asks for, in its order of preference."""
+    if not header:
+        return Accept()
+    out = Accept(json_ok=False)
+    for raw in header.split(","):
+        parts = [p.strip() for p in raw.split(";")]
+        media = parts[0].lower()
+        params = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+        if media in ("application/json", "*/*", "application/*"):
+            as_ = params.get("as")
+            if as_ == "Table" and params.get("g") == "meta.k8s.io":
+                out.table = out.table or not (out.json_ok or out.partial_metadata)
+            elif as_ in ("PartialObjectMetadata", "PartialObjectMetadataList") and params.get("g") == "meta.k8s.io":
+                out.partial_metadata = out.partial_metadata or not (out.json_ok or out.table)
+            elif as_ == "APIGroupDiscoveryList" and params.get("g") == "apidiscovery.k8s.io" and params.get("v") == "v2":
+                out.aggregated_discovery = True
+            elif as_ is None:
+                out.json_ok = True
+        elif media in ("application/yaml",):
+            out.yaml = not (out.json_ok or out.table)
+            out.json_ok = True
+    if not (out.json_ok or out.table or out.partial_metadata or out.aggregated_discovery):
+        raise errors.NotAcceptable(
+            "only the following media types are accepted: application/json, application/yaml, "
+            "application/json;as=Table;v=v1;g=meta.k8s.io"
+        )
+    return out
+
+
+def bool_param(value: str | None) -> bool:
+    return value is not None and value.lower() in ("true", "1")
+
+
+def int_param(value: str | None, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise errors.BadRequest(f"invalid value for {name}: {value!r}") from None

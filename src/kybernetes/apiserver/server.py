@@ -1,0 +1,329 @@
+"""kube-apiserver: configuration, assembly, and the HTTPS server.
+
+``run(config)`` opens the store, loads (or makes) the cluster PKI, builds the registry with every
+built-in strategy, starts the watch cache and the CRD controller, creates the namespaces and the
+``kubernetes`` Service a cluster starts with, writes the admin kubeconfig, and serves HTTPS until
+it is told to stop. ``/livez``, ``/readyz`` and ``/healthz`` answer ``ok`` once serving.
+
+Request flow (one aiohttp middleware, then one dispatcher):
+
+    TLS (client cert verified against the cluster CA, optional)
+      -> authenticate (cert or bearer token; 401 otherwise)
+      -> route: health, version, discovery, openapi, or a resource URL
+      -> ResourceHandlers -> Registry -> watch cache / Store
+      -> any StatusError rendered as a Status object with its code; anything else a 500 Status
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from kybernetes import errors
+from kybernetes.api.resources import Catalogue
+from kybernetes.apiserver import discovery
+from kybernetes.apiserver.allocators import ServiceAllocator
+from kybernetes.apiserver.auth import Authenticator, TokenFile
+from kybernetes.apiserver.certs import PKI, kubeconfig, write_kubeconfig
+from kybernetes.apiserver.crds import CRDController
+from kybernetes.apiserver.handlers import JSON, ResourceHandlers, json_response
+from kybernetes.apiserver.openapi import OpenAPIService
+from kybernetes.apiserver.registry import builtin_strategies
+from kybernetes.apiserver.registry.store import Registry, RequestContext, User
+from kybernetes.apiserver.requests import parse_accept, parse_resource_path
+from kybernetes.storage.interface import Store
+
+log = logging.getLogger(__name__)
+
+KUBERNETES_VERSION = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0+kyb",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-11-28T00:00:00Z",
+    "goVersion": "go1.23.0",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/version/"})
+
+
+@dataclass
+class APIServerConfig:
+    data_dir: Path
+    bind_address: str = "127.0.0.1"
+    port: int = 6443
+    datastore_endpoint: str = ""
+    """Empty or ``sqlite://PATH`` for the embedded store."""
+    token_file: Path | None = None
+    service_cidr: str = "10.43.0.0/16"
+    node_port_range: tuple[int, int] = (30000, 32767)
+    extra_sans: tuple[str, ...] = ()
+    advertise_address: str = ""
+    kubeconfig_path: Path | None = None
+    on_ready: Callable[[APIServer], Awaitable[None] | None] | None = None
+    compact_interval: float = 60.0
+    compact_keep: int = 1000
+    """Revisions of history kept by compaction (watches may resume within them)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def default_data_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/kybernetes")
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / "kybernetes"
+
+
+async def open_store(config: APIServerConfig) -> Store:
+    ep = config.datastore_endpoint
+    if not ep or ep.startswith("sqlite://"):
+        from kybernetes.storage.sqlite import SQLiteStore
+
+        path = ep[len("sqlite://"):] if ep else str(config.data_dir / "db" / "state.db")
+        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return await SQLiteStore.open(path, compact_interval=config.compact_interval,
+                                     compact_keep=config.compact_keep)
+    raise errors.BadRequest(f"unsupported datastore endpoint {ep!r} (supported: sqlite://PATH)")
+
+
+class APIServer:
+    def __init__(self, config: APIServerConfig) -> None:
+        self.config = config
+        self.catalogue = Catalogue.builtin()
+        self.store: Store | None = None
+        self.registry: Registry | None = None
+        self.handlers: ResourceHandlers | None = None
+        self.crds: CRDController | None = None
+        self.pki: PKI | None = None
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+        self.ready = asyncio.Event()
+        self.openapi: OpenAPIService | None = None
+        self.authenticator: Authenticator | None = None
+        self.discovery = discovery.DiscoveryCache(self.catalogue)
+
+    @property
+    def url(self) -> str:
+        host = self.config.advertise_address or self.config.bind_address
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"https://{host}:{self.port}"
+
+    async def start(self) -> None:
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.pki = PKI.load_or_create(cfg.data_dir)
+        self.store = await open_store(cfg)
+        self.registry = Registry(self.store, self.catalogue, builtin_strategies())
+        ServiceAllocator(cfg.service_cidr, cfg.node_port_range).install(self.registry)
+        self.handlers = ResourceHandlers(self.registry, self.catalogue)
+        await self.registry.start()
+        self.crds = CRDController(self.registry, self.catalogue, self.handlers)
+        await self.crds.start()
+        self.openapi = OpenAPIService(self.catalogue, self.crds.custom_schema_for, lambda: self.crds.schema_version)  # type: ignore[union-attr]
+        await self._bootstrap()
+        self.authenticator = Authenticator(TokenFile(cfg.token_file))
+
+        app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=[self._middleware])
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, cfg.bind_address, cfg.port, ssl_context=self._ssl_context(),
+                           reuse_address=True, backlog=1024)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else cfg.port
+        self._write_kubeconfig()
+        self.ready.set()
+        if cfg.on_ready is not None:
+            res = cfg.on_ready(self)
+            if asyncio.iscoroutine(res):
+                await res
+
+    async def stop(self) -> None:
+        if self.handlers is not None:
+            self.handlers.shutting_down.set()
+        if self.registry is not None:
+            await self.registry.stop()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.crds is not None:
+            await self.crds.stop()
+        if self.store is not None:
+            await self.store.close()
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        assert self.pki is not None
+        crt, key = self.pki.serving(self.config.extra_sans)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(crt, key)
+        ctx.load_verify_locations(cafile=str(self.pki.ca_path))
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        ctx.set_alpn_protocols(["http/1.1"])
+        return ctx
+
+    def _write_kubeconfig(self) -> None:
+        assert self.pki is not None
+        crt, key = self.pki.admin()
+        cfg = kubeconfig(self.url, self.pki.ca_pem, crt.read_bytes(), key.read_bytes())
+        write_kubeconfig(self.config.kubeconfig_path or self.config.data_dir / "kubeconfig.yaml", cfg)
+
+    async def _bootstrap(self) -> None:
+        """What every cluster starts with: system namespaces and the kubernetes Service."""
+        assert self.registry is not None
+        ctx = RequestContext(user=User("system:apiserver", ("system:masters",)), field_manager="kube-apiserver")
+        ns = self.catalogue.get("", "v1", "namespaces")
+        assert ns is not None
+        for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            with contextlib.suppress(errors.AlreadyExists):
+                await self.registry.create(ns, "", {"apiVersion": "v1", "kind": "Namespace",
+                                                    "metadata": {"name": name}}, ctx)
+        svc = self.catalogue.get("", "v1", "services")
+        assert svc is not None
+        alloc = ServiceAllocator(self.config.service_cidr)
+        try:
+            await self.registry.get(svc, "default", "kubernetes")
+            return
+        except errors.NotFound:
+            pass
+        with contextlib.suppress(errors.AlreadyExists):
+            await self.registry.create(svc, "default", {
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"type": "ClusterIP", "clusterIP": alloc.kubernetes_ip, "sessionAffinity": "None",
+                         "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
+            }, ctx)
+
+    # --- HTTP ------------------------------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(self, request: web.Request,
+                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except errors.StatusError as e:
+            return json_response(e.status(), e.code)
+        except web.HTTPException as e:
+            if e.status == 413:
+                err: errors.StatusError = errors.RequestEntityTooLarge("Request entity too large: limit is 3145728")
+            else:
+                err = errors.StatusError(e.reason or "error", code=e.status, reason=e.reason or "Unknown")
+            return json_response(err.status(), err.code)
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception as e:
+            log.exception("internal error serving %s %s", request.method, request.path)
+            err = errors.InternalError(f"Internal error occurred: {type(e).__name__}: {e}")
+            return json_response(err.status(), 500)
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path in ("/healthz", "/livez", "/readyz") or path.startswith(("/healthz/", "/livez/", "/readyz/")):
+            ok = self.ready.is_set()
+            return web.Response(text="ok" if ok else "not ready", status=200 if ok else 503,
+                                content_type="text/plain")
+        if path.rstrip("/") == "/version":
+            return json_response(KUBERNETES_VERSION)
+        assert self.authenticator is not None and self.handlers is not None
+        transport = request.transport
+        peercert = transport.get_extra_info("peercert") if transport is not None else None
+        user = self.authenticator.authenticate(peercert, request.headers.get("Authorization"))
+        ctx = RequestContext(user=user)
+        rp = parse_resource_path(path)
+        if rp is not None:
+            return await self.handlers.handle(request, rp, ctx)
+        return await self._non_resource(request, path)
+
+    async def _non_resource(self, request: web.Request, path: str) -> web.StreamResponse:
+        if request.method != "GET":
+            raise errors.MethodNotAllowed(f"the server does not allow this method on {path}")
+        p = path.rstrip("/") or "/"
+        accept_header = request.headers.get("Accept", "")
+        if p in ("/api", "/apis"):
+            accept = parse_accept(accept_header)
+            if accept.aggregated_discovery:
+                body, etag = self.discovery.get(f"agg:{p}", lambda: discovery.aggregated(self.catalogue, core=p == "/api"))
+                return self._cached(request, body, etag, discovery.AGGREGATED_V2)
+            if p == "/api":
+                return json_response(discovery.api_versions(f"{self.config.bind_address}:{self.port}"))
+            body, etag = self.discovery.get("apis", lambda: discovery.api_group_list(self.catalogue))
+            return self._cached(request, body, etag, JSON)
+        parts = [x for x in p.split("/") if x]
+        if parts[:2] == ["api", "v1"] and len(parts) == 2:
+            body, etag = self.discovery.get("api/v1", lambda: discovery.resource_list(self.catalogue, "", "v1"))
+            return self._cached(request, body, etag, JSON)
+        if parts and parts[0] == "apis" and len(parts) == 2:
+            doc = discovery.api_group(self.catalogue, parts[1])
+            if doc is None:
+                raise errors.NotFound("the server could not find the requested resource")
+            return json_response(doc)
+        if parts and parts[0] == "apis" and len(parts) == 3:
+            if parts[2] not in self.catalogue.groups().get(parts[1], []):
+                raise errors.NotFound("the server could not find the requested resource")
+            key = f"apis/{parts[1]}/{parts[2]}"
+            body, etag = self.discovery.get(key, lambda: discovery.resource_list(self.catalogue, parts[1], parts[2]))
+            return self._cached(request, body, etag, JSON)
+        if parts and parts[0] == "openapi":
+            return self._openapi(request, parts)
+        if p == "/":
+            paths = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/openapi/v2", "/openapi/v3", "/version"]
+            paths += [f"/apis/{g}" for g in self.catalogue.groups() if g]
+            return json_response({"paths": sorted(paths)})
+        raise errors.NotFound("the server could not find the requested resource")
+
+    def _openapi(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
+        assert self.openapi is not None
+        if parts == ["openapi", "v2"]:
+            accept = request.headers.get("Accept", "")
+            if "protobuf" in accept and "json" not in accept:
+                raise errors.NotAcceptable("only application/json is served for /openapi/v2")
+            doc = self.openapi.v2()
+            return self._cached(request, doc.body, doc.hash, JSON)
+        if parts == ["openapi", "v3"]:
+            doc = self.openapi.index()
+            return self._cached(request, doc.body, doc.hash, JSON)
+        if len(parts) >= 3 and parts[:2] == ["openapi", "v3"]:
+            found = self.openapi.document("/".join(parts[2:]))
+            if found is None:
+                raise errors.NotFound("the server could not find the requested resource")
+            headers = {"Cache-Control": "public, immutable"} if request.query.get("hash") else None
+            return self._cached(request, found.body, found.hash, JSON, headers)
+        raise errors.NotFound("the server could not find the requested resource")
+
+    @staticmethod
+    def _cached(request: web.Request, body: bytes, etag: str, content_type: str,
+                headers: dict[str, str] | None = None) -> web.Response:
+        quoted = f'"{etag}"'
+        h = {"ETag": quoted, "Vary": "Accept", "Content-Type": content_type}
+        h.update(headers or {})
+        if request.headers.get("If-None-Match") == quoted:
+            return web.Response(status=304, headers=h)
+        return web.Response(body=body, headers=h)
+
+
+async def serve_forever(config: APIServerConfig, stop: asyncio.Event) -> None:
+    server = APIServer(config)
+    await server.start()
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)

@@ -1,0 +1,289 @@
+"""The API server's watch cache: one store watch for everything, fanned out in memory.
+
+Design (Kubernetes' cacher, simplified by owning the whole keyspace):
+
+- :class:`Cacher` runs exactly ONE ``store.watch("/registry/", rev)``. Every write in the store
+  arrives here once, in revision order, so the cacher's ``revision`` is the newest store revision
+  it has applied, for every resource at once. A consistent read ("as of now") therefore only has
+  to wait until ``revision >= store.current_revision()`` — no progress notifications needed.
+- Per resource prefix a :class:`ResourceCache` keeps the live objects (decoded dicts, shared and
+  never mutated) and a bounded history of recent events for watches that resume from a
+  resourceVersion. It is built lazily on first use: registered with the dispatcher first (events
+  that arrive meanwhile are buffered), then filled from ``store.list(prefix, revision=R)``, then
+  the buffered events newer than R are applied — no gap, no duplicate.
+- A watch from a revision the history still covers is served from memory; an older one falls back
+  to a direct store watch (which answers :class:`CompactedError` -> 410 if it is older still).
+- Each watcher has its own queue; the dispatcher never awaits a watcher, so one slow client cannot
+  stall the others. A watcher that falls too far behind is closed (the client re-watches).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kybernetes.storage.interface import CompactedError, Event, Store
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+Decoder = Callable[[bytes, int], Obj]
+EventList = list["CacheEvent"]
+
+ROOT = "/registry/"
+HISTORY = 5000
+"""Events kept per resource for watches that resume from a recent resourceVersion."""
+WATCHER_BACKLOG = 100_000
+"""Undelivered events after which a watcher is dropped (the client re-watches, as with Kubernetes)."""
+
+
+@dataclass(slots=True)
+class CacheEvent:
+    type: str
+    """ADDED, MODIFIED or DELETED."""
+    key: str
+    obj: Obj
+    prev: Obj | None
+    revision: int
+    _encoded: bytes | None = None
+
+
+class WatchClosed(Exception):
+    """The watcher fell too far behind and was dropped."""
+
+
+@dataclass(eq=False)
+class Watcher:
+    """One client's watch: a queue of events under ``prefix`` newer than its start revision."""
+
+    prefix: str
+    queue: deque[CacheEvent | None] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    dropped: bool = False
+
+    def push(self, ev: CacheEvent | None) -> None:
+        if len(self.queue) >= WATCHER_BACKLOG:
+            self.dropped = True
+            self.wake.set()
+            return
+        self.queue.append(ev)
+        self.wake.set()
+
+    async def events(self) -> AsyncIterator[CacheEvent]:
+        while True:
+            while self.queue:
+                ev = self.queue.popleft()
+                if ev is None:
+                    return
+                yield ev
+            if self.dropped:
+                raise WatchClosed()
+            self.wake.clear()
+            await self.wake.wait()
+
+
+class ResourceCache:
+    """Live objects and recent history under one key prefix."""
+
+    def __init__(self, prefix: str, decode: Decoder) -> None:
+        self.prefix = prefix
+        self.decode = decode
+        self.objects: dict[str, Obj] = {}
+        self._sorted_keys: list[str] | None = None
+        self.history: deque[CacheEvent] = deque(maxlen=HISTORY)
+        self.history_start = 0
+        """History is complete for revisions > history_start."""
+        self.ready = asyncio.Event()
+        self._pending: list[Event] | None = []
+        self.watchers: set[Watcher] = set()
+
+    # --- building -----------------------------------------------------------------------
+
+    def fill(self, items: list[tuple[str, bytes, int]], revision: int) -> None:
+        for key, value, rev in items:
+            self.objects[key] = self.decode(value, rev)
+        self.history_start = revision
+        pending, self._pending = self._pending or [], None
+        for ev in pending:
+            if ev.revision > revision:
+                self.apply(ev)
+        self.ready.set()
+
+    def offer(self, ev: Event) -> None:
+        if self._pending is not None:
+            self._pending.append(ev)
+        else:
+            self.apply(ev)
+
+    def apply(self, ev: Event) -> None:
+        prev = self.objects.get(ev.key)
+        if ev.type == "DELETE":
+            if prev is None:
+                return
+            del self.objects[ev.key]
+            self._sorted_keys = None
+            # A DELETED event carries the last state, at the deletion's revision.
+            obj = dict(prev)
+            meta = dict(obj.get("metadata") or {})
+            meta["resourceVersion"] = str(ev.revision)
+            obj["metadata"] = meta
+            cev = CacheEvent("DELETED", ev.key, obj, prev, ev.revision)
+        else:
+            assert ev.value is not None
+            obj = self.decode(ev.value, ev.revision)
+            if prev is None:
+                self._sorted_keys = None
+            self.objects[ev.key] = obj
+            cev = CacheEvent("MODIFIED" if prev is not None else "ADDED", ev.key, obj, prev, ev.revision)
+        if len(self.history) == self.history.maxlen:
+            self.history_start = self.history[0].revision
+        self.history.append(cev)
+        for w in self.watchers:
+            if ev.key.startswith(w.prefix):
+                w.push(cev)
+
+    # --- reading ------------------------------------------------------------------------
+
+    def sorted_keys(self) -> list[str]:
+        if self._sorted_keys is None:
+            self._sorted_keys = sorted(self.objects)
+        return self._sorted_keys
+
+    def list(self, prefix: str, start_after: str = "") -> list[tuple[str, Obj]]:
+        keys = self.sorted_keys()
+        lo = bisect.bisect_right(keys, start_after) if start_after > prefix else bisect.bisect_left(keys, prefix)
+        out = []
+        for i in range(lo, len(keys)):
+            k = keys[i]
+            if not k.startswith(prefix):
+                break
+            out.append((k, self.objects[k]))
+        return out
+
+    def events_since(self, prefix: str, revision: int) -> EventList | None:
+        """Buffered events under ``prefix`` newer than ``revision``, or None if history is too short."""
+        if revision < self.history_start:
+            return None
+        out = []
+        for ev in reversed(self.history):
+            if ev.revision <= revision:
+                break
+            if ev.key.startswith(prefix):
+                out.append(ev)
+        out.reverse()
+        return out
+
+
+class Cacher:
+    """The single store watch, dispatching to per-resource caches."""
+
+    def __init__(self, store: Store, decode: Decoder) -> None:
+        self.store = store
+        self.decode = decode
+        self.caches: dict[str, ResourceCache] = {}
+        self.revision = 0
+        self._advanced = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._started = asyncio.Event()
+
+    async def start(self) -> None:
+        self.revision = await self.store.current_revision()
+        self._task = asyncio.create_task(self._run(self.revision), name="cacher")
+        self._started.set()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        for c in self.caches.values():
+            for w in list(c.watchers):
+                w.push(None)
+
+    async def _run(self, start: int) -> None:
+        rev = start
+        while True:
+            try:
+                async for ev in self.store.watch(ROOT, rev):
+                    self._dispatch(ev)
+                    rev = ev.revision
+                    self.revision = rev
+                    async with self._advanced:
+                        self._advanced.notify_all()
+            except asyncio.CancelledError:
+                raise
+            except CompactedError:
+                # We fell behind compaction (should not happen: we consume as fast as the store
+                # writes). Rebuild every cache from a fresh list.
+                log.error("watch cache fell behind compaction; rebuilding")
+                rev = await self.store.current_revision()
+                for prefix in list(self.caches):
+                    old = self.caches.pop(prefix)
+                    for w in old.watchers:
+                        w.dropped = True
+                        w.wake.set()
+                self.revision = rev
+            except Exception:
+                log.exception("watch cache: store watch failed; restarting")
+                await asyncio.sleep(0.5)
+
+    def _dispatch(self, ev: Event) -> None:
+        # Prefixes are /registry/<group>/<plural>/; find the cache by the first three segments.
+        key = ev.key
+        end = key.find("/", key.find("/", 10) + 1)
+        prefix = key[: end + 1] if end > 0 else key
+        cache = self.caches.get(prefix)
+        if cache is not None:
+            cache.offer(ev)
+
+    async def cache_for(self, prefix: str) -> ResourceCache:
+        cache = self.caches.get(prefix)
+        if cache is None:
+            await self._started.wait()
+            cache = ResourceCache(prefix, self.decode)
+            self.caches[prefix] = cache
+            revision = self.revision
+            items: list[tuple[str, bytes, int]] = []
+            start_after = ""
+            try:
+                while True:
+                    res = await self.store.list(prefix, revision=revision, start_after=start_after, limit=5000)
+                    items.extend((kv.key, kv.value, kv.mod_revision) for kv in res.items)
+                    if not res.more:
+                        break
+                    start_after = res.items[-1].key
+            except BaseException:
+                self.caches.pop(prefix, None)
+                raise
+            cache.fill(items, revision)
+        elif not cache.ready.is_set():
+            await cache.ready.wait()
+        return cache
+
+    def drop(self, prefix: str) -> None:
+        """Forget a resource's cache (its CRD is gone)."""
+        cache = self.caches.pop(prefix, None)
+        if cache:
+            for w in cache.watchers:
+                w.push(None)
+
+    async def wait_fresh(self, timeout: float = 3.0) -> int:
+        """Wait until the cache has applied every write the store has acknowledged."""
+        target = await self.store.current_revision()
+        if self.revision >= target:
+            return self.revision
+        async with self._advanced:
+            await asyncio.wait_for(self._advanced.wait_for(lambda: self.revision >= target), timeout)
+        return self.revision
+
+    async def wait_for_revision(self, target: int, timeout: float = 3.0) -> None:
+        if self.revision >= target:
+            return
+        async with self._advanced:
+            await asyncio.wait_for(self._advanced.wait_for(lambda: self.revision >= target), timeout)

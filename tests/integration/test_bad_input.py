@@ -1,0 +1,179 @@
+"""Bad input gets a Kubernetes ``Status`` with the right code, and nothing is half-written."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from kybernetes.testing import ServerProcess
+
+pytestmark = pytest.mark.integration
+
+
+class Raw:
+    """Plain HTTPS requests with the admin client certificate (what kubectl would never send)."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        cfg = yaml.safe_load(server.kubeconfig.read_text())
+        tls = server.data_dir / "tls"
+        self.ca = str(tls / "ca.crt")
+        self.ctx = ssl.create_default_context(cafile=self.ca)
+        self.ctx.load_cert_chain(str(tls / "admin.crt"), str(tls / "admin.key"))
+        self.base = cfg["clusters"][0]["cluster"]["server"]
+
+    def __call__(self, method: str, path: str, body: bytes | None = None,
+                 content_type: str = "application/json", headers: dict[str, str] | None = None,
+                 auth: bool = True) -> tuple[int, Any]:
+        req = urllib.request.Request(self.base + path, data=body, method=method)
+        req.add_header("Content-Type", content_type)
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        ctx = self.ctx
+        if not auth:
+            ctx = ssl.create_default_context(cafile=self.ca)
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=20) as r:
+                data = r.read()
+                return r.status, _parse(data)
+        except urllib.error.HTTPError as e:
+            return e.code, _parse(e.read())
+
+
+def _parse(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data.decode(errors="replace")
+
+
+@pytest.fixture
+def raw(server: ServerProcess) -> Iterator[Raw]:
+    yield Raw(server)
+
+
+def _assert_status(resp: tuple[int, Any], code: int, reason: str | None = None) -> dict[str, Any]:
+    status, body = resp
+    assert status == code, body
+    assert isinstance(body, dict) and body.get("kind") == "Status", body
+    assert body["code"] == code and body["status"] == "Failure"
+    if reason:
+        assert body["reason"] == reason, body
+    return body
+
+
+def test_unauthenticated_is_401(raw: Raw) -> None:
+    _assert_status(raw("GET", "/api/v1/namespaces", auth=False), 401, "Unauthorized")
+    assert raw("GET", "/readyz", auth=False) == (200, "ok")
+
+
+def test_malformed_json_and_yaml_are_400(raw: Raw, namespace: str) -> None:
+    _assert_status(raw("POST", f"/api/v1/namespaces/{namespace}/configmaps", b'{"kind": "ConfigMap", '), 400,
+                   "BadRequest")
+    _assert_status(raw("POST", f"/api/v1/namespaces/{namespace}/configmaps", b"a: [1, 2", "application/yaml"),
+                   400, "BadRequest")
+    _assert_status(raw("POST", f"/api/v1/namespaces/{namespace}/configmaps", b'"just a string"'), 400)
+    _assert_status(raw("POST", f"/api/v1/namespaces/{namespace}/configmaps",
+                       b'{"metadata": {"name": "t"}, "data": "not-a-map"}'), 400)
+
+
+def test_body_over_3mib_is_413(raw: Raw, namespace: str) -> None:
+    big = json.dumps({"metadata": {"name": "big"}, "data": {"x": "a" * (3 * 1024 * 1024 + 10)}}).encode()
+    _assert_status(raw("POST", f"/api/v1/namespaces/{namespace}/configmaps", big), 413, "RequestEntityTooLarge")
+    _assert_status(raw("GET", f"/api/v1/namespaces/{namespace}/configmaps/big"), 404)
+
+
+def test_kind_or_version_mismatch_is_400(raw: Raw, namespace: str) -> None:
+    body = json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "m"}}).encode()
+    _assert_status(raw("POST", f"/api/v1/namespaces/{namespace}/configmaps", body), 400, "BadRequest")
+    body = json.dumps({"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "m"}}).encode()
+    _assert_status(raw("POST", f"/api/v1/namespaces/{namespace}/configmaps", body), 400, "BadRequest")
+
+
+def test_unknown_resource_is_404(raw: Raw) -> None:
+    _assert_status(raw("GET", "/api/v1/widgets"), 404, "NotFound")
+    _assert_status(raw("GET", "/apis/nope.example.com/v1/things"), 404, "NotFound")
+    _assert_status(raw("GET", "/api/v1/namespaces/default/configmaps/missing"), 404, "NotFound")
+    _assert_status(raw("POST", "/api/v1/namespaces/no-such-ns/configmaps",
+                       json.dumps({"metadata": {"name": "x"}}).encode()), 404, "NotFound")
+
+
+def test_invalid_object_is_422_with_causes(raw: Raw, namespace: str) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "Bad_Name"},
+           "spec": {"containers": [{"name": "c"}]}}
+    body = _assert_status(raw("POST", f"/api/v1/namespaces/{namespace}/pods", json.dumps(pod).encode()), 422,
+                          "Invalid")
+    fields = {c["field"] for c in body["details"]["causes"]}
+    assert {"metadata.name", "spec.containers[0].image"} <= fields
+    _assert_status(raw("GET", f"/api/v1/namespaces/{namespace}/pods/Bad_Name"), 404)
+    deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+              "spec": {"selector": {"matchLabels": {"a": "b"}},
+                       "template": {"metadata": {"labels": {"a": "c"}},
+                                    "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+    body = _assert_status(raw("POST", f"/apis/apps/v1/namespaces/{namespace}/deployments",
+                              json.dumps(deploy).encode()), 422, "Invalid")
+    assert any(c["field"] == "spec.template.metadata.labels" for c in body["details"]["causes"])
+
+
+def test_stale_resource_version_is_409(raw: Raw, namespace: str) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "rv"}, "data": {"a": "1"}}
+    status, created = raw("POST", f"/api/v1/namespaces/{namespace}/configmaps", json.dumps(cm).encode())
+    assert status == 201
+    first = dict(created, data={"a": "2"})
+    assert raw("PUT", f"/api/v1/namespaces/{namespace}/configmaps/rv", json.dumps(first).encode())[0] == 200
+    stale = dict(created, data={"a": "3"})
+    _assert_status(raw("PUT", f"/api/v1/namespaces/{namespace}/configmaps/rv", json.dumps(stale).encode()), 409,
+                   "Conflict")
+    _assert_status(raw("POST", f"/api/v1/namespaces/{namespace}/configmaps", json.dumps(cm).encode()), 409,
+                   "AlreadyExists")
+    status, got = raw("GET", f"/api/v1/namespaces/{namespace}/configmaps/rv")
+    assert got["data"] == {"a": "2"}
+
+
+def test_strict_field_validation(raw: Raw, namespace: str) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "strict"}, "bogus": 1}
+    body = _assert_status(raw("POST", f"/api/v1/namespaces/{namespace}/configmaps?fieldValidation=Strict",
+                              json.dumps(cm).encode()), 400, "BadRequest")
+    assert 'unknown field "bogus"' in body["message"]
+    status, _ = raw("POST", f"/api/v1/namespaces/{namespace}/configmaps?fieldValidation=Ignore", json.dumps(cm).encode())
+    assert status == 201
+
+
+def test_bad_query_parameters_are_400(raw: Raw, namespace: str) -> None:
+    _assert_status(raw("GET", f"/api/v1/namespaces/{namespace}/configmaps?labelSelector=a%20in%20(b"), 400)
+    _assert_status(raw("GET", f"/api/v1/namespaces/{namespace}/configmaps?limit=abc"), 400)
+    _assert_status(raw("GET", f"/api/v1/namespaces/{namespace}/configmaps?continue=garbage"), 400)
+    _assert_status(raw("POST", f"/api/v1/namespaces/{namespace}/configmaps?dryRun=Some",
+                       json.dumps({"metadata": {"name": "d"}}).encode()), 400)
+    _assert_status(raw("PATCH", f"/api/v1/namespaces/{namespace}/configmaps/x", b"{}", "text/html"), 415)
+
+
+def test_watch_from_compacted_revision_is_410(tmp_path: Any) -> None:
+    srv = ServerProcess.start(tmp_path / "d", "--compact-interval", "0.5", "--compact-keep", "5")
+    try:
+        r = Raw(srv)
+        first = None
+        for i in range(30):
+            cm = {"metadata": {"name": f"c{i}"}, "data": {"i": str(i)}}
+            status, obj = r("POST", "/api/v1/namespaces/default/configmaps", json.dumps(cm).encode())
+            assert status == 201
+            first = first or obj["metadata"]["resourceVersion"]
+        time.sleep(2.0)
+        status, body = r("GET", f"/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={first}"
+                                "&timeoutSeconds=2")
+        assert status == 200
+        event = body if isinstance(body, dict) else json.loads(body.splitlines()[0])
+        assert event["type"] == "ERROR"
+        assert event["object"]["code"] == 410 and event["object"]["reason"] == "Expired"
+        status, _lst = r("GET", f"/api/v1/namespaces/default/configmaps?resourceVersion={first}"
+                               "&resourceVersionMatch=Exact")
+        assert status == 410
+    finally:
+        srv.stop()
