@@ -283,3 +283,22 @@ def test_restart_keeps_everything(fresh_server: ServerProcess) -> None:
         assert mode == 0o600
     finally:
         restarted.stop()
+
+
+def test_typed_create_commands_send_protobuf(server: ServerProcess, namespace: str) -> None:
+    """kubectl's generator commands send Kubernetes protobuf bodies; they must work unchanged."""
+    k = server.kubectl
+    k("-n", namespace, "create", "configmap", "pb", "--from-literal=a=b")
+    k("-n", namespace, "create", "secret", "generic", "pbs", "--from-literal=pw=x")
+    k("-n", namespace, "create", "deployment", "pbd", "--image=nginx", "--replicas=3", "--port=80")
+    k("-n", namespace, "create", "service", "clusterip", "pbsvc", "--tcp=80:8080")
+    k("-n", namespace, "create", "job", "pbj", "--image=busybox", "--", "echo", "hi")
+    k("-n", namespace, "create", "cronjob", "pbc", "--image=busybox", "--schedule=*/5 * * * *")
+    k("-n", namespace, "create", "serviceaccount", "pbsa")
+    k("-n", namespace, "create", "role", "pbr", "--verb=get", "--resource=pods")
+    k("-n", namespace, "create", "rolebinding", "pbrb", "--role=pbr", "--serviceaccount=" + namespace + ":pbsa")
+    k("create", "namespace", namespace + "-pb")
+    assert k("-n", namespace, "get", "cm", "pb", "-o", "jsonpath={.data.a}").stdout == "b"
+    assert k("-n", namespace, "get", "deploy", "pbd", "-o", "jsonpath={.spec.replicas}").stdout == "3"
+    assert k("-n", namespace, "get", "svc", "pbsvc", "-o", "jsonpath={.spec.ports[0].targetPort}").stdout == "8080"
+    assert k("get", "ns", namespace + "-pb", "-o", "jsonpath={.status.phase}").stdout == "Active"

@@ -73,7 +73,7 @@ ContainerState: 1:waiting:ContainerStateWaiting 2:running:ContainerStateRunning 
 ContainerStateRunning: 1:startedAt:Time
 ContainerStateTerminated: 1:exitCode:i! 2:signal:i 3:reason 4:message 5:startedAt:Time 6:finishedAt:Time 7:containerID
 ContainerStateWaiting: 1:reason 2:message
-ContainerStatus: 1:name 2:state:ContainerState 3:lastState:ContainerState 4:ready:b! 5:restartCount:i! 6:image 7:imageID 8:containerID 9:started:b! 10:allocatedResources:{Quantity} 11:resources:ResourceRequirements 12:volumeMounts:*VolumeMountStatus 13:user:ContainerUser 14:allocatedResourcesStatus:*ResourceStatus 15:stopSignal
+ContainerStatus: 1:name 2:state:ContainerState 3:lastState:ContainerState 4:ready:b! 5:restartCount:i! 6:image:s! 7:imageID:s! 8:containerID 9:started:b! 10:allocatedResources:{Quantity} 11:resources:ResourceRequirements 12:volumeMounts:*VolumeMountStatus 13:user:ContainerUser 14:allocatedResourcesStatus:*ResourceStatus 15:stopSignal
 ContainerUser: 1:linux:LinuxContainerUser
 DaemonEndpoint: 1:Port:i!
 DownwardAPIProjection: 1:items:*DownwardAPIVolumeFile

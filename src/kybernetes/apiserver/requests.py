@@ -17,6 +17,7 @@ import orjson
 import yaml
 
 from kybernetes import errors
+from kybernetes.apiserver.protobuf import decode_k8s_protobuf, is_protobuf
 
 MAX_BODY = 3 * 1024 * 1024
 """kube-apiserver's limit on a request body (413 beyond it)."""
@@ -83,9 +84,9 @@ def read_body(raw: bytes, content_type: str) -> object:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as e:
             raise errors.BadRequest(f"error decoding request body as JSON: {e}") from None
-    if "protobuf" in ctype:
-        raise errors.UnsupportedMediaType(f'the body of the request was in an unknown format - accepted media types '
-                                          f'include: application/json, application/yaml (got "{ctype}")')
+    if is_protobuf(ctype):
+        # kubectl's typed clients (create configmap/secret/deployment...) send Kubernetes protobuf.
+        return decode_k8s_protobuf(raw)
     raise errors.UnsupportedMediaType(f'the body of the request was in an unknown format - accepted media types '
                                       f'include: application/json, application/yaml (got "{ctype}")')
 
