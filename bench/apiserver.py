@@ -133,6 +133,46 @@ def cpu_seconds_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def system_cpu() -> tuple[float, float, float]:
+    """(busy, steal, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    tck = os.sysconf("SC_CLK_TCK")
+    total = sum(v[:8])  # guest time is already included in user
+    idle = v[3] + v[4]  # idle + iowait
+    return (total - idle) / tck, v[7] / tck, total / tck
+
+
+@dataclass
+class CpuWindow:
+    """CPU use over a window, in % of one core (200% = both cores of a 2-core machine busy).
+
+    ``other`` is the machine's busy time not spent by the server or by this (client) process: other
+    work sharing the cores, the kernel's softirq work for loopback traffic, and the watch client
+    processes. ``steal`` is time the hypervisor gave to other guests.
+    """
+
+    server_pid: int
+    t0: float = 0.0
+    srv0: float = 0.0
+    cli0: float = 0.0
+    sys0: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def start(self) -> CpuWindow:
+        self.t0, self.srv0, self.cli0 = time.perf_counter(), cpu_seconds_of(self.server_pid), sum(os.times()[:2])
+        self.sys0 = system_cpu()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        wall = time.perf_counter() - self.t0
+        srv = cpu_seconds_of(self.server_pid) - self.srv0
+        cli = sum(os.times()[:2]) - self.cli0
+        busy, steal, _ = (a - b for a, b in zip(system_cpu(), self.sys0, strict=True))
+        return {"server_cpu_pct": round(100 * srv / wall, 1), "client_cpu_pct": round(100 * cli / wall, 1),
+                "other_cpu_pct": round(100 * max(0.0, busy - srv - cli) / wall, 1),
+                "steal_pct": round(100 * steal / wall, 1)}
+
+
 def rss_mb_of(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -157,7 +197,7 @@ def new_session(ctx: ssl.SSLContext, limit: int) -> aiohttp.ClientSession:
 
 
 def configmap(name: str, size: int = 1024) -> dict[str, Any]:
-    # ~1 KB once serialized with the metadata the server adds is roughly size of the payload.
+    # ~0.9 KB request body; the stored object (plus uid, resourceVersion, managedFields...) is ~1.2 KB.
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": name, "labels": {"app": "bench"}},
             "data": {"payload": "x" * (size - 200), "counter": "0"}}
@@ -207,6 +247,8 @@ class Cell:
     max_ms: float = math.nan
     server_cpu_pct: float = math.nan
     client_cpu_pct: float = math.nan
+    other_cpu_pct: float = math.nan
+    steal_pct: float = math.nan
     first_error: str = ""
 
 
@@ -233,19 +275,19 @@ async def run_cell(name: str, verb: str, concurrency: int, scale: Scale, server_
                 continue
             lat.append(time.perf_counter() - t0)
 
-    cpu_srv0, cpu_cli0 = cpu_seconds_of(server_pid), sum(os.times()[:2])
+    cpu = CpuWindow(server_pid).start()
     t0 = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(concurrency)))
     cell.seconds = time.perf_counter() - t0
-    cpu_srv1, cpu_cli1 = cpu_seconds_of(server_pid), sum(os.times()[:2])
+    for k, v in cpu.stop().items():
+        setattr(cell, k, v)
     cell.ops = len(lat)
     cell.ops_per_s = round(cell.ops / cell.seconds, 1) if cell.seconds else 0.0
     cell.p50_ms, cell.p99_ms, cell.max_ms = ms(pct(lat, 50)), ms(pct(lat, 99)), ms(pct(lat, 100))
-    cell.server_cpu_pct = round(100 * (cpu_srv1 - cpu_srv0) / cell.seconds, 1)
-    cell.client_cpu_pct = round(100 * (cpu_cli1 - cpu_cli0) / cell.seconds, 1)
     cell.seconds = round(cell.seconds, 3)
     print(f"  {name:<22} c={concurrency:<3} {cell.ops:>6} ops {cell.ops_per_s:>8.1f}/s  p50 {cell.p50_ms:7.2f} ms"
-          f"  p99 {cell.p99_ms:7.2f} ms  srv {cell.server_cpu_pct:5.1f}% cli {cell.client_cpu_pct:5.1f}%"
+          f"  p99 {cell.p99_ms:7.2f} ms  cpu srv {cell.server_cpu_pct:.0f}% cli {cell.client_cpu_pct:.0f}%"
+          f" other {cell.other_cpu_pct:.0f}% steal {cell.steal_pct:.0f}%"
           + (f"  errors {cell.errors}: {cell.first_error[:120]}" if cell.errors else ""), flush=True)
     return cell
 
@@ -504,8 +546,7 @@ async def watch_phase(srv: ServerProcess, ctx: ssl.SSLContext, scale: Scale) -> 
         await asyncio.sleep(1.0)  # let every stream settle past its initial wait
 
         writes: list[tuple[str, int, float]] = []  # (name, t0 ns, write latency s)
-        cpu0 = cpu_seconds_of(srv.proc.pid)
-        t_first = time.monotonic()
+        cpu = CpuWindow(srv.proc.pid).start()
         async with new_session(ctx, 1) as s:
             await warm(s, base, 1)
             for i in range(scale.watch_writes):
@@ -516,8 +557,8 @@ async def watch_phase(srv: ServerProcess, ctx: ssl.SSLContext, scale: Scale) -> 
                 writes.append((name, t0, (time.monotonic_ns() - t0) / 1e9))
                 await asyncio.sleep(max(0.0, t0 / 1e9 + scale.watch_interval - time.monotonic()))
         await asyncio.sleep(3.0)  # stragglers
-        res["server_cpu_pct_during_writes"] = round(
-            100 * (cpu_seconds_of(srv.proc.pid) - cpu0) / (time.monotonic() - t_first), 1)
+        # client_cpu here is only the writer; the watch clients' decoding shows up as "other".
+        res["cpu_during_writes"] = cpu.stop()
         stop.set()
         arrivals: list[dict[str, int]] = []
         for _ in procs:
@@ -611,11 +652,11 @@ def report(results: dict[str, Any]) -> None:
     cells: list[dict[str, Any]] = results["crud"]
     print("\n=== CRUD (ConfigMaps ~1 KB, Pods small; update = PUT with current resourceVersion) ===")
     print(f"{'cell':<24}{'clients':>8}{'ops':>7}{'ops/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-          f"{'srv cpu%':>9}{'cli cpu%':>9}{'err':>5}")
+          f"{'srv cpu%':>9}{'cli cpu%':>9}{'oth cpu%':>9}{'steal%':>7}{'err':>5}")
     for c in cells:
         print(f"{c['name']:<24}{c['concurrency']:>8}{c['ops']:>7}{fmt(c['ops_per_s']):>10}{fmt(c['p50_ms'], 2):>9}"
               f"{fmt(c['p99_ms'], 2):>9}{fmt(c['max_ms'], 2):>9}{fmt(c['server_cpu_pct']):>9}"
-              f"{fmt(c['client_cpu_pct']):>9}{c['errors']:>5}")
+              f"{fmt(c['client_cpu_pct']):>9}{fmt(c['other_cpu_pct']):>9}{fmt(c['steal_pct']):>7}{c['errors']:>5}")
 
     fl = results["floor"]
     print("\n=== SQLite floor (store's file setup: WAL, synchronous=FULL; 1 writer) ===")
@@ -648,6 +689,9 @@ def report(results: dict[str, Any]) -> None:
     print(f"  write -> median watcher decoded  p50 {fmt(w['median_watcher_p50_ms'])} ms  p99 "
           f"{fmt(w['median_watcher_p99_ms'])} ms")
     print(f"  the write request itself         p50 {fmt(w['write_p50_ms'])} ms  p99 {fmt(w['write_p99_ms'])} ms")
+    wc = w["cpu_during_writes"]
+    print(f"  CPU during the writes: server {wc['server_cpu_pct']}%, others (watch clients, kernel, other work) "
+          f"{wc['other_cpu_pct']}%, steal {wc['steal_pct']}%")
     print(f"  missed deliveries {w['missed_deliveries']}, failed watchers {w['watchers_failed']}, "
           f"time to open all {w['seconds_to_open_all']} s, server RSS {w['server_rss_mb_with_watchers']} MB")
 
@@ -709,7 +753,8 @@ def main(argv: list[str] | None = None) -> int:
         "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "nproc": os.cpu_count(), "machine": platform.machine(), "platform": platform.platform(),
         "python": sys.version.split()[0], "aiohttp": aiohttp.__version__, "quick": args.quick,
-        "scale": asdict(scale), "tmp_dir": str(tmp),
+        "scale": asdict(scale), "tmp_dir": str(tmp), "loadavg_at_start": os.getloadavg(),
+        "configmap_request_bytes": len(orjson.dumps(configmap("cm-c16-1000"))),
     }
     t_all = time.perf_counter()
     srv: ServerProcess | None = None

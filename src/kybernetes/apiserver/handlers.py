@@ -282,20 +282,9 @@ class ResourceHandlers:
         include_object = q.get("includeObject", "Metadata")
         columns = self._columns(r)
 
-        events = self.registry.watch(r, ns, opts).__aiter__()
-        # Validate the request (selectors, too-old versions) before answering 200; an error
-        # found here is a plain Status response, like Kubernetes does for a bad watch.
-        first: CacheEvent | None = None
-        task: asyncio.Future[CacheEvent] = asyncio.ensure_future(events.__anext__())
-        pending: asyncio.Future[CacheEvent] | None = task
-        ended = False
         try:
-            done, _ = await asyncio.wait({task}, timeout=0.05)
-            if done:
-                pending = None
-                first = task.result()
-        except StopAsyncIteration:
-            ended = True
+            stream = await self.registry.open_watch(r, ns, opts, bookmark_interval=BOOKMARK_INTERVAL if bookmarks
+                                                    else None, timeout=timeout)
         except errors.Expired as e:
             # Kubernetes answers a too-old watch with 200 and an ERROR event.
             resp = web.StreamResponse(status=200, headers={"Content-Type": JSON})
@@ -306,9 +295,12 @@ class ResourceHandlers:
 
         resp = web.StreamResponse(status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache, private"})
         resp.enable_chunked_encoding()
-        await resp.prepare(request)
 
         def encode(ev: CacheEvent) -> bytes:
+            if ev.type == "BOOKMARK":
+                bm = {"kind": r.kind, "apiVersion": r.api_version,
+                      "metadata": {"resourceVersion": str(ev.revision)}}
+                return orjson.dumps({"type": "BOOKMARK", "object": bm}) + b"\n"
             if accept.table:
                 table = printers.to_table(r.group, r.kind, [ev.obj], now=_now(), include_object=include_object,
                                           list_meta={"resourceVersion": str(ev.revision)}, custom_columns=columns)
@@ -316,48 +308,21 @@ class ResourceHandlers:
             if accept.partial_metadata:
                 return orjson.dumps({"type": ev.type, "object": _partial(ev.obj)}) + b"\n"
             if ev._encoded is None:
+                # Serialised once per event, shared by every watcher with the same encoding.
                 ev._encoded = orjson.dumps({"type": ev.type, "object": ev.obj}) + b"\n"
             return ev._encoded
 
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        last_rv = self.registry.cacher.revision
         try:
-            if first is not None:
-                await resp.write(encode(first))
-                last_rv = first.revision
-            while not ended:
-                if pending is None:
-                    pending = asyncio.ensure_future(events.__anext__())
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                done, _ = await asyncio.wait({pending}, timeout=min(remaining, BOOKMARK_INTERVAL))
-                if not done:
-                    if bookmarks:
-                        bm = {"kind": r.kind, "apiVersion": r.api_version,
-                              "metadata": {"resourceVersion": str(max(last_rv, self.registry.cacher.revision))}}
-                        await resp.write(orjson.dumps({"type": "BOOKMARK", "object": bm}) + b"\n")
-                    continue
-                fut, pending = pending, None
-                try:
-                    ev = fut.result()
-                except StopAsyncIteration:
-                    break
-                last_rv = ev.revision
-                await resp.write(encode(ev))
+            await resp.prepare(request)
+            async for batch in stream.batches():
+                await resp.write(b"".join([encode(ev) for ev in batch]))
         except errors.StatusError as e:
             with contextlib.suppress(Exception):
                 await resp.write(orjson.dumps({"type": "ERROR", "object": e.status()}) + b"\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
-            if pending is not None:
-                pending.cancel()
-                with contextlib.suppress(BaseException):
-                    await pending
-            with contextlib.suppress(BaseException):
-                await events.aclose()  # type: ignore[attr-defined]
+            stream.close()
         with contextlib.suppress(Exception):
             await resp.write_eof()
         return resp
@@ -384,6 +349,11 @@ class ResourceHandlers:
             raise errors.MethodNotAllowed(f"method {method} is not allowed on {sub}")
         if sub == "scale":
             return await self._scale(request, r, rp, ctx, pretty)
+        if sub == "eviction" and method == "POST":
+            from kybernetes.apiserver import eviction
+
+            code, out = await eviction.evict(self.registry, r, ns, name, await self._body(request), ctx)
+            return json_response(out, code, pretty=pretty)
         if sub == "binding" and method == "POST":
             body = await self._body(request)
             await self._bind(r, ns, name, body, ctx)

@@ -24,7 +24,7 @@ import bisect
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,10 +54,6 @@ class CacheEvent:
     _encoded: bytes | None = None
 
 
-class WatchClosed(Exception):
-    """The watcher fell too far behind and was dropped."""
-
-
 @dataclass(eq=False)
 class Watcher:
     """One client's watch: a queue of events under ``prefix`` newer than its start revision."""
@@ -74,18 +70,6 @@ class Watcher:
             return
         self.queue.append(ev)
         self.wake.set()
-
-    async def events(self) -> AsyncIterator[CacheEvent]:
-        while True:
-            while self.queue:
-                ev = self.queue.popleft()
-                if ev is None:
-                    return
-                yield ev
-            if self.dropped:
-                raise WatchClosed()
-            self.wake.clear()
-            await self.wake.wait()
 
 
 class ResourceCache:

@@ -41,7 +41,7 @@ from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.selectors import FieldSelector, LabelSelector, object_fields
 from kybernetes.apiserver.registry.strategy import Strategy
 from kybernetes.storage import interface as st
-from kybernetes.storage.cacher import CacheEvent, Cacher, WatchClosed, Watcher
+from kybernetes.storage.cacher import CacheEvent, Cacher, Watcher
 
 Obj = dict[str, Any]
 ObjList = list[Obj]
@@ -311,9 +311,10 @@ class Registry:
 
     # --- watch --------------------------------------------------------------------------
 
-    async def watch(self, r: Resource, namespace: str, opts: ListOptions,
-                    send_initial: bool = True) -> AsyncIterator[CacheEvent]:
-        """Events under the resource (and namespace), filtered; see Kubernetes' watch semantics.
+    async def open_watch(self, r: Resource, namespace: str, opts: ListOptions, *,
+                         bookmark_interval: float | None = None, timeout: float | None = None,
+                         send_initial: bool = True) -> WatchStream:
+        """Open a watch, checking everything that can fail before the first event is sent.
 
         resourceVersion unset or "0": synthetic ADDED events for the current state, then changes.
         resourceVersion N: every change after N (410 Expired if N is too old).
@@ -322,42 +323,41 @@ class Registry:
         prefix = r.namespace_prefix(namespace)
         cache = await self._cache(r)
         rv = opts.resource_version
-        initial: list[CacheEvent] = []
+        first: list[CacheEvent] = []
         if rv and rv != "0":
             start = _parse_rv(rv)
             if start > self.cacher.revision:
                 await self._wait_rv(start)
             backlog = cache.events_since(prefix, start)
             if backlog is None:
-                async for ev in self._watch_store(r, prefix, start, match):
-                    yield ev
-                return
+                compacted = await self.store.compacted_revision()
+                if start < compacted:
+                    raise errors.Expired(f"too old resource version: {start} ({compacted})")
+                return WatchStream([], None, None, match, self._watch_store(r, prefix, start, match),
+                                   self.cacher, bookmark_interval, timeout)
+            first = [out for ev in backlog if (out := self._filter(ev, match)) is not None]
         else:
             if not rv:
                 await self._fresh()
-            backlog = []
             if send_initial:
                 for k, o in cache.list(prefix):
-                    initial.append(CacheEvent("ADDED", k, o, None, int(o["metadata"]["resourceVersion"])))
+                    if match is None or match(o):
+                        first.append(CacheEvent("ADDED", k, o, None, int(o["metadata"]["resourceVersion"])))
         # No await between reading the backlog and registering: no event is lost or repeated.
         w = Watcher(prefix)
         cache.watchers.add(w)
+        return WatchStream(first, w, cache, match, None, self.cacher, bookmark_interval, timeout)
+
+    async def watch(self, r: Resource, namespace: str, opts: ListOptions,
+                    send_initial: bool = True) -> AsyncIterator[CacheEvent]:
+        """Events one by one (for in-process watchers such as the CRD controller)."""
+        stream = await self.open_watch(r, namespace, opts, send_initial=send_initial)
         try:
-            for ev in initial:
-                if match is None or match(ev.obj):
+            async for batch in stream.batches():
+                for ev in batch:
                     yield ev
-            for ev in backlog:
-                out = self._filter(ev, match)
-                if out is not None:
-                    yield out
-            async for ev in w.events():
-                out = self._filter(ev, match)
-                if out is not None:
-                    yield out
-        except WatchClosed:
-            return
         finally:
-            cache.watchers.discard(w)
+            stream.close()
 
     @staticmethod
     def _filter(ev: CacheEvent, match: Callable[[Obj], bool] | None) -> CacheEvent | None:
@@ -831,6 +831,100 @@ class Registry:
                 continue
             out.append(deleted)
         return out
+
+
+class WatchStream:
+    """An open watch: events in batches (all that are queued at a wake-up), BOOKMARK ticks, an end.
+
+    One timer per stream drives bookmarks and the end of the watch, and a batch is everything the
+    watcher has queued, so a burst of writes costs each watcher one wake-up and one socket write.
+    """
+
+    def __init__(self, first: list[CacheEvent], watcher: Watcher | None, cache: Any,
+                 match: Callable[[Obj], bool] | None, store_events: AsyncIterator[CacheEvent] | None,
+                 cacher: Cacher, bookmark_interval: float | None, timeout: float | None) -> None:
+        self._first = first
+        self._watcher = watcher
+        self._cache = cache
+        self._match = match
+        self._store_events = store_events
+        self._cacher = cacher
+        self._interval = bookmark_interval
+        self._timeout = timeout
+        self._handles: list[asyncio.TimerHandle] = []
+        self._tick = False
+        self._expired = False
+
+    def _wake(self) -> None:
+        if self._watcher is not None:
+            self._watcher.wake.set()
+
+    def _on_tick(self) -> None:
+        self._tick = True
+        self._wake()
+        assert self._interval is not None
+        self._handles.append(asyncio.get_running_loop().call_later(self._interval, self._on_tick))
+
+    def _on_expire(self) -> None:
+        self._expired = True
+        self._wake()
+
+    def _bookmark(self) -> CacheEvent:
+        return CacheEvent("BOOKMARK", "", {}, None, self._cacher.revision)
+
+    async def batches(self) -> AsyncIterator[list[CacheEvent]]:
+        if self._first:
+            yield self._first
+            self._first = []
+        if self._store_events is not None:
+            # The rare path (a resume older than the cache's history): one event at a time.
+            try:
+                async with asyncio.timeout(self._timeout):
+                    async for ev in self._store_events:
+                        yield [ev]
+            except TimeoutError:
+                return
+            return
+        w = self._watcher
+        assert w is not None
+        loop = asyncio.get_running_loop()
+        if self._timeout is not None:
+            self._handles.append(loop.call_later(self._timeout, self._on_expire))
+        if self._interval is not None:
+            self._handles.append(loop.call_later(self._interval, self._on_tick))
+        match, filt = self._match, Registry._filter
+        while True:
+            if w.queue:
+                batch: list[CacheEvent] = []
+                closed = False
+                while w.queue:
+                    item = w.queue.popleft()
+                    if item is None:
+                        closed = True
+                        break
+                    out = filt(item, match)
+                    if out is not None:
+                        batch.append(out)
+                if batch:
+                    yield batch
+                if closed:
+                    return
+                continue
+            if self._expired or w.dropped:
+                return
+            if self._tick:
+                self._tick = False
+                yield [self._bookmark()]
+                continue
+            w.wake.clear()
+            await w.wake.wait()
+
+    def close(self) -> None:
+        for h in self._handles:
+            h.cancel()
+        self._handles.clear()
+        if self._watcher is not None and self._cache is not None:
+            self._cache.watchers.discard(self._watcher)
 
 
 def _in_seconds(seconds: int) -> str:
