@@ -51,7 +51,9 @@ class ServerProcess:
 
     @classmethod
     def start(cls, data_dir: Path, *extra: str, port: int = 0, command: str = "server",
-              timeout: float = 30.0) -> ServerProcess:
+              timeout: float = 30.0, control_plane: bool = False) -> ServerProcess:
+        """Start ``kyb server`` (API server only, unless ``control_plane``: then with the scheduler
+        and the controller manager as ``kyb server`` runs them)."""
         data_dir.mkdir(parents=True, exist_ok=True)
         port = port or free_port()
         log_path = data_dir / f"{command}.log"
@@ -59,6 +61,8 @@ class ServerProcess:
                 "--https-port", str(port), "--bind-address", "127.0.0.1", *extra]
         if command == "server" and "--disable-agent" not in extra:
             args.append("--disable-agent")
+        if command == "server" and not control_plane:
+            args += ["--disable-scheduler", "--disable-controller-manager"]
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         srv = cls(data_dir, port, proc, log_path, args)
