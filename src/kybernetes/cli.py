@@ -8,6 +8,7 @@ agent) in one process, like k3s; ``kyb apiserver`` runs the API server alone.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import signal
 import sys
@@ -73,7 +74,35 @@ def _config(data_dir: Path | None, bind_address: str, https_port: int, datastore
     )
 
 
-@click.group()
+class LazyGroup(click.Group):
+    """Subcommands that live in their component's package, imported only when used.
+
+    Each component owns its command line (``kybernetes.scheduler.cmd`` ...); the CLI only names
+    them, so ``kyb apiserver`` does not import the scheduler, and a component's import cost is
+    paid only by the command that runs it.
+    """
+
+    lazy: dict[str, str] = {
+        "controller-manager": "kybernetes.controllers.cmd:command",
+        "scheduler": "kybernetes.scheduler.cmd:scheduler_command",
+        "explain-scheduling": "kybernetes.scheduler.cmd:explain_command",
+        "hollow-nodes": "kybernetes.hollow.cmd:command",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attr = target.partition(":")
+        cmd = getattr(importlib.import_module(module), attr)
+        assert isinstance(cmd, click.Command)
+        return cmd
+
+
+@click.group(cls=LazyGroup)
 def main() -> None:
     """kybernetes: Kubernetes, in Python."""
 
@@ -81,14 +110,34 @@ def main() -> None:
 @main.command()
 @_common_options
 @click.option("--disable-agent", is_flag=True, help="Run the control plane only (no kubelet on this machine).")
+@click.option("--disable-scheduler", is_flag=True, help="Do not run kube-scheduler.")
+@click.option("--disable-controller-manager", is_flag=True, help="Do not run kube-controller-manager.")
+@click.option("--cluster-cidr", default="10.42.0.0/16", show_default=True, help="Pod addresses, split per node.")
+@click.option("--kube-scheduler-arg", multiple=True, help="Extra flag for the scheduler, as NAME=VALUE.")
+@click.option("--kube-controller-manager-arg", multiple=True,
+              help="Extra flag for the controller manager, as NAME=VALUE (e.g. node-monitor-grace-period=20s).")
 def server(data_dir: Path | None, bind_address: str, https_port: int, datastore_endpoint: str,
            tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
-           verbose: int, compact_interval: float, compact_keep: int, disable_agent: bool) -> None:
-    """Run a whole cluster in this process: the API server on the embedded store, and the rest."""
+           verbose: int, compact_interval: float, compact_keep: int, disable_agent: bool,
+           disable_scheduler: bool, disable_controller_manager: bool, cluster_cidr: str,
+           kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...]) -> None:
+    """Run a whole cluster: the API server on the embedded store, the scheduler and the controllers."""
+    from kybernetes import bundle
+
     _setup_logging(verbose)
     cfg = _config(data_dir, bind_address, https_port, datastore_endpoint, tls_san, service_cluster_ip_range,
                   token_auth_file, compact_interval, compact_keep)
-    asyncio.run(_run_until_signal(APIServer(cfg), announce=True))
+    bundle.main(bundle.ServerConfig(
+        api=cfg, disable_agent=disable_agent, disable_scheduler=disable_scheduler,
+        disable_controller_manager=disable_controller_manager, cluster_cidr=cluster_cidr,
+        scheduler_args=[_flag(a) for a in kube_scheduler_arg],
+        controller_manager_args=[_flag(a) for a in kube_controller_manager_arg],
+    ))
+
+
+def _flag(arg: str) -> str:
+    """k3s-style component args: ``name=value`` -> ``--name=value``."""
+    return arg if arg.startswith("--") else f"--{arg}"
 
 
 @main.command()

@@ -1,0 +1,157 @@
+"""The server bundler behind ``kyb server``: a whole cluster from one command, like k3s.
+
+Start order, each step waiting for the one before to be ready:
+
+    store + API server (in this process)
+      -> kubeconfigs for each component (own client certificate: system:kube-scheduler, ...)
+      -> kube-scheduler and kube-controller-manager as child processes (``kyb scheduler``,
+         ``kyb controller-manager`` with ordinary flags), so they use another core than the
+         API server and crash alone
+      -> (the node agent, once it exists)
+
+Children are supervised: one that exits while the server runs is started again after a back-off
+(1 s doubling to 30 s). SIGTERM or SIGINT stops the children first (SIGTERM, then SIGKILL after
+10 s), then the API server and the store. Child output goes to ``DATA_DIR/logs/<name>.log``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from kybernetes.apiserver.certs import kubeconfig, write_kubeconfig
+from kybernetes.apiserver.server import APIServer, APIServerConfig
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT = 10.0
+
+
+@dataclass
+class ServerConfig:
+    api: APIServerConfig
+    disable_agent: bool = False
+    disable_scheduler: bool = False
+    disable_controller_manager: bool = False
+    cluster_cidr: str = "10.42.0.0/16"
+    scheduler_args: list[str] = field(default_factory=list)
+    controller_manager_args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    log_path: Path
+    proc: asyncio.subprocess.Process | None = None
+    task: asyncio.Task[None] | None = None
+
+
+class Supervisor:
+    """Keeps child processes running until told to stop."""
+
+    def __init__(self) -> None:
+        self.children: dict[str, Child] = {}
+        self._stopping = False
+
+    def start(self, name: str, args: list[str], log_path: Path) -> Child:
+        child = Child(name, args, log_path)
+        child.task = asyncio.create_task(self._keep(child), name=f"child:{name}")
+        self.children[name] = child
+        return child
+
+    async def _keep(self, child: Child) -> None:
+        backoff = 1.0
+        child.log_path.parent.mkdir(parents=True, exist_ok=True)
+        while not self._stopping:
+            with open(child.log_path, "ab") as out:
+                child.proc = await asyncio.create_subprocess_exec(
+                    *child.args, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+                    start_new_session=True)
+            started = asyncio.get_running_loop().time()
+            code = await child.proc.wait()
+            if self._stopping:
+                return
+            ran = asyncio.get_running_loop().time() - started
+            backoff = 1.0 if ran > 60 else min(backoff * 2, 30.0)
+            log.warning("%s exited with %s; restarting in %.0fs", child.name, code, backoff)
+            await asyncio.sleep(backoff)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        procs = [c.proc for c in self.children.values() if c.proc is not None and c.proc.returncode is None]
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                await asyncio.wait_for(p.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    p.kill()
+                await p.wait()
+        for c in self.children.values():
+            if c.task is not None:
+                c.task.cancel()
+                with contextlib.suppress(BaseException):
+                    await c.task
+
+
+def component_kubeconfig(api: APIServer, name: str, user: str, groups: tuple[str, ...] = ()) -> Path:
+    """A kubeconfig with the component's own client certificate, in DATA_DIR."""
+    assert api.pki is not None
+    crt, key = api.pki.ensure(name, common_name=user, organizations=groups, client=True)
+    path = api.config.data_dir / f"{name}.kubeconfig"
+    write_kubeconfig(path, kubeconfig(api.url, api.pki.ca_pem, crt.read_bytes(), key.read_bytes(), user=user))
+    return path
+
+
+def _kyb(*args: str) -> list[str]:
+    return [sys.executable, "-m", "kybernetes.cli", *args]
+
+
+async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool = True) -> None:
+    api = APIServer(config.api)
+    await api.start()
+    sup = Supervisor()
+    logs = config.api.data_dir / "logs"
+    try:
+        if not config.disable_controller_manager:
+            kc = component_kubeconfig(api, "controller-manager", "system:kube-controller-manager")
+            assert api.pki is not None
+            sup.start("controller-manager", _kyb(
+                "controller-manager", "--kubeconfig", str(kc), "--root-ca-file", str(api.pki.ca_path),
+                "--cluster-cidr", config.cluster_cidr, *config.controller_manager_args,
+            ), logs / "controller-manager.log")
+        if not config.disable_scheduler:
+            kc = component_kubeconfig(api, "scheduler", "system:kube-scheduler")
+            sup.start("scheduler", _kyb("scheduler", "--kubeconfig", str(kc), *config.scheduler_args),
+                      logs / "scheduler.log")
+        if announce:
+            kc_path = config.api.kubeconfig_path or config.api.data_dir / "kubeconfig.yaml"
+            click.echo(f"kybernetes is running at {api.url} (logs in {logs})", err=True)
+            click.echo(f"export KUBECONFIG={kc_path}")
+            sys.stdout.flush()
+        await stop.wait()
+    finally:
+        await sup.stop()
+        await api.stop()
+
+
+def main(config: ServerConfig) -> None:
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_server(config, stop)
+
+    asyncio.run(go())
+
