@@ -82,6 +82,8 @@ class ResourceHandlers:
                                             "labelSelectorPath": ".spec.selector"},
         }
         self.shutting_down = asyncio.Event()
+        self.token_request: Any = None
+        """serviceaccounts/NAME/token: async (namespace, name, body, ctx) -> TokenRequest."""
 
     # --- entry ---------------------------------------------------------------------------
 
@@ -354,6 +356,9 @@ class ResourceHandlers:
 
             code, out = await eviction.evict(self.registry, r, ns, name, await self._body(request), ctx)
             return json_response(out, code, pretty=pretty)
+        if sub == "token" and method == "POST" and r.kind == "ServiceAccount" and self.token_request is not None:
+            body = await self._body(request)
+            return json_response(await self.token_request(ns, name, body, ctx), 201, pretty=pretty)
         if sub == "binding" and method == "POST":
             body = await self._body(request)
             await self._bind(r, ns, name, body, ctx)

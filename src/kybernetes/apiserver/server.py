@@ -31,7 +31,7 @@ from aiohttp import web
 
 from kybernetes import errors
 from kybernetes.api.resources import Catalogue
-from kybernetes.apiserver import discovery
+from kybernetes.apiserver import discovery, quota
 from kybernetes.apiserver.allocators import ServiceAllocator
 from kybernetes.apiserver.auth import Authenticator, TokenFile
 from kybernetes.apiserver.certs import PKI, kubeconfig, write_kubeconfig
@@ -41,6 +41,7 @@ from kybernetes.apiserver.openapi import OpenAPIService
 from kybernetes.apiserver.registry import builtin_strategies
 from kybernetes.apiserver.registry.store import Registry, RequestContext, User
 from kybernetes.apiserver.requests import parse_accept, parse_resource_path
+from kybernetes.apiserver.serviceaccounts import ServiceAccounts
 from kybernetes.storage.interface import Store
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class APIServer:
         self.ready = asyncio.Event()
         self.openapi: OpenAPIService | None = None
         self.authenticator: Authenticator | None = None
+        self.service_accounts: ServiceAccounts | None = None
         self.discovery = discovery.DiscoveryCache(self.catalogue)
 
     @property
@@ -130,13 +132,23 @@ class APIServer:
         self.store = await open_store(cfg)
         self.registry = Registry(self.store, self.catalogue, builtin_strategies())
         ServiceAllocator(cfg.service_cidr, cfg.node_port_range).install(self.registry)
+        quota.install(self.registry)
+        self.service_accounts = ServiceAccounts(self.registry, self.pki.service_account_key())
+        self.service_accounts.install(self.registry)
         self.handlers = ResourceHandlers(self.registry, self.catalogue)
+        self.handlers.token_request = self.service_accounts.token_request
         await self.registry.start()
+        # Token authentication reads these from memory: have them cached from the start.
+        for plural in ("serviceaccounts", "pods"):
+            r = self.catalogue.get("", "v1", plural)
+            assert r is not None
+            await self.registry.cacher.cache_for(r.key_prefix)
         self.crds = CRDController(self.registry, self.catalogue, self.handlers)
         await self.crds.start()
         self.openapi = OpenAPIService(self.catalogue, self.crds.custom_schema_for, lambda: self.crds.schema_version)  # type: ignore[union-attr]
         await self._bootstrap()
         self.authenticator = Authenticator(TokenFile(cfg.token_file))
+        self.authenticator.extra_token_authenticators.append(self.service_accounts.authenticate)
 
         app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=[self._middleware])
         app.router.add_route("*", "/{tail:.*}", self._dispatch)

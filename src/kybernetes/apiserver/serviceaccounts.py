@@ -1,0 +1,190 @@
+"""Service accounts in the API server: admission, bound tokens (TokenRequest) and their authentication.
+
+- **Admission** (a create hook on pods, Kubernetes' ``ServiceAccount`` plugin): a pod without
+  ``serviceAccountName`` runs as ``default``; unless automounting is turned off (on the pod or its
+  ServiceAccount) it gets the ``kube-api-access-<suffix>`` projected volume — a bound token, the
+  cluster CA from the ``kube-root-ca.crt`` ConfigMap and the namespace — mounted read-only at
+  ``/var/run/secrets/kubernetes.io/serviceaccount`` in every container.
+- **TokenRequest** (``POST serviceaccounts/NAME/token``): a JWT signed with the cluster's service
+  account key (ES256), for the given audiences and lifetime, optionally bound to a pod (the token
+  dies with the pod).
+- **Authentication**: a bearer JWT issued here is valid while it has not expired, names an
+  accepted audience, and its ServiceAccount (and bound pod) still exist with the same uid. The
+  user is ``system:serviceaccount:NS:NAME`` in groups ``system:serviceaccounts`` and
+  ``system:serviceaccounts:NS``.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import secrets
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+
+from kybernetes import errors
+from kybernetes.api.resources import Resource
+from kybernetes.apiserver.registry.store import Registry, RequestContext, User
+
+Obj = dict[str, Any]
+
+ISSUER = "https://kubernetes.default.svc.cluster.local"
+API_AUDIENCES = (ISSUER, "https://kubernetes.default.svc", "kubernetes")
+TOKEN_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+DEFAULT_EXPIRATION = 3607  # what Kubernetes puts in the projected volume
+MIN_EXPIRATION = 600
+MAX_EXPIRATION = 48 * 3600
+_SUFFIX = "bcdfghjklmnpqrstvwxz2456789"
+
+
+class ServiceAccounts:
+    def __init__(self, registry: Registry, key_path: Path) -> None:
+        self.registry = registry
+        pem = key_path.read_bytes()
+        self._private = serialization.load_pem_private_key(pem, password=None)
+        self._public = self._private.public_key()
+        self._kid = uuid.uuid5(uuid.NAMESPACE_OID, pem.decode()).hex[:16]
+
+    def install(self, registry: Registry) -> None:
+        registry.create_hooks.setdefault(("", "Pod"), []).append(self.admit_pod)
+
+    # --- admission -----------------------------------------------------------------------
+
+    async def admit_pod(self, registry: Registry, r: Resource, pod: Obj, old: Obj | None,
+                        ctx: RequestContext) -> None:
+        spec = pod.get("spec")
+        if not isinstance(spec, dict):
+            return
+        if pod.get("metadata", {}).get("annotations", {}).get("kubernetes.io/config.mirror"):
+            return  # mirror pods of static pods get no service account
+        sa_name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+        spec["serviceAccountName"] = sa_name
+        spec["serviceAccount"] = sa_name
+        automount = spec.get("automountServiceAccountToken")
+        if automount is None:
+            sa = await self._service_account(pod.get("metadata", {}).get("namespace", ""), sa_name)
+            automount = sa.get("automountServiceAccountToken") if sa else None
+        if automount is False:
+            return
+        containers = [c for key in ("initContainers", "containers") for c in spec.get(key) or []
+                      if isinstance(c, dict)]
+        if any(m.get("mountPath") == TOKEN_MOUNT for c in containers for m in c.get("volumeMounts") or []
+               if isinstance(m, dict)):
+            return
+        name = "kube-api-access-" + "".join(secrets.choice(_SUFFIX) for _ in range(5))
+        volumes = spec.setdefault("volumes", [])
+        if not isinstance(volumes, list):
+            return
+        volumes.append({"name": name, "projected": {"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": DEFAULT_EXPIRATION, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1",
+                                                                          "fieldPath": "metadata.namespace"}}]}},
+        ]}})
+        for c in containers:
+            mounts = c.setdefault("volumeMounts", [])
+            if isinstance(mounts, list):
+                mounts.append({"name": name, "readOnly": True, "mountPath": TOKEN_MOUNT})
+
+    async def _service_account(self, namespace: str, name: str) -> Obj | None:
+        r = self.registry.catalogue.get("", "v1", "serviceaccounts")
+        assert r is not None
+        cache = await self.registry.cacher.cache_for(r.key_prefix)
+        obj: Obj | None = cache.objects.get(r.key(namespace, name))
+        return obj
+
+    async def _pod(self, namespace: str, name: str) -> Obj | None:
+        r = self.registry.catalogue.get("", "v1", "pods")
+        assert r is not None
+        cache = await self.registry.cacher.cache_for(r.key_prefix)
+        obj: Obj | None = cache.objects.get(r.key(namespace, name))
+        return obj
+
+    # --- TokenRequest ----------------------------------------------------------------------
+
+    async def token_request(self, namespace: str, name: str, body: Any, ctx: RequestContext) -> Obj:
+        if not isinstance(body, dict):
+            raise errors.BadRequest("body must be a TokenRequest")
+        sa = await self._service_account(namespace, name)
+        if sa is None:
+            raise errors.NotFound.of("serviceaccounts", name)
+        spec = body.get("spec") or {}
+        audiences = [str(a) for a in spec.get("audiences") or []] or list(API_AUDIENCES[:1])
+        expiration = spec.get("expirationSeconds", 3600)
+        if not isinstance(expiration, int) or expiration < MIN_EXPIRATION:
+            raise errors.Invalid("TokenRequest", name, [{
+                "reason": "FieldValueInvalid", "field": "spec.expirationSeconds",
+                "message": f"Invalid value: {expiration}: may not specify a duration less than 10 minutes"}],
+                group="authentication.k8s.io")
+        expiration = min(expiration, MAX_EXPIRATION)
+        now = int(time.time())
+        claims: Obj = {
+            "iss": ISSUER, "sub": f"system:serviceaccount:{namespace}:{name}", "aud": audiences,
+            "iat": now, "nbf": now, "exp": now + expiration, "jti": str(uuid.uuid4()),
+            "kubernetes.io": {"namespace": namespace,
+                              "serviceaccount": {"name": name, "uid": sa["metadata"]["uid"]}},
+        }
+        ref = spec.get("boundObjectRef")
+        if isinstance(ref, dict) and ref.get("name"):
+            if ref.get("kind") != "Pod":
+                raise errors.BadRequest(f"cannot bind a token to a {ref.get('kind')}; only Pod is supported")
+            pod = await self._pod(namespace, ref["name"])
+            if pod is None or (ref.get("uid") and pod["metadata"]["uid"] != ref["uid"]):
+                raise errors.NotFound.of("pods", str(ref["name"]))
+            claims["kubernetes.io"]["pod"] = {"name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]}
+            node = (pod.get("spec") or {}).get("nodeName")
+            if node:
+                claims["kubernetes.io"]["node"] = {"name": node}
+        token = jwt.encode(claims, self._private, algorithm="ES256", headers={"kid": self._kid})  # type: ignore[arg-type]
+        out = copy.deepcopy(body)
+        out.update({"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1"})
+        out.setdefault("metadata", {}).update({"name": name, "namespace": namespace,
+                                               "creationTimestamp": None})
+        out["spec"] = dict(spec, audiences=audiences, expirationSeconds=expiration)
+        exp_at = dt.datetime.fromtimestamp(now + expiration, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        out["status"] = {"token": token, "expirationTimestamp": exp_at}
+        return out
+
+    # --- authentication --------------------------------------------------------------------
+
+    def authenticate(self, token: str) -> User | None:
+        """Synchronous check of signature, expiry and audience; object liveness is checked from
+        the watch cache without waiting (a token for an object the cache has not seen is refused)."""
+        if token.count(".") != 2:
+            return None
+        try:
+            claims = jwt.decode(token, self._public, algorithms=["ES256"], audience=list(API_AUDIENCES),  # type: ignore[arg-type]
+                                issuer=ISSUER, options={"require": ["exp", "iat", "sub"]}, leeway=5)
+        except jwt.PyJWTError:
+            return None
+        k8s = claims.get("kubernetes.io") or {}
+        ns = k8s.get("namespace", "")
+        sa = k8s.get("serviceaccount") or {}
+        if not self._alive("serviceaccounts", ns, sa.get("name", ""), sa.get("uid", "")):
+            return None
+        pod = k8s.get("pod")
+        extra: dict[str, list[str]] = {}
+        if pod:
+            if not self._alive("pods", ns, pod.get("name", ""), pod.get("uid", "")):
+                return None
+            extra["authentication.kubernetes.io/pod-name"] = [pod.get("name", "")]
+            extra["authentication.kubernetes.io/pod-uid"] = [pod.get("uid", "")]
+        return User(f"system:serviceaccount:{ns}:{sa.get('name')}",
+                    ("system:serviceaccounts", f"system:serviceaccounts:{ns}"), sa.get("uid", ""), extra)
+
+    def _alive(self, plural: str, namespace: str, name: str, uid: str) -> bool:
+        r = self.registry.catalogue.get("", "v1", plural)
+        assert r is not None
+        cache = self.registry.cacher.caches.get(r.key_prefix)
+        if cache is None:
+            return False
+        obj = cache.objects.get(r.key(namespace, name))
+        if obj is None:
+            return False
+        meta = obj.get("metadata", {})
+        return bool(meta.get("uid") == uid and not meta.get("deletionTimestamp"))
