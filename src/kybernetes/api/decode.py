@@ -106,6 +106,11 @@ def _walk_object(obj: dict[str, Any], s: Schema, path: str, res: DecodeResult, s
             res.unknown.append(child_path)
             del obj[k]
             continue
+        if obj[k] is None:
+            # Go decodes null into the zero value, which encodes as absent for the optional
+            # fields that clients send null for (e.g. creationTimestamp in pod templates).
+            del obj[k]
+            continue
         child = s.prop(k)
         assert child is not None
         _walk(obj[k], child, child_path, res)

@@ -658,7 +658,9 @@ class Registry:
             if not isinstance(new, dict):
                 raise errors.BadRequest("patch produced an object that is not a JSON object")
             self._check_type_meta(r, new)
-            patched_rv = new.get("metadata", {}).get("resourceVersion") if isinstance(new.get("metadata"), dict) else None
+            # Only a resourceVersion the client put in the patch is a precondition; the patched
+            # object always carries the current one.
+            patched_rv = _pinned_resource_version(patch_type, patch)
             if patched_rv and patched_rv != str(kv.mod_revision):
                 raise errors.Conflict.of(r.plural, name, r.group)
             if patch_type != "apply":
@@ -925,6 +927,19 @@ class WatchStream:
         self._handles.clear()
         if self._watcher is not None and self._cache is not None:
             self._cache.watchers.discard(self._watcher)
+
+
+def _pinned_resource_version(patch_type: str, patch: Any) -> str | None:
+    """The resourceVersion a patch itself asks for (a compare-and-swap precondition), if any."""
+    if patch_type == "json":
+        for op in patch if isinstance(patch, list) else []:
+            if isinstance(op, dict) and op.get("path") == "/metadata/resourceVersion" and op.get("op") in (
+                    "add", "replace", "test"):
+                return str(op.get("value"))
+        return None
+    meta = patch.get("metadata") if isinstance(patch, dict) else None
+    rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
+    return str(rv) if rv else None
 
 
 def _in_seconds(seconds: int) -> str:

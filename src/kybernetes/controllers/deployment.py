@@ -1,0 +1,590 @@
+"""The Deployment controller (``pkg/controller/deployment``).
+
+A Deployment owns ReplicaSets, one per distinct pod template it has had. The ReplicaSet of the
+current template is the *new* one, named ``<deployment>-<pod-template-hash>`` and carrying the
+hash as a label on its selector and template so that sibling ReplicaSets never fight over pods.
+Every other owned ReplicaSet is *old*. A rollout moves replicas from the old sets to the new one.
+
+One sync of a key, in Kubernetes' order:
+
+1. claim ReplicaSets (adopt matching orphans, release owned ones that stopped matching);
+2. being deleted: status only;
+3. keep the ``Progressing`` condition's paused/resumed reason in step with ``spec.paused``;
+4. paused, or a *scaling event* (``spec.replicas`` differs from what the active sets were sized
+   for, recorded in their ``desired-replicas`` annotation): resize proportionally and stop - a
+   paused Deployment never rolls out, but it does scale;
+5. otherwise roll out by strategy:
+
+   * ``RollingUpdate``: grow the new set while the total stays within ``replicas + maxSurge``,
+     then shrink old sets while at least ``replicas - maxUnavailable`` pods stay available
+     (unhealthy old pods go first, since removing them costs no availability);
+   * ``Recreate``: scale every old set to 0, wait until none of their pods is left, then scale
+     the new set up.
+
+6. once complete, delete the oldest zero-sized old sets beyond ``revisionHistoryLimit``;
+7. status: counters summed over the sets, ``Available`` (at least ``replicas - maxUnavailable``
+   available) and ``Progressing`` (NewReplicaSetCreated / FoundNewReplicaSet / ReplicaSetUpdated /
+   NewReplicaSetAvailable, or ProgressDeadlineExceeded when nothing moved for
+   ``progressDeadlineSeconds``; a sync is scheduled for the moment the deadline would pass).
+
+Revisions: the new set gets ``deployment.kubernetes.io/revision`` = (highest old revision) + 1.
+A template equal to an old set's (``kubectl rollout undo`` patches the old template back) makes
+that old set the new one again: it gets the next revision and its former number goes into its
+``revision-history`` annotation. The Deployment's own revision annotation mirrors its new set's.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from typing import Any
+
+from kybernetes import errors
+from kybernetes.api.selectors import LabelSelector, from_label_selector_object
+from kybernetes.controllers import deployment_util as du
+from kybernetes.controllers.base import Controller, ControllerContext, split_key
+from kybernetes.controllers.history import POD_TEMPLATE_HASH, template_hash, templates_equal_ignoring_hash
+from kybernetes.controllers.podutil import (
+    claim_objects,
+    controller_ref,
+    get_condition,
+    int_field,
+    is_pod_terminal,
+    is_terminating,
+    labels_of,
+    meta,
+    obj_key,
+    owner_reference,
+    parse_time,
+    spec_of,
+    status_of,
+)
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+
+class DeploymentController(Controller):
+    name = "deployment-controller"
+    workers = 5
+
+    def __init__(self, ctx: ControllerContext) -> None:
+        super().__init__(ctx)
+        self.deployments = self.informer("apps/v1", "deployments")
+        self.rses = self.informer("apps/v1", "replicasets")
+        self.pods = self.informer("v1", "pods")
+        self.deployments.add_handler(on_add=self.enqueue, on_update=lambda old, new: self.enqueue(new),
+                                     on_delete=self.enqueue)
+        self.rses.add_handler(on_add=self._rs_changed, on_update=self._rs_updated, on_delete=self._rs_changed)
+        self.pods.add_handler(on_delete=self._pod_deleted)
+
+    # --- handlers ----------------------------------------------------------------------------
+
+    def _owner_key(self, obj: Obj, kind: str) -> str | None:
+        ref = controller_ref(obj)
+        if ref is None or ref.get("kind") != kind:
+            return None
+        ns = meta(obj).get("namespace", "")
+        return f"{ns}/{ref.get('name')}" if ns else str(ref.get("name"))
+
+    def _rs_changed(self, rs: Obj) -> None:
+        key = self._owner_key(rs, "Deployment")
+        if key is not None:
+            self.queue.add(key)
+            return
+        # An orphan: every Deployment that would adopt it takes a look.
+        ns = meta(rs).get("namespace", "")
+        for d in self.deployments.store.by_index("namespace", ns):
+            try:
+                if from_label_selector_object(spec_of(d).get("selector"), none_matches=True).matches(labels_of(rs)):
+                    self.enqueue(d)
+            except errors.StatusError:
+                continue
+
+    def _rs_updated(self, old: Obj, new: Obj) -> None:
+        if meta(old).get("resourceVersion") == meta(new).get("resourceVersion"):
+            return
+        old_key, new_key = self._owner_key(old, "Deployment"), self._owner_key(new, "Deployment")
+        if old_key is not None and old_key != new_key:
+            self.queue.add(old_key)
+        self._rs_changed(new)
+
+    def _pod_deleted(self, pod: Obj) -> None:
+        # Recreate waits for the old pods to be gone; their deletion is the signal to go on.
+        rs_key = self._owner_key(pod, "ReplicaSet")
+        if rs_key is None:
+            return
+        rs = self.rses.store.get(rs_key)
+        if rs is not None:
+            d_key = self._owner_key(rs, "Deployment")
+            if d_key is not None:
+                self.queue.add(d_key)
+
+    # --- sync --------------------------------------------------------------------------------
+
+    async def sync(self, key: str) -> None:
+        cached = self.deployments.store.get(key)
+        if cached is None:
+            return
+        d = copy.deepcopy(cached)
+        ns, _ = split_key(key)
+        sel = spec_of(d).get("selector")
+        if not sel or (not sel.get("matchLabels") and not sel.get("matchExpressions")):
+            self.recorder.event(d, "Warning", "SelectingAll",
+                                "This deployment is selecting all pods. A non-empty selector is required.")
+            if int_field(status_of(d), "observedGeneration") < int_field(meta(d), "generation"):
+                d.setdefault("status", {})["observedGeneration"] = int_field(meta(d), "generation")
+                await self._write_status(d)
+            return
+        selector = from_label_selector_object(sel, none_matches=True)
+        rses = await self._claim_rses(d, selector, ns)
+
+        if is_terminating(d):
+            await self._sync_status_only(d, rses)
+            return
+        d = await self._check_paused_conditions(d)
+        if spec_of(d).get("paused"):
+            await self._sync_scale(d, rses)
+            return
+        if self._is_scaling_event(d, rses):
+            await self._sync_scale(d, rses)
+            return
+        if du.is_rolling(d):
+            await self._rollout_rolling(d, rses)
+        else:
+            await self._rollout_recreate(d, rses)
+
+    async def _claim_rses(self, d: Obj, selector: LabelSelector, ns: str) -> list[Obj]:
+        candidates = self.rses.store.by_index("namespace", ns)
+        return await claim_objects(self.client, d, "apps/v1", "Deployment", selector, candidates,
+                                   "apps/v1", "replicasets")
+
+    # --- new and old ReplicaSets -------------------------------------------------------------
+
+    async def _get_all_rses(self, d: Obj, rses: list[Obj], create: bool) -> tuple[Obj | None, list[Obj], Obj]:
+        """(new set or None, old sets, possibly updated Deployment); syncs revision annotations."""
+        existing_new = du.find_new_rs(d, rses)
+        old = du.find_old_rses(d, rses, existing_new)
+        new_rs, d = await self._get_new_rs(d, rses, old, existing_new, create)
+        return new_rs, old, d
+
+    async def _get_new_rs(self, d: Obj, rses: list[Obj], old: list[Obj], existing: Obj | None,
+                          create: bool) -> tuple[Obj | None, Obj]:
+        ns = meta(d).get("namespace", "")
+        max_old_revision = max((du.revision_of(rs) for rs in old), default=0)
+        new_revision = max_old_revision + 1
+
+        if existing is not None:
+            rs = copy.deepcopy(existing)
+            changed = du.set_new_rs_annotations(d, rs, new_revision, exists=True)
+            min_ready = spec_of(d).get("minReadySeconds", 0) or 0
+            if (spec_of(rs).get("minReadySeconds", 0) or 0) != min_ready:
+                rs["spec"]["minReadySeconds"] = min_ready
+                changed = True
+            if changed:
+                rs = await self.client.update("apps/v1", "replicasets", rs, ns)
+            d = await self._set_deployment_revision(d, du.revision_of(rs))
+            status = copy.deepcopy(status_of(d))
+            cond = get_condition(status, "Progressing")
+            if du.has_progress_deadline(d) and cond is None:
+                du.set_condition(status, du.new_condition("Progressing", "True", du.FOUND_NEW_RS,
+                                                          f'Found new replica set "{meta(rs)["name"]}"'))
+                d["status"] = status
+                d = await self._write_status(d)
+            return rs, d
+
+        if not create:
+            return None, d
+
+        collision = int_field(status_of(d), "collisionCount")
+        template = spec_of(d).get("template") or {}
+        h = template_hash(template, collision if "collisionCount" in status_of(d) else None)
+        name = f"{meta(d)['name']}-{h}"
+        selector = copy.deepcopy(spec_of(d).get("selector") or {})
+        selector.setdefault("matchLabels", {})[POD_TEMPLATE_HASH] = h
+        rs_labels = {**labels_of(d.get("spec", {}).get("template", {})), POD_TEMPLATE_HASH: h}
+        new_rs: Obj = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": name,
+                "namespace": ns,
+                "labels": rs_labels,
+                "ownerReferences": [owner_reference(d, "apps/v1", "Deployment")],
+            },
+            "spec": {
+                "replicas": 0,
+                "minReadySeconds": spec_of(d).get("minReadySeconds", 0) or 0,
+                "selector": selector,
+                "template": du.clean_template_labels(template, h),
+            },
+        }
+        all_rses = [*old]
+        new_rs["spec"]["replicas"] = du.new_rs_new_replicas(d, all_rses, new_rs)
+        du.set_new_rs_annotations(d, new_rs, new_revision, exists=False)
+        try:
+            created = await self.client.create("apps/v1", "replicasets", new_rs, ns)
+        except errors.AlreadyExists:
+            current = await self.client.get("apps/v1", "replicasets", name, ns)
+            ref = controller_ref(current)
+            if ref and ref.get("uid") == meta(d).get("uid") and templates_equal_ignoring_hash(
+                    spec_of(current).get("template") or {}, template):
+                # Our own set that the informer had not shown yet.
+                return current, d
+            # A hash collision: try the next name on the next sync.
+            d.setdefault("status", {})["collisionCount"] = collision + 1
+            await self._write_status(d)
+            raise errors.Conflict.of("replicasets", name, "apps", why="pod-template-hash collision")
+        except errors.StatusError as e:
+            status = copy.deepcopy(status_of(d))
+            msg = f'Failed to create new replica set "{name}": {e}'
+            if du.has_progress_deadline(d):
+                du.set_condition(status, du.new_condition("Progressing", "False", du.FAILED_RS_CREATE, msg))
+                d["status"] = status
+                await self._write_status(d)
+            self.recorder.event(d, "Warning", du.FAILED_RS_CREATE, msg)
+            raise
+        n = du.rs_replicas(created)
+        if n > 0:
+            self.recorder.event(d, "Normal", "ScalingReplicaSet", f"Scaled up replica set {name} from 0 to {n}")
+        d = await self._set_deployment_revision(d, new_revision)
+        if du.has_progress_deadline(d):
+            status = copy.deepcopy(status_of(d))
+            du.set_condition(status, du.new_condition("Progressing", "True", du.NEW_RS_CREATED,
+                                                      f'Created new replica set "{name}"'))
+            d["status"] = status
+            d = await self._write_status(d)
+        return created, d
+
+    async def _set_deployment_revision(self, d: Obj, revision: int) -> Obj:
+        """The Deployment's revision annotation follows its new set's (a metadata-only patch)."""
+        if revision <= 0 or du.annotations_of(d).get(du.REVISION) == str(revision):
+            return d
+        m = meta(d)
+        try:
+            updated = await self.client.patch("apps/v1", "deployments", m["name"],
+                                              {"metadata": {"annotations": {du.REVISION: str(revision)}}},
+                                              m.get("namespace", ""))
+        except errors.NotFound:
+            return d
+        # Keep our view of status: the patch response has the stored one, which may lag ours.
+        updated["status"] = d.get("status", {})
+        return updated
+
+    # --- scaling -----------------------------------------------------------------------------
+
+    def _is_scaling_event(self, d: Obj, rses: list[Obj]) -> bool:
+        new_rs = du.find_new_rs(d, rses)
+        old = du.find_old_rses(d, rses, new_rs)
+        for rs in du.active([*old, new_rs]):
+            desired = du.desired_replicas_annotation(rs)
+            if desired is not None and desired != du.replicas(d):
+                return True
+        return False
+
+    async def _scale_rs(self, rs: Obj, size: int, d: Obj) -> tuple[bool, Obj]:
+        """Resize ``rs`` and refresh its sizing annotations; True when the size changed."""
+        size_changed = du.rs_replicas(rs) != size
+        updated = copy.deepcopy(rs)
+        ann_changed = du.set_replicas_annotations(updated, du.replicas(d), du.replicas(d) + du.max_surge(d))
+        if not size_changed and not ann_changed:
+            return False, rs
+        old_size = du.rs_replicas(rs)
+        updated["spec"]["replicas"] = size
+        updated = await self.client.update("apps/v1", "replicasets", updated, meta(rs).get("namespace", ""))
+        if size_changed:
+            direction = "up" if size > old_size else "down"
+            self.recorder.event(d, "Normal", "ScalingReplicaSet",
+                                f"Scaled {direction} replica set {meta(rs)['name']} from {old_size} to {size}")
+        return size_changed, updated
+
+    async def _scale(self, d: Obj, new_rs: Obj | None, old: list[Obj]) -> None:
+        """``scale``: resize for a changed ``spec.replicas``, proportionally while a rollout is under way."""
+        target = du.find_active_or_latest(new_rs, old)
+        if target is not None:
+            if du.rs_replicas(target) == du.replicas(d):
+                return
+            await self._scale_rs(target, du.replicas(d), d)
+            return
+        if du.is_saturated(d, new_rs):
+            for rs in du.active(old):
+                await self._scale_rs(rs, 0, d)
+            return
+        if not du.is_rolling(d):
+            return
+        all_active = du.active([*old, new_rs])
+        all_replicas = du.total_spec_replicas(all_active)
+        allowed = du.replicas(d) + du.max_surge(d) if du.replicas(d) > 0 else 0
+        to_add = allowed - all_replicas
+        if to_add > 0:
+            # Bigger first, then newer: growth goes to the sets that have most of the pods.
+            ordered = sorted(all_active, key=lambda r: (-du.rs_replicas(r), _neg_time(r)))
+        elif to_add < 0:
+            # Bigger first, then older: shrinking hits old sets before new ones.
+            ordered = sorted(all_active, key=lambda r: (-du.rs_replicas(r), meta(r).get("creationTimestamp") or ""))
+        else:
+            ordered = all_active
+        sizes: dict[str, int] = {}
+        added = 0
+        for rs in ordered:
+            p = du.proportion(rs, d, to_add, added)
+            sizes[meta(rs)["name"]] = du.rs_replicas(rs) + p
+            added += p
+        for i, rs in enumerate(ordered):
+            name = meta(rs)["name"]
+            if i == 0 and to_add != 0:
+                sizes[name] = max(0, sizes[name] + to_add - added)
+            await self._scale_rs(rs, sizes[name], d)
+
+    async def _sync_scale(self, d: Obj, rses: list[Obj]) -> None:
+        """``sync``: scaling and history cleanup without rolling out (paused or scaling event)."""
+        new_rs, old, d = await self._get_all_rses(d, rses, create=False)
+        await self._scale(d, new_rs, old)
+        if spec_of(d).get("paused"):
+            await self._cleanup(d, old)
+        rses = await self._fresh_rses(d, [*old, *([new_rs] if new_rs else [])])
+        new_rs = du.find_new_rs(d, rses)
+        status = du.calculate_status(d, rses, new_rs)
+        if status != status_of(d):
+            d["status"] = status
+            await self._write_status(d)
+
+    async def _sync_status_only(self, d: Obj, rses: list[Obj]) -> None:
+        new_rs = du.find_new_rs(d, rses)
+        status = du.calculate_status(d, rses, new_rs)
+        if status != status_of(d):
+            d["status"] = status
+            await self._write_status(d)
+
+    async def _fresh_rses(self, d: Obj, rses: list[Obj]) -> list[Obj]:
+        """The sets as the cache has them now (our writes may have landed), falling back to ours."""
+        out = []
+        for rs in rses:
+            cached = self.rses.store.get(obj_key(rs))
+            if cached is not None and int(meta(cached).get("resourceVersion") or 0) >= int(
+                    meta(rs).get("resourceVersion") or 0):
+                out.append(cached)
+            else:
+                out.append(rs)
+        return out
+
+    # --- paused ------------------------------------------------------------------------------
+
+    async def _check_paused_conditions(self, d: Obj) -> Obj:
+        if not du.has_progress_deadline(d):
+            return d
+        status = copy.deepcopy(status_of(d))
+        cond = get_condition(status, "Progressing")
+        if cond is not None and cond.get("reason") == du.TIMED_OUT:
+            return d
+        paused_cond = cond is not None and cond.get("reason") == du.PAUSED
+        paused = bool(spec_of(d).get("paused"))
+        if paused and not paused_cond:
+            du.set_condition(status, du.new_condition("Progressing", "Unknown", du.PAUSED, "Deployment is paused"))
+        elif not paused and paused_cond:
+            du.set_condition(status, du.new_condition("Progressing", "Unknown", du.RESUMED, "Deployment is resumed"))
+        else:
+            return d
+        d["status"] = status
+        return await self._write_status(d)
+
+    # --- rolling update ----------------------------------------------------------------------
+
+    async def _rollout_rolling(self, d: Obj, rses: list[Obj]) -> None:
+        new_rs, old, d = await self._get_all_rses(d, rses, create=True)
+        assert new_rs is not None
+        all_rses = [*old, new_rs]
+
+        scaled_up, new_rs = await self._reconcile_new_rs(d, all_rses, new_rs)
+        if scaled_up:
+            await self._sync_rollout_status([*old, new_rs], new_rs, d)
+            return
+        scaled_down, old = await self._reconcile_old_rses(d, [*old, new_rs], old, new_rs)
+        if scaled_down:
+            await self._sync_rollout_status([*old, new_rs], new_rs, d)
+            return
+        if du.deployment_complete(d, du.calculate_status(d, [*old, new_rs], new_rs)):
+            await self._cleanup(d, old)
+        await self._sync_rollout_status([*old, new_rs], new_rs, d)
+
+    async def _reconcile_new_rs(self, d: Obj, all_rses: list[Obj], new_rs: Obj) -> tuple[bool, Obj]:
+        want = du.replicas(d)
+        have = du.rs_replicas(new_rs)
+        if have == want:
+            return False, new_rs
+        if have > want:
+            return await self._scale_rs(new_rs, want, d)
+        size = du.new_rs_new_replicas(d, all_rses, new_rs)
+        return await self._scale_rs(new_rs, size, d)
+
+    async def _reconcile_old_rses(self, d: Obj, all_rses: list[Obj], old: list[Obj],
+                                  new_rs: Obj) -> tuple[bool, list[Obj]]:
+        if du.total_spec_replicas(old) == 0:
+            return False, old
+        all_pods = du.total_spec_replicas(all_rses)
+        min_available = du.replicas(d) - du.max_unavailable(d)
+        new_unavailable = du.rs_replicas(new_rs) - int_field(status_of(new_rs), "availableReplicas")
+        max_scaled_down = all_pods - min_available - new_unavailable
+        if max_scaled_down <= 0:
+            return False, old
+        old = du.by_creation(old)
+        # Unhealthy old replicas first: removing them costs no availability.
+        cleaned = 0
+        for i, rs in enumerate(old):
+            if cleaned >= max_scaled_down:
+                break
+            n = du.rs_replicas(rs)
+            if n == 0:
+                continue
+            unhealthy = n - int_field(status_of(rs), "availableReplicas")
+            if unhealthy <= 0:
+                continue
+            count = min(max_scaled_down - cleaned, unhealthy)
+            _, old[i] = await self._scale_rs(rs, n - count, d)
+            cleaned += count
+        # Then healthy ones, as far as availability allows.
+        available = sum(int_field(status_of(rs), "availableReplicas") for rs in [*old, new_rs])
+        scaled = 0
+        if available > min_available:
+            total = min(available - min_available, max_scaled_down - cleaned)
+            for i, rs in enumerate(old):
+                if scaled >= total:
+                    break
+                n = du.rs_replicas(rs)
+                if n == 0:
+                    continue
+                count = min(n, total - scaled)
+                _, old[i] = await self._scale_rs(rs, n - count, d)
+                scaled += count
+        return cleaned + scaled > 0, old
+
+    # --- recreate ----------------------------------------------------------------------------
+
+    async def _rollout_recreate(self, d: Obj, rses: list[Obj]) -> None:
+        new_rs, old, d = await self._get_all_rses(d, rses, create=False)
+        scaled_down = False
+        for i, rs in enumerate(old):
+            if du.rs_replicas(rs) > 0:
+                changed, old[i] = await self._scale_rs(rs, 0, d)
+                scaled_down = scaled_down or changed
+        all_rses = [*old, *([new_rs] if new_rs else [])]
+        if scaled_down:
+            await self._sync_rollout_status(all_rses, new_rs, d)
+            return
+        if self._old_pods_running(old):
+            await self._sync_rollout_status(all_rses, new_rs, d)
+            return
+        if new_rs is None:
+            new_rs, old, d = await self._get_all_rses(d, rses, create=True)
+        assert new_rs is not None
+        if du.rs_replicas(new_rs) != du.replicas(d):
+            _, new_rs = await self._scale_rs(new_rs, du.replicas(d), d)
+        all_rses = [*old, new_rs]
+        if du.deployment_complete(d, du.calculate_status(d, all_rses, new_rs)):
+            await self._cleanup(d, old)
+        await self._sync_rollout_status(all_rses, new_rs, d)
+
+    def _old_pods_running(self, old: list[Obj]) -> bool:
+        if du.total_status(old, "replicas") > 0:
+            return True
+        uids = {meta(rs).get("uid") for rs in old}
+        if not uids:
+            return False
+        ns = meta(old[0]).get("namespace", "")
+        for pod in self.pods.store.by_index("namespace", ns):
+            ref = controller_ref(pod)
+            if ref and ref.get("uid") in uids and not is_pod_terminal(pod):
+                # Terminating pods count: Recreate promises no overlap of old and new pods.
+                return True
+        return False
+
+    # --- cleanup and status ------------------------------------------------------------------
+
+    async def _cleanup(self, d: Obj, old: list[Obj]) -> None:
+        limit = spec_of(d).get("revisionHistoryLimit")
+        if not isinstance(limit, int):
+            return
+        cleanable = du.alive(old)
+        diff = len(cleanable) - limit
+        if diff <= 0:
+            return
+        for rs in sorted(cleanable, key=lambda r: (du.revision_of(r), meta(r).get("creationTimestamp") or "")):
+            if diff <= 0:
+                break
+            st = status_of(rs)
+            if (int_field(st, "replicas") != 0 or du.rs_replicas(rs) != 0
+                    or int_field(meta(rs), "generation") > int_field(st, "observedGeneration")):
+                continue
+            try:
+                await self.client.delete("apps/v1", "replicasets", meta(rs)["name"], meta(rs).get("namespace", ""))
+            except errors.NotFound:
+                pass
+            diff -= 1
+
+    async def _sync_rollout_status(self, all_rses: list[Obj], new_rs: Obj | None, d: Obj) -> None:
+        all_rses = await self._fresh_rses(d, all_rses)
+        if new_rs is not None:
+            new_rs = next((r for r in all_rses if meta(r).get("uid") == meta(new_rs).get("uid")), new_rs)
+        status = du.calculate_status(d, all_rses, new_rs)
+        if not du.has_progress_deadline(d):
+            du.remove_condition(status, "Progressing")
+        cond = get_condition(status, "Progressing")
+        complete_already = (int_field(status, "replicas") == int_field(status, "updatedReplicas")
+                            and cond is not None and cond.get("reason") == du.NEW_RS_AVAILABLE)
+        rs_name = meta(new_rs).get("name") if new_rs else ""
+        if du.has_progress_deadline(d) and not complete_already:
+            if du.deployment_complete(d, status):
+                du.set_condition(status, du.new_condition("Progressing", "True", du.NEW_RS_AVAILABLE,
+                                                          f'ReplicaSet "{rs_name}" has successfully progressed.'))
+            elif du.deployment_progressing(d, status):
+                new_cond = du.new_condition("Progressing", "True", du.RS_UPDATED,
+                                            f'ReplicaSet "{rs_name}" is progressing.')
+                if cond is not None and cond.get("status") == "True":
+                    new_cond["lastTransitionTime"] = cond.get("lastTransitionTime")
+                du.remove_condition(status, "Progressing")
+                du.set_condition(status, new_cond)
+            elif du.deployment_timed_out(d, status, time.time()):
+                du.set_condition(status, du.new_condition("Progressing", "False", du.TIMED_OUT,
+                                                          f'ReplicaSet "{rs_name}" has timed out progressing.'))
+                self.recorder.event(d, "Warning", du.TIMED_OUT, f'ReplicaSet "{rs_name}" has timed out progressing.')
+        failures = [c for rs in all_rses if (c := get_condition(status_of(rs), "ReplicaFailure"))]
+        if failures:
+            f = failures[0]
+            du.set_condition(status, du.new_condition("ReplicaFailure", f.get("status", "True"),
+                                                      f.get("reason", ""), f.get("message", "")))
+        else:
+            du.remove_condition(status, "ReplicaFailure")
+        if status != status_of(d):
+            d["status"] = status
+            d = await self._write_status(d)
+        self._requeue_if_stuck(d, status)
+
+    def _requeue_if_stuck(self, d: Obj, status: dict[str, Any]) -> None:
+        """Come back when the progress deadline would pass, so a stuck rollout gets its condition."""
+        cond = get_condition(status, "Progressing")
+        if (not du.has_progress_deadline(d) or cond is None or du.deployment_complete(d, status)
+                or cond.get("reason") == du.TIMED_OUT):
+            return
+        since = parse_time(cond.get("lastUpdateTime"))
+        if since is None:
+            return
+        after = since + int_field(spec_of(d), "progressDeadlineSeconds") - time.time()
+        self.queue.add_after(obj_key(d), max(after, 0) + 1.0)
+
+    async def _write_status(self, d: Obj) -> Obj:
+        m = meta(d)
+        try:
+            updated = await self.client.update("apps/v1", "deployments", d, m.get("namespace", ""),
+                                               subresource="status")
+        except errors.NotFound:
+            return d
+        return updated if isinstance(updated, dict) else d
+
+
+def _neg_time(rs: Obj) -> float:
+    t = parse_time(meta(rs).get("creationTimestamp"))
+    return -(t or 0.0)
+
+
+CONTROLLERS: list[type[Controller]] = [DeploymentController]

@@ -1,0 +1,1 @@
+"""Tests of kybernetes.client: REST, informers, work queues, leader election, events."""

@@ -1,0 +1,201 @@
+"""Node lifecycle against a real API server: dead kubelets, taints, taint-based eviction, healing.
+
+The test plays the kubelet: it creates the Node and its Lease, posts the Ready condition, and then
+simply stops renewing. Periods are short (grace 2 s, monitor period 0.3 s) on the real clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kybernetes.client.events import EventRecorder
+from kybernetes.client.informer import SharedInformerFactory
+from kybernetes.client.rest import Client
+from kybernetes.controllers.base import ControllerContext
+from kybernetes.controllers.nodelifecycle import (
+    UNREACHABLE,
+    NodeLifecycleController,
+    desired_taints,
+    toleration_window,
+)
+from kybernetes.testing import ServerProcess
+
+pytestmark = pytest.mark.integration
+Obj = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    s = ServerProcess.start(Path(tmp_path_factory.mktemp("nodelifecycle")))
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@asynccontextmanager
+async def controller(srv: ServerProcess, **options: Any) -> AsyncIterator[Client]:
+    client = Client.from_kubeconfig(str(srv.kubeconfig))
+    factory = SharedInformerFactory(client)
+    ctx = ControllerContext(client, factory, lambda name: EventRecorder(client, name), options=options)
+    ctl = NodeLifecycleController(ctx)
+    await factory.start()
+    assert await factory.wait_for_sync(20)
+    task = asyncio.create_task(ctl.run())
+    try:
+        yield client
+    finally:
+        await ctl.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await factory.stop()
+        await client.close()
+
+
+async def wait_for(pred: Callable[[], Awaitable[Any]], timeout: float = 15.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await pred()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def stamp(micro: bool = False) -> str:
+    now = dt.datetime.now(dt.UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if micro else now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def heartbeat(client: Client, node: str) -> None:
+    """Play kubelet: renew the Lease and post Ready=True."""
+    lease: Obj = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                  "metadata": {"name": node, "namespace": "kube-node-lease"},
+                  "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": stamp(True)}}
+    try:
+        cur = await client.get("coordination.k8s.io/v1", "leases", node, "kube-node-lease")
+        lease["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
+        await client.update("coordination.k8s.io/v1", "leases", lease, "kube-node-lease")
+    except Exception:
+        await client.create("coordination.k8s.io/v1", "leases", lease, "kube-node-lease")
+    obj = await client.get("v1", "nodes", node)
+    obj["status"] = {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                     "message": "kubelet is posting ready status",
+                                     "lastHeartbeatTime": stamp(), "lastTransitionTime": stamp()}]}
+    await client.update("v1", "nodes", obj, subresource="status")
+
+
+async def make_pod(client: Client, ns: str, name: str, node: str, tolerations: list[Obj] | None = None) -> None:
+    spec: Obj = {"containers": [{"name": "c", "image": "busybox"}]}
+    if tolerations:
+        spec["tolerations"] = tolerations
+    await client.create("v1", "pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                                       "spec": spec}, ns)
+    await client.create("v1", "pods", {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                                       "target": {"apiVersion": "v1", "kind": "Node", "name": node}},
+                        ns, subresource="binding", name=name)
+
+
+async def terminating(client: Client, ns: str, name: str) -> bool:
+    try:
+        pod = await client.get("v1", "pods", name, ns)
+    except Exception:
+        return True
+    return bool(pod["metadata"].get("deletionTimestamp"))
+
+
+def test_pure_rules() -> None:
+    unreachable = {"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": stamp()}
+    pod: Obj = {"spec": {"tolerations": [{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute",
+                                          "tolerationSeconds": 300},
+                                         {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}]}}
+    assert toleration_window(pod, [unreachable]) == 5
+    assert toleration_window({"spec": {}}, [unreachable]) == 0
+    assert toleration_window({"spec": {"tolerations": [{"operator": "Exists"}]}}, [unreachable]) is None
+    eq = {"spec": {"tolerations": [{"key": "k", "value": "v", "effect": "NoExecute"}]}}
+    assert toleration_window(eq, [{"key": "k", "value": "v", "effect": "NoExecute"}]) is None
+    assert toleration_window(eq, [{"key": "k", "value": "w", "effect": "NoExecute"}]) == 0
+    node = {"spec": {"unschedulable": True}, "status": {"conditions": [{"type": "Ready", "status": "False"}]}}
+    assert {(t["key"], t["effect"]) for t in desired_taints(node)} == {
+        ("node.kubernetes.io/not-ready", "NoExecute"), ("node.kubernetes.io/not-ready", "NoSchedule"),
+        ("node.kubernetes.io/unschedulable", "NoSchedule")}
+
+
+async def test_dead_kubelet_taints_evicts_and_heals(srv: ServerProcess) -> None:
+    opts = {"node-monitor-grace-period": 2.0, "node-monitor-period": 0.3}
+    async with controller(srv, **opts) as client:
+        await client.create("v1", "nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
+        await heartbeat(client, "n1")
+        await client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                 "metadata": {"name": "nl"}})
+        # "plain" gets the default 300 s tolerations; "brief" tolerates unreachable for 2 s only.
+        await make_pod(client, "nl", "plain", "n1")
+        await make_pod(client, "nl", "brief", "n1", [{"key": UNREACHABLE, "operator": "Exists",
+                                                      "effect": "NoExecute", "tolerationSeconds": 2}])
+        # The kubelet keeps posting for a while: the node stays healthy and untainted.
+        for _ in range(3):
+            await asyncio.sleep(1.0)
+            await heartbeat(client, "n1")
+        node = await client.get("v1", "nodes", "n1")
+        assert not (node.get("spec") or {}).get("taints")
+
+        # ... then stops. After the grace period: Unknown, and the unreachable taints.
+        stopped = time.monotonic()
+
+        async def unknown() -> Obj | None:
+            n = await client.get("v1", "nodes", "n1")
+            ready = next(c for c in n["status"]["conditions"] if c["type"] == "Ready")
+            return n if ready["status"] == "Unknown" else None
+
+        node = await wait_for(unknown, what="Ready=Unknown")
+        assert time.monotonic() - stopped >= 1.5
+        conds = {c["type"]: c for c in node["status"]["conditions"]}
+        assert conds["Ready"]["reason"] == "NodeStatusUnknown"
+        assert conds["Ready"]["message"] == "Kubelet stopped posting node status."
+        assert conds["MemoryPressure"]["reason"] == "NodeStatusNeverUpdated"
+
+        async def tainted() -> list[Obj] | None:
+            n = await client.get("v1", "nodes", "n1")
+            ts = (n.get("spec") or {}).get("taints") or []
+            return ts if any(t["key"] == UNREACHABLE and t["effect"] == "NoExecute" for t in ts) else None
+
+        taints = await wait_for(tainted, what="unreachable taint")
+        noexec = next(t for t in taints if t["effect"] == "NoExecute")
+        assert noexec["timeAdded"] and {t["effect"] for t in taints if t["key"] == UNREACHABLE} == {
+            "NoExecute", "NoSchedule"}
+
+        # "brief" goes once its 2 s have passed; "plain" (300 s) stays.
+        tainted_at = time.monotonic()
+        await wait_for(lambda: terminating(client, "nl", "brief"), what="brief evicted")
+        assert time.monotonic() - tainted_at >= 1.0
+        assert not await terminating(client, "nl", "plain")
+        events, _ = await client.list_all("v1", "events", "nl")
+        assert any(e.get("reason") == "TaintManagerEviction" and e["involvedObject"]["name"] == "brief"
+                   for e in events)
+
+        # A NoExecute taint the pod does not tolerate at all: evicted at once.
+        n = await client.get("v1", "nodes", "n1")
+        n["spec"]["taints"].append({"key": "example.com/maintenance", "effect": "NoExecute"})
+        await client.update("v1", "nodes", n)
+        await wait_for(lambda: terminating(client, "nl", "plain"), timeout=5, what="plain evicted")
+
+        # The kubelet comes back: the controller's taints go, the foreign one stays.
+        await heartbeat(client, "n1")
+
+        async def healed() -> list[Obj] | None:
+            ts = ((await client.get("v1", "nodes", "n1")).get("spec") or {}).get("taints") or []
+            return ts if not any(t["key"] == UNREACHABLE for t in ts) else None
+
+        left = await wait_for(healed, what="taints removed")
+        assert [t["key"] for t in left] == ["example.com/maintenance"]
+        node = await client.get("v1", "nodes", "n1")
+        assert next(c for c in node["status"]["conditions"] if c["type"] == "Ready")["status"] == "True"
