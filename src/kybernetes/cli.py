@@ -87,6 +87,8 @@ class LazyGroup(click.Group):
         "scheduler": "kybernetes.scheduler.cmd:scheduler_command",
         "explain-scheduling": "kybernetes.scheduler.cmd:explain_command",
         "hollow-nodes": "kybernetes.hollow.cmd:command",
+        "image": "kybernetes.images.cmd:image_group",
+        "kubelet": "kybernetes.kubelet.cmd:command",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

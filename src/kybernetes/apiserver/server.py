@@ -31,7 +31,7 @@ from aiohttp import web
 
 from kybernetes import errors
 from kybernetes.api.resources import Catalogue
-from kybernetes.apiserver import discovery, quota
+from kybernetes.apiserver import discovery, priority, quota
 from kybernetes.apiserver.allocators import ServiceAllocator
 from kybernetes.apiserver.auth import Authenticator, TokenFile
 from kybernetes.apiserver.certs import PKI, kubeconfig, write_kubeconfig
@@ -133,6 +133,7 @@ class APIServer:
         self.registry = Registry(self.store, self.catalogue, builtin_strategies())
         ServiceAllocator(cfg.service_cidr, cfg.node_port_range).install(self.registry)
         quota.install(self.registry)
+        priority.install(self.registry)
         self.service_accounts = ServiceAccounts(self.registry, self.pki.service_account_key())
         self.service_accounts.install(self.registry)
         self.handlers = ResourceHandlers(self.registry, self.catalogue)
@@ -205,6 +206,7 @@ class APIServer:
             with contextlib.suppress(errors.AlreadyExists):
                 await self.registry.create(ns, "", {"apiVersion": "v1", "kind": "Namespace",
                                                     "metadata": {"name": name}}, ctx)
+        await priority.bootstrap(self.registry, ctx)
         svc = self.catalogue.get("", "v1", "services")
         assert svc is not None
         alloc = ServiceAllocator(self.config.service_cidr)

@@ -1,0 +1,16 @@
+"""Images without the internet: build busybox-based OCI images and import them into containerd.
+
+`oci` writes image archives (deterministically) from Debian's busybox-static; `importer` loads
+archives into a containerd (`ctr images import`) or pushes them to a registry (Docker Registry HTTP
+API v2); `cmd` is the `kyb image` command group.
+"""
+
+from kybernetes.images.oci import (
+    BUSYBOX_IMAGE,
+    PAUSE_IMAGE,
+    build_busybox_image,
+    ensure_builtin_images,
+    images_dir,
+)
+
+__all__ = ["BUSYBOX_IMAGE", "PAUSE_IMAGE", "build_busybox_image", "ensure_builtin_images", "images_dir"]

@@ -1,0 +1,138 @@
+"""``kyb scheduler`` and ``kyb explain-scheduling``; ``run(config)`` for embedding.
+
+``kyb scheduler`` connects with a kubeconfig, optionally takes a KubeSchedulerConfiguration file,
+and schedules until SIGTERM/SIGINT. With ``--leader-elect`` (the default, as kube-scheduler) only
+the holder of the ``kube-system/<lease-name>`` Lease schedules; losing the lease stops the process
+so that a supervisor restarts it with a clean cache, as Kubernetes does.
+
+``kyb explain-scheduling POD -n NS`` reads nodes, pods, namespaces and PDBs through the API and
+prints, per node, which plugin rejects the pod or how each plugin scores it, plus the smallest
+change that would let an unschedulable pod fit (see :mod:`kybernetes.scheduler.explain`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import socket
+import sys
+import uuid
+from typing import Any
+
+import click
+
+from kybernetes.scheduler import config as cfg
+from kybernetes.scheduler.explain import Explanation, explain_pod
+from kybernetes.scheduler.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+async def run(config: cfg.SchedulerConfig) -> None:
+    """Schedule until cancelled (leader-elected if the config says so)."""
+    from kybernetes.client.rest import Client
+
+    client = Client.from_kubeconfig(config.kubeconfig, user_agent="kube-scheduler")
+    try:
+        sched = Scheduler(client, config)
+        if not config.leader_elect:
+            await sched.run()
+            return
+        from kybernetes.client.leaderelection import LeaderElector
+
+        identity = f"{socket.gethostname()}_{uuid.uuid4()}"
+        lost = asyncio.Event()
+
+        async def lead(*_: Any) -> None:
+            log.info("became leader (%s), scheduling", identity)
+            await sched.run()
+
+        def stopped(*_: Any) -> None:
+            log.warning("lost the scheduler lease; stopping")
+            lost.set()
+
+        elector = LeaderElector(client, lease_name=config.lease_name, namespace=config.lease_namespace,
+                                identity=identity, lease_duration=config.lease_duration,
+                                renew_deadline=config.renew_deadline, retry_period=config.retry_period)
+        await elector.run(lead, stopped)
+    finally:
+        await client.close()
+
+
+async def _run_until_signal(config: cfg.SchedulerConfig) -> None:
+    task = asyncio.ensure_future(run(config))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@click.command("scheduler")
+@click.option("--kubeconfig", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="kubeconfig to reach the API server (default: $KUBECONFIG / ~/.kube/config).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="a KubeSchedulerConfiguration (kubescheduler.config.k8s.io/v1) YAML file.")
+@click.option("--leader-elect/--no-leader-elect", default=None,
+              help="only the holder of the lease schedules (default on, or as the config file says).")
+@click.option("--lease-name", default=None, help="the Lease in kube-system (default kube-scheduler).")
+@click.option("-v", "--verbose", count=True)
+def scheduler_command(kubeconfig: str | None, config_file: str | None, leader_elect: bool | None,
+                      lease_name: str | None, verbose: int) -> None:
+    """Run the scheduler: bind pending pods to nodes."""
+    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = cfg.load(config_file) if config_file else cfg.SchedulerConfig(leader_elect=True)
+    if kubeconfig:
+        config.kubeconfig = kubeconfig
+    if leader_elect is not None:
+        config.leader_elect = leader_elect
+    if lease_name:
+        config.lease_name = lease_name
+    asyncio.run(_run_until_signal(config))
+
+
+async def explain_remote(pod_name: str, namespace: str, kubeconfig: str | None,
+                         config: cfg.SchedulerConfig) -> Explanation:
+    from kybernetes.client.rest import Client
+
+    client = Client.from_kubeconfig(kubeconfig, user_agent="kyb-explain-scheduling")
+    try:
+        pod = await client.get("v1", "pods", pod_name, namespace)
+        (nodes, _), (pods, _), (nss, _) = await asyncio.gather(
+            client.list_all("v1", "nodes"), client.list_all("v1", "pods"), client.list_all("v1", "namespaces"))
+        try:
+            pdbs, _ = await client.list_all("policy/v1", "poddisruptionbudgets")
+        except Exception:
+            pdbs = []
+    finally:
+        await client.close()
+    pods = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    ns_labels = {n["metadata"]["name"]: (n["metadata"].get("labels") or {}) for n in nss}
+    return explain_pod(pod, nodes, pods, config, namespaces=ns_labels, pdbs=pdbs)
+
+
+@click.command("explain-scheduling")
+@click.argument("pod")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("--kubeconfig", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="the scheduler's KubeSchedulerConfiguration, to explain with its profiles.")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+def explain_command(pod: str, namespace: str, kubeconfig: str | None, config_file: str | None,
+                    output: str) -> None:
+    """Explain where POD can be scheduled, and why not elsewhere."""
+    config = cfg.load(config_file) if config_file else cfg.SchedulerConfig()
+    try:
+        exp = asyncio.run(explain_remote(pod, namespace, kubeconfig, config))
+    except Exception as e:  # an API error: print it like kubectl does
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(1)
+    if output == "json":
+        click.echo(json.dumps(exp.to_dict(), indent=2))
+    else:
+        click.echo(exp.render())

@@ -1,0 +1,182 @@
+"""InterPodAffinity: required/preferred pod affinity and anti-affinity over topology domains.
+
+PreFilter builds three count maps keyed by ``(topologyKey, value)``:
+
+- ``existing_anti``: domains where an existing pod's *required anti-affinity* matches the incoming
+  pod (the symmetric check: the incoming pod may not land next to a pod that refuses it);
+- ``affinity``: domains holding an existing pod that matches *all* the incoming pod's required
+  affinity terms;
+- ``anti``: domains holding an existing pod that matches one of its required anti-affinity terms.
+
+Filter then is dictionary lookups per node, in Kubernetes' order and with its messages and codes:
+affinity (UnschedulableAndUnresolvable), anti-affinity, existing pods' anti-affinity (both
+Unschedulable: evicting pods can help). A pod whose affinity matches no pod anywhere may still go
+where it matches its own terms (the first pod of a group).
+
+Score sums, per domain, the incoming pod's preferred (anti-)affinity weights over matching existing
+pods plus the existing pods' preferred terms and required affinity (``hardPodAffinityWeight``,
+default 1) that match the incoming pod; normalised min-max to 0-100.
+Namespace selectors are evaluated against the namespace labels the scheduler watches.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kybernetes.scheduler.framework import (
+    MAX_NODE_SCORE,
+    SKIP,
+    CycleState,
+    Plugin,
+    Status,
+    unresolvable,
+    unschedulable,
+)
+from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
+
+REASON_AFFINITY = "node(s) didn't match pod affinity rules"
+REASON_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
+REASON_EXISTING_ANTI_AFFINITY = "node(s) didn't satisfy existing pods anti-affinity rules"
+
+Counts = dict[tuple[str, str], int]
+
+
+class _PreFilterState:
+    __slots__ = ("affinity", "anti", "existing_anti")
+
+    def __init__(self) -> None:
+        self.existing_anti: Counts = defaultdict(int)
+        self.affinity: Counts = defaultdict(int)
+        self.anti: Counts = defaultdict(int)
+
+
+class InterPodAffinity(Plugin):
+    name = "InterPodAffinity"
+
+    def __init__(self, args: Mapping[str, Any] | None, handle: Any) -> None:
+        super().__init__(args, handle)
+        self.hard_weight = int(self.args.get("hardPodAffinityWeight", 1))
+
+    # --- filtering -------------------------------------------------------------------------------
+
+    def pre_filter(self, state: CycleState, pi: PodInfo) -> Status | None:
+        snap = self.handle.snapshot
+        if not pi.required_affinity and not pi.required_anti_affinity and not snap.anti_affinity_pods:
+            return SKIP
+        ns_labels = self.handle.namespace_labels
+        s = _PreFilterState()
+        for ni in snap.anti_affinity_nodes():
+            labels = ni.labels
+            for existing in ni.pods_with_required_anti_affinity:
+                for term in existing.required_anti_affinity:
+                    v = labels.get(term.topology_key)
+                    if v is not None and term.matches(pi, ns_labels):
+                        s.existing_anti[(term.topology_key, v)] += 1
+        if pi.required_affinity or pi.required_anti_affinity:
+            aff = pi.required_affinity
+            anti = pi.required_anti_affinity
+            for ni in snap.node_list:
+                if not ni.pods:
+                    continue
+                labels = ni.labels
+                for existing in ni.pods.values():
+                    if aff and all(t.matches(existing, ns_labels) for t in aff):
+                        for t in aff:
+                            v = labels.get(t.topology_key)
+                            if v is not None:
+                                s.affinity[(t.topology_key, v)] += 1
+                    for t in anti:
+                        v = labels.get(t.topology_key)
+                        if v is not None and t.matches(existing, ns_labels):
+                            s.anti[(t.topology_key, v)] += 1
+        state.data[self.name] = s
+        return None
+
+    def filter(self, state: CycleState, pi: PodInfo, ni: NodeInfo) -> Status | None:
+        s: _PreFilterState = state.data[self.name]
+        labels = ni.labels
+        if pi.required_affinity and not self._satisfies_affinity(s, pi, labels):
+            return unresolvable(REASON_AFFINITY)
+        for t in pi.required_anti_affinity:
+            v = labels.get(t.topology_key)
+            if v is not None and s.anti.get((t.topology_key, v), 0) > 0:
+                return unschedulable(REASON_ANTI_AFFINITY)
+        if s.existing_anti:
+            for (k, v), n in s.existing_anti.items():
+                if n > 0 and labels.get(k) == v:
+                    return unschedulable(REASON_EXISTING_ANTI_AFFINITY)
+        return None
+
+    def _satisfies_affinity(self, s: _PreFilterState, pi: PodInfo, labels: Mapping[str, str]) -> bool:
+        matched = True
+        for t in pi.required_affinity:
+            v = labels.get(t.topology_key)
+            if v is None or s.affinity.get((t.topology_key, v), 0) <= 0:
+                matched = False
+                break
+        if matched:
+            return True
+        # No pod anywhere matches: the first pod of a self-affine group may go to any node with
+        # the topology keys, if it matches its own terms.
+        if not any(n > 0 for n in s.affinity.values()):
+            ns = self.handle.namespace_labels
+            if all(t.matches(pi, ns) for t in pi.required_affinity):
+                return all(t.topology_key in labels for t in pi.required_affinity)
+        return False
+
+    # --- scoring ---------------------------------------------------------------------------------
+
+    def pre_score(self, state: CycleState, pi: PodInfo, nodes: Sequence[NodeInfo]) -> Status | None:
+        snap = self.handle.snapshot
+        has_pref = bool(pi.preferred_affinity or pi.preferred_anti_affinity)
+        if not has_pref and not snap.affinity_pods:
+            return SKIP
+        ns = self.handle.namespace_labels
+        scores: dict[tuple[str, str], int] = defaultdict(int)
+        source = snap.node_list if has_pref else snap.affinity_nodes()
+        for ni in source:
+            labels = ni.labels
+            pods = ni.pods.values() if has_pref else ni.pods_with_affinity
+            for existing in pods:
+                for w, t in pi.preferred_affinity:
+                    v = labels.get(t.topology_key)
+                    if v is not None and t.matches(existing, ns):
+                        scores[(t.topology_key, v)] += w
+                for w, t in pi.preferred_anti_affinity:
+                    v = labels.get(t.topology_key)
+                    if v is not None and t.matches(existing, ns):
+                        scores[(t.topology_key, v)] -= w
+                if not existing.has_affinity:
+                    continue
+                if self.hard_weight:
+                    for t in existing.required_affinity:
+                        v = labels.get(t.topology_key)
+                        if v is not None and t.matches(pi, ns):
+                            scores[(t.topology_key, v)] += self.hard_weight
+                for w, t in existing.preferred_affinity:
+                    v = labels.get(t.topology_key)
+                    if v is not None and t.matches(pi, ns):
+                        scores[(t.topology_key, v)] += w
+                for w, t in existing.preferred_anti_affinity:
+                    v = labels.get(t.topology_key)
+                    if v is not None and t.matches(pi, ns):
+                        scores[(t.topology_key, v)] -= w
+        scores = {k: v for k, v in scores.items() if v}
+        if not scores:
+            return SKIP
+        state.data[self.name + "/score"] = scores
+        return None
+
+    def score(self, state: CycleState, pi: PodInfo, ni: NodeInfo) -> int:
+        labels = ni.labels
+        return sum(w for (k, v), w in state.data[self.name + "/score"].items() if labels.get(k) == v)
+
+    def normalize_score(self, state: CycleState, pi: PodInfo, scores: list[int]) -> None:
+        if not scores:
+            return
+        lo, hi = min(scores), max(scores)
+        diff = hi - lo
+        for i, s in enumerate(scores):
+            scores[i] = int(MAX_NODE_SCORE * (s - lo) / diff) if diff > 0 else 0

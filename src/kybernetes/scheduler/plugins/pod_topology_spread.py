@@ -1,0 +1,213 @@
+"""PodTopologySpread: keep matching pods evenly spread over topology domains.
+
+Constraints come from ``spec.topologySpreadConstraints``; a pod with none gets the system defaults
+(zone maxSkew 5 and hostname maxSkew 3, both ScheduleAnyway) with the selector of the Services,
+ReplicaSets and StatefulSets that select it -- no such owner, no default spreading.
+
+Which nodes count (``nodeAffinityPolicy`` Honor by default: only nodes matching the pod's
+nodeSelector/required affinity; ``nodeTaintsPolicy`` Ignore by default: taints do not matter) and
+which pods count (same namespace, matching the selector plus ``matchLabelKeys`` values taken from
+the incoming pod, not terminating) follow Kubernetes.
+
+Filter (DoNotSchedule): a node without the topology key is UnschedulableAndUnresolvable; otherwise
+``count(domain) + selfMatch - min(count over domains)`` must not exceed maxSkew, where the minimum is
+0 when fewer than ``minDomains`` domains exist.
+
+Score (ScheduleAnyway): per constraint ``count(domain) * log(domains + 2) + (maxSkew - 1)``; the
+fewer matching pods, the better, normalised as ``100 * (max + min - s) / max``; nodes lacking a key
+score 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kybernetes.api.selectors import LabelSelector, from_label_selector_object, new_requirement
+from kybernetes.scheduler.framework import (
+    MAX_NODE_SCORE,
+    SKIP,
+    CycleState,
+    Plugin,
+    Status,
+    unresolvable,
+    unschedulable,
+)
+from kybernetes.scheduler.nodeinfo import HOSTNAME_LABEL, ZONE_LABEL, NodeInfo, PodInfo, tolerates
+from kybernetes.scheduler.plugins.node_affinity import RequiredNodeAffinity
+
+REASON = "node(s) didn't match pod topology spread constraints"
+REASON_MISSING_LABEL = "node(s) didn't match pod topology spread constraints (missing required label)"
+
+SYSTEM_DEFAULTS: list[Mapping[str, Any]] = [
+    {"topologyKey": ZONE_LABEL, "maxSkew": 5, "whenUnsatisfiable": "ScheduleAnyway"},
+    {"topologyKey": HOSTNAME_LABEL, "maxSkew": 3, "whenUnsatisfiable": "ScheduleAnyway"},
+]
+
+
+class Constraint:
+    __slots__ = ("affinity_policy", "max_skew", "min_domains", "selector", "taints_policy",
+                 "topology_key", "when")
+
+    def __init__(self, c: Mapping[str, Any], pi: PodInfo, selector: LabelSelector | None = None) -> None:
+        self.max_skew = int(c.get("maxSkew") or 1)
+        self.topology_key: str = c.get("topologyKey") or ""
+        self.when: str = c.get("whenUnsatisfiable") or "DoNotSchedule"
+        self.min_domains = int(c.get("minDomains") or 1)
+        self.affinity_policy: str = c.get("nodeAffinityPolicy") or "Honor"
+        self.taints_policy: str = c.get("nodeTaintsPolicy") or "Ignore"
+        if selector is None:
+            selector = from_label_selector_object(c.get("labelSelector"), none_matches=False)
+            keys = [k for k in c.get("matchLabelKeys") or () if k in pi.labels]
+            if keys:
+                # matchLabelKeys: "key In (incoming pod's value)" ANDed to the selector.
+                selector = LabelSelector(list(selector.requirements)
+                                         + [new_requirement(k, "in", [pi.labels[k]]) for k in keys])
+        self.selector = selector
+
+    def counts_node(self, ni: NodeInfo, pi: PodInfo, req: RequiredNodeAffinity) -> bool:
+        if self.affinity_policy == "Honor" and not req.matches(ni):
+            return False
+        if self.taints_policy == "Honor":
+            for t in ni.taints:
+                if t.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(pi.tolerations, t):
+                    return False
+        return True
+
+    def count(self, ni: NodeInfo, ns: str) -> int:
+        sel = self.selector
+        n = 0
+        for p in ni.pods.values():
+            if p.namespace == ns and not p.terminating and sel.matches(p.labels):
+                n += 1
+        return n
+
+
+def _constraints(pi: PodInfo, when: str, handle: Any) -> list[Constraint]:
+    raw = (pi.pod.get("spec") or {}).get("topologySpreadConstraints") or []
+    if raw:
+        return [Constraint(c, pi) for c in raw if (c.get("whenUnsatisfiable") or "DoNotSchedule") == when]
+    if when != "ScheduleAnyway":
+        return []
+    sel = handle.spread_selector(pi)
+    if sel is None or sel.empty:
+        return []
+    return [Constraint(c, pi, sel) for c in SYSTEM_DEFAULTS]
+
+
+class _FilterState:
+    __slots__ = ("constraints", "counts", "mins")
+
+    def __init__(self, constraints: list[Constraint]) -> None:
+        self.constraints = constraints
+        self.counts: dict[tuple[str, str], int] = defaultdict(int)
+        self.mins: list[int] = []
+
+
+class PodTopologySpread(Plugin):
+    name = "PodTopologySpread"
+
+    def __init__(self, args: Mapping[str, Any] | None, handle: Any) -> None:
+        super().__init__(args, handle)
+        # defaultingType List replaces the system defaults with the profile's own.
+        defaults = self.args.get("defaultConstraints")
+        listed = self.args.get("defaultingType") == "List"
+        self.system: list[Mapping[str, Any]] = list(defaults or []) if listed else SYSTEM_DEFAULTS
+
+    def pre_filter(self, state: CycleState, pi: PodInfo) -> Status | None:
+        cs = _constraints(pi, "DoNotSchedule", self.handle)
+        if not cs:
+            return SKIP
+        s = _FilterState(cs)
+        req = RequiredNodeAffinity(pi.pod)
+        keys = [c.topology_key for c in cs]
+        domains: list[set[str]] = [set() for _ in cs]
+        for ni in self.handle.snapshot.node_list:
+            labels = ni.labels
+            if not all(k in labels for k in keys):
+                continue
+            for i, c in enumerate(cs):
+                if not c.counts_node(ni, pi, req):
+                    continue
+                v = labels[c.topology_key]
+                domains[i].add(v)
+                s.counts[(c.topology_key, v)] += c.count(ni, pi.namespace)
+        for i, c in enumerate(cs):
+            if len(domains[i]) < c.min_domains:
+                s.mins.append(0)
+            else:
+                s.mins.append(min((s.counts[(c.topology_key, v)] for v in domains[i]), default=0))
+        state.data[self.name] = s
+        return None
+
+    def filter(self, state: CycleState, pi: PodInfo, ni: NodeInfo) -> Status | None:
+        s: _FilterState = state.data[self.name]
+        labels = ni.labels
+        for i, c in enumerate(s.constraints):
+            v = labels.get(c.topology_key)
+            if v is None:
+                return unresolvable(REASON_MISSING_LABEL)
+            self_match = 1 if c.selector.matches(pi.labels) else 0
+            if s.counts.get((c.topology_key, v), 0) + self_match - s.mins[i] > c.max_skew:
+                return unschedulable(REASON)
+        return None
+
+    # --- scoring ---------------------------------------------------------------------------------
+
+    def pre_score(self, state: CycleState, pi: PodInfo, nodes: Sequence[NodeInfo]) -> Status | None:
+        raw = (pi.pod.get("spec") or {}).get("topologySpreadConstraints") or []
+        if raw:
+            cs = [Constraint(c, pi) for c in raw if c.get("whenUnsatisfiable") == "ScheduleAnyway"]
+        else:
+            sel = self.handle.spread_selector(pi)
+            cs = [] if sel is None or sel.empty else [Constraint(c, pi, sel) for c in self.system]
+        if not cs:
+            return SKIP
+        req = RequiredNodeAffinity(pi.pod)
+        keys = [c.topology_key for c in cs]
+        # Topology sizes from the feasible nodes; hostname domains are the feasible nodes themselves.
+        eligible = [ni for ni in nodes if all(k in ni.labels for k in keys)]
+        sizes = [len({ni.labels[c.topology_key] for ni in eligible}) for c in cs]
+        weights = [math.log(n + 2) for n in sizes]
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        wanted = [{ni.labels[c.topology_key] for ni in eligible} for c in cs]
+        for i, c in enumerate(cs):
+            if c.topology_key == HOSTNAME_LABEL:
+                source: Sequence[NodeInfo] = eligible
+            else:
+                source = self.handle.snapshot.node_list
+            for ni in source:
+                v = ni.labels.get(c.topology_key)
+                if v is None or v not in wanted[i] or not all(k in ni.labels for k in keys):
+                    continue
+                if not c.counts_node(ni, pi, req):
+                    continue
+                counts[(c.topology_key, v)] += c.count(ni, pi.namespace)
+        state.data[self.name + "/score"] = (cs, weights, counts, keys)
+        return None
+
+    def score(self, state: CycleState, pi: PodInfo, ni: NodeInfo) -> int:
+        cs, weights, counts, keys = state.data[self.name + "/score"]
+        labels = ni.labels
+        if not all(k in labels for k in keys):
+            return -1  # marks "ignored": normalised to 0 below
+        total = 0.0
+        for i, c in enumerate(cs):
+            total += counts.get((c.topology_key, labels[c.topology_key]), 0) * weights[i] + (c.max_skew - 1)
+        return round(total)
+
+    def normalize_score(self, state: CycleState, pi: PodInfo, scores: list[int]) -> None:
+        valid = [s for s in scores if s >= 0]
+        if not valid:
+            scores[:] = [0] * len(scores)
+            return
+        lo, hi = min(valid), max(valid)
+        for i, s in enumerate(scores):
+            if s < 0:
+                scores[i] = 0
+            elif hi == 0:
+                scores[i] = MAX_NODE_SCORE
+            else:
+                scores[i] = MAX_NODE_SCORE * (hi + lo - s) // hi
