@@ -1,0 +1,77 @@
+"""``kyb controller-manager``: flags -> :class:`ControllerManagerConfig` -> :func:`manager.run`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from kybernetes.controllers.manager import ControllerManagerConfig, LostLeadership, run
+
+
+def _duration(value: str) -> float:
+    """Kubernetes duration flags: ``40s``, ``5m``, ``1h``, or plain seconds."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    for suffix in ("ms", "s", "m", "h"):
+        if value.endswith(suffix):
+            return float(value[: -len(suffix)]) * units[suffix]
+    return float(value)
+
+
+@click.command("controller-manager")
+@click.option("--kubeconfig", type=click.Path(path_type=Path), default=None)
+@click.option("--controllers", default="*", show_default=True,
+              help="Comma-separated: * for all, NAME to enable, -NAME to disable.")
+@click.option("--leader-elect/--no-leader-elect", default=True, show_default=True)
+@click.option("--leader-elect-lease-duration", default="15s", show_default=True)
+@click.option("--leader-elect-renew-deadline", default="10s", show_default=True)
+@click.option("--leader-elect-retry-period", default="2s", show_default=True)
+@click.option("--node-monitor-grace-period", default="40s", show_default=True)
+@click.option("--node-monitor-period", default="5s", show_default=True)
+@click.option("--cluster-cidr", default="10.42.0.0/16", show_default=True)
+@click.option("--node-cidr-mask-size", type=int, default=24, show_default=True)
+@click.option("--allocate-node-cidrs/--no-allocate-node-cidrs", default=True, show_default=True)
+@click.option("--terminated-pod-gc-threshold", type=int, default=12500, show_default=True)
+@click.option("--root-ca-file", type=click.Path(path_type=Path), default=None)
+@click.option("-v", "--verbose", count=True)
+def command(kubeconfig: Path | None, controllers: str, leader_elect: bool, leader_elect_lease_duration: str,
+            leader_elect_renew_deadline: str, leader_elect_retry_period: str, node_monitor_grace_period: str,
+            node_monitor_period: str, cluster_cidr: str, node_cidr_mask_size: int, allocate_node_cidrs: bool,
+            terminated_pod_gc_threshold: int, root_ca_file: Path | None, verbose: int) -> None:
+    """Run the controllers that drive the cluster to its desired state."""
+    logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG), stream=sys.stderr,
+                        format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
+    selected = [c.strip() for c in controllers.split(",") if c.strip()]
+    if not allocate_node_cidrs:
+        selected.append("-node-ipam-controller")
+    cfg = ControllerManagerConfig(
+        kubeconfig=kubeconfig, controllers=selected, leader_elect=leader_elect,
+        lease_duration=_duration(leader_elect_lease_duration),
+        renew_deadline=_duration(leader_elect_renew_deadline),
+        retry_period=_duration(leader_elect_retry_period),
+        options={
+            "node-monitor-grace-period": _duration(node_monitor_grace_period),
+            "node-monitor-period": _duration(node_monitor_period),
+            "cluster-cidr": cluster_cidr,
+            "node-cidr-mask-size": node_cidr_mask_size,
+            "terminated-pod-gc-threshold": terminated_pod_gc_threshold,
+            "root-ca-file": str(root_ca_file) if root_ca_file else None,
+        },
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run(cfg, stop)
+
+    try:
+        asyncio.run(main())
+    except LostLeadership:
+        click.echo("leader election lost", err=True)
+        sys.exit(1)
