@@ -190,6 +190,9 @@ class CRDController:
             if "scale" in sr:
                 self.handlers.scale_paths[(group, r.kind)] = dict(sr["scale"])
             served.append(r)
+        for ver in spec.get("versions") or []:
+            if ver.get("storage"):
+                self.registry.custom_storage_versions[(group, names.get("kind", ""))] = ver["name"]
         self.catalogue.add_all(served)
         self._served[name] = served
         self.schema_version += 1
@@ -200,6 +203,7 @@ class CRDController:
             self.catalogue.remove(r.group, r.version, r.plural)
             self.registry.custom_schemas.pop((r.group, r.version, r.kind), None)
             self.registry.custom_strategies.pop((r.group, r.kind), None)
+            self.registry.custom_storage_versions.pop((r.group, r.kind), None)
             self.handlers.custom_columns.pop((r.group, r.version, r.kind), None)
             self.handlers.scale_paths.pop((r.group, r.kind), None)
 

@@ -83,6 +83,8 @@ class ResourceHandlers:
         }
         self.shutting_down = asyncio.Event()
         self.token_request: Any = None
+        self.streaming: Any = None
+        """pods/NAME/{log,exec,attach,portforward}: a kybernetes.apiserver.proxy.StreamingProxy."""
         """serviceaccounts/NAME/token: async (namespace, name, body, ctx) -> TokenRequest."""
 
     # --- entry ---------------------------------------------------------------------------
@@ -219,6 +221,7 @@ class ResourceHandlers:
     def _render_one(self, r: Resource, obj: Obj, accept: Accept, pretty: bool, q: Any, *, status: int = 200,
                     ctx: RequestContext | None = None) -> web.Response:
         headers = _warning_headers(ctx)
+        obj = self.registry.to_version(r, obj)
         if accept.table and status in (200, 201):
             table = printers.to_table(r.group, r.kind, [obj], now=_now(),
                                       include_object=q.get("includeObject", "Metadata"),
@@ -247,6 +250,8 @@ class ResourceHandlers:
         q = request.query
         opts = self._list_options(q)
         res = await self.registry.list(r, ns, opts)
+        if not r.builtin:
+            res.items = [self.registry.to_version(r, o) for o in res.items]
         meta: Obj = {"resourceVersion": res.resource_version}
         if res.continue_token:
             meta["continue"] = res.continue_token
@@ -309,6 +314,8 @@ class ResourceHandlers:
                 return orjson.dumps({"type": ev.type, "object": table}) + b"\n"
             if accept.partial_metadata:
                 return orjson.dumps({"type": ev.type, "object": _partial(ev.obj)}) + b"\n"
+            if not r.builtin and ev.obj.get("apiVersion") != r.api_version:
+                return orjson.dumps({"type": ev.type, "object": self.registry.to_version(r, ev.obj)}) + b"\n"
             if ev._encoded is None:
                 # Serialised once per event, shared by every watcher with the same encoding.
                 ev._encoded = orjson.dumps({"type": ev.type, "object": ev.obj}) + b"\n"
@@ -363,6 +370,8 @@ class ResourceHandlers:
             body = await self._body(request)
             await self._bind(r, ns, name, body, ctx)
             return json_response(status_success(), 201, pretty=pretty)
+        if sub in ("log", "exec", "attach", "portforward") and r.kind == "Pod" and self.streaming is not None:
+            return await self.streaming.handle(request, sub, ns, name)  # kybernetes.apiserver.proxy
         raise errors.NotFound(f"the server could not find the requested resource ({sub} is not served yet)")
 
     async def _bind(self, r: Resource, ns: str, name: str, body: Any, ctx: RequestContext) -> None:
@@ -490,7 +499,8 @@ def _warning_headers(ctx: RequestContext | None) -> dict[str, str] | None:
     if ctx is None or not ctx.warnings:
         return None
     # One header value, comma-joined, each as `299 - "text"` (RFC 7234 warn-code form).
-    return {"Warning": ", ".join('299 - "' + w.replace('"', "'") + '"' for w in ctx.warnings[:50])}
+    return {"Warning": ", ".join('299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                                 for w in ctx.warnings[:50])}
 
 
 def _now() -> dt.datetime:

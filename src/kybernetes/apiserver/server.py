@@ -42,6 +42,7 @@ from kybernetes.apiserver.registry import builtin_strategies
 from kybernetes.apiserver.registry.store import Registry, RequestContext, User
 from kybernetes.apiserver.requests import parse_accept, parse_resource_path
 from kybernetes.apiserver.serviceaccounts import ServiceAccounts
+from kybernetes.join import JoinService
 from kybernetes.storage.interface import Store
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class APIServer:
         self.openapi: OpenAPIService | None = None
         self.authenticator: Authenticator | None = None
         self.service_accounts: ServiceAccounts | None = None
+        self.join: JoinService | None = None
         self.discovery = discovery.DiscoveryCache(self.catalogue)
 
     @property
@@ -129,6 +131,7 @@ class APIServer:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.pki = PKI.load_or_create(cfg.data_dir)
+        self.join = JoinService(self)
         self.store = await open_store(cfg)
         self.registry = Registry(self.store, self.catalogue, builtin_strategies())
         ServiceAllocator(cfg.service_cidr, cfg.node_port_range).install(self.registry)
@@ -138,6 +141,12 @@ class APIServer:
         self.service_accounts.install(self.registry)
         self.handlers = ResourceHandlers(self.registry, self.catalogue)
         self.handlers.token_request = self.service_accounts.token_request
+        from kybernetes.apiserver.proxy import StreamingProxy
+
+        kc_crt, kc_key = self.pki.ensure("kubelet-client", common_name="kube-apiserver-kubelet-client",
+                                         organizations=("system:masters",), client=True)
+        self.handlers.streaming = StreamingProxy(self.registry, self.catalogue, ca=self.pki.ca_path,
+                                                 client_cert=kc_crt, client_key=kc_key)
         await self.registry.start()
         # Token authentication reads these from memory: have them cached from the start.
         for plural in ("serviceaccounts", "pods"):
@@ -253,6 +262,11 @@ class APIServer:
                                 content_type="text/plain")
         if path.rstrip("/") == "/version":
             return json_response(KUBERNETES_VERSION)
+        if JoinService.handles(path):
+            # Node join (kybernetes.join): /cacerts is public, the credentials endpoint
+            # authenticates the join token itself, so both come before normal authentication.
+            assert self.join is not None
+            return await self.join.handle(request)
         assert self.authenticator is not None and self.handlers is not None
         transport = request.transport
         peercert = transport.get_extra_info("peercert") if transport is not None else None

@@ -170,6 +170,8 @@ class Registry:
         self.custom_schemas: dict[tuple[str, str, str], schemas.Schema] = {}
         """CRD (group, version, kind) -> its structural schema (set by the CRD handler)."""
         self.custom_strategies: dict[tuple[str, str], Strategy] = {}
+        self.custom_storage_versions: dict[tuple[str, str], str] = {}
+        """CRD (group, kind) -> the version its objects are stored in (conversion strategy None)."""
         self._default_strategy = Strategy()
 
     async def start(self) -> None:
@@ -188,6 +190,20 @@ class Registry:
         if r.builtin:
             return schemas.for_kind(r.group, r.version, r.kind)
         return self.custom_schemas.get((r.group, r.version, r.kind))
+
+    def to_version(self, r: Resource, obj: Obj) -> Obj:
+        """A custom object as the requested version serves it (conversion ``None``: apiVersion only)."""
+        if r.builtin or obj.get("apiVersion") == r.api_version:
+            return obj
+        return {**obj, "apiVersion": r.api_version}
+
+    def _encode_for(self, r: Resource, obj: Obj) -> bytes:
+        """Custom objects are stored in their CRD's storage version, whatever version wrote them."""
+        if not r.builtin:
+            version = self.custom_storage_versions.get((r.group, r.kind))
+            if version and obj.get("apiVersion") != f"{r.group}/{version}":
+                return encode({**obj, "apiVersion": f"{r.group}/{version}"})
+        return encode(obj)
 
     async def _cache(self, r: Resource) -> Any:
         return await self.cacher.cache_for(r.key_prefix)
@@ -514,7 +530,7 @@ class Registry:
                 raise errors.AlreadyExists.of(r.plural, name, r.group)
             return obj
         try:
-            rev = await self.store.create(r.key(namespace, name), encode(obj))
+            rev = await self.store.create(r.key(namespace, name), self._encode_for(r, obj))
         except st.KeyExistsError:
             raise errors.AlreadyExists.of(r.plural, name, r.group) from None
         meta["resourceVersion"] = str(rev)
@@ -552,7 +568,7 @@ class Registry:
                 raise errors.NotFound.of(r.plural, name, r.group)
             meta.pop("resourceVersion", None)
             return await self.create(r, namespace, new, ctx, check_typed=False), True
-        old = decode(kv.value, kv.mod_revision)
+        old = self.to_version(r, decode(kv.value, kv.mod_revision))
         if want_rv and want_rv != str(kv.mod_revision):
             raise errors.Conflict.of(r.plural, name, r.group)
         return await self._write_update(r, namespace, name, old, new, kv.mod_revision, ctx, subresource), False
@@ -611,7 +627,7 @@ class Registry:
         if ctx.dry_run:
             return new
         try:
-            rev = await self.store.update(r.key(namespace, name), encode(new), revision)
+            rev = await self.store.update(r.key(namespace, name), self._encode_for(r, new), revision)
         except st.RevisionMismatchError:
             raise errors.Conflict.of(r.plural, name, r.group) from None
         except st.KeyNotFoundError:
@@ -631,7 +647,7 @@ class Registry:
                 if patch_type == "apply" and not subresource:
                     return await self._apply_create(r, namespace, name, patch, ctx), True
                 raise errors.NotFound.of(r.plural, name, r.group)
-            old = decode(kv.value, kv.mod_revision)
+            old = self.to_version(r, decode(kv.value, kv.mod_revision))
             if patch_type == "json":
                 new = patching.apply_json_patch(old, patch)
             elif patch_type == "merge":
