@@ -7,7 +7,8 @@ Start order, each step waiting for the one before to be ready:
       -> kube-scheduler and kube-controller-manager as child processes (``kyb scheduler``,
          ``kyb controller-manager`` with ordinary flags), so they use another core than the
          API server and crash alone
-      -> (the node agent, once it exists)
+      -> the node agent (``kyb agent``, joining with the server's own join token), which runs
+         the kubelet and its containerd, unless ``--disable-agent``
 
 Children are supervised: one that exits while the server runs is started again after a back-off
 (1 s doubling to 30 s). SIGTERM or SIGINT stops the children first (SIGTERM, then SIGKILL after
@@ -28,10 +29,13 @@ import click
 
 from kybernetes.apiserver.certs import kubeconfig, write_kubeconfig
 from kybernetes.apiserver.server import APIServer, APIServerConfig
+from kybernetes.join import server_token
 
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 10.0
+AGENT_STOP_TIMEOUT = 120.0
+"""The agent stops its kubelet, which may wait out pods' grace periods (drain-on-exit)."""
 
 
 @dataclass
@@ -43,6 +47,7 @@ class ServerConfig:
     cluster_cidr: str = "10.42.0.0/16"
     scheduler_args: list[str] = field(default_factory=list)
     controller_manager_args: list[str] = field(default_factory=list)
+    agent_args: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -50,6 +55,7 @@ class Child:
     name: str
     args: list[str]
     log_path: Path
+    stop_timeout: float = STOP_TIMEOUT
     proc: asyncio.subprocess.Process | None = None
     task: asyncio.Task[None] | None = None
 
@@ -61,8 +67,8 @@ class Supervisor:
         self.children: dict[str, Child] = {}
         self._stopping = False
 
-    def start(self, name: str, args: list[str], log_path: Path) -> Child:
-        child = Child(name, args, log_path)
+    def start(self, name: str, args: list[str], log_path: Path, *, stop_timeout: float = STOP_TIMEOUT) -> Child:
+        child = Child(name, args, log_path, stop_timeout)
         child.task = asyncio.create_task(self._keep(child), name=f"child:{name}")
         self.children[name] = child
         return child
@@ -86,17 +92,18 @@ class Supervisor:
 
     async def stop(self) -> None:
         self._stopping = True
-        procs = [c.proc for c in self.children.values() if c.proc is not None and c.proc.returncode is None]
-        for p in procs:
+        running = [c for c in self.children.values() if c.proc is not None and c.proc.returncode is None]
+        for c in running:
             with contextlib.suppress(ProcessLookupError):
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
+                c.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        for c in running:
+            assert c.proc is not None
             try:
-                await asyncio.wait_for(p.wait(), STOP_TIMEOUT)
+                await asyncio.wait_for(c.proc.wait(), c.stop_timeout)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
-                    p.kill()
-                await p.wait()
+                    c.proc.kill()
+                await c.proc.wait()
         for c in self.children.values():
             if c.task is not None:
                 c.task.cancel()
@@ -134,9 +141,21 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
             kc = component_kubeconfig(api, "scheduler", "system:kube-scheduler")
             sup.start("scheduler", _kyb("scheduler", "--kubeconfig", str(kc), *config.scheduler_args),
                       logs / "scheduler.log")
+        token = server_token(config.api.data_dir)
+        if not config.disable_agent:
+            # The server's own node joins like any other, with the server's join token (k3s does
+            # the same), so the node path is one path.
+            token_file = config.api.data_dir / "agent-token"
+            token_file.write_text(token + "\n")
+            token_file.chmod(0o600)
+            sup.start("agent", _kyb(
+                "agent", "--server", api.url, "--token-file", str(token_file),
+                "--data-dir", str(config.api.data_dir / "agent"), *config.agent_args,
+            ), logs / "agent.log", stop_timeout=AGENT_STOP_TIMEOUT)
         if announce:
             kc_path = config.api.kubeconfig_path or config.api.data_dir / "kubeconfig.yaml"
             click.echo(f"kybernetes is running at {api.url} (logs in {logs})", err=True)
+            click.echo(f"to add a node: kyb agent --server {api.url} --token {token}", err=True)
             click.echo(f"export KUBECONFIG={kc_path}")
             sys.stdout.flush()
         await stop.wait()

@@ -89,6 +89,8 @@ class LazyGroup(click.Group):
         "hollow-nodes": "kybernetes.hollow.cmd:command",
         "image": "kybernetes.images.cmd:image_group",
         "kubelet": "kybernetes.kubelet.cmd:command",
+        "agent": "kybernetes.agent:command",
+        "token": "kybernetes.joincmd:token_group",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -118,11 +120,14 @@ def main() -> None:
 @click.option("--kube-scheduler-arg", multiple=True, help="Extra flag for the scheduler, as NAME=VALUE.")
 @click.option("--kube-controller-manager-arg", multiple=True,
               help="Extra flag for the controller manager, as NAME=VALUE (e.g. node-monitor-grace-period=20s).")
+@click.option("--kubelet-arg", multiple=True, help="Extra flag for this node's kubelet, as NAME=VALUE.")
+@click.option("--node-name", default=None, help="This node's name (default: the host name).")
 def server(data_dir: Path | None, bind_address: str, https_port: int, datastore_endpoint: str,
            tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
            verbose: int, compact_interval: float, compact_keep: int, disable_agent: bool,
            disable_scheduler: bool, disable_controller_manager: bool, cluster_cidr: str,
-           kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...]) -> None:
+           kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...],
+           kubelet_arg: tuple[str, ...], node_name: str | None) -> None:
     """Run a whole cluster: the API server on the embedded store, the scheduler and the controllers."""
     from kybernetes import bundle
 
@@ -134,6 +139,7 @@ def server(data_dir: Path | None, bind_address: str, https_port: int, datastore_
         disable_controller_manager=disable_controller_manager, cluster_cidr=cluster_cidr,
         scheduler_args=[_flag(a) for a in kube_scheduler_arg],
         controller_manager_args=[_flag(a) for a in kube_controller_manager_arg],
+        agent_args=[*(f"--kubelet-arg={a}" for a in kubelet_arg), *(["--node-name", node_name] if node_name else [])],
     ))
 
 

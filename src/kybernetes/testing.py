@@ -51,15 +51,19 @@ class ServerProcess:
 
     @classmethod
     def start(cls, data_dir: Path, *extra: str, port: int = 0, command: str = "server",
-              timeout: float = 30.0, control_plane: bool = False) -> ServerProcess:
-        """Start ``kyb server`` (API server only, unless ``control_plane``: then with the scheduler
-        and the controller manager as ``kyb server`` runs them)."""
+              timeout: float = 30.0, control_plane: bool = False, agent: bool = False) -> ServerProcess:
+        """Start ``kyb server``: the API server only; with ``control_plane`` also the scheduler and
+        the controller manager; with ``agent`` also this machine's node (kubelet and containerd,
+        on a free kubelet port, removing its pods when it stops)."""
         data_dir.mkdir(parents=True, exist_ok=True)
         port = port or free_port()
         log_path = data_dir / f"{command}.log"
         args = [sys.executable, "-m", "kybernetes.cli", command, "--data-dir", str(data_dir),
                 "--https-port", str(port), "--bind-address", "127.0.0.1", *extra]
-        if command == "server" and "--disable-agent" not in extra:
+        if command == "server" and agent:
+            control_plane = True
+            args += ["--kubelet-arg", "drain-on-exit", "--kubelet-arg", f"port={free_port()}"]
+        elif command == "server" and "--disable-agent" not in extra:
             args.append("--disable-agent")
         if command == "server" and not control_plane:
             args += ["--disable-scheduler", "--disable-controller-manager"]
@@ -104,7 +108,7 @@ class ServerProcess:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
         return res
 
-    def stop(self, timeout: float = 20.0) -> int:
+    def stop(self, timeout: float = 150.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,29 +18,10 @@ from kybernetes import errors
 from kybernetes.client.rest import Client
 from kybernetes.kubelet import machine
 from kybernetes.kubelet.nodestatus import KUBELET_VERSION, NodeStatusManager
-from kybernetes.testing import ServerProcess
 
 pytestmark = pytest.mark.integration
 Obj = dict[str, Any]
 LEASES = "coordination.k8s.io/v1"
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess.start(tmp_path_factory.mktemp("kyb-nodestatus"))
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture
-async def client(srv: ServerProcess) -> AsyncIterator[Client]:
-    c = Client.from_kubeconfig(srv.kubeconfig)
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 async def runtime_version() -> str:

@@ -20,14 +20,7 @@ import pytest
 from kybernetes.kubelet.cri import CRIClient
 from kybernetes.kubelet.probes import ProbeManager, dial_error, grpc_probe, resolve_port
 from kybernetes.testing import free_port
-from tests.node.conftest import (  # noqa: F401  (fixtures)
-    NodeRuntime,
-    container_config,
-    cri,
-    node_runtime,
-    remove_sandbox,
-    sandbox_config,
-)
+from tests.node.conftest import NodeRuntime, container_config, remove_sandbox, sandbox_config
 
 pytestmark = pytest.mark.integration
 Obj = dict[str, Any]
@@ -48,7 +41,7 @@ class Web:
 
 
 @pytest.fixture
-async def web(cri: CRIClient, node_runtime: NodeRuntime) -> AsyncIterator[Web]:  # noqa: F811
+async def web(cri: CRIClient, node_runtime: NodeRuntime) -> AsyncIterator[Web]:
     config = sandbox_config(node_runtime, "probes-" + uuid.uuid4().hex[:6])
     sandbox_id = await cri.run_pod_sandbox(config)
     try:
@@ -100,7 +93,7 @@ async def until(pred: Callable[[], bool], timeout: float = 15.0, what: str = "co
 
 
 @pytest.fixture
-async def manager(cri: CRIClient) -> AsyncIterator[tuple[ProbeManager, Recorder]]:  # noqa: F811
+async def manager(cri: CRIClient) -> AsyncIterator[tuple[ProbeManager, Recorder]]:
     rec = Recorder()
     pm = ProbeManager(cri.exec_sync, rec)
     try:

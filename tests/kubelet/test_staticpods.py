@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,6 @@ from kybernetes.kubelet.staticpods import (
     is_mirror,
     is_static,
 )
-from kybernetes.testing import ServerProcess
 
 WEB = """\
 apiVersion: v1
@@ -83,24 +81,6 @@ def test_uid_stable_across_scans_and_changes_with_content(tmp_path: Path) -> Non
     path.unlink()
     assert source.scan() == []
     assert StaticPodSource(tmp_path / "missing", "node-a").scan() == []
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess.start(tmp_path_factory.mktemp("kyb-static"))
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture
-async def client(srv: ServerProcess) -> AsyncIterator[Client]:
-    c = Client.from_kubeconfig(srv.kubeconfig)
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 @pytest.mark.integration

@@ -16,7 +16,6 @@ import stat
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,27 +40,13 @@ ROOT = os.geteuid() == 0
 NS = "vol"
 
 
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess.start(tmp_path_factory.mktemp("kyb-vol"))
-    try:
-        s.kubectl("create", "namespace", NS)
-        # No controller manager runs: make what its service-account controllers would.
-        s.kubectl("-n", NS, "create", "serviceaccount", "default")
-        s.kubectl("-n", NS, "create", "configmap", "kube-root-ca.crt",
-                  f"--from-file=ca.crt={s.data_dir / 'tls' / 'ca.crt'}")
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture
-async def client(srv: ServerProcess) -> AsyncIterator[Client]:
-    c = Client.from_kubeconfig(srv.kubeconfig)
-    try:
-        yield c
-    finally:
-        await c.close()
+def prepare_server(s: ServerProcess) -> None:
+    """Run by the ``srv`` fixture once the server is up."""
+    s.kubectl("create", "namespace", NS)
+    # No controller manager runs: make what its service-account controllers would.
+    s.kubectl("-n", NS, "create", "serviceaccount", "default")
+    s.kubectl("-n", NS, "create", "configmap", "kube-root-ca.crt",
+              f"--from-file=ca.crt={s.data_dir / 'tls' / 'ca.crt'}")
 
 
 class Clock:

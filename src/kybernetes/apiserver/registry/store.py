@@ -25,8 +25,9 @@ import asyncio
 import base64
 import copy
 import datetime as dt
+import os
 import secrets
-import uuid
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,8 +52,50 @@ _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _PATCH_RETRIES = 8
 
 
+_now_cache: tuple[int, str] = (-1, "")
+
+
 def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Second resolution: strftime once per second instead of once per write.
+    global _now_cache
+    sec = int(time.time())
+    if sec != _now_cache[0]:
+        _now_cache = (sec, dt.datetime.fromtimestamp(sec, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _now_cache[1]
+
+
+_uid_pool = b""
+_UID_POOL_BYTES = 16 * 256
+
+
+def new_uid() -> str:
+    """A random (version 4) UUID string, like ``str(uuid.uuid4())``.
+
+    The random bytes come from one ``os.urandom`` call per 256 UIDs: each call releases the
+    GIL, and under load getting it back costs far more than the syscall itself.
+    """
+    global _uid_pool
+    if not _uid_pool:
+        _uid_pool = os.urandom(_UID_POOL_BYTES)
+    b, _uid_pool = _uid_pool[:16], _uid_pool[16:]
+    h = b.hex()
+    # Version 4 in the high nibble of byte 6; RFC 4122 variant (10xx) in byte 8.
+    return (f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{(b[8] & 0x3F | 0x80):02x}{h[18:20]}-{h[20:]}")
+
+
+def _copy_json(v: Any) -> Any:
+    """A deep copy of a JSON-shaped value, several times faster than ``copy.deepcopy``.
+
+    Anything that is not plain JSON (YAML timestamps, subclasses) goes through deepcopy.
+    """
+    t = type(v)
+    if t is dict:
+        return {k: _copy_json(x) for k, x in v.items()}
+    if t is list:
+        return [_copy_json(x) for x in v]
+    if t is str or t is int or t is bool or t is float or v is None:
+        return v
+    return copy.deepcopy(v)
 
 
 @dataclass
@@ -492,7 +535,7 @@ class Registry:
     async def create(self, r: Resource, namespace: str, body: Obj, ctx: RequestContext,
                      *, check_typed: bool = True) -> Obj:
         self._check_type_meta(r, body)
-        obj = copy.deepcopy(body)
+        obj = _copy_json(body)
         if check_typed:
             self._check_typed(r, obj, ctx)
         meta = _meta(obj)
@@ -508,7 +551,7 @@ class Registry:
         if not meta.get("name") and meta.get("generateName"):
             gen = str(meta["generateName"])
             meta["name"] = gen[:58] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = new_uid()
         meta["creationTimestamp"] = now_rfc3339()
         for f in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             meta.pop(f, None)
@@ -551,7 +594,7 @@ class Registry:
                      *, subresource: str = "") -> tuple[Obj, bool]:
         """PUT. Returns the stored object and whether it was created."""
         self._check_type_meta(r, body)
-        new = copy.deepcopy(body)
+        new = _copy_json(body)
         self._check_typed(r, new, ctx)
         meta = _meta(new)
         if meta.get("name") and meta["name"] != name:
@@ -610,7 +653,10 @@ class Registry:
             meta["generation"] = int(old_meta.get("generation") or 0) + 1
         if managed:
             self._manage_fields(r, old, new, ctx, operation, subresource)
-        if old_meta.get("deletionTimestamp") and not s.holds_deletion(new):
+        if (old_meta.get("deletionTimestamp") and not s.holds_deletion(new)
+                and not int(old_meta.get("deletionGracePeriodSeconds") or 0)):
+            # Kubernetes' ShouldDeleteDuringUpdate: the last finalizer went, and no graceful
+            # deletion (a pod's kubelet finishing its grace period) is still under way.
             # The last finalizer is gone: the object goes now.
             if ctx.dry_run:
                 return new

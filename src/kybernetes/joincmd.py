@@ -1,0 +1,83 @@
+"""``kyb token``: create, list and revoke node join tokens on the server's machine.
+
+These commands edit the server's token file (``DATA_DIR/join-tokens``, see ``kybernetes.join``)
+directly; the API server re-reads it on every join request, so a new token works and a deleted
+one stops working at once, with no API call and no restart. Being file-based, they run where the
+server's data dir is, as the user that owns it (root for /var/lib/kybernetes) — the same trust as
+reading the CA key next to it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+
+from kybernetes import join
+from kybernetes.apiserver.server import default_data_dir
+
+
+def _data_dir(data_dir: Path | None) -> Path:
+    return (data_dir or default_data_dir()).resolve()
+
+
+_data_dir_option = click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=None,
+    help="The server's data dir. Default: /var/lib/kybernetes as root, ~/.local/share/kybernetes otherwise.")
+
+
+@click.group("token")
+def token_group() -> None:
+    """Node join tokens (K10<CA hash>::node:<secret>) for `kyb agent --token`."""
+
+
+@token_group.command("create")
+@_data_dir_option
+@click.option("--ttl", default="24h", show_default=True, help="Lifetime (e.g. 30m, 24h, 7d); 0 never expires.")
+@click.option("--description", default="", help="A note shown by `kyb token list`.")
+def create(data_dir: Path | None, ttl: str, description: str) -> None:
+    """Make a join token and print it (the only output, for scripts)."""
+    try:
+        lifetime = join.parse_duration(ttl)
+        token = join.create_token(_data_dir(data_dir), ttl=lifetime, description=description)
+    except (ValueError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(token)
+
+
+@token_group.command("list")
+@_data_dir_option
+def list_(data_dir: Path | None) -> None:
+    """Live tokens: the full token, when it expires, and its description."""
+    d = _data_dir(data_dir)
+    try:
+        ca_pem = join.read_ca(d)
+    except FileNotFoundError as e:
+        raise click.ClickException(str(e)) from None
+    now = dt.datetime.now(dt.UTC)
+    rows = [(join.format_token(ca_pem, e.secret), _expires(e, now), e.description)
+            for e in join.load_tokens(d) if not e.expired(now)]
+    width = max((len(r[0]) for r in rows), default=5)
+    click.echo(f"{'TOKEN':<{width}}  {'EXPIRES':<20}  DESCRIPTION")
+    for token, expires, description in rows:
+        click.echo(f"{token:<{width}}  {expires:<20}  {description}")
+
+
+def _expires(e: join.TokenEntry, now: dt.datetime) -> str:
+    at = e.expires_at()
+    if at is None:
+        return "never"
+    left = at - now
+    hours, rem = divmod(int(left.total_seconds()), 3600)
+    return f"{at:%Y-%m-%dT%H:%MZ} ({hours}h{rem // 60:02d}m)"
+
+
+@token_group.command("delete")
+@_data_dir_option
+@click.argument("token")
+def delete(data_dir: Path | None, token: str) -> None:
+    """Revoke TOKEN (the full token, or its secret). Nodes that joined keep their certificates."""
+    if not join.delete_token(_data_dir(data_dir), token):
+        raise click.ClickException("no such token")
+    click.echo("token deleted")

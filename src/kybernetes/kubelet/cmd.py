@@ -1,0 +1,107 @@
+"""``kyb kubelet``: the node agent's command line.
+
+Flags become a `KubeletConfig`; the kubelet runs until SIGTERM or SIGINT. Stopping leaves the
+node's containers running (as a real kubelet does: a restarted kubelet adopts them) unless
+``--drain-on-exit`` is given, in which case every pod is stopped and removed first. Without
+``--container-runtime-endpoint`` the kubelet supervises its own containerd in DATA/containerd.
+
+Also runnable as ``python -m kybernetes.kubelet.cmd`` (the CLI registers it as ``kyb kubelet``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from kybernetes.kubelet.kubelet import Kubelet, KubeletConfig
+
+
+def _taint(text: str) -> dict[str, str]:
+    """``key=value:Effect`` or ``key:Effect``."""
+    body, _, effect = text.rpartition(":")
+    key, _, value = body.partition("=")
+    if not key or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+        raise click.BadParameter(f"taint {text!r}: want key[=value]:NoSchedule|PreferNoSchedule|NoExecute")
+    out = {"key": key, "effect": effect}
+    if value:
+        out["value"] = value
+    return out
+
+
+async def _run(kubelet: Kubelet) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(kubelet.stop()))
+    task = asyncio.create_task(kubelet.run())
+    ready = asyncio.create_task(kubelet.ready.wait())
+    done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if ready in done:
+        click.echo(f"kubelet {kubelet.node_name} running (port {kubelet.server.port if kubelet.server else '?'})",
+                   err=True)
+    else:
+        ready.cancel()
+    await task
+
+
+@click.command("kubelet")
+@click.option("--kubeconfig", type=click.Path(path_type=Path, exists=True), required=True,
+              help="Credentials and address of the API server.")
+@click.option("--node-name", required=True, help="The Node this kubelet registers and runs pods for.")
+@click.option("--data-dir", type=click.Path(path_type=Path), required=True,
+              help="State: containerd, pod volumes and logs, certificates.")
+@click.option("--container-runtime-endpoint", default=None,
+              help="Use this CRI runtime (unix:///path) instead of starting containerd.")
+@click.option("--port", type=int, default=10250, show_default=True, help="The kubelet API's HTTPS port (0: free).")
+@click.option("--address", default="127.0.0.1", show_default=True, help="The kubelet API's bind address.")
+@click.option("--node-ip", default=None, help="The node's InternalIP (default: the default route's address).")
+@click.option("--pod-manifest-path", type=click.Path(path_type=Path), default=None,
+              help="Directory of static pod manifests.")
+@click.option("--cni-bridge", default="kyb0", show_default=True, help="The pod network's bridge (one per node).")
+@click.option("--default-pod-cidr", default="10.42.0.0/24", show_default=True,
+              help="Pod addresses until node IPAM assigns spec.podCIDR.")
+@click.option("--cni-conf-dir", type=click.Path(path_type=Path), default=None,
+              help="Where the CNI config is written (default DATA/cni/net.d with the own containerd).")
+@click.option("--node-labels", default="", help="k=v,k2=v2 labels to register with.")
+@click.option("--register-with-taints", multiple=True, help="key=value:Effect taints to register with.")
+@click.option("--max-pods", type=int, default=110, show_default=True)
+@click.option("--tls-cert-file", type=click.Path(path_type=Path), default=None)
+@click.option("--tls-private-key-file", type=click.Path(path_type=Path), default=None)
+@click.option("--client-ca-file", type=click.Path(path_type=Path), default=None,
+              help="CA for client certificates (default: the kubeconfig's cluster CA).")
+@click.option("--cluster-ca-dir", type=click.Path(path_type=Path), default=None,
+              help="Directory with the cluster's ca.crt and ca.key (the server's DATA/tls) to sign the "
+                   "kubelet's serving certificate; without it the certificate is self-signed.")
+@click.option("--file-check-frequency", type=float, default=5.0, show_default=True,
+              help="Seconds between reads of --pod-manifest-path.")
+@click.option("--drain-on-exit", is_flag=True, help="Stop and remove every pod when the kubelet stops.")
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_endpoint: str | None, port: int,
+            address: str, node_ip: str | None, pod_manifest_path: Path | None, cni_bridge: str,
+            default_pod_cidr: str, cni_conf_dir: Path | None, node_labels: str,
+            register_with_taints: tuple[str, ...], max_pods: int, tls_cert_file: Path | None,
+            tls_private_key_file: Path | None, client_ca_file: Path | None, cluster_ca_dir: Path | None,
+            file_check_frequency: float,
+            drain_on_exit: bool,
+            verbose: int) -> None:
+    """Run the node agent: register the node and run the pods bound to it."""
+    logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG), stream=sys.stderr,
+                        format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
+    labels = dict(item.split("=", 1) for item in node_labels.split(",") if "=" in item)
+    config = KubeletConfig(
+        kubeconfig=kubeconfig, node_name=node_name, data_dir=data_dir,
+        container_runtime_endpoint=container_runtime_endpoint, port=port, address=address, node_ip=node_ip,
+        pod_manifest_path=pod_manifest_path, cni_bridge=cni_bridge, default_pod_cidr=default_pod_cidr,
+        cni_conf_dir=cni_conf_dir, labels=labels, taints=[_taint(t) for t in register_with_taints],
+        max_pods=max_pods, tls_cert_file=tls_cert_file, tls_private_key_file=tls_private_key_file,
+        client_ca_file=client_ca_file, drain_on_exit=drain_on_exit, file_check_frequency=file_check_frequency,
+        cluster_ca_dir=cluster_ca_dir)
+    asyncio.run(_run(Kubelet(config)))
+
+
+if __name__ == "__main__":
+    command()

@@ -1,0 +1,187 @@
+"""Making sure a container's image is on the node: pull policy, registry credentials, pull back-off.
+
+`ImageManager.ensure(pod, container)` is Kubernetes' EnsureImageExists:
+
+    Never         present -> use it; missing -> ErrImageNeverPull (no pull, ever)
+    IfNotPresent  present -> "Container image X already present on machine"; missing -> pull
+    Always        pull (the runtime answers quickly when nothing changed)
+
+A failed pull records `Failed` and raises ErrImagePull; until the back-off (10 s doubling to
+5 min, per pod and image) has passed, later attempts do not pull but raise ImagePullBackOff
+("Back-off pulling image X"), which is what the container's waiting state shows. The sync loop
+comes back when the back-off expires (`retry_after`).
+
+Credentials come from the pod's imagePullSecrets (ServiceAccount admission has already copied the
+service account's into the pod): `kubernetes.io/dockerconfigjson` (`.dockerconfigjson`, `{"auths":
+{...}}`) and legacy `kubernetes.io/dockercfg` secrets. An entry applies when its registry host
+(scheme and path stripped; index.docker.io and registry-1.docker.io count as docker.io) is the
+image's and its path, if any, is a prefix of the image's repository. Matching credentials are
+tried longest match first, and an anonymous pull last only if no secret matched.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from kybernetes.kubelet.cri import CRIClient, CRIError, api
+from kybernetes.kubelet.podworkers import Backoff
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+Recorder = Callable[[Obj, str, str, str], None]  # (pod, type, reason, message)
+SecretGetter = Callable[[str, str], Awaitable[Obj | None]]
+
+DOCKER_HUB = "docker.io"
+_HUB_ALIASES = {"index.docker.io", "registry-1.docker.io", "docker.io"}
+
+
+class ImagePullError(Exception):
+    """The image cannot be made available: `reason` is the container's waiting reason."""
+
+    def __init__(self, reason: str, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retry_after = retry_after
+
+
+def split_image(image: str) -> tuple[str, str]:
+    """(registry host, repository path) of an image reference, with Docker's defaults."""
+    name = image.split("@", 1)[0]
+    first, _, rest = name.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        host, repo = first, rest
+    else:
+        host, repo = DOCKER_HUB, name if rest else f"library/{name}"
+    last = repo.rsplit("/", 1)
+    if ":" in last[-1]:
+        repo = repo[: repo.rfind(":")]
+    return (DOCKER_HUB if host in _HUB_ALIASES else host), repo
+
+
+def valid_image(image: str) -> bool:
+    return bool(image) and image == image.strip() and " " not in image and not image.endswith(":")
+
+
+def _registry_key(key: str) -> tuple[str, str]:
+    key = key.split("://", 1)[-1].rstrip("/")
+    host, _, path = key.partition("/")
+    if host in _HUB_ALIASES:
+        host, path = DOCKER_HUB, "" if path.startswith("v1") or path.startswith("v2") else path
+    return host, path
+
+
+def credentials_for(image: str, secrets: list[Obj]) -> list[api.AuthConfig]:
+    """AuthConfigs from docker config secrets that apply to `image`, best (longest) match first."""
+    host, repo = split_image(image)
+    found: list[tuple[int, api.AuthConfig]] = []
+    for secret in secrets:
+        data = secret.get("data") or {}
+        raw = data.get(".dockerconfigjson") or data.get(".dockercfg")
+        if not raw:
+            continue
+        try:
+            doc = json.loads(base64.b64decode(raw))
+        except (ValueError, TypeError):
+            log.warning("image pull secret %s: not valid JSON", (secret.get("metadata") or {}).get("name"))
+            continue
+        auths = doc.get("auths", doc) if ".dockerconfigjson" in data else doc
+        for key, entry in (auths or {}).items():
+            if not isinstance(entry, dict):
+                continue
+            key_host, key_path = _registry_key(key)
+            if key_host != host or (key_path and not (repo == key_path or repo.startswith(key_path + "/"))):
+                continue
+            username, password = entry.get("username", ""), entry.get("password", "")
+            if entry.get("auth") and not username:
+                decoded = base64.b64decode(entry["auth"]).decode(errors="replace")
+                username, _, password = decoded.partition(":")
+            found.append((len(key_path), api.AuthConfig(
+                username=username, password=password, server_address=host,
+                identity_token=entry.get("identitytoken", ""), registry_token=entry.get("registrytoken", ""))))
+    found.sort(key=lambda x: -x[0])
+    return [auth for _, auth in found]
+
+
+class ImageManager:
+    """Pull policy, credentials and back-off in front of the CRI ImageService (module doc)."""
+
+    def __init__(self, cri: CRIClient, *, get_secret: SecretGetter, record: Recorder,
+                 backoff: Backoff | None = None) -> None:
+        self.cri = cri
+        self.get_secret = get_secret
+        self.record = record
+        self.backoff = backoff or Backoff(10.0, 300.0)
+
+    async def ensure(self, pod: Obj, container: Obj,
+                     sandbox_config: api.PodSandboxConfig | None = None) -> str:
+        """The image reference to create the container from; raises ImagePullError."""
+        image = str(container.get("image") or "")
+        if not valid_image(image):
+            message = f'Failed to apply default image tag "{image}": couldn\'t parse image name'
+            self.record(pod, "Warning", "InspectFailed", message)
+            raise ImagePullError("InvalidImageName", message)
+        policy = container.get("imagePullPolicy") or "IfNotPresent"
+        try:
+            present = await self.cri.image_status(image)
+        except CRIError as err:
+            raise ImagePullError("ErrImageInspect", f"Failed to inspect image {image!r}: {err.details}") from None
+        if present is not None and policy != "Always":
+            self.record(pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
+            return present.id or image
+        if present is None and policy == "Never":
+            message = f'Container image "{image}" is not present with pull policy of Never'
+            self.record(pod, "Warning", "ErrImageNeverPull", message)
+            raise ImagePullError("ErrImageNeverPull", message)
+        key = f"{(pod.get('metadata') or {}).get('uid', '')}_{image}"
+        left = self.backoff.in_backoff_since_update(key)
+        if left > 0:
+            message = f'Back-off pulling image "{image}"'
+            self.record(pod, "Normal", "BackOff", message)
+            raise ImagePullError("ImagePullBackOff", message, retry_after=left)
+        self.record(pod, "Normal", "Pulling", f'Pulling image "{image}"')
+        started = time.monotonic()
+        try:
+            ref = await self._pull(pod, image, sandbox_config)
+        except CRIError as err:
+            delay = self.backoff.next(key, time.time())
+            message = f'Failed to pull image "{image}": {err.details or err}'
+            self.record(pod, "Warning", "Failed", message)
+            self.record(pod, "Warning", "Failed", "Error: ErrImagePull")
+            raise ImagePullError("ErrImagePull", message, retry_after=delay) from None
+        took = time.monotonic() - started
+        size = ""
+        try:
+            status = await self.cri.image_status(image)
+            if status is not None:
+                size = f" Image size: {status.size} bytes."
+        except CRIError:
+            pass
+        self.record(pod, "Normal", "Pulled",
+                    f'Successfully pulled image "{image}" in {took:.3f}s ({took:.3f}s including waiting).{size}')
+        return ref or image
+
+    async def _pull(self, pod: Obj, image: str, sandbox_config: api.PodSandboxConfig | None) -> str:
+        namespace = (pod.get("metadata") or {}).get("namespace", "")
+        secrets = []
+        for ref in (pod.get("spec") or {}).get("imagePullSecrets") or []:
+            secret = await self.get_secret(namespace, ref.get("name", ""))
+            if secret is not None:
+                secrets.append(secret)
+        auths = credentials_for(image, secrets)
+        if not auths:
+            return await self.cri.pull_image(image, None, sandbox_config)
+        last: CRIError | None = None
+        for auth in auths:
+            try:
+                return await self.cri.pull_image(image, auth, sandbox_config)
+            except CRIError as err:
+                last = err
+        assert last is not None
+        raise last

@@ -1,0 +1,677 @@
+"""The kubelet: the node agent that runs the pods bound to its node.
+
+Assembly and data flow::
+
+    containerd (own, in DATA/containerd; or --container-runtime-endpoint)
+       ^ CRI                                   ^ CNI config DATA/cni/net.d (node podCIDR or default)
+    PodSyncer (sync) --- ImageManager (images), VolumeManager (volumes), ProbeManager (probes)
+       ^ one pass per pod, serialised
+    PodWorkers (podworkers) <-- pod informer (spec.nodeName=NODE), static pods, Relister (PLEG,
+       |                        1 s), probe results, timers
+       v
+    StatusManager (status) -> PATCH pods/NAME/status;  EventRecorder -> Events
+    NodeStatusManager (nodestatus) -> the Node object and its Lease
+    KubeletServer (server, :10250) <- logs/exec/attach/port-forward, resolved through this class
+
+A pod worker's pass (`_sync`) picks one of four paths by what it knows about the pod:
+
+- gone from every source (deleted with grace 0, or a static pod whose file was removed, or a
+  runtime leftover at start-up): kill what runs (preStop and grace as recorded), remove the
+  runtime objects and volumes; the worker ends;
+- marked for deletion (deletionTimestamp): kill gracefully, write the final status, remove the
+  runtime objects and volumes, then DELETE with gracePeriodSeconds=0 and the uid as precondition,
+  which is what finally removes it from the API (and unblocks `kubectl delete`);
+- already Succeeded/Failed: stop the sandbox, nothing else;
+- otherwise `PodSyncer.sync_pod`, then the status; a pod that just became terminal has its sandbox
+  stopped.
+
+Restart safety: nothing is remembered outside the runtime. At start-up the kubelet lists the
+runtime and wakes a worker for every pod UID it finds; a pod that still exists syncs as usual and
+finds its containers running (same IDs, restart counts from their annotations, readiness carried
+over from the API status until the probes report), so nothing restarts. `stop()` leaves containers
+running unless `drain_on_exit`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import ipaddress
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kybernetes import errors
+from kybernetes.client import Client, EventRecorder, SharedInformerFactory
+from kybernetes.kubelet import runtime as rtcfg
+from kybernetes.kubelet.cni import write_cni_config
+from kybernetes.kubelet.containerd import Containerd
+from kybernetes.kubelet.cri import CRIClient, CRIError, api
+from kybernetes.kubelet.images import ImageManager
+from kybernetes.kubelet.podworkers import PodWorkers, Relister
+from kybernetes.kubelet.status import StatusManager, generate_status
+from kybernetes.kubelet.sync import NodeContext, PodSyncer
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+TERMINAL = ("Succeeded", "Failed")
+STATIC_SCAN_INTERVAL = 5.0
+
+
+@dataclass
+class KubeletConfig:
+    kubeconfig: Path
+    node_name: str
+    data_dir: Path
+    container_runtime_endpoint: str | None = None
+    port: int = 10250
+    address: str = "127.0.0.1"
+    node_ip: str | None = None
+    pod_manifest_path: Path | None = None
+    cni_bridge: str = "kyb0"
+    default_pod_cidr: str = "10.42.0.0/24"
+    cni_conf_dir: Path | None = None  # default: DATA/cni/net.d with our own containerd, none otherwise
+    drain_on_exit: bool = False
+    stop_runtime_on_exit: bool = True  # our own containerd only; containers outlive it in their shims
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: list[Obj] = field(default_factory=list)
+    max_pods: int = 110
+    tls_cert_file: Path | None = None
+    tls_private_key_file: Path | None = None
+    client_ca_file: Path | None = None
+    cluster_ca_dir: Path | None = None  # ca.crt + ca.key (the server's DATA/tls): sign our serving cert
+    relist_interval: float = 1.0
+    import_images: bool = True
+    lease_interval: float = 10.0
+    status_interval: float = 10.0
+    resolv_conf: Path = Path("/etc/resolv.conf")
+    file_check_frequency: float = STATIC_SCAN_INTERVAL  # how often the manifest directory is read
+
+
+class Kubelet:
+    def __init__(self, config: KubeletConfig) -> None:
+        self.config = config
+        self.data_dir = Path(config.data_dir).resolve()
+        self.node_name = config.node_name
+        self.log_root = self.data_dir / "pods-logs"
+        self.pods_dir = self.data_dir / "pods"
+        self.ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._api_pods: dict[str, Obj] = {}  # uid -> pod (not mirror pods)
+        self._mirrors: dict[str, Obj] = {}  # ns/name -> mirror pod
+        self._static: dict[str, Obj] = {}  # uid -> static pod
+        self._last_seen: dict[str, Obj] = {}  # uid -> last pod object (to kill it properly once gone)
+        self.host_ip = config.node_ip or _default_node_ip()
+        self.hostname = socket.gethostname()
+        self.containerd: Containerd | None = None
+        self.cri: CRIClient | None = None
+        self.server: Any = None
+        self.node_status: Any = None
+        self.pod_cidr = ""
+
+    # ---- pod sources ----
+
+    def pod_for(self, uid: str) -> Obj | None:
+        return self._api_pods.get(uid) or self._static.get(uid)
+
+    def pods(self) -> list[Obj]:
+        return [*self._api_pods.values(), *self._static.values()]
+
+    def _find(self, namespace: str, name: str) -> Obj:
+        for pod in self.pods():
+            m = pod.get("metadata") or {}
+            if m.get("namespace") == namespace and m.get("name") == name:
+                return pod
+        raise KeyError(f"{namespace}/{name}")
+
+    def _on_pod(self, pod: Obj) -> None:
+        from kybernetes.kubelet.staticpods import is_mirror
+
+        m = pod.get("metadata") or {}
+        uid = m.get("uid", "")
+        if is_mirror(pod):
+            self._mirrors[f"{m.get('namespace')}/{m.get('name')}"] = pod
+            return
+        if uid not in self._api_pods:
+            self._carry_readiness(pod)
+        self._api_pods[uid] = pod
+        self._last_seen[uid] = pod
+        self.workers.update(uid)
+
+    def _on_pod_delete(self, pod: Obj) -> None:
+        from kybernetes.kubelet.staticpods import is_mirror
+
+        m = pod.get("metadata") or {}
+        if is_mirror(pod):
+            self._mirrors.pop(f"{m.get('namespace')}/{m.get('name')}", None)
+            return
+        uid = m.get("uid", "")
+        self._api_pods.pop(uid, None)
+        self.workers.update(uid)
+
+    def _carry_readiness(self, pod: Obj) -> None:
+        """After a kubelet restart, running containers the API says were ready stay ready until
+        their readiness probe reports (instead of flapping to not-ready)."""
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        probes = {c.get("name"): c.get("readinessProbe") or {} for c in (pod.get("spec") or {}).get("containers") or []}
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            if cs.get("ready") and cs.get("containerID"):
+                # Only until a failing probe would have had time to say so: a success ends it earlier.
+                p = probes.get(cs["name"]) or {}
+                window = (int(p.get("periodSeconds", 10)) * int(p.get("failureThreshold", 3))
+                          + int(p.get("timeoutSeconds", 1)) + 1)
+                self.carried_ready[(uid, cs["name"])] = (cs["containerID"].split("://", 1)[-1],
+                                                         time.monotonic() + window)
+
+    # ---- helpers the syncer and status use ----
+
+    def record(self, pod: Obj, type_: str, reason: str, message: str) -> None:
+        target = pod
+        from kybernetes.kubelet.staticpods import is_static
+
+        if is_static(pod):
+            m = pod.get("metadata") or {}
+            target = self._mirrors.get(f"{m.get('namespace')}/{m.get('name')}") or pod
+        self.recorder.event(target, type_, reason, message)
+
+    async def _get(self, plural: str, namespace: str, name: str) -> Obj | None:
+        try:
+            return await self.client.get("v1", plural, name, namespace)
+        except errors.NotFound:
+            return None
+
+    def _is_ready(self, pod: Obj, rt: Any) -> Callable[[str], bool]:
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        probed = {c["name"] for c in (pod.get("spec") or {}).get("containers") or [] if c.get("readinessProbe")}
+
+        started = self._is_started(pod)
+
+        def ready(name: str) -> bool:
+            if not started(name):
+                return False
+            if name not in probed:
+                return True
+            latest = rt.latest(name)
+            carried = self.carried_ready.get((uid, name))
+            if latest is not None and carried is not None and carried[0] == latest.id and \
+                    time.monotonic() < carried[1]:
+                return True
+            return bool(self.probes.is_ready(uid, name))
+        return ready
+
+    def _is_started(self, pod: Obj) -> Callable[[str], bool]:
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        probed = {c["name"] for c in (pod.get("spec") or {}).get("containers") or [] if c.get("startupProbe")}
+        return lambda name: name not in probed or bool(self.probes.is_started(uid, name))
+
+    def _on_probe(self, uid: str, name: str, kind: str, result: bool) -> None:
+        kind = str(kind).lower()
+        if kind.startswith("readiness"):
+            self.carried_ready.pop((uid, name), None)
+        if not result:
+            pod = self.pod_for(uid)
+            if pod is not None:
+                detail = ""
+                with contextlib.suppress(Exception):
+                    detail = self.probes.last_failure(uid, name, kind)
+                self.record(pod, "Warning", "Unhealthy", f"{kind.capitalize()} probe failed: {detail}".rstrip())
+        self.workers.update(uid)
+
+    # ---- the pod worker's pass ----
+
+    async def _sync(self, uid: str) -> float | None:
+        pod = self.pod_for(uid)
+        if pod is None:
+            await self._finish_gone(uid)
+            return None
+        meta = pod.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            await self._finish_deleted(pod)
+            return None
+        if (pod.get("status") or {}).get("phase") in TERMINAL or (
+                (self.status.last(uid) or {}).get("phase") in TERMINAL):
+            rt = await self.syncer.runtime_state(uid)
+            if rt.running() or rt.sandbox_id:
+                await self.syncer.terminate(pod, rt)
+            return None
+        rt, requeue = await self.syncer.sync_pod(pod)
+        status = await self._write_status(pod, rt)
+        if status.get("phase") in TERMINAL:
+            await self.syncer.terminate(pod, rt)
+            return None
+        return requeue
+
+    async def _write_status(self, pod: Obj, rt: Any, *, terminating: bool = False) -> Obj:
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        target, api_uid = pod, uid
+        from kybernetes.kubelet.staticpods import is_static
+
+        if is_static(pod):
+            m = pod.get("metadata") or {}
+            mirror = self._mirrors.get(f"{m.get('namespace')}/{m.get('name')}")
+            if mirror is None:
+                return {}
+            target = {**pod, "status": mirror.get("status") or {}}
+            api_uid = (mirror.get("metadata") or {}).get("uid", "")
+        status = generate_status(target, rt, waiting=self.syncer.waiting(uid), is_ready=self._is_ready(pod, rt),
+                                 is_started=self._is_started(pod), host_ip=self.host_ip, terminating=terminating)
+        written = await self.status.update(target, status, api_uid=api_uid)
+        if written is not None and not is_static(pod) and uid in self._api_pods:
+            self._api_pods[uid] = written  # the informer will say the same soon; do not act on stale status
+        return status
+
+    async def _finish_deleted(self, pod: Obj) -> None:
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        rt = await self.syncer.runtime_state(uid)
+        await self.syncer.terminate(pod, rt)
+        rt = await self.syncer.runtime_state(uid)
+        # Clean up before the final status write: the API server may remove a deleting pod on
+        # that write already (kybernetes' store deletes finalizer-less deleting objects on update).
+        await self._cleanup(uid)
+        await self._write_status(pod, rt, terminating=True)
+        m = pod.get("metadata") or {}
+        with contextlib.suppress(errors.NotFound, errors.Conflict):
+            await self.client.delete("v1", "pods", m.get("name", ""), m.get("namespace", ""),
+                                     grace_period_seconds=0, preconditions={"uid": uid})
+
+    async def _finish_gone(self, uid: str) -> None:
+        rt = await self.syncer.runtime_state(uid)
+        if rt.sandboxes or rt.containers:
+            last = self._last_seen.get(uid)
+            if last is None:
+                grace = 30
+                for rec in rt.running():
+                    grace = int(rec.annotations.get(rtcfg.ANN_GRACE, grace))
+                last = {"metadata": {"uid": uid, "name": "", "namespace": ""}, "spec": {}}
+            else:
+                grace = int((last.get("metadata") or {}).get("deletionGracePeriodSeconds")
+                            or (last.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+            await self.syncer.terminate(last, rt, grace)
+        await self._cleanup(uid)
+
+    async def _cleanup(self, uid: str) -> None:
+        await self.syncer.remove(uid)
+        pod_dir = self.pods_dir / uid
+        for managed in (pod_dir / "etc-hosts", pod_dir / "containers"):
+            if managed.is_dir():
+                import shutil
+                shutil.rmtree(managed, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    managed.unlink()
+        try:
+            await self.volumes.teardown(uid)
+        except Exception as err:
+            log.warning("tearing down volumes of %s: %s", uid, err)
+        self.probes.remove_pod(uid)
+        self.syncer.forget(uid)
+        self.status.forget(uid)
+        self._last_seen.pop(uid, None)
+
+    # ---- static pods ----
+
+    async def _static_loop(self) -> None:
+        from kybernetes.kubelet.staticpods import CONFIG_MIRROR, StaticPodSource
+
+        assert self.config.pod_manifest_path is not None
+        source = StaticPodSource(self.config.pod_manifest_path, self.node_name)
+        while True:
+            try:
+                found = {p["metadata"]["uid"]: p for p in source.scan()}
+                for uid in set(self._static) - set(found):
+                    gone = self._static.pop(uid)
+                    m = gone["metadata"]
+                    mirror = self._mirrors.get(f"{m['namespace']}/{m['name']}")
+                    if mirror is not None:
+                        with contextlib.suppress(errors.NotFound, errors.Conflict):
+                            await self.client.delete("v1", "pods", m["name"], m["namespace"], grace_period_seconds=0,
+                                                     preconditions={"uid": mirror["metadata"]["uid"]})
+                    self.workers.update(uid)
+                for uid, pod in found.items():
+                    if uid not in self._static:
+                        self._static[uid] = pod
+                        self._last_seen[uid] = pod
+                        self.workers.update(uid)
+                    m = pod["metadata"]
+                    mirror = self._mirrors.get(f"{m['namespace']}/{m['name']}")
+                    mm = (mirror or {}).get("metadata") or {}
+                    if mirror is not None and ((mm.get("annotations") or {}).get(CONFIG_MIRROR) != uid
+                                               or mm.get("deletionTimestamp")):
+                        with contextlib.suppress(errors.NotFound, errors.Conflict):
+                            await self.client.delete("v1", "pods", m["name"], m["namespace"], grace_period_seconds=0,
+                                                     preconditions={"uid": mm.get("uid")})
+                        mirror = None
+                    if mirror is None and self.node_status is not None:
+                        node_uid = ((self.node_status.node or {}).get("metadata") or {}).get("uid", "")
+                        with contextlib.suppress(errors.AlreadyExists, errors.Conflict):
+                            created = await self.client.create("v1", "pods", source.mirror_of(pod, node_uid),
+                                                               m["namespace"])
+                            self._mirrors[f"{m['namespace']}/{m['name']}"] = created
+                            self.status.forget(uid)
+                            self.workers.update(uid)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("static pods")
+            await asyncio.sleep(self.config.file_check_frequency)
+
+    # ---- resolver for the KubeletServer ----
+
+    async def container_id(self, namespace: str, pod: str, container: str) -> str:
+        uid = self._find(namespace, pod)["metadata"]["uid"]
+        rt = await self.syncer.runtime_state(uid)
+        latest = rt.latest(container)
+        if latest is None:
+            raise KeyError(f"container {container} of {namespace}/{pod}")
+        return latest.id
+
+    async def sandbox_id(self, namespace: str, pod: str) -> str:
+        uid = self._find(namespace, pod)["metadata"]["uid"]
+        rt = await self.syncer.runtime_state(uid)
+        if not rt.sandbox_id:
+            raise KeyError(f"no running sandbox for {namespace}/{pod}")
+        return rt.sandbox_id
+
+    def log_path(self, namespace: str, pod: str, container: str, previous: bool) -> Path:
+        p = self._find(namespace, pod)
+        directory = rtcfg.pod_log_dir(self.log_root, p) / container
+        try:
+            numbers = sorted((int(f.stem) for f in directory.glob("*.log") if f.stem.isdigit()), reverse=True)
+        except OSError:
+            numbers = []
+        index = 1 if previous else 0
+        if len(numbers) <= index:
+            raise KeyError(f"{'previous ' if previous else ''}log of {namespace}/{pod}/{container}")
+        return directory / f"{numbers[index]}.log"
+
+    def running_pods(self) -> list[Obj]:
+        return self.pods()
+
+    # ---- lifecycle ----
+
+    async def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Runs until `stop()` (see the module doc for what runs)."""
+        try:
+            await self._start()
+            self.ready.set()
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
+
+    async def _start(self) -> None:
+        cfg = self.config
+        self.client = Client.from_kubeconfig(cfg.kubeconfig, user_agent=f"kubelet/{self.node_name}")
+        self.recorder = EventRecorder(self.client, "kubelet", self.node_name)
+        self.carried_ready: dict[tuple[str, str], tuple[str, float]] = {}
+        self.workers = PodWorkers(self._sync)
+        external = cfg.container_runtime_endpoint is not None
+        cni_dir = cfg.cni_conf_dir or (None if external else self.data_dir / "cni" / "net.d")
+        self.cni_dir = cni_dir
+        if cni_dir is not None:
+            self.pod_cidr = cfg.default_pod_cidr
+            write_cni_config(cni_dir, self.pod_cidr, bridge=cfg.cni_bridge)
+        self.containerd = Containerd(self.data_dir, endpoint=cfg.container_runtime_endpoint,
+                                     cni_conf_dir=cni_dir)
+        await self.containerd.start()
+        self.cri = CRIClient(self.containerd.endpoint, timeout=30)
+        version = await self.cri.version()
+        if cfg.import_images:
+            await self._import_builtin_images()
+
+        from kybernetes.kubelet.probes import ProbeManager
+        from kybernetes.kubelet.volumes import VolumeManager
+
+        self.volumes = VolumeManager(self.client, self.pods_dir, self.node_name)
+        self.probes = ProbeManager(self._exec_sync, self._on_probe)
+        self.status = StatusManager(self.client)
+        self.images = ImageManager(self.cri, get_secret=lambda ns, n: self._get("secrets", ns, n), record=self.record)
+        factory = SharedInformerFactory(self.client)
+        self.factory = factory
+        self.pod_informer = factory.informer("v1", "pods", field_selector=f"spec.nodeName={self.node_name}")
+        self.service_informer = factory.informer("v1", "services")
+        node_ctx = NodeContext(
+            node_name=self.node_name, hostname=self.hostname, host_ip=self.host_ip, log_root=self.log_root,
+            pods_dir=self.pods_dir, get_configmap=lambda ns, n: self._get("configmaps", ns, n),
+            get_secret=lambda ns, n: self._get("secrets", ns, n), services=self.service_informer.store.list,
+            allocatable=self._allocatable, resolv_conf=cfg.resolv_conf)
+        self.syncer = PodSyncer(self.cri, self.images, self.volumes, self.probes, self.record, node_ctx)
+
+        await self._start_server()  # first: with --port 0 the Node must name the port it got
+        await self._register(version)
+        self.pod_informer.add_handler(self._on_pod, lambda old, new: self._on_pod(new), self._on_pod_delete)
+        await factory.start()
+        for inf in (self.pod_informer, self.service_informer):
+            await inf.wait_for_sync(60)
+        # Adopt what the runtime runs: pods that still exist sync as usual (and find their
+        # containers running); the others are killed and removed by their workers.
+        self.relister = Relister(self.cri, self.workers.update, cfg.relist_interval)
+        await self.relister.relist()
+        for uid in self.relister.runtime_uids():
+            self.workers.update(uid)
+        self._tasks.append(asyncio.create_task(self.relister.run(), name="kubelet:pleg"))
+        if cfg.pod_manifest_path is not None:
+            self._tasks.append(asyncio.create_task(self._static_loop(), name="kubelet:static-pods"))
+        self._tasks.append(asyncio.create_task(self._housekeeping(), name="kubelet:housekeeping"))
+
+    async def _register(self, version: api.VersionResponse) -> None:
+        from kybernetes.kubelet.nodestatus import NodeStatusManager
+
+        cfg = self.config
+        runtime_version = f"{version.runtime_name}://{version.runtime_version}"
+
+        async def version_of() -> str:
+            return runtime_version
+
+        self.node_status = NodeStatusManager(
+            self.client, self.node_name, kubelet_port=self.server.port, address=self.host_ip,
+            pod_cidr_callback=self._on_pod_cidr, runtime_version=version_of, images=self._node_images,
+            labels=dict(cfg.labels), taints=list(cfg.taints), max_pods=cfg.max_pods, data_dir=self.data_dir,
+            lease_interval=cfg.lease_interval, status_interval=cfg.status_interval)
+        await self._check_runtime()
+        node = await self.node_status.register()
+        cidr = ((node or {}).get("spec") or {}).get("podCIDR")
+        if cidr:
+            await self._on_pod_cidr(cidr)
+        self._tasks.append(asyncio.create_task(self.node_status.run(), name="kubelet:node-status"))
+
+    async def _node_images(self) -> list[Obj]:
+        assert self.cri is not None
+        return [{"names": [*i.repo_tags, *i.repo_digests], "sizeBytes": int(i.size)}
+                for i in await self.cri.list_images()]
+
+    async def _check_runtime(self) -> None:
+        """Node readiness is the runtime's: RuntimeReady and NetworkReady (a CNI config loaded)."""
+        assert self.cri is not None and self.node_status is not None
+        try:
+            conditions = {c.type: c for c in (await self.cri.status()).status.conditions}
+        except CRIError as err:
+            self.node_status.set_ready(False, f"container runtime is down: {err.details}")
+            return
+        bad = [c for name, c in conditions.items() if name in ("RuntimeReady", "NetworkReady") and not c.status]
+        if bad:
+            self.node_status.set_ready(False, "; ".join(f"{c.type}=false reason:{c.reason} message:{c.message}"
+                                                        for c in bad))
+        else:
+            self.node_status.set_ready(True)
+
+    async def _on_pod_cidr(self, cidr: str) -> None:
+        if not cidr or cidr == self.pod_cidr or self.cni_dir is None:
+            return
+        self.pod_cidr = cidr
+        write_cni_config(self.cni_dir, cidr, bridge=self.config.cni_bridge)
+        try:
+            assert self.cri is not None
+            await self.cri.update_runtime_config(cidr)
+        except CRIError as err:
+            log.warning("UpdateRuntimeConfig(%s): %s", cidr, err)
+
+    def _allocatable(self) -> dict[str, str]:
+        node = getattr(self.node_status, "node", None) or {}
+        return dict(((node.get("status") or {}).get("allocatable")) or {})
+
+    async def _exec_sync(self, container_id: str, cmd: list[str], timeout: int) -> tuple[int, bytes, bytes]:
+        assert self.cri is not None
+        return await self.cri.exec_sync(container_id, cmd, timeout)
+
+    async def _import_builtin_images(self) -> None:
+        from kybernetes.images.importer import import_images
+        from kybernetes.images.oci import BUSYBOX_IMAGE, PAUSE_IMAGE, ensure_builtin_images
+
+        assert self.cri is not None and self.containerd is not None
+        missing = [i for i in (PAUSE_IMAGE, BUSYBOX_IMAGE) if await self.cri.image_status(i) is None]
+        if missing:
+            tars = await asyncio.to_thread(ensure_builtin_images, self.data_dir)
+            await import_images(self.containerd.socket, tars, snapshotter=self.containerd.snapshotter)
+
+    async def _start_server(self) -> None:
+        from kybernetes.kubelet.server import KubeletServer
+
+        cert, key, ca = ensure_serving_cert(self)
+        assert self.cri is not None
+        self.server = KubeletServer(self, self.cri, cert=cert, key=key, ca=ca, address=self.config.address,
+                                    port=self.config.port)
+        await self.server.start()
+
+    async def _housekeeping(self) -> None:
+        """Runtime health for the Ready condition; volumes of pods that exist nowhere any more."""
+        while True:
+            await asyncio.sleep(self.config.status_interval)
+            try:
+                live = set(self._api_pods) | set(self._static) | set(self.workers.uids())
+                await self._check_runtime()
+                for uid in self.volumes.orphaned(live):
+                    await self.volumes.teardown(uid)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("housekeeping")
+
+    async def _shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if hasattr(self, "workers"):
+            await self.workers.stop()
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                await self.server.stop()
+        if self.config.drain_on_exit and self.cri is not None and hasattr(self, "syncer"):
+            for uid in {*self.relister.runtime_uids(), *self._api_pods}:
+                with contextlib.suppress(Exception):
+                    pod = self.pod_for(uid) or {"metadata": {"uid": uid}, "spec": {}}
+                    await self.syncer.terminate(pod, await self.syncer.runtime_state(uid))
+                    await self.syncer.remove(uid)
+        if hasattr(self, "probes"):
+            stop = getattr(self.probes, "stop", None)
+            if stop is not None:
+                with contextlib.suppress(Exception):
+                    result = stop()
+                    if asyncio.iscoroutine(result):
+                        await result
+        if hasattr(self, "factory"):
+            for inf in self.factory.informers:
+                await inf.stop()
+        if hasattr(self, "recorder"):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.recorder.close(), 5)
+        if hasattr(self, "client"):
+            await self.client.close()
+        if self.cri is not None:
+            await self.cri.close()
+            self.cri = None
+        if self.containerd is not None and not self.containerd.external and self.config.stop_runtime_on_exit:
+            await self.containerd.stop()
+
+
+def ensure_serving_cert(kubelet: Kubelet) -> tuple[Path, Path, Path]:
+    """The kubelet's serving certificate (given, or self-signed for the node's names in DATA/pki)
+    and the CA its clients' certificates must chain to (given, or the kubeconfig's cluster CA)."""
+    cfg = kubelet.config
+    pki = kubelet.data_dir / "pki"
+    pki.mkdir(parents=True, exist_ok=True)
+    ca = cfg.client_ca_file
+    if ca is None:
+        cluster = kubelet.client.config
+        ca = pki / "client-ca.crt"
+        if cluster.ca_data:
+            ca.write_bytes(cluster.ca_data)
+        elif cluster.ca_file:
+            ca.write_bytes(Path(cluster.ca_file).read_bytes())
+    if cfg.tls_cert_file and cfg.tls_private_key_file:
+        return cfg.tls_cert_file, cfg.tls_private_key_file, ca
+    cert, key = pki / "kubelet.crt", pki / "kubelet.key"
+    dns = list(dict.fromkeys([kubelet.node_name, kubelet.hostname, "localhost"]))
+    ips = [i for i in dict.fromkeys([kubelet.host_ip, "127.0.0.1"]) if is_valid_ip(i)]
+    ca_dir = cfg.cluster_ca_dir
+    if ca_dir is not None and (ca_dir / "ca.key").exists():
+        # On a server machine (k3s-style): a certificate from the cluster CA, which the API server's
+        # streaming proxy verifies (with the InternalIP as a SAN), issued afresh on every start.
+        from cryptography import x509
+
+        from kybernetes.apiserver.certs import PKI, _load_key
+
+        authority = PKI(ca_dir, x509.load_pem_x509_certificate((ca_dir / "ca.crt").read_bytes()),
+                        _load_key(ca_dir / "ca.key"))
+        cert_pem, key_pem = authority.issue(f"system:node:{kubelet.node_name}", organizations=("system:nodes",),
+                                            dns_names=tuple(dns), ip_addresses=tuple(ips), server=True)
+        key.write_bytes(key_pem)
+        os.chmod(key, 0o600)
+        cert.write_bytes(cert_pem)
+    elif not cert.exists() or not key.exists():
+        _self_signed(cert, key, kubelet.node_name, dns, ips)
+    return cert, key, ca
+
+
+def _self_signed(cert_path: Path, key_path: Path, cn: str, dns: list[str], ips: list[str]) -> None:
+    """A self-signed serving certificate: enough for clients that do not verify the kubelet."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{cn}@kubelet")])
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns if n]
+    sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(start)
+            .not_valid_after(start + dt.timedelta(days=365))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(key, hashes.SHA256()))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    os.chmod(key_path, 0o600)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _default_node_ip() -> str:
+    try:
+        from kybernetes.kubelet.machine import node_ip
+
+        return node_ip()
+    except Exception:
+        return "127.0.0.1"
+
+
+def is_valid_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,664 @@
+"""The kubelet's HTTPS API (port 10250): health, pods, container logs, exec, attach, port-forward.
+
+The API server is this server's only real client: it proxies ``pods/NAME/{log,exec,attach,portforward}``
+here (``kybernetes.apiserver.proxy``). TLS uses a serving certificate for the node; client
+certificates are verified against the cluster CA, and everything but ``/healthz`` needs one whose
+subject is the API server's kubelet client (CN ``kube-apiserver-kubelet-client``) or a member of
+``system:masters`` (401 without a certificate, 403 with another).
+
+Endpoints::
+
+    GET  /healthz                                   "ok"
+    GET  /pods                                      PodList of what runs here (resolver.running_pods())
+    GET  /containerLogs/{ns}/{pod}/{container}      ?follow&tailLines&sinceSeconds&sinceTime&previous
+                                                    &timestamps&limitBytes -> text/plain (chunked)
+    *    /exec/{ns}/{pod}/{container}               ?command=..(repeated)&stdin&stdout&stderr&tty
+    *    /attach/{ns}/{pod}/{container}             ?stdin&stdout&stderr&tty
+    *    /portForward/{ns}/{pod}
+
+Logs come from the CRI log files, one record per line::
+
+    2016-10-06T00:17:09.669794202Z stdout F the text       (F: full line, P: partial, more follows)
+
+Partial records are joined with what follows on the same stream. ``follow`` polls the file and
+ends once the container is no longer running and the file is drained.
+
+exec/attach: the CRI ``Exec``/``Attach`` call returns a URL on containerd's streaming server, which
+speaks remotecommand over SPDY/3.1 (``v4.channel.k8s.io`` and older) and over WebSocket v4 — but not
+v5, and v4 over WebSocket cannot half-close stdin. So this server always talks SPDY v4 to
+containerd and translates: a WebSocket v5/v4 client's channels 0/4 become the stdin/resize streams,
+the v5 CLOSE signal for stdin becomes a FIN on the stdin stream, stdout/stderr stream data goes out
+on channels 1/2, and the Status containerd writes on the error stream (``Success``, or a
+``NonZeroExitCode`` Failure) goes out on channel 3 before the socket is closed. A client that
+falls back to SPDY is proxied stream by stream to a SPDY session with containerd, with the stream
+protocol the two negotiate.
+
+port-forward: accepted as a plain ``Upgrade: SPDY/3.1`` (``portforward.k8s.io``) or as SPDY tunnelled
+in a WebSocket (``SPDY/3.1+portforward.k8s.io``, kubectl 1.31+). One CRI ``PortForward`` call per
+connection gives a containerd URL, spoken to as a SPDY client; every stream the client opens
+(per forwarded connection an error and a data stream, headers ``streamType``, ``port``,
+``requestID``) is opened with the same headers towards containerd and the bytes are shuttled both
+ways. containerd connects to the port inside the pod's network namespace and reports failures on
+the error stream; if containerd cannot be reached, this server writes the failure there itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import ssl
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from kybernetes.kubelet.cri import CRIClient, CRIError, NotFoundError, api
+from kybernetes.streaming import RawUpgrade, WebSocketBytes, spdy
+from kybernetes.streaming.channels import (
+    CLOSE,
+    ERROR,
+    PORTFORWARD_PROTOCOL,
+    RESIZE,
+    SPDY_PORTFORWARD_TUNNEL,
+    STDERR,
+    STDIN,
+    STDOUT,
+    WEBSOCKET_PROTOCOLS,
+    ChannelSocket,
+    error_status,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 10250
+APISERVER_CLIENT_CN = "kube-apiserver-kubelet-client"
+MASTERS_GROUP = "system:masters"
+FOLLOW_POLL = 0.1
+
+
+class PodResolver(Protocol):
+    """What the kubelet core tells this server about the pods it runs.
+
+    Lookups of unknown pods or containers raise ``LookupError`` (``KeyError`` is one)."""
+
+    async def container_id(self, namespace: str, pod: str, container: str) -> str: ...
+
+    async def sandbox_id(self, namespace: str, pod: str) -> str: ...
+
+    def log_path(self, namespace: str, pod: str, container: str, previous: bool) -> Path: ...
+
+    def running_pods(self) -> list[dict[str, Any]]: ...
+
+
+def _bool(v: str | None) -> bool:
+    return (v or "").lower() in ("1", "true", "t", "yes", "y")
+
+
+def _status(message: str, code: int, reason: str) -> web.Response:
+    return web.json_response(error_status(message, code=code, reason=reason), status=code)
+
+
+# ---- CRI log files ------------------------------------------------------------------------------
+
+
+@dataclass
+class LogRecord:
+    timestamp: str
+    time: float
+    stream: str
+    content: bytes
+    complete: bool
+
+
+def parse_timestamp(ts: str) -> float:
+    """RFC 3339 with up to nanoseconds (Python's parser takes only microseconds) -> epoch seconds."""
+    s = ts.strip()
+    if s.endswith("Z"):
+        s = s[:-1] + "+00:00"
+    main, tz = s, ""
+    for sep in ("+", "-"):
+        idx = s.rfind(sep)
+        if idx > 10:
+            main, tz = s[:idx], s[idx:]
+            break
+    if "." in main:
+        base, frac = main.split(".", 1)
+        main = f"{base}.{(frac + '000000')[:6]}"
+    return dt.datetime.fromisoformat(main + tz).timestamp()
+
+
+class CRILogParser:
+    """Turns CRI log file lines into records, joining partial (``P``) lines per stream."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, LogRecord] = {}
+
+    def feed_line(self, line: bytes) -> LogRecord | None:
+        line = line.rstrip(b"\n")
+        parts = line.split(b" ", 3)
+        if len(parts) < 3:
+            return None
+        ts, stream, tag = parts[0].decode(errors="replace"), parts[1].decode(errors="replace"), parts[2]
+        content = parts[3] if len(parts) > 3 else b""
+        pending = self.pending.pop(stream, None)
+        if pending is not None:
+            content = pending.content + content
+            ts_first, t_first = pending.timestamp, pending.time
+        else:
+            ts_first = ts
+            try:
+                t_first = parse_timestamp(ts)
+            except ValueError:
+                return None
+        record = LogRecord(ts_first, t_first, stream, content, tag != b"P")
+        if not record.complete:
+            self.pending[stream] = record
+            return None
+        return record
+
+    def flush(self) -> list[LogRecord]:
+        """Partial lines never completed (the container ended mid-line)."""
+        out = list(self.pending.values())
+        self.pending.clear()
+        return out
+
+
+@dataclass
+class LogOptions:
+    follow: bool = False
+    previous: bool = False
+    timestamps: bool = False
+    tail_lines: int | None = None
+    since_time: float | None = None
+    limit_bytes: int | None = None
+
+    @classmethod
+    def from_query(cls, q: Any) -> LogOptions:
+        o = cls(follow=_bool(q.get("follow")), previous=_bool(q.get("previous")),
+                timestamps=_bool(q.get("timestamps")))
+        if q.get("tailLines"):
+            o.tail_lines = max(0, int(q["tailLines"]))
+        if q.get("limitBytes"):
+            o.limit_bytes = max(1, int(q["limitBytes"]))
+        if q.get("sinceSeconds"):
+            o.since_time = dt.datetime.now(dt.UTC).timestamp() - int(q["sinceSeconds"])
+        elif q.get("sinceTime"):
+            o.since_time = parse_timestamp(q["sinceTime"])
+        return o
+
+    def render(self, r: LogRecord) -> bytes:
+        prefix = (r.timestamp + " ").encode() if self.timestamps else b""
+        return prefix + r.content + (b"\n" if r.complete else b"")
+
+
+# ---- the server ---------------------------------------------------------------------------------
+
+
+class KubeletServer:
+    """The kubelet's HTTPS server. ``start()`` binds (``port=0``: a free port, then in ``.port``)."""
+
+    def __init__(self, resolver: PodResolver, cri: CRIClient | Callable[[], CRIClient], *,
+                 cert: Path, key: Path, ca: Path, address: str = "0.0.0.0", port: int = DEFAULT_PORT,
+                 authorize: Callable[[dict[str, Any] | None], bool] | None = None) -> None:
+        self.resolver = resolver
+        self._cri = cri
+        self.cert, self.key, self.ca = cert, key, ca
+        self.address = address
+        self.port = port
+        self.authorize = authorize or default_authorize
+        self.runner: web.AppRunner | None = None
+        self._sessions: set[spdy.Session] = set()
+
+    @property
+    def cri(self) -> CRIClient:
+        return self._cri if isinstance(self._cri, CRIClient) else self._cri()
+
+    def ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(self.cert), str(self.key))
+        ctx.load_verify_locations(cafile=str(self.ca))
+        # Optional, so that /healthz answers without a certificate; everything else checks below.
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        ctx.set_alpn_protocols(["http/1.1"])
+        return ctx
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._auth])
+        r = app.router
+        r.add_get("/healthz", self._healthz)
+        r.add_get("/pods", self._pods)
+        r.add_get("/pods/", self._pods)
+        r.add_get("/containerLogs/{ns}/{pod}/{container}", self._logs)
+        r.add_route("*", "/exec/{ns}/{pod}/{container}", self._exec)
+        r.add_route("*", "/attach/{ns}/{pod}/{container}", self._attach)
+        r.add_route("*", "/portForward/{ns}/{pod}", self._port_forward)
+        return app
+
+    async def start(self) -> None:
+        self.runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.address, self.port, ssl_context=self.ssl_context(), reuse_address=True)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        for s in list(self._sessions):
+            with contextlib.suppress(Exception):
+                await s.close()
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    # -- auth --
+
+    @web.middleware
+    async def _auth(self, request: web.Request,
+                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if request.path in ("/healthz", "/healthz/"):
+            return await handler(request)
+        transport = request.transport
+        peercert = transport.get_extra_info("peercert") if transport is not None else None
+        if not peercert:
+            return _status("Unauthorized", 401, "Unauthorized")
+        if not self.authorize(peercert):
+            user = _subject(peercert).get("commonName", [""])[0]
+            return _status(f"Forbidden (user={user}, path={request.path})", 403, "Forbidden")
+        try:
+            return await handler(request)
+        except LookupError as e:
+            return _status(f"pod or container not found: {e}", 404, "NotFound")
+        except NotFoundError as e:
+            return _status(f"container not found: {e.details}", 404, "NotFound")
+        except CRIError as e:
+            return _status(f"container runtime: {e.details}", 500, "InternalError")
+        except ValueError as e:
+            return _status(str(e), 400, "BadRequest")
+
+    # -- simple endpoints --
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok", content_type="text/plain")
+
+    async def _pods(self, request: web.Request) -> web.Response:
+        return web.json_response({"kind": "PodList", "apiVersion": "v1", "metadata": {},
+                                  "items": self.resolver.running_pods()})
+
+    # -- logs --
+
+    async def _logs(self, request: web.Request) -> web.StreamResponse:
+        ns, pod, container = (request.match_info[k] for k in ("ns", "pod", "container"))
+        opts = LogOptions.from_query(request.query)
+        path = self.resolver.log_path(ns, pod, container, opts.previous)
+        container_id = ""
+        if opts.follow and not opts.previous:
+            with contextlib.suppress(LookupError, CRIError):
+                container_id = await self.resolver.container_id(ns, pod, container)
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - held open across awaits while following
+        except FileNotFoundError:
+            if opts.previous:
+                return _status(f'previous terminated container "{container}" in pod "{pod}" not found',
+                               400, "BadRequest")
+            f = None
+        resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        budget = opts.limit_bytes
+
+        async def emit(data: bytes) -> bool:
+            nonlocal budget
+            if budget is not None:
+                data = data[:budget]
+                budget -= len(data)
+            if data:
+                await resp.write(data)
+            return budget is None or budget > 0
+
+        try:
+            parser = CRILogParser()
+            buf = b""
+            if f is not None:
+                buf = f.read()
+            lines = buf.split(b"\n")
+            buf = lines.pop()  # an unterminated last line waits for the rest
+            records = [r for r in (parser.feed_line(line) for line in lines) if r is not None]
+            if opts.since_time is not None:
+                records = [r for r in records if r.time >= opts.since_time]
+            if opts.tail_lines is not None:
+                records = records[-opts.tail_lines:] if opts.tail_lines else []
+            more = True
+            for r in records:
+                if not (more := await emit(opts.render(r))):
+                    break
+            if more and opts.follow and container_id:
+                await self._follow(f, path, parser, buf, opts, container_id, emit)
+            elif more and not opts.follow:
+                for r in parser.flush():
+                    if opts.since_time is None or r.time >= opts.since_time:
+                        await emit(opts.render(r))
+            await resp.write_eof()
+        except ConnectionResetError:
+            pass  # the client went away: nothing more to send
+        finally:
+            if f is not None:
+                f.close()
+        return resp
+
+    async def _follow(self, f: Any, path: Path, parser: CRILogParser, buf: bytes, opts: LogOptions,
+                      container_id: str, emit: Callable[[bytes], Awaitable[bool]]) -> None:
+        loop = asyncio.get_running_loop()
+        last_check = 0.0
+        while True:
+            if f is None:
+                with contextlib.suppress(FileNotFoundError):
+                    f = open(path, "rb")  # noqa: SIM115
+            chunk = f.read() if f is not None else b""
+            if chunk:
+                buf += chunk
+                lines = buf.split(b"\n")
+                buf = lines.pop()
+                for line in lines:
+                    r = parser.feed_line(line)
+                    keep = r is not None and (opts.since_time is None or r.time >= opts.since_time)
+                    if keep and r is not None and not await emit(opts.render(r)):
+                        return
+                continue
+            now = loop.time()
+            if now - last_check >= 0.5:
+                last_check = now
+                if not await self._running(container_id):
+                    # One more read: what the container wrote just before it exited.
+                    rest = (f.read() if f is not None else b"") + b""
+                    buf += rest
+                    for line in buf.split(b"\n"):
+                        r = parser.feed_line(line) if line else None
+                        if r is not None and not await emit(opts.render(r)):
+                            return
+                    for r in parser.flush():
+                        await emit(opts.render(r))
+                    return
+            await asyncio.sleep(FOLLOW_POLL)
+
+    async def _running(self, container_id: str) -> bool:
+        try:
+            status = (await self.cri.container_status(container_id)).status
+        except NotFoundError:
+            return False
+        except CRIError:
+            return True
+        return bool(status.state in (api.CONTAINER_RUNNING, api.CONTAINER_CREATED))
+
+    # -- exec / attach --
+
+    async def _exec(self, request: web.Request) -> web.StreamResponse:
+        return await self._remotecommand(request, attach=False)
+
+    async def _attach(self, request: web.Request) -> web.StreamResponse:
+        return await self._remotecommand(request, attach=True)
+
+    async def _remotecommand(self, request: web.Request, *, attach: bool) -> web.StreamResponse:
+        ns, pod, container = (request.match_info[k] for k in ("ns", "pod", "container"))
+        q = request.query
+        stdin, stdout, stderr, tty = (_bool(q.get(k)) for k in ("stdin", "stdout", "stderr", "tty"))
+        if tty:
+            stderr = False  # a terminal merges stderr into stdout; the CRI refuses both
+        command = q.getall("command", [])
+        if not (stdin or stdout or stderr):
+            raise ValueError("you must specify at least 1 of stdin, stdout, stderr")
+        if not attach and not command:
+            raise ValueError("you must specify at least one command for the container")
+        websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+        spdy_upgrade = request.headers.get("Upgrade", "").lower().startswith("spdy/")
+        if not websocket and not spdy_upgrade:
+            return _status("Upgrade request required", 400, "BadRequest")
+        cid = await self.resolver.container_id(ns, pod, container)
+        if attach:
+            url = await self.cri.attach(api.AttachRequest(container_id=cid, stdin=stdin, tty=tty, stdout=stdout,
+                                                          stderr=stderr))
+        else:
+            url = await self.cri.exec(api.ExecRequest(container_id=cid, cmd=command, tty=tty, stdin=stdin,
+                                                      stdout=stdout, stderr=stderr))
+        log.debug("%s %s/%s/%s over %s", "attach" if attach else "exec", ns, pod, container,
+                  request.headers.get("Upgrade"))
+        if spdy_upgrade:
+            offered = _header_list(request, "X-Stream-Protocol-Version")
+            return await self._spdy_proxy(request, url, offered)
+        offered = _header_list(request, "Sec-WebSocket-Protocol")
+        chosen = next((p for p in offered if p in WEBSOCKET_PROTOCOLS), None)
+        if chosen is None:
+            return _status(f"no supported WebSocket subprotocol among {offered}; supported: "
+                           f"{list(WEBSOCKET_PROTOCOLS)}", 400, "BadRequest")
+        session, _ = await _connect_cri(url, ["v4.channel.k8s.io"])
+        self._sessions.add(session)
+        try:
+            streams = {"error": await session.open_stream({"streamType": "error"})}
+            if stdin:
+                streams["stdin"] = await session.open_stream({"streamType": "stdin"})
+            if stdout:
+                streams["stdout"] = await session.open_stream({"streamType": "stdout"})
+            if stderr:
+                streams["stderr"] = await session.open_stream({"streamType": "stderr"})
+            if tty:
+                streams["resize"] = await session.open_stream({"streamType": "resize"})
+            # We never write on the output and error streams: half-close them as Go clients do.
+            for name in ("error", "stdout", "stderr"):
+                if name in streams:
+                    await streams[name].close()
+            ws = web.WebSocketResponse(protocols=(chosen,), autoping=True, max_msg_size=0)
+            await ws.prepare(request)
+            await bridge_channels(ChannelSocket(ws, chosen), session, streams)
+            return ws
+        finally:
+            self._sessions.discard(session)
+            await session.close()
+
+    async def _spdy_proxy(self, request: web.Request, url: str, offered: list[str],
+                          on_failure: Callable[[spdy.Stream, Exception], Awaitable[None]] | None = None
+                          ) -> web.StreamResponse:
+        """Upgrades the client to SPDY and proxies its streams, one for one, to containerd's URL."""
+        down, proto = await _connect_cri(url, offered)
+        if offered and proto not in offered:
+            await down.close()
+            return _status(f"no common stream protocol among {offered}", 403, "Forbidden")
+        raw = await RawUpgrade.accept(request, {"Connection": "Upgrade", "Upgrade": "SPDY/3.1",
+                                                "X-Stream-Protocol-Version": proto})
+        await run_spdy_proxy(raw, down, on_failure)
+        assert raw.response is not None
+        return raw.response
+
+    # -- port-forward --
+
+    async def _port_forward(self, request: web.Request) -> web.StreamResponse:
+        ns, pod = request.match_info["ns"], request.match_info["pod"]
+        sandbox = await self.resolver.sandbox_id(ns, pod)
+        upgrade = request.headers.get("Upgrade", "").lower()
+        log.debug("port-forward %s/%s over %s", ns, pod, upgrade or "no upgrade")
+        if upgrade == "websocket":
+            offered = _header_list(request, "Sec-WebSocket-Protocol")
+            if SPDY_PORTFORWARD_TUNNEL not in offered:
+                return _status(f"port-forward over WebSocket needs subprotocol {SPDY_PORTFORWARD_TUNNEL}",
+                               400, "BadRequest")
+        elif upgrade.startswith("spdy/"):
+            offered = _header_list(request, "X-Stream-Protocol-Version")
+            if offered and PORTFORWARD_PROTOCOL not in offered:
+                return _status(f"unsupported stream protocol {offered}", 403, "Forbidden")
+        else:
+            return _status("Upgrade request required", 400, "BadRequest")
+        url = await self.cri.port_forward(sandbox)
+
+        async def failure(stream: spdy.Stream, err: Exception) -> None:
+            if stream.header("streamType") == "error":
+                msg = (f"error forwarding port {stream.header('port')} to pod {pod} "
+                       f"(sandbox {sandbox[:12]}): {err}")
+                with contextlib.suppress(Exception):
+                    await stream.write(msg.encode())
+            with contextlib.suppress(Exception):
+                await stream.close()
+
+        if upgrade.startswith("spdy/"):
+            return await self._spdy_proxy(request, url, [PORTFORWARD_PROTOCOL], failure)
+        down, _ = await _connect_cri(url, [PORTFORWARD_PROTOCOL])
+        ws = web.WebSocketResponse(protocols=(SPDY_PORTFORWARD_TUNNEL,), autoping=True, max_msg_size=0)
+        await ws.prepare(request)
+        await run_spdy_proxy(WebSocketBytes(ws), down, failure)
+        return ws
+
+
+def _header_list(request: web.Request, name: str) -> list[str]:
+    out = []
+    for value in request.headers.getall(name, []):
+        out += [p.strip() for p in value.split(",") if p.strip()]
+    return out
+
+
+def _subject(peercert: dict[str, Any]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for rdn in peercert.get("subject", ()):
+        for k, v in rdn:
+            out.setdefault(k, []).append(v)
+    return out
+
+
+def default_authorize(peercert: dict[str, Any] | None) -> bool:
+    """Only the API server's kubelet client, or a cluster admin, may use the kubelet's API."""
+    if not peercert:
+        return False
+    subject = _subject(peercert)
+    return APISERVER_CLIENT_CN in subject.get("commonName", []) or MASTERS_GROUP in subject.get(
+        "organizationName", [])
+
+
+async def _connect_cri(url: str, protocols: list[str]) -> tuple[spdy.Session, str]:
+    """A SPDY client session to a CRI streaming URL (containerd serves plain HTTP on loopback)."""
+    u = urllib.parse.urlsplit(url)
+    if u.scheme == "https":
+        ctx = ssl.create_default_context()
+        # containerd's TLS streaming uses a self-signed certificate made at start-up.
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx = None
+    path = u.path + (f"?{u.query}" if u.query else "")
+    return await spdy.connect(u.hostname or "127.0.0.1", u.port or (443 if ctx else 80), path, protocols, ssl=ctx)
+
+
+# ---- bridges ------------------------------------------------------------------------------------
+
+
+async def bridge_channels(sock: ChannelSocket, session: spdy.Session, streams: dict[str, spdy.Stream]) -> None:
+    """WebSocket channels <-> SPDY remotecommand streams (see the module docstring)."""
+    outputs = {"stdout": STDOUT, "stderr": STDERR}
+
+    async def upstream() -> None:
+        stdin = streams.get("stdin")
+        resize = streams.get("resize")
+        while True:
+            item = await sock.receive()
+            if item is None:
+                return
+            channel, data = item
+            try:
+                if channel == STDIN and stdin is not None:
+                    await stdin.write(data)
+                elif channel == RESIZE and resize is not None:
+                    await resize.write(data)
+                elif channel == CLOSE and data[:1] == bytes((STDIN,)) and stdin is not None:
+                    await stdin.close()
+            except ConnectionError:
+                pass
+
+    async def downstream(name: str) -> None:
+        stream = streams[name]
+        while True:
+            data = await stream.read()
+            if not data:
+                return
+            await sock.send(outputs[name], data)
+
+    up = asyncio.ensure_future(upstream())
+    downs = [asyncio.ensure_future(downstream(n)) for n in outputs if n in streams]
+    try:
+        status = b""
+        with contextlib.suppress(spdy.StreamReset):
+            status_task = asyncio.ensure_future(streams["error"].read_all())
+            done, _ = await asyncio.wait([status_task, up], return_when=asyncio.FIRST_COMPLETED)
+            if status_task in done:
+                status = status_task.result()
+            else:
+                # The client went away: stop the session (containerd ends its side).
+                status_task.cancel()
+                return
+        # The exit status arrives after the output on the same connection, but the output tasks
+        # may still be forwarding the last bytes: let them finish before the socket closes.
+        if downs:
+            await asyncio.wait(downs, timeout=5.0)
+        log.debug("exec status %r, session closed %s, error stream reset %s", status[:200],
+                  session.closed.is_set(), streams["error"].reset_status)
+        if session.closed.is_set() and not status:
+            status = json.dumps(error_status("container runtime closed the stream without a status")).encode()
+        if status:
+            with contextlib.suppress(Exception):
+                await sock.send(ERROR, status)
+    finally:
+        up.cancel()
+        for t in downs:
+            t.cancel()
+        await asyncio.gather(up, *downs, return_exceptions=True)
+        await sock.close()
+
+
+async def run_spdy_proxy(upstream_transport: Any, down: spdy.Session,
+                         on_failure: Callable[[spdy.Stream, Exception], Awaitable[None]] | None = None) -> None:
+    """Serves a SPDY session on ``upstream_transport`` whose every stream is mirrored on ``down``.
+
+    Headers are copied, data flows both ways, a FIN or RST on either side is passed on; when either
+    session ends, both are closed."""
+
+    async def on_stream(up: spdy.Stream) -> None:
+        try:
+            peer = await down.open_stream(up.headers)
+        except Exception as e:  # any failure is reported on the stream itself
+            if on_failure is not None:
+                await on_failure(up, e)
+            else:
+                await up.reset(spdy.RstStatus.REFUSED_STREAM)
+            return
+        await _mirror(up, peer)
+
+    up_session = spdy.Session(upstream_transport, client=False, on_stream=on_stream)
+    up_task = asyncio.ensure_future(up_session.run())
+    down_wait = asyncio.ensure_future(down.wait_closed())
+    try:
+        await asyncio.wait([up_task, down_wait], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await down.close()
+        await up_session.close()
+        up_task.cancel()
+        down_wait.cancel()
+        await asyncio.gather(up_task, down_wait, return_exceptions=True)
+
+
+async def _mirror(a: spdy.Stream, b: spdy.Stream) -> None:
+    async def copy(src: spdy.Stream, dst: spdy.Stream) -> None:
+        try:
+            while True:
+                data = await src.read()
+                if not data:
+                    break
+                await dst.write(data)
+            await dst.close()
+        except spdy.StreamReset:
+            await dst.reset(src.reset_status or spdy.RstStatus.CANCEL)
+        except ConnectionError:
+            await src.reset()
+
+    await asyncio.gather(copy(a, b), copy(b, a), return_exceptions=True)

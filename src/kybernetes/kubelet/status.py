@@ -1,0 +1,367 @@
+"""The pod status, computed from what the runtime says, and written only when it changed.
+
+`generate_status` is Kubernetes' generateAPIPodStatus over a `PodRuntime` (the pod's sandboxes and
+container instances, newest first, read from the CRI by `sync`):
+
+- containerStatuses / initContainerStatuses, one per spec container: `state` from the newest
+  instance (running / terminated with exit code, reason Completed|Error|OOMKilled and the
+  termination message / waiting), `lastState` from the one before, `restartCount` (the instance's
+  restartCount annotation), `ready`, `started`, `image`, `imageID`, `containerID containerd://ID`.
+  A container that has not run yet waits with ContainerCreating (PodInitializing while init
+  containers are pending); one the last sync could not start waits with that sync's reason
+  (ErrImagePull, ImagePullBackOff, CrashLoopBackOff, CreateContainerConfigError...), keeping the
+  instance that died as lastState;
+- phase: Pending until init containers are done and every container has run; Running while one
+  runs (or will be restarted); Succeeded when all exited 0 and none will restart; Failed when one
+  failed and restartPolicy is Never (or an init container did) — and, a terminal phase is never
+  left, as in Kubernetes;
+- conditions PodReadyToStartContainers, Initialized ("containers with incomplete status: [a]"),
+  ContainersReady and Ready ("containers with unready status: [c]", readiness gates, PodCompleted
+  for finished pods) and PodScheduled (set if the scheduler did not), keeping each condition's
+  lastTransitionTime while its status stays;
+- podIP(s) from the sandbox, hostIP(s), startTime (kept once set).
+
+`StatusManager.update` writes the status with a strategic-merge PATCH of pods/NAME/status, which
+merges conditions by type — conditions other components own survive — and only when the status
+differs from what the pod (or our last write) already says, so a restarted kubelet that finds its
+pods unchanged writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kybernetes import errors
+from kybernetes.client import Client
+from kybernetes.kubelet.cri import api
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+MAX_MESSAGE = 4096
+FALLBACK_LINES = 80
+FALLBACK_BYTES = 2048
+OWNED = ("phase", "conditions", "hostIP", "hostIPs", "podIP", "podIPs", "startTime",
+         "containerStatuses", "initContainerStatuses", "qosClass")
+
+
+def rfc3339(ns: int | float | None = None) -> str:
+    """An API timestamp from nanoseconds since the epoch (now, if None)."""
+    t = dt.datetime.now(dt.UTC) if ns is None else dt.datetime.fromtimestamp(ns / 1e9, dt.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class ContainerRecord:
+    """One container instance of a pod, as the runtime reports it."""
+
+    id: str
+    name: str
+    init: bool
+    state: int  # api.ContainerState
+    restart_count: int
+    hash: str
+    created_at: int = 0
+    started_at: int = 0
+    finished_at: int = 0
+    exit_code: int = 0
+    reason: str = ""
+    message: str = ""
+    image: str = ""
+    image_ref: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.state == api.CONTAINER_RUNNING
+
+    @property
+    def exited(self) -> bool:
+        return self.state in (api.CONTAINER_EXITED, api.CONTAINER_UNKNOWN)
+
+    def terminated(self) -> Obj:
+        out: Obj = {"exitCode": self.exit_code, "reason": self.reason or ("Completed" if self.exit_code == 0 else "Error"),
+                    "startedAt": rfc3339(self.started_at) if self.started_at else None,
+                    "finishedAt": rfc3339(self.finished_at) if self.finished_at else None,
+                    "containerID": f"containerd://{self.id}"}
+        if self.message:
+            out["message"] = self.message
+        return out
+
+
+@dataclass
+class PodRuntime:
+    """A pod's sandboxes and container instances in the runtime (newest first)."""
+
+    uid: str
+    sandboxes: list[api.PodSandbox] = field(default_factory=list)
+    containers: dict[str, list[ContainerRecord]] = field(default_factory=dict)
+    sandbox_id: str = ""  # the newest sandbox, if it is ready
+    pod_ip: str = ""
+
+    def latest(self, name: str) -> ContainerRecord | None:
+        records = self.containers.get(name)
+        return records[0] if records else None
+
+    def running(self) -> list[ContainerRecord]:
+        return [r for records in self.containers.values() for r in records if r.running]
+
+    def all(self) -> list[ContainerRecord]:
+        return [r for records in self.containers.values() for r in records]
+
+
+def termination_message(status: api.ContainerStatus, policy: str, log_root: str = "") -> str:
+    """The container's termination-message file (found through its mount), or with
+    FallbackToLogsOnError and a failure, the tail of its log."""
+    path = status.annotations.get("io.kubernetes.container.terminationMessagePath", "")
+    text = ""
+    for mount in status.mounts:
+        if path and mount.container_path == path:
+            try:
+                with open(mount.host_path, "rb") as f:
+                    text = f.read(MAX_MESSAGE).decode(errors="replace")
+            except OSError:
+                pass
+    if not text and policy == "FallbackToLogsOnError" and status.exit_code != 0 and status.log_path:
+        try:
+            data = Path(status.log_path).read_bytes()[-64 * 1024:]
+            lines = [line.split(b" ", 3)[-1] for line in data.splitlines()[-FALLBACK_LINES:]]
+            text = b"\n".join(lines)[-FALLBACK_BYTES:].decode(errors="replace")
+        except OSError:
+            pass
+    return text
+
+
+def _condition(old: list[Obj], ctype: str, status: bool, reason: str = "", message: str = "") -> Obj:
+    value = "True" if status else "False"
+    prev = next((c for c in old if c.get("type") == ctype), None)
+    since = prev.get("lastTransitionTime") if prev and prev.get("status") == value else None
+    cond: Obj = {"type": ctype, "status": value, "lastProbeTime": None, "lastTransitionTime": since or rfc3339()}
+    if reason:
+        cond["reason"] = reason
+    if message:
+        cond["message"] = message
+    return cond
+
+
+def will_restart(policy: str, record: ContainerRecord) -> bool:
+    return policy == "Always" or (policy == "OnFailure" and record.exit_code != 0)
+
+
+def generate_status(pod: Obj, rt: PodRuntime, *, waiting: dict[str, tuple[str, str]],
+                    is_ready: Callable[[str], bool], is_started: Callable[[str], bool],
+                    host_ip: str, terminating: bool = False) -> Obj:
+    spec = pod.get("spec") or {}
+    old = pod.get("status") or {}
+    old_conditions = list(old.get("conditions") or [])
+    policy = spec.get("restartPolicy") or "Always"
+    inits = spec.get("initContainers") or []
+    apps = spec.get("containers") or []
+
+    # -- init containers --
+    init_statuses = []
+    init_done = True
+    init_failed = False
+    incomplete = []
+    for c in inits:
+        name = c["name"]
+        latest = rt.latest(name)
+        done = latest is not None and latest.exited and latest.exit_code == 0
+        if not done:
+            init_done = False
+            incomplete.append(name)
+            if latest is not None and latest.exited and policy == "Never":
+                init_failed = True
+        init_statuses.append(_container_status(c, rt, waiting, "PodInitializing", policy if not done else "Never",
+                                               ready=done, started=bool(latest and latest.running)))
+    # -- app containers --
+    default_wait = "ContainerCreating" if init_done else "PodInitializing"
+    statuses = []
+    unready = []
+    running = waiting_n = stopped = succeeded = 0
+    for c in apps:
+        name = c["name"]
+        latest = rt.latest(name)
+        ready = bool(latest and latest.running and is_ready(name))
+        if not ready:
+            unready.append(name)
+        status = _container_status(c, rt, waiting, default_wait, policy, ready=ready,
+                                   started=bool(latest and latest.running and is_started(name)))
+        statuses.append(status)
+        state = status["state"]
+        if "running" in state:
+            running += 1
+        elif "terminated" in state:
+            stopped += 1
+            if state["terminated"].get("exitCode") == 0:
+                succeeded += 1
+        elif status.get("lastState", {}).get("terminated"):
+            stopped += 1
+        else:
+            waiting_n += 1
+
+    # -- phase (getPhase) --
+    old_phase = old.get("phase")
+    if old_phase in ("Succeeded", "Failed"):
+        phase = old_phase
+    elif init_failed:
+        phase = "Failed"
+    elif not init_done or waiting_n > 0:
+        phase = "Pending"
+    elif running > 0 and not terminating:
+        phase = "Running"
+    elif stopped > 0 and running == 0:
+        if terminating:
+            phase = "Succeeded" if stopped == succeeded else "Failed"
+        elif policy == "Always":
+            phase = "Running"
+        elif stopped == succeeded:
+            phase = "Succeeded"
+        elif policy == "Never":
+            phase = "Failed"
+        else:
+            phase = "Running"
+    elif running > 0:
+        phase = "Running"
+    else:
+        phase = "Pending"
+
+    # -- conditions --
+    terminal = phase in ("Succeeded", "Failed")
+    conditions = []
+    if not any(c.get("type") == "PodScheduled" for c in old_conditions):
+        conditions.append(_condition(old_conditions, "PodScheduled", True))
+    conditions.append(_condition(old_conditions, "PodReadyToStartContainers",
+                                 bool(rt.sandbox_id) and not terminal))
+    if init_done or (terminal and not init_failed and not inits):
+        conditions.append(_condition(old_conditions, "Initialized", True))
+    else:
+        conditions.append(_condition(old_conditions, "Initialized", False, "ContainersNotInitialized",
+                                     f"containers with incomplete status: [{' '.join(incomplete)}]"))
+    gates = [g.get("conditionType") for g in spec.get("readinessGates") or []]
+    missing_gates = [g for g in gates if not any(c.get("type") == g and c.get("status") == "True"
+                                                 for c in old_conditions)]
+    if terminal:
+        conditions.append(_condition(old_conditions, "ContainersReady", False, "PodCompleted"))
+        conditions.append(_condition(old_conditions, "Ready", False, "PodCompleted"))
+    elif not init_done:
+        msg = f"containers with incomplete status: [{' '.join(incomplete)}]"
+        conditions.append(_condition(old_conditions, "ContainersReady", False, "ContainersNotInitialized", msg))
+        conditions.append(_condition(old_conditions, "Ready", False, "ContainersNotInitialized", msg))
+    elif unready:
+        msg = f"containers with unready status: [{' '.join(unready)}]"
+        conditions.append(_condition(old_conditions, "ContainersReady", False, "ContainersNotReady", msg))
+        conditions.append(_condition(old_conditions, "Ready", False, "ContainersNotReady", msg))
+    else:
+        conditions.append(_condition(old_conditions, "ContainersReady", True))
+        if missing_gates:
+            conditions.append(_condition(old_conditions, "Ready", False, "ReadinessGatesNotReady",
+                                         f"corresponding condition of pod readiness gate \"{missing_gates[0]}\" does not exist."))
+        else:
+            conditions.append(_condition(old_conditions, "Ready", True))
+
+    out: Obj = {"phase": phase, "conditions": conditions, "hostIP": host_ip,
+                   "hostIPs": [{"ip": host_ip}] if host_ip else [],
+                   "startTime": old.get("startTime") or rfc3339(), "containerStatuses": statuses}
+    pod_ip = rt.pod_ip or old.get("podIP") or ""
+    if spec.get("hostNetwork"):
+        pod_ip = host_ip
+    if pod_ip:
+        out["podIP"] = pod_ip
+        out["podIPs"] = [{"ip": pod_ip}]
+    if inits:
+        out["initContainerStatuses"] = init_statuses
+    if old.get("qosClass"):
+        out["qosClass"] = old["qosClass"]
+    return out
+
+
+def _container_status(c: Obj, rt: PodRuntime, waiting: dict[str, tuple[str, str]], default_wait: str,
+                      policy: str, *, ready: bool, started: bool) -> Obj:
+    name = c["name"]
+    records = rt.containers.get(name) or []
+    out: Obj = {"name": name, "image": c.get("image", ""), "imageID": "", "ready": ready,
+                "restartCount": 0, "started": started, "lastState": {}, "state": {}}
+    reason, message = waiting.get(name, ("", ""))
+    if not records:
+        out["state"] = {"waiting": _waiting(reason or default_wait, message)}
+        return out
+    latest = records[0]
+    out["restartCount"] = latest.restart_count
+    out["containerID"] = f"containerd://{latest.id}"
+    out["imageID"] = latest.image_ref
+    previous = next((r for r in records[1:] if r.exited), None)
+    if previous is not None:
+        out["lastState"] = {"terminated": previous.terminated()}
+    if latest.running:
+        out["state"] = {"running": {"startedAt": rfc3339(latest.started_at or latest.created_at)}}
+    elif latest.exited and reason:
+        # It will be started again (the last sync said why it has not been yet).
+        out["state"] = {"waiting": _waiting(reason, message)}
+        out["lastState"] = {"terminated": latest.terminated()}
+    elif latest.exited:
+        out["state"] = {"terminated": latest.terminated()}
+    else:
+        out["state"] = {"waiting": _waiting(reason or "ContainerCreating", message)}
+    return out
+
+
+def _waiting(reason: str, message: str) -> Obj:
+    return {"reason": reason, "message": message} if message else {"reason": reason}
+
+
+def _comparable(status: Obj) -> Obj:
+    out = {k: status.get(k) for k in OWNED if status.get(k) not in (None, [], {})}
+    conds = out.get("conditions")
+    if conds:
+        out["conditions"] = sorted(({k: v for k, v in c.items() if k != "lastProbeTime" and v is not None}
+                                    for c in conds), key=lambda c: c["type"])
+    return out
+
+
+class StatusManager:
+    """Writes pod statuses with strategic-merge patches, skipping writes that change nothing."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._last: dict[str, Obj] = {}
+
+    def forget(self, uid: str) -> None:
+        self._last.pop(uid, None)
+
+    def last(self, uid: str) -> Obj | None:
+        return self._last.get(uid)
+
+    async def update(self, pod: Obj, status: Obj, *, api_uid: str = "") -> Obj | None:
+        """PATCHes `status` onto the API pod (`api_uid`: the mirror pod's uid for static pods);
+        returns the patched pod, or None when nothing had to be written or the pod is gone."""
+        m = pod.get("metadata") or {}
+        uid = m.get("uid", "")
+        wanted = _comparable(status)
+        current = pod.get("status") or {}
+        merged_current = _comparable({**current, "conditions": _merge_conditions(current.get("conditions"), [])})
+        if self._last.get(uid) == wanted or merged_current == _comparable(
+                {**status, "conditions": _merge_conditions(current.get("conditions"), status.get("conditions"))}):
+            self._last[uid] = wanted
+            return None
+        body: Obj = {"metadata": {"uid": api_uid or uid}, "status": status}
+        try:
+            out = await self.client.patch("v1", "pods", m.get("name", ""), body, m.get("namespace", ""),
+                                          patch_type="strategic", subresource="status")
+        except (errors.NotFound, errors.Conflict, errors.Invalid) as err:
+            log.info("status of pod %s/%s not written: %s", m.get("namespace"), m.get("name"), err)
+            return None
+        self._last[uid] = wanted
+        return out
+
+
+def _merge_conditions(old: list[Obj] | None, new: list[Obj] | None) -> list[Obj]:
+    by_type = {c.get("type"): c for c in old or []}
+    for c in new or []:
+        by_type[c.get("type")] = c
+    return list(by_type.values())
