@@ -97,6 +97,9 @@ class AgentConfig:
     kubelet_args: list[str] = field(default_factory=list)
     verbose: int = 0
     stop_timeout: float = 90.0
+    kube_proxy: bool = True
+    cluster_cidr: str = "10.42.0.0/16"
+    service_cidr: str = "10.43.0.0/16"
 
     @property
     def agent_dir(self) -> Path:
@@ -383,8 +386,18 @@ def kubelet_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
     return args + cfg.kubelet_args
 
 
-async def supervise(args: list[str], stop: asyncio.Event, stop_timeout: float) -> None:
-    """Run the kubelet until ``stop``; restart it (1 s doubling to 30 s) if it dies meanwhile."""
+def proxy_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
+    """kube-proxy for this node: its own nftables table, named after the node's bridge."""
+    args = [sys.executable, "-m", "kybernetes.cli", "proxy", "--kubeconfig", str(creds.kubeconfig),
+            "--table", f"kyb-proxy-{cfg.cni_bridge}", "--cni-bridge", cfg.cni_bridge,
+            "--cluster-cidr", cfg.cluster_cidr, "--service-cluster-ip-range", cfg.service_cidr]
+    if cfg.verbose:
+        args.append("-" + "v" * cfg.verbose)
+    return args
+
+
+async def supervise(args: list[str], stop: asyncio.Event, stop_timeout: float, name: str = "kubelet") -> None:
+    """Run a node component until ``stop``; restart it (1 s doubling to 30 s) if it dies meanwhile."""
     backoff = 1.0
     loop = asyncio.get_running_loop()
     while not stop.is_set():
@@ -400,7 +413,7 @@ async def supervise(args: list[str], stop: asyncio.Event, stop_timeout: float) -
             return
         stopped.cancel()
         backoff = 1.0 if loop.time() - started > 60 else min(backoff * 2, RETRY_MAX)
-        log.warning("kubelet exited with %s; restarting in %.0fs", proc.returncode, backoff)
+        log.warning("%s exited with %s; restarting in %.0fs", name, proc.returncode, backoff)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), backoff)
 
@@ -437,7 +450,10 @@ def main(cfg: AgentConfig) -> None:
             return
         args = kubelet_args(cfg, creds)
         log.info("node %s joined %s; starting the kubelet", cfg.node_name, cfg.server)
-        await supervise(args, stop, cfg.stop_timeout)
+        components = [supervise(args, stop, cfg.stop_timeout)]
+        if cfg.kube_proxy:
+            components.append(supervise(proxy_args(cfg, creds), stop, 20.0, "kube-proxy"))
+        await asyncio.gather(*components)
 
     asyncio.run(go())
 
@@ -466,10 +482,14 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--kubelet-arg", multiple=True, help="Extra kubelet flag, as NAME=VALUE (k3s style).")
 @click.option("--stop-timeout", type=float, default=90.0, show_default=True, hidden=True,
               help="Seconds the kubelet gets to stop before it is killed.")
+@click.option("--disable-kube-proxy", is_flag=True, help="Do not run kube-proxy (Services) on this node.")
+@click.option("--cluster-cidr", default="10.42.0.0/16", show_default=True, help="All pods' addresses.")
+@click.option("--service-cluster-ip-range", default="10.43.0.0/16", show_default=True)
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug); passed to the kubelet.")
 def command(server: str, token: str | None, token_file: Path | None, data_dir: Path | None, node_name: str | None,
             node_ip: str, kubelet_port: int, cni_bridge: str, default_pod_cidr: str,
-            container_runtime_endpoint: str, kubelet_arg: tuple[str, ...], stop_timeout: float, verbose: int) -> None:
+            container_runtime_endpoint: str, kubelet_arg: tuple[str, ...], stop_timeout: float,
+            disable_kube_proxy: bool, cluster_cidr: str, service_cluster_ip_range: str, verbose: int) -> None:
     """Join this machine to a cluster as a node and run its kubelet."""
     _setup_logging(verbose)
     if token_file is not None:
@@ -496,6 +516,7 @@ def command(server: str, token: str | None, token_file: Path | None, data_dir: P
         cni_bridge=cni_bridge, default_pod_cidr=default_pod_cidr,
         container_runtime_endpoint=container_runtime_endpoint,
         kubelet_args=[a if a.startswith("--") else f"--{a}" for a in kubelet_arg],
+        kube_proxy=not disable_kube_proxy, cluster_cidr=cluster_cidr, service_cidr=service_cluster_ip_range,
         verbose=verbose, stop_timeout=stop_timeout,
     )
     try:

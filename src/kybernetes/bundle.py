@@ -150,7 +150,8 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
             token_file.chmod(0o600)
             sup.start("agent", _kyb(
                 "agent", "--server", api.url, "--token-file", str(token_file),
-                "--data-dir", str(config.api.data_dir / "agent"), *config.agent_args,
+                "--data-dir", str(config.api.data_dir / "agent"), "--cluster-cidr", config.cluster_cidr,
+                "--service-cluster-ip-range", config.api.service_cidr, *config.agent_args,
             ), logs / "agent.log", stop_timeout=AGENT_STOP_TIMEOUT)
         if announce:
             kc_path = config.api.kubeconfig_path or config.api.data_dir / "kubeconfig.yaml"

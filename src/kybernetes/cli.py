@@ -54,13 +54,15 @@ def _common_options(f):  # type: ignore[no-untyped-def]
     f = click.option("--tls-san", multiple=True, help="Extra names or addresses for the serving certificate.")(f)
     f = click.option("--datastore-endpoint", default="", help="Store: empty or sqlite://PATH (embedded).")(f)
     f = click.option("--https-port", type=int, default=6443, show_default=True, help="0 picks a free port.")(f)
+    f = click.option("--advertise-address", default="",
+                     help="The address other nodes and pods reach this API server at (default: the bind address).")(f)
     f = click.option("--bind-address", default="127.0.0.1", show_default=True)(f)
     f = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
                      help="Default: /var/lib/kybernetes as root, ~/.local/share/kybernetes otherwise.")(f)
     return f
 
 
-def _config(data_dir: Path | None, bind_address: str, https_port: int, datastore_endpoint: str,
+def _config(data_dir: Path | None, bind_address: str, advertise_address: str, https_port: int, datastore_endpoint: str,
             tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
             compact_interval: float, compact_keep: int) -> APIServerConfig:
     d = (data_dir or default_data_dir()).resolve()
@@ -68,7 +70,8 @@ def _config(data_dir: Path | None, bind_address: str, https_port: int, datastore
     if token_file is None and (d / "tokens.csv").exists():
         token_file = d / "tokens.csv"
     return APIServerConfig(
-        data_dir=d, bind_address=bind_address, port=https_port, datastore_endpoint=datastore_endpoint,
+        data_dir=d, bind_address=bind_address, advertise_address=advertise_address, port=https_port,
+        datastore_endpoint=datastore_endpoint,
         extra_sans=tls_san, service_cidr=service_cluster_ip_range, token_file=token_file,
         compact_interval=compact_interval, compact_keep=compact_keep,
     )
@@ -89,6 +92,7 @@ class LazyGroup(click.Group):
         "hollow-nodes": "kybernetes.hollow.cmd:command",
         "image": "kybernetes.images.cmd:image_group",
         "kubelet": "kybernetes.kubelet.cmd:command",
+        "proxy": "kybernetes.proxy.cmd:command",
         "agent": "kybernetes.agent:command",
         "token": "kybernetes.joincmd:token_group",
     }
@@ -122,7 +126,7 @@ def main() -> None:
               help="Extra flag for the controller manager, as NAME=VALUE (e.g. node-monitor-grace-period=20s).")
 @click.option("--kubelet-arg", multiple=True, help="Extra flag for this node's kubelet, as NAME=VALUE.")
 @click.option("--node-name", default=None, help="This node's name (default: the host name).")
-def server(data_dir: Path | None, bind_address: str, https_port: int, datastore_endpoint: str,
+def server(data_dir: Path | None, bind_address: str, advertise_address: str, https_port: int, datastore_endpoint: str,
            tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
            verbose: int, compact_interval: float, compact_keep: int, disable_agent: bool,
            disable_scheduler: bool, disable_controller_manager: bool, cluster_cidr: str,
@@ -132,7 +136,7 @@ def server(data_dir: Path | None, bind_address: str, https_port: int, datastore_
     from kybernetes import bundle
 
     _setup_logging(verbose)
-    cfg = _config(data_dir, bind_address, https_port, datastore_endpoint, tls_san, service_cluster_ip_range,
+    cfg = _config(data_dir, bind_address, advertise_address, https_port, datastore_endpoint, tls_san, service_cluster_ip_range,
                   token_auth_file, compact_interval, compact_keep)
     bundle.main(bundle.ServerConfig(
         api=cfg, disable_agent=disable_agent, disable_scheduler=disable_scheduler,
@@ -150,12 +154,12 @@ def _flag(arg: str) -> str:
 
 @main.command()
 @_common_options
-def apiserver(data_dir: Path | None, bind_address: str, https_port: int, datastore_endpoint: str,
+def apiserver(data_dir: Path | None, bind_address: str, advertise_address: str, https_port: int, datastore_endpoint: str,
               tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
               verbose: int, compact_interval: float, compact_keep: int) -> None:
     """Run the API server alone."""
     _setup_logging(verbose)
-    cfg = _config(data_dir, bind_address, https_port, datastore_endpoint, tls_san, service_cluster_ip_range,
+    cfg = _config(data_dir, bind_address, advertise_address, https_port, datastore_endpoint, tls_san, service_cluster_ip_range,
                   token_auth_file, compact_interval, compact_keep)
     asyncio.run(_run_until_signal(APIServer(cfg), announce=True))
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import ssl
@@ -171,6 +172,7 @@ class APIServer:
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else cfg.port
         self._write_kubeconfig()
+        await self._publish_endpoints()
         self.ready.set()
         if cfg.on_ready is not None:
             res = cfg.on_ready(self)
@@ -231,6 +233,40 @@ class APIServer:
                 "spec": {"type": "ClusterIP", "clusterIP": alloc.kubernetes_ip, "sessionAffinity": "None",
                          "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
             }, ctx)
+
+    async def _publish_endpoints(self) -> None:
+        """Endpoints and an EndpointSlice for the ``kubernetes`` Service: this API server."""
+        assert self.registry is not None
+        ctx = RequestContext(user=User("system:apiserver", ("system:masters",)), field_manager="kube-apiserver")
+        host = self.url.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
+        if ipaddress.ip_address(host).is_loopback:
+            # Endpoints may not be loopback addresses (pods could not reach them anyway): the
+            # kubernetes Service gets endpoints once the server advertises a routable address.
+            log.info("advertise address %s is loopback; not publishing kubernetes endpoints", host)
+            return
+        port = {"name": "https", "port": self.port, "protocol": "TCP"}
+        ep = self.catalogue.get("", "v1", "endpoints")
+        eps = self.catalogue.get("discovery.k8s.io", "v1", "endpointslices")
+        assert ep is not None and eps is not None
+        objects: list[tuple[Any, dict[str, Any]]] = [
+            (ep, {"apiVersion": "v1", "kind": "Endpoints",
+                  "metadata": {"name": "kubernetes", "namespace": "default",
+                               "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+                  "subsets": [{"addresses": [{"ip": host}], "ports": [port]}]}),
+            (eps, {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                   "metadata": {"name": "kubernetes", "namespace": "default",
+                                "labels": {"kubernetes.io/service-name": "kubernetes"}},
+                   "addressType": "IPv4", "ports": [port],
+                   "endpoints": [{"addresses": [host], "conditions": {"ready": True}}]}),
+        ]
+        for r, obj in objects:
+            try:
+                current = await self.registry.get(r, "default", "kubernetes")
+                obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                await self.registry.update(r, "default", "kubernetes", obj, ctx)
+            except errors.NotFound:
+                with contextlib.suppress(errors.AlreadyExists):
+                    await self.registry.create(r, "default", obj, ctx)
 
     # --- HTTP ------------------------------------------------------------------------------
 

@@ -557,6 +557,15 @@ class Kubelet:
             except Exception:
                 log.exception("housekeeping")
 
+    async def _drain_pod(self, uid: str) -> None:
+        with contextlib.suppress(Exception):
+            pod = self.pod_for(uid) or {"metadata": {"uid": uid}, "spec": {}}
+            await self.syncer.terminate(pod, await self.syncer.runtime_state(uid))
+            await self.syncer.remove(uid)
+        with contextlib.suppress(Exception):
+            # Drained pods leave nothing behind: their tmpfs volumes go too.
+            await self.volumes.teardown(uid)
+
     async def _shutdown(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -570,11 +579,8 @@ class Kubelet:
             with contextlib.suppress(Exception):
                 await self.server.stop()
         if self.config.drain_on_exit and self.cri is not None and hasattr(self, "syncer"):
-            for uid in {*self.relister.runtime_uids(), *self._api_pods}:
-                with contextlib.suppress(Exception):
-                    pod = self.pod_for(uid) or {"metadata": {"uid": uid}, "spec": {}}
-                    await self.syncer.terminate(pod, await self.syncer.runtime_state(uid))
-                    await self.syncer.remove(uid)
+            # Pods are drained concurrently: each may wait out its own grace period.
+            await asyncio.gather(*(self._drain_pod(uid) for uid in {*self.relister.runtime_uids(), *self._api_pods}))
         if hasattr(self, "probes"):
             stop = getattr(self.probes, "stop", None)
             if stop is not None:

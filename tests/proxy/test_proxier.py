@@ -1,0 +1,110 @@
+"""The proxier's sync loop without a cluster or root: fake informer caches and a fake ``nft`` that
+records each script it is fed, so we can count applies (debounce, unchanged skip, resync, stop)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from kybernetes.proxy.proxier import Proxier, ProxyConfig
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def list(self) -> list[dict[str, Any]]:
+        return list(self.items)
+
+
+class FakeInformer:
+    def __init__(self) -> None:
+        self.store = FakeStore()
+
+
+class FakeFactory:
+    def __init__(self) -> None:
+        self.infs = {"services": FakeInformer(), "endpointslices": FakeInformer()}
+
+    def informer(self, api_version: str, plural: str) -> FakeInformer:
+        return self.infs[plural]
+
+    async def wait_for_sync(self, timeout: float | None = None) -> bool:
+        return True
+
+    async def stop(self) -> None:
+        pass
+
+
+def fake_nft(tmp_path: Path) -> tuple[str, Path]:
+    log = tmp_path / "calls"
+    script = tmp_path / "nft"
+    script.write_text(f"#!/bin/sh\ncat >> {log}\necho '#---' >> {log}\n")
+    os.chmod(script, 0o755)
+    return str(script), log
+
+
+def calls(log: Path) -> list[str]:
+    return [c for c in log.read_text().split("#---\n") if c] if log.exists() else []
+
+
+def svc(name: str, ip: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "default"},
+            "spec": {"type": "ClusterIP", "clusterIP": ip, "ports": [{"port": 80}]}}
+
+
+async def test_sync_loop(tmp_path: Path) -> None:
+    nft, log = fake_nft(tmp_path)
+    cfg = ProxyConfig(table_name="kyb-proxy-fake", bridge="kybpx-none", nft=nft, min_sync_period=0.2,
+                      sync_period=1.0, masquerade_all=False)
+    p = Proxier(cfg, client=object())  # type: ignore[arg-type]  # never used: the factory is fake
+    factory = FakeFactory()
+    p.factory = factory  # type: ignore[assignment]
+    stop = asyncio.Event()
+    task = asyncio.create_task(p.run(stop))
+    await asyncio.sleep(0.1)
+    assert len(calls(log)) == 1  # the first sync applies at once
+    assert "table ip kyb-proxy-fake {" in calls(log)[0]
+
+    # a burst of changes within min_sync_period becomes one apply
+    for i in range(5):
+        factory.infs["services"].store.items.append(svc(f"s{i}", f"10.43.0.{i + 10}"))
+        p._dirty.set()
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.4)
+    assert len(calls(log)) == 2
+    assert "10.43.0.14" in calls(log)[1]
+
+    # a change event that does not change the table: nothing is applied
+    p._dirty.set()
+    await asyncio.sleep(0.4)
+    assert len(calls(log)) == 2
+
+    # the periodic resync re-applies even without changes
+    await asyncio.sleep(1.0)
+    assert len(calls(log)) == 3
+
+    stop.set()
+    await asyncio.wait_for(task, 2)
+    await p.stop()
+    assert calls(log)[-1] == "add table ip kyb-proxy-fake\ndelete table ip kyb-proxy-fake\n"
+
+
+async def test_failed_apply_is_retried(tmp_path: Path) -> None:
+    script = tmp_path / "nft"
+    marker = tmp_path / "failed-once"
+    script.write_text(f"#!/bin/sh\ncat > /dev/null\nif [ ! -e {marker} ]; then touch {marker}; echo boom >&2; exit 1; fi\n")
+    os.chmod(script, 0o755)
+    p = Proxier(ProxyConfig(table_name="kyb-proxy-fake", bridge="kybpx-none", nft=str(script), masquerade_all=False),
+                client=object())  # type: ignore[arg-type]
+    p.factory = FakeFactory()  # type: ignore[assignment]
+    stop = asyncio.Event()
+    task = asyncio.create_task(p.run(stop))
+    await asyncio.sleep(0.3)
+    assert p.syncs == 0 and p.last_error is not None and "boom" in str(p.last_error)
+    await asyncio.sleep(1.2)  # RETRY_BACKOFF
+    assert p.syncs == 1 and p.last_error is None
+    stop.set()
+    await asyncio.wait_for(task, 2)
