@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,27 +13,13 @@ from kybernetes import errors
 from kybernetes.client.informer import Indexer, Informer, SharedInformerFactory, key_of
 from kybernetes.client.rest import Client
 from kybernetes.testing import ServerProcess
+from tests.client.conftest import eventually
 
 pytestmark = pytest.mark.integration
+# Aggressive compaction so that an old resourceVersion is soon gone (410).
+SERVER_ARGS = ("--compact-interval", "0.5", "--compact-keep", "5")
 
 Obj = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    # Aggressive compaction so that an old resourceVersion is soon gone (410).
-    srv = ServerProcess.start(tmp_path_factory.mktemp("kyb-informer"), "--compact-interval", "0.5",
-                              "--compact-keep", "5")
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-async def client(server: ServerProcess) -> AsyncIterator[Client]:
-    async with Client.from_kubeconfig(server.kubeconfig) as c:
-        yield c
 
 
 async def make_ns(client: Client, name: str) -> str:
@@ -43,15 +29,6 @@ async def make_ns(client: Client, name: str) -> str:
 
 def cm(name: str, **data: str) -> Obj:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
-
-
-async def eventually(cond: Callable[[], bool], timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 class Recorder:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,17 +14,9 @@ from kybernetes.client.leaderelection import LEASE_API, LeaderElector, micro_tim
 from kybernetes.client.rest import Client
 from kybernetes.client.workqueue import FakeClock
 from kybernetes.testing import ServerProcess
+from tests.client.conftest import eventually
 
 Obj = dict[str, Any]
-
-
-async def eventually(cond: Callable[[], bool], timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 class Candidate:
@@ -59,15 +51,6 @@ class Candidate:
 
 
 # -- against a real server ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = ServerProcess.start(tmp_path_factory.mktemp("kyb-le"))
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture

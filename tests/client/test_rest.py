@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +16,6 @@ from kybernetes.client.rest import Client, WatchEvent, error_from_status, resour
 from kybernetes.testing import ServerProcess
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = ServerProcess.start(tmp_path_factory.mktemp("kyb-rest"))
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-async def client(server: ServerProcess) -> AsyncIterator[Client]:
-    async with Client.from_kubeconfig(server.kubeconfig) as c:
-        yield c
 
 
 def cm(name: str, **data: str) -> dict[str, Any]:

@@ -8,9 +8,7 @@ Jobs are finished by writing their status (no Job controller runs here).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,18 +25,11 @@ from kybernetes.controllers.cronjob import (
 from kybernetes.controllers.cronschedule import CronSchedule
 from kybernetes.controllers.job_util import now_dt
 from kybernetes.testing import ServerProcess
-from tests.controllers.batch_harness import Env, events_for, namespace, rfc3339, running, wait_for
+from tests.controllers.harness import Env, events_for, namespace, rfc3339, run_controllers, wait_for
 
 pytestmark = pytest.mark.integration
 Obj = dict[str, Any]
 UTC = dt.UTC
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess.start(Path(tmp_path_factory.mktemp("cronjob-server")))
-    yield s
-    s.stop()
 
 
 def cronjob_body(name: str, schedule: str = "* * * * *", **spec: Any) -> Obj:
@@ -109,7 +100,7 @@ def test_most_recent_time_counts_missed() -> None:
 async def test_fires_on_schedule(srv: ServerProcess) -> None:
     clock = FakeClock()
     now_dt(clock)  # anchor the fake wall clock at the real time
-    async with running(srv, CronJobController, clock=clock) as env:
+    async with run_controllers(srv, CronJobController, clock=clock) as env:
         c = env.client
         ns = await namespace(c, "cj-fire")
         cj = await c.create("batch/v1", "cronjobs", cronjob_body("tick"), ns)
@@ -148,7 +139,7 @@ async def _active_names(c: Client, ns: str, name: str, want: list[str]) -> Obj |
 async def test_forbid_skips_while_active(srv: ServerProcess) -> None:
     clock = FakeClock()
     now_dt(clock)
-    async with running(srv, CronJobController, clock=clock) as env:
+    async with run_controllers(srv, CronJobController, clock=clock) as env:
         c = env.client
         ns = await namespace(c, "cj-forbid")
         cj = await c.create("batch/v1", "cronjobs", cronjob_body("one", concurrencyPolicy="Forbid"), ns)
@@ -174,7 +165,7 @@ async def _has_event(c: Client, ns: str, name: str, reason: str) -> bool:
 async def test_replace_replaces_active(srv: ServerProcess) -> None:
     clock = FakeClock()
     now_dt(clock)
-    async with running(srv, CronJobController, clock=clock) as env:
+    async with run_controllers(srv, CronJobController, clock=clock) as env:
         c = env.client
         ns = await namespace(c, "cj-replace")
         cj = await c.create("batch/v1", "cronjobs", cronjob_body("rep", concurrencyPolicy="Replace"), ns)
@@ -193,7 +184,7 @@ async def test_replace_replaces_active(srv: ServerProcess) -> None:
 async def test_history_limits_prune_oldest(srv: ServerProcess) -> None:
     clock = FakeClock()
     now_dt(clock)
-    async with running(srv, CronJobController, clock=clock) as env:
+    async with run_controllers(srv, CronJobController, clock=clock) as env:
         c = env.client
         ns = await namespace(c, "cj-history")
         cj = await c.create("batch/v1", "cronjobs", cronjob_body(
@@ -221,7 +212,7 @@ async def _job_present(c: Client, ns: str, name: str) -> dict[str, Obj] | None:
 async def test_starting_deadline_and_missed_times(srv: ServerProcess) -> None:
     clock = FakeClock()
     now_dt(clock)
-    async with running(srv, CronJobController, clock=clock) as env:
+    async with run_controllers(srv, CronJobController, clock=clock) as env:
         c = env.client
         ns = await namespace(c, "cj-deadline")
         a = await c.create("batch/v1", "cronjobs", cronjob_body("late", startingDeadlineSeconds=30), ns)
@@ -249,7 +240,7 @@ async def test_time_zone_and_suspend(srv: ServerProcess) -> None:
     clock = FakeClock()
     now_dt(clock)
     ny = ZoneInfo("America/New_York")
-    async with running(srv, CronJobController, clock=clock) as env:
+    async with run_controllers(srv, CronJobController, clock=clock) as env:
         c = env.client
         ns = await namespace(c, "cj-tz")
         await c.create("batch/v1", "cronjobs", cronjob_body("nine", "0 9 * * *", timeZone="America/New_York"), ns)

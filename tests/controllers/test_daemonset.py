@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from kybernetes.client.rest import Client
 from kybernetes.controllers.daemonset import DaemonSetController, target_node
 from kybernetes.testing import ServerProcess
-from tests.controllers.workloads_harness import (
+from tests.controllers.harness import (
     container_template,
     is_ready,
     list_pods,
@@ -24,15 +23,6 @@ from tests.controllers.workloads_harness import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess.start(tmp_path_factory.mktemp("kyb-ds"))
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def ds_obj(name: str, pool: str, image: str = "nginx:1", tolerations: list[Any] | None = None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from kybernetes.controllers.deployment import DeploymentController
 from kybernetes.controllers.history import template_hash
 from kybernetes.controllers.replicaset import ReplicaSetController
 from kybernetes.testing import ServerProcess
-from tests.controllers.workloads_harness import (
+from tests.controllers.harness import (
     container_template,
     is_ready,
     list_pods,
@@ -32,15 +32,6 @@ from tests.controllers.workloads_harness import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess.start(tmp_path_factory.mktemp("kyb-deploy"))
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def deploy_obj(name: str, replicas: int, image: str, strategy: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -21,58 +17,15 @@ import orjson
 import pytest
 
 from kybernetes import errors
-from kybernetes.client.events import EventRecorder
-from kybernetes.client.informer import SharedInformerFactory
 from kybernetes.client.rest import Client
-from kybernetes.controllers.base import ControllerContext
 from kybernetes.controllers.disruption import DisruptionController, scaled_value
 from kybernetes.testing import ServerProcess
+from tests.controllers import harness
+from tests.controllers.harness import rfc3339, running
 
 pytestmark = pytest.mark.integration
+wait_for = partial(harness.wait_for, timeout=15.0)
 Obj = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess.start(Path(tmp_path_factory.mktemp("disruption")))
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@asynccontextmanager
-async def controller(srv: ServerProcess) -> AsyncIterator[Client]:
-    client = Client.from_kubeconfig(str(srv.kubeconfig))
-    factory = SharedInformerFactory(client)
-    ctx = ControllerContext(client, factory, lambda name: EventRecorder(client, name))
-    ctl = DisruptionController(ctx)
-    await factory.start()
-    assert await factory.wait_for_sync(20)
-    task = asyncio.create_task(ctl.run())
-    try:
-        yield client
-    finally:
-        await ctl.stop()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await factory.stop()
-        await client.close()
-
-
-async def wait_for(pred: Callable[[], Awaitable[Any]], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await pred()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
-
-
-def stamp() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def setup(client: Client, ns: str, node: str, app: str, n: int) -> None:
@@ -89,7 +42,7 @@ async def setup(client: Client, ns: str, node: str, app: str, n: int) -> None:
                             ns, subresource="binding", name=name)
         pod = await client.get("v1", "pods", name, ns)
         pod["status"]["phase"] = "Running"
-        pod["status"]["conditions"] = [{"type": "Ready", "status": "True", "lastTransitionTime": stamp()}]
+        pod["status"]["conditions"] = [{"type": "Ready", "status": "True", "lastTransitionTime": rfc3339()}]
         await client.update("v1", "pods", pod, ns, subresource="status")
 
 
@@ -125,7 +78,7 @@ def test_scaled_value() -> None:
 
 
 async def test_status_and_eviction(srv: ServerProcess) -> None:
-    async with controller(srv) as client:
+    async with running(srv, DisruptionController) as client:
         ns = "pdb"
         await setup(client, ns, "dn1", "web", 3)
         await client.create("policy/v1", "poddisruptionbudgets", {
@@ -182,7 +135,7 @@ async def test_status_and_eviction(srv: ServerProcess) -> None:
 
 
 async def test_kubectl_drain_honours_the_budget(srv: ServerProcess) -> None:
-    async with controller(srv) as client:
+    async with running(srv, DisruptionController) as client:
         ns = "drain"
         await setup(client, ns, "dn2", "db", 2)
         await client.create("policy/v1", "poddisruptionbudgets", {

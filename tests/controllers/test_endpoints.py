@@ -7,72 +7,22 @@ themselves, then watch the controllers follow.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import pytest
 
-from kybernetes import errors
-from kybernetes.client.events import EventRecorder
-from kybernetes.client.informer import SharedInformerFactory
 from kybernetes.client.rest import Client
-from kybernetes.controllers.base import ControllerContext
 from kybernetes.controllers.endpoints import EndpointsController
 from kybernetes.controllers.endpointslice import EndpointSliceController
 from kybernetes.testing import ServerProcess
+from tests.controllers import harness
+from tests.controllers.harness import get_or_none, make_namespace, rfc3339, running
 
 pytestmark = pytest.mark.integration
+wait_for = partial(harness.wait_for, timeout=15.0)
+CONTROLLERS = (EndpointsController, EndpointSliceController)
 Obj = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess.start(tmp_path_factory.mktemp("kyb-ep"))
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@asynccontextmanager
-async def running(srv: ServerProcess, **options: Any) -> AsyncIterator[Client]:
-    client = Client.from_kubeconfig(str(srv.kubeconfig))
-    factory = SharedInformerFactory(client)
-    ctx = ControllerContext(client=client, informers=factory, recorder=lambda n: EventRecorder(client, n),
-                            options=options)
-    controllers = [EndpointsController(ctx), EndpointSliceController(ctx)]
-    await factory.start()
-    assert await factory.wait_for_sync(20)
-    tasks = [asyncio.create_task(c.run()) for c in controllers]
-    try:
-        yield client
-    finally:
-        for c in controllers:
-            await c.stop()
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await factory.stop()
-        await client.close()
-
-
-async def wait_for(pred: Callable[[], Awaitable[Any]], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await pred()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
-
-
-async def make_ns(client: Client, name: str) -> str:
-    await client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    return name
 
 
 async def make_pod(client: Client, ns: str, name: str, ip: str, *, labels: dict[str, str],
@@ -93,16 +43,9 @@ async def make_pod(client: Client, ns: str, name: str, ip: str, *, labels: dict[
 async def set_status(client: Client, pod: Obj, ip: str, ready: bool) -> Obj:
     status = {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
               "conditions": [{"type": "Ready", "status": "True" if ready else "False",
-                               "lastTransitionTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}]}
+                               "lastTransitionTime": rfc3339()}]}
     m = pod["metadata"]
     return await client.patch("v1", "pods", m["name"], {"status": status}, m["namespace"], subresource="status")
-
-
-async def get_or_none(client: Client, api_version: str, plural: str, name: str, ns: str) -> Obj | None:
-    try:
-        return await client.get(api_version, plural, name, ns)
-    except errors.NotFound:
-        return None
 
 
 async def slices_of(client: Client, ns: str, svc: str) -> list[Obj]:
@@ -125,8 +68,8 @@ WEB_PORTS = [{"name": "http", "port": 80, "targetPort": "http"}, {"name": "metri
 
 
 async def test_endpoints_follow_pods(srv: ServerProcess) -> None:
-    async with running(srv) as client:
-        ns = await make_ns(client, "ep-web")
+    async with running(srv, *CONTROLLERS) as client:
+        ns = await make_namespace(client, "ep-web")
         await client.create("v1", "nodes", {"apiVersion": "v1", "kind": "Node",
                                             "metadata": {"name": "ep-node-a",
                                                          "labels": {"topology.kubernetes.io/zone": "zone-1"}}})
@@ -217,8 +160,8 @@ async def _no_slices(client: Client, ns: str, svc: str) -> bool:
 
 
 async def test_headless_publish_not_ready_and_selectorless(srv: ServerProcess) -> None:
-    async with running(srv) as client:
-        ns = await make_ns(client, "ep-headless")
+    async with running(srv, *CONTROLLERS) as client:
+        ns = await make_namespace(client, "ep-headless")
         await client.create("v1", "services", {
             "apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
             "spec": {"clusterIP": "None", "selector": {"app": "db"}, "publishNotReadyAddresses": True}}, ns)
@@ -257,8 +200,8 @@ async def test_headless_publish_not_ready_and_selectorless(srv: ServerProcess) -
 
 
 async def test_slices_hold_at_most_max_endpoints(srv: ServerProcess) -> None:
-    async with running(srv, **{"max-endpoints-per-slice": 3}) as client:
-        ns = await make_ns(client, "ep-many")
+    async with running(srv, *CONTROLLERS, options={"max-endpoints-per-slice": 3}) as client:
+        ns = await make_namespace(client, "ep-many")
         await client.create("v1", "services", {
             "apiVersion": "v1", "kind": "Service", "metadata": {"name": "many"},
             "spec": {"selector": {"app": "many"}, "ports": [{"port": 80}]}}, ns)

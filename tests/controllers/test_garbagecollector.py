@@ -3,73 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
 from kybernetes import errors
-from kybernetes.client.events import EventRecorder
-from kybernetes.client.informer import SharedInformerFactory
 from kybernetes.client.rest import Client
-from kybernetes.controllers.base import ControllerContext
 from kybernetes.controllers.garbagecollector import GarbageCollector
 from kybernetes.controllers.gc_graph import Graph, Identity
 from kybernetes.testing import ServerProcess
+from tests.controllers.harness import get_or_none, make_namespace, namespaced_crd, running, wait_for
 
 pytestmark = pytest.mark.integration
 Obj = dict[str, Any]
 
-CRD: Obj = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "gadgets.example.com"},
-    "spec": {"group": "example.com", "scope": "Namespaced",
-             "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget", "listKind": "GadgetList"},
-             "versions": [{"name": "v1", "served": True, "storage": True,
-                           "schema": {"openAPIV3Schema": {"type": "object",
-                                                          "x-kubernetes-preserve-unknown-fields": True}}}]},
-}
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess.start(tmp_path_factory.mktemp("kyb-gc"))
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@asynccontextmanager
-async def running(srv: ServerProcess) -> AsyncIterator[Client]:
-    client = Client.from_kubeconfig(str(srv.kubeconfig))
-    factory = SharedInformerFactory(client)
-    ctx = ControllerContext(client=client, informers=factory, recorder=lambda n: EventRecorder(client, n))
-    gc = GarbageCollector(ctx)
-    await factory.start()
-    assert await factory.wait_for_sync(20)
-    task = asyncio.create_task(gc.run())
-    try:
-        yield client
-    finally:
-        await gc.stop()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await factory.stop()
-        await client.close()
-
-
-async def wait_for(pred: Callable[[], Awaitable[Any]], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await pred()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+CRD = namespaced_crd("gadgets", "Gadget")
 
 
 def ref(owner: Obj, *, block: bool = False) -> Obj:
@@ -93,20 +41,12 @@ async def cm(client: Client, ns: str, name: str, *owners: Obj, finalizers: list[
 
 
 async def get_cm(client: Client, ns: str, name: str) -> Obj | None:
-    try:
-        return await client.get("v1", "configmaps", name, ns)
-    except errors.NotFound:
-        return None
-
-
-async def make_ns(client: Client, name: str) -> str:
-    await client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    return name
+    return await get_or_none(client, "v1", "configmaps", name, ns)
 
 
 async def test_background_deletes_dependents(srv: ServerProcess) -> None:
-    async with running(srv) as client:
-        ns = await make_ns(client, "gc-bg")
+    async with running(srv, GarbageCollector) as client:
+        ns = await make_namespace(client, "gc-bg")
         owner = await cm(client, ns, "owner")
         other = await cm(client, ns, "other")
         await cm(client, ns, "dep", ref(owner))
@@ -131,8 +71,8 @@ async def test_background_deletes_dependents(srv: ServerProcess) -> None:
 
 
 async def test_owner_with_another_uid_counts_as_gone(srv: ServerProcess) -> None:
-    async with running(srv) as client:
-        ns = await make_ns(client, "gc-uid")
+    async with running(srv, GarbageCollector) as client:
+        ns = await make_namespace(client, "gc-uid")
         await cm(client, ns, "owner")
         stale = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": "00000000-0000-0000-0000-000000000001"}
         await cm(client, ns, "dep", stale)
@@ -145,8 +85,8 @@ async def _absent(client: Client, ns: str, name: str) -> bool:
 
 
 async def test_foreground_waits_for_blocking_dependents(srv: ServerProcess) -> None:
-    async with running(srv) as client:
-        ns = await make_ns(client, "gc-fg")
+    async with running(srv, GarbageCollector) as client:
+        ns = await make_namespace(client, "gc-fg")
         owner = await cm(client, ns, "owner")
         await cm(client, ns, "blocker", ref(owner, block=True), finalizers=["example.com/hold"])
         await cm(client, ns, "plain", ref(owner))
@@ -168,8 +108,8 @@ async def test_foreground_waits_for_blocking_dependents(srv: ServerProcess) -> N
 
 
 async def test_orphan_keeps_dependents(srv: ServerProcess) -> None:
-    async with running(srv) as client:
-        ns = await make_ns(client, "gc-orphan")
+    async with running(srv, GarbageCollector) as client:
+        ns = await make_namespace(client, "gc-orphan")
         owner = await cm(client, ns, "owner")
         keep = await cm(client, ns, "keeper")
         await cm(client, ns, "dep", ref(owner), ref(keep))
@@ -185,8 +125,8 @@ async def test_orphan_keeps_dependents(srv: ServerProcess) -> None:
 
 
 async def test_dependent_of_custom_resource_is_collected(srv: ServerProcess) -> None:
-    async with running(srv) as client:
-        ns = await make_ns(client, "gc-cr")
+    async with running(srv, GarbageCollector) as client:
+        ns = await make_namespace(client, "gc-cr")
         await client.create("apiextensions.k8s.io/v1", "customresourcedefinitions", CRD)
 
         async def served() -> Obj | None:
@@ -223,8 +163,8 @@ async def test_dependent_of_custom_resource_is_collected(srv: ServerProcess) -> 
 
 
 async def test_cluster_scoped_dependent_of_namespaced_owner_is_ignored(srv: ServerProcess) -> None:
-    async with running(srv) as client:
-        ns = await make_ns(client, "gc-invalid")
+    async with running(srv, GarbageCollector) as client:
+        ns = await make_namespace(client, "gc-invalid")
         owner = await cm(client, ns, "owner")
         await client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                                  "metadata": {"name": "gc-invalid-child",

@@ -1,10 +1,8 @@
-"""The Job controller against a real API server; the tests play kubelet (see batch_harness)."""
+"""The Job controller against a real API server; the tests play kubelet (see harness)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +17,7 @@ from kybernetes.controllers.job_util import (
     parse_indexes,
 )
 from kybernetes.testing import ServerProcess
-from tests.controllers.batch_harness import (
+from tests.controllers.harness import (
     FakeKubelet,
     condition,
     events_for,
@@ -29,20 +27,13 @@ from tests.controllers.batch_harness import (
     namespace,
     patch,
     pods_of,
-    running,
+    run_controllers,
     wait_for,
 )
 
 pytestmark = pytest.mark.integration
 Obj = dict[str, Any]
 FAST = {"job-backoff-base": 0.02, "job-backoff-max": 0.2}
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess.start(Path(tmp_path_factory.mktemp("job-server")))
-    yield s
-    s.stop()
 
 
 async def get_job(client: Client, ns: str, name: str) -> Obj:
@@ -90,7 +81,7 @@ def test_pod_failure_policy_matching() -> None:
 
 
 async def test_completions_with_parallelism(srv: ServerProcess) -> None:
-    async with running(srv, JobController, options=FAST) as env:
+    async with run_controllers(srv, JobController, options=FAST) as env:
         c = env.client
         ns = await namespace(c, "job-par")
         job = await c.create("batch/v1", "jobs", job_body("work", completions=10, parallelism=3), ns)
@@ -116,7 +107,7 @@ async def test_completions_with_parallelism(srv: ServerProcess) -> None:
 
 
 async def test_backoff_limit_exceeded(srv: ServerProcess) -> None:
-    async with running(srv, JobController, options=FAST) as env:
+    async with run_controllers(srv, JobController, options=FAST) as env:
         c = env.client
         ns = await namespace(c, "job-backoff")
         await c.create("batch/v1", "jobs", job_body("flaky", completions=1, parallelism=1, backoffLimit=2), ns)
@@ -132,7 +123,7 @@ async def test_backoff_limit_exceeded(srv: ServerProcess) -> None:
 
 
 async def test_active_deadline(srv: ServerProcess) -> None:
-    async with running(srv, JobController, options=FAST) as env:
+    async with run_controllers(srv, JobController, options=FAST) as env:
         c = env.client
         ns = await namespace(c, "job-deadline")
         await c.create("batch/v1", "jobs", job_body("slow", completions=2, parallelism=2, activeDeadlineSeconds=2), ns)
@@ -158,7 +149,7 @@ async def _count_active(c: Client, ns: str, n: int) -> list[Obj] | bool:
 
 
 async def test_indexed_job(srv: ServerProcess) -> None:
-    async with running(srv, JobController, options=FAST) as env:
+    async with run_controllers(srv, JobController, options=FAST) as env:
         c = env.client
         ns = await namespace(c, "job-indexed")
         await c.create("batch/v1", "jobs",
@@ -190,7 +181,7 @@ async def test_indexed_retries_failed_index(srv: ServerProcess) -> None:
             return "Failed", 1
         return "Succeeded", 0
 
-    async with running(srv, JobController, options=FAST) as env:
+    async with run_controllers(srv, JobController, options=FAST) as env:
         c = env.client
         ns = await namespace(c, "job-idx-retry")
         await c.create("batch/v1", "jobs",
@@ -205,7 +196,7 @@ async def test_indexed_retries_failed_index(srv: ServerProcess) -> None:
 
 async def test_pod_failure_policy_fail_job(srv: ServerProcess) -> None:
     pfp = {"rules": [{"action": "FailJob", "onExitCodes": {"containerName": "c", "operator": "In", "values": [42]}}]}
-    async with running(srv, JobController, options=FAST) as env:
+    async with run_controllers(srv, JobController, options=FAST) as env:
         c = env.client
         ns = await namespace(c, "job-pfp")
         await c.create("batch/v1", "jobs", job_body("pfp", completions=4, parallelism=2, backoffLimit=6,
@@ -230,7 +221,7 @@ async def test_pod_failure_policy_ignore(srv: ServerProcess) -> None:
             return "Failed", 3
         return "Succeeded", 0
 
-    async with running(srv, JobController, options=FAST) as env:
+    async with run_controllers(srv, JobController, options=FAST) as env:
         c = env.client
         ns = await namespace(c, "job-ignore")
         await c.create("batch/v1", "jobs", job_body("ign", completions=1, parallelism=1, backoffLimit=0,
@@ -243,7 +234,7 @@ async def test_pod_failure_policy_ignore(srv: ServerProcess) -> None:
 
 
 async def test_suspend_and_resume(srv: ServerProcess) -> None:
-    async with running(srv, JobController, options=FAST) as env:
+    async with run_controllers(srv, JobController, options=FAST) as env:
         c = env.client
         ns = await namespace(c, "job-suspend")
         await c.create("batch/v1", "jobs", job_body("sus", completions=2, parallelism=2), ns)
@@ -278,7 +269,7 @@ async def _no_active_status(c: Client, ns: str, name: str) -> Obj | None:
 
 
 async def test_deleted_pod_is_counted_not_lost(srv: ServerProcess) -> None:
-    async with running(srv, JobController, options=FAST) as env:
+    async with run_controllers(srv, JobController, options=FAST) as env:
         c = env.client
         ns = await namespace(c, "job-deleted")
         await c.create("batch/v1", "jobs", job_body("del", completions=2, parallelism=2), ns)
@@ -306,7 +297,7 @@ async def test_backoff_limit_per_index(srv: ServerProcess) -> None:
     def policy(pod: Obj) -> tuple[str, int]:
         return ("Failed", 1) if pod["metadata"]["annotations"][COMPLETION_INDEX] == "1" else ("Succeeded", 0)
 
-    async with running(srv, JobController, options=FAST) as env:
+    async with run_controllers(srv, JobController, options=FAST) as env:
         c = env.client
         ns = await namespace(c, "job-per-index")
         await c.create("batch/v1", "jobs", job_body("pix", completions=3, parallelism=3, completionMode="Indexed",

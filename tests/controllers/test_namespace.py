@@ -3,80 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
 from kybernetes import errors
-from kybernetes.client.events import EventRecorder
-from kybernetes.client.informer import SharedInformerFactory
 from kybernetes.client.rest import Client
-from kybernetes.controllers.base import ControllerContext
 from kybernetes.controllers.namespace import NamespaceController
 from kybernetes.testing import ServerProcess
+from tests.controllers.harness import get_or_none, namespaced_crd, running, wait_for
 
 pytestmark = pytest.mark.integration
 Obj = dict[str, Any]
 
-CRD: Obj = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.example.com"},
-    "spec": {"group": "example.com", "scope": "Namespaced",
-             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-             "versions": [{"name": "v1", "served": True, "storage": True,
-                           "schema": {"openAPIV3Schema": {"type": "object",
-                                                          "x-kubernetes-preserve-unknown-fields": True}}}]},
-}
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess.start(tmp_path_factory.mktemp("kyb-ns"))
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@asynccontextmanager
-async def running(srv: ServerProcess) -> AsyncIterator[Client]:
-    client = Client.from_kubeconfig(str(srv.kubeconfig))
-    factory = SharedInformerFactory(client)
-    ctx = ControllerContext(client=client, informers=factory, recorder=lambda n: EventRecorder(client, n),
-                            options={"namespace-sync-period": 0.3})
-    controller = NamespaceController(ctx)
-    await factory.start()
-    assert await factory.wait_for_sync(20)
-    task = asyncio.create_task(controller.run())
-    try:
-        yield client
-    finally:
-        await controller.stop()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await factory.stop()
-        await client.close()
-
-
-async def wait_for(pred: Callable[[], Awaitable[Any]], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await pred()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+CRD = namespaced_crd("widgets", "Widget")
 
 
 async def get_ns(client: Client, name: str) -> Obj | None:
-    try:
-        return await client.get("v1", "namespaces", name)
-    except errors.NotFound:
-        return None
+    return await get_or_none(client, "v1", "namespaces", name)
 
 
 async def populate(client: Client, ns: str) -> None:
@@ -112,7 +56,7 @@ async def ensure_crd(client: Client) -> None:
 
 
 async def test_deleting_namespace_removes_content_then_namespace(srv: ServerProcess) -> None:
-    async with running(srv) as client:
+    async with running(srv, NamespaceController, options={"namespace-sync-period": 0.3}) as client:
         await ensure_crd(client)
         await populate(client, "doomed")
         # One object holds the namespace up with a finalizer of its own.
@@ -155,7 +99,7 @@ async def _gone(client: Client, name: str) -> bool:
 
 
 async def test_kubectl_delete_namespace_returns(srv: ServerProcess) -> None:
-    async with running(srv) as client:
+    async with running(srv, NamespaceController, options={"namespace-sync-period": 0.3}) as client:
         await ensure_crd(client)
         await populate(client, "scratch")
         res = await asyncio.to_thread(srv.kubectl, "delete", "namespace", "scratch", "--timeout=60s")

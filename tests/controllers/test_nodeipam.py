@@ -5,49 +5,16 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kybernetes.client.events import EventRecorder
-from kybernetes.client.informer import SharedInformerFactory
 from kybernetes.client.rest import Client
-from kybernetes.controllers.base import ControllerContext
 from kybernetes.controllers.nodeipam import CIDRSet, NodeIPAMController
 from kybernetes.testing import ServerProcess
+from tests.controllers.harness import running
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess.start(Path(tmp_path_factory.mktemp("ipam")))
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@asynccontextmanager
-async def ipam(srv: ServerProcess, **options: Any) -> AsyncIterator[Client]:
-    client = Client.from_kubeconfig(str(srv.kubeconfig))
-    factory = SharedInformerFactory(client)
-    ctx = ControllerContext(client, factory, lambda name: EventRecorder(client, name), options=options)
-    ctl = NodeIPAMController(ctx)
-    await factory.start()
-    assert await factory.wait_for_sync(20)
-    task = asyncio.create_task(ctl.run())
-    try:
-        yield client
-    finally:
-        await ctl.stop()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await factory.stop()
-        await client.close()
 
 
 async def cidr_of(client: Client, name: str, timeout: float = 10.0) -> str:
@@ -81,7 +48,7 @@ def test_cidr_set_blocks() -> None:
 
 
 async def test_distinct_cidrs_rebuild_and_release(srv: ServerProcess) -> None:
-    async with ipam(srv, **{"cluster-cidr": "10.99.0.0/22"}) as client:
+    async with running(srv, NodeIPAMController, options={"cluster-cidr": "10.99.0.0/22"}) as client:
         # A node that already has a range keeps it, and nobody else gets it.
         await make_node(client, "pre", "10.99.0.0/24")
         await make_node(client, "a")
@@ -90,7 +57,7 @@ async def test_distinct_cidrs_rebuild_and_release(srv: ServerProcess) -> None:
         assert len(got) == 2 and "10.99.0.0/24" not in got
         assert all(ipaddress.ip_network(c).subnet_of(ipaddress.ip_network("10.99.0.0/22")) for c in got)
     # A restarted controller rebuilds what is taken from the nodes: the last free block only.
-    async with ipam(srv, **{"cluster-cidr": "10.99.0.0/22"}) as client:
+    async with running(srv, NodeIPAMController, options={"cluster-cidr": "10.99.0.0/22"}) as client:
         await make_node(client, "c")
         c = await cidr_of(client, "c")
         assert c not in got | {"10.99.0.0/24"}

@@ -9,17 +9,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import pytest
 
-from kybernetes.client.events import EventRecorder
-from kybernetes.client.informer import SharedInformerFactory
 from kybernetes.client.rest import Client
-from kybernetes.controllers.base import ControllerContext
 from kybernetes.controllers.nodelifecycle import (
     UNREACHABLE,
     NodeLifecycleController,
@@ -27,48 +22,12 @@ from kybernetes.controllers.nodelifecycle import (
     toleration_window,
 )
 from kybernetes.testing import ServerProcess
+from tests.controllers import harness
+from tests.controllers.harness import running
 
 pytestmark = pytest.mark.integration
+wait_for = partial(harness.wait_for, timeout=15.0)
 Obj = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess.start(Path(tmp_path_factory.mktemp("nodelifecycle")))
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@asynccontextmanager
-async def controller(srv: ServerProcess, **options: Any) -> AsyncIterator[Client]:
-    client = Client.from_kubeconfig(str(srv.kubeconfig))
-    factory = SharedInformerFactory(client)
-    ctx = ControllerContext(client, factory, lambda name: EventRecorder(client, name), options=options)
-    ctl = NodeLifecycleController(ctx)
-    await factory.start()
-    assert await factory.wait_for_sync(20)
-    task = asyncio.create_task(ctl.run())
-    try:
-        yield client
-    finally:
-        await ctl.stop()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await factory.stop()
-        await client.close()
-
-
-async def wait_for(pred: Callable[[], Awaitable[Any]], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await pred()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def stamp(micro: bool = False) -> str:
@@ -132,7 +91,7 @@ def test_pure_rules() -> None:
 
 async def test_dead_kubelet_taints_evicts_and_heals(srv: ServerProcess) -> None:
     opts = {"node-monitor-grace-period": 2.0, "node-monitor-period": 0.3}
-    async with controller(srv, **opts) as client:
+    async with running(srv, NodeLifecycleController, options=opts) as client:
         await client.create("v1", "nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
         await heartbeat(client, "n1")
         await client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from kybernetes.controllers.podutil import rank_pods_for_deletion
 from kybernetes.controllers.replicaset import ReplicaSetController, ReplicationManager
 from kybernetes.testing import ServerProcess
-from tests.controllers.workloads_harness import (
+from tests.controllers.harness import (
     bind,
     container_template,
     list_pods,
@@ -24,15 +23,6 @@ from tests.controllers.workloads_harness import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess.start(tmp_path_factory.mktemp("kyb-rs"))
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def rs_obj(name: str, replicas: int, labels: dict[str, str]) -> dict[str, Any]:

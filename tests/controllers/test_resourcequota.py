@@ -3,75 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import pytest
 
 from kybernetes import errors
 from kybernetes.apiserver.quota import object_usage, pod_constraints, quota_usage, sources_for
-from kybernetes.client.events import EventRecorder
-from kybernetes.client.informer import SharedInformerFactory
 from kybernetes.client.rest import Client
-from kybernetes.controllers.base import ControllerContext
 from kybernetes.controllers.resourcequota import ResourceQuotaController
 from kybernetes.testing import ServerProcess
+from tests.controllers import harness
+from tests.controllers.harness import make_namespace, running
 
 pytestmark = pytest.mark.integration
+wait_for = partial(harness.wait_for, timeout=15.0)
 Obj = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess.start(Path(tmp_path_factory.mktemp("quota")))
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@asynccontextmanager
-async def controller(srv: ServerProcess, **options: Any) -> AsyncIterator[Client]:
-    client = Client.from_kubeconfig(str(srv.kubeconfig))
-    factory = SharedInformerFactory(client)
-    ctx = ControllerContext(client, factory, lambda name: EventRecorder(client, name), options=options)
-    ctl = ResourceQuotaController(ctx)
-    await factory.start()
-    assert await factory.wait_for_sync(20)
-    task = asyncio.create_task(ctl.run())
-    try:
-        yield client
-    finally:
-        await ctl.stop()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await factory.stop()
-        await client.close()
-
-
-async def wait_for(pred: Callable[[], Awaitable[Any]], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await pred()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def pod(name: str, cpu: str | None = "100m", container: str = "c") -> Obj:
     resources: Obj = {"requests": {"cpu": cpu}} if cpu else {}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"containers": [{"name": container, "image": "busybox", "resources": resources}]}}
-
-
-async def namespace(client: Client, name: str) -> str:
-    await client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    return name
 
 
 def test_evaluators() -> None:
@@ -100,8 +53,8 @@ def test_evaluators() -> None:
 
 async def test_admission_and_controller(srv: ServerProcess) -> None:
     opts = {"resource-quota-sync-period": 1.0}
-    async with controller(srv, **opts) as client:
-        ns = await namespace(client, "rq")
+    async with running(srv, ResourceQuotaController, options=opts) as client:
+        ns = await make_namespace(client, "rq")
         await client.create("v1", "resourcequotas", {
             "apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q"},
             "spec": {"hard": {"pods": "2", "requests.cpu": "1", "count/configmaps": "10"}}}, ns)
@@ -144,7 +97,7 @@ async def test_admission_and_controller(srv: ServerProcess) -> None:
 async def test_concurrent_creates_never_overshoot(srv: ServerProcess) -> None:
     client = Client.from_kubeconfig(str(srv.kubeconfig))
     try:
-        ns = await namespace(client, "rq-race")
+        ns = await make_namespace(client, "rq-race")
         await client.create("v1", "resourcequotas", {
             "apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "three"},
             "spec": {"hard": {"pods": "3"}}}, ns)

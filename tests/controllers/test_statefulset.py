@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from kybernetes.client.rest import Client
 from kybernetes.controllers.statefulset import StatefulSetController
 from kybernetes.testing import ServerProcess
-from tests.controllers.workloads_harness import (
+from tests.controllers.harness import (
     container_template,
     is_ready,
     list_pods,
@@ -24,15 +23,6 @@ from tests.controllers.workloads_harness import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess.start(tmp_path_factory.mktemp("kyb-sts"))
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def sts_obj(name: str, replicas: int, image: str = "nginx:1", **spec: Any) -> dict[str, Any]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,27 +14,20 @@ from kybernetes.controllers.job_util import now_dt
 from kybernetes.controllers.podgc import PodGCController
 from kybernetes.controllers.ttlafterfinished import TTLAfterFinishedController, expires_at
 from kybernetes.testing import ServerProcess
-from tests.controllers.batch_harness import (
+from tests.controllers.harness import (
     bind,
     finish,
     job_body,
     make_node,
     namespace,
     rfc3339,
-    running,
+    run_controllers,
     wait_for,
 )
 
 pytestmark = pytest.mark.integration
 Obj = dict[str, Any]
 HOLD = "example.com/hold"
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess.start(Path(tmp_path_factory.mktemp("ttl-podgc-server")))
-    yield s
-    s.stop()
 
 
 # --- TTL after finished -------------------------------------------------------------------------
@@ -76,7 +67,7 @@ async def deleted(c: Client, ns: str, name: str) -> bool:
 async def test_ttl_deletes_finished_job(srv: ServerProcess) -> None:
     clock = FakeClock()
     now_dt(clock)
-    async with running(srv, TTLAfterFinishedController, clock=clock) as env:
+    async with run_controllers(srv, TTLAfterFinishedController, clock=clock) as env:
         c = env.client
         ns = await namespace(c, "ttl")
         await make_finished_job(c, ns, "later", 30)
@@ -117,7 +108,7 @@ async def release(c: Client, ns: str, name: str) -> None:
 
 async def test_podgc_terminated_threshold(srv: ServerProcess) -> None:
     opts = {"terminated-pod-gc-threshold": 3, "podgc-period": 0.2}
-    async with running(srv, PodGCController, options=opts) as env:
+    async with run_controllers(srv, PodGCController, options=opts) as env:
         c = env.client
         ns = await namespace(c, "gc-term")
         for i in range(5):
@@ -134,7 +125,7 @@ async def _names_are(c: Client, ns: str, want: set[str]) -> set[str] | None:
 
 async def test_podgc_orphaned_and_unscheduled_terminating(srv: ServerProcess) -> None:
     opts = {"podgc-period": 0.2, "podgc-quarantine": 0.5}
-    async with running(srv, PodGCController, options=opts) as env:
+    async with run_controllers(srv, PodGCController, options=opts) as env:
         c = env.client
         ns = await namespace(c, "gc-orphan")
         await make_node(c, "gc-stays")

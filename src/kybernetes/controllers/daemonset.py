@@ -34,12 +34,13 @@ import logging
 from typing import Any
 
 from kybernetes import errors
-from kybernetes.api.selectors import LabelSelector, from_label_selector_object
+from kybernetes.api.selectors import LabelSelector
 from kybernetes.controllers import history
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 from kybernetes.controllers.deployment_util import scaled_value
 from kybernetes.controllers.podutil import (
     Expectations,
+    PodOwnerController,
     annotations_of,
     claim_objects,
     controller_ref,
@@ -188,9 +189,10 @@ def pin_to_node(spec: dict[str, Any], node_name: str) -> None:
 # --- the controller ------------------------------------------------------------------------------
 
 
-class DaemonSetController(Controller):
+class DaemonSetController(PodOwnerController):
     name = "daemonset-controller"
     workers = 2
+    kind = "DaemonSet"
 
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
@@ -210,27 +212,6 @@ class DaemonSetController(Controller):
     def _set_deleted(self, ds: Obj) -> None:
         self.expectations.delete(obj_key(ds))
 
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "DaemonSet":
-            return None
-        ns = meta(pod).get("namespace", "")
-        ds = self.sets.store.get(f"{ns}/{ref.get('name')}")
-        if ds is None or meta(ds).get("uid") != ref.get("uid"):
-            return None
-        return obj_key(ds)
-
-    def _pod_added(self, pod: Obj) -> None:
-        if is_terminating(pod):
-            self._pod_deleted(pod)
-            return
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.creation_observed(key)
-            self.queue.add(key)
-        elif controller_ref(pod) is None:
-            self._enqueue_matching(pod)
-
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         if meta(old).get("resourceVersion") == meta(new).get("resourceVersion"):
             return
@@ -240,25 +221,11 @@ class DaemonSetController(Controller):
                 self.expectations.deletion_observed(key, obj_key(new))
             self.queue.add(key)
         elif controller_ref(new) is None:
-            self._enqueue_matching(new)
+            for ds in self._matching_sets(new):
+                self.enqueue(ds)
         old_key = self._owner_key(old)
         if old_key is not None and old_key != key:
             self.queue.add(old_key)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.deletion_observed(key, obj_key(pod))
-            self.queue.add(key)
-
-    def _enqueue_matching(self, pod: Obj) -> None:
-        ns = meta(pod).get("namespace", "")
-        for ds in self.sets.store.by_index("namespace", ns):
-            try:
-                if from_label_selector_object(spec_of(ds).get("selector"), none_matches=True).matches(labels_of(pod)):
-                    self.enqueue(ds)
-            except errors.StatusError:
-                continue
 
     def _node_changed(self, node: Obj) -> None:
         for ds in self.sets.store.list():
@@ -273,17 +240,11 @@ class DaemonSetController(Controller):
     # --- sync --------------------------------------------------------------------------------
 
     async def sync(self, key: str) -> None:
-        cached = self.sets.store.get(key)
-        if cached is None:
-            self.expectations.delete(key)
+        found = self._owner_to_sync(key)
+        if found is None:
             return
-        ds = copy.deepcopy(cached)
+        ds, selector = found
         ns, _ = split_key(key)
-        try:
-            selector = from_label_selector_object(spec_of(ds).get("selector"), none_matches=True)
-        except errors.StatusError as e:
-            self.recorder.event(ds, "Warning", "InvalidSelector", str(e))
-            return
         candidates = self.pods.store.by_index("namespace", ns)
         pods = await claim_objects(self.client, ds, "apps/v1", "DaemonSet", selector, candidates, "v1", "pods")
         revisions = await self._claim_revisions(ds, selector, ns)

@@ -53,6 +53,7 @@ from kybernetes.controllers.podutil import (
     is_pod_terminal,
     is_terminating,
     labels_of,
+    matching_owners,
     meta,
     obj_key,
     owner_reference,
@@ -94,13 +95,8 @@ class DeploymentController(Controller):
             self.queue.add(key)
             return
         # An orphan: every Deployment that would adopt it takes a look.
-        ns = meta(rs).get("namespace", "")
-        for d in self.deployments.store.by_index("namespace", ns):
-            try:
-                if from_label_selector_object(spec_of(d).get("selector"), none_matches=True).matches(labels_of(rs)):
-                    self.enqueue(d)
-            except errors.StatusError:
-                continue
+        for d in matching_owners(rs, self.deployments.store):
+            self.enqueue(d)
 
     def _rs_updated(self, old: Obj, new: Obj) -> None:
         if meta(old).get("resourceVersion") == meta(new).get("resourceVersion"):

@@ -37,6 +37,7 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.client.informer import key_of
+from kybernetes.client.workqueue import WorkQueue
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 
 log = logging.getLogger(__name__)
@@ -218,10 +219,12 @@ class TriggerTimeTracker:
 
 
 class PodServiceIndex:
-    """Maps pod events to the keys of the Services that select the pod (old or new labels)."""
+    """Maps pod events to the keys of the Services that select the pod (old or new labels), and
+    queues those keys: the pod handlers of the Endpoints and EndpointSlice controllers."""
 
-    def __init__(self, services: Any) -> None:
+    def __init__(self, services: Any, queue: WorkQueue) -> None:
         self.services = services
+        self.queue = queue
 
     def services_for(self, pod: Obj) -> set[str]:
         meta = pod.get("metadata") or {}
@@ -229,6 +232,20 @@ class PodServiceIndex:
         labels = meta.get("labels") or {}
         return {f"{ns}/{s['metadata']['name']}" for s in self.services.store.by_index("namespace", ns)
                 if service_selects(s, labels)}
+
+    def pod_added(self, pod: Obj) -> None:
+        """Added or deleted: the Services selecting the pod."""
+        for key in self.services_for(pod):
+            self.queue.add(key)
+
+    def pod_updated(self, old: Obj, new: Obj) -> None:
+        """Only a change of labels or of what the endpoints show counts (not every status write)."""
+        old_labels = (old.get("metadata") or {}).get("labels") or {}
+        new_labels = (new.get("metadata") or {}).get("labels") or {}
+        if old_labels == new_labels and pod_endpoint_digest(old) == pod_endpoint_digest(new):
+            return
+        for key in self.services_for(new) | self.services_for(old):
+            self.queue.add(key)
 
 
 # -- the endpoints controller --------------------------------------------------------------------
@@ -364,26 +381,15 @@ class EndpointsController(Controller):
         self.services = self.informer("v1", "services")
         self.pods = self.informer("v1", "pods")
         self.endpoints = self.informer("v1", "endpoints")
-        self.index = PodServiceIndex(self.services)
+        self.index = PodServiceIndex(self.services, self.queue)
         self.tracker = TriggerTimeTracker()
         self._written: dict[str, tuple[int, float]] = {}
         """Service key -> resourceVersion of the Endpoints we last wrote, until the cache has it."""
         self.services.add_handler(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n),
                                   on_delete=self.enqueue)
-        self.pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_added)
+        self.pods.add_handler(on_add=self.index.pod_added, on_update=self.index.pod_updated,
+                              on_delete=self.index.pod_added)
         self.endpoints.add_handler(on_delete=self._endpoints_deleted)
-
-    def _pod_added(self, pod: Obj) -> None:
-        for key in self.index.services_for(pod):
-            self.queue.add(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        old_labels = (old.get("metadata") or {}).get("labels") or {}
-        new_labels = (new.get("metadata") or {}).get("labels") or {}
-        if old_labels == new_labels and pod_endpoint_digest(old) == pod_endpoint_digest(new):
-            return
-        for key in self.index.services_for(new) | self.index.services_for(old):
-            self.queue.add(key)
 
     def _endpoints_deleted(self, ep: Obj) -> None:
         # Someone deleted Endpoints we manage: put them back (the sync ignores non-selector Services).

@@ -40,7 +40,6 @@ from kybernetes.controllers.endpoints import (
     find_port,
     ip_family,
     is_headless,
-    pod_endpoint_digest,
     pod_ips,
     pod_ready,
     service_selects,
@@ -155,28 +154,17 @@ class EndpointSliceController(Controller):
         self.pods = self.informer("v1", "pods")
         self.nodes = self.informer("v1", "nodes")
         self.slices = self.informer(API_VERSION, PLURAL)
-        self.index = PodServiceIndex(self.services)
+        self.index = PodServiceIndex(self.services, self.queue)
         self.tracker = TriggerTimeTracker()
         self.expectations = SliceExpectations()
         self.services.add_handler(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n),
                                   on_delete=self.enqueue)
-        self.pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_added)
+        self.pods.add_handler(on_add=self.index.pod_added, on_update=self.index.pod_updated,
+                              on_delete=self.index.pod_added)
         self.slices.add_handler(on_add=self._slice_changed, on_update=lambda _o, n: self._slice_changed(n),
                                 on_delete=self._slice_changed)
 
     # -- event handlers ------------------------------------------------------------------------
-
-    def _pod_added(self, pod: Obj) -> None:
-        for key in self.index.services_for(pod):
-            self.queue.add(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        old_labels = (old.get("metadata") or {}).get("labels") or {}
-        new_labels = (new.get("metadata") or {}).get("labels") or {}
-        if old_labels == new_labels and pod_endpoint_digest(old) == pod_endpoint_digest(new):
-            return
-        for key in self.index.services_for(new) | self.index.services_for(old):
-            self.queue.add(key)
 
     def _slice_changed(self, sl: Obj) -> None:
         # Our own slices changed by someone else (or deleted) are put right by a sync of the Service.

@@ -10,6 +10,9 @@ What lives here is the common ground of ``pkg/controller/controller_utils.go`` a
   patch carries the full new list pinned to the object's ``resourceVersion``) and *release* an owned
   object that no longer matches;
 * building a pod from a template (``GetPodFromTemplate``);
+* finding an object's live controller (:func:`owner_key`) and the owners that would adopt an orphan
+  (:func:`matching_owners`), and :class:`PodOwnerController`, the pod handlers and sync prologue of
+  the ReplicaSet, ReplicationController and DaemonSet controllers;
 * :class:`Expectations`, ``ControllerExpectations``/``UIDTrackingControllerExpectations``: a
   controller that just asked for N creations must not act on its cache again until it has seen
   them, or it would create them twice;
@@ -30,11 +33,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from kybernetes import errors
-from kybernetes.api.selectors import LabelSelector
+from kybernetes.api.selectors import LabelSelector, from_label_selector_object
+from kybernetes.client.informer import Indexer, Informer
 from kybernetes.client.rest import Client
+from kybernetes.controllers.base import Controller
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -230,6 +235,90 @@ def owner_reference(owner: Obj, api_version: str, kind: str, *, controller: bool
 def is_controlled_by(obj: Obj, owner: Obj) -> bool:
     ref = controller_ref(obj)
     return bool(ref and ref.get("uid") == meta(owner).get("uid"))
+
+
+def owner_key(obj: Obj, kind: str, owners: Indexer) -> str | None:
+    """The cache key of ``obj``'s controller when it is a ``kind`` that ``owners`` (an informer's
+    store) holds with the referenced uid; None for an orphan, another kind or a stale reference."""
+    ref = controller_ref(obj)
+    if ref is None or ref.get("kind") != kind:
+        return None
+    ns = meta(obj).get("namespace", "")
+    owner = owners.get(f"{ns}/{ref.get('name')}")
+    if owner is None or meta(owner).get("uid") != ref.get("uid"):
+        return None
+    return obj_key(owner)
+
+
+def spec_selector(owner: Obj) -> LabelSelector:
+    """An apps/v1 owner's ``spec.selector`` (a missing one selects nothing)."""
+    return from_label_selector_object(spec_of(owner).get("selector"), none_matches=True)
+
+
+def matching_owners(obj: Obj, owners: Indexer, selector: Callable[[Obj], LabelSelector] = spec_selector) -> list[Obj]:
+    """The owners of ``obj``'s namespace whose selector matches its labels: who would adopt the
+    orphan. An owner whose selector is invalid matches nothing."""
+    out = []
+    for owner in owners.by_index("namespace", meta(obj).get("namespace", "")):
+        try:
+            if selector(owner).matches(labels_of(obj)):
+                out.append(owner)
+        except errors.StatusError:
+            continue
+    return out
+
+
+class PodOwnerController(Controller):
+    """The pod handlers of the controllers whose pods :class:`Expectations` count (ReplicaSet,
+    ReplicationController, DaemonSet). Subclasses set ``kind`` and, in ``__init__``, ``sets`` (the
+    owners' informer) and ``expectations``; an owner's key is queued when one of its pods comes or
+    goes, an orphan wakes the owners whose selector matches it."""
+
+    kind: ClassVar[str] = ""
+    sets: Informer
+    expectations: Expectations
+
+    def selector(self, owner: Obj) -> LabelSelector:
+        return spec_selector(owner)
+
+    def _owner_key(self, pod: Obj) -> str | None:
+        return owner_key(pod, self.kind, self.sets.store)
+
+    def _matching_sets(self, pod: Obj) -> list[Obj]:
+        return matching_owners(pod, self.sets.store, self.selector)
+
+    def _owner_to_sync(self, key: str) -> tuple[Obj, LabelSelector] | None:
+        """A copy of the owner ``key`` names, and its selector; None when the owner is gone (its
+        expectations are dropped) or its selector is invalid (a Warning event says so)."""
+        cached = self.sets.store.get(key)
+        if cached is None:
+            self.expectations.delete(key)
+            return None
+        owner = copy.deepcopy(cached)
+        try:
+            return owner, self.selector(owner)
+        except errors.StatusError as e:
+            self.recorder.event(owner, "Warning", "InvalidSelector", str(e))
+            return None
+
+    def _pod_added(self, pod: Obj) -> None:
+        if is_terminating(pod):
+            # A restarted informer may list a pod already being deleted: count it as gone.
+            self._pod_deleted(pod)
+            return
+        key = self._owner_key(pod)
+        if key is not None:
+            self.expectations.creation_observed(key)
+            self.queue.add(key)
+        elif controller_ref(pod) is None:
+            for owner in self._matching_sets(pod):
+                self.enqueue(owner)
+
+    def _pod_deleted(self, pod: Obj) -> None:
+        key = self._owner_key(pod)
+        if key is not None:
+            self.expectations.deletion_observed(key, obj_key(pod))
+            self.queue.add(key)
 
 
 async def _adopt(client: Client, api_version: str, plural: str, obj: Obj, ref: dict[str, Any]) -> Obj:

@@ -35,6 +35,7 @@ from kybernetes.api.selectors import LabelSelector, from_label_selector_object
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 from kybernetes.controllers.podutil import (
     Expectations,
+    PodOwnerController,
     claim_objects,
     controller_ref,
     get_condition,
@@ -64,7 +65,7 @@ Obj = dict[str, Any]
 BURST_REPLICAS = 500
 
 
-class ReplicaSetController(Controller):
+class ReplicaSetController(PodOwnerController):
     name = "replicaset-controller"
     workers = 5
     api_version: ClassVar[str] = "apps/v1"
@@ -79,11 +80,6 @@ class ReplicaSetController(Controller):
         self.sets.add_handler(on_add=self.enqueue, on_update=self._set_updated, on_delete=self._set_deleted)
         self.pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted)
 
-    # --- selectors ---------------------------------------------------------------------------
-
-    def selector(self, rs: Obj) -> LabelSelector:
-        return from_label_selector_object(spec_of(rs).get("selector"), none_matches=True)
-
     # --- event handlers (only enqueue) -------------------------------------------------------
 
     def _set_updated(self, old: Obj, new: Obj) -> None:
@@ -92,40 +88,6 @@ class ReplicaSetController(Controller):
     def _set_deleted(self, obj: Obj) -> None:
         self.expectations.delete(obj_key(obj))
         self.enqueue(obj)
-
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != self.kind:
-            return None
-        ns = meta(pod).get("namespace", "")
-        owner = self.sets.store.get(f"{ns}/{ref.get('name')}")
-        if owner is None or meta(owner).get("uid") != ref.get("uid"):
-            return None
-        return obj_key(owner)
-
-    def _matching_sets(self, pod: Obj) -> list[Obj]:
-        ns = meta(pod).get("namespace", "")
-        out = []
-        for rs in self.sets.store.by_index("namespace", ns):
-            try:
-                if self.selector(rs).matches(labels_of(pod)):
-                    out.append(rs)
-            except errors.StatusError:
-                continue
-        return out
-
-    def _pod_added(self, pod: Obj) -> None:
-        if is_terminating(pod):
-            # A restarted informer may list a pod already being deleted: count it as gone.
-            self._pod_deleted(pod)
-            return
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.creation_observed(key)
-            self.queue.add(key)
-        elif controller_ref(pod) is None:
-            for rs in self._matching_sets(pod):
-                self.enqueue(rs)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         if meta(old).get("resourceVersion") == meta(new).get("resourceVersion"):
@@ -150,27 +112,14 @@ class ReplicaSetController(Controller):
             for rs in self._matching_sets(new):
                 self.enqueue(rs)
 
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is None:
-            return
-        self.expectations.deletion_observed(key, obj_key(pod))
-        self.queue.add(key)
-
     # --- sync --------------------------------------------------------------------------------
 
     async def sync(self, key: str) -> None:
-        cached = self.sets.store.get(key)
-        if cached is None:
-            self.expectations.delete(key)
+        found = self._owner_to_sync(key)
+        if found is None:
             return
-        rs = copy.deepcopy(cached)
+        rs, selector = found
         ns, _ = split_key(key)
-        try:
-            selector = self.selector(rs)
-        except errors.StatusError as e:
-            self.recorder.event(rs, "Warning", "InvalidSelector", str(e))
-            return
         needs_sync = self.expectations.satisfied(key)
         candidates = [p for p in self.pods.store.by_index("namespace", ns) if not is_pod_terminal(p)]
         owned = await claim_objects(self.client, rs, self.api_version, self.kind, selector, candidates,

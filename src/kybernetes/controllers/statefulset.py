@@ -48,6 +48,7 @@ from kybernetes.controllers.podutil import (
     is_running_and_ready,
     is_terminating,
     labels_of,
+    matching_owners,
     meta,
     obj_key,
     owner_reference,
@@ -104,12 +105,8 @@ class StatefulSetController(Controller):
             if ref.get("kind") == "StatefulSet":
                 self.queue.add(f"{ns}/{ref.get('name')}")
             return
-        for sts in self.sets.store.by_index("namespace", ns):
-            try:
-                if from_label_selector_object(spec_of(sts).get("selector"), none_matches=True).matches(labels_of(pod)):
-                    self.enqueue(sts)
-            except errors.StatusError:
-                continue
+        for sts in matching_owners(pod, self.sets.store):
+            self.enqueue(sts)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         if meta(old).get("resourceVersion") == meta(new).get("resourceVersion"):

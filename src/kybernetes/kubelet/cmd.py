@@ -66,6 +66,8 @@ async def _run(kubelet: Kubelet) -> None:
               help="Pod addresses until node IPAM assigns spec.podCIDR.")
 @click.option("--cni-conf-dir", type=click.Path(path_type=Path), default=None,
               help="Where the CNI config is written (default DATA/cni/net.d with the own containerd).")
+@click.option("--registry-config-dir", type=click.Path(path_type=Path), default=None,
+              help="containerd's registry hosts directory (HOST/hosts.toml per registry, e.g. plain-HTTP mirrors).")
 @click.option("--node-labels", default="", help="k=v,k2=v2 labels to register with.")
 @click.option("--register-with-taints", multiple=True, help="key=value:Effect taints to register with.")
 @click.option("--max-pods", type=int, default=110, show_default=True)
@@ -82,7 +84,7 @@ async def _run(kubelet: Kubelet) -> None:
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_endpoint: str | None, port: int,
             address: str, node_ip: str | None, pod_manifest_path: Path | None, cni_bridge: str,
-            default_pod_cidr: str, cni_conf_dir: Path | None, node_labels: str,
+            default_pod_cidr: str, cni_conf_dir: Path | None, registry_config_dir: Path | None, node_labels: str,
             register_with_taints: tuple[str, ...], max_pods: int, tls_cert_file: Path | None,
             tls_private_key_file: Path | None, client_ca_file: Path | None, cluster_ca_dir: Path | None,
             file_check_frequency: float,
@@ -99,7 +101,7 @@ def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_
         cni_conf_dir=cni_conf_dir, labels=labels, taints=[_taint(t) for t in register_with_taints],
         max_pods=max_pods, tls_cert_file=tls_cert_file, tls_private_key_file=tls_private_key_file,
         client_ca_file=client_ca_file, drain_on_exit=drain_on_exit, file_check_frequency=file_check_frequency,
-        cluster_ca_dir=cluster_ca_dir)
+        cluster_ca_dir=cluster_ca_dir, registry_config_dir=registry_config_dir)
     asyncio.run(_run(Kubelet(config)))
 
 

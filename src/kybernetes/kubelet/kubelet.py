@@ -78,6 +78,7 @@ class KubeletConfig:
     cni_bridge: str = "kyb0"
     default_pod_cidr: str = "10.42.0.0/24"
     cni_conf_dir: Path | None = None  # default: DATA/cni/net.d with our own containerd, none otherwise
+    registry_config_dir: Path | None = None  # containerd's hosts.toml directory (registry mirrors, plain HTTP)
     drain_on_exit: bool = False
     stop_runtime_on_exit: bool = True  # our own containerd only; containers outlive it in their shims
     labels: dict[str, str] = field(default_factory=dict)
@@ -422,7 +423,7 @@ class Kubelet:
             self.pod_cidr = cfg.default_pod_cidr
             write_cni_config(cni_dir, self.pod_cidr, bridge=cfg.cni_bridge)
         self.containerd = Containerd(self.data_dir, endpoint=cfg.container_runtime_endpoint,
-                                     cni_conf_dir=cni_dir)
+                                     cni_conf_dir=cni_dir, registry_config_dir=cfg.registry_config_dir)
         await self.containerd.start()
         self.cri = CRIClient(self.containerd.endpoint, timeout=30)
         version = await self.cri.version()

@@ -72,6 +72,44 @@ def col(name: str, type_: str = "string", description: str = "", priority: int =
     return Column(name, type_, "", description, priority)
 
 
+# The wide columns of every kind with a pod template.
+WIDE_TEMPLATE = (
+    col("Containers", description=CONTAINERS_DESC, priority=1),
+    col("Images", description=IMAGES_DESC, priority=1),
+)
+
+
+def replicas_printer(format_selector: Callable[[Any], str], selector_description: str) -> Printer:
+    """ReplicationController and ReplicaSet: desired, current and ready replicas of a pod template.
+    Only the selector differs (a plain label map, a LabelSelector)."""
+
+    def cells(obj: JSON, now: datetime) -> Cells:
+        names, images = container_cells(dig(obj, "spec", "template", "spec"))
+        return [
+            name_of(obj),
+            dint(obj, "spec", "replicas", default=1),
+            dint(obj, "status", "replicas"),
+            dint(obj, "status", "readyReplicas"),
+            age(obj, now),
+            names,
+            images,
+            format_selector(dig(obj, "spec", "selector")),
+        ]
+
+    return Printer(
+        (
+            name_col(),
+            col("Desired", "integer", "The number of replicas wanted."),
+            col("Current", "integer", "The number of replicas observed."),
+            col("Ready", "integer", "The number of ready replicas."),
+            age_col(),
+            *WIDE_TEMPLATE,
+            col("Selector", description=selector_description, priority=1),
+        ),
+        cells,
+    )
+
+
 # ---------------------------------------------------------------------------------------------- time
 
 

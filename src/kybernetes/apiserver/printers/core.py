@@ -34,6 +34,7 @@ from kybernetes.apiserver.printers._common import (
     name_col,
     name_of,
     parse_time,
+    replicas_printer,
     since,
 )
 
@@ -480,21 +481,6 @@ def event_cells(
     ]
 
 
-def _core_event_cells(ev: JSON, now: datetime) -> Cells:
-    series = dig(ev, "series")
-    return event_cells(
-        ev,
-        now,
-        involved=dmap(ev, "involvedObject"),
-        message=dstr(ev, "message"),
-        first=ev.get("firstTimestamp"),
-        last=ev.get("lastTimestamp"),
-        count=dint(ev, "count"),
-        series=series if isinstance(series, dict) else None,
-        source=dmap(ev, "source"),
-    )
-
-
 EVENT_COLUMNS = (
     col("Last Seen", description="When the event was last observed."),
     col("Type", description="Normal or Warning."),
@@ -509,7 +495,38 @@ EVENT_COLUMNS = (
     Column("Name", "string", "name", "The event's name.", 1),
 )
 
-EVENT = Printer(EVENT_COLUMNS, _core_event_cells)
+
+
+def event_printer(
+    *,
+    involved: str = "involvedObject",
+    message: str = "message",
+    first: str = "firstTimestamp",
+    last: str = "lastTimestamp",
+    count: str = "count",
+    source: str = "source",
+) -> Printer:
+    """The Event table, for core/v1 events by default; events.k8s.io/v1 events pass the names their
+    API gave the same fields (``regarding``, ``note``, ``deprecatedFirstTimestamp``, ...)."""
+
+    def cells(ev: JSON, now: datetime) -> Cells:
+        series = dig(ev, "series")
+        return event_cells(
+            ev,
+            now,
+            involved=dmap(ev, involved),
+            message=dstr(ev, message),
+            first=ev.get(first),
+            last=ev.get(last),
+            count=dint(ev, count),
+            series=series if isinstance(series, dict) else None,
+            source=dmap(ev, source),
+        )
+
+    return Printer(EVENT_COLUMNS, cells)
+
+
+EVENT = event_printer()
 
 # ----------------------------------------------------------------------------------- ResourceQuota
 
@@ -636,33 +653,7 @@ PERSISTENT_VOLUME_CLAIM = Printer(
 # ---------------------------------------------------------------------------- ReplicationController
 
 
-def _rc_cells(rc: JSON, now: datetime) -> Cells:
-    names, images = container_cells(dig(rc, "spec", "template", "spec"))
-    return [
-        name_of(rc),
-        dint(rc, "spec", "replicas", default=1),
-        dint(rc, "status", "replicas"),
-        dint(rc, "status", "readyReplicas"),
-        age(rc, now),
-        names,
-        images,
-        format_labels(dig(rc, "spec", "selector")),
-    ]
-
-
-REPLICATION_CONTROLLER = Printer(
-    (
-        name_col(),
-        col("Desired", "integer", "The number of replicas wanted."),
-        col("Current", "integer", "The number of replicas observed."),
-        col("Ready", "integer", "The number of ready replicas."),
-        age_col(),
-        col("Containers", description=CONTAINERS_DESC, priority=1),
-        col("Images", description=IMAGES_DESC, priority=1),
-        col("Selector", description="The label selector of the replicas.", priority=1),
-    ),
-    _rc_cells,
-)
+REPLICATION_CONTROLLER = replicas_printer(format_labels, "The label selector of the replicas.")
 
 
 BY_KIND: dict[str, Printer] = {
@@ -682,4 +673,4 @@ BY_KIND: dict[str, Printer] = {
     "ReplicationController": REPLICATION_CONTROLLER,
 }
 
-__all__ = ["BY_KIND", "event_cells", "pod_status"]
+__all__ = ["BY_KIND", "event_cells", "event_printer", "pod_status"]

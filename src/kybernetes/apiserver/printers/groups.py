@@ -11,9 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from kybernetes.apiserver.printers._common import (
-    CONTAINERS_DESC,
-    IMAGES_DESC,
     JSON,
+    WIDE_TEMPLATE,
     Cells,
     Printer,
     age,
@@ -35,16 +34,14 @@ from kybernetes.apiserver.printers._common import (
     name_col,
     name_of,
     parse_time,
+    replicas_printer,
     selector_string,
     since,
 )
-from kybernetes.apiserver.printers.core import EVENT_COLUMNS, event_cells
+from kybernetes.apiserver.printers.core import event_printer
 
-_WIDE_TEMPLATE = (
-    col("Containers", description=CONTAINERS_DESC, priority=1),
-    col("Images", description=IMAGES_DESC, priority=1),
-)
-_WIDE_SELECTOR = col("Selector", description="The label selector of the managed pods.", priority=1)
+_SELECTOR_DESC = "The label selector of the managed pods."
+_WIDE_SELECTOR = col("Selector", description=_SELECTOR_DESC, priority=1)
 
 # ---------------------------------------------------------------------------------------------- apps
 
@@ -71,39 +68,14 @@ DEPLOYMENT = Printer(
         col("Up-to-date", description="The number of replicas running the latest template."),
         col("Available", description="The number of replicas available to serve."),
         age_col(),
-        *_WIDE_TEMPLATE,
+        *WIDE_TEMPLATE,
         _WIDE_SELECTOR,
     ),
     _deployment_cells,
 )
 
 
-def _replica_set_cells(rs: JSON, now: datetime) -> Cells:
-    names, images = container_cells(dig(rs, "spec", "template", "spec"))
-    return [
-        name_of(rs),
-        dint(rs, "spec", "replicas", default=1),
-        dint(rs, "status", "replicas"),
-        dint(rs, "status", "readyReplicas"),
-        age(rs, now),
-        names,
-        images,
-        format_label_selector(dig(rs, "spec", "selector")),
-    ]
-
-
-REPLICA_SET = Printer(
-    (
-        name_col(),
-        col("Desired", "integer", "The number of replicas wanted."),
-        col("Current", "integer", "The number of replicas observed."),
-        col("Ready", "integer", "The number of ready replicas."),
-        age_col(),
-        *_WIDE_TEMPLATE,
-        _WIDE_SELECTOR,
-    ),
-    _replica_set_cells,
-)
+REPLICA_SET = replicas_printer(format_label_selector, _SELECTOR_DESC)
 
 
 def _stateful_set_cells(s: JSON, now: datetime) -> Cells:
@@ -113,7 +85,7 @@ def _stateful_set_cells(s: JSON, now: datetime) -> Cells:
 
 
 STATEFUL_SET = Printer(
-    (name_col(), col("Ready", description="Number of the pod with ready state"), age_col(), *_WIDE_TEMPLATE),
+    (name_col(), col("Ready", description="Number of the pod with ready state"), age_col(), *WIDE_TEMPLATE),
     _stateful_set_cells,
 )
 
@@ -146,7 +118,7 @@ DAEMON_SET = Printer(
         col("Available", "integer", "The number of nodes with an available daemon pod."),
         col("Node Selector", description="The node selector of the pod template."),
         age_col(),
-        *_WIDE_TEMPLATE,
+        *WIDE_TEMPLATE,
         _WIDE_SELECTOR,
     ),
     _daemon_set_cells,
@@ -238,7 +210,7 @@ JOB = Printer(
         col("Completions", description="Succeeded pods out of the completions wanted."),
         col("Duration", description="Time required to complete the job."),
         age_col(),
-        *_WIDE_TEMPLATE,
+        *WIDE_TEMPLATE,
         _WIDE_SELECTOR,
     ),
     _job_cells,
@@ -280,7 +252,7 @@ CRON_JOB = Printer(
         col("Active", "integer", "The number of running jobs."),
         col("Last Schedule", description="When a job was last scheduled."),
         age_col(),
-        *_WIDE_TEMPLATE,
+        *WIDE_TEMPLATE,
         _WIDE_SELECTOR,
     ),
     _cron_job_cells,
@@ -426,23 +398,15 @@ ENDPOINT_SLICE = Printer(
 )
 
 
-def _new_event_cells(ev: JSON, now: datetime) -> Cells:
-    """events.k8s.io/v1 names the core fields differently; map them back for the shared row."""
-    series = dig(ev, "series")
-    return event_cells(
-        ev,
-        now,
-        involved=dmap(ev, "regarding"),
-        message=dstr(ev, "note"),
-        first=ev.get("deprecatedFirstTimestamp"),
-        last=ev.get("deprecatedLastTimestamp"),
-        count=dint(ev, "deprecatedCount"),
-        series=series if isinstance(series, dict) else None,
-        source=dmap(ev, "deprecatedSource"),
-    )
-
-
-NEW_EVENT = Printer(EVENT_COLUMNS, _new_event_cells)
+# events.k8s.io/v1 names the core fields differently: map them back for the shared row.
+NEW_EVENT = event_printer(
+    involved="regarding",
+    message="note",
+    first="deprecatedFirstTimestamp",
+    last="deprecatedLastTimestamp",
+    count="deprecatedCount",
+    source="deprecatedSource",
+)
 
 # ------------------------------------------------------------------------------ scheduling / policy
 

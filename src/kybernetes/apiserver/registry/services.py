@@ -117,6 +117,23 @@ def _validate_external_name(spec: dict[str, Any], path: Path) -> list[FieldError
     return [v.invalid(path.child("externalName"), name, m) for m in v.is_dns1123_subdomain(name.removesuffix("."))]
 
 
+def _validate_port_basics(port: dict[str, Any], path: Path, names: set[str], count: int) -> list[FieldError]:
+    """A Service or Endpoints port's name (required when there are several, unique: ``names`` is
+    what the earlier ports used and gains this one), number and protocol."""
+    errs: list[FieldError] = []
+    name = port.get("name")
+    if not name and count > 1:
+        errs.append(v.required(path.child("name")))
+    elif name:
+        errs.extend(v.invalid(path.child("name"), name, m) for m in v.is_dns1123_label(str(name)))
+        if name in names:
+            errs.append(v.duplicate(path.child("name"), name))
+        names.add(name)
+    errs.extend(v.invalid(path.child("port"), port.get("port"), m) for m in port_num_msgs(port.get("port")))
+    errs.extend(validate_protocol(port.get("protocol"), path.child("protocol")))
+    return errs
+
+
 def _validate_ports(spec: dict[str, Any], path: Path, svc_type: str) -> list[FieldError]:
     ports = as_list(spec.get("ports"))
     errs: list[FieldError] = []
@@ -127,16 +144,7 @@ def _validate_ports(spec: dict[str, Any], path: Path, svc_type: str) -> list[Fie
         if not isinstance(port, dict):
             errs.append(v.type_invalid(p, port, "must be an object"))
             continue
-        name = port.get("name")
-        if not name and len(ports) > 1:
-            errs.append(v.required(p.child("name")))
-        elif name:
-            errs.extend(v.invalid(p.child("name"), name, m) for m in v.is_dns1123_label(str(name)))
-            if name in names:
-                errs.append(v.duplicate(p.child("name"), name))
-            names.add(name)
-        errs.extend(v.invalid(p.child("port"), port.get("port"), m) for m in port_num_msgs(port.get("port")))
-        errs.extend(validate_protocol(port.get("protocol"), p.child("protocol")))
+        errs.extend(_validate_port_basics(port, p, names, len(ports)))
         key = (port.get("port"), port.get("protocol"))
         if key in seen:
             errs.append(v.duplicate(p, {"port": key[0], "protocol": key[1]}))
@@ -306,18 +314,7 @@ def _validate_endpoint_ports(ports: list[Any], path: Path) -> list[FieldError]:
     errs: list[FieldError] = []
     names: set[str] = set()
     for i, port in enumerate(ports):
-        p = path.index(i)
-        port = as_dict(port)
-        name = port.get("name")
-        if not name and len(ports) > 1:
-            errs.append(v.required(p.child("name")))
-        elif name:
-            errs.extend(v.invalid(p.child("name"), name, m) for m in v.is_dns1123_label(str(name)))
-            if name in names:
-                errs.append(v.duplicate(p.child("name"), name))
-            names.add(name)
-        errs.extend(v.invalid(p.child("port"), port.get("port"), m) for m in port_num_msgs(port.get("port")))
-        errs.extend(validate_protocol(port.get("protocol"), p.child("protocol")))
+        errs.extend(_validate_port_basics(as_dict(port), path.index(i), names, len(ports)))
     return errs
 
 

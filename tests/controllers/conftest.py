@@ -1,0 +1,19 @@
+"""Fixtures of the controller tests; the helpers they share are in :mod:`tests.controllers.harness`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from kybernetes.testing import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def srv(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """An API server (no scheduler, no controllers) of the test module's own."""
+    s = ServerProcess.start(tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2]))
+    try:
+        yield s
+    finally:
+        s.stop()
