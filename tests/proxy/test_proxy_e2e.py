@@ -275,7 +275,7 @@ def test_service_without_endpoints_rejects(cluster: tuple[ServerProcess, ProxyTh
         try:
             socket.create_connection((host, port), timeout=5).close()
         except ConnectionRefusedError:
-            assert time.monotonic() - start < 1.0, "refused, but slowly"
+            assert time.monotonic() - start < 3.0, "refused, but slowly"
             return True
         except OSError:
             return False

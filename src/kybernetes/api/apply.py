@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import time as _time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -77,8 +78,16 @@ _METADATA_PE = field_element("metadata")
 _KEY_DEFAULTS: dict[str, Any] = {"protocol": "TCP"}
 
 
+_now_cache: tuple[int, str] = (-1, "")
+
+
 def _utc_now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # managedFields times have second resolution: format once per second, not per write.
+    global _now_cache
+    sec = int(_time.time())
+    if sec != _now_cache[0]:
+        _now_cache = (sec, datetime.datetime.fromtimestamp(sec, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _now_cache[1]
 
 
 def _deepcopy(obj: Any) -> Any:

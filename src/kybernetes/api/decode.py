@@ -67,8 +67,19 @@ def check(obj: dict[str, Any], schema: Schema, *, skip_top: tuple[str, ...] = ("
     return res
 
 
+# Leaf types that need no further checks when the schema asks for exactly that type.
+_PLAIN_LEAF = {str: "string", bool: "boolean", int: "integer"}
+
+
 def _walk(value: Any, s: Schema, path: str, res: DecodeResult) -> None:
-    if value is None or s.is_open:
+    if value is None:
+        return
+    want, _ios, _qty, is_open = s.shape()
+    if is_open:
+        return
+    # Fast path for the common leaf (a string field holding a string, ...): _matches would
+    # say yes whatever the int-or-string/quantity flags, and there is nothing to descend into.
+    if _PLAIN_LEAF.get(type(value)) == want and want is not None:
         return
     if not _matches(value, s):
         res.type_errors.append(

@@ -46,10 +46,13 @@ def definition_name(group: str, version: str, kind: str) -> str | None:
 
 def for_kind(group: str, version: str, kind: str) -> Schema | None:
     name = definition_name(group, version, kind)
-    return Schema(definitions()[name], definitions()) if name else None
+    return for_definition(name) if name else None
 
 
+@functools.cache
 def for_definition(name: str) -> Schema | None:
+    # One Schema per definition for the life of the process: its memoized children (and the
+    # compiled views other modules key on its raw dict) are then built once, not per request.
     d = definitions().get(name)
     return Schema(d, definitions()) if d is not None else None
 
@@ -59,10 +62,18 @@ def from_openapi_v3(raw: dict[str, Any]) -> Schema:
     return Schema(raw, {})
 
 
-class Schema:
-    """A read-only view of one schema node; child nodes resolve ``$ref`` on access."""
+_UNSET: Any = object()
 
-    __slots__ = ("_defs", "raw")
+
+class Schema:
+    """A read-only view of one schema node; child nodes resolve ``$ref`` on access.
+
+    Children and derived facts are memoized on the node (the raw definitions are never
+    mutated), so walking the same schema again costs dict lookups instead of new wrappers,
+    ``$ref`` merges and type inference on every access.
+    """
+
+    __slots__ = ("_ap", "_defs", "_facts", "_items", "_kids", "raw")
 
     def __init__(self, raw: dict[str, Any], defs: dict[str, dict[str, Any]]) -> None:
         # A node that only refers elsewhere takes the target's content; its own keys
@@ -75,35 +86,49 @@ class Schema:
             raw = merged
         self.raw = raw
         self._defs = defs
+        self._kids: dict[str, Schema | None] = {}
+        self._items: Schema | None = _UNSET
+        self._ap: Schema | None = _UNSET
+        self._facts: tuple[str | None, bool, bool, bool] | None = None
 
     def _wrap(self, raw: Any) -> Schema | None:
         return Schema(raw, self._defs) if isinstance(raw, dict) else None
+
+    def shape(self) -> tuple[str | None, bool, bool, bool]:
+        """``(type, int_or_string, quantity_like, is_open)`` in one call (for hot walks)."""
+        return self._facts or self._shape()
+
+    def _shape(self) -> tuple[str | None, bool, bool, bool]:
+        """(type, int_or_string, quantity_like, is_open), computed once."""
+        raw = self.raw
+        t = raw.get("type")
+        if isinstance(t, list):
+            t = next((x for x in t if x != "null"), None)
+        if t is None:
+            if "properties" in raw or "additionalProperties" in raw:
+                t = "object"
+            elif "items" in raw:
+                t = "array"
+        one_of = {self._one_type(o) for o in raw.get("oneOf") or ()}
+        ios = bool(raw.get("x-kubernetes-int-or-string")) or one_of == {"string", "integer"}
+        qty = one_of == {"string", "number"}
+        is_open = bool(raw.get("x-kubernetes-preserve-unknown-fields")) or (t is None and not raw.get("oneOf"))
+        self._facts = (t, ios, qty, is_open)
+        return self._facts
 
     # --- shape --------------------------------------------------------------------------
 
     @property
     def type(self) -> str | None:
-        t = self.raw.get("type")
-        if isinstance(t, list):
-            t = next((x for x in t if x != "null"), None)
-        if t is None:
-            if "properties" in self.raw or "additionalProperties" in self.raw:
-                return "object"
-            if "items" in self.raw:
-                return "array"
-        return t
+        return (self._facts or self._shape())[0]
 
     @property
     def int_or_string(self) -> bool:
-        if self.raw.get("x-kubernetes-int-or-string"):
-            return True
-        types = {self._one_type(o) for o in self.raw.get("oneOf") or ()}
-        return types == {"string", "integer"}
+        return (self._facts or self._shape())[1]
 
     @property
     def quantity_like(self) -> bool:
-        types = {self._one_type(o) for o in self.raw.get("oneOf") or ()}
-        return types == {"string", "number"}
+        return (self._facts or self._shape())[2]
 
     @staticmethod
     def _one_type(o: dict[str, Any]) -> str | None:
@@ -117,18 +142,28 @@ class Schema:
         return self.raw.get("properties") or {}
 
     def prop(self, name: str) -> Schema | None:
-        return self._wrap(self.properties.get(name))
+        kids = self._kids
+        if name in kids:
+            return kids[name]
+        # Only declared properties are memoized: absent names (map keys) would grow it forever.
+        raw = self.properties.get(name)
+        out = self._wrap(raw)
+        if raw is not None:
+            kids[name] = out
+        return out
 
     @property
     def items(self) -> Schema | None:
-        return self._wrap(self.raw.get("items"))
+        if self._items is _UNSET:
+            self._items = self._wrap(self.raw.get("items"))
+        return self._items
 
     @property
     def additional_properties(self) -> Schema | None:
-        ap = self.raw.get("additionalProperties")
-        if ap is True:
-            return Schema({}, self._defs)
-        return self._wrap(ap)
+        if self._ap is _UNSET:
+            ap = self.raw.get("additionalProperties")
+            self._ap = Schema({}, self._defs) if ap is True else self._wrap(ap)
+        return self._ap
 
     def child(self, name: str) -> Schema | None:
         """The schema of field or map key ``name`` (properties first, then additionalProperties)."""
@@ -146,9 +181,7 @@ class Schema:
     @property
     def is_open(self) -> bool:
         """True where any field is allowed (free-form JSON, RawExtension, preserve-unknown-fields)."""
-        if self.raw.get("x-kubernetes-preserve-unknown-fields"):
-            return True
-        return self.type is None and not self.raw.get("oneOf")
+        return (self._facts or self._shape())[3]
 
     @property
     def preserve_unknown_fields(self) -> bool:

@@ -122,8 +122,27 @@ class Accept:
     yaml: bool = False
 
 
+_ACCEPT_CACHE: dict[str, Accept] = {}
+_ACCEPT_CACHE_MAX = 256
+
+
 def parse_accept(header: str) -> Accept:
-    """What representation the client asks for, in its order of preference."""
+    """What representation the client asks for, in its order of preference.
+
+    Clients send the same few headers over and over: parsed ones are remembered (bounded, as
+    the header is the client's to choose). The result is shared: callers must not modify it.
+    """
+    hit = _ACCEPT_CACHE.get(header)
+    if hit is not None:
+        return hit
+    out = _parse_accept(header)
+    if len(_ACCEPT_CACHE) >= _ACCEPT_CACHE_MAX:
+        _ACCEPT_CACHE.clear()
+    _ACCEPT_CACHE[header] = out
+    return out
+
+
+def _parse_accept(header: str) -> Accept:
     if not header:
         return Accept()
     out = Accept(json_ok=False)
