@@ -5,8 +5,8 @@ strategic-merge-patch metadata of ``kubectl apply`` and, before every write, to 
 server does field validation itself. That last check (``query_param_verifier_v3``) looks through
 the group-version document for a ``patch`` operation whose ``x-kubernetes-group-version-kind``
 equals the object's GVK and then for an operation parameter ``fieldValidation`` ``in: query``. If
-it finds none it falls back to client-side validation through ``/openapi/v2`` in protobuf, which
-kybernetes does not speak; so every PATCH operation here carries that parameter.
+it finds none it falls back to client-side validation through ``/openapi/v2`` in protobuf (served by
+``openapi_pb.py``, and needed for ``kind: List`` files); every PATCH operation here carries that parameter.
 
 Where the schemas come from:
 

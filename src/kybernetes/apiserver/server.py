@@ -32,7 +32,7 @@ from aiohttp import web
 
 from kybernetes import errors
 from kybernetes.api.resources import Catalogue
-from kybernetes.apiserver import discovery, priority, quota
+from kybernetes.apiserver import discovery, openapi_pb, priority, quota
 from kybernetes.apiserver.allocators import ServiceAllocator
 from kybernetes.apiserver.auth import Authenticator, TokenFile
 from kybernetes.apiserver.certs import PKI, kubeconfig, write_kubeconfig
@@ -354,9 +354,12 @@ class APIServer:
         assert self.openapi is not None
         if parts == ["openapi", "v2"]:
             accept = request.headers.get("Accept", "")
+            doc = self.openapi.v2()
+            if openapi_pb.wants_protobuf(accept):  # kubectl's client-side validation models
+                pb = openapi_pb.protobuf_document(doc)
+                return self._cached(request, pb.body, pb.hash, openapi_pb.PROTOBUF_V2_MEDIA_TYPE)
             if "protobuf" in accept and "json" not in accept:
                 raise errors.NotAcceptable("only application/json is served for /openapi/v2")
-            doc = self.openapi.v2()
             return self._cached(request, doc.body, doc.hash, JSON)
         if parts == ["openapi", "v3"]:
             doc = self.openapi.index()
