@@ -22,7 +22,6 @@ from kybernetes import errors
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.selectors import parse_field_selector, parse_label_selector
 from kybernetes.apiserver import printers
-from kybernetes.apiserver.registry import store as reg
 from kybernetes.apiserver.registry.store import DeleteOptions, ListOptions, Registry, RequestContext
 from kybernetes.apiserver.requests import (
     Accept,
@@ -156,8 +155,6 @@ class ResourceHandlers:
                 raise errors.MethodNotAllowed("the server does not allow this method on the requested resource")
             ptype = patch_type(request.headers.get("Content-Type", ""))
             body = await self._body(request)
-            if ptype == "apply" and ctx.field_validation == "Warn" and not q.get("fieldValidation"):
-                ctx.field_validation = "Warn"
             obj, created = await self.registry.patch(r, ns, rp.name, ptype, body, ctx,
                                                      force=bool_param(q.get("force")))
             return self._render_one(r, obj, accept, pretty, q, status=201 if created else 200, ctx=ctx)
@@ -507,4 +504,4 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-__all__ = ["ResourceHandlers", "json_response", "reg", "status_success"]
+__all__ = ["ResourceHandlers", "json_response", "status_success"]

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from kybernetes import errors
@@ -135,7 +134,8 @@ class APIServer:
         self.join = JoinService(self)
         self.store = await open_store(cfg)
         self.registry = Registry(self.store, self.catalogue, builtin_strategies())
-        ServiceAllocator(cfg.service_cidr, cfg.node_port_range).install(self.registry)
+        self.allocator = ServiceAllocator(cfg.service_cidr, cfg.node_port_range)
+        self.allocator.install(self.registry)
         quota.install(self.registry)
         priority.install(self.registry)
         self.service_accounts = ServiceAccounts(self.registry, self.pki.service_account_key())
@@ -220,7 +220,6 @@ class APIServer:
         await priority.bootstrap(self.registry, ctx)
         svc = self.catalogue.get("", "v1", "services")
         assert svc is not None
-        alloc = ServiceAllocator(self.config.service_cidr)
         try:
             await self.registry.get(svc, "default", "kubernetes")
             return
@@ -230,7 +229,7 @@ class APIServer:
             await self.registry.create(svc, "default", {
                 "apiVersion": "v1", "kind": "Service",
                 "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
-                "spec": {"type": "ClusterIP", "clusterIP": alloc.kubernetes_ip, "sessionAffinity": "None",
+                "spec": {"type": "ClusterIP", "clusterIP": self.allocator.kubernetes_ip, "sessionAffinity": "None",
                          "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
             }, ctx)
 
@@ -381,16 +380,3 @@ class APIServer:
         if request.headers.get("If-None-Match") == quoted:
             return web.Response(status=304, headers=h)
         return web.Response(body=body, headers=h)
-
-
-async def serve_forever(config: APIServerConfig, stop: asyncio.Event) -> None:
-    server = APIServer(config)
-    await server.start()
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
-
-
-def dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj)

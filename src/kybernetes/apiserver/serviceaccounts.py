@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import secrets
 import time
 import uuid
 from pathlib import Path
@@ -29,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 
 from kybernetes import errors
 from kybernetes.api.resources import Resource
-from kybernetes.apiserver.registry.store import Registry, RequestContext, User
+from kybernetes.apiserver.registry.store import Registry, RequestContext, User, random_suffix
 
 Obj = dict[str, Any]
 
@@ -39,7 +38,6 @@ TOKEN_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 DEFAULT_EXPIRATION = 3607  # what Kubernetes puts in the projected volume
 MIN_EXPIRATION = 600
 MAX_EXPIRATION = 48 * 3600
-_SUFFIX = "bcdfghjklmnpqrstvwxz2456789"
 
 
 class ServiceAccounts:
@@ -76,7 +74,7 @@ class ServiceAccounts:
         if any(m.get("mountPath") == TOKEN_MOUNT for c in containers for m in c.get("volumeMounts") or []
                if isinstance(m, dict)):
             return
-        name = "kube-api-access-" + "".join(secrets.choice(_SUFFIX) for _ in range(5))
+        name = "kube-api-access-" + random_suffix(5)
         volumes = spec.setdefault("volumes", [])
         if not isinstance(volumes, list):
             return

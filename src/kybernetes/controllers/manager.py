@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import importlib
 import logging
-import os
 import socket
 import uuid
 from dataclasses import dataclass, field
@@ -138,7 +137,3 @@ async def run(config: ControllerManagerConfig, stop: asyncio.Event | None = None
         await client.close()
     if lost.is_set() and not stop.is_set():
         raise LostLeadership("leader election lost")
-
-
-def default_identity() -> str:
-    return f"{socket.gethostname()}_{os.getpid()}"
