@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS=(python3 python3-venv python3-dev gcc sqlite3 iproute2 nftables ca-certificates
-      containerd runc containernetworking-plugins etcd-server busybox-static docker-registry)
+      containerd runc containernetworking-plugins etcd-server busybox-static docker-registry
+      wrk)  # wrk: the C load generator bench.apiserver uses for GETs
 
 missing=()
 for p in "${DEBS[@]}"; do

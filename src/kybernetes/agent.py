@@ -60,7 +60,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from kybernetes import join
+from kybernetes import aiorun, join
 from kybernetes.apiserver.certs import kubeconfig, write_kubeconfig
 
 log = logging.getLogger(__name__)
@@ -455,7 +455,7 @@ def main(cfg: AgentConfig) -> None:
             components.append(supervise(proxy_args(cfg, creds), stop, 20.0, "kube-proxy"))
         await asyncio.gather(*components)
 
-    asyncio.run(go())
+    aiorun.run(go())
 
 
 def _setup_logging(verbose: int) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import click
 
+from kybernetes import aiorun
 from kybernetes.apiserver.certs import kubeconfig, write_kubeconfig
 from kybernetes.apiserver.server import APIServer, APIServerConfig
 from kybernetes.join import server_token
@@ -173,5 +174,5 @@ def main(config: ServerConfig) -> None:
             loop.add_signal_handler(sig, stop.set)
         await run_server(config, stop)
 
-    asyncio.run(go())
+    aiorun.run(go())
 

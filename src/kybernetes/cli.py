@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from kybernetes import aiorun
 from kybernetes.apiserver.server import APIServer, APIServerConfig, default_data_dir
 
 
@@ -161,7 +162,7 @@ def apiserver(data_dir: Path | None, bind_address: str, advertise_address: str, 
     _setup_logging(verbose)
     cfg = _config(data_dir, bind_address, advertise_address, https_port, datastore_endpoint, tls_san, service_cluster_ip_range,
                   token_auth_file, compact_interval, compact_keep)
-    asyncio.run(_run_until_signal(APIServer(cfg), announce=True))
+    aiorun.run(_run_until_signal(APIServer(cfg), announce=True))
 
 
 if __name__ == "__main__":

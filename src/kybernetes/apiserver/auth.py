@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import hmac
 import io
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,15 +23,23 @@ from typing import Any
 from kybernetes import errors
 from kybernetes.apiserver.registry.store import User
 
+RELOAD_CHECK_INTERVAL = 1.0
+"""Seconds between checks of the token file's mtime."""
+
 
 @dataclass
 class TokenFile:
     path: Path | None
     tokens: dict[str, User] = field(default_factory=dict)
     _mtime: float = -1.0
+    _checked: float = float("-inf")
 
     def lookup(self, token: str) -> User | None:
-        self._reload()
+        now = time.monotonic()
+        if now - self._checked >= RELOAD_CHECK_INTERVAL:
+            # At most one stat a second, not two per request: edits still apply within a second.
+            self._checked = now
+            self._reload()
         for t, user in self.tokens.items():
             if hmac.compare_digest(t, token):
                 return user

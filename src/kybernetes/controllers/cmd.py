@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from kybernetes import aiorun
 from kybernetes.controllers.manager import ControllerManagerConfig, LostLeadership, run
 
 
@@ -71,7 +72,7 @@ def command(kubeconfig: Path | None, controllers: str, leader_elect: bool, leade
         await run(cfg, stop)
 
     try:
-        asyncio.run(main())
+        aiorun.run(main())
     except LostLeadership:
         click.echo("leader election lost", err=True)
         sys.exit(1)

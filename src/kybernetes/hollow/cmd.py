@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from kybernetes import aiorun
 from kybernetes.client.rest import Client
 from kybernetes.hollow.nodes import HollowConfig, HollowNodes, fleet_summary
 from kybernetes.hollow.objects import NodeShape
@@ -126,7 +127,7 @@ def command(kubeconfig: Path | None, context: str | None, count: int, name_prefi
         lease_interval=lease_interval, status_interval=status_interval, pod_start_delay=pod_start_delay,
         concurrency=concurrency, stop_heartbeats_after=stop_heartbeats_after,
     )
-    asyncio.run(_run_with_reports(config, report_interval))
+    aiorun.run(_run_with_reports(config, report_interval))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from kybernetes import aiorun
 from kybernetes.proxy.nftables import check_table_name
 from kybernetes.proxy.proxier import ProxyConfig, run
 
@@ -75,7 +76,7 @@ def command(kubeconfig: Path, table: str, service_cluster_ip_range: str, cluster
             loop.add_signal_handler(sig, stop.set)
         await run(cfg, stop)
 
-    asyncio.run(main())
+    aiorun.run(main())
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from typing import Any
 
 import click
 
+from kybernetes import aiorun
 from kybernetes.scheduler import config as cfg
 from kybernetes.scheduler.explain import Explanation, explain_pod
 from kybernetes.scheduler.scheduler import Scheduler
@@ -93,7 +94,7 @@ def scheduler_command(kubeconfig: str | None, config_file: str | None, leader_el
         config.leader_elect = leader_elect
     if lease_name:
         config.lease_name = lease_name
-    asyncio.run(_run_until_signal(config))
+    aiorun.run(_run_until_signal(config))
 
 
 async def explain_remote(pod_name: str, namespace: str, kubeconfig: str | None,
