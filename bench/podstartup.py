@@ -23,6 +23,8 @@ A real ``kyb server`` with its agent (API server, scheduler, controller manager,
   ``ctr run --rm IMAGE ID true`` timed to exit: N one at a time and M at once. This is the cost of
   a container with no pod sandbox, no network and no API server; a pod needs a sandbox (pause
   container + CNI) and an app container, so ~2x the floor is the best a kubelet could do.
+- **CPU during the burst**: the machine's busy time while the M pods start, split into the
+  kybernetes processes (by component) and the rest (containerd, shims, runc, CNI plugins, kernel).
 - **idle RSS**: the resident memory of the server's process tree (server, scheduler, controller
   manager, agent, kubelet, containerd) with no pods, after the runs, summed from /proc.
 
@@ -151,6 +153,62 @@ def tree_rss(root: int) -> tuple[int, dict[str, int]]:
             _, name, rss = table[pid]
             per[name] = per.get(name, 0) + rss
     return sum(per.values()), per
+
+
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine has spent busy (all cores, not idle or iowait), from /proc/stat."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(f[:8]) - f[3] - f[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def kyb_cpu_seconds(root: int) -> dict[str, float]:
+    """CPU seconds so far of each kybernetes (Python) process in ``root``'s tree, by component."""
+    table = _proc_table()
+    members = {root}
+    changed = True
+    while changed:
+        changed = False
+        for pid, (ppid, _, _) in table.items():
+            if ppid in members and pid not in members:
+                members.add(pid)
+                changed = True
+    out: dict[str, float] = {}
+    tck = os.sysconf("SC_CLK_TCK")
+    for pid in members:
+        name = table.get(pid, (0, "", 0))[1]
+        if not name.startswith("kyb "):
+            continue
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0.0) + (int(f[11]) + int(f[12])) / tck
+    return out
+
+
+class CpuWindow:
+    """Where the CPU went during a run: the kybernetes processes, and everything else.
+
+    "Everything else" is the machine's busy time minus the kybernetes processes: containerd, its
+    shims, runc, the CNI plugins and the kernel work they cause (plus any other load on the machine,
+    which the load average in the JSON helps judge). Short-lived processes (runc, CNI plugins) are
+    counted this way, where a per-process reading would miss them.
+    """
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.t0 = time.monotonic()
+        self.busy0 = machine_busy_seconds()
+        self.kyb0 = kyb_cpu_seconds(root)
+
+    def stop(self) -> dict[str, Any]:
+        wall = time.monotonic() - self.t0
+        busy = machine_busy_seconds() - self.busy0
+        kyb1 = kyb_cpu_seconds(self.root)
+        per = {k: round(v - self.kyb0.get(k, 0.0), 2) for k, v in sorted(kyb1.items())}
+        kyb = sum(per.values())
+        return {"wall_s": round(wall, 2), "machine_busy_cpu_s": round(busy, 2), "kybernetes_cpu_s": round(kyb, 2),
+                "runtime_and_rest_cpu_s": round(max(0.0, busy - kyb), 2), "kybernetes_by_process": per}
 
 
 # ---- the runs ----------------------------------------------------------------------------------------
@@ -290,13 +348,15 @@ async def measure(srv: ServerProcess, args: argparse.Namespace) -> dict[str, Any
                 sequential += await create_and_time(client, watch, [name], 60)
                 await delete_all(client, watch, [name])
             names = [f"burst-{i}" for i in range(args.burst)]
+            cpu = CpuWindow(srv.proc.pid)
             burst = await create_and_time(client, watch, names, 300)
+            burst_cpu = cpu.stop()
             await delete_all(client, watch, names, 300)
         finally:
             await watch.stop()
     finally:
         await client.close()
-    return {"sequential": summary(sequential), "burst": summary(burst),
+    return {"sequential": summary(sequential), "burst": summary(burst), "burst_cpu": burst_cpu,
             "samples": {"sequential": [round(x, 4) for x in sequential], "burst": [round(x, 4) for x in burst]}}
 
 
@@ -355,6 +415,12 @@ def print_table(result: dict[str, Any]) -> None:
     for label, value, goal in rows:
         print(f"{label:<{width}}  {value:<{vwidth}}  {goal}")
     print("idle RSS by process: " + ", ".join(f"{k} {v:.0f} MB" for k, v in sorted(result["idle_rss_by_process_mb"].items())))
+    bc = pods.get("burst_cpu")
+    if bc:
+        print(f"CPU during the burst ({bc['wall_s']:.1f} s wall): machine {bc['machine_busy_cpu_s']:.1f} s busy = "
+              f"kybernetes {bc['kybernetes_cpu_s']:.1f} s + containerd/shims/runc/CNI/kernel "
+              f"{bc['runtime_and_rest_cpu_s']:.1f} s; kybernetes by process: "
+              + ", ".join(f"{k} {v:.1f} s" for k, v in bc["kybernetes_by_process"].items()))
 
 
 def main() -> None:

@@ -38,6 +38,8 @@ Obj = dict[str, Any]
 
 JSON = "application/json"
 BOOKMARK_INTERVAL = 30.0
+DIRECT_WRITE_LIMIT = 256 * 1024
+"""Bytes unsent to a watch client beyond which events go through its task (which awaits drain)."""
 
 
 def json_response(body: Any, status: int = 200, *, pretty: bool = False, content_type: str = JSON,
@@ -318,8 +320,31 @@ class ResourceHandlers:
                 ev._encoded = orjson.dumps({"type": ev.type, "object": ev.obj}) + b"\n"
             return ev._encoded
 
+        transport = request.transport
+        if transport is not None and request.version >= (1, 1) and r.builtin and not accept.table \
+                and not accept.partial_metadata:
+            def direct(batch: list[CacheEvent], transport: Any = transport) -> bool:
+                # Straight to the socket, as the chunk aiohttp would have framed (see Watcher).
+                if transport.is_closing() or transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT:
+                    return False
+                if len(batch) == 1:
+                    ev = batch[0]
+                    if ev._chunk is None:
+                        data = encode(ev)
+                        ev._chunk = b"%x\r\n%b\r\n" % (len(data), data)
+                    transport.write(ev._chunk)
+                else:
+                    data = b"".join([encode(ev) for ev in batch])
+                    transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+                return True
+
+            stream.direct = direct
+
         try:
             await resp.prepare(request)
+            # Send the headers now: aiohttp holds them back until the first body write, and
+            # direct writes must come after them.
+            await resp.write(b"")
             async for batch in stream.batches():
                 await resp.write(b"".join([encode(ev) for ev in batch]))
         except errors.StatusError as e:

@@ -52,16 +52,31 @@ class CacheEvent:
     prev: Obj | None
     revision: int
     _encoded: bytes | None = None
+    """The event as a JSON watch line, made once and shared by every watcher that sends it as is."""
+    _chunk: bytes | None = None
+    """``_encoded`` framed as one HTTP/1.1 chunk, for watchers written to directly."""
 
 
 @dataclass(eq=False)
 class Watcher:
-    """One client's watch: a queue of events under ``prefix`` newer than its start revision."""
+    """One client's watch: a queue of events under ``prefix`` newer than its start revision.
+
+    Events reach the client one of two ways. Normally ``push`` wakes the watch's own task, which
+    drains the queue and writes a batch. But waking a task costs more than the write itself, and a
+    write to 1,000 watchers is 1,000 wake-ups; so while the task is parked with nothing to do, its
+    stream sets ``direct``, and ``push`` instead hands the watcher to the :class:`Flusher`, which
+    calls ``direct()`` once per burst of events, from the dispatcher's side. ``direct`` writes
+    what is queued and returns True, or returns False (the socket is backed up, the queue holds the
+    end marker) and the task is woken to do it the normal way.
+    """
 
     prefix: str
+    flusher: Flusher | None = None
     queue: deque[CacheEvent | None] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: bool = False
+    direct: Callable[[], bool] | None = None
+    scheduled: bool = False
 
     def push(self, ev: CacheEvent | None) -> None:
         if len(self.queue) >= WATCHER_BACKLOG:
@@ -69,7 +84,47 @@ class Watcher:
             self.wake.set()
             return
         self.queue.append(ev)
+        if ev is not None and self.direct is not None and self.flusher is not None:
+            if not self.scheduled:
+                self.scheduled = True
+                self.flusher.schedule(self)
+            return
         self.wake.set()
+
+
+class Flusher:
+    """Runs parked watchers' ``direct`` writes once per burst: after every event that is ready now.
+
+    The first watcher scheduled arms a ``call_soon``; by the time it runs, the dispatcher has applied
+    every store event that was ready, so a watcher that several of them matched gets one write.
+    """
+
+    def __init__(self) -> None:
+        self._ready: list[Watcher] = []
+        self._armed = False
+
+    def schedule(self, w: Watcher) -> None:
+        self._ready.append(w)
+        if not self._armed:
+            self._armed = True
+            asyncio.get_running_loop().call_soon(self._run)
+
+    def _run(self) -> None:
+        self._armed = False
+        ready, self._ready = self._ready, []
+        for w in ready:
+            w.scheduled = False
+            if not w.queue:
+                continue
+            direct = w.direct
+            ok = False
+            if direct is not None:
+                try:
+                    ok = direct()
+                except Exception:
+                    log.exception("direct watch write failed")
+            if not ok:
+                w.wake.set()
 
 
 class ResourceCache:
@@ -171,6 +226,7 @@ class Cacher:
         self.store = store
         self.decode = decode
         self.caches: dict[str, ResourceCache] = {}
+        self.flusher = Flusher()
         self.revision = 0
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None

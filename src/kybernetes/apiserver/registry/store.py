@@ -420,7 +420,7 @@ class Registry:
                     if match is None or match(o):
                         first.append(CacheEvent("ADDED", k, o, None, int(o["metadata"]["resourceVersion"])))
         # No await between reading the backlog and registering: no event is lost or repeated.
-        w = Watcher(prefix)
+        w = Watcher(prefix, self.cacher.flusher)
         cache.watchers.add(w)
         return WatchStream(first, w, cache, match, None, self.cacher, bookmark_interval, timeout)
 
@@ -935,6 +935,23 @@ class WatchStream:
         self._handles: list[asyncio.TimerHandle] = []
         self._tick = False
         self._expired = False
+        self.direct: Callable[[list[CacheEvent]], bool] | None = None
+        """Set by the consumer to have events written for it while it waits (see ``Watcher``):
+        called with a filtered, non-empty batch; returns False if it cannot write now."""
+
+    def _deliver(self) -> bool:
+        """The parked watcher's queue, filtered and handed to ``direct`` without waking the task."""
+        w, direct = self._watcher, self.direct
+        assert w is not None and direct is not None
+        q = w.queue
+        if q[-1] is None:
+            return False  # the end: the task writes what is left and closes
+        match, filt = self._match, Registry._filter
+        batch = [out for item in q if item is not None and (out := filt(item, match)) is not None]
+        if batch and not direct(batch):
+            return False
+        q.clear()
+        return True
 
     def _wake(self) -> None:
         if self._watcher is not None:
@@ -998,7 +1015,14 @@ class WatchStream:
                 yield [self._bookmark()]
                 continue
             w.wake.clear()
-            await w.wake.wait()
+            if self.direct is not None:
+                w.direct = self._deliver
+                try:
+                    await w.wake.wait()
+                finally:
+                    w.direct = None
+            else:
+                await w.wake.wait()
 
     def close(self) -> None:
         for h in self._handles:
