@@ -78,6 +78,7 @@ class Cache:
         if not known:
             snap.nodes[name] = ni
             snap.node_list.append(ni)
+            snap.track(ni)
         return ni
 
     update_node = add_node
@@ -91,6 +92,7 @@ class Cache:
         snap = self.snapshot
         snap.nodes.pop(name, None)
         snap.node_list = [n for n in snap.node_list if n.name != name]
+        snap.track(ni)
         ni.node = None
         if not ni.pods:
             del self.infos[name]
@@ -105,6 +107,7 @@ class Cache:
             self.snapshot.affinity_pods += 1
             if pi.required_anti_affinity:
                 self.snapshot.anti_affinity_pods += 1
+            self.snapshot.track(ni)
 
     def _unplace(self, pi: PodInfo) -> None:
         ni = self.infos.get(pi.node_name)
@@ -113,6 +116,7 @@ class Cache:
                 self.snapshot.affinity_pods -= 1
                 if pi.required_anti_affinity:
                     self.snapshot.anti_affinity_pods -= 1
+                self.snapshot.track(ni)
             if ni.node is None and not ni.pods:
                 del self.infos[ni.name]
         if self.pods.get(pi.key) is pi:

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
+
 from kybernetes.api.quantity import cpu_millis, to_bytes
 from kybernetes.api.selectors import LabelSelector, from_label_selector_object
 
@@ -117,7 +119,7 @@ def tolerates(tolerations: Iterable[tuple[str, str, str, str]], taint: Mapping[s
 class AffinityTerm:
     """A compiled ``PodAffinityTerm``: which pods (selector + namespaces) and over which topology."""
 
-    __slots__ = ("namespace_selector", "namespaces", "selector", "topology_key")
+    __slots__ = ("match_key", "namespace_selector", "namespaces", "selector", "topology_key")
 
     def __init__(self, term: Mapping[str, Any], pod_namespace: str) -> None:
         self.selector: LabelSelector = from_label_selector_object(term.get("labelSelector"), none_matches=False)
@@ -129,6 +131,11 @@ class AffinityTerm:
         self.namespace_selector: LabelSelector | None = (
             from_label_selector_object(nss) if nss is not None else None)
         self.namespaces: frozenset[str] = frozenset(ns) if ns or nss is not None else frozenset((pod_namespace,))
+        # Equal for terms that match the same pods (the pods of one workload carry identical
+        # terms): a scheduling cycle evaluates each distinct term against a pod once.
+        self.match_key: tuple[bytes, frozenset[str], bytes] = (
+            orjson.dumps(term.get("labelSelector"), option=orjson.OPT_SORT_KEYS), self.namespaces,
+            orjson.dumps(nss, option=orjson.OPT_SORT_KEYS))
 
     def matches(self, pi: PodInfo, ns_labels: Mapping[str, Mapping[str, str]]) -> bool:
         if pi.namespace not in self.namespaces and (
@@ -150,7 +157,7 @@ def _terms(aff: Mapping[str, Any] | None, ns: str) -> tuple[list[AffinityTerm], 
 class PodInfo:
     """Everything the plugins need from one pod, parsed once."""
 
-    __slots__ = ("has_affinity", "host_ports", "images", "key", "labels", "name", "namespace",
+    __slots__ = ("has_affinity", "host_ports", "images", "key", "labels", "labels_key", "name", "namespace",
                  "node_name", "nonzero_cpu", "nonzero_mem", "pod", "preemption_policy",
                  "preferred_affinity", "preferred_anti_affinity", "priority", "requests",
                  "required_affinity", "required_anti_affinity", "start_time", "terminating",
@@ -165,6 +172,8 @@ class PodInfo:
         self.key = f"{self.namespace}/{self.name}"
         self.uid: str = meta.get("uid") or ""
         self.labels: dict[str, str] = meta.get("labels") or {}
+        self.labels_key = (self.namespace, tuple(sorted(self.labels.items())))
+        """Equal for pods that every affinity term matches alike (namespace and labels)."""
         self.node_name: str = spec.get("nodeName") or ""
         self.priority: int = int(spec.get("priority") or 0)
         self.preemption_policy: str = spec.get("preemptionPolicy") or "PreemptLowerPriority"

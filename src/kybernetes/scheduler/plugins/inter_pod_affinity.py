@@ -44,10 +44,11 @@ Counts = dict[tuple[str, str], int]
 
 
 class _PreFilterState:
-    __slots__ = ("affinity", "anti", "existing_anti")
+    __slots__ = ("affinity", "anti", "existing_anti", "existing_anti_keys")
 
     def __init__(self) -> None:
         self.existing_anti: Counts = defaultdict(int)
+        self.existing_anti_keys: set[str] = set()
         self.affinity: Counts = defaultdict(int)
         self.anti: Counts = defaultdict(int)
 
@@ -67,30 +68,51 @@ class InterPodAffinity(Plugin):
             return SKIP
         ns_labels = self.handle.namespace_labels
         s = _PreFilterState()
+        # Both walks below are over existing pods (as in Kubernetes); the pods of a workload
+        # share their terms and labels, so each distinct (term, pod) match is computed once.
+        seen: dict[Any, bool] = {}
         for ni in snap.anti_affinity_nodes():
             labels = ni.labels
             for existing in ni.pods_with_required_anti_affinity:
                 for term in existing.required_anti_affinity:
                     v = labels.get(term.topology_key)
-                    if v is not None and term.matches(pi, ns_labels):
+                    if v is None:
+                        continue
+                    m = seen.get(term.match_key)
+                    if m is None:
+                        m = seen[term.match_key] = term.matches(pi, ns_labels)
+                    if m:
                         s.existing_anti[(term.topology_key, v)] += 1
+                        s.existing_anti_keys.add(term.topology_key)
         if pi.required_affinity or pi.required_anti_affinity:
             aff = pi.required_affinity
             anti = pi.required_anti_affinity
+            all_aff: dict[Any, bool] = {}
+            anti_match: dict[Any, tuple[bool, ...]] = {}
             for ni in snap.node_list:
                 if not ni.pods:
                     continue
                 labels = ni.labels
                 for existing in ni.pods.values():
-                    if aff and all(t.matches(existing, ns_labels) for t in aff):
-                        for t in aff:
-                            v = labels.get(t.topology_key)
-                            if v is not None:
-                                s.affinity[(t.topology_key, v)] += 1
-                    for t in anti:
-                        v = labels.get(t.topology_key)
-                        if v is not None and t.matches(existing, ns_labels):
-                            s.anti[(t.topology_key, v)] += 1
+                    lk = existing.labels_key
+                    if aff:
+                        ok = all_aff.get(lk)
+                        if ok is None:
+                            ok = all_aff[lk] = all(t.matches(existing, ns_labels) for t in aff)
+                        if ok:
+                            for t in aff:
+                                v = labels.get(t.topology_key)
+                                if v is not None:
+                                    s.affinity[(t.topology_key, v)] += 1
+                    if anti:
+                        ms = anti_match.get(lk)
+                        if ms is None:
+                            ms = anti_match[lk] = tuple(t.matches(existing, ns_labels) for t in anti)
+                        for t, m in zip(anti, ms, strict=True):
+                            if m:
+                                v = labels.get(t.topology_key)
+                                if v is not None:
+                                    s.anti[(t.topology_key, v)] += 1
         state.data[self.name] = s
         return None
 
@@ -104,8 +126,13 @@ class InterPodAffinity(Plugin):
             if v is not None and s.anti.get((t.topology_key, v), 0) > 0:
                 return unschedulable(REASON_ANTI_AFFINITY)
         if s.existing_anti:
-            for (k, v), n in s.existing_anti.items():
-                if n > 0 and labels.get(k) == v:
+            # By topology key (a handful), not by domain: with one pod per node under a hostname
+            # term there are as many domains as such pods, and a walk over them for every node
+            # made each cycle quadratic.
+            anti = s.existing_anti
+            for k in s.existing_anti_keys:
+                v = labels.get(k)
+                if v is not None and anti.get((k, v), 0) > 0:
                     return unschedulable(REASON_EXISTING_ANTI_AFFINITY)
         return None
 

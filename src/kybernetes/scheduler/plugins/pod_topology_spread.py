@@ -98,12 +98,14 @@ def _constraints(pi: PodInfo, when: str, handle: Any) -> list[Constraint]:
 
 
 class _FilterState:
-    __slots__ = ("constraints", "counts", "mins")
+    __slots__ = ("constraints", "counts", "mins", "self_match")
 
     def __init__(self, constraints: list[Constraint]) -> None:
         self.constraints = constraints
         self.counts: dict[tuple[str, str], int] = defaultdict(int)
         self.mins: list[int] = []
+        self.self_match: list[int] = []
+        """1 where the incoming pod matches the constraint's own selector (it will count too)."""
 
 
 class PodTopologySpread(Plugin):
@@ -124,16 +126,36 @@ class PodTopologySpread(Plugin):
         req = RequiredNodeAffinity(pi.pod)
         keys = [c.topology_key for c in cs]
         domains: list[set[str]] = [set() for _ in cs]
-        for ni in self.handle.snapshot.node_list:
-            labels = ni.labels
-            if not all(k in labels for k in keys):
-                continue
-            for i, c in enumerate(cs):
-                if not c.counts_node(ni, pi, req):
+        # This walks every node for every pod (as Kubernetes does, with 16 goroutines): keep the
+        # per-node work to label lookups. A node needs checking only when node affinity is honoured
+        # and the pod has any, or taints are honoured; a node without pods adds no count.
+        checks = [(c.affinity_policy == "Honor" and not req.empty) or c.taints_policy == "Honor" for c in cs]
+        todo = list(zip(cs, keys, domains, checks, strict=True))
+        counts, ns = s.counts, pi.namespace
+        if len(todo) == 1 and not checks[0]:
+            # The common case, one constraint and nothing to check per node: the tightest loop.
+            c, key, dom, _ = todo[0]
+            for ni in self.handle.snapshot.node_list:
+                v = ni.labels.get(key)
+                if v is None:
                     continue
-                v = labels[c.topology_key]
-                domains[i].add(v)
-                s.counts[(c.topology_key, v)] += c.count(ni, pi.namespace)
+                dom.add(v)
+                if ni.pods:
+                    counts[(key, v)] += c.count(ni, ns)
+        else:
+            for ni in self.handle.snapshot.node_list:
+                labels = ni.labels
+                if not all(k in labels for k in keys):
+                    continue
+                pods = ni.pods
+                for c, key, dom, check in todo:
+                    if check and not c.counts_node(ni, pi, req):
+                        continue
+                    v = labels[key]
+                    dom.add(v)
+                    if pods:
+                        counts[(key, v)] += c.count(ni, ns)
+        s.self_match = [1 if c.selector.matches(pi.labels) else 0 for c in cs]
         for i, c in enumerate(cs):
             if len(domains[i]) < c.min_domains:
                 s.mins.append(0)
@@ -149,8 +171,7 @@ class PodTopologySpread(Plugin):
             v = labels.get(c.topology_key)
             if v is None:
                 return unresolvable(REASON_MISSING_LABEL)
-            self_match = 1 if c.selector.matches(pi.labels) else 0
-            if s.counts.get((c.topology_key, v), 0) + self_match - s.mins[i] > c.max_skew:
+            if s.counts.get((c.topology_key, v), 0) + s.self_match[i] - s.mins[i] > c.max_skew:
                 return unschedulable(REASON)
         return None
 
@@ -178,13 +199,17 @@ class PodTopologySpread(Plugin):
                 source: Sequence[NodeInfo] = eligible
             else:
                 source = self.handle.snapshot.node_list
+            check = (c.affinity_policy == "Honor" and not req.empty) or c.taints_policy == "Honor"
+            key, want = c.topology_key, wanted[i]
             for ni in source:
-                v = ni.labels.get(c.topology_key)
-                if v is None or v not in wanted[i] or not all(k in ni.labels for k in keys):
+                if not ni.pods:
+                    continue  # adds nothing
+                v = ni.labels.get(key)
+                if v is None or v not in want or not all(k in ni.labels for k in keys):
                     continue
-                if not c.counts_node(ni, pi, req):
+                if check and not c.counts_node(ni, pi, req):
                     continue
-                counts[(c.topology_key, v)] += c.count(ni, pi.namespace)
+                counts[(key, v)] += c.count(ni, pi.namespace)
         state.data[self.name + "/score"] = (cs, weights, counts, keys)
         return None
 
