@@ -228,7 +228,11 @@ async def measure(client: Client, run: Run, ns: str, timeout: float) -> None:
 
 
 async def clean(client: Client, ns: str, timeout: float = 120) -> None:
-    """Delete the namespace's pods at once (grace 0) and wait for them to be gone, then the namespace."""
+    """Delete the namespace's pods at once (grace 0) and wait for them to be gone, then the namespace.
+
+    The namespace too is waited for: its controller still deletes the run's events (one per pod and
+    more), and a run that starts meanwhile would be measured against that cleanup.
+    """
     await client.request("DELETE", f"/api/v1/namespaces/{ns}/pods",
                          body={"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0})
     deadline = time.monotonic() + timeout
@@ -239,6 +243,12 @@ async def clean(client: Client, ns: str, timeout: float = 120) -> None:
         await asyncio.sleep(0.5)
     with contextlib.suppress(errors.StatusError):
         await client.delete("v1", "namespaces", ns)
+    while time.monotonic() < deadline:
+        try:
+            await client.get("v1", "namespaces", ns)
+        except errors.NotFound:
+            break
+        await asyncio.sleep(0.5)
 
 
 async def scheduling(args: argparse.Namespace, res: Results, work: Path) -> None:
