@@ -57,7 +57,9 @@ class TokenFile:
             if len(row) < 2 or row[0].startswith("#"):
                 continue
             groups = tuple(g for g in (row[3].split(",") if len(row) > 3 else []) if g)
-            tokens[row[0].strip()] = User(row[1].strip(), groups, row[2].strip() if len(row) > 2 else "")
+            user = _authenticated(User(row[1].strip(), groups, row[2].strip() if len(row) > 2 else ""))
+            assert user is not None
+            tokens[row[0].strip()] = user
         self.tokens = tokens
 
 
@@ -82,10 +84,31 @@ class Authenticator:
     def __init__(self, token_file: TokenFile) -> None:
         self.token_file = token_file
         self.extra_token_authenticators: list[Any] = []
+        # A verified certificate's subject always names the same user: remember it (bounded).
+        self._by_subject: dict[Any, User] = {}
+
+    def _cert_user(self, peercert: dict[str, Any] | None) -> User | None:
+        if not peercert:
+            return None
+        subject = peercert.get("subject")
+        try:
+            hit = self._by_subject.get(subject)
+        except TypeError:  # not hashable: not the shape ssl gives
+            return _authenticated(user_from_peercert(peercert))
+        if hit is None:
+            hit = _authenticated(user_from_peercert(peercert))
+            if hit is None:
+                return None
+            if len(self._by_subject) >= 1024:
+                self._by_subject.clear()
+            self._by_subject[subject] = hit
+        return hit
 
     def authenticate(self, peercert: dict[str, Any] | None, authorization: str | None) -> User:
-        user = user_from_peercert(peercert)
-        if user is None and authorization:
+        user = self._cert_user(peercert)
+        if user is not None:
+            return user
+        if authorization:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 token = token.strip()
@@ -94,8 +117,14 @@ class Authenticator:
                     if user is not None:
                         break
                     user = extra(token)
+        user = _authenticated(user)
         if user is None:
             raise errors.Unauthorized("Unauthorized")
-        if "system:authenticated" not in user.groups:
-            user = User(user.name, (*user.groups, "system:authenticated"), user.uid, user.extra)
         return user
+
+
+def _authenticated(user: User | None) -> User | None:
+    """Every authenticated user is also in ``system:authenticated``."""
+    if user is None or "system:authenticated" in user.groups:
+        return user
+    return User(user.name, (*user.groups, "system:authenticated"), user.uid, user.extra)
