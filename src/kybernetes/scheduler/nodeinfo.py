@@ -17,6 +17,7 @@ defaulting does.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -219,6 +220,11 @@ def normalize_image(name: str) -> str:
     return name + ":latest"
 
 
+_GENERATIONS = itertools.count(1)
+"""NodeInfo generations are unique in the process: a (generation) names one set of pods on one
+node, so results computed from a node's pods can be remembered by it (PodTopologySpread)."""
+
+
 class NodeInfo:
     """The scheduler cache's aggregate for one node (``framework.NodeInfo``)."""
 
@@ -246,7 +252,7 @@ class NodeInfo:
         self.used_ports: list[tuple[str, str, int]] = []
         self.pods_with_affinity: list[PodInfo] = []
         self.pods_with_required_anti_affinity: list[PodInfo] = []
-        self.generation = 0
+        self.generation = next(_GENERATIONS)
         if node is not None:
             self.set_node(node)
 
@@ -268,7 +274,7 @@ class NodeInfo:
             for n in img.get("names") or ():
                 images[normalize_image(n)] = size
         self.images = images
-        self.generation += 1
+        self.generation = next(_GENERATIONS)
 
     def add_pod(self, pi: PodInfo) -> None:
         old = self.pods.get(pi.key)
@@ -288,7 +294,7 @@ class NodeInfo:
             self.pods_with_affinity.append(pi)
             if pi.required_anti_affinity:
                 self.pods_with_required_anti_affinity.append(pi)
-        self.generation += 1
+        self.generation = next(_GENERATIONS)
 
     def remove_pod(self, pi: PodInfo) -> bool:
         cur = self.pods.pop(pi.key, None)
@@ -307,7 +313,7 @@ class NodeInfo:
             self.pods_with_affinity = [p for p in self.pods_with_affinity if p is not cur]
             self.pods_with_required_anti_affinity = [
                 p for p in self.pods_with_required_anti_affinity if p is not cur]
-        self.generation += 1
+        self.generation = next(_GENERATIONS)
         return True
 
     def clone(self) -> NodeInfo:

@@ -47,8 +47,12 @@ SYSTEM_DEFAULTS: list[Mapping[str, Any]] = [
 ]
 
 
+_MEMO_MAX = 200_000
+"""Remembered per-node counts beyond which the memo starts over."""
+
+
 class Constraint:
-    __slots__ = ("affinity_policy", "max_skew", "min_domains", "selector", "taints_policy",
+    __slots__ = ("affinity_policy", "max_skew", "min_domains", "selector", "selector_key", "taints_policy",
                  "topology_key", "when")
 
     def __init__(self, c: Mapping[str, Any], pi: PodInfo, selector: LabelSelector | None = None) -> None:
@@ -66,6 +70,7 @@ class Constraint:
                 selector = LabelSelector(list(selector.requirements)
                                          + [new_requirement(k, "in", [pi.labels[k]]) for k in keys])
         self.selector = selector
+        self.selector_key = repr(selector)
 
     def counts_node(self, ni: NodeInfo, pi: PodInfo, req: RequiredNodeAffinity) -> bool:
         if self.affinity_policy == "Honor" and not req.matches(ni):
@@ -76,12 +81,21 @@ class Constraint:
                     return False
         return True
 
-    def count(self, ni: NodeInfo, ns: str) -> int:
+    def count(self, ni: NodeInfo, ns: str, memo: dict[tuple[int, str, str], int]) -> int:
+        """Matching pods on the node, remembered by the node's generation: every cycle counts
+        every node, but between two cycles only the nodes whose pods changed have new counts."""
+        key = (ni.generation, ns, self.selector_key)
+        n = memo.get(key)
+        if n is not None:
+            return n
         sel = self.selector
         n = 0
         for p in ni.pods.values():
             if p.namespace == ns and not p.terminating and sel.matches(p.labels):
                 n += 1
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        memo[key] = n
         return n
 
 
@@ -117,6 +131,7 @@ class PodTopologySpread(Plugin):
         defaults = self.args.get("defaultConstraints")
         listed = self.args.get("defaultingType") == "List"
         self.system: list[Mapping[str, Any]] = list(defaults or []) if listed else SYSTEM_DEFAULTS
+        self._memo: dict[tuple[int, str, str], int] = {}
 
     def pre_filter(self, state: CycleState, pi: PodInfo) -> Status | None:
         cs = _constraints(pi, "DoNotSchedule", self.handle)
@@ -131,7 +146,7 @@ class PodTopologySpread(Plugin):
         # and the pod has any, or taints are honoured; a node without pods adds no count.
         checks = [(c.affinity_policy == "Honor" and not req.empty) or c.taints_policy == "Honor" for c in cs]
         todo = list(zip(cs, keys, domains, checks, strict=True))
-        counts, ns = s.counts, pi.namespace
+        counts, ns, memo = s.counts, pi.namespace, self._memo
         if len(todo) == 1 and not checks[0]:
             # The common case, one constraint and nothing to check per node: the tightest loop.
             c, key, dom, _ = todo[0]
@@ -141,7 +156,7 @@ class PodTopologySpread(Plugin):
                     continue
                 dom.add(v)
                 if ni.pods:
-                    counts[(key, v)] += c.count(ni, ns)
+                    counts[(key, v)] += c.count(ni, ns, memo)
         else:
             for ni in self.handle.snapshot.node_list:
                 labels = ni.labels
@@ -154,7 +169,7 @@ class PodTopologySpread(Plugin):
                     v = labels[key]
                     dom.add(v)
                     if pods:
-                        counts[(key, v)] += c.count(ni, ns)
+                        counts[(key, v)] += c.count(ni, ns, memo)
         s.self_match = [1 if c.selector.matches(pi.labels) else 0 for c in cs]
         for i, c in enumerate(cs):
             if len(domains[i]) < c.min_domains:
@@ -209,7 +224,7 @@ class PodTopologySpread(Plugin):
                     continue
                 if check and not c.counts_node(ni, pi, req):
                     continue
-                counts[(key, v)] += c.count(ni, pi.namespace)
+                counts[(key, v)] += c.count(ni, pi.namespace, self._memo)
         state.data[self.name + "/score"] = (cs, weights, counts, keys)
         return None
 
