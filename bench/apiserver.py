@@ -32,7 +32,8 @@ request is sent until its body has been read and JSON-decoded, i.e. what a clien
    until the LAST watcher has decoded that event (and, separately, until the median watcher has).
    Timestamps are ``time.monotonic_ns()`` = ``CLOCK_MONOTONIC``, which is system-wide on Linux, so
    they compare across processes. Note that client processes share the CPUs with the server, so
-   the client's decode work is part of the figure (as it is for real watchers on one node).
+   the client's decode work is part of the figure (as it is for real watchers on one node). They
+   run on uvloop, as kybernetes' own clients do (``kybernetes.aiorun``).
 4. The floor: raw inserts into SQLite with the store's own file setup (same schema, WAL,
    ``synchronous=FULL``), from one writer thread: one transaction per insert, then 64 rows per
    transaction; rows/s and per-commit p50/p99. Run before the server starts so nothing competes.
@@ -72,6 +73,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from kybernetes import aiorun
 from kybernetes.storage import sqlite as kyb_sqlite
 from kybernetes.testing import ServerProcess
 
@@ -572,7 +574,8 @@ def _watch_proc(url: str, tls_dir: str, count: int, open_concurrency: int, out_q
             await asyncio.gather(*tasks, return_exceptions=True)
         out_q.put(("done", arrivals))
 
-    asyncio.run(main())
+    # The event loop kybernetes' own clients use (uvloop): TLS decoding of 500 streams in C.
+    aiorun.run(main())
 
 
 async def watch_phase(srv: ServerProcess, ctx: ssl.SSLContext, scale: Scale) -> dict[str, Any]:
