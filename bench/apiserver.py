@@ -10,7 +10,8 @@ What is measured
 The benchmark process is the *client*; the server is a child process (``kyb server`` on the embedded
 SQLite store in a fresh temporary data dir, started with ``kybernetes.testing.ServerProcess``). All
 traffic is HTTPS over loopback with the admin client certificate, through aiohttp keep-alive
-connections (one connection per concurrent client). Latencies are wall-clock from just before the
+connections (one connection per concurrent client) on uvloop, the event loop of kybernetes' own
+processes (``kybernetes.aiorun``). Latencies are wall-clock from just before the
 request is sent until its body has been read and JSON-decoded, i.e. what a client sees.
 
 1. CRUD cells: creates/s, gets/s and updates/s of ~1 KB ConfigMaps in one namespace with 1, 16 and
@@ -846,7 +847,7 @@ def main(argv: list[str] | None = None) -> int:
         (tmp / "data" / "tokens.csv").write_text(f'{WRK_TOKEN},bench,bench,"system:masters"\n')
         srv = ServerProcess.start(tmp / "data")
         results["server_rss_mb_at_start"] = rss_mb_of(srv.proc.pid)
-        asyncio.run(server_phases(srv, scale, results))
+        aiorun.run(server_phases(srv, scale, results))
     finally:
         if srv is not None:
             results["server_exit_code"] = srv.stop()

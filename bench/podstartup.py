@@ -51,7 +51,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from kybernetes import errors
+from kybernetes import aiorun, errors
 from kybernetes.client.rest import Client
 from kybernetes.images.oci import BUSYBOX_IMAGE
 from kybernetes.testing import ServerProcess
@@ -452,13 +452,13 @@ def main() -> None:
         "--kubelet-arg", f"cni-bridge={bridge}", "--kubelet-arg", f"default-pod-cidr=10.{octet}.0.0/24",
         agent=True, timeout=60)
     try:
-        to_ready = asyncio.run(wait_node_ready(srv, node, started, 120))
+        to_ready = aiorun.run(wait_node_ready(srv, node, started, 120))
         print(f"server start -> node {node} Ready: {to_ready:.2f} s", flush=True)
-        pods = asyncio.run(measure(srv, args))
+        pods = aiorun.run(measure(srv, args))
         print(f"pods: one at a time {pods['sequential']}, at once {pods['burst']}", flush=True)
         socket = srv.data_dir / "agent" / "containerd" / "containerd.sock"
         snap = snapshotter_of(srv.data_dir / "agent" / "containerd" / "config.toml")
-        fl = asyncio.run(floor(socket, snap, args.sequential, args.burst))
+        fl = aiorun.run(floor(socket, snap, args.sequential, args.burst))
         print(f"floor: one at a time {fl['sequential']}, at once {fl['burst']}", flush=True)
         time.sleep(args.idle_settle)
         rss, per = tree_rss(srv.proc.pid)

@@ -54,7 +54,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kybernetes import errors
+from kybernetes import aiorun, errors
 from kybernetes.client.rest import Client
 from kybernetes.testing import ServerProcess
 
@@ -405,7 +405,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.nodes, args.pods, args.deploy_replicas, args.budget = [100, 200], [200, 500], 200, 120.0
-    res = asyncio.run(amain(args))
+    res = aiorun.run(amain(args))
     print(table(res))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
