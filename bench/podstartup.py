@@ -136,9 +136,8 @@ def _proc_table() -> dict[int, tuple[int, str, int]]:
     return out
 
 
-def tree_rss(root: int) -> tuple[int, dict[str, int]]:
-    """Total RSS of `root` and its descendants, and per process name."""
-    table = _proc_table()
+def _descendants(table: dict[int, tuple[int, str, int]], root: int) -> set[int]:
+    """``root`` and every process below it."""
     members = {root}
     changed = True
     while changed:
@@ -147,6 +146,13 @@ def tree_rss(root: int) -> tuple[int, dict[str, int]]:
             if ppid in members and pid not in members:
                 members.add(pid)
                 changed = True
+    return members
+
+
+def tree_rss(root: int) -> tuple[int, dict[str, int]]:
+    """Total RSS of `root` and its descendants, and per process name."""
+    table = _proc_table()
+    members = _descendants(table, root)
     per: dict[str, int] = {}
     for pid in members:
         if pid in table:
@@ -164,14 +170,7 @@ def machine_busy_seconds() -> float:
 def kyb_cpu_seconds(root: int) -> dict[str, float]:
     """CPU seconds so far of each kybernetes (Python) process in ``root``'s tree, by component."""
     table = _proc_table()
-    members = {root}
-    changed = True
-    while changed:
-        changed = False
-        for pid, (ppid, _, _) in table.items():
-            if ppid in members and pid not in members:
-                members.add(pid)
-                changed = True
+    members = _descendants(table, root)
     out: dict[str, float] = {}
     tck = os.sysconf("SC_CLK_TCK")
     for pid in members:
