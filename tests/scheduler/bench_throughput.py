@@ -1,7 +1,7 @@
 """Scheduling throughput (run by hand, not collected by pytest).
 
     .venv/bin/python -m tests.scheduler.bench_throughput api  [nodes] [pods]    # real kyb server
-    .venv/bin/python -m tests.scheduler.bench_throughput mem  [nodes] [pods]    # fake client, in memory
+    .venv/bin/python -m tests.scheduler.bench_throughput mem  [nodes] [pods] [workload]  # in memory
 
 ``api``: starts a ``kyb server``, creates the nodes and the pending pods through the API, then
 starts the scheduler and times from informer sync until every pod's binding has been accepted by
@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kybernetes import aiorun
 from kybernetes.scheduler.config import SchedulerConfig
 from kybernetes.scheduler.scheduler import Scheduler
 
@@ -94,18 +95,30 @@ class _NoEvents:
         pass
 
 
-async def bench_mem(n_nodes: int, n_pods: int) -> None:
+async def bench_mem(n_nodes: int, n_pods: int, workload: str = "") -> None:
+    """``workload`` (basic, anti-affinity, spread): bench.scheduler's pods on its node shape."""
     sched = Scheduler(_InstantClient(), SchedulerConfig(), recorder=_NoEvents(), rng=random.Random(0))
     for i in range(n_nodes):
-        sched.on_node_add(make_node(i))
+        if workload:
+            sched.on_node_add(node(f"sched-{i}", "4", "32Gi", labels={
+                "topology.kubernetes.io/zone": f"zone-{i % 3}", "kubernetes.io/hostname": f"sched-{i}"}))
+        else:
+            sched.on_node_add(make_node(i))
     for i in range(n_pods):
-        p = make_pod(i)
+        if workload:
+            from bench.scheduler import pod_manifest
+
+            p = pod_manifest(f"p-{i}", workload, "g")
+            p["metadata"].update(namespace="bench", creationTimestamp="2026-01-01T00:00:00Z")
+        else:
+            p = make_pod(i)
         p["metadata"]["uid"] = f"u{i}"
         sched.on_pod_add(p)
     t = time.perf_counter()
     await sched.drain()
     dt = time.perf_counter() - t
-    print(f"in memory: {n_pods} pods on {n_nodes} nodes in {dt:.2f}s = {n_pods / dt:.0f} pods/s  "
+    print(f"in memory{' ' + workload if workload else ''}: {n_pods} pods on {n_nodes} nodes in {dt:.2f}s = "
+          f"{n_pods / dt:.0f} pods/s  "
           f"stats={sched.stats}")
 
 
@@ -113,4 +126,6 @@ if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "mem"
     nodes = int(sys.argv[2]) if len(sys.argv) > 2 else 500
     pods = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
-    asyncio.run(bench_api(nodes, pods) if mode == "api" else bench_mem(nodes, pods))
+    workload = sys.argv[4] if len(sys.argv) > 4 else ""
+    # The event loop and collector settings of the real scheduler process.
+    aiorun.run(bench_api(nodes, pods) if mode == "api" else bench_mem(nodes, pods, workload))
