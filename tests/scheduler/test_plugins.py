@@ -292,3 +292,44 @@ def test_image_locality() -> None:
     s = env.scores(pod("p", image="app:1"))
     # 500MB * (1 node of 2) = 250MB; (250 - 23) * 100 / (1000 - 23) = 23
     assert s == {"n1": int(100 * (250 * MB - 23 * MB) / (1000 * MB - 23 * MB)), "n2": 0}
+
+
+# --- indexes and memos that outlive a cycle ----------------------------------------------------
+
+def test_spread_counts_follow_pods_that_come_and_go() -> None:
+    """Per-node counts are remembered by generation: a pod added or removed between cycles shows."""
+    web = [pod(n, labels={"app": "web"}, node_name="b1") for n in ("w0", "w0b")]
+    env = Env(ZONES, web, only("PodTopologySpread"))
+    incoming = pod("w", labels={"app": "web"}, topologySpreadConstraints=_spread())
+    assert env.fits(incoming) == ["a1", "a2"]  # a: 0, b: 2
+    w1 = pod("w1", labels={"app": "web"}, node_name="a1")
+    env.cache.add_pod(w1)
+    assert env.fits(incoming) == ["a1", "a2"]  # a: 1, b: 2
+    env.cache.remove_pod(web[0])
+    assert env.fits(incoming) == ["a1", "a2", "b1"]  # a: 1, b: 1
+    env.cache.remove_pod(web[1])
+    assert env.fits(incoming) == ["b1"]  # a: 1, b: 0
+    env.cache.remove_pod(w1)
+    assert env.fits(incoming) == ["a1", "a2", "b1"]
+
+
+def test_anti_affinity_index_follows_pods_and_nodes() -> None:
+    anti = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        _term({"app": "web"}, "kubernetes.io/hostname")]}}
+    env = Env(ZONES, [], only("InterPodAffinity"))
+    incoming = pod("w", labels={"app": "web"}, affinity=anti)
+    assert env.fits(incoming) == ["a1", "a2", "b1"]
+    placed = [pod(f"w{i}", labels={"app": "web"}, affinity=anti, node_name=n) for i, n in enumerate(("a1", "b1"))]
+    for p in placed:
+        env.cache.add_pod(p)
+    snap = env.cache.snapshot
+    assert sorted(n.name for n in snap.anti_affinity_nodes()) == ["a1", "b1"]
+    assert env.fits(incoming) == ["a2"]
+    env.cache.remove_pod(placed[0])
+    assert sorted(n.name for n in snap.anti_affinity_nodes()) == ["b1"]
+    assert env.fits(incoming) == ["a1", "a2"]
+    env.cache.remove_node(node("b1", labels={"zone": "b"}))
+    assert snap.anti_affinity_nodes() == []  # b1's pod waits for its node, outside the list
+    env.cache.add_node(node("b1", labels={"zone": "b"}))
+    assert [n.name for n in snap.anti_affinity_nodes()] == ["b1"]
+    assert env.fits(incoming) == ["a1", "a2"]
