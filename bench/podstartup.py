@@ -54,7 +54,7 @@ from typing import Any
 from kybernetes import aiorun, errors
 from kybernetes.client.rest import Client
 from kybernetes.images.oci import BUSYBOX_IMAGE
-from kybernetes.testing import ServerProcess
+from kybernetes.testing import ServerProcess, free_network_octet
 
 Obj = dict[str, Any]
 NAMESPACE = "bench"
@@ -88,13 +88,7 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def pick_network() -> int:
     """A second octet N with 10.N.0.0/16 on no interface or route here (other clusters use 10.42)."""
-    used = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True).stdout
-    used += subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    for octet in range(200, 240):
-        if f"10.{octet}." not in used and f"kyb{octet}b" not in links:
-            return octet
-    raise RuntimeError("no free 10.N.0.0/16 between 10.200 and 10.239")
+    return free_network_octet(200, 240, "kyb{}b")
 
 
 def is_ready(pod: Obj) -> bool:

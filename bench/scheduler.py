@@ -45,7 +45,6 @@ import datetime as dt
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -56,7 +55,7 @@ from typing import Any
 
 from kybernetes import aiorun, errors
 from kybernetes.client.rest import Client
-from kybernetes.testing import ServerProcess
+from kybernetes.testing import ServerProcess, stop_process
 
 Obj = dict[str, Any]
 
@@ -110,13 +109,7 @@ class Fleet:
             self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 20)
 
 
 def pod_manifest(name: str, workload: str, group: str) -> Obj:

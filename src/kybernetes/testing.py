@@ -27,6 +27,30 @@ from typing import Any
 KUBECTL = os.environ.get("KUBECTL", shutil.which("kubectl") or "/usr/bin/kubectl")
 
 
+def stop_process(proc: subprocess.Popen[Any], timeout: float) -> int:
+    """SIGTERM a process this test or benchmark started, SIGKILL it after ``timeout``; its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return int(proc.returncode)
+
+
+def free_network_octet(first: int, last: int, bridge: str) -> int:
+    """A second octet N in [first, last) with 10.N.0.0/16 on no route or address of this machine and
+    no link named ``bridge.format(N)``: a pod network that collides with no other cluster here."""
+    used = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True).stdout
+    used += subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    for octet in range(first, last):
+        if f"10.{octet}." not in used and bridge.format(octet) not in links:
+            return octet
+    raise RuntimeError(f"no free 10.N.0.0/16 between 10.{first} and 10.{last - 1}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -109,14 +133,7 @@ class ServerProcess:
         return res
 
     def stop(self, timeout: float = 150.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return int(self.proc.returncode)
+        return stop_process(self.proc, timeout)
 
     def kill(self) -> None:
         if self.proc.poll() is None:

@@ -41,7 +41,7 @@ from kybernetes import join
 from kybernetes.images.importer import push_to_registry
 from kybernetes.images.oci import BUSYBOX_IMAGE, build_busybox_image
 from kybernetes.kubelet.containerd import cleanup_mounts, kill_pids, mounts_under
-from kybernetes.testing import ServerProcess, free_port
+from kybernetes.testing import ServerProcess, free_network_octet, free_port, stop_process
 
 from .conftest import Obj, is_ready, require_kubectl, wait_until
 
@@ -71,13 +71,7 @@ def _pick_network() -> int:
     Other clusters (other test runs, a developer's server) use 10.42/16 and their own bridges; ours
     must not share either, or two kubelets would hand out the same addresses.
     """
-    used = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True).stdout
-    used += subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    for octet in range(160, 200):
-        if f"10.{octet}." not in used and f"kye{octet}a" not in links:
-            return octet
-    raise RuntimeError("no free 10.N.0.0/16 between 10.160 and 10.199")
+    return free_network_octet(160, 200, "kye{}a")
 
 
 # ---- process, mount and network inspection -----------------------------------------------------
@@ -165,14 +159,7 @@ class Agent:
             return ""
 
     def stop(self, timeout: float = 120.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return int(self.proc.returncode)
+        return stop_process(self.proc, timeout)
 
 
 @dataclass
@@ -725,12 +712,7 @@ def registry(node: Node) -> Iterator[str]:
         assert proc.poll() is None, (root / "log").read_text()
         yield f"127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 10)
 
 
 def test_image_is_pulled_from_a_loopback_registry(node: Node, ns: str, registry: str) -> None:

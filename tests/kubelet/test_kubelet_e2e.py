@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import ipaddress
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from kybernetes.client import Client
 from kybernetes.images.oci import BUSYBOX_IMAGE
 from kybernetes.kubelet.cri import CRIClient, api
 from kybernetes.kubelet.runtime import LABEL_POD_UID
-from kybernetes.testing import ServerProcess
+from kybernetes.testing import ServerProcess, stop_process
 from tests.node.conftest import NodeRuntime, node_runtime, require_runtime  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -56,13 +55,8 @@ class KubeletProcess:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, 20)
         self.proc = None
 
     def log(self) -> str:

@@ -29,6 +29,7 @@ from kybernetes.images.oci import (
 )
 from kybernetes.kubelet.containerd import Containerd, write_registry_host
 from kybernetes.kubelet.cri import CRIClient
+from kybernetes.testing import stop_process
 from tests.node.conftest import (
     NodeRuntime,
     container_config,
@@ -186,12 +187,7 @@ def registry(tmp_path: Path) -> Iterator[str]:
                 time.sleep(0.05)
         yield f"127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 10)
 
 
 async def test_push_and_cri_pull_from_loopback_registry(node_runtime: NodeRuntime, cri: CRIClient,
