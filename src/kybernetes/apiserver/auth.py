@@ -90,11 +90,8 @@ class Authenticator:
     def _cert_user(self, peercert: dict[str, Any] | None) -> User | None:
         if not peercert:
             return None
-        subject = peercert.get("subject")
-        try:
-            hit = self._by_subject.get(subject)
-        except TypeError:  # not hashable: not the shape ssl gives
-            return _authenticated(user_from_peercert(peercert))
+        subject = peercert.get("subject")  # ssl gives nested tuples: hashable
+        hit = self._by_subject.get(subject)
         if hit is None:
             hit = _authenticated(user_from_peercert(peercert))
             if hit is None:
