@@ -48,7 +48,10 @@ def test_expires_at() -> None:
 async def make_finished_job(c: Client, ns: str, name: str, ttl: int | None, type_: str = "Complete") -> Obj:
     extra = {"ttlSecondsAfterFinished": ttl} if ttl is not None else {}
     job = await c.create("batch/v1", "jobs", job_body(name, **extra), ns)
-    now = rfc3339()
+    # Finished a little in the past: the timestamp has whole seconds, and one written just after
+    # the fake clock's wall-time anchor could otherwise round to a second after it, leaving a
+    # ttl 0 job 0.x s from expiry on a clock that never moves on its own.
+    now = rfc3339(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2))
     st: Obj = {"startTime": now, "conditions": [
         {"type": type_, "status": "True", "lastTransitionTime": now, "lastProbeTime": now}]}
     if type_ == "Complete":
