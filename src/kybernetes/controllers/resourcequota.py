@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 # Kinds whose changes trigger an immediate recount of their namespace's quotas.
+# How long a lower count must hold, against an unchanged quota, before it is written.
+DECREASE_CONFIRM_DELAY = 1.0
+
 WATCHED = (("v1", "pods"), ("v1", "services"), ("v1", "persistentvolumeclaims"), ("v1", "configmaps"),
            ("v1", "secrets"))
 
@@ -48,6 +51,19 @@ def same_usage(a: dict[str, Any], b: dict[str, Any]) -> bool:
         return a == b
 
 
+def lowers(recorded: dict[str, Any], counted: dict[str, str]) -> bool:
+    """Whether ``counted`` gives back anything ``recorded`` holds (a name dropped or a smaller value)."""
+    for k, v in recorded.items():
+        if k not in counted:
+            continue  # no longer limited: nothing is handed back that a create could use
+        try:
+            if q.compare(str(counted[k]), str(v)) < 0:
+                return True
+        except Exception:
+            return True
+    return False
+
+
 class ResourceQuotaController(Controller):
     name = "resourcequota-controller"
     workers = 2
@@ -55,6 +71,8 @@ class ResourceQuotaController(Controller):
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
         self.resync = float(ctx.option("resource-quota-sync-period", 300.0))
+        # quota key -> (resourceVersion, usage, first seen) of a lower count waiting to be confirmed
+        self._lower: dict[str, tuple[str, dict[str, str], float]] = {}
         self.catalogue = Catalogue.builtin()
         self.quotas = self.informer("v1", "resourcequotas")
         self.quotas.add_handler(on_add=self.enqueue, on_update=self._quota_updated)
@@ -89,6 +107,7 @@ class ResourceQuotaController(Controller):
     async def sync(self, key: str) -> None:
         quota = self.quotas.store.get(key)
         if quota is None:
+            self._lower.pop(key, None)
             return
         ns = quota["metadata"]["namespace"]
         hard = dict(_d(_d(quota.get("spec")).get("hard")))
@@ -103,7 +122,21 @@ class ResourceQuotaController(Controller):
                 lists[(group, plural)] = []
         used = quota_usage(quota, lambda g, p: lists.get((g, p), []))
         status = _d(quota.get("status"))
-        if not (same_usage(_d(status.get("hard")), hard) and same_usage(_d(status.get("used")), used)):
+        recorded = _d(status.get("used"))
+        if not (same_usage(_d(status.get("hard")), hard) and same_usage(recorded, used)):
+            rv = str(quota["metadata"].get("resourceVersion", ""))
+            if lowers(recorded, used):
+                seen = self._lower.get(key)
+                now = self.ctx.clock.now()
+                if seen is None or seen[:2] != (rv, used):
+                    # First sight of this lower count (or the quota moved since): confirm it later.
+                    self._lower[key] = (rv, used, now)
+                    self.queue.add_after(key, DECREASE_CONFIRM_DELAY)
+                    return
+                if now - seen[2] < DECREASE_CONFIRM_DELAY:
+                    self.queue.add_after(key, DECREASE_CONFIRM_DELAY - (now - seen[2]))
+                    return
+            self._lower.pop(key, None)
             new = {**quota, "status": {**status, "hard": hard, "used": used}}
             try:
                 await self.client.update("v1", "resourcequotas", new, ns, subresource="status")
@@ -113,6 +146,8 @@ class ResourceQuotaController(Controller):
                 return
             except errors.NotFound:
                 return
+        else:
+            self._lower.pop(key, None)
         self.queue.add_after(key, self.resync)
 
 
