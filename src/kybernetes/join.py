@@ -64,7 +64,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -72,6 +71,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kybernetes import errors
 from kybernetes.apiserver.auth import user_from_peercert
+from kybernetes.httpserver import Request, Response
 
 if TYPE_CHECKING:
     from kybernetes.apiserver.server import APIServer
@@ -384,12 +384,12 @@ class JoinService:
     def handles(path: str) -> bool:
         return path == CA_PATH or path.startswith("/kybernetes.io/")
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: Request) -> Response:
         assert self.api.pki is not None
         if request.path == CA_PATH:
             if request.method not in ("GET", "HEAD"):
                 raise errors.MethodNotAllowed(f"the server does not allow this method on {CA_PATH}")
-            return web.Response(body=self.api.pki.ca_pem, content_type="application/x-pem-file")
+            return Response(body=self.api.pki.ca_pem, content_type="application/x-pem-file")
         if request.path.rstrip("/") != CREDENTIALS_PATH:
             raise errors.NotFound("the server could not find the requested resource")
         if request.method != "POST":
@@ -428,7 +428,7 @@ class JoinService:
             raise errors.Unauthorized("invalid, revoked or expired join token")
         return entry
 
-    async def _issue(self, body: dict[str, Any], token: TokenEntry | None) -> web.StreamResponse:
+    async def _issue(self, body: dict[str, Any], token: TokenEntry | None) -> Response:
         pki = self.api.pki
         assert pki is not None
         node = body.get("nodeName")
@@ -468,7 +468,8 @@ class JoinService:
         cert = sign_node_csr(pki.ca_cert, pki.ca_key, csr, serving=kind == "serving", dns_names=dns, ip_addresses=ips)
         how = f"token {token.id}... ({token.description or 'no description'})" if token else "renewal"
         log.info("join: issued a %s certificate for %s (%s)", kind, node_user(node), how)
-        return web.json_response({"certificate": cert.decode(), "ca": pki.ca_pem.decode(), "server": self.api.url})
+        return Response(body=json.dumps({"certificate": cert.decode(), "ca": pki.ca_pem.decode(), "server": self.api.url}).encode(),
+                        content_type="application/json")
 
     async def _check_node_password(self, node: str, password: str) -> None:
         """First come keeps the name while its Node object exists (see the module docstring)."""

@@ -3,7 +3,7 @@
 One handler serves every resource URL. It resolves the path against the catalogue, reads the
 query and body into registry calls, and renders the result as JSON, a ``Table`` (server-side
 printing for kubectl) or ``PartialObjectMetadata``. Watches are chunked streams of JSON lines.
-Errors are raised as :class:`~kybernetes.errors.StatusError` and rendered by the app's middleware.
+Errors are raised as :class:`~kybernetes.errors.StatusError` and rendered by ``APIServer._handle``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import random
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 from kybernetes import errors
 from kybernetes.api.resources import Catalogue, Resource
@@ -32,6 +31,7 @@ from kybernetes.apiserver.requests import (
     patch_type,
     read_body,
 )
+from kybernetes.httpserver import AnyResponse, Request, Response, StreamResponse
 from kybernetes.storage.cacher import CacheEvent
 
 Obj = dict[str, Any]
@@ -43,25 +43,9 @@ DIRECT_WRITE_LIMIT = 256 * 1024
 
 
 def json_response(body: Any, status: int = 200, *, pretty: bool = False, content_type: str = JSON,
-                  headers: dict[str, str] | None = None) -> web.Response:
+                  headers: dict[str, str] | None = None) -> Response:
     data = orjson.dumps(body, option=orjson.OPT_INDENT_2 if pretty else 0)
-    if headers is None and content_type == JSON:
-        # The common case, with the header given whole: aiohttp's content_type setter costs more.
-        return web.Response(body=data, status=status, headers=_JSON_HEADERS)
-    return web.Response(body=data, status=status, content_type=content_type.split(";")[0],
-                        headers=_ct_headers(content_type, headers))
-
-
-_JSON_HEADERS = {"Content-Type": JSON}
-
-
-def _ct_headers(content_type: str, headers: dict[str, str] | None) -> dict[str, str] | None:
-    if ";" not in content_type:
-        return headers
-    # aiohttp's content_type cannot carry parameters; set the full header instead.
-    out = dict(headers or {})
-    out["Content-Type"] = content_type
-    return out
+    return Response(body=data, status=status, content_type=content_type, headers=headers)
 
 
 def status_success(details: dict[str, Any] | None = None) -> Obj:
@@ -96,7 +80,7 @@ class ResourceHandlers:
 
     # --- entry ---------------------------------------------------------------------------
 
-    async def handle(self, request: web.Request, rp: ResourcePath, ctx: RequestContext) -> web.StreamResponse:
+    async def handle(self, request: Request, rp: ResourcePath, ctx: RequestContext) -> AnyResponse:
         r = self.catalogue.get(rp.group, rp.version, rp.plural)
         if r is None:
             raise errors.NotFound("the server could not find the requested resource")
@@ -184,13 +168,11 @@ class ResourceHandlers:
         if verb not in r.verbs:
             raise errors.MethodNotAllowed(f"{verb} is not supported on resources of kind \"{r.plural}\"")
 
-    async def _body(self, request: web.Request) -> Any:
-        if request.content_length is not None and request.content_length > 3 * 1024 * 1024:
-            raise errors.RequestEntityTooLarge("Request entity too large: limit is 3145728")
-        raw = await request.content.read(3 * 1024 * 1024 + 1)
-        return read_body(raw, request.headers.get("Content-Type", JSON))
+    async def _body(self, request: Request) -> Any:
+        # The HTTP server has already refused a body over the limit (413).
+        return read_body(request.body, request.headers.get("Content-Type", JSON))
 
-    async def _delete_options(self, request: web.Request) -> DeleteOptions:
+    async def _delete_options(self, request: Request) -> DeleteOptions:
         q = request.query
         opts = DeleteOptions(
             grace_period_seconds=int_param(q.get("gracePeriodSeconds"), "gracePeriodSeconds"),
@@ -198,8 +180,8 @@ class ResourceHandlers:
         )
         if bool_param(q.get("orphanDependents")):
             opts.propagation_policy = "Orphan"
-        if request.can_read_body:
-            raw = await request.content.read(3 * 1024 * 1024 + 1)
+        if request.body:
+            raw = request.body
             if raw.strip():
                 body = read_body(raw, request.headers.get("Content-Type", JSON))
                 if not isinstance(body, dict):
@@ -224,7 +206,7 @@ class ResourceHandlers:
         return None if r.builtin else self.custom_columns.get((r.group, r.version, r.kind), [])
 
     def _render_one(self, r: Resource, obj: Obj, accept: Accept, pretty: bool, q: Any, *, status: int = 200,
-                    ctx: RequestContext | None = None) -> web.Response:
+                    ctx: RequestContext | None = None) -> Response:
         headers = _warning_headers(ctx)
         obj = self.registry.to_version(r, obj)
         if accept.table and status in (200, 201):
@@ -250,7 +232,7 @@ class ResourceHandlers:
             resource_version_match=q.get("resourceVersionMatch", ""),
         )
 
-    async def _list(self, request: web.Request, r: Resource, ns: str, accept: Accept, pretty: bool) -> web.Response:
+    async def _list(self, request: Request, r: Resource, ns: str, accept: Accept, pretty: bool) -> Response:
         self._require_verb(r, "list")
         q = request.query
         opts = self._list_options(q)
@@ -275,8 +257,8 @@ class ResourceHandlers:
 
     # --- watch ---------------------------------------------------------------------------
 
-    async def _watch(self, request: web.Request, r: Resource, ns: str, ctx: RequestContext, accept: Accept,
-                     name: str = "") -> web.StreamResponse:
+    async def _watch(self, request: Request, r: Resource, ns: str, ctx: RequestContext, accept: Accept,
+                     name: str = "") -> AnyResponse:
         self._require_verb(r, "watch")
         q = request.query
         opts = self._list_options(q)
@@ -299,14 +281,13 @@ class ResourceHandlers:
                                                     else None, timeout=timeout)
         except errors.Expired as e:
             # Kubernetes answers a too-old watch with 200 and an ERROR event.
-            resp = web.StreamResponse(status=200, headers={"Content-Type": JSON})
+            resp = StreamResponse(status=200, headers={"Content-Type": JSON})
             await resp.prepare(request)
             await resp.write(orjson.dumps({"type": "ERROR", "object": e.status()}) + b"\n")
             await resp.write_eof()
             return resp
 
-        resp = web.StreamResponse(status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache, private"})
-        resp.enable_chunked_encoding()
+        resp = StreamResponse(status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache, private"})
 
         def encode(ev: CacheEvent) -> bytes:
             if ev.type == "BOOKMARK":
@@ -330,7 +311,7 @@ class ResourceHandlers:
         if transport is not None and request.version >= (1, 1) and r.builtin and not accept.table \
                 and not accept.partial_metadata:
             def direct(batch: list[CacheEvent], transport: Any = transport) -> bool:
-                # Straight to the socket, as the chunk aiohttp would have framed (see Watcher).
+                # Straight to the socket, framed as the chunk StreamResponse.write would send (see Watcher).
                 if transport.is_closing() or transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT:
                     return False
                 if len(batch) == 1:
@@ -347,10 +328,8 @@ class ResourceHandlers:
             stream.direct = direct
 
         try:
+            # The head goes out here, before any direct write.
             await resp.prepare(request)
-            # Send the headers now: aiohttp holds them back until the first body write, and
-            # direct writes must come after them.
-            await resp.write(b"")
             async for batch in stream.batches():
                 await resp.write(b"".join([encode(ev) for ev in batch]))
         except errors.StatusError as e:
@@ -366,8 +345,8 @@ class ResourceHandlers:
 
     # --- subresources ----------------------------------------------------------------------
 
-    async def _subresource(self, request: web.Request, r: Resource, rp: ResourcePath, ctx: RequestContext,
-                           accept: Accept, pretty: bool) -> web.StreamResponse:
+    async def _subresource(self, request: Request, r: Resource, rp: ResourcePath, ctx: RequestContext,
+                           accept: Accept, pretty: bool) -> AnyResponse:
         sub, method, ns, name, q = rp.subresource, request.method, rp.namespace, rp.name, request.query
         if sub == "status" or sub == "finalize" or sub == "ephemeralcontainers":
             wire_sub = sub if sub in ("status", "finalize") else ""
@@ -427,8 +406,8 @@ class ResourceHandlers:
                 continue
         raise errors.Conflict.of("pods", name, why="too many conflicting binding attempts")
 
-    async def _scale(self, request: web.Request, r: Resource, rp: ResourcePath, ctx: RequestContext,
-                     pretty: bool) -> web.Response:
+    async def _scale(self, request: Request, r: Resource, rp: ResourcePath, ctx: RequestContext,
+                     pretty: bool) -> Response:
         paths = self.scale_paths.get((r.group, r.kind))
         if paths is None:
             raise errors.NotFound("the server could not find the requested resource")

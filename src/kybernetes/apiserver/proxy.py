@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 from kybernetes import errors
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.registry.store import Registry
-from kybernetes.streaming import RawUpgrade, StreamPair, http_upgrade, read_body, splice
+from kybernetes.httpserver import AnyResponse, Request, Response, StreamResponse
+from kybernetes.streaming import StreamPair, http_upgrade, read_body, splice
 
 Obj = dict[str, Any]
 
@@ -111,7 +111,7 @@ class StreamingProxy:
 
     # -- entry --
 
-    async def handle(self, request: web.Request, sub: str, ns: str, name: str) -> web.StreamResponse:
+    async def handle(self, request: Request, sub: str, ns: str, name: str) -> AnyResponse:
         pod = await self._pod(ns, name)
         host, port = await self.kubelet_address(pod)
         q = request.query
@@ -138,8 +138,8 @@ class StreamingProxy:
 
     # -- logs --
 
-    async def _logs(self, request: web.Request, host: str, port: int, path: str,
-                    params: list[tuple[str, str]]) -> web.StreamResponse:
+    async def _logs(self, request: Request, host: str, port: int, path: str,
+                    params: list[tuple[str, str]]) -> AnyResponse:
         url = f"https://{_host(host)}:{port}{path}"
         timeout = aiohttp.ClientTimeout(total=None, connect=self.connect_timeout, sock_read=None)
         async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -150,10 +150,9 @@ class StreamingProxy:
             async with upstream:
                 if upstream.status != 200:
                     body = await upstream.read()
-                    return web.Response(body=body, status=upstream.status,
+                    return Response(body=body, status=upstream.status,
                                         headers={"Content-Type": upstream.headers.get("Content-Type", "text/plain")})
-                resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
-                resp.enable_chunked_encoding()
+                resp = StreamResponse(headers={"Content-Type": "text/plain"})
                 await resp.prepare(request)
                 try:
                     async for chunk in upstream.content.iter_any():
@@ -166,8 +165,8 @@ class StreamingProxy:
 
     # -- upgrades --
 
-    async def _upgrade(self, request: web.Request, host: str, port: int, path: str,
-                       params: list[tuple[str, str]]) -> web.StreamResponse:
+    async def _upgrade(self, request: Request, host: str, port: int, path: str,
+                       params: list[tuple[str, str]]) -> AnyResponse:
         target = path + ("?" + urllib.parse.urlencode(params) if params else "")
         headers = [(k, v) for k in UPGRADE_HEADERS for v in request.headers.getall(k, [])]
         try:
@@ -183,20 +182,20 @@ class StreamingProxy:
                 body = b""
             finally:
                 writer.close()
-            return web.Response(body=body, status=head.status,
+            return Response(body=body, status=head.status,
                                 headers={"Content-Type": head.get("Content-Type", "application/json")})
         kubelet = StreamPair(reader, writer)
         try:
             out = {k: head.get(k) for k in RESPONSE_HEADERS if head.get(k)}
-            client = await RawUpgrade.accept(request, out)
+            client = await request.upgrade(out)
         except BaseException:
             await kubelet.close()
             raise
         # Bytes the kubelet sent right behind its 101 are already in the reader's buffer: the pipe
         # reads through the same reader, so nothing is lost.
         await splice(client, kubelet)
-        assert client.response is not None
-        return client.response
+        # The connection was taken over; the HTTP server sends nothing more on it.
+        return Response(status=101)
 
 
 def _p(segment: str) -> str:

@@ -1,0 +1,244 @@
+"""kybernetes.httpserver on loopback, driven with raw bytes: framing, limits, streaming, upgrades."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+
+from kybernetes.httpserver import AnyResponse, HTTPServer, Request, Response, StreamResponse
+
+LIMIT = 1000
+
+
+class App:
+    """Handlers keyed by path; records what they saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[Request] = []
+        self.cancelled = asyncio.Event()
+        self.finished = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self, req: Request) -> AnyResponse:
+        self.seen.append(req)
+        if req.path == "/echo":
+            out = {"method": req.method, "path": req.path, "query": [list(x) for x in req.query.items()],
+                   "body": req.body.decode(), "ua": req.headers.get("user-agent")}
+            return Response(body=orjson.dumps(out), content_type="application/json")
+        if req.path == "/slow":
+            await asyncio.sleep(0.2)
+            return Response(text="slow")
+        if req.path == "/hold":
+            # A non-streaming handler the client abandons: it must run to its end.
+            await self.release.wait()
+            self.finished.set()
+            return Response(text="held")
+        if req.path == "/stream":
+            resp = StreamResponse(headers={"Content-Type": "text/plain"})
+            await resp.prepare(req)
+            for i in range(3):
+                await resp.write(b"part%d\n" % i)
+            if req.query.get("forever"):
+                try:
+                    await asyncio.sleep(60)
+                except asyncio.CancelledError:
+                    self.cancelled.set()
+                    raise
+            await resp.write_eof()
+            return resp
+        if req.path == "/upgrade":
+            stream = await req.upgrade({"Connection": "Upgrade", "Upgrade": "echo"})
+            while data := await stream.read():
+                await stream.write(data.upper())
+            return Response(status=101)
+        if req.path == "/boom":
+            raise RuntimeError("boom")
+        return Response(status=404, text="no")
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[App, int, HTTPServer]]:
+    app = App()
+    srv = HTTPServer(app, max_body=LIMIT)
+    port = await srv.start("127.0.0.1", 0)
+    try:
+        yield app, port, srv
+    finally:
+        app.release.set()
+        await srv.stop(timeout=1.0)
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v for k, _, v in (line.partition(": ") for line in lines[1:] if line)}
+    if "content-length" in headers:
+        body = await reader.readexactly(int(headers["content-length"]))
+    elif headers.get("transfer-encoding") == "chunked":
+        body = b""
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            chunk = await reader.readexactly(size + 2)
+            if size == 0:
+                break
+            body += chunk[:-2]
+    else:
+        body = await reader.read()
+    return status, headers, body
+
+
+async def test_keep_alive_and_pipelining(server: tuple[App, int, HTTPServer]) -> None:
+    _app, port, _ = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    # Three requests in one write: answered in order, the slow one does not let the next overtake.
+    writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+                 b"POST /echo?a=1&b=x+y&a=%2F HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                 b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+    s1, _, b1 = await read_response(reader)
+    s2, h2, b2 = await read_response(reader)
+    s3, _, _ = await read_response(reader)
+    assert (s1, b1, s2, s3) == (200, b"slow", 200, 404)
+    assert h2["content-type"] == "application/json" and "date" in h2
+    echo = orjson.loads(b2)
+    assert echo["method"] == "POST" and echo["body"] == "hello"
+    assert echo["query"] == [["a", "1"], ["b", "x y"], ["a", "/"]]
+    # Chunked request bodies are put together before the handler sees them.
+    writer.write(b"PUT /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nUser-Agent: t/1\r\n\r\n"
+                 b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+    status, _, body = await read_response(reader)
+    assert status == 200 and orjson.loads(body)["body"] == "abcde" and orjson.loads(body)["ua"] == "t/1"
+    writer.write(b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    status, headers, _ = await read_response(reader)
+    assert status == 200 and headers["connection"] == "close"
+    assert await reader.read() == b""  # closed after the response
+    writer.close()
+
+
+async def test_http10_and_head(server: tuple[App, int, HTTPServer]) -> None:
+    _, port, _ = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"HEAD /echo HTTP/1.0\r\n\r\n")
+    head = await reader.read()
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n")
+    assert b"Content-Length: " in head and b"Connection: close" in head
+    writer.close()
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n",  # refused before the body
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + (b"1f4\r\n" + b"x" * 500 + b"\r\n") * 3,
+])
+async def test_body_over_the_limit_is_413(server: tuple[App, int, HTTPServer], request_bytes: bytes) -> None:
+    app, port, _ = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request_bytes)
+    status, _, body = await read_response(reader)
+    assert status == 413
+    st = orjson.loads(body)
+    assert st["reason"] == "RequestEntityTooLarge" and st["code"] == 413 and str(LIMIT) in st["message"]
+    assert await reader.read() == b""
+    assert not app.seen, "the handler never sees a refused request"
+    writer.close()
+
+
+async def test_malformed_request_is_400(server: tuple[App, int, HTTPServer]) -> None:
+    _, port, _ = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+    status, _, body = await read_response(reader)
+    assert status == 400 and orjson.loads(body)["reason"] == "BadRequest"
+    writer.close()
+
+
+async def test_expect_continue(server: tuple[App, int, HTTPServer]) -> None:
+    _, port, _ = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+    assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(b"ok")
+    status, _, body = await read_response(reader)
+    assert status == 200 and orjson.loads(body)["body"] == "ok"
+    writer.close()
+
+
+async def test_handler_error_is_500_and_closes(server: tuple[App, int, HTTPServer]) -> None:
+    _, port, _ = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, headers, _ = await read_response(reader)
+    assert status == 500 and headers["connection"] == "close"
+    writer.close()
+
+
+async def test_streaming_response(server: tuple[App, int, HTTPServer]) -> None:
+    _, port, _ = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\nGET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, headers, body = await read_response(reader)
+    assert status == 200 and headers["transfer-encoding"] == "chunked" and body == b"part0\npart1\npart2\n"
+    assert (await read_response(reader))[2] == b"slow"  # the connection goes on after the stream
+    writer.close()
+
+
+async def test_disconnect_cancels_a_stream_but_not_a_write(server: tuple[App, int, HTTPServer]) -> None:
+    app, port, _ = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /stream?forever=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    await reader.readuntil(b"part2\n\r\n")
+    writer.close()
+    await asyncio.wait_for(app.cancelled.wait(), 5)
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+    for _ in range(100):
+        if any(r.path == "/hold" for r in app.seen):
+            break
+        await asyncio.sleep(0.01)
+    writer.close()
+    await asyncio.sleep(0.1)
+    app.release.set()
+    await asyncio.wait_for(app.finished.wait(), 5)
+
+
+async def test_upgrade_takes_the_connection_over(server: tuple[App, int, HTTPServer]) -> None:
+    _, port, _ = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    # Bytes behind the request head, in the same packet, belong to the upgraded protocol.
+    writer.write(b"GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nfirst")
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n") and b"Upgrade: echo" in head
+    assert await reader.readexactly(5) == b"FIRST"
+    writer.write(b"more")
+    assert await reader.readexactly(4) == b"MORE"
+    writer.write_eof()
+    assert await reader.read() == b""
+    writer.close()
+
+
+async def test_upgrade_refused_closes_after_the_answer(server: tuple[App, int, HTTPServer]) -> None:
+    _, port, _ = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+    status, _, _ = await read_response(reader)
+    assert status == 404
+    assert await reader.read() == b""
+    writer.close()
+
+
+async def test_stop_ends_idle_and_streaming_connections(server: tuple[App, int, HTTPServer]) -> None:
+    app, port, srv = server
+    idle_r, idle_w = await asyncio.open_connection("127.0.0.1", port)
+    idle_w.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    await read_response(idle_r)
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(b"GET /stream?forever=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    await r.readuntil(b"part2\n\r\n")
+    await asyncio.wait_for(srv.stop(timeout=0.3), 5)
+    assert await idle_r.read() == b""
+    assert app.cancelled.is_set()
+    idle_w.close()
+    w.close()
