@@ -19,7 +19,10 @@ pod's ``spec.nodeName`` is first seen set.
   SchedulingThroughput averaged over the measured pods, pod creation included;
 - latency = create request sent -> bind seen on the watch, p50/p99 (nearest rank).
 
-Workloads: ``basic`` (no constraints), ``anti-affinity`` (required pod anti-affinity on hostname
+Workloads: ``floor`` (the same pods with a ``schedulerName`` no scheduler serves, bound by this
+process itself to nodes round robin as soon as its watch sees them: the API server's create + bind +
+watch pipeline without any scheduling decision, the floor every scheduling run stands on, so
+``basic`` reads as a ratio to it), ``basic`` (no constraints), ``anti-affinity`` (required pod anti-affinity on hostname
 among the workload's pods, so at most one per node: the pod count is capped at the node count), and
 ``spread`` (topology spread on zone, maxSkew 1, DoNotSchedule). Between workloads the pods are
 deleted (grace period 0) so every run starts on empty nodes.
@@ -59,6 +62,7 @@ from kybernetes.testing import ServerProcess, stop_process
 
 Obj = dict[str, Any]
 
+FLOOR_SCHEDULER = "bench-floor-binder"  # served by no scheduler: measure() binds these pods itself
 ANCHOR_PODS_PER_S = 680.0  # kube-scheduler CI floor, SchedulingBasic, 5,000 nodes
 ZONES = "zone-a,zone-b,zone-c"
 LEASE_INTERVAL = 100.0
@@ -117,7 +121,9 @@ def pod_manifest(name: str, workload: str, group: str) -> Obj:
     spec: Obj = {"containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10",
                                  "resources": {"requests": {"cpu": "100m", "memory": "500Mi"}}}],
                  "terminationGracePeriodSeconds": 0}
-    if workload == "anti-affinity":
+    if workload == "floor":
+        spec["schedulerName"] = FLOOR_SCHEDULER
+    elif workload == "anti-affinity":
         spec["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
             {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}]}}
     elif workload == "spread":
@@ -161,11 +167,30 @@ async def make_namespace(client: Client, name: str) -> None:
     raise TimeoutError(f"no default ServiceAccount in {name}")
 
 
-async def measure(client: Client, run: Run, ns: str, timeout: float) -> None:
-    """Create ``run.pods`` pods in ``ns`` and time their binding (see the module docstring)."""
+async def measure(client: Client, run: Run, ns: str, timeout: float, nodes: list[str] | None = None) -> None:
+    """Create ``run.pods`` pods in ``ns`` and time their binding (see the module docstring).
+
+    For the ``floor`` workload this process binds each pod it sees to ``nodes`` round robin.
+    """
     created: dict[str, float] = {}
     bound: dict[str, float] = {}
     done = asyncio.Event()
+    to_bind: asyncio.Queue[str] = asyncio.Queue()
+    binders: list[asyncio.Task[None]] = []
+
+    async def binder(k: int) -> None:
+        assert nodes
+        i = k
+        while True:
+            name = await to_bind.get()
+            target = {"apiVersion": "v1", "kind": "Node", "name": nodes[i % len(nodes)]}
+            i += len(binders)
+            await client.create("v1", "pods", {"apiVersion": "v1", "kind": "Binding",
+                                               "metadata": {"name": name, "namespace": ns}, "target": target},
+                                ns, subresource="binding", name=name)
+
+    if run.workload == "floor":
+        binders.extend(asyncio.create_task(binder(k)) for k in range(16))
     listing = await client.list("v1", "pods", ns)
     rv = str(listing["metadata"]["resourceVersion"])
     watch_started = asyncio.Event()
@@ -177,6 +202,8 @@ async def measure(client: Client, run: Run, ns: str, timeout: float) -> None:
             watch_started.set()
             async for ev in stream:
                 rv = str(ev.object.get("metadata", {}).get("resourceVersion") or rv)
+                if binders and ev.type == "ADDED" and not (ev.object.get("spec") or {}).get("nodeName"):
+                    to_bind.put_nowait(ev.object["metadata"]["name"])
                 if ev.type in ("ADDED", "MODIFIED") and (ev.object.get("spec") or {}).get("nodeName"):
                     name = ev.object["metadata"]["name"]
                     if name not in bound:
@@ -207,9 +234,10 @@ async def measure(client: Client, run: Run, ns: str, timeout: float) -> None:
         run.note = f"timed out after {timeout:.0f}s"
         t_created = time.monotonic()
     finally:
-        watcher.cancel()
-        with contextlib.suppress(BaseException):
-            await watcher
+        for t in [watcher, *binders]:
+            t.cancel()
+            with contextlib.suppress(BaseException):
+                await t
     first = min(created.values()) if created else t0
     lats = [bound[n] - created[n] for n in bound if n in created]
     run.bound = len(bound)
@@ -252,7 +280,7 @@ async def scheduling(args: argparse.Namespace, res: Results, work: Path) -> None
     t_start = time.monotonic()
     try:
         have = 0
-        plan: list[tuple[str, int]] = [("basic", p) for p in args.pods]
+        plan: list[tuple[str, int]] = [(w, p) for p in args.pods for w in ("floor", "basic")]
         plan += [(w, p) for p in args.pods for w in ("anti-affinity", "spread")]
         for size in args.nodes:
             left = args.budget - (time.monotonic() - t_start)
@@ -276,7 +304,11 @@ async def scheduling(args: argparse.Namespace, res: Results, work: Path) -> None
                 run = Run(workload, size, pods)
                 ns = f"b-{workload[:4]}-{size}-{pods}"
                 await make_namespace(client, ns)
-                await measure(client, run, ns, timeout=min(args.run_timeout, left - 10))
+                names = None
+                if workload == "floor":
+                    names = sorted(n["metadata"]["name"] for n in (await client.list_all("v1", "nodes"))[0]
+                                   if n["metadata"]["name"].startswith("sched-"))
+                await measure(client, run, ns, timeout=min(args.run_timeout, left - 10), nodes=names)
                 res.runs.append(run)
                 print(f"  {workload:13} {pods:5} pods: {run.bound} bound, {run.pods_per_s:7.1f} pods/s, "
                       f"p50 {run.p50_ms:7.0f} ms, p99 {run.p99_ms:7.0f} ms, creates {run.create_per_s:6.0f}/s "
@@ -344,15 +376,18 @@ async def deployment(args: argparse.Namespace, res: Results, work: Path) -> None
 
 
 def table(res: Results) -> str:
-    lines = ["", "| workload | nodes | pods | bound | pods/s | p50 ms | p99 ms | creates/s | anchor |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["", "| workload | nodes | pods | bound | pods/s | / floor | p50 ms | p99 ms | creates/s | anchor |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    floors = {(r.nodes, r.pods): r.pods_per_s for r in res.runs if r.workload == "floor"}
     for r in res.runs:
         anchor = ""
-        if r.workload == "basic" and r.nodes >= 5000:
+        if r.workload in ("basic", "floor") and r.nodes >= 5000:
             verdict = "meets" if r.pods_per_s >= ANCHOR_PODS_PER_S else "below"
             anchor = f"kube-scheduler CI floor {ANCHOR_PODS_PER_S:.0f} pods/s ({verdict})"
-        lines.append(f"| {r.workload} | {r.nodes} | {r.pods} | {r.bound} | {r.pods_per_s:.1f} | {r.p50_ms:.0f} | "
-                     f"{r.p99_ms:.0f} | {r.create_per_s:.0f} | {anchor} {r.note} |")
+        floor = floors.get((r.nodes, r.pods))
+        ratio = f"{r.pods_per_s / floor:.2f}" if floor and r.workload != "floor" else ""
+        lines.append(f"| {r.workload} | {r.nodes} | {r.pods} | {r.bound} | {r.pods_per_s:.1f} | {ratio} | "
+                     f"{r.p50_ms:.0f} | {r.p99_ms:.0f} | {r.create_per_s:.0f} | {anchor} {r.note} |")
     if res.deployment:
         d = res.deployment
         lines.append(f"\nDeployment: kubectl apply of {d['replicas']} replicas -> {d['running']} Running on "
