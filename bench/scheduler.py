@@ -17,7 +17,10 @@ pod's ``spec.nodeName`` is first seen set.
 
 - throughput (pods/s) = bound pods / (last bind seen - first create sent): scheduler_perf's
   SchedulingThroughput averaged over the measured pods, pod creation included;
-- latency = create request sent -> bind seen on the watch, p50/p99 (nearest rank).
+- latency = create request sent -> bind seen on the watch, p50/p99 (nearest rank);
+- CPU per bound pod, by process (API server, scheduler, controller manager, hollow nodes, this
+  process) and for the whole machine: on two cores, ``1000 / (machine ms per pod / 2)`` is the most
+  pods/s the run could reach, so this says which process to make cheaper.
 
 Workloads: ``floor`` (the same pods with a ``schedulerName`` no scheduler serves, bound by this
 process itself to nodes round robin as soon as its watch sees them: the API server's create + bind +
@@ -56,6 +59,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.procstat import CpuWindow
 from kybernetes import aiorun, errors
 from kybernetes.client.rest import Client
 from kybernetes.testing import ServerProcess, stop_process
@@ -82,6 +86,9 @@ class Run:
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     note: str = ""
+    cpu_ms_per_pod: dict[str, float] = field(default_factory=dict)
+    """CPU per bound pod, by process (``kyb server`` is the API server; ``bench`` is this process),
+    plus ``machine`` (all busy time, everything included)."""
 
 
 @dataclass
@@ -308,11 +315,22 @@ async def scheduling(args: argparse.Namespace, res: Results, work: Path) -> None
                 if workload == "floor":
                     names = sorted(n["metadata"]["name"] for n in (await client.list_all("v1", "nodes"))[0]
                                    if n["metadata"]["name"].startswith("sched-"))
+                cpu = CpuWindow(os.getpid())
+                own0 = time.process_time()
                 await measure(client, run, ns, timeout=min(args.run_timeout, left - 10), nodes=names)
+                own = time.process_time() - own0
+                used = cpu.stop()
+                per_pod = 1000 / max(1, run.bound)
+                run.cpu_ms_per_pod = {name.removeprefix("kyb "): round(v * per_pod, 2)
+                                      for name, v in used["kybernetes_by_process"].items()}
+                run.cpu_ms_per_pod["bench"] = round(own * per_pod, 2)
+                run.cpu_ms_per_pod["machine"] = round(used["machine_busy_cpu_s"] * per_pod, 2)
                 res.runs.append(run)
                 print(f"  {workload:13} {pods:5} pods: {run.bound} bound, {run.pods_per_s:7.1f} pods/s, "
                       f"p50 {run.p50_ms:7.0f} ms, p99 {run.p99_ms:7.0f} ms, creates {run.create_per_s:6.0f}/s "
                       f"{run.note}", flush=True)
+                print("    CPU ms per pod: " + ", ".join(f"{k} {v}" for k, v in run.cpu_ms_per_pod.items()),
+                      flush=True)
                 await clean(client, ns)
     finally:
         await client.close()
@@ -388,6 +406,14 @@ def table(res: Results) -> str:
         ratio = f"{r.pods_per_s / floor:.2f}" if floor and r.workload != "floor" else ""
         lines.append(f"| {r.workload} | {r.nodes} | {r.pods} | {r.bound} | {r.pods_per_s:.1f} | {ratio} | "
                      f"{r.p50_ms:.0f} | {r.p99_ms:.0f} | {r.create_per_s:.0f} | {anchor} {r.note} |")
+    names = sorted({k for r in res.runs for k in r.cpu_ms_per_pod if k != "machine"})
+    if names:
+        lines += ["", "CPU ms per bound pod, by process (machine = all busy CPU on the host):", "",
+                  "| workload | nodes | pods | " + " | ".join(names) + " | machine |",
+                  "|---|---:|---:|" + "---:|" * (len(names) + 1)]
+        for r in res.runs:
+            cells = " | ".join(f"{r.cpu_ms_per_pod.get(n, 0):.2f}" for n in names)
+            lines.append(f"| {r.workload} | {r.nodes} | {r.pods} | {cells} | {r.cpu_ms_per_pod.get('machine', 0):.2f} |")
     if res.deployment:
         d = res.deployment
         lines.append(f"\nDeployment: kubectl apply of {d['replicas']} replicas -> {d['running']} Running on "

@@ -11,7 +11,8 @@ API server needs, written for that path:
 - parsing is ``httptools`` (llhttp, in C, as uvicorn uses); a request is handed to the handler
   only when its head and its whole body have arrived. No request body is streamed: the API's
   largest is 3 MiB, and a body over ``max_body`` (by ``Content-Length`` up front, or as a chunked
-  body grows) is answered 413 and the connection closed, without reading the rest;
+  body grows) is answered 413 at once; the rest is read and dropped until the client stops
+  sending (at most ``LINGER_SECONDS``), then the connection is closed;
 - one task per request; requests on a keep-alive connection are answered in order (pipelined
   requests wait their turn, and reading pauses while too many are queued);
 - a :class:`Response` is written with one ``transport.write`` (head and body together, when the
@@ -55,6 +56,11 @@ Handler = Callable[["Request"], Awaitable["AnyResponse"]]
 
 MAX_PIPELINED = 16
 """Requests queued on one connection before reading from it pauses."""
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 16 * 1024 * 1024
+"""After an early answer (413, 400), input is read and dropped for this long (or this much) before
+the connection closes: closing a socket with unread input resets it, and a client still sending its
+body would see the reset instead of the answer."""
 
 _REASONS = {s.value: s.phrase for s in http.HTTPStatus}
 _STATUS_LINES: dict[int, bytes] = {}
@@ -342,7 +348,8 @@ class HTTPProtocol(asyncio.Protocol):
         self._headers: list[tuple[str, str]] = []
         self._body: list[bytes] = []
         self._body_size = 0
-        self._refused = False  # answered early (413); the rest of the input is ignored
+        self._refused = False  # answered early (413, 400); the rest of the input is dropped
+        self._dropped = 0
         self._pending: collections.deque[Request] = collections.deque()
         self._task: asyncio.Task[None] | None = None
         self._streaming = False
@@ -377,9 +384,13 @@ class HTTPProtocol(asyncio.Protocol):
         if self._upgraded is not None:
             self._upgraded._feed(data)
             return
-        if self._upgrade_request or self._refused:
-            if self._upgrade_request:
-                self._upgrade_buffer.append(data)
+        if self._refused:
+            self._dropped += len(data)
+            if self._dropped > LINGER_BYTES:
+                self.close()
+            return
+        if self._upgrade_request:
+            self._upgrade_buffer.append(data)
             return
         try:
             self.parser.feed_data(data)
@@ -498,7 +509,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._task = None
         if self._refusal:
             self._write(self._refusal)
-            self.close()
+            self._linger()
             return
         if not req.keep_alive or self._upgrade_request or self.closed:
             self.close()
@@ -528,7 +539,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._refuse(413, "RequestEntityTooLarge", f"Request entity too large: limit is {self.server.max_body}")
 
     def _refuse(self, code: int, reason: str, message: str) -> None:
-        """Answer now (before or instead of the handler) and close: the rest of the input is not read."""
+        """Answer now (before or instead of the handler) and close: the rest of the input is dropped."""
         self._refused = True
         status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                   "message": message, "reason": reason, "code": code}
@@ -537,10 +548,15 @@ class HTTPProtocol(asyncio.Protocol):
         self._pending.clear()
         if self._task is None:
             self._write(data)
-            self.close()
+            self._linger()
         else:
             # A request is still being answered: its response goes first, then this one.
             self._refusal = data
+
+    def _linger(self) -> None:
+        """Close once the client has stopped sending (it closes), or after ``LINGER_SECONDS``."""
+        if self.transport is not None and not self.closed:
+            self.server.loop.call_later(LINGER_SECONDS, self.close)
 
     # -- transport helpers --
 

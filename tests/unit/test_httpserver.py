@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
+from kybernetes import httpserver
 from kybernetes.httpserver import AnyResponse, HTTPServer, Request, Response, StreamResponse
 
 LIMIT = 1000
@@ -57,6 +58,11 @@ class App:
         if req.path == "/boom":
             raise RuntimeError("boom")
         return Response(status=404, text="no")
+
+
+@pytest.fixture(autouse=True)
+def short_linger(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(httpserver, "LINGER_SECONDS", 0.3)
 
 
 @pytest.fixture
@@ -142,6 +148,19 @@ async def test_body_over_the_limit_is_413(server: tuple[App, int, HTTPServer], r
     assert st["reason"] == "RequestEntityTooLarge" and st["code"] == 413 and str(LIMIT) in st["message"]
     assert await reader.read() == b""
     assert not app.seen, "the handler never sees a refused request"
+    writer.close()
+
+
+async def test_413_reaches_a_client_that_sends_its_whole_body(server: tuple[App, int, HTTPServer]) -> None:
+    """The rest of the body is read and dropped: closing on unread input would reset the connection."""
+    _, port, _ = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = b"x" * (4 << 20)
+    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+    writer.write(body)
+    await writer.drain()  # every byte accepted, none refused with a reset
+    status, _, _ = await read_response(reader)
+    assert status == 413
     writer.close()
 
 
