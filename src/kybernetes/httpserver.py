@@ -25,7 +25,8 @@ API server needs, written for that path:
   the connection over with :meth:`Request.upgrade`, which sends the ``101`` and returns the raw
   byte stream (the bytes that arrived behind the request head included); otherwise the
   connection is closed after its response;
-- ``Expect: 100-continue`` is answered before the body is read; ``HEAD`` gets the head only.
+- ``Expect: 100-continue`` is answered before the body is read; ``HEAD`` gets the head only;
+- a connection with no request in progress and no input for ``IDLE_TIMEOUT`` (90 s) is closed.
 
 It is not a general web framework: no routing, no cookies, no multipart, no compression. The
 handler is one coroutine that returns a response; errors it raises become a bare 500 here (the
@@ -56,6 +57,9 @@ Handler = Callable[["Request"], Awaitable["AnyResponse"]]
 
 MAX_PIPELINED = 16
 """Requests queued on one connection before reading from it pauses."""
+IDLE_TIMEOUT = 90.0
+"""A keep-alive connection with no request in progress and no input for this long is closed (a
+client that vanished without a FIN, or one that never finishes its request head)."""
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 16 * 1024 * 1024
 """After an early answer (413, 400), input is read and dropped for this long (or this much) before
@@ -350,6 +354,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._body_size = 0
         self._refused = False  # answered early (413, 400); the rest of the input is dropped
         self._dropped = 0
+        self.last_input = time.monotonic()
         self._pending: collections.deque[Request] = collections.deque()
         self._task: asyncio.Task[None] | None = None
         self._streaming = False
@@ -381,6 +386,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._pending.clear()
 
     def data_received(self, data: bytes) -> None:
+        self.last_input = time.monotonic()
         if self._upgraded is not None:
             self._upgraded._feed(data)
             return
@@ -609,17 +615,31 @@ class HTTPServer:
         self.closing = False
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[HTTPProtocol] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self.idle_timeout = IDLE_TIMEOUT
 
     async def start(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None,
                     backlog: int = 1024) -> int:
         """Start listening; returns the port (useful with port 0)."""
         self._server = await self.loop.create_server(lambda: HTTPProtocol(self), host, port, ssl=ssl_context,
                                                      reuse_address=True, backlog=backlog)
+        self._sweeper = self.loop.create_task(self._sweep())
         return int(self._server.sockets[0].getsockname()[1])
+
+    async def _sweep(self) -> None:
+        """Close connections idle past ``idle_timeout`` (checked a few times per timeout)."""
+        while True:
+            await asyncio.sleep(self.idle_timeout / 4)
+            cutoff = time.monotonic() - self.idle_timeout
+            for conn in list(self._connections):
+                if conn.idle and conn._upgraded is None and conn.last_input < cutoff:
+                    conn.close()
 
     async def stop(self, timeout: float = 2.0) -> None:
         """Stop accepting, close idle connections, give in-flight requests ``timeout`` seconds, then cancel."""
         self.closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._server is not None:
             self._server.close()
         for conn in list(self._connections):

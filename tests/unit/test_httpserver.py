@@ -261,3 +261,20 @@ async def test_stop_ends_idle_and_streaming_connections(server: tuple[App, int, 
     assert app.cancelled.is_set()
     idle_w.close()
     w.close()
+
+
+async def test_idle_keep_alive_connections_are_closed(server: tuple[App, int, HTTPServer]) -> None:
+    _, port, srv = server
+    srv.idle_timeout = 0.4
+    assert srv._sweeper is not None
+    srv._sweeper.cancel()
+    srv._sweeper = asyncio.create_task(srv._sweep())  # again, with the short timeout
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    await read_response(reader)
+    half_r, half_w = await asyncio.open_connection("127.0.0.1", port)
+    half_w.write(b"GET /slow HTTP/1.1\r\nHost:")  # a head that never ends
+    assert await asyncio.wait_for(reader.read(), 3) == b""
+    assert await asyncio.wait_for(half_r.read(), 3) == b""
+    writer.close()
+    half_w.close()
