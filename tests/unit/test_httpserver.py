@@ -77,6 +77,13 @@ async def server() -> AsyncIterator[tuple[App, int, HTTPServer]]:
         await srv.stop(timeout=1.0)
 
 
+async def send(port: int, data: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A new connection with ``data`` written on it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    return reader, writer
+
+
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
@@ -126,8 +133,7 @@ async def test_keep_alive_and_pipelining(server: tuple[App, int, HTTPServer]) ->
 
 async def test_http10_and_head(server: tuple[App, int, HTTPServer]) -> None:
     _, port, _ = server
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"HEAD /echo HTTP/1.0\r\n\r\n")
+    reader, writer = await send(port, b"HEAD /echo HTTP/1.0\r\n\r\n")
     head = await reader.read()
     assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n")
     assert b"Content-Length: " in head and b"Connection: close" in head
@@ -164,19 +170,23 @@ async def test_413_reaches_a_client_that_sends_its_whole_body(server: tuple[App,
     writer.close()
 
 
-async def test_malformed_request_is_400(server: tuple[App, int, HTTPServer]) -> None:
+@pytest.mark.parametrize(("request_bytes", "code"), [
+    (b"NOT HTTP AT ALL\r\n\r\n", 400),  # malformed: a Status, from the server itself
+    (b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n", 500),  # the handler raised
+])
+async def test_errors_answer_and_close(server: tuple[App, int, HTTPServer], request_bytes: bytes, code: int) -> None:
     _, port, _ = server
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"NOT HTTP AT ALL\r\n\r\n")
-    status, _, body = await read_response(reader)
-    assert status == 400 and orjson.loads(body)["reason"] == "BadRequest"
+    reader, writer = await send(port, request_bytes)
+    status, headers, body = await read_response(reader)
+    assert status == code and headers["connection"] == "close"
+    if code == 400:
+        assert orjson.loads(body)["reason"] == "BadRequest"
     writer.close()
 
 
 async def test_expect_continue(server: tuple[App, int, HTTPServer]) -> None:
     _, port, _ = server
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+    reader, writer = await send(port, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
     assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
     writer.write(b"ok")
     status, _, body = await read_response(reader)
@@ -184,19 +194,9 @@ async def test_expect_continue(server: tuple[App, int, HTTPServer]) -> None:
     writer.close()
 
 
-async def test_handler_error_is_500_and_closes(server: tuple[App, int, HTTPServer]) -> None:
-    _, port, _ = server
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
-    status, headers, _ = await read_response(reader)
-    assert status == 500 and headers["connection"] == "close"
-    writer.close()
-
-
 async def test_streaming_response(server: tuple[App, int, HTTPServer]) -> None:
     _, port, _ = server
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\nGET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    reader, writer = await send(port, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\nGET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
     status, headers, body = await read_response(reader)
     assert status == 200 and headers["transfer-encoding"] == "chunked" and body == b"part0\npart1\npart2\n"
     assert (await read_response(reader))[2] == b"slow"  # the connection goes on after the stream
@@ -205,14 +205,12 @@ async def test_streaming_response(server: tuple[App, int, HTTPServer]) -> None:
 
 async def test_disconnect_cancels_a_stream_but_not_a_write(server: tuple[App, int, HTTPServer]) -> None:
     app, port, _ = server
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /stream?forever=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    reader, writer = await send(port, b"GET /stream?forever=1 HTTP/1.1\r\nHost: x\r\n\r\n")
     await reader.readuntil(b"part2\n\r\n")
     writer.close()
     await asyncio.wait_for(app.cancelled.wait(), 5)
 
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+    reader, writer = await send(port, b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
     for _ in range(100):
         if any(r.path == "/hold" for r in app.seen):
             break
@@ -240,8 +238,7 @@ async def test_upgrade_takes_the_connection_over(server: tuple[App, int, HTTPSer
 
 async def test_upgrade_refused_closes_after_the_answer(server: tuple[App, int, HTTPServer]) -> None:
     _, port, _ = server
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+    reader, writer = await send(port, b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
     status, _, _ = await read_response(reader)
     assert status == 404
     assert await reader.read() == b""
@@ -269,8 +266,7 @@ async def test_idle_keep_alive_connections_are_closed(server: tuple[App, int, HT
     assert srv._sweeper is not None
     srv._sweeper.cancel()
     srv._sweeper = asyncio.create_task(srv._sweep())  # again, with the short timeout
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    reader, writer = await send(port, b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
     await read_response(reader)
     half_r, half_w = await asyncio.open_connection("127.0.0.1", port)
     half_w.write(b"GET /slow HTTP/1.1\r\nHost:")  # a head that never ends
