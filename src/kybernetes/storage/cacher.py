@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import heapq
+import itertools
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -228,7 +230,13 @@ class Cacher:
         self.caches: dict[str, ResourceCache] = {}
         self.flusher = Flusher()
         self.revision = 0
-        self._advanced = asyncio.Condition()
+        # (target revision, tie-breaker, future) of readers waiting for the cache to reach a revision.
+        # A heap, resolved from the front as the revision advances: each event wakes only the
+        # readers it satisfies. (A Condition woke every waiter on every event, and each had to
+        # take its lock in turn: under a write storm the dispatch loop itself queued for that lock,
+        # the cache fell behind, more reads waited, and the API server stalled for seconds.)
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
         self._task: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
 
@@ -254,8 +262,8 @@ class Cacher:
                     self._dispatch(ev)
                     rev = ev.revision
                     self.revision = rev
-                    async with self._advanced:
-                        self._advanced.notify_all()
+                    if self._waiters and self._waiters[0][0] <= rev:
+                        self._release(rev)
             except asyncio.CancelledError:
                 raise
             except CompactedError:
@@ -269,6 +277,7 @@ class Cacher:
                         w.dropped = True
                         w.wake.set()
                 self.revision = rev
+                self._release(rev)
             except Exception:
                 log.exception("watch cache: store watch failed; restarting")
                 await asyncio.sleep(0.5)
@@ -315,15 +324,20 @@ class Cacher:
 
     async def wait_fresh(self, timeout: float = 3.0) -> int:
         """Wait until the cache has applied every write the store has acknowledged."""
-        target = await self.store.current_revision()
-        if self.revision >= target:
-            return self.revision
-        async with self._advanced:
-            await asyncio.wait_for(self._advanced.wait_for(lambda: self.revision >= target), timeout)
+        await self.wait_for_revision(await self.store.current_revision(), timeout)
         return self.revision
 
     async def wait_for_revision(self, target: int, timeout: float = 3.0) -> None:
+        """Wait until the cache has applied revision ``target`` (TimeoutError after ``timeout``)."""
         if self.revision >= target:
             return
-        async with self._advanced:
-            await asyncio.wait_for(self._advanced.wait_for(lambda: self.revision >= target), timeout)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (target, next(self._seq), fut))
+        await asyncio.wait_for(fut, timeout)  # on timeout the future is cancelled; _release skips it
+
+    def _release(self, rev: int) -> None:
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= rev:
+            fut = heapq.heappop(waiters)[2]
+            if not fut.done():
+                fut.set_result(None)
