@@ -192,9 +192,17 @@ async def measure(client: Client, run: Run, ns: str, timeout: float, nodes: list
             name = await to_bind.get()
             target = {"apiVersion": "v1", "kind": "Node", "name": nodes[i % len(nodes)]}
             i += len(binders)
-            await client.create("v1", "pods", {"apiVersion": "v1", "kind": "Binding",
-                                               "metadata": {"name": name, "namespace": ns}, "target": target},
-                                ns, subresource="binding", name=name)
+            try:
+                await client.create("v1", "pods", {"apiVersion": "v1", "kind": "Binding",
+                                                   "metadata": {"name": name, "namespace": ns}, "target": target},
+                                    ns, subresource="binding", name=name)
+            except errors.Conflict:
+                pass  # already bound
+            except (errors.StatusError, ConnectionError) as e:
+                # Retried, not lost: a binder that died would leave its pod unbound and the run waiting.
+                print(f"    bind {name}: {e}; retrying", flush=True)
+                await asyncio.sleep(0.5)
+                to_bind.put_nowait(name)
 
     if run.workload == "floor":
         binders.extend(asyncio.create_task(binder(k)) for k in range(16))
