@@ -92,6 +92,11 @@ class _DateHeader:
         return cls.line
 
 
+def chunk(data: bytes) -> bytes:
+    """``data`` framed as one chunk of a chunked body."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
 def _header_lines(headers: Mapping[str, str] | None) -> bytes:
     if not headers:
         return b""
@@ -156,20 +161,8 @@ class Request:
         return self._query
 
     @property
-    def content_length(self) -> int | None:
-        value = self.headers.get("Content-Length")
-        return int(value) if value is not None and value.isdigit() else None
-
-    @property
-    def can_read_body(self) -> bool:
-        return bool(self.body)
-
-    @property
     def peercert(self) -> Any:
         return self.transport.get_extra_info("peercert") if self.transport is not None else None
-
-    async def read(self) -> bytes:
-        return self.body
 
     async def json(self) -> Any:
         return orjson.loads(self.body)
@@ -234,9 +227,6 @@ class StreamResponse:
         self._chunked = True
         self._eof = False
 
-    def enable_chunked_encoding(self) -> None:
-        """Chunked is the default (kept for the callers written against aiohttp)."""
-
     async def prepare(self, request: Request) -> None:
         if self.prepared:
             return
@@ -263,7 +253,7 @@ class StreamResponse:
         proto = self._request._protocol
         if proto.closed:
             raise ConnectionResetError("the client went away")
-        proto._write(b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data)
+        proto._write(chunk(data) if self._chunked else data)
         await proto.drain()
 
     async def write_eof(self) -> None:
@@ -663,4 +653,4 @@ class HTTPServer:
                 await asyncio.wait_for(self._server.wait_closed(), timeout)
 
 
-__all__ = ["AnyResponse", "HTTPServer", "Request", "Response", "StreamResponse", "UpgradedStream"]
+__all__ = ["AnyResponse", "HTTPServer", "Request", "Response", "StreamResponse", "UpgradedStream", "chunk"]

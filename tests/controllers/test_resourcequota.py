@@ -139,7 +139,7 @@ async def test_lower_count_waits_for_charges_in_flight(srv: ServerProcess) -> No
         async def status_used() -> dict[str, str]:
             return dict((await client.get("v1", "resourcequotas", "q", ns)).get("status", {}).get("used") or {})
 
-        await wait_for(lambda: _truthy(status_used(), {"pods": "0"}), what="first count")
+        await wait_for(lambda: _equals(status_used(), {"pods": "0"}), what="first count")
 
         async def charge(n: str) -> str:
             # What admission does before it stores the pod: the quota holds a charge no LIST shows yet.
@@ -173,8 +173,8 @@ async def test_lower_count_waits_for_charges_in_flight(srv: ServerProcess) -> No
         await asyncio.sleep(0.3)
         assert await status_used() == {"pods": "2"}
         await clock.advance(DECREASE_CONFIRM_DELAY * 0.6)
-        await wait_for(lambda: _truthy(status_used(), {"pods": "0"}), what="confirmed lower count written")
+        await wait_for(lambda: _equals(status_used(), {"pods": "0"}), what="confirmed lower count written")
 
 
-async def _truthy(got: Any, want: dict[str, str]) -> bool:
+async def _equals(got: Any, want: dict[str, str]) -> bool:
     return (await got) == want

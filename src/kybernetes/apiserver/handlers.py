@@ -31,7 +31,7 @@ from kybernetes.apiserver.requests import (
     patch_type,
     read_body,
 )
-from kybernetes.httpserver import AnyResponse, Request, Response, StreamResponse
+from kybernetes.httpserver import AnyResponse, Request, Response, StreamResponse, chunk
 from kybernetes.storage.cacher import CacheEvent
 
 Obj = dict[str, Any]
@@ -180,24 +180,22 @@ class ResourceHandlers:
         )
         if bool_param(q.get("orphanDependents")):
             opts.propagation_policy = "Orphan"
-        if request.body:
-            raw = request.body
-            if raw.strip():
-                body = read_body(raw, request.headers.get("Content-Type", JSON))
-                if not isinstance(body, dict):
-                    raise errors.BadRequest("DeleteOptions must be an object")
-                if body.get("gracePeriodSeconds") is not None:
-                    if not isinstance(body["gracePeriodSeconds"], int):
-                        raise errors.BadRequest("gracePeriodSeconds must be an integer")
-                    opts.grace_period_seconds = body["gracePeriodSeconds"]
-                if body.get("propagationPolicy"):
-                    opts.propagation_policy = str(body["propagationPolicy"])
-                if body.get("orphanDependents") is True:
-                    opts.propagation_policy = "Orphan"
-                if isinstance(body.get("preconditions"), dict):
-                    opts.preconditions = body["preconditions"]
-                if body.get("dryRun"):
-                    opts.dry_run = _dry_run(body["dryRun"])
+        if request.body.strip():
+            body = read_body(request.body, request.headers.get("Content-Type", JSON))
+            if not isinstance(body, dict):
+                raise errors.BadRequest("DeleteOptions must be an object")
+            if body.get("gracePeriodSeconds") is not None:
+                if not isinstance(body["gracePeriodSeconds"], int):
+                    raise errors.BadRequest("gracePeriodSeconds must be an integer")
+                opts.grace_period_seconds = body["gracePeriodSeconds"]
+            if body.get("propagationPolicy"):
+                opts.propagation_policy = str(body["propagationPolicy"])
+            if body.get("orphanDependents") is True:
+                opts.propagation_policy = "Orphan"
+            if isinstance(body.get("preconditions"), dict):
+                opts.preconditions = body["preconditions"]
+            if body.get("dryRun"):
+                opts.dry_run = _dry_run(body["dryRun"])
         return opts
 
     # --- rendering -----------------------------------------------------------------------
@@ -311,18 +309,16 @@ class ResourceHandlers:
         if transport is not None and request.version >= (1, 1) and r.builtin and not accept.table \
                 and not accept.partial_metadata:
             def direct(batch: list[CacheEvent], transport: Any = transport) -> bool:
-                # Straight to the socket, framed as the chunk StreamResponse.write would send (see Watcher).
+                # Straight to the socket, one chunk of the stream's chunked body (see Watcher).
                 if transport.is_closing() or transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT:
                     return False
                 if len(batch) == 1:
                     ev = batch[0]
                     if ev._chunk is None:
-                        data = encode(ev)
-                        ev._chunk = b"%x\r\n%b\r\n" % (len(data), data)
+                        ev._chunk = chunk(encode(ev))
                     transport.write(ev._chunk)
                 else:
-                    data = b"".join([encode(ev) for ev in batch])
-                    transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+                    transport.write(chunk(b"".join([encode(ev) for ev in batch])))
                 return True
 
             stream.direct = direct

@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 3 * 1024 * 1024
 """Kubernetes' limit on a request body (413 beyond it)."""
-"""aiohttp's own cap on a request body; bodies over 3 MiB get 413 from the handlers first."""
 
 KUBERNETES_VERSION = {
     "major": "1",

@@ -29,10 +29,10 @@ from kybernetes.controllers.base import Controller, ControllerContext
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
-# Kinds whose changes trigger an immediate recount of their namespace's quotas.
 # How long a lower count must hold, against an unchanged quota, before it is written.
 DECREASE_CONFIRM_DELAY = 1.0
 
+# Kinds whose changes trigger an immediate recount of their namespace's quotas.
 WATCHED = (("v1", "pods"), ("v1", "services"), ("v1", "persistentvolumeclaims"), ("v1", "configmaps"),
            ("v1", "secrets"))
 
