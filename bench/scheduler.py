@@ -240,6 +240,7 @@ async def measure(client: Client, run: Run, ns: str, timeout: float, nodes: list
             await client.create("v1", "pods", pod_manifest(name, run.workload, group), ns)
 
     t0 = time.monotonic()
+    t_created: float | None = None
     creates = asyncio.gather(*(create(i) for i in range(run.pods)))
     try:
         await asyncio.wait_for(creates, timeout)
@@ -247,7 +248,8 @@ async def measure(client: Client, run: Run, ns: str, timeout: float, nodes: list
         await asyncio.wait_for(done.wait(), max(1.0, timeout - (t_created - t0)))
     except TimeoutError:
         run.note = f"timed out after {timeout:.0f}s"
-        t_created = time.monotonic()
+        if t_created is None:  # the creates themselves did not finish (else the binds timed out)
+            t_created = time.monotonic()
     finally:
         for t in [watcher, *binders]:
             t.cancel()
