@@ -1,8 +1,8 @@
 """``kyb``: the command line, a thin shell over each component's ``run``.
 
 Each subcommand turns flags into a component config and runs it until SIGTERM or SIGINT, then
-stops it cleanly. ``kyb server`` bundles the control plane (and, with a later release, the node
-agent) in one process, like k3s; ``kyb apiserver`` runs the API server alone.
+stops it cleanly. ``kyb server`` bundles the control plane and this machine's node agent (unless
+``--disable-agent``), like k3s; ``kyb apiserver`` runs the API server alone.
 """
 
 from __future__ import annotations

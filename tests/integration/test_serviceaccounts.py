@@ -37,6 +37,22 @@ def test_pod_gets_service_account_and_token_volume(server: ServerProcess, namesp
     assert not spec.get("volumes")
 
 
+def test_pod_gets_service_account_image_pull_secrets(server: ServerProcess, namespace: str) -> None:
+    """ServiceAccount admission copies the account's imagePullSecrets into a pod that names none,
+    whether or not the token is mounted; a pod's own list is kept as it is."""
+    k = server.kubectl
+    k("-n", namespace, "apply", "-f", "-", input="apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: puller}\n"
+                                                  "automountServiceAccountToken: false\n"
+                                                  "imagePullSecrets: [{name: regcred}]\n")
+    k("-n", namespace, "run", "a", "--image=busybox", "--overrides", '{"spec":{"serviceAccountName":"puller"}}')
+    spec = json.loads(k("-n", namespace, "get", "pod", "a", "-o", "json").stdout)["spec"]
+    assert spec["imagePullSecrets"] == [{"name": "regcred"}]
+    k("-n", namespace, "run", "b", "--image=busybox", "--overrides",
+      '{"spec":{"serviceAccountName":"puller","imagePullSecrets":[{"name":"own"}]}}')
+    spec = json.loads(k("-n", namespace, "get", "pod", "b", "-o", "json").stdout)["spec"]
+    assert spec["imagePullSecrets"] == [{"name": "own"}]
+
+
 def test_token_request_authenticates_until_revoked(server: ServerProcess, namespace: str) -> None:
     k = server.kubectl
     k("-n", namespace, "create", "serviceaccount", "bot")

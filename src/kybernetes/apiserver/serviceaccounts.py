@@ -4,7 +4,8 @@
   ``serviceAccountName`` runs as ``default``; unless automounting is turned off (on the pod or its
   ServiceAccount) it gets the ``kube-api-access-<suffix>`` projected volume — a bound token, the
   cluster CA from the ``kube-root-ca.crt`` ConfigMap and the namespace — mounted read-only at
-  ``/var/run/secrets/kubernetes.io/serviceaccount`` in every container.
+  ``/var/run/secrets/kubernetes.io/serviceaccount`` in every container. A pod that names no
+  ``imagePullSecrets`` gets its ServiceAccount's (whether or not the token is mounted).
 - **TokenRequest** (``POST serviceaccounts/NAME/token``): a JWT signed with the cluster's service
   account key (ES256), for the given audiences and lifetime, optionally bound to a pod (the token
   dies with the pod).
@@ -63,10 +64,12 @@ class ServiceAccounts:
         sa_name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
         spec["serviceAccountName"] = sa_name
         spec["serviceAccount"] = sa_name
+        sa = await self._service_account(pod.get("metadata", {}).get("namespace", ""), sa_name)
+        if not spec.get("imagePullSecrets") and sa and sa.get("imagePullSecrets"):
+            spec["imagePullSecrets"] = copy.deepcopy(sa["imagePullSecrets"])
         automount = spec.get("automountServiceAccountToken")
-        if automount is None:
-            sa = await self._service_account(pod.get("metadata", {}).get("namespace", ""), sa_name)
-            automount = sa.get("automountServiceAccountToken") if sa else None
+        if automount is None and sa:
+            automount = sa.get("automountServiceAccountToken")
         if automount is False:
             return
         containers = [c for key in ("initContainers", "containers") for c in spec.get(key) or []

@@ -18,8 +18,8 @@ The model is etcd v3's, which is also Kubernetes' model:
 Keys are strings like ``/registry/pods/default/nginx``; values are opaque bytes (the object's JSON,
 without its resourceVersion, which the reader fills in from ``mod_revision``).
 
-The API server cannot tell backends apart: the SQLite and etcd backends both pass
-``tests/storage/store_suite.py``.
+``tests/storage/store_suite.py`` is this contract as tests: every backend must pass it, so that the
+API server cannot tell backends apart. Today the one backend is SQLite (``storage/sqlite.py``).
 """
 
 from __future__ import annotations
