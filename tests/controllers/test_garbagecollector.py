@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -44,6 +44,19 @@ async def get_cm(client: Client, ns: str, name: str) -> Obj | None:
     return await get_or_none(client, "v1", "configmaps", name, ns)
 
 
+async def caught_up(client: Client, ns: str) -> None:
+    """Wait until the collector has handled what happened so far: a new ConfigMap whose owner does
+    not exist is collected only after the graph has seen every earlier event, and its queues are
+    FIFO. A "nothing happened" check after this is a check, not a guess about timing."""
+    name = f"sentinel-{next(_SENTINELS)}"
+    await cm(client, ns, name, {"apiVersion": "v1", "kind": "ConfigMap", "name": "nobody",
+                                "uid": "00000000-0000-0000-0000-00000000dead"})
+    await wait_for(lambda: _absent(client, ns, name), what="the collector caught up (sentinel collected)")
+
+
+_SENTINELS = itertools.count()
+
+
 async def test_background_deletes_dependents(srv: ServerProcess) -> None:
     async with running(srv, GarbageCollector) as client:
         ns = await make_namespace(client, "gc-bg")
@@ -53,7 +66,7 @@ async def test_background_deletes_dependents(srv: ServerProcess) -> None:
         await cm(client, ns, "grandchild", ref(await client.get("v1", "configmaps", "dep", ns) | {
             "apiVersion": "v1", "kind": "ConfigMap"}))
         await cm(client, ns, "shared", ref(owner), ref(other))  # another owner remains: kept
-        await asyncio.sleep(0.3)
+        await caught_up(client, ns)
         assert await get_cm(client, ns, "dep") is not None  # owner alive: nothing happens
 
         await client.delete("v1", "configmaps", "owner", ns, propagation_policy="Background")
@@ -98,7 +111,7 @@ async def test_foreground_waits_for_blocking_dependents(srv: ServerProcess) -> N
                 and await get_cm(client, ns, "plain") is None
 
         await wait_for(dependents_deleting, what="dependents deleted")
-        await asyncio.sleep(0.5)
+        await caught_up(client, ns)
         o = await get_cm(client, ns, "owner")
         assert o is not None and "foregroundDeletion" in o["metadata"]["finalizers"]
 
@@ -120,7 +133,7 @@ async def test_orphan_keeps_dependents(srv: ServerProcess) -> None:
         dep2 = await get_cm(client, ns, "dep2")
         assert dep is not None and [r["name"] for r in dep["metadata"]["ownerReferences"]] == ["keeper"]
         assert dep2 is not None and not dep2["metadata"].get("ownerReferences")
-        await asyncio.sleep(0.5)
+        await caught_up(client, ns)
         assert await get_cm(client, ns, "dep2") is not None
 
 
@@ -140,7 +153,7 @@ async def test_dependent_of_custom_resource_is_collected(srv: ServerProcess) -> 
         gadget.setdefault("apiVersion", "example.com/v1")
         gadget.setdefault("kind", "Gadget")
         await cm(client, ns, "part", ref(gadget))
-        await asyncio.sleep(0.3)
+        await caught_up(client, ns)
         assert await get_cm(client, ns, "part") is not None
         await client.delete("example.com/v1", "gadgets", "g1", ns)
         await wait_for(lambda: _absent(client, ns, "part"), what="dependent of a custom resource collected")
@@ -170,15 +183,15 @@ async def test_cluster_scoped_dependent_of_namespaced_owner_is_ignored(srv: Serv
                                                  "metadata": {"name": "gc-invalid-child",
                                                               "ownerReferences": [ref(owner)]}})
         await client.delete("v1", "configmaps", "owner", ns)
-        await asyncio.sleep(1.0)
-        child = await client.get("v1", "namespaces", "gc-invalid-child")
-        assert not child["metadata"].get("deletionTimestamp")
 
         async def warned() -> bool:
             items, _ = await client.list_all("v1", "events", "", field_selector="reason=OwnerRefInvalidNamespace")
             return any(e.get("involvedObject", {}).get("name") == "gc-invalid-child" for e in items)
 
         await wait_for(warned, what="OwnerRefInvalidNamespace event")
+        await caught_up(client, ns)
+        child = await client.get("v1", "namespaces", "gc-invalid-child")
+        assert not child["metadata"].get("deletionTimestamp")
 
 
 def test_graph_links_virtual_owners_and_orders_work() -> None:

@@ -12,7 +12,7 @@ import pytest
 from kybernetes.client.rest import Client
 from kybernetes.controllers.nodeipam import CIDRSet, NodeIPAMController
 from kybernetes.testing import ServerProcess
-from tests.controllers.harness import running
+from tests.controllers.harness import running, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,12 @@ async def test_distinct_cidrs_rebuild_and_release(srv: ServerProcess) -> None:
         assert c not in got | {"10.99.0.0/24"}
         # The range is full now; deleting a node gives its block back to the next node.
         await make_node(client, "d")
-        await asyncio.sleep(0.5)
+
+        async def reported() -> bool:
+            items, _ = await client.list_all("v1", "events", "default", field_selector="reason=CIDRNotAvailable")
+            return any(e.get("involvedObject", {}).get("name") == "d" for e in items)
+
+        await wait_for(reported, what="CIDRNotAvailable event for d")
         assert not ((await client.get("v1", "nodes", "d")).get("spec") or {}).get("podCIDR")
         await client.delete("v1", "nodes", "a")
         d = await cidr_of(client, "d")

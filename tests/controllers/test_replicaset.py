@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -42,8 +41,13 @@ async def test_creates_pods_with_owner_refs_and_replaces_deleted(srv: ServerProc
             assert ref == {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web",
                            "uid": rs["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
             assert p["spec"]["containers"][0]["image"] == "nginx:1"
-        # Exactly 3, even after things settle (expectations stop double creation).
-        await asyncio.sleep(0.5)
+        # Exactly 3, even after things settle (expectations stop double creation): a sync that has
+        # seen all three pods writes status.replicas 3.
+        async def settled() -> bool:
+            st = (await client.get("apps/v1", "replicasets", "web", ns)).get("status") or {}
+            return bool(st.get("replicas") == 3 and st.get("observedGeneration") == 1)
+
+        await wait_for(settled, what="status.replicas 3")
         assert len(await list_pods(client, ns, "app=web")) == 3
 
         victim = pods[0]["metadata"]["name"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kybernetes.client.workqueue import FakeClock
 from kybernetes.proxy.proxier import Proxier, ProxyConfig
 
 
@@ -55,35 +57,53 @@ def svc(name: str, ip: str) -> dict[str, Any]:
             "spec": {"type": "ClusterIP", "clusterIP": ip, "ports": [{"port": 80}]}}
 
 
-async def test_sync_loop(tmp_path: Path) -> None:
-    nft, log = fake_nft(tmp_path)
-    cfg = ProxyConfig(table_name="kyb-proxy-fake", bridge="kybpx-none", nft=nft, min_sync_period=0.2,
-                      sync_period=1.0, masquerade_all=False)
-    p = Proxier(cfg, client=object())  # type: ignore[arg-type]  # never used: the factory is fake
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (in real time, bounded) until the proxier's loop has done what the test waits for."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
+def fake_proxier(nft: str, clock: FakeClock, **cfg: Any) -> tuple[Proxier, FakeFactory]:
+    config = ProxyConfig(table_name="kyb-proxy-fake", bridge="kybpx-none", nft=nft, masquerade_all=False, **cfg)
+    p = Proxier(config, client=object(), clock=clock)  # type: ignore[arg-type]  # the factory is fake
     factory = FakeFactory()
     p.factory = factory  # type: ignore[assignment]
+    return p, factory
+
+
+async def test_sync_loop(tmp_path: Path) -> None:
+    nft, log = fake_nft(tmp_path)
+    clock = FakeClock(100.0)
+    p, factory = fake_proxier(nft, clock, min_sync_period=0.2, sync_period=30.0)
     stop = asyncio.Event()
     task = asyncio.create_task(p.run(stop))
-    await asyncio.sleep(0.1)
-    assert len(calls(log)) == 1  # the first sync applies at once
+    await until(lambda: p.rounds == 1)
+    assert len(calls(log)) == 1  # the first sync applies at once, without waiting for the debounce
     assert "table ip kyb-proxy-fake {" in calls(log)[0]
 
-    # a burst of changes within min_sync_period becomes one apply
+    # a burst of changes within min_sync_period becomes one apply, when the debounce has passed
     for i in range(5):
         factory.infs["services"].store.items.append(svc(f"s{i}", f"10.43.0.{i + 10}"))
-        p._dirty.set()
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.4)
+        p.mark_dirty()
+        await clock.advance(0.01)
+    assert p.rounds == 1
+    await clock.advance(0.2)
+    await until(lambda: p.rounds == 2)
     assert len(calls(log)) == 2
     assert "10.43.0.14" in calls(log)[1]
 
-    # a change event that does not change the table: nothing is applied
-    p._dirty.set()
-    await asyncio.sleep(0.4)
+    # a change event that does not change the table: a round, but nothing applied
+    await clock.advance(1.0)
+    p.mark_dirty()
+    await until(lambda: p.rounds == 3)
     assert len(calls(log)) == 2
 
     # the periodic resync re-applies even without changes
-    await asyncio.sleep(1.0)
+    await until(clock.has_sleepers)
+    await clock.advance(30.0)
+    await until(lambda: p.rounds == 4)
     assert len(calls(log)) == 3
 
     stop.set()
@@ -97,14 +117,17 @@ async def test_failed_apply_is_retried(tmp_path: Path) -> None:
     marker = tmp_path / "failed-once"
     script.write_text(f"#!/bin/sh\ncat > /dev/null\nif [ ! -e {marker} ]; then touch {marker}; echo boom >&2; exit 1; fi\n")
     os.chmod(script, 0o755)
-    p = Proxier(ProxyConfig(table_name="kyb-proxy-fake", bridge="kybpx-none", nft=str(script), masquerade_all=False),
-                client=object())  # type: ignore[arg-type]
-    p.factory = FakeFactory()  # type: ignore[assignment]
+    clock = FakeClock()
+    p, _ = fake_proxier(str(script), clock)
     stop = asyncio.Event()
     task = asyncio.create_task(p.run(stop))
-    await asyncio.sleep(0.3)
+    await until(lambda: p.rounds == 1)
     assert p.syncs == 0 and p.last_error is not None and "boom" in str(p.last_error)
-    await asyncio.sleep(1.2)  # RETRY_BACKOFF
+    await until(clock.has_sleepers)
+    await clock.advance(0.5)
+    assert p.rounds == 1  # still backing off
+    await clock.advance(0.5)  # RETRY_BACKOFF has passed
+    await until(lambda: p.rounds == 2)
     assert p.syncs == 1 and p.last_error is None
     stop.set()
     await asyncio.wait_for(task, 2)

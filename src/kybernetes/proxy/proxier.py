@@ -16,6 +16,10 @@ Data flow::
       -> a failed apply is logged and retried after a back-off
     stop: delete the table, restore what we changed on the bridge, stop informers
 
+Every wait of the loop (the debounce, the retry back-off, the periodic resync) is on the
+proxier's :class:`~kybernetes.client.workqueue.Clock`, so tests drive it with a ``FakeClock``;
+``rounds`` counts finished sync rounds (applied, skipped or failed), which is what a test waits on.
+
 Host settings, per interface only, never global:
 
 - ``net.ipv4.conf.<bridge>.route_localnet`` is set to 1 while NodePorts are served on 127.0.0.1:
@@ -40,9 +44,11 @@ import logging
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kybernetes.client.informer import SharedInformerFactory
 from kybernetes.client.rest import Client
+from kybernetes.client.workqueue import Clock, RealClock
 from kybernetes.proxy import nftables
 from kybernetes.proxy.nftables import RenderOptions, build_service_ports, render_table
 
@@ -100,16 +106,18 @@ def bridged_traffic_hits_netfilter(bridge: str) -> bool:
 class Proxier:
     """One proxy instance: informers, the sync loop and the host state it owns. See the module doc."""
 
-    def __init__(self, config: ProxyConfig, client: Client | None = None) -> None:
+    def __init__(self, config: ProxyConfig, client: Client | None = None, clock: Clock | None = None) -> None:
         nftables.check_table_name(config.table_name)  # fail now, not on every sync
         self.config = config
+        self.clock: Clock = clock or RealClock()
         self._client = client
         self._own_client = client is None
         self.factory: SharedInformerFactory | None = None
         self._dirty = asyncio.Event()
-        self._last_sync = 0.0
+        self._last_sync = float("-inf")  # the first sync does not wait for the debounce
         self.last_applied: str | None = None
         self.syncs = 0  # successful applies, for tests and logs
+        self.rounds = 0  # finished sync rounds: applied, unchanged or failed
         self.last_error: BaseException | None = None
         # route_localnet values we changed: interface -> value before us
         self._localnet_saved: dict[str, str] = {}
@@ -126,16 +134,20 @@ class Proxier:
         self.factory = SharedInformerFactory(self.client)
         for api_version, plural in (("v1", "services"), ("discovery.k8s.io/v1", "endpointslices")):
             self.factory.informer(api_version, plural).add_handler(
-                on_add=lambda _o: self._dirty.set(),
+                on_add=lambda _o: self.mark_dirty(),
                 on_update=self._on_update,
-                on_delete=lambda _o: self._dirty.set(),
+                on_delete=lambda _o: self.mark_dirty(),
             )
         await self.factory.start()
+
+    def mark_dirty(self) -> None:
+        """Something the table is rendered from changed: sync (debounced)."""
+        self._dirty.set()
 
     def _on_update(self, old: nftables.Obj, new: nftables.Obj) -> None:
         # Informer resyncs redeliver unchanged objects; the periodic sync covers those anyway.
         if old is not new:
-            self._dirty.set()
+            self.mark_dirty()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sync until ``stop`` is set; the table is applied as soon as both informers synced."""
@@ -145,30 +157,36 @@ class Proxier:
             synced = asyncio.ensure_future(self.factory.wait_for_sync())
             await asyncio.wait({synced, stopper}, return_when=asyncio.FIRST_COMPLETED)
             synced.cancel()
-            loop = asyncio.get_running_loop()
             force = True
             while not stop.is_set():
-                wait = max(0.0, self._last_sync + self.config.min_sync_period - loop.time())
+                wait = max(0.0, self._last_sync + self.config.min_sync_period - self.clock.now())
                 if wait:
-                    await asyncio.sleep(wait)  # the debounce: changes meanwhile fold into this sync
+                    await self.clock.sleep(wait)  # the debounce: changes meanwhile fold into this sync
                 self._dirty.clear()
-                self._last_sync = loop.time()
+                self._last_sync = self.clock.now()
                 try:
                     await self.sync(force=force)
                 except Exception as e:
                     self.last_error = e
+                    self.rounds += 1
                     log.error("proxy sync failed: %s; retrying in %.1fs", e, RETRY_BACKOFF)
-                    await asyncio.sleep(RETRY_BACKOFF)
+                    await self.clock.sleep(RETRY_BACKOFF)
                     self._dirty.set()
                     force = True
                     continue
-                dirty = asyncio.ensure_future(self._dirty.wait())
-                done, _ = await asyncio.wait({dirty, stopper}, timeout=self.config.sync_period,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                dirty.cancel()
-                force = not done  # timed out: periodic full resync
+                self.rounds += 1
+                force = await self._wait_for_change(stopper)
         finally:
             stopper.cancel()
+
+    async def _wait_for_change(self, stopper: asyncio.Future[Any]) -> bool:
+        """Wait for a change, the periodic resync or the stop; True when it was the resync."""
+        dirty: asyncio.Future[Any] = asyncio.ensure_future(self._dirty.wait())
+        resync: asyncio.Future[Any] = asyncio.ensure_future(self.clock.sleep(self.config.sync_period))
+        done, _ = await asyncio.wait({dirty, resync, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        dirty.cancel()
+        resync.cancel()
+        return resync in done and dirty not in done
 
     async def stop(self) -> None:
         """Remove the table, restore the bridge settings we changed, stop the informers."""
