@@ -60,6 +60,7 @@ from datetime import datetime
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.controllers import job_plan as plan
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 from kybernetes.controllers.job_util import (
     COMPLETION_INDEX,
@@ -67,26 +68,15 @@ from kybernetes.controllers.job_util import (
     INDEX_FAILURE_COUNT,
     JOB_TRACKING_FINALIZER,
     Obj,
-    completion_index,
     condition_true,
     controller_ref,
     emit,
-    fmt_time,
-    format_indexes,
     has_finalizer,
     job_finished,
-    match_pod_failure_policy,
     meta,
     now_dt,
-    parse_indexes,
-    parse_time,
-    pod_active,
     pod_deleting,
-    pod_phase,
-    pod_ready,
-    pod_terminating,
     rv_int,
-    set_condition,
     spec,
     status,
 )
@@ -94,7 +84,6 @@ from kybernetes.controllers.job_util import (
 log = logging.getLogger(__name__)
 
 JOB_CONTROLLER_MANAGER = "kubernetes.io/job-controller"
-MAX_UNCOUNTED = 500  # Kubernetes' maxUncountedPods: bounds the size of one status write
 EXPECTATIONS_TIMEOUT = 300.0  # seconds; Kubernetes' ExpectationsTimeout
 _REMOVE_FINALIZER_PATCH = {"metadata": {"$deleteFromPrimitiveList/finalizers": [JOB_TRACKING_FINALIZER]}}
 
@@ -132,54 +121,6 @@ class _Backoff:
 
     failures: int = 0
     last_failure: datetime | None = None
-
-
-def _is_failed(pod: Obj, only_replace_failed: bool) -> bool:
-    """``isPodFailed``: Failed phase, or being deleted unless only Failed pods are replaced."""
-    phase = pod_phase(pod)
-    if phase == "Failed":
-        return True
-    if only_replace_failed:
-        return False
-    return pod_deleting(pod) and phase != "Succeeded"
-
-
-def _index_failures(pod: Obj) -> int:
-    try:
-        return int((meta(pod).get("annotations") or {}).get(INDEX_FAILURE_COUNT) or 0)
-    except ValueError:
-        return 0
-
-
-def _restarts(pod: Obj) -> int:
-    st = status(pod)
-    return sum(int((cs or {}).get("restartCount") or 0)
-               for cs in (st.get("initContainerStatuses") or []) + (st.get("containerStatuses") or []))
-
-
-def _deletion_rank(pod: Obj) -> tuple[int, int, int, float]:
-    """Which active pods to delete first: unscheduled, pending, not ready, newest (``ActivePods``)."""
-    created = parse_time(meta(pod).get("creationTimestamp"))
-    return (1 if spec(pod).get("nodeName") else 0, 1 if pod_phase(pod) == "Running" else 0,
-            1 if pod_ready(pod) else 0, -(created.timestamp() if created else 0.0))
-
-
-def _success_policy_met(policy: Any, succeeded: set[int], completions: int) -> str | None:
-    """The message of the first ``successPolicy`` rule the succeeded indexes satisfy."""
-    if not isinstance(policy, dict):
-        return None
-    for i, rule in enumerate(policy.get("rules") or []):
-        if not isinstance(rule, dict):
-            continue
-        want = rule.get("succeededIndexes")
-        count = rule.get("succeededCount")
-        pool = parse_indexes(want, completions) if isinstance(want, str) else set(range(completions))
-        hit = pool & succeeded
-        if want is not None and count is None and hit == pool:
-            return f"Matched rules at index {i}"
-        if count is not None and len(hit) >= int(count):
-            return f"Matched rules at index {i}"
-    return None
 
 
 class JobController(Controller):
@@ -264,254 +205,43 @@ class JobController(Controller):
         await self._sync_job(key, job, owned, exp)
 
     async def _sync_job(self, key: str, job: Obj, owned: list[Obj], exp: _Expectations) -> None:
+        """Carry out the four steps of ``job_plan`` with the writes between them."""
         now = now_dt(self.ctx.clock)
-        js = spec(job)
-        old_status = status(job)
-        st: dict[str, Any] = copy.deepcopy(old_status)
-        indexed = js.get("completionMode") == "Indexed"
-        completions: int | None = js.get("completions")
-        parallelism = int(js.get("parallelism") or 0)
-        suspended = bool(js.get("suspend"))
-        pfp = js.get("podFailurePolicy")
-        only_failed = js.get("podReplacementPolicy") == "Failed" or pfp is not None
-        per_index: int | None = js.get("backoffLimitPerIndex") if indexed else None
-        n_completions = int(completions or 0)
-
-        uncounted = st.get("uncountedTerminatedPods") or {}
-        unc_s: list[str] = list(uncounted.get("succeeded") or [])
-        unc_f: list[str] = list(uncounted.get("failed") or [])
-        done_idx = parse_indexes(st.get("completedIndexes"), n_completions) if indexed else set()
-        failed_idx = parse_indexes(st.get("failedIndexes"), n_completions) if per_index is not None else set()
-        index_failures: dict[int, int] = {}
-        to_finalize: list[Obj] = []
-        new_succeeded = new_failed = 0
-        fail_job: tuple[str, str] | None = None
-
-        # 1. Find finished pods whose result is not recorded yet.
-        for p in sorted(owned, key=lambda p: str(meta(p).get("creationTimestamp") or "")):
-            puid = str(meta(p).get("uid"))
-            ix = completion_index(p) if indexed else None
-            if ix is not None and pod_phase(p) == "Failed":
-                index_failures[ix] = max(index_failures.get(ix, 0), _index_failures(p) + 1)
-            if not has_finalizer(p) or puid in exp.finalizers:
-                continue
-            if puid in unc_s or puid in unc_f:
-                to_finalize.append(p)
-                continue
-            if len(unc_s) + len(unc_f) >= MAX_UNCOUNTED:
-                continue
-            if pod_phase(p) == "Succeeded":
-                to_finalize.append(p)
-                if indexed:
-                    if ix is not None and ix < n_completions and ix not in done_idx:
-                        done_idx.add(ix)
-                        failed_idx.discard(ix)
-                        new_succeeded += 1
-                else:
-                    unc_s.append(puid)
-                    new_succeeded += 1
-            elif _is_failed(p, only_failed):
-                to_finalize.append(p)
-                if indexed and (ix is None or ix >= n_completions):
-                    continue  # not a real index: drop it without counting
-                count = True
-                if pfp is not None:
-                    msg, count, action = match_pod_failure_policy(pfp, p)
-                    if msg is not None and fail_job is None:
-                        fail_job = ("PodFailurePolicy", msg)
-                    if action == "FailIndex" and ix is not None:
-                        failed_idx.add(ix)
-                if count and per_index is not None and ix is not None and _index_failures(p) + 1 > per_index:
-                    failed_idx.add(ix)
-                if count:
-                    unc_f.append(puid)
-                    new_failed += 1
-
-        succeeded_total = len(done_idx) if indexed else int(st.get("succeeded") or 0) + len(unc_s)
-        failed_total = int(st.get("failed") or 0) + len(unc_f)
-        active_pods = [p for p in owned if pod_active(p)]
-        terminating = sum(1 for p in owned if pod_terminating(p))
-
-        # 2. Deadlines and start time.
-        resuming = not suspended and condition_true(job, "Suspended")
-        if resuming or (not suspended and not st.get("startTime")):
-            # A resumed Job starts its deadline afresh: the deadline counts active time only.
-            st["startTime"] = fmt_time(now)
-        start = parse_time(st.get("startTime"))
-        deadline = js.get("activeDeadlineSeconds")
-        deadline_left: float | None = None
-        if deadline is not None and start is not None and not suspended:
-            deadline_left = int(deadline) - (now - start).total_seconds()
-
-        # 3. Decide whether the Job has failed or succeeded (the interim conditions).
-        target: tuple[str, str, str] | None = None  # (type, reason, message)
-        for ctype in ("FailureTarget", "SuccessCriteriaMet"):
-            c = next((c for c in st.get("conditions") or [] if c.get("type") == ctype and c.get("status") == "True"),
-                     None)
-            if c is not None:
-                target = (ctype, str(c.get("reason", "")), str(c.get("message", "")))
-        new_target = target is None
-        if target is None:
-            limit = js.get("backoffLimit")
-            backoff_limit = int(limit) if limit is not None else 6
-            on_failure = (spec(js.get("template") or {}).get("restartPolicy") == "OnFailure")
-            restarts = sum(_restarts(p) for p in active_pods) if on_failure else 0
-            max_failed_idx = js.get("maxFailedIndexes")
-            if fail_job is not None:
-                target = ("FailureTarget", *fail_job)
-            elif failed_total > backoff_limit or (on_failure and restarts > 0 and restarts >= backoff_limit):
-                target = ("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
-            elif max_failed_idx is not None and len(failed_idx) > int(max_failed_idx):
-                target = ("FailureTarget", "MaxFailedIndexesExceeded",
-                          "Job has exceeded the specified maximal number of failed indexes")
-            elif deadline_left is not None and deadline_left <= 0:
-                target = ("FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline")
-            elif self._complete(js, indexed, completions, succeeded_total, done_idx, active_pods):
-                target = ("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods")
-            elif indexed and (msg := _success_policy_met(js.get("successPolicy"), done_idx, n_completions)):
-                target = ("SuccessCriteriaMet", "SuccessPolicy", msg)
-            elif indexed and failed_idx and len(done_idx | failed_idx) >= n_completions:
-                target = ("FailureTarget", "FailedIndexes", "Job has failed indexes")
-        if target is not None and new_target:
-            set_condition(st, target[0], "True", target[1], target[2], now)
-
-        if indexed:
-            st["completedIndexes"] = format_indexes(done_idx)
-            st["succeeded"] = len(done_idx)
-        if per_index is not None:
-            st["failedIndexes"] = format_indexes(failed_idx)
-        st["uncountedTerminatedPods"] = _uncounted(unc_s, unc_f)
-
-        # 4. Make the results durable before removing any finalizer or deleting any pod.
-        if new_succeeded or new_failed or (target is not None and new_target):
+        counting = plan.count_results(job, owned, now, set(exp.finalizers))
+        st = counting.status
+        # Make the results durable before removing any finalizer or deleting any pod.
+        if counting.must_record:
             job = await self._write_status(key, job, st)
             st = copy.deepcopy(status(job))
-        if new_succeeded:
+        if counting.new_succeeded:
             self._backoff[key] = _Backoff()
-        if new_failed:
+        if counting.new_failed:
             rec = self._backoff.setdefault(key, _Backoff())
-            rec.failures += new_failed
+            rec.failures += counting.new_failed
             rec.last_failure = now
 
-        # 5. Remove finalizers of recorded pods; move what is released into the counters.
-        released = await self._remove_finalizers(to_finalize, exp)
-        by_uid = {str(meta(p).get("uid")): p for p in owned}
+        released = await self._remove_finalizers(counting.to_finalize, exp)
+        still_s, still_f = plan.settle_counts(st, counting, owned, released)
 
-        def gone(u: str) -> bool:
-            p = by_uid.get(u)
-            return p is None or u in released or not has_finalizer(p)
+        changes = plan.plan_pods(counting, owned, pods_pending=exp.pods_pending,
+                                 backoff_left=self._backoff_left(job, now))
+        deleted = await self._delete_pods(job, changes.delete, exp)
+        created = await self._create_pods(job, changes.create, counting.index_failures, exp)
 
-        still_s = [u for u in unc_s if not gone(u)]
-        still_f = [u for u in unc_f if not gone(u)]
-        if not indexed:
-            st["succeeded"] = int(st.get("succeeded") or 0) + len(unc_s) - len(still_s)
-        st["failed"] = int(st.get("failed") or 0) + len(unc_f) - len(still_f)
-        st["uncountedTerminatedPods"] = _uncounted(still_s, still_f)
-
-        # 6. Manage pods: delete when finishing or suspended, else create up to what is wanted.
-        created = deleted = 0
-        requeue: list[float] = []
-        if target is not None or suspended:
-            deleted = await self._delete_pods(job, active_pods, exp)
-        elif not exp.pods_pending:
-            created, deleted, wait = await self._manage(
-                job, active_pods, owned, exp, indexed=indexed, completions=completions, parallelism=parallelism,
-                succeeded=succeeded_total, terminating=terminating if only_failed else 0, done_idx=done_idx,
-                failed_idx=failed_idx, index_failures=index_failures, now=now)
-            if wait is not None:
-                requeue.append(wait)
-        else:
-            requeue.append(1.0)  # safety net; pod events normally arrive first
-        active_now = len(active_pods) + created - deleted
-
-        # 7. Suspend/resume bookkeeping.
-        if suspended:
-            if set_condition(st, "Suspended", "True", "JobSuspended", "Job suspended", now):
-                await emit(self.recorder, job, "Normal", "Suspended", "Job suspended")
-            if active_now == 0:
-                st.pop("startTime", None)  # lets the template's scheduling fields change (KEP-2926)
-        elif set_condition(st, "Suspended", "False", "JobResumed", "Job resumed", now, add_if_missing=False):
-            await emit(self.recorder, job, "Normal", "Resumed", "Job resumed")
-
-        # 8. The terminal condition once nothing runs, terminates or is uncounted any more.
-        if (target is not None and active_now == 0 and terminating == 0 and deleted == 0 and not still_s
-                and not still_f and not exp.pods_pending):
-            if target[0] == "FailureTarget":
-                if set_condition(st, "Failed", "True", target[1], target[2], now):
-                    await emit(self.recorder, job, "Warning", target[1], target[2])
-            elif set_condition(st, "Complete", "True", target[1], target[2], now):
-                st["completionTime"] = fmt_time(now)
-                await emit(self.recorder, job, "Normal", "Completed", "Job completed")
-
-        st["active"] = active_now
-        st["ready"] = sum(1 for p in active_pods if pod_ready(p))
-        st["terminating"] = terminating
-        for f in ("active", "succeeded", "failed"):
-            if not st.get(f):
-                st.pop(f, None)  # omitempty, as the Go type serializes
-        if not st.get("completedIndexes"):
-            st.pop("completedIndexes", None)
+        events = plan.finish(st, counting, now, active_now=len(counting.active_pods) + created - deleted,
+                             deleted=deleted, still_uncounted=bool(still_s or still_f),
+                             pods_pending=exp.pods_pending)
+        for type_, reason, message in events:
+            await emit(self.recorder, job, type_, reason, message)
         await self._write_status(key, job, st)
 
+        requeue = [changes.retry_after] if changes.retry_after is not None else []
         if still_s or still_f:
             requeue.append(1.0)  # a finalizer removal failed: try again soon
-        if deadline_left is not None and target is None:
-            requeue.append(max(deadline_left, 0.0) + 0.01)
+        if counting.deadline_left is not None and counting.target is None:
+            requeue.append(max(counting.deadline_left, 0.0) + 0.01)
         if requeue:
             self.queue.add_after(key, min(requeue))
-
-    @staticmethod
-    def _complete(js: dict[str, Any], indexed: bool, completions: int | None, succeeded: int,
-                  done_idx: set[int], active_pods: list[Obj]) -> bool:
-        if indexed:
-            return completions is not None and len(done_idx) >= completions
-        if completions is None:
-            # Work-queue Jobs: done once any pod succeeded and the others have finished.
-            return succeeded > 0 and not active_pods
-        return succeeded >= completions
-
-    async def _manage(self, job: Obj, active_pods: list[Obj], owned: list[Obj], exp: _Expectations, *,
-                      indexed: bool, completions: int | None, parallelism: int, succeeded: int,
-                      terminating: int, done_idx: set[int], failed_idx: set[int],
-                      index_failures: dict[int, int], now: datetime) -> tuple[int, int, float | None]:
-        """Create or delete pods towards the wanted number; (created, deleted, retry-after)."""
-        to_delete: list[Obj] = []
-        to_create: list[int | None] = []
-        if indexed:
-            n = int(completions or 0)
-            keep: dict[int, Obj] = {}
-            for p in sorted(active_pods, key=_deletion_rank, reverse=True):
-                ix = completion_index(p)
-                if ix is None or ix >= n or ix in done_idx or ix in failed_idx or ix in keep:
-                    to_delete.append(p)  # no index, finished index, or a duplicate
-                else:
-                    keep[ix] = p
-            blocked = {completion_index(p) for p in owned if pod_terminating(p)} if terminating else set()
-            pending = [i for i in range(n) if i not in done_idx and i not in failed_idx and i not in keep
-                       and i not in blocked]
-            slots = parallelism - len(keep) - len(blocked)
-            if slots < 0:
-                extra = sorted(keep.values(), key=_deletion_rank)[: -slots]
-                to_delete += extra
-            else:
-                to_create = list(pending[:slots])
-        else:
-            if completions is None:
-                want = len(active_pods) if succeeded > 0 else parallelism
-            else:
-                want = max(0, min(parallelism, completions - succeeded))
-            if len(active_pods) > want:
-                to_delete = sorted(active_pods, key=_deletion_rank)[: len(active_pods) - want]
-            else:
-                to_create = [None] * max(0, want - len(active_pods) - terminating)
-        deleted = await self._delete_pods(job, to_delete, exp) if to_delete else 0
-        if not to_create:
-            return 0, deleted, None
-        wait = self._backoff_left(job, now)
-        if wait > 0:
-            return 0, deleted, wait
-        created = await self._create_pods(job, to_create, index_failures, exp)
-        return created, deleted, None
 
     def _backoff_left(self, job: Obj, now: datetime) -> float:
         rec = self._backoff.get(f"{meta(job).get('namespace', '')}/{meta(job).get('name', '')}")
@@ -640,15 +370,6 @@ class JobController(Controller):
         for e in errs:
             log.warning("removing the job-tracking finalizer failed: %r", e)
         return done
-
-
-def _uncounted(succeeded: list[str], failed: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if succeeded:
-        out["succeeded"] = succeeded
-    if failed:
-        out["failed"] = failed
-    return out
 
 
 CONTROLLERS: list[type[Controller]] = [JobController]
