@@ -1,18 +1,10 @@
 """The EndpointSlice controller: ``discovery.k8s.io/v1`` slices for every Service with a selector.
 
-Keys are Services. ``sync`` computes the desired endpoints from the Pods in the informer cache
-(the same pod filters and port resolution as the endpoints controller, but terminating pods stay
-in, with conditions ``ready``/``serving``/``terminating``), groups them by address family and by
-resolved port set (pods that resolve a named port differently need a slice of their own), and
-reconciles the existing slices with the least churn, as Kubernetes' reconciler does:
-
-1. every existing slice keeps those of its endpoints that are still desired (updated in place
-   when their content changed) and loses the others;
-2. endpoints not placed yet go first into slices that are being rewritten anyway, then into new
-   slices of at most :data:`MAX_ENDPOINTS_PER_SLICE`, except that a remainder fitting into an
-   existing slice goes there instead of into a new one;
-3. slices left empty are deleted — but a Service without any endpoint keeps exactly one empty
-   placeholder slice, as in Kubernetes.
+Keys are Services. ``sync`` takes the pods the Service selects from the informer cache (the same
+pod filters and port resolution as the endpoints controller, but terminating pods stay in, with
+conditions ``ready``/``serving``/``terminating``), lets ``endpointslice_plan`` decide what to
+write with the least churn, and writes it in Kubernetes' order: creates, then updates, then
+deletes, so a Service's endpoints never drop out between two writes.
 
 Slices are created with ``generateName: <service>-``, the labels ``kubernetes.io/service-name``
 and ``endpointslice.kubernetes.io/managed-by`` (plus the Service's own labels and the headless
@@ -27,70 +19,26 @@ the informer has seen it, which is what keeps two quick syncs from creating dupl
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from kybernetes import errors
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
-from kybernetes.controllers.endpoints import (
-    HEADLESS_LABEL,
-    TRIGGER_TIME_ANNOTATION,
-    PodServiceIndex,
-    TriggerTimeTracker,
-    find_port,
-    ip_family,
-    is_headless,
-    pod_ips,
-    pod_ready,
-    service_selects,
-    should_pod_be_in_endpoints,
-    should_set_hostname,
-    target_ref,
+from kybernetes.controllers.endpoints import PodServiceIndex, TriggerTimeTracker, service_selects
+from kybernetes.controllers.endpointslice_plan import (
+    API_VERSION,
+    CONTROLLER_NAME,
+    MANAGED_BY_LABEL,
+    MAX_ENDPOINTS_PER_SLICE,
+    SERVICE_NAME_LABEL,
+    ZONE_LABEL,
+    SlicePlan,
+    desired_endpoints,
+    plan_slices,
 )
 
 Obj = dict[str, Any]
 
-API_VERSION = "discovery.k8s.io/v1"
 PLURAL = "endpointslices"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
-CONTROLLER_NAME = "endpointslice-controller.k8s.io"
-ZONE_LABEL = "topology.kubernetes.io/zone"
-MAX_ENDPOINTS_PER_SLICE = 100
-
-PortKey = tuple[tuple[str, int, str, str], ...]
-GroupKey = tuple[str, PortKey]  # (addressType, ports)
-
-
-def _port_key(ports: Iterable[Obj]) -> PortKey:
-    return tuple(sorted((p.get("name") or "", int(p.get("port") or 0), p.get("protocol") or "TCP",
-                         p.get("appProtocol") or "") for p in ports))
-
-
-def _clean(x: Any) -> Any:
-    """Drop None values and empty containers, so our dicts compare equal to what the server stored."""
-    if isinstance(x, dict):
-        out = {k: _clean(v) for k, v in x.items() if k != "resourceVersion"}
-        return {k: v for k, v in out.items() if v is not None and v != {} and v != [] and v != ""}
-    if isinstance(x, list):
-        return [_clean(v) for v in x]
-    return x
-
-
-def _endpoint_key(ep: Obj) -> str:
-    return str((ep.get("addresses") or [""])[0])
-
-
-def service_families(svc: Obj) -> list[str]:
-    spec = svc.get("spec") or {}
-    fams = [str(f) for f in spec.get("ipFamilies") or []]
-    if fams:
-        return fams
-    ip = spec.get("clusterIP")
-    if ip and ip != "None":
-        return [ip_family(ip)]
-    return ["IPv4"]
-
 
 class SliceExpectations:
     """What this controller wrote per Service and the informer has not reflected yet.
@@ -210,156 +158,30 @@ class EndpointSliceController(Controller):
         pods = [p for p in self.pods.store.by_index("namespace", ns)
                 if service_selects(svc, (p.get("metadata") or {}).get("labels"))]
         trigger = self.tracker.compute(key, svc, pods)
-        desired, ports_of = self._desired(svc, pods)
-        await self._reconcile(key, svc, existing, desired, ports_of, trigger)
+        desired = desired_endpoints(svc, pods, self._zone_of)
+        await self._apply(key, ns, plan_slices(svc, existing, desired, trigger=trigger,
+                                               max_per_slice=self.max_per_slice))
         self.tracker.commit(key)
 
-    def _desired(self, svc: Obj, pods: list[Obj]) -> tuple[dict[GroupKey, dict[str, Obj]], dict[GroupKey, list[Obj]]]:
-        """Desired endpoints per (addressType, port set), in pod order, and the ports of each group."""
-        spec = svc.get("spec") or {}
-        publish = bool(spec.get("publishNotReadyAddresses"))
-        families = service_families(svc)
-        desired: dict[GroupKey, dict[str, Obj]] = {}
-        ports_of: dict[GroupKey, list[Obj]] = {}
-        for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
-            if not should_pod_be_in_endpoints(pod, True):
-                continue
-            ports = []
-            for sp in spec.get("ports") or []:
-                num = find_port(pod, sp)
-                if num is None:
-                    continue
-                ep_port: Obj = {"name": sp.get("name") or "", "port": num, "protocol": sp.get("protocol") or "TCP"}
-                if sp.get("appProtocol"):
-                    ep_port["appProtocol"] = sp["appProtocol"]
-                ports.append(ep_port)
-            serving = pod_ready(pod)
-            terminating = bool(pod["metadata"].get("deletionTimestamp"))
-            node_name = (pod.get("spec") or {}).get("nodeName")
-            for fam in families:
-                ip = next((i for i in pod_ips(pod) if ip_family(i) == fam), None)
-                if ip is None:
-                    continue
-                ep: Obj = {
-                    "addresses": [ip],
-                    "conditions": {"ready": publish or (serving and not terminating),
-                                   "serving": serving, "terminating": terminating},
-                }
-                if should_set_hostname(pod, svc):
-                    ep["hostname"] = pod["spec"]["hostname"]
-                if node_name:
-                    ep["nodeName"] = node_name
-                    node = self.nodes.store.get(node_name)
-                    zone = ((node or {}).get("metadata", {}).get("labels") or {}).get(ZONE_LABEL)
-                    if zone:
-                        ep["zone"] = zone
-                ep["targetRef"] = target_ref(pod)
-                gk: GroupKey = (fam, _port_key(ports))
-                desired.setdefault(gk, {})[ip] = ep
-                ports_of.setdefault(gk, ports)
-        return desired, ports_of
+    def _zone_of(self, node_name: str) -> str | None:
+        node = self.nodes.store.get(node_name)
+        return ((node or {}).get("metadata", {}).get("labels") or {}).get(ZONE_LABEL)
 
-    async def _reconcile(self, key: str, svc: Obj, existing: dict[str, Obj],
-                         desired: dict[GroupKey, dict[str, Obj]], ports_of: dict[GroupKey, list[Obj]],
-                         trigger: str | None) -> None:
-        ns = svc["metadata"]["namespace"]
-        labels = self._labels(svc)
-        limit = self.max_per_slice
-        # name -> new endpoint list, for every existing slice we keep; None: delete.
-        plan: dict[str, list[Obj] | None] = {}
-        changed: set[str] = set()
-        to_create: list[tuple[GroupKey, list[Obj]]] = []
-        by_group: dict[GroupKey, list[str]] = {}
-        for sname, sl in sorted(existing.items()):
-            gk: GroupKey = (sl.get("addressType") or "IPv4", _port_key(sl.get("ports") or []))
-            by_group.setdefault(gk, []).append(sname)
-
-        total = sum(len(d) for d in desired.values())
-        for gk, want in desired.items():
-            placed: set[str] = set()
-            names = by_group.pop(gk, [])
-            for sname in names:
-                keep = []
-                for ep in existing[sname].get("endpoints") or []:
-                    k = _endpoint_key(ep)
-                    if k in want and k not in placed:
-                        keep.append(want[k])
-                        placed.add(k)
-                plan[sname] = keep
-                if _clean(keep) != _clean(existing[sname].get("endpoints") or []):
-                    changed.add(sname)
-            remaining = [want[k] for k in want if k not in placed]
-            # Slices rewritten anyway take new endpoints first: no extra writes.
-            for sname in names:
-                eps = plan[sname]
-                if not remaining or eps is None or sname not in changed:
-                    continue
-                room = limit - len(eps)
-                if room > 0:
-                    eps.extend(remaining[:room])
-                    remaining = remaining[room:]
-            while remaining:
-                fits = [n for n in names if plan[n] is not None and n not in changed
-                        and len(plan[n] or []) + len(remaining) <= limit]
-                if len(remaining) < limit and fits:
-                    target = max(fits, key=lambda n: len(plan[n] or []))
-                    (plan[target] or []).extend(remaining)
-                    changed.add(target)
-                    remaining = []
-                else:
-                    to_create.append((gk, remaining[:limit]))
-                    remaining = remaining[limit:]
-            for sname in names:
-                if not plan[sname]:
-                    plan[sname] = None
-        for names in by_group.values():  # port sets or families no longer wanted
-            for sname in names:
-                plan[sname] = None
-
-        if total == 0:
-            # Kubernetes keeps one empty placeholder slice per Service without endpoints.
-            fam = service_families(svc)[0]
-            keepers = [n for n in sorted(existing) if existing[n].get("addressType") == fam]
-            if keepers:
-                plan[keepers[0]] = []
-                if existing[keepers[0]].get("endpoints") or existing[keepers[0]].get("ports"):
-                    changed.add(keepers[0])
-                ports_of[(fam, ())] = []
-            else:
-                to_create.append(((fam, ()), []))
-                ports_of[(fam, ())] = []
-
-        for sname, eps in plan.items():
-            sl = existing[sname]
-            if eps is None:
-                await self._delete(key, ns, sname)
-                continue
-            meta = sl.get("metadata") or {}
-            if sname not in changed and (meta.get("labels") or {}) == labels:
-                continue
-            new = dict(sl)
-            new["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
-            new["metadata"]["labels"] = labels
-            ann = dict(meta.get("annotations") or {})
-            if trigger and sname in changed:
-                ann[TRIGGER_TIME_ANNOTATION] = trigger
-            new["metadata"]["annotations"] = ann
-            new["endpoints"] = eps
-            if total == 0:
-                new["ports"] = []
-            try:
-                res = await self.client.update(API_VERSION, PLURAL, new, ns)
-            except errors.NotFound:
-                continue  # deleted under us: its delete event brings us back
-            self.expectations.expect(key, sname, str(res["metadata"]["resourceVersion"]))
-
-        for gk, eps in to_create:
-            new = self._new_slice(svc, gk[0], ports_of.get(gk, []), eps, labels, trigger)
+    async def _apply(self, key: str, ns: str, plan: SlicePlan) -> None:
+        for new in plan.create:
             try:
                 res = await self.client.create(API_VERSION, PLURAL, new, ns)
             except errors.Forbidden:
                 return  # terminating namespace
             self.expectations.expect(key, res["metadata"]["name"], str(res["metadata"]["resourceVersion"]))
+        for new in plan.update:
+            try:
+                res = await self.client.update(API_VERSION, PLURAL, new, ns)
+            except errors.NotFound:
+                continue  # deleted under us: its delete event brings us back
+            self.expectations.expect(key, new["metadata"]["name"], str(res["metadata"]["resourceVersion"]))
+        for sname in plan.delete:
+            await self._delete(key, ns, sname)
 
     async def _delete(self, key: str, ns: str, sname: str) -> None:
         try:
@@ -367,32 +189,5 @@ class EndpointSliceController(Controller):
         except errors.NotFound:
             pass
         self.expectations.expect(key, sname, None)
-
-    @staticmethod
-    def _labels(svc: Obj) -> dict[str, str]:
-        labels = {k: v for k, v in ((svc.get("metadata") or {}).get("labels") or {}).items()
-                  if k not in (SERVICE_NAME_LABEL, MANAGED_BY_LABEL, HEADLESS_LABEL)}
-        if is_headless(svc):
-            labels[HEADLESS_LABEL] = ""
-        labels[SERVICE_NAME_LABEL] = svc["metadata"]["name"]
-        labels[MANAGED_BY_LABEL] = CONTROLLER_NAME
-        return labels
-
-    @staticmethod
-    def _new_slice(svc: Obj, family: str, ports: list[Obj], eps: list[Obj], labels: dict[str, str],
-                   trigger: str | None) -> Obj:
-        m = svc["metadata"]
-        meta: Obj = {
-            "generateName": f"{m['name']}-",
-            "namespace": m["namespace"],
-            "labels": labels,
-            "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": m["name"], "uid": m["uid"],
-                                 "controller": True, "blockOwnerDeletion": True}],
-        }
-        if trigger:
-            meta["annotations"] = {TRIGGER_TIME_ANNOTATION: trigger}
-        return {"apiVersion": API_VERSION, "kind": "EndpointSlice", "metadata": meta,
-                "addressType": family, "endpoints": eps, "ports": ports}
-
 
 CONTROLLERS: list[type[Controller]] = [EndpointSliceController]
