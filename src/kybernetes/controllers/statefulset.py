@@ -27,6 +27,9 @@ One sync (``updateStatefulSet``, in Kubernetes' order):
    update revision); ``OnDelete`` leaves replacement to the user;
 6. status, and when every pod is updated and ready the update revision becomes current;
    old revisions beyond ``revisionHistoryLimit`` that no pod uses are deleted.
+
+Steps 2-5 and the status are decided by ``statefulset_plan`` (pure functions, tested without a
+server); this module reads the informers, writes, and carries the plan out.
 """
 
 from __future__ import annotations
@@ -43,9 +46,6 @@ from kybernetes.controllers.podutil import (
     claim_objects,
     controller_ref,
     int_field,
-    is_pod_available,
-    is_pod_terminal,
-    is_running_and_ready,
     is_terminating,
     labels_of,
     matching_owners,
@@ -53,35 +53,20 @@ from kybernetes.controllers.podutil import (
     obj_key,
     owner_reference,
     pod_from_template,
-    seconds_until_available,
     spec_of,
     status_of,
+)
+from kybernetes.controllers.statefulset_plan import (
+    POD_INDEX_LABEL,
+    POD_NAME_LABEL,
+    claim_name,
+    ordinal_of,
+    plan_update,
+    rollout_status,
 )
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
-
-POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
-POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
-
-
-def ordinal_of(pod: Obj, set_name: str) -> int | None:
-    """The ordinal in ``<set>-<ordinal>``, or None if the name is not of that form."""
-    name = str(meta(pod).get("name") or "")
-    prefix = f"{set_name}-"
-    if not name.startswith(prefix):
-        return None
-    tail = name[len(prefix):]
-    return int(tail) if tail.isdigit() else None
-
-
-def start_ordinal(sts: Obj) -> int:
-    return int_field(spec_of(sts).get("ordinals") or {}, "start")
-
-
-def claim_name(template: dict[str, Any], sts: Obj, ordinal: int) -> str:
-    return f"{meta(template).get('name')}-{meta(sts).get('name')}-{ordinal}"
-
 
 class StatefulSetController(Controller):
     name = "statefulset-controller"
@@ -259,115 +244,26 @@ class StatefulSetController(Controller):
                 pass
 
     async def _update(self, sts: Obj, pods: list[Obj], current: Obj, update: Obj, collision: int) -> dict[str, Any]:
-        spec = spec_of(sts)
-        name = meta(sts)["name"]
-        start = start_ordinal(sts)
-        want = int_field(spec, "replicas", 1)
-        min_ready = int_field(spec, "minReadySeconds")
-        monotonic = spec.get("podManagementPolicy", "OrderedReady") != "Parallel"
-        strategy = spec.get("updateStrategy") or {}
-        rolling = strategy.get("type", "RollingUpdate") == "RollingUpdate"
-        partition = int_field(strategy.get("rollingUpdate") or {}, "partition") if rolling else 0
-        cur_name, upd_name = meta(current)["name"], meta(update)["name"]
-
-        status: dict[str, Any] = copy.deepcopy(status_of(sts))
-        status.update(observedGeneration=int_field(meta(sts), "generation"), collisionCount=collision,
-                      currentRevision=cur_name, updateRevision=upd_name)
-        counts = {"replicas": 0, "readyReplicas": 0, "availableReplicas": 0, "currentReplicas": 0,
-                  "updatedReplicas": 0}
-        for p in pods:
-            counts["replicas"] += 1
-            if is_running_and_ready(p):
-                counts["readyReplicas"] += 1
-                if is_pod_available(p, min_ready):
-                    counts["availableReplicas"] += 1
-            if not is_terminating(p):
-                rev = labels_of(p).get(history.CONTROLLER_REVISION_HASH)
-                if rev == cur_name:
-                    counts["currentReplicas"] += 1
-                if rev == upd_name:
-                    counts["updatedReplicas"] += 1
-        status.update(counts)
-
-        replicas: list[Obj | None] = [None] * want
-        condemned: list[Obj] = []
-        for p in pods:
-            o = ordinal_of(p, name)
-            assert o is not None
-            if start <= o < start + want:
-                replicas[o - start] = p
-            else:
-                condemned.append(p)
-        condemned.sort(key=lambda p: ordinal_of(p, name) or 0, reverse=True)
-
-        def revision_for(index: int) -> Obj:
-            return current if rolling and index < partition else update
-
-        # The first pod that blocks ordered progress.
-        first_unhealthy: Obj | None = None
-        for i, pod in enumerate(replicas):
-            ordinal = start + i
-            if pod is not None and is_pod_terminal(pod):
-                # A failed pod is replaced: delete now, recreate when the deletion is seen.
-                if not is_terminating(pod):
-                    await self._delete_pod(sts, pod)
-                if monotonic:
-                    return status
+        """Carry out this sync's plan (``statefulset_plan.plan_update``); the status to write."""
+        plan = plan_update(sts, pods, current, update, collision)
+        for action in plan.actions:
+            if action.kind == "create":
+                assert action.revision is not None
+                await self._create_pod(sts, action.revision, action.ordinal)
                 continue
-            if pod is None:
-                await self._create_pod(sts, revision_for(i), ordinal)
-                if monotonic:
-                    return status
+            assert action.pod is not None
+            if action.kind == "restore":
+                await self._restore_identity(sts, action.pod, action.ordinal)
                 continue
-            if is_terminating(pod):
-                if monotonic:
-                    return status
-                continue
-            healthy = is_running_and_ready(pod) and is_pod_available(pod, min_ready)
-            if not healthy:
-                wait = seconds_until_available(pod, min_ready)
-                if wait is not None:
-                    self.queue.add_after(obj_key(sts), wait + 0.2)
-                if first_unhealthy is None:
-                    first_unhealthy = pod
-                if monotonic:
-                    return status
-                continue
-            # Identity labels that went missing are restored (``updateIdentity``).
-            await self._restore_identity(sts, pod, ordinal)
-
-        for pod in condemned:
-            if is_terminating(pod):
-                if monotonic:
-                    return status
-                continue
-            if monotonic and first_unhealthy is not None and first_unhealthy is not pod:
-                return status
-            o = ordinal_of(pod, name) or 0
-            await self._condemn_claims(sts, pod, o)
-            await self._delete_pod(sts, pod)
-            if monotonic:
-                return status
-
-        if not rolling:
-            return status
-        # Highest ordinal first, one pod at a time, and only while everything is healthy.
-        for i in range(len(replicas) - 1, partition - 1, -1):
-            pod = replicas[i]
-            if pod is None:
-                continue
-            if labels_of(pod).get(history.CONTROLLER_REVISION_HASH) != upd_name and not is_terminating(pod):
-                await self._delete_pod(sts, pod)
-                return status
-            if not (is_running_and_ready(pod) and is_pod_available(pod, min_ready)):
-                return status
-        return status
+            if action.kind == "condemn":
+                await self._condemn_claims(sts, action.pod, action.ordinal)
+            await self._delete_pod(sts, action.pod)
+        if plan.requeue_after is not None:
+            self.queue.add_after(obj_key(sts), plan.requeue_after)
+        return plan.status
 
     async def _restore_identity(self, sts: Obj, pod: Obj, ordinal: int) -> None:
         name = meta(pod)["name"]
-        labels = labels_of(pod)
-        if labels.get(POD_NAME_LABEL) == name and labels.get(POD_INDEX_LABEL) == str(ordinal):
-            return
         try:
             await self.client.patch("v1", "pods", name, {"metadata": {"labels": {
                 POD_NAME_LABEL: name, POD_INDEX_LABEL: str(ordinal)}}}, meta(pod).get("namespace", ""))
@@ -375,14 +271,7 @@ class StatefulSetController(Controller):
             pass
 
     async def _write_status(self, sts: Obj, status: dict[str, Any]) -> None:
-        # The rollout is complete once every pod runs the update revision and is ready.
-        strategy = spec_of(sts).get("updateStrategy") or {}
-        want = int_field(spec_of(sts), "replicas", 1)
-        if (strategy.get("type", "RollingUpdate") == "RollingUpdate"
-                and status.get("updatedReplicas") == want and status.get("readyReplicas") == want
-                and status.get("replicas") == want):
-            status["currentRevision"] = status["updateRevision"]
-            status["currentReplicas"] = status["updatedReplicas"]
+        status = rollout_status(sts, status)
         if status == status_of(sts):
             return
         sts["status"] = status
