@@ -27,6 +27,9 @@ One sync of a key, in Kubernetes' order:
    NewReplicaSetAvailable, or ProgressDeadlineExceeded when nothing moved for
    ``progressDeadlineSeconds``; a sync is scheduled for the moment the deadline would pass).
 
+Steps 4-7 are decided by ``deployment_plan`` (pure functions, tested without a server); this
+module claims, creates and resizes ReplicaSets and writes status as those decisions say.
+
 Revisions: the new set gets ``deployment.kubernetes.io/revision`` = (highest old revision) + 1.
 A template equal to an old set's (``kubectl rollout undo`` patches the old template back) makes
 that old set the new one again: it gets the next revision and its former number goes into its
@@ -42,6 +45,7 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.selectors import LabelSelector, from_label_selector_object
+from kybernetes.controllers import deployment_plan as plan
 from kybernetes.controllers import deployment_util as du
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 from kybernetes.controllers.history import POD_TEMPLATE_HASH, template_hash, templates_equal_ignoring_hash
@@ -57,7 +61,6 @@ from kybernetes.controllers.podutil import (
     meta,
     obj_key,
     owner_reference,
-    parse_time,
     spec_of,
     status_of,
 )
@@ -297,41 +300,8 @@ class DeploymentController(Controller):
 
     async def _scale(self, d: Obj, new_rs: Obj | None, old: list[Obj]) -> None:
         """``scale``: resize for a changed ``spec.replicas``, proportionally while a rollout is under way."""
-        target = du.find_active_or_latest(new_rs, old)
-        if target is not None:
-            if du.rs_replicas(target) == du.replicas(d):
-                return
-            await self._scale_rs(target, du.replicas(d), d)
-            return
-        if du.is_saturated(d, new_rs):
-            for rs in du.active(old):
-                await self._scale_rs(rs, 0, d)
-            return
-        if not du.is_rolling(d):
-            return
-        all_active = du.active([*old, new_rs])
-        all_replicas = du.total_spec_replicas(all_active)
-        allowed = du.replicas(d) + du.max_surge(d) if du.replicas(d) > 0 else 0
-        to_add = allowed - all_replicas
-        if to_add > 0:
-            # Bigger first, then newer: growth goes to the sets that have most of the pods.
-            ordered = sorted(all_active, key=lambda r: (-du.rs_replicas(r), _neg_time(r)))
-        elif to_add < 0:
-            # Bigger first, then older: shrinking hits old sets before new ones.
-            ordered = sorted(all_active, key=lambda r: (-du.rs_replicas(r), meta(r).get("creationTimestamp") or ""))
-        else:
-            ordered = all_active
-        sizes: dict[str, int] = {}
-        added = 0
-        for rs in ordered:
-            p = du.proportion(rs, d, to_add, added)
-            sizes[meta(rs)["name"]] = du.rs_replicas(rs) + p
-            added += p
-        for i, rs in enumerate(ordered):
-            name = meta(rs)["name"]
-            if i == 0 and to_add != 0:
-                sizes[name] = max(0, sizes[name] + to_add - added)
-            await self._scale_rs(rs, sizes[name], d)
+        for rs, size in plan.proportional_sizes(d, new_rs, old):
+            await self._scale_rs(rs, size, d)
 
     async def _sync_scale(self, d: Obj, rses: list[Obj]) -> None:
         """``sync``: scaling and history cleanup without rolling out (paused or scaling event)."""
@@ -396,7 +366,7 @@ class DeploymentController(Controller):
         if scaled_up:
             await self._sync_rollout_status([*old, new_rs], new_rs, d)
             return
-        scaled_down, old = await self._reconcile_old_rses(d, [*old, new_rs], old, new_rs)
+        scaled_down, old = await self._reconcile_old_rses(d, old, new_rs)
         if scaled_down:
             await self._sync_rollout_status([*old, new_rs], new_rs, d)
             return
@@ -405,55 +375,21 @@ class DeploymentController(Controller):
         await self._sync_rollout_status([*old, new_rs], new_rs, d)
 
     async def _reconcile_new_rs(self, d: Obj, all_rses: list[Obj], new_rs: Obj) -> tuple[bool, Obj]:
-        want = du.replicas(d)
-        have = du.rs_replicas(new_rs)
-        if have == want:
+        size = plan.new_rs_size(d, all_rses, new_rs)
+        if size is None:
             return False, new_rs
-        if have > want:
-            return await self._scale_rs(new_rs, want, d)
-        size = du.new_rs_new_replicas(d, all_rses, new_rs)
         return await self._scale_rs(new_rs, size, d)
 
-    async def _reconcile_old_rses(self, d: Obj, all_rses: list[Obj], old: list[Obj],
-                                  new_rs: Obj) -> tuple[bool, list[Obj]]:
-        if du.total_spec_replicas(old) == 0:
+    async def _reconcile_old_rses(self, d: Obj, old: list[Obj], new_rs: Obj) -> tuple[bool, list[Obj]]:
+        resized = {meta(rs)["name"]: size for rs, size in plan.old_scale_down(d, old, new_rs)}
+        if not resized:
             return False, old
-        all_pods = du.total_spec_replicas(all_rses)
-        min_available = du.replicas(d) - du.max_unavailable(d)
-        new_unavailable = du.rs_replicas(new_rs) - int_field(status_of(new_rs), "availableReplicas")
-        max_scaled_down = all_pods - min_available - new_unavailable
-        if max_scaled_down <= 0:
-            return False, old
-        old = du.by_creation(old)
-        # Unhealthy old replicas first: removing them costs no availability.
-        cleaned = 0
-        for i, rs in enumerate(old):
-            if cleaned >= max_scaled_down:
-                break
-            n = du.rs_replicas(rs)
-            if n == 0:
-                continue
-            unhealthy = n - int_field(status_of(rs), "availableReplicas")
-            if unhealthy <= 0:
-                continue
-            count = min(max_scaled_down - cleaned, unhealthy)
-            _, old[i] = await self._scale_rs(rs, n - count, d)
-            cleaned += count
-        # Then healthy ones, as far as availability allows.
-        available = sum(int_field(status_of(rs), "availableReplicas") for rs in [*old, new_rs])
-        scaled = 0
-        if available > min_available:
-            total = min(available - min_available, max_scaled_down - cleaned)
-            for i, rs in enumerate(old):
-                if scaled >= total:
-                    break
-                n = du.rs_replicas(rs)
-                if n == 0:
-                    continue
-                count = min(n, total - scaled)
-                _, old[i] = await self._scale_rs(rs, n - count, d)
-                scaled += count
-        return cleaned + scaled > 0, old
+        out = []
+        for rs in old:
+            if meta(rs)["name"] in resized:
+                _, rs = await self._scale_rs(rs, resized[meta(rs)["name"]], d)
+            out.append(rs)
+        return True, out
 
     # --- recreate ----------------------------------------------------------------------------
 
@@ -498,75 +434,26 @@ class DeploymentController(Controller):
     # --- cleanup and status ------------------------------------------------------------------
 
     async def _cleanup(self, d: Obj, old: list[Obj]) -> None:
-        limit = spec_of(d).get("revisionHistoryLimit")
-        if not isinstance(limit, int):
-            return
-        cleanable = du.alive(old)
-        diff = len(cleanable) - limit
-        if diff <= 0:
-            return
-        for rs in sorted(cleanable, key=lambda r: (du.revision_of(r), meta(r).get("creationTimestamp") or "")):
-            if diff <= 0:
-                break
-            st = status_of(rs)
-            if (int_field(st, "replicas") != 0 or du.rs_replicas(rs) != 0
-                    or int_field(meta(rs), "generation") > int_field(st, "observedGeneration")):
-                continue
+        for rs in plan.history_to_delete(d, old):
             try:
                 await self.client.delete("apps/v1", "replicasets", meta(rs)["name"], meta(rs).get("namespace", ""))
             except errors.NotFound:
                 pass
-            diff -= 1
 
     async def _sync_rollout_status(self, all_rses: list[Obj], new_rs: Obj | None, d: Obj) -> None:
         all_rses = await self._fresh_rses(d, all_rses)
         if new_rs is not None:
             new_rs = next((r for r in all_rses if meta(r).get("uid") == meta(new_rs).get("uid")), new_rs)
-        status = du.calculate_status(d, all_rses, new_rs)
-        if not du.has_progress_deadline(d):
-            du.remove_condition(status, "Progressing")
-        cond = get_condition(status, "Progressing")
-        complete_already = (int_field(status, "replicas") == int_field(status, "updatedReplicas")
-                            and cond is not None and cond.get("reason") == du.NEW_RS_AVAILABLE)
-        rs_name = meta(new_rs).get("name") if new_rs else ""
-        if du.has_progress_deadline(d) and not complete_already:
-            if du.deployment_complete(d, status):
-                du.set_condition(status, du.new_condition("Progressing", "True", du.NEW_RS_AVAILABLE,
-                                                          f'ReplicaSet "{rs_name}" has successfully progressed.'))
-            elif du.deployment_progressing(d, status):
-                new_cond = du.new_condition("Progressing", "True", du.RS_UPDATED,
-                                            f'ReplicaSet "{rs_name}" is progressing.')
-                if cond is not None and cond.get("status") == "True":
-                    new_cond["lastTransitionTime"] = cond.get("lastTransitionTime")
-                du.remove_condition(status, "Progressing")
-                du.set_condition(status, new_cond)
-            elif du.deployment_timed_out(d, status, time.time()):
-                du.set_condition(status, du.new_condition("Progressing", "False", du.TIMED_OUT,
-                                                          f'ReplicaSet "{rs_name}" has timed out progressing.'))
-                self.recorder.event(d, "Warning", du.TIMED_OUT, f'ReplicaSet "{rs_name}" has timed out progressing.')
-        failures = [c for rs in all_rses if (c := get_condition(status_of(rs), "ReplicaFailure"))]
-        if failures:
-            f = failures[0]
-            du.set_condition(status, du.new_condition("ReplicaFailure", f.get("status", "True"),
-                                                      f.get("reason", ""), f.get("message", "")))
-        else:
-            du.remove_condition(status, "ReplicaFailure")
-        if status != status_of(d):
-            d["status"] = status
+        now = time.time()
+        decided = plan.rollout_status(d, all_rses, new_rs, now)
+        if decided.timed_out:
+            self.recorder.event(d, "Warning", du.TIMED_OUT, decided.timed_out)
+        if decided.status != status_of(d):
+            d["status"] = decided.status
             d = await self._write_status(d)
-        self._requeue_if_stuck(d, status)
-
-    def _requeue_if_stuck(self, d: Obj, status: dict[str, Any]) -> None:
-        """Come back when the progress deadline would pass, so a stuck rollout gets its condition."""
-        cond = get_condition(status, "Progressing")
-        if (not du.has_progress_deadline(d) or cond is None or du.deployment_complete(d, status)
-                or cond.get("reason") == du.TIMED_OUT):
-            return
-        since = parse_time(cond.get("lastUpdateTime"))
-        if since is None:
-            return
-        after = since + int_field(spec_of(d), "progressDeadlineSeconds") - time.time()
-        self.queue.add_after(obj_key(d), max(after, 0) + 1.0)
+        after = plan.recheck_after(d, decided.status, now)
+        if after is not None:
+            self.queue.add_after(obj_key(d), after)
 
     async def _write_status(self, d: Obj) -> Obj:
         m = meta(d)
@@ -576,11 +463,6 @@ class DeploymentController(Controller):
         except errors.NotFound:
             return d
         return updated if isinstance(updated, dict) else d
-
-
-def _neg_time(rs: Obj) -> float:
-    t = parse_time(meta(rs).get("creationTimestamp"))
-    return -(t or 0.0)
 
 
 CONTROLLERS: list[type[Controller]] = [DeploymentController]
