@@ -367,3 +367,42 @@ def test_cleaner_deadlines() -> None:
     assert csrcleaner.deadline(stored([APPROVED])) is None  # approved, not issued yet: kept
     issued = stored([APPROVED], a_cert())  # the certificate expires in a day, after the 1 h rule
     assert csrcleaner.deadline(issued) == (t0 + dt.timedelta(hours=1), "approved and issued")
+
+
+# --- wire: protobuf bodies and discovery -----------------------------------------------------------
+
+
+def test_protobuf_body_decodes_to_the_json_form() -> None:
+    from kybernetes.apiserver.protobuf import decode_k8s_protobuf, encode_k8s_protobuf
+
+    obj = csr(expirationSeconds=600, username="u", groups=["g"], extra={"scopes": ["a", "b"]})
+    obj["status"] = {"conditions": [dict(APPROVED, message="ok")], "certificate": a_cert()}
+    assert decode_k8s_protobuf(encode_k8s_protobuf(copy.deepcopy(obj))) == obj
+
+
+def test_discovery_lists_approval_with_its_verbs() -> None:
+    from kybernetes.api.resources import Catalogue
+    from kybernetes.apiserver import discovery
+
+    doc = discovery.resource_list(Catalogue.builtin(), "certificates.k8s.io", "v1")
+    verbs = {r["name"]: r["verbs"] for r in doc["resources"]}
+    assert verbs["certificatesigningrequests/approval"] == ["get", "patch", "update"]
+    assert verbs["certificatesigningrequests/status"] == ["get", "patch", "update"]
+    groups = list(Catalogue.builtin().groups())
+    assert groups.index("batch") + 1 == groups.index("certificates.k8s.io")
+
+
+def test_openapi_has_the_approval_operations() -> None:
+    import json
+
+    from kybernetes.api.resources import Catalogue
+    from kybernetes.apiserver.openapi import OpenAPIService
+
+    svc = OpenAPIService(Catalogue.builtin(), lambda *a: None, lambda: 0)
+    doc = svc.document("apis/certificates.k8s.io/v1")
+    assert doc is not None
+    ops = json.loads(doc.body)["paths"]["/apis/certificates.k8s.io/v1/certificatesigningrequests/{name}/approval"]
+    assert {m: o["operationId"] for m, o in ops.items() if m != "parameters"} == {
+        "get": "readCertificatesV1CertificateSigningRequestApproval",
+        "put": "replaceCertificatesV1CertificateSigningRequestApproval",
+        "patch": "patchCertificatesV1CertificateSigningRequestApproval"}
