@@ -109,6 +109,8 @@ CASES: list[tuple[str, Obj, list[str]]] = [
     ("valid", csr(), []),
     ("not a CSR", csr(request=NOT_A_CSR),
      ["spec.request: Invalid value: []byte{0x68, 0x69}: PEM block type must be CERTIFICATE REQUEST"]),
+    ("no request", csr(request=None),
+     ["spec.request: Invalid value: []byte(nil): PEM block type must be CERTIFICATE REQUEST"]),
     ("no usages", csr(usages=[]), ["spec.usages: Required value"]),
     ("unknown usage", csr(usages=["client auth", "flying"]),
      ['spec.usages[1]: Unsupported value: "flying": supported values: ' + ", ".join(f'"{u}"' for u in sorted(certs.USAGES))]),

@@ -54,9 +54,14 @@ def decode_bytes(value: Any) -> bytes:
 
 
 class GoBytes(bytes):
-    """A ``[]byte`` shown as Go's ``%#v`` shows it in a field error (``[]byte{0x2d, ...}``)."""
+    """A ``[]byte`` shown as Go's ``%#v`` shows it in a field error: ``[]byte{0x2d, ...}``, or
+    ``[]byte(nil)`` for a field that was not sent at all."""
+
+    nil = False
 
     def __str__(self) -> str:
+        if self.nil:
+            return "[]byte(nil)"
         return "[]byte{" + ", ".join(f"0x{b:x}" for b in self) + "}"
 
 
@@ -118,7 +123,9 @@ def _validate_request(spec: Obj, path: Path) -> list[FieldError]:
     try:
         certs.check_signature(certs.parse_csr(raw))
     except certs.CSRError as e:
-        return [v.invalid(path, GoBytes(raw), str(e))]
+        shown = GoBytes(raw)
+        shown.nil = spec.get("request") is None
+        return [v.invalid(path, shown, str(e))]
     return []
 
 
