@@ -100,6 +100,9 @@ BUILTIN: tuple[Resource, ...] = (
     # batch/v1
     _r("batch", "v1", "Job", "jobs", categories=ALL, subresources=("status",)),
     _r("batch", "v1", "CronJob", "cronjobs", short_names=("cj",), categories=ALL, subresources=("status",)),
+    # certificates.k8s.io/v1
+    _r("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", namespaced=False,
+       short_names=("csr",), subresources=("status", "approval")),
     # autoscaling
     _r("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short_names=("hpa",),
        categories=ALL, subresources=("status",)),
@@ -123,7 +126,7 @@ BUILTIN: tuple[Resource, ...] = (
 
 # The order of groups in discovery; kubectl prefers the first group that has a resource name.
 GROUP_ORDER = (
-    "", "apps", "events.k8s.io", "autoscaling", "batch", "coordination.k8s.io", "discovery.k8s.io",
+    "", "apps", "events.k8s.io", "autoscaling", "batch", "certificates.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
     "networking.k8s.io", "policy", "rbac.authorization.k8s.io", "storage.k8s.io", "scheduling.k8s.io",
     "apiextensions.k8s.io",
 )

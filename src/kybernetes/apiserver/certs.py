@@ -83,6 +83,10 @@ class PKI:
         return self.dir / "ca.crt"
 
     @property
+    def ca_key_path(self) -> Path:
+        return self.dir / "ca.key"
+
+    @property
     def ca_pem(self) -> bytes:
         return self.ca_cert.public_bytes(serialization.Encoding.PEM)
 

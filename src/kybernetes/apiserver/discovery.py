@@ -34,6 +34,7 @@ _SUB: dict[str, tuple[str, str, str | None, tuple[str, ...]]] = {
     "ephemeralcontainers": ("", "", None, ("get", "patch", "update")),
     "finalize": ("", "", None, ("update",)),
     "token": ("authentication.k8s.io", "v1", "TokenRequest", ("create",)),
+    "approval": ("", "", None, ("get", "patch", "update")),
 }
 
 

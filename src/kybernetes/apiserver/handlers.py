@@ -344,8 +344,9 @@ class ResourceHandlers:
     async def _subresource(self, request: Request, r: Resource, rp: ResourcePath, ctx: RequestContext,
                            accept: Accept, pretty: bool) -> AnyResponse:
         sub, method, ns, name, q = rp.subresource, request.method, rp.namespace, rp.name, request.query
-        if sub == "status" or sub == "finalize" or sub == "ephemeralcontainers":
-            wire_sub = sub if sub in ("status", "finalize") else ""
+        own_rules = sub in self.registry.strategy(r).update_subresources
+        if sub == "status" or sub == "finalize" or sub == "ephemeralcontainers" or own_rules:
+            wire_sub = sub if sub in ("status", "finalize") or own_rules else ""
             if method == "GET":
                 return self._render_one(r, await self.registry.get(r, ns, name), accept, pretty, q)
             if method == "PUT":

@@ -519,8 +519,8 @@ def _resource_paths(ctx: _Ctx, r: Resource) -> dict[str, Obj]:
     for sub in r.subresources:
         sub_path = f"{scope}/{r.plural}/{{name}}/{sub}"
         sub_params = [_name_param(r.kind), *scope_params, P_PRETTY]
-        if sub == "status":
-            ops = _std_item_ops(ctx, r, suffix="Status", subject=ctx.kind_def, gvk=gvk, noun="status",
+        if sub in ("status", "approval"):
+            ops = _std_item_ops(ctx, r, suffix=sub.capitalize(), subject=ctx.kind_def, gvk=gvk, noun=sub,
                                 verbs=("get", "update", "patch"))
         elif sub == "scale":
             scale = "io.k8s.api.autoscaling.v1.Scale"

@@ -348,6 +348,14 @@ TokenReviewStatus: 1:authenticated:b 2:user:UserInfo 4:audiences:*s 3:error
 UserInfo: 1:username 2:uid 3:groups:*s 4:extra:{ExtraValue}
 """
 
+_CERTIFICATES = """
+CertificateSigningRequest: 1:metadata:ObjectMeta 2:spec:CertificateSigningRequestSpec 3:status:CertificateSigningRequestStatus
+CertificateSigningRequestCondition: 1:type 6:status 2:reason 3:message 4:lastUpdateTime:Time 5:lastTransitionTime:Time
+CertificateSigningRequestSpec: 1:request:y 7:signerName 8:expirationSeconds:i! 5:usages:*s 2:username 3:uid 4:groups:*s 6:extra:{ExtraValue}
+CertificateSigningRequestStatus: 1:conditions:*CertificateSigningRequestCondition 2:certificate:y
+ExtraValue: =list
+"""
+
 _COORDINATION = """
 Lease: 1:metadata:ObjectMeta 2:spec:LeaseSpec
 LeaseSpec: 1:holderIdentity:s! 2:leaseDurationSeconds:i! 3:acquireTime:MicroTime 4:renewTime:MicroTime 5:leaseTransitions:i! 6:strategy:s! 7:preferredHolder:s!
@@ -373,6 +381,7 @@ PACKAGES: dict[str, str] = {
     "scheduling": _SCHEDULING,
     "networking": _NETWORKING,
     "authentication": _AUTHENTICATION,
+    "certificates": _CERTIFICATES,
     "coordination": _COORDINATION,
     "discovery": _DISCOVERY,
 }
@@ -387,6 +396,7 @@ GROUP_VERSIONS: dict[str, str] = {
     "scheduling.k8s.io/v1": "scheduling",
     "networking.k8s.io/v1": "networking",
     "authentication.k8s.io/v1": "authentication",
+    "certificates.k8s.io/v1": "certificates",
     "coordination.k8s.io/v1": "coordination",
     "discovery.k8s.io/v1": "discovery",
     "meta.k8s.io/v1": "meta",

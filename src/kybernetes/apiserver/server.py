@@ -36,7 +36,7 @@ from kybernetes.apiserver.certs import PKI, kubeconfig, write_kubeconfig
 from kybernetes.apiserver.crds import CRDController
 from kybernetes.apiserver.handlers import JSON, ResourceHandlers, json_response
 from kybernetes.apiserver.openapi import OpenAPIService
-from kybernetes.apiserver.registry import builtin_strategies
+from kybernetes.apiserver.registry import builtin_strategies, certificates
 from kybernetes.apiserver.registry.store import Registry, RequestContext, User
 from kybernetes.apiserver.requests import parse_accept, parse_resource_path
 from kybernetes.apiserver.serviceaccounts import ServiceAccounts
@@ -140,6 +140,7 @@ class APIServer:
         self.allocator.install(self.registry)
         quota.install(self.registry)
         priority.install(self.registry)
+        certificates.install(self.registry)
         self.service_accounts = ServiceAccounts(self.registry, self.pki.service_account_key())
         self.service_accounts.install(self.registry)
         self.handlers = ResourceHandlers(self.registry, self.catalogue)

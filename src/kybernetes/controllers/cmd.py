@@ -38,11 +38,18 @@ def _duration(value: str) -> float:
 @click.option("--allocate-node-cidrs/--no-allocate-node-cidrs", default=True, show_default=True)
 @click.option("--terminated-pod-gc-threshold", type=int, default=12500, show_default=True)
 @click.option("--root-ca-file", type=click.Path(path_type=Path), default=None)
+@click.option("--cluster-signing-cert-file", type=click.Path(path_type=Path), default=None,
+              help="PEM CA certificate the csrsigning controller issues certificates with.")
+@click.option("--cluster-signing-key-file", type=click.Path(path_type=Path), default=None,
+              help="PEM private key of --cluster-signing-cert-file.")
+@click.option("--cluster-signing-duration", default="8760h", show_default=True,
+              help="The longest validity of a signed certificate (spec.expirationSeconds may ask less).")
 @click.option("-v", "--verbose", count=True)
 def command(kubeconfig: Path | None, controllers: str, leader_elect: bool, leader_elect_lease_duration: str,
             leader_elect_renew_deadline: str, leader_elect_retry_period: str, node_monitor_grace_period: str,
             node_monitor_period: str, cluster_cidr: str, node_cidr_mask_size: int, allocate_node_cidrs: bool,
-            terminated_pod_gc_threshold: int, root_ca_file: Path | None, verbose: int) -> None:
+            terminated_pod_gc_threshold: int, root_ca_file: Path | None, cluster_signing_cert_file: Path | None,
+            cluster_signing_key_file: Path | None, cluster_signing_duration: str, verbose: int) -> None:
     """Run the controllers that drive the cluster to its desired state."""
     logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
@@ -61,6 +68,9 @@ def command(kubeconfig: Path | None, controllers: str, leader_elect: bool, leade
             "node-cidr-mask-size": node_cidr_mask_size,
             "terminated-pod-gc-threshold": terminated_pod_gc_threshold,
             "root-ca-file": str(root_ca_file) if root_ca_file else None,
+            "cluster-signing-cert-file": str(cluster_signing_cert_file) if cluster_signing_cert_file else None,
+            "cluster-signing-key-file": str(cluster_signing_key_file) if cluster_signing_key_file else None,
+            "cluster-signing-duration": _duration(cluster_signing_duration),
         },
     )
 

@@ -7,9 +7,9 @@ from kybernetes.apiserver.registry.strategy import Strategy
 
 def builtin_strategies() -> dict[tuple[str, str], Strategy]:
     """Every built-in kind's strategy, keyed by (group, kind)."""
-    from kybernetes.apiserver.registry import apps, batch, core, crds, groups
+    from kybernetes.apiserver.registry import apps, batch, certificates, core, crds, groups
 
     out: dict[tuple[str, str], Strategy] = {}
-    for module in (core, apps, batch, groups, crds):
+    for module in (core, apps, batch, certificates, groups, crds):
         out.update(module.STRATEGIES)
     return out

@@ -655,14 +655,22 @@ class Registry:
             new = copy.deepcopy(old)
             new.setdefault("spec", {})["finalizers"] = fins
             meta = _meta(new)
+        elif subresource:
+            s.prepare_for_subresource_update(subresource, new, old)
+            meta = _meta(new)
         else:
             s.prepare_for_update(new, old)
         s.default(new)
         for hook in self.update_hooks.get((r.group, r.kind), ()):
             await hook(self, r, new, old, ctx)
-        if subresource in ("status", "finalize"):
+        if subresource:
             errs = v.validate_object_meta_update(meta, old_meta)
-            errs += s.validate_status_update(new, old) if subresource == "status" else s.validate(new)
+            if subresource == "status":
+                errs += s.validate_status_update(new, old)
+            elif subresource == "finalize":
+                errs += s.validate(new)
+            else:
+                errs += s.validate_subresource_update(subresource, new, old)
             v.raise_if_errors(r.kind, name, errs, r.group)
         else:
             self._validate(r, new, old)

@@ -40,6 +40,9 @@ class Strategy:
     """PUT of a missing object creates it (Leases, Endpoints, Events do; most kinds do not)."""
     field_selectors: ClassVar[dict[str, Callable[[Obj], str]]] = {}
     """Extra fields usable in fieldSelector, beyond metadata.name and metadata.namespace."""
+    update_subresources: ClassVar[tuple[str, ...]] = ()
+    """Subresources besides ``status`` written by GET/PUT/PATCH of the object itself, each with
+    its own rules (:meth:`prepare_for_subresource_update`), e.g. a CSR's ``approval``."""
 
     def prepare_for_create(self, obj: Obj) -> None:
         """Called before defaulting on create. By default drops any status for kinds that have one."""
@@ -87,6 +90,15 @@ class Strategy:
         new["metadata"] = meta
 
     def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return []
+
+    # --- other update subresources (``update_subresources``) ------------------------------
+
+    def prepare_for_subresource_update(self, subresource: str, new: Obj, old: Obj) -> None:
+        """What a write through ``subresource`` takes from the request; the rest comes from ``old``."""
+        raise NotImplementedError(f"{self.kind} has no {subresource} subresource")
+
+    def validate_subresource_update(self, subresource: str, new: Obj, old: Obj) -> list[FieldError]:
         return []
 
     # --- output ------------------------------------------------------------------------
