@@ -33,6 +33,7 @@ from kybernetes.apiserver import discovery, openapi_pb, priority, quota
 from kybernetes.apiserver.allocators import ServiceAllocator
 from kybernetes.apiserver.auth import Authenticator, TokenFile
 from kybernetes.apiserver.certs import PKI, kubeconfig, write_kubeconfig
+from kybernetes.apiserver.componentstatus import ComponentStatuses
 from kybernetes.apiserver.crds import CRDController
 from kybernetes.apiserver.handlers import JSON, ResourceHandlers, json_response
 from kybernetes.apiserver.openapi import OpenAPIService
@@ -144,6 +145,7 @@ class APIServer:
         self.service_accounts.install(self.registry)
         self.handlers = ResourceHandlers(self.registry, self.catalogue)
         self.handlers.token_request = self.service_accounts.token_request
+        self.handlers.component_statuses = ComponentStatuses(self.registry)
         from kybernetes.apiserver.proxy import StreamingProxy
 
         kc_crt, kc_key = self.pki.ensure("kubelet-client", common_name="kube-apiserver-kubelet-client",
