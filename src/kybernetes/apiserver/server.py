@@ -29,7 +29,7 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.resources import Catalogue
-from kybernetes.apiserver import discovery, openapi_pb, priority, quota
+from kybernetes.apiserver import discovery, openapi_pb, priority, quota, runtimeclass
 from kybernetes.apiserver.allocators import ServiceAllocator
 from kybernetes.apiserver.auth import Authenticator, TokenFile
 from kybernetes.apiserver.certs import PKI, kubeconfig, write_kubeconfig
@@ -139,6 +139,7 @@ class APIServer:
         self.registry = Registry(self.store, self.catalogue, builtin_strategies())
         self.allocator = ServiceAllocator(cfg.service_cidr, cfg.node_port_range)
         self.allocator.install(self.registry)
+        runtimeclass.install(self.registry)  # before quota: the overhead it sets is charged
         quota.install(self.registry)
         priority.install(self.registry)
         self.service_accounts = ServiceAccounts(self.registry, self.pki.service_account_key())

@@ -1,0 +1,34 @@
+"""The RuntimeClass admission plugin's toleration merge (Kubernetes' ``tolerations.MergeTolerations``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kybernetes.apiserver.runtimeclass import merge_tolerations
+
+EXISTS_ALL = {"operator": "Exists"}
+NO_SCHEDULE = {"key": "runtime", "operator": "Exists", "effect": "NoSchedule"}
+ANY_EFFECT = {"key": "runtime", "operator": "Exists"}
+EQUAL = {"key": "runtime", "operator": "Equal", "value": "gvisor", "effect": "NoSchedule"}
+NOT_READY_300 = {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
+                 "tolerationSeconds": 300}
+NOT_READY_60 = {**NOT_READY_300, "tolerationSeconds": 60}
+
+
+@pytest.mark.parametrize(("first", "second", "merged"), [
+    ([], [], []),
+    ([EQUAL], [], [EQUAL]),
+    ([], [EQUAL], [EQUAL]),
+    ([EQUAL], [EQUAL], [EQUAL]),  # equal: the first is kept
+    ([EQUAL], [NO_SCHEDULE], [NO_SCHEDULE]),  # Exists covers any value
+    ([NO_SCHEDULE], [ANY_EFFECT], [ANY_EFFECT]),  # an empty effect covers every effect
+    ([EQUAL, NOT_READY_300], [EXISTS_ALL], [EXISTS_ALL]),  # empty key with Exists covers everything
+    ([NOT_READY_60], [NOT_READY_300], [NOT_READY_300]),  # a longer tolerationSeconds covers a shorter one
+    ([NOT_READY_300], [NOT_READY_60], [NOT_READY_300]),
+    ([EQUAL], [{**EQUAL, "value": "kata"}], [EQUAL, {**EQUAL, "value": "kata"}]),
+])
+def test_merge_tolerations(first: list[dict[str, Any]], second: list[dict[str, Any]],
+                           merged: list[dict[str, Any]]) -> None:
+    assert merge_tolerations(first, second) == merged
