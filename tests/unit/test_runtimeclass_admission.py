@@ -32,3 +32,17 @@ NOT_READY_60 = {**NOT_READY_300, "tolerationSeconds": 60}
 def test_merge_tolerations(first: list[dict[str, Any]], second: list[dict[str, Any]],
                            merged: list[dict[str, Any]]) -> None:
     assert merge_tolerations(first, second) == merged
+
+
+def test_pod_runtime_class_name_and_overhead_are_validated() -> None:
+    from kybernetes.api.validation import Path
+    from kybernetes.apiserver.registry.pods import validate_pod_spec
+
+    spec = {"containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Always",
+                            "terminationMessagePolicy": "File"}],
+            "restartPolicy": "Always", "dnsPolicy": "ClusterFirst"}
+    assert validate_pod_spec({**spec, "runtimeClassName": "gvisor", "overhead": {"cpu": "250m"}}, Path("spec")) == []
+    errs = [str(e) for e in validate_pod_spec({**spec, "runtimeClassName": "Bad_Name", "overhead": {"cpu": "-1"}},
+                                              Path("spec"))]
+    assert errs[0].startswith('spec.runtimeClassName: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain')
+    assert errs[1:] == ['spec.overhead.limits[cpu]: Invalid value: "-1": must be greater than or equal to 0']
