@@ -75,10 +75,10 @@ class ResourceHandlers:
         self.shutting_down = asyncio.Event()
         self.token_request: Any = None
         self.streaming: Any = None
-        self.component_statuses: Any = None
-        """componentstatuses: a kybernetes.apiserver.componentstatus.ComponentStatuses."""
         """pods/NAME/{log,exec,attach,portforward}: a kybernetes.apiserver.proxy.StreamingProxy."""
         """serviceaccounts/NAME/token: async (namespace, name, body, ctx) -> TokenRequest."""
+        self.component_statuses: Any = None
+        """componentstatuses: a kybernetes.apiserver.componentstatus.ComponentStatuses."""
 
     # --- entry ---------------------------------------------------------------------------
 
