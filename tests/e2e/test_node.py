@@ -680,6 +680,42 @@ def test_pod_calls_the_api_server_with_its_service_account_token(node: Node, ns:
     assert re.match(r"HTTP/1\.[01] 401", forged), forged[:500]
 
 
+# ---- storage.k8s.io CSINode and node.k8s.io RuntimeClass -------------------------------------------
+
+
+def test_kubelet_registers_its_csi_node(node: Node) -> None:
+    """As Kubernetes' kubelet does at start even without CSI drivers: named and owned by the Node."""
+    csi_node = wait_until(lambda: node.kubectl("get", "csinode", node.node_name, "-o", "json", check=False).stdout,
+                          30, "the node's CSINode")
+    obj = json.loads(csi_node)
+    assert not obj["spec"].get("drivers")
+    uid = node.get("node", node.node_name)["metadata"]["uid"]
+    assert obj["metadata"]["ownerReferences"] == [{"apiVersion": "v1", "kind": "Node", "name": node.node_name,
+                                                   "uid": uid}]
+    assert node.kubectl("get", "csinodes", "--no-headers").stdout.split()[:2] == [node.node_name, "0"]
+
+
+def test_runtime_class_handler_reaches_the_runtime(node: Node, ns: str) -> None:
+    """The kubelet asks containerd for the RuntimeClass's handler: runc runs, an unconfigured one fails."""
+    for name, handler in (("runc-class", "runc"), ("kata-class", "kata")):
+        node.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": name},
+            "handler": handler, "overhead": {"podFixed": {"cpu": "10m"}}}))
+    try:
+        node.apply(ns, pod("on-runc", "sleep 3600", runtimeClassName="runc-class"))
+        p = node.wait_ready(ns, "on-runc")
+        assert p["spec"]["overhead"] == {"cpu": "10m"}
+        node.apply(ns, pod("on-kata", "sleep 3600", runtimeClassName="kata-class"))
+        failed = wait_until(lambda: [e["message"] for e in node.events(ns, "on-kata")
+                                     if e["reason"] == "FailedCreatePodSandBox"], 60, "FailedCreatePodSandBox")
+        assert failed[0].startswith("Failed to create pod sandbox: "), failed
+        assert 'no runtime for "kata" is configured' in failed[0], failed
+        assert container_status(node.pod(ns, "on-kata")).get("ready") is not True
+    finally:
+        node.kubectl("delete", "pod", "on-kata", "-n", ns, "--wait=false", check=False)
+        node.kubectl("delete", "runtimeclass", "runc-class", "kata-class", check=False)
+
+
 # ---- images from a registry ---------------------------------------------------------------------
 
 

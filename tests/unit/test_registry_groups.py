@@ -1,4 +1,4 @@
-"""Strategies of coordination, discovery, events, scheduling, policy, networking, storage, rbac, autoscaling."""
+"""Strategies of coordination, discovery, events, scheduling, policy, networking, rbac, autoscaling."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def update(strategy: Strategy, old: dict[str, Any], new: dict[str, Any]) -> tupl
 
 def test_generation_and_create_on_update_flags() -> None:
     no_generation = [("coordination.k8s.io", "Lease"), ("events.k8s.io", "Event"),
-                     ("scheduling.k8s.io", "PriorityClass"), ("storage.k8s.io", "StorageClass"),
+                     ("scheduling.k8s.io", "PriorityClass"),
                      ("rbac.authorization.k8s.io", "Role"), ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
                      ("autoscaling", "HorizontalPodAutoscaler")]
     for key in no_generation:
@@ -225,21 +225,7 @@ def test_network_policy() -> None:
     ]
 
 
-# --- storage, rbac, autoscaling ----------------------------------------------------------------
-
-
-def test_storage_class() -> None:
-    sc = strat("storage.k8s.io", "StorageClass")
-    obj, errs = create(sc, {"provisioner": "rancher.io/local-path", "parameters": {"a": "b"}})
-    assert errs == []
-    assert (obj["reclaimPolicy"], obj["volumeBindingMode"]) == ("Delete", "Immediate")
-    assert create(sc, {})[1] == ["provisioner: Required value"]
-    new = copy.deepcopy(obj)
-    new["provisioner"] = "other.io/x"
-    new["parameters"] = {"a": "c"}
-    new["allowVolumeExpansion"] = True  # allowed
-    assert update(sc, obj, new)[1] == ["parameters: Forbidden: updates to parameters are forbidden.",
-                                       "provisioner: Forbidden: updates to provisioner are forbidden."]
+# --- rbac, autoscaling ------------------------------------------------------------------------
 
 
 def test_roles() -> None:

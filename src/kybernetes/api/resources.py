@@ -88,6 +88,8 @@ BUILTIN: tuple[Resource, ...] = (
        subresources=("status", "scale")),
     _r("", "v1", "PodTemplate", "podtemplates"),
     _r("", "v1", "Binding", "bindings", verbs=("create",)),
+    _r("", "v1", "ComponentStatus", "componentstatuses", namespaced=False, short_names=("cs",),
+       verbs=("get", "list"), singular="componentstatus"),
     # apps/v1
     _r("apps", "v1", "Deployment", "deployments", short_names=("deploy",), categories=ALL,
        subresources=("status", "scale")),
@@ -116,6 +118,11 @@ BUILTIN: tuple[Resource, ...] = (
     _r("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", short_names=("netpol",)),
     _r("networking.k8s.io", "v1", "IngressClass", "ingressclasses", namespaced=False),
     _r("storage.k8s.io", "v1", "StorageClass", "storageclasses", namespaced=False, short_names=("sc",)),
+    _r("storage.k8s.io", "v1", "CSIDriver", "csidrivers", namespaced=False),
+    _r("storage.k8s.io", "v1", "CSINode", "csinodes", namespaced=False),
+    _r("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", namespaced=False, subresources=("status",)),
+    _r("storage.k8s.io", "v1", "CSIStorageCapacity", "csistoragecapacities", singular="csistoragecapacity"),
+    _r("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", namespaced=False),
     _r("rbac.authorization.k8s.io", "v1", "Role", "roles"),
     _r("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", namespaced=False),
     _r("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
@@ -128,7 +135,7 @@ BUILTIN: tuple[Resource, ...] = (
 GROUP_ORDER = (
     "", "apps", "events.k8s.io", "autoscaling", "batch", "certificates.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
     "networking.k8s.io", "policy", "rbac.authorization.k8s.io", "storage.k8s.io", "scheduling.k8s.io",
-    "apiextensions.k8s.io",
+    "apiextensions.k8s.io", "node.k8s.io",
 )
 
 

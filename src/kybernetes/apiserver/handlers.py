@@ -77,6 +77,8 @@ class ResourceHandlers:
         self.streaming: Any = None
         """pods/NAME/{log,exec,attach,portforward}: a kybernetes.apiserver.proxy.StreamingProxy."""
         """serviceaccounts/NAME/token: async (namespace, name, body, ctx) -> TokenRequest."""
+        self.component_statuses: Any = None
+        """componentstatuses: a kybernetes.apiserver.componentstatus.ComponentStatuses."""
 
     # --- entry ---------------------------------------------------------------------------
 
@@ -88,6 +90,8 @@ class ResourceHandlers:
             raise errors.NotFound("the server could not find the requested resource")
         if rp.subresource and rp.subresource not in r.subresources:
             raise errors.NotFound("the server could not find the requested resource")
+        if r.kind == "ComponentStatus" and not r.group and self.component_statuses is not None:
+            return await self._component_status(request, r, rp, ctx)
         q = request.query
         accept = parse_accept(request.headers.get("Accept", ""))
         method = request.method
@@ -252,6 +256,29 @@ class ResourceHandlers:
                                   "metadata": meta, "items": [_partial(o) for o in res.items]}, pretty=pretty)
         body = {"kind": r.list_kind, "apiVersion": r.api_version, "metadata": meta, "items": res.items}
         return json_response(body, pretty=pretty)
+
+    async def _component_status(self, request: Request, r: Resource, rp: ResourcePath,
+                                ctx: RequestContext) -> Response:
+        """componentstatuses: computed on each GET, never stored (get and list only)."""
+        from kybernetes.apiserver.componentstatus import DEPRECATION_WARNING
+
+        if request.method != "GET":
+            raise errors.MethodNotAllowed("the server does not allow this method on the requested resource")
+        q = request.query
+        if rp.watch or bool_param(q.get("watch")):
+            self._require_verb(r, "watch")
+        ctx.warnings.append(DEPRECATION_WARNING)
+        accept, pretty = parse_accept(request.headers.get("Accept", "")), bool_param(q.get("pretty"))
+        if rp.name:
+            obj = await self.component_statuses.get(rp.name)
+            return self._render_one(r, obj, accept, pretty, q, ctx=ctx)
+        items = await self.component_statuses.list()
+        if accept.table:
+            body = printers.to_table(r.group, r.kind, items, now=_now(),
+                                     include_object=q.get("includeObject", "Metadata"), list_meta={})
+        else:
+            body = {"kind": r.list_kind, "apiVersion": r.api_version, "metadata": {}, "items": items}
+        return json_response(body, pretty=pretty, headers=_warning_headers(ctx))
 
     # --- watch ---------------------------------------------------------------------------
 

@@ -302,7 +302,9 @@ def pod_constraints(hard_names: Iterable[str], pod: Obj) -> str | None:
 # --- admission --------------------------------------------------------------------------------
 
 
-def _forbidden(r: Resource, obj: Obj, message: str) -> errors.Forbidden:
+def admission_forbidden(r: Resource, obj: Obj, message: str) -> errors.Forbidden:
+    """An admission plugin's refusal of ``obj`` (Kubernetes' ``admission.NewForbidden``): 403,
+    ``<resource> "<name>" is forbidden: <message>``."""
     meta = _d(obj.get("metadata"))
     name = str(meta.get("name") or "")
     gen = meta.get("generateName")
@@ -359,7 +361,7 @@ class QuotaAdmission:
                     if r.group == "" and r.plural == "pods":
                         problem = pod_constraints(hard, obj)
                         if problem:
-                            raise _forbidden(r, obj, f"failed quota: {qname}: {problem}")
+                            raise admission_forbidden(r, obj, f"failed quota: {qname}: {problem}")
                     requested = {k: val for k, val in delta.items() if k in hard}
                     if not requested:
                         continue
@@ -371,7 +373,7 @@ class QuotaAdmission:
                         if q.compare(new_used[k], hard[k]) > 0:
                             exceeded.append(k)
                     if exceeded:
-                        raise _forbidden(r, obj, (
+                        raise admission_forbidden(r, obj, (
                             f"exceeded quota: {qname}, requested: {pretty(requested, exceeded)}, "
                             f"used: {pretty(used, exceeded)}, limited: {pretty(hard, exceeded)}"))
                     plans.append((quota, new_used))

@@ -29,10 +29,11 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.resources import Catalogue
-from kybernetes.apiserver import discovery, openapi_pb, priority, quota
+from kybernetes.apiserver import discovery, openapi_pb, priority, quota, runtimeclass
 from kybernetes.apiserver.allocators import ServiceAllocator
 from kybernetes.apiserver.auth import Authenticator, TokenFile
 from kybernetes.apiserver.certs import PKI, kubeconfig, write_kubeconfig
+from kybernetes.apiserver.componentstatus import ComponentStatuses
 from kybernetes.apiserver.crds import CRDController
 from kybernetes.apiserver.handlers import JSON, ResourceHandlers, json_response
 from kybernetes.apiserver.openapi import OpenAPIService
@@ -138,6 +139,7 @@ class APIServer:
         self.registry = Registry(self.store, self.catalogue, builtin_strategies())
         self.allocator = ServiceAllocator(cfg.service_cidr, cfg.node_port_range)
         self.allocator.install(self.registry)
+        runtimeclass.install(self.registry)  # before quota: the overhead it sets is charged
         quota.install(self.registry)
         priority.install(self.registry)
         certificates.install(self.registry)
@@ -145,6 +147,7 @@ class APIServer:
         self.service_accounts.install(self.registry)
         self.handlers = ResourceHandlers(self.registry, self.catalogue)
         self.handlers.token_request = self.service_accounts.token_request
+        self.handlers.component_statuses = ComponentStatuses(self.registry)
         from kybernetes.apiserver.proxy import StreamingProxy
 
         kc_crt, kc_key = self.pki.ensure("kubelet-client", common_name="kube-apiserver-kubelet-client",

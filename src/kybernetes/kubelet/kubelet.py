@@ -189,6 +189,12 @@ class Kubelet:
         except errors.NotFound:
             return None
 
+    async def _runtime_class(self, name: str) -> Obj | None:
+        try:
+            return await self.client.get("node.k8s.io/v1", "runtimeclasses", name)
+        except errors.NotFound:
+            return None
+
     def _is_ready(self, pod: Obj, rt: Any) -> Callable[[str], bool]:
         uid = (pod.get("metadata") or {}).get("uid", "")
         probed = {c["name"] for c in (pod.get("spec") or {}).get("containers") or [] if c.get("readinessProbe")}
@@ -445,7 +451,7 @@ class Kubelet:
             node_name=self.node_name, hostname=self.hostname, host_ip=self.host_ip, log_root=self.log_root,
             pods_dir=self.pods_dir, get_configmap=lambda ns, n: self._get("configmaps", ns, n),
             get_secret=lambda ns, n: self._get("secrets", ns, n), services=self.service_informer.store.list,
-            allocatable=self._allocatable, resolv_conf=cfg.resolv_conf)
+            allocatable=self._allocatable, resolv_conf=cfg.resolv_conf, get_runtime_class=self._runtime_class)
         self.syncer = PodSyncer(self.cri, self.images, self.volumes, self.probes, self.record, node_ctx)
 
         await self._start_server()  # first: with --port 0 the Node must name the port it got
@@ -466,6 +472,7 @@ class Kubelet:
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="kubelet:housekeeping"))
 
     async def _register(self, version: api.VersionResponse) -> None:
+        from kybernetes.kubelet.csinode import ensure_csi_node
         from kybernetes.kubelet.nodestatus import NodeStatusManager
 
         cfg = self.config
@@ -477,6 +484,7 @@ class Kubelet:
         self.node_status = NodeStatusManager(
             self.client, self.node_name, kubelet_port=self.server.port, address=self.host_ip,
             pod_cidr_callback=self._on_pod_cidr, runtime_version=version_of, images=self._node_images,
+            on_registered=lambda node: ensure_csi_node(self.client, node),
             labels=dict(cfg.labels), taints=list(cfg.taints), max_pods=cfg.max_pods, data_dir=self.data_dir,
             lease_interval=cfg.lease_interval, status_interval=cfg.status_interval)
         await self._check_runtime()

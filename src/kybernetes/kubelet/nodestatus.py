@@ -2,7 +2,8 @@
 
 ``register`` creates this node's Node (labels ``kubernetes.io/hostname|os|arch`` and their beta
 twins, taints to register with, the full status), or adopts an existing Node of that name: the
-default labels are reconciled, the given ones added, and the status is written. Then the Lease.
+default labels are reconciled, the given ones added, and the status is written. Then the Lease,
+and ``on_registered`` (the kubelet registers its CSINode there).
 
 ``run`` keeps two loops going until cancelled:
 
@@ -86,6 +87,7 @@ class NodeStatusManager:
     def __init__(self, client: Client, node_name: str, *, kubelet_port: int, address: str,
                  runtime_version: Callable[[], Awaitable[str]], data_dir: Path,
                  pod_cidr_callback: Callable[[str], Awaitable[None]] | None = None,
+                 on_registered: Callable[[Obj], Awaitable[object]] | None = None,
                  images: Callable[[], Awaitable[list[Obj]]] | None = None,
                  labels: dict[str, str] | None = None, taints: list[Obj] | None = None,
                  max_pods: int = 110, lease_interval: float = 10.0, status_interval: float = 10.0,
@@ -98,6 +100,7 @@ class NodeStatusManager:
         self._runtime_version = runtime_version
         self._images = images
         self._pod_cidr_callback = pod_cidr_callback
+        self._on_registered = on_registered
         self.labels = dict(labels or {})
         self.taints = list(taints or [])
         self.max_pods = max_pods
@@ -155,6 +158,8 @@ class NodeStatusManager:
         self._node = node
         await self._check_pod_cidr(node)
         await self._renew_lease()
+        if self._on_registered is not None:
+            await self._on_registered(node)
         return node
 
     async def run(self) -> None:

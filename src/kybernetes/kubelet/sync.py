@@ -84,6 +84,16 @@ class NodeContext:
     services: Callable[[], Iterable[Obj]] = lambda: ()
     allocatable: Callable[[], dict[str, str]] = dict
     resolv_conf: Path = Path("/etc/resolv.conf")
+    get_runtime_class: Callable[[str], Awaitable[Obj | None]] | None = None
+    """RuntimeClass by name (None if there is none); without it, as a kubelet without a RuntimeClass
+    manager, every pod runs on the runtime's default handler."""
+
+
+class RuntimeClassNotFound(Exception):
+    """A pod names a RuntimeClass that does not exist (its sandbox cannot be created)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f'runtimeclasses.node.k8s.io "{name}" not found')
 
 
 @dataclass
@@ -196,6 +206,9 @@ class PodSyncer:
             except CRIError as err:
                 self.record(pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {err.details}")
                 return rt, 5.0
+            except RuntimeClassNotFound as err:
+                self.record(pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {err}")
+                return rt, 5.0
         sandbox_config = self.sandbox_config(pod, rt)
 
         killed = False
@@ -246,14 +259,26 @@ class PodSyncer:
     async def _create_sandbox(self, pod: Obj, attempt: int) -> PodRuntime:
         config = rtcfg.sandbox_config(pod, log_root=self.node.log_root, attempt=attempt,
                                       node_hostname=self.node.hostname, resolv_conf=self.node.resolv_conf)
+        handler = await self._runtime_handler(pod)
         Path(config.log_directory).mkdir(parents=True, exist_ok=True)
-        sandbox_id = await self.cri.run_pod_sandbox(config)
+        sandbox_id = await self.cri.run_pod_sandbox(config, handler)
         status = (await self.cri.pod_sandbox_status(sandbox_id)).status
         ip = self.node.host_ip if (pod.get("spec") or {}).get("hostNetwork") else status.network.ip
         self._pod_ips[sandbox_id] = ip
         if not (pod.get("spec") or {}).get("hostNetwork"):
             rtcfg.write_etc_hosts(self.pod_dir(pod) / "etc-hosts", pod, ip, self.node.hostname)
         return await self.runtime_state(_uid(pod))
+
+    async def _runtime_handler(self, pod: Obj) -> str:
+        """The CRI handler of the pod's RuntimeClass ("" for the runtime's default), as the kubelet's
+        RuntimeClass manager resolves it; the runtime refuses a handler it is not configured for."""
+        name = (pod.get("spec") or {}).get("runtimeClassName")
+        if not name or self.node.get_runtime_class is None:
+            return ""
+        rc = await self.node.get_runtime_class(str(name))
+        if rc is None:
+            raise RuntimeClassNotFound(str(name))
+        return str(rc.get("handler") or "")
 
     def pod_dir(self, pod: Obj) -> Path:
         return self.node.pods_dir / _uid(pod)

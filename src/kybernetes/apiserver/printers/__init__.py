@@ -9,7 +9,7 @@ Layout:
 
 * :mod:`._common` -- the :class:`Column` type and the formatting helpers every printer shares
   (``HumanDuration`` ages, label and selector strings, container/image lists);
-* :mod:`.core` and :mod:`.groups` -- one :class:`~._common.Printer` per built-in kind, mirroring
+* :mod:`.core`, :mod:`.groups`, :mod:`.storage` and :mod:`.node` -- one :class:`~._common.Printer` per built-in kind, mirroring
   Kubernetes' ``pkg/printers/internalversion`` (always the wide variant, as the real server does);
 * :mod:`.jsonpath` -- the JSONPath subset CRD ``additionalPrinterColumns`` need;
 * this module -- the dispatch (built-in printer, custom-resource columns, or the default table) and
@@ -31,7 +31,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from kybernetes.apiserver.printers import certificates, core, groups
+from kybernetes.apiserver.printers import certificates, core, groups, node, storage
 from kybernetes.apiserver.printers._common import (
     AGE_DESC,
     JSON,
@@ -76,10 +76,15 @@ _DEFAULT_CUSTOM_COLUMNS: list[JSON] = [
 ]
 
 
+_BY_GROUP_KIND: dict[tuple[str, str], Printer] = {
+    **groups.BY_GROUP_KIND, **storage.BY_GROUP_KIND, **node.BY_GROUP_KIND, **certificates.BY_GROUP_KIND,
+}
+
+
 def _printer(group: str, kind: str) -> Printer | None:
     if group == "":
         return core.BY_KIND.get(kind)
-    return groups.BY_GROUP_KIND.get((group, kind)) or certificates.BY_GROUP_KIND.get((group, kind))
+    return _BY_GROUP_KIND.get((group, kind))
 
 
 def has_printer(group: str, kind: str) -> bool:

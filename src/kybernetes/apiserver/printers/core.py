@@ -656,7 +656,30 @@ PERSISTENT_VOLUME_CLAIM = Printer(
 REPLICATION_CONTROLLER = replicas_printer(format_labels, "The label selector of the replicas.")
 
 
+def _component_status_cells(cs: JSON, now: datetime) -> Cells:
+    """``printComponentStatus``: the Healthy condition as Healthy/Unhealthy, with its message and error."""
+    status, message, error = "Unknown", "", ""
+    for c in dlist(cs, "conditions"):
+        if isinstance(c, dict) and c.get("type") == "Healthy":
+            status = "Healthy" if c.get("status") == "True" else "Unhealthy"
+            message, error = str(c.get("message") or ""), str(c.get("error") or "")
+            break
+    return [name_of(cs), status, message, error]
+
+
+COMPONENT_STATUS = Printer(
+    (
+        name_col(),
+        col("Status", description="Whether the component is healthy (its Healthy condition)."),
+        col("Message", description="What the component's health check said."),
+        col("Error", description="Why the component's health check failed."),
+    ),
+    _component_status_cells,
+)
+
+
 BY_KIND: dict[str, Printer] = {
+    "ComponentStatus": COMPONENT_STATUS,
     "Pod": POD,
     "PodTemplate": POD_TEMPLATE,
     "Node": NODE,

@@ -7,9 +7,9 @@ from kybernetes.apiserver.registry.strategy import Strategy
 
 def builtin_strategies() -> dict[tuple[str, str], Strategy]:
     """Every built-in kind's strategy, keyed by (group, kind)."""
-    from kybernetes.apiserver.registry import apps, batch, certificates, core, crds, groups
+    from kybernetes.apiserver.registry import apps, batch, certificates, core, crds, groups, node, storage
 
     out: dict[tuple[str, str], Strategy] = {}
-    for module in (core, apps, batch, certificates, groups, crds):
+    for module in (core, apps, batch, certificates, groups, storage, node, crds):
         out.update(module.STRATEGIES)
     return out

@@ -1,5 +1,5 @@
 """Strategies of the smaller built-in groups: coordination, discovery, events, scheduling, policy,
-networking, storage, rbac and autoscaling.
+networking, rbac and autoscaling (storage.k8s.io is in ``storage.py``, node.k8s.io in ``node.py``).
 
 Each class mirrors one kind's ``pkg/registry/<group>/<kind>/strategy.go`` together with its
 ``pkg/apis/<group>/validation`` rules and ``v1`` defaults. The field paths and messages are
@@ -7,7 +7,7 @@ Kubernetes' own, because clients print them verbatim. Two facts decide the class
 
 * Only some kinds keep ``metadata.generation`` (their strategy sets it): PodDisruptionBudget,
   Ingress, IngressClass, NetworkPolicy and EndpointSlice do; Leases, Events, PriorityClasses,
-  StorageClasses, RBAC objects and HorizontalPodAutoscalers do not.
+  RBAC objects and HorizontalPodAutoscalers do not.
 * Leases and Events may be created by a PUT (``allow_create_on_update``), which is how
   leader election and event recorders write them.
 
@@ -694,72 +694,6 @@ class NetworkPolicyStrategy(Strategy):
         return errs
 
 
-# --- storage.k8s.io StorageClass ---------------------------------------------------------------
-
-RECLAIM_POLICIES = ("Delete", "Retain")
-BINDING_MODES = ("Immediate", "WaitForFirstConsumer")
-MAX_PARAMETERS = 512
-MAX_PARAMETERS_SIZE = 256 * 1024
-
-
-class StorageClassStrategy(ClusterScoped):
-    kind = "StorageClass"
-    tracks_generation = False
-
-    def default(self, obj: Obj) -> None:
-        if not obj.get("reclaimPolicy"):
-            obj["reclaimPolicy"] = "Delete"
-        if not obj.get("volumeBindingMode"):
-            obj["volumeBindingMode"] = "Immediate"
-
-    def validate(self, obj: Obj) -> list[FieldError]:
-        errs: list[FieldError] = []
-        provisioner = obj.get("provisioner")
-        if not provisioner:
-            errs.append(v.required(Path("provisioner")))
-        else:
-            errs += _names_msgs(str(provisioner).lower(), Path("provisioner"), v.is_qualified_name)
-        params = obj.get("parameters")
-        if isinstance(params, dict):
-            if len(params) > MAX_PARAMETERS:
-                errs.append(v.too_long(Path("parameters"), MAX_PARAMETERS))
-            else:
-                size = 0
-                for k, val in params.items():
-                    if not k:
-                        errs.append(v.invalid(Path("parameters"), k, "field can not be empty."))
-                    size += len(k) + len(str(val))
-                if size > MAX_PARAMETERS_SIZE:
-                    errs.append(v.too_long(Path("parameters"), MAX_PARAMETERS_SIZE))
-        policy = obj.get("reclaimPolicy")
-        if policy and policy not in RECLAIM_POLICIES:
-            errs.append(v.not_supported(Path("reclaimPolicy"), policy, RECLAIM_POLICIES))
-        mode = obj.get("volumeBindingMode")
-        if mode is None:
-            errs.append(v.required(Path("volumeBindingMode")))
-        elif mode not in BINDING_MODES:
-            errs.append(v.not_supported(Path("volumeBindingMode"), mode, BINDING_MODES))
-        for i, term in enumerate(as_list(obj.get("allowedTopologies"))):
-            tp = Path("allowedTopologies").index(i)
-            for j, expr in enumerate(as_list(as_dict(term).get("matchLabelExpressions"))):
-                expr, ep = as_dict(expr), tp.child("matchLabelExpressions").index(j)
-                errs += _names_msgs(expr.get("key") or "", ep.child("key"), v.is_qualified_name)
-                if not as_list(expr.get("values")):
-                    errs.append(v.required(ep.child("values"), "must specify as least one value"))
-        return errs
-
-    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
-        errs = self.validate(new)
-        if (new.get("parameters") or {}) != (old.get("parameters") or {}):
-            errs.append(v.forbidden(Path("parameters"), "updates to parameters are forbidden."))
-        if new.get("provisioner") != old.get("provisioner"):
-            errs.append(v.forbidden(Path("provisioner"), "updates to provisioner are forbidden."))
-        if new.get("reclaimPolicy") != old.get("reclaimPolicy"):
-            errs.append(v.forbidden(Path("reclaimPolicy"), "updates to reclaimPolicy are forbidden."))
-        errs += v.immutable(new.get("volumeBindingMode"), old.get("volumeBindingMode"), Path("volumeBindingMode"))
-        return errs
-
-
 # --- rbac.authorization.k8s.io -----------------------------------------------------------------
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
@@ -1091,7 +1025,6 @@ STRATEGIES: dict[tuple[str, str], Strategy] = {
     ("networking.k8s.io", "Ingress"): IngressStrategy(),
     ("networking.k8s.io", "IngressClass"): IngressClassStrategy(),
     ("networking.k8s.io", "NetworkPolicy"): NetworkPolicyStrategy(),
-    ("storage.k8s.io", "StorageClass"): StorageClassStrategy(),
     ("rbac.authorization.k8s.io", "Role"): RoleStrategy(),
     ("rbac.authorization.k8s.io", "ClusterRole"): ClusterRoleStrategy(),
     ("rbac.authorization.k8s.io", "RoleBinding"): RoleBindingStrategy(),

@@ -374,6 +374,12 @@ def validate_pod_spec(spec: dict[str, Any], path: Path) -> list[FieldError]:
     for i, secret in enumerate(as_list(spec.get("imagePullSecrets"))):
         if not as_dict(secret).get("name"):
             errs.append(v.required(path.child("imagePullSecrets").index(i).child("name")))
+    if spec.get("runtimeClassName") is not None:
+        name = spec["runtimeClassName"]
+        errs.extend(v.invalid(path.child("runtimeClassName"), name, m) for m in v.is_dns1123_subdomain(str(name)))
+    if spec.get("overhead") is not None:
+        # As Kubernetes: the overhead is checked as the limits of a ResourceRequirements.
+        errs.extend(validate_resource_requirements({"limits": spec["overhead"]}, path.child("overhead")))
     return errs
 
 
