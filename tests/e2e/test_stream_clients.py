@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from kybernetes.streaming import channels
+from kybernetes.streaming import channels, spdy
 from kybernetes.streaming.channels import ChannelSocket, run_exec_client
 from kybernetes.streaming.portforward import port_prefix, split_port_prefix
 from kybernetes.testing import ServerProcess, free_network_octet
@@ -61,8 +61,10 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         n.kubectl("wait", "--for=condition=Ready", f"node/{name}", "--timeout=90s", timeout=100)
         wait_until(lambda: n.kubectl("get", "sa", "default", "-n", NS, check=False).returncode == 0, 30,
                    "the default ServiceAccount")
-        n.apply(NS, pod("web", WEB_SCRIPT))
+        n.apply(NS, pod("web", WEB_SCRIPT), pod("reader", 'while read line; do echo "got:$line"; done',
+                                                container={"stdin": True}))
         n.wait_ready(NS, "web")
+        n.wait_ready(NS, "reader")
         yield n
     finally:
         n.record_netns()
@@ -115,6 +117,19 @@ def test_official_client_exec_stdin(core: Any) -> None:
     ws.write_stdin("first\nsecond\n")
     ws.run_forever(timeout=30)
     assert (ws.read_stdout(), ws.returncode) == ("second first\n", 0)
+
+
+@pytest.mark.parametrize("protocol", [None, channels.V4])
+def test_official_client_attach(core: Any, protocol: str | None) -> None:
+    headers = {"sec-websocket-protocol": protocol} if protocol else None
+    ws: WSClient = stream(core.connect_get_namespaced_pod_attach, "reader", NS, stdin=True, stdout=True,
+                          stderr=True, tty=False, _preload_content=False, _headers=headers)
+    try:
+        assert ws.subprotocol == (protocol or channels.V5)
+        ws.write_stdin(f"via {ws.subprotocol}\n")
+        assert ws.readline_stdout(timeout=20) == f"got:via {ws.subprotocol}"
+    finally:
+        ws.close()
 
 
 # ---- the official client: port-forward ----------------------------------------------------------
@@ -284,3 +299,45 @@ async def _refused(core: Any, path: str, protocols: list[str]) -> tuple[int, Any
     async with aiohttp.ClientSession() as session, session.get(cfg.host + path, headers=headers,
                                                                 ssl=_ssl(core)) as resp:
         return resp.status, json.loads(await resp.read())
+
+
+# ---- SPDY: every remotecommand version (kubectl's fallback speaks the newest) --------------------
+
+
+@pytest.mark.parametrize("protocol", channels.REMOTECOMMAND_SPDY_PROTOCOLS)
+def test_exec_over_spdy_every_version(core: Any, protocol: str) -> None:
+    cfg = core.api_client.configuration
+    host, port = cfg.host.removeprefix("https://").rsplit(":", 1)
+    script = "cat; echo err >&2; exit 3".replace(" ", "%20").replace(";", "%3B").replace(">", "%3E").replace("&", "%26")
+    path = f"/api/v1/namespaces/{NS}/pods/web/exec?stdin=true&stdout=true&stderr=true" \
+           f"&command=sh&command=-c&command={script}"
+    auth = {"Authorization": cfg.api_key["authorization"]} if cfg.api_key.get("authorization") else {}
+
+    async def run() -> tuple[str, dict[str, bytes]]:
+        session, chosen = await spdy.connect(host, int(port), path, [protocol], ssl=_ssl(core), extra_headers=auth)
+        try:
+            # The streams client-go opens, error first; only stdin is written.
+            streams = {name: await session.open_stream({"streamType": name})
+                       for name in ("error", "stdin", "stdout", "stderr")}
+            for name in ("error", "stdout", "stderr"):
+                await streams[name].close()
+            await streams["stdin"].write(b"over spdy\n")
+            await streams["stdin"].close()
+            got = {name: await asyncio.wait_for(streams[name].read_all(), 30) for name in ("stdout", "stderr", "error")}
+            return chosen, got
+        finally:
+            await session.close()
+
+    chosen, got = asyncio.run(run())
+    assert chosen == protocol
+    assert (got["stdout"], got["stderr"]) == (b"over spdy\n", b"err\n")
+    if protocol == channels.V4:
+        status = json.loads(got["error"])
+        assert channels.exit_code(status) == 3, status
+    elif protocol == channels.CHANNEL:
+        # v1 resets the error stream as soon as the streams are set up (what kubelet 1.0 did, kept
+        # by Kubernetes' v1ProtocolHandler): a v1 client never learns the exit status.
+        assert got["error"] == b""
+    else:
+        # v2 and v3: the error stream carries the failure's message alone.
+        assert got["error"].decode().endswith("exit code 3"), got["error"]
