@@ -27,6 +27,7 @@ def test_base64_framing() -> None:
     assert channels.decode(b"1Cg==", base64=True) == (channels.STDOUT, b"\n")
     assert channels.encode(channels.ERROR, b"", base64=True) == b"3"
     assert channels.decode(b"3", base64=True) == (channels.ERROR, b"")
+    assert channels.encode(80, b"", base64=True) == "\u0080".encode()  # Go's string('0'+80)
     every_byte = bytes(range(256))
     assert channels.decode(channels.encode(7, every_byte, base64=True), base64=True) == (7, every_byte)
     # Wrapped as `base64` prints it: Go's decoder skips CR and LF.

@@ -540,8 +540,11 @@ class KubeletServer:
 
 
 def _websocket_protocol(request: web.Request, supported: tuple[str, ...]) -> str | web.Response:
-    """The channel subprotocol to answer with, or the 403 refusal Kubernetes' handshake gives."""
-    offered = _header_list(request, "Sec-WebSocket-Protocol")
+    """The channel subprotocol to answer with, or the 403 refusal Kubernetes' handshake gives.
+
+    Only the first Sec-WebSocket-Protocol line counts, in Go's handshake and in aiohttp's alike."""
+    first = request.headers.get("Sec-WebSocket-Protocol", "")
+    offered = [p.strip() for p in first.split(",") if p.strip()]
     chosen = negotiate(offered, supported)
     if chosen is None:
         return _status(unsupported_message(offered, supported), 403, "Forbidden")

@@ -12,7 +12,8 @@ the rest is payload. The subprotocol decides the encoding and what the error cha
     v4.base64.channel.k8s.io    text (as base64.channel.k8s.io)              a metav1.Status (JSON)
     v5.channel.k8s.io           binary, plus the CLOSE signal                a metav1.Status (JSON)
 
-exec and attach (the kubelet accepts all six; kube-apiserver serves v5 itself)::
+exec and attach (in Kubernetes the API server serves v5 and the kubelet the others; here the
+kubelet serves all six)::
 
     0 stdin   (client -> server)      3 error  (server -> client)
     1 stdout  (server -> client)      4 resize (client -> server: {"Width": W, "Height": H} JSON)
@@ -74,8 +75,6 @@ REMOTECOMMAND_WEBSOCKET_PROTOCOLS = (V5, V4, V4_BASE64, CHANNEL, BASE64_CHANNEL)
 """exec/attach over WebSocket: what the kubelet accepts (and the API server's v5), besides none."""
 PORTFORWARD_WEBSOCKET_PROTOCOLS = (V4, V4_BASE64)
 """port-forward over WebSocket (kubelet's portforward/websocket.go), besides none."""
-WEBSOCKET_PROTOCOLS = (V5, V4)
-"""What :func:`run_exec_client`'s callers offer by default, best first (kubectl's choice)."""
 SPDY_PORTFORWARD_TUNNEL = "SPDY/3.1+portforward.k8s.io"
 PORTFORWARD_PROTOCOL = "portforward.k8s.io"
 REMOTECOMMAND_SPDY_PROTOCOLS = ("v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io")
@@ -118,9 +117,10 @@ def unsupported_message(offered: Sequence[str], supported: Sequence[str]) -> str
 
 
 def encode(channel: int, data: bytes, *, base64: bool = False) -> bytes:
-    """One message's bytes (for base64, the text message's ASCII)."""
+    """One message's bytes (for base64, the text message's UTF-8: like Go's ``string('0'+n)``, a
+    channel above 79 takes two bytes)."""
     if base64:
-        return bytes((ord("0") + channel,)) + binascii.b2a_base64(data, newline=False)
+        return chr(ord("0") + channel).encode() + binascii.b2a_base64(data, newline=False)
     return bytes((channel,)) + data
 
 
@@ -202,7 +202,7 @@ class ChannelSocket:
         message = encode(channel, data, base64=self.rules.base64)
         async with self.write_lock:
             if self.rules.base64:
-                await self.ws.send_str(message.decode("ascii"))
+                await self.ws.send_str(message.decode())
             else:
                 await self.ws.send_bytes(message)
 
@@ -247,8 +247,6 @@ class ChannelSocket:
                 return None
             if not data:
                 continue
-            if data[0] == CLOSE and self.rules.close_signal:
-                return CLOSE, data[1:]
             try:
                 return decode(data, base64=self.rules.base64)
             except ValueError as e:
