@@ -116,6 +116,7 @@ async def _forward_port(sock: ChannelSocket, runtime: spdy.Session, index: int, 
                         opened: asyncio.Future[spdy.Stream | None], describe: str) -> None:
     """One port: announce it on both channels, connect, copy the pod's bytes out, report errors."""
     data_channel, error_channel = 2 * index, 2 * index + 1
+    errors: asyncio.Future[bytes] | None = None
     try:
         await sock.send(data_channel, port_prefix(port))
         await sock.send(error_channel, port_prefix(port))
@@ -142,6 +143,8 @@ async def _forward_port(sock: ChannelSocket, runtime: spdy.Session, index: int, 
     finally:
         if not opened.done():
             opened.set_result(None)
+        if errors is not None and not errors.done():
+            errors.cancel()
 
 
 async def _from_client(sock: ChannelSocket, data_streams: Sequence[asyncio.Future[spdy.Stream | None]]) -> None:
