@@ -149,6 +149,8 @@ def _recv_until(sock: Any, done: Any, timeout: float = 20.0) -> bytes:
 
 def test_official_client_port_forward_one_port(core: Any) -> None:
     pf = portforward(core.connect_get_namespaced_pod_portforward, "web", NS, ports=str(HTTP_PORT))
+    # The client offers v5 and v4; port-forward has no v5.
+    assert pf.websocket.getheaders().get("sec-websocket-protocol") == channels.V4
     sock = pf.socket(HTTP_PORT)
     sock.sendall(b"GET /index.html HTTP/1.0\r\nHost: web\r\n\r\n")
     # httpd ends the connection after answering: the forwarding ends, and the socket with it.
