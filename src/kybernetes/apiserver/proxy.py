@@ -20,8 +20,9 @@ or ``Upgrade: SPDY/3.1`` with its ``X-Stream-Protocol-Version`` list) is replaye
 kubelet's answer decides: a ``101`` goes back to the client verbatim (its ``Sec-WebSocket-Accept``
 is computed from the client's own key, which was passed through) and from then on bytes are
 copied both ways without interpretation; anything else (an error Status) is relayed as is. The
-kubelet therefore negotiates the protocol (v5/v4 channels, SPDY, SPDY tunnelled in a WebSocket)
-with kubectl end to end.
+kubelet therefore negotiates the protocol (the channel subprotocols, SPDY, SPDY tunnelled in a
+WebSocket) with the client end to end. portforward's ``ports`` (repeated or comma-separated, as
+PodPortForwardOptions converts them; 400 otherwise) reach the kubelet as its ``port=P1,P2``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.registry.store import Registry
 from kybernetes.httpserver import AnyResponse, Request, Response, StreamResponse
 from kybernetes.streaming import StreamPair, http_upgrade, read_body, splice
+from kybernetes.streaming.portforward import PORT_PARAMETER, parse_uint16
 
 Obj = dict[str, Any]
 
@@ -124,7 +126,8 @@ class StreamingProxy:
             return await self._logs(request, host, port, path, params)
         if sub == "portforward":
             path = f"/portForward/{_p(ns)}/{_p(name)}"
-            params = [(k, v) for k, v in q.items() if k == "ports"]
+            ports = _ports(q.getall("ports", []))
+            params = [(PORT_PARAMETER, ",".join(map(str, ports)))] if ports else []
         elif sub in ("exec", "attach"):
             container = self.container_name(pod, q.get("container", ""))
             kubelet_sub = "exec" if sub == "exec" else "attach"
@@ -196,6 +199,18 @@ class StreamingProxy:
         await splice(client, kubelet)
         # The connection was taken over; the HTTP server sends nothing more on it.
         return Response(status=101)
+
+
+def _ports(values: list[str]) -> list[int]:
+    """``?ports=`` (repeated and/or comma-separated) as PodPortForwardOptions' ``[]int32`` converts it."""
+    ports: list[int] = []
+    for value in values:
+        for item in value.split(","):
+            port = parse_uint16(item)
+            if isinstance(port, str):
+                raise errors.BadRequest(f"cannot convert to []int32: {port}")
+            ports.append(port)
+    return ports
 
 
 def _p(segment: str) -> str:

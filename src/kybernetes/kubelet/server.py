@@ -14,7 +14,7 @@ Endpoints::
                                                     &timestamps&limitBytes -> text/plain (chunked)
     *    /exec/{ns}/{pod}/{container}               ?command=..(repeated)&stdin&stdout&stderr&tty
     *    /attach/{ns}/{pod}/{container}             ?stdin&stdout&stderr&tty
-    *    /portForward/{ns}/{pod}
+    *    /portForward/{ns}/{pod}                    ?port=P1,P2 (repeatable; WebSocket of channels only)
 
 Logs come from the CRI log files, one record per line::
 
@@ -26,20 +26,28 @@ ends once the container is no longer running and the file is drained.
 exec/attach: the CRI ``Exec``/``Attach`` call returns a URL on containerd's streaming server, which
 speaks remotecommand over SPDY/3.1 (``v4.channel.k8s.io`` and older) and over WebSocket v4 — but not
 v5, and v4 over WebSocket cannot half-close stdin. So this server always talks SPDY v4 to
-containerd and translates: a WebSocket v5/v4 client's channels 0/4 become the stdin/resize streams,
-the v5 CLOSE signal for stdin becomes a FIN on the stdin stream, stdout/stderr stream data goes out
-on channels 1/2, and the Status containerd writes on the error stream (``Success``, or a
-``NonZeroExitCode`` Failure) goes out on channel 3 before the socket is closed. A client that
-falls back to SPDY is proxied stream by stream to a SPDY session with containerd, with the stream
-protocol the two negotiate.
+containerd and translates: a WebSocket client (any of the channel subprotocols of
+``streaming.channels``: v5, v4 and its base64 form, the pre-v4 ``channel.k8s.io`` and
+``base64.channel.k8s.io``, or none) gets its channels 0/4 turned into the stdin/resize streams,
+the v5 CLOSE signal for stdin into a FIN on the stdin stream, stdout/stderr stream data into
+channels 1/2, and the Status containerd writes on the error stream (``Success``, or a
+``NonZeroExitCode`` Failure) into what the subprotocol reports on channel 3 before the socket is
+closed. A client that falls back to SPDY is proxied stream by stream to a SPDY session with
+containerd, with the stream protocol the two negotiate (``channel.k8s.io``, v2, v3, v4).
 
-port-forward: accepted as a plain ``Upgrade: SPDY/3.1`` (``portforward.k8s.io``) or as SPDY tunnelled
-in a WebSocket (``SPDY/3.1+portforward.k8s.io``, kubectl 1.31+). One CRI ``PortForward`` call per
-connection gives a containerd URL, spoken to as a SPDY client; every stream the client opens
-(per forwarded connection an error and a data stream, headers ``streamType``, ``port``,
-``requestID``) is opened with the same headers towards containerd and the bytes are shuttled both
-ways. containerd connects to the port inside the pod's network namespace and reports failures on
-the error stream; if containerd cannot be reached, this server writes the failure there itself.
+port-forward, three ways, each one CRI ``PortForward`` call per connection whose containerd URL is
+spoken to as a SPDY client:
+
+- a plain ``Upgrade: SPDY/3.1`` (``portforward.k8s.io``), or SPDY tunnelled in a WebSocket
+  (subprotocol ``SPDY/3.1+portforward.k8s.io``, kubectl 1.31+): every stream the client opens
+  (per forwarded connection an error and a data stream, headers ``streamType``, ``port``,
+  ``requestID``) is opened with the same headers towards containerd and the bytes are shuttled
+  both ways. containerd connects to the port inside the pod's network namespace and reports
+  failures on the error stream; if containerd cannot be reached, this server writes the failure
+  there itself.
+- a WebSocket of channels (no subprotocol, ``v4.channel.k8s.io``, ``v4.base64.channel.k8s.io``;
+  the official clients' ``portforward``) with the ports in ``?port=``: each port's data and error
+  channels become one such stream pair (``streaming.portforward``).
 """
 
 from __future__ import annotations
@@ -47,7 +55,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import logging
 import ssl
 import urllib.parse
@@ -59,19 +66,20 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from kybernetes.kubelet.cri import CRIClient, CRIError, NotFoundError, api
-from kybernetes.streaming import RawUpgrade, WebSocketBytes, spdy
+from kybernetes.streaming import RawUpgrade, WebSocketBytes, portforward, spdy
+from kybernetes.streaming.bridges import bridge_channels, run_spdy_proxy
 from kybernetes.streaming.channels import (
-    CLOSE,
     ERROR,
     PORTFORWARD_PROTOCOL,
-    RESIZE,
+    PORTFORWARD_WEBSOCKET_PROTOCOLS,
+    REMOTECOMMAND_WEBSOCKET_PROTOCOLS,
     SPDY_PORTFORWARD_TUNNEL,
     STDERR,
-    STDIN,
     STDOUT,
-    WEBSOCKET_PROTOCOLS,
     ChannelSocket,
     error_status,
+    negotiate,
+    unsupported_message,
 )
 
 log = logging.getLogger(__name__)
@@ -432,11 +440,9 @@ class KubeletServer:
         if spdy_upgrade:
             offered = _header_list(request, "X-Stream-Protocol-Version")
             return await self._spdy_proxy(request, url, offered)
-        offered = _header_list(request, "Sec-WebSocket-Protocol")
-        chosen = next((p for p in offered if p in WEBSOCKET_PROTOCOLS), None)
-        if chosen is None:
-            return _status(f"no supported WebSocket subprotocol among {offered}; supported: "
-                           f"{list(WEBSOCKET_PROTOCOLS)}", 400, "BadRequest")
+        chosen = _websocket_protocol(request, REMOTECOMMAND_WEBSOCKET_PROTOCOLS)
+        if not isinstance(chosen, str):
+            return chosen
         session, _ = await _connect_cri(url, ["v4.channel.k8s.io"])
         self._sessions.add(session)
         try:
@@ -453,9 +459,11 @@ class KubeletServer:
             for name in ("error", "stdout", "stderr"):
                 if name in streams:
                     await streams[name].close()
-            ws = web.WebSocketResponse(protocols=(chosen,), autoping=True, max_msg_size=0)
-            await ws.prepare(request)
-            await bridge_channels(ChannelSocket(ws, chosen), session, streams)
+            ws = await _accept_websocket(request, chosen)
+            sock = ChannelSocket(ws, chosen)
+            # Kubernetes' "connection is up" signal: an empty message on the lowest output channel.
+            await sock.send(STDOUT if stdout else STDERR if stderr else ERROR, b"")
+            await bridge_channels(sock, session, streams)
             return ws
         finally:
             self._sessions.discard(session)
@@ -483,10 +491,8 @@ class KubeletServer:
         upgrade = request.headers.get("Upgrade", "").lower()
         log.debug("port-forward %s/%s over %s", ns, pod, upgrade or "no upgrade")
         if upgrade == "websocket":
-            offered = _header_list(request, "Sec-WebSocket-Protocol")
-            if SPDY_PORTFORWARD_TUNNEL not in offered:
-                return _status(f"port-forward over WebSocket needs subprotocol {SPDY_PORTFORWARD_TUNNEL}",
-                               400, "BadRequest")
+            if SPDY_PORTFORWARD_TUNNEL not in _header_list(request, "Sec-WebSocket-Protocol"):
+                return await self._port_forward_channels(request, pod, sandbox)
         elif upgrade.startswith("spdy/"):
             offered = _header_list(request, "X-Stream-Protocol-Version")
             if offered and PORTFORWARD_PROTOCOL not in offered:
@@ -511,6 +517,44 @@ class KubeletServer:
         await ws.prepare(request)
         await run_spdy_proxy(WebSocketBytes(ws), down, failure)
         return ws
+
+    async def _port_forward_channels(self, request: web.Request, pod: str, sandbox: str) -> web.StreamResponse:
+        """port-forward over a WebSocket of channels (the official clients'): see
+        :mod:`kybernetes.streaming.portforward`."""
+        # The ports are read before the handshake, as the kubelet does.
+        ports = portforward.parse_ports(request.query.getall(portforward.PORT_PARAMETER, []))
+        chosen = _websocket_protocol(request, PORTFORWARD_WEBSOCKET_PROTOCOLS)
+        if not isinstance(chosen, str):
+            return chosen
+        url = await self.cri.port_forward(sandbox, ports)
+        runtime, _ = await _connect_cri(url, [PORTFORWARD_PROTOCOL])
+        self._sessions.add(runtime)
+        try:
+            ws = await _accept_websocket(request, chosen)
+            await portforward.serve_ports(ChannelSocket(ws, chosen), runtime, ports,
+                                          describe=f"{pod} (sandbox {sandbox[:12]})")
+            return ws
+        finally:
+            self._sessions.discard(runtime)
+            await runtime.close()
+
+
+def _websocket_protocol(request: web.Request, supported: tuple[str, ...]) -> str | web.Response:
+    """The channel subprotocol to answer with, or the 403 refusal Kubernetes' handshake gives.
+
+    Only the first Sec-WebSocket-Protocol line counts, in Go's handshake and in aiohttp's alike."""
+    first = request.headers.get("Sec-WebSocket-Protocol", "")
+    offered = [p.strip() for p in first.split(",") if p.strip()]
+    chosen = negotiate(offered, supported)
+    if chosen is None:
+        return _status(unsupported_message(offered, supported), 403, "Forbidden")
+    return chosen
+
+
+async def _accept_websocket(request: web.Request, protocol: str) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(protocols=(protocol,) if protocol else (), autoping=True, max_msg_size=0)
+    await ws.prepare(request)
+    return ws
 
 
 def _header_list(request: web.Request, name: str) -> list[str]:
@@ -549,116 +593,3 @@ async def _connect_cri(url: str, protocols: list[str]) -> tuple[spdy.Session, st
         ctx = None
     path = u.path + (f"?{u.query}" if u.query else "")
     return await spdy.connect(u.hostname or "127.0.0.1", u.port or (443 if ctx else 80), path, protocols, ssl=ctx)
-
-
-# ---- bridges ------------------------------------------------------------------------------------
-
-
-async def bridge_channels(sock: ChannelSocket, session: spdy.Session, streams: dict[str, spdy.Stream]) -> None:
-    """WebSocket channels <-> SPDY remotecommand streams (see the module docstring)."""
-    outputs = {"stdout": STDOUT, "stderr": STDERR}
-
-    async def upstream() -> None:
-        stdin = streams.get("stdin")
-        resize = streams.get("resize")
-        while True:
-            item = await sock.receive()
-            if item is None:
-                return
-            channel, data = item
-            try:
-                if channel == STDIN and stdin is not None:
-                    await stdin.write(data)
-                elif channel == RESIZE and resize is not None:
-                    await resize.write(data)
-                elif channel == CLOSE and data[:1] == bytes((STDIN,)) and stdin is not None:
-                    await stdin.close()
-            except ConnectionError:
-                pass
-
-    async def downstream(name: str) -> None:
-        stream = streams[name]
-        while True:
-            data = await stream.read()
-            if not data:
-                return
-            await sock.send(outputs[name], data)
-
-    up = asyncio.ensure_future(upstream())
-    downs = [asyncio.ensure_future(downstream(n)) for n in outputs if n in streams]
-    try:
-        status = b""
-        with contextlib.suppress(spdy.StreamReset):
-            status_task = asyncio.ensure_future(streams["error"].read_all())
-            done, _ = await asyncio.wait([status_task, up], return_when=asyncio.FIRST_COMPLETED)
-            if status_task in done:
-                status = status_task.result()
-            else:
-                # The client went away: stop the session (containerd ends its side).
-                status_task.cancel()
-                return
-        # The exit status arrives after the output on the same connection, but the output tasks
-        # may still be forwarding the last bytes: let them finish before the socket closes.
-        if downs:
-            await asyncio.wait(downs, timeout=5.0)
-        log.debug("exec status %r, session closed %s, error stream reset %s", status[:200],
-                  session.closed.is_set(), streams["error"].reset_status)
-        if session.closed.is_set() and not status:
-            status = json.dumps(error_status("container runtime closed the stream without a status")).encode()
-        if status:
-            with contextlib.suppress(Exception):
-                await sock.send(ERROR, status)
-    finally:
-        up.cancel()
-        for t in downs:
-            t.cancel()
-        await asyncio.gather(up, *downs, return_exceptions=True)
-        await sock.close()
-
-
-async def run_spdy_proxy(upstream_transport: Any, down: spdy.Session,
-                         on_failure: Callable[[spdy.Stream, Exception], Awaitable[None]] | None = None) -> None:
-    """Serves a SPDY session on ``upstream_transport`` whose every stream is mirrored on ``down``.
-
-    Headers are copied, data flows both ways, a FIN or RST on either side is passed on; when either
-    session ends, both are closed."""
-
-    async def on_stream(up: spdy.Stream) -> None:
-        try:
-            peer = await down.open_stream(up.headers)
-        except Exception as e:  # any failure is reported on the stream itself
-            if on_failure is not None:
-                await on_failure(up, e)
-            else:
-                await up.reset(spdy.RstStatus.REFUSED_STREAM)
-            return
-        await _mirror(up, peer)
-
-    up_session = spdy.Session(upstream_transport, client=False, on_stream=on_stream)
-    up_task = asyncio.ensure_future(up_session.run())
-    down_wait = asyncio.ensure_future(down.wait_closed())
-    try:
-        await asyncio.wait([up_task, down_wait], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        await down.close()
-        await up_session.close()
-        up_task.cancel()
-        down_wait.cancel()
-        await asyncio.gather(up_task, down_wait, return_exceptions=True)
-
-
-async def _mirror(a: spdy.Stream, b: spdy.Stream) -> None:
-    async def copy(src: spdy.Stream, dst: spdy.Stream) -> None:
-        try:
-            while True:
-                data = await src.read()
-                if not data:
-                    break
-                await dst.write(data)
-            await dst.close()
-        except spdy.StreamReset:
-            await dst.reset(src.reset_status or spdy.RstStatus.CANCEL)
-        except ConnectionError:
-            await src.reset()
-
-    await asyncio.gather(copy(a, b), copy(b, a), return_exceptions=True)
