@@ -18,6 +18,7 @@ veth on our bridges.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import os
@@ -317,20 +318,15 @@ class Node:
         return problems
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    reason = _node_missing()
-    if reason:
-        pytest.skip(reason)
-    require_kubectl()
-    tmp = tmp_path_factory.mktemp("kyb-node").resolve()
-    octet = _pick_network()
+@contextlib.contextmanager
+def running_node(tmp: Path, prefix: str, octet: int, *server_args: str) -> Iterator[Node]:
+    """A `kyb server` with its own node on 10.OCTET.0.0/16 and bridge kyeOCTETa, Ready and with a
+    default ServiceAccount; on exit everything it started is stopped and checked gone, and
+    ``net.ipv4.ip_forward`` (which the CNI bridge turns on) is put back."""
     ip_forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
-    name = f"e2e-node-{octet}"
+    name = f"{prefix}-{octet}"
     srv = ServerProcess.start(
-        tmp / "srv",
-        # Pods reach the API server through their bridge's gateway: listen there too.
-        "--bind-address", "0.0.0.0", "--tls-san", f"10.{octet}.0.1",
+        tmp / "srv", *server_args,
         "--cluster-cidr", f"10.{octet}.0.0/16", "--node-name", name,
         "--kubelet-arg", f"cni-bridge=kye{octet}a", "--kubelet-arg", f"default-pod-cidr=10.{octet}.0.0/24",
         agent=True, timeout=60)
@@ -343,9 +339,23 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
                    "the default ServiceAccount")
         yield n
     finally:
+        n.record_netns()
         problems = n.shutdown()
         Path("/proc/sys/net/ipv4/ip_forward").write_text(ip_forward)
         assert not problems, "\n".join(problems)
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    reason = _node_missing()
+    if reason:
+        pytest.skip(reason)
+    require_kubectl()
+    octet = _pick_network()
+    # Pods reach the API server through their bridge's gateway: listen there too.
+    with running_node(tmp_path_factory.mktemp("kyb-node").resolve(), "e2e-node", octet,
+                      "--bind-address", "0.0.0.0", "--tls-san", f"10.{octet}.0.1") as n:
+        yield n
 
 
 @pytest.fixture

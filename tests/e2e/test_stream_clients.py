@@ -25,10 +25,10 @@ import pytest
 from kybernetes.streaming import channels, spdy
 from kybernetes.streaming.channels import ChannelSocket, run_exec_client
 from kybernetes.streaming.portforward import port_prefix, split_port_prefix
-from kybernetes.testing import ServerProcess, free_network_octet
+from kybernetes.testing import free_network_octet
 
 from .conftest import require_kubectl, wait_until
-from .test_node import Node, _node_missing, pod
+from .test_node import Node, _node_missing, pod, running_node
 
 kubernetes = pytest.importorskip("kubernetes")
 from kubernetes import client, config  # noqa: E402
@@ -48,28 +48,13 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     if reason:
         pytest.skip(reason)
     require_kubectl()
-    tmp = tmp_path_factory.mktemp("kyb-stream").resolve()
     octet = free_network_octet(200, 240, "kye{}a")
-    name = f"e2e-stream-{octet}"
-    srv = ServerProcess.start(
-        tmp / "srv", "--cluster-cidr", f"10.{octet}.0.0/16", "--node-name", name,
-        "--kubelet-arg", f"cni-bridge=kye{octet}a", "--kubelet-arg", f"default-pod-cidr=10.{octet}.0.0/24",
-        agent=True, timeout=60)
-    n = Node(srv, octet, tmp, name)
-    try:
-        wait_until(lambda: n.kubectl("get", "node", name, check=False).returncode == 0, 60, f"node {name}")
-        n.kubectl("wait", "--for=condition=Ready", f"node/{name}", "--timeout=90s", timeout=100)
-        wait_until(lambda: n.kubectl("get", "sa", "default", "-n", NS, check=False).returncode == 0, 30,
-                   "the default ServiceAccount")
+    with running_node(tmp_path_factory.mktemp("kyb-stream").resolve(), "e2e-stream", octet) as n:
         n.apply(NS, pod("web", WEB_SCRIPT), pod("reader", 'while read line; do echo "got:$line"; done',
                                                 container={"stdin": True}))
         n.wait_ready(NS, "web")
         n.wait_ready(NS, "reader")
         yield n
-    finally:
-        n.record_netns()
-        problems = n.shutdown()
-        assert not problems, "\n".join(problems)
 
 
 @pytest.fixture(scope="module")
