@@ -120,6 +120,7 @@ class Request:
         "_query",
         "_upgrade_ok",
         "body",
+        "extra_headers",
         "headers",
         "keep_alive",
         "method",
@@ -144,6 +145,8 @@ class Request:
         self._path: str | None = None
         self._query: MultiDictProxy[str] | None = None
         self._upgrade_ok = upgrade_ok
+        self.extra_headers: Mapping[str, str] | None = None
+        """Headers added to whatever response this request gets (set by the API server's gates)."""
 
     @property
     def path(self) -> str:
@@ -193,7 +196,7 @@ class Response:
             content_type += "; charset=utf-8"
         self.content_type = content_type
 
-    def encode_head(self, keep_alive: bool) -> bytes:
+    def encode_head(self, keep_alive: bool, extra_headers: Mapping[str, str] | None = None) -> bytes:
         status = self.status
         parts = [_status_line(status)]
         no_body = status < 200 or status in (204, 304)
@@ -202,6 +205,8 @@ class Response:
             parts.append(b"Content-Type: " + self.content_type.encode("latin-1") + b"\r\n")
         if headers:
             parts.append(_header_lines(headers))
+        if extra_headers:
+            parts.append(_header_lines(extra_headers))
         if not no_body:
             parts.append(b"Content-Length: %d\r\n" % len(self.body))
         parts.append(_DateHeader.get())
@@ -234,7 +239,7 @@ class StreamResponse:
         self._request = request
         proto = request._protocol
         self._chunked = request.version >= (1, 1)
-        parts = [_status_line(self.status), _header_lines(self.headers)]
+        parts = [_status_line(self.status), _header_lines(self.headers), _header_lines(request.extra_headers)]
         if self._chunked:
             parts.append(b"Transfer-Encoding: chunked\r\n")
         parts.append(_DateHeader.get())
@@ -488,7 +493,7 @@ class HTTPProtocol(asyncio.Protocol):
         if self._upgraded is not None:
             return  # the connection belongs to the upgraded protocol now
         if isinstance(resp, Response):
-            head = resp.encode_head(req.keep_alive)
+            head = resp.encode_head(req.keep_alive, req.extra_headers)
             if req.method == "HEAD" or not resp.body:
                 self._write(head)
             elif len(resp.body) < 65536:

@@ -34,11 +34,12 @@ from kybernetes.apiserver.allocators import ServiceAllocator
 from kybernetes.apiserver.auth import Authenticator, TokenFile
 from kybernetes.apiserver.certs import PKI, kubeconfig, write_kubeconfig
 from kybernetes.apiserver.crds import CRDController
+from kybernetes.apiserver.flowcontrol import FlowControl
 from kybernetes.apiserver.handlers import JSON, ResourceHandlers, json_response
 from kybernetes.apiserver.openapi import OpenAPIService
 from kybernetes.apiserver.registry import builtin_strategies
 from kybernetes.apiserver.registry.store import Registry, RequestContext, User
-from kybernetes.apiserver.requests import parse_accept, parse_resource_path
+from kybernetes.apiserver.requests import ResourcePath, parse_accept, parse_resource_path
 from kybernetes.apiserver.serviceaccounts import ServiceAccounts
 from kybernetes.httpserver import AnyResponse, HTTPServer, Request, Response
 from kybernetes.join import JoinService
@@ -81,6 +82,9 @@ class APIServerConfig:
     compact_interval: float = 60.0
     compact_keep: int = 1000
     """Revisions of history kept by compaction (watches may resume within them)."""
+    max_requests_inflight: int = 400
+    max_mutating_requests_inflight: int = 200
+    """Their sum is the concurrency API Priority and Fairness divides among priority levels."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -119,6 +123,7 @@ class APIServer:
         self.service_accounts: ServiceAccounts | None = None
         self.join: JoinService | None = None
         self.discovery = discovery.DiscoveryCache(self.catalogue)
+        self.flowcontrol: FlowControl | None = None
 
     @property
     def url(self) -> str:
@@ -160,6 +165,9 @@ class APIServer:
         await self.crds.start()
         self.openapi = OpenAPIService(self.catalogue, self.crds.custom_schema_for, lambda: self.crds.schema_version)  # type: ignore[union-attr]
         await self._bootstrap()
+        self.flowcontrol = FlowControl(self.registry, self.catalogue,
+                                       cfg.max_requests_inflight + cfg.max_mutating_requests_inflight)
+        await self.flowcontrol.start()
         self.authenticator = Authenticator(TokenFile(cfg.token_file))
         self.authenticator.extra_token_authenticators.append(self.service_accounts.authenticate)
 
@@ -184,6 +192,8 @@ class APIServer:
             await self.http.stop(timeout=2.0)
         if self.crds is not None:
             await self.crds.stop()
+        if self.flowcontrol is not None:
+            await self.flowcontrol.stop()
         if self.store is not None:
             await self.store.close()
 
@@ -292,10 +302,15 @@ class APIServer:
             return await self.join.handle(request)
         assert self.authenticator is not None and self.handlers is not None
         user = self.authenticator.authenticate(request.peercert, request.headers.get("Authorization"))
-        ctx = RequestContext(user=user)
         rp = parse_resource_path(path)
+        if self.flowcontrol is not None:
+            return await self.flowcontrol.serve(request, rp, user, lambda: self._serve(request, path, rp, user))
+        return await self._serve(request, path, rp, user)
+
+    async def _serve(self, request: Request, path: str, rp: ResourcePath | None, user: User) -> AnyResponse:
+        assert self.handlers is not None
         if rp is not None:
-            return await self.handlers.handle(request, rp, ctx)
+            return await self.handlers.handle(request, rp, RequestContext(user=user))
         return await self._non_resource(request, path)
 
     async def _non_resource(self, request: Request, path: str) -> AnyResponse:

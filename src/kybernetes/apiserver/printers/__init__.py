@@ -31,7 +31,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from kybernetes.apiserver.printers import core, groups
+from kybernetes.apiserver.printers import core, flowcontrol, groups
 from kybernetes.apiserver.printers._common import (
     AGE_DESC,
     JSON,
@@ -79,7 +79,7 @@ _DEFAULT_CUSTOM_COLUMNS: list[JSON] = [
 def _printer(group: str, kind: str) -> Printer | None:
     if group == "":
         return core.BY_KIND.get(kind)
-    return groups.BY_GROUP_KIND.get((group, kind))
+    return groups.BY_GROUP_KIND.get((group, kind)) or flowcontrol.BY_GROUP_KIND.get((group, kind))
 
 
 def has_printer(group: str, kind: str) -> bool:
