@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kybernetes.httpserver import header_lines
+
 Obj = dict[str, Any]
 
 SA_PREFIX = "system:serviceaccount:"
@@ -131,9 +133,9 @@ class Match:
         self.priority_level, self.priority_level_uid = pl_name, pl_uid
         self.distinguisher = str((spec.get("distinguisherMethod") or {}).get("type") or "")
         self.level = level
-        self.headers = {"X-Kubernetes-PF-FlowSchema-UID": self.flow_schema_uid,
-                        "X-Kubernetes-PF-PriorityLevel-UID": pl_uid}
-        """Shared by every response of this classification: never mutate."""
+        self.headers = header_lines({"X-Kubernetes-PF-FlowSchema-UID": self.flow_schema_uid,
+                                     "X-Kubernetes-PF-PriorityLevel-UID": pl_uid})
+        """The two response headers, encoded once for every response of this classification."""
 
     def flow(self, user: str, namespace: str) -> str:
         """The flow distinguisher: the user, the namespace, or one flow for the whole schema."""
