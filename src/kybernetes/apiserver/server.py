@@ -186,14 +186,14 @@ class APIServer:
     async def stop(self) -> None:
         if self.handlers is not None:
             self.handlers.shutting_down.set()
+        if self.flowcontrol is not None:
+            await self.flowcontrol.stop()
         if self.registry is not None:
             await self.registry.stop()
         if self.http is not None:
             await self.http.stop(timeout=2.0)
         if self.crds is not None:
             await self.crds.stop()
-        if self.flowcontrol is not None:
-            await self.flowcontrol.stop()
         if self.store is not None:
             await self.store.close()
 

@@ -58,6 +58,7 @@ TOO_MANY = b"Too many requests, please try again later.\n"
 WAIT_LIMIT = 15.0
 """Seconds a request may wait in a queue (Kubernetes: a quarter of the 60 s request timeout)."""
 
+_MASK64 = (1 << 64) - 1
 _VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
 _SYSTEM = User("system:apiserver", ("system:masters", "system:authenticated"))
 
@@ -255,7 +256,7 @@ class FlowControl:
             return await call()
         request.extra_headers = m.headers
         qs: QueueSet = m.level
-        if not qs.try_start() and not await qs.acquire(hash((m.flow_schema, m.flow(user.name, namespace)))):
+        if not qs.try_start() and not await qs.acquire(hash((m.flow_schema, m.flow(user.name, namespace))) & _MASK64):
             return self._reject(m)
         if watch:
             qs.release()  # a watch holds no seat once admitted
