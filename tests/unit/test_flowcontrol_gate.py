@@ -113,3 +113,21 @@ async def test_full_reject_level_answers_429_while_exempt_passes() -> None:
     release.set()
     assert (await first).status == 200
     assert fc.levels["one"].executing == 0
+
+
+def test_retry_after_doubles_under_sustained_drops_and_relaxes_after() -> None:
+    from kybernetes.apiserver.flowcontrol.dropped import DroppedRequests
+
+    d = DroppedRequests()
+    assert d.retry_after("l") == 1
+    for _ in range(3):
+        d.record("l", 100)
+    d.record("l", 101)  # a new second: 3 drops in the last 1 s -> 2
+    assert d.retry_after("l") == 2
+    for _ in range(6):
+        d.record("l", 102)
+    d.record("l", 103)  # 6 + 1 drops in the last 2 s, 2 s after the last increase -> 4
+    assert d.retry_after("l") == 4
+    d.record("l", 120)  # nothing for a long while: one step down
+    assert d.retry_after("l") == 3
+    assert d.retry_after("other") == 1
