@@ -131,3 +131,22 @@ def test_retry_after_doubles_under_sustained_drops_and_relaxes_after() -> None:
     d.record("l", 120)  # nothing for a long while: one step down
     assert d.retry_after("l") == 3
     assert d.retry_after("other") == 1
+
+
+async def test_a_namespace_request_is_in_that_namespace() -> None:
+    fs = {"apiVersion": bootstrap.API_VERSION, "kind": "FlowSchema", "metadata": {"name": "ns-foo"},
+          "spec": {"priorityLevelConfiguration": {"name": "workload-low"}, "matchingPrecedence": 10,
+                   "rules": [{"subjects": [{"kind": "Group", "group": {"name": "*"}}],
+                              "resourceRules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["namespaces"],
+                                                 "namespaces": ["foo"]}]}]}}
+    fc = gate(extra_schemas=(fs,))
+
+    async def handler() -> Response:
+        return Response()
+
+    req = FakeRequest(path="/api/v1/namespaces/foo")
+    await fc.serve(req, ResourcePath("", "v1", "namespaces", "", "foo"), ALICE, handler)
+    assert b"uid-ns-foo" in req.extra_headers
+    req = FakeRequest(path="/api/v1/namespaces")
+    await fc.serve(req, ResourcePath("", "v1", "namespaces"), ALICE, handler)
+    assert b"uid-global-default" in req.extra_headers

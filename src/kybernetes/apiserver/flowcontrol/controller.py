@@ -246,8 +246,10 @@ class FlowControl:
             watch = rp.watch or ("watch" in request.query_string and bool_param(request.query.get("watch")))
             verb = request_verb(request.method, rp, watch)
             resource = f"{rp.plural}/{rp.subresource}" if rp.subresource else rp.plural
-            m = self.classifier.classify(user.name, user.groups, verb, rp.group, resource, rp.namespace, "", True)
             namespace = rp.namespace
+            if not namespace and rp.plural == "namespaces" and not rp.group:
+                namespace = rp.name  # Kubernetes' RequestInfo: a namespace is in itself
+            m = self.classifier.classify(user.name, user.groups, verb, rp.group, resource, namespace, "", True)
         else:
             m = self.classifier.classify(user.name, user.groups, request.method.lower(), "", "", "",
                                          request.path, False)
