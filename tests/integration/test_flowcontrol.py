@@ -72,7 +72,7 @@ def test_kubectl_lists_the_default_configuration(server: ServerProcess) -> None:
     assert row.split()[1:6] == ["Limited", "100", "128", "6", "50"]
 
 
-def test_responses_carry_the_classification(server: ServerProcess, api: client.ApiClient) -> None:
+def test_responses_carry_the_classification(server: ServerProcess, api: client.ApiClient, namespace: str) -> None:
     resp = raw(api, "GET", "/api/v1/namespaces")
     assert resp.status == 200
     # The admin certificate is in system:masters: the exempt schema and level.
@@ -84,6 +84,14 @@ def test_responses_carry_the_classification(server: ServerProcess, api: client.A
         assert watch.headers[FS_HEADER] == uid(server, "flowschema", "exempt")
     finally:
         watch.release_conn()
+    # A service account's request: the service-accounts schema, workload-low.
+    server.kubectl("create", "serviceaccount", "app", "-n", namespace)
+    token = server.kubectl("create", "token", "app", "-n", namespace).stdout.strip()
+    pool = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=api.configuration.ssl_ca_cert)
+    resp = raw(api, "GET", f"/api/v1/namespaces/{namespace}/configmaps", token_pool=(pool, token))
+    assert resp.status == 200
+    assert resp.headers[FS_HEADER] == uid(server, "flowschema", "service-accounts")
+    assert resp.headers[PL_HEADER] == uid(server, "prioritylevelconfiguration", "workload-low")
 
 
 def test_deleted_mandatory_object_comes_back_and_dangling_is_reported(fresh_server: ServerProcess) -> None:
