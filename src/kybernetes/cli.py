@@ -72,6 +72,10 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
             tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
             compact_interval: float, compact_keep: int, max_requests_inflight: int = 400,
             max_mutating_requests_inflight: int = 200) -> APIServerConfig:
+    if max_requests_inflight + max_mutating_requests_inflight <= 0:
+        raise click.UsageError(f"invalid configuration: MaxRequestsInFlight={max_requests_inflight} and "
+                               f"MaxMutatingRequestsInFlight={max_mutating_requests_inflight}; they must add up to "
+                               "something positive")
     d = (data_dir or default_data_dir()).resolve()
     token_file = token_auth_file
     if token_file is None and (d / "tokens.csv").exists():

@@ -9,6 +9,7 @@ Request flow (one aiohttp middleware, then one dispatcher):
 
     TLS (client cert verified against the cluster CA, optional)
       -> authenticate (cert or bearer token; 401 otherwise)
+      -> API Priority and Fairness (flowcontrol/: classify, take a seat or queue, or 429)
       -> route: health, version, discovery, openapi, or a resource URL
       -> ResourceHandlers -> Registry -> watch cache / Store
       -> any StatusError rendered as a Status object with its code; anything else a 500 Status
@@ -136,6 +137,11 @@ class APIServer:
 
     async def start(self) -> None:
         cfg = self.config
+        concurrency = cfg.max_requests_inflight + cfg.max_mutating_requests_inflight
+        if concurrency <= 0:
+            raise ValueError(f"invalid configuration: MaxRequestsInFlight={cfg.max_requests_inflight} and "
+                             f"MaxMutatingRequestsInFlight={cfg.max_mutating_requests_inflight}; they must add up "
+                             "to something positive")
         cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.pki = PKI.load_or_create(cfg.data_dir)
         self.join = JoinService(self)
@@ -165,8 +171,7 @@ class APIServer:
         await self.crds.start()
         self.openapi = OpenAPIService(self.catalogue, self.crds.custom_schema_for, lambda: self.crds.schema_version)  # type: ignore[union-attr]
         await self._bootstrap()
-        self.flowcontrol = FlowControl(self.registry, self.catalogue,
-                                       cfg.max_requests_inflight + cfg.max_mutating_requests_inflight)
+        self.flowcontrol = FlowControl(self.registry, self.catalogue, concurrency)
         await self.flowcontrol.start()
         self.authenticator = Authenticator(TokenFile(cfg.token_file))
         self.authenticator.extra_token_authenticators.append(self.service_accounts.authenticate)
