@@ -157,3 +157,27 @@ def test_flow_schema_validation_wording() -> None:
         'spec.rules[0].nonResourceRules[0].nonResourceURLs[0]: Invalid value: "/a/*/b": wildcard can only do suffix '
         "matching",
     ]
+
+
+def test_printer_rows() -> None:
+    from datetime import UTC, datetime
+
+    from kybernetes.apiserver.printers import columns_for, row_cells
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    group = "flowcontrol.apiserver.k8s.io"
+    assert [c.name for c in columns_for(group, "FlowSchema")] == [
+        "Name", "PriorityLevel", "MatchingPrecedence", "DistinguisherMethod", "Age", "MissingPL"]
+    assert [c.name for c in columns_for(group, "PriorityLevelConfiguration")] == [
+        "Name", "Type", "NominalConcurrencyShares", "Queues", "HandSize", "QueueLengthLimit", "Age"]
+    exempt_fs = obj(bootstrap.MANDATORY_FLOW_SCHEMAS, "exempt")
+    assert row_cells(group, "FlowSchema", exempt_fs, now) == ["exempt", "exempt", 1, "<none>", "<unknown>", "?"]
+    exempt_fs["status"] = {"conditions": [{"type": "Dangling", "status": "False"}]}
+    assert row_cells(group, "FlowSchema", exempt_fs, now)[-1] == "False"
+    rows = [row_cells(group, "PriorityLevelConfiguration", obj(src, name), now)[:6]
+            for src, name in ((bootstrap.MANDATORY_PRIORITY_LEVELS, "exempt"),
+                              (bootstrap.MANDATORY_PRIORITY_LEVELS, "catch-all"),
+                              (bootstrap.SUGGESTED_PRIORITY_LEVELS, "leader-election"))]
+    assert rows == [["exempt", "Exempt", "<none>", "<none>", "<none>", "<none>"],
+                    ["catch-all", "Limited", 5, "<none>", "<none>", "<none>"],
+                    ["leader-election", "Limited", 10, 16, 4, 50]]

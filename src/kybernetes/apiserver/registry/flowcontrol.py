@@ -341,10 +341,8 @@ class PriorityLevelConfigurationStrategy(ClusterScoped):
             return
         exempt = spec.get("exempt")
         if isinstance(exempt, dict):
-            exempt.setdefault("nominalConcurrencyShares", 0)
-            exempt.setdefault("lendablePercent", 0)
             for k in ("nominalConcurrencyShares", "lendablePercent"):
-                if exempt[k] is None:
+                if exempt.get(k) is None:
                     exempt[k] = 0
         limited = spec.get("limited")
         if isinstance(limited, dict):
