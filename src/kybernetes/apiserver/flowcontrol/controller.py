@@ -58,6 +58,8 @@ TOO_MANY = b"Too many requests, please try again later.\n"
 WAIT_LIMIT = 15.0
 """Seconds a request may wait in a queue (Kubernetes: a quarter of the 60 s request timeout)."""
 
+STATUS_FIELD_MANAGER = "api-priority-and-fairness-config-consumer-v1"
+"""Kubernetes' APF controller writes FlowSchema status as this manager (the ensurer as the producer)."""
 _MASK64 = (1 << 64) - 1
 _VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
 _SYSTEM = User("system:apiserver", ("system:masters", "system:authenticated"))
@@ -99,6 +101,7 @@ class FlowControl:
         self._tasks: list[asyncio.Task[None]] = []
         self._dirty = asyncio.Event()
         self._ctx = RequestContext(user=_SYSTEM, field_manager=bootstrap.FIELD_MANAGER)
+        self._status_ctx = RequestContext(user=_SYSTEM, field_manager=STATUS_FIELD_MANAGER)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -231,7 +234,7 @@ class FlowControl:
             others = [c for c in conds if not (isinstance(c, dict) and c.get("type") == "Dangling")]
             with contextlib.suppress(errors.NotFound, errors.Conflict):
                 await self.registry.patch(self.fs_resource, "", name, "merge",
-                                          {"status": {"conditions": [*others, want]}}, self._ctx,
+                                          {"status": {"conditions": [*others, want]}}, self._status_ctx,
                                           subresource="status")
 
     # --- the request gate --------------------------------------------------------------------
