@@ -124,6 +124,7 @@ class Request:
         "headers",
         "keep_alive",
         "method",
+        "on_stream_start",
         "query_string",
         "raw_path",
         "transport",
@@ -148,6 +149,8 @@ class Request:
         self.extra_headers: bytes | None = None
         """Header lines (each ending in CRLF) added to whatever response this request gets, set by
         the API server's gates; bytes encoded once, so adding them costs one list append."""
+        self.on_stream_start: Callable[[], None] | None = None
+        """Called once when a streamed response sends its head (a watch is set up)."""
 
     @property
     def path(self) -> str:
@@ -238,6 +241,9 @@ class StreamResponse:
             return
         self.prepared = True
         self._request = request
+        if request.on_stream_start is not None:
+            started, request.on_stream_start = request.on_stream_start, None
+            started()
         proto = request._protocol
         self._chunked = request.version >= (1, 1)
         parts = [_status_line(self.status), header_lines(self.headers), request.extra_headers or b""]

@@ -6,6 +6,8 @@ import asyncio
 import copy
 from typing import Any
 
+import pytest
+
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.flowcontrol import FlowControl, bootstrap
 from kybernetes.apiserver.registry.store import User
@@ -20,6 +22,7 @@ class FakeRequest:
     def __init__(self, method: str = "GET", query_string: str = "", path: str = "/api/v1/pods") -> None:
         self.method, self.query_string, self.path = method, query_string, path
         self.extra_headers: Any = None
+        self.on_stream_start: Any = None
 
     @property
     def query(self) -> dict[str, str]:
@@ -62,7 +65,7 @@ async def test_headers_and_seat_for_the_handler_duration() -> None:
                                  b"X-Kubernetes-PF-PriorityLevel-UID: uid-global-default\r\n")
 
 
-async def test_long_running_requests_bypass_and_watches_hold_no_seat() -> None:
+async def test_long_running_requests_bypass_and_watches_hold_a_seat_until_their_stream_starts() -> None:
     fc = gate()
     levels: list[int] = []
 
@@ -73,10 +76,27 @@ async def test_long_running_requests_bypass_and_watches_hold_no_seat() -> None:
     exec_req = FakeRequest("POST", "command=ls")
     await fc.serve(exec_req, ResourcePath("", "v1", "pods", "default", "p", "exec"), ALICE, handler)
     assert exec_req.extra_headers is None
+    assert levels == [0]
+
     watch_req = FakeRequest("GET", "watch=true")
-    await fc.serve(watch_req, ResourcePath("", "v1", "pods"), ALICE, handler)
+
+    async def watch() -> Response:
+        levels.append(fc.levels["global-default"].executing)  # gathering the initial events
+        watch_req.on_stream_start()  # what StreamResponse.prepare does
+        levels.append(fc.levels["global-default"].executing)  # streaming
+        return Response()
+
+    await fc.serve(watch_req, ResourcePath("", "v1", "pods"), ALICE, watch)
     assert watch_req.extra_headers is not None
-    assert levels == [0, 0]
+    assert levels == [0, 1, 0] and fc.levels["global-default"].executing == 0
+    failing = FakeRequest("GET", "watch=1")
+
+    async def broken() -> Response:
+        raise RuntimeError("no stream")
+
+    with pytest.raises(RuntimeError):
+        await fc.serve(failing, ResourcePath("", "v1", "pods"), ALICE, broken)
+    assert fc.levels["global-default"].executing == 0
 
 
 async def test_full_reject_level_answers_429_while_exempt_passes() -> None:

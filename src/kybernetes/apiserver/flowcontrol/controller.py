@@ -17,7 +17,8 @@ long-running requests other than watches (exec, attach, logs, port-forward, prox
 untouched, as in Kubernetes; every other request is classified, gets the
 ``X-Kubernetes-PF-FlowSchema-UID`` and ``X-Kubernetes-PF-PriorityLevel-UID`` headers, and takes
 a seat of its level (waiting in its flow's queue if need be) for as long as its handler runs; a
-watch gives its seat back once admitted. A rejected request gets Kubernetes' 429 (plain text
+watch gives its seat back when its stream starts, its initial events gathered (as Kubernetes does
+once the watch is initialized). A rejected request gets Kubernetes' 429 (plain text
 "Too many requests, please try again later." and ``Retry-After``).
 """
 
@@ -264,12 +265,28 @@ class FlowControl:
         if not qs.try_start() and not await qs.acquire(hash((m.flow_schema, m.flow(user.name, namespace))) & _MASK64):
             return self._reject(m)
         if watch:
-            qs.release()  # a watch holds no seat once admitted
-            return await call()
+            return await self._serve_watch(request, qs, call)
         try:
             return await call()
         finally:
             qs.release()
+
+    @staticmethod
+    async def _serve_watch(request: Request, qs: QueueSet, call: Callable[[], Awaitable[AnyResponse]]) -> AnyResponse:
+        """A watch holds its seat until its stream starts (its initial events are gathered)."""
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                qs.release()
+
+        request.on_stream_start = release
+        try:
+            return await call()
+        finally:
+            release()
 
     def _reject(self, m: Match) -> Response:
         self.dropped.record(m.priority_level, int(time.time()))
