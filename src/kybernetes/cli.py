@@ -49,6 +49,11 @@ def _common_options(f):  # type: ignore[no-untyped-def]
     f = click.option("--compact-keep", type=int, default=1000, hidden=True,
                      help="Revisions of history compaction keeps.")(f)
     f = click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")(f)
+    f = click.option("--max-mutating-requests-inflight", type=int, default=200, show_default=True,
+                     help="With --max-requests-inflight: the concurrency API Priority and Fairness shares out.")(f)
+    f = click.option("--max-requests-inflight", type=int, default=400, show_default=True,
+                     help="With --max-mutating-requests-inflight: the concurrency API Priority and Fairness "
+                          "shares out.")(f)
     f = click.option("--token-auth-file", type=click.Path(path_type=Path), default=None,
                      help="Static bearer tokens: token,user,uid,\"group1,group2\" per line.")(f)
     f = click.option("--service-cluster-ip-range", default="10.43.0.0/16", show_default=True)(f)
@@ -65,7 +70,12 @@ def _common_options(f):  # type: ignore[no-untyped-def]
 
 def _config(data_dir: Path | None, bind_address: str, advertise_address: str, https_port: int, datastore_endpoint: str,
             tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
-            compact_interval: float, compact_keep: int) -> APIServerConfig:
+            compact_interval: float, compact_keep: int, max_requests_inflight: int = 400,
+            max_mutating_requests_inflight: int = 200) -> APIServerConfig:
+    if max_requests_inflight + max_mutating_requests_inflight <= 0:
+        raise click.UsageError(f"invalid configuration: MaxRequestsInFlight={max_requests_inflight} and "
+                               f"MaxMutatingRequestsInFlight={max_mutating_requests_inflight}; they must add up to "
+                               "something positive")
     d = (data_dir or default_data_dir()).resolve()
     token_file = token_auth_file
     if token_file is None and (d / "tokens.csv").exists():
@@ -75,6 +85,7 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
         datastore_endpoint=datastore_endpoint,
         extra_sans=tls_san, service_cidr=service_cluster_ip_range, token_file=token_file,
         compact_interval=compact_interval, compact_keep=compact_keep,
+        max_requests_inflight=max_requests_inflight, max_mutating_requests_inflight=max_mutating_requests_inflight,
     )
 
 
@@ -129,7 +140,8 @@ def main() -> None:
 @click.option("--node-name", default=None, help="This node's name (default: the host name).")
 def server(data_dir: Path | None, bind_address: str, advertise_address: str, https_port: int, datastore_endpoint: str,
            tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
-           verbose: int, compact_interval: float, compact_keep: int, disable_agent: bool,
+           verbose: int, compact_interval: float, compact_keep: int, max_requests_inflight: int,
+           max_mutating_requests_inflight: int, disable_agent: bool,
            disable_scheduler: bool, disable_controller_manager: bool, cluster_cidr: str,
            kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...],
            kubelet_arg: tuple[str, ...], node_name: str | None) -> None:
@@ -138,7 +150,8 @@ def server(data_dir: Path | None, bind_address: str, advertise_address: str, htt
 
     _setup_logging(verbose)
     cfg = _config(data_dir, bind_address, advertise_address, https_port, datastore_endpoint, tls_san, service_cluster_ip_range,
-                  token_auth_file, compact_interval, compact_keep)
+                  token_auth_file, compact_interval, compact_keep, max_requests_inflight,
+                  max_mutating_requests_inflight)
     bundle.main(bundle.ServerConfig(
         api=cfg, disable_agent=disable_agent, disable_scheduler=disable_scheduler,
         disable_controller_manager=disable_controller_manager, cluster_cidr=cluster_cidr,
@@ -157,11 +170,13 @@ def _flag(arg: str) -> str:
 @_common_options
 def apiserver(data_dir: Path | None, bind_address: str, advertise_address: str, https_port: int, datastore_endpoint: str,
               tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
-              verbose: int, compact_interval: float, compact_keep: int) -> None:
+              verbose: int, compact_interval: float, compact_keep: int, max_requests_inflight: int,
+              max_mutating_requests_inflight: int) -> None:
     """Run the API server alone."""
     _setup_logging(verbose)
     cfg = _config(data_dir, bind_address, advertise_address, https_port, datastore_endpoint, tls_san, service_cluster_ip_range,
-                  token_auth_file, compact_interval, compact_keep)
+                  token_auth_file, compact_interval, compact_keep, max_requests_inflight,
+                  max_mutating_requests_inflight)
     aiorun.run(_run_until_signal(APIServer(cfg), announce=True))
 
 

@@ -97,7 +97,7 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n%b\r\n" % (len(data), data)
 
 
-def _header_lines(headers: Mapping[str, str] | None) -> bytes:
+def header_lines(headers: Mapping[str, str] | None) -> bytes:
     if not headers:
         return b""
     out = []
@@ -120,9 +120,11 @@ class Request:
         "_query",
         "_upgrade_ok",
         "body",
+        "extra_headers",
         "headers",
         "keep_alive",
         "method",
+        "on_stream_start",
         "query_string",
         "raw_path",
         "transport",
@@ -144,6 +146,11 @@ class Request:
         self._path: str | None = None
         self._query: MultiDictProxy[str] | None = None
         self._upgrade_ok = upgrade_ok
+        self.extra_headers: bytes | None = None
+        """Header lines (each ending in CRLF) added to whatever response this request gets, set by
+        the API server's gates; bytes encoded once, so adding them costs one list append."""
+        self.on_stream_start: Callable[[], None] | None = None
+        """Called once when a streamed response sends its head (a watch is set up)."""
 
     @property
     def path(self) -> str:
@@ -193,7 +200,7 @@ class Response:
             content_type += "; charset=utf-8"
         self.content_type = content_type
 
-    def encode_head(self, keep_alive: bool) -> bytes:
+    def encode_head(self, keep_alive: bool, extra_headers: bytes | None = None) -> bytes:
         status = self.status
         parts = [_status_line(status)]
         no_body = status < 200 or status in (204, 304)
@@ -201,7 +208,9 @@ class Response:
         if self.content_type is not None and not (headers and "Content-Type" in headers):
             parts.append(b"Content-Type: " + self.content_type.encode("latin-1") + b"\r\n")
         if headers:
-            parts.append(_header_lines(headers))
+            parts.append(header_lines(headers))
+        if extra_headers:
+            parts.append(extra_headers)
         if not no_body:
             parts.append(b"Content-Length: %d\r\n" % len(self.body))
         parts.append(_DateHeader.get())
@@ -232,9 +241,12 @@ class StreamResponse:
             return
         self.prepared = True
         self._request = request
+        if request.on_stream_start is not None:
+            started, request.on_stream_start = request.on_stream_start, None
+            started()
         proto = request._protocol
         self._chunked = request.version >= (1, 1)
-        parts = [_status_line(self.status), _header_lines(self.headers)]
+        parts = [_status_line(self.status), header_lines(self.headers), request.extra_headers or b""]
         if self._chunked:
             parts.append(b"Transfer-Encoding: chunked\r\n")
         parts.append(_DateHeader.get())
@@ -488,7 +500,7 @@ class HTTPProtocol(asyncio.Protocol):
         if self._upgraded is not None:
             return  # the connection belongs to the upgraded protocol now
         if isinstance(resp, Response):
-            head = resp.encode_head(req.keep_alive)
+            head = resp.encode_head(req.keep_alive, req.extra_headers)
             if req.method == "HEAD" or not resp.body:
                 self._write(head)
             elif len(resp.body) < 65536:
@@ -518,7 +530,7 @@ class HTTPProtocol(asyncio.Protocol):
             self._resume_reading()
 
     def _upgrade(self, headers: Mapping[str, str]) -> UpgradedStream:
-        head = _status_line(101) + _header_lines(headers) + b"\r\n"
+        head = _status_line(101) + header_lines(headers) + b"\r\n"
         self._write(head)
         stream = UpgradedStream(self)
         self._upgraded = stream

@@ -137,8 +137,6 @@ _EXTENSION_POINTS = 'issue 11 "Extension points"'
 EXCEPTIONS: dict[str, str] = {
     # Resources (group/version/plural) and subresources (.../plural/sub) not served yet, and who
     # delivers each. The test fails once one of them is served: then drop its row.
-    "flowcontrol.apiserver.k8s.io/v1/flowschemas": _IN_PROGRESS,
-    "flowcontrol.apiserver.k8s.io/v1/prioritylevelconfigurations": _IN_PROGRESS,
     "autoscaling/v1/horizontalpodautoscalers": _IN_PROGRESS,
     "authentication.k8s.io/v1/selfsubjectreviews": _AUTHZ,
     "authentication.k8s.io/v1/tokenreviews": _AUTHZ,

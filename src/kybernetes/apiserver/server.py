@@ -9,6 +9,7 @@ Request flow (one aiohttp middleware, then one dispatcher):
 
     TLS (client cert verified against the cluster CA, optional)
       -> authenticate (cert or bearer token; 401 otherwise)
+      -> API Priority and Fairness (flowcontrol/: classify, take a seat or queue, or 429)
       -> route: health, version, discovery, openapi, or a resource URL
       -> ResourceHandlers -> Registry -> watch cache / Store
       -> any StatusError rendered as a Status object with its code; anything else a 500 Status
@@ -35,11 +36,12 @@ from kybernetes.apiserver.auth import Authenticator, TokenFile
 from kybernetes.apiserver.certs import PKI, kubeconfig, write_kubeconfig
 from kybernetes.apiserver.componentstatus import ComponentStatuses
 from kybernetes.apiserver.crds import CRDController
+from kybernetes.apiserver.flowcontrol import FlowControl
 from kybernetes.apiserver.handlers import JSON, ResourceHandlers, json_response
 from kybernetes.apiserver.openapi import OpenAPIService
 from kybernetes.apiserver.registry import builtin_strategies, certificates
 from kybernetes.apiserver.registry.store import Registry, RequestContext, User
-from kybernetes.apiserver.requests import parse_accept, parse_resource_path
+from kybernetes.apiserver.requests import ResourcePath, parse_accept, parse_resource_path
 from kybernetes.apiserver.serviceaccounts import ServiceAccounts
 from kybernetes.httpserver import AnyResponse, HTTPServer, Request, Response
 from kybernetes.join import JoinService
@@ -82,6 +84,9 @@ class APIServerConfig:
     compact_interval: float = 60.0
     compact_keep: int = 1000
     """Revisions of history kept by compaction (watches may resume within them)."""
+    max_requests_inflight: int = 400
+    max_mutating_requests_inflight: int = 200
+    """Their sum is the concurrency API Priority and Fairness divides among priority levels."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -120,6 +125,7 @@ class APIServer:
         self.service_accounts: ServiceAccounts | None = None
         self.join: JoinService | None = None
         self.discovery = discovery.DiscoveryCache(self.catalogue)
+        self.flowcontrol: FlowControl | None = None
 
     @property
     def url(self) -> str:
@@ -132,6 +138,11 @@ class APIServer:
 
     async def start(self) -> None:
         cfg = self.config
+        concurrency = cfg.max_requests_inflight + cfg.max_mutating_requests_inflight
+        if concurrency <= 0:
+            raise ValueError(f"invalid configuration: MaxRequestsInFlight={cfg.max_requests_inflight} and "
+                             f"MaxMutatingRequestsInFlight={cfg.max_mutating_requests_inflight}; they must add up "
+                             "to something positive")
         cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.pki = PKI.load_or_create(cfg.data_dir)
         self.join = JoinService(self)
@@ -164,6 +175,8 @@ class APIServer:
         await self.crds.start()
         self.openapi = OpenAPIService(self.catalogue, self.crds.custom_schema_for, lambda: self.crds.schema_version)  # type: ignore[union-attr]
         await self._bootstrap()
+        self.flowcontrol = FlowControl(self.registry, self.catalogue, concurrency)
+        await self.flowcontrol.start()
         self.authenticator = Authenticator(TokenFile(cfg.token_file))
         self.authenticator.extra_token_authenticators.append(self.service_accounts.authenticate)
 
@@ -182,6 +195,8 @@ class APIServer:
     async def stop(self) -> None:
         if self.handlers is not None:
             self.handlers.shutting_down.set()
+        if self.flowcontrol is not None:
+            await self.flowcontrol.stop()
         if self.registry is not None:
             await self.registry.stop()
         if self.http is not None:
@@ -296,10 +311,15 @@ class APIServer:
             return await self.join.handle(request)
         assert self.authenticator is not None and self.handlers is not None
         user = self.authenticator.authenticate(request.peercert, request.headers.get("Authorization"))
-        ctx = RequestContext(user=user)
         rp = parse_resource_path(path)
+        if self.flowcontrol is not None:
+            return await self.flowcontrol.serve(request, rp, user, lambda: self._serve(request, path, rp, user))
+        return await self._serve(request, path, rp, user)
+
+    async def _serve(self, request: Request, path: str, rp: ResourcePath | None, user: User) -> AnyResponse:
+        assert self.handlers is not None
         if rp is not None:
-            return await self.handlers.handle(request, rp, ctx)
+            return await self.handlers.handle(request, rp, RequestContext(user=user))
         return await self._non_resource(request, path)
 
     async def _non_resource(self, request: Request, path: str) -> AnyResponse:

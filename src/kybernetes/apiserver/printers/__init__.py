@@ -31,7 +31,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from kybernetes.apiserver.printers import certificates, core, groups, node, storage
+from kybernetes.apiserver.printers import certificates, core, flowcontrol, groups, node, storage
 from kybernetes.apiserver.printers._common import (
     AGE_DESC,
     JSON,
@@ -78,6 +78,7 @@ _DEFAULT_CUSTOM_COLUMNS: list[JSON] = [
 
 _BY_GROUP_KIND: dict[tuple[str, str], Printer] = {
     **groups.BY_GROUP_KIND, **storage.BY_GROUP_KIND, **node.BY_GROUP_KIND, **certificates.BY_GROUP_KIND,
+    **flowcontrol.BY_GROUP_KIND,
 }
 
 

@@ -7,9 +7,19 @@ from kybernetes.apiserver.registry.strategy import Strategy
 
 def builtin_strategies() -> dict[tuple[str, str], Strategy]:
     """Every built-in kind's strategy, keyed by (group, kind)."""
-    from kybernetes.apiserver.registry import apps, batch, certificates, core, crds, groups, node, storage
+    from kybernetes.apiserver.registry import (
+        apps,
+        batch,
+        certificates,
+        core,
+        crds,
+        flowcontrol,
+        groups,
+        node,
+        storage,
+    )
 
     out: dict[tuple[str, str], Strategy] = {}
-    for module in (core, apps, batch, certificates, groups, storage, node, crds):
+    for module in (core, apps, batch, certificates, groups, storage, node, flowcontrol, crds):
         out.update(module.STRATEGIES)
     return out
