@@ -166,6 +166,15 @@ def test_hpa_is_served_as_autoscaling_v1_and_v2(server: ServerProcess, api: clie
     for resource in ("horizontalpodautoscalers.v1.autoscaling", "horizontalpodautoscalers.v2.autoscaling"):
         out = server.kubectl("get", resource, "web", "-n", namespace).stdout
         assert "Deployment/web" in out and "memory: <unknown>/1Gi, cpu: <unknown>/70%" in out, out
+    # The status subresource too: v1's CPU utilization is v2's current CPU metric.
+    status = v1.read_namespaced_horizontal_pod_autoscaler_status("web", namespace)
+    status.status = client.V1HorizontalPodAutoscalerStatus(current_replicas=2, desired_replicas=3,
+                                                           current_cpu_utilization_percentage=42)
+    v1.replace_namespaced_horizontal_pod_autoscaler_status("web", namespace, status)
+    new_status = v2.read_namespaced_horizontal_pod_autoscaler("web", namespace).status
+    assert new_status.current_replicas == 2 and new_status.desired_replicas == 3
+    assert [(m.resource.name, m.resource.current.average_utilization) for m in new_status.current_metrics] == [
+        ("cpu", 42)]
     v1.delete_namespaced_horizontal_pod_autoscaler("web", namespace)
     with pytest.raises(ApiException) as e:
         v2.read_namespaced_horizontal_pod_autoscaler("web", namespace)

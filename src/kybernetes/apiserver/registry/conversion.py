@@ -78,6 +78,8 @@ class Conversions:
     def __init__(self, stored: Iterable[Stored] = ()) -> None:
         self._storage: dict[tuple[str, str], str] = {}
         self._views: dict[tuple[tuple[str, str], str], View] = {}
+        self._plurals: set[str] = set()
+        """Plurals that have a view: most lookups (pods, ...) end at this one set lookup."""
         self._strategies: dict[tuple[int, int], Strategy] = {}
         for s in stored:
             self.register(s)
@@ -89,18 +91,22 @@ class Conversions:
         for view in stored.views:
             if view.api_version != stored.storage_api_version:
                 self._views[(stored.stored_in, view.api_version)] = view
+        self._plurals = {k[0][1] for k in self._views}
 
     def unregister(self, stored_in: tuple[str, str]) -> None:
         self._storage.pop(stored_in, None)
         for key in [k for k in self._views if k[0] == stored_in]:
             del self._views[key]
+        self._plurals = {k[0][1] for k in self._views}
 
     def storage_api_version(self, r: Resource) -> str | None:
         return self._storage.get(r.stored_in)
 
     def view(self, r: Resource) -> View | None:
         """How ``r``'s objects differ from the stored ones; None if ``r`` serves the stored form."""
-        return self._views.get((r.stored_in, r.api_version)) if self._views else None
+        if r.plural not in self._plurals:
+            return None
+        return self._views.get((r.stored_in, r.api_version))
 
     def to_view(self, r: Resource, obj: Obj) -> Obj:
         """A stored object as ``r`` serves it (the object itself when nothing differs)."""

@@ -15,7 +15,9 @@ Kubernetes' ``genericregistry.Store`` in Python. A request handler calls one of
             -> store.delete
 
 Reads are served from the watch cache (:mod:`kybernetes.storage.cacher`), made consistent by
-waiting until the cache has applied every acknowledged write. Objects leave the registry as dicts
+waiting until the cache has applied every acknowledged write. A request runs in the form of the
+version it was made through; objects are converted to and from their stored form only as they
+leave and enter the store (:meth:`Registry.to_version`, ``_encode_for``; see ``conversion.py``). Objects leave the registry as dicts
 that the caller must not mutate (the cache shares them).
 """
 
