@@ -226,3 +226,30 @@ def test_discovery_prefers_autoscaling_v2_and_serves_v1(api: client.ApiClient) -
     res = client.AutoscalingV1Api(api).get_api_resources()
     hpa = next(r for r in res.resources if r.name == "horizontalpodautoscalers")
     assert hpa.short_names == ["hpa"] and hpa.namespaced
+
+
+def _get(api: client.ApiClient, path: str, accept: str) -> bytes:
+    resp = api.call_api("GET", api.configuration.host + path, header_params={"Accept": accept})
+    resp.read()
+    assert resp.status == 200, resp.data
+    return bytes(resp.data)
+
+
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+
+
+def test_tables_through_a_view_print_the_stored_form_and_embed_the_view(api: client.ApiClient, namespace: str) -> None:
+    client.CoreV1Api(api).create_namespaced_event(namespace, core_event("tabled", namespace))
+    base = f"/apis/events.k8s.io/v1/namespaces/{namespace}/events"
+    table = json.loads(_get(api, base + "?includeObject=Object", TABLE))
+    [row] = table["rows"]
+    names = [c["name"] for c in table["columnDefinitions"]]
+    assert row["cells"][names.index("Message")] == "tabled happened"
+    assert row["cells"][names.index("Object")] == "pod/web-0"
+    assert row["object"]["apiVersion"] == "events.k8s.io/v1" and row["object"]["note"] == "tabled happened"
+    # A watch of tables goes the same way (the initial ADDED event, then the timeout ends it).
+    lines = _get(api, base + "?watch=1&timeoutSeconds=1&includeObject=Object", TABLE).splitlines()
+    first = json.loads(lines[0])
+    assert first["type"] == "ADDED"
+    assert first["object"]["rows"][0]["cells"][names.index("Message")] == "tabled happened"
+    assert first["object"]["rows"][0]["object"]["regarding"]["name"] == "web-0"
