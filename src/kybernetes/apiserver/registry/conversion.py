@@ -80,7 +80,9 @@ class Conversions:
         self._views: dict[tuple[tuple[str, str], str], View] = {}
         self._plurals: set[str] = set()
         """Plurals that have a view: most lookups (pods, ...) end at this one set lookup."""
-        self._strategies: dict[tuple[int, int], Strategy] = {}
+        self._adapted: dict[tuple[int, int], tuple[View, Strategy, Strategy]] = {}
+        """(id(view), id(strategy)) -> (view, strategy, the adapted strategy): the references held
+        keep the ids from being reused by other objects."""
         for s in stored:
             self.register(s)
 
@@ -98,9 +100,6 @@ class Conversions:
         for key in [k for k in self._views if k[0] == stored_in]:
             del self._views[key]
         self._plurals = {k[0][1] for k in self._views}
-
-    def storage_api_version(self, r: Resource) -> str | None:
-        return self._storage.get(r.stored_in)
 
     def view(self, r: Resource) -> View | None:
         """How ``r``'s objects differ from the stored ones; None if ``r`` serves the stored form."""
@@ -132,10 +131,10 @@ class Conversions:
         if not view.adapt_strategy:
             return inner
         key = (id(view), id(inner))
-        s = self._strategies.get(key)
-        if s is None:
-            s = self._strategies[key] = adapted(inner, view)
-        return s
+        hit = self._adapted.get(key)
+        if hit is None:
+            hit = self._adapted[key] = (view, inner, adapted(inner, view))
+        return hit[2]
 
     def field_selector(self, r: Resource, fs: FieldSelector) -> FieldSelector:
         """``fs`` in the stored form's labels; a label the view does not offer is a 400."""
