@@ -130,14 +130,12 @@ KUBE_APISERVER_1_32: tuple[Ref, ...] = (
     Ref("storage.k8s.io/v1", "volumeattachments", "VolumeAttachment", False, subresources=("status",)),
 )
 
-_IN_PROGRESS = "issue 8 (in progress)"
 _AUTHZ = 'issue 10 "Authorization and admission"'
 _EXTENSION_POINTS = 'issue 11 "Extension points"'
 
 EXCEPTIONS: dict[str, str] = {
     # Resources (group/version/plural) and subresources (.../plural/sub) not served yet, and who
     # delivers each. The test fails once one of them is served: then drop its row.
-    "autoscaling/v1/horizontalpodautoscalers": _IN_PROGRESS,
     "authentication.k8s.io/v1/selfsubjectreviews": _AUTHZ,
     "authentication.k8s.io/v1/tokenreviews": _AUTHZ,
     "authorization.k8s.io/v1/localsubjectaccessreviews": _AUTHZ,

@@ -17,6 +17,7 @@ from kybernetes.apiserver.printers._common import (
     go_float,
     human_duration,
 )
+from kybernetes.apiserver.registry import events
 from kybernetes.errors import BadRequest
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -438,7 +439,7 @@ def test_event_with_series_and_event_time() -> None:
     ev = {
         "metadata": md("x"), "type": "Warning", "reason": "BackOff", "message": "Back-off",
         "involvedObject": {"kind": "Node"},
-        "eventTime": ago(minutes=20), "reportingController": "kubelet", "reportingInstance": "node-2",
+        "eventTime": ago(minutes=20), "reportingComponent": "kubelet", "reportingInstance": "node-2",
         "series": {"count": 7, "lastObservedTime": ago(minutes=1)},
     }
     assert row_cells("", "Event", ev, NOW) == [
@@ -453,8 +454,8 @@ def test_events_k8s_io_event() -> None:
         "regarding": {"kind": "Pod", "name": "web-0"}, "note": "Successfully assigned default/web-0",
         "type": "Normal",
     }
-    assert columns_for("events.k8s.io", "Event") == columns_for("", "Event")
-    assert row_cells("events.k8s.io", "Event", ev, NOW) == [
+    # Served through events.k8s.io/v1, an event is printed from its stored (core) form.
+    assert row_cells("", "Event", events.to_core(ev), NOW) == [
         "3m", "Normal", "Scheduled", "pod/web-0", "", "default-scheduler, default-scheduler-cp-1",
         "Successfully assigned default/web-0", "3m", 1, "e1",
     ]
@@ -718,7 +719,7 @@ def test_every_builtin_printer_has_matching_cell_count() -> None:
     kinds += [("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "StatefulSet"), ("apps", "DaemonSet"),
               ("apps", "ControllerRevision"), ("batch", "Job"), ("batch", "CronJob"),
               ("autoscaling", "HorizontalPodAutoscaler"), ("coordination.k8s.io", "Lease"),
-              ("discovery.k8s.io", "EndpointSlice"), ("events.k8s.io", "Event"),
+              ("discovery.k8s.io", "EndpointSlice"),
               ("scheduling.k8s.io", "PriorityClass"), ("policy", "PodDisruptionBudget"),
               ("networking.k8s.io", "Ingress"), ("networking.k8s.io", "IngressClass"),
               ("networking.k8s.io", "NetworkPolicy"), ("storage.k8s.io", "StorageClass"),

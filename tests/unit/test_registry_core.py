@@ -365,7 +365,10 @@ def test_event() -> None:
     assert fields(create("Event", ev)[1]) == ["involvedObject.namespace"]
     new_style = {"metadata": meta("web.2"), "involvedObject": {"kind": "Pod", "namespace": "default"},
                  "eventTime": "2024-01-01T00:00:00.000000Z"}
-    assert fields(create("Event", new_style)[1]) == ["reportingComponent", "reportingInstance", "action", "reason"]
+    # legacyValidateEvent reports the internal name of reportingComponent, and never checks type.
+    assert fields(create("Event", new_style)[1]) == ["reportingController", "reportingController",
+                                                     "reportingInstance", "action", "reason"]
+    assert create("Event", {**ev, "involvedObject": {"kind": "Pod", "namespace": "default"}, "type": "Odd"})[1] == []
 
 
 def test_resource_quota_and_limit_range() -> None:

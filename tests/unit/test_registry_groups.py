@@ -1,4 +1,4 @@
-"""Strategies of coordination, discovery, events, scheduling, policy, networking, rbac, autoscaling."""
+"""Strategies of coordination, discovery, scheduling, policy, networking, rbac, autoscaling."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def update(strategy: Strategy, old: dict[str, Any], new: dict[str, Any]) -> tupl
 
 
 def test_generation_and_create_on_update_flags() -> None:
-    no_generation = [("coordination.k8s.io", "Lease"), ("events.k8s.io", "Event"),
+    no_generation = [("coordination.k8s.io", "Lease"),
                      ("scheduling.k8s.io", "PriorityClass"),
                      ("rbac.authorization.k8s.io", "Role"), ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
                      ("autoscaling", "HorizontalPodAutoscaler")]
@@ -41,10 +41,9 @@ def test_generation_and_create_on_update_flags() -> None:
                 ("networking.k8s.io", "NetworkPolicy"), ("networking.k8s.io", "IngressClass")]:
         assert groups.STRATEGIES[key].tracks_generation, key
     assert strat("coordination.k8s.io", "Lease").allow_create_on_update
-    assert strat("events.k8s.io", "Event").allow_create_on_update
 
 
-# --- Lease, EndpointSlice, Event ---------------------------------------------------------------
+# --- Lease, EndpointSlice ---------------------------------------------------------------
 
 
 def test_lease_duration_must_be_positive() -> None:
@@ -87,45 +86,6 @@ def test_endpointslice_address_type_immutable_and_label_generation() -> None:
     relabelled["metadata"]["labels"] = {"kubernetes.io/service-name": "web"}
     relabelled, errs = update(eps, old, relabelled)
     assert errs == [] and relabelled["metadata"]["generation"] == 3
-
-
-def event(**kw: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "metadata": {"name": "e1", "namespace": "default"},
-        "eventTime": "2024-01-01T00:00:00.000000Z",
-        "reportingController": "example.com/ctl", "reportingInstance": "ctl-1",
-        "action": "Scale", "reason": "Scaled", "type": "Normal", "note": "scaled",
-        "regarding": {"kind": "Deployment", "name": "web", "namespace": "default"},
-    }
-    body.update(kw)
-    return body
-
-
-def test_event_validation() -> None:
-    ev = strat("events.k8s.io", "Event")
-    assert create(ev, event())[1] == []
-    bad = event(type="Bogus", deprecatedCount=3, series={"count": 1})
-    del bad["action"]
-    _, errs = create(ev, bad)
-    assert errs == [
-        "action: Required value",
-        'series.count: Invalid value: "": should be at least 2',
-        "series.lastObservedTime: Required value",
-        'type: Invalid value: "": has invalid value: Bogus',
-        'deprecatedCount: Invalid value: "": needs to be unset',
-    ]
-    no_time = event()
-    del no_time["eventTime"]
-    assert "eventTime: Required value" in create(ev, no_time)[1]
-
-
-def test_event_update_immutable_fields() -> None:
-    ev = strat("events.k8s.io", "Event")
-    old, _ = create(ev, event())
-    new = copy.deepcopy(old)
-    new["note"] = "changed"
-    new["series"] = {"count": 2, "lastObservedTime": "2024-01-01T00:01:00.000000Z"}
-    assert update(ev, old, new)[1] == ['message: Invalid value: "changed": field is immutable']
 
 
 # --- PriorityClass, PodDisruptionBudget --------------------------------------------------------

@@ -29,6 +29,9 @@ class Resource:
     singular: str = ""
     """Defaults to the lower-cased kind."""
     builtin: bool = True
+    storage_group: str | None = None
+    """The group whose storage it shares, when it is another API's view of that group's objects
+    (``events.k8s.io`` Events are core Events); None: its own group."""
 
     @property
     def api_version(self) -> str:
@@ -48,9 +51,15 @@ class Resource:
         return self.kind + "List"
 
     @property
+    def stored_in(self) -> tuple[str, str]:
+        """The (group, plural) its objects are stored under: shared by all its versions and views."""
+        return (self.group if self.storage_group is None else self.storage_group, self.plural)
+
+    @property
     def key_prefix(self) -> str:
-        """Where its objects live in the store (one prefix per group and resource, all versions)."""
-        return f"/registry/{self.group or 'core'}/{self.plural}/"
+        """Where its objects live in the store (one prefix per stored resource, all versions)."""
+        group, plural = self.stored_in
+        return f"/registry/{group or 'core'}/{plural}/"
 
     def key(self, namespace: str, name: str) -> str:
         return f"{self.key_prefix}{namespace}/{name}" if self.namespaced else f"{self.key_prefix}{name}"
@@ -105,13 +114,15 @@ BUILTIN: tuple[Resource, ...] = (
     # certificates.k8s.io/v1
     _r("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", namespaced=False,
        short_names=("csr",), subresources=("status", "approval")),
-    # autoscaling
+    # autoscaling: v1 and v2 serve the same objects (stored as v2)
     _r("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short_names=("hpa",),
+       categories=ALL, subresources=("status",)),
+    _r("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short_names=("hpa",),
        categories=ALL, subresources=("status",)),
     # others
     _r("coordination.k8s.io", "v1", "Lease", "leases"),
     _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
-    _r("events.k8s.io", "v1", "Event", "events", short_names=("ev",)),
+    _r("events.k8s.io", "v1", "Event", "events", short_names=("ev",), storage_group=""),
     _r("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", namespaced=False, short_names=("pc",)),
     _r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short_names=("pdb",), subresources=("status",)),
     _r("networking.k8s.io", "v1", "Ingress", "ingresses", short_names=("ing",), subresources=("status",)),

@@ -27,6 +27,7 @@ from kybernetes.api import structural
 from kybernetes.api import validation as v
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.apiserver.handlers import ResourceHandlers
+from kybernetes.apiserver.registry.conversion import Stored, api_version_only
 from kybernetes.apiserver.registry.store import ListOptions, Registry, RequestContext, User, now_rfc3339
 from kybernetes.apiserver.registry.strategy import Strategy
 
@@ -190,9 +191,12 @@ class CRDController:
             if "scale" in sr:
                 self.handlers.scale_paths[(group, r.kind)] = dict(sr["scale"])
             served.append(r)
-        for ver in spec.get("versions") or []:
-            if ver.get("storage"):
-                self.registry.custom_storage_versions[(group, names.get("kind", ""))] = ver["name"]
+        storage = next((ver["name"] for ver in spec.get("versions") or [] if ver.get("storage")), None)
+        if storage and served:
+            # Conversion None: every served version is the stored object with its own apiVersion.
+            stored_av = f"{group}/{storage}"
+            self.registry.conversions.register(Stored(
+                served[0].stored_in, stored_av, tuple(api_version_only(r.api_version, stored_av) for r in served)))
         self.catalogue.add_all(served)
         self._served[name] = served
         self.schema_version += 1
@@ -203,7 +207,7 @@ class CRDController:
             self.catalogue.remove(r.group, r.version, r.plural)
             self.registry.custom_schemas.pop((r.group, r.version, r.kind), None)
             self.registry.custom_strategies.pop((r.group, r.kind), None)
-            self.registry.custom_storage_versions.pop((r.group, r.kind), None)
+            self.registry.conversions.unregister(r.stored_in)
             self.handlers.custom_columns.pop((r.group, r.version, r.kind), None)
             self.handlers.scale_paths.pop((r.group, r.kind), None)
 

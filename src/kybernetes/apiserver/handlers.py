@@ -161,6 +161,7 @@ class ResourceHandlers:
                 self._require_verb(r, "deletecollection")
                 lo = self._list_options(q)
                 items = await self.registry.delete_collection(r, ns, lo, opts, ctx)
+                items = [self.registry.to_version(r, o) for o in items]
                 return json_response({"kind": r.list_kind, "apiVersion": r.api_version,
                                       "metadata": {}, "items": items}, pretty=pretty)
             obj, gone = await self.registry.delete(r, ns, rp.name, opts, ctx)
@@ -207,15 +208,25 @@ class ResourceHandlers:
     def _columns(self, r: Resource) -> list[dict[str, Any]] | None:
         return None if r.builtin else self.custom_columns.get((r.group, r.version, r.kind), [])
 
+    def _table(self, r: Resource, objs: list[Obj], *, include_object: str, list_meta: Obj) -> Obj:
+        """The Table of ``objs`` (in ``r``'s version). A built-in kind served in several versions is
+        printed from its stored form by the stored kind's printer, as Kubernetes prints its internal
+        form; the rows still embed the objects as ``r`` serves them."""
+        conv = self.registry.conversions
+        view = conv.view(r)
+        if view is None or not view.adapt_strategy:
+            return printers.to_table(r.group, r.kind, objs, now=_now(), include_object=include_object,
+                                     list_meta=list_meta, custom_columns=self._columns(r))
+        return printers.to_table(r.stored_in[0], r.kind, [conv.to_storage(r, o) for o in objs], now=_now(),
+                                 include_object=include_object, list_meta=list_meta, row_objects=objs)
+
     def _render_one(self, r: Resource, obj: Obj, accept: Accept, pretty: bool, q: Any, *, status: int = 200,
                     ctx: RequestContext | None = None) -> Response:
         headers = _warning_headers(ctx)
         obj = self.registry.to_version(r, obj)
         if accept.table and status in (200, 201):
-            table = printers.to_table(r.group, r.kind, [obj], now=_now(),
-                                      include_object=q.get("includeObject", "Metadata"),
-                                      list_meta={"resourceVersion": obj.get("metadata", {}).get("resourceVersion", "")},
-                                      custom_columns=self._columns(r))
+            table = self._table(r, [obj], include_object=q.get("includeObject", "Metadata"),
+                                list_meta={"resourceVersion": obj.get("metadata", {}).get("resourceVersion", "")})
             return json_response(table, status, pretty=pretty, headers=headers)
         if accept.partial_metadata:
             return json_response(_partial(obj), status, pretty=pretty, headers=headers)
@@ -239,7 +250,7 @@ class ResourceHandlers:
         q = request.query
         opts = self._list_options(q)
         res = await self.registry.list(r, ns, opts)
-        if not r.builtin:
+        if self.registry.conversions.view(r) is not None:
             res.items = [self.registry.to_version(r, o) for o in res.items]
         meta: Obj = {"resourceVersion": res.resource_version}
         if res.continue_token:
@@ -247,9 +258,7 @@ class ResourceHandlers:
         if res.remaining is not None:
             meta["remainingItemCount"] = res.remaining
         if accept.table:
-            table = printers.to_table(r.group, r.kind, res.items, now=_now(),
-                                      include_object=q.get("includeObject", "Metadata"), list_meta=meta,
-                                      custom_columns=self._columns(r))
+            table = self._table(r, res.items, include_object=q.get("includeObject", "Metadata"), list_meta=meta)
             return json_response(table, pretty=pretty)
         if accept.partial_metadata:
             return json_response({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
@@ -299,7 +308,7 @@ class ResourceHandlers:
             timeout = int(1800 * (1 + random.random()))
         bookmarks = bool_param(q.get("allowWatchBookmarks"))
         include_object = q.get("includeObject", "Metadata")
-        columns = self._columns(r)
+        converted = self.registry.conversions.view(r) is not None
 
         try:
             stream = await self.registry.open_watch(r, ns, opts, bookmark_interval=BOOKMARK_INTERVAL if bookmarks
@@ -319,22 +328,23 @@ class ResourceHandlers:
                 bm = {"kind": r.kind, "apiVersion": r.api_version,
                       "metadata": {"resourceVersion": str(ev.revision)}}
                 return orjson.dumps({"type": "BOOKMARK", "object": bm}) + b"\n"
+            obj = self.registry.to_version(r, ev.obj) if converted else ev.obj
             if accept.table:
-                table = printers.to_table(r.group, r.kind, [ev.obj], now=_now(), include_object=include_object,
-                                          list_meta={"resourceVersion": str(ev.revision)}, custom_columns=columns)
+                table = self._table(r, [obj], include_object=include_object,
+                                    list_meta={"resourceVersion": str(ev.revision)})
                 return orjson.dumps({"type": ev.type, "object": table}) + b"\n"
             if accept.partial_metadata:
-                return orjson.dumps({"type": ev.type, "object": _partial(ev.obj)}) + b"\n"
-            if not r.builtin and ev.obj.get("apiVersion") != r.api_version:
-                return orjson.dumps({"type": ev.type, "object": self.registry.to_version(r, ev.obj)}) + b"\n"
+                return orjson.dumps({"type": ev.type, "object": _partial(obj)}) + b"\n"
+            if obj is not ev.obj:
+                return orjson.dumps({"type": ev.type, "object": obj}) + b"\n"
             if ev._encoded is None:
                 # Serialised once per event, shared by every watcher with the same encoding.
                 ev._encoded = orjson.dumps({"type": ev.type, "object": ev.obj}) + b"\n"
             return ev._encoded
 
         transport = request.transport
-        if transport is not None and request.version >= (1, 1) and r.builtin and not accept.table \
-                and not accept.partial_metadata:
+        if transport is not None and request.version >= (1, 1) and r.builtin and not converted \
+                and not accept.table and not accept.partial_metadata:
             def direct(batch: list[CacheEvent], transport: Any = transport) -> bool:
                 # Straight to the socket, one chunk of the stream's chunked body (see Watcher).
                 if transport.is_closing() or transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT:

@@ -371,6 +371,13 @@ ForZone: 1:name
 ForNode: 1:name
 """
 
+_AUTOSCALING_V1 = """
+CrossVersionObjectReference: 1:kind 2:name 3:apiVersion
+HorizontalPodAutoscaler: 1:metadata:ObjectMeta 2:spec:HorizontalPodAutoscalerSpec 3:status:HorizontalPodAutoscalerStatus
+HorizontalPodAutoscalerSpec: 1:scaleTargetRef:CrossVersionObjectReference 2:minReplicas:i! 3:maxReplicas:i! 4:targetCPUUtilizationPercentage:i!
+HorizontalPodAutoscalerStatus: 1:observedGeneration:i! 2:lastScaleTime:Time 3:currentReplicas:i! 4:desiredReplicas:i! 5:currentCPUUtilizationPercentage:i!
+"""
+
 PACKAGES: dict[str, str] = {
     "meta": _META,
     "core": _CORE,
@@ -384,6 +391,7 @@ PACKAGES: dict[str, str] = {
     "certificates": _CERTIFICATES,
     "coordination": _COORDINATION,
     "discovery": _DISCOVERY,
+    "autoscaling_v1": _AUTOSCALING_V1,
 }
 """Package name -> its message table text."""
 
@@ -399,6 +407,7 @@ GROUP_VERSIONS: dict[str, str] = {
     "certificates.k8s.io/v1": "certificates",
     "coordination.k8s.io/v1": "coordination",
     "discovery.k8s.io/v1": "discovery",
+    "autoscaling/v1": "autoscaling_v1",
     "meta.k8s.io/v1": "meta",
 }
 """apiVersion of an envelope -> the package whose messages it names."""

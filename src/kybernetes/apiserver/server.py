@@ -39,7 +39,7 @@ from kybernetes.apiserver.crds import CRDController
 from kybernetes.apiserver.flowcontrol import FlowControl
 from kybernetes.apiserver.handlers import JSON, ResourceHandlers, json_response
 from kybernetes.apiserver.openapi import OpenAPIService
-from kybernetes.apiserver.registry import builtin_strategies, certificates
+from kybernetes.apiserver.registry import builtin_conversions, builtin_strategies, certificates
 from kybernetes.apiserver.registry.store import Registry, RequestContext, User
 from kybernetes.apiserver.requests import ResourcePath, parse_accept, parse_resource_path
 from kybernetes.apiserver.serviceaccounts import ServiceAccounts
@@ -147,7 +147,7 @@ class APIServer:
         self.pki = PKI.load_or_create(cfg.data_dir)
         self.join = JoinService(self)
         self.store = await open_store(cfg)
-        self.registry = Registry(self.store, self.catalogue, builtin_strategies())
+        self.registry = Registry(self.store, self.catalogue, builtin_strategies(), builtin_conversions())
         self.allocator = ServiceAllocator(cfg.service_cidr, cfg.node_port_range)
         self.allocator.install(self.registry)
         runtimeclass.install(self.registry)  # before quota: the overhead it sets is charged

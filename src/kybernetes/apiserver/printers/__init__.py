@@ -200,6 +200,7 @@ def to_table(
     custom_columns: list[JSON] | None = None,
     no_headers: bool = False,
     api_version: str = TABLE_API_VERSION,
+    row_objects: list[JSON] | None = None,
 ) -> JSON:
     """The ``Table`` for a list (or a single object, as a one-element list).
 
@@ -208,7 +209,9 @@ def to_table(
     (resourceVersion, continue, remainingItemCount); without it a single object's resourceVersion
     is used. ``no_headers`` (the ``noHeaders`` table option kubectl sends on watches) leaves the
     column definitions out. ``api_version`` is the Table's group/version, ``meta.k8s.io/v1`` or
-    ``meta.k8s.io/v1beta1``; row metadata objects use the same one.
+    ``meta.k8s.io/v1beta1``; row metadata objects use the same one. ``row_objects``, when given,
+    are what the rows embed in place of ``objs`` (the same objects as the request's version
+    serves them, where ``objs`` are the form the printer reads).
     """
     include = include_object or "Metadata"
     if include not in INCLUDE_OBJECT:
@@ -224,13 +227,13 @@ def to_table(
 
     printer = None if custom_columns is not None else _printer(group, kind)
     rows: list[JSON] = []
-    for obj in objs:
+    for i, obj in enumerate(objs):
         row: JSON = {"cells": row_cells(group, kind, obj, now, custom_columns)}
         if printer is not None and printer.conditions is not None:
             conditions = printer.conditions(obj)
             if conditions:
                 row["conditions"] = conditions
-        row["object"] = _row_object(obj, include, api_version)
+        row["object"] = _row_object(obj if row_objects is None else row_objects[i], include, api_version)
         rows.append(row)
 
     columns = None if no_headers else [c.to_json() for c in columns_for(group, kind, custom_columns)]

@@ -440,31 +440,25 @@ def _event_source(component: str, host: str) -> str:
     return f"{component}, {host}" if host else component
 
 
-def event_cells(
-    ev: JSON,
-    now: datetime,
-    *,
-    involved: JSON,
-    message: str,
-    first: Any,
-    last: Any,
-    count: int,
-    series: JSON | None,
-    source: JSON,
-) -> Cells:
-    """The event row, shared by core/v1 and events.k8s.io/v1 events (whose fields are renamed)."""
+def event_cells(ev: JSON, now: datetime) -> Cells:
+    """The event row (``printEvent``), from a core/v1 Event; events.k8s.io/v1 events are the same
+    objects and are printed from this form too."""
+    first, last = ev.get("firstTimestamp"), ev.get("lastTimestamp")
     first_cell = since(first, now) if parse_time(first) else since(ev.get("eventTime"), now)
     last_cell = since(last, now) if parse_time(last) else first_cell
-    if series is not None:
+    count = dint(ev, "count")
+    series = dig(ev, "series")
+    if isinstance(series, dict):
         last_cell = since(series.get("lastObservedTime"), now)
         count = dint(series, "count")
     elif count == 0:
         # Singleton events of the new API carry no count.
         count = 1
+    involved, source = dmap(ev, "involvedObject"), dmap(ev, "source")
     kind, name = str(involved.get("kind") or ""), str(involved.get("name") or "")
     target = f"{kind.lower()}/{name}" if name else kind.lower()
     src = _event_source(
-        dstr(source, "component") or dstr(ev, "reportingController"),
+        dstr(source, "component") or dstr(ev, "reportingComponent"),
         dstr(source, "host") or dstr(ev, "reportingInstance"),
     )
     return [
@@ -474,7 +468,7 @@ def event_cells(
         target,
         str(involved.get("fieldPath") or ""),
         src,
-        message.strip(),
+        dstr(ev, "message").strip(),
         first_cell,
         count,
         name_of(ev),
@@ -497,36 +491,7 @@ EVENT_COLUMNS = (
 
 
 
-def event_printer(
-    *,
-    involved: str = "involvedObject",
-    message: str = "message",
-    first: str = "firstTimestamp",
-    last: str = "lastTimestamp",
-    count: str = "count",
-    source: str = "source",
-) -> Printer:
-    """The Event table, for core/v1 events by default; events.k8s.io/v1 events pass the names their
-    API gave the same fields (``regarding``, ``note``, ``deprecatedFirstTimestamp``, ...)."""
-
-    def cells(ev: JSON, now: datetime) -> Cells:
-        series = dig(ev, "series")
-        return event_cells(
-            ev,
-            now,
-            involved=dmap(ev, involved),
-            message=dstr(ev, message),
-            first=ev.get(first),
-            last=ev.get(last),
-            count=dint(ev, count),
-            series=series if isinstance(series, dict) else None,
-            source=dmap(ev, source),
-        )
-
-    return Printer(EVENT_COLUMNS, cells)
-
-
-EVENT = event_printer()
+EVENT = Printer(EVENT_COLUMNS, event_cells)
 
 # ----------------------------------------------------------------------------------- ResourceQuota
 
@@ -696,4 +661,4 @@ BY_KIND: dict[str, Printer] = {
     "ReplicationController": REPLICATION_CONTROLLER,
 }
 
-__all__ = ["BY_KIND", "event_cells", "event_printer", "pod_status"]
+__all__ = ["BY_KIND", "event_cells", "pod_status"]

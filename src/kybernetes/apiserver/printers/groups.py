@@ -38,7 +38,6 @@ from kybernetes.apiserver.printers._common import (
     selector_string,
     since,
 )
-from kybernetes.apiserver.printers.core import event_printer
 
 _SELECTOR_DESC = "The label selector of the managed pods."
 _WIDE_SELECTOR = col("Selector", description=_SELECTOR_DESC, priority=1)
@@ -398,16 +397,6 @@ ENDPOINT_SLICE = Printer(
 )
 
 
-# events.k8s.io/v1 names the core fields differently: map them back for the shared row.
-NEW_EVENT = event_printer(
-    involved="regarding",
-    message="note",
-    first="deprecatedFirstTimestamp",
-    last="deprecatedLastTimestamp",
-    count="deprecatedCount",
-    source="deprecatedSource",
-)
-
 # ------------------------------------------------------------------------------ scheduling / policy
 
 PRIORITY_CLASS = Printer(
@@ -607,7 +596,6 @@ BY_GROUP_KIND: dict[tuple[str, str], Printer] = {
     ("autoscaling", "HorizontalPodAutoscaler"): HPA,
     ("coordination.k8s.io", "Lease"): LEASE,
     ("discovery.k8s.io", "EndpointSlice"): ENDPOINT_SLICE,
-    ("events.k8s.io", "Event"): NEW_EVENT,
     ("scheduling.k8s.io", "PriorityClass"): PRIORITY_CLASS,
     ("policy", "PodDisruptionBudget"): POD_DISRUPTION_BUDGET,
     ("networking.k8s.io", "Ingress"): INGRESS,

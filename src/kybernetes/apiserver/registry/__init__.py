@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kybernetes.apiserver.registry.conversion import Stored
 from kybernetes.apiserver.registry.strategy import Strategy
 
 
@@ -23,3 +24,10 @@ def builtin_strategies() -> dict[tuple[str, str], Strategy]:
     for module in (core, apps, batch, certificates, groups, storage, node, flowcontrol, crds):
         out.update(module.STRATEGIES)
     return out
+
+
+def builtin_conversions() -> list[Stored]:
+    """Every built-in resource served through more than one version, with its conversions."""
+    from kybernetes.apiserver.registry import autoscaling, events
+
+    return [events.STORED, autoscaling.STORED]

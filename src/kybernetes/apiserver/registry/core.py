@@ -405,35 +405,48 @@ EVENT_FIELD_SELECTORS: dict[str, Callable[[Obj], str]] = {
 }
 
 
+REPORTING_INSTANCE_MAX = 128
+ACTION_MAX = 128
+REASON_MAX = 128
+NOTE_MAX = 1024
+
+
+def _at_most(path: str, value: Any, limit: int) -> list[FieldError]:
+    # Kubernetes reports these with an empty value, printed as "".
+    return [v.invalid(path, "", f"can have at most {limit} characters")] if len(str(value or "")) > limit else []
+
+
 class EventStrategy(Strategy):
+    """core/v1 Events: ``legacyValidateEvent``, the only rules for writes through ``v1`` (those
+    through ``events.k8s.io/v1`` add more: ``registry/events.py``). Paths are the internal names."""
+
     kind = "Event"
     tracks_generation = False
     allow_create_on_update = True
     field_selectors = EVENT_FIELD_SELECTORS
 
     def validate(self, obj: Obj) -> list[FieldError]:
-        involved = obj.get("involvedObject")
-        if involved is not None and not isinstance(involved, dict):
-            return [v.type_invalid(Path("involvedObject"), involved, "must be an object")]
-        involved_ns = as_dict(involved).get("namespace") or ""
+        involved_ns = as_dict(obj.get("involvedObject")).get("namespace") or ""
         event_ns = as_dict(obj.get("metadata")).get("namespace") or ""
-        errs: list[FieldError] = []
-        ns_path = Path("involvedObject", "namespace")
+        ns_mismatch = [v.invalid(Path("involvedObject", "namespace"), involved_ns, "does not match event.namespace")]
         if not obj.get("eventTime"):
             # An old-style event: its namespace is its object's (or "default" for cluster objects).
             if (involved_ns and involved_ns != event_ns) or (not involved_ns and event_ns not in ("", "default")):
-                errs.append(v.invalid(ns_path, involved_ns, "does not match event.namespace"))
-            return errs
+                return ns_mismatch
+            return []
+        errs: list[FieldError] = []
         if not involved_ns and event_ns not in ("default", "kube-system"):
-            errs.append(v.invalid(ns_path, involved_ns, "does not match event.namespace"))
-        for field in ("reportingComponent", "reportingInstance", "action", "reason"):
+            errs += ns_mismatch
+        controller = str(obj.get("reportingComponent") or "")
+        if not controller:
+            errs.append(v.required("reportingController"))
+        errs += [v.invalid("reportingController", controller, m) for m in v.is_qualified_name(controller)]
+        for field, limit in (("reportingInstance", REPORTING_INSTANCE_MAX), ("action", ACTION_MAX),
+                             ("reason", REASON_MAX)):
             if not obj.get(field):
-                errs.append(v.required(Path(field)))
-        if obj.get("reportingComponent"):
-            errs.extend(v.invalid(Path("reportingComponent"), obj["reportingComponent"], m)
-                        for m in v.is_qualified_name(str(obj["reportingComponent"])))
-        errs.extend(validate_enum(obj.get("type"), Path("type"), ("Normal", "Warning"), required=False))
-        return errs
+                errs.append(v.required(field))
+            errs += _at_most(field, obj.get(field), limit)
+        return errs + _at_most("message", obj.get("message"), NOTE_MAX)
 
 
 # --- ResourceQuota and LimitRange ------------------------------------------------------------

@@ -1,20 +1,18 @@
-"""Strategies of the smaller built-in groups: coordination, discovery, events, scheduling, policy,
-networking, rbac and autoscaling (storage.k8s.io is in ``storage.py``, node.k8s.io in ``node.py``).
+"""Strategies of the smaller built-in groups: coordination, discovery, scheduling, policy,
+networking, rbac and autoscaling (storage.k8s.io is in ``storage.py``, node.k8s.io in ``node.py``,
+Events in ``events.py``).
 
 Each class mirrors one kind's ``pkg/registry/<group>/<kind>/strategy.go`` together with its
 ``pkg/apis/<group>/validation`` rules and ``v1`` defaults. The field paths and messages are
 Kubernetes' own, because clients print them verbatim. Two facts decide the class attributes:
 
 * Only some kinds keep ``metadata.generation`` (their strategy sets it): PodDisruptionBudget,
-  Ingress, IngressClass, NetworkPolicy and EndpointSlice do; Leases, Events, PriorityClasses,
+  Ingress, IngressClass, NetworkPolicy and EndpointSlice do; Leases, PriorityClasses,
   RBAC objects and HorizontalPodAutoscalers do not.
-* Leases and Events may be created by a PUT (``allow_create_on_update``), which is how
-  leader election and event recorders write them.
+* Leases may be created by a PUT (``allow_create_on_update``), which is how leader election
+  writes them.
 
-``events.k8s.io/v1`` Events share their storage with ``core/v1`` Events in Kubernetes; here the
-strategy only validates the events.k8s.io shape (strictly, as Kubernetes does for that version).
-Its error paths use the internal field names Kubernetes reports (``involvedObject``, ``message``),
-not the v1 names (``regarding``, ``note``), for the same reason.
+``events.k8s.io/v1`` Events are core Events seen through another API: ``registry/events.py``.
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ from kybernetes.api import validation as v
 from kybernetes.api.selectors import validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.apiserver.registry.apps import is_int, spec_of, validate_int_or_percent, validate_nonneg
+from kybernetes.apiserver.registry.autoscaling import drop_round_trip_annotations
 from kybernetes.apiserver.registry.pods import (
     as_dict,
     as_list,
@@ -199,94 +198,6 @@ class EndpointSliceStrategy(Strategy):
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         return self.validate(new) + v.immutable(new.get("addressType"), old.get("addressType"), Path("addressType"))
-
-
-# --- events.k8s.io Event -----------------------------------------------------------------------
-
-EVENT_TYPES = ("Normal", "Warning")
-REPORTING_INSTANCE_MAX = 128
-ACTION_MAX = 128
-REASON_MAX = 128
-NOTE_MAX = 1024
-# events.k8s.io/v1 field -> the internal name Kubernetes reports for the immutability check.
-_EVENT_IMMUTABLE = (
-    ("regarding", "involvedObject"), ("reason", "reason"), ("note", "message"), ("deprecatedSource", "source"),
-    ("deprecatedFirstTimestamp", "firstTimestamp"), ("deprecatedLastTimestamp", "lastTimestamp"),
-    ("deprecatedCount", "count"), ("type", "type"), ("eventTime", "eventTime"), ("action", "action"),
-    ("related", "related"), ("reportingController", "reportingController"),
-    ("reportingInstance", "reportingInstance"),
-)
-
-
-class EventStrategy(Strategy):
-    kind = "Event"
-    tracks_generation = False
-    allow_create_on_update = True
-
-    @staticmethod
-    def _legacy(obj: Obj) -> list[FieldError]:
-        """``legacyValidateEvent``: what every Event must satisfy, whichever API wrote it."""
-        errs: list[FieldError] = []
-        ns = as_dict(obj.get("metadata")).get("namespace") or ""
-        involved_ns = as_dict(obj.get("regarding")).get("namespace") or ""
-        ns_path = Path("involvedObject", "namespace")
-        if not obj.get("eventTime"):
-            if (not involved_ns and ns not in ("", "default")) or (involved_ns and ns != involved_ns):
-                errs.append(v.invalid(ns_path, involved_ns, "does not match event.namespace"))
-            return errs
-        if not involved_ns and ns not in ("default", "kube-system"):
-            errs.append(v.invalid(ns_path, involved_ns, "does not match event.namespace"))
-        controller = str(obj.get("reportingController") or "")
-        if not controller:
-            errs.append(v.required(Path("reportingController")))
-        errs += _names_msgs(controller, Path("reportingController"), v.is_qualified_name)
-        for field, limit in (("reportingInstance", REPORTING_INSTANCE_MAX), ("action", ACTION_MAX),
-                             ("reason", REASON_MAX)):
-            value = str(obj.get(field) or "")
-            if not value:
-                errs.append(v.required(Path(field)))
-            if len(value) > limit:
-                errs.append(_omit_value_invalid(field, f"can have at most {limit} characters"))
-        if len(str(obj.get("note") or "")) > NOTE_MAX:
-            errs.append(_omit_value_invalid("message", f"can have at most {NOTE_MAX} characters"))
-        return errs
-
-    @staticmethod
-    def _series(obj: Obj) -> list[FieldError]:
-        series = obj.get("series")
-        if not isinstance(series, dict):
-            return []
-        errs: list[FieldError] = []
-        count = series.get("count")
-        if not is_int(count) or count < 2:
-            errs.append(_omit_value_invalid("series.count", "should be at least 2"))
-        if not series.get("lastObservedTime"):
-            errs.append(v.required("series.lastObservedTime"))
-        return errs
-
-    def validate(self, obj: Obj) -> list[FieldError]:
-        errs = self._legacy(obj) + self._series(obj)
-        if not obj.get("eventTime"):
-            errs.append(v.required(Path("eventTime")))
-        if obj.get("type") not in EVENT_TYPES:
-            errs.append(_omit_value_invalid("type", f"has invalid value: {obj.get('type') or ''}"))
-        for field in ("deprecatedFirstTimestamp", "deprecatedLastTimestamp"):
-            if obj.get(field):
-                errs.append(_omit_value_invalid(field, "needs to be unset"))
-        if obj.get("deprecatedCount"):
-            errs.append(_omit_value_invalid("deprecatedCount", "needs to be unset"))
-        source = as_dict(obj.get("deprecatedSource"))
-        if source.get("component") or source.get("host"):
-            errs.append(_omit_value_invalid("deprecatedSource", "needs to be unset"))
-        return errs
-
-    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
-        errs = self._legacy(new)
-        if new.get("series") != old.get("series"):
-            errs += self._series(new)
-        for field, reported in _EVENT_IMMUTABLE:
-            errs += v.immutable(new.get(field), old.get(field), Path(reported))
-        return errs
 
 
 # --- scheduling.k8s.io PriorityClass -----------------------------------------------------------
@@ -974,6 +885,15 @@ class HorizontalPodAutoscalerStrategy(Strategy):
 
     def prepare_for_create(self, obj: Obj) -> None:
         obj["status"] = {"desiredReplicas": 0}
+        drop_round_trip_annotations(obj)
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_update(new, old)
+        drop_round_trip_annotations(new)
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_status_update(new, old)
+        drop_round_trip_annotations(new)
 
     def default(self, obj: Obj) -> None:
         spec = obj.get("spec")
@@ -1019,7 +939,6 @@ class HorizontalPodAutoscalerStrategy(Strategy):
 STRATEGIES: dict[tuple[str, str], Strategy] = {
     ("coordination.k8s.io", "Lease"): LeaseStrategy(),
     ("discovery.k8s.io", "EndpointSlice"): EndpointSliceStrategy(),
-    ("events.k8s.io", "Event"): EventStrategy(),
     ("scheduling.k8s.io", "PriorityClass"): PriorityClassStrategy(),
     ("policy", "PodDisruptionBudget"): PodDisruptionBudgetStrategy(),
     ("networking.k8s.io", "Ingress"): IngressStrategy(),

@@ -15,7 +15,9 @@ Kubernetes' ``genericregistry.Store`` in Python. A request handler calls one of
             -> store.delete
 
 Reads are served from the watch cache (:mod:`kybernetes.storage.cacher`), made consistent by
-waiting until the cache has applied every acknowledged write. Objects leave the registry as dicts
+waiting until the cache has applied every acknowledged write. A request runs in the form of the
+version it was made through; objects are converted to and from their stored form only as they
+leave and enter the store (:meth:`Registry.to_version`, ``_encode_for``; see ``conversion.py``). Objects leave the registry as dicts
 that the caller must not mutate (the cache shares them).
 """
 
@@ -27,7 +29,7 @@ import copy
 import datetime as dt
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +41,7 @@ from kybernetes.api import schema as schemas
 from kybernetes.api import validation as v
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.selectors import FieldSelector, LabelSelector, object_fields
+from kybernetes.apiserver.registry.conversion import Conversions, Stored
 from kybernetes.apiserver.registry.strategy import Strategy
 from kybernetes.storage import interface as st
 from kybernetes.storage.cacher import CacheEvent, Cacher, Watcher
@@ -219,7 +222,8 @@ def _spec_changed(new: Obj, old: Obj) -> bool:
 class Registry:
     """Every kind's CRUD over one store, with one watch cache."""
 
-    def __init__(self, store: st.Store, catalogue: Catalogue, strategies: dict[tuple[str, str], Strategy]) -> None:
+    def __init__(self, store: st.Store, catalogue: Catalogue, strategies: dict[tuple[str, str], Strategy],
+                 stored: Iterable[Stored] = ()) -> None:
         self.store = store
         self.catalogue = catalogue
         self.strategies = strategies
@@ -230,8 +234,8 @@ class Registry:
         self.custom_schemas: dict[tuple[str, str, str], schemas.Schema] = {}
         """CRD (group, version, kind) -> its structural schema (set by the CRD handler)."""
         self.custom_strategies: dict[tuple[str, str], Strategy] = {}
-        self.custom_storage_versions: dict[tuple[str, str], str] = {}
-        """CRD (group, kind) -> the version its objects are stored in (conversion strategy None)."""
+        self.conversions = Conversions(stored)
+        """Resources served through versions other than their stored one (CRD versions register here)."""
         self._default_strategy = Strategy()
 
     async def start(self) -> None:
@@ -243,7 +247,13 @@ class Registry:
     # --- lookups ------------------------------------------------------------------------
 
     def strategy(self, r: Resource) -> Strategy:
-        s = self.strategies.get((r.group, r.kind)) or self.custom_strategies.get((r.group, r.kind))
+        """The rules for requests made through ``r`` (adapted when ``r`` is not the stored form)."""
+        return self.conversions.strategy(r, self._stored_strategy(r))
+
+    def _stored_strategy(self, r: Resource) -> Strategy:
+        """The strategy of the kind as it is stored (the one that reads stored objects)."""
+        key = (r.stored_in[0], r.kind)
+        s = self.strategies.get(key) or self.custom_strategies.get(key)
         return s or self._default_strategy
 
     def schema(self, r: Resource) -> schemas.Schema | None:
@@ -252,18 +262,12 @@ class Registry:
         return self.custom_schemas.get((r.group, r.version, r.kind))
 
     def to_version(self, r: Resource, obj: Obj) -> Obj:
-        """A custom object as the requested version serves it (conversion ``None``: apiVersion only)."""
-        if r.builtin or obj.get("apiVersion") == r.api_version:
-            return obj
-        return {**obj, "apiVersion": r.api_version}
+        """A stored object as ``r``'s version serves it (see :mod:`.conversion`)."""
+        return self.conversions.to_view(r, obj)
 
     def _encode_for(self, r: Resource, obj: Obj) -> bytes:
-        """Custom objects are stored in their CRD's storage version, whatever version wrote them."""
-        if not r.builtin:
-            version = self.custom_storage_versions.get((r.group, r.kind))
-            if version and obj.get("apiVersion") != f"{r.group}/{version}":
-                return encode({**obj, "apiVersion": f"{r.group}/{version}"})
-        return encode(obj)
+        """An object of ``r``'s version, encoded in its stored form, whatever version wrote it."""
+        return encode(self.conversions.to_storage(r, obj))
 
     async def _cache(self, r: Resource) -> Any:
         return await self.cacher.cache_for(r.key_prefix)
@@ -301,8 +305,10 @@ class Registry:
         ls, fs = opts.label_selector, opts.field_selector
         if (ls is None or ls.empty) and (fs is None or fs.empty):
             return None
-        extra: Any = self.strategy(r).field_selectors
+        # Selectors are matched against stored objects, in the stored form's field labels.
+        extra: Any = self._stored_strategy(r).field_selectors
         if fs is not None and not fs.empty:
+            fs = self.conversions.field_selector(r, fs)
             for field_name, _op, _val in fs.requirements:
                 if field_name not in ("metadata.name", "metadata.namespace") and field_name not in extra:
                     raise errors.BadRequest(f'field label not supported: {field_name}')
