@@ -41,7 +41,9 @@ import time
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.podutil import is_pod_terminal
 from kybernetes.api.selectors import LabelSelector, from_label_selector_object
+from kybernetes.api.timeutil import parse_epoch
 from kybernetes.controllers import deployment_util as du
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 from kybernetes.controllers.history import POD_TEMPLATE_HASH, template_hash, templates_equal_ignoring_hash
@@ -50,14 +52,13 @@ from kybernetes.controllers.podutil import (
     controller_ref,
     get_condition,
     int_field,
-    is_pod_terminal,
     is_terminating,
     labels_of,
     matching_owners,
     meta,
     obj_key,
     owner_reference,
-    parse_time,
+    remove_condition,
     spec_of,
     status_of,
 )
@@ -524,7 +525,7 @@ class DeploymentController(Controller):
             new_rs = next((r for r in all_rses if meta(r).get("uid") == meta(new_rs).get("uid")), new_rs)
         status = du.calculate_status(d, all_rses, new_rs)
         if not du.has_progress_deadline(d):
-            du.remove_condition(status, "Progressing")
+            remove_condition(status, "Progressing")
         cond = get_condition(status, "Progressing")
         complete_already = (int_field(status, "replicas") == int_field(status, "updatedReplicas")
                             and cond is not None and cond.get("reason") == du.NEW_RS_AVAILABLE)
@@ -538,7 +539,7 @@ class DeploymentController(Controller):
                                             f'ReplicaSet "{rs_name}" is progressing.')
                 if cond is not None and cond.get("status") == "True":
                     new_cond["lastTransitionTime"] = cond.get("lastTransitionTime")
-                du.remove_condition(status, "Progressing")
+                remove_condition(status, "Progressing")
                 du.set_condition(status, new_cond)
             elif du.deployment_timed_out(d, status, time.time()):
                 du.set_condition(status, du.new_condition("Progressing", "False", du.TIMED_OUT,
@@ -550,7 +551,7 @@ class DeploymentController(Controller):
             du.set_condition(status, du.new_condition("ReplicaFailure", f.get("status", "True"),
                                                       f.get("reason", ""), f.get("message", "")))
         else:
-            du.remove_condition(status, "ReplicaFailure")
+            remove_condition(status, "ReplicaFailure")
         if status != status_of(d):
             d["status"] = status
             d = await self._write_status(d)
@@ -562,7 +563,7 @@ class DeploymentController(Controller):
         if (not du.has_progress_deadline(d) or cond is None or du.deployment_complete(d, status)
                 or cond.get("reason") == du.TIMED_OUT):
             return
-        since = parse_time(cond.get("lastUpdateTime"))
+        since = parse_epoch(cond.get("lastUpdateTime"))
         if since is None:
             return
         after = since + int_field(spec_of(d), "progressDeadlineSeconds") - time.time()
@@ -579,7 +580,7 @@ class DeploymentController(Controller):
 
 
 def _neg_time(rs: Obj) -> float:
-    t = parse_time(meta(rs).get("creationTimestamp"))
+    t = parse_epoch(meta(rs).get("creationTimestamp"))
     return -(t or 0.0)
 
 

@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.podutil import is_pod_ready
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 from kybernetes.controllers.endpoints import (
     HEADLESS_LABEL,
@@ -41,7 +42,6 @@ from kybernetes.controllers.endpoints import (
     ip_family,
     is_headless,
     pod_ips,
-    pod_ready,
     service_selects,
     should_pod_be_in_endpoints,
     should_set_hostname,
@@ -233,7 +233,7 @@ class EndpointSliceController(Controller):
                 if sp.get("appProtocol"):
                     ep_port["appProtocol"] = sp["appProtocol"]
                 ports.append(ep_port)
-            serving = pod_ready(pod)
+            serving = is_pod_ready(pod)
             terminating = bool(pod["metadata"].get("deletionTimestamp"))
             node_name = (pod.get("spec") or {}).get("nodeName")
             for fam in families:

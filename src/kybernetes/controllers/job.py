@@ -60,6 +60,8 @@ from datetime import datetime
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.podutil import is_pod_active, is_pod_ready
+from kybernetes.api.timeutil import format_rfc3339, parse_rfc3339
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 from kybernetes.controllers.job_util import (
     COMPLETION_INDEX,
@@ -69,9 +71,7 @@ from kybernetes.controllers.job_util import (
     Obj,
     completion_index,
     condition_true,
-    controller_ref,
     emit,
-    fmt_time,
     format_indexes,
     has_finalizer,
     job_finished,
@@ -79,17 +79,14 @@ from kybernetes.controllers.job_util import (
     meta,
     now_dt,
     parse_indexes,
-    parse_time,
-    pod_active,
-    pod_deleting,
     pod_phase,
-    pod_ready,
     pod_terminating,
     rv_int,
     set_condition,
     spec,
     status,
 )
+from kybernetes.controllers.podutil import controller_ref, is_terminating
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +112,7 @@ class _Expectations:
         for n in [n for n, exp in self.adds.items() if n in by_name or exp < now]:
             del self.adds[n]
         for u in [u for u, exp in self.deletes.items()
-                  if u not in by_uid or pod_deleting(by_uid[u]) or exp < now]:
+                  if u not in by_uid or is_terminating(by_uid[u]) or exp < now]:
             del self.deletes[u]
         for u in [u for u, exp in self.finalizers.items()
                   if u not in by_uid or not has_finalizer(by_uid[u]) or exp < now]:
@@ -141,7 +138,7 @@ def _is_failed(pod: Obj, only_replace_failed: bool) -> bool:
         return True
     if only_replace_failed:
         return False
-    return pod_deleting(pod) and phase != "Succeeded"
+    return is_terminating(pod) and phase != "Succeeded"
 
 
 def _index_failures(pod: Obj) -> int:
@@ -159,9 +156,9 @@ def _restarts(pod: Obj) -> int:
 
 def _deletion_rank(pod: Obj) -> tuple[int, int, int, float]:
     """Which active pods to delete first: unscheduled, pending, not ready, newest (``ActivePods``)."""
-    created = parse_time(meta(pod).get("creationTimestamp"))
+    created = parse_rfc3339(meta(pod).get("creationTimestamp"))
     return (1 if spec(pod).get("nodeName") else 0, 1 if pod_phase(pod) == "Running" else 0,
-            1 if pod_ready(pod) else 0, -(created.timestamp() if created else 0.0))
+            1 if is_pod_ready(pod) else 0, -(created.timestamp() if created else 0.0))
 
 
 def _success_policy_met(policy: Any, succeeded: set[int], completions: int) -> str | None:
@@ -329,15 +326,15 @@ class JobController(Controller):
 
         succeeded_total = len(done_idx) if indexed else int(st.get("succeeded") or 0) + len(unc_s)
         failed_total = int(st.get("failed") or 0) + len(unc_f)
-        active_pods = [p for p in owned if pod_active(p)]
+        active_pods = [p for p in owned if is_pod_active(p)]
         terminating = sum(1 for p in owned if pod_terminating(p))
 
         # 2. Deadlines and start time.
         resuming = not suspended and condition_true(job, "Suspended")
         if resuming or (not suspended and not st.get("startTime")):
             # A resumed Job starts its deadline afresh: the deadline counts active time only.
-            st["startTime"] = fmt_time(now)
-        start = parse_time(st.get("startTime"))
+            st["startTime"] = format_rfc3339(now)
+        start = parse_rfc3339(st.get("startTime"))
         deadline = js.get("activeDeadlineSeconds")
         deadline_left: float | None = None
         if deadline is not None and start is not None and not suspended:
@@ -440,11 +437,11 @@ class JobController(Controller):
                 if set_condition(st, "Failed", "True", target[1], target[2], now):
                     await emit(self.recorder, job, "Warning", target[1], target[2])
             elif set_condition(st, "Complete", "True", target[1], target[2], now):
-                st["completionTime"] = fmt_time(now)
+                st["completionTime"] = format_rfc3339(now)
                 await emit(self.recorder, job, "Normal", "Completed", "Job completed")
 
         st["active"] = active_now
-        st["ready"] = sum(1 for p in active_pods if pod_ready(p))
+        st["ready"] = sum(1 for p in active_pods if is_pod_ready(p))
         st["terminating"] = terminating
         for f in ("active", "succeeded", "failed"):
             if not st.get(f):

@@ -1,6 +1,6 @@
 """Helpers of the batch controllers (Job, CronJob, TTL-after-finished, pod GC).
 
-Pure functions over plain-dict objects: timestamps in the API's RFC 3339 form, Job conditions,
+Pure functions over plain-dict objects: "now" on a controller clock, Job conditions,
 completion-index sets and their compressed string form ("0-2,5"), pod phase predicates, and
 ``podFailurePolicy`` matching. Kept apart from the controllers so they can be unit-tested and
 shared (the CronJob controller needs "is this Job finished", pod GC needs the time helpers).
@@ -16,7 +16,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from kybernetes.api.podutil import is_pod_terminal
+from kybernetes.api.timeutil import format_rfc3339, parse_rfc3339
 from kybernetes.client.workqueue import Clock, RealClock
+from kybernetes.controllers.podutil import get_condition, is_terminating
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -52,20 +55,6 @@ def now_dt(clock: Clock) -> datetime:
     return datetime.fromtimestamp(anchor[1] + clock.now() - anchor[0], UTC)
 
 
-def fmt_time(t: datetime) -> str:
-    """RFC 3339 to the second, as metav1.Time serializes."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
-        return None
-
-
 async def emit(recorder: Any, obj: Obj, type_: str, reason: str, message: str) -> None:
     """Record an event; never fails the caller (events are best effort in Kubernetes too)."""
     try:
@@ -94,13 +83,6 @@ def status(obj: Obj) -> dict[str, Any]:
     return s if isinstance(s, dict) else {}
 
 
-def controller_ref(obj: Obj) -> dict[str, Any] | None:
-    for ref in meta(obj).get("ownerReferences") or []:
-        if isinstance(ref, dict) and ref.get("controller"):
-            return ref
-    return None
-
-
 def owner_ref(obj: Obj, *, block: bool = True) -> dict[str, Any]:
     """An ownerReference naming ``obj`` as the controller."""
     m = meta(obj)
@@ -118,15 +100,8 @@ def rv_int(obj: Obj | None) -> int:
 # --- conditions --------------------------------------------------------------------------------
 
 
-def get_condition(obj: Obj, type_: str) -> dict[str, Any] | None:
-    for c in status(obj).get("conditions") or []:
-        if isinstance(c, dict) and c.get("type") == type_:
-            return c
-    return None
-
-
 def condition_true(obj: Obj, type_: str) -> bool:
-    c = get_condition(obj, type_)
+    c = get_condition(status(obj), type_)
     return c is not None and c.get("status") == "True"
 
 
@@ -143,15 +118,15 @@ def set_condition(st: dict[str, Any], type_: str, cstatus: str, reason: str, mes
             if c.get("status") == cstatus and c.get("reason") == reason and c.get("message") == message:
                 return False
             if c.get("status") != cstatus:
-                c["lastTransitionTime"] = fmt_time(now)
-            c.update(status=cstatus, reason=reason, message=message, lastProbeTime=fmt_time(now))
+                c["lastTransitionTime"] = format_rfc3339(now)
+            c.update(status=cstatus, reason=reason, message=message, lastProbeTime=format_rfc3339(now))
             return True
     if not add_if_missing:
         if not conds:
             st.pop("conditions")
         return False
     conds.append({"type": type_, "status": cstatus, "reason": reason, "message": message,
-                  "lastProbeTime": fmt_time(now), "lastTransitionTime": fmt_time(now)})
+                  "lastProbeTime": format_rfc3339(now), "lastTransitionTime": format_rfc3339(now)})
     return True
 
 
@@ -168,10 +143,10 @@ def job_finish_time(job: Obj) -> datetime | None:
     kind = job_finished(job)
     if kind is None:
         return None
-    if kind == "Complete" and (t := parse_time(status(job).get("completionTime"))) is not None:
+    if kind == "Complete" and (t := parse_rfc3339(status(job).get("completionTime"))) is not None:
         return t
-    cond = get_condition(job, kind) or {}
-    return parse_time(cond.get("lastTransitionTime"))
+    cond = get_condition(status(job), kind) or {}
+    return parse_rfc3339(cond.get("lastTransitionTime"))
 
 
 # --- pods --------------------------------------------------------------------------------------
@@ -181,28 +156,9 @@ def pod_phase(pod: Obj) -> str:
     return str(status(pod).get("phase") or "")
 
 
-def pod_terminal(pod: Obj) -> bool:
-    return pod_phase(pod) in ("Succeeded", "Failed")
-
-
-def pod_deleting(pod: Obj) -> bool:
-    return bool(meta(pod).get("deletionTimestamp"))
-
-
-def pod_active(pod: Obj) -> bool:
-    """Running or about to: not finished and not being deleted (``FilterActivePods``)."""
-    return not pod_terminal(pod) and not pod_deleting(pod)
-
-
 def pod_terminating(pod: Obj) -> bool:
-    return pod_deleting(pod) and not pod_terminal(pod)
-
-
-def pod_ready(pod: Obj) -> bool:
-    for c in status(pod).get("conditions") or []:
-        if isinstance(c, dict) and c.get("type") == "Ready":
-            return c.get("status") == "True"
-    return False
+    """Being deleted but not finished: its containers may still run."""
+    return is_terminating(pod) and not is_pod_terminal(pod)
 
 
 def has_finalizer(obj: Obj, name: str = JOB_TRACKING_FINALIZER) -> bool:

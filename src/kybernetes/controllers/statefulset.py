@@ -36,6 +36,7 @@ import logging
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.podutil import is_pod_terminal, is_running_and_ready
 from kybernetes.api.selectors import LabelSelector, from_label_selector_object
 from kybernetes.controllers import history
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
@@ -44,8 +45,6 @@ from kybernetes.controllers.podutil import (
     controller_ref,
     int_field,
     is_pod_available,
-    is_pod_terminal,
-    is_running_and_ready,
     is_terminating,
     labels_of,
     matching_owners,

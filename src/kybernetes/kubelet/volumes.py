@@ -63,6 +63,7 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.quantity import parse_quantity
+from kybernetes.api.timeutil import parse_epoch
 from kybernetes.client.rest import Client
 from kybernetes.kubelet import machine
 from kybernetes.kubelet.containerd import mounts_under
@@ -317,10 +318,6 @@ class _Token:
     expires: float
 
 
-def _parse_time(value: str) -> float:
-    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
-
-
 def _pod_meta(pod: Obj) -> tuple[str, str, str]:
     meta = pod.get("metadata") or {}
     return str(meta.get("uid", "")), str(meta.get("namespace") or "default"), str(meta.get("name", ""))
@@ -564,7 +561,9 @@ class VolumeManager:
                 return cached.token
             raise VolumeError(volume, f"failed to fetch token: {e}")
         status = answer.get("status") or {}
-        expires = _parse_time(str(status.get("expirationTimestamp")))
+        expires = parse_epoch(status.get("expirationTimestamp"))
+        if expires is None:
+            raise VolumeError(volume, f"token has no valid expirationTimestamp: {status.get('expirationTimestamp')!r}")
         granted = int((answer.get("spec") or {}).get("expirationSeconds") or expiration)
         cache[key] = _Token(str(status.get("token", "")), expires - granted, expires)
         return cache[key].token

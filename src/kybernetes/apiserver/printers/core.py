@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from kybernetes.api.timeutil import parse_rfc3339
 from kybernetes.apiserver.printers._common import (
     CONTAINERS_DESC,
     IMAGES_DESC,
@@ -33,7 +34,6 @@ from kybernetes.apiserver.printers._common import (
     is_deleting,
     name_col,
     name_of,
-    parse_time,
     replicas_printer,
     since,
 )
@@ -56,7 +56,7 @@ def _condition_true(conditions: list[Any], type_: str) -> bool:
 
 
 def _later(current: datetime | None, finished: Any) -> datetime | None:
-    t = parse_time(finished)
+    t = parse_rfc3339(finished)
     if t is not None and (current is None or current < t):
         return t
     return current
@@ -453,8 +453,8 @@ def event_cells(
     source: JSON,
 ) -> Cells:
     """The event row, shared by core/v1 and events.k8s.io/v1 events (whose fields are renamed)."""
-    first_cell = since(first, now) if parse_time(first) else since(ev.get("eventTime"), now)
-    last_cell = since(last, now) if parse_time(last) else first_cell
+    first_cell = since(first, now) if parse_rfc3339(first) else since(ev.get("eventTime"), now)
+    last_cell = since(last, now) if parse_rfc3339(last) else first_cell
     if series is not None:
         last_cell = since(series.get("lastObservedTime"), now)
         count = dint(series, "count")
