@@ -8,7 +8,9 @@ import pytest
 
 from kybernetes.api import quantity as q
 from kybernetes.api.podutil import (
+    is_pod_active,
     is_pod_ready,
+    is_pod_terminal,
     is_running_and_ready,
     pod_condition,
     pod_ready_since,
@@ -112,3 +114,16 @@ def test_totals_are_generic_over_the_value_type() -> None:
     got = pod_resource_totals(spec, values, q.add, lambda a, b: q.compare(a, b) > 0,
                               {k: q.canonical(v) for k, v in spec["overhead"].items()})
     assert got == {"cpu": "1760m", "memory": "0"}
+
+
+@pytest.mark.parametrize(("pod", "terminal", "active"), [
+    ({"status": {"phase": "Running"}}, False, True),
+    ({"status": {"phase": "Pending"}}, False, True),
+    ({"status": {"phase": "Succeeded"}}, True, False),
+    ({"status": {"phase": "Failed"}}, True, False),
+    ({"status": {"phase": "Running"}, "metadata": {"deletionTimestamp": T}}, False, False),
+    ({}, False, True),
+])
+def test_phase_predicates(pod: Obj, terminal: bool, active: bool) -> None:
+    assert is_pod_terminal(pod) is terminal
+    assert is_pod_active(pod) is active
