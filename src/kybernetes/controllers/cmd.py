@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 
@@ -57,10 +55,7 @@ def command(kubeconfig: Path | None, controllers: str, leader_elect: bool, leade
     )
 
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        stop = aiorun.stop_on_signals()
         await run(cfg, stop)
 
     try:
