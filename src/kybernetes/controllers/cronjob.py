@@ -38,8 +38,8 @@ from kybernetes import errors
 from kybernetes.api.timeutil import format_rfc3339, parse_rfc3339
 from kybernetes.controllers.base import Controller, ControllerContext
 from kybernetes.controllers.cronschedule import CronError, CronSchedule, load_zone
-from kybernetes.controllers.job_util import Obj, emit, job_finished, meta, now_dt, rv_int, spec, status
-from kybernetes.controllers.podutil import controller_ref
+from kybernetes.controllers.job_util import Obj, emit, job_finished, now_dt, rv_int
+from kybernetes.controllers.podutil import controller_ref, meta, spec_of, status_of
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def _job_ref(job: Obj) -> dict[str, Any]:
 
 
 def _start_key(job: Obj) -> tuple[int, float, str]:
-    start = parse_rfc3339(status(job).get("startTime"))
+    start = parse_rfc3339(status_of(job).get("startTime"))
     # Jobs that never started sort after the started ones (``byJobStartTime``).
     return (0, start.timestamp(), meta(job).get("name", "")) if start else (1, 0.0, meta(job).get("name", ""))
 
@@ -149,7 +149,7 @@ class CronJobController(Controller):
             return
         uid = meta(cj).get("uid")
         jobs = [j for j in self.jobs.store.by_index("owner", str(uid)) if (controller_ref(j) or {}).get("uid") == uid]
-        st: dict[str, Any] = copy.deepcopy(status(cj))
+        st: dict[str, Any] = copy.deepcopy(status_of(cj))
         await self._reconcile_active(cj, jobs, st)
         await self._cleanup_history(cj, jobs, st)
         requeue = await self._schedule(cj, st)
@@ -176,7 +176,7 @@ class CronJobController(Controller):
                 await emit(self.recorder, cj, "Normal", "SawCompletedJob",
                            f"Saw completed job: {meta(job).get('name')}, status: {finished}")
             if finished == "Complete":
-                done = parse_rfc3339(status(job).get("completionTime"))
+                done = parse_rfc3339(status_of(job).get("completionTime"))
                 last = parse_rfc3339(st.get("lastSuccessfulTime"))
                 if done is not None and (last is None or done > last):
                     st["lastSuccessfulTime"] = format_rfc3339(done)
@@ -201,7 +201,7 @@ class CronJobController(Controller):
     # --- 2. history limits ---------------------------------------------------------------------
 
     async def _cleanup_history(self, cj: Obj, jobs: list[Obj], st: dict[str, Any]) -> None:
-        cs = spec(cj)
+        cs = spec_of(cj)
         for kind, field in (("Complete", "successfulJobsHistoryLimit"), ("Failed", "failedJobsHistoryLimit")):
             limit = cs.get(field)
             if limit is None:
@@ -221,7 +221,7 @@ class CronJobController(Controller):
 
     async def _schedule(self, cj: Obj, st: dict[str, Any]) -> float | None:
         """Start what is due; the seconds until the next fire time (None: nothing to wait for)."""
-        cs = spec(cj)
+        cs = spec_of(cj)
         if cs.get("suspend"):
             return None
         try:
@@ -288,7 +288,7 @@ class CronJobController(Controller):
 
     async def _create_job(self, cj: Obj, name: str, scheduled: datetime, zone: tzinfo) -> Obj | None:
         cm = meta(cj)
-        template = copy.deepcopy(spec(cj).get("jobTemplate") or {})
+        template = copy.deepcopy(spec_of(cj).get("jobTemplate") or {})
         tmeta = template.get("metadata") or {}
         annotations = dict(tmeta.get("annotations") or {})
         annotations[SCHEDULED_TIMESTAMP] = _rfc3339_in(scheduled, zone)
@@ -314,7 +314,7 @@ class CronJobController(Controller):
         return job
 
     async def _write_status(self, key: str, cj: Obj, st: dict[str, Any]) -> None:
-        if st == status(cj):
+        if st == status_of(cj):
             return
         body = dict(cj)
         body["status"] = st

@@ -76,17 +76,14 @@ from kybernetes.controllers.job_util import (
     has_finalizer,
     job_finished,
     match_pod_failure_policy,
-    meta,
     now_dt,
     parse_indexes,
     pod_phase,
     pod_terminating,
     rv_int,
     set_condition,
-    spec,
-    status,
 )
-from kybernetes.controllers.podutil import controller_ref, is_terminating
+from kybernetes.controllers.podutil import controller_ref, is_terminating, meta, spec_of, status_of
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +146,7 @@ def _index_failures(pod: Obj) -> int:
 
 
 def _restarts(pod: Obj) -> int:
-    st = status(pod)
+    st = status_of(pod)
     return sum(int((cs or {}).get("restartCount") or 0)
                for cs in (st.get("initContainerStatuses") or []) + (st.get("containerStatuses") or []))
 
@@ -157,7 +154,7 @@ def _restarts(pod: Obj) -> int:
 def _deletion_rank(pod: Obj) -> tuple[int, int, int, float]:
     """Which active pods to delete first: unscheduled, pending, not ready, newest (``ActivePods``)."""
     created = parse_rfc3339(meta(pod).get("creationTimestamp"))
-    return (1 if spec(pod).get("nodeName") else 0, 1 if pod_phase(pod) == "Running" else 0,
+    return (1 if spec_of(pod).get("nodeName") else 0, 1 if pod_phase(pod) == "Running" else 0,
             1 if is_pod_ready(pod) else 0, -(created.timestamp() if created else 0.0))
 
 
@@ -248,7 +245,7 @@ class JobController(Controller):
             return
         owned = [p for p in self.pods.store.by_index("owner", str(uid))
                  if (controller_ref(p) or {}).get("uid") == uid]
-        managed_by = spec(job).get("managedBy")
+        managed_by = spec_of(job).get("managedBy")
         if managed_by not in (None, JOB_CONTROLLER_MANAGER):
             return  # another controller owns this Job's status
         if job_finished(job) is not None or meta(job).get("deletionTimestamp"):
@@ -262,8 +259,8 @@ class JobController(Controller):
 
     async def _sync_job(self, key: str, job: Obj, owned: list[Obj], exp: _Expectations) -> None:
         now = now_dt(self.ctx.clock)
-        js = spec(job)
-        old_status = status(job)
+        js = spec_of(job)
+        old_status = status_of(job)
         st: dict[str, Any] = copy.deepcopy(old_status)
         indexed = js.get("completionMode") == "Indexed"
         completions: int | None = js.get("completions")
@@ -351,7 +348,7 @@ class JobController(Controller):
         if target is None:
             limit = js.get("backoffLimit")
             backoff_limit = int(limit) if limit is not None else 6
-            on_failure = (spec(js.get("template") or {}).get("restartPolicy") == "OnFailure")
+            on_failure = (spec_of(js.get("template") or {}).get("restartPolicy") == "OnFailure")
             restarts = sum(_restarts(p) for p in active_pods) if on_failure else 0
             max_failed_idx = js.get("maxFailedIndexes")
             if fail_job is not None:
@@ -382,7 +379,7 @@ class JobController(Controller):
         # 4. Make the results durable before removing any finalizer or deleting any pod.
         if new_succeeded or new_failed or (target is not None and new_target):
             job = await self._write_status(key, job, st)
-            st = copy.deepcopy(status(job))
+            st = copy.deepcopy(status_of(job))
         if new_succeeded:
             self._backoff[key] = _Backoff()
         if new_failed:
@@ -520,7 +517,7 @@ class JobController(Controller):
     # --- writes --------------------------------------------------------------------------------
 
     async def _write_status(self, key: str, job: Obj, st: dict[str, Any]) -> Obj:
-        if st == status(job):
+        if st == status_of(job):
             return job
         body = dict(job)
         body["status"] = st
@@ -530,7 +527,7 @@ class JobController(Controller):
         return out
 
     def _pod_for(self, job: Obj, index: int | None, index_failures: dict[int, int]) -> Obj:
-        m, js = meta(job), spec(job)
+        m, js = meta(job), spec_of(job)
         template = copy.deepcopy(js.get("template") or {})
         tmeta = template.get("metadata") or {}
         labels = dict(tmeta.get("labels") or {})

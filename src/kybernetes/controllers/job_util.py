@@ -19,7 +19,7 @@ from typing import Any
 from kybernetes.api.podutil import is_pod_terminal
 from kybernetes.api.timeutil import format_rfc3339, parse_rfc3339
 from kybernetes.client.workqueue import Clock, RealClock
-from kybernetes.controllers.podutil import get_condition, is_terminating
+from kybernetes.controllers.podutil import get_condition, is_terminating, meta, status_of
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -68,21 +68,6 @@ async def emit(recorder: Any, obj: Obj, type_: str, reason: str, message: str) -
 # --- objects -----------------------------------------------------------------------------------
 
 
-def meta(obj: Obj) -> dict[str, Any]:
-    m = obj.get("metadata")
-    return m if isinstance(m, dict) else {}
-
-
-def spec(obj: Obj) -> dict[str, Any]:
-    s = obj.get("spec")
-    return s if isinstance(s, dict) else {}
-
-
-def status(obj: Obj) -> dict[str, Any]:
-    s = obj.get("status")
-    return s if isinstance(s, dict) else {}
-
-
 def owner_ref(obj: Obj, *, block: bool = True) -> dict[str, Any]:
     """An ownerReference naming ``obj`` as the controller."""
     m = meta(obj)
@@ -101,7 +86,7 @@ def rv_int(obj: Obj | None) -> int:
 
 
 def condition_true(obj: Obj, type_: str) -> bool:
-    c = get_condition(status(obj), type_)
+    c = get_condition(status_of(obj), type_)
     return c is not None and c.get("status") == "True"
 
 
@@ -143,9 +128,9 @@ def job_finish_time(job: Obj) -> datetime | None:
     kind = job_finished(job)
     if kind is None:
         return None
-    if kind == "Complete" and (t := parse_rfc3339(status(job).get("completionTime"))) is not None:
+    if kind == "Complete" and (t := parse_rfc3339(status_of(job).get("completionTime"))) is not None:
         return t
-    cond = get_condition(status(job), kind) or {}
+    cond = get_condition(status_of(job), kind) or {}
     return parse_rfc3339(cond.get("lastTransitionTime"))
 
 
@@ -153,7 +138,7 @@ def job_finish_time(job: Obj) -> datetime | None:
 
 
 def pod_phase(pod: Obj) -> str:
-    return str(status(pod).get("phase") or "")
+    return str(status_of(pod).get("phase") or "")
 
 
 def pod_terminating(pod: Obj) -> bool:
@@ -224,7 +209,7 @@ def _exit_code_rule_matches(pod: Obj, req: dict[str, Any]) -> tuple[str, int] | 
     name = req.get("containerName")
     values = set(req.get("values") or [])
     op = req.get("operator")
-    st = status(pod)
+    st = status_of(pod)
     for cs in (st.get("initContainerStatuses") or []) + (st.get("containerStatuses") or []):
         term = ((cs or {}).get("state") or {}).get("terminated")
         if not isinstance(term, dict):
@@ -248,7 +233,7 @@ def match_pod_failure_policy(policy: dict[str, Any] | None, pod: Obj) -> tuple[s
         return None, True, None
     m = meta(pod)
     pod_key = f"{m.get('namespace', '')}/{m.get('name', '')}"
-    conditions = [c for c in status(pod).get("conditions") or [] if isinstance(c, dict)]
+    conditions = [c for c in status_of(pod).get("conditions") or [] if isinstance(c, dict)]
     for i, rule in enumerate(policy.get("rules") or []):
         action = rule.get("action")
         desc: str | None = None

@@ -29,7 +29,8 @@ from kybernetes import errors
 from kybernetes.api.podutil import is_pod_terminal
 from kybernetes.api.timeutil import format_rfc3339, parse_rfc3339
 from kybernetes.controllers.base import Controller, ControllerContext
-from kybernetes.controllers.job_util import Obj, meta, now_dt, spec
+from kybernetes.controllers.job_util import Obj, now_dt
+from kybernetes.controllers.podutil import meta, spec_of
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class PodGCController(Controller):
         known = {meta(n).get("name") for n in self.nodes.store.list()}
         on_nodes: dict[str, list[Obj]] = {}
         for p in self.pods.store.list():
-            node = spec(p).get("nodeName")
+            node = spec_of(p).get("nodeName")
             if node and node not in known:
                 on_nodes.setdefault(str(node), []).append(p)
         now = self.ctx.clock.now()
@@ -105,7 +106,7 @@ class PodGCController(Controller):
             del self._suspects[node]
 
     async def gc_unscheduled_terminating(self) -> None:
-        stuck = [p for p in self.pods.store.list() if meta(p).get("deletionTimestamp") and not spec(p).get("nodeName")]
+        stuck = [p for p in self.pods.store.list() if meta(p).get("deletionTimestamp") and not spec_of(p).get("nodeName")]
         await asyncio.gather(*(self._fail_and_delete(p, None) for p in stuck))
 
     # --- writes --------------------------------------------------------------------------------
