@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kybernetes import errors
-from kybernetes.api.podutil import is_pod_ready, is_pod_terminal
+from kybernetes.api.podutil import is_pod_ready, is_pod_terminal, pod_condition
 from kybernetes.client.informer import key_of
 from kybernetes.client.workqueue import WorkQueue
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
@@ -158,10 +158,8 @@ def pod_endpoint_digest(pod: Obj) -> tuple[Any, ...]:
 
 def pod_trigger_time(pod: Obj) -> str | None:
     """When the pod last changed state as the tracker sees it: its Ready condition's transition."""
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready" and c.get("lastTransitionTime"):
-            return str(c["lastTransitionTime"])
-    return None
+    ready = pod_condition(pod, "Ready")
+    return str(ready["lastTransitionTime"]) if ready and ready.get("lastTransitionTime") else None
 
 
 class TriggerTimeTracker:
