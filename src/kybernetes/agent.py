@@ -62,6 +62,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from kybernetes import aiorun, join
 from kybernetes.apiserver.certs import kubeconfig, write_kubeconfig
+from kybernetes.fileutil import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -109,17 +110,6 @@ class AgentConfig:
 # --- files -----------------------------------------------------------------------------------------
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, mode)  # O_CREAT's mode is masked by the umask, and the file may have existed
-    os.replace(tmp, path)
-
-
 def _key(path: Path) -> ec.EllipticCurvePrivateKey:
     """The key at ``path``, made (0600) if missing: a renewal keeps the node's key."""
     if path.exists():
@@ -128,7 +118,7 @@ def _key(path: Path) -> ec.EllipticCurvePrivateKey:
             if isinstance(key, ec.EllipticCurvePrivateKey):
                 return key
     key = ec.generate_private_key(ec.SECP256R1())
-    _write(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+    write_atomic(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                    serialization.NoEncryption()), 0o600)
     return key
 
@@ -140,7 +130,7 @@ def _node_password(agent_dir: Path) -> str:
         if len(pw) >= 16:
             return pw
     pw = secrets.token_hex(24)
-    _write(path, pw.encode() + b"\n", 0o600)
+    write_atomic(path, pw.encode() + b"\n", 0o600)
     return pw
 
 
@@ -299,7 +289,7 @@ def ensure_credentials(cfg: AgentConfig) -> Credentials:
                             f"is for {token.ca_hash}: use another --data-dir, or remove {d} to join anew")
     else:
         ca_pem = fetch_ca(cfg.server, token.ca_hash)
-        _write(ca_path, ca_pem, 0o644)
+        write_atomic(ca_path, ca_pem, 0o644)
         log.info("pinned the cluster CA (sha256 %s)", token.ca_hash)
     ca = x509.load_pem_x509_certificate(ca_pem)
     password = _node_password(d)
@@ -317,7 +307,7 @@ def ensure_credentials(cfg: AgentConfig) -> Credentials:
     if not cert_still_good(client_crt, key, ca, cfg.node_name):
         cert = request_certificate(cfg.server, *auth(), {
             "nodeName": cfg.node_name, "kind": "client", "csr": _csr(key, cfg.node_name), "nodePassword": password})
-        _write(client_crt, cert, 0o644)
+        write_atomic(client_crt, cert, 0o644)
         log.info("obtained the client certificate for %s", join.node_user(cfg.node_name))
 
     addresses = sorted({cfg.node_name, socket.gethostname().lower(), cfg.node_ip} - {""})
@@ -328,7 +318,7 @@ def ensure_credentials(cfg: AgentConfig) -> Credentials:
         cert = request_certificate(cfg.server, *auth(), {
             "nodeName": cfg.node_name, "kind": "serving", "csr": _csr(skey, cfg.node_name),
             "addresses": addresses, "nodePassword": password})
-        _write(serving_crt, cert, 0o644)
+        write_atomic(serving_crt, cert, 0o644)
         log.info("obtained the kubelet serving certificate for %s", ", ".join(addresses))
 
     kc = d / "kubelet.kubeconfig"

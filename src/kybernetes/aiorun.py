@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import signal
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -45,6 +46,19 @@ def tune_gc() -> None:
     gc.freeze()
     _, g1, g2 = gc.get_threshold()
     gc.set_threshold(GEN0_THRESHOLD, g1, g2)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event that SIGTERM or SIGINT sets: how a daemon's main coroutine learns to shut down.
+
+    Call it from the running loop's coroutine in the main thread (only there can a loop take
+    signal handlers).
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 def _loop_factory() -> Any:

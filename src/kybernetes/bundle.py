@@ -170,10 +170,7 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
 
 def main(config: ServerConfig) -> None:
     async def go() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        stop = aiorun.stop_on_signals()
         await run_server(config, stop)
 
     aiorun.run(go())

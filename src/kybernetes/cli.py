@@ -7,10 +7,8 @@ stops it cleanly. ``kyb server`` bundles the control plane and this machine's no
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
-import signal
 import sys
 from pathlib import Path
 
@@ -27,10 +25,7 @@ def _setup_logging(verbose: int) -> None:
 
 
 async def _run_until_signal(server: APIServer, announce: bool) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = aiorun.stop_on_signals()
     await server.start()
     if announce:
         kc = server.config.kubeconfig_path or server.config.data_dir / "kubeconfig.yaml"

@@ -71,6 +71,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kybernetes import errors
 from kybernetes.apiserver.auth import user_from_peercert
+from kybernetes.fileutil import write_atomic
 from kybernetes.httpserver import Request, Response
 
 if TYPE_CHECKING:
@@ -201,13 +202,7 @@ def _locked_tokens(data_dir: Path) -> Iterator[list[TokenEntry]]:
         now = _now()
         keep = [e for e in entries if not e.expired(now)]
         path = tokens_path(data_dir)
-        tmp = path.with_name(path.name + ".tmp")
-        wfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(wfd, "w") as f:
-            json.dump({"tokens": [asdict(e) for e in keep]}, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps({"tokens": [asdict(e) for e in keep]}, indent=1).encode(), 0o600)
     finally:
         os.close(fd)
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from kybernetes import errors
-from kybernetes.client.leaderelection import LEASE_API, LeaderElector, micro_time
+from kybernetes.api.timeutil import format_micro
+from kybernetes.client.leaderelection import LEASE_API, LeaderElector
 from kybernetes.client.rest import Client
 from kybernetes.client.workqueue import FakeClock
 from kybernetes.testing import ServerProcess
@@ -192,7 +193,7 @@ async def test_expiry_is_judged_by_local_observation() -> None:
         "apiVersion": LEASE_API, "kind": "Lease", "metadata": {"name": "l", "namespace": "kube-system",
                                                                "resourceVersion": "1"},
         "spec": {"holderIdentity": "ghost", "leaseDurationSeconds": 15, "renewTime": "2999-01-01T00:00:00.000000Z",
-                 "acquireTime": micro_time(), "leaseTransitions": 4}}
+                 "acquireTime": format_micro(), "leaseTransitions": 4}}
     b = Candidate(fake_elector(store, clock, "b")).start()
     await run_for(clock, 14)
     assert not b.elector.is_leader and b.elector.observed_holder == "ghost"

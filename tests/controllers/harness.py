@@ -12,7 +12,6 @@ appears. Every wait polls with a deadline, so a failure is a clear timeout inste
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.timeutil import format_rfc3339 as rfc3339
 from kybernetes.client.events import EventRecorder
 from kybernetes.client.informer import SharedInformerFactory
 from kybernetes.client.rest import Client
@@ -118,10 +118,6 @@ async def get_or_none(client: Client, api_version: str, plural: str, name: str, 
         return await client.get(api_version, plural, name, ns)
     except errors.NotFound:
         return None
-
-
-def rfc3339(t: dt.datetime | None = None) -> str:
-    return (t or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- objects -------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from kybernetes.api.timeutil import parse_epoch
 from kybernetes.controllers import deployment_plan as plan
 from kybernetes.controllers import deployment_util as du
 
@@ -103,7 +104,7 @@ def test_rollout_status_times_out_and_comes_back_before_the_deadline() -> None:
          "lastUpdateTime": "2027-01-15T08:00:00Z", "lastTransitionTime": "2027-01-15T08:00:00Z"}])
     d["status"]["replicas"] = 4
     rses = [rs("old", 3), rs("new", 1, 0)]
-    since = du.parse_time("2027-01-15T08:00:00Z")
+    since = parse_epoch("2027-01-15T08:00:00Z")
     assert since is not None
     before = plan.rollout_status(d, rses, rses[1], since + 100)
     assert before.timed_out is None

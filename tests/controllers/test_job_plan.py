@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from kybernetes.api.timeutil import format_rfc3339 as fmt_time
 from kybernetes.controllers import job_plan as plan
-from kybernetes.controllers.job_util import COMPLETION_INDEX, JOB_TRACKING_FINALIZER, fmt_time
+from kybernetes.controllers.job_util import COMPLETION_INDEX, JOB_TRACKING_FINALIZER
 
 NOW = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)
 Obj = dict[str, Any]

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from kybernetes.api.fieldpath import format_map
 from kybernetes.client.rest import Client
 from kybernetes.kubelet.containerd import mounts_under
 from kybernetes.kubelet.volumes import (
@@ -30,7 +31,6 @@ from kybernetes.kubelet.volumes import (
     SECRET,
     VolumeError,
     VolumeManager,
-    format_map,
 )
 from kybernetes.testing import ServerProcess
 

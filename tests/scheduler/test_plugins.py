@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kybernetes.scheduler.nodeinfo import PodInfo, pod_requests
+from kybernetes.api.podutil import pod_requests
+from kybernetes.scheduler.nodeinfo import PodInfo
 
 from .util import Env, node, only, pod
 

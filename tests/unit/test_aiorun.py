@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -36,3 +38,15 @@ def test_the_stock_loop_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
     loop_type = aiorun.run(_loop_type())
     assert not issubclass(loop_type, uvloop.Loop)
     assert issubclass(loop_type, asyncio.AbstractEventLoop)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_on_signals_sets_the_event(signum: signal.Signals) -> None:
+    async def main() -> bool:
+        stop = aiorun.stop_on_signals()
+        assert not stop.is_set()
+        os.kill(os.getpid(), signum)
+        await asyncio.wait_for(stop.wait(), 5)
+        return stop.is_set()
+
+    assert asyncio.run(main())

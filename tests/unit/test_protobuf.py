@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 
 from kybernetes import errors
+from kybernetes.api.timeutil import format_duration
 from kybernetes.apiserver import protobuf as pb
 from kybernetes.apiserver.protobuf import (
     decode_k8s_protobuf,
     encode_k8s_protobuf,
-    go_duration,
     is_protobuf,
 )
 
@@ -821,7 +821,7 @@ def test_int_or_string_and_quantity() -> None:
     (-2_000_000_000, "-2s"),
 ])
 def test_go_duration(nanoseconds: int, text: str) -> None:
-    assert go_duration(nanoseconds) == text
+    assert format_duration(nanoseconds) == text
     assert pb._decode_special("Duration", memoryview(_int(1, nanoseconds)), "d") == text
 
 

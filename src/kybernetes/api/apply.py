@@ -37,8 +37,6 @@ main resource; the status subresource passes the fields *it* may not change).
 from __future__ import annotations
 
 import copy
-import datetime
-import time as _time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -57,6 +55,7 @@ from kybernetes.api.fieldset import (
     path_string,
 )
 from kybernetes.api.schema import Schema
+from kybernetes.api.timeutil import now_rfc3339, parse_rfc3339
 
 Now = Callable[[], str]
 
@@ -76,18 +75,6 @@ _METADATA_PE = field_element("metadata")
 # Map-list key fields that Kubernetes' schema defaults when an item omits them (the
 # OpenAPI definitions we read do not carry the default, structured-merge-diff's do).
 _KEY_DEFAULTS: dict[str, Any] = {"protocol": "TCP"}
-
-
-_now_cache: tuple[int, str] = (-1, "")
-
-
-def _utc_now() -> str:
-    # managedFields times have second resolution: format once per second, not per write.
-    global _now_cache
-    sec = int(_time.time())
-    if sec != _now_cache[0]:
-        _now_cache = (sec, datetime.datetime.fromtimestamp(sec, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    return _now_cache[1]
 
 
 def _deepcopy(obj: Any) -> Any:
@@ -677,11 +664,8 @@ def _decode_strict(raw: Any) -> list[_Entry]:
             raise errors.BadRequest(f'{where}.fieldsType: Unsupported value: '
                                     f'{_go_quote(str(e.get("fieldsType")))}: supported values: "FieldsV1"')
         time = e.get("time")
-        if time is not None:
-            try:
-                datetime.datetime.fromisoformat(time.replace("Z", "+00:00"))
-            except ValueError:
-                raise errors.BadRequest(f"{where}.time: not an RFC 3339 time: {time!r}")
+        if time is not None and parse_rfc3339(time) is None:
+            raise errors.BadRequest(f"{where}.time: not an RFC 3339 time: {time!r}")
         try:
             fs = FieldSet.from_fields_v1(e.get("fieldsV1") if e.get("fieldsV1") is not None else {})
         except ValueError as exc:
@@ -832,7 +816,7 @@ def update_managed_fields(
             mine = _Entry(manager, operation, api_version, subresource)
             entries.append(mine)
         mine.add(changed)
-        mine.time = (now or _utc_now)()
+        mine.time = (now or now_rfc3339)()
     _store(new, _finish(entries))
 
 
@@ -884,7 +868,7 @@ def apply(
     amd = applied.get("metadata")
     if isinstance(amd, dict) and amd.get("managedFields"):
         raise errors.BadRequest("metadata.managedFields must be nil")
-    clock = now or _utc_now
+    clock = now or now_rfc3339
     root = _compile(schema)
 
     # Shallow views only: _merge never writes into cfg.

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from kybernetes.fileutil import write_atomic
 
 _TEN_YEARS = dt.timedelta(days=3650)
 _ONE_YEAR = dt.timedelta(days=365)
@@ -43,16 +44,6 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-
-
-def _write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _load_key(path: Path) -> ec.EllipticCurvePrivateKey:
@@ -114,8 +105,8 @@ class PKI:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
-        _write(key, _key_pem(ca_key))
-        _write(crt, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        write_atomic(key, _key_pem(ca_key))
+        write_atomic(crt, cert.public_bytes(serialization.Encoding.PEM), 0o644)
         return cls(d, cert, ca_key)
 
     def issue(
@@ -169,8 +160,8 @@ class PKI:
         if crt.exists() and key.exists() and self._covers(crt, kw):
             return crt, key
         cert_pem, key_pem = self.issue(**kw)  # type: ignore[arg-type]
-        _write(key, key_pem)
-        _write(crt, cert_pem, 0o644)
+        write_atomic(key, key_pem)
+        write_atomic(crt, cert_pem, 0o644)
         return crt, key
 
     @staticmethod
@@ -208,7 +199,7 @@ class PKI:
     def service_account_key(self) -> Path:
         path = self.dir / "service-account.key"
         if not path.exists():
-            _write(path, _key_pem(_new_key()))
+            write_atomic(path, _key_pem(_new_key()))
         return path
 
 
@@ -231,4 +222,4 @@ def kubeconfig(server: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes, *, u
 
 
 def write_kubeconfig(path: Path, config: dict[str, object]) -> None:
-    _write(path, yaml.safe_dump(config, sort_keys=False).encode(), 0o600)
+    write_atomic(path, yaml.safe_dump(config, sort_keys=False).encode(), 0o600)

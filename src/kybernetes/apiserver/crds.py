@@ -26,9 +26,10 @@ from kybernetes.api import schema as schemas
 from kybernetes.api import structural
 from kybernetes.api import validation as v
 from kybernetes.api.resources import Catalogue, Resource
+from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.apiserver.handlers import ResourceHandlers
 from kybernetes.apiserver.registry.conversion import Stored, api_version_only
-from kybernetes.apiserver.registry.store import ListOptions, Registry, RequestContext, User, now_rfc3339
+from kybernetes.apiserver.registry.store import ListOptions, Registry, RequestContext, User
 from kybernetes.apiserver.registry.strategy import Strategy
 
 log = logging.getLogger(__name__)

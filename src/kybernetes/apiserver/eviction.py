@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from kybernetes import errors
+from kybernetes.api.podutil import is_pod_ready
 from kybernetes.api.selectors import from_label_selector_object
+from kybernetes.api.timeutil import now_rfc3339
 
 if TYPE_CHECKING:
     from kybernetes.api.resources import Resource
@@ -50,10 +51,6 @@ def _d(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def success() -> Obj:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
 
@@ -67,11 +64,6 @@ def _too_many(message: str, retry_after: int) -> errors.TooManyRequests:
 
 def _still_processing(pdb_name: str) -> errors.TooManyRequests:
     return _too_many(f"The disruption budget {pdb_name} is still being processed by the server.", 10)
-
-
-def pod_is_ready(pod: Obj) -> bool:
-    return any(_d(c).get("type") == "Ready" and _d(c).get("status") == "True"
-               for c in _d(pod.get("status")).get("conditions") or [])
 
 
 def _can_ignore_pdb(pod: Obj) -> bool:
@@ -94,11 +86,11 @@ def set_disruption_allowed_condition(status: Obj) -> None:
     for i, c in enumerate(conds):
         if c.get("type") == "DisruptionAllowed":
             # The transition time only moves when the status flips.
-            want["lastTransitionTime"] = c.get("lastTransitionTime") if c.get("status") == want["status"] else _now()
+            want["lastTransitionTime"] = c.get("lastTransitionTime") if c.get("status") == want["status"] else now_rfc3339()
             conds[i] = want
             break
     else:
-        want["lastTransitionTime"] = _now()
+        want["lastTransitionTime"] = now_rfc3339()
         conds.append(want)
     status["conditions"] = conds
 
@@ -203,7 +195,7 @@ class Evictor:
             pdb = matching[0]
             pdb_name = pdb["metadata"]["name"]
             status = _d(pdb.get("status"))
-            if not pod_is_ready(pod):
+            if not is_pod_ready(pod):
                 policy = _d(pdb.get("spec")).get("unhealthyPodEvictionPolicy")
                 healthy_budget = (int(status.get("currentHealthy") or 0) >= int(status.get("desiredHealthy") or 0)
                                   and int(status.get("desiredHealthy") or 0) > 0)
@@ -263,7 +255,7 @@ class Evictor:
                 set_disruption_allowed_condition(status)
             if dry_run:
                 return
-            status["disruptedPods"] = {**_d(status.get("disruptedPods")), pod_name: _now()}
+            status["disruptedPods"] = {**_d(status.get("disruptedPods")), pod_name: now_rfc3339()}
             updated = {**pdb, "status": status}
             try:
                 # The budget's resourceVersion is in the body: a compare-and-swap.
@@ -298,7 +290,7 @@ class Evictor:
         old = next((c for c in status.get("conditions") or [] if _d(c).get("type") == "DisruptionTarget"), None)
         cond = {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
                 "message": "Eviction API: evicting", "lastProbeTime": None,
-                "lastTransitionTime": _d(old).get("lastTransitionTime") if _d(old).get("status") == "True" else _now()}
+                "lastTransitionTime": _d(old).get("lastTransitionTime") if _d(old).get("status") == "True" else now_rfc3339()}
         conds.append(cond)
         status["conditions"] = conds
         updated, _ = await self.registry.update(self.pods, namespace, name, new, self._ctx(False), subresource="status")
@@ -314,4 +306,4 @@ async def evict(registry: Registry, pods: Resource, namespace: str, name: str, b
     return await Evictor(registry, pods, ctx).evict(namespace, name, body)
 
 
-__all__ = ["VIOLATION", "Evictor", "evict", "pod_is_ready", "set_disruption_allowed_condition"]
+__all__ = ["VIOLATION", "Evictor", "evict", "set_disruption_allowed_condition"]

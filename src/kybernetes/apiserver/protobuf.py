@@ -42,6 +42,7 @@ from functools import cache
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.timeutil import format_duration
 from kybernetes.apiserver.protobuf_types import GROUP_VERSIONS, PACKAGES
 
 PROTOBUF_MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
@@ -382,7 +383,7 @@ def _decode_special(type_name: str, data: memoryview, where: str) -> Any:
             return _ABSENT
         return _format_time(seconds, nanos, micro=type_name == "MicroTime")
     if type_name == "Duration":
-        return go_duration(scalar(1))
+        return format_duration(scalar(1))
     if type_name == "Quantity":
         return string(1)
     if type_name == "IntOrString":
@@ -408,31 +409,6 @@ def _format_time(seconds: int, nanos: int, *, micro: bool) -> str:
     if micro:
         text += f".{nanos // 1000:06d}"
     return text + "Z"
-
-
-def go_duration(nanoseconds: int) -> str:
-    """Format nanoseconds the way Go's ``time.Duration.String`` does (``1h2m3.5s``, ``1.5ms``)."""
-    if nanoseconds == 0:
-        return "0s"
-    sign, n = ("-", -nanoseconds) if nanoseconds < 0 else ("", nanoseconds)
-
-    def fraction(value: int, unit: int) -> str:
-        whole, rest = divmod(value, unit)
-        digits = str(rest).rjust(len(str(unit)) - 1, "0").rstrip("0")
-        return f"{whole}.{digits}" if digits else str(whole)
-
-    if n < 1_000:
-        return f"{sign}{n}ns"
-    if n < 1_000_000:
-        return f"{sign}{fraction(n, 1_000)}µs"
-    if n < 1_000_000_000:
-        return f"{sign}{fraction(n, 1_000_000)}ms"
-    hours, rest = divmod(n, 3_600_000_000_000)
-    minutes, rest = divmod(rest, 60_000_000_000)
-    text = f"{hours}h" if hours else ""
-    if hours or minutes:
-        text += f"{minutes}m"
-    return f"{sign}{text}{fraction(rest, 1_000_000_000)}s"
 
 
 # ---------------------------------------------------------------------------------------------

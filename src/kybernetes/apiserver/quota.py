@@ -33,11 +33,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kybernetes import errors
 from kybernetes.api import quantity as q
+from kybernetes.api.podutil import is_pod_terminal, pod_resource_totals
+from kybernetes.api.timeutil import parse_rfc3339
 
 if TYPE_CHECKING:
     from kybernetes.api.resources import Resource
@@ -71,15 +73,6 @@ def _l(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _parse_time(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def add_usage(a: Usage, b: Usage) -> Usage:
     out = dict(a)
     for k, val in b.items():
@@ -102,10 +95,10 @@ def count_name(group: str, plural: str) -> str:
 
 def pod_is_counted(pod: Obj, now: dt.datetime | None = None) -> bool:
     """Kubernetes' QuotaV1Pod: terminal pods and pods past their deletion grace do not count."""
-    if _d(pod.get("status")).get("phase") in ("Succeeded", "Failed"):
+    if is_pod_terminal(pod):
         return False
     meta = _d(pod.get("metadata"))
-    deleted = _parse_time(meta.get("deletionTimestamp"))
+    deleted = parse_rfc3339(meta.get("deletionTimestamp"))
     grace = meta.get("deletionGracePeriodSeconds")
     if deleted is not None and isinstance(grace, int):
         now = now or dt.datetime.now(dt.UTC)
@@ -115,28 +108,16 @@ def pod_is_counted(pod: Obj, now: dt.datetime | None = None) -> bool:
 
 
 def _container_totals(spec: Obj, field: str) -> Usage:
-    """The pod's effective requests or limits: max(sum of containers, each init container) + overhead."""
-    total: Usage = {}
-    sidecars: Usage = {}
-    for c in _l(spec.get("containers")):
-        total = add_usage(total, {k: str(val) for k, val in _d(_d(_d(c).get("resources")).get(field)).items()})
-    init_max: Usage = {}
-    for c in _l(spec.get("initContainers")):
-        res = {k: str(val) for k, val in _d(_d(_d(c).get("resources")).get(field)).items()}
-        if _d(c).get("restartPolicy") == "Always":
-            # A sidecar keeps running next to the app containers: it adds up.
-            sidecars = add_usage(sidecars, res)
-            continue
-        # A plain init container runs alone (with the sidecars started before it).
-        res = add_usage(res, sidecars)
-        for k, val in res.items():
-            if k not in init_max or q.compare(val, init_max[k]) > 0:
-                init_max[k] = val
-    total = add_usage(total, sidecars)
-    for k, val in init_max.items():
-        if k not in total or q.compare(val, total[k]) > 0:
-            total[k] = val
-    return add_usage(total, {k: str(val) for k, val in _d(spec.get("overhead")).items()})
+    """The pod's effective requests or limits (:func:`~kybernetes.api.podutil.pod_resource_totals`)."""
+    def values_of(c: Mapping[str, Any]) -> Usage:
+        return {k: q.canonical(str(val)) for k, val in _d(_d(c.get("resources")).get(field)).items()}
+
+    overhead = {k: q.canonical(str(val)) for k, val in _d(spec.get("overhead")).items()}
+    return pod_resource_totals(spec, values_of, q.add, _greater, overhead)
+
+
+def _greater(a: str, b: str) -> bool:
+    return q.compare(a, b) > 0
 
 
 def _compute_names(requests: Usage, limits: Usage) -> Usage:

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import time
 import uuid
 from pathlib import Path
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 
 from kybernetes import errors
 from kybernetes.api.resources import Resource
+from kybernetes.api.timeutil import format_rfc3339
 from kybernetes.apiserver.registry.store import Registry, RequestContext, User, random_suffix
 
 Obj = dict[str, Any]
@@ -147,7 +147,7 @@ class ServiceAccounts:
         out.setdefault("metadata", {}).update({"name": name, "namespace": namespace,
                                                "creationTimestamp": None})
         out["spec"] = dict(spec, audiences=audiences, expirationSeconds=expiration)
-        exp_at = dt.datetime.fromtimestamp(now + expiration, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        exp_at = format_rfc3339(now + expiration)
         out["status"] = {"token": token, "expirationTimestamp": exp_at}
         return out
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import itertools
 import logging
 import os
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.client.rest import Client
 
 log = logging.getLogger(__name__)
@@ -46,10 +46,6 @@ CACHE_SIZE = 4096
 MAX_NAME = 253
 
 _counter = itertools.count()
-
-
-def _timestamp() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _event_name(obj_name: str) -> str:
@@ -91,7 +87,7 @@ class EventRecorder:
             log.warning("event %s/%s dropped: no running event loop", reason, message)
             return
         try:
-            self._queue.put_nowait((obj, type, reason, message, _timestamp()))
+            self._queue.put_nowait((obj, type, reason, message, now_rfc3339()))
         except asyncio.QueueFull:
             self.dropped += 1
             log.warning("event queue full; dropped %s event %s: %s", type, reason, message)

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import math
 import random
@@ -46,6 +45,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.timeutil import format_micro
 from kybernetes.client.rest import Client
 from kybernetes.client.workqueue import Clock, RealClock
 
@@ -55,12 +55,6 @@ JITTER = 1.2
 """Acquire attempts wait ``retry_period * (1 + random() * (JITTER - 1))`` (client-go's JitterFactor 1.2)."""
 
 LEASE_API = "coordination.k8s.io/v1"
-
-
-def micro_time(t: dt.datetime | None = None) -> str:
-    """A MicroTime string: ``2006-01-02T15:04:05.000000Z``."""
-    t = t or dt.datetime.now(dt.UTC)
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _record(lease: dict[str, Any]) -> dict[str, Any]:
@@ -192,7 +186,7 @@ class LeaderElector:
         return rec
 
     async def _try_acquire_or_renew(self) -> bool:
-        now = micro_time()
+        now = format_micro()
         try:
             lease = await self.client.get(LEASE_API, "leases", self.lease_name, self.namespace)
         except errors.NotFound:
@@ -237,7 +231,7 @@ class LeaderElector:
         lease = self._lease
         if lease is None or _record(lease).get("holderIdentity") != self.identity:
             return
-        now = micro_time()
+        now = format_micro()
         spec = {**(lease.get("spec") or {}), "holderIdentity": "", "leaseDurationSeconds": 1,
                 "acquireTime": now, "renewTime": now}
         try:

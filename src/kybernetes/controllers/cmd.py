@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 
 import click
 
 from kybernetes import aiorun
+from kybernetes.api.timeutil import parse_duration
 from kybernetes.controllers.manager import ControllerManagerConfig, LostLeadership, run
-
-
-def _duration(value: str) -> float:
-    """Kubernetes duration flags: ``40s``, ``5m``, ``1h``, or plain seconds."""
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    for suffix in ("ms", "s", "m", "h"):
-        if value.endswith(suffix):
-            return float(value[: -len(suffix)]) * units[suffix]
-    return float(value)
 
 
 @click.command("controller-manager")
@@ -58,27 +48,24 @@ def command(kubeconfig: Path | None, controllers: str, leader_elect: bool, leade
         selected.append("-node-ipam-controller")
     cfg = ControllerManagerConfig(
         kubeconfig=kubeconfig, controllers=selected, leader_elect=leader_elect,
-        lease_duration=_duration(leader_elect_lease_duration),
-        renew_deadline=_duration(leader_elect_renew_deadline),
-        retry_period=_duration(leader_elect_retry_period),
+        lease_duration=parse_duration(leader_elect_lease_duration, bare_seconds=True),
+        renew_deadline=parse_duration(leader_elect_renew_deadline, bare_seconds=True),
+        retry_period=parse_duration(leader_elect_retry_period, bare_seconds=True),
         options={
-            "node-monitor-grace-period": _duration(node_monitor_grace_period),
-            "node-monitor-period": _duration(node_monitor_period),
+            "node-monitor-grace-period": parse_duration(node_monitor_grace_period, bare_seconds=True),
+            "node-monitor-period": parse_duration(node_monitor_period, bare_seconds=True),
             "cluster-cidr": cluster_cidr,
             "node-cidr-mask-size": node_cidr_mask_size,
             "terminated-pod-gc-threshold": terminated_pod_gc_threshold,
             "root-ca-file": str(root_ca_file) if root_ca_file else None,
             "cluster-signing-cert-file": str(cluster_signing_cert_file) if cluster_signing_cert_file else None,
             "cluster-signing-key-file": str(cluster_signing_key_file) if cluster_signing_key_file else None,
-            "cluster-signing-duration": _duration(cluster_signing_duration),
+            "cluster-signing-duration": parse_duration(cluster_signing_duration, bare_seconds=True),
         },
     )
 
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        stop = aiorun.stop_on_signals()
         await run(cfg, stop)
 
     try:

@@ -35,21 +35,11 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.timeutil import format_rfc3339, parse_rfc3339
 from kybernetes.controllers.base import Controller, ControllerContext
 from kybernetes.controllers.cronschedule import CronError, CronSchedule, load_zone
-from kybernetes.controllers.job_util import (
-    Obj,
-    controller_ref,
-    emit,
-    fmt_time,
-    job_finished,
-    meta,
-    now_dt,
-    parse_time,
-    rv_int,
-    spec,
-    status,
-)
+from kybernetes.controllers.job_util import Obj, emit, job_finished, now_dt, rv_int
+from kybernetes.controllers.podutil import controller_ref, meta, spec_of, status_of
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +108,7 @@ def _job_ref(job: Obj) -> dict[str, Any]:
 
 
 def _start_key(job: Obj) -> tuple[int, float, str]:
-    start = parse_time(status(job).get("startTime"))
+    start = parse_rfc3339(status_of(job).get("startTime"))
     # Jobs that never started sort after the started ones (``byJobStartTime``).
     return (0, start.timestamp(), meta(job).get("name", "")) if start else (1, 0.0, meta(job).get("name", ""))
 
@@ -159,7 +149,7 @@ class CronJobController(Controller):
             return
         uid = meta(cj).get("uid")
         jobs = [j for j in self.jobs.store.by_index("owner", str(uid)) if (controller_ref(j) or {}).get("uid") == uid]
-        st: dict[str, Any] = copy.deepcopy(status(cj))
+        st: dict[str, Any] = copy.deepcopy(status_of(cj))
         await self._reconcile_active(cj, jobs, st)
         await self._cleanup_history(cj, jobs, st)
         requeue = await self._schedule(cj, st)
@@ -186,10 +176,10 @@ class CronJobController(Controller):
                 await emit(self.recorder, cj, "Normal", "SawCompletedJob",
                            f"Saw completed job: {meta(job).get('name')}, status: {finished}")
             if finished == "Complete":
-                done = parse_time(status(job).get("completionTime"))
-                last = parse_time(st.get("lastSuccessfulTime"))
+                done = parse_rfc3339(status_of(job).get("completionTime"))
+                last = parse_rfc3339(st.get("lastSuccessfulTime"))
                 if done is not None and (last is None or done > last):
-                    st["lastSuccessfulTime"] = fmt_time(done)
+                    st["lastSuccessfulTime"] = format_rfc3339(done)
         known = {meta(j).get("uid") for j in jobs}
         for ref in list(active):
             if ref.get("uid") in known:
@@ -211,7 +201,7 @@ class CronJobController(Controller):
     # --- 2. history limits ---------------------------------------------------------------------
 
     async def _cleanup_history(self, cj: Obj, jobs: list[Obj], st: dict[str, Any]) -> None:
-        cs = spec(cj)
+        cs = spec_of(cj)
         for kind, field in (("Complete", "successfulJobsHistoryLimit"), ("Failed", "failedJobsHistoryLimit")):
             limit = cs.get(field)
             if limit is None:
@@ -231,7 +221,7 @@ class CronJobController(Controller):
 
     async def _schedule(self, cj: Obj, st: dict[str, Any]) -> float | None:
         """Start what is due; the seconds until the next fire time (None: nothing to wait for)."""
-        cs = spec(cj)
+        cs = spec_of(cj)
         if cs.get("suspend"):
             return None
         try:
@@ -247,7 +237,7 @@ class CronJobController(Controller):
             return None
         zone = tz if tz is not None else load_zone(sched.zone)
         now = now_dt(self.ctx.clock)
-        earliest = parse_time(st.get("lastScheduleTime")) or parse_time(meta(cj).get("creationTimestamp")) or now
+        earliest = parse_rfc3339(st.get("lastScheduleTime")) or parse_rfc3339(meta(cj).get("creationTimestamp")) or now
         deadline = cs.get("startingDeadlineSeconds")
         if deadline is not None:
             # Nothing older than the starting window will be started, so do not even look.
@@ -267,7 +257,7 @@ class CronJobController(Controller):
             return wait
         name = job_name_for(meta(cj).get("name", ""), scheduled)
         active: list[dict[str, Any]] = list(st.get("active") or [])
-        if any(a.get("name") == name for a in active) or parse_time(st.get("lastScheduleTime")) == scheduled:
+        if any(a.get("name") == name for a in active) or parse_rfc3339(st.get("lastScheduleTime")) == scheduled:
             return wait  # this fire time is already taken care of
         policy = cs.get("concurrencyPolicy") or "Allow"
         if policy == "Forbid" and active:
@@ -293,12 +283,12 @@ class CronJobController(Controller):
             st["active"] = active
         else:
             st.pop("active", None)
-        st["lastScheduleTime"] = fmt_time(scheduled)
+        st["lastScheduleTime"] = format_rfc3339(scheduled)
         return wait
 
     async def _create_job(self, cj: Obj, name: str, scheduled: datetime, zone: tzinfo) -> Obj | None:
         cm = meta(cj)
-        template = copy.deepcopy(spec(cj).get("jobTemplate") or {})
+        template = copy.deepcopy(spec_of(cj).get("jobTemplate") or {})
         tmeta = template.get("metadata") or {}
         annotations = dict(tmeta.get("annotations") or {})
         annotations[SCHEDULED_TIMESTAMP] = _rfc3339_in(scheduled, zone)
@@ -324,7 +314,7 @@ class CronJobController(Controller):
         return job
 
     async def _write_status(self, key: str, cj: Obj, st: dict[str, Any]) -> None:
-        if st == status(cj):
+        if st == status_of(cj):
             return
         body = dict(cj)
         body["status"] = st

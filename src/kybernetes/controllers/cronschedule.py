@@ -29,11 +29,11 @@ shift beyond the first hit only when a transition is nearby; elsewhere the first
 from __future__ import annotations
 
 import bisect
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
+from kybernetes.api.timeutil import parse_duration
 from kybernetes.apiserver.registry.batch import CronError, parse_cron
 
 __all__ = ["CronError", "CronSchedule", "load_zone"]
@@ -43,8 +43,6 @@ __all__ = ["CronError", "CronSchedule", "load_zone"]
 _MAX_SHIFT = timedelta(hours=3)
 # A schedule that matches no date within this many years never fires ("0 0 30 2 *").
 _YEAR_LIMIT = 9
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_GO_PART = re.compile(r"([0-9]*\.?[0-9]*)(ns|us|µs|μs|ms|s|m|h)")
 _DESCRIPTOR_FIELDS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -61,18 +59,6 @@ def load_zone(name: str | None) -> tzinfo:
     if not name or name == "UTC":
         return UTC
     return ZoneInfo(name)
-
-
-def _parse_go_duration(text: str) -> float:
-    """Seconds in a Go duration ("1h30m", "90s"); validation already checked the syntax."""
-    sign = -1.0 if text.startswith("-") else 1.0
-    body = text.lstrip("+-")
-    if body == "0":
-        return 0.0
-    total = 0.0
-    for num, unit in _GO_PART.findall(body):
-        total += float(num or 0) * _GO_UNITS[unit]
-    return sign * total
 
 
 def _is_star(field: str) -> bool:
@@ -110,7 +96,7 @@ class CronSchedule:
             text = rest.strip()
         if isinstance(parsed, str):
             if text.startswith("@every "):
-                seconds = _parse_go_duration(text[len("@every "):])
+                seconds = parse_duration(text[len("@every "):])
                 # robfig rounds sub-second delays up to one second and truncates to seconds.
                 seconds = max(1.0, float(int(seconds)))
                 return cls((), (), frozenset(), frozenset(), frozenset(), True, True, zone, seconds)

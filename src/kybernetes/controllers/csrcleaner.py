@@ -23,8 +23,9 @@ from cryptography import x509
 
 from kybernetes import errors
 from kybernetes.api import certificates as certs
+from kybernetes.api.timeutil import parse_rfc3339
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
-from kybernetes.controllers.job_util import now_dt, parse_time
+from kybernetes.controllers.job_util import now_dt
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -54,7 +55,7 @@ def deadline(csr: Obj) -> tuple[dt.datetime, str] | None:
     issued = bool(status.get("certificate"))
     found: list[tuple[dt.datetime, str]] = []
     for c in conds:
-        at = parse_time(c.get("lastUpdateTime"))
+        at = parse_rfc3339(c.get("lastUpdateTime"))
         if at is None:
             continue
         if c.get("type") == certs.APPROVED and issued:
@@ -66,7 +67,7 @@ def deadline(csr: Obj) -> tuple[dt.datetime, str] | None:
             found.append((at + DENIED_EXPIRATION, "denied"))
         elif c.get("type") == certs.FAILED:
             found.append((at + DENIED_EXPIRATION, "failed"))
-    created = parse_time((csr.get("metadata") or {}).get("creationTimestamp"))
+    created = parse_rfc3339((csr.get("metadata") or {}).get("creationTimestamp"))
     if not conds and created is not None:
         found.append((created + PENDING_EXPIRATION, "pending and unhandled"))
     return min(found) if found else None

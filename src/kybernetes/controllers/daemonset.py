@@ -3,7 +3,8 @@
 A DaemonSet runs one pod on every node that should run it:
 
 * the node matches the template's ``nodeSelector`` and required node affinity, and
-* every ``NoSchedule``/``NoExecute`` taint of the node is tolerated by the pod - whose tolerations
+* every ``NoSchedule``/``NoExecute`` taint of the node is tolerated by the pod (both decided by
+  :mod:`kybernetes.api.scheduling`, as the scheduler decides them) - whose tolerations
   include the defaults every daemon pod gets (``not-ready`` and ``unreachable`` NoExecute; disk,
   memory and PID pressure, ``unschedulable`` NoSchedule), so daemons survive node trouble.
 
@@ -34,7 +35,10 @@ import logging
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.podutil import is_pod_ready
+from kybernetes.api.scheduling import find_untolerated_taint, node_matches_pod
 from kybernetes.api.selectors import LabelSelector
+from kybernetes.api.timeutil import parse_epoch
 from kybernetes.controllers import history
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 from kybernetes.controllers.deployment_util import scaled_value
@@ -46,12 +50,10 @@ from kybernetes.controllers.podutil import (
     controller_ref,
     int_field,
     is_pod_available,
-    is_pod_ready,
     is_terminating,
     labels_of,
     meta,
     obj_key,
-    parse_time,
     pod_from_template,
     seconds_until_available,
     slow_start_batch,
@@ -87,81 +89,16 @@ def add_default_tolerations(spec: dict[str, Any]) -> None:
     spec["tolerations"] = tolerations
 
 
-def tolerates(toleration: dict[str, Any], taint: dict[str, Any]) -> bool:
-    """``Toleration.ToleratesTaint``: effect (empty = any), key (empty with Exists = any), value."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    op = toleration.get("operator") or "Equal"
-    if op == "Exists":
-        return True
-    if op == "Equal":
-        return bool(key) and (toleration.get("value") or "") == (taint.get("value") or "")
-    return False
-
-
-def _match_expression(req: dict[str, Any], value: str | None) -> bool:
-    op = req.get("operator")
-    values = [str(v) for v in req.get("values") or []]
-    if op == "In":
-        return value is not None and value in values
-    if op == "NotIn":
-        return value is None or value not in values
-    if op == "Exists":
-        return value is not None
-    if op == "DoesNotExist":
-        return value is None
-    if op in ("Gt", "Lt") and value is not None and values:
-        try:
-            a, b = int(value), int(values[0])
-        except ValueError:
-            return False
-        return a > b if op == "Gt" else a < b
-    return False
-
-
-def node_matches_term(node: Obj, term: dict[str, Any]) -> bool:
-    exprs = term.get("matchExpressions") or []
-    fields = term.get("matchFields") or []
-    if not exprs and not fields:
-        return False  # an empty term matches nothing
-    labels = labels_of(node)
-    if not all(_match_expression(e, labels.get(e.get("key", ""))) for e in exprs):
-        return False
-    node_fields = {"metadata.name": meta(node).get("name")}
-    return all(_match_expression(f, node_fields.get(f.get("key", ""))) for f in fields)
-
-
-def node_matches_pod(node: Obj, pod_spec: dict[str, Any]) -> bool:
-    labels = labels_of(node)
-    for k, v in (pod_spec.get("nodeSelector") or {}).items():
-        if labels.get(k) != v:
-            return False
-    required = (((pod_spec.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
-    terms = required.get("nodeSelectorTerms")
-    return not terms or any(node_matches_term(node, t) for t in terms)
-
-
 def node_should_run(node: Obj, pod_spec: dict[str, Any]) -> tuple[bool, bool]:
     """(should run a new pod, may keep running an existing one) - ``NodeShouldRunDaemonPod``."""
     if not node_matches_pod(node, pod_spec):
         return False, False
+    taints = spec_of(node).get("taints") or []
     tolerations = pod_spec.get("tolerations") or []
-    should_run = keep = True
-    for taint in spec_of(node).get("taints") or []:
-        effect = taint.get("effect")
-        if effect not in ("NoSchedule", "NoExecute"):
-            continue
-        if any(tolerates(t, taint) for t in tolerations):
-            continue
-        should_run = False
-        if effect == "NoExecute":
-            keep = False
-    return should_run, keep
+    if find_untolerated_taint(taints, tolerations) is None:
+        return True, True
+    # A daemon pod already there stays unless a NoExecute taint is not tolerated.
+    return False, find_untolerated_taint(taints, tolerations, ("NoExecute",)) is None
 
 
 def target_node(pod: Obj) -> str:
@@ -495,7 +432,7 @@ class DaemonSetController(PodOwnerController):
             should_run, _ = node_should_run(node, pod_spec)
             pods = sorted((p for p in node_pods.get(name, []) if not is_terminating(p)),
                           key=lambda p: (0 if labels_of(p).get(history.CONTROLLER_REVISION_HASH) == hash_ else 1,
-                                         parse_time(meta(p).get("creationTimestamp")) or 0.0))
+                                         parse_epoch(meta(p).get("creationTimestamp")) or 0.0))
             if should_run:
                 desired += 1
                 if pods:

@@ -44,6 +44,7 @@ import time
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.podutil import is_pod_terminal
 from kybernetes.api.selectors import LabelSelector, from_label_selector_object
 from kybernetes.controllers import deployment_plan as plan
 from kybernetes.controllers import deployment_util as du
@@ -54,7 +55,6 @@ from kybernetes.controllers.podutil import (
     controller_ref,
     get_condition,
     int_field,
-    is_pod_terminal,
     is_terminating,
     labels_of,
     matching_owners,

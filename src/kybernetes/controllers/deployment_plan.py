@@ -21,8 +21,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kybernetes.api.timeutil import parse_epoch
 from kybernetes.controllers import deployment_util as du
-from kybernetes.controllers.podutil import get_condition, int_field, meta, parse_time, spec_of, status_of
+from kybernetes.controllers.podutil import (
+    get_condition,
+    int_field,
+    meta,
+    remove_condition,
+    spec_of,
+    status_of,
+)
 
 Obj = dict[str, Any]
 
@@ -66,7 +74,7 @@ def proportional_sizes(d: Obj, new_rs: Obj | None, old: list[Obj]) -> list[tuple
 
 
 def _created(rs: Obj) -> float:
-    return parse_time(meta(rs).get("creationTimestamp")) or 0.0
+    return parse_epoch(meta(rs).get("creationTimestamp")) or 0.0
 
 
 def new_rs_size(d: Obj, all_rses: list[Obj], new_rs: Obj) -> int | None:
@@ -144,7 +152,7 @@ def rollout_status(d: Obj, all_rses: list[Obj], new_rs: Obj | None, now: float) 
     """``syncRolloutStatus``: counters and the Progressing / ReplicaFailure conditions."""
     status = du.calculate_status(d, all_rses, new_rs)
     if not du.has_progress_deadline(d):
-        du.remove_condition(status, "Progressing")
+        remove_condition(status, "Progressing")
     cond = get_condition(status, "Progressing")
     complete_already = (int_field(status, "replicas") == int_field(status, "updatedReplicas")
                         and cond is not None and cond.get("reason") == du.NEW_RS_AVAILABLE)
@@ -158,7 +166,7 @@ def rollout_status(d: Obj, all_rses: list[Obj], new_rs: Obj | None, now: float) 
             new_cond = du.new_condition("Progressing", "True", du.RS_UPDATED, f'ReplicaSet "{rs_name}" is progressing.')
             if cond is not None and cond.get("status") == "True":
                 new_cond["lastTransitionTime"] = cond.get("lastTransitionTime")
-            du.remove_condition(status, "Progressing")
+            remove_condition(status, "Progressing")
             du.set_condition(status, new_cond)
         elif du.deployment_timed_out(d, status, now):
             timed_out = f'ReplicaSet "{rs_name}" has timed out progressing.'
@@ -169,7 +177,7 @@ def rollout_status(d: Obj, all_rses: list[Obj], new_rs: Obj | None, now: float) 
         du.set_condition(status, du.new_condition("ReplicaFailure", f.get("status", "True"),
                                                   f.get("reason", ""), f.get("message", "")))
     else:
-        du.remove_condition(status, "ReplicaFailure")
+        remove_condition(status, "ReplicaFailure")
     return StatusPlan(status, timed_out)
 
 
@@ -180,7 +188,7 @@ def recheck_after(d: Obj, status: dict[str, Any], now: float) -> float | None:
     if (not du.has_progress_deadline(d) or cond is None or du.deployment_complete(d, status)
             or cond.get("reason") == du.TIMED_OUT):
         return None
-    since = parse_time(cond.get("lastUpdateTime"))
+    since = parse_epoch(cond.get("lastUpdateTime"))
     if since is None:
         return None
     return max(since + int_field(spec_of(d), "progressDeadlineSeconds") - now, 0) + 1.0

@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from kybernetes.api.timeutil import now_rfc3339, parse_epoch
 from kybernetes.controllers.history import POD_TEMPLATE_HASH, templates_equal_ignoring_hash
 from kybernetes.controllers.podutil import (
     annotations_of,
@@ -23,8 +24,6 @@ from kybernetes.controllers.podutil import (
     int_field,
     is_terminating,
     meta,
-    now_rfc3339,
-    parse_time,
     spec_of,
     status_of,
 )
@@ -298,14 +297,6 @@ def set_condition(status: dict[str, Any], cond: dict[str, Any]) -> None:
     status["conditions"] = conds
 
 
-def remove_condition(status: dict[str, Any], ctype: str) -> None:
-    conds = [c for c in status.get("conditions") or () if c.get("type") != ctype]
-    if conds:
-        status["conditions"] = conds
-    else:
-        status.pop("conditions", None)
-
-
 def has_progress_deadline(d: Obj) -> bool:
     deadline = spec_of(d).get("progressDeadlineSeconds")
     return isinstance(deadline, int) and deadline != MAX_INT32
@@ -336,7 +327,7 @@ def deployment_timed_out(d: Obj, status: dict[str, Any], now: float) -> bool:
         return False
     if cond.get("reason") == TIMED_OUT:
         return True
-    since = parse_time(cond.get("lastUpdateTime"))
+    since = parse_epoch(cond.get("lastUpdateTime"))
     if since is None:
         return False
     return since + int_field(spec_of(d), "progressDeadlineSeconds") < now

@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.podutil import is_pod_ready
 from kybernetes.api.selectors import LabelSelector, from_label_selector_object
-from kybernetes.apiserver.eviction import pod_is_ready, set_disruption_allowed_condition
+from kybernetes.api.timeutil import parse_rfc3339
+from kybernetes.apiserver.eviction import set_disruption_allowed_condition
 from kybernetes.controllers.base import Controller, ControllerContext
+from kybernetes.controllers.deployment_util import scaled_value
+from kybernetes.controllers.podutil import controller_ref
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -50,39 +53,11 @@ def _d(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _parse(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _selector(pdb: Obj) -> LabelSelector | None:
     try:
         return from_label_selector_object(_d(pdb.get("spec")).get("selector"), none_matches=False)
     except errors.StatusError:
         return None
-
-
-def scaled_value(value: Any, total: int, round_up: bool) -> int:
-    """``GetScaledValueFromIntOrPercent``: an int as is, ``"N%"`` of total rounded as asked."""
-    if isinstance(value, int):
-        return value
-    text = str(value)
-    if text.endswith("%"):
-        pct = int(text[:-1])
-        exact = pct * total / 100
-        return math.ceil(exact) if round_up else math.floor(exact)
-    return int(text)
-
-
-def _controller_ref(obj: Obj) -> Obj | None:
-    for ref in _d(obj.get("metadata")).get("ownerReferences") or []:
-        if _d(ref).get("controller"):
-            return ref  # type: ignore[no-any-return]
-    return None
 
 
 def _group(api_version: str) -> str:
@@ -128,7 +103,7 @@ class DisruptionController(Controller):
         disrupted, recheck = self._disrupted(pdb, pods, now)
         healthy = sum(1 for p in pods
                       if not p["metadata"].get("deletionTimestamp")
-                      and p["metadata"]["name"] not in disrupted and pod_is_ready(p))
+                      and p["metadata"]["name"] not in disrupted and is_pod_ready(p))
         allowed = healthy - desired
         if expected <= 0 or allowed <= 0:
             allowed = 0
@@ -161,7 +136,7 @@ class DisruptionController(Controller):
             pod = by_name.get(name)
             if pod is None or pod["metadata"].get("deletionTimestamp"):
                 continue
-            at = _parse(stamp)
+            at = parse_rfc3339(stamp)
             if at is None:
                 continue
             left = (at + dt.timedelta(seconds=self.deletion_timeout) - now).total_seconds()
@@ -191,7 +166,7 @@ class DisruptionController(Controller):
         total = 0
         seen: set[str] = set()
         for pod in pods:
-            ref = _controller_ref(pod)
+            ref = controller_ref(pod)
             if ref is None:
                 total += 1
                 continue
@@ -213,7 +188,7 @@ class DisruptionController(Controller):
             return None
         if kind == ("apps", "ReplicaSet"):
             # A Deployment's ReplicaSets share the Deployment's scale.
-            parent = _controller_ref(owner)
+            parent = controller_ref(owner)
             if parent is not None and (_group(str(parent.get("apiVersion") or "")), parent.get("kind")) == (
                     "apps", "Deployment"):
                 up = await self._replicas(ns, parent, seen)

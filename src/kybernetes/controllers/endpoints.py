@@ -36,6 +36,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.podutil import is_pod_ready, is_pod_terminal, pod_condition
 from kybernetes.client.informer import key_of
 from kybernetes.client.workqueue import WorkQueue
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
@@ -76,17 +77,6 @@ def publish_not_ready(svc: Obj) -> bool:
     return str(ann.get(TOLERATE_UNREADY_ANNOTATION, "")).lower() == "true"
 
 
-def pod_ready(pod: Obj) -> bool:
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return c.get("status") == "True"
-    return False
-
-
-def pod_terminal(pod: Obj) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-
-
 def pod_ips(pod: Obj) -> list[str]:
     st = pod.get("status") or {}
     ips = [p.get("ip") for p in st.get("podIPs") or [] if p.get("ip")]
@@ -96,7 +86,7 @@ def pod_ips(pod: Obj) -> list[str]:
 
 
 def should_pod_be_in_endpoints(pod: Obj, include_terminating: bool) -> bool:
-    if pod_terminal(pod) or not pod_ips(pod):
+    if is_pod_terminal(pod) or not pod_ips(pod):
         return False
     return include_terminating or not (pod.get("metadata") or {}).get("deletionTimestamp")
 
@@ -162,16 +152,14 @@ def pod_endpoint_digest(pod: Obj) -> tuple[Any, ...]:
     ports = [(c.get("name"), tuple((p.get("name"), p.get("containerPort"), p.get("protocol"))
                                    for p in c.get("ports") or []))
              for c in list(spec.get("containers") or []) + list(spec.get("initContainers") or [])]
-    return (tuple(pod_ips(pod)), pod_ready(pod), pod_terminal(pod), bool(m.get("deletionTimestamp")),
+    return (tuple(pod_ips(pod)), is_pod_ready(pod), is_pod_terminal(pod), bool(m.get("deletionTimestamp")),
             spec.get("nodeName"), spec.get("hostname"), spec.get("subdomain"), tuple(ports))
 
 
 def pod_trigger_time(pod: Obj) -> str | None:
     """When the pod last changed state as the tracker sees it: its Ready condition's transition."""
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready" and c.get("lastTransitionTime"):
-            return str(c["lastTransitionTime"])
-    return None
+    ready = pod_condition(pod, "Ready")
+    return str(ready["lastTransitionTime"]) if ready and ready.get("lastTransitionTime") else None
 
 
 class TriggerTimeTracker:
@@ -336,7 +324,7 @@ def desired_subsets(svc: Obj, pods: Iterable[Obj]) -> list[Obj]:
         if (pod.get("spec") or {}).get("nodeName"):
             addr["nodeName"] = pod["spec"]["nodeName"]
         addr["targetRef"] = target_ref(pod)
-        ready = tolerate or pod_ready(pod)
+        ready = tolerate or is_pod_ready(pod)
         if not ports:
             if is_headless(svc):
                 entries.append((addr, None, ready))

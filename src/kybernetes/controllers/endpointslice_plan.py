@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kybernetes.api.podutil import is_pod_ready
 from kybernetes.controllers.endpoints import (
     HEADLESS_LABEL,
     TRIGGER_TIME_ANNOTATION,
@@ -29,7 +30,6 @@ from kybernetes.controllers.endpoints import (
     ip_family,
     is_headless,
     pod_ips,
-    pod_ready,
     should_pod_be_in_endpoints,
     should_set_hostname,
     target_ref,
@@ -138,7 +138,7 @@ def desired_endpoints(svc: Obj, pods: list[Obj], zone_of: Callable[[str], str | 
         if not should_pod_be_in_endpoints(pod, True):
             continue
         ports = _pod_ports(pod, spec.get("ports") or [])
-        serving = pod_ready(pod)
+        serving = is_pod_ready(pod)
         terminating = bool(pod["metadata"].get("deletionTimestamp"))
         node_name = (pod.get("spec") or {}).get("nodeName")
         for fam in families:

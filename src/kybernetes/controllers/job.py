@@ -69,17 +69,13 @@ from kybernetes.controllers.job_util import (
     JOB_TRACKING_FINALIZER,
     Obj,
     condition_true,
-    controller_ref,
     emit,
     has_finalizer,
     job_finished,
-    meta,
     now_dt,
-    pod_deleting,
     rv_int,
-    spec,
-    status,
 )
+from kybernetes.controllers.podutil import controller_ref, is_terminating, meta, spec_of, status_of
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +100,7 @@ class _Expectations:
         for n in [n for n, exp in self.adds.items() if n in by_name or exp < now]:
             del self.adds[n]
         for u in [u for u, exp in self.deletes.items()
-                  if u not in by_uid or pod_deleting(by_uid[u]) or exp < now]:
+                  if u not in by_uid or is_terminating(by_uid[u]) or exp < now]:
             del self.deletes[u]
         for u in [u for u, exp in self.finalizers.items()
                   if u not in by_uid or not has_finalizer(by_uid[u]) or exp < now]:
@@ -192,7 +188,7 @@ class JobController(Controller):
             return
         owned = [p for p in self.pods.store.by_index("owner", str(uid))
                  if (controller_ref(p) or {}).get("uid") == uid]
-        managed_by = spec(job).get("managedBy")
+        managed_by = spec_of(job).get("managedBy")
         if managed_by not in (None, JOB_CONTROLLER_MANAGER):
             return  # another controller owns this Job's status
         if job_finished(job) is not None or meta(job).get("deletionTimestamp"):
@@ -212,7 +208,7 @@ class JobController(Controller):
         # Make the results durable before removing any finalizer or deleting any pod.
         if counting.must_record:
             job = await self._write_status(key, job, st)
-            st = copy.deepcopy(status(job))
+            st = copy.deepcopy(status_of(job))
         if counting.new_succeeded:
             self._backoff[key] = _Backoff()
         if counting.new_failed:
@@ -253,7 +249,7 @@ class JobController(Controller):
     # --- writes --------------------------------------------------------------------------------
 
     async def _write_status(self, key: str, job: Obj, st: dict[str, Any]) -> Obj:
-        if st == status(job):
+        if st == status_of(job):
             return job
         body = dict(job)
         body["status"] = st
@@ -263,7 +259,7 @@ class JobController(Controller):
         return out
 
     def _pod_for(self, job: Obj, index: int | None, index_failures: dict[int, int]) -> Obj:
-        m, js = meta(job), spec(job)
+        m, js = meta(job), spec_of(job)
         template = copy.deepcopy(js.get("template") or {})
         tmeta = template.get("metadata") or {}
         labels = dict(tmeta.get("labels") or {})

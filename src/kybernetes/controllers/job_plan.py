@@ -26,27 +26,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from kybernetes.api.podutil import is_pod_active, is_pod_ready
+from kybernetes.api.timeutil import format_rfc3339, parse_rfc3339
 from kybernetes.controllers.job_util import (
     INDEX_FAILURE_COUNT,
     Obj,
     completion_index,
     condition_true,
-    fmt_time,
     format_indexes,
     has_finalizer,
     match_pod_failure_policy,
-    meta,
     parse_indexes,
-    parse_time,
-    pod_active,
-    pod_deleting,
     pod_phase,
-    pod_ready,
     pod_terminating,
     set_condition,
-    spec,
-    status,
 )
+from kybernetes.controllers.podutil import is_terminating, meta, spec_of, status_of
 
 MAX_UNCOUNTED = 500  # Kubernetes' maxUncountedPods: bounds the size of one status write
 
@@ -104,7 +99,7 @@ def is_failed(pod: Obj, only_replace_failed: bool) -> bool:
         return True
     if only_replace_failed:
         return False
-    return pod_deleting(pod) and phase != "Succeeded"
+    return is_terminating(pod) and phase != "Succeeded"
 
 
 def index_failures_of(pod: Obj) -> int:
@@ -115,16 +110,16 @@ def index_failures_of(pod: Obj) -> int:
 
 
 def restarts(pod: Obj) -> int:
-    st = status(pod)
+    st = status_of(pod)
     return sum(int((cs or {}).get("restartCount") or 0)
                for cs in (st.get("initContainerStatuses") or []) + (st.get("containerStatuses") or []))
 
 
 def deletion_rank(pod: Obj) -> tuple[int, int, int, float]:
     """Which active pods to delete first: unscheduled, pending, not ready, newest (``ActivePods``)."""
-    created = parse_time(meta(pod).get("creationTimestamp"))
-    return (1 if spec(pod).get("nodeName") else 0, 1 if pod_phase(pod) == "Running" else 0,
-            1 if pod_ready(pod) else 0, -(created.timestamp() if created else 0.0))
+    created = parse_rfc3339(meta(pod).get("creationTimestamp"))
+    return (1 if spec_of(pod).get("nodeName") else 0, 1 if pod_phase(pod) == "Running" else 0,
+            1 if is_pod_ready(pod) else 0, -(created.timestamp() if created else 0.0))
 
 
 def success_policy_met(policy: Any, succeeded: set[int], completions: int) -> str | None:
@@ -160,14 +155,14 @@ def uncounted(succeeded: list[str], failed: list[str]) -> dict[str, Any]:
 def count_results(job: Obj, owned: list[Obj], now: datetime,
                   finalizers_in_flight: set[str] | frozenset[str] = frozenset()) -> Counting:
     """Find finished pods whose result is not recorded yet, and whether the Job now reaches an end."""
-    js = spec(job)
-    st: dict[str, Any] = copy.deepcopy(status(job))
+    js = spec_of(job)
+    st: dict[str, Any] = copy.deepcopy(status_of(job))
     pfp = js.get("podFailurePolicy")
     indexed = js.get("completionMode") == "Indexed"
     c = Counting(status=st, indexed=indexed, completions=js.get("completions"),
                  parallelism=int(js.get("parallelism") or 0), suspended=bool(js.get("suspend")),
                  only_replace_failed=js.get("podReplacementPolicy") == "Failed" or pfp is not None,
-                 active_pods=[p for p in owned if pod_active(p)],
+                 active_pods=[p for p in owned if is_pod_active(p)],
                  terminating=sum(1 for p in owned if pod_terminating(p)))
     n = int(c.completions or 0)
     per_index: int | None = js.get("backoffLimitPerIndex") if indexed else None
@@ -246,9 +241,9 @@ def _deadline_left(job: Obj, st: dict[str, Any], now: datetime, suspended: bool)
     resuming = not suspended and condition_true(job, "Suspended")
     if resuming or (not suspended and not st.get("startTime")):
         # A resumed Job starts its deadline afresh: the deadline counts active time only.
-        st["startTime"] = fmt_time(now)
-    start = parse_time(st.get("startTime"))
-    deadline = spec(job).get("activeDeadlineSeconds")
+        st["startTime"] = format_rfc3339(now)
+    start = parse_rfc3339(st.get("startTime"))
+    deadline = spec_of(job).get("activeDeadlineSeconds")
     if deadline is None or start is None or suspended:
         return None
     return int(deadline) - (now - start).total_seconds()
@@ -266,10 +261,10 @@ def _existing_target(st: dict[str, Any]) -> Target | None:
 
 def _new_target(job: Obj, c: Counting, fail_job: tuple[str, str] | None) -> Target | None:
     """Whether the Job has failed or succeeded now (the interim conditions), first rule first."""
-    js = spec(job)
+    js = spec_of(job)
     limit = js.get("backoffLimit")
     backoff_limit = int(limit) if limit is not None else 6
-    on_failure = spec(js.get("template") or {}).get("restartPolicy") == "OnFailure"
+    on_failure = spec_of(js.get("template") or {}).get("restartPolicy") == "OnFailure"
     restart_count = sum(restarts(p) for p in c.active_pods) if on_failure else 0
     failed_total = int(c.status.get("failed") or 0) + len(c.uncounted_failed)
     max_failed_idx = js.get("maxFailedIndexes")
@@ -395,10 +390,10 @@ def finish(st: dict[str, Any], c: Counting, now: datetime, *, active_now: int, d
             if set_condition(st, "Failed", "True", target[1], target[2], now):
                 events.append(("Warning", target[1], target[2]))
         elif set_condition(st, "Complete", "True", target[1], target[2], now):
-            st["completionTime"] = fmt_time(now)
+            st["completionTime"] = format_rfc3339(now)
             events.append(("Normal", "Completed", "Job completed"))
     st["active"] = active_now
-    st["ready"] = sum(1 for p in c.active_pods if pod_ready(p))
+    st["ready"] = sum(1 for p in c.active_pods if is_pod_ready(p))
     st["terminating"] = c.terminating
     for f in ("active", "succeeded", "failed"):
         if not st.get(f):

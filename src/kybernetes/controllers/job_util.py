@@ -1,6 +1,6 @@
 """Helpers of the batch controllers (Job, CronJob, TTL-after-finished, pod GC).
 
-Pure functions over plain-dict objects: timestamps in the API's RFC 3339 form, Job conditions,
+Pure functions over plain-dict objects: "now" on a controller clock, Job conditions,
 completion-index sets and their compressed string form ("0-2,5"), pod phase predicates, and
 ``podFailurePolicy`` matching. Kept apart from the controllers so they can be unit-tested and
 shared (the CronJob controller needs "is this Job finished", pod GC needs the time helpers).
@@ -16,7 +16,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from kybernetes.api.podutil import is_pod_terminal
+from kybernetes.api.timeutil import format_rfc3339, parse_rfc3339
 from kybernetes.client.workqueue import Clock, RealClock
+from kybernetes.controllers.podutil import get_condition, is_terminating, meta, status_of
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -52,20 +55,6 @@ def now_dt(clock: Clock) -> datetime:
     return datetime.fromtimestamp(anchor[1] + clock.now() - anchor[0], UTC)
 
 
-def fmt_time(t: datetime) -> str:
-    """RFC 3339 to the second, as metav1.Time serializes."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
-        return None
-
-
 async def emit(recorder: Any, obj: Obj, type_: str, reason: str, message: str) -> None:
     """Record an event; never fails the caller (events are best effort in Kubernetes too)."""
     try:
@@ -77,28 +66,6 @@ async def emit(recorder: Any, obj: Obj, type_: str, reason: str, message: str) -
 
 
 # --- objects -----------------------------------------------------------------------------------
-
-
-def meta(obj: Obj) -> dict[str, Any]:
-    m = obj.get("metadata")
-    return m if isinstance(m, dict) else {}
-
-
-def spec(obj: Obj) -> dict[str, Any]:
-    s = obj.get("spec")
-    return s if isinstance(s, dict) else {}
-
-
-def status(obj: Obj) -> dict[str, Any]:
-    s = obj.get("status")
-    return s if isinstance(s, dict) else {}
-
-
-def controller_ref(obj: Obj) -> dict[str, Any] | None:
-    for ref in meta(obj).get("ownerReferences") or []:
-        if isinstance(ref, dict) and ref.get("controller"):
-            return ref
-    return None
 
 
 def owner_ref(obj: Obj, *, block: bool = True) -> dict[str, Any]:
@@ -118,15 +85,8 @@ def rv_int(obj: Obj | None) -> int:
 # --- conditions --------------------------------------------------------------------------------
 
 
-def get_condition(obj: Obj, type_: str) -> dict[str, Any] | None:
-    for c in status(obj).get("conditions") or []:
-        if isinstance(c, dict) and c.get("type") == type_:
-            return c
-    return None
-
-
 def condition_true(obj: Obj, type_: str) -> bool:
-    c = get_condition(obj, type_)
+    c = get_condition(status_of(obj), type_)
     return c is not None and c.get("status") == "True"
 
 
@@ -143,15 +103,15 @@ def set_condition(st: dict[str, Any], type_: str, cstatus: str, reason: str, mes
             if c.get("status") == cstatus and c.get("reason") == reason and c.get("message") == message:
                 return False
             if c.get("status") != cstatus:
-                c["lastTransitionTime"] = fmt_time(now)
-            c.update(status=cstatus, reason=reason, message=message, lastProbeTime=fmt_time(now))
+                c["lastTransitionTime"] = format_rfc3339(now)
+            c.update(status=cstatus, reason=reason, message=message, lastProbeTime=format_rfc3339(now))
             return True
     if not add_if_missing:
         if not conds:
             st.pop("conditions")
         return False
     conds.append({"type": type_, "status": cstatus, "reason": reason, "message": message,
-                  "lastProbeTime": fmt_time(now), "lastTransitionTime": fmt_time(now)})
+                  "lastProbeTime": format_rfc3339(now), "lastTransitionTime": format_rfc3339(now)})
     return True
 
 
@@ -168,41 +128,22 @@ def job_finish_time(job: Obj) -> datetime | None:
     kind = job_finished(job)
     if kind is None:
         return None
-    if kind == "Complete" and (t := parse_time(status(job).get("completionTime"))) is not None:
+    if kind == "Complete" and (t := parse_rfc3339(status_of(job).get("completionTime"))) is not None:
         return t
-    cond = get_condition(job, kind) or {}
-    return parse_time(cond.get("lastTransitionTime"))
+    cond = get_condition(status_of(job), kind) or {}
+    return parse_rfc3339(cond.get("lastTransitionTime"))
 
 
 # --- pods --------------------------------------------------------------------------------------
 
 
 def pod_phase(pod: Obj) -> str:
-    return str(status(pod).get("phase") or "")
-
-
-def pod_terminal(pod: Obj) -> bool:
-    return pod_phase(pod) in ("Succeeded", "Failed")
-
-
-def pod_deleting(pod: Obj) -> bool:
-    return bool(meta(pod).get("deletionTimestamp"))
-
-
-def pod_active(pod: Obj) -> bool:
-    """Running or about to: not finished and not being deleted (``FilterActivePods``)."""
-    return not pod_terminal(pod) and not pod_deleting(pod)
+    return str(status_of(pod).get("phase") or "")
 
 
 def pod_terminating(pod: Obj) -> bool:
-    return pod_deleting(pod) and not pod_terminal(pod)
-
-
-def pod_ready(pod: Obj) -> bool:
-    for c in status(pod).get("conditions") or []:
-        if isinstance(c, dict) and c.get("type") == "Ready":
-            return c.get("status") == "True"
-    return False
+    """Being deleted but not finished: its containers may still run."""
+    return is_terminating(pod) and not is_pod_terminal(pod)
 
 
 def has_finalizer(obj: Obj, name: str = JOB_TRACKING_FINALIZER) -> bool:
@@ -268,7 +209,7 @@ def _exit_code_rule_matches(pod: Obj, req: dict[str, Any]) -> tuple[str, int] | 
     name = req.get("containerName")
     values = set(req.get("values") or [])
     op = req.get("operator")
-    st = status(pod)
+    st = status_of(pod)
     for cs in (st.get("initContainerStatuses") or []) + (st.get("containerStatuses") or []):
         term = ((cs or {}).get("state") or {}).get("terminated")
         if not isinstance(term, dict):
@@ -292,7 +233,7 @@ def match_pod_failure_policy(policy: dict[str, Any] | None, pod: Obj) -> tuple[s
         return None, True, None
     m = meta(pod)
     pod_key = f"{m.get('namespace', '')}/{m.get('name', '')}"
-    conditions = [c for c in status(pod).get("conditions") or [] if isinstance(c, dict)]
+    conditions = [c for c in status_of(pod).get("conditions") or [] if isinstance(c, dict)]
     for i, rule in enumerate(policy.get("rules") or []):
         action = rule.get("action")
         desc: str | None = None

@@ -23,13 +23,13 @@ Deleting a Namespace only marks it (``deletionTimestamp``, phase ``Terminating``
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.controllers.base import Controller, ControllerContext
 from kybernetes.controllers.discovery import APIResource, shared_discovery
 
@@ -90,10 +90,6 @@ class DeletionReport:
             out[FINALIZERS_REMAINING] = ("True", "SomeFinalizersRemain",
                                          f"Some content in the namespace has finalizers remaining: {msg}")
         return out
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class NamespaceController(Controller):
@@ -185,7 +181,7 @@ class NamespaceController(Controller):
                 continue
             dirty = True
             ts = old["lastTransitionTime"] if old and old.get("status") == st and old.get("lastTransitionTime") \
-                else _now()
+                else now_rfc3339()
             conditions.append({"type": t, "status": st, "lastTransitionTime": ts, "reason": reason, "message": msg})
         if not dirty:
             return ns

@@ -37,6 +37,9 @@ import logging
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.podutil import is_pod_terminal
+from kybernetes.api.scheduling import tolerates
+from kybernetes.api.timeutil import format_rfc3339, parse_rfc3339
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 
 log = logging.getLogger(__name__)
@@ -64,40 +67,11 @@ def _wall() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _rfc3339(t: dt.datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def condition(node: Obj, ctype: str) -> Obj | None:
     for c in _d(node.get("status")).get("conditions") or []:
         if _d(c).get("type") == ctype:
             return c  # type: ignore[no-any-return]
     return None
-
-
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """``Toleration.ToleratesTaint``: effect, key and (for Equal) value must match."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    op = toleration.get("operator") or "Equal"
-    if key and key != taint.get("key"):
-        return False
-    if op == "Exists":
-        return True
-    if op == "Equal":
-        return bool(key) and (toleration.get("value") or "") == (taint.get("value") or "")
-    return False
 
 
 def toleration_window(pod: Obj, taints: list[Obj]) -> float | None:
@@ -237,7 +211,7 @@ class NodeLifecycleController(Controller):
             new = copy.deepcopy(node)
             status = new.setdefault("status", {})
             conds = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
-            stamp = _rfc3339(_wall())
+            stamp = format_rfc3339(_wall())
             was_ready = _d(condition(node, "Ready")).get("status") == "True"
             for ctype in UNKNOWN_CONDITIONS:
                 c = next((c for c in conds if c.get("type") == ctype), None)
@@ -271,7 +245,7 @@ class NodeLifecycleController(Controller):
             for c in new["status"]["conditions"]:
                 if c.get("type") == "Ready":
                     c["status"] = "False"
-                    c["lastTransitionTime"] = _rfc3339(_wall())
+                    c["lastTransitionTime"] = format_rfc3339(_wall())
             try:
                 await self.client.update("v1", "pods", new, subresource="status")
             except (errors.Conflict, errors.NotFound):
@@ -291,7 +265,7 @@ class NodeLifecycleController(Controller):
                 if have is not None:
                     out.append(have)
                 elif w["effect"] == "NoExecute":
-                    out.append({**w, "timeAdded": _rfc3339(_wall())})
+                    out.append({**w, "timeAdded": format_rfc3339(_wall())})
                 else:
                     out.append(w)
             owned_now = sorted((t.get("key"), t.get("effect")) for t in current if t.get("key") in OWNED_TAINT_KEYS)
@@ -322,7 +296,7 @@ class NodeLifecycleController(Controller):
             if not taints or meta.get("deletionTimestamp"):
                 self.deadlines.pop(uid, None)
                 continue
-            if _d(pod.get("status")).get("phase") in ("Succeeded", "Failed"):
+            if is_pod_terminal(pod):
                 continue
             window = toleration_window(pod, taints)
             if window is None:
@@ -330,7 +304,7 @@ class NodeLifecycleController(Controller):
                 continue
             known = self.deadlines.get(uid)
             if known is None or known[0] != signature:
-                added = [a for a in (_parse(t.get("timeAdded")) for t in taints) if a is not None]
+                added = [a for a in (parse_rfc3339(t.get("timeAdded")) for t in taints) if a is not None]
                 # Time already spent under these taints (the latest one started the clock).
                 spent = max(0.0, (_wall() - max(added)).total_seconds()) if added else 0.0
                 known = (signature, now + window - spent)
@@ -352,7 +326,7 @@ class NodeLifecycleController(Controller):
         conds = [c for c in _d(new.get("status")).get("conditions") or [] if _d(c).get("type") != "DisruptionTarget"]
         conds.append({"type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager",
                       "message": "Taint manager: deleting due to NoExecute taint",
-                      "lastProbeTime": None, "lastTransitionTime": _rfc3339(_wall())})
+                      "lastProbeTime": None, "lastTransitionTime": format_rfc3339(_wall())})
         new.setdefault("status", {})["conditions"] = conds
         with contextlib.suppress(errors.Conflict, errors.NotFound):
             # Best effort: the condition only explains the deletion.

@@ -26,8 +26,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.podutil import is_pod_terminal
+from kybernetes.api.timeutil import format_rfc3339, parse_rfc3339
 from kybernetes.controllers.base import Controller, ControllerContext
-from kybernetes.controllers.job_util import Obj, fmt_time, meta, now_dt, parse_time, pod_terminal, spec
+from kybernetes.controllers.job_util import Obj, now_dt
+from kybernetes.controllers.podutil import meta, spec_of
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +68,11 @@ class PodGCController(Controller):
     async def gc_terminated(self) -> None:
         if self.threshold <= 0:
             return
-        terminated = [p for p in self.pods.store.list() if pod_terminal(p) and not meta(p).get("deletionTimestamp")]
+        terminated = [p for p in self.pods.store.list() if is_pod_terminal(p) and not meta(p).get("deletionTimestamp")]
         excess = len(terminated) - self.threshold
         if excess <= 0:
             return
-        terminated.sort(key=lambda p: (parse_time(meta(p).get("creationTimestamp")) or _EPOCH, meta(p).get("name", "")))
+        terminated.sort(key=lambda p: (parse_rfc3339(meta(p).get("creationTimestamp")) or _EPOCH, meta(p).get("name", "")))
         log.info("garbage collecting %d terminated pods", excess)
         await asyncio.gather(*(self._delete(p) for p in terminated[:excess]))
 
@@ -77,7 +80,7 @@ class PodGCController(Controller):
         known = {meta(n).get("name") for n in self.nodes.store.list()}
         on_nodes: dict[str, list[Obj]] = {}
         for p in self.pods.store.list():
-            node = spec(p).get("nodeName")
+            node = spec_of(p).get("nodeName")
             if node and node not in known:
                 on_nodes.setdefault(str(node), []).append(p)
         now = self.ctx.clock.now()
@@ -103,15 +106,15 @@ class PodGCController(Controller):
             del self._suspects[node]
 
     async def gc_unscheduled_terminating(self) -> None:
-        stuck = [p for p in self.pods.store.list() if meta(p).get("deletionTimestamp") and not spec(p).get("nodeName")]
+        stuck = [p for p in self.pods.store.list() if meta(p).get("deletionTimestamp") and not spec_of(p).get("nodeName")]
         await asyncio.gather(*(self._fail_and_delete(p, None) for p in stuck))
 
     # --- writes --------------------------------------------------------------------------------
 
     async def _fail_and_delete(self, pod: Obj, condition: dict[str, Any] | None) -> None:
         """``markFailedAndDeletePod``: record why in the pod's status, then force-delete it."""
-        if not pod_terminal(pod):
-            now = fmt_time(now_dt(self.ctx.clock))
+        if not is_pod_terminal(pod):
+            now = format_rfc3339(now_dt(self.ctx.clock))
             patch: dict[str, Any] = {"status": {"phase": "Failed"}}
             if condition is not None:
                 patch["status"]["conditions"] = [dict(condition, lastTransitionTime=now)]

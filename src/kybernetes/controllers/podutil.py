@@ -3,8 +3,8 @@
 What lives here is the common ground of ``pkg/controller/controller_utils.go`` and
 ``pkg/api/v1/pod``:
 
-* pod state predicates: active, ready, available after ``minReadySeconds``, terminating;
-* time handling for the RFC 3339 timestamps the API uses (conditions, creationTimestamp);
+* pod state predicates: active, available after ``minReadySeconds``, terminating (readiness
+  itself is :mod:`kybernetes.api.podutil`'s, timestamps :mod:`kybernetes.api.timeutil`'s);
 * owner references and the controller-ref manager's two moves - *adopt* an orphan whose labels match
   the owner's selector (a JSON merge patch would replace the whole ``ownerReferences`` list, so the
   patch carries the full new list pinned to the object's ``resourceVersion``) and *release* an owned
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -36,7 +35,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from kybernetes import errors
+from kybernetes.api.podutil import is_pod_ready, pod_ready_since
 from kybernetes.api.selectors import LabelSelector, from_label_selector_object
+from kybernetes.api.timeutil import parse_epoch
 from kybernetes.client.informer import Indexer, Informer
 from kybernetes.client.rest import Client
 from kybernetes.controllers.base import Controller
@@ -48,23 +49,6 @@ POD_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 # Expectations older than this are presumed lost (a watch event that never came) and ignored.
 EXPECTATIONS_TIMEOUT = 5 * 60.0
 SLOW_START_INITIAL_BATCH = 1
-
-
-# --- time ----------------------------------------------------------------------------------------
-
-
-def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: Any) -> float | None:
-    """An RFC 3339 timestamp as epoch seconds; ``None`` when absent or malformed."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 # --- small accessors -----------------------------------------------------------------------------
@@ -111,39 +95,6 @@ def int_field(obj: dict[str, Any], name: str, default: int = 0) -> int:
 
 def is_terminating(obj: Obj) -> bool:
     return bool(meta(obj).get("deletionTimestamp"))
-
-
-def is_pod_terminal(pod: Obj) -> bool:
-    return status_of(pod).get("phase") in ("Succeeded", "Failed")
-
-
-def is_pod_active(pod: Obj) -> bool:
-    """``FilterActivePods``: neither finished nor being deleted."""
-    return not is_pod_terminal(pod) and not is_terminating(pod)
-
-
-def pod_condition(pod: Obj, ctype: str) -> dict[str, Any] | None:
-    for c in status_of(pod).get("conditions") or ():
-        if isinstance(c, dict) and c.get("type") == ctype:
-            return c
-    return None
-
-
-def is_pod_ready(pod: Obj) -> bool:
-    c = pod_condition(pod, "Ready")
-    return bool(c and c.get("status") == "True")
-
-
-def is_running_and_ready(pod: Obj) -> bool:
-    return status_of(pod).get("phase") == "Running" and is_pod_ready(pod)
-
-
-def pod_ready_since(pod: Obj) -> float | None:
-    """When the pod last became ready (the Ready condition's transition), if it is ready."""
-    c = pod_condition(pod, "Ready")
-    if not c or c.get("status") != "True":
-        return None
-    return parse_time(c.get("lastTransitionTime"))
 
 
 def is_pod_available(pod: Obj, min_ready_seconds: int, now: float | None = None) -> bool:
@@ -200,7 +151,7 @@ def rank_pods_for_deletion(pods: list[Obj], co_located: dict[str, int] | None = 
         node = spec_of(pod).get("nodeName") or ""
         ready = is_pod_ready(pod)
         ready_since = pod_ready_since(pod) if ready else None
-        created = parse_time(meta(pod).get("creationTimestamp")) or 0.0
+        created = parse_epoch(meta(pod).get("creationTimestamp")) or 0.0
         return (
             1 if node else 0,                                   # unassigned before assigned
             _PHASE_RANK.get(str(status_of(pod).get("phase")), 0),  # Pending < Unknown < Running

@@ -31,7 +31,9 @@ import logging
 from typing import Any, ClassVar
 
 from kybernetes import errors
+from kybernetes.api.podutil import is_pod_active, is_pod_ready, is_pod_terminal
 from kybernetes.api.selectors import LabelSelector, from_label_selector_object
+from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 from kybernetes.controllers.podutil import (
     Expectations,
@@ -40,14 +42,10 @@ from kybernetes.controllers.podutil import (
     controller_ref,
     get_condition,
     int_field,
-    is_pod_active,
     is_pod_available,
-    is_pod_ready,
-    is_pod_terminal,
     is_terminating,
     labels_of,
     meta,
-    now_rfc3339,
     obj_key,
     pod_from_template,
     rank_pods_for_deletion,

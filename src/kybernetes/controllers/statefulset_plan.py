@@ -15,12 +15,11 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from kybernetes.api.podutil import is_pod_terminal, is_running_and_ready
 from kybernetes.controllers import history
 from kybernetes.controllers.podutil import (
     int_field,
     is_pod_available,
-    is_pod_terminal,
-    is_running_and_ready,
     is_terminating,
     labels_of,
     meta,

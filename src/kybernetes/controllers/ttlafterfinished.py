@@ -17,14 +17,15 @@ from datetime import datetime, timedelta
 
 from kybernetes import errors
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
-from kybernetes.controllers.job_util import Obj, job_finish_time, job_finished, meta, now_dt, spec
+from kybernetes.controllers.job_util import Obj, job_finish_time, job_finished, now_dt
+from kybernetes.controllers.podutil import meta, spec_of
 
 log = logging.getLogger(__name__)
 
 
 def expires_at(job: Obj) -> datetime | None:
     """When a finished Job with a TTL may be deleted; None if it is not (yet) a candidate."""
-    ttl = spec(job).get("ttlSecondsAfterFinished")
+    ttl = spec_of(job).get("ttlSecondsAfterFinished")
     if ttl is None or meta(job).get("deletionTimestamp") or job_finished(job) is None:
         return None
     finished = job_finish_time(job)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from kybernetes import errors
+from kybernetes.api.timeutil import format_micro, format_rfc3339
 from kybernetes.client.informer import Informer, SharedInformerFactory
 from kybernetes.client.rest import Client
 from kybernetes.hollow import objects
@@ -99,7 +100,7 @@ class HollowNode:
         self.lease_ok = False  # the Lease exists as far as we know
         self.lease_owner = ""  # the node uid the Lease's ownerReference names
         self.failures = 0
-        self.transition = objects.now_rfc3339()
+        self.transition = format_rfc3339()
         self.paused = False
         self.ip = objects.node_ip(index)
         self.cidr = objects.default_pod_cidr(index)
@@ -297,7 +298,7 @@ class HollowNodes:
 
     async def _patch_lease(self, node: HollowNode) -> None:
         spec: Obj = {"holderIdentity": node.name, "leaseDurationSeconds": objects.LEASE_DURATION_SECONDS,
-                     "renewTime": objects.now_micro()}
+                     "renewTime": format_micro()}
         patch: Obj = {"spec": spec}
         if node.uid and node.lease_owner != node.uid:
             # The Node was re-created (new uid): point the Lease at it, or GC would collect it.
@@ -333,8 +334,8 @@ class HollowNodes:
         key: Key = ("status", node.name)
         current = self.node_informer.store.get(node.name)
         if current is not None and not _ready(current):
-            node.transition = objects.now_rfc3339()  # Ready goes back to True: a transition
-        ts = objects.now_rfc3339()
+            node.transition = format_rfc3339()  # Ready goes back to True: a transition
+        ts = format_rfc3339()
         patch = {"status": {"conditions": objects.node_conditions(True, node.transition, ts)}}
         self.stats["status"] += 1
         try:

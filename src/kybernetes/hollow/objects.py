@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
+
+from kybernetes.api import timeutil
+from kybernetes.api.podutil import readiness_gates_unmet
+from kybernetes.api.timeutil import format_micro, format_rfc3339
 
 Obj = dict[str, Any]
 
@@ -43,48 +45,9 @@ _POD_NET_BASE = int(ipaddress.IPv4Address("10.128.0.0"))
 _POD_NET_LIMIT = int(ipaddress.IPv4Address("11.0.0.0"))
 
 
-def now_rfc3339(now: float | None = None) -> str:
-    """``metav1.Time``: seconds precision, UTC."""
-    t = datetime.now(UTC) if now is None else datetime.fromtimestamp(now, UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def now_micro(now: float | None = None) -> str:
-    """``metav1.MicroTime`` (a Lease's renewTime): microseconds, UTC."""
-    t = datetime.now(UTC) if now is None else datetime.fromtimestamp(now, UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time(value: Any) -> float | None:
-    """An RFC 3339 timestamp as a POSIX time, or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
 def parse_duration(value: str) -> float:
     """A Go duration (``2s``, ``1m30s``, ``500ms``) or a bare number of seconds, in seconds."""
-    text = value.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    pos, total = 0, 0.0
-    for m in _DURATION_PART.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or not text:
-        raise ValueError(f"invalid duration {value!r}")
-    return total
+    return timeutil.parse_duration(value.strip(), bare_seconds=True)
 
 
 # --- nodes ------------------------------------------------------------------------------------
@@ -137,7 +100,7 @@ def node_conditions(ready: bool, transition: str, heartbeat: str) -> list[Obj]:
 
 def node_object(name: str, index: int, shape: NodeShape, now: float | None = None) -> Obj:
     """The Node a hollow kubelet registers (status included, as a kubelet does)."""
-    ts = now_rfc3339(now)
+    ts = format_rfc3339(now)
     capacity = {"cpu": str(shape.cpu), "memory": str(shape.memory), "pods": str(shape.pods),
                 "ephemeral-storage": str(shape.ephemeral_storage)}
     labels = {
@@ -193,7 +156,7 @@ def lease_object(name: str, node_uid: str, now: float | None = None) -> Obj:
         "kind": "Lease",
         "metadata": meta,
         "spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_DURATION_SECONDS,
-                 "renewTime": now_micro(now)},
+                 "renewTime": format_micro(now)},
     }
 
 
@@ -250,19 +213,12 @@ def _pod_condition(ctype: str, status: str, ts: str, reason: str = "") -> Obj:
     return cond
 
 
-def _gates_ready(pod: Obj) -> bool:
-    """Readiness gates: Ready only when every gate's condition (set by someone else) is True."""
-    gates = (pod.get("spec") or {}).get("readinessGates") or []
-    conds = {c.get("type"): c.get("status") for c in (pod.get("status") or {}).get("conditions") or []}
-    return all(conds.get(g.get("conditionType")) == "True" for g in gates)
-
-
 def running_status(pod: Obj, host_ip: str, pod_ip: str, now: float | None = None) -> Obj:
     """The status of a pod whose containers all started: Running and (gates permitting) Ready."""
-    ts = now_rfc3339(now)
+    ts = format_rfc3339(now)
     spec = pod.get("spec") or {}
     uid = pod["metadata"].get("uid", "")
-    ready = _gates_ready(pod)
+    ready = not readiness_gates_unmet(spec, (pod.get("status") or {}).get("conditions") or ())
     init_statuses = []
     for ctr in spec.get("initContainers") or []:
         cid = _container_id(uid, ctr["name"])
@@ -303,7 +259,7 @@ def running_status(pod: Obj, host_ip: str, pod_ip: str, now: float | None = None
 
 def terminated_status(pod: Obj, exit_code: int, now: float | None = None) -> Obj:
     """The status of a pod whose containers all exited with ``exit_code``: Succeeded or Failed."""
-    ts = now_rfc3339(now)
+    ts = format_rfc3339(now)
     uid = pod["metadata"].get("uid", "")
     old = pod.get("status") or {}
     started = {c.get("name"): ((c.get("state") or {}).get("running") or {}).get("startedAt", ts)

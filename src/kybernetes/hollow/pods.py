@@ -33,6 +33,7 @@ import time
 from typing import TYPE_CHECKING
 
 from kybernetes import errors
+from kybernetes.api.timeutil import parse_epoch
 from kybernetes.client.informer import key_of
 from kybernetes.client.workqueue import WorkQueue, run_workers
 from kybernetes.hollow import objects
@@ -140,7 +141,7 @@ class HollowKubelet:
         started = self._started.get(uid)
         if started is None:
             # Started by an earlier run of this process: go by the recorded wall-clock start.
-            wall = objects.parse_time(_started_at(pod))
+            wall = parse_epoch(_started_at(pod))
             started = now - (time.time() - wall) if wall is not None else now
             self._started[uid] = started
         remaining = started + plan[0] - now

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -44,6 +43,7 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.quantity import BINARY_SI, format_quantity
+from kybernetes.api.timeutil import format_micro, format_rfc3339
 from kybernetes.client.rest import Client
 from kybernetes.client.workqueue import Clock, RealClock
 from kybernetes.kubelet import machine
@@ -64,14 +64,6 @@ _PRESSURE = (
     ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
     ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
 )
-
-
-def rfc3339(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def micro_time(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _without_heartbeats(status: Obj) -> Obj:
@@ -266,7 +258,7 @@ class NodeStatusManager:
                     log.exception("pod CIDR callback for %s failed", cidr)
 
     async def _renew_lease(self) -> None:
-        now = micro_time(self._wall())
+        now = format_micro(self._wall())
         name = self.node_name
         meta: Obj = {"name": name, "namespace": LEASE_NAMESPACE}
         node_uid = ((self._node or {}).get("metadata") or {}).get("uid")
@@ -338,7 +330,7 @@ class NodeStatusManager:
         return status
 
     def _conditions(self, current: Obj | None) -> list[Obj]:
-        now = rfc3339(self._wall())
+        now = format_rfc3339(self._wall())
         # A transition time moves only when the status does; take it from what the API has.
         known = {c.get("type"): c for c in ((current or {}).get("status") or {}).get("conditions") or []}
         posted = {c.get("type"): c for c in (self._posted or {}).get("conditions") or []}

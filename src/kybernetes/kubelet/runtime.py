@@ -28,11 +28,11 @@ import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from kybernetes.api.quantity import cpu_millis, parse_quantity, to_bytes
+from kybernetes.api.fieldpath import container_resource_value, field_value
+from kybernetes.api.quantity import cpu_millis, to_bytes
 from kybernetes.kubelet.cri import api
 
 Obj = dict[str, Any]
@@ -252,41 +252,6 @@ def _links_for(name: str, svc: Obj) -> dict[str, str]:
     return env
 
 
-def field_value(pod: Obj, path: str, *, pod_ip: str = "", host_ip: str = "") -> str:
-    m = meta(pod)
-    simple = {
-        "metadata.name": m.get("name", ""), "metadata.namespace": m.get("namespace", ""),
-        "metadata.uid": m.get("uid", ""), "spec.nodeName": spec(pod).get("nodeName", ""),
-        "spec.serviceAccountName": spec(pod).get("serviceAccountName", ""),
-        "status.podIP": pod_ip, "status.podIPs": pod_ip, "status.hostIP": host_ip, "status.hostIPs": host_ip,
-    }
-    if path in simple:
-        return str(simple[path] or "")
-    found = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
-    if found:
-        return str((m.get(found.group(1)) or {}).get(found.group(2), ""))
-    if path in ("metadata.labels", "metadata.annotations"):
-        items = m.get(path.split(".")[1]) or {}
-        return "\n".join(f'{k}="{v}"' for k, v in sorted(items.items()))
-    raise ConfigError(f"unsupported fieldRef {path!r}")
-
-
-def resource_value(container: Obj, ref: Obj, node_allocatable: dict[str, str]) -> str:
-    """resourceFieldRef: a request or limit in units of `divisor`, rounded up (limits default to
-    the node's allocatable, as Kubernetes does)."""
-    resource = ref.get("resource", "")
-    kind, _, name = resource.partition(".")
-    res = container.get("resources") or {}
-    value: Any = (res.get(kind) or {}).get(name)
-    if value is None:
-        value = node_allocatable.get(name) if kind == "limits" else "0"
-    if value is None:
-        return "0"
-    divisor = parse_quantity(ref.get("divisor") or "0") or Fraction(1)
-    amount = parse_quantity(value) / divisor
-    return str(-(-amount.numerator // amount.denominator))  # rounded up
-
-
 async def resolve_env(pod: Obj, container: Obj, *, get_configmap: Getter, get_secret: Getter,
                       services: Iterable[Obj] = (), pod_ip: str = "", host_ip: str = "",
                       node_allocatable: dict[str, str] | None = None) -> list[tuple[str, str]]:
@@ -324,15 +289,19 @@ async def resolve_env(pod: Obj, container: Obj, *, get_configmap: Getter, get_se
 
 async def _value_from(pod: Obj, container: Obj, source: Obj, namespace: str, get_configmap: Getter,
                       get_secret: Getter, pod_ip: str, host_ip: str, allocatable: dict[str, str]) -> str | None:
-    if "fieldRef" in source:
-        return field_value(pod, source["fieldRef"].get("fieldPath", ""), pod_ip=pod_ip, host_ip=host_ip)
-    if "resourceFieldRef" in source:
-        resource_ref: Obj = dict(source["resourceFieldRef"])
-        target = container
-        if resource_ref.get("containerName"):
-            target = next((c for c in _all_containers(pod) if c.get("name") == resource_ref["containerName"]),
-                          container)
-        return resource_value(target, resource_ref, allocatable)
+    try:
+        if "fieldRef" in source:
+            return field_value(pod, source["fieldRef"].get("fieldPath", ""),
+                               pod_ips=[pod_ip] if pod_ip else [], host_ips=[host_ip] if host_ip else [])
+        if "resourceFieldRef" in source:
+            resource_ref: Obj = dict(source["resourceFieldRef"])
+            target = container
+            if resource_ref.get("containerName"):
+                target = next((c for c in _all_containers(pod) if c.get("name") == resource_ref["containerName"]),
+                              container)
+            return container_resource_value(target, resource_ref, allocatable)
+    except ValueError as e:
+        raise ConfigError(str(e))
     for kind, getter, label in (("configMapKeyRef", get_configmap, "configmap"),
                                 ("secretKeyRef", get_secret, "secret")):
         ref = source.get(kind)

@@ -65,6 +65,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from kybernetes.api.timeutil import parse_epoch
 from kybernetes.kubelet.cri import CRIClient, CRIError, NotFoundError, api
 from kybernetes.streaming import RawUpgrade, WebSocketBytes, portforward, spdy
 from kybernetes.streaming.bridges import bridge_channels, run_spdy_proxy
@@ -125,20 +126,11 @@ class LogRecord:
 
 
 def parse_timestamp(ts: str) -> float:
-    """RFC 3339 with up to nanoseconds (Python's parser takes only microseconds) -> epoch seconds."""
-    s = ts.strip()
-    if s.endswith("Z"):
-        s = s[:-1] + "+00:00"
-    main, tz = s, ""
-    for sep in ("+", "-"):
-        idx = s.rfind(sep)
-        if idx > 10:
-            main, tz = s[:idx], s[idx:]
-            break
-    if "." in main:
-        base, frac = main.split(".", 1)
-        main = f"{base}.{(frac + '000000')[:6]}"
-    return dt.datetime.fromisoformat(main + tz).timestamp()
+    """RFC 3339 (fractions to the nanosecond) -> epoch seconds; ValueError if it is not one."""
+    t = parse_epoch(ts.strip())
+    if t is None:
+        raise ValueError(f"not an RFC 3339 time: {ts!r}")
+    return t
 
 
 class CRILogParser:

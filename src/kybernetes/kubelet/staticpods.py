@@ -26,7 +26,6 @@ mirror annotation and gives such pods no service-account volume.
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -35,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from kybernetes.api.timeutil import format_micro
 from kybernetes.apiserver.registry.pods import default_pod_spec
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,6 @@ def is_mirror(pod: Obj) -> bool:
 def pod_name(name: str, node_name: str) -> str:
     """``generatePodName``: the static pod's name carries the node's (lower-cased) name."""
     return f"{name}-{node_name.lower()}"
-
-
-def _now_rfc3339_nano() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class StaticPodSource:
@@ -105,7 +101,7 @@ class StaticPodSource:
             names[key] = path
             uid = meta["uid"]
             seen_now.add(uid)
-            meta["annotations"][CONFIG_SEEN] = self._seen.setdefault(uid, _now_rfc3339_nano())
+            meta["annotations"][CONFIG_SEEN] = self._seen.setdefault(uid, format_micro())
             pods.append(pod)
         # Forget pods whose files are gone, so that a re-created file counts as newly seen.
         self._seen = {uid: t for uid, t in self._seen.items() if uid in seen_now}

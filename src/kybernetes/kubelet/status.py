@@ -29,7 +29,6 @@ pods unchanged writes nothing.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.podutil import readiness_gates_unmet
+from kybernetes.api.timeutil import format_rfc3339
 from kybernetes.client import Client
 from kybernetes.kubelet.cri import api
 
@@ -52,8 +53,7 @@ OWNED = ("phase", "conditions", "hostIP", "hostIPs", "podIP", "podIPs", "startTi
 
 def rfc3339(ns: int | float | None = None) -> str:
     """An API timestamp from nanoseconds since the epoch (now, if None)."""
-    t = dt.datetime.now(dt.UTC) if ns is None else dt.datetime.fromtimestamp(ns / 1e9, dt.UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_rfc3339(None if ns is None else ns / 1e9)
 
 
 @dataclass
@@ -243,9 +243,7 @@ def generate_status(pod: Obj, rt: PodRuntime, *, waiting: dict[str, tuple[str, s
     else:
         conditions.append(_condition(old_conditions, "Initialized", False, "ContainersNotInitialized",
                                      f"containers with incomplete status: [{' '.join(incomplete)}]"))
-    gates = [g.get("conditionType") for g in spec.get("readinessGates") or []]
-    missing_gates = [g for g in gates if not any(c.get("type") == g and c.get("status") == "True"
-                                                 for c in old_conditions)]
+    missing_gates = readiness_gates_unmet(spec, old_conditions)
     if terminal:
         conditions.append(_condition(old_conditions, "ContainersReady", False, "PodCompleted"))
         conditions.append(_condition(old_conditions, "Ready", False, "PodCompleted"))

@@ -40,6 +40,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from kybernetes.api.timeutil import format_duration
 from kybernetes.kubelet import runtime as rtcfg
 from kybernetes.kubelet.cri import CRIClient, CRIError, NotFoundError, api
 from kybernetes.kubelet.images import ImageManager, ImagePullError
@@ -297,7 +298,7 @@ class PodSyncer:
             left = self.backoff.in_backoff_since(key, finished)
             if left > 0:
                 delay = int(self.backoff.delay(key))
-                st.waiting[name] = ("CrashLoopBackOff", f"back-off {_duration(delay)} restarting failed container={name} "
+                st.waiting[name] = ("CrashLoopBackOff", f"back-off {format_duration(delay * 1_000_000_000)} restarting failed container={name} "
                                                         f"pod={m.get('name')}_{m.get('namespace')}({uid})")
                 self.record(pod, "Warning", "BackOff", f"Back-off restarting failed container {name} in pod "
                                                        f"{m.get('name')}_{m.get('namespace')}({uid})")
@@ -448,9 +449,3 @@ class PodSyncer:
                     await self.cri.remove_container(r.id)
                 self._records.pop(r.id, None)
 
-
-def _duration(seconds: int) -> str:
-    """Go's time.Duration formatting for whole seconds: 10s, 1m20s, 5m0s."""
-    if seconds < 60:
-        return f"{seconds}s"
-    return f"{seconds // 60}m{seconds % 60}s"

@@ -57,12 +57,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.fieldpath import container_resource_value, field_value
 from kybernetes.api.quantity import parse_quantity
+from kybernetes.api.timeutil import parse_epoch
 from kybernetes.client.rest import Client
 from kybernetes.kubelet import machine
 from kybernetes.kubelet.containerd import mounts_under
@@ -218,92 +219,14 @@ def write_atomic(target: Path, payload: dict[str, FileProjection], *, gid: int |
 # --- downward API ----------------------------------------------------------------------------------
 
 
-def go_quote(value: str) -> str:
-    """Go's ``%q`` (strconv.Quote) for a string, as the downward API formats label values."""
-    out = ['"']
-    for ch in value:
-        code = ord(ch)
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch in "\a\b\f\n\r\t\v":
-            out.append({"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-                        "\v": "\\v"}[ch])
-        elif ch.isprintable() and code != 0xFFFD:
-            out.append(ch)
-        elif code < 0x80:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-def format_map(m: dict[str, str]) -> str:
-    return "\n".join(f"{k}={go_quote(str(m[k]))}" for k in sorted(m))
-
-
-def _subscript(path: str, prefix: str) -> str | None:
-    """``metadata.labels['key']`` -> ``key``."""
-    if path.startswith(prefix + "[") and path.endswith("]"):
-        inner = path[len(prefix) + 1:-1]
-        if len(inner) >= 2 and inner[0] == inner[-1] and inner[0] in "'\"":
-            return inner[1:-1]
-    return None
-
-
-def field_value(pod: Obj, field_path: str) -> str:
-    meta = pod.get("metadata") or {}
-    spec = pod.get("spec") or {}
-    status = pod.get("status") or {}
-    simple = {
-        "metadata.name": meta.get("name", ""),
-        "metadata.namespace": meta.get("namespace", ""),
-        "metadata.uid": meta.get("uid", ""),
-        "spec.nodeName": spec.get("nodeName", ""),
-        "spec.serviceAccountName": spec.get("serviceAccountName", ""),
-        "status.podIP": status.get("podIP", ""),
-        "status.hostIP": status.get("hostIP", ""),
-    }
-    if field_path in simple:
-        return str(simple[field_path] or "")
-    if field_path == "metadata.labels":
-        return format_map(meta.get("labels") or {})
-    if field_path == "metadata.annotations":
-        return format_map(meta.get("annotations") or {})
-    if field_path in ("status.podIPs", "status.hostIPs"):
-        return ",".join(str(i.get("ip", "")) for i in status.get(field_path.split(".")[1]) or [])
-    for prefix, source in (("metadata.labels", "labels"), ("metadata.annotations", "annotations")):
-        key = _subscript(field_path, prefix)
-        if key is not None:
-            return str((meta.get(source) or {}).get(key, ""))
-    raise ValueError(f"unsupported fieldPath {field_path!r}")
-
-
 def resource_value(pod: Obj, ref: Obj, allocatable: dict[str, Any], default_container: str = "") -> str:
-    """A container's resource in units of ``divisor``, rounded up (cpu in cores, memory in bytes)."""
+    """``resourceFieldRef`` of a downwardAPI volume item: the named container's (or the default's)."""
     name = ref.get("containerName") or default_container
     containers = [c for key in ("containers", "initContainers") for c in (pod.get("spec") or {}).get(key) or []]
     container = next((c for c in containers if c.get("name") == name), None)
     if container is None:
         raise ValueError(f"container {name!r} not found")
-    resource = str(ref.get("resource", ""))
-    kind, _, res = resource.partition(".")
-    if kind not in ("limits", "requests") or not res:
-        raise ValueError(f"unsupported resource {resource!r}")
-    values = (container.get("resources") or {}).get(kind) or {}
-    if res in values:
-        value = parse_quantity(values[res])
-    elif kind == "limits" and res in allocatable:
-        value = parse_quantity(allocatable[res])  # no limit: the node's allocatable, as the kubelet
-    else:
-        value = Fraction(0)
-    divisor = parse_quantity(ref.get("divisor") or "1") or Fraction(1)
-    if res == "cpu":
-        # CPU counts in millicores first (MilliValue), as the kubelet does.
-        value, divisor = Fraction(math.ceil(value * 1000)), Fraction(math.ceil(divisor * 1000)) or Fraction(1)
-    return str(math.ceil(value / divisor))
+    return container_resource_value(container, ref, allocatable)
 
 
 # --- the manager ----------------------------------------------------------------------------------
@@ -315,10 +238,6 @@ class _Token:
     issued: float
     """Wall-clock second the token's lifetime started (expiration minus expirationSeconds)."""
     expires: float
-
-
-def _parse_time(value: str) -> float:
-    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
 
 
 def _pod_meta(pod: Obj) -> tuple[str, str, str]:
@@ -564,7 +483,9 @@ class VolumeManager:
                 return cached.token
             raise VolumeError(volume, f"failed to fetch token: {e}")
         status = answer.get("status") or {}
-        expires = _parse_time(str(status.get("expirationTimestamp")))
+        expires = parse_epoch(status.get("expirationTimestamp"))
+        if expires is None:
+            raise VolumeError(volume, f"token has no valid expirationTimestamp: {status.get('expirationTimestamp')!r}")
         granted = int((answer.get("spec") or {}).get("expirationSeconds") or expiration)
         cache[key] = _Token(str(status.get("token", "")), expires - granted, expires)
         return cache[key].token

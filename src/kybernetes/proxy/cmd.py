@@ -5,10 +5,8 @@ On a clean stop the proxy's nftables table is deleted and the bridge's ``route_l
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
-import signal
 import sys
 from pathlib import Path
 
@@ -70,10 +68,7 @@ def command(kubeconfig: Path, table: str, service_cluster_ip_range: str, cluster
                       masquerade_all=masquerade_all, min_sync_period=min_sync_period, sync_period=sync_period)
 
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        stop = aiorun.stop_on_signals()
         await run(cfg, stop)
 
     aiorun.run(main())

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from kybernetes.api.podutil import is_pod_terminal
 from kybernetes.client.workqueue import Clock, RealClock
 from kybernetes.scheduler.framework import Snapshot
 from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
@@ -32,10 +33,6 @@ from kybernetes.scheduler.queue import pod_key
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
-
-
-def is_terminal(pod: Obj) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
 class Cache:
@@ -127,7 +124,7 @@ class Cache:
         if not (pod.get("spec") or {}).get("nodeName"):
             return
         key = pod_key(pod)
-        if is_terminal(pod):
+        if is_pod_terminal(pod):
             self.remove_pod(pod)
             return
         cur = self.pods.get(key)

@@ -25,6 +25,7 @@ from typing import Any
 import click
 
 from kybernetes import aiorun
+from kybernetes.api.podutil import is_pod_terminal
 from kybernetes.scheduler import config as cfg
 from kybernetes.scheduler.explain import Explanation, explain_pod
 from kybernetes.scheduler.scheduler import Scheduler
@@ -112,7 +113,7 @@ async def explain_remote(pod_name: str, namespace: str, kubeconfig: str | None,
             pdbs = []
     finally:
         await client.close()
-    pods = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    pods = [p for p in pods if not is_pod_terminal(p)]
     ns_labels = {n["metadata"]["name"]: (n["metadata"].get("labels") or {}) for n in nss}
     return explain_pod(pod, nodes, pods, config, namespaces=ns_labels, pdbs=pdbs)
 

@@ -17,7 +17,6 @@ leader-election block accept Kubernetes' strings ("15s", "1m").
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from kybernetes.api import timeutil
 from kybernetes.scheduler.framework import EXTENSION_POINTS, POINT_NAMES, implements
 
 DEFAULT_SCHEDULER_NAME = "default-scheduler"
@@ -83,19 +83,12 @@ class SchedulerConfig:
 
 
 def parse_duration(v: Any, default: float) -> float:
-    """Go duration strings ("15s", "1m30s", "500ms") or numbers (seconds)."""
+    """A config duration: a Go duration string ("15s", "1m30s", "500ms") or a number of seconds."""
     if v is None:
         return default
     if isinstance(v, int | float):
         return float(v)
-    total = 0.0
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "ns": 1e-9}
-    parts = re.findall(r"([0-9.]+)(ms|us|ns|h|m|s)", str(v))
-    if not parts:
-        raise ValueError(f"invalid duration {v!r}")
-    for num, unit in parts:
-        total += float(num) * units[unit]
-    return total
+    return timeutil.parse_duration(str(v))
 
 
 def _names(block: Mapping[str, Any] | None, key: str) -> list[Mapping[str, Any]]:

@@ -23,10 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kybernetes.api.scheduling import tuples_tolerate_taint
 from kybernetes.scheduler.cache import Cache
 from kybernetes.scheduler.config import SchedulerConfig
 from kybernetes.scheduler.framework import CycleState, Framework, Handle, Status, reason_summary
-from kybernetes.scheduler.nodeinfo import CPU, PODS, PodInfo, tolerates
+from kybernetes.scheduler.nodeinfo import CPU, PODS, PodInfo
 from kybernetes.scheduler.plugins.node_resources_fit import insufficient_resources
 
 Obj = dict[str, Any]
@@ -203,7 +204,7 @@ def _suggest(r: _Runner, pod: Obj, pi: PodInfo, exp: Explanation) -> list[str]:
     for name, plugin in only.items():
         if plugin == "TaintToleration":
             ts = [t for t in snap.nodes[name].taints
-                  if t.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(pi.tolerations, t)]
+                  if t.get("effect") in ("NoSchedule", "NoExecute") and not tuples_tolerate_taint(pi.tolerations, t)]
             taint_nodes.append((len(ts), name, ts))
     if taint_nodes:
         _, name, ts = min(taint_nodes)

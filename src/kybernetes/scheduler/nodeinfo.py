@@ -9,21 +9,20 @@ Plugins run thousands of times per second, so nothing here is recomputed in a Fi
   ``dict[str, int]``, the pods on the node, used host ports, image names, and the pods that carry
   (anti-)affinity (InterPodAffinity only walks those).
 
-Requests follow Kubernetes' ``PodRequests``: the larger of the sum over regular containers (plus
-restartable "sidecar" init containers) and each init container's own request (plus the sidecars
-started before it), then ``spec.overhead``. A missing request falls back to the limit, as the API's
-defaulting does.
+Requests are :func:`kybernetes.api.podutil.pod_requests` (Kubernetes' ``PodRequests``) and
+tolerations are compiled by :func:`kybernetes.api.scheduling.toleration_tuple`.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from kybernetes.api.quantity import cpu_millis, to_bytes
+from kybernetes.api.podutil import container_requests, pod_requests, resource_list
+from kybernetes.api.scheduling import toleration_tuple
 from kybernetes.api.selectors import LabelSelector, from_label_selector_object
 
 Obj = dict[str, Any]
@@ -40,81 +39,6 @@ DEFAULT_MEMORY = 200 * 1024 * 1024
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 ZONE_LABEL = "topology.kubernetes.io/zone"
-
-
-def quantity_value(resource: str, value: Any) -> int:
-    """A quantity as the integer the scheduler compares: millicores for cpu, units for the rest."""
-    try:
-        return cpu_millis(value) if resource == CPU else to_bytes(value)
-    except Exception:  # a malformed quantity in a stored object must not crash the scheduler
-        return 0
-
-
-def resource_list(rl: Mapping[str, Any] | None) -> dict[str, int]:
-    if not rl:
-        return {}
-    return {k: quantity_value(k, v) for k, v in rl.items()}
-
-
-def _container_requests(c: Mapping[str, Any]) -> dict[str, int]:
-    res = c.get("resources") or {}
-    out = resource_list(res.get("limits"))
-    out.update(resource_list(res.get("requests")))  # requests win; limits only fill the gaps
-    return out
-
-
-def _add_into(acc: dict[str, int], more: Mapping[str, int]) -> None:
-    for k, v in more.items():
-        acc[k] = acc.get(k, 0) + v
-
-
-def _max_into(acc: dict[str, int], other: Mapping[str, int]) -> None:
-    for k, v in other.items():
-        if v > acc.get(k, 0):
-            acc[k] = v
-
-
-def pod_requests(pod: Mapping[str, Any]) -> dict[str, int]:
-    """Effective requests of a pod (``resourcehelper.PodRequests``), zero entries dropped."""
-    spec = pod.get("spec") or {}
-    total: dict[str, int] = {}
-    for c in spec.get("containers") or ():
-        _add_into(total, _container_requests(c))
-    sidecars: dict[str, int] = {}
-    init_max: dict[str, int] = {}
-    for c in spec.get("initContainers") or ():
-        req = _container_requests(c)
-        if c.get("restartPolicy") == "Always":
-            # A sidecar keeps running next to the app containers and the later init containers.
-            _add_into(sidecars, req)
-            _max_into(init_max, sidecars)
-        else:
-            step = dict(sidecars)
-            _add_into(step, req)
-            _max_into(init_max, step)
-    _add_into(total, sidecars)
-    _max_into(total, init_max)
-    _add_into(total, resource_list(spec.get("overhead")))
-    return {k: v for k, v in total.items() if v}
-
-
-def _toleration_tuple(t: Mapping[str, Any]) -> tuple[str, str, str, str]:
-    return (t.get("key") or "", t.get("operator") or "Equal", t.get("value") or "", t.get("effect") or "")
-
-
-def tolerates(tolerations: Iterable[tuple[str, str, str, str]], taint: Mapping[str, Any]) -> bool:
-    """``Toleration.ToleratesTaint``: effect empty = all effects; Exists with empty key = all keys."""
-    tkey = taint.get("key") or ""
-    teffect = taint.get("effect") or ""
-    for key, op, value, effect in tolerations:
-        if effect and effect != teffect:
-            continue
-        if op == "Exists":
-            if not key or key == tkey:
-                return True
-        elif key == tkey and value == (taint.get("value") or ""):
-            return True
-    return False
 
 
 class AffinityTerm:
@@ -186,7 +110,7 @@ class PodInfo:
         # Non-zero requests per container, as schedutil.GetNonzeroRequests does, summed.
         nz_cpu = nz_mem = 0
         for c in spec.get("containers") or ():
-            r = _container_requests(c)
+            r = container_requests(c)
             nz_cpu += r.get(CPU) or DEFAULT_MILLI_CPU
             nz_mem += r.get(MEMORY) or DEFAULT_MEMORY
         self.nonzero_cpu = max(nz_cpu, cpu)
@@ -202,7 +126,7 @@ class PodInfo:
                     ports.append((p.get("hostIP") or "0.0.0.0", p.get("protocol") or "TCP", int(hp)))
         self.host_ports = ports
         self.images = images
-        self.tolerations = [_toleration_tuple(t) for t in spec.get("tolerations") or ()]
+        self.tolerations = [toleration_tuple(t) for t in spec.get("tolerations") or ()]
         aff = spec.get("affinity") or {}
         self.required_affinity, self.preferred_affinity = _terms(aff.get("podAffinity"), self.namespace)
         self.required_anti_affinity, self.preferred_anti_affinity = _terms(aff.get("podAntiAffinity"), self.namespace)

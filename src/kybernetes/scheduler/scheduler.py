@@ -30,16 +30,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import random
 from collections.abc import Callable
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.podutil import is_pod_terminal
 from kybernetes.api.selectors import LabelSelector, from_label_selector_object, new_requirement
+from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.client.workqueue import Clock
-from kybernetes.scheduler.cache import Cache, is_terminal
+from kybernetes.scheduler.cache import Cache
 from kybernetes.scheduler.config import SchedulerConfig
 from kybernetes.scheduler.framework import (
     Code,
@@ -105,10 +106,6 @@ class FitError(Exception):
         return self.message()
 
 
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class Scheduler:
     def __init__(self, client: Any, config: SchedulerConfig | None = None, *, clock: Clock | None = None,
                  recorder: Any = None, rng: random.Random | None = None) -> None:
@@ -163,7 +160,7 @@ class Scheduler:
     @staticmethod
     def _schedulable(pod: Obj) -> bool:
         spec = pod.get("spec") or {}
-        return (not spec.get("schedulingGates") and not is_terminal(pod)
+        return (not spec.get("schedulingGates") and not is_pod_terminal(pod)
                 and (pod.get("metadata") or {}).get("deletionTimestamp") is None)
 
     def _with_priority(self, pod: Obj) -> Obj:
@@ -215,7 +212,7 @@ class Scheduler:
             self.cache.update_pod(new)
             if not self.queue.pods or was_assumed:
                 return
-            if is_terminal(new) and not is_terminal(old):
+            if is_pod_terminal(new) and not is_pod_terminal(old):
                 self.queue.move_all()  # its resources are free now
             elif (old.get("metadata") or {}).get("labels") != (new.get("metadata") or {}).get("labels"):
                 self.queue.move_all(AFFINITY_PLUGINS)

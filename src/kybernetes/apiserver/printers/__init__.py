@@ -31,6 +31,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from kybernetes.api.timeutil import parse_rfc3339
 from kybernetes.apiserver.printers import certificates, core, flowcontrol, groups, node, storage
 from kybernetes.apiserver.printers._common import (
     AGE_DESC,
@@ -45,7 +46,6 @@ from kybernetes.apiserver.printers._common import (
     meta,
     name_col,
     name_of,
-    parse_time,
     since,
 )
 from kybernetes.apiserver.printers.jsonpath import jsonpath_get
@@ -139,7 +139,7 @@ def _custom_cell(type_: str, value: Any, now: datetime) -> Any:
             return None
         if value in ("", "null"):
             return "<unknown>"
-        if parse_time(value) is None:
+        if parse_rfc3339(value) is None:
             return "<invalid>"
         return since(value, now)
     return None

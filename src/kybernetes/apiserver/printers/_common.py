@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from kybernetes.api.timeutil import parse_rfc3339
+
 JSON = dict[str, Any]
 Cells = list[Any]
 
@@ -113,17 +115,6 @@ def replicas_printer(format_selector: Callable[[Any], str], selector_description
 # ---------------------------------------------------------------------------------------------- time
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 timestamp (``metav1.Time`` or ``MicroTime``) as an aware datetime; None if unset."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
-
-
 def aware(now: datetime) -> datetime:
     """Naive datetimes are taken to be UTC."""
     return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
@@ -168,7 +159,7 @@ def human_duration(d: timedelta) -> str:
 
 def since(value: Any, now: datetime) -> str:
     """``translateTimestampSince``: the age of a timestamp, ``<unknown>`` when it is unset."""
-    t = parse_time(value)
+    t = parse_rfc3339(value)
     if t is None:
         return "<unknown>"
     return human_duration(aware(now) - t)
@@ -180,7 +171,7 @@ def age(obj: Mapping[str, Any], now: datetime) -> str:
 
 def created_at(obj: Mapping[str, Any]) -> str:
     """The default table's ``Created At`` cell: the creation time in UTC, RFC 3339, to the second."""
-    t = parse_time(meta(obj).get("creationTimestamp")) or datetime(1, 1, 1, tzinfo=UTC)
+    t = parse_rfc3339(meta(obj).get("creationTimestamp")) or datetime(1, 1, 1, tzinfo=UTC)
     t = t.astimezone(UTC)
     # Not strftime: glibc drops the zero padding of years below 1000 (Go's zero time is year 1).
     return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}Z"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from kybernetes.api.timeutil import parse_rfc3339
 from kybernetes.apiserver.printers._common import (
     CONTAINERS_DESC,
     IMAGES_DESC,
@@ -33,7 +34,6 @@ from kybernetes.apiserver.printers._common import (
     is_deleting,
     name_col,
     name_of,
-    parse_time,
     replicas_printer,
     since,
 )
@@ -56,7 +56,7 @@ def _condition_true(conditions: list[Any], type_: str) -> bool:
 
 
 def _later(current: datetime | None, finished: Any) -> datetime | None:
-    t = parse_time(finished)
+    t = parse_rfc3339(finished)
     if t is not None and (current is None or current < t):
         return t
     return current
@@ -444,8 +444,8 @@ def event_cells(ev: JSON, now: datetime) -> Cells:
     """The event row (``printEvent``), from a core/v1 Event; events.k8s.io/v1 events are the same
     objects and are printed from this form too."""
     first, last = ev.get("firstTimestamp"), ev.get("lastTimestamp")
-    first_cell = since(first, now) if parse_time(first) else since(ev.get("eventTime"), now)
-    last_cell = since(last, now) if parse_time(last) else first_cell
+    first_cell = since(first, now) if parse_rfc3339(first) else since(ev.get("eventTime"), now)
+    last_cell = since(last, now) if parse_rfc3339(last) else first_cell
     count = dint(ev, "count")
     series = dig(ev, "series")
     if isinstance(series, dict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from kybernetes.api.timeutil import parse_rfc3339
 from kybernetes.apiserver.printers._common import (
     JSON,
     WIDE_TEMPLATE,
@@ -33,7 +34,6 @@ from kybernetes.apiserver.printers._common import (
     meta,
     name_col,
     name_of,
-    parse_time,
     replicas_printer,
     selector_string,
     since,
@@ -185,8 +185,8 @@ def _job_cells(job: JSON, now: datetime) -> Cells:
         completions = f"{succeeded}/1 of {dint(spec, 'parallelism')}"
     else:
         completions = f"{succeeded}/1"
-    start = parse_time(dig(job, "status", "startTime"))
-    end = parse_time(dig(job, "status", "completionTime"))
+    start = parse_rfc3339(dig(job, "status", "startTime"))
+    end = parse_rfc3339(dig(job, "status", "completionTime"))
     # Running jobs count up to now; finished ones show how long they took.
     duration = human_duration((end or aware(now)) - start) if start is not None else ""
     names, images = container_cells(dig(spec, "template", "spec"))

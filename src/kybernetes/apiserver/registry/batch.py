@@ -25,6 +25,7 @@ from typing import Any
 
 from kybernetes.api import validation as v
 from kybernetes.api.selectors import from_label_selector_object, validate_label_selector_object
+from kybernetes.api.timeutil import parse_duration
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.apiserver.registry.apps import is_int, spec_of, validate_nonneg
 from kybernetes.apiserver.registry.core import default_pod_template, validate_pod_template
@@ -412,7 +413,6 @@ _FIELDS: tuple[tuple[int, int, dict[str, int] | None], ...] = (
     (0, 59, None), (0, 23, None), (1, 31, None), (1, 12, _MONTHS), (0, 6, _DAYS))
 _DESCRIPTORS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
 _GO_INT = re.compile(r"^[+-]?[0-9]+$")
-_GO_DURATION = re.compile(r"^[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+$")
 
 
 class CronError(ValueError):
@@ -490,8 +490,10 @@ def parse_cron(spec: str) -> list[set[int]] | str:
     if spec.startswith("@"):
         if spec.startswith("@every "):
             duration = spec[len("@every "):]
-            if duration != "0" and not _GO_DURATION.match(duration):
-                raise CronError(f'failed to parse duration {spec}: time: invalid duration "{duration}"')
+            try:
+                parse_duration(duration)
+            except ValueError as e:
+                raise CronError(f"failed to parse duration {spec}: {e}")
             return spec
         if spec in _DESCRIPTORS:
             return spec

@@ -16,11 +16,11 @@ the catalogue; the strategy does not.
 from __future__ import annotations
 
 import copy
-import datetime as dt
 from typing import Any
 
 from kybernetes.api import structural
 from kybernetes.api import validation as v
+from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.apiserver.registry.strategy import Obj, Strategy
 
@@ -36,16 +36,12 @@ def _list(x: Any) -> list[Any]:
     return x if isinstance(x, list) else []
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _condition(type_: str, reason: str, message: str, old: list[Any]) -> Obj:
     """A True condition, keeping the old transition time if it already was True."""
     for c in old:
         if isinstance(c, dict) and c.get("type") == type_ and c.get("status") == "True":
             return {**c, "reason": reason, "message": message}
-    return {"type": type_, "status": "True", "lastTransitionTime": _now(), "reason": reason, "message": message}
+    return {"type": type_, "status": "True", "lastTransitionTime": now_rfc3339(), "reason": reason, "message": message}
 
 
 def accept(crd: Obj, initial: bool) -> None:

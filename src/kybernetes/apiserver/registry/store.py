@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import datetime as dt
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -41,6 +40,7 @@ from kybernetes.api import schema as schemas
 from kybernetes.api import validation as v
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.selectors import FieldSelector, LabelSelector, object_fields
+from kybernetes.api.timeutil import format_rfc3339, now_rfc3339
 from kybernetes.apiserver.registry.conversion import Conversions, Stored
 from kybernetes.apiserver.registry.strategy import Strategy
 from kybernetes.storage import interface as st
@@ -54,16 +54,6 @@ _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _PATCH_RETRIES = 8
 
 
-_now_cache: tuple[int, str] = (-1, "")
-
-
-def now_rfc3339() -> str:
-    # Second resolution: strftime once per second instead of once per write.
-    global _now_cache
-    sec = int(time.time())
-    if sec != _now_cache[0]:
-        _now_cache = (sec, dt.datetime.fromtimestamp(sec, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    return _now_cache[1]
 
 
 _random_pool = b""
@@ -1060,7 +1050,7 @@ def _pinned_resource_version(patch_type: str, patch: Any) -> str | None:
 
 
 def _in_seconds(seconds: int) -> str:
-    return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_rfc3339(time.time() + seconds)
 
 
 def _default_manager(user_agent: str) -> str:

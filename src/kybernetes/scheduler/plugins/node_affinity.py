@@ -6,109 +6,19 @@ are ANDed; a term with neither matches nothing. Operators In/NotIn/Exists/DoesNo
 ``metadata.name`` only. The plugin arg ``addedAffinity`` (a NodeAffinity object) applies to every
 pod of the profile. When every required term pins ``metadata.name In [...]``, PreFilter narrows the
 nodes to those names (``PreFilterResult``) so 5,000-node clusters are not walked for nothing.
+The matching itself is :mod:`kybernetes.api.scheduling`'s, shared with the DaemonSet controller.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kybernetes.api.scheduling import NodeMatcher, RequiredNodeAffinity, compile_term, compile_terms
 from kybernetes.scheduler.framework import SKIP, CycleState, Plugin, Status, default_normalize, unresolvable
 from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
 
 REASON = "node(s) didn't match Pod's node affinity/selector"
-Matcher = Callable[[NodeInfo], bool]
-
-
-def _int(s: str | None) -> int | None:
-    try:
-        return int(s) if s is not None else None
-    except ValueError:
-        return None
-
-
-def compile_requirement(req: Mapping[str, Any], field: bool = False) -> Matcher:
-    key = req.get("key") or ""
-    op = req.get("operator") or ""
-    values = list(req.get("values") or ())
-    vset = frozenset(values)
-
-    def get(ni: NodeInfo) -> str | None:
-        if field:
-            return ni.name if key == "metadata.name" else None
-        return ni.labels.get(key)
-
-    if op == "In":
-        return lambda ni: get(ni) in vset
-    if op == "NotIn":
-        return lambda ni: get(ni) not in vset
-    if op == "Exists" and not field:
-        return lambda ni: key in ni.labels
-    if op == "DoesNotExist" and not field:
-        return lambda ni: key not in ni.labels
-    if op in ("Gt", "Lt") and not field and len(values) == 1 and _int(values[0]) is not None:
-        bound = int(values[0])
-        gt = op == "Gt"
-
-        def cmp(ni: NodeInfo) -> bool:
-            v = _int(ni.labels.get(key))
-            return v is not None and (v > bound if gt else v < bound)
-        return cmp
-    return lambda ni: False
-
-
-def compile_term(term: Mapping[str, Any]) -> Matcher:
-    parts = [compile_requirement(r) for r in term.get("matchExpressions") or ()]
-    parts += [compile_requirement(r, field=True) for r in term.get("matchFields") or ()]
-    if not parts:
-        return lambda ni: False
-    return lambda ni: all(p(ni) for p in parts)
-
-
-def compile_terms(terms: Sequence[Mapping[str, Any]]) -> Matcher:
-    compiled = [compile_term(t) for t in terms]
-    return lambda ni: any(m(ni) for m in compiled)
-
-
-def _names_from_terms(terms: Sequence[Mapping[str, Any]]) -> set[str] | None:
-    """Node names when every term restricts metadata.name with In; else None (no restriction)."""
-    out: set[str] = set()
-    for t in terms:
-        names: set[str] | None = None
-        for f in t.get("matchFields") or ():
-            if f.get("key") == "metadata.name" and f.get("operator") == "In":
-                vals = set(f.get("values") or ())
-                names = vals if names is None else names & vals
-        if names is None:
-            return None
-        out |= names
-    return out
-
-
-class RequiredNodeAffinity:
-    """``nodeaffinity.GetRequiredNodeAffinity``: nodeSelector AND required terms."""
-
-    __slots__ = ("names", "selector", "terms")
-
-    def __init__(self, pod: Mapping[str, Any]) -> None:
-        spec = pod.get("spec") or {}
-        self.selector: dict[str, str] = dict(spec.get("nodeSelector") or {})
-        req = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
-            "requiredDuringSchedulingIgnoredDuringExecution")
-        terms = (req or {}).get("nodeSelectorTerms") if req is not None else None
-        self.terms: Matcher | None = compile_terms(terms or []) if req is not None else None
-        self.names = _names_from_terms(terms or []) if req is not None else None
-
-    @property
-    def empty(self) -> bool:
-        return not self.selector and self.terms is None
-
-    def matches(self, ni: NodeInfo) -> bool:
-        labels = ni.labels
-        for k, v in self.selector.items():
-            if labels.get(k) != v:
-                return False
-        return self.terms is None or self.terms(ni)
 
 
 def _state(pi: PodInfo) -> RequiredNodeAffinity:
@@ -123,7 +33,7 @@ class NodeAffinity(Plugin):
         super().__init__(args, handle)
         added = (self.args.get("addedAffinity") or {})
         req = (added.get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms")
-        self.added_required: Matcher | None = compile_terms(req) if req else None
+        self.added_required: NodeMatcher | None = compile_terms(req) if req else None
         self.added_preferred = [(int(p.get("weight") or 0), compile_term(p.get("preference") or {}))
                                 for p in added.get("preferredDuringSchedulingIgnoredDuringExecution") or ()]
 

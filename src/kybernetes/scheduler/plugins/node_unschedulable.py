@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from kybernetes.api.scheduling import tuples_tolerate_taint
 from kybernetes.scheduler.framework import CycleState, Plugin, Status, unresolvable
-from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo, tolerates
+from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
 
 REASON = "node(s) were unschedulable"
 _TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
@@ -14,6 +15,6 @@ class NodeUnschedulable(Plugin):
     name = "NodeUnschedulable"
 
     def filter(self, state: CycleState, pi: PodInfo, ni: NodeInfo) -> Status | None:
-        if ni.unschedulable and not tolerates(pi.tolerations, _TAINT):
+        if ni.unschedulable and not tuples_tolerate_taint(pi.tolerations, _TAINT):
             return unresolvable(REASON)
         return None

@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kybernetes.api.scheduling import RequiredNodeAffinity, tuples_tolerate_taint
 from kybernetes.api.selectors import LabelSelector, from_label_selector_object, new_requirement
 from kybernetes.scheduler.framework import (
     MAX_NODE_SCORE,
@@ -35,8 +36,7 @@ from kybernetes.scheduler.framework import (
     unresolvable,
     unschedulable,
 )
-from kybernetes.scheduler.nodeinfo import HOSTNAME_LABEL, ZONE_LABEL, NodeInfo, PodInfo, tolerates
-from kybernetes.scheduler.plugins.node_affinity import RequiredNodeAffinity
+from kybernetes.scheduler.nodeinfo import HOSTNAME_LABEL, ZONE_LABEL, NodeInfo, PodInfo
 
 REASON = "node(s) didn't match pod topology spread constraints"
 REASON_MISSING_LABEL = "node(s) didn't match pod topology spread constraints (missing required label)"
@@ -77,7 +77,7 @@ class Constraint:
             return False
         if self.taints_policy == "Honor":
             for t in ni.taints:
-                if t.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(pi.tolerations, t):
+                if t.get("effect") in ("NoSchedule", "NoExecute") and not tuples_tolerate_taint(pi.tolerations, t):
                     return False
         return True
 

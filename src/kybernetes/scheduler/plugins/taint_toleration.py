@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kybernetes.api.scheduling import tuples_tolerate_taint
 from kybernetes.scheduler.framework import CycleState, Plugin, Status, default_normalize, unresolvable
-from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo, tolerates
+from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
 
 _FILTER_EFFECTS = ("NoSchedule", "NoExecute")
 
 
 def untolerated_taint(pi: PodInfo, ni: NodeInfo) -> dict | None:
     for t in ni.taints:
-        if t.get("effect") in _FILTER_EFFECTS and not tolerates(pi.tolerations, t):
+        if t.get("effect") in _FILTER_EFFECTS and not tuples_tolerate_taint(pi.tolerations, t):
             return t
     return None
 
@@ -44,7 +45,7 @@ class TaintToleration(Plugin):
         if not ni.taints:
             return 0
         tols = state.data[self.name]
-        return sum(1 for t in ni.taints if t.get("effect") == "PreferNoSchedule" and not tolerates(tols, t))
+        return sum(1 for t in ni.taints if t.get("effect") == "PreferNoSchedule" and not tuples_tolerate_taint(tols, t))
 
     def score_all(self, state: CycleState, pi: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:  # type: ignore[override]
         score = self.score
