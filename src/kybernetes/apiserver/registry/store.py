@@ -35,6 +35,7 @@ import orjson
 
 from kybernetes import errors
 from kybernetes.api import decode as typed
+from kybernetes.api import gobytes
 from kybernetes.api import schema as schemas
 from kybernetes.api import validation as v
 from kybernetes.api.resources import Catalogue, Resource
@@ -186,7 +187,7 @@ def _encode_continue(rev: int, start_after: str) -> str:
 
 def _decode_continue(token: str) -> tuple[int, str]:
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        raw = gobytes.decode(token, alphabet=gobytes.URL_ALPHABET, padded=False)  # RawURLEncoding
         d = orjson.loads(raw)
         return int(d["rv"]), str(d["start"])
     except Exception:
