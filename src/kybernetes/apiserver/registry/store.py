@@ -212,11 +212,6 @@ def _meta(obj: Obj) -> Obj:
     return m
 
 
-def _spec_changed(new: Obj, old: Obj) -> bool:
-    keys = (set(new) | set(old)) - {"metadata", "status", "apiVersion", "kind"}
-    return any(new.get(k) != old.get(k) for k in keys)
-
-
 class Registry:
     """Every kind's CRUD over one store, with one watch cache."""
 
@@ -667,7 +662,7 @@ class Registry:
             v.raise_if_errors(r.kind, name, errs, r.group)
         else:
             self._validate(r, new, old)
-        if s.tracks_generation and not subresource and _spec_changed(new, old):
+        if s.tracks_generation and not subresource and s.generation_changed(new, old):
             meta["generation"] = int(old_meta.get("generation") or 0) + 1
         if managed:
             self._manage_fields(r, old, new, ctx, operation, subresource)
@@ -862,6 +857,10 @@ class Registry:
                 if not umeta.get("deletionTimestamp"):
                     umeta["deletionTimestamp"] = now_rfc3339() if not grace else _in_seconds(grace)
                     umeta["deletionGracePeriodSeconds"] = grace or 0
+                    # Kubernetes (markAsDeleting, rest.BeforeDelete): being deleted changes what
+                    # the object's controllers must do, so a tracked generation moves once.
+                    if int(umeta.get("generation") or 0) > 0:
+                        umeta["generation"] = int(umeta["generation"]) + 1
                 elif grace is not None and grace < int(umeta.get("deletionGracePeriodSeconds") or 0):
                     umeta["deletionGracePeriodSeconds"] = grace
                 if r.kind == "Namespace" and r.group == "":
