@@ -35,7 +35,7 @@ import orjson
 
 from kybernetes import errors
 from kybernetes.api import decode as typed
-from kybernetes.api import gobytes
+from kybernetes.api import gobytes, gojson
 from kybernetes.api import schema as schemas
 from kybernetes.api import validation as v
 from kybernetes.api.resources import Catalogue, Resource
@@ -166,11 +166,14 @@ SchemaLookup = Callable[[Resource], "schemas.Schema | None"]
 
 
 def encode(obj: Obj) -> bytes:
+    """The stored bytes of ``obj``. First puts its envelope and metadata in Kubernetes' field
+    order, in place (:func:`kybernetes.api.gojson.order_fields`), so that every read serves that
+    order for free. ``resourceVersion`` is the revision, known only once written: it is stored
+    empty, keeping its place, and :func:`decode` fills it in."""
+    gojson.order_fields(obj)
     meta = obj.get("metadata")
-    if meta and "resourceVersion" in meta:
-        meta = dict(meta)
-        del meta["resourceVersion"]
-        obj = {**obj, "metadata": meta}
+    if isinstance(meta, dict) and meta.get("resourceVersion"):
+        obj = {**obj, "metadata": {**meta, "resourceVersion": ""}}
     return orjson.dumps(obj)
 
 
@@ -255,6 +258,7 @@ class Registry:
 
     def _encode_for(self, r: Resource, obj: Obj) -> bytes:
         """Custom objects are stored in their CRD's storage version, whatever version wrote them."""
+        gojson.order_fields(obj)
         if not r.builtin:
             version = self.custom_storage_versions.get((r.group, r.kind))
             if version and obj.get("apiVersion") != f"{r.group}/{version}":
@@ -377,7 +381,7 @@ class Registry:
                     "results in an inconsistent list - objects that were created, modified, or deleted "
                     "between the time the first chunk was returned and now may show up in the list."
                 ) from None
-            raise errors.Expired(f"too old resource version: {revision}") from None
+            raise errors.Expired("The resourceVersion for the provided list is too old.") from None  # etcd3 store
         except st.FutureRevisionError as e:
             raise errors.Timeout(f"Too large resource version: {e.requested}, current: {e.current}") from None
 
