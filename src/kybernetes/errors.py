@@ -53,6 +53,9 @@ class StatusError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details
+        self.list_meta: dict[str, Any] = {}
+        """The Status's own ``metadata`` (a ListMeta): set only where Kubernetes sets it, e.g. the
+        fresh ``continue`` token of an expired one."""
         if reason is not None:
             self.reason = reason
         if code is not None:
@@ -60,7 +63,7 @@ class StatusError(Exception):
 
     def status(self) -> dict[str, Any]:
         """The ``meta.k8s.io/v1`` Status object for this error, fields in Kubernetes' order."""
-        return status_object("Failure", self.message, self.reason, self.details, self.code)
+        return status_object("Failure", self.message, self.reason, self.details, self.code, self.list_meta)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.code}, {self.message!r})"
@@ -70,12 +73,15 @@ _DETAILS_ORDER = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
 _CAUSE_ORDER = ("reason", "message", "field")
 
 
+_LIST_META_ORDER = ("selfLink", "resourceVersion", "continue", "remainingItemCount")
+
+
 def status_object(status: str, message: str = "", reason: str = "", details: dict[str, Any] | None = None,
-                  code: int = 0) -> dict[str, Any]:
+                  code: int = 0, list_meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """A ``Status`` exactly as Go's encoding/json writes ``metav1.Status``: fields in the order of
-    the Go structs (Status, StatusDetails, StatusCause), empty ones left out (``omitempty``),
-    ``metadata`` always there (a struct), ``details`` there when not ``None``."""
-    out: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}}
+    the Go structs (Status, ListMeta, StatusDetails, StatusCause), empty ones left out
+    (``omitempty``), ``metadata`` always there (a struct), ``details`` there when not ``None``."""
+    out: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": _ordered(list_meta or {}, _LIST_META_ORDER)}
     if status:
         out["status"] = status
     if message:

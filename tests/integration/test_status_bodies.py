@@ -157,6 +157,16 @@ def test_429_with_retry_after(raw: RawHTTP, namespace: str) -> None:
         'by the server."}],"retryAfterSeconds":10}'))
 
 
+def wait_for_410(raw: RawHTTP, path: str) -> tuple[int, bytes]:
+    """GET ``path`` until compaction has passed the revision it asks for."""
+    deadline = time.monotonic() + 30
+    while True:
+        code, body = raw("GET", path)
+        if code != 200 or time.monotonic() > deadline:
+            return code, body
+        time.sleep(0.2)
+
+
 def test_410(tmp_path: Path) -> None:
     srv = ServerProcess.start(tmp_path / "data", "--compact-interval", "0.2", "--compact-keep", "5")
     try:
@@ -164,13 +174,26 @@ def test_410(tmp_path: Path) -> None:
         for i in range(20):
             code, _ = raw("POST", "/api/v1/namespaces/default/configmaps", configmap(f"c{i}"))
             assert code == 201
+        code, body = raw("GET", "/api/v1/namespaces/default/configmaps?limit=5")
+        token = json.loads(body)["metadata"]["continue"]
+        for i in range(20, 30):  # history moves on, so the token's revision gets compacted
+            raw("POST", "/api/v1/namespaces/default/configmaps", configmap(f"c{i}"))
         path = "/api/v1/namespaces/default/configmaps?resourceVersion=2&resourceVersionMatch=Exact&limit=5"
-        deadline = time.monotonic() + 30
-        while True:
-            code, body = raw("GET", path)
-            if code != 200 or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        code, body = wait_for_410(raw, path)
         assert (code, body) == (410, failure('"The resourceVersion for the provided list is too old."', "Expired", 410))
+
+        # An expired continue token: the Status's metadata carries one that goes on from there.
+        code, body = wait_for_410(raw, f"/api/v1/namespaces/default/configmaps?limit=5&continue={token}")
+        fresh = json.loads(body)["metadata"]["continue"]
+        message = ("The provided continue parameter is too old to display a consistent list result. You can start a "
+                   "new list without the continue parameter, or use the continue token in this response to retrieve "
+                   "the remainder of the results. Continuing with the provided token results in an inconsistent "
+                   "list - objects that were created, modified, or deleted between the time the first chunk was "
+                   "returned and now may show up in the list.")
+        assert (code, body) == (410, failure(f'"{message}"', "Expired", 410).replace(
+            b'"metadata":{}', f'"metadata":{{"continue":"{fresh}"}}'.encode()))
+        code, body = raw("GET", f"/api/v1/namespaces/default/configmaps?limit=100&continue={fresh}")
+        assert code == 200
+        assert json.loads(body)["items"][0]["metadata"]["name"] == "c13"  # after c0, c1, c10, c11, c12
     finally:
         srv.stop()

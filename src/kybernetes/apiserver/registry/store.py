@@ -192,9 +192,12 @@ def _decode_continue(token: str) -> tuple[int, str]:
     try:
         raw = gobytes.decode(token, alphabet=gobytes.URL_ALPHABET, padded=False)  # RawURLEncoding
         d = orjson.loads(raw)
-        return int(d["rv"]), str(d["start"])
+        rev, start = int(d["rv"]), str(d["start"])
     except Exception:
+        rev, start = 0, ""
+    if rev == 0:  # -1: "from the current revision", handed out when the token's own had expired
         raise errors.BadRequest("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    return max(rev, 0), start
 
 
 def _parse_rv(rv: str, what: str = "resourceVersion") -> int:
@@ -374,13 +377,17 @@ class Registry:
                     return ListResult(out, str(rev))
         except st.CompactedError:
             if start_after:
-                raise errors.Expired(
+                # handleCompactedErrorForPaging: the Status carries a token that goes on from the
+                # same key at the current revision.
+                expired = errors.Expired(
                     "The provided continue parameter is too old to display a consistent list result. You can "
                     "start a new list without the continue parameter, or use the continue token in this "
                     "response to retrieve the remainder of the results. Continuing with the provided token "
                     "results in an inconsistent list - objects that were created, modified, or deleted "
                     "between the time the first chunk was returned and now may show up in the list."
-                ) from None
+                )
+                expired.list_meta = {"continue": _encode_continue(-1, start_after)}
+                raise expired from None
             raise errors.Expired("The resourceVersion for the provided list is too old.") from None  # etcd3 store
         except st.FutureRevisionError as e:
             raise errors.Timeout(f"Too large resource version: {e.requested}, current: {e.current}") from None
