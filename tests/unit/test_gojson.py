@@ -62,4 +62,7 @@ def test_order_fields_puts_envelope_and_metadata_in_go_order_in_place() -> None:
     assert meta["resourceVersion"] == ""
     secret = {"type": "Opaque", "data": {}, "apiVersion": "v1", "metadata": {"name": "s"}, "kind": "Secret"}
     gojson.order_fields(secret)
-    assert list(secret) == ["kind", "apiVersion", "metadata", "type", "data"]  # others keep their order
+    assert list(secret) == ["kind", "apiVersion", "metadata", "data", "type"]  # the Secret struct's order
+    custom = {"status": {}, "extra": 1, "spec": {}, "kind": "Widget", "apiVersion": "example.com/v1", "metadata": {}}
+    gojson.order_fields(custom)
+    assert list(custom) == ["kind", "apiVersion", "metadata", "extra", "spec", "status"]

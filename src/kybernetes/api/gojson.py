@@ -49,22 +49,52 @@ META_ORDER = ("name", "generateName", "namespace", "selfLink", "uid", "resourceV
               "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations",
               "ownerReferences", "finalizers", "managedFields")
 _META_RANK = {k: i for i, k in enumerate(META_ORDER)}
-# TypeMeta (kind, apiVersion) and ObjectMeta come first in every kind's struct; spec and status,
-# where a kind has them, come last and in that order. Other top-level fields keep their order.
-_TOP_RANK = {"kind": 0, "apiVersion": 1, "metadata": 2, "spec": 4, "status": 5}
-_OTHER = 3
+# TypeMeta (kind, apiVersion) and ObjectMeta come first in every kind's struct; then spec and
+# status for most kinds, or the kind's own fields, in the order of its struct.
+_ENVELOPE = ("kind", "apiVersion", "metadata")
+_TOP_ORDER: dict[tuple[str, str], tuple[str, ...]] = {
+    ("", "ConfigMap"): ("immutable", "data", "binaryData"),
+    ("", "Secret"): ("immutable", "data", "stringData", "type"),
+    ("", "ServiceAccount"): ("secrets", "imagePullSecrets", "automountServiceAccountToken"),
+    ("", "Event"): ("involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp", "count",
+                    "type", "eventTime", "series", "action", "related", "reportingComponent", "reportingInstance"),
+    ("events.k8s.io", "Event"): ("eventTime", "series", "reportingController", "reportingInstance", "action",
+                                 "reason", "regarding", "related", "note", "type", "deprecatedSource",
+                                 "deprecatedFirstTimestamp", "deprecatedLastTimestamp", "deprecatedCount"),
+    ("discovery.k8s.io", "EndpointSlice"): ("addressType", "endpoints", "ports"),
+    ("apps", "ControllerRevision"): ("data", "revision"),
+    ("scheduling.k8s.io", "PriorityClass"): ("value", "globalDefault", "description", "preemptionPolicy"),
+    ("storage.k8s.io", "StorageClass"): ("provisioner", "parameters", "reclaimPolicy", "mountOptions",
+                                         "allowVolumeExpansion", "volumeBindingMode", "allowedTopologies"),
+    ("rbac.authorization.k8s.io", "ClusterRole"): ("rules", "aggregationRule"),
+    ("rbac.authorization.k8s.io", "RoleBinding"): ("subjects", "roleRef"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): ("subjects", "roleRef"),
+}
+_DEFAULT_TOP = ("spec", "status")
+_TOP_RANKS: dict[tuple[str, ...], dict[str, int]] = {}
+
+
+def _top_rank(fields: tuple[str, ...]) -> dict[str, int]:
+    rank = _TOP_RANKS.get(fields)
+    if rank is None:
+        rank = _TOP_RANKS[fields] = {k: i for i, k in enumerate(_ENVELOPE + fields)}
+    return rank
 
 
 def order_fields(obj: dict[str, Any]) -> None:
-    """Put ``obj``'s envelope and ``metadata`` in the Go structs' order, in place (the dicts keep
-    their identity). ``metadata.resourceVersion`` gets its place even when not yet known (an
-    empty placeholder the store fills in on read). Costs a key scan when already in order."""
+    """Put ``obj``'s top-level fields and ``metadata`` in the Go structs' order, in place (the
+    dicts keep their identity); fields the table does not know keep their order, after the
+    envelope. ``metadata.resourceVersion`` gets its place even when not yet known (an empty
+    placeholder the store fills in on read). Costs a key scan when already in order."""
     meta = obj.get("metadata")
     if isinstance(meta, dict):
         if "resourceVersion" not in meta:
             meta["resourceVersion"] = ""
         _reorder(meta, _META_RANK, len(META_ORDER))
-    _reorder(obj, _TOP_RANK, _OTHER)
+    api_version = obj.get("apiVersion")
+    group = api_version.rpartition("/")[0] if isinstance(api_version, str) else ""
+    fields = _TOP_ORDER.get((group, str(obj.get("kind"))), _DEFAULT_TOP)
+    _reorder(obj, _top_rank(fields), len(_ENVELOPE))
 
 
 def _reorder(d: dict[str, Any], rank: dict[str, int], other: int) -> None:
