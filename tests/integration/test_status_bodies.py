@@ -32,6 +32,7 @@ class RawHTTP:
         self.ctx = ssl.create_default_context(cafile=str(tls / "ca.crt"))
         self.ctx.load_cert_chain(str(tls / "admin.crt"), str(tls / "admin.key"))
         self.port = server.port
+        self.last_headers: Any = None
 
     def __call__(self, method: str, path: str, body: Any = None, user_agent: str = "kybernetes-test") -> tuple[int, bytes]:
         conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=20)
@@ -40,6 +41,7 @@ class RawHTTP:
             conn.request(method, path, body=data, headers={"Content-Type": "application/json", "User-Agent": user_agent,
                                                            "Accept": "application/json"})
             resp = conn.getresponse()
+            self.last_headers = resp.headers
             return resp.status, resp.read()
         finally:
             conn.close()
@@ -155,6 +157,7 @@ def test_429_with_retry_after(raw: RawHTTP, namespace: str) -> None:
         "\"Cannot evict pod as it would violate the pod's disruption budget.\"", "TooManyRequests", 429,
         '{"causes":[{"reason":"DisruptionBudget","message":"The disruption budget pdb is still being processed '
         'by the server."}],"retryAfterSeconds":10}'))
+    assert raw.last_headers["Retry-After"] == "10"
 
 
 def wait_for_410(raw: RawHTTP, path: str) -> tuple[int, bytes]:

@@ -270,7 +270,10 @@ class APIServer:
         try:
             return await self._dispatch(request)
         except errors.StatusError as e:
-            return json_response(e.status(), e.code, pretty=pretty_requested(request))
+            # ErrorNegotiated: a Status that says when to retry says it in Retry-After too.
+            retry = (e.details or {}).get("retryAfterSeconds")
+            headers = {"Retry-After": str(retry)} if retry else None
+            return json_response(e.status(), e.code, pretty=pretty_requested(request), headers=headers)
         except (asyncio.CancelledError, ConnectionResetError):
             raise
         except Exception as e:
