@@ -32,7 +32,12 @@ from typing import Any
 
 
 class StatusError(Exception):
-    """An error that the API answers with a ``Status`` object."""
+    """An error that the API answers with a ``Status`` object.
+
+    ``details`` is ``None`` where Kubernetes' constructor leaves ``Details`` nil (the field is
+    then absent); an empty dict is a ``details`` of ``{}``, as Go writes a non-nil pointer to an
+    empty ``StatusDetails``.
+    """
 
     code: int = 500
     reason: str = "InternalError"
@@ -48,28 +53,58 @@ class StatusError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details
+        self.list_meta: dict[str, Any] = {}
+        """The Status's own ``metadata`` (a ListMeta): set only where Kubernetes sets it, e.g. the
+        fresh ``continue`` token of an expired one."""
         if reason is not None:
             self.reason = reason
         if code is not None:
             self.code = code
 
     def status(self) -> dict[str, Any]:
-        """The ``meta.k8s.io/v1`` Status object for this error."""
-        out: dict[str, Any] = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
-        if self.details:
-            out["details"] = self.details
-        return out
+        """The ``meta.k8s.io/v1`` Status object for this error, fields in Kubernetes' order."""
+        return status_object("Failure", self.message, self.reason, self.details, self.code, self.list_meta)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.code}, {self.message!r})"
+
+
+_DETAILS_ORDER = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
+_CAUSE_ORDER = ("reason", "message", "field")
+
+
+_LIST_META_ORDER = ("selfLink", "resourceVersion", "continue", "remainingItemCount")
+
+
+def status_object(status: str, message: str = "", reason: str = "", details: dict[str, Any] | None = None,
+                  code: int = 0, list_meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A ``Status`` exactly as Go's encoding/json writes ``metav1.Status``: fields in the order of
+    the Go structs (Status, ListMeta, StatusDetails, StatusCause), empty ones left out
+    (``omitempty``), ``metadata`` always there (a struct), ``details`` there when not ``None``."""
+    out: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": _ordered(list_meta or {}, _LIST_META_ORDER)}
+    if status:
+        out["status"] = status
+    if message:
+        out["message"] = message
+    if reason:
+        out["reason"] = reason
+    if details is not None:
+        out["details"] = _ordered(details, _DETAILS_ORDER, causes=True)
+    if code:
+        out["code"] = code
+    return out
+
+
+def _ordered(d: dict[str, Any], order: tuple[str, ...], causes: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in order:
+        v = d.get(k)
+        if v in (None, "", 0, []):
+            continue
+        if causes and k == "causes":
+            v = [_ordered(c, _CAUSE_ORDER) for c in v]
+        out[k] = v
+    return out
 
 
 def _details(kind: str | None, name: str | None, group: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -107,6 +142,11 @@ class NotFound(StatusError):
     def of(cls, resource: str, name: str, group: str = "") -> NotFound:
         qualified = f"{resource}.{group}" if group else resource
         return cls(f'{qualified} "{name}" not found', details=_details(resource, name, group))
+
+    @classmethod
+    def no_resource(cls) -> NotFound:
+        """NewGenericServerResponse's 404 for a path that names no resource (``details`` empty, not nil)."""
+        return cls("the server could not find the requested resource", details={})
 
 
 class MethodNotAllowed(StatusError):
@@ -178,9 +218,13 @@ class Invalid(StatusError):
         message: str | None = None,
     ) -> None:
         if message is None:
-            texts = [_cause_text(c) for c in causes]
-            joined = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
-            message = f'{kind} "{name}" is invalid: {joined}'
+            # NewInvalid: the group-qualified kind, then the errors as utilerrors.Aggregate
+            # prints them (duplicates once; brackets only around more than one).
+            texts = list(dict.fromkeys(_cause_text(c) for c in causes))
+            qualified = f"{kind}.{group}" if group else kind
+            message = f'{qualified} "{name}" is invalid'
+            if texts:
+                message += ": " + (texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]")
         super().__init__(message, details=_details(kind, name, group, causes=causes or None))
         self.causes = causes
 
@@ -191,8 +235,16 @@ def _cause_text(cause: dict[str, Any]) -> str:
 
 
 class TooManyRequests(StatusError):
+    """NewTooManyRequests always sets details (``retryAfterSeconds``, possibly none: ``{}``)."""
+
     code = 429
     reason = "TooManyRequests"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None, retry_after: int = 0) -> None:
+        details = dict(details or {})
+        if retry_after:
+            details["retryAfterSeconds"] = retry_after
+        super().__init__(message, details=details)
 
 
 class InternalError(StatusError):
@@ -229,4 +281,5 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "UnsupportedMediaType",
+    "status_object",
 ]

@@ -51,6 +51,9 @@ import httptools
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
+from kybernetes import errors
+from kybernetes.api import gojson
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[["Request"], Awaitable["AnyResponse"]]
@@ -549,9 +552,8 @@ class HTTPProtocol(asyncio.Protocol):
     def _refuse(self, code: int, reason: str, message: str) -> None:
         """Answer now (before or instead of the handler) and close: the rest of the input is dropped."""
         self._refused = True
-        status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                  "message": message, "reason": reason, "code": code}
-        resp = Response(body=orjson.dumps(status), status=code, content_type="application/json")
+        status = errors.status_object("Failure", message, reason, None, code)
+        resp = Response(body=gojson.dumps(status), status=code, content_type="application/json")
         data = resp.encode_head(False) + resp.body
         self._pending.clear()
         if self._task is None:

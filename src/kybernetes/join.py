@@ -386,7 +386,7 @@ class JoinService:
                 raise errors.MethodNotAllowed(f"the server does not allow this method on {CA_PATH}")
             return Response(body=self.api.pki.ca_pem, content_type="application/x-pem-file")
         if request.path.rstrip("/") != CREDENTIALS_PATH:
-            raise errors.NotFound("the server could not find the requested resource")
+            raise errors.NotFound.no_resource()
         if request.method != "POST":
             raise errors.MethodNotAllowed(f"the server does not allow this method on {CREDENTIALS_PATH}")
         transport = request.transport

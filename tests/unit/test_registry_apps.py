@@ -148,14 +148,16 @@ def test_deployment_progress_deadline_must_exceed_min_ready() -> None:
     assert errs == ["spec.progressDeadlineSeconds: Invalid value: 600: must be greater than minReadySeconds"]
 
 
-def test_deployment_annotation_change_bumps_generation() -> None:
+def test_deployment_annotation_change_is_a_new_generation() -> None:
     old, _ = create(DEPLOY, deployment())
-    old["metadata"]["generation"] = 3
     new = copy.deepcopy(old)
     new["metadata"]["annotations"] = {"note": "x"}
     new, errs = update(DEPLOY, old, new)
     assert errs == []
-    assert new["metadata"]["generation"] == 4
+    assert DEPLOY.generation_changed(new, old)
+    relabelled = copy.deepcopy(old)
+    relabelled["metadata"]["labels"] = {"other": "x"}
+    assert not DEPLOY.generation_changed(relabelled, old)
 
 
 def test_deployment_update_keeps_status_and_status_counters_checked() -> None:

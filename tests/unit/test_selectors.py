@@ -230,7 +230,7 @@ def test_validate_object_form() -> None:
     )
     got = [(e.type, e.field) for e in errs]
     assert got == [
-        ("FieldValueInvalid", "spec.selector.matchLabels[a]"),
+        ("FieldValueInvalid", "spec.selector.matchLabels"),
         ("FieldValueRequired", "spec.selector.matchExpressions[0].values"),
         ("FieldValueForbidden", "spec.selector.matchExpressions[1].values"),
         ("FieldValueInvalid", "spec.selector.matchExpressions[2].operator"),

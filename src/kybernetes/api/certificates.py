@@ -17,14 +17,14 @@ give, the message is Go's most general one (``x509: malformed certificate reques
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
+
+from kybernetes.api import gobytes
 
 KUBE_APISERVER_CLIENT = "kubernetes.io/kube-apiserver-client"
 KUBE_APISERVER_CLIENT_KUBELET = "kubernetes.io/kube-apiserver-client-kubelet"
@@ -50,22 +50,14 @@ class CSRError(ValueError):
 
 
 def decode_bytes(value: object) -> bytes:
-    """A ``[]byte`` field (``spec.request``, ``status.certificate``) as Go's JSON decoder reads it:
-    standard base64 with CR and LF skipped; raises :class:`CSRError` with Go's decoding error.
-
-    The one place these fields are decoded, so it can switch to a shared Go-compatible decoder.
-    """
+    """A ``[]byte`` field (``spec.request``, ``status.certificate``) as Go's JSON decoder reads it
+    (``api/gobytes``); raises :class:`CSRError` with Go's decoding error."""
     if value is None:
         return b""
-    cleaned = str(value).encode().replace(b"\r", b"").replace(b"\n", b"")
     try:
-        return base64.b64decode(cleaned, validate=True)
-    except (binascii.Error, ValueError):
-        bad = next((i for i, ch in enumerate(cleaned) if ch not in _B64_CHARS), len(cleaned))
-        raise CSRError(f"illegal base64 data at input byte {bad}") from None
-
-
-_B64_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+        return gobytes.decode(str(value))
+    except gobytes.CorruptInputError as e:
+        raise CSRError(str(e)) from None
 
 
 # --- PEM, as Go's encoding/pem decodes it --------------------------------------------------------
@@ -94,8 +86,8 @@ def _get_line(data: bytes) -> tuple[bytes, bytes]:
 def _std_b64(data: bytes) -> bytes | None:
     """Go's ``base64.StdEncoding.Decode``: CR and LF are skipped, anything else must be exact."""
     try:
-        return base64.b64decode(data.replace(b"\r", b"").replace(b"\n", b""), validate=True)
-    except (binascii.Error, ValueError):
+        return gobytes.decode(data)
+    except gobytes.CorruptInputError:
         return None
 
 

@@ -4,7 +4,10 @@ kube-apiserver decodes a request body into a Go struct: a value of the wrong JSO
 (``cannot unmarshal string into Go struct field ...``), and a field the struct does not have is
 dropped — or reported, when the client asks for ``fieldValidation=Strict`` (error) or ``Warn``
 (warning header). :func:`check` does both in one walk over the object, guided by
-:class:`~kybernetes.api.schema.Schema`, and mutates the object to drop unknown fields. Doing it
+:class:`~kybernetes.api.schema.Schema`, and mutates the object to drop unknown fields. Fields
+that are ``[]byte`` in Go (``format: byte``) are decoded as Go decodes them and rewritten in
+the canonical base64 Go writes back (:mod:`kybernetes.api.gobytes`); what Go refuses is a 400
+with Go's message, e.g. ``illegal base64 data at input byte 4``. Doing it
 here, before any strategy runs, means strategies can trust the shape of what they read.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kybernetes.api import gobytes
 from kybernetes.api.schema import Schema
 
 _JSON_TYPE = {
@@ -71,30 +75,39 @@ def check(obj: dict[str, Any], schema: Schema, *, skip_top: tuple[str, ...] = ("
 _PLAIN_LEAF = {str: "string", bool: "boolean", int: "integer"}
 
 
-def _walk(value: Any, s: Schema, path: str, res: DecodeResult) -> None:
-    if value is None:
-        return
-    want, _ios, _qty, is_open = s.shape()
-    if is_open:
-        return
+def _walk(value: Any, s: Schema, path: str, res: DecodeResult) -> Any:
+    """Check ``value`` against ``s``; returns what to keep in its place (a ``[]byte`` field's
+    value becomes the canonical base64 Go writes back; anything else is returned as is)."""
+    want, _ios, _qty, is_open, is_bytes = s.shape()
+    if is_bytes:
+        try:
+            return gobytes.canonical(value, path)
+        except gobytes.JSONBytesError as e:
+            res.type_errors.append(str(e))
+            return value
+    if value is None or is_open:
+        return value
     # Fast path for the common leaf (a string field holding a string, ...): _matches would
     # say yes whatever the int-or-string/quantity flags, and there is nothing to descend into.
     if _PLAIN_LEAF.get(type(value)) == want and want is not None:
-        return
+        return value
     if not _matches(value, s):
         res.type_errors.append(
             f"json: cannot unmarshal {_type_of(value)} into Go struct field {path or '.'} of type "
             f"{_GO_TYPE.get(s.type or '', s.type or 'value')}"
         )
-        return
+        return value
     if isinstance(value, dict):
         _walk_object(value, s, path, res, ())
     elif isinstance(value, list):
         items = s.items
         if items is None:
-            return
+            return value
         for i, item in enumerate(value):
-            _walk(item, items, f"{path}[{i}]", res)
+            kept = _walk(item, items, f"{path}[{i}]", res)
+            if kept is not item:
+                value[i] = kept
+    return value
 
 
 def _walk_object(obj: dict[str, Any], s: Schema, path: str, res: DecodeResult, skip: tuple[str, ...]) -> None:
@@ -103,7 +116,9 @@ def _walk_object(obj: dict[str, Any], s: Schema, path: str, res: DecodeResult, s
     if not props:
         if extra is not None:
             for k, v in obj.items():
-                _walk(v, extra, f"{path}.{k}" if path else k, res)
+                kept = _walk(v, extra, f"{path}.{k}" if path else k, res)
+                if kept is not v:
+                    obj[k] = kept
         return
     for k in list(obj):
         if k in skip:
@@ -112,7 +127,9 @@ def _walk_object(obj: dict[str, Any], s: Schema, path: str, res: DecodeResult, s
         child_path = f"{path}.{k}" if path else k
         if sub is None:
             if extra is not None:
-                _walk(obj[k], extra, child_path, res)
+                kept = _walk(obj[k], extra, child_path, res)
+                if kept is not obj[k]:
+                    obj[k] = kept
                 continue
             res.unknown.append(child_path)
             del obj[k]
@@ -124,4 +141,7 @@ def _walk_object(obj: dict[str, Any], s: Schema, path: str, res: DecodeResult, s
             continue
         child = s.prop(k)
         assert child is not None
-        _walk(obj[k], child, child_path, res)
+        value = obj[k]
+        kept = _walk(value, child, child_path, res)
+        if kept is not value:
+            obj[k] = kept

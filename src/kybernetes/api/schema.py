@@ -89,17 +89,17 @@ class Schema:
         self._kids: dict[str, Schema | None] = {}
         self._items: Schema | None = _UNSET
         self._ap: Schema | None = _UNSET
-        self._facts: tuple[str | None, bool, bool, bool] | None = None
+        self._facts: tuple[str | None, bool, bool, bool, bool] | None = None
 
     def _wrap(self, raw: Any) -> Schema | None:
         return Schema(raw, self._defs) if isinstance(raw, dict) else None
 
-    def shape(self) -> tuple[str | None, bool, bool, bool]:
-        """``(type, int_or_string, quantity_like, is_open)`` in one call (for hot walks)."""
+    def shape(self) -> tuple[str | None, bool, bool, bool, bool]:
+        """``(type, int_or_string, quantity_like, is_open, is_bytes)`` in one call (for hot walks)."""
         return self._facts or self._shape()
 
-    def _shape(self) -> tuple[str | None, bool, bool, bool]:
-        """(type, int_or_string, quantity_like, is_open), computed once."""
+    def _shape(self) -> tuple[str | None, bool, bool, bool, bool]:
+        """(type, int_or_string, quantity_like, is_open, is_bytes), computed once."""
         raw = self.raw
         t = raw.get("type")
         if isinstance(t, list):
@@ -113,7 +113,8 @@ class Schema:
         ios = bool(raw.get("x-kubernetes-int-or-string")) or one_of == {"string", "integer"}
         qty = one_of == {"string", "number"}
         is_open = bool(raw.get("x-kubernetes-preserve-unknown-fields")) or (t is None and not raw.get("oneOf"))
-        self._facts = (t, ios, qty, is_open)
+        is_bytes = t == "string" and raw.get("format") == "byte"
+        self._facts = (t, ios, qty, is_open, is_bytes)
         return self._facts
 
     # --- shape --------------------------------------------------------------------------
@@ -121,6 +122,11 @@ class Schema:
     @property
     def type(self) -> str | None:
         return (self._facts or self._shape())[0]
+
+    @property
+    def is_bytes(self) -> bool:
+        """A Go ``[]byte`` (``type: string, format: byte``): base64 in JSON, see :mod:`kybernetes.api.gobytes`."""
+        return (self._facts or self._shape())[4]
 
     @property
     def int_or_string(self) -> bool:

@@ -27,7 +27,6 @@ node that is not a dict is treated as "no schema".
 
 from __future__ import annotations
 
-import base64
 import binascii
 import copy
 import datetime as dt
@@ -38,6 +37,7 @@ import re
 import uuid
 from typing import Any
 
+from kybernetes.api import gobytes
 from kybernetes.api import validation as v
 from kybernetes.api.validation import FieldError, Path
 
@@ -134,7 +134,7 @@ def _format_ok(fmt: str, value: str) -> bool:
             dt.date.fromisoformat(value)
             return True
         if fmt == "byte":
-            base64.b64decode(value, validate=True)
+            gobytes.decode(value)  # kube-openapi's check is StdEncoding.DecodeString
             return True
         if fmt == "uuid":
             uuid.UUID(value)

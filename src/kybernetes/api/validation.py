@@ -284,7 +284,7 @@ def validate_labels(labels: Any, path: Path) -> list[FieldError]:
             errs.append(type_invalid(path.key(k), v, "must be a string"))
             continue
         for m in is_label_value(v):
-            errs.append(invalid(path.key(k), v, m))
+            errs.append(invalid(path, v, m))  # ValidateLabels names the map, not the key
     return errs
 
 

@@ -30,7 +30,7 @@ from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.apiserver.handlers import ResourceHandlers
 from kybernetes.apiserver.registry.conversion import Stored, api_version_only
 from kybernetes.apiserver.registry.store import ListOptions, Registry, RequestContext, User
-from kybernetes.apiserver.registry.strategy import Strategy
+from kybernetes.apiserver.registry.strategy import Strategy, semantic_equal
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -61,6 +61,11 @@ class CustomResourceStrategy(Strategy):
                 new["status"] = old["status"]
             else:
                 new.pop("status", None)
+
+    def generation_changed(self, new: Obj, old: Obj) -> bool:
+        # Kubernetes: any change but metadata. With a status subresource prepare_for_update has
+        # put the old status back, so that is the spec; without one, status counts too.
+        return not semantic_equal(_body(new), _body(old))
 
     def default(self, obj: Obj) -> None:
         structural.default_custom_object(obj, self.raw_schema)

@@ -14,8 +14,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import orjson
-
+from kybernetes.api import gojson
 from kybernetes.api.resources import Catalogue, Resource
 
 AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
@@ -155,7 +154,7 @@ class DiscoveryCache:
             self._gen = self.cat.generation
         hit = self._docs.get(name)
         if hit is None:
-            body = orjson.dumps(build())
+            body = gojson.dumps(build())
             hit = (body, hashlib.sha256(body).hexdigest()[:32])
             self._docs[name] = hit
         return hit

@@ -52,14 +52,12 @@ def _d(value: Any) -> dict[str, Any]:
 
 
 def success() -> Obj:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+    return errors.status_object("Success")
 
 
 def _too_many(message: str, retry_after: int) -> errors.TooManyRequests:
     return errors.TooManyRequests(
-        VIOLATION,
-        details={"causes": [{"reason": "DisruptionBudget", "message": message}], "retryAfterSeconds": retry_after},
-    )
+        VIOLATION, details={"causes": [{"reason": "DisruptionBudget", "message": message}]}, retry_after=retry_after)
 
 
 def _still_processing(pdb_name: str) -> errors.TooManyRequests:
@@ -186,9 +184,8 @@ class Evictor:
 
         matching = await self._budgets_for(pod)
         if len(matching) > 1:
-            return 500, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                         "message": "This pod has more than one PodDisruptionBudget, which the eviction "
-                                    "subresource does not support.", "code": 500}
+            return 500, errors.status_object("Failure", "This pod has more than one PodDisruptionBudget, which the "
+                                                        "eviction subresource does not support.", code=500)
         pin_rv = False
         pdb_name = ""
         if matching:

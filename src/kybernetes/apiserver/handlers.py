@@ -15,9 +15,8 @@ import datetime as dt
 import random
 from typing import Any
 
-import orjson
-
 from kybernetes import errors
+from kybernetes.api import gojson
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.selectors import parse_field_selector, parse_label_selector
 from kybernetes.apiserver import printers
@@ -29,6 +28,7 @@ from kybernetes.apiserver.requests import (
     int_param,
     parse_accept,
     patch_type,
+    pretty_requested,
     read_body,
 )
 from kybernetes.httpserver import AnyResponse, Request, Response, StreamResponse, chunk
@@ -44,15 +44,13 @@ DIRECT_WRITE_LIMIT = 256 * 1024
 
 def json_response(body: Any, status: int = 200, *, pretty: bool = False, content_type: str = JSON,
                   headers: dict[str, str] | None = None) -> Response:
-    data = orjson.dumps(body, option=orjson.OPT_INDENT_2 if pretty else 0)
-    return Response(body=data, status=status, content_type=content_type, headers=headers)
+    """A JSON body exactly as kube-apiserver's serializer writes it (:func:`kybernetes.api.gojson.dumps`)."""
+    return Response(body=gojson.dumps(body, pretty=pretty), status=status, content_type=content_type,
+                    headers=headers)
 
 
 def status_success(details: dict[str, Any] | None = None) -> Obj:
-    out: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
-    if details:
-        out["details"] = details
-    return out
+    return errors.status_object("Success", details=details or None)
 
 
 class ResourceHandlers:
@@ -85,11 +83,11 @@ class ResourceHandlers:
     async def handle(self, request: Request, rp: ResourcePath, ctx: RequestContext) -> AnyResponse:
         r = self.catalogue.get(rp.group, rp.version, rp.plural)
         if r is None:
-            raise errors.NotFound("the server could not find the requested resource")
+            raise errors.NotFound.no_resource()
         if rp.namespace and not r.namespaced:
-            raise errors.NotFound("the server could not find the requested resource")
+            raise errors.NotFound.no_resource()
         if rp.subresource and rp.subresource not in r.subresources:
-            raise errors.NotFound("the server could not find the requested resource")
+            raise errors.NotFound.no_resource()
         if r.kind == "ComponentStatus" and not r.group and self.component_statuses is not None:
             return await self._component_status(request, r, rp, ctx)
         q = request.query
@@ -106,10 +104,10 @@ class ResourceHandlers:
             raise errors.Invalid("", "", [{"reason": "FieldValueTooLong", "field": "fieldManager",
                                            "message": "Too long: may not be more than 128 bytes"}],
                                  message="fieldManager: Too long: may not be more than 128 bytes")
-        pretty = bool_param(q.get("pretty"))
+        pretty = pretty_requested(request)
         ns = rp.namespace
         if r.namespaced and not ns and method not in ("GET",) and method == "POST" and not rp.name:
-            raise errors.NotFound("the server could not find the requested resource")
+            raise errors.NotFound.no_resource()
         watch = rp.watch or bool_param(q.get("watch"))
 
         if rp.subresource:
@@ -317,7 +315,7 @@ class ResourceHandlers:
             # Kubernetes answers a too-old watch with 200 and an ERROR event.
             resp = StreamResponse(status=200, headers={"Content-Type": JSON})
             await resp.prepare(request)
-            await resp.write(orjson.dumps({"type": "ERROR", "object": e.status()}) + b"\n")
+            await resp.write(gojson.dumps({"type": "ERROR", "object": e.status()}))
             await resp.write_eof()
             return resp
 
@@ -327,19 +325,19 @@ class ResourceHandlers:
             if ev.type == "BOOKMARK":
                 bm = {"kind": r.kind, "apiVersion": r.api_version,
                       "metadata": {"resourceVersion": str(ev.revision)}}
-                return orjson.dumps({"type": "BOOKMARK", "object": bm}) + b"\n"
+                return gojson.dumps({"type": "BOOKMARK", "object": bm})
             obj = self.registry.to_version(r, ev.obj) if converted else ev.obj
             if accept.table:
                 table = self._table(r, [obj], include_object=include_object,
                                     list_meta={"resourceVersion": str(ev.revision)})
-                return orjson.dumps({"type": ev.type, "object": table}) + b"\n"
+                return gojson.dumps({"type": ev.type, "object": table})
             if accept.partial_metadata:
-                return orjson.dumps({"type": ev.type, "object": _partial(obj)}) + b"\n"
+                return gojson.dumps({"type": ev.type, "object": _partial(obj)})
             if obj is not ev.obj:
-                return orjson.dumps({"type": ev.type, "object": obj}) + b"\n"
+                return gojson.dumps({"type": ev.type, "object": obj})
             if ev._encoded is None:
                 # Serialised once per event, shared by every watcher with the same encoding.
-                ev._encoded = orjson.dumps({"type": ev.type, "object": ev.obj}) + b"\n"
+                ev._encoded = gojson.dumps({"type": ev.type, "object": ev.obj})
             return ev._encoded
 
         transport = request.transport
@@ -367,7 +365,7 @@ class ResourceHandlers:
                 await resp.write(b"".join([encode(ev) for ev in batch]))
         except errors.StatusError as e:
             with contextlib.suppress(Exception):
-                await resp.write(orjson.dumps({"type": "ERROR", "object": e.status()}) + b"\n")
+                await resp.write(gojson.dumps({"type": "ERROR", "object": e.status()}))
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -444,7 +442,7 @@ class ResourceHandlers:
                      pretty: bool) -> Response:
         paths = self.scale_paths.get((r.group, r.kind))
         if paths is None:
-            raise errors.NotFound("the server could not find the requested resource")
+            raise errors.NotFound.no_resource()
         ns, name = rp.namespace, rp.name
         obj = await self.registry.get(r, ns, name)
         if request.method == "GET":

@@ -33,8 +33,6 @@ tests use it for round trips.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +40,7 @@ from functools import cache
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api import gobytes
 from kybernetes.api.timeutil import format_duration
 from kybernetes.apiserver.protobuf_types import GROUP_VERSIONS, PACKAGES
 
@@ -320,7 +319,7 @@ def _decode_value(type_name: str, wire: int, value: Any, where: str) -> Any:
     if type_name == "s":
         return _text(value)
     if type_name == "y":
-        return base64.b64encode(value).decode("ascii")
+        return gobytes.encode(value)
     if type_name in _SPECIAL:
         return _decode_special(type_name, value, where)
     msg = message(type_name)
@@ -479,8 +478,8 @@ def _encode_value(number: int, type_name: str, value: Any) -> bytes:
         return _len_field(number, str(value).encode())
     if type_name == "y":
         try:
-            return _len_field(number, base64.b64decode(value, validate=True))
-        except binascii.Error:
+            return _len_field(number, gobytes.decode(value))
+        except (gobytes.CorruptInputError, TypeError):
             raise errors.BadRequest(f"field {number}: not base64")
     if type_name in ("Time", "MicroTime"):
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))

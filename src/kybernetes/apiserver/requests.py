@@ -18,6 +18,7 @@ import yaml
 
 from kybernetes import errors
 from kybernetes.apiserver.protobuf import decode_k8s_protobuf, is_protobuf
+from kybernetes.httpserver import Request
 
 MAX_BODY = 3 * 1024 * 1024
 """kube-apiserver's limit on a request body (413 beyond it)."""
@@ -169,6 +170,18 @@ def _parse_accept(header: str) -> Accept:
             "application/json;as=Table;v=v1;g=meta.k8s.io"
         )
     return out
+
+
+_PRETTY_AGENTS = ("curl", "Wget", "Mozilla/5.0")
+
+
+def pretty_requested(request: Request) -> bool:
+    """kube-apiserver's ``isPrettyPrint``: ``?pretty=`` when given (``strconv.ParseBool``), else
+    pretty for curl, Wget and browsers."""
+    value = request.query.get("pretty")
+    if value:
+        return value in ("1", "t", "T", "TRUE", "true", "True")
+    return str(request.headers.get("User-Agent", "")).startswith(_PRETTY_AGENTS)
 
 
 def bool_param(value: str | None) -> bool:

@@ -41,7 +41,7 @@ from kybernetes.apiserver.handlers import JSON, ResourceHandlers, json_response
 from kybernetes.apiserver.openapi import OpenAPIService
 from kybernetes.apiserver.registry import builtin_conversions, builtin_strategies, certificates
 from kybernetes.apiserver.registry.store import Registry, RequestContext, User
-from kybernetes.apiserver.requests import ResourcePath, parse_accept, parse_resource_path
+from kybernetes.apiserver.requests import ResourcePath, parse_accept, parse_resource_path, pretty_requested
 from kybernetes.apiserver.serviceaccounts import ServiceAccounts
 from kybernetes.httpserver import AnyResponse, HTTPServer, Request, Response
 from kybernetes.join import JoinService
@@ -289,13 +289,18 @@ class APIServer:
         try:
             return await self._dispatch(request)
         except errors.StatusError as e:
-            return json_response(e.status(), e.code)
+            # ErrorNegotiated: a Status that says when to retry says it in Retry-After too.
+            retry = (e.details or {}).get("retryAfterSeconds")
+            headers = {"Retry-After": str(retry)} if retry else None
+            return json_response(e.status(), e.code, pretty=pretty_requested(request), headers=headers)
         except (asyncio.CancelledError, ConnectionResetError):
             raise
         except Exception as e:
             log.exception("internal error serving %s %s", request.method, request.path)
-            err: errors.StatusError = errors.InternalError(f"Internal error occurred: {type(e).__name__}: {e}")
-            return json_response(err.status(), 500)
+            # NewInternalError: the error itself is the one cause.
+            cause = f"{type(e).__name__}: {e}"
+            err = errors.InternalError(f"Internal error occurred: {cause}", details={"causes": [{"message": cause}]})
+            return json_response(err.status(), 500, pretty=pretty_requested(request))
 
     async def _dispatch(self, request: Request) -> AnyResponse:
         path = request.path
@@ -303,7 +308,8 @@ class APIServer:
             ok = self.ready.is_set()
             return Response(text="ok" if ok else "not ready", status=200 if ok else 503, content_type="text/plain")
         if path.rstrip("/") == "/version":
-            return json_response(KUBERNETES_VERSION)
+            # responsewriters.WriteRawJSON: always indented, no newline at the end.
+            return json_response(KUBERNETES_VERSION, pretty=True)
         if JoinService.handles(path):
             # Node join (kybernetes.join): /cacerts is public, the credentials endpoint
             # authenticates the join token itself, so both come before normal authentication.
@@ -343,11 +349,11 @@ class APIServer:
         if parts and parts[0] == "apis" and len(parts) == 2:
             doc = discovery.api_group(self.catalogue, parts[1])
             if doc is None:
-                raise errors.NotFound("the server could not find the requested resource")
+                raise errors.NotFound.no_resource()
             return json_response(doc)
         if parts and parts[0] == "apis" and len(parts) == 3:
             if parts[2] not in self.catalogue.groups().get(parts[1], []):
-                raise errors.NotFound("the server could not find the requested resource")
+                raise errors.NotFound.no_resource()
             key = f"apis/{parts[1]}/{parts[2]}"
             body, etag = self.discovery.get(key, lambda: discovery.resource_list(self.catalogue, parts[1], parts[2]))
             return self._cached(request, body, etag, JSON)
@@ -356,8 +362,8 @@ class APIServer:
         if p == "/":
             paths = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/openapi/v2", "/openapi/v3", "/version"]
             paths += [f"/apis/{g}" for g in self.catalogue.groups() if g]
-            return json_response({"paths": sorted(paths)})
-        raise errors.NotFound("the server could not find the requested resource")
+            return json_response({"paths": sorted(paths)}, pretty=True)  # WriteRawJSON: indented
+        raise errors.NotFound.no_resource()
 
     def _openapi(self, request: Request, parts: list[str]) -> AnyResponse:
         assert self.openapi is not None
@@ -376,10 +382,10 @@ class APIServer:
         if len(parts) >= 3 and parts[:2] == ["openapi", "v3"]:
             found = self.openapi.document("/".join(parts[2:]))
             if found is None:
-                raise errors.NotFound("the server could not find the requested resource")
+                raise errors.NotFound.no_resource()
             headers = {"Cache-Control": "public, immutable"} if request.query.get("hash") else None
             return self._cached(request, found.body, found.hash, JSON, headers)
-        raise errors.NotFound("the server could not find the requested resource")
+        raise errors.NotFound.no_resource()
 
     @staticmethod
     def _cached(request: Request, body: bytes, etag: str, content_type: str,

@@ -21,7 +21,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import ssl
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from kybernetes.api import gobytes
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 TOKEN_REFRESH = 60.0
@@ -184,7 +185,7 @@ def load_kubeconfig(path: str | os.PathLike[str] | None = None, *, context: str 
 
 
 def _b64(value: str | None) -> bytes | None:
-    return base64.b64decode(value) if value else None
+    return gobytes.decode(value) if value else None
 
 
 def in_cluster_config(sa_dir: Path = SERVICE_ACCOUNT_DIR) -> ClusterConfig:

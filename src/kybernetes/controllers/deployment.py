@@ -183,13 +183,15 @@ class DeploymentController(Controller):
                 changed = True
             if changed:
                 rs = await self.client.update("apps/v1", "replicasets", rs, ns)
-            d = await self._set_deployment_revision(d, du.revision_of(rs))
+            needs_update = _set_deployment_revision(d, du.revision_of(rs))
             status = copy.deepcopy(status_of(d))
             cond = get_condition(status, "Progressing")
             if du.has_progress_deadline(d) and cond is None:
                 du.set_condition(status, du.new_condition("Progressing", "True", du.FOUND_NEW_RS,
                                                           f'Found new replica set "{meta(rs)["name"]}"'))
                 d["status"] = status
+                needs_update = True
+            if needs_update:
                 d = await self._write_status(d)
             return rs, d
 
@@ -247,29 +249,16 @@ class DeploymentController(Controller):
         n = du.rs_replicas(created)
         if n > 0:
             self.recorder.event(d, "Normal", "ScalingReplicaSet", f"Scaled up replica set {name} from 0 to {n}")
-        d = await self._set_deployment_revision(d, new_revision)
+        needs_update = _set_deployment_revision(d, new_revision)
         if du.has_progress_deadline(d):
             status = copy.deepcopy(status_of(d))
             du.set_condition(status, du.new_condition("Progressing", "True", du.NEW_RS_CREATED,
                                                       f'Created new replica set "{name}"'))
             d["status"] = status
+            needs_update = True
+        if needs_update:
             d = await self._write_status(d)
         return created, d
-
-    async def _set_deployment_revision(self, d: Obj, revision: int) -> Obj:
-        """The Deployment's revision annotation follows its new set's (a metadata-only patch)."""
-        if revision <= 0 or du.annotations_of(d).get(du.REVISION) == str(revision):
-            return d
-        m = meta(d)
-        try:
-            updated = await self.client.patch("apps/v1", "deployments", m["name"],
-                                              {"metadata": {"annotations": {du.REVISION: str(revision)}}},
-                                              m.get("namespace", ""))
-        except errors.NotFound:
-            return d
-        # Keep our view of status: the patch response has the stored one, which may lag ours.
-        updated["status"] = d.get("status", {})
-        return updated
 
     # --- scaling -----------------------------------------------------------------------------
 
@@ -463,6 +452,22 @@ class DeploymentController(Controller):
         except errors.NotFound:
             return d
         return updated if isinstance(updated, dict) else d
+
+
+def _set_deployment_revision(d: Obj, revision: int) -> bool:
+    """Set the Deployment's revision annotation to its new set's; True if it changed.
+
+    The caller writes it through ``/status``, as Kubernetes' controller does: a status update
+    keeps the annotations it is sent, and never moves the generation (through the main resource
+    an annotation change would, and ``observedGeneration`` would lag behind a spec nobody changed).
+    """
+    if revision <= 0 or du.annotations_of(d).get(du.REVISION) == str(revision):
+        return False
+    m = d.setdefault("metadata", {})
+    if not isinstance(m.get("annotations"), dict):
+        m["annotations"] = {}
+    m["annotations"][du.REVISION] = str(revision)
+    return True
 
 
 CONTROLLERS: list[type[Controller]] = [DeploymentController]

@@ -21,13 +21,13 @@ tried longest match first, and an anonymous pull last only if no secret matched.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from kybernetes.api import gobytes
 from kybernetes.kubelet.cri import CRIClient, CRIError, api
 from kybernetes.kubelet.podworkers import Backoff
 
@@ -77,6 +77,16 @@ def _registry_key(key: str) -> tuple[str, str]:
     return host, path
 
 
+def _auth_field(auth: str) -> tuple[str, str]:
+    """A docker config entry's ``auth`` as the kubelet decodes it (``decodeDockerConfigFieldAuth``):
+    padded base64 if it ends in ``=``, unpadded otherwise; ``user:password``."""
+    padded = auth.strip().endswith("=")
+    user, sep, password = gobytes.decode(auth, padded=padded).decode(errors="replace").partition(":")
+    if not sep:
+        raise ValueError("auth has no ':'")
+    return user, password
+
+
 def credentials_for(image: str, secrets: list[Obj]) -> list[api.AuthConfig]:
     """AuthConfigs from docker config secrets that apply to `image`, best (longest) match first."""
     host, repo = split_image(image)
@@ -87,7 +97,7 @@ def credentials_for(image: str, secrets: list[Obj]) -> list[api.AuthConfig]:
         if not raw:
             continue
         try:
-            doc = json.loads(base64.b64decode(raw))
+            doc = json.loads(gobytes.decode(raw))
         except (ValueError, TypeError):
             log.warning("image pull secret %s: not valid JSON", (secret.get("metadata") or {}).get("name"))
             continue
@@ -100,8 +110,12 @@ def credentials_for(image: str, secrets: list[Obj]) -> list[api.AuthConfig]:
                 continue
             username, password = entry.get("username", ""), entry.get("password", "")
             if entry.get("auth") and not username:
-                decoded = base64.b64decode(entry["auth"]).decode(errors="replace")
-                username, _, password = decoded.partition(":")
+                try:
+                    username, password = _auth_field(str(entry["auth"]))
+                except ValueError:
+                    log.warning("image pull secret %s: invalid auth for %s",
+                                (secret.get("metadata") or {}).get("name"), key)
+                    continue
             found.append((len(key_path), api.AuthConfig(
                 username=username, password=password, server_address=host,
                 identity_token=entry.get("identitytoken", ""), registry_token=entry.get("registrytoken", ""))))

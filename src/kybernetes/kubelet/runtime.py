@@ -23,7 +23,6 @@ from there without restarting anything.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -31,6 +30,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from kybernetes.api import gobytes
 from kybernetes.api.fieldpath import container_resource_value, field_value
 from kybernetes.api.quantity import cpu_millis, to_bytes
 from kybernetes.kubelet.cri import api
@@ -324,10 +324,10 @@ async def _value_from(pod: Obj, container: Obj, source: Obj, namespace: str, get
 def _data_of(obj: Obj, *, secret: bool) -> dict[str, str]:
     """A ConfigMap's data, or a Secret's data decoded (stringData is folded in by the server)."""
     if secret:
-        return {k: base64.b64decode(v).decode(errors="replace") for k, v in (obj.get("data") or {}).items()}
+        return {k: gobytes.decode(v).decode(errors="replace") for k, v in (obj.get("data") or {}).items()}
     out = {k: str(v) for k, v in (obj.get("data") or {}).items()}
     for k, v in (obj.get("binaryData") or {}).items():
-        out.setdefault(k, base64.b64decode(v).decode(errors="replace"))
+        out.setdefault(k, gobytes.decode(v).decode(errors="replace"))
     return out
 
 

@@ -44,7 +44,6 @@ deletion itself never follows symlinks, so hostPath data is never touched.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import ctypes
 import datetime as dt
@@ -61,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api import gobytes
 from kybernetes.api.fieldpath import container_resource_value, field_value
 from kybernetes.api.quantity import parse_quantity
 from kybernetes.api.timeutil import parse_epoch
@@ -402,7 +402,7 @@ class VolumeManager:
             raise VolumeError(volume, f'configmap "{cm_name}" not found')
         data: dict[str, bytes] = {k: str(v).encode() for k, v in (cm.get("data") or {}).items()}
         for k, v in (cm.get("binaryData") or {}).items():
-            data[k] = base64.b64decode(v)
+            data[k] = gobytes.decode(v)
         return _key_payload(volume, data, src, default_mode, gid, "configmap references non-existent config key")
 
     async def _secret_payload(self, pod: Obj, volume: str, src: Obj, default_mode: int,
@@ -414,7 +414,7 @@ class VolumeManager:
             if src.get("optional"):
                 return {}
             raise VolumeError(volume, f'secret "{secret_name}" not found')
-        data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+        data = {k: gobytes.decode(v) for k, v in (secret.get("data") or {}).items()}
         for k, v in (secret.get("stringData") or {}).items():
             data.setdefault(k, str(v).encode())
         return _key_payload(volume, data, src, default_mode, gid, "references non-existent secret key")

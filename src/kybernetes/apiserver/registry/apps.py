@@ -16,8 +16,9 @@ does outside defaulting are done here too, because clients see them:
 
 * A new object's ``status`` is the zero value its Go type serialises to (``{"replicas": 0}`` for
   a ReplicaSet, ``{}`` for a Deployment), since that is what the create response contains.
-* A Deployment's generation also moves when only its annotations change (they are copied to its
-  ReplicaSets); a DaemonSet keeps the ``deprecated.daemonset.template.generation`` annotation that
+* A Deployment's generation also moves when only its annotations change through the main resource
+  (they are copied to its ReplicaSets; the controller writes its revision annotation through
+  ``/status``, which never moves it); a DaemonSet keeps the ``deprecated.daemonset.template.generation`` annotation that
   the v1 API uses to carry the internal ``templateGeneration``.
 * A StatefulSet's volume claim templates get ``apiVersion``/``kind`` (the v1 conversion sets them),
   ``volumeMode: Filesystem`` and ``status.phase: Pending`` (PVC defaults).
@@ -28,6 +29,7 @@ does for requests to ``apps/v1`` (the only version served here).
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any, TypeGuard
 
@@ -37,7 +39,7 @@ from kybernetes.api.selectors import from_label_selector_object, validate_label_
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.apiserver.registry.core import default_pod_template, validate_pod_template
 from kybernetes.apiserver.registry.pods import as_dict, as_list, quantity_or_none
-from kybernetes.apiserver.registry.strategy import Obj, Strategy
+from kybernetes.apiserver.registry.strategy import Obj, Strategy, semantic_equal
 
 # --- shared helpers (batch.py and groups.py use them too) --------------------------------------
 
@@ -173,12 +175,12 @@ class DeploymentStrategy(Strategy):
         # DeploymentStatus has only omitempty fields: a new one serialises as {}.
         obj["status"] = {}
 
-    def prepare_for_update(self, new: Obj, old: Obj) -> None:
-        super().prepare_for_update(new, old)
-        # Annotations are copied to the ReplicaSets, so changing them is a new generation too.
-        new_meta, old_meta = as_dict(new.get("metadata")), as_dict(old.get("metadata"))
-        if new_meta.get("annotations") != old_meta.get("annotations") and "generation" in old_meta:
-            new_meta["generation"] = int(old_meta.get("generation") or 0) + 1
+    def generation_changed(self, new: Obj, old: Obj) -> bool:
+        # Annotations are copied to the ReplicaSets, so changing them is a new generation too
+        # (through the main resource: the controller's revision annotation goes through /status).
+        new_ann = as_dict(new.get("metadata")).get("annotations")
+        old_ann = as_dict(old.get("metadata")).get("annotations")
+        return super().generation_changed(new, old) or not semantic_equal(new_ann, old_ann)
 
     def default(self, obj: Obj) -> None:
         spec = obj.get("spec")
@@ -494,7 +496,11 @@ class DaemonSetStrategy(Strategy):
             gen = int(old_ann.get(TEMPLATE_GENERATION, "0"))
         except ValueError:
             gen = 0
-        if spec_of(new).get("template") != spec_of(old).get("template"):
+        # Compared as Kubernetes does, after defaulting (its decoder defaults before this runs):
+        # a client that sends the template without the server's defaults has not changed it.
+        defaulted = {"spec": copy.deepcopy(spec_of(new))}
+        self.default(defaulted)
+        if not semantic_equal(spec_of(defaulted).get("template"), spec_of(old).get("template")):
             gen += 1
         if gen:
             meta = new.setdefault("metadata", {})

@@ -15,13 +15,12 @@ Two facts about Kubernetes shape these classes:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import json
 from collections.abc import Callable
 from typing import Any
 
+from kybernetes.api import gobytes
 from kybernetes.api import validation as v
 from kybernetes.api.selectors import validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
@@ -246,11 +245,12 @@ def _validate_keys(data: Any, path: Path) -> list[FieldError]:
 
 
 def _decode_b64(value: Any) -> bytes | None:
+    """The bytes of a ``[]byte`` map value (the typed decoder has made it canonical base64)."""
     if not isinstance(value, str):
         return None
     try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
+        return gobytes.decode(value)
+    except gobytes.CorruptInputError:
         return None
 
 
@@ -314,7 +314,7 @@ def fold_string_data(obj: Obj) -> None:
     if not isinstance(data, dict):
         data = obj["data"] = {}
     for key, value in string_data.items():
-        data[key] = base64.b64encode(str(value).encode()).decode()
+        data[key] = gobytes.encode(str(value).encode())
 
 
 class SecretStrategy(Strategy):

@@ -33,7 +33,7 @@ from kybernetes.apiserver.registry.pods import (
     port_num_msgs,
     quantity_or_none,
 )
-from kybernetes.apiserver.registry.strategy import ClusterScoped, Obj, Strategy
+from kybernetes.apiserver.registry.strategy import ClusterScoped, Obj, Strategy, semantic_equal
 
 PROTOCOLS = ("SCTP", "TCP", "UDP")
 
@@ -116,14 +116,13 @@ def _address_errors(address: Any, addr_type: Any, path: Path) -> list[FieldError
 
 class EndpointSliceStrategy(Strategy):
     kind = "EndpointSlice"
-    # Kubernetes bumps an EndpointSlice's generation on any change but metadata, and on label
-    # changes too (prepare_for_update adds the latter; the generic store does the former).
     tracks_generation = True
 
-    def prepare_for_update(self, new: Obj, old: Obj) -> None:
-        new_meta, old_meta = as_dict(new.get("metadata")), as_dict(old.get("metadata"))
-        if new_meta.get("labels") != old_meta.get("labels"):
-            new_meta["generation"] = int(old_meta.get("generation") or 0) + 1
+    def generation_changed(self, new: Obj, old: Obj) -> bool:
+        # Kubernetes: any change but metadata (there is no status), and a change of labels.
+        new_labels = as_dict(new.get("metadata")).get("labels")
+        old_labels = as_dict(old.get("metadata")).get("labels")
+        return super().generation_changed(new, old) or not semantic_equal(new_labels, old_labels)
 
     def default(self, obj: Obj) -> None:
         for port in as_list(obj.get("ports")):

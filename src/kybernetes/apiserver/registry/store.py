@@ -36,6 +36,7 @@ import orjson
 
 from kybernetes import errors
 from kybernetes.api import decode as typed
+from kybernetes.api import gobytes, gojson
 from kybernetes.api import schema as schemas
 from kybernetes.api import validation as v
 from kybernetes.api.resources import Catalogue, Resource
@@ -158,11 +159,14 @@ SchemaLookup = Callable[[Resource], "schemas.Schema | None"]
 
 
 def encode(obj: Obj) -> bytes:
+    """The stored bytes of ``obj``. First puts its envelope and metadata in Kubernetes' field
+    order, in place (:func:`kybernetes.api.gojson.order_fields`), so that every read serves that
+    order for free. ``resourceVersion`` is the revision, known only once written: it is stored
+    empty, keeping its place, and :func:`decode` fills it in."""
+    gojson.order_fields(obj)
     meta = obj.get("metadata")
-    if meta and "resourceVersion" in meta:
-        meta = dict(meta)
-        del meta["resourceVersion"]
-        obj = {**obj, "metadata": meta}
+    if isinstance(meta, dict) and meta.get("resourceVersion"):
+        obj = {**obj, "metadata": {**meta, "resourceVersion": ""}}
     return orjson.dumps(obj)
 
 
@@ -179,11 +183,14 @@ def _encode_continue(rev: int, start_after: str) -> str:
 
 def _decode_continue(token: str) -> tuple[int, str]:
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        raw = gobytes.decode(token, alphabet=gobytes.URL_ALPHABET, padded=False)  # RawURLEncoding
         d = orjson.loads(raw)
-        return int(d["rv"]), str(d["start"])
+        rev, start = int(d["rv"]), str(d["start"])
     except Exception:
+        rev, start = 0, ""
+    if rev == 0:  # -1: "from the current revision", handed out when the token's own had expired
         raise errors.BadRequest("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    return max(rev, 0), start
 
 
 def _parse_rv(rv: str, what: str = "resourceVersion") -> int:
@@ -202,11 +209,6 @@ def _meta(obj: Obj) -> Obj:
         m = {}
         obj["metadata"] = m
     return m
-
-
-def _spec_changed(new: Obj, old: Obj) -> bool:
-    keys = (set(new) | set(old)) - {"metadata", "status", "apiVersion", "kind"}
-    return any(new.get(k) != old.get(k) for k in keys)
 
 
 class Registry:
@@ -256,8 +258,13 @@ class Registry:
         return self.conversions.to_view(r, obj)
 
     def _encode_for(self, r: Resource, obj: Obj) -> bytes:
-        """An object of ``r``'s version, encoded in its stored form, whatever version wrote it."""
-        return encode(self.conversions.to_storage(r, obj))
+        """An object of ``r``'s version, encoded in its stored form (top level and metadata in Go's
+        field order), whatever version wrote it."""
+        gojson.order_fields(obj)
+        stored = self.conversions.to_storage(r, obj)
+        if stored is not obj:
+            gojson.order_fields(stored)
+        return encode(stored)
 
     async def _cache(self, r: Resource) -> Any:
         return await self.cacher.cache_for(r.key_prefix)
@@ -370,14 +377,18 @@ class Registry:
                     return ListResult(out, str(rev))
         except st.CompactedError:
             if start_after:
-                raise errors.Expired(
+                # handleCompactedErrorForPaging: the Status carries a token that goes on from the
+                # same key at the current revision.
+                expired = errors.Expired(
                     "The provided continue parameter is too old to display a consistent list result. You can "
                     "start a new list without the continue parameter, or use the continue token in this "
                     "response to retrieve the remainder of the results. Continuing with the provided token "
                     "results in an inconsistent list - objects that were created, modified, or deleted "
                     "between the time the first chunk was returned and now may show up in the list."
-                ) from None
-            raise errors.Expired(f"too old resource version: {revision}") from None
+                )
+                expired.list_meta = {"continue": _encode_continue(-1, start_after)}
+                raise expired from None
+            raise errors.Expired("The resourceVersion for the provided list is too old.") from None  # etcd3 store
         except st.FutureRevisionError as e:
             raise errors.Timeout(f"Too large resource version: {e.requested}, current: {e.current}") from None
 
@@ -670,7 +681,7 @@ class Registry:
             v.raise_if_errors(r.kind, name, errs, r.group)
         else:
             self._validate(r, new, old)
-        if s.tracks_generation and not subresource and _spec_changed(new, old):
+        if s.tracks_generation and not subresource and s.generation_changed(new, old):
             meta["generation"] = int(old_meta.get("generation") or 0) + 1
         if managed:
             self._manage_fields(r, old, new, ctx, operation, subresource)
@@ -865,6 +876,10 @@ class Registry:
                 if not umeta.get("deletionTimestamp"):
                     umeta["deletionTimestamp"] = now_rfc3339() if not grace else _in_seconds(grace)
                     umeta["deletionGracePeriodSeconds"] = grace or 0
+                    # Kubernetes (markAsDeleting, rest.BeforeDelete): being deleted changes what
+                    # the object's controllers must do, so a tracked generation moves once.
+                    if int(umeta.get("generation") or 0) > 0:
+                        umeta["generation"] = int(umeta["generation"]) + 1
                 elif grace is not None and grace < int(umeta.get("deletionGracePeriodSeconds") or 0):
                     umeta["deletionGracePeriodSeconds"] = grace
                 if r.kind == "Namespace" and r.group == "":

@@ -34,7 +34,10 @@ class Strategy:
     has_status: ClassVar[bool] = False
     """True if the kind has a ``status`` written only through ``/status``."""
     tracks_generation: ClassVar[bool] = True
-    """True if ``metadata.generation`` is set and bumped when anything but metadata and status changes."""
+    """True if ``metadata.generation`` is 1 on create and moves by one on every update of the main
+    resource that :meth:`generation_changed` calls a new generation, and when the object is first
+    marked for deletion (the generic store does both). False for kinds whose Kubernetes strategy
+    never sets it (Pods in 1.32, Services, ConfigMaps, ...)."""
     name_validator: ClassVar[Any] = staticmethod(v.is_dns1123_subdomain)
     allow_create_on_update: ClassVar[bool] = False
     """PUT of a missing object creates it (Leases, Endpoints, Events do; most kinds do not)."""
@@ -56,6 +59,17 @@ class Strategy:
                 new["status"] = old["status"]
             else:
                 new.pop("status", None)
+
+    def generation_changed(self, new: Obj, old: Obj) -> bool:
+        """Whether an update of the main resource (prepared and defaulted) is a new generation.
+
+        Kubernetes' rule for most kinds (each strategy's ``PrepareForUpdate``): the spec changed,
+        compared as ``apiequality.Semantic.DeepEqual`` does. Here that is every top-level field
+        but metadata, status, apiVersion and kind: ``spec`` for most kinds, ``template`` for a
+        PodTemplate, ``webhooks`` for webhook configurations. Metadata (labels, annotations,
+        finalizers, ...) and status never count, unless a kind says otherwise.
+        """
+        return not semantic_equal(_desired_state(new), _desired_state(old))
 
     def default(self, obj: Obj) -> None:
         """Fill in defaults as the real API server does (on create and on every update)."""
@@ -105,6 +119,28 @@ class Strategy:
 
     def decorate(self, obj: Obj) -> None:
         """Adjust an object on its way out (rarely needed)."""
+
+
+_NOT_DESIRED_STATE = frozenset(("metadata", "status", "apiVersion", "kind"))
+
+
+def _desired_state(obj: Obj) -> Obj:
+    return {k: val for k, val in obj.items() if k not in _NOT_DESIRED_STATE}
+
+
+def semantic_equal(a: Any, b: Any) -> bool:
+    """Equality of two decoded JSON values as Go's ``apiequality.Semantic.DeepEqual`` sees the
+    structs they decode into: a null field is a missing one, and an empty list equals a missing
+    one (Go's nil and empty slices are equal there). Empty objects are not: a pointer to an empty
+    struct (``emptyDir: {}``) is not a nil one."""
+    if a == b:  # the common case, compared in C
+        return True
+    if type(a) is dict and type(b) is dict:
+        keys = a.keys() | b.keys()
+        return all(semantic_equal(a.get(k), b.get(k)) for k in keys)
+    if type(a) is list and type(b) is list:
+        return len(a) == len(b) and all(semantic_equal(x, y) for x, y in zip(a, b, strict=True))
+    return (a is None and b == []) or (b is None and a == [])
 
 
 class ClusterScoped(Strategy):
