@@ -5,12 +5,14 @@ built-in strategy, starts the watch cache and the CRD controller, creates the na
 ``kubernetes`` Service a cluster starts with, writes the admin kubeconfig, and serves HTTPS until
 it is told to stop. ``/livez``, ``/readyz`` and ``/healthz`` answer ``ok`` once serving.
 
-Request flow (one aiohttp middleware, then one dispatcher):
+Request flow (``kybernetes.httpserver`` parses HTTP/1.1 and calls ``_handle``, which turns every
+error into a Status; ``_dispatch`` routes):
 
     TLS (client cert verified against the cluster CA, optional)
+      -> health, version and node join, before authentication
       -> authenticate (cert or bearer token; 401 otherwise)
       -> API Priority and Fairness (flowcontrol/: classify, take a seat or queue, or 429)
-      -> route: health, version, discovery, openapi, or a resource URL
+      -> route: discovery, openapi, or a resource URL
       -> ResourceHandlers -> Registry -> watch cache / Store
       -> any StatusError rendered as a Status object with its code; anything else a 500 Status
 """
