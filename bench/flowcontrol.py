@@ -21,7 +21,7 @@ from typing import Any
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.flowcontrol import FlowControl, bootstrap
 from kybernetes.apiserver.registry.store import User
-from kybernetes.apiserver.requests import ResourcePath
+from kybernetes.apiserver.transport.requests import ResourcePath
 from kybernetes.httpserver import Response
 
 N = 200_000

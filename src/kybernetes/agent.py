@@ -61,8 +61,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kybernetes import aiorun, join
-from kybernetes.apiserver.certs import kubeconfig, write_kubeconfig
 from kybernetes.fileutil import write_atomic
+from kybernetes.pki import kubeconfig, write_kubeconfig
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from pathlib import Path
 import click
 
 from kybernetes import aiorun
-from kybernetes.apiserver.certs import kubeconfig, write_kubeconfig
 from kybernetes.apiserver.server import APIServer, APIServerConfig
 from kybernetes.join import server_token
+from kybernetes.pki import kubeconfig, write_kubeconfig
 
 log = logging.getLogger(__name__)
 

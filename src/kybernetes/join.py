@@ -70,7 +70,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kybernetes import errors
-from kybernetes.apiserver.auth import user_from_peercert
+from kybernetes.apiserver.auth.authenticator import user_from_peercert
 from kybernetes.fileutil import write_atomic
 from kybernetes.httpserver import Request, Response
 

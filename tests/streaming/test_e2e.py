@@ -28,9 +28,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from kybernetes.apiserver.certs import PKI
 from kybernetes.kubelet.cri import CRIClient, api
 from kybernetes.kubelet.server import KubeletServer
+from kybernetes.pki import PKI
 from kybernetes.testing import KUBECTL, ServerProcess, free_port
 from tests.node.conftest import (  # noqa: F401 - node_runtime is a fixture used by name
     NodeRuntime,

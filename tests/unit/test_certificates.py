@@ -375,7 +375,7 @@ def test_cleaner_deadlines() -> None:
 
 
 def test_protobuf_body_decodes_to_the_json_form() -> None:
-    from kybernetes.apiserver.protobuf import decode_k8s_protobuf, encode_k8s_protobuf
+    from kybernetes.apiserver.transport.protobuf import decode_k8s_protobuf, encode_k8s_protobuf
 
     obj = csr(expirationSeconds=600, username="u", groups=["g"], extra={"scopes": ["a", "b"]})
     obj["status"] = {"conditions": [dict(APPROVED, message="ok")], "certificate": a_cert()}
@@ -384,7 +384,7 @@ def test_protobuf_body_decodes_to_the_json_form() -> None:
 
 def test_discovery_lists_approval_with_its_verbs() -> None:
     from kybernetes.api.resources import Catalogue
-    from kybernetes.apiserver import discovery
+    from kybernetes.apiserver.transport import discovery
 
     doc = discovery.resource_list(Catalogue.builtin(), "certificates.k8s.io", "v1")
     verbs = {r["name"]: r["verbs"] for r in doc["resources"]}
@@ -398,7 +398,7 @@ def test_openapi_has_the_approval_operations() -> None:
     import json
 
     from kybernetes.api.resources import Catalogue
-    from kybernetes.apiserver.openapi import OpenAPIService
+    from kybernetes.apiserver.transport.openapi import OpenAPIService
 
     svc = OpenAPIService(Catalogue.builtin(), lambda *a: None, lambda: 0)
     doc = svc.document("apis/certificates.k8s.io/v1")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from kybernetes.api import schema
 from kybernetes.api.resources import Catalogue
-from kybernetes.apiserver import discovery
+from kybernetes.apiserver.transport import discovery
 
 ALL8 = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 NO_COLLECTION = ("create", "delete", "get", "list", "patch", "update", "watch")

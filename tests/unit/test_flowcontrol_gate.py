@@ -11,7 +11,7 @@ import pytest
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.flowcontrol import FlowControl, bootstrap
 from kybernetes.apiserver.registry.store import User
-from kybernetes.apiserver.requests import ResourcePath
+from kybernetes.apiserver.transport.requests import ResourcePath
 from kybernetes.httpserver import Response
 
 ALICE = User("alice", ("system:authenticated",))

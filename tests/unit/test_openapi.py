@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from kybernetes.api.resources import Catalogue, Resource
-from kybernetes.apiserver import openapi
+from kybernetes.apiserver.transport import openapi
 
 CRONTAB_SCHEMA: dict[str, Any] = {
     "type": "object",

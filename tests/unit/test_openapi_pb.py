@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from kybernetes.api.resources import Catalogue, Resource
-from kybernetes.apiserver import openapi, openapi_pb
+from kybernetes.apiserver.transport import openapi, openapi_pb
 from kybernetes.testing import ServerProcess
 
 CRONTAB = Resource("stable.example.com", "v1", "CronTab", "crontabs", short_names=("ct",), builtin=False)

@@ -1,4 +1,4 @@
-"""Unit tests for kybernetes.apiserver.protobuf: decoding Kubernetes protobuf request bodies.
+"""Unit tests for kybernetes.apiserver.transport.protobuf: decoding Kubernetes protobuf request bodies.
 
 Two kinds of evidence:
 
@@ -23,8 +23,8 @@ import pytest
 
 from kybernetes import errors
 from kybernetes.api.timeutil import format_duration
-from kybernetes.apiserver import protobuf as pb
-from kybernetes.apiserver.protobuf import (
+from kybernetes.apiserver.transport import protobuf as pb
+from kybernetes.apiserver.transport.protobuf import (
     decode_k8s_protobuf,
     encode_k8s_protobuf,
     is_protobuf,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kybernetes.apiserver.runtimeclass import merge_tolerations
+from kybernetes.apiserver.admission.runtimeclass import merge_tolerations
 
 EXISTS_ALL = {"operator": "Exists"}
 NO_SCHEDULE = {"key": "runtime", "operator": "Exists", "effect": "NoSchedule"}

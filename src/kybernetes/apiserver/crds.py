@@ -27,10 +27,10 @@ from kybernetes.api import structural
 from kybernetes.api import validation as v
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.timeutil import now_rfc3339
-from kybernetes.apiserver.handlers import ResourceHandlers
 from kybernetes.apiserver.registry.conversion import Stored, api_version_only
 from kybernetes.apiserver.registry.store import ListOptions, Registry, RequestContext, User
 from kybernetes.apiserver.registry.strategy import Strategy, semantic_equal
+from kybernetes.apiserver.transport.handlers import ResourceHandlers
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

@@ -32,21 +32,27 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.resources import Catalogue
-from kybernetes.apiserver import discovery, openapi_pb, priority, quota, runtimeclass
-from kybernetes.apiserver.allocators import ServiceAllocator
-from kybernetes.apiserver.auth import Authenticator, TokenFile
-from kybernetes.apiserver.certs import PKI, kubeconfig, write_kubeconfig
+from kybernetes.apiserver.admission import priority, quota, runtimeclass
+from kybernetes.apiserver.admission.allocators import ServiceAllocator
+from kybernetes.apiserver.auth.authenticator import Authenticator, TokenFile
+from kybernetes.apiserver.auth.serviceaccounts import ServiceAccounts
 from kybernetes.apiserver.componentstatus import ComponentStatuses
 from kybernetes.apiserver.crds import CRDController
 from kybernetes.apiserver.flowcontrol import FlowControl
-from kybernetes.apiserver.handlers import JSON, ResourceHandlers, json_response
-from kybernetes.apiserver.openapi import OpenAPIService
 from kybernetes.apiserver.registry import builtin_conversions, builtin_strategies, certificates
 from kybernetes.apiserver.registry.store import Registry, RequestContext, User
-from kybernetes.apiserver.requests import ResourcePath, parse_accept, parse_resource_path, pretty_requested
-from kybernetes.apiserver.serviceaccounts import ServiceAccounts
+from kybernetes.apiserver.transport import discovery, openapi_pb
+from kybernetes.apiserver.transport.handlers import JSON, ResourceHandlers, json_response
+from kybernetes.apiserver.transport.openapi import OpenAPIService
+from kybernetes.apiserver.transport.requests import (
+    ResourcePath,
+    parse_accept,
+    parse_resource_path,
+    pretty_requested,
+)
 from kybernetes.httpserver import AnyResponse, HTTPServer, Request, Response
 from kybernetes.join import JoinService
+from kybernetes.pki import PKI, kubeconfig, write_kubeconfig
 from kybernetes.storage.interface import Store
 
 log = logging.getLogger(__name__)
@@ -161,7 +167,7 @@ class APIServer:
         self.handlers = ResourceHandlers(self.registry, self.catalogue)
         self.handlers.token_request = self.service_accounts.token_request
         self.handlers.component_statuses = ComponentStatuses(self.registry)
-        from kybernetes.apiserver.proxy import StreamingProxy
+        from kybernetes.apiserver.transport.proxy import StreamingProxy
 
         kc_crt, kc_key = self.pki.ensure("kubelet-client", common_name="kube-apiserver-kubelet-client",
                                          organizations=("system:masters",), client=True)

@@ -637,10 +637,10 @@ def ensure_serving_cert(kubelet: Kubelet) -> tuple[Path, Path, Path]:
         # streaming proxy verifies (with the InternalIP as a SAN), issued afresh on every start.
         from cryptography import x509
 
-        from kybernetes.apiserver.certs import PKI, _load_key
+        from kybernetes.pki import PKI, load_key
 
         authority = PKI(ca_dir, x509.load_pem_x509_certificate((ca_dir / "ca.crt").read_bytes()),
-                        _load_key(ca_dir / "ca.key"))
+                        load_key(ca_dir / "ca.key"))
         cert_pem, key_pem = authority.issue(f"system:node:{kubelet.node_name}", organizations=("system:nodes",),
                                             dns_names=tuple(dns), ip_addresses=tuple(ips), server=True)
         key.write_bytes(key_pem)

@@ -1,7 +1,7 @@
 """The kubelet's HTTPS API (port 10250): health, pods, container logs, exec, attach, port-forward.
 
 The API server is this server's only real client: it proxies ``pods/NAME/{log,exec,attach,portforward}``
-here (``kybernetes.apiserver.proxy``). TLS uses a serving certificate for the node; client
+here (``kybernetes.apiserver.transport.proxy``). TLS uses a serving certificate for the node; client
 certificates are verified against the cluster CA, and everything but ``/healthz`` needs one whose
 subject is the API server's kubelet client (CN ``kube-apiserver-kubelet-client``) or a member of
 ``system:masters`` (401 without a certificate, 403 with another).

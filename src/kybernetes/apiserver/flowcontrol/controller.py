@@ -47,7 +47,7 @@ from kybernetes.apiserver.registry.store import (
     User,
     now_rfc3339,
 )
-from kybernetes.apiserver.requests import ResourcePath, bool_param
+from kybernetes.apiserver.transport.requests import ResourcePath, bool_param
 from kybernetes.httpserver import AnyResponse, Request, Response
 
 log = logging.getLogger(__name__)

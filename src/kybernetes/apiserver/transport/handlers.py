@@ -21,7 +21,7 @@ from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.selectors import parse_field_selector, parse_label_selector
 from kybernetes.apiserver import printers
 from kybernetes.apiserver.registry.store import DeleteOptions, ListOptions, Registry, RequestContext
-from kybernetes.apiserver.requests import (
+from kybernetes.apiserver.transport.requests import (
     Accept,
     ResourcePath,
     bool_param,
@@ -73,7 +73,7 @@ class ResourceHandlers:
         self.shutting_down = asyncio.Event()
         self.token_request: Any = None
         self.streaming: Any = None
-        """pods/NAME/{log,exec,attach,portforward}: a kybernetes.apiserver.proxy.StreamingProxy."""
+        """pods/NAME/{log,exec,attach,portforward}: a kybernetes.apiserver.transport.proxy.StreamingProxy."""
         """serviceaccounts/NAME/token: async (namespace, name, body, ctx) -> TokenRequest."""
         self.component_statuses: Any = None
         """componentstatuses: a kybernetes.apiserver.componentstatus.ComponentStatuses."""
@@ -410,7 +410,7 @@ class ResourceHandlers:
             await self._bind(r, ns, name, body, ctx)
             return json_response(status_success(), 201, pretty=pretty)
         if sub in ("log", "exec", "attach", "portforward") and r.kind == "Pod" and self.streaming is not None:
-            return await self.streaming.handle(request, sub, ns, name)  # kybernetes.apiserver.proxy
+            return await self.streaming.handle(request, sub, ns, name)  # kybernetes.apiserver.transport.proxy
         raise errors.NotFound(f"the server could not find the requested resource ({sub} is not served yet)")
 
     async def _bind(self, r: Resource, ns: str, name: str, body: Any, ctx: RequestContext) -> None:

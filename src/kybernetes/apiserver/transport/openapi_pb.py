@@ -13,8 +13,8 @@ definition; the v2 query-param verifier reads the ``paths``' PATCH operations, t
 extension and their query parameters. So the whole document is encoded, not just definitions.
 
 Design. There is no generated code and no protobuf dependency, as in
-:mod:`kybernetes.apiserver.protobuf`: the input is the JSON document the server already builds
-(:func:`kybernetes.apiserver.openapi.v2_document`), and a table (:data:`_MESSAGES`) maps each
+:mod:`kybernetes.apiserver.transport.protobuf`: the input is the JSON document the server already builds
+(:func:`kybernetes.apiserver.transport.openapi.v2_document`), and a table (:data:`_MESSAGES`) maps each
 gnostic message's JSON keys to field numbers and kinds. Kinds are scalars (``s`` string, ``b``
 bool, ``i`` int64, ``d`` double), ``S`` repeated string, ``a``/``A`` one/repeated ``Any``, a
 message name, ``*Name`` a repeated message, ``{Name}`` one of gnostic's map wrappers (``Definitions``,
@@ -47,7 +47,7 @@ from typing import Any
 
 import orjson
 
-from kybernetes.apiserver.openapi import Document
+from kybernetes.apiserver.transport.openapi import Document
 
 PROTOBUF_V2_MEDIA_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 """The response Content-Type, as kube-apiserver sends it: clients ask for ``...spec.v2@v1.0+protobuf``,

@@ -20,7 +20,7 @@ from typing import Any
 from kybernetes import errors
 from kybernetes.api.quantity import parse_quantity
 from kybernetes.api.resources import Resource
-from kybernetes.apiserver.quota import admission_forbidden
+from kybernetes.apiserver.admission.quota import admission_forbidden
 from kybernetes.apiserver.registry.node import runtime_class_overhead
 from kybernetes.apiserver.registry.store import Registry, RequestContext
 

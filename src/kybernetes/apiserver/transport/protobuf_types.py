@@ -1,4 +1,4 @@
-"""Field tables for decoding Kubernetes protobuf bodies (see :mod:`kybernetes.apiserver.protobuf`).
+"""Field tables for decoding Kubernetes protobuf bodies (see :mod:`kybernetes.apiserver.transport.protobuf`).
 
 One compact text block per API package. Each line describes one message::
 

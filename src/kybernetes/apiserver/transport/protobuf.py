@@ -11,7 +11,7 @@ Wire format. A body is the magic ``k8s\\x00`` followed by a ``runtime.Unknown`` 
 
 Design. There is no generated code and no protobuf dependency: a hand-written wire reader
 (:func:`_scan`) splits a message into (field number, wire type, value) triples, and a table
-(:mod:`kybernetes.apiserver.protobuf_types`, compiled once into :class:`Field` records) says
+(:mod:`kybernetes.apiserver.transport.protobuf_types`, compiled once into :class:`Field` records) says
 what each field number means: its JSON name, its type, whether it repeats, is a map, or is a Go
 struct inlined into its parent. Field numbers unknown to the table are skipped, as protobuf
 readers do; kinds unknown to it are refused with 415 so the client can fall back to JSON.
@@ -42,7 +42,7 @@ from typing import Any
 from kybernetes import errors
 from kybernetes.api import gobytes
 from kybernetes.api.timeutil import format_duration
-from kybernetes.apiserver.protobuf_types import GROUP_VERSIONS, PACKAGES
+from kybernetes.apiserver.transport.protobuf_types import GROUP_VERSIONS, PACKAGES
 
 PROTOBUF_MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"

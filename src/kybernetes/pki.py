@@ -10,6 +10,9 @@ Layout under ``DATA_DIR/tls`` (kept across restarts, so clients stay valid):
 
 The serving certificate is re-issued when its SANs no longer cover what is asked for (a new
 address), so a restart on another network does not break TLS.
+
+Below every component: the API server makes and serves the cluster PKI, the agent writes
+kubeconfigs, the kubelet issues its own serving certificate from a CA it is given.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _load_key(path: Path) -> ec.EllipticCurvePrivateKey:
+def load_key(path: Path) -> ec.EllipticCurvePrivateKey:
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     return key
@@ -87,7 +90,7 @@ class PKI:
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
         crt, key = d / "ca.crt", d / "ca.key"
         if crt.exists() and key.exists():
-            return cls(d, x509.load_pem_x509_certificate(crt.read_bytes()), _load_key(key))
+            return cls(d, x509.load_pem_x509_certificate(crt.read_bytes()), load_key(key))
         ca_key = _new_key()
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"kybernetes-ca@{int(_now().timestamp())}")])
         cert = (

@@ -17,7 +17,7 @@ import orjson
 import yaml
 
 from kybernetes import errors
-from kybernetes.apiserver.protobuf import decode_k8s_protobuf, is_protobuf
+from kybernetes.apiserver.transport.protobuf import decode_k8s_protobuf, is_protobuf
 from kybernetes.httpserver import Request
 
 MAX_BODY = 3 * 1024 * 1024
