@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,3 +54,14 @@ def namespace(server: ServerProcess, request: pytest.FixtureRequest) -> Iterator
     name = "".join(c for c in name if c.isalnum() or c == "-")[:60].strip("-")
     server.kubectl("create", "-f", "-", input=f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
     yield name
+
+
+@pytest.fixture
+def api(server: ServerProcess) -> Iterator[Any]:
+    """The official Python client (``kubernetes.client.ApiClient``) on the shared server."""
+    config = pytest.importorskip("kubernetes.config")
+    c = config.new_client_from_config(config_file=str(server.kubeconfig))
+    try:
+        yield c
+    finally:
+        c.close()

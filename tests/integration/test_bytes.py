@@ -11,26 +11,16 @@ from __future__ import annotations
 import base64
 import json
 import textwrap
-from collections.abc import Iterator
 
 import pytest
 
 from kybernetes.testing import ServerProcess
 
 kubernetes = pytest.importorskip("kubernetes")
-from kubernetes import client, config  # noqa: E402
+from kubernetes import client  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def api(server: ServerProcess) -> Iterator[client.ApiClient]:
-    c = config.new_client_from_config(config_file=str(server.kubeconfig))
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def pem_pair(server: ServerProcess) -> tuple[bytes, bytes]:

@@ -29,15 +29,6 @@ def names(objs: tuple[dict, ...]) -> set[str]:
     return {o["metadata"]["name"] for o in objs}
 
 
-@pytest.fixture
-def api(server: ServerProcess) -> Iterator[client.ApiClient]:
-    c = config.new_client_from_config(config_file=str(server.kubeconfig))
-    try:
-        yield c
-    finally:
-        c.close()
-
-
 def raw(api: client.ApiClient, method: str, path: str, body: Any = None, *,
         token_pool: tuple[urllib3.PoolManager, str] | None = None) -> Any:
     """One request through the official client's own TLS pool (the admin's certificate), or with a

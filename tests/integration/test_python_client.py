@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from kybernetes.testing import ServerProcess
-
 kubernetes = pytest.importorskip("kubernetes")
-from kubernetes import client, config, watch  # noqa: E402
+from kubernetes import client, watch  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def api(server: ServerProcess) -> Iterator[client.ApiClient]:
-    c = config.new_client_from_config(config_file=str(server.kubeconfig))
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def test_crud_configmap_and_secret(api: client.ApiClient, namespace: str) -> None:

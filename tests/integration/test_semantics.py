@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import textwrap
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,19 +12,10 @@ import pytest
 from kybernetes.testing import ServerProcess
 
 kubernetes = pytest.importorskip("kubernetes")
-from kubernetes import client, config  # noqa: E402
+from kubernetes import client  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def api(server: ServerProcess) -> Iterator[client.ApiClient]:
-    c = config.new_client_from_config(config_file=str(server.kubeconfig))
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def _deployment(name: str) -> dict[str, Any]:

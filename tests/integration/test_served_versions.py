@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from kybernetes.testing import ServerProcess
 
 kubernetes = pytest.importorskip("kubernetes")
-from kubernetes import client, config, watch  # noqa: E402
+from kubernetes import client, watch  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -21,15 +20,6 @@ pytestmark = pytest.mark.integration
 # The client sends times as Python's isoformat, which has the six fraction digits Go's MicroTime
 # needs only when the microseconds are not zero.
 EVENT_TIME = "2024-05-01T10:00:00.123456Z"
-
-
-@pytest.fixture
-def api(server: ServerProcess) -> Iterator[client.ApiClient]:
-    c = config.new_client_from_config(config_file=str(server.kubeconfig))
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def core_event(name: str, namespace: str, **kw: Any) -> dict[str, Any]:

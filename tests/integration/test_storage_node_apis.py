@@ -4,7 +4,6 @@ v1 ComponentStatus against a real ``kyb server``, through kubectl and the offici
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -169,15 +168,6 @@ def test_component_statuses_of_a_running_control_plane(tmp_path: Path) -> None:
 
 
 # --- the official client ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def api(server: ServerProcess) -> Iterator[client.ApiClient]:
-    c = config.new_client_from_config(config_file=str(server.kubeconfig))
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def test_storage_v1_api(api: client.ApiClient, namespace: str) -> None:
