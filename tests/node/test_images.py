@@ -62,7 +62,8 @@ def test_build_is_deterministic_and_well_formed() -> None:
     layer = members["blobs/" + manifest["layers"][0]["digest"].replace(":", "/")]
     with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
         names = {m.name: m for m in tar.getmembers()}
-    assert names["bin/busybox"].isfile() and names["bin/wget"].issym() and names["tmp"].mode == 0o1777
+    assert names["bin/busybox"].isfile() and names["bin/ls"].issym() and names["tmp"].mode == 0o1777
+    assert names["bin/wget"].isfile() and names["bin/wget"].mode == 0o755  # the -T wrapper (applets.py)
     assert all(m.mtime == names["bin/busybox"].mtime for m in names.values())
 
     pause = json.loads(_members(build_pause_image())["index.json"])

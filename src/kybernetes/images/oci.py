@@ -1,7 +1,8 @@
 """Container images built from Debian's busybox-static, without a registry or Docker.
 
 These machines reach package registries but no container registry, so kybernetes writes its own
-small images: one layer holding `/bin/busybox` plus a symlink per applet, a minimal `/etc`
+small images: one layer holding `/bin/busybox` plus a symlink per applet (a script for the applets
+`applets.APPLET_WRAPPERS` fixes, such as wget's -T), a minimal `/etc`
 (passwd, group, nsswitch) and the usual empty directories. The archive is an OCI image layout
 (`oci-layout`, `index.json`, `blobs/sha256/...`) in a tar, which `ctr images import` reads and
 which `push_to_registry` (kybernetes.images.importer) can upload to a registry; `format="docker"`
@@ -36,6 +37,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from kybernetes.images.applets import APPLET_WRAPPERS
 
 BUSYBOX_BINARY = Path("/bin/busybox")
 
@@ -160,8 +163,12 @@ def build_rootfs_layer(*, applets: Iterable[str], extra_files: Mapping[str, byte
             dirs.add("/".join(parts[:i]))
         executable = len(parts) > 1 and parts[-2] in ("bin", "sbin")
         files[rel] = (content, 0o755 if executable else 0o644)
-    links = {f"bin/{a}": "busybox" for a in applets
-             if a != "busybox" and f"bin/{a}" not in files and (not available or a in available)}
+    wanted = [a for a in applets if a != "busybox" and (not available or a in available)]
+    for applet in wanted:
+        # Applets Debian's build gets wrong are scripts that fix their arguments (see applets.py).
+        if applet in APPLET_WRAPPERS and f"bin/{applet}" not in files:
+            files[f"bin/{applet}"] = (APPLET_WRAPPERS[applet], 0o755)
+    links = {f"bin/{a}": "busybox" for a in wanted if f"bin/{a}" not in files}
 
     out = io.BytesIO()
     # GNU format: no pax headers with per-build values (pax would add mtimes with fractions).
