@@ -285,12 +285,21 @@ def build_busybox_image(name: str, *, applets: Iterable[str] = BUSYBOX_APPLETS,
                        compress=compress, format=format).archive
 
 
+def _pause_image(name: str = PAUSE_IMAGE) -> BuiltImage:
+    layer = build_rootfs_layer(applets=PAUSE_APPLETS)
+    return build_image(name, layer, entrypoint=["/bin/sh", "-c", PAUSE_SCRIPT])
+
+
+def _test_image(name: str = BUSYBOX_IMAGE) -> BuiltImage:
+    return build_image(name, build_rootfs_layer(applets=BUSYBOX_APPLETS), cmd=["sh"])
+
+
 def build_pause_image(name: str = PAUSE_IMAGE) -> bytes:
-    return build_busybox_image(name, applets=PAUSE_APPLETS, entrypoint=["/bin/sh", "-c", PAUSE_SCRIPT])
+    return _pause_image(name).archive
 
 
 def build_test_image(name: str = BUSYBOX_IMAGE) -> bytes:
-    return build_busybox_image(name, cmd=["sh"])
+    return _test_image(name).archive
 
 
 def images_dir(data_dir: Path) -> Path:
@@ -304,20 +313,34 @@ BUILTIN_IMAGES: dict[str, str] = {
 }
 
 
-def write_builtin_images(directory: Path) -> list[Path]:
+@dataclass(frozen=True)
+class BuiltinArchive:
+    """A built-in image written to disk: its name, archive, and the ID containerd gives it."""
+
+    name: str
+    path: Path
+    image_id: str  # the config digest, which is what CRI reports as the image's ID
+
+
+def builtin_archives(directory: Path) -> list[BuiltinArchive]:
     """Writes the built-in images into `directory`; a file is rewritten only if its bytes differ."""
     directory.mkdir(parents=True, exist_ok=True)
-    builders = {PAUSE_IMAGE: build_pause_image, BUSYBOX_IMAGE: build_test_image}
-    paths = []
+    builders = {PAUSE_IMAGE: _pause_image, BUSYBOX_IMAGE: _test_image}
+    out = []
     for filename, name in BUILTIN_IMAGES.items():
-        data = builders[name](name)
+        image = builders[name](name)
         path = directory / filename
-        if not path.exists() or path.read_bytes() != data:
+        if not path.exists() or path.read_bytes() != image.archive:
             tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(data)
+            tmp.write_bytes(image.archive)
             tmp.replace(path)
-        paths.append(path)
-    return paths
+        out.append(BuiltinArchive(name, path, image.config_digest))
+    return out
+
+
+def write_builtin_images(directory: Path) -> list[Path]:
+    """The paths of `builtin_archives(directory)`."""
+    return [archive.path for archive in builtin_archives(directory)]
 
 
 def ensure_builtin_images(data_dir: Path) -> list[Path]:

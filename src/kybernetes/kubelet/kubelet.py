@@ -526,14 +526,10 @@ class Kubelet:
         return await self.cri.exec_sync(container_id, cmd, timeout)
 
     async def _import_builtin_images(self) -> None:
-        from kybernetes.images.importer import import_images
-        from kybernetes.images.oci import BUSYBOX_IMAGE, PAUSE_IMAGE, ensure_builtin_images
+        from kybernetes.kubelet.images import import_builtin_images
 
         assert self.cri is not None and self.containerd is not None
-        missing = [i for i in (PAUSE_IMAGE, BUSYBOX_IMAGE) if await self.cri.image_status(i) is None]
-        if missing:
-            tars = await asyncio.to_thread(ensure_builtin_images, self.data_dir)
-            await import_images(self.containerd.socket, tars, snapshotter=self.containerd.snapshotter)
+        await import_builtin_images(self.cri, self.containerd.socket, self.containerd.snapshotter, self.data_dir)
 
     async def _start_server(self) -> None:
         from kybernetes.kubelet.server import KubeletServer
