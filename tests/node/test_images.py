@@ -18,7 +18,8 @@ import aiohttp
 import pytest
 from click.testing import CliRunner
 
-from kybernetes.images.cmd import image_group, import_into_node, node_dir
+from kybernetes.datadir import node_dir
+from kybernetes.images.cmd import image_group, import_into_node
 from kybernetes.images.importer import import_images, push_to_registry
 from kybernetes.images.oci import (
     BUSYBOX_IMAGE,

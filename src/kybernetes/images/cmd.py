@@ -23,6 +23,7 @@ from pathlib import Path
 
 import click
 
+from kybernetes.datadir import node_dir
 from kybernetes.images.importer import import_images
 from kybernetes.images.oci import BUILTIN_IMAGES, write_builtin_images
 
@@ -42,17 +43,6 @@ def _configured_snapshotter(config_path: Path) -> str | None:
     except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError):
         return None
     return value if isinstance(value, str) else None
-
-
-def node_dir(data_dir: Path) -> Path:
-    """The directory of the node whose containerd holds the images, given a server's or agent's data dir.
-
-    A `kyb server` data directory (its CA in tls/, or its node's containerd in agent/containerd)
-    keeps its node in DATA/agent; anything else is an agent's (or a kubelet's) own directory.
-    """
-    if (data_dir / "tls" / "ca.crt").exists() or (data_dir / "agent" / "containerd").is_dir():
-        return data_dir / "agent"
-    return data_dir
 
 
 @dataclass

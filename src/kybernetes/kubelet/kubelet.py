@@ -420,6 +420,10 @@ class Kubelet:
         cni_dir = cfg.cni_conf_dir or (None if external else self.data_dir / "cni" / "net.d")
         self.cni_dir = cni_dir
         if cni_dir is not None:
+            from kybernetes.kubelet.leftovers import check_bridge
+
+            # Another node's pods on the bridge hold addresses this node's IPAM would hand out again.
+            await asyncio.to_thread(check_bridge, cfg.cni_bridge, self.data_dir)
             self.pod_cidr = cfg.default_pod_cidr
             write_cni_config(cni_dir, self.pod_cidr, bridge=cfg.cni_bridge)
         self.containerd = Containerd(self.data_dir, endpoint=cfg.container_runtime_endpoint,
