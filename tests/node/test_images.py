@@ -18,7 +18,6 @@ import aiohttp
 import pytest
 from click.testing import CliRunner
 
-from kybernetes.datadir import node_dir
 from kybernetes.images.cmd import image_group, import_into_node
 from kybernetes.images.importer import import_images, push_to_registry
 from kybernetes.images.oci import (
@@ -150,16 +149,6 @@ async def test_kyb_image_import_starts_temporary_containerd(tmp_path: Path) -> N
     finally:
         await runtime.stop()
         runtime.cleanup_mounts()
-
-
-def test_node_dir_of_a_server_and_of_an_agent(tmp_path: Path) -> None:
-    server, agent = tmp_path / "server", tmp_path / "agent"
-    (server / "tls").mkdir(parents=True)
-    (server / "tls" / "ca.crt").write_text("")
-    (agent / "agent").mkdir(parents=True)  # an agent's credentials: not a node of its own
-    (agent / "agent" / "ca.crt").write_text("")
-    assert node_dir(server) == server / "agent"
-    assert node_dir(agent) == agent
 
 
 async def test_kubelet_imports_only_missing_builtins_and_keeps_the_users(tmp_path: Path) -> None:
