@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import subprocess
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,13 +162,17 @@ def netns_files() -> list[Path]:
         return []
 
 
-def pods_on_bridge(bridge: str) -> list[PodNet]:
-    """Every network namespace (of /var/run/netns) with an interface whose peer is a port of `bridge`."""
+def pods_on_bridge(bridge: str, skip: Collection[int] = ()) -> list[PodNet]:
+    """Every network namespace (of /var/run/netns, but those whose inode is in `skip`) with an
+    interface whose peer is a port of `bridge`."""
     ports = bridge_ports(bridge)
     if not ports:
         return []
     found = []
     for netns in netns_files():
+        with contextlib.suppress(OSError):
+            if os.stat(netns).st_ino in skip:
+                continue
         for link in _ip_json("addr", "show", netns=netns):
             peer = link.get("link_index")
             if not isinstance(peer, int) or peer not in ports:
@@ -224,10 +229,11 @@ def foreign_pods(bridge: str, own_socket: str, own_leases: Path | None) -> list[
     A namespace is the node's own when its processes belong to a shim of that containerd, or, with
     no process left in it, when its address is leased in `own_leases` (host-local's directory).
     """
-    pods = pods_on_bridge(bridge)
-    if not pods:
+    if not bridge_ports(bridge):
         return []
     owners = netns_owners()
+    # The node's own namespaces need no look inside (a restarted kubelet with many pods starts fast).
+    pods = pods_on_bridge(bridge, skip={inode for inode, socket in owners.items() if socket == own_socket})
     foreign = []
     for pod in pods:
         try:
