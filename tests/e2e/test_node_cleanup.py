@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from kybernetes import join
 from kybernetes.kubelet.containerd import kill_pids, mounts_under, process_alive
 from kybernetes.testing import ServerProcess, free_network_octet
 
@@ -144,6 +145,13 @@ def test_killall_then_a_new_node_on_the_same_bridge_then_uninstall(net: Net) -> 
         message = str(refused.value)
         assert f"bridge {net.bridge} holds pods that this node" in message, message
         assert ip_a in message and veth_a in message and f"kyb killall --data-dir {a}" in message, message
+        # So does an agent (before it talks to any server).
+        agent_dir = b / "lone-agent"
+        res = subprocess.run([*KYB, "agent", "--server", "https://127.0.0.1:1", "--token", join.server_token(a),
+                              "--data-dir", str(agent_dir), "--cni-bridge", net.bridge, "--node-name", "lone"],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 1 and f"bridge {net.bridge} holds pods" in res.stderr, res.stderr
+        shutil.rmtree(agent_dir, ignore_errors=True)
 
         # 3. killall on A removes exactly A's leftovers and names them.
         res = subprocess.run([*KYB, "killall", "--data-dir", str(a)], capture_output=True, text=True, timeout=180)
@@ -196,6 +204,25 @@ def test_killall_then_a_new_node_on_the_same_bridge_then_uninstall(net: Net) -> 
                 shutil.rmtree(d, ignore_errors=True)
         if f"table ip {net.table}" in nft_tables():
             subprocess.run(["nft", "delete", "table", "ip", net.table], capture_output=True)
+
+
+def test_killall_stops_a_running_server_and_its_pods(net: Net) -> None:
+    data = Path(tempfile.mkdtemp(prefix="kykc-", dir="/tmp")).resolve()
+    try:
+        srv = net.server(data, f"kyk-c-{net.octet}")
+        ip = str(web_pod(srv, "from-C")["status"]["podIP"])  # type: ignore[index]
+        (netns,) = netns_with(ip)
+        res = subprocess.run([*KYB, "killall", "--data-dir", str(data)], capture_output=True, text=True, timeout=180)
+        assert res.returncode == 0, (res.stdout, res.stderr)
+        assert f"stopped process {srv.proc.pid}: " in res.stdout, res.stdout
+        assert "removed pod default/web" in res.stdout and f"netns {netns.name}" in res.stdout, res.stdout
+        assert srv.proc.wait(10) == 0  # the server was stopped, not killed
+        assert not pids_mentioning(data) and not netns.exists() and not mounts_under(data)
+        assert f"table ip {net.table}" not in nft_tables() and not bridge_exists(net.bridge)
+    finally:
+        subprocess.run([*KYB, "uninstall", "--data-dir", str(data)], capture_output=True, timeout=180)
+        kill_pids(pids_mentioning(data))
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def test_uninstall_refuses_what_is_not_a_data_dir(tmp_path: Path) -> None:
