@@ -17,7 +17,8 @@ from pathlib import Path
 import click
 
 from kybernetes import aiorun
-from kybernetes.apiserver.server import APIServer, APIServerConfig, default_data_dir
+from kybernetes.apiserver.server import APIServer, APIServerConfig
+from kybernetes.datadir import default_data_dir
 
 
 def _setup_logging(verbose: int) -> None:

@@ -20,6 +20,13 @@ PID_FILE = "kyb.pid"
 """In a server's or agent's data dir: the PID of the `kyb server` or `kyb agent` running on it."""
 
 
+def default_data_dir() -> Path:
+    """`kyb server`'s data directory when none is given."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/kybernetes")
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / "kybernetes"
+
+
 def is_server_dir(data_dir: Path) -> bool:
     return (data_dir / "tls" / "ca.crt").exists() or (data_dir / "agent" / "containerd").is_dir()
 

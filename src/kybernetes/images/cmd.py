@@ -16,23 +16,15 @@ its own).
 from __future__ import annotations
 
 import asyncio
-import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from kybernetes.datadir import node_dir
+from kybernetes.datadir import default_data_dir, node_dir
 from kybernetes.images.importer import import_images
 from kybernetes.images.oci import BUILTIN_IMAGES, write_builtin_images
-
-
-def default_data_dir() -> Path:
-    # The same default as the server and agent (kept here so images do not import the apiserver).
-    if os.geteuid() == 0:
-        return Path("/var/lib/kybernetes")
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / "kybernetes"
 
 
 def _configured_snapshotter(config_path: Path) -> str | None:

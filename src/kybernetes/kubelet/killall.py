@@ -33,7 +33,7 @@ from pathlib import Path
 
 import click
 
-from kybernetes.datadir import PID_FILE, is_data_dir, node_dir
+from kybernetes.datadir import PID_FILE, default_data_dir, is_data_dir, node_dir
 from kybernetes.kubelet import leftovers as lo
 from kybernetes.kubelet.containerd import (
     Containerd,
@@ -232,6 +232,24 @@ def sweep(box: Sandbox, network: lo.NodeNetwork | None) -> list[str]:
     return left
 
 
+def remove_bridge_and_table(bridge: str, say: Say) -> list[str]:
+    """Deletes kube-proxy's table for `bridge`, and the bridge once nothing is on it; returns failures."""
+    problems = []
+    table = lo.proxy_table(bridge)
+    if lo.nft_table_exists(table):
+        if lo.run_quiet("nft", "delete", "table", "ip", table):
+            say(f"deleted nftables table ip {table}")
+        else:
+            problems.append(f"nftables table ip {table}")
+    if lo.link_exists(bridge):
+        ports = lo.bridge_ports(bridge)
+        if ports:
+            say(f"kept bridge {bridge}: other interfaces are on it ({', '.join(sorted(ports.values()))})")
+        elif lo.run_quiet("ip", "link", "delete", bridge):
+            say(f"deleted bridge {bridge}")
+    return problems
+
+
 # ---- the commands ----
 
 
@@ -263,18 +281,7 @@ async def killall(data_dir: Path, *, say: Say = print, stop_timeout: float = 30.
         say(f"unmounted {point}")
     problems += [f"mount {m}" for m in mounts_under(data_dir)]
     if bridge is not None:
-        table = lo.proxy_table(bridge)
-        if lo.nft_table_exists(table):
-            if lo.run_quiet("nft", "delete", "table", "ip", table):
-                say(f"deleted nftables table ip {table}")
-            else:
-                problems.append(f"nftables table ip {table}")
-        if lo.link_exists(bridge):
-            ports = lo.bridge_ports(bridge)
-            if ports:
-                say(f"kept bridge {bridge}: other interfaces are on it ({', '.join(sorted(ports.values()))})")
-            elif lo.run_quiet("ip", "link", "delete", bridge):
-                say(f"deleted bridge {bridge}")
+        problems += remove_bridge_and_table(bridge, say)
     if problems:
         raise KillallError("could not remove: " + "; ".join(problems))
 
@@ -288,22 +295,17 @@ async def uninstall(data_dir: Path, *, say: Say = print) -> None:
         raise KillallError(f"{data_dir} is not a kybernetes data directory (no tls/ca.crt, agent/ca.crt or "
                            f"containerd/config.toml in it): not deleting it")
     await killall(data_dir, say=say)
-    if mounts_under(data_dir):
-        raise KillallError(f"not deleting {data_dir}: still mounted under it: {mounts_under(data_dir)}")
+    mounted = mounts_under(data_dir)
+    if mounted:  # killall raised already; a mount made meanwhile must not be deleted through
+        raise KillallError(f"not deleting {data_dir}: still mounted under it: {mounted}")
     shutil.rmtree(data_dir)
     say(f"deleted {data_dir}")
-
-
-def _default_data_dir() -> Path:
-    from kybernetes.images.cmd import default_data_dir
-
-    return default_data_dir()
 
 
 def _run(action: Callable[..., object], data_dir: Path | None) -> None:
     say: Say = click.echo
     try:
-        asyncio.run(action((data_dir or _default_data_dir()), say=say))  # type: ignore[arg-type]
+        asyncio.run(action((data_dir or default_data_dir()), say=say))  # type: ignore[arg-type]
     except KillallError as err:
         raise click.ClickException(str(err)) from None
 
