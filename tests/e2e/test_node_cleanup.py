@@ -3,7 +3,7 @@
 One flow, on a bridge, pod network and Service range of this module's own:
 
 1. server A (its node does not drain on exit, as a user's does not) runs a pod serving "from-A";
-   SIGTERM: the pod keeps running, as designed (a server restarted on A's data dir adopts it);
+   SIGTERM: the pod keeps running, as designed: a server restarted on A's data dir adopts it;
 2. server B on a fresh data dir and the same bridge refuses to start: A's pod still holds the
    address B's fresh IPAM would hand out first; the message names it and `kyb killall`;
 3. `kyb killall --data-dir A`: the pod's processes, network namespace, veth, address and mounts
@@ -138,6 +138,14 @@ def test_killall_then_a_new_node_on_the_same_bridge_then_uninstall(net: Net) -> 
         assert shims and mounts_under(a)
         netns_a = netns_with(ip_a)
         assert len(netns_a) == 1, netns_a
+        # A restart on A's own data dir is no other node: it starts, and adopts the pod as it runs.
+        srv_a = net.server(a, f"kyk-a-{net.octet}")
+        servers.append(srv_a)
+        srv_a.kubectl("wait", "--for=condition=Ready", "pod/web", "--timeout=90s", timeout=100)
+        again = json.loads(srv_a.kubectl("get", "pod", "web", "-o", "json").stdout)
+        assert again["status"]["podIP"] == ip_a and again["status"]["containerStatuses"][0]["restartCount"] == 0
+        assert veths_on(net.bridge) == [veth_a] and all(process_alive(p) for p in shims)
+        assert srv_a.stop() == 0
 
         # 2. A new node on the same bridge would hand out A's address again: it refuses, and says why.
         with pytest.raises(RuntimeError) as refused:
