@@ -62,6 +62,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from kybernetes import aiorun, join
 from kybernetes.fileutil import write_atomic
+from kybernetes.kubelet.leftovers import proxy_table
 from kybernetes.pki import kubeconfig, write_kubeconfig
 
 log = logging.getLogger(__name__)
@@ -379,7 +380,7 @@ def kubelet_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
 def proxy_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
     """kube-proxy for this node: its own nftables table, named after the node's bridge."""
     args = [sys.executable, "-m", "kybernetes.cli", "proxy", "--kubeconfig", str(creds.kubeconfig),
-            "--table", f"kyb-proxy-{cfg.cni_bridge}", "--cni-bridge", cfg.cni_bridge,
+            "--table", proxy_table(cfg.cni_bridge), "--cni-bridge", cfg.cni_bridge,
             "--cluster-cidr", cfg.cluster_cidr, "--service-cluster-ip-range", cfg.service_cidr]
     if cfg.verbose:
         args.append("-" + "v" * cfg.verbose)
@@ -509,8 +510,16 @@ def command(server: str, token: str | None, token_file: Path | None, data_dir: P
         kube_proxy=not disable_kube_proxy, cluster_cidr=cluster_cidr, service_cidr=service_cluster_ip_range,
         verbose=verbose, stop_timeout=stop_timeout,
     )
+    from kybernetes.datadir import remove_pid_file, write_pid_file
+    from kybernetes.kubelet.leftovers import BridgeInUse, check_bridge
+
     try:
+        if not cfg.container_runtime_endpoint:
+            check_bridge(cfg.cni_bridge, cfg.data_dir)
+        write_pid_file(cfg.data_dir)
         main(cfg)
-    except JoinError as e:
+    except (JoinError, BridgeInUse) as e:
         raise click.ClickException(str(e)) from None
+    finally:
+        remove_pid_file(cfg.data_dir)
 

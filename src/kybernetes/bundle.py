@@ -49,6 +49,7 @@ class ServerConfig:
     scheduler_args: list[str] = field(default_factory=list)
     controller_manager_args: list[str] = field(default_factory=list)
     agent_args: list[str] = field(default_factory=list)
+    cni_bridge: str = "kyb0"
 
 
 @dataclass
@@ -169,9 +170,24 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
 
 
 def main(config: ServerConfig) -> None:
+    """Runs the server until SIGTERM/SIGINT; first refuses (exit 1, saying why) a bridge that holds
+    another node's pods, whose addresses this node's fresh IPAM would hand out again."""
+    from kybernetes.datadir import remove_pid_file, write_pid_file
+    from kybernetes.kubelet.leftovers import BridgeInUse, check_bridge
+
+    if not config.disable_agent:
+        try:
+            check_bridge(config.cni_bridge, config.api.data_dir / "agent")
+        except BridgeInUse as err:
+            raise click.ClickException(str(err)) from None
+
     async def go() -> None:
         stop = aiorun.stop_on_signals()
         await run_server(config, stop)
 
-    aiorun.run(go())
+    write_pid_file(config.api.data_dir)
+    try:
+        aiorun.run(go())
+    finally:
+        remove_pid_file(config.api.data_dir)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import click
 
 from kybernetes import aiorun
-from kybernetes.apiserver.server import APIServer, APIServerConfig, default_data_dir
+from kybernetes.apiserver.server import APIServer, APIServerConfig
+from kybernetes.datadir import default_data_dir
 
 
 def _setup_logging(verbose: int) -> None:
@@ -98,6 +99,8 @@ class LazyGroup(click.Group):
         "explain-scheduling": "kybernetes.scheduler.cmd:explain_command",
         "hollow-nodes": "kybernetes.hollow.cmd:command",
         "image": "kybernetes.images.cmd:image_group",
+        "killall": "kybernetes.kubelet.killall:killall_command",
+        "uninstall": "kybernetes.kubelet.killall:uninstall_command",
         "kubelet": "kybernetes.kubelet.cmd:command",
         "proxy": "kybernetes.proxy.cmd:command",
         "agent": "kybernetes.agent:command",
@@ -133,13 +136,14 @@ def main() -> None:
               help="Extra flag for the controller manager, as NAME=VALUE (e.g. node-monitor-grace-period=20s).")
 @click.option("--kubelet-arg", multiple=True, help="Extra flag for this node's kubelet, as NAME=VALUE.")
 @click.option("--node-name", default=None, help="This node's name (default: the host name).")
+@click.option("--disable-kube-proxy", is_flag=True, help="Do not run kube-proxy on this machine's node.")
 def server(data_dir: Path | None, bind_address: str, advertise_address: str, https_port: int, datastore_endpoint: str,
            tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
            verbose: int, compact_interval: float, compact_keep: int, max_requests_inflight: int,
            max_mutating_requests_inflight: int, disable_agent: bool,
            disable_scheduler: bool, disable_controller_manager: bool, cluster_cidr: str,
            kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...],
-           kubelet_arg: tuple[str, ...], node_name: str | None) -> None:
+           kubelet_arg: tuple[str, ...], node_name: str | None, disable_kube_proxy: bool) -> None:
     """Run a whole cluster: the API server on the embedded store, the scheduler and the controllers."""
     from kybernetes import bundle
 
@@ -147,12 +151,19 @@ def server(data_dir: Path | None, bind_address: str, advertise_address: str, htt
     cfg = _config(data_dir, bind_address, advertise_address, https_port, datastore_endpoint, tls_san, service_cluster_ip_range,
                   token_auth_file, compact_interval, compact_keep, max_requests_inflight,
                   max_mutating_requests_inflight)
+    # The bridge is the agent's to know too (kube-proxy's table is named after it), not only the kubelet's.
+    bridges = [a.partition("=")[2] for a in kubelet_arg if a.removeprefix("--").startswith("cni-bridge=")]
+    kubelet_arg = tuple(a for a in kubelet_arg if not a.removeprefix("--").startswith("cni-bridge="))
+    bridge = bridges[-1] if bridges else "kyb0"
     bundle.main(bundle.ServerConfig(
         api=cfg, disable_agent=disable_agent, disable_scheduler=disable_scheduler,
         disable_controller_manager=disable_controller_manager, cluster_cidr=cluster_cidr,
         scheduler_args=[_flag(a) for a in kube_scheduler_arg],
         controller_manager_args=[_flag(a) for a in kube_controller_manager_arg],
-        agent_args=[*(f"--kubelet-arg={a}" for a in kubelet_arg), *(["--node-name", node_name] if node_name else [])],
+        agent_args=["--cni-bridge", bridge, *(f"--kubelet-arg={a}" for a in kubelet_arg),
+                    *(["--node-name", node_name] if node_name else []),
+                    *(["--disable-kube-proxy"] if disable_kube_proxy else [])],
+        cni_bridge=bridge,
     ))
 
 

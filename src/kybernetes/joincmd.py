@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from kybernetes import join
-from kybernetes.apiserver.server import default_data_dir
+from kybernetes.datadir import default_data_dir
 
 
 def _data_dir(data_dir: Path | None) -> Path:

@@ -75,10 +75,11 @@ class ServerProcess:
 
     @classmethod
     def start(cls, data_dir: Path, *extra: str, port: int = 0, command: str = "server",
-              timeout: float = 30.0, control_plane: bool = False, agent: bool = False) -> ServerProcess:
+              timeout: float = 30.0, control_plane: bool = False, agent: bool = False,
+              drain: bool = True) -> ServerProcess:
         """Start ``kyb server``: the API server only; with ``control_plane`` also the scheduler and
         the controller manager; with ``agent`` also this machine's node (kubelet and containerd,
-        on a free kubelet port, removing its pods when it stops)."""
+        on a free kubelet port, removing its pods when it stops unless not ``drain``)."""
         data_dir.mkdir(parents=True, exist_ok=True)
         port = port or free_port()
         log_path = data_dir / f"{command}.log"
@@ -86,7 +87,7 @@ class ServerProcess:
                 "--https-port", str(port), "--bind-address", "127.0.0.1", *extra]
         if command == "server" and agent:
             control_plane = True
-            args += ["--kubelet-arg", "drain-on-exit", "--kubelet-arg", f"port={free_port()}"]
+            args += ["--kubelet-arg", f"port={free_port()}", *(["--kubelet-arg", "drain-on-exit"] if drain else [])]
         elif command == "server" and "--disable-agent" not in extra:
             args.append("--disable-agent")
         if command == "server" and not control_plane:

@@ -794,6 +794,44 @@ def test_image_is_pulled_from_a_loopback_registry(node: Node, ns: str, registry:
     wait_until(listed, 30, f"the node to list {image}")
 
 
+def test_image_imported_into_the_servers_data_dir_runs_with_pull_policy_never(node: Node, ns: str) -> None:
+    """`kyb image import --data-dir SERVER_DATA_DIR`, as the README says, reaches the server's node.
+
+    The image is the user's own busybox:1.36 (the built-in's name) with a file of its own; the
+    pod must see that file, so the node's built-in image must not stand in for it.
+    """
+    marker = uuid.uuid4().hex
+    tar = node.tmp / f"users-busybox-{marker[:8]}.tar"
+    tar.write_bytes(build_busybox_image(BUSYBOX, cmd=["sh"], extra_files={"/marker": f"{marker}\n".encode()}))
+    res = subprocess.run([*KYB, "image", "import", "--data-dir", str(node.server.data_dir), str(tar)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.split() == [BUSYBOX], (res.stdout, res.stderr)
+    assert f"imported into the running containerd of the node in {node.agent_dir}" in res.stderr, res.stderr
+    assert "replaces the node's built-in image" in res.stderr, res.stderr
+    node.apply(ns, pod("imported", "cat /marker", restartPolicy="Never", container={"imagePullPolicy": "Never"}))
+    node.wait_pod(ns, "imported", "succeeded", lambda p: p.get("status", {}).get("phase") == "Succeeded", 60)
+    assert node.kubectl("logs", "imported", "-n", ns).stdout == f"{marker}\n"
+
+
+def test_tutorial_wget_reaches_a_pod_and_a_service(node: Node, ns: str) -> None:
+    """`kubectl exec client -- wget -T 2 -qO- http://web`: to the pod IP, the Service IP, and the
+    Service's name (from /etc/hosts through hostAliases, until cluster DNS exists)."""
+    node.apply(ns, pod("web", "mkdir -p /www && echo tutorial > /www/index.html && exec httpd -f -p 8080 -h /www",
+                       container={"readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}),
+               {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+    web_ip = node.wait_ready(ns, "web")["status"]["podIP"]
+    service_ip = node.get("service", "web", "-n", ns)["spec"]["clusterIP"]
+    node.apply(ns, pod("client", "sleep 3600", hostAliases=[{"ip": service_ip, "hostnames": ["web"]}]))
+    node.wait_ready(ns, "client")
+    for url in (f"http://{web_ip}:8080/", f"http://{service_ip}/", "http://web/"):
+        def fetched(url: str = url) -> subprocess.CompletedProcess[str] | None:
+            res = node.kubectl("exec", "client", "-n", ns, "--", "wget", "-T", "2", "-qO-", url, check=False)
+            return res if res.returncode == 0 else None
+        res = wait_until(fetched, 30, f"wget {url} from the client pod")
+        assert res.stdout == "tutorial\n", (url, res.stdout, res.stderr)
+
+
 # ---- scale: a Deployment of 20 httpd pods --------------------------------------------------------
 
 

@@ -29,9 +29,12 @@ from kybernetes.images.oci import BUSYBOX_IMAGE
 from kybernetes.kubelet.cri import CRIClient, api
 from kybernetes.kubelet.runtime import LABEL_POD_UID
 from kybernetes.testing import ServerProcess, stop_process
-from tests.node.conftest import NodeRuntime, node_runtime, require_runtime  # noqa: F401
+from tests.node.conftest import NodeRuntime, require_runtime
 
 pytestmark = pytest.mark.integration
+
+# node_runtime comes from tests/kubelet/conftest.py: importing it here too made a second session
+# runtime on the same pid-derived bridge and pod CIDR, whose pods then got the first one's addresses.
 
 NODE = "kubelet-e2e"
 Obj = dict[str, Any]
@@ -67,7 +70,7 @@ class KubeletProcess:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, node_runtime: NodeRuntime) -> Iterator[KubeletProcess]:  # noqa: F811
+def cluster(tmp_path_factory: pytest.TempPathFactory, node_runtime: NodeRuntime) -> Iterator[KubeletProcess]:
     require_runtime()
     srv = ServerProcess.start(tmp_path_factory.mktemp("apiserver"))
     kubelet = KubeletProcess(srv, node_runtime, tmp_path_factory.mktemp("kubelet"))

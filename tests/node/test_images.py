@@ -29,6 +29,7 @@ from kybernetes.images.oci import (
 )
 from kybernetes.kubelet.containerd import Containerd, write_registry_host
 from kybernetes.kubelet.cri import CRIClient
+from kybernetes.kubelet.images import import_builtin_images
 from kybernetes.testing import stop_process
 from tests.node.conftest import (
     NodeRuntime,
@@ -62,7 +63,8 @@ def test_build_is_deterministic_and_well_formed() -> None:
     layer = members["blobs/" + manifest["layers"][0]["digest"].replace(":", "/")]
     with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
         names = {m.name: m for m in tar.getmembers()}
-    assert names["bin/busybox"].isfile() and names["bin/wget"].issym() and names["tmp"].mode == 0o1777
+    assert names["bin/busybox"].isfile() and names["bin/ls"].issym() and names["tmp"].mode == 0o1777
+    assert names["bin/wget"].isfile() and names["bin/wget"].mode == 0o755  # the -T wrapper (applets.py)
     assert all(m.mtime == names["bin/busybox"].mtime for m in names.values())
 
     pause = json.loads(_members(build_pause_image())["index.json"])
@@ -123,7 +125,8 @@ async def test_kyb_image_import_uses_running_containerd(node_runtime: NodeRuntim
     result = await asyncio.to_thread(
         CliRunner().invoke, image_group, ["import", "--data-dir", str(node_runtime.data_dir), str(tar)])
     assert result.exit_code == 0, result.output
-    assert result.output.split() == [name]
+    assert result.stdout.split() == [name]
+    assert f"imported into the running containerd of the node in {node_runtime.data_dir}" in result.stderr
     assert await cri.image_status(name) is not None
     await cri.remove_image(name)
 
@@ -134,7 +137,8 @@ async def test_kyb_image_import_starts_temporary_containerd(tmp_path: Path) -> N
     tar = tmp_path / "offline.tar"
     tar.write_bytes(build_busybox_image(name, applets=("sh",)))
     data_dir = tmp_path / "data"
-    assert await import_into_node(data_dir, [tar]) == [name]
+    imported = await import_into_node(data_dir, [tar])
+    assert (imported.names, imported.node_dir, imported.running) == ([name], data_dir, False)
     # The temporary containerd is gone; the image stays in the node's store for its next start.
     runtime = Containerd(data_dir)
     assert not os.path.exists(runtime.socket) or not runtime.running()
@@ -142,6 +146,50 @@ async def test_kyb_image_import_starts_temporary_containerd(tmp_path: Path) -> N
     try:
         async with CRIClient(runtime.endpoint) as client:
             assert await client.image_status(name) is not None
+    finally:
+        await runtime.stop()
+        runtime.cleanup_mounts()
+
+
+async def test_kubelet_imports_only_missing_builtins_and_keeps_the_users(tmp_path: Path) -> None:
+    """A user's busybox:1.36 survives the kubelet's start; a missing built-in is imported alone."""
+    require_runtime()
+    data_dir = tmp_path / "data"
+    runtime = Containerd(data_dir)
+    await runtime.start()
+    try:
+        async with CRIClient(runtime.endpoint) as client:
+            async def import_builtins() -> list[str]:
+                return await import_builtin_images(client, runtime.socket, runtime.snapshotter, data_dir)
+
+            assert sorted(await import_builtins()) == sorted([PAUSE_IMAGE, BUSYBOX_IMAGE])
+            assert await import_builtins() == []
+            builtin = await client.image_status(BUSYBOX_IMAGE)
+            assert builtin is not None
+            # The user's own busybox:1.36 (kyb image import) ...
+            users = tmp_path / "users-busybox.tar"
+            users.write_bytes(build_busybox_image(BUSYBOX_IMAGE, cmd=["sh"], extra_files={"/mine": b"yes\n"}))
+            await import_images(runtime.socket, [users], snapshotter=runtime.snapshotter)
+            mine = await client.image_status(BUSYBOX_IMAGE)
+            assert mine is not None and mine.id != builtin.id
+            # ... stays when the pause image is missing and imported again, and on every later start.
+            await client.remove_image(PAUSE_IMAGE)
+            assert await import_builtins() == [PAUSE_IMAGE]
+            assert await import_builtins() == []
+            kept = await client.image_status(BUSYBOX_IMAGE)
+            assert kept is not None and kept.id == mine.id
+            # An older build of the kubelet's own (recorded when it imported it) is upgraded.
+            older = tmp_path / "older-busybox.tar"
+            older.write_bytes(build_busybox_image(BUSYBOX_IMAGE, cmd=["sh"], applets=("sh", "cat")))
+            await client.remove_image(BUSYBOX_IMAGE)
+            await import_images(runtime.socket, [older], snapshotter=runtime.snapshotter)
+            old = await client.image_status(BUSYBOX_IMAGE)
+            assert old is not None
+            with open(data_dir / "images" / "imported-builtins", "a") as record:
+                record.write(f"{BUSYBOX_IMAGE} {old.id}\n")
+            assert await import_builtins() == [BUSYBOX_IMAGE]
+            current = await client.image_status(BUSYBOX_IMAGE)
+            assert current is not None and current.id == builtin.id
     finally:
         await runtime.stop()
         runtime.cleanup_mounts()

@@ -121,6 +121,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPr
     localnet_before = route_localnet()
     srv = ServerProcess.start(tmp_path_factory.mktemp("proxy-e2e"), "--cluster-cidr", CLUSTER_CIDR,
                               "--service-cluster-ip-range", SERVICE_CIDR, "--kubelet-arg", f"cni-bridge={BRIDGE}",
+                              "--disable-kube-proxy",  # the test runs its own proxier on the bridge
                               agent=True, timeout=60)
     proxy = ProxyThread(ProxyConfig(kubeconfig=srv.kubeconfig, table_name=TABLE, service_cidr=SERVICE_CIDR,
                                     cluster_cidr=CLUSTER_CIDR, bridge=BRIDGE, sync_period=5.0))

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import os
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -98,10 +97,6 @@ class APIServerConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def default_data_dir() -> Path:
-    if os.geteuid() == 0:
-        return Path("/var/lib/kybernetes")
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / "kybernetes"
 
 
 async def open_store(config: APIServerConfig) -> Store:

@@ -3,29 +3,28 @@
     kyb image import [--data-dir DIR] FILE...     OCI layout or `docker save` archives
     kyb image build-builtin [--output DIR]        write the pause and busybox images as archives
 
-`import` uses the node's containerd when it is running (DATA/containerd/containerd.sock answers);
-otherwise it starts a temporary containerd on the same data directory, imports, and stops it, so
-the images are there when the node starts. Images keep the names their archives carry.
+`import` finds the node's own containerd from the data directory it is given: `kyb server`'s
+(DATA/agent/containerd: the server's node runs as an agent in DATA/agent) or `kyb agent`'s
+(DATA/containerd). When that containerd is running it imports there; otherwise it starts a
+temporary one on the same directories, imports, and stops it, so the images are there when the
+node starts. Either way it says on stderr where the images went. Images keep the names their
+archives carry; an image named like a built-in one (docker.io/library/busybox:1.36) replaces it
+for good, since the kubelet only imports a built-in image that is missing (or an older build of
+its own).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
+from kybernetes.datadir import default_data_dir, node_dir
 from kybernetes.images.importer import import_images
 from kybernetes.images.oci import BUILTIN_IMAGES, write_builtin_images
-
-
-def default_data_dir() -> Path:
-    # The same default as the server and agent (kept here so images do not import the apiserver).
-    if os.geteuid() == 0:
-        return Path("/var/lib/kybernetes")
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / "kybernetes"
 
 
 def _configured_snapshotter(config_path: Path) -> str | None:
@@ -38,22 +37,37 @@ def _configured_snapshotter(config_path: Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def import_into_node(data_dir: Path, files: list[Path]) -> list[str]:
+@dataclass
+class Imported:
+    names: list[str]
+    node_dir: Path
+    socket: str
+    running: bool  # the node's own containerd (else a temporary one on its directories)
+
+    def describe(self) -> str:
+        how = "running containerd" if self.running else "containerd (not running: started for the import, then stopped)"
+        return f"imported into the {how} of the node in {self.node_dir} (socket {self.socket})"
+
+
+async def import_into_node(data_dir: Path, files: list[Path]) -> Imported:
     """Imports `files` into the node's containerd, starting a temporary one if it is not running."""
     from kybernetes.kubelet.containerd import Containerd, ContainerdError
 
-    node = Containerd(data_dir)
-    running = Containerd(data_dir, endpoint=node.endpoint)
+    directory = node_dir(data_dir)
+    node = Containerd(directory)
+    running = Containerd(directory, endpoint=node.endpoint)
     try:
         await running.wait_ready(timeout=2.0)
     except ContainerdError:
         pass
     else:
         snapshotter = _configured_snapshotter(node.config_path)
-        return await import_images(node.socket, files, snapshotter=snapshotter)
+        names = await import_images(node.socket, files, snapshotter=snapshotter)
+        return Imported(names, directory, node.socket, running=True)
     await node.start()
     try:
-        return await import_images(node.socket, files, snapshotter=node.snapshotter)
+        names = await import_images(node.socket, files, snapshotter=node.snapshotter)
+        return Imported(names, directory, node.socket, running=False)
     finally:
         await node.stop()
 
@@ -65,15 +79,23 @@ def image_group() -> None:
 
 @image_group.command("import")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="The node's data directory. Default: /var/lib/kybernetes as root, "
-                   "~/.local/share/kybernetes otherwise.")
+              help="The data directory of `kyb server` or `kyb agent`. Default: the server's, "
+                   "/var/lib/kybernetes as root, ~/.local/share/kybernetes otherwise.")
 @click.argument("files", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_command(data_dir: Path | None, files: tuple[Path, ...]) -> None:
-    """Import image archives (OCI layout or docker save) into the node's containerd."""
-    names = asyncio.run(import_into_node((data_dir or default_data_dir()).resolve(), list(files)))
-    for name in names:
+    """Import image archives (OCI layout or docker save) into the node's containerd.
+
+    --data-dir is the server's or the agent's data directory. The image names go to stdout; where
+    they went, to stderr.
+    """
+    result = asyncio.run(import_into_node((data_dir or default_data_dir()).resolve(), list(files)))
+    for name in result.names:
         click.echo(name)
+    click.echo(result.describe(), err=True)
+    for name in sorted(set(result.names) & set(BUILTIN_IMAGES.values())):
+        click.echo(f"{name} now replaces the node's built-in image of that name (the kubelet keeps yours)",
+                   err=True)
 
 
 @image_group.command("build-builtin")

@@ -1,7 +1,8 @@
 """Container images built from Debian's busybox-static, without a registry or Docker.
 
 These machines reach package registries but no container registry, so kybernetes writes its own
-small images: one layer holding `/bin/busybox` plus a symlink per applet, a minimal `/etc`
+small images: one layer holding `/bin/busybox` plus a symlink per applet (a script for the applets
+`applets.APPLET_WRAPPERS` fixes, such as wget's -T), a minimal `/etc`
 (passwd, group, nsswitch) and the usual empty directories. The archive is an OCI image layout
 (`oci-layout`, `index.json`, `blobs/sha256/...`) in a tar, which `ctr images import` reads and
 which `push_to_registry` (kybernetes.images.importer) can upload to a registry; `format="docker"`
@@ -36,6 +37,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from kybernetes.images.applets import APPLET_WRAPPERS
 
 BUSYBOX_BINARY = Path("/bin/busybox")
 
@@ -160,8 +163,12 @@ def build_rootfs_layer(*, applets: Iterable[str], extra_files: Mapping[str, byte
             dirs.add("/".join(parts[:i]))
         executable = len(parts) > 1 and parts[-2] in ("bin", "sbin")
         files[rel] = (content, 0o755 if executable else 0o644)
-    links = {f"bin/{a}": "busybox" for a in applets
-             if a != "busybox" and f"bin/{a}" not in files and (not available or a in available)}
+    wanted = [a for a in applets if a != "busybox" and (not available or a in available)]
+    for applet in wanted:
+        # Applets Debian's build gets wrong are scripts that fix their arguments (see applets.py).
+        if applet in APPLET_WRAPPERS and f"bin/{applet}" not in files:
+            files[f"bin/{applet}"] = (APPLET_WRAPPERS[applet], 0o755)
+    links = {f"bin/{a}": "busybox" for a in wanted if f"bin/{a}" not in files}
 
     out = io.BytesIO()
     # GNU format: no pax headers with per-build values (pax would add mtimes with fractions).
@@ -278,12 +285,21 @@ def build_busybox_image(name: str, *, applets: Iterable[str] = BUSYBOX_APPLETS,
                        compress=compress, format=format).archive
 
 
+def _pause_image(name: str = PAUSE_IMAGE) -> BuiltImage:
+    layer = build_rootfs_layer(applets=PAUSE_APPLETS)
+    return build_image(name, layer, entrypoint=["/bin/sh", "-c", PAUSE_SCRIPT])
+
+
+def _test_image(name: str = BUSYBOX_IMAGE) -> BuiltImage:
+    return build_image(name, build_rootfs_layer(applets=BUSYBOX_APPLETS), cmd=["sh"])
+
+
 def build_pause_image(name: str = PAUSE_IMAGE) -> bytes:
-    return build_busybox_image(name, applets=PAUSE_APPLETS, entrypoint=["/bin/sh", "-c", PAUSE_SCRIPT])
+    return _pause_image(name).archive
 
 
 def build_test_image(name: str = BUSYBOX_IMAGE) -> bytes:
-    return build_busybox_image(name, cmd=["sh"])
+    return _test_image(name).archive
 
 
 def images_dir(data_dir: Path) -> Path:
@@ -297,20 +313,34 @@ BUILTIN_IMAGES: dict[str, str] = {
 }
 
 
-def write_builtin_images(directory: Path) -> list[Path]:
+@dataclass(frozen=True)
+class BuiltinArchive:
+    """A built-in image written to disk: its name, archive, and the ID containerd gives it."""
+
+    name: str
+    path: Path
+    image_id: str  # the config digest, which is what CRI reports as the image's ID
+
+
+def builtin_archives(directory: Path) -> list[BuiltinArchive]:
     """Writes the built-in images into `directory`; a file is rewritten only if its bytes differ."""
     directory.mkdir(parents=True, exist_ok=True)
-    builders = {PAUSE_IMAGE: build_pause_image, BUSYBOX_IMAGE: build_test_image}
-    paths = []
+    builders = {PAUSE_IMAGE: _pause_image, BUSYBOX_IMAGE: _test_image}
+    out = []
     for filename, name in BUILTIN_IMAGES.items():
-        data = builders[name](name)
+        image = builders[name](name)
         path = directory / filename
-        if not path.exists() or path.read_bytes() != data:
+        if not path.exists() or path.read_bytes() != image.archive:
             tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(data)
+            tmp.write_bytes(image.archive)
             tmp.replace(path)
-        paths.append(path)
-    return paths
+        out.append(BuiltinArchive(name, path, image.config_digest))
+    return out
+
+
+def write_builtin_images(directory: Path) -> list[Path]:
+    """The paths of `builtin_archives(directory)`."""
+    return [archive.path for archive in builtin_archives(directory)]
 
 
 def ensure_builtin_images(data_dir: Path) -> list[Path]:

@@ -103,7 +103,12 @@ def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_
         max_pods=max_pods, tls_cert_file=tls_cert_file, tls_private_key_file=tls_private_key_file,
         client_ca_file=client_ca_file, drain_on_exit=drain_on_exit, file_check_frequency=file_check_frequency,
         cluster_ca_dir=cluster_ca_dir, registry_config_dir=registry_config_dir)
-    aiorun.run(_run(Kubelet(config)))
+    from kybernetes.kubelet.leftovers import BridgeInUse
+
+    try:
+        aiorun.run(_run(Kubelet(config)))
+    except BridgeInUse as err:
+        raise click.ClickException(str(err)) from None
 
 
 if __name__ == "__main__":

@@ -21,10 +21,12 @@ tried longest match first, and an anonymous pull last only if no secret matched.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from kybernetes.api import gobytes
@@ -199,3 +201,44 @@ class ImageManager:
                 last = err
         assert last is not None
         raise last
+
+
+# ---- the built-in images ----
+
+BUILTIN_RECORD = "imported-builtins"
+"""In DATA/images: `NAME IMAGE_ID` per line, every built-in build this kubelet ever imported."""
+
+
+def _imported_builtins(directory: Path) -> set[tuple[str, str]]:
+    try:
+        lines = (directory / BUILTIN_RECORD).read_text().splitlines()
+    except FileNotFoundError:
+        return set()
+    return {(name, image_id) for name, _, image_id in (line.partition(" ") for line in lines) if image_id}
+
+
+async def import_builtin_images(cri: CRIClient, socket: str, snapshotter: str | None, data_dir: Path) -> list[str]:
+    """Imports, one by one, each built-in image (pause, busybox) the node should get; returns their names.
+
+    A built-in is imported when the runtime has no image of its name, or when the image of that
+    name is an older build of the built-in (one this kubelet imported before, as recorded in
+    DATA/images/imported-builtins). Any other image of that name is the user's (`kyb image import`
+    of their own busybox:1.36) and is never replaced.
+    """
+    from kybernetes.images.importer import import_images
+    from kybernetes.images.oci import builtin_archives, images_dir
+
+    directory = images_dir(data_dir)
+    archives = await asyncio.to_thread(builtin_archives, directory)
+    ours = _imported_builtins(directory)
+    imported: list[str] = []
+    for archive in archives:
+        present = await cri.image_status(archive.name)
+        if present is not None and (present.id == archive.image_id or (archive.name, present.id) not in ours):
+            if present.id != archive.image_id:
+                log.info("keeping %s (%s): not a kybernetes build of the built-in image", archive.name, present.id)
+            continue
+        with open(directory / BUILTIN_RECORD, "a") as record:  # before the import: a crash must not orphan it
+            record.write(f"{archive.name} {archive.image_id}\n")
+        imported += await import_images(socket, [archive.path], snapshotter=snapshotter)
+    return imported

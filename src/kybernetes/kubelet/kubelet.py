@@ -426,6 +426,10 @@ class Kubelet:
         cni_dir = cfg.cni_conf_dir or (None if external else self.data_dir / "cni" / "net.d")
         self.cni_dir = cni_dir
         if cni_dir is not None:
+            from kybernetes.kubelet.leftovers import check_bridge
+
+            # Another node's pods on the bridge hold addresses this node's IPAM would hand out again.
+            await asyncio.to_thread(check_bridge, cfg.cni_bridge, self.data_dir)
             self.pod_cidr = cfg.default_pod_cidr
             write_cni_config(cni_dir, self.pod_cidr, bridge=cfg.cni_bridge)
         self.containerd = Containerd(self.data_dir, endpoint=cfg.container_runtime_endpoint,
@@ -534,14 +538,10 @@ class Kubelet:
         return await self.cri.exec_sync(container_id, cmd, timeout)
 
     async def _import_builtin_images(self) -> None:
-        from kybernetes.images.importer import import_images
-        from kybernetes.images.oci import BUSYBOX_IMAGE, PAUSE_IMAGE, ensure_builtin_images
+        from kybernetes.kubelet.images import import_builtin_images
 
         assert self.cri is not None and self.containerd is not None
-        missing = [i for i in (PAUSE_IMAGE, BUSYBOX_IMAGE) if await self.cri.image_status(i) is None]
-        if missing:
-            tars = await asyncio.to_thread(ensure_builtin_images, self.data_dir)
-            await import_images(self.containerd.socket, tars, snapshotter=self.containerd.snapshotter)
+        await import_builtin_images(self.cri, self.containerd.socket, self.containerd.snapshotter, self.data_dir)
 
     async def _start_server(self) -> None:
         from kybernetes.kubelet.server import KubeletServer

@@ -1,0 +1,59 @@
+"""The layout of kybernetes' data directories, for the commands that act on one from outside.
+
+    kyb server --data-dir D     D/tls/ca.crt (the cluster CA), D/db, D/kubeconfig.yaml; its own node
+                                is an agent in D/agent
+    kyb agent --data-dir A      A/agent/ca.crt (the pinned cluster CA, credentials), and the node
+                                itself: A/containerd, A/cni, A/pods, ...
+    kyb kubelet --data-dir N    the node: N/containerd, N/cni/net.d (the CNI config naming the
+                                bridge), N/cni/ipam (host-local's leases), N/pods, N/images
+
+`node_dir` maps the first two to the third; `kyb image import`, `kyb killall` and `kyb uninstall`
+take whichever directory the user started the server or agent with.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PID_FILE = "kyb.pid"
+"""In a server's or agent's data dir: the PID of the `kyb server` or `kyb agent` running on it."""
+
+
+def default_data_dir() -> Path:
+    """`kyb server`'s data directory when none is given."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/kybernetes")
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / "kybernetes"
+
+
+def is_server_dir(data_dir: Path) -> bool:
+    return (data_dir / "tls" / "ca.crt").exists() or (data_dir / "agent" / "containerd").is_dir()
+
+
+def node_dir(data_dir: Path) -> Path:
+    """The node's own directory (its containerd, CNI state, pods) for a server's or agent's data dir."""
+    return data_dir / "agent" if is_server_dir(data_dir) else data_dir
+
+
+def is_data_dir(path: Path) -> bool:
+    """Whether `path` is a data directory a kybernetes server, agent or kubelet made."""
+    return (is_server_dir(path) or (path / "agent" / "ca.crt").exists()
+            or (path / "containerd" / "config.toml").exists())
+
+
+def write_pid_file(data_dir: Path) -> Path:
+    """Records this process as the one running on `data_dir` (for `kyb killall`)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / PID_FILE
+    path.write_text(f"{os.getpid()}\n")
+    return path
+
+
+def remove_pid_file(data_dir: Path) -> None:
+    path = data_dir / PID_FILE
+    try:
+        if path.read_text().strip() == str(os.getpid()):
+            path.unlink()
+    except (OSError, ValueError):
+        pass
