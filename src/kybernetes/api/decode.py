@@ -7,7 +7,9 @@ dropped — or reported, when the client asks for ``fieldValidation=Strict`` (er
 :class:`~kybernetes.api.schema.Schema`, and mutates the object to drop unknown fields. Fields
 that are ``[]byte`` in Go (``format: byte``) are decoded as Go decodes them and rewritten in
 the canonical base64 Go writes back (:mod:`kybernetes.api.gobytes`); what Go refuses is a 400
-with Go's message, e.g. ``illegal base64 data at input byte 4``. Doing it
+with Go's message, e.g. ``illegal base64 data at input byte 4``. Timestamps (``metav1.Time``,
+``MicroTime``) are parsed with Go's layouts and stored in the form Go writes back
+(:mod:`kybernetes.api.gotime`). Doing it
 here, before any strategy runs, means strategies can trust the shape of what they read.
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kybernetes.api import gobytes
+from kybernetes.api import gobytes, gotime
 from kybernetes.api.schema import Schema
 
 _JSON_TYPE = {
@@ -79,6 +81,12 @@ def _walk(value: Any, s: Schema, path: str, res: DecodeResult) -> Any:
     """Check ``value`` against ``s``; returns what to keep in its place (a ``[]byte`` field's
     value becomes the canonical base64 Go writes back; anything else is returned as is)."""
     want, _ios, _qty, is_open, is_bytes = s.shape()
+    if s.time_kind is not None and type(value) is str:
+        try:
+            return gotime.canonical(value, s.time_kind)
+        except gotime.GoTimeError as e:
+            res.type_errors.append(str(e))
+            return value
     if is_bytes:
         try:
             return gobytes.canonical(value, path)

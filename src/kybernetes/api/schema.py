@@ -19,6 +19,10 @@ import orjson
 
 _K8S_SCHEMA_DIR = "kubernetes-json-schema/v1.32.0-local"
 _REF_PREFIX = "#/$defs/"
+_TIME_KINDS = {
+    _REF_PREFIX + "io.k8s.apimachinery.pkg.apis.meta.v1.Time": "time",
+    _REF_PREFIX + "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime": "micro",
+}
 
 
 @functools.cache
@@ -73,12 +77,14 @@ class Schema:
     ``$ref`` merges and type inference on every access.
     """
 
-    __slots__ = ("_ap", "_defs", "_facts", "_items", "_kids", "raw")
+    __slots__ = ("_ap", "_defs", "_facts", "_items", "_kids", "raw", "time_kind")
 
     def __init__(self, raw: dict[str, Any], defs: dict[str, dict[str, Any]]) -> None:
         # A node that only refers elsewhere takes the target's content; its own keys
         # (description, x-kubernetes-patch-strategy) stay visible on top.
         ref = raw.get("$ref")
+        self.time_kind: str | None = _TIME_KINDS.get(ref) if ref else None
+        """``"time"`` for a ``metav1.Time``, ``"micro"`` for a ``metav1.MicroTime`` (see ``api/gotime``)."""
         if ref and ref.startswith(_REF_PREFIX):
             target = defs.get(ref[len(_REF_PREFIX):], {})
             merged = dict(target)
