@@ -9,7 +9,8 @@ that are ``[]byte`` in Go (``format: byte``) are decoded as Go decodes them and 
 the canonical base64 Go writes back (:mod:`kybernetes.api.gobytes`); what Go refuses is a 400
 with Go's message, e.g. ``illegal base64 data at input byte 4``. Timestamps (``metav1.Time``,
 ``MicroTime``) are parsed with Go's layouts and stored in the form Go writes back
-(:mod:`kybernetes.api.gotime`). Doing it
+(:mod:`kybernetes.api.gotime`), and quantities in their canonical form (values of a
+``ResourceList`` rounded up to thousandths, as core/v1 defaulting does). Doing it
 here, before any strategy runs, means strategies can trust the shape of what they read.
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kybernetes.api import gobytes, gotime
+from kybernetes.api import gobytes, gotime, quantity
 from kybernetes.api.schema import Schema
 
 _JSON_TYPE = {
@@ -80,7 +81,9 @@ _PLAIN_LEAF = {str: "string", bool: "boolean", int: "integer"}
 def _walk(value: Any, s: Schema, path: str, res: DecodeResult) -> Any:
     """Check ``value`` against ``s``; returns what to keep in its place (a ``[]byte`` field's
     value becomes the canonical base64 Go writes back; anything else is returned as is)."""
-    want, _ios, _qty, is_open, is_bytes = s.shape()
+    want, _ios, qty, is_open, is_bytes = s.shape()
+    if qty and isinstance(value, str | int | float) and not isinstance(value, bool):
+        return _canonical_quantity(value, res)
     if s.time_kind is not None and type(value) is str:
         try:
             return gotime.canonical(value, s.time_kind)
@@ -118,9 +121,27 @@ def _walk(value: Any, s: Schema, path: str, res: DecodeResult) -> Any:
     return value
 
 
+def _canonical_quantity(value: str | int | float, res: DecodeResult, *, resource_list: bool = False) -> Any:
+    """A ``resource.Quantity`` as Go writes it back (``0.5`` -> ``500m``, ``1024Mi`` -> ``1Gi``);
+    inside a core/v1 ``ResourceList`` also rounded up to thousandths, as its defaulting does."""
+    try:
+        return quantity.canonical_resource(value) if resource_list else quantity.canonical(value)
+    except ValueError:
+        res.type_errors.append(quantity.ERR_FORMAT_WRONG)
+        return value
+
+
 def _walk_object(obj: dict[str, Any], s: Schema, path: str, res: DecodeResult, skip: tuple[str, ...]) -> None:
     props = s.properties
     extra = s.additional_properties
+    if not props and extra is not None and extra.quantity_like:
+        # A ResourceList (resource name -> Quantity): every such map of the core types is one.
+        for k, v in obj.items():
+            if isinstance(v, str | int | float) and not isinstance(v, bool):
+                obj[k] = _canonical_quantity(v, res, resource_list=True)
+            else:
+                _walk(v, extra, f"{path}.{k}" if path else k, res)
+        return
     if not props:
         if extra is not None:
             for k, v in obj.items():
