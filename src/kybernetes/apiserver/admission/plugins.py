@@ -23,7 +23,7 @@ _PKG = "kybernetes.apiserver.admission."
 ORDERED_PLUGINS: tuple[tuple[str, str | None], ...] = (
     ("AlwaysAdmit", _PKG + "admit"),
     ("NamespaceAutoProvision", None),
-    ("NamespaceLifecycle", None),
+    ("NamespaceLifecycle", _PKG + "namespacelifecycle"),
     ("NamespaceExists", None),
     ("LimitPodHardAntiAffinityTopology", None),
     ("LimitRanger", None),

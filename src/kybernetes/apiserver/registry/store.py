@@ -6,10 +6,10 @@ Kubernetes' ``genericregistry.Store`` in Python. A request handler calls one of
 :class:`RequestContext`; the registry looks up the kind's strategy and runs:
 
     create: decode-check -> generateName -> uid/timestamps -> strategy.prepare_for_create
-            -> strategy.default -> registry hooks -> mutating admission -> validate
+            -> strategy.default -> mutating admission -> registry hooks -> validate
             -> validating admission -> managedFields -> store.create (409 AlreadyExists)
     update: read current -> precondition (resourceVersion CAS) -> prepare_for_update / status
-            -> default -> registry hooks -> mutating admission -> validate_update
+            -> default -> mutating admission -> registry hooks -> validate_update
             -> validating admission -> generation bump -> managedFields -> no-op check
             -> store.update (409 Conflict on a lost CAS; patch retries, PUT does not)
     delete: preconditions -> admission (DELETE, the object as old object)
@@ -535,24 +535,6 @@ class Registry:
         obj["kind"] = r.kind
         obj["apiVersion"] = r.api_version
 
-    async def _check_namespace(self, r: Resource, namespace: str, creating: bool = True) -> None:
-        if not r.namespaced:
-            return
-        ns_res = self.catalogue.get("", "v1", "namespaces")
-        assert ns_res is not None
-        cache = await self._cache(ns_res)
-        ns = cache.objects.get(ns_res.key("", namespace))
-        if ns is None:
-            raise errors.NotFound.of("namespaces", namespace)
-        if creating and ns.get("metadata", {}).get("deletionTimestamp"):
-            raise errors.Forbidden(
-                f'{r.plural} "{namespace}" is forbidden: unable to create new content in namespace {namespace} '
-                "because it is being terminated",
-                details={"name": namespace, "kind": r.plural,
-                         "causes": [{"reason": "NamespaceTerminating", "message": f"namespace {namespace} is being terminated",
-                                     "field": "metadata.namespace"}]},
-            )
-
     def _validate(self, r: Resource, obj: Obj, old: Obj | None) -> None:
         s = self.strategy(r)
         meta = obj.get("metadata", {})
@@ -594,11 +576,10 @@ class Registry:
             meta["generation"] = 1
         s.prepare_for_create(obj)
         s.default(obj)
-        await self._check_namespace(r, namespace)
-        for hook in self.create_hooks.get((r.group, r.kind), ()):
-            await hook(self, r, obj, None, ctx)
         attrs = _attributes(r, CREATE, namespace, requested_name, obj, None, ctx)
         await self.admission.admit(attrs)
+        for hook in self.create_hooks.get((r.group, r.kind), ()):
+            await hook(self, r, obj, None, ctx)
         self._validate(r, obj, None)
         await self.admission.validate(attrs)
         self._manage_fields(r, None, obj, ctx, "Update")
@@ -680,10 +661,10 @@ class Registry:
         else:
             s.prepare_for_update(new, old)
         s.default(new)
-        for hook in self.update_hooks.get((r.group, r.kind), ()):
-            await hook(self, r, new, old, ctx)
         attrs = _attributes(r, UPDATE, namespace, name, new, old, ctx, subresource)
         await self.admission.admit(attrs)
+        for hook in self.update_hooks.get((r.group, r.kind), ()):
+            await hook(self, r, new, old, ctx)
         if subresource:
             errs = v.validate_object_meta_update(meta, old_meta)
             if subresource == "status":
