@@ -23,7 +23,10 @@ def test_disabled_plugins_do_not_run(tmp_path: Path) -> None:
         spec = json.loads(srv.kubectl("get", "pod", "p", "-o", "json").stdout)["spec"]
         assert "serviceAccountName" not in spec and not spec.get("volumes")
         assert not spec.get("tolerations")
-        assert spec["priority"] == 0  # Priority is still on
+        # The plugins not disabled still run: Priority refuses an unknown class.
+        res = srv.kubectl("run", "q", "--image=busybox", "--overrides", '{"spec":{"priorityClassName":"nope"}}',
+                          check=False)
+        assert res.returncode != 0 and 'pods "q" is forbidden: no PriorityClass with name nope was found' in res.stderr
 
 
 def test_unknown_plugin_stops_kyb_server_with_kubernetes_message(tmp_path: Path) -> None:
