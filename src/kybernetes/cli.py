@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from kybernetes import aiorun
+from kybernetes.apiserver.admission.plugins import REGISTERED, flag_error, split_flag, validate_flags
 from kybernetes.apiserver.server import APIServer, APIServerConfig
 from kybernetes.datadir import default_data_dir
 
@@ -40,6 +41,12 @@ async def _run_until_signal(server: APIServer, announce: bool) -> None:
 
 
 def _common_options(f):  # type: ignore[no-untyped-def]
+    f = click.option("--disable-admission-plugins", multiple=True, metavar="NAMES",
+                     help="Admission plugins to turn off although on by default (comma-separated): "
+                          + ", ".join(REGISTERED) + ".")(f)
+    f = click.option("--enable-admission-plugins", multiple=True, metavar="NAMES",
+                     help="Admission plugins to turn on besides the default ones (comma-separated; "
+                          "their order does not matter): " + ", ".join(REGISTERED) + ".")(f)
     f = click.option("--compact-interval", type=float, default=60.0, hidden=True,
                      help="Seconds between store compactions.")(f)
     f = click.option("--compact-keep", type=int, default=1000, hidden=True,
@@ -67,7 +74,12 @@ def _common_options(f):  # type: ignore[no-untyped-def]
 def _config(data_dir: Path | None, bind_address: str, advertise_address: str, https_port: int, datastore_endpoint: str,
             tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
             compact_interval: float, compact_keep: int, max_requests_inflight: int = 400,
-            max_mutating_requests_inflight: int = 200) -> APIServerConfig:
+            max_mutating_requests_inflight: int = 200, enable_admission_plugins: tuple[str, ...] = (),
+            disable_admission_plugins: tuple[str, ...] = ()) -> APIServerConfig:
+    enable, disable = split_flag(enable_admission_plugins), split_flag(disable_admission_plugins)
+    problems = validate_flags(enable, disable)
+    if problems:
+        raise click.ClickException(flag_error(problems))  # kube-apiserver: "Error: ...", exit 1
     if max_requests_inflight + max_mutating_requests_inflight <= 0:
         raise click.UsageError(f"invalid configuration: MaxRequestsInFlight={max_requests_inflight} and "
                                f"MaxMutatingRequestsInFlight={max_mutating_requests_inflight}; they must add up to "
@@ -82,6 +94,7 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
         extra_sans=tls_san, service_cidr=service_cluster_ip_range, token_file=token_file,
         compact_interval=compact_interval, compact_keep=compact_keep,
         max_requests_inflight=max_requests_inflight, max_mutating_requests_inflight=max_mutating_requests_inflight,
+        enable_admission_plugins=tuple(enable), disable_admission_plugins=tuple(disable),
     )
 
 
@@ -140,7 +153,8 @@ def main() -> None:
 def server(data_dir: Path | None, bind_address: str, advertise_address: str, https_port: int, datastore_endpoint: str,
            tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
            verbose: int, compact_interval: float, compact_keep: int, max_requests_inflight: int,
-           max_mutating_requests_inflight: int, disable_agent: bool,
+           max_mutating_requests_inflight: int, enable_admission_plugins: tuple[str, ...],
+           disable_admission_plugins: tuple[str, ...], disable_agent: bool,
            disable_scheduler: bool, disable_controller_manager: bool, cluster_cidr: str,
            kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...],
            kubelet_arg: tuple[str, ...], node_name: str | None, disable_kube_proxy: bool) -> None:
@@ -150,7 +164,7 @@ def server(data_dir: Path | None, bind_address: str, advertise_address: str, htt
     _setup_logging(verbose)
     cfg = _config(data_dir, bind_address, advertise_address, https_port, datastore_endpoint, tls_san, service_cluster_ip_range,
                   token_auth_file, compact_interval, compact_keep, max_requests_inflight,
-                  max_mutating_requests_inflight)
+                  max_mutating_requests_inflight, enable_admission_plugins, disable_admission_plugins)
     # The bridge is the agent's to know too (kube-proxy's table is named after it), not only the kubelet's.
     bridges = [a.partition("=")[2] for a in kubelet_arg if a.removeprefix("--").startswith("cni-bridge=")]
     kubelet_arg = tuple(a for a in kubelet_arg if not a.removeprefix("--").startswith("cni-bridge="))
@@ -177,12 +191,13 @@ def _flag(arg: str) -> str:
 def apiserver(data_dir: Path | None, bind_address: str, advertise_address: str, https_port: int, datastore_endpoint: str,
               tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
               verbose: int, compact_interval: float, compact_keep: int, max_requests_inflight: int,
-              max_mutating_requests_inflight: int) -> None:
+              max_mutating_requests_inflight: int, enable_admission_plugins: tuple[str, ...],
+              disable_admission_plugins: tuple[str, ...]) -> None:
     """Run the API server alone."""
     _setup_logging(verbose)
     cfg = _config(data_dir, bind_address, advertise_address, https_port, datastore_endpoint, tls_san, service_cluster_ip_range,
                   token_auth_file, compact_interval, compact_keep, max_requests_inflight,
-                  max_mutating_requests_inflight)
+                  max_mutating_requests_inflight, enable_admission_plugins, disable_admission_plugins)
     aiorun.run(_run_until_signal(APIServer(cfg), announce=True))
 
 

@@ -116,6 +116,28 @@ async def test_concurrent_creates_never_overshoot(srv: ServerProcess) -> None:
         await client.close()
 
 
+async def test_a_refused_object_is_never_charged(srv: ServerProcess) -> None:
+    """ResourceQuota validates after the strategy: a pod refused with 422 takes no quota, so the
+    next valid pod is admitted at once, with no controller running to recount."""
+    client = Client.from_kubeconfig(str(srv.kubeconfig))
+    try:
+        ns = await make_namespace(client, "rq-invalid")
+        await client.create("v1", "resourcequotas", {
+            "apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "one"},
+            "spec": {"hard": {"pods": "1"}}}, ns)
+        with pytest.raises(errors.Invalid):
+            await client.create("v1", "pods", pod("bad", cpu=None, container="Not_A_DNS_Label"), ns)
+        await client.create("v1", "pods", pod("good", cpu=None), ns)
+        q = await client.get("v1", "resourcequotas", "one", ns)
+        assert q["status"]["used"] == {"pods": "1"}
+        with pytest.raises(errors.Forbidden) as e:
+            await client.create("v1", "pods", pod("third", cpu=None), ns)
+        assert e.value.message == ('pods "third" is forbidden: exceeded quota: one, requested: pods=1, used: pods=1, '
+                                   "limited: pods=1")
+    finally:
+        await client.close()
+
+
 def test_lowers() -> None:
     assert lowers({"pods": "2"}, {"pods": "1"})
     assert lowers({"requests.cpu": "1"}, {"requests.cpu": "900m"})

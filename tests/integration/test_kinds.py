@@ -310,4 +310,9 @@ def test_namespace_terminating_refuses_new_objects(server: ServerProcess) -> Non
     assert k("get", "ns", "doomed", "-o", "jsonpath={.status.phase}").stdout == "Terminating"
     res = k("-n", "doomed", "create", "-f", "-", check=False,
             input="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: late}\n")
-    assert res.returncode != 0 and "being terminated" in res.stderr
+    assert res.returncode != 0
+    # NamespaceLifecycle names the object refused, as admission.NewForbidden does.
+    assert ('Error from server (Forbidden): error when creating "STDIN": configmaps "late" is forbidden: unable to '
+            "create new content in namespace doomed because it is being terminated") in res.stderr
+    res = k("-n", "no-such-ns", "create", "configmap", "early", check=False)
+    assert res.returncode != 0 and 'namespaces "no-such-ns" not found' in res.stderr

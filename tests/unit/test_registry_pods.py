@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from kybernetes.api.validation import FieldError, Path
+from kybernetes.apiserver.admission.defaulttolerationseconds import add_default_tolerations
 from kybernetes.apiserver.registry.core import (
     POD_FIELD_SELECTORS,
     STRATEGIES,
@@ -22,17 +23,21 @@ POD = STRATEGIES[("", "Pod")]
 
 
 def create(obj: dict[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
-    """The create path of the generic store, minus storage: prepare, default, validate."""
+    """The create path of the generic store, minus storage: prepare, default, the
+    DefaultTolerationSeconds admission plugin's change, validate."""
     obj = copy.deepcopy(obj)
     POD.prepare_for_create(obj)
     POD.default(obj)
+    add_default_tolerations(obj["spec"])
     return obj, POD.validate(obj)
 
 
 def update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    """The update path: prepare, default, DefaultTolerationSeconds (it handles updates), validate."""
     new = copy.deepcopy(new)
     POD.prepare_for_update(new, old)
     POD.default(new)
+    add_default_tolerations(new["spec"])
     return POD.validate_update(new, old)
 
 
@@ -163,7 +168,7 @@ def test_default_tolerations_added_once() -> None:
     obj, _ = create(pod())
     tolerations = obj["spec"]["tolerations"]
     assert len(tolerations) == 2
-    POD.prepare_for_create(obj)  # a second pass (a retried create) adds nothing
+    add_default_tolerations(obj["spec"])  # a second pass (an update) adds nothing
     assert obj["spec"]["tolerations"] == tolerations
 
 

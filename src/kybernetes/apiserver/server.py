@@ -31,8 +31,10 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.resources import Catalogue
-from kybernetes.apiserver.admission import priority, quota, runtimeclass
+from kybernetes.apiserver.admission import plugins as admission_plugins
+from kybernetes.apiserver.admission import priority
 from kybernetes.apiserver.admission.allocators import ServiceAllocator
+from kybernetes.apiserver.admission.chain import PluginInit
 from kybernetes.apiserver.auth.authenticator import Authenticator, TokenFile
 from kybernetes.apiserver.auth.serviceaccounts import ServiceAccounts
 from kybernetes.apiserver.componentstatus import ComponentStatuses
@@ -94,6 +96,9 @@ class APIServerConfig:
     max_requests_inflight: int = 400
     max_mutating_requests_inflight: int = 200
     """Their sum is the concurrency API Priority and Fairness divides among priority levels."""
+    enable_admission_plugins: tuple[str, ...] = ()
+    disable_admission_plugins: tuple[str, ...] = ()
+    """Admission plugins on besides / off among the default ones (see ``admission/plugins.py``)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -146,6 +151,9 @@ class APIServer:
             raise ValueError(f"invalid configuration: MaxRequestsInFlight={cfg.max_requests_inflight} and "
                              f"MaxMutatingRequestsInFlight={cfg.max_mutating_requests_inflight}; they must add up "
                              "to something positive")
+        problems = admission_plugins.validate_flags(cfg.enable_admission_plugins, cfg.disable_admission_plugins)
+        if problems:
+            raise ValueError(admission_plugins.flag_error(problems))
         cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.pki = PKI.load_or_create(cfg.data_dir)
         self.join = JoinService(self)
@@ -153,12 +161,11 @@ class APIServer:
         self.registry = Registry(self.store, self.catalogue, builtin_strategies(), builtin_conversions())
         self.allocator = ServiceAllocator(cfg.service_cidr, cfg.node_port_range)
         self.allocator.install(self.registry)
-        runtimeclass.install(self.registry)  # before quota: the overhead it sets is charged
-        quota.install(self.registry)
-        priority.install(self.registry)
         certificates.install(self.registry)
+        self.registry.admission = admission_plugins.new_chain(
+            admission_plugins.enabled_plugin_names(cfg.enable_admission_plugins, cfg.disable_admission_plugins),
+            PluginInit(self.registry))
         self.service_accounts = ServiceAccounts(self.registry, self.pki.service_account_key())
-        self.service_accounts.install(self.registry)
         self.handlers = ResourceHandlers(self.registry, self.catalogue)
         self.handlers.token_request = self.service_accounts.token_request
         self.handlers.component_statuses = ComponentStatuses(self.registry)

@@ -1,4 +1,5 @@
-"""Pod priority admission (Kubernetes' ``Priority`` plugin) and the built-in PriorityClasses.
+"""Priority (Kubernetes' ``plugin/pkg/admission/priority``, on by default; mutating, pod CREATE)
+and the built-in PriorityClasses.
 
 A pod's ``priorityClassName`` is resolved to ``spec.priority`` and ``spec.preemptionPolicy`` when it
 is created; a pod without one gets the class marked ``globalDefault``, or priority 0. A name that
@@ -12,8 +13,10 @@ import contextlib
 from typing import Any
 
 from kybernetes import errors
-from kybernetes.api.resources import Resource
+from kybernetes.apiserver.admission.chain import CREATE, Attributes, Handler, PluginInit
 from kybernetes.apiserver.registry.store import Registry, RequestContext
+
+NAME = "Priority"
 
 Obj = dict[str, Any]
 
@@ -24,7 +27,21 @@ SYSTEM_CLASSES = (
 )
 
 
-async def admit_pod(registry: Registry, r: Resource, pod: Obj, old: Obj | None, ctx: RequestContext) -> None:
+class PriorityAdmission(Handler):
+    operations = frozenset({CREATE})
+    resources = frozenset({("", "pods")})
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    async def admit(self, attrs: Attributes) -> None:
+        if attrs.subresource or attrs.object is None:
+            return
+        await admit_pod(self.registry, attrs.object)
+
+
+async def admit_pod(registry: Registry, pod: Obj) -> None:
+    """Resolve the pod's PriorityClass into ``spec.priority`` and ``spec.preemptionPolicy``."""
     spec = pod.get("spec")
     if not isinstance(spec, dict):
         return
@@ -55,8 +72,8 @@ async def admit_pod(registry: Registry, r: Resource, pod: Obj, old: Obj | None, 
     spec["preemptionPolicy"] = pc.get("preemptionPolicy") or "PreemptLowerPriority"
 
 
-def install(registry: Registry) -> None:
-    registry.create_hooks.setdefault(("", "Pod"), []).append(admit_pod)
+def new(init: PluginInit) -> PriorityAdmission:
+    return PriorityAdmission(init.registry)
 
 
 async def bootstrap(registry: Registry, ctx: RequestContext) -> None:

@@ -1,16 +1,16 @@
-"""The RuntimeClass admission plugin (``plugin/pkg/admission/runtimeclass``), as a pod create hook.
+"""RuntimeClass (Kubernetes' ``plugin/pkg/admission/runtimeclass``, on by default; mutating, pod CREATE).
 
 A pod naming a ``runtimeClassName`` gets, from that RuntimeClass:
 
 * ``spec.overhead`` = the class's ``overhead.podFixed`` (a pod that already sets a different
-  overhead is refused), which the scheduler and ResourceQuota then add to the pod's requests;
+  overhead is refused), which the scheduler and ResourceQuota then add to the pod's requests
+  (ResourceQuota validates after every mutating plugin, so it sees the overhead);
 * the class's ``scheduling.nodeSelector`` merged into the pod's (a conflicting value is refused)
   and its ``scheduling.tolerations`` merged into the pod's (``MergeTolerations``: a toleration
   another one covers is dropped).
 
 A missing RuntimeClass is refused (403 ``pod rejected: RuntimeClass "x" not found``), and so is a pod
-that sets an overhead without a RuntimeClass defining one. It must run before ResourceQuota so that
-the overhead is charged.
+that sets an overhead without a RuntimeClass defining one.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.quantity import parse_quantity
-from kybernetes.api.resources import Resource
-from kybernetes.apiserver.admission.quota import admission_forbidden
+from kybernetes.apiserver.admission.chain import CREATE, Attributes, Handler, PluginInit, forbidden
 from kybernetes.apiserver.registry.node import runtime_class_overhead
-from kybernetes.apiserver.registry.store import Registry, RequestContext
+from kybernetes.apiserver.registry.store import Registry
+
+NAME = "RuntimeClass"
 
 Obj = dict[str, Any]
 
@@ -69,7 +70,7 @@ def merge_tolerations(first: list[Obj], second: list[Obj]) -> list[Obj]:
     return merged
 
 
-def _set_scheduling(r: Resource, pod: Obj, spec: Obj, rc: Obj) -> None:
+def _set_scheduling(attrs: Attributes, spec: Obj, rc: Obj) -> None:
     scheduling = rc.get("scheduling")
     if not isinstance(scheduling, dict):
         return
@@ -80,7 +81,7 @@ def _set_scheduling(r: Resource, pod: Obj, spec: Obj, rc: Obj) -> None:
     else:
         for key, value in wanted.items():
             if key in selector and selector[key] != value:
-                raise admission_forbidden(r, pod, f"conflict: runtimeClass.scheduling.nodeSelector[{key}] = {value}; "
+                raise forbidden(attrs, f"conflict: runtimeClass.scheduling.nodeSelector[{key}] = {value}; "
                                                   f"pod.spec.nodeSelector[{key}] = {selector[key]}")
             selector[key] = value
     if selector is not None:
@@ -90,10 +91,21 @@ def _set_scheduling(r: Resource, pod: Obj, spec: Obj, rc: Obj) -> None:
         spec["tolerations"] = tolerations
 
 
-async def admit_pod(registry: Registry, r: Resource, pod: Obj, old: Obj | None, ctx: RequestContext) -> None:
-    spec = pod.get("spec")
-    if not isinstance(spec, dict):
-        return
+class RuntimeClassAdmission(Handler):
+    operations = frozenset({CREATE})
+    resources = frozenset({("", "pods")})
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    async def admit(self, attrs: Attributes) -> None:
+        spec = (attrs.object or {}).get("spec")
+        if attrs.subresource or not isinstance(spec, dict):
+            return
+        await admit_pod(self.registry, attrs, spec)
+
+
+async def admit_pod(registry: Registry, attrs: Attributes, spec: Obj) -> None:
     name = spec.get("runtimeClassName")
     rc: Obj | None = None
     if name is not None:
@@ -102,20 +114,19 @@ async def admit_pod(registry: Registry, r: Resource, pod: Obj, old: Obj | None, 
         try:
             rc = await registry.get(rcr, "", str(name))
         except errors.NotFound:
-            raise admission_forbidden(r, pod, f'pod rejected: RuntimeClass "{name}" not found') from None
+            raise forbidden(attrs, f'pod rejected: RuntimeClass "{name}" not found') from None
     overhead = runtime_class_overhead(rc) if rc is not None else None
     if overhead is not None:
         if spec.get("overhead") is not None and not _same_resources(overhead, spec["overhead"]):
-            raise admission_forbidden(r, pod, "pod rejected: Pod's Overhead doesn't match RuntimeClass's defined "
+            raise forbidden(attrs, "pod rejected: Pod's Overhead doesn't match RuntimeClass's defined "
                                               "Overhead")
         spec["overhead"] = overhead
     elif spec.get("overhead") is not None:
-        raise admission_forbidden(r, pod, "pod rejected: Pod Overhead set without corresponding RuntimeClass "
+        raise forbidden(attrs, "pod rejected: Pod Overhead set without corresponding RuntimeClass "
                                           "defined Overhead")
     if rc is not None:
-        _set_scheduling(r, pod, spec, rc)
+        _set_scheduling(attrs, spec, rc)
 
 
-def install(registry: Registry) -> None:
-    """Register the plugin; call before ResourceQuota's so that quota sees the overhead."""
-    registry.create_hooks.setdefault(("", "Pod"), []).append(admit_pod)
+def new(init: PluginInit) -> RuntimeClassAdmission:
+    return RuntimeClassAdmission(init.registry)

@@ -1,11 +1,8 @@
-"""Service accounts in the API server: admission, bound tokens (TokenRequest) and their authentication.
+"""Service accounts in the API server: bound tokens (TokenRequest) and their authentication.
 
-- **Admission** (a create hook on pods, Kubernetes' ``ServiceAccount`` plugin): a pod without
-  ``serviceAccountName`` runs as ``default``; unless automounting is turned off (on the pod or its
-  ServiceAccount) it gets the ``kube-api-access-<suffix>`` projected volume — a bound token, the
-  cluster CA from the ``kube-root-ca.crt`` ConfigMap and the namespace — mounted read-only at
-  ``/var/run/secrets/kubernetes.io/serviceaccount`` in every container. A pod that names no
-  ``imagePullSecrets`` gets its ServiceAccount's (whether or not the token is mounted).
+(The ``ServiceAccount`` admission plugin, which gives pods their account and token volume, is
+:mod:`kybernetes.apiserver.admission.serviceaccount`.)
+
 - **TokenRequest** (``POST serviceaccounts/NAME/token``): a JWT signed with the cluster's service
   account key (ES256), for the given audiences and lifetime, optionally bound to a pod (the token
   dies with the pod).
@@ -27,9 +24,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 
 from kybernetes import errors
-from kybernetes.api.resources import Resource
 from kybernetes.api.timeutil import format_rfc3339
-from kybernetes.apiserver.registry.store import Registry, RequestContext, User, random_suffix
+from kybernetes.apiserver.registry.store import Registry, RequestContext, User
 
 Obj = dict[str, Any]
 
@@ -41,6 +37,15 @@ MIN_EXPIRATION = 600
 MAX_EXPIRATION = 48 * 3600
 
 
+async def cached_service_account(registry: Registry, namespace: str, name: str) -> Obj | None:
+    """A ServiceAccount as the watch cache has it (None if it does not exist)."""
+    r = registry.catalogue.get("", "v1", "serviceaccounts")
+    assert r is not None
+    cache = await registry.cacher.cache_for(r.key_prefix)
+    obj: Obj | None = cache.objects.get(r.key(namespace, name))
+    return obj
+
+
 class ServiceAccounts:
     def __init__(self, registry: Registry, key_path: Path) -> None:
         self.registry = registry
@@ -49,55 +54,8 @@ class ServiceAccounts:
         self._public = self._private.public_key()
         self._kid = uuid.uuid5(uuid.NAMESPACE_OID, pem.decode()).hex[:16]
 
-    def install(self, registry: Registry) -> None:
-        registry.create_hooks.setdefault(("", "Pod"), []).append(self.admit_pod)
-
-    # --- admission -----------------------------------------------------------------------
-
-    async def admit_pod(self, registry: Registry, r: Resource, pod: Obj, old: Obj | None,
-                        ctx: RequestContext) -> None:
-        spec = pod.get("spec")
-        if not isinstance(spec, dict):
-            return
-        if pod.get("metadata", {}).get("annotations", {}).get("kubernetes.io/config.mirror"):
-            return  # mirror pods of static pods get no service account
-        sa_name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
-        spec["serviceAccountName"] = sa_name
-        spec["serviceAccount"] = sa_name
-        sa = await self._service_account(pod.get("metadata", {}).get("namespace", ""), sa_name)
-        if not spec.get("imagePullSecrets") and sa and sa.get("imagePullSecrets"):
-            spec["imagePullSecrets"] = copy.deepcopy(sa["imagePullSecrets"])
-        automount = spec.get("automountServiceAccountToken")
-        if automount is None and sa:
-            automount = sa.get("automountServiceAccountToken")
-        if automount is False:
-            return
-        containers = [c for key in ("initContainers", "containers") for c in spec.get(key) or []
-                      if isinstance(c, dict)]
-        if any(m.get("mountPath") == TOKEN_MOUNT for c in containers for m in c.get("volumeMounts") or []
-               if isinstance(m, dict)):
-            return
-        name = "kube-api-access-" + random_suffix(5)
-        volumes = spec.setdefault("volumes", [])
-        if not isinstance(volumes, list):
-            return
-        volumes.append({"name": name, "projected": {"defaultMode": 420, "sources": [
-            {"serviceAccountToken": {"expirationSeconds": DEFAULT_EXPIRATION, "path": "token"}},
-            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1",
-                                                                          "fieldPath": "metadata.namespace"}}]}},
-        ]}})
-        for c in containers:
-            mounts = c.setdefault("volumeMounts", [])
-            if isinstance(mounts, list):
-                mounts.append({"name": name, "readOnly": True, "mountPath": TOKEN_MOUNT})
-
     async def _service_account(self, namespace: str, name: str) -> Obj | None:
-        r = self.registry.catalogue.get("", "v1", "serviceaccounts")
-        assert r is not None
-        cache = await self.registry.cacher.cache_for(r.key_prefix)
-        obj: Obj | None = cache.objects.get(r.key(namespace, name))
-        return obj
+        return await cached_service_account(self.registry, namespace, name)
 
     async def _pod(self, namespace: str, name: str) -> Obj | None:
         r = self.registry.catalogue.get("", "v1", "pods")

@@ -5,10 +5,12 @@ and ``pkg/apis/certificates/validation`` of Kubernetes 1.32.
 What is guaranteed:
 
 * create: ``spec.username``, ``uid``, ``groups`` and ``extra`` are the requesting user's, whatever
-  the client sent (the :func:`set_requestor` create hook, installed by :func:`install`; the user
-  lives in the request context, which strategies do not see); ``status`` starts empty, so nobody
-  creates a pre-approved request; a ``kube-apiserver-client`` request for ``O=system:masters`` is
-  refused (403, the CertificateSubjectRestriction admission plugin, :func:`restrict_subject`);
+  the client sent (the :func:`set_requestor` create step, installed by :func:`install`: Kubernetes'
+  PrepareForCreate reads the user from the request context, which strategies here do not see; it
+  is a registry step, not admission); ``status`` starts empty, so nobody creates a pre-approved
+  request; a ``kube-apiserver-client`` request for ``O=system:masters`` is refused after
+  validation (403, the CertificateSubjectRestriction admission plugin,
+  :mod:`kybernetes.apiserver.admission.certsubjectrestriction`);
 * PUT/PATCH of the object changes only metadata: spec and status come from the stored object;
 * ``/status`` takes everything but spec; Approved and Denied conditions it cannot add, remove or
   change (the stored ones are kept when their count is unchanged, a change of count is refused);
@@ -319,33 +321,14 @@ async def set_requestor(registry: Registry, r: Any, obj: Obj, old: Obj | None, c
         spec["extra"] = {k: list(vals) for k, vals in user.extra.items()}
 
 
-async def restrict_subject(registry: Registry, r: Any, obj: Obj, old: Obj | None, ctx: RequestContext) -> None:
-    """The CertificateSubjectRestriction admission plugin (on by default): no
-    ``kube-apiserver-client`` certificate for ``O=system:masters``, whoever asks (403)."""
-    spec = _spec(obj)
-    if spec.get("signerName") != certs.KUBE_APISERVER_CLIENT:
-        return
-    try:
-        info = certs.parse_csr(certs.decode_bytes(spec.get("request")))
-    except certs.CSRError:
-        return  # validation reports it, with the 422 Kubernetes gives before admission runs
-    if "system:masters" in info.organizations:
-        name = str((obj.get("metadata") or {}).get("name") or "")
-        raise errors.Forbidden(
-            f'certificatesigningrequests.certificates.k8s.io "{name}" is forbidden: use of '
-            f"{certs.KUBE_APISERVER_CLIENT} signer with system:masters group is not allowed",
-            details={"name": name, "group": "certificates.k8s.io", "kind": "certificatesigningrequests"})
-
-
 def install(registry: Registry) -> None:
-    """Register the create hooks: who asked (:func:`set_requestor`), then
-    CertificateSubjectRestriction (:func:`restrict_subject`)."""
-    registry.create_hooks.setdefault(("certificates.k8s.io", KIND), []).extend([set_requestor, restrict_subject])
+    """Register the create step that records who asked (:func:`set_requestor`)."""
+    registry.create_hooks.setdefault(("certificates.k8s.io", KIND), []).append(set_requestor)
 
 
 STRATEGIES: dict[tuple[str, str], Strategy] = {
     ("certificates.k8s.io", KIND): CertificateSigningRequestStrategy(),
 }
 
-__all__ = ["STRATEGIES", "decode_bytes", "install", "restrict_subject", "set_requestor", "validate_csr", "validate_csr_update",
+__all__ = ["STRATEGIES", "decode_bytes", "install", "set_requestor", "validate_csr", "validate_csr_update",
            "validate_signer_name"]

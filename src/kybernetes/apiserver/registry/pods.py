@@ -877,9 +877,6 @@ def validate_pod_template(
 
 # --- the Pod object --------------------------------------------------------------------------
 
-DEFAULT_TOLERATION_SECONDS = 300
-_NOT_READY = "node.kubernetes.io/not-ready"
-_UNREACHABLE = "node.kubernetes.io/unreachable"
 POD_PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
 
 _UPDATABLE_FIELDS_MESSAGE = (
@@ -937,22 +934,6 @@ def pod_qos_class(spec: dict[str, Any]) -> str:
     if guaranteed and requests.keys() == limits.keys() and all(requests[k] == limits[k] for k in requests):
         return "Guaranteed"
     return "Burstable"
-
-
-def add_default_tolerations(spec: dict[str, Any]) -> None:
-    """What the DefaultTolerationSeconds admission plugin does: tolerate not-ready/unreachable for 300s."""
-    tolerations = spec.get("tolerations")
-    if not isinstance(tolerations, list):
-        tolerations = []
-    for key in (_NOT_READY, _UNREACHABLE):
-        tolerated = any(
-            isinstance(t, dict) and t.get("key", "") in ("", key) and t.get("effect", "") in ("", "NoExecute")
-            for t in tolerations
-        )
-        if not tolerated:
-            tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute",
-                                "tolerationSeconds": DEFAULT_TOLERATION_SECONDS})
-    spec["tolerations"] = tolerations
 
 
 def validate_pod_spec_update(new: dict[str, Any], old: dict[str, Any], path: Path) -> list[FieldError]:
@@ -1039,7 +1020,6 @@ class PodStrategy(Strategy):
             return
         # Defaults first, so the QoS class sees the requests copied from limits.
         default_pod_spec(spec, pod=True)
-        add_default_tolerations(spec)
         if "priorityClassName" not in spec and "priority" not in spec:
             # The Priority admission plugin's answer when no class (and no global default) applies.
             spec["priority"] = 0
@@ -1052,9 +1032,8 @@ class PodStrategy(Strategy):
         spec, old_spec = new.get("spec"), as_dict(old.get("spec"))
         if not isinstance(spec, dict):
             return
-        # The DefaultTolerationSeconds and Priority admission plugins also run on updates, so a PUT of
-        # the object as the client first wrote it does not look like it removes what they added.
-        add_default_tolerations(spec)
+        # A PUT of the pod as the client first wrote it must not look like it removes what the
+        # Priority admission plugin added on create. (DefaultTolerationSeconds runs on updates.)
         for field in ("priority", "preemptionPolicy"):
             if field not in spec and field in old_spec:
                 spec[field] = old_spec[field]

@@ -6,13 +6,19 @@ Kubernetes' ``genericregistry.Store`` in Python. A request handler calls one of
 :class:`RequestContext`; the registry looks up the kind's strategy and runs:
 
     create: decode-check -> generateName -> uid/timestamps -> strategy.prepare_for_create
-            -> strategy.default -> hooks (allocate Service IPs) -> validate -> managedFields
-            -> store.create (409 AlreadyExists)
+            -> strategy.default -> mutating admission -> registry hooks -> validate
+            -> validating admission -> managedFields -> store.create (409 AlreadyExists)
     update: read current -> precondition (resourceVersion CAS) -> prepare_for_update / status
-            -> default -> validate_update -> generation bump -> managedFields -> no-op check
+            -> default -> mutating admission -> registry hooks -> validate_update
+            -> validating admission -> generation bump -> managedFields -> no-op check
             -> store.update (409 Conflict on a lost CAS; patch retries, PUT does not)
-    delete: preconditions -> finalizers (only mark deletionTimestamp) / graceful pods
-            -> store.delete
+    delete: preconditions -> admission (DELETE, the object as old object)
+            -> finalizers (only mark deletionTimestamp) / graceful pods -> store.delete
+
+Admission is :attr:`Registry.admission`, a :class:`~kybernetes.apiserver.admission.chain.Chain`
+(empty unless the server installs one); it runs on dry-run requests too. Registry hooks
+(``create_hooks``/``update_hooks``) are not admission: they are per-kind steps that need the store
+or the request (Service IP allocation, a CSR's requestor, a CRD's finalizer).
 
 Reads are served from the watch cache (:mod:`kybernetes.storage.cacher`), made consistent by
 waiting until the cache has applied every acknowledged write. A request runs in the form of the
@@ -42,6 +48,7 @@ from kybernetes.api import validation as v
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.selectors import FieldSelector, LabelSelector, object_fields
 from kybernetes.api.timeutil import format_rfc3339, now_rfc3339
+from kybernetes.apiserver.admission.chain import CREATE, DELETE, UPDATE, Attributes, Chain
 from kybernetes.apiserver.registry.conversion import Conversions, Stored
 from kybernetes.apiserver.registry.strategy import Strategy
 from kybernetes.storage import interface as st
@@ -222,7 +229,8 @@ class Registry:
         self.cacher = Cacher(store, decode)
         self.create_hooks: dict[tuple[str, str], list[Hook]] = {}
         self.update_hooks: dict[tuple[str, str], list[Hook]] = {}
-        self.delete_hooks: dict[tuple[str, str], list[Hook]] = {}
+        self.admission = Chain()
+        """The admission plugins (set by the server from its flags; none by default)."""
         self.custom_schemas: dict[tuple[str, str, str], schemas.Schema] = {}
         """CRD (group, version, kind) -> its structural schema (set by the CRD handler)."""
         self.custom_strategies: dict[tuple[str, str], Strategy] = {}
@@ -527,24 +535,6 @@ class Registry:
         obj["kind"] = r.kind
         obj["apiVersion"] = r.api_version
 
-    async def _check_namespace(self, r: Resource, namespace: str, creating: bool = True) -> None:
-        if not r.namespaced:
-            return
-        ns_res = self.catalogue.get("", "v1", "namespaces")
-        assert ns_res is not None
-        cache = await self._cache(ns_res)
-        ns = cache.objects.get(ns_res.key("", namespace))
-        if ns is None:
-            raise errors.NotFound.of("namespaces", namespace)
-        if creating and ns.get("metadata", {}).get("deletionTimestamp"):
-            raise errors.Forbidden(
-                f'{r.plural} "{namespace}" is forbidden: unable to create new content in namespace {namespace} '
-                "because it is being terminated",
-                details={"name": namespace, "kind": r.plural,
-                         "causes": [{"reason": "NamespaceTerminating", "message": f"namespace {namespace} is being terminated",
-                                     "field": "metadata.namespace"}]},
-            )
-
     def _validate(self, r: Resource, obj: Obj, old: Obj | None) -> None:
         s = self.strategy(r)
         meta = obj.get("metadata", {})
@@ -572,6 +562,7 @@ class Registry:
             del meta["namespace"]
         if meta.get("resourceVersion"):
             raise errors.BadRequest("resourceVersion should not be set on objects to be created")
+        requested_name = str(meta.get("name") or "")  # admission sees "" when the name is generated
         if not meta.get("name") and meta.get("generateName"):
             gen = str(meta["generateName"])
             meta["name"] = gen[:58] + random_suffix(5)
@@ -585,10 +576,12 @@ class Registry:
             meta["generation"] = 1
         s.prepare_for_create(obj)
         s.default(obj)
-        await self._check_namespace(r, namespace)
+        attrs = _attributes(r, CREATE, namespace, requested_name, obj, None, ctx)
+        await self.admission.admit(attrs)
         for hook in self.create_hooks.get((r.group, r.kind), ()):
             await hook(self, r, obj, None, ctx)
         self._validate(r, obj, None)
+        await self.admission.validate(attrs)
         self._manage_fields(r, None, obj, ctx, "Update")
         name = meta["name"]
         if ctx.dry_run:
@@ -668,6 +661,8 @@ class Registry:
         else:
             s.prepare_for_update(new, old)
         s.default(new)
+        attrs = _attributes(r, UPDATE, namespace, name, new, old, ctx, subresource)
+        await self.admission.admit(attrs)
         for hook in self.update_hooks.get((r.group, r.kind), ()):
             await hook(self, r, new, old, ctx)
         if subresource:
@@ -681,6 +676,7 @@ class Registry:
             v.raise_if_errors(r.kind, name, errs, r.group)
         else:
             self._validate(r, new, old)
+        await self.admission.validate(attrs)
         if s.tracks_generation and not subresource and s.generation_changed(new, old):
             meta["generation"] = int(old_meta.get("generation") or 0) + 1
         if managed:
@@ -854,8 +850,9 @@ class Registry:
                     why=f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
                         f"ResourceVersion in object meta: {meta.get('resourceVersion')}",
                 )
-            for hook in self.delete_hooks.get((r.group, r.kind), ()):
-                await hook(self, r, obj, None, ctx)
+            attrs = _attributes(r, DELETE, namespace, name, None, obj, ctx, options=opts)
+            await self.admission.admit(attrs)
+            await self.admission.validate(attrs)
             updated = copy.deepcopy(obj)
             umeta = updated["metadata"]
             finalizers = list(umeta.get("finalizers") or [])
@@ -1062,6 +1059,13 @@ def _pinned_resource_version(patch_type: str, patch: Any) -> str | None:
     meta = patch.get("metadata") if isinstance(patch, dict) else None
     rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
     return str(rv) if rv else None
+
+
+def _attributes(r: Resource, operation: str, namespace: str, name: str, obj: Obj | None, old: Obj | None,
+                ctx: RequestContext, subresource: str = "", options: Any = None) -> Attributes:
+    """The admission record of one request."""
+    return Attributes(operation, r.group, r.version, r.plural, r.kind, namespace, name, obj, old, ctx.user,
+                      subresource, ctx.dry_run, options)
 
 
 def _in_seconds(seconds: int) -> str:

@@ -1,0 +1,168 @@
+"""The admission chain: named plugins, run in a fixed order, in two phases.
+
+kube-apiserver's ``k8s.io/apiserver/pkg/admission`` in Python. A write passes admission twice:
+
+* **mutating** (:meth:`Chain.admit`), after the strategy's defaulting and before its validation:
+  plugins may change ``attrs.object`` in place (ServiceAccount mounts the token, Priority sets
+  ``spec.priority``...);
+* **validating** (:meth:`Chain.validate`), after the strategy's validation and before the write:
+  plugins may only refuse (raise a :class:`~kybernetes.errors.StatusError`, usually
+  :func:`forbidden`); a plugin with side effects (ResourceQuota charges its quotas) belongs here,
+  so that it only ever acts on an object that passed validation.
+
+The contract for callers (today the generic store, :mod:`kybernetes.apiserver.registry.store`;
+tomorrow each resource's REST object): build one :class:`Attributes` per request, call
+``await chain.admit(attrs)`` once the object is defaulted, validate, then call
+``await chain.validate(attrs)`` with the same record, then write. Both run on dry-run requests
+too (``attrs.dry_run``): a plugin must then decide as usual but change nothing outside the
+object. CREATE carries ``object``; UPDATE carries ``object`` and ``old_object``; DELETE carries
+``old_object`` (the object being deleted) and no ``object``; a subresource write names it in
+``subresource``. An empty :class:`Chain` admits everything.
+
+A plugin is any object with ``handles(operation) -> bool`` and an ``async admit(attrs)``
+(:class:`MutationInterface`), an ``async validate(attrs)`` (:class:`ValidationInterface`), or
+both. It may narrow itself to some resources with ``resources`` (a set of ``(group, plural)``;
+``None`` for all), which lets the chain skip it without a call. Which plugins exist, their order
+and which are on by default live in :mod:`.plugins`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from kybernetes import errors
+
+if TYPE_CHECKING:
+    from kybernetes.apiserver.registry.store import Registry, User
+
+Obj = dict[str, Any]
+
+CREATE = "CREATE"
+UPDATE = "UPDATE"
+DELETE = "DELETE"
+CONNECT = "CONNECT"
+OPERATIONS = frozenset({CREATE, UPDATE, DELETE, CONNECT})
+
+
+@dataclass
+class Attributes:
+    """What a plugin knows about one request (Kubernetes' ``admission.Attributes``)."""
+
+    operation: str
+    """CREATE, UPDATE, DELETE or CONNECT."""
+    group: str
+    version: str
+    resource: str
+    """The plural (``pods``), as in Kubernetes' GroupVersionResource."""
+    kind: str
+    namespace: str
+    name: str
+    """Empty on a create that asks for a generated name (the object then has only ``generateName``)."""
+    object: Obj | None
+    old_object: Obj | None
+    user: User
+    subresource: str = ""
+    dry_run: bool = False
+    options: Any = None
+    """The operation's options (DeleteOptions on DELETE), if the caller has any."""
+
+    @property
+    def group_resource(self) -> str:
+        """``deployments.apps``, or ``pods`` for the core group (``GroupResource.String()``)."""
+        return f"{self.resource}.{self.group}" if self.group else self.resource
+
+
+@runtime_checkable
+class MutationInterface(Protocol):
+    """A plugin that may change the object (runs in the mutating phase)."""
+
+    def handles(self, operation: str) -> bool: ...
+
+    async def admit(self, attrs: Attributes) -> None: ...
+
+
+@runtime_checkable
+class ValidationInterface(Protocol):
+    """A plugin that may only refuse (runs in the validating phase)."""
+
+    def handles(self, operation: str) -> bool: ...
+
+    async def validate(self, attrs: Attributes) -> None: ...
+
+
+class Handler:
+    """A base for plugins: handles the operations it names (``admission.NewHandler``) and, if
+    ``resources`` is set, only those ``(group, plural)`` resources."""
+
+    operations: frozenset[str] = OPERATIONS
+    resources: frozenset[tuple[str, str]] | None = None
+
+    def handles(self, operation: str) -> bool:
+        return operation in self.operations
+
+
+@dataclass
+class PluginInit:
+    """What a plugin may ask for when it is built (Kubernetes' plugin initializers)."""
+
+    registry: Registry
+
+
+def forbidden(attrs: Attributes, message: str) -> errors.Forbidden:
+    """A plugin's refusal (``admission.NewForbidden``): 403, ``<resource> "<name>" is forbidden:
+    <message>``; the name is the request's, else the object's ``generateName``."""
+    name = attrs.name
+    if not name:
+        obj = attrs.object if attrs.object is not None else attrs.old_object
+        meta = (obj or {}).get("metadata")
+        if isinstance(meta, dict):
+            name = str(meta.get("generateName") or meta.get("name") or "")
+    what = attrs.group_resource
+    text = f'{what} "{name}" is forbidden: {message}' if name else f"{what} is forbidden: {message}"
+    details: dict[str, Any] = {"kind": attrs.resource}
+    if name:
+        details["name"] = name
+    if attrs.group:
+        details["group"] = attrs.group
+    return errors.Forbidden(text, details=details)
+
+
+def _covers(plugin: Any, group_resource: tuple[str, str]) -> bool:
+    resources = getattr(plugin, "resources", None)
+    return resources is None or group_resource in resources
+
+
+class Chain:
+    """The enabled plugins, in order; each phase runs the ones that implement it."""
+
+    def __init__(self, plugins: Iterable[tuple[str, Any]] = ()) -> None:
+        self.plugins: list[tuple[str, Any]] = list(plugins)
+        self._mutating = [p for _n, p in self.plugins if isinstance(p, MutationInterface)]
+        self._validating = [p for _n, p in self.plugins if isinstance(p, ValidationInterface)]
+        self._for: dict[tuple[bool, str, str, str], list[Any]] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return [n for n, _p in self.plugins]
+
+    def _selected(self, validating: bool, attrs: Attributes) -> list[Any]:
+        key = (validating, attrs.operation, attrs.group, attrs.resource)
+        found = self._for.get(key)
+        if found is None:
+            pool = self._validating if validating else self._mutating
+            gr = (attrs.group, attrs.resource)
+            found = [p for p in pool if p.handles(attrs.operation) and _covers(p, gr)]
+            self._for[key] = found
+        return found
+
+    async def admit(self, attrs: Attributes) -> None:
+        """The mutating phase: each mutating plugin that handles the request, in order."""
+        for plugin in self._selected(False, attrs):
+            await plugin.admit(attrs)
+
+    async def validate(self, attrs: Attributes) -> None:
+        """The validating phase: each validating plugin that handles the request, in order."""
+        for plugin in self._selected(True, attrs):
+            await plugin.validate(attrs)
