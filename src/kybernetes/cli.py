@@ -11,11 +11,15 @@ import importlib
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from kybernetes import aiorun
-from kybernetes.apiserver.server import APIServer, APIServerConfig, default_data_dir
+from kybernetes.paths import default_data_dir
+
+if TYPE_CHECKING:
+    from kybernetes.apiserver.server import APIServer, APIServerConfig
 
 
 def _setup_logging(verbose: int) -> None:
@@ -67,6 +71,8 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
             tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
             compact_interval: float, compact_keep: int, max_requests_inflight: int = 400,
             max_mutating_requests_inflight: int = 200) -> APIServerConfig:
+    from kybernetes.apiserver.server import APIServerConfig
+
     if max_requests_inflight + max_mutating_requests_inflight <= 0:
         raise click.UsageError(f"invalid configuration: MaxRequestsInFlight={max_requests_inflight} and "
                                f"MaxMutatingRequestsInFlight={max_mutating_requests_inflight}; they must add up to "
@@ -88,8 +94,8 @@ class LazyGroup(click.Group):
     """Subcommands that live in their component's package, imported only when used.
 
     Each component owns its command line (``kybernetes.scheduler.cmd`` ...); the CLI only names
-    them, so ``kyb apiserver`` does not import the scheduler, and a component's import cost is
-    paid only by the command that runs it.
+    them, so ``kyb apiserver`` does not import the scheduler (nor ``kyb agent`` the API server),
+    and a component's import cost is paid only by the command that runs it.
     """
 
     lazy: dict[str, str] = {
@@ -97,7 +103,7 @@ class LazyGroup(click.Group):
         "scheduler": "kybernetes.scheduler.cmd:scheduler_command",
         "explain-scheduling": "kybernetes.scheduler.cmd:explain_command",
         "hollow-nodes": "kybernetes.hollow.cmd:command",
-        "image": "kybernetes.images.cmd:image_group",
+        "image": "kybernetes.kubelet.imagecmd:image_group",
         "kubelet": "kybernetes.kubelet.cmd:command",
         "proxy": "kybernetes.proxy.cmd:command",
         "agent": "kybernetes.agent:command",
@@ -168,6 +174,8 @@ def apiserver(data_dir: Path | None, bind_address: str, advertise_address: str, 
               verbose: int, compact_interval: float, compact_keep: int, max_requests_inflight: int,
               max_mutating_requests_inflight: int) -> None:
     """Run the API server alone."""
+    from kybernetes.apiserver.server import APIServer
+
     _setup_logging(verbose)
     cfg = _config(data_dir, bind_address, advertise_address, https_port, datastore_endpoint, tls_san, service_cluster_ip_range,
                   token_auth_file, compact_interval, compact_keep, max_requests_inflight,

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import os
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from kybernetes.apiserver.auth.serviceaccounts import ServiceAccounts
 from kybernetes.apiserver.componentstatus import ComponentStatuses
 from kybernetes.apiserver.crds import CRDController
 from kybernetes.apiserver.flowcontrol import FlowControl
+from kybernetes.apiserver.join.service import JoinService
 from kybernetes.apiserver.registry import builtin_conversions, builtin_strategies, certificates
 from kybernetes.apiserver.registry.store import Registry, RequestContext, User
 from kybernetes.apiserver.transport import discovery, openapi_pb
@@ -51,7 +51,6 @@ from kybernetes.apiserver.transport.requests import (
     pretty_requested,
 )
 from kybernetes.httpserver import AnyResponse, HTTPServer, Request, Response
-from kybernetes.join import JoinService
 from kybernetes.pki import PKI, kubeconfig, write_kubeconfig
 from kybernetes.storage.interface import Store
 
@@ -96,12 +95,6 @@ class APIServerConfig:
     max_mutating_requests_inflight: int = 200
     """Their sum is the concurrency API Priority and Fairness divides among priority levels."""
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def default_data_dir() -> Path:
-    if os.geteuid() == 0:
-        return Path("/var/lib/kybernetes")
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / "kybernetes"
 
 
 async def open_store(config: APIServerConfig) -> Store:
@@ -319,7 +312,7 @@ class APIServer:
             # responsewriters.WriteRawJSON: always indented, no newline at the end.
             return json_response(KUBERNETES_VERSION, pretty=True)
         if JoinService.handles(path):
-            # Node join (kybernetes.join): /cacerts is public, the credentials endpoint
+            # Node join (kybernetes.apiserver.join): /cacerts is public, the credentials endpoint
             # authenticates the join token itself, so both come before normal authentication.
             assert self.join is not None
             return await self.join.handle(request)

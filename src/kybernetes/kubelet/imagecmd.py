@@ -5,13 +5,14 @@
 
 `import` uses the node's containerd when it is running (DATA/containerd/containerd.sock answers);
 otherwise it starts a temporary containerd on the same data directory, imports, and stops it, so
-the images are there when the node starts. Images keep the names their archives carry.
+the images are there when the node starts. Images keep the names their archives carry. It lives
+with the kubelet because it drives the node's containerd; the images themselves are
+:mod:`kybernetes.images`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import tomllib
 from pathlib import Path
 
@@ -19,13 +20,7 @@ import click
 
 from kybernetes.images.importer import import_images
 from kybernetes.images.oci import BUILTIN_IMAGES, write_builtin_images
-
-
-def default_data_dir() -> Path:
-    # The same default as the server and agent (kept here so images do not import the apiserver).
-    if os.geteuid() == 0:
-        return Path("/var/lib/kybernetes")
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / "kybernetes"
+from kybernetes.paths import default_data_dir
 
 
 def _configured_snapshotter(config_path: Path) -> str | None:
