@@ -61,8 +61,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kybernetes import aiorun, join
+from kybernetes.datadir import default_agent_data_dir, proxy_table
 from kybernetes.fileutil import write_atomic
-from kybernetes.kubelet.leftovers import proxy_table
 from kybernetes.pki import kubeconfig, write_kubeconfig
 
 log = logging.getLogger(__name__)
@@ -77,12 +77,6 @@ class JoinError(Exception):
 
 class Unreachable(Exception):
     """The server did not answer (or answered 5xx): worth retrying."""
-
-
-def default_agent_data_dir() -> Path:
-    if os.geteuid() == 0:
-        return Path("/var/lib/kybernetes-agent")
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / "kybernetes-agent"
 
 
 @dataclass
@@ -345,18 +339,7 @@ def join_with_retry(cfg: AgentConfig, cancel: threading.Event | None = None) -> 
 # --- the kubelet ---------------------------------------------------------------------------------------
 
 
-def _kubelet_options() -> set[str]:
-    """The flags this build's ``kyb kubelet`` takes, so the agent passes only those it knows."""
-    from kybernetes.kubelet.cmd import command
-
-    opts: set[str] = set()
-    for p in command.params:
-        opts.update(getattr(p, "opts", []))
-    return opts
-
-
 def kubelet_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
-    known = _kubelet_options()
     args = [sys.executable, "-m", "kybernetes.cli", "kubelet",
             "--kubeconfig", str(creds.kubeconfig), "--node-name", cfg.node_name,
             "--data-dir", str(cfg.data_dir), "--port", str(cfg.kubelet_port),
@@ -370,9 +353,9 @@ def kubelet_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
         ("--client-ca-file", str(creds.ca)),
     ]
     for flag, value in optional:
-        if value and flag in known:
+        if value:
             args += [flag, value]
-    if cfg.verbose and "-v" in known:
+    if cfg.verbose:
         args.append("-" + "v" * cfg.verbose)
     return args + cfg.kubelet_args
 

@@ -28,8 +28,8 @@ from pathlib import Path
 import click
 
 from kybernetes import aiorun
+from kybernetes.apiserver.join.tokens import server_token
 from kybernetes.apiserver.server import APIServer, APIServerConfig
-from kybernetes.join import server_token
 from kybernetes.pki import kubeconfig, write_kubeconfig
 
 log = logging.getLogger(__name__)

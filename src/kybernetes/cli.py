@@ -11,13 +11,15 @@ import importlib
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from kybernetes import aiorun
-from kybernetes.apiserver.admission.plugins import REGISTERED, flag_error, split_flag, validate_flags
-from kybernetes.apiserver.server import APIServer, APIServerConfig
 from kybernetes.datadir import default_data_dir
+
+if TYPE_CHECKING:
+    from kybernetes.apiserver.server import APIServer, APIServerConfig
 
 
 def _setup_logging(verbose: int) -> None:
@@ -42,11 +44,11 @@ async def _run_until_signal(server: APIServer, announce: bool) -> None:
 
 def _common_options(f):  # type: ignore[no-untyped-def]
     f = click.option("--disable-admission-plugins", multiple=True, metavar="NAMES",
-                     help="Admission plugins to turn off although on by default (comma-separated): "
-                          + ", ".join(REGISTERED) + ".")(f)
+                     help="Admission plugins to turn off although on by default (comma-separated; "
+                          "the names are kube-apiserver's).")(f)
     f = click.option("--enable-admission-plugins", multiple=True, metavar="NAMES",
                      help="Admission plugins to turn on besides the default ones (comma-separated; "
-                          "their order does not matter): " + ", ".join(REGISTERED) + ".")(f)
+                          "their order does not matter).")(f)
     f = click.option("--compact-interval", type=float, default=60.0, hidden=True,
                      help="Seconds between store compactions.")(f)
     f = click.option("--compact-keep", type=int, default=1000, hidden=True,
@@ -76,6 +78,9 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
             compact_interval: float, compact_keep: int, max_requests_inflight: int = 400,
             max_mutating_requests_inflight: int = 200, enable_admission_plugins: tuple[str, ...] = (),
             disable_admission_plugins: tuple[str, ...] = ()) -> APIServerConfig:
+    from kybernetes.apiserver.admission.plugins import flag_error, split_flag, validate_flags
+    from kybernetes.apiserver.server import APIServerConfig
+
     enable, disable = split_flag(enable_admission_plugins), split_flag(disable_admission_plugins)
     problems = validate_flags(enable, disable)
     if problems:
@@ -102,8 +107,8 @@ class LazyGroup(click.Group):
     """Subcommands that live in their component's package, imported only when used.
 
     Each component owns its command line (``kybernetes.scheduler.cmd`` ...); the CLI only names
-    them, so ``kyb apiserver`` does not import the scheduler, and a component's import cost is
-    paid only by the command that runs it.
+    them, so ``kyb apiserver`` does not import the scheduler (nor ``kyb agent`` the API server),
+    and a component's import cost is paid only by the command that runs it.
     """
 
     lazy: dict[str, str] = {
@@ -111,7 +116,7 @@ class LazyGroup(click.Group):
         "scheduler": "kybernetes.scheduler.cmd:scheduler_command",
         "explain-scheduling": "kybernetes.scheduler.cmd:explain_command",
         "hollow-nodes": "kybernetes.hollow.cmd:command",
-        "image": "kybernetes.images.cmd:image_group",
+        "image": "kybernetes.kubelet.imagecmd:image_group",
         "killall": "kybernetes.kubelet.killall:killall_command",
         "uninstall": "kybernetes.kubelet.killall:uninstall_command",
         "kubelet": "kybernetes.kubelet.cmd:command",
@@ -194,6 +199,8 @@ def apiserver(data_dir: Path | None, bind_address: str, advertise_address: str, 
               max_mutating_requests_inflight: int, enable_admission_plugins: tuple[str, ...],
               disable_admission_plugins: tuple[str, ...]) -> None:
     """Run the API server alone."""
+    from kybernetes.apiserver.server import APIServer
+
     _setup_logging(verbose)
     cfg = _config(data_dir, bind_address, advertise_address, https_port, datastore_endpoint, tls_san, service_cluster_ip_range,
                   token_auth_file, compact_interval, compact_keep, max_requests_inflight,

@@ -20,11 +20,27 @@ PID_FILE = "kyb.pid"
 """In a server's or agent's data dir: the PID of the `kyb server` or `kyb agent` running on it."""
 
 
-def default_data_dir() -> Path:
-    """`kyb server`'s data directory when none is given."""
+def _data_dir(name: str) -> Path:
     if os.geteuid() == 0:
-        return Path("/var/lib/kybernetes")
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / "kybernetes"
+        return Path("/var/lib") / name
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / name
+
+
+def default_data_dir() -> Path:
+    """`kyb server`'s data dir when none is given (its store, PKI, join tokens, and this machine's
+    node): /var/lib/kybernetes for root, $XDG_DATA_HOME/kybernetes (~/.local/share) for others."""
+    return _data_dir("kybernetes")
+
+
+def default_agent_data_dir() -> Path:
+    """`kyb agent`'s data dir (its pinned CA, node credentials and node state)."""
+    return _data_dir("kybernetes-agent")
+
+
+def proxy_table(bridge: str) -> str:
+    """The nftables table (family ip) of the kube-proxy serving the node on `bridge`: the agent
+    names it, `kyb killall` removes it."""
+    return f"kyb-proxy-{bridge}"
 
 
 def is_server_dir(data_dir: Path) -> bool:

@@ -1,10 +1,10 @@
 """``kyb token``: create, list and revoke node join tokens on the server's machine.
 
-These commands edit the server's token file (``DATA_DIR/join-tokens``, see ``kybernetes.join``)
-directly; the API server re-reads it on every join request, so a new token works and a deleted
-one stops working at once, with no API call and no restart. Being file-based, they run where the
-server's data dir is, as the user that owns it (root for /var/lib/kybernetes) — the same trust as
-reading the CA key next to it.
+These commands edit the server's token file (``DATA_DIR/join-tokens``, see
+``kybernetes.apiserver.join.tokens``) directly; the API server re-reads it on every join request,
+so a new token works and a deleted one stops working at once, with no API call and no restart.
+Being file-based, they run where the server's data dir is, as the user that owns it (root for
+/var/lib/kybernetes) — the same trust as reading the CA key next to it.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import click
 
-from kybernetes import join
+from kybernetes.apiserver.join import tokens
 from kybernetes.datadir import default_data_dir
+from kybernetes.join import format_token
 
 
 def _data_dir(data_dir: Path | None) -> Path:
@@ -39,8 +40,8 @@ def token_group() -> None:
 def create(data_dir: Path | None, ttl: str, description: str) -> None:
     """Make a join token and print it (the only output, for scripts)."""
     try:
-        lifetime = join.parse_duration(ttl)
-        token = join.create_token(_data_dir(data_dir), ttl=lifetime, description=description)
+        lifetime = tokens.parse_duration(ttl)
+        token = tokens.create_token(_data_dir(data_dir), ttl=lifetime, description=description)
     except (ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(token)
@@ -52,19 +53,19 @@ def list_(data_dir: Path | None) -> None:
     """Live tokens: the full token, when it expires, and its description."""
     d = _data_dir(data_dir)
     try:
-        ca_pem = join.read_ca(d)
+        ca_pem = tokens.read_ca(d)
     except FileNotFoundError as e:
         raise click.ClickException(str(e)) from None
     now = dt.datetime.now(dt.UTC)
-    rows = [(join.format_token(ca_pem, e.secret), _expires(e, now), e.description)
-            for e in join.load_tokens(d) if not e.expired(now)]
+    rows = [(format_token(ca_pem, e.secret), _expires(e, now), e.description)
+            for e in tokens.load_tokens(d) if not e.expired(now)]
     width = max((len(r[0]) for r in rows), default=5)
     click.echo(f"{'TOKEN':<{width}}  {'EXPIRES':<20}  DESCRIPTION")
     for token, expires, description in rows:
         click.echo(f"{token:<{width}}  {expires:<20}  {description}")
 
 
-def _expires(e: join.TokenEntry, now: dt.datetime) -> str:
+def _expires(e: tokens.TokenEntry, now: dt.datetime) -> str:
     at = e.expires_at()
     if at is None:
         return "never"
@@ -78,6 +79,6 @@ def _expires(e: join.TokenEntry, now: dt.datetime) -> str:
 @click.argument("token")
 def delete(data_dir: Path | None, token: str) -> None:
     """Revoke TOKEN (the full token, or its secret). Nodes that joined keep their certificates."""
-    if not join.delete_token(_data_dir(data_dir), token):
+    if not tokens.delete_token(_data_dir(data_dir), token):
         raise click.ClickException("no such token")
     click.echo("token deleted")

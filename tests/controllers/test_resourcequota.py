@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from kybernetes import errors
-from kybernetes.apiserver.admission.quota import object_usage, pod_constraints, quota_usage, sources_for
+from kybernetes.api.quota_usage import object_usage, pod_constraints, quota_usage, sources_for
 from kybernetes.client.rest import Client
 from kybernetes.client.workqueue import FakeClock
 from kybernetes.controllers.resourcequota import DECREASE_CONFIRM_DELAY, ResourceQuotaController, lowers

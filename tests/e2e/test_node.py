@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 
-from kybernetes import join
+from kybernetes.apiserver.join.tokens import server_token
 from kybernetes.images.importer import push_to_registry
 from kybernetes.images.oci import BUSYBOX_IMAGE, build_busybox_image
 from kybernetes.kubelet.containerd import cleanup_mounts, kill_pids, mounts_under
@@ -265,7 +265,7 @@ class Node:
         data_dir = Path(tempfile.mkdtemp(prefix="kybe2e-", dir="/tmp")).resolve()
         bridge = f"kye{self.octet}{chr(ord('a') + index)}"
         log_path = self.tmp / f"agent-{name}.log"
-        token = join.server_token(self.server.data_dir)
+        token = server_token(self.server.data_dir)
         with open(log_path, "ab") as out:
             proc = subprocess.Popen(
                 [*KYB, "agent", "--server", self.server.url, "--token", token, "--data-dir", str(data_dir),

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from kybernetes import join
+from kybernetes.apiserver.join.tokens import server_token
 from kybernetes.kubelet.containerd import kill_pids, mounts_under, process_alive
 from kybernetes.testing import ServerProcess, free_network_octet
 
@@ -155,7 +155,7 @@ def test_killall_then_a_new_node_on_the_same_bridge_then_uninstall(net: Net) -> 
         assert ip_a in message and veth_a in message and f"kyb killall --data-dir {a}" in message, message
         # So does an agent (before it talks to any server).
         agent_dir = b / "lone-agent"
-        res = subprocess.run([*KYB, "agent", "--server", "https://127.0.0.1:1", "--token", join.server_token(a),
+        res = subprocess.run([*KYB, "agent", "--server", "https://127.0.0.1:1", "--token", server_token(a),
                               "--data-dir", str(agent_dir), "--cni-bridge", net.bridge, "--node-name", "lone"],
                              capture_output=True, text=True, timeout=60)
         assert res.returncode == 1 and f"bridge {net.bridge} holds pods" in res.stderr, res.stderr

@@ -30,6 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kybernetes import join
 from kybernetes.agent import AgentConfig, JoinError, ensure_credentials
+from kybernetes.apiserver.join import tokens
 from kybernetes.kubelet.containerd import Containerd, cleanup_mounts, kill_pids, mounts_under
 from kybernetes.testing import ServerProcess, free_port
 
@@ -110,13 +111,13 @@ def test_parse_token_and_duration() -> None:
     for bad in ("secret", "K10abc::node:x", "K10" + "ab" * 32 + "::admin:x", "K10" + "ab" * 32 + "::node:"):
         with pytest.raises(ValueError):
             join.parse_token(bad)
-    assert join.parse_duration("24h") == dt.timedelta(hours=24)
-    assert join.parse_duration("1h30m") == dt.timedelta(minutes=90)
-    assert join.parse_duration("7d") == dt.timedelta(days=7)
-    assert join.parse_duration("0") is None
+    assert tokens.parse_duration("24h") == dt.timedelta(hours=24)
+    assert tokens.parse_duration("1h30m") == dt.timedelta(minutes=90)
+    assert tokens.parse_duration("7d") == dt.timedelta(days=7)
+    assert tokens.parse_duration("0") is None
     for bad in ("", "1x", "h", "5 m"):
         with pytest.raises(ValueError):
-            join.parse_duration(bad)
+            tokens.parse_duration(bad)
 
 
 def test_token_cli_create_list_delete(server: ServerProcess) -> None:
@@ -126,7 +127,7 @@ def test_token_cli_create_list_delete(server: ServerProcess) -> None:
     assert parsed.ca_hash == join.ca_hash(ca_pem)
     listing = kyb("token", "list", "--data-dir", str(server.data_dir)).stdout
     assert token in listing and "for the list test" in listing
-    assert oct((server.data_dir / join.TOKENS_FILE).stat().st_mode & 0o777) == "0o600"
+    assert oct((server.data_dir / tokens.TOKENS_FILE).stat().st_mode & 0o777) == "0o600"
     kyb("token", "delete", "--data-dir", str(server.data_dir), token)
     assert token not in kyb("token", "list", "--data-dir", str(server.data_dir)).stdout
     res = kyb("token", "delete", "--data-dir", str(server.data_dir), token, check=False)
@@ -221,7 +222,7 @@ def test_renewal_uses_the_node_certificate_not_the_token(server: ServerProcess, 
 
 def test_wrong_secret_is_refused(server: ServerProcess, tmp_path: Path) -> None:
     token = create_token(server)
-    wrong = token.rsplit(":", 1)[0] + ":" + join.new_secret()
+    wrong = token.rsplit(":", 1)[0] + ":" + tokens.new_secret()
     res = run_agent(server.url, wrong, tmp_path / "agent", "node-wrong")
     assert res.returncode == 1, res.stderr
     assert "refused the join token" in res.stderr

@@ -18,7 +18,6 @@ import aiohttp
 import pytest
 from click.testing import CliRunner
 
-from kybernetes.images.cmd import image_group, import_into_node
 from kybernetes.images.importer import import_images, push_to_registry
 from kybernetes.images.oci import (
     BUSYBOX_IMAGE,
@@ -29,6 +28,7 @@ from kybernetes.images.oci import (
 )
 from kybernetes.kubelet.containerd import Containerd, write_registry_host
 from kybernetes.kubelet.cri import CRIClient
+from kybernetes.kubelet.imagecmd import image_group, import_into_node
 from kybernetes.kubelet.images import import_builtin_images
 from kybernetes.testing import stop_process
 from tests.node.conftest import (

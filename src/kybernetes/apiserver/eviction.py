@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from kybernetes import errors
 from kybernetes.api.podutil import is_pod_ready
+from kybernetes.api.policy import set_disruption_allowed_condition
 from kybernetes.api.selectors import from_label_selector_object
 from kybernetes.api.timeutil import now_rfc3339
 
@@ -72,25 +73,6 @@ def _can_ignore_pdb(pod: Obj) -> bool:
 def _enforce_rv(pod: Obj) -> bool:
     phase = _d(pod.get("status")).get("phase")
     return not (phase in ("Succeeded", "Failed") or _d(pod.get("metadata")).get("deletionTimestamp"))
-
-
-def set_disruption_allowed_condition(status: Obj) -> None:
-    """The budget's DisruptionAllowed condition from its disruptionsAllowed (SetStatusCondition rules)."""
-    allowed = int(status.get("disruptionsAllowed") or 0) > 0
-    want: dict[str, Any] = {"type": "DisruptionAllowed", "status": "True" if allowed else "False",
-            "reason": "SufficientPods" if allowed else "InsufficientPods", "message": "",
-            "observedGeneration": int(status.get("observedGeneration") or 0)}
-    conds = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
-    for i, c in enumerate(conds):
-        if c.get("type") == "DisruptionAllowed":
-            # The transition time only moves when the status flips.
-            want["lastTransitionTime"] = c.get("lastTransitionTime") if c.get("status") == want["status"] else now_rfc3339()
-            conds[i] = want
-            break
-    else:
-        want["lastTransitionTime"] = now_rfc3339()
-        conds.append(want)
-    status["conditions"] = conds
 
 
 def _delete_options(body: Obj, query_dry_run: bool) -> DeleteOptions:
@@ -303,4 +285,4 @@ async def evict(registry: Registry, pods: Resource, namespace: str, name: str, b
     return await Evictor(registry, pods, ctx).evict(namespace, name, body)
 
 
-__all__ = ["VIOLATION", "Evictor", "evict", "set_disruption_allowed_condition"]
+__all__ = ["VIOLATION", "Evictor", "evict"]

@@ -40,6 +40,7 @@ from kybernetes.apiserver.auth.serviceaccounts import ServiceAccounts
 from kybernetes.apiserver.componentstatus import ComponentStatuses
 from kybernetes.apiserver.crds import CRDController
 from kybernetes.apiserver.flowcontrol import FlowControl
+from kybernetes.apiserver.join.service import JoinService
 from kybernetes.apiserver.registry import builtin_conversions, builtin_strategies, certificates
 from kybernetes.apiserver.registry.store import Registry, RequestContext, User
 from kybernetes.apiserver.transport import discovery, openapi_pb
@@ -52,7 +53,6 @@ from kybernetes.apiserver.transport.requests import (
     pretty_requested,
 )
 from kybernetes.httpserver import AnyResponse, HTTPServer, Request, Response
-from kybernetes.join import JoinService
 from kybernetes.pki import PKI, kubeconfig, write_kubeconfig
 from kybernetes.storage.interface import Store
 
@@ -321,7 +321,7 @@ class APIServer:
             # responsewriters.WriteRawJSON: always indented, no newline at the end.
             return json_response(KUBERNETES_VERSION, pretty=True)
         if JoinService.handles(path):
-            # Node join (kybernetes.join): /cacerts is public, the credentials endpoint
+            # Node join (kybernetes.apiserver.join): /cacerts is public, the credentials endpoint
             # authenticates the join token itself, so both come before normal authentication.
             assert self.join is not None
             return await self.join.handle(request)

@@ -1,6 +1,6 @@
 """Cron schedules for the CronJob controller: when does a schedule fire next, in a time zone.
 
-Parsing is the API server's (:func:`kybernetes.apiserver.registry.batch.parse_cron`, the rules of
+Parsing is shared with the API server's validation (:func:`kybernetes.api.cron.parse_cron`, the rules of
 ``robfig/cron/v3``'s ``ParseStandard``), so the controller accepts exactly what validation accepts:
 five fields with ranges, steps, lists and month/weekday names, ``?`` as ``*``, the descriptors
 ``@yearly``/``@annually``/``@monthly``/``@weekly``/``@daily``/``@midnight``/``@hourly``,
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
+from kybernetes.api.cron import CronError, parse_cron
 from kybernetes.api.timeutil import parse_duration
-from kybernetes.apiserver.registry.batch import CronError, parse_cron
 
 __all__ = ["CronError", "CronSchedule", "load_zone"]
 

@@ -3,7 +3,7 @@
 Kubernetes' ``pkg/controller/resourcequota``: the admission plugin charges a quota optimistically
 when an object is created; this controller recomputes the truth - ``status.hard`` copied from
 ``spec.hard`` and ``status.used`` summed over the namespace's objects - and writes it when it
-differs. It reuses the admission's evaluators (:mod:`kybernetes.apiserver.admission.quota`) so both agree on
+differs. It uses the admission's evaluators (:mod:`kybernetes.api.quota_usage`) so both agree on
 what a pod or a Service costs.
 
 A quota is synced when it is created or its spec changes, when a pod, Service, PVC, ConfigMap or
@@ -22,8 +22,8 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api import quantity as q
+from kybernetes.api.quota_usage import quota_usage, sources_for
 from kybernetes.api.resources import Catalogue
-from kybernetes.apiserver.admission.quota import quota_usage, sources_for
 from kybernetes.controllers.base import Controller, ControllerContext
 
 log = logging.getLogger(__name__)

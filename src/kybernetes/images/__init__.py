@@ -2,7 +2,8 @@
 
 `oci` writes image archives (deterministically) from Debian's busybox-static; `importer` loads
 archives into a containerd (`ctr images import`) or pushes them to a registry (Docker Registry HTTP
-API v2); `cmd` is the `kyb image` command group.
+API v2). The `kyb image` command group is `kybernetes.kubelet.imagecmd` (it drives a node's
+containerd); this package sits below the kubelet and imports no component.
 """
 
 from kybernetes.images.oci import (

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import click
 
-from kybernetes.datadir import PID_FILE, default_data_dir, is_data_dir, node_dir
+from kybernetes.datadir import PID_FILE, default_data_dir, is_data_dir, node_dir, proxy_table
 from kybernetes.kubelet import leftovers as lo
 from kybernetes.kubelet.containerd import (
     Containerd,
@@ -235,7 +235,7 @@ def sweep(box: Sandbox, network: lo.NodeNetwork | None) -> list[str]:
 def remove_bridge_and_table(bridge: str, say: Say) -> list[str]:
     """Deletes kube-proxy's table for `bridge`, and the bridge once nothing is on it; returns failures."""
     problems = []
-    table = lo.proxy_table(bridge)
+    table = proxy_table(bridge)
     if lo.nft_table_exists(table):
         if lo.run_quiet("nft", "delete", "table", "ip", table):
             say(f"deleted nftables table ip {table}")

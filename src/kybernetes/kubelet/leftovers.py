@@ -9,7 +9,7 @@ server leaves running on purpose (a restarted kubelet adopts its pods):
   NODE/cni/ipam; libcni's result cache /var/lib/cni/results/NETWORK-SANDBOXID-IFNAME;
 - mounts under NODE (sandbox /dev/shm, container root filesystems, tmpfs volumes);
 - the bridge and the IPAM directory named in NODE/cni/net.d/10-kybernetes.conflist (the node's
-  record of its network), and kube-proxy's table `ip kyb-proxy-BRIDGE` (`proxy_table`).
+  record of its network), and kube-proxy's table `ip kyb-proxy-BRIDGE` (`datadir.proxy_table`).
 
 A pod on a bridge is told apart by the shim whose process tree sits in its network namespace: the
 shim's `-address` names the containerd, so the node, that started it. `pods_on_bridge` finds every
@@ -34,11 +34,6 @@ from kybernetes.kubelet.cni import CONFLIST_NAME
 NETNS_DIR = Path("/var/run/netns")
 CNI_CACHE_DIR = Path("/var/lib/cni/results")
 SHIM = b"containerd-shim-runc-v2"
-
-
-def proxy_table(bridge: str) -> str:
-    """The nftables table (family ip) of the kube-proxy serving the node on `bridge`."""
-    return f"kyb-proxy-{bridge}"
 
 
 @dataclass(frozen=True)

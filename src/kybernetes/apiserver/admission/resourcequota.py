@@ -2,7 +2,7 @@
 default; validating, CREATE of every built-in namespaced kind but Events).
 
 For each quota of the namespace that tracks something the new object costs (the evaluators of
-:mod:`kybernetes.apiserver.admission.quota`), it checks the pod constraints ("failed quota: q:
+:mod:`kybernetes.api.quota_usage`), it checks the pod constraints ("failed quota: q:
 must specify limits.cpu for: c1; requests.cpu for: c1") and ``used + requested <= hard``
 ("exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2"), both 403 Forbidden as in
 Kubernetes. When every quota admits, it charges them: ``status.used`` is rewritten through
@@ -24,9 +24,7 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api import quantity as q
-from kybernetes.api.resources import Resource
-from kybernetes.apiserver.admission.chain import CREATE, Attributes, Handler, PluginInit, forbidden
-from kybernetes.apiserver.admission.quota import (
+from kybernetes.api.quota_usage import (
     Usage,
     matches_quota,
     object_usage,
@@ -35,6 +33,8 @@ from kybernetes.apiserver.admission.quota import (
     quota_usage,
     sources_for,
 )
+from kybernetes.api.resources import Resource
+from kybernetes.apiserver.admission.chain import CREATE, Attributes, Handler, PluginInit, forbidden
 from kybernetes.apiserver.registry.store import ListOptions, Registry, RequestContext, User
 
 NAME = "ResourceQuota"

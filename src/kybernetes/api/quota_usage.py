@@ -1,23 +1,18 @@
-"""ResourceQuota's evaluators: what an object costs.
+"""ResourceQuota evaluators: what an object costs, and what a quota has used (pure, no I/O).
 
-The controller and the admission plugin share this one definition of usage so that they agree:
+Kubernetes' ``pkg/quota/v1/evaluator/core`` and ``generic``: one definition of usage for the two
+that need it, the ResourceQuota admission plugin (``kybernetes.apiserver.admission.resourcequota``, which
+charges a create) and the ResourceQuota controller (``kybernetes.controllers.resourcequota``,
+which recounts ``status.used``), so the two always agree.
 
-* **Evaluators** (pure functions, no I/O): :func:`object_usage` says what one object adds to each
-  quota resource name - ``pods``, ``count/pods``, ``requests.cpu``/``cpu``, ``limits.memory``,
-  ``services.nodeports``, ``requests.storage``, ``count/<plural>[.<group>]``, the legacy object
-  counts (``configmaps``, ``secrets``...) - following Kubernetes' pod/service/PVC/generic
-  evaluators. Pods in a terminal phase, or past their deletion grace period, only count for
-  ``count/pods``. :func:`quota_usage` sums them for one quota (respecting its scopes) and
-  :func:`sources_for` names the (group, plural) lists a quota needs. The ResourceQuota controller
-  (``kybernetes.controllers.resourcequota``) uses these to recompute ``status.used``.
-
-* **Admission**: the ResourceQuota plugin, :mod:`kybernetes.apiserver.admission.resourcequota`.
-
-Deviations: Kubernetes compares against ``status.hard`` and refuses ("status unknown for quota")
-while the controller has not yet filled ``status.used``; here ``spec.hard`` is the limit and a
-missing ``status.used`` entry is computed on the spot from the watch cache, so a quota works the
-moment it is created. Custom resources (``count/widgets.example.com``) are counted by the
-controller but not checked at admission.
+:func:`object_usage` says what one object adds to each quota resource name - ``pods``,
+``count/pods``, ``requests.cpu``/``cpu``, ``limits.memory``, ``services.nodeports``,
+``requests.storage``, ``count/<plural>[.<group>]``, the legacy object counts (``configmaps``,
+``secrets``...) - following Kubernetes' pod/service/PVC/generic evaluators. Pods in a terminal
+phase, or past their deletion grace period, only count for ``count/pods``. :func:`quota_usage`
+sums them for one quota (respecting its scopes), :func:`sources_for` names the (group, plural)
+lists a quota needs, and :func:`pod_constraints` is the "must specify" check of quotas on
+compute resources.
 """
 
 from __future__ import annotations
@@ -262,17 +257,3 @@ def pod_constraints(hard_names: Iterable[str], pod: Obj) -> str | None:
         return None
     parts = [f"{name} for: {','.join(sorted(missing[name]))}" for name in sorted(missing)]
     return "must specify " + "; ".join(parts)
-
-
-__all__ = [
-    "add_usage",
-    "count_name",
-    "matches_quota",
-    "object_usage",
-    "pod_constraints",
-    "pod_is_counted",
-    "pod_usage",
-    "pretty",
-    "quota_usage",
-    "sources_for",
-]

@@ -10,7 +10,8 @@ temporary one on the same directories, imports, and stops it, so the images are 
 node starts. Either way it says on stderr where the images went. Images keep the names their
 archives carry; an image named like a built-in one (docker.io/library/busybox:1.36) replaces it
 for good, since the kubelet only imports a built-in image that is missing (or an older build of
-its own).
+its own). It lives with the kubelet because it drives the node's containerd; the images
+themselves are :mod:`kybernetes.images`.
 """
 
 from __future__ import annotations
