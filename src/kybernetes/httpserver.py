@@ -622,6 +622,11 @@ class HTTPServer:
         self._sweeper: asyncio.Task[None] | None = None
         self.idle_timeout = IDLE_TIMEOUT
 
+    @property
+    def open_connections(self) -> int:
+        """Client connections open now (closed ones leave when the server sees them go)."""
+        return len(self._connections)
+
     async def start(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None,
                     backlog: int = 1024) -> int:
         """Start listening; returns the port (useful with port 0)."""

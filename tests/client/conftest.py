@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
+from kybernetes import errors
 from kybernetes.client.rest import Client
 from kybernetes.testing import ServerProcess
 
@@ -35,3 +36,19 @@ async def eventually(cond: Callable[[], bool], timeout: float = 15.0) -> None:
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+async def until_compacted(client: Client, resource_version: str, timeout: float = 15.0) -> None:
+    """Wait until the store has compacted ``resource_version`` away: an exact LIST at it is 410
+    (of ConfigMaps, cluster-wide: compaction is by revision, whatever the resource)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            await client.request("GET", "/api/v1/configmaps", params={
+                "resourceVersion": resource_version, "resourceVersionMatch": "Exact", "limit": 1})
+        except errors.Gone:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"resourceVersion {resource_version} not compacted in time")
+        await asyncio.sleep(0.05)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -52,10 +51,11 @@ async def test_event_shape(client: Client) -> None:
 
 async def test_identical_events_aggregate(client: Client) -> None:
     obj = await make_cm(client, "ev-agg", "agg")
-    rec = EventRecorder(client, "test-controller", host="h")
+    # The recorder's wall clock moves a second per event, so lastTimestamp moves on.
+    times = iter(["2026-03-01T10:00:00Z", "2026-03-01T10:00:01Z", "2026-03-01T10:00:02Z"])
+    rec = EventRecorder(client, "test-controller", host="h", timestamp=lambda: next(times))
     rec.event(obj, "Warning", "Failed", "boom")
     await rec.flush()
-    await asyncio.sleep(1.1)  # so lastTimestamp (seconds) moves on
     rec.event(obj, "Warning", "Failed", "boom")
     rec.event(obj, "Warning", "Failed", "different message")
     await rec.flush()

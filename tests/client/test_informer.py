@@ -13,7 +13,7 @@ from kybernetes import errors
 from kybernetes.client.informer import Indexer, Informer, SharedInformerFactory, key_of
 from kybernetes.client.rest import Client
 from kybernetes.testing import ServerProcess
-from tests.client.conftest import eventually
+from tests.client.conftest import eventually, until_compacted
 
 pytestmark = pytest.mark.integration
 # Aggressive compaction so that an old resourceVersion is soon gone (410).
@@ -173,7 +173,7 @@ async def test_watch_of_compacted_version_is_410(client: Client) -> None:
     first = await client.create("v1", "secrets", secret, ns)
     for i in range(1, 15):
         await client.create("v1", "secrets", {**secret, "metadata": {"name": f"s{i}"}}, ns)
-    await asyncio.sleep(1.5)  # compactions keep only the last 5 revisions
+    await until_compacted(client, first["metadata"]["resourceVersion"])  # compactions keep the last 5 revisions
     with pytest.raises(errors.Expired) as gone:
         async for _ in client.watch("v1", "secrets", ns, resource_version=first["metadata"]["resourceVersion"],
                                     timeout_seconds=5):
@@ -264,7 +264,7 @@ async def test_relist_after_restart_with_compacted_history(tmp_path: Path, monke
                 await client.delete("v1", "configmaps", "goes", ns)
                 for i in range(12):
                     await client.create("v1", "configmaps", cm(f"new{i}"), ns)
-                await asyncio.sleep(1.5)
+                await until_compacted(client, old_rv)  # the informer's next watch gets 410
                 gate.set()
                 await eventually(lambda: ("delete", f"{ns}/goes") in rec.events
                                  and ("add", f"{ns}/new11") in rec.events, timeout=30)

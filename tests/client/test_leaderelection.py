@@ -76,7 +76,8 @@ async def test_one_leads_and_graceful_stop_hands_over_at_once(clients: list[Clie
     a = Candidate(elector(clients[0], "le-graceful", "a", 20.0, 10.0)).start()
     await eventually(lambda: a.elector.is_leader)
     b = Candidate(elector(clients[1], "le-graceful", "b", 20.0, 10.0)).start()
-    await asyncio.sleep(1.0)
+    # b has tried three times, and seen a's claim: it does not lead.
+    await eventually(lambda: b.elector.attempts >= 3 and b.elector.observed_holder == "a")
     assert a.elector.is_leader and not b.elector.is_leader and b.started == 0
     lease = await clients[2].get(LEASE_API, "leases", "le-graceful", "kube-system")
     assert lease["spec"]["holderIdentity"] == "a"
@@ -100,7 +101,7 @@ async def test_cut_off_leader_steps_down_and_other_takes_over(clients: list[Clie
     a = Candidate(elector(clients[0], "le-killed", "a", 4.0, 2.0)).start()
     await eventually(lambda: a.elector.is_leader)
     b = Candidate(elector(clients[1], "le-killed", "b", 4.0, 2.0)).start()
-    await asyncio.sleep(0.5)
+    await eventually(lambda: b.elector.observed_holder == "a")  # b's lease clock runs from here on
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     await clients[0].close()  # a can no longer reach the server: no renewals, no release

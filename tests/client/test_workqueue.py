@@ -100,6 +100,26 @@ async def test_add_after_then_plain_add_dedupes() -> None:
     assert len(q) == 1  # the delayed add found "a" already queued
 
 
+async def test_pending_counts_queued_processing_and_due_delays() -> None:
+    clock = FakeClock()
+    q = WorkQueue("t", clock=clock)
+    assert q.pending() == 0
+    q.add("a")
+    q.add_after("b", 5)
+    assert (q.pending(0), q.pending(4.9), q.pending(5), q.pending()) == (1, 1, 2, 2)
+    assert await q.get() == "a"
+    assert q.pending(0) == 1  # processing is outstanding work
+    q.done("a")
+    assert q.pending(0) == 0 and q.pending() == 1
+    clock.advance(5)  # due, and not yet added (the timer task has not run): still outstanding
+    assert q.pending(0) == 1
+    await settle()
+    assert len(q) == 1 and q.pending(0) == 1
+    assert await q.get() == "b"
+    q.done("b")
+    assert q.pending() == 0
+
+
 async def test_shutdown_drops_pending_delays() -> None:
     clock = FakeClock()
     q = WorkQueue("t", clock=clock)

@@ -22,7 +22,7 @@ from typing import Any
 from kybernetes import errors
 from kybernetes.api.timeutil import format_rfc3339 as rfc3339
 from kybernetes.client.events import EventRecorder
-from kybernetes.client.informer import SharedInformerFactory
+from kybernetes.client.informer import SharedInformerFactory, key_of
 from kybernetes.client.rest import Client
 from kybernetes.client.workqueue import Clock, RealClock
 from kybernetes.controllers.base import Controller, ControllerContext
@@ -99,6 +99,38 @@ async def wait_for(pred: Callable[[], Awaitable[Any]], timeout: float = 20.0, wh
             return last
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def seen(env: Env, api_version: str, plural: str, obj: Obj) -> Callable[[], bool]:
+    """Whether the controllers' informer cache holds ``obj`` at its resourceVersion or later (its
+    handlers have then run: they are called right after the store is updated, synchronously)."""
+    key, rv = key_of(obj), int(obj["metadata"]["resourceVersion"])
+
+    def check() -> bool:
+        return any((got := inf.store.get(key)) is not None and int(got["metadata"]["resourceVersion"]) >= rv
+                   for inf in env.ctx.informers.informers if (inf.api_version, inf.plural) == (api_version, plural))
+    return check
+
+
+def seen_deleted(env: Env, api_version: str, plural: str, key: str) -> Callable[[], bool]:
+    """Whether every informer of the controllers for that resource has dropped ``key``."""
+    def check() -> bool:
+        return all(key not in inf.store for inf in env.ctx.informers.informers
+                   if (inf.api_version, inf.plural) == (api_version, plural))
+    return check
+
+
+async def settled(env: Env, *seen_first: Callable[[], bool], within: float = 2.0, timeout: float = 20.0,
+                  what: str = "the controllers to settle") -> None:
+    """Wait until the controllers have processed what the test wrote: each ``seen_first`` check
+    holds (the events reached the handlers, which queued their keys), and then no controller has
+    a key queued, processing, or delayed to come due within ``within`` seconds (retries; not
+    periodic resyncs further out). What a controller did not do by then, it was not going to do
+    for these events: this is how a test proves that nothing happened, without sleeping."""
+    async def idle() -> bool:
+        return (all(check() for check in seen_first)
+                and all(c.queue.pending(within) == 0 for c in env.controllers))
+    await wait_for(idle, timeout=timeout, what=what)
 
 
 async def patch(client: Client, api_version: str, plural: str, name: str, body: Any, ns: str = "",

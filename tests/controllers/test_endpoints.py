@@ -6,7 +6,6 @@ themselves, then watch the controllers follow.
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
 from typing import Any
 
@@ -17,7 +16,15 @@ from kybernetes.controllers.endpoints import EndpointsController
 from kybernetes.controllers.endpointslice import EndpointSliceController
 from kybernetes.testing import ServerProcess
 from tests.controllers import harness
-from tests.controllers.harness import get_or_none, make_namespace, rfc3339, running
+from tests.controllers.harness import (
+    get_or_none,
+    make_namespace,
+    rfc3339,
+    run_controllers,
+    running,
+    seen,
+    settled,
+)
 
 pytestmark = pytest.mark.integration
 wait_for = partial(harness.wait_for, timeout=15.0)
@@ -160,7 +167,8 @@ async def _no_slices(client: Client, ns: str, svc: str) -> bool:
 
 
 async def test_headless_publish_not_ready_and_selectorless(srv: ServerProcess) -> None:
-    async with running(srv, *CONTROLLERS) as client:
+    async with run_controllers(srv, *CONTROLLERS) as env:
+        client = env.client
         ns = await make_namespace(client, "ep-headless")
         await client.create("v1", "services", {
             "apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
@@ -188,19 +196,21 @@ async def test_headless_publish_not_ready_and_selectorless(srv: ServerProcess) -
         assert not sl.get("ports")
 
         # A Service without selector: its Endpoints are the user's, left untouched.
-        await client.create("v1", "services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext"},
-                                               "spec": {"ports": [{"port": 5432}]}}, ns)
-        await client.create("v1", "endpoints", {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "ext"},
-                                                "subsets": [{"addresses": [{"ip": "192.0.2.1"}],
-                                                             "ports": [{"port": 5432}]}]}, ns)
-        await asyncio.sleep(0.5)
+        ext = await client.create("v1", "services", {"apiVersion": "v1", "kind": "Service",
+                                                     "metadata": {"name": "ext"}, "spec": {"ports": [{"port": 5432}]}}, ns)
+        ext_ep = await client.create("v1", "endpoints", {
+            "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "ext"},
+            "subsets": [{"addresses": [{"ip": "192.0.2.1"}], "ports": [{"port": 5432}]}]}, ns)
+        await settled(env, seen(env, "v1", "services", ext), seen(env, "v1", "endpoints", ext_ep),
+                      what="both controllers to process the selector-less Service")
         ep = await client.get("v1", "endpoints", "ext", ns)
         assert summary(ep) == [(["192.0.2.1"], [], [("", 5432)])]
         assert await slices_of(client, ns, "ext") == []
 
 
 async def test_slices_hold_at_most_max_endpoints(srv: ServerProcess) -> None:
-    async with running(srv, *CONTROLLERS, options={"max-endpoints-per-slice": 3}) as client:
+    async with run_controllers(srv, *CONTROLLERS, options={"max-endpoints-per-slice": 3}) as env:
+        client = env.client
         ns = await make_namespace(client, "ep-many")
         await client.create("v1", "services", {
             "apiVersion": "v1", "kind": "Service", "metadata": {"name": "many"},
@@ -223,8 +233,10 @@ async def test_slices_hold_at_most_max_endpoints(srv: ServerProcess) -> None:
 
         sl = await wait_for(seven, what="7 endpoints")
         assert all(len(s["endpoints"]) <= 3 for s in sl)
-        await asyncio.sleep(0.5)
-        assert len(await slices_of(client, ns, "many")) == 3  # no duplicates once settled
+        # Once the controller has seen its own writes and has nothing left to do: no duplicates.
+        await settled(env, *(seen(env, "discovery.k8s.io/v1", "endpointslices", s) for s in sl),
+                      what="the slice controller to see its slices and go idle")
+        assert len(await slices_of(client, ns, "many")) == 3
 
         # Removing one pod updates its slice in place: names stay the same.
         names = sorted(s["metadata"]["name"] for s in sl)

@@ -15,7 +15,7 @@ from kybernetes.client.workqueue import FakeClock
 from kybernetes.controllers.resourcequota import DECREASE_CONFIRM_DELAY, ResourceQuotaController, lowers
 from kybernetes.testing import ServerProcess
 from tests.controllers import harness
-from tests.controllers.harness import make_namespace, run_controllers, running
+from tests.controllers.harness import make_namespace, run_controllers, running, settled
 
 pytestmark = pytest.mark.integration
 wait_for = partial(harness.wait_for, timeout=15.0)
@@ -192,7 +192,9 @@ async def test_lower_count_waits_for_charges_in_flight(srv: ServerProcess) -> No
         rv = await charge("2")
         assert await recount_seen(rv)
         await clock.advance(DECREASE_CONFIRM_DELAY * 0.6)  # the first timer fires, too early for the second
-        await asyncio.sleep(0.3)
+        # The fired timer's sync has run (nothing is queued, processing or due on the fake clock):
+        # it wrote no lower count.
+        await settled(env, within=0, what="the sync of the first timer")
         assert await status_used() == {"pods": "2"}
         await clock.advance(DECREASE_CONFIRM_DELAY * 0.6)
         await wait_for(lambda: _equals(status_used(), {"pods": "0"}), what="confirmed lower count written")

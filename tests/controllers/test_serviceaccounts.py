@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
 from typing import Any
 
@@ -12,7 +11,7 @@ from kybernetes.client.rest import Client
 from kybernetes.controllers.serviceaccounts import CONTROLLERS
 from kybernetes.testing import ServerProcess
 from tests.controllers import harness
-from tests.controllers.harness import running
+from tests.controllers.harness import run_controllers, running, seen, seen_deleted, settled
 
 pytestmark = pytest.mark.integration
 wait_for = partial(harness.wait_for, timeout=15.0)
@@ -67,12 +66,17 @@ async def test_default_service_account_and_root_ca(srv: ServerProcess) -> None:
 
 
 async def test_terminating_namespace_is_left_alone(srv: ServerProcess) -> None:
-    async with running(srv, *CONTROLLERS,
-                       options={"root-ca-file": str(srv.data_dir / "tls" / "ca.crt")}) as client:
+    async with run_controllers(srv, *CONTROLLERS,
+                               options={"root-ca-file": str(srv.data_dir / "tls" / "ca.crt")}) as env:
+        client = env.client
         await client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                                  "metadata": {"name": "going"}})
         await wait_for(lambda: get_or_none(client, "serviceaccounts", "default", "going"), what="default SA")
         await client.delete("v1", "namespaces", "going")  # no namespace controller: stays Terminating
+        terminating = await client.get("v1", "namespaces", "going")
         await client.delete("v1", "serviceaccounts", "default", "going")
-        await asyncio.sleep(0.5)
+        # The controllers have seen both and have nothing left to do: the SA was not put back.
+        await settled(env, seen(env, "v1", "namespaces", terminating),
+                      seen_deleted(env, "v1", "serviceaccounts", "going/default"),
+                      what="the controllers to process the deletion")
         assert await get_or_none(client, "serviceaccounts", "default", "going") is None

@@ -18,7 +18,9 @@ from tests.controllers.harness import (
     make_namespace,
     mark_ready,
     patch,
-    running,
+    run_controllers,
+    seen,
+    settled,
     wait_for,
 )
 
@@ -46,13 +48,15 @@ async def get_pod(client: Client, ns: str, name: str) -> Any:
 async def test_ordered_creation_with_claims(srv: ServerProcess) -> None:
     claim = {"metadata": {"name": "data"},
              "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
-    async with running(srv, StatefulSetController) as client:
+    async with run_controllers(srv, StatefulSetController) as env:
+        client = env.client
         ns = await make_namespace(client, "sts-order")
         sts = await client.create("apps/v1", "statefulsets", sts_obj("web", 3, volumeClaimTemplates=[claim]), ns)
         for i in range(3):
             pod = await wait_for(functools.partial(get_pod, client, ns, f"web-{i}"), what=f"web-{i}")
-            await asyncio.sleep(0.4)
-            # The next ordinal waits for this one to be Running and Ready.
+            # The next ordinal waits for this one to be Running and Ready: once the controller has
+            # synced the set with this pod in its cache, there is still no next one.
+            await settled(env, seen(env, "v1", "pods", pod), what=f"the controller to sync with web-{i}")
             assert await pod_names(client, ns, "web") == [f"web-{j}" for j in range(i + 1)]
             labels = pod["metadata"]["labels"]
             assert labels["statefulset.kubernetes.io/pod-name"] == f"web-{i}"
@@ -87,7 +91,8 @@ async def test_ordered_creation_with_claims(srv: ServerProcess) -> None:
 
 
 async def test_partitioned_rolling_update(srv: ServerProcess) -> None:
-    async with running(srv, StatefulSetController) as client:
+    async with run_controllers(srv, StatefulSetController) as env:
+        client = env.client
         ns = await make_namespace(client, "sts-partition")
         spec: dict[str, Any] = {"podManagementPolicy": "Parallel",
                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}}}
@@ -122,12 +127,15 @@ async def test_partitioned_rolling_update(srv: ServerProcess) -> None:
         assert new_rev != old_rev and pods["db-0"]["metadata"]["labels"]["controller-revision-hash"] == old_rev
 
         async def partial_status() -> Any:
-            st = (await client.get("apps/v1", "statefulsets", "db", ns))["status"]
-            return st if st.get("updatedReplicas") == 2 and st.get("readyReplicas") == 4 else None
+            sts = await client.get("apps/v1", "statefulsets", "db", ns)
+            st = sts["status"]
+            return sts if st.get("updatedReplicas") == 2 and st.get("readyReplicas") == 4 else None
 
-        st = await wait_for(partial_status, what="partial status")
+        sts = await wait_for(partial_status, what="partial status")
+        st = sts["status"]
         assert st["currentRevision"] == old_rev and st["updateRevision"] == new_rev and st["currentReplicas"] == 2
-        await asyncio.sleep(0.5)
+        # The controller has seen its own status (all 4 ready) and is idle: the partition holds.
+        await settled(env, seen(env, "apps/v1", "statefulsets", sts), what="the controller to settle on the partition")
         assert (await get_pod(client, ns, "db-1"))["spec"]["containers"][0]["image"] == "nginx:1"
 
         await patch(client, "apps/v1", "statefulsets", "db",

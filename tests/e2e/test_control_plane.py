@@ -12,6 +12,7 @@ checked on every event of a watch the test runs, not by sampling.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import re
 import signal
@@ -427,6 +428,20 @@ def test_namespace_deletion_takes_everything(cluster: Cluster) -> None:
         assert not left, (kind, left)
 
 
+def gc_caught_up(cluster: Cluster, ns: str) -> None:
+    """Wait until the garbage collector has handled what happened so far: a ConfigMap whose owner
+    never existed is collected only after the collector's graph has taken in the earlier events
+    (its queues are FIFO), as tests/controllers/test_garbagecollector.py's ``caught_up``."""
+    name = f"gc-sentinel-{next(_GC_SENTINELS)}"
+    cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "ownerReferences": [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "nobody", "uid": "00000000-0000-0000-0000-00000000dead"}]}},
+        ns)
+    wait_until(lambda: not cluster.exists("configmap", name, "-n", ns), 30, "the collector caught up (sentinel collected)")
+
+
+_GC_SENTINELS = itertools.count()
+
+
 def test_foreground_deletion_removes_dependents_first(cluster: Cluster, ns: str) -> None:
     cluster.apply(deployment("fg", 3), ns)
     pods = wait_running(cluster, ns, "app=fg", 3)
@@ -444,7 +459,9 @@ def test_foreground_deletion_removes_dependents_first(cluster: Cluster, ns: str)
     dep = wait_until(waiting, 30, "the Deployment terminating with only the held pod left")
     assert "foregroundDeletion" in dep["metadata"].get("finalizers", []), dep["metadata"]
     assert cluster.get("pod", held, "-n", ns)["metadata"].get("deletionTimestamp")
-    time.sleep(1.0)  # the owner must keep waiting while a dependent exists (not just at one instant)
+    # The owner must keep waiting while a dependent exists, not just at one instant: once the
+    # collector has caught up with everything written so far, it still has not removed it.
+    gc_caught_up(cluster, ns)
     assert cluster.exists("deployment", "fg", "-n", ns)
     rss = cluster.items("replicasets", "-n", ns, "-l", "app=fg")
     assert rss and all(r["metadata"].get("deletionTimestamp") for r in rss), rss

@@ -586,8 +586,10 @@ def test_crashing_container_reaches_crash_loop_back_off(node: Node, ns: str) -> 
 
 def test_readiness_gates_endpoints(node: Node, ns: str) -> None:
     spec = pod("rdy", "sleep 3600")
+    # Each probe leaves a line in /tmp/probes, so the test can tell that probes ran (and failed).
     spec["spec"]["containers"][0]["readinessProbe"] = {
-        "exec": {"command": ["test", "-f", "/tmp/ready"]}, "periodSeconds": 1, "failureThreshold": 1}
+        "exec": {"command": ["sh", "-c", "echo >> /tmp/probes; test -f /tmp/ready"]},
+        "periodSeconds": 1, "failureThreshold": 1}
     spec["spec"]["containers"][0]["ports"] = [{"containerPort": 8080, "name": "http"}]
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "rdy"},
            "spec": {"selector": {"app": "rdy"}, "ports": [{"port": 80, "targetPort": "http"}]}}
@@ -605,9 +607,17 @@ def test_readiness_gates_endpoints(node: Node, ns: str) -> None:
         return ready, not_ready
 
     wait_until(lambda: endpoints() == ([], [ip]), 30, "the pod in notReadyAddresses")
-    time.sleep(2)  # the probe keeps failing: still not ready
-    assert endpoints() == ([], [ip])
+
+    def probes_run() -> int:
+        out = node.kubectl("exec", "rdy", "-n", ns, "--", "cat", "/tmp/probes", check=False).stdout
+        return out.count("\n")
+
+    # The probe keeps failing: three more probes later (a wrong "ready" from the first two has had
+    # a probe period or more to reach the pod's status and the Endpoints), still not ready.
+    seen = probes_run()
+    wait_until(lambda: probes_run() >= seen + 3, 30, "three more readiness probes")
     assert not is_ready(node.pod(ns, "rdy"))
+    assert endpoints() == ([], [ip])
     node.kubectl("exec", "rdy", "-n", ns, "--", "touch", "/tmp/ready")
     wait_until(lambda: endpoints() == ([ip], []), 30, "the pod in addresses")
     assert is_ready(node.pod(ns, "rdy"))
@@ -881,8 +891,10 @@ def test_killed_kubelet_leaves_its_containers_running(node: Node, ns: str) -> No
     # The new kubelet is serving: exec goes through it, to the same container.
     wait_until(lambda: node.kubectl("exec", "survivor", "-n", ns, "--", "true", check=False).returncode == 0, 60,
                "exec through the new kubelet")
-    # It has synced the pod (its status manager writes what it sees); give it a few relists.
-    time.sleep(3)
+    # It has synced the pods it found at its start before it runs one created after: once a
+    # sentinel pod is ready, the survivor has been synced (and its status written if it changed).
+    node.apply(ns, pod("sentinel", "sleep 3600"))
+    node.wait_ready(ns, "sentinel")
     after = node.pod(ns, "survivor")
     cs = container_status(after)
     assert after["status"]["phase"] == "Running" and is_ready(after)

@@ -246,7 +246,11 @@ async def test_pod_runs_is_deleted_gracefully_and_jobs_finish(server: ServerProc
 async def test_pause_stops_lease_renewals(server: ServerProcess, client: Client) -> None:
     async with hollow(server, "pause-", count=2, lease_interval=0.3) as fleet:
         fleet.pause(["pause-0"])
-        await asyncio.sleep(0.4)  # a renewal already in flight lands
+
+        async def nothing_in_flight() -> bool:  # a renewal or status post already started lands
+            return not any(fleet.timeline.running((kind, "pause-0")) for kind in ("lease", "status", "register"))
+
+        await until(nothing_in_flight, what="pause-0's jobs in flight to finish")
         frozen = (await client.get(*LEASES, "pause-0", "kube-node-lease"))["spec"]["renewTime"]
         # The live node renews twice (so the paused one had every chance to), the paused one not once.
         seen = {(await client.get(*LEASES, "pause-1", "kube-node-lease"))["spec"]["renewTime"]}
@@ -258,8 +262,15 @@ async def test_pause_stops_lease_renewals(server: ServerProcess, client: Client)
         await until(live_renewed_twice, what="the live node renews its lease twice")
         assert (await client.get(*LEASES, "pause-0", "kube-node-lease"))["spec"]["renewTime"] == frozen
         # A pod bound to the paused node is left alone (a dead kubelet runs nothing).
-        await client.create("v1", "pods", pod("stuck", "pause-0"), "default")
-        await asyncio.sleep(0.5)
+        stuck = await client.create("v1", "pods", pod("stuck", "pause-0"), "default")
+        rv = int(stuck["metadata"]["resourceVersion"])
+
+        async def stuck_synced() -> bool:  # the hollow kubelet has seen the pod and has nothing to do
+            seen = fleet.pod_informer.store.get("default/stuck")
+            return (seen is not None and int(seen["metadata"]["resourceVersion"]) >= rv
+                    and fleet.kubelet.queue.pending() == 0)
+
+        await until(stuck_synced, what="the hollow kubelet to process the pod")
         assert (await client.get("v1", "pods", "stuck", "default"))["status"]["phase"] == "Pending"
         fleet.resume()
 

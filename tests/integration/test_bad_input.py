@@ -165,7 +165,11 @@ def test_watch_from_compacted_revision_is_410(tmp_path: Any) -> None:
             status, obj = r("POST", "/api/v1/namespaces/default/configmaps", json.dumps(cm).encode())
             assert status == 201
             first = first or obj["metadata"]["resourceVersion"]
-        time.sleep(2.0)
+        # Until compaction has passed ``first`` (by revision, so an exact LIST of another resource says it).
+        deadline = time.monotonic() + 15
+        while r("GET", f"/api/v1/secrets?resourceVersion={first}&resourceVersionMatch=Exact&limit=1")[0] != 410:
+            assert time.monotonic() < deadline, f"revision {first} not compacted"
+            time.sleep(0.05)
         status, body = r("GET", f"/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={first}"
                                 "&timeoutSeconds=2")
         assert status == 200

@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -172,17 +173,28 @@ def test_delete_wait_and_watch(server: ServerProcess, namespace: str) -> None:
     env = dict(os.environ, KUBECONFIG=str(server.kubeconfig))
     watcher = subprocess.Popen([KUBECTL, "-n", namespace, "get", "configmaps", "-w", "--request-timeout=20s"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines: list[str] = []
+    assert watcher.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(watcher.stdout or []), daemon=True)
+    reader.start()
     try:
-        time.sleep(1.0)
+        # No wait for the watch to start: `get -w` lists, then watches from the list's version, so
+        # w1 shows whether it was created before the list or after.
         k("-n", namespace, "create", "-f", "-", input="apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: w1\n")
         k("-n", namespace, "wait", "--for=jsonpath={.metadata.name}=w1", "configmap/w1", "--timeout=10s")
         k("-n", namespace, "delete", "configmap", "w1", "--wait=true")
         k("-n", namespace, "wait", "--for=delete", "configmap/w1", "--timeout=10s")
-        time.sleep(1.0)
+        deadline = time.time() + 10
+        while not any("w1" in line for line in list(lines)):
+            assert time.time() < deadline and watcher.poll() is None, f"the watch did not show w1: {lines}"
+            time.sleep(0.05)
     finally:
         watcher.terminate()
-        out, _err = watcher.communicate(timeout=10)
-    assert "w1" in out
+        watcher.wait(timeout=10)
+        reader.join(10)
+        for pipe in (watcher.stdout, watcher.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def test_delete_with_finalizers(server: ServerProcess, namespace: str) -> None:

@@ -158,6 +158,18 @@ async def events_for(c: Client, name: str) -> list[tuple[str, str]]:
     return [(e["reason"], e["message"]) for e in evs.get("items", [])]
 
 
+async def events_until(c: Client, name: str, reason: str) -> list[tuple[str, str]]:
+    """The pod's events once one with ``reason`` is there. The kubelet writes its events in the
+    order it records them (one asynchronous writer), so the ones recorded before are there too."""
+    deadline = time.monotonic() + 15
+    while True:
+        evs = await events_for(c, name)
+        if any(r == reason for r, _ in evs):
+            return evs
+        assert time.monotonic() < deadline, f"no {reason} event for {name}: {evs}"
+        await asyncio.sleep(0.1)
+
+
 # ---- tests ----
 
 
@@ -175,8 +187,7 @@ async def test_pod_runs_and_becomes_ready(client: Client, cluster: KubeletProces
         assert "running" in cs["state"]
         assert {x["type"] for x in p["status"]["conditions"]} >= {
             "PodScheduled", "PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"}
-        await asyncio.sleep(0.5)  # the event writer is asynchronous
-        reasons = {r for r, _ in await events_for(client, name)}
+        reasons = {r for r, _ in await events_until(client, name, "Started")}
         assert {"Pulled", "Created", "Started"} <= reasons
         # Logs through the API server's proxy to the kubelet's HTTPS API.
         logs = await asyncio.to_thread(cluster.srv.kubectl, "logs", name)
@@ -341,8 +352,7 @@ async def test_liveness_failure_restarts_container(client: Client, cluster: Kube
     try:
         p = await wait_pod(client, name, lambda p: main_status(p).get("restartCount", 0) >= 1, cluster)
         assert "terminated" in main_status(p)["lastState"]
-        await asyncio.sleep(0.5)
-        evs = await events_for(client, name)
+        evs = await events_until(client, name, "Killing")
         assert any(r == "Unhealthy" and m.startswith("Liveness probe failed") for r, m in evs), evs
         assert ("Killing", "Container main failed liveness probe, will be restarted") in evs
     finally:
@@ -384,8 +394,7 @@ async def test_image_never_pull_and_pull_backoff(client: Client, cluster: Kubele
             seen.add(reason(p))
             return "ImagePullBackOff" in seen
         await wait_pod(client, missing, saw, cluster)
-        await asyncio.sleep(0.5)
-        evs = await events_for(client, missing)
+        evs = await events_until(client, missing, "BackOff")
         # ErrImagePull lasts only until the next sync (about a second): the events tell it.
         assert any(r == "Failed" and m.startswith('Failed to pull image "127.0.0.1:1/not-here:1"') for r, m in evs)
         assert ("Failed", "Error: ErrImagePull") in evs
@@ -396,7 +405,7 @@ async def test_image_never_pull_and_pull_backoff(client: Client, cluster: Kubele
 
 
 async def test_kubelet_restart_keeps_containers(client: Client, cluster: KubeletProcess) -> None:
-    name = unique("keep")
+    name, sentinel = unique("keep"), unique("sentinel")
     await client.create("v1", "pods", pod(name, ["sleep", "3600"], container={
         "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1}}), "default")
     try:
@@ -405,13 +414,18 @@ async def test_kubelet_restart_keeps_containers(client: Client, cluster: Kubelet
         rv = p["metadata"]["resourceVersion"]
         await asyncio.to_thread(cluster.stop)
         cluster.start()
-        await asyncio.sleep(2.5)  # a relist and a sync after the restart
+        # The new kubelet syncs the pods it finds at start before one created after: once a
+        # sentinel pod (with the same readiness probe) is ready, ours has been synced and probed.
+        await client.create("v1", "pods", pod(sentinel, ["sleep", "3600"], container={
+            "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1}}), "default")
+        await wait_pod(client, sentinel, running_ready, cluster)
         p = await wait_pod(client, name, running_ready, cluster)
         assert main_status(p)["containerID"] == before
         assert main_status(p)["restartCount"] == 0
         assert p["metadata"]["resourceVersion"] == rv, p["status"]
     finally:
         await delete_pod(client, name)
+        await delete_pod(client, sentinel)
 
 
 async def _time_to_ready(c: Client, names: list[str], cluster: KubeletProcess, timeout: float = 60) -> dict[str, float]:

@@ -7,6 +7,7 @@ the tests' deadlines; everything else is what the kubelet core runs.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -95,7 +96,14 @@ async def test_register_creates_ready_node_with_real_facts_and_lease(client: Cli
 
 
 async def test_lease_renewed_and_status_written_only_on_change(client: Client, tmp_path: Path) -> None:
-    nsm = manager(client, "node-two", tmp_path)
+    ticks = itertools.count()
+
+    def wall() -> float:
+        # Every reading a second later: each round's heartbeats differ, so only the kubelet's own
+        # change detection (not the timestamps' one-second resolution) keeps a round from writing.
+        return time.time() + next(ticks)
+
+    nsm = manager(client, "node-two", tmp_path, wall_clock=wall)
     nsm.set_ready(True)
     await nsm.register()
     task = asyncio.create_task(nsm.run())
@@ -109,7 +117,12 @@ async def test_lease_renewed_and_status_written_only_on_change(client: Client, t
         await eventually(renewed, what="lease renewal")
         # Nothing changed: several status rounds go by without a write.
         rv = (await client.get("v1", "nodes", "node-two"))["metadata"]["resourceVersion"]
-        await asyncio.sleep(1.0)
+        rounds = nsm.status_rounds
+
+        async def three_rounds() -> bool:
+            return nsm.status_rounds >= rounds + 3
+
+        await eventually(three_rounds, what="three status rounds")
         assert (await client.get("v1", "nodes", "node-two"))["metadata"]["resourceVersion"] == rv
 
         before = conditions(await client.get("v1", "nodes", "node-two"))["Ready"]

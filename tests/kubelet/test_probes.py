@@ -35,9 +35,14 @@ class Web:
     container_id: str
     ip: str
 
-    async def sh(self, script: str) -> None:
+    async def sh(self, script: str) -> str:
         code, out, err = await self.cri.exec_sync(self.container_id, ["sh", "-c", script], 10)
         assert code == 0, (out, err)
+        return out.decode()
+
+    async def lines(self, path: str) -> int:
+        """How many lines ``path`` has in the container (0 if it does not exist)."""
+        return int((await self.sh(f"cat {path} 2>/dev/null | wc -l")).strip())
 
 
 @pytest.fixture
@@ -158,15 +163,25 @@ async def test_tcp_probe_and_named_ports(web: Web, manager: tuple[ProbeManager, 
 
 async def test_startup_probe_gates_liveness_and_readiness(web: Web, manager: tuple[ProbeManager, Recorder]) -> None:
     pm, rec = manager
-    await web.sh("rm -f /tmp/started")
-    p = pod({"startupProbe": probe({"exec": {"command": ["cat", "/tmp/started"]}}, failureThreshold=30),
-             "livenessProbe": probe({"exec": {"command": ["false"]}}),
+    await web.sh("rm -f /tmp/started /tmp/startup-runs /tmp/liveness-runs")
+    # Both probes leave a line per run, so the test sees what ran.
+    p = pod({"startupProbe": probe({"exec": {"command": ["sh", "-c", "echo >> /tmp/startup-runs; cat /tmp/started"]}},
+                                   failureThreshold=30),
+             "livenessProbe": probe({"exec": {"command": ["sh", "-c", "echo >> /tmp/liveness-runs; false"]}}),
              "readinessProbe": probe({"httpGet": {"path": "/", "port": 8080}})})
     uid = p["metadata"]["uid"]
     pm.add(p, "web", web.container_id, web.ip)
     await until(lambda: pm.last_failure(uid, "web", "startup") != "", what="a startup attempt")
-    await asyncio.sleep(2.2)
-    # Liveness would fail at once (`false`), but it does not run before the startup probe passes.
+    # Three startup probes have failed (two periods in which an ungated liveness probe would have
+    # run): liveness, which would fail at once, has not run, as the startup probe has not passed.
+    runs = await web.lines("/tmp/startup-runs")
+    for _ in range(100):
+        if await web.lines("/tmp/startup-runs") >= runs + 2:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the startup probe did not run twice more")
+    assert await web.lines("/tmp/liveness-runs") == 0
     assert not pm.is_started(uid, "web") and not pm.is_ready(uid, "web") and not pm.liveness_failed(uid, "web")
     assert pm.last_failure(uid, "web", "liveness") == ""
     await web.sh("touch /tmp/started")

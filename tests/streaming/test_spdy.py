@@ -5,11 +5,20 @@ from __future__ import annotations
 import asyncio
 import struct
 import zlib
+from collections.abc import Callable
 
 import pytest
 from aiohttp import web
 
 from kybernetes.streaming import RawUpgrade, spdy
+
+
+async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait (bounded) until ``cond`` holds: the other session's task has handled what was sent."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
 
 
 def test_dictionary_shape() -> None:
@@ -133,8 +142,9 @@ async def test_flow_control_window() -> None:
     peer = await received.get()
     payload = b"x" * (spdy.DEFAULT_WINDOW + 10_000)
     writer = asyncio.ensure_future(stream.write(payload))
-    await asyncio.sleep(0.2)
-    # The window is spent and the writer waits for the reader.
+    # The window is spent and the writer waits for the reader (parked on window_open, which only
+    # a writer facing a closed window clears).
+    await until(lambda: not stream.window_open.is_set() or writer.done())
     assert not writer.done() and stream.send_window == 0
     got = b""
     while len(got) < len(payload):
@@ -151,7 +161,7 @@ async def test_settings_initial_window_applies_to_open_streams() -> None:
     client = spdy.Session(left, client=True).start()
     stream = await client.open_stream({})
     await server.send_settings({spdy.Setting.INITIAL_WINDOW_SIZE: 1000})
-    await asyncio.sleep(0.1)
+    await until(lambda: client.initial_send_window != spdy.DEFAULT_WINDOW)  # the SETTINGS frame arrived
     assert stream.send_window == 1000 and client.initial_send_window == 1000
     await client.close()
 

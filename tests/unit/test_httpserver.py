@@ -204,7 +204,7 @@ async def test_streaming_response(server: tuple[App, int, HTTPServer]) -> None:
 
 
 async def test_disconnect_cancels_a_stream_but_not_a_write(server: tuple[App, int, HTTPServer]) -> None:
-    app, port, _ = server
+    app, port, srv = server
     reader, writer = await send(port, b"GET /stream?forever=1 HTTP/1.1\r\nHost: x\r\n\r\n")
     await reader.readuntil(b"part2\n\r\n")
     writer.close()
@@ -215,8 +215,15 @@ async def test_disconnect_cancels_a_stream_but_not_a_write(server: tuple[App, in
         if any(r.path == "/hold" for r in app.seen):
             break
         await asyncio.sleep(0.01)
+    open_before = srv.open_connections
     writer.close()
-    await asyncio.sleep(0.1)
+    for _ in range(500):  # until the server has seen the client go, while the handler still holds
+        if srv.open_connections < open_before:
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the server did not see the client disconnect")
+    assert not app.finished.is_set()
     app.release.set()
     await asyncio.wait_for(app.finished.wait(), 5)
 

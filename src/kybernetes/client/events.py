@@ -31,6 +31,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,8 +68,11 @@ class _Seen:
 class EventRecorder:
     """Writes Events for one component (see the module doc)."""
 
-    def __init__(self, client: Client, component: str, host: str = "") -> None:
+    def __init__(self, client: Client, component: str, host: str = "", *,
+                 timestamp: Callable[[], str] = now_rfc3339) -> None:
+        """``timestamp`` gives an event's time (``metav1.Time`` text, wall clock; tests move it)."""
         self.client = client
+        self._timestamp = timestamp
         self.component = component
         self.host = host or os.uname().nodename
         self._queue: asyncio.Queue[tuple[dict[str, Any], str, str, str, str]] = asyncio.Queue(QUEUE_SIZE)
@@ -87,7 +91,7 @@ class EventRecorder:
             log.warning("event %s/%s dropped: no running event loop", reason, message)
             return
         try:
-            self._queue.put_nowait((obj, type, reason, message, now_rfc3339()))
+            self._queue.put_nowait((obj, type, reason, message, self._timestamp()))
         except asyncio.QueueFull:
             self.dropped += 1
             log.warning("event queue full; dropped %s event %s: %s", type, reason, message)

@@ -85,6 +85,8 @@ class LeaderElector:
         self._observed: dict[str, Any] | None = None
         self._observed_time = 0.0
         self._lease: dict[str, Any] | None = None
+        self.attempts = 0
+        """Acquire or renew attempts finished so far, won or not (one can wait on it)."""
 
     @property
     def observed_holder(self) -> str:
@@ -186,6 +188,12 @@ class LeaderElector:
         return rec
 
     async def _try_acquire_or_renew(self) -> bool:
+        try:
+            return await self._attempt()
+        finally:
+            self.attempts += 1
+
+    async def _attempt(self) -> bool:
         now = format_micro()
         try:
             lease = await self.client.get(LEASE_API, "leases", self.lease_name, self.namespace)

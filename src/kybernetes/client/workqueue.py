@@ -35,6 +35,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator
@@ -233,6 +234,15 @@ class WorkQueue:
     def __len__(self) -> int:
         """Keys waiting to be handed out (not those processing or delayed)."""
         return len(self._queue)
+
+    def pending(self, within: float = math.inf) -> int:
+        """Keys with work outstanding: queued, processing, or delayed to be added within ``within``
+        seconds of the queue's clock (0: only those already due). A queue whose ``pending(w)`` is
+        0 has finished every sync it was asked for, except periodic re-adds further than ``w`` out;
+        tests use it to know a controller has processed the events it was sent."""
+        horizon = self.clock.now() + within
+        delayed = sum(1 for due, _ in self._delayed.values() if due <= horizon)
+        return len(self._queue) + len(self._processing) + delayed
 
     @property
     def shutting_down(self) -> bool:

@@ -16,6 +16,7 @@ interval stay spread.
 from __future__ import annotations
 
 import asyncio
+import collections
 import heapq
 import itertools
 import logging
@@ -35,9 +36,14 @@ class Timeline:
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: collections.Counter[Hashable] = collections.Counter()
 
     def __len__(self) -> int:
         return len(self._due)
+
+    def running(self, key: Hashable) -> bool:
+        """Whether a run of ``key`` has started and not finished (cancel() does not stop one)."""
+        return self._running[key] > 0
 
     def schedule(self, key: Hashable, due: float) -> None:
         seq = next(self._seq)
@@ -81,6 +87,7 @@ class Timeline:
                 heapq.heappop(self._heap)
                 del self._due[key]
                 await self._slots.acquire()
+                self._running[key] += 1
                 task = loop.create_task(self._one(key, due))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -99,3 +106,6 @@ class Timeline:
             log.exception("hollow job %r failed", key)
         finally:
             self._slots.release()
+            self._running[key] -= 1
+            if not self._running[key]:
+                del self._running[key]

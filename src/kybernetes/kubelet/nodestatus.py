@@ -111,6 +111,8 @@ class NodeStatusManager:
         self._pod_cidr = ""
         self._wake = asyncio.Event()
         self.lease: Obj | None = None
+        self.status_rounds = 0
+        """Rounds of the status loop finished so far, written or not (one can wait on it)."""
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -209,6 +211,7 @@ class NodeStatusManager:
                 await self.update_status()
             except (errors.StatusError, ConnectionError) as e:
                 log.warning("updating status of node %s: %s", self.node_name, e)
+            self.status_rounds += 1
 
     # -- pieces ------------------------------------------------------------------------------------
 
