@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from typing import Any, TypeGuard
 
 from kybernetes import errors
@@ -39,6 +40,7 @@ from kybernetes.api.selectors import from_label_selector_object, validate_label_
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.apiserver.registry.core import default_pod_template, validate_pod_template
 from kybernetes.apiserver.registry.pods import as_dict, as_list, quantity_or_none
+from kybernetes.apiserver.registry.rest import REPLICAS_PATHS, ScaleREST, SubresourceREST
 from kybernetes.apiserver.registry.strategy import Obj, Strategy, semantic_equal
 
 # --- shared helpers (batch.py and groups.py use them too) --------------------------------------
@@ -607,3 +609,9 @@ __all__ = [
     "validate_nonneg",
     "validate_selector_and_template",
 ]
+
+SUBRESOURCES: dict[tuple[str, str], Callable[[], dict[str, SubresourceREST]]] = {
+    ("apps", plural): lambda: {"scale": ScaleREST(REPLICAS_PATHS)}
+    for plural in ("deployments", "replicasets", "statefulsets")
+}
+"""(group, plural) -> the kind-specific subresources of its REST object."""

@@ -84,6 +84,7 @@ class NamespaceStrategy(ClusterScoped):
     tracks_generation = False
     name_validator = staticmethod(v.is_dns1123_label)  # type: ignore[assignment]  # mypy misreads staticmethod in a ClassVar
     field_selectors = {"status.phase": _field("status", "phase")}
+    update_subresources = ("finalize",)
 
     def prepare_for_create(self, obj: Obj) -> None:
         obj["status"] = {"phase": "Active"}
@@ -136,6 +137,20 @@ class NamespaceStrategy(ClusterScoped):
         status = as_dict(new.get("status"))
         return validate_enum(status.get("phase"), Path("status", "phase"), ("Active", "Terminating"),
                              required=False)
+
+    def prepare_for_delete_marking(self, obj: Obj) -> None:
+        # Kubernetes' namespace REST Delete: a namespace being deleted is Terminating.
+        obj.setdefault("status", {})["phase"] = "Terminating"
+
+    def prepare_for_subresource_update(self, subresource: str, new: Obj, old: Obj) -> None:
+        """``/finalize``: only spec.finalizers is taken from the request."""
+        fins = as_dict(new.get("spec")).get("finalizers") or []
+        new.clear()
+        new.update(copy.deepcopy(old))
+        new.setdefault("spec", {})["finalizers"] = fins
+
+    def validate_subresource_update(self, subresource: str, new: Obj, old: Obj) -> list[FieldError]:
+        return self.validate(new)
 
 
 def _validate_finalizer_name(name: Any, path: Path) -> list[FieldError]:

@@ -1072,6 +1072,20 @@ class PodStrategy(Strategy):
         errs.extend(validate_pod_spec_update(as_dict(new.get("spec")), as_dict(old.get("spec")), Path("spec")))
         return errs
 
+    def graceful_delete_seconds(self, obj: Obj, requested: int | None) -> int:
+        """Pods bound to a node and not finished are deleted gracefully: the kubelet confirms
+        with grace 0. The client's gracePeriodSeconds, else the pod's
+        terminationGracePeriodSeconds, else 30."""
+        spec = as_dict(obj.get("spec"))
+        if not spec.get("nodeName"):
+            return 0
+        if as_dict(obj.get("status")).get("phase") in ("Succeeded", "Failed"):
+            return 0
+        if requested is not None:
+            return max(0, int(requested))
+        g = spec.get("terminationGracePeriodSeconds")
+        return int(g) if isinstance(g, int) and g >= 0 else 30
+
     def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
         status = as_dict(new.get("status"))
         p = Path("status")

@@ -11,8 +11,11 @@ Kubernetes' ``genericregistry.Store`` in Python. A request handler calls one of
     update: read current -> precondition (resourceVersion CAS) -> prepare_for_update / status
             -> default -> validate_update -> generation bump -> managedFields -> no-op check
             -> store.update (409 Conflict on a lost CAS; patch retries, PUT does not)
-    delete: preconditions -> finalizers (only mark deletionTimestamp) / graceful pods
-            -> store.delete
+    delete: preconditions -> finalizers or strategy.graceful_delete_seconds (only mark
+            deletionTimestamp; strategy.prepare_for_delete_marking) -> store.delete
+
+The store names no kind: what differs per kind is its strategy's, and what a subresource does is
+its REST object's (``rest.py``).
 
 Reads are served from the watch cache (:mod:`kybernetes.storage.cacher`), made consistent by
 waiting until the cache has applied every acknowledged write. A request runs in the form of the
@@ -43,6 +46,7 @@ from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.selectors import FieldSelector, LabelSelector, object_fields
 from kybernetes.api.timeutil import format_rfc3339, now_rfc3339
 from kybernetes.apiserver.registry.conversion import Conversions, Stored
+from kybernetes.apiserver.registry.rest import ResourceREST
 from kybernetes.apiserver.registry.strategy import Strategy
 from kybernetes.storage import interface as st
 from kybernetes.storage.cacher import CacheEvent, Cacher, Watcher
@@ -223,9 +227,9 @@ class Registry:
         self.create_hooks: dict[tuple[str, str], list[Hook]] = {}
         self.update_hooks: dict[tuple[str, str], list[Hook]] = {}
         self.delete_hooks: dict[tuple[str, str], list[Hook]] = {}
-        self.custom_schemas: dict[tuple[str, str, str], schemas.Schema] = {}
-        """CRD (group, version, kind) -> its structural schema (set by the CRD handler)."""
-        self.custom_strategies: dict[tuple[str, str], Strategy] = {}
+        self._rest: dict[tuple[str, str, str], ResourceREST] = {}
+        """(group, version, plural) -> the resource's REST object: built-in ones made on first
+        use, custom ones installed by the CRD controller (:meth:`install_rest`)."""
         self.conversions = Conversions(stored)
         """Resources served through versions other than their stored one (CRD versions register here)."""
         self._default_strategy = Strategy()
@@ -242,16 +246,34 @@ class Registry:
         """The rules for requests made through ``r`` (adapted when ``r`` is not the stored form)."""
         return self.conversions.strategy(r, self._stored_strategy(r))
 
+    def rest_for(self, r: Resource) -> ResourceREST:
+        """``r``'s REST object (its strategy, schema, subresources). A custom resource whose CRD
+        is gone has a bare one: the default strategy and no schema."""
+        rest = self._rest.get((r.group, r.version, r.plural))
+        if rest is not None:
+            return rest
+        if not r.builtin:
+            return ResourceREST(r, self, self._default_strategy)
+        from kybernetes.apiserver.registry import builtin_rest
+
+        strategy = self.strategies.get((r.stored_in[0], r.kind)) or self._default_strategy
+        rest = self._rest[(r.group, r.version, r.plural)] = builtin_rest(self, r, strategy)
+        return rest
+
+    def install_rest(self, rest: ResourceREST) -> None:
+        """Serve ``rest`` for its resource (a custom resource's, built from its CRD)."""
+        r = rest.resource
+        self._rest[(r.group, r.version, r.plural)] = rest
+
+    def remove_rest(self, r: Resource) -> None:
+        self._rest.pop((r.group, r.version, r.plural), None)
+
     def _stored_strategy(self, r: Resource) -> Strategy:
         """The strategy of the kind as it is stored (the one that reads stored objects)."""
-        key = (r.stored_in[0], r.kind)
-        s = self.strategies.get(key) or self.custom_strategies.get(key)
-        return s or self._default_strategy
+        return self.rest_for(r).strategy
 
     def schema(self, r: Resource) -> schemas.Schema | None:
-        if r.builtin:
-            return schemas.for_kind(r.group, r.version, r.kind)
-        return self.custom_schemas.get((r.group, r.version, r.kind))
+        return self.rest_for(r).schema
 
     def to_version(self, r: Resource, obj: Obj) -> Obj:
         """A stored object as ``r``'s version serves it (see :mod:`.conversion`)."""
@@ -656,12 +678,6 @@ class Registry:
         if subresource == "status":
             s.prepare_for_status_update(new, old)
             meta = _meta(new)
-        elif subresource == "finalize":
-            # namespaces/finalize: only spec.finalizers is taken from the request.
-            fins = (new.get("spec") or {}).get("finalizers") or []
-            new = copy.deepcopy(old)
-            new.setdefault("spec", {})["finalizers"] = fins
-            meta = _meta(new)
         elif subresource:
             s.prepare_for_subresource_update(subresource, new, old)
             meta = _meta(new)
@@ -674,8 +690,6 @@ class Registry:
             errs = v.validate_object_meta_update(meta, old_meta)
             if subresource == "status":
                 errs += s.validate_status_update(new, old)
-            elif subresource == "finalize":
-                errs += s.validate(new)
             else:
                 errs += s.validate_subresource_update(subresource, new, old)
             v.raise_if_errors(r.kind, name, errs, r.group)
@@ -813,13 +827,11 @@ class Registry:
                     return cur
         return obj
 
-    async def bind(self, r: Resource, namespace: str, name: str, new: Obj, old: Obj, ctx: RequestContext) -> Obj:
-        """pods/binding: set spec.nodeName and PodScheduled=True, bypassing the pod update rules."""
-        status = new.setdefault("status", {})
-        conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-        conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                      "lastTransitionTime": now_rfc3339()})
-        status["conditions"] = conds
+    async def write_prepared(self, r: Resource, namespace: str, name: str, new: Obj, old: Obj,
+                             ctx: RequestContext) -> Obj:
+        """Store ``new``, which a subresource prepared from ``old`` under rules of its own (a pod's
+        binding), bypassing the strategy's update rules; compare-and-swap on ``old``'s
+        resourceVersion (409 Conflict when it moved on)."""
         self._manage_fields(r, old, new, ctx, "Update")
         if ctx.dry_run:
             return new
@@ -867,7 +879,8 @@ class Registry:
                 finalizers.append("foregroundDeletion")
             elif policy == "Orphan" and "orphan" not in finalizers:
                 finalizers.append("orphan")
-            grace = self._grace_period(r, obj, opts)
+            stored_strategy = self._stored_strategy(r)
+            grace = stored_strategy.graceful_delete_seconds(obj, opts.grace_period_seconds)
             if finalizers or grace or self.strategy(r).holds_deletion(obj):
                 # Only marked: the finalizers' owners (or the kubelet) finish the deletion.
                 if umeta.get("deletionTimestamp") and finalizers == list(umeta.get("finalizers") or []) and not grace:
@@ -882,8 +895,7 @@ class Registry:
                         umeta["generation"] = int(umeta["generation"]) + 1
                 elif grace is not None and grace < int(umeta.get("deletionGracePeriodSeconds") or 0):
                     umeta["deletionGracePeriodSeconds"] = grace
-                if r.kind == "Namespace" and r.group == "":
-                    updated.setdefault("status", {})["phase"] = "Terminating"
+                stored_strategy.prepare_for_delete_marking(updated)
                 if ctx.dry_run:
                     return updated, False
                 try:
@@ -903,21 +915,6 @@ class Registry:
             meta["resourceVersion"] = str(rev)
             return obj, True
         raise errors.Conflict.of(r.plural, name, r.group, why="too many conflicting writes; please retry")
-
-    def _grace_period(self, r: Resource, obj: Obj, opts: DeleteOptions) -> int:
-        """Pods bound to a node are deleted gracefully: the kubelet confirms with grace 0."""
-        if r.group != "" or r.kind != "Pod":
-            return 0
-        spec = obj.get("spec") or {}
-        if not spec.get("nodeName"):
-            return 0
-        phase = (obj.get("status") or {}).get("phase")
-        if phase in ("Succeeded", "Failed"):
-            return 0
-        if opts.grace_period_seconds is not None:
-            return max(0, int(opts.grace_period_seconds))
-        g = spec.get("terminationGracePeriodSeconds")
-        return int(g) if isinstance(g, int) and g >= 0 else 30
 
     async def delete_collection(self, r: Resource, namespace: str, list_opts: ListOptions,
                                 opts: DeleteOptions, ctx: RequestContext) -> ObjList:

@@ -86,6 +86,16 @@ class Strategy:
         """True while something must finish before a deleted object may go (finalizers)."""
         return bool((obj.get("metadata") or {}).get("finalizers"))
 
+    def graceful_delete_seconds(self, obj: Obj, requested: int | None) -> int:
+        """Seconds a DELETE of the stored ``obj`` leaves it marked before it goes (Kubernetes'
+        ``RESTGracefulDeleteStrategy``); ``requested`` is the client's gracePeriodSeconds. 0: the
+        object goes at once, unless finalizers hold it."""
+        return 0
+
+    def prepare_for_delete_marking(self, obj: Obj) -> None:
+        """Called on the stored form when a DELETE only marks ``obj`` (finalizers or a grace
+        period): what the kind records about being deleted, beyond deletionTimestamp."""
+
     # --- the status subresource -----------------------------------------------------------
 
     def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
