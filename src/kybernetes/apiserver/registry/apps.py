@@ -30,70 +30,25 @@ does for requests to ``apps/v1`` (the only version served here).
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Callable
-from typing import Any, TypeGuard
+from typing import Any
 
 from kybernetes import errors
 from kybernetes.api import validation as v
 from kybernetes.api.selectors import from_label_selector_object, validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
+from kybernetes.api.validation.fields import (
+    as_dict,
+    as_list,
+    int_or_percent_value,
+    is_int,
+    quantity_or_none,
+    validate_int_or_percent,
+    validate_nonneg,
+)
 from kybernetes.apiserver.registry.core import default_pod_template, validate_pod_template
-from kybernetes.apiserver.registry.pods import as_dict, as_list, quantity_or_none
 from kybernetes.apiserver.registry.rest import REPLICAS_PATHS, ScaleREST, SubresourceREST
 from kybernetes.apiserver.registry.strategy import Obj, Strategy, semantic_equal
-
-# --- shared helpers (batch.py and groups.py use them too) --------------------------------------
-
-IS_NEGATIVE_MSG = "must be greater than or equal to 0"
-_PERCENT = re.compile(r"^[0-9]+%$")
-PERCENT_MSG = (
-    "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', "
-    "regex used for validation is '[0-9]+%')"
-)
-
-
-def is_int(value: Any) -> TypeGuard[int]:
-    """A JSON integer (``True`` is not one, though Python says it is)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def validate_nonneg(value: Any, path: Path) -> list[FieldError]:
-    """``ValidateNonnegativeField`` for an optional integer field."""
-    if value is None:
-        return []
-    if not is_int(value):
-        return [v.type_invalid(path, value, "must be an integer")]
-    if value < 0:
-        return [v.invalid(path, value, IS_NEGATIVE_MSG)]
-    return []
-
-
-def int_or_percent_value(value: Any) -> int | None:
-    """The number in an int-or-percent (``"25%"`` -> 25, ``3`` -> 3); ``None`` if it is neither."""
-    if is_int(value):
-        return int(value)
-    if isinstance(value, str):
-        if _PERCENT.match(value):
-            return int(value[:-1])
-        if value.isdigit():
-            return int(value)  # intstr.IntValue() parses a bare numeric string
-    return None
-
-
-def validate_int_or_percent(value: Any, path: Path) -> list[FieldError]:
-    """``ValidatePositiveIntOrPercent`` plus ``IsNotMoreThan100Percent``; ``None`` is fine (unset)."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        if not _PERCENT.match(value):
-            return [v.invalid(path, value, PERCENT_MSG)]
-        if int(value[:-1]) > 100:
-            return [v.invalid(path, value, "must not be greater than 100%")]
-        return []
-    if is_int(value):
-        return validate_nonneg(value, path)
-    return [v.invalid(path, value, "must be an integer or percentage (e.g '5%')")]
 
 
 def validate_selector_and_template(
@@ -601,14 +556,7 @@ STRATEGIES: dict[tuple[str, str], Strategy] = {
     ("apps", "ControllerRevision"): ControllerRevisionStrategy(),
 }
 
-__all__ = [
-    "STRATEGIES",
-    "int_or_percent_value",
-    "is_int",
-    "validate_int_or_percent",
-    "validate_nonneg",
-    "validate_selector_and_template",
-]
+__all__ = ["STRATEGIES", "SUBRESOURCES", "validate_selector_and_template"]
 
 SUBRESOURCES: dict[tuple[str, str], Callable[[], dict[str, SubresourceREST]]] = {
     ("apps", plural): lambda: {"scale": ScaleREST(REPLICAS_PATHS)}

@@ -22,26 +22,27 @@ from typing import Any
 
 from kybernetes.api import gobytes
 from kybernetes.api import validation as v
+from kybernetes.api.defaults import default_pod_spec, default_pod_template
 from kybernetes.api.selectors import validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
+from kybernetes.api.validation.fields import (
+    as_dict,
+    as_list,
+    is_cidr,
+    quantity_or_none,
+    validate_enum,
+    validate_nonneg,
+    validate_quantity,
+    validate_resource_list,
+)
 from kybernetes.apiserver.registry.pods import (
     POD_FIELD_SELECTORS,
     TAINT_EFFECTS,
     PodStrategy,
     PodTemplateStrategy,
-    as_dict,
-    as_list,
-    default_pod_spec,
-    default_pod_template,
-    is_cidr,
-    quantity_or_none,
-    validate_enum,
     validate_node_selector,
-    validate_nonneg,
     validate_pod_spec,
     validate_pod_template,
-    validate_quantity,
-    validate_resource_list,
 )
 from kybernetes.apiserver.registry.services import EndpointsStrategy, ServiceStrategy
 from kybernetes.apiserver.registry.strategy import ClusterScoped, Obj, Strategy

@@ -24,15 +24,18 @@ from typing import Any
 from kybernetes.api import validation as v
 from kybernetes.api.selectors import validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
-from kybernetes.apiserver.registry.apps import is_int, spec_of, validate_int_or_percent, validate_nonneg
-from kybernetes.apiserver.registry.autoscaling import drop_round_trip_annotations
-from kybernetes.apiserver.registry.pods import (
+from kybernetes.api.validation.fields import (
     as_dict,
     as_list,
+    is_int,
     port_name_msgs,
     port_num_msgs,
     quantity_or_none,
+    validate_int_or_percent,
+    validate_nonneg,
 )
+from kybernetes.apiserver.registry.apps import spec_of
+from kybernetes.apiserver.registry.autoscaling import drop_round_trip_annotations
 from kybernetes.apiserver.registry.strategy import ClusterScoped, Obj, Strategy, semantic_equal
 
 PROTOCOLS = ("SCTP", "TCP", "UDP")
