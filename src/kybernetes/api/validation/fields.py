@@ -203,3 +203,19 @@ def validate_int_or_percent(value: Any, path: Path) -> list[FieldError]:
     if is_int(value):
         return validate_nonneg(value, path)
     return [v.invalid(path, value, "must be an integer or percentage (e.g '5%')")]
+
+
+def path_segment_name_msgs(name: str) -> list[str]:
+    """``path.IsValidPathSegmentName``: the name rule of RBAC objects and object references."""
+    if name in (".", ".."):
+        return [f"may not be '{name}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
+
+
+def names_msgs(value: Any, path: Path, check: Any) -> list[FieldError]:
+    return [v.invalid(path, value, m) for m in check(str(value))]
+
+
+def omit_value_invalid(path: Path | str, detail: str) -> FieldError:
+    """``field.Invalid`` with Kubernetes' empty-string value (it renders as ``""``)."""
+    return v.invalid(path, "", detail)

@@ -1,4 +1,11 @@
-"""The registry: the generic store (``store.py``) and one strategy module per API group."""
+"""The registry: the generic store (``store.py``), one REST object per resource (``rest.py``) and
+one module per API group with its kinds' strategies (``STRATEGIES``) and kind-specific
+subresources (``SUBRESOURCES``): core (``core.py``, ``pods.py``, ``services.py``,
+``core_rest.py``), apps, batch, autoscaling, certificates, coordination, discovery, events,
+flowcontrol, networking, node, policy, rbac, scheduling, storage and apiextensions (``crds.py``).
+
+Adding a built-in resource: one line in the catalogue (``api/resources.py``) and its strategy in
+its group's module (and the module in :func:`builtin_strategies` if the group is new)."""
 
 from __future__ import annotations
 
@@ -17,18 +24,25 @@ def builtin_strategies() -> dict[tuple[str, str], Strategy]:
     """Every built-in kind's strategy, keyed by (group, kind)."""
     from kybernetes.apiserver.registry import (
         apps,
+        autoscaling,
         batch,
         certificates,
+        coordination,
         core,
         crds,
+        discovery,
         flowcontrol,
-        groups,
+        networking,
         node,
+        policy,
+        rbac,
+        scheduling,
         storage,
     )
 
     out: dict[tuple[str, str], Strategy] = {}
-    for module in (core, apps, batch, certificates, groups, storage, node, flowcontrol, crds):
+    for module in (core, apps, batch, autoscaling, certificates, coordination, discovery, networking, policy,
+                   rbac, scheduling, storage, node, flowcontrol, crds):
         out.update(module.STRATEGIES)
     return out
 
