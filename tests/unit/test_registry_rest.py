@@ -225,3 +225,29 @@ def test_the_name_check_finds_a_kind() -> None:
     assert re.search(r"[\"']" + re.escape("Namespace") + r"[\"']", source)
 
 
+
+
+# --- a resource's own storage steps: the Service allocator ----------------------------------
+
+
+def service(name: str, **spec: Any) -> Obj:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"ports": [{"port": 80}], **spec}}
+
+
+async def test_the_service_rest_object_allocates_not_an_admission_hook(registry: Registry) -> None:
+    from kybernetes.apiserver.registry.serviceallocator import ServiceAllocator
+
+    ServiceAllocator("10.43.0.0/16", (30000, 30010)).install(registry)
+    assert ("", "Service") not in registry.create_hooks and ("", "Service") not in registry.update_hooks
+    svcs = rest(registry, "services")
+    assert svcs.begin_create is not None and svcs.begin_update is not None
+    made = await registry.create(svcs.resource, "default", service("a", type="NodePort"), CTX)
+    ip, node_port = made["spec"]["clusterIP"], made["spec"]["ports"][0]["nodePort"]
+    assert ip.startswith("10.43.") and 30000 <= node_port <= 30010
+    # An update that leaves them out keeps them (begin_update sees the old object).
+    again = {**made, "spec": {"type": "NodePort", "ports": [{"port": 80}]}}
+    updated, _ = await registry.update(svcs.resource, "default", "a", again, CTX)
+    assert updated["spec"]["clusterIP"] == ip and updated["spec"]["ports"][0]["nodePort"] == node_port
+    with pytest.raises(errors.Invalid, match="provided IP is already allocated"):
+        await registry.create(svcs.resource, "default", service("b", clusterIP=ip), CTX)

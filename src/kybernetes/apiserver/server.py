@@ -33,7 +33,6 @@ from typing import Any
 from kybernetes import errors
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.admission import priority, quota, runtimeclass
-from kybernetes.apiserver.admission.allocators import ServiceAllocator
 from kybernetes.apiserver.auth.authenticator import Authenticator, TokenFile
 from kybernetes.apiserver.auth.serviceaccounts import ServiceAccounts
 from kybernetes.apiserver.componentstatus import ComponentStatuses
@@ -41,6 +40,7 @@ from kybernetes.apiserver.crds import CRDController
 from kybernetes.apiserver.flowcontrol import FlowControl
 from kybernetes.apiserver.registry import builtin_conversions, builtin_strategies, certificates
 from kybernetes.apiserver.registry.rest import ResourceREST
+from kybernetes.apiserver.registry.serviceallocator import ServiceAllocator
 from kybernetes.apiserver.registry.store import Registry, RequestContext, User
 from kybernetes.apiserver.transport import discovery, openapi_pb
 from kybernetes.apiserver.transport.handlers import JSON, ResourceHandlers, json_response

@@ -77,6 +77,10 @@ class SubresourceREST:
         raise NotImplementedError
 
 
+WriteStep = Callable[["ResourceREST", Obj, "Obj | None", "RequestContext"], Awaitable[None]]
+"""``(rest, new, old or None, ctx)``: a step of a resource's own storage in the generic store's writes."""
+
+
 @dataclass
 class ResourceREST:
     """Everything about one served resource (one group, version and plural).
@@ -97,6 +101,12 @@ class ResourceREST:
     """What serves POST to the collection instead of the generic store (the older ``bindings``)."""
     computed: ComputedREST | None = None
     """Set for a resource computed on each read instead of stored (componentstatuses)."""
+    begin_create: WriteStep | None = None
+    """Called by the generic store on create after defaulting, before admission and validation
+    (Kubernetes' ``BeginCreate``): what the resource's own storage must do, such as allocating a
+    Service's ClusterIP and node ports."""
+    begin_update: WriteStep | None = None
+    """The same on every update (``BeginUpdate``), with the old object."""
 
     @property
     def schema(self) -> schemas.Schema | None:

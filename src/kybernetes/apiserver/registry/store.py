@@ -6,7 +6,8 @@ Kubernetes' ``genericregistry.Store`` in Python. A request handler calls one of
 :class:`RequestContext`; the registry looks up the kind's strategy and runs:
 
     create: decode-check -> generateName -> uid/timestamps -> strategy.prepare_for_create
-            -> strategy.default -> hooks (allocate Service IPs) -> validate -> managedFields
+            -> strategy.default -> rest.begin_create (a Service's IPs) -> hooks (admission)
+            -> validate -> managedFields
             -> store.create (409 AlreadyExists)
     update: read current -> precondition (resourceVersion CAS) -> prepare_for_update / status
             -> default -> validate_update -> generation bump -> managedFields -> no-op check
@@ -608,6 +609,9 @@ class Registry:
         s.prepare_for_create(obj)
         s.default(obj)
         await self._check_namespace(r, namespace)
+        rest = self.rest_for(r)
+        if rest.begin_create is not None:
+            await rest.begin_create(rest, obj, None, ctx)
         for hook in self.create_hooks.get((r.group, r.kind), ()):
             await hook(self, r, obj, None, ctx)
         self._validate(r, obj, None)
@@ -684,6 +688,9 @@ class Registry:
         else:
             s.prepare_for_update(new, old)
         s.default(new)
+        rest = self.rest_for(r)
+        if rest.begin_update is not None:
+            await rest.begin_update(rest, new, old, ctx)
         for hook in self.update_hooks.get((r.group, r.kind), ()):
             await hook(self, r, new, old, ctx)
         if subresource:

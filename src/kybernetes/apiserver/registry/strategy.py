@@ -12,8 +12,8 @@ A strategy only says what differs for its kind. Objects are plain dicts in their
 form. Validators return lists of :class:`~kybernetes.api.validation.FieldError` and never raise;
 the generic store turns them into one 422. Defaulting mutates in place.
 
-Strategies never touch the store; what needs the store (allocating Service IPs) lives in hooks the
-generic store calls with a context.
+Strategies never touch the store; what needs the store lives in the resource's REST object
+(``rest.py``: a Service's IP allocation is its ``begin_create``/``begin_update``) or in admission.
 """
 
 from __future__ import annotations
