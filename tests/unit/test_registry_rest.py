@@ -236,7 +236,7 @@ def service(name: str, **spec: Any) -> Obj:
 
 
 async def test_the_service_rest_object_allocates_not_an_admission_hook(registry: Registry) -> None:
-    from kybernetes.apiserver.registry.serviceallocator import ServiceAllocator
+    from kybernetes.apiserver.registry.core.serviceallocator import ServiceAllocator
 
     ServiceAllocator("10.43.0.0/16", (30000, 30010)).install(registry)
     assert ("", "Service") not in registry.create_hooks and ("", "Service") not in registry.update_hooks

@@ -39,8 +39,8 @@ from kybernetes.apiserver.componentstatus import ComponentStatuses
 from kybernetes.apiserver.crds import CRDController
 from kybernetes.apiserver.flowcontrol import FlowControl
 from kybernetes.apiserver.registry import builtin_conversions, builtin_strategies, certificates
+from kybernetes.apiserver.registry.core.serviceallocator import ServiceAllocator
 from kybernetes.apiserver.registry.rest import ResourceREST
-from kybernetes.apiserver.registry.serviceallocator import ServiceAllocator
 from kybernetes.apiserver.registry.store import Registry, RequestContext, User
 from kybernetes.apiserver.transport import discovery, openapi_pb
 from kybernetes.apiserver.transport.handlers import JSON, ResourceHandlers, json_response
@@ -198,7 +198,7 @@ class APIServer:
         """The REST objects that need this server's parts: serviceaccounts' token (the token
         issuer), pods' connect subresources (the streaming proxy to kubelets) and the computed
         componentstatuses."""
-        from kybernetes.apiserver.registry.core_rest import TokenREST
+        from kybernetes.apiserver.registry.core import TokenREST
         from kybernetes.apiserver.registry.rest import ConnectREST
         from kybernetes.apiserver.transport.proxy import StreamingProxy
 

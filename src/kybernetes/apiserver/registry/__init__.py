@@ -1,7 +1,7 @@
 """The registry: the generic store (``store.py``), one REST object per resource (``rest.py``) and
 one module per API group with its kinds' strategies (``STRATEGIES``) and kind-specific
-subresources (``SUBRESOURCES``): core (``core.py``, ``pods.py``, ``services.py``,
-``core_rest.py``), apps, batch, autoscaling, certificates, coordination, discovery, events,
+subresources (``SUBRESOURCES``): core (the ``core/`` package, one module per
+resource with code of its own), apps, batch, autoscaling, certificates, coordination, discovery, events,
 flowcontrol, networking, node, policy, rbac, scheduling, storage and apiextensions (``crds.py``).
 
 Adding a built-in resource: one line in the catalogue (``api/resources.py``) and its strategy in
@@ -57,13 +57,13 @@ def builtin_conversions() -> list[Stored]:
 def builtin_rest(registry: Registry, r: Resource, strategy: Strategy) -> ResourceREST:
     """The REST object of the built-in resource ``r``: ``strategy`` (its stored kind's), the
     subresources every resource has by what it declares, and those its group's module adds."""
-    from kybernetes.apiserver.registry import apps, core_rest
+    from kybernetes.apiserver.registry import apps, core
 
     key = (r.group, r.plural)
     subs = generic_subresources(r, strategy)
-    for module_subs in (core_rest.SUBRESOURCES, apps.SUBRESOURCES):
+    for module_subs in (core.SUBRESOURCES, apps.SUBRESOURCES):
         make = module_subs.get(key)
         if make is not None:
             subs.update(make())
-    make_create = core_rest.CREATE.get(key)
+    make_create = core.CREATE.get(key)
     return ResourceREST(r, registry, strategy, subs, create=make_create() if make_create else None)

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from kybernetes.api import validation as v
 from kybernetes.api.validation import FieldError, Path
-from kybernetes.api.validation.fields import (
-    is_int,
-)
+from kybernetes.api.validation.fields import is_int
 from kybernetes.apiserver.registry.apps import spec_of
 from kybernetes.apiserver.registry.strategy import Obj, Strategy
 

@@ -12,12 +12,7 @@ from typing import Any
 
 from kybernetes.api import validation as v
 from kybernetes.api.validation import FieldError, Path
-from kybernetes.api.validation.fields import (
-    PROTOCOLS,
-    as_dict,
-    as_list,
-    names_msgs,
-)
+from kybernetes.api.validation.fields import PROTOCOLS, as_dict, as_list, names_msgs
 from kybernetes.apiserver.registry.strategy import Obj, Strategy, semantic_equal
 
 # --- discovery.k8s.io EndpointSlice ------------------------------------------------------------

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from kybernetes.api import validation as v
 from kybernetes.api.validation import FieldError, Path
-from kybernetes.api.validation.fields import (
-    as_dict,
-    is_int,
-)
+from kybernetes.api.validation.fields import as_dict, is_int
 from kybernetes.apiserver.registry.strategy import ClusterScoped, Obj, Strategy
 
 # --- scheduling.k8s.io PriorityClass -----------------------------------------------------------

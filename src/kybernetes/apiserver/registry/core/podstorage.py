@@ -1,27 +1,18 @@
-"""The core group's kind-specific subresources (Kubernetes' ``pkg/registry/core/<resource>/storage``).
-
-pods: ``binding`` (:class:`BindingREST`, and the older ``bindings`` resource,
-:class:`LegacyBindingREST`), ``eviction`` (:class:`EvictionREST`) and ``ephemeralcontainers``
-(:class:`EphemeralContainersREST`); namespaces: ``finalize`` (:class:`FinalizeREST`);
-serviceaccounts: ``token`` (:class:`TokenREST`, installed by the server with its token issuer);
-replicationcontrollers: ``scale``. Pods' connect subresources (log, exec, attach, portforward) are
-:class:`~kybernetes.apiserver.registry.rest.ConnectREST` objects the server installs with its
-streaming proxy.
+"""Pods' storage beside their strategy (Kubernetes' ``pkg/registry/core/pod/storage``): the
+``binding`` subresource and the older ``bindings`` resource, ``eviction`` and
+``ephemeralcontainers``.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from kybernetes import errors
 from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.apiserver.registry.rest import (
-    REPLICAS_PATHS,
     Reply,
     ResourceREST,
-    ScaleREST,
     SubresourceCall,
     SubresourceREST,
     UpdateSubresourceREST,
@@ -29,6 +20,7 @@ from kybernetes.apiserver.registry.rest import (
 
 if TYPE_CHECKING:
     from kybernetes.apiserver.registry.store import RequestContext
+
 
 Obj = dict[str, Any]
 
@@ -118,54 +110,3 @@ class EphemeralContainersREST(UpdateSubresourceREST):
 
     def __init__(self) -> None:
         super().__init__("")
-
-
-class FinalizeREST(UpdateSubresourceREST):
-    """``namespaces/NAME/finalize`` (GET, PUT): writes only spec.finalizers (the Namespace
-    strategy's subresource rules)."""
-
-    def __init__(self) -> None:
-        super().__init__("finalize", frozenset(("GET", "PUT")))
-
-
-TokenIssuer = Callable[[str, str, Any, "RequestContext"], Awaitable[Obj]]
-
-
-class TokenREST(SubresourceREST):
-    """``serviceaccounts/NAME/token`` (POST a TokenRequest): a token for the account, issued by
-    ``issue(namespace, name, body, ctx)`` (the server's service-account token issuer)."""
-
-    methods = frozenset(("POST",))
-
-    def __init__(self, issue: TokenIssuer) -> None:
-        self.issue = issue
-
-    async def serve(self, rest: ResourceREST, call: SubresourceCall) -> Reply:
-        body = await call.read_body()
-        return Reply(await self.issue(call.namespace, call.name, body, call.ctx), 201)
-
-
-SUBRESOURCES: dict[tuple[str, str], Callable[[], dict[str, SubresourceREST]]] = {
-    ("", "pods"): lambda: {"binding": BindingREST(), "eviction": EvictionREST(),
-                           "ephemeralcontainers": EphemeralContainersREST()},
-    ("", "namespaces"): lambda: {"finalize": FinalizeREST()},
-    ("", "replicationcontrollers"): lambda: {"scale": ScaleREST(REPLICAS_PATHS)},
-}
-"""(group, plural) -> the kind-specific subresources of its REST object."""
-
-CREATE: dict[tuple[str, str], Callable[[], SubresourceREST]] = {
-    ("", "bindings"): LegacyBindingREST,
-}
-"""(group, plural) -> what serves its create instead of the generic store."""
-
-__all__ = [
-    "CREATE",
-    "SUBRESOURCES",
-    "BindingREST",
-    "EphemeralContainersREST",
-    "EvictionREST",
-    "FinalizeREST",
-    "LegacyBindingREST",
-    "TokenREST",
-    "bind_pod",
-]
