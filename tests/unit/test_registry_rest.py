@@ -251,3 +251,44 @@ async def test_the_service_rest_object_allocates_not_an_admission_hook(registry:
     assert updated["spec"]["clusterIP"] == ip and updated["spec"]["ports"][0]["nodePort"] == node_port
     with pytest.raises(errors.Invalid, match="provided IP is already allocated"):
         await registry.create(svcs.resource, "default", service("b", clusterIP=ip), CTX)
+
+
+# --- custom resources: one object per served version, built from the CRD -----------------
+
+CRD: Obj = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.example.com"},
+    "spec": {
+        "group": "example.com", "scope": "Namespaced",
+        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"]},
+        "versions": [
+            {"name": "v1beta1", "served": True, "storage": False,
+             "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}},
+            {"name": "v1", "served": True, "storage": True,
+             "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                 "spec": {"type": "object", "properties": {"replicas": {"type": "integer"}}}}}},
+             "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas",
+                                                      "statusReplicasPath": ".status.replicas"}},
+             "additionalPrinterColumns": [{"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"}]},
+            {"name": "v0", "served": False, "storage": False},
+        ],
+    },
+}
+
+
+async def test_a_crd_becomes_one_rest_object_per_served_version(registry: Registry) -> None:
+    from kybernetes.apiserver.crds import custom_rest
+
+    rests = {r.resource.version: r for r in custom_rest(registry, CRD, namespaced=True)}
+    assert sorted(rests) == ["v1", "v1beta1"]
+    v1, beta = rests["v1"], rests["v1beta1"]
+    assert v1.resource.subresources == ("status", "scale") and beta.resource.subresources == ()
+    assert set(v1.subresources) == {"status", "scale"}
+    assert v1.subresource("scale").methods == READ
+    with pytest.raises(errors.NotFound):
+        beta.subresource("scale")
+    assert v1.columns == [{"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"}]
+    assert beta.columns == []
+    assert v1.schema is not None and "spec" in v1.schema.raw["properties"]
+    # One strategy for every version (the last served one's), as the server has always used.
+    assert v1.strategy is beta.strategy
