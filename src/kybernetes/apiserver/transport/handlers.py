@@ -113,20 +113,20 @@ class ResourceHandlers:
             return self._reply(rest, reply, accept, pretty, q, ctx)
         if method == "POST":
             if rp.name:
-                raise errors.MethodNotAllowed('the server does not allow this method on the requested resource')
+                raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
             self._require_verb(r, "create")
             body = await self._body(request)
             obj = await self.registry.create(r, ns, body, ctx)  # type: ignore[arg-type]
             return self._render_one(r, obj, accept, pretty, q, status=201, ctx=ctx)
         if method == "PUT":
             if not rp.name:
-                raise errors.MethodNotAllowed("the server does not allow this method on the requested resource")
+                raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
             body = await self._body(request)
             obj, created = await self.registry.update(r, ns, rp.name, body, ctx)  # type: ignore[arg-type]
             return self._render_one(r, obj, accept, pretty, q, status=201 if created else 200, ctx=ctx)
         if method == "PATCH":
             if not rp.name:
-                raise errors.MethodNotAllowed("the server does not allow this method on the requested resource")
+                raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
             ptype = patch_type(request.headers.get("Content-Type", ""))
             body = await self._body(request)
             obj, created = await self.registry.patch(r, ns, rp.name, ptype, body, ctx,
