@@ -7,12 +7,14 @@ from typing import Any
 
 import pytest
 
-from kybernetes.apiserver.registry import groups
+from kybernetes.apiserver.registry import builtin_strategies
 from kybernetes.apiserver.registry.strategy import Strategy
+
+STRATEGIES = builtin_strategies()
 
 
 def strat(group: str, kind: str) -> Strategy:
-    return groups.STRATEGIES[(group, kind)]
+    return STRATEGIES[(group, kind)]
 
 
 def create(strategy: Strategy, obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -36,10 +38,10 @@ def test_generation_and_create_on_update_flags() -> None:
                      ("rbac.authorization.k8s.io", "Role"), ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
                      ("autoscaling", "HorizontalPodAutoscaler")]
     for key in no_generation:
-        assert not groups.STRATEGIES[key].tracks_generation, key
+        assert not STRATEGIES[key].tracks_generation, key
     for key in [("policy", "PodDisruptionBudget"), ("networking.k8s.io", "Ingress"),
                 ("networking.k8s.io", "NetworkPolicy"), ("networking.k8s.io", "IngressClass")]:
-        assert groups.STRATEGIES[key].tracks_generation, key
+        assert STRATEGIES[key].tracks_generation, key
     assert strat("coordination.k8s.io", "Lease").allow_create_on_update
 
 

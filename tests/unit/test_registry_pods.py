@@ -17,7 +17,7 @@ from kybernetes.apiserver.registry.core import (
     validate_pod_spec,
     validate_pod_template,
 )
-from kybernetes.apiserver.registry.pods import pod_qos_class
+from kybernetes.apiserver.registry.core.pods import pod_qos_class
 
 POD = STRATEGIES[("", "Pod")]
 

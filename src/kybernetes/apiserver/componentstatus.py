@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.apiserver.registry.rest import ComputedREST
 from kybernetes.apiserver.registry.store import Registry
 
 Obj = dict[str, Any]
@@ -79,8 +80,11 @@ def lease_condition(lease: Obj | None, now: datetime) -> Obj:
     return _condition("True", message="ok")
 
 
-class ComponentStatuses:
-    """Computes ComponentStatus objects from the registry's store and cache."""
+class ComponentStatuses(ComputedREST):
+    """Computes ComponentStatus objects from the registry's store and cache: the REST object of
+    componentstatuses (never stored)."""
+
+    warning = DEPRECATION_WARNING
 
     def __init__(self, registry: Registry, *, probe_timeout: float = PROBE_TIMEOUT) -> None:
         self.registry = registry

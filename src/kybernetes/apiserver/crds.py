@@ -28,9 +28,9 @@ from kybernetes.api import validation as v
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.apiserver.registry.conversion import Stored, api_version_only
+from kybernetes.apiserver.registry.rest import ResourceREST, ScaleREST, generic_subresources
 from kybernetes.apiserver.registry.store import ListOptions, Registry, RequestContext, User
 from kybernetes.apiserver.registry.strategy import Strategy, semantic_equal
-from kybernetes.apiserver.transport.handlers import ResourceHandlers
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -82,11 +82,43 @@ def _body(obj: Obj) -> Obj:
     return {k: val for k, val in obj.items() if k != "metadata"}
 
 
+def custom_rest(registry: Registry, crd: Obj, namespaced: bool) -> list[ResourceREST]:
+    """The REST object of each served version of ``crd``'s resource: its schema, printer columns,
+    status and scale subresources. Every version shares one strategy, the last served
+    version's (as the server has always validated custom resources)."""
+    spec = crd.get("spec") or {}
+    group, names = spec.get("group", ""), spec.get("names") or {}
+    out: list[ResourceREST] = []
+    for ver in spec.get("versions") or []:
+        if not ver.get("served", True):
+            continue
+        sr = ver.get("subresources") or {}
+        subs = tuple(sub for sub in ("status", "scale") if sub in sr)
+        r = Resource(
+            group=group, version=ver["name"], kind=names.get("kind", ""), plural=names.get("plural", ""),
+            namespaced=namespaced, short_names=tuple(names.get("shortNames") or ()),
+            categories=tuple(names.get("categories") or ()), subresources=subs,
+            singular=names.get("singular") or names.get("kind", "").lower(), builtin=False,
+        )
+        raw = ((ver.get("schema") or {}).get("openAPIV3Schema")) or None
+        strategy = CustomResourceStrategy(r.kind, raw, "status" in sr, namespaced)
+        rest = ResourceREST(
+            r, registry, strategy, generic_subresources(r, strategy),
+            custom_schema=schemas.from_openapi_v3(raw or {"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+            columns=list(ver.get("additionalPrinterColumns") or []),
+        )
+        if "scale" in sr:
+            rest.subresources["scale"] = ScaleREST(dict(sr["scale"]))
+        out.append(rest)
+    for rest in out:
+        rest.strategy = out[-1].strategy
+    return out
+
+
 class CRDController:
-    def __init__(self, registry: Registry, catalogue: Catalogue, handlers: ResourceHandlers) -> None:
+    def __init__(self, registry: Registry, catalogue: Catalogue) -> None:
         self.registry = registry
         self.catalogue = catalogue
-        self.handlers = handlers
         self._task: asyncio.Task[None] | None = None
         self._served: dict[str, list[Resource]] = {}
         self.schema_version = 0
@@ -115,7 +147,8 @@ class CRDController:
                 await self._task
 
     def custom_schema_for(self, group: str, version: str, kind: str) -> dict[str, Any] | None:
-        s = self.registry.custom_schemas.get((group, version, kind))
+        r = self.catalogue.by_kind(group, version, kind)
+        s = self.registry.rest_for(r).schema if r is not None and not r.builtin else None
         return s.raw if s is not None else None
 
     async def _run(self, rv: str) -> None:
@@ -166,37 +199,17 @@ class CRDController:
     def _serve(self, crd: Obj) -> None:
         spec = crd.get("spec") or {}
         group = spec.get("group", "")
-        names = spec.get("names") or {}
+        spec.get("names") or {}
         namespaced = spec.get("scope", "Namespaced") == "Namespaced"
         name = crd["metadata"]["name"]
         old = self._served.pop(name, [])
         for r in old:
             self.catalogue.remove(r.group, r.version, r.plural)
-        served: list[Resource] = []
-        for ver in spec.get("versions") or []:
-            if not ver.get("served", True):
-                continue
-            subs = []
-            sr = ver.get("subresources") or {}
-            if "status" in sr:
-                subs.append("status")
-            if "scale" in sr:
-                subs.append("scale")
-            r = Resource(
-                group=group, version=ver["name"], kind=names.get("kind", ""), plural=names.get("plural", ""),
-                namespaced=namespaced, short_names=tuple(names.get("shortNames") or ()),
-                categories=tuple(names.get("categories") or ()), subresources=tuple(subs),
-                singular=names.get("singular") or names.get("kind", "").lower(), builtin=False,
-            )
-            raw = ((ver.get("schema") or {}).get("openAPIV3Schema")) or None
-            self.registry.custom_schemas[(group, ver["name"], r.kind)] = schemas.from_openapi_v3(
-                raw or {"type": "object", "x-kubernetes-preserve-unknown-fields": True})
-            self.registry.custom_strategies[(group, r.kind)] = CustomResourceStrategy(
-                r.kind, raw, "status" in sr, namespaced)
-            self.handlers.custom_columns[(group, ver["name"], r.kind)] = list(ver.get("additionalPrinterColumns") or [])
-            if "scale" in sr:
-                self.handlers.scale_paths[(group, r.kind)] = dict(sr["scale"])
-            served.append(r)
+            self.registry.remove_rest(r)
+        rests = custom_rest(self.registry, crd, namespaced)
+        served = [rest.resource for rest in rests]
+        for rest in rests:
+            self.registry.install_rest(rest)
         storage = next((ver["name"] for ver in spec.get("versions") or [] if ver.get("storage")), None)
         if storage and served:
             # Conversion None: every served version is the stored object with its own apiVersion.
@@ -211,11 +224,8 @@ class CRDController:
         name = crd["metadata"]["name"]
         for r in self._served.pop(name, []):
             self.catalogue.remove(r.group, r.version, r.plural)
-            self.registry.custom_schemas.pop((r.group, r.version, r.kind), None)
-            self.registry.custom_strategies.pop((r.group, r.kind), None)
+            self.registry.remove_rest(r)
             self.registry.conversions.unregister(r.stored_in)
-            self.handlers.custom_columns.pop((r.group, r.version, r.kind), None)
-            self.handlers.scale_paths.pop((r.group, r.kind), None)
 
     async def _cleanup(self, crd: Obj) -> None:
         """Delete every object of a CRD being deleted, then let the CRD go."""

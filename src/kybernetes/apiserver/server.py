@@ -33,7 +33,6 @@ from kybernetes import errors
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.admission import plugins as admission_plugins
 from kybernetes.apiserver.admission import priority
-from kybernetes.apiserver.admission.allocators import ServiceAllocator
 from kybernetes.apiserver.admission.chain import PluginInit
 from kybernetes.apiserver.auth.authenticator import Authenticator, TokenFile
 from kybernetes.apiserver.auth.serviceaccounts import ServiceAccounts
@@ -42,6 +41,8 @@ from kybernetes.apiserver.crds import CRDController
 from kybernetes.apiserver.flowcontrol import FlowControl
 from kybernetes.apiserver.join.service import JoinService
 from kybernetes.apiserver.registry import builtin_conversions, builtin_strategies, certificates
+from kybernetes.apiserver.registry.core.serviceallocator import ServiceAllocator
+from kybernetes.apiserver.registry.rest import ResourceREST
 from kybernetes.apiserver.registry.store import Registry, RequestContext, User
 from kybernetes.apiserver.transport import discovery, openapi_pb
 from kybernetes.apiserver.transport.handlers import JSON, ResourceHandlers, json_response
@@ -167,21 +168,14 @@ class APIServer:
             PluginInit(self.registry))
         self.service_accounts = ServiceAccounts(self.registry, self.pki.service_account_key())
         self.handlers = ResourceHandlers(self.registry, self.catalogue)
-        self.handlers.token_request = self.service_accounts.token_request
-        self.handlers.component_statuses = ComponentStatuses(self.registry)
-        from kybernetes.apiserver.transport.proxy import StreamingProxy
-
-        kc_crt, kc_key = self.pki.ensure("kubelet-client", common_name="kube-apiserver-kubelet-client",
-                                         organizations=("system:masters",), client=True)
-        self.handlers.streaming = StreamingProxy(self.registry, self.catalogue, ca=self.pki.ca_path,
-                                                 client_cert=kc_crt, client_key=kc_key)
+        self._install_rest()
         await self.registry.start()
         # Token authentication reads these from memory: have them cached from the start.
         for plural in ("serviceaccounts", "pods"):
             r = self.catalogue.get("", "v1", plural)
             assert r is not None
             await self.registry.cacher.cache_for(r.key_prefix)
-        self.crds = CRDController(self.registry, self.catalogue, self.handlers)
+        self.crds = CRDController(self.registry, self.catalogue)
         await self.crds.start()
         self.openapi = OpenAPIService(self.catalogue, self.crds.custom_schema_for, lambda: self.crds.schema_version)  # type: ignore[union-attr]
         await self._bootstrap()
@@ -201,6 +195,31 @@ class APIServer:
             res = cfg.on_ready(self)
             if asyncio.iscoroutine(res):
                 await res
+
+    def _install_rest(self) -> None:
+        """The REST objects that need this server's parts: serviceaccounts' token (the token
+        issuer), pods' connect subresources (the streaming proxy to kubelets) and the computed
+        componentstatuses."""
+        from kybernetes.apiserver.registry.core import TokenREST
+        from kybernetes.apiserver.registry.rest import ConnectREST
+        from kybernetes.apiserver.transport.proxy import StreamingProxy
+
+        assert self.registry is not None and self.pki is not None and self.service_accounts is not None
+
+        def rest(plural: str) -> ResourceREST:
+            r = self.catalogue.get("", "v1", plural)
+            assert r is not None and self.registry is not None
+            return self.registry.rest_for(r)
+
+        rest("serviceaccounts").subresources["token"] = TokenREST(self.service_accounts.token_request)
+        rest("componentstatuses").computed = ComponentStatuses(self.registry)
+        kc_crt, kc_key = self.pki.ensure("kubelet-client", common_name="kube-apiserver-kubelet-client",
+                                         organizations=("system:masters",), client=True)
+        streaming = StreamingProxy(self.registry, self.catalogue, ca=self.pki.ca_path,
+                                   client_cert=kc_crt, client_key=kc_key)
+        pods = rest("pods")
+        for sub in ("log", "exec", "attach", "portforward"):
+            pods.subresources[sub] = ConnectREST(sub, streaming)
 
     async def stop(self) -> None:
         if self.handlers is not None:

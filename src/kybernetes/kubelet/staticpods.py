@@ -34,8 +34,8 @@ from typing import Any
 
 import yaml
 
+from kybernetes.api.defaults import default_pod_spec
 from kybernetes.api.timeutil import format_micro
-from kybernetes.apiserver.registry.pods import default_pod_spec
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""autoscaling/v1 HorizontalPodAutoscalers: the autoscaling/v2 objects in the older shape.
+"""autoscaling: the HorizontalPodAutoscaler strategy (autoscaling/v2, the stored form), and
+autoscaling/v1 HorizontalPodAutoscalers: the autoscaling/v2 objects in the older shape.
 
 Both versions serve the same objects, stored as autoscaling/v2 (the preferred version, as in
 Kubernetes 1.32). v1 knows one metric, a CPU utilization target; what else a v2 object holds
@@ -26,8 +27,21 @@ from typing import Any
 
 import orjson
 
+from kybernetes.api import validation as v
+from kybernetes.api.selectors import validate_label_selector_object
+from kybernetes.api.validation import FieldError, Path
+from kybernetes.api.validation.fields import (
+    as_dict,
+    as_list,
+    is_int,
+    names_msgs,
+    path_segment_name_msgs,
+    quantity_or_none,
+    validate_nonneg,
+)
+from kybernetes.apiserver.registry.apps import spec_of
 from kybernetes.apiserver.registry.conversion import Stored, View
-from kybernetes.apiserver.registry.strategy import Obj
+from kybernetes.apiserver.registry.strategy import Obj, Strategy
 
 V1 = "autoscaling/v1"
 V2 = "autoscaling/v2"
@@ -354,5 +368,214 @@ def to_v2(hpa: Obj) -> Obj:
 
 STORED = Stored(("autoscaling", "horizontalpodautoscalers"), V2, (View(V1, to_v2, to_v1),))
 
-__all__ = ["CURRENT_METRICS", "METRICS", "ROUND_TRIP_ANNOTATIONS", "STORED", "drop_round_trip_annotations",
+# --- autoscaling/v2 HorizontalPodAutoscaler ----------------------------------------------------
+
+METRIC_SOURCE_TYPES = ("ContainerResource", "External", "Object", "Pods", "Resource")
+_SOURCE_FIELD = {"ContainerResource": "containerResource", "External": "external", "Object": "object",
+                 "Pods": "pods", "Resource": "resource"}
+SELECT_POLICIES = ("Disabled", "Max", "Min")
+SCALING_POLICY_TYPES = ("Percent", "Pods")
+MAX_STABILIZATION_WINDOW = 3600
+MAX_PERIOD_SECONDS = 1800
+DEFAULT_CPU_UTILIZATION = 80
+
+
+def _scale_up_rules() -> dict[str, Any]:
+    return {"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [
+        {"type": "Pods", "value": 4, "periodSeconds": 15},
+        {"type": "Percent", "value": 100, "periodSeconds": 15},
+    ]}
+
+
+def _scale_down_rules() -> dict[str, Any]:
+    # No stabilization window: the controller's --horizontal-pod-autoscaler-downscale-stabilization applies.
+    return {"selectPolicy": "Max", "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}
+
+
+def _merge_rules(given: Any, defaults: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(given, dict):
+        return defaults
+    for f in ("selectPolicy", "stabilizationWindowSeconds", "policies"):
+        if given.get(f) is not None:
+            defaults[f] = given[f]
+    return defaults
+
+
+def _validate_cross_version_ref(ref: Any, path: Path) -> list[FieldError]:
+    ref = as_dict(ref)
+    errs: list[FieldError] = []
+    for f in ("kind", "name"):
+        if not ref.get(f):
+            errs.append(v.required(path.child(f)))
+        else:
+            errs += names_msgs(ref[f], path.child(f), path_segment_name_msgs)
+    return errs
+
+
+def _validate_metric_target(target: dict[str, Any], path: Path) -> list[FieldError]:
+    errs: list[FieldError] = []
+    kind = target.get("type")
+    if not kind:
+        errs.append(v.required(path.child("type"), "must specify a metric target type"))
+    if kind not in ("Utilization", "Value", "AverageValue"):
+        errs.append(v.invalid(path.child("type"), kind or "", "must be either Utilization, Value, or AverageValue"))
+    for f in ("value", "averageValue"):
+        if target.get(f) is not None:
+            qty = quantity_or_none(target[f])
+            if qty is None or qty <= 0:
+                errs.append(v.invalid(path.child(f), target[f], "must be positive"))
+    util = target.get("averageUtilization")
+    if util is not None and (not is_int(util) or util < 1):
+        errs.append(v.invalid(path.child("averageUtilization"), util, "must be greater than 0"))
+    return errs
+
+
+def _validate_metric_source(kind: str, src: dict[str, Any], path: Path) -> list[FieldError]:
+    errs: list[FieldError] = []
+    target = as_dict(src.get("target"))
+    tp = path.child("target")
+    if kind in ("Resource", "ContainerResource"):
+        if not src.get("name"):
+            errs.append(v.required(path.child("name"), "must specify a resource name"))
+        if kind == "ContainerResource" and not src.get("container"):
+            errs.append(v.required(path.child("container"), "must specify a container"))
+        errs += _validate_metric_target(target, tp)
+        if target.get("averageUtilization") is None and target.get("averageValue") is None:
+            errs.append(v.required(tp.child("averageUtilization"), "must set either a target raw value or a target utilization"))
+        if target.get("averageUtilization") is not None and target.get("averageValue") is not None:
+            errs.append(v.forbidden(tp.child("averageValue"), "may not set both a target raw value and a target utilization"))
+        return errs
+    metric = as_dict(src.get("metric"))
+    if not metric.get("name"):
+        errs.append(v.required(path.child("metric", "name"), "must specify a metric name"))
+    if metric.get("selector") is not None:
+        errs += validate_label_selector_object(metric["selector"], path.child("metric", "selector"))
+    errs += _validate_metric_target(target, tp)
+    if kind == "Object":
+        errs += _validate_cross_version_ref(src.get("describedObject"), path.child("describedObject"))
+        if target.get("value") is None and target.get("averageValue") is None:
+            errs.append(v.required(tp.child("averageValue"), "must set either a target value or averageValue"))
+    elif kind == "Pods":
+        if target.get("averageValue") is None:
+            errs.append(v.required(tp.child("averageValue"), "must specify a positive target averageValue"))
+    elif kind == "External":
+        if target.get("value") is None and target.get("averageValue") is None:
+            errs.append(v.required(tp.child("averageValue"), "must set either a target value for metric or a per-pod target"))
+        if target.get("value") is not None and target.get("averageValue") is not None:
+            errs.append(v.forbidden(tp.child("value"), "may not set both a target value for metric and a per-pod target"))
+    return errs
+
+
+def _validate_metric(metric: dict[str, Any], path: Path) -> list[FieldError]:
+    errs: list[FieldError] = []
+    kind = metric.get("type")
+    if not kind:
+        errs.append(v.required(path.child("type"), "must specify a metric source type"))
+    if kind not in METRIC_SOURCE_TYPES:
+        errs.append(v.not_supported(path.child("type"), kind or "", METRIC_SOURCE_TYPES))
+        return errs
+    expected = _SOURCE_FIELD[kind]
+    present = [f for f in _SOURCE_FIELD.values() if metric.get(f) is not None]
+    if metric.get(expected) is None:
+        errs.append(v.required(path.child(expected), "must populate information for the given metric source"))
+    else:
+        errs += _validate_metric_source(kind, as_dict(metric[expected]), path.child(expected))
+    errs += [v.forbidden(path.child(f), "must populate the given metric source only") for f in present if f != expected]
+    return errs
+
+
+def _validate_scaling_rules(rules: Any, path: Path) -> list[FieldError]:
+    if not isinstance(rules, dict):
+        return []
+    errs: list[FieldError] = []
+    window = rules.get("stabilizationWindowSeconds")
+    if is_int(window):
+        if window < 0:
+            errs.append(v.invalid(path.child("stabilizationWindowSeconds"), window, "must be greater than or equal to zero"))
+        elif window > MAX_STABILIZATION_WINDOW:
+            errs.append(v.invalid(path.child("stabilizationWindowSeconds"), window,
+                                  f"must be less than or equal to {MAX_STABILIZATION_WINDOW}"))
+    policy = rules.get("selectPolicy")
+    if policy is not None and policy not in SELECT_POLICIES:
+        errs.append(v.not_supported(path.child("selectPolicy"), policy, SELECT_POLICIES))
+    policies = as_list(rules.get("policies"))
+    if not policies:
+        errs.append(v.required(path.child("policies"), "must specify at least one Policy"))
+    for i, item in enumerate(policies):
+        item, ip = as_dict(item), path.child("policies").index(i)
+        if item.get("type") not in SCALING_POLICY_TYPES:
+            errs.append(v.not_supported(ip.child("type"), item.get("type") or "", SCALING_POLICY_TYPES))
+        value, period = item.get("value", 0), item.get("periodSeconds", 0)
+        if not is_int(value) or value <= 0:
+            errs.append(v.invalid(ip.child("value"), value, "must be greater than zero"))
+        if not is_int(period) or period <= 0:
+            errs.append(v.invalid(ip.child("periodSeconds"), period, "must be greater than zero"))
+        elif period > MAX_PERIOD_SECONDS:
+            errs.append(v.invalid(ip.child("periodSeconds"), period, f"must be less than or equal to {MAX_PERIOD_SECONDS}"))
+    return errs
+
+
+class HorizontalPodAutoscalerStrategy(Strategy):
+    kind = "HorizontalPodAutoscaler"
+    has_status = True
+    tracks_generation = False  # the HPA strategy never sets metadata.generation
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        obj["status"] = {"desiredReplicas": 0}
+        drop_round_trip_annotations(obj)
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_update(new, old)
+        drop_round_trip_annotations(new)
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_status_update(new, old)
+        drop_round_trip_annotations(new)
+
+    def default(self, obj: Obj) -> None:
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return
+        if spec.get("minReplicas") is None:
+            spec["minReplicas"] = 1
+        if not spec.get("metrics"):
+            spec["metrics"] = [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": DEFAULT_CPU_UTILIZATION}}}]
+        behavior = spec.get("behavior")
+        if isinstance(behavior, dict):
+            behavior["scaleUp"] = _merge_rules(behavior.get("scaleUp"), _scale_up_rules())
+            behavior["scaleDown"] = _merge_rules(behavior.get("scaleDown"), _scale_down_rules())
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        spec, p = spec_of(obj), Path("spec")
+        errs: list[FieldError] = []
+        min_r, max_r = spec.get("minReplicas"), spec.get("maxReplicas", 0)
+        if min_r is not None and (not is_int(min_r) or min_r < 1):
+            errs.append(v.invalid(p.child("minReplicas"), min_r, "must be greater than or equal to 1"))
+        if not is_int(max_r) or max_r < 1:
+            errs.append(v.invalid(p.child("maxReplicas"), max_r, "must be greater than 0"))
+        if is_int(min_r) and is_int(max_r) and max_r < min_r:
+            errs.append(v.invalid(p.child("maxReplicas"), max_r, "must be greater than or equal to `minReplicas`"))
+        errs += _validate_cross_version_ref(spec.get("scaleTargetRef"), p.child("scaleTargetRef"))
+        for i, metric in enumerate(as_list(spec.get("metrics"))):
+            errs += _validate_metric(as_dict(metric), p.child("metrics").index(i))
+        behavior = spec.get("behavior")
+        if isinstance(behavior, dict):
+            errs += _validate_scaling_rules(behavior.get("scaleUp"), p.child("behavior", "scaleUp"))
+            errs += _validate_scaling_rules(behavior.get("scaleDown"), p.child("behavior", "scaleDown"))
+        return errs
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        status, p = as_dict(new.get("status")), Path("status")
+        errs: list[FieldError] = []
+        for f in ("currentReplicas", "desiredReplicas", "observedGeneration"):
+            errs += validate_nonneg(status.get(f), p.child(f))
+        return errs
+
+
+STRATEGIES: dict[tuple[str, str], Strategy] = {
+    ("autoscaling", "HorizontalPodAutoscaler"): HorizontalPodAutoscalerStrategy(),
+}
+
+__all__ = ["CURRENT_METRICS", "METRICS", "ROUND_TRIP_ANNOTATIONS", "STORED", "STRATEGIES", "drop_round_trip_annotations",
            "to_v1", "to_v2"]

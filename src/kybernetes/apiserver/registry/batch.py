@@ -26,9 +26,10 @@ from kybernetes.api import validation as v
 from kybernetes.api.cron import CronError, parse_cron, zone_exists
 from kybernetes.api.selectors import from_label_selector_object, validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
-from kybernetes.apiserver.registry.apps import is_int, spec_of, validate_nonneg
+from kybernetes.api.validation.fields import as_dict, as_list, is_int, validate_nonneg
+from kybernetes.apiserver.registry.apps import spec_of
 from kybernetes.apiserver.registry.core import default_pod_template, validate_pod_template
-from kybernetes.apiserver.registry.pods import RESTART_POLICIES, as_dict, as_list
+from kybernetes.apiserver.registry.core.pods import RESTART_POLICIES
 from kybernetes.apiserver.registry.strategy import Obj, Strategy
 
 CONTROLLER_UID = "batch.kubernetes.io/controller-uid"

@@ -38,7 +38,7 @@ from kybernetes import errors
 from kybernetes.api import certificates as certs
 from kybernetes.api import validation as v
 from kybernetes.api.validation import FieldError, Path
-from kybernetes.apiserver.registry.groups import path_segment_name_msgs
+from kybernetes.api.validation.fields import path_segment_name_msgs
 from kybernetes.apiserver.registry.store import Registry, RequestContext, now_rfc3339
 from kybernetes.apiserver.registry.strategy import Obj, Strategy
 

@@ -23,9 +23,9 @@ from typing import Any
 
 from kybernetes.api import validation as v
 from kybernetes.api.validation import FieldError, Path
+from kybernetes.api.validation.fields import as_dict
 from kybernetes.apiserver.registry.conversion import Stored, View
-from kybernetes.apiserver.registry.core import EventStrategy
-from kybernetes.apiserver.registry.pods import as_dict
+from kybernetes.apiserver.registry.core.events import EventStrategy
 from kybernetes.apiserver.registry.strategy import Obj
 
 API_VERSION = "events.k8s.io/v1"

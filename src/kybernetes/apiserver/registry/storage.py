@@ -24,8 +24,7 @@ from typing import Any
 from kybernetes.api import validation as v
 from kybernetes.api.selectors import validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
-from kybernetes.apiserver.registry.apps import is_int
-from kybernetes.apiserver.registry.pods import as_dict, as_list, validate_quantity
+from kybernetes.api.validation.fields import as_dict, as_list, is_int, validate_quantity
 from kybernetes.apiserver.registry.strategy import ClusterScoped, Obj, Strategy
 
 # --- shared rules ------------------------------------------------------------------------------

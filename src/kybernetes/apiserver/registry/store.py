@@ -6,19 +6,23 @@ Kubernetes' ``genericregistry.Store`` in Python. A request handler calls one of
 :class:`RequestContext`; the registry looks up the kind's strategy and runs:
 
     create: decode-check -> generateName -> uid/timestamps -> strategy.prepare_for_create
-            -> strategy.default -> mutating admission -> registry hooks -> validate
-            -> validating admission -> managedFields -> store.create (409 AlreadyExists)
+            -> strategy.default -> mutating admission -> rest.begin_create (a Service's IPs)
+            -> registry hooks -> validate -> validating admission -> managedFields
+            -> store.create (409 AlreadyExists)
     update: read current -> precondition (resourceVersion CAS) -> prepare_for_update / status
-            -> default -> mutating admission -> registry hooks -> validate_update
+            -> default -> mutating admission -> rest.begin_update -> registry hooks -> validate_update
             -> validating admission -> generation bump -> managedFields -> no-op check
             -> store.update (409 Conflict on a lost CAS; patch retries, PUT does not)
-    delete: preconditions -> admission (DELETE, the object as old object)
-            -> finalizers (only mark deletionTimestamp) / graceful pods -> store.delete
+    delete: preconditions -> admission (DELETE, the object as old object) -> finalizers or
+            strategy.graceful_delete_seconds (only mark deletionTimestamp;
+            strategy.prepare_for_delete_marking) -> store.delete
 
-Admission is :attr:`Registry.admission`, a :class:`~kybernetes.apiserver.admission.chain.Chain`
-(empty unless the server installs one); it runs on dry-run requests too. Registry hooks
-(``create_hooks``/``update_hooks``) are not admission: they are per-kind steps that need the store
-or the request (Service IP allocation, a CSR's requestor, a CRD's finalizer).
+The store names no kind: what differs per kind is its strategy's, and what a subresource does is
+its REST object's (``rest.py``). Admission is :attr:`Registry.admission`, a
+:class:`~kybernetes.apiserver.admission.chain.Chain` (empty unless the server installs one); it
+runs on dry-run requests too. Registry hooks (``create_hooks``/``update_hooks``) are not
+admission: they are per-kind steps that need the store or the request (a CSR's requestor, a CRD's
+finalizer); a Service's IPs and ports are its REST object's ``begin_create``/``begin_update``.
 
 Reads are served from the watch cache (:mod:`kybernetes.storage.cacher`), made consistent by
 waiting until the cache has applied every acknowledged write. A request runs in the form of the
@@ -50,7 +54,9 @@ from kybernetes.api.selectors import FieldSelector, LabelSelector, object_fields
 from kybernetes.api.timeutil import format_rfc3339, now_rfc3339
 from kybernetes.apiserver.admission.chain import CREATE, DELETE, UPDATE, Attributes, Chain
 from kybernetes.apiserver.registry.conversion import Conversions, Stored
+from kybernetes.apiserver.registry.rest import ResourceREST
 from kybernetes.apiserver.registry.strategy import Strategy
+from kybernetes.apiserver.registry.watchstream import WatchStream, filter_event
 from kybernetes.storage import interface as st
 from kybernetes.storage.cacher import CacheEvent, Cacher, Watcher
 
@@ -231,9 +237,9 @@ class Registry:
         self.update_hooks: dict[tuple[str, str], list[Hook]] = {}
         self.admission = Chain()
         """The admission plugins (set by the server from its flags; none by default)."""
-        self.custom_schemas: dict[tuple[str, str, str], schemas.Schema] = {}
-        """CRD (group, version, kind) -> its structural schema (set by the CRD handler)."""
-        self.custom_strategies: dict[tuple[str, str], Strategy] = {}
+        self._rest: dict[tuple[str, str, str], ResourceREST] = {}
+        """(group, version, plural) -> the resource's REST object: built-in ones made on first
+        use, custom ones installed by the CRD controller (:meth:`install_rest`)."""
         self.conversions = Conversions(stored)
         """Resources served through versions other than their stored one (CRD versions register here)."""
         self._default_strategy = Strategy()
@@ -250,16 +256,34 @@ class Registry:
         """The rules for requests made through ``r`` (adapted when ``r`` is not the stored form)."""
         return self.conversions.strategy(r, self._stored_strategy(r))
 
+    def rest_for(self, r: Resource) -> ResourceREST:
+        """``r``'s REST object (its strategy, schema, subresources). A custom resource whose CRD
+        is gone has a bare one: the default strategy and no schema."""
+        rest = self._rest.get((r.group, r.version, r.plural))
+        if rest is not None:
+            return rest
+        if not r.builtin:
+            return ResourceREST(r, self, self._default_strategy)
+        from kybernetes.apiserver.registry import builtin_rest
+
+        strategy = self.strategies.get((r.stored_in[0], r.kind)) or self._default_strategy
+        rest = self._rest[(r.group, r.version, r.plural)] = builtin_rest(self, r, strategy)
+        return rest
+
+    def install_rest(self, rest: ResourceREST) -> None:
+        """Serve ``rest`` for its resource (a custom resource's, built from its CRD)."""
+        r = rest.resource
+        self._rest[(r.group, r.version, r.plural)] = rest
+
+    def remove_rest(self, r: Resource) -> None:
+        self._rest.pop((r.group, r.version, r.plural), None)
+
     def _stored_strategy(self, r: Resource) -> Strategy:
         """The strategy of the kind as it is stored (the one that reads stored objects)."""
-        key = (r.stored_in[0], r.kind)
-        s = self.strategies.get(key) or self.custom_strategies.get(key)
-        return s or self._default_strategy
+        return self.rest_for(r).strategy
 
     def schema(self, r: Resource) -> schemas.Schema | None:
-        if r.builtin:
-            return schemas.for_kind(r.group, r.version, r.kind)
-        return self.custom_schemas.get((r.group, r.version, r.kind))
+        return self.rest_for(r).schema
 
     def to_version(self, r: Resource, obj: Obj) -> Obj:
         """A stored object as ``r``'s version serves it (see :mod:`.conversion`)."""
@@ -450,21 +474,7 @@ class Registry:
         finally:
             stream.close()
 
-    @staticmethod
-    def _filter(ev: CacheEvent, match: Callable[[Obj], bool] | None) -> CacheEvent | None:
-        if match is None:
-            return ev
-        now = match(ev.obj) if ev.type != "DELETED" else False
-        was = ev.prev is not None and match(ev.prev)
-        if ev.type == "DELETED":
-            return ev if was else None
-        if now and was:
-            return ev
-        if now:
-            return CacheEvent("ADDED", ev.key, ev.obj, ev.prev, ev.revision)
-        if was:
-            return CacheEvent("DELETED", ev.key, ev.obj, ev.prev, ev.revision)
-        return None
+    _filter = staticmethod(filter_event)
 
     async def _watch_store(self, r: Resource, prefix: str, start: int,
                            match: Callable[[Obj], bool] | None) -> AsyncIterator[CacheEvent]:
@@ -578,6 +588,9 @@ class Registry:
         s.default(obj)
         attrs = _attributes(r, CREATE, namespace, requested_name, obj, None, ctx)
         await self.admission.admit(attrs)
+        rest = self.rest_for(r)
+        if rest.begin_create is not None:
+            await rest.begin_create(rest, obj, None, ctx)
         for hook in self.create_hooks.get((r.group, r.kind), ()):
             await hook(self, r, obj, None, ctx)
         self._validate(r, obj, None)
@@ -649,12 +662,6 @@ class Registry:
         if subresource == "status":
             s.prepare_for_status_update(new, old)
             meta = _meta(new)
-        elif subresource == "finalize":
-            # namespaces/finalize: only spec.finalizers is taken from the request.
-            fins = (new.get("spec") or {}).get("finalizers") or []
-            new = copy.deepcopy(old)
-            new.setdefault("spec", {})["finalizers"] = fins
-            meta = _meta(new)
         elif subresource:
             s.prepare_for_subresource_update(subresource, new, old)
             meta = _meta(new)
@@ -663,14 +670,15 @@ class Registry:
         s.default(new)
         attrs = _attributes(r, UPDATE, namespace, name, new, old, ctx, subresource)
         await self.admission.admit(attrs)
+        rest = self.rest_for(r)
+        if rest.begin_update is not None:
+            await rest.begin_update(rest, new, old, ctx)
         for hook in self.update_hooks.get((r.group, r.kind), ()):
             await hook(self, r, new, old, ctx)
         if subresource:
             errs = v.validate_object_meta_update(meta, old_meta)
             if subresource == "status":
                 errs += s.validate_status_update(new, old)
-            elif subresource == "finalize":
-                errs += s.validate(new)
             else:
                 errs += s.validate_subresource_update(subresource, new, old)
             v.raise_if_errors(r.kind, name, errs, r.group)
@@ -809,13 +817,11 @@ class Registry:
                     return cur
         return obj
 
-    async def bind(self, r: Resource, namespace: str, name: str, new: Obj, old: Obj, ctx: RequestContext) -> Obj:
-        """pods/binding: set spec.nodeName and PodScheduled=True, bypassing the pod update rules."""
-        status = new.setdefault("status", {})
-        conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-        conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                      "lastTransitionTime": now_rfc3339()})
-        status["conditions"] = conds
+    async def write_prepared(self, r: Resource, namespace: str, name: str, new: Obj, old: Obj,
+                             ctx: RequestContext) -> Obj:
+        """Store ``new``, which a subresource prepared from ``old`` under rules of its own (a pod's
+        binding), bypassing the strategy's update rules; compare-and-swap on ``old``'s
+        resourceVersion (409 Conflict when it moved on)."""
         self._manage_fields(r, old, new, ctx, "Update")
         if ctx.dry_run:
             return new
@@ -864,7 +870,8 @@ class Registry:
                 finalizers.append("foregroundDeletion")
             elif policy == "Orphan" and "orphan" not in finalizers:
                 finalizers.append("orphan")
-            grace = self._grace_period(r, obj, opts)
+            stored_strategy = self._stored_strategy(r)
+            grace = stored_strategy.graceful_delete_seconds(obj, opts.grace_period_seconds)
             if finalizers or grace or self.strategy(r).holds_deletion(obj):
                 # Only marked: the finalizers' owners (or the kubelet) finish the deletion.
                 if umeta.get("deletionTimestamp") and finalizers == list(umeta.get("finalizers") or []) and not grace:
@@ -879,8 +886,7 @@ class Registry:
                         umeta["generation"] = int(umeta["generation"]) + 1
                 elif grace is not None and grace < int(umeta.get("deletionGracePeriodSeconds") or 0):
                     umeta["deletionGracePeriodSeconds"] = grace
-                if r.kind == "Namespace" and r.group == "":
-                    updated.setdefault("status", {})["phase"] = "Terminating"
+                stored_strategy.prepare_for_delete_marking(updated)
                 if ctx.dry_run:
                     return updated, False
                 try:
@@ -901,21 +907,6 @@ class Registry:
             return obj, True
         raise errors.Conflict.of(r.plural, name, r.group, why="too many conflicting writes; please retry")
 
-    def _grace_period(self, r: Resource, obj: Obj, opts: DeleteOptions) -> int:
-        """Pods bound to a node are deleted gracefully: the kubelet confirms with grace 0."""
-        if r.group != "" or r.kind != "Pod":
-            return 0
-        spec = obj.get("spec") or {}
-        if not spec.get("nodeName"):
-            return 0
-        phase = (obj.get("status") or {}).get("phase")
-        if phase in ("Succeeded", "Failed"):
-            return 0
-        if opts.grace_period_seconds is not None:
-            return max(0, int(opts.grace_period_seconds))
-        g = spec.get("terminationGracePeriodSeconds")
-        return int(g) if isinstance(g, int) and g >= 0 else 30
-
     async def delete_collection(self, r: Resource, namespace: str, list_opts: ListOptions,
                                 opts: DeleteOptions, ctx: RequestContext) -> ObjList:
         res = await self.list(r, namespace, ListOptions(list_opts.label_selector, list_opts.field_selector))
@@ -928,124 +919,6 @@ class Registry:
                 continue
             out.append(deleted)
         return out
-
-
-class WatchStream:
-    """An open watch: events in batches (all that are queued at a wake-up), BOOKMARK ticks, an end.
-
-    One timer per stream drives bookmarks and the end of the watch, and a batch is everything the
-    watcher has queued, so a burst of writes costs each watcher one wake-up and one socket write.
-    """
-
-    def __init__(self, first: list[CacheEvent], watcher: Watcher | None, cache: Any,
-                 match: Callable[[Obj], bool] | None, store_events: AsyncIterator[CacheEvent] | None,
-                 cacher: Cacher, bookmark_interval: float | None, timeout: float | None) -> None:
-        self._first = first
-        self._watcher = watcher
-        self._cache = cache
-        self._match = match
-        self._store_events = store_events
-        self._cacher = cacher
-        self._interval = bookmark_interval
-        self._timeout = timeout
-        self._handles: list[asyncio.TimerHandle] = []
-        self._tick = False
-        self._expired = False
-        self.direct: Callable[[list[CacheEvent]], bool] | None = None
-        """Set by the consumer to have events written for it while it waits (see ``Watcher``):
-        called with a filtered, non-empty batch; returns False if it cannot write now."""
-
-    def _deliver(self) -> bool:
-        """The parked watcher's queue, filtered and handed to ``direct`` without waking the task."""
-        w, direct = self._watcher, self.direct
-        assert w is not None and direct is not None
-        q = w.queue
-        if q[-1] is None:
-            return False  # the end: the task writes what is left and closes
-        match, filt = self._match, Registry._filter
-        batch = [out for item in q if item is not None and (out := filt(item, match)) is not None]
-        if batch and not direct(batch):
-            return False
-        q.clear()
-        return True
-
-    def _wake(self) -> None:
-        if self._watcher is not None:
-            self._watcher.wake.set()
-
-    def _on_tick(self) -> None:
-        self._tick = True
-        self._wake()
-        assert self._interval is not None
-        self._handles.append(asyncio.get_running_loop().call_later(self._interval, self._on_tick))
-
-    def _on_expire(self) -> None:
-        self._expired = True
-        self._wake()
-
-    def _bookmark(self) -> CacheEvent:
-        return CacheEvent("BOOKMARK", "", {}, None, self._cacher.revision)
-
-    async def batches(self) -> AsyncIterator[list[CacheEvent]]:
-        if self._first:
-            yield self._first
-            self._first = []
-        if self._store_events is not None:
-            # The rare path (a resume older than the cache's history): one event at a time.
-            try:
-                async with asyncio.timeout(self._timeout):
-                    async for ev in self._store_events:
-                        yield [ev]
-            except TimeoutError:
-                return
-            return
-        w = self._watcher
-        assert w is not None
-        loop = asyncio.get_running_loop()
-        if self._timeout is not None:
-            self._handles.append(loop.call_later(self._timeout, self._on_expire))
-        if self._interval is not None:
-            self._handles.append(loop.call_later(self._interval, self._on_tick))
-        match, filt = self._match, Registry._filter
-        while True:
-            if w.queue:
-                batch: list[CacheEvent] = []
-                closed = False
-                while w.queue:
-                    item = w.queue.popleft()
-                    if item is None:
-                        closed = True
-                        break
-                    out = filt(item, match)
-                    if out is not None:
-                        batch.append(out)
-                if batch:
-                    yield batch
-                if closed:
-                    return
-                continue
-            if self._expired or w.dropped:
-                return
-            if self._tick:
-                self._tick = False
-                yield [self._bookmark()]
-                continue
-            w.wake.clear()
-            if self.direct is not None:
-                w.direct = self._deliver
-                try:
-                    await w.wake.wait()
-                finally:
-                    w.direct = None
-            else:
-                await w.wake.wait()
-
-    def close(self) -> None:
-        for h in self._handles:
-            h.cancel()
-        self._handles.clear()
-        if self._watcher is not None and self._cache is not None:
-            self._cache.watchers.discard(self._watcher)
 
 
 def _pinned_resource_version(patch_type: str, patch: Any) -> str | None:

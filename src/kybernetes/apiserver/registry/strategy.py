@@ -12,8 +12,8 @@ A strategy only says what differs for its kind. Objects are plain dicts in their
 form. Validators return lists of :class:`~kybernetes.api.validation.FieldError` and never raise;
 the generic store turns them into one 422. Defaulting mutates in place.
 
-Strategies never touch the store; what needs the store (allocating Service IPs) lives in hooks the
-generic store calls with a context.
+Strategies never touch the store; what needs the store lives in the resource's REST object
+(``rest.py``: a Service's IP allocation is its ``begin_create``/``begin_update``) or in admission.
 """
 
 from __future__ import annotations
@@ -85,6 +85,16 @@ class Strategy:
     def holds_deletion(self, obj: Obj) -> bool:
         """True while something must finish before a deleted object may go (finalizers)."""
         return bool((obj.get("metadata") or {}).get("finalizers"))
+
+    def graceful_delete_seconds(self, obj: Obj, requested: int | None) -> int:
+        """Seconds a DELETE of the stored ``obj`` leaves it marked before it goes (Kubernetes'
+        ``RESTGracefulDeleteStrategy``); ``requested`` is the client's gracePeriodSeconds. 0: the
+        object goes at once, unless finalizers hold it."""
+        return 0
+
+    def prepare_for_delete_marking(self, obj: Obj) -> None:
+        """Called on the stored form when a DELETE only marks ``obj`` (finalizers or a grace
+        period): what the kind records about being deleted, beyond deletionTimestamp."""
 
     # --- the status subresource -----------------------------------------------------------
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import datetime as dt
 import random
 from typing import Any
@@ -20,6 +19,13 @@ from kybernetes.api import gojson
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.selectors import parse_field_selector, parse_label_selector
 from kybernetes.apiserver import printers
+from kybernetes.apiserver.registry.rest import (
+    METHOD_NOT_ALLOWED,
+    Reply,
+    ResourceREST,
+    SubresourceCall,
+    SubresourceREST,
+)
 from kybernetes.apiserver.registry.store import DeleteOptions, ListOptions, Registry, RequestContext
 from kybernetes.apiserver.transport.requests import (
     Accept,
@@ -57,26 +63,7 @@ class ResourceHandlers:
     def __init__(self, registry: Registry, catalogue: Catalogue) -> None:
         self.registry = registry
         self.catalogue = catalogue
-        self.custom_columns: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-        """CRD (group, version, kind) -> additionalPrinterColumns."""
-        self.scale_paths: dict[tuple[str, str], dict[str, str]] = {
-            ("apps", "Deployment"): {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
-                                     "labelSelectorPath": ".spec.selector"},
-            ("apps", "ReplicaSet"): {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
-                                     "labelSelectorPath": ".spec.selector"},
-            ("apps", "StatefulSet"): {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
-                                      "labelSelectorPath": ".spec.selector"},
-            ("", "ReplicationController"): {"specReplicasPath": ".spec.replicas",
-                                            "statusReplicasPath": ".status.replicas",
-                                            "labelSelectorPath": ".spec.selector"},
-        }
         self.shutting_down = asyncio.Event()
-        self.token_request: Any = None
-        self.streaming: Any = None
-        """pods/NAME/{log,exec,attach,portforward}: a kybernetes.apiserver.transport.proxy.StreamingProxy."""
-        """serviceaccounts/NAME/token: async (namespace, name, body, ctx) -> TokenRequest."""
-        self.component_statuses: Any = None
-        """componentstatuses: a kybernetes.apiserver.componentstatus.ComponentStatuses."""
 
     # --- entry ---------------------------------------------------------------------------
 
@@ -86,10 +73,10 @@ class ResourceHandlers:
             raise errors.NotFound.no_resource()
         if rp.namespace and not r.namespaced:
             raise errors.NotFound.no_resource()
-        if rp.subresource and rp.subresource not in r.subresources:
-            raise errors.NotFound.no_resource()
-        if r.kind == "ComponentStatus" and not r.group and self.component_statuses is not None:
-            return await self._component_status(request, r, rp, ctx)
+        rest = self.registry.rest_for(r)
+        sub = rest.subresource(rp.subresource) if rp.subresource else None
+        if rest.computed is not None:
+            return await self._computed(request, rest, rp, ctx)
         q = request.query
         accept = parse_accept(request.headers.get("Accept", ""))
         method = request.method
@@ -110,8 +97,8 @@ class ResourceHandlers:
             raise errors.NotFound.no_resource()
         watch = rp.watch or bool_param(q.get("watch"))
 
-        if rp.subresource:
-            return await self._subresource(request, r, rp, ctx, accept, pretty)
+        if sub is not None:
+            return await self._subresource(request, rest, sub, rp, ctx, accept, pretty)
         if method == "GET":
             if rp.name:
                 if watch:
@@ -121,32 +108,25 @@ class ResourceHandlers:
             if watch:
                 return await self._watch(request, r, ns, ctx, accept)
             return await self._list(request, r, ns, accept, pretty)
-        if method == "POST" and r.plural == "bindings" and not r.group:
-            # The older form of pods/binding: the Binding names the pod.
-            body = await self._body(request)
-            pod_name = (body.get("metadata") or {}).get("name") if isinstance(body, dict) else None
-            if not pod_name:
-                raise errors.BadRequest("a Binding must name its pod in metadata.name")
-            pods = self.catalogue.get("", "v1", "pods")
-            assert pods is not None
-            await self._bind(pods, ns, pod_name, body, ctx)
-            return json_response(status_success(), 201, pretty=pretty)
+        if method == "POST" and rest.create is not None and not rp.name:
+            reply = await rest.create.serve(rest, self._call(request, rp, ctx))
+            return self._reply(rest, reply, accept, pretty, q, ctx)
         if method == "POST":
             if rp.name:
-                raise errors.MethodNotAllowed('the server does not allow this method on the requested resource')
+                raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
             self._require_verb(r, "create")
             body = await self._body(request)
             obj = await self.registry.create(r, ns, body, ctx)  # type: ignore[arg-type]
             return self._render_one(r, obj, accept, pretty, q, status=201, ctx=ctx)
         if method == "PUT":
             if not rp.name:
-                raise errors.MethodNotAllowed("the server does not allow this method on the requested resource")
+                raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
             body = await self._body(request)
             obj, created = await self.registry.update(r, ns, rp.name, body, ctx)  # type: ignore[arg-type]
             return self._render_one(r, obj, accept, pretty, q, status=201 if created else 200, ctx=ctx)
         if method == "PATCH":
             if not rp.name:
-                raise errors.MethodNotAllowed("the server does not allow this method on the requested resource")
+                raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
             ptype = patch_type(request.headers.get("Content-Type", ""))
             body = await self._body(request)
             obj, created = await self.registry.patch(r, ns, rp.name, ptype, body, ctx,
@@ -204,7 +184,7 @@ class ResourceHandlers:
     # --- rendering -----------------------------------------------------------------------
 
     def _columns(self, r: Resource) -> list[dict[str, Any]] | None:
-        return None if r.builtin else self.custom_columns.get((r.group, r.version, r.kind), [])
+        return None if r.builtin else (self.registry.rest_for(r).columns or [])
 
     def _table(self, r: Resource, objs: list[Obj], *, include_object: str, list_meta: Obj) -> Obj:
         """The Table of ``objs`` (in ``r``'s version). A built-in kind served in several versions is
@@ -264,22 +244,23 @@ class ResourceHandlers:
         body = {"kind": r.list_kind, "apiVersion": r.api_version, "metadata": meta, "items": res.items}
         return json_response(body, pretty=pretty)
 
-    async def _component_status(self, request: Request, r: Resource, rp: ResourcePath,
-                                ctx: RequestContext) -> Response:
-        """componentstatuses: computed on each GET, never stored (get and list only)."""
-        from kybernetes.apiserver.componentstatus import DEPRECATION_WARNING
-
+    async def _computed(self, request: Request, rest: ResourceREST, rp: ResourcePath,
+                        ctx: RequestContext) -> Response:
+        """A computed resource: its objects made on each GET, never stored (get and list only)."""
+        r, computed = rest.resource, rest.computed
+        assert computed is not None
         if request.method != "GET":
-            raise errors.MethodNotAllowed("the server does not allow this method on the requested resource")
+            raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
         q = request.query
         if rp.watch or bool_param(q.get("watch")):
             self._require_verb(r, "watch")
-        ctx.warnings.append(DEPRECATION_WARNING)
+        if computed.warning:
+            ctx.warnings.append(computed.warning)
         accept, pretty = parse_accept(request.headers.get("Accept", "")), bool_param(q.get("pretty"))
         if rp.name:
-            obj = await self.component_statuses.get(rp.name)
+            obj = await computed.get(rp.name)
             return self._render_one(r, obj, accept, pretty, q, ctx=ctx)
-        items = await self.component_statuses.list()
+        items = await computed.list()
         if accept.table:
             body = printers.to_table(r.group, r.kind, items, now=_now(),
                                      include_object=q.get("includeObject", "Metadata"), list_meta={})
@@ -376,148 +357,31 @@ class ResourceHandlers:
 
     # --- subresources ----------------------------------------------------------------------
 
-    async def _subresource(self, request: Request, r: Resource, rp: ResourcePath, ctx: RequestContext,
-                           accept: Accept, pretty: bool) -> AnyResponse:
-        sub, method, ns, name, q = rp.subresource, request.method, rp.namespace, rp.name, request.query
-        own_rules = sub in self.registry.strategy(r).update_subresources
-        if sub == "status" or sub == "finalize" or sub == "ephemeralcontainers" or own_rules:
-            wire_sub = sub if sub in ("status", "finalize") or own_rules else ""
-            if method == "GET":
-                return self._render_one(r, await self.registry.get(r, ns, name), accept, pretty, q)
-            if method == "PUT":
-                body = await self._body(request)
-                obj, _ = await self.registry.update(r, ns, name, body, ctx, subresource=wire_sub)
-                return self._render_one(r, obj, accept, pretty, q, ctx=ctx)
-            if method == "PATCH" and sub != "finalize":
-                ptype = patch_type(request.headers.get("Content-Type", ""))
-                body = await self._body(request)
-                obj, _ = await self.registry.patch(r, ns, name, ptype, body, ctx, subresource=wire_sub,
-                                                   force=bool_param(q.get("force")))
-                return self._render_one(r, obj, accept, pretty, q, ctx=ctx)
-            raise errors.MethodNotAllowed(f"method {method} is not allowed on {sub}")
-        if sub == "scale":
-            return await self._scale(request, r, rp, ctx, pretty)
-        if sub == "eviction" and method == "POST":
-            from kybernetes.apiserver import eviction
+    def _call(self, request: Request, rp: ResourcePath, ctx: RequestContext) -> SubresourceCall:
+        method = request.method
+        return SubresourceCall(
+            method=method, namespace=rp.namespace, name=rp.name, ctx=ctx,
+            read_body=lambda: self._body(request),
+            read_patch_type=lambda: patch_type(request.headers.get("Content-Type", "")),
+            force=bool_param(request.query.get("force")), request=request,
+        )
 
-            code, out = await eviction.evict(self.registry, r, ns, name, await self._body(request), ctx)
-            return json_response(out, code, pretty=pretty)
-        if sub == "token" and method == "POST" and r.kind == "ServiceAccount" and self.token_request is not None:
-            body = await self._body(request)
-            return json_response(await self.token_request(ns, name, body, ctx), 201, pretty=pretty)
-        if sub == "binding" and method == "POST":
-            body = await self._body(request)
-            await self._bind(r, ns, name, body, ctx)
-            return json_response(status_success(), 201, pretty=pretty)
-        if sub in ("log", "exec", "attach", "portforward") and r.kind == "Pod" and self.streaming is not None:
-            return await self.streaming.handle(request, sub, ns, name)  # kybernetes.apiserver.transport.proxy
-        raise errors.NotFound(f"the server could not find the requested resource ({sub} is not served yet)")
+    async def _subresource(self, request: Request, rest: ResourceREST, sub: SubresourceREST, rp: ResourcePath,
+                           ctx: RequestContext, accept: Accept, pretty: bool) -> AnyResponse:
+        """A subresource: its own REST object serves it (405 for a method it does not serve)."""
+        if request.method not in sub.methods:
+            raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
+        reply = await sub.serve(rest, self._call(request, rp, ctx))
+        return self._reply(rest, reply, accept, pretty, request.query, ctx)
 
-    async def _bind(self, r: Resource, ns: str, name: str, body: Any, ctx: RequestContext) -> None:
-        if r.kind != "Pod" or not isinstance(body, dict):
-            raise errors.BadRequest("binding must be a Binding object")
-        target = body.get("target") or {}
-        node = target.get("name")
-        if not node:
-            raise errors.Invalid("Binding", name, [{"reason": "FieldValueRequired", "field": "target.name",
-                                                    "message": "Required value"}])
-        for _attempt in range(5):
-            pod = await self.registry.get(r, ns, name)
-            if pod.get("metadata", {}).get("deletionTimestamp"):
-                raise errors.Conflict.of("pods", name, why="pod is being deleted, cannot be assigned to a host")
-            if (pod.get("spec") or {}).get("nodeName"):
-                raise errors.Conflict.of("pods", name, why=f"pod {name} is already assigned to node "
-                                         f"\"{pod['spec']['nodeName']}\"")
-            new = copy.deepcopy(pod)
-            new["spec"]["nodeName"] = node
-            try:
-                # Binding writes spec through the main resource with the binding's own rules.
-                await self.registry.bind(r, ns, name, new, pod, ctx)
-                return
-            except errors.Conflict:
-                continue
-        raise errors.Conflict.of("pods", name, why="too many conflicting binding attempts")
-
-    async def _scale(self, request: Request, r: Resource, rp: ResourcePath, ctx: RequestContext,
-                     pretty: bool) -> Response:
-        paths = self.scale_paths.get((r.group, r.kind))
-        if paths is None:
-            raise errors.NotFound.no_resource()
-        ns, name = rp.namespace, rp.name
-        obj = await self.registry.get(r, ns, name)
-        if request.method == "GET":
-            return json_response(_to_scale(obj, paths), pretty=pretty)
-        body = await self._body(request)
-        if request.method == "PUT":
-            scale = body
-        elif request.method == "PATCH":
-            from kybernetes.api import patch as patching
-
-            ptype = patch_type(request.headers.get("Content-Type", ""))
-            current = _to_scale(obj, paths)
-            if ptype == "json":
-                scale = patching.apply_json_patch(current, body)
-            elif ptype in ("merge", "strategic"):
-                scale = patching.apply_merge_patch(current, body)
-            else:
-                raise errors.UnsupportedMediaType("apply is not supported on the scale subresource")
-        else:
-            raise errors.MethodNotAllowed(f"method {request.method} is not allowed on scale")
-        if not isinstance(scale, dict):
-            raise errors.BadRequest("body must be a Scale")
-        replicas = (scale.get("spec") or {}).get("replicas", 0)
-        if not isinstance(replicas, int) or isinstance(replicas, bool):
-            raise errors.BadRequest("Scale in version \"v1\" cannot be handled as a Scale: spec.replicas must be an integer")
-        if replicas < 0:
-            raise errors.Invalid("Scale", name, [{"reason": "FieldValueInvalid", "field": "spec.replicas",
-                                                  "message": f"Invalid value: {replicas}: must be greater than or equal to 0"}],
-                                 group="autoscaling")
-        want_rv = (scale.get("metadata") or {}).get("resourceVersion")
-        if want_rv and want_rv != obj["metadata"]["resourceVersion"]:
-            raise errors.Conflict.of(r.plural, name, r.group)
-        patch = _set_path({}, paths["specReplicasPath"], replicas)
-        new, _ = await self.registry.patch(r, ns, name, "merge", patch, ctx)
-        return json_response(_to_scale(new, paths), pretty=pretty)
-
-
-def _to_scale(obj: Obj, paths: dict[str, str]) -> Obj:
-    from kybernetes.api.selectors import from_label_selector_object
-
-    meta = obj.get("metadata", {})
-    sel_raw = _get_path(obj, paths.get("labelSelectorPath", ""))
-    if isinstance(sel_raw, dict):
-        selector = str(from_label_selector_object(sel_raw)) if sel_raw.get("matchLabels") or sel_raw.get(
-            "matchExpressions") else ""
-        if not sel_raw.get("matchExpressions") and sel_raw.get("matchLabels") is None:
-            selector = ",".join(f"{k}={v}" for k, v in sel_raw.items())
-    else:
-        selector = str(sel_raw or "")
-    return {
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                     if k in meta},
-        "spec": {"replicas": _get_path(obj, paths["specReplicasPath"]) or 0},
-        "status": {"replicas": _get_path(obj, paths.get("statusReplicasPath", "")) or 0, "selector": selector},
-    }
-
-
-def _get_path(obj: Any, path: str) -> Any:
-    cur = obj
-    for part in [p for p in path.split(".") if p]:
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(part)
-    return cur
-
-
-def _set_path(obj: Obj, path: str, value: Any) -> Obj:
-    parts = [p for p in path.split(".") if p]
-    cur = obj
-    for p in parts[:-1]:
-        cur = cur.setdefault(p, {})
-    cur[parts[-1]] = value
-    return obj
+    def _reply(self, rest: ResourceREST, reply: Reply, accept: Accept, pretty: bool, q: Any,
+               ctx: RequestContext) -> AnyResponse:
+        if reply.response is not None:
+            return reply.response  # type: ignore[no-any-return]
+        assert reply.obj is not None
+        if reply.as_resource:
+            return self._render_one(rest.resource, reply.obj, accept, pretty, q, status=reply.status, ctx=ctx)
+        return json_response(reply.obj, reply.status, pretty=pretty)
 
 
 def _partial(obj: Obj) -> Obj:

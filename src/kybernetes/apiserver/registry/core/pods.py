@@ -4,11 +4,9 @@ A PodSpec appears in many kinds (Pod, PodTemplate, ReplicationController, and th
 workloads), so its defaulting and validation are plain functions over dicts that the strategies
 of all those kinds call with the path where the spec lives:
 
-* :func:`default_pod_spec` fills in what ``k8s.io/kubernetes/pkg/apis/core/v1/defaults.go``
-  fills in for every PodSpec (dnsPolicy, restartPolicy, schedulerName, container, probe, port,
-  env and volume defaults). The few defaults Kubernetes applies only to *Pods* and never to
-  templates (``enableServiceLinks`` and copying limits into missing requests) are applied when
-  ``pod=True``; this keeps a Deployment's template looking exactly as it does on a real cluster.
+* :func:`~kybernetes.api.defaults.default_pod_spec` (in ``api/defaults.py``, below the API
+  server and the kubelet, which defaults static pods with it) fills in what
+  ``k8s.io/kubernetes/pkg/apis/core/v1/defaults.go`` fills in for every PodSpec.
 * :func:`validate_pod_spec` returns every :class:`FieldError` it finds, with the same paths and
   messages as ``pkg/apis/core/validation``, so kubectl prints what it prints against a real API
   server.
@@ -21,324 +19,34 @@ narrow set of spec changes an update may make.
 from __future__ import annotations
 
 import copy
-import ipaddress
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from kybernetes.api import validation as v
-from kybernetes.api.quantity import is_valid_quantity, parse_quantity
+from kybernetes.api.defaults import (
+    HANDLER_TYPES,
+    PROBE_FIELDS,
+    VOLUME_SOURCES,
+    default_pod_spec,
+    default_pod_template,
+)
 from kybernetes.api.selectors import validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
-from kybernetes.apiserver.registry.strategy import Obj, Strategy
-
-# --- small shared helpers (also used by services.py and core.py) -----------------------------
-
-PROTOCOLS = ("SCTP", "TCP", "UDP")
-_PORT_NAME_CHARS = re.compile(r"^[-a-z0-9]+$")
-_HAS_LETTER = re.compile(r"[a-z]")
-INT32_MAX = 2147483647
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    """A sub-object, or an empty dict when it is absent or malformed (type errors are reported elsewhere)."""
-    return value if isinstance(value, dict) else {}
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def port_num_msgs(port: Any) -> list[str]:
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        return ["must be between 1 and 65535, inclusive"]
-    return []
-
-
-def port_name_msgs(name: str) -> list[str]:
-    """IANA_SVC_NAME, as ``validation.IsValidPortName`` checks it."""
-    msgs = []
-    if len(name) > 15:
-        msgs.append("must be no more than 15 characters")
-    if not _PORT_NAME_CHARS.match(name):
-        msgs.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
-    if not _HAS_LETTER.search(name):
-        msgs.append("must contain at least one letter (a-z)")
-    if "--" in name:
-        msgs.append("must not contain consecutive hyphens")
-    if name and (name[0] == "-" or name[-1] == "-"):
-        msgs.append("must not begin or end with a hyphen")
-    return msgs
-
-
-def validate_port_num_or_name(port: Any, path: Path) -> list[FieldError]:
-    """A targetPort or probe port: an int 1-65535 or an IANA service name."""
-    if isinstance(port, int) and not isinstance(port, bool):
-        return [v.invalid(path, port, m) for m in port_num_msgs(port)]
-    if isinstance(port, str):
-        if not port:
-            return [v.required(path)]
-        if port.isdigit():
-            # A numeric string is how intstr carries ints in some clients; treat it as a number.
-            return [v.invalid(path, port, m) for m in port_num_msgs(int(port))]
-        return [v.invalid(path, port, m) for m in port_name_msgs(port)]
-    return [v.type_invalid(path, port, "must be an integer or a string")]
-
-
-def validate_protocol(proto: Any, path: Path) -> list[FieldError]:
-    if not proto:
-        return [v.required(path)]
-    if proto not in PROTOCOLS:
-        return [v.not_supported(path, proto, PROTOCOLS)]
-    return []
-
-
-def validate_enum(value: Any, path: Path, allowed: tuple[str, ...], *, required: bool = True) -> list[FieldError]:
-    if value in (None, ""):
-        return [v.required(path)] if required else []
-    if value not in allowed:
-        return [v.not_supported(path, value, allowed)]
-    return []
-
-
-def validate_nonneg(value: Any, path: Path) -> list[FieldError]:
-    if value is None:
-        return []
-    if isinstance(value, bool) or not isinstance(value, int):
-        return [v.type_invalid(path, value, "must be an integer")]
-    if value < 0:
-        return [v.invalid(path, value, "must be greater than or equal to 0")]
-    return []
-
-
-def is_ip(value: Any) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
-
-def is_cidr(value: Any) -> bool:
-    try:
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return False
-    return isinstance(value, str) and "/" in value
-
-
-_STANDARD_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage", "storage", "pods"})
-
-
-def resource_name_msgs(name: str) -> list[str]:
-    """Standard names (cpu, memory, hugepages-...), or names qualified with a domain."""
-    if name in _STANDARD_RESOURCES or name.startswith("hugepages-"):
-        return []
-    if "/" not in name:
-        return ["must be a standard resource type or fully qualified"]
-    return v.is_qualified_name(name)
-
-
-def validate_resource_list(
-    resources: Any,
-    path: Path,
-    *,
-    name_msgs: Callable[[str], list[str]] = resource_name_msgs,
-) -> list[FieldError]:
-    """A ResourceList: valid names, valid non-negative quantities."""
-    if resources is None:
-        return []
-    if not isinstance(resources, dict):
-        return [v.type_invalid(path, resources, "must be a map of resource names to quantities")]
-    errs: list[FieldError] = []
-    for name, qty in resources.items():
-        for m in name_msgs(name):
-            errs.append(v.invalid(path.key(name), name, m))
-        errs.extend(validate_quantity(qty, path.key(name)))
-    return errs
-
-
-def validate_quantity(qty: Any, path: Path, *, positive: bool = False) -> list[FieldError]:
-    if isinstance(qty, bool) or not is_valid_quantity(qty):
-        return [v.invalid(path, qty, "must be a valid quantity, for example 100m, 1Gi or 0.5")]
-    value = parse_quantity(qty)
-    if positive and value <= 0:
-        return [v.invalid(path, qty, "must be greater than zero")]
-    if value < 0:
-        return [v.invalid(path, qty, "must be greater than or equal to 0")]
-    return []
-
-
-def quantity_or_none(qty: Any) -> Any:
-    """The parsed quantity, or None for anything that does not parse."""
-    if isinstance(qty, bool):
-        return None
-    try:
-        return parse_quantity(qty)
-    except (ValueError, TypeError):
-        return None
-
-
-# --- defaulting --------------------------------------------------------------------------
-
-DEFAULT_TERMINATION_GRACE_PERIOD = 30
-DEFAULT_MODE = 0o644  # 420: what Kubernetes puts in configMap/secret/downwardAPI/projected volumes
-
-_VOLUME_SOURCES = (
-    "hostPath", "emptyDir", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "secret", "nfs",
-    "iscsi", "glusterfs", "persistentVolumeClaim", "rbd", "flexVolume", "cinder", "cephfs", "flocker",
-    "downwardAPI", "fc", "azureFile", "configMap", "vsphereVolume", "quobyte", "azureDisk",
-    "photonPersistentDisk", "projected", "portworxVolume", "scaleIO", "storageos", "csi", "ephemeral",
-    "image",
+from kybernetes.api.validation.fields import (
+    INT32_MAX,
+    as_dict,
+    as_list,
+    is_ip,
+    port_name_msgs,
+    port_num_msgs,
+    quantity_or_none,
+    validate_enum,
+    validate_nonneg,
+    validate_port_num_or_name,
+    validate_protocol,
+    validate_resource_list,
 )
-_PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
-_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
-
-
-def default_pod_spec(spec: dict[str, Any], *, pod: bool = False) -> None:
-    """PodSpec defaults (``SetDefaults_PodSpec`` and the defaults of everything nested in it).
-
-    With ``pod=True`` also the defaults Kubernetes applies to Pods only (``SetDefaults_Pod``):
-    ``enableServiceLinks`` and requests copied from limits. Templates never get those.
-    """
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("restartPolicy", "Always")
-    if spec.get("securityContext") is None:
-        spec["securityContext"] = {}
-    spec.setdefault("terminationGracePeriodSeconds", DEFAULT_TERMINATION_GRACE_PERIOD)
-    spec.setdefault("schedulerName", "default-scheduler")
-    _sync_service_account(spec)
-    for field in ("initContainers", "containers", "ephemeralContainers"):
-        for ctr in as_list(spec.get(field)):
-            if isinstance(ctr, dict):
-                _default_container(ctr, pod=pod)
-    for vol in as_list(spec.get("volumes")):
-        if isinstance(vol, dict):
-            _default_volume(vol)
-    if pod:
-        spec.setdefault("enableServiceLinks", True)
-        if spec.get("hostNetwork"):
-            # Kubernetes makes the host port explicit for host-network pods.
-            for field in ("initContainers", "containers"):
-                for ctr in as_list(spec.get(field)):
-                    for port in as_list(as_dict(ctr).get("ports")):
-                        if isinstance(port, dict) and not port.get("hostPort") and port.get("containerPort"):
-                            port["hostPort"] = port["containerPort"]
-
-
-def default_pod_template(template: dict[str, Any]) -> None:
-    """Defaults for a PodTemplateSpec inside a workload (the template's spec; metadata stays as is)."""
-    spec = template.get("spec")
-    if isinstance(spec, dict):
-        default_pod_spec(spec)
-
-
-def _sync_service_account(spec: dict[str, Any]) -> None:
-    """The deprecated ``serviceAccount`` mirrors ``serviceAccountName`` (v1 conversion does this)."""
-    if not spec.get("serviceAccountName") and spec.get("serviceAccount"):
-        spec["serviceAccountName"] = spec["serviceAccount"]
-    if spec.get("serviceAccountName"):
-        spec["serviceAccount"] = spec["serviceAccountName"]
-
-
-def _image_tag(image: str) -> str:
-    """The tag of an image reference ('' if none); a digest counts as a tag for the pull policy."""
-    if "@" in image:
-        return "@digest"
-    last = image.rsplit("/", 1)[-1]
-    return last.split(":", 1)[1] if ":" in last else ""
-
-
-def _default_container(ctr: dict[str, Any], *, pod: bool) -> None:
-    image = ctr.get("image")
-    if not ctr.get("imagePullPolicy") and isinstance(image, str):
-        tag = _image_tag(image)
-        ctr["imagePullPolicy"] = "Always" if tag in ("", "latest") else "IfNotPresent"
-    ctr.setdefault("terminationMessagePath", "/dev/termination-log")
-    ctr.setdefault("terminationMessagePolicy", "File")
-    if ctr.get("resources") is None:
-        ctr["resources"] = {}
-    for port in as_list(ctr.get("ports")):
-        if isinstance(port, dict) and not port.get("protocol"):
-            port["protocol"] = "TCP"
-    for env in as_list(ctr.get("env")):
-        if isinstance(env, dict):
-            _default_env_source(as_dict(env.get("valueFrom")))
-    for probe in _PROBES:
-        if isinstance(ctr.get(probe), dict):
-            _default_probe(ctr[probe])
-    lifecycle = as_dict(ctr.get("lifecycle"))
-    for hook in ("postStart", "preStop"):
-        _default_handler(as_dict(lifecycle.get(hook)))
-    if pod:
-        _copy_limits_to_requests(as_dict(ctr.get("resources")))
-
-
-def _copy_limits_to_requests(resources: dict[str, Any]) -> None:
-    limits = resources.get("limits")
-    if not isinstance(limits, dict) or not limits:
-        return
-    requests = resources.get("requests")
-    if not isinstance(requests, dict):
-        requests = resources["requests"] = {}
-    for name, qty in limits.items():
-        requests.setdefault(name, qty)
-
-
-def _default_env_source(source: dict[str, Any]) -> None:
-    field_ref = source.get("fieldRef")
-    if isinstance(field_ref, dict):
-        field_ref.setdefault("apiVersion", "v1")
-    resource_ref = source.get("resourceFieldRef")
-    if isinstance(resource_ref, dict):
-        # A zero Quantity is not omitted by the Go encoder, so real servers show divisor "0".
-        resource_ref.setdefault("divisor", "0")
-
-
-def _default_probe(probe: dict[str, Any]) -> None:
-    probe.setdefault("timeoutSeconds", 1)
-    probe.setdefault("periodSeconds", 10)
-    probe.setdefault("successThreshold", 1)
-    probe.setdefault("failureThreshold", 3)
-    _default_handler(probe)
-
-
-def _default_handler(handler: dict[str, Any]) -> None:
-    http = handler.get("httpGet")
-    if isinstance(http, dict):
-        if not http.get("path"):
-            http["path"] = "/"
-        http.setdefault("scheme", "HTTP")
-    grpc = handler.get("grpc")
-    if isinstance(grpc, dict):
-        grpc.setdefault("service", "")
-
-
-def _default_volume(vol: dict[str, Any]) -> None:
-    if not any(src in vol for src in _VOLUME_SOURCES):
-        vol["emptyDir"] = {}
-    for src in ("configMap", "secret", "downwardAPI", "projected"):
-        source = vol.get(src)
-        if isinstance(source, dict):
-            source.setdefault("defaultMode", DEFAULT_MODE)
-    for item in as_list(as_dict(vol.get("downwardAPI")).get("items")):
-        _default_env_source(as_dict(item))
-    for proj in as_list(as_dict(vol.get("projected")).get("sources")):
-        proj = as_dict(proj)
-        for item in as_list(as_dict(proj.get("downwardAPI")).get("items")):
-            _default_env_source(as_dict(item))
-        token = proj.get("serviceAccountToken")
-        if isinstance(token, dict):
-            token.setdefault("expirationSeconds", 3600)
-    host_path = vol.get("hostPath")
-    if isinstance(host_path, dict):
-        host_path.setdefault("type", "")
-    iscsi = vol.get("iscsi")
-    if isinstance(iscsi, dict):
-        iscsi.setdefault("iscsiInterface", "default")
-
-
-# --- validation --------------------------------------------------------------------------
+from kybernetes.apiserver.registry.strategy import Obj, Strategy
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
@@ -427,7 +135,7 @@ def _validate_volumes(volumes: Any, path: Path) -> tuple[set[str], list[FieldErr
             errs.extend(v.invalid(p.child("name"), name, m) for m in v.is_dns1123_label(str(name)))
         if name:
             names.add(name)
-        sources = [src for src in _VOLUME_SOURCES if vol.get(src) is not None]
+        sources = [src for src in VOLUME_SOURCES if vol.get(src) is not None]
         if not sources:
             errs.append(v.required(p, "must specify a volume type"))
         for extra in sources[1:]:
@@ -496,7 +204,7 @@ def _validate_container(ctr: dict[str, Any], volumes: set[str], path: Path, *, i
     errs.extend(validate_resource_requirements(ctr.get("resources"), path.child("resources")))
     errs.extend(_validate_volume_mounts(ctr.get("volumeMounts"), volumes, path.child("volumeMounts")))
     errs.extend(_validate_container_security_context(ctr.get("securityContext"), path.child("securityContext")))
-    for probe in _PROBES:
+    for probe in PROBE_FIELDS:
         if ctr.get(probe) is None:
             continue
         if init and ctr.get("restartPolicy") != "Always":
@@ -659,7 +367,7 @@ def _validate_volume_mounts(mounts: Any, volumes: set[str], path: Path) -> list[
 def _validate_probe(probe: Any, path: Path, *, liveness: bool) -> list[FieldError]:
     if not isinstance(probe, dict):
         return [v.type_invalid(path, probe, "must be an object")]
-    errs = _validate_handler(probe, path, handlers=_HANDLERS)
+    errs = _validate_handler(probe, path, handlers=HANDLER_TYPES)
     for field in ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold",
                   "failureThreshold", "terminationGracePeriodSeconds"):
         errs.extend(validate_nonneg(probe.get(field), path.child(field)))
@@ -1050,6 +758,20 @@ class PodStrategy(Strategy):
         errs = self.validate(new)
         errs.extend(validate_pod_spec_update(as_dict(new.get("spec")), as_dict(old.get("spec")), Path("spec")))
         return errs
+
+    def graceful_delete_seconds(self, obj: Obj, requested: int | None) -> int:
+        """Pods bound to a node and not finished are deleted gracefully: the kubelet confirms
+        with grace 0. The client's gracePeriodSeconds, else the pod's
+        terminationGracePeriodSeconds, else 30."""
+        spec = as_dict(obj.get("spec"))
+        if not spec.get("nodeName"):
+            return 0
+        if as_dict(obj.get("status")).get("phase") in ("Succeeded", "Failed"):
+            return 0
+        if requested is not None:
+            return max(0, int(requested))
+        g = spec.get("terminationGracePeriodSeconds")
+        return int(g) if isinstance(g, int) and g >= 0 else 30
 
     def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
         status = as_dict(new.get("status"))

@@ -18,7 +18,7 @@ from typing import Any
 
 from kybernetes.api import validation as v
 from kybernetes.api.validation import FieldError, Path
-from kybernetes.apiserver.registry.pods import (
+from kybernetes.api.validation.fields import (
     as_dict,
     as_list,
     is_ip,

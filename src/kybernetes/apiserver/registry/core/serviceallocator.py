@@ -1,4 +1,7 @@
-"""Service ClusterIP and NodePort allocation, as registry hooks on Service create and update.
+"""Service ClusterIP and NodePort allocation: part of the Service's REST object, as in Kubernetes
+(``pkg/registry/core/service/storage``, whose REST allocates in its BeginCreate/BeginUpdate), not
+admission. :meth:`ServiceAllocator.install` makes the services REST object call it on every create
+and update, after defaulting and before admission and validation.
 
 What is in use is read from the watch cache of Services (the truth, after restarts too) plus a
 short-lived in-memory reservation for addresses handed out whose Service is not in the cache yet,
@@ -16,6 +19,7 @@ from typing import Any
 
 from kybernetes.api import validation as v
 from kybernetes.api.resources import Resource
+from kybernetes.apiserver.registry.rest import ResourceREST
 from kybernetes.apiserver.registry.store import Registry, RequestContext
 
 Obj = dict[str, Any]
@@ -90,11 +94,9 @@ class ServiceAllocator:
                 return p
         return None
 
-    async def on_create(self, registry: Registry, r: Resource, obj: Obj, old: Obj | None, ctx: RequestContext) -> None:
-        await self._allocate(registry, r, obj, None)
-
-    async def on_update(self, registry: Registry, r: Resource, obj: Obj, old: Obj | None, ctx: RequestContext) -> None:
-        await self._allocate(registry, r, obj, old)
+    async def begin_write(self, rest: ResourceREST, obj: Obj, old: Obj | None, ctx: RequestContext) -> None:
+        """Allocate what ``obj`` (a Service being created, or updated from ``old``) needs."""
+        await self._allocate(rest.registry, rest.resource, obj, old)
 
     async def _allocate(self, registry: Registry, r: Resource, obj: Obj, old: Obj | None) -> None:
         spec = obj.get("spec")
@@ -182,5 +184,8 @@ class ServiceAllocator:
         v.raise_if_errors("Service", name, errs)
 
     def install(self, registry: Registry) -> None:
-        registry.create_hooks.setdefault(("", "Service"), []).append(self.on_create)
-        registry.update_hooks.setdefault(("", "Service"), []).append(self.on_update)
+        """Make every served version of services allocate through this allocator."""
+        for r in registry.catalogue.all():
+            if r.builtin and r.stored_in == ("", "services"):
+                rest = registry.rest_for(r)
+                rest.begin_create = rest.begin_update = self.begin_write

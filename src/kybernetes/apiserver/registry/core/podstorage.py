@@ -1,0 +1,112 @@
+"""Pods' storage beside their strategy (Kubernetes' ``pkg/registry/core/pod/storage``): the
+``binding`` subresource and the older ``bindings`` resource, ``eviction`` and
+``ephemeralcontainers``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+from kybernetes import errors
+from kybernetes.api.timeutil import now_rfc3339
+from kybernetes.apiserver.registry.rest import (
+    Reply,
+    ResourceREST,
+    SubresourceCall,
+    SubresourceREST,
+    UpdateSubresourceREST,
+)
+
+if TYPE_CHECKING:
+    from kybernetes.apiserver.registry.store import RequestContext
+
+
+Obj = dict[str, Any]
+
+_BIND_ATTEMPTS = 5
+
+
+def _success() -> Obj:
+    return errors.status_object("Success")
+
+
+async def bind_pod(rest: ResourceREST, namespace: str, name: str, body: Any, ctx: RequestContext) -> None:
+    """Assign the pod ``name`` to the Binding's target node: spec.nodeName and PodScheduled=True,
+    written past the pod's update rules (which forbid changing spec.nodeName). 409 when the pod
+    is being deleted or already bound."""
+    if not isinstance(body, dict):
+        raise errors.BadRequest("binding must be a Binding object")
+    node = (body.get("target") or {}).get("name")
+    if not node:
+        raise errors.Invalid("Binding", name, [{"reason": "FieldValueRequired", "field": "target.name",
+                                                "message": "Required value"}])
+    reg, r = rest.registry, rest.resource
+    for _attempt in range(_BIND_ATTEMPTS):
+        pod = await reg.get(r, namespace, name)
+        if pod.get("metadata", {}).get("deletionTimestamp"):
+            raise errors.Conflict.of("pods", name, why="pod is being deleted, cannot be assigned to a host")
+        if (pod.get("spec") or {}).get("nodeName"):
+            raise errors.Conflict.of("pods", name, why=f"pod {name} is already assigned to node "
+                                     f"\"{pod['spec']['nodeName']}\"")
+        new = copy.deepcopy(pod)
+        new["spec"]["nodeName"] = node
+        status = new.setdefault("status", {})
+        conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                      "lastTransitionTime": now_rfc3339()})
+        status["conditions"] = conds
+        try:
+            await reg.write_prepared(r, namespace, name, new, pod, ctx)
+            return
+        except errors.Conflict:
+            continue
+    raise errors.Conflict.of("pods", name, why="too many conflicting binding attempts")
+
+
+class BindingREST(SubresourceREST):
+    """``pods/NAME/binding`` (POST a Binding): the scheduler's way to bind a pod."""
+
+    methods = frozenset(("POST",))
+
+    async def serve(self, rest: ResourceREST, call: SubresourceCall) -> Reply:
+        await bind_pod(rest, call.namespace, call.name, await call.read_body(), call.ctx)
+        return Reply(_success(), 201)
+
+
+class LegacyBindingREST(SubresourceREST):
+    """``POST namespaces/NS/bindings``: the older form of pods/binding, where the Binding names the
+    pod in metadata.name. It serves the ``bindings`` resource's create."""
+
+    methods = frozenset(("POST",))
+
+    async def serve(self, rest: ResourceREST, call: SubresourceCall) -> Reply:
+        body = await call.read_body()
+        pod_name = (body.get("metadata") or {}).get("name") if isinstance(body, dict) else None
+        if not pod_name:
+            raise errors.BadRequest("a Binding must name its pod in metadata.name")
+        pods = rest.registry.catalogue.get("", "v1", "pods")
+        assert pods is not None
+        await bind_pod(rest.registry.rest_for(pods), call.namespace, pod_name, body, call.ctx)
+        return Reply(_success(), 201)
+
+
+class EvictionREST(SubresourceREST):
+    """``pods/NAME/eviction`` (POST an Eviction): delete the pod if its disruption budgets allow."""
+
+    methods = frozenset(("POST",))
+
+    async def serve(self, rest: ResourceREST, call: SubresourceCall) -> Reply:
+        from kybernetes.apiserver import eviction
+
+        code, out = await eviction.evict(rest.registry, rest.resource, call.namespace, call.name,
+                                         await call.read_body(), call.ctx)
+        return Reply(out, code)
+
+
+class EphemeralContainersREST(UpdateSubresourceREST):
+    """``pods/NAME/ephemeralcontainers``: read and written as the pod itself (the pod's update
+    rules say what may change)."""
+
+    def __init__(self) -> None:
+        super().__init__("")
