@@ -44,8 +44,8 @@ import time
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.label_selectors import LabelSelector, from_label_selector_object
 from kybernetes.api.podutil import is_pod_terminal
-from kybernetes.api.selectors import LabelSelector, from_label_selector_object
 from kybernetes.controllers import deployment_plan as plan
 from kybernetes.controllers import deployment_util as du
 from kybernetes.controllers.base import Controller, ControllerContext, split_key

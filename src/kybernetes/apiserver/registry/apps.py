@@ -35,7 +35,7 @@ from typing import Any, TypeGuard
 
 from kybernetes import errors
 from kybernetes.api import validation as v
-from kybernetes.api.selectors import from_label_selector_object, validate_label_selector_object
+from kybernetes.api.label_selectors import from_label_selector_object, validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.apiserver.registry.core import default_pod_template, validate_pod_template
 from kybernetes.apiserver.registry.pods import as_dict, as_list, quantity_or_none

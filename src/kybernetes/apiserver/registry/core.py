@@ -22,7 +22,7 @@ from typing import Any
 
 from kybernetes.api import gobytes
 from kybernetes.api import validation as v
-from kybernetes.api.selectors import validate_label_selector_object
+from kybernetes.api.label_selectors import validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.apiserver.registry.pods import (
     POD_FIELD_SELECTORS,

@@ -22,7 +22,7 @@ import re
 from typing import Any
 
 from kybernetes.api import validation as v
-from kybernetes.api.selectors import validate_label_selector_object
+from kybernetes.api.label_selectors import validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.apiserver.registry.apps import is_int, spec_of, validate_int_or_percent, validate_nonneg
 from kybernetes.apiserver.registry.autoscaling import drop_round_trip_annotations

@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from kybernetes.api import validation as v
+from kybernetes.api.label_selectors import validate_label_selector_object
 from kybernetes.api.quantity import is_valid_quantity, parse_quantity
-from kybernetes.api.selectors import validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.apiserver.registry.strategy import Obj, Strategy
 

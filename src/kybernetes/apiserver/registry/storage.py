@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from kybernetes.api import validation as v
-from kybernetes.api.selectors import validate_label_selector_object
+from kybernetes.api.label_selectors import validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.apiserver.registry.apps import is_int
 from kybernetes.apiserver.registry.pods import as_dict, as_list, validate_quantity

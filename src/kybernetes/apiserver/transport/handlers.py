@@ -17,8 +17,9 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api import gojson
+from kybernetes.api.field_selectors import parse_field_selector
+from kybernetes.api.label_selectors import parse_label_selector
 from kybernetes.api.resources import Catalogue, Resource
-from kybernetes.api.selectors import parse_field_selector, parse_label_selector
 from kybernetes.apiserver import printers
 from kybernetes.apiserver.registry.store import DeleteOptions, ListOptions, Registry, RequestContext
 from kybernetes.apiserver.transport.requests import (
@@ -295,7 +296,7 @@ class ResourceHandlers:
         q = request.query
         opts = self._list_options(q)
         if name:
-            from kybernetes.api.selectors import parse_field_selector as pfs
+            from kybernetes.api.field_selectors import parse_field_selector as pfs
 
             sel = f"metadata.name={name}"
             if opts.field_selector is not None and not opts.field_selector.empty:
@@ -481,7 +482,7 @@ class ResourceHandlers:
 
 
 def _to_scale(obj: Obj, paths: dict[str, str]) -> Obj:
-    from kybernetes.api.selectors import from_label_selector_object
+    from kybernetes.api.label_selectors import from_label_selector_object
 
     meta = obj.get("metadata", {})
     sel_raw = _get_path(obj, paths.get("labelSelectorPath", ""))
