@@ -61,6 +61,7 @@ def hashable_key(value: Any) -> Any:
 
 
 def json_kind(value: Any) -> str:
+    """``object``, ``array`` or ``scalar``: the kind of a JSON value, as the error texts name it."""
     if isinstance(value, dict):
         return "object"
     if isinstance(value, list):

@@ -55,6 +55,7 @@ def default_crd(crd: Obj) -> None:
 
 
 def storage_version(crd: Obj) -> str | None:
+    """The name of the CRD version marked ``storage: true``, or None."""
     for ver in as_list(as_dict(crd.get("spec")).get("versions")):
         if isinstance(ver, dict) and ver.get("storage") is True:
             name = ver.get("name")

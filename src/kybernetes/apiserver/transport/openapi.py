@@ -206,6 +206,7 @@ def v3_keys(catalogue: Catalogue) -> list[str]:
 
 
 def serialize(doc: Obj) -> bytes:
+    """A document as the bytes served."""
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 

@@ -32,6 +32,7 @@ from kybernetes.apiserver.transport.openapi_schemas import (
 
 
 def camel(s: str) -> str:
+    """``v1beta1`` -> ``V1beta1``, ``rbac.authorization`` -> ``RbacAuthorization``."""
     return "".join(p[:1].upper() + p[1:] for p in re.split(r"[.\-]", s) if p)
 
 
@@ -48,6 +49,7 @@ def gv_path(group: str, version: str) -> str:
 
 
 def gv_tag(group: str, version: str) -> str:
+    """The tag of a group-version's operations: ``core_v1``, ``apps_v1``, ``rbac_authorization_v1``."""
     g = group.removesuffix(".k8s.io").replace(".", "_").replace("-", "_") if group else "core"
     return f"{g}_{version}"
 
