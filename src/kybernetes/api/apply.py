@@ -221,6 +221,39 @@ def apply(
     that cannot be applied (managedFields set, duplicate or keyless map-list items).
     Fields in ``ignore_top_level`` are neither taken from the configuration nor owned.
     """
+    _check_applied(applied, manager)
+    clock = now or now_rfc3339
+    root = compile_schema(schema)
+    cfg, config_v1 = _configuration(applied, ignore_top_level, root)
+    merged, entries = _live_copy(live, root, ignore_top_level, api_version, clock)
+    merged = merge_config(merged, cfg, root)
+
+    ident = (manager, "Apply", "", subresource)
+    mine = next((e for e in entries if e.ident == ident), None)
+    others = [e for e in entries if e is not mine]
+    # Comparing encoded forms is cheaper than decoding the stored set.
+    set_changed = mine is None or mine.fields_v1() != config_v1
+    if mine is not None and set_changed:
+        _remove_dropped_fields(merged, mine, others, config_v1, root)
+
+    # Conflicts and lost ownership come from what actually changed in the object.
+    diff = _changes(live, merged, root, ignore_top_level) if live is not None else FieldDiff()
+    _take_changed_fields(diff, others, force)
+
+    if mine is None:
+        mine = ManagedFieldsEntry(manager, "Apply", api_version, subresource)
+        entries.append(mine)
+    object_changed = bool(diff.added or diff.modified or diff.removed) or live is None
+    if object_changed or set_changed or mine.api_version != api_version:
+        mine.set_fields_v1(config_v1)
+        mine.api_version = api_version
+        mine.time = clock()
+    store_managed_fields(merged, encode_entries(entries))
+    return merged
+
+
+def _check_applied(applied: Any, manager: str) -> None:
+    """The 400s of a configuration that cannot be applied at all."""
     if not manager:
         raise errors.BadRequest("PATCH, application/apply-patch+yaml requires fieldManager to be set")
     if not isinstance(applied, dict):
@@ -228,10 +261,13 @@ def apply(
     amd = applied.get("metadata")
     if isinstance(amd, dict) and amd.get("managedFields"):
         raise errors.BadRequest("metadata.managedFields must be nil")
-    clock = now or now_rfc3339
-    root = compile_schema(schema)
 
+
+def _configuration(applied: dict[str, Any], ignore_top_level: tuple[str, ...],
+                   root: MergeNode) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The configuration to merge (a shallow view of ``applied``) and the fields it sets (fieldsV1)."""
     # Shallow views only: merge_config never writes into cfg.
+    amd = applied.get("metadata")
     cfg = {k: v for k, v in applied.items() if k not in ignore_top_level}
     if isinstance(amd, dict) and "managedFields" in amd:
         cfg["metadata"] = {k: v for k, v in amd.items() if k != "managedFields"}
@@ -239,7 +275,12 @@ def apply(
     if config_v1.get(METADATA_PE) == {}:
         # A non-object metadata would make the node itself a leaf; it is never owned.
         del config_v1[METADATA_PE]
+    return cfg, config_v1
 
+
+def _live_copy(live: dict[str, Any] | None, root: MergeNode, ignore_top_level: tuple[str, ...],
+               api_version: str, clock: Now) -> tuple[dict[str, Any], list[ManagedFieldsEntry]]:
+    """A copy of ``live`` without its managedFields (``{}`` on create), and its managedFields entries."""
     stored: Any = None
     merged: dict[str, Any] = {}
     if live is not None:
@@ -257,31 +298,34 @@ def apply(
         seed = _changes(None, live, root, ignore_top_level).added
         if seed:
             entries.append(ManagedFieldsEntry(BEFORE_FIRST_APPLY, "Update", api_version, fields=seed, time=clock()))
+    return merged, entries
 
-    merged = merge_config(merged, cfg, root)
 
-    ident = (manager, "Apply", "", subresource)
-    mine = next((e for e in entries if e.ident == ident), None)
-    others = [e for e in entries if e is not mine]
-    # Comparing encoded forms is cheaper than decoding the stored set.
-    set_changed = mine is None or mine.fields_v1() != config_v1
-    if mine is not None and set_changed:
-        last = mine.fields
-        config_set = FieldSet.from_fields_v1(config_v1, trusted=True)
-        if last.difference(config_set):
-            # Fields this manager applied before and dropped now: remove them from the
-            # object, except where the new configuration or another manager still owns them.
-            managed = config_set
-            for e in others:
-                managed = managed.union(e.fields)
-            to_remove = ensure_named(last, root).difference(ensure_named(managed, root))
-            # metadata is a named field too, but never ours to delete (the name lives there).
-            to_remove = _without_metadata_node(to_remove)
-            if to_remove:
-                remove_fields(merged, to_remove, root)
+def _remove_dropped_fields(merged: dict[str, Any], mine: ManagedFieldsEntry, others: list[ManagedFieldsEntry],
+                           config_v1: dict[str, Any], root: MergeNode) -> None:
+    """Remove from ``merged`` the fields this manager applied before and dropped now.
 
-    # Conflicts and lost ownership come from what actually changed in the object.
-    diff = _changes(live, merged, root, ignore_top_level) if live is not None else FieldDiff()
+    Except where the new configuration or another manager still owns them.
+    """
+    last = mine.fields
+    config_set = FieldSet.from_fields_v1(config_v1, trusted=True)
+    if not last.difference(config_set):
+        return
+    managed = config_set
+    for e in others:
+        managed = managed.union(e.fields)
+    to_remove = ensure_named(last, root).difference(ensure_named(managed, root))
+    # metadata is a named field too, but never ours to delete (the name lives there).
+    to_remove = _without_metadata_node(to_remove)
+    if to_remove:
+        remove_fields(merged, to_remove, root)
+
+
+def _take_changed_fields(diff: FieldDiff, others: list[ManagedFieldsEntry], force: bool) -> None:
+    """Take the changed and removed fields away from the other managers.
+
+    Changing a field another manager owns is a conflict (409) unless ``force``.
+    """
     changed = diff.added.union(diff.modified)
     conflicts: list[tuple[ManagedFieldsEntry, FieldSet]] = []
     if changed:
@@ -294,17 +338,6 @@ def apply(
     if gone:
         for e in others:
             e.subtract(gone)
-
-    if mine is None:
-        mine = ManagedFieldsEntry(manager, "Apply", api_version, subresource)
-        entries.append(mine)
-    object_changed = bool(diff.added or diff.modified or diff.removed) or live is None
-    if object_changed or set_changed or mine.api_version != api_version:
-        mine.set_fields_v1(config_v1)
-        mine.api_version = api_version
-        mine.time = clock()
-    store_managed_fields(merged, encode_entries(entries))
-    return merged
 
 
 __all__ = [
