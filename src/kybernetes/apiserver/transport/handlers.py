@@ -32,7 +32,7 @@ from kybernetes.apiserver.transport.requests import (
     pretty_requested,
     read_body,
 )
-from kybernetes.httpserver import AnyResponse, Request, Response, StreamResponse, chunk
+from kybernetes.httpserver.messages import AnyResponse, Request, Response, StreamResponse, chunk
 from kybernetes.storage.cacher import CacheEvent
 
 Obj = dict[str, Any]
