@@ -61,6 +61,7 @@ def is_mount(path: Path) -> bool:
     # scan stays as the fallback for what ismount cannot see (a bind mount within one filesystem).
     return path.exists() and (os.path.ismount(path) or str(path.resolve()) in mounts_under(path))
 
+
 def check_host_path(volume: str, path: Path, kind: str) -> Path:
     """The kubelet's hostPath type check (and creation for the ``...OrCreate`` types)."""
     if not path.is_absolute():

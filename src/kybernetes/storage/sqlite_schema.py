@@ -84,6 +84,7 @@ LIMIT ?
 # Beyond every string SQLite will hold as a key: the upper bound for the empty prefix.
 _MAX_KEY = "\U0010ffff" * 4
 
+
 def prefix_end(prefix: str) -> str:
     """The smallest string greater than every string starting with ``prefix``."""
     while prefix and prefix[-1] == "\U0010ffff":
