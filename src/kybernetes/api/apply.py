@@ -76,10 +76,6 @@ from kybernetes.api.structured_merge import (
 )
 from kybernetes.api.timeutil import now_rfc3339
 
-# ==========================================================================================
-# The two write paths
-# ==========================================================================================
-
 
 def _strip(obj: dict[str, Any] | None, ignore: Iterable[str]) -> dict[str, Any]:
     """A shallow view of ``obj`` without the fields nobody owns (see the module docstring)."""

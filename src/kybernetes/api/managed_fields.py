@@ -41,10 +41,6 @@ UNOWNED_META = frozenset(
 UNOWNED_TOP = frozenset({"apiVersion", "kind"})
 METADATA_PE = field_element("metadata")
 
-# ==========================================================================================
-# managedFields entries
-# ==========================================================================================
-
 
 class ManagedFieldsEntry:
     """One managedFields entry.

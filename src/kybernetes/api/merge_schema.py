@@ -24,9 +24,6 @@ from kybernetes.api.schema import Schema
 # OpenAPI definitions we read do not carry the default, structured-merge-diff's do).
 _KEY_DEFAULTS: dict[str, Any] = {"protocol": "TCP"}
 
-# ==========================================================================================
-# Compiled schema
-# ==========================================================================================
 
 _SCALAR, STRUCT, _ATOMIC, LIST_MAP, LIST_SET, _DEDUCED = range(6)
 

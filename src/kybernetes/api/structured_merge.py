@@ -41,10 +41,6 @@ def deep_copy(obj: Any) -> Any:
     except TypeError:
         return copy.deepcopy(obj)
 
-# ==========================================================================================
-# Walks over objects
-# ==========================================================================================
-
 
 def collect_fields(value: Any, node: MergeNode, strict: bool, path: Path) -> dict[str, Any]:
     """The fields ``value`` sets (structured-merge-diff's ``ToFieldSet``), encoded as fieldsV1.

@@ -15,8 +15,6 @@ from kybernetes.api.structural.schema_rules import structural_errors
 from kybernetes.api.structural.values import Obj, as_dict, as_list, is_int
 from kybernetes.api.validation import FieldError, Path
 
-# --- CustomResourceDefinition --------------------------------------------------------------------
-
 SCOPES = ("Cluster", "Namespaced")
 COLUMN_TYPES = ("boolean", "date", "integer", "number", "string")
 COLUMN_FORMATS = ("byte", "date", "date-time", "double", "float", "int32", "int64", "password")

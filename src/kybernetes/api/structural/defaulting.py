@@ -10,8 +10,6 @@ from typing import Any
 
 from kybernetes.api.structural.values import as_dict
 
-# --- defaulting ----------------------------------------------------------------------------------
-
 
 def default_custom_object(obj: Any, schema: Any) -> None:
     """Apply ``default`` values in place, top down, as Kubernetes' structural defaulting does.

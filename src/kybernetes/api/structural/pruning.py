@@ -11,8 +11,6 @@ from typing import Any
 from kybernetes.api.structural.values import ROOT_RESERVED, Obj, as_dict
 from kybernetes.api.validation import Path
 
-# --- pruning -------------------------------------------------------------------------------------
-
 
 def prune_custom_object(obj: Any, schema: Any) -> list[str]:
     """Drop fields the schema does not declare; return the dropped paths (``spec.foo``).

@@ -14,8 +14,6 @@ from kybernetes.api import validation as v
 from kybernetes.api.structural.values import JUNCTORS, Obj
 from kybernetes.api.validation import FieldError, Path
 
-# --- structural schemas --------------------------------------------------------------------------
-
 
 def structural_errors(schema: Any, path: Path) -> list[FieldError]:
     """Why ``schema`` (a CRD's openAPIV3Schema) is not structural; empty if it is."""

@@ -28,8 +28,6 @@ from kybernetes.api.structural.values import (
 )
 from kybernetes.api.validation import FieldError, Path
 
-# --- validation ----------------------------------------------------------------------------------
-
 
 def validate_custom_object(obj: Any, schema: Any, path: Path | None = None) -> list[FieldError]:
     """Validate a custom object (or, with ``path``, a value inside one) against a CRD schema.

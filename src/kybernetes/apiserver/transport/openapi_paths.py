@@ -28,8 +28,6 @@ from kybernetes.apiserver.transport.openapi_schemas import (
     Obj,
 )
 
-# --- names of things ----------------------------------------------------------------------------
-
 
 def camel(s: str) -> str:
     """``v1beta1`` -> ``V1beta1``, ``rbac.authorization`` -> ``RbacAuthorization``."""
