@@ -17,7 +17,7 @@ in ``fieldsV1`` form. Two write paths change it:
   added or changed become the writer's, and are taken away from everybody else; removed
   fields are taken away from everybody.
 
-Both work on a pre-compiled view of :class:`~kybernetes.api.schema.Schema` (:class:`MergeNode`),
+Both work on a pre-compiled view of :class:`~kybernetes.api.schema.Schema` (:class:`~kybernetes.api.merge_schema.MergeNode`),
 because ``Schema.child`` resolves ``$ref`` and builds a new wrapper on every call; the compiled
 tree is built lazily and cached per schema root, so a write touches each schema node once in
 the life of the process. The walks are linear in the size of the parts of the objects that

@@ -15,14 +15,14 @@ API server needs, written for that path:
   sending (at most ``LINGER_SECONDS``), then the connection is closed;
 - one task per request; requests on a keep-alive connection are answered in order (pipelined
   requests wait their turn, and reading pauses while too many are queued);
-- a :class:`Response` is written with one ``transport.write`` (head and body together, when the
-  body is small); a :class:`StreamResponse` writes a chunked body as the handler produces it,
+- a :class:`~kybernetes.httpserver.messages.Response` is written with one ``transport.write`` (head and body together, when the
+  body is small); a :class:`~kybernetes.httpserver.messages.StreamResponse` writes a chunked body as the handler produces it,
   with write-side flow control (``pause_writing``/``resume_writing`` of the protocol);
 - when the client goes away, a handler that is streaming (its response prepared, e.g. a watch)
   is cancelled; any other handler runs to its end, so a write the client gave up on is never
   left half done by a cancellation;
 - ``Upgrade`` requests (exec, attach, port-forward) reach the handler like any other; it may take
-  the connection over with :meth:`Request.upgrade`, which sends the ``101`` and returns the raw
+  the connection over with :meth:`~kybernetes.httpserver.messages.Request.upgrade`, which sends the ``101`` and returns the raw
   byte stream (the bytes that arrived behind the request head included); otherwise the
   connection is closed after its response;
 - ``Expect: 100-continue`` is answered before the body is read; ``HEAD`` gets the head only;
