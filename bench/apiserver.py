@@ -76,7 +76,7 @@ import aiohttp
 import orjson
 
 from kybernetes import aiorun
-from kybernetes.storage import sqlite as kyb_sqlite
+from kybernetes.storage import sqlite_schema
 from kybernetes.testing import ServerProcess
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "apiserver.json"
@@ -739,7 +739,7 @@ def sqlite_floor(path: Path, rows: int, batch: int, bound: float) -> dict[str, A
     """Insert ``rows`` ~1 KB rows, ``batch`` per transaction, with the store's file setup."""
     # The store's own connection setup (WAL, synchronous=FULL, same schema and insert), so the floor
     # differs from the server only by everything above the store.
-    conn = kyb_sqlite._open_writer_connection(str(path), 64 * 1024 * 1024)
+    conn = sqlite_schema.open_writer_connection(str(path), 64 * 1024 * 1024)
     value = orjson.dumps(configmap("floor"))
     commits: list[float] = []
     done = 0
@@ -751,7 +751,7 @@ def sqlite_floor(path: Path, rows: int, batch: int, bound: float) -> dict[str, A
             conn.execute("BEGIN IMMEDIATE")
             for _ in range(min(batch, rows - done)):
                 key = f"/registry/configmaps/bench/floor-{next_id}"
-                conn.execute(kyb_sqlite._SQL_INSERT, (next_id, key, 1, 0, next_id, 0, value))
+                conn.execute(sqlite_schema.SQL_INSERT, (next_id, key, 1, 0, next_id, 0, value))
                 next_id += 1
                 done += 1
             conn.execute("COMMIT")

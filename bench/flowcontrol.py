@@ -22,7 +22,7 @@ from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.flowcontrol import FlowControl, bootstrap
 from kybernetes.apiserver.registry.store import User
 from kybernetes.apiserver.transport.requests import ResourcePath
-from kybernetes.httpserver import Response
+from kybernetes.httpserver.messages import Response
 
 N = 200_000
 

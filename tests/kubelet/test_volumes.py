@@ -24,14 +24,8 @@ import pytest
 from kybernetes.api.fieldpath import format_map
 from kybernetes.client.rest import Client
 from kybernetes.kubelet.containerd import mounts_under
-from kybernetes.kubelet.volumes import (
-    CONFIGMAP,
-    EMPTY_DIR,
-    PROJECTED,
-    SECRET,
-    VolumeError,
-    VolumeManager,
-)
+from kybernetes.kubelet.volume_host import VolumeError
+from kybernetes.kubelet.volumes import CONFIGMAP, EMPTY_DIR, PROJECTED, SECRET, VolumeManager
 from kybernetes.testing import ServerProcess
 
 pytestmark = pytest.mark.integration

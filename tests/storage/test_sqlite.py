@@ -19,7 +19,8 @@ import pytest
 
 import kybernetes.storage.sqlite as sqlite_module
 from kybernetes.storage.interface import CompactedError, RevisionMismatchError, StoreError
-from kybernetes.storage.sqlite import SQLiteStore, _prefix_end
+from kybernetes.storage.sqlite import SQLiteStore
+from kybernetes.storage.sqlite_schema import prefix_end as _prefix_end
 
 from .store_suite import StoreSuite, close, take
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from aiohttp import web
 
-from kybernetes.streaming import RawUpgrade, spdy
+from kybernetes.streaming import RawUpgrade, spdy, spdy_frames
 
 
 async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -22,7 +22,7 @@ async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 def test_dictionary_shape() -> None:
-    d = spdy.DICTIONARY
+    d = spdy_frames.DICTIONARY
     assert len(d) == 1423
     assert d.startswith(b"\x00\x00\x00\x07options\x00\x00\x00\x04head")
     assert b"\x00\x00\x00\x06origin100101201" in d
@@ -30,25 +30,25 @@ def test_dictionary_shape() -> None:
 
 
 def test_data_frame_round_trip_any_slicing() -> None:
-    raw = spdy.encode_data(5, b"hello", fin=True) + spdy.encode_data(7, b"")
+    raw = spdy_frames.encode_data(5, b"hello", fin=True) + spdy_frames.encode_data(7, b"")
     assert raw[:8] == b"\x00\x00\x00\x05\x01\x00\x00\x05"
-    parser = spdy.FrameParser()
-    frames: list[spdy.Frame] = []
+    parser = spdy_frames.FrameParser()
+    frames: list[spdy_frames.Frame] = []
     for i in range(len(raw)):  # one byte at a time
         frames += parser.feed(raw[i:i + 1])
-    assert frames == [spdy.DataFrame(5, spdy.FLAG_FIN, b"hello"), spdy.DataFrame(7, 0, b"")]
-    assert isinstance(frames[0], spdy.DataFrame) and frames[0].fin
+    assert frames == [spdy_frames.DataFrame(5, spdy_frames.FLAG_FIN, b"hello"), spdy_frames.DataFrame(7, 0, b"")]
+    assert isinstance(frames[0], spdy_frames.DataFrame) and frames[0].fin
 
 
 def test_control_frame_round_trip() -> None:
-    raw = spdy.encode_control(spdy.FrameType.RST_STREAM, 0, struct.pack(">II", 3, spdy.RstStatus.CANCEL))
+    raw = spdy_frames.encode_control(spdy_frames.FrameType.RST_STREAM, 0, struct.pack(">II", 3, spdy_frames.RstStatus.CANCEL))
     assert raw[:4] == b"\x80\x03\x00\x03"
-    (frame,) = spdy.FrameParser().feed(raw)
-    assert frame == spdy.ControlFrame(spdy.FrameType.RST_STREAM, 0, struct.pack(">II", 3, 5), 3)
+    (frame,) = spdy_frames.FrameParser().feed(raw)
+    assert frame == spdy_frames.ControlFrame(spdy_frames.FrameType.RST_STREAM, 0, struct.pack(">II", 3, 5), 3)
 
 
 def test_header_blocks_share_one_zlib_stream_with_the_dictionary() -> None:
-    comp, decomp = spdy.HeaderCompressor(), spdy.HeaderDecompressor()
+    comp, decomp = spdy_frames.HeaderCompressor(), spdy_frames.HeaderDecompressor()
     blocks = [comp.compress({"streamType": "error", "port": "8080", "requestID": "0"}),
               comp.compress({"streamType": "data", "port": "8080", "requestID": "0"}),
               comp.compress({})]
@@ -59,16 +59,16 @@ def test_header_blocks_share_one_zlib_stream_with_the_dictionary() -> None:
     with pytest.raises(zlib.error):
         zlib.decompressobj().decompress(blocks[0])
     # And the second block only decodes in sequence, after the first (shared compression context).
-    with pytest.raises(spdy.ProtocolError):
-        spdy.HeaderDecompressor().decompress(blocks[1])
+    with pytest.raises(spdy_frames.ProtocolError):
+        spdy_frames.HeaderDecompressor().decompress(blocks[1])
 
 
 def test_header_block_layout() -> None:
-    block = spdy.encode_header_block({"A": "b"})
+    block = spdy_frames.encode_header_block({"A": "b"})
     assert block == b"\x00\x00\x00\x01" + b"\x00\x00\x00\x01a" + b"\x00\x00\x00\x01b"
-    assert spdy.decode_header_block(block) == {"a": "b"}
-    with pytest.raises(spdy.ProtocolError):
-        spdy.decode_header_block(block[:-1])
+    assert spdy_frames.decode_header_block(block) == {"a": "b"}
+    with pytest.raises(spdy_frames.ProtocolError):
+        spdy_frames.decode_header_block(block[:-1])
 
 
 class Pipe:
@@ -140,7 +140,7 @@ async def test_flow_control_window() -> None:
     client = spdy.Session(left, client=True, flow_control=True).start()
     stream = await client.open_stream({})
     peer = await received.get()
-    payload = b"x" * (spdy.DEFAULT_WINDOW + 10_000)
+    payload = b"x" * (spdy_frames.DEFAULT_WINDOW + 10_000)
     writer = asyncio.ensure_future(stream.write(payload))
     # The window is spent and the writer waits for the reader (parked on window_open, which only
     # a writer facing a closed window clears).
@@ -160,7 +160,7 @@ async def test_settings_initial_window_applies_to_open_streams() -> None:
     server = spdy.Session(right, client=False, on_stream=received.put_nowait).start()
     client = spdy.Session(left, client=True).start()
     stream = await client.open_stream({})
-    await server.send_settings({spdy.Setting.INITIAL_WINDOW_SIZE: 1000})
+    await server.send_settings({spdy_frames.Setting.INITIAL_WINDOW_SIZE: 1000})
     await until(lambda: client.initial_send_window != spdy.DEFAULT_WINDOW)  # the SETTINGS frame arrived
     assert stream.send_window == 1000 and client.initial_send_window == 1000
     await client.close()
@@ -212,5 +212,5 @@ async def test_peer_reset_keeps_data_already_received() -> None:
     client = spdy.Session(left, client=True).start()
     stream = await client.open_stream({"streamType": "error"})
     assert await stream.read_all() == b"status"
-    assert stream.reset_status == spdy.RstStatus.CANCEL
+    assert stream.reset_status == spdy_frames.RstStatus.CANCEL
     await client.close()

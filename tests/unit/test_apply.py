@@ -10,14 +10,7 @@ import pytest
 
 from kybernetes import errors
 from kybernetes.api import schema as schemas
-from kybernetes.api.apply import (
-    ANCIENT_CHANGES,
-    apply,
-    compare,
-    fieldset_of,
-    update_managed_fields,
-    validate_managed_fields,
-)
+from kybernetes.api.apply import apply, update_managed_fields
 from kybernetes.api.fieldset import (
     FieldSet,
     fields_v1_difference,
@@ -27,6 +20,8 @@ from kybernetes.api.fieldset import (
     key_element,
     path_string,
 )
+from kybernetes.api.managed_fields import ANCIENT_CHANGES, validate_managed_fields
+from kybernetes.api.structured_merge import compare, fieldset_of
 
 DEPLOY = schemas.for_kind("apps", "v1", "Deployment")
 CM = schemas.for_kind("", "v1", "ConfigMap")

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from kybernetes import errors
+from kybernetes.api.field_selectors import parse_field_selector
 from kybernetes.api.resources import Catalogue
-from kybernetes.api.selectors import parse_field_selector
 from kybernetes.apiserver.registry import autoscaling, builtin_conversions, builtin_strategies, events
 from kybernetes.apiserver.registry.conversion import Conversions, Stored, api_version_only
 from kybernetes.apiserver.registry.strategy import Strategy

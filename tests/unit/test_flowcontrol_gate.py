@@ -12,7 +12,7 @@ from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.flowcontrol import FlowControl, bootstrap
 from kybernetes.apiserver.registry.store import User
 from kybernetes.apiserver.transport.requests import ResourcePath
-from kybernetes.httpserver import Response
+from kybernetes.httpserver.messages import Response
 
 ALICE = User("alice", ("system:authenticated",))
 ADMIN = User("admin", ("system:masters", "system:authenticated"))

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
-from kybernetes import httpserver
-from kybernetes.httpserver import AnyResponse, HTTPServer, Request, Response, StreamResponse
+from kybernetes.httpserver import protocol
+from kybernetes.httpserver.messages import AnyResponse, Request, Response, StreamResponse
+from kybernetes.httpserver.protocol import HTTPServer
 
 LIMIT = 1000
 
@@ -62,7 +63,7 @@ class App:
 
 @pytest.fixture(autouse=True)
 def short_linger(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(httpserver, "LINGER_SECONDS", 0.3)
+    monkeypatch.setattr(protocol, "LINGER_SECONDS", 0.3)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.apiserver.transport import openapi
+from kybernetes.apiserver.transport.openapi_schemas import PATCH_TYPES
 
 CRONTAB_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -135,7 +136,7 @@ def test_paths_and_operations(apps: dict[str, Any]) -> None:
     assert {"get", "put", "patch", "delete", "parameters"} <= set(item)
     assert [p["name"] for p in item["parameters"]] == ["name", "namespace", "pretty"]
     patch = item["patch"]
-    assert set(patch["requestBody"]["content"]) == set(openapi.PATCH_TYPES)
+    assert set(patch["requestBody"]["content"]) == set(PATCH_TYPES)
     assert {p["name"] for p in patch["parameters"]} == {"dryRun", "fieldManager", "fieldValidation", "force"}
     assert patch["x-kubernetes-group-version-kind"] == {"group": "apps", "kind": "Deployment", "version": "v1"}
     status = paths["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/status"]
@@ -224,7 +225,7 @@ def test_v2_document(catalogue: Catalogue) -> None:
         assert ref.removeprefix("#/definitions/") in defs, ref
     assert defs["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]["format"] == "int-or-string"
     patch = doc["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"]
-    assert patch["consumes"] == list(openapi.PATCH_TYPES)
+    assert patch["consumes"] == list(PATCH_TYPES)
     assert patch["parameters"][0]["in"] == "body"
     assert any(p["name"] == "fieldValidation" and p["type"] == "string" for p in patch["parameters"])
 

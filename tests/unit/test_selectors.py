@@ -7,14 +7,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kybernetes import errors
-from kybernetes.api import selectors as s
-from kybernetes.api.selectors import (
-    FieldSelector,
+from kybernetes.api import field_selectors
+from kybernetes.api import label_selectors as s
+from kybernetes.api.field_selectors import FieldSelector, field_getter, object_fields, parse_field_selector
+from kybernetes.api.label_selectors import (
     LabelSelector,
-    field_getter,
     from_label_selector_object,
-    object_fields,
-    parse_field_selector,
     parse_label_selector,
     validate_label_selector_object,
 )
@@ -266,7 +264,7 @@ def test_field_selector_escapes() -> None:
     assert fs.requirements == (("a", "=", "x,y"), ("b", "=", "p=q\\r"))
     assert str(fs) == r"a=x\,y,b=p\=q\\r"
     assert parse_field_selector(str(fs)) == fs
-    assert s.escape_field_value("a,b=c\\") == "a\\,b\\=c\\\\"
+    assert field_selectors.escape_field_value("a,b=c\\") == "a\\,b\\=c\\\\"
 
 
 @pytest.mark.parametrize(
@@ -305,7 +303,7 @@ def test_field_selector_exact_match_and_transform() -> None:
     renamed = fs.transform(lambda f, v: ("name" if f == "metadata.name" else f, v))
     assert renamed.requirements[0] == ("name", "=", "web")
     assert FieldSelector().empty
-    assert str(s.field_label_not_supported("spec.foo").message) == "field label not supported: spec.foo"
+    assert str(field_selectors.field_label_not_supported("spec.foo").message) == "field label not supported: spec.foo"
 
 
 def test_object_fields() -> None:
@@ -380,7 +378,7 @@ def test_selector_string_round_trip_and_matching(reqs: list[s.Requirement], labe
 
 @given(st.dictionaries(st.sampled_from(["a", "b.c", "d"]), st.text(alphabet="ab,=\\ x", max_size=6), min_size=1))
 def test_field_selector_escape_round_trip(terms: dict[str, str]) -> None:
-    text = ",".join(f"{k}={s.escape_field_value(v)}" for k, v in terms.items())
+    text = ",".join(f"{k}={field_selectors.escape_field_value(v)}" for k, v in terms.items())
     fs = parse_field_selector(text)
     assert dict((f, v) for f, _, v in fs.requirements) == terms
     assert fs.matches(terms)

@@ -31,9 +31,9 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from kybernetes import errors
+from kybernetes.api.label_selectors import from_label_selector_object
 from kybernetes.api.podutil import is_pod_ready
 from kybernetes.api.policy import set_disruption_allowed_condition
-from kybernetes.api.selectors import from_label_selector_object
 from kybernetes.api.timeutil import now_rfc3339
 
 if TYPE_CHECKING:

@@ -53,7 +53,8 @@ from kybernetes.apiserver.transport.requests import (
     parse_resource_path,
     pretty_requested,
 )
-from kybernetes.httpserver import AnyResponse, HTTPServer, Request, Response
+from kybernetes.httpserver.messages import AnyResponse, Request, Response
+from kybernetes.httpserver.protocol import HTTPServer
 from kybernetes.pki import PKI, kubeconfig, write_kubeconfig
 from kybernetes.storage.interface import Store
 

@@ -35,9 +35,9 @@ import logging
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.label_selectors import LabelSelector
 from kybernetes.api.podutil import is_pod_ready
 from kybernetes.api.scheduling import find_untolerated_taint, node_matches_pod
-from kybernetes.api.selectors import LabelSelector
 from kybernetes.api.timeutil import parse_epoch
 from kybernetes.controllers import history
 from kybernetes.controllers.base import Controller, ControllerContext, split_key

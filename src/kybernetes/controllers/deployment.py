@@ -44,8 +44,8 @@ import time
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.label_selectors import LabelSelector, from_label_selector_object
 from kybernetes.api.podutil import is_pod_terminal
-from kybernetes.api.selectors import LabelSelector, from_label_selector_object
 from kybernetes.controllers import deployment_plan as plan
 from kybernetes.controllers import deployment_util as du
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
@@ -170,73 +170,55 @@ class DeploymentController(Controller):
 
     async def _get_new_rs(self, d: Obj, rses: list[Obj], old: list[Obj], existing: Obj | None,
                           create: bool) -> tuple[Obj | None, Obj]:
-        ns = meta(d).get("namespace", "")
+        """(the new set, possibly updated Deployment): ``existing`` brought in line with the
+        Deployment, or a new set created when ``create`` (None when not)."""
         max_old_revision = max((du.revision_of(rs) for rs in old), default=0)
         new_revision = max_old_revision + 1
-
         if existing is not None:
-            rs = copy.deepcopy(existing)
-            changed = du.set_new_rs_annotations(d, rs, new_revision, exists=True)
-            min_ready = spec_of(d).get("minReadySeconds", 0) or 0
-            if (spec_of(rs).get("minReadySeconds", 0) or 0) != min_ready:
-                rs["spec"]["minReadySeconds"] = min_ready
-                changed = True
-            if changed:
-                rs = await self.client.update("apps/v1", "replicasets", rs, ns)
-            needs_update = _set_deployment_revision(d, du.revision_of(rs))
-            status = copy.deepcopy(status_of(d))
-            cond = get_condition(status, "Progressing")
-            if du.has_progress_deadline(d) and cond is None:
-                du.set_condition(status, du.new_condition("Progressing", "True", du.FOUND_NEW_RS,
-                                                          f'Found new replica set "{meta(rs)["name"]}"'))
-                d["status"] = status
-                needs_update = True
-            if needs_update:
-                d = await self._write_status(d)
-            return rs, d
-
+            return await self._sync_existing_new_rs(d, existing, new_revision)
         if not create:
             return None, d
+        return await self._create_new_rs(d, old, new_revision)
 
+    async def _sync_existing_new_rs(self, d: Obj, existing: Obj, new_revision: int) -> tuple[Obj, Obj]:
+        """Revision annotations and minReadySeconds onto the existing new set; the revision and a
+        FoundNewReplicaSet Progressing condition onto the Deployment."""
+        ns = meta(d).get("namespace", "")
+        rs = copy.deepcopy(existing)
+        changed = du.set_new_rs_annotations(d, rs, new_revision, exists=True)
+        min_ready = spec_of(d).get("minReadySeconds", 0) or 0
+        if (spec_of(rs).get("minReadySeconds", 0) or 0) != min_ready:
+            rs["spec"]["minReadySeconds"] = min_ready
+            changed = True
+        if changed:
+            rs = await self.client.update("apps/v1", "replicasets", rs, ns)
+        needs_update = _set_deployment_revision(d, du.revision_of(rs))
+        status = copy.deepcopy(status_of(d))
+        cond = get_condition(status, "Progressing")
+        if du.has_progress_deadline(d) and cond is None:
+            du.set_condition(status, du.new_condition("Progressing", "True", du.FOUND_NEW_RS,
+                                                      f'Found new replica set "{meta(rs)["name"]}"'))
+            d["status"] = status
+            needs_update = True
+        if needs_update:
+            d = await self._write_status(d)
+        return rs, d
+
+    async def _create_new_rs(self, d: Obj, old: list[Obj], new_revision: int) -> tuple[Obj, Obj]:
+        """Create the set for the Deployment's current template (named by its hash) and record it."""
+        ns = meta(d).get("namespace", "")
         collision = int_field(status_of(d), "collisionCount")
         template = spec_of(d).get("template") or {}
         h = template_hash(template, collision if "collisionCount" in status_of(d) else None)
-        name = f"{meta(d)['name']}-{h}"
-        selector = copy.deepcopy(spec_of(d).get("selector") or {})
-        selector.setdefault("matchLabels", {})[POD_TEMPLATE_HASH] = h
-        rs_labels = {**labels_of(d.get("spec", {}).get("template", {})), POD_TEMPLATE_HASH: h}
-        new_rs: Obj = {
-            "apiVersion": "apps/v1",
-            "kind": "ReplicaSet",
-            "metadata": {
-                "name": name,
-                "namespace": ns,
-                "labels": rs_labels,
-                "ownerReferences": [owner_reference(d, "apps/v1", "Deployment")],
-            },
-            "spec": {
-                "replicas": 0,
-                "minReadySeconds": spec_of(d).get("minReadySeconds", 0) or 0,
-                "selector": selector,
-                "template": du.clean_template_labels(template, h),
-            },
-        }
+        new_rs = _new_replica_set(d, h, template)
+        name = new_rs["metadata"]["name"]
         all_rses = [*old]
         new_rs["spec"]["replicas"] = du.new_rs_new_replicas(d, all_rses, new_rs)
         du.set_new_rs_annotations(d, new_rs, new_revision, exists=False)
         try:
             created = await self.client.create("apps/v1", "replicasets", new_rs, ns)
         except errors.AlreadyExists:
-            current = await self.client.get("apps/v1", "replicasets", name, ns)
-            ref = controller_ref(current)
-            if ref and ref.get("uid") == meta(d).get("uid") and templates_equal_ignoring_hash(
-                    spec_of(current).get("template") or {}, template):
-                # Our own set that the informer had not shown yet.
-                return current, d
-            # A hash collision: try the next name on the next sync.
-            d.setdefault("status", {})["collisionCount"] = collision + 1
-            await self._write_status(d)
-            raise errors.Conflict.of("replicasets", name, "apps", why="pod-template-hash collision")
+            return await self._existing_or_collision(d, name, template, collision), d
         except errors.StatusError as e:
             status = copy.deepcopy(status_of(d))
             msg = f'Failed to create new replica set "{name}": {e}'
@@ -259,6 +241,19 @@ class DeploymentController(Controller):
         if needs_update:
             d = await self._write_status(d)
         return created, d
+
+    async def _existing_or_collision(self, d: Obj, name: str, template: Obj, collision: int) -> Obj:
+        """The set named ``name`` exists: ours (the informer had not shown it yet), or a hash
+        collision, which bumps collisionCount so the next sync tries the next name (a 409 now)."""
+        ns = meta(d).get("namespace", "")
+        current = await self.client.get("apps/v1", "replicasets", name, ns)
+        ref = controller_ref(current)
+        if ref and ref.get("uid") == meta(d).get("uid") and templates_equal_ignoring_hash(
+                spec_of(current).get("template") or {}, template):
+            return current
+        d.setdefault("status", {})["collisionCount"] = collision + 1
+        await self._write_status(d)
+        raise errors.Conflict.of("replicasets", name, "apps", why="pod-template-hash collision")
 
     # --- scaling -----------------------------------------------------------------------------
 
@@ -452,6 +447,29 @@ class DeploymentController(Controller):
         except errors.NotFound:
             return d
         return updated if isinstance(updated, dict) else d
+
+
+def _new_replica_set(d: Obj, h: str, template: Obj) -> Obj:
+    """The new ReplicaSet of Deployment ``d`` for ``template`` with hash ``h``, at 0 replicas."""
+    selector = copy.deepcopy(spec_of(d).get("selector") or {})
+    selector.setdefault("matchLabels", {})[POD_TEMPLATE_HASH] = h
+    rs_labels = {**labels_of(d.get("spec", {}).get("template", {})), POD_TEMPLATE_HASH: h}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": f"{meta(d)['name']}-{h}",
+            "namespace": meta(d).get("namespace", ""),
+            "labels": rs_labels,
+            "ownerReferences": [owner_reference(d, "apps/v1", "Deployment")],
+        },
+        "spec": {
+            "replicas": 0,
+            "minReadySeconds": spec_of(d).get("minReadySeconds", 0) or 0,
+            "selector": selector,
+            "template": du.clean_template_labels(template, h),
+        },
+    }
 
 
 def _set_deployment_revision(d: Obj, revision: int) -> bool:

@@ -29,9 +29,9 @@ import logging
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.label_selectors import LabelSelector, from_label_selector_object
 from kybernetes.api.podutil import is_pod_ready
 from kybernetes.api.policy import set_disruption_allowed_condition
-from kybernetes.api.selectors import LabelSelector, from_label_selector_object
 from kybernetes.api.timeutil import parse_rfc3339
 from kybernetes.controllers.base import Controller, ControllerContext
 from kybernetes.controllers.deployment_util import scaled_value

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from kybernetes import errors
+from kybernetes.api.label_selectors import LabelSelector, from_label_selector_object
 from kybernetes.api.podutil import is_pod_ready, pod_ready_since
-from kybernetes.api.selectors import LabelSelector, from_label_selector_object
 from kybernetes.api.timeutil import parse_epoch
 from kybernetes.client.informer import Indexer, Informer
 from kybernetes.client.rest import Client

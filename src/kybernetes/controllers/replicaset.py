@@ -31,8 +31,8 @@ import logging
 from typing import Any, ClassVar
 
 from kybernetes import errors
+from kybernetes.api.label_selectors import LabelSelector, from_label_selector_object
 from kybernetes.api.podutil import is_pod_active, is_pod_ready, is_pod_terminal
-from kybernetes.api.selectors import LabelSelector, from_label_selector_object
 from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 from kybernetes.controllers.podutil import (

@@ -39,7 +39,7 @@ import logging
 from typing import Any
 
 from kybernetes import errors
-from kybernetes.api.selectors import LabelSelector, from_label_selector_object
+from kybernetes.api.label_selectors import LabelSelector, from_label_selector_object
 from kybernetes.controllers import history
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 from kybernetes.controllers.podutil import (

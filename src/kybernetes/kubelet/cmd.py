@@ -19,7 +19,8 @@ from pathlib import Path
 import click
 
 from kybernetes import aiorun
-from kybernetes.kubelet.kubelet import Kubelet, KubeletConfig
+from kybernetes.kubelet.config import KubeletConfig
+from kybernetes.kubelet.kubelet import Kubelet
 
 
 def _taint(text: str) -> dict[str, str]:

@@ -30,20 +30,19 @@ runtime and wakes a worker for every pod UID it finds; a pod that still exists s
 finds its containers running (same IDs, restart counts from their annotations, readiness carried
 over from the API status until the probes report), so nothing restarts. `stop()` leaves containers
 running unless `drain_on_exit`.
+
+The kubelet's settings are :class:`~kybernetes.kubelet.config.KubeletConfig`; its serving certificate
+comes from :mod:`kybernetes.kubelet.serving_cert`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import ipaddress
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +50,12 @@ from kybernetes import errors
 from kybernetes.client import Client, EventRecorder, SharedInformerFactory
 from kybernetes.kubelet import runtime as rtcfg
 from kybernetes.kubelet.cni import write_cni_config
+from kybernetes.kubelet.config import KubeletConfig
 from kybernetes.kubelet.containerd import Containerd
 from kybernetes.kubelet.cri import CRIClient, CRIError, api
 from kybernetes.kubelet.images import ImageManager
 from kybernetes.kubelet.podworkers import PodWorkers, Relister
+from kybernetes.kubelet.serving_cert import ensure_serving_cert
 from kybernetes.kubelet.status import StatusManager, generate_status
 from kybernetes.kubelet.sync import NodeContext, PodSyncer
 
@@ -62,41 +63,11 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed")
-STATIC_SCAN_INTERVAL = 5.0
-
-
-@dataclass
-class KubeletConfig:
-    kubeconfig: Path
-    node_name: str
-    data_dir: Path
-    container_runtime_endpoint: str | None = None
-    port: int = 10250
-    address: str = "127.0.0.1"
-    node_ip: str | None = None
-    pod_manifest_path: Path | None = None
-    cni_bridge: str = "kyb0"
-    default_pod_cidr: str = "10.42.0.0/24"
-    cni_conf_dir: Path | None = None  # default: DATA/cni/net.d with our own containerd, none otherwise
-    registry_config_dir: Path | None = None  # containerd's hosts.toml directory (registry mirrors, plain HTTP)
-    drain_on_exit: bool = False
-    stop_runtime_on_exit: bool = True  # our own containerd only; containers outlive it in their shims
-    labels: dict[str, str] = field(default_factory=dict)
-    taints: list[Obj] = field(default_factory=list)
-    max_pods: int = 110
-    tls_cert_file: Path | None = None
-    tls_private_key_file: Path | None = None
-    client_ca_file: Path | None = None
-    cluster_ca_dir: Path | None = None  # ca.crt + ca.key (the server's DATA/tls): sign our serving cert
-    relist_interval: float = 1.0
-    import_images: bool = True
-    lease_interval: float = 10.0
-    status_interval: float = 10.0
-    resolv_conf: Path = Path("/etc/resolv.conf")
-    file_check_frequency: float = STATIC_SCAN_INTERVAL  # how often the manifest directory is read
 
 
 class Kubelet:
+    """The node agent: assembles the managers of the module docstring and runs the pod workers."""
+
     def __init__(self, config: KubeletConfig) -> None:
         self.config = config
         self.data_dir = Path(config.data_dir).resolve()
@@ -612,69 +583,6 @@ class Kubelet:
             await self.containerd.stop()
 
 
-def ensure_serving_cert(kubelet: Kubelet) -> tuple[Path, Path, Path]:
-    """The kubelet's serving certificate (given, or self-signed for the node's names in DATA/pki)
-    and the CA its clients' certificates must chain to (given, or the kubeconfig's cluster CA)."""
-    cfg = kubelet.config
-    pki = kubelet.data_dir / "pki"
-    pki.mkdir(parents=True, exist_ok=True)
-    ca = cfg.client_ca_file
-    if ca is None:
-        cluster = kubelet.client.config
-        ca = pki / "client-ca.crt"
-        if cluster.ca_data:
-            ca.write_bytes(cluster.ca_data)
-        elif cluster.ca_file:
-            ca.write_bytes(Path(cluster.ca_file).read_bytes())
-    if cfg.tls_cert_file and cfg.tls_private_key_file:
-        return cfg.tls_cert_file, cfg.tls_private_key_file, ca
-    cert, key = pki / "kubelet.crt", pki / "kubelet.key"
-    dns = list(dict.fromkeys([kubelet.node_name, kubelet.hostname, "localhost"]))
-    ips = [i for i in dict.fromkeys([kubelet.host_ip, "127.0.0.1"]) if is_valid_ip(i)]
-    ca_dir = cfg.cluster_ca_dir
-    if ca_dir is not None and (ca_dir / "ca.key").exists():
-        # On a server machine (k3s-style): a certificate from the cluster CA, which the API server's
-        # streaming proxy verifies (with the InternalIP as a SAN), issued afresh on every start.
-        from cryptography import x509
-
-        from kybernetes.pki import PKI, load_key
-
-        authority = PKI(ca_dir, x509.load_pem_x509_certificate((ca_dir / "ca.crt").read_bytes()),
-                        load_key(ca_dir / "ca.key"))
-        cert_pem, key_pem = authority.issue(f"system:node:{kubelet.node_name}", organizations=("system:nodes",),
-                                            dns_names=tuple(dns), ip_addresses=tuple(ips), server=True)
-        key.write_bytes(key_pem)
-        os.chmod(key, 0o600)
-        cert.write_bytes(cert_pem)
-    elif not cert.exists() or not key.exists():
-        _self_signed(cert, key, kubelet.node_name, dns, ips)
-    return cert, key, ca
-
-
-def _self_signed(cert_path: Path, key_path: Path, cn: str, dns: list[str], ips: list[str]) -> None:
-    """A self-signed serving certificate: enough for clients that do not verify the kubelet."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{cn}@kubelet")])
-    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns if n]
-    sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(start)
-            .not_valid_after(start + dt.timedelta(days=365))
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(key, hashes.SHA256()))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    os.chmod(key_path, 0o600)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-
-
 def _default_node_ip() -> str:
     try:
         from kybernetes.kubelet.machine import node_ip
@@ -682,11 +590,3 @@ def _default_node_ip() -> str:
         return node_ip()
     except Exception:
         return "127.0.0.1"
-
-
-def is_valid_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True

@@ -156,99 +156,148 @@ def will_restart(policy: str, record: ContainerRecord) -> bool:
 def generate_status(pod: Obj, rt: PodRuntime, *, waiting: dict[str, tuple[str, str]],
                     is_ready: Callable[[str], bool], is_started: Callable[[str], bool],
                     host_ip: str, terminating: bool = False) -> Obj:
+    """The pod's status from what runs (the kubelet's generateAPIPodStatus): container statuses,
+    phase, conditions and IPs, carrying over what the old status holds (start time, QoS class,
+    condition transition times)."""
     spec = pod.get("spec") or {}
     old = pod.get("status") or {}
     old_conditions = list(old.get("conditions") or [])
     policy = spec.get("restartPolicy") or "Always"
     inits = spec.get("initContainers") or []
-    apps = spec.get("containers") or []
 
-    # -- init containers --
-    init_statuses = []
-    init_done = True
-    init_failed = False
-    incomplete = []
+    init = _init_progress(inits, rt, waiting, policy)
+    default_wait = "ContainerCreating" if init.done else "PodInitializing"
+    apps = _app_progress(spec.get("containers") or [], rt, waiting, default_wait, policy, is_ready, is_started)
+    phase = _phase(old.get("phase"), init, apps, policy, terminating)
+    conditions = _pod_conditions(spec, old_conditions, rt, phase, init, apps.unready)
+
+    out: Obj = {"phase": phase, "conditions": conditions, "hostIP": host_ip,
+                "hostIPs": [{"ip": host_ip}] if host_ip else [],
+                "startTime": old.get("startTime") or rfc3339(), "containerStatuses": apps.statuses}
+    pod_ip = rt.pod_ip or old.get("podIP") or ""
+    if spec.get("hostNetwork"):
+        pod_ip = host_ip
+    if pod_ip:
+        out["podIP"] = pod_ip
+        out["podIPs"] = [{"ip": pod_ip}]
+    if inits:
+        out["initContainerStatuses"] = init.statuses
+    if old.get("qosClass"):
+        out["qosClass"] = old["qosClass"]
+    return out
+
+
+@dataclass
+class _InitProgress:
+    """Where the init containers stand."""
+
+    statuses: list[Obj] = field(default_factory=list)
+    done: bool = True
+    failed: bool = False
+    incomplete: list[str] = field(default_factory=list)
+    """Names of the init containers that have not succeeded yet."""
+
+
+@dataclass
+class _AppProgress:
+    """Where the app containers stand: their statuses and how many are in which state."""
+
+    statuses: list[Obj] = field(default_factory=list)
+    unready: list[str] = field(default_factory=list)
+    running: int = 0
+    waiting: int = 0
+    stopped: int = 0
+    succeeded: int = 0
+
+
+def _init_progress(inits: list[Obj], rt: PodRuntime, waiting: dict[str, tuple[str, str]], policy: str) -> _InitProgress:
+    out = _InitProgress()
     for c in inits:
         name = c["name"]
         latest = rt.latest(name)
         done = latest is not None and latest.exited and latest.exit_code == 0
         if not done:
-            init_done = False
-            incomplete.append(name)
+            out.done = False
+            out.incomplete.append(name)
             if latest is not None and latest.exited and policy == "Never":
-                init_failed = True
-        init_statuses.append(_container_status(c, rt, waiting, "PodInitializing", policy if not done else "Never",
-                                               ready=done, started=bool(latest and latest.running)))
-    # -- app containers --
-    default_wait = "ContainerCreating" if init_done else "PodInitializing"
-    statuses = []
-    unready = []
-    running = waiting_n = stopped = succeeded = 0
+                out.failed = True
+        out.statuses.append(_container_status(c, rt, waiting, "PodInitializing", policy if not done else "Never",
+                                              ready=done, started=bool(latest and latest.running)))
+    return out
+
+
+def _app_progress(apps: list[Obj], rt: PodRuntime, waiting: dict[str, tuple[str, str]], default_wait: str,
+                  policy: str, is_ready: Callable[[str], bool], is_started: Callable[[str], bool]) -> _AppProgress:
+    out = _AppProgress()
     for c in apps:
         name = c["name"]
         latest = rt.latest(name)
         ready = bool(latest and latest.running and is_ready(name))
         if not ready:
-            unready.append(name)
+            out.unready.append(name)
         status = _container_status(c, rt, waiting, default_wait, policy, ready=ready,
                                    started=bool(latest and latest.running and is_started(name)))
-        statuses.append(status)
+        out.statuses.append(status)
         state = status["state"]
         if "running" in state:
-            running += 1
+            out.running += 1
         elif "terminated" in state:
-            stopped += 1
+            out.stopped += 1
             if state["terminated"].get("exitCode") == 0:
-                succeeded += 1
+                out.succeeded += 1
         elif status.get("lastState", {}).get("terminated"):
-            stopped += 1
+            out.stopped += 1
         else:
-            waiting_n += 1
+            out.waiting += 1
+    return out
 
-    # -- phase (getPhase) --
-    old_phase = old.get("phase")
+
+def _phase(old_phase: str | None, init: _InitProgress, apps: _AppProgress, policy: str, terminating: bool) -> str:
+    """The pod phase, as the kubelet's getPhase decides it; a terminal phase never changes."""
     if old_phase in ("Succeeded", "Failed"):
-        phase = old_phase
-    elif init_failed:
-        phase = "Failed"
-    elif not init_done or waiting_n > 0:
-        phase = "Pending"
-    elif running > 0 and not terminating:
-        phase = "Running"
-    elif stopped > 0 and running == 0:
+        return old_phase
+    if init.failed:
+        return "Failed"
+    if not init.done or apps.waiting > 0:
+        return "Pending"
+    if apps.running > 0 and not terminating:
+        return "Running"
+    if apps.stopped > 0 and apps.running == 0:
         if terminating:
-            phase = "Succeeded" if stopped == succeeded else "Failed"
-        elif policy == "Always":
-            phase = "Running"
-        elif stopped == succeeded:
-            phase = "Succeeded"
-        elif policy == "Never":
-            phase = "Failed"
-        else:
-            phase = "Running"
-    elif running > 0:
-        phase = "Running"
-    else:
-        phase = "Pending"
+            return "Succeeded" if apps.stopped == apps.succeeded else "Failed"
+        if policy == "Always":
+            return "Running"
+        if apps.stopped == apps.succeeded:
+            return "Succeeded"
+        if policy == "Never":
+            return "Failed"
+        return "Running"
+    if apps.running > 0:
+        return "Running"
+    return "Pending"
 
-    # -- conditions --
+
+def _pod_conditions(spec: Obj, old_conditions: list[Obj], rt: PodRuntime, phase: str, init: _InitProgress,
+                    unready: list[str]) -> list[Obj]:
+    """PodScheduled (kept if present), PodReadyToStartContainers, Initialized, ContainersReady, Ready."""
     terminal = phase in ("Succeeded", "Failed")
+    inits = spec.get("initContainers") or []
     conditions = []
     if not any(c.get("type") == "PodScheduled" for c in old_conditions):
         conditions.append(_condition(old_conditions, "PodScheduled", True))
     conditions.append(_condition(old_conditions, "PodReadyToStartContainers",
                                  bool(rt.sandbox_id) and not terminal))
-    if init_done or (terminal and not init_failed and not inits):
+    if init.done or (terminal and not init.failed and not inits):
         conditions.append(_condition(old_conditions, "Initialized", True))
     else:
         conditions.append(_condition(old_conditions, "Initialized", False, "ContainersNotInitialized",
-                                     f"containers with incomplete status: [{' '.join(incomplete)}]"))
+                                     f"containers with incomplete status: [{' '.join(init.incomplete)}]"))
     missing_gates = readiness_gates_unmet(spec, old_conditions)
     if terminal:
         conditions.append(_condition(old_conditions, "ContainersReady", False, "PodCompleted"))
         conditions.append(_condition(old_conditions, "Ready", False, "PodCompleted"))
-    elif not init_done:
-        msg = f"containers with incomplete status: [{' '.join(incomplete)}]"
+    elif not init.done:
+        msg = f"containers with incomplete status: [{' '.join(init.incomplete)}]"
         conditions.append(_condition(old_conditions, "ContainersReady", False, "ContainersNotInitialized", msg))
         conditions.append(_condition(old_conditions, "Ready", False, "ContainersNotInitialized", msg))
     elif unready:
@@ -262,21 +311,7 @@ def generate_status(pod: Obj, rt: PodRuntime, *, waiting: dict[str, tuple[str, s
                                          f"corresponding condition of pod readiness gate \"{missing_gates[0]}\" does not exist."))
         else:
             conditions.append(_condition(old_conditions, "Ready", True))
-
-    out: Obj = {"phase": phase, "conditions": conditions, "hostIP": host_ip,
-                   "hostIPs": [{"ip": host_ip}] if host_ip else [],
-                   "startTime": old.get("startTime") or rfc3339(), "containerStatuses": statuses}
-    pod_ip = rt.pod_ip or old.get("podIP") or ""
-    if spec.get("hostNetwork"):
-        pod_ip = host_ip
-    if pod_ip:
-        out["podIP"] = pod_ip
-        out["podIPs"] = [{"ip": pod_ip}]
-    if inits:
-        out["initContainerStatuses"] = init_statuses
-    if old.get("qosClass"):
-        out["qosClass"] = old["qosClass"]
-    return out
+    return conditions
 
 
 def _container_status(c: Obj, rt: PodRuntime, waiting: dict[str, tuple[str, str]], default_wait: str,

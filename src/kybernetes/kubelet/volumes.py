@@ -30,11 +30,8 @@ Volume types (plugins):
 ``persistentVolumeClaim``  the claim must be Bound to a PV with a ``hostPath`` or ``local``
                   source; that path is the volume.
 
-Atomic updates (the kubelet's ``AtomicWriter``): the files of an API-backed volume are written
-into a fresh timestamped directory ``..2006_01_02_15_04_05.NNNN``; the symlink ``..data`` is then
-swapped to it in one ``rename``; the visible names are symlinks through ``..data``. A reader
-therefore sees either the old or the new set of files, never a mix. Nothing is written when the
-contents (bytes and modes) did not change, so a periodic refresh costs a GET and a compare.
+The atomic writer is :mod:`kybernetes.kubelet.atomic_writer`; tmpfs mounts, the hostPath check and
+subPath resolution are in :mod:`kybernetes.kubelet.volume_host`.
 
 ``teardown`` unmounts every tmpfs below the pod's volume directory first and refuses to delete
 anything while a mount is left, so that it can never remove files of another filesystem; the
@@ -45,14 +42,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import datetime as dt
 import logging
 import math
 import os
 import shutil
 import stat
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,11 +60,22 @@ from kybernetes.api.quantity import parse_quantity
 from kybernetes.api.timeutil import parse_epoch
 from kybernetes.client.rest import Client
 from kybernetes.kubelet import machine
+from kybernetes.kubelet.atomic_writer import FileProjection, write_atomic
 from kybernetes.kubelet.containerd import mounts_under
+from kybernetes.kubelet.volume_host import (
+    VolumeError,
+    check_host_path,
+    expand_subpath_expr,
+    is_mount,
+    mount_tmpfs,
+    resolve_subpath,
+    umount,
+)
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+
 
 EMPTY_DIR = "kubernetes.io~empty-dir"
 CONFIGMAP = "kubernetes.io~configmap"
@@ -79,8 +84,6 @@ DOWNWARD_API = "kubernetes.io~downward-api"
 PROJECTED = "kubernetes.io~projected"
 
 DEFAULT_MODE = 0o644
-DATA_DIR_NAME = "..data"
-_DATA_TMP = "..data_tmp"
 TOKEN_REFRESH_FRACTION = 0.8
 TOKEN_MAX_AGE = 24 * 3600.0
 DEFAULT_TOKEN_EXPIRATION = 3600
@@ -90,131 +93,6 @@ DEFAULT_TOKEN_EXPIRATION = 3600
 _API_DATA = ("configMap", "secret", "downwardAPI", "projected")
 
 _PROPAGATION = {None: 0, "": 0, "None": 0, "HostToContainer": 1, "Bidirectional": 2}
-
-_MNT_DETACH = 2
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-class VolumeError(Exception):
-    """A volume could not be set up; the core reports it (event ``FailedMount``) and retries."""
-
-    reason = "FailedMount"
-
-    def __init__(self, volume: str, message: str) -> None:
-        self.volume = volume
-        self.detail = message
-        super().__init__(f'MountVolume.SetUp failed for volume "{volume}" : {message}' if volume else message)
-
-
-# --- mounts ------------------------------------------------------------------------------------
-
-
-def _mount_tmpfs(path: Path, size: int | None) -> bool:
-    """Mounts a tmpfs at ``path``; False when this process may not mount (not root)."""
-    opts = "mode=0777" + (f",size={size}" if size else "")
-    rc = _libc.mount(b"tmpfs", os.fsencode(str(path)), b"tmpfs", 0, opts.encode())
-    if rc != 0:
-        err = ctypes.get_errno()
-        if err in (1, 13):  # EPERM, EACCES: run unprivileged (tests as a user): a plain directory
-            return False
-        raise OSError(err, f"mount tmpfs at {path}: {os.strerror(err)}")
-    return True
-
-
-def _umount(path: str) -> bool:
-    if _libc.umount2(os.fsencode(path), 0) == 0:
-        return True
-    # Busy (a container still holds it): detach it, it goes away with the last user.
-    return bool(_libc.umount2(os.fsencode(path), _MNT_DETACH) == 0)
-
-
-def _is_mount(path: Path) -> bool:
-    # os.path.ismount (two stats) first: it sees every tmpfs we mount (a device of its own), and
-    # /proc/self/mountinfo is slow to generate and parse with hundreds of container mounts: read on
-    # every sync of every pod, it held the event loop for ~40% of a 50-pod burst. The mountinfo
-    # scan stays as the fallback for what ismount cannot see (a bind mount within one filesystem).
-    return path.exists() and (os.path.ismount(path) or str(path.resolve()) in mounts_under(path))
-
-
-# --- the atomic writer ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FileProjection:
-    data: bytes
-    mode: int
-
-
-def _validate_payload_path(path: str) -> None:
-    parts = path.split("/")
-    if not path or path.startswith("/") or ".." in parts or path.startswith(".."):
-        raise ValueError(f"invalid path {path!r}: must be relative and may not contain '..'")
-    if len(path) > 4096 or any(len(p) > 255 for p in parts):
-        raise ValueError(f"invalid path {path!r}: too long")
-
-
-def _current_payload(ts_dir: Path) -> dict[str, FileProjection] | None:
-    found: dict[str, FileProjection] = {}
-    try:
-        for dirpath, _, files in os.walk(ts_dir):
-            for name in files:
-                full = Path(dirpath) / name
-                st = full.lstat()
-                found[str(full.relative_to(ts_dir))] = FileProjection(full.read_bytes(), stat.S_IMODE(st.st_mode))
-    except OSError:
-        return None
-    return found
-
-
-def write_atomic(target: Path, payload: dict[str, FileProjection], *, gid: int | None = None) -> bool:
-    """Makes ``target`` hold exactly ``payload``, switching over atomically; False if nothing changed."""
-    for rel in payload:
-        _validate_payload_path(rel)
-    target.mkdir(parents=True, exist_ok=True)
-    data_link = target / DATA_DIR_NAME
-    old_ts = os.readlink(data_link) if data_link.is_symlink() else None
-    if old_ts is not None and _current_payload(target / old_ts) == payload:
-        return False
-    stamp = dt.datetime.now(dt.UTC).strftime("..%Y_%m_%d_%H_%M_%S.")
-    ts_dir = Path(tempfile.mkdtemp(prefix=stamp, dir=target))
-    try:
-        os.chmod(ts_dir, 0o755)
-        for rel, proj in payload.items():
-            path = ts_dir / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb") as f:
-                f.write(proj.data)
-            os.chmod(path, proj.mode)
-            if gid is not None:
-                os.chown(path, -1, gid)
-        if gid is not None:
-            for dirpath, _, _ in os.walk(ts_dir):
-                os.chown(dirpath, -1, gid)
-        # The switch: a new symlink renamed over ..data is one atomic step for every reader.
-        tmp_link = target / _DATA_TMP
-        with contextlib.suppress(FileNotFoundError):
-            tmp_link.unlink()
-        os.symlink(ts_dir.name, tmp_link)
-        os.rename(tmp_link, data_link)
-    except BaseException:
-        shutil.rmtree(ts_dir, ignore_errors=True)
-        raise
-    # Visible names: one symlink per top-level entry, through ..data so they follow every swap.
-    top = {rel.split("/", 1)[0] for rel in payload}
-    for name in top:
-        link = target / name
-        if link.is_symlink():
-            continue
-        if link.exists():
-            raise ValueError(f"{link} exists and is not a symlink into {DATA_DIR_NAME}")
-        os.symlink(f"{DATA_DIR_NAME}/{name}", link)
-    for entry in target.iterdir():
-        if not entry.name.startswith("..") and entry.name not in top and entry.is_symlink():
-            entry.unlink()
-    if old_ts is not None and old_ts != ts_dir.name:
-        shutil.rmtree(target / old_ts, ignore_errors=True)
-    return True
-
 
 # --- downward API ----------------------------------------------------------------------------------
 
@@ -375,7 +253,7 @@ class VolumeManager:
                 if not target.is_dir():
                     raise  # as mkdir(exist_ok=True) does for a file in the way
         # Nothing can be mounted on a directory this call just made: no need to look.
-        if memory and (created or not _is_mount(target)) and not _mount_tmpfs(target, size):
+        if memory and (created or not is_mount(target)) and not mount_tmpfs(target, size):
             log.debug("cannot mount tmpfs at %s (not privileged): a plain directory instead", target)
         # 0777 like the kubelet's emptyDir: containers run as any user; the pod dir stays private.
         os.chmod(target, 0o777)
@@ -545,10 +423,10 @@ class VolumeManager:
                 (vol.get("persistentVolumeClaim") or {}).get("readOnly"))
             sub = str(vm.get("subPath") or "")
             if not sub and vm.get("subPathExpr"):
-                sub = _expand(str(vm["subPathExpr"]), env)
+                sub = expand_subpath_expr(str(vm["subPathExpr"]), env)
             host = paths[name]
             if sub:
-                host = _resolve_subpath(name, host, sub)
+                host = resolve_subpath(name, host, sub)
             propagation = vm.get("mountPropagation")
             mounts.append({
                 "container_path": str(vm.get("mountPath", "")),
@@ -571,7 +449,7 @@ class VolumeManager:
                     if not points:
                         break
                     for point in points:
-                        _umount(point)
+                        umount(point)
                 left = mounts_under(volumes)
                 if left:
                     raise VolumeError("", f"cannot tear down pod {pod_uid}: still mounted: {', '.join(left)}")
@@ -620,83 +498,3 @@ def _key_payload(volume: str, data: dict[str, bytes], src: Obj, default_mode: in
             raise VolumeError(volume, f"{missing}: {key}")
         out[str(item.get("path") or key)] = FileProjection(data[key], _with_group(_mode(item.get("mode"), default_mode), gid))
     return out
-
-
-def check_host_path(volume: str, path: Path, kind: str) -> Path:
-    """The kubelet's hostPath type check (and creation for the ``...OrCreate`` types)."""
-    if not path.is_absolute():
-        raise VolumeError(volume, f"hostPath {path} is not absolute")
-
-    def fail(what: str) -> VolumeError:
-        return VolumeError(volume, f"hostPath type check failed: {path} is not {what}")
-
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        st = None
-    if kind == "":
-        return path
-    if kind == "DirectoryOrCreate":
-        if st is None:
-            path.mkdir(mode=0o755, parents=True, exist_ok=True)
-            return path
-        if not stat.S_ISDIR(st.st_mode):
-            raise fail("a directory")
-        return path
-    if kind == "FileOrCreate":
-        if st is None:
-            # Like the kubelet: the file is created, its parent directory is not.
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o644)
-            except OSError as e:
-                raise VolumeError(volume, f"hostPath type check failed: cannot create {path}: {e.strerror}")
-            os.close(fd)
-            return path
-        if not stat.S_ISREG(st.st_mode):
-            raise fail("a file")
-        return path
-    checks = {"Directory": (stat.S_ISDIR, "a directory"), "File": (stat.S_ISREG, "a file"),
-              "Socket": (stat.S_ISSOCK, "a socket file"), "CharDevice": (stat.S_ISCHR, "a character device"),
-              "BlockDevice": (stat.S_ISBLK, "a block device")}
-    if kind not in checks:
-        raise VolumeError(volume, f"hostPath type {kind!r} is not supported")
-    test, what = checks[kind]
-    if st is None or not test(st.st_mode):
-        raise fail(what)
-    return path
-
-
-def _expand(expr: str, env: dict[str, str]) -> str:
-    """``$(VAR)`` expansion for subPathExpr (``$$`` escapes; unknown variables stay as written)."""
-    out, i = [], 0
-    while i < len(expr):
-        if expr.startswith("$$", i):
-            out.append("$")
-            i += 2
-        elif expr.startswith("$(", i) and ")" in expr[i:]:
-            end = expr.index(")", i)
-            var = expr[i + 2:end]
-            out.append(env.get(var, expr[i:end + 1]))
-            i = end + 1
-        else:
-            out.append(expr[i])
-            i += 1
-    return "".join(out)
-
-
-def _resolve_subpath(volume: str, base: Path, sub: str) -> Path:
-    parts = sub.split("/")
-    if sub.startswith("/") or ".." in parts:
-        raise VolumeError(volume, f"subPath {sub!r} must be a relative path without '..'")
-    target = base / sub
-    if not os.path.lexists(target):
-        # The kubelet creates a missing subPath as a directory with the volume's own mode.
-        mode = stat.S_IMODE(os.stat(base).st_mode) if base.is_dir() else 0o755
-        target.mkdir(parents=True, exist_ok=True)
-        os.chmod(target, mode)
-    real_base = os.path.realpath(base)
-    real = os.path.realpath(target)
-    # A symlink in the volume must not lead a container out of it (CVE-2017-1002101).
-    if real != real_base and not real.startswith(real_base.rstrip("/") + "/"):
-        raise VolumeError(volume, f"subpath {sub!r} resolves outside the volume ({real})")
-    return Path(real)

@@ -229,61 +229,80 @@ class RenderOptions:
 def render_table(ports: Sequence[ServicePort], opts: RenderOptions) -> str:
     """The whole ``nft -f`` input that replaces the proxy's table (see the module doc for the layout)."""
     t = check_table_name(opts.table)
-    mark = f"0x{opts.mark:x}"
     node_addrs = sorted({str(ipaddress.IPv4Address(a)) for a in opts.node_addresses})
-
-    service_ips: list[str] = []
-    cluster_ips: set[str] = set()
-    no_ep_nodeports: list[str] = []
-    chains: list[str] = []
-    sets: list[str] = []
-
+    parts = _TableParts()
     for sp in ports:
-        h = _hash(sp.id)
-        svc_chain = f"svc-{h}-{sp.id}"
-        cluster_ips.update(sp.cluster_ips)
-        if not sp.endpoints:
-            for a in node_addrs if sp.node_port else ():
-                no_ep_nodeports.append(f"{_key(a, sp.protocol, sp.node_port)} comment {_q(sp.id)}")
-            continue
-        for ip in sp.cluster_ips:
-            service_ips.append(f"{_key(ip, sp.protocol, sp.port)} comment {_q(sp.id)} : goto {svc_chain}")
-        body: list[str] = []
-        # Clients from outside the pod network (the host itself, loopback) must be masqueraded so
-        # that the endpoint's reply comes back through this host, where conntrack undoes the DNAT.
-        if opts.masquerade_all:
-            body.append("jump mark-for-masquerade")
-        else:
-            body.append(f"ip saddr != {opts.cluster_cidr} jump mark-for-masquerade")
-        ep_chains: list[str] = []
-        for ep in sp.endpoints:
-            ep_id = f"{sp.id}__{ep.ip}/{ep.port}"
-            ep_chain = f"ep-{_hash(ep_id)}-{ep_id}"
-            ep_chains.append(ep_chain)
-            ep_body = [f"ip saddr {ep.ip} jump mark-for-masquerade"]
-            if sp.affinity_timeout:
-                aff = f"aff-{_hash(ep_id)}"
-                sets.append(f"\tset {aff} {{\n" + "\n".join(_set_body(
-                    "ipv4_addr", [], f"\n\t\tflags dynamic,timeout\n\t\ttimeout {sp.affinity_timeout}s")) + "\n\t}")
-                body.append(f"ip saddr @{aff} goto {ep_chain}")
-                ep_body.append(f"update @{aff} {{ ip saddr }}")
-            ep_body.append(f"meta l4proto {sp.protocol} dnat to {ep.ip}:{ep.port}")
-            chains.append(_chain(ep_chain, ep_body, comment=f"{sp.id} -> {ep.ip}:{ep.port}"))
-        if len(ep_chains) == 1:
-            body.append(f"goto {ep_chains[0]}")
-        else:
-            arms = ", ".join(f"{i} : goto {c}" for i, c in enumerate(ep_chains))
-            body.append(f"numgen random mod {len(ep_chains)} vmap {{ {arms} }}")
-        chains.append(_chain(svc_chain, body, comment=sp.id))
-        if sp.node_port:
-            ext_chain = f"ext-{h}-{sp.id}"
-            # externalTrafficPolicy: Cluster, as kube-proxy: NodePort clients are always masqueraded
-            # (loopback clients must be, and the reply must come back through this node anyway).
-            chains.append(_chain(ext_chain, ["jump mark-for-masquerade", f"goto {svc_chain}"],
-                                 comment=f"{sp.id} nodePort {sp.node_port}"))
-            for a in node_addrs:
-                service_ips.append(f"{_key(a, sp.protocol, sp.node_port)} comment {_q(sp.id)} : goto {ext_chain}")
+        _add_service_port(parts, sp, opts, node_addrs)
+    return _table_text(t, f"0x{opts.mark:x}", parts, opts)
 
+
+@dataclass
+class _TableParts:
+    """What the service ports contribute to the table: map and set elements, chains, affinity sets."""
+
+    service_ips: list[str] = field(default_factory=list)
+    cluster_ips: set[str] = field(default_factory=set)
+    no_ep_nodeports: list[str] = field(default_factory=list)
+    chains: list[str] = field(default_factory=list)
+    sets: list[str] = field(default_factory=list)
+
+
+def _add_service_port(parts: _TableParts, sp: ServicePort, opts: RenderOptions, node_addrs: list[str]) -> None:
+    """One service port: its ClusterIP (and NodePort) elements, its service chain and endpoint chains."""
+    h = _hash(sp.id)
+    svc_chain = f"svc-{h}-{sp.id}"
+    parts.cluster_ips.update(sp.cluster_ips)
+    if not sp.endpoints:
+        for a in node_addrs if sp.node_port else ():
+            parts.no_ep_nodeports.append(f"{_key(a, sp.protocol, sp.node_port)} comment {_q(sp.id)}")
+        return
+    for ip in sp.cluster_ips:
+        parts.service_ips.append(f"{_key(ip, sp.protocol, sp.port)} comment {_q(sp.id)} : goto {svc_chain}")
+    body: list[str] = []
+    # Clients from outside the pod network (the host itself, loopback) must be masqueraded so
+    # that the endpoint's reply comes back through this host, where conntrack undoes the DNAT.
+    if opts.masquerade_all:
+        body.append("jump mark-for-masquerade")
+    else:
+        body.append(f"ip saddr != {opts.cluster_cidr} jump mark-for-masquerade")
+    ep_chains = _add_endpoint_chains(parts, sp, body)
+    if len(ep_chains) == 1:
+        body.append(f"goto {ep_chains[0]}")
+    else:
+        arms = ", ".join(f"{i} : goto {c}" for i, c in enumerate(ep_chains))
+        body.append(f"numgen random mod {len(ep_chains)} vmap {{ {arms} }}")
+    parts.chains.append(_chain(svc_chain, body, comment=sp.id))
+    if sp.node_port:
+        ext_chain = f"ext-{h}-{sp.id}"
+        # externalTrafficPolicy: Cluster, as kube-proxy: NodePort clients are always masqueraded
+        # (loopback clients must be, and the reply must come back through this node anyway).
+        parts.chains.append(_chain(ext_chain, ["jump mark-for-masquerade", f"goto {svc_chain}"],
+                                   comment=f"{sp.id} nodePort {sp.node_port}"))
+        for a in node_addrs:
+            parts.service_ips.append(f"{_key(a, sp.protocol, sp.node_port)} comment {_q(sp.id)} : goto {ext_chain}")
+
+
+def _add_endpoint_chains(parts: _TableParts, sp: ServicePort, svc_body: list[str]) -> list[str]:
+    """One DNAT chain per endpoint (with its affinity set and the service chain's rule for it); their names."""
+    ep_chains: list[str] = []
+    for ep in sp.endpoints:
+        ep_id = f"{sp.id}__{ep.ip}/{ep.port}"
+        ep_chain = f"ep-{_hash(ep_id)}-{ep_id}"
+        ep_chains.append(ep_chain)
+        ep_body = [f"ip saddr {ep.ip} jump mark-for-masquerade"]
+        if sp.affinity_timeout:
+            aff = f"aff-{_hash(ep_id)}"
+            parts.sets.append(f"\tset {aff} {{\n" + "\n".join(_set_body(
+                "ipv4_addr", [], f"\n\t\tflags dynamic,timeout\n\t\ttimeout {sp.affinity_timeout}s")) + "\n\t}")
+            svc_body.append(f"ip saddr @{aff} goto {ep_chain}")
+            ep_body.append(f"update @{aff} {{ ip saddr }}")
+        ep_body.append(f"meta l4proto {sp.protocol} dnat to {ep.ip}:{ep.port}")
+        parts.chains.append(_chain(ep_chain, ep_body, comment=f"{sp.id} -> {ep.ip}:{ep.port}"))
+    return ep_chains
+
+
+def _table_text(t: str, mark: str, parts: _TableParts, opts: RenderOptions) -> str:
+    """The table: its maps and sets, the fixed hook chains, then the per-service chains."""
     key_type = "ipv4_addr . inet_proto . inet_service"
     out = [
         # "add" then "delete" makes the delete succeed whether or not the table exists (nft 1.0.6 has
@@ -294,17 +313,17 @@ def render_table(ports: Sequence[ServicePort], opts: RenderOptions) -> str:
         f"\tcomment {_q('kybernetes proxy: Service ClusterIPs and NodePorts; rewritten on every sync')}",
         "",
         "\tmap service-ips {",
-        *_set_body(f"{key_type} : verdict", service_ips),
+        *_set_body(f"{key_type} : verdict", parts.service_ips),
         "\t}",
         "",
         "\tset cluster-ips {",
-        *_set_body("ipv4_addr", sorted(cluster_ips, key=ipaddress.IPv4Address)),
+        *_set_body("ipv4_addr", sorted(parts.cluster_ips, key=ipaddress.IPv4Address)),
         "\t}",
         "",
         "\tset no-endpoint-nodeports {",
-        *_set_body(key_type, no_ep_nodeports),
+        *_set_body(key_type, parts.no_ep_nodeports),
         "\t}",
-        *sets,
+        *parts.sets,
         "",
         _chain("nat-prerouting", ["ip daddr . meta l4proto . th dport vmap @service-ips"],
                hook="type nat hook prerouting priority dstnat; policy accept;"),
@@ -331,7 +350,7 @@ def render_table(ports: Sequence[ServicePort], opts: RenderOptions) -> str:
               if opts.localnet_guard_iface else []),
         ], hook="type filter hook input priority filter; policy accept;"),
         _chain("reject-chain", ["meta l4proto tcp reject with tcp reset", "reject"]),
-        *chains,
+        *parts.chains,
         "}",
     ]
     return "\n".join(out) + "\n"

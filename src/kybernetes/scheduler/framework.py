@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from kybernetes.api.selectors import LabelSelector
+from kybernetes.api.label_selectors import LabelSelector
 from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
 
 if TYPE_CHECKING:

@@ -21,9 +21,9 @@ from typing import Any
 
 import orjson
 
+from kybernetes.api.label_selectors import LabelSelector, from_label_selector_object
 from kybernetes.api.podutil import container_requests, pod_requests, resource_list
 from kybernetes.api.scheduling import toleration_tuple
-from kybernetes.api.selectors import LabelSelector, from_label_selector_object
 
 Obj = dict[str, Any]
 

@@ -36,8 +36,8 @@ from collections.abc import Callable
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.label_selectors import LabelSelector, from_label_selector_object, new_requirement
 from kybernetes.api.podutil import is_pod_terminal
-from kybernetes.api.selectors import LabelSelector, from_label_selector_object, new_requirement
 from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.client.workqueue import Clock
 from kybernetes.scheduler.cache import Cache

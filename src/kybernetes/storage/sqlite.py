@@ -1,25 +1,7 @@
 """The embedded store: one SQLite file, an append-only revision log, group commit.
 
-Layout
-------
-One table, ``kv``, holds the whole history. Every write (create, update, delete) appends one row,
-and the row's ``INTEGER PRIMARY KEY`` *is* the global revision::
-
-    id               revision of this write (= the object's mod_revision)
-    name             the key
-    created          1 if this write created the key
-    deleted          1 if this write deleted the key (a tombstone; value is NULL)
-    create_revision  revision at which the current incarnation of the key was created
-    prev_revision    the row this write replaced (0 for a create of a never-seen or forgotten key,
-                     the tombstone's id for a re-create)
-    value            the bytes after the write
-
-The live value of a key is its newest row, unless that row is a tombstone. A snapshot "at revision
-R" is the newest row per key with ``id <= R``. ``UNIQUE(name, prev_revision)`` means no two writes can
-ever build on the same predecessor, so a compare-and-swap that lost a race could never slip in even
-if the in-process check below had a bug; ``(name, id)`` serves the "newest row of a key" lookups.
-A ``meta`` table persists the compaction point. ``AUTOINCREMENT`` makes SQLite remember the highest
-id ever used, so revisions never go backwards even after compaction removed the newest rows.
+The file's layout (one append-only ``kv`` table whose row id is the revision, plus ``meta``) and
+the statements run on it are in :mod:`kybernetes.storage.sqlite_schema`.
 
 Writes: one writer thread, group commit
 ---------------------------------------
@@ -63,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import os
 import queue
 import sqlite3
 import threading
@@ -83,76 +64,26 @@ from kybernetes.storage.interface import (
     RevisionMismatchError,
     StoreError,
 )
-
-T = TypeVar("T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS kv (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    created INTEGER NOT NULL,
-    deleted INTEGER NOT NULL,
-    create_revision INTEGER NOT NULL,
-    prev_revision INTEGER NOT NULL,
-    value BLOB
-);
-CREATE UNIQUE INDEX IF NOT EXISTS kv_name_prev ON kv (name, prev_revision);
-CREATE INDEX IF NOT EXISTS kv_name_id ON kv (name, id);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-"""
-
-# Newest row of one key.
-_SQL_LATEST = "SELECT id, deleted, value, create_revision FROM kv WHERE name = ? ORDER BY id DESC LIMIT 1"
-
-_SQL_INSERT = (
-    "INSERT INTO kv (id, name, created, deleted, create_revision, prev_revision, value) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+from kybernetes.storage.sqlite_schema import (
+    SQL_COUNT,
+    SQL_HISTORY,
+    SQL_INSERT,
+    SQL_LATEST,
+    SQL_LIST,
+    get_meta,
+    load_state,
+    open_writer_connection,
+    prefix_end,
+    set_meta,
 )
 
-# Live keys in a name range at a revision. Scanning the (name, id) index keeps the output in name
-# order, so LIMIT stops the scan early; NOT EXISTS keeps only the newest row per key at the revision.
-_SQL_LIST = """
-SELECT k.name, k.value, k.create_revision, k.id FROM kv AS k
-WHERE k.name >= ? AND k.name < ? AND k.name > ? AND k.id <= ? AND k.deleted = 0
-  AND NOT EXISTS (SELECT 1 FROM kv AS n WHERE n.name = k.name AND n.id > k.id AND n.id <= ?)
-ORDER BY k.name
-LIMIT ?
-"""
-
-_SQL_COUNT = """
-SELECT COUNT(*) FROM kv AS k
-WHERE k.name >= ? AND k.name < ? AND k.deleted = 0
-  AND NOT EXISTS (SELECT 1 FROM kv AS n WHERE n.name = k.name AND n.id > k.id)
-"""
-
-# History for watch replay. The replaced row supplies prev_value; for a create it is either absent
-# or a tombstone (whose value is NULL), and the created flag makes prev_value None anyway.
-_SQL_HISTORY = """
-SELECT k.id, k.name, k.created, k.deleted, k.create_revision, k.value, p.value
-FROM kv AS k LEFT JOIN kv AS p ON p.id = k.prev_revision
-WHERE k.id > ? AND k.name >= ? AND k.name < ?
-ORDER BY k.id
-LIMIT ?
-"""
-
-# Beyond every string SQLite will hold as a key: the upper bound for the empty prefix.
-_MAX_KEY = "\U0010ffff" * 4
+T = TypeVar("T")
 
 # How many history rows a watcher reads per query while catching up.
 _HISTORY_CHUNK = 1000
 
 # Bound on one group commit, so one huge burst does not delay its first caller for long.
 _MAX_BATCH = 1000
-
-
-def _prefix_end(prefix: str) -> str:
-    """The smallest string greater than every string starting with ``prefix``."""
-    while prefix and prefix[-1] == "\U0010ffff":
-        prefix = prefix[:-1]
-    if not prefix:
-        return _MAX_KEY
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
-
 
 # ---------------------------------------------------------------------------------------------
 # Requests to the writer thread
@@ -230,10 +161,10 @@ class SQLiteStore:
         ``compact_interval`` <= 0 disables automatic compaction.
         """
         loop = asyncio.get_running_loop()
-        conn = await asyncio.to_thread(_open_writer_connection, path, cls.JOURNAL_SIZE_LIMIT)
+        conn = await asyncio.to_thread(open_writer_connection, path, cls.JOURNAL_SIZE_LIMIT)
         store = cls(path, conn, loop)
         try:
-            rev, compacted, done = await asyncio.to_thread(_load_state, conn)
+            rev, compacted, done = await asyncio.to_thread(load_state, conn)
         except BaseException:
             conn.close()
             raise
@@ -295,7 +226,7 @@ class SQLiteStore:
         return await self._read(self._get_sync, key)
 
     def _get_sync(self, key: str) -> KeyValue | None:
-        row = self._reader().execute(_SQL_LATEST, (key,)).fetchone()
+        row = self._reader().execute(SQL_LATEST, (key,)).fetchone()
         if row is None or row[1]:
             return None
         return KeyValue(key, row[2], row[3], row[0])
@@ -315,12 +246,12 @@ class SQLiteStore:
         conn.execute("BEGIN")
         try:
             # The compaction point read inside the snapshot is the one that governs it.
-            compacted = _meta(conn, "compact_rev")
+            compacted = get_meta(conn, "compact_rev")
             if revision < compacted:
                 raise CompactedError(revision, compacted)
             n = limit + 1 if limit > 0 else -1
             rows = conn.execute(
-                _SQL_LIST, (prefix, _prefix_end(prefix), start_after, revision, revision, n)
+                SQL_LIST, (prefix, prefix_end(prefix), start_after, revision, revision, n)
             ).fetchall()
         finally:
             conn.execute("COMMIT")
@@ -334,7 +265,7 @@ class SQLiteStore:
         return await self._read(self._count_sync, prefix)
 
     def _count_sync(self, prefix: str) -> int:
-        row = self._reader().execute(_SQL_COUNT, (prefix, _prefix_end(prefix))).fetchone()
+        row = self._reader().execute(SQL_COUNT, (prefix, prefix_end(prefix))).fetchone()
         return int(row[0])
 
     async def current_revision(self) -> int:
@@ -454,14 +385,14 @@ class SQLiteStore:
     def _apply(self, w: _Write) -> tuple[Any, Event]:
         """One write inside the open transaction: the check, the row, its result and its event."""
         conn = self._conn
-        row = conn.execute(_SQL_LATEST, (w.key,)).fetchone()
+        row = conn.execute(SQL_LATEST, (w.key,)).fetchone()
         live = row is not None and not row[1]
         rev = self._wrev + 1
         if w.op == "create":
             if live:
                 raise KeyExistsError(w.key)
             prev = row[0] if row is not None else 0
-            conn.execute(_SQL_INSERT, (rev, w.key, 1, 0, rev, prev, w.value))
+            conn.execute(SQL_INSERT, (rev, w.key, 1, 0, rev, prev, w.value))
             self._wrev = rev
             return rev, Event("PUT", w.key, rev, w.value, None, rev)
         if not live:
@@ -470,10 +401,10 @@ class SQLiteStore:
         if w.expected and w.expected != mod:
             raise RevisionMismatchError(w.key, w.expected, mod)
         if w.op == "update":
-            conn.execute(_SQL_INSERT, (rev, w.key, 0, 0, created, mod, w.value))
+            conn.execute(SQL_INSERT, (rev, w.key, 0, 0, created, mod, w.value))
             self._wrev = rev
             return rev, Event("PUT", w.key, rev, w.value, old, created)
-        conn.execute(_SQL_INSERT, (rev, w.key, 0, 1, created, mod, None))
+        conn.execute(SQL_INSERT, (rev, w.key, 0, 1, created, mod, None))
         self._wrev = rev
         return (rev, KeyValue(w.key, old, created, mod)), Event("DELETE", w.key, rev, None, old, created)
 
@@ -539,11 +470,11 @@ class SQLiteStore:
         conn = self._reader()
         conn.execute("BEGIN")
         try:
-            compacted = _meta(conn, "compact_rev")
+            compacted = get_meta(conn, "compact_rev")
             if after < compacted:
                 # Compaction overtook a watcher that was still catching up; rows it needs are gone.
                 raise CompactedError(after, compacted)
-            rows = conn.execute(_SQL_HISTORY, (after, prefix, _prefix_end(prefix), _HISTORY_CHUNK)).fetchall()
+            rows = conn.execute(SQL_HISTORY, (after, prefix, prefix_end(prefix), _HISTORY_CHUNK)).fetchall()
         finally:
             conn.execute("COMMIT")
         out = []
@@ -578,7 +509,7 @@ class SQLiteStore:
         hi = min(lo + self.COMPACT_BATCH, target)
         conn.execute("BEGIN IMMEDIATE")
         if target > self._compacted:
-            _set_meta(conn, "compact_rev", target)
+            set_meta(conn, "compact_rev", target)
         # Rows replaced by a write in (lo, hi] are history now: nothing at or after target needs them.
         conn.execute(
             "DELETE FROM kv WHERE id IN "
@@ -586,7 +517,7 @@ class SQLiteStore:
             (lo, hi),
         )
         conn.execute("DELETE FROM kv WHERE id > ? AND id <= ? AND deleted = 1", (lo, hi))
-        _set_meta(conn, "compact_done", hi)
+        set_meta(conn, "compact_done", hi)
         conn.execute("COMMIT")
         self._compacted = max(self._compacted, target)
         self._compact_done = hi
@@ -618,50 +549,6 @@ class SQLiteStore:
             pass
 
 
-# ---------------------------------------------------------------------------------------------
-# File setup
-
-
-def _open_writer_connection(path: str, journal_size_limit: int) -> sqlite3.Connection:
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    try:
-        # auto_vacuum only takes effect before the first table exists; on old files it is a no-op.
-        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise StoreError(f"{path}: cannot switch SQLite to WAL mode (got {mode})")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute(f"PRAGMA journal_size_limit = {int(journal_size_limit)}")
-        conn.execute("PRAGMA busy_timeout = 1000")
-        conn.executescript(_SCHEMA)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _load_state(conn: sqlite3.Connection) -> tuple[int, int, int]:
-    """(current revision, compaction point, compaction cursor) as stored in the file."""
-    max_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM kv").fetchone()[0]
-    seq_row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'kv'").fetchone()
-    compacted = _meta(conn, "compact_rev")
-    done = _meta(conn, "compact_done")
-    rev = max(int(max_id), int(seq_row[0]) if seq_row else 0, compacted)
-    return rev, compacted, done
-
-
-def _meta(conn: sqlite3.Connection, key: str) -> int:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    return int(row[0]) if row else 0
-
-
-def _set_meta(conn: sqlite3.Connection, key: str, value: int) -> None:
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (key, value),
-    )
-
-
-__all__ = ["SQLiteStore"]
+__all__ = [
+    "SQLiteStore",
+]

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from kybernetes.streaming import spdy
+from kybernetes.streaming import spdy, spdy_frames
 from kybernetes.streaming.channels import CLOSE, RESIZE, STDERR, STDIN, STDOUT, ChannelSocket, error_status
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ async def run_spdy_proxy(upstream_transport: Any, down: spdy.Session,
             if on_failure is not None:
                 await on_failure(up, e)
             else:
-                await up.reset(spdy.RstStatus.REFUSED_STREAM)
+                await up.reset(spdy_frames.RstStatus.REFUSED_STREAM)
             return
         await _mirror(up, peer)
 
@@ -128,7 +128,7 @@ async def _mirror(a: spdy.Stream, b: spdy.Stream) -> None:
                 await dst.write(data)
             await dst.close()
         except spdy.StreamReset:
-            await dst.reset(src.reset_status or spdy.RstStatus.CANCEL)
+            await dst.reset(src.reset_status or spdy_frames.RstStatus.CANCEL)
         except ConnectionError:
             await src.reset()
 

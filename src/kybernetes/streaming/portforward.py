@@ -30,7 +30,7 @@ import logging
 import struct
 from collections.abc import Sequence
 
-from kybernetes.streaming import spdy
+from kybernetes.streaming import spdy, spdy_frames
 from kybernetes.streaming.channels import ChannelSocket
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ async def _forward_port(sock: ChannelSocket, runtime: spdy.Session, index: int, 
             error = await runtime.open_stream({"streamType": "error", **headers})
             await error.close()  # only the runtime writes on it
             stream = await runtime.open_stream({"streamType": "data", **headers})
-        except (ConnectionError, TimeoutError, spdy.ProtocolError) as e:
+        except (ConnectionError, TimeoutError, spdy_frames.ProtocolError) as e:
             await sock.send(error_channel, f"error forwarding port {port} to pod {describe}: {e}".encode())
             return
         opened.set_result(stream)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kybernetes.httpserver import header_lines
+from kybernetes.httpserver.messages import header_lines
 
 Obj = dict[str, Any]
 

@@ -48,7 +48,7 @@ from kybernetes.apiserver.registry.store import (
     now_rfc3339,
 )
 from kybernetes.apiserver.transport.requests import ResourcePath, bool_param
-from kybernetes.httpserver import AnyResponse, Request, Response
+from kybernetes.httpserver.messages import AnyResponse, Request, Response
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kybernetes import errors
 from kybernetes.apiserver.auth.authenticator import user_from_peercert
 from kybernetes.apiserver.join.tokens import TokenEntry, verify_secret
-from kybernetes.httpserver import Request, Response
+from kybernetes.httpserver.messages import Request, Response
 from kybernetes.join import (
     CA_PATH,
     CREDENTIALS_PATH,

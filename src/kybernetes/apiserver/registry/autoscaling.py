@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from kybernetes.api import validation as v
-from kybernetes.api.selectors import validate_label_selector_object
+from kybernetes.api.label_selectors import validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.api.validation.fields import (
     as_dict,

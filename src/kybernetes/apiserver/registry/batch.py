@@ -24,7 +24,7 @@ from typing import Any
 
 from kybernetes.api import validation as v
 from kybernetes.api.cron import CronError, parse_cron, zone_exists
-from kybernetes.api.selectors import from_label_selector_object, validate_label_selector_object
+from kybernetes.api.label_selectors import from_label_selector_object, validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.api.validation.fields import as_dict, as_list, is_int, validate_nonneg
 from kybernetes.apiserver.registry.apps import spec_of

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.field_selectors import FieldSelector
 from kybernetes.api.resources import Resource
-from kybernetes.api.selectors import FieldSelector
 from kybernetes.api.validation import FieldError
 from kybernetes.apiserver.registry.strategy import Obj, Strategy
 

@@ -8,7 +8,7 @@ Kubernetes' own, because clients print them verbatim.
 from __future__ import annotations
 
 from kybernetes.api import validation as v
-from kybernetes.api.selectors import validate_label_selector_object
+from kybernetes.api.label_selectors import validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.api.validation.fields import as_dict, as_list, validate_int_or_percent, validate_nonneg
 from kybernetes.apiserver.registry.apps import spec_of

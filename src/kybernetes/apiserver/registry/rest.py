@@ -248,7 +248,7 @@ def _replicas(scale: Any, name: str) -> int:
 
 def to_scale(obj: Obj, paths: dict[str, str]) -> Obj:
     """The autoscaling/v1 Scale of ``obj``."""
-    from kybernetes.api.selectors import from_label_selector_object
+    from kybernetes.api.label_selectors import from_label_selector_object
 
     meta = obj.get("metadata", {})
     sel_raw = _get_path(obj, paths.get("labelSelectorPath", ""))

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from kybernetes.api import validation as v
-from kybernetes.api.selectors import validate_label_selector_object
+from kybernetes.api.label_selectors import validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.api.validation.fields import as_dict, as_list, is_int, validate_quantity
 from kybernetes.apiserver.registry.strategy import ClusterScoped, Obj, Strategy

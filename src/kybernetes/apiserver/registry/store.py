@@ -49,8 +49,9 @@ from kybernetes.api import decode as typed
 from kybernetes.api import gobytes, gojson
 from kybernetes.api import schema as schemas
 from kybernetes.api import validation as v
+from kybernetes.api.field_selectors import FieldSelector, object_fields
+from kybernetes.api.label_selectors import LabelSelector
 from kybernetes.api.resources import Catalogue, Resource
-from kybernetes.api.selectors import FieldSelector, LabelSelector, object_fields
 from kybernetes.api.timeutil import format_rfc3339, now_rfc3339
 from kybernetes.apiserver.admission.chain import CREATE, DELETE, UPDATE, Attributes, Chain
 from kybernetes.apiserver.registry.conversion import Conversions, Stored

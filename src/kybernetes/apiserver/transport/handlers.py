@@ -16,8 +16,9 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api import gojson
+from kybernetes.api.field_selectors import parse_field_selector
+from kybernetes.api.label_selectors import parse_label_selector
 from kybernetes.api.resources import Catalogue, Resource
-from kybernetes.api.selectors import parse_field_selector, parse_label_selector
 from kybernetes.apiserver import printers
 from kybernetes.apiserver.registry.rest import (
     METHOD_NOT_ALLOWED,
@@ -37,7 +38,7 @@ from kybernetes.apiserver.transport.requests import (
     pretty_requested,
     read_body,
 )
-from kybernetes.httpserver import AnyResponse, Request, Response, StreamResponse, chunk
+from kybernetes.httpserver.messages import AnyResponse, Request, Response, StreamResponse, chunk
 from kybernetes.storage.cacher import CacheEvent
 
 Obj = dict[str, Any]
@@ -276,7 +277,7 @@ class ResourceHandlers:
         q = request.query
         opts = self._list_options(q)
         if name:
-            from kybernetes.api.selectors import parse_field_selector as pfs
+            from kybernetes.api.field_selectors import parse_field_selector as pfs
 
             sel = f"metadata.name={name}"
             if opts.field_selector is not None and not opts.field_selector.empty:

@@ -38,7 +38,7 @@ import aiohttp
 from kybernetes import errors
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.registry.store import Registry
-from kybernetes.httpserver import AnyResponse, Request, Response, StreamResponse
+from kybernetes.httpserver.messages import AnyResponse, Request, Response, StreamResponse
 from kybernetes.streaming import StreamPair, http_upgrade, read_body, splice
 from kybernetes.streaming.portforward import PORT_PARAMETER, parse_uint16
 

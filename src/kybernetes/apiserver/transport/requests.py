@@ -18,7 +18,7 @@ import yaml
 
 from kybernetes import errors
 from kybernetes.apiserver.transport.protobuf import decode_k8s_protobuf, is_protobuf
-from kybernetes.httpserver import Request
+from kybernetes.httpserver.messages import Request
 
 MAX_BODY = 3 * 1024 * 1024
 """kube-apiserver's limit on a request body (413 beyond it)."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kybernetes.api.selectors import from_label_selector_object
+from kybernetes.api.label_selectors import from_label_selector_object
 from kybernetes.scheduler.framework import (
     Code,
     CycleState,

@@ -25,8 +25,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kybernetes.api.label_selectors import LabelSelector, from_label_selector_object, new_requirement
 from kybernetes.api.scheduling import RequiredNodeAffinity, tuples_tolerate_taint
-from kybernetes.api.selectors import LabelSelector, from_label_selector_object, new_requirement
 from kybernetes.scheduler.framework import (
     MAX_NODE_SCORE,
     SKIP,

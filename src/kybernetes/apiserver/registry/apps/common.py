@@ -6,7 +6,7 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api import validation as v
-from kybernetes.api.selectors import from_label_selector_object, validate_label_selector_object
+from kybernetes.api.label_selectors import from_label_selector_object, validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.api.validation.fields import as_dict, is_int, validate_nonneg
 from kybernetes.apiserver.registry.core import validate_pod_template

@@ -30,7 +30,7 @@ from kybernetes.api.defaults import (
     default_pod_spec,
     default_pod_template,
 )
-from kybernetes.api.selectors import validate_label_selector_object
+from kybernetes.api.label_selectors import validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.api.validation.fields import (
     INT32_MAX,

@@ -1,25 +1,10 @@
-"""The three patch formats of a Kubernetes ``PATCH`` request.
+"""Kubernetes strategic merge patch (``application/strategic-merge-patch+json``).
 
-* ``application/json-patch+json``: :func:`apply_json_patch`, RFC 6902 operations addressed by
-  RFC 6901 JSON pointers.
-* ``application/merge-patch+json``: :func:`apply_merge_patch`, RFC 7386 (``null`` deletes,
-  objects merge, everything else replaces).
-* ``application/strategic-merge-patch+json``: :func:`apply_strategic_merge_patch`, Kubernetes'
-  own format. It is a merge patch whose list handling is driven by the type's OpenAPI
-  extensions (``x-kubernetes-patch-strategy`` / ``x-kubernetes-patch-merge-key``) plus a small
-  set of in-band directives: ``$patch`` (replace / delete / list replace), ``$retainKeys``,
-  ``$setElementOrder/<field>`` and ``$deleteFromPrimitiveList/<field>``.
-
-Design
-------
-Every function returns a new document and never mutates its inputs, yet none of them deep-copies
-the document: they copy *along the patched paths only* (persistent-data-structure style). A
-``kubectl label`` patch against a 50 KB pod therefore copies the root and ``metadata`` dicts and
-the labels map, and shares everything else with the input. The consequence for callers: the
-result and the input share untouched subtrees, so treat documents as immutable, or deep-copy
-before mutating in place. Values that come *from the patch* are always copied into fresh
-containers, so the result never aliases the patch (nor one part of itself, e.g. after a JSON
-patch ``copy``).
+A merge patch whose list handling is driven by the type's OpenAPI extensions
+(``x-kubernetes-patch-strategy`` / ``x-kubernetes-patch-merge-key``) plus a small set of in-band
+directives: ``$patch`` (replace / delete / list replace), ``$retainKeys``,
+``$setElementOrder/<field>`` and ``$deleteFromPrimitiveList/<field>``. Like the other formats it
+copies along the patched paths only (see :mod:`kybernetes.api.patch`).
 
 Strategic merge patch follows the semantics of ``k8s.io/apimachinery/pkg/util/strategicpatch``
 as the API server applies it (parallel lists merged, unmatched nulls ignored), including its
@@ -35,298 +20,16 @@ key is what produces the same wire result.
 
 Where the schema says nothing (``schema=None``, an unknown field, a free-form subtree) the
 strategic merge falls back to merge-patch semantics: maps merge, lists are replaced.
-
-Errors: a malformed patch is :class:`~kybernetes.errors.BadRequest` (400); a well-formed patch
-that cannot be applied (missing path, failed ``test``, retainKeys contradicted by the patch)
-is a 422 ``Invalid`` :class:`~kybernetes.errors.StatusError`, as the API server answers.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from kybernetes import errors
 from kybernetes.api import schema as schema_mod
+from kybernetes.api.patch.jsonvalues import deepcopy_json, hashable_key, json_equal, json_kind, unprocessable
 from kybernetes.api.schema import Schema
-
-__all__ = [
-    "apply_json_patch",
-    "apply_merge_patch",
-    "apply_strategic_merge_patch",
-    "create_two_way_merge_patch",
-    "strategic_merge_patch_for_kind",
-]
-
-
-def _unprocessable(message: str) -> errors.StatusError:
-    return errors.StatusError(message, code=422, reason="Invalid")
-
-
-# --- JSON value helpers --------------------------------------------------------------------
-
-
-def _deepcopy(value: Any) -> Any:
-    """Copy a JSON value (dicts, lists, scalars); far cheaper than ``copy.deepcopy``."""
-    if isinstance(value, dict):
-        return {k: _deepcopy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deepcopy(v) for v in value]
-    return value
-
-
-def _json_equal(a: Any, b: Any) -> bool:
-    """JSON equality: ``1 == 1.0`` but, unlike Python, ``true != 1``."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    if isinstance(a, dict):
-        return (
-            isinstance(b, dict)
-            and a.keys() == b.keys()
-            and all(_json_equal(v, b[k]) for k, v in a.items())
-        )
-    if isinstance(a, list):
-        return isinstance(b, list) and len(a) == len(b) and all(map(_json_equal, a, b))
-    return type(a) is type(b) and a == b
-
-
-def _hkey(value: Any) -> Any:
-    """A hashable identity for a JSON value with JSON equality (for merge keys and sets).
-
-    Numbers share a tag so ``80`` and ``80.0`` match (Go decodes both to float64) while
-    ``true`` does not match ``1``.
-    """
-    if isinstance(value, bool):
-        return ("b", value)
-    if isinstance(value, int | float):
-        return ("n", value)
-    if isinstance(value, str):
-        return ("s", value)
-    if value is None:
-        return ("0", None)
-    return ("j", orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    return "scalar"
-
-
-# =========================================================================================
-# RFC 6902 JSON patch
-# =========================================================================================
-
-_JSON_PATCH_OPS = frozenset({"add", "remove", "replace", "move", "copy", "test"})
-
-
-def _parse_pointer(pointer: Any, what: str) -> list[str]:
-    """RFC 6901: ``""`` is the whole document; otherwise ``/``-separated, ``~1`` = ``/``, ``~0`` = ``~``."""
-    if not isinstance(pointer, str):
-        raise errors.BadRequest(f"json patch: {what} must be a string, got {pointer!r}")
-    if pointer == "":
-        return []
-    if not pointer.startswith("/"):
-        raise errors.BadRequest(f"json patch: {what} {pointer!r} must start with '/'")
-    tokens = pointer[1:].split("/")
-    for tok in tokens:
-        # A "~" must be followed by 0 or 1; anything else is not a valid pointer.
-        i = tok.find("~")
-        while i != -1:
-            if i + 1 >= len(tok) or tok[i + 1] not in "01":
-                raise errors.BadRequest(f"json patch: invalid escape in {what} {pointer!r}")
-            i = tok.find("~", i + 2)
-    # Order matters: "~01" must decode to "~1", not "/".
-    return [t.replace("~1", "/").replace("~0", "~") for t in tokens]
-
-
-def _array_index(token: str, length: int, *, allow_end: bool, pointer: str) -> int:
-    """Decode an array index token; ``allow_end`` admits ``len`` and ``-`` (only ``add`` may)."""
-    if token == "-":
-        if allow_end:
-            return length
-        raise _unprocessable(f"json patch: '-' does not name an existing element in {pointer!r}")
-    # RFC 6901 array indices are "0" or digits without a leading zero.
-    if not token.isdigit() or not token.isascii() or (len(token) > 1 and token[0] == "0"):
-        raise _unprocessable(f"json patch: invalid array index {token!r} in {pointer!r}")
-    idx = int(token)
-    if idx > length or (idx == length and not allow_end):
-        raise _unprocessable(f"json patch: array index {idx} out of bounds in {pointer!r}")
-    return idx
-
-
-def _get(doc: Any, tokens: list[str], pointer: str) -> Any:
-    cur = doc
-    for tok in tokens:
-        if isinstance(cur, dict):
-            if tok not in cur:
-                raise _unprocessable(f"json patch: path {pointer!r} does not exist")
-            cur = cur[tok]
-        elif isinstance(cur, list):
-            cur = cur[_array_index(tok, len(cur), allow_end=False, pointer=pointer)]
-        else:
-            raise _unprocessable(f"json patch: path {pointer!r} does not exist")
-    return cur
-
-
-def _copy_to_parent(root: Any, tokens: list[str], pointer: str) -> tuple[Any, Any]:
-    """Shallow-copy every container from the root to the parent of ``tokens``.
-
-    Returns ``(new_root, parent)``; ``parent`` is a fresh copy owned by the new root, so the
-    caller may mutate it without touching the input document.
-    """
-    if not isinstance(root, dict | list):
-        raise _unprocessable(f"json patch: path {pointer!r} does not exist")
-    new_root: Any = dict(root) if isinstance(root, dict) else list(root)
-    cur = new_root
-    for tok in tokens[:-1]:
-        if isinstance(cur, dict):
-            if tok not in cur:
-                raise _unprocessable(f"json patch: path {pointer!r} does not exist")
-            key: Any = tok
-        else:
-            key = _array_index(tok, len(cur), allow_end=False, pointer=pointer)
-        child = cur[key]
-        if isinstance(child, dict):
-            child = dict(child)
-        elif isinstance(child, list):
-            child = list(child)
-        else:
-            raise _unprocessable(f"json patch: path {pointer!r} does not exist")
-        cur[key] = child
-        cur = child
-    return new_root, cur
-
-
-def _op_add(doc: Any, tokens: list[str], value: Any, pointer: str) -> Any:
-    if not tokens:
-        return value
-    root, parent = _copy_to_parent(doc, tokens, pointer)
-    last = tokens[-1]
-    if isinstance(parent, dict):
-        parent[last] = value
-    else:
-        parent.insert(_array_index(last, len(parent), allow_end=True, pointer=pointer), value)
-    return root
-
-
-def _op_remove(doc: Any, tokens: list[str], pointer: str) -> tuple[Any, Any]:
-    """Remove the value at ``tokens``; returns ``(new_doc, removed_value)``."""
-    if not tokens:
-        raise _unprocessable("json patch: cannot remove the whole document")
-    root, parent = _copy_to_parent(doc, tokens, pointer)
-    last = tokens[-1]
-    if isinstance(parent, dict):
-        if last not in parent:
-            raise _unprocessable(f"json patch: cannot remove {pointer!r}: path does not exist")
-        return root, parent.pop(last)
-    return root, parent.pop(_array_index(last, len(parent), allow_end=False, pointer=pointer))
-
-
-def _op_replace(doc: Any, tokens: list[str], value: Any, pointer: str) -> Any:
-    if not tokens:
-        return value
-    root, parent = _copy_to_parent(doc, tokens, pointer)
-    last = tokens[-1]
-    if isinstance(parent, dict):
-        if last not in parent:
-            raise _unprocessable(f"json patch: cannot replace {pointer!r}: path does not exist")
-        parent[last] = value
-    else:
-        parent[_array_index(last, len(parent), allow_end=False, pointer=pointer)] = value
-    return root
-
-
-def _validate_json_patch(ops: Any) -> list[tuple[str, list[str], str, Any]]:
-    """Check the whole patch's shape before applying anything: malformed patches are 400s."""
-    if not isinstance(ops, list):
-        raise errors.BadRequest("json patch: the patch must be a JSON array of operations")
-    parsed: list[tuple[str, list[str], str, Any]] = []
-    for i, op in enumerate(ops):
-        if not isinstance(op, dict):
-            raise errors.BadRequest(f"json patch: operation {i} is not a JSON object")
-        name = op.get("op")
-        if not isinstance(name, str) or not name:
-            raise errors.BadRequest(f"json patch: operation {i} is missing 'op'")
-        if name not in _JSON_PATCH_OPS:
-            raise errors.BadRequest(f"json patch: operation {i} has unknown op {name!r}")
-        if "path" not in op:
-            raise errors.BadRequest(f"json patch: operation {i} ({name}) is missing 'path'")
-        path = op["path"]
-        tokens = _parse_pointer(path, "path")
-        extra: Any = None
-        if name in ("add", "replace", "test"):
-            if "value" not in op:
-                raise errors.BadRequest(f"json patch: operation {i} ({name}) is missing 'value'")
-            extra = op["value"]
-        elif name in ("move", "copy"):
-            if "from" not in op:
-                raise errors.BadRequest(f"json patch: operation {i} ({name}) is missing 'from'")
-            extra = (_parse_pointer(op["from"], "from"), op["from"])
-        parsed.append((name, tokens, path, extra))
-    return parsed
-
-
-def apply_json_patch(doc: Any, ops: Any) -> Any:
-    """Apply an RFC 6902 JSON patch to ``doc`` and return the new document.
-
-    The operations apply in order and atomically: on any failure an error is raised and the
-    input is untouched (it is never mutated anyway).
-    """
-    parsed = _validate_json_patch(ops)
-    for name, tokens, path, extra in parsed:
-        if name == "add":
-            doc = _op_add(doc, tokens, _deepcopy(extra), path)
-        elif name == "remove":
-            doc, _ = _op_remove(doc, tokens, path)
-        elif name == "replace":
-            doc = _op_replace(doc, tokens, _deepcopy(extra), path)
-        elif name == "test":
-            if not _json_equal(_get(doc, tokens, path), extra):
-                raise _unprocessable(f"json patch: test operation for path {path!r} failed")
-        else:  # move / copy
-            from_tokens, from_path = extra
-            if name == "move":
-                if from_tokens == tokens:
-                    continue
-                if tokens[: len(from_tokens)] == from_tokens:
-                    raise _unprocessable(
-                        f"json patch: cannot move {from_path!r} into its own child {path!r}"
-                    )
-                doc, value = _op_remove(doc, from_tokens, from_path)
-            else:
-                # A copy must not alias its source: later in-place edits would hit both.
-                value = _deepcopy(_get(doc, from_tokens, from_path))
-            doc = _op_add(doc, tokens, value, path)
-    return doc
-
-
-# =========================================================================================
-# RFC 7386 JSON merge patch
-# =========================================================================================
-
-
-def apply_merge_patch(doc: Any, patch: Any) -> Any:
-    """Apply an RFC 7386 merge patch: objects merge recursively, ``null`` deletes, all else replaces."""
-    if not isinstance(patch, dict):
-        return _deepcopy(patch)
-    out: dict[str, Any] = dict(doc) if isinstance(doc, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = apply_merge_patch(out.get(key), value)
-    return out
-
-
-# =========================================================================================
-# Kubernetes strategic merge patch
-# =========================================================================================
 
 _DIRECTIVE = "$patch"
 _RETAIN_KEYS = "$retainKeys"
@@ -378,7 +81,7 @@ def _check_directive_key(key: str, schema: Schema | None) -> None:
 
 def _list_value(value: Any, key: str) -> list[Any]:
     if not isinstance(value, list):
-        raise errors.BadRequest(f"strategic merge patch: {key} must be a list, got {_kind(value)}")
+        raise errors.BadRequest(f"strategic merge patch: {key} must be a list, got {json_kind(value)}")
     return value
 
 
@@ -424,7 +127,7 @@ def _merge_map(orig: dict[str, Any], patch: dict[str, Any], schema: Schema | Non
             if value is None or key == _RETAIN_KEYS or key.startswith((_SET_ORDER, _DELETE_PRIMITIVE)):
                 continue
             if key not in keep:
-                raise _unprocessable(
+                raise unprocessable(
                     f"strategic merge patch: patch content doesn't match retainKeys list: {key!r} is not retained"
                 )
         for key in list(out):
@@ -451,8 +154,8 @@ def _merge_map(orig: dict[str, Any], patch: dict[str, Any], schema: Schema | Non
         to_delete = _list_value(patch[key], key)
         current = out.get(field)
         if isinstance(current, list):
-            gone = {_hkey(v) for v in to_delete}
-            out[field] = [v for v in current if _hkey(v) not in gone]
+            gone = {hashable_key(v) for v in to_delete}
+            out[field] = [v for v in current if hashable_key(v) not in gone]
 
     for key, value in patch.items():
         if key in ordered or (key.startswith("$") and not _is_declared(schema, key)):
@@ -471,7 +174,7 @@ def _merge_map(orig: dict[str, Any], patch: dict[str, Any], schema: Schema | Non
 
 def _merge_value(orig: Any, value: Any, field: _Field) -> Any:
     """Merge one field's patch value into its live value (``_DROP`` when the field is absent)."""
-    if orig is _DROP or _kind(orig) != _kind(value):
+    if orig is _DROP or json_kind(orig) != json_kind(value):
         return _materialize(value, field)
     if isinstance(value, dict):
         if field.replace:
@@ -518,8 +221,8 @@ def _merge_list(orig: list[Any], patch: list[Any], field: _Field) -> list[Any]:
                 raise errors.BadRequest(
                     f"strategic merge patch: $patch: delete element does not contain the merge key {key!r}"
                 )
-            gone = _hkey(item[key])
-            orig = [o for o in orig if not (key in o and _hkey(o[key]) == gone)]
+            gone = hashable_key(item[key])
+            orig = [o for o in orig if not (key in o and hashable_key(o[key]) == gone)]
         elif directive == "replace":
             replace = True
         else:
@@ -532,13 +235,13 @@ def _merge_list(orig: list[Any], patch: list[Any], field: _Field) -> list[Any]:
     position: dict[Any, int] = {}
     for i, item in enumerate(result):
         if key in item:
-            position.setdefault(_hkey(item[key]), i)
+            position.setdefault(hashable_key(item[key]), i)
     for item in plain:
         if key not in item:
             raise errors.BadRequest(
                 f"strategic merge patch: list element does not contain the merge key {key!r}: {item!r}"
             )
-        ident = _hkey(item[key])
+        ident = hashable_key(item[key])
         at = position.get(ident)
         if at is None:
             position[ident] = len(result)
@@ -558,16 +261,16 @@ def _replace_list(patch: list[Any], field: _Field) -> list[Any]:
                 continue
             out.append(_merge_map({}, item, item_schema))
         elif isinstance(item, list):
-            out.append(_deepcopy(item))
+            out.append(deepcopy_json(item))
         else:
             out.append(item)
     return out
 
 
 def _element_kind(*lists: list[Any]) -> str:
-    kinds = {_kind(v) for lst in lists for v in lst}
+    kinds = {json_kind(v) for lst in lists for v in lst}
     if "array" in kinds:
-        raise _unprocessable("strategic merge patch: lists of lists are not supported")
+        raise unprocessable("strategic merge patch: lists of lists are not supported")
     if len(kinds) > 1:
         raise errors.BadRequest("strategic merge patch: list elements are not all of the same type")
     return kinds.pop() if kinds else "scalar"
@@ -577,7 +280,7 @@ def _dedupe(items: list[Any]) -> list[Any]:
     seen: set[Any] = set()
     out = []
     for v in items:
-        h = _hkey(v)
+        h = hashable_key(v)
         if h not in seen:
             seen.add(h)
             out.append(v)
@@ -586,8 +289,8 @@ def _dedupe(items: list[Any]) -> list[Any]:
 
 def _ident(item: Any, merge_key: str | None) -> Any:
     if merge_key is None:
-        return _hkey(item)
-    return _hkey(item.get(merge_key)) if isinstance(item, dict) else _hkey(None)
+        return hashable_key(item)
+    return hashable_key(item.get(merge_key)) if isinstance(item, dict) else hashable_key(None)
 
 
 def _first_index(items: list[Any], merge_key: str | None) -> dict[Any, int]:
@@ -711,18 +414,18 @@ def _diff_maps(original: dict[str, Any], modified: dict[str, Any], schema: Schem
             patch[key] = None
     for key, new in modified.items():
         if key not in original:
-            patch[key] = _deepcopy(new)
+            patch[key] = deepcopy_json(new)
             continue
         old = original[key]
-        if _kind(old) != _kind(new):
-            patch[key] = _deepcopy(new)
+        if json_kind(old) != json_kind(new):
+            patch[key] = deepcopy_json(new)
             continue
         fs = _child(schema, key)
         strategies = fs.patch_strategy if fs is not None else []
         if isinstance(new, dict):
             if "replace" in strategies:
-                if not _json_equal(old, new):
-                    patch[key] = _deepcopy(new)
+                if not json_equal(old, new):
+                    patch[key] = deepcopy_json(new)
                 continue
             sub = _diff_maps(old, new, fs, retain_keys="retainKeys" in strategies)
             if sub:
@@ -730,9 +433,9 @@ def _diff_maps(original: dict[str, Any], modified: dict[str, Any], schema: Schem
         elif isinstance(new, list):
             if "merge" in strategies and fs is not None:
                 _diff_merging_list(patch, key, old, new, fs, "retainKeys" in strategies)
-            elif not _json_equal(old, new):
-                patch[key] = _deepcopy(new)
-        elif not _json_equal(old, new):
+            elif not json_equal(old, new):
+                patch[key] = deepcopy_json(new)
+        elif not json_equal(old, new):
             patch[key] = new
     if retain_keys and patch:
         patch[_RETAIN_KEYS] = sorted(modified)
@@ -742,16 +445,16 @@ def _diff_maps(original: dict[str, Any], modified: dict[str, Any], schema: Schem
 def _diff_merging_list(
     patch: dict[str, Any], key: str, old: list[Any], new: list[Any], fs: Schema, retain_keys: bool
 ) -> None:
-    kinds = {_kind(v) for v in old + new}
+    kinds = {json_kind(v) for v in old + new}
     merge_key = fs.patch_merge_key
     if kinds == {"object"} and merge_key:
-        old_by = {_hkey(o.get(merge_key)): o for o in old}
-        new_idents = {_hkey(n.get(merge_key)) for n in new}
+        old_by = {hashable_key(o.get(merge_key)): o for o in old}
+        new_idents = {hashable_key(n.get(merge_key)) for n in new}
         changes: list[Any] = []
         for item in new:
-            before = old_by.get(_hkey(item.get(merge_key)))
+            before = old_by.get(hashable_key(item.get(merge_key)))
             if before is None:
-                changes.append(_deepcopy(item))
+                changes.append(deepcopy_json(item))
                 continue
             sub = _diff_maps(before, item, fs.items, retain_keys=retain_keys)
             if sub:
@@ -760,23 +463,30 @@ def _diff_merging_list(
         deletions = [
             {merge_key: o.get(merge_key), _DIRECTIVE: "delete"}
             for o in old
-            if _hkey(o.get(merge_key)) not in new_idents
+            if hashable_key(o.get(merge_key)) not in new_idents
         ]
         if changes or deletions:
             patch[key] = changes + deletions
-        if changes or deletions or not _json_equal(old, new):
+        if changes or deletions or not json_equal(old, new):
             # A pure reordering is sent as the order directive alone.
             patch[_SET_ORDER + key] = [{merge_key: n.get(merge_key)} for n in new]
     elif "object" not in kinds and "array" not in kinds:
-        old_set = {_hkey(v) for v in old}
-        new_set = {_hkey(v) for v in new}
-        added = [v for v in new if _hkey(v) not in old_set]
-        removed = [v for v in old if _hkey(v) not in new_set]
+        old_set = {hashable_key(v) for v in old}
+        new_set = {hashable_key(v) for v in new}
+        added = [v for v in new if hashable_key(v) not in old_set]
+        removed = [v for v in old if hashable_key(v) not in new_set]
         if added:
             patch[key] = added
         if removed:
             patch[_DELETE_PRIMITIVE + key] = removed
-        if added or removed or not _json_equal(old, new):
+        if added or removed or not json_equal(old, new):
             patch[_SET_ORDER + key] = list(new)
-    elif not _json_equal(old, new):
-        patch[key] = _deepcopy(new)
+    elif not json_equal(old, new):
+        patch[key] = deepcopy_json(new)
+
+
+__all__ = [
+    "apply_strategic_merge_patch",
+    "create_two_way_merge_patch",
+    "strategic_merge_patch_for_kind",
+]
