@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 from kybernetes.api.quantity import cpu_millis, to_bytes
 from kybernetes.api.timeutil import parse_epoch
 
-Obj = dict[str, Any]
 V = TypeVar("V")
 
 CPU = "cpu"

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kybernetes.api.obj import Obj
 from kybernetes.api.timeutil import now_rfc3339
-
-Obj = dict[str, Any]
 
 
 def set_disruption_allowed_condition(status: Obj) -> None:

@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kybernetes.api import quantity as q
+from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import is_pod_terminal, pod_resource_totals
 from kybernetes.api.timeutil import parse_rfc3339
 
-Obj = dict[str, Any]
 Usage = dict[str, str]
 
 # Resource names whose presence in a quota obliges every container to declare them.

@@ -25,10 +25,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 from kybernetes.apiserver.registry.rest import ComputedREST
 from kybernetes.apiserver.registry.store import Registry
-
-Obj = dict[str, Any]
 
 DEPRECATION_WARNING = "v1 ComponentStatus is deprecated in v1.19+"
 PROBE_TIMEOUT = 20.0  # Kubernetes' probeTimeOut

@@ -25,6 +25,7 @@ from kybernetes import errors
 from kybernetes.api import schema as schemas
 from kybernetes.api import structural
 from kybernetes.api import validation as v
+from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.apiserver.registry.conversion import Stored, api_version_only
@@ -33,7 +34,6 @@ from kybernetes.apiserver.registry.store import ListOptions, Registry, RequestCo
 from kybernetes.apiserver.registry.strategy import Strategy, semantic_equal
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 SYSTEM = RequestContext(user=User("system:apiserver", ("system:masters",)), field_manager="kube-apiserver")
 

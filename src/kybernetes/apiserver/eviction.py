@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from kybernetes import errors
 from kybernetes.api.label_selectors import from_label_selector_object
+from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import is_pod_ready
 from kybernetes.api.policy import set_disruption_allowed_condition
 from kybernetes.api.timeutil import now_rfc3339
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from kybernetes.api.resources import Resource
     from kybernetes.apiserver.registry.store import DeleteOptions, Registry, RequestContext
 
-Obj = dict[str, Any]
 
 MAX_DISRUPTED_PODS = 2000
 _RETRIES = 20

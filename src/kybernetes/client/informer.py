@@ -53,11 +53,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 from kybernetes.client.rest import Client
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 IndexFunc = Callable[[Obj], list[str]]
 
 WATCH_TIMEOUT_MIN = 300

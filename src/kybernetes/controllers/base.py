@@ -18,13 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from kybernetes.api.obj import Obj
 from kybernetes.client.events import EventRecorder
 from kybernetes.client.informer import Informer, SharedInformerFactory, key_of
 from kybernetes.client.rest import Client
 from kybernetes.client.workqueue import Clock, RealClock, WorkQueue, run_workers
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 
 @dataclass

@@ -24,14 +24,13 @@ allowed to ``system:nodes`` (kubeadm's ``kubeadm:node-autoapprove-certificate-ro
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from kybernetes import errors
 from kybernetes.api import certificates as certs
+from kybernetes.api.obj import Obj
 from kybernetes.controllers.base import Controller, ControllerContext
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 API = "certificates.k8s.io/v1"
 PLURAL = "certificatesigningrequests"

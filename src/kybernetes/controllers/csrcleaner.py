@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
 
 from cryptography import x509
 
 from kybernetes import errors
 from kybernetes.api import certificates as certs
+from kybernetes.api.obj import Obj
 from kybernetes.api.timeutil import parse_rfc3339
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 from kybernetes.controllers.job_util import now_dt
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 API = "certificates.k8s.io/v1"
 PLURAL = "certificatesigningrequests"

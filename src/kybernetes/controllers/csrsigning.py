@@ -45,11 +45,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from kybernetes import errors
 from kybernetes.api import certificates as certs
+from kybernetes.api.obj import Obj
 from kybernetes.controllers.base import Controller, ControllerContext
 from kybernetes.controllers.job_util import now_dt
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 API = "certificates.k8s.io/v1"
 PLURAL = "certificatesigningrequests"

@@ -36,6 +36,7 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.label_selectors import LabelSelector
+from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import is_pod_ready
 from kybernetes.api.scheduling import find_untolerated_taint, node_matches_pod
 from kybernetes.api.timeutil import parse_epoch
@@ -62,7 +63,6 @@ from kybernetes.controllers.podutil import (
 )
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
 TEMPLATE_GENERATION_LABEL = "pod-template-generation"

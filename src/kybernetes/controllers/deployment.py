@@ -41,10 +41,10 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.label_selectors import LabelSelector, from_label_selector_object
+from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import is_pod_terminal
 from kybernetes.controllers import deployment_plan as plan
 from kybernetes.controllers import deployment_util as du
@@ -66,7 +66,6 @@ from kybernetes.controllers.podutil import (
 )
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 
 class DeploymentController(Controller):

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kybernetes.api.obj import Obj
 from kybernetes.api.timeutil import parse_epoch
 from kybernetes.controllers import deployment_util as du
 from kybernetes.controllers.podutil import (
@@ -31,8 +32,6 @@ from kybernetes.controllers.podutil import (
     spec_of,
     status_of,
 )
-
-Obj = dict[str, Any]
 
 
 @dataclass(frozen=True)

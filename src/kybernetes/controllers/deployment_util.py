@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from kybernetes.api.obj import Obj
 from kybernetes.api.timeutil import now_rfc3339, parse_epoch
 from kybernetes.controllers.history import POD_TEMPLATE_HASH, templates_equal_ignoring_hash
 from kybernetes.controllers.podutil import (
@@ -27,8 +28,6 @@ from kybernetes.controllers.podutil import (
     spec_of,
     status_of,
 )
-
-Obj = dict[str, Any]
 
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"

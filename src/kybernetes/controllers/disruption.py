@@ -30,6 +30,7 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.label_selectors import LabelSelector, from_label_selector_object
+from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import is_pod_ready
 from kybernetes.api.policy import set_disruption_allowed_condition
 from kybernetes.api.timeutil import parse_rfc3339
@@ -38,7 +39,6 @@ from kybernetes.controllers.deployment_util import scaled_value
 from kybernetes.controllers.podutil import controller_ref
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 # Controllers whose desired replica count stands for the pods they own: kind -> (apiVersion, plural).
 SCALABLE = {

@@ -36,13 +36,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import is_pod_ready, is_pod_terminal, pod_condition
 from kybernetes.client.informer import key_of
 from kybernetes.client.workqueue import WorkQueue
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 HEADLESS_LABEL = "service.kubernetes.io/headless"
 TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"

@@ -19,9 +19,9 @@ the informer has seen it, which is what keeps two quick syncs from creating dupl
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 from kybernetes.controllers.endpoints import PodServiceIndex, TriggerTimeTracker, service_selects
 from kybernetes.controllers.endpointslice_plan import (
@@ -35,8 +35,6 @@ from kybernetes.controllers.endpointslice_plan import (
     desired_endpoints,
     plan_slices,
 )
-
-Obj = dict[str, Any]
 
 PLURAL = "endpointslices"
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import is_pod_ready
 from kybernetes.controllers.endpoints import (
     HEADLESS_LABEL,
@@ -34,8 +35,6 @@ from kybernetes.controllers.endpoints import (
     should_set_hostname,
     target_ref,
 )
-
-Obj = dict[str, Any]
 
 API_VERSION = "discovery.k8s.io/v1"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 from kybernetes.client.informer import Informer
 from kybernetes.controllers.base import Controller, ControllerContext
 from kybernetes.controllers.discovery import APIResource, Snapshot, group_version, shared_discovery
@@ -59,7 +60,6 @@ from kybernetes.controllers.gc_graph import (
 )
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 IGNORED_RESOURCES = frozenset({("", "events"), ("events.k8s.io", "events")})
 CRD_API_VERSION = "apiextensions.k8s.io/v1"

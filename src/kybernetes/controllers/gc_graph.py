@@ -22,10 +22,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+
+from kybernetes.api.obj import Obj
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 ORPHAN_FINALIZER = "orphan"
 FOREGROUND_FINALIZER = "foregroundDeletion"

@@ -24,10 +24,9 @@ import struct
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 from kybernetes.client.rest import Client
 from kybernetes.controllers.podutil import controller_ref, int_field, meta, owner_reference
-
-Obj = dict[str, Any]
 
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 POD_TEMPLATE_HASH = "pod-template-hash"

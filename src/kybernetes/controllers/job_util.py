@@ -16,13 +16,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import is_pod_terminal
 from kybernetes.api.timeutil import format_rfc3339, parse_rfc3339
 from kybernetes.client.workqueue import Clock, RealClock
 from kybernetes.controllers.podutil import get_condition, is_terminating, meta, status_of
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 JOB_TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # annotation and label

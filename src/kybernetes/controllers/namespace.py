@@ -26,15 +26,14 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.controllers.base import Controller, ControllerContext
 from kybernetes.controllers.discovery import APIResource, shared_discovery
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 FINALIZER = "kubernetes"
 

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 
 class CIDRSet:

@@ -37,13 +37,13 @@ import logging
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import is_pod_terminal
 from kybernetes.api.scheduling import tolerates
 from kybernetes.api.timeutil import format_rfc3339, parse_rfc3339
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 NOT_READY = "node.kubernetes.io/not-ready"
 UNREACHABLE = "node.kubernetes.io/unreachable"

@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 
 from kybernetes import errors
 from kybernetes.api.label_selectors import LabelSelector, from_label_selector_object
+from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import is_pod_ready, pod_ready_since
 from kybernetes.api.timeutil import parse_epoch
 from kybernetes.client.informer import Indexer, Informer
@@ -43,7 +44,6 @@ from kybernetes.client.rest import Client
 from kybernetes.controllers.base import Controller
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 POD_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 # Expectations older than this are presumed lost (a watch event that never came) and ignored.

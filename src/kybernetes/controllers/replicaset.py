@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 
 from kybernetes import errors
 from kybernetes.api.label_selectors import LabelSelector, from_label_selector_object
+from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import is_pod_active, is_pod_ready, is_pod_terminal
 from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
@@ -57,7 +58,6 @@ from kybernetes.controllers.podutil import (
 )
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 # At most this many creations or deletions per sync (``BurstReplicas``).
 BURST_REPLICAS = 500

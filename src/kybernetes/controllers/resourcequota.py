@@ -22,12 +22,12 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api import quantity as q
+from kybernetes.api.obj import Obj
 from kybernetes.api.quota_usage import quota_usage, sources_for
 from kybernetes.api.resources import Catalogue
 from kybernetes.controllers.base import Controller, ControllerContext
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 # How long a lower count must hold, against an unchanged quota, before it is written.
 DECREASE_CONFIRM_DELAY = 1.0

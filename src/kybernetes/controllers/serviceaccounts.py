@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 from kybernetes.controllers.base import Controller, ControllerContext
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 DEFAULT_SERVICE_ACCOUNT = "default"
 ROOT_CA_CONFIGMAP = "kube-root-ca.crt"

@@ -40,6 +40,7 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.label_selectors import LabelSelector, from_label_selector_object
+from kybernetes.api.obj import Obj
 from kybernetes.controllers import history
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 from kybernetes.controllers.podutil import (
@@ -66,7 +67,6 @@ from kybernetes.controllers.statefulset_plan import (
 )
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 class StatefulSetController(Controller):
     name = "statefulset-controller"

@@ -15,6 +15,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import is_pod_terminal, is_running_and_ready
 from kybernetes.controllers import history
 from kybernetes.controllers.podutil import (
@@ -27,8 +28,6 @@ from kybernetes.controllers.podutil import (
     spec_of,
     status_of,
 )
-
-Obj = dict[str, Any]
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"

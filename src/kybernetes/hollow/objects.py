@@ -21,13 +21,11 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any
 
 from kybernetes.api import timeutil
+from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import readiness_gates_unmet
 from kybernetes.api.timeutil import format_micro, format_rfc3339
-
-Obj = dict[str, Any]
 
 HOLLOW_ANNOTATION = "kybernetes.io/hollow"
 EXIT_AFTER_ANNOTATION = "kybernetes.io/hollow-exit-after"

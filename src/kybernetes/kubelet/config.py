@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-Obj = dict[str, Any]
+from kybernetes.api.obj import Obj
+
 STATIC_SCAN_INTERVAL = 5.0
 """Default seconds between two reads of the static pod manifest directory."""
 

@@ -13,14 +13,13 @@ pointing its owner reference at the new Node, before the garbage collector remov
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 from kybernetes.client.rest import Client
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 API_VERSION = "storage.k8s.io/v1"
 
 

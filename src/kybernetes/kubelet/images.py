@@ -27,15 +27,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from kybernetes.api import gobytes
+from kybernetes.api.obj import Obj
 from kybernetes.kubelet.cri import CRIClient, CRIError, api
 from kybernetes.kubelet.podworkers import Backoff
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Recorder = Callable[[Obj, str, str, str], None]  # (pod, type, reason, message)
 SecretGetter = Callable[[str, str], Awaitable[Obj | None]]
 

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 from kybernetes.client import Client, EventRecorder, SharedInformerFactory
 from kybernetes.kubelet import runtime as rtcfg
 from kybernetes.kubelet.cni import write_cni_config
@@ -61,7 +62,6 @@ from kybernetes.kubelet.sync import NodeContext, PodSyncer
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed")
 
 

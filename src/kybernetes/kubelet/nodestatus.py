@@ -39,9 +39,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 from kybernetes.api.quantity import BINARY_SI, format_quantity
 from kybernetes.api.timeutil import format_micro, format_rfc3339
 from kybernetes.client.rest import Client
@@ -50,7 +50,6 @@ from kybernetes.kubelet import machine
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 KUBELET_VERSION = "v1.32.0+kyb"
 LEASE_NAMESPACE = "kube-node-lease"

@@ -51,11 +51,11 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 from multidict import CIMultiDict
 
+from kybernetes.api.obj import Obj
 from kybernetes.client.workqueue import Clock, RealClock
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 ExecSync = Callable[[str, list[str], int], Awaitable[tuple[int, bytes, bytes]]]
 OnChange = Callable[[str, str, str, bool], None]
 

@@ -32,10 +32,9 @@ from typing import Any
 
 from kybernetes.api import gobytes
 from kybernetes.api.fieldpath import container_resource_value, field_value
+from kybernetes.api.obj import Obj
 from kybernetes.api.quantity import cpu_millis, to_bytes
 from kybernetes.kubelet.cri import api
-
-Obj = dict[str, Any]
 
 LABEL_POD_NAME = "io.kubernetes.pod.name"
 LABEL_POD_NAMESPACE = "io.kubernetes.pod.namespace"

@@ -30,16 +30,15 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from kybernetes.api.defaults import default_pod_spec
+from kybernetes.api.obj import Obj
 from kybernetes.api.timeutil import format_micro
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 CONFIG_SOURCE = "kubernetes.io/config.source"
 CONFIG_HASH = "kubernetes.io/config.hash"

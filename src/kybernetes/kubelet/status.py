@@ -33,9 +33,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import readiness_gates_unmet
 from kybernetes.api.timeutil import format_rfc3339
 from kybernetes.client import Client
@@ -43,7 +43,6 @@ from kybernetes.kubelet.cri import api
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 MAX_MESSAGE = 4096
 FALLBACK_LINES = 80
 FALLBACK_BYTES = 2048

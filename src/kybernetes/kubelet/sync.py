@@ -40,6 +40,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from kybernetes.api.obj import Obj
 from kybernetes.api.timeutil import format_duration
 from kybernetes.kubelet import runtime as rtcfg
 from kybernetes.kubelet.cri import CRIClient, CRIError, NotFoundError, api
@@ -49,7 +50,6 @@ from kybernetes.kubelet.status import ContainerRecord, PodRuntime, termination_m
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Recorder = Callable[[Obj, str, str, str], None]
 Getter = Callable[[str, str], Awaitable[Obj | None]]
 MIN_GRACE = 2

@@ -56,6 +56,7 @@ from typing import Any
 from kybernetes import errors
 from kybernetes.api import gobytes
 from kybernetes.api.fieldpath import container_resource_value, field_value
+from kybernetes.api.obj import Obj
 from kybernetes.api.quantity import parse_quantity
 from kybernetes.api.timeutil import parse_epoch
 from kybernetes.client.rest import Client
@@ -74,7 +75,6 @@ from kybernetes.kubelet.volume_host import (
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 
 EMPTY_DIR = "kubernetes.io~empty-dir"

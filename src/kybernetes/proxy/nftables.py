@@ -62,11 +62,11 @@ import re
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+
+from kybernetes.api.obj import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 DEFAULT_MARK = 0x4000

@@ -23,8 +23,8 @@ before their node: they wait in a NodeInfo that is not in the snapshot's node li
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import is_pod_terminal
 from kybernetes.client.workqueue import Clock, RealClock
 from kybernetes.scheduler.framework import Snapshot
@@ -32,7 +32,6 @@ from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
 from kybernetes.scheduler.queue import pod_key
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 
 class Cache:

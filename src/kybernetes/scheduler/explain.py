@@ -23,14 +23,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kybernetes.api.obj import Obj
 from kybernetes.api.scheduling import tuples_tolerate_taint
 from kybernetes.scheduler.cache import Cache
 from kybernetes.scheduler.config import SchedulerConfig
 from kybernetes.scheduler.framework import CycleState, Framework, Handle, Status, reason_summary
 from kybernetes.scheduler.nodeinfo import CPU, PODS, PodInfo
 from kybernetes.scheduler.plugins.node_resources_fit import insufficient_resources
-
-Obj = dict[str, Any]
 
 
 @dataclass

@@ -28,12 +28,12 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from kybernetes.api.label_selectors import LabelSelector
+from kybernetes.api.obj import Obj
 from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
 
 if TYPE_CHECKING:
     from kybernetes.scheduler.config import Profile
 
-Obj = dict[str, Any]
 MAX_NODE_SCORE = 100
 
 

@@ -22,10 +22,9 @@ from typing import Any
 import orjson
 
 from kybernetes.api.label_selectors import LabelSelector, from_label_selector_object
+from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import container_requests, pod_requests, resource_list
 from kybernetes.api.scheduling import toleration_tuple
-
-Obj = dict[str, Any]
 
 CPU = "cpu"
 MEMORY = "memory"

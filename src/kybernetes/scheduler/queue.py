@@ -24,12 +24,10 @@ import asyncio
 import heapq
 import itertools
 from collections.abc import Iterable
-from typing import Any
 
+from kybernetes.api.obj import Obj
 from kybernetes.client.workqueue import Clock, RealClock
 from kybernetes.scheduler.nodeinfo import PodInfo
-
-Obj = dict[str, Any]
 
 ACTIVE = "active"
 BACKOFF = "backoff"

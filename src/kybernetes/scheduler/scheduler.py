@@ -37,6 +37,7 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.label_selectors import LabelSelector, from_label_selector_object, new_requirement
+from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import is_pod_terminal
 from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.client.workqueue import Clock
@@ -54,7 +55,6 @@ from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
 from kybernetes.scheduler.queue import Nominator, QueuedPod, SchedulingQueue, pod_key
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 MIN_FEASIBLE_NODES = 100
 MIN_FEASIBLE_PERCENTAGE = 5

@@ -28,13 +28,12 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from kybernetes.api.obj import Obj
 from kybernetes.storage.interface import CompactedError, Event, Store
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Decoder = Callable[[bytes, int], Obj]
 EventList = list["CacheEvent"]
 

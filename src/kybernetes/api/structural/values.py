@@ -16,9 +16,8 @@ import uuid
 from typing import Any
 
 from kybernetes.api import gobytes
+from kybernetes.api.obj import Obj
 from kybernetes.api.validation import Path
-
-Obj = dict[str, Any]
 
 ROOT_RESERVED = ("apiVersion", "kind", "metadata")
 JUNCTORS = ("allOf", "anyOf", "oneOf")

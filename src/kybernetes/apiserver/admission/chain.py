@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 
 if TYPE_CHECKING:
     from kybernetes.apiserver.registry.store import Registry, User
 
-Obj = dict[str, Any]
 
 CREATE = "CREATE"
 UPDATE = "UPDATE"

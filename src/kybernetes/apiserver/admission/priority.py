@@ -10,15 +10,14 @@ does not exist is refused (403), as Kubernetes does. ``system-cluster-critical``
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 from kybernetes.apiserver.admission.chain import CREATE, Attributes, Handler, PluginInit
 from kybernetes.apiserver.registry.store import Registry, RequestContext
 
 NAME = "Priority"
 
-Obj = dict[str, Any]
 
 SYSTEM_CLASSES = (
     ("system-node-critical", 2000001000, "Used for system critical pods that must not be moved from their current node."),

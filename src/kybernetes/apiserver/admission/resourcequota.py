@@ -24,6 +24,7 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api import quantity as q
+from kybernetes.api.obj import Obj
 from kybernetes.api.quota_usage import (
     Usage,
     matches_quota,
@@ -39,7 +40,6 @@ from kybernetes.apiserver.registry.store import ListOptions, Registry, RequestCo
 
 NAME = "ResourceQuota"
 
-Obj = dict[str, Any]
 
 _MAX_ATTEMPTS = 10
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 from kybernetes.api.quantity import parse_quantity
 from kybernetes.apiserver.admission.chain import CREATE, Attributes, Handler, PluginInit, forbidden
 from kybernetes.apiserver.registry.node import runtime_class_overhead
@@ -25,7 +26,6 @@ from kybernetes.apiserver.registry.store import Registry
 
 NAME = "RuntimeClass"
 
-Obj = dict[str, Any]
 
 
 def _same_resources(a: Any, b: Any) -> bool:

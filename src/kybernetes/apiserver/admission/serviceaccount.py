@@ -12,15 +12,14 @@ are left alone.
 from __future__ import annotations
 
 import copy
-from typing import Any
 
+from kybernetes.api.obj import Obj
 from kybernetes.apiserver.admission.chain import CREATE, Attributes, Handler, PluginInit
 from kybernetes.apiserver.auth.serviceaccounts import DEFAULT_EXPIRATION, TOKEN_MOUNT, cached_service_account
 from kybernetes.apiserver.registry.store import Registry, random_suffix
 
 NAME = "ServiceAccount"
 
-Obj = dict[str, Any]
 
 
 class ServiceAccountAdmission(Handler):

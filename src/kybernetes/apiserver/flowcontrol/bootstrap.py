@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-Obj = dict[str, Any]
+from kybernetes.api.obj import Obj
 
 AUTO_UPDATE_ANNOTATION = "apf.kubernetes.io/autoupdate-spec"
 FIELD_MANAGER = "api-priority-and-fairness-config-producer-v1"

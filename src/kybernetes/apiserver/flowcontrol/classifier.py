@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kybernetes.api.obj import Obj
 from kybernetes.httpserver.messages import header_lines
-
-Obj = dict[str, Any]
 
 SA_PREFIX = "system:serviceaccount:"
 _CACHE_LIMIT = 8192

@@ -31,9 +31,9 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.apiserver.flowcontrol import bootstrap
 from kybernetes.apiserver.flowcontrol.classifier import Classifier, Match
@@ -52,7 +52,6 @@ from kybernetes.httpserver.messages import AnyResponse, Request, Response
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 GROUP = "flowcontrol.apiserver.k8s.io"
 LONG_RUNNING_SUBRESOURCES = frozenset({"attach", "exec", "log", "portforward", "proxy"})
 TOO_MANY = b"Too many requests, please try again later.\n"

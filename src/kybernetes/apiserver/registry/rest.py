@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from kybernetes import errors
 from kybernetes.api import schema as schemas
+from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Resource
 from kybernetes.apiserver.registry.strategy import Strategy
 
 if TYPE_CHECKING:
     from kybernetes.apiserver.registry.store import Registry, RequestContext
 
-Obj = dict[str, Any]
 
 METHOD_NOT_ALLOWED = "the server does not allow this method on the requested resource"
 

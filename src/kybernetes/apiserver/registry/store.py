@@ -51,6 +51,7 @@ from kybernetes.api import schema as schemas
 from kybernetes.api import validation as v
 from kybernetes.api.field_selectors import FieldSelector, object_fields
 from kybernetes.api.label_selectors import LabelSelector
+from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.timeutil import format_rfc3339, now_rfc3339
 from kybernetes.apiserver.admission.chain import CREATE, DELETE, UPDATE, Attributes, Chain
@@ -61,7 +62,6 @@ from kybernetes.apiserver.registry.watchstream import WatchStream, filter_event
 from kybernetes.storage import interface as st
 from kybernetes.storage.cacher import CacheEvent, Cacher, Watcher
 
-Obj = dict[str, Any]
 ObjList = list[Obj]
 StrList = list[str]
 

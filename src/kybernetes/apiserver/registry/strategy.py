@@ -22,9 +22,8 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from kybernetes.api import validation as v
+from kybernetes.api.obj import Obj
 from kybernetes.api.validation import FieldError
-
-Obj = dict[str, Any]
 
 
 class Strategy:

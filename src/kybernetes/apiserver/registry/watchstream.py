@@ -10,9 +10,8 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from kybernetes.api.obj import Obj
 from kybernetes.storage.cacher import CacheEvent, Cacher, Watcher
-
-Obj = dict[str, Any]
 
 
 def filter_event(ev: CacheEvent, match: Callable[[Obj], bool] | None) -> CacheEvent | None:

@@ -18,6 +18,7 @@ from kybernetes import errors
 from kybernetes.api import gojson
 from kybernetes.api.field_selectors import parse_field_selector
 from kybernetes.api.label_selectors import parse_label_selector
+from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.apiserver import printers
 from kybernetes.apiserver.registry.rest import (
@@ -40,8 +41,6 @@ from kybernetes.apiserver.transport.requests import (
 )
 from kybernetes.httpserver.messages import AnyResponse, Request, Response, StreamResponse, chunk
 from kybernetes.storage.cacher import CacheEvent
-
-Obj = dict[str, Any]
 
 JSON = "application/json"
 BOOKMARK_INTERVAL = 30.0

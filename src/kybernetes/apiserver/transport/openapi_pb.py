@@ -47,6 +47,7 @@ from typing import Any
 
 import orjson
 
+from kybernetes.api.obj import Obj
 from kybernetes.apiserver.transport.openapi import Document
 
 PROTOBUF_V2_MEDIA_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
@@ -57,7 +58,6 @@ _MEDIA_TYPE_PREFIX = "application/com.github.proto-openapi.spec.v2"
 
 _VARINT, _I64, _LEN = 0, 1, 2
 
-Obj = dict[str, Any]
 
 # ---------------------------------------------------------------------------------------------
 # The table: message -> ((field number, JSON key, kind), ...), and its vendor_extension field.

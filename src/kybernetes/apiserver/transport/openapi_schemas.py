@@ -22,9 +22,9 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Resource
 
-Obj = dict[str, Any]
 CRDSchemas = Callable[[str, str, str], "dict[str, Any] | None"]
 
 K8S_VERSION = "v1.32.0"

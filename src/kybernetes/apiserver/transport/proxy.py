@@ -31,18 +31,16 @@ import asyncio
 import ssl
 import urllib.parse
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.registry.store import Registry
 from kybernetes.httpserver.messages import AnyResponse, Request, Response, StreamResponse
 from kybernetes.streaming import StreamPair, http_upgrade, read_body, splice
 from kybernetes.streaming.portforward import PORT_PARAMETER, parse_uint16
-
-Obj = dict[str, Any]
 
 DEFAULT_KUBELET_PORT = 10250
 LOG_PARAMS = ("follow", "previous", "timestamps", "sinceSeconds", "sinceTime", "tailLines", "limitBytes")

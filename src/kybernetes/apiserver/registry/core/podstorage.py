@@ -9,6 +9,7 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from kybernetes import errors
+from kybernetes.api.obj import Obj
 from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.apiserver.registry.rest import (
     Reply,
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from kybernetes.apiserver.registry.store import RequestContext
 
 
-Obj = dict[str, Any]
 
 _BIND_ATTEMPTS = 5
 

@@ -18,11 +18,11 @@ import time
 from typing import Any
 
 from kybernetes.api import validation as v
+from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Resource
 from kybernetes.apiserver.registry.rest import ResourceREST
 from kybernetes.apiserver.registry.store import Registry, RequestContext
 
-Obj = dict[str, Any]
 RESERVE_SECONDS = 120.0
 
 
