@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.obj import Obj
+from kybernetes.api.timeutil import parse_rfc3339
 from kybernetes.apiserver.registry.rest import ComputedREST
 from kybernetes.apiserver.registry.store import Registry
 
@@ -50,16 +50,6 @@ def component_status(name: str, condition: Obj) -> Obj:
     return {"kind": "ComponentStatus", "apiVersion": "v1", "metadata": {"name": name}, "conditions": [condition]}
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
 def lease_condition(lease: Obj | None, now: datetime) -> Obj:
     """The Healthy condition a leader-election Lease (or its absence) stands for at ``now``."""
     if lease is None:
@@ -69,7 +59,7 @@ def lease_condition(lease: Obj | None, now: datetime) -> Obj:
     holder = spec.get("holderIdentity")
     if not holder:
         return _condition("False", error=f"{where} has no holder: no instance is leading")
-    renewed = _parse_time(spec.get("renewTime")) or _parse_time(spec.get("acquireTime"))
+    renewed = parse_rfc3339(spec.get("renewTime")) or parse_rfc3339(spec.get("acquireTime"))
     duration = spec.get("leaseDurationSeconds")
     if renewed is None or not isinstance(duration, int):
         return _condition("False", error=f"{where} held by {holder} has no renewal time or duration")
