@@ -21,6 +21,7 @@ from kybernetes.api.label_selectors import parse_label_selector
 from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.apiserver import printers
+from kybernetes.apiserver.registry.request import DeleteOptions, ListOptions, RequestContext
 from kybernetes.apiserver.registry.rest import (
     METHOD_NOT_ALLOWED,
     Reply,
@@ -28,7 +29,7 @@ from kybernetes.apiserver.registry.rest import (
     SubresourceCall,
     SubresourceREST,
 )
-from kybernetes.apiserver.registry.store import DeleteOptions, ListOptions, Registry, RequestContext
+from kybernetes.apiserver.registry.store import Registry
 from kybernetes.apiserver.transport.requests import (
     Accept,
     ResourcePath,

@@ -20,8 +20,9 @@ from typing import Any
 from kybernetes.api import validation as v
 from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Resource
+from kybernetes.apiserver.registry.request import RequestContext
 from kybernetes.apiserver.registry.rest import ResourceREST
-from kybernetes.apiserver.registry.store import Registry, RequestContext
+from kybernetes.apiserver.registry.store import Registry
 
 RESERVE_SECONDS = 120.0
 
