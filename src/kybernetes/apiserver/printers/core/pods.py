@@ -56,6 +56,20 @@ def _later(current: datetime | None, finished: Any) -> datetime | None:
     return current
 
 
+class _Tally:
+    """What :func:`pod_status` adds up over a pod's container statuses."""
+
+    __slots__ = ("last_restart", "last_sidecar_restart", "ready", "reason", "restarts", "sidecar_restarts")
+
+    def __init__(self, reason: str) -> None:
+        self.ready = 0
+        self.restarts = 0
+        self.sidecar_restarts = 0
+        self.last_restart: datetime | None = None
+        self.last_sidecar_restart: datetime | None = None
+        self.reason = reason
+
+
 def pod_status(pod: JSON) -> tuple[int, int, str, int, datetime | None]:
     """(ready containers, total containers, STATUS reason, restarts, last restart time) of a pod."""
     spec, status = dmap(pod, "spec"), dmap(pod, "status")
@@ -64,28 +78,39 @@ def pod_status(pod: JSON) -> tuple[int, int, str, int, datetime | None]:
     phase = dstr(status, "phase")
 
     total = len(dlist(spec, "containers")) + sum(1 for n in init_specs if _restartable(init_specs, n))
-    ready = 0
-    restarts = 0
-    sidecar_restarts = 0
-    last_restart: datetime | None = None
-    last_sidecar_restart: datetime | None = None
-
-    reason = dstr(status, "reason") or phase
+    tally = _Tally(dstr(status, "reason") or phase)
     for c in conditions:
         if isinstance(c, dict) and c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated":
-            reason = "SchedulingGated"
+            tally.reason = "SchedulingGated"
 
-    initializing = False
     init_statuses = [s for s in dlist(status, "initContainerStatuses") if isinstance(s, dict)]
+    initializing = _tally_init_containers(tally, init_specs, init_statuses)
+    if not initializing or _condition_true(conditions, "Initialized"):
+        # Only sidecar restarts count once the pod is initialised.
+        tally.restarts, tally.last_restart = tally.sidecar_restarts, tally.last_sidecar_restart
+        statuses = [s for s in dlist(status, "containerStatuses") if isinstance(s, dict)]
+        _tally_containers(tally, statuses, conditions)
+
+    reason = tally.reason
+    if is_deleting(pod) and dstr(status, "reason") == _NODE_LOST:
+        reason = "Unknown"
+    elif is_deleting(pod) and phase not in ("Succeeded", "Failed"):
+        reason = "Terminating"
+    return tally.ready, total, reason, tally.restarts, tally.last_restart
+
+
+def _tally_init_containers(tally: _Tally, init_specs: dict[str, JSON], init_statuses: list[JSON]) -> bool:
+    """Add up the init containers' restarts and ready sidecars; True (with the Init: reason set)
+    while an init container has not yet finished."""
     for i, cs in enumerate(init_statuses):
         cname = str(cs.get("name"))
         count = dint(cs, "restartCount")
-        restarts += count
+        tally.restarts += count
         finished = dig(cs, "lastState", "terminated", "finishedAt")
-        last_restart = _later(last_restart, finished)
+        tally.last_restart = _later(tally.last_restart, finished)
         if _restartable(init_specs, cname):
-            sidecar_restarts += count
-            last_sidecar_restart = _later(last_sidecar_restart, finished)
+            tally.sidecar_restarts += count
+            tally.last_sidecar_restart = _later(tally.last_sidecar_restart, finished)
         terminated = dmap(cs, "state", "terminated")
         waiting = dmap(cs, "state", "waiting")
         has_terminated = isinstance(dig(cs, "state", "terminated"), dict)
@@ -93,56 +118,49 @@ def pod_status(pod: JSON) -> tuple[int, int, str, int, datetime | None]:
             continue
         if _restartable(init_specs, cname) and cs.get("started") is True:
             if cs.get("ready") is True:
-                ready += 1
+                tally.ready += 1
             continue
         if has_terminated:
             # Initialisation failed.
             if terminated.get("reason"):
-                reason = "Init:" + str(terminated["reason"])
+                tally.reason = "Init:" + str(terminated["reason"])
             elif dint(terminated, "signal"):
-                reason = f"Init:Signal:{dint(terminated, 'signal')}"
+                tally.reason = f"Init:Signal:{dint(terminated, 'signal')}"
             else:
-                reason = f"Init:ExitCode:{dint(terminated, 'exitCode')}"
+                tally.reason = f"Init:ExitCode:{dint(terminated, 'exitCode')}"
         elif waiting.get("reason") and waiting.get("reason") != "PodInitializing":
-            reason = "Init:" + str(waiting["reason"])
+            tally.reason = "Init:" + str(waiting["reason"])
         else:
-            reason = f"Init:{i}/{len(init_specs)}"
-        initializing = True
-        break
+            tally.reason = f"Init:{i}/{len(init_specs)}"
+        return True
+    return False
 
-    if not initializing or _condition_true(conditions, "Initialized"):
-        # Only sidecar restarts count once the pod is initialised.
-        restarts, last_restart = sidecar_restarts, last_sidecar_restart
-        has_running = False
-        statuses = [s for s in dlist(status, "containerStatuses") if isinstance(s, dict)]
-        # Walk backwards so the first container's state wins, as in Kubernetes.
-        for cs in reversed(statuses):
-            restarts += dint(cs, "restartCount")
-            last_restart = _later(last_restart, dig(cs, "lastState", "terminated", "finishedAt"))
-            waiting = dmap(cs, "state", "waiting")
-            terminated_v = dig(cs, "state", "terminated")
-            terminated = terminated_v if isinstance(terminated_v, dict) else {}
-            if waiting.get("reason"):
-                reason = str(waiting["reason"])
-            elif isinstance(terminated_v, dict) and terminated.get("reason"):
-                reason = str(terminated["reason"])
-            elif isinstance(terminated_v, dict):
-                if dint(terminated, "signal"):
-                    reason = f"Signal:{dint(terminated, 'signal')}"
-                else:
-                    reason = f"ExitCode:{dint(terminated, 'exitCode')}"
-            elif cs.get("ready") is True and isinstance(dig(cs, "state", "running"), dict):
-                has_running = True
-                ready += 1
-        # A "Completed" container next to a running one means the pod as a whole is still up.
-        if reason == "Completed" and has_running:
-            reason = "Running" if _condition_true(conditions, "Ready") else "NotReady"
 
-    if is_deleting(pod) and dstr(status, "reason") == _NODE_LOST:
-        reason = "Unknown"
-    elif is_deleting(pod) and phase not in ("Succeeded", "Failed"):
-        reason = "Terminating"
-    return ready, total, reason, restarts, last_restart
+def _tally_containers(tally: _Tally, statuses: list[JSON], conditions: list[Any]) -> None:
+    """Add up the app containers' restarts and readiness; the reason is the first container's state."""
+    has_running = False
+    # Walk backwards so the first container's state wins, as in Kubernetes.
+    for cs in reversed(statuses):
+        tally.restarts += dint(cs, "restartCount")
+        tally.last_restart = _later(tally.last_restart, dig(cs, "lastState", "terminated", "finishedAt"))
+        waiting = dmap(cs, "state", "waiting")
+        terminated_v = dig(cs, "state", "terminated")
+        terminated = terminated_v if isinstance(terminated_v, dict) else {}
+        if waiting.get("reason"):
+            tally.reason = str(waiting["reason"])
+        elif isinstance(terminated_v, dict) and terminated.get("reason"):
+            tally.reason = str(terminated["reason"])
+        elif isinstance(terminated_v, dict):
+            if dint(terminated, "signal"):
+                tally.reason = f"Signal:{dint(terminated, 'signal')}"
+            else:
+                tally.reason = f"ExitCode:{dint(terminated, 'exitCode')}"
+        elif cs.get("ready") is True and isinstance(dig(cs, "state", "running"), dict):
+            has_running = True
+            tally.ready += 1
+    # A "Completed" container next to a running one means the pod as a whole is still up.
+    if tally.reason == "Completed" and has_running:
+        tally.reason = "Running" if _condition_true(conditions, "Ready") else "NotReady"
 
 
 def _pod_cells(pod: JSON, now: datetime) -> Cells:
