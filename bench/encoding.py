@@ -13,7 +13,7 @@ of 21 runs (before and after alternately, CPU time), in milliseconds for all 1,0
 * LIST: one ``PodList`` body of all of them;
 * GET: each pod as its own body;
 * watch: each pod as one watch event line;
-* store write, client order: ``registry.store.encode`` of an object whose keys come in the order a
+* store write, client order: ``registry.objutil.encode`` of an object whose keys come in the order a
   client sent them (kubectl: apiVersion, kind, metadata{name, namespace, labels}, ...), i.e.
   the first write, which reorders;
 * store write, in order: the same for an object already in Go's order (every later write).
@@ -33,7 +33,7 @@ import orjson
 
 from kybernetes.api import gojson
 from kybernetes.apiserver.registry import pods
-from kybernetes.apiserver.registry.store import encode as encode_now
+from kybernetes.apiserver.registry.objutil import encode as encode_now
 
 Obj = dict[str, Any]
 N = 1000
@@ -70,7 +70,7 @@ def client_pod(i: int) -> Obj:
 
 
 def encode_before(obj: Obj) -> bytes:
-    """registry.store.encode before field order: the stored form without resourceVersion."""
+    """registry.objutil.encode before field order: the stored form without resourceVersion."""
     meta = obj.get("metadata")
     if meta and "resourceVersion" in meta:
         meta = dict(meta)

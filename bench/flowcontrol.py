@@ -20,7 +20,7 @@ from typing import Any
 
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.flowcontrol import FlowControl, bootstrap
-from kybernetes.apiserver.registry.store import User
+from kybernetes.apiserver.registry.request import User
 from kybernetes.apiserver.transport.requests import ResourcePath
 from kybernetes.httpserver.messages import Response
 

@@ -24,7 +24,8 @@ from kybernetes.apiserver.admission.chain import (
     forbidden,
 )
 from kybernetes.apiserver.registry import builtin_strategies
-from kybernetes.apiserver.registry.store import DeleteOptions, Registry, RequestContext, User
+from kybernetes.apiserver.registry.request import DeleteOptions, RequestContext, User
+from kybernetes.apiserver.registry.store import Registry
 from kybernetes.cli import main
 from kybernetes.storage.sqlite import SQLiteStore
 

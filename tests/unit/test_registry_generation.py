@@ -23,7 +23,8 @@ import pytest
 
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.apiserver.registry import builtin_strategies
-from kybernetes.apiserver.registry.store import DeleteOptions, Registry, RequestContext
+from kybernetes.apiserver.registry.request import DeleteOptions, RequestContext
+from kybernetes.apiserver.registry.store import Registry
 from kybernetes.storage.sqlite import SQLiteStore
 
 Obj = dict[str, Any]

@@ -22,8 +22,9 @@ import kybernetes.apiserver.transport.handlers as handlers_module
 from kybernetes import errors
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.apiserver.registry import builtin_strategies
+from kybernetes.apiserver.registry.request import DeleteOptions, RequestContext
 from kybernetes.apiserver.registry.rest import ResourceREST, SubresourceCall
-from kybernetes.apiserver.registry.store import DeleteOptions, Registry, RequestContext
+from kybernetes.apiserver.registry.store import Registry
 from kybernetes.storage.sqlite import SQLiteStore
 
 Obj = dict[str, Any]

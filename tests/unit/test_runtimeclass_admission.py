@@ -36,7 +36,7 @@ def test_merge_tolerations(first: list[dict[str, Any]], second: list[dict[str, A
 
 def test_pod_runtime_class_name_and_overhead_are_validated() -> None:
     from kybernetes.api.validation import Path
-    from kybernetes.apiserver.registry.core.pods import validate_pod_spec
+    from kybernetes.apiserver.registry.core.podvalidation import validate_pod_spec
 
     spec = {"containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Always",
                             "terminationMessagePolicy": "File"}],

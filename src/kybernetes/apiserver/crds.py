@@ -29,8 +29,9 @@ from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.apiserver.registry.conversion import Stored, api_version_only
+from kybernetes.apiserver.registry.request import ListOptions, RequestContext, User
 from kybernetes.apiserver.registry.rest import ResourceREST, ScaleREST, generic_subresources
-from kybernetes.apiserver.registry.store import ListOptions, Registry, RequestContext, User
+from kybernetes.apiserver.registry.store import Registry
 from kybernetes.apiserver.registry.strategy import Strategy, semantic_equal
 
 log = logging.getLogger(__name__)

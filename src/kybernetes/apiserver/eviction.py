@@ -39,7 +39,8 @@ from kybernetes.api.timeutil import now_rfc3339
 
 if TYPE_CHECKING:
     from kybernetes.api.resources import Resource
-    from kybernetes.apiserver.registry.store import DeleteOptions, Registry, RequestContext
+    from kybernetes.apiserver.registry.request import DeleteOptions, RequestContext
+    from kybernetes.apiserver.registry.store import Registry
 
 
 MAX_DISRUPTED_PODS = 2000
@@ -76,7 +77,7 @@ def _enforce_rv(pod: Obj) -> bool:
 
 
 def _delete_options(body: Obj, query_dry_run: bool) -> DeleteOptions:
-    from kybernetes.apiserver.registry.store import DeleteOptions
+    from kybernetes.apiserver.registry.request import DeleteOptions
 
     raw = body.get("deleteOptions")
     opts = DeleteOptions(dry_run=query_dry_run)
@@ -193,7 +194,7 @@ class Evictor:
         return 201, success()
 
     async def _budgets_for(self, pod: Obj) -> list[Obj]:
-        from kybernetes.apiserver.registry.store import ListOptions
+        from kybernetes.apiserver.registry.request import ListOptions
 
         ns = pod["metadata"]["namespace"]
         labels = _d(pod["metadata"].get("labels"))

@@ -42,8 +42,9 @@ from kybernetes.apiserver.flowcontrol import FlowControl
 from kybernetes.apiserver.join.service import JoinService
 from kybernetes.apiserver.registry import builtin_conversions, builtin_strategies, certificates
 from kybernetes.apiserver.registry.core.serviceallocator import ServiceAllocator
+from kybernetes.apiserver.registry.request import RequestContext, User
 from kybernetes.apiserver.registry.rest import ResourceREST
-from kybernetes.apiserver.registry.store import Registry, RequestContext, User
+from kybernetes.apiserver.registry.store import Registry
 from kybernetes.apiserver.transport import discovery, openapi_pb
 from kybernetes.apiserver.transport.handlers import JSON, ResourceHandlers, json_response
 from kybernetes.apiserver.transport.openapi import OpenAPIService

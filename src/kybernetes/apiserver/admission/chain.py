@@ -36,7 +36,8 @@ from kybernetes import errors
 from kybernetes.api.obj import Obj
 
 if TYPE_CHECKING:
-    from kybernetes.apiserver.registry.store import Registry, User
+    from kybernetes.apiserver.registry.request import User
+    from kybernetes.apiserver.registry.store import Registry
 
 
 CREATE = "CREATE"

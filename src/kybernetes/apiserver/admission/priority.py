@@ -14,7 +14,8 @@ import contextlib
 from kybernetes import errors
 from kybernetes.api.obj import Obj
 from kybernetes.apiserver.admission.chain import CREATE, Attributes, Handler, PluginInit
-from kybernetes.apiserver.registry.store import Registry, RequestContext
+from kybernetes.apiserver.registry.request import RequestContext
+from kybernetes.apiserver.registry.store import Registry
 
 NAME = "Priority"
 

@@ -36,7 +36,8 @@ from kybernetes.api.quota_usage import (
 )
 from kybernetes.api.resources import Resource
 from kybernetes.apiserver.admission.chain import CREATE, Attributes, Handler, PluginInit, forbidden
-from kybernetes.apiserver.registry.store import ListOptions, Registry, RequestContext, User
+from kybernetes.apiserver.registry.request import ListOptions, RequestContext, User
+from kybernetes.apiserver.registry.store import Registry
 
 NAME = "ResourceQuota"
 

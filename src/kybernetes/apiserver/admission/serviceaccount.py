@@ -16,7 +16,8 @@ import copy
 from kybernetes.api.obj import Obj
 from kybernetes.apiserver.admission.chain import CREATE, Attributes, Handler, PluginInit
 from kybernetes.apiserver.auth.serviceaccounts import DEFAULT_EXPIRATION, TOKEN_MOUNT, cached_service_account
-from kybernetes.apiserver.registry.store import Registry, random_suffix
+from kybernetes.apiserver.registry.objutil import random_suffix
+from kybernetes.apiserver.registry.store import Registry
 
 NAME = "ServiceAccount"
 

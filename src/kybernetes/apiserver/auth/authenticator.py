@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kybernetes import errors
-from kybernetes.apiserver.registry.store import User
+from kybernetes.apiserver.registry.request import User
 
 RELOAD_CHECK_INTERVAL = 1.0
 """Seconds between checks of the token file's mtime."""

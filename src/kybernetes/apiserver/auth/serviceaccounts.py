@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives import serialization
 from kybernetes import errors
 from kybernetes.api.obj import Obj
 from kybernetes.api.timeutil import format_rfc3339
-from kybernetes.apiserver.registry.store import Registry, RequestContext, User
+from kybernetes.apiserver.registry.request import RequestContext, User
+from kybernetes.apiserver.registry.store import Registry
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 API_AUDIENCES = (ISSUER, "https://kubernetes.default.svc", "kubernetes")

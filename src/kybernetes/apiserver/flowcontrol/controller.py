@@ -35,18 +35,13 @@ from collections.abc import Awaitable, Callable
 from kybernetes import errors
 from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Catalogue, Resource
+from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.apiserver.flowcontrol import bootstrap
 from kybernetes.apiserver.flowcontrol.classifier import Classifier, Match
 from kybernetes.apiserver.flowcontrol.dropped import DroppedRequests
 from kybernetes.apiserver.flowcontrol.queueset import Clock, LoopClock, QueueSet
-from kybernetes.apiserver.registry.store import (
-    DeleteOptions,
-    ListOptions,
-    Registry,
-    RequestContext,
-    User,
-    now_rfc3339,
-)
+from kybernetes.apiserver.registry.request import DeleteOptions, ListOptions, RequestContext, User
+from kybernetes.apiserver.registry.store import Registry
 from kybernetes.apiserver.transport.requests import ResourcePath, bool_param
 from kybernetes.httpserver.messages import AnyResponse, Request, Response
 

@@ -9,7 +9,10 @@ Layout:
 
 * :mod:`._common` -- the :class:`Column` type and the formatting helpers every printer shares
   (``HumanDuration`` ages, label and selector strings, container/image lists);
-* :mod:`.core`, :mod:`.groups`, :mod:`.storage` and :mod:`.node` -- one :class:`~._common.Printer` per built-in kind, mirroring
+* :mod:`.core` (a package, one module per family of core kinds) and one module per named API group
+  (:mod:`.apps`, :mod:`.batch`, :mod:`.autoscaling`, :mod:`.coordination`, :mod:`.discovery`,
+  :mod:`.scheduling`, :mod:`.policy`, :mod:`.networking`, :mod:`.storage`, :mod:`.rbac`, :mod:`.node`,
+  :mod:`.certificates`, :mod:`.flowcontrol`) -- one :class:`~._common.Printer` per built-in kind, mirroring
   Kubernetes' ``pkg/printers/internalversion`` (always the wide variant, as the real server does);
 * :mod:`.jsonpath` -- the JSONPath subset CRD ``additionalPrinterColumns`` need;
 * this module -- the dispatch (built-in printer, custom-resource columns, or the default table) and
@@ -32,7 +35,22 @@ from datetime import datetime
 from typing import Any
 
 from kybernetes.api.timeutil import parse_rfc3339
-from kybernetes.apiserver.printers import certificates, core, flowcontrol, groups, node, storage
+from kybernetes.apiserver.printers import (
+    apps,
+    autoscaling,
+    batch,
+    certificates,
+    coordination,
+    core,
+    discovery,
+    flowcontrol,
+    networking,
+    node,
+    policy,
+    rbac,
+    scheduling,
+    storage,
+)
 from kybernetes.apiserver.printers._common import (
     AGE_DESC,
     JSON,
@@ -77,7 +95,9 @@ _DEFAULT_CUSTOM_COLUMNS: list[JSON] = [
 
 
 _BY_GROUP_KIND: dict[tuple[str, str], Printer] = {
-    **groups.BY_GROUP_KIND, **storage.BY_GROUP_KIND, **node.BY_GROUP_KIND, **certificates.BY_GROUP_KIND,
+    **apps.BY_GROUP_KIND, **batch.BY_GROUP_KIND, **autoscaling.BY_GROUP_KIND, **coordination.BY_GROUP_KIND,
+    **discovery.BY_GROUP_KIND, **scheduling.BY_GROUP_KIND, **policy.BY_GROUP_KIND, **networking.BY_GROUP_KIND,
+    **storage.BY_GROUP_KIND, **rbac.BY_GROUP_KIND, **node.BY_GROUP_KIND, **certificates.BY_GROUP_KIND,
     **flowcontrol.BY_GROUP_KIND,
 }
 

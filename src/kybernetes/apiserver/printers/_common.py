@@ -74,6 +74,10 @@ def col(name: str, type_: str = "string", description: str = "", priority: int =
     return Column(name, type_, "", description, priority)
 
 
+# The wide Selector column of every kind that manages pods (apps and batch workloads).
+SELECTOR_DESC = "The label selector of the managed pods."
+WIDE_SELECTOR = col("Selector", description=SELECTOR_DESC, priority=1)
+
 # The wide columns of every kind with a pod template.
 WIDE_TEMPLATE = (
     col("Containers", description=CONTAINERS_DESC, priority=1),

@@ -1,6 +1,6 @@
-"""Printers of ``storage.k8s.io/v1`` CSIDriver, CSINode, VolumeAttachment and CSIStorageCapacity,
+"""Printers of ``storage.k8s.io/v1`` StorageClass, CSIDriver, CSINode, VolumeAttachment and CSIStorageCapacity,
 as Kubernetes' ``printCSIDriver``, ``printCSINode``, ``printVolumeAttachment`` and
-``printCSIStorageCapacity`` (StorageClass's printer is in :mod:`.groups`).
+``printCSIStorageCapacity`` and StorageClass, as ``printStorageClass``.
 
 Boolean cells are JSON booleans (the columns are of type ``boolean``); unset optional values print
 as Kubernetes prints them (``<unset>``, ``<none>``). CSIStorageCapacity has no Age column in
@@ -22,6 +22,7 @@ from kybernetes.apiserver.printers._common import (
     col,
     dig,
     dlist,
+    dmap,
     dstr,
     name_col,
     name_of,
@@ -115,7 +116,43 @@ CSI_STORAGE_CAPACITY = Printer(
     lambda c, now: [name_of(c), str(c.get("storageClassName") or ""), _capacity(c.get("capacity"))],
 )
 
+_DEFAULT_CLASS_KEYS = (
+    "storageclass.kubernetes.io/is-default-class",
+    "storageclass.beta.kubernetes.io/is-default-class",
+)
+
+
+def _storage_class_cells(sc: JSON, now: datetime) -> Cells:
+    annotations = dmap(sc, "metadata", "annotations")
+    name = name_of(sc)
+    if any(annotations.get(k) == "true" for k in _DEFAULT_CLASS_KEYS):
+        name += " (default)"
+    expand = sc.get("allowVolumeExpansion")
+    return [
+        name,
+        dstr(sc, "provisioner"),
+        dstr(sc, "reclaimPolicy") or "Delete",
+        dstr(sc, "volumeBindingMode") or "Immediate",
+        expand if isinstance(expand, bool) else False,
+        age(sc, now),
+    ]
+
+
+STORAGE_CLASS = Printer(
+    (
+        name_col(),
+        col("Provisioner", description="The volume plugin that provisions volumes of this class."),
+        col("ReclaimPolicy", description="What happens to provisioned volumes when released."),
+        col("VolumeBindingMode", description="When volumes are bound and provisioned."),
+        col("AllowVolumeExpansion", description="Whether volumes of this class may be expanded."),
+        age_col(),
+    ),
+    _storage_class_cells,
+)
+
+
 BY_GROUP_KIND: dict[tuple[str, str], Printer] = {
+    ("storage.k8s.io", "StorageClass"): STORAGE_CLASS,
     ("storage.k8s.io", "CSIDriver"): CSI_DRIVER,
     ("storage.k8s.io", "CSINode"): CSI_NODE,
     ("storage.k8s.io", "VolumeAttachment"): VOLUME_ATTACHMENT,

@@ -29,7 +29,7 @@ from kybernetes.api.validation import FieldError, Path
 from kybernetes.api.validation.fields import as_dict, as_list, is_int, validate_nonneg
 from kybernetes.apiserver.registry.apps import spec_of
 from kybernetes.apiserver.registry.core import default_pod_template, validate_pod_template
-from kybernetes.apiserver.registry.core.pods import RESTART_POLICIES
+from kybernetes.apiserver.registry.core.podvalidation import RESTART_POLICIES
 from kybernetes.apiserver.registry.strategy import Obj, Strategy
 
 CONTROLLER_UID = "batch.kubernetes.io/controller-uid"

@@ -37,9 +37,11 @@ from typing import Any
 from kybernetes import errors
 from kybernetes.api import certificates as certs
 from kybernetes.api import validation as v
+from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.api.validation.fields import path_segment_name_msgs
-from kybernetes.apiserver.registry.store import Registry, RequestContext, now_rfc3339
+from kybernetes.apiserver.registry.request import RequestContext
+from kybernetes.apiserver.registry.store import Registry
 from kybernetes.apiserver.registry.strategy import Obj, Strategy
 
 KIND = "CertificateSigningRequest"

@@ -11,7 +11,10 @@ from __future__ import annotations
 from kybernetes.api import validation as v
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.api.validation.fields import as_dict
-from kybernetes.apiserver.registry.core.pods import validate_resource_requirements, validate_tolerations
+from kybernetes.apiserver.registry.core.podvalidation import (
+    validate_resource_requirements,
+    validate_tolerations,
+)
 from kybernetes.apiserver.registry.strategy import ClusterScoped, Obj, Strategy
 
 

@@ -32,7 +32,8 @@ from kybernetes.api.resources import Resource
 from kybernetes.apiserver.registry.strategy import Strategy
 
 if TYPE_CHECKING:
-    from kybernetes.apiserver.registry.store import Registry, RequestContext
+    from kybernetes.apiserver.registry.request import RequestContext
+    from kybernetes.apiserver.registry.store import Registry
 
 
 METHOD_NOT_ALLOWED = "the server does not allow this method on the requested resource"

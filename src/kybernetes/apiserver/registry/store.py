@@ -24,7 +24,7 @@ runs on dry-run requests too. Registry hooks (``create_hooks``/``update_hooks``)
 admission: they are per-kind steps that need the store or the request (a CSR's requestor, a CRD's
 finalizer); a Service's IPs and ports are its REST object's ``begin_create``/``begin_update``.
 
-Reads are served from the watch cache (:mod:`kybernetes.storage.cacher`), made consistent by
+Reads (:mod:`.reads`) are served from the watch cache (:mod:`kybernetes.storage.cacher`), made consistent by
 waiting until the cache has applied every acknowledged write. A request runs in the form of the
 version it was made through; objects are converted to and from their stored form only as they
 leave and enter the store (:meth:`Registry.to_version`, ``_encode_for``; see ``conversion.py``). Objects leave the registry as dicts
@@ -34,199 +34,39 @@ that the caller must not mutate (the cache shares them).
 from __future__ import annotations
 
 import asyncio
-import base64
 import copy
-import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
-
-import orjson
 
 from kybernetes import errors
 from kybernetes.api import decode as typed
-from kybernetes.api import gobytes, gojson
+from kybernetes.api import gojson
 from kybernetes.api import schema as schemas
 from kybernetes.api import validation as v
-from kybernetes.api.field_selectors import FieldSelector, object_fields
-from kybernetes.api.label_selectors import LabelSelector
 from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.timeutil import format_rfc3339, now_rfc3339
 from kybernetes.apiserver.admission.chain import CREATE, DELETE, UPDATE, Attributes, Chain
 from kybernetes.apiserver.registry.conversion import Conversions, Stored
+from kybernetes.apiserver.registry.objutil import copy_json, decode, encode, meta_of, new_uid, random_suffix
+from kybernetes.apiserver.registry.reads import StoreReads
+from kybernetes.apiserver.registry.request import DeleteOptions, ListOptions, RequestContext
 from kybernetes.apiserver.registry.rest import ResourceREST
 from kybernetes.apiserver.registry.strategy import Strategy
-from kybernetes.apiserver.registry.watchstream import WatchStream, filter_event
 from kybernetes.storage import interface as st
-from kybernetes.storage.cacher import CacheEvent, Cacher, Watcher
+from kybernetes.storage.cacher import Cacher
 
 ObjList = list[Obj]
 StrList = list[str]
 
-_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _PATCH_RETRIES = 8
 
-
-
-
-_random_pool = b""
-_RANDOM_POOL_BYTES = 4096
-
-
-def _random_bytes(n: int) -> bytes:
-    """``n`` bytes from the OS CSPRNG, drawn from a pool refilled by one ``os.urandom`` call.
-
-    Each ``os.urandom`` call releases the GIL, and under load getting it back costs far more
-    than the syscall itself; one call per few hundred writes instead of one (or five) per write.
-    """
-    global _random_pool
-    if len(_random_pool) < n:
-        _random_pool = os.urandom(_RANDOM_POOL_BYTES)
-    out, _random_pool = _random_pool[:n], _random_pool[n:]
-    return out
-
-
-def random_suffix(n: int, alphabet: str = _NAME_CHARS) -> str:
-    """``n`` characters chosen uniformly from ``alphabet`` (like ``secrets.choice``), as generateName does."""
-    size = len(alphabet)
-    limit = 256 - 256 % size  # rejection sampling keeps every character equally likely
-    out: list[str] = []
-    while len(out) < n:
-        for byte in _random_bytes(n - len(out)):
-            if byte < limit:
-                out.append(alphabet[byte % size])
-    return "".join(out)
-
-
-def new_uid() -> str:
-    """A random (version 4) UUID string, like ``str(uuid.uuid4())``."""
-    b = _random_bytes(16)
-    h = b.hex()
-    # Version 4 in the high nibble of byte 6; RFC 4122 variant (10xx) in byte 8.
-    return (f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{(b[8] & 0x3F | 0x80):02x}{h[18:20]}-{h[20:]}")
-
-
-def _copy_json(v: Any) -> Any:
-    """A deep copy of a JSON-shaped value, several times faster than ``copy.deepcopy``.
-
-    Anything that is not plain JSON (YAML timestamps, subclasses) goes through deepcopy.
-    """
-    t = type(v)
-    if t is dict:
-        return {k: _copy_json(x) for k, x in v.items()}
-    if t is list:
-        return [_copy_json(x) for x in v]
-    if t is str or t is int or t is bool or t is float or v is None:
-        return v
-    return copy.deepcopy(v)
-
-
-@dataclass
-class User:
-    name: str
-    groups: tuple[str, ...] = ()
-    uid: str = ""
-    extra: dict[str, list[str]] = field(default_factory=dict)
-
-
-@dataclass
-class RequestContext:
-    user: User = field(default_factory=lambda: User("system:admin", ("system:masters",)))
-    dry_run: bool = False
-    field_manager: str = ""
-    field_validation: str = "Strict"
-    """Strict, Warn or Ignore (what to do with unknown and duplicate fields)."""
-    warnings: list[str] = field(default_factory=list)
-    user_agent: str = ""
-
-
-@dataclass
-class ListOptions:
-    label_selector: LabelSelector | None = None
-    field_selector: FieldSelector | None = None
-    limit: int = 0
-    continue_token: str = ""
-    resource_version: str = ""
-    resource_version_match: str = ""
-
-
-@dataclass
-class DeleteOptions:
-    grace_period_seconds: int | None = None
-    propagation_policy: str | None = None
-    preconditions: dict[str, Any] | None = None
-    dry_run: bool = False
-
-
-@dataclass
-class ListResult:
-    items: list[Obj]
-    resource_version: str
-    continue_token: str = ""
-    remaining: int | None = None
-
-
 Hook = Callable[["Registry", Resource, Obj, Obj | None, RequestContext], Awaitable[None]]
-SchemaLookup = Callable[[Resource], "schemas.Schema | None"]
 
 
-def encode(obj: Obj) -> bytes:
-    """The stored bytes of ``obj``. First puts its envelope and metadata in Kubernetes' field
-    order, in place (:func:`kybernetes.api.gojson.order_fields`), so that every read serves that
-    order for free. ``resourceVersion`` is the revision, known only once written: it is stored
-    empty, keeping its place, and :func:`decode` fills it in."""
-    gojson.order_fields(obj)
-    meta = obj.get("metadata")
-    if isinstance(meta, dict) and meta.get("resourceVersion"):
-        obj = {**obj, "metadata": {**meta, "resourceVersion": ""}}
-    return orjson.dumps(obj)
-
-
-def decode(value: bytes, revision: int) -> Obj:
-    obj: Obj = orjson.loads(value)
-    obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
-    return obj
-
-
-def _encode_continue(rev: int, start_after: str) -> str:
-    raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": rev, "start": start_after})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_continue(token: str) -> tuple[int, str]:
-    try:
-        raw = gobytes.decode(token, alphabet=gobytes.URL_ALPHABET, padded=False)  # RawURLEncoding
-        d = orjson.loads(raw)
-        rev, start = int(d["rv"]), str(d["start"])
-    except Exception:
-        rev, start = 0, ""
-    if rev == 0:  # -1: "from the current revision", handed out when the token's own had expired
-        raise errors.BadRequest("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
-    return max(rev, 0), start
-
-
-def _parse_rv(rv: str, what: str = "resourceVersion") -> int:
-    try:
-        n = int(rv)
-        if n < 0:
-            raise ValueError
-        return n
-    except ValueError:
-        raise errors.BadRequest(f"invalid {what}: {rv!r}") from None
-
-
-def _meta(obj: Obj) -> Obj:
-    m = obj.get("metadata")
-    if not isinstance(m, dict):
-        m = {}
-        obj["metadata"] = m
-    return m
-
-
-class Registry:
-    """Every kind's CRUD over one store, with one watch cache."""
+class Registry(StoreReads):
+    """Every kind's CRUD over one store, with one watch cache (reads: :class:`StoreReads`)."""
 
     def __init__(self, store: st.Store, catalogue: Catalogue, strategies: dict[tuple[str, str], Strategy],
                  stored: Iterable[Stored] = ()) -> None:
@@ -299,206 +139,6 @@ class Registry:
             gojson.order_fields(stored)
         return encode(stored)
 
-    async def _cache(self, r: Resource) -> Any:
-        return await self.cacher.cache_for(r.key_prefix)
-
-    # --- reads --------------------------------------------------------------------------
-
-    async def get(self, r: Resource, namespace: str, name: str, resource_version: str = "") -> Obj:
-        cache = await self._cache(r)
-        if resource_version and resource_version != "0":
-            await self._wait_rv(_parse_rv(resource_version))
-        elif not resource_version:
-            await self._fresh()
-        obj = cache.objects.get(r.key(namespace, name))
-        if obj is None:
-            raise errors.NotFound.of(r.plural, name, r.group)
-        return obj
-
-    async def _fresh(self) -> None:
-        try:
-            await self.cacher.wait_fresh()
-        except TimeoutError:
-            raise errors.Timeout("Too large resource version: the watch cache is not up to date yet") from None
-
-    async def _wait_rv(self, rev: int) -> None:
-        try:
-            await self.cacher.wait_for_revision(rev)
-        except TimeoutError:
-            raise errors.Timeout(
-                f"Too large resource version: {rev}, current: {self.cacher.revision}",
-                details={"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
-                         "retryAfterSeconds": 1},
-            ) from None
-
-    def _matcher(self, r: Resource, opts: ListOptions) -> Callable[[Obj], bool] | None:
-        ls, fs = opts.label_selector, opts.field_selector
-        if (ls is None or ls.empty) and (fs is None or fs.empty):
-            return None
-        # Selectors are matched against stored objects, in the stored form's field labels.
-        extra: Any = self._stored_strategy(r).field_selectors
-        if fs is not None and not fs.empty:
-            fs = self.conversions.field_selector(r, fs)
-            for field_name, _op, _val in fs.requirements:
-                if field_name not in ("metadata.name", "metadata.namespace") and field_name not in extra:
-                    raise errors.BadRequest(f'field label not supported: {field_name}')
-
-        def match(obj: Obj) -> bool:
-            if ls is not None and not ls.empty and not ls.matches(obj.get("metadata", {}).get("labels")):
-                return False
-            return not (fs is not None and not fs.empty and not fs.matches(object_fields(obj, extra)))
-
-        return match
-
-    async def list(self, r: Resource, namespace: str, opts: ListOptions) -> ListResult:
-        match = self._matcher(r, opts)
-        prefix = r.namespace_prefix(namespace)
-        rv, rvm = opts.resource_version, opts.resource_version_match
-        if rvm and rvm not in ("Exact", "NotOlderThan"):
-            raise errors.BadRequest(f'resourceVersionMatch: Unsupported value: "{rvm}"')
-        if rvm and not rv:
-            raise errors.BadRequest("resourceVersionMatch is forbidden unless resourceVersion is provided")
-        if opts.continue_token:
-            if rv:
-                raise errors.BadRequest("specifying resource version is not allowed when using continue")
-            rev, start = _decode_continue(opts.continue_token)
-            return await self._list_store(r, prefix, rev, start, opts.limit, match)
-        if rvm == "Exact":
-            return await self._list_store(r, prefix, _parse_rv(rv), "", opts.limit, match)
-        if opts.limit and rv != "0":
-            # Paginated consistent lists read a snapshot from the store so that later pages
-            # (continue tokens) see the same revision.
-            base = 0 if not rv else _parse_rv(rv)
-            if base:
-                await self._wait_rv(base)
-            return await self._list_store(r, prefix, 0, "", opts.limit, match)
-        cache = await self._cache(r)
-        if rv and rv != "0":
-            await self._wait_rv(_parse_rv(rv))
-        elif not rv:
-            await self._fresh()
-        revision = self.cacher.revision
-        items = [o for _k, o in cache.list(prefix)]
-        if match is not None:
-            items = [o for o in items if match(o)]
-        return ListResult(items, str(revision))
-
-    async def _list_store(self, r: Resource, prefix: str, revision: int, start_after: str, limit: int,
-                          match: Callable[[Obj], bool] | None) -> ListResult:
-        out: list[Obj] = []
-        rev = revision
-        cursor = start_after
-        try:
-            while True:
-                want = (limit - len(out)) if limit else 0
-                res = await self.store.list(prefix, revision=rev, start_after=cursor, limit=max(want, 50) if limit else 0)
-                rev = res.revision
-                cut_short = False
-                for i, kv in enumerate(res.items):
-                    cursor = kv.key
-                    obj = decode(kv.value, kv.mod_revision)
-                    if match is None or match(obj):
-                        out.append(obj)
-                        if limit and len(out) >= limit:
-                            cut_short = i < len(res.items) - 1
-                            break
-                if limit and len(out) >= limit:
-                    if cut_short or res.more:
-                        return ListResult(out, str(rev), _encode_continue(rev, cursor))
-                    return ListResult(out, str(rev))
-                if not res.more:
-                    return ListResult(out, str(rev))
-        except st.CompactedError:
-            if start_after:
-                # handleCompactedErrorForPaging: the Status carries a token that goes on from the
-                # same key at the current revision.
-                expired = errors.Expired(
-                    "The provided continue parameter is too old to display a consistent list result. You can "
-                    "start a new list without the continue parameter, or use the continue token in this "
-                    "response to retrieve the remainder of the results. Continuing with the provided token "
-                    "results in an inconsistent list - objects that were created, modified, or deleted "
-                    "between the time the first chunk was returned and now may show up in the list."
-                )
-                expired.list_meta = {"continue": _encode_continue(-1, start_after)}
-                raise expired from None
-            raise errors.Expired("The resourceVersion for the provided list is too old.") from None  # etcd3 store
-        except st.FutureRevisionError as e:
-            raise errors.Timeout(f"Too large resource version: {e.requested}, current: {e.current}") from None
-
-    # --- watch --------------------------------------------------------------------------
-
-    async def open_watch(self, r: Resource, namespace: str, opts: ListOptions, *,
-                         bookmark_interval: float | None = None, timeout: float | None = None,
-                         send_initial: bool = True) -> WatchStream:
-        """Open a watch, checking everything that can fail before the first event is sent.
-
-        resourceVersion unset or "0": synthetic ADDED events for the current state, then changes.
-        resourceVersion N: every change after N (410 Expired if N is too old).
-        """
-        match = self._matcher(r, opts)
-        prefix = r.namespace_prefix(namespace)
-        cache = await self._cache(r)
-        rv = opts.resource_version
-        first: list[CacheEvent] = []
-        if rv and rv != "0":
-            start = _parse_rv(rv)
-            if start > self.cacher.revision:
-                await self._wait_rv(start)
-            backlog = cache.events_since(prefix, start)
-            if backlog is None:
-                compacted = await self.store.compacted_revision()
-                if start < compacted:
-                    raise errors.Expired(f"too old resource version: {start} ({compacted})")
-                return WatchStream([], None, None, match, self._watch_store(r, prefix, start, match),
-                                   self.cacher, bookmark_interval, timeout)
-            first = [out for ev in backlog if (out := self._filter(ev, match)) is not None]
-        else:
-            if not rv:
-                await self._fresh()
-            if send_initial:
-                for k, o in cache.list(prefix):
-                    if match is None or match(o):
-                        first.append(CacheEvent("ADDED", k, o, None, int(o["metadata"]["resourceVersion"])))
-        # No await between reading the backlog and registering: no event is lost or repeated.
-        w = Watcher(prefix, self.cacher.flusher)
-        cache.watchers.add(w)
-        return WatchStream(first, w, cache, match, None, self.cacher, bookmark_interval, timeout)
-
-    async def watch(self, r: Resource, namespace: str, opts: ListOptions,
-                    send_initial: bool = True) -> AsyncIterator[CacheEvent]:
-        """Events one by one (for in-process watchers such as the CRD controller)."""
-        stream = await self.open_watch(r, namespace, opts, send_initial=send_initial)
-        try:
-            async for batch in stream.batches():
-                for ev in batch:
-                    yield ev
-        finally:
-            stream.close()
-
-    _filter = staticmethod(filter_event)
-
-    async def _watch_store(self, r: Resource, prefix: str, start: int,
-                           match: Callable[[Obj], bool] | None) -> AsyncIterator[CacheEvent]:
-        it = self.store.watch(prefix, start)
-        try:
-            async for sev in it:
-                if sev.type == "DELETE":
-                    if sev.prev_value is None:
-                        continue
-                    obj = decode(sev.prev_value, sev.revision)
-                    cev = CacheEvent("DELETED", sev.key, obj, obj, sev.revision)
-                else:
-                    assert sev.value is not None
-                    obj = decode(sev.value, sev.revision)
-                    prev = decode(sev.prev_value, sev.revision) if sev.prev_value else None
-                    cev = CacheEvent("MODIFIED" if prev else "ADDED", sev.key, obj, prev, sev.revision)
-                out = self._filter(cev, match)
-                if out is not None:
-                    yield out
-        except st.CompactedError:
-            raise errors.Expired(f"too old resource version: {start} ({await self.store.compacted_revision()})") from None
-        finally:
-            await it.aclose()  # type: ignore[attr-defined]
 
     # --- writes -------------------------------------------------------------------------
 
@@ -560,10 +200,10 @@ class Registry:
     async def create(self, r: Resource, namespace: str, body: Obj, ctx: RequestContext,
                      *, check_typed: bool = True) -> Obj:
         self._check_type_meta(r, body)
-        obj = _copy_json(body)
+        obj = copy_json(body)
         if check_typed:
             self._check_typed(r, obj, ctx)
-        meta = _meta(obj)
+        meta = meta_of(obj)
         if r.namespaced:
             ns = meta.get("namespace")
             if ns and ns != namespace:
@@ -625,9 +265,9 @@ class Registry:
                      *, subresource: str = "") -> tuple[Obj, bool]:
         """PUT. Returns the stored object and whether it was created."""
         self._check_type_meta(r, body)
-        new = _copy_json(body)
+        new = copy_json(body)
         self._check_typed(r, new, ctx)
-        meta = _meta(new)
+        meta = meta_of(new)
         if meta.get("name") and meta["name"] != name:
             raise errors.BadRequest("the name of the object ({}) does not match the name on the URL ({})".format(meta["name"], name))
         if r.namespaced and meta.get("namespace") and meta["namespace"] != namespace:
@@ -651,7 +291,7 @@ class Registry:
                             ctx: RequestContext, subresource: str, *, operation: str = "Update",
                             managed: bool = True) -> Obj:
         s = self.strategy(r)
-        meta = _meta(new)
+        meta = meta_of(new)
         old_meta = old.get("metadata", {})
         # System-owned metadata always comes from the stored object.
         for f in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
@@ -662,10 +302,10 @@ class Registry:
         meta["resourceVersion"] = old_meta.get("resourceVersion")
         if subresource == "status":
             s.prepare_for_status_update(new, old)
-            meta = _meta(new)
+            meta = meta_of(new)
         elif subresource:
             s.prepare_for_subresource_update(subresource, new, old)
-            meta = _meta(new)
+            meta = meta_of(new)
         else:
             s.prepare_for_update(new, old)
         s.default(new)
@@ -764,7 +404,7 @@ class Registry:
                 raise errors.Conflict.of(r.plural, name, r.group)
             if patch_type != "apply":
                 self._check_typed(r, new, ctx)
-            meta = _meta(new)
+            meta = meta_of(new)
             if meta.get("name", name) != name:
                 raise errors.BadRequest("metadata.name: Invalid value: the name of the object cannot be changed by a patch")
             meta["name"] = name
@@ -798,11 +438,11 @@ class Registry:
             raise errors.BadRequest("PATCH /apply requires a non-empty fieldManager query parameter")
         applied = copy.deepcopy(patch)
         self._check_typed(r, applied, ctx)
-        meta = _meta(applied)
+        meta = meta_of(applied)
         if meta.get("name", name) != name:
             raise errors.BadRequest("the name of the object does not match the name on the URL")
         new = ssa.apply(None, applied, ctx.field_manager, self.schema(r), force=True, api_version=r.api_version)
-        _meta(new)["name"] = name
+        meta_of(new)["name"] = name
         # The apply entry is already in managedFields; create must not add an Update entry.
         saved = list(new["metadata"].get("managedFields") or [])
         obj = await self.create(r, namespace, new, ctx, check_typed=False)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import random
+from collections.abc import Callable
 from typing import Any
 
 from kybernetes import errors
@@ -21,6 +22,7 @@ from kybernetes.api.label_selectors import parse_label_selector
 from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.apiserver import printers
+from kybernetes.apiserver.registry.request import DeleteOptions, ListOptions, RequestContext
 from kybernetes.apiserver.registry.rest import (
     METHOD_NOT_ALLOWED,
     Reply,
@@ -28,7 +30,7 @@ from kybernetes.apiserver.registry.rest import (
     SubresourceCall,
     SubresourceREST,
 )
-from kybernetes.apiserver.registry.store import DeleteOptions, ListOptions, Registry, RequestContext
+from kybernetes.apiserver.registry.store import Registry
 from kybernetes.apiserver.transport.requests import (
     Accept,
     ResourcePath,
@@ -274,33 +276,56 @@ class ResourceHandlers:
                      name: str = "") -> AnyResponse:
         self._require_verb(r, "watch")
         q = request.query
-        opts = self._list_options(q)
-        if name:
-            from kybernetes.api.field_selectors import parse_field_selector as pfs
-
-            sel = f"metadata.name={name}"
-            if opts.field_selector is not None and not opts.field_selector.empty:
-                sel += "," + q.get("fieldSelector", "")
-            opts.field_selector = pfs(sel)
-        timeout = int_param(q.get("timeoutSeconds"), "timeoutSeconds")
-        if timeout is None or timeout <= 0:
-            timeout = int(1800 * (1 + random.random()))
+        opts, timeout = self._watch_options(q, name)
         bookmarks = bool_param(q.get("allowWatchBookmarks"))
-        include_object = q.get("includeObject", "Metadata")
         converted = self.registry.conversions.view(r) is not None
 
         try:
             stream = await self.registry.open_watch(r, ns, opts, bookmark_interval=BOOKMARK_INTERVAL if bookmarks
                                                     else None, timeout=timeout)
         except errors.Expired as e:
-            # Kubernetes answers a too-old watch with 200 and an ERROR event.
-            resp = StreamResponse(status=200, headers={"Content-Type": JSON})
-            await resp.prepare(request)
-            await resp.write(gojson.dumps({"type": "ERROR", "object": e.status()}))
-            await resp.write_eof()
-            return resp
+            return await _watch_expired(request, e)
 
         resp = StreamResponse(status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache, private"})
+        encode = self._watch_encoder(r, accept, q.get("includeObject", "Metadata"), converted)
+        transport = request.transport
+        if transport is not None and request.version >= (1, 1) and r.builtin and not converted \
+                and not accept.table and not accept.partial_metadata:
+            stream.direct = _direct_writer(transport, encode)
+
+        try:
+            # The head goes out here, before any direct write.
+            await resp.prepare(request)
+            async for batch in stream.batches():
+                await resp.write(b"".join([encode(ev) for ev in batch]))
+        except errors.StatusError as e:
+            with contextlib.suppress(Exception):
+                await resp.write(gojson.dumps({"type": "ERROR", "object": e.status()}))
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            stream.close()
+        with contextlib.suppress(Exception):
+            await resp.write_eof()
+        return resp
+
+    def _watch_options(self, q: Any, name: str) -> tuple[ListOptions, int]:
+        """A watch's list options (a watch of one object selects it by name) and its timeout in
+        seconds (``timeoutSeconds``, or a random 30 to 60 minutes as kube-apiserver picks)."""
+        opts = self._list_options(q)
+        if name:
+            sel = f"metadata.name={name}"
+            if opts.field_selector is not None and not opts.field_selector.empty:
+                sel += "," + q.get("fieldSelector", "")
+            opts.field_selector = parse_field_selector(sel)
+        timeout = int_param(q.get("timeoutSeconds"), "timeoutSeconds")
+        if timeout is None or timeout <= 0:
+            timeout = int(1800 * (1 + random.random()))
+        return opts, timeout
+
+    def _watch_encoder(self, r: Resource, accept: Accept, include_object: str,
+                       converted: bool) -> Callable[[CacheEvent], bytes]:
+        """The function that turns one event into its line of the watch stream, in ``accept``'s form."""
 
         def encode(ev: CacheEvent) -> bytes:
             if ev.type == "BOOKMARK":
@@ -321,39 +346,7 @@ class ResourceHandlers:
                 ev._encoded = gojson.dumps({"type": ev.type, "object": ev.obj})
             return ev._encoded
 
-        transport = request.transport
-        if transport is not None and request.version >= (1, 1) and r.builtin and not converted \
-                and not accept.table and not accept.partial_metadata:
-            def direct(batch: list[CacheEvent], transport: Any = transport) -> bool:
-                # Straight to the socket, one chunk of the stream's chunked body (see Watcher).
-                if transport.is_closing() or transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT:
-                    return False
-                if len(batch) == 1:
-                    ev = batch[0]
-                    if ev._chunk is None:
-                        ev._chunk = chunk(encode(ev))
-                    transport.write(ev._chunk)
-                else:
-                    transport.write(chunk(b"".join([encode(ev) for ev in batch])))
-                return True
-
-            stream.direct = direct
-
-        try:
-            # The head goes out here, before any direct write.
-            await resp.prepare(request)
-            async for batch in stream.batches():
-                await resp.write(b"".join([encode(ev) for ev in batch]))
-        except errors.StatusError as e:
-            with contextlib.suppress(Exception):
-                await resp.write(gojson.dumps({"type": "ERROR", "object": e.status()}))
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            stream.close()
-        with contextlib.suppress(Exception):
-            await resp.write_eof()
-        return resp
+        return encode
 
     # --- subresources ----------------------------------------------------------------------
 
@@ -408,6 +401,35 @@ def _warning_headers(ctx: RequestContext | None) -> dict[str, str] | None:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+async def _watch_expired(request: Request, e: errors.Expired) -> AnyResponse:
+    """Kubernetes answers a watch from a too-old resourceVersion with 200 and one ERROR event."""
+    resp = StreamResponse(status=200, headers={"Content-Type": JSON})
+    await resp.prepare(request)
+    await resp.write(gojson.dumps({"type": "ERROR", "object": e.status()}))
+    await resp.write_eof()
+    return resp
+
+
+def _direct_writer(transport: Any, encode: Callable[[CacheEvent], bytes]) -> Callable[[list[CacheEvent]], bool]:
+    """The watch stream's fast path: a batch of events written straight to the socket as one
+    chunk of the chunked body (see :class:`~kybernetes.storage.cacher.Watcher`); False (the
+    stream then writes through the response) while the socket is closing or backed up."""
+
+    def direct(batch: list[CacheEvent], transport: Any = transport) -> bool:
+        if transport.is_closing() or transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT:
+            return False
+        if len(batch) == 1:
+            ev = batch[0]
+            if ev._chunk is None:
+                ev._chunk = chunk(encode(ev))
+            transport.write(ev._chunk)
+        else:
+            transport.write(chunk(b"".join([encode(ev) for ev in batch])))
+        return True
+
+    return direct
 
 
 __all__ = ["ResourceHandlers", "json_response", "status_success"]

@@ -1,8 +1,8 @@
 """The core API group (``v1``): one module per resource with code of its own, as Kubernetes'
 ``pkg/registry/core/<resource>``.
 
-pods (strategy and PodSpec rules: ``pods.py``; binding, eviction, ephemeralcontainers:
-``podstorage.py``), services (``services.py``; IP and port allocation: ``serviceallocator.py``),
+pods (strategy: ``pods.py``; the PodSpec rules every workload shares: ``podvalidation.py``;
+binding, eviction, ephemeralcontainers: ``podstorage.py``), services (``services.py``; IP and port allocation: ``serviceallocator.py``),
 namespaces (and ``/finalize``), nodes, config (ConfigMaps, Secrets), serviceaccounts (and
 ``/token``), events, quota (ResourceQuotas, LimitRanges), volumes (PersistentVolumes and claims),
 replicationcontrollers (and ``/scale``); ``common.py`` holds what several of them share.
@@ -21,19 +21,14 @@ from kybernetes.apiserver.registry.core.config import ConfigMapStrategy, SecretS
 from kybernetes.apiserver.registry.core.events import EventStrategy
 from kybernetes.apiserver.registry.core.namespaces import FinalizeREST, NamespaceStrategy
 from kybernetes.apiserver.registry.core.nodes import NodeStrategy
-from kybernetes.apiserver.registry.core.pods import (
-    POD_FIELD_SELECTORS,
-    PodStrategy,
-    PodTemplateStrategy,
-    validate_pod_spec,
-    validate_pod_template,
-)
+from kybernetes.apiserver.registry.core.pods import POD_FIELD_SELECTORS, PodStrategy, PodTemplateStrategy
 from kybernetes.apiserver.registry.core.podstorage import (
     BindingREST,
     EphemeralContainersREST,
     EvictionREST,
     LegacyBindingREST,
 )
+from kybernetes.apiserver.registry.core.podvalidation import validate_pod_spec, validate_pod_template
 from kybernetes.apiserver.registry.core.quota import LimitRangeStrategy, ResourceQuotaStrategy
 from kybernetes.apiserver.registry.core.replicationcontrollers import ReplicationControllerStrategy
 from kybernetes.apiserver.registry.core.serviceaccounts import ServiceAccountStrategy, TokenREST

@@ -13,7 +13,7 @@ from kybernetes.api import validation as v
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.api.validation.fields import as_dict, as_list, is_cidr, validate_enum, validate_resource_list
 from kybernetes.apiserver.registry.core.common import field_reader
-from kybernetes.apiserver.registry.core.pods import TAINT_EFFECTS
+from kybernetes.apiserver.registry.core.podvalidation import TAINT_EFFECTS
 from kybernetes.apiserver.registry.strategy import ClusterScoped, Obj
 
 # --- Node -----------------------------------------------------------------------------------

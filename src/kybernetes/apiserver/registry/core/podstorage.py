@@ -20,7 +20,7 @@ from kybernetes.apiserver.registry.rest import (
 )
 
 if TYPE_CHECKING:
-    from kybernetes.apiserver.registry.store import RequestContext
+    from kybernetes.apiserver.registry.request import RequestContext
 
 
 

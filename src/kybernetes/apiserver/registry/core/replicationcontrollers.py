@@ -11,7 +11,7 @@ from kybernetes.api.defaults import default_pod_template
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.api.validation.fields import as_dict, validate_nonneg
 from kybernetes.apiserver.registry.core.common import field_reader
-from kybernetes.apiserver.registry.core.pods import validate_pod_template
+from kybernetes.apiserver.registry.core.podvalidation import validate_pod_template
 from kybernetes.apiserver.registry.strategy import Obj, Strategy
 
 # --- ReplicationController -----------------------------------------------------------------

@@ -16,7 +16,7 @@ from kybernetes.apiserver.registry.rest import Reply, ResourceREST, SubresourceC
 from kybernetes.apiserver.registry.strategy import Obj, Strategy
 
 if TYPE_CHECKING:
-    from kybernetes.apiserver.registry.store import RequestContext
+    from kybernetes.apiserver.registry.request import RequestContext
 
 
 # --- ServiceAccount and Event ----------------------------------------------------------------

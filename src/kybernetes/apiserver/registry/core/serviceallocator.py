@@ -20,8 +20,9 @@ from typing import Any
 from kybernetes.api import validation as v
 from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Resource
+from kybernetes.apiserver.registry.request import RequestContext
 from kybernetes.apiserver.registry.rest import ResourceREST
-from kybernetes.apiserver.registry.store import Registry, RequestContext
+from kybernetes.apiserver.registry.store import Registry
 
 RESERVE_SECONDS = 120.0
 
@@ -99,6 +100,8 @@ class ServiceAllocator:
         await self._allocate(rest.registry, rest.resource, obj, old)
 
     async def _allocate(self, registry: Registry, r: Resource, obj: Obj, old: Obj | None) -> None:
+        """Fill in the cluster IP and node ports ``obj`` needs; 422 Invalid if one asked for is out of
+        range or taken, or a range is full."""
         spec = obj.get("spec")
         if not isinstance(spec, dict):
             return
@@ -112,76 +115,88 @@ class ServiceAllocator:
             spec.pop("clusterIP", None)
             spec.pop("clusterIPs", None)
         else:
-            ip = spec.get("clusterIP") or ""
-            if not ip and old_spec.get("clusterIP"):
-                ip = old_spec["clusterIP"]
-            if ip == "None":
-                spec["clusterIP"] = "None"
-                spec["clusterIPs"] = ["None"]
-            elif not ip:
-                picked = self._pick_ip(used_ips)
-                if picked is None:
-                    errs.append(v.FieldError("FieldValueInvalid", "spec.clusterIPs", detail="range is full"))
-                else:
-                    self._ips.add(picked)
-                    spec["clusterIP"], spec["clusterIPs"] = picked, [picked]
-            elif old_spec.get("clusterIP") != ip:
-                try:
-                    addr = ipaddress.ip_address(ip)
-                except ValueError:
-                    addr = None
-                if addr is None:
-                    errs.append(v.invalid("spec.clusterIPs[0]", ip, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"))
-                elif addr not in self.network:
-                    errs.append(v.invalid("spec.clusterIPs[0]", ip,
-                                          f"failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. "
-                                          f"The range of valid IPs is {self.network}"))
-                elif ip in used_ips:
-                    errs.append(v.invalid("spec.clusterIPs[0]", ip,
-                                          f"failed to allocate IP {ip}: provided IP is already allocated"))
-                else:
-                    self._ips.add(ip)
-                    spec["clusterIP"], spec["clusterIPs"] = ip, [ip]
-            else:
-                spec["clusterIP"] = ip
-                spec.setdefault("clusterIPs", [ip])
-            if (spec.get("clusterIP") and spec["clusterIP"] != "None") or spec.get("clusterIP") == "None":
-                spec.setdefault("ipFamilies", ["IPv4"])
-                spec.setdefault("ipFamilyPolicy", "SingleStack")
+            errs.extend(self._allocate_cluster_ip(spec, old_spec, used_ips))
         if stype in ("NodePort", "LoadBalancer"):
-            old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
-                         for p in old_spec.get("ports") or [] if isinstance(p, dict)}
-            for i, p in enumerate(spec.get("ports") or []):
-                if not isinstance(p, dict):
-                    continue
-                np = p.get("nodePort")
-                prev = old_ports.get((p.get("port"), p.get("protocol", "TCP")))
-                if not np and prev:
-                    p["nodePort"] = prev
-                    continue
-                if not np:
-                    picked_port = self._pick_port(used_ports)
-                    if picked_port is None:
-                        errs.append(v.FieldError("FieldValueInvalid", f"spec.ports[{i}].nodePort", detail="range is full"))
-                        continue
-                    self._ports.add(picked_port)
-                    used_ports.add(picked_port)
-                    p["nodePort"] = picked_port
-                elif np != prev:
-                    lo, hi = self.node_ports
-                    if not isinstance(np, int) or not lo <= np <= hi:
-                        errs.append(v.invalid(f"spec.ports[{i}].nodePort", np,
-                                              f"provided port is not in the valid range. The range of valid ports is {lo}-{hi}"))
-                    elif np in used_ports:
-                        errs.append(v.invalid(f"spec.ports[{i}].nodePort", np, "provided port is already allocated"))
-                    else:
-                        self._ports.add(np)
-                        used_ports.add(np)
+            errs.extend(self._allocate_node_ports(spec, old_spec, used_ports))
         elif stype == "ClusterIP":
             for p in spec.get("ports") or []:
                 if isinstance(p, dict):
                     p.pop("nodePort", None)
         v.raise_if_errors("Service", name, errs)
+
+    def _allocate_cluster_ip(self, spec: Obj, old_spec: Obj, used_ips: set[str]) -> list[v.FieldError]:
+        """Keep, check and reserve, or pick the cluster IP of a Service that has one; set its IP families."""
+        errs: list[v.FieldError] = []
+        ip = spec.get("clusterIP") or ""
+        if not ip and old_spec.get("clusterIP"):
+            ip = old_spec["clusterIP"]
+        if ip == "None":
+            spec["clusterIP"] = "None"
+            spec["clusterIPs"] = ["None"]
+        elif not ip:
+            picked = self._pick_ip(used_ips)
+            if picked is None:
+                errs.append(v.FieldError("FieldValueInvalid", "spec.clusterIPs", detail="range is full"))
+            else:
+                self._ips.add(picked)
+                spec["clusterIP"], spec["clusterIPs"] = picked, [picked]
+        elif old_spec.get("clusterIP") != ip:
+            try:
+                addr = ipaddress.ip_address(ip)
+            except ValueError:
+                addr = None
+            if addr is None:
+                errs.append(v.invalid("spec.clusterIPs[0]", ip, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"))
+            elif addr not in self.network:
+                errs.append(v.invalid("spec.clusterIPs[0]", ip,
+                                      f"failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. "
+                                      f"The range of valid IPs is {self.network}"))
+            elif ip in used_ips:
+                errs.append(v.invalid("spec.clusterIPs[0]", ip,
+                                      f"failed to allocate IP {ip}: provided IP is already allocated"))
+            else:
+                self._ips.add(ip)
+                spec["clusterIP"], spec["clusterIPs"] = ip, [ip]
+        else:
+            spec["clusterIP"] = ip
+            spec.setdefault("clusterIPs", [ip])
+        if (spec.get("clusterIP") and spec["clusterIP"] != "None") or spec.get("clusterIP") == "None":
+            spec.setdefault("ipFamilies", ["IPv4"])
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+        return errs
+
+    def _allocate_node_ports(self, spec: Obj, old_spec: Obj, used_ports: set[int]) -> list[v.FieldError]:
+        """Keep, check and reserve, or pick the node port of each port of a NodePort or LoadBalancer Service."""
+        errs: list[v.FieldError] = []
+        old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                     for p in old_spec.get("ports") or [] if isinstance(p, dict)}
+        for i, p in enumerate(spec.get("ports") or []):
+            if not isinstance(p, dict):
+                continue
+            np = p.get("nodePort")
+            prev = old_ports.get((p.get("port"), p.get("protocol", "TCP")))
+            if not np and prev:
+                p["nodePort"] = prev
+                continue
+            if not np:
+                picked_port = self._pick_port(used_ports)
+                if picked_port is None:
+                    errs.append(v.FieldError("FieldValueInvalid", f"spec.ports[{i}].nodePort", detail="range is full"))
+                    continue
+                self._ports.add(picked_port)
+                used_ports.add(picked_port)
+                p["nodePort"] = picked_port
+            elif np != prev:
+                lo, hi = self.node_ports
+                if not isinstance(np, int) or not lo <= np <= hi:
+                    errs.append(v.invalid(f"spec.ports[{i}].nodePort", np,
+                                          f"provided port is not in the valid range. The range of valid ports is {lo}-{hi}"))
+                elif np in used_ports:
+                    errs.append(v.invalid(f"spec.ports[{i}].nodePort", np, "provided port is already allocated"))
+                else:
+                    self._ports.add(np)
+                    used_ports.add(np)
+        return errs
 
     def install(self, registry: Registry) -> None:
         """Make every served version of services allocate through this allocator."""

@@ -20,7 +20,7 @@ from kybernetes.api.validation.fields import (
     validate_quantity,
     validate_resource_list,
 )
-from kybernetes.apiserver.registry.core.pods import validate_node_selector
+from kybernetes.apiserver.registry.core.podvalidation import validate_node_selector
 from kybernetes.apiserver.registry.strategy import ClusterScoped, Obj, Strategy
 
 # --- PersistentVolume and PersistentVolumeClaim ------------------------------------------------
