@@ -37,13 +37,13 @@ Obj = dict[str, Any]
 
 def test_default_plugins_in_kubernetes_order() -> None:
     assert plugins.enabled_plugin_names() == [
-        "NamespaceLifecycle", "ServiceAccount", "Priority", "DefaultTolerationSeconds", "RuntimeClass",
+        "NamespaceLifecycle", "LimitRanger", "ServiceAccount", "Priority", "DefaultTolerationSeconds", "RuntimeClass",
         "CertificateSubjectRestriction", "ResourceQuota"]
 
 
 def test_enabled_plugins_keep_the_fixed_order_whatever_the_flag_order() -> None:
     names = plugins.enabled_plugin_names(["AlwaysDeny", "AlwaysAdmit"], ["ServiceAccount", "ResourceQuota"])
-    assert names == ["AlwaysAdmit", "NamespaceLifecycle", "Priority", "DefaultTolerationSeconds", "RuntimeClass",
+    assert names == ["AlwaysAdmit", "NamespaceLifecycle", "LimitRanger", "Priority", "DefaultTolerationSeconds", "RuntimeClass",
                      "CertificateSubjectRestriction", "AlwaysDeny"]
 
 

@@ -26,7 +26,7 @@ ORDERED_PLUGINS: tuple[tuple[str, str | None], ...] = (
     ("NamespaceLifecycle", _PKG + "namespacelifecycle"),
     ("NamespaceExists", None),
     ("LimitPodHardAntiAffinityTopology", None),
-    ("LimitRanger", None),
+    ("LimitRanger", _PKG + "limitranger"),
     ("ServiceAccount", _PKG + "serviceaccount"),
     ("NodeRestriction", None),
     ("TaintNodesByCondition", None),
