@@ -112,3 +112,13 @@ def test_claim_over_max_storage_is_refused(server: ServerProcess, namespace: str
     assert ('persistentvolumeclaims "pvc-limit-lower" is forbidden: minimum storage usage per '
             "PersistentVolumeClaim is 1Gi, but request is 500Mi") in res.stderr
     k("-n", namespace, "apply", "-f", "-", input=claim.format(name="pvc-ok", size="1Gi"))
+
+
+def test_bad_limit_range_is_invalid(server: ServerProcess, namespace: str) -> None:
+    res = server.kubectl("-n", namespace, "apply", "-f", "-", check=False, input=(
+        "apiVersion: v1\nkind: LimitRange\nmetadata: {name: bad}\nspec:\n  limits:\n"
+        "  - type: Container\n    max: {memory: 1Gi}\n    default: {memory: 2Gi}\n    defaultRequest: {memory: 1Gi}\n"))
+    assert res.returncode != 0
+    assert ('The LimitRange "bad" is invalid: spec.limits[0].default[memory]: Invalid value: "1Gi": '
+            "default value 2Gi is greater than max value 1Gi") in res.stderr
+    assert server.kubectl("-n", namespace, "get", "limitranges", "-o", "name").stdout.strip() == ""

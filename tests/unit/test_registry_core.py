@@ -389,6 +389,39 @@ def test_resource_quota_and_limit_range() -> None:
     assert fields(errs) == ["spec.limits[1].min[cpu]", "spec.limits[2].type"]
 
 
+
+@pytest.mark.parametrize(("items", "expected"), [
+    ([{"type": "Container", "min": {"cpu": "2"}, "max": {"cpu": "1"}}],
+     [("spec.limits[0].min[cpu]", "min value 2 is greater than max value 1"),
+      ("spec.limits[0].defaultRequest[cpu]", "min value 2 is greater than default request value 1"),
+      ("spec.limits[0].default[cpu]", "min value 2 is greater than default value 1")]),
+    ([{"type": "Container", "default": {"memory": "1Gi"}, "defaultRequest": {"memory": "2Gi"}}],
+     [("spec.limits[0].defaultRequest[memory]", "default request value 2Gi is greater than default limit value 1Gi")]),
+    ([{"type": "Container", "max": {"memory": "1Gi"}, "default": {"memory": "2Gi"}}],
+     # defaultRequest defaults to default, so it is over max too.
+     [("spec.limits[0].defaultRequest[memory]", "default request value 2Gi is greater than max value 1Gi"),
+      ("spec.limits[0].default[memory]", "default value 2Gi is greater than max value 1Gi")]),
+    ([{"type": "Container", "maxLimitRequestRatio": {"cpu": "500m"}}],
+     [("spec.limits[0].maxLimitRequestRatio[cpu]", "ratio 500m is less than 1")]),
+    ([{"type": "Pod", "min": {"cpu": "1"}, "max": {"cpu": "2"}, "maxLimitRequestRatio": {"cpu": "3"}}],
+     [("spec.limits[0].maxLimitRequestRatio[cpu]", "ratio 3 is greater than max/min = 2.000000")]),
+    ([{"type": "Container", "default": {"example.com/gpu": "2"}, "defaultRequest": {"example.com/gpu": "1"}}],
+     [("spec.limits[0].defaultRequest[example.com/gpu]", "default value 2 must equal to defaultRequest value 1 in "
+                                                           "example.com/gpu")]),
+    ([{"type": "PersistentVolumeClaim", "min": {"cpu": "1"}}],
+     [("spec.limits[0].limits", "either minimum or maximum storage value is required, but neither was provided")]),
+    ([{"type": "Container", "max": {"cpu": "1"}}, {"type": "Container", "max": {"cpu": "2"}}],
+     [("spec.limits[1].type", "")]),
+    ([{"type": "Node"}], [("spec.limits[0].type", "must be a standard limit type or fully qualified")]),
+    ([{"type": "example.com/Thing", "max": {"cpu": "1"}}], []),
+    ([{"type": "Container", "min": {"cpu": "100m"}, "max": {"cpu": "1"}, "maxLimitRequestRatio": {"cpu": "4"}},
+      {"type": "PersistentVolumeClaim", "max": {"storage": "2Gi"}}], []),
+])
+def test_limit_range_validation(items: list[dict[str, Any]], expected: list[tuple[str, str]]) -> None:
+    """``ValidateLimitRange``'s cross-checks, with Kubernetes' paths and details."""
+    _, errs = create("LimitRange", {"metadata": meta("l"), "spec": {"limits": items}})
+    assert [(e.field, e.detail) for e in errs] == expected
+
 def test_service_account() -> None:
     _, errs = create("ServiceAccount", {"metadata": meta("builder"), "secrets": [{"name": "tok"}]})
     assert errs == []

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from kybernetes.api import quantity
 from kybernetes.api import validation as v
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.api.validation.fields import (
     as_dict,
     as_list,
-    quantity_or_none,
     validate_enum,
     validate_resource_list,
 )
@@ -90,15 +90,24 @@ class LimitRangeStrategy(Strategy):
                 default_limit_range_item(item)
 
     def validate(self, obj: Obj) -> list[FieldError]:
+        """``ValidateLimitRange``: each item's type (a standard one or fully qualified, no type
+        twice), its resource names and quantities, and the order min <= defaultRequest <= default
+        <= max, ratio >= 1 and ratio <= max/min, with Kubernetes' paths and messages."""
         errs: list[FieldError] = []
         path = Path("spec", "limits")
+        seen: set[Any] = set()
         for i, item in enumerate(as_list(as_dict(obj.get("spec")).get("limits"))):
-            errs.extend(self._validate_item(as_dict(item), path.index(i)))
+            item = as_dict(item)
+            kind = item.get("type")
+            if isinstance(kind, str) and kind in seen:
+                errs.append(v.duplicate(path.index(i).child("type"), kind))
+            seen.add(kind if isinstance(kind, str) else None)
+            errs.extend(self._validate_item(item, path.index(i)))
         return errs
 
     @staticmethod
     def _validate_item(item: dict[str, Any], path: Path) -> list[FieldError]:
-        errs = validate_enum(item.get("type"), path.child("type"), LIMIT_TYPES)
+        errs = _validate_limit_type(item.get("type"), path.child("type"))
         fields = ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio")
         for field in fields:
             errs.extend(validate_resource_list(item.get(field), path.child(field)))
@@ -108,11 +117,69 @@ class LimitRangeStrategy(Strategy):
             for field in ("default", "defaultRequest"):
                 if item.get(field):
                     errs.append(v.forbidden(path.child(field), "may not be specified when `type` is 'Pod'"))
-        maxes, mins = as_dict(item.get("max")), as_dict(item.get("min"))
-        for name, low in mins.items():
-            high = maxes.get(name)
-            low_q, high_q = quantity_or_none(low), quantity_or_none(high)
-            if high is not None and low_q is not None and high_q is not None and low_q > high_q:
-                errs.append(v.invalid(path.child("min").key(name), low,
-                                      f"min value {low} is greater than max value {high}"))
+        if item.get("type") == "PersistentVolumeClaim" and not ("storage" in as_dict(item.get("min"))
+                                                              or "storage" in as_dict(item.get("max"))):
+            errs.append(v.required(path.child("limits"),
+                                   "either minimum or maximum storage value is required, but neither was provided"))
+        errs.extend(_limit_order_errors(item, path))
         return errs
+
+
+def _validate_limit_type(kind: Any, path: Path) -> list[FieldError]:
+    """``validateLimitRangeTypeName``: a qualified name; without a prefix, one of the standard types."""
+    if not isinstance(kind, str):
+        return [v.invalid(path, kind, "must be a standard limit type or fully qualified")]
+    msgs = v.is_qualified_name(kind)
+    if msgs:
+        return [v.invalid(path, kind, m) for m in msgs]
+    if "/" not in kind and kind not in LIMIT_TYPES:
+        return [v.invalid(path, kind, "must be a standard limit type or fully qualified")]
+    return []
+
+
+def _overcommit_allowed(name: str) -> bool:
+    """``helper.IsOvercommitAllowed``: native resources but hugepages; extended ones may not."""
+    native = "/" not in name or "kubernetes.io/" in name
+    return native and not name.startswith("hugepages-")
+
+
+def _limit_order_errors(item: dict[str, Any], path: Path) -> list[FieldError]:
+    """The cross-checks of one item's quantities, per resource name (already valid quantities)."""
+    pod = item.get("type") == "Pod"
+    lists = {f: {k: quantity.parse(quantity.canonical_resource(x)) for k, x in as_dict(item.get(f)).items()}
+             for f in ("min", "max", "default", "defaultRequest", "maxLimitRequestRatio")}
+    if pod:
+        lists["default"], lists["defaultRequest"] = {}, {}
+    low, high, dflt, dreq, ratio = (lists[f] for f in ("min", "max", "default", "defaultRequest",
+                                                       "maxLimitRequestRatio"))
+    errs: list[FieldError] = []
+    for k in sorted(set().union(*lists.values())):
+        mn, mx, d, dr, r = low.get(k), high.get(k), dflt.get(k), dreq.get(k), ratio.get(k)
+        if mn is not None and mx is not None and mn.value > mx.value:
+            errs.append(v.invalid(path.child("min").key(k), str(mn), f"min value {mn} is greater than max value {mx}"))
+        if dr is not None and mn is not None and mn.value > dr.value:
+            errs.append(v.invalid(path.child("defaultRequest").key(k), str(dr),
+                                  f"min value {mn} is greater than default request value {dr}"))
+        if dr is not None and mx is not None and dr.value > mx.value:
+            errs.append(v.invalid(path.child("defaultRequest").key(k), str(dr),
+                                  f"default request value {dr} is greater than max value {mx}"))
+        if dr is not None and d is not None and dr.value > d.value:
+            errs.append(v.invalid(path.child("defaultRequest").key(k), str(dr),
+                                  f"default request value {dr} is greater than default limit value {d}"))
+        if d is not None and mn is not None and mn.value > d.value:
+            errs.append(v.invalid(path.child("default").key(k), str(mn),
+                                  f"min value {mn} is greater than default value {d}"))
+        if d is not None and mx is not None and d.value > mx.value:
+            errs.append(v.invalid(path.child("default").key(k), str(mx),
+                                  f"default value {d} is greater than max value {mx}"))
+        if r is not None and r.value < 1:
+            errs.append(v.invalid(path.child("maxLimitRequestRatio").key(k), str(r), f"ratio {r} is less than 1"))
+        if r is not None and mn is not None and mx is not None and mn.value > 0:
+            limit = float(mx.value / mn.value)
+            if float(r.value) > limit:
+                errs.append(v.invalid(path.child("maxLimitRequestRatio").key(k), str(r),
+                                      f"ratio {r} is greater than max/min = {limit:f}"))
+        if not _overcommit_allowed(k) and d is not None and dr is not None and d.value != dr.value:
+            errs.append(v.invalid(path.child("defaultRequest").key(k), str(dr),
+                                  f"default value {d} must equal to defaultRequest value {dr} in {k}"))
+    return errs
