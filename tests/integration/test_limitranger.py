@@ -122,3 +122,15 @@ def test_bad_limit_range_is_invalid(server: ServerProcess, namespace: str) -> No
     assert ('The LimitRange "bad" is invalid: spec.limits[0].default[memory]: Invalid value: "1Gi": '
             "default value 2Gi is greater than max value 1Gi") in res.stderr
     assert server.kubectl("-n", namespace, "get", "limitranges", "-o", "name").stdout.strip() == ""
+
+
+def test_pod_updates_are_not_checked(server: ServerProcess, namespace: str) -> None:
+    """Containers cannot change after create, so Kubernetes checks pods on create only: a pod
+    made before a LimitRange stays updatable."""
+    k = server.kubectl
+    k("-n", namespace, "apply", "-f", "-", input=POD.format(name="older", resources=""))
+    k("-n", namespace, "apply", "-f", "-", input=CPU_MIN_MAX)
+    k("-n", namespace, "label", "pod", "older", "a=b")
+    got = json.loads(k("-n", namespace, "get", "pod", "older", "-o", "json").stdout)
+    assert got["metadata"]["labels"] == {"a": "b"}
+    assert "kubernetes.io/limit-ranger" not in (got["metadata"].get("annotations") or {})
