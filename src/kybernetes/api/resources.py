@@ -99,6 +99,10 @@ BUILTIN: tuple[Resource, ...] = (
     _r("", "v1", "Binding", "bindings", verbs=("create",)),
     _r("", "v1", "ComponentStatus", "componentstatuses", namespaced=False, short_names=("cs",),
        verbs=("get", "list"), singular="componentstatus"),
+    # authentication.k8s.io/v1: computed on create, never stored (apiserver/auth/reviews.py)
+    _r("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", namespaced=False, verbs=("create",)),
+    _r("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", namespaced=False,
+       verbs=("create",)),
     # apps/v1
     _r("apps", "v1", "Deployment", "deployments", short_names=("deploy",), categories=ALL,
        subresources=("status", "scale")),
