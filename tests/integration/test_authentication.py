@@ -100,6 +100,13 @@ def test_token_review_without_token_is_bad_request(server: ServerProcess) -> Non
     assert "token is required for TokenReview in authentication" in res.stderr
 
 
+def test_kubectl_create_token_review(server: ServerProcess) -> None:
+    """kubectl validates the TokenReview against the served OpenAPI (a kind without a List type)."""
+    out = server.kubectl("create", "-o", "json", "-f", "-",
+                         input='{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"x"}}')
+    assert json.loads(out.stdout)["status"] == {"user": {}, "error": "invalid bearer token"}
+
+
 def test_issuer_discovery_and_offline_verification(server: ServerProcess, namespace: str) -> None:
     k = server.kubectl
     k("-n", namespace, "create", "serviceaccount", "wl")

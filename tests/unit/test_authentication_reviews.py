@@ -74,3 +74,18 @@ def test_self_subject_review_is_the_requester() -> None:
                          "metadata": {"creationTimestamp": None}, "status": {"userInfo": {
                              "username": "jane", "uid": "u-1", "groups": ["dev", "system:authenticated"],
                              "extra": {"scopes": ["a"]}}}}
+
+
+def test_discovery_lists_reviews_as_kube_apiserver() -> None:
+    """As kube-apiserver 1.32's /apis/authentication.k8s.io/v1: create only, and no
+    storageVersionHash (nothing is stored)."""
+    from kybernetes.api.resources import Catalogue
+    from kybernetes.apiserver.transport import discovery
+
+    doc = discovery.resource_list(Catalogue.builtin(), "authentication.k8s.io", "v1")
+    assert doc["resources"] == [
+        {"name": "selfsubjectreviews", "singularName": "selfsubjectreview", "namespaced": False,
+         "kind": "SelfSubjectReview", "verbs": ["create"]},
+        {"name": "tokenreviews", "singularName": "tokenreview", "namespaced": False, "kind": "TokenReview",
+         "verbs": ["create"]},
+    ]

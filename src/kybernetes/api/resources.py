@@ -34,6 +34,13 @@ class Resource:
     (``events.k8s.io`` Events are core Events); None: its own group."""
 
     @property
+    def stored(self) -> bool:
+        """Whether its objects are kept in the store: every stored resource can be created and
+        read back; one that cannot is computed (componentstatuses) or only accepts requests
+        (bindings, tokenreviews). Discovery gives only stored ones a storageVersionHash."""
+        return "create" in self.verbs and "get" in self.verbs
+
+    @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
