@@ -52,9 +52,11 @@ def test_whoami_service_account(server: ServerProcess, namespace: str) -> None:
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)["status"]["userInfo"]
     uid = json.loads(k("-n", namespace, "get", "sa", "me", "-o", "json").stdout)["metadata"]["uid"]
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
     assert info == {"username": f"system:serviceaccount:{namespace}:me", "uid": uid,
                     "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}",
-                               "system:authenticated"]}
+                               "system:authenticated"],
+                    "extra": {"authentication.kubernetes.io/credential-id": [f"JTI={jti}"]}}
 
 
 def _review(api: Any, token: str, audiences: list[str] | None = None) -> Any:
@@ -76,6 +78,8 @@ def test_token_review(server: ServerProcess, namespace: str, api: Any) -> None:
     assert good.user.groups == ["system:serviceaccounts", f"system:serviceaccounts:{namespace}",
                                 "system:authenticated"]
     assert good.audiences == [ISSUER]
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    assert good.user.extra == {"authentication.kubernetes.io/credential-id": [f"JTI={jti}"]}
 
     other = _review(api, token, ["vault"]).status  # not an audience the token was issued for
     assert not other.authenticated and other.error == "invalid bearer token"

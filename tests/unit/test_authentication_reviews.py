@@ -89,3 +89,10 @@ def test_discovery_lists_reviews_as_kube_apiserver() -> None:
         {"name": "tokenreviews", "singularName": "tokenreview", "namespaced": False, "kind": "TokenReview",
          "verbs": ["create"]},
     ]
+
+
+def test_user_info_extra_keys_sorted_as_a_go_map() -> None:
+    from kybernetes.apiserver.auth.reviews import user_info
+
+    info = user_info(User("sa", (), "", {"z": ["1"], "a": ["2"]}))
+    assert list(info["extra"]) == ["a", "z"] and "uid" not in info and "groups" not in info

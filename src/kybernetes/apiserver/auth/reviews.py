@@ -32,14 +32,14 @@ TokenReviewer = Callable[[str, "tuple[str, ...] | list[str]"], "tuple[User | Non
 
 
 def user_info(user: User) -> Obj:
-    """A ``UserInfo`` as Go writes it: empty fields left out (``omitempty``)."""
+    """A ``UserInfo`` as Go writes it: empty fields left out (``omitempty``), extra keys sorted."""
     out: Obj = {"username": user.name}
     if user.uid:
         out["uid"] = user.uid
     if user.groups:
         out["groups"] = list(user.groups)
     if user.extra:
-        out["extra"] = {k: list(v) for k, v in user.extra.items()}
+        out["extra"] = {k: list(user.extra[k]) for k in sorted(user.extra)}  # a Go map: keys sorted
     return out
 
 

@@ -149,6 +149,12 @@ class ServiceAccounts:
                 return None, [], INVALIDATED
             extra["authentication.kubernetes.io/pod-name"] = [pod.get("name", "")]
             extra["authentication.kubernetes.io/pod-uid"] = [pod.get("uid", "")]
+        node = k8s.get("node") or {}
+        if node.get("name"):
+            extra["authentication.kubernetes.io/node-name"] = [node["name"]]
+        if claims.get("jti"):
+            # ServiceAccountTokenJTI (on by default since 1.30): the token's id, for audit.
+            extra["authentication.kubernetes.io/credential-id"] = [f"JTI={claims['jti']}"]
         aud = claims.get("aud")
         token_auds = [aud] if isinstance(aud, str) else list(aud or [])
         user = User(f"system:serviceaccount:{ns}:{sa.get('name')}",
