@@ -27,9 +27,11 @@ def _as_token(server: ServerProcess, token: str, *args: str) -> subprocess.Compl
 
 
 def _get_json(server: ServerProcess, path: str, token: str) -> tuple[str, Any]:
+    """(Content-Type, body) of a GET; kube-apiserver lets clients cache both documents an hour."""
     ctx = ssl.create_default_context(cafile=str(server.data_dir / "tls" / "ca.crt"))
     req = urllib.request.Request(server.url + path, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+        assert resp.headers["Cache-Control"] == "public, max-age=3600"
         return resp.headers["Content-Type"], json.loads(resp.read())
 
 

@@ -96,3 +96,18 @@ def test_user_info_extra_keys_sorted_as_a_go_map() -> None:
 
     info = user_info(User("sa", (), "", {"z": ["1"], "a": ["2"]}))
     assert list(info["extra"]) == ["a", "z"] and "uid" not in info and "groups" not in info
+
+
+def test_authenticator_reviews_token_file_tokens_for_any_audience(tmp_path: Any) -> None:
+    """Token-file tokens are audience-agnostic (Kubernetes wraps them so): good for the audiences
+    asked; a token no authenticator knows reports no error of its own."""
+    from kybernetes.apiserver.auth.authenticator import Authenticator, TokenFile
+
+    path = tmp_path / "tokens.csv"
+    path.write_text('s3cret,jane,u-1,"dev,ops"\n')
+    authn = Authenticator(TokenFile(path))
+    user, audiences, error = authn.review_token("s3cret", ["vault"])
+    assert user is not None and (user.name, user.uid) == ("jane", "u-1")
+    assert user.groups == ("dev", "ops", "system:authenticated")
+    assert (audiences, error) == (["vault"], "")
+    assert authn.review_token("other", ["vault"]) == (None, [], "")
