@@ -113,6 +113,14 @@ def test_kubectl_create_token_review(server: ServerProcess) -> None:
     assert json.loads(out.stdout)["status"] == {"user": {}, "error": "invalid bearer token"}
 
 
+@pytest.mark.parametrize("verb", ["get", "delete"])
+def test_review_has_no_item_path(server: ServerProcess, verb: str) -> None:
+    """Nothing is stored: an item path is a path the server does not have (404), never a read."""
+    res = server.kubectl(verb, "--raw", "/apis/authentication.k8s.io/v1/tokenreviews/x", check=False)
+    assert res.returncode != 0
+    assert "(NotFound): the server could not find the requested resource" in res.stderr
+
+
 def test_issuer_discovery_and_offline_verification(server: ServerProcess, namespace: str) -> None:
     k = server.kubectl
     k("-n", namespace, "create", "serviceaccount", "wl")
