@@ -127,7 +127,7 @@ def test_issuer_discovery_and_offline_verification(server: ServerProcess, namesp
     token = k("-n", namespace, "create", "token", "wl").stdout.strip()
     ctype, config = _get_json(server, "/.well-known/openid-configuration", token)
     assert ctype == "application/json"
-    assert config == {"issuer": ISSUER, "jwks_uri": f"{ISSUER}/openid/v1/jwks",
+    assert config == {"issuer": ISSUER, "jwks_uri": f"{server.url}/openid/v1/jwks",
                       "response_types_supported": ["id_token"], "subject_types_supported": ["public"],
                       "id_token_signing_alg_values_supported": ["ES256"]}
     ctype, jwks = _get_json(server, "/openid/v1/jwks", token)

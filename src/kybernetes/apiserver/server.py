@@ -36,7 +36,7 @@ from kybernetes.apiserver.admission import plugins as admission_plugins
 from kybernetes.apiserver.admission import priority
 from kybernetes.apiserver.admission.chain import PluginInit
 from kybernetes.apiserver.auth.authenticator import Authenticator, TokenFile
-from kybernetes.apiserver.auth.serviceaccounts import API_AUDIENCES, ISSUER, JWKS_URI, ServiceAccounts
+from kybernetes.apiserver.auth.serviceaccounts import API_AUDIENCES, ISSUER, ServiceAccounts
 from kybernetes.apiserver.componentstatus import ComponentStatuses
 from kybernetes.apiserver.crds import CRDController
 from kybernetes.apiserver.flowcontrol import FlowControl
@@ -416,7 +416,9 @@ class APIServer:
         configuration and the key set a workload verifies service-account tokens with offline."""
         assert self.service_accounts is not None
         if path == OIDC_CONFIGURATION_PATH:
-            body: dict[str, Any] = {"issuer": ISSUER, "jwks_uri": JWKS_URI, "response_types_supported": ["id_token"],
+            # No --service-account-jwks-uri: the keys are where this server is (its external address).
+            body: dict[str, Any] = {"issuer": ISSUER, "jwks_uri": self.url + JWKS_PATH,
+                                    "response_types_supported": ["id_token"],
                                     "subject_types_supported": ["public"],
                                     "id_token_signing_alg_values_supported": ["ES256"]}
             content_type = JSON

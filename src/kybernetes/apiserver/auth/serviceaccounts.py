@@ -39,8 +39,6 @@ MIN_EXPIRATION = 600
 MAX_EXPIRATION = 48 * 3600
 INVALIDATED = "service account token has been invalidated"
 """pkg/serviceaccount/claims.go's error for a token whose account or pod is gone."""
-JWKS_URI = f"{ISSUER}/openid/v1/jwks"
-"""Where kube-apiserver says its keys are when --service-account-jwks-uri is not set."""
 
 
 async def cached_service_account(registry: Registry, namespace: str, name: str) -> Obj | None:
