@@ -136,8 +136,6 @@ _EXTENSION_POINTS = 'issue 11 "Extension points"'
 EXCEPTIONS: dict[str, str] = {
     # Resources (group/version/plural) and subresources (.../plural/sub) not served yet, and who
     # delivers each. The test fails once one of them is served: then drop its row.
-    "authentication.k8s.io/v1/selfsubjectreviews": _AUTHZ,
-    "authentication.k8s.io/v1/tokenreviews": _AUTHZ,
     "authorization.k8s.io/v1/localsubjectaccessreviews": _AUTHZ,
     "authorization.k8s.io/v1/selfsubjectaccessreviews": _AUTHZ,
     "authorization.k8s.io/v1/selfsubjectrulesreviews": _AUTHZ,

@@ -34,6 +34,13 @@ class Resource:
     (``events.k8s.io`` Events are core Events); None: its own group."""
 
     @property
+    def stored(self) -> bool:
+        """Whether its objects are kept in the store: every stored resource can be created and
+        read back; one that cannot is computed (componentstatuses) or only accepts requests
+        (bindings, tokenreviews). Discovery gives only stored ones a storageVersionHash."""
+        return "create" in self.verbs and "get" in self.verbs
+
+    @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
@@ -99,6 +106,10 @@ BUILTIN: tuple[Resource, ...] = (
     _r("", "v1", "Binding", "bindings", verbs=("create",)),
     _r("", "v1", "ComponentStatus", "componentstatuses", namespaced=False, short_names=("cs",),
        verbs=("get", "list"), singular="componentstatus"),
+    # authentication.k8s.io/v1: computed on create, never stored (apiserver/auth/reviews.py)
+    _r("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", namespaced=False, verbs=("create",)),
+    _r("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", namespaced=False,
+       verbs=("create",)),
     # apps/v1
     _r("apps", "v1", "Deployment", "deployments", short_names=("deploy",), categories=ALL,
        subresources=("status", "scale")),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import json
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -35,7 +36,7 @@ from kybernetes.apiserver.admission import plugins as admission_plugins
 from kybernetes.apiserver.admission import priority
 from kybernetes.apiserver.admission.chain import PluginInit
 from kybernetes.apiserver.auth.authenticator import Authenticator, TokenFile
-from kybernetes.apiserver.auth.serviceaccounts import ServiceAccounts
+from kybernetes.apiserver.auth.serviceaccounts import API_AUDIENCES, ISSUER, ServiceAccounts
 from kybernetes.apiserver.componentstatus import ComponentStatuses
 from kybernetes.apiserver.crds import CRDController
 from kybernetes.apiserver.flowcontrol import FlowControl
@@ -75,6 +76,9 @@ KUBERNETES_VERSION = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
+
+OIDC_CONFIGURATION_PATH = "/.well-known/openid-configuration"
+JWKS_PATH = "/openid/v1/jwks"
 
 UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/version/"})
 
@@ -170,6 +174,7 @@ class APIServer:
             PluginInit(self.registry))
         self.service_accounts = ServiceAccounts(self.registry, self.pki.service_account_key())
         self.handlers = ResourceHandlers(self.registry, self.catalogue)
+        self.authenticator = Authenticator(TokenFile(cfg.token_file))
         self._install_rest()
         await self.registry.start()
         # Token authentication reads these from memory: have them cached from the start.
@@ -183,8 +188,8 @@ class APIServer:
         await self._bootstrap()
         self.flowcontrol = FlowControl(self.registry, self.catalogue, concurrency)
         await self.flowcontrol.start()
-        self.authenticator = Authenticator(TokenFile(cfg.token_file))
         self.authenticator.extra_token_authenticators.append(self.service_accounts.authenticate)
+        self.authenticator.review_authenticators.append(self.service_accounts.review)
 
         # kybernetes.httpserver, not aiohttp's server: aiohttp's request and response machinery
         # cost more per GET than everything the API server itself does for it.
@@ -200,8 +205,9 @@ class APIServer:
 
     def _install_rest(self) -> None:
         """The REST objects that need this server's parts: serviceaccounts' token (the token
-        issuer), pods' connect subresources (the streaming proxy to kubelets) and the computed
-        componentstatuses."""
+        issuer), pods' connect subresources (the streaming proxy to kubelets), the computed
+        componentstatuses and the authentication reviews (on the authenticator)."""
+        from kybernetes.apiserver.auth.reviews import SelfSubjectReviewREST, TokenReviewREST
         from kybernetes.apiserver.registry.core import TokenREST
         from kybernetes.apiserver.registry.rest import ConnectREST
         from kybernetes.apiserver.transport.proxy import StreamingProxy
@@ -215,6 +221,12 @@ class APIServer:
 
         rest("serviceaccounts").subresources["token"] = TokenREST(self.service_accounts.token_request)
         rest("componentstatuses").computed = ComponentStatuses(self.registry)
+        assert self.authenticator is not None
+        authn = self.catalogue.get("authentication.k8s.io", "v1", "tokenreviews")
+        self_review = self.catalogue.get("authentication.k8s.io", "v1", "selfsubjectreviews")
+        assert authn is not None and self_review is not None
+        self.registry.rest_for(authn).create = TokenReviewREST(self.authenticator.review_token, API_AUDIENCES)
+        self.registry.rest_for(self_review).create = SelfSubjectReviewREST()
         kc_crt, kc_key = self.pki.ensure("kubelet-client", common_name="kube-apiserver-kubelet-client",
                                          organizations=("system:masters",), client=True)
         streaming = StreamingProxy(self.registry, self.catalogue, ca=self.pki.ca_path,
@@ -390,11 +402,30 @@ class APIServer:
             return self._cached(request, body, etag, JSON)
         if parts and parts[0] == "openapi":
             return self._openapi(request, parts)
+        if p in (OIDC_CONFIGURATION_PATH, JWKS_PATH):
+            return self._issuer_discovery(p)
         if p == "/":
-            paths = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/openapi/v2", "/openapi/v3", "/version"]
+            paths = ["/.well-known/openid-configuration", "/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2",
+                     "/openapi/v3", "/openid/v1/jwks", "/readyz", "/version"]
             paths += [f"/apis/{g}" for g in self.catalogue.groups() if g]
             return json_response({"paths": sorted(paths)}, pretty=True)  # WriteRawJSON: indented
         raise errors.NotFound.no_resource()
+
+    def _issuer_discovery(self, path: str) -> Response:
+        """Service-account issuer discovery, as kube-apiserver serves it: the OpenID provider
+        configuration and the key set a workload verifies service-account tokens with offline."""
+        assert self.service_accounts is not None
+        if path == OIDC_CONFIGURATION_PATH:
+            # No --service-account-jwks-uri: the keys are where this server is (its external address).
+            body: dict[str, Any] = {"issuer": ISSUER, "jwks_uri": self.url + JWKS_PATH,
+                                    "response_types_supported": ["id_token"],
+                                    "subject_types_supported": ["public"],
+                                    "id_token_signing_alg_values_supported": ["ES256"]}
+            content_type = JSON
+        else:
+            body, content_type = self.service_accounts.jwks(), "application/jwk-set+json"
+        return Response(body=json.dumps(body, separators=(",", ":")).encode(),
+                        headers={"Content-Type": content_type, "Cache-Control": "public, max-age=3600"})
 
     def _openapi(self, request: Request, parts: list[str]) -> AnyResponse:
         assert self.openapi is not None

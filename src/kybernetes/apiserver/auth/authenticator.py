@@ -84,6 +84,9 @@ class Authenticator:
     def __init__(self, token_file: TokenFile) -> None:
         self.token_file = token_file
         self.extra_token_authenticators: list[Any] = []
+        self.review_authenticators: list[Any] = []
+        """``(token, audiences) -> (user, audiences, error)``: the same authenticators as
+        ``extra_token_authenticators``, for TokenReview."""
         # A verified certificate's subject always names the same user: remember it (bounded).
         self._by_subject: dict[Any, User] = {}
 
@@ -100,6 +103,21 @@ class Authenticator:
                 self._by_subject.clear()
             self._by_subject[subject] = hit
         return hit
+
+    def review_token(self, token: str, audiences: tuple[str, ...] | list[str]) -> tuple[User | None, list[str], str]:
+        """``(user, audiences, error)`` for a bearer token, as a TokenReview reports it: token-file
+        tokens are good for any audience (Kubernetes' audience-agnostic wrapper); the others
+        (``review_authenticators``) check the audience themselves."""
+        user = self.token_file.lookup(token)
+        if user is not None:
+            return user, list(audiences), ""
+        errors_seen = ""
+        for review in self.review_authenticators:
+            found, auds, error = review(token, audiences)
+            if found is not None:
+                return _authenticated(found), auds, ""
+            errors_seen = errors_seen or error
+        return None, [], errors_seen
 
     def authenticate(self, peercert: dict[str, Any] | None, authorization: str | None) -> User:
         user = self._cert_user(peercert)

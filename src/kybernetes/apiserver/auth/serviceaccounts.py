@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import time
 import uuid
@@ -22,6 +23,7 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from kybernetes import errors
 from kybernetes.api.obj import Obj
@@ -35,6 +37,8 @@ TOKEN_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 DEFAULT_EXPIRATION = 3607  # what Kubernetes puts in the projected volume
 MIN_EXPIRATION = 600
 MAX_EXPIRATION = 48 * 3600
+INVALIDATED = "service account token has been invalidated"
+"""pkg/serviceaccount/claims.go's error for a token whose account or pod is gone."""
 
 
 async def cached_service_account(registry: Registry, namespace: str, name: str) -> Obj | None:
@@ -112,29 +116,59 @@ class ServiceAccounts:
     # --- authentication --------------------------------------------------------------------
 
     def authenticate(self, token: str) -> User | None:
-        """Synchronous check of signature, expiry and audience; object liveness is checked from
-        the watch cache without waiting (a token for an object the cache has not seen is refused)."""
+        """The user of a token issued here for one of the API's audiences, or None."""
+        user, _, _ = self.review(token, API_AUDIENCES)
+        return user
+
+    def review(self, token: str, audiences: tuple[str, ...] | list[str]) -> tuple[User | None, list[str], str]:
+        """``(user, audiences, error)`` for ``token``: synchronous check of signature, expiry and
+        that it names one of ``audiences``; object liveness is checked from the watch cache without
+        waiting (a token for an object the cache has not seen is refused). ``error`` is
+        Kubernetes' text for a token of ours that is no longer valid ("" for one that is not ours)."""
         if token.count(".") != 2:
-            return None
+            return None, [], ""
         try:
-            claims = jwt.decode(token, self._public, algorithms=["ES256"], audience=list(API_AUDIENCES),  # type: ignore[arg-type]
+            claims = jwt.decode(token, self._public, algorithms=["ES256"], audience=list(audiences),  # type: ignore[arg-type]
                                 issuer=ISSUER, options={"require": ["exp", "iat", "sub"]}, leeway=5)
+        except jwt.ExpiredSignatureError:
+            return None, [], "service account token has expired"
         except jwt.PyJWTError:
-            return None
+            return None, [], ""
         k8s = claims.get("kubernetes.io") or {}
         ns = k8s.get("namespace", "")
         sa = k8s.get("serviceaccount") or {}
+        # pkg/serviceaccount/claims.go: a deleted (or recreated) account or pod invalidates the token.
         if not self._alive("serviceaccounts", ns, sa.get("name", ""), sa.get("uid", "")):
-            return None
+            return None, [], INVALIDATED
         pod = k8s.get("pod")
         extra: dict[str, list[str]] = {}
         if pod:
             if not self._alive("pods", ns, pod.get("name", ""), pod.get("uid", "")):
-                return None
+                return None, [], INVALIDATED
             extra["authentication.kubernetes.io/pod-name"] = [pod.get("name", "")]
             extra["authentication.kubernetes.io/pod-uid"] = [pod.get("uid", "")]
-        return User(f"system:serviceaccount:{ns}:{sa.get('name')}",
+        node = k8s.get("node") or {}
+        if node.get("name"):
+            extra["authentication.kubernetes.io/node-name"] = [node["name"]]
+        if claims.get("jti"):
+            # ServiceAccountTokenJTI (on by default since 1.30): the token's id, for audit.
+            extra["authentication.kubernetes.io/credential-id"] = [f"JTI={claims['jti']}"]
+        aud = claims.get("aud")
+        token_auds = [aud] if isinstance(aud, str) else list(aud or [])
+        user = User(f"system:serviceaccount:{ns}:{sa.get('name')}",
                     ("system:serviceaccounts", f"system:serviceaccounts:{ns}"), sa.get("uid", ""), extra)
+        return user, [a for a in audiences if a in token_auds], ""
+
+    def jwks(self) -> Obj:
+        """The JSON Web Key Set of the public key tokens are verified with (``/openid/v1/jwks``)."""
+        assert isinstance(self._public, ec.EllipticCurvePublicKey)
+        numbers = self._public.public_numbers()
+
+        def b64(n: int) -> str:
+            return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
+
+        return {"keys": [{"use": "sig", "kty": "EC", "kid": self._kid, "crv": "P-256", "alg": "ES256",
+                          "x": b64(numbers.x), "y": b64(numbers.y)}]}
 
     def _alive(self, plural: str, namespace: str, name: str, uid: str) -> bool:
         r = self.registry.catalogue.get("", "v1", plural)

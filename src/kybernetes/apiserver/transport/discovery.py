@@ -67,7 +67,8 @@ def resource_list(cat: Catalogue, group: str, version: str) -> dict[str, Any]:
             entry["shortNames"] = list(r.short_names)
         if r.categories:
             entry["categories"] = list(r.categories)
-        entry["storageVersionHash"] = _storage_version_hash(r)
+        if r.stored:
+            entry["storageVersionHash"] = _storage_version_hash(r)
         resources.append(entry)
         for sub in r.subresources:
             g, v, k = _sub_kind(r, sub)

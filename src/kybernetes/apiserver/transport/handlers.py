@@ -61,6 +61,10 @@ def status_success(details: dict[str, Any] | None = None) -> Obj:
     return errors.status_object("Success", details=details or None)
 
 
+ITEM_VERBS = ("get", "update", "patch", "delete")
+"""The verbs served on an object's own path (``.../plural/NAME``)."""
+
+
 class ResourceHandlers:
     def __init__(self, registry: Registry, catalogue: Catalogue) -> None:
         self.registry = registry
@@ -101,6 +105,10 @@ class ResourceHandlers:
 
         if sub is not None:
             return await self._subresource(request, rest, sub, rp, ctx, accept, pretty)
+        if rp.name and not any(v in r.verbs for v in ITEM_VERBS):
+            # A create-only resource (bindings, tokenreviews) has no item path at all: 404, as
+            # kube-apiserver answers a path it has no route for, and nothing read or written.
+            raise errors.NotFound.no_resource()
         if method == "GET":
             if rp.name:
                 if watch:

@@ -85,8 +85,9 @@ def _definitions_for(
     for r in resources:
         kind_def = k8s_schema.definition_name(r.group, r.version, r.kind) if r.builtin else None
         list_def = k8s_schema.definition_name(r.group, r.version, r.list_kind) if r.builtin else None
-        if kind_def and list_def:
-            names[(r.group, r.version, r.kind)] = (kind_def, list_def)
+        if kind_def and (list_def or "list" not in r.verbs):
+            # A kind served without list (TokenReview, Binding) has no List type: no path needs one.
+            names[(r.group, r.version, r.kind)] = (kind_def, list_def or "")
             continue
         defs = crd_definitions(r, crd_schemas(r.group, r.version, r.kind), prefix, v3=v3)
         custom.update(defs)
