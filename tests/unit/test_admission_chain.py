@@ -37,14 +37,15 @@ Obj = dict[str, Any]
 
 def test_default_plugins_in_kubernetes_order() -> None:
     assert plugins.enabled_plugin_names() == [
-        "NamespaceLifecycle", "ServiceAccount", "Priority", "DefaultTolerationSeconds", "RuntimeClass",
-        "CertificateSubjectRestriction", "ResourceQuota"]
+        "NamespaceLifecycle", "ServiceAccount", "Priority", "DefaultTolerationSeconds", "DefaultStorageClass",
+        "RuntimeClass", "CertificateSubjectRestriction", "DefaultIngressClass", "ResourceQuota"]
 
 
 def test_enabled_plugins_keep_the_fixed_order_whatever_the_flag_order() -> None:
     names = plugins.enabled_plugin_names(["AlwaysDeny", "AlwaysAdmit"], ["ServiceAccount", "ResourceQuota"])
-    assert names == ["AlwaysAdmit", "NamespaceLifecycle", "Priority", "DefaultTolerationSeconds", "RuntimeClass",
-                     "CertificateSubjectRestriction", "AlwaysDeny"]
+    assert names == ["AlwaysAdmit", "NamespaceLifecycle", "Priority", "DefaultTolerationSeconds",
+                     "DefaultStorageClass", "RuntimeClass", "CertificateSubjectRestriction", "DefaultIngressClass",
+                     "AlwaysDeny"]
 
 
 def test_every_registered_module_is_the_plugin_it_is_listed_as() -> None:

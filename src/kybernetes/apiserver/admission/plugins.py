@@ -39,7 +39,7 @@ ORDERED_PLUGINS: tuple[tuple[str, str | None], ...] = (
     ("PodTolerationRestriction", None),
     ("EventRateLimit", None),
     ("ExtendedResourceToleration", None),
-    ("DefaultStorageClass", None),
+    ("DefaultStorageClass", _PKG + "defaultstorageclass"),
     ("StorageObjectInUseProtection", None),
     ("OwnerReferencesPermissionEnforcement", None),
     ("PersistentVolumeClaimResize", None),
@@ -48,7 +48,7 @@ ORDERED_PLUGINS: tuple[tuple[str, str | None], ...] = (
     ("CertificateSigning", None),
     ("ClusterTrustBundleAttest", None),
     ("CertificateSubjectRestriction", _PKG + "certsubjectrestriction"),
-    ("DefaultIngressClass", None),
+    ("DefaultIngressClass", _PKG + "defaultingressclass"),
     ("DenyServiceExternalIPs", None),
     # Webhooks, ResourceQuota and AlwaysDeny go at the end (Kubernetes' rule).
     ("MutatingAdmissionPolicy", None),
