@@ -38,13 +38,13 @@ Obj = dict[str, Any]
 def test_default_plugins_in_kubernetes_order() -> None:
     assert plugins.enabled_plugin_names() == [
         "NamespaceLifecycle", "ServiceAccount", "Priority", "DefaultTolerationSeconds", "DefaultStorageClass",
-        "RuntimeClass", "CertificateSubjectRestriction", "DefaultIngressClass", "ResourceQuota"]
+        "StorageObjectInUseProtection", "RuntimeClass", "CertificateSubjectRestriction", "DefaultIngressClass", "ResourceQuota"]
 
 
 def test_enabled_plugins_keep_the_fixed_order_whatever_the_flag_order() -> None:
     names = plugins.enabled_plugin_names(["AlwaysDeny", "AlwaysAdmit"], ["ServiceAccount", "ResourceQuota"])
     assert names == ["AlwaysAdmit", "NamespaceLifecycle", "Priority", "DefaultTolerationSeconds",
-                     "DefaultStorageClass", "RuntimeClass", "CertificateSubjectRestriction", "DefaultIngressClass",
+                     "DefaultStorageClass", "StorageObjectInUseProtection", "RuntimeClass", "CertificateSubjectRestriction", "DefaultIngressClass",
                      "AlwaysDeny"]
 
 

@@ -1,4 +1,4 @@
-"""DefaultStorageClass and DefaultIngressClass: which class a claim or an Ingress without one gets."""
+"""DefaultStorageClass, DefaultIngressClass and StorageObjectInUseProtection: what each does to a new object."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from kybernetes.apiserver.admission.defaultingressclass import default_ingress_class
 from kybernetes.apiserver.admission.defaultstorageclass import default_claim_class
+from kybernetes.apiserver.admission.storageobjectinuseprotection import add_finalizer
 
 Obj = dict[str, Any]
 
@@ -59,3 +60,15 @@ def test_default_ingress_class(ingress_spec: Obj, ingress_annotations: dict[str,
     ingress: Obj = {"metadata": {"name": "i", "annotations": ingress_annotations}, "spec": dict(ingress_spec)}
     default_ingress_class(ingress, classes)
     assert ingress["spec"].get("ingressClassName") == expected
+
+
+@pytest.mark.parametrize(("finalizers", "finalizer", "expected"), [
+    (None, "kubernetes.io/pvc-protection", ["kubernetes.io/pvc-protection"]),
+    (["a"], "kubernetes.io/pv-protection", ["a", "kubernetes.io/pv-protection"]),
+    (["kubernetes.io/pvc-protection"], "kubernetes.io/pvc-protection", ["kubernetes.io/pvc-protection"]),
+], ids=["none-yet", "appended", "not-twice"])
+def test_storage_object_in_use_protection_finalizer(finalizers: list[str] | None, finalizer: str,
+                                                    expected: list[str]) -> None:
+    obj: Obj = {"metadata": {"name": "x"} | ({"finalizers": finalizers} if finalizers is not None else {})}
+    add_finalizer(obj, finalizer)
+    assert obj["metadata"]["finalizers"] == expected

@@ -40,7 +40,7 @@ ORDERED_PLUGINS: tuple[tuple[str, str | None], ...] = (
     ("EventRateLimit", None),
     ("ExtendedResourceToleration", None),
     ("DefaultStorageClass", _PKG + "defaultstorageclass"),
-    ("StorageObjectInUseProtection", None),
+    ("StorageObjectInUseProtection", _PKG + "storageobjectinuseprotection"),
     ("OwnerReferencesPermissionEnforcement", None),
     ("PersistentVolumeClaimResize", None),
     ("RuntimeClass", _PKG + "runtimeclass"),
