@@ -262,6 +262,8 @@ CLUSTER_KINDS: list[tuple[str, str, str, list[str]]] = [
 # every apply against any Kubernetes (atomic lists the server defaults into, stringData, a
 # selector with patch strategy "replace"). The server must still write nothing.
 ALWAYS_CONFIGURED = {"endpoints", "secrets", "statefulsets", "poddisruptionbudgets"}
+# Created with a finalizer by the StorageObjectInUseProtection admission plugin.
+IN_USE_PROTECTED = {"persistentvolumeclaims", "persistentvolumes"}
 
 
 def _lifecycle(server: ServerProcess, ns_args: list[str], resource: str, name: str, manifest: str,
@@ -281,7 +283,14 @@ def _lifecycle(server: ServerProcess, ns_args: list[str], resource: str, name: s
     assert obj["metadata"]["name"] == name and obj["metadata"]["uid"]
     if resource not in ALWAYS_CONFIGURED:
         assert k(*ns_args, "diff", "-f", "-", input=doc, check=False).returncode == 0
-    k(*ns_args, "delete", resource, name)
+    if resource in IN_USE_PROTECTED:
+        # This server runs no controller manager, so nothing removes the StorageObjectInUseProtection
+        # finalizer: the delete only marks the object, as on Kubernetes; take it off as the controller would.
+        k(*ns_args, "delete", resource, name, "--wait=false")
+        assert json.loads(k(*ns_args, "get", resource, name, "-o", "json").stdout)["metadata"]["deletionTimestamp"]
+        k(*ns_args, "patch", resource, name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+    else:
+        k(*ns_args, "delete", resource, name)
     assert k(*ns_args, "get", resource, name, check=False).returncode != 0
 
 

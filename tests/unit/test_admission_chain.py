@@ -37,14 +37,16 @@ Obj = dict[str, Any]
 
 def test_default_plugins_in_kubernetes_order() -> None:
     assert plugins.enabled_plugin_names() == [
-        "NamespaceLifecycle", "LimitRanger", "ServiceAccount", "Priority", "DefaultTolerationSeconds", "RuntimeClass",
-        "CertificateSubjectRestriction", "ResourceQuota"]
+        "NamespaceLifecycle", "LimitRanger", "ServiceAccount", "Priority", "DefaultTolerationSeconds",
+        "DefaultStorageClass", "StorageObjectInUseProtection", "RuntimeClass", "CertificateSubjectRestriction",
+        "DefaultIngressClass", "ResourceQuota"]
 
 
 def test_enabled_plugins_keep_the_fixed_order_whatever_the_flag_order() -> None:
     names = plugins.enabled_plugin_names(["AlwaysDeny", "AlwaysAdmit"], ["ServiceAccount", "ResourceQuota"])
-    assert names == ["AlwaysAdmit", "NamespaceLifecycle", "LimitRanger", "Priority", "DefaultTolerationSeconds", "RuntimeClass",
-                     "CertificateSubjectRestriction", "AlwaysDeny"]
+    assert names == ["AlwaysAdmit", "NamespaceLifecycle", "LimitRanger", "Priority", "DefaultTolerationSeconds",
+                     "DefaultStorageClass", "StorageObjectInUseProtection", "RuntimeClass",
+                     "CertificateSubjectRestriction", "DefaultIngressClass", "AlwaysDeny"]
 
 
 def test_every_registered_module_is_the_plugin_it_is_listed_as() -> None:

@@ -1,0 +1,86 @@
+"""DefaultStorageClass (Kubernetes' ``plugin/pkg/admission/storage/storageclass/setdefault``, on by
+default; mutating, PVC CREATE).
+
+A claim created without a class (no ``spec.storageClassName`` and no beta
+``volume.beta.kubernetes.io/storage-class`` annotation) gets the default StorageClass: one annotated
+``storageclass.kubernetes.io/is-default-class: "true"`` (or the beta annotation). With several
+defaults the newest wins, ties by name (Kubernetes 1.26+); with none the claim is left unset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from kybernetes.api.obj import Obj
+from kybernetes.apiserver.admission.chain import CREATE, Attributes, Handler, PluginInit
+from kybernetes.apiserver.registry.store import Registry
+
+NAME = "DefaultStorageClass"
+
+IS_DEFAULT = "storageclass.kubernetes.io/is-default-class"
+BETA_IS_DEFAULT = "storageclass.beta.kubernetes.io/is-default-class"
+BETA_CLAIM_CLASS = "volume.beta.kubernetes.io/storage-class"
+
+
+def _annotations(obj: Obj) -> dict[str, str]:
+    meta = obj.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    return annotations if isinstance(annotations, dict) else {}
+
+
+def is_default_storage_class(sc: Obj) -> bool:
+    """``storageutil.IsDefaultAnnotation``: the GA or the beta annotation is exactly ``"true"``."""
+    annotations = _annotations(sc)
+    return annotations.get(IS_DEFAULT) == "true" or annotations.get(BETA_IS_DEFAULT) == "true"
+
+
+def newest_default(classes: Iterable[Obj], is_default: Callable[[Obj], bool]) -> Obj | None:
+    """The default class among ``classes``: of those ``is_default`` accepts, the newest by
+    creationTimestamp, ties broken by the smaller name; ``None`` if there is no default."""
+    defaults = sorted((c for c in classes if is_default(c)), key=lambda c: str(c["metadata"].get("name", "")))
+    defaults.sort(key=lambda c: str(c["metadata"].get("creationTimestamp") or ""), reverse=True)
+    return defaults[0] if defaults else None
+
+
+def claim_has_class(pvc: Obj) -> bool:
+    """``helper.PersistentVolumeClaimHasClass``: the field is set (even to ``""``) or the beta
+    annotation is present."""
+    spec = pvc.get("spec")
+    if isinstance(spec, dict) and spec.get("storageClassName") is not None:
+        return True
+    return BETA_CLAIM_CLASS in _annotations(pvc)
+
+
+def default_claim_class(pvc: Obj, classes: Iterable[Obj]) -> None:
+    """Set the claim's ``spec.storageClassName`` to the default class if it names none."""
+    spec = pvc.get("spec")
+    if not isinstance(spec, dict) or claim_has_class(pvc):
+        return
+    default = newest_default(classes, is_default_storage_class)
+    if default is not None:
+        spec["storageClassName"] = default["metadata"]["name"]
+
+
+async def cached_objects(registry: Registry, group: str, plural: str) -> list[Obj]:
+    """Every stored object of a cluster-scoped resource, from the watch cache (the plugin's lister)."""
+    resource = registry.catalogue.get(group, "v1", plural)
+    assert resource is not None
+    cache = await registry.cacher.cache_for(resource.key_prefix)
+    return list(cache.objects.values())
+
+
+class DefaultStorageClass(Handler):
+    operations = frozenset({CREATE})
+    resources = frozenset({("", "persistentvolumeclaims")})
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    async def admit(self, attrs: Attributes) -> None:
+        if attrs.subresource or attrs.object is None or claim_has_class(attrs.object):
+            return
+        default_claim_class(attrs.object, await cached_objects(self.registry, "storage.k8s.io", "storageclasses"))
+
+
+def new(init: PluginInit) -> DefaultStorageClass:
+    return DefaultStorageClass(init.registry)

@@ -1,0 +1,160 @@
+"""pvc-protection and pv-protection: let a protected claim or volume go once nothing uses it.
+
+kube-controller-manager's ``pkg/controller/volume/pvcprotection`` and ``pvprotection``. The
+StorageObjectInUseProtection admission plugin puts ``kubernetes.io/pvc-protection`` on every new
+PersistentVolumeClaim and ``kubernetes.io/pv-protection`` on every new PersistentVolume; a delete
+then only marks them (deletionTimestamp). These controllers remove the finalizer, so the object
+really goes, once it is not in use:
+
+* a claim is in use while a scheduled pod (``spec.nodeName`` set) in its namespace names it in a
+  ``persistentVolumeClaim`` volume, or has a generic ephemeral volume whose claim (``<pod>-<volume>``,
+  controlled by that pod) it is, unless the pod is shut down (deletionTimestamp with a zero grace
+  period). The informer's cache says "unused" first; a live list of the namespace's pods confirms
+  it before the finalizer goes, as Kubernetes does, because the cache may lag a new pod.
+* a volume is in use while its ``status.phase`` is ``Bound``.
+
+Every pod event requeues the claims the pod names, so a claim goes when its last pod does.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kybernetes import errors
+from kybernetes.api.obj import Obj
+from kybernetes.controllers.base import Controller, ControllerContext, split_key
+from kybernetes.controllers.podutil import meta, spec_of
+
+log = logging.getLogger(__name__)
+
+PVC_FINALIZER = "kubernetes.io/pvc-protection"
+PV_FINALIZER = "kubernetes.io/pv-protection"
+
+
+def is_deletion_candidate(obj: Obj, finalizer: str) -> bool:
+    """Deleted (deletionTimestamp set) and still held by ``finalizer``."""
+    m = meta(obj)
+    return bool(m.get("deletionTimestamp")) and finalizer in (m.get("finalizers") or [])
+
+
+def pod_is_shut_down(pod: Obj) -> bool:
+    """The kubelet is done with the pod, or it was force-deleted (``podIsShutDown``)."""
+    m = meta(pod)
+    return bool(m.get("deletionTimestamp")) and m.get("deletionGracePeriodSeconds") == 0
+
+
+def _controlled_by(obj: Obj, owner: Obj) -> bool:
+    uid = meta(owner).get("uid")
+    return any(isinstance(r, dict) and r.get("controller") and r.get("uid") == uid
+               for r in meta(obj).get("ownerReferences") or [])
+
+
+def claim_names(pod: Obj) -> list[str]:
+    """The claims a pod's volumes name: ``persistentVolumeClaim.claimName`` and ``<pod>-<volume>``
+    for generic ephemeral volumes."""
+    out: list[str] = []
+    for vol in spec_of(pod).get("volumes") or []:
+        if not isinstance(vol, dict):
+            continue
+        pvc = vol.get("persistentVolumeClaim")
+        if isinstance(pvc, dict) and pvc.get("claimName"):
+            out.append(str(pvc["claimName"]))
+        elif vol.get("ephemeral") is not None:
+            out.append(f"{meta(pod).get('name', '')}-{vol.get('name', '')}")
+    return out
+
+
+def pod_uses_claim(pod: Obj, claim: Obj) -> bool:
+    """``podUsesPVC``: only a scheduled pod counts (the kubelet refuses to start a pod whose claim
+    is being deleted); an ephemeral volume counts only for the claim the pod controls, and not once
+    the pod is shut down."""
+    if not spec_of(pod).get("nodeName") or meta(pod).get("namespace") != meta(claim).get("namespace"):
+        return False
+    name = meta(claim).get("name")
+    for vol in spec_of(pod).get("volumes") or []:
+        if not isinstance(vol, dict):
+            continue
+        pvc = vol.get("persistentVolumeClaim")
+        if isinstance(pvc, dict) and pvc.get("claimName") == name:
+            return True
+        if (vol.get("ephemeral") is not None and not pod_is_shut_down(pod)
+                and f"{meta(pod).get('name', '')}-{vol.get('name', '')}" == name and _controlled_by(claim, pod)):
+            return True
+    return False
+
+
+def volume_in_use(pv: Obj) -> bool:
+    """A PersistentVolume is in use while it is bound to a claim (``isBeingUsed``)."""
+    return (pv.get("status") or {}).get("phase") == "Bound"
+
+
+def _removal_patch(finalizer: str) -> dict[str, Any]:
+    return {"metadata": {"$deleteFromPrimitiveList/finalizers": [finalizer]}}
+
+
+class PVCProtectionController(Controller):
+    name = "persistentvolumeclaim-protection-controller"
+    workers = 1
+
+    def __init__(self, ctx: ControllerContext) -> None:
+        super().__init__(ctx)
+        self.claims = self.informer("v1", "persistentvolumeclaims")
+        self.pods = self.informer("v1", "pods")
+        self.claims.add_handler(on_add=self._claim_changed, on_update=lambda old, new: self._claim_changed(new))
+        self.pods.add_handler(on_add=self._pod_changed, on_update=lambda old, new: self._pod_changed(new),
+                              on_delete=self._pod_changed)
+
+    def _claim_changed(self, claim: Obj) -> None:
+        if is_deletion_candidate(claim, PVC_FINALIZER):
+            self.enqueue(claim)
+
+    def _pod_changed(self, pod: Obj) -> None:
+        ns = meta(pod).get("namespace", "")
+        for name in claim_names(pod):
+            self.queue.add(f"{ns}/{name}")
+
+    async def sync(self, key: str) -> None:
+        claim = self.claims.store.get(key)
+        if claim is None or not is_deletion_candidate(claim, PVC_FINALIZER):
+            return
+        ns, name = split_key(key)
+        if any(pod_uses_claim(p, claim) for p in self.pods.store.by_index("namespace", ns)):
+            return
+        live = await self.client.list("v1", "pods", ns)
+        if any(pod_uses_claim(p, claim) for p in live.get("items") or []):
+            return
+        try:
+            await self.client.patch("v1", "persistentvolumeclaims", name, _removal_patch(PVC_FINALIZER), ns,
+                                    patch_type="strategic")
+        except errors.NotFound:
+            return
+        log.info("removed %s from unused claim %s", PVC_FINALIZER, key)
+
+
+class PVProtectionController(Controller):
+    name = "persistentvolume-protection-controller"
+    workers = 1
+
+    def __init__(self, ctx: ControllerContext) -> None:
+        super().__init__(ctx)
+        self.volumes = self.informer("v1", "persistentvolumes")
+        self.volumes.add_handler(on_add=self._changed, on_update=lambda old, new: self._changed(new))
+
+    def _changed(self, pv: Obj) -> None:
+        if is_deletion_candidate(pv, PV_FINALIZER):
+            self.enqueue(pv)
+
+    async def sync(self, key: str) -> None:
+        pv = self.volumes.store.get(key)
+        if pv is None or not is_deletion_candidate(pv, PV_FINALIZER) or volume_in_use(pv):
+            return
+        try:
+            await self.client.patch("v1", "persistentvolumes", split_key(key)[1], _removal_patch(PV_FINALIZER),
+                                    patch_type="strategic")
+        except errors.NotFound:
+            return
+        log.info("removed %s from unused volume %s", PV_FINALIZER, key)
+
+
+CONTROLLERS: list[type[Controller]] = [PVCProtectionController, PVProtectionController]
