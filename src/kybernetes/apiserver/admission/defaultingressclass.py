@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from kybernetes.api.obj import Obj
 from kybernetes.apiserver.admission.chain import CREATE, Attributes, Handler, PluginInit
-from kybernetes.apiserver.admission.defaultstorageclass import cached_objects, newest_default
+from kybernetes.apiserver.admission.defaultstorageclass import annotations_of, cached_objects, newest_default
 from kybernetes.apiserver.registry.store import Registry
 
 NAME = "DefaultIngressClass"
@@ -22,14 +22,8 @@ IS_DEFAULT = "ingressclass.kubernetes.io/is-default-class"
 LEGACY_CLASS = "kubernetes.io/ingress.class"
 
 
-def _annotations(obj: Obj) -> dict[str, str]:
-    meta = obj.get("metadata")
-    annotations = meta.get("annotations") if isinstance(meta, dict) else None
-    return annotations if isinstance(annotations, dict) else {}
-
-
 def is_default_ingress_class(ic: Obj) -> bool:
-    return _annotations(ic).get(IS_DEFAULT) == "true"
+    return annotations_of(ic).get(IS_DEFAULT) == "true"
 
 
 def default_ingress_class(ingress: Obj, classes: Iterable[Obj]) -> None:
@@ -37,7 +31,7 @@ def default_ingress_class(ingress: Obj, classes: Iterable[Obj]) -> None:
     spec = ingress.get("spec")
     if not isinstance(spec, dict) or spec.get("ingressClassName") is not None:
         return
-    if LEGACY_CLASS in _annotations(ingress):
+    if LEGACY_CLASS in annotations_of(ingress):
         return
     default = newest_default(classes, is_default_ingress_class)
     if default is not None:

@@ -22,7 +22,8 @@ BETA_IS_DEFAULT = "storageclass.beta.kubernetes.io/is-default-class"
 BETA_CLAIM_CLASS = "volume.beta.kubernetes.io/storage-class"
 
 
-def _annotations(obj: Obj) -> dict[str, str]:
+def annotations_of(obj: Obj) -> dict[str, str]:
+    """An object's annotations, or {} when it has none (or they are malformed)."""
     meta = obj.get("metadata")
     annotations = meta.get("annotations") if isinstance(meta, dict) else None
     return annotations if isinstance(annotations, dict) else {}
@@ -30,7 +31,7 @@ def _annotations(obj: Obj) -> dict[str, str]:
 
 def is_default_storage_class(sc: Obj) -> bool:
     """``storageutil.IsDefaultAnnotation``: the GA or the beta annotation is exactly ``"true"``."""
-    annotations = _annotations(sc)
+    annotations = annotations_of(sc)
     return annotations.get(IS_DEFAULT) == "true" or annotations.get(BETA_IS_DEFAULT) == "true"
 
 
@@ -48,7 +49,7 @@ def claim_has_class(pvc: Obj) -> bool:
     spec = pvc.get("spec")
     if isinstance(spec, dict) and spec.get("storageClassName") is not None:
         return True
-    return BETA_CLAIM_CLASS in _annotations(pvc)
+    return BETA_CLAIM_CLASS in annotations_of(pvc)
 
 
 def default_claim_class(pvc: Obj, classes: Iterable[Obj]) -> None:
