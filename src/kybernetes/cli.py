@@ -11,7 +11,7 @@ import importlib
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -43,6 +43,9 @@ async def _run_until_signal(server: APIServer, announce: bool) -> None:
 
 
 def _common_options(f):  # type: ignore[no-untyped-def]
+    """The API server's flags, shared by ``kyb server`` and ``kyb apiserver`` (``_config`` reads them)."""
+    f = click.option("--authorization-mode", default="AlwaysAllow", show_default=True, metavar="MODES",
+                     help="Authorizers, in order (comma-separated): AlwaysAllow, AlwaysDeny, Node, RBAC.")(f)
     f = click.option("--disable-admission-plugins", multiple=True, metavar="NAMES",
                      help="Admission plugins to turn off although on by default (comma-separated; "
                           "the names are kube-apiserver's).")(f)
@@ -77,7 +80,8 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
             tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
             compact_interval: float, compact_keep: int, max_requests_inflight: int = 400,
             max_mutating_requests_inflight: int = 200, enable_admission_plugins: tuple[str, ...] = (),
-            disable_admission_plugins: tuple[str, ...] = ()) -> APIServerConfig:
+            disable_admission_plugins: tuple[str, ...] = (), authorization_mode: str = "AlwaysAllow") -> APIServerConfig:
+    """The API server's configuration from the flags ``_common_options`` adds (one keyword each)."""
     from kybernetes.apiserver.admission.plugins import flag_error, split_flag, validate_flags
     from kybernetes.apiserver.server import APIServerConfig
 
@@ -89,6 +93,12 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
         raise click.UsageError(f"invalid configuration: MaxRequestsInFlight={max_requests_inflight} and "
                                f"MaxMutatingRequestsInFlight={max_mutating_requests_inflight}; they must add up to "
                                "something positive")
+    from kybernetes.apiserver.authz.authorizer import validate_modes
+
+    modes = tuple(m.strip() for m in authorization_mode.split(",") if m.strip())
+    mode_problems = validate_modes(modes)
+    if mode_problems:
+        raise click.ClickException("; ".join(mode_problems))
     d = (data_dir or default_data_dir()).resolve()
     token_file = token_auth_file
     if token_file is None and (d / "tokens.csv").exists():
@@ -100,6 +110,7 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
         compact_interval=compact_interval, compact_keep=compact_keep,
         max_requests_inflight=max_requests_inflight, max_mutating_requests_inflight=max_mutating_requests_inflight,
         enable_admission_plugins=tuple(enable), disable_admission_plugins=tuple(disable),
+        authorization_modes=modes,
     )
 
 
@@ -155,21 +166,14 @@ def main() -> None:
 @click.option("--kubelet-arg", multiple=True, help="Extra flag for this node's kubelet, as NAME=VALUE.")
 @click.option("--node-name", default=None, help="This node's name (default: the host name).")
 @click.option("--disable-kube-proxy", is_flag=True, help="Do not run kube-proxy on this machine's node.")
-def server(data_dir: Path | None, bind_address: str, advertise_address: str, https_port: int, datastore_endpoint: str,
-           tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
-           verbose: int, compact_interval: float, compact_keep: int, max_requests_inflight: int,
-           max_mutating_requests_inflight: int, enable_admission_plugins: tuple[str, ...],
-           disable_admission_plugins: tuple[str, ...], disable_agent: bool,
-           disable_scheduler: bool, disable_controller_manager: bool, cluster_cidr: str,
-           kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...],
-           kubelet_arg: tuple[str, ...], node_name: str | None, disable_kube_proxy: bool) -> None:
+def server(verbose: int, disable_agent: bool, disable_scheduler: bool, disable_controller_manager: bool,
+           cluster_cidr: str, kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...],
+           kubelet_arg: tuple[str, ...], node_name: str | None, disable_kube_proxy: bool, **api_flags: Any) -> None:
     """Run a whole cluster: the API server on the embedded store, the scheduler and the controllers."""
     from kybernetes import bundle
 
     _setup_logging(verbose)
-    cfg = _config(data_dir, bind_address, advertise_address, https_port, datastore_endpoint, tls_san, service_cluster_ip_range,
-                  token_auth_file, compact_interval, compact_keep, max_requests_inflight,
-                  max_mutating_requests_inflight, enable_admission_plugins, disable_admission_plugins)
+    cfg = _config(**api_flags)
     # The bridge is the agent's to know too (kube-proxy's table is named after it), not only the kubelet's.
     bridges = [a.partition("=")[2] for a in kubelet_arg if a.removeprefix("--").startswith("cni-bridge=")]
     kubelet_arg = tuple(a for a in kubelet_arg if not a.removeprefix("--").startswith("cni-bridge="))
@@ -193,18 +197,12 @@ def _flag(arg: str) -> str:
 
 @main.command()
 @_common_options
-def apiserver(data_dir: Path | None, bind_address: str, advertise_address: str, https_port: int, datastore_endpoint: str,
-              tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
-              verbose: int, compact_interval: float, compact_keep: int, max_requests_inflight: int,
-              max_mutating_requests_inflight: int, enable_admission_plugins: tuple[str, ...],
-              disable_admission_plugins: tuple[str, ...]) -> None:
+def apiserver(verbose: int, **api_flags: Any) -> None:
     """Run the API server alone."""
     from kybernetes.apiserver.server import APIServer
 
     _setup_logging(verbose)
-    cfg = _config(data_dir, bind_address, advertise_address, https_port, datastore_endpoint, tls_san, service_cluster_ip_range,
-                  token_auth_file, compact_interval, compact_keep, max_requests_inflight,
-                  max_mutating_requests_inflight, enable_admission_plugins, disable_admission_plugins)
+    cfg = _config(**api_flags)
     aiorun.run(_run_until_signal(APIServer(cfg), announce=True))
 
 

@@ -11,6 +11,7 @@ import pytest
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.flowcontrol import FlowControl, bootstrap
 from kybernetes.apiserver.registry.request import User
+from kybernetes.apiserver.transport.requestinfo import request_info
 from kybernetes.apiserver.transport.requests import ResourcePath
 from kybernetes.httpserver.messages import Response
 
@@ -27,6 +28,11 @@ class FakeRequest:
     @property
     def query(self) -> dict[str, str]:
         return dict(p.split("=", 1) for p in self.query_string.split("&") if "=" in p)
+
+
+def serve(fc: FlowControl, req: Any, rp: ResourcePath, user: User, call: Any) -> Any:
+    """The gate as the server calls it: with the request's RequestInfo."""
+    return fc.serve(req, request_info(req.method, req.path, rp, req.query), user, call)
 
 
 def gate(total: int = 600, extra_levels: tuple[dict, ...] = (), extra_schemas: tuple[dict, ...] = ()) -> FlowControl:
@@ -59,7 +65,7 @@ async def test_headers_and_seat_for_the_handler_duration() -> None:
         return Response(body=b"{}")
 
     req = FakeRequest()
-    resp = await fc.serve(req, ResourcePath("", "v1", "pods"), ALICE, handler)
+    resp = await serve(fc, req, ResourcePath("", "v1", "pods"), ALICE, handler)
     assert resp.status == 200 and seen == [1] and fc.levels["global-default"].executing == 0
     assert req.extra_headers == (b"X-Kubernetes-PF-FlowSchema-UID: uid-global-default\r\n"
                                  b"X-Kubernetes-PF-PriorityLevel-UID: uid-global-default\r\n")
@@ -74,7 +80,7 @@ async def test_long_running_requests_bypass_and_watches_hold_a_seat_until_their_
         return Response()
 
     exec_req = FakeRequest("POST", "command=ls")
-    await fc.serve(exec_req, ResourcePath("", "v1", "pods", "default", "p", "exec"), ALICE, handler)
+    await serve(fc, exec_req, ResourcePath("", "v1", "pods", "default", "p", "exec"), ALICE, handler)
     assert exec_req.extra_headers is None
     assert levels == [0]
 
@@ -86,7 +92,7 @@ async def test_long_running_requests_bypass_and_watches_hold_a_seat_until_their_
         levels.append(fc.levels["global-default"].executing)  # streaming
         return Response()
 
-    await fc.serve(watch_req, ResourcePath("", "v1", "pods"), ALICE, watch)
+    await serve(fc, watch_req, ResourcePath("", "v1", "pods"), ALICE, watch)
     assert watch_req.extra_headers is not None
     assert levels == [0, 1, 0] and fc.levels["global-default"].executing == 0
     failing = FakeRequest("GET", "watch=1")
@@ -95,7 +101,7 @@ async def test_long_running_requests_bypass_and_watches_hold_a_seat_until_their_
         raise RuntimeError("no stream")
 
     with pytest.raises(RuntimeError):
-        await fc.serve(failing, ResourcePath("", "v1", "pods"), ALICE, broken)
+        await serve(fc, failing, ResourcePath("", "v1", "pods"), ALICE, broken)
     assert fc.levels["global-default"].executing == 0
 
 
@@ -117,10 +123,10 @@ async def test_full_reject_level_answers_429_while_exempt_passes() -> None:
         return Response(body=b"{}")
 
     rp = ResourcePath("", "v1", "pods")
-    first = asyncio.ensure_future(fc.serve(FakeRequest(), rp, ALICE, slow))
+    first = asyncio.ensure_future(serve(fc, FakeRequest(), rp, ALICE, slow))
     await asyncio.sleep(0)
     rejected_req = FakeRequest()
-    rejected = await fc.serve(rejected_req, rp, ALICE, slow)
+    rejected = await serve(fc, rejected_req, rp, ALICE, slow)
     assert isinstance(rejected, Response) and rejected.status == 429
     assert rejected.body == b"Too many requests, please try again later.\n"
     assert rejected.headers == {"Retry-After": "1", "X-Content-Type-Options": "nosniff"}
@@ -129,7 +135,7 @@ async def test_full_reject_level_answers_429_while_exempt_passes() -> None:
     async def quick() -> Response:
         return Response(body=b"ok")
 
-    assert (await fc.serve(FakeRequest(), rp, ADMIN, quick)).status == 200
+    assert (await serve(fc, FakeRequest(), rp, ADMIN, quick)).status == 200
     release.set()
     assert (await first).status == 200
     assert fc.levels["one"].executing == 0
@@ -165,8 +171,8 @@ async def test_a_namespace_request_is_in_that_namespace() -> None:
         return Response()
 
     req = FakeRequest(path="/api/v1/namespaces/foo")
-    await fc.serve(req, ResourcePath("", "v1", "namespaces", "", "foo"), ALICE, handler)
+    await serve(fc, req, ResourcePath("", "v1", "namespaces", "", "foo"), ALICE, handler)
     assert b"uid-ns-foo" in req.extra_headers
     req = FakeRequest(path="/api/v1/namespaces")
-    await fc.serve(req, ResourcePath("", "v1", "namespaces"), ALICE, handler)
+    await serve(fc, req, ResourcePath("", "v1", "namespaces"), ALICE, handler)
     assert b"uid-global-default" in req.extra_headers

@@ -11,7 +11,9 @@ error into a Status; ``_dispatch`` routes):
     TLS (client cert verified against the cluster CA, optional)
       -> health, version and node join, before authentication
       -> authenticate (cert or bearer token; 401 otherwise)
+      -> RequestInfo (transport/requestinfo.py: verb, resource, namespace, name), once
       -> API Priority and Fairness (flowcontrol/: classify, take a seat or queue, or 429)
+      -> authorize (authz/: system:masters, then each --authorization-mode; 403 otherwise)
       -> route: discovery, openapi, or a resource URL
       -> ResourceHandlers -> Registry -> watch cache / Store
       -> any StatusError rendered as a Status object with its code; anything else a 500 Status
@@ -37,6 +39,15 @@ from kybernetes.apiserver.admission import priority
 from kybernetes.apiserver.admission.chain import PluginInit
 from kybernetes.apiserver.auth.authenticator import Authenticator, TokenFile
 from kybernetes.apiserver.auth.serviceaccounts import API_AUDIENCES, ISSUER, ServiceAccounts
+from kybernetes.apiserver.authz.authorizer import (
+    Attributes,
+    AuthorizerFactory,
+    Chain,
+    Decision,
+    forbidden,
+    new_chain,
+    validate_modes,
+)
 from kybernetes.apiserver.componentstatus import ComponentStatuses
 from kybernetes.apiserver.crds import CRDController
 from kybernetes.apiserver.flowcontrol import FlowControl
@@ -49,6 +60,7 @@ from kybernetes.apiserver.registry.store import Registry
 from kybernetes.apiserver.transport import discovery, openapi_pb
 from kybernetes.apiserver.transport.handlers import JSON, ResourceHandlers, json_response
 from kybernetes.apiserver.transport.openapi import OpenAPIService
+from kybernetes.apiserver.transport.requestinfo import RequestInfo, request_info
 from kybernetes.apiserver.transport.requests import (
     ResourcePath,
     parse_accept,
@@ -106,6 +118,8 @@ class APIServerConfig:
     enable_admission_plugins: tuple[str, ...] = ()
     disable_admission_plugins: tuple[str, ...] = ()
     """Admission plugins on besides / off among the default ones (see ``admission/plugins.py``)."""
+    authorization_modes: tuple[str, ...] = ("AlwaysAllow",)
+    """``--authorization-mode``: the authorizers after ``system:masters``, in order (``authz/``)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -141,6 +155,10 @@ class APIServer:
         self.join: JoinService | None = None
         self.discovery = discovery.DiscoveryCache(self.catalogue)
         self.flowcontrol: FlowControl | None = None
+        self.authorizer: Chain | None = None
+        """None when every request is allowed (``AlwaysAllow`` alone): no per-request cost then."""
+        self.authorizer_factories: dict[str, AuthorizerFactory] = {}
+        """The modes that need this server's parts, by name (RBAC, Node), made at start."""
 
     @property
     def url(self) -> str:
@@ -161,6 +179,8 @@ class APIServer:
         problems = admission_plugins.validate_flags(cfg.enable_admission_plugins, cfg.disable_admission_plugins)
         if problems:
             raise ValueError(admission_plugins.flag_error(problems))
+        if problems := validate_modes(cfg.authorization_modes):
+            raise ValueError("; ".join(problems))
         cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.pki = PKI.load_or_create(cfg.data_dir)
         self.join = JoinService(self)
@@ -188,6 +208,8 @@ class APIServer:
         await self._bootstrap()
         self.flowcontrol = FlowControl(self.registry, self.catalogue, concurrency)
         await self.flowcontrol.start()
+        if cfg.authorization_modes != ("AlwaysAllow",):
+            self.authorizer = new_chain(cfg.authorization_modes, self.authorizer_factories)
         self.authenticator.extra_token_authenticators.append(self.service_accounts.authenticate)
         self.authenticator.review_authenticators.append(self.service_accounts.review)
 
@@ -361,12 +383,19 @@ class APIServer:
         assert self.authenticator is not None and self.handlers is not None
         user = self.authenticator.authenticate(request.peercert, request.headers.get("Authorization"))
         rp = parse_resource_path(path)
+        info = request_info(request.method, path, rp, request.query if request.query_string else None)
         if self.flowcontrol is not None:
-            return await self.flowcontrol.serve(request, rp, user, lambda: self._serve(request, path, rp, user))
-        return await self._serve(request, path, rp, user)
+            return await self.flowcontrol.serve(request, info, user, lambda: self._serve(request, path, rp, info, user))
+        return await self._serve(request, path, rp, info, user)
 
-    async def _serve(self, request: Request, path: str, rp: ResourcePath | None, user: User) -> AnyResponse:
+    async def _serve(self, request: Request, path: str, rp: ResourcePath | None, info: RequestInfo,
+                     user: User) -> AnyResponse:
         assert self.handlers is not None
+        if self.authorizer is not None:
+            attrs = Attributes.of(user, info)
+            decision, reason = self.authorizer.authorize(attrs)
+            if decision is not Decision.ALLOW:
+                raise forbidden(attrs, reason)
         if rp is not None:
             return await self.handlers.handle(request, rp, RequestContext(user=user))
         return await self._non_resource(request, path)

@@ -42,7 +42,8 @@ from kybernetes.apiserver.flowcontrol.dropped import DroppedRequests
 from kybernetes.apiserver.flowcontrol.queueset import Clock, LoopClock, QueueSet
 from kybernetes.apiserver.registry.request import DeleteOptions, ListOptions, RequestContext, User
 from kybernetes.apiserver.registry.store import Registry
-from kybernetes.apiserver.transport.requests import ResourcePath, bool_param
+from kybernetes.apiserver.transport.requestinfo import RequestInfo
+from kybernetes.apiserver.transport.requests import bool_param
 from kybernetes.httpserver.messages import AnyResponse, Request, Response
 
 log = logging.getLogger(__name__)
@@ -56,19 +57,7 @@ WAIT_LIMIT = 15.0
 STATUS_FIELD_MANAGER = "api-priority-and-fairness-config-consumer-v1"
 """Kubernetes' APF controller writes FlowSchema status as this manager (the ensurer as the producer)."""
 _MASK64 = (1 << 64) - 1
-_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
 _SYSTEM = User("system:apiserver", ("system:masters", "system:authenticated"))
-
-
-def request_verb(method: str, rp: ResourcePath, watch: bool) -> str:
-    """Kubernetes' RequestInfo verb of a resource request."""
-    if method in ("GET", "HEAD"):
-        if watch:
-            return "watch"
-        return "get" if rp.name else "list"
-    if method == "DELETE":
-        return "delete" if rp.name else "deletecollection"
-    return _VERBS.get(method, method.lower())
 
 
 def shares_of(pl: Obj) -> int:
@@ -234,23 +223,22 @@ class FlowControl:
 
     # --- the request gate --------------------------------------------------------------------
 
-    async def serve(self, request: Request, rp: ResourcePath | None, user: User,
+    async def serve(self, request: Request, info: RequestInfo, user: User,
                     call: Callable[[], Awaitable[AnyResponse]]) -> AnyResponse:
         """Run ``call`` (the request's handler) under API Priority and Fairness."""
         watch = False
-        if rp is not None:
-            if rp.subresource in LONG_RUNNING_SUBRESOURCES:
+        if info.is_resource_request:
+            if info.subresource in LONG_RUNNING_SUBRESOURCES:
                 return await call()
-            watch = rp.watch or ("watch" in request.query_string and bool_param(request.query.get("watch")))
-            verb = request_verb(request.method, rp, watch)
-            resource = f"{rp.plural}/{rp.subresource}" if rp.subresource else rp.plural
-            namespace = rp.namespace
-            if not namespace and rp.plural == "namespaces" and not rp.group:
-                namespace = rp.name  # Kubernetes' RequestInfo: a namespace is in itself
-            m = self.classifier.classify(user.name, user.groups, verb, rp.group, resource, namespace, "", True)
+            # A watch holds its seat differently; ``?watch`` on a named GET streams too.
+            watch = info.verb == "watch" or (
+                bool(info.name) and "watch" in request.query_string and bool_param(request.query.get("watch")))
+            resource = f"{info.resource}/{info.subresource}" if info.subresource else info.resource
+            namespace = info.namespace
+            m = self.classifier.classify(user.name, user.groups, info.verb, info.api_group, resource, namespace, "",
+                                         True)
         else:
-            m = self.classifier.classify(user.name, user.groups, request.method.lower(), "", "", "",
-                                         request.path, False)
+            m = self.classifier.classify(user.name, user.groups, info.verb, "", "", "", request.path, False)
             namespace = ""
         if m is None:
             return await call()

@@ -1,0 +1,233 @@
+"""The authorization contract: attributes in, a decision out; and the chain kube-apiserver builds.
+
+An :class:`Authorizer` answers one question, ``authorize(attrs) -> (decision, reason)``, for the
+:class:`Attributes` of a request (who, which verb, on what):
+
+- ``ALLOW``: the request may go on; the chain stops.
+- ``DENY``: refused outright; the chain stops (no later authorizer may allow it).
+- ``NO_OPINION``: this authorizer neither allows nor denies; the next one is asked. A chain
+  where every authorizer has no opinion refuses the request.
+
+``reason`` is a human explanation, shown to a refused client after the standard sentence (the
+Node authorizer's ``no relationship found between node 'n1' and this object``, RBAC's
+``RBAC: clusterrole.rbac.authorization.k8s.io "x" not found``).
+
+The guarantees every implementation keeps, because the server calls ``authorize`` on every
+request: it is synchronous and answers from memory (watch-fed caches, never a store read), it
+never raises for any attributes, and a change to its inputs (a role deleted, a pod bound) is
+seen by the next request once the change has been observed from the store's watch.
+
+An authorizer that can list what a user may do also implements :class:`RuleResolver`
+(``SelfSubjectRulesReview`` and ``kubectl auth can-i --list`` use it).
+
+:func:`new_chain` builds kube-apiserver's ``--authorization-mode`` chain: first the privileged
+groups (``system:masters`` may do everything, whatever the modes), then each mode in the order
+given. :func:`forbidden` is the 403 a refused request gets, in Kubernetes' words.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from kybernetes import errors
+from kybernetes.apiserver.registry.request import User
+from kybernetes.apiserver.transport.requestinfo import RequestInfo
+
+PRIVILEGED_GROUP = "system:masters"
+MODES = ("AlwaysAllow", "AlwaysDeny", "Node", "RBAC", "Webhook")
+"""kube-apiserver's authorization modes (Webhook is named but not built here)."""
+DEFAULT_MODES = ("Node", "RBAC")
+
+
+class Decision(enum.Enum):
+    ALLOW = "allow"
+    DENY = "deny"
+    NO_OPINION = "no-opinion"
+
+
+@dataclass(frozen=True, slots=True)
+class Attributes:
+    """Kubernetes' ``authorizer.AttributesRecord``: a user, a verb, and what it acts on."""
+
+    user: User
+    verb: str
+    resource_request: bool = True
+    api_group: str = ""
+    api_version: str = ""
+    namespace: str = ""
+    resource: str = ""
+    subresource: str = ""
+    name: str = ""
+    path: str = ""
+
+    @classmethod
+    def of(cls, user: User, info: RequestInfo) -> Attributes:
+        return cls(user, info.verb, info.is_resource_request, info.api_group, info.api_version, info.namespace,
+                   info.resource, info.subresource, info.name, info.path)
+
+
+@dataclass
+class RulesInfo:
+    """What a :class:`RuleResolver` knows a user may do in a namespace (SelfSubjectRulesReview's status)."""
+
+    resource_rules: list[dict[str, Any]] = field(default_factory=list)
+    """PolicyRule-shaped dicts: verbs, apiGroups, resources, resourceNames."""
+    non_resource_rules: list[dict[str, Any]] = field(default_factory=list)
+    """verbs and nonResourceURLs."""
+    incomplete: bool = False
+    evaluation_error: str = ""
+
+
+@runtime_checkable
+class Authorizer(Protocol):
+    def authorize(self, attrs: Attributes) -> tuple[Decision, str]: ...
+
+
+@runtime_checkable
+class RuleResolver(Protocol):
+    def rules_for(self, user: User, namespace: str) -> RulesInfo: ...
+
+
+class AlwaysAllow:
+    def authorize(self, attrs: Attributes) -> tuple[Decision, str]:
+        return Decision.ALLOW, ""
+
+    def rules_for(self, user: User, namespace: str) -> RulesInfo:
+        return RulesInfo([{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                         [{"verbs": ["*"], "nonResourceURLs": ["*"]}])
+
+
+class AlwaysDeny:
+    def authorize(self, attrs: Attributes) -> tuple[Decision, str]:
+        return Decision.NO_OPINION, "Everything is forbidden."
+
+    def rules_for(self, user: User, namespace: str) -> RulesInfo:
+        return RulesInfo()
+
+
+class PrivilegedGroups:
+    """Members of a privileged group may do everything (``authorizerfactory.NewPrivilegedGroups``)."""
+
+    def __init__(self, groups: Sequence[str] = (PRIVILEGED_GROUP,)) -> None:
+        self.groups = frozenset(groups)
+
+    def authorize(self, attrs: Attributes) -> tuple[Decision, str]:
+        if self.groups.intersection(attrs.user.groups):
+            return Decision.ALLOW, ""
+        return Decision.NO_OPINION, ""
+
+    def rules_for(self, user: User, namespace: str) -> RulesInfo:
+        if self.groups.intersection(user.groups):
+            return AlwaysAllow().rules_for(user, namespace)
+        return RulesInfo()
+
+
+class Chain:
+    """The union of authorizers, asked in order (Kubernetes' ``union.New``)."""
+
+    def __init__(self, authorizers: Sequence[Authorizer]) -> None:
+        self.authorizers = tuple(authorizers)
+
+    def authorize(self, attrs: Attributes) -> tuple[Decision, str]:
+        reasons: list[str] = []
+        for a in self.authorizers:
+            decision, reason = a.authorize(attrs)
+            if decision is not Decision.NO_OPINION:
+                return decision, reason
+            if reason:
+                reasons.append(reason)
+        return Decision.NO_OPINION, "\n".join(reasons)
+
+    def rules_for(self, user: User, namespace: str) -> RulesInfo:
+        out = RulesInfo()
+        errs: list[str] = []
+        for a in self.authorizers:
+            if not isinstance(a, RuleResolver):
+                out.incomplete = True  # this authorizer may allow more than can be listed
+                continue
+            info = a.rules_for(user, namespace)
+            out.resource_rules += info.resource_rules
+            out.non_resource_rules += info.non_resource_rules
+            out.incomplete |= info.incomplete
+            if info.evaluation_error:
+                errs.append(info.evaluation_error)
+        out.evaluation_error = ", ".join(errs)
+        return out
+
+    def allowed(self, attrs: Attributes) -> bool:
+        return self.authorize(attrs)[0] is Decision.ALLOW
+
+
+AuthorizerFactory = Callable[[], Authorizer]
+
+
+def validate_modes(modes: Sequence[str]) -> list[str]:
+    """kube-apiserver's flag errors for ``--authorization-mode`` (empty when the list is good)."""
+    problems: list[str] = []
+    if not modes:
+        problems.append("at least one authorization-mode must be passed")
+    for mode in modes:
+        if mode not in MODES:
+            problems.append(f"authorization-mode {mode!r} is not a valid mode")
+    seen: set[str] = set()
+    for mode in modes:
+        if mode in seen:
+            problems.append(f"authorization-mode {mode!r} has mode specified more than once")
+        seen.add(mode)
+    return problems
+
+
+def new_chain(modes: Sequence[str], factories: dict[str, AuthorizerFactory]) -> Chain:
+    """The chain for ``--authorization-mode``: privileged groups first, then each mode in order.
+    ``factories`` makes the modes that need the server's parts (RBAC, Node); a mode with no
+    factory is an error (ValueError, as a bad flag)."""
+    authorizers: list[Authorizer] = [PrivilegedGroups()]
+    for mode in modes:
+        if mode == "AlwaysAllow":
+            authorizers.append(AlwaysAllow())
+        elif mode == "AlwaysDeny":
+            authorizers.append(AlwaysDeny())
+        elif mode in factories:
+            authorizers.append(factories[mode]())
+        else:
+            raise ValueError(f"authorization-mode {mode!r} is not supported by this server")
+    return Chain(authorizers)
+
+
+def forbidden_message(attrs: Attributes) -> str:
+    """``responsewriters.forbiddenMessage``: who cannot do what, where."""
+    user = attrs.user.name
+    if not attrs.resource_request:
+        return f'User "{user}" cannot {attrs.verb} path "{attrs.path}"'
+    resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+    if attrs.namespace:
+        return (f'User "{user}" cannot {attrs.verb} resource "{resource}" in API group "{attrs.api_group}" '
+                f'in the namespace "{attrs.namespace}"')
+    return f'User "{user}" cannot {attrs.verb} resource "{resource}" in API group "{attrs.api_group}" at the cluster scope'
+
+
+def forbidden(attrs: Attributes, reason: str = "") -> errors.Forbidden:
+    """The 403 of a refused request (``responsewriters.Forbidden`` + ``errors.NewForbidden``)::
+
+        pods is forbidden: User "jane" cannot list resource "pods" in API group "" in the namespace "default"
+        pods "web" is forbidden: User "jane" cannot get resource "pods" ...: <reason>
+        forbidden: User "jane" cannot get path "/metrics"
+    """
+    message = forbidden_message(attrs)
+    if reason:
+        message = f"{message}: {reason}"
+    if not attrs.resource_request:
+        return errors.Forbidden(f"forbidden: {message}", details={})
+    qualified = f"{attrs.resource}.{attrs.api_group}" if attrs.api_group else attrs.resource
+    details: dict[str, Any] = {}
+    if attrs.name:
+        details["name"] = attrs.name
+    if attrs.api_group:
+        details["group"] = attrs.api_group
+    details["kind"] = attrs.resource
+    if attrs.name:
+        return errors.Forbidden(f'{qualified} "{attrs.name}" is forbidden: {message}', details=details)
+    return errors.Forbidden(f"{qualified} is forbidden: {message}", details=details)
