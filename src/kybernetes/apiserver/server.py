@@ -210,6 +210,7 @@ class APIServer:
         await self.flowcontrol.start()
         if cfg.authorization_modes != ("AlwaysAllow",):
             self.authorizer = new_chain(cfg.authorization_modes, self.authorizer_factories)
+            await self.authorizer.start()
         self.authenticator.extra_token_authenticators.append(self.service_accounts.authenticate)
         self.authenticator.review_authenticators.append(self.service_accounts.review)
 
@@ -262,6 +263,8 @@ class APIServer:
             self.handlers.shutting_down.set()
         if self.flowcontrol is not None:
             await self.flowcontrol.stop()
+        if self.authorizer is not None:
+            await self.authorizer.stop()
         if self.registry is not None:
             await self.registry.stop()
         if self.http is not None:

@@ -17,7 +17,9 @@ request: it is synchronous and answers from memory (watch-fed caches, never a st
 never raises for any attributes, and a change to its inputs (a role deleted, a pod bound) is
 seen by the next request once the change has been observed from the store's watch.
 
-An authorizer that can list what a user may do also implements :class:`RuleResolver`
+An authorizer that keeps watch-fed caches has ``async start()`` (returns once its caches are
+filled) and ``async stop()``; the server calls them. An authorizer that can list what a user may
+do also implements :class:`RuleResolver`
 (``SelfSubjectRulesReview`` and ``kubectl auth can-i --list`` use it).
 
 :func:`new_chain` builds kube-apiserver's ``--authorization-mode`` chain: first the privileged
@@ -159,6 +161,20 @@ class Chain:
 
     def allowed(self, attrs: Attributes) -> bool:
         return self.authorize(attrs)[0] is Decision.ALLOW
+
+    async def start(self) -> None:
+        """Start the authorizers that keep caches (``async start()``): they have their data
+        before the server answers its first request."""
+        for a in self.authorizers:
+            start = getattr(a, "start", None)
+            if start is not None:
+                await start()
+
+    async def stop(self) -> None:
+        for a in self.authorizers:
+            stop = getattr(a, "stop", None)
+            if stop is not None:
+                await stop()
 
 
 AuthorizerFactory = Callable[[], Authorizer]
