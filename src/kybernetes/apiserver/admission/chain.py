@@ -29,7 +29,7 @@ and which are on by default live in :mod:`.plugins`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from kybernetes import errors
@@ -68,6 +68,11 @@ class Attributes:
     dry_run: bool = False
     options: Any = None
     """The operation's options (DeleteOptions on DELETE), if the caller has any."""
+    warnings: list[str] = field(default_factory=list)
+    """The request's warnings (the caller passes its own list): a plugin appends, the client gets
+    each as a ``Warning`` header (``warning.AddWarning``)."""
+    audit_annotations: dict[str, str] = field(default_factory=dict)
+    """The request's audit annotations (the caller passes its own dict; ``audit.AddAuditAnnotations``)."""
 
     @property
     def group_resource(self) -> str:

@@ -32,7 +32,7 @@ ORDERED_PLUGINS: tuple[tuple[str, str | None], ...] = (
     ("TaintNodesByCondition", None),
     ("AlwaysPullImages", None),
     ("ImagePolicyWebhook", None),
-    ("PodSecurity", None),
+    ("PodSecurity", _PKG + "podsecurity.admission"),
     ("PodNodeSelector", None),
     ("Priority", _PKG + "priority"),
     ("DefaultTolerationSeconds", _PKG + "defaulttolerationseconds"),

@@ -39,6 +39,8 @@ class RequestContext:
     """Strict, Warn or Ignore (what to do with unknown and duplicate fields)."""
     warnings: list[str] = field(default_factory=list)
     user_agent: str = ""
+    audit_annotations: dict[str, str] = field(default_factory=dict)
+    """What admission adds for the audit log (PodSecurity's ``pod-security.kubernetes.io/...``)."""
 
 
 @dataclass
