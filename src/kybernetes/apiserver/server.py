@@ -229,7 +229,8 @@ class APIServer:
     def _install_rest(self) -> None:
         """The REST objects that need this server's parts: serviceaccounts' token (the token
         issuer), pods' connect subresources (the streaming proxy to kubelets), the computed
-        componentstatuses and the authentication reviews (on the authenticator)."""
+        componentstatuses, the authentication reviews (on the authenticator) and the access reviews
+        (on the authorizer)."""
         from kybernetes.apiserver.auth.reviews import SelfSubjectReviewREST, TokenReviewREST
         from kybernetes.apiserver.registry.core import TokenREST
         from kybernetes.apiserver.registry.rest import ConnectREST
@@ -250,6 +251,7 @@ class APIServer:
         assert authn is not None and self_review is not None
         self.registry.rest_for(authn).create = TokenReviewREST(self.authenticator.review_token, API_AUDIENCES)
         self.registry.rest_for(self_review).create = SelfSubjectReviewREST()
+        self._install_access_reviews()
         kc_crt, kc_key = self.pki.ensure("kubelet-client", common_name="kube-apiserver-kubelet-client",
                                          organizations=("system:masters",), client=True)
         streaming = StreamingProxy(self.registry, self.catalogue, ca=self.pki.ca_path,
@@ -257,6 +259,19 @@ class APIServer:
         pods = rest("pods")
         for sub in ("log", "exec", "attach", "portforward"):
             pods.subresources[sub] = ConnectREST(sub, streaming)
+
+    def _install_access_reviews(self) -> None:
+        """authorization.k8s.io's reviews, answered by this server's authorizer chain (made at start)."""
+        from kybernetes.apiserver.authz import reviews
+
+        assert self.registry is not None
+        for plural, rest_class in (("subjectaccessreviews", reviews.SubjectAccessReviewREST),
+                                   ("localsubjectaccessreviews", reviews.LocalSubjectAccessReviewREST),
+                                   ("selfsubjectaccessreviews", reviews.SelfSubjectAccessReviewREST),
+                                   ("selfsubjectrulesreviews", reviews.SelfSubjectRulesReviewREST)):
+            r = self.catalogue.get(reviews.GROUP, "v1", plural)
+            assert r is not None
+            self.registry.rest_for(r).create = rest_class(lambda: self.authorizer)
 
     async def stop(self) -> None:
         if self.handlers is not None:
