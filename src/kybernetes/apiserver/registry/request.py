@@ -39,6 +39,8 @@ class RequestContext:
     """Strict, Warn or Ignore (what to do with unknown and duplicate fields)."""
     warnings: list[str] = field(default_factory=list)
     user_agent: str = ""
+    impersonator: User | None = None
+    """The authenticated user when the request impersonates ``user`` (``Impersonate-User``), for audit."""
 
 
 @dataclass
