@@ -29,7 +29,7 @@ def _headers(*pairs: tuple[str, str]) -> CIMultiDict[str]:
 
 def test_what_the_headers_ask_for_in_order() -> None:
     h = _headers(("Impersonate-User", "bob"), ("Impersonate-Group", "g1"), ("impersonate-group", "g2"),
-                 ("Impersonate-Extra-Scopes", "a"), ("Impersonate-Extra-Scopes", "b"),
+                 ("Impersonate-Extra-Scopes", "a"), ("impersonate-extra-scopes", "b"),
                  ("Impersonate-Extra-Example.com%2Fteam", "x"), ("Impersonate-Uid", "u1"))
     assert wanted(h) == [
         Wanted("User", "bob"), Wanted("Group", "g1"), Wanted("Group", "g2"),

@@ -84,7 +84,8 @@ def wanted(headers: Mapping[str, str]) -> list[Wanted]:
     getall = getattr(headers, "getall", None)
     groups = getall(GROUP_HEADER, []) if getall else ([headers[GROUP_HEADER]] if GROUP_HEADER in headers else [])
     out += [Wanted("Group", g) for g in groups]
-    for name in dict.fromkeys(k for k in headers if k.lower().startswith(EXTRA_PREFIX)):
+    extra_names = {k.lower(): k for k in headers if k.lower().startswith(EXTRA_PREFIX)}  # one per key, any case
+    for name in extra_names.values():
         values = getall(name, []) if getall else [headers[name]]
         out += [Wanted("UserExtra", value, api_version=_AUTHENTICATION_V1, field_path=_extra_key(name))
                 for value in values]
