@@ -269,7 +269,8 @@ def test_can_i_with_rbac_rules(tmp_path: Path) -> None:
         res = _kubectl_token(srv, "jane-token", "auth", "can-i", "--list", "-n", "default")
         assert res.returncode == 0, res.stderr
         assert ["pods", "[]", "[]", "[get", "list]"] in [line.split() for line in res.stdout.splitlines()]
-        # The admin asks about jane with --as: the same answers.
-        assert srv.kubectl("auth", "can-i", "list", "pods", "-n", "default", "--as", "jane").stdout == "yes\n"
-        res = srv.kubectl("auth", "can-i", "create", "pods", "-n", "default", "--as", "jane", check=False)
+        # The admin asks as jane (in devs, which may ask at all) with --as: the same answers.
+        as_jane = ("--as", "jane", "--as-group", "devs")
+        assert srv.kubectl("auth", "can-i", "list", "pods", "-n", "default", *as_jane).stdout == "yes\n"
+        res = srv.kubectl("auth", "can-i", "create", "pods", "-n", "default", *as_jane, check=False)
         assert res.returncode == 1 and res.stdout.startswith("no")

@@ -86,11 +86,14 @@ def _non_resource_value(attrs: Any) -> _GoValue:
 
 def _object_meta_value(meta: Obj) -> _GoValue:
     """``metav1.ObjectMeta`` as ``%#v`` prints it (the value of ``metadata: must be empty``)."""
-    s = lambda k: _go_quote(str(meta.get(k) or ""))  # noqa: E731
+    def quoted(key: str) -> str:
+        return _go_quote(str(meta.get(key) or ""))
+
     generation = meta.get("generation") or 0
     return _GoValue(
-        f"v1.ObjectMeta{{Name:{s('name')}, GenerateName:{s('generateName')}, Namespace:{s('namespace')}, "
-        f"SelfLink:{s('selfLink')}, UID:{s('uid')}, ResourceVersion:{s('resourceVersion')}, "
+        f"v1.ObjectMeta{{Name:{quoted('name')}, GenerateName:{quoted('generateName')}, "
+        f"Namespace:{quoted('namespace')}, SelfLink:{quoted('selfLink')}, UID:{quoted('uid')}, "
+        f"ResourceVersion:{quoted('resourceVersion')}, "
         f"Generation:{generation}, CreationTimestamp:time.Date(1, time.January, 1, 0, 0, 0, 0, time.UTC), "
         f"DeletionTimestamp:<nil>, DeletionGracePeriodSeconds:(*int64)(nil), "
         f"Labels:{_go_string_map(meta.get('labels'))}, Annotations:{_go_string_map(meta.get('annotations'))}, "
@@ -202,9 +205,9 @@ def attributes_of(user: User, spec: Obj) -> Attributes:
     """``ResourceAttributesFrom`` / ``NonResourceAttributesFrom``: an empty version means every version."""
     resource = spec.get("resourceAttributes")
     if isinstance(resource, dict):
-        s = lambda k: str(resource.get(k) or "")  # noqa: E731
-        return Attributes(user, s("verb"), True, s("group"), s("version") or "*", s("namespace"), s("resource"),
-                          s("subresource"), s("name"))
+        field = {k: str(resource.get(k) or "") for k in _RESOURCE_FIELDS[:7]}
+        return Attributes(user, field["verb"], True, field["group"], field["version"] or "*", field["namespace"],
+                          field["resource"], field["subresource"], field["name"])
     non_resource = _dict(spec.get("nonResourceAttributes"))
     return Attributes(user, str(non_resource.get("verb") or ""), False, path=str(non_resource.get("path") or ""))
 
