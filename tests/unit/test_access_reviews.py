@@ -119,3 +119,10 @@ def test_rules_status_keeps_both_lists_and_incomplete() -> None:
         "resourceRules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}],
         "nonResourceRules": [{"verbs": ["get"], "nonResourceURLs": ["/healthz"]}],
         "incomplete": True, "evaluationError": "x not found"}
+
+
+def test_rules_come_from_the_modes_not_the_privileged_groups() -> None:
+    root = User("root", ("system:masters",))
+    assert reviews.rules_for(Chain([PrivilegedGroups(), AlwaysDeny()]), root, "default") == RulesInfo()
+    assert reviews.rules_for(None, root, "default").resource_rules == [
+        {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]

@@ -11,7 +11,8 @@
 Each answers 201 with the review and its ``status`` filled as Kubernetes fills it: ``allowed``
 (always present), ``denied`` (an authorizer said DENY), ``reason`` (the chain's reasons) and
 ``evaluationError``; or, for the rules review, ``resourceRules``, ``nonResourceRules``,
-``incomplete`` and ``evaluationError``. Decisions come from the server's authorizer chain; with
+``incomplete`` and ``evaluationError`` (from the modes' rule resolvers, not ``system:masters``').
+Decisions come from the server's authorizer chain; with
 no chain (``--authorization-mode AlwaysAllow``) everything is allowed, as kube-apiserver's
 AlwaysAllow authorizer answers. Bad input is Kubernetes' 422 (``pkg/apis/authorization/validation``)
 or 400 (``pkg/registry/authorization/*/rest.go``), in their words.
@@ -32,7 +33,14 @@ from kybernetes import errors
 from kybernetes.api import validation as v
 from kybernetes.api.obj import Obj
 from kybernetes.api.validation import FieldError
-from kybernetes.apiserver.authz.authorizer import AlwaysAllow, Attributes, Chain, Decision, RulesInfo
+from kybernetes.apiserver.authz.authorizer import (
+    AlwaysAllow,
+    Attributes,
+    Chain,
+    Decision,
+    PrivilegedGroups,
+    RulesInfo,
+)
 from kybernetes.apiserver.registry.request import User
 from kybernetes.apiserver.registry.rest import Reply, ResourceREST, SubresourceCall, SubresourceREST
 
@@ -357,7 +365,13 @@ class SelfSubjectRulesReviewREST(SubresourceREST):
         namespace = str(_dict(obj.get("spec")).get("namespace") or "")
         if not namespace:
             raise errors.BadRequest("no namespace on request")
-        chain = self.authorizer()
-        user = call.ctx.user
-        info = AlwaysAllow().rules_for(user, namespace) if chain is None else chain.rules_for(user, namespace)
-        return Reply(_review("SelfSubjectRulesReview", {}, rules_status(info)), 201)
+        return Reply(_review("SelfSubjectRulesReview", {}, rules_status(rules_for(self.authorizer(), call.ctx.user,
+                                                                                    namespace))), 201)
+
+
+def rules_for(chain: Chain | None, user: User, namespace: str) -> RulesInfo:
+    """The chain's rules, without the privileged groups' (kube-apiserver resolves rules with the
+    modes' resolvers only, so ``system:masters`` lists what RBAC grants it, not a second ``*``)."""
+    if chain is None:
+        return AlwaysAllow().rules_for(user, namespace)
+    return Chain([a for a in chain.authorizers if not isinstance(a, PrivilegedGroups)]).rules_for(user, namespace)
