@@ -46,6 +46,9 @@ def _common_options(f):  # type: ignore[no-untyped-def]
     """The API server's flags, shared by ``kyb server`` and ``kyb apiserver`` (``_config`` reads them)."""
     f = click.option("--authorization-mode", default="AlwaysAllow", show_default=True, metavar="MODES",
                      help="Authorizers, in order (comma-separated): AlwaysAllow, AlwaysDeny, Node, RBAC.")(f)
+    f = click.option("--anonymous-auth", type=click.BOOL, default=True, show_default=True,
+                     help="Serve requests without credentials as system:anonymous (group system:unauthenticated); "
+                          "off whatever this says when AlwaysAllow is among the authorization modes.")(f)
     f = click.option("--disable-admission-plugins", multiple=True, metavar="NAMES",
                      help="Admission plugins to turn off although on by default (comma-separated; "
                           "the names are kube-apiserver's).")(f)
@@ -80,7 +83,8 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
             tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
             compact_interval: float, compact_keep: int, max_requests_inflight: int = 400,
             max_mutating_requests_inflight: int = 200, enable_admission_plugins: tuple[str, ...] = (),
-            disable_admission_plugins: tuple[str, ...] = (), authorization_mode: str = "AlwaysAllow") -> APIServerConfig:
+            disable_admission_plugins: tuple[str, ...] = (), authorization_mode: str = "AlwaysAllow",
+            anonymous_auth: bool = True) -> APIServerConfig:
     """The API server's configuration from the flags ``_common_options`` adds (one keyword each)."""
     from kybernetes.apiserver.admission.plugins import flag_error, split_flag, validate_flags
     from kybernetes.apiserver.server import APIServerConfig
@@ -110,7 +114,7 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
         compact_interval=compact_interval, compact_keep=compact_keep,
         max_requests_inflight=max_requests_inflight, max_mutating_requests_inflight=max_mutating_requests_inflight,
         enable_admission_plugins=tuple(enable), disable_admission_plugins=tuple(disable),
-        authorization_modes=modes,
+        authorization_modes=modes, anonymous_auth=anonymous_auth,
     )
 
 

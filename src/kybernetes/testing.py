@@ -99,19 +99,25 @@ class ServerProcess:
         return srv
 
     def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until ``/readyz`` answers ``ok`` and the admin kubeconfig is written. Asked with the admin
+        certificate: whether an anonymous request may read ``/readyz`` depends on the server's
+        ``--anonymous-auth`` and authorization modes (a 401 with AlwaysAllow, as kube-apiserver)."""
         deadline = time.monotonic() + timeout
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
+        admin_crt, admin_key = self.data_dir / "tls" / "admin.crt", self.data_dir / "tls" / "admin.key"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/readyz", context=ctx, timeout=2) as r:
-                    if r.read() == b"ok" and self.kubeconfig.exists():
-                        return
-            except OSError:
-                pass
+            if self.kubeconfig.exists() and admin_crt.exists() and admin_key.exists():
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                try:
+                    ctx.load_cert_chain(admin_crt, admin_key)
+                    with urllib.request.urlopen(f"{self.url}/readyz", context=ctx, timeout=2) as r:
+                        if r.read() == b"ok":
+                            return
+                except (OSError, ssl.SSLError):
+                    pass
             time.sleep(0.1)
         raise TimeoutError(f"server not ready after {timeout}s:\n{self.log()}")
 

@@ -69,9 +69,13 @@ def _assert_status(resp: tuple[int, Any], code: int, reason: str | None = None) 
     return body
 
 
-def test_unauthenticated_is_401(raw: Raw) -> None:
-    _assert_status(raw("GET", "/api/v1/namespaces", auth=False), 401, "Unauthorized")
-    assert raw("GET", "/readyz", auth=False) == (200, "ok")
+def test_bad_credentials_are_401(raw: Raw) -> None:
+    # 401 whatever the server's anonymous setting: a token no authenticator accepts is never
+    # anonymous. (Requests without credentials: tests/integration/test_access_reviews.py.)
+    bad = {"Authorization": "Bearer no-such-token"}
+    _assert_status(raw("GET", "/api/v1/namespaces", headers=bad, auth=False), 401, "Unauthorized")
+    _assert_status(raw("GET", "/readyz", headers=bad, auth=False), 401, "Unauthorized")
+    assert raw("GET", "/readyz") == (200, "ok")
 
 
 def test_malformed_json_and_yaml_are_400(raw: Raw, namespace: str) -> None:

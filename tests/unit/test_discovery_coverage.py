@@ -136,10 +136,6 @@ _EXTENSION_POINTS = 'issue 11 "Extension points"'
 EXCEPTIONS: dict[str, str] = {
     # Resources (group/version/plural) and subresources (.../plural/sub) not served yet, and who
     # delivers each. The test fails once one of them is served: then drop its row.
-    "authorization.k8s.io/v1/localsubjectaccessreviews": _AUTHZ,
-    "authorization.k8s.io/v1/selfsubjectaccessreviews": _AUTHZ,
-    "authorization.k8s.io/v1/selfsubjectrulesreviews": _AUTHZ,
-    "authorization.k8s.io/v1/subjectaccessreviews": _AUTHZ,
     "admissionregistration.k8s.io/v1/validatingadmissionpolicies": _AUTHZ,
     "admissionregistration.k8s.io/v1/validatingadmissionpolicybindings": _AUTHZ,
     "admissionregistration.k8s.io/v1/mutatingwebhookconfigurations": _EXTENSION_POINTS,

@@ -3,18 +3,21 @@
 ``run(config)`` opens the store, loads (or makes) the cluster PKI, builds the registry with every
 built-in strategy, starts the watch cache and the CRD controller, creates the namespaces and the
 ``kubernetes`` Service a cluster starts with, writes the admin kubeconfig, and serves HTTPS until
-it is told to stop. ``/livez``, ``/readyz`` and ``/healthz`` answer ``ok`` once serving.
+it is told to stop. ``/livez``, ``/readyz`` and ``/healthz`` answer ``ok`` once serving, to whoever
+is authorized to read them (``system:public-info-viewer`` lets anonymous requests read them).
 
 Request flow (``kybernetes.httpserver`` parses HTTP/1.1 and calls ``_handle``, which turns every
 error into a Status; ``_dispatch`` routes):
 
     TLS (client cert verified against the cluster CA, optional)
-      -> health, version and node join, before authentication
-      -> authenticate (cert or bearer token; 401 otherwise)
+      -> node join, before authentication
+      -> authenticate (cert or bearer token; system:anonymous without either when anonymous
+         requests are on; 401 otherwise, and for bad credentials)
+      -> impersonation (auth/impersonation.py: Impersonate-* headers, authorized; 400/403)
       -> RequestInfo (transport/requestinfo.py: verb, resource, namespace, name), once
       -> API Priority and Fairness (flowcontrol/: classify, take a seat or queue, or 429)
       -> authorize (authz/: system:masters, then each --authorization-mode; 403 otherwise)
-      -> route: discovery, openapi, or a resource URL
+      -> route: health and version, discovery, openapi, or a resource URL
       -> ResourceHandlers -> Registry -> watch cache / Store
       -> any StatusError rendered as a Status object with its code; anything else a 500 Status
 """
@@ -38,6 +41,7 @@ from kybernetes.apiserver.admission import plugins as admission_plugins
 from kybernetes.apiserver.admission import priority
 from kybernetes.apiserver.admission.chain import PluginInit
 from kybernetes.apiserver.auth.authenticator import Authenticator, TokenFile
+from kybernetes.apiserver.auth.impersonation import impersonate
 from kybernetes.apiserver.auth.serviceaccounts import API_AUDIENCES, ISSUER, ServiceAccounts
 from kybernetes.apiserver.authz.authorizer import (
     Attributes,
@@ -92,9 +96,6 @@ KUBERNETES_VERSION = {
 OIDC_CONFIGURATION_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/openid/v1/jwks"
 
-UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/version/"})
-
-
 @dataclass
 class APIServerConfig:
     data_dir: Path
@@ -120,6 +121,9 @@ class APIServerConfig:
     """Admission plugins on besides / off among the default ones (see ``admission/plugins.py``)."""
     authorization_modes: tuple[str, ...] = ("AlwaysAllow",)
     """``--authorization-mode``: the authorizers after ``system:masters``, in order (``authz/``)."""
+    anonymous_auth: bool = True
+    """``--anonymous-auth``: requests without credentials are ``system:anonymous``; as in
+    kube-apiserver, turned off whatever this says when AlwaysAllow is among the modes."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -159,6 +163,11 @@ class APIServer:
         """None when every request is allowed (``AlwaysAllow`` alone): no per-request cost then."""
         self.authorizer_factories: dict[str, AuthorizerFactory] = {}
         """The modes that need this server's parts, by name (RBAC, Node), made at start."""
+        self.anonymous = config.anonymous_auth and "AlwaysAllow" not in config.authorization_modes
+        """Whether a request without credentials is served as ``system:anonymous``."""
+        if config.anonymous_auth and not self.anonymous:
+            log.warning("AnonymousAuth is not allowed with the AlwaysAllow authorizer. Resetting AnonymousAuth "
+                        "to false. You should use a different authorizer")
 
     @property
     def url(self) -> str:
@@ -229,7 +238,8 @@ class APIServer:
     def _install_rest(self) -> None:
         """The REST objects that need this server's parts: serviceaccounts' token (the token
         issuer), pods' connect subresources (the streaming proxy to kubelets), the computed
-        componentstatuses and the authentication reviews (on the authenticator)."""
+        componentstatuses, the authentication reviews (on the authenticator) and the access reviews
+        (on the authorizer)."""
         from kybernetes.apiserver.auth.reviews import SelfSubjectReviewREST, TokenReviewREST
         from kybernetes.apiserver.registry.core import TokenREST
         from kybernetes.apiserver.registry.rest import ConnectREST
@@ -250,6 +260,7 @@ class APIServer:
         assert authn is not None and self_review is not None
         self.registry.rest_for(authn).create = TokenReviewREST(self.authenticator.review_token, API_AUDIENCES)
         self.registry.rest_for(self_review).create = SelfSubjectReviewREST()
+        self._install_access_reviews()
         kc_crt, kc_key = self.pki.ensure("kubelet-client", common_name="kube-apiserver-kubelet-client",
                                          organizations=("system:masters",), client=True)
         streaming = StreamingProxy(self.registry, self.catalogue, ca=self.pki.ca_path,
@@ -257,6 +268,19 @@ class APIServer:
         pods = rest("pods")
         for sub in ("log", "exec", "attach", "portforward"):
             pods.subresources[sub] = ConnectREST(sub, streaming)
+
+    def _install_access_reviews(self) -> None:
+        """authorization.k8s.io's reviews, answered by this server's authorizer chain (made at start)."""
+        from kybernetes.apiserver.authz import reviews
+
+        assert self.registry is not None
+        for plural, rest_class in (("subjectaccessreviews", reviews.SubjectAccessReviewREST),
+                                   ("localsubjectaccessreviews", reviews.LocalSubjectAccessReviewREST),
+                                   ("selfsubjectaccessreviews", reviews.SelfSubjectAccessReviewREST),
+                                   ("selfsubjectrulesreviews", reviews.SelfSubjectRulesReviewREST)):
+            r = self.catalogue.get(reviews.GROUP, "v1", plural)
+            assert r is not None
+            self.registry.rest_for(r).create = rest_class(lambda: self.authorizer)
 
     async def stop(self) -> None:
         if self.handlers is not None:
@@ -372,27 +396,29 @@ class APIServer:
 
     async def _dispatch(self, request: Request) -> AnyResponse:
         path = request.path
-        if path in ("/healthz", "/livez", "/readyz") or path.startswith(("/healthz/", "/livez/", "/readyz/")):
-            ok = self.ready.is_set()
-            return Response(text="ok" if ok else "not ready", status=200 if ok else 503, content_type="text/plain")
-        if path.rstrip("/") == "/version":
-            # responsewriters.WriteRawJSON: always indented, no newline at the end.
-            return json_response(KUBERNETES_VERSION, pretty=True)
         if JoinService.handles(path):
             # Node join (kybernetes.apiserver.join): /cacerts is public, the credentials endpoint
             # authenticates the join token itself, so both come before normal authentication.
             assert self.join is not None
             return await self.join.handle(request)
         assert self.authenticator is not None and self.handlers is not None
-        user = self.authenticator.authenticate(request.peercert, request.headers.get("Authorization"))
+        user = self.authenticator.authenticate(request.peercert, request.headers.get("Authorization"),
+                                               anonymous=self.anonymous)
+        # Impersonation before API Priority and Fairness, as kube-apiserver's filters: the
+        # request is classified, authorized and served as the impersonated user; the
+        # authenticated one stays on the RequestContext (``impersonator``) for audit.
+        acting = impersonate(request.headers, user, self.authorizer)
+        impersonator = None if acting is None else user
+        user = acting or user
         rp = parse_resource_path(path)
         info = request_info(request.method, path, rp, request.query if request.query_string else None)
         if self.flowcontrol is not None:
-            return await self.flowcontrol.serve(request, info, user, lambda: self._serve(request, path, rp, info, user))
-        return await self._serve(request, path, rp, info, user)
+            return await self.flowcontrol.serve(request, info, user,
+                                                lambda: self._serve(request, path, rp, info, user, impersonator))
+        return await self._serve(request, path, rp, info, user, impersonator)
 
     async def _serve(self, request: Request, path: str, rp: ResourcePath | None, info: RequestInfo,
-                     user: User) -> AnyResponse:
+                     user: User, impersonator: User | None = None) -> AnyResponse:
         assert self.handlers is not None
         if self.authorizer is not None:
             attrs = Attributes.of(user, info)
@@ -400,10 +426,16 @@ class APIServer:
             if decision is not Decision.ALLOW:
                 raise forbidden(attrs, reason)
         if rp is not None:
-            return await self.handlers.handle(request, rp, RequestContext(user=user))
+            return await self.handlers.handle(request, rp, RequestContext(user=user, impersonator=impersonator))
         return await self._non_resource(request, path)
 
     async def _non_resource(self, request: Request, path: str) -> AnyResponse:
+        if path in ("/healthz", "/livez", "/readyz") or path.startswith(("/healthz/", "/livez/", "/readyz/")):
+            ok = self.ready.is_set()
+            return Response(text="ok" if ok else "not ready", status=200 if ok else 503, content_type="text/plain")
+        if path.rstrip("/") == "/version":
+            # responsewriters.WriteRawJSON: always indented, no newline at the end.
+            return json_response(KUBERNETES_VERSION, pretty=True)
         if request.method != "GET":
             raise errors.MethodNotAllowed(f"the server does not allow this method on {path}")
         p = path.rstrip("/") or "/"

@@ -1,4 +1,4 @@
-"""Authentication: who is asking. (Authorization, RBAC, comes later; every user may do everything.)
+"""Authentication: who is asking.
 
 Two authenticators, tried in order, as kube-apiserver does:
 
@@ -7,7 +7,10 @@ Two authenticators, tried in order, as kube-apiserver does:
 - **bearer tokens** from a static token file (``token,user,uid,"group1,group2"`` per line, the
   format of kube-apiserver's ``--token-auth-file``).
 
-Every authenticated user is also in ``system:authenticated``. A request with neither gets 401.
+Every authenticated user is also in ``system:authenticated``. A request with neither is
+``system:anonymous`` in ``system:unauthenticated`` when anonymous requests are on
+(``--anonymous-auth``, as kube-apiserver: on unless an AlwaysAllow authorizer is configured), and
+401 otherwise; credentials that no authenticator accepts are always 401.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.apiserver.registry.request import User
+
+ANONYMOUS = User("system:anonymous", ("system:unauthenticated",))
+"""Who a request without credentials is, when anonymous requests are allowed (``--anonymous-auth``)."""
 
 RELOAD_CHECK_INTERVAL = 1.0
 """Seconds between checks of the token file's mtime."""
@@ -119,23 +125,37 @@ class Authenticator:
             errors_seen = errors_seen or error
         return None, [], errors_seen
 
-    def authenticate(self, peercert: dict[str, Any] | None, authorization: str | None) -> User:
+    def authenticate(self, peercert: dict[str, Any] | None, authorization: str | None, *,
+                     anonymous: bool = False) -> User:
+        """The user of a request: its client certificate's, else its bearer token's. A request
+        with neither is ``system:anonymous`` (in ``system:unauthenticated``) when ``anonymous``;
+        otherwise, and whenever a token is presented that no authenticator accepts, 401."""
         user = self._cert_user(peercert)
         if user is not None:
             return user
-        if authorization:
-            scheme, _, token = authorization.partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                token = token.strip()
-                user = self.token_file.lookup(token)
-                for extra in self.extra_token_authenticators:
-                    if user is not None:
-                        break
-                    user = extra(token)
-        user = _authenticated(user)
-        if user is None:
-            raise errors.Unauthorized("Unauthorized")
-        return user
+        token = bearer_token(authorization)
+        if token:
+            user = self.token_file.lookup(token)
+            for extra in self.extra_token_authenticators:
+                if user is not None:
+                    break
+                user = extra(token)
+            user = _authenticated(user)
+            if user is not None:
+                return user
+        elif anonymous:
+            return ANONYMOUS
+        raise errors.Unauthorized("Unauthorized")
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer`` header, as kube-apiserver's bearer-token
+    authenticator reads it: empty for another scheme or an empty token (no credentials, which
+    leaves the request to anonymous authentication), anything after the token ignored."""
+    parts = (authorization or "").strip().split(" ", 2)
+    if len(parts) < 2 or parts[0].lower() != "bearer":
+        return ""
+    return parts[1]
 
 
 def _authenticated(user: User | None) -> User | None:

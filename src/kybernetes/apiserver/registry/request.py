@@ -41,6 +41,8 @@ class RequestContext:
     user_agent: str = ""
     audit_annotations: dict[str, str] = field(default_factory=dict)
     """What admission adds for the audit log (PodSecurity's ``pod-security.kubernetes.io/...``)."""
+    impersonator: User | None = None
+    """The authenticated user when the request impersonates ``user`` (``Impersonate-User``), for audit."""
 
 
 @dataclass

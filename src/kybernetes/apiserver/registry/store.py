@@ -160,6 +160,11 @@ class Registry(StoreReads):
             )
         self._report_unknown(r, res.unknown, ctx)
 
+    def decode_typed(self, r: Resource, obj: Obj, ctx: RequestContext) -> None:
+        """The create path's Go-style decoding, for REST objects that serve create themselves
+        (the access reviews): 400 for a wrong type; unknown fields dropped, warned or refused."""
+        self._check_typed(r, obj, ctx)
+
     def _report_unknown(self, r: Resource, unknown: StrList, ctx: RequestContext) -> None:
         if not unknown:
             return

@@ -348,6 +348,26 @@ TokenReviewStatus: 1:authenticated:b 2:user:UserInfo 4:audiences:*s 3:error
 UserInfo: 1:username 2:uid 3:groups:*s 4:extra:{ExtraValue}
 """
 
+_AUTHORIZATION = """
+ExtraValue: =list
+FieldSelectorAttributes: 1:rawSelector 2:requirements:*FieldSelectorRequirement
+FieldSelectorRequirement: 1:key 2:operator 3:values:*s
+LabelSelectorAttributes: 1:rawSelector 2:requirements:*LabelSelectorRequirement
+LocalSubjectAccessReview: 1:metadata:ObjectMeta 2:spec:SubjectAccessReviewSpec 3:status:SubjectAccessReviewStatus
+NonResourceAttributes: 1:path 2:verb
+NonResourceRule: 1:verbs:*s 2:nonResourceURLs:*s
+ResourceAttributes: 1:namespace 2:verb 3:group 4:version 5:resource 6:subresource 7:name 8:fieldSelector:FieldSelectorAttributes 9:labelSelector:LabelSelectorAttributes
+ResourceRule: 1:verbs:*s 2:apiGroups:*s 3:resources:*s 4:resourceNames:*s
+SelfSubjectAccessReview: 1:metadata:ObjectMeta 2:spec:SelfSubjectAccessReviewSpec 3:status:SubjectAccessReviewStatus
+SelfSubjectAccessReviewSpec: 1:resourceAttributes:ResourceAttributes 2:nonResourceAttributes:NonResourceAttributes
+SelfSubjectRulesReview: 1:metadata:ObjectMeta 2:spec:SelfSubjectRulesReviewSpec 3:status:SubjectRulesReviewStatus
+SelfSubjectRulesReviewSpec: 1:namespace
+SubjectAccessReview: 1:metadata:ObjectMeta 2:spec:SubjectAccessReviewSpec 3:status:SubjectAccessReviewStatus
+SubjectAccessReviewSpec: 1:resourceAttributes:ResourceAttributes 2:nonResourceAttributes:NonResourceAttributes 3:user 4:groups:*s 5:extra:{ExtraValue} 6:uid
+SubjectAccessReviewStatus: 1:allowed:b! 4:denied:b 2:reason 3:evaluationError
+SubjectRulesReviewStatus: 1:resourceRules:*ResourceRule 2:nonResourceRules:*NonResourceRule 3:incomplete:b! 4:evaluationError
+"""
+
 _CERTIFICATES = """
 CertificateSigningRequest: 1:metadata:ObjectMeta 2:spec:CertificateSigningRequestSpec 3:status:CertificateSigningRequestStatus
 CertificateSigningRequestCondition: 1:type 6:status 2:reason 3:message 4:lastUpdateTime:Time 5:lastTransitionTime:Time
@@ -388,6 +408,7 @@ PACKAGES: dict[str, str] = {
     "scheduling": _SCHEDULING,
     "networking": _NETWORKING,
     "authentication": _AUTHENTICATION,
+    "authorization": _AUTHORIZATION,
     "certificates": _CERTIFICATES,
     "coordination": _COORDINATION,
     "discovery": _DISCOVERY,
@@ -404,6 +425,7 @@ GROUP_VERSIONS: dict[str, str] = {
     "scheduling.k8s.io/v1": "scheduling",
     "networking.k8s.io/v1": "networking",
     "authentication.k8s.io/v1": "authentication",
+    "authorization.k8s.io/v1": "authorization",
     "certificates.k8s.io/v1": "certificates",
     "coordination.k8s.io/v1": "coordination",
     "discovery.k8s.io/v1": "discovery",
