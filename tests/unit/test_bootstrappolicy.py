@@ -15,6 +15,7 @@ import yaml
 
 from kybernetes.apiserver.authz import bootstrappolicy
 from kybernetes.apiserver.authz.bootstrappolicy.builders import AUTOUPDATE_ANNOTATION, BOOTSTRAP_LABEL
+from kybernetes.apiserver.authz.bootstrappolicy.extras import extra_cluster_role_bindings, extra_cluster_roles
 
 GOLDEN = Path(__file__).parent / "testdata" / "bootstrappolicy"
 
@@ -108,3 +109,16 @@ def test_every_object_is_labelled_and_auto_updated() -> None:
     for o in objs:
         assert o["metadata"]["labels"][BOOTSTRAP_LABEL] == "rbac-defaults"
         assert o["metadata"]["annotations"] == {AUTOUPDATE_ANNOTATION: "true"}
+
+
+def test_kybernetes_extras_go_to_the_subjects_of_the_kubernetes_role_they_extend() -> None:
+    """Every permission beyond Kubernetes' is in a ``system:kybernetes:<role>`` ClusterRole bound
+    to exactly the subjects Kubernetes binds ``<role>`` to."""
+    kubernetes = {b["roleRef"]["name"]: b.get("subjects") for b in bootstrappolicy.cluster_role_bindings()
+                  + bootstrappolicy.controller_role_bindings()}
+    roles = {r["metadata"]["name"] for r in extra_cluster_roles()}
+    for binding in extra_cluster_role_bindings():
+        extended = binding["roleRef"]["name"].removeprefix("system:kybernetes:")
+        assert binding["roleRef"]["name"] in roles
+        assert binding["subjects"] == kubernetes[extended]
+    assert len(roles) == len(extra_cluster_role_bindings())

@@ -3,6 +3,7 @@
 * :mod:`.clusterroles`: the user-facing and component ClusterRoles and their bindings;
 * :mod:`.controllerroles`: one ``system:controller:<name>`` ClusterRole and binding per controller;
 * :mod:`.namespaceroles`: the Roles and RoleBindings of kube-system and kube-public;
+* :mod:`.extras`: what kybernetes' components need beyond Kubernetes' roles, with the reasons;
 * :mod:`.reconcile`: the ``rbac/bootstrap-roles`` post-start hook that keeps them in the store.
 
 Every object is RBAC v1 JSON with the ``kubernetes.io/bootstrapping: rbac-defaults`` label and the
@@ -19,6 +20,7 @@ from kybernetes.apiserver.authz.bootstrappolicy.controllerroles import (
     controller_role_bindings,
     controller_roles,
 )
+from kybernetes.apiserver.authz.bootstrappolicy.extras import extra_cluster_role_bindings, extra_cluster_roles
 from kybernetes.apiserver.authz.bootstrappolicy.namespaceroles import namespace_role_bindings, namespace_roles
 
 __all__ = ["CONTROLLER_NAMES", "all_cluster_role_bindings", "all_cluster_roles", "cluster_role_bindings",
@@ -27,10 +29,10 @@ __all__ = ["CONTROLLER_NAMES", "all_cluster_role_bindings", "all_cluster_roles",
 
 
 def all_cluster_roles() -> list[Obj]:
-    """Every bootstrap ClusterRole, the controllers' included."""
-    return cluster_roles() + controller_roles()
+    """Every bootstrap ClusterRole: Kubernetes', the controllers' and kybernetes' extras."""
+    return cluster_roles() + controller_roles() + extra_cluster_roles()
 
 
 def all_cluster_role_bindings() -> list[Obj]:
-    """Every bootstrap ClusterRoleBinding, the controllers' included."""
-    return cluster_role_bindings() + controller_role_bindings()
+    """Every bootstrap ClusterRoleBinding: Kubernetes', the controllers' and kybernetes' extras."""
+    return cluster_role_bindings() + controller_role_bindings() + extra_cluster_role_bindings()
