@@ -3,9 +3,16 @@ mode) and RBAC's ``Covers`` it is built on."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from kybernetes.api.resources import Catalogue, Resource
+from kybernetes.apiserver.authz import bootstrappolicy
 from kybernetes.apiserver.authz.bootstrappolicy.builders import (
     AUTOUPDATE_ANNOTATION,
     cluster_role,
@@ -19,10 +26,17 @@ from kybernetes.apiserver.authz.bootstrappolicy.reconcile import (
     NONE,
     RECREATE,
     UPDATE,
+    ensure_rbac_policy,
     reconcile_binding,
     reconcile_role,
 )
 from kybernetes.apiserver.authz.covers import breakdown_rule, covers, uncovered
+from kybernetes.apiserver.registry import builtin_strategies
+from kybernetes.apiserver.registry.request import DeleteOptions, ListOptions, RequestContext
+from kybernetes.apiserver.registry.store import Registry
+from kybernetes.storage.sqlite import SQLiteStore
+
+CTX = RequestContext()
 
 EXPECTED = cluster_role("system:test", rule("get", "list").groups("").resources("pods"),
                         rule("get").urls("/healthz"))
@@ -127,3 +141,51 @@ def test_covers_follows_kubernetes_rules() -> None:
     assert not covers([rule("*").groups("*").resources("*").build()], [rule("get").urls("/x").build()])
     assert uncovered([rule("*").groups("*").resources("*").build()],
                      [rule("get", "list").groups("").resources("pods").build()]) == []
+
+
+# --- the hook on a real registry ---------------------------------------------------------------
+
+
+@pytest.fixture
+async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
+    store = await SQLiteStore.open(str(tmp_path / "state.db"), compact_interval=0)
+    reg = Registry(store, Catalogue.builtin(), builtin_strategies())
+    await reg.start()
+    ns = reg.catalogue.get("", "v1", "namespaces")
+    assert ns is not None
+    for name in ("kube-system", "kube-public"):
+        await reg.create(ns, "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}, CTX)
+    try:
+        yield reg
+    finally:
+        await reg.stop()
+        await store.close()
+
+
+def _rbac(reg: Registry, plural: str) -> Resource:
+    r = reg.catalogue.get("rbac.authorization.k8s.io", "v1", plural)
+    assert r is not None
+    return r
+
+
+async def test_concurrent_servers_reconcile_without_duplicates(registry: Registry) -> None:
+    """Three API servers starting at once on one store: every race (AlreadyExists, Conflict) is
+    recomputed, so each object exists once and a removed rule comes back once, not thrice."""
+    await ensure_rbac_policy(registry, CTX)
+    roles = _rbac(registry, "clusterroles")
+    scheduler = await registry.get(roles, "", "system:kube-scheduler")
+    nodes_read = {"verbs": ["get", "list", "watch"], "apiGroups": [""], "resources": ["nodes"]}
+    scheduler["rules"] = [r for r in scheduler["rules"] if r != nodes_read]
+    await registry.update(roles, "", "system:kube-scheduler", scheduler, CTX)
+    await registry.delete(_rbac(registry, "rolebindings"), "kube-system", "system::leader-locking-kube-scheduler",
+                          DeleteOptions(), CTX)
+
+    await asyncio.gather(*(ensure_rbac_policy(registry, CTX) for _ in range(3)))
+
+    rules = (await registry.get(roles, "", "system:kube-scheduler"))["rules"]
+    added = [r for r in rules if r.get("resources") == ["nodes"] and r.get("apiGroups") == [""]]
+    assert added == [{"verbs": [v], "apiGroups": [""], "resources": ["nodes"]} for v in ("get", "list", "watch")]
+    assert await registry.get(_rbac(registry, "rolebindings"), "kube-system", "system::leader-locking-kube-scheduler")
+    listed = await registry.list(roles, "", ListOptions())
+    names = [o["metadata"]["name"] for o in listed.items]
+    assert len(names) == len(set(names)) == len(bootstrappolicy.all_cluster_roles())
