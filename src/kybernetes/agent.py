@@ -10,6 +10,7 @@ On start (the protocol itself is described in ``kybernetes.join``)::
         else a CSR from the node's own key -> POST /kybernetes.io/v1/node-credentials
     serving certificate (kubelet port 10250, SANs: node name, host name, node IP): the same
     DATA/agent/kubelet.kubeconfig (server URL, pinned CA, client certificate)
+    kube-proxy's client certificate (CN=system:kube-proxy) and DATA/agent/kube-proxy.kubeconfig
     run `kyb kubelet ...` as a child, restarted with back-off if it dies
 
 Restarts keep everything under ``DATA/agent`` and do not talk to the join endpoint while the
@@ -51,6 +52,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,22 +131,23 @@ def _node_password(agent_dir: Path) -> str:
     return pw
 
 
-def _csr(key: ec.EllipticCurvePrivateKey, node: str) -> str:
-    csr = x509.CertificateSigningRequestBuilder().subject_name(join.node_subject(node)).sign(key, hashes.SHA256())
+def _csr(key: ec.EllipticCurvePrivateKey, node: str, kind: str = "client") -> str:
+    subject = join.credential_subject(kind, node)
+    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
     return csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def cert_still_good(crt_path: Path, key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, node: str,
                     want_dns: list[str] = (), want_ips: list[str] = (),  # type: ignore[assignment]
-                    renew_at: float = 1 / 3) -> bool:
-    """Whether a certificate on disk can be kept: ours, this CA's, this node's, and with more than
-    ``renew_at`` of its lifetime left (0: merely not expired)."""
+                    renew_at: float = 1 / 3, kind: str = "client") -> bool:
+    """Whether a certificate on disk can be kept: ours, this CA's, with the subject of ``kind`` for
+    this node, and with more than ``renew_at`` of its lifetime left (0: merely not expired)."""
     try:
         cert = x509.load_pem_x509_certificate(crt_path.read_bytes())
         cert.verify_directly_issued_by(ca)
     except (OSError, ValueError, TypeError, InvalidSignature):
         return False
-    if cert.subject != join.node_subject(node):
+    if cert.subject != join.credential_subject(kind, node):
         return False
     pub = serialization.PublicFormat.SubjectPublicKeyInfo
     if cert.public_key().public_bytes(serialization.Encoding.DER, pub) != \
@@ -268,6 +271,7 @@ class Credentials:
     serving_cert: Path
     serving_key: Path
     kubeconfig: Path
+    proxy_kubeconfig: Path
 
 
 def ensure_credentials(cfg: AgentConfig) -> Credentials:
@@ -319,7 +323,24 @@ def ensure_credentials(cfg: AgentConfig) -> Credentials:
     kc = d / "kubelet.kubeconfig"
     write_kubeconfig(kc, kubeconfig(cfg.server, ca_pem, client_crt.read_bytes(), client_key_path.read_bytes(),
                                     user=join.node_user(cfg.node_name)))
-    return Credentials(ca_path, client_crt, client_key_path, serving_crt, serving_key_path, kc)
+    proxy_kc = _ensure_kube_proxy_credentials(cfg, ca_pem, lambda csr: request_certificate(cfg.server, *auth(), {
+        "nodeName": cfg.node_name, "kind": "kube-proxy", "csr": csr, "nodePassword": password}))
+    return Credentials(ca_path, client_crt, client_key_path, serving_crt, serving_key_path, kc, proxy_kc)
+
+
+def _ensure_kube_proxy_credentials(cfg: AgentConfig, ca_pem: bytes, obtain: Callable[[str], bytes]) -> Path:
+    """kube-proxy's own client certificate (``CN=system:kube-proxy``, k3s' kube-proxy identity) and
+    kubeconfig, so that kube-proxy has ``system:node-proxier``'s rights rather than the node's."""
+    d = cfg.agent_dir
+    crt, key_path = d / "kube-proxy.crt", d / "kube-proxy.key"
+    key = _key(key_path)
+    if not cert_still_good(crt, key, x509.load_pem_x509_certificate(ca_pem), cfg.node_name, kind="kube-proxy"):
+        write_atomic(crt, obtain(_csr(key, cfg.node_name, "kube-proxy")), 0o644)
+        log.info("obtained the kube-proxy client certificate (%s)", join.KUBE_PROXY_USER)
+    path = d / "kube-proxy.kubeconfig"
+    write_kubeconfig(path, kubeconfig(cfg.server, ca_pem, crt.read_bytes(), key_path.read_bytes(),
+                                      user=join.KUBE_PROXY_USER))
+    return path
 
 
 def join_with_retry(cfg: AgentConfig, cancel: threading.Event | None = None) -> Credentials | None:
@@ -362,7 +383,7 @@ def kubelet_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
 
 def proxy_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
     """kube-proxy for this node: its own nftables table, named after the node's bridge."""
-    args = [sys.executable, "-m", "kybernetes.cli", "proxy", "--kubeconfig", str(creds.kubeconfig),
+    args = [sys.executable, "-m", "kybernetes.cli", "proxy", "--kubeconfig", str(creds.proxy_kubeconfig),
             "--table", proxy_table(cfg.cni_bridge), "--cni-bridge", cfg.cni_bridge,
             "--cluster-cidr", cfg.cluster_cidr, "--service-cluster-ip-range", cfg.service_cidr]
     if cfg.verbose:

@@ -22,7 +22,7 @@ The protocol (k3s' secure token, with kubeadm's "the node keeps its key" certifi
       POST /kybernetes.io/v1/node-credentials
         Authorization: Bearer <secret>
         {"nodeName": N, "csr": PEM, "nodePassword": P,
-         "kind": "client" | "serving", "addresses": [...]}
+         "kind": "client" | "serving" | "kube-proxy", "addresses": [...]}
                     <------------------------------------   {"certificate": PEM, "ca": PEM, "server": URL}
 
 Trust model:
@@ -34,7 +34,9 @@ Trust model:
   CSR. A client CSR must say exactly ``CN=system:node:N, O=system:nodes`` for the requested N (the
   Node authorizer's identity); anything else is refused, so a join token cannot mint
   ``system:masters`` or another user. Serving certificates carry the same subject and get the SANs
-  the node asks for (its addresses), with server-auth usage only.
+  the node asks for (its addresses), with server-auth usage only. The ``kube-proxy`` kind is the
+  node's kube-proxy client certificate: exactly ``CN=system:kube-proxy`` (k3s serves its agents the
+  same), so kube-proxy runs with ``system:node-proxier``'s rights rather than the node's.
 - A join token lets its holder pick any node name. To keep one node from taking over another's
   identity, each request carries a per-node random password (k3s' node password): the first join of
   a name records its hash, and while that Node object exists only the same password may obtain
@@ -62,6 +64,9 @@ CA_PATH = "/cacerts"
 CREDENTIALS_PATH = "/kybernetes.io/v1/node-credentials"
 NODES_GROUP = "system:nodes"
 NODE_USER_PREFIX = "system:node:"
+KUBE_PROXY_USER = "system:kube-proxy"
+"""The user kube-proxy runs as on every node (bound to ``system:node-proxier``), as k3s hands it out."""
+CREDENTIAL_KINDS = ("client", "serving", "kube-proxy")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_NAME = re.compile(r"^(\*\.)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$")
 
@@ -115,6 +120,14 @@ def node_user(node_name: str) -> str:
 def node_subject(node_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, NODES_GROUP),
                       x509.NameAttribute(NameOID.COMMON_NAME, node_user(node_name))])
+
+
+def credential_subject(kind: str, node_name: str) -> x509.Name:
+    """The exact subject a CSR of ``kind`` must carry: the node's identity for the kubelet's client
+    and serving certificates, ``CN=system:kube-proxy`` (no group) for the node's kube-proxy."""
+    if kind == "kube-proxy":
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, KUBE_PROXY_USER)])
+    return node_subject(node_name)
 
 
 def valid_node_name(name: str) -> bool:

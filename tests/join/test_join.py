@@ -436,3 +436,35 @@ def test_second_node_runs_a_pod(tmp_path: Path) -> None:
         _teardown_node(data_dir, bridge)
         Path("/proc/sys/net/ipv4/ip_forward").write_text(ip_forward)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_kube_proxy_kind_issues_the_kube_proxy_identity_only(server: ServerProcess, tmp_path: Path) -> None:
+    """The agent's kube-proxy gets its own client certificate, ``CN=system:kube-proxy`` and no
+    group (k3s' kube-proxy identity, bound to system:node-proxier), and its own kubeconfig; the
+    kind mints nothing else."""
+    token = create_token(server)
+    cfg = agent_config(server, token, tmp_path / "agent", "node-proxy")
+    creds = ensure_credentials(cfg)
+    assert creds.proxy_kubeconfig != creds.kubeconfig
+    cert = x509.load_pem_x509_certificate((cfg.agent_dir / "kube-proxy.crt").read_bytes())
+    assert cert.subject.rfc4514_string() == "CN=system:kube-proxy"
+    assert list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == \
+        [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert oct((cfg.agent_dir / "kube-proxy.key").stat().st_mode & 0o777) == "0o600"
+    review = json.loads(server.kubectl("--kubeconfig", str(creds.proxy_kubeconfig), "auth", "whoami",
+                                       "-o", "json").stdout)
+    assert review["status"]["userInfo"]["username"] == "system:kube-proxy"
+    assert "system:nodes" not in review["status"]["userInfo"].get("groups", [])
+    assert ensure_credentials(cfg).proxy_kubeconfig == creds.proxy_kubeconfig  # kept while good
+
+    secret = join.parse_token(token).secret
+    base = {"nodeName": "node-proxy-2", "nodePassword": "q" * 32, "kind": "kube-proxy"}
+    cn, o = NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME
+    for attrs in [((cn, "system:node:node-proxy-2"), (o, "system:nodes")),
+                  ((cn, "system:kube-proxy"), (o, "system:masters")),
+                  ((cn, "system:kube-controller-manager"),)]:
+        code, doc = post_credentials(server, secret, {**base, "csr": csr_pem(*attrs)})
+        assert code == 403, (attrs, doc)
+    assert post_credentials(server, secret, {**base, "kind": "admin", "csr": "x"})[0] == 400
+    code, doc = post_credentials(server, secret, {**base, "csr": csr_pem((cn, "system:kube-proxy"))})
+    assert code == 200, doc

@@ -19,7 +19,7 @@ from kybernetes.proxy.cmd import command as proxy_command
 
 
 def _creds(tmp_path: Path) -> Credentials:
-    names = ("ca", "client_cert", "client_key", "serving_cert", "serving_key", "kubeconfig")
+    names = ("ca", "client_cert", "client_key", "serving_cert", "serving_key", "kubeconfig", "proxy_kubeconfig")
     files = {name: tmp_path / name for name in names}
     for path in files.values():
         path.write_text("")  # --kubeconfig must exist; the contents are not read while parsing flags
@@ -51,7 +51,9 @@ def test_kyb_kubelet_accepts_every_flag_the_agent_passes(tmp_path: Path) -> None
 
 
 def test_kyb_proxy_accepts_every_flag_the_agent_passes(tmp_path: Path) -> None:
-    params = _parse(proxy_command, proxy_args(_config(tmp_path), _creds(tmp_path)), "proxy")
+    creds = _creds(tmp_path)
+    params = _parse(proxy_command, proxy_args(_config(tmp_path), creds), "proxy")
+    assert params["kubeconfig"] == creds.proxy_kubeconfig  # kube-proxy's own identity, not the node's
     assert params["cni_bridge"] == "kyb0"
     assert params["verbose"] == 2
 

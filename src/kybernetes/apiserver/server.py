@@ -52,6 +52,7 @@ from kybernetes.apiserver.authz.authorizer import (
     new_chain,
     validate_modes,
 )
+from kybernetes.apiserver.authz.bootstrappolicy.reconcile import ensure_rbac_policy
 from kybernetes.apiserver.componentstatus import ComponentStatuses
 from kybernetes.apiserver.crds import CRDController
 from kybernetes.apiserver.flowcontrol import FlowControl
@@ -315,7 +316,9 @@ class APIServer:
         write_kubeconfig(self.config.kubeconfig_path or self.config.data_dir / "kubeconfig.yaml", cfg)
 
     async def _bootstrap(self) -> None:
-        """What every cluster starts with: system namespaces and the kubernetes Service."""
+        """What every cluster starts with: system namespaces, the system PriorityClasses, the
+        bootstrap RBAC policy (reconciled: kube-apiserver's ``rbac/bootstrap-roles`` hook) and the
+        kubernetes Service."""
         assert self.registry is not None
         ctx = RequestContext(user=User("system:apiserver", ("system:masters",)), field_manager="kube-apiserver")
         ns = self.catalogue.get("", "v1", "namespaces")
@@ -325,6 +328,7 @@ class APIServer:
                 await self.registry.create(ns, "", {"apiVersion": "v1", "kind": "Namespace",
                                                     "metadata": {"name": name}}, ctx)
         await priority.bootstrap(self.registry, ctx)
+        await ensure_rbac_policy(self.registry, ctx)
         svc = self.catalogue.get("", "v1", "services")
         assert svc is not None
         try:

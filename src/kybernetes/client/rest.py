@@ -38,11 +38,12 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import copy
 import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -50,6 +51,7 @@ from urllib.parse import quote
 
 import aiohttp
 import orjson
+from multidict import CIMultiDict
 
 from kybernetes import errors
 from kybernetes.client.kubeconfig import ClusterConfig, in_cluster_config, load_kubeconfig
@@ -177,6 +179,19 @@ class Client:
         # The session is made on first use: aiohttp wants a running loop, and from_kubeconfig is sync.
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self._owner: Client | None = None  # an impersonating view's client (whose session it uses)
+        self._impersonate: list[tuple[str, str]] = []
+
+    def impersonating(self, user: str, groups: Sequence[str] = ()) -> Client:
+        """A view of this client that acts as ``user`` in ``groups`` (``Impersonate-User`` and
+        ``Impersonate-Group`` headers, as ``kubectl --as``): the API server checks that this
+        client's own identity may ``impersonate`` them, then authenticates the request as them.
+        The view shares this client's connections, credentials and rate limit; closing it closes
+        nothing (close this client)."""
+        view = copy.copy(self)
+        view._owner = self._owner or self
+        view._impersonate = [("Impersonate-User", user), *(("Impersonate-Group", g) for g in groups)]
+        return view
 
     @classmethod
     def from_kubeconfig(cls, path: str | os.PathLike[str] | None = None, *, context: str | None = None,
@@ -188,6 +203,8 @@ class Client:
         return cls(in_cluster_config(), user_agent=user_agent)
 
     async def close(self) -> None:
+        if self._owner is not None:
+            return  # a view: the session is its owner's
         self._closed = True
         if self._session is not None:
             await self._session.close()
@@ -203,6 +220,8 @@ class Client:
     # -- plumbing ---------------------------------------------------------------------------------
 
     def _get_session(self) -> aiohttp.ClientSession:
+        if self._owner is not None:
+            return self._owner._get_session()
         if self._closed:
             raise RuntimeError("client is closed")
         if self._session is None or self._session.closed:
@@ -217,13 +236,14 @@ class Client:
             )
         return self._session
 
-    def _headers(self, content_type: str | None = None) -> dict[str, str]:
-        h: dict[str, str] = {}
+    def _headers(self, content_type: str | None = None) -> CIMultiDict[str]:
+        h: CIMultiDict[str] = CIMultiDict()
         token = self.config.bearer_token()
         if token:
             h["Authorization"] = f"Bearer {token}"
         if content_type:
             h["Content-Type"] = content_type
+        h.extend(self._impersonate)  # Impersonate-Group repeats, once per group
         return h
 
     def _request_kwargs(self) -> dict[str, Any]:

@@ -36,6 +36,9 @@ class ControllerContext:
     clock: Clock = field(default_factory=RealClock)
     options: dict[str, Any] = field(default_factory=dict)
     """Tunables by flag name, e.g. ``node-monitor-grace-period`` (seconds)."""
+    clients: dict[str, Client] = field(default_factory=dict)
+    """With ``--use-service-account-credentials``: each ServiceAccount's client, by account name;
+    a controller whose account has none here writes with ``client`` (the manager's identity)."""
 
     def option(self, name: str, default: Any) -> Any:
         return self.options.get(name, default)
@@ -45,11 +48,16 @@ class Controller:
     """Base class: subclasses set ``name``, register informers/handlers, and implement ``sync``."""
 
     name: ClassVar[str] = ""
+    service_account: ClassVar[str] = ""
+    """The kube-system ServiceAccount this controller writes as with per-controller credentials:
+    Kubernetes' name for it (``system:controller:<service_account>`` is its bootstrap role)."""
     workers: ClassVar[int] = 2
 
     def __init__(self, ctx: ControllerContext) -> None:
         self.ctx = ctx
-        self.client = ctx.client
+        # Writes go out under the controller's own account; reads come from the shared informers,
+        # which stay on the controller manager's identity (as in Kubernetes).
+        self.client = ctx.clients.get(self.service_account, ctx.client)
         self.queue = WorkQueue(self.name, clock=ctx.clock)
         self.recorder = ctx.recorder(self.name)
 

@@ -18,6 +18,8 @@ from kybernetes.controllers.manager import ControllerManagerConfig, LostLeadersh
 @click.option("--controllers", default="*", show_default=True,
               help="Comma-separated: * for all, NAME to enable, -NAME to disable.")
 @click.option("--leader-elect/--no-leader-elect", default=True, show_default=True)
+@click.option("--use-service-account-credentials", is_flag=True,
+              help="Each controller writes under its own ServiceAccount in kube-system (TokenRequest tokens).")
 @click.option("--leader-elect-lease-duration", default="15s", show_default=True)
 @click.option("--leader-elect-renew-deadline", default="10s", show_default=True)
 @click.option("--leader-elect-retry-period", default="2s", show_default=True)
@@ -35,7 +37,8 @@ from kybernetes.controllers.manager import ControllerManagerConfig, LostLeadersh
 @click.option("--cluster-signing-duration", default="8760h", show_default=True,
               help="The longest validity of a signed certificate (spec.expirationSeconds may ask less).")
 @click.option("-v", "--verbose", count=True)
-def command(kubeconfig: Path | None, controllers: str, leader_elect: bool, leader_elect_lease_duration: str,
+def command(kubeconfig: Path | None, controllers: str, leader_elect: bool, use_service_account_credentials: bool,
+            leader_elect_lease_duration: str,
             leader_elect_renew_deadline: str, leader_elect_retry_period: str, node_monitor_grace_period: str,
             node_monitor_period: str, cluster_cidr: str, node_cidr_mask_size: int, allocate_node_cidrs: bool,
             terminated_pod_gc_threshold: int, root_ca_file: Path | None, cluster_signing_cert_file: Path | None,
@@ -48,6 +51,7 @@ def command(kubeconfig: Path | None, controllers: str, leader_elect: bool, leade
         selected.append("-node-ipam-controller")
     cfg = ControllerManagerConfig(
         kubeconfig=kubeconfig, controllers=selected, leader_elect=leader_elect,
+        use_service_account_credentials=use_service_account_credentials,
         lease_duration=parse_duration(leader_elect_lease_duration, bare_seconds=True),
         renew_deadline=parse_duration(leader_elect_renew_deadline, bare_seconds=True),
         retry_period=parse_duration(leader_elect_retry_period, bare_seconds=True),

@@ -68,6 +68,7 @@ def authorized(spec: Obj, subresource: str) -> bool:
 
 class CSRApprovingController(Controller):
     name = "certificatesigningrequest-approving-controller"
+    service_account = "certificate-controller"
     workers = 2
 
     def __init__(self, ctx: ControllerContext) -> None:

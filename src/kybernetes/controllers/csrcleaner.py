@@ -74,6 +74,7 @@ def deadline(csr: Obj) -> tuple[dt.datetime, str] | None:
 
 class CSRCleanerController(Controller):
     name = "certificatesigningrequest-cleaner-controller"
+    service_account = "certificate-controller"
     workers = 1
 
     def __init__(self, ctx: ControllerContext) -> None:

@@ -181,6 +181,7 @@ def is_approved(csr: Obj) -> bool:
 
 class CSRSigningController(Controller):
     name = "certificatesigningrequest-signing-controller"
+    service_account = "certificate-controller"
     workers = 2
 
     def __init__(self, ctx: ControllerContext) -> None:

@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 
 class DeploymentController(Controller):
     name = "deployment-controller"
+    service_account = "deployment-controller"
     workers = 5
 
     def __init__(self, ctx: ControllerContext) -> None:

@@ -66,6 +66,7 @@ def _group(api_version: str) -> str:
 
 class DisruptionController(Controller):
     name = "disruption-controller"
+    service_account = "disruption-controller"
     workers = 2
 
     def __init__(self, ctx: ControllerContext) -> None:

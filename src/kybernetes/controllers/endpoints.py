@@ -362,6 +362,7 @@ def _normalise_subsets(subsets: Any) -> list[Obj]:
 
 class EndpointsController(Controller):
     name = "endpoints-controller"
+    service_account = "endpoint-controller"
     workers = 2
 
     def __init__(self, ctx: ControllerContext) -> None:

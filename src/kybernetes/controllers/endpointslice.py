@@ -91,6 +91,7 @@ def _rv(obj: Obj) -> int:
 
 class EndpointSliceController(Controller):
     name = "endpointslice-controller"
+    service_account = "endpointslice-controller"
     workers = 2
 
     def __init__(self, ctx: ControllerContext) -> None:

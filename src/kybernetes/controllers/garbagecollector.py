@@ -95,6 +95,7 @@ class _AbsentOwners:
 
 class GarbageCollector(Controller):
     name = "garbage-collector-controller"
+    service_account = "generic-garbage-collector"
     workers = 4
 
     def __init__(self, ctx: ControllerContext) -> None:

@@ -121,6 +121,7 @@ class _Backoff:
 
 class JobController(Controller):
     name = "job-controller"
+    service_account = "job-controller"
     workers = 3
 
     def __init__(self, ctx: ControllerContext) -> None:

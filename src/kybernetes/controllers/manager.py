@@ -28,6 +28,7 @@ from kybernetes.client.leaderelection import LeaderElector
 from kybernetes.client.rest import Client
 from kybernetes.client.workqueue import RealClock
 from kybernetes.controllers.base import Controller, ControllerContext, gather_controllers
+from kybernetes.controllers.credentials import ServiceAccountClients
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +78,23 @@ class ControllerManagerConfig:
     renew_deadline: float = 10.0
     retry_period: float = 2.0
     identity: str = ""
+    use_service_account_credentials: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
 
 class LostLeadership(Exception):
     pass
+
+
+async def _account_clients(accounts: ServiceAccountClients | None,
+                           classes: list[type[Controller]]) -> dict[str, Client]:
+    """Each selected controller's ServiceAccount client (none without per-controller credentials)."""
+    if accounts is None:
+        return {}
+    clients = {cls.service_account: await accounts.client_for(cls.service_account)
+               for cls in classes if cls.service_account}
+    accounts.start()
+    return clients
 
 
 async def run(config: ControllerManagerConfig, stop: asyncio.Event | None = None) -> None:
@@ -100,15 +113,19 @@ async def run(config: ControllerManagerConfig, stop: asyncio.Event | None = None
 
     async def lead() -> None:
         factory = SharedInformerFactory(client)
-        ctx = ControllerContext(client, factory, recorder, RealClock(), dict(config.options))
-        controllers = [cls(ctx) for cls in classes]
-        log.info("starting controllers: %s", ", ".join(c.name for c in controllers))
-        await factory.start()
-        await factory.wait_for_sync()
+        accounts = ServiceAccountClients(client) if config.use_service_account_credentials else None
         try:
+            clients = await _account_clients(accounts, classes)
+            ctx = ControllerContext(client, factory, recorder, RealClock(), dict(config.options), clients)
+            controllers = [cls(ctx) for cls in classes]
+            log.info("starting controllers: %s", ", ".join(c.name for c in controllers))
+            await factory.start()
+            await factory.wait_for_sync()
             await gather_controllers(controllers)
         finally:
             await factory.stop()
+            if accounts is not None:
+                await accounts.close()
 
     async def elect() -> None:
         if not config.leader_elect:

@@ -93,6 +93,7 @@ class DeletionReport:
 
 class NamespaceController(Controller):
     name = "namespace-controller"
+    service_account = "namespace-controller"
     workers = 2
 
     def __init__(self, ctx: ControllerContext) -> None:

@@ -86,6 +86,7 @@ def node_cidrs(node: Obj) -> list[str]:
 
 class NodeIPAMController(Controller):
     name = "node-ipam-controller"
+    service_account = "node-controller"
     workers = 1  # allocation is cheap; one worker keeps the round-robin order simple
 
     def __init__(self, ctx: ControllerContext) -> None:

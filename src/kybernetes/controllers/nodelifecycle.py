@@ -119,6 +119,7 @@ class _Health:
 
 class NodeLifecycleController(Controller):
     name = "node-controller"
+    service_account = "node-controller"
     workers = 2
 
     def __init__(self, ctx: ControllerContext) -> None:

@@ -40,6 +40,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 class PodGCController(Controller):
     name = "pod-garbage-collector"
+    service_account = "pod-garbage-collector"
     workers = 1  # one sweep at a time; the passes are not meant to race each other
 
     def __init__(self, ctx: ControllerContext) -> None:

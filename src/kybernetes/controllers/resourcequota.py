@@ -66,6 +66,7 @@ def lowers(recorded: dict[str, Any], counted: dict[str, str]) -> bool:
 
 class ResourceQuotaController(Controller):
     name = "resourcequota-controller"
+    service_account = "resourcequota-controller"
     workers = 2
 
     def __init__(self, ctx: ControllerContext) -> None:

@@ -48,6 +48,7 @@ class ServiceAccountsController(Controller):
     """Ensures the ``default`` ServiceAccount in every active namespace."""
 
     name = "serviceaccount-controller"
+    service_account = "service-account-controller"
     workers = 1
     managed_names: tuple[str, ...] = (DEFAULT_SERVICE_ACCOUNT,)
 
@@ -87,6 +88,7 @@ class RootCACertPublisher(Controller):
     """Publishes the cluster CA as ``kube-root-ca.crt`` in every active namespace."""
 
     name = "root-ca-cert-publisher"
+    service_account = "root-ca-cert-publisher"
     workers = 1
 
     def __init__(self, ctx: ControllerContext) -> None:

@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 
 class StatefulSetController(Controller):
     name = "statefulset-controller"
+    service_account = "statefulset-controller"
     workers = 5
 
     def __init__(self, ctx: ControllerContext) -> None:

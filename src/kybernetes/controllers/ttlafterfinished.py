@@ -36,6 +36,7 @@ def expires_at(job: Obj) -> datetime | None:
 
 class TTLAfterFinishedController(Controller):
     name = "ttl-after-finished-controller"
+    service_account = "ttl-after-finished-controller"
     workers = 2
 
     def __init__(self, ctx: ControllerContext) -> None:

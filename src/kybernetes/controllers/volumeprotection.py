@@ -95,6 +95,7 @@ def _removal_patch(finalizer: str) -> dict[str, Any]:
 
 class PVCProtectionController(Controller):
     name = "persistentvolumeclaim-protection-controller"
+    service_account = "pvc-protection-controller"
     workers = 1
 
     def __init__(self, ctx: ControllerContext) -> None:
@@ -134,6 +135,7 @@ class PVCProtectionController(Controller):
 
 class PVProtectionController(Controller):
     name = "persistentvolume-protection-controller"
+    service_account = "pv-protection-controller"
     workers = 1
 
     def __init__(self, ctx: ControllerContext) -> None:

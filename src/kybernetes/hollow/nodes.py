@@ -40,6 +40,7 @@ from kybernetes.client.rest import Client
 from kybernetes.hollow import objects
 from kybernetes.hollow.objects import LEASE_NAMESPACE, NodeShape, Obj, PodAddresses
 from kybernetes.hollow.schedule import Timeline
+from kybernetes.join import NODES_GROUP, node_user
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class HollowNode:
     __slots__ = (
         "addresses",
         "cidr",
+        "client",
         "failures",
         "index",
         "ip",
@@ -91,8 +93,10 @@ class HollowNode:
         "uid",
     )
 
-    def __init__(self, name: str, index: int, phase: float) -> None:
+    def __init__(self, name: str, index: int, phase: float, client: Client) -> None:
         self.name = name
+        self.client = client
+        """The fleet's client impersonating this node (see :class:`HollowNodes`)."""
         self.index = index
         self.phase = phase  # 0..1: where in each interval this node's periodic writes fall
         self.uid = ""
@@ -110,8 +114,21 @@ class HollowNode:
 Key = tuple[str, str]
 
 
+def node_client(client: Client, node_name: str) -> Client:
+    """``client`` acting as the node: ``system:node:<name>`` in ``system:nodes``, the identity the
+    Node authorizer and NodeRestriction expect of a kubelet. Impersonation rather than a client
+    certificate per node: one connection pool serves thousands of hollow nodes, and the fleet's
+    own identity (which must be allowed to impersonate nodes) keeps the informers."""
+    return client.impersonating(node_user(node_name), (NODES_GROUP,))
+
+
 class HollowNodes:
-    """The fleet. ``await start()``, then it runs until ``await stop()``."""
+    """The fleet. ``await start()``, then it runs until ``await stop()``.
+
+    Every write about a node (registration, its Lease, its status, its pods' status and final
+    deletion) is made as that node (:func:`node_client`); the node and pod informers run under
+    the fleet's own identity.
+    """
 
     def __init__(self, client: Client, config: HollowConfig) -> None:
         self.client = client
@@ -122,7 +139,8 @@ class HollowNodes:
         self.timeline = Timeline(self._job, self.slots)
         names = config.node_names()
         self.nodes: dict[str, HollowNode] = {
-            name: HollowNode(name, config.first_index + i, i / max(1, len(names))) for i, name in enumerate(names)
+            name: HollowNode(name, config.first_index + i, i / max(1, len(names)), node_client(client, name))
+            for i, name in enumerate(names)
         }
         self.factory = SharedInformerFactory(client)
         self.node_informer: Informer = self.factory.informer(
@@ -258,12 +276,12 @@ class HollowNodes:
                 body = objects.node_object(node.name, node.index, self.config.shape)
                 self.stats["register"] += 1
                 try:
-                    created = await self.client.create(*NODES, body)
+                    created = await node.client.create(*NODES, body)
                     node.uid = created["metadata"]["uid"]
                     node.transition = body["status"]["conditions"][0]["lastTransitionTime"]
                 except errors.AlreadyExists:
                     self.stats["register"] += 1
-                    existing = await self.client.get(*NODES, node.name)
+                    existing = await node.client.get(*NODES, node.name)
             if existing is not None:
                 # Adopt a node registered before (an earlier run): post our status right away.
                 node.uid = existing["metadata"].get("uid", "")
@@ -289,7 +307,7 @@ class HollowNodes:
         """Create the Lease, or renew it when it is already there (a restart)."""
         self.stats["lease"] += 1
         try:
-            await self.client.create(*LEASES, objects.lease_object(node.name, node.uid), LEASE_NAMESPACE)
+            await node.client.create(*LEASES, objects.lease_object(node.name, node.uid), LEASE_NAMESPACE)
             node.lease_owner = node.uid
         except errors.AlreadyExists:
             node.lease_ok = True
@@ -305,7 +323,7 @@ class HollowNodes:
             patch["metadata"] = {"ownerReferences": [
                 {"apiVersion": "v1", "kind": "Node", "name": node.name, "uid": node.uid}]}
         self.stats["lease"] += 1
-        await self.client.patch(*LEASES, node.name, patch, LEASE_NAMESPACE)
+        await node.client.patch(*LEASES, node.name, patch, LEASE_NAMESPACE)
         node.lease_owner = node.uid or node.lease_owner
 
     async def _renew_lease(self, node: HollowNode, due: float) -> None:
@@ -339,7 +357,7 @@ class HollowNodes:
         patch = {"status": {"conditions": objects.node_conditions(True, node.transition, ts)}}
         self.stats["status"] += 1
         try:
-            await self.client.patch(*NODES, node.name, patch, subresource="status")
+            await node.client.patch(*NODES, node.name, patch, subresource="status")
         except errors.NotFound:
             self.timeline.schedule_soon(("register", node.name), asyncio.get_running_loop().time())
             return

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from kybernetes import errors
 from kybernetes.api.timeutil import parse_epoch
 from kybernetes.client.informer import key_of
+from kybernetes.client.rest import Client
 from kybernetes.client.workqueue import WorkQueue, run_workers
 from kybernetes.hollow import objects
 from kybernetes.hollow.objects import Obj
@@ -178,6 +179,11 @@ class HollowKubelet:
         if plan is not None:
             self.queue.add_after(key, plan[0])
 
+    def _client_of(self, pod: Obj) -> Client:
+        """The client of the node the pod is bound to (the kubelet that owns it writes as that node)."""
+        node = self.fleet.nodes.get((pod.get("spec") or {}).get("nodeName", ""))
+        return node.client if node is not None else self.client
+
     async def _patch_status(self, pod: Obj, status: Obj) -> None:
         meta = pod["metadata"]
         # The uid in the patch makes it fail (409) rather than touch a new pod of the same name.
@@ -185,8 +191,8 @@ class HollowKubelet:
         self.fleet.stats["pod-status"] += 1
         async with self.fleet.slots:
             try:
-                await self.client.patch("v1", "pods", meta["name"], body, meta.get("namespace", ""),
-                                        patch_type="strategic", subresource="status")
+                await self._client_of(pod).patch("v1", "pods", meta["name"], body, meta.get("namespace", ""),
+                                                 patch_type="strategic", subresource="status")
             except (errors.NotFound, errors.Conflict):
                 pass  # deleted or replaced meanwhile: its events bring the news
 
@@ -196,8 +202,8 @@ class HollowKubelet:
         self.fleet.stats["pod-delete"] += 1
         async with self.fleet.slots:
             try:
-                await self.client.delete("v1", "pods", meta["name"], meta.get("namespace", ""),
-                                         grace_period_seconds=0, preconditions={"uid": uid})
+                await self._client_of(pod).delete("v1", "pods", meta["name"], meta.get("namespace", ""),
+                                                  grace_period_seconds=0, preconditions={"uid": uid})
             except (errors.NotFound, errors.Conflict):
                 pass  # gone already, or a new pod now has the name
         self._release(uid)

@@ -2,7 +2,8 @@
 
 It turns a join token (or a node's still valid client certificate) and a CSR into node
 credentials signed by the cluster CA, under the rules of the protocol described in
-:mod:`kybernetes.join`: the CSR names exactly the node's identity, serving certificates get only
+:mod:`kybernetes.join`: the CSR names exactly the node's identity (``system:kube-proxy`` for the
+node's kube-proxy certificate), serving certificates get only
 the node's addresses, and a per-node password keeps one node from taking another's name.
 """
 
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from kybernetes import errors
 from kybernetes.apiserver.auth.authenticator import user_from_peercert
@@ -30,9 +31,11 @@ from kybernetes.apiserver.join.tokens import TokenEntry, verify_secret
 from kybernetes.httpserver.messages import Request, Response
 from kybernetes.join import (
     CA_PATH,
+    CREDENTIAL_KINDS,
     CREDENTIALS_PATH,
     NODE_USER_PREFIX,
     NODES_GROUP,
+    credential_subject,
     node_user,
     split_addresses,
     valid_node_name,
@@ -55,13 +58,13 @@ def _now() -> dt.datetime:
 # --- certificates -----------------------------------------------------------------------------------
 
 
-def _check_subject(csr: x509.CertificateSigningRequest, node_name: str) -> None:
+def _check_subject(csr: x509.CertificateSigningRequest, kind: str, node_name: str) -> None:
+    want = credential_subject(kind, node_name)
     attrs = [(a.oid, a.value) for a in csr.subject]
-    want = {(NameOID.COMMON_NAME, node_user(node_name)), (NameOID.ORGANIZATION_NAME, NODES_GROUP)}
-    if len(attrs) != 2 or set(attrs) != want:
+    if len(attrs) != len(want) or set(attrs) != {(a.oid, a.value) for a in want}:
         raise errors.Forbidden(
             f"the CSR's subject {csr.subject.rfc4514_string()!r} is not "
-            f"'CN={node_user(node_name)},O={NODES_GROUP}': a join token only makes node credentials")
+            f"'{want.rfc4514_string()}': a join token only makes node credentials")
 
 
 def _check_key(csr: x509.CertificateSigningRequest) -> None:
@@ -175,8 +178,8 @@ class JoinService:
         if not isinstance(node, str) or not valid_node_name(node):
             raise errors.BadRequest("nodeName must be a DNS subdomain (lowercase, at most 253 characters)")
         kind = body.get("kind", "client")
-        if kind not in ("client", "serving"):
-            raise errors.BadRequest('kind must be "client" or "serving"')
+        if kind not in CREDENTIAL_KINDS:
+            raise errors.BadRequest('kind must be "client", "serving" or "kube-proxy"')
         password = body.get("nodePassword")
         if not isinstance(password, str) or len(password) < 16:
             raise errors.BadRequest("nodePassword (at least 16 characters) is required")
@@ -189,7 +192,7 @@ class JoinService:
             raise errors.BadRequest(f"csr is not a PEM certificate signing request: {e}") from None
         if not csr.is_signature_valid:
             raise errors.BadRequest("the CSR's signature does not verify")
-        _check_subject(csr, node)
+        _check_subject(csr, kind, node)
         _check_key(csr)
         dns: list[str] = []
         ips: list[str] = []

@@ -1,0 +1,56 @@
+"""What kybernetes' components need beyond Kubernetes' bootstrap roles, each with its reason.
+
+Kubernetes' own roles stay exactly Kubernetes' (the golden-file test checks them); what a
+kybernetes component does differently gets a role of its own here, named
+``system:kybernetes:<Kubernetes' role name>`` and bound to the same subject, so that every
+permission beyond Kubernetes' is visible in one place:
+
+* the scheduler lists and watches PriorityClasses: it resolves ``priorityClassName`` itself for a
+  pod that reaches it without ``spec.priority`` (Kubernetes' scheduler trusts the Priority
+  admission plugin);
+* the StatefulSet controller *patches* PersistentVolumeClaims (their ownerReferences, for the
+  PVC retention policy), and the PVC and PV protection controllers *patch* claims and volumes to
+  drop their finalizers, where Kubernetes' controllers update them: patch grants nothing update
+  does not, it only spares a read-modify-write.
+"""
+
+from __future__ import annotations
+
+from kybernetes.api.obj import Obj
+from kybernetes.apiserver.authz.bootstrappolicy.builders import (
+    LEGACY,
+    Rule,
+    cluster_role,
+    cluster_role_binding,
+    rule,
+    service_accounts,
+    users,
+)
+from kybernetes.apiserver.authz.bootstrappolicy.controllerroles import CONTROLLER_NAMESPACE
+
+PREFIX = "system:kybernetes:"
+
+
+def _extras() -> list[tuple[str, list[Rule], list[Obj]]]:
+    """(Kubernetes' role name, the extra rules, the subjects of that role's binding)."""
+    def controller(name: str) -> list[Obj]:
+        return service_accounts(CONTROLLER_NAMESPACE, name)
+
+    return [
+        ("system:kube-scheduler", [rule("list", "watch").groups("scheduling.k8s.io").resources("priorityclasses")],
+         users("system:kube-scheduler")),
+        ("system:controller:statefulset-controller",
+         [rule("patch").groups(LEGACY).resources("persistentvolumeclaims")], controller("statefulset-controller")),
+        ("system:controller:pvc-protection-controller",
+         [rule("patch").groups(LEGACY).resources("persistentvolumeclaims")], controller("pvc-protection-controller")),
+        ("system:controller:pv-protection-controller",
+         [rule("patch").groups(LEGACY).resources("persistentvolumes")], controller("pv-protection-controller")),
+    ]
+
+
+def extra_cluster_roles() -> list[Obj]:
+    return [cluster_role(PREFIX + name, *rules) for name, rules, _ in _extras()]
+
+
+def extra_cluster_role_bindings() -> list[Obj]:
+    return [cluster_role_binding(PREFIX + name, subjects) for name, _, subjects in _extras()]
