@@ -68,6 +68,14 @@ class Attributes:
     dry_run: bool = False
     options: Any = None
     """The operation's options (DeleteOptions on DELETE), if the caller has any."""
+    audit_annotations: dict[str, str] | None = None
+    """The request's audit annotations when it is audited (``RequestContext.audit_annotations``)."""
+
+    def add_annotation(self, key: str, value: str) -> None:
+        """``Attributes.AddAnnotation``: a plugin's note for the audit event (``pod-security.kubernetes.io/
+        audit-violations``); kept only when the request is audited, and the first value of a key stays."""
+        if self.audit_annotations is not None:
+            self.audit_annotations.setdefault(key, value)
 
     @property
     def group_resource(self) -> str:

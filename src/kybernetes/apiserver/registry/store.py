@@ -579,7 +579,7 @@ def _attributes(r: Resource, operation: str, namespace: str, name: str, obj: Obj
                 ctx: RequestContext, subresource: str = "", options: Any = None) -> Attributes:
     """The admission record of one request."""
     return Attributes(operation, r.group, r.version, r.plural, r.kind, namespace, name, obj, old, ctx.user,
-                      subresource, ctx.dry_run, options)
+                      subresource, ctx.dry_run, options, ctx.audit_annotations)
 
 
 def _in_seconds(seconds: int) -> str:
