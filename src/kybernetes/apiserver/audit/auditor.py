@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -43,6 +42,7 @@ from kybernetes.apiserver.audit.policy import (
     Policy,
 )
 from kybernetes.apiserver.audit.writer import LogBackend
+from kybernetes.apiserver.registry.objutil import new_uid
 from kybernetes.apiserver.registry.request import User
 from kybernetes.apiserver.transport.requestinfo import RequestInfo
 from kybernetes.apiserver.transport.requests import read_body
@@ -61,7 +61,7 @@ class Auditor:
     @staticmethod
     def audit_id(request: Request) -> str:
         """The request's audit ID, echoed in its response's ``Audit-Id`` header."""
-        audit_id = request.headers.get(HEADER) or str(uuid.uuid4())
+        audit_id = request.headers.get(HEADER) or new_uid()
         line = b"Audit-Id: " + audit_id.encode("latin-1", "replace") + b"\r\n"
         request.extra_headers = line if request.extra_headers is None else request.extra_headers + line
         return audit_id

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from kybernetes.api import gojson
-from kybernetes.api.timeutil import format_micro
+from kybernetes.api.timeutil import format_micro_epoch
 from kybernetes.apiserver.audit.policy import (
     RANK,
     REQUEST,
@@ -177,8 +177,9 @@ class AuditEvent:
             ev["requestObject"] = self.request_object
         if self.response_object is not None:
             ev["responseObject"] = self.response_object
-        ev["requestReceivedTimestamp"] = format_micro(self.received)
-        ev["stageTimestamp"] = format_micro(self.received if stage == REQUEST_RECEIVED or now is None else now)
+        received = format_micro_epoch(self.received)
+        ev["requestReceivedTimestamp"] = received
+        ev["stageTimestamp"] = received if stage == REQUEST_RECEIVED or now is None else format_micro_epoch(now)
         if self.annotations:
             ev["annotations"] = self.annotations
         return gojson.dumps(ev)
