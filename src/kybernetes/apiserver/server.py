@@ -416,7 +416,9 @@ class APIServer:
 
     async def _gate(self, request: Request, path: str, rp: ResourcePath | None, info: RequestInfo, user: User,
                     ev: AuditEvent | None) -> AnyResponse:
-        """API Priority and Fairness, then ``_serve``."""
+        """API Priority and Fairness, then ``_serve``. ``ev`` is the audit event when the request is
+        audited: the policy was evaluated for the authenticated user, so impersonation belongs here
+        (as in Kubernetes, after audit), recording the user acted as with ``ev.set_impersonated_user``."""
         if self.flowcontrol is not None:
             return await self.flowcontrol.serve(request, info, user,
                                                 lambda: self._serve(request, path, rp, info, user, ev))

@@ -119,7 +119,8 @@ class Auditor:
 
     @staticmethod
     def _log_response(ev: AuditEvent, response: AnyResponse) -> None:
-        ev.set_code(response.status)
+        if not ev.started:  # a started response keeps the code it started with (an exec's 101)
+            ev.set_code(response.status)
         if not isinstance(response, Response) or not response.body:
             return
         body = response.body
