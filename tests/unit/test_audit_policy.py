@@ -147,6 +147,9 @@ BAD = [
      "unknown group version field audit.k8s.io/__internal, Kind=Policy in policy"),
     (b"apiVersion: audit.k8s.io/v1beta1\nkind: Policy\nrules: [{level: Metadata}]\n",
      'failed decoding: no kind "Policy" is registered for version "audit.k8s.io/v1beta1"'),
+    (b"- a\n- b\n", "failed decoding: couldn't get version/kind; json parse error: json: cannot unmarshal array "
+                    'into Go value of type struct { APIVersion string "json:\\"apiVersion,omitempty\\""; '
+                    'Kind string "json:\\"kind,omitempty\\"" }'),
     (b"apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{}]\n", "rules[0].level: Required value"),
     (b"apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: Full}]\n",
      'rules[0].level: Unsupported value: "Full": supported values: "None", "Metadata", "Request", "RequestResponse"'),

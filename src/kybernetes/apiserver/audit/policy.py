@@ -160,7 +160,8 @@ def load_policy(data: bytes) -> Policy:
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
-        raise PolicyError(f"failed decoding: json: cannot unmarshal {_json_kind(doc)} into Go value of type "
+        raise PolicyError("failed decoding: couldn't get version/kind; json parse error: json: cannot unmarshal "
+                          f"{_json_kind(doc)} into Go value of type "
                           "struct { APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; "
                           "Kind string \"json:\\\"kind,omitempty\\\"\" }")
     _check_group_version(doc)
@@ -190,7 +191,7 @@ def _check_group_version(doc: dict[str, Any]) -> None:
         raise PolicyError(f"unknown group version field audit.k8s.io/__internal, Kind={kind or 'Policy'} in policy")
     if api_version != API_VERSION or kind not in ("", "Policy"):
         raise PolicyError(f'failed decoding: no kind "{kind or "Policy"}" is registered for version "{api_version}" '
-                          'in scheme "pkg/audit/scheme.go"')
+                          'in scheme "k8s.io/apiserver/pkg/audit/scheme.go:31"')
 
 
 def _rule(raw: Any) -> PolicyRule:
