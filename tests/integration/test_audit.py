@@ -45,7 +45,7 @@ SECRET = "hunter2-do-not-log"
 def _start(tmp: Path, *flags: str) -> ServerProcess:
     data = tmp / "data"
     data.mkdir(parents=True)
-    (data / "tokens.csv").write_text('quiet-token,quiet,3001,"devs"\n')
+    (data / "tokens.csv").write_text('quiet-token,quiet,3001,"devs"\njane-token,jane,3002,"devs"\n')
     (tmp / "policy.yaml").write_text(POLICY)
     return ServerProcess.start(data, "--audit-policy-file", str(tmp / "policy.yaml"),
                                "--audit-log-path", str(tmp / "logs" / "audit.log"), *flags)
@@ -164,6 +164,23 @@ def test_a_watch_has_a_response_started_stage(audited: ServerProcess) -> None:
     found = wait_events(audited, lambda e: e["auditID"] == headers["Audit-Id"], count=2)
     assert [e["stage"] for e in found] == ["ResponseStarted", "ResponseComplete"]
     assert all(e["verb"] == "watch" and e["responseStatus"]["code"] == 200 for e in found)
+
+
+def test_a_refused_request_is_recorded_with_the_decision(tmp_path: Path) -> None:
+    with _start(tmp_path, "--authorization-mode", "AlwaysDeny") as srv:
+        res = subprocess.run([KUBECTL, "--kubeconfig", "/dev/null", "--server", srv.url, "--certificate-authority",
+                              str(srv.data_dir / "tls" / "ca.crt"), "--token", "jane-token",
+                              "get", "--raw", "/api/v1/namespaces/default/secrets"],
+                             capture_output=True, text=True, timeout=30)
+        assert res.returncode != 0 and "forbidden" in res.stderr
+        [ev] = wait_events(srv, lambda e: e["user"].get("username") == "jane")
+        assert ev["user"] == {"username": "jane", "uid": "3002", "groups": ["devs", "system:authenticated"]}
+        assert ev["verb"] == "list" and ev["objectRef"] == {"resource": "secrets", "namespace": "default",
+                                                            "apiVersion": "v1"}
+        assert ev["annotations"] == {"authorization.k8s.io/decision": "forbid",
+                                     "authorization.k8s.io/reason": "Everything is forbidden."}
+        assert ev["responseStatus"]["code"] == 403 and ev["responseStatus"]["reason"] == "Forbidden"
+        assert ev["responseStatus"]["message"].startswith('secrets is forbidden: User "jane" cannot list')
 
 
 def test_the_log_rotates_at_the_size_limit(tmp_path: Path) -> None:
