@@ -85,6 +85,10 @@ def without_managed_fields(obj: Any) -> Any:
     return out
 
 
+def _object_ref(**fields: str) -> dict[str, str]:
+    return {k: v for k in _REF_ORDER if (v := fields.get(k, ""))}
+
+
 class AuditEvent:
     """One request's audit event, filled in as the request goes (``auditinternal.Event``)."""
 
@@ -106,10 +110,11 @@ class AuditEvent:
         self.user_agent = user_agent if len(user_agent) <= MAX_USER_AGENT else \
             user_agent[:MAX_USER_AGENT] + "...TRUNCATED"
         self.object_ref: dict[str, str] | None = None
+        """In the Go struct's order, without empty fields (``omitempty``)."""
         if info.is_resource_request:
-            self.object_ref = {"resource": info.resource, "namespace": info.namespace, "name": info.name,
-                               "apiGroup": info.api_group, "apiVersion": info.api_version,
-                               "subresource": info.subresource}
+            self.object_ref = _object_ref(resource=info.resource, namespace=info.namespace, name=info.name,
+                                          apiGroup=info.api_group, apiVersion=info.api_version,
+                                          subresource=info.subresource)
         self.response_status: dict[str, Any] | None = None
         self.request_object: Any = None
         self.response_object: Any = None
@@ -130,10 +135,10 @@ class AuditEvent:
         """``LogRequestObject``: the object's identity into ``objectRef``; the object itself at Request+."""
         meta = obj.get("metadata") if isinstance(obj, dict) else None
         if self.object_ref is not None and isinstance(meta, dict):
-            ref = self.object_ref
-            for key in ("namespace", "name", "uid", "resourceVersion"):
-                if not ref.get(key) and isinstance(meta.get(key), str):
-                    ref[key] = meta[key]
+            known = {k: v for k in ("namespace", "name", "uid", "resourceVersion")
+                     if not self.object_ref.get(k) and isinstance(v := meta.get(k), str)}
+            if known:
+                self.object_ref = _object_ref(**self.object_ref, **known)
         if RANK[self.level] >= RANK[REQUEST]:
             self.request_object = without_managed_fields(obj) if self.omit_managed_fields else obj
 
@@ -169,8 +174,7 @@ class AuditEvent:
         if self.user_agent:
             ev["userAgent"] = self.user_agent
         if self.object_ref is not None:
-            ref = self.object_ref
-            ev["objectRef"] = {k: ref[k] for k in _REF_ORDER if ref.get(k)}
+            ev["objectRef"] = self.object_ref
         if self.response_status is not None:
             ev["responseStatus"] = self.response_status
         if self.request_object is not None:
