@@ -114,3 +114,13 @@ def test_a_full_buffer_drops_events(tmp_path: Path) -> None:
     assert backend.dropped == 1
     backend.stop()
     assert (tmp_path / "audit.log").read_bytes() == b"{}\n" * 3
+
+
+def test_a_batch_of_lines_rotates_where_single_writes_would(tmp_path: Path) -> None:
+    clock = Clock(T0)
+    f = small(tmp_path / "audit.log", 10, clock)
+    f.write_lines([b"aaaa", b"bbbb"])  # 8: fits, one write
+    f.write_lines([b"cccc", b"dd"])  # 8 + 4 > 10: line by line, rotating before "cccc"
+    f.close()
+    [(_, backup)] = f.backups()
+    assert backup.read_bytes() == b"aaaabbbb" and (tmp_path / "audit.log").read_bytes() == b"ccccdd"

@@ -89,6 +89,16 @@ class RotatingFile:
         self._file.write(data)
         self._size += len(data)
 
+    def write_lines(self, lines: list[bytes]) -> None:
+        """Each of ``lines`` as :meth:`write` would, in one write when they all fit before the limit."""
+        total = sum(map(len, lines))
+        if self._file is not None and self._size + total <= self.max_bytes:
+            self._file.write(b"".join(lines))
+            self._size += total
+            return
+        for line in lines:
+            self.write(line)
+
     def flush(self) -> None:
         if self._file is not None:
             self._file.flush()
@@ -202,15 +212,13 @@ class LogBackend:
         buf = self._buffer
         if not buf:
             return
+        lines = [buf.popleft() for _ in range(len(buf))]  # appends may go on meanwhile
         try:
             if self._out is None:
-                out = sys.stdout.buffer
-                while buf:
-                    out.write(buf.popleft())
-                out.flush()
+                sys.stdout.buffer.write(b"".join(lines))
+                sys.stdout.buffer.flush()
                 return
-            while buf:
-                self._out.write(buf.popleft())
+            self._out.write_lines(lines)
             self._out.flush()
         except (OSError, ValueError) as e:
             log.error("Error in audit plugin 'log' affecting audit events: %s", e)
