@@ -178,6 +178,8 @@ class LogBackend:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.dropped = 0
+        """Events dropped so far because the buffer was full."""
+        self._dropped_logged = -1.0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="audit-log", daemon=True)
@@ -187,7 +189,11 @@ class LogBackend:
         """Queue one encoded event (a JSON line); False when the buffer is full and it was dropped."""
         if len(self._buffer) >= self.buffer_size:
             self.dropped += 1
-            log.error("Error in audit plugin 'buffered' affecting 1 audit events: audit buffer queue blocked")
+            now = time.monotonic()
+            if now - self._dropped_logged >= 1.0:  # at most once a second, not once an event
+                self._dropped_logged = now
+                log.error("Error in audit plugin 'buffered' affecting %d audit events: audit buffer queue blocked",
+                          self.dropped)
             return False
         self._buffer.append(line)
         return True
