@@ -179,7 +179,7 @@ class LogBackend:
         self._thread: threading.Thread | None = None
         self.dropped = 0
         """Events dropped so far because the buffer was full."""
-        self._dropped_logged = -1.0
+        self._dropped_logged = float("-inf")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="audit-log", daemon=True)
