@@ -877,6 +877,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tmp-dir", default=None, help="parent of the temporary data dir (must not be tmpfs "
                     "for meaningful fsync figures)")
     ap.add_argument("--out", default=str(RESULTS_PATH), help="where to write the JSON results")
+    ap.add_argument("--server-arg", action="append", default=[], metavar="FLAG",
+                    help="a flag for the server, repeatable (--server-arg=--audit-policy-file=P.yaml)")
     args = ap.parse_args(argv)
     scale = Scale.quick() if args.quick else Scale()
     if args.watch_procs:
@@ -888,6 +890,7 @@ def main(argv: list[str] | None = None) -> int:
         "nproc": os.cpu_count(), "machine": platform.machine(), "platform": platform.platform(),
         "python": sys.version.split()[0], "aiohttp": aiohttp.__version__, "quick": args.quick,
         "scale": asdict(scale), "tmp_dir": str(tmp), "loadavg_at_start": os.getloadavg(),
+        "server_args": args.server_arg,
         "configmap_request_bytes": len(orjson.dumps(configmap("cm-c16-1000"))),
     }
     t_all = time.perf_counter()
@@ -904,7 +907,7 @@ def main(argv: list[str] | None = None) -> int:
         (tmp / "data").mkdir()
         # A bearer token for wrk (it cannot present a client certificate).
         (tmp / "data" / "tokens.csv").write_text(f'{WRK_TOKEN},bench,bench,"system:masters"\n')
-        srv = ServerProcess.start(tmp / "data")
+        srv = ServerProcess.start(tmp / "data", *args.server_arg)
         results["server_rss_mb_at_start"] = rss_mb_of(srv.proc.pid)
         aiorun.run(server_phases(srv, scale, results))
     finally:

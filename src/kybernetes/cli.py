@@ -44,6 +44,19 @@ async def _run_until_signal(server: APIServer, announce: bool) -> None:
 
 def _common_options(f):  # type: ignore[no-untyped-def]
     """The API server's flags, shared by ``kyb server`` and ``kyb apiserver`` (``_config`` reads them)."""
+    f = click.option("--audit-log-maxsize", type=int, default=0, metavar="MB",
+                     help="The maximum size in megabytes of the audit log file before it gets rotated.")(f)
+    f = click.option("--audit-log-maxbackup", type=int, default=0,
+                     help="The maximum number of old audit log files to retain. Setting a value of 0 will mean "
+                          "there's no restriction on the number of files.")(f)
+    f = click.option("--audit-log-maxage", type=int, default=0,
+                     help="The maximum number of days to retain old audit log files based on the timestamp "
+                          "encoded in their filename.")(f)
+    f = click.option("--audit-log-path", default="",
+                     help="If set, all requests coming to the apiserver will be logged to this file.  '-' means "
+                          "standard out.")(f)
+    f = click.option("--audit-policy-file", default="",
+                     help="Path to the file that defines the audit policy configuration.")(f)
     f = click.option("--authorization-mode", default="AlwaysAllow", show_default=True, metavar="MODES",
                      help="Authorizers, in order (comma-separated): AlwaysAllow, AlwaysDeny, Node, RBAC.")(f)
     f = click.option("--anonymous-auth", type=click.BOOL, default=True, show_default=True,
@@ -84,7 +97,8 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
             compact_interval: float, compact_keep: int, max_requests_inflight: int = 400,
             max_mutating_requests_inflight: int = 200, enable_admission_plugins: tuple[str, ...] = (),
             disable_admission_plugins: tuple[str, ...] = (), authorization_mode: str = "AlwaysAllow",
-            anonymous_auth: bool = True) -> APIServerConfig:
+            anonymous_auth: bool = True, audit_policy_file: str = "", audit_log_path: str = "",
+            audit_log_maxsize: int = 0, audit_log_maxbackup: int = 0, audit_log_maxage: int = 0) -> APIServerConfig:
     """The API server's configuration from the flags ``_common_options`` adds (one keyword each)."""
     from kybernetes.apiserver.admission.plugins import flag_error, split_flag, validate_flags
     from kybernetes.apiserver.server import APIServerConfig
@@ -103,6 +117,12 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
     mode_problems = validate_modes(modes)
     if mode_problems:
         raise click.ClickException("; ".join(mode_problems))
+    from kybernetes.apiserver.audit import PolicyError, check_flags
+
+    try:  # kube-apiserver refuses to start on a bad policy file or log flag (Error: ..., exit 1)
+        check_flags(audit_policy_file, audit_log_path, audit_log_maxsize, audit_log_maxbackup, audit_log_maxage)
+    except PolicyError as e:
+        raise click.ClickException(str(e)) from None
     d = (data_dir or default_data_dir()).resolve()
     token_file = token_auth_file
     if token_file is None and (d / "tokens.csv").exists():
@@ -115,6 +135,8 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
         max_requests_inflight=max_requests_inflight, max_mutating_requests_inflight=max_mutating_requests_inflight,
         enable_admission_plugins=tuple(enable), disable_admission_plugins=tuple(disable),
         authorization_modes=modes, anonymous_auth=anonymous_auth,
+        audit_policy_file=audit_policy_file, audit_log_path=audit_log_path, audit_log_maxsize=audit_log_maxsize,
+        audit_log_maxbackup=audit_log_maxbackup, audit_log_maxage=audit_log_maxage,
     )
 
 

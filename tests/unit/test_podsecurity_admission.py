@@ -72,7 +72,7 @@ def _pod(name: str, image: str = "nginx", owner: str = "", **sc: Any) -> Obj:
 
 async def test_enforce_audit_and_warn_reach_the_request(registry: Registry) -> None:
     await _namespace(registry, "ns", enforce="baseline", audit="restricted", warn="restricted", warn_version="v1.22")
-    ctx = RequestContext()
+    ctx = RequestContext(audit_annotations={})  # an audited request
     await registry.create(_r(registry, "", "pods"), "ns", _pod("plain"), ctx)
     assert ctx.audit_annotations == {
         "pod-security.kubernetes.io/enforce-policy": "baseline:latest",
@@ -88,7 +88,7 @@ async def test_enforce_audit_and_warn_reach_the_request(registry: Registry) -> N
     assert len(ctx.warnings) == 1
     assert ctx.warnings[0].startswith('would violate PodSecurity "restricted:v1.22": allowPrivilegeEscalation')
 
-    ctx = RequestContext()
+    ctx = RequestContext(audit_annotations={})  # an audited request
     with pytest.raises(errors.Forbidden) as refused:
         await registry.create(_r(registry, "", "pods"), "ns", _pod("priv", privileged=True), ctx)
     assert str(refused.value) == ('pods "priv" is forbidden: violates PodSecurity "baseline:latest": privileged '
@@ -100,7 +100,7 @@ async def test_enforce_audit_and_warn_reach_the_request(registry: Registry) -> N
 
 async def test_privileged_namespace_and_generated_names(registry: Registry) -> None:
     await _namespace(registry, "open")
-    ctx = RequestContext()
+    ctx = RequestContext(audit_annotations={})  # an audited request
     await registry.create(_r(registry, "", "pods"), "open", _pod("p", privileged=True), ctx)
     assert ctx.audit_annotations == {"pod-security.kubernetes.io/enforce-policy": str(PRIVILEGED_LATEST)}
     await _namespace(registry, "closed", enforce="baseline")
@@ -125,14 +125,14 @@ async def test_only_significant_pod_updates_are_checked(registry: Registry) -> N
 async def test_pod_controllers_warn_but_are_never_refused(registry: Registry) -> None:
     await _namespace(registry, "ns", enforce="restricted")
     template = {"metadata": {"labels": {"app": "w"}}, "spec": _pod("")["spec"]}
-    ctx = RequestContext()
+    ctx = RequestContext(audit_annotations={})  # an audited request
     await registry.create(_r(registry, "apps", "deployments"), "ns", {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w"},
         "spec": {"selector": {"matchLabels": {"app": "w"}}, "template": template}}, ctx)
     assert len(ctx.warnings) == 1
     assert ctx.warnings[0].startswith('would violate PodSecurity "restricted:latest": allowPrivilegeEscalation')
     assert "pod-security.kubernetes.io/enforce-policy" not in ctx.audit_annotations
-    ctx = RequestContext()
+    ctx = RequestContext(audit_annotations={})  # an audited request
     await registry.create(_r(registry, "batch", "cronjobs"), "ns", {
         "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "cj"},
         "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {
@@ -149,7 +149,7 @@ async def test_exemptions(registry: Registry) -> None:
     assert ctx.audit_annotations == {"pod-security.kubernetes.io/exempt": "user"}
     pod = _pod("k", privileged=True)
     pod["spec"]["runtimeClassName"] = "kata"
-    ctx = RequestContext()
+    ctx = RequestContext(audit_annotations={})  # an audited request
     await registry.create(_r(registry, "", "pods"), "ns", pod, ctx)
     assert ctx.audit_annotations == {"pod-security.kubernetes.io/exempt": "runtimeClass"}
 
@@ -163,13 +163,13 @@ async def test_invalid_labels_and_stricter_enforce_warnings(registry: Registry) 
     await _namespace(registry, "ns")
     for name, owner in (("rs-b", "rs"), ("rs-a", "rs"), ("solo", "")):
         await registry.create(_r(registry, "", "pods"), "ns", _pod(name, owner=owner), RequestContext())
-    ctx = RequestContext()
+    ctx = RequestContext(audit_annotations={})  # an audited request
     await registry.patch(namespaces, "", "ns", "merge", {"metadata": {"labels": {
         "pod-security.kubernetes.io/enforce": "restricted"}}}, ctx)
     assert ctx.warnings == ['existing pods in namespace "ns" violate the new PodSecurity enforce level '
                             '"restricted:latest"', f"rs-a (and 2 other pods): {REASONS}"]
     # Less strict, or the same: nothing to say.
-    ctx = RequestContext()
+    ctx = RequestContext(audit_annotations={})  # an audited request
     await registry.patch(namespaces, "", "ns", "merge", {"metadata": {"labels": {
         "pod-security.kubernetes.io/enforce": "baseline"}}}, ctx)
     assert ctx.warnings == []

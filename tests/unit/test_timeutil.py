@@ -46,9 +46,17 @@ def test_parse(text: Any, want: datetime | None) -> None:
 def test_format(moment: Any, seconds: str, micro: str) -> None:
     assert timeutil.format_rfc3339(moment) == seconds
     assert timeutil.format_micro(moment) == micro
+    if not isinstance(moment, datetime):
+        assert timeutil.format_micro_epoch(moment) == micro  # the once-a-second cache agrees
     exact = moment if isinstance(moment, datetime) else datetime.fromtimestamp(moment, UTC)
     assert timeutil.parse_rfc3339(micro) == exact  # MicroTime round-trips
     assert timeutil.parse_rfc3339(seconds) == exact.replace(microsecond=0)
+
+
+def test_format_micro_epoch_agrees_across_seconds() -> None:
+    t = T0.timestamp()
+    for dt_ in (0.999999, 1.0, 0.5, 61.000001, 0.0000004, 3600 * 24 * 400 + 0.123456):
+        assert timeutil.format_micro_epoch(t + dt_) == timeutil.format_micro(t + dt_)
 
 
 def test_now_is_utc_to_the_second() -> None:

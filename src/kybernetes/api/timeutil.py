@@ -71,6 +71,19 @@ def format_micro(t: Moment = None) -> str:
     return _as_datetime(t).strftime(RFC3339_MICRO)
 
 
+_micro_cache: tuple[int, str] = (-1, "")
+
+
+def format_micro_epoch(t: float) -> str:
+    """:func:`format_micro` of a POSIX time, its date and time of day formatted once per second
+    (an audit event carries two such stamps a stage)."""
+    global _micro_cache
+    sec, micros = divmod(round(t * 1_000_000), 1_000_000)
+    if sec != _micro_cache[0]:
+        _micro_cache = (sec, datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
+    return f"{_micro_cache[1]}{micros:06d}Z"
+
+
 _now_cache: tuple[int, str] = (-1, "")
 
 

@@ -15,6 +15,8 @@ error into a Status; ``_dispatch`` routes):
          requests are on; 401 otherwise, and for bad credentials)
       -> impersonation (auth/impersonation.py: Impersonate-* headers, authorized; 400/403)
       -> RequestInfo (transport/requestinfo.py: verb, resource, namespace, name), once
+      -> audit (audit/, only with --audit-policy-file and --audit-log-path: the policy's level for
+         the request, its event written at each stage; the Audit-Id header on every response)
       -> API Priority and Fairness (flowcontrol/: classify, take a seat or queue, or 429)
       -> authorize (authz/: system:masters, then each --authorization-mode; 403 otherwise)
       -> route: health and version, discovery, openapi, or a resource URL
@@ -40,6 +42,9 @@ from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.admission import plugins as admission_plugins
 from kybernetes.apiserver.admission import priority
 from kybernetes.apiserver.admission.chain import PluginInit
+from kybernetes.apiserver.audit import Auditor, new_auditor
+from kybernetes.apiserver.audit.events import AuditEvent
+from kybernetes.apiserver.audit.events import long_running as audit_long_running
 from kybernetes.apiserver.auth.authenticator import Authenticator, TokenFile
 from kybernetes.apiserver.auth.impersonation import impersonate
 from kybernetes.apiserver.auth.serviceaccounts import API_AUDIENCES, ISSUER, ServiceAccounts
@@ -125,6 +130,14 @@ class APIServerConfig:
     anonymous_auth: bool = True
     """``--anonymous-auth``: requests without credentials are ``system:anonymous``; as in
     kube-apiserver, turned off whatever this says when AlwaysAllow is among the modes."""
+    audit_policy_file: str = ""
+    audit_log_path: str = ""
+    """``--audit-log-path``: a file, or ``-`` for standard output; auditing needs it and the policy."""
+    audit_log_maxsize: int = 0
+    """MB before the log is rotated (0: lumberjack's 100)."""
+    audit_log_maxbackup: int = 0
+    audit_log_maxage: int = 0
+    """Rotated logs kept: at most this many (0: all), and none older than this many days (0: any age)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -169,6 +182,8 @@ class APIServer:
         if config.anonymous_auth and not self.anonymous:
             log.warning("AnonymousAuth is not allowed with the AlwaysAllow authorizer. Resetting AnonymousAuth "
                         "to false. You should use a different authorizer")
+        self.audit: Auditor | None = None
+        """None unless both an audit policy and an audit log are configured: no per-request cost then."""
 
     @property
     def url(self) -> str:
@@ -191,6 +206,10 @@ class APIServer:
             raise ValueError(admission_plugins.flag_error(problems))
         if problems := validate_modes(cfg.authorization_modes):
             raise ValueError("; ".join(problems))
+        self.audit = new_auditor(cfg.audit_policy_file, cfg.audit_log_path, cfg.audit_log_maxsize,
+                                 cfg.audit_log_maxbackup, cfg.audit_log_maxage)
+        if self.audit is not None:
+            self.audit.start()
         cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.pki = PKI.load_or_create(cfg.data_dir)
         self.join = JoinService(self)
@@ -294,6 +313,8 @@ class APIServer:
             await self.registry.stop()
         if self.http is not None:
             await self.http.stop(timeout=2.0)
+        if self.audit is not None:
+            self.audit.stop()  # after the last request: every event recorded is written
         if self.crds is not None:
             await self.crds.stop()
         if self.store is not None:
@@ -382,8 +403,9 @@ class APIServer:
 
     async def _handle(self, request: Request) -> AnyResponse:
         """Every request: dispatch, and turn any error into a Kubernetes ``Status``."""
+        audit_id = self.audit.audit_id(request) if self.audit is not None else ""
         try:
-            return await self._dispatch(request)
+            return await self._dispatch(request, audit_id)
         except errors.StatusError as e:
             # ErrorNegotiated: a Status that says when to retry says it in Retry-After too.
             retry = (e.details or {}).get("retryAfterSeconds")
@@ -398,7 +420,7 @@ class APIServer:
             err = errors.InternalError(f"Internal error occurred: {cause}", details={"causes": [{"message": cause}]})
             return json_response(err.status(), 500, pretty=pretty_requested(request))
 
-    async def _dispatch(self, request: Request) -> AnyResponse:
+    async def _dispatch(self, request: Request, audit_id: str) -> AnyResponse:
         path = request.path
         if JoinService.handles(path):
             # Node join (kybernetes.apiserver.join): /cacerts is public, the credentials endpoint
@@ -408,29 +430,50 @@ class APIServer:
         assert self.authenticator is not None and self.handlers is not None
         user = self.authenticator.authenticate(request.peercert, request.headers.get("Authorization"),
                                                anonymous=self.anonymous)
-        # Impersonation before API Priority and Fairness, as kube-apiserver's filters: the
-        # request is classified, authorized and served as the impersonated user; the
-        # authenticated one stays on the RequestContext (``impersonator``) for audit.
-        acting = impersonate(request.headers, user, self.authorizer)
-        impersonator = None if acting is None else user
-        user = acting or user
         rp = parse_resource_path(path)
         info = request_info(request.method, path, rp, request.query if request.query_string else None)
+        if self.audit is not None:
+            return await self.audit.serve(request, info, user, audit_id,
+                                          lambda ev: self._gate(request, path, rp, info, user, ev))
+        return await self._gate(request, path, rp, info, user, None)
+
+    async def _gate(self, request: Request, path: str, rp: ResourcePath | None, info: RequestInfo, user: User,
+                    ev: AuditEvent | None) -> AnyResponse:
+        """Impersonation, API Priority and Fairness, then ``_serve``, in kube-apiserver's order of
+        filters: after audit (whose policy is evaluated for the authenticated user; ``ev``, the
+        event when the request is audited, records the user acted as), so the request is
+        classified, authorized and served as the impersonated user, the authenticated one kept on
+        the RequestContext (``impersonator``)."""
+        impersonator = None
+        acting = impersonate(request.headers, user, self.authorizer)
+        if acting is not None:
+            impersonator, user = user, acting
+            if ev is not None:
+                ev.set_impersonated_user(acting)
         if self.flowcontrol is not None:
             return await self.flowcontrol.serve(request, info, user,
-                                                lambda: self._serve(request, path, rp, info, user, impersonator))
-        return await self._serve(request, path, rp, info, user, impersonator)
+                                                lambda: self._serve(request, path, rp, info, user, impersonator, ev))
+        return await self._serve(request, path, rp, info, user, impersonator, ev)
 
     async def _serve(self, request: Request, path: str, rp: ResourcePath | None, info: RequestInfo,
-                     user: User, impersonator: User | None = None) -> AnyResponse:
+                     user: User, impersonator: User | None = None, ev: AuditEvent | None = None) -> AnyResponse:
+        """Authorize, then route. ``ev``: the request's audit event, when it is audited."""
         assert self.handlers is not None
+        decision, reason = Decision.ALLOW, ""
         if self.authorizer is not None:
             attrs = Attributes.of(user, info)
             decision, reason = self.authorizer.authorize(attrs)
-            if decision is not Decision.ALLOW:
-                raise forbidden(attrs, reason)
+        if ev is not None:
+            ev.annotate("authorization.k8s.io/decision", "allow" if decision is Decision.ALLOW else "forbid")
+            ev.annotate("authorization.k8s.io/reason", reason)
+            if self.audit is not None and audit_long_running(info):
+                self.audit.on_response_start(request, ev)  # after APF set its own callback
+        if decision is not Decision.ALLOW:
+            raise forbidden(attrs, reason)
         if rp is not None:
-            return await self.handlers.handle(request, rp, RequestContext(user=user, impersonator=impersonator))
+            ctx = RequestContext(user=user, impersonator=impersonator,
+                                 audit_annotations=ev.annotations if ev is not None else None)
+            return await self.handlers.handle(request, rp, ctx)
         return await self._non_resource(request, path)
 
     async def _non_resource(self, request: Request, path: str) -> AnyResponse:

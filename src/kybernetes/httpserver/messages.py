@@ -86,6 +86,7 @@ class Request:
         "on_stream_start",
         "query_string",
         "raw_path",
+        "stream_status",
         "transport",
         "version",
     )
@@ -109,7 +110,10 @@ class Request:
         """Header lines (each ending in CRLF) added to whatever response this request gets, set by
         the API server's gates; bytes encoded once, so adding them costs one list append."""
         self.on_stream_start: Callable[[], None] | None = None
-        """Called once when a streamed response sends its head (a watch is set up)."""
+        """Called once when a streamed response sends its head (a watch is set up), or the
+        connection is upgraded (``101``)."""
+        self.stream_status = 0
+        """The status a streamed response started with (set before ``on_stream_start`` is called)."""
 
     @property
     def path(self) -> str:
@@ -137,6 +141,10 @@ class Request:
         """Answer ``101 Switching Protocols`` with ``headers`` and take the connection over."""
         if not self._upgrade_ok:
             raise RuntimeError("not an upgrade request")
+        if self.on_stream_start is not None:
+            started, self.on_stream_start = self.on_stream_start, None
+            self.stream_status = 101
+            started()
         return self._protocol._upgrade(headers)
 
 
@@ -202,6 +210,7 @@ class StreamResponse:
         self._request = request
         if request.on_stream_start is not None:
             started, request.on_stream_start = request.on_stream_start, None
+            request.stream_status = self.status
             started()
         proto = request._protocol
         self._chunked = request.version >= (1, 1)

@@ -71,8 +71,14 @@ class Attributes:
     warnings: list[str] = field(default_factory=list)
     """The request's warnings (the caller passes its own list): a plugin appends, the client gets
     each as a ``Warning`` header (``warning.AddWarning``)."""
-    audit_annotations: dict[str, str] = field(default_factory=dict)
-    """The request's audit annotations (the caller passes its own dict; ``audit.AddAuditAnnotations``)."""
+    audit_annotations: dict[str, str] | None = None
+    """The request's audit annotations when it is audited (``RequestContext.audit_annotations``)."""
+
+    def add_annotation(self, key: str, value: str) -> None:
+        """``Attributes.AddAnnotation``: a plugin's note for the audit event (``pod-security.kubernetes.io/
+        audit-violations``); kept only when the request is audited, and the first value of a key stays."""
+        if self.audit_annotations is not None:
+            self.audit_annotations.setdefault(key, value)
 
     @property
     def group_resource(self) -> str:

@@ -242,7 +242,8 @@ class FlowControl:
             namespace = ""
         if m is None:
             return await call()
-        request.extra_headers = m.headers
+        # After any header set before this gate (the Audit-Id).
+        request.extra_headers = m.headers if request.extra_headers is None else request.extra_headers + m.headers
         qs: QueueSet = m.level
         if not qs.try_start() and not await qs.acquire(hash((m.flow_schema, m.flow(user.name, namespace))) & _MASK64):
             return self._reject(m)

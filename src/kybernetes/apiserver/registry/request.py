@@ -39,8 +39,15 @@ class RequestContext:
     """Strict, Warn or Ignore (what to do with unknown and duplicate fields)."""
     warnings: list[str] = field(default_factory=list)
     user_agent: str = ""
-    audit_annotations: dict[str, str] = field(default_factory=dict)
-    """What admission adds for the audit log (PodSecurity's ``pod-security.kubernetes.io/...``)."""
+    audit_annotations: dict[str, str] | None = None
+    """The request's audit event's annotations, when the request is audited (None otherwise): what
+    a step wants in the audit log (``pod-security.kubernetes.io/audit-violations``) goes here
+    through :meth:`add_audit_annotation`."""
+
+    def add_audit_annotation(self, key: str, value: str) -> None:
+        """``audit.AddAuditAnnotation``: recorded when the request is audited; the first value of a key stays."""
+        if self.audit_annotations is not None:
+            self.audit_annotations.setdefault(key, value)
     impersonator: User | None = None
     """The authenticated user when the request impersonates ``user`` (``Impersonate-User``), for audit."""
 

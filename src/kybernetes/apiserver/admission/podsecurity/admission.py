@@ -19,8 +19,8 @@ makes an unlabeled namespace ``privileged:latest`` in every mode and exempts not
   stricter enforce level warns about the existing pods that would violate it: up to 3000 pods,
   checked for at most a second, one pod per controller first, grouped by reasons.
 * **Audit**: the decision's audit annotations (``pod-security.kubernetes.io/enforce-policy``,
-  ``audit-violations``, ``exempt``, ``error``) go into ``attrs.audit_annotations`` (the request's,
-  for an audit log to record).
+  ``audit-violations``, ``exempt``, ``error``) go to the request's audit event
+  (``attrs.add_annotation``) when the request is audited.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ class PodSecurity(Handler):
             decision = await self.validate_pod_controller(attrs)
         attrs.warnings.extend(decision.warnings)
         for key, value in decision.annotations.items():
-            attrs.audit_annotations[AUDIT_ANNOTATION_PREFIX + key] = value
+            attrs.add_annotation(AUDIT_ANNOTATION_PREFIX + key, value)
         if decision.error is not None:
             raise decision.error
 
