@@ -173,7 +173,9 @@ def test_a_refused_request_is_recorded_with_the_decision(tmp_path: Path) -> None
                               "get", "--raw", "/api/v1/namespaces/default/secrets"],
                              capture_output=True, text=True, timeout=30)
         assert res.returncode != 0 and "forbidden" in res.stderr
-        [ev] = wait_events(srv, lambda e: e["user"].get("username") == "jane")
+        # (kubectl asks for /version first: refused too, and logged as well)
+        [ev] = wait_events(srv, lambda e: e["user"].get("username") == "jane"
+                           and e.get("objectRef", {}).get("resource") == "secrets")
         assert ev["user"] == {"username": "jane", "uid": "3002", "groups": ["devs", "system:authenticated"]}
         assert ev["verb"] == "list" and ev["objectRef"] == {"resource": "secrets", "namespace": "default",
                                                             "apiVersion": "v1"}

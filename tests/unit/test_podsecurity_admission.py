@@ -144,7 +144,7 @@ async def test_exemptions(registry: Registry) -> None:
     await _namespace(registry, "ns", enforce="baseline")
     registry.admission = Chain([("PodSecurity", PodSecurity(registry, Configuration(
         exempt_usernames=frozenset({"alice"}), exempt_runtime_classes=frozenset({"kata"}))))])
-    ctx = RequestContext(user=User("alice"))
+    ctx = RequestContext(user=User("alice"), audit_annotations={})
     await registry.create(_r(registry, "", "pods"), "ns", _pod("a", privileged=True), ctx)
     assert ctx.audit_annotations == {"pod-security.kubernetes.io/exempt": "user"}
     pod = _pod("k", privileged=True)
