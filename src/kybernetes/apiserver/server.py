@@ -48,6 +48,7 @@ from kybernetes.apiserver.authz.authorizer import (
     new_chain,
     validate_modes,
 )
+from kybernetes.apiserver.authz.rbac import RBACAuthorizer
 from kybernetes.apiserver.componentstatus import ComponentStatuses
 from kybernetes.apiserver.crds import CRDController
 from kybernetes.apiserver.flowcontrol import FlowControl
@@ -208,6 +209,7 @@ class APIServer:
         await self._bootstrap()
         self.flowcontrol = FlowControl(self.registry, self.catalogue, concurrency)
         await self.flowcontrol.start()
+        self.authorizer_factories["RBAC"] = lambda: RBACAuthorizer(self.registry, self.catalogue)  # type: ignore[arg-type]
         if cfg.authorization_modes != ("AlwaysAllow",):
             self.authorizer = new_chain(cfg.authorization_modes, self.authorizer_factories)
             await self.authorizer.start()
