@@ -53,7 +53,12 @@ from kybernetes.apiserver.componentstatus import ComponentStatuses
 from kybernetes.apiserver.crds import CRDController
 from kybernetes.apiserver.flowcontrol import FlowControl
 from kybernetes.apiserver.join.service import JoinService
-from kybernetes.apiserver.registry import builtin_conversions, builtin_strategies, certificates
+from kybernetes.apiserver.registry import (
+    builtin_conversions,
+    builtin_strategies,
+    certificates,
+    rbac_escalation,
+)
 from kybernetes.apiserver.registry.core.serviceallocator import ServiceAllocator
 from kybernetes.apiserver.registry.request import RequestContext, User
 from kybernetes.apiserver.registry.rest import ResourceREST
@@ -190,6 +195,7 @@ class APIServer:
         self.allocator = ServiceAllocator(cfg.service_cidr, cfg.node_port_range)
         self.allocator.install(self.registry)
         certificates.install(self.registry)
+        rbac_escalation.install(self.registry, lambda: self.authorizer)
         self.registry.admission = admission_plugins.new_chain(
             admission_plugins.enabled_plugin_names(cfg.enable_admission_plugins, cfg.disable_admission_plugins),
             PluginInit(self.registry))

@@ -78,8 +78,6 @@ class RBACAuthorizer:
             self._resources[plural] = r
         self._compiled: dict[tuple[str, tuple[str, ...], str], Compiled] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self.changes = 0
-        """RBAC changes applied so far (tests wait on it)."""
 
     # --- decisions -----------------------------------------------------------------------
 
@@ -165,7 +163,6 @@ class RBACAuthorizer:
         else:
             self.index.put(kind, obj)
         self._compiled.clear()
-        self.changes += 1
 
     async def _list(self, plural: str) -> str:
         """List one kind into the index (replacing what it held of that kind); its resourceVersion."""
