@@ -274,3 +274,14 @@ async def test_grants_and_revocations_reach_the_next_decision(registry: Registry
         await until(lambda: authz.authorize(attrs) == (Decision.NO_OPINION, ""))
     finally:
         await authz.stop()
+
+
+def test_compiled_rules_answer_as_rule_allows() -> None:
+    from kybernetes.apiserver.authz.rules import CompiledRule, rule_allows
+
+    rules = [r for role_rules in (POLICY.roles | {("", k): v for k, v in POLICY.cluster_roles.items()}).values()
+             for r in role_rules]
+    for _what, attrs, _allowed in CASES:
+        combined = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+        for r in rules:
+            assert CompiledRule(r).allows(attrs, combined) is rule_allows(attrs, r), (r, attrs)

@@ -27,13 +27,7 @@ from typing import Any
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.apiserver.authz.authorizer import Attributes, Decision, RulesInfo
 from kybernetes.apiserver.authz.rbac_policy import RBAC_GROUP, PolicyIndex, Rule, aggregate, go_quote
-from kybernetes.apiserver.authz.rules import (
-    api_group_matches,
-    non_resource_url_matches,
-    resource_matches,
-    resource_name_matches,
-    verb_matches,
-)
+from kybernetes.apiserver.authz.rules import CompiledRule
 from kybernetes.apiserver.registry.request import ListOptions, User
 from kybernetes.apiserver.registry.store import Registry
 
@@ -49,10 +43,11 @@ RETRY_DELAY = 0.5
 class Compiled:
     """What one (user, groups, namespace) may do: rules with their source, and the errors."""
 
-    __slots__ = ("errors", "reason", "rules", "sources")
+    __slots__ = ("compiled", "errors", "reason", "rules", "sources")
 
     def __init__(self, rules: list[Rule], sources: list[str], errors: list[str]) -> None:
         self.rules = rules
+        self.compiled = [CompiledRule(r) for r in rules]
         self.sources = sources
         self.errors = errors
         self.reason = f"RBAC: {aggregate(errors)}" if errors else ""
@@ -84,17 +79,11 @@ class RBACAuthorizer:
     def authorize(self, attrs: Attributes) -> tuple[Decision, str]:
         user = attrs.user
         compiled = self.compiled(user.name, user.groups, attrs.namespace)
-        if attrs.resource_request:
-            sub = attrs.subresource
-            combined = f"{attrs.resource}/{sub}" if sub else attrs.resource
-            for i, rule in enumerate(compiled.rules):
-                if (verb_matches(rule, attrs.verb) and api_group_matches(rule, attrs.api_group)
-                        and resource_matches(rule, combined, sub) and resource_name_matches(rule, attrs.name)):
-                    return Decision.ALLOW, compiled.sources[i]
-        else:
-            for i, rule in enumerate(compiled.rules):
-                if verb_matches(rule, attrs.verb) and non_resource_url_matches(rule, attrs.path):
-                    return Decision.ALLOW, compiled.sources[i]
+        sub = attrs.subresource
+        combined = f"{attrs.resource}/{sub}" if sub else attrs.resource
+        for i, rule in enumerate(compiled.compiled):
+            if rule.allows(attrs, combined):
+                return Decision.ALLOW, compiled.sources[i]
         return Decision.NO_OPINION, compiled.reason
 
     def rules_for(self, user: User, namespace: str) -> RulesInfo:
