@@ -1015,18 +1015,33 @@ def compare_modes(args: argparse.Namespace) -> int:
     return 0
 
 
+def server_cpu_us_per_op(cell: dict[str, Any]) -> float:
+    """The server's CPU time per operation: unlike ops/s, little moved by other load on the machine."""
+    if not cell["ops"]:
+        return math.nan
+    return cell["server_cpu_pct"] / 100 * cell["seconds"] / cell["ops"] * 1e6
+
+
 def summarize_modes(runs: list[dict[str, Any]], modes: list[str]) -> list[dict[str, Any]]:
-    """Median ops/s per (cell, clients, mode) over the rounds; the ratio of each mode to the first."""
+    """Per (cell, clients, mode), over the rounds: median ops/s and median server CPU us per op;
+    the ratios of the last mode to the first (ops/s: below 1 is slower; CPU: above 1 costs more)."""
     rows: list[dict[str, Any]] = []
     keys = list(dict.fromkeys((c["name"], c["concurrency"]) for r in runs for c in r["crud"]))
-    print(f"\n{'cell':<24}{'clients':>8}" + "".join(f"{m + ' ops/s':>22}" for m in modes) + f"{'ratio':>8}")
+    print(f"\n{'cell':<24}{'clients':>8}" + "".join(f"{m + ' ops/s':>18}{'cpu us/op':>11}" for m in modes)
+          + f"{'ops ratio':>11}{'cpu ratio':>11}")
     for name, conc in keys:
-        med = {m: statistics.median([c["ops_per_s"] for r in runs if r["mode"] == m for c in r["crud"]
-                                     if (c["name"], c["concurrency"]) == (name, conc)] or [math.nan])
-               for m in modes}
-        ratio = round(med[modes[-1]] / med[modes[0]], 3) if med[modes[0]] else math.nan
-        rows.append({"name": name, "concurrency": conc, "median_ops_per_s": med, "ratio_last_to_first": ratio})
-        print(f"{name:<24}{conc:>8}" + "".join(f"{fmt(med[m]):>22}" for m in modes) + f"{fmt(ratio, 3):>8}")
+        def median_of(m: str, f: Callable[[dict[str, Any]], float], name: str = name, conc: int = conc) -> float:
+            return statistics.median([f(c) for r in runs if r["mode"] == m for c in r["crud"]
+                                      if (c["name"], c["concurrency"]) == (name, conc)] or [math.nan])
+
+        ops = {m: median_of(m, lambda c: c["ops_per_s"]) for m in modes}
+        cpu = {m: median_of(m, server_cpu_us_per_op) for m in modes}
+        ops_ratio = round(ops[modes[-1]] / ops[modes[0]], 3) if ops[modes[0]] else math.nan
+        cpu_ratio = round(cpu[modes[-1]] / cpu[modes[0]], 3) if cpu[modes[0]] else math.nan
+        rows.append({"name": name, "concurrency": conc, "median_ops_per_s": ops, "median_server_cpu_us_per_op": cpu,
+                     "ops_ratio_last_to_first": ops_ratio, "cpu_ratio_last_to_first": cpu_ratio})
+        print(f"{name:<24}{conc:>8}" + "".join(f"{fmt(ops[m]):>18}{fmt(cpu[m]):>11}" for m in modes)
+              + f"{fmt(ops_ratio, 3):>11}{fmt(cpu_ratio, 3):>11}")
     return rows
 
 

@@ -78,7 +78,9 @@ class RBACAuthorizer:
 
     def authorize(self, attrs: Attributes) -> tuple[Decision, str]:
         user = attrs.user
-        compiled = self.compiled(user.name, user.groups, attrs.namespace)
+        compiled = self._compiled.get((user.name, user.groups, attrs.namespace))
+        if compiled is None:
+            compiled = self.compiled(user.name, user.groups, attrs.namespace)
         sub = attrs.subresource
         combined = f"{attrs.resource}/{sub}" if sub else attrs.resource
         for i, rule in enumerate(compiled.compiled):
@@ -90,9 +92,10 @@ class RBACAuthorizer:
         compiled = self.compiled(user.name, user.groups, namespace)
         info = RulesInfo(evaluation_error=aggregate(compiled.errors) if compiled.errors else "")
         for rule in compiled.rules:
-            if rule.get("resources"):
+            if rule.get("resources"):  # ResourceRule's JSON: verbs always, the rest when not empty
                 info.resource_rules.append({k: list(rule.get(k) or []) for k in
-                                            ("verbs", "apiGroups", "resources", "resourceNames")})
+                                            ("verbs", "apiGroups", "resources", "resourceNames")
+                                            if k == "verbs" or rule.get(k)})
             if rule.get("nonResourceURLs"):
                 info.non_resource_rules.append({"verbs": list(rule.get("verbs") or []),
                                                 "nonResourceURLs": list(rule["nonResourceURLs"])})
