@@ -83,6 +83,20 @@ RESULTS_PATH = Path(__file__).resolve().parent / "results" / "apiserver.json"
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 CONCURRENCIES = (1, 16, 64)
 WRK_TOKEN = "kyb-bench-wrk-token"
+USER_TOKEN = "kyb-bench-user-token"
+"""With ``--authorization-mode``: a user outside ``system:masters`` (so the authorizer decides)."""
+AUTHZ_RESULTS_PATH = Path(__file__).resolve().parent / "results" / "apiserver-authz.json"
+BENCH_ROLE = {
+    "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "kyb-bench"},
+    "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create", "get"]},
+              {"apiGroups": [""], "resources": ["configmaps", "pods"],
+               "verbs": ["create", "get", "update", "list", "watch"]}],
+}
+BENCH_BINDING = {
+    "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "kyb-bench"},
+    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "kyb-bench"},
+    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bench-user"}],
+}
 
 # Goals (project targets) and references, printed next to the results.
 GOAL_CREATES_PER_S = 1000.0
@@ -189,19 +203,26 @@ def rss_mb_of(pid: int) -> float:
     return math.nan
 
 
-def client_ssl_context(data_dir: Path) -> ssl.SSLContext:
-    """Verify the server against the cluster CA and present the admin client certificate."""
+def client_ssl_context(data_dir: Path, *, admin_cert: bool = True) -> ssl.SSLContext:
+    """Verify the server against the cluster CA; present the admin client certificate unless the
+    clients authenticate with a bearer token (:data:`CLIENT_AUTH`)."""
     tls = data_dir / "tls"
     ctx = ssl.create_default_context(cafile=str(tls / "ca.crt"))
-    ctx.load_cert_chain(str(tls / "admin.crt"), str(tls / "admin.key"))
+    if admin_cert:
+        ctx.load_cert_chain(str(tls / "admin.crt"), str(tls / "admin.key"))
     return ctx
+
+
+CLIENT_AUTH: dict[str, str] = {}
+"""Extra headers of every benchmark session: the bench user's bearer token with ``--authorization-mode``."""
 
 
 def new_session(ctx: ssl.SSLContext, limit: int) -> aiohttp.ClientSession:
     # limit = number of concurrent clients, so every client keeps its own keep-alive connection.
     connector = aiohttp.TCPConnector(ssl=ctx, limit=limit, limit_per_host=limit, keepalive_timeout=60)
     return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120),
-                                 headers={"Accept": "application/json", "Content-Type": "application/json"})
+                                 headers={"Accept": "application/json", "Content-Type": "application/json",
+                                          **CLIENT_AUTH})
 
 
 def configmap(name: str, size: int = 1024) -> dict[str, Any]:
@@ -335,7 +356,7 @@ async def wrk_cell(name: str, concurrency: int, scale: Scale, srv: ServerProcess
     cpu = CpuWindow(srv.proc.pid).start()
     proc = await asyncio.create_subprocess_exec(
         wrk, "-t1", f"-c{concurrency}", f"-d{max(2, int(scale.cell_seconds))}s", "--latency",
-        "-s", str(tmp / "get.lua"), "-H", f"Authorization: Bearer {WRK_TOKEN}", "-H", "Accept: application/json",
+        "-s", str(tmp / "get.lua"), "-H", f"Authorization: Bearer {USER_TOKEN if CLIENT_AUTH else WRK_TOKEN}", "-H", "Accept: application/json",
         srv.url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "KYB_BENCH_PATHS": str(tmp / "paths")})
     out = (await proc.communicate())[0].decode()
@@ -876,10 +897,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--watch-procs", type=int, default=None, help="client processes holding the watchers")
     ap.add_argument("--tmp-dir", default=None, help="parent of the temporary data dir (must not be tmpfs "
                     "for meaningful fsync figures)")
-    ap.add_argument("--out", default=str(RESULTS_PATH), help="where to write the JSON results")
+    ap.add_argument("--out", default=None, help="where to write the JSON results (default "
+                    "bench/results/apiserver.json, apiserver-authz.json with --authorization-mode)")
+    ap.add_argument("--authorization-mode", nargs="+", default=None, metavar="MODES",
+                    help="compare servers started with these --authorization-mode values (e.g. AlwaysAllow "
+                    "RBAC): CRUD phase only, clients as a user outside system:masters, the modes alternated "
+                    "--rounds times in one sitting; medians and ratios to the first mode")
+    ap.add_argument("--rounds", type=int, default=2, help="with --authorization-mode: runs of each mode")
     ap.add_argument("--server-arg", action="append", default=[], metavar="FLAG",
                     help="a flag for the server, repeatable (--server-arg=--audit-policy-file=P.yaml)")
     args = ap.parse_args(argv)
+    if args.authorization_mode:
+        return compare_modes(args)
+    args.out = args.out or str(RESULTS_PATH)
     scale = Scale.quick() if args.quick else Scale()
     if args.watch_procs:
         scale.watch_procs = args.watch_procs
@@ -927,6 +957,95 @@ def main(argv: list[str] | None = None) -> int:
     out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     print(f"\nwrote {out} (total {results['total_seconds']} s)")
     return 0
+
+
+# --------------------------------------------------------------------------------------------
+# --authorization-mode: the authorizer's cost
+
+
+async def grant_bench_user(srv: ServerProcess) -> None:
+    """As the admin: the bench user may do what the CRUD phase does (an RBAC grant, ignored by
+    other modes)."""
+    async with new_session(client_ssl_context(srv.data_dir), 1) as s:
+        base = f"{srv.url}/apis/rbac.authorization.k8s.io/v1"
+        await call(s, "POST", f"{base}/clusterroles", BENCH_ROLE)
+        await call(s, "POST", f"{base}/clusterrolebindings", BENCH_BINDING)
+
+
+async def crud_as_bench_user(srv: ServerProcess, scale: Scale, mode: str) -> list[Cell]:
+    CLIENT_AUTH.clear()
+    await grant_bench_user(srv)
+    CLIENT_AUTH["Authorization"] = f"Bearer {USER_TOKEN}"
+    if "RBAC" in mode.split(","):  # the grant is seen by the authorizer's watch shortly after the write
+        async with new_session(client_ssl_context(srv.data_dir, admin_cert=False), 1) as s:
+            for _ in range(100):
+                with contextlib.suppress(HTTPError):
+                    await call(s, "GET", f"{srv.url}/api/v1/namespaces/default")
+                    break
+                await asyncio.sleep(0.05)
+    try:
+        return await crud_phase(srv, client_ssl_context(srv.data_dir, admin_cert=False), scale)
+    finally:
+        CLIENT_AUTH.clear()
+
+
+def compare_modes(args: argparse.Namespace) -> int:
+    """Alternate servers of each ``--authorization-mode`` (A, B, A, B ...), CRUD phase each."""
+    scale = Scale.quick() if args.quick else Scale()
+    modes: list[str] = args.authorization_mode
+    runs: list[dict[str, Any]] = []
+    for rnd in range(args.rounds):
+        for mode in modes:
+            tmp = Path(tempfile.mkdtemp(prefix="kyb-bench-", dir=args.tmp_dir))
+            (tmp / "data").mkdir()
+            (tmp / "data" / "tokens.csv").write_text(f'{USER_TOKEN},bench-user,bench-user,"bench-users"\n')
+            print(f"[round {rnd + 1}/{args.rounds}] --authorization-mode {mode}", flush=True)
+            srv = ServerProcess.start(tmp / "data", "--authorization-mode", mode)
+            try:
+                cells = aiorun.run(crud_as_bench_user(srv, scale, mode))
+            finally:
+                srv.stop()
+                shutil.rmtree(tmp, ignore_errors=True)
+            runs.append({"round": rnd, "mode": mode, "loadavg": os.getloadavg(), "crud": [asdict(c) for c in cells]})
+    summary = summarize_modes(runs, modes)
+    results = {"timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "nproc": os.cpu_count(),
+               "quick": args.quick, "scale": asdict(scale), "modes": modes, "rounds": args.rounds,
+               "user": "bench-user (not in system:masters)", "summary": summary, "runs": runs}
+    out = Path(args.out or AUTHZ_RESULTS_PATH)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    print(f"\nwrote {out}")
+    return 0
+
+
+def server_cpu_us_per_op(cell: dict[str, Any]) -> float:
+    """The server's CPU time per operation: unlike ops/s, little moved by other load on the machine."""
+    if not cell["ops"]:
+        return math.nan
+    return cell["server_cpu_pct"] / 100 * cell["seconds"] / cell["ops"] * 1e6
+
+
+def summarize_modes(runs: list[dict[str, Any]], modes: list[str]) -> list[dict[str, Any]]:
+    """Per (cell, clients, mode), over the rounds: median ops/s and median server CPU us per op;
+    the ratios of the last mode to the first (ops/s: below 1 is slower; CPU: above 1 costs more)."""
+    rows: list[dict[str, Any]] = []
+    keys = list(dict.fromkeys((c["name"], c["concurrency"]) for r in runs for c in r["crud"]))
+    print(f"\n{'cell':<24}{'clients':>8}" + "".join(f"{m + ' ops/s':>18}{'cpu us/op':>11}" for m in modes)
+          + f"{'ops ratio':>11}{'cpu ratio':>11}")
+    for name, conc in keys:
+        def median_of(m: str, f: Callable[[dict[str, Any]], float], name: str = name, conc: int = conc) -> float:
+            return statistics.median([f(c) for r in runs if r["mode"] == m for c in r["crud"]
+                                      if (c["name"], c["concurrency"]) == (name, conc)] or [math.nan])
+
+        ops = {m: median_of(m, lambda c: c["ops_per_s"]) for m in modes}
+        cpu = {m: median_of(m, server_cpu_us_per_op) for m in modes}
+        ops_ratio = round(ops[modes[-1]] / ops[modes[0]], 3) if ops[modes[0]] else math.nan
+        cpu_ratio = round(cpu[modes[-1]] / cpu[modes[0]], 3) if cpu[modes[0]] else math.nan
+        rows.append({"name": name, "concurrency": conc, "median_ops_per_s": ops, "median_server_cpu_us_per_op": cpu,
+                     "ops_ratio_last_to_first": ops_ratio, "cpu_ratio_last_to_first": cpu_ratio})
+        print(f"{name:<24}{conc:>8}" + "".join(f"{fmt(ops[m]):>18}{fmt(cpu[m]):>11}" for m in modes)
+              + f"{fmt(ops_ratio, 3):>11}{fmt(cpu_ratio, 3):>11}")
+    return rows
 
 
 if __name__ == "__main__":

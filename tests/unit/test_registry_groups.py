@@ -202,6 +202,9 @@ def test_roles() -> None:
         "rules[0].apiGroups: Required value: resource rules must supply at least one api group",
         "rules[1].nonResourceURLs: Invalid value: [...]: namespaced rules cannot apply to non-resource URLs",
     ]
+    _, errs = create(role, {"rules": [{"apiGroups": [""], "resources": ["pods", "secrets"], "resourceNames": ["a"],
+                                       "verbs": ["get"]}, {"apiGroups": [""], "resources": ["pods"], "verbs": ["fly"]}]})
+    assert errs == ["rules[0].resourceNames: Required value: resource names cannot apply to multiple resources"]
     cr = strat("rbac.authorization.k8s.io", "ClusterRole")
     assert create(cr, {"rules": [{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]})[1] == []
     assert create(cr, {"aggregationRule": {}})[1] == [
@@ -231,6 +234,9 @@ def test_role_bindings() -> None:
         "subjects[0].namespace: Required value",
         'subjects[1].kind: Unsupported value: "Robot": supported values: "ServiceAccount", "User", "Group"',
     ]
+    _, errs = create(rb, {"roleRef": {"kind": "Role", "name": "r"}, "subjects": [{"kind": "Group", "name": ""}]})
+    assert errs == ["subjects[0].name: Required value",
+                    'subjects[0].name: Invalid value: "": group name cannot be empty']
 
 
 def hpa(**spec: Any) -> dict[str, Any]:

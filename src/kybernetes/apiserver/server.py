@@ -58,11 +58,17 @@ from kybernetes.apiserver.authz.authorizer import (
     validate_modes,
 )
 from kybernetes.apiserver.authz.bootstrappolicy.reconcile import ensure_rbac_policy
+from kybernetes.apiserver.authz.rbac import RBACAuthorizer
 from kybernetes.apiserver.componentstatus import ComponentStatuses
 from kybernetes.apiserver.crds import CRDController
 from kybernetes.apiserver.flowcontrol import FlowControl
 from kybernetes.apiserver.join.service import JoinService
-from kybernetes.apiserver.registry import builtin_conversions, builtin_strategies, certificates
+from kybernetes.apiserver.registry import (
+    builtin_conversions,
+    builtin_strategies,
+    certificates,
+    rbac_escalation,
+)
 from kybernetes.apiserver.registry.core.serviceallocator import ServiceAllocator
 from kybernetes.apiserver.registry.request import RequestContext, User
 from kybernetes.apiserver.registry.rest import ResourceREST
@@ -218,6 +224,7 @@ class APIServer:
         self.allocator = ServiceAllocator(cfg.service_cidr, cfg.node_port_range)
         self.allocator.install(self.registry)
         certificates.install(self.registry)
+        rbac_escalation.install(self.registry, lambda: self.authorizer)
         self.registry.admission = admission_plugins.new_chain(
             admission_plugins.enabled_plugin_names(cfg.enable_admission_plugins, cfg.disable_admission_plugins),
             PluginInit(self.registry))
@@ -237,6 +244,7 @@ class APIServer:
         await self._bootstrap()
         self.flowcontrol = FlowControl(self.registry, self.catalogue, concurrency)
         await self.flowcontrol.start()
+        self.authorizer_factories["RBAC"] = lambda: RBACAuthorizer(self.registry, self.catalogue)  # type: ignore[arg-type]
         if cfg.authorization_modes != ("AlwaysAllow",):
             self.authorizer = new_chain(cfg.authorization_modes, self.authorizer_factories)
             await self.authorizer.start()

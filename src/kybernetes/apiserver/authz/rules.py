@@ -73,3 +73,33 @@ def rule_allows(attrs: Attributes, rule: dict[str, Any]) -> bool:
 
 def rules_allow(attrs: Attributes, rules: Iterable[dict[str, Any]]) -> bool:
     return any(rule_allows(attrs, rule) for rule in rules)
+
+
+class CompiledRule:
+    """One rule with its lists turned into sets, for authorizers that evaluate the same rules on
+    every request: :meth:`allows` answers exactly as :func:`rule_allows` does."""
+
+    __slots__ = ("any_group", "any_resource", "any_verb", "groups", "names", "resources", "subresources", "urls",
+                 "verbs")
+
+    def __init__(self, rule: dict[str, Any]) -> None:
+        verbs = rule.get("verbs") or ()
+        groups = rule.get("apiGroups") or ()
+        resources = rule.get("resources") or ()
+        self.any_verb, self.verbs = ALL in verbs, frozenset(verbs)
+        self.any_group, self.groups = ALL in groups, frozenset(groups)
+        self.any_resource, self.resources = ALL in resources, frozenset(resources)
+        self.subresources = frozenset(r[2:] for r in resources if r.startswith("*/"))
+        self.names = frozenset(rule.get("resourceNames") or ())
+        self.urls = tuple(rule.get("nonResourceURLs") or ())
+
+    def allows(self, attrs: Attributes, combined: str) -> bool:
+        """``combined`` is ``resource`` or ``resource/subresource`` (computed once per request)."""
+        if not (self.any_verb or attrs.verb in self.verbs):
+            return False
+        if not attrs.resource_request:
+            return non_resource_url_matches({"nonResourceURLs": self.urls}, attrs.path) if self.urls else False
+        return ((self.any_group or attrs.api_group in self.groups)
+                and (self.any_resource or combined in self.resources
+                     or (bool(attrs.subresource) and attrs.subresource in self.subresources))
+                and (not self.names or attrs.name in self.names))

@@ -39,6 +39,8 @@ def validate_policy_rule(rule: Any, path: Path, *, namespaced: bool) -> list[Fie
         errs.append(v.required(path.child("apiGroups"), "resource rules must supply at least one api group"))
     if not as_list(rule.get("resources")):
         errs.append(v.required(path.child("resources"), "resource rules must supply at least one resource"))
+    if as_list(rule.get("resourceNames")) and len(as_list(rule.get("resources"))) > 1:
+        errs.append(v.required(path.child("resourceNames"), "resource names cannot apply to multiple resources"))
     return errs
 
 
@@ -122,6 +124,8 @@ class RoleBindingStrategy(Strategy):
             if not self.namespaced_subjects and not subject.get("namespace"):
                 errs.append(v.required(path.child("namespace")))
         elif kind in ("User", "Group"):
+            if not name:
+                errs.append(v.invalid(path.child("name"), name or "", f"{kind.lower()} name cannot be empty"))
             if group != RBAC_GROUP:
                 errs.append(v.not_supported(path.child("apiGroup"), group, (RBAC_GROUP,)))
         else:
