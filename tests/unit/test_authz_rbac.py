@@ -13,6 +13,7 @@ import pytest
 
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.authz.authorizer import Attributes, Decision
+from kybernetes.apiserver.authz.covers import covers
 from kybernetes.apiserver.authz.rbac import RBACAuthorizer
 from kybernetes.apiserver.authz.rbac_policy import (
     FULL_AUTHORITY,
@@ -20,7 +21,6 @@ from kybernetes.apiserver.authz.rbac_policy import (
     Resolved,
     compact,
     compact_string,
-    covers,
     escalation_message,
 )
 from kybernetes.apiserver.registry import builtin_strategies
@@ -197,12 +197,13 @@ COVERS: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]], bool]] = [
     ("url prefix", [rule(["get"], urls=["/logs/*"])], [rule(["get"], urls=["/logs/x"])], True),
     ("resource rule does not cover urls", [rule(["*"], ["*"], ["*"])], [rule(["get"], urls=["/x"])], False),
     ("pods does not cover pods/log", [rule(["get"], ["pods"])], [rule(["get"], ["pods/log"])], False),
+    ("*/log covers pods/log", [rule(["get"], ["*/log"])], [rule(["get"], ["pods/log"])], True),
 ]
 
 
 @pytest.mark.parametrize(("what", "owner", "servant", "ok"), COVERS, ids=[c[0] for c in COVERS])
 def test_covers(what: str, owner: list[dict[str, Any]], servant: list[dict[str, Any]], ok: bool) -> None:
-    assert covers(owner, servant)[0] is ok
+    assert covers(owner, servant) is ok
 
 
 def test_escalation_message_lists_compacted_missing_rules_sorted() -> None:

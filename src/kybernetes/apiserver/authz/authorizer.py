@@ -50,7 +50,7 @@ class Decision(enum.Enum):
     NO_OPINION = "no-opinion"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Attributes:
     """Kubernetes' ``authorizer.AttributesRecord``: a user, a verb, and what it acts on."""
 

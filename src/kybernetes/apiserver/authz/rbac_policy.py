@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kybernetes.apiserver.authz.rules import ALL
+from kybernetes.apiserver.authz.covers import uncovered
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 SA_PREFIX = "system:serviceaccount:"
@@ -178,51 +178,12 @@ class PolicyIndex:
         return Resolved(tuple(rules), tuple(errs))
 
 
-# --- coverage (escalation prevention) ---------------------------------------------------------
+# --- the escalation message (coverage itself: authz/covers.py) -----------------------------------
 
 
 def _list(rule: Rule, field: str) -> list[str]:
     value = rule.get(field)
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
-def breakdown(rule: Rule) -> list[Rule]:
-    """``breakdownRule``: one rule per (group, resource, verb[, name]) and per (url, verb)."""
-    verbs, names = _list(rule, "verbs"), _list(rule, "resourceNames")
-    out: list[Rule] = []
-    for group in _list(rule, "apiGroups"):
-        for resource in _list(rule, "resources"):
-            for verb in verbs:
-                base = {"apiGroups": [group], "resources": [resource], "verbs": [verb]}
-                out += [{**base, "resourceNames": [n]} for n in names] if names else [base]
-    for url in _list(rule, "nonResourceURLs"):
-        out += [{"nonResourceURLs": [url], "verbs": [verb]} for verb in verbs]
-    return out
-
-
-def _url_covers(owner: str, sub: str) -> bool:
-    return owner == sub or (owner.endswith("*") and sub.startswith(owner.rstrip("*")))
-
-
-def rule_covers(owner: Rule, sub: Rule) -> bool:
-    """``ruleCovers``: does one owner rule cover a broken-down servant rule?"""
-    def field_covers(field: str) -> bool:
-        have = _list(owner, field)
-        return ALL in have or set(_list(sub, field)) <= set(have)
-
-    owner_names, sub_names = _list(owner, "resourceNames"), _list(sub, "resourceNames")
-    names_ok = not owner_names or (bool(sub_names) and set(sub_names) <= set(owner_names))
-    urls_ok = all(any(_url_covers(o, s) for o in _list(owner, "nonResourceURLs"))
-                  for s in _list(sub, "nonResourceURLs"))
-    return (field_covers("verbs") and field_covers("apiGroups") and field_covers("resources")
-            and names_ok and urls_ok)
-
-
-def covers(owner_rules: Sequence[Rule], servant_rules: Iterable[Rule]) -> tuple[bool, list[Rule]]:
-    """``Covers``: whether the owner's rules cover every servant rule, and the uncovered pieces."""
-    missing = [sub for rule in servant_rules for sub in breakdown(rule)
-               if not any(rule_covers(owner, sub) for owner in owner_rules)]
-    return not missing, missing
 
 
 def compact(rules: Sequence[Rule]) -> list[Rule]:
@@ -264,8 +225,8 @@ def compact_string(rule: Rule) -> str:
 
 def escalation_message(user: str, groups: Sequence[str], owner: Resolved, rules: Iterable[Rule]) -> str:
     """``ConfirmNoEscalation``'s error text, or "" when the owner's rules cover ``rules``."""
-    ok, missing = covers(owner.rules, rules)
-    if ok:
+    missing = uncovered(owner.rules, rules)
+    if not missing:
         return ""
     described = sorted({compact_string(r) for r in compact(missing)})
     msg = (f"user {go_quote(user)} (groups={_go_quoted(groups)}) is attempting to grant RBAC permissions "

@@ -28,7 +28,7 @@ from kybernetes.apiserver.transport.requests import ResourcePath, bool_param
 _VERBS = {"POST": "create", "GET": "get", "HEAD": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestInfo:
     is_resource_request: bool
     path: str
