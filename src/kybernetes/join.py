@@ -51,6 +51,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -110,6 +111,15 @@ def parse_token(token: str) -> ParsedToken:
 
 def node_user(node_name: str) -> str:
     return f"{NODE_USER_PREFIX}{node_name}"
+
+
+def node_identity(user_name: str, groups: Iterable[str]) -> tuple[str, bool]:
+    """Kubernetes' ``nodeidentifier.NodeIdentity``: ``(node name, is a node)``. A node is a user
+    named ``system:node:NAME`` in the ``system:nodes`` group; the name may be empty (a node user
+    that names no node, which the Node authorizer and NodeRestriction refuse)."""
+    if not user_name.startswith(NODE_USER_PREFIX) or NODES_GROUP not in groups:
+        return "", False
+    return user_name[len(NODE_USER_PREFIX):], True
 
 
 def node_subject(node_name: str) -> x509.Name:

@@ -48,6 +48,7 @@ from kybernetes.apiserver.authz.authorizer import (
     new_chain,
     validate_modes,
 )
+from kybernetes.apiserver.authz.node import NodeAuthorizer
 from kybernetes.apiserver.componentstatus import ComponentStatuses
 from kybernetes.apiserver.crds import CRDController
 from kybernetes.apiserver.flowcontrol import FlowControl
@@ -209,6 +210,7 @@ class APIServer:
         self.flowcontrol = FlowControl(self.registry, self.catalogue, concurrency)
         await self.flowcontrol.start()
         if cfg.authorization_modes != ("AlwaysAllow",):
+            self.authorizer_factories["Node"] = self._node_authorizer
             self.authorizer = new_chain(cfg.authorization_modes, self.authorizer_factories)
             await self.authorizer.start()
         self.authenticator.extra_token_authenticators.append(self.service_accounts.authenticate)
@@ -225,6 +227,10 @@ class APIServer:
             res = cfg.on_ready(self)
             if asyncio.iscoroutine(res):
                 await res
+
+    def _node_authorizer(self) -> NodeAuthorizer:
+        assert self.registry is not None
+        return NodeAuthorizer(self.registry, self.catalogue)
 
     def _install_rest(self) -> None:
         """The REST objects that need this server's parts: serviceaccounts' token (the token
