@@ -113,7 +113,9 @@ def run(config: Path, *args: str, stdin: str | None = None) -> subprocess.Comple
 
 
 def refused(res: subprocess.CompletedProcess[str], message: str) -> bool:
-    return res.returncode != 0 and "Error from server (Forbidden): " in res.stderr and message in res.stderr
+    """kubectl failed with the server's 403 ``message`` (kubectl get prints "Error from server
+    (Forbidden): ...", create -f "... error when creating ...", create token "failed to create token: ...")."""
+    return res.returncode != 0 and message in res.stderr
 
 
 def test_a_node_reads_and_writes_only_what_is_its_own(tmp_path: Path) -> None:
@@ -169,5 +171,17 @@ def test_a_node_reads_and_writes_only_what_is_its_own(tmp_path: Path) -> None:
         assert refused(run(a, "create", "--validate=false", "-f", "-", stdin=NOT_MIRROR),
                        'pods "sneaky" is forbidden: pod does not have "kubernetes.io/config.mirror" annotation, '
                        'node "a" can only create mirror pods')
+        uid_b = srv.kubectl("get", "pod", "pod-b", "-o", "jsonpath={.metadata.uid}").stdout
+        assert refused(run(a, "create", "token", "default", "--bound-object-kind", "Pod", "--bound-object-name",
+                           "pod-b", "--bound-object-uid", uid_b),
+                       'serviceaccounts "default" is forbidden: node requested token bound to a pod scheduled on a '
+                       "different node")
+        uid_a = srv.kubectl("get", "pod", "pod-a", "-o", "jsonpath={.metadata.uid}").stdout
+        assert run(a, "create", "token", "default", "--bound-object-kind", "Pod", "--bound-object-name", "pod-a",
+                   "--bound-object-uid", uid_a).stdout.count(".") == 2  # a JWT
+        eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "pod-b"}}
+        assert refused(run(a, "create", "--raw", "/api/v1/namespaces/default/pods/pod-b/eviction", "-f", "-",
+                           stdin=json.dumps(eviction)),
+                       'pods "pod-b" is forbidden: node a can only evict pods with spec.nodeName set to itself')
         assert refused(run(a, "delete", "pod", "pod-b"),
                        'pods "pod-b" is forbidden: node "a" can only delete pods with spec.nodeName set to itself')
