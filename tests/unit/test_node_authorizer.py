@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from kybernetes import errors
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.authz import node_graph as g
 from kybernetes.apiserver.authz.authorizer import Attributes, Decision
@@ -208,5 +209,34 @@ async def test_feeds_list_then_follow_the_watch(registry: Registry) -> None:
         await registry.delete(pods, "default", "before", DeleteOptions(grace_period_seconds=0), ctx)
         await until(lambda: not can("a"))
         assert can("b")
+    finally:
+        await authz.stop()
+
+
+async def test_feeds_list_again_after_a_watch_error(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A watch that fails (here: the first pod watch ends with 410 Expired, as a compacted revision
+    does) is followed by a new list, which brings what happened meanwhile."""
+    pods = registry.catalogue.get("", "v1", "pods")
+    assert pods is not None
+    real_watch = registry.watch
+    failed = asyncio.Event()
+
+    async def watch_failing_once(r: Any, namespace: str, opts: Any, send_initial: bool = True) -> AsyncIterator[Any]:
+        if r.plural == "pods" and not failed.is_set():
+            await registry.create(pods, "default", pod("meanwhile", volumes=[
+                {"name": "s", "secret": {"secretName": "c"}}]), RequestContext())
+            failed.set()
+            raise errors.Expired("too old resource version: 1 (2)")
+        async for ev in real_watch(r, namespace, opts, send_initial=send_initial):
+            yield ev
+
+    monkeypatch.setattr(registry, "watch", watch_failing_once)
+    authz = NodeAuthorizer(registry, registry.catalogue)
+    authz.RETRY_DELAY = 0.01
+    await authz.start()
+    try:
+        attrs = Attributes(N1, "get", True, "", "v1", "default", "secrets", "", "c")
+        await until(lambda: authz.authorize(attrs)[0] is Decision.ALLOW)
+        assert failed.is_set()
     finally:
         await authz.stop()
