@@ -141,9 +141,6 @@ class NodeGraph:
                 if not targets:
                     del index[key]
 
-    def has_vertex(self, v: Vertex) -> bool:
-        return v in self.out or v in self.into
-
     def has_path(self, node: str, start: Vertex) -> bool:
         """Whether a path leads from ``start`` to node ``node``'s vertex, not through another node."""
         target: Vertex = (NODE, "", node)
