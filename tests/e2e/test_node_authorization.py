@@ -1,7 +1,8 @@
 """The kubelet under ``--authorization-mode Node`` (with NodeRestriction): it registers its Node,
 renews its Lease and runs a pod that uses a secret volume, configmap environment and a projected
 service-account token, with nothing but what the Node authorizer grants it; and its log holds no
-403 once the pod runs."""
+403 once the pod runs; and it mirrors a static pod, which NodeRestriction lets only a node's own
+kubelet create and delete."""
 
 from __future__ import annotations
 
@@ -44,11 +45,12 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     tmp = tmp_path_factory.mktemp("kyb-nodeauthz").resolve()
     octet = _pick_network()
     ip_forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
+    (tmp / "manifests").mkdir()
     name = f"authz-node-{octet}"
     srv = ServerProcess.start(
         tmp / "srv", "--authorization-mode", "Node", "--cluster-cidr", f"10.{octet}.0.0/16", "--node-name", name,
         "--kubelet-arg", f"cni-bridge=kye{octet}a", "--kubelet-arg", f"default-pod-cidr=10.{octet}.0.0/24",
-        agent=True, timeout=60)
+        "--kubelet-arg", f"pod-manifest-path={tmp / 'manifests'}", agent=True, timeout=60)
     n = Node(srv, octet, tmp, name)
     try:
         wait_until(lambda: n.kubectl("get", "node", name, check=False).returncode == 0, 60, f"node {name}")
@@ -82,3 +84,20 @@ def test_kubelet_runs_a_pod_with_only_node_permissions(node: Node, tmp_path: Pat
     assert not forbidden, "\n".join(forbidden[:20])
     node.kubectl("delete", "pod", "uses-all", "--wait=false")
     wait_until(lambda: node.kubectl("get", "pod", "uses-all", check=False).returncode != 0, 60, "pod deleted")
+
+
+def test_kubelet_mirrors_a_static_pod_through_node_restriction(node: Node) -> None:
+    """The mirror pod (created and deleted by the node itself) passes NodeRestriction's rules."""
+    manifest = node.tmp / "manifests" / "static.yaml"
+    manifest.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "static-web", "namespace": "default"},
+        "spec": {"terminationGracePeriodSeconds": 1,
+                 "containers": [{"name": "c", "image": BUSYBOX, "command": ["sleep", "3600"]}]}}))
+    mirror = f"static-web-{node.node_name}"
+    try:
+        wait_until(lambda: node.kubectl("get", "pod", mirror, check=False).returncode == 0, 90, "the mirror pod")
+        annotations = json.loads(node.kubectl("get", "pod", mirror, "-o", "json").stdout)["metadata"]["annotations"]
+        assert "kubernetes.io/config.mirror" in annotations
+    finally:
+        manifest.unlink()
+    wait_until(lambda: node.kubectl("get", "pod", mirror, check=False).returncode != 0, 90, "the mirror pod deleted")
