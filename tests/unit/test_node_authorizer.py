@@ -240,3 +240,20 @@ async def test_feeds_list_again_after_a_watch_error(registry: Registry, monkeypa
         assert failed.is_set()
     finally:
         await authz.stop()
+
+
+def test_request_info_carries_the_field_selector_to_the_decision() -> None:
+    """``?fieldSelector=spec.nodeName=n1`` on a pod list reaches the authorizer (Kubernetes'
+    field selector attributes); a named GET carries none."""
+    from kybernetes.apiserver.transport.requestinfo import request_info
+    from kybernetes.apiserver.transport.requests import parse_resource_path
+
+    def decide(path: str, query: dict[str, str]) -> Decision:
+        info = request_info("GET", path, parse_resource_path(path), query)
+        return NodeDecisions(graph_of((g.POD, ON_N1))).authorize(Attributes.of(N1, info))[0]
+
+    assert decide("/api/v1/pods", {"fieldSelector": "spec.nodeName=n1", "watch": "true"}) is Decision.ALLOW
+    assert decide("/api/v1/pods", {"fieldSelector": "spec.nodeName=n2"}) is Decision.NO_OPINION
+    assert decide("/api/v1/namespaces/default/secrets", {"fieldSelector": "metadata.name=pull"}) is Decision.ALLOW
+    assert request_info("GET", "/api/v1/namespaces/default/pods/web", parse_resource_path(
+        "/api/v1/namespaces/default/pods/web"), {"fieldSelector": "spec.nodeName=n1"}).field_selector == ""
