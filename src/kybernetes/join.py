@@ -63,6 +63,8 @@ CA_PATH = "/cacerts"
 CREDENTIALS_PATH = "/kybernetes.io/v1/node-credentials"
 NODES_GROUP = "system:nodes"
 NODE_USER_PREFIX = "system:node:"
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+"""Where each node's Lease lives (``corev1.NamespaceNodeLease``), named after the node."""
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_NAME = re.compile(r"^(\*\.)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$")
 

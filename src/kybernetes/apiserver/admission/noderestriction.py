@@ -37,14 +37,13 @@ from kybernetes.apiserver.admission.chain import (
     PluginInit,
     forbidden,
 )
-from kybernetes.join import node_identity
+from kybernetes.join import NODE_LEASE_NAMESPACE, node_identity
 
 if TYPE_CHECKING:
     from kybernetes.apiserver.registry.store import Registry
 
 NAME = "NodeRestriction"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-NODE_LEASE_NAMESPACE = "kube-node-lease"
 NODE_RESTRICTION_LABEL_NAMESPACE = "node-restriction.kubernetes.io"
 KUBELET_LABELS = frozenset({
     "kubernetes.io/hostname", "topology.kubernetes.io/zone", "topology.kubernetes.io/region",

@@ -40,7 +40,7 @@ from kybernetes.apiserver.authz.authorizer import Attributes, Decision, RulesInf
 from kybernetes.apiserver.authz.node_rules import NODE_RULES
 from kybernetes.apiserver.authz.rules import rules_allow
 from kybernetes.apiserver.registry.request import ListOptions, User
-from kybernetes.join import node_identity
+from kybernetes.join import NODE_LEASE_NAMESPACE, node_identity
 
 if TYPE_CHECKING:
     from kybernetes.api.resources import Catalogue, Resource
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NODE_LEASE_NAMESPACE = "kube-node-lease"
 Result = tuple[Decision, str]
 _NO = Decision.NO_OPINION
 _ALLOW: Result = (Decision.ALLOW, "")
