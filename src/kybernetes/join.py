@@ -53,6 +53,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -67,6 +68,8 @@ NODE_USER_PREFIX = "system:node:"
 KUBE_PROXY_USER = "system:kube-proxy"
 """The user kube-proxy runs as on every node (bound to ``system:node-proxier``), as k3s hands it out."""
 CREDENTIAL_KINDS = ("client", "serving", "kube-proxy")
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+"""Where each node's Lease lives (``corev1.NamespaceNodeLease``), named after the node."""
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_NAME = re.compile(r"^(\*\.)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$")
 
@@ -115,6 +118,15 @@ def parse_token(token: str) -> ParsedToken:
 
 def node_user(node_name: str) -> str:
     return f"{NODE_USER_PREFIX}{node_name}"
+
+
+def node_identity(user_name: str, groups: Iterable[str]) -> tuple[str, bool]:
+    """Kubernetes' ``nodeidentifier.NodeIdentity``: ``(node name, is a node)``. A node is a user
+    named ``system:node:NAME`` in the ``system:nodes`` group; the name may be empty (a node user
+    that names no node, which the Node authorizer and NodeRestriction refuse)."""
+    if not user_name.startswith(NODE_USER_PREFIX) or NODES_GROUP not in groups:
+        return "", False
+    return user_name[len(NODE_USER_PREFIX):], True
 
 
 def node_subject(node_name: str) -> x509.Name:

@@ -58,6 +58,7 @@ from kybernetes.apiserver.authz.authorizer import (
     validate_modes,
 )
 from kybernetes.apiserver.authz.bootstrappolicy.reconcile import ensure_rbac_policy
+from kybernetes.apiserver.authz.node import NodeAuthorizer
 from kybernetes.apiserver.authz.rbac import RBACAuthorizer
 from kybernetes.apiserver.componentstatus import ComponentStatuses
 from kybernetes.apiserver.crds import CRDController
@@ -246,6 +247,7 @@ class APIServer:
         await self.flowcontrol.start()
         self.authorizer_factories["RBAC"] = lambda: RBACAuthorizer(self.registry, self.catalogue)  # type: ignore[arg-type]
         if cfg.authorization_modes != ("AlwaysAllow",):
+            self.authorizer_factories["Node"] = self._node_authorizer
             self.authorizer = new_chain(cfg.authorization_modes, self.authorizer_factories)
             await self.authorizer.start()
         self.authenticator.extra_token_authenticators.append(self.service_accounts.authenticate)
@@ -262,6 +264,10 @@ class APIServer:
             res = cfg.on_ready(self)
             if asyncio.iscoroutine(res):
                 await res
+
+    def _node_authorizer(self) -> NodeAuthorizer:
+        assert self.registry is not None
+        return NodeAuthorizer(self.registry, self.catalogue)
 
     def _install_rest(self) -> None:
         """The REST objects that need this server's parts: serviceaccounts' token (the token

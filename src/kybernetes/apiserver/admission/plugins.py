@@ -6,8 +6,8 @@ kube-apiserver's ``pkg/kubeapiserver/options/plugins.go`` and the ``--enable-adm
 :data:`ORDERED_PLUGINS` is Kubernetes 1.32's ``AllOrderedPlugins``, every name in its place; a
 name with a module is implemented here (registered), one with ``None`` is not yet. Adding a plugin
 is a module in this package, with ``NAME`` and ``new(init) -> plugin``, and its module path on
-its line below. :data:`DEFAULT_ON` is Kubernetes' default-on set; the enabled plugins are the
-registered ones that are default-on or enabled by flag, minus those disabled by flag, in this
+its line below. :data:`DEFAULT_ON` is Kubernetes' default-on set, :data:`KYBERNETES_DEFAULT_ON`
+that plus NodeRestriction; the enabled plugins are the registered ones that are default-on or enabled by flag, minus those disabled by flag, in this
 order. Naming a plugin that is not registered is an error with kube-apiserver's wording.
 """
 
@@ -28,7 +28,7 @@ ORDERED_PLUGINS: tuple[tuple[str, str | None], ...] = (
     ("LimitPodHardAntiAffinityTopology", None),
     ("LimitRanger", _PKG + "limitranger"),
     ("ServiceAccount", _PKG + "serviceaccount"),
-    ("NodeRestriction", None),
+    ("NodeRestriction", _PKG + "noderestriction"),
     ("TaintNodesByCondition", None),
     ("AlwaysPullImages", None),
     ("ImagePolicyWebhook", None),
@@ -68,6 +68,11 @@ DEFAULT_ON = frozenset({
 })
 """Kubernetes' default-on plugins (the complement of ``DefaultOffAdmissionPlugins``)."""
 
+KYBERNETES_DEFAULT_ON = DEFAULT_ON | {"NodeRestriction"}
+"""What kybernetes runs unless told otherwise: Kubernetes' default set plus NodeRestriction, which
+kube-apiserver leaves off by default but every real cluster's configuration (kubeadm's, k3s')
+turns on, and which the Node authorizer relies on."""
+
 REGISTERED: tuple[str, ...] = tuple(name for name, module in ORDERED_PLUGINS if module is not None)
 
 
@@ -95,7 +100,7 @@ def flag_error(problems: Sequence[str]) -> str:
 def enabled_plugin_names(enable: Sequence[str] = (), disable: Sequence[str] = ()) -> list[str]:
     """The plugins to run, in order (``enabledPluginNames``); the flags must have been validated."""
     off = set(disable) - set(enable)
-    on = (DEFAULT_ON | set(enable)) - off
+    on = (KYBERNETES_DEFAULT_ON | set(enable)) - off
     return [name for name in REGISTERED if name in on]
 
 

@@ -64,11 +64,13 @@ class Attributes:
     subresource: str = ""
     name: str = ""
     path: str = ""
+    field_selector: str = ""
+    """A list's or watch's raw ``fieldSelector`` (``GetFieldSelector``), parsed by who needs it."""
 
     @classmethod
     def of(cls, user: User, info: RequestInfo) -> Attributes:
         return cls(user, info.verb, info.is_resource_request, info.api_group, info.api_version, info.namespace,
-                   info.resource, info.subresource, info.name, info.path)
+                   info.resource, info.subresource, info.name, info.path, info.field_selector)
 
 
 @dataclass

@@ -580,6 +580,16 @@ def _pinned_resource_version(patch_type: str, patch: Any) -> str | None:
     return str(rv) if rv else None
 
 
+async def admit_subresource_create(registry: Registry, r: Resource, kind: str, namespace: str, name: str,
+                                   obj: Obj, ctx: RequestContext, subresource: str) -> None:
+    """Both admission phases for a create on a subresource that does not go through the generic
+    store (``pods/eviction``, ``serviceaccounts/token``): plugins see ``kind``'s object."""
+    attrs = Attributes(CREATE, r.group, r.version, r.plural, kind, namespace, name, obj, None, ctx.user,
+                       subresource, ctx.dry_run)
+    await registry.admission.admit(attrs)
+    await registry.admission.validate(attrs)
+
+
 def _attributes(r: Resource, operation: str, namespace: str, name: str, obj: Obj | None, old: Obj | None,
                 ctx: RequestContext, subresource: str = "", options: Any = None) -> Attributes:
     """The admission record of one request."""

@@ -14,6 +14,8 @@ computed once per request in the server and shared by every step after authentic
   and its ``status`` and ``finalize`` subresources have namespace NS, resource ``namespaces``).
 - A list or watch with ``fieldSelector=metadata.name=X`` names X (so a role limited by
   ``resourceNames`` may watch that one object, as ``kubectl get pod X -w`` does).
+- A list, watch or deletecollection carries its raw ``fieldSelector`` (Kubernetes' field
+  selector attributes), for the Node authorizer's ``spec.nodeName=N`` pod lists.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class RequestInfo:
     resource: str = ""
     subresource: str = ""
     name: str = ""
+    field_selector: str = ""
+    """The request's raw ``fieldSelector`` on a list, watch or deletecollection, else empty."""
 
 
 def request_info(method: str, path: str, rp: ResourcePath | None, query: Mapping[str, str] | None = None) -> RequestInfo:
@@ -54,9 +58,13 @@ def request_info(method: str, path: str, rp: ResourcePath | None, query: Mapping
         verb = "watch" if query is not None and bool_param(query.get("watch")) else "list"
     elif not name and verb == "delete":
         verb = "deletecollection"
-    if not name and verb in ("list", "watch") and query is not None and query.get("fieldSelector"):
+    selector = ""
+    if verb in ("list", "watch", "deletecollection") and query is not None:
+        selector = query.get("fieldSelector") or ""
+    if not name and verb in ("list", "watch") and selector:
         try:
-            name = parse_field_selector(query.get("fieldSelector")).requires_exact_match("metadata.name") or ""
+            name = parse_field_selector(selector).requires_exact_match("metadata.name") or ""
         except errors.StatusError:
             pass  # the list itself answers the bad selector
-    return RequestInfo(True, path, verb, rp.group, rp.version, namespace, rp.plural, rp.subresource, name)
+    return RequestInfo(True, path, verb, rp.group, rp.version, namespace, rp.plural, rp.subresource, name,
+                       selector)

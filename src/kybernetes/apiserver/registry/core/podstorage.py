@@ -98,9 +98,13 @@ class EvictionREST(SubresourceREST):
 
     async def serve(self, rest: ResourceREST, call: SubresourceCall) -> Reply:
         from kybernetes.apiserver import eviction
+        from kybernetes.apiserver.registry.store import admit_subresource_create
 
-        code, out = await eviction.evict(rest.registry, rest.resource, call.namespace, call.name,
-                                         await call.read_body(), call.ctx)
+        body = await call.read_body()
+        if isinstance(body, dict):
+            await admit_subresource_create(rest.registry, rest.resource, "Eviction", call.namespace, call.name,
+                                           body, call.ctx, "eviction")
+        code, out = await eviction.evict(rest.registry, rest.resource, call.namespace, call.name, body, call.ctx)
         return Reply(out, code)
 
 

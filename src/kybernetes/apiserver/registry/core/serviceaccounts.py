@@ -48,5 +48,10 @@ class TokenREST(SubresourceREST):
         self.issue = issue
 
     async def serve(self, rest: ResourceREST, call: SubresourceCall) -> Reply:
+        from kybernetes.apiserver.registry.store import admit_subresource_create
+
         body = await call.read_body()
+        if isinstance(body, dict):
+            await admit_subresource_create(rest.registry, rest.resource, "TokenRequest", call.namespace, call.name,
+                                           body, call.ctx, "token")
         return Reply(await self.issue(call.namespace, call.name, body, call.ctx), 201)
