@@ -22,8 +22,6 @@ GOLDEN = Path(__file__).parent / "testdata" / "bootstrappolicy"
 # Golden objects kybernetes deliberately does not create, and why.
 LEFT_OUT: dict[str, dict[str, str]] = {
     "cluster-roles.yaml": {
-        # Its rules are the Node authorizer's part of issue 10 (authz/node_rules.py), not this policy's.
-        "system:node": "owned by the node authorizer's node_rules",
     },
     "controller-roles.yaml": {
         # The golden file is newer than 1.32. In 1.32 these controllers were behind feature gates

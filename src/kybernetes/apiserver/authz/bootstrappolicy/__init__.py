@@ -7,8 +7,8 @@
 * :mod:`.reconcile`: the ``rbac/bootstrap-roles`` post-start hook that keeps them in the store.
 
 Every object is RBAC v1 JSON with the ``kubernetes.io/bootstrapping: rbac-defaults`` label and the
-``rbac.authorization.kubernetes.io/autoupdate: "true"`` annotation. ``system:node``'s ClusterRole is
-not here: its rules belong to the Node authorizer (``authz/node_rules.py``).
+``rbac.authorization.kubernetes.io/autoupdate: "true"`` annotation. ``system:node``'s ClusterRole takes
+its rules from the Node authorizer's (``authz/node_rules.py``).
 """
 
 from __future__ import annotations

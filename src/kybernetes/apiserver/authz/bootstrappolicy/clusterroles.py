@@ -2,9 +2,9 @@
 
 The user-facing roles (cluster-admin; admin, edit and view, filled by aggregation from the
 ``system:aggregate-to-*`` roles), discovery and self-review for everyone, and one role per
-component. ``system:node``'s rules are the Node authorizer's part (``authz/node_rules.py``); its
-(subject-less) binding is here, as in Kubernetes, where nodes get their rights from the Node
-authorizer rather than from this binding.
+component. ``system:node``'s rules are the Node authorizer's static rules (``authz/node_rules.py``);
+its binding has no subjects, as in Kubernetes, where nodes get their rights from the Node authorizer
+rather than from this binding.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from kybernetes.apiserver.authz.bootstrappolicy.builders import (
     url_rule,
     users,
 )
+from kybernetes.apiserver.authz.node_rules import NODE_RULES
 
 AGGREGATE_TO = f"{RBAC_GROUP}/aggregate-to-"
 
@@ -184,7 +185,11 @@ def _control_plane() -> list[Obj]:
 
 def _node_side() -> list[Obj]:
     """kube-proxy, node bootstrap and the node add-ons (heapster, problem detector, provisioner, DNS)."""
+    node = cluster_role("system:node")
+    # The Node authorizer's static rules (one home), each list sorted as rbacv1helpers.NewRule's sets are.
+    node["rules"] = [{k: sorted(v) for k, v in r.items()} for r in NODE_RULES]
     return [
+        node,
         cluster_role("system:node-proxier",
                      rule("list", "watch").groups(LEGACY).resources("services", "endpoints"),
                      rule(*READ).groups(LEGACY).resources("nodes"), events_rule(),
@@ -212,7 +217,7 @@ def _node_side() -> list[Obj]:
 
 
 def cluster_roles() -> list[Obj]:
-    """Every bootstrap ClusterRole but the controllers' (and but ``system:node``, see the module)."""
+    """Every bootstrap ClusterRole but the controllers'."""
     return _user_facing() + _everyone() + _certificate_roles() + _control_plane() + _node_side()
 
 
