@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
+import random
 import time
 import uuid
 from pathlib import Path
@@ -28,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from kybernetes import errors
 from kybernetes.api.obj import Obj
 from kybernetes.api.timeutil import format_rfc3339
+from kybernetes.apiserver.registry.objutil import decode
 from kybernetes.apiserver.registry.request import RequestContext, User
 from kybernetes.apiserver.registry.store import Registry
 
@@ -48,6 +51,27 @@ async def cached_service_account(registry: Registry, namespace: str, name: str) 
     cache = await registry.cacher.cache_for(r.key_prefix)
     obj: Obj | None = cache.objects.get(r.key(namespace, name))
     return obj
+
+
+async def live_service_account(registry: Registry, namespace: str, name: str) -> Obj | None:
+    """A ServiceAccount from the watch cache, or, when the cache misses, from the store itself
+    (the admission plugin's ``getServiceAccount``: the cache may not have seen an account created a
+    moment ago). ``default`` is looked up 10 times, 100-200 ms apart, since the serviceaccount
+    controller creates it right after its namespace; any other name once. None if it does not exist."""
+    found = await cached_service_account(registry, namespace, name)
+    if found is not None:
+        return found
+    r = registry.catalogue.get("", "v1", "serviceaccounts")
+    assert r is not None
+    attempts = 10 if name == "default" else 1
+    interval = random.uniform(0.1, 0.2)
+    for attempt in range(attempts):
+        if attempt:
+            await asyncio.sleep(interval)
+        kv = await registry.store.get(r.key(namespace, name))
+        if kv is not None:
+            return decode(kv.value, kv.mod_revision)
+    return None
 
 
 class ServiceAccounts:
