@@ -139,6 +139,7 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
                 "controller-manager", "--kubeconfig", str(kc), "--root-ca-file", str(api.pki.ca_path),
                 "--cluster-signing-cert-file", str(api.pki.ca_path),
                 "--cluster-signing-key-file", str(api.pki.ca_key_path),
+                "--service-account-private-key-file", str(api.pki.service_account_key()),
                 "--cluster-cidr", config.cluster_cidr, *config.controller_manager_args,
             ), logs / "controller-manager.log")
         if not config.disable_scheduler:

@@ -226,3 +226,25 @@ def kubeconfig(server: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes, *, u
 
 def write_kubeconfig(path: Path, config: dict[str, object]) -> None:
     write_atomic(path, yaml.safe_dump(config, sort_keys=False).encode(), 0o600)
+
+
+# --- service-account tokens: what the API server (TokenRequest, verification) and the token
+# controller (legacy Secrets) share, so both name the signing key the same way ---------------
+
+SERVICE_ACCOUNT_TOKEN_ALGORITHM = "ES256"
+
+
+def service_account_key_id(key_pem: bytes) -> str:
+    """The ``kid`` header of tokens signed with the service-account key ``key_pem``."""
+    import uuid
+
+    return uuid.uuid5(uuid.NAMESPACE_OID, key_pem.decode()).hex[:16]
+
+
+def sign_service_account_token(key_pem: bytes, claims: dict[str, object]) -> str:
+    """``claims`` as a JWT signed with the service-account key (ES256, its ``kid``)."""
+    import jwt
+
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    return jwt.encode(claims, key, algorithm=SERVICE_ACCOUNT_TOKEN_ALGORITHM,  # type: ignore[arg-type]
+                      headers={"kid": service_account_key_id(key_pem)})

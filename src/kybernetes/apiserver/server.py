@@ -36,6 +36,7 @@ from kybernetes.apiserver.admission import plugins as admission_plugins
 from kybernetes.apiserver.admission import priority
 from kybernetes.apiserver.admission.chain import PluginInit
 from kybernetes.apiserver.auth.authenticator import Authenticator, TokenFile
+from kybernetes.apiserver.auth.legacytokens import LegacyTokens
 from kybernetes.apiserver.auth.serviceaccounts import API_AUDIENCES, ISSUER, ServiceAccounts
 from kybernetes.apiserver.componentstatus import ComponentStatuses
 from kybernetes.apiserver.crds import CRDController
@@ -178,7 +179,7 @@ class APIServer:
         self._install_rest()
         await self.registry.start()
         # Token authentication reads these from memory: have them cached from the start.
-        for plural in ("serviceaccounts", "pods"):
+        for plural in ("serviceaccounts", "pods", "secrets"):
             r = self.catalogue.get("", "v1", plural)
             assert r is not None
             await self.registry.cacher.cache_for(r.key_prefix)
@@ -190,6 +191,9 @@ class APIServer:
         await self.flowcontrol.start()
         self.authenticator.extra_token_authenticators.append(self.service_accounts.authenticate)
         self.authenticator.review_authenticators.append(self.service_accounts.review)
+        legacy = LegacyTokens(self.registry, self.service_accounts.public_key, API_AUDIENCES)
+        self.authenticator.extra_token_authenticators.append(legacy.authenticate)
+        self.authenticator.review_authenticators.append(legacy.review)
 
         # kybernetes.httpserver, not aiohttp's server: aiohttp's request and response machinery
         # cost more per GET than everything the API server itself does for it.

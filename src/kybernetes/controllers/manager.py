@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 CONTROLLER_MODULES = (
     "replicaset", "deployment", "statefulset", "daemonset",
     "job", "cronjob", "ttlafterfinished", "podgc",
-    "endpoints", "endpointslice", "serviceaccounts", "namespace", "garbagecollector",
+    "endpoints", "endpointslice", "serviceaccounts", "serviceaccounttoken", "namespace", "garbagecollector",
     "nodelifecycle", "nodeipam", "resourcequota", "disruption",
     "csrsigning", "csrapproving", "csrcleaner", "volumeprotection",
 )

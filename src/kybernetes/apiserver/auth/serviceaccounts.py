@@ -33,6 +33,7 @@ from kybernetes.api.timeutil import format_rfc3339
 from kybernetes.apiserver.registry.objutil import decode
 from kybernetes.apiserver.registry.request import RequestContext, User
 from kybernetes.apiserver.registry.store import Registry
+from kybernetes.pki import service_account_key_id
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 API_AUDIENCES = (ISSUER, "https://kubernetes.default.svc", "kubernetes")
@@ -80,7 +81,12 @@ class ServiceAccounts:
         pem = key_path.read_bytes()
         self._private = serialization.load_pem_private_key(pem, password=None)
         self._public = self._private.public_key()
-        self._kid = uuid.uuid5(uuid.NAMESPACE_OID, pem.decode()).hex[:16]
+        self._kid = service_account_key_id(pem)
+
+    @property
+    def public_key(self) -> Any:
+        """The key tokens signed with the service-account key are verified with."""
+        return self._public
 
     async def _service_account(self, namespace: str, name: str) -> Obj | None:
         return await cached_service_account(self.registry, namespace, name)
