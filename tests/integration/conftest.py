@@ -49,14 +49,10 @@ def kubectl(server: ServerProcess):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def namespace(server: ServerProcess, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A namespace of the test's own, so tests sharing the server do not see each other. It gets its
-    ``default`` ServiceAccount, as the serviceaccount controller would give it: the shared server
-    runs no controller manager, and ServiceAccount admission refuses pods without their account."""
+    """A namespace of the test's own, so tests sharing the server do not see each other."""
     name = "t-" + request.node.name.lower().replace("_", "-")[:50].strip("-")
     name = "".join(c for c in name if c.isalnum() or c == "-")[:60].strip("-")
-    server.kubectl("create", "-f", "-", input=f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"
-                                               f"---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n"
-                                               f"  name: default\n  namespace: {name}\n")
+    server.kubectl("create", "-f", "-", input=f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
     yield name
 
 
