@@ -140,6 +140,8 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
                 "--cluster-signing-cert-file", str(api.pki.ca_path),
                 "--cluster-signing-key-file", str(api.pki.ca_key_path),
                 "--service-account-private-key-file", str(api.pki.service_account_key()),
+                # kubeadm's choice: the default set plus the (off by default) bootstrap token cleaner.
+                "--controllers", "*,tokencleaner",
                 "--cluster-cidr", config.cluster_cidr, *config.controller_manager_args,
             ), logs / "controller-manager.log")
         if not config.disable_scheduler:

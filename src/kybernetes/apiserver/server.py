@@ -36,6 +36,7 @@ from kybernetes.apiserver.admission import plugins as admission_plugins
 from kybernetes.apiserver.admission import priority
 from kybernetes.apiserver.admission.chain import PluginInit
 from kybernetes.apiserver.auth.authenticator import Authenticator, TokenFile
+from kybernetes.apiserver.auth.bootstraptokens import BootstrapTokens
 from kybernetes.apiserver.auth.legacytokens import LegacyTokens
 from kybernetes.apiserver.auth.serviceaccounts import API_AUDIENCES, ISSUER, ServiceAccounts
 from kybernetes.apiserver.componentstatus import ComponentStatuses
@@ -194,6 +195,9 @@ class APIServer:
         legacy = LegacyTokens(self.registry, self.service_accounts.public_key, API_AUDIENCES)
         self.authenticator.extra_token_authenticators.append(legacy.authenticate)
         self.authenticator.review_authenticators.append(legacy.review)
+        bootstrap = BootstrapTokens(self.registry)
+        self.authenticator.extra_token_authenticators.append(bootstrap.authenticate)
+        self.authenticator.review_authenticators.append(bootstrap.review)
 
         # kybernetes.httpserver, not aiohttp's server: aiohttp's request and response machinery
         # cost more per GET than everything the API server itself does for it.

@@ -46,6 +46,9 @@ class Controller:
 
     name: ClassVar[str] = ""
     workers: ClassVar[int] = 2
+    disabled_by_default: ClassVar[bool] = False
+    """Not selected by ``*`` in ``--controllers`` (Kubernetes' ``ControllersDisabledByDefault``),
+    only by name."""
 
     def __init__(self, ctx: ControllerContext) -> None:
         self.ctx = ctx

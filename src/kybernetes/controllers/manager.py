@@ -36,7 +36,7 @@ CONTROLLER_MODULES = (
     "job", "cronjob", "ttlafterfinished", "podgc",
     "endpoints", "endpointslice", "serviceaccounts", "serviceaccounttoken", "namespace", "garbagecollector",
     "nodelifecycle", "nodeipam", "resourcequota", "disruption",
-    "csrsigning", "csrapproving", "csrcleaner", "volumeprotection",
+    "csrsigning", "csrapproving", "csrcleaner", "volumeprotection", "tokencleaner",
 )
 
 
@@ -50,11 +50,12 @@ def all_controllers() -> dict[str, type[Controller]]:
 
 
 def select(available: dict[str, type[Controller]], spec: list[str]) -> list[type[Controller]]:
-    """Kubernetes' ``--controllers`` syntax: ``*``, names, and ``-name`` exclusions."""
+    """Kubernetes' ``--controllers`` syntax: ``*`` (every controller not disabled by default),
+    names, and ``-name`` exclusions."""
     chosen: set[str] = set()
     for item in spec:
         if item == "*":
-            chosen |= set(available)
+            chosen |= {n for n, cls in available.items() if not cls.disabled_by_default}
         elif item.startswith("-"):
             continue
         elif item in available:
