@@ -83,6 +83,9 @@ def test_legacy_token_secret_authenticates_until_deleted(cp: ServerProcess, tmp_
     _wait("the token to stop working",
           lambda: "error: You must be logged in to the server (Unauthorized)" in
           _as_token(cp, token, "auth", "whoami").stderr)
+    review = json.loads(k("create", "-o", "json", "-f", "-", input=json.dumps({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}})).stdout)
+    assert review["status"] == {"user": {}, "error": "[invalid bearer token, Token has been invalidated]"}
 
 
 def _bootstrap_secret(cp: ServerProcess, token_id: str, secret: str, *extra: str) -> None:

@@ -105,7 +105,11 @@ class LegacyTokens:
         meta = secret["metadata"]
         if (meta.get("labels") or {}).get(LAST_USED_LABEL) in (today, tomorrow):
             return
-        task = asyncio.get_running_loop().create_task(self._label(meta, today))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # called outside the server's loop (a test): nothing to write with
+        task = loop.create_task(self._label(meta, today))
         self._labelling.add(task)
         task.add_done_callback(self._labelling.discard)
 
