@@ -12,6 +12,11 @@ On start (the protocol itself is described in ``kybernetes.join``)::
     DATA/agent/kubelet.kubeconfig (server URL, pinned CA, client certificate)
     run `kyb kubelet ...` as a child, restarted with back-off if it dies
 
+With kubeadm's ``--token ID.SECRET --discovery-token-ca-cert-hash sha256:HEX`` instead, the CA is
+pinned by its public key's hash and the client certificate comes from the CSR API (see
+:func:`ensure_credentials`). Running, the agent renews both certificates at client-go's jittered
+deadline and restarts the kubelet and kube-proxy with them (:func:`renew_certificates`).
+
 Restarts keep everything under ``DATA/agent`` and do not talk to the join endpoint while the
 certificates are good. Renewals (a third of the lifetime left, a new node address) authenticate
 with the node's still valid client certificate instead of the token, so a node comes back after
