@@ -96,10 +96,12 @@ class ServerProcess:
             args += ["--kubelet-arg", f"port={free_port()}", *(["--kubelet-arg", "drain-on-exit"] if drain else [])]
         elif command == "server" and "--disable-agent" not in extra:
             args.append("--disable-agent")
+        # A caller that disables the controller manager itself runs its own (or none).
+        service_accounts = service_accounts and "--disable-controller-manager" not in extra
         wait_for_account = command == "server" and service_accounts
         if command == "server" and not control_plane:
-            args.append("--disable-scheduler")
-            args += (["--kube-controller-manager-arg", "controllers=serviceaccount-controller"] if service_accounts
+            args += [] if "--disable-scheduler" in extra else ["--disable-scheduler"]
+            args += [] if "--disable-controller-manager" in extra else (["--kube-controller-manager-arg", "controllers=serviceaccount-controller"] if service_accounts
                      else ["--disable-controller-manager"])
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
