@@ -51,6 +51,8 @@ class LegacyTokens:
         self.public_key = public_key
         self.api_audiences = api_audiences
         self._labelling: set[asyncio.Task[None]] = set()
+        self._written: dict[str, str] = {}
+        """Secret uid -> the date last written, so a burst of requests writes the label once."""
 
     def authenticate(self, token: str) -> User | None:
         user, _, _ = self.review(token, self.api_audiences)
@@ -105,6 +107,11 @@ class LegacyTokens:
         meta = secret["metadata"]
         if (meta.get("labels") or {}).get(LAST_USED_LABEL) in (today, tomorrow):
             return
+        if self._written.get(meta["uid"]) == today:
+            return  # written already; the watch cache has not shown it yet
+        if len(self._written) > 10000:
+            self._written.clear()
+        self._written[meta["uid"]] = today
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -120,6 +127,7 @@ class LegacyTokens:
         try:
             await self.registry.patch(r, meta["namespace"], meta["name"], "merge", patch, _SYSTEM)
         except Exception as err:  # the label is bookkeeping: never fail a request over it
+            self._written.pop(meta["uid"], None)  # the next use tries again
             log.warning("failed to label legacy service account token %s/%s with last-used date: %s",
                         meta["name"], meta["namespace"], err)
 
