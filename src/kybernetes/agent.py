@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import functools
 import hmac
 import ipaddress
@@ -64,14 +63,13 @@ from pathlib import Path
 
 import click
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kybernetes import aiorun, join
 from kybernetes.datadir import default_agent_data_dir, proxy_table
 from kybernetes.fileutil import write_atomic
-from kybernetes.pki import kubeconfig, write_kubeconfig
+from kybernetes.join import cert_still_good
+from kybernetes.pki import kubeconfig, load_or_create_key, write_kubeconfig
 
 log = logging.getLogger(__name__)
 
@@ -117,19 +115,6 @@ class AgentConfig:
 # --- files -----------------------------------------------------------------------------------------
 
 
-def _key(path: Path) -> ec.EllipticCurvePrivateKey:
-    """The key at ``path``, made (0600) if missing: a renewal keeps the node's key."""
-    if path.exists():
-        with contextlib.suppress(ValueError, TypeError):
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            if isinstance(key, ec.EllipticCurvePrivateKey):
-                return key
-    key = ec.generate_private_key(ec.SECP256R1())
-    write_atomic(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                   serialization.NoEncryption()), 0o600)
-    return key
-
-
 def _node_password(agent_dir: Path) -> str:
     path = agent_dir / "node-password"
     if path.exists():
@@ -139,38 +124,6 @@ def _node_password(agent_dir: Path) -> str:
     pw = secrets.token_hex(24)
     write_atomic(path, pw.encode() + b"\n", 0o600)
     return pw
-
-
-def cert_still_good(crt_path: Path, key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, node: str,
-                    want_dns: list[str] = (), want_ips: list[str] = (),  # type: ignore[assignment]
-                    renew_at: float = 1 / 3) -> bool:
-    """Whether a certificate on disk can be kept: ours, this CA's, this node's, and with more than
-    ``renew_at`` of its lifetime left (0: merely not expired)."""
-    try:
-        cert = x509.load_pem_x509_certificate(crt_path.read_bytes())
-        cert.verify_directly_issued_by(ca)
-    except (OSError, ValueError, TypeError, InvalidSignature):
-        return False
-    if cert.subject != join.node_subject(node):
-        return False
-    pub = serialization.PublicFormat.SubjectPublicKeyInfo
-    if cert.public_key().public_bytes(serialization.Encoding.DER, pub) != \
-            key.public_key().public_bytes(serialization.Encoding.DER, pub):
-        return False
-    now = dt.datetime.now(dt.UTC)
-    life = cert.not_valid_after_utc - cert.not_valid_before_utc
-    if cert.not_valid_after_utc - now <= life * renew_at or cert.not_valid_before_utc > now:
-        return False
-    if want_dns or want_ips:
-        try:
-            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        except x509.ExtensionNotFound:
-            return False
-        have_dns = {n.lower() for n in san.get_values_for_type(x509.DNSName)}
-        have_ip = {str(a) for a in san.get_values_for_type(x509.IPAddress)}
-        if not ({d.lower() for d in want_dns} <= have_dns and set(want_ips) <= have_ip):
-            return False
-    return True
 
 
 # --- talking to the server -------------------------------------------------------------------------
@@ -318,7 +271,7 @@ def renew_client_certificate(cfg: AgentConfig, ca_pem: bytes, token: str | None 
     # Imported here: the agent's start stays light (it loads no component until it needs one).
     from kybernetes.kubelet import certificate as kubelet_certificate
 
-    key = _key(cfg.agent_dir / "client.key")
+    key = load_or_create_key(cfg.agent_dir / "client.key")
     ctx = pinned_context(ca_pem) if token is not None else _client_context(cfg, ca_pem, key)
     if ctx is None:
         raise JoinError("the node's client certificate has expired: join again with a bootstrap token")
@@ -343,7 +296,7 @@ def ensure_credentials(cfg: AgentConfig) -> Credentials:
     d = cfg.agent_dir
     ca = x509.load_pem_x509_certificate(ca_pem)
     client_crt, client_key_path = d / "client.crt", d / "client.key"
-    key = _key(client_key_path)
+    key = load_or_create_key(client_key_path)
 
     def auth() -> tuple[ssl.SSLContext, str | None]:
         # A still valid client certificate renews by itself; the token is for joining.
@@ -367,7 +320,7 @@ def ensure_credentials(cfg: AgentConfig) -> Credentials:
     addresses = _serving_addresses(cfg)
     dns, ips = join.split_addresses(addresses)
     serving_crt, serving_key_path = d / "serving.crt", d / "serving.key"
-    if not cert_still_good(serving_crt, _key(serving_key_path), ca, cfg.node_name, dns, ips):
+    if not cert_still_good(serving_crt, load_or_create_key(serving_key_path), ca, cfg.node_name, dns, ips):
         _obtain_serving_certificate(cfg, *auth())
     return Credentials(d / "ca.crt", client_crt, client_key_path, serving_crt, serving_key_path,
                        _write_kubeconfig(cfg, ca_pem))
@@ -379,7 +332,7 @@ def _serving_addresses(cfg: AgentConfig) -> list[str]:
 
 def _obtain_serving_certificate(cfg: AgentConfig, ctx: ssl.SSLContext, secret: str | None) -> None:
     addresses = _serving_addresses(cfg)
-    skey = _key(cfg.agent_dir / "serving.key")
+    skey = load_or_create_key(cfg.agent_dir / "serving.key")
     cert = request_certificate(cfg.server, ctx, secret, {
         "nodeName": cfg.node_name, "kind": "serving", "csr": join.node_csr_pem(skey, cfg.node_name).decode(),
         "addresses": addresses, "nodePassword": _node_password(cfg.agent_dir)})
@@ -407,7 +360,7 @@ def renew_certificates(cfg: AgentConfig, due: list[Path]) -> None:
         renew_client_certificate(cfg, ca_pem)
         _write_kubeconfig(cfg, ca_pem)
     if cfg.agent_dir / "serving.crt" in due:
-        ctx = _client_context(cfg, ca_pem, _key(cfg.agent_dir / "client.key"))
+        ctx = _client_context(cfg, ca_pem, load_or_create_key(cfg.agent_dir / "client.key"))
         if ctx is None:
             raise JoinError("the node's client certificate has expired: join again")
         _obtain_serving_certificate(cfg, ctx, None)

@@ -48,12 +48,15 @@ Trust model:
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -123,6 +126,38 @@ def node_csr_pem(key: ec.EllipticCurvePrivateKey, node_name: str) -> bytes:
     """A PEM CSR for the node's identity (:func:`node_subject`) from the node's own key."""
     csr = x509.CertificateSigningRequestBuilder().subject_name(node_subject(node_name)).sign(key, hashes.SHA256())
     return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def cert_still_good(crt_path: Path, key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, node: str,
+                    want_dns: list[str] = (), want_ips: list[str] = (),  # type: ignore[assignment]
+                    renew_at: float = 1 / 3) -> bool:
+    """Whether a certificate on disk can be kept: ours, this CA's, this node's, and with more than
+    ``renew_at`` of its lifetime left (0: merely not expired)."""
+    try:
+        cert = x509.load_pem_x509_certificate(crt_path.read_bytes())
+        cert.verify_directly_issued_by(ca)
+    except (OSError, ValueError, TypeError, InvalidSignature):
+        return False
+    if cert.subject != node_subject(node):
+        return False
+    pub = serialization.PublicFormat.SubjectPublicKeyInfo
+    if cert.public_key().public_bytes(serialization.Encoding.DER, pub) != \
+            key.public_key().public_bytes(serialization.Encoding.DER, pub):
+        return False
+    now = dt.datetime.now(dt.UTC)
+    life = cert.not_valid_after_utc - cert.not_valid_before_utc
+    if cert.not_valid_after_utc - now <= life * renew_at or cert.not_valid_before_utc > now:
+        return False
+    if want_dns or want_ips:
+        try:
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            return False
+        have_dns = {n.lower() for n in san.get_values_for_type(x509.DNSName)}
+        have_ip = {str(a) for a in san.get_values_for_type(x509.IPAddress)}
+        if not ({d.lower() for d in want_dns} <= have_dns and set(want_ips) <= have_ip):
+            return False
+    return True
 
 
 def valid_node_name(name: str) -> bool:

@@ -17,6 +17,7 @@ kubeconfigs, the kubelet issues its own serving certificate from a CA it is give
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import socket
@@ -52,6 +53,19 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 def load_key(path: Path) -> ec.EllipticCurvePrivateKey:
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return key
+
+
+def load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    """The EC key at ``path``, made (0600) if missing or unreadable: a node's renewal keeps its key."""
+    if path.exists():
+        with contextlib.suppress(ValueError, TypeError):
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            if isinstance(key, ec.EllipticCurvePrivateKey):
+                return key
+    key = ec.generate_private_key(ec.SECP256R1())
+    write_atomic(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()), 0o600)
     return key
 
 
