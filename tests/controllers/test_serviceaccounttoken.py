@@ -64,6 +64,18 @@ async def test_token_secret_filled_in_and_deleted_with_its_account(srv: ServerPr
         for name in ("ghost-token", "stale-token"):
             await wait_for(lambda n=name: _gone(client, ns, n), what=f"{name} deleted")
 
+        # Deleting a token Secret removes it from its account's secrets.
+        await client.create("v1", "secrets", _token_secret("listed-token", "bot"), ns)
+        await wait_for(lambda: _filled(client, ns, "listed-token"), what="listed-token filled in")
+        await harness.patch(client, "v1", "serviceaccounts", "bot",
+                            {"secrets": [{"name": "listed-token"}, {"name": "other"}]}, ns)
+        await client.delete("v1", "secrets", "listed-token", ns)
+
+        async def unlisted() -> bool:
+            account = await client.get("v1", "serviceaccounts", "bot", ns)
+            return account.get("secrets") == [{"name": "other"}]
+        await wait_for(unlisted, what="the reference removed")
+
         # Deleting the account deletes its tokens.
         await client.delete("v1", "serviceaccounts", "bot", ns)
         await wait_for(lambda: _gone(client, ns, "bot-token"), what="bot-token deleted with its account")

@@ -13,7 +13,8 @@ Legacy, long-lived service-account tokens kept in Secrets. For every Secret of t
 - whose ServiceAccount does not exist, or is another object (uid mismatch): the Secret is deleted
   (with a uid precondition, so a Secret re-created under the same name is not hit).
 
-Deleting a ServiceAccount deletes its token Secrets (those naming it and its uid). Without a key
+Deleting a ServiceAccount deletes its token Secrets (those naming it and its uid); deleting a
+token Secret removes it from its account's ``secrets`` list. Without a key
 file the controller does not run at all, as in Kubernetes (it is only started with one).
 """
 
@@ -71,11 +72,21 @@ class TokensController(Controller):
         if self.key_pem is None:
             log.warning("serviceaccount-token: no --service-account-private-key-file; not running")
             return
-        self.secrets.add_handler(on_add=self._secret_changed, on_update=lambda _o, new: self._secret_changed(new))
+        self.secrets.add_handler(on_add=self._secret_changed, on_update=lambda _o, new: self._secret_changed(new),
+                                 on_delete=self._secret_deleted)
         self.serviceaccounts.add_handler(on_delete=self._sa_deleted)
+        self._deleted: dict[str, tuple[str, str]] = {}
+        """Deleted token Secrets (key -> account name, uid) whose reference is still to remove."""
 
     def _secret_changed(self, secret: Obj) -> None:
         if secret.get("type") == TOKEN_TYPE:
+            self.queue.add(key_of(secret))
+
+    def _secret_deleted(self, secret: Obj) -> None:
+        if secret.get("type") == TOKEN_TYPE:
+            annotations = secret["metadata"].get("annotations") or {}
+            self._deleted[key_of(secret)] = (annotations.get(SA_NAME_ANNOTATION, ""),
+                                             annotations.get(SA_UID_ANNOTATION, ""))
             self.queue.add(key_of(secret))
 
     def _sa_deleted(self, sa: Obj) -> None:
@@ -93,9 +104,13 @@ class TokensController(Controller):
 
     async def sync(self, key: str) -> None:
         secret = self.secrets.store.get(key)
+        namespace, name = split_key(key)
+        if secret is None and key in self._deleted:
+            await self._remove_reference(namespace, name, *self._deleted[key])
+            self._deleted.pop(key, None)
+            return
         if secret is None or secret.get("type") != TOKEN_TYPE:
             return
-        namespace, name = split_key(key)
         annotations = secret["metadata"].get("annotations") or {}
         sa = await self._service_account(namespace, annotations.get(SA_NAME_ANNOTATION, ""),
                                          annotations.get(SA_UID_ANNOTATION, ""))
@@ -108,6 +123,20 @@ class TokensController(Controller):
                 pass  # gone already, or another Secret by now (its own event brings it here)
             return
         await self._fill_in(namespace, name, secret["metadata"]["uid"], sa)
+
+    async def _remove_reference(self, namespace: str, secret_name: str, sa_name: str, sa_uid: str) -> None:
+        """``removeSecretReference``: drop the deleted Secret from its account's ``secrets``."""
+        sa = self.serviceaccounts.store.get(f"{namespace}/{sa_name}")
+        if sa is None or (sa_uid and sa["metadata"].get("uid") != sa_uid):
+            return
+        refs = sa.get("secrets") or []
+        kept = [r for r in refs if not (isinstance(r, dict) and r.get("name") == secret_name)]
+        if len(kept) == len(refs):
+            return
+        try:  # a Conflict fails the sync: the queue retries it with the account as the cache then has it
+            await self.client.update("v1", "serviceaccounts", dict(sa, secrets=kept), namespace)
+        except errors.NotFound:
+            pass
 
     async def _service_account(self, namespace: str, name: str, uid: str) -> Obj | None:
         """The account from the cache, else the API (the Secret may have been seen first), if its
