@@ -13,6 +13,11 @@ On start (the protocol itself is described in ``kybernetes.join``)::
     kube-proxy's client certificate (CN=system:kube-proxy) and DATA/agent/kube-proxy.kubeconfig
     run `kyb kubelet ...` as a child, restarted with back-off if it dies
 
+With kubeadm's ``--token ID.SECRET --discovery-token-ca-cert-hash sha256:HEX`` instead, the CA is
+pinned by its public key's hash and the client certificate comes from the CSR API (see
+:func:`ensure_credentials`). Running, the agent renews both certificates at client-go's jittered
+deadline and restarts the kubelet and kube-proxy with them (:func:`renew_certificates`).
+
 Restarts keep everything under ``DATA/agent`` and do not talk to the join endpoint while the
 certificates are good. Renewals (a third of the lifetime left, a new node address) authenticate
 with the node's still valid client certificate instead of the token, so a node comes back after
@@ -37,12 +42,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
+import functools
 import hmac
 import ipaddress
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
@@ -58,14 +64,13 @@ from pathlib import Path
 
 import click
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kybernetes import aiorun, join
 from kybernetes.datadir import default_agent_data_dir, proxy_table
 from kybernetes.fileutil import write_atomic
-from kybernetes.pki import kubeconfig, write_kubeconfig
+from kybernetes.join import cert_still_good
+from kybernetes.pki import kubeconfig, load_or_create_key, write_kubeconfig
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +103,10 @@ class AgentConfig:
     kube_proxy: bool = True
     cluster_cidr: str = "10.42.0.0/16"
     service_cidr: str = "10.43.0.0/16"
+    bootstrap_token: str = ""
+    """kubeadm's ``--token ID.SECRET``: join through the CSR API instead of the K10 token."""
+    discovery_hash: str = ""
+    """kubeadm's ``--discovery-token-ca-cert-hash sha256:HEX`` (the CA's public key) with it."""
 
     @property
     def agent_dir(self) -> Path:
@@ -105,19 +114,6 @@ class AgentConfig:
 
 
 # --- files -----------------------------------------------------------------------------------------
-
-
-def _key(path: Path) -> ec.EllipticCurvePrivateKey:
-    """The key at ``path``, made (0600) if missing: a renewal keeps the node's key."""
-    if path.exists():
-        with contextlib.suppress(ValueError, TypeError):
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            if isinstance(key, ec.EllipticCurvePrivateKey):
-                return key
-    key = ec.generate_private_key(ec.SECP256R1())
-    write_atomic(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                   serialization.NoEncryption()), 0o600)
-    return key
 
 
 def _node_password(agent_dir: Path) -> str:
@@ -129,44 +125,6 @@ def _node_password(agent_dir: Path) -> str:
     pw = secrets.token_hex(24)
     write_atomic(path, pw.encode() + b"\n", 0o600)
     return pw
-
-
-def _csr(key: ec.EllipticCurvePrivateKey, node: str, kind: str = "client") -> str:
-    subject = join.credential_subject(kind, node)
-    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
-    return csr.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def cert_still_good(crt_path: Path, key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, node: str,
-                    want_dns: list[str] = (), want_ips: list[str] = (),  # type: ignore[assignment]
-                    renew_at: float = 1 / 3, kind: str = "client") -> bool:
-    """Whether a certificate on disk can be kept: ours, this CA's, with the subject of ``kind`` for
-    this node, and with more than ``renew_at`` of its lifetime left (0: merely not expired)."""
-    try:
-        cert = x509.load_pem_x509_certificate(crt_path.read_bytes())
-        cert.verify_directly_issued_by(ca)
-    except (OSError, ValueError, TypeError, InvalidSignature):
-        return False
-    if cert.subject != join.credential_subject(kind, node):
-        return False
-    pub = serialization.PublicFormat.SubjectPublicKeyInfo
-    if cert.public_key().public_bytes(serialization.Encoding.DER, pub) != \
-            key.public_key().public_bytes(serialization.Encoding.DER, pub):
-        return False
-    now = dt.datetime.now(dt.UTC)
-    life = cert.not_valid_after_utc - cert.not_valid_before_utc
-    if cert.not_valid_after_utc - now <= life * renew_at or cert.not_valid_before_utc > now:
-        return False
-    if want_dns or want_ips:
-        try:
-            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        except x509.ExtensionNotFound:
-            return False
-        have_dns = {n.lower() for n in san.get_values_for_type(x509.DNSName)}
-        have_ip = {str(a) for a in san.get_values_for_type(x509.IPAddress)}
-        if not ({d.lower() for d in want_dns} <= have_dns and set(want_ips) <= have_ip):
-            return False
-    return True
 
 
 # --- talking to the server -------------------------------------------------------------------------
@@ -205,20 +163,21 @@ def _request(url: str, ctx: ssl.SSLContext, data: bytes | None = None, headers: 
         raise Unreachable(f"{url}: {reason}") from None
 
 
-def fetch_ca(server: str, want_hash: str) -> bytes:
-    """Trust on first use, pinned by the token: fetch unverified, accept only the token's CA."""
+def fetch_ca(server: str, want_hash: str, ca_hash: Callable[[bytes], str] = join.ca_hash) -> bytes:
+    """Trust on first use, pinned by the token: fetch unverified, accept only the token's CA
+    (``ca_hash``: the K10 token's hash of the PEM, or kubeadm's of the public key)."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # nothing is trusted yet; the hash check below is the trust
     pem = _request(_url(server, join.CA_PATH), ctx)
-    got = join.ca_hash(pem)
-    if not hmac.compare_digest(got, want_hash):
-        raise JoinError(f"the cluster CA served by {server} has sha256 {got}, but the join token expects "
-                        f"{want_hash}: refusing to join (wrong server, or someone in between)")
     try:
         ca = x509.load_pem_x509_certificate(pem)
+        got = ca_hash(pem)
     except ValueError:
         raise JoinError(f"{server} served something that is not a PEM certificate as its CA") from None
+    if not hmac.compare_digest(got, want_hash):
+        raise JoinError(f"the cluster CA served by {server} has hash {got}, but the join token expects "
+                        f"{want_hash}: refusing to join (wrong server, or someone in between)")
     with contextlib.suppress(x509.ExtensionNotFound):
         if not ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
             raise JoinError(f"the certificate {server} serves as its CA is not a CA")
@@ -274,58 +233,141 @@ class Credentials:
     proxy_kubeconfig: Path
 
 
-def ensure_credentials(cfg: AgentConfig) -> Credentials:
-    """Everything the kubelet needs, from disk when still good, from the join endpoint otherwise."""
-    token = join.parse_token(cfg.token)  # ValueError: the caller reports it
+def _pin_ca(cfg: AgentConfig) -> bytes:
+    """The cluster CA: pinned on disk by an earlier start (it must still match the token), else
+    fetched and checked against the K10 token's hash or kubeadm's discovery hash."""
     d = cfg.agent_dir
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(d, 0o700)
+    if cfg.bootstrap_token:
+        want, ca_hash = cfg.discovery_hash, join.ca_public_key_hash
+    else:
+        want, ca_hash = join.parse_token(cfg.token).ca_hash, join.ca_hash  # ValueError: the caller reports it
     ca_path = d / "ca.crt"
     if ca_path.exists():
         ca_pem = ca_path.read_bytes()
-        if not hmac.compare_digest(join.ca_hash(ca_pem), token.ca_hash):
-            raise JoinError(f"{d} belongs to a cluster whose CA hash is {join.ca_hash(ca_pem)}, but the token "
-                            f"is for {token.ca_hash}: use another --data-dir, or remove {d} to join anew")
-    else:
-        ca_pem = fetch_ca(cfg.server, token.ca_hash)
-        write_atomic(ca_path, ca_pem, 0o644)
-        log.info("pinned the cluster CA (sha256 %s)", token.ca_hash)
+        if not hmac.compare_digest(ca_hash(ca_pem), want):
+            raise JoinError(f"{d} belongs to a cluster whose CA hash is {ca_hash(ca_pem)}, but the token "
+                            f"is for {want}: use another --data-dir, or remove {d} to join anew")
+        return ca_pem
+    ca_pem = fetch_ca(cfg.server, want, ca_hash)
+    write_atomic(ca_path, ca_pem, 0o644)
+    log.info("pinned the cluster CA (%s)", want)
+    return ca_pem
+
+
+def _client_context(cfg: AgentConfig, ca_pem: bytes, key: ec.EllipticCurvePrivateKey) -> ssl.SSLContext | None:
+    """A TLS context presenting the node's client certificate, if it is still valid (None if not)."""
+    d = cfg.agent_dir
+    if not cert_still_good(d / "client.crt", key, x509.load_pem_x509_certificate(ca_pem), cfg.node_name,
+                           renew_at=0):
+        return None
+    ctx = pinned_context(ca_pem)
+    ctx.load_cert_chain(d / "client.crt", d / "client.key")
+    return ctx
+
+
+def renew_client_certificate(cfg: AgentConfig, ca_pem: bytes, token: str | None = None) -> None:
+    """A new client certificate through the CSR API (kubelet TLS bootstrap and rotation), with the
+    bootstrap ``token``, or with the current certificate when ``token`` is None."""
+    # Imported here: the agent's start stays light (it loads no component until it needs one).
+    from kybernetes.kubelet import certificate as kubelet_certificate
+
+    key = load_or_create_key(cfg.agent_dir / "client.key")
+    ctx = pinned_context(ca_pem) if token is not None else _client_context(cfg, ca_pem, key)
+    if ctx is None:
+        raise JoinError("the node's client certificate has expired: join again with a bootstrap token")
+    try:
+        cert = kubelet_certificate.request_client_certificate(cfg.server, ctx, token, key, cfg.node_name)
+    except kubelet_certificate.ServerUnavailable as e:
+        raise Unreachable(str(e)) from None
+    except kubelet_certificate.CertificateRefused as e:
+        raise JoinError(str(e)) from None
+    write_atomic(cfg.agent_dir / "client.crt", cert, 0o644)
+    log.info("obtained the client certificate for %s through the CSR API", join.node_user(cfg.node_name))
+
+
+def ensure_credentials(cfg: AgentConfig) -> Credentials:
+    """Everything the kubelet needs, from disk when still good, from the server otherwise: with a
+    K10 token from the join endpoint; with a bootstrap token the client certificate through the
+    CSR API, and the serving certificate from the join endpoint authenticated by that client
+    certificate. (Kubernetes leaves kubelet-serving CSRs unapproved, to people or an external
+    approver; the join endpoint issues a serving certificate for the node's own name and addresses
+    to the holder of that node's client certificate only, the same trust without a manual step.)"""
+    ca_pem = _pin_ca(cfg)
+    d = cfg.agent_dir
     ca = x509.load_pem_x509_certificate(ca_pem)
-    password = _node_password(d)
     client_crt, client_key_path = d / "client.crt", d / "client.key"
-    key = _key(client_key_path)
+    key = load_or_create_key(client_key_path)
 
     def auth() -> tuple[ssl.SSLContext, str | None]:
         # A still valid client certificate renews by itself; the token is for joining.
-        ctx = pinned_context(ca_pem)
-        if cert_still_good(client_crt, key, ca, cfg.node_name, renew_at=0):
-            ctx.load_cert_chain(client_crt, client_key_path)
+        ctx = _client_context(cfg, ca_pem, key)
+        if ctx is not None:
             return ctx, None
-        return ctx, token.secret
+        if cfg.bootstrap_token:
+            raise JoinError("no valid client certificate to ask for the serving certificate with")
+        return pinned_context(ca_pem), join.parse_token(cfg.token).secret
 
     if not cert_still_good(client_crt, key, ca, cfg.node_name):
-        cert = request_certificate(cfg.server, *auth(), {
-            "nodeName": cfg.node_name, "kind": "client", "csr": _csr(key, cfg.node_name), "nodePassword": password})
-        write_atomic(client_crt, cert, 0o644)
-        log.info("obtained the client certificate for %s", join.node_user(cfg.node_name))
+        if cfg.bootstrap_token:
+            renew_client_certificate(cfg, ca_pem, cfg.bootstrap_token)
+        else:
+            cert = request_certificate(cfg.server, *auth(), {
+                "nodeName": cfg.node_name, "kind": "client", "csr": join.node_csr_pem(key, cfg.node_name).decode(),
+                "nodePassword": _node_password(d)})
+            write_atomic(client_crt, cert, 0o644)
+            log.info("obtained the client certificate for %s", join.node_user(cfg.node_name))
 
-    addresses = sorted({cfg.node_name, socket.gethostname().lower(), cfg.node_ip} - {""})
+    addresses = _serving_addresses(cfg)
     dns, ips = join.split_addresses(addresses)
     serving_crt, serving_key_path = d / "serving.crt", d / "serving.key"
-    skey = _key(serving_key_path)
-    if not cert_still_good(serving_crt, skey, ca, cfg.node_name, dns, ips):
-        cert = request_certificate(cfg.server, *auth(), {
-            "nodeName": cfg.node_name, "kind": "serving", "csr": _csr(skey, cfg.node_name),
-            "addresses": addresses, "nodePassword": password})
-        write_atomic(serving_crt, cert, 0o644)
-        log.info("obtained the kubelet serving certificate for %s", ", ".join(addresses))
-
-    kc = d / "kubelet.kubeconfig"
-    write_kubeconfig(kc, kubeconfig(cfg.server, ca_pem, client_crt.read_bytes(), client_key_path.read_bytes(),
-                                    user=join.node_user(cfg.node_name)))
+    if not cert_still_good(serving_crt, load_or_create_key(serving_key_path), ca, cfg.node_name, dns, ips):
+        _obtain_serving_certificate(cfg, *auth())
     proxy_kc = _ensure_kube_proxy_credentials(cfg, ca_pem, lambda csr: request_certificate(cfg.server, *auth(), {
-        "nodeName": cfg.node_name, "kind": "kube-proxy", "csr": csr, "nodePassword": password}))
-    return Credentials(ca_path, client_crt, client_key_path, serving_crt, serving_key_path, kc, proxy_kc)
+        "nodeName": cfg.node_name, "kind": "kube-proxy", "csr": csr, "nodePassword": _node_password(d)}))
+    return Credentials(d / "ca.crt", client_crt, client_key_path, serving_crt, serving_key_path,
+                       _write_kubeconfig(cfg, ca_pem), proxy_kc)
+
+
+def _serving_addresses(cfg: AgentConfig) -> list[str]:
+    return sorted({cfg.node_name, socket.gethostname().lower(), cfg.node_ip} - {""})
+
+
+def _obtain_serving_certificate(cfg: AgentConfig, ctx: ssl.SSLContext, secret: str | None) -> None:
+    addresses = _serving_addresses(cfg)
+    skey = load_or_create_key(cfg.agent_dir / "serving.key")
+    cert = request_certificate(cfg.server, ctx, secret, {
+        "nodeName": cfg.node_name, "kind": "serving", "csr": join.node_csr_pem(skey, cfg.node_name).decode(),
+        "addresses": addresses, "nodePassword": _node_password(cfg.agent_dir)})
+    write_atomic(cfg.agent_dir / "serving.crt", cert, 0o644)
+    log.info("obtained the kubelet serving certificate for %s", ", ".join(addresses))
+
+
+def _write_kubeconfig(cfg: AgentConfig, ca_pem: bytes) -> Path:
+    """DATA/agent/kubelet.kubeconfig with the current client certificate (the kubelet's and kube-proxy's)."""
+    d = cfg.agent_dir
+    kc = d / "kubelet.kubeconfig"
+    write_kubeconfig(kc, kubeconfig(cfg.server, ca_pem, (d / "client.crt").read_bytes(),
+                                    (d / "client.key").read_bytes(), user=join.node_user(cfg.node_name)))
+    return kc
+
+
+def renew_certificates(cfg: AgentConfig, due: list[Path]) -> None:
+    """Certificate rotation (run by :class:`kybernetes.kubelet.certificate.Rotation` at each
+    certificate's jittered deadline): the client certificate through a
+    ``kube-apiserver-client-kubelet`` CSR authenticated with the current one (the csrapproving
+    controller's ``selfnodeclient`` rule), the serving certificate from the join endpoint with the
+    client certificate; then the kubeconfig is rewritten. The keys are kept."""
+    ca_pem = (cfg.agent_dir / "ca.crt").read_bytes()
+    if cfg.agent_dir / "client.crt" in due:
+        renew_client_certificate(cfg, ca_pem)
+        _write_kubeconfig(cfg, ca_pem)
+    if cfg.agent_dir / "serving.crt" in due:
+        ctx = _client_context(cfg, ca_pem, load_or_create_key(cfg.agent_dir / "client.key"))
+        if ctx is None:
+            raise JoinError("the node's client certificate has expired: join again")
+        _obtain_serving_certificate(cfg, ctx, None)
 
 
 def _ensure_kube_proxy_credentials(cfg: AgentConfig, ca_pem: bytes, obtain: Callable[[str], bytes]) -> Path:
@@ -333,9 +375,9 @@ def _ensure_kube_proxy_credentials(cfg: AgentConfig, ca_pem: bytes, obtain: Call
     kubeconfig, so that kube-proxy has ``system:node-proxier``'s rights rather than the node's."""
     d = cfg.agent_dir
     crt, key_path = d / "kube-proxy.crt", d / "kube-proxy.key"
-    key = _key(key_path)
+    key = load_or_create_key(key_path)
     if not cert_still_good(crt, key, x509.load_pem_x509_certificate(ca_pem), cfg.node_name, kind="kube-proxy"):
-        write_atomic(crt, obtain(_csr(key, cfg.node_name, "kube-proxy")), 0o644)
+        write_atomic(crt, obtain(join.node_csr_pem(key, cfg.node_name, "kube-proxy").decode()), 0o644)
         log.info("obtained the kube-proxy client certificate (%s)", join.KUBE_PROXY_USER)
     path = d / "kube-proxy.kubeconfig"
     write_kubeconfig(path, kubeconfig(cfg.server, ca_pem, crt.read_bytes(), key_path.read_bytes(),
@@ -391,21 +433,31 @@ def proxy_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
     return args
 
 
-async def supervise(args: list[str], stop: asyncio.Event, stop_timeout: float, name: str = "kubelet") -> None:
-    """Run a node component until ``stop``; restart it (1 s doubling to 30 s) if it dies meanwhile."""
+async def supervise(args: list[str], stop: asyncio.Event, stop_timeout: float, name: str = "kubelet",
+                    restart: asyncio.Event | None = None) -> None:
+    """Run a node component until ``stop``; restart it (1 s doubling to 30 s) if it dies meanwhile,
+    and at once (stopping it first) whenever ``restart`` is set (new credentials)."""
     backoff = 1.0
     loop = asyncio.get_running_loop()
+    restart = restart or asyncio.Event()
     while not stop.is_set():
         # Own session: a terminal's Ctrl-C reaches the agent only, which stops the kubelet in order.
         proc = await asyncio.create_subprocess_exec(*args, stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
         started = loop.time()
         stopped = asyncio.create_task(stop.wait())
         exited = asyncio.create_task(proc.wait())
-        await asyncio.wait({stopped, exited}, return_when=asyncio.FIRST_COMPLETED)
-        if stop.is_set():
+        restarting = asyncio.create_task(restart.wait())
+        await asyncio.wait({stopped, exited, restarting}, return_when=asyncio.FIRST_COMPLETED)
+        restarting.cancel()
+        if stop.is_set() or restart.is_set():
             exited.cancel()
+            stopped.cancel()
             await _stop_child(proc, stop_timeout)
-            return
+            if stop.is_set():
+                return
+            restart.clear()
+            log.info("restarting %s to use its renewed certificates", name)
+            continue
         stopped.cancel()
         backoff = 1.0 if loop.time() - started > 60 else min(backoff * 2, RETRY_MAX)
         log.warning("%s exited with %s; restarting in %.0fs", name, proc.returncode, backoff)
@@ -445,9 +497,21 @@ def main(cfg: AgentConfig) -> None:
             return
         args = kubelet_args(cfg, creds)
         log.info("node %s joined %s; starting the kubelet", cfg.node_name, cfg.server)
-        components = [supervise(args, stop, cfg.stop_timeout)]
+        # Renewed certificates reach the kubelet and kube-proxy by restarting them: neither reloads
+        # its TLS credentials (our API client builds its TLS context once); pods keep running, as
+        # containers outlive the kubelet's containerd.
+        restarts = [asyncio.Event(), asyncio.Event()]
+        components = [supervise(args, stop, cfg.stop_timeout, restart=restarts[0])]
         if cfg.kube_proxy:
-            components.append(supervise(proxy_args(cfg, creds), stop, 20.0, "kube-proxy"))
+            components.append(supervise(proxy_args(cfg, creds), stop, 20.0, "kube-proxy", restarts[1]))
+        from kybernetes.kubelet.certificate import Rotation
+
+        def renewed() -> None:
+            for event in restarts:
+                event.set()
+
+        rotation = Rotation([creds.client_cert, creds.serving_cert], functools.partial(renew_certificates, cfg))
+        components.append(rotation.run(stop, renewed))
         await asyncio.gather(*components)
 
     aiorun.run(go())
@@ -462,7 +526,10 @@ def _setup_logging(verbose: int) -> None:
 @click.command("agent")
 @click.option("--server", required=True, envvar="KYB_URL", help="The API server, https://HOST:PORT.")
 @click.option("--token", envvar="KYB_TOKEN", default=None,
-              help="Join token K10<CA hash>::node:<secret> (or KYB_TOKEN, or --token-file).")
+              help="Join token K10<CA hash>::node:<secret>, or a bootstrap token ID.SECRET with "
+                   "--discovery-token-ca-cert-hash (or KYB_TOKEN, or --token-file).")
+@click.option("--discovery-token-ca-cert-hash", "discovery_hash", default="",
+              help="With a bootstrap token: sha256:<hex> of the cluster CA's public key (kubeadm's).")
 @click.option("--token-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Read the join token from this file (keeps it out of the process list).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
@@ -481,7 +548,8 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--cluster-cidr", default="10.42.0.0/16", show_default=True, help="All pods' addresses.")
 @click.option("--service-cluster-ip-range", default="10.43.0.0/16", show_default=True)
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug); passed to the kubelet.")
-def command(server: str, token: str | None, token_file: Path | None, data_dir: Path | None, node_name: str | None,
+def command(server: str, token: str | None, discovery_hash: str, token_file: Path | None, data_dir: Path | None,
+            node_name: str | None,
             node_ip: str, kubelet_port: int, cni_bridge: str, default_pod_cidr: str,
             container_runtime_endpoint: str, kubelet_arg: tuple[str, ...], stop_timeout: float,
             disable_kube_proxy: bool, cluster_cidr: str, service_cluster_ip_range: str, verbose: int) -> None:
@@ -491,8 +559,12 @@ def command(server: str, token: str | None, token_file: Path | None, data_dir: P
         token = token_file.read_text().strip()
     if not token:
         raise click.UsageError("a join token is required: --token, KYB_TOKEN or --token-file")
+    bootstrap = bool(join.BOOTSTRAP_TOKEN.match(token))
     try:
-        join.parse_token(token)
+        if bootstrap and not re.fullmatch(r"sha256:[0-9a-f]{64}", discovery_hash):
+            raise ValueError("a bootstrap token needs --discovery-token-ca-cert-hash sha256:<64 hex digits>")
+        if not bootstrap:
+            join.parse_token(token)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     if not server.startswith("https://"):
@@ -506,7 +578,8 @@ def command(server: str, token: str | None, token_file: Path | None, data_dir: P
         except ValueError:
             raise click.UsageError(f"--node-ip {node_ip!r} is not an IP address") from None
     cfg = AgentConfig(
-        server=server.rstrip("/"), token=token, data_dir=(data_dir or default_agent_data_dir()).resolve(),
+        server=server.rstrip("/"), token="" if bootstrap else token,
+        bootstrap_token=token if bootstrap else "", discovery_hash=discovery_hash, data_dir=(data_dir or default_agent_data_dir()).resolve(),
         node_name=name, node_ip=node_ip or default_node_ip(server), kubelet_port=kubelet_port,
         cni_bridge=cni_bridge, default_pod_cidr=default_pod_cidr,
         container_runtime_endpoint=container_runtime_endpoint,

@@ -139,8 +139,10 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
                 "controller-manager", "--kubeconfig", str(kc), "--root-ca-file", str(api.pki.ca_path),
                 "--cluster-signing-cert-file", str(api.pki.ca_path),
                 "--cluster-signing-key-file", str(api.pki.ca_key_path),
-                "--cluster-cidr", config.cluster_cidr, "--use-service-account-credentials",
-                *config.controller_manager_args,
+                "--service-account-private-key-file", str(api.pki.service_account_key()),
+                # kubeadm's choice: the default set plus the (off by default) bootstrap token cleaner.
+                "--controllers", "*,tokencleaner", "--use-service-account-credentials",
+                "--cluster-cidr", config.cluster_cidr, *config.controller_manager_args,
             ), logs / "controller-manager.log")
         if not config.disable_scheduler:
             kc = component_kubeconfig(api, "scheduler", "system:kube-scheduler")

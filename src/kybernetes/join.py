@@ -50,13 +50,18 @@ Trust model:
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 TOKEN_PREFIX = "K10"
@@ -142,6 +147,45 @@ def credential_subject(kind: str, node_name: str) -> x509.Name:
     return node_subject(node_name)
 
 
+def node_csr_pem(key: ec.EllipticCurvePrivateKey, node_name: str, kind: str = "client") -> bytes:
+    """A PEM CSR with the subject of ``kind`` (:func:`credential_subject`) from the node's own key."""
+    subject = credential_subject(kind, node_name)
+    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def cert_still_good(crt_path: Path, key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, node: str,
+                    want_dns: list[str] = (), want_ips: list[str] = (),  # type: ignore[assignment]
+                    renew_at: float = 1 / 3, kind: str = "client") -> bool:
+    """Whether a certificate on disk can be kept: ours, this CA's, with the subject of ``kind`` for
+    this node, and with more than ``renew_at`` of its lifetime left (0: merely not expired)."""
+    try:
+        cert = x509.load_pem_x509_certificate(crt_path.read_bytes())
+        cert.verify_directly_issued_by(ca)
+    except (OSError, ValueError, TypeError, InvalidSignature):
+        return False
+    if cert.subject != credential_subject(kind, node):
+        return False
+    pub = serialization.PublicFormat.SubjectPublicKeyInfo
+    if cert.public_key().public_bytes(serialization.Encoding.DER, pub) != \
+            key.public_key().public_bytes(serialization.Encoding.DER, pub):
+        return False
+    now = dt.datetime.now(dt.UTC)
+    life = cert.not_valid_after_utc - cert.not_valid_before_utc
+    if cert.not_valid_after_utc - now <= life * renew_at or cert.not_valid_before_utc > now:
+        return False
+    if want_dns or want_ips:
+        try:
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            return False
+        have_dns = {n.lower() for n in san.get_values_for_type(x509.DNSName)}
+        have_ip = {str(a) for a in san.get_values_for_type(x509.IPAddress)}
+        if not ({d.lower() for d in want_dns} <= have_dns and set(want_ips) <= have_ip):
+            return False
+    return True
+
+
 def valid_node_name(name: str) -> bool:
     return 0 < len(name) <= 253 and bool(_DNS_SUBDOMAIN.match(name))
 
@@ -157,3 +201,75 @@ def split_addresses(addresses: list[str]) -> tuple[list[str], list[str]]:
                 raise ValueError(f"not an IP address or DNS name: {a!r}") from None
             dns.append(a.lower())
     return dns, ips
+
+
+# --- bootstrap tokens (kubeadm's join) -----------------------------------------------------------------
+
+BOOTSTRAP_TOKEN = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
+"""cluster-bootstrap's ``BootstrapTokenPattern``: ``<id>.<secret>``."""
+BOOTSTRAP_SECRET_PREFIX = "bootstrap-token-"
+BOOTSTRAP_SECRET_TYPE = "bootstrap.kubernetes.io/token"
+BOOTSTRAP_USER_PREFIX = "system:bootstrap:"
+BOOTSTRAPPERS_GROUP = "system:bootstrappers"
+BOOTSTRAP_EXTRA_GROUP = re.compile(r"^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$")
+
+
+def parse_bootstrap_token(token: str) -> tuple[str, str]:
+    """``(id, secret)`` of a bootstrap token; ValueError (kubeadm's wording) if it is not one."""
+    m = BOOTSTRAP_TOKEN.match(token.strip())
+    if m is None:
+        raise ValueError(f'the bootstrap token "{token.strip()}" was not of the form "{BOOTSTRAP_TOKEN.pattern}"')
+    return m.group(1), m.group(2)
+
+
+def bootstrap_secret_value(data: dict[str, object], key: str) -> str:
+    """A bootstrap token Secret's ``data[key]`` decoded ("" when absent or not base64 text)."""
+    import base64
+
+    raw = data.get(key)
+    if not isinstance(raw, str):
+        return ""
+    try:
+        return base64.b64decode(raw).decode()
+    except (ValueError, UnicodeDecodeError):
+        return ""
+
+
+def bootstrap_expiration(data: dict[str, object], now: float) -> tuple[float, bool]:
+    """cluster-bootstrap's ``GetExpiration``: ``(seconds left, expired)``; no ``expiration`` is
+    ``(0, False)``, one that does not parse as RFC 3339 counts as expired."""
+    import datetime as dt
+
+    text = bootstrap_secret_value(data, "expiration")
+    if not text:
+        return 0.0, False
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return 0.0, True
+    if when.tzinfo is None or "T" not in text:  # Go's time.RFC3339 wants both
+        return 0.0, True
+    left = when.timestamp() - now
+    return (0.0, True) if left <= 0 else (left, False)
+
+
+def bootstrap_groups(data: dict[str, object]) -> list[str] | None:
+    """``system:bootstrappers`` plus ``auth-extra-groups``, sorted (``GetGroups``); None if an
+    extra group is not allowed."""
+    groups = {BOOTSTRAPPERS_GROUP}
+    extra = bootstrap_secret_value(data, "auth-extra-groups")
+    for group in extra.split(",") if extra else []:
+        group = group.strip()
+        if not BOOTSTRAP_EXTRA_GROUP.match(group):
+            return None
+        groups.add(group)
+    return sorted(groups)
+
+
+def ca_public_key_hash(ca_pem: bytes) -> str:
+    """kubeadm's ``--discovery-token-ca-cert-hash``: ``sha256:`` + hex of the sha256 of the CA
+    certificate's SubjectPublicKeyInfo (``pubkeypin.Hash``)."""
+    cert = x509.load_pem_x509_certificate(ca_pem)
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256:" + hashlib.sha256(spki).hexdigest()

@@ -17,6 +17,7 @@ kubeconfigs, the kubelet issues its own serving certificate from a CA it is give
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import socket
@@ -52,6 +53,19 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 def load_key(path: Path) -> ec.EllipticCurvePrivateKey:
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return key
+
+
+def load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    """The EC key at ``path``, made (0600) if missing or unreadable: a node's renewal keeps its key."""
+    if path.exists():
+        with contextlib.suppress(ValueError, TypeError):
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            if isinstance(key, ec.EllipticCurvePrivateKey):
+                return key
+    key = ec.generate_private_key(ec.SECP256R1())
+    write_atomic(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()), 0o600)
     return key
 
 
@@ -226,3 +240,25 @@ def kubeconfig(server: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes, *, u
 
 def write_kubeconfig(path: Path, config: dict[str, object]) -> None:
     write_atomic(path, yaml.safe_dump(config, sort_keys=False).encode(), 0o600)
+
+
+# --- service-account tokens: what the API server (TokenRequest, verification) and the token
+# controller (legacy Secrets) share, so both name the signing key the same way ---------------
+
+SERVICE_ACCOUNT_TOKEN_ALGORITHM = "ES256"
+
+
+def service_account_key_id(key_pem: bytes) -> str:
+    """The ``kid`` header of tokens signed with the service-account key ``key_pem``."""
+    import uuid
+
+    return uuid.uuid5(uuid.NAMESPACE_OID, key_pem.decode()).hex[:16]
+
+
+def sign_service_account_token(key_pem: bytes, claims: dict[str, object]) -> str:
+    """``claims`` as a JWT signed with the service-account key (ES256, its ``kid``)."""
+    import jwt
+
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    return jwt.encode(claims, key, algorithm=SERVICE_ACCOUNT_TOKEN_ALGORITHM,  # type: ignore[arg-type]
+                      headers={"kid": service_account_key_id(key_pem)})

@@ -76,10 +76,16 @@ class ServerProcess:
     @classmethod
     def start(cls, data_dir: Path, *extra: str, port: int = 0, command: str = "server",
               timeout: float = 30.0, control_plane: bool = False, agent: bool = False,
-              drain: bool = True) -> ServerProcess:
+              drain: bool = True, service_accounts: bool = True) -> ServerProcess:
         """Start ``kyb server``: the API server only; with ``control_plane`` also the scheduler and
         the controller manager; with ``agent`` also this machine's node (kubelet and containerd,
-        on a free kubelet port, removing its pods when it stops unless not ``drain``)."""
+        on a free kubelet port, removing its pods when it stops unless not ``drain``).
+
+        Without the control plane the controller manager still runs its ``serviceaccount-controller``
+        alone (unless not ``service_accounts``), and the server counts as ready once
+        ``default/default`` exists: as in Kubernetes, ServiceAccount admission refuses a pod
+        whose account does not exist, so a cluster where no controller makes the ``default``
+        accounts could run no pods."""
         data_dir.mkdir(parents=True, exist_ok=True)
         port = port or free_port()
         log_path = data_dir / f"{command}.log"
@@ -90,20 +96,27 @@ class ServerProcess:
             args += ["--kubelet-arg", f"port={free_port()}", *(["--kubelet-arg", "drain-on-exit"] if drain else [])]
         elif command == "server" and "--disable-agent" not in extra:
             args.append("--disable-agent")
+        # A caller that disables the controller manager itself runs its own (or none).
+        service_accounts = service_accounts and "--disable-controller-manager" not in extra
+        wait_for_account = command == "server" and service_accounts
         if command == "server" and not control_plane:
-            args += ["--disable-scheduler", "--disable-controller-manager"]
+            args += [] if "--disable-scheduler" in extra else ["--disable-scheduler"]
+            args += [] if "--disable-controller-manager" in extra else (["--kube-controller-manager-arg", "controllers=serviceaccount-controller"] if service_accounts
+                     else ["--disable-controller-manager"])
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         srv = cls(data_dir, port, proc, log_path, args)
-        srv.wait_ready(timeout)
+        srv.wait_ready(timeout, default_service_account=wait_for_account)
         return srv
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        """Until ``/readyz`` answers ``ok`` and the admin kubeconfig is written. Asked with the admin
-        certificate: whether an anonymous request may read ``/readyz`` depends on the server's
-        ``--anonymous-auth`` and authorization modes (a 401 with AlwaysAllow, as kube-apiserver)."""
+    def wait_ready(self, timeout: float = 30.0, default_service_account: bool = False) -> None:
+        """Until ``/readyz`` answers ``ok`` and the admin kubeconfig is written (and, if asked, the
+        ``default/default`` ServiceAccount exists). Asked with the admin certificate: whether an
+        anonymous request may read ``/readyz`` depends on the server's ``--anonymous-auth`` and
+        authorization modes (a 401 with AlwaysAllow, as kube-apiserver)."""
         deadline = time.monotonic() + timeout
         admin_crt, admin_key = self.data_dir / "tls" / "admin.crt", self.data_dir / "tls" / "admin.key"
+        path = "/readyz"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
@@ -113,9 +126,10 @@ class ServerProcess:
                 ctx.verify_mode = ssl.CERT_NONE
                 try:
                     ctx.load_cert_chain(admin_crt, admin_key)
-                    with urllib.request.urlopen(f"{self.url}/readyz", context=ctx, timeout=2) as r:
-                        if r.read() == b"ok":
+                    with urllib.request.urlopen(f"{self.url}{path}", context=ctx, timeout=2) as r:
+                        if path != "/readyz" or (r.read() == b"ok" and not default_service_account):
                             return
+                        path = "/api/v1/namespaces/default/serviceaccounts/default"
                 except (OSError, ssl.SSLError):
                     pass
             time.sleep(0.1)

@@ -166,16 +166,18 @@ async def test_resync_redelivers_updates(client: Client) -> None:
 
 
 async def test_watch_of_compacted_version_is_410(client: Client) -> None:
-    # Secrets: a resource nothing has read yet, so the API server's watch cache has no history of
-    # it and must go to the (compacted) store.
+    # PodTemplates: a resource nothing has read yet (Secrets no longer qualify: the API server
+    # caches them for token authentication), so the API server's watch cache has no history of it
+    # and must go to the (compacted) store.
     ns = await make_ns(client, "inf-410")
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s0"}}
-    first = await client.create("v1", "secrets", secret, ns)
+    template = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t0"},
+                "template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}
+    first = await client.create("v1", "podtemplates", template, ns)
     for i in range(1, 15):
-        await client.create("v1", "secrets", {**secret, "metadata": {"name": f"s{i}"}}, ns)
+        await client.create("v1", "podtemplates", {**template, "metadata": {"name": f"t{i}"}}, ns)
     await until_compacted(client, first["metadata"]["resourceVersion"])  # compactions keep the last 5 revisions
     with pytest.raises(errors.Expired) as gone:
-        async for _ in client.watch("v1", "secrets", ns, resource_version=first["metadata"]["resourceVersion"],
+        async for _ in client.watch("v1", "podtemplates", ns, resource_version=first["metadata"]["resourceVersion"],
                                     timeout_seconds=5):
             pass
     assert gone.value.code == 410

@@ -14,6 +14,8 @@ from tests.controllers import harness
 from tests.controllers.harness import run_controllers, running, seen, seen_deleted, settled
 
 pytestmark = pytest.mark.integration
+SERVER_RUNS_SERVICEACCOUNT_CONTROLLER = False
+"""This module tests that controller: the server must not run one of its own."""
 wait_for = partial(harness.wait_for, timeout=15.0)
 Obj = dict[str, Any]
 

@@ -82,3 +82,51 @@ def test_token_request_authenticates_until_revoked(server: ServerProcess, namesp
         time.sleep(0.2)
     bad = _as_token(server, token[:-4] + "AAAA", "get", "ns")
     assert bad.returncode != 0 and "Unauthorized" in bad.stderr
+
+
+def test_pod_with_missing_service_account_is_refused(server: ServerProcess, namespace: str) -> None:
+    """Kubernetes refuses a pod whose ServiceAccount does not exist (403, its wording), after a
+    live lookup, so an account created just before the pod is found even if the cache lags."""
+    k = server.kubectl
+    out = k("-n", namespace, "run", "p", "--image=busybox", "--overrides",
+            '{"spec":{"serviceAccountName":"ghost"}}', check=False)
+    assert out.returncode != 0
+    assert (f'Error from server (Forbidden): pods "p" is forbidden: error looking up service account '
+            f'{namespace}/ghost: serviceaccount "ghost" not found') in out.stderr
+    k("-n", namespace, "create", "serviceaccount", "ghost")
+    k("-n", namespace, "run", "p", "--image=busybox", "--overrides", '{"spec":{"serviceAccountName":"ghost"}}')
+
+
+def test_enforce_mountable_secrets(server: ServerProcess, namespace: str) -> None:
+    """``kubernetes.io/enforce-mountable-secrets: "true"`` limits a pod to the account's secrets."""
+    k = server.kubectl
+    k("-n", namespace, "apply", "-f", "-", input=(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: strict\n"
+        "  annotations: {kubernetes.io/enforce-mountable-secrets: 'true'}\n"
+        "secrets: [{name: allowed}]\nimagePullSecrets: [{name: pull}]\n"))
+
+    def pod(name: str, spec: str) -> str:
+        return (f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  serviceAccountName: strict\n"
+                f"  containers: [{{name: c, image: busybox{spec}}}]\n")
+
+    cases = {
+        "vol": (", volumeMounts: [{name: v, mountPath: /s}]}]\n  volumes: [{name: v, secret: {secretName: other}",
+                'volume with secret.secretName="other" is not allowed because service account '
+                          "strict does not reference that secret"),
+        "env": (", env: [{name: E, valueFrom: {secretKeyRef: {name: other, key: k}}}]",
+                'container c with envVar E referencing secret.secretName="other" is not allowed because '
+                "service account strict does not reference that secret"),
+        "envfrom": (", envFrom: [{secretRef: {name: other}}]",
+                    'container c with envFrom referencing secret.secretName="other" is not allowed because '
+                    "service account strict does not reference that secret"),
+    }
+    for name, (extra, message) in cases.items():
+        out = k("-n", namespace, "create", "-f", "-", input=pod(name, extra), check=False)
+        assert out.returncode != 0, name
+        assert f'pods "{name}" is forbidden: {message}' in out.stderr, out.stderr
+    out = k("-n", namespace, "create", "-f", "-", check=False, input=pod("pull", "").replace(
+        "  containers:", "  imagePullSecrets: [{name: pull}, {name: nope}]\n  containers:"))
+    assert ('pods "pull" is forbidden: imagePullSecrets[1].name="nope" is not allowed because service account '
+            "strict does not reference that imagePullSecret") in out.stderr
+    k("-n", namespace, "create", "-f", "-",
+      input=pod("ok", ", env: [{name: E, valueFrom: {secretKeyRef: {name: allowed, key: k}}}]"))

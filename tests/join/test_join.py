@@ -243,6 +243,15 @@ def test_malformed_token_is_refused(server: ServerProcess, tmp_path: Path) -> No
     assert res.returncode == 1 and "not a kybernetes join token" in res.stderr
 
 
+def test_bootstrap_token_needs_the_discovery_hash(server: ServerProcess, tmp_path: Path) -> None:
+    """kubeadm's token form is accepted only with --discovery-token-ca-cert-hash: without a pin the
+    agent would trust whatever CA answers first."""
+    res = run_agent(server.url, "abcdef.0123456789abcdef", tmp_path / "agent", "node-b", timeout=30)
+    assert res.returncode == 1
+    assert "a bootstrap token needs --discovery-token-ca-cert-hash sha256:<64 hex digits>" in res.stderr
+    assert not (tmp_path / "agent" / "agent" / "ca.crt").exists()
+
+
 def test_revoked_token_stops_working(server: ServerProcess, tmp_path: Path) -> None:
     token = create_token(server)
     ensure_credentials(agent_config(server, token, tmp_path / "a", "node-rev-a"))

@@ -46,7 +46,9 @@ from kybernetes.apiserver.audit import Auditor, new_auditor
 from kybernetes.apiserver.audit.events import AuditEvent
 from kybernetes.apiserver.audit.events import long_running as audit_long_running
 from kybernetes.apiserver.auth.authenticator import Authenticator, TokenFile
+from kybernetes.apiserver.auth.bootstraptokens import BootstrapTokens
 from kybernetes.apiserver.auth.impersonation import impersonate
+from kybernetes.apiserver.auth.legacytokens import LegacyTokens
 from kybernetes.apiserver.auth.serviceaccounts import API_AUDIENCES, ISSUER, ServiceAccounts
 from kybernetes.apiserver.authz.authorizer import (
     Attributes,
@@ -235,7 +237,7 @@ class APIServer:
         self._install_rest()
         await self.registry.start()
         # Token authentication reads these from memory: have them cached from the start.
-        for plural in ("serviceaccounts", "pods"):
+        for plural in ("serviceaccounts", "pods", "secrets"):
             r = self.catalogue.get("", "v1", plural)
             assert r is not None
             await self.registry.cacher.cache_for(r.key_prefix)
@@ -252,6 +254,12 @@ class APIServer:
             await self.authorizer.start()
         self.authenticator.extra_token_authenticators.append(self.service_accounts.authenticate)
         self.authenticator.review_authenticators.append(self.service_accounts.review)
+        legacy = LegacyTokens(self.registry, self.service_accounts.public_key, API_AUDIENCES)
+        self.authenticator.extra_token_authenticators.append(legacy.authenticate)
+        self.authenticator.review_authenticators.append(legacy.review)
+        bootstrap = BootstrapTokens(self.registry)
+        self.authenticator.extra_token_authenticators.append(bootstrap.authenticate)
+        self.authenticator.review_authenticators.append(bootstrap.review)
 
         # kybernetes.httpserver, not aiohttp's server: aiohttp's request and response machinery
         # cost more per GET than everything the API server itself does for it.

@@ -52,6 +52,9 @@ class Controller:
     """The kube-system ServiceAccount this controller writes as with per-controller credentials:
     Kubernetes' name for it (``system:controller:<service_account>`` is its bootstrap role)."""
     workers: ClassVar[int] = 2
+    disabled_by_default: ClassVar[bool] = False
+    """Not selected by ``*`` in ``--controllers`` (Kubernetes' ``ControllersDisabledByDefault``),
+    only by name."""
 
     def __init__(self, ctx: ControllerContext) -> None:
         self.ctx = ctx

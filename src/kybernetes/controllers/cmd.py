@@ -36,13 +36,16 @@ from kybernetes.controllers.manager import ControllerManagerConfig, LostLeadersh
               help="PEM private key of --cluster-signing-cert-file.")
 @click.option("--cluster-signing-duration", default="8760h", show_default=True,
               help="The longest validity of a signed certificate (spec.expirationSeconds may ask less).")
+@click.option("--service-account-private-key-file", type=click.Path(path_type=Path), default=None,
+              help="PEM private key the serviceaccount-token controller signs legacy tokens with.")
 @click.option("-v", "--verbose", count=True)
 def command(kubeconfig: Path | None, controllers: str, leader_elect: bool, use_service_account_credentials: bool,
             leader_elect_lease_duration: str,
             leader_elect_renew_deadline: str, leader_elect_retry_period: str, node_monitor_grace_period: str,
             node_monitor_period: str, cluster_cidr: str, node_cidr_mask_size: int, allocate_node_cidrs: bool,
             terminated_pod_gc_threshold: int, root_ca_file: Path | None, cluster_signing_cert_file: Path | None,
-            cluster_signing_key_file: Path | None, cluster_signing_duration: str, verbose: int) -> None:
+            cluster_signing_key_file: Path | None, cluster_signing_duration: str,
+            service_account_private_key_file: Path | None, verbose: int) -> None:
     """Run the controllers that drive the cluster to its desired state."""
     logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
@@ -65,6 +68,8 @@ def command(kubeconfig: Path | None, controllers: str, leader_elect: bool, use_s
             "cluster-signing-cert-file": str(cluster_signing_cert_file) if cluster_signing_cert_file else None,
             "cluster-signing-key-file": str(cluster_signing_key_file) if cluster_signing_key_file else None,
             "cluster-signing-duration": parse_duration(cluster_signing_duration, bare_seconds=True),
+            "service-account-private-key-file": (str(service_account_private_key_file)
+                                                 if service_account_private_key_file else None),
         },
     )
 

@@ -35,9 +35,9 @@ log = logging.getLogger(__name__)
 CONTROLLER_MODULES = (
     "replicaset", "deployment", "statefulset", "daemonset",
     "job", "cronjob", "ttlafterfinished", "podgc",
-    "endpoints", "endpointslice", "serviceaccounts", "namespace", "garbagecollector",
+    "endpoints", "endpointslice", "serviceaccounts", "serviceaccounttoken", "namespace", "garbagecollector",
     "nodelifecycle", "nodeipam", "resourcequota", "disruption",
-    "csrsigning", "csrapproving", "csrcleaner", "volumeprotection", "clusterroleaggregation",
+    "csrsigning", "csrapproving", "csrcleaner", "volumeprotection", "clusterroleaggregation", "tokencleaner",
 )
 
 
@@ -51,11 +51,12 @@ def all_controllers() -> dict[str, type[Controller]]:
 
 
 def select(available: dict[str, type[Controller]], spec: list[str]) -> list[type[Controller]]:
-    """Kubernetes' ``--controllers`` syntax: ``*``, names, and ``-name`` exclusions."""
+    """Kubernetes' ``--controllers`` syntax: ``*`` (every controller not disabled by default),
+    names, and ``-name`` exclusions."""
     chosen: set[str] = set()
     for item in spec:
         if item == "*":
-            chosen |= set(available)
+            chosen |= {n for n, cls in available.items() if not cls.disabled_by_default}
         elif item.startswith("-"):
             continue
         elif item in available:

@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
+import random
 import time
 import uuid
 from pathlib import Path
@@ -28,8 +30,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from kybernetes import errors
 from kybernetes.api.obj import Obj
 from kybernetes.api.timeutil import format_rfc3339
+from kybernetes.apiserver.registry.objutil import decode
 from kybernetes.apiserver.registry.request import RequestContext, User
 from kybernetes.apiserver.registry.store import Registry
+from kybernetes.pki import service_account_key_id
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 API_AUDIENCES = (ISSUER, "https://kubernetes.default.svc", "kubernetes")
@@ -50,13 +54,39 @@ async def cached_service_account(registry: Registry, namespace: str, name: str) 
     return obj
 
 
+async def live_service_account(registry: Registry, namespace: str, name: str) -> Obj | None:
+    """A ServiceAccount from the watch cache, or, when the cache misses, from the store itself
+    (the admission plugin's ``getServiceAccount``: the cache may not have seen an account created a
+    moment ago). ``default`` is looked up 10 times, 100-200 ms apart, since the serviceaccount
+    controller creates it right after its namespace; any other name once. None if it does not exist."""
+    found = await cached_service_account(registry, namespace, name)
+    if found is not None:
+        return found
+    r = registry.catalogue.get("", "v1", "serviceaccounts")
+    assert r is not None
+    attempts = 10 if name == "default" else 1
+    interval = random.uniform(0.1, 0.2)
+    for attempt in range(attempts):
+        if attempt:
+            await asyncio.sleep(interval)
+        kv = await registry.store.get(r.key(namespace, name))
+        if kv is not None:
+            return decode(kv.value, kv.mod_revision)
+    return None
+
+
 class ServiceAccounts:
     def __init__(self, registry: Registry, key_path: Path) -> None:
         self.registry = registry
         pem = key_path.read_bytes()
         self._private = serialization.load_pem_private_key(pem, password=None)
         self._public = self._private.public_key()
-        self._kid = uuid.uuid5(uuid.NAMESPACE_OID, pem.decode()).hex[:16]
+        self._kid = service_account_key_id(pem)
+
+    @property
+    def public_key(self) -> Any:
+        """The key tokens signed with the service-account key are verified with."""
+        return self._public
 
     async def _service_account(self, namespace: str, name: str) -> Obj | None:
         return await cached_service_account(self.registry, namespace, name)
