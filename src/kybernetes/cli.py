@@ -57,7 +57,7 @@ def _common_options(f):  # type: ignore[no-untyped-def]
                           "standard out.")(f)
     f = click.option("--audit-policy-file", default="",
                      help="Path to the file that defines the audit policy configuration.")(f)
-    f = click.option("--authorization-mode", default="AlwaysAllow", show_default=True, metavar="MODES",
+    f = click.option("--authorization-mode", default="Node,RBAC", show_default=True, metavar="MODES",
                      help="Authorizers, in order (comma-separated): AlwaysAllow, AlwaysDeny, Node, RBAC.")(f)
     f = click.option("--anonymous-auth", type=click.BOOL, default=True, show_default=True,
                      help="Serve requests without credentials as system:anonymous (group system:unauthenticated); "
@@ -96,7 +96,7 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
             tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
             compact_interval: float, compact_keep: int, max_requests_inflight: int = 400,
             max_mutating_requests_inflight: int = 200, enable_admission_plugins: tuple[str, ...] = (),
-            disable_admission_plugins: tuple[str, ...] = (), authorization_mode: str = "AlwaysAllow",
+            disable_admission_plugins: tuple[str, ...] = (), authorization_mode: str = "Node,RBAC",
             anonymous_auth: bool = True, audit_policy_file: str = "", audit_log_path: str = "",
             audit_log_maxsize: int = 0, audit_log_maxbackup: int = 0, audit_log_maxage: int = 0) -> APIServerConfig:
     """The API server's configuration from the flags ``_common_options`` adds (one keyword each)."""

@@ -24,6 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+API_ONLY_CONTROLLERS = ("serviceaccount-controller", "clusterrole-aggregation")
+"""The controllers an API-server-only test server still runs: without them no pod could be created
+(its ServiceAccount would not exist) and the aggregated roles (``view``, ``edit``, ``admin``) would
+grant nothing."""
+
 KUBECTL = os.environ.get("KUBECTL", shutil.which("kubectl") or "/usr/bin/kubectl")
 
 
@@ -81,11 +86,10 @@ class ServerProcess:
         the controller manager; with ``agent`` also this machine's node (kubelet and containerd,
         on a free kubelet port, removing its pods when it stops unless not ``drain``).
 
-        Without the control plane the controller manager still runs its ``serviceaccount-controller``
-        alone (unless not ``service_accounts``), and the server counts as ready once
-        ``default/default`` exists: as in Kubernetes, ServiceAccount admission refuses a pod
-        whose account does not exist, so a cluster where no controller makes the ``default``
-        accounts could run no pods."""
+        Without the control plane the controller manager still runs :data:`API_ONLY_CONTROLLERS`
+        (unless not ``service_accounts``), and the server counts as ready once ``default/default``
+        exists: as in Kubernetes, ServiceAccount admission refuses a pod whose account does not
+        exist, and the ``view``/``edit``/``admin`` roles are empty until aggregated."""
         data_dir.mkdir(parents=True, exist_ok=True)
         port = port or free_port()
         log_path = data_dir / f"{command}.log"
@@ -101,8 +105,9 @@ class ServerProcess:
         wait_for_account = command == "server" and service_accounts
         if command == "server" and not control_plane:
             args += [] if "--disable-scheduler" in extra else ["--disable-scheduler"]
-            args += [] if "--disable-controller-manager" in extra else (["--kube-controller-manager-arg", "controllers=serviceaccount-controller"] if service_accounts
-                     else ["--disable-controller-manager"])
+            if "--disable-controller-manager" not in extra:
+                args += ["--kube-controller-manager-arg", f"controllers={','.join(API_ONLY_CONTROLLERS)}"] \
+                    if service_accounts else ["--disable-controller-manager"]
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         srv = cls(data_dir, port, proc, log_path, args)
@@ -152,6 +157,19 @@ class ServerProcess:
         if check and res.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
         return res
+
+    def wait_allowed(self, verb: str, resource: str, user: str, *, groups: tuple[str, ...] = (),
+                     namespace: str = "", timeout: float = 15.0) -> None:
+        """Until ``kubectl auth can-i`` (as the admin, impersonating ``user``) says yes: a grant just
+        written reaches the authorizer through its watch, and an aggregated role (``view``) is
+        filled by a controller, so a test that grants waits for the grant before using it."""
+        args = ["auth", "can-i", verb, resource, f"--as={user}", *(f"--as-group={g}" for g in groups)]
+        args += ["-n", namespace] if namespace else []
+        deadline = time.monotonic() + timeout
+        while self.kubectl(*args, check=False).stdout.strip() != "yes":
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{user} is still not allowed to {verb} {resource} after {timeout}s")
+            time.sleep(0.1)
 
     def stop(self, timeout: float = 150.0) -> int:
         return stop_process(self.proc, timeout)

@@ -1,4 +1,5 @@
-"""The kubelet under ``--authorization-mode Node`` (with NodeRestriction): it registers its Node,
+"""A whole node under the default ``--authorization-mode Node,RBAC`` (with NodeRestriction): the
+kubelet registers its Node,
 renews its Lease and runs a pod that uses a secret volume, configmap environment and a projected
 service-account token, with nothing but what the Node authorizer grants it; and its log holds no
 403 once the pod runs; and it mirrors a static pod, which NodeRestriction lets only a node's own
@@ -35,9 +36,8 @@ POD = {
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    """A node whose API server authorizes with the Node authorizer alone. Until RBAC and the
-    bootstrap policy let the scheduler and controller manager work in that mode, the test binds
-    its pod itself and makes the default ServiceAccount and kube-root-ca.crt (what they would do)."""
+    """A ``kyb server`` with its node, in the default authorization modes: every component (the
+    scheduler, each controller, the kubelet, kube-proxy) under its own least-privilege identity."""
     reason = _node_missing()
     if reason:
         pytest.skip(reason)
@@ -48,7 +48,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     (tmp / "manifests").mkdir()
     name = f"authz-node-{octet}"
     srv = ServerProcess.start(
-        tmp / "srv", "--authorization-mode", "Node", "--cluster-cidr", f"10.{octet}.0.0/16", "--node-name", name,
+        tmp / "srv", "--cluster-cidr", f"10.{octet}.0.0/16", "--node-name", name,
         "--kubelet-arg", f"cni-bridge=kye{octet}a", "--kubelet-arg", f"default-pod-cidr=10.{octet}.0.0/24",
         "--kubelet-arg", f"pod-manifest-path={tmp / 'manifests'}", agent=True, timeout=60)
     n = Node(srv, octet, tmp, name)
@@ -64,23 +64,19 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 
 
 def test_kubelet_runs_a_pod_with_only_node_permissions(node: Node, tmp_path: Path) -> None:
-    node.kubectl("create", "serviceaccount", "default")
-    ca = node.server.data_dir / "tls" / "ca.crt"
-    node.kubectl("create", "configmap", "kube-root-ca.crt", f"--from-file=ca.crt={ca}")
     node.kubectl("create", "secret", "generic", "sec", "--from-literal=k=v")
     node.kubectl("create", "configmap", "cm", "--from-literal=A=b")
-    pod = {**POD, "spec": {**POD["spec"], "nodeName": node.node_name}}  # type: ignore[dict-item]
-    node.kubectl("create", "-f", "-", input=json.dumps(pod))
+    node.kubectl("create", "-f", "-", input=json.dumps(POD))  # the scheduler binds it
     ready = node.kubectl("wait", "--for=condition=Ready", "pod/uses-all", "--timeout=90s", timeout=100, check=False)
     assert ready.returncode == 0, node.kubectl("describe", "pod", "uses-all").stdout
     lease = json.loads(node.kubectl("-n", "kube-node-lease", "get", "lease", node.node_name, "-o", "json").stdout)
     assert lease["spec"]["holderIdentity"] == node.node_name
-    # The kubelet and kube-proxy log into the agent's log. kube-proxy still runs with the node's
-    # credentials, which may not list EndpointSlices (its own identity, system:kube-proxy, and RBAC's
-    # system:node-proxier come with the bootstrap policy): its refusals are not the kubelet's.
-    log = (node.server.data_dir / "logs" / "agent.log").read_text(errors="replace")
-    assert "kubelet" in log
-    forbidden = [line for line in log.splitlines() if "forbidden" in line.lower() and "endpointslices" not in line]
+    # No component was refused anything: the kubelet and kube-proxy log into the agent's log, the
+    # scheduler and the controller manager into their own.
+    logs = node.server.data_dir / "logs"
+    text = "".join(p.read_text(errors="replace") for p in logs.glob("*.log"))
+    assert "kubelet" in (logs / "agent.log").read_text(errors="replace")
+    forbidden = [line for line in text.splitlines() if "forbidden" in line.lower()]
     assert not forbidden, "\n".join(forbidden[:20])
     node.kubectl("delete", "pod", "uses-all", "--wait=false")
     wait_until(lambda: node.kubectl("get", "pod", "uses-all", check=False).returncode != 0, 60, "pod deleted")

@@ -27,7 +27,8 @@ def _start(tmp_path: Path, *flags: str) -> ServerProcess:
     data = tmp_path / "data"
     data.mkdir(parents=True, exist_ok=True)
     (data / "tokens.csv").write_text(TOKENS)
-    return ServerProcess.start(data, *flags)
+    # Under AlwaysDeny the controller manager may do nothing, so no default ServiceAccount to wait for.
+    return ServerProcess.start(data, *flags, service_accounts="AlwaysDeny" not in flags)
 
 
 @pytest.fixture

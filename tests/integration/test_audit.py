@@ -48,7 +48,8 @@ def _start(tmp: Path, *flags: str) -> ServerProcess:
     (data / "tokens.csv").write_text('quiet-token,quiet,3001,"devs"\njane-token,jane,3002,"devs"\n')
     (tmp / "policy.yaml").write_text(POLICY)
     return ServerProcess.start(data, "--audit-policy-file", str(tmp / "policy.yaml"),
-                               "--audit-log-path", str(tmp / "logs" / "audit.log"), *flags)
+                               "--audit-log-path", str(tmp / "logs" / "audit.log"), *flags,
+                               service_accounts="AlwaysDeny" not in flags)  # AlwaysDeny: no controller may work
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +132,8 @@ def test_secrets_at_metadata_never_show_their_data(audited: ServerProcess) -> No
 
 
 def test_a_user_at_level_none_is_not_logged(audited: ServerProcess) -> None:
+    audited.kubectl("create", "rolebinding", "quiet-view", "--clusterrole=view", "--user=quiet", "-n", "kube-public")
+    audited.wait_allowed("list", "configmaps", "quiet", namespace="kube-public")
     res = subprocess.run([KUBECTL, "--kubeconfig", "/dev/null", "--server", audited.url, "--certificate-authority",
                           str(audited.data_dir / "tls" / "ca.crt"), "--token", "quiet-token",
                           "get", "configmaps", "-n", "kube-public"], capture_output=True, text=True, timeout=30)

@@ -21,7 +21,7 @@ def test_always_deny_refuses_all_but_masters_with_kubernetes_words(tmp_path: Pat
     data = tmp_path / "data"
     data.mkdir()
     (data / "tokens.csv").write_text('jane-token,jane,1001,"devs"\n')
-    with ServerProcess.start(data, "--authorization-mode", "AlwaysDeny") as srv:
+    with ServerProcess.start(data, "--authorization-mode", "AlwaysDeny", service_accounts=False) as srv:
         assert srv.kubectl("get", "ns", "default", "-o", "name").stdout.strip() == "namespace/default"
         res = subprocess.run([KUBECTL, "--kubeconfig", "/dev/null", "--server", srv.url,
                               "--certificate-authority", str(data / "tls" / "ca.crt"), "--token", "jane-token",
@@ -41,7 +41,8 @@ def test_forbidden_status_body_names_the_object(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     (data / "tokens.csv").write_text("t1,bob,1002\n")
-    with ServerProcess.start(data, "--authorization-mode", "AlwaysDeny", "--disable-agent") as srv:
+    with ServerProcess.start(data, "--authorization-mode", "AlwaysDeny", "--disable-agent",
+                             service_accounts=False) as srv:
         ctx = ssl.create_default_context(cafile=str(data / "tls" / "ca.crt"))
         req = urllib.request.Request(srv.url + "/apis/apps/v1/namespaces/x/deployments/web",
                                      headers={"Authorization": "Bearer t1"})

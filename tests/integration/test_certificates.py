@@ -123,7 +123,11 @@ def test_client_certificate_is_issued_and_authenticates(cluster: ServerProcess, 
     assert life == dt.timedelta(hours=1, minutes=5)  # backdated 5 minutes, NotAfter not (short-lived)
 
     # The certificate works as a TLS client certificate: its CN and O are the user the API server
-    # sees, which a CSR created with it records.
+    # sees, which a CSR created with it records (once RBAC lets carol's group ask for certificates).
+    cluster.kubectl("create", "clusterrole", "csr-creator", "--verb=create",
+                    "--resource=certificatesigningrequests.certificates.k8s.io")
+    cluster.kubectl("create", "clusterrolebinding", "devs-csr", "--clusterrole=csr-creator", "--group=devs")
+    cluster.wait_allowed("create", "certificatesigningrequests.certificates.k8s.io", "carol", groups=("devs",))
     (tmp_path / "carol.crt").write_bytes(base64.b64decode(admin.read_certificate_signing_request("carol").status.certificate))
     carol = certificates_api(host=cluster.url, ca=str(cluster.data_dir / "tls" / "ca.crt"),
                              cert=str(tmp_path / "carol.crt"), key=str(tmp_path / "carol.key"))

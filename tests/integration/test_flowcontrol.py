@@ -77,6 +77,9 @@ def test_responses_carry_the_classification(server: ServerProcess, api: client.A
         watch.release_conn()
     # A service account's request: the service-accounts schema, workload-low.
     server.kubectl("create", "serviceaccount", "app", "-n", namespace)
+    server.kubectl("create", "rolebinding", "app-view", "--clusterrole=view", f"--serviceaccount={namespace}:app",
+                   "-n", namespace)
+    server.wait_allowed("list", "configmaps", f"system:serviceaccount:{namespace}:app", namespace=namespace)
     token = server.kubectl("create", "token", "app", "-n", namespace).stdout.strip()
     pool = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=api.configuration.ssl_ca_cert)
     resp = raw(api, "GET", f"/api/v1/namespaces/{namespace}/configmaps", token_pool=(pool, token))
@@ -130,6 +133,8 @@ def one_seat_server(tmp_path: Path) -> Iterator[ServerProcess]:
     data.mkdir()
     (data / "tokens.csv").write_text("loader-token,loader,2001\n")
     srv = ServerProcess.start(data, "--max-requests-inflight", "1", "--max-mutating-requests-inflight", "0")
+    srv.kubectl("create", "rolebinding", "loader-edit", "--clusterrole=edit", "--user=loader", "-n", "default")
+    srv.wait_allowed("create", "configmaps", "loader", namespace="default")
     try:
         yield srv
     finally:

@@ -1,4 +1,4 @@
-"""A node's certificate on a real server with ``--authorization-mode Node``: it reads the secrets
+"""A node's certificate on a real server with ``--authorization-mode Node,RBAC`` (RBAC for the controller manager; nodes get nothing from it): it reads the secrets
 and configmaps of its own pods only, and writes only its own Node, Lease and mirror pods (the Node
 authorizer and NodeRestriction, with Kubernetes' 403 wording), driven by kubectl."""
 
@@ -122,7 +122,7 @@ def test_a_node_reads_and_writes_only_what_is_its_own(tmp_path: Path) -> None:
     data = tmp_path / "data"
     # No agent, scheduler or controller manager (ServerProcess' --disable-agent): the test makes the
     # service account, nodes, pods and lease itself.
-    with ServerProcess.start(data, "--authorization-mode", "Node", "--disable-agent") as srv:
+    with ServerProcess.start(data, "--authorization-mode", "Node,RBAC", "--disable-agent") as srv:
         srv.kubectl("apply", "-f", "-", input=OBJECTS)
         a = node_kubeconfig(srv, data, "a")
         user = 'User "system:node:a"'

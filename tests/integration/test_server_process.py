@@ -116,6 +116,10 @@ def test_bearer_token_file_authenticates(tmp_path: Path) -> None:
     (data / "tokens.csv").write_text('s3cr3t-token,alice,1001,"devs,ops"\n')
     srv = ServerProcess.start(data)
     try:
+        srv.kubectl("create", "clusterrolebinding", "devs-view", "--clusterrole=view", "--group=devs")
+        srv.kubectl("create", "clusterrole", "ns-reader", "--verb=list", "--resource=namespaces")
+        srv.kubectl("create", "clusterrolebinding", "devs-ns", "--clusterrole=ns-reader", "--group=devs")
+        srv.wait_allowed("list", "namespaces", "alice", groups=("devs",))
         base = [KUBECTL, "--kubeconfig", "/dev/null", "--server", srv.url,
                 "--certificate-authority", str(data / "tls" / "ca.crt")]
         ok = subprocess.run([*base, "--token", "s3cr3t-token", "get", "ns", "-o", "name"], capture_output=True,

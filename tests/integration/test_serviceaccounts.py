@@ -58,6 +58,13 @@ def test_token_request_authenticates_until_revoked(server: ServerProcess, namesp
     k("-n", namespace, "create", "serviceaccount", "bot")
     token = k("-n", namespace, "create", "token", "bot", "--duration=1h").stdout.strip()
     assert token.count(".") == 2
+    # A service account may do nothing until bound (Node,RBAC), only ask who it is.
+    refused = _as_token(server, token, "-n", namespace, "get", "pods")
+    assert refused.returncode != 0
+    assert (f'pods is forbidden: User "system:serviceaccount:{namespace}:bot" cannot list resource "pods" in API '
+            f'group "" in the namespace "{namespace}"') in refused.stderr
+    k("-n", namespace, "create", "rolebinding", "bot-view", "--clusterrole=view", f"--serviceaccount={namespace}:bot")
+    server.wait_allowed("list", "pods", f"system:serviceaccount:{namespace}:bot", namespace=namespace)
     ok = _as_token(server, token, "-n", namespace, "get", "pods")
     assert ok.returncode == 0, ok.stderr
     who = _as_token(server, token, "auth", "whoami", "-o", "json")

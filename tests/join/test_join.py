@@ -164,9 +164,11 @@ def test_join_gives_a_node_identity_that_the_api_server_accepts(server: ServerPr
     assert oct(creds.serving_key.stat().st_mode & 0o777) == "0o600"
     assert oct(creds.kubeconfig.stat().st_mode & 0o777) == "0o600"
 
-    # Without a certificate: 401; with the node's: the API answers.
-    assert get(server, "/api/v1/nodes", client_context(server))[0] == 401
-    code, doc = get(server, "/api/v1/nodes", client_context(server, creds.client_cert, creds.client_key))
+    # Without a certificate: system:anonymous, refused (403); with the node's: the API answers what
+    # the Node authorizer lets a node read (its own Node, as the kubelet watches it).
+    own = "/api/v1/nodes?fieldSelector=metadata.name%3Dnode-a"
+    assert get(server, own, client_context(server))[0] == 403
+    code, doc = get(server, own, client_context(server, creds.client_cert, creds.client_key))
     assert code == 200 and doc["kind"] == "NodeList"
 
     serving = x509.load_pem_x509_certificate(creds.serving_cert.read_bytes())
@@ -177,8 +179,9 @@ def test_join_gives_a_node_identity_that_the_api_server_accepts(server: ServerPr
     assert "node-a" in san.get_values_for_type(x509.DNSName)
     assert "127.0.0.1" in [str(a) for a in san.get_values_for_type(x509.IPAddress)]
 
-    # The kubeconfig the kubelet gets works as is (kubectl as the node).
-    res = server.kubectl("--kubeconfig", str(creds.kubeconfig), "get", "nodes", "-o", "name")
+    # The kubeconfig the kubelet gets works as is (kubectl as the node, asking for its own Node).
+    res = server.kubectl("--kubeconfig", str(creds.kubeconfig), "get", "nodes", "--field-selector",
+                         "metadata.name=node-a", "-o", "name")
     assert res.returncode == 0
     # The key never left: the certificate is for the key on disk.
     key = serialization.load_pem_private_key(creds.client_key.read_bytes(), None)

@@ -51,6 +51,7 @@ from kybernetes.apiserver.auth.impersonation import impersonate
 from kybernetes.apiserver.auth.legacytokens import LegacyTokens
 from kybernetes.apiserver.auth.serviceaccounts import API_AUDIENCES, ISSUER, ServiceAccounts
 from kybernetes.apiserver.authz.authorizer import (
+    DEFAULT_MODES,
     Attributes,
     AuthorizerFactory,
     Chain,
@@ -134,7 +135,7 @@ class APIServerConfig:
     enable_admission_plugins: tuple[str, ...] = ()
     disable_admission_plugins: tuple[str, ...] = ()
     """Admission plugins on besides / off among the default ones (see ``admission/plugins.py``)."""
-    authorization_modes: tuple[str, ...] = ("AlwaysAllow",)
+    authorization_modes: tuple[str, ...] = DEFAULT_MODES
     """``--authorization-mode``: the authorizers after ``system:masters``, in order (``authz/``)."""
     anonymous_auth: bool = True
     """``--anonymous-auth``: requests without credentials are ``system:anonymous``; as in

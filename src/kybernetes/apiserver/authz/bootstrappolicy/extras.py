@@ -12,6 +12,13 @@ permission beyond Kubernetes' is visible in one place:
   PVC retention policy), and the PVC and PV protection controllers *patch* claims and volumes to
   drop their finalizers, where Kubernetes' controllers update them: patch grants nothing update
   does not, it only spares a read-modify-write.
+
+And the node bindings kubeadm makes (kube-apiserver does not, but ``kyb agent`` joins and rotates
+as kubeadm's nodes do), to Kubernetes' own roles, named ``kybernetes:<kubeadm's name>``:
+
+* ``system:bootstrappers`` (bootstrap tokens) may create CSRs (``system:node-bootstrapper``) and
+  have a node-client CSR auto-approved (``...:nodeclient``);
+* ``system:nodes`` may have their client certificate's renewal auto-approved (``...:selfnodeclient``).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from kybernetes.apiserver.authz.bootstrappolicy.builders import (
     Rule,
     cluster_role,
     cluster_role_binding,
+    groups,
     rule,
     service_accounts,
     users,
@@ -52,5 +60,18 @@ def extra_cluster_roles() -> list[Obj]:
     return [cluster_role(PREFIX + name, *rules) for name, rules, _ in _extras()]
 
 
+CSR_ROLES = "system:certificates.k8s.io:certificatesigningrequests:"
+
+
+def _kubeadm_node_bindings() -> list[Obj]:
+    def bind(name: str, role: str, group: str) -> Obj:
+        return cluster_role_binding(role, groups(group), name="kybernetes:" + name)
+
+    return [bind("kubelet-bootstrap", "system:node-bootstrapper", "system:bootstrappers"),
+            bind("node-autoapprove-bootstrap", CSR_ROLES + "nodeclient", "system:bootstrappers"),
+            bind("node-autoapprove-certificate-rotation", CSR_ROLES + "selfnodeclient", "system:nodes")]
+
+
 def extra_cluster_role_bindings() -> list[Obj]:
-    return [cluster_role_binding(PREFIX + name, subjects) for name, _, subjects in _extras()]
+    return [cluster_role_binding(PREFIX + name, subjects) for name, _, subjects in _extras()] + \
+        _kubeadm_node_bindings()
