@@ -208,6 +208,7 @@ class APIServer:
         await self._bootstrap()
         self.flowcontrol = FlowControl(self.registry, self.catalogue, concurrency)
         await self.flowcontrol.start()
+        await self.registry.admission.start()  # plugins with state from the cluster (webhook configurations)
         if cfg.authorization_modes != ("AlwaysAllow",):
             self.authorizer = new_chain(cfg.authorization_modes, self.authorizer_factories)
             await self.authorizer.start()
@@ -266,6 +267,7 @@ class APIServer:
         if self.authorizer is not None:
             await self.authorizer.stop()
         if self.registry is not None:
+            await self.registry.admission.stop()
             await self.registry.stop()
         if self.http is not None:
             await self.http.stop(timeout=2.0)
