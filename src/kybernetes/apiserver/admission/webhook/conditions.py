@@ -5,8 +5,9 @@ An adapter over ``common-expression-language`` (the ``cel`` module), with Kubern
 ``oldObject`` (null where the operation has none) and ``request`` (the AdmissionReview request as
 JSON); the conditions match when every one evaluates to ``true``; the first ``false`` skips the
 webhook (errors of other conditions notwithstanding); an error or a non-boolean result, with no
-``false``, is an evaluation error, which the caller turns into a refusal under ``failurePolicy:
-Fail`` and a skip under ``Ignore``.
+``false``, is an evaluation error (``expression '<e>' resulted in error: ...``; several as
+``[a, b]``), which the caller turns into a refusal under ``failurePolicy: Fail`` and a skip under
+``Ignore``.
 
 Differences from Kubernetes, stated: the library checks syntax at compile time but not types, so
 an expression naming an undeclared variable compiles and fails when evaluated; ``authorizer`` and
@@ -39,6 +40,7 @@ def compile_error(expression: str) -> str:
 @dataclass(frozen=True)
 class Condition:
     name: str
+    expression: str
     program: Any
 
 
@@ -53,8 +55,8 @@ class Conditions:
     """A webhook's compiled matchConditions."""
 
     def __init__(self, conditions: list[dict[str, Any]]) -> None:
-        self.conditions = [Condition(str(c.get("name") or ""), _compile(str(c.get("expression") or "")))
-                           for c in conditions]
+        self.conditions = [Condition(str(c.get("name") or ""), str(c.get("expression") or ""),
+                                     _compile(str(c.get("expression") or ""))) for c in conditions]
 
     def __bool__(self) -> bool:
         return bool(self.conditions)
@@ -64,17 +66,18 @@ class Conditions:
         problems: list[str] = []
         for c in self.conditions:
             if c.program is None:
-                problems.append(f"compilation failed for matchCondition '{c.name}'")
+                problems.append(f"expression '{c.expression}' resulted in error: compilation failed")
                 continue
             try:
                 value = c.program.execute(variables)
             except Exception as e:  # the library raises KeyError, TypeError, ValueError, RuntimeError...
-                problems.append(f"matchCondition '{c.name}' evaluation failed: {_describe(e)}")
+                problems.append(f"expression '{c.expression}' resulted in error: {_describe(e)}")
                 continue
             if value is False:
                 return Outcome(False)
             if value is not True:
-                problems.append(f"matchCondition '{c.name}' must evaluate to bool")
+                problems.append(f"expression '{c.expression}' resulted in error: cel expression must evaluate "
+                                "to bool")
         if problems:
             return Outcome(False, "; ".join(problems) if len(problems) == 1 else "[" + ", ".join(problems) + "]")
         return Outcome(True)

@@ -25,11 +25,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import copy
 import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from kybernetes import errors
 from kybernetes.api.obj import Obj
@@ -44,6 +48,7 @@ from kybernetes.apiserver.admission.webhook.review import (
     Response,
     admission_request,
     admission_review,
+    review_version,
     verify_response,
 )
 from kybernetes.apiserver.admission.webhook.source import Webhook, WebhookSource
@@ -53,10 +58,6 @@ from kybernetes.apiserver.registry.store import Registry
 log = logging.getLogger(__name__)
 
 NO_SIDE_EFFECTS = ("None", "NoneOnDryRun")
-
-
-class _Failed(Exception):
-    """The call failed (``ErrCallingWebhook``): the failure policy decides."""
 
 
 def denied(name: str, result: dict[str, Any] | None) -> errors.StatusError:
@@ -133,29 +134,37 @@ class Dispatcher:
         effects is not called: the request fails."""
         if attrs.dry_run and hook.spec.get("sideEffects") not in NO_SIDE_EFFECTS:
             raise dry_run_unsupported(hook.name)
+        version = review_version(list(hook.spec.get("admissionReviewVersions") or []))
+        if not version:
+            self.failed(hook, "webhook does not accept known AdmissionReview versions (v1, v1beta1)")
+            return None
         try:
-            try:
-                raw = await self.client.call(hook, admission_review(request))
-            except CallError as e:
-                raise _Failed(str(e)) from None
-            try:
-                response = verify_response(request["uid"], self.mutating, raw)
-            except InvalidResponse as e:
-                raise _Failed(f"received invalid webhook response: {e}") from None
-        except _Failed as e:
-            message = f'failed calling webhook "{hook.name}": {e}'
-            if hook.failure_policy_ignore:
-                log.warning("Failed calling webhook, failing open %s: %s", hook.name, message)
-                return None
-            log.warning("Failed calling webhook, failing closed %s: %s", hook.name, message)
-            raise errors.InternalError(f"Internal error occurred: {message}",
-                                       details={"causes": [{"message": message}]}) from None
+            raw = await self.client.call(hook, admission_review(request, version))
+        except CallError as e:
+            self.failed(hook, str(e))
+            return None
+        try:
+            response = verify_response(request["uid"], self.mutating, raw, version)
+        except InvalidResponse as e:
+            self.failed(hook, f"received invalid webhook response: {e}")
+            return None
         for key, value in response.audit_annotations.items():
             attrs.audit_annotations[f"{hook.name}/{key}"] = value
         attrs.warnings.extend(response.warnings)
         if not response.allowed:
             raise denied(hook.name, response.result)
         return response
+
+
+    def failed(self, hook: Webhook, reason: str) -> None:
+        """A call that failed (``ErrCallingWebhook``): nothing under ``failurePolicy: Ignore``,
+        Kubernetes' 500 under ``Fail``."""
+        message = f'failed calling webhook "{hook.name}": {reason}'
+        if hook.failure_policy_ignore:
+            log.warning("Failed calling webhook, failing open %s: %s", hook.name, message)
+            return
+        log.warning("Failed calling webhook, failing closed %s: %s", hook.name, message)
+        raise errors.InternalError(f"Internal error occurred: {message}", details={"causes": [{"message": message}]})
 
 
 class ValidatingDispatcher(Dispatcher):
@@ -207,13 +216,31 @@ class MutatingDispatcher(Dispatcher):
                 if prepared is None or (attrs.is_reinvoke and hook.uid not in state.to_reinvoke):
                     continue
                 response = await self.call(hook, prepared.request, attrs)
-                if response is not None and response.patch and self._apply(hook, prepared, response.patch, attrs):
+                patch = self._patch(hook, response)
+                if patch and self._apply(hook, prepared, patch, attrs):
                     state.require_reinvoking_previously_invoked()
                     attrs.should_reinvoke = True
                 if hook.reinvoke_if_needed:
                     state.previously_invoked.add(hook.uid)
         finally:
             state.last_output = copy.deepcopy(attrs.object)
+
+    def _patch(self, hook: Webhook, response: Response | None) -> list[Any]:
+        """The answer's JSON patch operations (none if it has no patch or failed open); an
+        undecodable patch is a 500, a patch type other than JSONPatch a failed call."""
+        if response is None or not response.patch:
+            return []
+        try:
+            ops = orjson.loads(base64.b64decode(response.patch, validate=True))
+        except (binascii.Error, ValueError) as e:
+            raise errors.InternalError(f"Internal error occurred: {e}") from None
+        if not isinstance(ops, list):
+            raise errors.InternalError("Internal error occurred: json: cannot unmarshal object into Go value of "
+                                       "type jsonpatch.Patch")
+        if ops and response.patch_type != "JSONPatch":
+            self.failed(hook, f'unsupported patch type "{response.patch_type}"')
+            return []
+        return ops
 
     def _apply(self, hook: Webhook, prepared: Prepared, patch: list[Any], attrs: Attributes) -> bool:
         """Apply ``patch`` to the object; whether it changed. The object keeps its identity (the

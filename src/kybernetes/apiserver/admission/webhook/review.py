@@ -11,8 +11,6 @@ always present; ``options`` are the operation's options (``CreateOptions``, ``Up
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,8 +104,18 @@ def admission_request(uid: str, attrs: Attributes, target: Target, obj: Obj | No
     return req
 
 
-def admission_review(request: dict[str, Any]) -> dict[str, Any]:
-    return {"kind": "AdmissionReview", "apiVersion": API_VERSION, "request": request}
+def review_version(hook_versions: list[Any]) -> str:
+    """The AdmissionReview version to send (``CreateAdmissionObjects``): the first of the webhook's
+    ``admissionReviewVersions`` this server speaks (v1, v1beta1); empty if none."""
+    for version in hook_versions:
+        if version in ("v1", "v1beta1"):
+            return str(version)
+    return ""
+
+
+def admission_review(request: dict[str, Any], version: str = "v1") -> dict[str, Any]:
+    """The AdmissionReview of ``version`` carrying ``request`` (v1 and v1beta1 requests have the same fields)."""
+    return {"kind": "AdmissionReview", "apiVersion": f"admission.k8s.io/{version}", "request": request}
 
 
 class InvalidResponse(Exception):
@@ -118,54 +126,54 @@ class InvalidResponse(Exception):
 class Response:
     allowed: bool
     result: dict[str, Any] | None = None
-    patch: list[Any] | None = None
+    patch: str = ""
+    """The JSON patch as sent (base64); decoded by the mutating dispatcher."""
+    patch_type: str = ""
     audit_annotations: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 
-def _patch(response: dict[str, Any], mutating: bool) -> list[Any] | None:
-    raw, patch_type = response.get("patch"), response.get("patchType")
-    if not raw:
-        if patch_type:
-            raise InvalidResponse("webhook returned response.patchType but not response.patch")
-        return None
+def _v1_patch(response: dict[str, Any], mutating: bool) -> tuple[str, str]:
+    raw, patch_type = str(response.get("patch") or ""), response.get("patchType")
     if not mutating:
-        raise InvalidResponse("validating webhook may not return response.patch")
-    if not patch_type:
+        if raw:
+            raise InvalidResponse("validating webhook may not return response.patch")
+        if patch_type is not None:
+            raise InvalidResponse("validating webhook may not return response.patchType")
+        return "", ""
+    if raw and patch_type is None:
         raise InvalidResponse("webhook returned response.patch but not response.patchType")
-    if patch_type != "JSONPatch":
-        raise InvalidResponse(f'webhook returned invalid response.patchType of "{patch_type}"')
-    try:
-        import orjson
-
-        ops = orjson.loads(base64.b64decode(str(raw), validate=True))
-    except (binascii.Error, ValueError) as e:
-        raise InvalidResponse(f"webhook returned an undecodable response.patch: {e}") from None
-    if not isinstance(ops, list):
-        raise InvalidResponse("webhook returned a response.patch that is not a JSON patch")
-    return ops
+    if not raw and patch_type is not None:
+        raise InvalidResponse("webhook returned response.patchType but not response.patch")
+    if patch_type is not None and not patch_type:
+        raise InvalidResponse('webhook returned invalid response.patchType of ""')
+    return raw, str(patch_type or "")
 
 
-def verify_response(uid: str, mutating: bool, review: Any) -> Response:
-    """``VerifyAdmissionResponse`` for AdmissionReview v1."""
-    if not isinstance(review, dict):
-        raise InvalidResponse("expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got "
-                              "/, Kind=")
-    api_version, kind = str(review.get("apiVersion") or ""), str(review.get("kind") or "")
-    if api_version != API_VERSION or kind != "AdmissionReview":
-        shown = api_version if "/" in api_version else f"/{api_version}"
-        raise InvalidResponse(f"expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got "
-                              f"{shown}, Kind={kind}")
-    response = review.get("response")
+def _gvk_string(api_version: str, kind: str) -> str:
+    group, _, version = api_version.rpartition("/")
+    return f"{group}/{version}, Kind={kind}"
+
+
+def verify_response(uid: str, mutating: bool, review: Any, version: str = "v1") -> Response:
+    """``VerifyAdmissionResponse``: for v1 the uid, the kind and the patch fields are checked; v1beta1
+    answers are taken as they come (a patch is a JSON patch), as Kubernetes does."""
+    response = review.get("response") if isinstance(review, dict) else None
     if not isinstance(response, dict):
         raise InvalidResponse("webhook response was absent")
-    if response.get("uid") != uid:
-        raise InvalidResponse(f'expected response.uid="{uid}", got "{response.get("uid") or ""}"')
-    allowed = response.get("allowed") is True
-    result = response.get("status") if isinstance(response.get("status"), dict) else None
-    annotations = response.get("auditAnnotations")
-    warnings = response.get("warnings")
+    if version == "v1":
+        if response.get("uid") != uid:
+            raise InvalidResponse(f'expected response.uid="{uid}", got "{response.get("uid") or ""}"')
+        got = _gvk_string(str(review.get("apiVersion") or ""), str(review.get("kind") or ""))
+        if got != f"{API_VERSION}, Kind=AdmissionReview":
+            raise InvalidResponse(f"expected webhook response of {API_VERSION}, Kind=AdmissionReview, got {got}")
+        patch, patch_type = _v1_patch(response, mutating)
+    else:
+        patch = str(response.get("patch") or "") if mutating else ""
+        patch_type = "JSONPatch" if patch else ""
+    annotations, warnings = response.get("auditAnnotations"), response.get("warnings")
     return Response(
-        allowed, result, _patch(response, mutating),
+        response.get("allowed") is True, response.get("status") if isinstance(response.get("status"), dict) else None,
+        patch, patch_type,
         {str(k): str(v) for k, v in annotations.items()} if isinstance(annotations, dict) else {},
         [str(w) for w in warnings] if isinstance(warnings, list) else [])
