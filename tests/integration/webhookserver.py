@@ -10,7 +10,6 @@ server sent. The server runs in a thread of the test process.
 from __future__ import annotations
 
 import base64
-import datetime
 import ipaddress
 import json
 import ssl
@@ -22,51 +21,35 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+from kybernetes.pki import PKI
 
 
 class CA:
-    """A CA and one serving certificate it signs, written to ``directory``."""
+    """A CA (``kybernetes.pki``) and one serving certificate it signs for ``hosts``, in ``directory``."""
 
     def __init__(self, directory: Path, hosts: list[str], cn: str = "webhook-test-ca") -> None:
-        now = datetime.datetime.now(datetime.UTC)
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn))
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                .sign(key, hashes.SHA256()))
-        sans: list[x509.GeneralName] = []
-        for h in hosts:
-            try:
-                sans.append(x509.IPAddress(ipaddress.ip_address(h)))
-            except ValueError:
-                sans.append(x509.DNSName(h))
-        skey = ec.generate_private_key(ec.SECP256R1())
-        scert = (x509.CertificateBuilder().subject_name(_name(hosts[0])).issuer_name(_name(cn))
-                 .public_key(skey.public_key()).serial_number(x509.random_serial_number())
-                 .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-                 .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-                 .sign(key, hashes.SHA256()))
-        directory.mkdir(parents=True, exist_ok=True)
-        self.ca_pem = cert.public_bytes(serialization.Encoding.PEM)
+        pki = PKI.load_or_create(directory / cn)
+        ips = tuple(h for h in hosts if _is_ip(h))
+        cert, key = pki.issue(hosts[0], dns_names=tuple(h for h in hosts if h not in ips), ip_addresses=ips,
+                              server=True)
+        self.ca_pem = pki.ca_pem
         self.cert_path = directory / f"{cn}-serving.crt"
         self.key_path = directory / f"{cn}-serving.key"
-        self.cert_path.write_bytes(scert.public_bytes(serialization.Encoding.PEM))
-        self.key_path.write_bytes(skey.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                     serialization.NoEncryption()))
+        self.cert_path.write_bytes(cert)
+        self.key_path.write_bytes(key)
 
     @property
     def bundle(self) -> str:
         """The CA as a webhook's ``caBundle``."""
         return base64.b64encode(self.ca_pem).decode()
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def review_response(request: dict[str, Any], allowed: bool, **extra: Any) -> dict[str, Any]:
