@@ -360,6 +360,22 @@ async def test_a_patch_is_defaulted_and_validated(registry: Registry) -> None:
     assert made["spec"]["ports"][0]["protocol"] == "TCP"  # defaulted after the patch
 
 
+async def test_a_patch_is_decoded_as_kubernetes_decodes_it(registry: Registry) -> None:
+    scripted = await _install(registry, [_hook("dec.x.io")])
+    scripted.answers["dec.x.io"] = lambda req: _patch([{"op": "add", "path": "/bogus", "value": 1},
+                                                       {"op": "add", "path": "/data", "value": {"k": "v"}}])
+    r = registry.catalogue.get("", "v1", "configmaps")
+    assert r is not None
+    made = await registry.create(r, "default", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "u"}},
+                                 RequestContext())
+    assert "bogus" not in made and made["data"] == {"k": "v"}  # an unknown field is dropped
+    scripted.answers["dec.x.io"] = lambda req: _patch([{"op": "add", "path": "/data", "value": "text"}])
+    with pytest.raises(errors.InternalError) as caught:
+        await registry.create(r, "default", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w"}},
+                              RequestContext())
+    assert caught.value.message.startswith("Internal error occurred: ")
+
+
 async def test_a_patch_on_delete_is_refused(registry: Registry) -> None:
     hook = _hook("del.x.io", rules=[{"operations": ["DELETE"], "apiGroups": [""], "apiVersions": ["v1"],
                                      "resources": ["configmaps"]}])

@@ -16,8 +16,9 @@
 * a denial is ``admission webhook "x" denied the request: <message>`` with the webhook's code
   (at least 400), reason and details; warnings go to the client's Warning headers and audit
   annotations are kept as ``<webhook>/<key>``;
-* a mutating webhook's JSON patch is applied to the object, the result decoded and defaulted
-  again (then the store validates it as usual); a patch that changed the object asks for the
+* a mutating webhook's JSON patch is applied to the object, the result decoded as into its Go
+  type (unknown fields dropped, custom resources pruned, a wrong type a 500) and defaulted again
+  (then the store validates it as usual); a patch that changed the object asks for the
   chain's second round, in which webhooks with ``reinvocationPolicy: IfNeeded`` that ran before
   the change are called again (Kubernetes' reinvocation context).
 """
@@ -36,10 +37,12 @@ from typing import Any
 import orjson
 
 from kybernetes import errors
+from kybernetes.api import decode as typed
 from kybernetes.api.obj import Obj
 from kybernetes.api.patch.json_patch import apply_json_patch
 from kybernetes.api.patch.jsonvalues import json_equal
 from kybernetes.api.resources import Catalogue, Resource
+from kybernetes.api.structural.pruning import prune_custom_object
 from kybernetes.apiserver.admission.chain import Attributes
 from kybernetes.apiserver.admission.webhook.client import CallError, WebhookClient
 from kybernetes.apiserver.admission.webhook.matching import Invocation, Matcher
@@ -242,6 +245,19 @@ class MutatingDispatcher(Dispatcher):
             return []
         return ops
 
+    def _decode(self, r: Resource, obj: Obj) -> None:
+        """The patched object decoded as Kubernetes decodes it into its type: unknown fields
+        dropped (pruned for a custom resource), a wrong type a 500."""
+        schema = self.registry.schema(r)
+        if schema is None:
+            return
+        if not r.builtin:
+            prune_custom_object(obj, schema.raw)
+            return
+        problems = typed.check(obj, schema).type_errors
+        if problems:
+            raise errors.InternalError(f"Internal error occurred: {problems[0]}")
+
     def _apply(self, hook: Webhook, prepared: Prepared, patch: list[Any], attrs: Attributes) -> bool:
         """Apply ``patch`` to the object; whether it changed. The object keeps its identity (the
         store holds it), decoded and defaulted as a new request's would be."""
@@ -255,6 +271,7 @@ class MutatingDispatcher(Dispatcher):
             raise errors.InternalError(f"Internal error occurred: {e.message}") from None
         if not isinstance(patched, dict):
             raise errors.InternalError("Internal error occurred: the patched object is not a JSON object")
+        self._decode(prepared.resource, patched)
         if json_equal(patched, current):
             return False
         src = self.catalogue.get(attrs.group, attrs.version, attrs.resource)
