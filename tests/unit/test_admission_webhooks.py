@@ -184,6 +184,11 @@ def test_request_fields_in_kubernetes_order() -> None:
     assert req["userInfo"] == {"username": "alice", "uid": "u-1", "groups": ["team"], "extra": {"k": ["v"]}}
     assert req["options"] == {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1", "dryRun": ["All"]}
     assert req["oldObject"] is None and req["dryRun"] is True
+    ns = dict(group="", resource="namespaces", kind="Namespace", namespace="", name="team")
+    deleted = admission_request("u", _attrs(operation=DELETE, object=None, old_object={}, **ns),
+                                Target("", "v1", "namespaces", "Namespace"), None, {})
+    created = admission_request("u", _attrs(**ns), Target("", "v1", "namespaces", "Namespace"), {}, None)
+    assert deleted["namespace"] == "team" and "namespace" not in created
 
 
 def _review(uid: str = "u", **response: Any) -> dict[str, Any]:
