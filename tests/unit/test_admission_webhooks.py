@@ -188,7 +188,7 @@ def test_request_fields_in_kubernetes_order() -> None:
     deleted = admission_request("u", _attrs(operation=DELETE, object=None, old_object={}, **ns),
                                 Target("", "v1", "namespaces", "Namespace"), None, {})
     created = admission_request("u", _attrs(**ns), Target("", "v1", "namespaces", "Namespace"), {}, None)
-    assert deleted["namespace"] == "team" and "namespace" not in created
+    assert deleted["namespace"] == "team" and created["namespace"] == "team"
 
 
 def _review(uid: str = "u", **response: Any) -> dict[str, Any]:

@@ -5,8 +5,8 @@ the resource and kind the webhook is called for (the matched equivalent under ``
 Equivalent``) and, as ``requestKind``/``requestResource``/``requestSubResource``, those of the
 request itself; ``object``/``oldObject`` are null where the operation has none; ``dryRun`` is
 always present; ``options`` are the operation's options (``CreateOptions``, ``UpdateOptions``,
-``DeleteOptions``); a request on a Namespace's own path (not its create) carries its name as
-``namespace``, as kube-apiserver's RequestInfo does. Fields are in Go's order. :func:`verify_response` is
+``DeleteOptions``); a request for a Namespace carries its own name as ``namespace`` (since
+Kubernetes 1.20, on create too). Fields are in Go's order. :func:`verify_response` is
 ``VerifyAdmissionResponse`` with its wording.
 """
 
@@ -95,8 +95,8 @@ def admission_request(uid: str, attrs: Attributes, target: Target, obj: Obj | No
     if attrs.name:
         req["name"] = attrs.name
     namespace = attrs.namespace
-    if not namespace and attrs.operation != CREATE and attrs.group == "" and attrs.resource == "namespaces":
-        namespace = attrs.name  # Kubernetes' RequestInfo names a Namespace's path as its namespace
+    if not namespace and attrs.group == "" and attrs.resource == "namespaces":
+        namespace = attrs.name  # a Namespace's own name, on create too (kubernetes/kubernetes#95012)
     if namespace:
         req["namespace"] = namespace
     req["operation"] = attrs.operation
