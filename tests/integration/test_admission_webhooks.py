@@ -183,7 +183,8 @@ def test_requests_carry_what_kubernetes_sends(server: ServerProcess, configs: Co
     assert create_req["userInfo"]["username"] and "system:authenticated" in create_req["userInfo"]["groups"]
     assert create_req["object"]["data"] == {"k": "v"} and create_req["oldObject"] is None
     assert create_req["dryRun"] is False
-    assert create_req["options"]["kind"] == "CreateOptions" and create_req["options"]["apiVersion"] == "meta.k8s.io/v1"
+    assert create_req["options"] == {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1",
+                                     "fieldManager": "kubectl-create"}
     assert update_req["operation"] == "UPDATE" and update_req["options"]["kind"] == "UpdateOptions"
     assert update_req["object"]["metadata"]["labels"] == {"x": "y"} and "labels" not in update_req["oldObject"]["metadata"]
     assert delete_req["operation"] == "DELETE" and delete_req["object"] is None

@@ -74,6 +74,8 @@ class Attributes:
     each as a ``Warning`` header (``warning.AddWarning``)."""
     audit_annotations: dict[str, str] = field(default_factory=dict)
     """The request's audit annotations (the caller passes its own dict; ``audit.AddAuditAnnotations``)."""
+    field_manager: str = ""
+    """The request's ``fieldManager`` parameter, if given (part of Create/UpdateOptions)."""
     reinvocation: dict[str, Any] = field(default_factory=dict)
     """Plugins' own state across the rounds of the mutating phase (``ReinvocationContext`` values)."""
     should_reinvoke: bool = False

@@ -61,6 +61,8 @@ def operation_options(attrs: Attributes) -> dict[str, Any] | None:
         out: dict[str, Any] = {"kind": kind, "apiVersion": _META}
         if dry_run:
             out["dryRun"] = dry_run
+        if attrs.field_manager:
+            out["fieldManager"] = attrs.field_manager
         return out
     if attrs.operation == DELETE:
         out = {"kind": "DeleteOptions", "apiVersion": _META}
