@@ -192,6 +192,15 @@ def test_requests_carry_what_kubernetes_sends(server: ServerProcess, configs: Co
     assert len({create_req["uid"], update_req["uid"], delete_req["uid"]}) == 3
 
 
+def test_v1beta1_reviews_for_webhooks_that_ask_for_them(server: ServerProcess, configs: Configs,
+                                                        hooks: WebhookServer, namespace: str) -> None:
+    configs.apply("ValidatingWebhookConfiguration", "beta",
+                  configs.hook("beta", "/beta", admissionReviewVersions=["v1beta1", "v1"]))
+    assert create(server, namespace, configmap("old-style")).returncode == 0
+    (review,) = hooks.received["/beta"]
+    assert review["apiVersion"] == "admission.k8s.io/v1beta1" and review["request"]["name"] == "old-style"
+
+
 def test_denial_in_kubernetes_words(server: ServerProcess, configs: Configs, hooks: WebhookServer,
                                     namespace: str, api: Any) -> None:
     configs.apply("ValidatingWebhookConfiguration", "deny",

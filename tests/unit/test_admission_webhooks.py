@@ -348,6 +348,16 @@ async def test_patches_apply_in_order_with_reinvocation(registry: Registry) -> N
     assert scripted.calls[2][1]["object"]["metadata"]["labels"] == {"by": "b"}
 
 
+async def test_warnings_and_audit_annotations_reach_the_request(registry: Registry) -> None:
+    scripted = await _install(registry, [_hook("note.x.io")])
+    scripted.answers["note.x.io"] = lambda req: {"warnings": ["careful"], "auditAnnotations": {"seen": "yes"}}
+    r = registry.catalogue.get("", "v1", "configmaps")
+    assert r is not None
+    ctx = RequestContext()
+    await registry.create(r, "default", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "n"}}, ctx)
+    assert ctx.warnings == ["careful"] and ctx.audit_annotations == {"note.x.io/seen": "yes"}
+
+
 async def test_a_patch_is_defaulted_and_validated(registry: Registry) -> None:
     scripted = await _install(registry, [_hook("svc.x.io")])
     scripted.answers["svc.x.io"] = lambda req: _patch(
