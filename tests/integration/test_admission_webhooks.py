@@ -128,6 +128,8 @@ def test_configurations_are_defaulted_as_kubernetes_does(server: ServerProcess, 
     assert hook["namespaceSelector"] == {} and hook["objectSelector"] == {}
     assert hook["rules"][0]["scope"] == "*" and hook["clientConfig"]["service"]["port"] == 443
     assert out["metadata"]["generation"] == 1
+    table = server.kubectl("get", "mutatingwebhookconfigurations", configs.made[0][1]).stdout.split("\n")
+    assert table[0].split() == ["NAME", "WEBHOOKS", "AGE"] and table[1].split()[1] == "1"
 
 
 def test_invalid_configurations_get_kubernetes_422(server: ServerProcess, configs: Configs) -> None:
