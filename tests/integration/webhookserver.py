@@ -89,8 +89,9 @@ class WebhookServer:
                 review = json.loads(body)
                 outer.received["/" + name].append(review)
                 answer = outer.answer("/" + name, review["request"], query)
+                status, answer = answer if isinstance(answer, tuple) else (200, answer)
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -116,7 +117,7 @@ class WebhookServer:
         self.httpd.server_close()
 
     def answer(self, path: str, request: dict[str, Any], query: dict[str, list[str]]) -> Any:
-        """What the webhook at ``path`` answers (a review, or raw bytes)."""
+        """What the webhook at ``path`` answers: a review, raw bytes, or (HTTP status, either)."""
         if path in self.handlers:
             return self.handlers[path](request, query)
         if path == "/deny":
@@ -129,6 +130,8 @@ class WebhookServer:
                                    auditAnnotations={"checked": "yes"})
         if path == "/garbage":
             return b"this is not json"
+        if path == "/error":
+            return 500, b"boom"
         if path == "/wrong-uid":
             return review_response({**request, "uid": "not-the-uid"}, True)
         if path == "/slow":

@@ -231,6 +231,15 @@ def test_denials_in_kubernetes_words(status: dict[str, Any] | None, code: int, m
     assert (err.code, err.message) == (code, message)
 
 
+def test_non_2xx_answers_in_client_go_words() -> None:
+    from kybernetes.apiserver.admission.webhook.client import http_error
+
+    assert http_error(500, b"boom") == 'an error on the server ("boom") has prevented the request from succeeding'
+    assert http_error(404, b"") == "the server could not find the requested resource"
+    assert http_error(418, b"") == "the server responded with the status code 418 but did not return more information"
+    assert http_error(400, b'{"kind":"Status","message":"nope"}') == "nope"
+
+
 # --- matchConditions -----------------------------------------------------------------------------
 
 

@@ -41,6 +41,38 @@ class CallError(Exception):
     """The webhook could not be called or gave no usable answer (``ErrCallingWebhook``'s reason)."""
 
 
+_GENERIC = {
+    400: "the server rejected our request for an unknown reason",
+    401: "the server has asked for the client to provide credentials",
+    403: "forbidden",
+    404: "the server could not find the requested resource",
+    405: "the server does not allow this method on the requested resource",
+    409: "the server reported a conflict",
+    413: "the server has rejected the request because the request is too large",
+    422: "the server rejected our request due to an error in our request",
+    429: "the server has received too many requests and has asked us to try again later",
+    503: "the server is currently unable to handle the request",
+    504: "the server was unable to return a response in the time allotted, but may still be processing the request",
+}
+
+
+def http_error(status: int, body: bytes) -> str:
+    """What client-go makes of a non-2xx answer: a Status body's message, else
+    ``NewGenericServerResponse``'s words for the code."""
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        decoded = None
+    if isinstance(decoded, dict) and decoded.get("kind") == "Status" and decoded.get("message"):
+        return str(decoded["message"])
+    if status in _GENERIC:
+        return _GENERIC[status]
+    if status >= 500:
+        text = body.decode("utf-8", "replace").strip()
+        return f'an error on the server ("{text}") has prevented the request from succeeding'
+    return f"the server responded with the status code {status} but did not return more information"
+
+
 class Resolved:
     """Where one call goes: the URL Kubernetes names in messages, the address to connect to and
     the name TLS verifies."""
@@ -101,8 +133,7 @@ class WebhookClient:
         except (aiohttp.ClientError, OSError) as e:
             raise CallError(f"failed to call webhook: {where}: {e}") from None
         if not 200 <= resp.status < 300:
-            raise CallError(f"failed to call webhook: the server responded with the status code {resp.status} "
-                            "but did not return more information")
+            raise CallError(f"failed to call webhook: {http_error(resp.status, body)}")
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as e:
