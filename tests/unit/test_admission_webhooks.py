@@ -350,9 +350,17 @@ async def test_patches_apply_in_order_with_reinvocation(registry: Registry) -> N
         [{"op": "add", "path": "/metadata/labels", "value": {"by": "b"}}])
     r = registry.catalogue.get("", "v1", "configmaps")
     assert r is not None
+    ctx = RequestContext()
     made = await registry.create(r, "default", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m"}},
-                                 RequestContext())
+                                 ctx)
     assert made["metadata"]["labels"] == {"by": "b"} and made["metadata"]["resourceVersion"]
+    assert {k: json.loads(v) for k, v in ctx.audit_annotations.items()} == {
+        "mutation.webhook.admission.k8s.io/round_0_index_0": {"configuration": "c0", "webhook": "a.x.io",
+                                                              "mutated": False},
+        "mutation.webhook.admission.k8s.io/round_0_index_1": {"configuration": "c1", "webhook": "b.x.io",
+                                                              "mutated": True},
+        "mutation.webhook.admission.k8s.io/round_1_index_0": {"configuration": "c0", "webhook": "a.x.io",
+                                                              "mutated": False}}
     assert [name for name, _ in scripted.calls] == ["a.x.io", "b.x.io", "a.x.io"]
     assert scripted.calls[2][1]["object"]["metadata"]["labels"] == {"by": "b"}
 
@@ -364,7 +372,7 @@ async def test_warnings_and_audit_annotations_reach_the_request(registry: Regist
     assert r is not None
     ctx = RequestContext()
     await registry.create(r, "default", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "n"}}, ctx)
-    assert ctx.warnings == ["careful"] and ctx.audit_annotations == {"note.x.io/seen": "yes"}
+    assert ctx.warnings == ["careful"] and ctx.audit_annotations["note.x.io/seen"] == "yes"
 
 
 async def test_a_patch_is_defaulted_and_validated(registry: Registry) -> None:

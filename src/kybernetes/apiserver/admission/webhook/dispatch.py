@@ -15,7 +15,8 @@
   calling webhook "x": ...``;
 * a denial is ``admission webhook "x" denied the request: <message>`` with the webhook's code
   (at least 400), reason and details; warnings go to the client's Warning headers and audit
-  annotations are kept as ``<webhook>/<key>``;
+  annotations are kept as ``<webhook>/<key>``, with ``mutation.webhook.admission.k8s.io/
+  round_<r>_index_<i>`` for every mutating call, as Kubernetes' annotator records them;
 * a mutating webhook's JSON patch is applied to the object, the result decoded as into its Go
   type (unknown fields dropped, custom resources pruned, a wrong type a 500) and defaulted again
   (then the store validates it as usual); a patch that changed the object asks for the
@@ -181,10 +182,20 @@ class ValidatingDispatcher(Dispatcher):
                 calls.append(self.call(hook, prepared.request, attrs))
         if not calls:
             return
+        if len(calls) == 1:
+            await calls[0]
+            return
         results = await asyncio.gather(*calls, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+
+
+def _annotate_mutation(attrs: Attributes, index: int, hook: Webhook, changed: bool) -> None:
+    """The audit annotation Kubernetes' webhook annotator records for every mutating call."""
+    key = f"mutation.webhook.admission.k8s.io/round_{1 if attrs.is_reinvoke else 0}_index_{index}"
+    value = {"configuration": hook.configuration, "webhook": hook.name, "mutated": changed}
+    attrs.audit_annotations[key] = orjson.dumps(value).decode()
 
 
 @dataclass
@@ -214,13 +225,15 @@ class MutatingDispatcher(Dispatcher):
             # In-tree plugins changed the object after the webhooks' last output: call them all again.
             state.require_reinvoking_previously_invoked()
         try:
-            for hook in self.source.webhooks:
+            for index, hook in enumerate(self.source.webhooks):
                 prepared = await self.prepare(hook, attrs)
                 if prepared is None or (attrs.is_reinvoke and hook.uid not in state.to_reinvoke):
                     continue
                 response = await self.call(hook, prepared.request, attrs)
                 patch = self._patch(hook, response)
-                if patch and self._apply(hook, prepared, patch, attrs):
+                changed = bool(patch) and self._apply(hook, prepared, patch, attrs)
+                _annotate_mutation(attrs, index, hook, changed)
+                if changed:
                     state.require_reinvoking_previously_invoked()
                     attrs.should_reinvoke = True
                 if hook.reinvoke_if_needed:
