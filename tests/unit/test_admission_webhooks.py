@@ -375,6 +375,16 @@ async def test_warnings_and_audit_annotations_reach_the_request(registry: Regist
     assert ctx.warnings == ["careful"] and ctx.audit_annotations["note.x.io/seen"] == "yes"
 
 
+async def test_failing_open_is_recorded(registry: Registry) -> None:
+    scripted = await _install(registry, [_hook("open.x.io", failurePolicy="Ignore")])
+    scripted.answers["open.x.io"] = lambda req: {"uid": "wrong"}
+    r = registry.catalogue.get("", "v1", "configmaps")
+    assert r is not None
+    ctx = RequestContext()
+    await registry.create(r, "default", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "o"}}, ctx)
+    assert ctx.audit_annotations["failed-open.mutation.webhook.admission.k8s.io/round_0_index_0"] == "open.x.io"
+
+
 async def test_a_patch_is_defaulted_and_validated(registry: Registry) -> None:
     scripted = await _install(registry, [_hook("svc.x.io")])
     scripted.answers["svc.x.io"] = lambda req: _patch(

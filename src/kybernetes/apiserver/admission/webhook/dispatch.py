@@ -132,7 +132,7 @@ class Dispatcher:
                 return None
         return Prepared(inv, request, dst)
 
-    async def call(self, hook: Webhook, request: dict[str, Any], attrs: Attributes) -> Response | None:
+    async def call(self, hook: Webhook, request: dict[str, Any], attrs: Attributes, index: int) -> Response | None:
         """Call ``hook``: its allowing answer, None when it failed open; raises a denial or, under
         ``failurePolicy: Fail``, the 500 of a failed call. On a dry run, a webhook that may have side
         effects is not called: the request fails."""
@@ -140,17 +140,17 @@ class Dispatcher:
             raise dry_run_unsupported(hook.name)
         version = review_version(list(hook.spec.get("admissionReviewVersions") or []))
         if not version:
-            self.failed(hook, "webhook does not accept known AdmissionReview versions (v1, v1beta1)")
+            self.failed(hook, "webhook does not accept known AdmissionReview versions (v1, v1beta1)", attrs, index)
             return None
         try:
             raw = await self.client.call(hook, admission_review(request, version))
         except CallError as e:
-            self.failed(hook, str(e))
+            self.failed(hook, str(e), attrs, index)
             return None
         try:
             response = verify_response(request["uid"], self.mutating, raw, version)
         except InvalidResponse as e:
-            self.failed(hook, f"received invalid webhook response: {e}")
+            self.failed(hook, f"received invalid webhook response: {e}", attrs, index)
             return None
         for key, value in response.audit_annotations.items():
             attrs.audit_annotations[f"{hook.name}/{key}"] = value
@@ -160,12 +160,16 @@ class Dispatcher:
         return response
 
 
-    def failed(self, hook: Webhook, reason: str) -> None:
-        """A call that failed (``ErrCallingWebhook``): nothing under ``failurePolicy: Ignore``,
-        Kubernetes' 500 under ``Fail``."""
+    def failed(self, hook: Webhook, reason: str, attrs: Attributes, index: int) -> None:
+        """A call that failed (``ErrCallingWebhook``): under ``failurePolicy: Ignore`` only the
+        ``failed-open`` audit annotation, Kubernetes' 500 under ``Fail``."""
         message = f'failed calling webhook "{hook.name}": {reason}'
         if hook.failure_policy_ignore:
             log.warning("Failed calling webhook, failing open %s: %s", hook.name, message)
+            phase = "mutation" if self.mutating else "validating"
+            round_ = 1 if attrs.is_reinvoke and self.mutating else 0
+            attrs.audit_annotations[f"failed-open.{phase}.webhook.admission.k8s.io/round_{round_}_index_{index}"] = (
+                hook.name)
             return
         log.warning("Failed calling webhook, failing closed %s: %s", hook.name, message)
         raise errors.InternalError(f"Internal error occurred: {message}", details={"causes": [{"message": message}]})
@@ -176,10 +180,10 @@ class ValidatingDispatcher(Dispatcher):
 
     async def dispatch(self, attrs: Attributes) -> None:
         calls = []
-        for hook in self.source.webhooks:
+        for index, hook in enumerate(self.source.webhooks):
             prepared = await self.prepare(hook, attrs)
             if prepared is not None:
-                calls.append(self.call(hook, prepared.request, attrs))
+                calls.append(self.call(hook, prepared.request, attrs, index))
         if not calls:
             return
         if len(calls) == 1:
@@ -229,8 +233,8 @@ class MutatingDispatcher(Dispatcher):
                 prepared = await self.prepare(hook, attrs)
                 if prepared is None or (attrs.is_reinvoke and hook.uid not in state.to_reinvoke):
                     continue
-                response = await self.call(hook, prepared.request, attrs)
-                patch = self._patch(hook, response)
+                response = await self.call(hook, prepared.request, attrs, index)
+                patch = self._patch(hook, response, attrs, index)
                 changed = bool(patch) and self._apply(hook, prepared, patch, attrs)
                 _annotate_mutation(attrs, index, hook, changed)
                 if changed:
@@ -241,7 +245,7 @@ class MutatingDispatcher(Dispatcher):
         finally:
             state.last_output = copy.deepcopy(attrs.object)
 
-    def _patch(self, hook: Webhook, response: Response | None) -> list[Any]:
+    def _patch(self, hook: Webhook, response: Response | None, attrs: Attributes, index: int) -> list[Any]:
         """The answer's JSON patch operations (none if it has no patch or failed open); an
         undecodable patch is a 500, a patch type other than JSONPatch a failed call."""
         if response is None or not response.patch:
@@ -254,7 +258,7 @@ class MutatingDispatcher(Dispatcher):
             raise errors.InternalError("Internal error occurred: json: cannot unmarshal object into Go value of "
                                        "type jsonpatch.Patch")
         if ops and response.patch_type != "JSONPatch":
-            self.failed(hook, f'unsupported patch type "{response.patch_type}"')
+            self.failed(hook, f'unsupported patch type "{response.patch_type}"', attrs, index)
             return []
         return ops
 
