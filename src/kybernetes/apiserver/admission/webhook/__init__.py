@@ -14,5 +14,6 @@ kube-apiserver's ``k8s.io/apiserver/pkg/admission/plugin/webhook`` in Python, on
   ready endpoint), TLS verified against ``caBundle``, ``timeoutSeconds``;
 * :mod:`.dispatch`: the two dispatchers (mutating in order with JSON patches and reinvocation;
   validating concurrently), failure policies, dry-run and side effects, warnings, denials;
+* :mod:`.plugin`: what both plugins share (source, matcher, client; started with the chain);
 * :mod:`.mutating` and :mod:`.validating`: the two plugins as the admission chain builds them.
 """
