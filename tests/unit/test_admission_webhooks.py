@@ -350,7 +350,7 @@ async def test_patches_apply_in_order_with_reinvocation(registry: Registry) -> N
         [{"op": "add", "path": "/metadata/labels", "value": {"by": "b"}}])
     r = registry.catalogue.get("", "v1", "configmaps")
     assert r is not None
-    ctx = RequestContext()
+    ctx = RequestContext(audit_annotations={})  # an audited request
     made = await registry.create(r, "default", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m"}},
                                  ctx)
     assert made["metadata"]["labels"] == {"by": "b"} and made["metadata"]["resourceVersion"]
@@ -370,7 +370,7 @@ async def test_warnings_and_audit_annotations_reach_the_request(registry: Regist
     scripted.answers["note.x.io"] = lambda req: {"warnings": ["careful"], "auditAnnotations": {"seen": "yes"}}
     r = registry.catalogue.get("", "v1", "configmaps")
     assert r is not None
-    ctx = RequestContext()
+    ctx = RequestContext(audit_annotations={})  # an audited request
     await registry.create(r, "default", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "n"}}, ctx)
     assert ctx.warnings == ["careful"] and ctx.audit_annotations["note.x.io/seen"] == "yes"
 
@@ -380,7 +380,7 @@ async def test_failing_open_is_recorded(registry: Registry) -> None:
     scripted.answers["open.x.io"] = lambda req: {"uid": "wrong"}
     r = registry.catalogue.get("", "v1", "configmaps")
     assert r is not None
-    ctx = RequestContext()
+    ctx = RequestContext(audit_annotations={})  # an audited request
     await registry.create(r, "default", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "o"}}, ctx)
     assert ctx.audit_annotations["failed-open.mutation.webhook.admission.k8s.io/round_0_index_0"] == "open.x.io"
 

@@ -84,6 +84,11 @@ class Attributes:
     is_reinvoke: bool = False
     """True during that second round."""
 
+    def add_annotation(self, key: str, value: str) -> None:
+        """``Attributes.AddAnnotation``: a plugin's note for the audit event; the first value of a key stays."""
+        if self.audit_annotations is not None:
+            self.audit_annotations.setdefault(key, value)
+
     @property
     def group_resource(self) -> str:
         """``deployments.apps``, or ``pods`` for the core group (``GroupResource.String()``)."""

@@ -153,7 +153,7 @@ class Dispatcher:
             self.failed(hook, f"received invalid webhook response: {e}", attrs, index)
             return None
         for key, value in response.audit_annotations.items():
-            attrs.audit_annotations[f"{hook.name}/{key}"] = value
+            attrs.add_annotation(f"{hook.name}/{key}", value)
         attrs.warnings.extend(response.warnings)
         if not response.allowed:
             raise denied(hook.name, response.result)
@@ -168,8 +168,7 @@ class Dispatcher:
             log.warning("Failed calling webhook, failing open %s: %s", hook.name, message)
             phase = "mutation" if self.mutating else "validating"
             round_ = 1 if attrs.is_reinvoke and self.mutating else 0
-            attrs.audit_annotations[f"failed-open.{phase}.webhook.admission.k8s.io/round_{round_}_index_{index}"] = (
-                hook.name)
+            attrs.add_annotation(f"failed-open.{phase}.webhook.admission.k8s.io/round_{round_}_index_{index}", hook.name)
             return
         log.warning("Failed calling webhook, failing closed %s: %s", hook.name, message)
         raise errors.InternalError(f"Internal error occurred: {message}", details={"causes": [{"message": message}]})
@@ -199,7 +198,7 @@ def _annotate_mutation(attrs: Attributes, index: int, hook: Webhook, changed: bo
     """The audit annotation Kubernetes' webhook annotator records for every mutating call."""
     key = f"mutation.webhook.admission.k8s.io/round_{1 if attrs.is_reinvoke else 0}_index_{index}"
     value = {"configuration": hook.configuration, "webhook": hook.name, "mutated": changed}
-    attrs.audit_annotations[key] = orjson.dumps(value).decode()
+    attrs.add_annotation(key, orjson.dumps(value).decode())
 
 
 @dataclass
