@@ -256,6 +256,21 @@ def test_mutations_apply_in_order_and_reinvoke_if_needed(server: ServerProcess, 
     assert [r["request"]["object"]["metadata"].get("labels") for r in hooks.received["/record-c"]] == [{"team": "blue"}]
 
 
+def test_an_injected_sidecar_gets_the_token_mount_in_the_second_round(server: ServerProcess, configs: Configs,
+                                                                      namespace: str) -> None:
+    pods = [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}]
+    configs.apply("MutatingWebhookConfiguration", "inject", configs.hook("inject", "/sidecar", rules=pods))
+    pod = {**POD, "metadata": {"name": "injected"}}
+    assert create(server, namespace, json.dumps(pod)).returncode == 0
+    got = json.loads(server.kubectl("get", "-n", namespace, "pod", "injected", "-o", "json").stdout)["spec"]
+    assert [c["name"] for c in got["containers"]] == ["c", "sidecar"]
+    token_volumes = [v["name"] for v in got["volumes"] if v["name"].startswith("kube-api-access-")]
+    assert len(token_volumes) == 1
+    for c in got["containers"]:  # the ServiceAccount plugin mounted the sidecar too, in the second round
+        assert [m["name"] for m in c["volumeMounts"]
+                if m["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount"] == token_volumes
+
+
 @pytest.mark.parametrize(("path", "why"), [
     ("/garbage", "failed to call webhook: couldn't get version/kind; json parse error: "),
     ("/wrong-uid", 'received invalid webhook response: expected response.uid='),

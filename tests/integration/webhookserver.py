@@ -147,6 +147,12 @@ class WebhookServer:
             except threading.BrokenBarrierError:
                 return review_response(request, False, status={"message": "the other webhook was not called meanwhile"})
             return review_response(request, True)
+        if path == "/sidecar":
+            containers = request["object"]["spec"]["containers"]
+            if any(c["name"] == "sidecar" for c in containers):
+                return review_response(request, True)
+            return review_response(request, True, **json_patch([{"op": "add", "path": "/spec/containers/-",
+                                                                 "value": {"name": "sidecar", "image": "busybox"}}]))
         if path == "/label":
             key, value = query.get("key", ["mutated"])[0], query.get("value", ["yes"])[0]
             obj = request["object"]
