@@ -19,7 +19,7 @@ from kybernetes.api.validation import Path as FieldPath
 from kybernetes.apiserver.admission.chain import CREATE, DELETE, Attributes, Chain, Handler, PluginInit
 from kybernetes.apiserver.admission.webhook import mutating, validating
 from kybernetes.apiserver.admission.webhook.conditions import Conditions, compile_error
-from kybernetes.apiserver.admission.webhook.dispatch import denied
+from kybernetes.apiserver.admission.webhook.dispatch import conditions_failed, denied
 from kybernetes.apiserver.admission.webhook.matching import equivalents
 from kybernetes.apiserver.admission.webhook.review import (
     InvalidResponse,
@@ -257,6 +257,13 @@ def test_match_conditions_semantics() -> None:
                                                "expression must evaluate to bool]")
     ok = Conditions([{"name": "a", "expression": "request.operation == 'CREATE' && oldObject == null"}])
     assert ok.evaluate({"operation": "CREATE", "object": {}, "oldObject": None}).matches is True
+
+
+def test_failed_conditions_are_kubernetes_forbidden() -> None:
+    err = conditions_failed(_attrs(group="apps", resource="deployments", name="web"), "boom")
+    assert (err.code, err.message) == (403, 'deployments.apps "web" is forbidden: boom')
+    assert err.details == {"name": "web", "group": "apps", "kind": "deployments"}
+    assert conditions_failed(_attrs(), "boom").message == "configmaps is forbidden: boom"
 
 
 # --- chain reinvocation --------------------------------------------------------------------------

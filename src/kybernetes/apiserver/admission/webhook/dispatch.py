@@ -77,6 +77,17 @@ def denied(name: str, result: dict[str, Any] | None) -> errors.StatusError:
     return errors.StatusError(text, details=details, reason=reason, code=code)
 
 
+def conditions_failed(attrs: Attributes, error: str) -> errors.Forbidden:
+    """``apierrors.NewForbidden`` of the request's resource and name (no generateName fallback)."""
+    what = attrs.group_resource
+    text = f'{what} "{attrs.name}" is forbidden: ' if attrs.name else f"{what} is forbidden: "
+    details: dict[str, Any] = {"name": attrs.name} if attrs.name else {}
+    if attrs.group:
+        details["group"] = attrs.group
+    details["kind"] = attrs.resource
+    return errors.Forbidden(text + error, details=details)
+
+
 def dry_run_unsupported(name: str) -> errors.BadRequest:
     """``NewDryRunUnsupportedErr``."""
     return errors.BadRequest(f'admission webhook "{name}" does not support dry run')
@@ -110,8 +121,8 @@ class Dispatcher:
         return conv.to_view(dst, conv.to_storage(src, copy.deepcopy(obj)))
 
     async def prepare(self, hook: Webhook, attrs: Attributes) -> Prepared | None:
-        """The call of ``hook`` for ``attrs`` if it is to be made (rules, selectors, conditions,
-        dry run); raises the refusal when the request must fail without calling it."""
+        """The call of ``hook`` for ``attrs`` if it is to be made (rules, selectors, conditions);
+        raises the refusal when the request must fail without calling it."""
         inv = await self.matcher.should_call(hook, attrs)
         if inv is None:
             return None
@@ -125,9 +136,7 @@ class Dispatcher:
         if hook.conditions:
             outcome = hook.conditions.evaluate(request)
             if outcome.error and not hook.failure_policy_ignore:
-                what = attrs.group_resource
-                text = f'{what} "{attrs.name}" is forbidden: ' if attrs.name else f"{what} is forbidden: "
-                raise errors.Forbidden(text + outcome.error)
+                raise conditions_failed(attrs, outcome.error)
             if not outcome.matches:
                 return None
         return Prepared(inv, request, dst)
@@ -140,7 +149,8 @@ class Dispatcher:
             raise dry_run_unsupported(hook.name)
         version = review_version(list(hook.spec.get("admissionReviewVersions") or []))
         if not version:
-            self.failed(hook, "webhook does not accept known AdmissionReview versions (v1, v1beta1)", attrs, index)
+            self.failed(hook, "could not create admission objects: webhook does not accept known AdmissionReview "
+                              "versions (v1, v1beta1)", attrs, index)
             return None
         try:
             raw = await self.client.call(hook, admission_review(request, version))
@@ -158,7 +168,6 @@ class Dispatcher:
         if not response.allowed:
             raise denied(hook.name, response.result)
         return response
-
 
     def failed(self, hook: Webhook, reason: str, attrs: Attributes, index: int) -> None:
         """A call that failed (``ErrCallingWebhook``): under ``failurePolicy: Ignore`` only the
