@@ -109,14 +109,35 @@ def test_every_object_is_labelled_and_auto_updated() -> None:
         assert o["metadata"]["annotations"] == {AUTOUPDATE_ANNOTATION: "true"}
 
 
+GROUP_BOOTSTRAPPERS = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:bootstrappers"}
+GROUP_NODES = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:nodes"}
+
+
 def test_kybernetes_extras_go_to_the_subjects_of_the_kubernetes_role_they_extend() -> None:
     """Every permission beyond Kubernetes' is in a ``system:kybernetes:<role>`` ClusterRole bound
     to exactly the subjects Kubernetes binds ``<role>`` to."""
     kubernetes = {b["roleRef"]["name"]: b.get("subjects") for b in bootstrappolicy.cluster_role_bindings()
                   + bootstrappolicy.controller_role_bindings()}
     roles = {r["metadata"]["name"] for r in extra_cluster_roles()}
-    for binding in extra_cluster_role_bindings():
+    extending = [b for b in extra_cluster_role_bindings() if b["metadata"]["name"].startswith("system:kybernetes:")]
+    for binding in extending:
         extended = binding["roleRef"]["name"].removeprefix("system:kybernetes:")
         assert binding["roleRef"]["name"] in roles
         assert binding["subjects"] == kubernetes[extended]
-    assert len(roles) == len(extra_cluster_role_bindings())
+    assert len(roles) == len(extending)
+
+
+def test_kubeadm_node_bindings_bind_kubernetes_roles_only() -> None:
+    """The node bindings kubeadm makes (bootstrap tokens, certificate rotation) grant Kubernetes' own
+    roles, nothing of kybernetes'."""
+    names = {r["metadata"]["name"] for r in bootstrappolicy.all_cluster_roles()}
+    kubeadm = {b["metadata"]["name"]: (b["roleRef"]["name"], b["subjects"]) for b in extra_cluster_role_bindings()
+               if b["metadata"]["name"].startswith("kybernetes:")}
+    assert kubeadm == {
+        "kybernetes:kubelet-bootstrap": ("system:node-bootstrapper", [GROUP_BOOTSTRAPPERS]),
+        "kybernetes:node-autoapprove-bootstrap": (
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient", [GROUP_BOOTSTRAPPERS]),
+        "kybernetes:node-autoapprove-certificate-rotation": (
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", [GROUP_NODES]),
+    }
+    assert all(role in names for role, _ in kubeadm.values())

@@ -138,8 +138,6 @@ EXCEPTIONS: dict[str, str] = {
     # delivers each. The test fails once one of them is served: then drop its row.
     "admissionregistration.k8s.io/v1/validatingadmissionpolicies": _AUTHZ,
     "admissionregistration.k8s.io/v1/validatingadmissionpolicybindings": _AUTHZ,
-    "admissionregistration.k8s.io/v1/mutatingwebhookconfigurations": _EXTENSION_POINTS,
-    "admissionregistration.k8s.io/v1/validatingwebhookconfigurations": _EXTENSION_POINTS,
     "apiregistration.k8s.io/v1/apiservices": _EXTENSION_POINTS,
     "v1/pods/proxy": _EXTENSION_POINTS,
 }

@@ -248,9 +248,10 @@ class APIServer:
         await self._bootstrap()
         self.flowcontrol = FlowControl(self.registry, self.catalogue, concurrency)
         await self.flowcontrol.start()
+        await self.registry.admission.start()  # plugins with state from the cluster (webhook configurations)
         self.authorizer_factories["RBAC"] = lambda: RBACAuthorizer(self.registry, self.catalogue)  # type: ignore[arg-type]
+        self.authorizer_factories["Node"] = self._node_authorizer
         if cfg.authorization_modes != ("AlwaysAllow",):
-            self.authorizer_factories["Node"] = self._node_authorizer
             self.authorizer = new_chain(cfg.authorization_modes, self.authorizer_factories)
             await self.authorizer.start()
         self.authenticator.extra_token_authenticators.append(self.service_accounts.authenticate)
@@ -333,6 +334,7 @@ class APIServer:
         if self.authorizer is not None:
             await self.authorizer.stop()
         if self.registry is not None:
+            await self.registry.admission.stop()
             await self.registry.stop()
         if self.http is not None:
             await self.http.stop(timeout=2.0)

@@ -21,7 +21,8 @@ object. CREATE carries ``object``; UPDATE carries ``object`` and ``old_object``;
 
 A plugin is any object with ``handles(operation) -> bool`` and an ``async admit(attrs)``
 (:class:`MutationInterface`), an ``async validate(attrs)`` (:class:`ValidationInterface`), or
-both. It may narrow itself to some resources with ``resources`` (a set of ``(group, plural)``;
+both, and ``async start()``/``stop()`` if it keeps state from the cluster (:meth:`Chain.start`).
+It may narrow itself to some resources with ``resources`` (a set of ``(group, plural)``;
 ``None`` for all), which lets the chain skip it without a call. Which plugins exist, their order
 and which are on by default live in :mod:`.plugins`.
 """
@@ -73,6 +74,16 @@ class Attributes:
     each as a ``Warning`` header (``warning.AddWarning``)."""
     audit_annotations: dict[str, str] | None = None
     """The request's audit annotations when it is audited (``RequestContext.audit_annotations``)."""
+
+    field_manager: str = ""
+    """The request's ``fieldManager`` parameter, if given (part of Create/UpdateOptions)."""
+    reinvocation: dict[str, Any] = field(default_factory=dict)
+    """Plugins' own state across the rounds of the mutating phase (``ReinvocationContext`` values)."""
+    should_reinvoke: bool = False
+    """Set by a plugin (a mutating webhook's patch changed the object): the chain runs the
+    mutating phase a second time."""
+    is_reinvoke: bool = False
+    """True during that second round."""
 
     def add_annotation(self, key: str, value: str) -> None:
         """``Attributes.AddAnnotation``: a plugin's note for the audit event (``pod-security.kubernetes.io/
@@ -159,6 +170,19 @@ class Chain:
     def names(self) -> list[str]:
         return [n for n, _p in self.plugins]
 
+    async def start(self) -> None:
+        """Start the plugins that keep state from the cluster (``start()``), before requests come."""
+        for _n, plugin in self.plugins:
+            start = getattr(plugin, "start", None)
+            if start is not None:
+                await start()
+
+    async def stop(self) -> None:
+        for _n, plugin in self.plugins:
+            stop = getattr(plugin, "stop", None)
+            if stop is not None:
+                await stop()
+
     def _selected(self, validating: bool, attrs: Attributes) -> list[Any]:
         key = (validating, attrs.operation, attrs.group, attrs.resource)
         found = self._for.get(key)
@@ -170,9 +194,17 @@ class Chain:
         return found
 
     async def admit(self, attrs: Attributes) -> None:
-        """The mutating phase: each mutating plugin that handles the request, in order."""
-        for plugin in self._selected(False, attrs):
+        """The mutating phase: each mutating plugin that handles the request, in order; once more
+        if a plugin asked for it (``attrs.should_reinvoke``), as Kubernetes' reinvoker runs the
+        whole chain a second time (plugins must be idempotent; webhooks decide in that round by
+        their ``reinvocationPolicy``)."""
+        selected = self._selected(False, attrs)
+        for plugin in selected:
             await plugin.admit(attrs)
+        if attrs.should_reinvoke and not attrs.is_reinvoke:
+            attrs.is_reinvoke = True
+            for plugin in selected:
+                await plugin.admit(attrs)
 
     async def validate(self, attrs: Attributes) -> None:
         """The validating phase: each validating plugin that handles the request, in order."""

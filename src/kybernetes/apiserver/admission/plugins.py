@@ -52,9 +52,9 @@ ORDERED_PLUGINS: tuple[tuple[str, str | None], ...] = (
     ("DenyServiceExternalIPs", None),
     # Webhooks, ResourceQuota and AlwaysDeny go at the end (Kubernetes' rule).
     ("MutatingAdmissionPolicy", None),
-    ("MutatingAdmissionWebhook", None),
+    ("MutatingAdmissionWebhook", _PKG + "webhook.mutating"),
     ("ValidatingAdmissionPolicy", None),
-    ("ValidatingAdmissionWebhook", None),
+    ("ValidatingAdmissionWebhook", _PKG + "webhook.validating"),
     ("ResourceQuota", _PKG + "resourcequota"),
     ("AlwaysDeny", _PKG + "deny"),
 )

@@ -2,10 +2,10 @@
 
 A pod without ``serviceAccountName`` runs as ``default``. A pod that names no
 ``imagePullSecrets`` gets its ServiceAccount's. Unless automounting is turned off (on the pod or
-its ServiceAccount) or a container already mounts something at the token path, the pod gets the
-``kube-api-access-<suffix>`` projected volume (a bound token, the cluster CA from the
-``kube-root-ca.crt`` ConfigMap and the namespace) mounted read-only at
-``/var/run/secrets/kubernetes.io/serviceaccount`` in every container. Mirror pods of static pods
+its ServiceAccount), every container that mounts nothing at
+``/var/run/secrets/kubernetes.io/serviceaccount`` gets the ``kube-api-access-<suffix>`` projected
+volume (a bound token, the cluster CA from the ``kube-root-ca.crt`` ConfigMap and the namespace)
+mounted read-only there; the volume is added once. Mirror pods of static pods
 are left alone.
 
 Refusals, as Kubernetes words them (403, ``admission.NewForbidden``):
@@ -33,6 +33,8 @@ from kybernetes.apiserver.registry.store import Registry
 NAME = "ServiceAccount"
 ENFORCE_MOUNTABLE_SECRETS = "kubernetes.io/enforce-mountable-secrets"
 _GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})  # strconv.ParseBool's true
+VOLUME_PREFIX = "kube-api-access-"
+
 
 
 class ServiceAccountAdmission(Handler):
@@ -155,25 +157,32 @@ def _ephemeral_secret_problem(sa: Obj, spec: Obj) -> str:
 
 
 def _mount_token(spec: Obj) -> None:
-    containers = [c for key in ("initContainers", "containers") for c in spec.get(key) or []
-                  if isinstance(c, dict)]
-    if any(m.get("mountPath") == TOKEN_MOUNT for c in containers for m in c.get("volumeMounts") or []
-           if isinstance(m, dict)):
-        return
-    name = "kube-api-access-" + random_suffix(5)
-    volumes = spec.setdefault("volumes", [])
+    """``mountServiceAccountToken``: every container without a mount at the token path gets one of
+    the pod's ``kube-api-access-*`` volume, which is added if some container needed it and the pod
+    has none yet (so a container added later, e.g. by a mutating webhook before the chain's second
+    round, gets the mount too)."""
+    volumes = spec.get("volumes") if spec.get("volumes") is not None else []
     if not isinstance(volumes, list):
         return
-    volumes.append({"name": name, "projected": {"defaultMode": 420, "sources": [
-        {"serviceAccountToken": {"expirationSeconds": DEFAULT_EXPIRATION, "path": "token"}},
-        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1",
-                                                                      "fieldPath": "metadata.namespace"}}]}},
-    ]}})
-    for c in containers:
+    existing = next((v["name"] for v in volumes if isinstance(v, dict)
+                     and str(v.get("name") or "").startswith(VOLUME_PREFIX)), None)
+    name = existing or VOLUME_PREFIX + random_suffix(5)
+    needs_volume = False
+    for c in (c for key in ("initContainers", "containers") for c in spec.get(key) or [] if isinstance(c, dict)):
         mounts = c.setdefault("volumeMounts", [])
-        if isinstance(mounts, list):
-            mounts.append({"name": name, "readOnly": True, "mountPath": TOKEN_MOUNT})
+        if not isinstance(mounts, list) or any(isinstance(m, dict) and m.get("mountPath") == TOKEN_MOUNT
+                                               for m in mounts):
+            continue
+        mounts.append({"name": name, "readOnly": True, "mountPath": TOKEN_MOUNT})
+        needs_volume = True
+    if needs_volume and existing is None:
+        spec["volumes"] = volumes
+        volumes.append({"name": name, "projected": {"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": DEFAULT_EXPIRATION, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1",
+                                                                          "fieldPath": "metadata.namespace"}}]}},
+        ]}})
 
 
 def new(init: PluginInit) -> ServiceAccountAdmission:

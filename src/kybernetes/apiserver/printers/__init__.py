@@ -12,7 +12,7 @@ Layout:
 * :mod:`.core` (a package, one module per family of core kinds) and one module per named API group
   (:mod:`.apps`, :mod:`.batch`, :mod:`.autoscaling`, :mod:`.coordination`, :mod:`.discovery`,
   :mod:`.scheduling`, :mod:`.policy`, :mod:`.networking`, :mod:`.storage`, :mod:`.rbac`, :mod:`.node`,
-  :mod:`.certificates`, :mod:`.flowcontrol`) -- one :class:`~._common.Printer` per built-in kind, mirroring
+  :mod:`.certificates`, :mod:`.flowcontrol`, :mod:`.admissionregistration`) -- one :class:`~._common.Printer` per built-in kind, mirroring
   Kubernetes' ``pkg/printers/internalversion`` (always the wide variant, as the real server does);
 * :mod:`.jsonpath` -- the JSONPath subset CRD ``additionalPrinterColumns`` need;
 * this module -- the dispatch (built-in printer, custom-resource columns, or the default table) and
@@ -36,6 +36,7 @@ from typing import Any
 
 from kybernetes.api.timeutil import parse_rfc3339
 from kybernetes.apiserver.printers import (
+    admissionregistration,
     apps,
     autoscaling,
     batch,
@@ -98,7 +99,7 @@ _BY_GROUP_KIND: dict[tuple[str, str], Printer] = {
     **apps.BY_GROUP_KIND, **batch.BY_GROUP_KIND, **autoscaling.BY_GROUP_KIND, **coordination.BY_GROUP_KIND,
     **discovery.BY_GROUP_KIND, **scheduling.BY_GROUP_KIND, **policy.BY_GROUP_KIND, **networking.BY_GROUP_KIND,
     **storage.BY_GROUP_KIND, **rbac.BY_GROUP_KIND, **node.BY_GROUP_KIND, **certificates.BY_GROUP_KIND,
-    **flowcontrol.BY_GROUP_KIND,
+    **flowcontrol.BY_GROUP_KIND, **admissionregistration.BY_GROUP_KIND,
 }
 
 

@@ -159,7 +159,7 @@ _FACTS = ("kind", "has_status", "tracks_generation", "name_validator", "allow_cr
           "field_selectors")
 
 
-def _replace(obj: Obj, new: Obj) -> None:
+def replace_in_place(obj: Obj, new: Obj) -> None:
     """Make ``obj`` equal ``new`` in place, keeping ``obj``'s metadata dict (the store holds it)."""
     meta, new_meta = obj.get("metadata"), new.get("metadata")
     if isinstance(meta, dict) and isinstance(new_meta, dict) and meta is not new_meta:
@@ -183,7 +183,7 @@ class _Adapted(Strategy):
     def _in_place(self, hook: Callable[..., None], obj: Obj, *others: Obj) -> None:
         stored = self._stored(obj)
         hook(stored, *[self._stored(o) for o in others])
-        _replace(obj, self.view.from_storage(stored))
+        replace_in_place(obj, self.view.from_storage(stored))
 
     def prepare_for_create(self, obj: Obj) -> None:
         self._in_place(self.inner.prepare_for_create, obj)

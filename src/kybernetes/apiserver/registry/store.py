@@ -594,7 +594,8 @@ def _attributes(r: Resource, operation: str, namespace: str, name: str, obj: Obj
                 ctx: RequestContext, subresource: str = "", options: Any = None) -> Attributes:
     """The admission record of one request."""
     return Attributes(operation, r.group, r.version, r.plural, r.kind, namespace, name, obj, old, ctx.user,
-                      subresource, ctx.dry_run, options, ctx.warnings, ctx.audit_annotations)
+                      subresource, ctx.dry_run, options, ctx.warnings, ctx.audit_annotations,
+                      field_manager=ctx.field_manager)
 
 
 def _in_seconds(seconds: int) -> str:

@@ -1,0 +1,191 @@
+"""The HTTPS call of a webhook: where it goes, how it is verified, how long it may take.
+
+``k8s.io/apiserver/pkg/util/webhook`` and the API server's service resolver:
+
+* ``clientConfig.url`` is called as given; ``clientConfig.service`` is resolved by the API server
+  itself (as kube-apiserver with ``--enable-aggregator-routing``): the Service's port (default
+  443) must exist, the Service must not be ExternalName, and the call goes to a ready endpoint
+  of its EndpointSlices (the slice port with the Service port's name), while TLS verifies the
+  name ``<service>.<namespace>.svc``, so it works on any node without cluster networking;
+* TLS is verified against ``caBundle`` (the system's roots when it is empty);
+* the call is a POST of the AdmissionReview with ``?timeout=<n>s``, bounded by ``timeoutSeconds``.
+
+Any failure to get an answer (no endpoint, refused, TLS, timeout, a non-2xx status, a body that
+is not JSON) raises :class:`CallError`, whose message is Kubernetes' reason ("failed to call
+webhook: Post "<url>": ..."); the dispatcher applies the failure policy to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import random
+import ssl
+from typing import Any
+
+import aiohttp
+import orjson
+
+from kybernetes import errors
+from kybernetes.api.label_selectors import parse_label_selector
+from kybernetes.api.resources import Catalogue
+from kybernetes.apiserver.admission.webhook.source import Webhook
+from kybernetes.apiserver.registry.request import ListOptions
+from kybernetes.apiserver.registry.store import Registry
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+class CallError(Exception):
+    """The webhook could not be called or gave no usable answer (``ErrCallingWebhook``'s reason)."""
+
+
+_GENERIC = {
+    400: "the server rejected our request for an unknown reason",
+    401: "the server has asked for the client to provide credentials",
+    403: "forbidden",
+    404: "the server could not find the requested resource",
+    405: "the server does not allow this method on the requested resource",
+    409: "the server reported a conflict",
+    413: "the server has rejected the request because the request is too large",
+    422: "the server rejected our request due to an error in our request",
+    429: "the server has received too many requests and has asked us to try again later",
+    503: "the server is currently unable to handle the request",
+    504: "the server was unable to return a response in the time allotted, but may still be processing the request",
+}
+
+
+def http_error(status: int, body: bytes) -> str:
+    """What client-go makes of a non-2xx answer: a Status body's message, else
+    ``NewGenericServerResponse``'s words for the code."""
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        decoded = None
+    if isinstance(decoded, dict) and decoded.get("kind") == "Status" and decoded.get("message"):
+        return str(decoded["message"])
+    if status in _GENERIC:
+        return _GENERIC[status]
+    if status >= 500:
+        text = body.decode("utf-8", "replace").strip()
+        return f'an error on the server ("{text}") has prevented the request from succeeding'
+    return f"the server responded with the status code {status} but did not return more information"
+
+
+class Resolved:
+    """Where one call goes: the URL Kubernetes names in messages, the address to connect to and
+    the name TLS verifies."""
+
+    def __init__(self, url: str, connect_url: str, server_hostname: str | None) -> None:
+        self.url = url
+        self.connect_url = connect_url
+        self.server_hostname = server_hostname
+
+
+class WebhookClient:
+    """Calls webhooks; one connection pool, one TLS context per distinct caBundle."""
+
+    def __init__(self, registry: Registry, catalogue: Catalogue) -> None:
+        self.registry = registry
+        self.catalogue = catalogue
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _ssl(self, ca_bundle: str) -> ssl.SSLContext:
+        ctx = self._contexts.get(ca_bundle)
+        if ctx is None:
+            ctx = ssl.create_default_context()
+            if ca_bundle:
+                try:
+                    ctx = ssl.create_default_context(cadata=base64.b64decode(ca_bundle).decode("ascii", "replace"))
+                except (binascii.Error, ssl.SSLError, ValueError) as e:
+                    raise CallError(f"could not get REST client: unable to load root certificates: {e}") from None
+            self._contexts[ca_bundle] = ctx
+        return ctx
+
+    async def call(self, hook: Webhook, review: dict[str, Any]) -> Any:
+        """POST ``review`` to ``hook``; the decoded JSON answer (not yet verified)."""
+        cc = hook.spec.get("clientConfig") or {}
+        timeout = hook.timeout_seconds
+        ctx = self._ssl(str(cc.get("caBundle") or ""))
+        target = await self._resolve(cc, timeout)
+        where = f'Post "{target.url}"'
+        if self._session is None:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._session.post(
+                        target.connect_url, data=orjson.dumps(review), ssl=ctx,
+                        server_hostname=target.server_hostname,
+                        headers={"Content-Type": "application/json", "Accept": "application/json"}) as resp:
+                    body = await resp.read()
+        except TimeoutError:
+            raise CallError(f"failed to call webhook: {where}: context deadline exceeded") from None
+        except aiohttp.ClientConnectorCertificateError as e:
+            raise CallError(f"failed to call webhook: {where}: tls: failed to verify certificate: "
+                            f"{e.certificate_error}") from None
+        except (aiohttp.ClientError, OSError) as e:
+            raise CallError(f"failed to call webhook: {where}: {e}") from None
+        if not 200 <= resp.status < 300:
+            raise CallError(f"failed to call webhook: {http_error(resp.status, body)}")
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise CallError(f"failed to call webhook: couldn't get version/kind; json parse error: {e}") from None
+
+    async def _resolve(self, cc: dict[str, Any], timeout: int) -> Resolved:
+        query = f"?timeout={timeout}s"
+        url = cc.get("url")
+        if url:
+            return Resolved(str(url) + query, str(url) + query, None)
+        svc = cc.get("service") or {}
+        name, namespace = str(svc.get("name") or ""), str(svc.get("namespace") or "")
+        port = int(svc.get("port") or 443)
+        path = str(svc.get("path") or "")
+        host = f"{name}.{namespace}.svc"
+        shown = f"https://{host}:{port}{path}{query}"
+        try:
+            ip, target_port = await self._endpoint(namespace, name, port)
+        except errors.StatusError as e:
+            raise CallError(f'failed to call webhook: Post "{shown}": {e.message}') from None
+        netloc = f"[{ip}]" if ":" in ip else ip
+        return Resolved(shown, f"https://{netloc}:{target_port}{path}{query}", host)
+
+    async def _endpoint(self, namespace: str, name: str, port: int) -> tuple[str, int]:
+        """A ready endpoint of the Service's port (``ResolveEndpoint``'s rules and wording)."""
+        services = self.catalogue.get("", "v1", "services")
+        slices = self.catalogue.get("discovery.k8s.io", "v1", "endpointslices")
+        assert services is not None and slices is not None
+        try:
+            service = await self.registry.get(services, namespace, name, "0")
+        except errors.NotFound:
+            raise errors.ServiceUnavailable(f'service "{name}" not found') from None
+        spec = service.get("spec") or {}
+        if spec.get("type", "ClusterIP") not in ("ClusterIP", "NodePort", "LoadBalancer"):
+            raise errors.ServiceUnavailable(f'unsupported service type "{spec.get("type")}"')
+        port_name = None
+        for p in spec.get("ports") or []:
+            if p.get("port") == port:
+                port_name = str(p.get("name") or "")
+                break
+        if port_name is None:
+            raise errors.ServiceUnavailable(f'no service port {port} found for service "{name}"')
+        opts = ListOptions(label_selector=parse_label_selector(f"{SERVICE_NAME_LABEL}={name}"), resource_version="0")
+        ready: list[tuple[str, int]] = []
+        for es in (await self.registry.list(slices, namespace, opts)).items:
+            numbers = [p.get("port") for p in es.get("ports") or [] if str(p.get("name") or "") == port_name]
+            if not numbers or not isinstance(numbers[0], int):
+                continue
+            for ep in es.get("endpoints") or []:
+                if (ep.get("conditions") or {}).get("ready") is False:
+                    continue
+                ready.extend((str(addr), numbers[0]) for addr in ep.get("addresses") or [])
+        if not ready:
+            raise errors.ServiceUnavailable(f'no endpoints available for service "{name}"')
+        return random.choice(ready)
