@@ -1,0 +1,367 @@
+"""CRD validation rules: ``x-kubernetes-validations`` in a structural schema.
+
+apiextensions-apiserver's ``pkg/apiserver/schema/cel`` (``compilation.go``, ``validation.go``) as
+of Kubernetes 1.32:
+
+- :func:`compile_schema` compiles every rule (and messageExpression) of a schema once, into a
+  :class:`RuleValidator` tree that mirrors the schema's nodes with rules below them; a CRD version
+  keeps it for as long as its schema is unchanged.
+- :func:`rule_errors` lists, for CRD validation, the rules that do not compile, in
+  kube-apiserver's words (``...x-kubernetes-validations[0].rule: Invalid value:
+  apiextensions.ValidationRule{...}: compilation failed: ERROR: <input>:1:9: ...``).
+- :meth:`RuleValidator.validate` evaluates the rules on a value (create) or a value and its old
+  value (update, status update). ``self`` is the value at the rule's node; a rule that uses
+  ``oldSelf`` (a transition rule) runs only where an old value exists (the same field of the old
+  object, the same key of a map, the item with the same keys of a ``map`` list), unless it sets
+  ``optionalOldSelf``, when ``oldSelf`` is an optional (``oldSelf.hasValue()``). Null values are
+  not validated. A failed rule is a field error at the node (plus ``fieldPath``): ``Invalid
+  value: "<schema type>": <message>``, or Forbidden/Required/Duplicate by ``reason``. Rule
+  errors at the root name the field ``<nil>``, as kube-apiserver's nil path prints.
+- Cost: every evaluation is bounded first (:mod:`.cost`); over the per-call limit the rule fails
+  and no further rule runs; all rules of one request share :data:`~.cost.RUNTIME_COST_BUDGET`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from kybernetes.api import validation as v
+from kybernetes.api.validation import FieldError, Path
+from kybernetes.apiserver.cel import cost
+from kybernetes.apiserver.cel.env import CompileError, EvalError, Program, compile_expression
+
+VARIABLES = ("oldSelf", "self")
+OPTIONAL_VARIABLES = ("__kybHasOld", "__kybOld", "self")
+"""With ``optionalOldSelf`` the rule runs inside a binding of ``oldSelf`` to an optional."""
+REASONS = ("FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired", "FieldValueDuplicate")
+ROOT = "<nil>"
+NOT_CHECKED = ("some validation rules were not checked because the object was invalid; correct the existing "
+               "errors to complete validation")
+_OLD_SELF = re.compile(r"\boldSelf\b")
+_STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledRule:
+    rule: dict[str, Any]
+    program: Program
+    message: Program | None
+    uses_old_self: bool
+    field_path: str
+
+
+@dataclass(eq=False)
+class RuleValidator:
+    """The compiled rules of one schema node and of the nodes below it that have any."""
+
+    type: str
+    rules: list[CompiledRule] = field(default_factory=list)
+    properties: dict[str, RuleValidator] = field(default_factory=dict)
+    additional: RuleValidator | None = None
+    items: RuleValidator | None = None
+    map_keys: tuple[str, ...] = ()
+
+    def validate(self, obj: Any, old: Any, path: Path | None = None, *, has_old: bool = False) -> list[FieldError]:
+        """The field errors of every rule on ``obj`` (with ``old`` when ``has_old``)."""
+        budget = _Budget(cost.RUNTIME_COST_BUDGET, cost.width(obj))
+        errs: list[FieldError] = []
+        _walk(self, obj, old, has_old, path, budget, errs)
+        return errs
+
+
+class _Budget:
+    def __init__(self, remaining: int, data_width: int) -> None:
+        self.remaining = remaining
+        self.width = data_width
+        self.exhausted = False
+
+
+def compile_schema(schema: Any) -> RuleValidator | None:
+    """The rule tree of a CRD schema, or None if it has no rules (rules that do not compile are
+    left out: the CRD was refused for them; see :func:`rule_errors`)."""
+    if not isinstance(schema, dict):
+        return None
+    node = RuleValidator(type=str(schema.get("type") or ""))
+    for rule in _rules(schema):
+        compiled = _compile_rule(rule)
+        if isinstance(compiled, CompiledRule):
+            node.rules.append(compiled)
+    props = schema.get("properties")
+    if isinstance(props, dict):
+        for name, sub in props.items():
+            child = compile_schema(sub)
+            if child is not None:
+                node.properties[name] = child
+    node.additional = compile_schema(schema.get("additionalProperties"))
+    node.items = compile_schema(schema.get("items"))
+    if schema.get("x-kubernetes-list-type") == "map":
+        node.map_keys = tuple(k for k in schema.get("x-kubernetes-list-map-keys") or () if isinstance(k, str))
+    if node.rules or node.properties or node.additional or node.items:
+        return node
+    return None
+
+
+def _rules(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    rules = schema.get("x-kubernetes-validations")
+    return [r for r in rules if isinstance(r, dict)] if isinstance(rules, list) else []
+
+
+def _compile_rule(rule: dict[str, Any]) -> CompiledRule | tuple[str, str]:
+    """The compiled rule, or (which field, why) it does not compile."""
+    source = rule.get("rule")
+    if not isinstance(source, str) or not source.strip():
+        return ("rule", "")
+    try:
+        program = compile_expression(source, VARIABLES)
+    except CompileError as e:
+        return ("rule", f"compilation failed: {e}")
+    if rule.get("optionalOldSelf") is True:
+        # Compiled as written first (so errors point into the rule), then run with oldSelf optional.
+        program = compile_expression(
+            f"cel.bind(oldSelf, __kybHasOld ? optional.of(__kybOld) : optional.none(), ({source}))",
+            OPTIONAL_VARIABLES)
+    message = None
+    msg_source = rule.get("messageExpression")
+    if isinstance(msg_source, str) and msg_source.strip():
+        try:
+            message = compile_expression(msg_source, VARIABLES)
+        except CompileError as e:
+            return ("messageExpression", f"messageExpression compilation failed: {e}")
+    field_path = rule.get("fieldPath")
+    return CompiledRule(rule, program, message, bool(_OLD_SELF.search(_STRINGS.sub("", source))),
+                        _normalize_field_path(field_path) if isinstance(field_path, str) else "")
+
+
+# --- evaluation --------------------------------------------------------------------------------
+
+
+def _child_path(path: Path | None, name: str) -> Path:
+    return Path(name) if path is None else path.child(name)
+
+
+def _walk(node: RuleValidator, obj: Any, old: Any, has_old: bool, path: Path | None, budget: _Budget,
+          errs: list[FieldError]) -> None:
+    if obj is None or budget.exhausted:
+        return
+    if old is None:
+        has_old = False
+    if node.rules:
+        _run_rules(node, obj, old, has_old, path, budget, errs)
+    if isinstance(obj, dict):
+        old_map = old if has_old and isinstance(old, dict) else {}
+        for name, value in obj.items():
+            child = node.properties.get(name) or node.additional
+            if child is not None:
+                _walk(child, value, old_map.get(name), name in old_map, _child_path(path, name), budget, errs)
+    elif isinstance(obj, list) and node.items is not None:
+        old_items = _correlate(node, old if has_old else None)
+        for i, item in enumerate(obj):
+            key = _list_key(node, item)
+            found = key is not None and key in old_items
+            item_path = Path(f"[{i}]") if path is None else path.index(i)
+            _walk(node.items, item, old_items.get(key) if found else None, found, item_path, budget, errs)
+
+
+def _list_key(node: RuleValidator, item: Any) -> str | None:
+    if not node.map_keys or not isinstance(item, dict):
+        return None
+    return repr(tuple(item.get(k) for k in node.map_keys))
+
+
+def _correlate(node: RuleValidator, old: Any) -> dict[str | None, Any]:
+    """Old items of a ``map`` list by their keys (other lists do not correlate)."""
+    if not node.map_keys or not isinstance(old, list):
+        return {}
+    return {_list_key(node, item): item for item in old if isinstance(item, dict)}
+
+
+def _run_rules(node: RuleValidator, obj: Any, old: Any, has_old: bool, path: Path | None, budget: _Budget,
+               errs: list[FieldError]) -> None:
+    where = str(path) if path is not None else ROOT
+    for compiled in node.rules:
+        optional = compiled.rule.get("optionalOldSelf") is True
+        if compiled.uses_old_self and not has_old and not optional:
+            continue
+        if optional:
+            data = {"self": obj, "__kybOld": old, "__kybHasOld": has_old}
+        else:
+            data = {"self": obj, "oldSelf": old if has_old else None}
+        bound = compiled.program.cost_bound(budget.width)
+        if cost.PER_CALL_LIMIT >= bound > budget.remaining:
+            errs.append(v.invalid(where, node.type, cost.BUDGET_EXCEEDED))
+            budget.exhausted = True
+            return
+        budget.remaining -= bound
+        try:
+            ok = compiled.program.evaluate(data, budget.width)
+        except EvalError as e:
+            errs.append(_evaluation_error(where, node.type, compiled, str(e)))
+            if str(e) == cost.PER_CALL_EXCEEDED:
+                budget.exhausted = True
+                return
+            continue
+        if ok is True:
+            continue
+        target = where if not compiled.field_path else _child_path(path, compiled.field_path)
+        errs.append(_rule_error(str(target), node.type, compiled, _message(compiled, data, budget)))
+
+
+def _evaluation_error(where: str, type_: str, compiled: CompiledRule, err: str) -> FieldError:
+    rule = _rule_string(compiled.rule)
+    if err == cost.PER_CALL_EXCEEDED:
+        return v.invalid(where, type_, f"'{err}': no further validation rules will be run due to call cost "
+                                       f"exceeds limit for rule: {rule}")
+    if err.startswith("no such overload"):
+        return v.invalid(where, type_, f"'{err}': call arguments did not match a supported operator, function "
+                                       f"or macro signature for rule: {rule}")
+    return v.invalid(where, type_, f"{err} evaluating rule: {rule}")
+
+
+def _rule_string(rule: dict[str, Any]) -> str:
+    message = rule.get("message")
+    if isinstance(message, str) and message:
+        return message.strip()
+    return str(rule.get("rule") or "").strip()
+
+
+def _message(compiled: CompiledRule, data: dict[str, Any], budget: _Budget) -> str:
+    """messageExpression's result if it gives a usable one, else message, else ``failed rule: <rule>``."""
+    if compiled.message is not None:
+        try:
+            text = compiled.message.evaluate(data, budget.width)
+        except EvalError:
+            text = None
+        if isinstance(text, str) and text.strip() and "\n" not in text.strip():
+            return text.strip()
+    message = compiled.rule.get("message")
+    if isinstance(message, str) and message:
+        return message.strip()
+    return f"failed rule: {_rule_string(compiled.rule)}"
+
+
+def _rule_error(where: str, type_: str, compiled: CompiledRule, detail: str) -> FieldError:
+    reason = compiled.rule.get("reason")
+    if reason == "FieldValueForbidden":
+        return v.forbidden(where, detail)
+    if reason == "FieldValueRequired":
+        return v.required(where, detail)
+    if reason == "FieldValueDuplicate":
+        return v.duplicate(where, type_)
+    return v.invalid(where, type_, detail)
+
+
+# --- fieldPath ---------------------------------------------------------------------------------
+
+_SEGMENT = re.compile(r"\.([A-Za-z_$][A-Za-z0-9_$-]*)|\['((?:[^'\\]|\\.)*)'\]")
+
+
+def _parse_field_path(text: str) -> list[tuple[bool, str]] | None:
+    """``.a.b['c']`` as (is_field, name) segments; None if it is not such a path."""
+    out: list[tuple[bool, str]] = []
+    i = 0
+    while i < len(text):
+        m = _SEGMENT.match(text, i)
+        if not m:
+            return None
+        out.append((m.group(1) is not None, m.group(1) if m.group(1) is not None else m.group(2)))
+        i = m.end()
+    return out or None
+
+
+def _normalize_field_path(text: str) -> str:
+    segments = _parse_field_path(text.strip()) or []
+    p = ""
+    for is_field, name in segments:
+        p = (f"{p}.{name}" if p else name) if is_field else f"{p}[{name}]"
+    return p
+
+
+def _field_path_error(text: str, schema: dict[str, Any]) -> str | None:
+    """Why ``fieldPath`` does not name a field of the rule's schema node (None: it does)."""
+    segments = _parse_field_path(text.strip())
+    if segments is None:
+        return "fieldPath must be a valid path"
+    node: Any = schema
+    for _is_field, name in segments:
+        props = node.get("properties") if isinstance(node, dict) else None
+        if isinstance(props, dict) and name in props:
+            node = props[name]
+        elif isinstance(node, dict) and isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        else:
+            return "fieldPath must be a valid path: does not refer to a valid field"
+    return None
+
+
+# --- CRD validation ----------------------------------------------------------------------------
+
+
+class GoRule:
+    """A rule as kube-apiserver prints it as a bad value (Go's ``%#v`` of ``apiextensions.ValidationRule``)."""
+
+    def __init__(self, rule: dict[str, Any]) -> None:
+        self.rule = rule
+
+    def __str__(self) -> str:
+        r = self.rule
+
+        def q(name: str) -> str:
+            value = r.get(name)
+            text = value if isinstance(value, str) else ""
+            return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+        reason = "(*apiextensions.FieldValueErrorReason)(nil)" if r.get("reason") is None else \
+            f"(*apiextensions.FieldValueErrorReason)({q('reason')})"
+        old = "(*bool)(nil)" if r.get("optionalOldSelf") is None else f"(*bool)({str(r.get('optionalOldSelf')).lower()})"
+        return (f"apiextensions.ValidationRule{{Rule:{q('rule')}, Message:{q('message')}, "
+                f"MessageExpression:{q('messageExpression')}, Reason:{reason}, FieldPath:{q('fieldPath')}, "
+                f"OptionalOldSelf:{old}}}")
+
+
+def rule_errors(schema: Any, path: Path) -> list[FieldError]:
+    """The field errors of every ``x-kubernetes-validations`` entry of a CRD schema that is not
+    valid: not compiling, an unknown reason, a bad fieldPath, a transition rule where old values
+    cannot be correlated."""
+    errs: list[FieldError] = []
+    _check_node(schema, path, errs, correlatable=True)
+    return errs
+
+
+def _check_node(schema: Any, path: Path, errs: list[FieldError], *, correlatable: bool) -> None:
+    if not isinstance(schema, dict):
+        return
+    for i, rule in enumerate(_rules(schema)):
+        _check_rule(rule, schema, path.child("x-kubernetes-validations").index(i), errs, correlatable)
+    props = schema.get("properties")
+    if isinstance(props, dict):
+        for name, sub in props.items():
+            _check_node(sub, path.child("properties").key(name), errs, correlatable=correlatable)
+    _check_node(schema.get("additionalProperties"), path.child("additionalProperties"), errs,
+                correlatable=correlatable)
+    keyed = schema.get("x-kubernetes-list-type") == "map"
+    _check_node(schema.get("items"), path.child("items"), errs, correlatable=correlatable and keyed)
+
+
+def _check_rule(rule: dict[str, Any], schema: dict[str, Any], p: Path, errs: list[FieldError],
+                correlatable: bool) -> None:
+    compiled = _compile_rule(rule)
+    if isinstance(compiled, tuple):
+        where, why = compiled
+        if not why:
+            errs.append(v.required(p.child("rule"), "rule is not specified"))
+        else:
+            errs.append(v.invalid(p.child(where), GoRule(rule), why))
+        return
+    reason = rule.get("reason")
+    if reason is not None and reason not in REASONS:
+        errs.append(v.not_supported(p.child("reason"), reason, REASONS))
+    field_path = rule.get("fieldPath")
+    if isinstance(field_path, str) and field_path:
+        path_error = _field_path_error(field_path, schema)
+        if path_error:
+            errs.append(v.invalid(p.child("fieldPath"), field_path, path_error))
+    if compiled.uses_old_self and not correlatable:
+        errs.append(v.invalid(p.child("rule"), rule.get("rule"),
+                              "oldSelf cannot be used on the uncorrelatable portion of the schema"))

@@ -1,0 +1,114 @@
+"""CEL environments, compilation (once per expression and variable set) and evaluation.
+
+:func:`compile_expression` parses and type-checks an expression against an environment with the
+given variables (all typed ``dyn``), CEL's standard library, the strings, optional, math and
+bindings extensions, and Kubernetes' libraries (:mod:`.library`). Results are cached by
+``(expression, variables)``, so a policy or schema compiled again (a new version of an unchanged
+rule) reuses the program: nothing is compiled per request.
+
+:meth:`Program.evaluate` runs a program on JSON data after checking its cost bound
+(:mod:`.cost`); a CEL error value becomes an :class:`EvalError` worded as cel-go words it
+(``no such key: x``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import cel_expr_python.cel as ce
+from cel_expr_python.ext.ext_bindings import ExtBindings
+from cel_expr_python.ext.ext_math import ExtMath
+from cel_expr_python.ext.ext_optional import ExtOptional
+from cel_expr_python.ext.ext_strings import ExtStrings
+
+from kybernetes.apiserver.cel import cost
+from kybernetes.apiserver.cel.library import kubernetes_functions
+
+
+class CompileError(Exception):
+    """The expression does not compile; ``str()`` is cel-go's issue text (``ERROR: <input>:1:6: ...``)."""
+
+
+class EvalError(Exception):
+    """The evaluation failed (no such key, no such overload, division by zero, cost limit...)."""
+
+
+@lru_cache(maxsize=16)
+def _environment(variables: tuple[str, ...]) -> Any:
+    return ce.NewEnv(
+        variables={name: ce.Type.DYN for name in variables},
+        extensions=[ExtStrings(), ExtOptional(), ExtMath(), ExtBindings()],
+        functions=kubernetes_functions(),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    """One compiled expression."""
+
+    source: str
+    expression: Any
+    base_cost: int
+    macro_depth: int
+
+    def cost_bound(self, data_width: int) -> int:
+        return cost.bound(self.base_cost, self.macro_depth, data_width)
+
+    def evaluate(self, data: dict[str, Any], data_width: int = 1) -> Any:
+        """The result as a plain Python value; :class:`EvalError` if it is a CEL error or the
+        expression's cost bound on data this wide exceeds the per-call limit."""
+        if self.cost_bound(data_width) > cost.PER_CALL_LIMIT:
+            raise EvalError(cost.PER_CALL_EXCEEDED)
+        try:
+            result = self.expression.eval(data=data)
+        except RuntimeError as e:  # data CEL cannot hold (an integer beyond int64)
+            raise EvalError(_cel_go_wording(str(e)))
+        if result.type() == ce.Type.ERROR:
+            raise EvalError(_cel_go_wording(str(result.value())))
+        return result.plain_value()
+
+
+def compile_expression(source: str, variables: tuple[str, ...]) -> Program:
+    """Compile (or reuse the compiled) ``source`` for an environment declaring ``variables``."""
+    return _compile(source, tuple(sorted(variables)))
+
+
+@lru_cache(maxsize=4096)
+def _compile(source: str, variables: tuple[str, ...]) -> Program:
+    try:
+        expression = _environment(variables).compile(source)
+    except RuntimeError as e:
+        raise CompileError(_issue_text(str(e)))
+    return Program(source, expression, cost.base_cost(source), cost.macro_depth(source))
+
+
+def _issue_text(message: str) -> str:
+    """cel-cpp's ``INVALID_ARGUMENT: ERROR: <input>:...`` without the status code cel-go does not print."""
+    text = re.sub(r"^[A-Z_]+: ", "", message.strip())
+    return re.sub(r" \[[A-Z_]+\]$", "", text)
+
+
+_WORDING = (
+    # cel-cpp's own runtime limit (10,000 comprehension iterations per evaluation) is a cost limit.
+    (re.compile(r"Iteration budget exceeded.*"), "operation cancelled: actual cost limit exceeded"),
+    (re.compile(r'Key not found in map : "?(.*?)"?$'), r"no such key: \1"),
+    (re.compile(r"No matching overloads found.*"), "no such overload"),
+    (re.compile(r"Index error: index=(-?\d+) size=\d+"), r"index out of bounds: \1"),
+    (re.compile(r"divide by zero"), "division by zero"),
+    (re.compile(r"modulus by zero"), "modulus by zero"),
+)
+
+
+def _cel_go_wording(message: str) -> str:
+    text = re.sub(r"^[A-Z_]+: ", "", message.strip())
+    text = re.sub(r" \[[A-Z_]+\]$", "", text)
+    for pattern, replacement in _WORDING:
+        if pattern.search(text):
+            return pattern.sub(replacement, text) if "\\" in replacement else replacement
+    return text
+
+
+__all__ = ["CompileError", "EvalError", "Program", "compile_expression"]
