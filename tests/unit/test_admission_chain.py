@@ -39,7 +39,7 @@ def test_default_plugins_in_kubernetes_order() -> None:
     assert plugins.enabled_plugin_names() == [
         "NamespaceLifecycle", "LimitRanger", "ServiceAccount", "PodSecurity", "Priority", "DefaultTolerationSeconds",
         "DefaultStorageClass", "StorageObjectInUseProtection", "RuntimeClass", "CertificateSubjectRestriction",
-        "DefaultIngressClass", "ResourceQuota"]
+        "DefaultIngressClass", "ValidatingAdmissionPolicy", "ResourceQuota"]
 
 
 def test_enabled_plugins_keep_the_fixed_order_whatever_the_flag_order() -> None:
@@ -47,7 +47,8 @@ def test_enabled_plugins_keep_the_fixed_order_whatever_the_flag_order() -> None:
     assert names == ["AlwaysAdmit", "NamespaceLifecycle", "LimitRanger", "PodSecurity", "Priority",
                      "DefaultTolerationSeconds",
                      "DefaultStorageClass", "StorageObjectInUseProtection", "RuntimeClass",
-                     "CertificateSubjectRestriction", "DefaultIngressClass", "AlwaysDeny"]
+                     "CertificateSubjectRestriction", "DefaultIngressClass", "ValidatingAdmissionPolicy",
+                     "AlwaysDeny"]
 
 
 def test_every_registered_module_is_the_plugin_it_is_listed_as() -> None:

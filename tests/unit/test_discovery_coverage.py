@@ -140,8 +140,6 @@ EXCEPTIONS: dict[str, str] = {
     "authorization.k8s.io/v1/selfsubjectaccessreviews": _AUTHZ,
     "authorization.k8s.io/v1/selfsubjectrulesreviews": _AUTHZ,
     "authorization.k8s.io/v1/subjectaccessreviews": _AUTHZ,
-    "admissionregistration.k8s.io/v1/validatingadmissionpolicies": _AUTHZ,
-    "admissionregistration.k8s.io/v1/validatingadmissionpolicybindings": _AUTHZ,
     "admissionregistration.k8s.io/v1/mutatingwebhookconfigurations": _EXTENSION_POINTS,
     "admissionregistration.k8s.io/v1/validatingwebhookconfigurations": _EXTENSION_POINTS,
     "apiregistration.k8s.io/v1/apiservices": _EXTENSION_POINTS,

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 def builtin_strategies() -> dict[tuple[str, str], Strategy]:
     """Every built-in kind's strategy, keyed by (group, kind)."""
     from kybernetes.apiserver.registry import (
+        admissionpolicies,
         apps,
         autoscaling,
         batch,
@@ -42,7 +43,7 @@ def builtin_strategies() -> dict[tuple[str, str], Strategy]:
 
     out: dict[tuple[str, str], Strategy] = {}
     for module in (core, apps, batch, autoscaling, certificates, coordination, discovery, networking, policy,
-                   rbac, scheduling, storage, node, flowcontrol, crds):
+                   rbac, scheduling, storage, node, flowcontrol, crds, admissionpolicies):
         out.update(module.STRATEGIES)
     return out
 
