@@ -36,7 +36,7 @@ CONTROLLER_MODULES = (
     "job", "cronjob", "ttlafterfinished", "podgc",
     "endpoints", "endpointslice", "serviceaccounts", "namespace", "garbagecollector",
     "nodelifecycle", "nodeipam", "resourcequota", "disruption",
-    "csrsigning", "csrapproving", "csrcleaner", "volumeprotection",
+    "csrsigning", "csrapproving", "csrcleaner", "volumeprotection", "vapstatus",
 )
 
 

@@ -66,6 +66,8 @@ class ValidatingAdmissionPolicy(Handler):
         if not bindings:
             return
         policies = (await self.registry.cacher.cache_for(self.policies.key_prefix)).objects
+        if len(self._compiled) > len(policies):  # forget deleted policies
+            self._compiled = {n: c for n, c in self._compiled.items() if self.policies.key("", n) in policies}
         request = _Request(self, attrs)
         denied: _Denied | None = None
         for binding in sorted(bindings.values(), key=_binding_order):
