@@ -29,17 +29,17 @@ BUDGET_EXCEEDED = "validation failed due to running out of cost budget, no furth
 
 _MACRO = re.compile(r"\.\s*(all|exists|exists_one|map|filter)\s*\(")
 _TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[-+*/%<>=!&|?.\[(]")
-_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 
 
 def base_cost(source: str) -> int:
     """The operators, identifiers, selections and calls of an expression (string literals count one)."""
-    return max(1, len(_TOKEN.findall(_STRING.sub("s", source))))
+    return max(1, len(_TOKEN.findall(STRING_LITERAL.sub("s", source))))
 
 
 def macro_depth(source: str) -> int:
     """How deeply comprehension macros nest in the expression (0: none)."""
-    text = _STRING.sub("s", source)
+    text = STRING_LITERAL.sub("s", source)
     depth = best = 0
     stack: list[bool] = []
     i = 0
@@ -87,6 +87,7 @@ __all__ = [
     "PER_CALL_EXCEEDED",
     "PER_CALL_LIMIT",
     "RUNTIME_COST_BUDGET",
+    "STRING_LITERAL",
     "base_cost",
     "bound",
     "macro_depth",

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from kybernetes.api import validation as v
@@ -39,8 +40,6 @@ REASONS = ("FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired", "Fi
 ROOT = "<nil>"
 NOT_CHECKED = ("some validation rules were not checked because the object was invalid; correct the existing "
                "errors to complete validation")
-_OLD_SELF = re.compile(r"\boldSelf\b")
-_STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,17 +64,25 @@ class RuleValidator:
 
     def validate(self, obj: Any, old: Any, path: Path | None = None, *, has_old: bool = False) -> list[FieldError]:
         """The field errors of every rule on ``obj`` (with ``old`` when ``has_old``)."""
-        budget = _Budget(cost.RUNTIME_COST_BUDGET, cost.width(obj))
+        budget = _Budget(cost.RUNTIME_COST_BUDGET, obj)
         errs: list[FieldError] = []
         _walk(self, obj, old, has_old, path, budget, errs)
         return errs
 
 
 class _Budget:
-    def __init__(self, remaining: int, data_width: int) -> None:
+    def __init__(self, remaining: int, data: Any) -> None:
         self.remaining = remaining
-        self.width = data_width
+        self.data = data
         self.exhausted = False
+
+    @cached_property
+    def _width(self) -> int:
+        return cost.width(self.data)
+
+    def width_for(self, program: Program) -> int:
+        """The data's width, measured only for a program with comprehensions (others cost the same on any data)."""
+        return self._width if program.macro_depth else 1
 
 
 def compile_schema(schema: Any) -> RuleValidator | None:
@@ -117,6 +124,7 @@ def _compile_rule(rule: dict[str, Any]) -> CompiledRule | tuple[str, str]:
         program = compile_expression(source, VARIABLES)
     except CompileError as e:
         return ("rule", f"compilation failed: {e}")
+    uses_old_self = "oldSelf" in program.uses
     if rule.get("optionalOldSelf") is True:
         # Compiled as written first (so errors point into the rule), then run with oldSelf optional.
         program = compile_expression(
@@ -130,7 +138,7 @@ def _compile_rule(rule: dict[str, Any]) -> CompiledRule | tuple[str, str]:
         except CompileError as e:
             return ("messageExpression", f"messageExpression compilation failed: {e}")
     field_path = rule.get("fieldPath")
-    return CompiledRule(rule, program, message, bool(_OLD_SELF.search(_STRINGS.sub("", source))),
+    return CompiledRule(rule, program, message, uses_old_self,
                         _normalize_field_path(field_path) if isinstance(field_path, str) else "")
 
 
@@ -188,14 +196,15 @@ def _run_rules(node: RuleValidator, obj: Any, old: Any, has_old: bool, path: Pat
             data = {"self": obj, "__kybOld": old, "__kybHasOld": has_old}
         else:
             data = {"self": obj, "oldSelf": old if has_old else None}
-        bound = compiled.program.cost_bound(budget.width)
+        width = budget.width_for(compiled.program)
+        bound = compiled.program.cost_bound(width)
         if cost.PER_CALL_LIMIT >= bound > budget.remaining:
             errs.append(v.invalid(where, node.type, cost.BUDGET_EXCEEDED))
             budget.exhausted = True
             return
         budget.remaining -= bound
         try:
-            ok = compiled.program.evaluate(data, budget.width)
+            ok = compiled.program.evaluate(data, width)
         except EvalError as e:
             errs.append(_evaluation_error(where, node.type, compiled, str(e)))
             if str(e) == cost.PER_CALL_EXCEEDED:
@@ -230,7 +239,7 @@ def _message(compiled: CompiledRule, data: dict[str, Any], budget: _Budget) -> s
     """messageExpression's result if it gives a usable one, else message, else ``failed rule: <rule>``."""
     if compiled.message is not None:
         try:
-            text = compiled.message.evaluate(data, budget.width)
+            text = compiled.message.evaluate(data, budget.width_for(compiled.message))
         except EvalError:
             text = None
         if isinstance(text, str) and text.strip() and "\n" not in text.strip():

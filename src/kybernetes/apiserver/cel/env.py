@@ -53,22 +53,47 @@ class Program:
     expression: Any
     base_cost: int
     macro_depth: int
+    uses: frozenset[str]
+    """The declared variables the expression names: only those are converted for an evaluation."""
 
     def cost_bound(self, data_width: int) -> int:
         return cost.bound(self.base_cost, self.macro_depth, data_width)
 
-    def evaluate(self, data: dict[str, Any], data_width: int = 1) -> Any:
+    def evaluate(self, data: dict[str, Any] | Activation, data_width: int = 1) -> Any:
         """The result as a plain Python value; :class:`EvalError` if it is a CEL error or the
-        expression's cost bound on data this wide exceeds the per-call limit."""
+        expression's cost bound on data this wide exceeds the per-call limit. ``data`` is the
+        variables' values, or an :class:`Activation` of this program's variables."""
         if self.cost_bound(data_width) > cost.PER_CALL_LIMIT:
             raise EvalError(cost.PER_CALL_EXCEEDED)
         try:
-            result = self.expression.eval(data=data)
+            if isinstance(data, Activation):
+                result = self.expression.eval(data.converted())
+            else:
+                result = self.expression.eval(data={k: v for k, v in data.items() if k in self.uses})
         except RuntimeError as e:  # data CEL cannot hold (an integer beyond int64)
             raise EvalError(_cel_go_wording(str(e)))
         if result.type() == ce.Type.ERROR:
             raise EvalError(_cel_go_wording(str(result.value())))
         return result.plain_value()
+
+
+class Activation:
+    """Values of an environment's variables, converted to CEL once for all the expressions of one
+    evaluation that read them (converting an object is most of what evaluating costs)."""
+
+    def __init__(self, variables: tuple[str, ...], data: dict[str, Any]) -> None:
+        self._env = _environment(tuple(sorted(variables)))
+        self.data = data
+        self._converted: Any = None
+
+    def set(self, name: str, value: Any) -> None:
+        self.data[name] = value
+        self._converted = None
+
+    def converted(self) -> Any:
+        if self._converted is None:
+            self._converted = self._env.Activation(self.data)
+        return self._converted
 
 
 def compile_expression(source: str, variables: tuple[str, ...]) -> Program:
@@ -82,7 +107,12 @@ def _compile(source: str, variables: tuple[str, ...]) -> Program:
         expression = _environment(variables).compile(source)
     except RuntimeError as e:
         raise CompileError(_issue_text(str(e)))
-    return Program(source, expression, cost.base_cost(source), cost.macro_depth(source))
+    named = set(_IDENTIFIER.findall(cost.STRING_LITERAL.sub("", source)))
+    return Program(source, expression, cost.base_cost(source), cost.macro_depth(source),
+                   frozenset(v for v in variables if v in named))
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _issue_text(message: str) -> str:
@@ -111,4 +141,4 @@ def _cel_go_wording(message: str) -> str:
     return text
 
 
-__all__ = ["CompileError", "EvalError", "Program", "compile_expression"]
+__all__ = ["Activation", "CompileError", "EvalError", "Program", "compile_expression"]

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from kybernetes.apiserver.cel import BUDGET_EXCEEDED, RUNTIME_COST_BUDGET, CompileError, EvalError, Program
 from kybernetes.apiserver.cel import cost as celcost
-from kybernetes.apiserver.cel.admission import compile_policy_expression
+from kybernetes.apiserver.cel.admission import VARIABLES, compile_policy_expression
+from kybernetes.apiserver.cel.env import Activation
 
 _VARIABLE_REF = re.compile(r"\bvariables\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -71,6 +73,17 @@ class CompiledPolicy:
     variables: dict[str, Expr]
     validations: list[tuple[Expr, Expr | None, dict[str, Any]]]
     audits: list[tuple[str, Expr]]
+    uses: frozenset[str] = frozenset()
+    """The CEL variables any expression of the policy reads (only those are converted)."""
+    referenced: tuple[str, ...] = ()
+    """The policy variables some expression refers to."""
+
+    def __post_init__(self) -> None:
+        exprs = [e for _n, e in self.match_conditions] + list(self.variables.values()) + \
+            [e for v, m, _r in self.validations for e in (v, m) if e is not None] + [e for _k, e in self.audits]
+        self.uses = frozenset(name for e in exprs for name in e.program.uses)
+        refs = {r for e in exprs for r in e.refs}
+        self.referenced = tuple(name for name in self.variables if name in refs)
 
     @classmethod
     def of(cls, policy: dict[str, Any]) -> CompiledPolicy:
@@ -116,38 +129,54 @@ class CompiledPolicy:
 
 
 class _Run:
-    """One evaluation: lazily computed variables, the shared cost budget."""
+    """One evaluation: the policy's variables, the converted activation, the shared cost budget.
+
+    Every variable some expression refers to is computed first (so that the activation, whose
+    conversion is most of the cost, is built once with them); an error is kept and raised only
+    by the expressions that use that variable, so an unused failing variable fails nothing."""
 
     def __init__(self, policy: CompiledPolicy, data: dict[str, Any]) -> None:
         self.policy = policy
         self.values: dict[str, Any] = {}
         self.errors: dict[str, EvalError] = {}
-        self.data = {**data, "variables": self.values}
+        self.data = {k: v for k, v in data.items() if k in policy.uses}
         self.budget = RUNTIME_COST_BUDGET
-        self.width = celcost.width([data.get("object"), data.get("oldObject"), data.get("params")])
+        for name in policy.referenced:
+            self._compute(name, ())
+        self.activation = Activation(VARIABLES, {**self.data, "variables": self.values})
 
-    def value(self, expr: Expr) -> Any:
-        for name in expr.refs:
-            self._variable(name)
-        bound = expr.program.cost_bound(self.width)
+    @cached_property
+    def _width(self) -> int:
+        return celcost.width([self.data.get("object"), self.data.get("oldObject"), self.data.get("params")])
+
+    def _charge(self, expr: Expr) -> int:
+        # Only comprehensions cost more on wider data: measure it only for them.
+        width = self._width if expr.program.macro_depth else 1
+        bound = expr.program.cost_bound(width)
         if celcost.PER_CALL_LIMIT >= bound > self.budget:
             raise EvalError(BUDGET_EXCEEDED)
         self.budget -= bound
-        return expr.program.evaluate(self.data, self.width)
+        return width
 
-    def _variable(self, name: str) -> None:
-        if name in self.values or name in self.errors:
-            if name in self.errors:
-                raise self.errors[name]
-            return
+    def _compute(self, name: str, chain: tuple[str, ...]) -> None:
         expr = self.policy.variables.get(name)
-        if expr is None:
+        if expr is None or name in self.values or name in self.errors or name in chain:
             return
         try:
-            self.values[name] = self.value(expr)
+            for ref in expr.refs:
+                self._compute(ref, (*chain, name))
+                if ref in self.errors:
+                    raise self.errors[ref]
+            width = self._charge(expr)
+            self.values[name] = expr.program.evaluate({**self.data, "variables": self.values}, width)
         except EvalError as e:
             self.errors[name] = e
-            raise
+
+    def value(self, expr: Expr) -> Any:
+        for name in expr.refs:
+            if name in self.errors:
+                raise self.errors[name]
+        return expr.program.evaluate(self.activation, self._charge(expr))
 
     def message(self, raw: dict[str, Any], message: Expr | None) -> str:
         if message is not None:
