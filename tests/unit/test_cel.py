@@ -161,6 +161,21 @@ def test_rule_errors_on_crd() -> None:
     assert len(errs) == 6
 
 
+def test_rule_messages_on_crd() -> None:
+    schema = {"type": "object", "x-kubernetes-validations": [
+        {"rule": "true", "message": "two\nlines"}, {"rule": "true &&\n true"}, {"rule": "true", "message": " "},
+        {"rule": "true", "messageExpression": "  "}]}
+    errs = [str(e) for e in crdrules.rule_errors(schema, Path("s"))]
+    assert errs == [
+        's.x-kubernetes-validations[0].message: Invalid value: "two\nlines": message must not contain line breaks',
+        "s.x-kubernetes-validations[1].message: Required value: message must be specified if rule contains line "
+        "breaks",
+        's.x-kubernetes-validations[2].message: Invalid value: " ": message must be non-empty if specified',
+        "s.x-kubernetes-validations[3].messageExpression: Required value: messageExpression must be non-empty if "
+        "specified",
+    ]
+
+
 def test_one_request_shares_the_cost_budget() -> None:
     rule = {"rule": "self.all(x, x.size() < 100 && x.startsWith('x') && x.endsWith('x'))"}
     schema = {"type": "object", "properties": {f"l{i}": {"type": "array", "items": {"type": "string"},

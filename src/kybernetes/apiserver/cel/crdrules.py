@@ -355,6 +355,7 @@ def _check_node(schema: Any, path: Path, errs: list[FieldError], *, correlatable
 
 def _check_rule(rule: dict[str, Any], schema: dict[str, Any], p: Path, errs: list[FieldError],
                 correlatable: bool) -> None:
+    errs.extend(_message_errors(rule, p))
     compiled = _compile_rule(rule)
     if isinstance(compiled, tuple):
         where, why = compiled
@@ -374,3 +375,20 @@ def _check_rule(rule: dict[str, Any], schema: dict[str, Any], p: Path, errs: lis
     if compiled.uses_old_self and not correlatable:
         errs.append(v.invalid(p.child("rule"), rule.get("rule"),
                               "oldSelf cannot be used on the uncorrelatable portion of the schema"))
+
+
+def _message_errors(rule: dict[str, Any], p: Path) -> list[FieldError]:
+    """``message`` and ``messageExpression`` as apiextensions validation wants them."""
+    errs: list[FieldError] = []
+    message, source = rule.get("message"), rule.get("rule")
+    if isinstance(message, str) and message:
+        if not message.strip():
+            errs.append(v.invalid(p.child("message"), message, "message must be non-empty if specified"))
+        elif "\n" in message or "\r" in message:
+            errs.append(v.invalid(p.child("message"), message, "message must not contain line breaks"))
+    elif isinstance(source, str) and ("\n" in source.strip() or "\r" in source.strip()):
+        errs.append(v.required(p.child("message"), "message must be specified if rule contains line breaks"))
+    expression = rule.get("messageExpression")
+    if isinstance(expression, str) and expression and not expression.strip():
+        errs.append(v.required(p.child("messageExpression"), "messageExpression must be non-empty if specified"))
+    return errs
