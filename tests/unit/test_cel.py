@@ -137,6 +137,18 @@ def test_transition_rules_on_update() -> None:
                    _obj("abc", replicas=1, maxReplicas=2, mode="locked")) == ['spec: Invalid value: "object": locked']
 
 
+def test_unchanged_values_are_ratcheted() -> None:
+    # Written before the rule existed: an update that leaves spec alone passes, one that touches it fails.
+    old = _obj("abc", replicas=5, maxReplicas=2, mode="a")
+    assert _errors(_obj("abc", replicas=5, maxReplicas=2, mode="a"), old) == []
+    assert _errors(_obj("abc", replicas=6, maxReplicas=2, mode="a"), old) == [
+        'spec: Invalid value: "object": replicas must not exceed maxReplicas']
+    # The root changed (its spec did), so the root rule is checked; an old name keeps failing there.
+    assert _errors(_obj("bob", replicas=1, maxReplicas=2, mode="a"), _obj("bob", replicas=1, maxReplicas=3,
+                                                                          mode="a")) == [
+        '<nil>: Invalid value: "object": name must start with a']
+
+
 def test_rule_errors_on_crd() -> None:
     schema = {"type": "object", "properties": {"spec": {"type": "object", "x-kubernetes-validations": [
         {"rule": "self.x >"}, {"rule": "1 == 1", "reason": "Nope", "fieldPath": ".nope"}, {"rule": ""},

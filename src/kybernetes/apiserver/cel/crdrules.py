@@ -14,7 +14,9 @@ of Kubernetes 1.32:
   ``oldSelf`` (a transition rule) runs only where an old value exists (the same field of the old
   object, the same key of a map, the item with the same keys of a ``map`` list), unless it sets
   ``optionalOldSelf``, when ``oldSelf`` is an optional (``oldSelf.hasValue()``). Null values are
-  not validated. A failed rule is a field error at the node (plus ``fieldPath``): ``Invalid
+  not validated. Failures are ratcheted (1.32's CRDValidationRatcheting): on update, a rule
+  without ``oldSelf`` that fails on a value equal to its old value is let pass (Kubernetes
+  returns it as a warning; the strategy has no way to warn, so it is dropped). A failed rule is a field error at the node (plus ``fieldPath``): ``Invalid
   value: "<schema type>": <message>``, or Forbidden/Required/Duplicate by ``reason``. Rule
   errors at the root name the field ``<nil>``, as kube-apiserver's nil path prints.
 - Cost: every evaluation is bounded first (:mod:`.cost`); over the per-call limit the rule fails
@@ -150,13 +152,19 @@ def _child_path(path: Path | None, name: str) -> Path:
 
 
 def _walk(node: RuleValidator, obj: Any, old: Any, has_old: bool, path: Path | None, budget: _Budget,
-          errs: list[FieldError]) -> None:
+          errs: list[FieldError], inherited: bool = False) -> None:
+    """Rules of ``node`` and below on ``obj``. ``inherited`` is whether the nearest correlated
+    ancestor is unchanged, for a value with no old value of its own (an item of a list that does
+    not correlate)."""
     if obj is None or budget.exhausted:
         return
     if old is None:
         has_old = False
+    # Ratcheting (CRDValidationRatcheting, on in 1.32): a value equal to its old value keeps
+    # passing rules it already failed, unless the rule compares with oldSelf.
+    unchanged = obj == old if has_old else inherited
     if node.rules:
-        _run_rules(node, obj, old, has_old, path, budget, errs)
+        _run_rules(node, obj, old, has_old, path, budget, errs, unchanged)
     if isinstance(obj, dict):
         old_map = old if has_old and isinstance(old, dict) else {}
         for name, value in obj.items():
@@ -169,7 +177,8 @@ def _walk(node: RuleValidator, obj: Any, old: Any, has_old: bool, path: Path | N
             key = _list_key(node, item)
             found = key is not None and key in old_items
             item_path = Path(f"[{i}]") if path is None else path.index(i)
-            _walk(node.items, item, old_items.get(key) if found else None, found, item_path, budget, errs)
+            _walk(node.items, item, old_items.get(key) if found else None, found, item_path, budget, errs,
+                  inherited=unchanged and not node.map_keys)
 
 
 def _list_key(node: RuleValidator, item: Any) -> str | None:
@@ -186,7 +195,7 @@ def _correlate(node: RuleValidator, old: Any) -> dict[str | None, Any]:
 
 
 def _run_rules(node: RuleValidator, obj: Any, old: Any, has_old: bool, path: Path | None, budget: _Budget,
-               errs: list[FieldError]) -> None:
+               errs: list[FieldError], unchanged: bool) -> None:
     where = str(path) if path is not None else ROOT
     for compiled in node.rules:
         optional = compiled.rule.get("optionalOldSelf") is True
@@ -211,7 +220,7 @@ def _run_rules(node: RuleValidator, obj: Any, old: Any, has_old: bool, path: Pat
                 budget.exhausted = True
                 return
             continue
-        if ok is True:
+        if ok is True or (unchanged and not compiled.uses_old_self):
             continue
         target = where if not compiled.field_path else _child_path(path, compiled.field_path)
         errs.append(_rule_error(str(target), node.type, compiled, _message(compiled, data, budget)))
