@@ -33,6 +33,18 @@ def test_compiled_once_per_expression() -> None:
     ("self.l.isSorted() && self.l.sum() == 6 && self.l.max() == 3 && self.l.min() == 1", {"l": [1, 2, 3]}, True),
     ("'abc123def456'.find('[0-9]+')", {}, "123"),
     ("'abc123def456'.findAll('[0-9]+')", {}, ["123", "456"]),
+    ("url('https://u@example.com:8443/a%20b?x=1&x=2').getHost()", {}, "example.com:8443"),
+    ("url('https://example.com:8443/a').getHostname() + url('https://example.com:8443/a').getPort()", {},
+     "example.com8443"),
+    ("url('https://e.com/a%20b?x=1&x=2').getEscapedPath()", {}, "/a%20b"),
+    ("url('https://e.com/?x=1&x=2').getQuery()", {}, {"x": ["1", "2"]}),
+    ("isURL('/path') && !isURL('not a url')", {}, True),
+    ("ip('10.0.0.1').family() == 4 && ip('::1').isLoopback() && ip('1.2.3.4').isGlobalUnicast()", {}, True),
+    ("isIP('::ffff:1.2.3.4') || ip.isCanonical('2001:db8::0:1')", {}, False),
+    ("cidr('10.0.0.0/8').containsIP('10.1.2.3') && !cidr('10.0.0.0/8').containsIP(ip('11.1.2.3'))", {}, True),
+    ("cidr('10.0.0.0/8').containsCIDR('10.1.0.0/16') && cidr('10.1.2.3/8').masked().prefixLength() == 8", {}, True),
+    ("isCIDR('10.0.0.1')", {}, False),
+    ("sets.contains([1, 2, 3], [1, 2]) && sets.equivalent([1, 2], [2, 1]) && !sets.intersects([1], [2])", {}, True),
 ])
 def test_evaluates(source: str, data: dict[str, Any], want: Any) -> None:
     assert compile_expression(source, SELF).evaluate({"self": data}) == want
@@ -43,6 +55,8 @@ def test_evaluates(source: str, data: dict[str, Any], want: Any) -> None:
     ("self.l[3]", {"l": [1]}, "index out of bounds: 3"),
     ("1 / self.zero", {"zero": 0}, "division by zero"),
     ("quantity(self.q)", {"q": "lots"}, "quantities must match the regular expression"),
+    ("quantity('1').getHost()", {}, "no such overload"),
+    ("ip(self.ip)", {"ip": "x"}, 'IP Address "x" parse error during conversion from string'),
 ])
 def test_evaluation_errors_in_cel_go_words(source: str, data: dict[str, Any], message: str) -> None:
     with pytest.raises(EvalError, match=message):

@@ -38,8 +38,9 @@ What Kubernetes' environment needs, by implementation (cel-expr-python / common-
 Chosen: **cel-expr-python**, the fastest, the only one with a type checker, and the only one
 with the extensions Kubernetes enables. Built here as custom functions (:mod:`.library`):
 quantity, lists (``isSorted``, ``sum``, ``min``, ``max``), regex
-(``find``, ``findAll``). Not built yet: the lists ``indexOf``/``lastIndexOf``, url, ip and cidr, format (``format.dns1123Label()``...),
-semver, authz (``authorizer``), ``sets``, two-variable comprehensions; and type checking against
+(``find``, ``findAll``) in :mod:`.library`; url, ip, cidr and sets in :mod:`.library_net`. Not
+built yet: the lists ``indexOf``/``lastIndexOf``, format (``format.dns1123Label()``...), semver,
+authz (``authorizer``), ``string()`` of an IP or CIDR, two-variable comprehensions; and type checking against
 a CRD's schema (Kubernetes declares ``self`` with the schema's types and so refuses
 ``self.noSuchField`` when the CRD is written; here ``self`` is ``dyn``, which catches syntax
 errors, undeclared identifiers and functions and type errors between literals, but reports a

@@ -26,6 +26,7 @@ from cel_expr_python.ext.ext_strings import ExtStrings
 
 from kybernetes.apiserver.cel import cost
 from kybernetes.apiserver.cel.library import kubernetes_functions
+from kybernetes.apiserver.cel.library_net import network_functions
 
 
 class CompileError(Exception):
@@ -41,7 +42,7 @@ def _environment(variables: tuple[str, ...]) -> Any:
     return ce.NewEnv(
         variables={name: ce.Type.DYN for name in variables},
         extensions=[ExtStrings(), ExtOptional(), ExtMath(), ExtBindings()],
-        functions=kubernetes_functions(),
+        functions=kubernetes_functions() + network_functions(),
     )
 
 

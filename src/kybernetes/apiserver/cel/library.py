@@ -66,7 +66,8 @@ def _as_integer(a: Any) -> int:
     return int(v)
 
 
-def _member(oid: str, ret: Any, params: list[Any], impl: Callable[..., Any]) -> ce.Overload:
+def member(oid: str, ret: Any, params: list[Any], impl: Callable[..., Any]) -> ce.Overload:
+    """A method overload (``receiver.name(args)``), the receiver's type first in ``params``."""
     return ce.Overload(oid, ret, params, is_member=True, impl=impl)
 
 
@@ -75,23 +76,23 @@ def _quantity_functions() -> list[ce.FunctionDecl]:
     return [
         ce.FunctionDecl("quantity", [ce.Overload("string_to_quantity", _Q, [_S], impl=_quantity)]),
         ce.FunctionDecl("isQuantity", [ce.Overload("is_quantity_string", _B, [_S], impl=_is_quantity)]),
-        ce.FunctionDecl("isLessThan", [_member("quantity_is_less_than", _B, [_Q, _Q],
+        ce.FunctionDecl("isLessThan", [member("quantity_is_less_than", _B, [_Q, _Q],
                                                lambda a, b: cmp(a, b) < 0)]),
-        ce.FunctionDecl("isGreaterThan", [_member("quantity_is_greater_than", _B, [_Q, _Q],
+        ce.FunctionDecl("isGreaterThan", [member("quantity_is_greater_than", _B, [_Q, _Q],
                                                   lambda a, b: cmp(a, b) > 0)]),
-        ce.FunctionDecl("compareTo", [_member("quantity_compare_to", _I, [_Q, _Q], cmp)]),
+        ce.FunctionDecl("compareTo", [member("quantity_compare_to", _I, [_Q, _Q], cmp)]),
         ce.FunctionDecl("add", [
-            _member("quantity_add", _Q, [_Q, _Q], lambda a, b: _arith(a, b, 1)),
-            _member("quantity_add_int", _Q, [_Q, _I], lambda a, b: _arith(a, b, 1))]),
+            member("quantity_add", _Q, [_Q, _Q], lambda a, b: _arith(a, b, 1)),
+            member("quantity_add_int", _Q, [_Q, _I], lambda a, b: _arith(a, b, 1))]),
         ce.FunctionDecl("sub", [
-            _member("quantity_sub", _Q, [_Q, _Q], lambda a, b: _arith(a, b, -1)),
-            _member("quantity_sub_int", _Q, [_Q, _I], lambda a, b: _arith(a, b, -1))]),
-        ce.FunctionDecl("asInteger", [_member("quantity_as_integer", _I, [_Q], _as_integer)]),
-        ce.FunctionDecl("asApproximateFloat", [_member("quantity_as_float", _F, [_Q],
+            member("quantity_sub", _Q, [_Q, _Q], lambda a, b: _arith(a, b, -1)),
+            member("quantity_sub_int", _Q, [_Q, _I], lambda a, b: _arith(a, b, -1))]),
+        ce.FunctionDecl("asInteger", [member("quantity_as_integer", _I, [_Q], _as_integer)]),
+        ce.FunctionDecl("asApproximateFloat", [member("quantity_as_float", _F, [_Q],
                                                        lambda a: float(_value(a)))]),
-        ce.FunctionDecl("sign", [_member("quantity_sign", _I, [_Q],
+        ce.FunctionDecl("sign", [member("quantity_sign", _I, [_Q],
                                          lambda a: (_value(a) > 0) - (_value(a) < 0))]),
-        ce.FunctionDecl("isInteger", [_member("quantity_is_integer", _B, [_Q],
+        ce.FunctionDecl("isInteger", [member("quantity_is_integer", _B, [_Q],
                                               lambda a: _value(a).denominator == 1)]),
     ]
 
@@ -109,11 +110,11 @@ def _extreme(xs: list[Any], pick: Callable[..., Any]) -> Any:
 
 def _list_functions() -> list[ce.FunctionDecl]:
     return [
-        ce.FunctionDecl("isSorted", [_member("list_is_sorted", _B, [_L],
+        ce.FunctionDecl("isSorted", [member("list_is_sorted", _B, [_L],
                                              lambda xs: _comparable(xs) == sorted(_comparable(xs)))]),
-        ce.FunctionDecl("sum", [_member("list_sum", _D, [_L], lambda xs: sum(xs) if xs else 0)]),
-        ce.FunctionDecl("min", [_member("list_min", _D, [_L], lambda xs: _extreme(xs, min))]),
-        ce.FunctionDecl("max", [_member("list_max", _D, [_L], lambda xs: _extreme(xs, max))]),
+        ce.FunctionDecl("sum", [member("list_sum", _D, [_L], lambda xs: sum(xs) if xs else 0)]),
+        ce.FunctionDecl("min", [member("list_min", _D, [_L], lambda xs: _extreme(xs, min))]),
+        ce.FunctionDecl("max", [member("list_max", _D, [_L], lambda xs: _extreme(xs, max))]),
     ]
 
 
@@ -134,10 +135,10 @@ def _find_all(s: str, pattern: str, limit: int = -1) -> list[str]:
 
 def _regex_functions() -> list[ce.FunctionDecl]:
     return [
-        ce.FunctionDecl("find", [_member("string_find_string", _S, [_S, _S], _find)]),
+        ce.FunctionDecl("find", [member("string_find_string", _S, [_S, _S], _find)]),
         ce.FunctionDecl("findAll", [
-            _member("string_find_all_string", _LS, [_S, _S], _find_all),
-            _member("string_find_all_string_int", _LS, [_S, _S, _I], _find_all)]),
+            member("string_find_all_string", _LS, [_S, _S], _find_all),
+            member("string_find_all_string_int", _LS, [_S, _S, _I], _find_all)]),
     ]
 
 
@@ -146,4 +147,4 @@ def kubernetes_functions() -> list[ce.FunctionDecl]:
     return _quantity_functions() + _list_functions() + _regex_functions()
 
 
-__all__ = ["QUANTITY_KEY", "kubernetes_functions"]
+__all__ = ["QUANTITY_KEY", "kubernetes_functions", "member"]
