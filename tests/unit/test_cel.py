@@ -151,6 +151,17 @@ def test_transition_rules_on_update() -> None:
                    _obj("abc", replicas=1, maxReplicas=2, mode="locked")) == ['spec: Invalid value: "object": locked']
 
 
+def test_number_fields_are_doubles_even_when_written_as_integers() -> None:
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "x-kubernetes-validations": [
+        {"rule": "self.ratio * 2.0 <= 3.0 && self.count + 1 > 1", "message": "bad ratio"}],
+        "properties": {"ratio": {"type": "number"}, "count": {"type": "integer"}}}}}
+    validator = crdrules.compile_schema(schema)
+    assert validator is not None
+    assert validator.validate({"spec": {"ratio": 1, "count": 1}}, None) == []
+    assert [str(e) for e in validator.validate({"spec": {"ratio": 2, "count": 1}}, None)] == [
+        'spec: Invalid value: "object": bad ratio']
+
+
 def test_unchanged_values_are_ratcheted() -> None:
     # Written before the rule existed: an update that leaves spec alone passes, one that touches it fails.
     old = _obj("abc", replicas=5, maxReplicas=2, mode="a")

@@ -63,6 +63,8 @@ class RuleValidator:
     additional: RuleValidator | None = None
     items: RuleValidator | None = None
     map_keys: tuple[str, ...] = ()
+    numbers: dict[str, Any] | None = None
+    """The node's schema if a ``number`` node is at or below it: JSON integers there are doubles."""
 
     def validate(self, obj: Any, old: Any, path: Path | None = None, *, has_old: bool = False) -> list[FieldError]:
         """The field errors of every rule on ``obj`` (with ``old`` when ``has_old``)."""
@@ -97,6 +99,8 @@ def compile_schema(schema: Any) -> RuleValidator | None:
         compiled = _compile_rule(rule)
         if isinstance(compiled, CompiledRule):
             node.rules.append(compiled)
+    if node.rules and _has_numbers(schema):
+        node.numbers = schema
     props = schema.get("properties")
     if isinstance(props, dict):
         for name, sub in props.items():
@@ -110,6 +114,32 @@ def compile_schema(schema: Any) -> RuleValidator | None:
     if node.rules or node.properties or node.additional or node.items:
         return node
     return None
+
+
+def _has_numbers(schema: Any) -> bool:
+    if not isinstance(schema, dict):
+        return False
+    if schema.get("type") == "number":
+        return True
+    props = schema.get("properties")
+    subs = list(props.values()) if isinstance(props, dict) else []
+    return any(_has_numbers(x) for x in [*subs, schema.get("items"), schema.get("additionalProperties")])
+
+
+def _as_declared(value: Any, schema: Any) -> Any:
+    """``value`` with the integers of ``number`` nodes as doubles, as CEL sees the schema's types
+    (JSON does not tell 1 from 1.0; ``self.ratio * 2.0`` must work for ``ratio: 1``)."""
+    if not isinstance(schema, dict):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value) if schema.get("type") == "number" else value
+    if isinstance(value, dict):
+        props: dict[str, Any] = schema["properties"] if isinstance(schema.get("properties"), dict) else {}
+        extra = schema.get("additionalProperties")
+        return {k: _as_declared(x, props.get(k, extra)) for k, x in value.items()}
+    if isinstance(value, list):
+        return [_as_declared(x, schema.get("items")) for x in value]
+    return value
 
 
 def _rules(schema: dict[str, Any]) -> list[dict[str, Any]]:
@@ -197,6 +227,8 @@ def _correlate(node: RuleValidator, old: Any) -> dict[str | None, Any]:
 def _run_rules(node: RuleValidator, obj: Any, old: Any, has_old: bool, path: Path | None, budget: _Budget,
                errs: list[FieldError], unchanged: bool) -> None:
     where = str(path) if path is not None else ROOT
+    if node.numbers is not None:
+        obj, old = _as_declared(obj, node.numbers), _as_declared(old, node.numbers)
     for compiled in node.rules:
         optional = compiled.rule.get("optionalOldSelf") is True
         if compiled.uses_old_self and not has_old and not optional:
