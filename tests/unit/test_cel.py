@@ -162,6 +162,18 @@ def test_number_fields_are_doubles_even_when_written_as_integers() -> None:
         'spec: Invalid value: "object": bad ratio']
 
 
+def test_formats_typed_as_kubernetes_types_them() -> None:
+    schema = {"type": "object", "x-kubernetes-validations": [
+        {"rule": "self.start < self.end && self.end - self.start >= self.timeout && size(self.data) == 3"}],
+        "properties": {"start": {"type": "string", "format": "date-time"}, "end": {"type": "string", "format": "date"},
+                       "timeout": {"type": "string", "format": "duration"}, "data": {"type": "string", "format": "byte"}}}
+    validator = crdrules.compile_schema(schema)
+    assert validator is not None
+    ok = {"start": "2026-01-01T10:00:00Z", "end": "2026-01-02", "timeout": "1h30m", "data": "YWJj"}
+    assert validator.validate(ok, None) == []
+    assert len(validator.validate({**ok, "timeout": "24h"}, None)) == 1
+
+
 def test_unchanged_values_are_ratcheted() -> None:
     # Written before the rule existed: an update that leaves spec alone passes, one that touches it fails.
     old = _obj("abc", replicas=5, maxReplicas=2, mode="a")

@@ -25,12 +25,17 @@ of Kubernetes 1.32:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from google.protobuf import duration_pb2, timestamp_pb2
+
 from kybernetes.api import validation as v
+from kybernetes.api.timeutil import parse_duration, parse_rfc3339
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.apiserver.cel import cost
 from kybernetes.apiserver.cel.env import CompileError, EvalError, Program, compile_expression
@@ -64,7 +69,7 @@ class RuleValidator:
     items: RuleValidator | None = None
     map_keys: tuple[str, ...] = ()
     numbers: dict[str, Any] | None = None
-    """The node's schema if a ``number`` node is at or below it: JSON integers there are doubles."""
+    """The node's schema if values at or below it are typed beyond JSON (:func:`_as_declared`)."""
 
     def validate(self, obj: Any, old: Any, path: Path | None = None, *, has_old: bool = False) -> list[FieldError]:
         """The field errors of every rule on ``obj`` (with ``old`` when ``has_old``)."""
@@ -99,7 +104,7 @@ def compile_schema(schema: Any) -> RuleValidator | None:
         compiled = _compile_rule(rule)
         if isinstance(compiled, CompiledRule):
             node.rules.append(compiled)
-    if node.rules and _has_numbers(schema):
+    if node.rules and _has_typed(schema):
         node.numbers = schema
     props = schema.get("properties")
     if isinstance(props, dict):
@@ -116,23 +121,31 @@ def compile_schema(schema: Any) -> RuleValidator | None:
     return None
 
 
-def _has_numbers(schema: Any) -> bool:
+_TYPED_FORMATS = ("date-time", "date", "duration", "byte")
+
+
+def _has_typed(schema: Any) -> bool:
+    """Whether a ``number`` node or a string with a typed format is at or below ``schema``."""
     if not isinstance(schema, dict):
         return False
-    if schema.get("type") == "number":
+    if schema.get("type") == "number" or (schema.get("type") == "string" and schema.get("format") in _TYPED_FORMATS):
         return True
     props = schema.get("properties")
     subs = list(props.values()) if isinstance(props, dict) else []
-    return any(_has_numbers(x) for x in [*subs, schema.get("items"), schema.get("additionalProperties")])
+    return any(_has_typed(x) for x in [*subs, schema.get("items"), schema.get("additionalProperties")])
 
 
 def _as_declared(value: Any, schema: Any) -> Any:
-    """``value`` with the integers of ``number`` nodes as doubles, as CEL sees the schema's types
-    (JSON does not tell 1 from 1.0; ``self.ratio * 2.0`` must work for ``ratio: 1``)."""
+    """``value`` as CEL sees the schema's types: the integers of ``number`` nodes as doubles (JSON
+    does not tell 1 from 1.0; ``self.ratio * 2.0`` must work for ``ratio: 1``), strings of format
+    date-time and date as timestamps, duration as durations, byte as bytes."""
     if not isinstance(schema, dict):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return float(value) if schema.get("type") == "number" else value
+    if isinstance(value, str):
+        fmt = schema.get("format")
+        return _typed_string(value, fmt) if isinstance(fmt, str) and fmt in _TYPED_FORMATS else value
     if isinstance(value, dict):
         props: dict[str, Any] = schema["properties"] if isinstance(schema.get("properties"), dict) else {}
         extra = schema.get("additionalProperties")
@@ -140,6 +153,25 @@ def _as_declared(value: Any, schema: Any) -> Any:
     if isinstance(value, list):
         return [_as_declared(x, schema.get("items")) for x in value]
     return value
+
+
+def _typed_string(value: str, fmt: str) -> Any:
+    """The string as a protobuf Timestamp or Duration (what cel-expr-python takes for CEL's
+    timestamp and duration) or bytes; unchanged if it does not parse."""
+    try:
+        if fmt in ("date-time", "date"):
+            t = parse_rfc3339(value if fmt == "date-time" else value + "T00:00:00Z")
+            if t is None:
+                return value
+            ts = timestamp_pb2.Timestamp()
+            ts.FromDatetime(t)
+            return ts
+        if fmt == "duration":
+            seconds = parse_duration(value)
+            return duration_pb2.Duration(seconds=int(seconds), nanos=round((seconds - int(seconds)) * 1e9))
+        return base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        return value
 
 
 def _rules(schema: dict[str, Any]) -> list[dict[str, Any]]:
