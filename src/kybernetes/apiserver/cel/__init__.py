@@ -49,7 +49,8 @@ missing field only when evaluated, as ``no such key``). Cost is bounded before e
 is written.
 
 The package: :mod:`.env` (environments, compilation cached per expression, evaluation),
-:mod:`.library`, :mod:`.cost`, and :mod:`.crdrules` (``x-kubernetes-validations``).
+:mod:`.library`, :mod:`.library_net`, :mod:`.cost`, :mod:`.admission` (the policy environment), and
+:mod:`.crdrules` (``x-kubernetes-validations``) with :mod:`.schematypes`.
 """
 
 from __future__ import annotations

@@ -25,20 +25,16 @@ of Kubernetes 1.32:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from google.protobuf import duration_pb2, timestamp_pb2
-
 from kybernetes.api import validation as v
-from kybernetes.api.timeutil import parse_duration, parse_rfc3339
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.apiserver.cel import cost
 from kybernetes.apiserver.cel.env import CompileError, EvalError, Program, compile_expression
+from kybernetes.apiserver.cel.schematypes import as_declared, has_typed
 
 VARIABLES = ("oldSelf", "self")
 OPTIONAL_VARIABLES = ("__kybHasOld", "__kybOld", "self")
@@ -69,7 +65,7 @@ class RuleValidator:
     items: RuleValidator | None = None
     map_keys: tuple[str, ...] = ()
     numbers: dict[str, Any] | None = None
-    """The node's schema if values at or below it are typed beyond JSON (:func:`_as_declared`)."""
+    """The node's schema if values at or below it are typed beyond JSON (:func:`~.schematypes.as_declared`)."""
 
     def validate(self, obj: Any, old: Any, path: Path | None = None, *, has_old: bool = False) -> list[FieldError]:
         """The field errors of every rule on ``obj`` (with ``old`` when ``has_old``)."""
@@ -104,7 +100,7 @@ def compile_schema(schema: Any) -> RuleValidator | None:
         compiled = _compile_rule(rule)
         if isinstance(compiled, CompiledRule):
             node.rules.append(compiled)
-    if node.rules and _has_typed(schema):
+    if node.rules and has_typed(schema):
         node.numbers = schema
     props = schema.get("properties")
     if isinstance(props, dict):
@@ -119,59 +115,6 @@ def compile_schema(schema: Any) -> RuleValidator | None:
     if node.rules or node.properties or node.additional or node.items:
         return node
     return None
-
-
-_TYPED_FORMATS = ("date-time", "date", "duration", "byte")
-
-
-def _has_typed(schema: Any) -> bool:
-    """Whether a ``number`` node or a string with a typed format is at or below ``schema``."""
-    if not isinstance(schema, dict):
-        return False
-    if schema.get("type") == "number" or (schema.get("type") == "string" and schema.get("format") in _TYPED_FORMATS):
-        return True
-    props = schema.get("properties")
-    subs = list(props.values()) if isinstance(props, dict) else []
-    return any(_has_typed(x) for x in [*subs, schema.get("items"), schema.get("additionalProperties")])
-
-
-def _as_declared(value: Any, schema: Any) -> Any:
-    """``value`` as CEL sees the schema's types: the integers of ``number`` nodes as doubles (JSON
-    does not tell 1 from 1.0; ``self.ratio * 2.0`` must work for ``ratio: 1``), strings of format
-    date-time and date as timestamps, duration as durations, byte as bytes."""
-    if not isinstance(schema, dict):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value) if schema.get("type") == "number" else value
-    if isinstance(value, str):
-        fmt = schema.get("format")
-        return _typed_string(value, fmt) if isinstance(fmt, str) and fmt in _TYPED_FORMATS else value
-    if isinstance(value, dict):
-        props: dict[str, Any] = schema["properties"] if isinstance(schema.get("properties"), dict) else {}
-        extra = schema.get("additionalProperties")
-        return {k: _as_declared(x, props.get(k, extra)) for k, x in value.items()}
-    if isinstance(value, list):
-        return [_as_declared(x, schema.get("items")) for x in value]
-    return value
-
-
-def _typed_string(value: str, fmt: str) -> Any:
-    """The string as a protobuf Timestamp or Duration (what cel-expr-python takes for CEL's
-    timestamp and duration) or bytes; unchanged if it does not parse."""
-    try:
-        if fmt in ("date-time", "date"):
-            t = parse_rfc3339(value if fmt == "date-time" else value + "T00:00:00Z")
-            if t is None:
-                return value
-            ts = timestamp_pb2.Timestamp()
-            ts.FromDatetime(t)
-            return ts
-        if fmt == "duration":
-            seconds = parse_duration(value)
-            return duration_pb2.Duration(seconds=int(seconds), nanos=round((seconds - int(seconds)) * 1e9))
-        return base64.b64decode(value, validate=True)
-    except (ValueError, binascii.Error):
-        return value
 
 
 def _rules(schema: dict[str, Any]) -> list[dict[str, Any]]:
@@ -260,7 +203,7 @@ def _run_rules(node: RuleValidator, obj: Any, old: Any, has_old: bool, path: Pat
                errs: list[FieldError], unchanged: bool) -> None:
     where = str(path) if path is not None else ROOT
     if node.numbers is not None:
-        obj, old = _as_declared(obj, node.numbers), _as_declared(old, node.numbers)
+        obj, old = as_declared(obj, node.numbers), as_declared(old, node.numbers)
     for compiled in node.rules:
         optional = compiled.rule.get("optionalOldSelf") is True
         if compiled.uses_old_self and not has_old and not optional:
