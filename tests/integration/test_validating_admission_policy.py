@@ -101,6 +101,12 @@ def test_deny_with_params(server: ServerProcess, labelled: str) -> None:
     # Updates are matched too.
     res = k("-n", ns, "patch", "configmap", "big", "-p", '{"data":{"a":"1","b":"2","c":"3"}}', check=False)
     assert "denied request: too many keys: 6" in res.stderr
+    # kubectl's tables, as kube-apiserver prints them
+    rows = [line.split() for line in k("get", "validatingadmissionpolicy", "cm-keys").stdout.splitlines()]
+    assert rows[0] == ["NAME", "VALIDATIONS", "PARAMKIND", "AGE"] and rows[1][:3] == ["cm-keys", "2", "v1/ConfigMap"]
+    rows = [line.split() for line in k("get", "validatingadmissionpolicybinding", "cm-keys-binding").stdout.splitlines()]
+    assert rows[0] == ["NAME", "POLICYNAME", "PARAMREF", "AGE"]
+    assert rows[1][:3] == ["cm-keys-binding", "cm-keys", f"{ns}/limits"]
     k("delete", "validatingadmissionpolicybinding", "cm-keys-binding")
     k("delete", "validatingadmissionpolicy", "cm-keys")
 
