@@ -15,11 +15,12 @@ import pytest
 from kybernetes import errors
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.apiserver.admission import validatingadmissionpolicy as vap
-from kybernetes.apiserver.admission.chain import Chain, PluginInit
+from kybernetes.apiserver.admission.chain import Attributes, Chain, PluginInit
 from kybernetes.apiserver.admission.validatingadmissionpolicy.evaluate import CompiledPolicy
+from kybernetes.apiserver.admission.validatingadmissionpolicy.matching import matches, rule_matches
 from kybernetes.apiserver.registry import builtin_strategies
 from kybernetes.apiserver.registry.admissionpolicies import STRATEGIES
-from kybernetes.apiserver.registry.request import DeleteOptions, RequestContext
+from kybernetes.apiserver.registry.request import DeleteOptions, RequestContext, User
 from kybernetes.apiserver.registry.store import Registry
 from kybernetes.storage.sqlite import SQLiteStore
 
@@ -189,3 +190,33 @@ def test_defaults() -> None:
     mc = obj["spec"]["matchConstraints"]
     assert (mc["matchPolicy"], mc["namespaceSelector"], mc["objectSelector"]) == ("Equivalent", {}, {})
     assert mc["resourceRules"][0]["scope"] == "*"
+
+
+def _attrs(resource: str = "deployments", sub: str = "", version: str = "v1", op: str = "UPDATE",
+           name: str = "web") -> Attributes:
+    return Attributes(op, "apps", version, resource, "Deployment", "ns", name, {"metadata": {}}, {"metadata": {}},
+                      User("u"), subresource=sub)
+
+
+@pytest.mark.parametrize(("resources", "sub", "want"), [
+    (["deployments"], "", True), (["deployments"], "scale", False), (["deployments/*"], "scale", True),
+    (["deployments/*"], "", False), (["*"], "", True), (["*"], "status", False), (["*/*"], "status", True),
+    (["*/scale"], "scale", True), (["*/scale"], "status", False), (["deployments/status"], "status", True),
+])
+def test_rule_resources_and_subresources(resources: list[str], sub: str, want: bool) -> None:
+    rule = {"apiGroups": ["apps"], "apiVersions": ["*"], "operations": ["*"], "resources": resources}
+    assert rule_matches(rule, _attrs(sub=sub), "v1", namespaced=True) is want
+
+
+def test_rule_scope_names_operations_and_equivalent_versions() -> None:
+    base = {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["deployments"]}
+    assert not rule_matches({**base, "scope": "Cluster"}, _attrs(), "v1", namespaced=True)
+    assert rule_matches({**base, "scope": "Namespaced"}, _attrs(), "v1", namespaced=True)
+    assert not rule_matches({**base, "resourceNames": ["other"]}, _attrs(), "v1", namespaced=True)
+    assert not rule_matches(base, _attrs(op="CREATE"), "v1", namespaced=True)
+    v2 = {**base, "apiVersions": ["v2"]}
+
+    def match(policy: str) -> bool:
+        return matches({"resourceRules": [v2], "matchPolicy": policy}, _attrs(), namespaced=True,
+                       other_versions=lambda: ["v2"], namespace_labels=lambda: {})
+    assert match("Equivalent") and not match("Exact")
