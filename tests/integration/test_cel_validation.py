@@ -91,6 +91,14 @@ def test_rules_on_create(server: ServerProcess, namespace: str, scalers: None) -
         'The Scaler "too-many" is invalid: \n'
         '* spec: Invalid value: "object": replicas must not exceed maxReplicas\n'
         '* spec: Invalid value: "object": memory 8Gi is not below 4Gi')
+    # A value of the wrong type stops the rules from running, with Kubernetes' note.
+    typed = k("-n", namespace, "create", "-f", "-", input=_obj("typed", 9).replace("replicas: 9", "replicas: x"),
+              check=False)
+    assert typed.stderr.strip() == (
+        'The Scaler "typed" is invalid: \n'
+        '* spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string"\n'
+        '* <nil>: Invalid value: "null": some validation rules were not checked because the object was invalid; '
+        "correct the existing errors to complete validation")
     root = k("-n", namespace, "create", "-f", "-", input=_obj("a-name-longer-than-twenty", 1), check=False)
     assert root.stderr.strip() == ('The Scaler "a-name-longer-than-twenty" is invalid: '
                                    '<nil>: Invalid value: "object": name too long')

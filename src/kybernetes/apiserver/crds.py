@@ -84,12 +84,13 @@ class CustomResourceStrategy(Strategy):
         return self._validate(new, old)
 
     def _validate(self, obj: Obj, old: Obj | None) -> list[v.FieldError]:
-        """The schema's value validations, then (unless the value's types are wrong, which the
-        rules cannot see past) its CEL rules, with ``oldSelf`` on updates."""
+        """The schema's value validations, then (unless one of them makes the object unfit for
+        the rules: a wrong type, a missing required field, a value not in the enum, a string or
+        list too long) its CEL rules, with ``oldSelf`` on updates."""
         errs = structural.validate_custom_object(_body(obj), self.raw_schema)
         if self.rules is None:
             return errs
-        if any(e.type == "FieldValueTypeInvalid" for e in errs):
+        if any(e.type in _BLOCKING for e in errs):
             return [*errs, v.invalid(crdrules.ROOT, "null", crdrules.NOT_CHECKED)]
         new_root, old_root = _rule_root(obj), (_rule_root(old) if old is not None else None)
         return errs + self.rules.validate(new_root, old_root, has_old=old is not None)
@@ -98,6 +99,11 @@ class CustomResourceStrategy(Strategy):
 def _body(obj: Obj) -> Obj:
     """The object without metadata, which the generic store validates itself."""
     return {k: val for k, val in obj.items() if k != "metadata"}
+
+
+_BLOCKING = frozenset({"FieldValueNotSupported", "FieldValueRequired", "FieldValueTooLong", "FieldValueTooMany",
+                       "FieldValueTypeInvalid"})
+"""Kubernetes' ``hasBlockingErr``: schema errors after which the CEL rules are not run."""
 
 
 def _rule_root(obj: Obj) -> Obj:
