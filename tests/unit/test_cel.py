@@ -56,6 +56,7 @@ def test_evaluates(source: str, data: dict[str, Any], want: Any) -> None:
     ("1 / self.zero", {"zero": 0}, "division by zero"),
     ("quantity(self.q)", {"q": "lots"}, "quantities must match the regular expression"),
     ("quantity('1').getHost()", {}, "no such overload"),
+    ("'x'.find('(a)\\\\1')", {}, "given regex is invalid"),
     ("ip(self.ip)", {"ip": "x"}, 'IP Address "x" parse error during conversion from string'),
 ])
 def test_evaluation_errors_in_cel_go_words(source: str, data: dict[str, Any], message: str) -> None:
@@ -74,6 +75,11 @@ def test_compile_errors_in_cel_go_words(source: str, issue: str) -> None:
         compile_expression(source, SELF)
     assert str(e.value).startswith(issue) or issue in str(e.value)
     assert not str(e.value).startswith("INVALID_ARGUMENT")
+
+
+def test_regexes_cannot_backtrack_forever() -> None:
+    program = compile_expression("self.s.find('(a+)+$') == '' && !self.s.matches('(a+)+$')", SELF)
+    assert program.evaluate({"self": {"s": "a" * 50_000 + "!"}}) is True  # instant with RE2
 
 
 def test_cost_bound_grows_with_nesting_and_width() -> None:

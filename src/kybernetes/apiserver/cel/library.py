@@ -12,7 +12,8 @@ on :mod:`kybernetes.api.quantity`); what is not is listed in :mod:`kybernetes.ap
 - **lists** (``library.Lists``): ``isSorted``, ``sum``, ``min``, ``max`` on lists (not
   ``indexOf``/``lastIndexOf``: the strings extension declares those names and cel-expr-python
   does not let a second declaration add list overloads).
-- **regex** (``library.Regex``): ``find`` and ``findAll`` (with an optional limit) on strings.
+- **regex** (``library.Regex``): ``find`` and ``findAll`` (with an optional limit) on strings, with
+  RE2 (google-re2) as cel-go has: linear time, so a pattern cannot stall the server.
 
 A function that fails raises; cel-expr-python turns the exception into a CEL error value carrying
 its message (``quantities must match the regular expression ...``), as cel-go's ``types.NewErr``.
@@ -20,12 +21,12 @@ its message (``quantities must match the regular expression ...``), as cel-go's 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 import cel_expr_python.cel as ce
+import re2
 
 from kybernetes.api import quantity as q
 
@@ -118,9 +119,18 @@ def _list_functions() -> list[ce.FunctionDecl]:
     ]
 
 
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
 @lru_cache(maxsize=256)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _regex(pattern: str) -> Any:
+    """RE2, as cel-go's regexes: linear time whatever the pattern, so no rule can backtrack forever."""
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as e:
+        why = e.args[0] if e.args else ""
+        raise ValueError(f"given regex is invalid: {why.decode() if isinstance(why, bytes) else why}")
 
 
 def _find(s: str, pattern: str) -> str:
