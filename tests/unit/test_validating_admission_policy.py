@@ -95,15 +95,20 @@ async def test_deny_with_the_exact_status(reg: Registry) -> None:
 async def test_warn_and_audit_actions_and_audit_annotations(reg: Registry) -> None:
     p = policy("audited", auditAnnotations=[{"key": "size", "valueExpression": "string(object.data.size())"},
                                             {"key": "none", "valueExpression": "null"}])
+    p["spec"]["validations"].append({"expression": "!('b' in object.data)", "message": "no b"})
     await install(reg, p, binding("audited-b", "audited", ["Warn", "Audit"]))
     ctx = await create(reg, cm("big", a="1", b="2"))
     assert ctx.warnings == ["Validation failed for ValidatingAdmissionPolicy 'audited' with binding 'audited-b': "
-                            "at most one key"]
+                            "at most one key",
+                            "Validation failed for ValidatingAdmissionPolicy 'audited' with binding 'audited-b': "
+                            "no b"]
     assert ctx.audit_annotations["audited/size"] == "2"
     assert "audited/none" not in ctx.audit_annotations
-    assert json.loads(ctx.audit_annotations[vap.AUDIT_KEY]) == [{
-        "message": "at most one key", "policy": "audited", "binding": "audited-b", "expressionIndex": 0,
-        "validationActions": ["Warn", "Audit"]}]
+    assert json.loads(ctx.audit_annotations[vap.AUDIT_KEY]) == [
+        {"message": "at most one key", "policy": "audited", "binding": "audited-b", "expressionIndex": 0,
+         "validationActions": ["Warn", "Audit"]},
+        {"message": "no b", "policy": "audited", "binding": "audited-b", "expressionIndex": 1,
+         "validationActions": ["Warn", "Audit"]}]
 
 
 async def test_selectors_conditions_and_exclusions(reg: Registry) -> None:

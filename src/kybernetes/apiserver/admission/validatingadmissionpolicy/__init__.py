@@ -169,9 +169,11 @@ def _binding_order(binding: Obj) -> tuple[str, str]:
 
 
 def _audit(attrs: Attributes, policy: str, binding: str, actions: list[str], d: Decision) -> None:
-    value = [{"message": d.message, "policy": policy, "binding": binding, "expressionIndex": d.index,
-              "validationActions": actions}]
-    attrs.audit_annotations[AUDIT_KEY] = json.dumps(value, separators=(",", ":"))
+    """Add one failure to the request's list of them (one annotation for all policies)."""
+    failures = json.loads(attrs.audit_annotations.get(AUDIT_KEY) or "[]")
+    failures.append({"message": d.message, "policy": policy, "binding": binding, "expressionIndex": d.index,
+                     "validationActions": actions})
+    attrs.audit_annotations[AUDIT_KEY] = json.dumps(failures, separators=(",", ":"))
 
 
 def _denial(attrs: Attributes, d: _Denied) -> errors.StatusError:
