@@ -180,6 +180,23 @@ def test_formats_typed_as_kubernetes_types_them() -> None:
     assert len(validator.validate({**ok, "timeout": "24h"}, None)) == 1
 
 
+def test_self_has_the_type_of_a_scalar_node() -> None:
+    def schema(node: dict[str, Any], rule: str) -> dict[str, Any]:
+        return {"type": "object", "properties": {"f": {**node, "x-kubernetes-validations": [{"rule": rule}]}}}
+
+    bad = [str(e) for e in crdrules.rule_errors(schema({"type": "integer"}, "self.startsWith('a')"), Path("s"))]
+    assert len(bad) == 1 and "found no matching overload for 'startsWith' applied to '(int, string)'" in bad[0]
+    for node, rule, value in [({"type": "integer"}, "self > 0", 1), ({"type": "number"}, "self * 2.0 > 1.0", 1),
+                              ({"type": "string"}, "self.startsWith('a')", "ab"), ({"type": "boolean"}, "self", True),
+                              ({"type": "string", "format": "date-time"}, "self.getFullYear() == 2026",
+                               "2026-03-01T00:00:00Z"),
+                              ({"x-kubernetes-int-or-string": True}, "self == 'a' || self == 1", 1)]:
+        s = schema(node, rule)
+        assert crdrules.rule_errors(s, Path("s")) == [], rule
+        validator = crdrules.compile_schema(s)
+        assert validator is not None and validator.validate({"f": value}, None) == [], rule
+
+
 def test_unchanged_values_are_ratcheted() -> None:
     # Written before the rule existed: an update that leaves spec alone passes, one that touches it fails.
     old = _obj("abc", replicas=5, maxReplicas=2, mode="a")

@@ -40,11 +40,12 @@ with the extensions Kubernetes enables. Built here as custom functions (:mod:`.l
 quantity, lists (``isSorted``, ``sum``, ``min``, ``max``), regex
 (``find``, ``findAll``) in :mod:`.library`; url, ip, cidr and sets in :mod:`.library_net`. Not
 built yet: the lists ``indexOf``/``lastIndexOf``, format (``format.dns1123Label()``...), semver,
-authz (``authorizer``), ``string()`` of an IP or CIDR, two-variable comprehensions; and type checking against
-a CRD's schema (Kubernetes declares ``self`` with the schema's types and so refuses
-``self.noSuchField`` when the CRD is written; here ``self`` is ``dyn``, which catches syntax
-errors, undeclared identifiers and functions and type errors between literals, but reports a
-missing field only when evaluated, as ``no such key``). Cost is bounded before evaluation
+authz (``authorizer``), ``string()`` of an IP or CIDR, two-variable comprehensions; and full
+type checking against a CRD's schema (Kubernetes declares ``self`` with the schema's object types
+and so refuses ``self.noSuchField`` when the CRD is written; here ``self`` has its type at scalar
+nodes (int, double, bool, string, timestamp, duration, bytes) and is ``dyn`` at objects and
+lists, which catches syntax errors, undeclared identifiers and functions and type errors on
+scalars, but reports a missing field only when evaluated, as ``no such key``). Cost is bounded before evaluation
 (:mod:`.cost`), not counted during it, and there is no static cost estimate when a CRD or policy
 is written.
 

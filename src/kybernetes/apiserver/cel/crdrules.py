@@ -36,9 +36,26 @@ from kybernetes.apiserver.cel import cost
 from kybernetes.apiserver.cel.env import CompileError, EvalError, Program, compile_expression
 from kybernetes.apiserver.cel.schematypes import as_declared, has_typed
 
-VARIABLES = ("oldSelf", "self")
-OPTIONAL_VARIABLES = ("__kybHasOld", "__kybOld", "self")
-"""With ``optionalOldSelf`` the rule runs inside a binding of ``oldSelf`` to an optional."""
+_SCALARS = {"integer": "int", "number": "double", "boolean": "bool", "string": "string"}
+_STRING_FORMATS = {"date-time": "timestamp", "date": "timestamp", "duration": "duration", "byte": "bytes"}
+
+
+def _self_type(schema: dict[str, Any]) -> str:
+    """``self``'s declared type at a node: its scalar type (so that ``self.startsWith('a')`` on
+    an integer does not compile, as in Kubernetes), ``dyn`` for objects, arrays, int-or-string."""
+    t = schema.get("type")
+    if schema.get("x-kubernetes-int-or-string") or t not in _SCALARS:
+        return ""
+    if t == "string":
+        return ":" + _STRING_FORMATS.get(str(schema.get("format")), "string")
+    return ":" + _SCALARS[str(t)]
+
+
+def _variables(schema: dict[str, Any], *, optional: bool = False) -> tuple[str, ...]:
+    """The rule environment's variables; with ``optionalOldSelf`` the rule runs inside a binding
+    of ``oldSelf`` to an optional of ``__kybOld``."""
+    t = _self_type(schema)
+    return ("__kybHasOld:bool", f"__kybOld{t}", f"self{t}") if optional else (f"oldSelf{t}", f"self{t}")
 REASONS = ("FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired", "FieldValueDuplicate")
 ROOT = "<nil>"
 NOT_CHECKED = ("some validation rules were not checked because the object was invalid; correct the existing "
@@ -97,7 +114,7 @@ def compile_schema(schema: Any) -> RuleValidator | None:
         return None
     node = RuleValidator(type=str(schema.get("type") or ""))
     for rule in _rules(schema):
-        compiled = _compile_rule(rule)
+        compiled = _compile_rule(rule, schema)
         if isinstance(compiled, CompiledRule):
             node.rules.append(compiled)
     if node.rules and has_typed(schema):
@@ -122,13 +139,13 @@ def _rules(schema: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in rules if isinstance(r, dict)] if isinstance(rules, list) else []
 
 
-def _compile_rule(rule: dict[str, Any]) -> CompiledRule | tuple[str, str]:
-    """The compiled rule, or (which field, why) it does not compile."""
+def _compile_rule(rule: dict[str, Any], schema: dict[str, Any]) -> CompiledRule | tuple[str, str]:
+    """The compiled rule (at a node of ``schema``), or (which field, why) it does not compile."""
     source = rule.get("rule")
     if not isinstance(source, str) or not source.strip():
         return ("rule", "")
     try:
-        program = compile_expression(source, VARIABLES)
+        program = compile_expression(source, _variables(schema))
     except CompileError as e:
         return ("rule", f"compilation failed: {e}")
     uses_old_self = "oldSelf" in program.uses
@@ -136,12 +153,12 @@ def _compile_rule(rule: dict[str, Any]) -> CompiledRule | tuple[str, str]:
         # Compiled as written first (so errors point into the rule), then run with oldSelf optional.
         program = compile_expression(
             f"cel.bind(oldSelf, __kybHasOld ? optional.of(__kybOld) : optional.none(), ({source}))",
-            OPTIONAL_VARIABLES)
+            _variables(schema, optional=True))
     message = None
     msg_source = rule.get("messageExpression")
     if isinstance(msg_source, str) and msg_source.strip():
         try:
-            message = compile_expression(msg_source, VARIABLES)
+            message = compile_expression(msg_source, _variables(schema))
         except CompileError as e:
             return ("messageExpression", f"messageExpression compilation failed: {e}")
     field_path = rule.get("fieldPath")
@@ -372,7 +389,7 @@ def _check_node(schema: Any, path: Path, errs: list[FieldError], *, correlatable
 def _check_rule(rule: dict[str, Any], schema: dict[str, Any], p: Path, errs: list[FieldError],
                 correlatable: bool) -> None:
     errs.extend(_message_errors(rule, p))
-    compiled = _compile_rule(rule)
+    compiled = _compile_rule(rule, schema)
     if isinstance(compiled, tuple):
         where, why = compiled
         if not why:

@@ -37,10 +37,20 @@ class EvalError(Exception):
     """The evaluation failed (no such key, no such overload, division by zero, cost limit...)."""
 
 
-@lru_cache(maxsize=16)
+_TYPES = {"int": ce.Type.INT, "double": ce.Type.DOUBLE, "bool": ce.Type.BOOL, "string": ce.Type.STRING,
+          "timestamp": ce.Type.TIMESTAMP, "duration": ce.Type.DURATION, "bytes": ce.Type.BYTES}
+
+
+def _declared(variable: str) -> tuple[str, Any]:
+    """``"self:int"`` -> ("self", int); a bare name is ``dyn``."""
+    name, _, type_name = variable.partition(":")
+    return name, _TYPES.get(type_name, ce.Type.DYN)
+
+
+@lru_cache(maxsize=64)
 def _environment(variables: tuple[str, ...]) -> Any:
     return ce.NewEnv(
-        variables={name: ce.Type.DYN for name in variables},
+        variables=dict(_declared(v) for v in variables),
         extensions=[ExtStrings(), ExtOptional(), ExtMath(), ExtBindings()],
         functions=kubernetes_functions() + network_functions(),
     )
@@ -98,7 +108,9 @@ class Activation:
 
 
 def compile_expression(source: str, variables: tuple[str, ...]) -> Program:
-    """Compile (or reuse the compiled) ``source`` for an environment declaring ``variables``."""
+    """Compile (or reuse the compiled) ``source`` for an environment declaring ``variables``:
+    names, ``dyn``, or ``name:type`` with a type of int, double, bool, string, timestamp,
+    duration or bytes."""
     return _compile(source, tuple(sorted(variables)))
 
 
@@ -110,7 +122,7 @@ def _compile(source: str, variables: tuple[str, ...]) -> Program:
         raise CompileError(_issue_text(str(e)))
     named = set(_IDENTIFIER.findall(cost.STRING_LITERAL.sub("", source)))
     return Program(source, expression, cost.base_cost(source), cost.macro_depth(source),
-                   frozenset(v for v in variables if v in named))
+                   frozenset(name for name, _t in map(_declared, variables) if name in named))
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
