@@ -186,11 +186,17 @@ def test_self_has_the_type_of_a_scalar_node() -> None:
 
     bad = [str(e) for e in crdrules.rule_errors(schema({"type": "integer"}, "self.startsWith('a')"), Path("s"))]
     assert len(bad) == 1 and "found no matching overload for 'startsWith' applied to '(int, string)'" in bad[0]
+    bad = [str(e) for e in crdrules.rule_errors(schema({"type": "array", "items": {"type": "integer"}},
+                                                        "self.all(x, x.startsWith('a'))"), Path("s"))]
+    assert len(bad) == 1 and "found no matching overload for 'startsWith' applied to '(int, string)'" in bad[0]
     for node, rule, value in [({"type": "integer"}, "self > 0", 1), ({"type": "number"}, "self * 2.0 > 1.0", 1),
                               ({"type": "string"}, "self.startsWith('a')", "ab"), ({"type": "boolean"}, "self", True),
                               ({"type": "string", "format": "date-time"}, "self.getFullYear() == 2026",
                                "2026-03-01T00:00:00Z"),
-                              ({"x-kubernetes-int-or-string": True}, "self == 'a' || self == 1", 1)]:
+                              ({"x-kubernetes-int-or-string": True}, "self == 'a' || self == 1", 1),
+                              ({"type": "array", "items": {"type": "integer"}}, "self.all(x, x > 0)", [1, 2]),
+                              ({"type": "object", "additionalProperties": {"type": "string"}},
+                               "self.all(k, self[k].size() < 5)", {"a": "b"})]:
         s = schema(node, rule)
         assert crdrules.rule_errors(s, Path("s")) == [], rule
         validator = crdrules.compile_schema(s)

@@ -40,15 +40,32 @@ _SCALARS = {"integer": "int", "number": "double", "boolean": "bool", "string": "
 _STRING_FORMATS = {"date-time": "timestamp", "date": "timestamp", "duration": "duration", "byte": "bytes"}
 
 
-def _self_type(schema: dict[str, Any]) -> str:
-    """``self``'s declared type at a node: its scalar type (so that ``self.startsWith('a')`` on
-    an integer does not compile, as in Kubernetes), ``dyn`` for objects, arrays, int-or-string."""
-    t = schema.get("type")
-    if schema.get("x-kubernetes-int-or-string") or t not in _SCALARS:
+def _type_of(schema: Any) -> str:
+    """The CEL type of a schema node: its scalar type, a list or map of typed values, or ""
+    (``dyn``) for objects with properties, int-or-string, unknown fields and nullable values."""
+    if not isinstance(schema, dict) or schema.get("x-kubernetes-int-or-string") or schema.get("nullable") \
+            or schema.get("x-kubernetes-preserve-unknown-fields"):
         return ""
+    t = schema.get("type")
     if t == "string":
-        return ":" + _STRING_FORMATS.get(str(schema.get("format")), "string")
-    return ":" + _SCALARS[str(t)]
+        return _STRING_FORMATS.get(str(schema.get("format")), "string")
+    if t in _SCALARS:
+        return _SCALARS[str(t)]
+    inner = ""
+    if t == "array":
+        inner = _type_of(schema.get("items"))
+        return f"list({inner})" if inner else ""
+    if t == "object" and not schema.get("properties"):
+        inner = _type_of(schema.get("additionalProperties"))
+        return f"map({inner})" if inner else ""
+    return ""
+
+
+def _self_type(schema: dict[str, Any]) -> str:
+    """``self``'s declared type at a node (so that ``self.startsWith('a')`` on an integer does not
+    compile, as in Kubernetes): ``:<type>``, or "" for ``dyn``."""
+    t = _type_of(schema)
+    return f":{t}" if t else ""
 
 
 def _variables(schema: dict[str, Any], *, optional: bool = False) -> tuple[str, ...]:

@@ -41,10 +41,19 @@ _TYPES = {"int": ce.Type.INT, "double": ce.Type.DOUBLE, "bool": ce.Type.BOOL, "s
           "timestamp": ce.Type.TIMESTAMP, "duration": ce.Type.DURATION, "bytes": ce.Type.BYTES}
 
 
+def _type(spec: str) -> Any:
+    """``int``, ``list(string)``, ``map(list(int))`` (string keys) -> the CEL type; else ``dyn``."""
+    if spec.startswith("list(") and spec.endswith(")"):
+        return ce.Type.List(_type(spec[5:-1]))
+    if spec.startswith("map(") and spec.endswith(")"):
+        return ce.Type.Map(ce.Type.STRING, _type(spec[4:-1]))
+    return _TYPES.get(spec, ce.Type.DYN)
+
+
 def _declared(variable: str) -> tuple[str, Any]:
     """``"self:int"`` -> ("self", int); a bare name is ``dyn``."""
     name, _, type_name = variable.partition(":")
-    return name, _TYPES.get(type_name, ce.Type.DYN)
+    return name, _type(type_name)
 
 
 @lru_cache(maxsize=64)
@@ -110,7 +119,7 @@ class Activation:
 def compile_expression(source: str, variables: tuple[str, ...]) -> Program:
     """Compile (or reuse the compiled) ``source`` for an environment declaring ``variables``:
     names, ``dyn``, or ``name:type`` with a type of int, double, bool, string, timestamp,
-    duration or bytes."""
+    duration, bytes, ``list(<type>)`` or ``map(<type>)`` (string keys)."""
     return _compile(source, tuple(sorted(variables)))
 
 
