@@ -144,3 +144,10 @@ def test_crd_with_a_rule_that_does_not_compile(server: ServerProcess) -> None:
         'Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:"", OptionalOldSelf:(*bool)(nil)}: '
         "compilation failed: ERROR: <input>:1:18: Syntax error:")
     assert server.kubectl("get", "crd", "brokens.cel.example.com", check=False).returncode != 0
+    # Rules are checked against the schema: a field it does not have is refused at once.
+    typo = bad.replace('"self.replicas <= "', '"self.replicsa <= self.maxReplicas"')
+    res = server.kubectl("create", "-f", "-", input=typo, check=False)
+    assert res.stderr.strip().endswith(
+        "compilation failed: ERROR: <input>:1:5: undefined field 'replicsa'\n"
+        " | self.replicsa <= self.maxReplicas\n"
+        " | ....^")

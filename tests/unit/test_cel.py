@@ -203,6 +203,31 @@ def test_self_has_the_type_of_a_scalar_node() -> None:
         assert validator is not None and validator.validate({"f": value}, None) == [], rule
 
 
+@pytest.mark.parametrize(("where", "rule", "issue"), [
+    ("spec", "self.replicsa > 1", "ERROR: <input>:1:5: undefined field 'replicsa'\n | self.replicsa > 1"),
+    ("root", "self.metadata.labels.size() > 0", "undefined field 'labels'"),  # only name and generateName
+    ("spec", "self.ports.all(p, p.nope > 0)", "undefined field 'nope'"),
+    ("spec", "self.mode > 1", "found no matching overload for '_>_' applied to '(string, int)'"),
+    ("spec", "self.ports.all(p, p.port > 0) && self.labels['a'] == 'b' && self.free.anything == 1 && "
+             "self.ios == 'x' && self.metadata.name == ''", None),
+])
+def test_rules_checked_against_the_schema(where: str, rule: str, issue: str | None) -> None:
+    spec = {"type": "object", "properties": {
+        "replicas": {"type": "integer"}, "mode": {"type": "string"},
+        "ports": {"type": "array", "items": {"type": "object", "properties": {"port": {"type": "integer"}}}},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        "ios": {"x-kubernetes-int-or-string": True},
+        "metadata": {"type": "object", "properties": {"name": {"type": "string"}}}}}
+    schema = {"type": "object", "properties": {"spec": spec}}
+    (schema if where == "root" else spec)["x-kubernetes-validations"] = [{"rule": rule}]
+    errs = [str(e) for e in crdrules.rule_errors(schema, Path("s"))]
+    if issue is None:
+        assert errs == []
+    else:
+        assert len(errs) == 1 and issue in errs[0] and "not found in struct" not in errs[0]
+
+
 def test_unchanged_values_are_ratcheted() -> None:
     # Written before the rule existed: an update that leaves spec alone passes, one that touches it fails.
     old = _obj("abc", replicas=5, maxReplicas=2, mode="a")

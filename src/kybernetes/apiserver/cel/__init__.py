@@ -40,18 +40,19 @@ with the extensions Kubernetes enables. Built here as custom functions (:mod:`.l
 quantity, lists (``isSorted``, ``sum``, ``min``, ``max``), regex
 (``find``, ``findAll``) in :mod:`.library`; url, ip, cidr and sets in :mod:`.library_net`. Not
 built yet: the lists ``indexOf``/``lastIndexOf``, format (``format.dns1123Label()``...), semver,
-authz (``authorizer``), ``string()`` of an IP or CIDR, two-variable comprehensions; and full
-type checking against a CRD's schema (Kubernetes declares ``self`` with the schema's object types
-and so refuses ``self.noSuchField`` when the CRD is written; here ``self`` has its type at scalar
-nodes (int, double, bool, string, timestamp, duration, bytes) and is ``dyn`` at objects and
-lists, which catches syntax errors, undeclared identifiers and functions and type errors on
-scalars, but reports a missing field only when evaluated, as ``no such key``). Cost is bounded before evaluation
-(:mod:`.cost`), not counted during it, and there is no static cost estimate when a CRD or policy
-is written.
+authz (``authorizer``), ``string()`` of an IP or CIDR, two-variable comprehensions, and
+Kubernetes' escapes of property names that are not identifiers (``__dash__``...). CRD rules are
+type-checked against the schema (:mod:`.schemaenv`: ``self.noSuchField`` is refused when the
+CRD is written, as in Kubernetes), except where the schema leaves types open (unknown fields,
+int-or-string, property names that need escapes); policies' ``object`` is ``dyn`` (Kubernetes
+checks them against the matched kinds' OpenAPI only for ``status.typeChecking`` warnings).
+Cost is bounded before evaluation (:mod:`.cost`), not counted during it, and there is no static
+cost estimate when a CRD or policy is written.
 
 The package: :mod:`.env` (environments, compilation cached per expression, evaluation),
 :mod:`.library`, :mod:`.library_net`, :mod:`.cost`, :mod:`.admission` (the policy environment), and
-:mod:`.crdrules` (``x-kubernetes-validations``) with :mod:`.schematypes`.
+:mod:`.crdrules` (``x-kubernetes-validations``) with :mod:`.schematypes` (values) and
+:mod:`.schemaenv` (types).
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ from typing import Any
 from kybernetes.api import validation as v
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.apiserver.cel import cost
-from kybernetes.apiserver.cel.env import CompileError, EvalError, Program, compile_expression
+from kybernetes.apiserver.cel.env import CompileError, EvalError, Program, compile_expression, issue_text
+from kybernetes.apiserver.cel.schemaenv import SchemaTypes
 from kybernetes.apiserver.cel.schematypes import as_declared, has_typed
 
 _SCALARS = {"integer": "int", "number": "double", "boolean": "bool", "string": "string"}
@@ -127,11 +128,24 @@ class _Budget:
 def compile_schema(schema: Any) -> RuleValidator | None:
     """The rule tree of a CRD schema, or None if it has no rules (rules that do not compile are
     left out: the CRD was refused for them; see :func:`rule_errors`)."""
+    return _compile_node(schema, SchemaTypes(schema)) if _any_rules(schema) else None
+
+
+def _any_rules(schema: Any) -> bool:
+    if not isinstance(schema, dict):
+        return False
+    props = schema.get("properties")
+    subs = list(props.values()) if isinstance(props, dict) else []
+    return bool(_rules(schema)) or any(_any_rules(x) for x in [*subs, schema.get("items"),
+                                                               schema.get("additionalProperties")])
+
+
+def _compile_node(schema: Any, types: SchemaTypes) -> RuleValidator | None:
     if not isinstance(schema, dict):
         return None
     node = RuleValidator(type=str(schema.get("type") or ""))
     for rule in _rules(schema):
-        compiled = _compile_rule(rule, schema)
+        compiled = _compile_rule(rule, schema, types)
         if isinstance(compiled, CompiledRule):
             node.rules.append(compiled)
     if node.rules and has_typed(schema):
@@ -139,11 +153,11 @@ def compile_schema(schema: Any) -> RuleValidator | None:
     props = schema.get("properties")
     if isinstance(props, dict):
         for name, sub in props.items():
-            child = compile_schema(sub)
+            child = _compile_node(sub, types)
             if child is not None:
                 node.properties[name] = child
-    node.additional = compile_schema(schema.get("additionalProperties"))
-    node.items = compile_schema(schema.get("items"))
+    node.additional = _compile_node(schema.get("additionalProperties"), types)
+    node.items = _compile_node(schema.get("items"), types)
     if schema.get("x-kubernetes-list-type") == "map":
         node.map_keys = tuple(k for k in schema.get("x-kubernetes-list-map-keys") or () if isinstance(k, str))
     if node.rules or node.properties or node.additional or node.items:
@@ -156,17 +170,29 @@ def _rules(schema: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in rules if isinstance(r, dict)] if isinstance(rules, list) else []
 
 
-def _compile_rule(rule: dict[str, Any], schema: dict[str, Any]) -> CompiledRule | tuple[str, str]:
+def _type_check(source: str, schema: dict[str, Any], types: SchemaTypes) -> None:
+    """CompileError if ``source`` does not check with ``self`` of the node's schema type."""
+    try:
+        types.environment(schema).compile(source)
+    except RuntimeError as e:
+        # cel-cpp adds where it looked; cel-go says only "undefined field 'x'".
+        raise CompileError(re.sub(r"(undefined field '[^']*') not found in struct '[^']*'", r"\1", issue_text(str(e))))
+
+
+def _compile_rule(rule: dict[str, Any], schema: dict[str, Any], types: SchemaTypes) -> CompiledRule | tuple[str, str]:
     """The compiled rule (at a node of ``schema``), or (which field, why) it does not compile."""
     source = rule.get("rule")
     if not isinstance(source, str) or not source.strip():
         return ("rule", "")
+    optional = rule.get("optionalOldSelf") is True
     try:
+        if not optional:  # there oldSelf is an optional, which the checking environment does not declare
+            _type_check(source, schema, types)
         program = compile_expression(source, _variables(schema))
     except CompileError as e:
         return ("rule", f"compilation failed: {e}")
     uses_old_self = "oldSelf" in program.uses
-    if rule.get("optionalOldSelf") is True:
+    if optional:
         # Compiled as written first (so errors point into the rule), then run with oldSelf optional.
         program = compile_expression(
             f"cel.bind(oldSelf, __kybHasOld ? optional.of(__kybOld) : optional.none(), ({source}))",
@@ -175,6 +201,7 @@ def _compile_rule(rule: dict[str, Any], schema: dict[str, Any]) -> CompiledRule 
     msg_source = rule.get("messageExpression")
     if isinstance(msg_source, str) and msg_source.strip():
         try:
+            _type_check(msg_source, schema, types)
             message = compile_expression(msg_source, _variables(schema))
         except CompileError as e:
             return ("messageExpression", f"messageExpression compilation failed: {e}")
@@ -384,29 +411,30 @@ def rule_errors(schema: Any, path: Path) -> list[FieldError]:
     valid: not compiling, an unknown reason, a bad fieldPath, a transition rule where old values
     cannot be correlated."""
     errs: list[FieldError] = []
-    _check_node(schema, path, errs, correlatable=True)
+    if _any_rules(schema):
+        _check_node(schema, path, errs, SchemaTypes(schema), correlatable=True)
     return errs
 
 
-def _check_node(schema: Any, path: Path, errs: list[FieldError], *, correlatable: bool) -> None:
+def _check_node(schema: Any, path: Path, errs: list[FieldError], types: SchemaTypes, *, correlatable: bool) -> None:
     if not isinstance(schema, dict):
         return
     for i, rule in enumerate(_rules(schema)):
-        _check_rule(rule, schema, path.child("x-kubernetes-validations").index(i), errs, correlatable)
+        _check_rule(rule, schema, path.child("x-kubernetes-validations").index(i), errs, types, correlatable)
     props = schema.get("properties")
     if isinstance(props, dict):
         for name, sub in props.items():
-            _check_node(sub, path.child("properties").key(name), errs, correlatable=correlatable)
-    _check_node(schema.get("additionalProperties"), path.child("additionalProperties"), errs,
+            _check_node(sub, path.child("properties").key(name), errs, types, correlatable=correlatable)
+    _check_node(schema.get("additionalProperties"), path.child("additionalProperties"), errs, types,
                 correlatable=correlatable)
     keyed = schema.get("x-kubernetes-list-type") == "map"
-    _check_node(schema.get("items"), path.child("items"), errs, correlatable=correlatable and keyed)
+    _check_node(schema.get("items"), path.child("items"), errs, types, correlatable=correlatable and keyed)
 
 
-def _check_rule(rule: dict[str, Any], schema: dict[str, Any], p: Path, errs: list[FieldError],
+def _check_rule(rule: dict[str, Any], schema: dict[str, Any], p: Path, errs: list[FieldError], types: SchemaTypes,
                 correlatable: bool) -> None:
     errs.extend(_message_errors(rule, p))
-    compiled = _compile_rule(rule, schema)
+    compiled = _compile_rule(rule, schema, types)
     if isinstance(compiled, tuple):
         where, why = compiled
         if not why:

@@ -56,13 +56,19 @@ def _declared(variable: str) -> tuple[str, Any]:
     return name, _type(type_name)
 
 
-@lru_cache(maxsize=64)
-def _environment(variables: tuple[str, ...]) -> Any:
+def new_environment(variables: dict[str, Any], descriptor_pool: Any = None) -> Any:
+    """A CEL environment with Kubernetes' extensions and libraries and these typed variables."""
     return ce.NewEnv(
-        variables=dict(_declared(v) for v in variables),
+        descriptor_pool=descriptor_pool,
+        variables=variables,
         extensions=[ExtStrings(), ExtOptional(), ExtMath(), ExtBindings()],
         functions=kubernetes_functions() + network_functions(),
     )
+
+
+@lru_cache(maxsize=64)
+def _environment(variables: tuple[str, ...]) -> Any:
+    return new_environment(dict(_declared(v) for v in variables))
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,7 +134,7 @@ def _compile(source: str, variables: tuple[str, ...]) -> Program:
     try:
         expression = _environment(variables).compile(source)
     except RuntimeError as e:
-        raise CompileError(_issue_text(str(e)))
+        raise CompileError(issue_text(str(e)))
     named = set(_IDENTIFIER.findall(cost.STRING_LITERAL.sub("", source)))
     return Program(source, expression, cost.base_cost(source), cost.macro_depth(source),
                    frozenset(name for name, _t in map(_declared, variables) if name in named))
@@ -137,7 +143,7 @@ def _compile(source: str, variables: tuple[str, ...]) -> Program:
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _issue_text(message: str) -> str:
+def issue_text(message: str) -> str:
     """cel-cpp's ``INVALID_ARGUMENT: ERROR: <input>:...`` without the status code cel-go does not print."""
     text = re.sub(r"^[A-Z_]+: ", "", message.strip())
     return re.sub(r" \[[A-Z_]+\]$", "", text)
@@ -163,4 +169,5 @@ def _cel_go_wording(message: str) -> str:
     return text
 
 
-__all__ = ["Activation", "CompileError", "EvalError", "Program", "compile_expression"]
+__all__ = ["Activation", "CompileError", "EvalError", "Program", "compile_expression", "issue_text",
+           "new_environment"]
