@@ -189,7 +189,7 @@ def test_self_has_the_type_of_a_scalar_node() -> None:
     bad = [str(e) for e in crdrules.rule_errors(schema({"type": "array", "items": {"type": "integer"}},
                                                         "self.all(x, x.startsWith('a'))"), Path("s"))]
     assert len(bad) == 1 and "found no matching overload for 'startsWith' applied to '(int, string)'" in bad[0]
-    for node, rule, value in [({"type": "integer"}, "self > 0", 1), ({"type": "number"}, "self * 2.0 > 1.0", 1),
+    for node, rule, value in [({"type": "integer"}, "self > 0", 1), ({"type": "integer"}, "self < 1.5", 1), ({"type": "number"}, "self * 2.0 > 1.0", 1),
                               ({"type": "string"}, "self.startsWith('a')", "ab"), ({"type": "boolean"}, "self", True),
                               ({"type": "string", "format": "date-time"}, "self.getFullYear() == 2026",
                                "2026-03-01T00:00:00Z"),
@@ -210,6 +210,8 @@ def test_self_has_the_type_of_a_scalar_node() -> None:
     ("spec", "self.mode > 1", "found no matching overload for '_>_' applied to '(string, int)'"),
     ("spec", "self.ports.all(p, p.port > 0) && self.labels['a'] == 'b' && self.free.anything == 1 && "
              "self.ios == 'x' && self.metadata.name == ''", None),
+    ("spec", "self.replicas > 1.5 || self.replicas == 2.0", None),  # cross-type numeric comparisons
+    ("spec", "self.replicas + 1.5 > 0", "found no matching overload for '_+_' applied to '(int, double)'"),
 ])
 def test_rules_checked_against_the_schema(where: str, rule: str, issue: str | None) -> None:
     spec = {"type": "object", "properties": {

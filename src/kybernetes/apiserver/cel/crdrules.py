@@ -33,7 +33,14 @@ from typing import Any
 from kybernetes.api import validation as v
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.apiserver.cel import cost
-from kybernetes.apiserver.cel.env import CompileError, EvalError, Program, compile_expression, issue_text
+from kybernetes.apiserver.cel.env import (
+    CompileError,
+    EvalError,
+    Program,
+    compile_expression,
+    cross_numeric_only,
+    issue_text,
+)
 from kybernetes.apiserver.cel.schemaenv import SchemaTypes
 from kybernetes.apiserver.cel.schematypes import as_declared, has_typed
 
@@ -67,6 +74,10 @@ def _self_type(schema: dict[str, Any]) -> str:
     compile, as in Kubernetes): ``:<type>``, or "" for ``dyn``."""
     t = _type_of(schema)
     return f":{t}" if t else ""
+
+
+VARIABLES = ("oldSelf", "self")
+OPTIONAL_VARIABLES = ("__kybHasOld", "__kybOld", "self")
 
 
 def _variables(schema: dict[str, Any], *, optional: bool = False) -> tuple[str, ...]:
@@ -175,8 +186,24 @@ def _type_check(source: str, schema: dict[str, Any], types: SchemaTypes) -> None
     try:
         types.environment(schema).compile(source)
     except RuntimeError as e:
-        # cel-cpp adds where it looked; cel-go says only "undefined field 'x'".
-        raise CompileError(re.sub(r"(undefined field '[^']*') not found in struct '[^']*'", r"\1", issue_text(str(e))))
+        issues = issue_text(str(e))
+        if not cross_numeric_only(issues):
+            # cel-cpp adds where it looked; cel-go says only "undefined field 'x'".
+            raise CompileError(re.sub(r"(undefined field '[^']*') not found in struct '[^']*'", r"\1", issues))
+
+
+def _compile_typed(source: str, schema: dict[str, Any], types: SchemaTypes, *, check: bool = True) -> Program:
+    """Type-check ``source`` against the schema, then compile it to run on JSON values (with
+    ``self`` typed at scalar nodes; ``dyn`` where only cross-type numeric comparisons, which
+    Kubernetes allows and cel-cpp's checker does not, keep it from checking)."""
+    if check:
+        _type_check(source, schema, types)
+    try:
+        return compile_expression(source, _variables(schema))
+    except CompileError as e:
+        if not cross_numeric_only(str(e)):
+            raise
+        return compile_expression(source, VARIABLES)
 
 
 def _compile_rule(rule: dict[str, Any], schema: dict[str, Any], types: SchemaTypes) -> CompiledRule | tuple[str, str]:
@@ -186,23 +213,23 @@ def _compile_rule(rule: dict[str, Any], schema: dict[str, Any], types: SchemaTyp
         return ("rule", "")
     optional = rule.get("optionalOldSelf") is True
     try:
-        if not optional:  # there oldSelf is an optional, which the checking environment does not declare
-            _type_check(source, schema, types)
-        program = compile_expression(source, _variables(schema))
+        # With optionalOldSelf, oldSelf is an optional, which the checking environment does not declare.
+        program = _compile_typed(source, schema, types, check=not optional)
     except CompileError as e:
         return ("rule", f"compilation failed: {e}")
     uses_old_self = "oldSelf" in program.uses
     if optional:
         # Compiled as written first (so errors point into the rule), then run with oldSelf optional.
-        program = compile_expression(
-            f"cel.bind(oldSelf, __kybHasOld ? optional.of(__kybOld) : optional.none(), ({source}))",
-            _variables(schema, optional=True))
+        wrapped = f"cel.bind(oldSelf, __kybHasOld ? optional.of(__kybOld) : optional.none(), ({source}))"
+        try:
+            program = compile_expression(wrapped, _variables(schema, optional=True))
+        except CompileError:
+            program = compile_expression(wrapped, OPTIONAL_VARIABLES)
     message = None
     msg_source = rule.get("messageExpression")
     if isinstance(msg_source, str) and msg_source.strip():
         try:
-            _type_check(msg_source, schema, types)
-            message = compile_expression(msg_source, _variables(schema))
+            message = _compile_typed(msg_source, schema, types)
         except CompileError as e:
             return ("messageExpression", f"messageExpression compilation failed: {e}")
     field_path = rule.get("fieldPath")
