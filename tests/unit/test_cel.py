@@ -230,6 +230,18 @@ def test_rules_checked_against_the_schema(where: str, rule: str, issue: str | No
         assert len(errs) == 1 and issue in errs[0] and "not found in struct" not in errs[0]
 
 
+def test_schemas_protobuf_cannot_express_are_not_checked() -> None:
+    # fooBar and foo_bar have one JSON name in protobuf; a rule inside unknown fields; a nullable field
+    spec = {"type": "object", "x-kubernetes-validations": [{"rule": "self.foo_bar == 1 && self.n == null"}],
+            "properties": {"foo_bar": {"type": "integer"}, "fooBar": {"type": "integer"},
+                           "n": {"type": "integer", "nullable": True},
+                           "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {
+                               "inner": {"type": "object", "x-kubernetes-validations": [{"rule": "self.any > 1"}]}}}}}
+    assert crdrules.rule_errors({"type": "object", "properties": {"spec": spec}}, Path("s")) == []
+    del spec["properties"]["fooBar"]
+    assert crdrules.rule_errors({"type": "object", "properties": {"spec": spec}}, Path("s")) == []
+
+
 def test_unchanged_values_are_ratcheted() -> None:
     # Written before the rule existed: an update that leaves spec alone passes, one that touches it fails.
     old = _obj("abc", replicas=5, maxReplicas=2, mode="a")

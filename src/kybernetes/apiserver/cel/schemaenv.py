@@ -14,7 +14,7 @@ Where the schema cannot be a message, the node is ``google.protobuf.Struct`` (an
 ``Value`` (any value), so that nothing Kubernetes accepts is refused: objects without properties
 or with ``x-kubernetes-preserve-unknown-fields`` or ``x-kubernetes-embedded-resource``, property
 names that are not plain identifiers (Kubernetes' ``__dash__``-style escapes are not
-implemented), int-or-string, lists of lists. At the root, ``metadata`` has only ``name`` and
+implemented), int-or-string, nullable fields (which may be compared with null), lists of lists. At the root, ``metadata`` has only ``name`` and
 ``generateName``, and ``apiVersion`` and ``kind`` are strings, as Kubernetes declares them.
 """
 
@@ -58,11 +58,16 @@ class SchemaTypes:
         self.pool = descriptor_pool.DescriptorPool()
         for dep in (struct_pb2, timestamp_pb2, duration_pb2):
             self.pool.AddSerializedFile(dep.DESCRIPTOR.serialized_pb)
-        self.pool.Add(self.file)
+        try:
+            self.pool.Add(self.file)
+        except (TypeError, ValueError):
+            # A schema protobuf cannot express (fields whose JSON names collide, say): check
+            # nothing against it rather than refuse what Kubernetes accepts.
+            self.types.clear()
         self._envs: dict[str, Any] = {}
 
     def type_of(self, node: dict[str, Any]) -> str:
-        return self.types.get(id(node), _VALUE)
+        return self.types.get(id(node), _VALUE.lstrip("."))
 
     def environment(self, node: dict[str, Any]) -> Any:
         """The checking environment for rules at ``node``: ``self`` and ``oldSelf`` of its type."""
@@ -78,7 +83,7 @@ class SchemaTypes:
 
     def _field_type(self, s: Any) -> tuple[int, str, bool]:
         """(protobuf type, message type name, repeated) of a field with schema ``s``."""
-        if not isinstance(s, dict) or s.get("x-kubernetes-int-or-string"):
+        if not isinstance(s, dict) or s.get("x-kubernetes-int-or-string") or s.get("nullable"):
             return F.TYPE_MESSAGE, _VALUE, False
         t = s.get("type")
         if t == "string" and s.get("format") in _FORMATS:
