@@ -183,8 +183,11 @@ def _rules(schema: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _type_check(source: str, schema: dict[str, Any], types: SchemaTypes) -> None:
     """CompileError if ``source`` does not check with ``self`` of the node's schema type."""
+    env = types.environment(schema)
+    if env is None:
+        return
     try:
-        types.environment(schema).compile(source)
+        env.compile(source)
     except RuntimeError as e:
         issues = issue_text(str(e))
         if not cross_numeric_only(issues):

@@ -54,15 +54,16 @@ class SchemaTypes:
         self.types: dict[int, str] = {}
         """id(schema node) -> its CEL type (a message's full name, or a scalar/list/map spec)."""
         self._names = itertools.count()
-        self.root = self._message(schema, root=True) if isinstance(schema, dict) else _STRUCT
         self.pool = descriptor_pool.DescriptorPool()
         for dep in (struct_pb2, timestamp_pb2, duration_pb2):
             self.pool.AddSerializedFile(dep.DESCRIPTOR.serialized_pb)
         try:
+            if isinstance(schema, dict):
+                self._message(schema, root=True)
             self.pool.Add(self.file)
-        except (TypeError, ValueError):
+        except Exception:
             # A schema protobuf cannot express (fields whose JSON names collide, say): check
-            # nothing against it rather than refuse what Kubernetes accepts.
+            # nothing against it (every node dyn) rather than refuse what Kubernetes accepts.
             self.types.clear()
         self._envs: dict[str, Any] = {}
 
@@ -70,14 +71,16 @@ class SchemaTypes:
         return self.types.get(id(node), _VALUE.lstrip("."))
 
     def environment(self, node: dict[str, Any]) -> Any:
-        """The checking environment for rules at ``node``: ``self`` and ``oldSelf`` of its type."""
+        """The checking environment for rules at ``node``: ``self`` and ``oldSelf`` of its type
+        (None if cel-cpp cannot make one of it: then the rules there are not checked)."""
         t = self.type_of(node)
-        env = self._envs.get(t)
-        if env is None:
+        if t not in self._envs:
             declared = _cel_type(t)
-            env = new_environment({"self": declared, "oldSelf": declared}, self.pool)
-            self._envs[t] = env
-        return env
+            try:
+                self._envs[t] = new_environment({"self": declared, "oldSelf": declared}, self.pool)
+            except Exception:
+                self._envs[t] = None
+        return self._envs[t]
 
     # --- building ------------------------------------------------------------------------------
 
