@@ -39,7 +39,7 @@ def test_default_plugins_in_kubernetes_order() -> None:
     assert plugins.enabled_plugin_names() == [
         "NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction", "PodSecurity", "Priority", "DefaultTolerationSeconds",
         "DefaultStorageClass", "StorageObjectInUseProtection", "RuntimeClass", "CertificateSubjectRestriction",
-        "DefaultIngressClass", "MutatingAdmissionWebhook", "ValidatingAdmissionWebhook", "ResourceQuota"]
+        "DefaultIngressClass", "MutatingAdmissionWebhook", "ValidatingAdmissionPolicy", "ValidatingAdmissionWebhook", "ResourceQuota"]
 
 
 def test_enabled_plugins_keep_the_fixed_order_whatever_the_flag_order() -> None:
@@ -48,7 +48,7 @@ def test_enabled_plugins_keep_the_fixed_order_whatever_the_flag_order() -> None:
                      "DefaultTolerationSeconds",
                      "DefaultStorageClass", "StorageObjectInUseProtection", "RuntimeClass",
                      "CertificateSubjectRestriction", "DefaultIngressClass", "MutatingAdmissionWebhook",
-                     "ValidatingAdmissionWebhook", "AlwaysDeny"]
+                     "ValidatingAdmissionPolicy", "ValidatingAdmissionWebhook", "AlwaysDeny"]
 
 
 def test_every_registered_module_is_the_plugin_it_is_listed_as() -> None:

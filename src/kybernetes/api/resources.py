@@ -164,6 +164,10 @@ BUILTIN: tuple[Resource, ...] = (
        namespaced=False, categories=("api-extensions",)),
     _r("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations",
        namespaced=False, categories=("api-extensions",)),
+    _r("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies",
+       namespaced=False, categories=("api-extensions",), subresources=("status",)),
+    _r("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings",
+       namespaced=False, categories=("api-extensions",)),
     _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False,
        short_names=("crd", "crds"), categories=("api-extensions",), subresources=("status",)),
 )

@@ -28,6 +28,7 @@ from kybernetes.api import validation as v
 from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.timeutil import now_rfc3339
+from kybernetes.apiserver.cel import crdrules
 from kybernetes.apiserver.registry.conversion import Stored, api_version_only
 from kybernetes.apiserver.registry.request import ListOptions, RequestContext, User
 from kybernetes.apiserver.registry.rest import ResourceREST, ScaleREST, generic_subresources
@@ -47,6 +48,8 @@ class CustomResourceStrategy(Strategy):
         self.raw_schema = schema or {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
         self.status_enabled = has_status
         self.namespaced = namespaced
+        # The version's x-kubernetes-validations, compiled once for as long as the schema lives.
+        self.rules = crdrules.compile_schema(self.raw_schema)
 
     @property  # type: ignore[override]
     def has_status(self) -> bool:  # type: ignore[override]
@@ -72,15 +75,43 @@ class CustomResourceStrategy(Strategy):
         structural.default_custom_object(obj, self.raw_schema)
 
     def validate(self, obj: Obj) -> list[v.FieldError]:
-        return structural.validate_custom_object(_body(obj), self.raw_schema)
+        return self._validate(obj, None)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[v.FieldError]:
+        return self._validate(new, old)
 
     def validate_status_update(self, new: Obj, old: Obj) -> list[v.FieldError]:
-        return structural.validate_custom_object(_body(new), self.raw_schema)
+        return self._validate(new, old)
+
+    def _validate(self, obj: Obj, old: Obj | None) -> list[v.FieldError]:
+        """The schema's value validations, then (unless one of them makes the object unfit for
+        the rules: a wrong type, a missing required field, a value not in the enum, a string or
+        list too long) its CEL rules, with ``oldSelf`` on updates."""
+        errs = structural.validate_custom_object(_body(obj), self.raw_schema)
+        if self.rules is None:
+            return errs
+        if any(e.type in _BLOCKING for e in errs):
+            return [*errs, v.invalid(crdrules.ROOT, "null", crdrules.NOT_CHECKED)]
+        new_root, old_root = _rule_root(obj), (_rule_root(old) if old is not None else None)
+        return errs + self.rules.validate(new_root, old_root, has_old=old is not None)
 
 
 def _body(obj: Obj) -> Obj:
     """The object without metadata, which the generic store validates itself."""
     return {k: val for k, val in obj.items() if k != "metadata"}
+
+
+_BLOCKING = frozenset({"FieldValueNotSupported", "FieldValueRequired", "FieldValueTooLong", "FieldValueTooMany",
+                       "FieldValueTypeInvalid"})
+"""Kubernetes' ``hasBlockingErr``: schema errors after which the CEL rules are not run."""
+
+
+def _rule_root(obj: Obj) -> Obj:
+    """The object as CEL rules at the root see it: metadata reduced to name and generateName."""
+    meta = obj.get("metadata") or {}
+    out = _body(obj)
+    out["metadata"] = {k: meta[k] for k in ("name", "generateName") if k in meta}
+    return out
 
 
 def custom_rest(registry: Registry, crd: Obj, namespaced: bool) -> list[ResourceREST]:

@@ -37,7 +37,7 @@ CONTROLLER_MODULES = (
     "job", "cronjob", "ttlafterfinished", "podgc",
     "endpoints", "endpointslice", "serviceaccounts", "serviceaccounttoken", "namespace", "garbagecollector",
     "nodelifecycle", "nodeipam", "resourcequota", "disruption",
-    "csrsigning", "csrapproving", "csrcleaner", "volumeprotection", "clusterroleaggregation", "tokencleaner",
+    "csrsigning", "csrapproving", "csrcleaner", "volumeprotection", "clusterroleaggregation", "tokencleaner", "vapstatus",
 )
 
 

@@ -53,7 +53,7 @@ ORDERED_PLUGINS: tuple[tuple[str, str | None], ...] = (
     # Webhooks, ResourceQuota and AlwaysDeny go at the end (Kubernetes' rule).
     ("MutatingAdmissionPolicy", None),
     ("MutatingAdmissionWebhook", _PKG + "webhook.mutating"),
-    ("ValidatingAdmissionPolicy", None),
+    ("ValidatingAdmissionPolicy", _PKG + "validatingadmissionpolicy"),
     ("ValidatingAdmissionWebhook", _PKG + "webhook.validating"),
     ("ResourceQuota", _PKG + "resourcequota"),
     ("AlwaysDeny", _PKG + "deny"),

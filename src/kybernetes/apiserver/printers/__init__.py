@@ -36,6 +36,7 @@ from typing import Any
 
 from kybernetes.api.timeutil import parse_rfc3339
 from kybernetes.apiserver.printers import (
+    admissionpolicies,
     admissionregistration,
     apps,
     autoscaling,
@@ -100,6 +101,7 @@ _BY_GROUP_KIND: dict[tuple[str, str], Printer] = {
     **discovery.BY_GROUP_KIND, **scheduling.BY_GROUP_KIND, **policy.BY_GROUP_KIND, **networking.BY_GROUP_KIND,
     **storage.BY_GROUP_KIND, **rbac.BY_GROUP_KIND, **node.BY_GROUP_KIND, **certificates.BY_GROUP_KIND,
     **flowcontrol.BY_GROUP_KIND, **admissionregistration.BY_GROUP_KIND,
+    **admissionpolicies.BY_GROUP_KIND,
 }
 
 

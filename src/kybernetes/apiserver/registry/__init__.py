@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 def builtin_strategies() -> dict[tuple[str, str], Strategy]:
     """Every built-in kind's strategy, keyed by (group, kind)."""
     from kybernetes.apiserver.registry import (
+        admissionpolicies,
         admissionregistration,
         apps,
         autoscaling,
@@ -43,7 +44,8 @@ def builtin_strategies() -> dict[tuple[str, str], Strategy]:
 
     out: dict[tuple[str, str], Strategy] = {}
     for module in (core, apps, batch, autoscaling, certificates, coordination, discovery, networking, policy,
-                   rbac, scheduling, storage, node, flowcontrol, crds, admissionregistration):
+                   rbac, scheduling, storage, node, flowcontrol, crds, admissionregistration,
+                   admissionpolicies):
         out.update(module.STRATEGIES)
     return out
 

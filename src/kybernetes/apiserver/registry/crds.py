@@ -22,6 +22,7 @@ from kybernetes.api import structural
 from kybernetes.api import validation as v
 from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.api.validation import FieldError, Path
+from kybernetes.apiserver.cel import crdrules
 from kybernetes.apiserver.registry.strategy import Obj, Strategy
 
 GROUP = "apiextensions.k8s.io"
@@ -86,7 +87,7 @@ class CustomResourceDefinitionStrategy(Strategy):
         structural.default_crd(obj)
 
     def validate(self, obj: Obj) -> list[FieldError]:
-        return structural.validate_crd(obj)
+        return structural.validate_crd(obj) + _rule_errors(obj)
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         errs = self.validate(new)
@@ -128,6 +129,16 @@ class CustomResourceDefinitionStrategy(Strategy):
             if ver.get("storage") is True and ver.get("name") not in stored:
                 errs.append(v.invalid(p, ver, f"must have the storage version {ver.get('name')}"))
         return errs
+
+
+def _rule_errors(crd: Obj) -> list[FieldError]:
+    """Every version's ``x-kubernetes-validations`` that do not compile or are otherwise invalid."""
+    errs: list[FieldError] = []
+    vp = Path("spec", "versions")
+    for i, ver in enumerate(_list(_dict(crd.get("spec")).get("versions"))):
+        schema = _dict(_dict(ver).get("schema")).get("openAPIV3Schema")
+        errs.extend(crdrules.rule_errors(schema, vp.index(i).child("schema", "openAPIV3Schema")))
+    return errs
 
 
 crd_strategy = CustomResourceDefinitionStrategy()
