@@ -8,7 +8,7 @@ kube-apiserver's ``k8s.io/apiserver/pkg/admission/plugin/webhook`` in Python, on
   subresources and ``*``, scope);
 * :mod:`.matching`: whether to call a webhook (namespaceSelector, objectSelector, rules, matchPolicy
   Equivalent through the catalogue, matchConditions) and with which resource and kind;
-* :mod:`.conditions`: CEL matchConditions (``common-expression-language``);
+* :mod:`.conditions`: CEL matchConditions (on the CEL layer, ``apiserver/cel``);
 * :mod:`.review`: the AdmissionReview v1 request as Kubernetes fills it, and its response checked;
 * :mod:`.client`: the HTTPS call (``url``, or ``service`` resolved by the API server itself to a
   ready endpoint), TLS verified against ``caBundle``, ``timeoutSeconds``;

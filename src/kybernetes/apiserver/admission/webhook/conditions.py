@@ -1,18 +1,15 @@
 """matchConditions: CEL expressions over the request, compiled once per configuration version.
 
-An adapter over ``common-expression-language`` (the ``cel`` module), with Kubernetes' semantics
-(``k8s.io/apiserver/pkg/admission/plugin/webhook/matchconditions``): the variables are ``object``,
-``oldObject`` (null where the operation has none) and ``request`` (the AdmissionReview request as
-JSON); the conditions match when every one evaluates to ``true``; the first ``false`` skips the
-webhook (errors of other conditions notwithstanding); an error or a non-boolean result, with no
-``false``, is an evaluation error (``expression '<e>' resulted in error: ...``; several as
-``[a, b]``), which the caller turns into a refusal under ``failurePolicy: Fail`` and a skip under
-``Ignore``.
-
-Differences from Kubernetes, stated: the library checks syntax at compile time but not types, so
-an expression naming an undeclared variable compiles and fails when evaluated; ``authorizer`` and
-Kubernetes' CEL extension libraries are not offered (an expression using them fails when
-evaluated, which the failure policy then decides).
+On the project's CEL layer (:mod:`kybernetes.apiserver.cel`, the one home of CEL), with
+Kubernetes' semantics (``k8s.io/apiserver/pkg/admission/plugin/webhook/matchconditions``): the
+variables are ``object``, ``oldObject`` (null where the operation has none), ``request`` (the
+AdmissionReview request as JSON) and ``authorizer`` (declared, not implemented: using it fails when
+evaluated, which the failure policy then decides); the conditions match when every one evaluates
+to ``true``; the first ``false`` skips the webhook (errors of other conditions notwithstanding); an
+error or a non-boolean result, with no ``false``, is an evaluation error (``expression '<e>'
+resulted in error: ...``; several as ``[a, b]``), which the caller turns into a refusal under
+``failurePolicy: Fail`` and a skip under ``Ignore``. An expression that does not compile (syntax,
+or a variable that is not declared) is refused when the configuration is written.
 """
 
 from __future__ import annotations
@@ -20,20 +17,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import cel
+from kybernetes.apiserver.cel.env import CompileError, EvalError, Program, compile_expression
 
-_PARSE_PREFIX = "Failed to parse expression"
+VARIABLES = ("authorizer", "object", "oldObject", "request")
 
 
 def compile_error(expression: str) -> str:
     """Why ``expression`` does not compile, in Kubernetes' words (empty if it compiles)."""
     try:
-        cel.compile(expression)
-    except ValueError as e:
-        text = str(e)
-        if text.startswith(_PARSE_PREFIX) and ": " in text:
-            text = text.split(": ", 1)[1]
-        return "compilation failed: " + text
+        compile_expression(expression, VARIABLES)
+    except CompileError as e:
+        return f"compilation failed: {e}"
     return ""
 
 
@@ -41,7 +35,7 @@ def compile_error(expression: str) -> str:
 class Condition:
     name: str
     expression: str
-    program: Any
+    program: Program | None
 
 
 @dataclass(frozen=True)
@@ -69,9 +63,9 @@ class Conditions:
                 problems.append(f"expression '{c.expression}' resulted in error: compilation failed")
                 continue
             try:
-                value = c.program.execute(variables)
-            except Exception as e:  # the library raises KeyError, TypeError, ValueError, RuntimeError...
-                problems.append(f"expression '{c.expression}' resulted in error: {_describe(e)}")
+                value = c.program.evaluate(variables)
+            except EvalError as e:
+                problems.append(f"expression '{c.expression}' resulted in error: {e}")
                 continue
             if value is False:
                 return Outcome(False)
@@ -83,14 +77,8 @@ class Conditions:
         return Outcome(True)
 
 
-def _compile(expression: str) -> Any:
+def _compile(expression: str) -> Program | None:
     try:
-        return cel.compile(expression)
-    except ValueError:
+        return compile_expression(expression, VARIABLES)
+    except CompileError:
         return None
-
-
-def _describe(e: Exception) -> str:
-    if isinstance(e, KeyError):
-        return f"no such key: {e.args[0] if e.args else ''}"
-    return str(e)
