@@ -111,7 +111,11 @@ class ServerProcess:
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         srv = cls(data_dir, port, proc, log_path, args)
-        srv.wait_ready(timeout, default_service_account=wait_for_account)
+        try:
+            srv.wait_ready(timeout, default_service_account=wait_for_account)
+        except BaseException:
+            srv.stop(timeout=15.0)  # a server that never got ready is not left running (nor its children)
+            raise
         return srv
 
     def wait_ready(self, timeout: float = 30.0, default_service_account: bool = False) -> None:
