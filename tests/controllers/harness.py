@@ -2,8 +2,9 @@
 
 The server is the module-scoped ``srv`` fixture of ``conftest.py``. :func:`run_controllers` starts
 the given controllers against it as asyncio tasks sharing one informer factory, with the clock and
-options a test chooses; the controllers use a client of their own (user agent
-``kube-controller-manager``) and the test another. There is no kubelet and no scheduler, so the
+options a test chooses; the controllers run under their least-privilege identities (informers as
+``system:kube-controller-manager``, each controller's writes as its own kube-system ServiceAccount,
+through impersonation) and the test uses the admin's client. There is no kubelet and no scheduler, so the
 tests play both: they bind pods to Node objects they create (``pods/binding``) and write pod status
 themselves (:func:`mark_ready`, :func:`finish`), or let :class:`FakeKubelet` finish every pod that
 appears. Every wait polls with a deadline, so a failure is a clear timeout instead of a hang.
@@ -29,6 +30,8 @@ from kybernetes.controllers.base import Controller, ControllerContext
 from kybernetes.testing import ServerProcess
 
 Obj = dict[str, Any]
+CONTROLLER_MANAGER = "system:kube-controller-manager"
+SERVICE_ACCOUNT_GROUPS = ("system:serviceaccounts", "system:serviceaccounts:kube-system")
 _ns_counter = itertools.count()
 
 
@@ -48,7 +51,14 @@ async def run_controllers(srv: ServerProcess, *types: type[Controller], clock: C
                           options: dict[str, Any] | None = None) -> AsyncIterator[Env]:
     """Start ``types`` against ``srv``; yields a separate client for the test's own requests."""
     client = Client.from_kubeconfig(str(srv.kubeconfig))
-    ctl_client = Client.from_kubeconfig(str(srv.kubeconfig), user_agent="kube-controller-manager")
+    admin = Client.from_kubeconfig(str(srv.kubeconfig), user_agent="kube-controller-manager")
+    # Least privilege, as `kyb controller-manager --use-service-account-credentials` runs them: the
+    # informers and events as system:kube-controller-manager, each controller's writes as its own
+    # kube-system ServiceAccount (the admin impersonates them: RBAC decides as for the real ones).
+    ctl_client = admin.impersonating(CONTROLLER_MANAGER)
+    clients = {t.service_account: admin.impersonating(f"system:serviceaccount:kube-system:{t.service_account}",
+                                                      SERVICE_ACCOUNT_GROUPS)
+               for t in types if t.service_account}
     factory = SharedInformerFactory(ctl_client)
     clk: Clock = clock or RealClock()
     recorders: list[EventRecorder] = []
@@ -58,7 +68,7 @@ async def run_controllers(srv: ServerProcess, *types: type[Controller], clock: C
         return recorders[-1]
 
     ctx = ControllerContext(client=ctl_client, informers=factory, recorder=recorder, clock=clk,
-                            options=dict(options or {}))
+                            options=dict(options or {}), clients=clients)
     ctls = [t(ctx) for t in types]
     await factory.start()
     assert await factory.wait_for_sync(20)
@@ -74,7 +84,7 @@ async def run_controllers(srv: ServerProcess, *types: type[Controller], clock: C
         for r in recorders:
             await r.close()
         await factory.stop()
-        await ctl_client.close()
+        await admin.close()
         await client.close()
 
 

@@ -24,6 +24,7 @@ PLURAL = "validatingadmissionpolicies"
 
 class ValidatingAdmissionPolicyStatusController(Controller):
     name = "validatingadmissionpolicy-status-controller"
+    service_account = "validatingadmissionpolicy-status-controller"
     workers = 1
 
     def __init__(self, ctx: ControllerContext) -> None:
