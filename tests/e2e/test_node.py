@@ -685,6 +685,13 @@ def test_pod_calls_the_api_server_with_its_service_account_token(node: Node, ns:
 
     # The projected volume: token, CA and namespace.
     assert node.kubectl("exec", "client", "-n", ns, "--", "cat", f"{SA_DIR}/namespace").stdout == ns
+    # The pod's default account may list nothing until bound (Node,RBAC): 403 in Kubernetes' words.
+    refused = request(f"$(cat {SA_DIR}/token)")
+    assert re.match(r"HTTP/1\.[01] 403", refused), refused[:500]
+    assert f'User \\"system:serviceaccount:{ns}:default\\" cannot list resource \\"pods\\"' in refused, refused[:800]
+    node.kubectl("create", "rolebinding", "client-view", "--clusterrole=view", f"--serviceaccount={ns}:default",
+                 "-n", ns)
+    node.server.wait_allowed("list", "pods", f"system:serviceaccount:{ns}:default", namespace=ns)
     answer = request(f"$(cat {SA_DIR}/token)")
     # kubectl's output went through universal newlines: the header ends at a blank line.
     head, _, body = answer.partition("\n\n")

@@ -37,10 +37,13 @@ NS = "vol"
 def prepare_server(s: ServerProcess) -> None:
     """Run by the ``srv`` fixture once the server is up."""
     s.kubectl("create", "namespace", NS)
-    # No controller manager runs: make what its service-account controllers would.
-    s.kubectl("-n", NS, "create", "serviceaccount", "default")
-    s.kubectl("-n", NS, "create", "configmap", "kube-root-ca.crt",
-              f"--from-file=ca.crt={s.data_dir / 'tls' / 'ca.crt'}")
+    # The API-only server's controllers (testing.API_ONLY_CONTROLLERS) make the default account and
+    # the kube-root-ca.crt ConfigMap of the new namespace.
+    deadline = time.monotonic() + 30
+    while any(s.kubectl("-n", NS, "get", kind, name, check=False).returncode != 0
+              for kind, name in (("serviceaccount", "default"), ("configmap", "kube-root-ca.crt"))):
+        assert time.monotonic() < deadline, "the default ServiceAccount and kube-root-ca.crt never came"
+        time.sleep(0.1)
 
 
 class Clock:
@@ -70,9 +73,11 @@ def read(p: Path) -> str:
 
 
 def api_get_with_token(srv: ServerProcess, token: str) -> int:
+    """The code of a discovery GET with ``token``: 200 when it authenticates (every authenticated
+    user may read discovery; the pod's account may list nothing until bound), 401 when not."""
     ctx = ssl.create_default_context(cafile=str(srv.data_dir / "tls" / "ca.crt"))
     ctx.check_hostname = False
-    req = urllib.request.Request(f"{srv.url}/api/v1/namespaces/{NS}/pods",
+    req = urllib.request.Request(f"{srv.url}/api/v1",
                                  headers={"Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
@@ -356,9 +361,13 @@ async def test_mounts_for_subpath_and_readonly(client: Client, tmp_path: Path) -
 
 
 async def test_token_for_missing_service_account(srv: ServerProcess, client: Client, tmp_path: Path) -> None:
+    # A pod may only be created with an account that exists (ServiceAccount admission): the account
+    # goes away after the pod is made, as it may in a real cluster.
+    await client.create("v1", "serviceaccounts", {"metadata": {"name": "ghost"}}, NS)
     pod = await make_pod(client, "nosa", [{"name": "tok", "projected": {"sources": [
         {"serviceAccountToken": {"path": "token", "expirationSeconds": 600, "audience": "vault"}}]}}],
         automountServiceAccountToken=False, serviceAccountName="ghost")
+    await client.delete("v1", "serviceaccounts", "ghost", NS)
     vm = VolumeManager(client, tmp_path / "pods", "node-a")
     with pytest.raises(VolumeError, match="failed to fetch token"):
         await vm.setup(pod)
