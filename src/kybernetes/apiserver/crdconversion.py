@@ -134,27 +134,23 @@ def checked_object(original: Obj, converted: Any, desired: str, what: str, index
     """One converted object, checked against the one sent (``index`` None: a single object's
     wording), with the original's metadata but the webhook's labels and annotations."""
     prefix = f"conversion webhook for {what} returned invalid"
-    at = f"converted object at index {index}" if index is not None else "object at index 0"
+    # A list's messages name the index Kubernetes has already counted one up.
+    at = f" converted object at index {index + 1}" if index is not None else " object at index 0"
     if not isinstance(converted, dict):
-        raise ConversionFailed(f"{prefix} {at}: the object is not a JSON object")
+        raise ConversionFailed(f"{prefix}{at}: the object is not a JSON object")
     group_version = str(converted.get("apiVersion") or "")
     if group_version != desired:
-        # Kubernetes counts the list's index one up before this message.
-        shown = f"converted object at index {index + 1}" if index is not None else at
-        raise ConversionFailed(f"{prefix} {shown}: invalid groupVersion (expected {desired}, received "
-                               f"{group_version})")
+        raise ConversionFailed(f"{prefix}{at}: invalid groupVersion (expected {desired}, received {group_version})")
     if converted.get("kind") != original.get("kind"):
-        shown = f"converted object at index {index + 1}" if index is not None else at
-        raise ConversionFailed(f"{prefix} {shown}: invalid kind (expected {original.get('kind')}, received "
+        raise ConversionFailed(f"{prefix}{at}: invalid kind (expected {original.get('kind')}, received "
                                f"{converted.get('kind')})")
     problem = _identity_changed(original, converted)
     if problem:
-        where = f" {at}" if index is not None else " object"
-        raise ConversionFailed(f"{prefix}{where}: {problem}")
+        raise ConversionFailed(f"{prefix}{at if index is not None else ' object'}: {problem}")
     try:
         return restore_metadata(original, converted)
     except InvalidResponse as e:
-        where = f" in object at index {index}" if index is not None else ""
+        where = f" in object at index {index + 1}" if index is not None else ""
         raise ConversionFailed(f"conversion webhook for {what} returned invalid metadata{where}: {e}") from None
 
 
