@@ -293,3 +293,15 @@ def test_webhook_answering_garbage(server: ServerProcess, ca: CA, hooks: Webhook
         assert f"conversion webhook for {GROUP}/v1, Kind={kind} {detail}" in res.stderr
     finally:
         server.kubectl("delete", "crd", f"{plural}.{GROUP}", "--ignore-not-found", "--wait=false")
+
+
+def test_conversion_stanza_is_validated(server: ServerProcess, ca: CA) -> None:
+    doc = crd_doc("bads", "Bad", "https://127.0.0.1:1/convert", ca)
+    doc["spec"]["conversion"] = {"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v3"]}}
+    res = server.kubectl("create", "-f", "-", input=json.dumps(doc), check=False)
+    assert res.returncode != 0
+    assert res.stderr.strip() == (
+        f'The CustomResourceDefinition "bads.{GROUP}" is invalid: \n'
+        "* spec.conversion.webhookClientConfig: Required value: required when strategy is set to Webhook\n"
+        '* spec.conversion.conversionReviewVersions: Invalid value: []string{"v3"}: must include at least one of '
+        "v1, v1beta1")

@@ -33,8 +33,8 @@ from kybernetes.api import validation as v
 from kybernetes.api.obj import Obj
 from kybernetes.api.validation import Path
 from kybernetes.apiserver.admission.webhook.client import CallError, WebhookClient
+from kybernetes.apiserver.registry.crdconversion import REVIEW_VERSIONS
 
-REVIEW_VERSIONS = ("v1", "v1beta1")
 TIMEOUT_SECONDS = 30
 _REVIEW_GROUP = "apiextensions.k8s.io"
 
