@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import pytest
 
 from kybernetes.testing import ServerProcess, free_port
 
-from .webhookserver import CA, WebhookServer
+from .webhookserver import CA, WebhookServer, host_address
 
 pytestmark = pytest.mark.integration
 
@@ -305,3 +306,42 @@ def test_conversion_stanza_is_validated(server: ServerProcess, ca: CA) -> None:
         "* spec.conversion.webhookClientConfig: Required value: required when strategy is set to Webhook\n"
         '* spec.conversion.conversionReviewVersions: Invalid value: []string{"v3"}: must include at least one of '
         "v1, v1beta1")
+
+
+def test_webhook_by_service_reference(server: ServerProcess, namespace: str, tmp_path: Any) -> None:
+    """``clientConfig.service``: the API server resolves the Service to a ready endpoint itself."""
+    address = host_address()
+    if not address:
+        if os.environ.get("CI"):
+            pytest.fail("no global IPv4 address on this machine")
+        pytest.skip("this machine has no global IPv4 address for an EndpointSlice (loopback is refused)")
+    ca = CA(tmp_path, [f"conv.{namespace}.svc"], cn="conversion-service-ca")
+    srv = WebhookServer(ca, host=address)
+    srv.handlers["/convert"] = convert
+    k = server.kubectl
+    try:
+        service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "conv", "namespace": namespace},
+                   "spec": {"ports": [{"name": "https", "port": 8443, "targetPort": 9999}]}}
+        eps = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+               "metadata": {"name": "conv-1", "namespace": namespace,
+                            "labels": {"kubernetes.io/service-name": "conv"}},
+               "addressType": "IPv4", "ports": [{"name": "https", "port": srv.port}],
+               "endpoints": [{"addresses": [address], "conditions": {"ready": True}}]}
+        for doc in (service, eps):
+            k("create", "-f", "-", input=json.dumps(doc))
+        doc = crd_doc("relays", "Relay", "", ca)
+        doc["spec"]["conversion"]["webhook"]["clientConfig"] = {
+            "service": {"namespace": namespace, "name": "conv", "port": 8443, "path": "/convert"},
+            "caBundle": ca.bundle}
+        install(server, doc)
+        k("-n", namespace, "create", "-f", "-", input=widget("v2", "s", "svc.example", "Relay"))
+        assert get_json(server, "-n", namespace, f"relays.v1.{GROUP}", "s")["spec"]["host"] == "svc.example"
+        assert len(srv.received["/convert"]) == 2
+        k("-n", namespace, "delete", "endpointslice", "conv-1")
+        res = k("-n", namespace, "get", f"relays.v2.{GROUP}", "s", check=False)
+        assert res.stderr.strip() == (
+            f'Error from server: conversion webhook for {GROUP}/v1, Kind=Relay failed: Post '
+            f'"https://conv.{namespace}.svc:8443/convert?timeout=30s": no endpoints available for service "conv"')
+    finally:
+        k("delete", "crd", f"relays.{GROUP}", "--ignore-not-found", "--wait=false")
+        srv.stop()
