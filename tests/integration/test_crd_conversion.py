@@ -247,6 +247,9 @@ def test_webhook_down_fails_only_its_requests(server: ServerProcess, ca: CA, nam
         assert "conversion webhook for" in res.stderr and f"{GROUP}/v2, Kind=Gadget failed" in res.stderr
         names = [o["metadata"]["name"] for o in get_json(server, "-n", namespace, f"gadgets.v1.{GROUP}")["items"]]
         assert names == ["g1"]
+        # A delete in v2 reads the object in v2 first: it fails, and the object stays.
+        res = k("-n", namespace, "delete", f"gadgets.v2.{GROUP}", "g1", check=False)
+        assert res.returncode != 0 and f"conversion webhook for {GROUP}/v1, Kind=Gadget failed" in res.stderr
         # The storage version needs no conversion; other CRDs and kinds are unaffected.
         assert get_json(server, "-n", namespace, f"gadgets.v1.{GROUP}", "g1")["spec"]["host"] == "g.example"
         k("-n", namespace, "create", "-f", "-", input=widget("v2", "still", "s.example"))

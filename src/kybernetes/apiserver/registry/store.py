@@ -519,7 +519,10 @@ class Registry(StoreReads):
                     why=f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
                         f"ResourceVersion in object meta: {meta.get('resourceVersion')}",
                 )
-            attrs = _attributes(r, DELETE, namespace, name, None, obj, ctx, options=opts)
+            # A webhook-converted object is read in the request's version first, as Kubernetes
+            # decodes it: with the webhook down the delete fails before anything changes.
+            seen = await self.to_version(r, obj) if self.conversions.has_remote(r) else obj
+            attrs = _attributes(r, DELETE, namespace, name, None, seen, ctx, options=opts)
             await self.admission.admit(attrs)
             await self.admission.validate(attrs)
             updated = copy.deepcopy(obj)
