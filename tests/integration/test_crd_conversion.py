@@ -245,8 +245,19 @@ def test_webhook_down_fails_only_its_requests(server: ServerProcess, ca: CA, nam
         # A write in v2 fails whole: nothing is stored.
         res = k("-n", namespace, "create", "-f", "-", input=widget("v2", "g2", "x.example", "Gadget"), check=False)
         assert "conversion webhook for" in res.stderr and f"{GROUP}/v2, Kind=Gadget failed" in res.stderr
+        # So does a dry run: Kubernetes' dry-run storage converts as storing would.
+        res = k("-n", namespace, "create", "--dry-run=server", "-f", "-", input=widget("v2", "g3", "x", "Gadget"),
+                check=False)
+        assert res.returncode != 0 and f"conversion webhook for {GROUP}/v2, Kind=Gadget failed" in res.stderr
         names = [o["metadata"]["name"] for o in get_json(server, "-n", namespace, f"gadgets.v1.{GROUP}")["items"]]
         assert names == ["g1"]
+        # A watch in v2 ends with an ERROR event carrying the Status.
+        raw = k("get", "--raw", f"/apis/{GROUP}/v2/namespaces/{namespace}/gadgets?watch=1&timeoutSeconds=5",
+                check=False).stdout
+        (line,) = raw.splitlines()
+        event = json.loads(line)
+        assert event["type"] == "ERROR" and event["object"]["code"] == 500
+        assert event["object"]["message"].startswith(f"conversion webhook for {GROUP}/v1, Kind=Gadget failed: ")
         # A delete in v2 reads the object in v2 first: it fails, and the object stays.
         res = k("-n", namespace, "delete", f"gadgets.v2.{GROUP}", "g1", check=False)
         assert res.returncode != 0 and f"conversion webhook for {GROUP}/v1, Kind=Gadget failed" in res.stderr

@@ -157,6 +157,14 @@ class Registry(StoreReads):
         return await self.to_version(r, stored)
 
 
+    async def _dry_run_answer(self, r: Resource, obj: Obj) -> Obj:
+        """A dry run's answer: ``obj``, or where a webhook converts, ``obj`` converted to the
+        storage version and back (Kubernetes' dry-run storage encodes and decodes it)."""
+        if not self.conversions.has_remote(r):
+            return obj
+        _, stored = await self._encode_for(r, obj)
+        return await self.to_version(r, stored)
+
     # --- writes -------------------------------------------------------------------------
 
     def _check_typed(self, r: Resource, obj: Obj, ctx: RequestContext) -> None:
@@ -264,7 +272,7 @@ class Registry(StoreReads):
             cache = await self._cache(r)
             if r.key(namespace, name) in cache.objects:
                 raise errors.AlreadyExists.of(r.plural, name, r.group)
-            return obj
+            return await self._dry_run_answer(r, obj)
         data, stored = await self._encode_for(r, obj)
         try:
             rev = await self.store.create(r.key(namespace, name), data)
@@ -370,7 +378,7 @@ class Registry(StoreReads):
         if new == old:
             return old
         if ctx.dry_run:
-            return new
+            return await self._dry_run_answer(r, new)
         data, stored = await self._encode_for(r, new)
         try:
             rev = await self.store.update(r.key(namespace, name), data, revision)
