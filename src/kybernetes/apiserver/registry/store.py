@@ -127,15 +127,6 @@ class Registry(StoreReads):
     def schema(self, r: Resource) -> schemas.Schema | None:
         return self.rest_for(r).schema
 
-    async def to_version(self, r: Resource, obj: Obj) -> Obj:
-        """A stored object as ``r``'s version serves it (see :mod:`.conversion`; through the
-        conversion webhook where there is one: a 500 Status when that fails)."""
-        return (await self.conversions.to_view_all(r, [obj]))[0]
-
-    async def to_version_all(self, r: Resource, objs: list[Obj]) -> list[Obj]:
-        """A list's stored items as ``r``'s version serves them (one webhook call for all)."""
-        return await self.conversions.to_view_all(r, objs, list_kind=r.list_kind)
-
     async def _encode_for(self, r: Resource, obj: Obj) -> tuple[bytes, Obj]:
         """An object of ``r``'s version, encoded in its stored form (top level and metadata in Go's
         field order), whatever version wrote it; and that stored form. A failed conversion
