@@ -359,3 +359,33 @@ def test_webhook_by_service_reference(server: ServerProcess, namespace: str, tmp
     finally:
         k("delete", "crd", f"relays.{GROUP}", "--ignore-not-found", "--wait=false")
         srv.stop()
+
+
+def test_admission_webhook_of_the_other_version_sees_the_converted_object(
+        server: ServerProcess, ca: CA, hooks: WebhookServer, namespace: str, widgets: str) -> None:
+    """matchPolicy Equivalent: a webhook for v1 called for a v2 request gets the object in v1,
+    converted by the conversion webhook."""
+    rules = [{"operations": ["CREATE"], "apiGroups": [GROUP], "apiVersions": ["v1"], "resources": ["widgets"]}]
+    config = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+              "metadata": {"name": f"conv-{namespace}"[:63]},
+              "webhooks": [{"name": "seen.conv.example.com", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+                            "clientConfig": {"url": hooks.url("/seen"), "caBundle": ca.bundle}, "rules": rules,
+                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}]}
+    k = server.kubectl
+    k("create", "-f", "-", input=json.dumps(config))
+    try:
+        deadline = time.time() + 15
+        while not hooks.received["/seen"]:
+            assert time.time() < deadline, "the webhook configuration did not take effect"
+            k("-n", namespace, "create", "--dry-run=server", "-f", "-", input=widget("v2", "probe", "p.example"))
+            time.sleep(0.1)
+        hooks.received["/seen"].clear()
+        k("-n", namespace, "create", "-f", "-", input=widget("v2", "adm", "adm.example"))
+        (review,) = hooks.received["/seen"]
+        request = review["request"]
+        assert request["kind"] == {"group": GROUP, "version": "v1", "kind": "Widget"}
+        assert request["requestKind"] == {"group": GROUP, "version": "v2", "kind": "Widget"}
+        assert request["object"]["apiVersion"] == f"{GROUP}/v1"
+        assert request["object"]["spec"] == {"host": "adm.example", "port": 80}
+    finally:
+        k("delete", "validatingwebhookconfiguration", config["metadata"]["name"], "--ignore-not-found")
