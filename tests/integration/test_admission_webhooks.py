@@ -19,7 +19,7 @@ import pytest
 
 from kybernetes.testing import ServerProcess, free_port
 
-from .webhookserver import CA, WebhookServer
+from .webhookserver import CA, WebhookServer, host_address
 
 pytestmark = pytest.mark.integration
 
@@ -435,20 +435,9 @@ def test_a_slow_webhook_blocks_no_unrelated_request(server: ServerProcess, confi
 # --- clientConfig.service ----------------------------------------------------------------------
 
 
-def _host_address() -> str:
-    """This machine's own global IPv4 address: EndpointSlice validation refuses loopback, as
-    Kubernetes' does, and the API server connects to this address without leaving the machine."""
-    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        fields = line.split()
-        if "inet" in fields:
-            return fields[fields.index("inet") + 1].split("/")[0]
-    return ""
-
-
 def test_service_reference_is_resolved_to_a_ready_endpoint(server: ServerProcess, configs: Configs,
                                                            tmp_path: Path, namespace: str) -> None:
-    address = _host_address()
+    address = host_address()
     if not address:
         if __import__("os").environ.get("CI"):
             pytest.fail("no global IPv4 address on this machine")

@@ -13,6 +13,7 @@ import base64
 import ipaddress
 import json
 import ssl
+import subprocess
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -50,6 +51,17 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def host_address() -> str:
+    """This machine's own global IPv4 address: EndpointSlice validation refuses loopback, as
+    Kubernetes' does, and the API server connects to this address without leaving the machine."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        fields = line.split()
+        if "inet" in fields:
+            return fields[fields.index("inet") + 1].split("/")[0]
+    return ""
 
 
 def review_response(request: dict[str, Any], allowed: bool, **extra: Any) -> dict[str, Any]:

@@ -9,8 +9,11 @@ A small controller inside the API server watches CustomResourceDefinitions throu
   all its objects are deleted from the store, the resources leave the catalogue, and the
   finalizer is removed so the CRD itself goes.
 
-Custom objects are stored in the storage version; other served versions differ only in
-``apiVersion`` (conversion strategy ``None``).
+Custom objects are stored in the storage version. With conversion strategy ``None`` other served
+versions differ only in ``apiVersion`` (and share one strategy); with ``Webhook`` the CRD's
+conversion webhook converts between versions (:mod:`kybernetes.apiserver.crdconversion`) and each
+version validates with its own schema, as in Kubernetes, where a request runs in its version and
+meets the storage version only at the store.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from kybernetes.api import validation as v
 from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.timeutil import now_rfc3339
+from kybernetes.apiserver.admission.webhook.client import WebhookClient
 from kybernetes.apiserver.cel import crdrules
-from kybernetes.apiserver.registry.conversion import Stored, api_version_only
+from kybernetes.apiserver.crdconversion import WebhookConverter
+from kybernetes.apiserver.registry.conversion import Remote, Stored, View, api_version_only, by_webhook
 from kybernetes.apiserver.registry.request import ListOptions, RequestContext, User
 from kybernetes.apiserver.registry.rest import ResourceREST, ScaleREST, generic_subresources
 from kybernetes.apiserver.registry.store import Registry
@@ -116,8 +121,9 @@ def _rule_root(obj: Obj) -> Obj:
 
 def custom_rest(registry: Registry, crd: Obj, namespaced: bool) -> list[ResourceREST]:
     """The REST object of each served version of ``crd``'s resource: its schema, printer columns,
-    status and scale subresources. Every version shares one strategy, the last served
-    version's (as the server has always validated custom resources)."""
+    status and scale subresources. With conversion ``Webhook`` each version has its own strategy;
+    with ``None`` every version shares one, the last served version's (as the server has always
+    validated such custom resources)."""
     spec = crd.get("spec") or {}
     group, names = spec.get("group", ""), spec.get("names") or {}
     out: list[ResourceREST] = []
@@ -142,9 +148,14 @@ def custom_rest(registry: Registry, crd: Obj, namespaced: bool) -> list[Resource
         if "scale" in sr:
             rest.subresources["scale"] = ScaleREST(dict(sr["scale"]))
         out.append(rest)
-    for rest in out:
-        rest.strategy = out[-1].strategy
+    if not _webhook_converted(crd):
+        for rest in out:
+            rest.strategy = out[-1].strategy
     return out
+
+
+def _webhook_converted(crd: Obj) -> bool:
+    return ((crd.get("spec") or {}).get("conversion") or {}).get("strategy") == "Webhook"
 
 
 class CRDController:
@@ -153,6 +164,8 @@ class CRDController:
         self.catalogue = catalogue
         self._task: asyncio.Task[None] | None = None
         self._served: dict[str, list[Resource]] = {}
+        self.webhooks = WebhookClient(registry, catalogue)
+        """Calls conversion webhooks (the admission webhooks' client)."""
         self.schema_version = 0
         """Bumped whenever a served schema changes (the OpenAPI documents rebuild)."""
         self.crd_resource = catalogue.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
@@ -177,6 +190,7 @@ class CRDController:
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
+        await self.webhooks.close()
 
     def custom_schema_for(self, group: str, version: str, kind: str) -> dict[str, Any] | None:
         r = self.catalogue.by_kind(group, version, kind)
@@ -231,7 +245,6 @@ class CRDController:
     def _serve(self, crd: Obj) -> None:
         spec = crd.get("spec") or {}
         group = spec.get("group", "")
-        spec.get("names") or {}
         namespaced = spec.get("scope", "Namespaced") == "Namespaced"
         name = crd["metadata"]["name"]
         old = self._served.pop(name, [])
@@ -244,13 +257,25 @@ class CRDController:
             self.registry.install_rest(rest)
         storage = next((ver["name"] for ver in spec.get("versions") or [] if ver.get("storage")), None)
         if storage and served:
-            # Conversion None: every served version is the stored object with its own apiVersion.
             stored_av = f"{group}/{storage}"
-            self.registry.conversions.register(Stored(
-                served[0].stored_in, stored_av, tuple(api_version_only(r.api_version, stored_av) for r in served)))
+            self.registry.conversions.register(Stored(served[0].stored_in, stored_av,
+                                                      self._views(crd, served, stored_av)))
         self.catalogue.add_all(served)
         self._served[name] = served
         self.schema_version += 1
+
+    def _views(self, crd: Obj, served: list[Resource], stored_av: str) -> tuple[View, ...]:
+        """How each served version meets the stored one: through the CRD's conversion webhook, or
+        (conversion None) as the stored object with its own apiVersion."""
+        if not _webhook_converted(crd):
+            return tuple(api_version_only(r.api_version, stored_av) for r in served)
+        converter = WebhookConverter(crd, self.webhooks)
+
+        async def remote(objs: list[Obj], desired: str, list_kind: str) -> list[Obj]:
+            return await converter.convert(objs, desired, as_list=list_kind)
+
+        convert: Remote = remote
+        return tuple(by_webhook(r.api_version, convert) for r in served)
 
     def _unserve(self, crd: Obj) -> None:
         name = crd["metadata"]["name"]

@@ -18,7 +18,6 @@ from kybernetes.api.validation import FieldError, Path
 SCOPES = ("Cluster", "Namespaced")
 COLUMN_TYPES = ("boolean", "date", "integer", "number", "string")
 COLUMN_FORMATS = ("byte", "date", "date-time", "double", "float", "int32", "int64", "password")
-CONVERSION_STRATEGIES = ("None", "Webhook")
 _SIMPLE_JSON_PATH = re.compile(r"^(\.[A-Za-z0-9_\-]+)+$")
 
 
@@ -99,7 +98,6 @@ def validate_crd(crd: Obj) -> list[FieldError]:
         if not names.get(f):
             errs.append(v.required(sp.child("names", f)))
     errs.extend(validate_names(names, sp.child("names")))
-    errs.extend(_validate_conversion(spec.get("conversion"), sp.child("conversion")))
     return errs
 
 
@@ -220,32 +218,6 @@ def _validate_column(col: Any, p: Path) -> list[FieldError]:
     prio = col.get("priority")
     if prio is not None and (not is_int(prio) or prio < 0):
         errs.append(v.invalid(p.child("priority"), prio, "must be greater than or equal to 0"))
-    return errs
-
-
-def _validate_conversion(conv: Any, p: Path) -> list[FieldError]:
-    if conv is None:
-        return []
-    if not isinstance(conv, dict):
-        return [v.type_invalid(p, conv, "must be an object")]
-    errs: list[FieldError] = []
-    strategy = conv.get("strategy")
-    if not strategy:
-        errs.append(v.required(p.child("strategy")))
-    elif strategy not in CONVERSION_STRATEGIES:
-        errs.append(v.not_supported(p.child("strategy"), strategy, CONVERSION_STRATEGIES))
-    webhook = conv.get("webhook")
-    if strategy == "Webhook":
-        cc = as_dict(as_dict(webhook).get("clientConfig"))
-        if not cc:
-            errs.append(v.required(p.child("webhook", "clientConfig"), "required when strategy is set to Webhook"))
-        elif ("url" in cc) == ("service" in cc):
-            errs.append(v.required(p.child("webhook", "clientConfig"), "exactly one of url or service is required"))
-        if not as_list(as_dict(webhook).get("conversionReviewVersions")):
-            errs.append(v.required(p.child("webhook", "conversionReviewVersions"),
-                                   "must include at least one of v1, v1beta1"))
-    elif webhook is not None:
-        errs.append(v.forbidden(p.child("webhook"), "should not be set when strategy is not set to Webhook"))
     return errs
 
 

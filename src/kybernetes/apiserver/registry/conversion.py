@@ -4,15 +4,18 @@ Kubernetes stores each resource in one form and serves it through every (group, 
 has it, converting between them: ``autoscaling/v1`` and ``autoscaling/v2`` HorizontalPodAutoscalers
 are the same objects, and so are ``v1`` and ``events.k8s.io/v1`` Events (one storage, whichever
 API wrote an event). A custom resource's served versions are the same idea with conversion
-``None``: only ``apiVersion`` differs.
+``None``: only ``apiVersion`` differs; with conversion ``Webhook`` its conversion webhook
+converts (a view's ``remote``: asynchronous, one call for many objects, used through the
+``async`` methods below; such a view's strategy is its own version's and needs no conversion).
 
 The generic store (``store.py``) runs every request in the form of the version it was made
 through (its *view*): decoding checks, patches, server-side apply and managedFields all use that
 version's schema. It meets the stored form at two points only, both answered here:
 
-* :meth:`Conversions.to_storage` just before an object is encoded for the store;
-* :meth:`Conversions.to_view` on every object that leaves it (get, list, watch, delete, and the
-  old object an update or patch starts from).
+* :meth:`Conversions.to_storage` (:meth:`~Conversions.to_storage_async`) just before an object
+  is encoded for the store;
+* :meth:`Conversions.to_view` (:meth:`~Conversions.to_view_all`) on every object that leaves it
+  (get, list, watch, delete, and the old object an update or patch starts from).
 
 Strategies are written for the stored form (as Kubernetes' are written for its internal one).
 A view gets that strategy, or one of its own (``events.k8s.io/v1`` validates more strictly),
@@ -26,7 +29,7 @@ return an object whose ``apiVersion`` is the target's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +40,9 @@ from kybernetes.api.validation import FieldError
 from kybernetes.apiserver.registry.strategy import Obj, Strategy
 
 Convert = Callable[[Obj], Obj]
+Remote = Callable[[list[Obj], str, str], Awaitable[list[Obj]]]
+"""``(objects, desired apiVersion, list kind or "")`` -> the objects converted, new ones, in order
+(one call for all of them; raises a Status error when the conversion fails)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,8 @@ class View:
     """fieldSelector label of this version -> the stored form's label; None: the same labels."""
     adapt_strategy: bool = True
     """False when the forms differ in apiVersion only, so a strategy needs no conversion."""
+    remote: Remote | None = None
+    """Set when a conversion webhook converts (``to_storage``/``from_storage`` then refuse)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,17 @@ def api_version_only(api_version: str, storage_api_version: str) -> View:
     """A view whose objects differ from the stored ones in ``apiVersion`` alone (CRD conversion None)."""
     return View(api_version, lambda o: {**o, "apiVersion": storage_api_version},
                 lambda o: {**o, "apiVersion": api_version}, adapt_strategy=False)
+
+
+def by_webhook(api_version: str, remote: Remote) -> View:
+    """A view whose objects ``remote`` converts (CRD conversion Webhook); its requests run in their
+    own version's form under that version's strategy."""
+
+    def synchronous(obj: Obj) -> Obj:
+        raise errors.InternalError(f"Internal error occurred: {api_version} objects are converted only by "
+                                   "their conversion webhook")
+
+    return View(api_version, synchronous, synchronous, adapt_strategy=False, remote=remote)
 
 
 class Conversions:
@@ -91,7 +110,9 @@ class Conversions:
         self.unregister(stored.stored_in)
         self._storage[stored.stored_in] = stored.storage_api_version
         for view in stored.views:
-            if view.api_version != stored.storage_api_version:
+            # A webhook's view of the storage version itself converts what older storage
+            # versions wrote.
+            if view.api_version != stored.storage_api_version or view.remote is not None:
                 self._views[(stored.stored_in, view.api_version)] = view
         self._plurals = {k[0][1] for k in self._views}
 
@@ -120,6 +141,34 @@ class Conversions:
         if view is None or obj.get("apiVersion") == self._storage.get(r.stored_in):
             return obj
         return view.to_storage(obj)
+
+    async def to_view_all(self, r: Resource, objs: list[Obj], *, list_kind: str = "") -> list[Obj]:
+        """Stored objects as ``r`` serves them (a list's items when ``list_kind`` is set: one
+        webhook call for all of them); the list itself when nothing differs."""
+        view = self.view(r)
+        if view is None:
+            return objs
+        if view.remote is not None:
+            return await view.remote(objs, r.api_version, list_kind)
+        return [self.to_view(r, o) for o in objs]
+
+    async def to_storage_async(self, r: Resource, obj: Obj) -> Obj:
+        """:meth:`to_storage`, through the conversion webhook where there is one."""
+        view = self.view(r)
+        if view is None or view.remote is None:
+            return self.to_storage(r, obj)
+        storage = self._storage.get(r.stored_in, "")
+        return obj if obj.get("apiVersion") == storage else (await view.remote([obj], storage, ""))[0]
+
+    async def convert(self, src: Resource, dst: Resource, obj: Obj) -> Obj:
+        """An object of ``src``'s version in ``dst``'s (through the stored form)."""
+        stored = await self.to_storage_async(src, obj)
+        return (await self.to_view_all(dst, [stored]))[0]
+
+    def has_remote(self, r: Resource) -> bool:
+        """Whether ``r``'s objects are converted by a webhook."""
+        view = self.view(r)
+        return view is not None and view.remote is not None
 
     def strategy(self, r: Resource, base: Strategy) -> Strategy:
         """The strategy for requests made through ``r``: ``base`` (the stored kind's) or the view's
@@ -222,4 +271,4 @@ def adapted(inner: Strategy, view: View) -> Strategy:
     return cls(inner, view)  # type: ignore[no-any-return]
 
 
-__all__ = ["Conversions", "Convert", "Stored", "View", "adapted", "api_version_only"]
+__all__ = ["Conversions", "Convert", "Remote", "Stored", "View", "adapted", "api_version_only", "by_webhook"]

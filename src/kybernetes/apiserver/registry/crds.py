@@ -23,6 +23,7 @@ from kybernetes.api import validation as v
 from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.apiserver.cel import crdrules
+from kybernetes.apiserver.registry.crdconversion import validate_conversion
 from kybernetes.apiserver.registry.strategy import Obj, Strategy
 
 GROUP = "apiextensions.k8s.io"
@@ -87,10 +88,10 @@ class CustomResourceDefinitionStrategy(Strategy):
         structural.default_crd(obj)
 
     def validate(self, obj: Obj) -> list[FieldError]:
-        return structural.validate_crd(obj) + _rule_errors(obj)
+        return structural.validate_crd(obj) + validate_conversion(obj, None) + _rule_errors(obj)
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
-        errs = self.validate(new)
+        errs = structural.validate_crd(new) + validate_conversion(new, old) + _rule_errors(new)
         ns, os_ = new.get("spec") or {}, old.get("spec") or {}
         if not isinstance(ns, dict) or not isinstance(os_, dict):
             return errs

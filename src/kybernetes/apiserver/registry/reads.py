@@ -42,6 +42,15 @@ class StoreReads:
         """The strategy of the kind as it is stored (defined by the registry)."""
         raise NotImplementedError
 
+    async def to_version(self, r: Resource, obj: Obj) -> Obj:
+        """A stored object as ``r``'s version serves it (see :mod:`.conversion`; through the
+        conversion webhook where there is one: a 500 Status when that fails)."""
+        return (await self.conversions.to_view_all(r, [obj]))[0]
+
+    async def to_version_all(self, r: Resource, objs: list[Obj]) -> list[Obj]:
+        """A list's stored items as ``r``'s version serves them (one webhook call for all)."""
+        return await self.conversions.to_view_all(r, objs, list_kind=r.list_kind)
+
     async def _cache(self, r: Resource) -> Any:
         return await self.cacher.cache_for(r.key_prefix)
 

@@ -208,7 +208,7 @@ class ScaleREST(SubresourceREST):
 
     async def serve(self, rest: ResourceREST, call: SubresourceCall) -> Reply:
         reg, r, ns, name = rest.registry, rest.resource, call.namespace, call.name
-        obj = await reg.get(r, ns, name)
+        obj = await reg.to_version(r, await reg.get(r, ns, name))
         if call.method == "GET":
             return Reply(to_scale(obj, self.paths))
         body = await call.read_body()

@@ -27,7 +27,8 @@ finalizer); a Service's IPs and ports are its REST object's ``begin_create``/``b
 Reads (:mod:`.reads`) are served from the watch cache (:mod:`kybernetes.storage.cacher`), made consistent by
 waiting until the cache has applied every acknowledged write. A request runs in the form of the
 version it was made through; objects are converted to and from their stored form only as they
-leave and enter the store (:meth:`Registry.to_version`, ``_encode_for``; see ``conversion.py``). Objects leave the registry as dicts
+leave and enter the store (:meth:`Registry.to_version`, ``_encode_for``; see ``conversion.py``;
+where a conversion webhook converts, a failed call fails that request alone, before any write). Objects leave the registry as dicts
 that the caller must not mutate (the cache shares them).
 """
 
@@ -126,19 +127,34 @@ class Registry(StoreReads):
     def schema(self, r: Resource) -> schemas.Schema | None:
         return self.rest_for(r).schema
 
-    def to_version(self, r: Resource, obj: Obj) -> Obj:
-        """A stored object as ``r``'s version serves it (see :mod:`.conversion`)."""
-        return self.conversions.to_view(r, obj)
-
-    def _encode_for(self, r: Resource, obj: Obj) -> bytes:
+    async def _encode_for(self, r: Resource, obj: Obj) -> tuple[bytes, Obj]:
         """An object of ``r``'s version, encoded in its stored form (top level and metadata in Go's
-        field order), whatever version wrote it."""
+        field order), whatever version wrote it; and that stored form. A failed conversion
+        raises before anything is written."""
         gojson.order_fields(obj)
-        stored = self.conversions.to_storage(r, obj)
+        stored = await self.conversions.to_storage_async(r, obj)
         if stored is not obj:
             gojson.order_fields(stored)
-        return encode(stored)
+        return encode(stored), stored
 
+    async def _written(self, r: Resource, obj: Obj, stored: Obj, rev: int) -> Obj:
+        """The answer to a write stored at ``rev``: ``obj`` with its new resourceVersion; where a
+        webhook converts, what was stored read back in ``r``'s version, as Kubernetes decodes
+        the stored bytes for the answer."""
+        obj["metadata"]["resourceVersion"] = str(rev)
+        if stored is obj or not self.conversions.has_remote(r):
+            return obj
+        stored["metadata"]["resourceVersion"] = str(rev)
+        return await self.to_version(r, stored)
+
+
+    async def _dry_run_answer(self, r: Resource, obj: Obj) -> Obj:
+        """A dry run's answer: ``obj``, or where a webhook converts, ``obj`` converted to the
+        storage version and back (Kubernetes' dry-run storage encodes and decodes it)."""
+        if not self.conversions.has_remote(r):
+            return obj
+        _, stored = await self._encode_for(r, obj)
+        return await self.to_version(r, stored)
 
     # --- writes -------------------------------------------------------------------------
 
@@ -247,13 +263,13 @@ class Registry(StoreReads):
             cache = await self._cache(r)
             if r.key(namespace, name) in cache.objects:
                 raise errors.AlreadyExists.of(r.plural, name, r.group)
-            return obj
+            return await self._dry_run_answer(r, obj)
+        data, stored = await self._encode_for(r, obj)
         try:
-            rev = await self.store.create(r.key(namespace, name), self._encode_for(r, obj))
+            rev = await self.store.create(r.key(namespace, name), data)
         except st.KeyExistsError:
             raise errors.AlreadyExists.of(r.plural, name, r.group) from None
-        meta["resourceVersion"] = str(rev)
-        return obj
+        return await self._written(r, obj, stored, rev)
 
     def _manage_fields(self, r: Resource, old: Obj | None, new: Obj, ctx: RequestContext, operation: str,
                        subresource: str = "") -> None:
@@ -287,7 +303,7 @@ class Registry(StoreReads):
                 raise errors.NotFound.of(r.plural, name, r.group)
             meta.pop("resourceVersion", None)
             return await self.create(r, namespace, new, ctx, check_typed=False), True
-        old = self.to_version(r, decode(kv.value, kv.mod_revision))
+        old = await self.to_version(r, decode(kv.value, kv.mod_revision))
         if want_rv and want_rv != str(kv.mod_revision):
             raise errors.Conflict.of(r.plural, name, r.group)
         return await self._write_update(r, namespace, name, old, new, kv.mod_revision, ctx, subresource), False
@@ -353,15 +369,15 @@ class Registry(StoreReads):
         if new == old:
             return old
         if ctx.dry_run:
-            return new
+            return await self._dry_run_answer(r, new)
+        data, stored = await self._encode_for(r, new)
         try:
-            rev = await self.store.update(r.key(namespace, name), self._encode_for(r, new), revision)
+            rev = await self.store.update(r.key(namespace, name), data, revision)
         except st.RevisionMismatchError:
             raise errors.Conflict.of(r.plural, name, r.group) from None
         except st.KeyNotFoundError:
             raise errors.NotFound.of(r.plural, name, r.group) from None
-        meta["resourceVersion"] = str(rev)
-        return new
+        return await self._written(r, new, stored, rev)
 
     async def patch(self, r: Resource, namespace: str, name: str, patch_type: str, patch: Any,
                     ctx: RequestContext, *, subresource: str = "", force: bool = False) -> tuple[Obj, bool]:
@@ -375,7 +391,7 @@ class Registry(StoreReads):
                 if patch_type == "apply" and not subresource:
                     return await self._apply_create(r, namespace, name, patch, ctx), True
                 raise errors.NotFound.of(r.plural, name, r.group)
-            old = self.to_version(r, decode(kv.value, kv.mod_revision))
+            old = await self.to_version(r, decode(kv.value, kv.mod_revision))
             if patch_type == "json":
                 new = patching.apply_json_patch(old, patch)
             elif patch_type == "merge":
@@ -502,7 +518,10 @@ class Registry(StoreReads):
                     why=f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
                         f"ResourceVersion in object meta: {meta.get('resourceVersion')}",
                 )
-            attrs = _attributes(r, DELETE, namespace, name, None, obj, ctx, options=opts)
+            # A webhook-converted object is read in the request's version first, as Kubernetes
+            # decodes it: with the webhook down the delete fails before anything changes.
+            seen = await self.to_version(r, obj) if self.conversions.has_remote(r) else obj
+            attrs = _attributes(r, DELETE, namespace, name, None, seen, ctx, options=opts)
             await self.admission.admit(attrs)
             await self.admission.validate(attrs)
             updated = copy.deepcopy(obj)

@@ -114,26 +114,26 @@ class ResourceHandlers:
                 if watch:
                     return await self._watch(request, r, ns, ctx, accept, name=rp.name)
                 obj = await self.registry.get(r, ns, rp.name, q.get("resourceVersion", ""))
-                return self._render_one(r, obj, accept, pretty, q)
+                return await self._render_one(r, obj, accept, pretty, q)
             if watch:
                 return await self._watch(request, r, ns, ctx, accept)
             return await self._list(request, r, ns, accept, pretty)
         if method == "POST" and rest.create is not None and not rp.name:
             reply = await rest.create.serve(rest, self._call(request, rp, ctx))
-            return self._reply(rest, reply, accept, pretty, q, ctx)
+            return await self._reply(rest, reply, accept, pretty, q, ctx)
         if method == "POST":
             if rp.name:
                 raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
             self._require_verb(r, "create")
             body = await self._body(request)
             obj = await self.registry.create(r, ns, body, ctx)  # type: ignore[arg-type]
-            return self._render_one(r, obj, accept, pretty, q, status=201, ctx=ctx)
+            return await self._render_one(r, obj, accept, pretty, q, status=201, ctx=ctx)
         if method == "PUT":
             if not rp.name:
                 raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
             body = await self._body(request)
             obj, created = await self.registry.update(r, ns, rp.name, body, ctx)  # type: ignore[arg-type]
-            return self._render_one(r, obj, accept, pretty, q, status=201 if created else 200, ctx=ctx)
+            return await self._render_one(r, obj, accept, pretty, q, status=201 if created else 200, ctx=ctx)
         if method == "PATCH":
             if not rp.name:
                 raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
@@ -141,7 +141,7 @@ class ResourceHandlers:
             body = await self._body(request)
             obj, created = await self.registry.patch(r, ns, rp.name, ptype, body, ctx,
                                                      force=bool_param(q.get("force")))
-            return self._render_one(r, obj, accept, pretty, q, status=201 if created else 200, ctx=ctx)
+            return await self._render_one(r, obj, accept, pretty, q, status=201 if created else 200, ctx=ctx)
         if method == "DELETE":
             opts = await self._delete_options(request)
             ctx.dry_run = ctx.dry_run or opts.dry_run
@@ -149,11 +149,11 @@ class ResourceHandlers:
                 self._require_verb(r, "deletecollection")
                 lo = self._list_options(q)
                 items = await self.registry.delete_collection(r, ns, lo, opts, ctx)
-                items = [self.registry.to_version(r, o) for o in items]
+                items = await self.registry.to_version_all(r, items)
                 return json_response({"kind": r.list_kind, "apiVersion": r.api_version,
                                       "metadata": {}, "items": items}, pretty=pretty)
             obj, gone = await self.registry.delete(r, ns, rp.name, opts, ctx)
-            return self._render_one(r, obj, accept, pretty, q, status=200 if gone else 202, ctx=ctx)
+            return await self._render_one(r, obj, accept, pretty, q, status=200 if gone else 202, ctx=ctx)
         raise errors.MethodNotAllowed(f"method {method} is not allowed")
 
     @staticmethod
@@ -208,10 +208,10 @@ class ResourceHandlers:
         return printers.to_table(r.stored_in[0], r.kind, [conv.to_storage(r, o) for o in objs], now=_now(),
                                  include_object=include_object, list_meta=list_meta, row_objects=objs)
 
-    def _render_one(self, r: Resource, obj: Obj, accept: Accept, pretty: bool, q: Any, *, status: int = 200,
+    async def _render_one(self, r: Resource, obj: Obj, accept: Accept, pretty: bool, q: Any, *, status: int = 200,
                     ctx: RequestContext | None = None) -> Response:
         headers = _warning_headers(ctx)
-        obj = self.registry.to_version(r, obj)
+        obj = await self.registry.to_version(r, obj)
         if accept.table and status in (200, 201):
             table = self._table(r, [obj], include_object=q.get("includeObject", "Metadata"),
                                 list_meta={"resourceVersion": obj.get("metadata", {}).get("resourceVersion", "")})
@@ -239,7 +239,7 @@ class ResourceHandlers:
         opts = self._list_options(q)
         res = await self.registry.list(r, ns, opts)
         if self.registry.conversions.view(r) is not None:
-            res.items = [self.registry.to_version(r, o) for o in res.items]
+            res.items = await self.registry.to_version_all(r, res.items)
         meta: Obj = {"resourceVersion": res.resource_version}
         if res.continue_token:
             meta["continue"] = res.continue_token
@@ -269,7 +269,7 @@ class ResourceHandlers:
         accept, pretty = parse_accept(request.headers.get("Accept", "")), bool_param(q.get("pretty"))
         if rp.name:
             obj = await computed.get(rp.name)
-            return self._render_one(r, obj, accept, pretty, q, ctx=ctx)
+            return await self._render_one(r, obj, accept, pretty, q, ctx=ctx)
         items = await computed.list()
         if accept.table:
             body = printers.to_table(r.group, r.kind, items, now=_now(),
@@ -304,7 +304,10 @@ class ResourceHandlers:
         try:
             # The head goes out here, before any direct write.
             await resp.prepare(request)
+            remote = self.registry.conversions.has_remote(r)
             async for batch in stream.batches():
+                if remote:
+                    batch = await self._converted_events(r, batch)
                 await resp.write(b"".join([encode(ev) for ev in batch]))
         except errors.StatusError as e:
             with contextlib.suppress(Exception):
@@ -316,6 +319,18 @@ class ResourceHandlers:
         with contextlib.suppress(Exception):
             await resp.write_eof()
         return resp
+
+    async def _converted_events(self, r: Resource, batch: list[CacheEvent]) -> list[CacheEvent]:
+        """A batch of events with their objects in ``r``'s version, converted by the webhook in
+        one call (a failure ends the watch with an ERROR event carrying the Status)."""
+        events = [ev for ev in batch if ev.type != "BOOKMARK"]
+        if not events:
+            return batch
+        objs = [ev.obj for ev in events]
+        converted = iter(await self.registry.conversions.to_view_all(
+            r, objs, list_kind=r.list_kind if len(objs) > 1 else ""))
+        return [ev if ev.type == "BOOKMARK" else CacheEvent(ev.type, ev.key, next(converted), ev.prev, ev.revision)
+                for ev in batch]
 
     def _watch_options(self, q: Any, name: str) -> tuple[ListOptions, int]:
         """A watch's list options (a watch of one object selects it by name) and its timeout in
@@ -340,7 +355,7 @@ class ResourceHandlers:
                 bm = {"kind": r.kind, "apiVersion": r.api_version,
                       "metadata": {"resourceVersion": str(ev.revision)}}
                 return gojson.dumps({"type": "BOOKMARK", "object": bm})
-            obj = self.registry.to_version(r, ev.obj) if converted else ev.obj
+            obj = self.registry.conversions.to_view(r, ev.obj) if converted else ev.obj
             if accept.table:
                 table = self._table(r, [obj], include_object=include_object,
                                     list_meta={"resourceVersion": str(ev.revision)})
@@ -373,15 +388,15 @@ class ResourceHandlers:
         if request.method not in sub.methods:
             raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
         reply = await sub.serve(rest, self._call(request, rp, ctx))
-        return self._reply(rest, reply, accept, pretty, request.query, ctx)
+        return await self._reply(rest, reply, accept, pretty, request.query, ctx)
 
-    def _reply(self, rest: ResourceREST, reply: Reply, accept: Accept, pretty: bool, q: Any,
+    async def _reply(self, rest: ResourceREST, reply: Reply, accept: Accept, pretty: bool, q: Any,
                ctx: RequestContext) -> AnyResponse:
         if reply.response is not None:
             return reply.response  # type: ignore[no-any-return]
         assert reply.obj is not None
         if reply.as_resource:
-            return self._render_one(rest.resource, reply.obj, accept, pretty, q, status=reply.status, ctx=ctx)
+            return await self._render_one(rest.resource, reply.obj, accept, pretty, q, status=reply.status, ctx=ctx)
         return json_response(reply.obj, reply.status, pretty=pretty)
 
 

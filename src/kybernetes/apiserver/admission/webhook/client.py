@@ -38,7 +38,13 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 class CallError(Exception):
-    """The webhook could not be called or gave no usable answer (``ErrCallingWebhook``'s reason)."""
+    """The webhook could not be called or gave no usable answer (``ErrCallingWebhook``'s reason).
+
+    ``detail`` is the cause alone (``Post "<url>": ...``), as a conversion webhook's error quotes it."""
+
+    def __init__(self, detail: str, *, prefix: str = "failed to call webhook: ") -> None:
+        super().__init__(prefix + detail)
+        self.detail = detail
 
 
 _GENERIC = {
@@ -105,14 +111,18 @@ class WebhookClient:
                 try:
                     ctx = ssl.create_default_context(cadata=base64.b64decode(ca_bundle).decode("ascii", "replace"))
                 except (binascii.Error, ssl.SSLError, ValueError) as e:
-                    raise CallError(f"could not get REST client: unable to load root certificates: {e}") from None
+                    raise CallError(f"could not get REST client: unable to load root certificates: {e}",
+                                    prefix="") from None
             self._contexts[ca_bundle] = ctx
         return ctx
 
     async def call(self, hook: Webhook, review: dict[str, Any]) -> Any:
         """POST ``review`` to ``hook``; the decoded JSON answer (not yet verified)."""
-        cc = hook.spec.get("clientConfig") or {}
-        timeout = hook.timeout_seconds
+        return await self.post(hook.spec.get("clientConfig") or {}, hook.timeout_seconds, review)
+
+    async def post(self, cc: dict[str, Any], timeout: int, review: dict[str, Any]) -> Any:
+        """POST ``review`` to the webhook of the client config ``cc`` (an admission webhook's or a
+        CRD's conversion webhook's), bounded by ``timeout`` seconds; the decoded JSON answer."""
         ctx = self._ssl(str(cc.get("caBundle") or ""))
         target = await self._resolve(cc, timeout)
         where = f'Post "{target.url}"'
@@ -126,18 +136,18 @@ class WebhookClient:
                         headers={"Content-Type": "application/json", "Accept": "application/json"}) as resp:
                     body = await resp.read()
         except TimeoutError:
-            raise CallError(f"failed to call webhook: {where}: context deadline exceeded") from None
+            raise CallError(f"{where}: context deadline exceeded") from None
         except aiohttp.ClientConnectorCertificateError as e:
-            raise CallError(f"failed to call webhook: {where}: tls: failed to verify certificate: "
+            raise CallError(f"{where}: tls: failed to verify certificate: "
                             f"{e.certificate_error}") from None
         except (aiohttp.ClientError, OSError) as e:
-            raise CallError(f"failed to call webhook: {where}: {e}") from None
+            raise CallError(f"{where}: {e}") from None
         if not 200 <= resp.status < 300:
-            raise CallError(f"failed to call webhook: {http_error(resp.status, body)}")
+            raise CallError(f"{http_error(resp.status, body)}")
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as e:
-            raise CallError(f"failed to call webhook: couldn't get version/kind; json parse error: {e}") from None
+            raise CallError(f"couldn't get version/kind; json parse error: {e}") from None
 
     async def _resolve(self, cc: dict[str, Any], timeout: int) -> Resolved:
         query = f"?timeout={timeout}s"
@@ -153,7 +163,7 @@ class WebhookClient:
         try:
             ip, target_port = await self._endpoint(namespace, name, port)
         except errors.StatusError as e:
-            raise CallError(f'failed to call webhook: Post "{shown}": {e.message}') from None
+            raise CallError(f'Post "{shown}": {e.message}') from None
         netloc = f"[{ip}]" if ":" in ip else ip
         return Resolved(shown, f"https://{netloc}:{target_port}{path}{query}", host)
 

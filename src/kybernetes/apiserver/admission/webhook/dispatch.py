@@ -114,11 +114,11 @@ class Dispatcher:
         self.registry = registry
         self.catalogue = catalogue
 
-    def _convert(self, obj: Obj | None, src: Resource, dst: Resource) -> Obj | None:
+    async def _convert(self, obj: Obj | None, src: Resource, dst: Resource) -> Obj | None:
+        """``obj`` in ``dst``'s version (a custom resource's through its conversion webhook)."""
         if obj is None or src is dst:
             return obj
-        conv = self.registry.conversions
-        return conv.to_view(dst, conv.to_storage(src, copy.deepcopy(obj)))
+        return await self.registry.conversions.convert(src, dst, copy.deepcopy(obj))
 
     async def prepare(self, hook: Webhook, attrs: Attributes) -> Prepared | None:
         """The call of ``hook`` for ``attrs`` if it is to be made (rules, selectors, conditions);
@@ -131,8 +131,8 @@ class Dispatcher:
         if src is None or dst is None:
             raise errors.InternalError(f"Internal error occurred: unable to convert to {inv.target.resource}: "
                                        "unknown kind")
-        request = admission_request(str(uuid.uuid4()), attrs, inv.target, self._convert(attrs.object, src, dst),
-                                    self._convert(attrs.old_object, src, dst))
+        request = admission_request(str(uuid.uuid4()), attrs, inv.target, await self._convert(attrs.object, src, dst),
+                                    await self._convert(attrs.old_object, src, dst))
         if hook.conditions:
             outcome = hook.conditions.evaluate(request)
             if outcome.error and not hook.failure_policy_ignore:
@@ -243,7 +243,7 @@ class MutatingDispatcher(Dispatcher):
                     continue
                 response = await self.call(hook, prepared.request, attrs, index)
                 patch = self._patch(hook, response, attrs, index)
-                changed = bool(patch) and self._apply(hook, prepared, patch, attrs)
+                changed = bool(patch) and await self._apply(hook, prepared, patch, attrs)
                 _annotate_mutation(attrs, index, hook, changed)
                 if changed:
                     state.require_reinvoking_previously_invoked()
@@ -283,7 +283,7 @@ class MutatingDispatcher(Dispatcher):
         if problems:
             raise errors.InternalError(f"Internal error occurred: {problems[0]}")
 
-    def _apply(self, hook: Webhook, prepared: Prepared, patch: list[Any], attrs: Attributes) -> bool:
+    async def _apply(self, hook: Webhook, prepared: Prepared, patch: list[Any], attrs: Attributes) -> bool:
         """Apply ``patch`` to the object; whether it changed. The object keeps its identity (the
         store holds it), decoded and defaulted as a new request's would be."""
         current = prepared.request["object"]
@@ -301,7 +301,7 @@ class MutatingDispatcher(Dispatcher):
             return False
         src = self.catalogue.get(attrs.group, attrs.version, attrs.resource)
         assert src is not None
-        back = self._convert(patched, prepared.resource, src)
+        back = await self._convert(patched, prepared.resource, src)
         assert back is not None
         self.registry.strategy(src).default(back)
         replace_in_place(attrs.object, back)
