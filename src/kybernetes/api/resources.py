@@ -168,6 +168,8 @@ BUILTIN: tuple[Resource, ...] = (
        namespaced=False, categories=("api-extensions",), subresources=("status",)),
     _r("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings",
        namespaced=False, categories=("api-extensions",)),
+    _r("apiregistration.k8s.io", "v1", "APIService", "apiservices", namespaced=False,
+       categories=("api-extensions",), subresources=("status",)),
     _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False,
        short_names=("crd", "crds"), categories=("api-extensions",), subresources=("status",)),
 )
