@@ -5,8 +5,9 @@
 * at start publishes ``kube-system/extension-apiserver-authentication`` (:mod:`.frontproxy`) and
   registers the local APIServices of the built-in groups (:mod:`.autoregister`);
 * runs the availability controller (:mod:`.available`): every remote APIService is checked when
-  it appears or its spec changes and every ``apiservice_resync_seconds``, and its discovery
-  document is fetched when the check passes;
+  it appears or its spec changes, every ``apiservice_resync_seconds``, and sooner while a check
+  fails; its discovery document is fetched when the check passes (Service and EndpointSlice
+  changes are not watched: the next check sees them);
 * answers, for the request path: which group/versions are remote (:meth:`remote`), the proxying of
   their requests after kube-apiserver has authenticated and authorized them (:meth:`proxy`), and
   the discovery documents with the remote groups merged in (:mod:`.discovery`).
@@ -31,6 +32,7 @@ from kybernetes.httpserver.messages import AnyResponse, Request
 from kybernetes.pki import FRONT_PROXY_CLIENT, PKI
 
 log = logging.getLogger(__name__)
+RETRY_FIRST = 0.5
 SYSTEM = RequestContext(user=User("system:apiserver", ("system:masters",)), field_manager="kube-apiserver")
 
 
@@ -142,19 +144,27 @@ class Aggregator:
     # --- the availability controller ----------------------------------------------------------
 
     async def _controller(self) -> None:
+        """Check every remote APIService, then wait for a change or the resync period; while some
+        check fails, check again sooner (0.5 s, doubling), as kube-aggregator requeues a failure
+        with back-off, so a backend that comes up late is seen soon."""
+        retry = RETRY_FIRST
         while True:
             self._wake.clear()
             remote = [o for o in self.apiservices.values() if (o.get("spec") or {}).get("service")]
             try:
-                await asyncio.gather(*(self._check(o) for o in remote))
+                passed = await asyncio.gather(*(self._check(o) for o in remote))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("checking APIService availability failed")
+                passed = [False]
+            resync = self.config.apiservice_resync_seconds
+            wait, retry = (resync, RETRY_FIRST) if all(passed) else (min(retry, resync), min(retry * 2, resync))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.apiservice_resync_seconds)
+                await asyncio.wait_for(self._wake.wait(), wait)
 
-    async def _check(self, apiservice: Obj) -> None:
+    async def _check(self, apiservice: Obj) -> bool:
+        """Check one APIService and record the outcome; whether it is available."""
         assert self.backend is not None
         cond = await available.check(self.registry, self.catalogue, self.backend, apiservice)
         name = apiservice["metadata"]["name"]
@@ -168,3 +178,4 @@ class Aggregator:
         if self.docs.get(name) != before:
             self.on_discovery_change()
         await available.write_condition(self.registry, self.catalogue, apiservice, cond, SYSTEM)
+        return passed
