@@ -24,6 +24,18 @@ from aiohttp import web
 
 GROUP, VERSION = "metrics.example.com", "v1beta1"
 SEEN = web.RequestKey("seen", dict)
+SCHEMA_NAME = "com.example.metrics.v1beta1.NodeMetrics"
+GET_OPERATION = {"operationId": "readNodeMetrics", "x-kubernetes-action": "get",
+                 "x-kubernetes-group-version-kind": {"group": GROUP, "version": VERSION, "kind": "NodeMetrics"},
+                 "responses": {"200": {"description": "OK", "content": {"application/json": {
+                     "schema": {"$ref": "#/components/schemas/com.example.metrics.v1beta1.NodeMetrics"}}}}}}
+NODE_METRICS_SCHEMA = {
+    "description": "NodeMetrics sets resource usage metrics of a node.", "type": "object",
+    "properties": {"apiVersion": {"type": "string", "description": "APIVersion of the object."},
+                   "kind": {"type": "string", "description": "Kind of the object."},
+                   "window": {"type": "string", "description": "The window of the usage sample."}},
+    "x-kubernetes-group-version-kind": [{"group": GROUP, "version": VERSION, "kind": "NodeMetrics"}],
+}
 NODES = ("alpha", "beta")
 
 
@@ -65,6 +77,9 @@ class AggregatedServer:
         app.router.add_get(f"/apis/{GROUP}/{VERSION}", self._discovery)
         app.router.add_get(f"/apis/{GROUP}/{VERSION}/nodes", self._list)
         app.router.add_get(f"/apis/{GROUP}/{VERSION}/nodes/{{name}}", self._get)
+        app.router.add_get("/openapi/v2", self._openapi_v2)
+        app.router.add_get("/openapi/v3", self._openapi_v3_index)
+        app.router.add_get(f"/openapi/v3/apis/{GROUP}/{VERSION}", self._openapi_v3)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, 0, ssl_context=self.ssl)
@@ -98,6 +113,20 @@ class AggregatedServer:
         return web.json_response({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{GROUP}/{VERSION}",
                                   "resources": [{"name": "nodes", "singularName": "", "namespaced": False,
                                                  "kind": "NodeMetrics", "verbs": ["get", "list"]}]})
+
+    async def _openapi_v2(self, request: web.Request) -> web.Response:
+        return web.json_response({"swagger": "2.0", "info": {"title": "metrics", "version": "v0"},
+                                  "paths": {f"/apis/{GROUP}/{VERSION}/nodes": {"get": {"operationId": "listNodes"}}},
+                                  "definitions": {SCHEMA_NAME: NODE_METRICS_SCHEMA}})
+
+    async def _openapi_v3_index(self, request: web.Request) -> web.Response:
+        url = f"/openapi/v3/apis/{GROUP}/{VERSION}?hash=0123"
+        return web.json_response({"paths": {f"apis/{GROUP}/{VERSION}": {"serverRelativeURL": url}}})
+
+    async def _openapi_v3(self, request: web.Request) -> web.Response:
+        return web.json_response({"openapi": "3.0.0", "info": {"title": "metrics", "version": "v0"},
+                                  "paths": {f"/apis/{GROUP}/{VERSION}/nodes/{{name}}": {"get": GET_OPERATION}},
+                                  "components": {"schemas": {SCHEMA_NAME: NODE_METRICS_SCHEMA}}})
 
     def _node(self, name: str, seen: dict[str, Any]) -> dict[str, Any]:
         return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "NodeMetrics",

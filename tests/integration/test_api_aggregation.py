@@ -142,6 +142,20 @@ def test_the_aggregated_api_becomes_available_and_discoverable(srv: ServerProces
     assert group["kind"] == "APIGroup" and group["preferredVersion"]["version"] == VERSION
 
 
+def test_the_backends_openapi_is_merged(srv: ServerProcess, backend: AggregatedServer) -> None:
+    index = eventually(lambda: f"apis/{GROUP}/{VERSION}" in (i := json.loads(
+        srv.kubectl("get", "--raw", "/openapi/v3").stdout))["paths"] and i)
+    assert "apis/apps/v1" in index["paths"]
+    url = index["paths"][f"apis/{GROUP}/{VERSION}"]["serverRelativeURL"]
+    doc = json.loads(srv.kubectl("get", "--raw", url).stdout)
+    assert "com.example.metrics.v1beta1.NodeMetrics" in doc["components"]["schemas"]
+    v2 = json.loads(srv.kubectl("get", "--raw", "/openapi/v2").stdout)
+    assert "com.example.metrics.v1beta1.NodeMetrics" in v2["definitions"]
+    assert "io.k8s.api.apps.v1.Deployment" in v2["definitions"]
+    explained = srv.kubectl("explain", "nodes.window", f"--api-version={GROUP}/{VERSION}").stdout
+    assert "NodeMetrics" in explained and "The window of the usage sample." in explained
+
+
 def test_requests_are_proxied_as_the_authenticated_user(srv: ServerProcess, backend: AggregatedServer) -> None:
     table = srv.kubectl("get", f"nodes.{GROUP}").stdout.splitlines()
     assert [line.split() for line in table] == [["NAME", "USER"], ["alpha", "system:admin"], ["beta", "system:admin"]]

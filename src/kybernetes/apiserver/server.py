@@ -569,7 +569,7 @@ class APIServer:
         assert self.openapi is not None
         if parts == ["openapi", "v2"]:
             accept = request.headers.get("Accept", "")
-            doc = self.openapi.v2()
+            doc = self.aggregator.openapi.merged_v2(self.openapi.v2())  # type: ignore[union-attr]
             if openapi_pb.wants_protobuf(accept):  # kubectl's client-side validation models
                 pb = openapi_pb.protobuf_document(doc)
                 return self._cached(request, pb.body, pb.hash, openapi_pb.PROTOBUF_V2_MEDIA_TYPE)
@@ -577,10 +577,11 @@ class APIServer:
                 raise errors.NotAcceptable("only application/json is served for /openapi/v2")
             return self._cached(request, doc.body, doc.hash, JSON)
         if parts == ["openapi", "v3"]:
-            doc = self.openapi.index()
+            doc = self.aggregator.openapi.index(self.openapi.index())  # type: ignore[union-attr]
             return self._cached(request, doc.body, doc.hash, JSON)
         if len(parts) >= 3 and parts[:2] == ["openapi", "v3"]:
-            found = self.openapi.document("/".join(parts[2:]))
+            key = "/".join(parts[2:])
+            found = self.openapi.document(key) or self.aggregator.openapi.document(key)  # type: ignore[union-attr]
             if found is None:
                 raise errors.NotFound.no_resource()
             headers = {"Cache-Control": "public, immutable"} if request.query.get("hash") else None

@@ -25,6 +25,7 @@ from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.aggregator import autoregister, available, discovery, frontproxy
 from kybernetes.apiserver.aggregator.backend import Backend, text_error
+from kybernetes.apiserver.aggregator.openapi import RemoteOpenAPI
 from kybernetes.apiserver.registry.apiregistration import available_condition
 from kybernetes.apiserver.registry.request import ListOptions, RequestContext, User
 from kybernetes.apiserver.registry.store import Registry
@@ -48,6 +49,7 @@ class Aggregator:
         self.docs: dict[str, tuple[Obj, bool]] = {}
         """APIService name -> (the backend's APIResourceList, whether its last check passed)."""
         self.backend: Backend | None = None
+        self.openapi = RemoteOpenAPI()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -109,7 +111,11 @@ class Aggregator:
                                  for o in apiservices.values() if (o.get("spec") or {}).get("service")}
         self.remote_groups = discovery.remote_groups(apiservices)
         self.docs = {k: v for k, v in self.docs.items() if k in apiservices}
+        self.openapi.forget_except(set(self.by_group_version_names()))
         self.on_discovery_change()
+
+    def by_group_version_names(self) -> list[str]:
+        return [o["metadata"]["name"] for o in self.by_group_version.values()]
 
     async def _follow(self, resource_version: str) -> None:
         assert self.resource is not None
@@ -177,5 +183,7 @@ class Aggregator:
             self.docs[name] = (before[0], passed)
         if self.docs.get(name) != before:
             self.on_discovery_change()
+        if doc is not None and (self.docs.get(name) != before or name not in self.openapi.v3):
+            self.openapi.record(name, *await self.backend.fetch_openapi(apiservice))
         await available.write_condition(self.registry, self.catalogue, apiservice, cond, SYSTEM)
         return passed

@@ -41,6 +41,7 @@ from kybernetes.httpserver.messages import AnyResponse, Request, Response, Strea
 
 AGGREGATOR = User("system:kube-aggregator", ("system:masters",))
 PROBE_TIMEOUT = 5.0
+FETCH_TIMEOUT = 30.0
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
                         "upgrade", "host", "content-length", "date"))
 
@@ -131,22 +132,40 @@ class Backend:
             raise ProbeError(f"failing or missing response from {url}: bad status from {url}: {resp.status}")
         return body
 
-    async def fetch_discovery(self, apiservice: Obj) -> Obj | None:
-        """The backend's ``APIResourceList`` for the APIService's group/version, over verified TLS;
-        None if it cannot be had."""
+    async def fetch(self, apiservice: Obj, path: str, query: str = "") -> bytes | None:
+        """A GET of ``path`` from the backend as ``system:kube-aggregator``, over verified TLS, in
+        JSON; the body of a 200, else None."""
         try:
-            resp = await self._send(apiservice, "GET", discovery_path(apiservice), "", b"",
-                                    [("Accept", "application/json"), *user_headers(AGGREGATOR)])
+            async with asyncio.timeout(FETCH_TIMEOUT):
+                resp = await self._send(apiservice, "GET", path, query, b"",
+                                        [("Accept", "application/json"), *user_headers(AGGREGATOR)])
+                async with resp:
+                    return await resp.read() if resp.status == 200 else None
         except (errors.StatusError, aiohttp.ClientError, OSError, TimeoutError):
             return None
-        async with resp:
-            if resp.status != 200:
-                return None
-            try:
-                doc = orjson.loads(await resp.read())
-            except orjson.JSONDecodeError:
-                return None
-        return doc if isinstance(doc, dict) and doc.get("kind") == "APIResourceList" else None
+
+    async def fetch_json(self, apiservice: Obj, path: str, query: str = "") -> Obj | None:
+        body = await self.fetch(apiservice, path, query)
+        try:
+            doc = orjson.loads(body) if body is not None else None
+        except orjson.JSONDecodeError:
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    async def fetch_discovery(self, apiservice: Obj) -> Obj | None:
+        """The backend's ``APIResourceList`` for the APIService's group/version, or None."""
+        doc = await self.fetch_json(apiservice, discovery_path(apiservice))
+        return doc if doc is not None and doc.get("kind") == "APIResourceList" else None
+
+    async def fetch_openapi(self, apiservice: Obj) -> tuple[str, bytes | None, Obj | None]:
+        """The backend's OpenAPI: the v3 key of the APIService's group/version, its v3 document
+        and the v2 document (each None when the backend does not serve it)."""
+        key = discovery_path(apiservice).lstrip("/")
+        index = await self.fetch_json(apiservice, "/openapi/v3")
+        url = str(((index or {}).get("paths") or {}).get(key, {}).get("serverRelativeURL") or "")
+        path, _, query = url.partition("?")
+        v3 = await self.fetch(apiservice, path, query) if path.startswith("/openapi/v3/") else None
+        return key, v3, await self.fetch_json(apiservice, "/openapi/v2")
 
     async def _send(self, apiservice: Obj, method: str, path: str, query: str, body: bytes,
                     headers: list[tuple[str, str]]) -> aiohttp.ClientResponse:
