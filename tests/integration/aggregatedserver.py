@@ -77,6 +77,7 @@ class AggregatedServer:
         app.router.add_get(f"/apis/{GROUP}/{VERSION}", self._discovery)
         app.router.add_get(f"/apis/{GROUP}/{VERSION}/nodes", self._list)
         app.router.add_get(f"/apis/{GROUP}/{VERSION}/nodes/{{name}}", self._get)
+        app.router.add_get(f"/apis/{GROUP}/{VERSION}/nodes/{{name}}/echo", self._echo)
         app.router.add_get("/openapi/v2", self._openapi_v2)
         app.router.add_get("/openapi/v3", self._openapi_v3_index)
         app.router.add_get(f"/openapi/v3/apis/{GROUP}/{VERSION}", self._openapi_v3)
@@ -113,6 +114,15 @@ class AggregatedServer:
         return web.json_response({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{GROUP}/{VERSION}",
                                   "resources": [{"name": "nodes", "singularName": "", "namespaced": False,
                                                  "kind": "NodeMetrics", "verbs": ["get", "list"]}]})
+
+    async def _echo(self, request: web.Request) -> web.WebSocketResponse:
+        """A WebSocket answering each text message with ``<user>: <message>``."""
+        ws = web.WebSocketResponse(protocols=("echo.test",))
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == web.WSMsgType.TEXT:
+                await ws.send_str(f"{request[SEEN]['user']}: {msg.data}")
+        return ws
 
     async def _openapi_v2(self, request: web.Request) -> web.Response:
         return web.json_response({"swagger": "2.0", "info": {"title": "metrics", "version": "v0"},

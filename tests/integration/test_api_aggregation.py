@@ -195,6 +195,27 @@ def test_impersonated_users_and_their_extras_are_forwarded(srv: ServerProcess, b
     assert body["extra"] == {"scopes": ["a b"], "acme.com%2fproject": ["p1"]}
 
 
+def test_upgrades_are_proxied(srv: ServerProcess, backend: AggregatedServer) -> None:
+    """A WebSocket to the aggregated server through the API server, as the admin."""
+    import asyncio
+    import ssl
+
+    import aiohttp
+
+    tls = srv.data_dir / "tls"
+    ctx = ssl.create_default_context(cafile=str(tls / "ca.crt"))
+    ctx.load_cert_chain(tls / "admin.crt", tls / "admin.key")
+
+    async def talk() -> tuple[str | None, str]:
+        async with aiohttp.ClientSession() as session:
+            url = f"{srv.url}/apis/{GROUP}/{VERSION}/nodes/alpha/echo"
+            async with session.ws_connect(url, ssl=ctx, protocols=("echo.test",)) as ws:
+                await ws.send_str("hello")
+                return ws.protocol, (await ws.receive(timeout=10)).data
+
+    assert asyncio.run(talk()) == ("echo.test", "system:admin: hello")
+
+
 def test_a_user_without_permission_is_refused_before_the_proxy(srv: ServerProcess, backend: AggregatedServer) -> None:
     before = len(backend.requests)
     res = srv.kubectl("get", f"nodes.{GROUP}", "--as=bob", check=False)

@@ -183,7 +183,7 @@ class Aggregator:
             self.docs[name] = (before[0], passed)
         if self.docs.get(name) != before:
             self.on_discovery_change()
-        if doc is not None and (self.docs.get(name) != before or name not in self.openapi.v3):
+        if doc is not None and (self.docs.get(name) != before or name not in self.openapi.asked):
             self.openapi.record(name, *await self.backend.fetch_openapi(apiservice))
         await available.write_condition(self.registry, self.catalogue, apiservice, cond, SYSTEM)
         return passed

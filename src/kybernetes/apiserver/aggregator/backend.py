@@ -10,6 +10,8 @@ kube-aggregator's ``handler_proxy.go`` and ``remote_available_controller.go``:
   and the client's credentials, plus the front-proxy headers naming the user
   (:func:`frontproxy.user_headers`); the answer comes back as it is, streamed when the backend
   streams it (watches), compressed or not as the backend sent it;
+* an upgrade request (``Upgrade:`` exec-style streams, WebSockets) is replayed on a connection
+  of its own and, once the backend answers ``101``, bytes go both ways untouched;
 * an APIService that is not Available, or whose Service has no ready endpoint, gets
   ``503 service unavailable``, a backend that cannot be reached ``503`` with the error, both as
   plain text (``http.Error``), as kube-aggregator answers;
@@ -37,11 +39,14 @@ from kybernetes.apiserver.aggregator.frontproxy import FrontProxyConfig, is_fron
 from kybernetes.apiserver.registry.request import User
 from kybernetes.apiserver.registry.store import Registry
 from kybernetes.apiserver.serviceresolver import resolve_endpoint
+from kybernetes.apiserver.transport.proxy import relay_upgrade
 from kybernetes.httpserver.messages import AnyResponse, Request, Response, StreamResponse
+from kybernetes.streaming import http_upgrade
 
 AGGREGATOR = User("system:kube-aggregator", ("system:masters",))
 PROBE_TIMEOUT = 5.0
 FETCH_TIMEOUT = 30.0
+UPGRADE_DIAL_TIMEOUT = 10.0
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
                         "upgrade", "host", "content-length", "date"))
 
@@ -101,13 +106,18 @@ class Backend:
             self._contexts[key] = ctx
         return ctx
 
-    async def _target(self, apiservice: Obj) -> tuple[str, str]:
-        """``https://<endpoint>`` of the APIService's Service and the name TLS verifies."""
+    async def _endpoint(self, apiservice: Obj) -> tuple[str, int, str]:
+        """A ready endpoint (address, port) of the APIService's Service and the name TLS verifies."""
         svc = (apiservice.get("spec") or {}).get("service") or {}
         namespace, name = str(svc.get("namespace") or ""), str(svc.get("name") or "")
         ip, port = await resolve_endpoint(self.registry, self.catalogue, namespace, name, int(svc.get("port") or 443))
+        return ip, port, f"{name}.{namespace}.svc"
+
+    async def _target(self, apiservice: Obj) -> tuple[str, str]:
+        """``https://<endpoint>`` of the APIService's Service and the name TLS verifies."""
+        ip, port, hostname = await self._endpoint(apiservice)
         host = f"[{ip}]" if ":" in ip else ip
-        return f"https://{host}:{port}", f"{name}.{namespace}.svc"
+        return f"https://{host}:{port}", hostname
 
     async def probe(self, apiservice: Obj) -> bytes:
         """The discovery check; the body on a 2xx, else an exception whose text is kube-aggregator's
@@ -183,6 +193,8 @@ class Backend:
         headers = [(k, v) for k, v in request.headers.items()
                    if k.lower() not in HOP_BY_HOP and not is_front_proxy_header(k, self.config)]
         headers += user_headers(user)
+        if request.headers.get("Upgrade"):
+            return await self._upgrade(request, apiservice, headers)
         try:
             resp = await self._send(apiservice, request.method, request.raw_path, request.query_string,
                                     request.body, headers)
@@ -191,6 +203,27 @@ class Backend:
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
             return text_error(f"Error trying to reach service: '{_dial_error(e)}'", 503)
         return await _relay(request, resp)
+
+
+    async def _upgrade(self, request: Request, apiservice: Obj, headers: list[tuple[str, str]]) -> AnyResponse:
+        """An upgrade request (exec-style streams, WebSockets): replayed to the backend with the
+        upgrade headers, the user's headers set before (no round tripper adds them later, as in
+        kube-aggregator), then relayed (:func:`relay_upgrade`)."""
+        spec = apiservice.get("spec") or {}
+        insecure = bool(spec.get("insecureSkipTLSVerify"))
+        ctx = self.ssl_context(str(spec.get("caBundle") or ""), insecure)
+        headers += [(k, v) for k in ("Connection", "Upgrade") for v in request.headers.getall(k, [])]
+        target = request.raw_path + (f"?{request.query_string}" if request.query_string else "")
+        try:
+            ip, port, hostname = await self._endpoint(apiservice)
+            head, reader, writer = await http_upgrade(ip, port, target, headers, method=request.method, ssl=ctx,
+                                                      server_hostname=None if insecure else hostname,
+                                                      timeout=UPGRADE_DIAL_TIMEOUT)
+        except errors.ServiceUnavailable:
+            return text_error("service unavailable", 503)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ConnectionError) as e:
+            return text_error(f"Error trying to reach service: '{_dial_error(e)}'", 503)
+        return await relay_upgrade(request, head, reader, writer, UPGRADE_DIAL_TIMEOUT)
 
 
 async def _relay(request: Request, resp: aiohttp.ClientResponse) -> AnyResponse:

@@ -31,11 +31,14 @@ class RemoteOpenAPI:
         self.v3: dict[str, tuple[str, Document]] = {}
         """APIService name -> (its v3 key ``apis/<g>/<v>``, the backend's document)."""
         self.v2: dict[str, Obj] = {}
+        self.asked: set[str] = set()
+        """APIServices whose backend was asked (whether or not it serves OpenAPI)."""
         self.generation = 0
         self._merged: dict[str, tuple[tuple[str, int], Document]] = {}
 
     def record(self, name: str, key: str, v3: bytes | None, v2: Obj | None) -> None:
         """Record what the backend of APIService ``name`` serves (None: nothing usable)."""
+        self.asked.add(name)
         if v3 is not None:
             self.v3[name] = (key, Document(v3, content_hash(v3)))
         if v2 is not None:
@@ -44,6 +47,7 @@ class RemoteOpenAPI:
 
     def forget_except(self, names: set[str]) -> None:
         gone = ({*self.v3, *self.v2}) - names
+        self.asked &= names
         for name in gone:
             self.v3.pop(name, None)
             self.v2.pop(name, None)
