@@ -113,6 +113,24 @@ def test_built_in_groups_have_local_available_apiservices(srv: ServerProcess) ->
     assert _available(srv, "v1.apps")["reason"] == "Local"
 
 
+def test_custom_resource_groups_get_local_apiservices(srv: ServerProcess) -> None:
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "widgets.crd.example.com"},
+           "spec": {"group": "crd.example.com", "scope": "Namespaced",
+                    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                    "versions": [{"name": "v1", "served": True, "storage": True,
+                                  "schema": {"openAPIV3Schema": {"type": "object"}}}]}}
+    srv.kubectl("create", "-f", "-", input=json.dumps(crd))
+    cond = eventually(lambda: srv.kubectl("get", "apiservice", "v1.crd.example.com", check=False).returncode == 0
+                      and _available(srv, "v1.crd.example.com"))
+    assert cond["reason"] == "Local"
+    obj = json.loads(srv.kubectl("get", "apiservice", "v1.crd.example.com", "-o", "json").stdout)
+    assert obj["spec"] == {"group": "crd.example.com", "version": "v1", "groupPriorityMinimum": 1000,
+                           "versionPriority": 100}
+    srv.kubectl("delete", "crd", "widgets.crd.example.com")
+    eventually(lambda: srv.kubectl("get", "apiservice", "v1.crd.example.com", check=False).returncode != 0)
+
+
 def test_apiservice_validation_is_kubernetes(srv: ServerProcess) -> None:
     bad = {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "wrong"},
            "spec": {"group": "x.example.com", "version": "v1", "groupPriorityMinimum": 0, "versionPriority": 1,

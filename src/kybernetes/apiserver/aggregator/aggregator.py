@@ -3,7 +3,8 @@
 :class:`Aggregator` keeps every APIService in memory from a list-and-watch, and:
 
 * at start publishes ``kube-system/extension-apiserver-authentication`` (:mod:`.frontproxy`) and
-  registers the local APIServices of the built-in groups (:mod:`.autoregister`);
+  registers the local APIServices of the built-in groups (:mod:`.autoregister`), and keeps those
+  of custom resource groups in step with the CRDs (:mod:`.crdregistration`);
 * runs the availability controller (:mod:`.available`): every remote APIService is checked when
   it appears or its spec changes, every ``apiservice_resync_seconds``, and sooner while a check
   fails; its discovery document is fetched when the check passes (Service and EndpointSlice
@@ -23,7 +24,7 @@ from typing import Any
 
 from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Catalogue
-from kybernetes.apiserver.aggregator import autoregister, available, discovery, frontproxy
+from kybernetes.apiserver.aggregator import autoregister, available, crdregistration, discovery, frontproxy
 from kybernetes.apiserver.aggregator.backend import Backend, text_error
 from kybernetes.apiserver.aggregator.openapi import RemoteOpenAPI
 from kybernetes.apiserver.registry.apiregistration import available_condition
@@ -34,6 +35,7 @@ from kybernetes.pki import FRONT_PROXY_CLIENT, PKI
 
 log = logging.getLogger(__name__)
 RETRY_FIRST = 0.5
+CRD_SYNC_INTERVAL = 0.5
 SYSTEM = RequestContext(user=User("system:apiserver", ("system:masters",)), field_manager="kube-apiserver")
 
 
@@ -71,7 +73,8 @@ class Aggregator:
         res = await self.registry.list(self.resource, "", ListOptions())
         self._set({o["metadata"]["name"]: o for o in res.items})
         self._tasks = [asyncio.create_task(self._follow(res.resource_version), name="apiservices-watch"),
-                       asyncio.create_task(self._controller(), name="apiservice-availability")]
+                       asyncio.create_task(self._controller(), name="apiservice-availability"),
+                       asyncio.create_task(self._crd_registration(), name="crd-apiservices")]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -146,6 +149,22 @@ class Aggregator:
         self._set(apiservices)
         if event == "DELETED" or old is None or old.get("spec") != obj.get("spec"):
             self._wake.set()  # a status write (ours) needs no new check
+
+    async def _crd_registration(self) -> None:
+        """Keep the CRD groups' local APIServices (:mod:`.crdregistration`) in step with the
+        catalogue: a sync whenever its generation moved."""
+        synced = -1
+        while True:
+            generation = self.catalogue.generation
+            if generation != synced:
+                try:
+                    await crdregistration.sync(self.registry, self.catalogue, dict(self.apiservices), SYSTEM)
+                    synced = generation
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("syncing the custom resources' APIServices failed")
+            await asyncio.sleep(CRD_SYNC_INTERVAL)
 
     # --- the availability controller ----------------------------------------------------------
 
