@@ -39,8 +39,23 @@ def test_remote_groups_go_in_by_priority_and_versions_by_version_priority() -> N
     assert names[:3] == ["apiregistration.k8s.io", "high.example.com", "apps"]
     assert names[-1] == "metrics.example.com"
     assert [v["version"] for v in groups[1]["versions"]] == ["v2", "v1", "v1alpha1"]
-    assert discovery.api_group("high.example.com", remote)["preferredVersion"]["version"] == "v2"  # type: ignore[index]
-    assert discovery.api_group("apps", remote) is None
+    assert discovery.api_group(cat, "high.example.com", remote)["preferredVersion"]["version"] == "v2"  # type: ignore[index]
+    assert discovery.api_group(cat, "apps", remote) is None
+
+
+def test_a_group_served_both_ways_keeps_its_place_and_its_local_versions() -> None:
+    cat = Catalogue.builtin()
+    remote = discovery.remote_groups({"v1beta1.apps": apiservice("apps", "v1beta1", 100, 100)})
+    groups = discovery.api_group_list(cat, remote)["groups"]
+    apps = next(g for g in groups if g["name"] == "apps")
+    assert [v["version"] for v in apps["versions"]] == ["v1", "v1beta1"] and apps["preferredVersion"]["version"] == "v1"
+    assert [g["name"] for g in groups].index("apps") == 1
+    doc = discovery.api_group(cat, "apps", remote)
+    assert doc is not None and [v["version"] for v in doc["versions"]] == ["v1", "v1beta1"]
+    fetched = {"kind": "APIResourceList", "resources": []}
+    agg = discovery.aggregated(cat, remote, {"v1beta1.apps": (fetched, True)})
+    apps_item = next(i for i in agg["items"] if i["metadata"]["name"] == "apps")
+    assert [v["version"] for v in apps_item["versions"]] == ["v1", "v1beta1"]
 
 
 def test_an_apiresourcelist_becomes_aggregated_discovery() -> None:

@@ -104,7 +104,7 @@ class Aggregator:
         return discovery.aggregated(self.catalogue, self.remote_groups, self.docs)
 
     def api_group(self, group: str) -> dict[str, Any] | None:
-        return discovery.api_group(group, self.remote_groups)
+        return discovery.api_group(self.catalogue, group, self.remote_groups)
 
     # --- the APIServices ---------------------------------------------------------------------
 

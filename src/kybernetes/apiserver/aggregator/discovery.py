@@ -47,42 +47,42 @@ def _local_priority(group: str, versions: list[str]) -> int:
     return max((PRIORITIES.get((group, v), (CRD_GROUP_PRIORITY, 0))[0] for v in versions), default=CRD_GROUP_PRIORITY)
 
 
-def ordered(cat: Catalogue, remote: dict[str, tuple[int, list[Obj]]]) -> list[tuple[str, Any]]:
-    """Every named group in discovery order: (name, its local versions or its remote APIServices)."""
-    pending = sorted(((prio, g) for g, (prio, _) in remote.items()), key=lambda pg: (-pg[0], pg[1]))
-    out: list[tuple[str, Any]] = []
+def ordered(cat: Catalogue, remote: dict[str, tuple[int, list[Obj]]]) -> list[tuple[str, list[str], list[Obj]]]:
+    """Every named group in discovery order: (name, its local versions, its remote APIServices);
+    a group served both ways keeps its local place and lists the remote versions after its own."""
+    pending = sorted(((prio, g) for g, (prio, _) in remote.items() if g not in cat.groups()),
+                     key=lambda pg: (-pg[0], pg[1]))
+    out: list[tuple[str, list[str], list[Obj]]] = []
     for group, versions in cat.groups().items():
         if not group:
             continue
         prio = _local_priority(group, versions)
         while pending and pending[0][0] > prio:
-            out.append((pending[0][1], remote[pending.pop(0)[1]][1]))
-        if group not in remote:
-            out.append((group, versions))
-    out += [(g, remote[g][1]) for _, g in pending]
+            name = pending.pop(0)[1]
+            out.append((name, [], remote[name][1]))
+        members = [o for o in remote.get(group, (0, []))[1] if o["spec"]["version"] not in versions]
+        out.append((group, versions, members))
+    out += [(g, [], remote[g][1]) for _, g in pending]
     return out
 
 
-def _versions(group: str, members: Any) -> list[str]:
-    if members and isinstance(members[0], dict):
-        return [o["spec"]["version"] for o in members]
-    return list(members)
+def _group_doc(group: str, versions: list[str], members: list[Obj]) -> dict[str, Any]:
+    names = versions + [o["spec"]["version"] for o in members]
+    vs = [{"groupVersion": f"{group}/{v}", "version": v} for v in names]
+    return {"name": group, "versions": vs, "preferredVersion": vs[0]}
 
 
 def api_group_list(cat: Catalogue, remote: dict[str, tuple[int, list[Obj]]]) -> dict[str, Any]:
-    groups = []
-    for group, members in ordered(cat, remote):
-        vs = [{"groupVersion": f"{group}/{v}", "version": v} for v in _versions(group, members)]
-        groups.append({"name": group, "versions": vs, "preferredVersion": vs[0]})
+    groups = [_group_doc(*entry) for entry in ordered(cat, remote)]
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
-def api_group(group: str, remote: dict[str, tuple[int, list[Obj]]]) -> dict[str, Any] | None:
-    """``/apis/<group>`` of a remote group (None if it is not one)."""
+def api_group(cat: Catalogue, group: str, remote: dict[str, tuple[int, list[Obj]]]) -> dict[str, Any] | None:
+    """``/apis/<group>`` of a group with remote versions (None if it has none)."""
     if group not in remote:
         return None
-    vs = [{"groupVersion": f"{group}/{v}", "version": v} for v in _versions(group, remote[group][1])]
-    return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": vs, "preferredVersion": vs[0]}
+    entry = next(e for e in ordered(cat, remote) if e[0] == group)
+    return {"kind": "APIGroup", "apiVersion": "v1", **_group_doc(*entry)}
 
 
 def version_discovery(group: str, version: str, doc: Obj, fresh: bool) -> dict[str, Any]:
@@ -118,15 +118,12 @@ def aggregated(cat: Catalogue, remote: dict[str, tuple[int, list[Obj]]],
     APIResourceList, whether the last check passed)."""
     local = {item["metadata"]["name"]: item for item in builtin.aggregated(cat, core=False)["items"]}
     items = []
-    for group, members in ordered(cat, remote):
-        if group not in remote:
-            items.append(local[group])
-            continue
-        versions = []
+    for group, versions, members in ordered(cat, remote):
+        out = list(local[group]["versions"]) if versions else []
         for obj in members:
             fetched = docs.get(obj["metadata"]["name"])
             if fetched is not None:
-                versions.append(version_discovery(group, obj["spec"]["version"], *fetched))
-        if versions:
-            items.append({"metadata": {"name": group}, "versions": versions})
+                out.append(version_discovery(group, obj["spec"]["version"], *fetched))
+        if out:
+            items.append({"metadata": {"name": group}, "versions": out})
     return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items}
