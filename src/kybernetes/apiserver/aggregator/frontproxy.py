@@ -21,7 +21,6 @@ Without ``--requestheader-*`` flags kybernetes uses its own front-proxy CA and c
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -97,12 +96,12 @@ async def publish(registry: Registry, catalogue: Catalogue, data: dict[str, str]
     assert configmaps is not None
     body: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": CONFIGMAP_NAME, "namespace": CONFIGMAP_NAMESPACE}, "data": data}
-    try:
-        current = await registry.get(configmaps, CONFIGMAP_NAMESPACE, CONFIGMAP_NAME)
-    except errors.NotFound:
-        with contextlib.suppress(errors.AlreadyExists):
-            await registry.create(configmaps, CONFIGMAP_NAMESPACE, body, ctx)
+    try:  # created first: on a fresh cluster nothing reads (and so caches) configmaps for it
+        await registry.create(configmaps, CONFIGMAP_NAMESPACE, body, ctx)
         return
+    except errors.AlreadyExists:
+        pass
+    current = await registry.get(configmaps, CONFIGMAP_NAMESPACE, CONFIGMAP_NAME)
     if current.get("data") != data:
         body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         await registry.update(configmaps, CONFIGMAP_NAMESPACE, CONFIGMAP_NAME, body, ctx)
