@@ -19,8 +19,8 @@ error into a Status; ``_dispatch`` routes):
          the request, its event written at each stage; the Audit-Id header on every response)
       -> API Priority and Fairness (flowcontrol/: classify, take a seat or queue, or 429)
       -> authorize (authz/: system:masters, then each --authorization-mode; 403 otherwise)
-      -> route: health and version, discovery, openapi, or a resource URL
-      -> ResourceHandlers -> Registry -> watch cache / Store
+      -> route: health and version, discovery, openapi, an aggregated API (aggregator/: proxied), or a resource
+         URL -> ResourceHandlers -> Registry -> watch cache / Store
       -> any StatusError rendered as a Status object with its code; anything else a 500 Status
 """
 
