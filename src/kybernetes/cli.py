@@ -57,6 +57,7 @@ def _common_options(f):  # type: ignore[no-untyped-def]
                           "standard out.")(f)
     f = click.option("--audit-policy-file", default="",
                      help="Path to the file that defines the audit policy configuration.")(f)
+    f = _front_proxy_options(f)
     f = click.option("--authorization-mode", default="Node,RBAC", show_default=True, metavar="MODES",
                      help="Authorizers, in order (comma-separated): AlwaysAllow, AlwaysDeny, Node, RBAC.")(f)
     f = click.option("--anonymous-auth", type=click.BOOL, default=True, show_default=True,
@@ -92,13 +93,52 @@ def _common_options(f):  # type: ignore[no-untyped-def]
     return f
 
 
+def _front_proxy_options(f):  # type: ignore[no-untyped-def]
+    """kube-apiserver's flags for the aggregation layer's front proxy (``apiserver/aggregator``)."""
+    def listed(name: str, default: str, help_: str):  # type: ignore[no-untyped-def]
+        return click.option(name, default=default, show_default=True, metavar="LIST", help=help_)
+
+    f = click.option("--apiservice-resync-period", type=float, default=30.0, hidden=True,
+                     help="Seconds between availability checks of every remote APIService.")(f)
+    f = click.option("--proxy-client-key-file", default="", help="Key of --proxy-client-cert-file.")(f)
+    f = click.option("--proxy-client-cert-file", default="",
+                     help="Client certificate the aggregation layer presents to aggregated API servers "
+                          "(default: DATA_DIR/tls/front-proxy-client.crt).")(f)
+    f = listed("--requestheader-extra-headers-prefix", "X-Remote-Extra-", "Request header prefixes to inspect.")(f)
+    f = listed("--requestheader-group-headers", "X-Remote-Group", "Request headers to inspect for groups.")(f)
+    f = listed("--requestheader-username-headers", "X-Remote-User", "Request headers to inspect for usernames.")(f)
+    f = click.option("--requestheader-allowed-names", default="", metavar="LIST",
+                     help="Client certificate common names allowed to assert users in request headers "
+                          "(default with the built-in front-proxy CA: front-proxy-client).")(f)
+    f = click.option("--requestheader-client-ca-file", default="",
+                     help="CA of the front proxy's client certificates (default: DATA_DIR/tls/front-proxy-ca.crt).")(f)
+    return f
+
+
+def _front_proxy_config(requestheader_client_ca_file: str = "", requestheader_allowed_names: str = "",
+                        requestheader_username_headers: str = "X-Remote-User",
+                        requestheader_group_headers: str = "X-Remote-Group",
+                        requestheader_extra_headers_prefix: str = "X-Remote-Extra-", proxy_client_cert_file: str = "",
+                        proxy_client_key_file: str = "", apiservice_resync_period: float = 30.0) -> Any:
+    from kybernetes.apiserver.aggregator import FrontProxyConfig
+
+    def split(value: str) -> tuple[str, ...]:
+        return tuple(x.strip() for x in value.split(",") if x.strip())
+
+    return FrontProxyConfig(requestheader_client_ca_file, split(requestheader_allowed_names),
+                            split(requestheader_username_headers), split(requestheader_group_headers),
+                            split(requestheader_extra_headers_prefix), proxy_client_cert_file, proxy_client_key_file,
+                            apiservice_resync_period)
+
+
 def _config(data_dir: Path | None, bind_address: str, advertise_address: str, https_port: int, datastore_endpoint: str,
             tls_san: tuple[str, ...], service_cluster_ip_range: str, token_auth_file: Path | None,
             compact_interval: float, compact_keep: int, max_requests_inflight: int = 400,
             max_mutating_requests_inflight: int = 200, enable_admission_plugins: tuple[str, ...] = (),
             disable_admission_plugins: tuple[str, ...] = (), authorization_mode: str = "Node,RBAC",
             anonymous_auth: bool = True, audit_policy_file: str = "", audit_log_path: str = "",
-            audit_log_maxsize: int = 0, audit_log_maxbackup: int = 0, audit_log_maxage: int = 0) -> APIServerConfig:
+            audit_log_maxsize: int = 0, audit_log_maxbackup: int = 0, audit_log_maxage: int = 0,
+            **front_proxy: Any) -> APIServerConfig:
     """The API server's configuration from the flags ``_common_options`` adds (one keyword each)."""
     from kybernetes.apiserver.admission.plugins import flag_error, split_flag, validate_flags
     from kybernetes.apiserver.server import APIServerConfig
@@ -137,6 +177,7 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
         authorization_modes=modes, anonymous_auth=anonymous_auth,
         audit_policy_file=audit_policy_file, audit_log_path=audit_log_path, audit_log_maxsize=audit_log_maxsize,
         audit_log_maxbackup=audit_log_maxbackup, audit_log_maxage=audit_log_maxage,
+        front_proxy=_front_proxy_config(**front_proxy),
     )
 
 

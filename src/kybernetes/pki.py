@@ -6,6 +6,10 @@ Layout under ``DATA_DIR/tls`` (kept across restarts, so clients stay valid):
     serving.crt / serving.key       the API server's certificate: localhost, 127.0.0.1, ::1, the host
                                     name and every address of this machine, plus extra SANs asked for
     admin.crt / admin.key           CN=system:admin, O=system:masters (the admin kubeconfig)
+    front-proxy-ca.crt / .key       the front-proxy CA (kubeadm's): only the aggregation layer's client
+                                    certificate comes from it, so aggregated API servers trust that
+                                    certificate, and no cluster client's, to assert a user in headers
+    front-proxy-client.crt / .key   CN=front-proxy-client, from the front-proxy CA
     service-account.key             the key service-account tokens are signed with
 
 The serving certificate is re-issued when its SANs no longer cover what is asked for (a new
@@ -34,6 +38,7 @@ from kybernetes.fileutil import write_atomic
 
 _TEN_YEARS = dt.timedelta(days=3650)
 _ONE_YEAR = dt.timedelta(days=365)
+FRONT_PROXY_CLIENT = "front-proxy-client"
 
 
 def _now() -> dt.datetime:
@@ -85,28 +90,31 @@ class PKI:
     dir: Path
     ca_cert: x509.Certificate
     ca_key: ec.EllipticCurvePrivateKey
+    ca_name: str = "ca"
+    """The CA's file names in ``dir``: ``<ca_name>.crt`` and ``<ca_name>.key``."""
 
     @property
     def ca_path(self) -> Path:
-        return self.dir / "ca.crt"
+        return self.dir / f"{self.ca_name}.crt"
 
     @property
     def ca_key_path(self) -> Path:
-        return self.dir / "ca.key"
+        return self.dir / f"{self.ca_name}.key"
 
     @property
     def ca_pem(self) -> bytes:
         return self.ca_cert.public_bytes(serialization.Encoding.PEM)
 
     @classmethod
-    def load_or_create(cls, data_dir: Path) -> PKI:
+    def load_or_create(cls, data_dir: Path, ca_name: str = "ca", common_name: str = "kybernetes-ca") -> PKI:
+        """The CA ``ca_name`` in ``data_dir/tls``, made on first use (CN ``<common_name>@<time>``)."""
         d = data_dir / "tls"
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
-        crt, key = d / "ca.crt", d / "ca.key"
+        crt, key = d / f"{ca_name}.crt", d / f"{ca_name}.key"
         if crt.exists() and key.exists():
-            return cls(d, x509.load_pem_x509_certificate(crt.read_bytes()), load_key(key))
+            return cls(d, x509.load_pem_x509_certificate(crt.read_bytes()), load_key(key), ca_name)
         ca_key = _new_key()
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"kybernetes-ca@{int(_now().timestamp())}")])
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name}@{int(_now().timestamp())}")])
         cert = (
             x509.CertificateBuilder()
             .subject_name(name)
@@ -124,7 +132,7 @@ class PKI:
         )
         write_atomic(key, _key_pem(ca_key))
         write_atomic(crt, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-        return cls(d, cert, ca_key)
+        return cls(d, cert, ca_key, ca_name)
 
     def issue(
         self,
@@ -212,6 +220,13 @@ class PKI:
 
     def admin(self) -> tuple[Path, Path]:
         return self.ensure("admin", common_name="system:admin", organizations=("system:masters",), client=True)
+
+    def front_proxy(self) -> tuple[PKI, Path, Path]:
+        """The front-proxy CA and its client certificate (CN ``front-proxy-client``, kubeadm's),
+        which the aggregation layer presents to aggregated API servers."""
+        ca = PKI.load_or_create(self.dir.parent, "front-proxy-ca", "front-proxy-ca")
+        crt, key = ca.ensure("front-proxy-client", common_name=FRONT_PROXY_CLIENT, client=True)
+        return ca, crt, key
 
     def service_account_key(self) -> Path:
         path = self.dir / "service-account.key"

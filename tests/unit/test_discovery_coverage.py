@@ -136,7 +136,6 @@ _EXTENSION_POINTS = 'issue 11 "Extension points"'
 EXCEPTIONS: dict[str, str] = {
     # Resources (group/version/plural) and subresources (.../plural/sub) not served yet, and who
     # delivers each. The test fails once one of them is served: then drop its row.
-    "apiregistration.k8s.io/v1/apiservices": _EXTENSION_POINTS,
     "v1/pods/proxy": _EXTENSION_POINTS,
 }
 

@@ -168,6 +168,8 @@ BUILTIN: tuple[Resource, ...] = (
        namespaced=False, categories=("api-extensions",), subresources=("status",)),
     _r("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings",
        namespaced=False, categories=("api-extensions",)),
+    _r("apiregistration.k8s.io", "v1", "APIService", "apiservices", namespaced=False,
+       categories=("api-extensions",), subresources=("status",)),
     _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False,
        short_names=("crd", "crds"), categories=("api-extensions",), subresources=("status",)),
 )
@@ -231,14 +233,14 @@ class Catalogue:
                 vs.append(r.version)
         order = {g: i for i, g in enumerate(GROUP_ORDER)}
         for vs in out.values():
-            vs.sort(key=_version_priority)
+            vs.sort(key=version_priority)
         return dict(sorted(out.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
     def in_group_version(self, group: str, version: str) -> list[Resource]:
         return [r for r in self._by_path.values() if r.group == group and r.version == version]
 
 
-def _version_priority(v: str) -> tuple[int, int, int]:
+def version_priority(v: str) -> tuple[int, int, int]:
     """Kubernetes' version order: GA before beta before alpha, higher numbers first."""
     import re
 

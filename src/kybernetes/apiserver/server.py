@@ -19,8 +19,8 @@ error into a Status; ``_dispatch`` routes):
          the request, its event written at each stage; the Audit-Id header on every response)
       -> API Priority and Fairness (flowcontrol/: classify, take a seat or queue, or 429)
       -> authorize (authz/: system:masters, then each --authorization-mode; 403 otherwise)
-      -> route: health and version, discovery, openapi, or a resource URL
-      -> ResourceHandlers -> Registry -> watch cache / Store
+      -> route: health and version, discovery, openapi, an aggregated API (aggregator/: proxied), or a resource
+         URL -> ResourceHandlers -> Registry -> watch cache / Store
       -> any StatusError rendered as a Status object with its code; anything else a 500 Status
 """
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -42,6 +41,7 @@ from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.admission import plugins as admission_plugins
 from kybernetes.apiserver.admission import priority
 from kybernetes.apiserver.admission.chain import PluginInit
+from kybernetes.apiserver.aggregator import Aggregator, FrontProxyConfig
 from kybernetes.apiserver.audit import Auditor, new_auditor
 from kybernetes.apiserver.audit.events import AuditEvent
 from kybernetes.apiserver.audit.events import long_running as audit_long_running
@@ -49,7 +49,12 @@ from kybernetes.apiserver.auth.authenticator import Authenticator, TokenFile
 from kybernetes.apiserver.auth.bootstraptokens import BootstrapTokens
 from kybernetes.apiserver.auth.impersonation import impersonate
 from kybernetes.apiserver.auth.legacytokens import LegacyTokens
-from kybernetes.apiserver.auth.serviceaccounts import API_AUDIENCES, ISSUER, ServiceAccounts
+from kybernetes.apiserver.auth.serviceaccounts import (
+    API_AUDIENCES,
+    JWKS_PATH,
+    OIDC_CONFIGURATION_PATH,
+    ServiceAccounts,
+)
 from kybernetes.apiserver.authz.authorizer import (
     DEFAULT_MODES,
     Attributes,
@@ -109,8 +114,6 @@ KUBERNETES_VERSION = {
     "platform": "linux/amd64",
 }
 
-OIDC_CONFIGURATION_PATH = "/.well-known/openid-configuration"
-JWKS_PATH = "/openid/v1/jwks"
 
 @dataclass
 class APIServerConfig:
@@ -148,6 +151,8 @@ class APIServerConfig:
     audit_log_maxbackup: int = 0
     audit_log_maxage: int = 0
     """Rotated logs kept: at most this many (0: all), and none older than this many days (0: any age)."""
+    front_proxy: FrontProxyConfig = field(default_factory=FrontProxyConfig)
+    """``--requestheader-*``, ``--proxy-client-*``: how the aggregation layer asserts users to backends."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -194,6 +199,7 @@ class APIServer:
                         "to false. You should use a different authorizer")
         self.audit: Auditor | None = None
         """None unless both an audit policy and an audit log are configured: no per-request cost then."""
+        self.aggregator: Aggregator | None = None
 
     @property
     def url(self) -> str:
@@ -246,6 +252,8 @@ class APIServer:
         await self.crds.start()
         self.openapi = OpenAPIService(self.catalogue, self.crds.custom_schema_for, lambda: self.crds.schema_version)  # type: ignore[union-attr]
         await self._bootstrap()
+        self.aggregator = Aggregator(self.registry, self.catalogue, self.pki, cfg.front_proxy, self.discovery.invalidate)
+        await self.aggregator.start()
         self.flowcontrol = FlowControl(self.registry, self.catalogue, concurrency)
         await self.flowcontrol.start()
         await self.registry.admission.start()  # plugins with state from the cluster (webhook configurations)
@@ -331,6 +339,8 @@ class APIServer:
             self.handlers.shutting_down.set()
         if self.flowcontrol is not None:
             await self.flowcontrol.stop()
+        if self.aggregator is not None:
+            await self.aggregator.stop()
         if self.authorizer is not None:
             await self.authorizer.stop()
         if self.registry is not None:
@@ -496,12 +506,15 @@ class APIServer:
         if decision is not Decision.ALLOW:
             raise forbidden(attrs, reason)
         if rp is not None:
+            remote = self.aggregator.remote(rp.group, rp.version) if self.aggregator is not None else None
+            if remote is not None:  # an aggregated API: served by its own server, as this user
+                return await self.aggregator.proxy(request, remote, user)  # type: ignore[union-attr]
             ctx = RequestContext(user=user, impersonator=impersonator,
                                  audit_annotations=ev.annotations if ev is not None else None)
             return await self.handlers.handle(request, rp, ctx)
-        return await self._non_resource(request, path)
+        return await self._non_resource(request, path, user)
 
-    async def _non_resource(self, request: Request, path: str) -> AnyResponse:
+    async def _non_resource(self, request: Request, path: str, user: User) -> AnyResponse:
         if path in ("/healthz", "/livez", "/readyz") or path.startswith(("/healthz/", "/livez/", "/readyz/")):
             ok = self.ready.is_set()
             return Response(text="ok" if ok else "not ready", status=200 if ok else 503, content_type="text/plain")
@@ -515,22 +528,26 @@ class APIServer:
         if p in ("/api", "/apis"):
             accept = parse_accept(accept_header)
             if accept.aggregated_discovery:
-                body, etag = self.discovery.get(f"agg:{p}", lambda: discovery.aggregated(self.catalogue, core=p == "/api"))
+                body, etag = self.discovery.get(f"agg:{p}", lambda: discovery.aggregated(self.catalogue, core=True)
+                                                if p == "/api" else self.aggregator.aggregated())  # type: ignore[union-attr]
                 return self._cached(request, body, etag, discovery.AGGREGATED_V2)
             if p == "/api":
                 return json_response(discovery.api_versions(f"{self.config.bind_address}:{self.port}"))
-            body, etag = self.discovery.get("apis", lambda: discovery.api_group_list(self.catalogue))
+            body, etag = self.discovery.get("apis", self.aggregator.api_group_list)  # type: ignore[union-attr]
             return self._cached(request, body, etag, JSON)
         parts = [x for x in p.split("/") if x]
         if parts[:2] == ["api", "v1"] and len(parts) == 2:
             body, etag = self.discovery.get("api/v1", lambda: discovery.resource_list(self.catalogue, "", "v1"))
             return self._cached(request, body, etag, JSON)
         if parts and parts[0] == "apis" and len(parts) == 2:
-            doc = discovery.api_group(self.catalogue, parts[1])
+            doc = self.aggregator.api_group(parts[1]) or discovery.api_group(self.catalogue, parts[1])  # type: ignore[union-attr]
             if doc is None:
                 raise errors.NotFound.no_resource()
             return json_response(doc)
         if parts and parts[0] == "apis" and len(parts) == 3:
+            remote = self.aggregator.remote(parts[1], parts[2])  # type: ignore[union-attr]
+            if remote is not None:
+                return await self.aggregator.proxy(request, remote, user)  # type: ignore[union-attr]
             if parts[2] not in self.catalogue.groups().get(parts[1], []):
                 raise errors.NotFound.no_resource()
             key = f"apis/{parts[1]}/{parts[2]}"
@@ -539,7 +556,8 @@ class APIServer:
         if parts and parts[0] == "openapi":
             return self._openapi(request, parts)
         if p in (OIDC_CONFIGURATION_PATH, JWKS_PATH):
-            return self._issuer_discovery(p)
+            assert self.service_accounts is not None
+            return self.service_accounts.issuer_discovery(p, self.url)
         if p == "/":
             paths = ["/.well-known/openid-configuration", "/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2",
                      "/openapi/v3", "/openid/v1/jwks", "/readyz", "/version"]
@@ -547,27 +565,11 @@ class APIServer:
             return json_response({"paths": sorted(paths)}, pretty=True)  # WriteRawJSON: indented
         raise errors.NotFound.no_resource()
 
-    def _issuer_discovery(self, path: str) -> Response:
-        """Service-account issuer discovery, as kube-apiserver serves it: the OpenID provider
-        configuration and the key set a workload verifies service-account tokens with offline."""
-        assert self.service_accounts is not None
-        if path == OIDC_CONFIGURATION_PATH:
-            # No --service-account-jwks-uri: the keys are where this server is (its external address).
-            body: dict[str, Any] = {"issuer": ISSUER, "jwks_uri": self.url + JWKS_PATH,
-                                    "response_types_supported": ["id_token"],
-                                    "subject_types_supported": ["public"],
-                                    "id_token_signing_alg_values_supported": ["ES256"]}
-            content_type = JSON
-        else:
-            body, content_type = self.service_accounts.jwks(), "application/jwk-set+json"
-        return Response(body=json.dumps(body, separators=(",", ":")).encode(),
-                        headers={"Content-Type": content_type, "Cache-Control": "public, max-age=3600"})
-
     def _openapi(self, request: Request, parts: list[str]) -> AnyResponse:
         assert self.openapi is not None
         if parts == ["openapi", "v2"]:
             accept = request.headers.get("Accept", "")
-            doc = self.openapi.v2()
+            doc = self.aggregator.openapi.merged_v2(self.openapi.v2())  # type: ignore[union-attr]
             if openapi_pb.wants_protobuf(accept):  # kubectl's client-side validation models
                 pb = openapi_pb.protobuf_document(doc)
                 return self._cached(request, pb.body, pb.hash, openapi_pb.PROTOBUF_V2_MEDIA_TYPE)
@@ -575,10 +577,11 @@ class APIServer:
                 raise errors.NotAcceptable("only application/json is served for /openapi/v2")
             return self._cached(request, doc.body, doc.hash, JSON)
         if parts == ["openapi", "v3"]:
-            doc = self.openapi.index()
+            doc = self.aggregator.openapi.index(self.openapi.index())  # type: ignore[union-attr]
             return self._cached(request, doc.body, doc.hash, JSON)
         if len(parts) >= 3 and parts[:2] == ["openapi", "v3"]:
-            found = self.openapi.document("/".join(parts[2:]))
+            key = "/".join(parts[2:])
+            found = self.openapi.document(key) or self.aggregator.openapi.document(key)  # type: ignore[union-attr]
             if found is None:
                 raise errors.NotFound.no_resource()
             headers = {"Cache-Control": "public, immutable"} if request.query.get("hash") else None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import json
 import random
 import time
 import uuid
@@ -33,9 +34,12 @@ from kybernetes.api.timeutil import format_rfc3339
 from kybernetes.apiserver.registry.objutil import decode
 from kybernetes.apiserver.registry.request import RequestContext, User
 from kybernetes.apiserver.registry.store import Registry
+from kybernetes.httpserver.messages import Response
 from kybernetes.pki import service_account_key_id
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
+OIDC_CONFIGURATION_PATH = "/.well-known/openid-configuration"
+JWKS_PATH = "/openid/v1/jwks"
 API_AUDIENCES = (ISSUER, "https://kubernetes.default.svc", "kubernetes")
 TOKEN_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 DEFAULT_EXPIRATION = 3607  # what Kubernetes puts in the projected volume
@@ -199,6 +203,21 @@ class ServiceAccounts:
 
         return {"keys": [{"use": "sig", "kty": "EC", "kid": self._kid, "crv": "P-256", "alg": "ES256",
                           "x": b64(numbers.x), "y": b64(numbers.y)}]}
+
+    def issuer_discovery(self, path: str, server_url: str) -> Response:
+        """Service-account issuer discovery, as kube-apiserver serves it: the OpenID provider
+        configuration (``OIDC_CONFIGURATION_PATH``) and the key set (``JWKS_PATH``) a workload
+        verifies service-account tokens with offline."""
+        if path == OIDC_CONFIGURATION_PATH:
+            # No --service-account-jwks-uri: the keys are where this server is (its external address).
+            body: Obj = {"issuer": ISSUER, "jwks_uri": server_url + JWKS_PATH,
+                         "response_types_supported": ["id_token"], "subject_types_supported": ["public"],
+                         "id_token_signing_alg_values_supported": ["ES256"]}
+            content_type = "application/json"
+        else:
+            body, content_type = self.jwks(), "application/jwk-set+json"
+        return Response(body=json.dumps(body, separators=(",", ":")).encode(),
+                        headers={"Content-Type": content_type, "Cache-Control": "public, max-age=3600"})
 
     def _alive(self, plural: str, namespace: str, name: str, uid: str) -> bool:
         r = self.registry.catalogue.get("", "v1", plural)

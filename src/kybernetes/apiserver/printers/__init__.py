@@ -38,6 +38,7 @@ from kybernetes.api.timeutil import parse_rfc3339
 from kybernetes.apiserver.printers import (
     admissionpolicies,
     admissionregistration,
+    apiregistration,
     apps,
     autoscaling,
     batch,
@@ -101,7 +102,7 @@ _BY_GROUP_KIND: dict[tuple[str, str], Printer] = {
     **discovery.BY_GROUP_KIND, **scheduling.BY_GROUP_KIND, **policy.BY_GROUP_KIND, **networking.BY_GROUP_KIND,
     **storage.BY_GROUP_KIND, **rbac.BY_GROUP_KIND, **node.BY_GROUP_KIND, **certificates.BY_GROUP_KIND,
     **flowcontrol.BY_GROUP_KIND, **admissionregistration.BY_GROUP_KIND,
-    **admissionpolicies.BY_GROUP_KIND,
+    **admissionpolicies.BY_GROUP_KIND, **apiregistration.BY_GROUP_KIND,
 }
 
 

@@ -25,6 +25,7 @@ def builtin_strategies() -> dict[tuple[str, str], Strategy]:
     from kybernetes.apiserver.registry import (
         admissionpolicies,
         admissionregistration,
+        apiregistration,
         apps,
         autoscaling,
         batch,
@@ -45,7 +46,7 @@ def builtin_strategies() -> dict[tuple[str, str], Strategy]:
     out: dict[tuple[str, str], Strategy] = {}
     for module in (core, apps, batch, autoscaling, certificates, coordination, discovery, networking, policy,
                    rbac, scheduling, storage, node, flowcontrol, crds, admissionregistration,
-                   admissionpolicies):
+                   admissionpolicies, apiregistration):
         out.update(module.STRATEGIES)
     return out
 

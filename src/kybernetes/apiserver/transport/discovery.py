@@ -149,6 +149,10 @@ class DiscoveryCache:
         self._gen = -1
         self._docs: dict[str, tuple[bytes, str]] = {}
 
+    def invalidate(self) -> None:
+        """Forget every document (what is served changed outside the catalogue: aggregated APIs)."""
+        self._docs.clear()
+
     def get(self, name: str, build: Any) -> tuple[bytes, str]:
         if self._gen != self.cat.generation:
             self._docs.clear()

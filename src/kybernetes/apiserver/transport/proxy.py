@@ -39,7 +39,7 @@ from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.registry.store import Registry
 from kybernetes.httpserver.messages import AnyResponse, Request, Response, StreamResponse
-from kybernetes.streaming import StreamPair, http_upgrade, read_body, splice
+from kybernetes.streaming import StreamPair, UpgradeResponse, http_upgrade, read_body, splice
 from kybernetes.streaming.portforward import PORT_PARAMETER, parse_uint16
 
 DEFAULT_KUBELET_PORT = 10250
@@ -176,27 +176,35 @@ class StreamingProxy:
                                                       timeout=self.connect_timeout)
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ConnectionError) as e:
             raise errors.InternalError(f"error dialing kubelet at {host}:{port}: {e}") from e
-        if head.status != 101:
-            try:
-                body = await asyncio.wait_for(read_body(reader, head), self.connect_timeout)
-            except (OSError, TimeoutError, asyncio.IncompleteReadError):
-                body = b""
-            finally:
-                writer.close()
-            return Response(body=body, status=head.status,
-                                headers={"Content-Type": head.get("Content-Type", "application/json")})
-        kubelet = StreamPair(reader, writer)
+        return await relay_upgrade(request, head, reader, writer, self.connect_timeout)
+
+
+async def relay_upgrade(request: Request, head: UpgradeResponse, reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter, timeout: float) -> AnyResponse:
+    """Answer ``request`` with an upstream's answer to its replayed upgrade: anything but ``101``
+    is relayed as is; a ``101`` (with :data:`RESPONSE_HEADERS`) upgrades the client's connection
+    too, and bytes are then copied both ways until either side ends."""
+    if head.status != 101:
         try:
-            out = {k: head.get(k) for k in RESPONSE_HEADERS if head.get(k)}
-            client = await request.upgrade(out)
-        except BaseException:
-            await kubelet.close()
-            raise
-        # Bytes the kubelet sent right behind its 101 are already in the reader's buffer: the pipe
-        # reads through the same reader, so nothing is lost.
-        await splice(client, kubelet)
-        # The connection was taken over; the HTTP server sends nothing more on it.
-        return Response(status=101)
+            body = await asyncio.wait_for(read_body(reader, head), timeout)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError):
+            body = b""
+        finally:
+            writer.close()
+        return Response(body=body, status=head.status,
+                        headers={"Content-Type": head.get("Content-Type", "application/json")})
+    upstream = StreamPair(reader, writer)
+    try:
+        out = {k: head.get(k) for k in RESPONSE_HEADERS if head.get(k)}
+        client = await request.upgrade(out)
+    except BaseException:
+        await upstream.close()
+        raise
+    # Bytes the upstream sent right behind its 101 are already in the reader's buffer: the pipe
+    # reads through the same reader, so nothing is lost.
+    await splice(client, upstream)
+    # The connection was taken over; the HTTP server sends nothing more on it.
+    return Response(status=101)
 
 
 def _ports(values: list[str]) -> list[int]:

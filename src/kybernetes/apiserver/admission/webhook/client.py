@@ -2,11 +2,10 @@
 
 ``k8s.io/apiserver/pkg/util/webhook`` and the API server's service resolver:
 
-* ``clientConfig.url`` is called as given; ``clientConfig.service`` is resolved by the API server
-  itself (as kube-apiserver with ``--enable-aggregator-routing``): the Service's port (default
-  443) must exist, the Service must not be ExternalName, and the call goes to a ready endpoint
-  of its EndpointSlices (the slice port with the Service port's name), while TLS verifies the
-  name ``<service>.<namespace>.svc``, so it works on any node without cluster networking;
+* ``clientConfig.url`` is called as given; ``clientConfig.service`` (port default 443) is resolved
+  to a ready endpoint by the API server itself (``apiserver/serviceresolver.py``), while TLS
+  verifies the name ``<service>.<namespace>.svc``, so it works on any node without cluster
+  networking;
 * TLS is verified against ``caBundle`` (the system's roots when it is empty);
 * the call is a POST of the AdmissionReview with ``?timeout=<n>s``, bounded by ``timeoutSeconds``.
 
@@ -20,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import random
 import ssl
 from typing import Any
 
@@ -28,13 +26,10 @@ import aiohttp
 import orjson
 
 from kybernetes import errors
-from kybernetes.api.label_selectors import parse_label_selector
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.admission.webhook.source import Webhook
-from kybernetes.apiserver.registry.request import ListOptions
 from kybernetes.apiserver.registry.store import Registry
-
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+from kybernetes.apiserver.serviceresolver import resolve_endpoint
 
 
 class CallError(Exception):
@@ -161,41 +156,8 @@ class WebhookClient:
         host = f"{name}.{namespace}.svc"
         shown = f"https://{host}:{port}{path}{query}"
         try:
-            ip, target_port = await self._endpoint(namespace, name, port)
+            ip, target_port = await resolve_endpoint(self.registry, self.catalogue, namespace, name, port)
         except errors.StatusError as e:
             raise CallError(f'Post "{shown}": {e.message}') from None
         netloc = f"[{ip}]" if ":" in ip else ip
         return Resolved(shown, f"https://{netloc}:{target_port}{path}{query}", host)
-
-    async def _endpoint(self, namespace: str, name: str, port: int) -> tuple[str, int]:
-        """A ready endpoint of the Service's port (``ResolveEndpoint``'s rules and wording)."""
-        services = self.catalogue.get("", "v1", "services")
-        slices = self.catalogue.get("discovery.k8s.io", "v1", "endpointslices")
-        assert services is not None and slices is not None
-        try:
-            service = await self.registry.get(services, namespace, name, "0")
-        except errors.NotFound:
-            raise errors.ServiceUnavailable(f'service "{name}" not found') from None
-        spec = service.get("spec") or {}
-        if spec.get("type", "ClusterIP") not in ("ClusterIP", "NodePort", "LoadBalancer"):
-            raise errors.ServiceUnavailable(f'unsupported service type "{spec.get("type")}"')
-        port_name = None
-        for p in spec.get("ports") or []:
-            if p.get("port") == port:
-                port_name = str(p.get("name") or "")
-                break
-        if port_name is None:
-            raise errors.ServiceUnavailable(f'no service port {port} found for service "{name}"')
-        opts = ListOptions(label_selector=parse_label_selector(f"{SERVICE_NAME_LABEL}={name}"), resource_version="0")
-        ready: list[tuple[str, int]] = []
-        for es in (await self.registry.list(slices, namespace, opts)).items:
-            numbers = [p.get("port") for p in es.get("ports") or [] if str(p.get("name") or "") == port_name]
-            if not numbers or not isinstance(numbers[0], int):
-                continue
-            for ep in es.get("endpoints") or []:
-                if (ep.get("conditions") or {}).get("ready") is False:
-                    continue
-                ready.extend((str(addr), numbers[0]) for addr in ep.get("addresses") or [])
-        if not ready:
-            raise errors.ServiceUnavailable(f'no endpoints available for service "{name}"')
-        return random.choice(ready)
