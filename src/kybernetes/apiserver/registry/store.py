@@ -41,7 +41,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from kybernetes import errors
-from kybernetes.api import decode as typed
 from kybernetes.api import gojson
 from kybernetes.api import schema as schemas
 from kybernetes.api import validation as v
@@ -49,6 +48,7 @@ from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.timeutil import format_rfc3339, now_rfc3339
 from kybernetes.apiserver.admission.chain import CREATE, DELETE, UPDATE, Attributes, Chain
+from kybernetes.apiserver.registry import bodies
 from kybernetes.apiserver.registry.conversion import Conversions, Stored
 from kybernetes.apiserver.registry.objutil import copy_json, decode, encode, meta_of, new_uid, random_suffix
 from kybernetes.apiserver.registry.reads import StoreReads
@@ -159,53 +159,12 @@ class Registry(StoreReads):
     # --- writes -------------------------------------------------------------------------
 
     def _check_typed(self, r: Resource, obj: Obj, ctx: RequestContext) -> None:
-        """Go-style decoding: wrong types are 400; unknown fields dropped/warned/rejected."""
-        sch = self.schema(r)
-        if sch is None:
-            return
-        if not r.builtin:
-            # Custom resources: unknown fields are pruned; wrong types are a 422 from validation.
-            from kybernetes.api import structural
-
-            self._report_unknown(r, structural.prune_custom_object(obj, sch.raw), ctx)
-            return
-        res = typed.check(obj, sch)
-        if res.type_errors:
-            raise errors.BadRequest(
-                f'{r.kind} in version "{r.version}" cannot be handled as a {r.kind}: {res.type_errors[0]}'
-            )
-        self._report_unknown(r, res.unknown, ctx)
+        bodies.check_typed(r, self.schema(r), obj, ctx)
 
     def decode_typed(self, r: Resource, obj: Obj, ctx: RequestContext) -> None:
         """The create path's Go-style decoding, for REST objects that serve create themselves
         (the access reviews): 400 for a wrong type; unknown fields dropped, warned or refused."""
         self._check_typed(r, obj, ctx)
-
-    def _report_unknown(self, r: Resource, unknown: StrList, ctx: RequestContext) -> None:
-        if not unknown:
-            return
-        if ctx.field_validation == "Strict":
-            detail = ", ".join(f'unknown field "{p}"' for p in unknown)
-            raise errors.BadRequest(f"{r.kind} in version \"{r.version}\" cannot be handled as a {r.kind}: "
-                                    f"strict decoding error: {detail}")
-        if ctx.field_validation == "Warn":
-            ctx.warnings.extend(f'unknown field "{p}"' for p in unknown)
-
-    def _check_type_meta(self, r: Resource, obj: Obj) -> None:
-        if not isinstance(obj, dict):
-            raise errors.BadRequest("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")
-        kind = obj.get("kind")
-        av = obj.get("apiVersion")
-        if kind and kind != r.kind:
-            raise errors.BadRequest(
-                f'the kind of the object in the request body ({kind}) does not match the kind of the resource ({r.kind})'
-            )
-        if av and av != r.api_version:
-            raise errors.BadRequest(
-                f"the API version in the data ({av}) does not match the expected API version ({r.api_version})"
-            )
-        obj["kind"] = r.kind
-        obj["apiVersion"] = r.api_version
 
     def _validate(self, r: Resource, obj: Obj, old: Obj | None) -> None:
         s = self.strategy(r)
@@ -220,7 +179,7 @@ class Registry(StoreReads):
 
     async def create(self, r: Resource, namespace: str, body: Obj, ctx: RequestContext,
                      *, check_typed: bool = True) -> Obj:
-        self._check_type_meta(r, body)
+        bodies.check_type_meta(r, body)
         obj = copy_json(body)
         if check_typed:
             self._check_typed(r, obj, ctx)
@@ -285,7 +244,7 @@ class Registry(StoreReads):
     async def update(self, r: Resource, namespace: str, name: str, body: Obj, ctx: RequestContext,
                      *, subresource: str = "") -> tuple[Obj, bool]:
         """PUT. Returns the stored object and whether it was created."""
-        self._check_type_meta(r, body)
+        bodies.check_type_meta(r, body)
         new = copy_json(body)
         self._check_typed(r, new, ctx)
         meta = meta_of(new)
@@ -405,7 +364,7 @@ class Registry(StoreReads):
             elif patch_type == "apply":
                 if not isinstance(patch, dict):
                     raise errors.BadRequest("apply patch must be an object")
-                self._check_type_meta_apply(r, patch)
+                bodies.check_type_meta_apply(r, patch)
                 applied = copy.deepcopy(patch)
                 self._check_typed(r, applied, ctx)
                 manager = ctx.field_manager
@@ -417,7 +376,7 @@ class Registry(StoreReads):
                 raise errors.UnsupportedMediaType(f"unsupported patch type {patch_type}")
             if not isinstance(new, dict):
                 raise errors.BadRequest("patch produced an object that is not a JSON object")
-            self._check_type_meta(r, new)
+            bodies.check_type_meta(r, new)
             # Only a resourceVersion the client put in the patch is a precondition; the patched
             # object always carries the current one.
             patched_rv = _pinned_resource_version(patch_type, patch)
@@ -444,17 +403,12 @@ class Registry(StoreReads):
                 continue
         raise errors.Conflict.of(r.plural, name, r.group, why="too many conflicting writes; please retry")
 
-    def _check_type_meta_apply(self, r: Resource, obj: Obj) -> None:
-        if not obj.get("apiVersion") or not obj.get("kind"):
-            raise errors.BadRequest("apiVersion and kind must be set in an apply patch")
-        self._check_type_meta(r, obj)
-
     async def _apply_create(self, r: Resource, namespace: str, name: str, patch: Any, ctx: RequestContext) -> Obj:
         from kybernetes.api import apply as ssa
 
         if not isinstance(patch, dict):
             raise errors.BadRequest("apply patch must be an object")
-        self._check_type_meta_apply(r, patch)
+        bodies.check_type_meta_apply(r, patch)
         if not ctx.field_manager:
             raise errors.BadRequest("PATCH /apply requires a non-empty fieldManager query parameter")
         applied = copy.deepcopy(patch)

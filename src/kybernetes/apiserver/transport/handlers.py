@@ -86,17 +86,7 @@ class ResourceHandlers:
         q = request.query
         accept = parse_accept(request.headers.get("Accept", ""))
         method = request.method
-        ctx.dry_run = _dry_run(q.getall("dryRun", []))
-        ctx.field_manager = q.get("fieldManager", "")
-        ctx.user_agent = request.headers.get("User-Agent", "")
-        fv = q.get("fieldValidation", "")
-        if fv and fv not in ("Strict", "Warn", "Ignore"):
-            raise errors.BadRequest(f"fieldValidation must be one of Strict, Warn, Ignore, got {fv!r}")
-        ctx.field_validation = fv or ("Warn" if method != "GET" else "Ignore")
-        if len(ctx.field_manager) > 128:
-            raise errors.Invalid("", "", [{"reason": "FieldValueTooLong", "field": "fieldManager",
-                                           "message": "Too long: may not be more than 128 bytes"}],
-                                 message="fieldManager: Too long: may not be more than 128 bytes")
+        _read_write_options(request, ctx)
         pretty = pretty_requested(request)
         ns = rp.namespace
         if r.namespaced and not ns and method not in ("GET",) and method == "POST" and not rp.name:
@@ -402,6 +392,23 @@ class ResourceHandlers:
 
 def _partial(obj: Obj) -> Obj:
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata", {})}
+
+
+def _read_write_options(request: Request, ctx: RequestContext) -> None:
+    """The options every request may carry into the context: dryRun, fieldManager (at most 128
+    bytes), fieldValidation (Strict, Warn or Ignore; Warn by default on writes), the User-Agent."""
+    q = request.query
+    ctx.dry_run = _dry_run(q.getall("dryRun", []))
+    ctx.field_manager = q.get("fieldManager", "")
+    ctx.user_agent = request.headers.get("User-Agent", "")
+    fv = q.get("fieldValidation", "")
+    if fv and fv not in ("Strict", "Warn", "Ignore"):
+        raise errors.BadRequest(f"fieldValidation must be one of Strict, Warn, Ignore, got {fv!r}")
+    ctx.field_validation = fv or ("Warn" if request.method != "GET" else "Ignore")
+    if len(ctx.field_manager) > 128:
+        raise errors.Invalid("", "", [{"reason": "FieldValueTooLong", "field": "fieldManager",
+                                       "message": "Too long: may not be more than 128 bytes"}],
+                             message="fieldManager: Too long: may not be more than 128 bytes")
 
 
 def _dry_run(values: Any) -> bool:
