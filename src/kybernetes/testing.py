@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-API_ONLY_CONTROLLERS = ("serviceaccount-controller", "root-ca-cert-publisher", "clusterrole-aggregation")
+API_ONLY_CONTROLLERS = ("serviceaccount-controller", "clusterrole-aggregation")
 """The controllers an API-server-only test server still runs: without them no pod could be created
-(its ServiceAccount would not exist), its service-account token volume would miss the cluster CA
-(``kube-root-ca.crt``), and the aggregated roles (``view``, ``edit``, ``admin``) would grant nothing."""
+(its ServiceAccount would not exist) and the aggregated roles (``view``, ``edit``, ``admin``) would
+grant nothing. (Not the root-ca-cert-publisher: tests count the ConfigMaps of their namespaces.)"""
 
 KUBECTL = os.environ.get("KUBECTL", shutil.which("kubectl") or "/usr/bin/kubectl")
 

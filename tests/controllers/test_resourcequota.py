@@ -73,28 +73,25 @@ async def test_admission_and_controller(srv: ServerProcess) -> None:
         await client.create("v1", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
                                                  "metadata": {"name": "cm"}}, ns)
 
-        # Two ConfigMaps: "cm" and the namespace's kube-root-ca.crt (the test server's
-        # root-ca-cert-publisher makes it, as in every Kubernetes namespace).
-
         async def used(want: dict[str, str]) -> Obj | None:
             q = await client.get("v1", "resourcequotas", "q", ns)
             st = q.get("status") or {}
             return q if st.get("used") == want and st.get("hard") == q["spec"]["hard"] else None
 
-        await wait_for(lambda: used({"pods": "2", "requests.cpu": "200m", "count/configmaps": "2"}),
+        await wait_for(lambda: used({"pods": "2", "requests.cpu": "200m", "count/configmaps": "1"}),
                        what="used counted")
         # A terminal pod stops counting; the controller notices the phase change.
         p1 = await client.get("v1", "pods", "p1", ns)
         p1["status"]["phase"] = "Succeeded"
         await client.update("v1", "pods", p1, ns, subresource="status")
-        await wait_for(lambda: used({"pods": "1", "requests.cpu": "100m", "count/configmaps": "2"}),
+        await wait_for(lambda: used({"pods": "1", "requests.cpu": "100m", "count/configmaps": "1"}),
                        what="recount after Succeeded")
         await client.create("v1", "pods", pod("p3"), ns)
         # A status someone got wrong is put right by the periodic recount.
         q = await client.get("v1", "resourcequotas", "q", ns)
         q["status"]["used"] = {"pods": "0", "requests.cpu": "0", "count/configmaps": "0"}
         await client.update("v1", "resourcequotas", q, ns, subresource="status")
-        await wait_for(lambda: used({"pods": "2", "requests.cpu": "200m", "count/configmaps": "2"}),
+        await wait_for(lambda: used({"pods": "2", "requests.cpu": "200m", "count/configmaps": "1"}),
                        what="periodic recount")
 
 

@@ -37,13 +37,14 @@ NS = "vol"
 def prepare_server(s: ServerProcess) -> None:
     """Run by the ``srv`` fixture once the server is up."""
     s.kubectl("create", "namespace", NS)
-    # The API-only server's controllers (testing.API_ONLY_CONTROLLERS) make the default account and
-    # the kube-root-ca.crt ConfigMap of the new namespace.
+    # The API-only server's controllers (testing.API_ONLY_CONTROLLERS) make the default account; the
+    # kube-root-ca.crt ConfigMap the root-ca-cert-publisher would make is made here.
     deadline = time.monotonic() + 30
-    while any(s.kubectl("-n", NS, "get", kind, name, check=False).returncode != 0
-              for kind, name in (("serviceaccount", "default"), ("configmap", "kube-root-ca.crt"))):
-        assert time.monotonic() < deadline, "the default ServiceAccount and kube-root-ca.crt never came"
+    while s.kubectl("-n", NS, "get", "serviceaccount", "default", check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the default ServiceAccount never came"
         time.sleep(0.1)
+    s.kubectl("-n", NS, "create", "configmap", "kube-root-ca.crt",
+              f"--from-file=ca.crt={s.data_dir / 'tls' / 'ca.crt'}")
 
 
 class Clock:
