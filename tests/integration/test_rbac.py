@@ -198,6 +198,39 @@ def test_who_may_do_what_where(cluster: Cluster, who: str, args: tuple[str, ...]
         assert res.stderr.strip() == refusal
 
 
+# The same policy asked through ``kubectl auth can-i`` (a SelfSubjectAccessReview as the user, and
+# the admin's SubjectAccessReview-backed ``--as``): who, verb, what, namespace, allowed.
+CAN_I: list[tuple[str, str, str, str, bool]] = [
+    ("jane", "list", "pods", "dev", True),
+    ("jane", "watch", "pods", "dev", True),
+    ("jane", "list", "pods", "prod", False),
+    ("jane", "delete", "pod/web", "dev", False),
+    ("jane", "list", "namespaces", "", True),
+    ("jane", "get", "secret/s1", "dev", True),
+    ("jane", "get", "secret/s2", "dev", False),
+    ("jane", "list", "secrets", "dev", False),
+    ("bob", "list", "pods", "dev", False),
+    ("bob", "create", "configmaps", "prod", True),
+    ("bob", "delete", "configmap/c9", "prod", True),
+    ("bob", "create", "configmaps", "dev", False),
+    ("builder", "list", "pods", "dev", True),
+    ("builder", "get", "secret/s1", "dev", False),
+]
+IMPERSONATE = {"jane": ("--as", "jane", "--as-group", "devs"), "bob": ("--as", "bob", "--as-group", "ops"),
+               "builder": ("--as", SA)}
+
+
+@pytest.mark.parametrize(("who", "verb", "what", "ns", "allowed"), CAN_I,
+                         ids=[f"{t[0]}-{t[1]}-{t[2]}-{t[3] or 'cluster'}" for t in CAN_I])
+def test_can_i_answers_as_the_requests_do(cluster: Cluster, who: str, verb: str, what: str, ns: str,
+                                          allowed: bool) -> None:
+    args = ("auth", "can-i", verb, what, *(("-n", ns) if ns else ()))
+    mine = cluster.as_user(who, *args)
+    assert (mine.returncode, mine.stdout.split()[:1]) == ((0, ["yes"]) if allowed else (1, ["no"])), mine.stderr
+    theirs = cluster.admin(*args, *IMPERSONATE[who], check=False)
+    assert (theirs.returncode, theirs.stdout.split()[:1]) == ((0, ["yes"]) if allowed else (1, ["no"]))
+
+
 def wait_until(cluster: Cluster, who: str, args: tuple[str, ...], refusal: str | None, timeout: float = 10.0,
                input: str | None = None) -> subprocess.CompletedProcess[str]:
     """Repeat the request until it succeeds (``refusal`` None) or fails with exactly ``refusal``."""
