@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kybernetes.api.validation.govalues import go_quote
 from kybernetes.apiserver.authz.covers import uncovered
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
@@ -207,10 +208,6 @@ def compact(rules: Sequence[Rule]) -> list[Rule]:
 def _go_quoted(values: Sequence[str]) -> str:
     """Go's ``%q`` of a []string: ``["a" "b"]``."""
     return "[" + " ".join(go_quote(v) for v in values) + "]"
-
-
-def go_quote(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def compact_string(rule: Rule) -> str:

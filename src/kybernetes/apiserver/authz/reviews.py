@@ -25,7 +25,6 @@ widen a decision, and their parse errors are not reported in ``evaluationError``
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +32,7 @@ from kybernetes import errors
 from kybernetes.api import validation as v
 from kybernetes.api.obj import Obj
 from kybernetes.api.validation import FieldError
+from kybernetes.api.validation.govalues import GoValue, go_quote, go_string_map, go_strings
 from kybernetes.apiserver.authz.authorizer import (
     AlwaysAllow,
     Attributes,
@@ -59,58 +59,31 @@ _REQUIREMENT_FIELDS = ("key", "operator", "values")
 
 # --- Go's rendering of a bad value in a field error ------------------------------------------
 
-def _go_quote(s: str) -> str:
-    """Go's ``%q`` of a string (close enough for printable text: JSON's escapes)."""
-    return json.dumps(s, ensure_ascii=False)
-
-
-def _go_strings(value: Any, type_name: str = "[]string") -> str:
-    if not value:
-        return f"{type_name}(nil)"
-    return type_name + "{" + ", ".join(_go_quote(str(x)) for x in value) + "}"
-
-
-def _go_string_map(value: Any) -> str:
-    if not isinstance(value, dict) or not value:
-        return "map[string]string(nil)"
-    return "map[string]string{" + ", ".join(f"{_go_quote(k)}:{_go_quote(str(value[k]))}" for k in sorted(value)) + "}"
-
-
-class _GoValue:
-    """A value already rendered as Go's ``%#v`` renders it (so a field error prints it as is)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __str__(self) -> str:
-        return self.text
-
-
-def _non_resource_value(attrs: Any) -> _GoValue:
+def _non_resource_value(attrs: Any) -> GoValue:
     attrs = attrs if isinstance(attrs, dict) else {}
-    return _GoValue(f"authorization.NonResourceAttributes{{Path:{_go_quote(str(attrs.get('path') or ''))}, "
-                    f"Verb:{_go_quote(str(attrs.get('verb') or ''))}}}")
+    return GoValue(f"authorization.NonResourceAttributes{{Path:{go_quote(str(attrs.get('path') or ''))}, "
+                    f"Verb:{go_quote(str(attrs.get('verb') or ''))}}}")
 
 
-def _object_meta_value(meta: Obj) -> _GoValue:
+def _object_meta_value(meta: Obj) -> GoValue:
     """``metav1.ObjectMeta`` as ``%#v`` prints it (the value of ``metadata: must be empty``)."""
     def quoted(key: str) -> str:
-        return _go_quote(str(meta.get(key) or ""))
+        return go_quote(str(meta.get(key) or ""))
 
     generation = meta.get("generation") or 0
-    return _GoValue(
+    return GoValue(
         f"v1.ObjectMeta{{Name:{quoted('name')}, GenerateName:{quoted('generateName')}, "
         f"Namespace:{quoted('namespace')}, SelfLink:{quoted('selfLink')}, UID:{quoted('uid')}, "
         f"ResourceVersion:{quoted('resourceVersion')}, "
         f"Generation:{generation}, CreationTimestamp:time.Date(1, time.January, 1, 0, 0, 0, 0, time.UTC), "
         f"DeletionTimestamp:<nil>, DeletionGracePeriodSeconds:(*int64)(nil), "
-        f"Labels:{_go_string_map(meta.get('labels'))}, Annotations:{_go_string_map(meta.get('annotations'))}, "
-        f"OwnerReferences:[]v1.OwnerReference(nil), Finalizers:{_go_strings(meta.get('finalizers'))}, "
+        f"Labels:{go_string_map(meta.get('labels'))}, Annotations:{go_string_map(meta.get('annotations'))}, "
+        f"OwnerReferences:[]v1.OwnerReference(nil), Finalizers:{go_strings(meta.get('finalizers'))}, "
         "ManagedFields:[]v1.ManagedFieldsEntry(nil)}")
 
 
 def _invalid(path: str, value: Any, detail: str) -> FieldError:
-    """``field.Invalid``: a nil pointer prints as ``"null"``, a struct as Go's ``%#v`` (a :class:`_GoValue`)."""
+    """``field.Invalid``: a nil pointer prints as ``"null"``, a struct as Go's ``%#v`` (a :class:`GoValue`)."""
     return v.invalid(path, "null" if value is None else value, detail)
 
 

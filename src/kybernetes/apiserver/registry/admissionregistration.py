@@ -26,6 +26,7 @@ from kybernetes.api import validation as v
 from kybernetes.api.label_selectors import validate_label_selector_object
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.api.validation.fields import as_dict, as_list, is_int, port_num_msgs
+from kybernetes.api.validation.govalues import go_strings
 from kybernetes.apiserver.registry.strategy import ClusterScoped, Obj, Strategy
 
 FAILURE_POLICIES = ("Fail", "Ignore")
@@ -248,10 +249,13 @@ def validate_webhook(hook: dict[str, Any], path: Path, *, mutating: bool, side_e
     return errs
 
 
-def validate_review_versions(versions: list[Any], path: Path, *, require_known: bool) -> list[FieldError]:
-    """``validateAdmissionReviewVersions``."""
+def validate_review_versions(versions: list[Any], path: Path, *, require_known: bool,
+                             required_detail: str = f"must specify one of {', '.join(REVIEW_VERSIONS)}"
+                             ) -> list[FieldError]:
+    """``validateAdmissionReviewVersions`` and the CRD conversion's ``validateConversionReviewVersions``
+    (the same rules; only the detail of a missing list differs)."""
     if not versions:
-        return [v.required(path, f"must specify one of {', '.join(REVIEW_VERSIONS)}")]
+        return [v.required(path, required_detail) if required_detail else v.required(path)]
     errs: list[FieldError] = []
     seen: set[str] = set()
     for i, ver in enumerate(versions):
@@ -261,7 +265,7 @@ def validate_review_versions(versions: list[Any], path: Path, *, require_known: 
         seen.add(ver)
         errs += [v.invalid(path.index(i), ver, m) for m in v.is_dns1035_label(str(ver))]
     if require_known and not seen & set(REVIEW_VERSIONS):
-        errs.append(v.invalid(path, versions, f"must include at least one of {', '.join(REVIEW_VERSIONS)}"))
+        errs.append(v.invalid(path, go_strings(versions), f"must include at least one of {', '.join(REVIEW_VERSIONS)}"))
     return errs
 
 

@@ -27,29 +27,16 @@ from cryptography import x509
 from kybernetes.api import validation as v
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.api.validation.fields import as_dict, as_list
-from kybernetes.apiserver.registry.admissionregistration import validate_service, validate_url
+from kybernetes.api.validation.govalues import go_bytes
+from kybernetes.apiserver.registry.admissionregistration import (
+    REVIEW_VERSIONS,
+    validate_review_versions,
+    validate_service,
+    validate_url,
+)
 
 STRATEGIES = ("None", "Webhook")
-REVIEW_VERSIONS = ("v1", "v1beta1")
 _PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n(.*?)-----END CERTIFICATE-----", re.S)
-
-
-class GoValue:
-    """A value rendered in a field error as Go's ``%#v`` renders it (``[]string{"v3"}``)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __str__(self) -> str:
-        return self.text
-
-
-def go_strings(values: list[Any]) -> GoValue:
-    return GoValue("[]string{" + ", ".join('"' + str(x).replace('"', '\\"') + '"' for x in values) + "}")
-
-
-def go_bytes(data: bytes) -> GoValue:
-    return GoValue("[]byte{" + ", ".join(f"0x{b:x}" for b in data) + "}")
 
 
 def validate_conversion(crd: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
@@ -86,7 +73,8 @@ def validate_conversion(crd: dict[str, Any], old: dict[str, Any] | None) -> list
         errs += _client_config(as_dict(client_config), p.child("webhookClientConfig"), allow_bad_bundle)
     old_versions = as_list(old_webhook.get("conversionReviewVersions"))
     require_known = old is None or not old_versions or bool(set(old_versions) & set(REVIEW_VERSIONS))
-    return errs + _review_versions(versions, p.child("conversionReviewVersions"), require_known)
+    return errs + validate_review_versions(versions, p.child("conversionReviewVersions"), require_known=require_known,
+                                          required_detail="")
 
 
 def _client_config(cc: dict[str, Any], p: Path, allow_bad_bundle: bool) -> list[FieldError]:
@@ -118,23 +106,6 @@ def _ca_bundle_errors(bundle: Any, p: Path) -> list[FieldError]:
         except (ValueError, binascii.Error):
             return [v.invalid(p, go_bytes(data), "x509: malformed certificate")]
     return []
-
-
-def _review_versions(versions: list[Any], p: Path, require_known: bool) -> list[FieldError]:
-    """``validateConversionReviewVersions``."""
-    if not versions:
-        return [v.required(p)]
-    errs: list[FieldError] = []
-    seen: set[str] = set()
-    for i, ver in enumerate(versions):
-        if ver in seen:
-            errs.append(v.invalid(p.index(i), ver, "duplicate version"))
-            continue
-        seen.add(ver)
-        errs += [v.invalid(p.index(i), ver, m) for m in v.is_dns1035_label(str(ver))]
-    if require_known and not seen & set(REVIEW_VERSIONS):
-        errs.append(v.invalid(p, go_strings(versions), f"must include at least one of {', '.join(REVIEW_VERSIONS)}"))
-    return errs
 
 
 __all__ = ["REVIEW_VERSIONS", "STRATEGIES", "validate_conversion"]
