@@ -25,7 +25,7 @@ from cel_expr_python.ext.ext_optional import ExtOptional
 from cel_expr_python.ext.ext_strings import ExtStrings
 
 from kybernetes.apiserver.cel import cost
-from kybernetes.apiserver.cel.library import kubernetes_functions
+from kybernetes.apiserver.cel.library import kubernetes_extensions, kubernetes_functions
 from kybernetes.apiserver.cel.library_net import network_functions
 
 
@@ -61,7 +61,7 @@ def new_environment(variables: dict[str, Any], descriptor_pool: Any = None) -> A
     return ce.NewEnv(
         descriptor_pool=descriptor_pool,
         variables=variables,
-        extensions=[ExtStrings(), ExtOptional(), ExtMath(), ExtBindings()],
+        extensions=[ExtStrings(), ExtOptional(), ExtMath(), ExtBindings(), *kubernetes_extensions()],
         functions=kubernetes_functions() + network_functions(),
     )
 
