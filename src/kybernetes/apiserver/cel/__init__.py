@@ -38,9 +38,9 @@ What Kubernetes' environment needs, by implementation (cel-expr-python / common-
 Chosen: **cel-expr-python**, the fastest, the only one with a type checker, and the only one
 with the extensions Kubernetes enables. Built here as custom functions (:mod:`.library`):
 quantity, lists (``isSorted``, ``sum``, ``min``, ``max``, ``indexOf``, ``lastIndexOf``), regex
-(``find``, ``findAll``) in :mod:`.library`; url, ip, cidr and sets in :mod:`.library_net`. Not
-built yet: format (``format.dns1123Label()``...), semver,
-authz (``authorizer``), ``string()`` of an IP or CIDR, two-variable comprehensions, and
+(``find``, ``findAll``) in :mod:`.library`; url, ip, cidr and sets in :mod:`.library_net`; authz
+(``authorizer``, ``authorizer.requestResource``) in :mod:`.library_authz`. Not
+built yet: format (``format.dns1123Label()``...), semver, ``string()`` of an IP or CIDR, two-variable comprehensions, and
 Kubernetes' escapes of property names that are not identifiers (``__dash__``...). CRD rules are
 type-checked against the schema (:mod:`.schemaenv`: ``self.noSuchField`` is refused when the
 CRD is written, as in Kubernetes), except where the schema leaves types open (unknown fields,
