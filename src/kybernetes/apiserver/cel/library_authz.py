@@ -77,6 +77,14 @@ def request_resource_value(chain: Chain | None, user: User, group: str, resource
     return {**check, "subresource": subresource, "namespace": namespace, "name": name}
 
 
+def variables(chain: Chain | None, user: User, group: str, resource: str, subresource: str, namespace: str,
+              name: str) -> dict[str, Any]:
+    """Both variables, ``authorizer`` and ``authorizer.requestResource``, for one request."""
+    return {"authorizer": authorizer_value(chain, user),
+            "authorizer.requestResource": request_resource_value(chain, user, group, resource, subresource,
+                                                                 namespace, name)}
+
+
 def _of(value: Any, kind: str) -> dict[str, Any]:
     if isinstance(value, dict) and value.get(KIND) == kind:
         return value
@@ -174,4 +182,5 @@ def authz_functions(runtime: bool) -> list[ce.FunctionDecl]:
     ]
 
 
-__all__ = ["KIND", "TYPE_NAMES", "authorizer_value", "authz_functions", "cel_type", "request_resource_value"]
+__all__ = ["KIND", "TYPE_NAMES", "authorizer_value", "authz_functions", "cel_type", "request_resource_value",
+           "variables"]

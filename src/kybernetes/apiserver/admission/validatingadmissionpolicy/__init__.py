@@ -38,7 +38,7 @@ from kybernetes.apiserver.admission.chain import Attributes, Handler, PluginInit
 from kybernetes.apiserver.admission.validatingadmissionpolicy.evaluate import CompiledPolicy, Decision
 from kybernetes.apiserver.admission.validatingadmissionpolicy.matching import EXEMPT, matches
 from kybernetes.apiserver.authz.authorizer import Chain
-from kybernetes.apiserver.cel.library_authz import authorizer_value, request_resource_value
+from kybernetes.apiserver.cel import library_authz
 from kybernetes.apiserver.registry.store import Registry
 
 NAME = "ValidatingAdmissionPolicy"
@@ -227,11 +227,10 @@ class _Request:
         a = self.attrs
         if self._request is None:
             self._request = _request_object(a)
-        chain = self.plugin.authorizer()
+        authz = library_authz.variables(self.plugin.authorizer(), a.user, a.group, a.resource, a.subresource,
+                                        a.namespace, a.name)
         return {"object": a.object, "oldObject": a.old_object, "request": self._request, "params": params,
-                "namespaceObject": await self.namespace(), "authorizer": authorizer_value(chain, a.user),
-                "authorizer.requestResource": request_resource_value(chain, a.user, a.group, a.resource,
-                                                                     a.subresource, a.namespace, a.name)}
+                "namespaceObject": await self.namespace(), **authz}
 
 
 def _request_object(a: Attributes) -> Obj:
