@@ -289,3 +289,13 @@ def test_authorizer_errors(expression: str, message: str) -> None:
 ])
 def test_authorizer_misuse_refused_when_written(expression: str, issue: str) -> None:
     assert issue in (compile_error(expression) or "")
+
+
+def test_authorizer_of_a_dropped_chain_never_allows() -> None:
+    chain = new_chain(("AlwaysAllow",), {})
+    data = {"authorizer": library_authz.authorizer_value(chain, User("alice"))}
+    expression = compile_policy_expression("authorizer.path('/x').check('get').allowed()")
+    assert expression.evaluate(data) is True
+    del chain
+    with pytest.raises(EvalError, match="authorizer is no longer available"):
+        expression.evaluate(data)
