@@ -1,16 +1,19 @@
 """ValidatingAdmissionPolicy and its bindings through kubectl against a real server: params from
 a ConfigMap, Deny and Warn actions, matchConditions, variables, a missing param, a policy that
-does not compile, with kube-apiserver 1.32's wording."""
+does not compile, the ``authorizer`` asking RBAC about the request's user, with kube-apiserver
+1.32's wording."""
 
 from __future__ import annotations
 
 import subprocess
 import textwrap
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from kybernetes.testing import ServerProcess
+from kybernetes.testing import KUBECTL, ServerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -156,3 +159,63 @@ def test_invalid_policy_and_binding_refused(server: ServerProcess) -> None:
         'The ValidatingAdmissionPolicyBinding "b" is invalid: spec.validationActions: Invalid value: '
         '[]string{"Deny", "Warn"}: must not contain both Deny and Warn (repeating the same validation failure '
         "information in the API response and headers serves no purpose)")
+
+
+_MAY_DELETE = """\
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: may-delete}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}
+  validations:
+  - expression: "authorizer.group('').resource('configmaps').namespace(request.namespace).check('delete').allowed()"
+    message: only who may delete configmaps may create them
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: may-delete-b}
+spec: {policyName: may-delete, validationActions: [Deny]}
+"""
+
+
+@pytest.fixture
+def rbac_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server of its own with a token user (the default authorization, Node,RBAC)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "tokens.csv").write_text('jane-token,jane,1001,"devs"\n')
+    with ServerProcess.start(data) as srv:
+        yield srv
+
+
+def test_authorizer_checks_the_requests_user(rbac_server: ServerProcess) -> None:
+    """``authorizer...check('delete').allowed()`` asks RBAC about the request's user: the admin
+    passes, a user granted only create is refused until granted delete too."""
+    srv, k = rbac_server, rbac_server.kubectl
+    k("create", "namespace", "authz")
+    k("-n", "authz", "create", "role", "cm-create", "--verb=create", "--resource=configmaps")
+    k("-n", "authz", "create", "rolebinding", "jane-create", "--role=cm-create", "--user=jane")
+    srv.wait_allowed("create", "configmaps", "jane", namespace="authz")
+    k("create", "-f", "-", input=_MAY_DELETE)
+
+    def as_jane(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([KUBECTL, "--kubeconfig", "/dev/null", "--server", srv.url, "--certificate-authority",
+                               str(srv.data_dir / "tls" / "ca.crt"), "--token", "jane-token", "-n", "authz",
+                               "create", "configmap", name], capture_output=True, text=True, timeout=60)
+
+    deadline = time.time() + 10
+    while (res := as_jane("by-jane")).returncode == 0:  # until the policy reaches the plugin's caches
+        assert time.time() < deadline, "policy not in effect within 10 s"
+        k("-n", "authz", "delete", "configmap", "by-jane")
+        time.sleep(0.1)
+    assert res.stderr.strip() == (
+        'error: failed to create configmap: configmaps "by-jane" is forbidden: ValidatingAdmissionPolicy '
+        "'may-delete' with binding 'may-delete-b' denied request: only who may delete configmaps may create them")
+    k("-n", "authz", "create", "configmap", "by-admin")  # system:masters
+    k("-n", "authz", "create", "role", "cm-delete", "--verb=delete", "--resource=configmaps")
+    k("-n", "authz", "create", "rolebinding", "jane-delete", "--role=cm-delete", "--user=jane")
+    srv.wait_allowed("delete", "configmaps", "jane", namespace="authz")
+    res = as_jane("by-jane")
+    assert res.returncode == 0, res.stderr

@@ -29,6 +29,8 @@ from kybernetes.apiserver.admission.webhook.review import (
     verify_response,
 )
 from kybernetes.apiserver.admission.webhook.rules import is_exempt, rule_matches
+from kybernetes.apiserver.authz.authorizer import new_chain
+from kybernetes.apiserver.cel import library_authz
 from kybernetes.apiserver.registry import builtin_strategies
 from kybernetes.apiserver.registry.admissionregistration import (
     MutatingWebhookConfigurationStrategy,
@@ -257,6 +259,19 @@ def test_match_conditions_semantics() -> None:
                                                "expression must evaluate to bool]")
     ok = Conditions([{"name": "a", "expression": "request.operation == 'CREATE' && oldObject == null"}])
     assert ok.evaluate({"operation": "CREATE", "object": {}, "oldObject": None}).matches is True
+
+
+def test_match_conditions_ask_the_authorizer() -> None:
+    """matchConditions' ``authorizer`` asks the server's chain for the request's user:
+    system:masters passes AlwaysDeny's chain, a plain user does not."""
+    conds = Conditions([{"name": "may", "expression": "authorizer.requestResource.check('delete').allowed() && "
+                                                      "authorizer.group('').resource('secrets').check('get').allowed()"}])
+    chain = new_chain(("AlwaysDeny",), {})
+    for user, want in ((User("alice"), False), (User("root", ("system:masters",)), True)):
+        authz = library_authz.variables(chain, user, "", "configmaps", "", "team", "x")
+        assert conds.evaluate({"object": {}}, authz).matches is want
+    no_authz = conds.evaluate({"object": {}})  # no authorizer given: an evaluation error
+    assert no_authz.matches is False and no_authz.error.startswith("expression 'authorizer.requestResource")
 
 
 def test_failed_conditions_are_kubernetes_forbidden() -> None:

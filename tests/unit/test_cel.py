@@ -303,3 +303,41 @@ def test_one_request_shares_the_cost_budget() -> None:
     errs = [str(e) for e in validator.validate({f"l{i}": wide for i in range(100)}, None)]
     assert errs[-1].endswith(cost.BUDGET_EXCEEDED)
     assert len(errs) == 1
+
+
+@pytest.mark.parametrize(("source", "want"), [
+    ("[1, 2, 2, 3].indexOf(2)", 1),
+    ("['a', 'b', 'b', 'c'].lastIndexOf('b')", 2),
+    ("[1.0].indexOf(1.1)", -1),
+    ("[].indexOf('string')", -1),
+    ("[].lastIndexOf('string')", -1),
+    ("[1, 2u, 3.0].indexOf(3)", 2),
+    ("[true, 1].indexOf(1)", 1),
+    ("[1, true].lastIndexOf(true)", 1),
+    ("[[1], [2], [2]].lastIndexOf([2])", 2),
+    ("[{'a': 1}, {'a': true}].indexOf({'a': true})", 1),
+    ("self.l.indexOf(self.x)", 1),
+    ("'abcb'.indexOf('b') + 'abcb'.lastIndexOf('b') + 'abcb'.indexOf('b', 2)", 1 + 3 + 3),
+    ("self.s.indexOf('b') == 1 && self.s.lastIndexOf('c') == 2", True),
+])
+def test_lists_index_of_beside_the_strings_extension(source: str, want: Any) -> None:
+    """Kubernetes' lists library (lists.go) ``indexOf``/``lastIndexOf``: -1 when absent, CEL
+    equality (a bool is not a number); the strings extension's functions of those names still work."""
+    data = {"l": ["x", {"k": [1]}, 3], "x": {"k": [1.0]}, "s": "abc"}
+    assert compile_expression(source, SELF).evaluate({"self": data}) == want
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ("self.n.indexOf(1)", "no such overload"),
+    ("self.s.lastIndexOf(1)", "no such overload"),
+    ("'abc'.indexOf('b', 9)", "index out of range: 9"),
+])
+def test_lists_index_of_errors(source: str, message: str) -> None:
+    with pytest.raises(EvalError, match=message):
+        compile_expression(source, SELF).evaluate({"self": {"n": 5, "s": "abc"}})
+
+
+@pytest.mark.parametrize("source", ["[1].indexOf()", "[1].lastIndexOf(1, 2)", "{'a': 1}.indexOf('a')"])
+def test_lists_index_of_compile_errors(source: str) -> None:
+    with pytest.raises(CompileError, match=r"(no matching overload for|undeclared reference to) '(last)?[iI]ndexOf'"):
+        compile_expression(source, SELF)

@@ -18,6 +18,9 @@ from kybernetes.apiserver.admission import validatingadmissionpolicy as vap
 from kybernetes.apiserver.admission.chain import Attributes, Chain, PluginInit
 from kybernetes.apiserver.admission.validatingadmissionpolicy.evaluate import CompiledPolicy
 from kybernetes.apiserver.admission.validatingadmissionpolicy.matching import matches, rule_matches
+from kybernetes.apiserver.authz.authorizer import new_chain
+from kybernetes.apiserver.cel import EvalError, library_authz
+from kybernetes.apiserver.cel.admission import compile_error, compile_policy_expression
 from kybernetes.apiserver.registry import builtin_strategies
 from kybernetes.apiserver.registry.admissionpolicies import STRATEGIES
 from kybernetes.apiserver.registry.request import DeleteOptions, RequestContext, User
@@ -225,3 +228,74 @@ def test_rule_scope_names_operations_and_equivalent_versions() -> None:
         return matches({"resourceRules": [v2], "matchPolicy": policy}, _attrs(), namespaced=True,
                        other_versions=lambda: ["v2"], namespace_labels=lambda: {})
     assert match("Equivalent") and not match("Exact")
+
+
+@pytest.mark.parametrize("modes", [("AlwaysDeny",), ("AlwaysAllow",), None])
+async def test_authorizer_asks_the_servers_chain_for_the_requests_user(reg: Registry, modes: Any) -> None:
+    """``authorizer`` (authz.go) asks the chain about the request's user: AlwaysDeny refuses a
+    plain user (with the chain's reason) but not system:masters; no chain allows everyone."""
+    chain = new_chain(modes, {}) if modes else None
+    reg.admission = Chain([(vap.NAME, vap.new(PluginInit(reg, lambda: chain)))])
+    p = policy("may-delete", validations=[{
+        "expression": "authorizer.group('').resource('configmaps').namespace(request.namespace)"
+                      ".check('delete').allowed()",
+        "messageExpression": "'no: ' + authorizer.requestResource.check('create').reason()"}])
+    await install(reg, p, binding("may-delete-b", "may-delete", ["Deny"]))
+    plain = RequestContext(user=User("alice", ("system:authenticated",)))
+    if modes == ("AlwaysDeny",):
+        with pytest.raises(errors.StatusError, match=r"denied request: no: Everything is forbidden\.$"):
+            await create(reg, cm("plain"), plain)
+    else:
+        await create(reg, cm("plain"), plain)
+    await create(reg, cm("admin"), RequestContext(user=User("root", ("system:masters",))))
+
+
+@pytest.mark.parametrize(("expression", "want"), [
+    ("authorizer.path('/healthz').check('get').allowed()", False),
+    ("authorizer.serviceAccount('team', 'builder').group('apps').resource('deployments').check('get').reason()",
+     "Everything is forbidden."),
+    ("authorizer.group('').resource('pods').subresource('log').name('p').fieldSelector('a=b').labelSelector('c')"
+     ".check('get').errored()", False),
+    ("authorizer.path('/x').check('get').error()", ""),
+    ("authorizer.requestResource.check('get').allowed()", False),
+])
+def test_authorizer_builders_evaluate(expression: str, want: Any) -> None:
+    """Every builder of authz.go, on a real AlwaysDeny chain."""
+    chain = new_chain(("AlwaysDeny",), {})
+    user = User("alice")
+    data = {"authorizer": library_authz.authorizer_value(chain, user),
+            "authorizer.requestResource": library_authz.request_resource_value(chain, user, "", "pods", "", "t", "p")}
+    assert compile_policy_expression(expression).evaluate(data) == want
+
+
+@pytest.mark.parametrize(("expression", "message"), [
+    ("authorizer.path(' ').check('get').allowed()", "path must not be empty"),
+    ("authorizer.group('').resource('').check('get').allowed()", "resource must not be empty"),
+    ("authorizer.serviceAccount('team', 'Bad_Name').path('/x').check('get').allowed()",
+     "Invalid service account name"),
+    ("authorizer.serviceAccount('a.b', 'ok').path('/x').check('get').allowed()", "Invalid service account namespace"),
+])
+def test_authorizer_errors(expression: str, message: str) -> None:
+    data = {"authorizer": library_authz.authorizer_value(None, User("alice"))}
+    with pytest.raises(EvalError, match=message):
+        compile_policy_expression(expression).evaluate(data)
+
+
+@pytest.mark.parametrize(("expression", "issue"), [
+    ("authorizer.check('get')", "found no matching overload for 'check' applied to "
+                                "'(kubernetes.authorization.Authorizer, string)'"),
+    ("authorizer.path('/x').resource('r')", "found no matching overload for 'resource'"),
+    ("authorizer.group('').resource('r').check('get') == true", "found no matching overload for '_==_'"),
+])
+def test_authorizer_misuse_refused_when_written(expression: str, issue: str) -> None:
+    assert issue in (compile_error(expression) or "")
+
+
+def test_authorizer_of_a_dropped_chain_never_allows() -> None:
+    chain = new_chain(("AlwaysAllow",), {})
+    data = {"authorizer": library_authz.authorizer_value(chain, User("alice"))}
+    expression = compile_policy_expression("authorizer.path('/x').check('get').allowed()")
+    assert expression.evaluate(data) is True
+    del chain
+    with pytest.raises(EvalError, match="authorizer is no longer available"):
+        expression.evaluate(data)

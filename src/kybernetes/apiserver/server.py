@@ -237,7 +237,7 @@ class APIServer:
         rbac_escalation.install(self.registry, lambda: self.authorizer)
         self.registry.admission = admission_plugins.new_chain(
             admission_plugins.enabled_plugin_names(cfg.enable_admission_plugins, cfg.disable_admission_plugins),
-            PluginInit(self.registry))
+            PluginInit(self.registry, lambda: self.authorizer))
         self.service_accounts = ServiceAccounts(self.registry, self.pki.service_account_key())
         self.handlers = ResourceHandlers(self.registry, self.catalogue)
         self.authenticator = Authenticator(TokenFile(cfg.token_file))

@@ -29,7 +29,7 @@ and which are on by default live in :mod:`.plugins`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -37,6 +37,7 @@ from kybernetes import errors
 from kybernetes.api.obj import Obj
 
 if TYPE_CHECKING:
+    from kybernetes.apiserver.authz.authorizer import Chain as AuthorizerChain
     from kybernetes.apiserver.registry.request import User
     from kybernetes.apiserver.registry.store import Registry
 
@@ -131,6 +132,9 @@ class PluginInit:
     """What a plugin may ask for when it is built (Kubernetes' plugin initializers)."""
 
     registry: Registry
+    authorizer: Callable[[], AuthorizerChain | None] = lambda: None
+    """The server's authorizer chain as it is when called (made after the plugins; None: every
+    request allowed, AlwaysAllow), for CEL's ``authorizer`` variable."""
 
 
 def forbidden(attrs: Attributes, message: str) -> errors.Forbidden:

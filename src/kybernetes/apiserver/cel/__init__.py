@@ -35,19 +35,22 @@ What Kubernetes' environment needs, by implementation (cel-expr-python / common-
   yes, untyped / yes;
 - cost estimation and runtime cost limits: none of the three; see :mod:`.cost`.
 
-Chosen: **cel-expr-python**, the fastest, the only one with a type checker, and the only one
-with the extensions Kubernetes enables. Built here as custom functions (:mod:`.library`):
-quantity, lists (``isSorted``, ``sum``, ``min``, ``max``), regex
-(``find``, ``findAll``) in :mod:`.library`; url, ip, cidr and sets in :mod:`.library_net`. Not
-built yet: the lists ``indexOf``/``lastIndexOf``, format (``format.dns1123Label()``...), semver,
-authz (``authorizer``), ``string()`` of an IP or CIDR, two-variable comprehensions, and
-Kubernetes' escapes of property names that are not identifiers (``__dash__``...). CRD rules are
-type-checked against the schema (:mod:`.schemaenv`: ``self.noSuchField`` is refused when the
-CRD is written, as in Kubernetes), except where the schema leaves types open (unknown fields,
-int-or-string, property names that need escapes); policies' ``object`` is ``dyn`` (Kubernetes
-checks them against the matched kinds' OpenAPI only for ``status.typeChecking`` warnings).
-Cost is bounded before evaluation (:mod:`.cost`), not counted during it, and there is no static
-cost estimate when a CRD or policy is written.
+Chosen: **cel-expr-python**, the fastest, the only one with a type checker, and the only one with
+the extensions Kubernetes enables. Built here as custom functions (:mod:`.library`): quantity, lists
+(``isSorted``, ``sum``, ``min``, ``max``, ``indexOf``, ``lastIndexOf``), regex (``find``,
+``findAll``) in :mod:`.library`; url, ip, cidr and sets in :mod:`.library_net`; authz
+(``authorizer``, ``authorizer.requestResource``) in :mod:`.library_authz`. Not built yet: format
+(``format.dns1123Label()``...: its ``validate`` returns an optional, which a cel-expr-python
+function cannot declare), semver, ``string()`` of an IP or CIDR, two-variable comprehensions, and
+Kubernetes' escapes of property names that are not identifiers (``__dash__``...). The authz types
+are checked as cel-go names them, but ``list(A).indexOf(A)``'s type parameter is not
+(``list(dyn).indexOf(dyn)``: ``[1].indexOf('a')`` compiles). CRD rules are type-checked against the
+schema (:mod:`.schemaenv`: ``self.noSuchField`` is refused when the CRD is written, as in
+Kubernetes), except where the schema leaves types open (unknown fields, int-or-string, property
+names that need escapes); policies' ``object`` is ``dyn`` (Kubernetes checks them against the
+matched kinds' OpenAPI only for ``status.typeChecking`` warnings). Cost is bounded before evaluation
+(:mod:`.cost`), not counted during it, and there is no static cost estimate when a CRD or policy is
+written.
 
 The package: :mod:`.env` (environments, compilation cached per expression, evaluation),
 :mod:`.library`, :mod:`.library_net`, :mod:`.cost`, :mod:`.admission` (the policy environment), and

@@ -4,14 +4,16 @@ check that an expression of a policy compiles, in kube-apiserver's words.
 ``object``, ``oldObject`` (null on CREATE and DELETE respectively), ``request`` (the
 AdmissionRequest's fields), ``params`` (the binding's parameter object, or null),
 ``namespaceObject`` (the request's Namespace, or null), ``variables`` (the policy's variables by
-name) and ``authorizer`` (declared; not implemented: using it fails when evaluated).
+name), ``authorizer`` and ``authorizer.requestResource`` (:mod:`.library_authz`: null when the
+caller gives no authorizer, which then fails with ``no such overload`` when used).
 """
 
 from __future__ import annotations
 
 from kybernetes.apiserver.cel.env import CompileError, Program, compile_expression
 
-VARIABLES = ("authorizer", "namespaceObject", "object", "oldObject", "params", "request", "variables")
+VARIABLES = ("authorizer:Authorizer", "authorizer.requestResource:ResourceCheck", "namespaceObject", "object",
+             "oldObject", "params", "request", "variables")
 
 
 def compile_policy_expression(source: str) -> Program:

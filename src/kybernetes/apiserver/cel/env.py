@@ -25,7 +25,8 @@ from cel_expr_python.ext.ext_optional import ExtOptional
 from cel_expr_python.ext.ext_strings import ExtStrings
 
 from kybernetes.apiserver.cel import cost
-from kybernetes.apiserver.cel.library import kubernetes_functions
+from kybernetes.apiserver.cel.library import kubernetes_extensions, kubernetes_functions
+from kybernetes.apiserver.cel.library_authz import TYPE_NAMES, authz_functions, cel_type
 from kybernetes.apiserver.cel.library_net import network_functions
 
 
@@ -41,34 +42,45 @@ _TYPES = {"int": ce.Type.INT, "double": ce.Type.DOUBLE, "bool": ce.Type.BOOL, "s
           "timestamp": ce.Type.TIMESTAMP, "duration": ce.Type.DURATION, "bytes": ce.Type.BYTES}
 
 
-def _type(spec: str) -> Any:
-    """``int``, ``list(string)``, ``map(list(int))`` (string keys) -> the CEL type; else ``dyn``."""
+def _type(spec: str, runtime: bool = False) -> Any:
+    """``int``, ``list(string)``, ``map(list(int))`` (string keys), an authz type
+    (``Authorizer``, ``ResourceCheck``...) -> the CEL type; else ``dyn``."""
     if spec.startswith("list(") and spec.endswith(")"):
-        return ce.Type.List(_type(spec[5:-1]))
+        return ce.Type.List(_type(spec[5:-1], runtime))
     if spec.startswith("map(") and spec.endswith(")"):
-        return ce.Type.Map(ce.Type.STRING, _type(spec[4:-1]))
+        return ce.Type.Map(ce.Type.STRING, _type(spec[4:-1], runtime))
+    if spec in TYPE_NAMES:
+        return cel_type(spec, runtime)
     return _TYPES.get(spec, ce.Type.DYN)
 
 
-def _declared(variable: str) -> tuple[str, Any]:
+def _declared(variable: str, runtime: bool = False) -> tuple[str, Any]:
     """``"self:int"`` -> ("self", int); a bare name is ``dyn``."""
     name, _, type_name = variable.partition(":")
-    return name, _type(type_name)
+    return name, _type(type_name, runtime)
 
 
-def new_environment(variables: dict[str, Any], descriptor_pool: Any = None) -> Any:
-    """A CEL environment with Kubernetes' extensions and libraries and these typed variables."""
+def new_environment(variables: dict[str, Any], descriptor_pool: Any = None, authz: bool | None = None) -> Any:
+    """A CEL environment with Kubernetes' extensions and libraries and these typed variables;
+    with ``authz`` the authz library too (:mod:`.library_authz`), typed for checking (False: an
+    environment that can only check) or for evaluation (True)."""
+    functions = kubernetes_functions() + network_functions()
     return ce.NewEnv(
         descriptor_pool=descriptor_pool,
         variables=variables,
-        extensions=[ExtStrings(), ExtOptional(), ExtMath(), ExtBindings()],
-        functions=kubernetes_functions() + network_functions(),
+        extensions=[ExtStrings(), ExtOptional(), ExtMath(), ExtBindings(), *kubernetes_extensions()],
+        functions=functions if authz is None else functions + authz_functions(authz),
     )
 
 
+def _has_authz(variables: tuple[str, ...]) -> bool:
+    return any(v.partition(":")[2] in TYPE_NAMES for v in variables)
+
+
 @lru_cache(maxsize=64)
-def _environment(variables: tuple[str, ...]) -> Any:
-    return new_environment(dict(_declared(v) for v in variables))
+def _environment(variables: tuple[str, ...], runtime: bool = False) -> Any:
+    authz = runtime if _has_authz(variables) else None
+    return new_environment(dict(_declared(v, runtime) for v in variables), authz=authz)
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,7 +120,7 @@ class Activation:
     evaluation that read them (converting an object is most of what evaluating costs)."""
 
     def __init__(self, variables: tuple[str, ...], data: dict[str, Any]) -> None:
-        self._env = _environment(tuple(sorted(variables)))
+        self._env = _environment(tuple(sorted(variables)), True)
         self.data = data
         self._converted: Any = None
 
@@ -125,7 +137,8 @@ class Activation:
 def compile_expression(source: str, variables: tuple[str, ...]) -> Program:
     """Compile (or reuse the compiled) ``source`` for an environment declaring ``variables``:
     names, ``dyn``, or ``name:type`` with a type of int, double, bool, string, timestamp,
-    duration, bytes, ``list(<type>)`` or ``map(<type>)`` (string keys)."""
+    duration, bytes, ``list(<type>)``, ``map(<type>)`` (string keys) or an authz library type
+    (``authorizer:Authorizer``, ``authorizer.requestResource:ResourceCheck``)."""
     return _compile(source, tuple(sorted(variables)))
 
 
@@ -136,8 +149,11 @@ def _compile(source: str, variables: tuple[str, ...]) -> Program:
     except RuntimeError as e:
         raise CompileError(issue_text(str(e)))
     named = set(_IDENTIFIER.findall(cost.STRING_LITERAL.sub("", source)))
-    return Program(source, expression, cost.base_cost(source), cost.macro_depth(source),
-                   frozenset(name for name, _t in map(_declared, variables) if name in named))
+    uses = frozenset(name for name, _t in map(_declared, variables) if set(name.split(".")) <= named)
+    if _has_authz(variables):
+        # Checked above with the authz library's abstract types, which cel-cpp cannot evaluate.
+        expression = _environment(variables, True).compile(source)
+    return Program(source, expression, cost.base_cost(source), cost.macro_depth(source), uses)
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

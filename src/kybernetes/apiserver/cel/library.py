@@ -9,9 +9,13 @@ on :mod:`kybernetes.api.quantity`); what is not is listed in :mod:`kybernetes.ap
   opaque Python value of an abstract type, so a quantity is a one-key map
   ``{"__kyb_quantity__": "<canonical>"}``: the functions are typed on that map, so type checking
   still refuses ``quantity('1').isLessThan(1)``.
-- **lists** (``library.Lists``): ``isSorted``, ``sum``, ``min``, ``max`` on lists (not
-  ``indexOf``/``lastIndexOf``: the strings extension declares those names and cel-expr-python
-  does not let a second declaration add list overloads).
+- **lists** (``library.Lists``): ``isSorted``, ``sum``, ``min``, ``max``, ``indexOf`` and
+  ``lastIndexOf`` on lists. The strings extension declares ``indexOf``/``lastIndexOf`` too, and
+  cel-expr-python refuses a second declaration of a name among an environment's ``functions``;
+  an extension's declarations are merged instead, so the list overloads come as an extension
+  (:func:`kubernetes_extensions`). They are typed ``list(dyn).indexOf(dyn)``: cel-go's
+  ``list(A).indexOf(A)`` needs a type parameter, which cel-expr-python's runtime cannot dispatch
+  on, so ``[1].indexOf('a')`` compiles here (and is -1) where cel-go refuses it.
 - **regex** (``library.Regex``): ``find`` and ``findAll`` (with an optional limit) on strings, with
   RE2 (google-re2) as cel-go has: linear time, so a pattern cannot stall the server.
 
@@ -119,6 +123,37 @@ def _list_functions() -> list[ce.FunctionDecl]:
     ]
 
 
+def cel_equal(a: Any, b: Any) -> bool:
+    """CEL's heterogeneous equality on plain values: numbers of any kind compare by value, a bool
+    is never a number, lists and maps compare element by element."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(cel_equal, a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(cel_equal(v, b[k]) for k, v in a.items())
+    if isinstance(a, (int, float)) != isinstance(b, (int, float)):
+        return False
+    return bool(a == b)
+
+
+def _index_of(xs: list[Any], item: Any) -> int:
+    return next((i for i, x in enumerate(xs) if cel_equal(x, item)), -1)
+
+
+def _last_index_of(xs: list[Any], item: Any) -> int:
+    return next((i for i in range(len(xs) - 1, -1, -1) if cel_equal(xs[i], item)), -1)
+
+
+def kubernetes_extensions() -> list[ce.CelExtensionBase]:
+    """Kubernetes' functions that share a name with a CEL extension's (the lists ``indexOf`` and
+    ``lastIndexOf``), for an environment's ``extensions`` after the strings extension."""
+    return [ce.CelExtension("kubernetes.lists.index", [
+        ce.FunctionDecl("indexOf", [member("list_a_index_of_int", _I, [_L, _D], _index_of)]),
+        ce.FunctionDecl("lastIndexOf", [member("list_a_last_index_of_int", _I, [_L, _D], _last_index_of)]),
+    ])]
+
+
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
 
@@ -157,4 +192,4 @@ def kubernetes_functions() -> list[ce.FunctionDecl]:
     return _quantity_functions() + _list_functions() + _regex_functions()
 
 
-__all__ = ["QUANTITY_KEY", "kubernetes_functions", "member"]
+__all__ = ["QUANTITY_KEY", "cel_equal", "kubernetes_extensions", "kubernetes_functions", "member"]

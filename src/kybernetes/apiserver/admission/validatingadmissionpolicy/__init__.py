@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from kybernetes import errors
@@ -36,6 +37,8 @@ from kybernetes.api.resources import Resource
 from kybernetes.apiserver.admission.chain import Attributes, Handler, PluginInit, forbidden
 from kybernetes.apiserver.admission.validatingadmissionpolicy.evaluate import CompiledPolicy, Decision
 from kybernetes.apiserver.admission.validatingadmissionpolicy.matching import EXEMPT, matches
+from kybernetes.apiserver.authz.authorizer import Chain
+from kybernetes.apiserver.cel import library_authz
 from kybernetes.apiserver.registry.store import Registry
 
 NAME = "ValidatingAdmissionPolicy"
@@ -51,8 +54,9 @@ class _Denied(Exception):
 
 
 class ValidatingAdmissionPolicy(Handler):
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, authorizer: Callable[[], Chain | None] = lambda: None) -> None:
         self.registry = registry
+        self.authorizer = authorizer
         cat = registry.catalogue
         self.policies = cat.get(GROUP, "v1", "validatingadmissionpolicies")
         self.bindings = cat.get(GROUP, "v1", "validatingadmissionpolicybindings")
@@ -223,8 +227,10 @@ class _Request:
         a = self.attrs
         if self._request is None:
             self._request = _request_object(a)
+        authz = library_authz.variables(self.plugin.authorizer(), a.user, a.group, a.resource, a.subresource,
+                                        a.namespace, a.name)
         return {"object": a.object, "oldObject": a.old_object, "request": self._request, "params": params,
-                "namespaceObject": await self.namespace(), "authorizer": None}
+                "namespaceObject": await self.namespace(), **authz}
 
 
 def _request_object(a: Attributes) -> Obj:
@@ -242,4 +248,4 @@ def _request_object(a: Attributes) -> Obj:
 
 
 def new(init: PluginInit) -> ValidatingAdmissionPolicy:
-    return ValidatingAdmissionPolicy(init.registry)
+    return ValidatingAdmissionPolicy(init.registry, init.authorizer)

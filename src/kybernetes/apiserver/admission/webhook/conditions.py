@@ -3,8 +3,8 @@
 On the project's CEL layer (:mod:`kybernetes.apiserver.cel`, the one home of CEL), with
 Kubernetes' semantics (``k8s.io/apiserver/pkg/admission/plugin/webhook/matchconditions``): the
 variables are ``object``, ``oldObject`` (null where the operation has none), ``request`` (the
-AdmissionReview request as JSON) and ``authorizer`` (declared, not implemented: using it fails when
-evaluated, which the failure policy then decides); the conditions match when every one evaluates
+AdmissionReview request as JSON), ``authorizer`` and ``authorizer.requestResource`` (the request's
+user asking the server's authorizer chain, :mod:`kybernetes.apiserver.cel.library_authz`); the conditions match when every one evaluates
 to ``true``; the first ``false`` skips the webhook (errors of other conditions notwithstanding); an
 error or a non-boolean result, with no ``false``, is an evaluation error (``expression '<e>'
 resulted in error: ...``; several as ``[a, b]``), which the caller turns into a refusal under
@@ -19,7 +19,7 @@ from typing import Any
 
 from kybernetes.apiserver.cel.env import CompileError, EvalError, Program, compile_expression
 
-VARIABLES = ("authorizer", "object", "oldObject", "request")
+VARIABLES = ("authorizer:Authorizer", "authorizer.requestResource:ResourceCheck", "object", "oldObject", "request")
 
 
 def compile_error(expression: str) -> str:
@@ -55,8 +55,12 @@ class Conditions:
     def __bool__(self) -> bool:
         return bool(self.conditions)
 
-    def evaluate(self, request: dict[str, Any]) -> Outcome:
-        variables = {"object": request.get("object"), "oldObject": request.get("oldObject"), "request": request}
+    def evaluate(self, request: dict[str, Any], authz: dict[str, Any] | None = None) -> Outcome:
+        """``authz``: the ``authorizer`` variables
+        (:func:`kybernetes.apiserver.cel.library_authz.variables`); without them an expression
+        that uses them fails when evaluated."""
+        variables = {"object": request.get("object"), "oldObject": request.get("oldObject"), "request": request,
+                     **(authz or {"authorizer": None, "authorizer.requestResource": None})}
         problems: list[str] = []
         for c in self.conditions:
             if c.program is None:

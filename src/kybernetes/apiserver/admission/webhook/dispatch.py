@@ -32,6 +32,7 @@ import binascii
 import copy
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,8 @@ from kybernetes.apiserver.admission.webhook.review import (
     verify_response,
 )
 from kybernetes.apiserver.admission.webhook.source import Webhook, WebhookSource
+from kybernetes.apiserver.authz.authorizer import Chain as AuthorizerChain
+from kybernetes.apiserver.cel import library_authz
 from kybernetes.apiserver.registry.conversion import replace_in_place
 from kybernetes.apiserver.registry.store import Registry
 
@@ -107,8 +110,10 @@ class Dispatcher:
     mutating = False
 
     def __init__(self, source: WebhookSource, matcher: Matcher, client: WebhookClient, registry: Registry,
-                 catalogue: Catalogue) -> None:
+                 catalogue: Catalogue, authorizer: Callable[[], AuthorizerChain | None] = lambda: None) -> None:
         self.source = source
+        self.authorizer = authorizer
+        """The server's authorizer chain, for matchConditions' ``authorizer`` (see PluginInit)."""
         self.matcher = matcher
         self.client = client
         self.registry = registry
@@ -134,7 +139,9 @@ class Dispatcher:
         request = admission_request(str(uuid.uuid4()), attrs, inv.target, await self._convert(attrs.object, src, dst),
                                     await self._convert(attrs.old_object, src, dst))
         if hook.conditions:
-            outcome = hook.conditions.evaluate(request)
+            authz = library_authz.variables(self.authorizer(), attrs.user, attrs.group, attrs.resource,
+                                            attrs.subresource, attrs.namespace, attrs.name)
+            outcome = hook.conditions.evaluate(request, authz)
             if outcome.error and not hook.failure_policy_ignore:
                 raise conditions_failed(attrs, outcome.error)
             if not outcome.matches:

@@ -28,7 +28,8 @@ class WebhookPlugin(Handler):
         self.source = WebhookSource(registry, resource, mutating=mutating)
         self.client = WebhookClient(registry, catalogue)
         kind = MutatingDispatcher if mutating else ValidatingDispatcher
-        self.dispatcher: Dispatcher = kind(self.source, Matcher(registry, catalogue), self.client, registry, catalogue)
+        self.dispatcher: Dispatcher = kind(self.source, Matcher(registry, catalogue), self.client, registry, catalogue,
+                                            init.authorizer)
 
     async def start(self) -> None:
         await self.source.start()
