@@ -128,16 +128,14 @@ CASES: list[tuple[str, Attributes, bool]] = [
 
 @pytest.mark.parametrize(("what", "attrs", "allowed"), CASES, ids=[c[0] for c in CASES])
 def test_decisions(what: str, attrs: Attributes, allowed: bool) -> None:
-    authz = RBACAuthorizer.__new__(RBACAuthorizer)
-    authz.index, authz._compiled = POLICY, {}
+    authz = RBACAuthorizer.over(POLICY)
     decision, _ = authz.authorize(attrs)
     assert (decision is Decision.ALLOW) is allowed
     assert decision is not Decision.DENY  # RBAC never denies
 
 
 def _authz(index: PolicyIndex) -> RBACAuthorizer:
-    authz = RBACAuthorizer.__new__(RBACAuthorizer)
-    authz.index, authz._compiled = index, {}
+    authz = RBACAuthorizer.over(index)
     return authz
 
 

@@ -13,8 +13,9 @@ Guarantees (``plugin/pkg/auth/authorizer/rbac/rbac.go`` over ``DefaultRuleResolv
   registry watches that start at the list's resourceVersion (no change is missed); a failed
   watch is re-listed and re-watched. Each change is applied to a :class:`.PolicyIndex` before
   the watch reads on, so the next request sees it (a revoked permission takes effect then).
-- Per (user, groups, namespace) the resolved rules are kept, and all of them are dropped on any
-  RBAC change: a decision costs one dict lookup and a scan of that user's rules.
+- Per (user, groups, namespace) the resolved rules are kept, and per request shape (user, groups,
+  verb, what, where) the decision; all are dropped on any RBAC change: a repeated decision costs one
+  dict lookup, a new one a scan of that user's rules.
 """
 
 from __future__ import annotations
@@ -72,21 +73,41 @@ class RBACAuthorizer:
             assert r is not None
             self._resources[plural] = r
         self._compiled: dict[tuple[str, tuple[str, ...], str], Compiled] = {}
+        self._decisions: dict[tuple[Any, ...], tuple[Decision, str]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    def over(cls, index: PolicyIndex) -> RBACAuthorizer:
+        """An authorizer over a policy held in memory, fed by no watch (tests, benchmarks)."""
+        authz = cls.__new__(cls)
+        authz.index, authz._resources, authz._tasks = index, {}, []
+        authz._compiled, authz._decisions = {}, {}
+        return authz
 
     # --- decisions -----------------------------------------------------------------------
 
     def authorize(self, attrs: Attributes) -> tuple[Decision, str]:
         user = attrs.user
+        # Clients repeat the same requests: a decision is remembered (until any RBAC change).
+        key = (user.name, user.groups, attrs.namespace, attrs.verb, attrs.api_group, attrs.resource,
+               attrs.subresource, attrs.name, attrs.path if not attrs.resource_request else "")
+        found = self._decisions.get(key)
+        if found is not None:
+            return found
         compiled = self._compiled.get((user.name, user.groups, attrs.namespace))
         if compiled is None:
             compiled = self.compiled(user.name, user.groups, attrs.namespace)
         sub = attrs.subresource
         combined = f"{attrs.resource}/{sub}" if sub else attrs.resource
+        decision = Decision.NO_OPINION, compiled.reason
         for i, rule in enumerate(compiled.compiled):
             if rule.allows(attrs, combined):
-                return Decision.ALLOW, compiled.sources[i]
-        return Decision.NO_OPINION, compiled.reason
+                decision = Decision.ALLOW, compiled.sources[i]
+                break
+        if len(self._decisions) >= MAX_CACHED:
+            self._decisions.clear()
+        self._decisions[key] = decision
+        return decision
 
     def rules_for(self, user: User, namespace: str) -> RulesInfo:
         compiled = self.compiled(user.name, user.groups, namespace)
@@ -106,7 +127,7 @@ class RBACAuthorizer:
         found = self._compiled.get(key)
         if found is None:
             if len(self._compiled) >= MAX_CACHED:
-                self._compiled.clear()
+                self.forget()
             found = self._compiled[key] = self._compile(name, groups, namespace)
         return found
 
@@ -148,13 +169,18 @@ class RBACAuthorizer:
 
     # --- the watch-fed index ----------------------------------------------------------------
 
+    def forget(self) -> None:
+        """Drop every resolved entry and remembered decision: the policy changed."""
+        self._compiled.clear()
+        self._decisions.clear()
+
     def apply(self, event_type: str, kind: str, obj: dict[str, Any]) -> None:
         """One watch event: the index changes and every resolved entry is dropped."""
         if event_type == "DELETED":
             self.index.remove(kind, obj)
         else:
             self.index.put(kind, obj)
-        self._compiled.clear()
+        self.forget()
 
     async def _list(self, plural: str) -> str:
         """List one kind into the index (replacing what it held of that kind); its resourceVersion."""
@@ -164,7 +190,7 @@ class RBACAuthorizer:
             self.index.remove(kind, {"metadata": {"namespace": key[0], "name": key[1]}})
         for obj in res.items:
             self.index.put(kind, obj)
-        self._compiled.clear()
+        self.forget()
         return res.resource_version
 
     def _keys_of(self, kind: str) -> list[tuple[str, str]]:
