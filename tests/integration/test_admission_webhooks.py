@@ -157,7 +157,7 @@ def test_invalid_configurations_get_kubernetes_422(server: ServerProcess, config
         "webhooks[0].timeoutSeconds: Invalid value: 31: the timeout value must be between 1 and 30 seconds",
         "webhooks[0].matchConditions[0].expression: Invalid value: \"object.metadata.name ==\": compilation failed",
         'webhooks[0].matchConditions[0].name: Invalid value: "bad name!"',
-        'webhooks[0].admissionReviewVersions: Invalid value: [...]: must include at least one of v1, v1beta1',
+        'webhooks[0].admissionReviewVersions: Invalid value: []string{"v2"}: must include at least one of v1, v1beta1',
         "webhooks[1].clientConfig.url: Invalid value: \"http\": 'https' is the only allowed URL scheme; "
         "desired format: https://host[/path]",
         'webhooks[1].clientConfig.url: Invalid value: "y=1": query parameters are not permitted in the URL',
