@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from kybernetes.apiserver.authz.rules import url_matches
+
 ALL = "*"
 Rule = dict[str, Any]
 
@@ -55,10 +57,6 @@ def _resources_covered(owned: Sequence[str], wanted: Sequence[str]) -> bool:
     return True
 
 
-def _url_covered(owner: str, path: str) -> bool:
-    return owner == path or (owner.endswith(ALL) and path.startswith(owner.rstrip(ALL)))
-
-
 def rule_covers(owner: Rule, sub: Rule) -> bool:
     """``ruleCovers``: does ``owner`` allow everything ``sub`` allows (sub usually a breakdown rule)."""
     verbs, groups = _items(owner, "verbs"), _items(owner, "apiGroups")
@@ -68,7 +66,7 @@ def rule_covers(owner: Rule, sub: Rule) -> bool:
             and (ALL in groups or _has_all(groups, _items(sub, "apiGroups")))
             and _resources_covered(_items(owner, "resources"), _items(sub, "resources"))
             and (not owner_names or (bool(sub_names) and _has_all(owner_names, sub_names)))
-            and all(any(_url_covered(o, p) for o in owner_urls) for p in _items(sub, "nonResourceURLs")))
+            and all(url_matches(owner_urls, p) for p in _items(sub, "nonResourceURLs")))
 
 
 def uncovered(owner_rules: Sequence[Rule], servant_rules: Iterable[Rule]) -> list[Rule]:

@@ -26,8 +26,9 @@ import logging
 from typing import Any
 
 from kybernetes.api.resources import Catalogue, Resource
+from kybernetes.api.validation.govalues import go_quote
 from kybernetes.apiserver.authz.authorizer import Attributes, Decision, RulesInfo
-from kybernetes.apiserver.authz.rbac_policy import RBAC_GROUP, PolicyIndex, Rule, aggregate, go_quote
+from kybernetes.apiserver.authz.rbac_policy import RBAC_GROUP, PolicyIndex, Rule, aggregate
 from kybernetes.apiserver.authz.rules import CompiledRule
 from kybernetes.apiserver.registry.request import ListOptions, User
 from kybernetes.apiserver.registry.store import Registry

@@ -54,7 +54,12 @@ def resource_name_matches(rule: dict[str, Any], name: str) -> bool:
 
 
 def non_resource_url_matches(rule: dict[str, Any], path: str) -> bool:
-    for url in rule.get("nonResourceURLs") or ():
+    return url_matches(rule.get("nonResourceURLs") or (), path)
+
+
+def url_matches(urls: Iterable[str], path: str) -> bool:
+    """A nonResourceURL is ``*``, the path, or a prefix ending in ``*``."""
+    for url in urls:
         if url in (ALL, path):
             return True
         if url.endswith("*") and path.startswith(url.rstrip("*")):
@@ -98,7 +103,7 @@ class CompiledRule:
         if not (self.any_verb or attrs.verb in self.verbs):
             return False
         if not attrs.resource_request:
-            return non_resource_url_matches({"nonResourceURLs": self.urls}, attrs.path) if self.urls else False
+            return url_matches(self.urls, attrs.path)
         return ((self.any_group or attrs.api_group in self.groups)
                 and (self.any_resource or combined in self.resources
                      or (bool(attrs.subresource) and attrs.subresource in self.subresources))
