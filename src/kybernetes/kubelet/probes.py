@@ -239,6 +239,9 @@ class ProbeManager:
         self._on_change = on_change
         self._clock: Clock = clock or RealClock()
         self._containers: dict[tuple[str, str], _Container] = {}
+        # Every worker not yet finished, those of removed containers included: stop() waits for
+        # them all, so no probe (and no gRPC call) outlives the manager or its event loop.
+        self._running: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -262,8 +265,11 @@ class ProbeManager:
         self._containers[key] = c
         loop = asyncio.get_running_loop()
         for kind, probe in probes.items():
-            c.tasks.append(loop.create_task(self._worker(c, kind, probe, container, pod_ip),
-                                            name=f"probe-{kind}-{uid}-{container_name}"))
+            task = loop.create_task(self._worker(c, kind, probe, container, pod_ip),
+                                    name=f"probe-{kind}-{uid}-{container_name}")
+            c.tasks.append(task)
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
 
     def remove_container(self, pod_uid: str, container_name: str) -> None:
         c = self._containers.pop((pod_uid, container_name), None)
@@ -275,10 +281,10 @@ class ProbeManager:
             self.remove_container(*key)
 
     async def stop(self) -> None:
-        """Cancels every worker and waits for them (for shutdown and tests)."""
-        tasks = [t for c in self._containers.values() for t in c.tasks]
-        for c in list(self._containers.values()):
-            self._cancel(c)
+        """Cancels every worker, those of removed containers too, and waits for them all."""
+        tasks = list(self._running)
+        for task in tasks:
+            task.cancel()
         self._containers.clear()
         await asyncio.gather(*tasks, return_exceptions=True)
 
