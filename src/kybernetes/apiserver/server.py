@@ -561,8 +561,11 @@ class APIServer:
         if p == "/":
             paths = ["/.well-known/openid-configuration", "/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2",
                      "/openapi/v3", "/openid/v1/jwks", "/readyz", "/version"]
-            paths += [f"/apis/{g}" for g in self.catalogue.groups() if g]
-            return json_response({"paths": sorted(paths)}, pretty=True)  # WriteRawJSON: indented
+            paths += [f"/apis/{g}{suffix}" for g, versions in self.catalogue.groups().items() if g
+                      for suffix in ("", *(f"/{v}" for v in versions))]
+            if self.aggregator is not None:
+                paths += self.aggregator.root_paths()
+            return json_response({"paths": sorted(set(paths))}, pretty=True)  # WriteRawJSON: indented
         raise errors.NotFound.no_resource()
 
     def _openapi(self, request: Request, parts: list[str]) -> AnyResponse:
