@@ -33,7 +33,7 @@ from kybernetes.apiserver.registry.request import ListOptions, RequestContext, U
 from kybernetes.apiserver.registry.store import Registry
 from kybernetes.apiserver.serviceresolver import SERVICE_NAME_LABEL
 from kybernetes.httpserver.messages import AnyResponse, Request
-from kybernetes.pki import FRONT_PROXY_CLIENT, PKI
+from kybernetes.pki import PKI
 
 log = logging.getLogger(__name__)
 RETRY_FIRST = 0.5
@@ -59,18 +59,10 @@ class Aggregator:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        cert, key = self.config.proxy_client_cert_file, self.config.proxy_client_key_file
-        ca_pem, allowed = b"", self.config.allowed_names
-        if self.config.client_ca_file:
-            with open(self.config.client_ca_file, "rb") as f:
-                ca_pem = f.read()
-        if not (cert and key and ca_pem):
-            ca, crt_path, key_path = self.pki.front_proxy()
-            cert, key = cert or str(crt_path), key or str(key_path)
-            ca_pem, allowed = ca_pem or ca.ca_pem, allowed or (FRONT_PROXY_CLIENT,)
-        data = frontproxy.configmap_data(self.pki.ca_pem, ca_pem, self.config, allowed)
+        trust = frontproxy.resolve_trust(self.config, self.pki)
+        data = frontproxy.configmap_data(self.pki.ca_pem, trust.ca_pem, self.config, trust.allowed_names)
         await frontproxy.publish(self.registry, self.catalogue, data, SYSTEM)
-        self.backend = Backend(self.registry, self.catalogue, self.config, cert, key)
+        self.backend = Backend(self.registry, self.catalogue, self.config, trust.client_cert, trust.client_key)
         await autoregister.register_local(self.registry, self.catalogue, SYSTEM)
         assert self.resource is not None
         res = await self.registry.list(self.resource, "", ListOptions())
