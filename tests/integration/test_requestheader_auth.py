@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from kybernetes.join import CREDENTIALS_PATH
 from kybernetes.pki import PKI
 from kybernetes.testing import ServerProcess
 
@@ -41,6 +42,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]
         "masters": trusted.ensure("masters", common_name="system:admin", organizations=("system:masters",),
                                   client=True),
         "untrusted": other.ensure("untrusted", common_name=ALLOWED, client=True),
+        "node": trusted.ensure("node", common_name="system:node:n1", organizations=("system:nodes",), client=True),
     }
 
 
@@ -58,13 +60,14 @@ def srv(tmp_path_factory: pytest.TempPathFactory, pki: dict[str, tuple[Path, Pat
         s.stop()
 
 
-def whoami(srv: ServerProcess, cert: tuple[Path, Path], headers: list[tuple[str, str]]) -> tuple[int, Any]:
-    """POST a SelfSubjectReview with ``cert`` and ``headers``: (status, body)."""
+def whoami(srv: ServerProcess, cert: tuple[Path, Path], headers: list[tuple[str, str]],
+           path: str = REVIEW) -> tuple[int, Any]:
+    """POST a SelfSubjectReview (to ``path``) with ``cert`` and ``headers``: (status, body)."""
     ctx = ssl.create_default_context(cafile=str(srv.data_dir / "tls" / "ca.crt"))
     ctx.load_cert_chain(*cert)
     conn = http.client.HTTPSConnection("127.0.0.1", srv.port, context=ctx, timeout=30)
     try:
-        conn.putrequest("POST", REVIEW)
+        conn.putrequest("POST", path)
         body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}).encode()
         for name, value in [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers]:
             conn.putheader(name, value)
@@ -122,3 +125,10 @@ def test_a_cluster_users_headers_are_ignored(srv: ServerProcess) -> None:
     assert status == 201, body
     info = body["status"]["userInfo"]
     assert info["username"] == "system:admin" and "extra" not in info
+
+
+def test_a_front_proxy_certificate_is_no_node_for_credential_renewal(srv: ServerProcess,
+                                                                     pki: dict[str, tuple[Path, Path]]) -> None:
+    """A joined node renews its credentials with its own certificate: one of the cluster CA only."""
+    status, body = whoami(srv, pki["node"], [], path=CREDENTIALS_PATH)
+    assert (status, body["message"]) == (401, "a join token is required (Authorization: Bearer <secret>)")

@@ -105,7 +105,9 @@ class Authenticator:
         # A verified certificate's subject always names the same user: remember it (bounded).
         self._by_subject: dict[Any, User] = {}
 
-    def _cert_user(self, peercert: dict[str, Any] | None, der: bytes | None) -> User | None:
+    def cert_user(self, peercert: dict[str, Any] | None, der: bytes | None) -> User | None:
+        """The user of a client certificate issued by the cluster CA (``der``: the certificate;
+        needed when another CA's certificates also pass the handshake), else None."""
         if not peercert:
             return None
         if self.client_ca is not None and not (der and self.client_ca.issued(der)):
@@ -151,7 +153,7 @@ class Authenticator:
                 user, rejected = None, True  # the union goes on; 401 unless a later one accepts
             if user is not None:
                 return user
-        user = self._cert_user(peercert, der)
+        user = self.cert_user(peercert, der)
         if user is not None:
             return user
         if self.client_ca is not None and peercert:
