@@ -50,6 +50,8 @@ class Aggregator:
         self.apiservices: dict[str, Obj] = {}
         self.by_group_version: dict[tuple[str, str], Obj] = {}
         self.remote_groups: dict[str, tuple[int, list[Obj]]] = {}
+        self.backends: set[tuple[str, str]] = set()
+        """(namespace, name) of every Service an APIService names."""
         self.docs: dict[str, tuple[Obj, bool]] = {}
         """APIService name -> (the backend's APIResourceList, whether its last check passed)."""
         self.backend: Backend | None = None
@@ -116,6 +118,8 @@ class Aggregator:
         self.by_group_version = {(o["spec"].get("group") or "", o["spec"].get("version") or ""): o
                                  for o in apiservices.values() if (o.get("spec") or {}).get("service")}
         self.remote_groups = discovery.remote_groups(apiservices)
+        self.backends = {(str(o["spec"]["service"].get("namespace") or ""), str(o["spec"]["service"].get("name") or ""))
+                         for o in self.by_group_version.values()}
         self.docs = {k: v for k, v in self.docs.items() if k in apiservices}
         self.openapi.forget_except(set(self.by_group_version_names()))
         self.on_discovery_change()
@@ -169,7 +173,7 @@ class Aggregator:
         while True:
             try:
                 async for ev in self.registry.watch(resource, "", ListOptions(), send_initial=False):
-                    if self._backend_of(ev.obj, plural) in self._backends():
+                    if self._backend_of(ev.obj, plural) in self.backends:
                         self._wake.set()
             except asyncio.CancelledError:
                 raise
@@ -178,13 +182,6 @@ class Aggregator:
                 self._wake.set()  # a change may have been missed
                 await asyncio.sleep(0.5)
 
-    def _backends(self) -> set[tuple[str, str]]:
-        """(namespace, name) of every Service an APIService names."""
-        out = set()
-        for obj in self.by_group_version.values():
-            svc = obj["spec"]["service"]
-            out.add((str(svc.get("namespace") or ""), str(svc.get("name") or "")))
-        return out
 
     async def _crd_registration(self) -> None:
         """Keep the CRD groups' local APIServices (:mod:`.crdregistration`) in step with the
