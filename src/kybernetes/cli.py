@@ -94,7 +94,9 @@ def _common_options(f):  # type: ignore[no-untyped-def]
 
 
 def _front_proxy_options(f):  # type: ignore[no-untyped-def]
-    """kube-apiserver's flags for the aggregation layer's front proxy (``apiserver/aggregator``)."""
+    """kube-apiserver's flags for front proxies: the trust this server accepts asserted users by
+    (``apiserver/auth/requestheader.py``) and publishes to aggregated API servers, and the client
+    certificate the aggregation layer presents to them (``apiserver/aggregator``)."""
     def listed(name: str, default: str, help_: str):  # type: ignore[no-untyped-def]
         return click.option(name, default=default, show_default=True, metavar="LIST", help=help_)
 
@@ -111,7 +113,9 @@ def _front_proxy_options(f):  # type: ignore[no-untyped-def]
                      help="Client certificate common names allowed to assert users in request headers "
                           "(default with the built-in front-proxy CA: front-proxy-client).")(f)
     f = click.option("--requestheader-client-ca-file", default="",
-                     help="CA of the front proxy's client certificates (default: DATA_DIR/tls/front-proxy-ca.crt).")(f)
+                     help="CA of front proxies' client certificates, which may assert users in request "
+                          "headers to this server and to aggregated API servers "
+                          "(default: DATA_DIR/tls/front-proxy-ca.crt).")(f)
     return f
 
 

@@ -42,6 +42,7 @@ from kybernetes.apiserver.admission import plugins as admission_plugins
 from kybernetes.apiserver.admission import priority
 from kybernetes.apiserver.admission.chain import PluginInit
 from kybernetes.apiserver.aggregator import Aggregator, FrontProxyConfig
+from kybernetes.apiserver.aggregator.frontproxy import Trust, resolve_trust
 from kybernetes.apiserver.audit import Auditor, new_auditor
 from kybernetes.apiserver.audit.events import AuditEvent
 from kybernetes.apiserver.audit.events import long_running as audit_long_running
@@ -49,6 +50,7 @@ from kybernetes.apiserver.auth.authenticator import Authenticator, TokenFile
 from kybernetes.apiserver.auth.bootstraptokens import BootstrapTokens
 from kybernetes.apiserver.auth.impersonation import impersonate
 from kybernetes.apiserver.auth.legacytokens import LegacyTokens
+from kybernetes.apiserver.auth.requestheader import Issuers, RequestHeaderAuthenticator, RequestHeaderConfig
 from kybernetes.apiserver.auth.serviceaccounts import (
     API_AUDIENCES,
     JWKS_PATH,
@@ -200,6 +202,7 @@ class APIServer:
         self.audit: Auditor | None = None
         """None unless both an audit policy and an audit log are configured: no per-request cost then."""
         self.aggregator: Aggregator | None = None
+        self._front_proxy_trust: Trust | None = None
 
     @property
     def url(self) -> str:
@@ -241,6 +244,8 @@ class APIServer:
         self.service_accounts = ServiceAccounts(self.registry, self.pki.service_account_key())
         self.handlers = ResourceHandlers(self.registry, self.catalogue)
         self.authenticator = Authenticator(TokenFile(cfg.token_file))
+        self._front_proxy_trust = resolve_trust(cfg.front_proxy, self.pki)
+        self._install_request_header_auth()
         self._install_rest()
         await self.registry.start()
         # Token authentication reads these from memory: have them cached from the start.
@@ -355,12 +360,23 @@ class APIServer:
         if self.store is not None:
             await self.store.close()
 
+    def _install_request_header_auth(self) -> None:
+        """kube-apiserver's ``--requestheader-*`` authentication, with the front-proxy trust the
+        aggregation layer publishes (its own front-proxy CA without the flags, as kubeadm sets it)."""
+        assert self.authenticator is not None and self.pki is not None and self._front_proxy_trust is not None
+        fp, trust = self.config.front_proxy, self._front_proxy_trust
+        self.authenticator.request_header = RequestHeaderAuthenticator(RequestHeaderConfig(
+            trust.ca_pem, trust.allowed_names, fp.username_headers, fp.group_headers, fp.extra_headers_prefix))
+        self.authenticator.client_ca = Issuers(self.pki.ca_pem)
+
     def _ssl_context(self) -> ssl.SSLContext:
         assert self.pki is not None
         crt, key = self.pki.serving(self.config.extra_sans)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(crt, key)
         ctx.load_verify_locations(cafile=str(self.pki.ca_path))
+        if self._front_proxy_trust is not None:  # front proxies' certificates pass the handshake too
+            ctx.load_verify_locations(cadata=self._front_proxy_trust.ca_pem.decode())
         ctx.verify_mode = ssl.CERT_OPTIONAL
         ctx.set_alpn_protocols(["http/1.1"])
         return ctx
@@ -463,8 +479,10 @@ class APIServer:
             assert self.join is not None
             return await self.join.handle(request)
         assert self.authenticator is not None and self.handlers is not None
-        user = self.authenticator.authenticate(request.peercert, request.headers.get("Authorization"),
-                                               anonymous=self.anonymous)
+        peercert = request.peercert
+        user = self.authenticator.authenticate(peercert, request.headers.get("Authorization"),
+                                               anonymous=self.anonymous, headers=request.headers,
+                                               der=request.peercert_der if peercert else None)
         rp = parse_resource_path(path)
         info = request_info(request.method, path, rp, request.query if request.query_string else None)
         if self.audit is not None:
@@ -561,8 +579,11 @@ class APIServer:
         if p == "/":
             paths = ["/.well-known/openid-configuration", "/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2",
                      "/openapi/v3", "/openid/v1/jwks", "/readyz", "/version"]
-            paths += [f"/apis/{g}" for g in self.catalogue.groups() if g]
-            return json_response({"paths": sorted(paths)}, pretty=True)  # WriteRawJSON: indented
+            paths += [f"/apis/{g}{suffix}" for g, versions in self.catalogue.groups().items() if g
+                      for suffix in ("", *(f"/{v}" for v in versions))]
+            if self.aggregator is not None:
+                paths += self.aggregator.root_paths()
+            return json_response({"paths": sorted(set(paths))}, pretty=True)  # WriteRawJSON: indented
         raise errors.NotFound.no_resource()
 
     def _openapi(self, request: Request, parts: list[str]) -> AnyResponse:

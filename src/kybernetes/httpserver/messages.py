@@ -134,6 +134,12 @@ class Request:
     def peercert(self) -> Any:
         return self.transport.get_extra_info("peercert") if self.transport is not None else None
 
+    @property
+    def peercert_der(self) -> bytes | None:
+        """The verified client certificate as DER (None without one)."""
+        tls = self.transport.get_extra_info("ssl_object") if self.transport is not None else None
+        return tls.getpeercert(binary_form=True) if tls is not None else None
+
     async def json(self) -> Any:
         return orjson.loads(self.body)
 

@@ -4,11 +4,12 @@
 
 * at start publishes ``kube-system/extension-apiserver-authentication`` (:mod:`.frontproxy`) and
   registers the local APIServices of the built-in groups (:mod:`.autoregister`), and keeps those
-  of custom resource groups in step with the CRDs (:mod:`.crdregistration`);
+  of custom resource groups in step with the CRDs (:mod:`.crdregistration`), re-creating one a
+  user deleted and resetting one a user changed;
 * runs the availability controller (:mod:`.available`): every remote APIService is checked when
-  it appears or its spec changes, every ``apiservice_resync_seconds``, and sooner while a check
-  fails; its discovery document is fetched when the check passes (Service and EndpointSlice
-  changes are not watched: the next check sees them);
+  it appears or its spec changes, when its Service or one of that Service's EndpointSlices
+  changes (both watched, as kube-aggregator's informers are), every ``apiservice_resync_seconds``,
+  and sooner while a check fails; its discovery document is fetched when the check passes;
 * answers, for the request path: which group/versions are remote (:meth:`remote`), the proxying of
   their requests after kube-apiserver has authenticated and authorized them (:meth:`proxy`), and
   the discovery documents with the remote groups merged in (:mod:`.discovery`).
@@ -30,8 +31,9 @@ from kybernetes.apiserver.aggregator.openapi import RemoteOpenAPI
 from kybernetes.apiserver.registry.apiregistration import available_condition
 from kybernetes.apiserver.registry.request import ListOptions, RequestContext, User
 from kybernetes.apiserver.registry.store import Registry
+from kybernetes.apiserver.serviceresolver import SERVICE_NAME_LABEL
 from kybernetes.httpserver.messages import AnyResponse, Request
-from kybernetes.pki import FRONT_PROXY_CLIENT, PKI
+from kybernetes.pki import PKI
 
 log = logging.getLogger(__name__)
 RETRY_FIRST = 0.5
@@ -48,33 +50,31 @@ class Aggregator:
         self.apiservices: dict[str, Obj] = {}
         self.by_group_version: dict[tuple[str, str], Obj] = {}
         self.remote_groups: dict[str, tuple[int, list[Obj]]] = {}
+        self.backends: set[tuple[str, str]] = set()
+        """(namespace, name) of every Service an APIService names."""
         self.docs: dict[str, tuple[Obj, bool]] = {}
         """APIService name -> (the backend's APIResourceList, whether its last check passed)."""
         self.backend: Backend | None = None
         self.openapi = RemoteOpenAPI()
         self._wake = asyncio.Event()
+        self._crd_dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        cert, key = self.config.proxy_client_cert_file, self.config.proxy_client_key_file
-        ca_pem, allowed = b"", self.config.allowed_names
-        if self.config.client_ca_file:
-            with open(self.config.client_ca_file, "rb") as f:
-                ca_pem = f.read()
-        if not (cert and key and ca_pem):
-            ca, crt_path, key_path = self.pki.front_proxy()
-            cert, key = cert or str(crt_path), key or str(key_path)
-            ca_pem, allowed = ca_pem or ca.ca_pem, allowed or (FRONT_PROXY_CLIENT,)
-        data = frontproxy.configmap_data(self.pki.ca_pem, ca_pem, self.config, allowed)
+        trust = frontproxy.resolve_trust(self.config, self.pki)
+        data = frontproxy.configmap_data(self.pki.ca_pem, trust.ca_pem, self.config, trust.allowed_names)
         await frontproxy.publish(self.registry, self.catalogue, data, SYSTEM)
-        self.backend = Backend(self.registry, self.catalogue, self.config, cert, key)
+        self.backend = Backend(self.registry, self.catalogue, self.config, trust.client_cert, trust.client_key)
         await autoregister.register_local(self.registry, self.catalogue, SYSTEM)
         assert self.resource is not None
         res = await self.registry.list(self.resource, "", ListOptions())
         self._set({o["metadata"]["name"]: o for o in res.items})
         self._tasks = [asyncio.create_task(self._follow(res.resource_version), name="apiservices-watch"),
                        asyncio.create_task(self._controller(), name="apiservice-availability"),
-                       asyncio.create_task(self._crd_registration(), name="crd-apiservices")]
+                       asyncio.create_task(self._crd_registration(), name="crd-apiservices"),
+                       asyncio.create_task(self._follow_backends("", "services"), name="apiservice-services"),
+                       asyncio.create_task(self._follow_backends("discovery.k8s.io", "endpointslices"),
+                                           name="apiservice-endpointslices")]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -106,6 +106,11 @@ class Aggregator:
     def api_group(self, group: str) -> dict[str, Any] | None:
         return discovery.api_group(self.catalogue, group, self.remote_groups)
 
+    def root_paths(self) -> list[str]:
+        """The paths of ``/`` that the aggregated APIs add: ``/apis/<group>`` and
+        ``/apis/<group>/<version>`` of every remote APIService (kube-aggregator lists both)."""
+        return discovery.root_paths(self.remote_groups)
+
     # --- the APIServices ---------------------------------------------------------------------
 
     def _set(self, apiservices: dict[str, Obj]) -> None:
@@ -113,6 +118,8 @@ class Aggregator:
         self.by_group_version = {(o["spec"].get("group") or "", o["spec"].get("version") or ""): o
                                  for o in apiservices.values() if (o.get("spec") or {}).get("service")}
         self.remote_groups = discovery.remote_groups(apiservices)
+        self.backends = {(str(o["spec"]["service"].get("namespace") or ""), str(o["spec"]["service"].get("name") or ""))
+                         for o in self.by_group_version.values()}
         self.docs = {k: v for k, v in self.docs.items() if k in apiservices}
         self.openapi.forget_except(set(self.by_group_version_names()))
         self.on_discovery_change()
@@ -149,14 +156,42 @@ class Aggregator:
         self._set(apiservices)
         if event == "DELETED" or old is None or old.get("spec") != obj.get("spec"):
             self._wake.set()  # a status write (ours) needs no new check
+            if crdregistration.is_managed(obj):
+                self._crd_dirty.set()  # a user deleted or changed one: sync it back (autoregister)
+
+    def _backend_of(self, obj: Obj, plural: str) -> tuple[str, str]:
+        """(namespace, Service name) a Service or EndpointSlice event is about."""
+        meta = obj.get("metadata") or {}
+        name = meta.get("name") if plural == "services" else (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+        return str(meta.get("namespace") or ""), str(name or "")
+
+    async def _follow_backends(self, group: str, plural: str) -> None:
+        """Wake the availability controller when a Service that an APIService names, or one of
+        its EndpointSlices, changes: kube-aggregator's service and endpointslice handlers."""
+        resource = self.catalogue.get(group, "v1", plural)
+        assert resource is not None
+        while True:
+            try:
+                async for ev in self.registry.watch(resource, "", ListOptions(), send_initial=False):
+                    if self._backend_of(ev.obj, plural) in self.backends:
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("watch of %s for APIServices failed; watching again", plural)
+                self._wake.set()  # a change may have been missed
+                await asyncio.sleep(0.5)
+
 
     async def _crd_registration(self) -> None:
         """Keep the CRD groups' local APIServices (:mod:`.crdregistration`) in step with the
-        catalogue: a sync whenever its generation moved."""
+        catalogue and with what users do to them: a sync whenever the catalogue's generation moved
+        or a managed APIService was deleted or changed."""
         synced = -1
         while True:
             generation = self.catalogue.generation
-            if generation != synced:
+            if generation != synced or self._crd_dirty.is_set():
+                self._crd_dirty.clear()
                 try:
                     await crdregistration.sync(self.registry, self.catalogue, dict(self.apiservices), SYSTEM)
                     synced = generation
@@ -164,7 +199,8 @@ class Aggregator:
                     raise
                 except Exception:
                     log.exception("syncing the custom resources' APIServices failed")
-            await asyncio.sleep(CRD_SYNC_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._crd_dirty.wait(), CRD_SYNC_INTERVAL)
 
     # --- the availability controller ----------------------------------------------------------
 

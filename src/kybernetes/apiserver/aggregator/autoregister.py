@@ -4,23 +4,29 @@ makes them, Available as kube-aggregator's local availability controller says.
 kube-apiserver registers an APIService for every group/version it serves itself that its
 priority table knows (``pkg/controlplane/apiserver/aggregator.go``'s ``apiVersionPriorities`` and
 ``DefaultGenericAPIServicePriorities``; the table below is 1.32's, restricted to what kybernetes
-serves), re-creating it if it is deleted and resetting its spec if it is changed (``sync on
-start``: at every start here). Group priorities order the groups of ``/apis``; a group missing
-from the table gets no APIService, as there. Local APIServices are ``Available`` with reason
-``Local``.
+serves). They are "sync on start" (``AddAPIServiceToSyncOnStart``, label
+``kube-aggregator.kubernetes.io/automanaged: onstart``): at start each is created if missing and
+its spec reset if changed, and an ``onstart`` APIService for a group/version the server no longer
+serves is deleted (autoregister's cases 2B, 5B, 5A); while the server runs they are left to the
+user, as there (a deleted one is back at the next start; discovery here does not depend on them).
+Group priorities order the groups of ``/apis``; a group missing from the table gets no
+APIService, as there. Local APIServices are ``Available`` with reason ``Local``.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.aggregator.available import write_condition
-from kybernetes.apiserver.registry.request import RequestContext
+from kybernetes.apiserver.registry.request import DeleteOptions, ListOptions, RequestContext
 from kybernetes.apiserver.registry.store import Registry
 
 GROUP = "apiregistration.k8s.io"
+AUTOMANAGED = "kube-aggregator.kubernetes.io/automanaged"
+ON_START = "onstart"
 
 # (group, version) -> (groupPriorityMinimum, versionPriority)
 PRIORITIES: dict[tuple[str, str], tuple[int, int]] = {
@@ -57,15 +63,21 @@ def local_apiservice(group: str, version: str) -> dict[str, Any]:
     """``makeAPIService``: the local APIService of a built-in group/version."""
     gpm, vp = PRIORITIES[(group, version)]
     return {"apiVersion": f"{GROUP}/v1", "kind": "APIService",
-            "metadata": {"name": f"{version}.{group}", "labels": {"kube-aggregator.kubernetes.io/automanaged": "onstart"}},
+            "metadata": {"name": f"{version}.{group}", "labels": {AUTOMANAGED: ON_START}},
             "spec": {"group": group, "version": version, "groupPriorityMinimum": gpm, "versionPriority": vp}}
 
 
 async def register_local(registry: Registry, catalogue: Catalogue, ctx: RequestContext) -> None:
     """Create (or reset the spec of) the local APIService of every built-in group/version, then
-    mark each Available."""
+    mark each Available; delete the ``onstart`` ones of group/versions no longer served."""
     r = catalogue.get(GROUP, "v1", "apiservices")
     assert r is not None
+    desired = {f"{v}.{g}" for g, versions in catalogue.groups().items() for v in versions if (g, v) in PRIORITIES}
+    for obj in (await registry.list(r, "", ListOptions())).items:
+        name = obj["metadata"]["name"]
+        if (obj["metadata"].get("labels") or {}).get(AUTOMANAGED) == ON_START and name not in desired:
+            with contextlib.suppress(errors.NotFound):
+                await registry.delete(r, "", name, DeleteOptions(), ctx)
     for group, versions in catalogue.groups().items():
         for version in versions:
             if (group, version) not in PRIORITIES:

@@ -8,7 +8,8 @@ documents (:mod:`kybernetes.apiserver.transport.discovery`):
   :data:`autoregister.PRIORITIES`; custom resource groups 1000), and each remote group goes in
   before the first built-in group of lower priority; within a group, versions go by
   ``versionPriority`` (highest first), then Kubernetes' version order;
-* the legacy ``APIGroupList`` and ``APIGroup`` name every remote group/version registered;
+* the legacy ``APIGroupList`` and ``APIGroup`` name every remote group/version registered, and
+  ``/`` lists the path of each remote group and group/version (:func:`root_paths`);
 * aggregated discovery (``apidiscovery.k8s.io/v2``) has the resources of each remote
   group/version whose backend's ``APIResourceList`` was fetched (by the availability
   controller, on each check), ``freshness: Stale`` when the last check failed.
@@ -83,6 +84,13 @@ def api_group(cat: Catalogue, group: str, remote: dict[str, tuple[int, list[Obj]
         return None
     entry = next(e for e in ordered(cat, remote) if e[0] == group)
     return {"kind": "APIGroup", "apiVersion": "v1", **_group_doc(*entry)}
+
+
+def root_paths(remote: dict[str, tuple[int, list[Obj]]]) -> list[str]:
+    """``/apis/<group>`` and ``/apis/<group>/<version>`` of every remote APIService."""
+    paths = {f"/apis/{group}" for group in remote}
+    paths |= {f"/apis/{group}/{o['spec']['version']}" for group, (_, members) in remote.items() for o in members}
+    return sorted(paths)
 
 
 def version_discovery(group: str, version: str, doc: Obj, fresh: bool) -> dict[str, Any]:

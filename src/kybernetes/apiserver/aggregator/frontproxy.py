@@ -30,6 +30,7 @@ from kybernetes import errors
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.registry.request import RequestContext, User
 from kybernetes.apiserver.registry.store import Registry
+from kybernetes.pki import FRONT_PROXY_CLIENT, PKI
 
 CONFIGMAP_NAMESPACE, CONFIGMAP_NAME = "kube-system", "extension-apiserver-authentication"
 _TOKEN_CHARS = frozenset(b"!#$&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -48,6 +49,33 @@ class FrontProxyConfig:
     proxy_client_key_file: str = ""
     apiservice_resync_seconds: float = 30.0
     """How often every remote APIService's availability is checked again (kube-aggregator: 30 s)."""
+
+
+@dataclass(frozen=True)
+class Trust:
+    """The front-proxy PKI in effect: the client certificate the aggregation layer presents, and
+    the request-header CA and allowed names that both the published ConfigMap and kybernetes' own
+    request-header authenticator (:mod:`kybernetes.apiserver.auth.requestheader`) go by."""
+
+    client_cert: str
+    client_key: str
+    ca_pem: bytes
+    allowed_names: tuple[str, ...]
+
+
+def resolve_trust(config: FrontProxyConfig, pki: PKI) -> Trust:
+    """The flags' files where given, else the server's own front-proxy CA, its client certificate
+    and ``front-proxy-client`` as the one allowed name (kubeadm's setup)."""
+    cert, key = config.proxy_client_cert_file, config.proxy_client_key_file
+    ca_pem, allowed = b"", config.allowed_names
+    if config.client_ca_file:
+        with open(config.client_ca_file, "rb") as f:
+            ca_pem = f.read()
+    if not (cert and key and ca_pem):
+        ca, crt_path, key_path = pki.front_proxy()
+        cert, key = cert or str(crt_path), key or str(key_path)
+        ca_pem, allowed = ca_pem or ca.ca_pem, allowed or (FRONT_PROXY_CLIENT,)
+    return Trust(cert, key, ca_pem, tuple(allowed))
 
 
 def header_key_escape(key: str) -> str:

@@ -1,9 +1,13 @@
 """Authentication: who is asking.
 
-Two authenticators, tried in order, as kube-apiserver does:
+The authenticators, tried in order, as kube-apiserver does:
 
+- **request headers** from a front proxy (:mod:`.requestheader`): a client certificate of the
+  request-header CA with an allowed name asserts the user in ``X-Remote-*`` headers;
 - **x509 client certificates** verified against the cluster CA during the TLS handshake:
-  CN is the user name, each O is a group (``O=system:masters`` for the admin).
+  CN is the user name, each O is a group (``O=system:masters`` for the admin). When the
+  request-header CA is trusted in the handshake too, a certificate counts here only if the cluster
+  CA issued it.
 - **bearer tokens** from a static token file (``token,user,uid,"group1,group2"`` per line, the
   format of kube-apiserver's ``--token-auth-file``).
 
@@ -19,11 +23,13 @@ import csv
 import hmac
 import io
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.apiserver.auth.requestheader import Issuers, RequestHeaderAuthenticator
 from kybernetes.apiserver.registry.request import User
 
 ANONYMOUS = User("system:anonymous", ("system:unauthenticated",))
@@ -93,12 +99,19 @@ class Authenticator:
         self.review_authenticators: list[Any] = []
         """``(token, audiences) -> (user, audiences, error)``: the same authenticators as
         ``extra_token_authenticators``, for TokenReview."""
+        self.request_header: RequestHeaderAuthenticator | None = None
+        self.client_ca: Issuers | None = None
+        """The cluster CA, when certificates of another CA (the request-header one) pass the handshake."""
         # A verified certificate's subject always names the same user: remember it (bounded).
         self._by_subject: dict[Any, User] = {}
 
-    def _cert_user(self, peercert: dict[str, Any] | None) -> User | None:
+    def cert_user(self, peercert: dict[str, Any] | None, der: bytes | None) -> User | None:
+        """The user of a client certificate issued by the cluster CA (``der``: the certificate;
+        needed when another CA's certificates also pass the handshake), else None."""
         if not peercert:
             return None
+        if self.client_ca is not None and not (der and self.client_ca.issued(der)):
+            return None  # another CA's certificate: kube-apiserver's x509 verify fails
         subject = peercert.get("subject")  # ssl gives nested tuples: hashable
         hit = self._by_subject.get(subject)
         if hit is None:
@@ -126,13 +139,25 @@ class Authenticator:
         return None, [], errors_seen
 
     def authenticate(self, peercert: dict[str, Any] | None, authorization: str | None, *,
-                     anonymous: bool = False) -> User:
-        """The user of a request: its client certificate's, else its bearer token's. A request
-        with neither is ``system:anonymous`` (in ``system:unauthenticated``) when ``anonymous``;
-        otherwise, and whenever a token is presented that no authenticator accepts, 401."""
-        user = self._cert_user(peercert)
+                     anonymous: bool = False, headers: Mapping[str, str] | None = None,
+                     der: bytes | None = None) -> User:
+        """The user of a request: the one a front proxy's certificate asserts in ``headers``, else
+        its client certificate's (``der``: that certificate), else its bearer token's. A request
+        with none is ``system:anonymous`` (in ``system:unauthenticated``) when ``anonymous``;
+        otherwise, and whenever credentials are presented that no authenticator accepts, 401."""
+        rejected = False  # an authenticator failed the credentials (kube-apiserver's union error)
+        if self.request_header is not None and peercert:
+            try:
+                user = _authenticated(self.request_header.authenticate(peercert, der, headers or {}))
+            except errors.Unauthorized:
+                user, rejected = None, True  # the union goes on; 401 unless a later one accepts
+            if user is not None:
+                return user
+        user = self.cert_user(peercert, der)
         if user is not None:
             return user
+        if self.client_ca is not None and peercert:
+            rejected = True  # x509: "certificate signed by unknown authority"
         token = bearer_token(authorization)
         if token:
             user = self.token_file.lookup(token)
@@ -143,7 +168,7 @@ class Authenticator:
             user = _authenticated(user)
             if user is not None:
                 return user
-        elif anonymous:
+        elif anonymous and not rejected:
             return ANONYMOUS
         raise errors.Unauthorized("Unauthorized")
 

@@ -26,7 +26,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from kybernetes import errors
-from kybernetes.apiserver.auth.authenticator import user_from_peercert
 from kybernetes.apiserver.join.tokens import TokenEntry, verify_secret
 from kybernetes.httpserver.messages import Request, Response
 from kybernetes.join import (
@@ -137,8 +136,9 @@ class JoinService:
             raise errors.NotFound.no_resource()
         if request.method != "POST":
             raise errors.MethodNotAllowed(f"the server does not allow this method on {CREDENTIALS_PATH}")
-        transport = request.transport
-        peer = user_from_peercert(transport.get_extra_info("peercert") if transport is not None else None)
+        assert self.api.authenticator is not None
+        peercert = request.peercert  # a certificate of the cluster CA only, not the front-proxy CA's
+        peer = self.api.authenticator.cert_user(peercert, request.peercert_der if peercert else None)
         authorization = request.headers.get("Authorization", "")
         token: TokenEntry | None = None
         renewing: str | None = None
