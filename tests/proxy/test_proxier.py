@@ -114,8 +114,11 @@ async def test_sync_loop(tmp_path: Path) -> None:
 
 async def test_failed_apply_is_retried(tmp_path: Path) -> None:
     script = tmp_path / "nft"
-    marker = tmp_path / "failed-once"
-    script.write_text(f"#!/bin/sh\ncat > /dev/null\nif [ ! -e {marker} ]; then touch {marker}; echo boom >&2; exit 1; fi\n")
+    failures = tmp_path / "failures"
+    # The first round's two scripts (the in-place sync and the whole-table fallback) fail.
+    script.write_text(f"#!/bin/sh\ncase \"$*\" in *list*) exit 1;; esac\ncat > /dev/null\n"
+                      f"if [ $(wc -c < {failures} 2>/dev/null || echo 0) -lt 4 ]; then echo x >> {failures}; "
+                      f"echo boom >&2; exit 1; fi\n")
     os.chmod(script, 0o755)
     clock = FakeClock()
     p, _ = fake_proxier(str(script), clock)
