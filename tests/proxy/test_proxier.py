@@ -134,3 +134,41 @@ async def test_failed_apply_is_retried(tmp_path: Path) -> None:
     assert p.syncs == 1 and p.last_error is None
     stop.set()
     await asyncio.wait_for(task, 2)
+
+
+def test_nodeport_address_selection() -> None:
+    """kube-proxy's GetNodeIPs over CIDRs (loopback only with localhost NodePorts), and the Node's
+    primary address for ``primary``."""
+    from kybernetes.proxy.proxier import node_primary_ip, nodeport_ips
+
+    addrs = ["127.0.0.1", "10.74.0.1", "192.0.2.5", "10.71.0.1"]
+    assert nodeport_ips(["10.74.0.0/24", "127.0.0.0/8"], addrs, localhost=True) == ["127.0.0.1", "10.74.0.1"]
+    assert nodeport_ips(["10.74.0.0/24", "127.0.0.0/8"], addrs, localhost=False) == ["10.74.0.1"]
+    assert nodeport_ips(["0.0.0.0/0"], addrs, localhost=False) == ["10.74.0.1", "192.0.2.5", "10.71.0.1"]
+    node = {"status": {"addresses": [{"type": "Hostname", "address": "n"}, {"type": "ExternalIP", "address": "192.0.2.9"},
+                                     {"type": "InternalIP", "address": "fd00::1"},
+                                     {"type": "InternalIP", "address": "10.74.0.1"}]}}
+    assert node_primary_ip(node) == "10.74.0.1"
+    assert node_primary_ip({"status": {"addresses": [{"type": "ExternalIP", "address": "192.0.2.9"}]}}) == "192.0.2.9"
+    assert node_primary_ip(None) is None
+    p = Proxier(ProxyConfig(nodeport_addresses=["primary"]), client=object())  # type: ignore[arg-type]
+    assert p._nodeport_ips(None) is None  # unknown node IP: every address, as kube-proxy
+    assert p._nodeport_ips({"status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]}}) is None
+
+
+def test_nodeport_addresses_flag() -> None:
+    """``--nodeport-addresses``: comma-separated and repeatable CIDRs, or 'primary' alone (kube-proxy's rules)."""
+    from click.testing import CliRunner
+
+    from kybernetes.proxy.cmd import _nodeport_addresses, command
+
+    def error(*args: str) -> str:
+        res = CliRunner().invoke(command, ["--kubeconfig", "/dev/null", *args, "--table", "bad name"])
+        return res.output
+
+    assert _nodeport_addresses(None, None, ("10.0.0.0/8, 192.0.2.0/24", "127.0.0.1/32")) == \
+        ["10.0.0.0/8", "192.0.2.0/24", "127.0.0.1/32"]  # type: ignore[arg-type]
+    assert _nodeport_addresses(None, None, ("primary",)) == ["primary"]  # type: ignore[arg-type]
+    assert "'foo': must be a valid CIDR" in error("--nodeport-addresses", "foo")
+    assert "can't use both 'primary' and CIDRs" in error("--nodeport-addresses", "primary,10.0.0.0/8")
+    assert "only IPv4" in error("--nodeport-addresses", "fd00::/64")

@@ -419,13 +419,8 @@ def remote_endpoints(srv: ServerProcess, service_name: str, pod_ip: str, node: s
 
 
 def health_check(port: int) -> tuple[int, str] | None:
-    """(HTTP status, body) of a health-check node port on the node, None while it is closed."""
-    res = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", "--noproxy", "*", "--max-time", "3",
-                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=15)
-    if res.returncode != 0:
-        return None
-    body, _, code = res.stdout.rpartition("\n")
-    return int(code), body
+    """(HTTP status, body) of a health-check node port on the node's loopback, None while it is closed."""
+    return health_check_at("127.0.0.1", port)
 
 
 def ensure_client_pod(srv: ServerProcess) -> None:
@@ -531,3 +526,40 @@ def test_session_affinity_sticks_across_syncs_and_expires(cluster: tuple[ServerP
         time.sleep(4.5)  # longer than the affinity timeout since the last connection
         return answered(url) != first
     wait_until(lands_elsewhere, 90, "the affinity to expire", interval=0)
+
+
+def test_nodeport_addresses_restrict_where_node_ports_answer(cluster: tuple[ServerProcess, ProxyThread],
+                                                             outside: str, echo: set[str]) -> None:
+    """``--nodeport-addresses 10.74.0.0/24`` without localhost NodePorts: the veth's address answers,
+    loopback and the bridge do not, and health-check ports listen only there. (Last in the module:
+    it replaces the module's proxier with a restricted one on the same table.)"""
+    srv, proxy = cluster
+    proxy.stop()
+    restricted = ProxyThread(ProxyConfig(
+        kubeconfig=srv.kubeconfig, table_name=TABLE, service_cidr=SERVICE_CIDR, cluster_cidr=CLUSTER_CIDR,
+        bridge=BRIDGE, sync_period=5.0, node_name=proxy.config.node_name, healthz_bind_address="127.0.0.1:0",
+        nodeport_addresses=[f"{HOST_ADDR.rsplit('.', 1)[0]}.0/24"], localhost_nodeports=False))
+    restricted.start()
+    try:
+        spec = echo_service(srv, "echo-restricted", type="LoadBalancer", externalTrafficPolicy="Local")
+        node_port, health_port = spec["ports"][0]["nodePort"], spec["healthCheckNodePort"]
+        wait_until(lambda: curl(f"http://{HOST_ADDR}:{node_port}/", netns=outside)[0] == 0, 30, "the veth address")
+        gateway = next(a for a in _bridge_ipv4() if a.startswith("10.71."))
+        # nothing else listens on the port, so the kernel refuses: the NodePort is simply not there
+        assert curl(f"http://127.0.0.1:{node_port}/")[0] == 7
+        assert curl(f"http://{gateway}:{node_port}/")[0] == 7
+        status, _ = wait_until(lambda: health_check_at(HOST_ADDR, health_port), 30, "the health check on the veth")
+        assert status == 200
+        assert curl(f"http://127.0.0.1:{health_port}/")[0] == 7
+    finally:
+        restricted.stop()
+
+
+def health_check_at(host: str, port: int) -> tuple[int, str] | None:
+    """(HTTP status, body) of a health-check node port, None while it is closed."""
+    res = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", "--noproxy", "*", "--max-time", "3",
+                          f"http://{host}:{port}/"], capture_output=True, text=True, timeout=15)
+    if res.returncode != 0:
+        return None
+    body, _, code = res.stdout.rpartition("\n")
+    return int(code), body
