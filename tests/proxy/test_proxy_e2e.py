@@ -322,7 +322,8 @@ def test_proxy_command_creates_and_removes_its_table(cluster: tuple[ServerProces
     table = f"kyb-proxy-cmd-{os.getpid()}"
     proc = subprocess.Popen([sys.executable, "-m", "kybernetes.proxy.cmd", "--kubeconfig", str(srv.kubeconfig),
                              "--table", table, "--service-cluster-ip-range", "10.73.0.0/16",
-                             "--cluster-cidr", CLUSTER_CIDR, "--cni-bridge", "kybpxnone", "-v"],
+                             "--cluster-cidr", CLUSTER_CIDR, "--cni-bridge", "kybpxnone", "-v",
+                             "--healthz-bind-address", "127.0.0.1:0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until(lambda: f"table ip {table}" in nft_tables(), 30, "the command's table")
