@@ -172,3 +172,18 @@ def test_nodeport_addresses_flag() -> None:
     assert "'foo': must be a valid CIDR" in error("--nodeport-addresses", "foo")
     assert "can't use both 'primary' and CIDRs" in error("--nodeport-addresses", "primary,10.0.0.0/8")
     assert "only IPv4" in error("--nodeport-addresses", "fd00::/64")
+
+
+def test_node_heartbeats_do_not_resync() -> None:
+    """Only the Node's primary address and its deletion/taint state make a sync, not status heartbeats."""
+    p = Proxier(ProxyConfig(node_name="n"), client=object())  # type: ignore[arg-type]
+    old = {"metadata": {"name": "n"}, "status": {"addresses": [{"type": "InternalIP", "address": "10.74.0.1"}],
+                                                "conditions": [{"type": "Ready", "lastHeartbeatTime": "t1"}]}}
+    beat = {**old, "status": {**old["status"], "conditions": [{"type": "Ready", "lastHeartbeatTime": "t2"}]}}
+    p._on_node_update(old, beat)
+    assert not p._dirty.is_set()
+    p._on_node_update(old, {**old, "spec": {"taints": [{"key": "ToBeDeletedByClusterAutoscaler"}]}})
+    assert p._dirty.is_set()
+    p._dirty.clear()
+    p._on_node_update(old, {**old, "status": {"addresses": [{"type": "InternalIP", "address": "10.74.0.2"}]}})
+    assert p._dirty.is_set()

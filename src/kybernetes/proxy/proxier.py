@@ -146,6 +146,11 @@ def nodeport_ips(cidrs: list[str], addresses: list[str], localhost: bool) -> lis
     return out
 
 
+def _node_facts(node: nftables.Obj) -> tuple[Any, ...]:
+    """What the proxy reads from its Node: the primary address and the health server's eligibility."""
+    return (node_primary_ip(node), node_eligible(node))
+
+
 @dataclass
 class _Rendered:
     ruleset: Ruleset
@@ -194,7 +199,7 @@ class Proxier:
                 on_delete=lambda _o: self.mark_dirty(),
             )
         if self.config.node_name:
-            self._node_informer().add_handler(on_add=lambda _o: self.mark_dirty(), on_update=self._on_update,
+            self._node_informer().add_handler(on_add=lambda _o: self.mark_dirty(), on_update=self._on_node_update,
                                               on_delete=lambda _o: self.mark_dirty())
         await self.factory.start()
         if self.config.healthz_bind_address:
@@ -223,6 +228,11 @@ class Proxier:
     def _on_update(self, old: nftables.Obj, new: nftables.Obj) -> None:
         # Informer resyncs redeliver unchanged objects; the periodic sync covers those anyway.
         if old is not new:
+            self.mark_dirty()
+
+    def _on_node_update(self, old: nftables.Obj, new: nftables.Obj) -> None:
+        # The kubelet rewrites its Node's status every few seconds; only what we use matters.
+        if _node_facts(old) != _node_facts(new):
             self.mark_dirty()
 
     async def run(self, stop: asyncio.Event) -> None:
