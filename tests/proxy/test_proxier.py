@@ -177,7 +177,7 @@ def test_nodeport_addresses_flag() -> None:
 def test_node_heartbeats_do_not_resync() -> None:
     """Only the Node's primary address and its deletion/taint state make a sync, not status heartbeats."""
     p = Proxier(ProxyConfig(node_name="n"), client=object())  # type: ignore[arg-type]
-    old = {"metadata": {"name": "n"}, "status": {"addresses": [{"type": "InternalIP", "address": "10.74.0.1"}],
+    old: dict[str, Any] = {"metadata": {"name": "n"}, "status": {"addresses": [{"type": "InternalIP", "address": "10.74.0.1"}],
                                                 "conditions": [{"type": "Ready", "lastHeartbeatTime": "t1"}]}}
     beat = {**old, "status": {**old["status"], "conditions": [{"type": "Ready", "lastHeartbeatTime": "t2"}]}}
     p._on_node_update(old, beat)
