@@ -147,8 +147,10 @@ class ServiceAllocator:
             if spec.get("healthCheckNodePort") == old_spec.get("healthCheckNodePort"):
                 spec.pop("healthCheckNodePort", None)
             return
-        if not needs_health_check(spec) or needed:
-            return  # nothing to allocate; a change of an allocated port is refused by validation
+        if not needs_health_check(spec) or (needed and spec.get("healthCheckNodePort")):
+            # Nothing to allocate; a change of an allocated port is refused by validation. (A
+            # Service stored before ports were allocated for it has none yet: it gets one now.)
+            return
         wanted = spec.get("healthCheckNodePort")
         if wanted:
             lo, hi = self.node_ports
