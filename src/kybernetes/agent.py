@@ -424,10 +424,12 @@ def kubelet_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
 
 
 def proxy_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
-    """kube-proxy for this node: its own nftables table, named after the node's bridge."""
+    """kube-proxy for this node: its own nftables table, named after the node's bridge; the node's
+    name (local endpoints); its healthz on loopback, as k3s runs it."""
     args = [sys.executable, "-m", "kybernetes.cli", "proxy", "--kubeconfig", str(creds.proxy_kubeconfig),
             "--table", proxy_table(cfg.cni_bridge), "--cni-bridge", cfg.cni_bridge,
-            "--cluster-cidr", cfg.cluster_cidr, "--service-cluster-ip-range", cfg.service_cidr]
+            "--cluster-cidr", cfg.cluster_cidr, "--service-cluster-ip-range", cfg.service_cidr,
+            "--hostname-override", cfg.node_name, "--healthz-bind-address", "127.0.0.1:10256"]
     if cfg.verbose:
         args.append("-" + "v" * cfg.verbose)
     return args

@@ -114,8 +114,11 @@ async def test_sync_loop(tmp_path: Path) -> None:
 
 async def test_failed_apply_is_retried(tmp_path: Path) -> None:
     script = tmp_path / "nft"
-    marker = tmp_path / "failed-once"
-    script.write_text(f"#!/bin/sh\ncat > /dev/null\nif [ ! -e {marker} ]; then touch {marker}; echo boom >&2; exit 1; fi\n")
+    failures = tmp_path / "failures"
+    # The first round's two scripts (the in-place sync and the whole-table fallback) fail.
+    script.write_text(f"#!/bin/sh\ncase \"$*\" in *list*) exit 1;; esac\ncat > /dev/null\n"
+                      f"if [ $(wc -c < {failures} 2>/dev/null || echo 0) -lt 4 ]; then echo x >> {failures}; "
+                      f"echo boom >&2; exit 1; fi\n")
     os.chmod(script, 0o755)
     clock = FakeClock()
     p, _ = fake_proxier(str(script), clock)
@@ -131,3 +134,56 @@ async def test_failed_apply_is_retried(tmp_path: Path) -> None:
     assert p.syncs == 1 and p.last_error is None
     stop.set()
     await asyncio.wait_for(task, 2)
+
+
+def test_nodeport_address_selection() -> None:
+    """kube-proxy's GetNodeIPs over CIDRs (loopback only with localhost NodePorts), and the Node's
+    primary address for ``primary``."""
+    from kybernetes.proxy.proxier import node_primary_ip, nodeport_ips
+
+    addrs = ["127.0.0.1", "10.74.0.1", "192.0.2.5", "10.71.0.1"]
+    assert nodeport_ips(["10.74.0.0/24", "127.0.0.0/8"], addrs, localhost=True) == ["127.0.0.1", "10.74.0.1"]
+    assert nodeport_ips(["10.74.0.0/24", "127.0.0.0/8"], addrs, localhost=False) == ["10.74.0.1"]
+    assert nodeport_ips(["0.0.0.0/0"], addrs, localhost=False) == ["10.74.0.1", "192.0.2.5", "10.71.0.1"]
+    node = {"status": {"addresses": [{"type": "Hostname", "address": "n"}, {"type": "ExternalIP", "address": "192.0.2.9"},
+                                     {"type": "InternalIP", "address": "fd00::1"},
+                                     {"type": "InternalIP", "address": "10.74.0.1"}]}}
+    assert node_primary_ip(node) == "10.74.0.1"
+    assert node_primary_ip({"status": {"addresses": [{"type": "ExternalIP", "address": "192.0.2.9"}]}}) == "192.0.2.9"
+    assert node_primary_ip(None) is None
+    p = Proxier(ProxyConfig(nodeport_addresses=["primary"]), client=object())  # type: ignore[arg-type]
+    assert p._nodeport_ips(None) is None  # unknown node IP: every address, as kube-proxy
+    assert p._nodeport_ips({"status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]}}) is None
+
+
+def test_nodeport_addresses_flag() -> None:
+    """``--nodeport-addresses``: comma-separated and repeatable CIDRs, or 'primary' alone (kube-proxy's rules)."""
+    from click.testing import CliRunner
+
+    from kybernetes.proxy.cmd import _nodeport_addresses, command
+
+    def error(*args: str) -> str:
+        res = CliRunner().invoke(command, ["--kubeconfig", "/dev/null", *args, "--table", "bad name"])
+        return res.output
+
+    assert _nodeport_addresses(None, None, ("10.0.0.0/8, 192.0.2.0/24", "127.0.0.1/32")) == \
+        ["10.0.0.0/8", "192.0.2.0/24", "127.0.0.1/32"]  # type: ignore[arg-type]
+    assert _nodeport_addresses(None, None, ("primary",)) == ["primary"]  # type: ignore[arg-type]
+    assert "'foo': must be a valid CIDR" in error("--nodeport-addresses", "foo")
+    assert "can't use both 'primary' and CIDRs" in error("--nodeport-addresses", "primary,10.0.0.0/8")
+    assert "only IPv4" in error("--nodeport-addresses", "fd00::/64")
+
+
+def test_node_heartbeats_do_not_resync() -> None:
+    """Only the Node's primary address and its deletion/taint state make a sync, not status heartbeats."""
+    p = Proxier(ProxyConfig(node_name="n"), client=object())  # type: ignore[arg-type]
+    old: dict[str, Any] = {"metadata": {"name": "n"}, "status": {"addresses": [{"type": "InternalIP", "address": "10.74.0.1"}],
+                                                "conditions": [{"type": "Ready", "lastHeartbeatTime": "t1"}]}}
+    beat = {**old, "status": {**old["status"], "conditions": [{"type": "Ready", "lastHeartbeatTime": "t2"}]}}
+    p._on_node_update(old, beat)
+    assert not p._dirty.is_set()
+    p._on_node_update(old, {**old, "spec": {"taints": [{"key": "ToBeDeletedByClusterAutoscaler"}]}})
+    assert p._dirty.is_set()
+    p._dirty.clear()
+    p._on_node_update(old, {**old, "status": {"addresses": [{"type": "InternalIP", "address": "10.74.0.2"}]}})
+    assert p._dirty.is_set()

@@ -2,9 +2,15 @@
 and the proxier running in this process, in a thread with its own event loop.
 
 Isolation from anything else on the machine: the cluster uses its own pod range, service range and
-bridge (``kybpx0``), and the proxier its own table (``kyb-proxy-e2e-PID``). The module fixture
-stops the proxier (which deletes the table and restores the bridge's ``route_localnet``), checks
-that, deletes the table again as a safety net, and stops the server (which removes its pods).
+bridge (``kybpx0``), and the proxier its own table (``kyb-proxy-e2e-PID``) and a healthz port
+chosen by the kernel on loopback. The module fixture stops the proxier (which deletes the table
+and restores the bridge's ``route_localnet``), checks that, deletes the table again as a safety
+net, and stops the server (which removes its pods).
+
+Clients "outside the cluster" live in a network namespace of the test's own (``kybpxext``), joined
+to the host by a veth pair on 10.74.0.0/24 (the host's end is a node address NodePorts answer on);
+externalIPs are taken from 10.75.0.0/24, routed to the host by that namespace's default route.
+Nothing is sent anywhere else.
 """
 
 from __future__ import annotations
@@ -37,6 +43,10 @@ pytestmark = pytest.mark.integration
 CLUSTER_CIDR = "10.71.0.0/16"
 SERVICE_CIDR = "10.72.0.0/16"
 BRIDGE = "kybpx0"
+OUTSIDE_NS = "kybpxext"
+HOST_VETH, OUTSIDE_VETH = "kybpxh0", "kybpxe0"
+HOST_ADDR, OUTSIDE_ADDR = "10.74.0.1", "10.74.0.2"
+EXTERNAL_IP = "10.75.0.10"
 TABLE = f"kyb-proxy-e2e-{os.getpid()}"
 NS = "default"
 
@@ -123,16 +133,19 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPr
                               "--service-cluster-ip-range", SERVICE_CIDR, "--kubelet-arg", f"cni-bridge={BRIDGE}",
                               "--disable-kube-proxy",  # the test runs its own proxier on the bridge
                               agent=True, timeout=60)
-    proxy = ProxyThread(ProxyConfig(kubeconfig=srv.kubeconfig, table_name=TABLE, service_cidr=SERVICE_CIDR,
-                                    cluster_cidr=CLUSTER_CIDR, bridge=BRIDGE, sync_period=5.0))
+    proxy: ProxyThread | None = None
     try:
-        proxy.start()
-        wait_until(lambda: srv.kubectl("get", "nodes", "-o", "name").stdout.strip(), 60, "the node to register")
+        node = wait_until(lambda: srv.kubectl("get", "nodes", "-o", "name").stdout.strip(), 60, "the node to register")
         srv.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=120s", timeout=130)
+        proxy = ProxyThread(ProxyConfig(kubeconfig=srv.kubeconfig, table_name=TABLE, service_cidr=SERVICE_CIDR,
+                                        cluster_cidr=CLUSTER_CIDR, bridge=BRIDGE, sync_period=5.0,
+                                        node_name=node.removeprefix("node/"), healthz_bind_address="127.0.0.1:0"))
+        proxy.start()
         yield srv, proxy
     finally:
         try:
-            proxy.stop()
+            if proxy is not None:
+                proxy.stop()
             assert f"table ip {TABLE}" not in nft_tables(), "the proxier left its table behind"
             if localnet_before is not None:
                 assert route_localnet() == localnet_before, "route_localnet was not restored"
@@ -240,10 +253,7 @@ def test_cluster_ip_from_pods_and_hairpin(cluster: tuple[ServerProcess, ProxyThr
     srv, _ = cluster
     ip, _ = web
     expected = pod_names(srv, "web")
-    apply(srv, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client", "namespace": NS},
-                "spec": {"terminationGracePeriodSeconds": 0,
-                         "containers": [{"name": "c", "image": BUSYBOX_IMAGE, "command": ["sleep", "3600"]}]}})
-    srv.kubectl("wait", "-n", NS, "--for=condition=Ready", "pod/client", "--timeout=120s", timeout=130)
+    ensure_client_pod(srv)
     assert seen_from_pod(srv, "client", f"http://{ip}/") == expected
     # Hairpin: a backend reaching its own Service, sometimes landing on itself.
     backend = sorted(expected)[0]
@@ -312,7 +322,8 @@ def test_proxy_command_creates_and_removes_its_table(cluster: tuple[ServerProces
     table = f"kyb-proxy-cmd-{os.getpid()}"
     proc = subprocess.Popen([sys.executable, "-m", "kybernetes.proxy.cmd", "--kubeconfig", str(srv.kubeconfig),
                              "--table", table, "--service-cluster-ip-range", "10.73.0.0/16",
-                             "--cluster-cidr", CLUSTER_CIDR, "--cni-bridge", "kybpxnone", "-v"],
+                             "--cluster-cidr", CLUSTER_CIDR, "--cni-bridge", "kybpxnone", "-v",
+                             "--healthz-bind-address", "127.0.0.1:0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until(lambda: f"table ip {table}" in nft_tables(), 30, "the command's table")
@@ -325,3 +336,231 @@ def test_proxy_command_creates_and_removes_its_table(cluster: tuple[ServerProces
             proc.kill()
             proc.wait()
         run_nft(delete_table_script(table))
+
+
+# --- clients outside the cluster, traffic policies, externalIPs, session affinity ----------------------
+
+
+@pytest.fixture(scope="module")
+def outside(cluster: tuple[ServerProcess, ProxyThread]) -> Iterator[str]:
+    """A network namespace standing for a machine outside the cluster, on a veth link to the node."""
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+    subprocess.run(["ip", "netns", "del", OUTSIDE_NS], capture_output=True, timeout=10)  # a leftover
+    try:
+        ip("netns", "add", OUTSIDE_NS)
+        ip("link", "add", HOST_VETH, "type", "veth", "peer", "name", OUTSIDE_VETH, "netns", OUTSIDE_NS)
+        ip("addr", "add", f"{HOST_ADDR}/24", "dev", HOST_VETH)
+        ip("link", "set", HOST_VETH, "up")
+        for args in (("addr", "add", f"{OUTSIDE_ADDR}/24", "dev", OUTSIDE_VETH), ("link", "set", OUTSIDE_VETH, "up"),
+                     ("link", "set", "lo", "up"), ("route", "add", "default", "via", HOST_ADDR)):
+            ip("-n", OUTSIDE_NS, *args)
+        yield OUTSIDE_NS
+    finally:
+        subprocess.run(["ip", "netns", "del", OUTSIDE_NS], capture_output=True, timeout=10)
+        subprocess.run(["ip", "link", "del", HOST_VETH], capture_output=True, timeout=10)
+
+
+def curl(url: str, *, netns: str = "", timeout: float = 3.0) -> tuple[int, str]:
+    """(curl's exit code, body): 0 answered, 7 refused, 28 timed out (dropped)."""
+    cmd = ["curl", "-s", "--noproxy", "*", "--max-time", str(timeout), url]
+    if netns:
+        cmd = ["ip", "netns", "exec", netns, *cmd]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 10)
+    return res.returncode, res.stdout.strip()
+
+
+def client_seen(answer: str) -> str:
+    """The client address in an echo pod's answer (httpd listens on IPv6: ``[::ffff:A.B.C.D]``)."""
+    return answer.split()[1].removeprefix("[::ffff:").removesuffix("]")
+
+
+def answered(url: str, *, netns: str = "") -> str:
+    rc, out = curl(url, netns=netns)
+    assert rc == 0, f"{url} from {netns or 'the host'}: curl exit {rc}"
+    return out
+
+
+def echo_deployment(name: str, replicas: int) -> dict[str, Any]:
+    """Pods that answer /cgi-bin/ip with their name and the client address they see."""
+    script = ('mkdir -p /www/cgi-bin && echo "$POD_NAME" > /www/index.html && '
+              'printf "#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho %s \\$REMOTE_ADDR\\n" "$POD_NAME" '
+              '> /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && exec httpd -f -p 8080 -h /www')
+    d = deployment(name, replicas)
+    d["spec"]["template"]["spec"]["containers"][0]["command"] = ["sh", "-c", script]
+    return d
+
+
+@pytest.fixture(scope="module")
+def echo(cluster: tuple[ServerProcess, ProxyThread]) -> set[str]:
+    """Two echo pods (both on this node); returns their names."""
+    srv, _ = cluster
+    apply(srv, echo_deployment("echo", 2))
+    srv.kubectl("rollout", "status", "deployment/echo", "-n", NS, "--timeout=180s", timeout=190)
+    return wait_until(lambda: (lambda p: p if len(p) == 2 else None)(pod_names(srv, "echo")), 60, "two echo pods")
+
+
+def echo_service(srv: ServerProcess, name: str, *, selector: str | None = "echo", **spec: Any) -> dict[str, Any]:
+    svc = service(name, selector or "", type_=spec.pop("type", "ClusterIP"))
+    if selector is None:
+        del svc["spec"]["selector"]
+    svc["spec"].update(spec)
+    apply(srv, svc)
+    return dict(get_json(srv, "service", name)["spec"])
+
+
+def remote_endpoints(srv: ServerProcess, service_name: str, pod_ip: str, node: str) -> None:
+    """A hand-made EndpointSlice for a selector-less Service: one endpoint on ``node``."""
+    apply(srv, {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+                "metadata": {"name": f"{service_name}-1", "namespace": NS,
+                             "labels": {"kubernetes.io/service-name": service_name}},
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+                "endpoints": [{"addresses": [pod_ip], "nodeName": node, "conditions": {"ready": True}}]})
+
+
+def health_check(port: int) -> tuple[int, str] | None:
+    """(HTTP status, body) of a health-check node port on the node's loopback, None while it is closed."""
+    return health_check_at("127.0.0.1", port)
+
+
+def ensure_client_pod(srv: ServerProcess) -> None:
+    apply(srv, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client", "namespace": NS},
+                "spec": {"terminationGracePeriodSeconds": 0,
+                         "containers": [{"name": "c", "image": BUSYBOX_IMAGE, "command": ["sleep", "3600"]}]}})
+    srv.kubectl("wait", "-n", NS, "--for=condition=Ready", "pod/client", "--timeout=120s", timeout=130)
+
+
+def pod_ip(srv: ServerProcess, app: str) -> str:
+    return str(get_json(srv, "pods", "-l", f"app={app}")["items"][0]["status"]["podIP"])
+
+
+def test_node_port_answers_on_every_node_address(cluster: tuple[ServerProcess, ProxyThread], outside: str,
+                                                  echo: set[str]) -> None:
+    srv, _ = cluster
+    spec = echo_service(srv, "echo-np", type="NodePort")
+    node_port = spec["ports"][0]["nodePort"]
+    # An address the proxy was never told about (the veth's), from outside and from the host itself.
+    wait_until(lambda: {answered(f"http://{HOST_ADDR}:{node_port}/", netns=outside) for _ in range(20)} == echo,
+               30, f"both pods behind {HOST_ADDR}:{node_port} from outside")
+    assert {answered(f"http://{HOST_ADDR}:{node_port}/") for _ in range(20)} == echo
+    # Cluster policy: the pod sees the node, not the client
+    assert client_seen(answered(f"http://{HOST_ADDR}:{node_port}/cgi-bin/ip", netns=outside)) != OUTSIDE_ADDR
+
+
+def test_external_traffic_policy_local(cluster: tuple[ServerProcess, ProxyThread], outside: str,
+                                       echo: set[str]) -> None:
+    """Local: the client's address reaches the pod; no endpoint on this node: dropped (not
+    refused), though pods still get an answer; the health-check node port says which."""
+    srv, proxy = cluster
+    spec = echo_service(srv, "echo-local", type="LoadBalancer", externalTrafficPolicy="Local")
+    node_port, health_port = spec["ports"][0]["nodePort"], spec["healthCheckNodePort"]
+    url = f"http://{HOST_ADDR}:{node_port}/cgi-bin/ip"
+    seen = wait_until(lambda: answered(url, netns=outside), 30, "the Local NodePort")
+    assert client_seen(seen) == OUTSIDE_ADDR, seen  # source IP preserved
+
+    status, body = wait_until(lambda: health_check(health_port), 30, "the health check port")
+    assert status == 200 and json.loads(body) == {"service": {"namespace": NS, "name": "echo-local"},
+                                            "localEndpoints": 2, "serviceProxyHealthy": True}
+
+    # Only an endpoint on another node: traffic from outside is dropped ...
+    spec = echo_service(srv, "echo-remote", selector=None, type="LoadBalancer", externalTrafficPolicy="Local")
+    remote_endpoints(srv, "echo-remote", pod_ip(srv, "echo"), "some-other-node")
+    node_port, health_port = spec["ports"][0]["nodePort"], spec["healthCheckNodePort"]
+    remote_url = f"http://{HOST_ADDR}:{node_port}/"
+    status, body = wait_until(lambda: health_check(health_port), 30, "the health check port")
+    assert (status, json.loads(body)["localEndpoints"]) == (503, 0)
+    # ... (a drop: the client times out, it is not refused) while a pod still gets an answer
+    # through the NodePort (kube-proxy's short-circuit of cluster traffic)
+    gateway = next(a for a in _bridge_ipv4() if a.startswith("10.71."))
+    ensure_client_pod(srv)
+    assert seen_from_pod(srv, "client", f"http://{gateway}:{node_port}/", n=3) <= echo
+    assert curl(remote_url, netns=outside, timeout=2)[0] == 28
+    # Cluster policy on the same Service answers from outside: the drop was the policy
+    echo_service(srv, "echo-remote", selector=None, type="LoadBalancer", externalTrafficPolicy="Cluster")
+    wait_until(lambda: curl(remote_url, netns=outside)[0] == 0, 30, "the Cluster policy to answer")
+    assert proxy.proxier is not None and proxy.proxier.last_error is None
+
+
+def test_internal_traffic_policy_local(cluster: tuple[ServerProcess, ProxyThread], echo: set[str]) -> None:
+    srv, _ = cluster
+    spec = echo_service(srv, "echo-itp", internalTrafficPolicy="Local")
+    wait_until(lambda: seen_from_host(f"http://{spec['clusterIP']}/", 20) == echo, 30, "local endpoints")
+    spec = echo_service(srv, "echo-itp-remote", selector=None, internalTrafficPolicy="Local")
+    remote_endpoints(srv, "echo-itp-remote", pod_ip(srv, "echo"), "some-other-node")
+    wait_until(lambda: curl(f"http://{spec['clusterIP']}/", timeout=2)[0] == 28, 30, "the ClusterIP to drop")
+    echo_service(srv, "echo-itp-remote", selector=None, internalTrafficPolicy="Cluster")
+    wait_until(lambda: curl(f"http://{spec['clusterIP']}/")[0] == 0, 30, "the Cluster policy to answer")
+
+
+def test_external_ips(cluster: tuple[ServerProcess, ProxyThread], outside: str, echo: set[str]) -> None:
+    srv, _ = cluster
+    echo_service(srv, "echo-eip", externalIPs=[EXTERNAL_IP])
+    url = f"http://{EXTERNAL_IP}/"
+    wait_until(lambda: {answered(url, netns=outside) for _ in range(20)} == echo, 30, "both pods behind the externalIP")
+    assert {answered(url) for _ in range(20)} == echo  # from the node itself too
+    # externalTrafficPolicy applies to externalIPs: Local keeps the client's address
+    echo_service(srv, "echo-eip", externalIPs=[EXTERNAL_IP], externalTrafficPolicy="Local")
+    wait_until(lambda: client_seen(answered(f"{url}cgi-bin/ip", netns=outside)) == OUTSIDE_ADDR, 30,
+               "the client address at the pod")
+
+
+def test_session_affinity_sticks_across_syncs_and_expires(cluster: tuple[ServerProcess, ProxyThread],
+                                                          echo: set[str]) -> None:
+    srv, proxy = cluster
+    spec = echo_service(srv, "echo-sticky", sessionAffinity="ClientIP",
+                        sessionAffinityConfig={"clientIP": {"timeoutSeconds": 4}})
+    url = f"http://{spec['clusterIP']}/"
+    wait_until(lambda: curl(url)[0] == 0, 30, "the sticky Service")
+    first = answered(url)
+    assert {answered(url) for _ in range(10)} == {first}
+    # Other Services change (each change is a sync of the whole table); the client stays put.
+    proxier = proxy.proxier
+    assert proxier is not None
+    for i in range(4):
+        before = proxier.syncs
+        echo_service(srv, f"echo-churn-{i}")
+        wait_until(lambda: proxier.syncs > before, 30, "a sync")  # noqa: B023 (used at once)
+        assert answered(url) == first
+    # After timeoutSeconds without a connection, the choice is free again.
+    def lands_elsewhere() -> bool:
+        time.sleep(4.5)  # longer than the affinity timeout since the last connection
+        return answered(url) != first
+    wait_until(lands_elsewhere, 90, "the affinity to expire", interval=0)
+
+
+def test_nodeport_addresses_restrict_where_node_ports_answer(cluster: tuple[ServerProcess, ProxyThread],
+                                                             outside: str, echo: set[str]) -> None:
+    """``--nodeport-addresses 10.74.0.0/24`` without localhost NodePorts: the veth's address answers,
+    loopback and the bridge do not, and health-check ports listen only there. (Last in the module:
+    it replaces the module's proxier with a restricted one on the same table.)"""
+    srv, proxy = cluster
+    proxy.stop()
+    restricted = ProxyThread(ProxyConfig(
+        kubeconfig=srv.kubeconfig, table_name=TABLE, service_cidr=SERVICE_CIDR, cluster_cidr=CLUSTER_CIDR,
+        bridge=BRIDGE, sync_period=5.0, node_name=proxy.config.node_name, healthz_bind_address="127.0.0.1:0",
+        nodeport_addresses=[f"{HOST_ADDR.rsplit('.', 1)[0]}.0/24"], localhost_nodeports=False))
+    restricted.start()
+    try:
+        spec = echo_service(srv, "echo-restricted", type="LoadBalancer", externalTrafficPolicy="Local")
+        node_port, health_port = spec["ports"][0]["nodePort"], spec["healthCheckNodePort"]
+        wait_until(lambda: curl(f"http://{HOST_ADDR}:{node_port}/", netns=outside)[0] == 0, 30, "the veth address")
+        gateway = next(a for a in _bridge_ipv4() if a.startswith("10.71."))
+        # nothing else listens on the port, so the kernel refuses: the NodePort is simply not there
+        assert curl(f"http://127.0.0.1:{node_port}/")[0] == 7
+        assert curl(f"http://{gateway}:{node_port}/")[0] == 7
+        status, _ = wait_until(lambda: health_check_at(HOST_ADDR, health_port), 30, "the health check on the veth")
+        assert status == 200
+        assert curl(f"http://127.0.0.1:{health_port}/")[0] == 7
+    finally:
+        restricted.stop()
+
+
+def health_check_at(host: str, port: int) -> tuple[int, str] | None:
+    """(HTTP status, body) of a health-check node port, None while it is closed."""
+    res = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", "--noproxy", "*", "--max-time", "3",
+                          f"http://{host}:{port}/"], capture_output=True, text=True, timeout=15)
+    if res.returncode != 0:
+        return None
+    body, _, code = res.stdout.rpartition("\n")
+    return int(code), body

@@ -254,6 +254,63 @@ async def test_the_service_rest_object_allocates_not_an_admission_hook(registry:
         await registry.create(svcs.resource, "default", service("b", clusterIP=ip), CTX)
 
 
+async def test_health_check_node_port_is_allocated_kept_and_released(registry: Registry) -> None:
+    """LoadBalancer + externalTrafficPolicy Local gets spec.healthCheckNodePort from the node-port
+    range (Kubernetes' allocHealthCheckNodePort), kept on updates, immutable, dropped when the
+    Service stops needing it; a taken or out-of-range request is Kubernetes' 500 InternalError."""
+    from kybernetes.apiserver.registry.core.serviceallocator import ServiceAllocator
+
+    ServiceAllocator("10.43.0.0/16", (30000, 30010)).install(registry)
+    svcs = rest(registry, "services")
+    lb = await registry.create(svcs.resource, "default", service("lb", type="LoadBalancer",
+                                                                  externalTrafficPolicy="Local"), CTX)
+    hc = lb["spec"]["healthCheckNodePort"]
+    assert 30000 <= hc <= 30010 and hc != lb["spec"]["ports"][0]["nodePort"]
+    np_ = await registry.create(svcs.resource, "default", service("np", type="NodePort",
+                                                                   externalTrafficPolicy="Local"), CTX)
+    assert "healthCheckNodePort" not in np_["spec"] and np_["spec"]["ports"][0]["nodePort"] != hc
+    kept, _ = await registry.update(svcs.resource, "default", "lb", {**lb, "spec": {
+        "type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"port": 80}]}}, CTX)
+    assert kept["spec"]["healthCheckNodePort"] == hc
+    with pytest.raises(errors.Invalid, match=r"spec.healthCheckNodePort: Forbidden: field is immutable"):
+        await registry.update(svcs.resource, "default", "lb",
+                              {**kept, "spec": {**kept["spec"], "healthCheckNodePort": hc + 1 if hc < 30010 else hc - 1}},
+                              CTX)
+    with pytest.raises(errors.InternalError) as e:
+        await registry.create(svcs.resource, "default", service("c", type="LoadBalancer", externalTrafficPolicy="Local",
+                                                                 healthCheckNodePort=hc), CTX)
+    assert str(e.value) == (f"Internal error occurred: failed to allocate requested HealthCheck NodePort {hc}: "
+                            "provided port is already allocated")
+    with pytest.raises(errors.InternalError, match="provided port is not in the valid range"):
+        await registry.create(svcs.resource, "default", service("d", type="LoadBalancer", externalTrafficPolicy="Local",
+                                                                 healthCheckNodePort=31000), CTX)
+    with pytest.raises(errors.Invalid, match="may only be set when `type` is 'LoadBalancer'"):
+        await registry.create(svcs.resource, "default", service("e", type="NodePort", healthCheckNodePort=30005), CTX)
+    # Cluster policy: the unchanged port is dropped
+    cluster, _ = await registry.update(svcs.resource, "default", "lb",
+                                       {**kept, "spec": {**kept["spec"], "externalTrafficPolicy": "Cluster"}}, CTX)
+    assert "healthCheckNodePort" not in cluster["spec"]
+
+
+async def test_external_traffic_policy_on_a_cluster_ip_service_with_external_ips(registry: Registry) -> None:
+    """ExternallyAccessible includes ClusterIP Services with externalIPs: defaulted, and Local allowed."""
+    from kybernetes.apiserver.registry.core.serviceallocator import ServiceAllocator
+
+    ServiceAllocator("10.43.0.0/16", (30000, 30010)).install(registry)
+    svcs = rest(registry, "services")
+    made = await registry.create(svcs.resource, "default", service("x", externalIPs=["192.0.2.10"]), CTX)
+    assert made["spec"]["externalTrafficPolicy"] == "Cluster"
+    local = await registry.create(svcs.resource, "default", service("y", externalIPs=["192.0.2.11"],
+                                                                     externalTrafficPolicy="Local"), CTX)
+    assert local["spec"]["externalTrafficPolicy"] == "Local"
+    with pytest.raises(errors.Invalid, match="may only be set for externally-accessible services"):
+        await registry.create(svcs.resource, "default", service("z", externalTrafficPolicy="Local"), CTX)
+    # No longer externally accessible: the unchanged policy is dropped, as Kubernetes does.
+    plain, _ = await registry.update(svcs.resource, "default", "x", {**made, "spec": {
+        k: val for k, val in made["spec"].items() if k != "externalIPs"}}, CTX)
+    assert "externalTrafficPolicy" not in plain["spec"]
+
+
 # --- custom resources: one object per served version, built from the CRD -----------------
 
 CRD: Obj = {

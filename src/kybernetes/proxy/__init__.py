@@ -2,14 +2,18 @@
 
 ::
 
-    nftables   pure rendering: Services + EndpointSlices -> the proxy's whole nftables table (text),
-               and applying it atomically with ``nft -f -``
+    serviceports  Services + EndpointSlices -> ServicePorts (endpoints for the Cluster and Local
+                  traffic policies, externalIPs, affinity, health-check node port)
+    nftables   pure rendering: ServicePorts -> the proxy's whole nftables table (text), and applying
+               it in one transaction with ``nft -f -`` (affinity state kept across syncs)
+    healthcheck   kube-proxy's /healthz and /livez, and the Services' health-check node ports
     proxier    the loop: informers on Services and EndpointSlices -> debounced re-render -> apply;
                periodic full resync; removes the table on stop
     cmd        ``kyb proxy``: flags -> :class:`ProxyConfig` -> :func:`run`
 """
 
-from kybernetes.proxy.nftables import ServicePort, build_service_ports, render_table
+from kybernetes.proxy.nftables import render_table
 from kybernetes.proxy.proxier import Proxier, ProxyConfig, run
+from kybernetes.proxy.serviceports import ServicePort, build_service_ports
 
 __all__ = ["Proxier", "ProxyConfig", "ServicePort", "build_service_ports", "render_table", "run"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import click
 
 from kybernetes import aiorun
 from kybernetes.proxy.nftables import check_table_name
-from kybernetes.proxy.proxier import ProxyConfig, run
+from kybernetes.proxy.proxier import PRIMARY, ProxyConfig, run
 
 
 def _table(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -34,6 +35,23 @@ def _ipv4_cidr(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     return str(net)
 
 
+def _nodeport_addresses(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> list[str]:
+    """kube-proxy's rules (validateKubeProxyNodePortAddress): CIDRs, or 'primary' alone."""
+    items = [v.strip() for arg in value for v in arg.split(",") if v.strip()]
+    for i, item in enumerate(items):
+        if item == PRIMARY:
+            if i != 0 or len(items) != 1:
+                raise click.BadParameter(f"{item!r}: can't use both 'primary' and CIDRs")
+            break
+        try:
+            net = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise click.BadParameter(f"{item!r}: must be a valid CIDR") from None
+        if net.version != 4:
+            raise click.BadParameter(f"{item!r}: only IPv4 is supported")
+    return items
+
+
 @click.command("proxy")
 @click.option("--kubeconfig", type=click.Path(path_type=Path, exists=True), required=True)
 @click.option("--table", default="kybernetes-proxy", show_default=True, callback=_table,
@@ -42,9 +60,16 @@ def _ipv4_cidr(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
               help="Only ClusterIPs inside this range get rules.")
 @click.option("--cluster-cidr", default="10.42.0.0/16", show_default=True, callback=_ipv4_cidr,
               help="Pod addresses: Service clients outside it are masqueraded.")
-@click.option("--nodeport-address", "nodeport_addresses", multiple=True, default=["127.0.0.1"],
-              show_default=True, help="Address to serve NodePorts on (repeatable); the bridge's own "
-              "addresses are always added.")
+@click.option("--hostname-override", default="", help="This node's name (default: the host name): "
+              "endpoints on it are local for the Local traffic policies.")
+@click.option("--nodeport-addresses", "nodeport_addresses", multiple=True, callback=_nodeport_addresses,
+              help="CIDRs whose node addresses answer NodePorts (comma-separated, repeatable), or 'primary' "
+              "(the node's primary IP); default: every local address.")
+@click.option("--localhost-nodeports/--no-localhost-nodeports", default=True, show_default=True,
+              help="Also answer NodePorts on 127.0.0.0/8 (kube-proxy's iptables mode does; its nftables "
+              "mode does not). Sets route_localnet on the pod bridge.")
+@click.option("--healthz-bind-address", default="0.0.0.0:10256", show_default=True,
+              help="IP[:port] of the /healthz and /livez server; empty: none.")
 @click.option("--cni-bridge", default="kyb0", show_default=True, help="The pod network's bridge.")
 @click.option("--masquerade-all/--no-masquerade-all", default=None,
               help="Masquerade every Service connection (default: only when bridged traffic skips netfilter).")
@@ -52,20 +77,17 @@ def _ipv4_cidr(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 @click.option("--sync-period", type=float, default=30.0, show_default=True,
               help="Seconds between full resyncs.")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
-def command(kubeconfig: Path, table: str, service_cluster_ip_range: str, cluster_cidr: str,
-            nodeport_addresses: tuple[str, ...], cni_bridge: str, masquerade_all: bool | None,
-            min_sync_period: float, sync_period: float, verbose: int) -> None:
-    """Program Services (ClusterIPs, NodePorts) into nftables, like kube-proxy."""
+def command(kubeconfig: Path, table: str, service_cluster_ip_range: str, cluster_cidr: str, hostname_override: str,
+            nodeport_addresses: list[str], localhost_nodeports: bool, healthz_bind_address: str, cni_bridge: str,
+            masquerade_all: bool | None, min_sync_period: float, sync_period: float, verbose: int) -> None:
+    """Program Services (ClusterIPs, externalIPs, NodePorts) into nftables, like kube-proxy."""
     logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
-    for a in nodeport_addresses:
-        try:
-            ipaddress.IPv4Address(a)
-        except ValueError:
-            raise click.BadParameter(f"{a!r} is not an IPv4 address", param_hint="--nodeport-address") from None
     cfg = ProxyConfig(kubeconfig=kubeconfig, table_name=table, service_cidr=service_cluster_ip_range,
-                      cluster_cidr=cluster_cidr, node_addresses=list(nodeport_addresses), bridge=cni_bridge,
-                      masquerade_all=masquerade_all, min_sync_period=min_sync_period, sync_period=sync_period)
+                      cluster_cidr=cluster_cidr, node_name=(hostname_override or socket.gethostname()).lower(),
+                      nodeport_addresses=nodeport_addresses, localhost_nodeports=localhost_nodeports,
+                      healthz_bind_address=healthz_bind_address, bridge=cni_bridge, masquerade_all=masquerade_all,
+                      min_sync_period=min_sync_period, sync_period=sync_period)
 
     async def main() -> None:
         stop = aiorun.stop_on_signals()

@@ -1,52 +1,54 @@
-"""Services and EndpointSlices -> one nftables table, applied atomically.
+"""ServicePorts -> one nftables table, applied atomically; the layout of kube-proxy's nftables mode.
 
 Data flow::
 
-    Services + EndpointSlices (informer caches)
-      -> build_service_ports(): one ServicePort per (Service, port, protocol) with the IPv4
-         ClusterIPs inside the service range, the NodePort, and the endpoints to use
-         (ready ones; if none is ready, the serving-and-terminating ones, as kube-proxy does)
-      -> render_table(): the complete text of ``table ip NAME`` (deterministic: same input, same text)
-      -> apply(): ``nft -f -`` with "add table; delete table; table { ... }" in ONE file, which nft
-         runs as one transaction: the kernel switches from the old table to the new one atomically
-         and no packet ever sees a half-built table
+    ServicePorts (serviceports.build_service_ports)
+      -> render_table(): a :class:`Ruleset`: the complete ``table ip NAME { ... }`` (deterministic:
+         same input, same text) and the names of the chains and sets it declares
+      -> sync_script(): ONE ``nft -f`` file, which nft runs as one transaction: it flushes every
+         rule and every map/set we rebuild, deletes the chains and affinity sets that are no
+         longer declared, and declares the whole table again. Affinity sets are declared but never
+         flushed, so a client's ``sessionAffinity`` survives syncs (as in kube-proxy); the kernel
+         switches to the new rules atomically. replace_script() (delete and recreate the whole
+         table) is the fallback when that transaction fails (a kernel that will not delete a chain
+         whose map element goes away in the same transaction, or a table of an older layout).
 
 Everything lives in the proxy's own ``table ip NAME``; nothing else in the ruleset is read or
-changed. Every rule matches only packets addressed to a ClusterIP of the service range or to a
-NodePort on one of the configured node addresses (loopback, the pod bridge's gateway), or
-packets this table itself marked for masquerading.
+changed. Rules match only packets addressed to a ClusterIP or externalIP of a Service, to a
+NodePort on a node address, or packets this table itself marked for masquerading.
 
 Rule layout (``ADDR . PROTO . PORT`` keys are ``ipv4_addr . inet_proto . inet_service``)::
 
-    map service-ips          ADDR.PROTO.PORT -> goto svc-* (ClusterIP ports with endpoints)
-                                            -> goto ext-* (NodePorts with endpoints, per node address)
-    set cluster-ips          every ClusterIP we serve (used to reject what was not DNATed)
-    set no-endpoint-nodeports  ADDR.PROTO.PORT of NodePorts whose Service has no endpoint
+    map service-ips         ADDR.PROTO.PORT -> goto svc-*/local-* (ClusterIPs), goto ext-* (externalIPs)
+    map service-nodeports   PROTO.PORT -> goto ext-*                (NodePorts)
+    set nodeport-ips        the node addresses NodePorts answer on (only with --nodeport-addresses;
+                            without it every local address does: ``fib daddr type local``)
+    map no-endpoint-services   ADDR.PROTO.PORT -> goto reject-chain (no endpoint anywhere) or drop
+                               (a Local traffic policy and no endpoint on this node)
+    map no-endpoint-nodeports  PROTO.PORT -> the same, for NodePorts
+    set cluster-ips         every ClusterIP we serve (what is still addressed to one after DNAT is
+                            refused: a port the Service does not have)
 
-    chain nat-prerouting     hook prerouting, dstnat:  vmap @service-ips     (traffic from pods)
-    chain nat-output         hook output, -100:        vmap @service-ips     (traffic from the host)
-    chain nat-postrouting    hook postrouting, srcnat: masquerade what carries our mark, clear it
-    chain filter-forward     hook forward:  still addressed to a ClusterIP (not DNATed) -> reject
-    chain filter-output      hook output, -90 (after DNAT): the same for the host's own traffic, and
-                             NodePorts without endpoints -> reject
-    chain filter-input       hook input: NodePorts without endpoints -> reject (from pods); with
-                             route_localnet on the bridge, drop 127/8 packets from it that are not
-                             replies of our own DNAT (the CVE-2020-8558 guard)
+    chain filter-input/-forward/-output   hook priority dstnat-10 (before DNAT in output):
+                            new connections -> endpoints-check (the two no-endpoint maps);
+                            forward also refuses what is still addressed to a ClusterIP;
+                            input drops 127/8 from the bridge that our DNAT did not make
+                            (CVE-2020-8558 guard, with route_localnet on the bridge)
+    chain filter-output-post-dnat         hook output priority -90: the host's own packets still
+                            addressed to a ClusterIP -> refused
+    chain nat-prerouting, nat-output      -> services: vmap @service-ips; NodePorts: vmap @service-nodeports
+    chain nat-postrouting   -> masquerading: masquerade what carries our mark, clear the mark
 
-    chain svc-HASH-ns/name/proto/port    one per Service port:
-        [ip saddr != CLUSTER_CIDR jump mark-for-masquerade]   (off-cluster clients, e.g. the host)
-        [ip saddr @aff-EP goto ep-EP ...]                     (sessionAffinity: ClientIP)
-        numgen random mod N vmap { 0 : goto ep-..., 1 : goto ep-... }
-    chain ext-HASH-...   NodePort entry: jump mark-for-masquerade; goto svc-...
-    chain ep-HASH-...__IP/PORT   one per endpoint:
-        ip saddr IP jump mark-for-masquerade    (hairpin: a pod reaching itself through the Service
-                                                 must see the reply come back through the gateway)
-        [update @aff-EP { ip saddr }]
-        meta l4proto tcp dnat to IP:PORT
-
-A Service port without endpoints gets no ``service-ips`` entry, so its packets keep the ClusterIP
-as destination and the filter chains reject them (TCP reset, ICMP port-unreachable otherwise):
-clients fail fast instead of timing out, as with kube-proxy.
+    per Service port (HASH-ns/name/proto/port):
+    chain svc-*     "Cluster" policy: [off-cluster clients -> mark-for-masquerade]
+                    [ip saddr @aff-* goto ep-* ...] numgen random mod N vmap { i : goto ep-* }
+    chain local-*   "Local" policy: the same over the node's own endpoints; source kept
+    chain ext-*     NodePort/externalIP entry. externalTrafficPolicy Cluster: mark for masquerade,
+                    goto svc-*. Local: pods (cluster CIDR) short-circuit to svc-*, the host's own
+                    traffic is masqueraded and short-circuits too; everything else goto local-*
+                    (or falls through: no local endpoint -> endpoints-check drops it)
+    chain ep-*      one per endpoint: hairpin masquerade (the endpoint reaching itself),
+                    [update @aff-* { ip saddr }], dnat to IP:PORT
 
 Masquerading uses one packet-mark bit (``0x4000`` by default, like kube-proxy), set in the nat
 chains on a connection's first packet and cleared in postrouting, so it never leaves the host.
@@ -57,24 +59,35 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import json
 import logging
 import re
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kybernetes.api.obj import Obj
+from kybernetes.proxy.serviceports import Endpoint, ServicePort
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Obj"]  # re-exported for the proxier's type hints
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 DEFAULT_MARK = 0x4000
-DEFAULT_AFFINITY_TIMEOUT = 10800
-PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
 NFT = "nft"
 # What nft's grammar takes as a bare table name (and short enough for the kernel).
 TABLE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
+KEY = "ipv4_addr . inet_proto . inet_service"
+PORT_KEY = "inet_proto . inet_service"
+# The maps and sets rebuilt on every sync, with their types.
+REBUILT = {
+    "service-ips": ("map", f"{KEY} : verdict"),
+    "service-nodeports": ("map", f"{PORT_KEY} : verdict"),
+    "no-endpoint-services": ("map", f"{KEY} : verdict"),
+    "no-endpoint-nodeports": ("map", f"{PORT_KEY} : verdict"),
+    "cluster-ips": ("set", "ipv4_addr"),
+    "nodeport-ips": ("set", "ipv4_addr"),
+}
 
 
 def check_table_name(name: str) -> str:
@@ -83,110 +96,27 @@ def check_table_name(name: str) -> str:
     return name
 
 
-@dataclass(frozen=True, order=True)
-class Endpoint:
-    ip: str
-    port: int
+@dataclass
+class RenderOptions:
+    table: str = "kybernetes-proxy"
+    service_cidr: str = "10.43.0.0/16"
+    cluster_cidr: str = "10.42.0.0/16"
+    # None: NodePorts answer on every local address; else only on these (kube-proxy's nodeport-ips).
+    nodeport_ips: Sequence[str] | None = None
+    localhost_nodeports: bool = True  # also on 127.0.0.0/8 (needs route_localnet, see the proxier)
+    masquerade_all: bool = False  # masquerade pod clients too (needed without br_netfilter)
+    mark: int = DEFAULT_MARK
+    localnet_guard_iface: str = ""  # bridge with route_localnet=1: guard against 127/8 from pods
 
 
 @dataclass
-class ServicePort:
-    """One (Service, port) as the data plane sees it."""
+class Ruleset:
+    """A rendered table: its text and what it declares (to find what to delete on the next sync)."""
 
-    namespace: str
-    name: str
-    port_name: str
-    protocol: str  # nft spelling: tcp, udp, sctp
-    port: int
-    cluster_ips: list[str] = field(default_factory=list)
-    node_port: int = 0
-    endpoints: list[Endpoint] = field(default_factory=list)
-    affinity_timeout: int = 0  # seconds; 0 = no session affinity
-
-    @property
-    def id(self) -> str:
-        return f"{self.namespace}/{self.name}/{self.protocol}/{self.port_name or self.port}"
-
-
-# ---- from API objects to ServicePorts ------------------------------------------------------------
-
-
-def _endpoint_usable(ep: Obj) -> tuple[bool, bool]:
-    """(ready, serving-and-terminating) per the EndpointSlice API: an unset ``ready`` means ready,
-    an unset ``serving`` means the same as ``ready``."""
-    conds = ep.get("conditions") or {}
-    ready = conds.get("ready") is not False
-    serving = conds.get("serving")
-    serving = ready if serving is None else bool(serving)
-    terminating = conds.get("terminating") is True
-    return ready, serving and terminating
-
-
-def build_service_ports(services: Iterable[Obj], slices: Iterable[Obj], service_cidr: str) -> list[ServicePort]:
-    """Join Services with their EndpointSlices (label ``kubernetes.io/service-name``), sorted by id.
-
-    Only IPv4 ClusterIPs inside ``service_cidr`` are taken (anything else is not ours to capture);
-    ExternalName and headless Services have no ClusterIP and so no rules. Slice ports are matched to
-    Service ports by name and protocol, and give the endpoint's target port.
-    """
-    cidr = ipaddress.ip_network(service_cidr)
-    by_service: dict[tuple[str, str], list[Obj]] = {}
-    for sl in slices:
-        meta = sl.get("metadata") or {}
-        svc_name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
-        if svc_name and (sl.get("addressType") or "IPv4") == "IPv4":
-            by_service.setdefault((meta.get("namespace") or "", svc_name), []).append(sl)
-    out: list[ServicePort] = []
-    for svc in services:
-        meta = svc.get("metadata") or {}
-        spec = svc.get("spec") or {}
-        ns, name = meta.get("namespace") or "", meta.get("name") or ""
-        if spec.get("type") == "ExternalName":
-            continue
-        ips: list[str] = []
-        for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
-            try:
-                addr = ipaddress.ip_address(ip or "")
-            except ValueError:
-                continue  # None, "None" (headless), ""
-            if addr.version == 4 and addr in cidr:
-                ips.append(str(addr))
-            else:
-                log.debug("service %s/%s: ClusterIP %s outside %s, ignored", ns, name, ip, cidr)
-        if not ips:
-            continue
-        affinity = 0
-        if spec.get("sessionAffinity") == "ClientIP":
-            cfg = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {})
-            affinity = int(cfg.get("timeoutSeconds") or DEFAULT_AFFINITY_TIMEOUT)
-        with_nodeports = spec.get("type") in ("NodePort", "LoadBalancer")
-        for sp in spec.get("ports") or []:
-            proto = PROTOCOLS.get(sp.get("protocol") or "TCP")
-            if proto is None:
-                continue
-            port_name = sp.get("name") or ""
-            ready: set[Endpoint] = set()
-            terminating: set[Endpoint] = set()
-            for sl in by_service.get((ns, name), []):
-                target = next((int(p["port"]) for p in sl.get("ports") or []
-                               if (p.get("name") or "") == port_name and p.get("port")
-                               and (p.get("protocol") or "TCP") == (sp.get("protocol") or "TCP")), None)
-                if target is None:
-                    continue
-                for ep in sl.get("endpoints") or []:
-                    is_ready, is_terminating = _endpoint_usable(ep)
-                    for addr in (ep.get("addresses") or [])[:1]:  # one address per endpoint (API rule)
-                        if is_ready:
-                            ready.add(Endpoint(addr, target))
-                        elif is_terminating:
-                            terminating.add(Endpoint(addr, target))
-            out.append(ServicePort(
-                namespace=ns, name=name, port_name=port_name, protocol=proto, port=int(sp.get("port") or 0),
-                cluster_ips=ips, node_port=int(sp.get("nodePort") or 0) if with_nodeports else 0,
-                endpoints=sorted(ready or terminating), affinity_timeout=affinity,
-            ))
-    out.sort(key=lambda p: p.id)
-    return out
+    table: str
+    text: str
+    chains: set[str]
+    sets: set[str]  # sets and maps
 
 
 # ---- rendering -------------------------------------------------------------------------------------
@@ -216,143 +146,191 @@ def _set_body(typ: str, elements: Sequence[str], extra: str = "") -> list[str]:
 
 
 @dataclass
-class RenderOptions:
-    table: str = "kybernetes-proxy"
-    service_cidr: str = "10.43.0.0/16"
-    cluster_cidr: str = "10.42.0.0/16"
-    node_addresses: Sequence[str] = ("127.0.0.1",)
-    masquerade_all: bool = False  # masquerade pod clients too (needed without br_netfilter)
-    mark: int = DEFAULT_MARK
-    localnet_guard_iface: str = ""  # bridge with route_localnet=1: guard against 127/8 from pods
-
-
-def render_table(ports: Sequence[ServicePort], opts: RenderOptions) -> str:
-    """The whole ``nft -f`` input that replaces the proxy's table (see the module doc for the layout)."""
-    t = check_table_name(opts.table)
-    node_addrs = sorted({str(ipaddress.IPv4Address(a)) for a in opts.node_addresses})
-    parts = _TableParts()
-    for sp in ports:
-        _add_service_port(parts, sp, opts, node_addrs)
-    return _table_text(t, f"0x{opts.mark:x}", parts, opts)
-
-
-@dataclass
 class _TableParts:
     """What the service ports contribute to the table: map and set elements, chains, affinity sets."""
 
-    service_ips: list[str] = field(default_factory=list)
+    elements: dict[str, list[str]] = field(default_factory=lambda: {name: [] for name in REBUILT})
     cluster_ips: set[str] = field(default_factory=set)
-    no_ep_nodeports: list[str] = field(default_factory=list)
-    chains: list[str] = field(default_factory=list)
-    sets: list[str] = field(default_factory=list)
+    chains: dict[str, str] = field(default_factory=dict)  # name -> text
+    affinity_sets: dict[str, str] = field(default_factory=dict)  # name -> text
 
 
-def _add_service_port(parts: _TableParts, sp: ServicePort, opts: RenderOptions, node_addrs: list[str]) -> None:
-    """One service port: its ClusterIP (and NodePort) elements, its service chain and endpoint chains."""
+def render_table(ports: Sequence[ServicePort], opts: RenderOptions) -> Ruleset:
+    """The proxy's whole table for these service ports (see the module doc for the layout)."""
+    t = check_table_name(opts.table)
+    parts = _TableParts()
+    for sp in ports:
+        _add_service_port(parts, sp, opts)
+    parts.elements["cluster-ips"] = sorted(parts.cluster_ips, key=ipaddress.IPv4Address)
+    if opts.nodeport_ips is not None:
+        parts.elements["nodeport-ips"] = sorted({str(ipaddress.IPv4Address(a)) for a in opts.nodeport_ips},
+                                                key=ipaddress.IPv4Address)
+    base = _base_chains(opts)
+    text = _table_text(t, parts, base)
+    return Ruleset(table=t, text=text, chains=set(base) | set(parts.chains),
+                   sets=set(REBUILT) | set(parts.affinity_sets))
+
+
+def _add_service_port(parts: _TableParts, sp: ServicePort, opts: RenderOptions) -> None:
+    """One service port: its map elements, its policy chains, external chain and endpoint chains."""
     h = _hash(sp.id)
-    svc_chain = f"svc-{h}-{sp.id}"
+    cluster_chain, local_chain, ext_chain = f"svc-{h}-{sp.id}", f"local-{h}-{sp.id}", f"ext-{h}-{sp.id}"
     parts.cluster_ips.update(sp.cluster_ips)
-    if not sp.endpoints:
-        for a in node_addrs if sp.node_port else ():
-            parts.no_ep_nodeports.append(f"{_key(a, sp.protocol, sp.node_port)} comment {_q(sp.id)}")
-        return
+    has_endpoints = bool(sp.endpoints)
+    uses_cluster = has_endpoints and sp.uses_cluster_endpoints
+    uses_local = bool(sp.local_endpoints) and sp.uses_local_endpoints
+    has_internal = has_endpoints and (not sp.internal_local or bool(sp.local_endpoints))
+    has_external = has_endpoints and (not sp.external_local or bool(sp.local_endpoints))
+    verdict = "drop" if has_endpoints else "goto reject-chain"
+    comment = f"comment {_q(sp.id)}"
+
     for ip in sp.cluster_ips:
-        parts.service_ips.append(f"{_key(ip, sp.protocol, sp.port)} comment {_q(sp.id)} : goto {svc_chain}")
-    body: list[str] = []
-    # Clients from outside the pod network (the host itself, loopback) must be masqueraded so
-    # that the endpoint's reply comes back through this host, where conntrack undoes the DNAT.
-    if opts.masquerade_all:
-        body.append("jump mark-for-masquerade")
-    else:
-        body.append(f"ip saddr != {opts.cluster_cidr} jump mark-for-masquerade")
-    ep_chains = _add_endpoint_chains(parts, sp, body)
-    if len(ep_chains) == 1:
-        body.append(f"goto {ep_chains[0]}")
-    else:
-        arms = ", ".join(f"{i} : goto {c}" for i, c in enumerate(ep_chains))
-        body.append(f"numgen random mod {len(ep_chains)} vmap {{ {arms} }}")
-    parts.chains.append(_chain(svc_chain, body, comment=sp.id))
+        key = _key(ip, sp.protocol, sp.port)
+        if has_internal:
+            target = local_chain if sp.internal_local else cluster_chain
+            parts.elements["service-ips"].append(f"{key} {comment} : goto {target}")
+        else:
+            parts.elements["no-endpoint-services"].append(f"{key} {comment} : {verdict}")
+    for ip in sp.external_ips:
+        key = _key(ip, sp.protocol, sp.port)
+        if has_endpoints:
+            parts.elements["service-ips"].append(f"{key} {comment} : goto {ext_chain}")
+        if not has_external:
+            parts.elements["no-endpoint-services"].append(f"{key} {comment} : {verdict}")
     if sp.node_port:
-        ext_chain = f"ext-{h}-{sp.id}"
-        # externalTrafficPolicy: Cluster, as kube-proxy: NodePort clients are always masqueraded
-        # (loopback clients must be, and the reply must come back through this node anyway).
-        parts.chains.append(_chain(ext_chain, ["jump mark-for-masquerade", f"goto {svc_chain}"],
-                                   comment=f"{sp.id} nodePort {sp.node_port}"))
-        for a in node_addrs:
-            parts.service_ips.append(f"{_key(a, sp.protocol, sp.node_port)} comment {_q(sp.id)} : goto {ext_chain}")
+        key = f"{sp.protocol} . {sp.node_port}"
+        if has_endpoints:
+            parts.elements["service-nodeports"].append(f"{key} {comment} : goto {ext_chain}")
+        if not has_external:
+            parts.elements["no-endpoint-nodeports"].append(f"{key} {comment} : {verdict}")
+
+    if has_endpoints and sp.externally_accessible:
+        parts.chains[ext_chain] = _chain(ext_chain, _external_rules(sp, opts, cluster_chain, local_chain, uses_local),
+                                         comment=f"{sp.id} external")
+    ep_chains = _add_endpoint_chains(parts, sp, (sp.endpoints if uses_cluster else []) +
+                                     (sp.local_endpoints if uses_local else []))
+    if uses_cluster:
+        # Clients from outside the pod network (the host itself, loopback) must be masqueraded so
+        # that the endpoint's reply comes back through this host, where conntrack undoes the DNAT.
+        masq = "jump mark-for-masquerade" if opts.masquerade_all else f"ip saddr != {opts.cluster_cidr} jump mark-for-masquerade"
+        parts.chains[cluster_chain] = _chain(cluster_chain, [masq, *_dispatch(sp, sp.endpoints, ep_chains)],
+                                             comment=sp.id)
+    if uses_local:
+        rules: list[str] = []
+        if sp.internal_local:
+            # Only the ClusterIP's off-cluster clients: external traffic here must keep its source.
+            cond = "" if opts.masquerade_all else f" ip saddr != {opts.cluster_cidr}"
+            rules += [f"ip daddr {ip} {sp.protocol} dport {sp.port}{cond} jump mark-for-masquerade"
+                      for ip in sp.cluster_ips]
+        parts.chains[local_chain] = _chain(local_chain, [*rules, *_dispatch(sp, sp.local_endpoints, ep_chains)],
+                                           comment=f"{sp.id} local")
 
 
-def _add_endpoint_chains(parts: _TableParts, sp: ServicePort, svc_body: list[str]) -> list[str]:
-    """One DNAT chain per endpoint (with its affinity set and the service chain's rule for it); their names."""
-    ep_chains: list[str] = []
-    for ep in sp.endpoints:
-        ep_id = f"{sp.id}__{ep.ip}/{ep.port}"
-        ep_chain = f"ep-{_hash(ep_id)}-{ep_id}"
-        ep_chains.append(ep_chain)
-        ep_body = [f"ip saddr {ep.ip} jump mark-for-masquerade"]
-        if sp.affinity_timeout:
-            aff = f"aff-{_hash(ep_id)}"
-            parts.sets.append(f"\tset {aff} {{\n" + "\n".join(_set_body(
-                "ipv4_addr", [], f"\n\t\tflags dynamic,timeout\n\t\ttimeout {sp.affinity_timeout}s")) + "\n\t}")
-            svc_body.append(f"ip saddr @{aff} goto {ep_chain}")
-            ep_body.append(f"update @{aff} {{ ip saddr }}")
-        ep_body.append(f"meta l4proto {sp.protocol} dnat to {ep.ip}:{ep.port}")
-        parts.chains.append(_chain(ep_chain, ep_body, comment=f"{sp.id} -> {ep.ip}:{ep.port}"))
-    return ep_chains
-
-
-def _table_text(t: str, mark: str, parts: _TableParts, opts: RenderOptions) -> str:
-    """The table: its maps and sets, the fixed hook chains, then the per-service chains."""
-    key_type = "ipv4_addr . inet_proto . inet_service"
-    out = [
-        # "add" then "delete" makes the delete succeed whether or not the table exists (nft 1.0.6 has
-        # no "destroy"); all three statements are one transaction, so the swap is atomic.
-        f"add table ip {t}",
-        f"delete table ip {t}",
-        f"table ip {t} {{",
-        f"\tcomment {_q('kybernetes proxy: Service ClusterIPs and NodePorts; rewritten on every sync')}",
-        "",
-        "\tmap service-ips {",
-        *_set_body(f"{key_type} : verdict", parts.service_ips),
-        "\t}",
-        "",
-        "\tset cluster-ips {",
-        *_set_body("ipv4_addr", sorted(parts.cluster_ips, key=ipaddress.IPv4Address)),
-        "\t}",
-        "",
-        "\tset no-endpoint-nodeports {",
-        *_set_body(key_type, parts.no_ep_nodeports),
-        "\t}",
-        *parts.sets,
-        "",
-        _chain("nat-prerouting", ["ip daddr . meta l4proto . th dport vmap @service-ips"],
-               hook="type nat hook prerouting priority dstnat; policy accept;"),
-        # nft 1.0.6 accepts the names "dstnat"/"srcnat" only on their canonical hooks in the ip
-        # family, so the output chains spell the numbers: -100 (= dstnat) and -90 (just after it).
-        _chain("nat-output", ["ip daddr . meta l4proto . th dport vmap @service-ips"],
-               hook="type nat hook output priority -100; policy accept;"),
-        _chain("nat-postrouting", ["jump masquerading"],
-               hook="type nat hook postrouting priority srcnat; policy accept;"),
-        _chain("mark-for-masquerade", [f"meta mark set meta mark | {mark}"]),
-        # Clear our bit before masquerading so the mark does not leak into anything after us.
-        _chain("masquerading", [f"meta mark & {mark} == 0 return",
-                                f"meta mark set meta mark ^ {mark}",
-                                "masquerade fully-random"]),
-        # After DNAT, a packet still addressed to a ClusterIP had no endpoint to go to: refuse it.
-        _chain("filter-forward", ["ip daddr @cluster-ips jump reject-chain"],
-               hook="type filter hook forward priority filter; policy accept;"),
-        _chain("filter-output", ["ip daddr @cluster-ips jump reject-chain",
-                                 "ip daddr . meta l4proto . th dport @no-endpoint-nodeports jump reject-chain"],
-               hook="type filter hook output priority -90; policy accept;"),
-        _chain("filter-input", [
-            "ip daddr . meta l4proto . th dport @no-endpoint-nodeports jump reject-chain",
-            *([f"iifname {_q(opts.localnet_guard_iface)} ip daddr 127.0.0.0/8 ct status & dnat == 0 drop"]
-              if opts.localnet_guard_iface else []),
-        ], hook="type filter hook input priority filter; policy accept;"),
-        _chain("reject-chain", ["meta l4proto tcp reject with tcp reset", "reject"]),
-        *parts.chains,
-        "}",
+def _external_rules(sp: ServicePort, opts: RenderOptions, cluster_chain: str, local_chain: str,
+                    uses_local: bool) -> list[str]:
+    if not sp.external_local:
+        # externalTrafficPolicy: Cluster: the endpoint may be on another node, so the reply must
+        # come back through this one.
+        return ["jump mark-for-masquerade", f"goto {cluster_chain}"]
+    rules = [
+        # Pods reaching a NodePort/externalIP are not external clients: they get every endpoint,
+        # as if they had gone out to a load balancer and back (kube-proxy's short-circuit).
+        f"ip saddr {opts.cluster_cidr} goto {cluster_chain}",
+        # The host's own connections have a local source address, which the endpoint could not
+        # answer directly: masquerade them, and they too may use every endpoint.
+        "fib saddr type local jump mark-for-masquerade",
+        f"fib saddr type local goto {cluster_chain}",
     ]
+    if uses_local:
+        rules.append(f"goto {local_chain}")
+    return rules
+
+
+def _dispatch(sp: ServicePort, endpoints: Sequence[Endpoint], ep_chains: dict[Endpoint, str]) -> list[str]:
+    """A policy chain's choice of endpoint: sticky clients first, then a random one."""
+    rules = [f"ip saddr @{_affinity_set(sp, ep)} goto {ep_chains[ep]}" for ep in endpoints] if sp.affinity_timeout else []
+    if len(endpoints) == 1:
+        rules.append(f"goto {ep_chains[endpoints[0]]}")
+    else:
+        arms = ", ".join(f"{i} : goto {ep_chains[ep]}" for i, ep in enumerate(endpoints))
+        rules.append(f"numgen random mod {len(endpoints)} vmap {{ {arms} }}")
+    return rules
+
+
+def _endpoint_id(sp: ServicePort, ep: Endpoint) -> str:
+    return f"{sp.id}__{ep.ip}/{ep.port}"
+
+
+def _affinity_set(sp: ServicePort, ep: Endpoint) -> str:
+    return f"aff-{_hash(_endpoint_id(sp, ep))}"
+
+
+def _add_endpoint_chains(parts: _TableParts, sp: ServicePort, endpoints: Sequence[Endpoint]) -> dict[Endpoint, str]:
+    """One DNAT chain (and affinity set) per endpoint this node may use; their chain names."""
+    out: dict[Endpoint, str] = {}
+    for ep in sorted(set(endpoints)):
+        ep_id = _endpoint_id(sp, ep)
+        ep_chain = f"ep-{_hash(ep_id)}-{ep_id}"
+        out[ep] = ep_chain
+        rules = [f"ip saddr {ep.ip} jump mark-for-masquerade"]
+        if sp.affinity_timeout:
+            aff = _affinity_set(sp, ep)
+            # Dynamic with a timeout: each connection refreshes the client's entry, which expires
+            # ``timeoutSeconds`` after its last connection (kube-proxy's affinity sets).
+            parts.affinity_sets[aff] = f"\tset {aff} {{\n" + "\n".join(_set_body(
+                "ipv4_addr", [], f"\n\t\tflags dynamic,timeout\n\t\ttimeout {sp.affinity_timeout}s")) + "\n\t}"
+            rules.append(f"update @{aff} {{ ip saddr }}")
+        rules.append(f"meta l4proto {sp.protocol} dnat to {ep.ip}:{ep.port}")
+        parts.chains[ep_chain] = _chain(ep_chain, rules, comment=f"{sp.id} -> {ep.ip}:{ep.port}")
+    return out
+
+
+def _base_chains(opts: RenderOptions) -> dict[str, str]:
+    """The fixed chains: hooks, dispatch, the no-endpoint checks, masquerading, rejecting."""
+    mark = f"0x{opts.mark:x}"
+    if opts.nodeport_ips is None:
+        nodeport_dst = "fib daddr type local " + ("" if opts.localhost_nodeports else "ip daddr != 127.0.0.0/8 ")
+    else:
+        nodeport_dst = "ip daddr @nodeport-ips "
+    # nft 1.0.6 accepts the names "dstnat"/"srcnat" only on their canonical hooks in the ip family,
+    # so the other chains spell the numbers: -110 (= dstnat-10, kube-proxy's filter chains, which
+    # see the output path before DNAT), -100 (= dstnat) and -90 (just after it).
+    chains = {
+        "filter-input": (["ct state new jump endpoints-check",
+                          *([f"iifname {_q(opts.localnet_guard_iface)} ip daddr 127.0.0.0/8 ct status & dnat == 0 drop"]
+                            if opts.localnet_guard_iface else [])],
+                         "type filter hook input priority -110; policy accept;"),
+        "filter-forward": (["ct state new jump endpoints-check", "ip daddr @cluster-ips jump reject-chain"],
+                           "type filter hook forward priority -110; policy accept;"),
+        "filter-output": (["ct state new jump endpoints-check"], "type filter hook output priority -110; policy accept;"),
+        # After DNAT, a packet still addressed to a ClusterIP went to a port the Service does not have.
+        "filter-output-post-dnat": (["ip daddr @cluster-ips jump reject-chain"],
+                                    "type filter hook output priority -90; policy accept;"),
+        "nat-prerouting": (["jump services"], "type nat hook prerouting priority dstnat; policy accept;"),
+        "nat-output": (["jump services"], "type nat hook output priority -100; policy accept;"),
+        "nat-postrouting": (["jump masquerading"], "type nat hook postrouting priority srcnat; policy accept;"),
+        "services": (["ip daddr . meta l4proto . th dport vmap @service-ips",
+                      f"{nodeport_dst}meta l4proto . th dport vmap @service-nodeports"], ""),
+        "endpoints-check": (["ip daddr . meta l4proto . th dport vmap @no-endpoint-services",
+                             f"{nodeport_dst}meta l4proto . th dport vmap @no-endpoint-nodeports"], ""),
+        "mark-for-masquerade": ([f"meta mark set meta mark | {mark}"], ""),
+        # Clear our bit before masquerading so the mark does not leak into anything after us.
+        "masquerading": ([f"meta mark & {mark} == 0 return", f"meta mark set meta mark ^ {mark}",
+                          "masquerade fully-random"], ""),
+        "reject-chain": (["meta l4proto tcp reject with tcp reset", "reject"], ""),
+    }
+    return {name: _chain(name, rules, hook=hook) for name, (rules, hook) in chains.items()}
+
+
+def _table_text(t: str, parts: _TableParts, base: dict[str, str]) -> str:
+    """``table ip T { ... }``: its maps and sets, the fixed chains, then the per-service chains."""
+    out = [f"table ip {t} {{",
+           f"\tcomment {_q('kybernetes proxy: Service ClusterIPs, externalIPs and NodePorts; rebuilt on every sync')}"]
+    for name, (kind, typ) in REBUILT.items():
+        out += ["", f"\t{kind} {name} {{", *_set_body(typ, parts.elements[name]), "\t}"]
+    for name in sorted(parts.affinity_sets):
+        out += ["", parts.affinity_sets[name]]
+    out += ["", *base.values(), *(parts.chains[c] for c in sorted(parts.chains)), "}"]
     return "\n".join(out) + "\n"
 
 
@@ -367,7 +345,37 @@ def _chain(name: str, rules: Sequence[str], *, hook: str = "", comment: str = ""
     return "\n".join(lines)
 
 
+# ---- the sync transaction ----------------------------------------------------------------------------
+
+
+@dataclass
+class Existing:
+    """What the table holds now (names only)."""
+
+    chains: set[str] = field(default_factory=set)
+    sets: set[str] = field(default_factory=set)
+
+
+def sync_script(rs: Ruleset, existing: Existing) -> str:
+    """One transaction that turns the table into ``rs`` and keeps the affinity sets' contents."""
+    t = rs.table
+    lines = [f"add table ip {t}", f"flush table ip {t}"]  # every rule of every chain; no set contents
+    for name, (kind, typ) in REBUILT.items():
+        lines += [f"add {kind} ip {t} {name} {{ type {typ}; }}", f"flush {kind} ip {t} {name}"]
+    # Rules and map elements pointing at stale chains are gone by now, so they can be deleted.
+    lines += [f"delete chain ip {t} {c}" for c in sorted(existing.chains - rs.chains)]
+    lines += [f"delete set ip {t} {s}" for s in sorted(existing.sets - rs.sets)]
+    return "\n".join(lines) + "\n" + rs.text
+
+
+def replace_script(rs: Ruleset) -> str:
+    """Delete and recreate the whole table in one transaction (affinity sets start empty)."""
+    return delete_table_script(rs.table) + rs.text
+
+
 def delete_table_script(table: str) -> str:
+    # "add" then "delete" makes the delete succeed whether or not the table exists (nft 1.0.6 has
+    # no "destroy").
     check_table_name(table)
     return f"add table ip {table}\ndelete table ip {table}\n"
 
@@ -386,6 +394,38 @@ def run_nft(script: str, *, check_only: bool = False, nft: str = NFT, timeout: f
     res = subprocess.run(args, input=script, capture_output=True, text=True, timeout=timeout)
     if res.returncode != 0:
         raise NftError(f"nft failed ({res.returncode}): {res.stderr.strip()}")
+
+
+def list_existing(table: str, *, nft: str = NFT, timeout: float = 30.0) -> Existing:
+    """The chains and sets/maps of ``table`` (none when it does not exist)."""
+    res = subprocess.run([nft, "-j", "-t", "list", "table", "ip", check_table_name(table)],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    out = Existing()
+    if res.returncode != 0:
+        return out  # no such table (or nft failed: the sync itself will say so)
+    try:
+        items = json.loads(res.stdout or "{}").get("nftables", [])
+    except (ValueError, AttributeError):
+        return out
+    for item in items:
+        if "chain" in item:
+            out.chains.add(item["chain"]["name"])
+        for kind in ("set", "map"):
+            if kind in item:
+                out.sets.add(item[kind]["name"])
+    return out
+
+
+def apply(rs: Ruleset, *, nft: str = NFT) -> bool:
+    """Make the table ``rs``: in place if possible (True), else by replacing it whole (False)."""
+    try:
+        run_nft(sync_script(rs, list_existing(rs.table, nft=nft)), nft=nft)
+        return True
+    except NftError as e:
+        log.warning("proxy: in-place sync of table %s failed (%s); replacing the table (affinity is reset)",
+                    rs.table, e)
+    run_nft(replace_script(rs), nft=nft)
+    return False
 
 
 def table_exists(table: str, *, nft: str = NFT) -> bool:

@@ -2,32 +2,43 @@
 
 Data flow::
 
-    informers (v1 services, discovery.k8s.io/v1 endpointslices; one shared factory)
+    informers (v1 services, discovery.k8s.io/v1 endpointslices, this node's v1 Node; one shared
+    factory)
       -> any add/update/delete only sets a "dirty" flag (handlers must not block)
     sync loop (one task):
       wait until dirty, or until sync_period passed (periodic full resync: re-apply even if nothing
       changed, which repairs a table someone else flushed or deleted)
       -> at least min_sync_period after the previous sync (a burst of changes -- a Deployment
          scaling, a rolling update -- becomes one sync, not one per slice write)
-      -> node addresses (configured + the bridge's current IPv4 addresses, since the bridge only
-         appears with the first pod) and the per-bridge settings below
+      -> the NodePort addresses (see below) and the per-bridge settings below
       -> build_service_ports() + render_table() from the informer caches
-      -> unchanged text and not a periodic resync: nothing to do; else ``nft -f -`` (atomic swap)
+      -> unchanged text and not a periodic resync: nothing to do; else one nft transaction that
+         rebuilds the table in place, keeping session-affinity state (nftables.apply)
+      -> the health-check node ports follow the Services, and the proxy's /healthz turns healthy
       -> a failed apply is logged and retried after a back-off
-    stop: delete the table, restore what we changed on the bridge, stop informers
+    stop: delete the table, restore what we changed on the bridge, stop informers and servers
 
 Every wait of the loop (the debounce, the retry back-off, the periodic resync) is on the
 proxier's :class:`~kybernetes.client.workqueue.Clock`, so tests drive it with a ``FakeClock``;
 ``rounds`` counts finished sync rounds (applied, skipped or failed), which is what a test waits on.
 
+NodePort addresses (``--nodeport-addresses``, kube-proxy's flag): empty means every local address
+of the node (``fib daddr type local``); CIDRs mean the node's addresses inside them, looked up on
+every sync; ``primary`` means the node's primary IP (its Node's first InternalIP, else ExternalIP;
+every local address while that is unknown).
+
 Host settings, per interface only, never global:
 
-- ``net.ipv4.conf.<bridge>.route_localnet`` is set to 1 while NodePorts are served on 127.0.0.1:
-  a connection from 127.0.0.1 that is DNATed to a pod leaves through the bridge with a loopback
-  source until postrouting masquerades it, and the kernel refuses that route without the flag
-  (and drops the un-NATed reply as a martian). It is restored to its old value on stop. Because
-  the flag would also let pods reach the host's 127.0.0.1 through the gateway, the table then
-  drops bridge packets to 127/8 that are not replies to our own DNAT (the CVE-2020-8558 guard).
+- Loopback NodePorts: kube-proxy's iptables mode (what k3s and kind run) answers NodePorts on
+  127.0.0.1; its nftables mode does not, because it needs ``route_localnet``. We keep answering
+  them (``localhost_nodeports``, on by default; off gives the nftables mode's behaviour). A
+  connection from 127.0.0.1 that is DNATed to a pod leaves through the bridge with a loopback
+  source until postrouting masquerades it, and the kernel refuses that route without
+  ``net.ipv4.conf.<bridge>.route_localnet=1`` (and drops the un-NATed reply as a martian), so the
+  flag is set on the pod bridge only (never globally) and restored to its old value on stop.
+  Because the flag would also let pods reach the host's 127.0.0.1 through the gateway, the table
+  then drops bridge packets to 127/8 that are not replies to our own DNAT (the CVE-2020-8558
+  guard, as kube-proxy's iptables mode).
 - Masquerading of pod clients: when bridged frames do not pass through netfilter
   (``bridge-nf-call-iptables`` off globally and on the bridge), the reply of a pod endpoint to a
   pod client on the same bridge would skip conntrack and never be un-DNATed, so every Service
@@ -39,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import subprocess
@@ -50,7 +62,9 @@ from kybernetes.client.informer import SharedInformerFactory
 from kybernetes.client.rest import Client
 from kybernetes.client.workqueue import Clock, RealClock
 from kybernetes.proxy import nftables
-from kybernetes.proxy.nftables import RenderOptions, build_service_ports, render_table
+from kybernetes.proxy.healthcheck import ProxyHealth, ServiceHealthServers, node_eligible
+from kybernetes.proxy.nftables import RenderOptions, Ruleset, render_table
+from kybernetes.proxy.serviceports import build_service_ports, health_check_node_ports, local_ready_endpoints
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +72,8 @@ PROC_CONF = Path("/proc/sys/net/ipv4/conf")
 BRIDGE_NF_CALL = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
 SYS_NET = Path("/sys/class/net")
 RETRY_BACKOFF = 1.0
+PRIMARY = "primary"
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
 
 @dataclass
@@ -66,14 +82,17 @@ class ProxyConfig:
     table_name: str = "kybernetes-proxy"
     service_cidr: str = "10.43.0.0/16"
     cluster_cidr: str = "10.42.0.0/16"
-    # NodePorts are served on these addresses, plus the bridge's own IPv4 addresses.
-    node_addresses: list[str] = field(default_factory=lambda: ["127.0.0.1"])
+    node_name: str = ""  # this node (--hostname-override): endpoints on it are local
+    # kube-proxy's --nodeport-addresses: CIDRs, or ["primary"]; empty: every local address.
+    nodeport_addresses: list[str] = field(default_factory=list)
+    localhost_nodeports: bool = True
     bridge: str = "kyb0"
     masquerade_all: bool | None = None  # None: decide from the bridge's netfilter settings
     min_sync_period: float = 0.1
     sync_period: float = 30.0
     mark: int = nftables.DEFAULT_MARK
     nft: str = nftables.NFT
+    healthz_bind_address: str = "0.0.0.0:10256"  # "": no healthz server
 
 
 def _read(path: Path) -> str | None:
@@ -83,12 +102,8 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def bridge_addresses(bridge: str) -> list[str]:
-    """The IPv4 addresses on ``bridge`` (none when it does not exist yet)."""
-    if not bridge or not (SYS_NET / bridge).exists():
-        return []
-    res = subprocess.run(["ip", "-j", "-4", "addr", "show", "dev", bridge], capture_output=True, text=True,
-                         timeout=10)
+def _ipv4_addresses(*args: str) -> list[str]:
+    res = subprocess.run(["ip", "-j", "-4", "addr", "show", *args], capture_output=True, text=True, timeout=10)
     if res.returncode != 0:
         return []
     try:
@@ -98,9 +113,50 @@ def bridge_addresses(bridge: str) -> list[str]:
     return [str(a["local"]) for link in links for a in link.get("addr_info") or [] if a.get("local")]
 
 
+def local_addresses() -> list[str]:
+    """Every IPv4 address of this network namespace."""
+    return _ipv4_addresses()
+
+
+def node_primary_ip(node: dict[str, Any] | None) -> str | None:
+    """The Node's primary IPv4 address: its first InternalIP, else its first ExternalIP."""
+    addrs = ((node or {}).get("status") or {}).get("addresses") or []
+    for kind in ("InternalIP", "ExternalIP"):
+        for a in addrs:
+            if a.get("type") == kind:
+                with contextlib.suppress(ValueError):
+                    if ipaddress.ip_address(a.get("address") or "").version == 4:
+                        return str(a["address"])
+    return None
+
+
 def bridged_traffic_hits_netfilter(bridge: str) -> bool:
     """Whether frames bridged between pods pass the IPv4 netfilter hooks (br_netfilter)."""
     return _read(BRIDGE_NF_CALL) == "1" or _read(SYS_NET / bridge / "bridge" / "nf_call_iptables") == "1"
+
+
+def nodeport_ips(cidrs: list[str], addresses: list[str], localhost: bool) -> list[str]:
+    """The addresses inside ``cidrs`` (kube-proxy's GetNodeIPs), loopback only with ``localhost``."""
+    nets = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+    out = []
+    for a in addresses:
+        ip = ipaddress.ip_address(a)
+        if any(ip in n for n in nets) and (localhost or ip not in LOOPBACK):
+            out.append(a)
+    return out
+
+
+def _node_facts(node: nftables.Obj) -> tuple[Any, ...]:
+    """What the proxy reads from its Node: the primary address and the health server's eligibility."""
+    return (node_primary_ip(node), node_eligible(node))
+
+
+@dataclass
+class _Rendered:
+    ruleset: Ruleset
+    nodeport_ips: list[str] | None  # None: every local address
+    health_check_ports: dict[tuple[str, str], int]
+    local_endpoints: dict[tuple[str, str], int]
 
 
 class Proxier:
@@ -121,6 +177,10 @@ class Proxier:
         self.last_error: BaseException | None = None
         # route_localnet values we changed: interface -> value before us
         self._localnet_saved: dict[str, str] = {}
+        self.health = ProxyHealth(2 * config.sync_period)
+        self.service_health = ServiceHealthServers(self.health)
+        self.healthz_port: int | None = None
+        self._healthz_task: asyncio.Task[None] | None = None
 
     @property
     def client(self) -> Client:
@@ -138,15 +198,41 @@ class Proxier:
                 on_update=self._on_update,
                 on_delete=lambda _o: self.mark_dirty(),
             )
+        if self.config.node_name:
+            self._node_informer().add_handler(on_add=lambda _o: self.mark_dirty(), on_update=self._on_node_update,
+                                              on_delete=lambda _o: self.mark_dirty())
         await self.factory.start()
+        if self.config.healthz_bind_address:
+            self._healthz_task = asyncio.create_task(self._serve_healthz())
+
+    def _node_informer(self) -> Any:
+        assert self.factory is not None
+        return self.factory.informer("v1", "nodes", field_selector=f"metadata.name={self.config.node_name}")
+
+    async def _serve_healthz(self) -> None:
+        """kube-proxy's healthz server; a taken address is retried every 5 s (never fatal)."""
+        while True:
+            try:
+                self.healthz_port = await self.health.start(self.config.healthz_bind_address)
+                log.info("proxy: healthz on %s (port %d)", self.config.healthz_bind_address, self.healthz_port)
+                return
+            except OSError as e:
+                log.error("proxy: healthz server on %s failed: %s", self.config.healthz_bind_address, e)
+            await self.clock.sleep(5.0)
 
     def mark_dirty(self) -> None:
         """Something the table is rendered from changed: sync (debounced)."""
+        self.health.queued_update()
         self._dirty.set()
 
     def _on_update(self, old: nftables.Obj, new: nftables.Obj) -> None:
         # Informer resyncs redeliver unchanged objects; the periodic sync covers those anyway.
         if old is not new:
+            self.mark_dirty()
+
+    def _on_node_update(self, old: nftables.Obj, new: nftables.Obj) -> None:
+        # The kubelet rewrites its Node's status every few seconds; only what we use matters.
+        if _node_facts(old) != _node_facts(new):
             self.mark_dirty()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -189,13 +275,19 @@ class Proxier:
         return resync in done and dirty not in done
 
     async def stop(self) -> None:
-        """Remove the table, restore the bridge settings we changed, stop the informers."""
+        """Remove the table, restore the bridge settings we changed, stop informers and servers."""
         try:
             await asyncio.to_thread(nftables.run_nft, nftables.delete_table_script(self.config.table_name),
                                     nft=self.config.nft)
         except Exception as e:
             log.error("removing table %s failed: %s", self.config.table_name, e)
         self._restore_localnet()
+        if self._healthz_task is not None:
+            self._healthz_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._healthz_task
+        await self.health.stop()
+        await self.service_health.stop()
         if self.factory is not None:
             await self.factory.stop()
         if self._own_client and self._client is not None:
@@ -204,44 +296,70 @@ class Proxier:
 
     # -- one sync -------------------------------------------------------------------------------------
 
-    def render(self) -> str:
-        """The table for the current informer contents and host state."""
+    def _snapshot(self) -> tuple[list[nftables.Obj], list[nftables.Obj], nftables.Obj | None]:
         assert self.factory is not None
         services = self.factory.informer("v1", "services").store.list()
         slices = self.factory.informer("discovery.k8s.io/v1", "endpointslices").store.list()
-        return self._render(services, slices)
+        node = None
+        if self.config.node_name:
+            node = self._node_informer().store.get(self.config.node_name)
+        return services, slices, node
 
-    def _render(self, services: list[nftables.Obj], slices: list[nftables.Obj]) -> str:
+    def render(self) -> str:
+        """The table for the current informer contents and host state."""
+        return self._render(*self._snapshot()).ruleset.text
+
+    def _nodeport_ips(self, node: nftables.Obj | None) -> list[str] | None:
+        """The addresses NodePorts answer on; None: every local address."""
+        cfg = self.config
+        cidrs = list(cfg.nodeport_addresses)
+        if cidrs == [PRIMARY]:
+            primary = node_primary_ip(node)
+            if primary is None or ipaddress.ip_address(primary) in LOOPBACK:
+                return None  # as kube-proxy: without a (non-loopback) node IP, every address
+            cidrs = [f"{primary}/32"]
+        if not cidrs:
+            return None
+        return nodeport_ips(cidrs, local_addresses(), cfg.localhost_nodeports)
+
+    def _render(self, services: list[nftables.Obj], slices: list[nftables.Obj],
+                node: nftables.Obj | None) -> _Rendered:
         # Runs in a worker thread: it only reads the snapshots it is given (the informer stores
         # are not thread-safe) and probes the host (ip, /proc), which may block.
         cfg = self.config
-        addrs = list(dict.fromkeys([*cfg.node_addresses, *bridge_addresses(cfg.bridge)]))
+        ips = self._nodeport_ips(node)
+        serves_loopback = cfg.localhost_nodeports and (
+            ips is None or any(ipaddress.ip_address(a) in LOOPBACK for a in ips))
         guard = ""
-        if "127.0.0.1" in addrs and (SYS_NET / cfg.bridge).exists():
+        if serves_loopback and (SYS_NET / cfg.bridge).exists():
             self._ensure_localnet(cfg.bridge)
             guard = cfg.bridge
         masq = cfg.masquerade_all
         if masq is None:
             masq = not bridged_traffic_hits_netfilter(cfg.bridge)
         opts = RenderOptions(table=cfg.table_name, service_cidr=cfg.service_cidr, cluster_cidr=cfg.cluster_cidr,
-                             node_addresses=addrs, masquerade_all=masq, mark=cfg.mark, localnet_guard_iface=guard)
-        return render_table(build_service_ports(services, slices, cfg.service_cidr), opts)
+                             nodeport_ips=ips, localhost_nodeports=cfg.localhost_nodeports, masquerade_all=masq,
+                             mark=cfg.mark, localnet_guard_iface=guard)
+        ports = build_service_ports(services, slices, cfg.service_cidr, cfg.node_name)
+        return _Rendered(render_table(ports, opts), ips, health_check_node_ports(ports), local_ready_endpoints(ports))
 
     async def sync(self, *, force: bool = False) -> bool:
         """Render and apply; returns whether nft was run (False: unchanged and not forced)."""
-        assert self.factory is not None
         # Snapshot the caches here, on the event loop; render and apply off it.
-        services = self.factory.informer("v1", "services").store.list()
-        slices = self.factory.informer("discovery.k8s.io/v1", "endpointslices").store.list()
-        text = await asyncio.to_thread(self._render, services, slices)
-        if text == self.last_applied and not force:
-            return False
-        await asyncio.to_thread(nftables.run_nft, text, nft=self.config.nft)
-        self.last_applied = text
-        self.syncs += 1
+        services, slices, node = self._snapshot()
+        self.health.node_eligible = node_eligible(node)
+        r = await asyncio.to_thread(self._render, services, slices, node)
+        applied = False
+        if r.ruleset.text != self.last_applied or force:
+            await asyncio.to_thread(nftables.apply, r.ruleset, nft=self.config.nft)
+            self.last_applied = r.ruleset.text
+            self.syncs += 1
+            applied = True
+            log.info("proxy: applied table %s (%d bytes)", self.config.table_name, len(r.ruleset.text))
         self.last_error = None
-        log.info("proxy: applied table %s (%d bytes)", self.config.table_name, len(text))
-        return True
+        self.health.updated()
+        await self.service_health.sync(r.health_check_ports, r.local_endpoints, r.nodeport_ips or [])
+        return applied
 
     # -- route_localnet on the bridge -----------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import random
 import time
 from typing import Any
 
+from kybernetes import errors
 from kybernetes.api import validation as v
 from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Resource
@@ -39,6 +40,15 @@ class _Reservations:
         for k in [k for k, t in self._until.items() if t < now]:
             del self._until[k]
         return set(self._until)
+
+
+def needs_health_check(spec: Obj) -> bool:
+    """Kubernetes' ``NeedsHealthCheck``: a LoadBalancer Service with ``externalTrafficPolicy: Local``."""
+    return spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
+
+
+def _internal_error(cause: str) -> errors.StatusError:
+    return errors.InternalError(f"Internal error occurred: {cause}", details={"causes": [{"message": cause}]})
 
 
 class ServiceAllocator:
@@ -65,6 +75,8 @@ class ServiceAllocator:
             for p in spec.get("ports") or []:
                 if p.get("nodePort"):
                     ports.add(int(p["nodePort"]))
+            if needs_health_check(spec) and spec.get("healthCheckNodePort"):
+                ports.add(int(spec["healthCheckNodePort"]))
         return ips | self._ips.active(), ports | self._ports.active()
 
     def _pick_ip(self, used: set[str]) -> str | None:
@@ -123,6 +135,40 @@ class ServiceAllocator:
                 if isinstance(p, dict):
                     p.pop("nodePort", None)
         v.raise_if_errors("Service", name, errs)
+        self._allocate_health_check_node_port(spec, old_spec, used_ports)
+
+    def _allocate_health_check_node_port(self, spec: Obj, old_spec: Obj, used_ports: set[int]) -> None:
+        """A LoadBalancer Service with ``externalTrafficPolicy: Local`` gets a health-check node port
+        from the node-port range (the one asked for, else any free one), kept while it needs one and
+        dropped when it stops needing one unless the client changed it (``dropTypeDependentFields``).
+        As in Kubernetes, failing to allocate is a 500 InternalError, not a field error."""
+        needed = bool(old_spec) and needs_health_check(old_spec)
+        if needed and not needs_health_check(spec):
+            if spec.get("healthCheckNodePort") == old_spec.get("healthCheckNodePort"):
+                spec.pop("healthCheckNodePort", None)
+            return
+        if not needs_health_check(spec) or (needed and spec.get("healthCheckNodePort")):
+            # Nothing to allocate; a change of an allocated port is refused by validation. (A
+            # Service stored before ports were allocated for it has none yet: it gets one now.)
+            return
+        wanted = spec.get("healthCheckNodePort")
+        if wanted:
+            lo, hi = self.node_ports
+            if not isinstance(wanted, int) or not lo <= wanted <= hi:
+                reason = f"provided port is not in the valid range. The range of valid ports is {lo}-{hi}"
+            elif wanted in used_ports:
+                reason = "provided port is already allocated"
+            else:
+                self._ports.add(wanted)
+                used_ports.add(wanted)
+                return
+            raise _internal_error(f"failed to allocate requested HealthCheck NodePort {wanted}: {reason}")
+        picked = self._pick_port(used_ports)
+        if picked is None:
+            raise _internal_error("failed to allocate a HealthCheck NodePort 0: range is full")
+        self._ports.add(picked)
+        used_ports.add(picked)
+        spec["healthCheckNodePort"] = picked
 
     def _allocate_cluster_ip(self, spec: Obj, old_spec: Obj, used_ips: set[str]) -> list[v.FieldError]:
         """Keep, check and reserve, or pick the cluster IP of a Service that has one; set its IP families."""

@@ -42,6 +42,17 @@ def _type(spec: dict[str, Any]) -> str:
     return str(spec.get("type") or "ClusterIP")
 
 
+def externally_accessible(spec: dict[str, Any]) -> bool:
+    """Kubernetes' ``ExternallyAccessible``: NodePort, LoadBalancer, or ClusterIP with externalIPs."""
+    svc_type = _type(spec)
+    return svc_type in _NEEDS_NODE_PORT or (svc_type == "ClusterIP" and bool(as_list(spec.get("externalIPs"))))
+
+
+def needs_health_check(spec: dict[str, Any]) -> bool:
+    """Kubernetes' ``NeedsHealthCheck``: a LoadBalancer Service with ``externalTrafficPolicy: Local``."""
+    return _type(spec) == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
+
+
 def default_service_spec(spec: dict[str, Any]) -> None:
     """``SetDefaults_Service`` plus the IP-family fields the REST layer fills in."""
     spec.setdefault("type", "ClusterIP")
@@ -57,8 +68,8 @@ def default_service_spec(spec: dict[str, Any]) -> None:
         if port.get("targetPort") in (None, 0, ""):
             port["targetPort"] = port.get("port")
     svc_type = _type(spec)
-    if svc_type in _NEEDS_NODE_PORT:
-        spec.setdefault("externalTrafficPolicy", "Cluster")
+    if externally_accessible(spec) and not spec.get("externalTrafficPolicy"):
+        spec["externalTrafficPolicy"] = "Cluster"
     if svc_type == "LoadBalancer":
         spec.setdefault("allocateLoadBalancerNodePorts", True)
     if svc_type != "ExternalName":
@@ -191,19 +202,27 @@ def _validate_cluster_ips(spec: dict[str, Any], path: Path, svc_type: str) -> li
 
 
 def _validate_traffic_policies(spec: dict[str, Any], path: Path, svc_type: str) -> list[FieldError]:
+    """``validateServiceExternalTrafficPolicy`` and the internal policy's enum."""
     errs: list[FieldError] = []
     ext = spec.get("externalTrafficPolicy")
-    if ext and svc_type not in _NEEDS_NODE_PORT:
-        errs.append(v.invalid(path.child("externalTrafficPolicy"), ext,
-                              "may only be set for externally-accessible services"))
-    elif ext:
+    if not externally_accessible(spec):
+        if ext:
+            errs.append(v.invalid(path.child("externalTrafficPolicy"), ext,
+                                  "may only be set for externally-accessible services"))
+    else:
         errs.extend(validate_enum(ext, path.child("externalTrafficPolicy"), TRAFFIC_POLICIES))
     errs.extend(validate_enum(spec.get("internalTrafficPolicy"), path.child("internalTrafficPolicy"),
                               TRAFFIC_POLICIES, required=False))
     health = spec.get("healthCheckNodePort")
-    if health and not (svc_type == "LoadBalancer" and ext == "Local"):
-        errs.append(v.invalid(path.child("healthCheckNodePort"), health,
-                              "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"))
+    hc_path = path.child("healthCheckNodePort")
+    if not needs_health_check(spec):
+        if health:
+            errs.append(v.invalid(hc_path, health,
+                                  "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"))
+    elif not health:
+        errs.append(v.required(hc_path))
+    else:
+        errs.extend(v.invalid(hc_path, health, m) for m in port_num_msgs(health))
     return errs
 
 
@@ -219,6 +238,9 @@ def validate_service_update(new: dict[str, Any], old: dict[str, Any], path: Path
             errs.append(v.invalid(path.child("clusterIPs").index(i), new_ips, "may not change once set"))
         elif i == 0 and not new_ips:
             errs.append(v.invalid(path.child("clusterIPs").index(0), new_ips, "primary clusterIP can not be unset"))
+    if needs_health_check(old) and needs_health_check(new) \
+            and new.get("healthCheckNodePort") != old.get("healthCheckNodePort"):
+        errs.append(v.forbidden(path.child("healthCheckNodePort"), "field is immutable"))
     old_families, new_families = as_list(old.get("ipFamilies")), as_list(new.get("ipFamilies"))
     if old_families and new_families and old_families[0] != new_families[0]:
         errs.append(v.invalid(path.child("ipFamilies").index(0), new_families[0], "may not change once set"))
@@ -226,7 +248,12 @@ def validate_service_update(new: dict[str, Any], old: dict[str, Any], path: Path
 
 
 def _carry_allocations(new: dict[str, Any], old: dict[str, Any]) -> None:
-    """Copy allocated values the client left out (``patchAllocatedValues`` in Kubernetes)."""
+    """Copy allocated values the client left out (``patchAllocatedValues`` in Kubernetes), and drop
+    an unchanged ``externalTrafficPolicy`` a Service no longer accessible from outside cannot keep
+    (part of ``dropTypeDependentFields``; the health-check port is the allocator's)."""
+    if externally_accessible(old) and not externally_accessible(new) \
+            and new.get("externalTrafficPolicy") == old.get("externalTrafficPolicy"):
+        new.pop("externalTrafficPolicy", None)
     new_type, old_type = _type(new), _type(old)
     if "ExternalName" in (new_type, old_type):
         return
