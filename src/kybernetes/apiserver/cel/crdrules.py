@@ -33,16 +33,10 @@ from typing import Any
 from kybernetes.api import validation as v
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.apiserver.cel import cost
-from kybernetes.apiserver.cel.env import (
-    CompileError,
-    EvalError,
-    Program,
-    compile_expression,
-    cross_numeric_only,
-    issue_text,
-)
-from kybernetes.apiserver.cel.schemaenv import SchemaTypes
+from kybernetes.apiserver.cel.env import EvalError, Program, compile_expression
 from kybernetes.apiserver.cel.schematypes import as_declared, has_typed
+from kybernetes.cel.environment import CompileError, check, cross_numeric_only
+from kybernetes.cel.schemaenv import SchemaTypes
 
 _SCALARS = {"integer": "int", "number": "double", "boolean": "bool", "string": "string"}
 _STRING_FORMATS = {"date-time": "timestamp", "date": "timestamp", "duration": "duration", "byte": "bytes"}
@@ -187,9 +181,9 @@ def _type_check(source: str, schema: dict[str, Any], types: SchemaTypes) -> None
     if env is None:
         return
     try:
-        env.compile(source)
-    except RuntimeError as e:
-        issues = issue_text(str(e))
+        check(env, source)
+    except CompileError as e:
+        issues = str(e)
         if not cross_numeric_only(issues):
             # cel-cpp adds where it looked; cel-go says only "undefined field 'x'".
             raise CompileError(re.sub(r"(undefined field '[^']*') not found in struct '[^']*'", r"\1", issues))

@@ -28,7 +28,7 @@ import cel_expr_python.cel as ce
 from google.protobuf import descriptor_pb2, descriptor_pool, duration_pb2, struct_pb2, timestamp_pb2
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto as F
 
-from kybernetes.apiserver.cel.env import new_environment
+from kybernetes.cel.environment import new_environment
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED = frozenset({"true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function",
