@@ -41,7 +41,7 @@ from kybernetes.apiserver.cel.env import EvalError, Program, compile_expression
 from kybernetes.apiserver.cel.estimate import TotalCost, cost_error_message, expression_cost, max_size
 from kybernetes.apiserver.cel.schematypes import as_declared, has_typed
 from kybernetes.cel.environment import CompileError, check, cross_numeric_only
-from kybernetes.cel.schemaenv import SchemaTypes
+from kybernetes.cel.schemaenv import SchemaTypes, go_issues
 
 _SCALARS = {"integer": "int", "number": "double", "boolean": "bool", "string": "string"}
 _STRING_FORMATS = {"date-time": "timestamp", "date": "timestamp", "duration": "duration", "byte": "bytes"}
@@ -190,8 +190,7 @@ def _type_check(source: str, schema: dict[str, Any], types: SchemaTypes) -> None
     except CompileError as e:
         issues = str(e)
         if not cross_numeric_only(issues):
-            # cel-cpp adds where it looked; cel-go says only "undefined field 'x'".
-            raise CompileError(re.sub(r"(undefined field '[^']*') not found in struct '[^']*'", r"\1", issues))
+            raise CompileError(go_issues(issues))
 
 
 def _compile_typed(source: str, schema: dict[str, Any], types: SchemaTypes, *, check: bool = True) -> Program:
