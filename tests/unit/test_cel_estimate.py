@@ -137,3 +137,23 @@ def test_the_schema_total_counts_every_rule() -> None:
     assert errs[4] == (f"{ROOT}: Forbidden: x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 "
                        f"schema exceeds budget by factor of {cost_error_message('', 21 * one, 100_000_000).split()[5]}"
                        f" {HINT}")
+
+
+def test_an_unchanged_schema_is_not_refused_for_one_rule_on_update() -> None:
+    """apiextensions suppresses the per-rule cost check for a version whose schema an update does
+    not change (a CRD stored before could otherwise never be updated); the total still counts."""
+    from kybernetes.apiserver.registry.crds import crd_strategy
+    item = {"type": "string", "x-kubernetes-validations": [{"rule": "self.size() < 10 && self.startsWith('a')"}]}
+    schema = {"type": "object", "properties": {"l": {"type": "array", "maxItems": 100, "items": item}}}
+    one_rule = cost_of(item["x-kubernetes-validations"][0]["rule"], item) * 100
+    assert 10_000_000 < one_rule < 100_000_000
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "things.example.com"},
+           "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"plural": "things", "singular": "thing", "kind": "Thing", "listKind": "ThingList"},
+                    "versions": [{"name": "v1", "served": True, "storage": True,
+                                  "schema": {"openAPIV3Schema": schema}}]}}
+    refused = [str(e) for e in crd_strategy.validate(crd)]
+    assert [e.split(": Forbidden: ")[1][:40] for e in refused] == ["estimated rule cost exceeds budget by fa"]
+    relabelled = {**crd, "metadata": {**crd["metadata"], "labels": {"a": "b"}}}
+    assert not any("cost" in str(e) for e in crd_strategy.validate_update(relabelled, crd))

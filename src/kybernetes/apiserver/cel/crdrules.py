@@ -434,13 +434,14 @@ class GoRule:
                 f"OptionalOldSelf:{old}}}")
 
 
-def rule_errors(schema: Any, path: Path) -> list[FieldError]:
+def rule_errors(schema: Any, path: Path, *, per_expression_cost: bool = True) -> list[FieldError]:
     """The field errors of every ``x-kubernetes-validations`` entry of a CRD schema that is not
     valid: not compiling, an unknown reason, a bad fieldPath, a transition rule where old values
-    cannot be correlated."""
+    cannot be correlated, an estimated cost over the limit (per rule unless not
+    ``per_expression_cost``; for the whole schema)."""
     errs: list[FieldError] = []
     if _any_rules(schema):
-        ctx = _Check(SchemaTypes(schema), TotalCost(), schema)
+        ctx = _Check(SchemaTypes(schema), TotalCost(), schema, per_expression_cost)
         _check_node(schema, path, errs, ctx, correlatable=True, cardinality=1)
         errs.extend(ctx.total.errors(path))
     return errs
@@ -451,6 +452,7 @@ class _Check:
     types: SchemaTypes
     total: TotalCost
     root: Any
+    per_expression_cost: bool
 
 
 def _check_node(schema: Any, path: Path, errs: list[FieldError], ctx: _Check, *, correlatable: bool,
@@ -478,7 +480,7 @@ def _check_cost(program: Program, schema: dict[str, Any], p: Path, name: str, ct
                 errs: list[FieldError]) -> None:
     """The rule's (or messageExpression's) estimated cost, times its cardinality, against the limit."""
     estimated = expression_cost(program, schema, root=schema is ctx.root) * cardinality
-    if estimated > cost.STATIC_ESTIMATED_COST_LIMIT:
+    if ctx.per_expression_cost and estimated > cost.STATIC_ESTIMATED_COST_LIMIT:
         errs.append(v.forbidden(p, cost_error_message(f"estimated {name} cost", estimated,
                                                       cost.STATIC_ESTIMATED_COST_LIMIT)))
     ctx.total.observe(p, estimated)
