@@ -36,7 +36,9 @@ What Kubernetes' environment needs, by implementation (cel-expr-python / common-
 - regex ``matches``: yes / yes / yes;
 - custom functions as methods (``quantity('1Gi').isLessThan(...)``): yes, typed overloads /
   yes, untyped / yes;
-- cost estimation and runtime cost limits: none of the three; see :mod:`.cost`.
+- cost estimation and runtime cost limits: none of the three; see
+  :mod:`kybernetes.apiserver.cel.cost` (runtime bounds) and :mod:`kybernetes.apiserver.cel.estimate`
+  (static estimates when a CRD is written, on the tree :mod:`.ast` reads from a compiled expression).
 
 Chosen: **cel-expr-python**, the fastest, the only one with a type checker, and the only one with
 the extensions Kubernetes enables. Built here as custom functions: quantity, lists (``isSorted``,
@@ -48,7 +50,8 @@ see :mod:`.library_format`) and semver in :mod:`.library_format`; authz (``autho
 Not built yet: ``string()`` of an IP or CIDR, two-variable comprehensions, and Kubernetes' escapes
 of property names that are not identifiers (``__dash__``...). The authz types are checked as
 cel-go names them; quantities, formats and versions are maps of distinct types (the checker tells
-them apart, but prints map types where cel-go prints ``kubernetes.Quantity``...), and
+them apart, but prints map types where cel-go prints ``kubernetes.Quantity``...; a version is a
+list of one map, see :mod:`.library_format`), and
 ``list(A).indexOf(A)``'s type parameter is not checked (``list(dyn).indexOf(dyn)``:
 ``[1].indexOf('a')`` compiles). CRD rules are type-checked against the schema (:mod:`.schemaenv`:
 ``self.noSuchField`` is refused when the CRD is written, as in Kubernetes), except where the
@@ -58,5 +61,6 @@ OpenAPI schemas only for ``status.typeChecking`` warnings (:mod:`.typecheck`), a
 
 The package: :mod:`.environment` (environments, checking in cel-go's words), :mod:`.library`,
 :mod:`.library_net`, :mod:`.library_format`, :mod:`.library_authz`, :mod:`.schemaenv` (protobuf
-types of a schema, for checking) and :mod:`.typecheck` (policies against OpenAPI schemas).
+types of a schema, for checking), :mod:`.typecheck` (policies against OpenAPI schemas) and
+:mod:`.ast` (a compiled expression's tree).
 """
