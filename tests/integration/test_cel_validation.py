@@ -151,3 +151,80 @@ def test_crd_with_a_rule_that_does_not_compile(server: ServerProcess) -> None:
         "compilation failed: ERROR: <input>:1:5: undefined field 'replicsa'\n"
         " | self.replicsa <= self.maxReplicas\n"
         " | ....^")
+
+
+ROSTERS_CRD = textwrap.dedent("""\
+    apiVersion: apiextensions.k8s.io/v1
+    kind: CustomResourceDefinition
+    metadata:
+      name: rosters.cel.example.com
+    spec:
+      group: cel.example.com
+      scope: Namespaced
+      names: {plural: rosters, singular: roster, kind: Roster}
+      versions:
+      - name: v1
+        served: true
+        storage: true
+        schema:
+          openAPIV3Schema:
+            type: object
+            properties:
+              spec:
+                type: object
+                x-kubernetes-validations:
+                - rule: "self.items.all(x, self.items.exists_one(y, x.name == y.name))"
+                  message: names must be unique
+                - rule: "!format.dns1123Label().validate(self.host).hasValue()"
+                  messageExpression: "'host: ' + format.dns1123Label().validate(self.host).value().join(', ')"
+                properties:
+                  host: {type: string, maxLength: 63}
+                  items:
+                    type: array
+                    items:
+                      type: object
+                      properties:
+                        name: {type: string}
+    """)
+
+
+def test_crd_rule_cost_is_estimated_when_written(server: ServerProcess, namespace: str) -> None:
+    """An unbounded list of unbounded strings makes a quadratic rule cost more than 100x the
+    budget: the CRD is refused in apiextensions' words; bounded, it is accepted and its rules run
+    (the format library's optional result among them)."""
+    res = server.kubectl("create", "-f", "-", input=ROSTERS_CRD, check=False)
+    assert res.returncode != 0
+    rule = "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"
+    hint = ("(try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and "
+            "strings are declared)")
+    assert res.stderr.strip() == (
+        'The CustomResourceDefinition "rosters.cel.example.com" is invalid: \n'
+        f"* {rule}: Forbidden: estimated rule cost exceeds budget by factor of more than 100x {hint}\n"
+        f"* {rule}: Forbidden: contributed to estimated rule cost total exceeding cost limit for entire OpenAPIv3 "
+        "schema\n"
+        "* spec.versions[0].schema.openAPIV3Schema: Forbidden: x-kubernetes-validations estimated rule cost total "
+        f"for entire OpenAPIv3 schema exceeds budget by factor of more than 100x {hint}")
+    bounded = ROSTERS_CRD.replace("type: array\n", "type: array\n                maxItems: 20\n").replace(
+        "name: {type: string}", "name: {type: string, maxLength: 64}")
+    server.kubectl("create", "-f", "-", input=bounded)
+    server.kubectl("wait", "--for=condition=Established", "crd/rosters.cel.example.com", "--timeout=10s")
+    deadline = time.time() + 10
+    while "rosters" not in server.kubectl("api-resources", "--api-group=cel.example.com").stdout:
+        assert time.time() < deadline, "rosters never served"
+        time.sleep(0.1)
+    obj = textwrap.dedent("""\
+        apiVersion: cel.example.com/v1
+        kind: Roster
+        metadata: {name: l1}
+        spec: {host: HOST, items: [{name: a}, {name: a}]}
+        """)
+    res = server.kubectl("create", "-n", namespace, "-f", "-", input=obj, check=False)
+    assert res.returncode != 0
+    assert res.stderr.strip() == (
+        'The Roster "l1" is invalid: \n'
+        '* spec: Invalid value: "object": names must be unique\n'
+        "* spec: Invalid value: \"object\": host: a lowercase RFC 1123 label must consist of lower case alphanumeric "
+        "characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
+        "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
+    server.kubectl("create", "-n", namespace, "-f", "-",
+                   input=obj.replace("HOST", "web").replace("{name: a}]", "{name: b}]"))

@@ -219,3 +219,38 @@ def test_authorizer_checks_the_requests_user(rbac_server: ServerProcess) -> None
     srv.wait_allowed("delete", "configmaps", "jane", namespace="authz")
     res = as_jane("by-jane")
     assert res.returncode == 0, res.stderr
+
+
+def test_status_type_checking_by_the_controller_manager(tmp_path: Path) -> None:
+    """``kyb server``'s own controller manager (the status controller as its ServiceAccount, with
+    Kubernetes' role for it) type-checks a policy against the Deployment schema it resolves from
+    the server's discovery and OpenAPI, and reports a field Deployments do not have, as
+    kube-controller-manager does."""
+    policy = textwrap.dedent("""\
+        apiVersion: admissionregistration.k8s.io/v1
+        kind: ValidatingAdmissionPolicy
+        metadata: {name: replicas-typo}
+        spec:
+          matchConstraints:
+            resourceRules:
+            - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments]}
+          validations:
+          - expression: "object.spec.replicas <= 5"
+          - expression: "object.spec.replicsa <= 5"
+        """)
+    with ServerProcess.start(tmp_path / "data", control_plane=True, timeout=60) as srv:
+        srv.kubectl("apply", "-f", "-", input=policy)
+        deadline = time.time() + 30
+        status = ""
+        while time.time() < deadline:
+            status = srv.kubectl("get", "validatingadmissionpolicy", "replicas-typo", "-o",
+                                 "jsonpath={.status}").stdout
+            if "typeChecking" in status:
+                break
+            time.sleep(0.2)
+        warnings = srv.kubectl("get", "validatingadmissionpolicy", "replicas-typo", "-o",
+                               "jsonpath={.status.typeChecking.expressionWarnings[*].fieldRef}|"
+                               "{.status.typeChecking.expressionWarnings[*].warning}").stdout
+        assert warnings == (
+            "spec.validations[1].expression|apps/v1, Kind=Deployment: ERROR: <input>:1:12: undefined field "
+            "'replicsa'\n | object.spec.replicsa <= 5\n | ...........^\n"), status

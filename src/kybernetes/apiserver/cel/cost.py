@@ -24,6 +24,12 @@ PER_CALL_LIMIT = 1_000_000
 RUNTIME_COST_BUDGET = 10_000_000
 """celconfig.RuntimeCELCostBudget: the most all expressions of one request may cost together."""
 
+STATIC_ESTIMATED_COST_LIMIT = 10_000_000
+"""apiextensions' StaticEstimatedCostLimit: the most one rule's estimated cost may be, times how
+many times it may run for one object (:mod:`.estimate`), when its CRD is written."""
+STATIC_ESTIMATED_CRD_COST_LIMIT = 100_000_000
+"""apiextensions' StaticEstimatedCRDCostLimit: the most all rules of one schema may be estimated at together."""
+
 PER_CALL_EXCEEDED = "operation cancelled: actual cost limit exceeded"
 BUDGET_EXCEEDED = "validation failed due to running out of cost budget, no further validation rules will be run"
 
@@ -87,6 +93,8 @@ __all__ = [
     "PER_CALL_EXCEEDED",
     "PER_CALL_LIMIT",
     "RUNTIME_COST_BUDGET",
+    "STATIC_ESTIMATED_COST_LIMIT",
+    "STATIC_ESTIMATED_CRD_COST_LIMIT",
     "STRING_LITERAL",
     "base_cost",
     "bound",

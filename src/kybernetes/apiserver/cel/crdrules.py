@@ -21,6 +21,10 @@ of Kubernetes 1.32:
   errors at the root name the field ``<nil>``, as kube-apiserver's nil path prints.
 - Cost: every evaluation is bounded first (:mod:`.cost`); over the per-call limit the rule fails
   and no further rule runs; all rules of one request share :data:`~.cost.RUNTIME_COST_BUDGET`.
+  When the CRD is written, each rule's (and messageExpression's) cost is estimated from the
+  schema's bounds times how often it may run (:mod:`.estimate`); one over
+  :data:`~.cost.STATIC_ESTIMATED_COST_LIMIT`, or all over
+  :data:`~.cost.STATIC_ESTIMATED_CRD_COST_LIMIT`, refuses the CRD in apiextensions' words.
 """
 
 from __future__ import annotations
@@ -33,16 +37,11 @@ from typing import Any
 from kybernetes.api import validation as v
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.apiserver.cel import cost
-from kybernetes.apiserver.cel.env import (
-    CompileError,
-    EvalError,
-    Program,
-    compile_expression,
-    cross_numeric_only,
-    issue_text,
-)
-from kybernetes.apiserver.cel.schemaenv import SchemaTypes
+from kybernetes.apiserver.cel.env import EvalError, Program, compile_expression
+from kybernetes.apiserver.cel.estimate import TotalCost, cost_error_message, expression_cost, max_size
 from kybernetes.apiserver.cel.schematypes import as_declared, has_typed
+from kybernetes.cel.environment import CompileError, check, cross_numeric_only
+from kybernetes.cel.schemaenv import SchemaTypes, go_issues
 
 _SCALARS = {"integer": "int", "number": "double", "boolean": "bool", "string": "string"}
 _STRING_FORMATS = {"date-time": "timestamp", "date": "timestamp", "duration": "duration", "byte": "bytes"}
@@ -187,12 +186,11 @@ def _type_check(source: str, schema: dict[str, Any], types: SchemaTypes) -> None
     if env is None:
         return
     try:
-        env.compile(source)
-    except RuntimeError as e:
-        issues = issue_text(str(e))
+        check(env, source)
+    except CompileError as e:
+        issues = str(e)
         if not cross_numeric_only(issues):
-            # cel-cpp adds where it looked; cel-go says only "undefined field 'x'".
-            raise CompileError(re.sub(r"(undefined field '[^']*') not found in struct '[^']*'", r"\1", issues))
+            raise CompileError(go_issues(issues))
 
 
 def _compile_typed(source: str, schema: dict[str, Any], types: SchemaTypes, *, check: bool = True) -> Program:
@@ -436,35 +434,62 @@ class GoRule:
                 f"OptionalOldSelf:{old}}}")
 
 
-def rule_errors(schema: Any, path: Path) -> list[FieldError]:
+def rule_errors(schema: Any, path: Path, *, per_expression_cost: bool = True) -> list[FieldError]:
     """The field errors of every ``x-kubernetes-validations`` entry of a CRD schema that is not
     valid: not compiling, an unknown reason, a bad fieldPath, a transition rule where old values
-    cannot be correlated."""
+    cannot be correlated, an estimated cost over the limit (per rule unless not
+    ``per_expression_cost``; for the whole schema)."""
     errs: list[FieldError] = []
     if _any_rules(schema):
-        _check_node(schema, path, errs, SchemaTypes(schema), correlatable=True)
+        ctx = _Check(SchemaTypes(schema), TotalCost(), schema, per_expression_cost)
+        _check_node(schema, path, errs, ctx, correlatable=True, cardinality=1)
+        errs.extend(ctx.total.errors(path))
     return errs
 
 
-def _check_node(schema: Any, path: Path, errs: list[FieldError], types: SchemaTypes, *, correlatable: bool) -> None:
+@dataclass(frozen=True)
+class _Check:
+    types: SchemaTypes
+    total: TotalCost
+    root: Any
+    per_expression_cost: bool
+
+
+def _check_node(schema: Any, path: Path, errs: list[FieldError], ctx: _Check, *, correlatable: bool,
+                cardinality: int) -> None:
+    """``cardinality``: how many times a rule here may run for one object (the product of the
+    sizes of the lists and maps above)."""
     if not isinstance(schema, dict):
         return
     for i, rule in enumerate(_rules(schema)):
-        _check_rule(rule, schema, path.child("x-kubernetes-validations").index(i), errs, types, correlatable)
+        _check_rule(rule, schema, path.child("x-kubernetes-validations").index(i), errs, ctx, correlatable,
+                    cardinality)
     props = schema.get("properties")
     if isinstance(props, dict):
         for name, sub in props.items():
-            _check_node(sub, path.child("properties").key(name), errs, types, correlatable=correlatable)
-    _check_node(schema.get("additionalProperties"), path.child("additionalProperties"), errs, types,
-                correlatable=correlatable)
+            _check_node(sub, path.child("properties").key(name), errs, ctx, correlatable=correlatable,
+                        cardinality=cardinality)
+    _check_node(schema.get("additionalProperties"), path.child("additionalProperties"), errs, ctx,
+                correlatable=correlatable, cardinality=cardinality * max_size(schema))
     keyed = schema.get("x-kubernetes-list-type") == "map"
-    _check_node(schema.get("items"), path.child("items"), errs, types, correlatable=correlatable and keyed)
+    _check_node(schema.get("items"), path.child("items"), errs, ctx, correlatable=correlatable and keyed,
+                cardinality=cardinality * max_size(schema))
 
 
-def _check_rule(rule: dict[str, Any], schema: dict[str, Any], p: Path, errs: list[FieldError], types: SchemaTypes,
-                correlatable: bool) -> None:
+def _check_cost(program: Program, schema: dict[str, Any], p: Path, name: str, ctx: _Check, cardinality: int,
+                errs: list[FieldError]) -> None:
+    """The rule's (or messageExpression's) estimated cost, times its cardinality, against the limit."""
+    estimated = expression_cost(program, schema, root=schema is ctx.root) * cardinality
+    if ctx.per_expression_cost and estimated > cost.STATIC_ESTIMATED_COST_LIMIT:
+        errs.append(v.forbidden(p, cost_error_message(f"estimated {name} cost", estimated,
+                                                      cost.STATIC_ESTIMATED_COST_LIMIT)))
+    ctx.total.observe(p, estimated)
+
+
+def _check_rule(rule: dict[str, Any], schema: dict[str, Any], p: Path, errs: list[FieldError], ctx: _Check,
+                correlatable: bool, cardinality: int) -> None:
     errs.extend(_message_errors(rule, p))
-    compiled = _compile_rule(rule, schema, types)
+    compiled = _compile_rule(rule, schema, ctx.types)
     if isinstance(compiled, tuple):
         where, why = compiled
         if not why:
@@ -472,6 +497,10 @@ def _check_rule(rule: dict[str, Any], schema: dict[str, Any], p: Path, errs: lis
         else:
             errs.append(v.invalid(p.child(where), GoRule(rule), why))
         return
+    _check_cost(compiled.program, schema, p.child("rule"), "rule", ctx, cardinality, errs)
+    if compiled.message is not None:
+        _check_cost(compiled.message, schema, p.child("messageExpression"), "messageExpression", ctx, cardinality,
+                    errs)
     reason = rule.get("reason")
     if reason is not None and reason not in REASONS:
         errs.append(v.not_supported(p.child("reason"), reason, REASONS))

@@ -1,8 +1,8 @@
 """CEL environments, compilation (once per expression and variable set) and evaluation.
 
 :func:`compile_expression` parses and type-checks an expression against an environment with the
-given variables (all typed ``dyn``), CEL's standard library, the strings, optional, math and
-bindings extensions, and Kubernetes' libraries (:mod:`.library`). Results are cached by
+given variables, in the environments of :mod:`kybernetes.cel.environment` (CEL's standard
+library, its extensions and Kubernetes' libraries). Results are cached by
 ``(expression, variables)``, so a policy or schema compiled again (a new version of an unchanged
 rule) reuses the program: nothing is compiled per request.
 
@@ -19,68 +19,32 @@ from functools import lru_cache
 from typing import Any
 
 import cel_expr_python.cel as ce
-from cel_expr_python.ext.ext_bindings import ExtBindings
-from cel_expr_python.ext.ext_math import ExtMath
-from cel_expr_python.ext.ext_optional import ExtOptional
-from cel_expr_python.ext.ext_strings import ExtStrings
 
 from kybernetes.apiserver.cel import cost
-from kybernetes.apiserver.cel.library import kubernetes_extensions, kubernetes_functions
-from kybernetes.apiserver.cel.library_authz import TYPE_NAMES, authz_functions, cel_type
-from kybernetes.apiserver.cel.library_net import network_functions
-
-
-class CompileError(Exception):
-    """The expression does not compile; ``str()`` is cel-go's issue text (``ERROR: <input>:1:6: ...``)."""
+from kybernetes.apiserver.cel.library_authz import runtime_functions
+from kybernetes.cel.environment import (
+    CompileError,
+    check,
+    checking_environment,
+    cross_numeric_only,
+    declared,
+    has_authz,
+    issue_text,
+    new_environment,
+)
 
 
 class EvalError(Exception):
     """The evaluation failed (no such key, no such overload, division by zero, cost limit...)."""
 
 
-_TYPES = {"int": ce.Type.INT, "double": ce.Type.DOUBLE, "bool": ce.Type.BOOL, "string": ce.Type.STRING,
-          "timestamp": ce.Type.TIMESTAMP, "duration": ce.Type.DURATION, "bytes": ce.Type.BYTES}
-
-
-def _type(spec: str, runtime: bool = False) -> Any:
-    """``int``, ``list(string)``, ``map(list(int))`` (string keys), an authz type
-    (``Authorizer``, ``ResourceCheck``...) -> the CEL type; else ``dyn``."""
-    if spec.startswith("list(") and spec.endswith(")"):
-        return ce.Type.List(_type(spec[5:-1], runtime))
-    if spec.startswith("map(") and spec.endswith(")"):
-        return ce.Type.Map(ce.Type.STRING, _type(spec[4:-1], runtime))
-    if spec in TYPE_NAMES:
-        return cel_type(spec, runtime)
-    return _TYPES.get(spec, ce.Type.DYN)
-
-
-def _declared(variable: str, runtime: bool = False) -> tuple[str, Any]:
-    """``"self:int"`` -> ("self", int); a bare name is ``dyn``."""
-    name, _, type_name = variable.partition(":")
-    return name, _type(type_name, runtime)
-
-
-def new_environment(variables: dict[str, Any], descriptor_pool: Any = None, authz: bool | None = None) -> Any:
-    """A CEL environment with Kubernetes' extensions and libraries and these typed variables;
-    with ``authz`` the authz library too (:mod:`.library_authz`), typed for checking (False: an
-    environment that can only check) or for evaluation (True)."""
-    functions = kubernetes_functions() + network_functions()
-    return ce.NewEnv(
-        descriptor_pool=descriptor_pool,
-        variables=variables,
-        extensions=[ExtStrings(), ExtOptional(), ExtMath(), ExtBindings(), *kubernetes_extensions()],
-        functions=functions if authz is None else functions + authz_functions(authz),
-    )
-
-
-def _has_authz(variables: tuple[str, ...]) -> bool:
-    return any(v.partition(":")[2] in TYPE_NAMES for v in variables)
-
-
 @lru_cache(maxsize=64)
 def _environment(variables: tuple[str, ...], runtime: bool = False) -> Any:
-    authz = runtime if _has_authz(variables) else None
-    return new_environment(dict(_declared(v, runtime) for v in variables), authz=authz)
+    """The environment to check (and, without authz-typed variables, to run) expressions over
+    ``variables``; ``runtime``: the one that runs expressions using the authz library."""
+    if runtime and has_authz(variables):
+        return new_environment(dict(declared(v, True) for v in variables), authz=runtime_functions())
+    return checking_environment(variables)
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,7 +75,11 @@ class Program:
         except RuntimeError as e:  # data CEL cannot hold (an integer beyond int64)
             raise EvalError(_cel_go_wording(str(e)))
         if result.type() == ce.Type.ERROR:
-            raise EvalError(_cel_go_wording(str(result.value())))
+            try:
+                error = result.value()
+            except TypeError:  # an optional: cel-expr-python reports it as an error it cannot convert
+                raise EvalError("an optional value is not a result (use hasValue(), value() or orValue())")
+            raise EvalError(_cel_go_wording(str(error)))
         return result.plain_value()
 
 
@@ -144,35 +112,16 @@ def compile_expression(source: str, variables: tuple[str, ...]) -> Program:
 
 @lru_cache(maxsize=4096)
 def _compile(source: str, variables: tuple[str, ...]) -> Program:
-    try:
-        expression = _environment(variables).compile(source)
-    except RuntimeError as e:
-        raise CompileError(issue_text(str(e)))
+    expression = check(_environment(variables), source)
     named = set(_IDENTIFIER.findall(cost.STRING_LITERAL.sub("", source)))
-    uses = frozenset(name for name, _t in map(_declared, variables) if set(name.split(".")) <= named)
-    if _has_authz(variables):
+    uses = frozenset(name for name, _t in map(declared, variables) if set(name.split(".")) <= named)
+    if has_authz(variables):
         # Checked above with the authz library's abstract types, which cel-cpp cannot evaluate.
-        expression = _environment(variables, True).compile(source)
+        expression = check(_environment(variables, True), source)
     return Program(source, expression, cost.base_cost(source), cost.macro_depth(source), uses)
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_CROSS_NUMERIC = re.compile(r"found no matching overload for '_(<|<=|>|>=|==|!=)_' applied to "
-                            r"'\((int|uint|double), (int|uint|double)\)'")
-
-
-def cross_numeric_only(issues: str) -> bool:
-    """Whether every issue is a comparison of two numbers of different types (``1 < 1.5``):
-    Kubernetes' environment allows those (cel-go's CrossTypeNumericComparisons) and so does
-    cel-cpp's runtime, but its checker cannot be told to."""
-    errors = [line for line in issues.splitlines() if line.startswith("ERROR:")]
-    return bool(errors) and all(_CROSS_NUMERIC.search(line) for line in errors)
-
-
-def issue_text(message: str) -> str:
-    """cel-cpp's ``INVALID_ARGUMENT: ERROR: <input>:...`` without the status code cel-go does not print."""
-    text = re.sub(r"^[A-Z_]+: ", "", message.strip())
-    return re.sub(r" \[[A-Z_]+\]$", "", text)
 
 
 _WORDING = (
@@ -196,4 +145,4 @@ def _cel_go_wording(message: str) -> str:
 
 
 __all__ = ["Activation", "CompileError", "EvalError", "Program", "compile_expression", "cross_numeric_only",
-           "issue_text", "new_environment"]
+           "issue_text"]

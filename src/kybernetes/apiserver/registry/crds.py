@@ -91,7 +91,7 @@ class CustomResourceDefinitionStrategy(Strategy):
         return structural.validate_crd(obj) + validate_conversion(obj, None) + _rule_errors(obj)
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
-        errs = structural.validate_crd(new) + validate_conversion(new, old) + _rule_errors(new)
+        errs = structural.validate_crd(new) + validate_conversion(new, old) + _rule_errors(new, old)
         ns, os_ = new.get("spec") or {}, old.get("spec") or {}
         if not isinstance(ns, dict) or not isinstance(os_, dict):
             return errs
@@ -132,13 +132,20 @@ class CustomResourceDefinitionStrategy(Strategy):
         return errs
 
 
-def _rule_errors(crd: Obj) -> list[FieldError]:
-    """Every version's ``x-kubernetes-validations`` that do not compile or are otherwise invalid."""
+def _rule_errors(crd: Obj, old: Obj | None = None) -> list[FieldError]:
+    """Every version's ``x-kubernetes-validations`` that do not compile or are otherwise invalid.
+    On update, a version whose schema is unchanged is not refused for one rule's estimated cost
+    (apiextensions' suppressExpressionCostForUnchangedSchema), only for its schema's total."""
     errs: list[FieldError] = []
     vp = Path("spec", "versions")
+    old_schemas = {_dict(ver).get("name"): _dict(_dict(ver).get("schema")).get("openAPIV3Schema")
+                   for ver in _list(_dict((old or {}).get("spec")).get("versions"))}
     for i, ver in enumerate(_list(_dict(crd.get("spec")).get("versions"))):
         schema = _dict(_dict(ver).get("schema")).get("openAPIV3Schema")
-        errs.extend(crdrules.rule_errors(schema, vp.index(i).child("schema", "openAPIV3Schema")))
+        unchanged = old is not None and _dict(ver).get("name") in old_schemas and \
+            old_schemas[_dict(ver).get("name")] == schema
+        errs.extend(crdrules.rule_errors(schema, vp.index(i).child("schema", "openAPIV3Schema"),
+                                         per_expression_cost=not unchanged))
     return errs
 
 

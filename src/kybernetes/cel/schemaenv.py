@@ -28,7 +28,7 @@ import cel_expr_python.cel as ce
 from google.protobuf import descriptor_pb2, descriptor_pool, duration_pb2, struct_pb2, timestamp_pb2
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto as F
 
-from kybernetes.apiserver.cel.env import new_environment
+from kybernetes.cel.environment import new_environment
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED = frozenset({"true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function",
@@ -41,16 +41,19 @@ _files = itertools.count()
 
 
 class SchemaTypes:
-    """The protobuf types of one CRD schema's nodes, and checking environments per node type."""
+    """The protobuf types of one CRD schema's nodes (or of several schemas': a policy's object and
+    params), and checking environments per node type. ``kubernetes_root``: the first schema is a
+    CRD's, whose root gets ``apiVersion``, ``kind`` and Kubernetes' ``metadata``; otherwise roots
+    are taken as they are (a built-in kind's OpenAPI schema declares its own)."""
 
-    def __init__(self, schema: Any) -> None:
+    def __init__(self, *schemas: Any, kubernetes_root: bool = True) -> None:
         n = next(_files)
         self.package = f"kyb.crd{n}"
         self.file = descriptor_pb2.FileDescriptorProto(name=f"kyb/crd{n}.proto", package=self.package,
                                                        syntax="proto3")
         self.file.dependency.extend(["google/protobuf/struct.proto", "google/protobuf/timestamp.proto",
                                      "google/protobuf/duration.proto"])
-        self.schema = schema  # its nodes are recorded by id: keep them alive
+        self.schemas = schemas  # their nodes are recorded by id: keep them alive
         self.types: dict[int, str] = {}
         """id(schema node) -> its CEL type (a message's full name, or a scalar/list/map spec)."""
         self._names = itertools.count()
@@ -58,8 +61,9 @@ class SchemaTypes:
         for dep in (struct_pb2, timestamp_pb2, duration_pb2):
             self.pool.AddSerializedFile(dep.DESCRIPTOR.serialized_pb)
         try:
-            if isinstance(schema, dict):
-                self._message(schema, root=True)
+            for i, schema in enumerate(schemas):
+                if isinstance(schema, dict):
+                    self._message(schema, root=kubernetes_root and i == 0)
             self.pool.Add(self.file)
         except Exception:
             # A schema protobuf cannot express (fields whose JSON names collide, say): check
@@ -69,6 +73,10 @@ class SchemaTypes:
 
     def type_of(self, node: dict[str, Any]) -> str:
         return self.types.get(id(node), _VALUE.lstrip("."))
+
+    def cel_type(self, node: dict[str, Any]) -> Any:
+        """The CEL type of values at ``node`` (a message type of this pool, a scalar, list or map)."""
+        return _cel_type(self.type_of(node))
 
     def environment(self, node: dict[str, Any]) -> Any:
         """The checking environment for rules at ``node``: ``self`` and ``oldSelf`` of its type
@@ -167,4 +175,22 @@ def _cel_type(spec: str) -> Any:
     return ce.Type(spec)
 
 
-__all__ = ["SchemaTypes"]
+_STRUCT_NAMES = re.compile(r"(undefined field '[^']*') not found in struct '[^']*'")
+
+
+def go_issues(issues: str) -> str:
+    """cel-cpp's issue text in cel-go's words: cel-cpp adds where it looked (``undefined field 'x'
+    not found in struct 'kyb.crd3.M0'``), cel-go says only ``undefined field 'x'``; cel-cpp goes on
+    to report every selection from the failed one (``expression of type '*error*' cannot be the
+    operand of a select operation``), cel-go does not."""
+    blocks: list[list[str]] = []
+    for line in _STRUCT_NAMES.sub(r"\1", issues).split("\n"):
+        if line.startswith("ERROR: ") or not blocks:
+            blocks.append([line])
+        else:
+            blocks[-1].append(line)
+    kept = [b for b in blocks if "of type '*error*'" not in b[0]]
+    return "\n".join(line for b in kept for line in b)
+
+
+__all__ = ["SchemaTypes", "go_issues"]

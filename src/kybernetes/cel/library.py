@@ -1,7 +1,7 @@
 """Kubernetes' CEL libraries that cel-expr-python lacks, as custom functions.
 
 ``k8s.io/apiserver/pkg/cel/library``: what is here is built on the project's own helpers (quantities
-on :mod:`kybernetes.api.quantity`); what is not is listed in :mod:`kybernetes.apiserver.cel`.
+on :mod:`kybernetes.api.quantity`); what is not is listed in :mod:`kybernetes.cel`.
 
 - **quantity** (``library.Quantity``): ``quantity(string)``, ``isQuantity(string)`` and the members
   ``isLessThan``, ``isGreaterThan``, ``compareTo``, ``add``/``sub`` (quantity or int),
@@ -76,16 +76,18 @@ def member(oid: str, ret: Any, params: list[Any], impl: Callable[..., Any]) -> c
     return ce.Overload(oid, ret, params, is_member=True, impl=impl)
 
 
-def _quantity_functions() -> list[ce.FunctionDecl]:
+def _quantity_functions(shared: dict[str, ce.Overload]) -> list[ce.FunctionDecl]:
+    """``shared``: other libraries' overloads of the comparison names (one declaration per name)."""
     cmp = lambda a, b: (_value(a) > _value(b)) - (_value(a) < _value(b))  # noqa: E731
+    extra = lambda name: [shared[name]] if name in shared else []  # noqa: E731
     return [
         ce.FunctionDecl("quantity", [ce.Overload("string_to_quantity", _Q, [_S], impl=_quantity)]),
         ce.FunctionDecl("isQuantity", [ce.Overload("is_quantity_string", _B, [_S], impl=_is_quantity)]),
         ce.FunctionDecl("isLessThan", [member("quantity_is_less_than", _B, [_Q, _Q],
-                                               lambda a, b: cmp(a, b) < 0)]),
+                                               lambda a, b: cmp(a, b) < 0), *extra("isLessThan")]),
         ce.FunctionDecl("isGreaterThan", [member("quantity_is_greater_than", _B, [_Q, _Q],
-                                                  lambda a, b: cmp(a, b) > 0)]),
-        ce.FunctionDecl("compareTo", [member("quantity_compare_to", _I, [_Q, _Q], cmp)]),
+                                                  lambda a, b: cmp(a, b) > 0), *extra("isGreaterThan")]),
+        ce.FunctionDecl("compareTo", [member("quantity_compare_to", _I, [_Q, _Q], cmp), *extra("compareTo")]),
         ce.FunctionDecl("add", [
             member("quantity_add", _Q, [_Q, _Q], lambda a, b: _arith(a, b, 1)),
             member("quantity_add_int", _Q, [_Q, _I], lambda a, b: _arith(a, b, 1))]),
@@ -187,9 +189,10 @@ def _regex_functions() -> list[ce.FunctionDecl]:
     ]
 
 
-def kubernetes_functions() -> list[ce.FunctionDecl]:
-    """Every function of the libraries above, for an environment's ``functions``."""
-    return _quantity_functions() + _list_functions() + _regex_functions()
+def kubernetes_functions(shared: dict[str, ce.Overload] | None = None) -> list[ce.FunctionDecl]:
+    """Every function of the libraries above, for an environment's ``functions``; ``shared``:
+    other libraries' overloads of ``isLessThan``, ``isGreaterThan``, ``compareTo``."""
+    return _quantity_functions(shared or {}) + _list_functions() + _regex_functions()
 
 
 __all__ = ["QUANTITY_KEY", "cel_equal", "kubernetes_extensions", "kubernetes_functions", "member"]

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import cel_expr_python.cel as ce
 
-from kybernetes.apiserver.cel.library import member
+from kybernetes.cel.library import member
 
 URL_KEY, IP_KEY, CIDR_KEY = "__kyb_url__", "__kyb_ip__", "__kyb_cidr__"
 _S, _B, _I = ce.Type.STRING, ce.Type.BOOL, ce.Type.INT
