@@ -96,6 +96,40 @@ class Answer:
         return cls.make(flags, an, ns, ar, wire[12 + qlen:])
 
 
+_PLAIN_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"
+_OPT_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x01"
+
+
+def fast_answer(data: bytes, answers: dict[bytes, Answer]) -> bytes | None:
+    """The UDP response to the commonest query -- opcode QUERY, one uncompressed question, no
+    EDNS or a bare OPT, a name with a precomputed answer that fits -- or None (take the full path).
+
+    The name ends at its first zero byte: a label holding a zero byte could cut it short, but the
+    cut prefix is then no name of the zone, so the lookup misses and the full path parses."""
+    if data[2:3] > b"\x01" or len(data) < 17:  # QR, opcode, AA or TC set (RD alone is allowed)
+        return None
+    counts = data[4:12]
+    end = data.find(0, 12) + 5  # the end of the question
+    if counts == _PLAIN_COUNTS:
+        if end != len(data):
+            return None
+        answer = answers.get(data[12:end - 4].lower() + data[end - 4:end - 2])
+        if answer is None:
+            return None
+        out = b"".join((data[:2], (answer.flags | ((data[2] & 1) << 8) | (data[3] & 0x10)).to_bytes(2, "big"),
+                        b"\x00\x01", answer.counts, data[12:end], answer.tail))
+        return out if len(out) <= 512 else None
+    if counts == _OPT_COUNTS and end + 11 == len(data) and data[end:end + 3] == b"\x00\x00\x29" \
+            and data[end + 6:end + 7] == b"\x00" and data[end + 9:end + 11] == b"\x00\x00":
+        answer = answers.get(data[12:end - 4].lower() + data[end - 4:end - 2])
+        if answer is None:
+            return None
+        out = b"".join((data[:2], (answer.flags | ((data[2] & 1) << 8) | (data[3] & 0x10)).to_bytes(2, "big"),
+                        b"\x00\x01", answer.counts_edns, data[12:end], answer.tail, _OPT_RR))
+        return out if len(out) <= max(512, int.from_bytes(data[end + 3:end + 5], "big")) else None
+    return None
+
+
 def parse_query(data: bytes) -> Query | None:
     """The query in ``data`` if it has the common shape, else ``None`` (the slow path decides)."""
     n = len(data)
