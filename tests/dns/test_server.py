@@ -96,6 +96,14 @@ async def test_external_name_chased_upstream(served: tuple[DNSServer, int]) -> N
     assert values(r, "CNAME") == ["www.example.com."] and values(r, "A") == ["192.0.2.53"]
 
 
+async def test_external_name_to_a_service_of_the_cluster(served: tuple[DNSServer, int]) -> None:
+    server, port = served
+    server.zone.on_service(service("alias", cluster_ip=None, type="ExternalName",
+                                   externalName="web.default.svc.cluster.local"))
+    r = await udp(port, "alias.default.svc.cluster.local", "A")
+    assert values(r, "CNAME") == ["web.default.svc.cluster.local."] and values(r, "A") == ["10.43.0.10"]
+
+
 async def test_truncation_edns_and_tcp(served: tuple[DNSServer, int]) -> None:
     _, port = served
     name = "big.default.svc.cluster.local"

@@ -195,3 +195,23 @@ def test_other_cluster_domain() -> None:
     z = ClusterZone("Corp.Example")
     z.on_service(service("web"))
     assert values(ask(z, "web.default.svc.corp.example", "A")) == ["10.43.0.10"]
+
+
+def test_an_answer_always_fits_a_tcp_message() -> None:
+    z = make_zone()
+    z.on_service(service("huge", cluster_ip="None"))
+    z.on_slice(endpoint_slice("huge", [ep(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}") for i in range(5000)]))
+    for rdtype in ("A", "SRV"):
+        q = dns.message.make_query("huge.default.svc.cluster.local", rdtype)
+        out = DNSServer(z, Forwarder([])).answer(q.to_wire(), 65535)
+        assert isinstance(out, bytes) and len(out) <= 65535
+        reply = dns.message.from_wire(out)
+        assert 1000 < len(values(reply)) < 5000  # as many as fit
+
+
+def test_records_without_a_wire_form_are_skipped() -> None:
+    z = make_zone()
+    z.on_service(service("ext", cluster_ip=None, type="ExternalName", externalName="a" * 64 + ".example.com"))
+    z.on_service(service("web"))
+    assert ask(z, "ext.default.svc.cluster.local", "CNAME").rcode() == dns.rcode.NXDOMAIN
+    assert values(ask(z, "web.default.svc.cluster.local", "A")) == ["10.43.0.10"]

@@ -87,14 +87,6 @@ class Answer:
     def make(cls, flags: int, an: int, ns: int, ar: int, tail: bytes) -> Answer:
         return cls(flags, struct.pack("!HHH", an, ns, ar), struct.pack("!HHH", an, ns, ar + 1), tail)
 
-    @classmethod
-    def from_message(cls, msg: dns.message.Message) -> Answer:
-        """The sections of ``msg`` (one question, no OPT) as an Answer."""
-        wire = msg.to_wire()
-        qlen = len(name_wire(msg.question[0].name)) + 4
-        flags, _qd, an, ns, ar = struct.unpack("!HHHHH", wire[2:12])
-        return cls.make(flags, an, ns, ar, wire[12 + qlen:])
-
 
 _PLAIN_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _OPT_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x01"

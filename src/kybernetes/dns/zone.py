@@ -23,30 +23,28 @@ Contract:
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from collections import Counter
 from typing import Any
 
-import dns.message
 import dns.name
-import dns.rdata
-import dns.rdataclass
-import dns.rrset
 
-from kybernetes.dns import records
+from kybernetes.dns import encode, records
 from kybernetes.dns.records import SERVICE_NAME_LABEL, Record
-from kybernetes.dns.wire import AA, QR, RA, Answer, name_wire, rdtype
+from kybernetes.dns.wire import AA, QR, RA, Answer, name_wire
 
 Obj = dict[str, Any]
+log = logging.getLogger(__name__)
 DEFAULT_TTL = 5
 """CoreDNS's kubernetes plugin default: answers age fast because Services change."""
 NXDOMAIN = 3
-_IN = dns.rdataclass.IN
+MAX_MESSAGE = 65535
 _STATIC = "zone"
 
 
 def _key(name: str, rd: int) -> bytes:
-    return name_wire(dns.name.from_text(name)) + rd.to_bytes(2, "big")
+    return encode.name_to_wire(name) + rd.to_bytes(2, "big")
 
 
 class ClusterZone:
@@ -55,6 +53,7 @@ class ClusterZone:
     def __init__(self, domain: str = "cluster.local", ttl: int = DEFAULT_TTL) -> None:
         self.zone = dns.name.from_text(domain.strip(".").lower() + ".")
         self.origin = self.zone.to_text()
+        self._zone_wire = name_wire(self.zone)
         self.ttl = ttl
         self.answers: dict[bytes, Answer] = {}
         self.namespaces: set[str] = set()
@@ -147,9 +146,7 @@ class ClusterZone:
         rd = records.A if ip.version == 4 else records.AAAA
         if qtype != rd:
             return self.nodata
-        name = dns.name.from_wire(name_wire, 0)[0]
-        rrset = dns.rrset.from_text(name, self.ttl, _IN, rdtype(rd), str(ip))
-        return self._render_message(name, rd, [rrset], [])
+        return self._answer(len(name_wire), [encode.rr(encode.QUESTION_POINTER, rd, self.ttl, ip.packed)], [])
 
     # -- keeping the records -------------------------------------------------------------------------
 
@@ -158,7 +155,7 @@ class ClusterZone:
         new: set[Record] = set()
         if svc is not None:
             slices = (self._slices.get(service_key) or {}).values()
-            new = records.service_records(svc, slices, self.origin)
+            new = {r for r in records.service_records(svc, slices, self.origin) if _encodable(r)}
         self._publish(service_key, new)
 
     def _publish(self, source: str, new: set[Record]) -> None:
@@ -194,21 +191,23 @@ class ClusterZone:
         self._render_negative()
 
     def _count_name(self, name: str, delta: int) -> None:
-        n = dns.name.from_text(name)
-        if not n.is_subdomain(self.zone):
+        """Count ``name`` and its ancestors down to the zone (names outside the zone: nothing)."""
+        wire = encode.name_to_wire(name)
+        if not wire.endswith(self._zone_wire):
             return
-        while True:
-            wire = name_wire(n)
-            self._names[wire] += delta
-            if self._names[wire] <= 0:
-                del self._names[wire]
-            if n == self.zone:
-                return
-            n = n.parent()
+        chain = []
+        while len(wire) > len(self._zone_wire):
+            chain.append(wire)
+            wire = encode.parent(wire)
+        if wire != self._zone_wire:
+            return  # the suffix matched inside a label, not at a boundary
+        for w in (*chain, wire):
+            self._names[w] += delta
+            if self._names[w] <= 0:
+                del self._names[w]
 
     def _render(self, name: str, rd: int) -> None:
         key = _key(name, rd)
-        owner = dns.name.from_text(name)
         values = sorted(self._rdatas.get((name, rd)) or ())
         if rd == records.CNAME:
             if values:
@@ -218,56 +217,51 @@ class ClusterZone:
         if not values:
             self.answers.pop(key, None)
             return
-        if rd == records.SRV:
-            weight = 100 // len(values)
-            values = [f"0 {weight} {v}" for v in values]
-        rrset = dns.rrset.from_text_list(owner, self.ttl, _IN, rdtype(rd), values)
-        additional: list[dns.rrset.RRset] = []
+        weight = 100 // len(values) if rd == records.SRV else 0
+        answer = [encode.rr(encode.QUESTION_POINTER, rd, self.ttl, encode.rdata(rd, v, weight)) for v in values]
+        additional: list[bytes] = []
         if rd == records.SRV:
             for target in sorted({v.split()[-1] for v in values}):
-                additional += self._address_rrsets(target)
+                additional += self._address_rrs(target)
         elif rd == records.NS:
-            additional += self._address_rrsets(values[0])
-        self.answers[key] = self._render_message(owner, rd, [rrset], additional)
+            additional += self._address_rrs(values[0])
+        self.answers[key] = self._answer(len(key) - 2, answer, additional)
 
-    def _address_rrsets(self, name: str) -> list[dns.rrset.RRset]:
-        out = []
-        for rd in (records.A, records.AAAA):
-            values = sorted(self._rdatas.get((name, rd)) or ())
-            if values:
-                out.append(dns.rrset.from_text_list(name, self.ttl, _IN, rdtype(rd), values))
-        return out
+    def _address_rrs(self, name: str) -> list[bytes]:
+        owner = encode.name_to_wire(name)
+        return [encode.rr(owner, rd, self.ttl, encode.rdata(rd, v))
+                for rd in (records.A, records.AAAA) for v in sorted(self._rdatas.get((name, rd)) or ())]
 
-    def _render_message(self, owner: dns.name.Name, rd: int, answer: list[dns.rrset.RRset],
-                        additional: list[dns.rrset.RRset]) -> Answer:
-        msg = dns.message.Message(id=0)
-        msg.flags = QR | AA
-        msg.find_rrset(msg.question, owner, _IN, rdtype(rd), create=True)
-        msg.answer.extend(answer)
-        msg.additional.extend(additional)
-        return Answer.from_message(msg)
-
-    def soa_rrset(self) -> dns.rrset.RRset:
-        o = self.origin
-        text = f"ns.dns.{o} hostmaster.{o} {self.serial} 7200 1800 86400 {self.ttl}"
-        return dns.rrset.from_text(self.zone, min(self.ttl, 300), _IN, rdtype(records.SOA), text)
+    def _answer(self, qname_len: int, answer: list[bytes], additional: list[bytes]) -> Answer:
+        """An answer that fits a TCP message: the additional section goes first, then records."""
+        room = MAX_MESSAGE - 12 - qname_len - 4 - 11  # header, question, our OPT record
+        if sum(map(len, answer)) + sum(map(len, additional)) > room:
+            additional = []
+            while answer and sum(map(len, answer)) > room:
+                answer = answer[:-1]
+        return Answer.make(QR | AA, len(answer), 0, len(additional), b"".join(answer + additional))
 
     def _render_negative(self) -> None:
-        soa = self.soa_rrset()
-        wire = _rrset_wire(soa)
+        soa = encode.soa_rdata(self.origin, self.serial, self.ttl)
+        soa_ttl = min(self.ttl, 300)
+        authority = encode.rr(self._zone_wire, records.SOA, soa_ttl, soa)
         # CoreDNS sets RA on its negative answers (and AA).
-        self.nxdomain = Answer.make(QR | AA | RA | NXDOMAIN, 0, 1, 0, wire)
-        self.nodata = Answer.make(QR | AA | RA, 0, 1, 0, wire)
-        soa_key = name_wire(self.zone) + records.SOA.to_bytes(2, "big")
-        self.answers[soa_key] = self._render_message(self.zone, records.SOA, [soa], [])
+        self.nxdomain = Answer.make(QR | AA | RA | NXDOMAIN, 0, 1, 0, authority)
+        self.nodata = Answer.make(QR | AA | RA, 0, 1, 0, authority)
+        self.answers[self._zone_wire + records.SOA.to_bytes(2, "big")] = Answer.make(
+            QR | AA, 1, 0, 0, encode.rr(encode.QUESTION_POINTER, records.SOA, soa_ttl, soa))
 
 
-def _rrset_wire(rrset: dns.rrset.RRset) -> bytes:
-    import io
-
-    f = io.BytesIO()
-    rrset.to_wire(f)
-    return f.getvalue()
+def _encodable(rec: Record) -> bool:
+    """Whether the record has a wire form (the API server validates names, but a DNS name has
+    limits of its own: 63 bytes a label, 255 a name)."""
+    try:
+        encode.name_to_wire(rec.name)
+        encode.rdata(rec.rdtype, rec.rdata)
+    except (ValueError, UnicodeError):
+        log.warning("dns: skipping a record that has no wire form: %s", rec)
+        return False
+    return True
 
 
 def _labels(wire: bytes) -> list[bytes] | None:
