@@ -200,3 +200,28 @@ def test_truncation_tcp_and_garbage(server: ServerProcess, namespace: str, dnspr
     assert dnsproc.proc.poll() is None
     assert len(dnsproc.dig("+tcp", "+short", name).split()) == 60
     assert "Traceback" not in dnsproc.log.read_text()
+
+
+def test_ready_only_after_the_informers_synced(server: ServerProcess, tmp_path: Path) -> None:
+    """With no API server to list from: alive (/health 200), not ready (/ready 503)."""
+    import yaml
+
+    config = yaml.safe_load(server.kubeconfig.read_text())
+    for cluster in config["clusters"]:
+        cluster["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"  # nothing listens there
+    kubeconfig = tmp_path / "unreachable.yaml"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    health, ready, port = free_port(), free_port(), free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "kybernetes.cli", "dns", "--kubeconfig", str(kubeconfig),
+                             "--listen", f"127.0.0.1:{port}", "--resolv-conf", str(tmp_path / "none"),
+                             "--health-port", str(health), "--ready-port", str(ready)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while _http_status(f"http://127.0.0.1:{health}/health")[0] != 200:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        assert _http_status(f"http://127.0.0.1:{ready}/ready")[0] == 503
+        assert _http_status(f"http://127.0.0.1:{health}/health") == (200, "OK")
+    finally:
+        stop_process(proc, 10)

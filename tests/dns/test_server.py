@@ -4,6 +4,7 @@ machine's resolvers), the cache, TCP, truncation and EDNS sizes, error answers, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import socket
 import struct
@@ -238,3 +239,35 @@ async def test_fuzz_over_sockets_keeps_serving(served: tuple[DNSServer, int]) ->
         except dns.exception.Timeout:
             assert attempt < 9, "the server stopped answering"
     assert values(r) == ["10.43.0.10"] and server.errors == 0
+
+
+async def test_pending_forwards_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flood of names for an upstream that never answers: beyond MAX_PENDING, SERVFAIL at once."""
+    import kybernetes.dns.server as server_module
+
+    monkeypatch.setattr(server_module, "MAX_PENDING", 2)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as black_hole:
+        black_hole.bind(("127.0.0.1", 0))
+        server = DNSServer(ClusterZone(), Forwarder([("127.0.0.1", black_hole.getsockname()[1])], timeout=5))
+        port = free_port()
+        closers = await server.serve("127.0.0.1", port)
+
+        def flood() -> list[int]:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.settimeout(2)
+                for i in range(4):
+                    s.sendto(dns.message.make_query(f"n{i}.example.com", "A").to_wire(), ("127.0.0.1", port))
+                rcodes = []
+                with contextlib.suppress(TimeoutError):
+                    while True:
+                        rcodes.append(dns.message.from_wire(s.recv(512)).rcode())
+                return rcodes
+
+        try:
+            assert await asyncio.to_thread(flood) == [dns.rcode.SERVFAIL, dns.rcode.SERVFAIL]
+            assert len(server._tasks) == 2
+        finally:
+            for c in closers:
+                c.close()
+            for t in list(server._tasks):
+                t.cancel()

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import struct
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 import dns.exception
@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 TCP_IDLE_TIMEOUT = 10.0
 TCP_MAX_CONNECTIONS = 256
+MAX_PENDING = 1024
+"""Queries waiting on upstreams at once; more are answered SERVFAIL at once (a flood of distinct
+names must not grow the server without bound)."""
 MAX_CNAME_CHAIN = 8
 SERVFAIL = 2
 CNAME = 5
@@ -55,10 +58,11 @@ class DNSServer:
         self.queries = 0
         self.errors = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._tcp_clients = 0
 
     # -- one query -------------------------------------------------------------------------------------
 
-    def answer(self, data: bytes, limit: int) -> bytes | Awaitable[bytes | None] | None:
+    def answer(self, data: bytes, limit: int) -> bytes | Coroutine[Any, Any, bytes | None] | None:
         """The response to ``data`` (at most ``limit`` bytes), a coroutine that makes it, or None."""
         self.queries += 1
         try:
@@ -77,7 +81,7 @@ class DNSServer:
             log.exception("dns: failed to answer a query")
             return wire.error_response(data, SERVFAIL)
 
-    def _answer_miss(self, query: wire.Query, limit: int) -> bytes | Awaitable[bytes | None]:
+    def _answer_miss(self, query: wire.Query, limit: int) -> bytes | Coroutine[Any, Any, bytes | None]:
         limit = limit or wire.udp_limit(query)
         if query.qclass not in (1, 255):
             name = dns.name.from_wire(query.question, 0)[0]
@@ -157,15 +161,19 @@ class DNSServer:
         tcp = await asyncio.start_server(self._tcp_client, host, port, reuse_address=True)
         return [transport, tcp]
 
+    def overloaded(self) -> bool:
+        return len(self._tasks) >= MAX_PENDING
+
     def spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._tasks) > TCP_MAX_CONNECTIONS * 4:
+        if self._tcp_clients >= TCP_MAX_CONNECTIONS:
             writer.close()
             return
+        self._tcp_clients += 1
         try:
             while True:
                 head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT)
@@ -180,11 +188,12 @@ class DNSServer:
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
             pass
         finally:
+            self._tcp_clients -= 1
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _guarded(self, pending: Awaitable[bytes | None], data: bytes) -> bytes | None:
+    async def _guarded(self, pending: Coroutine[Any, Any, bytes | None], data: bytes) -> bytes | None:
         try:
             return await pending
         except Exception:
@@ -213,13 +222,19 @@ class _UDP(asyncio.DatagramProtocol):
         result = self.server.answer(data, 0)
         if result is None:
             return
+        assert self.transport is not None
         if isinstance(result, bytes):
-            assert self.transport is not None
             self.transport.sendto(result, addr)
+            return
+        if self.server.overloaded():
+            result.close()  # a coroutine, never started
+            refused = wire.error_response(data, SERVFAIL)
+            if refused is not None:
+                self.transport.sendto(refused, addr)
             return
         self.server.spawn(self._send_later(result, data, addr))
 
-    async def _send_later(self, pending: Awaitable[bytes | None], data: bytes, addr: Any) -> None:
+    async def _send_later(self, pending: Coroutine[Any, Any, bytes | None], data: bytes, addr: Any) -> None:
         result = await self.server._guarded(pending, data)
         if result is not None and self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(result, addr)
