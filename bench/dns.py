@@ -148,16 +148,23 @@ def latency(port: int, queries: Path, seconds: float) -> dict[str, Any]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of ``pid`` and its children that are alive (NSD serves from a child)."""
-    total = 0
+    """User + system CPU of ``pid`` and its live descendants (NSD serves from a grandchild:
+    the process started becomes xfrd, its child the main process, whose children serve)."""
+    stats: dict[int, tuple[int, int]] = {}  # pid -> (ppid, ticks)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if stat.parent.name == str(pid) or fields[1] == str(pid):
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        stats[int(stat.parent.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, (ppid, _) in stats.items():
+            if ppid == parent and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    return sum(stats[p][1] for p in tree if p in stats) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

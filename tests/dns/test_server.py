@@ -186,7 +186,7 @@ def test_fast_path_agrees_with_the_full_path(name: str, kw: dict[str, Any]) -> N
         full = server.answer(data, 0)
         assert isinstance(full, bytes)
         assert fast is None or fast == full
-        if rdtype == "A" and name.lower().startswith("web"):
+        if rdtype == "A" and name.lower().startswith("web") and not kw.get("flags", 0) & dns.flags.CD:
             assert fast is not None  # the common case does take the fast path
 
 

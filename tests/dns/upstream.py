@@ -54,10 +54,16 @@ class StaticUpstream:
                 if reply is not None:
                     self.request.sendall(struct.pack("!H", len(reply)) + reply)
 
-        self.udp = socketserver.ThreadingUDPServer(("127.0.0.1", 0), UDP)
-        port = self.udp.server_address[1]
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self.tcp = socketserver.ThreadingTCPServer(("127.0.0.1", port), TCP)
+        for attempt in range(20):  # one port for both: the UDP one may be taken for TCP
+            self.udp = socketserver.ThreadingUDPServer(("127.0.0.1", 0), UDP)
+            port = self.udp.server_address[1]
+            try:
+                self.tcp = socketserver.ThreadingTCPServer(("127.0.0.1", port), TCP)
+                break
+            except OSError:
+                self.udp.server_close()
+                if attempt == 19:
+                    raise
         self.port = port
         self._threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (self.udp, self.tcp)]
 

@@ -82,10 +82,19 @@ class Answer:
     """ANCOUNT, NSCOUNT, ARCOUNT without our OPT record."""
     counts_edns: bytes
     tail: bytes
+    head: tuple[bytes, bytes]
+    """Flags to counts, for a query without and with RD (the fast path's)."""
+    head_edns: tuple[bytes, bytes]
 
     @classmethod
     def make(cls, flags: int, an: int, ns: int, ar: int, tail: bytes) -> Answer:
-        return cls(flags, struct.pack("!HHH", an, ns, ar), struct.pack("!HHH", an, ns, ar + 1), tail)
+        counts, counts_edns = struct.pack("!HHH", an, ns, ar), struct.pack("!HHH", an, ns, ar + 1)
+
+        def head(rd: int, c: bytes) -> bytes:
+            return struct.pack("!HH", flags | rd, 1) + c
+
+        return cls(flags, counts, counts_edns, tail, (head(0, counts), head(RD, counts)),
+                   (head(0, counts_edns), head(RD, counts_edns)))
 
 
 _PLAIN_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"
@@ -93,31 +102,30 @@ _OPT_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x01"
 
 
 def fast_answer(data: bytes, answers: dict[bytes, Answer]) -> bytes | None:
-    """The UDP response to the commonest query -- opcode QUERY, one uncompressed question, no
-    EDNS or a bare OPT, a name with a precomputed answer that fits -- or None (take the full path).
+    """The UDP response to the commonest query -- opcode QUERY, RD or no flag at all, one
+    uncompressed question, no EDNS or a bare OPT, a name with a precomputed answer that fits --
+    or None (take the full path). Builds no object but the response.
 
     The name ends at its first zero byte: a label holding a zero byte could cut it short, but the
     cut prefix is then no name of the zone, so the lookup misses and the full path parses."""
-    if data[2:3] > b"\x01" or len(data) < 17:  # QR, opcode, AA or TC set (RD alone is allowed)
+    if len(data) < 17 or data[2] > 1 or data[3]:  # QR, opcode, AA, TC; or CD, Z, a response code
         return None
-    counts = data[4:12]
     end = data.find(0, 12) + 5  # the end of the question
+    counts = data[4:12]
     if counts == _PLAIN_COUNTS:
         if end != len(data):
             return None
         answer = answers.get(data[12:end - 4].lower() + data[end - 4:end - 2])
         if answer is None:
             return None
-        out = b"".join((data[:2], (answer.flags | ((data[2] & 1) << 8) | (data[3] & 0x10)).to_bytes(2, "big"),
-                        b"\x00\x01", answer.counts, data[12:end], answer.tail))
+        out = b"".join((data[:2], answer.head[data[2]], data[12:end], answer.tail))
         return out if len(out) <= 512 else None
     if counts == _OPT_COUNTS and end + 11 == len(data) and data[end:end + 3] == b"\x00\x00\x29" \
-            and data[end + 6:end + 7] == b"\x00" and data[end + 9:end + 11] == b"\x00\x00":
+            and data[end + 6] == 0 and data[end + 9:end + 11] == b"\x00\x00":
         answer = answers.get(data[12:end - 4].lower() + data[end - 4:end - 2])
         if answer is None:
             return None
-        out = b"".join((data[:2], (answer.flags | ((data[2] & 1) << 8) | (data[3] & 0x10)).to_bytes(2, "big"),
-                        b"\x00\x01", answer.counts_edns, data[12:end], answer.tail, _OPT_RR))
+        out = b"".join((data[:2], answer.head_edns[data[2]], data[12:end], answer.tail, _OPT_RR))
         return out if len(out) <= max(512, int.from_bytes(data[end + 3:end + 5], "big")) else None
     return None
 
