@@ -126,6 +126,18 @@ def test_updates_and_deletes_show_at_once() -> None:
     assert not z.answers.keys() - {k for k in z.answers if b"cluster" in k or b"dns-version" in k}
 
 
+def test_a_slice_relabelled_to_another_service_leaves_the_first() -> None:
+    z = make_zone()
+    for name in ("a", "b"):
+        z.on_service(service(name, cluster_ip="None"))
+    old = endpoint_slice("a", [ep("10.42.0.5")], name="s1")
+    z.on_slice(old)
+    new = endpoint_slice("b", [ep("10.42.0.5")], name="s1")
+    z.on_slice_update(old, new)
+    assert ask(z, "a.default.svc.cluster.local", "A").rcode() == dns.rcode.NXDOMAIN
+    assert values(ask(z, "b.default.svc.cluster.local", "A")) == ["10.42.0.5"]
+
+
 def test_shared_ptr_is_reference_counted() -> None:
     z = make_zone()
     for name in ("a", "b"):

@@ -21,7 +21,6 @@ from typing import Any
 
 from aiohttp import web
 
-from kybernetes.api.obj import Obj
 from kybernetes.client.informer import SharedInformerFactory
 from kybernetes.client.rest import Client
 from kybernetes.dns.forward import Forwarder, read_resolv_conf
@@ -29,13 +28,6 @@ from kybernetes.dns.server import DNSServer
 from kybernetes.dns.zone import ClusterZone
 
 log = logging.getLogger(__name__)
-
-INFORMERS = (
-    ("v1", "services", "on_service", "on_service_deleted"),
-    ("discovery.k8s.io/v1", "endpointslices", "on_slice", "on_slice_deleted"),
-    ("v1", "namespaces", "on_namespace", "on_namespace_deleted"),
-)
-
 
 @dataclass
 class DNSConfig:
@@ -51,13 +43,13 @@ class DNSConfig:
 
 def watch_zone(factory: SharedInformerFactory, zone: ClusterZone) -> None:
     """Feed ``zone`` from the factory's informers (created here if need be)."""
-    for api_version, plural, on_change, on_delete in INFORMERS:
-        change, delete = getattr(zone, on_change), getattr(zone, on_delete)
-
-        def update(_old: Obj, new: Obj, change: Any = change) -> None:
-            change(new)
-
-        factory.informer(api_version, plural).add_handler(on_add=change, on_update=update, on_delete=delete)
+    factory.informer("v1", "services").add_handler(
+        on_add=zone.on_service, on_update=lambda _old, new: zone.on_service(new), on_delete=zone.on_service_deleted)
+    factory.informer("discovery.k8s.io/v1", "endpointslices").add_handler(
+        on_add=zone.on_slice, on_update=zone.on_slice_update, on_delete=zone.on_slice_deleted)
+    factory.informer("v1", "namespaces").add_handler(
+        on_add=zone.on_namespace, on_update=lambda _old, new: zone.on_namespace(new),
+        on_delete=zone.on_namespace_deleted)
 
 
 async def _http(host: str, port: int, path: str, handler: Any) -> web.AppRunner:
@@ -97,7 +89,7 @@ async def run(config: DNSConfig, stop: asyncio.Event) -> None:
         runners.append(await _http(config.host, config.health_port, "/health", health))
         runners.append(await _http(config.host, config.ready_port, "/ready", ready))
         await factory.start()
-        log.warning("dns: serving %s on %s:%d (upstreams: %s)", zone.origin, config.host, config.port,
+        log.info("dns: serving %s on %s:%d (upstreams: %s)", zone.origin, config.host, config.port,
                     ", ".join(f"{h}:{p}" for h, p in upstreams) or "none")
         sync = asyncio.ensure_future(factory.wait_for_sync())
         stopper = asyncio.ensure_future(stop.wait())

@@ -3,7 +3,7 @@
 Contract:
 
 - :meth:`ClusterZone.on_service`, :meth:`on_service_deleted`, :meth:`on_slice`,
-  :meth:`on_slice_deleted`, :meth:`on_namespace`, :meth:`on_namespace_deleted` take the objects of
+  :meth:`on_slice_update`, :meth:`on_slice_deleted`, :meth:`on_namespace`, :meth:`on_namespace_deleted` take the objects of
   informer events and update the zone at once, in time proportional to the one Service they touch:
   the Service's records are recomputed (:func:`records.service_records`) and diffed against what
   it published before; only the names whose records changed are rendered again.
@@ -85,6 +85,11 @@ class ClusterZone:
             return
         self._slices.setdefault(owner, {})[_obj_key(sl)] = sl
         self._refresh(owner)
+
+    def on_slice_update(self, old: Obj, new: Obj) -> None:
+        if _slice_owner(old) != _slice_owner(new):  # relabelled to another Service: leave the old one
+            self.on_slice_deleted(old)
+        self.on_slice(new)
 
     def on_slice_deleted(self, sl: Obj) -> None:
         owner = _slice_owner(sl)
