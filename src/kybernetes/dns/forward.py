@@ -22,7 +22,7 @@ import ipaddress
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +93,8 @@ class _Entry:
 class Cache:
     """Upstream answers by (lowercase name, type, class): bounded, TTL-respecting (see module doc)."""
 
-    def __init__(self, size: int = CACHE_SIZE, max_ttl: int = CACHE_MAX_TTL, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, size: int = CACHE_SIZE, max_ttl: int = CACHE_MAX_TTL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
         self.max_ttl = max_ttl
         self.clock = clock

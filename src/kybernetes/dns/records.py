@@ -37,6 +37,8 @@ A, NS, CNAME, SOA, PTR, TXT, AAAA, SRV = 1, 2, 5, 6, 12, 16, 28, 33
 TOLERATE_UNREADY = "service.alpha.kubernetes.io/tolerate-unready-endpoints"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 DNS_SERVICE = ("kube-system", "kube-dns")
+SCHEMA_VERSION = "1.0.1"
+"""The version of the kubernetes/dns specification implemented (its ``dns-version`` TXT record)."""
 
 
 class Record(NamedTuple):
@@ -173,7 +175,3 @@ def service_records(svc: Obj, slices: Iterable[Obj], zone: str) -> set[Record]:
 def zone_records(zone: str) -> set[Record]:
     """The records of the zone itself, whatever the cluster holds: NS and the schema version."""
     return {Record(zone, NS, f"ns.dns.{zone}"), Record(f"dns-version.{zone}", TXT, f'"{SCHEMA_VERSION}"')}
-
-
-SCHEMA_VERSION = "1.0.1"
-"""The version of the kubernetes/dns specification implemented (its ``dns-version`` TXT record)."""

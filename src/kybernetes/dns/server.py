@@ -99,8 +99,6 @@ class DNSServer:
     def _slow_parse(self, data: bytes) -> wire.Query | bytes | None:
         try:
             msg = dns.message.from_wire(data, ignore_trailing=False, question_only=False)
-        except dns.message.BadEDNS:
-            return None
         except dns.exception.DNSException:
             return wire.error_response(data, dns.rcode.FORMERR)
         except Exception:  # dnspython raises others on some garbage (e.g. ValueError)
