@@ -203,6 +203,7 @@ class LazyGroup(click.Group):
         "uninstall": "kybernetes.kubelet.killall:uninstall_command",
         "kubelet": "kybernetes.kubelet.cmd:command",
         "proxy": "kybernetes.proxy.cmd:command",
+        "dns": "kybernetes.dns.cmd:command",
         "agent": "kybernetes.agent:command",
         "token": "kybernetes.joincmd:token_group",
     }
