@@ -15,6 +15,8 @@ its table), checks the table is gone, and removes the bridge and the mounts the 
 from __future__ import annotations
 
 import json
+import os
+import select
 import subprocess
 import time
 import urllib.request
@@ -28,7 +30,7 @@ import pytest
 
 from kybernetes.datadir import netpol_table
 from kybernetes.images.oci import BUSYBOX_IMAGE
-from kybernetes.testing import ServerProcess, free_network_octet
+from kybernetes.testing import KUBECTL, ServerProcess, free_network_octet
 from tests.node.conftest import require_runtime
 
 from .netpol_scenarios import ALL, NAMESPACES, PODS, SCENARIOS, SERVED_PORTS, Scenario, port_name
@@ -38,6 +40,7 @@ pytestmark = pytest.mark.integration
 
 NODE = "netpol-node"
 PREFIX = "np-"  # real namespace names: np-x, np-y, np-z
+ECHO_PORT = 8082
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -104,8 +107,9 @@ class Cluster:
 
 
 def server_pod(ns: str, name: str) -> dict[str, Any]:
+    # HTTP on the probed ports; an echo server on ECHO_PORT for long-lived connections.
     serve = "mkdir -p /www; echo ok > /www/index.html; " + \
-        " ".join(f"httpd -f -p {p} -h /www &" for p in SERVED_PORTS) + " wait"
+        " ".join(f"httpd -f -p {p} -h /www &" for p in SERVED_PORTS) + f" nc -ll -p {ECHO_PORT} -e cat & wait"
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"namespace": PREFIX + ns, "name": name, "labels": {"pod": name}},
             "spec": {"terminationGracePeriodSeconds": 0, "containers": [{
@@ -192,4 +196,44 @@ def test_probe_matrix(cluster: Cluster, scenario: Scenario) -> None:
         for p in policies:
             cluster.kubectl("delete", "networkpolicy", "-n", p["metadata"]["namespace"], p["metadata"]["name"],
                             "--ignore-not-found")
+        wait_until(lambda: cluster.isolated_pods() == 0, 30, "no pod isolated any more")
+
+
+def read_line(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
+    """One line of ``proc``'s stdout, or b"" if none came within ``timeout``."""
+    assert proc.stdout is not None
+    out, deadline = b"", time.monotonic() + timeout
+    while not out.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([proc.stdout], [], [], left)[0]:
+            return b""
+        chunk = os.read(proc.stdout.fileno(), 1)
+        if not chunk:
+            return out
+        out += chunk
+    return out
+
+
+def test_established_connections_survive_a_new_deny(cluster: Cluster) -> None:
+    """Isolation checks new connections only: a connection made before the policy keeps working."""
+    env = dict(os.environ, KUBECONFIG=str(cluster.srv.kubeconfig))
+    client = subprocess.Popen([KUBECTL, "exec", "-i", "-n", PREFIX + "y", "a", "--", "nc", cluster.ips["x/a"],
+                               str(ECHO_PORT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, env=env)
+    deny = with_real_namespaces(SCENARIOS[0].policies(cluster.ips)[0])
+    try:
+        assert client.stdin is not None
+        client.stdin.write(b"before\n")
+        client.stdin.flush()
+        assert read_line(client, 20) == b"before\n"
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(deny))
+        wait_until(lambda: not cluster.probe_from("y/a", [("x/a", 80)])["x/a", 80], 30, "new connections denied")
+        client.stdin.write(b"after\n")
+        client.stdin.flush()
+        assert read_line(client, 10) == b"after\n"
+    finally:
+        client.kill()
+        client.wait(10)
+        cluster.kubectl("delete", "networkpolicy", "-n", deny["metadata"]["namespace"], deny["metadata"]["name"],
+                        "--ignore-not-found")
         wait_until(lambda: cluster.isolated_pods() == 0, 30, "no pod isolated any more")
