@@ -14,10 +14,13 @@ its table), checks the table is gone, and removes the bridge and the mounts the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
+import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -74,6 +77,12 @@ class Cluster:
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
                 timeout: float = 90.0) -> subprocess.CompletedProcess[str]:
         return self.srv.kubectl(*args, input=input, check=check, timeout=timeout)
+
+    def gateway(self) -> str:
+        """The bridge's (the node's) address on the pod network."""
+        res = subprocess.run(["ip", "-j", "-4", "addr", "show", "dev", self.bridge], capture_output=True, text=True,
+                             timeout=10, check=True)
+        return str(json.loads(res.stdout)[0]["addr_info"][0]["local"])
 
     def isolated_pods(self) -> int:
         """Elements of the table's ingress-pods and egress-pods maps (None: no table)."""
@@ -234,6 +243,62 @@ def test_established_connections_survive_a_new_deny(cluster: Cluster) -> None:
     finally:
         client.kill()
         client.wait(10)
+        cluster.kubectl("delete", "networkpolicy", "-n", deny["metadata"]["namespace"], deny["metadata"]["name"],
+                        "--ignore-not-found")
+        wait_until(lambda: cluster.isolated_pods() == 0, 30, "no pod isolated any more")
+
+
+def test_policies_apply_behind_a_cluster_ip(cluster: Cluster) -> None:
+    """A Service connection is checked against the endpoint pod's policies with the client pod as
+    the source: kube-proxy's DNAT happens before the forward hook, and pod clients are not
+    masqueraded once the bridge passes netfilter."""
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": PREFIX + "x", "name": "to-a"},
+           "spec": {"selector": {"pod": "a"}, "ports": [{"port": 80, "targetPort": 80}]}}
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(svc))
+    ip = json.loads(cluster.kubectl("get", "service", "-n", PREFIX + "x", "to-a", "-o", "json").stdout)["spec"]["clusterIP"]
+    cluster.ips["svc"] = ip
+    allow_y = [with_real_namespaces(p) for p in SCENARIOS[1].policies(cluster.ips)]  # x/a: only from y
+    try:
+        wait_until(lambda: cluster.probe_from("z/a", [("svc", 80)])["svc", 80], 30, "the Service to answer")
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(allow_y[0]))
+        wait_until(lambda: not cluster.probe_from("z/a", [("svc", 80)])["svc", 80], 30, "z/a denied via the Service")
+        assert cluster.probe_from("y/a", [("svc", 80)])["svc", 80]
+    finally:
+        del cluster.ips["svc"]
+        cluster.kubectl("delete", "service", "-n", PREFIX + "x", "to-a", "--ignore-not-found")
+        cluster.kubectl("delete", "networkpolicy", "-n", PREFIX + "x", allow_y[0]["metadata"]["name"],
+                        "--ignore-not-found")
+        wait_until(lambda: cluster.isolated_pods() == 0, 30, "no pod isolated any more")
+
+
+def test_egress_isolation_covers_the_node_itself(cluster: Cluster) -> None:
+    """A pod isolated for egress reaches the node's own addresses only where a rule allows it
+    (the input hook), like any other destination."""
+    gateway = cluster.gateway()
+    listener = socket.create_server((gateway, 0))
+    port = listener.getsockname()[1]
+    cluster.ips["node"] = gateway
+    stop = threading.Event()
+
+    def serve() -> None:  # accept and close, until the test ends
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                listener.accept()[0].close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    deny = with_real_namespaces(SCENARIOS[3].policies(cluster.ips)[0])  # x/*: egress on port 53 only
+    try:
+        assert cluster.probe_from("x/a", [("node", port)])["node", port]
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(deny))
+        wait_until(lambda: not cluster.probe_from("x/a", [("node", port)])["node", port], 30, "x/a denied")
+        assert cluster.probe_from("y/a", [("node", port)])["node", port]
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+        del cluster.ips["node"]
         cluster.kubectl("delete", "networkpolicy", "-n", deny["metadata"]["namespace"], deny["metadata"]["name"],
                         "--ignore-not-found")
         wait_until(lambda: cluster.isolated_pods() == 0, 30, "no pod isolated any more")
