@@ -8,7 +8,9 @@ serving HTTP on ports 53, 80 and 81; each scenario of :mod:`tests.proxy.netpol_s
 its policies, then probes every pod from every pod on the scenario's ports (one ``kubectl exec``
 per client pod, its probes in parallel, the nine clients at once) until the matrix equals the
 expected one (a policy takes effect within a sync of the controller; upstream polls the same way),
-and deletes its policies again. The module's teardown stops the server (whose kube-proxy deletes
+and deletes its policies again. Then: a connection made before a deny keeps working (only new
+connections are checked), policies hold behind a ClusterIP, and egress isolation covers the node's
+own address (a listener of this test on the bridge gateway). The module's teardown stops the server (whose kube-proxy deletes
 its table), checks the table is gone, and removes the bridge and the mounts the node left.
 """
 

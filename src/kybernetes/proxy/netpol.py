@@ -52,6 +52,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from kybernetes import errors
 from kybernetes.api.label_selectors import LabelSelector, from_label_selector_object
 from kybernetes.api.obj import Obj
 from kybernetes.proxy.nftables import PROTOCOLS, _chain, _hash, _q, _set_body, check_table_name
@@ -199,7 +200,7 @@ class _Planner:
     def _selector(self, sel: Obj | None) -> LabelSelector:
         try:
             return from_label_selector_object(sel if sel is not None else {})
-        except Exception:  # invalid selectors were refused by validation; never widen access
+        except errors.StatusError:  # validation refuses invalid selectors; should one get here, it selects nothing
             return LabelSelector.nothing()
 
     def peer_set(self, key: str, ns: str, peer: Obj) -> str:
