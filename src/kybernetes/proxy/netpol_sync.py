@@ -89,13 +89,17 @@ class NetpolController:
         self.factory = SharedInformerFactory(self.client)
         for api_version, plural in RESOURCES:
             self.factory.informer(api_version, plural).add_handler(
-                on_add=lambda _o: self._dirty.set(), on_update=self._on_update,
-                on_delete=lambda _o: self._dirty.set())
+                on_add=lambda _o: self.mark_dirty(), on_update=self._on_update,
+                on_delete=lambda _o: self.mark_dirty())
         await self.factory.start()
+
+    def mark_dirty(self) -> None:
+        """Something the table is rendered from changed: sync (debounced)."""
+        self._dirty.set()
 
     def _on_update(self, old: Any, new: Any) -> None:
         if old is not new:  # resyncs redeliver the same object; the periodic sync covers those
-            self._dirty.set()
+            self.mark_dirty()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sync until ``stop``; the first sync waits for every informer's initial list."""
