@@ -10,7 +10,8 @@ per client pod, its probes in parallel, the nine clients at once) until the matr
 expected one (a policy takes effect within a sync of the controller; upstream polls the same way),
 and deletes its policies again. Then: a connection made before a deny keeps working (only new
 connections are checked), policies hold behind a ClusterIP, and egress isolation covers the node's
-own address (a listener of this test on the bridge gateway). The module's teardown stops the server (whose kube-proxy deletes
+own address (a listener of this test on the bridge gateway), and a table deleted by hand comes back
+within seconds. The module's teardown stops the server (whose kube-proxy deletes
 its table), checks the table is gone, and removes the bridge and the mounts the node left.
 """
 
@@ -301,6 +302,21 @@ def test_egress_isolation_covers_the_node_itself(cluster: Cluster) -> None:
         thread.join(5)
         listener.close()
         del cluster.ips["node"]
+        cluster.kubectl("delete", "networkpolicy", "-n", deny["metadata"]["namespace"], deny["metadata"]["name"],
+                        "--ignore-not-found")
+        wait_until(lambda: cluster.isolated_pods() == 0, 30, "no pod isolated any more")
+
+
+def test_a_table_deleted_by_hand_is_restored_within_seconds(cluster: Cluster) -> None:
+    deny = with_real_namespaces(SCENARIOS[0].policies(cluster.ips)[0])
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(deny))
+    try:
+        wait_until(lambda: cluster.isolated_pods() == 3, 30, "x's pods isolated")
+        subprocess.run(["nft", "delete", "table", "inet", cluster.table], check=True, timeout=30)
+        assert cluster.isolated_pods() == -1
+        wait_until(lambda: cluster.isolated_pods() == 3, 10, "the table restored", interval=0.2)
+        assert not cluster.probe_from("y/a", [("x/a", 80)])["x/a", 80]
+    finally:
         cluster.kubectl("delete", "networkpolicy", "-n", deny["metadata"]["namespace"], deny["metadata"]["name"],
                         "--ignore-not-found")
         wait_until(lambda: cluster.isolated_pods() == 0, 30, "no pod isolated any more")

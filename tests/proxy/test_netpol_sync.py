@@ -39,7 +39,7 @@ def fake_controller(nft: str, clock: FakeClock, **cfg: Any) -> tuple[NetpolContr
 async def test_sync_loop(tmp_path: Path) -> None:
     nft, log = fake_nft(tmp_path)
     clock = FakeClock(100.0)
-    c, factory = fake_controller(nft, clock, min_sync_period=0.2, sync_period=30.0)
+    c, factory = fake_controller(nft, clock, min_sync_period=0.2, sync_period=30.0, check_period=1000.0)
     stop = asyncio.Event()
     task = asyncio.create_task(c.run(stop))
     await until(lambda: c.rounds == 1)
@@ -73,6 +73,32 @@ async def test_sync_loop(tmp_path: Path) -> None:
     await asyncio.wait_for(task, 2)
     await c.stop()
     assert calls(log)[-1] == "add table inet kyb-netpol-fake\ndelete table inet kyb-netpol-fake\n"
+
+
+async def test_a_table_deleted_by_hand_comes_back_within_the_check_period(tmp_path: Path) -> None:
+    log, present = tmp_path / "calls", tmp_path / "present"
+    script = tmp_path / "nft"  # "list tables" answers from the marker file; scripts are recorded
+    script.write_text(f"#!/bin/sh\nif [ \"$1\" = list ]; then [ -e {present} ] && echo 'table inet kyb-netpol-fake';"
+                      f" exit 0; fi\ncat >> {log}\necho '#---' >> {log}\n")
+    script.chmod(0o755)
+    present.touch()
+    clock = FakeClock(100.0)
+    c, _ = fake_controller(str(script), clock, sync_period=30.0, check_period=2.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(c.run(stop))
+    await until(lambda: c.rounds == 1)
+    for _ in range(3):  # the table is there: checks, but no sync
+        await until(clock.has_sleepers)
+        await clock.advance(2.0)
+        await asyncio.sleep(0.05)
+    assert c.rounds == 1 and len(calls(log)) == 1
+    present.unlink()
+    await until(clock.has_sleepers)
+    await clock.advance(2.0)
+    await until(lambda: c.rounds == 2)
+    assert len(calls(log)) == 2 and "table inet kyb-netpol-fake {" in calls(log)[1]
+    stop.set()
+    await asyncio.wait_for(task, 2)
 
 
 @pytest.mark.parametrize("br_netfilter", [True, False])

@@ -12,7 +12,8 @@ Data flow::
     sync loop: debounce (min_sync_period) -> snapshot the caches -> build_plan() for this node ->
       render_table() -> unchanged and not the periodic resync: nothing to do; else ``nft -f -``
       (one transaction: the old table is replaced atomically); failures retried after a back-off;
-      the periodic resync (sync_period) repairs a table someone flushed or deleted
+      the periodic resync (sync_period) repairs a table someone changed, and a cheap check of the
+      table's presence (check_period, ``nft list tables``) restores a deleted one within seconds
     stop: delete the table, restore the bridge setting below, stop the informers
 
 Where packets meet the rules. The table hooks ``forward`` and ``input`` of the ``inet`` family.
@@ -32,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,9 @@ class NetpolConfig:
     bridge: str = "kyb0"
     min_sync_period: float = 0.1
     sync_period: float = 30.0
+    # How often the table's presence is checked between syncs: a table flushed by hand (or by
+    # ``nft flush ruleset``) comes back within this time rather than at the next resync.
+    check_period: float = 2.0
     nft: str = nftables.NFT
 
 
@@ -131,12 +136,29 @@ class NetpolController:
             stopper.cancel()
 
     async def _wait_for_change(self, stopper: asyncio.Future[Any]) -> bool:
-        dirty: asyncio.Future[Any] = asyncio.ensure_future(self._dirty.wait())
-        resync: asyncio.Future[Any] = asyncio.ensure_future(self.clock.sleep(self.config.sync_period))
-        done, _ = await asyncio.wait({dirty, resync, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        dirty.cancel()
-        resync.cancel()
-        return resync in done and dirty not in done
+        """Wait for a change, the periodic resync, a vanished table or the stop; True to force."""
+        resync_at = self.clock.now() + self.config.sync_period
+        while True:
+            left = resync_at - self.clock.now()
+            if left <= 0:
+                return True
+            dirty: asyncio.Future[Any] = asyncio.ensure_future(self._dirty.wait())
+            timer: asyncio.Future[Any] = asyncio.ensure_future(
+                self.clock.sleep(min(left, self.config.check_period)))
+            done, _ = await asyncio.wait({dirty, timer, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            dirty.cancel()
+            timer.cancel()
+            if dirty in done or stopper in done:
+                return False
+            if self.clock.now() < resync_at and not await asyncio.to_thread(self.table_exists):
+                log.warning("netpol: table inet %s is gone (flushed by hand?); restoring it", self.config.table_name)
+                return True
+
+    def table_exists(self) -> bool:
+        """Whether our table is in the ruleset (``nft list tables``: names only, cheap)."""
+        res = subprocess.run([self.config.nft, "list", "tables", "inet"], capture_output=True, text=True,
+                             timeout=30)
+        return res.returncode != 0 or f"table inet {self.config.table_name}\n" in res.stdout + "\n"
 
     def render(self) -> str:
         assert self.factory is not None
