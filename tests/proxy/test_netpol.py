@@ -146,6 +146,16 @@ def test_only_this_nodes_running_pod_network_pods_are_isolated_or_peers() -> Non
     assert not plan.allows("10.9.0.5", "10.9.0.2")
 
 
+def test_malformed_addresses_never_widen_access_nor_break_the_plan() -> None:
+    # Validation refuses these; the informer cache could still hold one from an older server.
+    bad_pod = model_pod("y", "bad", "not-an-ip")
+    pol = policy("x", "p", {"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{"from": [
+        {"ipBlock": {"cidr": "10.9.0.0/33"}}, {"ipBlock": {"cidr": "10.9.0.0/16", "except": ["nonsense"]}}]}]})
+    plan = plan_for([pol], [*PODS, bad_pod])
+    assert [p.id for p in plan.pods] == ["x/a"]
+    assert not any(plan.allows(IPS[s], IPS["x/a"], "tcp", 80) for s in ALL if s != "x/a")
+
+
 def test_rendering_is_deterministic_and_shaped_as_documented() -> None:
     pols = [p for s in SCENARIOS for p in s.policies(IPS)]
     text = render_table(plan_for(pols), "kyb-np-test")

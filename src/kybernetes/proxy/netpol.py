@@ -51,6 +51,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.label_selectors import LabelSelector, from_label_selector_object
@@ -154,7 +155,7 @@ def _pods(pods: Iterable[Obj]) -> list[_Pod]:
         if spec.get("hostNetwork") or status.get("phase") in ("Succeeded", "Failed"):
             continue
         ips = [i.get("ip") for i in status.get("podIPs") or []] or [status.get("podIP")]
-        ip = next((i for i in ips if i and ipaddress.ip_address(i).version == 4), None)
+        ip = next((i for i in ips if _is_ipv4(i)), None)
         if ip is None:
             continue
         ports = tuple((cp["name"], PROTOCOLS.get(cp.get("protocol") or "TCP", ""), int(cp["containerPort"]))
@@ -166,6 +167,13 @@ def _pods(pods: Iterable[Obj]) -> list[_Pod]:
     return out
 
 
+def _is_ipv4(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and ipaddress.ip_address(value).version == 4
+    except ValueError:
+        return False
+
+
 def _policy_types(spec: Obj) -> list[str]:
     types = spec.get("policyTypes")
     if not types:
@@ -174,10 +182,14 @@ def _policy_types(spec: Obj) -> list[str]:
 
 
 def _cidr_minus(cidr: str, excepts: Sequence[str]) -> list[str]:
-    """``cidr`` without the ``excepts`` as disjoint CIDRs (an nft interval set's elements)."""
-    rest = [ipaddress.ip_network(cidr, strict=False)]
-    for e in excepts:
-        cut = ipaddress.ip_network(e, strict=False)
+    """``cidr`` without the ``excepts`` as disjoint CIDRs (an nft interval set's elements); nothing
+    for a CIDR that does not parse (validation refuses those: never widen access)."""
+    try:
+        rest = [ipaddress.ip_network(cidr, strict=False)]
+        cuts = [ipaddress.ip_network(e, strict=False) for e in excepts]
+    except (TypeError, ValueError):
+        return []
+    for cut in cuts:
         nxt: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         for net in rest:
             if net.version == cut.version and cut.subnet_of(net):  # type: ignore[arg-type]
@@ -235,7 +247,7 @@ class _Planner:
             self.plan.address_set_comments[name] = f"named port {proto}/{port_name}"
         return name
 
-    def ports(self, rule: Obj, direction: str, target: _Pod) -> list[tuple[PortRange | None, str]] | None:
+    def ports(self, rule: Obj, direction: str, target: _Pod) -> list[tuple[PortRange | None, str]]:
         """(port match, named-port set) pairs of a rule: [(None, "")] for every port, [] for none."""
         entries = rule.get("ports") or []
         if not entries:
@@ -277,7 +289,7 @@ class _Planner:
                     names = [self.peer_set(f"{ns}/{pname}/{direction}/{i}/{j}", ns, peer)
                              for j, peer in enumerate(peers)] or [""]
                     for peer in names:
-                        for port, named in self.ports(rule, direction, t) or []:
+                        for port, named in self.ports(rule, direction, t):
                             a = Allow(peer, port, named)
                             if a not in allows:
                                 allows.append(a)
