@@ -67,7 +67,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kybernetes import aiorun, join
-from kybernetes.datadir import default_agent_data_dir, proxy_table
+from kybernetes.datadir import default_agent_data_dir, netpol_table, proxy_table
 from kybernetes.fileutil import write_atomic
 from kybernetes.join import cert_still_good
 from kybernetes.pki import kubeconfig, load_or_create_key, write_kubeconfig
@@ -429,7 +429,8 @@ def proxy_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
     args = [sys.executable, "-m", "kybernetes.cli", "proxy", "--kubeconfig", str(creds.proxy_kubeconfig),
             "--table", proxy_table(cfg.cni_bridge), "--cni-bridge", cfg.cni_bridge,
             "--cluster-cidr", cfg.cluster_cidr, "--service-cluster-ip-range", cfg.service_cidr,
-            "--hostname-override", cfg.node_name, "--healthz-bind-address", "127.0.0.1:10256"]
+            "--hostname-override", cfg.node_name, "--healthz-bind-address", "127.0.0.1:10256",
+            "--network-policy-table", netpol_table(cfg.cni_bridge)]
     if cfg.verbose:
         args.append("-" + "v" * cfg.verbose)
     return args

@@ -43,6 +43,11 @@ def proxy_table(bridge: str) -> str:
     return f"kyb-proxy-{bridge}"
 
 
+def netpol_table(bridge: str) -> str:
+    """The nftables table (family inet) of the NetworkPolicy controller in that kube-proxy."""
+    return f"kyb-netpol-{bridge}"
+
+
 def is_server_dir(data_dir: Path) -> bool:
     return (data_dir / "tls" / "ca.crt").exists() or (data_dir / "agent" / "containerd").is_dir()
 

@@ -157,7 +157,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPr
             cleanup_node(srv.data_dir)
 
 
-def cleanup_node(data_dir: Path) -> None:
+def cleanup_node(data_dir: Path, bridge: str = BRIDGE) -> None:
     """Remove what this test's node left on the host: volume mounts under its data dir (the drained
     kubelet leaves projected-token tmpfs mounts behind) and its bridge."""
     prefix = str(data_dir.resolve()) + "/"
@@ -165,7 +165,7 @@ def cleanup_node(data_dir: Path) -> None:
         mounts = [line.split()[1] for line in f if line.split()[1].startswith(prefix)]
     for m in sorted(mounts, key=len, reverse=True):  # deepest first
         subprocess.run(["umount", m], capture_output=True)
-    subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
+    subprocess.run(["ip", "link", "del", bridge], capture_output=True)
 
 
 def apply(srv: ServerProcess, obj: dict[str, Any]) -> None:

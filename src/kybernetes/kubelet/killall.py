@@ -11,7 +11,7 @@
 3. whatever is still there of what step 2 listed (containerd would not start, or failed): the
    pods' processes and shims (found by the node's socket in the shims' command lines), network
    namespaces, veths, neighbour entries and leases, libcni's cached results;
-4. mounts under DATA, kube-proxy's nftables table for the node's bridge, and the bridge itself
+4. mounts under DATA, kube-proxy's nftables tables for the node's bridge, and the bridge itself
    once no port is left on it.
 
 Each removal is said as it is done; what could not be removed is said too, and makes the command
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import click
 
-from kybernetes.datadir import PID_FILE, default_data_dir, is_data_dir, node_dir, proxy_table
+from kybernetes.datadir import PID_FILE, default_data_dir, is_data_dir, netpol_table, node_dir, proxy_table
 from kybernetes.kubelet import leftovers as lo
 from kybernetes.kubelet.containerd import (
     Containerd,
@@ -233,14 +233,15 @@ def sweep(box: Sandbox, network: lo.NodeNetwork | None) -> list[str]:
 
 
 def remove_bridge_and_table(bridge: str, say: Say) -> list[str]:
-    """Deletes kube-proxy's table for `bridge`, and the bridge once nothing is on it; returns failures."""
+    """Deletes kube-proxy's tables for `bridge` (Services, NetworkPolicies), and the bridge once nothing
+    is on it; returns failures."""
     problems = []
-    table = proxy_table(bridge)
-    if lo.nft_table_exists(table):
-        if lo.run_quiet("nft", "delete", "table", "ip", table):
-            say(f"deleted nftables table ip {table}")
-        else:
-            problems.append(f"nftables table ip {table}")
+    for family, table in (("ip", proxy_table(bridge)), ("inet", netpol_table(bridge))):
+        if lo.nft_table_exists(table, family):
+            if lo.run_quiet("nft", "delete", "table", family, table):
+                say(f"deleted nftables table {family} {table}")
+            else:
+                problems.append(f"nftables table {family} {table}")
     if lo.link_exists(bridge):
         ports = lo.bridge_ports(bridge)
         if ports:

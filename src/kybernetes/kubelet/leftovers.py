@@ -281,8 +281,8 @@ def remove_netns(path: Path) -> bool:
     return True
 
 
-def nft_table_exists(table: str) -> bool:
-    return run_quiet("nft", "list", "table", "ip", table)
+def nft_table_exists(table: str, family: str = "ip") -> bool:
+    return run_quiet("nft", "list", "table", family, table)
 
 
 def remove_cni_cache(network: str, sandbox_id: str) -> list[Path]:

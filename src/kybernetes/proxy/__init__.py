@@ -9,7 +9,11 @@
     healthcheck   kube-proxy's /healthz and /livez, and the Services' health-check node ports
     proxier    the loop: informers on Services and EndpointSlices -> debounced re-render -> apply;
                periodic full resync; removes the table on stop
-    cmd        ``kyb proxy``: flags -> :class:`ProxyConfig` -> :func:`run`
+    netpol     pure rendering: NetworkPolicies + Pods + Namespaces -> the node's policy plan -> its
+               own ``table inet`` (text)
+    netpol_sync  the NetworkPolicy controller's loop (informers -> debounced re-render -> apply),
+               run by ``kyb proxy`` next to the proxier
+    cmd        ``kyb proxy``: flags -> :class:`ProxyConfig` (+ the policy controller's config) -> both loops
 """
 
 from kybernetes.proxy.nftables import render_table

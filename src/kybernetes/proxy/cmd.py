@@ -5,6 +5,7 @@ On a clean stop the proxy's nftables table is deleted and the bridge's ``route_l
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import socket
@@ -14,6 +15,7 @@ from pathlib import Path
 import click
 
 from kybernetes import aiorun
+from kybernetes.proxy import netpol_sync
 from kybernetes.proxy.nftables import check_table_name
 from kybernetes.proxy.proxier import PRIMARY, ProxyConfig, run
 
@@ -61,7 +63,7 @@ def _nodeport_addresses(_ctx: click.Context, _param: click.Parameter, value: tup
 @click.option("--cluster-cidr", default="10.42.0.0/16", show_default=True, callback=_ipv4_cidr,
               help="Pod addresses: Service clients outside it are masqueraded.")
 @click.option("--hostname-override", default="", help="This node's name (default: the host name): "
-              "endpoints on it are local for the Local traffic policies.")
+              "endpoints on it are local for the Local traffic policies; its pods' NetworkPolicies are enforced.")
 @click.option("--nodeport-addresses", "nodeport_addresses", multiple=True, callback=_nodeport_addresses,
               help="CIDRs whose node addresses answer NodePorts (comma-separated, repeatable), or 'primary' "
               "(the node's primary IP); default: every local address.")
@@ -76,11 +78,16 @@ def _nodeport_addresses(_ctx: click.Context, _param: click.Parameter, value: tup
 @click.option("--min-sync-period", type=float, default=0.1, show_default=True, help="Seconds.")
 @click.option("--sync-period", type=float, default=30.0, show_default=True,
               help="Seconds between full resyncs.")
+@click.option("--disable-network-policy", is_flag=True, help="Do not enforce NetworkPolicies on this node.")
+@click.option("--network-policy-table", default="kybernetes-netpol", show_default=True, callback=_table,
+              help="The nftables table (family inet) of the NetworkPolicy controller.")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def command(kubeconfig: Path, table: str, service_cluster_ip_range: str, cluster_cidr: str, hostname_override: str,
             nodeport_addresses: list[str], localhost_nodeports: bool, healthz_bind_address: str, cni_bridge: str,
-            masquerade_all: bool | None, min_sync_period: float, sync_period: float, verbose: int) -> None:
-    """Program Services (ClusterIPs, externalIPs, NodePorts) into nftables, like kube-proxy."""
+            masquerade_all: bool | None, min_sync_period: float, sync_period: float, disable_network_policy: bool,
+            network_policy_table: str, verbose: int) -> None:
+    """Program Services (ClusterIPs, externalIPs, NodePorts) into nftables, like kube-proxy, and enforce
+    the NetworkPolicies of this node's pods."""
     logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
     cfg = ProxyConfig(kubeconfig=kubeconfig, table_name=table, service_cidr=service_cluster_ip_range,
@@ -88,10 +95,17 @@ def command(kubeconfig: Path, table: str, service_cluster_ip_range: str, cluster
                       nodeport_addresses=nodeport_addresses, localhost_nodeports=localhost_nodeports,
                       healthz_bind_address=healthz_bind_address, bridge=cni_bridge, masquerade_all=masquerade_all,
                       min_sync_period=min_sync_period, sync_period=sync_period)
+    netpol = None if disable_network_policy else netpol_sync.NetpolConfig(
+        node_name=cfg.node_name, kubeconfig=kubeconfig, table_name=network_policy_table, bridge=cni_bridge,
+        min_sync_period=min_sync_period, sync_period=sync_period)
 
     async def main() -> None:
         stop = aiorun.stop_on_signals()
-        await run(cfg, stop)
+        # One failing part stops the other: each removes its own table on the way out.
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(run(cfg, stop))
+            if netpol is not None:
+                tasks.create_task(netpol_sync.run(netpol, stop))
 
     aiorun.run(main())
 

@@ -11,7 +11,10 @@ permission beyond Kubernetes' is visible in one place:
 * the StatefulSet controller *patches* PersistentVolumeClaims (their ownerReferences, for the
   PVC retention policy), and the PVC and PV protection controllers *patch* claims and volumes to
   drop their finalizers, where Kubernetes' controllers update them: patch grants nothing update
-  does not, it only spares a read-modify-write.
+  does not, it only spares a read-modify-write;
+* kube-proxy (``system:kube-proxy``) lists and watches NetworkPolicies, Pods and Namespaces: it
+  also enforces NetworkPolicies on its node (``proxy/netpol_sync.py``), as k3s' agent does with
+  its ``system:k3s-controller`` identity.
 
 And the node bindings kubeadm makes (kube-apiserver does not, but ``kyb agent`` joins and rotates
 as kubeadm's nodes do), to Kubernetes' own roles, named ``kybernetes:<kubeadm's name>``:
@@ -51,6 +54,10 @@ def _extras() -> list[tuple[str, list[Rule], list[Obj]]]:
          [rule("patch").groups(LEGACY).resources("persistentvolumeclaims")], controller("statefulset-controller")),
         ("system:controller:pvc-protection-controller",
          [rule("patch").groups(LEGACY).resources("persistentvolumeclaims")], controller("pvc-protection-controller")),
+        ("system:node-proxier",
+         [rule("list", "watch").groups(LEGACY).resources("pods", "namespaces"),
+          rule("list", "watch").groups("networking.k8s.io").resources("networkpolicies")],
+         users("system:kube-proxy")),
         ("system:controller:pv-protection-controller",
          [rule("patch").groups(LEGACY).resources("persistentvolumes")], controller("pv-protection-controller")),
     ]
