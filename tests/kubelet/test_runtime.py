@@ -122,7 +122,7 @@ def test_sandbox_config(tmp_path: Path) -> None:
     assert list(config.dns_config.searches) == ["example.com"] and list(config.dns_config.options) == ["ndots:5"]
     assert [(p.container_port, p.host_port) for p in config.port_mappings] == [(80, 8080)]
     host = rt.sandbox_config(make_pod(hostNetwork=True), log_root=tmp_path, attempt=0, node_hostname="node")
-    assert host.hostname == "node" and host.linux.security_context.namespace_options.network == api.NODE
+    assert host.hostname == "" and host.linux.security_context.namespace_options.network == api.NODE
 
 
 def test_container_config() -> None:

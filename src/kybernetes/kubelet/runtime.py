@@ -121,7 +121,9 @@ def sandbox_config(pod: Obj, *, log_root: Path, attempt: int, node_hostname: str
     return api.PodSandboxConfig(
         metadata=api.PodSandboxMetadata(name=m.get("name", ""), namespace=m.get("namespace", ""),
                                         uid=m.get("uid", ""), attempt=attempt),
-        hostname=pod_hostname(pod, node_hostname),
+        # None for the host's network, as the kubelet: the sandbox then shares the host's UTS
+        # namespace, where runc refuses to set a hostname.
+        hostname="" if s.get("hostNetwork") else pod_hostname(pod, node_hostname),
         log_directory=str(pod_log_dir(log_root, pod)),
         dns_config=None if dns is None else api.DNSConfig(servers=dns.servers, searches=dns.searches,
                                                           options=dns.options),
