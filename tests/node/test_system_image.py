@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tarfile
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from kybernetes.images.oci import BuiltinArchive
-from kybernetes.images.system import build_system_archive, system_archive, system_image_name
+from kybernetes.images.system import _prune, build_system_archive, system_archive, system_image_name
 from kybernetes.kubelet.cri import CRIClient
 from kybernetes.kubelet.images import import_builtin_images
 from tests.node.conftest import (
@@ -125,3 +126,13 @@ def _digest(path: Path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def test_old_builds_are_pruned_least_recently_used_first(tmp_path: Path) -> None:
+    for age, key in enumerate("abcde"):
+        for suffix in (".tar", ".id"):
+            (tmp_path / f"system-{key}{suffix}").write_text("x")
+        os.utime(tmp_path / f"system-{key}.id", (1e9 - age, 1e9 - age))
+    _prune(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "system-a.id", "system-a.tar", "system-b.id", "system-b.tar", "system-c.id", "system-c.tar"]

@@ -344,7 +344,8 @@ def _stat_print(paths: list[Path]) -> str:
 
 def system_archive(directory: Path | None = None) -> BuiltinArchive:
     """The system image archive in `directory` (default `cache_dir()`), built only when the
-    inputs' fingerprint is not the cached build's; older builds there are removed.
+    inputs' fingerprint is not the cached build's; the least recently used builds beyond
+    KEEP_BUILDS are removed.
 
     The fingerprint stats the Python entries (no ldd, no file read); the shared libraries a
     build found are listed in its record, `NAME.id` (image ID, their stat fingerprint, their
@@ -358,6 +359,7 @@ def system_archive(directory: Path | None = None) -> BuiltinArchive:
     if path.exists() and record.exists():
         image_id, libs_print, *libs = record.read_text().splitlines()
         if _stat_print([Path(p) for p in libs]) == libs_print:
+            os.utime(record)  # recently used: kept by _prune
             return BuiltinArchive(name, path, image_id)
     libraries = library_entries(entries)
     image_id = build_system_archive(path, {**entries, **libraries}, name)
@@ -365,10 +367,20 @@ def system_archive(directory: Path | None = None) -> BuiltinArchive:
     tmp = record.with_suffix(".tmp")
     tmp.write_text("\n".join([image_id, _stat_print([Path(p) for p in sources]), *sources]) + "\n")
     tmp.replace(record)
-    for old in directory.glob("system-*"):
-        if old.name not in (path.name, record.name):
-            old.unlink(missing_ok=True)
+    _prune(directory)
     return BuiltinArchive(name, path, image_id)
+
+
+KEEP_BUILDS = 3
+
+
+def _prune(directory: Path) -> None:
+    """Removes all but the KEEP_BUILDS most recently used builds: several trees (or versions) on one
+    machine each keep theirs, and a build another kubelet is importing right now is not pulled away."""
+    records = sorted(directory.glob("system-*.id"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for record in records[KEEP_BUILDS:]:
+        record.with_suffix(".tar").unlink(missing_ok=True)
+        record.unlink(missing_ok=True)
 
 
 __all__ = [
