@@ -91,8 +91,9 @@ class ServerProcess:
         exists: as in Kubernetes, ServiceAccount admission refuses a pod whose account does not
         exist, and the ``view``/``edit``/``admin`` roles are empty until aggregated.
 
-        The add-ons (CoreDNS) are left out (``--disable coredns``) unless ``addons``: most tests
-        want an empty kube-system and no DNS pod competing for their node."""
+        The add-ons (CoreDNS) are left out (``--disable coredns``, and the node does not import
+        the system image) unless ``addons``: most tests want an empty kube-system and no DNS pod
+        competing for their node."""
         data_dir.mkdir(parents=True, exist_ok=True)
         port = port or free_port()
         log_path = data_dir / f"{command}.log"
@@ -103,6 +104,8 @@ class ServerProcess:
         if command == "server" and agent:
             control_plane = True
             args += ["--kubelet-arg", f"port={free_port()}", *(["--kubelet-arg", "drain-on-exit"] if drain else [])]
+            if not addons:  # nothing runs the system image: spare the node its import
+                args += ["--kubelet-arg", "import-system-image=false"]
         elif command == "server" and "--disable-agent" not in extra:
             args.append("--disable-agent")
         # A caller that disables the controller manager itself runs its own (or none).

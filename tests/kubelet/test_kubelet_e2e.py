@@ -55,7 +55,7 @@ class KubeletProcess:
                 "--node-name", NODE, "--data-dir", str(self.data_dir), "--container-runtime-endpoint",
                 self.runtime.endpoint, "--port", "0", "--node-ip", "127.0.0.1", "-v",
                 "--pod-manifest-path", str(self.manifests), "--file-check-frequency", "0.5",
-                "--cluster-ca-dir", str(self.srv.data_dir / "tls"), *self.extra_args]
+                "--cluster-ca-dir", str(self.srv.data_dir / "tls"), "--import-system-image=false", *self.extra_args]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -91,6 +91,8 @@ async def _run(kubelet: Kubelet) -> None:
               help="The cluster's DNS domain: pods search <ns>.svc.DOMAIN svc.DOMAIN DOMAIN.")
 @click.option("--resolv-conf", default=None,
               help="The resolver file pods with dnsPolicy Default get (default /etc/resolv.conf; empty: none).")
+@click.option("--import-system-image", type=click.BOOL, default=True, show_default=True,
+              help="Import the kybernetes system image (built in the machine's cache) that add-on pods run.")
 @click.option("--drain-on-exit", is_flag=True, help="Stop and remove every pod when the kubelet stops.")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_endpoint: str | None, port: int,
@@ -99,7 +101,7 @@ def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_
             register_with_taints: tuple[str, ...], max_pods: int, tls_cert_file: Path | None,
             tls_private_key_file: Path | None, client_ca_file: Path | None, cluster_ca_dir: Path | None,
             file_check_frequency: float, config_file: Path | None, cluster_dns: tuple[str, ...],
-            cluster_domain: str | None, resolv_conf: str | None, drain_on_exit: bool,
+            cluster_domain: str | None, resolv_conf: str | None, import_system_image: bool, drain_on_exit: bool,
             verbose: int) -> None:
     """Run the node agent: register the node and run the pods bound to it."""
     logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG), stream=sys.stderr,
@@ -112,7 +114,8 @@ def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_
         cni_conf_dir=cni_conf_dir, labels=labels, taints=[_taint(t) for t in register_with_taints],
         max_pods=max_pods, tls_cert_file=tls_cert_file, tls_private_key_file=tls_private_key_file,
         client_ca_file=client_ca_file, drain_on_exit=drain_on_exit, file_check_frequency=file_check_frequency,
-        cluster_ca_dir=cluster_ca_dir, registry_config_dir=registry_config_dir)
+        cluster_ca_dir=cluster_ca_dir, registry_config_dir=registry_config_dir,
+        import_system_image=import_system_image)
     try:
         file_settings = load_kubelet_configuration(config_file) if config_file else {}
     except ValueError as err:

@@ -47,6 +47,7 @@ class KubeletConfig:
     cluster_ca_dir: Path | None = None  # ca.crt + ca.key (the server's DATA/tls): sign our serving cert
     relist_interval: float = 1.0
     import_images: bool = True
+    import_system_image: bool = True  # the kybernetes system image too (in the background), for add-on pods
     lease_interval: float = 10.0
     status_interval: float = 10.0
     resolv_conf: Path | None = Path("/etc/resolv.conf")  # None: --resolv-conf "" (pods get 127.0.0.1)

@@ -523,7 +523,8 @@ class Kubelet:
         await import_builtin_images(self.cri, self.containerd.socket, self.containerd.snapshotter, self.data_dir)
         # The system image (~200 MB, some seconds to import) arrives in the background: only
         # add-on pods use it, and they wait for it (imagePullPolicy Never: ErrImageNeverPull, retried).
-        self._tasks.append(asyncio.create_task(self._import_system_image(), name="kubelet:system-image"))
+        if self.config.import_system_image:
+            self._tasks.append(asyncio.create_task(self._import_system_image(), name="kubelet:system-image"))
 
     async def _import_system_image(self) -> None:
         from kybernetes.kubelet.images import import_builtin_images
