@@ -17,6 +17,7 @@ What the one layer holds:
   kybernetes reads;
 - the shared libraries `ldd` names for the interpreter and every extension module, each at the
   path `ldd` resolved it to (libpython sits where the interpreter's RUNPATH looks for it);
+  every ELF file without its debug sections (`strip --strip-debug`: 46 of 159 MB);
 - /usr/local/bin/kyb, the entrypoint.
 
 Deterministic: entries sorted, the fixed time and owner of `oci`, an uncompressed layer (gzip
@@ -35,6 +36,7 @@ import importlib.metadata as metadata
 import io
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -66,7 +68,7 @@ from kybernetes.images.oci import (
 
 SYSTEM_REPOSITORY = "docker.io/kybernetes/system"
 PREFIX = "usr/local"
-FORMAT = "1"
+FORMAT = "2"
 """Bumped when the layout changes, so that a cached archive of the old layout is rebuilt."""
 
 _STDLIB_EXCLUDED = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "site-packages", "__pycache__",
@@ -245,9 +247,33 @@ def fingerprint(entries: dict[str, Entry]) -> str:
             h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0{e.mode}\n".encode())
         else:
             h.update(f"{name}\0{e.link}\0{e.mode}\n".encode() + (e.data or b""))
-    st = os.stat(BUSYBOX_BINARY)
-    h.update(f"busybox\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    for tool in (BUSYBOX_BINARY, shutil.which("strip")):
+        found = os.stat(tool) if tool else None
+        h.update(f"{tool}\0{found.st_size if found else 0}\0{found.st_mtime_ns if found else 0}\n".encode())
     return h.hexdigest()
+
+
+def _is_elf(name: str) -> bool:
+    return name.endswith(".so") or ".so." in name or re.search(r"/bin/python\d[.]\d+$", name) is not None
+
+
+def strip_debug_info(entries: dict[str, Entry], directory: Path) -> dict[str, Entry]:
+    """`entries` with each shared object and the interpreter replaced by a copy in `directory`
+    without debug sections (`strip --strip-debug`; symbols stay): a quarter less to write and import
+    (libpython alone carries 16 MB of DWARF). Unchanged where `strip` is missing or fails."""
+    strip = shutil.which("strip")
+    if strip is None:
+        return entries
+    out = dict(entries)
+    for i, (name, e) in enumerate(sorted(entries.items())):
+        if e.source is None or not _is_elf(name):
+            continue
+        target = directory / f"{i}.elf"
+        done = subprocess.run([strip, "--strip-debug", "-o", str(target), str(e.source)], capture_output=True,
+                              timeout=120, check=False)
+        if done.returncode == 0:
+            out[name] = Entry(target, mode=e.mode)
+    return out
 
 
 # ---- the build ----
@@ -311,6 +337,8 @@ def build_system_archive(path: Path, entries: dict[str, Entry] | None = None, na
         entries.update(library_entries(entries))
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".build-") as tmp:
+        (Path(tmp) / "stripped").mkdir()
+        entries = strip_debug_info(entries, Path(tmp) / "stripped")
         layer_path = Path(tmp) / "layer.tar"
         with open(layer_path, "wb") as raw:
             hashing = _Hashing(raw)
@@ -393,6 +421,7 @@ __all__ = [
     "python_entries",
     "runtime_distributions",
     "shared_libraries",
+    "strip_debug_info",
     "system_archive",
     "system_image_name",
     "write_layer",
