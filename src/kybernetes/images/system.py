@@ -43,7 +43,7 @@ import sys
 import sysconfig
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -137,7 +137,7 @@ def runtime_distributions(root: str = "kybernetes") -> list[metadata.Distributio
     return [seen[k] for k in sorted(seen)]
 
 
-def _walk(root: Path, excluded: set[str] = frozenset()) -> Iterator[Path]:  # type: ignore[assignment]
+def _walk(root: Path, excluded: Set[str] = frozenset()) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in excluded and d != "__pycache__")
         for f in sorted(filenames):
