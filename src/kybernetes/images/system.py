@@ -43,6 +43,7 @@ import sys
 import sysconfig
 import tarfile
 import tempfile
+import tomllib
 from collections.abc import Iterator, Set
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,14 +121,28 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def runtime_distributions(root: str = "kybernetes") -> list[metadata.Distribution]:
-    """The distributions `root` requires at run time, transitively (no extras), `root` excluded."""
+def _own_requirements() -> list[str]:
+    """kybernetes' requirements: its installed metadata's, and those of the source tree it runs
+    from (an editable install's metadata is as old as its last `pip install`: a dependency added
+    to pyproject.toml since would be missing from the image)."""
+    reqs = list(metadata.distribution("kybernetes").requires or [])
+    pyproject = Path(kybernetes.__file__).resolve().parents[2] / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text()).get("project") or {}
+    except (OSError, tomllib.TOMLDecodeError):
+        return reqs
+    if project.get("name") == "kybernetes":
+        reqs += [str(r) for r in project.get("dependencies") or []]
+    return reqs
+
+
+def runtime_distributions() -> list[metadata.Distribution]:
+    """The distributions kybernetes requires at run time, transitively (no extras), itself excluded."""
     seen: dict[str, metadata.Distribution] = {}
-    todo = [root]
+    todo: list[str | None] = [None]
     while todo:
         name = todo.pop()
-        dist = metadata.distribution(name)
-        for text in dist.requires or []:
+        for text in _own_requirements() if name is None else metadata.distribution(name).requires or []:
             req = Requirement(text)
             if req.marker is not None and not req.marker.evaluate({"extra": ""}):
                 continue
