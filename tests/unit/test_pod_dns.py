@@ -15,6 +15,7 @@ from kybernetes.kubelet.config import KubeletConfig, apply_dns_settings, load_ku
 from kybernetes.kubelet.dns import (
     DNSSettings,
     ResolvConf,
+    check_host_limits,
     compose_pod_dns,
     parse_resolv_conf,
     read_host_resolv_conf,
@@ -136,3 +137,23 @@ def test_flags_and_kubelet_configuration(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("apiVersion: v1\nkind: Pod\n")
     with pytest.raises(ValueError, match='no kind "Pod" is registered for version "v1"'):
         load_kubelet_configuration(tmp_path / "bad.yaml")
+
+
+def test_host_file_limits(tmp_path: Path) -> None:
+    path = tmp_path / "resolv.conf"
+    settings = DNSSettings(("10.43.0.10",), "cluster.local", path)
+    path.write_text("nameserver 1.1.1.1\nsearch " + " ".join(f"d{i}.example" for i in range(29)) + "\n")
+    assert check_host_limits(settings) == []
+    path.write_text("search " + " ".join(f"d{i}.example" for i in range(30)) + "\n")
+    assert [e.message for e in check_host_limits(settings)] == [
+        f"Resolv.conf file '{path}' contains search line consisting of more than 29 domains!"]
+    assert check_host_limits(DNSSettings(resolv_conf=path)) == []  # no cluster domain: 32 may come from the host
+    path.write_text("search " + "x" * 254 + "\n")
+    assert [e.message for e in check_host_limits(settings)] == [
+        f'Resolv.conf file "{path}" contains a search path which length is more than allowed 253 chars!']
+    path.write_text("search " + " ".join(f"{i:02d}" + "y" * 98 for i in range(21)) + "\n")
+    assert [e.message for e in check_host_limits(settings)] == [
+        f"Resolv.conf file '{path}' contains search line which length is more than allowed 2048 chars!"]
+    (missing,) = check_host_limits(DNSSettings(resolv_conf=tmp_path / "missing"))
+    assert missing.on_node and missing.reason == "CheckLimitsForResolvConf" and "No such file" in missing.message
+    assert check_host_limits(DNSSettings(resolv_conf=None)) == []

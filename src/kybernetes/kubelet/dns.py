@@ -19,7 +19,10 @@ dropped), options by name (the pod's value wins). Finally the limits: at most 3 
 characters, and a search line of at most 2048 characters ("Search Line limits were exceeded, ...");
 each cut is a ``DNSConfigForming`` warning event on the pod with the kubelet's wording.
 
-Everything here is pure but `read_host_resolv_conf`; the syncer records the returned events.
+The host's file is checked too (`check_host_limits`, every 30 s as the kubelet does), with node
+warnings when its search line could not fit in pods'.
+
+Everything here is pure but the reading of the host's file; the callers record the returned events.
 """
 
 from __future__ import annotations
@@ -171,6 +174,31 @@ def compose_pod_dns(pod: Obj, settings: DNSSettings, host: ResolvConf | None) ->
     return PodDNS(servers, searches, options, events)
 
 
+def check_host_limits(settings: DNSSettings) -> list[DNSEvent]:
+    """The kubelet's CheckLimitsForResolvConf: node warnings (reason CheckLimitsForResolvConf) when
+    the host's search line would not fit in pods' (3 domains fewer with a cluster domain), when a
+    domain is longer than 253 characters, or when the file cannot be read."""
+    path = settings.resolv_conf
+    if path is None or str(path) == "":
+        return []
+    try:
+        with open(path, "rb") as f:
+            host = parse_resolv_conf(f.read(MAX_RESOLV_CONF_BYTES).decode(errors="replace"))
+    except OSError as err:
+        return [DNSEvent("CheckLimitsForResolvConf", str(err), on_node=True)]
+    limit = MAX_SEARCH_PATHS - (3 if settings.cluster_domain else 0)
+    if len(host.searches) > limit:
+        msg = f"Resolv.conf file '{path}' contains search line consisting of more than {limit} domains!"
+    elif any(len(s) > MAX_DOMAIN_LENGTH for s in host.searches):
+        msg = (f'Resolv.conf file "{path}" contains a search path which length is more than allowed '
+               f"{MAX_DOMAIN_LENGTH} chars!")
+    elif len(" ".join(host.searches)) > MAX_SEARCH_CHARS:
+        msg = f"Resolv.conf file '{path}' contains search line which length is more than allowed {MAX_SEARCH_CHARS} chars!"
+    else:
+        return []
+    return [DNSEvent("CheckLimitsForResolvConf", msg, on_node=True)]
+
+
 def merge_options(existing: Sequence[str], pod_options: Sequence[Obj]) -> list[str]:
     """Options by name, the pod's value replacing the existing one (kept in first-seen order)."""
     merged: dict[str, str] = {}
@@ -215,6 +243,7 @@ __all__ = [
     "DNSSettings",
     "PodDNS",
     "ResolvConf",
+    "check_host_limits",
     "compose_pod_dns",
     "merge_options",
     "parse_resolv_conf",

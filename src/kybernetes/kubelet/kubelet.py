@@ -63,6 +63,9 @@ from kybernetes.kubelet.sync import NodeContext, PodSyncer
 
 log = logging.getLogger(__name__)
 
+RESOLV_CONF_CHECK_INTERVAL = 30.0
+"""Seconds between checks of the host's resolv.conf against pods' DNS limits (the kubelet's)."""
+
 TERMINAL = ("Succeeded", "Failed")
 
 
@@ -453,6 +456,7 @@ class Kubelet:
         if cfg.pod_manifest_path is not None:
             self._tasks.append(asyncio.create_task(self._static_loop(), name="kubelet:static-pods"))
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="kubelet:housekeeping"))
+        self._tasks.append(asyncio.create_task(self._check_resolv_conf(), name="kubelet:resolv-conf"))
 
     async def _register(self, version: api.VersionResponse) -> None:
         from kybernetes.kubelet.csinode import ensure_csi_node
@@ -562,6 +566,16 @@ class Kubelet:
                 raise
             except Exception:
                 log.exception("housekeeping")
+
+    async def _check_resolv_conf(self) -> None:
+        """The host's resolver file against pods' limits, every 30 s (the kubelet's CheckLimitsForResolvConf)."""
+        from kybernetes.kubelet.dns import check_host_limits
+
+        assert self.syncer is not None
+        while True:
+            for event in await asyncio.to_thread(check_host_limits, self.syncer.node.dns):
+                self._record_node("Warning", event.reason, event.message)
+            await asyncio.sleep(RESOLV_CONF_CHECK_INTERVAL)
 
     async def _drain_pod(self, uid: str) -> None:
         with contextlib.suppress(Exception):
