@@ -67,6 +67,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kybernetes import aiorun, join
+from kybernetes.api.clusterdns import cluster_dns_ip
 from kybernetes.datadir import default_agent_data_dir, netpol_table, proxy_table
 from kybernetes.fileutil import write_atomic
 from kybernetes.join import cert_still_good
@@ -103,6 +104,9 @@ class AgentConfig:
     kube_proxy: bool = True
     cluster_cidr: str = "10.42.0.0/16"
     service_cidr: str = "10.43.0.0/16"
+    cluster_dns: str = ""
+    """The kubelet's --cluster-dns (default: the 10th address of service_cidr)."""
+    cluster_domain: str = "cluster.local"
     bootstrap_token: str = ""
     """kubeadm's ``--token ID.SECRET``: join through the CSR API instead of the K10 token."""
     discovery_hash: str = ""
@@ -418,6 +422,12 @@ def kubelet_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
     for flag, value in optional:
         if value:
             args += [flag, value]
+    # Pods' cluster DNS, unless a --kubelet-arg says otherwise.
+    given = {a.removeprefix("--").split("=", 1)[0] for a in cfg.kubelet_args}
+    if "cluster-dns" not in given:
+        args += ["--cluster-dns", cfg.cluster_dns or cluster_dns_ip(cfg.service_cidr)]
+    if "cluster-domain" not in given:
+        args += ["--cluster-domain", cfg.cluster_domain]
     if cfg.verbose:
         args.append("-" + "v" * cfg.verbose)
     return args + cfg.kubelet_args
@@ -550,12 +560,16 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--disable-kube-proxy", is_flag=True, help="Do not run kube-proxy (Services) on this node.")
 @click.option("--cluster-cidr", default="10.42.0.0/16", show_default=True, help="All pods' addresses.")
 @click.option("--service-cluster-ip-range", default="10.43.0.0/16", show_default=True)
+@click.option("--cluster-dns", default="", metavar="IP",
+              help="The kubelet's cluster DNS server (default: the 10th address of --service-cluster-ip-range).")
+@click.option("--cluster-domain", default="cluster.local", show_default=True, help="The kubelet's cluster domain.")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug); passed to the kubelet.")
 def command(server: str, token: str | None, discovery_hash: str, token_file: Path | None, data_dir: Path | None,
             node_name: str | None,
             node_ip: str, kubelet_port: int, cni_bridge: str, default_pod_cidr: str,
             container_runtime_endpoint: str, kubelet_arg: tuple[str, ...], stop_timeout: float,
-            disable_kube_proxy: bool, cluster_cidr: str, service_cluster_ip_range: str, verbose: int) -> None:
+            disable_kube_proxy: bool, cluster_cidr: str, service_cluster_ip_range: str, cluster_dns: str,
+            cluster_domain: str, verbose: int) -> None:
     """Join this machine to a cluster as a node and run its kubelet."""
     _setup_logging(verbose)
     if token_file is not None:
@@ -580,6 +594,10 @@ def command(server: str, token: str | None, discovery_hash: str, token_file: Pat
             node_ip = str(ipaddress.ip_address(node_ip))
         except ValueError:
             raise click.UsageError(f"--node-ip {node_ip!r} is not an IP address") from None
+    try:
+        cluster_dns = str(ipaddress.ip_address(cluster_dns)) if cluster_dns else cluster_dns_ip(service_cluster_ip_range)
+    except ValueError as err:
+        raise click.UsageError(f"--cluster-dns: {err}") from None
     cfg = AgentConfig(
         server=server.rstrip("/"), token="" if bootstrap else token,
         bootstrap_token=token if bootstrap else "", discovery_hash=discovery_hash, data_dir=(data_dir or default_agent_data_dir()).resolve(),
@@ -588,6 +606,7 @@ def command(server: str, token: str | None, discovery_hash: str, token_file: Pat
         container_runtime_endpoint=container_runtime_endpoint,
         kubelet_args=[a if a.startswith("--") else f"--{a}" for a in kubelet_arg],
         kube_proxy=not disable_kube_proxy, cluster_cidr=cluster_cidr, service_cidr=service_cluster_ip_range,
+        cluster_dns=cluster_dns, cluster_domain=cluster_domain.removesuffix("."),
         verbose=verbose, stop_timeout=stop_timeout,
     )
     from kybernetes.datadir import remove_pid_file, write_pid_file

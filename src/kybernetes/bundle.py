@@ -3,6 +3,7 @@
 Start order, each step waiting for the one before to be ready:
 
     store + API server (in this process)
+      -> the add-ons (``kybernetes.addons``: CoreDNS's objects, unless ``--disable coredns``)
       -> kubeconfigs for each component (own client certificate: system:kube-scheduler, ...)
       -> kube-scheduler and kube-controller-manager as child processes (``kyb scheduler``,
          ``kyb controller-manager`` with ordinary flags), so they use another core than the
@@ -28,8 +29,11 @@ from pathlib import Path
 import click
 
 from kybernetes import aiorun
+from kybernetes.addons import FIELD_MANAGER, AddonSettings, addon_objects, apply_addons
+from kybernetes.api.clusterdns import DEFAULT_CLUSTER_DOMAIN, cluster_dns_ip
 from kybernetes.apiserver.join.tokens import server_token
 from kybernetes.apiserver.server import APIServer, APIServerConfig
+from kybernetes.client import Client
 from kybernetes.pki import kubeconfig, write_kubeconfig
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,14 @@ class ServerConfig:
     controller_manager_args: list[str] = field(default_factory=list)
     agent_args: list[str] = field(default_factory=list)
     cni_bridge: str = "kyb0"
+    disable: tuple[str, ...] = ()
+    """Add-ons not to apply (`--disable coredns`, k3s's flag)."""
+    cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
+    cluster_dns: str = ""
+    """The cluster DNS Service's address (default: the 10th of the service range)."""
+
+    def dns_ip(self) -> str:
+        return self.cluster_dns or cluster_dns_ip(self.api.service_cidr)
 
 
 @dataclass
@@ -118,8 +130,18 @@ def component_kubeconfig(api: APIServer, name: str, user: str, groups: tuple[str
     assert api.pki is not None
     crt, key = api.pki.ensure(name, common_name=user, organizations=groups, client=True)
     path = api.config.data_dir / f"{name}.kubeconfig"
-    write_kubeconfig(path, kubeconfig(api.url, api.pki.ca_pem, crt.read_bytes(), key.read_bytes(), user=user))
+    write_kubeconfig(path, kubeconfig(api.local_url, api.pki.ca_pem, crt.read_bytes(), key.read_bytes(), user=user))
     return path
+
+
+async def _apply_addons(api: APIServer, config: ServerConfig) -> None:
+    """The add-ons (kybernetes.addons), applied as system:masters before the components start."""
+    objects = addon_objects(AddonSettings(config.api.service_cidr, config.cluster_domain), config.disable)
+    if not objects:
+        return
+    kc = component_kubeconfig(api, "addons", FIELD_MANAGER, ("system:masters",))
+    async with Client.from_kubeconfig(kc, user_agent=FIELD_MANAGER) as client:
+        await apply_addons(client, objects)
 
 
 def _kyb(*args: str) -> list[str]:
@@ -132,6 +154,7 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
     sup = Supervisor()
     logs = config.api.data_dir / "logs"
     try:
+        await _apply_addons(api, config)
         if not config.disable_controller_manager:
             kc = component_kubeconfig(api, "controller-manager", "system:kube-controller-manager")
             assert api.pki is not None
@@ -156,9 +179,10 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
             token_file.write_text(token + "\n")
             token_file.chmod(0o600)
             sup.start("agent", _kyb(
-                "agent", "--server", api.url, "--token-file", str(token_file),
+                "agent", "--server", api.local_url, "--token-file", str(token_file),
                 "--data-dir", str(config.api.data_dir / "agent"), "--cluster-cidr", config.cluster_cidr,
-                "--service-cluster-ip-range", config.api.service_cidr, *config.agent_args,
+                "--service-cluster-ip-range", config.api.service_cidr,
+                "--cluster-dns", config.dns_ip(), "--cluster-domain", config.cluster_domain, *config.agent_args,
             ), logs / "agent.log", stop_timeout=AGENT_STOP_TIMEOUT)
         if announce:
             kc_path = config.api.kubeconfig_path or config.api.data_dir / "kubeconfig.yaml"

@@ -8,6 +8,7 @@ stops it cleanly. ``kyb server`` bundles the control plane and this machine's no
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import logging
 import sys
 from pathlib import Path
@@ -86,8 +87,12 @@ def _common_options(f):  # type: ignore[no-untyped-def]
     f = click.option("--datastore-endpoint", default="", help="Store: empty or sqlite://PATH (embedded).")(f)
     f = click.option("--https-port", type=int, default=6443, show_default=True, help="0 picks a free port.")(f)
     f = click.option("--advertise-address", default="",
-                     help="The address other nodes and pods reach this API server at (default: the bind address).")(f)
-    f = click.option("--bind-address", default="127.0.0.1", show_default=True)(f)
+                     help="The address other nodes and pods reach this API server at (default: the bind "
+                          "address; without --bind-address, this machine's primary address).")(f)
+    f = click.option("--bind-address", default="",
+                     help="The address to serve on. Default: 127.0.0.1 and this machine's primary address "
+                          "(its default route's source address), which is advertised, as k3s does: pods "
+                          "reach the API server through the kubernetes Service.")(f)
     f = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
                      help="Default: /var/lib/kybernetes as root, ~/.local/share/kybernetes otherwise.")(f)
     return f
@@ -168,11 +173,15 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
     except PolicyError as e:
         raise click.ClickException(str(e)) from None
     d = (data_dir or default_data_dir()).resolve()
+    extra_bind: tuple[str, ...] = ()
+    if not bind_address:
+        bind_address, extra_bind, advertise_address = _default_addresses(advertise_address)
     token_file = token_auth_file
     if token_file is None and (d / "tokens.csv").exists():
         token_file = d / "tokens.csv"
     return APIServerConfig(
         data_dir=d, bind_address=bind_address, advertise_address=advertise_address, port=https_port,
+        extra_bind_addresses=extra_bind,
         datastore_endpoint=datastore_endpoint,
         extra_sans=tls_san, service_cidr=service_cluster_ip_range, token_file=token_file,
         compact_interval=compact_interval, compact_keep=compact_keep,
@@ -183,6 +192,20 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
         audit_log_maxbackup=audit_log_maxbackup, audit_log_maxage=audit_log_maxage,
         front_proxy=_front_proxy_config(**front_proxy),
     )
+
+
+def _default_addresses(advertise_address: str) -> tuple[str, tuple[str, ...], str]:
+    """(bind, extra bind, advertise) without --bind-address: loopback plus the advertised address
+    (--advertise-address, else the primary one) when it is this machine's; loopback alone, as
+    before, on a machine without a default route. Traffic to the machine's own address stays on it."""
+    from kybernetes.pki import primary_address
+
+    advertise = advertise_address or primary_address()
+    if not advertise or ipaddress.ip_address(advertise).is_loopback:
+        return "127.0.0.1", (), advertise_address
+    if advertise_address and advertise_address != primary_address():
+        return "127.0.0.1", (), advertise_address  # another machine's (a proxy): served as told, on loopback
+    return "127.0.0.1", (advertise,), advertise
 
 
 class LazyGroup(click.Group):
@@ -238,14 +261,29 @@ def main() -> None:
 @click.option("--kubelet-arg", multiple=True, help="Extra flag for this node's kubelet, as NAME=VALUE.")
 @click.option("--node-name", default=None, help="This node's name (default: the host name).")
 @click.option("--disable-kube-proxy", is_flag=True, help="Do not run kube-proxy on this machine's node.")
+@click.option("--disable", multiple=True, metavar="ADDON",
+              help="Do not deploy this packaged component (repeatable or comma-separated): coredns.")
+@click.option("--cluster-dns", default="", metavar="IP",
+              help="The cluster DNS Service's address, given to every kubelet (default: the 10th address "
+                   "of --service-cluster-ip-range).")
+@click.option("--cluster-domain", default="cluster.local", show_default=True, help="The cluster's DNS domain.")
 def server(verbose: int, disable_agent: bool, disable_scheduler: bool, disable_controller_manager: bool,
            cluster_cidr: str, kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...],
-           kubelet_arg: tuple[str, ...], node_name: str | None, disable_kube_proxy: bool, **api_flags: Any) -> None:
+           kubelet_arg: tuple[str, ...], node_name: str | None, disable_kube_proxy: bool, disable: tuple[str, ...],
+           cluster_dns: str, cluster_domain: str, **api_flags: Any) -> None:
     """Run a whole cluster: the API server on the embedded store, the scheduler and the controllers."""
     from kybernetes import bundle
+    from kybernetes.addons import AddonSettings, addon_objects
+    from kybernetes.api.clusterdns import cluster_dns_ip
 
     _setup_logging(verbose)
     cfg = _config(**api_flags)
+    disabled = tuple(a.strip() for value in disable for a in value.split(",") if a.strip())
+    try:
+        addon_objects(AddonSettings(), disabled)
+        dns_ip = str(ipaddress.ip_address(cluster_dns)) if cluster_dns else cluster_dns_ip(cfg.service_cidr)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
     # The bridge is the agent's to know too (kube-proxy's table is named after it), not only the kubelet's.
     bridges = [a.partition("=")[2] for a in kubelet_arg if a.removeprefix("--").startswith("cni-bridge=")]
     kubelet_arg = tuple(a for a in kubelet_arg if not a.removeprefix("--").startswith("cni-bridge="))
@@ -258,7 +296,7 @@ def server(verbose: int, disable_agent: bool, disable_scheduler: bool, disable_c
         agent_args=["--cni-bridge", bridge, *(f"--kubelet-arg={a}" for a in kubelet_arg),
                     *(["--node-name", node_name] if node_name else []),
                     *(["--disable-kube-proxy"] if disable_kube_proxy else [])],
-        cni_bridge=bridge,
+        cni_bridge=bridge, disable=disabled, cluster_dns=dns_ip, cluster_domain=cluster_domain.removesuffix("."),
     ))
 
 

@@ -24,7 +24,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import ipaddress
+import json
 import socket
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +85,27 @@ def machine_addresses() -> list[str]:
     except OSError:
         pass
     return sorted(addrs)
+
+
+def primary_address() -> str:
+    """This machine's primary IPv4 address: the source address of its default route (the address
+    k3s advertises), read from the routing table with `ip` (nothing is sent); "" without one."""
+    try:
+        routes = json.loads(subprocess.run(["ip", "-4", "-j", "route", "show", "default"], capture_output=True,
+                                           text=True, timeout=10, check=True).stdout or "[]")
+        if not routes:
+            return ""
+        if routes[0].get("prefsrc"):
+            return str(routes[0]["prefsrc"])
+        links = json.loads(subprocess.run(["ip", "-4", "-j", "addr", "show", "dev", routes[0]["dev"]],
+                                          capture_output=True, text=True, timeout=10, check=True).stdout or "[]")
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError):
+        return ""
+    for link in links:
+        for addr in link.get("addr_info") or []:
+            if addr.get("family") == "inet" and addr.get("scope") == "global":
+                return str(addr["local"])
+    return ""
 
 
 @dataclass

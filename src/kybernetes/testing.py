@@ -81,7 +81,7 @@ class ServerProcess:
     @classmethod
     def start(cls, data_dir: Path, *extra: str, port: int = 0, command: str = "server",
               timeout: float = 30.0, control_plane: bool = False, agent: bool = False,
-              drain: bool = True, service_accounts: bool = True) -> ServerProcess:
+              drain: bool = True, service_accounts: bool = True, addons: bool = False) -> ServerProcess:
         """Start ``kyb server``: the API server only; with ``control_plane`` also the scheduler and
         the controller manager; with ``agent`` also this machine's node (kubelet and containerd,
         on a free kubelet port, removing its pods when it stops unless not ``drain``).
@@ -89,15 +89,31 @@ class ServerProcess:
         Without the control plane the controller manager still runs :data:`API_ONLY_CONTROLLERS`
         (unless not ``service_accounts``), and the server counts as ready once ``default/default``
         exists: as in Kubernetes, ServiceAccount admission refuses a pod whose account does not
-        exist, and the ``view``/``edit``/``admin`` roles are empty until aggregated."""
+        exist, and the ``view``/``edit``/``admin`` roles are empty until aggregated.
+
+        The add-ons (CoreDNS) are left out (``--disable coredns``, and the node does not import
+        the system image) unless ``addons``: most tests want an empty kube-system and no DNS pod
+        competing for their node.
+
+        A node's kubelet reads a resolv.conf of the test's own that names no nameserver: pods with
+        ``dnsPolicy: Default`` and the cluster DNS's forwarding never reach this machine's real
+        resolvers (names outside the cluster domain fail at once instead)."""
         data_dir.mkdir(parents=True, exist_ok=True)
         port = port or free_port()
         log_path = data_dir / f"{command}.log"
         args = [sys.executable, "-m", "kybernetes.cli", command, "--data-dir", str(data_dir),
                 "--https-port", str(port), "--bind-address", "127.0.0.1", *extra]
+        if command == "server" and not addons:
+            args += ["--disable", "coredns"]
         if command == "server" and agent:
             control_plane = True
             args += ["--kubelet-arg", f"port={free_port()}", *(["--kubelet-arg", "drain-on-exit"] if drain else [])]
+            if not any(a.startswith("resolv-conf=") for a in extra):
+                resolv = data_dir / "test-resolv.conf"
+                resolv.write_text("# kybernetes tests: no upstream nameserver (traffic stays on this machine)\n")
+                args += ["--kubelet-arg", f"resolv-conf={resolv}"]
+            if not addons:  # nothing runs the system image: spare the node its import
+                args += ["--kubelet-arg", "import-system-image=false"]
         elif command == "server" and "--disable-agent" not in extra:
             args.append("--disable-agent")
         # A caller that disables the controller manager itself runs its own (or none).

@@ -41,8 +41,10 @@ Obj = dict[str, Any]
 
 
 class KubeletProcess:
-    def __init__(self, srv: ServerProcess, runtime: NodeRuntime, data_dir: Path) -> None:
+    def __init__(self, srv: ServerProcess, runtime: NodeRuntime, data_dir: Path, extra_args: tuple[str, ...] = ()
+                 ) -> None:
         self.srv, self.runtime, self.data_dir = srv, runtime, data_dir
+        self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "kubelet.log"
         self.manifests = data_dir / "manifests"
@@ -53,7 +55,7 @@ class KubeletProcess:
                 "--node-name", NODE, "--data-dir", str(self.data_dir), "--container-runtime-endpoint",
                 self.runtime.endpoint, "--port", "0", "--node-ip", "127.0.0.1", "-v",
                 "--pod-manifest-path", str(self.manifests), "--file-check-frequency", "0.5",
-                "--cluster-ca-dir", str(self.srv.data_dir / "tls")]
+                "--cluster-ca-dir", str(self.srv.data_dir / "tls"), "--import-system-image=false", *self.extra_args]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 

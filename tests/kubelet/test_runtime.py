@@ -10,6 +10,7 @@ import pytest
 
 from kybernetes.kubelet import runtime as rt
 from kybernetes.kubelet.cri import api
+from kybernetes.kubelet.dns import DNSSettings, compose_pod_dns, read_host_resolv_conf
 from kybernetes.kubelet.images import credentials_for, split_image
 from kybernetes.kubelet.podworkers import Backoff
 from kybernetes.kubelet.status import ContainerRecord, PodRuntime, generate_status
@@ -112,7 +113,8 @@ def test_sandbox_config(tmp_path: Path) -> None:
     pod = make_pod(containers=[{"name": "c", "image": "i", "ports": [{"containerPort": 80, "hostPort": 8080}]}],
                    dnsConfig={"nameservers": ["1.1.1.1"], "options": [{"name": "ndots", "value": "5"}]},
                    hostname="h1")
-    config = rt.sandbox_config(pod, log_root=tmp_path, attempt=2, node_hostname="node", resolv_conf=resolv)
+    dns = compose_pod_dns(pod, DNSSettings(), read_host_resolv_conf(resolv))
+    config = rt.sandbox_config(pod, log_root=tmp_path, attempt=2, node_hostname="node", dns=dns)
     assert config.hostname == "h1" and config.metadata.attempt == 2
     assert config.log_directory == str(tmp_path / "ns_web_u1")
     assert config.labels[rt.LABEL_POD_UID] == "u1" and config.labels["app"] == "x"
@@ -120,7 +122,7 @@ def test_sandbox_config(tmp_path: Path) -> None:
     assert list(config.dns_config.searches) == ["example.com"] and list(config.dns_config.options) == ["ndots:5"]
     assert [(p.container_port, p.host_port) for p in config.port_mappings] == [(80, 8080)]
     host = rt.sandbox_config(make_pod(hostNetwork=True), log_root=tmp_path, attempt=0, node_hostname="node")
-    assert host.hostname == "node" and host.linux.security_context.namespace_options.network == api.NODE
+    assert host.hostname == "" and host.linux.security_context.namespace_options.network == api.NODE
 
 
 def test_container_config() -> None:

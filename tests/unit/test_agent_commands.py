@@ -48,6 +48,12 @@ def test_kyb_kubelet_accepts_every_flag_the_agent_passes(tmp_path: Path) -> None
     assert params["client_ca_file"] == creds.ca
     assert params["max_pods"] == 7
     assert params["verbose"] == 2
+    # Pods' cluster DNS: the 10th service address and the domain, unless a --kubelet-arg says otherwise.
+    assert params["cluster_dns"] == ("10.43.0.10",) and params["cluster_domain"] == "cluster.local"
+    own = AgentConfig(server="https://127.0.0.1:6443", token="unused", data_dir=tmp_path / "data", node_name="n1",
+                      service_cidr="10.96.0.0/12", kubelet_args=["--cluster-dns=10.96.0.53"])
+    params = _parse(kubelet_command, kubelet_args(own, creds), "kubelet")
+    assert params["cluster_dns"] == ("10.96.0.53",)
 
 
 def test_kyb_proxy_accepts_every_flag_the_agent_passes(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-_K8S_SCHEMA_DIR = "kubernetes-json-schema/v1.32.0-local"
+K8S_SCHEMA_DIR = "kubernetes-json-schema/v1.32.0-local"
 _REF_PREFIX = "#/$defs/"
 _TIME_KINDS = {
     _REF_PREFIX + "io.k8s.apimachinery.pkg.apis.meta.v1.Time": "time",
@@ -28,7 +28,7 @@ _TIME_KINDS = {
 @functools.cache
 def definitions() -> dict[str, dict[str, Any]]:
     """Kubernetes 1.32's type definitions by name (``io.k8s.api.core.v1.Pod``), JSON Schema form."""
-    root = importlib.resources.files("kubernetes_validate").joinpath(_K8S_SCHEMA_DIR, "_definitions.json")
+    root = importlib.resources.files("kubernetes_validate").joinpath(K8S_SCHEMA_DIR, "_definitions.json")
     data: dict[str, Any] = orjson.loads(root.read_bytes())
     defs: dict[str, dict[str, Any]] = data["$defs"]
     return defs

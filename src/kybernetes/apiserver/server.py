@@ -129,6 +129,9 @@ class APIServerConfig:
     node_port_range: tuple[int, int] = (30000, 32767)
     extra_sans: tuple[str, ...] = ()
     advertise_address: str = ""
+    extra_bind_addresses: tuple[str, ...] = ()
+    """Addresses served besides `bind_address` (`kyb server`'s default: the advertised primary
+    address, so that pods reach the API server through the kubernetes Service)."""
     kubeconfig_path: Path | None = None
     on_ready: Callable[[APIServer], Awaitable[None] | None] | None = None
     compact_interval: float = 60.0
@@ -213,6 +216,18 @@ class APIServer:
             host = f"[{host}]"
         return f"https://{host}:{self.port}"
 
+    @property
+    def local_url(self) -> str:
+        """The URL for clients on this machine (the admin kubeconfig, the bundled components):
+        loopback when the server listens there, so that it does not change with the advertised
+        address (k3s's kubeconfig says 127.0.0.1 too)."""
+        bind = self.config.bind_address
+        if bind in ("0.0.0.0", "", "127.0.0.1"):
+            return f"https://127.0.0.1:{self.port}"
+        if bind in ("::", "::1"):
+            return f"https://[::1]:{self.port}"
+        return self.url
+
     async def start(self) -> None:
         cfg = self.config
         concurrency = cfg.max_requests_inflight + cfg.max_mutating_requests_inflight
@@ -279,7 +294,10 @@ class APIServer:
         # kybernetes.httpserver, not aiohttp's server: aiohttp's request and response machinery
         # cost more per GET than everything the API server itself does for it.
         self.http = HTTPServer(self._handle, max_body=MAX_REQUEST_BYTES)
-        self.port = await self.http.start(cfg.bind_address, cfg.port, ssl_context=self._ssl_context())
+        # Port 0 would pick one free port per address: then the bind address alone is served.
+        hosts = list(dict.fromkeys([cfg.bind_address, *(cfg.extra_bind_addresses if cfg.port else ())]))
+        self.port = await self.http.start(hosts if len(hosts) > 1 else hosts[0], cfg.port,
+                                          ssl_context=self._ssl_context())
         self._write_kubeconfig()
         await self._publish_endpoints()
         self.ready.set()
@@ -371,7 +389,12 @@ class APIServer:
 
     def _ssl_context(self) -> ssl.SSLContext:
         assert self.pki is not None
-        crt, key = self.pki.serving(self.config.extra_sans)
+        # In-cluster clients dial the kubernetes Service's address and verify it; others the
+        # advertised and served addresses.
+        cfg = self.config
+        sans = (*cfg.extra_sans, self.allocator.kubernetes_ip, *cfg.extra_bind_addresses,
+                *([cfg.advertise_address] if cfg.advertise_address else []))
+        crt, key = self.pki.serving(sans)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(crt, key)
         ctx.load_verify_locations(cafile=str(self.pki.ca_path))
@@ -384,7 +407,7 @@ class APIServer:
     def _write_kubeconfig(self) -> None:
         assert self.pki is not None
         crt, key = self.pki.admin()
-        cfg = kubeconfig(self.url, self.pki.ca_pem, crt.read_bytes(), key.read_bytes())
+        cfg = kubeconfig(self.local_url, self.pki.ca_pem, crt.read_bytes(), key.read_bytes())
         write_kubeconfig(self.config.kubeconfig_path or self.config.data_dir / "kubeconfig.yaml", cfg)
 
     async def _bootstrap(self) -> None:

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -333,9 +333,9 @@ class HTTPServer:
         """Client connections open now (closed ones leave when the server sees them go)."""
         return len(self._connections)
 
-    async def start(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None,
+    async def start(self, host: str | Sequence[str], port: int, *, ssl_context: ssl.SSLContext | None = None,
                     backlog: int = 1024) -> int:
-        """Start listening; returns the port (useful with port 0)."""
+        """Start listening on `host` (or each of several); returns the port (useful with port 0)."""
         self._server = await self.loop.create_server(lambda: HTTPProtocol(self), host, port, ssl=ssl_context,
                                                      reuse_address=True, backlog=backlog)
         self._sweeper = self.loop.create_task(self._sweep())

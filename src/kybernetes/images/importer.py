@@ -55,6 +55,11 @@ async def import_images(socket: str, tars: Sequence[Path], namespace: str = CRI_
             proc.kill()
             await proc.wait()
             raise ImportError_(f"importing {tar}: timed out after {timeout}s") from None
+        except asyncio.CancelledError:  # the caller stops (a kubelet shutting down): no ctr left behind
+            if proc.returncode is None:
+                proc.kill()
+                await asyncio.shield(proc.wait())
+            raise
         if proc.returncode != 0:
             raise ImportError_(f"importing {tar}: ctr exited {proc.returncode}: {err.decode(errors='replace').strip()}")
         # ctr prints "unpacking NAME (sha256:...)...done" per image.

@@ -36,7 +36,7 @@ import tarfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from kybernetes.images.applets import APPLET_WRAPPERS
 
@@ -113,8 +113,8 @@ class BuiltImage:
     diff_id: str
 
 
-def _add(tar: tarfile.TarFile, name: str, *, data: bytes | None = None, mode: int = 0o644,
-         kind: bytes = tarfile.REGTYPE, linkname: str = "") -> None:
+def _info(name: str, *, mode: int, kind: bytes, linkname: str = "") -> tarfile.TarInfo:
+    """A tar header with the fixed time and owner every image entry has."""
     info = tarfile.TarInfo(name)
     info.mtime = EPOCH
     info.uid = info.gid = 0
@@ -122,6 +122,12 @@ def _add(tar: tarfile.TarFile, name: str, *, data: bytes | None = None, mode: in
     info.mode = mode
     info.type = kind
     info.linkname = linkname
+    return info
+
+
+def _add(tar: tarfile.TarFile, name: str, *, data: bytes | None = None, mode: int = 0o644,
+         kind: bytes = tarfile.REGTYPE, linkname: str = "") -> None:
+    info = _info(name, mode=mode, kind=kind, linkname=linkname)
     if data is not None:
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
@@ -196,14 +202,10 @@ def _split_name(name: str) -> tuple[str, str]:
     return name, "latest"
 
 
-def build_image(name: str, layer: bytes, *, entrypoint: Sequence[str] | None = None,
-                cmd: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
-                workdir: str | None = None, compress: bool = False,
-                format: Literal["oci", "docker"] = "oci", labels: Mapping[str, str] | None = None,
-                ) -> BuiltImage:
-    """Wraps one layer into an image archive named `name` (a full reference, e.g. docker.io/x/y:1)."""
-    diff_id = sha256(layer)
-    blob = gzip.compress(layer, compresslevel=6, mtime=0) if compress else layer
+def image_config(diff_id: str, *, entrypoint: Sequence[str] | None = None, cmd: Sequence[str] | None = None,
+                 env: Mapping[str, str] | None = None, workdir: str | None = None,
+                 labels: Mapping[str, str] | None = None) -> bytes:
+    """The image config (canonical JSON) of a one-layer image whose uncompressed layer is `diff_id`."""
     environment = {"PATH": DEFAULT_PATH, **(env or {})}
     config: dict[str, Any] = {
         "Env": [f"{k}={v}" for k, v in environment.items()],
@@ -216,7 +218,7 @@ def build_image(name: str, layer: bytes, *, entrypoint: Sequence[str] | None = N
         config["WorkingDir"] = workdir
     if labels:
         config["Labels"] = dict(labels)
-    config_json = _json({
+    return _json({
         "architecture": go_arch(),
         "os": "linux",
         "created": CREATED,
@@ -224,35 +226,79 @@ def build_image(name: str, layer: bytes, *, entrypoint: Sequence[str] | None = N
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created": CREATED, "created_by": "kybernetes.images.oci"}],
     })
-    layer_media = MEDIA_LAYER_GZIP if compress else MEDIA_LAYER
-    manifest_json = _json({
+
+
+def image_manifest(config_json: bytes, blob_digest: str, blob_size: int, *, compressed: bool) -> bytes:
+    """The OCI manifest (canonical JSON) of `config_json` and one layer blob."""
+    return _json({
         "schemaVersion": 2,
         "mediaType": MEDIA_MANIFEST,
         "config": {"mediaType": MEDIA_CONFIG, "digest": sha256(config_json), "size": len(config_json)},
-        "layers": [{"mediaType": layer_media, "digest": sha256(blob), "size": len(blob)}],
+        "layers": [{"mediaType": MEDIA_LAYER_GZIP if compressed else MEDIA_LAYER, "digest": blob_digest,
+                    "size": blob_size}],
     })
+
+
+def oci_layout_members(name: str, manifest_json: bytes) -> dict[str, bytes]:
+    """`oci-layout` and `index.json` of an OCI image layout holding one image named `name`."""
+    _, tag = _split_name(name)
+    index = {
+        "schemaVersion": 2,
+        "mediaType": MEDIA_INDEX,
+        "manifests": [{
+            "mediaType": MEDIA_MANIFEST,
+            "digest": sha256(manifest_json),
+            "size": len(manifest_json),
+            # containerd names the imported image after this annotation; the OCI one is
+            # the tag alone, for other tools.
+            "annotations": {"io.containerd.image.name": name,
+                            "org.opencontainers.image.ref.name": tag},
+            "platform": {"architecture": go_arch(), "os": "linux"},
+        }],
+    }
+    return {"oci-layout": _json({"imageLayoutVersion": "1.0.0"}), "index.json": _json(index)}
+
+
+def blob_path(digest: str) -> str:
+    """Where an OCI image layout keeps the blob of `digest`."""
+    return "blobs/sha256/" + digest.split(":", 1)[1]
+
+
+def write_archive(out: BinaryIO, members: Mapping[str, bytes | Path]) -> None:
+    """An image archive (tar) of `members`, deterministically: their parent directories first, then
+    the members in sorted order; a Path member is streamed from that file (a large layer blob)."""
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        dirs = {"/".join(m.split("/")[:i]) for m in members for i in range(1, m.count("/") + 1)}
+        for d in sorted(dirs):
+            _add(tar, d + "/", mode=0o755, kind=tarfile.DIRTYPE)
+        for member in sorted(members):
+            content = members[member]
+            if isinstance(content, Path):
+                info = _info(member, mode=0o644, kind=tarfile.REGTYPE)
+                info.size = content.stat().st_size
+                with open(content, "rb") as f:
+                    tar.addfile(info, f)
+            else:
+                _add(tar, member, data=content)
+
+
+def build_image(name: str, layer: bytes, *, entrypoint: Sequence[str] | None = None,
+                cmd: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
+                workdir: str | None = None, compress: bool = False,
+                format: Literal["oci", "docker"] = "oci", labels: Mapping[str, str] | None = None,
+                ) -> BuiltImage:
+    """Wraps one layer into an image archive named `name` (a full reference, e.g. docker.io/x/y:1)."""
+    diff_id = sha256(layer)
+    blob = gzip.compress(layer, compresslevel=6, mtime=0) if compress else layer
+    config_json = image_config(diff_id, entrypoint=entrypoint, cmd=cmd, env=env, workdir=workdir, labels=labels)
+    manifest_json = image_manifest(config_json, sha256(blob), len(blob), compressed=compress)
     _, tag = _split_name(name)
 
-    members: dict[str, bytes] = {}
+    members: dict[str, bytes | Path] = {}
     if format == "oci":
-        index = {
-            "schemaVersion": 2,
-            "mediaType": MEDIA_INDEX,
-            "manifests": [{
-                "mediaType": MEDIA_MANIFEST,
-                "digest": sha256(manifest_json),
-                "size": len(manifest_json),
-                # containerd names the imported image after this annotation; the OCI one is
-                # the tag alone, for other tools.
-                "annotations": {"io.containerd.image.name": name,
-                                "org.opencontainers.image.ref.name": tag},
-                "platform": {"architecture": go_arch(), "os": "linux"},
-            }],
-        }
-        members["oci-layout"] = _json({"imageLayoutVersion": "1.0.0"})
-        members["index.json"] = _json(index)
+        members.update(oci_layout_members(name, manifest_json))
         for data in (blob, config_json, manifest_json):
-            members["blobs/sha256/" + sha256(data).split(":", 1)[1]] = data
+            members[blob_path(sha256(data))] = data
     else:
         # `docker save`: a config file, a directory per layer, manifest.json with RepoTags.
         config_name = sha256(config_json).split(":", 1)[1] + ".json"
@@ -264,12 +310,7 @@ def build_image(name: str, layer: bytes, *, entrypoint: Sequence[str] | None = N
         members["repositories"] = _json({_split_name(name)[0]: {tag: diff_id.split(":", 1)[1]}})
 
     out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        dirs = {"/".join(m.split("/")[:i]) for m in members for i in range(1, m.count("/") + 1)}
-        for d in sorted(dirs):
-            _add(tar, d + "/", mode=0o755, kind=tarfile.DIRTYPE)
-        for member in sorted(members):
-            _add(tar, member, data=members[member])
+    write_archive(out, members)
     return BuiltImage(name=name, archive=out.getvalue(), manifest_digest=sha256(manifest_json),
                       config_digest=sha256(config_json), layer_digest=sha256(blob), diff_id=diff_id)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from kybernetes import aiorun
-from kybernetes.kubelet.config import KubeletConfig
+from kybernetes.kubelet.config import KubeletConfig, apply_dns_settings, load_kubelet_configuration
 from kybernetes.kubelet.kubelet import Kubelet
 
 
@@ -82,6 +82,17 @@ async def _run(kubelet: Kubelet) -> None:
                    "kubelet's serving certificate; without it the certificate is self-signed.")
 @click.option("--file-check-frequency", type=float, default=5.0, show_default=True,
               help="Seconds between reads of --pod-manifest-path.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="A KubeletConfiguration (kubelet.config.k8s.io/v1beta1) file; flags given override it "
+                   "(read: clusterDNS, clusterDomain, resolvConf).")
+@click.option("--cluster-dns", multiple=True, metavar="IP",
+              help="Nameserver of pods with dnsPolicy ClusterFirst (repeatable or comma-separated).")
+@click.option("--cluster-domain", default=None,
+              help="The cluster's DNS domain: pods search <ns>.svc.DOMAIN svc.DOMAIN DOMAIN.")
+@click.option("--resolv-conf", default=None,
+              help="The resolver file pods with dnsPolicy Default get (default /etc/resolv.conf; empty: none).")
+@click.option("--import-system-image", type=click.BOOL, default=True, show_default=True,
+              help="Import the kybernetes system image (built in the machine's cache) that add-on pods run.")
 @click.option("--drain-on-exit", is_flag=True, help="Stop and remove every pod when the kubelet stops.")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_endpoint: str | None, port: int,
@@ -89,8 +100,8 @@ def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_
             default_pod_cidr: str, cni_conf_dir: Path | None, registry_config_dir: Path | None, node_labels: str,
             register_with_taints: tuple[str, ...], max_pods: int, tls_cert_file: Path | None,
             tls_private_key_file: Path | None, client_ca_file: Path | None, cluster_ca_dir: Path | None,
-            file_check_frequency: float,
-            drain_on_exit: bool,
+            file_check_frequency: float, config_file: Path | None, cluster_dns: tuple[str, ...],
+            cluster_domain: str | None, resolv_conf: str | None, import_system_image: bool, drain_on_exit: bool,
             verbose: int) -> None:
     """Run the node agent: register the node and run the pods bound to it."""
     logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG), stream=sys.stderr,
@@ -103,7 +114,17 @@ def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_
         cni_conf_dir=cni_conf_dir, labels=labels, taints=[_taint(t) for t in register_with_taints],
         max_pods=max_pods, tls_cert_file=tls_cert_file, tls_private_key_file=tls_private_key_file,
         client_ca_file=client_ca_file, drain_on_exit=drain_on_exit, file_check_frequency=file_check_frequency,
-        cluster_ca_dir=cluster_ca_dir, registry_config_dir=registry_config_dir)
+        cluster_ca_dir=cluster_ca_dir, registry_config_dir=registry_config_dir,
+        import_system_image=import_system_image)
+    try:
+        file_settings = load_kubelet_configuration(config_file) if config_file else {}
+    except ValueError as err:
+        raise click.ClickException(f"failed to load kubelet config file, path: {config_file}, error: {err}") from None
+    try:
+        apply_dns_settings(config, file_settings, cluster_dns=cluster_dns, cluster_domain=cluster_domain,
+                           resolv_conf=resolv_conf)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="'--cluster-dns'") from None
     from kybernetes.kubelet.leftovers import BridgeInUse
 
     try:

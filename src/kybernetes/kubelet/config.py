@@ -6,8 +6,13 @@ relist, 10 s lease and status intervals, the manifest directory read every 5 s).
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from kybernetes.api.obj import Obj
 
@@ -42,13 +47,54 @@ class KubeletConfig:
     cluster_ca_dir: Path | None = None  # ca.crt + ca.key (the server's DATA/tls): sign our serving cert
     relist_interval: float = 1.0
     import_images: bool = True
+    import_system_image: bool = True  # the kybernetes system image too (in the background), for add-on pods
     lease_interval: float = 10.0
     status_interval: float = 10.0
-    resolv_conf: Path = Path("/etc/resolv.conf")
+    resolv_conf: Path | None = Path("/etc/resolv.conf")  # None: --resolv-conf "" (pods get 127.0.0.1)
+    cluster_dns: list[str] = field(default_factory=list)  # --cluster-dns / KubeletConfiguration clusterDNS
+    cluster_domain: str = ""  # --cluster-domain / clusterDomain
     file_check_frequency: float = STATIC_SCAN_INTERVAL  # how often the manifest directory is read
 
 
+KUBELET_CONFIGURATION_VERSIONS = ("kubelet.config.k8s.io/v1beta1", "kubelet.config.k8s.io/v1")
+
+
+def load_kubelet_configuration(path: Path) -> dict[str, Any]:
+    """The fields of a KubeletConfiguration file (YAML or JSON); ValueError if it is not one."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(str(err)) from None
+    if not isinstance(doc, dict):
+        raise ValueError("not a KubeletConfiguration object")
+    if doc.get("kind") != "KubeletConfiguration" or doc.get("apiVersion") not in KUBELET_CONFIGURATION_VERSIONS:
+        raise ValueError(f'no kind "{doc.get("kind")}" is registered for version "{doc.get("apiVersion")}"')
+    return doc
+
+
+def apply_dns_settings(config: KubeletConfig, file_settings: dict[str, Any], *, cluster_dns: Sequence[str] = (),
+                       cluster_domain: str | None = None, resolv_conf: str | None = None) -> None:
+    """Sets the DNS fields from the file's clusterDNS/clusterDomain/resolvConf, then from the flags
+    given (a flag wins, as in the kubelet); `--cluster-dns` values may be comma-separated."""
+    servers = [s.strip() for value in cluster_dns for s in value.split(",") if s.strip()]
+    if servers:
+        config.cluster_dns = servers
+    elif file_settings.get("clusterDNS"):
+        config.cluster_dns = [str(s) for s in file_settings["clusterDNS"]]
+    for ip in config.cluster_dns:
+        ipaddress.ip_address(ip)  # ValueError: not an address
+    domain = cluster_domain if cluster_domain is not None else file_settings.get("clusterDomain")
+    if domain is not None:
+        config.cluster_domain = str(domain).removesuffix(".")
+    resolver = resolv_conf if resolv_conf is not None else file_settings.get("resolvConf")
+    if resolver is not None:
+        config.resolv_conf = Path(resolver) if resolver else None
+
+
 __all__ = [
+    "KUBELET_CONFIGURATION_VERSIONS",
     "STATIC_SCAN_INTERVAL",
     "KubeletConfig",
+    "apply_dns_settings",
+    "load_kubelet_configuration",
 ]

@@ -216,8 +216,11 @@ def _imported_builtins(directory: Path) -> set[tuple[str, str]]:
     return {(name, image_id) for name, _, image_id in (line.partition(" ") for line in lines) if image_id}
 
 
-async def import_builtin_images(cri: CRIClient, socket: str, snapshotter: str | None, data_dir: Path) -> list[str]:
-    """Imports, one by one, each built-in image (pause, busybox) the node should get; returns their names.
+async def import_builtin_images(cri: CRIClient, socket: str, snapshotter: str | None, data_dir: Path, *,
+                                system: bool = False) -> list[str]:
+    """Imports, one by one, each built-in image (pause, busybox; with `system` instead, the
+    kybernetes system image of `kybernetes.images.system`, built in the machine's cache when its
+    inputs changed) the node should get; returns their names.
 
     A built-in is imported when the runtime has no image of its name, or when the image of that
     name is an older build of the built-in (one this kubelet imported before, as recorded in
@@ -226,9 +229,13 @@ async def import_builtin_images(cri: CRIClient, socket: str, snapshotter: str | 
     """
     from kybernetes.images.importer import import_images
     from kybernetes.images.oci import builtin_archives, images_dir
+    from kybernetes.images.system import system_archive
 
     directory = images_dir(data_dir)
-    archives = await asyncio.to_thread(builtin_archives, directory)
+    if system:
+        archives = [await asyncio.to_thread(system_archive)]
+    else:
+        archives = await asyncio.to_thread(builtin_archives, directory)
     ours = _imported_builtins(directory)
     imported: list[str] = []
     for archive in archives:

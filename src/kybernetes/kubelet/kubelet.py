@@ -54,6 +54,7 @@ from kybernetes.kubelet.cni import write_cni_config
 from kybernetes.kubelet.config import KubeletConfig
 from kybernetes.kubelet.containerd import Containerd
 from kybernetes.kubelet.cri import CRIClient, CRIError, api
+from kybernetes.kubelet.dns import DNSSettings
 from kybernetes.kubelet.images import ImageManager
 from kybernetes.kubelet.podworkers import PodWorkers, Relister
 from kybernetes.kubelet.serving_cert import ensure_serving_cert
@@ -61,6 +62,9 @@ from kybernetes.kubelet.status import StatusManager, generate_status
 from kybernetes.kubelet.sync import NodeContext, PodSyncer
 
 log = logging.getLogger(__name__)
+
+RESOLV_CONF_CHECK_INTERVAL = 30.0
+"""Seconds between checks of the host's resolv.conf against pods' DNS limits (the kubelet's)."""
 
 TERMINAL = ("Succeeded", "Failed")
 
@@ -153,6 +157,11 @@ class Kubelet:
             m = pod.get("metadata") or {}
             target = self._mirrors.get(f"{m.get('namespace')}/{m.get('name')}") or pod
         self.recorder.event(target, type_, reason, message)
+
+    def _record_node(self, type_: str, reason: str, message: str) -> None:
+        # The kubelet's node reference: kind Node, name and UID both the node's name.
+        node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.node_name, "uid": self.node_name}}
+        self.recorder.event(node, type_, reason, message)
 
     async def _get(self, plural: str, namespace: str, name: str) -> Obj | None:
         try:
@@ -426,7 +435,9 @@ class Kubelet:
             node_name=self.node_name, hostname=self.hostname, host_ip=self.host_ip, log_root=self.log_root,
             pods_dir=self.pods_dir, get_configmap=lambda ns, n: self._get("configmaps", ns, n),
             get_secret=lambda ns, n: self._get("secrets", ns, n), services=self.service_informer.store.list,
-            allocatable=self._allocatable, resolv_conf=cfg.resolv_conf, get_runtime_class=self._runtime_class)
+            allocatable=self._allocatable, get_runtime_class=self._runtime_class,
+            dns=DNSSettings(tuple(cfg.cluster_dns), cfg.cluster_domain, cfg.resolv_conf, (self.host_ip,)),
+            record_node=self._record_node)
         self.syncer = PodSyncer(self.cri, self.images, self.volumes, self.probes, self.record, node_ctx)
 
         await self._start_server()  # first: with --port 0 the Node must name the port it got
@@ -445,6 +456,7 @@ class Kubelet:
         if cfg.pod_manifest_path is not None:
             self._tasks.append(asyncio.create_task(self._static_loop(), name="kubelet:static-pods"))
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="kubelet:housekeeping"))
+        self._tasks.append(asyncio.create_task(self._check_resolv_conf(), name="kubelet:resolv-conf"))
 
     async def _register(self, version: api.VersionResponse) -> None:
         from kybernetes.kubelet.csinode import ensure_csi_node
@@ -513,6 +525,24 @@ class Kubelet:
 
         assert self.cri is not None and self.containerd is not None
         await import_builtin_images(self.cri, self.containerd.socket, self.containerd.snapshotter, self.data_dir)
+        # The system image (~200 MB, some seconds to import) arrives in the background: only
+        # add-on pods use it, and they wait for it (imagePullPolicy Never: ErrImageNeverPull, retried).
+        if self.config.import_system_image:
+            self._tasks.append(asyncio.create_task(self._import_system_image(), name="kubelet:system-image"))
+
+    async def _import_system_image(self) -> None:
+        from kybernetes.kubelet.images import import_builtin_images
+
+        assert self.cri is not None and self.containerd is not None
+        started = time.monotonic()
+        try:
+            names = await import_builtin_images(self.cri, self.containerd.socket, self.containerd.snapshotter,
+                                                self.data_dir, system=True)
+        except Exception as err:  # the node runs without add-ons; its other pods are unaffected
+            log.error("the kybernetes system image could not be built or imported: %s", err)
+            return
+        if names:
+            log.info("imported %s in %.1fs", ", ".join(names), time.monotonic() - started)
 
     async def _start_server(self) -> None:
         from kybernetes.kubelet.server import KubeletServer
@@ -536,6 +566,16 @@ class Kubelet:
                 raise
             except Exception:
                 log.exception("housekeeping")
+
+    async def _check_resolv_conf(self) -> None:
+        """The host's resolver file against pods' limits, every 30 s (the kubelet's CheckLimitsForResolvConf)."""
+        from kybernetes.kubelet.dns import check_host_limits
+
+        assert self.syncer is not None
+        while True:
+            for event in await asyncio.to_thread(check_host_limits, self.syncer.node.dns):
+                self._record_node("Warning", event.reason, event.message)
+            await asyncio.sleep(RESOLV_CONF_CHECK_INTERVAL)
 
     async def _drain_pod(self, uid: str) -> None:
         with contextlib.suppress(Exception):

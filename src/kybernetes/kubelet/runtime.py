@@ -5,9 +5,9 @@ managed files); `sync` decides *when* to create things, this decides *what* they
 
 Sandbox (`sandbox_config`): metadata (name, namespace, uid, attempt), the hostname (spec.hostname
 or the pod name; the node's for hostNetwork pods), the log directory `LOGS/NS_NAME_UID` where the
-runtime writes `CONTAINER/RESTART.log`, DNS (dnsPolicy Default/ClusterFirst: the host's
-nameservers and search domains until cluster DNS exists; None: only spec.dnsConfig, which is merged
-in every case), host port mappings, namespaces (host network/PID/IPC) and sysctls.
+runtime writes `CONTAINER/RESTART.log`, DNS (the resolver `kybernetes.kubelet.dns` composes
+from dnsPolicy, the cluster DNS flags and dnsConfig), host port mappings, namespaces (host
+network/PID/IPC) and sysctls.
 
 Container (`container_config`): image, command/args with `$(VAR)` expanded against the resolved
 environment (`$$` escapes), env (`resolve_env`, see there), working dir, mounts (volumes from the
@@ -35,6 +35,7 @@ from kybernetes.api.fieldpath import container_resource_value, field_value
 from kybernetes.api.obj import Obj
 from kybernetes.api.quantity import cpu_millis, to_bytes
 from kybernetes.kubelet.cri import api
+from kybernetes.kubelet.dns import PodDNS
 
 LABEL_POD_NAME = "io.kubernetes.pod.name"
 LABEL_POD_NAMESPACE = "io.kubernetes.pod.namespace"
@@ -90,56 +91,13 @@ def pod_hostname(pod: Obj, node_hostname: str) -> str:
     return str(name)[:MAX_HOSTNAME].rstrip("-.")
 
 
-# ---- DNS ----
-
-
-def parse_resolv_conf(text: str) -> tuple[list[str], list[str], list[str]]:
-    servers: list[str] = []
-    searches: list[str] = []
-    options: list[str] = []
-    for line in text.splitlines():
-        fields = line.split("#", 1)[0].split()
-        if not fields:
-            continue
-        if fields[0] == "nameserver" and len(fields) > 1:
-            servers.append(fields[1])
-        elif fields[0] in ("search", "domain"):
-            searches = fields[1:]  # the last one wins, as in the resolver
-        elif fields[0] == "options":
-            options.extend(fields[1:])
-    return servers, searches, options
-
-
-def dns_config(pod: Obj, resolv_conf: Path = Path("/etc/resolv.conf")) -> api.DNSConfig:
-    """The pod's resolver: the host's (no cluster DNS yet) or only spec.dnsConfig (policy None)."""
-    s = spec(pod)
-    servers: list[str] = []
-    searches: list[str] = []
-    options: list[str] = []
-    if s.get("dnsPolicy") != "None":
-        try:
-            servers, searches, options = parse_resolv_conf(resolv_conf.read_text())
-        except OSError:
-            pass
-    extra = s.get("dnsConfig") or {}
-    servers = _unique(servers + list(extra.get("nameservers") or []))[:3]
-    searches = _unique(searches + list(extra.get("searches") or []))[:32]
-    opts = {o.split(":")[0]: o for o in options}
-    for opt in extra.get("options") or []:
-        name = opt.get("name", "")
-        opts[name] = f"{name}:{opt['value']}" if opt.get("value") is not None else name
-    return api.DNSConfig(servers=servers, searches=searches, options=list(opts.values()))
-
-
-def _unique(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(items))
-
-
 # ---- sandbox ----
 
 
 def sandbox_config(pod: Obj, *, log_root: Path, attempt: int, node_hostname: str,
-                   resolv_conf: Path = Path("/etc/resolv.conf")) -> api.PodSandboxConfig:
+                   dns: PodDNS | None = None) -> api.PodSandboxConfig:
+    """The CRI sandbox of `pod`; `dns` (kybernetes.kubelet.dns) becomes the sandbox's resolv.conf,
+    None leaves it to the runtime (the host's file)."""
     m = meta(pod)
     s = spec(pod)
     ports = []
@@ -163,9 +121,12 @@ def sandbox_config(pod: Obj, *, log_root: Path, attempt: int, node_hostname: str
     return api.PodSandboxConfig(
         metadata=api.PodSandboxMetadata(name=m.get("name", ""), namespace=m.get("namespace", ""),
                                         uid=m.get("uid", ""), attempt=attempt),
-        hostname=pod_hostname(pod, node_hostname),
+        # None for the host's network, as the kubelet: the sandbox then shares the host's UTS
+        # namespace, where runc refuses to set a hostname.
+        hostname="" if s.get("hostNetwork") else pod_hostname(pod, node_hostname),
         log_directory=str(pod_log_dir(log_root, pod)),
-        dns_config=None if s.get("hostNetwork") else dns_config(pod, resolv_conf),
+        dns_config=None if dns is None else api.DNSConfig(servers=dns.servers, searches=dns.searches,
+                                                          options=dns.options),
         port_mappings=ports,
         labels=pod_labels(pod),
         annotations={k: str(v) for k, v in (m.get("annotations") or {}).items()},

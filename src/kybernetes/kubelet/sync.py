@@ -44,6 +44,7 @@ from kybernetes.api.obj import Obj
 from kybernetes.api.timeutil import format_duration
 from kybernetes.kubelet import runtime as rtcfg
 from kybernetes.kubelet.cri import CRIClient, CRIError, NotFoundError, api
+from kybernetes.kubelet.dns import DNSSettings, PodDNS, compose_pod_dns, read_host_resolv_conf
 from kybernetes.kubelet.images import ImageManager, ImagePullError
 from kybernetes.kubelet.podworkers import Backoff
 from kybernetes.kubelet.status import ContainerRecord, PodRuntime, termination_message, will_restart
@@ -84,7 +85,10 @@ class NodeContext:
     get_secret: Getter
     services: Callable[[], Iterable[Obj]] = lambda: ()
     allocatable: Callable[[], dict[str, str]] = dict
-    resolv_conf: Path = Path("/etc/resolv.conf")
+    dns: DNSSettings = field(default_factory=DNSSettings)
+    """--cluster-dns, --cluster-domain, --resolv-conf: what pods' resolv.conf is made of."""
+    record_node: Callable[[str, str, str], None] | None = None
+    """(type, reason, message): an event on this node (the DNS configurer's MissingClusterDNS)."""
     get_runtime_class: Callable[[str], Awaitable[Obj | None]] | None = None
     """RuntimeClass by name (None if there is none); without it, as a kubelet without a RuntimeClass
     manager, every pod runs on the runtime's default handler."""
@@ -255,11 +259,21 @@ class PodSyncer:
     def sandbox_config(self, pod: Obj, rt: PodRuntime) -> api.PodSandboxConfig:
         attempt = rt.sandboxes[0].metadata.attempt if rt.sandboxes else 0
         return rtcfg.sandbox_config(pod, log_root=self.node.log_root, attempt=attempt,
-                                    node_hostname=self.node.hostname, resolv_conf=self.node.resolv_conf)
+                                    node_hostname=self.node.hostname, dns=self.pod_dns(pod))
+
+    def pod_dns(self, pod: Obj, *, record: bool = False) -> PodDNS:
+        """The pod's resolver (kybernetes.kubelet.dns); `record`: its warnings become events."""
+        result = compose_pod_dns(pod, self.node.dns, read_host_resolv_conf(self.node.dns.resolv_conf))
+        for event in result.events if record else ():
+            if not event.on_node:
+                self.record(pod, "Warning", event.reason, event.message)
+            elif self.node.record_node is not None:
+                self.node.record_node("Warning", event.reason, event.message)
+        return result
 
     async def _create_sandbox(self, pod: Obj, attempt: int) -> PodRuntime:
         config = rtcfg.sandbox_config(pod, log_root=self.node.log_root, attempt=attempt,
-                                      node_hostname=self.node.hostname, resolv_conf=self.node.resolv_conf)
+                                      node_hostname=self.node.hostname, dns=self.pod_dns(pod, record=True))
         handler = await self._runtime_handler(pod)
         Path(config.log_directory).mkdir(parents=True, exist_ok=True)
         sandbox_id = await self.cri.run_pod_sandbox(config, handler)

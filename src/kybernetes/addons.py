@@ -1,0 +1,151 @@
+"""The cluster add-ons `kyb server` applies at every start, as k3s applies its manifests directory.
+
+`coredns` (k3s's name; `--disable coredns` skips it), in kube-system, laid out as CoreDNS is in
+k3s and kubeadm, so that tools looking for the cluster DNS find it where they expect:
+
+- ServiceAccount `coredns`; ClusterRole `system:coredns` (list/watch endpoints, services, pods,
+  namespaces and discovery.k8s.io endpointslices) and its ClusterRoleBinding;
+- Deployment `coredns` (label `k8s-app: kube-dns`) running `kyb dns` from the kybernetes system
+  image (`kybernetes.images.system`, imported by every kubelet; imagePullPolicy Never, since no
+  registry holds it), /health on 8080 for liveness and /ready on 8181 for readiness,
+  dnsPolicy Default (the DNS server itself resolves through the node's resolvers),
+  priorityClassName system-cluster-critical, tolerating CriticalAddonsOnly and control-plane taints;
+- Service `kube-dns` at the 10th address of the service range (10.43.0.10 by default), ports
+  `dns` 53/UDP and `dns-tcp` 53/TCP: the address every kubelet gets as `--cluster-dns`.
+
+Reconciled by server-side apply with field manager `kybernetes-addons` and force: what the add-on
+sets is put back at each start (a deleted object is created again), fields others set are kept.
+A failure is logged and the server runs on; it does not stop the cluster from starting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kybernetes import errors
+from kybernetes.api.clusterdns import DEFAULT_CLUSTER_DOMAIN, cluster_dns_ip
+from kybernetes.client import Client
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "kybernetes-addons"
+ADDONS = ("coredns",)
+"""The names `--disable` accepts."""
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AddonSettings:
+    service_cidr: str = "10.43.0.0/16"
+    cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
+    image: str = ""
+    """The system image's reference (default: `kybernetes.images.system.system_image_name()`)."""
+
+
+def _meta(name: str, namespace: str = "", labels: dict[str, str] | None = None) -> Obj:
+    meta: Obj = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    if labels:
+        meta["labels"] = labels
+    return meta
+
+
+def coredns_objects(settings: AddonSettings) -> list[Obj]:
+    """The coredns add-on's objects, in the order they are applied."""
+    from kybernetes.images.system import system_image_name
+
+    labels = {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}
+    rbac = {"kubernetes.io/bootstrapping": "rbac-defaults"}
+    container = {
+        "name": "coredns",
+        "image": settings.image or system_image_name(),
+        "imagePullPolicy": "Never",
+        "args": ["dns", "--cluster-domain", settings.cluster_domain, "--listen", "0.0.0.0:53"],
+        "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                  {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}],
+        "resources": {"requests": {"cpu": "100m", "memory": "70Mi"}, "limits": {"memory": "170Mi"}},
+        "livenessProbe": {"httpGet": {"path": "/health", "port": 8080, "scheme": "HTTP"},
+                          "initialDelaySeconds": 60, "periodSeconds": 10, "timeoutSeconds": 1,
+                          "successThreshold": 1, "failureThreshold": 3},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181, "scheme": "HTTP"},
+                           "periodSeconds": 2, "timeoutSeconds": 1, "successThreshold": 1, "failureThreshold": 3},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]}},
+    }
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta("coredns", "kube-system")},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": _meta("system:coredns", labels=rbac),
+         "rules": [{"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"],
+                    "verbs": ["list", "watch"]},
+                   {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {**_meta("system:coredns", labels=rbac),
+                      "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:coredns"},
+         "subjects": [{"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"}]},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta("coredns", "kube-system", labels),
+         "spec": {
+             "replicas": 1,
+             "revisionHistoryLimit": 0,
+             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+             "selector": {"matchLabels": {"k8s-app": "kube-dns"}},
+             "template": {
+                 "metadata": {"labels": {"k8s-app": "kube-dns"}},
+                 "spec": {
+                     "serviceAccountName": "coredns",
+                     "priorityClassName": "system-cluster-critical",
+                     "dnsPolicy": "Default",
+                     "nodeSelector": {"kubernetes.io/os": "linux"},
+                     "tolerations": [
+                         {"key": "CriticalAddonsOnly", "operator": "Exists"},
+                         {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+                         {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"},
+                     ],
+                     "containers": [container],
+                 },
+             },
+         }},
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {**_meta("kube-dns", "kube-system", {**labels, "kubernetes.io/cluster-service": "true"}),
+                      "annotations": {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"}},
+         "spec": {"selector": {"k8s-app": "kube-dns"}, "clusterIP": cluster_dns_ip(settings.service_cidr),
+                  "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                            {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]}},
+    ]
+
+
+_PLURALS = {"ServiceAccount": "serviceaccounts", "ClusterRole": "clusterroles",
+            "ClusterRoleBinding": "clusterrolebindings", "Deployment": "deployments", "Service": "services"}
+
+
+def addon_objects(settings: AddonSettings, disabled: Sequence[str] = ()) -> list[Obj]:
+    """Every enabled add-on's objects; ValueError names an unknown add-on in `disabled`."""
+    unknown = sorted(set(disabled) - set(ADDONS))
+    if unknown:
+        raise ValueError(f"unknown add-on {', '.join(unknown)} (known: {', '.join(ADDONS)})")
+    return [] if "coredns" in disabled else coredns_objects(settings)
+
+
+async def apply_addons(client: Client, objects: Sequence[Obj]) -> list[str]:
+    """Server-side applies each object (field manager kybernetes-addons, forced); returns
+    "Kind/name" of those that failed (logged), so that one bad object does not stop the others."""
+    failed = []
+    for obj in objects:
+        meta = obj["metadata"]
+        try:
+            await client.patch(obj["apiVersion"], _PLURALS[obj["kind"]], meta["name"], obj,
+                               meta.get("namespace", ""), patch_type="apply", field_manager=FIELD_MANAGER,
+                               force=True)
+        except (errors.StatusError, OSError) as err:
+            log.error("add-on %s/%s not applied: %s", obj["kind"], meta["name"], err)
+            failed.append(f"{obj['kind']}/{meta['name']}")
+    return failed
+
+
+__all__ = ["ADDONS", "FIELD_MANAGER", "AddonSettings", "addon_objects", "apply_addons", "coredns_objects"]

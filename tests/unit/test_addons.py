@@ -1,0 +1,33 @@
+"""The add-on objects `kyb server` applies, and the cluster DNS address they and the kubelets share."""
+
+from __future__ import annotations
+
+import pytest
+
+from kybernetes.addons import AddonSettings, addon_objects
+from kybernetes.api.clusterdns import cluster_dns_ip
+
+
+def test_cluster_dns_ip() -> None:
+    assert cluster_dns_ip("10.43.0.0/16") == "10.43.0.10"
+    assert cluster_dns_ip("10.96.0.0/12") == "10.96.0.10"
+    assert cluster_dns_ip("10.43.0.0/16,fd00::/108") == "10.43.0.10"
+    assert cluster_dns_ip("fd00:10:96::/112") == "fd00:10:96::a"
+    with pytest.raises(ValueError, match="no 10th address"):
+        cluster_dns_ip("10.43.0.0/29")
+
+
+def test_coredns_objects() -> None:
+    objs = addon_objects(AddonSettings("10.96.0.0/12", "k8s.example", image="example/system:1"))
+    assert [(o["kind"], o["metadata"]["name"]) for o in objs] == [
+        ("ServiceAccount", "coredns"), ("ClusterRole", "system:coredns"), ("ClusterRoleBinding", "system:coredns"),
+        ("Deployment", "coredns"), ("Service", "kube-dns")]
+    deploy, svc = objs[3], objs[4]
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "example/system:1"
+    assert container["args"] == ["dns", "--cluster-domain", "k8s.example", "--listen", "0.0.0.0:53"]
+    assert svc["spec"]["clusterIP"] == "10.96.0.10"
+    assert deploy["spec"]["selector"]["matchLabels"] == svc["spec"]["selector"] == {"k8s-app": "kube-dns"}
+    assert addon_objects(AddonSettings(), ["coredns"]) == []
+    with pytest.raises(ValueError, match="unknown add-on traefik"):
+        addon_objects(AddonSettings(), ["traefik"])
