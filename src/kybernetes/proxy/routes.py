@@ -3,9 +3,10 @@
 The plan is pure (:func:`desired_routes`: Nodes in, ``{pod CIDR: gateway}`` out); applying it
 (:func:`reconcile`) reads the routes that are ours with ``ip -j route show proto 107`` and changes
 only the difference with ``ip route replace`` / ``ip route del``. Ours means the route protocol
-:data:`ROUTE_PROTOCOL` (``datadir.POD_ROUTE_PROTOCOL``, 107; ``ip route`` prints ``proto 107``) and the metric :data:`ROUTE_METRIC`: no other route is read, replaced or deleted,
-and a route of a directly connected pod network (metric 0: the node's own bridge, or another node
-sharing this network namespace) always wins over ours.
+:data:`ROUTE_PROTOCOL` (``datadir.POD_ROUTE_PROTOCOL``, 107; ``ip route`` prints ``proto 107``)
+and the metric :data:`ROUTE_METRIC`: no other route is read, replaced or deleted, and a route of a directly
+connected pod network (metric 0: the node's own bridge, or another node sharing this network
+namespace) always wins over ours.
 
 Which nodes get a route: those with a ``spec.podCIDR`` (IPv4) and an ``InternalIP`` (else the
 first address of the kinds below), except this node and any node whose address is one of this
@@ -33,7 +34,8 @@ log = logging.getLogger(__name__)
 ROUTE_PROTOCOL = POD_ROUTE_PROTOCOL
 ROUTE_METRIC = 107
 ADDRESS_TYPES = ("InternalIP", "ExternalIP")
-IP = "ip"
+IP = ["ip"]
+"""The ``ip`` command (tests: ``["ip", "-n", NETNS]`` acts in another network namespace)."""
 
 
 def node_address(node: Obj) -> str | None:
@@ -88,7 +90,7 @@ class RouteChanges:
 
 
 def _ip(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([IP, *args], capture_output=True, text=True, timeout=10)
+    return subprocess.run([*IP, *args], capture_output=True, text=True, timeout=10)
 
 
 def current_routes() -> dict[str, str]:
