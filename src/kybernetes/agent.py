@@ -439,8 +439,10 @@ def proxy_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
 
 
 def network_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
-    """The node network daemon (host-gw routes, masquerading), as the node (nodes may watch nodes)."""
-    args = [sys.executable, "-m", "kybernetes.cli", "network", "--kubeconfig", str(creds.kubeconfig),
+    """The node network daemon (host-gw routes, masquerading), with kube-proxy's credentials: it
+    watches every Node, which ``system:node-proxier`` may and a node (the Node authorizer: only its
+    own Node object) may not."""
+    args = [sys.executable, "-m", "kybernetes.cli", "network", "--kubeconfig", str(creds.proxy_kubeconfig),
             "--node-name", cfg.node_name, "--cni-bridge", cfg.cni_bridge, "--cluster-cidr", cfg.cluster_cidr,
             "--service-cluster-ip-range", cfg.service_cidr, "--ip-masq" if cfg.ip_masq else "--no-ip-masq"]
     if cfg.verbose:

@@ -12,12 +12,14 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kybernetes.proxy import routes
 from kybernetes.proxy.masquerade import render_masquerade_table
+from kybernetes.proxy.network import NetworkConfig, NodeNetwork
 from kybernetes.proxy.nftables import run_nft
 
 Obj = dict[str, Any]
@@ -128,3 +130,34 @@ def test_masquerade_table_text() -> None:
 @needs_root
 def test_masquerade_table_is_accepted_by_nft() -> None:
     run_nft(render_masquerade_table("kyb-net-kyb0", "10.42.0.0/16", "10.43.0.0/16"), check_only=True)
+
+
+@needs_root
+def test_node_network_sync_programs_and_repairs_routes_and_table(netns: str, tmp_path: Path) -> None:
+    nft = tmp_path / "nft"  # nft has no -n NETNS: run it in the test's namespace
+    nft.write_text(f'#!/bin/sh\nexec ip netns exec {netns} nft "$@"\n')
+    nft.chmod(0o755)
+    cfg = NetworkConfig(node_name="self", bridge="kyb0", nft=str(nft))
+    net = NodeNetwork(cfg, client=None)
+    nodes = [node("self", "10.42.0.0/24", ("InternalIP", "10.250.0.1")),
+             node("b", "10.42.1.0/24", ("InternalIP", "10.250.0.2"))]
+
+    def table() -> str:
+        return subprocess.run([str(nft), "list", "table", "ip", "kyb-net-kyb0"], capture_output=True,
+                              text=True).stdout
+
+    net._sync_host(nodes)
+    assert routes.current_routes() == {"10.42.1.0/24": "10.250.0.2"}
+    assert "ip saddr 10.42.0.0/16 masquerade" in table()
+
+    # Removed by hand: the next sync puts both back.
+    subprocess.run(["ip", "-n", netns, "route", "flush", "proto", "107"], check=True)
+    subprocess.run([str(nft), "delete", "table", "ip", "kyb-net-kyb0"], check=True)
+    net._sync_host(nodes)
+    assert routes.current_routes() == {"10.42.1.0/24": "10.250.0.2"}
+    assert "masquerade" in table()
+
+    # Masquerading turned off: a new daemon removes the table an earlier one left.
+    off = NodeNetwork(NetworkConfig(node_name="self", bridge="kyb0", nft=str(nft), ip_masq=False))
+    off._sync_host(nodes)
+    assert table() == ""

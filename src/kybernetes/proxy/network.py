@@ -7,7 +7,7 @@ and pod traffic leaving the cluster networks is masqueraded (:mod:`.masquerade`,
 
 Loop::
 
-    informer on v1 nodes (the node's own credentials: nodes may list and watch nodes)
+    informer on v1 nodes (kube-proxy's credentials: system:node-proxier watches nodes)
       -> a change sets "dirty"; every ``sync_period`` (2 s) a resync happens anyway
     sync: desired routes from the informer's nodes and this namespace's addresses
           -> reconcile (ip -j route show proto 107; replace what is missing or wrong, delete the rest)
@@ -123,7 +123,8 @@ class NodeNetwork:
             log.info("network: removed the route to %s", cidr)
         for cidr, why in changes.failed.items():
             log.error("network: cannot route %s %s (host-gw needs every node on one L2 network)", cidr, why)
-        if cfg.ip_masq and list_table(cfg.table, cfg.nft) != self._table_listing:
+        listing = list_table(cfg.table, cfg.nft) if cfg.ip_masq else None
+        if cfg.ip_masq and (listing is None or listing != self._table_listing):
             if self._table_listing is not None:
                 log.warning("network: table ip %s was changed or removed by someone else; restoring it", cfg.table)
             nftables.run_nft(render_masquerade_table(cfg.table, cfg.cluster_cidr, cfg.service_cidr), nft=cfg.nft)
