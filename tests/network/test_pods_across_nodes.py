@@ -98,7 +98,7 @@ def test_every_node_routes_the_other_nodes_pod_cidrs(three_nodes: ThreeNodes) ->
         ipaddress.ip_network(v).subnet_of(ipaddress.ip_network(c.cluster_cidr)) for v in cidrs.values()), cidrs
     for node in c.nodes:
         want = expected_routes(c, node)
-        wait_until(lambda node=node, want=want: node.pod_routes() == want, REPAIR_TIMEOUT,  # type: ignore[misc]
+        wait_until(lambda node=node, want=want: node.pod_routes() == want, REPAIR_TIMEOUT,
                    f"{node.name}'s routes {want}")
         table = node.run("ip", "route").stdout
         for cidr, gateway in want.items():
@@ -192,10 +192,10 @@ def test_routes_follow_nodes_coming_and_going(three_nodes: ThreeNodes) -> None:
         c.kubectl("patch", "node", "net-ghost", "--subresource=status", "--type=merge", "-p", json.dumps(
             {"status": {"addresses": [{"type": "InternalIP", "address": gateway}]}}))
         for node in c.nodes:
-            wait_until(lambda node=node: node.pod_routes().get(cidr) == gateway, REPAIR_TIMEOUT,  # type: ignore[misc]
+            wait_until(lambda node=node: node.pod_routes().get(cidr) == gateway, REPAIR_TIMEOUT,
                        f"{node.name}: {cidr} via {gateway}")
     finally:
         c.kubectl("delete", "node", "net-ghost", "--wait=false")
     for node in c.nodes:
-        wait_until(lambda node=node: cidr not in node.pod_routes(), REPAIR_TIMEOUT,  # type: ignore[misc]
+        wait_until(lambda node=node: cidr not in node.pod_routes(), REPAIR_TIMEOUT,
                    f"{node.name}: the route to {cidr} gone")
