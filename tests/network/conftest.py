@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -203,33 +204,34 @@ def _pids_naming(path: Path) -> list[int]:
     return found
 
 
-def teardown(cluster: ThreeNodes) -> list[str]:
-    """Stop and remove everything; what had to be removed by force (a leak) is returned."""
+def teardown(nodes: list[NetNode], bridge: str, server: ServerProcess | None, pod_netns_files: set[str]) -> list[str]:
+    """Stop and remove everything (safe after a partial start); what had to be removed by force
+    (a leak) is returned."""
     problems: list[str] = []
-    for n in cluster.nodes:
+    for n in nodes:  # all at once: each drains its pods
         if n.proc is not None and n.proc.poll() is None:
-            n.proc.send_signal(15)
-    for n in cluster.nodes:
+            n.proc.send_signal(signal.SIGTERM)
+    for n in nodes:
         if n.proc is not None and stop_process(n.proc, 120) != 0:
             problems.append(f"agent {n.name} exited with {n.proc.returncode}:\n{n.log()}")
-    if cluster.server.stop() != 0:
-        problems.append(f"kyb server exited with {cluster.server.proc.returncode}:\n{cluster.server.log()}")
-    for n in cluster.nodes:
+    if server is not None and server.stop() != 0:
+        problems.append(f"kyb server exited with {server.proc.returncode}:\n{server.log()}")
+    for n in nodes:
         left = _pids_naming(n.data_dir)
         if left:
             problems.append(f"processes of {n.name} still running: {left}")
             kill_pids(left)
         ip("netns", "delete", n.netns, check=False)
         ip("link", "delete", n.veth, check=False)  # gone with the namespace, unless that failed
-    ip("link", "delete", cluster.bridge, check=False)
-    left = sorted(p for p in cluster.pod_netns_files if os.path.exists(p))
+    ip("link", "delete", bridge, check=False)
+    left = sorted(p for p in pod_netns_files if os.path.exists(p))
     if left:
         problems.append(f"network namespace files of our pods left: {left}")
     for path in left:
         # Plain files on the host: the nsfs mounts on them were in the nodes' mount namespaces.
         if not os.path.ismount(path):
             os.unlink(path)
-    for n in cluster.nodes:
+    for n in nodes:
         shutil.rmtree(n.data_dir, ignore_errors=True)
     return problems
 
@@ -266,18 +268,7 @@ def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreeNodes
     finally:
         if cluster is not None:
             cluster.record_pod_netns()
-            problems = teardown(cluster)
-        else:
-            if server is not None:
-                server.stop()
-            for n in nodes:
-                if n.proc is not None:
-                    stop_process(n.proc, 60)
-            problems = []
-            for n in nodes:
-                ip("netns", "delete", n.netns, check=False)
-                shutil.rmtree(n.data_dir, ignore_errors=True)
-            ip("link", "delete", bridge, check=False)
+        problems = teardown(nodes, bridge, server, cluster.pod_netns_files if cluster else set())
         assert not problems, "\n".join(problems)
 
 
