@@ -104,6 +104,12 @@ def test_reconcile_changes_only_our_routes(netns: str) -> None:
     subprocess.run(["ip", "-n", netns, "route", "flush", "proto", "107"], check=True)
     assert routes.reconcile({"10.42.1.0/24": "10.250.0.7"}).replaced == ["10.42.1.0/24 via 10.250.0.7"]
 
+    # A node whose new address is unreachable loses its old route rather than keep a wrong one.
+    changes = routes.reconcile({"10.42.1.0/24": "192.0.2.1"})
+    assert "invalid gateway" in changes.failed["10.42.1.0/24"] and changes.deleted == ["10.42.1.0/24"]
+    assert routes.current_routes() == {}
+
+    routes.reconcile({"10.42.2.0/24": "10.250.0.3"})
     routes.remove_all()
     table = _route_table(netns)
     assert "proto 107" not in table

@@ -71,6 +71,7 @@ class NodeNetwork:
         self.factory: SharedInformerFactory | None = None
         self._dirty = asyncio.Event()
         self._table_listing: str | None = None  # what `nft list table` printed after our apply
+        self._failed: dict[str, str] = {}  # routes the kernel refused at the last sync, reported once
         self.syncs = 0
 
     @property
@@ -122,7 +123,9 @@ class NodeNetwork:
         for cidr in changes.deleted:
             log.info("network: removed the route to %s", cidr)
         for cidr, why in changes.failed.items():
-            log.error("network: cannot route %s %s (host-gw needs every node on one L2 network)", cidr, why)
+            if self._failed.get(cidr) != why:  # once per failure, not at every resync
+                log.error("network: cannot route %s %s (host-gw needs every node on one L2 network)", cidr, why)
+        self._failed = changes.failed
         listing = list_table(cfg.table, cfg.nft) if cfg.ip_masq else None
         if cfg.ip_masq and (listing is None or listing != self._table_listing):
             if self._table_listing is not None:

@@ -117,7 +117,8 @@ def _route_args(cidr: str) -> list[str]:
 
 
 def reconcile(want: dict[str, str]) -> RouteChanges:
-    """Make our routes exactly ``want``: replace what is missing or different, delete the rest."""
+    """Make our routes ``want``: replace what is missing or different, delete the rest (and a
+    route whose replacement the kernel refused: it would still lead to the node's old address)."""
     have = current_routes()
     changes = RouteChanges()
     for cidr, gateway in sorted(want.items()):
@@ -128,12 +129,13 @@ def reconcile(want: dict[str, str]) -> RouteChanges:
             changes.replaced.append(f"{cidr} via {gateway}")
         else:
             changes.failed[cidr] = f"via {gateway}: {res.stderr.strip()}"
-    for cidr in sorted(set(have) - set(want)):
+    # A route that could not be replaced still points at the node's old address: it goes too.
+    for cidr in sorted(set(have) - (set(want) - set(changes.failed))):
         res = _ip("route", "del", *_route_args(cidr))
         if res.returncode == 0:
             changes.deleted.append(cidr)
         else:
-            changes.failed[cidr] = f"delete: {res.stderr.strip()}"
+            changes.failed[cidr] = f"{changes.failed.get(cidr, '')} delete: {res.stderr.strip()}".strip()
     return changes
 
 
