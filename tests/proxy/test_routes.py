@@ -8,6 +8,7 @@ committed). Both need root.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -167,3 +168,10 @@ def test_node_network_sync_programs_and_repairs_routes_and_table(netns: str, tmp
     off = NodeNetwork(NetworkConfig(node_name="self", bridge="kyb0", nft=str(nft), ip_masq=False))
     off._sync_host(nodes)
     assert table() == ""
+    assert routes.current_routes() == {"10.42.1.0/24": "10.250.0.2"}
+
+    # A clean stop takes the routes and the table away.
+    net._sync_host(nodes)
+    assert "masquerade" in table()
+    asyncio.run(net.stop())
+    assert routes.current_routes() == {} and table() == ""
