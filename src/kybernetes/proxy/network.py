@@ -29,6 +29,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from kybernetes.api.obj import Obj
 from kybernetes.client.informer import SharedInformerFactory
 from kybernetes.client.rest import Client
 from kybernetes.datadir import network_table
@@ -72,6 +73,7 @@ class NodeNetwork:
         self._dirty = asyncio.Event()
         self._table_listing: str | None = None  # what `nft list table` printed after our apply
         self._failed: dict[str, str] = {}  # routes the kernel refused at the last sync, reported once
+        self._table_cleared = False  # with masquerading off: the table of an earlier start removed
         self.syncs = 0
 
     @property
@@ -114,9 +116,12 @@ class NodeNetwork:
         await asyncio.to_thread(self._sync_host, nodes)
         self.syncs += 1
 
-    def _sync_host(self, nodes: list[routes.Obj]) -> None:
-        cfg = self.config
-        want = routes.desired_routes(nodes, cfg.node_name, routes.local_addresses())
+    def _sync_host(self, nodes: list[Obj]) -> None:
+        self._sync_routes(nodes)
+        self._sync_table()
+
+    def _sync_routes(self, nodes: list[Obj]) -> None:
+        want = routes.desired_routes(nodes, self.config.node_name, routes.local_addresses())
         changes = routes.reconcile(want)
         for route in changes.replaced:
             log.info("network: route %s", route)
@@ -126,15 +131,22 @@ class NodeNetwork:
             if self._failed.get(cidr) != why:  # once per failure, not at every resync
                 log.error("network: cannot route %s %s (host-gw needs every node on one L2 network)", cidr, why)
         self._failed = changes.failed
-        listing = list_table(cfg.table, cfg.nft) if cfg.ip_masq else None
-        if cfg.ip_masq and (listing is None or listing != self._table_listing):
-            if self._table_listing is not None:
-                log.warning("network: table ip %s was changed or removed by someone else; restoring it", cfg.table)
-            nftables.run_nft(render_masquerade_table(cfg.table, cfg.cluster_cidr, cfg.service_cidr), nft=cfg.nft)
-            self._table_listing = list_table(cfg.table, cfg.nft)
-            log.info("network: applied table ip %s (masquerading %s)", cfg.table, cfg.cluster_cidr)
-        elif not cfg.ip_masq and self.syncs == 0:  # masquerading was on at an earlier start
-            nftables.run_nft(nftables.delete_table_script(cfg.table), nft=cfg.nft)
+
+    def _sync_table(self) -> None:
+        cfg = self.config
+        if not cfg.ip_masq:
+            if not self._table_cleared:  # masquerading may have been on at an earlier start
+                nftables.run_nft(nftables.delete_table_script(cfg.table), nft=cfg.nft)
+                self._table_cleared = True
+            return
+        listing = list_table(cfg.table, cfg.nft)
+        if listing is not None and listing == self._table_listing:
+            return
+        if self._table_listing is not None:
+            log.warning("network: table ip %s was changed or removed by someone else; restoring it", cfg.table)
+        nftables.run_nft(render_masquerade_table(cfg.table, cfg.cluster_cidr, cfg.service_cidr), nft=cfg.nft)
+        self._table_listing = list_table(cfg.table, cfg.nft)
+        log.info("network: applied table ip %s (masquerading %s)", cfg.table, cfg.cluster_cidr)
 
     async def stop(self) -> None:
         """Remove our routes and our table; stop the informer."""
