@@ -45,7 +45,7 @@ import pytest
 
 from kybernetes.apiserver.join.tokens import server_token
 from kybernetes.kubelet.containerd import kill_pids
-from kybernetes.testing import ServerProcess, stop_process
+from kybernetes.testing import ServerProcess
 from tests.e2e.conftest import is_ready, require_kubectl, wait_until
 from tests.e2e.test_node import sandbox_netns
 
@@ -208,11 +208,17 @@ def teardown(nodes: list[NetNode], bridge: str, server: ServerProcess | None, po
     """Stop and remove everything (safe after a partial start); what had to be removed by force
     (a leak) is returned."""
     problems: list[str] = []
-    for n in nodes:  # all at once: each drains its pods
-        if n.proc is not None and n.proc.poll() is None:
-            n.proc.send_signal(signal.SIGTERM)
+    running = [n.proc for n in nodes if n.proc is not None and n.proc.poll() is None]
+    for proc in running:  # one SIGTERM each, all at once (each drains its pods); a second would kill
+        proc.send_signal(signal.SIGTERM)
+    for proc in running:
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
     for n in nodes:
-        if n.proc is not None and stop_process(n.proc, 120) != 0:
+        if n.proc is not None and n.proc.returncode != 0:
             problems.append(f"agent {n.name} exited with {n.proc.returncode}:\n{n.log()}")
     if server is not None and server.stop() != 0:
         problems.append(f"kyb server exited with {server.proc.returncode}:\n{server.log()}")
