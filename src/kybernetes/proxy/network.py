@@ -16,8 +16,8 @@ Loop::
     stop: our routes and our table are removed, like kube-proxy's table
 
 The resync is what repairs a node whose routes (``ip route flush proto 107``) or table
-(``nft delete table ...``) someone removed by hand: within ``sync_period``, with two cheap
-reads (one ``ip``, one ``nft``) when nothing is wrong.
+(``nft delete table ...``) someone removed by hand: within ``sync_period``, with three cheap
+reads (``ip -j route``, ``ip -j addr``, ``nft list table``) and no write when nothing is wrong.
 """
 
 from __future__ import annotations
