@@ -166,6 +166,20 @@ def test_traffic_leaving_the_cluster_is_masqueraded(three_nodes: ThreeNodes, web
     listing = c.nodes[0].run("nft", "list", "table", "ip", f"kyb-net-{c.nodes[0].pod_bridge}").stdout
     assert f"ip saddr {c.cluster_cidr} masquerade" in listing, listing
 
+    # A Service whose endpoint is outside the cluster (as `kubernetes`' is the API server's
+    # address): after kube-proxy's DNAT the node network masquerades, so the reply finds its way.
+    port = int(outside.rsplit(":", 1)[1].rstrip("/"))
+    c.apply(NS, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "outside"},
+                 "spec": {"ports": [{"port": 80, "targetPort": port}]}},
+            {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+             "metadata": {"name": "outside-1", "labels": {"kubernetes.io/service-name": "outside"}},
+             "addressType": "IPv4", "ports": [{"name": "", "port": port, "protocol": "TCP"}],
+             "endpoints": [{"addresses": [c.gateway], "conditions": {"ready": True}}]})
+    cluster_ip = c.get("service", "outside", "-n", NS)["spec"]["clusterIP"]
+    client = webs["net-c"]
+    wait_until(lambda: fetch(c, client, f"http://{cluster_ip}/", check=False) == c.node("net-c").address, 30,
+               f"{client.name} -> {cluster_ip} -> {c.gateway}:{port}, seen from net-c's address")
+
 
 def test_routes_and_table_flushed_by_hand_are_repaired(three_nodes: ThreeNodes, webs: dict[str, Web]) -> None:
     c = three_nodes
