@@ -11,7 +11,9 @@ On start (the protocol itself is described in ``kybernetes.join``)::
     serving certificate (kubelet port 10250, SANs: node name, host name, node IP): the same
     DATA/agent/kubelet.kubeconfig (server URL, pinned CA, client certificate)
     kube-proxy's client certificate (CN=system:kube-proxy) and DATA/agent/kube-proxy.kubeconfig
-    run `kyb kubelet ...` as a child, restarted with back-off if it dies
+    run `kyb kubelet ...`, `kyb proxy ...` and `kyb network ...` (host-gw routes to the other
+        nodes' pods, masquerading; ``kybernetes.proxy.network``) as children, each restarted with
+        back-off if it dies
 
 With kubeadm's ``--token ID.SECRET --discovery-token-ca-cert-hash sha256:HEX`` instead, the CA is
 pinned by its public key's hash and the client certificate comes from the CSR API (see
@@ -102,6 +104,9 @@ class AgentConfig:
     verbose: int = 0
     stop_timeout: float = 90.0
     kube_proxy: bool = True
+    flannel_backend: str = "host-gw"
+    """``host-gw``: run ``kyb network`` (routes to other nodes' pod CIDRs); ``none``: do not."""
+    ip_masq: bool = True
     cluster_cidr: str = "10.42.0.0/16"
     service_cidr: str = "10.43.0.0/16"
     cluster_dns: str = ""
@@ -446,6 +451,18 @@ def proxy_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
     return args
 
 
+def network_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
+    """The node network daemon (host-gw routes, masquerading), with kube-proxy's credentials: it
+    watches every Node, which ``system:node-proxier`` may and a node (the Node authorizer: only its
+    own Node object) may not."""
+    args = [sys.executable, "-m", "kybernetes.cli", "network", "--kubeconfig", str(creds.proxy_kubeconfig),
+            "--node-name", cfg.node_name, "--cni-bridge", cfg.cni_bridge, "--cluster-cidr", cfg.cluster_cidr,
+            "--service-cluster-ip-range", cfg.service_cidr, "--ip-masq" if cfg.ip_masq else "--no-ip-masq"]
+    if cfg.verbose:
+        args.append("-" + "v" * cfg.verbose)
+    return args
+
+
 async def supervise(args: list[str], stop: asyncio.Event, stop_timeout: float, name: str = "kubelet",
                     restart: asyncio.Event | None = None) -> None:
     """Run a node component until ``stop``; restart it (1 s doubling to 30 s) if it dies meanwhile,
@@ -513,10 +530,12 @@ def main(cfg: AgentConfig) -> None:
         # Renewed certificates reach the kubelet and kube-proxy by restarting them: neither reloads
         # its TLS credentials (our API client builds its TLS context once); pods keep running, as
         # containers outlive the kubelet's containerd.
-        restarts = [asyncio.Event(), asyncio.Event()]
+        restarts = [asyncio.Event(), asyncio.Event(), asyncio.Event()]
         components = [supervise(args, stop, cfg.stop_timeout, restart=restarts[0])]
         if cfg.kube_proxy:
             components.append(supervise(proxy_args(cfg, creds), stop, 20.0, "kube-proxy", restarts[1]))
+        if cfg.flannel_backend == "host-gw":
+            components.append(supervise(network_args(cfg, creds), stop, 20.0, "network", restarts[2]))
         from kybernetes.kubelet.certificate import Rotation
 
         def renewed() -> None:
@@ -563,13 +582,18 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--cluster-dns", default="", metavar="IP",
               help="The kubelet's cluster DNS server (default: the 10th address of --service-cluster-ip-range).")
 @click.option("--cluster-domain", default="cluster.local", show_default=True, help="The kubelet's cluster domain.")
+@click.option("--flannel-backend", type=click.Choice(["host-gw", "none"]), default="host-gw", show_default=True,
+              help="Pods across nodes: host-gw routes each other node's pod CIDR via its InternalIP "
+                   "(`kyb network`); none leaves the routes to something else.")
+@click.option("--flannel-ipmasq/--no-flannel-ipmasq", default=True, show_default=True,
+              help="Masquerade pod traffic to addresses outside the cluster and service CIDRs.")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug); passed to the kubelet.")
 def command(server: str, token: str | None, discovery_hash: str, token_file: Path | None, data_dir: Path | None,
             node_name: str | None,
             node_ip: str, kubelet_port: int, cni_bridge: str, default_pod_cidr: str,
             container_runtime_endpoint: str, kubelet_arg: tuple[str, ...], stop_timeout: float,
             disable_kube_proxy: bool, cluster_cidr: str, service_cluster_ip_range: str, cluster_dns: str,
-            cluster_domain: str, verbose: int) -> None:
+            cluster_domain: str, flannel_backend: str, flannel_ipmasq: bool, verbose: int) -> None:
     """Join this machine to a cluster as a node and run its kubelet."""
     _setup_logging(verbose)
     if token_file is not None:
@@ -607,6 +631,7 @@ def command(server: str, token: str | None, discovery_hash: str, token_file: Pat
         kubelet_args=[a if a.startswith("--") else f"--{a}" for a in kubelet_arg],
         kube_proxy=not disable_kube_proxy, cluster_cidr=cluster_cidr, service_cidr=service_cluster_ip_range,
         cluster_dns=cluster_dns, cluster_domain=cluster_domain.removesuffix("."),
+        flannel_backend=flannel_backend, ip_masq=flannel_ipmasq,
         verbose=verbose, stop_timeout=stop_timeout,
     )
     from kybernetes.datadir import remove_pid_file, write_pid_file

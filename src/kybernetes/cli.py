@@ -227,6 +227,7 @@ class LazyGroup(click.Group):
         "kubelet": "kybernetes.kubelet.cmd:command",
         "proxy": "kybernetes.proxy.cmd:command",
         "dns": "kybernetes.dns.cmd:command",
+        "network": "kybernetes.proxy.netcmd:command",
         "agent": "kybernetes.agent:command",
         "token": "kybernetes.joincmd:token_group",
     }
@@ -267,10 +268,14 @@ def main() -> None:
               help="The cluster DNS Service's address, given to every kubelet (default: the 10th address "
                    "of --service-cluster-ip-range).")
 @click.option("--cluster-domain", default="cluster.local", show_default=True, help="The cluster's DNS domain.")
+@click.option("--flannel-backend", type=click.Choice(["host-gw", "none"]), default="host-gw", show_default=True,
+              help="Pods across nodes (this machine's node): host-gw routes, or none.")
+@click.option("--flannel-ipmasq/--no-flannel-ipmasq", default=True, show_default=True,
+              help="Masquerade pod traffic leaving the cluster and service CIDRs (this machine's node).")
 def server(verbose: int, disable_agent: bool, disable_scheduler: bool, disable_controller_manager: bool,
            cluster_cidr: str, kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...],
            kubelet_arg: tuple[str, ...], node_name: str | None, disable_kube_proxy: bool, disable: tuple[str, ...],
-           cluster_dns: str, cluster_domain: str, **api_flags: Any) -> None:
+           cluster_dns: str, cluster_domain: str, flannel_backend: str, flannel_ipmasq: bool, **api_flags: Any) -> None:
     """Run a whole cluster: the API server on the embedded store, the scheduler and the controllers."""
     from kybernetes import bundle
     from kybernetes.addons import AddonSettings, addon_objects
@@ -295,7 +300,9 @@ def server(verbose: int, disable_agent: bool, disable_scheduler: bool, disable_c
         controller_manager_args=[_flag(a) for a in kube_controller_manager_arg],
         agent_args=["--cni-bridge", bridge, *(f"--kubelet-arg={a}" for a in kubelet_arg),
                     *(["--node-name", node_name] if node_name else []),
-                    *(["--disable-kube-proxy"] if disable_kube_proxy else [])],
+                    *(["--disable-kube-proxy"] if disable_kube_proxy else []),
+                    "--flannel-backend", flannel_backend,
+                    "--flannel-ipmasq" if flannel_ipmasq else "--no-flannel-ipmasq"],
         cni_bridge=bridge, disable=disabled, cluster_dns=dns_ip, cluster_domain=cluster_domain.removesuffix("."),
     ))
 

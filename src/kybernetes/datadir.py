@@ -48,6 +48,18 @@ def netpol_table(bridge: str) -> str:
     return f"kyb-netpol-{bridge}"
 
 
+def network_table(bridge: str) -> str:
+    """The nftables table (family ip) of the node network daemon (``kyb network``) of the node on
+    `bridge`: masquerading of pod traffic leaving the cluster. Removed by `kyb killall` too."""
+    return f"kyb-net-{bridge}"
+
+
+POD_ROUTE_PROTOCOL = 107
+"""The route protocol (``ip route ... proto 107``) that marks the host-gw routes ``kyb network``
+programs to other nodes' pod CIDRs (no registered routing daemon uses 107): only routes with it
+are ever changed or deleted, by that daemon and by `kyb killall`."""
+
+
 def is_server_dir(data_dir: Path) -> bool:
     return (data_dir / "tls" / "ca.crt").exists() or (data_dir / "agent" / "containerd").is_dir()
 

@@ -10,8 +10,8 @@ One flow, on a bridge, pod network and Service range of this module's own:
    are gone, and the output names each;
 4. B starts now, and its own pod answers at the address it got;
 5. B dies hard (SIGKILL of every process naming its data dir: kyb processes, containerd, the
-   shims): its pod's processes (reparented to init), network namespace and veth, and kube-proxy's
-   nftables table are left; `kyb uninstall` removes them, says so, and deletes the data dir.
+   shims): its pod's processes (reparented to init), network namespace and veth, and the nftables
+   tables of kube-proxy and the node network are left; `kyb uninstall` removes them, says so, and deletes the data dir.
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ class Net:
         self.bridge = f"kyk{octet}a"
         self.table = f"kyb-proxy-{self.bridge}"
         self.netpol_table = f"kyb-netpol-{self.bridge}"  # kube-proxy's NetworkPolicy table (family inet)
+        self.net_table = f"kyb-net-{self.bridge}"  # the node network's masquerading (kyb network)
 
     def server(self, data_dir: Path, name: str) -> ServerProcess:
         return ServerProcess.start(
@@ -191,6 +192,7 @@ def test_killall_then_a_new_node_on_the_same_bridge_then_uninstall(net: Net) -> 
         wait_until(lambda: not pids_mentioning(b), 30, "B's containerd and shims to die")
         assert f"table ip {net.table}" in nft_tables() and all(process_alive(p) for p in pod_pids)
         assert f"table inet {net.netpol_table}" in nft_tables()
+        assert f"table ip {net.net_table}" in nft_tables()
         res = subprocess.run([*KYB, "uninstall", "--data-dir", str(b)], capture_output=True, text=True, timeout=180)
         assert res.returncode == 0, (res.stdout, res.stderr)
         out = res.stdout
@@ -198,10 +200,11 @@ def test_killall_then_a_new_node_on_the_same_bridge_then_uninstall(net: Net) -> 
         for said in (f"stopped containerd of {b}/agent", "removed pod default/web", f"address {ip_b}",
                      f"netns {netns_b.name}",
                      f"deleted nftables table ip {net.table}", f"deleted nftables table inet {net.netpol_table}",
-                     f"deleted bridge {net.bridge}", f"deleted {b}"):
+                     f"deleted nftables table ip {net.net_table}", f"deleted bridge {net.bridge}", f"deleted {b}"):
             assert said in out, (said, out)
         assert not b.exists() and not pids_mentioning(b) and f"table ip {net.table}" not in nft_tables()
         assert f"table inet {net.netpol_table}" not in nft_tables()
+        assert f"table ip {net.net_table}" not in nft_tables()
         assert not any(process_alive(p) for p in pod_pids) and not netns_b.exists()
         assert not bridge_exists(net.bridge)
     finally:
@@ -214,10 +217,9 @@ def test_killall_then_a_new_node_on_the_same_bridge_then_uninstall(net: Net) -> 
                 subprocess.run([*KYB, "killall", "--data-dir", str(d)], capture_output=True, timeout=180)
                 kill_pids(pids_mentioning(d))
                 shutil.rmtree(d, ignore_errors=True)
-        if f"table ip {net.table}" in nft_tables():
-            subprocess.run(["nft", "delete", "table", "ip", net.table], capture_output=True)
-        if f"table inet {net.netpol_table}" in nft_tables():
-            subprocess.run(["nft", "delete", "table", "inet", net.netpol_table], capture_output=True)
+        for family, table in (("ip", net.table), ("inet", net.netpol_table), ("ip", net.net_table)):
+            if f"table {family} {table}" in nft_tables():
+                subprocess.run(["nft", "delete", "table", family, table], capture_output=True)
 
 
 def test_killall_stops_a_running_server_and_its_pods(net: Net) -> None:
@@ -234,6 +236,7 @@ def test_killall_stops_a_running_server_and_its_pods(net: Net) -> None:
         assert not pids_mentioning(data) and not netns.exists() and not mounts_under(data)
         assert f"table ip {net.table}" not in nft_tables() and not bridge_exists(net.bridge)
         assert f"table inet {net.netpol_table}" not in nft_tables()
+        assert f"table ip {net.net_table}" not in nft_tables()
     finally:
         subprocess.run([*KYB, "uninstall", "--data-dir", str(data)], capture_output=True, timeout=180)
         kill_pids(pids_mentioning(data))

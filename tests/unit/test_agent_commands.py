@@ -13,9 +13,10 @@ from pathlib import Path
 
 import click
 
-from kybernetes.agent import AgentConfig, Credentials, kubelet_args, proxy_args
+from kybernetes.agent import AgentConfig, Credentials, kubelet_args, network_args, proxy_args
 from kybernetes.kubelet.cmd import command as kubelet_command
 from kybernetes.proxy.cmd import command as proxy_command
+from kybernetes.proxy.netcmd import command as network_command
 
 
 def _creds(tmp_path: Path) -> Credentials:
@@ -62,6 +63,19 @@ def test_kyb_proxy_accepts_every_flag_the_agent_passes(tmp_path: Path) -> None:
     assert params["kubeconfig"] == creds.proxy_kubeconfig  # kube-proxy's own identity, not the node's
     assert params["cni_bridge"] == "kyb0"
     assert params["verbose"] == 2
+
+
+def test_kyb_network_accepts_every_flag_the_agent_passes(tmp_path: Path) -> None:
+    creds = _creds(tmp_path)
+    cfg = _config(tmp_path)
+    params = _parse(network_command, network_args(cfg, creds), "network")
+    # kube-proxy's identity: system:node-proxier may watch every Node, a node only its own.
+    assert params["kubeconfig"] == creds.proxy_kubeconfig
+    assert params["node_name"] == "n1" and params["cni_bridge"] == "kyb0"
+    assert params["cluster_cidr"] == "10.42.0.0/16" and params["service_cluster_ip_range"] == "10.43.0.0/16"
+    assert params["ip_masq"] is True and params["verbose"] == 2
+    cfg.ip_masq = False
+    assert _parse(network_command, network_args(cfg, creds), "network")["ip_masq"] is False
 
 
 def test_kyb_agent_starts_without_the_api_server() -> None:

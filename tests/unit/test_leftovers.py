@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kybernetes.datadir import is_data_dir, node_dir, proxy_table
+from kybernetes.datadir import is_data_dir, network_table, node_dir, proxy_table
 from kybernetes.kubelet import leftovers as lo
 from kybernetes.kubelet.cni import write_cni_config
 from kybernetes.kubelet.killall import _is_kyb, _names
@@ -36,6 +36,7 @@ def test_the_node_network_is_read_from_its_cni_config(tmp_path: Path) -> None:
     write_cni_config(node / "cni" / "net.d", "10.9.0.0/24", bridge="kyb9")
     assert lo.node_network(node) == lo.NodeNetwork("kyb9", "kybernetes", node / "cni" / "ipam")
     assert proxy_table("kyb9") == "kyb-proxy-kyb9"
+    assert network_table("kyb9") == "kyb-net-kyb9"
 
 
 def test_task_bundles_name_their_sandbox(tmp_path: Path) -> None:

@@ -11,8 +11,9 @@
 3. whatever is still there of what step 2 listed (containerd would not start, or failed): the
    pods' processes and shims (found by the node's socket in the shims' command lines), network
    namespaces, veths, neighbour entries and leases, libcni's cached results;
-4. mounts under DATA, kube-proxy's nftables tables for the node's bridge, and the bridge itself
-   once no port is left on it.
+4. mounts under DATA, kube-proxy's tables (Services, NetworkPolicies) and the node network's
+   nftables table for the node's bridge, the node network's routes (proto 107), and the bridge
+   itself once no port is left on it.
 
 Each removal is said as it is done; what could not be removed is said too, and makes the command
 fail. `uninstall(DATA)` is killall, then the data directory is deleted (only a directory that a
@@ -33,7 +34,16 @@ from pathlib import Path
 
 import click
 
-from kybernetes.datadir import PID_FILE, default_data_dir, is_data_dir, netpol_table, node_dir, proxy_table
+from kybernetes.datadir import (
+    PID_FILE,
+    POD_ROUTE_PROTOCOL,
+    default_data_dir,
+    is_data_dir,
+    netpol_table,
+    network_table,
+    node_dir,
+    proxy_table,
+)
 from kybernetes.kubelet import leftovers as lo
 from kybernetes.kubelet.containerd import (
     Containerd,
@@ -233,15 +243,23 @@ def sweep(box: Sandbox, network: lo.NodeNetwork | None) -> list[str]:
 
 
 def remove_bridge_and_table(bridge: str, say: Say) -> list[str]:
-    """Deletes kube-proxy's tables for `bridge` (Services, NetworkPolicies), and the bridge once nothing
-    is on it; returns failures."""
+    """Deletes kube-proxy's tables for `bridge` (Services, NetworkPolicies), the node network's table
+    and routes (``proto 107``: another node sharing this machine's routing table gets its own back at
+    its next resync), and the bridge once nothing is on it; returns failures."""
     problems = []
-    for family, table in (("ip", proxy_table(bridge)), ("inet", netpol_table(bridge))):
+    tables = (("ip", proxy_table(bridge)), ("inet", netpol_table(bridge)), ("ip", network_table(bridge)))
+    for family, table in tables:
         if lo.nft_table_exists(table, family):
             if lo.run_quiet("nft", "delete", "table", family, table):
                 say(f"deleted nftables table {family} {table}")
             else:
                 problems.append(f"nftables table {family} {table}")
+    pod_routes = lo.routes_of_protocol(POD_ROUTE_PROTOCOL)
+    if pod_routes:
+        if lo.run_quiet("ip", "-4", "route", "flush", "proto", str(POD_ROUTE_PROTOCOL)):
+            say(f"deleted the routes to other nodes' pods: {', '.join(pod_routes)}")
+        else:
+            problems.append(f"routes proto {POD_ROUTE_PROTOCOL}")
     if lo.link_exists(bridge):
         ports = lo.bridge_ports(bridge)
         if ports:

@@ -141,6 +141,11 @@ def _ip_json(*args: str, netns: Path | None = None) -> list[dict[str, Any]]:
     return data if isinstance(data, list) else []
 
 
+def routes_of_protocol(protocol: int) -> list[str]:
+    """The destinations of this network namespace's IPv4 routes with ``proto PROTOCOL``."""
+    return [str(r.get("dst")) for r in _ip_json("-4", "route", "show", "proto", str(protocol))]
+
+
 def bridge_ports(bridge: str) -> dict[int, str]:
     """ifindex -> name of the interfaces enslaved to `bridge` (none if it does not exist)."""
     return {int(str(link["ifindex"])): str(link["ifname"]) for link in _ip_json("link", "show", "master", bridge)}

@@ -14,6 +14,13 @@
     netpol_sync  the NetworkPolicy controller's loop (informers -> debounced re-render -> apply),
                run by ``kyb proxy`` next to the proxier
     cmd        ``kyb proxy``: flags -> :class:`ProxyConfig` (+ the policy controller's config) -> both loops
+
+The node network (pods across nodes, flannel's host-gw), a process of its own beside kube-proxy::
+
+    routes     Nodes -> {other node's pod CIDR: its InternalIP}; applied with ``ip route`` (proto 107)
+    masquerade the node network's table: pod traffic leaving the cluster takes the node's address
+    network    the loop: a Node informer and a 2 s resync that repairs what was removed by hand
+    netcmd     ``kyb network``: flags -> :class:`~kybernetes.proxy.network.NetworkConfig` -> run
 """
 
 from kybernetes.proxy.nftables import render_table
