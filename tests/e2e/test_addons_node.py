@@ -101,3 +101,21 @@ def test_pods_resolve_through_the_cluster_dns(node: Node) -> None:
     assert "options ndots:5" in lines
     assert json.loads(node.kubectl("get", "svc", "kube-dns", "-n", "kube-system", "-o", "json").stdout)[
         "spec"]["clusterIP"] == "10.43.0.10"
+
+
+def test_kubectl_run_busybox_resolves_the_kubernetes_service(node: Node) -> None:
+    """The documentation's DNS check, as a user types it (`-i` instead of `-it`: no terminal here;
+    `:latest` pulls Always, so IfNotPresent: the node has busybox:latest built in).
+
+    busybox's own nslookup (1.35, Debian's) applies the search list only to names without a dot, so
+    `nslookup kubernetes.default` asks for `kubernetes.default.` alone and gets NXDOMAIN from any
+    cluster DNS that follows the specification (as on kind or k3s with today's busybox). The name
+    without a dot walks the pod's search list, and the full name answers directly. (Debian's static
+    busybox cannot use glibc's resolver, so its wget and ping are no help here.)"""
+    test_coredns_runs_from_the_system_image(node)  # the DNS pod is ready (whatever ran first)
+    script = "sleep 2; nslookup kubernetes.default.svc.cluster.local; nslookup kubernetes; true"
+    res = node.kubectl("run", "dnscheck", "-i", "--rm", "--restart=Never", "--image=busybox",
+                       "--image-pull-policy=IfNotPresent", "--", "sh", "-c", script, check=False, timeout=120)
+    out = res.stdout
+    assert "Server:\t\t10.43.0.10" in out, (out, res.stderr)
+    assert out.count("Name:\tkubernetes.default.svc.cluster.local\nAddress: 10.43.0.1\n") == 2, (out, res.stderr)

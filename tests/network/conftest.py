@@ -165,6 +165,9 @@ class ThreeNodes:
 def _start_agent(node: NetNode, server: ServerProcess, cfg: dict[str, str]) -> None:
     sysfs = node.data_dir / "sysfs"
     sysfs.mkdir(parents=True)
+    # No upstream nameserver for pods: no DNS query leaves this machine (see ServerProcess.start).
+    resolv = node.data_dir / "test-resolv.conf"
+    resolv.write_text("# kybernetes tests: no upstream nameserver\n")
     argv = [
         "nsenter", f"--net=/var/run/netns/{node.netns}", "unshare", "--mount", "--propagation", "slave",
         "sh", "-c", ENTER_SCRIPT, str(sysfs),
@@ -172,7 +175,7 @@ def _start_agent(node: NetNode, server: ServerProcess, cfg: dict[str, str]) -> N
         "--data-dir", str(node.data_dir), "--node-name", node.name, "--node-ip", node.address,
         "--cni-bridge", node.pod_bridge, "--default-pod-cidr", cfg["default_pod_cidr"],
         "--cluster-cidr", cfg["cluster_cidr"], "--service-cluster-ip-range", cfg["service_cidr"],
-        "--kubelet-arg", "drain-on-exit", "-v",
+        "--kubelet-arg", "drain-on-exit", "--kubelet-arg", f"resolv-conf={resolv}", "-v",
     ]
     with open(node.log_path, "ab") as out:
         node.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

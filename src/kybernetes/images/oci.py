@@ -17,9 +17,10 @@ The project's images:
 - `PAUSE_IMAGE` (docker.io/kybernetes/pause:3.10): the pod sandbox. PID 1 is a busybox shell that
   traps TERM/INT and exits 0, and otherwise sleeps in `wait` (which reaps orphaned zombies too, as
   the real pause does when the pod shares its PID namespace);
-- `BUSYBOX_IMAGE` (docker.io/library/busybox:1.36): the test workload image, `CMD ["sh"]`.
+- `BUSYBOX_IMAGE` (docker.io/library/busybox:1.36): the test workload image, `CMD ["sh"]`, also
+  named `BUSYBOX_LATEST` (busybox:latest, what `--image=busybox` means).
 
-`ensure_builtin_images(data_dir)` writes both under `images_dir(data_dir)` (rewriting only when the
+`ensure_builtin_images(data_dir)` writes them under `images_dir(data_dir)` (rewriting only when the
 content changed) and returns their paths.
 """
 
@@ -44,6 +45,9 @@ BUSYBOX_BINARY = Path("/bin/busybox")
 
 PAUSE_IMAGE = "docker.io/kybernetes/pause:3.10"
 BUSYBOX_IMAGE = "docker.io/library/busybox:1.36"
+BUSYBOX_LATEST = "docker.io/library/busybox:latest"
+"""The same busybox image under the name `--image=busybox` means (the documentation's
+`kubectl run -it --rm --image=busybox -- nslookup kubernetes.default`): no registry is reachable."""
 
 # A fixed timestamp (2024-01-01T00:00:00Z) for every file and for the config's "created", so that
 # digests do not depend on when or where the image was built.
@@ -351,6 +355,7 @@ def images_dir(data_dir: Path) -> Path:
 BUILTIN_IMAGES: dict[str, str] = {
     "pause.tar": PAUSE_IMAGE,
     "busybox.tar": BUSYBOX_IMAGE,
+    "busybox-latest.tar": BUSYBOX_LATEST,
 }
 
 
@@ -366,7 +371,7 @@ class BuiltinArchive:
 def builtin_archives(directory: Path) -> list[BuiltinArchive]:
     """Writes the built-in images into `directory`; a file is rewritten only if its bytes differ."""
     directory.mkdir(parents=True, exist_ok=True)
-    builders = {PAUSE_IMAGE: _pause_image, BUSYBOX_IMAGE: _test_image}
+    builders = {PAUSE_IMAGE: _pause_image, BUSYBOX_IMAGE: _test_image, BUSYBOX_LATEST: _test_image}
     out = []
     for filename, name in BUILTIN_IMAGES.items():
         image = builders[name](name)
