@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Callable
+
 import pytest
 
 from kybernetes import errors
@@ -9,6 +12,8 @@ from kybernetes.apiserver.authz.authorizer import (
     AlwaysAllow,
     AlwaysDeny,
     Attributes,
+    Chain,
+    ChangeListeners,
     Decision,
     PrivilegedGroups,
     forbidden,
@@ -17,7 +22,7 @@ from kybernetes.apiserver.authz.authorizer import (
 )
 from kybernetes.apiserver.authz.rules import rule_allows
 from kybernetes.apiserver.registry.request import User
-from kybernetes.apiserver.transport.requestinfo import request_info
+from kybernetes.apiserver.transport.requestinfo import RequestInfo, request_info
 from kybernetes.apiserver.transport.requests import parse_resource_path
 
 JANE = User("jane", ("system:authenticated",))
@@ -105,6 +110,77 @@ def test_chain_privileged_groups_first_then_modes_in_order() -> None:
     rules = new_chain(("AlwaysDeny", "AlwaysAllow"), {}).rules_for(JANE, "default")
     assert rules.resource_rules == AlwaysAllow().rules_for(JANE, "").resource_rules
     assert AlwaysDeny().rules_for(JANE, "x").resource_rules == []
+
+
+class Switch:
+    """A Stable authorizer whose answer the test sets, reporting a change only when told."""
+
+    def __init__(self, stable_users: tuple[str, ...] = ("jane",)) -> None:
+        self.answer = (Decision.NO_OPINION, "")
+        self.asked: list[tuple[str, str, str]] = []
+        self.stable_users = stable_users
+        self.listeners = ChangeListeners()
+
+    def authorize(self, a: Attributes) -> tuple[Decision, str]:
+        self.asked.append((a.user.name, a.verb, a.resource))
+        return self.answer
+
+    def stable_for(self, user: User) -> bool:
+        return user.name in self.stable_users
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        self.listeners.add(callback)
+
+
+GET_POD = RequestInfo(True, "/api/v1/namespaces/default/pods/web", "get", "", "v1", "default", "pods", "", "web")
+
+
+def test_decide_remembers_stable_decisions_until_a_change_is_reported() -> None:
+    switch = Switch()
+    chain = Chain([PrivilegedGroups(), switch])
+    assert chain.decide(JANE, GET_POD) == (Decision.NO_OPINION, "")
+    switch.answer = (Decision.ALLOW, "yes")
+    assert chain.decide(JANE, GET_POD) == (Decision.NO_OPINION, "")  # remembered: no change reported
+    assert switch.asked == [("jane", "get", "pods")]
+    switch.listeners.notify()
+    assert chain.decide(JANE, GET_POD) == (Decision.ALLOW, "yes")
+    # Another request shape, another user or other groups are decisions of their own.
+    switch.answer = (Decision.NO_OPINION, "")
+    delete = RequestInfo(True, GET_POD.path, "delete", "", "v1", "default", "pods", "", "web")
+    assert chain.decide(JANE, delete) == (Decision.NO_OPINION, "")
+    assert chain.decide(User("jane", ("system:authenticated", "ops")), GET_POD) == (Decision.NO_OPINION, "")
+    # decide answers as authorize does, privileged groups first.
+    admin = User("jane", ("system:masters",))
+    assert chain.decide(admin, GET_POD) == chain.authorize(Attributes.of(admin, GET_POD)) == (Decision.ALLOW, "")
+
+
+class _NotStable:
+    def authorize(self, a: Attributes) -> tuple[Decision, str]:
+        return Decision.NO_OPINION, ""
+
+
+@pytest.mark.parametrize("case", ["an authorizer not stable for the user", "an authorizer not Stable"])
+def test_decide_asks_every_time_unless_every_authorizer_is_stable_for_the_user(case: str) -> None:
+    switch = Switch(stable_users=("jane",))
+    if case == "an authorizer not stable for the user":
+        chain, user = Chain([PrivilegedGroups(), switch]), User("bob")
+    else:
+        chain, user = Chain([_NotStable(), switch]), JANE
+    assert chain.decide(user, GET_POD) == (Decision.NO_OPINION, "")
+    switch.answer = (Decision.ALLOW, "")
+    assert chain.decide(user, GET_POD) == (Decision.ALLOW, "")  # asked again, though no change was reported
+    assert len(switch.asked) == 2
+
+
+def test_change_listeners_hold_chains_weakly() -> None:
+    switch = Switch()
+    chain = Chain([switch])
+    chain.decide(JANE, GET_POD)
+    del chain
+    gc.collect()
+    switch.listeners.notify()  # the dropped chain is not called, nor kept
+    Chain([switch])
+    assert len(switch.listeners._refs) == 1
 
 
 def test_mode_flag_errors_are_kube_apiservers() -> None:

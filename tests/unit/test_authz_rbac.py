@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from kybernetes.api.resources import Catalogue
-from kybernetes.apiserver.authz.authorizer import Attributes, Decision
+from kybernetes.apiserver.authz.authorizer import Attributes, Decision, new_chain
 from kybernetes.apiserver.authz.covers import covers
 from kybernetes.apiserver.authz.rbac import RBACAuthorizer
 from kybernetes.apiserver.authz.rbac_policy import (
@@ -26,6 +26,7 @@ from kybernetes.apiserver.authz.rbac_policy import (
 from kybernetes.apiserver.registry import builtin_strategies
 from kybernetes.apiserver.registry.request import DeleteOptions, RequestContext, User
 from kybernetes.apiserver.registry.store import Registry
+from kybernetes.apiserver.transport.requestinfo import RequestInfo
 from kybernetes.storage.sqlite import SQLiteStore
 
 G = "rbac.authorization.k8s.io"
@@ -271,6 +272,32 @@ async def test_grants_and_revocations_reach_the_next_decision(registry: Registry
             Decision.NO_OPINION, 'RBAC: clusterrole.rbac.authorization.k8s.io "reader" not found'))
         await registry.delete(crbs, "", "jr", DeleteOptions(), CTX)
         await until(lambda: authz.authorize(attrs) == (Decision.NO_OPINION, ""))
+    finally:
+        await authz.stop()
+
+
+async def test_the_servers_remembered_decisions_follow_grants_and_revocations(registry: Registry) -> None:
+    """``Chain.decide`` (the server's step) remembers RBAC's decisions: every change seen by the
+    watch reaches the next request all the same."""
+    cat = registry.catalogue
+    crs, crbs = cat.get(G, "v1", "clusterroles"), cat.get(G, "v1", "clusterrolebindings")
+    assert crs is not None and crbs is not None
+    authz = RBACAuthorizer(registry, cat)
+    await authz.start()
+    chain = new_chain(["RBAC"], {"RBAC": lambda: authz})
+    get = RequestInfo(True, "/api/v1/namespaces/dev/pods/p", "get", "", "v1", "dev", "pods", "", "p")
+    try:
+        assert chain.decide(JANE, get) == (Decision.NO_OPINION, "")
+        await registry.create(crbs, "", {"apiVersion": f"{G}/v1", "kind": "ClusterRoleBinding",
+                                         **binding("jr", "ClusterRole", "reader", [("User", "jane")])}, CTX)
+        await until(lambda: chain.decide(JANE, get) == (
+            Decision.NO_OPINION, 'RBAC: clusterrole.rbac.authorization.k8s.io "reader" not found'))
+        await registry.create(crs, "", {"apiVersion": f"{G}/v1", "kind": "ClusterRole",
+                                        **role("reader", [rule(["get"], ["pods"])])}, CTX)
+        await until(lambda: chain.decide(JANE, get)[0] is Decision.ALLOW)
+        await registry.update(crs, "", "reader", {"apiVersion": f"{G}/v1", "kind": "ClusterRole",
+                                                  **role("reader", [rule(["list"], ["pods"])])}, CTX)
+        await until(lambda: chain.decide(JANE, get) == (Decision.NO_OPINION, ""))
     finally:
         await authz.stop()
 

@@ -13,12 +13,13 @@ import pytest
 from kybernetes import errors
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.authz import node_graph as g
-from kybernetes.apiserver.authz.authorizer import Attributes, Decision
+from kybernetes.apiserver.authz.authorizer import Attributes, Decision, new_chain
 from kybernetes.apiserver.authz.node import NodeAuthorizer, NodeDecisions
 from kybernetes.apiserver.authz.node_rules import NODE_RULES
 from kybernetes.apiserver.registry import builtin_strategies
 from kybernetes.apiserver.registry.request import DeleteOptions, RequestContext, User
 from kybernetes.apiserver.registry.store import Registry
+from kybernetes.apiserver.transport.requestinfo import RequestInfo
 from kybernetes.storage.sqlite import SQLiteStore
 
 Obj = dict[str, Any]
@@ -145,6 +146,20 @@ def test_only_node_users_get_an_opinion() -> None:
         assert ask("get", "secrets", "pull", user=user) == (Decision.NO_OPINION, "")
     nameless = User("system:node:", ("system:nodes",))
     assert ask("get", "secrets", "pull", user=nameless) == (Decision.NO_OPINION, 'unknown node for user "system:node:"')
+
+
+def test_a_nodes_decisions_are_never_remembered() -> None:
+    """The graph changes without telling the chain: the server's step (``Chain.decide``) asks the
+    Node authorizer again for every request of a node."""
+    graph = g.NodeGraph()
+    chain = new_chain(["Node"], {"Node": lambda: NodeDecisions(graph)})
+    pull = RequestInfo(True, "/api/v1/namespaces/default/secrets/pull", "get", "", "v1", "default", "secrets", "", "pull")
+    assert chain.decide(N1, pull) == NO_REL
+    graph.set_object((g.POD, "default", "web"), g.pod_edges(ON_N1))
+    assert chain.decide(N1, pull) == ALLOW
+    graph.delete_object((g.POD, "default", "web"))
+    assert chain.decide(N1, pull) == NO_REL
+    assert chain.decide(User("jane"), pull) == (Decision.NO_OPINION, "")
 
 
 def test_static_rules_are_kubernetes_node_rules() -> None:

@@ -537,15 +537,14 @@ class APIServer:
         assert self.handlers is not None
         decision, reason = Decision.ALLOW, ""
         if self.authorizer is not None:
-            attrs = Attributes.of(user, info)
-            decision, reason = self.authorizer.authorize(attrs)
+            decision, reason = self.authorizer.decide(user, info)
         if ev is not None:
             ev.annotate("authorization.k8s.io/decision", "allow" if decision is Decision.ALLOW else "forbid")
             ev.annotate("authorization.k8s.io/reason", reason)
             if self.audit is not None and audit_long_running(info):
                 self.audit.on_response_start(request, ev)  # after APF set its own callback
         if decision is not Decision.ALLOW:
-            raise forbidden(attrs, reason)
+            raise forbidden(Attributes.of(user, info), reason)
         if rp is not None:
             remote = self.aggregator.remote(rp.group, rp.version) if self.aggregator is not None else None
             if remote is not None:  # an aggregated API: served by its own server, as this user

@@ -20,16 +20,20 @@ seen by the next request once the change has been observed from the store's watc
 An authorizer that keeps watch-fed caches has ``async start()`` (returns once its caches are
 filled) and ``async stop()``; the server calls them. An authorizer that can list what a user may
 do also implements :class:`RuleResolver`
-(``SelfSubjectRulesReview`` and ``kubectl auth can-i --list`` use it).
+(``SelfSubjectRulesReview`` and ``kubectl auth can-i --list`` use it). An authorizer whose
+decisions the chain may remember implements :class:`Stable`.
 
 :func:`new_chain` builds kube-apiserver's ``--authorization-mode`` chain: first the privileged
 groups (``system:masters`` may do everything, whatever the modes), then each mode in the order
-given. :func:`forbidden` is the 403 a refused request gets, in Kubernetes' words.
+given. :meth:`Chain.decide` is the server's per-request step: for a user every authorizer calls
+stable, it remembers the chain's decisions per request shape until one of them reports a change.
+:func:`forbidden` is the 403 a refused request gets, in Kubernetes' words.
 """
 
 from __future__ import annotations
 
 import enum
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -49,6 +53,9 @@ class Decision(enum.Enum):
     DENY = "deny"
     NO_OPINION = "no-opinion"
 
+
+_ALLOWED = (Decision.ALLOW, "")
+_NO_OPINION = (Decision.NO_OPINION, "")
 
 @dataclass(slots=True)
 class Attributes:
@@ -95,9 +102,55 @@ class RuleResolver(Protocol):
     def rules_for(self, user: User, namespace: str) -> RulesInfo: ...
 
 
+@runtime_checkable
+class Stable(Protocol):
+    """An authorizer whose decisions for some users a :class:`Chain` may remember.
+
+    ``stable_for(user)`` is True when every decision for the user depends only on its name and
+    groups and on the request's kind (resource or not), verb, path, namespace, API group,
+    resource, subresource and name (not on its uid, extra, API version or field selector), and
+    stays the same until the authorizer calls the callbacks given to ``on_change`` (at once, in
+    the change that makes one differ). Its answer for a name and groups never changes.
+    ``on_change`` may hold a bound method weakly (as long as its object lives)."""
+
+    def stable_for(self, user: User) -> bool: ...
+
+    def on_change(self, callback: Callable[[], None]) -> None: ...
+
+
+class ChangeListeners:
+    """Callbacks of :meth:`Stable.on_change`, held weakly when they are bound methods (a chain
+    built for one review must not live as long as the authorizer)."""
+
+    __slots__ = ("_refs",)
+
+    def __init__(self) -> None:
+        self._refs: list[Callable[[], Callable[[], None] | None]] = []
+
+    def add(self, callback: Callable[[], None]) -> None:
+        self._refs = [r for r in self._refs if r() is not None]
+        ref = weakref.WeakMethod(callback) if hasattr(callback, "__self__") else (lambda: callback)
+        self._refs.append(ref)  # type: ignore[arg-type]
+
+    def notify(self) -> None:
+        for ref in self._refs:
+            callback = ref()
+            if callback is not None:
+                callback()
+
+
+def _always_stable(user: User) -> bool:
+    return True
+
+
 class AlwaysAllow:
     def authorize(self, attrs: Attributes) -> tuple[Decision, str]:
         return Decision.ALLOW, ""
+
+    stable_for = staticmethod(_always_stable)
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        pass  # never changes
 
     def rules_for(self, user: User, namespace: str) -> RulesInfo:
         return RulesInfo([{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
@@ -107,6 +160,11 @@ class AlwaysAllow:
 class AlwaysDeny:
     def authorize(self, attrs: Attributes) -> tuple[Decision, str]:
         return Decision.NO_OPINION, "Everything is forbidden."
+
+    stable_for = staticmethod(_always_stable)
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        pass  # never changes
 
     def rules_for(self, user: User, namespace: str) -> RulesInfo:
         return RulesInfo()
@@ -122,8 +180,13 @@ class PrivilegedGroups:
         groups = self.groups
         for g in attrs.user.groups:  # a user has a few groups: no set built per request
             if g in groups:
-                return Decision.ALLOW, ""
-        return Decision.NO_OPINION, ""
+                return _ALLOWED
+        return _NO_OPINION
+
+    stable_for = staticmethod(_always_stable)  # the user's groups decide
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        pass  # never changes
 
     def rules_for(self, user: User, namespace: str) -> RulesInfo:
         if self.groups.intersection(user.groups):
@@ -131,11 +194,23 @@ class PrivilegedGroups:
         return RulesInfo()
 
 
+MAX_REMEMBERED = 8192
+"""Decisions (and users) a chain remembers; beyond this it starts over."""
+
+
 class Chain:
     """The union of authorizers, asked in order (Kubernetes' ``union.New``)."""
 
     def __init__(self, authorizers: Sequence[Authorizer]) -> None:
         self.authorizers = tuple(authorizers)
+        self._remembered: dict[tuple[Any, ...], tuple[Decision, str]] = {}
+        """(user name, groups, request shape...) -> decision, for stable users."""
+        self._users: dict[tuple[str, tuple[str, ...]], bool] = {}
+        """(user name, groups) -> whether every authorizer is stable for the user."""
+        stable = [a for a in self.authorizers if isinstance(a, Stable)]  # (a Protocol check is slow: once)
+        self._stable_for = tuple(a.stable_for for a in stable) if len(stable) == len(self.authorizers) else None
+        for a in stable:
+            a.on_change(self.forget)
 
     def authorize(self, attrs: Attributes) -> tuple[Decision, str]:
         reasons: list[str] | None = None
@@ -146,6 +221,35 @@ class Chain:
             if reason:
                 reasons = [*(reasons or ()), reason]
         return Decision.NO_OPINION, "\n".join(reasons or ())
+
+    def decide(self, user: User, info: RequestInfo) -> tuple[Decision, str]:
+        """``authorize(Attributes.of(user, info))``, remembered per user and request shape when
+        every authorizer is :class:`Stable` for the user, until one of them reports a change: a
+        repeated request costs one dict lookup and builds no Attributes."""
+        key = (user.name, user.groups, info.is_resource_request, info.verb, info.path, info.namespace,
+               info.api_group, info.resource, info.subresource, info.name)
+        found = self._remembered.get(key)
+        if found is None:
+            found = self.authorize(Attributes.of(user, info))
+            if self._stable(user):
+                if len(self._remembered) >= MAX_REMEMBERED:
+                    self._remembered.clear()
+                self._remembered[key] = found
+        return found
+
+    def _stable(self, user: User) -> bool:
+        who = (user.name, user.groups)
+        stable = self._users.get(who)
+        if stable is None:
+            if len(self._users) >= MAX_REMEMBERED:
+                self._users.clear()
+            stable = self._users[who] = (self._stable_for is not None
+                                         and all(stable_for(user) for stable_for in self._stable_for))
+        return stable
+
+    def forget(self) -> None:
+        """Drop every remembered decision (an authorizer's inputs changed)."""
+        self._remembered.clear()
 
     def rules_for(self, user: User, namespace: str) -> RulesInfo:
         out = RulesInfo()

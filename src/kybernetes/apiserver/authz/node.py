@@ -2,7 +2,8 @@
 
 Kubernetes 1.32's ``plugin/pkg/auth/authorizer/node/node_authorizer.go`` with its default feature
 gates (AuthorizeNodeWithSelectors on). It has an opinion only on requests from a node, a user
-``system:node:NAME`` in ``system:nodes`` (any other user: NO_OPINION, with no reason); it never
+``system:node:NAME`` in ``system:nodes`` (any other user: NO_OPINION, with no reason, a decision
+that is :class:`~.authorizer.Stable`; a node's decisions follow the graph and are not); it never
 returns DENY, so a later mode (RBAC) may still allow what it refuses. For a node:
 
 - secrets, configmaps: get, list or watch of one named object (a list or watch names it with a
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 Result = tuple[Decision, str]
 _NO = Decision.NO_OPINION
 _ALLOW: Result = (Decision.ALLOW, "")
+_NOT_A_NODE: Result = (Decision.NO_OPINION, "")
 _LEASE_VERBS = frozenset({"get", "create", "update", "patch", "delete"})
 
 
@@ -79,7 +81,7 @@ class NodeDecisions:
     def authorize(self, attrs: Attributes) -> Result:
         node, is_node = node_identity(attrs.user.name, attrs.user.groups)
         if not is_node:
-            return _no()
+            return _NOT_A_NODE
         if not node:
             return _no(f'unknown node for user "{attrs.user.name}"')
         if attrs.resource_request:
@@ -87,6 +89,13 @@ class NodeDecisions:
             if decide is not None:
                 return decide(node, attrs)
         return _ALLOW if rules_allow(attrs, NODE_RULES) else _no()
+
+    def stable_for(self, user: User) -> bool:
+        """Only "not a node" is stable: a node's decisions change with the graph, unreported."""
+        return not node_identity(user.name, user.groups)[1]
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        pass  # what is stable (a user is not a node) never changes
 
     # --- graph-scoped resources ------------------------------------------------------------------
 

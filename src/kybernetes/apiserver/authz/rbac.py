@@ -16,6 +16,10 @@ Guarantees (``plugin/pkg/auth/authorizer/rbac/rbac.go`` over ``DefaultRuleResolv
 - Per (user, groups, namespace) the resolved rules are kept, and per request shape (user, groups,
   verb, what, where) the decision; all are dropped on any RBAC change: a repeated decision costs one
   dict lookup, a new one a scan of that user's rules.
+- It is :class:`.authorizer.Stable` for every user: a decision depends on the user's name and
+  groups and the request's verb, what and where only, and the callbacks given to
+  :meth:`RBACAuthorizer.on_change` are called on every RBAC change (so a chain's remembered
+  decisions are dropped with the authorizer's own).
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.validation.govalues import go_quote
-from kybernetes.apiserver.authz.authorizer import Attributes, Decision, RulesInfo
+from kybernetes.apiserver.authz.authorizer import Attributes, ChangeListeners, Decision, RulesInfo
 from kybernetes.apiserver.authz.rbac_policy import RBAC_GROUP, PolicyIndex, Rule, aggregate
 from kybernetes.apiserver.authz.rules import CompiledRule
 from kybernetes.apiserver.registry.request import ListOptions, User
@@ -75,14 +80,16 @@ class RBACAuthorizer:
             self._resources[plural] = r
         self._compiled: dict[tuple[str, tuple[str, ...], str], Compiled] = {}
         self._decisions: dict[tuple[Any, ...], tuple[Decision, str]] = {}
+        self._listeners = ChangeListeners()
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
     def over(cls, index: PolicyIndex) -> RBACAuthorizer:
-        """An authorizer over a policy held in memory, fed by no watch (tests, benchmarks)."""
+        """An authorizer over a policy held in memory, fed by no watch (tests, benchmarks): who
+        changes ``index`` calls :meth:`forget`."""
         authz = cls.__new__(cls)
         authz.index, authz._resources, authz._tasks = index, {}, []
-        authz._compiled, authz._decisions = {}, {}
+        authz._compiled, authz._decisions, authz._listeners = {}, {}, ChangeListeners()
         return authz
 
     # --- decisions -----------------------------------------------------------------------
@@ -110,6 +117,12 @@ class RBACAuthorizer:
         self._decisions[key] = decision
         return decision
 
+    def stable_for(self, user: User) -> bool:
+        return True  # the policy decides, and every change to it is reported (forget)
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        self._listeners.add(callback)
+
     def rules_for(self, user: User, namespace: str) -> RulesInfo:
         compiled = self.compiled(user.name, user.groups, namespace)
         info = RulesInfo(evaluation_error=aggregate(compiled.errors) if compiled.errors else "")
@@ -128,7 +141,7 @@ class RBACAuthorizer:
         found = self._compiled.get(key)
         if found is None:
             if len(self._compiled) >= MAX_CACHED:
-                self.forget()
+                self._drop()
             found = self._compiled[key] = self._compile(name, groups, namespace)
         return found
 
@@ -171,7 +184,12 @@ class RBACAuthorizer:
     # --- the watch-fed index ----------------------------------------------------------------
 
     def forget(self) -> None:
-        """Drop every resolved entry and remembered decision: the policy changed."""
+        """The policy changed: drop every resolved entry and remembered decision, here and in
+        whoever listens (:meth:`on_change`)."""
+        self._drop()
+        self._listeners.notify()
+
+    def _drop(self) -> None:
         self._compiled.clear()
         self._decisions.clear()
 
