@@ -10,6 +10,8 @@ Start order, each step waiting for the one before to be ready:
          API server and crash alone
       -> the node agent (``kyb agent``, joining with the server's own join token), which runs
          the kubelet and its containerd, unless ``--disable-agent``
+      -> scheduled snapshots of the store (``--snapshot-schedule-cron``, keeping the newest
+         ``--snapshot-retention``; ``kybernetes.storage.snapshot``), unless ``--disable-snapshots``
 
 Children are supervised: one that exits while the server runs is started again after a back-off
 (1 s doubling to 30 s). SIGTERM or SIGINT stops the children first (SIGTERM, then SIGKILL after
@@ -22,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +37,10 @@ from kybernetes.api.clusterdns import DEFAULT_CLUSTER_DOMAIN, cluster_dns_ip
 from kybernetes.apiserver.join.tokens import server_token
 from kybernetes.apiserver.server import APIServer, APIServerConfig
 from kybernetes.client import Client
+from kybernetes.controllers.cronschedule import CronSchedule
+from kybernetes.datadir import snapshot_dir
 from kybernetes.pki import kubeconfig, write_kubeconfig
+from kybernetes.storage.snapshot import SCHEDULED, run_schedule, snapshotter_for
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +66,38 @@ class ServerConfig:
     cluster_dns: str = ""
     """The cluster DNS Service's address (default: the 10th of the service range)."""
 
+    snapshots: SnapshotSchedule | None = None
+    """Scheduled snapshots of the store; None: none (``--disable-snapshots``)."""
+
     def dns_ip(self) -> str:
         return self.cluster_dns or cluster_dns_ip(self.api.service_cidr)
+
+
+@dataclass
+class SnapshotSchedule:
+    """``--snapshot-schedule-cron`` (robfig/cron, as CronJobs), ``--snapshot-retention``,
+    ``--snapshot-dir`` (default ``DATA_DIR/db/snapshots``), and the node named in file names."""
+
+    cron: str = "0 */12 * * *"
+    retention: int = 5
+    directory: Path | None = None
+    node: str = ""
+
+    def __post_init__(self) -> None:
+        self.schedule = CronSchedule.parse(self.cron)  # CronError (a ValueError) with robfig's message
+
+
+async def _snapshot_forever(config: ServerConfig) -> None:
+    sched = config.snapshots
+    assert sched is not None
+    api = config.api
+
+    def failed(err: Exception) -> None:
+        log.error("scheduled snapshot failed: %s", err)
+
+    await run_schedule(snapshotter_for(api.data_dir, api.datastore_endpoint), sched.schedule.next,
+                       sched.directory or snapshot_dir(api.data_dir), SCHEDULED,
+                       sched.node or socket.gethostname(), sched.retention, on_error=failed)
 
 
 @dataclass
@@ -153,6 +189,7 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
     await api.start()
     sup = Supervisor()
     logs = config.api.data_dir / "logs"
+    snapshots = asyncio.create_task(_snapshot_forever(config), name="snapshots") if config.snapshots else None
     try:
         await _apply_addons(api, config)
         if not config.disable_controller_manager:
@@ -192,6 +229,10 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
             sys.stdout.flush()
         await stop.wait()
     finally:
+        if snapshots is not None:
+            snapshots.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await snapshots
         await sup.stop()
         await api.stop()
 

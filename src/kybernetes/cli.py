@@ -230,6 +230,7 @@ class LazyGroup(click.Group):
         "network": "kybernetes.proxy.netcmd:command",
         "agent": "kybernetes.agent:command",
         "token": "kybernetes.joincmd:token_group",
+        "snapshot": "kybernetes.snapshotcmd:snapshot_group",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -272,7 +273,15 @@ def main() -> None:
               help="Pods across nodes (this machine's node): host-gw routes, or none.")
 @click.option("--flannel-ipmasq/--no-flannel-ipmasq", default=True, show_default=True,
               help="Masquerade pod traffic leaving the cluster and service CIDRs (this machine's node).")
-def server(verbose: int, disable_agent: bool, disable_scheduler: bool, disable_controller_manager: bool,
+@click.option("--disable-snapshots", is_flag=True, help="Take no scheduled snapshots of the store.")
+@click.option("--snapshot-schedule-cron", default="0 */12 * * *", show_default=True, metavar="SPEC",
+              help="When to take scheduled snapshots, in cron format (as a CronJob's schedule).")
+@click.option("--snapshot-retention", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Scheduled snapshots to keep; the oldest beyond this are removed.")
+@click.option("--snapshot-dir", type=click.Path(path_type=Path), default=None,
+              help="Where scheduled snapshots go. Default: DATA_DIR/db/snapshots.")
+def server(verbose: int, disable_snapshots: bool, snapshot_schedule_cron: str, snapshot_retention: int,
+           snapshot_dir: Path | None, disable_agent: bool, disable_scheduler: bool, disable_controller_manager: bool,
            cluster_cidr: str, kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...],
            kubelet_arg: tuple[str, ...], node_name: str | None, disable_kube_proxy: bool, disable: tuple[str, ...],
            cluster_dns: str, cluster_domain: str, flannel_backend: str, flannel_ipmasq: bool, **api_flags: Any) -> None:
@@ -293,6 +302,11 @@ def server(verbose: int, disable_agent: bool, disable_scheduler: bool, disable_c
     bridges = [a.partition("=")[2] for a in kubelet_arg if a.removeprefix("--").startswith("cni-bridge=")]
     kubelet_arg = tuple(a for a in kubelet_arg if not a.removeprefix("--").startswith("cni-bridge="))
     bridge = bridges[-1] if bridges else "kyb0"
+    try:
+        snapshots = None if disable_snapshots else bundle.SnapshotSchedule(
+            snapshot_schedule_cron, snapshot_retention, snapshot_dir, node_name or "")
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="'--snapshot-schedule-cron'") from None
     bundle.main(bundle.ServerConfig(
         api=cfg, disable_agent=disable_agent, disable_scheduler=disable_scheduler,
         disable_controller_manager=disable_controller_manager, cluster_cidr=cluster_cidr,
@@ -304,6 +318,7 @@ def server(verbose: int, disable_agent: bool, disable_scheduler: bool, disable_c
                     "--flannel-backend", flannel_backend,
                     "--flannel-ipmasq" if flannel_ipmasq else "--no-flannel-ipmasq"],
         cni_bridge=bridge, disable=disabled, cluster_dns=dns_ip, cluster_domain=cluster_domain.removesuffix("."),
+        snapshots=snapshots,
     ))
 
 

@@ -1,7 +1,8 @@
 """The layout of kybernetes' data directories, for the commands that act on one from outside.
 
-    kyb server --data-dir D     D/tls/ca.crt (the cluster CA), D/db, D/kubeconfig.yaml; its own node
-                                is an agent in D/agent
+    kyb server --data-dir D     D/tls/ca.crt (the cluster CA), D/db/state.db (the embedded store),
+                                D/db/snapshots (`kyb snapshot save`'s and scheduled snapshots),
+                                D/kubeconfig.yaml; its own node is an agent in D/agent
     kyb agent --data-dir A      A/agent/ca.crt (the pinned cluster CA, credentials), and the node
                                 itself: A/containerd, A/cni, A/pods, ...
     kyb kubelet --data-dir N    the node: N/containerd, N/cni/net.d (the CNI config naming the
@@ -58,6 +59,38 @@ POD_ROUTE_PROTOCOL = 107
 """The route protocol (``ip route ... proto 107``) that marks the host-gw routes ``kyb network``
 programs to other nodes' pod CIDRs (no registered routing daemon uses 107): only routes with it
 are ever changed or deleted, by that daemon and by `kyb killall`."""
+
+
+def store_path(data_dir: Path, datastore_endpoint: str = "") -> Path | None:
+    """The embedded store's SQLite file for a server started with ``--datastore-endpoint`` (empty:
+    ``D/db/state.db``; ``sqlite://PATH``: PATH); None for a store that is not a file here."""
+    if not datastore_endpoint:
+        return data_dir / "db" / "state.db"
+    if datastore_endpoint.startswith("sqlite://"):
+        return Path(datastore_endpoint[len("sqlite://"):])
+    return None
+
+
+def snapshot_dir(data_dir: Path) -> Path:
+    """Where snapshots of a server's store go unless ``--dir``/``--snapshot-dir`` says otherwise."""
+    return data_dir / "db" / "snapshots"
+
+
+def running_pid(data_dir: Path) -> int | None:
+    """The PID in ``data_dir``'s PID file if that process is alive (a server or agent running on it)."""
+    try:
+        pid = int((data_dir / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid  # alive, another user's
+    return pid
 
 
 def is_server_dir(data_dir: Path) -> bool:

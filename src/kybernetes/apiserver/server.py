@@ -94,6 +94,7 @@ from kybernetes.apiserver.transport.requests import (
     parse_resource_path,
     pretty_requested,
 )
+from kybernetes.datadir import store_path
 from kybernetes.httpserver.messages import AnyResponse, Request, Response
 from kybernetes.httpserver.protocol import HTTPServer
 from kybernetes.pki import PKI, kubeconfig, write_kubeconfig
@@ -165,12 +166,12 @@ class APIServerConfig:
 
 async def open_store(config: APIServerConfig) -> Store:
     ep = config.datastore_endpoint
-    if not ep or ep.startswith("sqlite://"):
+    path = store_path(config.data_dir, ep)
+    if path is not None:
         from kybernetes.storage.sqlite import SQLiteStore
 
-        path = ep[len("sqlite://"):] if ep else str(config.data_dir / "db" / "state.db")
-        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return await SQLiteStore.open(path, compact_interval=config.compact_interval,
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return await SQLiteStore.open(str(path), compact_interval=config.compact_interval,
                                      compact_keep=config.compact_keep)
     raise errors.BadRequest(f"unsupported datastore endpoint {ep!r} (supported: sqlite://PATH)")
 

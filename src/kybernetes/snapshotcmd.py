@@ -1,0 +1,104 @@
+"""``kyb snapshot save | ls | restore``: backups of a server's store (k3s's ``etcd-snapshot``).
+
+``save`` takes an online, consistent snapshot of the store of the server data dir ``--data-dir``
+(running or not) into ``--dir`` (default ``DATA_DIR/db/snapshots``) as
+``<name>-<node>-<unix time>``; ``ls`` lists a directory's snapshots with the revision each holds;
+``restore FILE`` verifies the file completely and only then makes it the store of ``--data-dir``,
+which no server may be running on. The work is :mod:`kybernetes.storage.snapshot`'s; see
+docs/architecture.md ("Snapshots") for why ``save`` reads the store file itself rather than
+asking the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from kybernetes.datadir import default_data_dir, snapshot_dir, store_path
+from kybernetes.storage.snapshot import (
+    ON_DEMAND,
+    SnapshotError,
+    list_snapshots,
+    restore_snapshot,
+    save_snapshot,
+    snapshotter_for,
+)
+
+_data_dir_option = click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=None,
+    help="The server's data dir. Default: /var/lib/kybernetes as root, ~/.local/share/kybernetes otherwise.")
+_endpoint_option = click.option("--datastore-endpoint", default="",
+                                help="The server's --datastore-endpoint (empty or sqlite://PATH).")
+
+
+def _dir(data_dir: Path | None) -> Path:
+    return (data_dir or default_data_dir()).resolve()
+
+
+@click.group("snapshot")
+def snapshot_group() -> None:
+    """Save, list and restore snapshots of the server's store."""
+
+
+@snapshot_group.command("save")
+@_data_dir_option
+@_endpoint_option
+@click.option("--name", default=ON_DEMAND, show_default=True, help="The snapshot's name, before -<node>-<time>.")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None,
+              help="Where to write it. Default: DATA_DIR/db/snapshots.")
+@click.option("--node-name", default=None, help="The node named in the file name (default: the host name).")
+def save(data_dir: Path | None, datastore_endpoint: str, name: str, directory: Path | None,
+         node_name: str | None) -> None:
+    """Take a snapshot of the store, online and consistent."""
+    d = _dir(data_dir)
+    if not name or "/" in name:
+        raise click.UsageError(f"invalid snapshot name {name!r}")
+    try:
+        info = asyncio.run(save_snapshot(snapshotter_for(d, datastore_endpoint), directory or snapshot_dir(d),
+                                         name, node_name or socket.gethostname()))
+    except (SnapshotError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    assert info.header is not None
+    click.echo(f"Snapshot {info.path.name} saved at revision {info.header.revision}: {info.path}")
+
+
+@snapshot_group.command("ls")
+@_data_dir_option
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None,
+              help="The directory to list. Default: DATA_DIR/db/snapshots.")
+def ls(data_dir: Path | None, directory: Path | None) -> None:
+    """List snapshots: name, location, size, creation time, revision."""
+    rows = [("Name", "Location", "Size", "Created", "Revision")]
+    for info in list_snapshots(directory or snapshot_dir(_dir(data_dir))):
+        h = info.header
+        created = datetime.fromtimestamp(h.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if h else "-"
+        rows.append((info.path.name, f"file://{info.path}", str(info.size), created,
+                     str(h.revision) if h else f"invalid: {info.problem}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+
+
+@snapshot_group.command("restore")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@_data_dir_option
+@_endpoint_option
+def restore(file: Path, data_dir: Path | None, datastore_endpoint: str) -> None:
+    """Make snapshot FILE the store of --data-dir (no server may be running on it).
+
+    The whole file is verified (format, length, checksum) before anything is overwritten; the
+    store it replaces is kept beside it as ``state.db.pre-restore-<unix time>``."""
+    d = _dir(data_dir)
+    target = store_path(d, datastore_endpoint)
+    try:
+        snapshotter = snapshotter_for(d, datastore_endpoint)
+        assert target is not None
+        header = asyncio.run(restore_snapshot(snapshotter, file, d, target))
+    except (SnapshotError, OSError) as e:
+        raise click.ClickException(f"snapshot not restored: {e}") from None
+    click.echo(f"Restored {file} (revision {header.revision}) into {target}; "
+               f"start the server with: kyb server --data-dir {d}")
