@@ -40,7 +40,7 @@ from kybernetes.client import Client
 from kybernetes.controllers.cronschedule import CronSchedule
 from kybernetes.datadir import snapshot_dir
 from kybernetes.pki import kubeconfig, write_kubeconfig
-from kybernetes.storage.snapshot import SCHEDULED, run_schedule, snapshotter_for
+from kybernetes.storage.snapshot import SCHEDULED, SnapshotError, run_schedule, snapshotter_for
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,12 @@ async def _snapshot_forever(config: ServerConfig) -> None:
     def failed(err: Exception) -> None:
         log.error("scheduled snapshot failed: %s", err)
 
-    await run_schedule(snapshotter_for(api.data_dir, api.datastore_endpoint), sched.schedule.next,
+    try:
+        snapshotter = snapshotter_for(api.data_dir, api.datastore_endpoint)
+    except SnapshotError as err:
+        log.error("no scheduled snapshots: %s", err)
+        return
+    await run_schedule(snapshotter, sched.schedule.next,
                        sched.directory or snapshot_dir(api.data_dir), SCHEDULED,
                        sched.node or socket.gethostname(), sched.retention, on_error=failed)
 

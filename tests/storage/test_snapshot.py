@@ -189,6 +189,7 @@ async def test_restore_refuses_a_running_server_and_another_backend(tmp_path: Pa
     with pytest.raises(SnapshotError, match="snapshot of a sqlite store, not of etcd"):
         await restore_snapshot(Etcd(db), path, target_dir, db)
     assert not db.exists()
+    assert sorted(p.name for p in target_dir.iterdir()) == []  # not even db/ was left behind
 
 
 async def test_restore_keeps_the_replaced_store_aside(tmp_path: Path) -> None:

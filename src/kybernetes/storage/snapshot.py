@@ -320,6 +320,7 @@ async def restore_snapshot(snapshotter: Snapshotter, path: Path, data_dir: Path,
     pid = running_pid(data_dir)
     if pid is not None:
         raise SnapshotError(f"a kybernetes server (pid {pid}) is running on {data_dir}: stop it before restoring")
+    made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     payload = target.parent / f".{target.name}.restore"
     payload.unlink(missing_ok=True)
@@ -328,8 +329,12 @@ async def restore_snapshot(snapshotter: Snapshotter, path: Path, data_dir: Path,
         if header.backend != snapshotter.backend:
             raise SnapshotError(f"{path} is a snapshot of a {header.backend} store, not of {snapshotter.backend}")
         await snapshotter.install_payload(payload, header.revision)
-    finally:
+    except BaseException:
         payload.unlink(missing_ok=True)
+        for d in made:  # a refused restore leaves no trace, not even the directories it made
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
     return header
 
 
