@@ -267,3 +267,18 @@ async def test_a_failed_scheduled_snapshot_is_reported_and_the_schedule_goes_on(
                            tmp_path / "s", "scheduled", "n1", 2, now=lambda: clock[0], sleep=sleep,
                            on_error=errors.append)
     assert [str(e) for e in errors] == [f"no store at {tmp_path / 'missing.db'}"] * 2
+
+
+async def test_a_snapshot_never_replaces_another_of_the_same_name(tmp_path: Path) -> None:
+    s = await _store_with_data(tmp_path / "data", n=2)
+    snapshotter = SQLiteSnapshotter(tmp_path / "data" / "db" / "state.db")
+    try:
+        first = await save_snapshot(snapshotter, tmp_path / "s", "x", "n", now=lambda: 1000.0)
+        await s.create("/registry/configmaps/ns/more", b"m")
+        with pytest.raises(SnapshotError, match="already exists"):
+            await save_snapshot(snapshotter, tmp_path / "s", "x", "n", now=lambda: 1000.0)
+    finally:
+        await s.close()
+    assert first.path.name == "x-n-1000"
+    assert [p.name for p in (tmp_path / "s").iterdir()] == ["x-n-1000"]  # no partial files either
+    assert read_info(first.path).header == first.header

@@ -238,7 +238,10 @@ async def save_snapshot(snapshotter: Snapshotter, directory: Path, name: str, no
         revision, compacted = await snapshotter.save_payload(payload)
         await asyncio.to_thread(_frame, payload, tmp, SnapshotHeader(
             snapshotter.backend, revision, compacted, created, node, payload.stat().st_size))
-        os.link(tmp, final)  # fails rather than replace a snapshot of the same name
+        try:
+            os.link(tmp, final)  # fails rather than replace a snapshot of the same name
+        except FileExistsError:
+            raise SnapshotError(f"snapshot {final} already exists") from None
         _fsync_dir(directory)
     finally:
         for p in (payload, tmp):
