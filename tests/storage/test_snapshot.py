@@ -208,7 +208,8 @@ async def test_restore_keeps_the_replaced_store_aside(tmp_path: Path) -> None:
 def test_prune_keeps_the_newest_of_this_name_and_node(tmp_path: Path) -> None:
     for t in (100, 200, 300, 1000, 50):
         (tmp_path / f"scheduled-n1-{t}").write_bytes(b"")
-    others = ["scheduled-n2-10", "on-demand-n1-10", "scheduled-n1-notatime"]
+    (tmp_path / ".scheduled-n1-40.payload").write_bytes(b"left by a cancelled save")
+    others = ["scheduled-n2-10", "on-demand-n1-10", "scheduled-n1-notatime", ".on-demand-n1-5.tmp"]
     for name in others:
         (tmp_path / name).write_bytes(b"")
     removed = prune(tmp_path, "scheduled", "n1", 2)

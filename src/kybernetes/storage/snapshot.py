@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import glob
 import hashlib
 import json
 import os
@@ -355,8 +356,14 @@ def _name_time(name: str) -> int:
 
 
 def prune(directory: Path, name: str, node: str, keep: int) -> list[Path]:
-    """Remove all but the newest ``keep`` snapshots named ``<name>-<node>-<unix time>``; the removed."""
+    """Remove all but the newest ``keep`` snapshots named ``<name>-<node>-<unix time>``; the removed.
+
+    Also removes partial files of such snapshots (``.<name>-<node>-*``) that an interrupted save
+    left (a save cancelled while its copying thread still ran): call it only between saves."""
     prefix = f"{name}-{node}-"
+    if directory.is_dir():
+        for partial in directory.glob(f".{glob.escape(prefix)}*"):
+            partial.unlink(missing_ok=True)
     ours = [p for p in directory.iterdir() if p.name.startswith(prefix) and p.name[len(prefix):].isdigit()] \
         if directory.is_dir() else []
     ours.sort(key=lambda p: int(p.name[len(prefix):]))
