@@ -339,7 +339,7 @@ class Proxier:
             masq = not bridged_traffic_hits_netfilter(cfg.bridge)
         opts = RenderOptions(table=cfg.table_name, service_cidr=cfg.service_cidr, cluster_cidr=cfg.cluster_cidr,
                              nodeport_ips=ips, localhost_nodeports=cfg.localhost_nodeports, masquerade_all=masq,
-                             mark=cfg.mark, localnet_guard_iface=guard)
+                             mark=cfg.mark, localnet_guard_iface=guard, node_ip=node_primary_ip(node))
         ports = build_service_ports(services, slices, cfg.service_cidr, cfg.node_name)
         return _Rendered(render_table(ports, opts), ips, health_check_node_ports(ports), local_ready_endpoints(ports))
 
