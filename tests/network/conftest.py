@@ -19,11 +19,11 @@ exec`` remounts all of ``/sys``, which hides ``/sys/fs/cgroup`` and so every cgr
 The mounts its containerd makes (rootfs overlays, the pods' network namespace files) stay in that
 mount namespace and go with it.
 
-One module-scoped fixture (:func:`three_nodes`) is shared by a module's tests: starting three nodes
-takes a while. Teardown stops every process by PID (agents first, SIGTERM, which drains their
+One package-scoped fixture (:func:`three_nodes`) is shared by every test module here: starting
+three nodes takes a while. Teardown stops every process by PID (agents first, SIGTERM, which drains their
 pods), kills what is left of each node by its data dir, deletes the namespaces (and with them the
 pod bridges, veths, routes and nftables tables), the pods' namespace files and the test bridge,
-and fails the module's last test if anything had to be removed by force.
+and fails the package's last test if anything had to be removed by force.
 """
 
 from __future__ import annotations
@@ -245,7 +245,7 @@ def teardown(nodes: list[NetNode], bridge: str, server: ServerProcess | None, po
     return problems
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreeNodes]:
     require_root()
     require_kubectl()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from kybernetes.datadir import netpol_table, proxy_table
 from kybernetes.images.oci import BUSYBOX_IMAGE
 
 from .conftest import NODE_NAMES, NetNode, Obj, ThreeNodes, wait_until
@@ -194,6 +195,30 @@ def test_routes_and_table_flushed_by_hand_are_repaired(three_nodes: ThreeNodes, 
     wait_until(lambda: a.run("nft", "list", "table", "ip", table, check=False).returncode == 0, REPAIR_TIMEOUT,
                f"table {table} back")
     assert seen_address(c, webs["net-a"], f"http://{webs['net-b'].ip}:8080/cgi-bin/ip") == webs["net-a"].ip
+
+
+def test_kube_proxy_tables_deleted_or_flushed_by_hand_are_repaired(three_nodes: ThreeNodes,
+                                                                   webs: dict[str, Web]) -> None:
+    """kube-proxy's own table (30 s resync) and its NetworkPolicy table come back within seconds
+    (their 2 s check), whether deleted or flushed: a ClusterIP whose endpoint is on another node
+    answers again. (Without the table the ClusterIP is unreachable: no default route here.)"""
+    c = three_nodes
+    a, client, target = c.node("net-a"), webs["net-a"], webs["net-b"]
+    c.apply(NS, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "repair-b"},
+                 "spec": {"selector": {"name": target.name}, "ports": [{"port": 80, "targetPort": "http"}]}})
+    url = f"http://{c.get('service', 'repair-b', '-n', NS)['spec']['clusterIP']}/"
+    wait_until(lambda: fetch(c, client, url, check=False) == target.name, 30, f"{client.name} -> {url}")
+    # A rule each table always has (flushing the table removes rules, not map elements)
+    for family, table, rule in (("ip", proxy_table(a.pod_bridge), "jump services"),
+                                ("inet", netpol_table(a.pod_bridge), "ct state established,related accept")):
+        def intact(family: str = family, table: str = table, rule: str = rule) -> bool:
+            return rule in a.run("nft", "list", "table", family, table, check=False).stdout
+        assert intact()
+        for damage in ("delete", "flush"):
+            a.run("nft", damage, "table", family, table)
+            assert not intact()
+            wait_until(intact, REPAIR_TIMEOUT, f"{family} {table} back after nft {damage}", interval=0.2)
+            assert fetch(c, client, url) == target.name
 
 
 def test_routes_follow_nodes_coming_and_going(three_nodes: ThreeNodes) -> None:

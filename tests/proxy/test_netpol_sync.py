@@ -75,28 +75,50 @@ async def test_sync_loop(tmp_path: Path) -> None:
     assert calls(log)[-1] == "add table inet kyb-netpol-fake\ndelete table inet kyb-netpol-fake\n"
 
 
-async def test_a_table_deleted_by_hand_comes_back_within_the_check_period(tmp_path: Path) -> None:
-    log, present = tmp_path / "calls", tmp_path / "present"
-    script = tmp_path / "nft"  # "list tables" answers from the marker file; scripts are recorded
-    script.write_text(f"#!/bin/sh\nif [ \"$1\" = list ]; then [ -e {present} ] && echo 'table inet kyb-netpol-fake';"
-                      f" exit 0; fi\ncat >> {log}\necho '#---' >> {log}\n")
+def fake_nft_with_table(tmp_path: Path) -> tuple[str, Path, Path]:
+    """A fake nft that records scripts; an apply writes the probed chain's listing to a file that
+    ``nft list chain`` prints (no file: no such table). Returns (nft, calls log, listing file)."""
+    log, listing = tmp_path / "calls", tmp_path / "listing"
+    script = tmp_path / "nft"
+    script.write_text(f"#!/bin/sh\nif [ \"$1\" = list ]; then exec cat {listing}; fi\n"
+                      f"cat >> {log}\necho '#---' >> {log}\nprintf 'chain {{\\n\\trule\\n}}\\n' > {listing}\n")
     script.chmod(0o755)
-    present.touch()
-    clock = FakeClock(100.0)
-    c, _ = fake_controller(str(script), clock, sync_period=30.0, check_period=2.0)
-    stop = asyncio.Event()
-    task = asyncio.create_task(c.run(stop))
-    await until(lambda: c.rounds == 1)
-    for _ in range(3):  # the table is there: checks, but no sync
+    return str(script), log, listing
+
+
+async def check_repairs(loop_owner: Any, log: Path, listing: Path, clock: FakeClock) -> None:
+    """Drive a running sync loop: an intact table is only checked; a deleted or flushed one is
+    re-applied at the next check."""
+    await until(lambda: loop_owner.rounds == 1)
+    for _ in range(3):  # the table is intact: checks, but no sync
         await until(clock.has_sleepers)
         await clock.advance(2.0)
         await asyncio.sleep(0.05)
-    assert c.rounds == 1 and len(calls(log)) == 1
-    present.unlink()
+    assert loop_owner.rounds == 1 and len(calls(log)) == 1
+    listing.unlink()  # nft delete table
     await until(clock.has_sleepers)
     await clock.advance(2.0)
-    await until(lambda: c.rounds == 2)
-    assert len(calls(log)) == 2 and "table inet kyb-netpol-fake {" in calls(log)[1]
+    await until(lambda: loop_owner.rounds == 2)
+    assert len(calls(log)) == 2
+    listing.write_text("chain {\n}\n")  # nft flush table: the chain is there, its rules are not
+    await until(clock.has_sleepers)
+    await clock.advance(2.0)
+    await until(lambda: loop_owner.rounds == 3)
+    assert len(calls(log)) == 3
+    await until(clock.has_sleepers)
+    await clock.advance(2.0)
+    await asyncio.sleep(0.05)
+    assert loop_owner.rounds == 3  # repaired: no further apply
+
+
+async def test_a_table_deleted_or_flushed_by_hand_comes_back_within_the_check_period(tmp_path: Path) -> None:
+    nft, log, listing = fake_nft_with_table(tmp_path)
+    clock = FakeClock(100.0)
+    c, _ = fake_controller(nft, clock, sync_period=30.0, check_period=2.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(c.run(stop))
+    await check_repairs(c, log, listing, clock)
+    assert "table inet kyb-netpol-fake {" in calls(log)[2]
     stop.set()
     await asyncio.wait_for(task, 2)
 

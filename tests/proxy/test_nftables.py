@@ -292,6 +292,49 @@ def test_external_ips() -> None:
     assert '192.0.2.10 . tcp . 80 comment "default/web/tcp/http" : goto reject-chain' in render_table([sp], OPTS).text
 
 
+def _lb_service(**spec: Any) -> Obj:
+    svc = service("lb", "10.43.0.20", [{"name": "http", "port": 80, "nodePort": 30090}], type_="LoadBalancer", **spec)
+    svc["status"] = {"loadBalancer": {"ingress": [
+        {"ip": "192.0.2.20"}, {"ip": "192.0.2.21", "ipMode": "VIP"}, {"ip": "192.0.2.22", "ipMode": "Proxy"},
+        {"hostname": "lb.example"}, {"ip": "2001:db8::1"}]}}
+    return svc
+
+
+def test_load_balancer_ips_from_status() -> None:
+    """status.loadBalancer.ingress IPs are captured, except ipMode Proxy ones (and hostnames, IPv6)."""
+    ports = build_service_ports([_lb_service(loadBalancerSourceRanges=[" 10.1.0.0/16", "bogus", "2001:db8::/32"])],
+                                [], CIDR)
+    assert ports[0].load_balancer_ips == ["192.0.2.20", "192.0.2.21"]
+    assert ports[0].source_ranges == ["10.1.0.0/16"]
+    # externally accessible through its LoadBalancer IPs alone: externalTrafficPolicy applies
+    svc = _lb_service(externalTrafficPolicy="Local")
+    svc["spec"]["type"] = "ClusterIP"
+    del svc["spec"]["ports"][0]["nodePort"]
+    assert build_service_ports([svc], [], CIDR)[0].external_local
+
+
+def test_load_balancer_ips_like_external_ips_with_source_ranges() -> None:
+    sp = ServicePort("default", "web", "http", "tcp", 80, ["10.43.0.10"], 30080, [LOCAL, REMOTE],
+                     load_balancer_ips=["192.0.2.20", "192.0.2.21"], source_ranges=["198.51.100.0/24"])
+    text = render_table([sp], OPTS).text
+    for ip in ("192.0.2.20", "192.0.2.21"):
+        assert f'{ip} . tcp . 80 comment "default/web/tcp/http" : goto ext-SUSTUHLJ' in text
+        assert f'{ip} . tcp . 80 comment "default/web/tcp/http" : goto fw-SUSTUHLJ' in text
+    assert _chain_body(text, "fw-").splitlines()[1:] == ["\t\tip saddr != { 198.51.100.0/24 } drop"]
+    assert "ct state new jump firewall-check" in _chain_body(text, "filter-prerouting")
+    assert "ct state new jump firewall-check" in _chain_body(text, "filter-output")
+    # a range holding the node's IP lets the node's own VIP-sourced requests in too
+    text = render_table([sp], RenderOptions(table="kyb-proxy-unit", node_ip="198.51.100.7")).text
+    assert "ip saddr != { 198.51.100.0/24, 192.0.2.20, 192.0.2.21 } drop" in _chain_body(text, "fw-")
+    # Local policy with no local endpoint: the LoadBalancer IPs drop what is not short-circuited
+    sp.external_local, sp.local_endpoints = True, []
+    assert '192.0.2.20 . tcp . 80 comment "default/web/tcp/http" : drop' in render_table([sp], OPTS).text
+    # no source ranges: no firewall chain; no endpoints: rejected
+    sp.source_ranges, sp.endpoints = [], []
+    text = render_table([sp], OPTS).text
+    assert _no_chain(text, "fw-") and '192.0.2.20 . tcp . 80 comment "default/web/tcp/http" : goto reject-chain' in text
+
+
 def test_session_affinity_on_every_policy_chain() -> None:
     sp = ServicePort("default", "web", "http", "tcp", 80, ["10.43.0.10"], 30080, [LOCAL, REMOTE], 600,
                      local_endpoints=[LOCAL], external_local=True)
@@ -365,6 +408,8 @@ def _policy_ports() -> list[ServicePort]:
         ServicePort("p", "etp-none", "", "tcp", 80, ["10.43.1.2"], 30102, [REMOTE], 0, ["192.0.2.11"],
                     [], external_local=True),
         ServicePort("p", "itp", "", "udp", 53, ["10.43.1.3"], 0, [LOCAL, REMOTE], 0, [], [LOCAL], internal_local=True),
+        ServicePort("p", "lb", "", "tcp", 80, ["10.43.1.4"], 30103, [LOCAL, REMOTE], load_balancer_ips=["192.0.2.20"],
+                    source_ranges=["192.0.2.0/28", "198.51.100.0/24"]),
         ServicePort("p", "itp-none", "", "udp", 53, ["10.43.1.4"], 0, [REMOTE], 0, [], [], internal_local=True),
     ]
 

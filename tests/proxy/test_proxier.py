@@ -76,7 +76,7 @@ def fake_proxier(nft: str, clock: FakeClock, **cfg: Any) -> tuple[Proxier, FakeF
 async def test_sync_loop(tmp_path: Path) -> None:
     nft, log = fake_nft(tmp_path)
     clock = FakeClock(100.0)
-    p, factory = fake_proxier(nft, clock, min_sync_period=0.2, sync_period=30.0)
+    p, factory = fake_proxier(nft, clock, min_sync_period=0.2, sync_period=30.0, check_period=1000.0)
     stop = asyncio.Event()
     task = asyncio.create_task(p.run(stop))
     await until(lambda: p.rounds == 1)
@@ -110,6 +110,20 @@ async def test_sync_loop(tmp_path: Path) -> None:
     await asyncio.wait_for(task, 2)
     await p.stop()
     assert calls(log)[-1] == "add table ip kyb-proxy-fake\ndelete table ip kyb-proxy-fake\n"
+
+
+async def test_a_table_deleted_or_flushed_by_hand_comes_back_within_the_check_period(tmp_path: Path) -> None:
+    from .test_netpol_sync import check_repairs, fake_nft_with_table
+
+    nft, log, listing = fake_nft_with_table(tmp_path)
+    clock = FakeClock(100.0)
+    p, _ = fake_proxier(nft, clock, sync_period=30.0, check_period=2.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(p.run(stop))
+    await check_repairs(p, log, listing, clock)
+    assert "table ip kyb-proxy-fake {" in calls(log)[2]
+    stop.set()
+    await asyncio.wait_for(task, 2)
 
 
 async def test_failed_apply_is_retried(tmp_path: Path) -> None:
@@ -181,9 +195,9 @@ def test_node_heartbeats_do_not_resync() -> None:
                                                 "conditions": [{"type": "Ready", "lastHeartbeatTime": "t1"}]}}
     beat = {**old, "status": {**old["status"], "conditions": [{"type": "Ready", "lastHeartbeatTime": "t2"}]}}
     p._on_node_update(old, beat)
-    assert not p._dirty.is_set()
+    assert not p.loop._dirty.is_set()
     p._on_node_update(old, {**old, "spec": {"taints": [{"key": "ToBeDeletedByClusterAutoscaler"}]}})
-    assert p._dirty.is_set()
-    p._dirty.clear()
+    assert p.loop._dirty.is_set()
+    p.loop._dirty.clear()
     p._on_node_update(old, {**old, "status": {"addresses": [{"type": "InternalIP", "address": "10.74.0.2"}]}})
-    assert p._dirty.is_set()
+    assert p.loop._dirty.is_set()

@@ -9,8 +9,10 @@ net, and stops the server (which removes its pods).
 
 Clients "outside the cluster" live in a network namespace of the test's own (``kybpxext``), joined
 to the host by a veth pair on 10.74.0.0/24 (the host's end is a node address NodePorts answer on);
-externalIPs are taken from 10.75.0.0/24, routed to the host by that namespace's default route.
-Nothing is sent anywhere else.
+externalIPs and LoadBalancer ingress IPs are taken from 10.75.0.0/24, routed to the host by that
+namespace's default route. Nothing is sent anywhere else: damage to the table is tested through a
+NodePort on loopback, and an address the proxy must not capture (``ipMode: Proxy``) only in the
+rendered table, since traffic to it would be routed off the host.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ OUTSIDE_NS = "kybpxext"
 HOST_VETH, OUTSIDE_VETH = "kybpxh0", "kybpxe0"
 HOST_ADDR, OUTSIDE_ADDR = "10.74.0.1", "10.74.0.2"
 EXTERNAL_IP = "10.75.0.10"
+LB_IP, LB_PROXY_IP = "10.75.0.20", "10.75.0.21"
 TABLE = f"kyb-proxy-e2e-{os.getpid()}"
 NS = "default"
 
@@ -138,7 +141,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPr
         node = wait_until(lambda: srv.kubectl("get", "nodes", "-o", "name").stdout.strip(), 60, "the node to register")
         srv.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=120s", timeout=130)
         proxy = ProxyThread(ProxyConfig(kubeconfig=srv.kubeconfig, table_name=TABLE, service_cidr=SERVICE_CIDR,
-                                        cluster_cidr=CLUSTER_CIDR, bridge=BRIDGE, sync_period=5.0,
+                                        cluster_cidr=CLUSTER_CIDR, bridge=BRIDGE, sync_period=30.0,
                                         node_name=node.removeprefix("node/"), healthz_bind_address="127.0.0.1:0"))
         proxy.start()
         yield srv, proxy
@@ -313,6 +316,26 @@ def test_scaling_updates_the_rules(cluster: tuple[ServerProcess, ProxyThread], w
     one = wait_until(lambda: (lambda p: p if len(p) == 1 else None)(pod_names(srv, "web")), 60, "one pod")
     wait_until(lambda: seen_from_host(f"http://{ip}/", 20) == one, 30, "only the remaining pod behind the Service")
     assert seen_from_host(f"http://127.0.0.1:{node_port}/", 10) == one
+
+
+def test_a_table_deleted_or_flushed_by_hand_is_restored_within_seconds(cluster: tuple[ServerProcess, ProxyThread],
+                                                                       web: tuple[str, int]) -> None:
+    """The proxy's periodic resync is 30 s here; its check of the table every 2 s brings back a
+    deleted or flushed table long before. (Through the NodePort on loopback: without the table,
+    a ClusterIP would be routed off the host.)"""
+    _, proxy = cluster
+    _, node_port = web
+    url = f"http://127.0.0.1:{node_port}/"
+    wait_until(lambda: curl(url)[0] == 0, 30, "the NodePort")
+    assert proxy.proxier is not None and proxy.config.sync_period >= 30
+    for damage in (["delete", "table", "ip", TABLE], ["flush", "table", "ip", TABLE]):
+        subprocess.run(["nft", *damage], check=True, capture_output=True, timeout=10)
+        broken_at = time.monotonic()
+        assert curl(url, timeout=1)[0] != 0, f"the NodePort still answers after nft {' '.join(damage)}"
+        wait_until(lambda: curl(url, timeout=1)[0] == 0, 15, f"the table back after nft {' '.join(damage)}",
+                   interval=0.2)
+        assert time.monotonic() - broken_at < 6, "restored only by the periodic resync"
+    assert proxy.proxier.last_error is None
 
 
 def test_proxy_command_creates_and_removes_its_table(cluster: tuple[ServerProcess, ProxyThread]) -> None:
@@ -503,6 +526,36 @@ def test_external_ips(cluster: tuple[ServerProcess, ProxyThread], outside: str, 
     echo_service(srv, "echo-eip", externalIPs=[EXTERNAL_IP], externalTrafficPolicy="Local")
     wait_until(lambda: client_seen(answered(f"{url}cgi-bin/ip", netns=outside)) == OUTSIDE_ADDR, 30,
                "the client address at the pod")
+
+
+def set_load_balancer_status(srv: ServerProcess, name: str, ingress: list[dict[str, Any]]) -> None:
+    """What a cloud controller does: status.loadBalancer through the status subresource."""
+    srv.kubectl("patch", "service", name, "-n", NS, "--subresource=status", "--type=merge",
+                "-p", json.dumps({"status": {"loadBalancer": {"ingress": ingress}}}))
+
+
+def test_load_balancer_ips(cluster: tuple[ServerProcess, ProxyThread], outside: str, echo: set[str]) -> None:
+    """Traffic to status.loadBalancer.ingress IPs is load-balanced like externalIPs, with
+    externalTrafficPolicy; loadBalancerSourceRanges drop other clients; ipMode Proxy is not captured."""
+    srv, proxy = cluster
+    echo_service(srv, "echo-lb", type="LoadBalancer")
+    set_load_balancer_status(srv, "echo-lb", [{"ip": LB_IP}, {"ip": LB_PROXY_IP, "ipMode": "Proxy"}])
+    url = f"http://{LB_IP}/"
+    wait_until(lambda: {answered(url, netns=outside) for _ in range(20)} == echo, 30, "both pods behind the LB IP")
+    assert {answered(url) for _ in range(10)} <= echo  # from the node itself too
+    assert proxy.proxier is not None and proxy.proxier.last_applied is not None
+    assert LB_PROXY_IP not in proxy.proxier.last_applied  # the load balancer proxies: not short-circuited
+    # Cluster policy: the pod sees the node; Local: the client
+    assert client_seen(answered(f"{url}cgi-bin/ip", netns=outside)) != OUTSIDE_ADDR
+    echo_service(srv, "echo-lb", type="LoadBalancer", externalTrafficPolicy="Local")
+    wait_until(lambda: client_seen(answered(f"{url}cgi-bin/ip", netns=outside)) == OUTSIDE_ADDR, 30,
+               "the client address at the pod")
+    # loadBalancerSourceRanges without the client: dropped (a timeout, not a refusal); with it: served
+    echo_service(srv, "echo-lb", type="LoadBalancer", loadBalancerSourceRanges=["10.74.0.128/25"])
+    wait_until(lambda: curl(url, netns=outside, timeout=2)[0] == 28, 30, "the LB IP to drop the client")
+    echo_service(srv, "echo-lb", type="LoadBalancer", loadBalancerSourceRanges=["10.74.0.0/25"])
+    wait_until(lambda: curl(url, netns=outside)[0] == 0, 30, "the LB IP to serve the client again")
+    assert proxy.proxier.last_error is None
 
 
 def test_session_affinity_sticks_across_syncs_and_expires(cluster: tuple[ServerProcess, ProxyThread],

@@ -153,15 +153,22 @@ def test_node_network_sync_programs_and_repairs_routes_and_table(netns: str, tmp
         return subprocess.run([str(nft), "list", "table", "ip", "kyb-net-kyb0"], capture_output=True,
                               text=True).stdout
 
-    net._sync_host(nodes)
+    assert net._sync_host(nodes)  # the table applied
+    net.probe.remember()  # as the sync loop does after an apply
     assert routes.current_routes() == {"10.42.1.0/24": "10.250.0.2"}
     assert "ip saddr 10.42.0.0/16 masquerade" in table()
+    assert not net._sync_host(nodes)  # intact: read, not rewritten
 
     # Removed by hand: the next sync puts both back.
     subprocess.run(["ip", "-n", netns, "route", "flush", "proto", "107"], check=True)
     subprocess.run([str(nft), "delete", "table", "ip", "kyb-net-kyb0"], check=True)
-    net._sync_host(nodes)
+    assert net._sync_host(nodes)
+    net.probe.remember()
     assert routes.current_routes() == {"10.42.1.0/24": "10.250.0.2"}
+    assert "masquerade" in table()
+    subprocess.run([str(nft), "flush", "table", "ip", "kyb-net-kyb0"], check=True)  # the chain stays, empty
+    assert "masquerade" not in table()
+    assert net._sync_host(nodes)
     assert "masquerade" in table()
 
     # Masquerading turned off: a new daemon removes the table an earlier one left.

@@ -9,11 +9,13 @@ Data flow::
     informers (networking.k8s.io/v1 networkpolicies, v1 pods, v1 namespaces; cluster-wide, since
     peers may be any pod of any namespace)
       -> any change sets a "dirty" flag
-    sync loop: debounce (min_sync_period) -> snapshot the caches -> build_plan() for this node ->
+    sync loop (:class:`~kybernetes.proxy.syncloop.SyncLoop`, shared with the proxier):
+      debounce (min_sync_period) -> snapshot the caches -> build_plan() for this node ->
       render_table() -> unchanged and not the periodic resync: nothing to do; else ``nft -f -``
       (one transaction: the old table is replaced atomically); failures retried after a back-off;
       the periodic resync (sync_period) repairs a table someone changed, and a cheap check of the
-      table's presence (check_period, ``nft list tables``) restores a deleted one within seconds
+      table (check_period, ``nft list chain inet TABLE input``) restores a deleted or flushed one
+      within seconds
     stop: delete the table, restore the bridge setting below, stop the informers
 
 Where packets meet the rules. The table hooks ``forward`` and ``input`` of the ``inet`` family.
@@ -33,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from kybernetes.client.rest import Client
 from kybernetes.client.workqueue import Clock, RealClock
 from kybernetes.proxy import nftables
 from kybernetes.proxy.netpol import build_plan, delete_table_script, render_table
+from kybernetes.proxy.syncloop import ChainProbe, SyncLoop
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +62,8 @@ class NetpolConfig:
     bridge: str = "kyb0"
     min_sync_period: float = 0.1
     sync_period: float = 30.0
-    # How often the table's presence is checked between syncs: a table flushed by hand (or by
-    # ``nft flush ruleset``) comes back within this time rather than at the next resync.
+    # How often the table is checked between syncs (syncloop.ChainProbe): a table deleted or
+    # flushed by hand (or by ``nft flush ruleset``) comes back within this time, not at the resync.
     check_period: float = 2.0
     nft: str = nftables.NFT
 
@@ -76,13 +78,22 @@ class NetpolController:
         self._client = client
         self._own_client = client is None
         self.factory: SharedInformerFactory | None = None
-        self._dirty = asyncio.Event()
-        self._last_sync = float("-inf")
+        self.loop = SyncLoop("netpol", self._sync_round, self.clock, min_sync_period=config.min_sync_period,
+                             sync_period=config.sync_period, check_period=config.check_period,
+                             probe=ChainProbe("inet", config.table_name, "input", config.nft),
+                             retry_backoff=RETRY_BACKOFF)
         self.last_applied: str | None = None
         self.syncs = 0  # successful applies
-        self.rounds = 0  # finished sync rounds: applied, unchanged or failed
-        self.last_error: BaseException | None = None
         self._nf_call_saved: str | None = None  # the bridge's nf_call_iptables before us
+
+    @property
+    def rounds(self) -> int:
+        """Finished sync rounds: applied, unchanged or failed."""
+        return self.loop.rounds
+
+    @property
+    def last_error(self) -> BaseException | None:
+        return self.loop.last_error
 
     @property
     def client(self) -> Client:
@@ -100,7 +111,7 @@ class NetpolController:
 
     def mark_dirty(self) -> None:
         """Something the table is rendered from changed: sync (debounced)."""
-        self._dirty.set()
+        self.loop.mark_dirty()
 
     def _on_update(self, old: Any, new: Any) -> None:
         if old is not new:  # resyncs redeliver the same object; the periodic sync covers those
@@ -109,61 +120,15 @@ class NetpolController:
     async def run(self, stop: asyncio.Event) -> None:
         """Sync until ``stop``; the first sync waits for every informer's initial list."""
         assert self.factory is not None, "start() first"
-        stopper = asyncio.ensure_future(stop.wait())
-        try:
-            synced = asyncio.ensure_future(self.factory.wait_for_sync())
-            await asyncio.wait({synced, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            synced.cancel()
-            force = True
-            while not stop.is_set():
-                wait = max(0.0, self._last_sync + self.config.min_sync_period - self.clock.now())
-                if wait:
-                    await self.clock.sleep(wait)
-                self._dirty.clear()
-                self._last_sync = self.clock.now()
-                try:
-                    await self.sync(force=force)
-                except Exception as e:
-                    self.last_error, force = e, True
-                    self.rounds += 1
-                    log.error("netpol sync failed: %s; retrying in %.1fs", e, RETRY_BACKOFF)
-                    await self.clock.sleep(RETRY_BACKOFF)
-                    self._dirty.set()
-                    continue
-                self.rounds += 1
-                force = await self._wait_for_change(stopper)
-        finally:
-            stopper.cancel()
-
-    async def _wait_for_change(self, stopper: asyncio.Future[Any]) -> bool:
-        """Wait for a change, the periodic resync, a vanished table or the stop; True to force."""
-        resync_at = self.clock.now() + self.config.sync_period
-        while True:
-            left = resync_at - self.clock.now()
-            if left <= 0:
-                return True
-            dirty: asyncio.Future[Any] = asyncio.ensure_future(self._dirty.wait())
-            timer: asyncio.Future[Any] = asyncio.ensure_future(
-                self.clock.sleep(min(left, self.config.check_period)))
-            done, _ = await asyncio.wait({dirty, timer, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            dirty.cancel()
-            timer.cancel()
-            if dirty in done or stopper in done:
-                return False
-            if self.clock.now() < resync_at and not await asyncio.to_thread(self.table_exists):
-                log.warning("netpol: table inet %s is gone (flushed by hand?); restoring it", self.config.table_name)
-                return True
-
-    def table_exists(self) -> bool:
-        """Whether our table is in the ruleset (``nft list tables``: names only, cheap)."""
-        res = subprocess.run([self.config.nft, "list", "tables", "inet"], capture_output=True, text=True,
-                             timeout=30)
-        return res.returncode != 0 or f"table inet {self.config.table_name}\n" in res.stdout + "\n"
+        await self.loop.run(stop, self.factory.wait_for_sync)
 
     def render(self) -> str:
         assert self.factory is not None
         policies, pods, namespaces = (self.factory.informer(v, p).store.list() for v, p in RESOURCES)
         return render_table(build_plan(policies, pods, namespaces, self.config.node_name), self.config.table_name)
+
+    async def _sync_round(self, force: bool) -> bool:
+        return await self.sync(force=force)
 
     async def sync(self, *, force: bool = False) -> bool:
         """Render and apply; returns whether nft was run (False: unchanged and not forced)."""
@@ -174,7 +139,6 @@ class NetpolController:
         await asyncio.to_thread(nftables.run_nft, text, nft=self.config.nft)
         self.last_applied = text
         self.syncs += 1
-        self.last_error = None
         log.info("netpol: applied table %s (%d bytes)", self.config.table_name, len(text))
         return True
 

@@ -11,13 +11,14 @@ Loop::
       -> a change sets "dirty"; every ``sync_period`` (2 s) a resync happens anyway
     sync: desired routes from the informer's nodes and this namespace's addresses
           -> reconcile (ip -j route show proto 107; replace what is missing or wrong, delete the rest)
-          -> the masquerade table: applied at the first sync, and again whenever
-             ``nft list table`` no longer prints what it printed after our last apply
+          -> the masquerade table: applied at the first sync, and again whenever its one chain
+             (``nft list chain``) no longer prints what it printed after our last apply
+    (the loop is kube-proxy's, :class:`~kybernetes.proxy.syncloop.SyncLoop`, without debounce)
     stop: our routes and our table are removed, like kube-proxy's table
 
 The resync is what repairs a node whose routes (``ip route flush proto 107``) or table
 (``nft delete table ...``) someone removed by hand: within ``sync_period``, with three cheap
-reads (``ip -j route``, ``ip -j addr``, ``nft list table``) and no write when nothing is wrong.
+reads (``ip -j route``, ``ip -j addr``, ``nft list chain``) and no write when nothing is wrong.
 """
 
 from __future__ import annotations
@@ -25,16 +26,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from kybernetes.api.obj import Obj
 from kybernetes.client.informer import SharedInformerFactory
 from kybernetes.client.rest import Client
+from kybernetes.client.workqueue import RealClock
 from kybernetes.datadir import network_table
 from kybernetes.proxy import nftables, routes
 from kybernetes.proxy.masquerade import render_masquerade_table
+from kybernetes.proxy.syncloop import ChainProbe, SyncLoop
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +57,6 @@ class NetworkConfig:
         return network_table(self.bridge)
 
 
-def list_table(table: str, nft: str = nftables.NFT) -> str | None:
-    """``nft list table ip TABLE`` as printed, or None when the table does not exist."""
-    res = subprocess.run([nft, "list", "table", "ip", table], capture_output=True, text=True, timeout=30)
-    return res.stdout if res.returncode == 0 else None
-
-
 class NodeNetwork:
     """One node's network daemon: its informer, the sync loop and the host state it owns."""
 
@@ -70,8 +66,12 @@ class NodeNetwork:
         self._client = client
         self._own_client = client is None
         self.factory: SharedInformerFactory | None = None
-        self._dirty = asyncio.Event()
-        self._table_listing: str | None = None  # what `nft list table` printed after our apply
+        # The shared loop (proxy/syncloop.py) with no debounce, and its check period equal to the
+        # resync: every round already reads routes and table. The probe is the table's only chain.
+        self.probe = ChainProbe("ip", config.table, "postrouting", config.nft)
+        self.loop = SyncLoop("network", self._sync_round, RealClock(), min_sync_period=0.0,
+                             sync_period=config.sync_period, check_period=config.sync_period, probe=self.probe)
+        self._applied = False  # our table applied once: a failing probe since means damage
         self._failed: dict[str, str] = {}  # routes the kernel refused at the last sync, reported once
         self._table_cleared = False  # with masquerading off: the table of an earlier start removed
         self.syncs = 0
@@ -85,40 +85,31 @@ class NodeNetwork:
     async def start(self) -> None:
         self.factory = SharedInformerFactory(self.client)
         self.factory.informer("v1", "nodes").add_handler(
-            on_add=lambda _o: self._dirty.set(), on_update=lambda _o, _n: self._dirty.set(),
-            on_delete=lambda _o: self._dirty.set())
+            on_add=lambda _o: self.loop.mark_dirty(), on_update=lambda _o, _n: self.loop.mark_dirty(),
+            on_delete=lambda _o: self.loop.mark_dirty())
         await self.factory.start()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sync until ``stop``: on every Node change, and every ``sync_period`` regardless."""
         assert self.factory is not None, "start() first"
-        stopper = asyncio.ensure_future(stop.wait())
-        try:
-            synced = asyncio.ensure_future(self.factory.wait_for_sync())
-            await asyncio.wait({synced, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            synced.cancel()
-            while not stop.is_set():
-                self._dirty.clear()
-                try:
-                    await self.sync()
-                except Exception as e:  # logged and retried at the next resync
-                    log.error("node network sync failed: %s", e)
-                dirty = asyncio.ensure_future(self._dirty.wait())
-                await asyncio.wait({dirty, stopper}, timeout=self.config.sync_period,
-                                   return_when=asyncio.FIRST_COMPLETED)
-                dirty.cancel()
-        finally:
-            stopper.cancel()
+        await self.loop.run(stop, self.factory.wait_for_sync)
 
-    async def sync(self) -> None:
+    async def _sync_round(self, _force: bool) -> bool:
+        # Every round is a full one (routes and table are read, and written only where wrong), so
+        # the loop's periodic "force" changes nothing here.
+        return await self.sync()
+
+    async def sync(self) -> bool:
+        """Reconcile routes and the table; returns whether the table was (re-)applied."""
         assert self.factory is not None
         nodes = self.factory.informer("v1", "nodes").store.list()  # snapshot on the loop
-        await asyncio.to_thread(self._sync_host, nodes)
+        applied = await asyncio.to_thread(self._sync_host, nodes)
         self.syncs += 1
+        return applied
 
-    def _sync_host(self, nodes: list[Obj]) -> None:
+    def _sync_host(self, nodes: list[Obj]) -> bool:
         self._sync_routes(nodes)
-        self._sync_table()
+        return self._sync_table()
 
     def _sync_routes(self, nodes: list[Obj]) -> None:
         want = routes.desired_routes(nodes, self.config.node_name, routes.local_addresses())
@@ -132,21 +123,21 @@ class NodeNetwork:
                 log.error("network: cannot route %s %s (host-gw needs every node on one L2 network)", cidr, why)
         self._failed = changes.failed
 
-    def _sync_table(self) -> None:
+    def _sync_table(self) -> bool:
         cfg = self.config
         if not cfg.ip_masq:
             if not self._table_cleared:  # masquerading may have been on at an earlier start
                 nftables.run_nft(nftables.delete_table_script(cfg.table), nft=cfg.nft)
                 self._table_cleared = True
-            return
-        listing = list_table(cfg.table, cfg.nft)
-        if listing is not None and listing == self._table_listing:
-            return
-        if self._table_listing is not None:
+            return False
+        if self._applied and self.probe.intact():
+            return False
+        if self._applied:
             log.warning("network: table ip %s was changed or removed by someone else; restoring it", cfg.table)
         nftables.run_nft(render_masquerade_table(cfg.table, cfg.cluster_cidr, cfg.service_cidr), nft=cfg.nft)
-        self._table_listing = list_table(cfg.table, cfg.nft)
+        self._applied = True
         log.info("network: applied table ip %s (masquerading %s)", cfg.table, cfg.cluster_cidr)
+        return True  # the loop has the probe read the chain as applied
 
     async def stop(self) -> None:
         """Remove our routes and our table; stop the informer."""

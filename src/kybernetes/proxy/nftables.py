@@ -14,12 +14,15 @@ Data flow::
          whose map element goes away in the same transaction, or a table of an older layout).
 
 Everything lives in the proxy's own ``table ip NAME``; nothing else in the ruleset is read or
-changed. Rules match only packets addressed to a ClusterIP or externalIP of a Service, to a
+changed. Rules match only packets addressed to a ClusterIP, externalIP or LoadBalancer IP of a Service, to a
 NodePort on a node address, or packets this table itself marked for masquerading.
 
 Rule layout (``ADDR . PROTO . PORT`` keys are ``ipv4_addr . inet_proto . inet_service``)::
 
-    map service-ips         ADDR.PROTO.PORT -> goto svc-*/local-* (ClusterIPs), goto ext-* (externalIPs)
+    map service-ips         ADDR.PROTO.PORT -> goto svc-*/local-* (ClusterIPs), goto ext-* (externalIPs
+                            and LoadBalancer ingress IPs)
+    map firewall-ips        ADDR.PROTO.PORT -> goto fw-*  (LoadBalancer IPs of Services with
+                            loadBalancerSourceRanges)
     map service-nodeports   PROTO.PORT -> goto ext-*                (NodePorts)
     set nodeport-ips        the node addresses NodePorts answer on (only with --nodeport-addresses;
                             without it every local address does: ``fib daddr type local``)
@@ -29,6 +32,8 @@ Rule layout (``ADDR . PROTO . PORT`` keys are ``ipv4_addr . inet_proto . inet_se
     set cluster-ips         every ClusterIP we serve (what is still addressed to one after DNAT is
                             refused: a port the Service does not have)
 
+    chain filter-prerouting  hook prerouting priority dstnat-10: new connections -> firewall-check
+                            (vmap @firewall-ips); filter-output does the same for the host's own
     chain filter-input/-forward/-output   hook priority dstnat-10 (before DNAT in output):
                             new connections -> endpoints-check (the two no-endpoint maps);
                             forward also refuses what is still addressed to a ClusterIP;
@@ -43,10 +48,11 @@ Rule layout (``ADDR . PROTO . PORT`` keys are ``ipv4_addr . inet_proto . inet_se
     chain svc-*     "Cluster" policy: [off-cluster clients -> mark-for-masquerade]
                     [ip saddr @aff-* goto ep-* ...] numgen random mod N vmap { i : goto ep-* }
     chain local-*   "Local" policy: the same over the node's own endpoints; source kept
-    chain ext-*     NodePort/externalIP entry. externalTrafficPolicy Cluster: mark for masquerade,
+    chain ext-*     NodePort/externalIP/LoadBalancer IP entry. externalTrafficPolicy Cluster: mark for masquerade,
                     goto svc-*. Local: pods (cluster CIDR) short-circuit to svc-*, the host's own
                     traffic is masqueraded and short-circuits too; everything else goto local-*
                     (or falls through: no local endpoint -> endpoints-check drops it)
+    chain fw-*      ip saddr != { loadBalancerSourceRanges } drop
     chain ep-*      one per endpoint: hairpin masquerade (the endpoint reaching itself),
                     [update @aff-* { ip saddr }], dnat to IP:PORT
 
@@ -87,6 +93,7 @@ REBUILT = {
     "no-endpoint-nodeports": ("map", f"{PORT_KEY} : verdict"),
     "cluster-ips": ("set", "ipv4_addr"),
     "nodeport-ips": ("set", "ipv4_addr"),
+    "firewall-ips": ("map", f"{KEY} : verdict"),
 }
 
 
@@ -107,6 +114,7 @@ class RenderOptions:
     masquerade_all: bool = False  # masquerade pod clients too (needed without br_netfilter)
     mark: int = DEFAULT_MARK
     localnet_guard_iface: str = ""  # bridge with route_localnet=1: guard against 127/8 from pods
+    node_ip: str | None = None  # the node's primary IP: a source range holding it lets the node in
 
 
 @dataclass
@@ -191,7 +199,7 @@ def _add_service_port(parts: _TableParts, sp: ServicePort, opts: RenderOptions) 
             parts.elements["service-ips"].append(f"{key} {comment} : goto {target}")
         else:
             parts.elements["no-endpoint-services"].append(f"{key} {comment} : {verdict}")
-    for ip in sp.external_ips:
+    for ip in [*sp.external_ips, *sp.load_balancer_ips]:  # the same treatment (kube-proxy's)
         key = _key(ip, sp.protocol, sp.port)
         if has_endpoints:
             parts.elements["service-ips"].append(f"{key} {comment} : goto {ext_chain}")
@@ -204,6 +212,8 @@ def _add_service_port(parts: _TableParts, sp: ServicePort, opts: RenderOptions) 
         if not has_external:
             parts.elements["no-endpoint-nodeports"].append(f"{key} {comment} : {verdict}")
 
+    if sp.load_balancer_ips and sp.source_ranges:
+        _add_firewall(parts, sp, opts, f"fw-{h}-{sp.id}")
     if has_endpoints and sp.externally_accessible:
         parts.chains[ext_chain] = _chain(ext_chain, _external_rules(sp, opts, cluster_chain, local_chain, uses_local),
                                          comment=f"{sp.id} external")
@@ -224,6 +234,22 @@ def _add_service_port(parts: _TableParts, sp: ServicePort, opts: RenderOptions) 
                       for ip in sp.cluster_ips]
         parts.chains[local_chain] = _chain(local_chain, [*rules, *_dispatch(sp, sp.local_endpoints, ep_chains)],
                                            comment=f"{sp.id} local")
+
+
+def _add_firewall(parts: _TableParts, sp: ServicePort, opts: RenderOptions, chain: str) -> None:
+    """``loadBalancerSourceRanges``: new connections to a load-balancer address from other sources
+    are dropped (kube-proxy's firewall chain). When a range holds the node's own IP, the
+    load-balancer addresses are allowed as sources too: a VIP bound on the node answers the node's
+    own requests with the VIP as their source."""
+    sources = list(sp.source_ranges)
+    node_ip = ipaddress.IPv4Address(opts.node_ip) if opts.node_ip else None
+    if node_ip is not None and any(node_ip in ipaddress.IPv4Network(c) for c in sp.source_ranges):
+        sources += sp.load_balancer_ips
+    for ip in sp.load_balancer_ips:
+        parts.elements["firewall-ips"].append(
+            f"{_key(ip, sp.protocol, sp.port)} comment {_q(sp.id)} : goto {chain}")
+    parts.chains[chain] = _chain(chain, [f"ip saddr != {{ {', '.join(sources)} }} drop"],
+                                 comment=f"{sp.id} loadBalancerSourceRanges")
 
 
 def _external_rules(sp: ServicePort, opts: RenderOptions, cluster_chain: str, local_chain: str,
@@ -296,13 +322,16 @@ def _base_chains(opts: RenderOptions) -> dict[str, str]:
     # so the other chains spell the numbers: -110 (= dstnat-10, kube-proxy's filter chains, which
     # see the output path before DNAT), -100 (= dstnat) and -90 (just after it).
     chains = {
+        "filter-prerouting": (["ct state new jump firewall-check"],
+                              "type filter hook prerouting priority -110; policy accept;"),
         "filter-input": (["ct state new jump endpoints-check",
                           *([f"iifname {_q(opts.localnet_guard_iface)} ip daddr 127.0.0.0/8 ct status & dnat == 0 drop"]
                             if opts.localnet_guard_iface else [])],
                          "type filter hook input priority -110; policy accept;"),
         "filter-forward": (["ct state new jump endpoints-check", "ip daddr @cluster-ips jump reject-chain"],
                            "type filter hook forward priority -110; policy accept;"),
-        "filter-output": (["ct state new jump endpoints-check"], "type filter hook output priority -110; policy accept;"),
+        "filter-output": (["ct state new jump endpoints-check", "ct state new jump firewall-check"],
+                          "type filter hook output priority -110; policy accept;"),
         # After DNAT, a packet still addressed to a ClusterIP went to a port the Service does not have.
         "filter-output-post-dnat": (["ip daddr @cluster-ips jump reject-chain"],
                                     "type filter hook output priority -90; policy accept;"),
@@ -313,6 +342,7 @@ def _base_chains(opts: RenderOptions) -> dict[str, str]:
                       f"{nodeport_dst}meta l4proto . th dport vmap @service-nodeports"], ""),
         "endpoints-check": (["ip daddr . meta l4proto . th dport vmap @no-endpoint-services",
                              f"{nodeport_dst}meta l4proto . th dport vmap @no-endpoint-nodeports"], ""),
+        "firewall-check": (["ip daddr . meta l4proto . th dport vmap @firewall-ips"], ""),
         "mark-for-masquerade": ([f"meta mark set meta mark | {mark}"], ""),
         # Clear our bit before masquerading so the mark does not leak into anything after us.
         "masquerading": ([f"meta mark & {mark} == 0 return", f"meta mark set meta mark ^ {mark}",

@@ -5,9 +5,10 @@ Data flow::
     informers (v1 services, discovery.k8s.io/v1 endpointslices, this node's v1 Node; one shared
     factory)
       -> any add/update/delete only sets a "dirty" flag (handlers must not block)
-    sync loop (one task):
+    sync loop (one task, :class:`~kybernetes.proxy.syncloop.SyncLoop`):
       wait until dirty, or until sync_period passed (periodic full resync: re-apply even if nothing
-      changed, which repairs a table someone else flushed or deleted)
+      changed), or until the check every check_period (2 s) finds the table deleted or flushed
+      by hand (``nft list chain ip TABLE nat-prerouting`` no longer as we applied it)
       -> at least min_sync_period after the previous sync (a burst of changes -- a Deployment
          scaling, a rolling update -- becomes one sync, not one per slice write)
       -> the NodePort addresses (see below) and the per-bridge settings below
@@ -65,6 +66,7 @@ from kybernetes.proxy import nftables
 from kybernetes.proxy.healthcheck import ProxyHealth, ServiceHealthServers, node_eligible
 from kybernetes.proxy.nftables import RenderOptions, Ruleset, render_table
 from kybernetes.proxy.serviceports import build_service_ports, health_check_node_ports, local_ready_endpoints
+from kybernetes.proxy.syncloop import ChainProbe, SyncLoop
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,9 @@ class ProxyConfig:
     masquerade_all: bool | None = None  # None: decide from the bridge's netfilter settings
     min_sync_period: float = 0.1
     sync_period: float = 30.0
+    # How often the table is checked between syncs (syncloop.ChainProbe): a table deleted or
+    # flushed by hand comes back within this time rather than at the next resync.
+    check_period: float = 2.0
     mark: int = nftables.DEFAULT_MARK
     nft: str = nftables.NFT
     healthz_bind_address: str = "0.0.0.0:10256"  # "": no healthz server
@@ -169,18 +174,27 @@ class Proxier:
         self._client = client
         self._own_client = client is None
         self.factory: SharedInformerFactory | None = None
-        self._dirty = asyncio.Event()
-        self._last_sync = float("-inf")  # the first sync does not wait for the debounce
+        self.loop = SyncLoop("proxy", self._sync_round, self.clock, min_sync_period=config.min_sync_period,
+                             sync_period=config.sync_period, check_period=config.check_period,
+                             probe=ChainProbe("ip", config.table_name, "nat-prerouting", config.nft),
+                             retry_backoff=RETRY_BACKOFF)
         self.last_applied: str | None = None
         self.syncs = 0  # successful applies, for tests and logs
-        self.rounds = 0  # finished sync rounds: applied, unchanged or failed
-        self.last_error: BaseException | None = None
         # route_localnet values we changed: interface -> value before us
         self._localnet_saved: dict[str, str] = {}
         self.health = ProxyHealth(2 * config.sync_period)
         self.service_health = ServiceHealthServers(self.health)
         self.healthz_port: int | None = None
         self._healthz_task: asyncio.Task[None] | None = None
+
+    @property
+    def rounds(self) -> int:
+        """Finished sync rounds: applied, unchanged or failed."""
+        return self.loop.rounds
+
+    @property
+    def last_error(self) -> BaseException | None:
+        return self.loop.last_error
 
     @property
     def client(self) -> Client:
@@ -223,7 +237,7 @@ class Proxier:
     def mark_dirty(self) -> None:
         """Something the table is rendered from changed: sync (debounced)."""
         self.health.queued_update()
-        self._dirty.set()
+        self.loop.mark_dirty()
 
     def _on_update(self, old: nftables.Obj, new: nftables.Obj) -> None:
         # Informer resyncs redeliver unchanged objects; the periodic sync covers those anyway.
@@ -236,43 +250,9 @@ class Proxier:
             self.mark_dirty()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Sync until ``stop`` is set; the table is applied as soon as both informers synced."""
+        """Sync until ``stop`` is set; the table is applied as soon as every informer synced."""
         assert self.factory is not None, "start() first"
-        stopper = asyncio.ensure_future(stop.wait())
-        try:
-            synced = asyncio.ensure_future(self.factory.wait_for_sync())
-            await asyncio.wait({synced, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            synced.cancel()
-            force = True
-            while not stop.is_set():
-                wait = max(0.0, self._last_sync + self.config.min_sync_period - self.clock.now())
-                if wait:
-                    await self.clock.sleep(wait)  # the debounce: changes meanwhile fold into this sync
-                self._dirty.clear()
-                self._last_sync = self.clock.now()
-                try:
-                    await self.sync(force=force)
-                except Exception as e:
-                    self.last_error = e
-                    self.rounds += 1
-                    log.error("proxy sync failed: %s; retrying in %.1fs", e, RETRY_BACKOFF)
-                    await self.clock.sleep(RETRY_BACKOFF)
-                    self._dirty.set()
-                    force = True
-                    continue
-                self.rounds += 1
-                force = await self._wait_for_change(stopper)
-        finally:
-            stopper.cancel()
-
-    async def _wait_for_change(self, stopper: asyncio.Future[Any]) -> bool:
-        """Wait for a change, the periodic resync or the stop; True when it was the resync."""
-        dirty: asyncio.Future[Any] = asyncio.ensure_future(self._dirty.wait())
-        resync: asyncio.Future[Any] = asyncio.ensure_future(self.clock.sleep(self.config.sync_period))
-        done, _ = await asyncio.wait({dirty, resync, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        dirty.cancel()
-        resync.cancel()
-        return resync in done and dirty not in done
+        await self.loop.run(stop, self.factory.wait_for_sync)
 
     async def stop(self) -> None:
         """Remove the table, restore the bridge settings we changed, stop informers and servers."""
@@ -339,9 +319,12 @@ class Proxier:
             masq = not bridged_traffic_hits_netfilter(cfg.bridge)
         opts = RenderOptions(table=cfg.table_name, service_cidr=cfg.service_cidr, cluster_cidr=cfg.cluster_cidr,
                              nodeport_ips=ips, localhost_nodeports=cfg.localhost_nodeports, masquerade_all=masq,
-                             mark=cfg.mark, localnet_guard_iface=guard)
+                             mark=cfg.mark, localnet_guard_iface=guard, node_ip=node_primary_ip(node))
         ports = build_service_ports(services, slices, cfg.service_cidr, cfg.node_name)
         return _Rendered(render_table(ports, opts), ips, health_check_node_ports(ports), local_ready_endpoints(ports))
+
+    async def _sync_round(self, force: bool) -> bool:
+        return await self.sync(force=force)
 
     async def sync(self, *, force: bool = False) -> bool:
         """Render and apply; returns whether nft was run (False: unchanged and not forced)."""
@@ -356,7 +339,6 @@ class Proxier:
             self.syncs += 1
             applied = True
             log.info("proxy: applied table %s (%d bytes)", self.config.table_name, len(r.ruleset.text))
-        self.last_error = None
         self.health.updated()
         await self.service_health.sync(r.health_check_ports, r.local_endpoints, r.nodeport_ips or [])
         return applied

@@ -15,6 +15,11 @@ A Service "has endpoints" when ``endpoints`` is not empty. Traffic policies foll
 externalIPs traffic of externally accessible Services (NodePort, LoadBalancer, and ClusterIP with
 externalIPs); ``internalTrafficPolicy: Local`` to ClusterIP traffic. ``healthCheckNodePort`` is taken for LoadBalancer Services with
 ``externalTrafficPolicy: Local``, the only ones the API server gives one.
+
+LoadBalancer addresses are the ``status.loadBalancer.ingress[].ip`` a cloud controller wrote, except
+those with ``ipMode: Proxy`` (kube-proxy skips them: that load balancer sends traffic to the
+nodes itself, so pods must reach it rather than be short-circuited); ``loadBalancerSourceRanges``
+restrict who may reach those addresses (never the NodePorts, as in kube-proxy).
 """
 
 from __future__ import annotations
@@ -58,6 +63,10 @@ class ServicePort:
     internal_local: bool = False  # internalTrafficPolicy: Local (ClusterIP)
     health_check_node_port: int = 0
     local_ready: int = 0  # distinct ready local endpoint addresses (the health check's count)
+    # status.loadBalancer.ingress[].ip, but not those with ipMode Proxy (the load balancer proxies
+    # to the nodes, so its address must not be short-circuited here), as kube-proxy's LoadBalancerVIPs
+    load_balancer_ips: list[str] = field(default_factory=list)
+    source_ranges: list[str] = field(default_factory=list)  # spec.loadBalancerSourceRanges (IPv4 CIDRs)
 
     @property
     def id(self) -> str:
@@ -65,7 +74,7 @@ class ServicePort:
 
     @property
     def externally_accessible(self) -> bool:
-        return bool(self.node_port or self.external_ips)
+        return bool(self.node_port or self.external_ips or self.load_balancer_ips)
 
     @property
     def uses_cluster_endpoints(self) -> bool:
@@ -115,6 +124,26 @@ def _ipv4s(values: Iterable[object]) -> list[str]:
         if addr.version == 4:
             out.append(str(addr))
     return sorted(set(out), key=ipaddress.IPv4Address)
+
+
+def load_balancer_ips(svc: Obj) -> list[str]:
+    """The Service's load-balancer addresses this node captures: IPv4 ``status.loadBalancer.ingress[].ip``
+    whose ``ipMode`` is not ``Proxy`` (unset means ``VIP``), as kube-proxy's LoadBalancerVIPs."""
+    ingress = (((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress")) or []
+    return _ipv4s(i.get("ip") for i in ingress if isinstance(i, dict) and i.get("ip") and i.get("ipMode") != "Proxy")
+
+
+def _ipv4_cidrs(values: Iterable[object]) -> list[str]:
+    """IPv4 CIDRs (kube-proxy trims spaces; anything that does not parse is left out)."""
+    out: set[ipaddress.IPv4Network] = set()
+    for v in values:
+        try:
+            net = ipaddress.ip_network(str(v).strip(), strict=False)
+        except ValueError:
+            continue
+        if net.version == 4:
+            out.add(ipaddress.IPv4Network(net))
+    return [str(n) for n in sorted(out)]
 
 
 @dataclass
@@ -191,8 +220,9 @@ def _service_ports(svc: Obj, cluster_ips: list[str], slices: list[Obj], node_nam
     svc_type = spec.get("type") or "ClusterIP"
     with_nodeports = svc_type in ("NodePort", "LoadBalancer")
     external_ips = _ipv4s(spec.get("externalIPs") or [])
+    lb_ips = load_balancer_ips(svc)
     # kube-proxy's ExternalPolicyLocal: externally accessible (ExternallyAccessible) and Local.
-    accessible = with_nodeports or (svc_type == "ClusterIP" and bool(spec.get("externalIPs")))
+    accessible = with_nodeports or bool(lb_ips) or (svc_type == "ClusterIP" and bool(spec.get("externalIPs")))
     external_local = accessible and spec.get("externalTrafficPolicy") == "Local"
     health = int(spec.get("healthCheckNodePort") or 0) if external_local and svc_type == "LoadBalancer" else 0
     out: list[ServicePort] = []
@@ -209,7 +239,8 @@ def _service_ports(svc: Obj, cluster_ips: list[str], slices: list[Obj], node_nam
             external_ips=external_ips, local_endpoints=sorted(eps.local_ready or eps.local_terminating),
             local_ready=len({e.ip for e in eps.local_ready}),
             external_local=external_local, internal_local=spec.get("internalTrafficPolicy") == "Local",
-            health_check_node_port=health,
+            health_check_node_port=health, load_balancer_ips=lb_ips,
+            source_ranges=_ipv4_cidrs(spec.get("loadBalancerSourceRanges") or []) if lb_ips else [],
         ))
     return out
 
