@@ -10,9 +10,10 @@ net, and stops the server (which removes its pods).
 Clients "outside the cluster" live in a network namespace of the test's own (``kybpxext``), joined
 to the host by a veth pair on 10.74.0.0/24 (the host's end is a node address NodePorts answer on);
 externalIPs and LoadBalancer ingress IPs are taken from 10.75.0.0/24, routed to the host by that
-namespace's default route. Nothing is sent anywhere else: damage to the table is tested through a
-NodePort on loopback, and an address the proxy must not capture (``ipMode: Proxy``) only in the
-rendered table, since traffic to it would be routed off the host.
+namespace (its only route beyond its own link). Nothing is sent anywhere else: on the host that
+block is a blackhole route for the test's lifetime, so a packet the proxy fails to capture (a
+broken proxier, an ``ipMode: Proxy`` address) dies on the host instead of following its default
+route off the machine; damage to the table is tested through a NodePort on loopback.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ BRIDGE = "kybpx0"
 OUTSIDE_NS = "kybpxext"
 HOST_VETH, OUTSIDE_VETH = "kybpxh0", "kybpxe0"
 HOST_ADDR, OUTSIDE_ADDR = "10.74.0.1", "10.74.0.2"
+EXTERNAL_BLOCK = "10.75.0.0/24"  # externalIPs and LB IPs: routed only between the test netns and the host
 EXTERNAL_IP = "10.75.0.10"
 LB_IP, LB_PROXY_IP = "10.75.0.20", "10.75.0.21"
 TABLE = f"kyb-proxy-e2e-{os.getpid()}"
@@ -377,10 +379,13 @@ def outside(cluster: tuple[ServerProcess, ProxyThread]) -> Iterator[str]:
         ip("addr", "add", f"{HOST_ADDR}/24", "dev", HOST_VETH)
         ip("link", "set", HOST_VETH, "up")
         for args in (("addr", "add", f"{OUTSIDE_ADDR}/24", "dev", OUTSIDE_VETH), ("link", "set", OUTSIDE_VETH, "up"),
-                     ("link", "set", "lo", "up"), ("route", "add", "default", "via", HOST_ADDR)):
+                     ("link", "set", "lo", "up"), ("route", "add", EXTERNAL_BLOCK, "via", HOST_ADDR)):
             ip("-n", OUTSIDE_NS, *args)
+        # What the proxy's prerouting DNAT does not take is dropped here, never routed onwards.
+        ip("route", "replace", "blackhole", EXTERNAL_BLOCK)
         yield OUTSIDE_NS
     finally:
+        subprocess.run(["ip", "route", "del", "blackhole", EXTERNAL_BLOCK], capture_output=True, timeout=10)
         subprocess.run(["ip", "netns", "del", OUTSIDE_NS], capture_output=True, timeout=10)
         subprocess.run(["ip", "link", "del", HOST_VETH], capture_output=True, timeout=10)
 
