@@ -173,6 +173,12 @@ class PersistentVolumeClaimStrategy(Strategy):
             old_spec["volumeName"] = new_spec.get("volumeName")
             if old_spec["volumeName"] is None:
                 old_spec.pop("volumeName")
+        if old_spec.get("storageClassName") is None and "volume.beta.kubernetes.io/storage-class" not in \
+                as_dict(as_dict(old.get("metadata")).get("annotations")):
+            # A claim without a class may be given one later, not "" (RetroactiveDefaultStorageClass).
+            old_spec.pop("storageClassName", None)
+            if new_spec.get("storageClassName"):
+                old_spec["storageClassName"] = new_spec["storageClassName"]
         bound = as_dict(old.get("status")).get("phase") == "Bound"
         new_size = as_dict(as_dict(new_spec.get("resources")).get("requests")).get("storage")
         old_size = as_dict(as_dict(old_spec.get("resources")).get("requests")).get("storage")
