@@ -9,6 +9,7 @@ Memory-backed volumes are real tmpfs mounts when the tests run as root (they are
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import socket
 import ssl
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from kybernetes import errors
 from kybernetes.api.fieldpath import format_map
 from kybernetes.client.rest import Client
 from kybernetes.kubelet.containerd import mounts_under
@@ -324,14 +326,18 @@ async def test_pvc_bound_to_host_path_pv(client: Client, tmp_path: Path) -> None
 
 
 async def bound_local_claim(client: Client, claim: str, pv: str, path: Path, *, owner: Obj | None = None,
-                            volume_mode: str = "Filesystem") -> None:
-    """A local PV at ``path`` and a claim Bound to it, as the PV controller leaves them."""
+                            volume_mode: str = "Filesystem", node: str = "node-a") -> None:
+    """A local PV at ``path`` on ``node`` and a claim Bound to it, as the PV controller leaves them
+    (the Node ``node-a``, the volume manager's, exists: the kubelet checks a PV's node affinity)."""
+    with contextlib.suppress(errors.AlreadyExists):
+        await client.create("v1", "nodes", {"metadata": {"name": "node-a",
+                                                         "labels": {"kubernetes.io/hostname": "node-a"}}}, "")
     await client.create("v1", "persistentvolumes", {
         "metadata": {"name": pv},
         "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "volumeMode": volume_mode,
                  "local": {"path": str(path)}, "claimRef": {"namespace": NS, "name": claim},
                  "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-                     {"key": "kubernetes.io/hostname", "operator": "In", "values": ["node-a"]}]}]}}}}, "")
+                     {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}}}, "")
     meta: Obj = {"name": claim}
     if owner is not None:
         meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Pod", "name": owner["metadata"]["name"],
@@ -387,6 +393,19 @@ async def test_ephemeral_volume_is_the_pods_own_claim(client: Client, tmp_path: 
         await vm.setup(other)
     for p in (pod, other):
         await vm.teardown(p["metadata"]["uid"])
+
+
+async def test_local_pv_of_another_node_is_not_mounted(client: Client, tmp_path: Path) -> None:
+    await bound_local_claim(client, "elsewhere-claim", "pv-elsewhere", tmp_path, node="node-b")
+    pod = await make_pod(client, "elsewhere-user",
+                         [{"name": "d", "persistentVolumeClaim": {"claimName": "elsewhere-claim"}}],
+                         mounts=[{"name": "d", "mountPath": "/d"}], automountServiceAccountToken=False)
+    vm = VolumeManager(client, tmp_path / "pods", "node-a")
+    with pytest.raises(VolumeError) as failure:
+        await vm.setup(pod)
+    assert str(failure.value) == ('MountVolume.NodeAffinity check failed for volume "pv-elsewhere" : '
+                                  "no matching NodeSelectorTerms")
+    await vm.teardown(pod["metadata"]["uid"])
 
 
 async def test_block_claim_in_volume_mounts_is_refused(client: Client, tmp_path: Path) -> None:

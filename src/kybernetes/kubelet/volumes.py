@@ -61,6 +61,7 @@ from kybernetes.api import gobytes
 from kybernetes.api.fieldpath import container_resource_value, field_value
 from kybernetes.api.obj import Obj
 from kybernetes.api.quantity import parse_quantity
+from kybernetes.api.scheduling import compile_terms, node_view
 from kybernetes.api.timeutil import parse_epoch
 from kybernetes.client.rest import Client
 from kybernetes.kubelet import machine
@@ -407,6 +408,7 @@ class VolumeManager:
         if ref and (ref.get("name") != claim or (ref.get("namespace") or ns) != ns):
             raise VolumeError(volume, f'persistentvolume "{pv_name}" is bound to another claim')
         spec = pv.get("spec") or {}
+        await self._check_node_affinity(str(pv_name), spec)
         mode = spec.get("volumeMode") or "Filesystem"
         if mode != "Filesystem":
             if _in_volume_mounts(pod, volume):
@@ -422,6 +424,17 @@ class VolumeManager:
             return path
         kinds = [k for k, v in spec.items() if isinstance(v, dict) and k not in ("claimRef", "capacity", "nodeAffinity")]
         raise VolumeError(volume, f'persistentvolume "{pv_name}" has a source this kubelet cannot mount ({kinds})')
+
+    async def _check_node_affinity(self, pv_name: str, spec: Obj) -> None:
+        """``checkNodeAffinity``: a PV whose required node affinity excludes this node is not mounted."""
+        terms = (((spec.get("nodeAffinity") or {}).get("required") or {}).get("nodeSelectorTerms"))
+        if terms is None:
+            return
+        node = await self._get("nodes", "", self.node_name)
+        if node is None:
+            raise VolumeError(pv_name, f'node "{self.node_name}" not found', "MountVolume.NodeAffinity check failed")
+        if not compile_terms(terms)(node_view(node)):
+            raise VolumeError(pv_name, "no matching NodeSelectorTerms", "MountVolume.NodeAffinity check failed")
 
     # -- mounts -----------------------------------------------------------------------------------
 
