@@ -8,9 +8,9 @@ Kubernetes' order: a binding writes the volume's ``claimRef``, the volume's phas
 returned (a stale read loses the compare-and-swap and the key is retried).
 
 One queue holds both kinds of keys: a claim's is ``namespace/name``, a volume's (cluster-scoped) is
-its bare name. Every change of a volume or StorageClass requeues the unbound claims (Kubernetes
-waits for its 15 s resync instead; the outcome is the same, sooner), and an unbound claim is
-synced again every ``pvclaimbinder-sync-period`` seconds. Events are written as
+its bare name. A volume becoming Available, and every StorageClass change, requeues the unbound
+claims (Kubernetes waits for its 15 s resync instead; the outcome is the same, sooner), and an
+unbound claim is synced again every ``pvclaimbinder-sync-period`` seconds. Events are written as
 ``persistentvolume-controller``, the component name ``kubectl describe`` shows for Kubernetes'.
 """
 
@@ -65,7 +65,9 @@ class PersistentVolumeBinderController(Controller):
     def _volume_changed(self, pv: Obj) -> None:
         self.enqueue(pv)
         self._requeue_claim_of(pv)
-        self._requeue_unbound_claims()
+        if spec_of(pv).get("claimRef") is None and status_of(pv).get("phase") == "Available":
+            # a volume any claim may now get (not on every write: unbound claims' syncs emit events)
+            self._requeue_unbound_claims()
 
     def _volume_deleted(self, pv: Obj) -> None:
         self._requeue_claim_of(pv)

@@ -320,6 +320,8 @@ def reclaim(pv: Obj) -> Reclaim:
         return Reclaim(failed=False)
     if provisioner:
         return Reclaim(True, "VolumeFailedDelete", f"no volume plugin matched name: {provisioner}")
+    # Kubernetes' hostPath deleter removes a /tmp/... directory on the controller manager's own
+    # machine, which is not the node's here: such a volume gets the no-deleter message instead.
     host_path = spec_of(pv).get("hostPath")
     if isinstance(host_path, dict) and not _HOSTPATH_DELETABLE.fullmatch(str(host_path.get("path") or "")):
         return Reclaim(True, "VolumeFailedDelete",
