@@ -11,6 +11,7 @@ from kybernetes.controllers.volumeprotection import (
     PVC_FINALIZER,
     claim_names,
     is_deletion_candidate,
+    needs_finalizer,
     pod_uses_claim,
     volume_in_use,
 )
@@ -66,3 +67,11 @@ def test_is_deletion_candidate(meta: Obj, finalizer: str, candidate: bool) -> No
     ("Bound", True), ("Available", False), ("Released", False), ("Pending", False), (None, False)])
 def test_volume_in_use_only_while_bound(phase: str | None, used: bool) -> None:
     assert volume_in_use({"status": {"phase": phase} if phase else {}}) is used
+
+
+@pytest.mark.parametrize(("meta", "needed"), [
+    ({}, True), ({"finalizers": ["other"]}, True), ({"finalizers": [PVC_FINALIZER]}, False),
+    ({"deletionTimestamp": "2026-01-01T00:00:00Z"}, False)],
+    ids=["none", "others-only", "held", "being-deleted"])
+def test_needs_finalizer(meta: Obj, needed: bool) -> None:
+    assert needs_finalizer({"metadata": meta}, PVC_FINALIZER) is needed

@@ -9,6 +9,7 @@ Memory-backed volumes are real tmpfs mounts when the tests run as root (they are
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import socket
 import ssl
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from kybernetes import errors
 from kybernetes.api.fieldpath import format_map
 from kybernetes.client.rest import Client
 from kybernetes.kubelet.containerd import mounts_under
@@ -321,6 +323,99 @@ async def test_pvc_bound_to_host_path_pv(client: Client, tmp_path: Path) -> None
     for p in (pod, missing):
         await vm.teardown(p["metadata"]["uid"])
     assert data.is_dir()
+
+
+async def bound_local_claim(client: Client, claim: str, pv: str, path: Path, *, owner: Obj | None = None,
+                            volume_mode: str = "Filesystem", node: str = "node-a") -> None:
+    """A local PV at ``path`` on ``node`` and a claim Bound to it, as the PV controller leaves them
+    (the Node ``node-a``, the volume manager's, exists: the kubelet checks a PV's node affinity)."""
+    with contextlib.suppress(errors.AlreadyExists):
+        await client.create("v1", "nodes", {"metadata": {"name": "node-a",
+                                                         "labels": {"kubernetes.io/hostname": "node-a"}}}, "")
+    await client.create("v1", "persistentvolumes", {
+        "metadata": {"name": pv},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "volumeMode": volume_mode,
+                 "local": {"path": str(path)}, "claimRef": {"namespace": NS, "name": claim},
+                 "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                     {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}}}, "")
+    meta: Obj = {"name": claim}
+    if owner is not None:
+        meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Pod", "name": owner["metadata"]["name"],
+                                    "uid": owner["metadata"]["uid"], "controller": True}]
+    await client.create("v1", "persistentvolumeclaims", {
+        "metadata": meta, "spec": {"accessModes": ["ReadWriteOnce"], "volumeMode": volume_mode, "volumeName": pv,
+                                   "resources": {"requests": {"storage": "1Gi"}}}}, NS)
+    await client.patch("v1", "persistentvolumeclaims", claim, {"status": {"phase": "Bound"}}, NS,
+                       subresource="status")
+
+
+async def test_local_pv_claim_read_only_and_sub_path(client: Client, tmp_path: Path) -> None:
+    data = tmp_path / "local-data"
+    data.mkdir()
+    await bound_local_claim(client, "local-claim", "pv-local", data)
+    pod = await make_pod(client, "local-user",
+                         [{"name": "rw", "persistentVolumeClaim": {"claimName": "local-claim"}},
+                          {"name": "ro", "persistentVolumeClaim": {"claimName": "local-claim", "readOnly": True}}],
+                         mounts=[{"name": "rw", "mountPath": "/data", "subPath": "app"},
+                                 {"name": "rw", "mountPath": "/all", "readOnly": True},
+                                 {"name": "ro", "mountPath": "/ro"},
+                                 {"name": "rw", "mountPath": "/per-pod", "subPathExpr": "$(POD)"}],
+                         automountServiceAccountToken=False)
+    container = dict(pod["spec"]["containers"][0], env=[{"name": "POD", "value": "local-user"}])
+    vm = VolumeManager(client, tmp_path / "pods", "node-a")
+    paths = await vm.setup(pod)
+    assert paths == {"rw": data, "ro": data}
+    assert [(m["container_path"], m["host_path"], m["readonly"]) for m in vm.mounts_for(pod, container, paths)] == [
+        ("/data", str(data / "app"), False), ("/all", str(data), True), ("/ro", str(data), True),
+        ("/per-pod", str(data / "local-user"), False)]
+    assert (data / "app").is_dir() and (data / "local-user").is_dir()
+    await vm.teardown(pod["metadata"]["uid"])
+    assert (data / "app").is_dir()
+
+
+async def test_ephemeral_volume_is_the_pods_own_claim(client: Client, tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    template = {"spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+    pod = await make_pod(client, "eph", [{"name": "scratch", "ephemeral": {"volumeClaimTemplate": template}}],
+                         mounts=[{"name": "scratch", "mountPath": "/scratch"}], automountServiceAccountToken=False)
+    vm = VolumeManager(client, tmp_path / "pods", "node-a")
+    with pytest.raises(VolumeError, match='persistentvolumeclaim "eph-scratch" not found'):
+        await vm.setup(pod)
+    await bound_local_claim(client, "eph-scratch", "pv-eph", scratch, owner=pod)
+    assert await vm.setup(pod) == {"scratch": scratch}
+    # a claim of that name that the pod does not own is refused
+    other = await make_pod(client, "eph2", [{"name": "scratch", "ephemeral": {"volumeClaimTemplate": template}}],
+                           automountServiceAccountToken=False)
+    await bound_local_claim(client, "eph2-scratch", "pv-eph2", scratch)
+    with pytest.raises(VolumeError, match=f"PVC {NS}/eph2-scratch was not created for pod {NS}/eph2 "
+                                          r"\(pod is not owner\)"):
+        await vm.setup(other)
+    for p in (pod, other):
+        await vm.teardown(p["metadata"]["uid"])
+
+
+async def test_local_pv_of_another_node_is_not_mounted(client: Client, tmp_path: Path) -> None:
+    await bound_local_claim(client, "elsewhere-claim", "pv-elsewhere", tmp_path, node="node-b")
+    pod = await make_pod(client, "elsewhere-user",
+                         [{"name": "d", "persistentVolumeClaim": {"claimName": "elsewhere-claim"}}],
+                         mounts=[{"name": "d", "mountPath": "/d"}], automountServiceAccountToken=False)
+    vm = VolumeManager(client, tmp_path / "pods", "node-a")
+    with pytest.raises(VolumeError) as failure:
+        await vm.setup(pod)
+    assert str(failure.value) == ('MountVolume.NodeAffinity check failed for volume "pv-elsewhere" : '
+                                  "no matching NodeSelectorTerms")
+    await vm.teardown(pod["metadata"]["uid"])
+
+
+async def test_block_claim_in_volume_mounts_is_refused(client: Client, tmp_path: Path) -> None:
+    await bound_local_claim(client, "block-claim", "pv-block", tmp_path, volume_mode="Block")
+    pod = await make_pod(client, "block-user", [{"name": "dev", "persistentVolumeClaim": {"claimName": "block-claim"}}],
+                         mounts=[{"name": "dev", "mountPath": "/dev-as-dir"}], automountServiceAccountToken=False)
+    vm = VolumeManager(client, tmp_path / "pods", "node-a")
+    with pytest.raises(VolumeError, match="volume dev has volumeMode Block, but is specified in volumeMounts"):
+        await vm.setup(pod)
+    await vm.teardown(pod["metadata"]["uid"])
 
 
 async def test_mounts_for_subpath_and_readonly(client: Client, tmp_path: Path) -> None:

@@ -307,12 +307,42 @@ def test_pv() -> None:
     assert errs == []
     assert obj["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
     assert obj["spec"]["hostPath"] == {"path": "/d", "type": ""}
-    assert obj["status"] == {"phase": "Pending"}
+    assert obj["status"]["phase"] == "Pending" and obj["status"]["lastPhaseTransitionTime"].endswith("Z")
     _, errs = create("PersistentVolume", {"metadata": meta("pv-2", None), "spec": {"nfs": {}, "hostPath": {}}})
     assert fields(errs) == ["spec.accessModes", "spec.capacity", "spec.nfs"]
     changed = copy.deepcopy(obj)
     changed["spec"]["hostPath"] = {"path": "/other", "type": ""}
     assert fields(update("PersistentVolume", changed, obj)[1]) == ["spec.persistentvolumesource"]
+
+
+def test_pv_last_phase_transition_time() -> None:
+    strategy = STRATEGIES[("", "PersistentVolume")]
+    old = {"metadata": meta("pv-1", None), "spec": {},
+           "status": {"phase": "Pending", "lastPhaseTransitionTime": "2020-01-01T00:00:00Z"}}
+    same = {**old, "status": {"phase": "Pending"}}
+    strategy.prepare_for_status_update(same, old)
+    assert same["status"]["lastPhaseTransitionTime"] == "2020-01-01T00:00:00Z"
+    moved = {**old, "status": {"phase": "Available", "lastPhaseTransitionTime": "2020-01-01T00:00:00Z"}}
+    strategy.prepare_for_status_update(moved, old)
+    assert moved["status"]["lastPhaseTransitionTime"] > "2020-01-01T00:00:00Z"
+    chosen = {**old, "status": {"phase": "Bound", "lastPhaseTransitionTime": "2021-01-01T00:00:00Z"}}
+    strategy.prepare_for_status_update(chosen, old)
+    assert chosen["status"]["lastPhaseTransitionTime"] == "2021-01-01T00:00:00Z"
+
+
+def test_pvc_without_a_class_may_be_given_one() -> None:
+    old, _ = create("PersistentVolumeClaim", pvc(accessModes=["ReadWriteOnce"],
+                                                 resources={"requests": {"storage": "1Gi"}}))
+    classed = copy.deepcopy(old)
+    classed["spec"]["storageClassName"] = "standard"
+    assert update("PersistentVolumeClaim", classed, old)[1] == []
+    emptied = copy.deepcopy(old)
+    emptied["spec"]["storageClassName"] = ""
+    assert fields(update("PersistentVolumeClaim", emptied, old)[1]) == ["spec"]
+    assert fields(update("PersistentVolumeClaim", copy.deepcopy(old), classed)[1]) == ["spec"]
+    changed = copy.deepcopy(classed)
+    changed["spec"]["storageClassName"] = "other"
+    assert fields(update("PersistentVolumeClaim", changed, classed)[1]) == ["spec"]
 
 
 # --- the rest ------------------------------------------------------------------------------------

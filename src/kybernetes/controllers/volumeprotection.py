@@ -14,6 +14,9 @@ really goes, once it is not in use:
 * a volume is in use while its ``status.phase`` is ``Bound``.
 
 Every pod event requeues the claims the pod names, so a claim goes when its last pod does.
+
+Both controllers also put their finalizer on a claim or volume that is not being deleted and lacks
+it (``NeedToAddFinalizer``: one created while the admission plugin was off), as Kubernetes' do.
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ def is_deletion_candidate(obj: Obj, finalizer: str) -> bool:
     """Deleted (deletionTimestamp set) and still held by ``finalizer``."""
     m = meta(obj)
     return bool(m.get("deletionTimestamp")) and finalizer in (m.get("finalizers") or [])
+
+
+def needs_finalizer(obj: Obj, finalizer: str) -> bool:
+    """Not being deleted and not held by ``finalizer`` (``NeedToAddFinalizer``)."""
+    m = meta(obj)
+    return not m.get("deletionTimestamp") and finalizer not in (m.get("finalizers") or [])
 
 
 def pod_is_shut_down(pod: Obj) -> bool:
@@ -93,6 +102,11 @@ def _removal_patch(finalizer: str) -> dict[str, Any]:
     return {"metadata": {"$deleteFromPrimitiveList/finalizers": [finalizer]}}
 
 
+def _addition_patch(finalizer: str) -> dict[str, Any]:
+    # finalizers merge in a strategic merge patch: the others stay
+    return {"metadata": {"finalizers": [finalizer]}}
+
+
 class PVCProtectionController(Controller):
     name = "persistentvolumeclaim-protection-controller"
     service_account = "pvc-protection-controller"
@@ -107,7 +121,7 @@ class PVCProtectionController(Controller):
                               on_delete=self._pod_changed)
 
     def _claim_changed(self, claim: Obj) -> None:
-        if is_deletion_candidate(claim, PVC_FINALIZER):
+        if is_deletion_candidate(claim, PVC_FINALIZER) or needs_finalizer(claim, PVC_FINALIZER):
             self.enqueue(claim)
 
     def _pod_changed(self, pod: Obj) -> None:
@@ -117,20 +131,26 @@ class PVCProtectionController(Controller):
 
     async def sync(self, key: str) -> None:
         claim = self.claims.store.get(key)
+        ns, name = split_key(key)
+        if claim is not None and needs_finalizer(claim, PVC_FINALIZER):
+            await self._patch(ns, name, _addition_patch(PVC_FINALIZER))
+            return
         if claim is None or not is_deletion_candidate(claim, PVC_FINALIZER):
             return
-        ns, name = split_key(key)
         if any(pod_uses_claim(p, claim) for p in self.pods.store.by_index("namespace", ns)):
             return
         live = await self.client.list("v1", "pods", ns)
         if any(pod_uses_claim(p, claim) for p in live.get("items") or []):
             return
+        if await self._patch(ns, name, _removal_patch(PVC_FINALIZER)):
+            log.info("removed %s from unused claim %s", PVC_FINALIZER, key)
+
+    async def _patch(self, ns: str, name: str, body: dict[str, Any]) -> bool:
         try:
-            await self.client.patch("v1", "persistentvolumeclaims", name, _removal_patch(PVC_FINALIZER), ns,
-                                    patch_type="strategic")
+            await self.client.patch("v1", "persistentvolumeclaims", name, body, ns, patch_type="strategic")
         except errors.NotFound:
-            return
-        log.info("removed %s from unused claim %s", PVC_FINALIZER, key)
+            return False
+        return True
 
 
 class PVProtectionController(Controller):
@@ -144,19 +164,25 @@ class PVProtectionController(Controller):
         self.volumes.add_handler(on_add=self._changed, on_update=lambda old, new: self._changed(new))
 
     def _changed(self, pv: Obj) -> None:
-        if is_deletion_candidate(pv, PV_FINALIZER):
+        if is_deletion_candidate(pv, PV_FINALIZER) or needs_finalizer(pv, PV_FINALIZER):
             self.enqueue(pv)
 
     async def sync(self, key: str) -> None:
         pv = self.volumes.store.get(key)
+        if pv is not None and needs_finalizer(pv, PV_FINALIZER):
+            await self._patch(key, _addition_patch(PV_FINALIZER))
+            return
         if pv is None or not is_deletion_candidate(pv, PV_FINALIZER) or volume_in_use(pv):
             return
+        if await self._patch(key, _removal_patch(PV_FINALIZER)):
+            log.info("removed %s from unused volume %s", PV_FINALIZER, key)
+
+    async def _patch(self, name: str, body: dict[str, Any]) -> bool:
         try:
-            await self.client.patch("v1", "persistentvolumes", split_key(key)[1], _removal_patch(PV_FINALIZER),
-                                    patch_type="strategic")
+            await self.client.patch("v1", "persistentvolumes", name, body, patch_type="strategic")
         except errors.NotFound:
-            return
-        log.info("removed %s from unused volume %s", PV_FINALIZER, key)
+            return False
+        return True
 
 
 CONTROLLERS: list[type[Controller]] = [PVCProtectionController, PVProtectionController]

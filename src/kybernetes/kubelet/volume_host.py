@@ -24,10 +24,10 @@ class VolumeError(Exception):
 
     reason = "FailedMount"
 
-    def __init__(self, volume: str, message: str) -> None:
+    def __init__(self, volume: str, message: str, operation: str = "MountVolume.SetUp failed") -> None:
         self.volume = volume
         self.detail = message
-        super().__init__(f'MountVolume.SetUp failed for volume "{volume}" : {message}' if volume else message)
+        super().__init__(f'{operation} for volume "{volume}" : {message}' if volume else message)
 
 
 # --- mounts ------------------------------------------------------------------------------------

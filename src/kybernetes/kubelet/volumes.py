@@ -28,7 +28,10 @@ Volume types (plugins):
                   pod (audience: the API server's unless given) and are re-issued when older than
                   80% of their lifetime or 24 hours — what the kubelet's token manager does.
 ``persistentVolumeClaim``  the claim must be Bound to a PV with a ``hostPath`` or ``local``
-                  source; that path is the volume.
+                  source and volumeMode Filesystem; that path is the volume. ``readOnly`` of the
+                  claim source makes every mount of it read-only.
+``ephemeral``     a generic ephemeral volume: the claim ``<pod>-<volume>`` (made by the ephemeral
+                  volume controller, owned by the pod), then as ``persistentVolumeClaim``.
 
 The atomic writer is :mod:`kybernetes.kubelet.atomic_writer`; tmpfs mounts, the hostPath check and
 subPath resolution are in :mod:`kybernetes.kubelet.volume_host`.
@@ -58,6 +61,7 @@ from kybernetes.api import gobytes
 from kybernetes.api.fieldpath import container_resource_value, field_value
 from kybernetes.api.obj import Obj
 from kybernetes.api.quantity import parse_quantity
+from kybernetes.api.scheduling import compile_terms, node_view
 from kybernetes.api.timeutil import parse_epoch
 from kybernetes.client.rest import Client
 from kybernetes.kubelet import machine
@@ -200,7 +204,11 @@ class VolumeManager:
             src = vol["hostPath"] or {}
             return check_host_path(name, Path(str(src.get("path", ""))), str(src.get("type") or ""))
         if "persistentVolumeClaim" in vol:
-            return await self._pvc_path(pod, name, vol["persistentVolumeClaim"] or {})
+            return await self._pvc_path(pod, name, str((vol["persistentVolumeClaim"] or {}).get("claimName", "")))
+        if vol.get("ephemeral") is not None:
+            # A generic ephemeral volume is the claim <pod>-<volume> the ephemeral volume
+            # controller made for this pod; one the pod does not own is never used.
+            return await self._pvc_path(pod, name, f"{_pod_meta(pod)[2]}-{name}", owner_uid=uid)
         if "configMap" in vol:
             src = vol["configMap"] or {}
             target = self.volume_dir(uid, CONFIGMAP, name)
@@ -378,12 +386,16 @@ class VolumeManager:
                for t in self._tokens.get(pod_uid, {}).values()]
         return min(due) if due else None
 
-    async def _pvc_path(self, pod: Obj, volume: str, src: Obj) -> Path:
-        ns = _pod_meta(pod)[1]
-        claim = str(src.get("claimName", ""))
+    async def _pvc_path(self, pod: Obj, volume: str, claim: str, owner_uid: str = "") -> Path:
+        """The host path of a claim's volume: the claim must be Bound to a hostPath or local PV of
+        volumeMode Filesystem; with ``owner_uid`` (an ephemeral volume) the claim must be that pod's."""
+        ns, pod_name = _pod_meta(pod)[1:]
         pvc = await self._get("persistentvolumeclaims", ns, claim)
         if pvc is None:
             raise VolumeError(volume, f'persistentvolumeclaim "{claim}" not found')
+        if owner_uid and not any(isinstance(r, dict) and r.get("controller") and r.get("uid") == owner_uid
+                                 for r in (pvc.get("metadata") or {}).get("ownerReferences") or []):
+            raise VolumeError(volume, f"PVC {ns}/{claim} was not created for pod {ns}/{pod_name} (pod is not owner)")
         if pvc.get("metadata", {}).get("deletionTimestamp"):
             raise VolumeError(volume, f'persistentvolumeclaim "{claim}" is being deleted')
         pv_name = (pvc.get("spec") or {}).get("volumeName")
@@ -396,6 +408,12 @@ class VolumeManager:
         if ref and (ref.get("name") != claim or (ref.get("namespace") or ns) != ns):
             raise VolumeError(volume, f'persistentvolume "{pv_name}" is bound to another claim')
         spec = pv.get("spec") or {}
+        await self._check_node_affinity(str(pv_name), spec)
+        mode = spec.get("volumeMode") or "Filesystem"
+        if mode != "Filesystem":
+            if _in_volume_mounts(pod, volume):
+                raise VolumeError(volume, f"volume {volume} has volumeMode {mode}, but is specified in volumeMounts")
+            raise VolumeError(volume, f"volumeMode {mode} (volumeDevices) is not supported by this kubelet")
         if spec.get("hostPath"):
             return check_host_path(volume, Path(str(spec["hostPath"].get("path", ""))),
                                    str(spec["hostPath"].get("type") or ""))
@@ -406,6 +424,17 @@ class VolumeManager:
             return path
         kinds = [k for k, v in spec.items() if isinstance(v, dict) and k not in ("claimRef", "capacity", "nodeAffinity")]
         raise VolumeError(volume, f'persistentvolume "{pv_name}" has a source this kubelet cannot mount ({kinds})')
+
+    async def _check_node_affinity(self, pv_name: str, spec: Obj) -> None:
+        """``checkNodeAffinity``: a PV whose required node affinity excludes this node is not mounted."""
+        terms = (((spec.get("nodeAffinity") or {}).get("required") or {}).get("nodeSelectorTerms"))
+        if terms is None:
+            return
+        node = await self._get("nodes", "", self.node_name)
+        if node is None:
+            raise VolumeError(pv_name, f'node "{self.node_name}" not found', "MountVolume.NodeAffinity check failed")
+        if not compile_terms(terms)(node_view(node)):
+            raise VolumeError(pv_name, "no matching NodeSelectorTerms", "MountVolume.NodeAffinity check failed")
 
     # -- mounts -----------------------------------------------------------------------------------
 
@@ -471,6 +500,14 @@ class VolumeManager:
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
+
+def _in_volume_mounts(pod: Obj, volume: str) -> bool:
+    """Whether any container of the pod mounts ``volume`` through ``volumeMounts``."""
+    spec = pod.get("spec") or {}
+    return any(vm.get("name") == volume
+               for key in ("initContainers", "containers") for c in spec.get(key) or []
+               for vm in c.get("volumeMounts") or [])
 
 
 def _mode(value: Any, default: int = DEFAULT_MODE) -> int:

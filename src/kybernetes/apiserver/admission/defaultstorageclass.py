@@ -9,47 +9,26 @@ defaults the newest wins, ties by name (Kubernetes 1.26+); with none the claim i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from kybernetes.api.obj import Obj
+from kybernetes.api.storageutil import (
+    BETA_CLASS as BETA_CLAIM_CLASS,
+)
+from kybernetes.api.storageutil import (
+    BETA_IS_DEFAULT,
+    IS_DEFAULT,
+    annotations_of,
+    claim_has_class,
+    is_default_storage_class,
+    newest_default,
+)
 from kybernetes.apiserver.admission.chain import CREATE, Attributes, Handler, PluginInit
 from kybernetes.apiserver.registry.store import Registry
 
 NAME = "DefaultStorageClass"
-
-IS_DEFAULT = "storageclass.kubernetes.io/is-default-class"
-BETA_IS_DEFAULT = "storageclass.beta.kubernetes.io/is-default-class"
-BETA_CLAIM_CLASS = "volume.beta.kubernetes.io/storage-class"
-
-
-def annotations_of(obj: Obj) -> dict[str, str]:
-    """An object's annotations, or {} when it has none (or they are malformed)."""
-    meta = obj.get("metadata")
-    annotations = meta.get("annotations") if isinstance(meta, dict) else None
-    return annotations if isinstance(annotations, dict) else {}
-
-
-def is_default_storage_class(sc: Obj) -> bool:
-    """``storageutil.IsDefaultAnnotation``: the GA or the beta annotation is exactly ``"true"``."""
-    annotations = annotations_of(sc)
-    return annotations.get(IS_DEFAULT) == "true" or annotations.get(BETA_IS_DEFAULT) == "true"
-
-
-def newest_default(classes: Iterable[Obj], is_default: Callable[[Obj], bool]) -> Obj | None:
-    """The default class among ``classes``: of those ``is_default`` accepts, the newest by
-    creationTimestamp, ties broken by the smaller name; ``None`` if there is no default."""
-    defaults = sorted((c for c in classes if is_default(c)), key=lambda c: str(c["metadata"].get("name", "")))
-    defaults.sort(key=lambda c: str(c["metadata"].get("creationTimestamp") or ""), reverse=True)
-    return defaults[0] if defaults else None
-
-
-def claim_has_class(pvc: Obj) -> bool:
-    """``helper.PersistentVolumeClaimHasClass``: the field is set (even to ``""``) or the beta
-    annotation is present."""
-    spec = pvc.get("spec")
-    if isinstance(spec, dict) and spec.get("storageClassName") is not None:
-        return True
-    return BETA_CLAIM_CLASS in annotations_of(pvc)
+__all__ = ["BETA_CLAIM_CLASS", "BETA_IS_DEFAULT", "IS_DEFAULT", "annotations_of", "cached_objects",
+           "claim_has_class", "default_claim_class", "is_default_storage_class", "newest_default"]
 
 
 def default_claim_class(pvc: Obj, classes: Iterable[Obj]) -> None:

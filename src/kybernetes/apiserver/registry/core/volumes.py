@@ -11,6 +11,7 @@ from typing import Any
 
 from kybernetes.api import validation as v
 from kybernetes.api.label_selectors import validate_label_selector_object
+from kybernetes.api.timeutil import format_rfc3339
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.api.validation.fields import (
     as_dict,
@@ -54,7 +55,21 @@ class PersistentVolumeStrategy(ClusterScoped):
     tracks_generation = False
 
     def prepare_for_create(self, obj: Obj) -> None:
-        obj["status"] = {"phase": "Pending"}
+        obj["status"] = {"phase": "Pending", "lastPhaseTransitionTime": format_rfc3339()}
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
+        """``status.lastPhaseTransitionTime`` (PersistentVolumeLastPhaseTransitionTime, GA in 1.31):
+        kept while the phase stays; now when it changes, unless the writer set a new time."""
+        super().prepare_for_status_update(new, old)
+        status, old_status = new.get("status"), as_dict(old.get("status"))
+        if not isinstance(status, dict):
+            return
+        written = status.get("lastPhaseTransitionTime")
+        if status.get("phase") == old_status.get("phase"):
+            if written is None and old_status.get("lastPhaseTransitionTime") is not None:
+                status["lastPhaseTransitionTime"] = old_status["lastPhaseTransitionTime"]
+        elif written is None or written == old_status.get("lastPhaseTransitionTime"):
+            status["lastPhaseTransitionTime"] = format_rfc3339()
 
     def default(self, obj: Obj) -> None:
         spec = obj.get("spec")
@@ -173,6 +188,12 @@ class PersistentVolumeClaimStrategy(Strategy):
             old_spec["volumeName"] = new_spec.get("volumeName")
             if old_spec["volumeName"] is None:
                 old_spec.pop("volumeName")
+        if old_spec.get("storageClassName") is None and "volume.beta.kubernetes.io/storage-class" not in \
+                as_dict(as_dict(old.get("metadata")).get("annotations")):
+            # A claim without a class may be given one later, not "" (RetroactiveDefaultStorageClass).
+            old_spec.pop("storageClassName", None)
+            if new_spec.get("storageClassName"):
+                old_spec["storageClassName"] = new_spec["storageClassName"]
         bound = as_dict(old.get("status")).get("phase") == "Bound"
         new_size = as_dict(as_dict(new_spec.get("resources")).get("requests")).get("storage")
         old_size = as_dict(as_dict(old_spec.get("resources")).get("requests")).get("storage")
