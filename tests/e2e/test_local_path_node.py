@@ -58,6 +58,9 @@ def ns(node: Node, request: pytest.FixtureRequest) -> Iterator[str]:
                f"the default ServiceAccount in {name}")
     yield name
     node.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    # No helper pod is left running when the test ends (nor when the node stops).
+    wait_until(lambda: not node.get("pods", "-n", "kube-system", "-l", "kybernetes.io/local-path-helper")["items"],
+               60, "no helper pods")
 
 
 def storage_root(node: Node) -> Path:

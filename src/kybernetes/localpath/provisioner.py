@@ -76,8 +76,12 @@ class LocalPathProvisioner:
         self.claim_queue = WorkQueue("local-path-claims", clock=self.clock)
         self.volume_queue = WorkQueue("local-path-volumes", clock=self.clock)
         self.recorder = EventRecorder(client, COMPONENT)
+        self._emptied: set[str] = set()
+        """UIDs of PVs whose directory is removed already: the updates their own deletion brings
+        (deletionTimestamp, finalizers going) do not run another helper pod."""
         self.claims.add_handler(self._on_claim, lambda _old, new: self._on_claim(new))
-        self.volumes.add_handler(self._on_volume, lambda _old, new: self._on_volume(new))
+        self.volumes.add_handler(self._on_volume, lambda _old, new: self._on_volume(new),
+                                 lambda pv: self._emptied.discard(str(pv.get("metadata", {}).get("uid"))))
 
     # -- handlers -----------------------------------------------------------------------------------
 
@@ -183,19 +187,22 @@ class LocalPathProvisioner:
         pv = self.volumes.store.get(key)
         if pv is None or not plan.volume_to_delete(pv, self.config.name):
             return
-        try:
-            where = plan.placement(pv)
-            await self._node(where.node)
-            await self._run_helper("delete", key, where)
-        except (plan.PlanError, HelperFailed) as err:
-            self.recorder.event(pv, "Warning", "VolumeFailedDelete", str(err))
-            raise
+        uid = str(pv["metadata"].get("uid"))
+        if uid not in self._emptied:
+            try:
+                where = plan.placement(pv)
+                await self._node(where.node)
+                await self._run_helper("delete", key, where)
+            except (plan.PlanError, HelperFailed) as err:
+                self.recorder.event(pv, "Warning", "VolumeFailedDelete", str(err))
+                raise
+            self._emptied.add(uid)
+            log.info("removed the directory of %s: %s on %s", key, where.path, where.node)
         try:
             await self.client.delete("v1", "persistentvolumes", key,
                                      preconditions={"uid": pv["metadata"].get("uid")})
         except errors.NotFound:
             pass
-        log.info("deleted %s and its directory %s on %s", key, where.path, where.node)
 
     # -- helper pods --------------------------------------------------------------------------------
 
