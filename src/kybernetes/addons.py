@@ -13,6 +13,20 @@ k3s and kubeadm, so that tools looking for the cluster DNS find it where they ex
 - Service `kube-dns` at the 10th address of the service range (10.43.0.10 by default), ports
   `dns` 53/UDP and `dns-tcp` 53/TCP: the address every kubelet gets as `--cluster-dns`.
 
+`local-storage` (k3s's name; `--disable local-storage` skips it), the local-path provisioner as
+k3s deploys it, in kube-system:
+
+- ServiceAccount `local-path-provisioner-service-account`; ClusterRole
+  `kybernetes:local-path-provisioner` (nodes get; persistentvolumeclaims get/list/watch and their
+  status patch, for expansion; persistentvolumes get/list/watch/create/patch/delete;
+  storageclasses get/list/watch; events create/patch) and its ClusterRoleBinding; Role and
+  RoleBinding `local-path-provisioner` in kube-system (pods get/create/delete: the helper pods);
+- Deployment `local-path-provisioner` running `kyb local-path-provisioner` from the system image;
+- StorageClass `local-path`, the default class (`storageclass.kubernetes.io/is-default-class`),
+  provisioner `kybernetes.io/local-path`, WaitForFirstConsumer, Delete, allowVolumeExpansion;
+  without a `nodePath` parameter a volume lives under its node's `kybernetes.io/local-path-root`
+  (`<agent data dir>/storage`).
+
 Reconciled by server-side apply with field manager `kybernetes-addons` and force: what the add-on
 sets is put back at each start (a deleted object is created again), fields others set are kept.
 A failure is logged and the server runs on; it does not stop the cluster from starting.
@@ -27,12 +41,13 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.clusterdns import DEFAULT_CLUSTER_DOMAIN, cluster_dns_ip
+from kybernetes.api.localpath import PROVISIONER
 from kybernetes.client import Client
 
 log = logging.getLogger(__name__)
 
 FIELD_MANAGER = "kybernetes-addons"
-ADDONS = ("coredns",)
+ADDONS = ("coredns", "local-storage")
 """The names `--disable` accepts."""
 
 Obj = dict[str, Any]
@@ -120,8 +135,79 @@ def coredns_objects(settings: AddonSettings) -> list[Obj]:
     ]
 
 
+LOCAL_PATH_ACCOUNT = "local-path-provisioner-service-account"
+LOCAL_PATH_CLASS = "local-path"
+
+
+def local_storage_objects(settings: AddonSettings) -> list[Obj]:
+    """The local-storage add-on's objects, in the order they are applied."""
+    from kybernetes.images.system import system_image_name
+
+    name, ns, role = "local-path-provisioner", "kube-system", "kybernetes:local-path-provisioner"
+    labels = {"app": name}
+    container = {
+        "name": name,
+        "image": settings.image or system_image_name(),
+        "imagePullPolicy": "Never",
+        "args": ["local-path-provisioner"],
+        "env": [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
+        "resources": {"requests": {"cpu": "10m", "memory": "40Mi"}, "limits": {"memory": "170Mi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]}},
+    }
+    subject = [{"kind": "ServiceAccount", "name": LOCAL_PATH_ACCOUNT, "namespace": ns}]
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(LOCAL_PATH_ACCOUNT, ns)},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": _meta(role),
+         "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
+                   {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "list", "watch"]},
+                   {"apiGroups": [""], "resources": ["persistentvolumeclaims/status"], "verbs": ["patch"]},
+                   {"apiGroups": [""], "resources": ["persistentvolumes"],
+                    "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+                   {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+                   {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"],
+                    "verbs": ["get", "list", "watch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": _meta(role),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+         "subjects": subject},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(name, ns),
+         "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "create", "delete"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _meta(name, ns),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+         "subjects": subject},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(name, ns, labels),
+         "spec": {
+             "replicas": 1,
+             "revisionHistoryLimit": 0,
+             # Never two at once: two provisioners would race to make the same volume.
+             "strategy": {"type": "Recreate"},
+             "selector": {"matchLabels": labels},
+             "template": {
+                 "metadata": {"labels": labels},
+                 "spec": {
+                     "serviceAccountName": LOCAL_PATH_ACCOUNT,
+                     "priorityClassName": "system-node-critical",
+                     "nodeSelector": {"kubernetes.io/os": "linux"},
+                     "tolerations": [
+                         {"key": "CriticalAddonsOnly", "operator": "Exists"},
+                         {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+                         {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"},
+                     ],
+                     "containers": [container],
+                 },
+             },
+         }},
+        {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+         "metadata": {"name": LOCAL_PATH_CLASS,
+                      "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+         "provisioner": PROVISIONER, "volumeBindingMode": "WaitForFirstConsumer", "reclaimPolicy": "Delete",
+         "allowVolumeExpansion": True},
+    ]
+
+
 _PLURALS = {"ServiceAccount": "serviceaccounts", "ClusterRole": "clusterroles",
-            "ClusterRoleBinding": "clusterrolebindings", "Deployment": "deployments", "Service": "services"}
+            "ClusterRoleBinding": "clusterrolebindings", "Role": "roles", "RoleBinding": "rolebindings",
+            "Deployment": "deployments", "Service": "services", "StorageClass": "storageclasses"}
 
 
 def addon_objects(settings: AddonSettings, disabled: Sequence[str] = ()) -> list[Obj]:
@@ -129,7 +215,8 @@ def addon_objects(settings: AddonSettings, disabled: Sequence[str] = ()) -> list
     unknown = sorted(set(disabled) - set(ADDONS))
     if unknown:
         raise ValueError(f"unknown add-on {', '.join(unknown)} (known: {', '.join(ADDONS)})")
-    return [] if "coredns" in disabled else coredns_objects(settings)
+    objects = [] if "coredns" in disabled else coredns_objects(settings)
+    return objects + ([] if "local-storage" in disabled else local_storage_objects(settings))
 
 
 async def apply_addons(client: Client, objects: Sequence[Obj]) -> list[str]:
@@ -148,4 +235,5 @@ async def apply_addons(client: Client, objects: Sequence[Obj]) -> list[str]:
     return failed
 
 
-__all__ = ["ADDONS", "FIELD_MANAGER", "AddonSettings", "addon_objects", "apply_addons", "coredns_objects"]
+__all__ = ["ADDONS", "FIELD_MANAGER", "LOCAL_PATH_CLASS", "AddonSettings", "addon_objects", "apply_addons",
+           "coredns_objects", "local_storage_objects"]

@@ -91,9 +91,9 @@ class ServerProcess:
         exists: as in Kubernetes, ServiceAccount admission refuses a pod whose account does not
         exist, and the ``view``/``edit``/``admin`` roles are empty until aggregated.
 
-        The add-ons (CoreDNS) are left out (``--disable coredns``, and the node does not import
-        the system image) unless ``addons``: most tests want an empty kube-system and no DNS pod
-        competing for their node.
+        The add-ons (CoreDNS, local-storage) are left out (``--disable coredns,local-storage``, and
+        the node does not import the system image) unless ``addons``: most tests want an empty
+        kube-system, no default StorageClass and no add-on pod competing for their node.
 
         A node's kubelet reads a resolv.conf of the test's own that names no nameserver: pods with
         ``dnsPolicy: Default`` and the cluster DNS's forwarding never reach this machine's real
@@ -104,7 +104,7 @@ class ServerProcess:
         args = [sys.executable, "-m", "kybernetes.cli", command, "--data-dir", str(data_dir),
                 "--https-port", str(port), "--bind-address", "127.0.0.1", *extra]
         if command == "server" and not addons:
-            args += ["--disable", "coredns"]
+            args += ["--disable", "coredns,local-storage"]
         if command == "server" and agent:
             control_plane = True
             args += ["--kubelet-arg", f"port={free_port()}", *(["--kubelet-arg", "drain-on-exit"] if drain else [])]

@@ -1,7 +1,8 @@
-"""`kyb server`'s add-ons (CoreDNS in kube-system, as k3s deploys it) and its default addresses.
+"""`kyb server`'s add-ons (CoreDNS and the local-path provisioner in kube-system, as k3s deploys
+them) and its default addresses.
 
 The add-ons are applied at each start and reconciled by server-side apply; `--disable coredns`
-leaves them out. Without `--bind-address` the server serves on loopback and on the machine's
+and `--disable local-storage` leave them out. Without `--bind-address` the server serves on loopback and on the machine's
 primary address, which it advertises: the kubernetes Service then has an endpoint pods can reach.
 """
 
@@ -73,18 +74,45 @@ def test_coredns_applied_and_reconciled(tmp_path: Path) -> None:
         srv.stop()
 
 
-def test_disable_coredns(tmp_path: Path) -> None:
+def test_local_storage_applied_and_disable_coredns(tmp_path: Path) -> None:
     _require_kubectl()
     srv = ServerProcess.start(tmp_path / "data", "--disable", "coredns", addons=True)
     try:
-        assert _get(srv, "-n", "kube-system", "deployments")["items"] == []
+        deployments = _get(srv, "-n", "kube-system", "deployments")["items"]
+        assert [d["metadata"]["name"] for d in deployments] == ["local-path-provisioner"]
         assert srv.kubectl("get", "-n", "kube-system", "service", "kube-dns", check=False).returncode != 0
+        (container,) = deployments[0]["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == system_image_name() and container["args"] == ["local-path-provisioner"]
+        # The default class, as kubectl shows it.
+        out = srv.kubectl("get", "storageclass").stdout
+        assert "local-path (default)" in out and "kybernetes.io/local-path" in out and "WaitForFirstConsumer" in out
+        sc = _get(srv, "storageclass", "local-path")
+        assert (sc["reclaimPolicy"], sc["allowVolumeExpansion"]) == ("Delete", True)
+        # Least privilege: what the provisioner does, and no more.
+        who = "--as=system:serviceaccount:kube-system:local-path-provisioner-service-account"
+        allowed = [("create", "persistentvolumes", "-A"), ("delete", "persistentvolumes", "-A"),
+                   ("watch", "persistentvolumeclaims", "-A"), ("get", "nodes", "-A"),
+                   ("patch", "persistentvolumeclaims", "-A", "--subresource=status"),
+                   ("watch", "storageclasses.storage.k8s.io", "-A"), ("create", "events", "-A"),
+                   ("create", "pods", "-nkube-system"), ("delete", "pods", "-nkube-system")]
+        refused = [("create", "pods", "-ndefault"), ("list", "secrets", "-A"),
+                   ("update", "persistentvolumeclaims", "-A"), ("delete", "nodes", "-A")]
+        for args in allowed:
+            assert srv.kubectl("auth", "can-i", *args, who, check=False).stdout.strip() == "yes", args
+        for args in refused:
+            assert srv.kubectl("auth", "can-i", *args, who, check=False).stdout.strip() == "no", args
+    finally:
+        srv.stop()
+    srv = ServerProcess.start(tmp_path / "data2", "--disable", "coredns,local-storage", addons=True)
+    try:
+        assert _get(srv, "-n", "kube-system", "deployments")["items"] == []
+        assert _get(srv, "storageclasses")["items"] == []
     finally:
         srv.stop()
     # An add-on kybernetes does not have: refused before anything starts, as a usage error.
     out = subprocess.run([sys.executable, "-m", "kybernetes.cli", "server", "--data-dir", str(tmp_path / "x"),
                           "--disable", "traefik"], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2 and "unknown add-on traefik (known: coredns)" in out.stderr
+    assert out.returncode == 2 and "unknown add-on traefik (known: coredns, local-storage)" in out.stderr
 
 
 def test_default_addresses_publish_the_kubernetes_endpoints(tmp_path: Path) -> None:

@@ -197,3 +197,17 @@ async def test_adopts_existing_node_and_reports_pod_cidr(client: Client, tmp_pat
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_registers_and_adopts_with_its_annotations(client: Client, tmp_path: Path) -> None:
+    """The kubelet's annotations (the local-path root, say) are on the Node it creates, and put back
+    on one it adopts; annotations others set are kept."""
+    root = {"kybernetes.io/local-path-root": str(tmp_path / "storage")}
+    node = await manager(client, "node-four", tmp_path, annotations=root).register()
+    assert node["metadata"]["annotations"] == {
+        "volumes.kubernetes.io/controller-managed-attach-detach": "true", **root}
+    await client.patch("v1", "nodes", "node-four", {"metadata": {"annotations": {
+        "kybernetes.io/local-path-root": "/elsewhere", "team": "a"}}})
+    node = await manager(client, "node-four", tmp_path, annotations=root).register()
+    assert node["metadata"]["annotations"] == {
+        "volumes.kubernetes.io/controller-managed-attach-detach": "true", "team": "a", **root}

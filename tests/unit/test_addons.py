@@ -18,7 +18,7 @@ def test_cluster_dns_ip() -> None:
 
 
 def test_coredns_objects() -> None:
-    objs = addon_objects(AddonSettings("10.96.0.0/12", "k8s.example", image="example/system:1"))
+    objs = addon_objects(AddonSettings("10.96.0.0/12", "k8s.example", image="example/system:1"), ["local-storage"])
     assert [(o["kind"], o["metadata"]["name"]) for o in objs] == [
         ("ServiceAccount", "coredns"), ("ClusterRole", "system:coredns"), ("ClusterRoleBinding", "system:coredns"),
         ("Deployment", "coredns"), ("Service", "kube-dns")]
@@ -28,6 +28,24 @@ def test_coredns_objects() -> None:
     assert container["args"] == ["dns", "--cluster-domain", "k8s.example", "--listen", "0.0.0.0:53"]
     assert svc["spec"]["clusterIP"] == "10.96.0.10"
     assert deploy["spec"]["selector"]["matchLabels"] == svc["spec"]["selector"] == {"k8s-app": "kube-dns"}
-    assert addon_objects(AddonSettings(), ["coredns"]) == []
-    with pytest.raises(ValueError, match="unknown add-on traefik"):
+    assert addon_objects(AddonSettings(), ["coredns", "local-storage"]) == []
+    with pytest.raises(ValueError, match=r"unknown add-on traefik \(known: coredns, local-storage\)"):
         addon_objects(AddonSettings(), ["traefik"])
+
+
+def test_local_storage_objects() -> None:
+    objs = addon_objects(AddonSettings(image="example/system:1"), ["coredns"])
+    assert [(o["kind"], o["metadata"]["name"]) for o in objs] == [
+        ("ServiceAccount", "local-path-provisioner-service-account"),
+        ("ClusterRole", "kybernetes:local-path-provisioner"),
+        ("ClusterRoleBinding", "kybernetes:local-path-provisioner"),
+        ("Role", "local-path-provisioner"), ("RoleBinding", "local-path-provisioner"),
+        ("Deployment", "local-path-provisioner"), ("StorageClass", "local-path")]
+    deploy, sc = objs[5], objs[6]
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "example/system:1" and container["args"] == ["local-path-provisioner"]
+    assert deploy["spec"]["template"]["spec"]["serviceAccountName"] == "local-path-provisioner-service-account"
+    assert sc["metadata"]["annotations"] == {"storageclass.kubernetes.io/is-default-class": "true"}
+    assert (sc["provisioner"], sc["volumeBindingMode"], sc["reclaimPolicy"], sc["allowVolumeExpansion"]) == (
+        "kybernetes.io/local-path", "WaitForFirstConsumer", "Delete", True)
+    assert "parameters" not in sc  # the node's own root, not one path for every node

@@ -38,7 +38,7 @@ Obj = dict[str, Any]
 def test_default_plugins_in_kubernetes_order() -> None:
     assert plugins.enabled_plugin_names() == [
         "NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction", "PodSecurity", "Priority", "DefaultTolerationSeconds",
-        "DefaultStorageClass", "StorageObjectInUseProtection", "RuntimeClass", "CertificateSubjectRestriction",
+        "DefaultStorageClass", "StorageObjectInUseProtection", "PersistentVolumeClaimResize", "RuntimeClass", "CertificateSubjectRestriction",
         "DefaultIngressClass", "MutatingAdmissionWebhook", "ValidatingAdmissionPolicy", "ValidatingAdmissionWebhook", "ResourceQuota"]
 
 
@@ -46,7 +46,7 @@ def test_enabled_plugins_keep_the_fixed_order_whatever_the_flag_order() -> None:
     names = plugins.enabled_plugin_names(["AlwaysDeny", "AlwaysAdmit"], ["ServiceAccount", "ResourceQuota"])
     assert names == ["AlwaysAdmit", "NamespaceLifecycle", "LimitRanger", "NodeRestriction", "PodSecurity", "Priority",
                      "DefaultTolerationSeconds",
-                     "DefaultStorageClass", "StorageObjectInUseProtection", "RuntimeClass",
+                     "DefaultStorageClass", "StorageObjectInUseProtection", "PersistentVolumeClaimResize", "RuntimeClass",
                      "CertificateSubjectRestriction", "DefaultIngressClass", "MutatingAdmissionWebhook",
                      "ValidatingAdmissionPolicy", "ValidatingAdmissionWebhook", "AlwaysDeny"]
 

@@ -459,6 +459,7 @@ class Kubelet:
         self._tasks.append(asyncio.create_task(self._check_resolv_conf(), name="kubelet:resolv-conf"))
 
     async def _register(self, version: api.VersionResponse) -> None:
+        from kybernetes.api.localpath import ROOT_ANNOTATION, STORAGE_SUBDIR
         from kybernetes.kubelet.csinode import ensure_csi_node
         from kybernetes.kubelet.nodestatus import NodeStatusManager
 
@@ -473,6 +474,8 @@ class Kubelet:
             pod_cidr_callback=self._on_pod_cidr, runtime_version=version_of, images=self._node_images,
             on_registered=lambda node: ensure_csi_node(self.client, node),
             labels=dict(cfg.labels), taints=list(cfg.taints), max_pods=cfg.max_pods, data_dir=self.data_dir,
+            # Where the local-path provisioner puts this node's volumes (unless a class says otherwise).
+            annotations={ROOT_ANNOTATION: str(self.data_dir / STORAGE_SUBDIR)},
             lease_interval=cfg.lease_interval, status_interval=cfg.status_interval)
         await self._check_runtime()
         node = await self.node_status.register()

@@ -1,8 +1,9 @@
 """The node's registration, status and heartbeat Lease, as the kubelet keeps them.
 
 ``register`` creates this node's Node (labels ``kubernetes.io/hostname|os|arch`` and their beta
-twins, taints to register with, the full status), or adopts an existing Node of that name: the
-default labels are reconciled, the given ones added, and the status is written. Then the Lease,
+twins, taints to register with, the annotations given, e.g. the local-path root, the full
+status), or adopts an existing Node of that name: the default labels and the given annotations
+are reconciled, and the status is written. Then the Lease,
 and ``on_registered`` (the kubelet registers its CSINode there).
 
 ``run`` keeps two loops going until cancelled:
@@ -81,7 +82,7 @@ class NodeStatusManager:
                  on_registered: Callable[[Obj], Awaitable[object]] | None = None,
                  images: Callable[[], Awaitable[list[Obj]]] | None = None,
                  labels: dict[str, str] | None = None, taints: list[Obj] | None = None,
-                 max_pods: int = 110, lease_interval: float = 10.0, status_interval: float = 10.0,
+                 annotations: dict[str, str] | None = None, max_pods: int = 110, lease_interval: float = 10.0, status_interval: float = 10.0,
                  status_report_interval: float = STATUS_REPORT_INTERVAL, clock: Clock | None = None,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.client = client
@@ -93,6 +94,8 @@ class NodeStatusManager:
         self._pod_cidr_callback = pod_cidr_callback
         self._on_registered = on_registered
         self.labels = dict(labels or {})
+        self.annotations = {CONTROLLER_MANAGED_ATTACH: "true", **(annotations or {})}
+        """Set on the Node at registration and adoption (others' annotations are kept)."""
         self.taints = list(taints or [])
         self.max_pods = max_pods
         self.data_dir = Path(data_dir)
@@ -133,7 +136,7 @@ class NodeStatusManager:
         obj = {
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": self.node_name, "labels": self._default_labels(),
-                         "annotations": {CONTROLLER_MANAGED_ATTACH: "true"}},
+                         "annotations": dict(self.annotations)},
             "spec": {"taints": copy.deepcopy(self.taints)} if self.taints else {},
             "status": status,
         }
@@ -230,10 +233,11 @@ class NodeStatusManager:
         existing = await self.client.get("v1", "nodes", self.node_name)
         labels = dict((existing.get("metadata") or {}).get("labels") or {})
         wanted = self._default_labels()
-        if any(labels.get(k) != v for k, v in wanted.items()) or CONTROLLER_MANAGED_ATTACH not in (
-                existing.get("metadata", {}).get("annotations") or {}):
+        annotations = (existing.get("metadata") or {}).get("annotations") or {}
+        if any(labels.get(k) != v for k, v in wanted.items()) or any(
+                annotations.get(k) != v for k, v in self.annotations.items()):
             existing = await self.client.patch("v1", "nodes", self.node_name, {"metadata": {
-                "labels": wanted, "annotations": {CONTROLLER_MANAGED_ATTACH: "true"}}})
+                "labels": wanted, "annotations": dict(self.annotations)}})
         self._node = existing
         log.info("adopted existing node %s", self.node_name)
         return await self._patch_status(await self._status(existing))

@@ -42,7 +42,7 @@ ORDERED_PLUGINS: tuple[tuple[str, str | None], ...] = (
     ("DefaultStorageClass", _PKG + "defaultstorageclass"),
     ("StorageObjectInUseProtection", _PKG + "storageobjectinuseprotection"),
     ("OwnerReferencesPermissionEnforcement", None),
-    ("PersistentVolumeClaimResize", None),
+    ("PersistentVolumeClaimResize", _PKG + "pvcresize"),
     ("RuntimeClass", _PKG + "runtimeclass"),
     ("CertificateApproval", None),
     ("CertificateSigning", None),
