@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from kybernetes.images.importer import import_images, push_to_registry
 from kybernetes.images.oci import (
     BUSYBOX_IMAGE,
+    BUSYBOX_LATEST,
     PAUSE_IMAGE,
     build_busybox_image,
     build_pause_image,
@@ -76,8 +77,8 @@ def test_build_is_deterministic_and_well_formed() -> None:
 
 
 async def test_builtin_images_imported(node_runtime: NodeRuntime, cri: CRIClient) -> None:
-    assert sorted(node_runtime.images) == sorted([PAUSE_IMAGE, BUSYBOX_IMAGE])
-    for name in (PAUSE_IMAGE, BUSYBOX_IMAGE):
+    assert sorted(node_runtime.images) == sorted([PAUSE_IMAGE, BUSYBOX_IMAGE, BUSYBOX_LATEST])
+    for name in (PAUSE_IMAGE, BUSYBOX_IMAGE, BUSYBOX_LATEST):
         image = await cri.image_status(name)
         assert image is not None and name in image.repo_tags and image.size > 0
     fs = await cri.image_fs_info()
@@ -162,7 +163,7 @@ async def test_kubelet_imports_only_missing_builtins_and_keeps_the_users(tmp_pat
             async def import_builtins() -> list[str]:
                 return await import_builtin_images(client, runtime.socket, runtime.snapshotter, data_dir)
 
-            assert sorted(await import_builtins()) == sorted([PAUSE_IMAGE, BUSYBOX_IMAGE])
+            assert sorted(await import_builtins()) == sorted([PAUSE_IMAGE, BUSYBOX_IMAGE, BUSYBOX_LATEST])
             assert await import_builtins() == []
             builtin = await client.image_status(BUSYBOX_IMAGE)
             assert builtin is not None
