@@ -305,3 +305,18 @@ def test_explain_names_volume_reasons(pvs: list[Obj], pvcs: list[Obj], message: 
     exp = explain_pod(with_claims(pod("p"), "data"), NODES, [], volumes=store)
     assert exp.message == message
     assert suggestion in exp.suggestions, exp.suggestions
+
+
+def test_pv_pre_bound_to_the_claim_wins_and_needs_no_write() -> None:
+    prebound = pv("mine", "5Gi", node_name="n1", claim="data")
+    prebound["status"]["phase"] = "Available"
+    e = env([pv("small", "1Gi", node_name="n1"), prebound], [pvc("data")],
+            [sc(WFFC, provisioner="kubernetes.io/no-provisioner")])
+    pi = PodInfo(with_claims(pod("p"), "data"))
+    state = CycleState()
+    assert e.fw.run_pre_filter(state, pi) is None
+    assert e.fw.run_filter(state, pi, e.cache.snapshot.nodes["n1"]) is None
+    pv_for_node = state.data["VolumeBinding"].by_node["n1"]
+    assert [b[0]["metadata"]["name"] for b in pv_for_node.bindings] == ["mine"]
+    assert e.fw.run_reserve(state, pi, "n1") is None
+    assert pv_for_node.writes == [] and not state.data["VolumeBinding"].all_bound

@@ -9,8 +9,8 @@ After Kubernetes' ``pkg/controller/volume/persistentvolume/util`` and ``componen
   mark is only pre-bound;
 - :func:`volume_matches_claim` is ``FindMatchingVolume``'s test for one PV (class, volume mode,
   selector, access modes, capacity; a PV pre-bound to another claim or not Available never
-  matches), and :func:`find_matching_volume` picks the smallest PV that passes (a PV pre-bound to the
-  claim wins at once);
+  matches), and :func:`matching_volumes` orders those that pass as the binder prefers them (a PV
+  pre-bound to the claim first, then the smallest);
 - :func:`node_affinity_matcher` compiles ``spec.nodeAffinity.required`` (no affinity: every node).
 """
 
@@ -119,25 +119,17 @@ def volume_matches_claim(pv: Mapping[str, Any], claim: Mapping[str, Any], reques
     return volume_capacity(pv) >= (claim_request(claim) if request is None else request)
 
 
-def find_matching_volume(claim: Mapping[str, Any], volumes: Iterable[Obj],
-                         fits_node: Callable[[Obj], bool] | None = None,
-                         exclude: Iterable[str] = ()) -> Obj | None:
-    """The smallest PV serving the claim (one pre-bound to it wins), optionally on a node."""
+def matching_volumes(claim: Mapping[str, Any], volumes: Iterable[Obj]) -> list[Obj]:
+    """The PVs that could serve the claim, node affinity aside, best first (``FindMatchingVolume``'s order).
+
+    A PV pre-bound to the claim comes first; the rest by capacity, smallest first (ties by name, so
+    the choice is stable). The first of them that also fits the node is the one to bind.
+    """
     request = claim_request(claim)
-    skip = set(exclude)
-    best: Obj | None = None
-    best_cap = 0
-    for pv in volumes:
-        if _meta(pv).get("name") in skip or not volume_matches_claim(pv, claim, request):
-            continue
-        if fits_node is not None and not fits_node(pv):
-            continue
-        if is_volume_bound_to_claim(pv, claim):
-            return pv
-        cap = volume_capacity(pv)
-        if best is None or cap < best_cap:
-            best, best_cap = pv, cap
-    return best
+    found = [pv for pv in volumes if volume_matches_claim(pv, claim, request)]
+    found.sort(key=lambda pv: (not is_volume_bound_to_claim(pv, claim), volume_capacity(pv),
+                               _meta(pv).get("name") or ""))
+    return found
 
 
 def topology_matches(terms: Iterable[Mapping[str, Any]] | None, labels: Mapping[str, str]) -> bool:

@@ -38,9 +38,9 @@ from kybernetes.api.pvutil import (
     annotations_of,
     claim_class,
     claim_key,
-    find_matching_volume,
     is_claim_bound,
     is_volume_bound_to_claim,
+    matching_volumes,
     node_affinity_matcher,
     topology_matches,
 )
@@ -89,14 +89,19 @@ class _PodVolumes:
         self.writes: list[Obj] = []
 
 
+_Matcher = Callable[[Any], bool] | None
+"""A PV's compiled node affinity (None: any node)."""
+
+
 class _State:
     __slots__ = ("all_bound", "bound", "by_node", "delayed")
 
-    def __init__(self, bound: list[tuple[Obj, Obj | None, Callable[[Any], bool] | None]],
-                 delayed: list[Obj]) -> None:
+    def __init__(self, bound: list[tuple[Obj, Obj | None, _Matcher]],
+                 delayed: list[tuple[Obj, list[tuple[Obj, _Matcher]]]]) -> None:
         self.bound = bound
-        """(claim, its PV or None, the PV's node affinity or None)."""
+        """(claim, its PV or None, the PV's node affinity)."""
         self.delayed = delayed
+        """(unbound WaitForFirstConsumer claim, the PVs that could serve it, best first)."""
         self.by_node: dict[str, _PodVolumes] = {}
         self.all_bound = True
 
@@ -115,7 +120,7 @@ class VolumeBinding(Plugin):
         if not claims:
             return SKIP
         store = self.handle.volumes
-        bound: list[tuple[Obj, Obj | None, Callable[[Any], bool] | None]] = []
+        bound: list[tuple[Obj, Obj | None, _Matcher]] = []
         delayed: list[Obj] = []
         immediate = False
         for name, ephemeral in claims:
@@ -147,7 +152,11 @@ class VolumeBinding(Plugin):
                 immediate = True  # pre-bound claims too: the PV controller finishes those
         if immediate:
             return unresolvable(REASON_UNBOUND_IMMEDIATE)
-        state.data[self.name] = _State(bound, delayed)
+        # The node-independent part of matching, once per cycle: Filter only tests node affinity.
+        volumes = store.all_pvs() if delayed else []
+        candidates = [(pvc, [(pv, node_affinity_matcher(pv)) for pv in matching_volumes(pvc, volumes)])
+                      for pvc in delayed]
+        state.data[self.name] = _State(bound, candidates)
         return None
 
     # --- Filter ----------------------------------------------------------------------------------
@@ -173,37 +182,37 @@ class VolumeBinding(Plugin):
             s.by_node[ni.name] = pv_for_node
         return None
 
-    def _find_unbound(self, claims: list[Obj], ni: NodeInfo) -> _PodVolumes | None:
+    def _find_unbound(self, claims: list[tuple[Obj, list[tuple[Obj, _Matcher]]]],
+                      ni: NodeInfo) -> _PodVolumes | None:
         """Static bindings and provisions that satisfy every delayed claim on ``ni``, or None."""
-        store = self.handle.volumes
         out = _PodVolumes()
-        to_match: list[Obj] = []
-        for pvc in claims:
+        to_match = []
+        for pvc, candidates in claims:
             selected = annotations_of(pvc).get(ANN_SELECTED_NODE)
             if selected is None:
-                to_match.append(pvc)
+                to_match.append((pvc, candidates))
             elif selected != ni.name:
                 return None
             else:
                 out.provisions.append(pvc)
-        if to_match:
-            def on_node(pv: Mapping[str, Any]) -> bool:
-                fits = node_affinity_matcher(pv)
-                return fits is None or fits(ni)
-            volumes = store.all_pvs()
-            chosen: list[str] = []
-            for pvc in to_match:
-                pv = find_matching_volume(pvc, volumes, on_node, chosen)
-                if pv is not None:
-                    chosen.append(pv["metadata"]["name"])
-                    out.bindings.append((pv, pvc))
-                    continue
-                sc = store.classes.get(claim_class(pvc)) or {}
-                if not sc.get("provisioner") or sc.get("provisioner") == NOT_SUPPORTED_PROVISIONER \
-                        or not topology_matches(sc.get("allowedTopologies"), ni.labels):
-                    return None
+        chosen: set[str] = set()
+        for pvc, candidates in to_match:
+            pv = next((pv for pv, fits in candidates
+                       if (fits is None or fits(ni)) and pv["metadata"]["name"] not in chosen), None)
+            if pv is not None:
+                chosen.add(pv["metadata"]["name"])
+                out.bindings.append((pv, pvc))
+            elif self._can_provision(pvc, ni):
                 out.provisions.append(pvc)
+            else:
+                return None
         return out
+
+    def _can_provision(self, pvc: Obj, ni: NodeInfo) -> bool:
+        sc = self.handle.volumes.classes.get(claim_class(pvc)) or {}
+        provisioner = sc.get("provisioner")
+        return bool(provisioner) and provisioner != NOT_SUPPORTED_PROVISIONER \
+            and topology_matches(sc.get("allowedTopologies"), ni.labels)
 
     # --- Reserve / Unreserve ---------------------------------------------------------------------
 
