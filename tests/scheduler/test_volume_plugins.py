@@ -320,3 +320,26 @@ def test_pv_pre_bound_to_the_claim_wins_and_needs_no_write() -> None:
     assert [b[0]["metadata"]["name"] for b in pv_for_node.bindings] == ["mine"]
     assert e.fw.run_reserve(state, pi, "n1") is None
     assert pv_for_node.writes == [] and not state.data["VolumeBinding"].all_bound
+
+
+async def test_pre_bind_writes_the_pv_claim_ref_and_fails_if_the_binder_drops_it() -> None:
+    e = env([pv("p1", node_name="n1")], [pvc("data")], [sc(WFFC, provisioner="kubernetes.io/no-provisioner")])
+    e.handle.client = client = _Recorder()
+    pi = PodInfo(with_claims(pod("p"), "data"))
+    state = CycleState()
+    assert e.fw.run_pre_filter(state, pi) is None
+    assert e.fw.run_filter(state, pi, e.cache.snapshot.nodes["n1"]) is None
+    assert e.fw.run_reserve(state, pi, "n1") is None
+    task = asyncio.ensure_future(e.fw.run_pre_bind(state, pi, "n1"))
+    await asyncio.sleep(0.05)
+    [(plural, written)] = client.calls
+    assert plural == "persistentvolumes"
+    assert written["spec"]["claimRef"] == {"kind": "PersistentVolumeClaim", "namespace": "default", "name": "data",
+                                           "uid": "uid-data", "apiVersion": "v1", "resourceVersion": "1"}
+    assert written["metadata"]["annotations"]["pv.kubernetes.io/bound-by-controller"] == "yes"
+    assert not task.done()
+    unbound = pv("p1", node_name="n1")
+    unbound["metadata"]["resourceVersion"] = "7"
+    e.handle.volumes.set_pv(unbound)  # the PV controller rolled the binding back
+    st = await asyncio.wait_for(task, 5)
+    assert st is not None and st.message == 'binding volumes: ClaimRef got reset for pv "p1"'

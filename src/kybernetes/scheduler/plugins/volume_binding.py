@@ -38,6 +38,7 @@ from kybernetes.api.pvutil import (
     annotations_of,
     claim_class,
     claim_key,
+    claim_request,
     is_claim_bound,
     is_volume_bound_to_claim,
     matching_volumes,
@@ -196,6 +197,7 @@ class VolumeBinding(Plugin):
             else:
                 out.provisions.append(pvc)
         chosen: set[str] = set()
+        to_match.sort(key=lambda c: claim_request(c[0]))  # smallest claims pick first, as Kubernetes
         for pvc, candidates in to_match:
             pv = next((pv for pv, fits in candidates
                        if (fits is None or fits(ni)) and pv["metadata"]["name"] not in chosen), None)
@@ -286,7 +288,12 @@ class VolumeBinding(Plugin):
         claims = [pvc for _, pvc in pv_for_node.bindings] + pv_for_node.provisions
         provisioned = {claim_key(p["metadata"].get("namespace") or "", p["metadata"]["name"])
                        for p in pv_for_node.provisions}
+        static = [pv["metadata"]["name"] for pv, _ in pv_for_node.bindings]
         while True:
+            for name in static:
+                ref = ((store.pv(name) or {}).get("spec") or {}).get("claimRef") or {}
+                if not ref.get("uid"):
+                    return Status(Code.ERROR, f'binding volumes: ClaimRef got reset for pv "{name}"')
             pending = 0
             for want in claims:
                 meta = want["metadata"]
