@@ -188,6 +188,7 @@ async def test_pre_bind_writes_selected_node_then_waits_for_the_binder() -> None
     state = CycleState()
     assert e.fw.run_pre_filter(state, pi) is None
     assert e.fw.run_filter(state, pi, e.cache.snapshot.nodes["n2"]) is None
+    e.cache.assume(pi, "n2")
     assert e.fw.run_reserve(state, pi, "n2") is None
     task = asyncio.ensure_future(e.fw.run_pre_bind(state, pi, "n2"))
     await asyncio.sleep(0.05)
@@ -211,6 +212,7 @@ async def test_pre_bind_fails_when_provisioning_gives_up_or_times_out() -> None:
     state = CycleState()
     assert e.fw.run_pre_filter(state, pi) is None
     assert e.fw.run_filter(state, pi, e.cache.snapshot.nodes["n1"]) is None
+    e.cache.assume(pi, "n1")
     assert e.fw.run_reserve(state, pi, "n1") is None
     task = asyncio.ensure_future(e.fw.run_pre_bind(state, pi, "n1"))
     await asyncio.sleep(0.05)
@@ -226,6 +228,8 @@ async def test_pre_bind_fails_when_provisioning_gives_up_or_times_out() -> None:
     s2 = CycleState()
     assert e2.fw.run_pre_filter(s2, pi) is None
     assert e2.fw.run_filter(s2, pi, e2.cache.snapshot.nodes["n1"]) is None
+    pi = PodInfo(with_claims(pod("p"), "data"))
+    e2.cache.assume(pi, "n1")
     assert e2.fw.run_reserve(s2, pi, "n1") is None
     st = await asyncio.wait_for(e2.fw.run_pre_bind(s2, pi, "n1"), 5)
     assert st is not None and st.message == "binding volumes: context deadline exceeded"
@@ -329,6 +333,7 @@ async def test_pre_bind_writes_the_pv_claim_ref_and_fails_if_the_binder_drops_it
     state = CycleState()
     assert e.fw.run_pre_filter(state, pi) is None
     assert e.fw.run_filter(state, pi, e.cache.snapshot.nodes["n1"]) is None
+    e.cache.assume(pi, "n1")
     assert e.fw.run_reserve(state, pi, "n1") is None
     task = asyncio.ensure_future(e.fw.run_pre_bind(state, pi, "n1"))
     await asyncio.sleep(0.05)
@@ -343,3 +348,21 @@ async def test_pre_bind_writes_the_pv_claim_ref_and_fails_if_the_binder_drops_it
     e.handle.volumes.set_pv(unbound)  # the PV controller rolled the binding back
     st = await asyncio.wait_for(task, 5)
     assert st is not None and st.message == 'binding volumes: ClaimRef got reset for pv "p1"'
+
+
+async def test_pre_bind_stops_waiting_when_the_pod_is_deleted() -> None:
+    e = env(pvcs=[pvc("data")])
+    e.handle.client = _Recorder()
+    p = with_claims(pod("p"), "data")
+    pi = PodInfo(p)
+    state = CycleState()
+    assert e.fw.run_pre_filter(state, pi) is None
+    assert e.fw.run_filter(state, pi, e.cache.snapshot.nodes["n1"]) is None
+    e.cache.assume(pi, "n1")
+    assert e.fw.run_reserve(state, pi, "n1") is None
+    task = asyncio.ensure_future(e.fw.run_pre_bind(state, pi, "n1"))
+    await asyncio.sleep(0.05)
+    e.cache.remove_pod(p)  # the informer's delete
+    e.handle.volumes.notify()
+    st = await asyncio.wait_for(task, 5)
+    assert st is not None and st.message == 'binding volumes: pod does not exist any more: pods "p" not found'

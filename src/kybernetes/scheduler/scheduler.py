@@ -235,6 +235,7 @@ class Scheduler:
         self.nominator.remove(key)
         if self._assigned(pod) or key in self.cache.pods:
             self.cache.remove_pod(pod)
+            self.volumes.notify()  # a VolumeBinding PreBind waiting for this pod's claims stops
             if self.queue.pods:
                 self.queue.move_all()
         self.queue.delete(pod)

@@ -18,7 +18,9 @@ As kube-scheduler's ``volumebinding`` plugin, over :class:`~kybernetes.scheduler
 - **PreBind** writes them -- the PV's ``claimRef`` for a static bind, the claim's selected-node
   annotation for provisioning -- then waits, at most ``bindTimeoutSeconds`` (600 s by default), for
   the PV controller and the provisioner to bind every claim. A provisioner that gives up removes the
-  annotation ("provisioning failed for PVC ..."); either failure returns the pod to the queue.
+  annotation ("provisioning failed for PVC ..."), the PV controller may reset a written claimRef, the
+  pod may be deleted meanwhile: each of these, like the timeout, fails the bind and the pod (if
+  still there) returns to the queue.
 """
 
 from __future__ import annotations
@@ -279,9 +281,9 @@ class VolumeBinding(Plugin):
                 await client.update("v1", "persistentvolumeclaims", pvc, pvc["metadata"].get("namespace") or "")
         except errors.StatusError as e:
             return Status(Code.ERROR, f"binding volumes: {e}")
-        return await self._wait_bound(pv_for_node, node_name)
+        return await self._wait_bound(pi, pv_for_node, node_name)
 
-    async def _wait_bound(self, pv_for_node: _PodVolumes, node_name: str) -> Status | None:
+    async def _wait_bound(self, pi: PodInfo, pv_for_node: _PodVolumes, node_name: str) -> Status | None:
         store = self.handle.volumes
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.bind_timeout
@@ -289,7 +291,12 @@ class VolumeBinding(Plugin):
         provisioned = {claim_key(p["metadata"].get("namespace") or "", p["metadata"]["name"])
                        for p in pv_for_node.provisions}
         static = [pv["metadata"]["name"] for pv, _ in pv_for_node.bindings]
+        nodes = self.handle.snapshot.nodes
         while True:
+            ni = nodes.get(node_name)
+            if ni is None or pi.key not in ni.pods:
+                # Deleted while we waited (the cache dropped its assumption): stop waiting for it.
+                return Status(Code.ERROR, f'binding volumes: pod does not exist any more: pods "{pi.name}" not found')
             for name in static:
                 ref = ((store.pv(name) or {}).get("spec") or {}).get("claimRef") or {}
                 if not ref.get("uid"):
@@ -308,8 +315,7 @@ class VolumeBinding(Plugin):
                     continue
                 pv = store.pv(cur["spec"]["volumeName"])
                 fits = node_affinity_matcher(pv) if pv is not None else None
-                if fits is not None and node_name in self.handle.snapshot.nodes \
-                        and not fits(self.handle.snapshot.nodes[node_name]):
+                if fits is not None and not fits(ni):
                     return Status(Code.ERROR, f'binding volumes: pv "{cur["spec"]["volumeName"]}" node affinity '
                                               f'doesn\'t match node "{node_name}"')
             if not pending:
