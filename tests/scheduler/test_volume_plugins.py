@@ -366,3 +366,30 @@ async def test_pre_bind_stops_waiting_when_the_pod_is_deleted() -> None:
     e.handle.volumes.notify()
     st = await asyncio.wait_for(task, 5)
     assert st is not None and st.message == 'binding volumes: pod does not exist any more: pods "p" not found'
+
+
+def _disk(**source: Obj) -> Obj:
+    p = pod("p")
+    p["spec"]["volumes"] = [{"name": "d", **source}]
+    return p
+
+
+@pytest.mark.parametrize(("mine", "theirs", "conflict"), [
+    ({"gcePersistentDisk": {"pdName": "a"}}, {"gcePersistentDisk": {"pdName": "a"}}, True),
+    ({"gcePersistentDisk": {"pdName": "a", "readOnly": True}}, {"gcePersistentDisk": {"pdName": "a", "readOnly": True}},
+     False),
+    ({"gcePersistentDisk": {"pdName": "a"}}, {"gcePersistentDisk": {"pdName": "b"}}, False),
+    ({"awsElasticBlockStore": {"volumeID": "v", "readOnly": True}},
+     {"awsElasticBlockStore": {"volumeID": "v", "readOnly": True}}, True),
+    ({"iscsi": {"iqn": "q", "targetPortal": "x", "lun": 0}}, {"iscsi": {"iqn": "q", "targetPortal": "y", "lun": 1}},
+     True),
+    ({"rbd": {"monitors": ["m1", "m2"], "image": "i"}}, {"rbd": {"monitors": ["m2"], "pool": "rbd", "image": "i"}}, True),
+    ({"rbd": {"monitors": ["m1"], "image": "i"}}, {"rbd": {"monitors": ["m2"], "image": "i"}}, False),
+])
+def test_legacy_disk_conflicts(mine: Obj, theirs: Obj, conflict: bool) -> None:
+    other = _disk(**theirs)
+    other["metadata"]["name"] = "other"
+    other["spec"]["nodeName"] = "n1"
+    e = Env(NODES, [other], only("VolumeRestrictions"), volumes=VolumeStore())
+    assert e.filter(_disk(**mine)) == {
+        "n1": "VolumeRestrictions: node(s) had no available disk" if conflict else None, "n2": None}
