@@ -6,7 +6,10 @@ As kube-scheduler's ``volumebinding`` plugin, over :class:`~kybernetes.scheduler
   skipped at once -- the only cost plain pods pay. A missing claim (``persistentvolumeclaim "x" not
   found``), a claim being deleted, or an ephemeral claim not (yet) owned by the pod rejects the pod as
   UnschedulableAndUnresolvable; so does an unbound claim that is not WaitForFirstConsumer ("pod has
-  unbound immediate PersistentVolumeClaims": the PV controller binds those, not the scheduler).
+  unbound immediate PersistentVolumeClaims": the PV controller binds those, not the scheduler). A claim
+  whose StorageClass does not exist is rejected the same way (``storageclass.storage.k8s.io "x" not
+  found``); Kubernetes returns that as an error and retries on backoff, here the pod waits for a
+  StorageClass event instead.
 - **Filter** per node, reasons in Kubernetes' order: a bound claim's PV must exist ("node(s)
   unavailable due to one or more pvc(s) bound to non-existent pv(s)") and its node affinity match
   ("node(s) had volume node affinity conflict"); each unbound WaitForFirstConsumer claim needs either an
