@@ -33,7 +33,9 @@ def test_defaults() -> None:
     p = cfg.build_profile({})
     assert [n for n, _ in p.points["filter"]] == [
         "NodeUnschedulable", "NodeName", "TaintToleration", "NodeAffinity", "NodePorts", "NodeResourcesFit",
-        "PodTopologySpread", "InterPodAffinity"]
+        "VolumeRestrictions", "NodeVolumeLimits", "VolumeBinding", "PodTopologySpread", "InterPodAffinity"]
+    assert [n for n, _ in p.points["pre_bind"]] == ["VolumeBinding"]
+    assert [n for n, _ in p.points["reserve"]] == ["VolumeBinding"]
     assert dict(p.points["score"]) == {
         "TaintToleration": 3, "NodeAffinity": 2, "NodeResourcesFit": 1, "PodTopologySpread": 2,
         "InterPodAffinity": 2, "NodeResourcesBalancedAllocation": 1, "ImageLocality": 1}

@@ -162,3 +162,116 @@ async def test_explain_cli(server: ServerProcess, cluster: tuple[Client, Schedul
     out = json.loads(res.output)
     assert out["chosen"] is None
     assert "lower cpu request by 500m to fit x1" in out["suggestions"]
+
+    # Volume reasons: a claim that does not exist, and what to create.
+    p = _with_claim(api_pod("no-claim", "100m"), "missing")
+    p["spec"]["schedulerName"] = "nobody"
+    await client.create("v1", "pods", p, "default")
+    res = await asyncio.to_thread(runner.invoke, explain_command,
+                                  ["no-claim", "--kubeconfig", str(server.kubeconfig)])
+    assert res.exit_code == 0, res.output
+    assert 'persistentvolumeclaim "missing" not found' in res.output
+    assert "create PersistentVolumeClaim 'missing' in namespace 'default'" in res.output
+
+
+# --- volumes: the scheduler's part of the binder/provisioner protocol ------------------------------
+# No PV controller or provisioner runs here: the tests do their part through the API, as they would.
+
+def _claim(name: str, cls: str) -> Obj:
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
+            "spec": {"storageClassName": cls, "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}}
+
+
+def _local_pv(name: str, cls: str, node_name: str, claim: Obj | None = None) -> Obj:
+    spec: Obj = {"storageClassName": cls, "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"},
+                 "persistentVolumeReclaimPolicy": "Delete", "local": {"path": f"/var/lib/kyb/storage/{name}"},
+                 "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                     {"key": "kubernetes.io/hostname", "operator": "In", "values": [node_name]}]}]}}}
+    if claim is not None:
+        spec["claimRef"] = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": "default",
+                            "name": claim["metadata"]["name"], "uid": claim["metadata"]["uid"]}
+    return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name}, "spec": spec}
+
+
+async def _bind(client: Client, claim_name: str, pv: Obj) -> None:
+    """Play the PV controller: the PV and the claim Bound to each other."""
+    pv = await client.create("v1", "persistentvolumes", pv)
+    pv["status"] = {"phase": "Bound"}
+    await client.update("v1", "persistentvolumes", pv, subresource="status")
+    claim = await client.get("v1", "persistentvolumeclaims", claim_name, "default")
+    claim["spec"]["volumeName"] = pv["metadata"]["name"]
+    claim["metadata"].setdefault("annotations", {})["pv.kubernetes.io/bind-completed"] = "yes"
+    claim = await client.update("v1", "persistentvolumeclaims", claim, "default")
+    claim["status"] = {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}}
+    await client.update("v1", "persistentvolumeclaims", claim, "default", subresource="status")
+
+
+def _with_claim(p: Obj, claim: str) -> Obj:
+    p["spec"]["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]
+    p["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+    return p
+
+
+async def _volume_nodes(client: Client) -> None:
+    # v1 scores lowest (an untolerated PreferNoSchedule taint): only a volume takes a pod there.
+    for name in ("v1", "v2"):
+        taints = [{"key": "example.com/avoid", "effect": "PreferNoSchedule"}] if name == "v1" else []
+        with contextlib.suppress(Exception):
+            await client.create("v1", "nodes", node(name, "2", "4Gi", taints=taints))
+
+
+async def test_wait_for_first_consumer_claim_gets_selected_node(cluster: tuple[Client, Scheduler]) -> None:
+    client, _ = cluster
+    await _volume_nodes(client)
+    await client.create("storage.k8s.io/v1", "storageclasses", {
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "sched-wffc"},
+        "provisioner": "kybernetes.io/local-path", "volumeBindingMode": "WaitForFirstConsumer",
+        "allowedTopologies": [{"matchLabelExpressions": [{"key": "kubernetes.io/hostname", "values": ["v2"]}]}]})
+    await client.create("v1", "persistentvolumeclaims", _claim("wffc", "sched-wffc"), "default")
+    await client.create("v1", "pods", _with_claim(api_pod("wffc-pod", "100m"), "wffc"), "default")
+
+    async def selected() -> str:
+        c = await client.get("v1", "persistentvolumeclaims", "wffc", "default")
+        return (c["metadata"].get("annotations") or {}).get("volume.kubernetes.io/selected-node", "")
+    assert await eventually(selected) == "v2"
+    assert await node_of(client, "wffc-pod") == ""  # PreBind waits for the claim to be bound
+    # The provisioner's PV on the chosen node, bound by the PV controller.
+    claim = await client.get("v1", "persistentvolumeclaims", "wffc", "default")
+    await _bind(client, "wffc", _local_pv(f"pvc-{claim['metadata']['uid']}", "sched-wffc", "v2", claim))
+    assert await eventually(lambda: node_of(client, "wffc-pod")) == "v2"
+
+
+async def test_pod_goes_to_its_volumes_node(cluster: tuple[Client, Scheduler]) -> None:
+    client, _ = cluster
+    await _volume_nodes(client)
+    await client.create("v1", "persistentvolumeclaims", _claim("pinned", ""), "default")
+    claim = await client.get("v1", "persistentvolumeclaims", "pinned", "default")
+    await _bind(client, "pinned", _local_pv("pinned-pv", "", "v1", claim))
+    await client.create("v1", "pods", _with_claim(api_pod("pinned-pod", "100m"), "pinned"), "default")
+    assert await eventually(lambda: node_of(client, "pinned-pod")) == "v1"
+
+
+async def test_unbound_immediate_claim_keeps_pod_pending(cluster: tuple[Client, Scheduler]) -> None:
+    client, _ = cluster
+    await _volume_nodes(client)
+    await client.create("storage.k8s.io/v1", "storageclasses", {
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "sched-immediate"},
+        "provisioner": "example.com/nothing", "volumeBindingMode": "Immediate"})
+    await client.create("v1", "persistentvolumeclaims", _claim("later", "sched-immediate"), "default")
+    await client.create("v1", "pods", _with_claim(api_pod("waits", "100m"), "later"), "default")
+
+    async def failed_event() -> Obj | None:
+        evs = (await client.list("v1", "events", "default"))["items"]
+        return next((e for e in evs if e["involvedObject"]["name"] == "waits" and e["reason"] == "FailedScheduling"),
+                    None)
+    ev = await eventually(failed_event)
+    n = len((await client.list("v1", "nodes"))["items"])
+    assert ev["message"] == (f"0/{n} nodes are available: pod has unbound immediate PersistentVolumeClaims. "
+                             f"preemption: 0/{n} nodes are available: {n} Preemption is not helpful for scheduling.")
+    p = await client.get("v1", "pods", "waits", "default")
+    assert p["status"]["phase"] == "Pending" and not p["spec"].get("nodeName")
+    # Once the PV controller binds it, the claim's update sends the pod back to the active queue.
+    claim = await client.get("v1", "persistentvolumeclaims", "later", "default")
+    await _bind(client, "later", _local_pv("later-pv", "sched-immediate", "v2", claim))
+    assert await eventually(lambda: node_of(client, "waits")) == "v2"

@@ -9,6 +9,7 @@ from kybernetes.scheduler.config import Profile, build_profile
 from kybernetes.scheduler.framework import EXTENSION_POINTS, CycleState, Framework, Handle, implements
 from kybernetes.scheduler.nodeinfo import PodInfo
 from kybernetes.scheduler.plugins import REGISTRY
+from kybernetes.scheduler.volumes import VolumeStore
 
 Obj = dict[str, Any]
 
@@ -56,9 +57,11 @@ def only(*names: str, args: dict[str, Obj] | None = None) -> Profile:
 
 class Env:
     def __init__(self, nodes: list[Obj], pods: list[Obj] = (), profile: Profile | None = None,  # type: ignore[assignment]
-                 namespaces: dict[str, dict[str, str]] | None = None) -> None:
+                 namespaces: dict[str, dict[str, str]] | None = None, volumes: VolumeStore | None = None) -> None:
         self.cache = Cache.from_objects(nodes, list(pods))
         self.handle = Handle(self.cache.snapshot)
+        if volumes is not None:
+            self.handle.volumes = volumes
         self.handle.namespace_labels = namespaces or {}
         self.fw = Framework(profile or build_profile({}), self.handle)
 

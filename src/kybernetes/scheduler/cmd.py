@@ -29,6 +29,7 @@ from kybernetes.api.podutil import is_pod_terminal
 from kybernetes.scheduler import config as cfg
 from kybernetes.scheduler.explain import Explanation, explain_pod
 from kybernetes.scheduler.scheduler import Scheduler
+from kybernetes.scheduler.volumes import VolumeStore
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +112,15 @@ async def explain_remote(pod_name: str, namespace: str, kubeconfig: str | None,
             pdbs, _ = await client.list_all("policy/v1", "poddisruptionbudgets")
         except Exception:
             pdbs = []
+        (pvs, _), (pvcs, _), (classes, _), (csinodes, _) = await asyncio.gather(
+            client.list_all("v1", "persistentvolumes"), client.list_all("v1", "persistentvolumeclaims"),
+            client.list_all("storage.k8s.io/v1", "storageclasses"), client.list_all("storage.k8s.io/v1", "csinodes"))
     finally:
         await client.close()
     pods = [p for p in pods if not is_pod_terminal(p)]
     ns_labels = {n["metadata"]["name"]: (n["metadata"].get("labels") or {}) for n in nss}
-    return explain_pod(pod, nodes, pods, config, namespaces=ns_labels, pdbs=pdbs)
+    volumes = VolumeStore.from_objects(pvs, pvcs, classes, csinodes)
+    return explain_pod(pod, nodes, pods, config, namespaces=ns_labels, pdbs=pdbs, volumes=volumes)
 
 
 @click.command("explain-scheduling")

@@ -11,6 +11,9 @@ make it fit:
   must drop, choosing the node that needs the smallest relative cut ("lower cpu request by 250m to
   fit node-3"); "Too many pods" cannot be fixed by the pod;
 - **taints**: for nodes that fail only on TaintToleration, which taints to tolerate (fewest first);
+- **volumes**: a missing claim to create, an unbound Immediate claim to bind, a PersistentVolume to
+  create for a WaitForFirstConsumer claim nothing can serve, the nodes a bound PV's node affinity
+  allows (:mod:`kybernetes.scheduler.volume_explain`);
 - **constraints**: each nodeSelector/required node affinity, required pod (anti-)affinity and
   DoNotSchedule spread constraint is removed in turn and the whole framework re-run: the report
   says how many nodes would then fit, or that relaxing it does not help.
@@ -30,6 +33,8 @@ from kybernetes.scheduler.config import SchedulerConfig
 from kybernetes.scheduler.framework import CycleState, Framework, Handle, Status, reason_summary
 from kybernetes.scheduler.nodeinfo import CPU, PODS, PodInfo
 from kybernetes.scheduler.plugins.node_resources_fit import insufficient_resources
+from kybernetes.scheduler.volume_explain import suggest_volumes
+from kybernetes.scheduler.volumes import VolumeStore
 
 
 @dataclass
@@ -110,9 +115,12 @@ class _Runner:
     """The framework over a fixed cache, re-runnable with variants of the pod."""
 
     def __init__(self, nodes: list[Obj], pods: list[Obj], config: SchedulerConfig, scheduler_name: str,
-                 namespaces: Mapping[str, Mapping[str, str]] | None, pdbs: list[Obj] | None) -> None:
+                 namespaces: Mapping[str, Mapping[str, str]] | None, pdbs: list[Obj] | None,
+                 volumes: VolumeStore | None = None) -> None:
         self.cache = Cache.from_objects(nodes, pods)
         self.handle = Handle(self.cache.snapshot)
+        if volumes is not None:
+            self.handle.volumes = volumes
         self.handle.namespace_labels = {k: dict(v) for k, v in (namespaces or {}).items()}
         self.handle.pdbs = list(pdbs or [])
         profile = config.profile(scheduler_name) or config.profiles[0]
@@ -129,7 +137,7 @@ class _Runner:
 
 def explain_pod(pod: Obj, nodes: list[Obj], pods: list[Obj], config: SchedulerConfig | None = None, *,
                 namespaces: Mapping[str, Mapping[str, str]] | None = None,
-                pdbs: list[Obj] | None = None) -> Explanation:
+                pdbs: list[Obj] | None = None, volumes: VolumeStore | None = None) -> Explanation:
     config = config or SchedulerConfig()
     meta = pod.get("metadata") or {}
     key = f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
@@ -138,7 +146,7 @@ def explain_pod(pod: Obj, nodes: list[Obj], pods: list[Obj], config: SchedulerCo
     # Explain the pod as if unscheduled even when it is bound already.
     pod = {**pod, "spec": {k: v for k, v in (pod.get("spec") or {}).items() if k != "nodeName"}}
     sched_name = (pod.get("spec") or {}).get("schedulerName") or "default-scheduler"
-    r = _Runner(nodes, others, config, sched_name, namespaces, pdbs)
+    r = _Runner(nodes, others, config, sched_name, namespaces, pdbs, volumes)
     fw = r.fw
     pi = PodInfo(pod)
     state = CycleState()
@@ -210,6 +218,7 @@ def _suggest(r: _Runner, pod: Obj, pi: PodInfo, exp: Explanation) -> list[str]:
         desc = ", ".join(f"{t.get('key')}{'=' + t['value'] if t.get('value') else ''}:{t.get('effect')}"
                          for t in ts)
         out.append(f"tolerate taint(s) {desc} to fit {name}")
+    out += suggest_volumes(r.handle.volumes, snap.nodes, pi, exp.pre_filter, {v.node: v.reasons for v in exp.nodes if not v.fits})
     cordoned = [n for n, p in only.items() if p == "NodeUnschedulable"]
     if cordoned:
         out.append(f"{len(cordoned)} node(s) are cordoned (spec.unschedulable): uncordon e.g. {sorted(cordoned)[0]}")

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from kybernetes.api.label_selectors import LabelSelector
 from kybernetes.api.obj import Obj
 from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
+from kybernetes.scheduler.volumes import VolumeStore
 
 if TYPE_CHECKING:
     from kybernetes.scheduler.config import Profile
@@ -171,6 +172,8 @@ class Handle:
         """Schedules a status patch of a pod (nominatedNodeName) without blocking the cycle."""
         self.pod_deleter: Callable[[PodInfo, str], None] | None = None
         """Schedules the graceful deletion of a preemption victim (with its event)."""
+        self.volumes = VolumeStore()
+        """PVs, PVCs, StorageClasses and CSINodes (the volume plugins' listers)."""
 
 
 class Plugin:

@@ -23,7 +23,9 @@ the assumption and retries the pod after its backoff.
 
 Cluster events and the plugins they can help (a light form of queueing hints): node add/update ->
 all; assigned pod deleted -> all (resources, ports, spreading, anti-affinity); assigned pod added
-or relabelled -> InterPodAffinity and PodTopologySpread.
+or relabelled -> InterPodAffinity and PodTopologySpread; a PersistentVolume, PersistentVolumeClaim,
+StorageClass or CSINode added or changed -> the volume plugins (VolumeBinding, VolumeRestrictions,
+NodeVolumeLimits).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from kybernetes.scheduler.framework import (
 )
 from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
 from kybernetes.scheduler.queue import Nominator, QueuedPod, SchedulingQueue, pod_key
+from kybernetes.scheduler.volumes import VolumeStore
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,7 @@ MIN_FEASIBLE_NODES = 100
 MIN_FEASIBLE_PERCENTAGE = 5
 BASE_PERCENTAGE = 50
 AFFINITY_PLUGINS = ("InterPodAffinity", "PodTopologySpread")
+VOLUME_PLUGINS = ("VolumeBinding", "VolumeRestrictions", "NodeVolumeLimits")
 
 
 _QUICK_FILTERS = frozenset({"NodeUnschedulable", "NodeResourcesFit", "TaintToleration"})
@@ -129,10 +133,12 @@ class Scheduler:
         self.default_priority: int | None = None
         self.owners: dict[str, Obj] = {}
         """ReplicaSets and StatefulSets by ``kind/ns/name`` (default topology spreading)."""
+        self.volumes = VolumeStore()
         self.frameworks: dict[str, Framework] = {}
         self.handles: list[Handle] = []
         for profile in self.config.profiles:
             h = Handle(self.cache.snapshot)
+            h.volumes = self.volumes
             h.namespace_labels = self.namespace_labels
             h.client = client
             h.recorder = recorder
@@ -229,6 +235,7 @@ class Scheduler:
         self.nominator.remove(key)
         if self._assigned(pod) or key in self.cache.pods:
             self.cache.remove_pod(pod)
+            self.volumes.notify()  # a VolumeBinding PreBind waiting for this pod's claims stops
             if self.queue.pods:
                 self.queue.move_all()
         self.queue.delete(pod)
@@ -271,6 +278,12 @@ class Scheduler:
         else:
             store.pop(key, None)
 
+    def _on_volume_object(self, setter: Callable[[Obj, bool], None], obj: Obj, present: bool = True) -> None:
+        """A PV, PVC, StorageClass or CSINode changed: update the store, retry pods its plugins rejected."""
+        setter(obj, present)
+        if present and self.queue.pods:
+            self.queue.move_all(VOLUME_PLUGINS)
+
     def spread_selector(self, pi: PodInfo) -> LabelSelector | None:
         """The labels of the pod's Services, ReplicaSet and StatefulSet (``helper.DefaultSelector``)."""
         labels: dict[str, str] = {}
@@ -308,6 +321,15 @@ class Scheduler:
         factory.informer("v1", "services").add_handler(
             lambda o: self._set_keyed(self.services, "", o), lambda o, n: self._set_keyed(self.services, "", n),
             lambda o: self._set_keyed(self.services, "", o, False))
+        vs = self.volumes
+        for api, plural, setter in (("v1", "persistentvolumes", vs.set_pv),
+                                    ("v1", "persistentvolumeclaims", vs.set_pvc),
+                                    ("storage.k8s.io/v1", "storageclasses", vs.set_class),
+                                    ("storage.k8s.io/v1", "csinodes", vs.set_csinode)):
+            factory.informer(api, plural).add_handler(
+                lambda o, f=setter: self._on_volume_object(f, o),
+                lambda o, n, f=setter: self._on_volume_object(f, n),
+                lambda o, f=setter: self._on_volume_object(f, o, False))
         for api, plural, kind in (("apps/v1", "replicasets", "ReplicaSet/"), ("apps/v1", "statefulsets", "StatefulSet/")):
             factory.informer(api, plural).add_handler(
                 lambda o, k=kind: self._set_keyed(self.owners, k, o),

@@ -17,13 +17,16 @@ from kybernetes.scheduler.plugins.node_ports import NodePorts
 from kybernetes.scheduler.plugins.node_resources_balanced import NodeResourcesBalancedAllocation
 from kybernetes.scheduler.plugins.node_resources_fit import NodeResourcesFit
 from kybernetes.scheduler.plugins.node_unschedulable import NodeUnschedulable
+from kybernetes.scheduler.plugins.node_volume_limits import NodeVolumeLimits
 from kybernetes.scheduler.plugins.pod_topology_spread import PodTopologySpread
 from kybernetes.scheduler.plugins.taint_toleration import TaintToleration
+from kybernetes.scheduler.plugins.volume_binding import VolumeBinding
+from kybernetes.scheduler.plugins.volume_restrictions import VolumeRestrictions
 
 REGISTRY: dict[str, type[Plugin]] = {
     cls.name: cls
     for cls in (NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit,
-                PodTopologySpread, InterPodAffinity, DefaultPreemption, NodeResourcesBalancedAllocation,
+                VolumeRestrictions, NodeVolumeLimits, VolumeBinding, PodTopologySpread, InterPodAffinity, DefaultPreemption, NodeResourcesBalancedAllocation,
                 ImageLocality, DefaultBinder)
 }
 
