@@ -52,7 +52,7 @@ def closed_port() -> int:
 
 def test_registry_finds_local_and_names_the_known_ones_for_an_unknown_provider() -> None:
     assert isinstance(get_provider("local", ProviderConfig()), LocalCloud)
-    with pytest.raises(ValueError, match="unknown cloud provider 'nope'; known: .*local"):
+    with pytest.raises(ValueError, match=r"unknown cloud provider 'nope'; known: .*local"):
         get_provider("nope", ProviderConfig())
 
 
