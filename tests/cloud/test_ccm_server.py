@@ -183,3 +183,17 @@ def test_restart_while_creating_and_deleting_leaves_the_right_end_state(ccm_serv
     assert pool_ip(ccm_server, "third") == first
     assert external_ip(ccm_server, "second") == second
     ccm_server.kubectl("delete", "svc", "second", "third", "--wait=true", "--timeout=30s")
+
+
+def test_allocate_load_balancer_node_ports_false_allocates_none_but_keeps_one_asked_for(
+        ccm_server: ServerProcess) -> None:
+    """The API server's side of ``allocateLoadBalancerNodePorts`` (Kubernetes' shouldAllocateNodePorts):
+    false picks no node port, an explicit one is kept; the load balancer is made all the same."""
+    svc = lb_service("noports", allocateLoadBalancerNodePorts=False)
+    svc["spec"]["ports"] = [{"name": "a", "port": 80}, {"name": "b", "port": 81, "nodePort": 31081}]
+    apply(ccm_server, svc)
+    got = get(ccm_server, "svc", "noports")
+    assert got is not None
+    assert [p.get("nodePort") for p in got["spec"]["ports"]] == [None, 31081]
+    assert pool_ip(ccm_server, "noports")
+    ccm_server.kubectl("delete", "svc", "noports", "--wait=true", "--timeout=30s")
