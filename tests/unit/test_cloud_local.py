@@ -159,3 +159,18 @@ def test_routes_are_wanted_for_every_pod_cidr_of_every_node() -> None:
     n["spec"] = {"podCIDR": "10.42.1.0/24", "podCIDRs": ["10.42.1.0/24", "fd00::/64"]}
     want = desired_routes([n, node("n2")])
     assert set(want) == {("n1", "10.42.1.0/24"), ("n1", "fd00::/64")}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--lb-pool", "nope"], "Invalid value for '--lb-pool': 'nope' is not a CIDR"),
+    (["--cloud-provider", "acme"], "unknown cloud provider 'acme'; known: "),
+    (["--controllers", "*,foo"], "unknown controller 'foo'; known: cloud-node, cloud-node-lifecycle, service, route"),
+])
+def test_the_command_refuses_bad_flags_before_it_starts(args: list[str], message: str) -> None:
+    from click.testing import CliRunner
+
+    from kybernetes.cloud.cmd import command
+
+    result = CliRunner().invoke(command, ["--kubeconfig", "/nonexistent", *args])
+    assert result.exit_code == 2 if "Invalid value" in message else result.exit_code == 1
+    assert message in result.output

@@ -11,7 +11,8 @@ import click
 
 from kybernetes import aiorun
 from kybernetes.api.timeutil import parse_duration
-from kybernetes.cloud.manager import CloudControllerManagerConfig, LostLeadership, run
+from kybernetes.cloud.manager import CloudControllerManagerConfig, LostLeadership, run, select
+from kybernetes.cloud.registry import ProviderConfig, get_provider
 
 
 def _check_pool(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -67,13 +68,17 @@ def command(kubeconfig: Path | None, cloud_provider: str, controllers: str, conf
         options={"cluster-name": cluster_name, "node-monitor-period": seconds(node_monitor_period),
                  "route-reconciliation-period": seconds(route_reconciliation_period)})
 
+    try:
+        select(cfg.controllers)
+        cloud = get_provider(cfg.cloud_provider, ProviderConfig(dict(cfg.provider_options)))
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+
     async def main() -> None:
-        await run(cfg, aiorun.stop_on_signals())
+        await run(cfg, aiorun.stop_on_signals(), cloud)
 
     try:
         aiorun.run(main())
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
     except LostLeadership:
         click.echo("leader election lost", err=True)
         sys.exit(1)
