@@ -197,3 +197,21 @@ def test_allocate_load_balancer_node_ports_false_allocates_none_but_keeps_one_as
     assert [p.get("nodePort") for p in got["spec"]["ports"]] == [None, 31081]
     assert pool_ip(ccm_server, "noports")
     ccm_server.kubectl("delete", "svc", "noports", "--wait=true", "--timeout=30s")
+
+
+def test_an_exhausted_pool_leaves_the_service_pending_with_a_warning(ccm_server: ServerProcess) -> None:
+    apply(ccm_server, lb_service("one"))
+    apply(ccm_server, lb_service("two"))
+    pool_ip(ccm_server, "one")
+    pool_ip(ccm_server, "two")
+    apply(ccm_server, lb_service("three"))
+
+    def warned() -> str:
+        out = ccm_server.kubectl("get", "events", "--field-selector", "involvedObject.name=three,type=Warning",
+                                 "-o", "jsonpath={.items[*].message}").stdout
+        return out if "pool" in out else ""
+    message = eventually(warned, what="the SyncLoadBalancerFailed event")
+    assert f"Error syncing load balancer: failed to ensure load balancer: no free address in the load " \
+           f"balancer pool {POOL}" in message
+    assert external_ip(ccm_server, "three") == "<pending>"
+    ccm_server.kubectl("delete", "svc", "one", "two", "three", "--wait=true", "--timeout=30s")

@@ -92,11 +92,6 @@ class ServiceController(CloudController):
                 await self._ensure(svc)
         except errors.NotFound:
             return
-        except errors.StatusError:
-            raise
-        except Exception as e:
-            self.recorder.event(svc, "Warning", "SyncLoadBalancerFailed", f"Error syncing load balancer: {e}")
-            raise
 
     async def _ensure(self, svc: Obj) -> None:
         lb = self.cloud.load_balancer()
@@ -109,7 +104,12 @@ class ServiceController(CloudController):
         current = (svc.get("status") or {}).get("loadBalancer") or {}
         if not current.get("ingress"):
             self.recorder.event(svc, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer")
-        status = await lb.ensure_load_balancer(self.cluster_name, svc, serving_nodes(self.nodes.store.list()))
+        try:
+            status = await lb.ensure_load_balancer(self.cluster_name, svc, serving_nodes(self.nodes.store.list()))
+        except Exception as e:  # the provider's failure: said on the Service, retried with back-off
+            self.recorder.event(svc, "Warning", "SyncLoadBalancerFailed",
+                                f"Error syncing load balancer: failed to ensure load balancer: {e}")
+            raise
         if status != current:
             await self.client.patch("v1", "services", name, {"status": {"loadBalancer": status}}, ns,
                                     subresource="status")
@@ -120,7 +120,12 @@ class ServiceController(CloudController):
         assert lb is not None
         ns, name = split_key(key_of(svc))
         self.recorder.event(svc, "Normal", "DeletingLoadBalancer", "Deleting load balancer")
-        await lb.ensure_load_balancer_deleted(self.cluster_name, svc)
+        try:
+            await lb.ensure_load_balancer_deleted(self.cluster_name, svc)
+        except Exception as e:
+            self.recorder.event(svc, "Warning", "SyncLoadBalancerFailed",
+                                f"Error syncing load balancer: failed to delete load balancer: {e}")
+            raise
         if not svc["metadata"].get("deletionTimestamp") and ((svc.get("status") or {}).get("loadBalancer") or {}):
             svc = await self.client.patch("v1", "services", name, {"status": {"loadBalancer": None}}, ns,
                                           subresource="status")
