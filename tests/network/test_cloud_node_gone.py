@@ -20,7 +20,15 @@ import pytest
 
 from kybernetes.testing import ServerProcess
 from tests.e2e.conftest import require_kubectl, wait_until
-from tests.network.conftest import NetNode, _make_network, _start_agent, free_octets, ip, require_root, teardown
+from tests.network.conftest import (
+    NetNode,
+    _make_network,
+    _start_agent,
+    free_octets,
+    ip,
+    require_root,
+    teardown,
+)
 
 pytestmark = pytest.mark.integration
 Obj = dict[str, Any]
