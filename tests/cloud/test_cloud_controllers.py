@@ -180,7 +180,7 @@ async def test_type_change_releases_the_load_balancer_and_other_classes_are_left
 
         async def released() -> Obj | None:
             s = await client.get("v1", "services", "mine", ns)
-            clear = not s["metadata"].get("finalizers") and not s["status"].get("loadBalancer", {}).get("ingress")
+            clear = not s["metadata"].get("finalizers") and s["status"].get("loadBalancer") == {}
             return s if clear else None
         await wait_for(released, what="finalizer and ingress removed after the type change")
         assert ("delete", "mine") in cloud.calls

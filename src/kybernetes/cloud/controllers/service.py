@@ -127,7 +127,7 @@ class ServiceController(CloudController):
                                 f"Error syncing load balancer: failed to delete load balancer: {e}")
             raise
         if not svc["metadata"].get("deletionTimestamp") and ((svc.get("status") or {}).get("loadBalancer") or {}):
-            svc = await self.client.patch("v1", "services", name, {"status": {"loadBalancer": None}}, ns,
+            svc = await self.client.patch("v1", "services", name, {"status": {"loadBalancer": {"ingress": None}}}, ns,
                                           subresource="status")
         finalizers = [f for f in svc["metadata"].get("finalizers") or [] if f != LB_FINALIZER]
         await self.client.patch("v1", "services", name, {"metadata": {
