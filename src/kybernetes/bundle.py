@@ -8,7 +8,8 @@ Start order, each step waiting for the one before to be ready:
       -> kubeconfigs for each component (own client certificate: system:kube-scheduler, ...)
       -> kube-scheduler and kube-controller-manager as child processes (``kyb scheduler``,
          ``kyb controller-manager`` with ordinary flags), so they use another core than the
-         API server and crash alone
+         API server and crash alone; with ``--enable-cloud-controller`` also
+         ``kyb cloud-controller-manager`` (as ``system:cloud-controller-manager``)
       -> the node agent (``kyb agent``, joining with the server's own join token), which runs
          the kubelet and its containerd, unless ``--disable-agent``
       -> scheduled snapshots of the store (``--snapshot-schedule-cron``, keeping the newest
@@ -59,6 +60,8 @@ class ServerConfig:
     cluster_cidr: str = "10.42.0.0/16"
     scheduler_args: list[str] = field(default_factory=list)
     controller_manager_args: list[str] = field(default_factory=list)
+    enable_cloud_controller: bool = False
+    cloud_controller_manager_args: list[str] = field(default_factory=list)
     agent_args: list[str] = field(default_factory=list)
     cni_bridge: str = "kyb0"
     disable: tuple[str, ...] = ()
@@ -210,6 +213,11 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
                 "--controllers", "*,tokencleaner", "--use-service-account-credentials",
                 "--cluster-cidr", config.cluster_cidr, *config.controller_manager_args,
             ), logs / "controller-manager.log")
+        if config.enable_cloud_controller:
+            kc = component_kubeconfig(api, "cloud-controller-manager", "system:cloud-controller-manager")
+            sup.start("cloud-controller-manager", _kyb(
+                "cloud-controller-manager", "--kubeconfig", str(kc), *config.cloud_controller_manager_args,
+            ), logs / "cloud-controller-manager.log")
         if not config.disable_scheduler:
             kc = component_kubeconfig(api, "scheduler", "system:kube-scheduler")
             sup.start("scheduler", _kyb("scheduler", "--kubeconfig", str(kc), *config.scheduler_args),

@@ -211,3 +211,21 @@ async def test_registers_and_adopts_with_its_annotations(client: Client, tmp_pat
     node = await manager(client, "node-four", tmp_path, annotations=root).register()
     assert node["metadata"]["annotations"] == {
         "volumes.kubernetes.io/controller-managed-attach-detach": "true", "team": "a", **root}
+
+
+async def test_status_rounds_keep_conditions_other_writers_own(client: Client, tmp_path: Path) -> None:
+    """The route controller's NetworkUnavailable survives the kubelet's status writes (Kubernetes'
+    strategic merge keeps conditions by type; our merge patch replaces the list, so the kubelet
+    carries them over)."""
+    nsm = manager(client, "node-cond", tmp_path)
+    nsm.set_ready(True)
+    await nsm.register()
+    node = await client.get("v1", "nodes", "node-cond")
+    node["status"]["conditions"].append({"type": "NetworkUnavailable", "status": "False", "reason": "RouteCreated",
+                                         "message": "RouteController created a route"})
+    await client.update("v1", "nodes", node, subresource="status")
+    nsm.set_ready(False, "runtime down")  # a change: the next round writes
+    assert await nsm.update_status(force=True)
+    got = conditions(await client.get("v1", "nodes", "node-cond"))
+    assert got["Ready"]["status"] == "False"
+    assert (got["NetworkUnavailable"]["status"], got["NetworkUnavailable"]["reason"]) == ("False", "RouteCreated")

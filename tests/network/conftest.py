@@ -162,7 +162,7 @@ class ThreeNodes:
             self.pod_netns_files |= sandbox_netns(n.data_dir / "containerd" / "containerd.sock")
 
 
-def _start_agent(node: NetNode, server: ServerProcess, cfg: dict[str, str]) -> None:
+def _start_agent(node: NetNode, server: ServerProcess, cfg: dict[str, str], *extra: str) -> None:
     sysfs = node.data_dir / "sysfs"
     sysfs.mkdir(parents=True)
     # No upstream nameserver for pods: no DNS query leaves this machine (see ServerProcess.start).
@@ -175,7 +175,7 @@ def _start_agent(node: NetNode, server: ServerProcess, cfg: dict[str, str]) -> N
         "--data-dir", str(node.data_dir), "--node-name", node.name, "--node-ip", node.address,
         "--cni-bridge", node.pod_bridge, "--default-pod-cidr", cfg["default_pod_cidr"],
         "--cluster-cidr", cfg["cluster_cidr"], "--service-cluster-ip-range", cfg["service_cidr"],
-        "--kubelet-arg", "drain-on-exit", "--kubelet-arg", f"resolv-conf={resolv}", "-v",
+        "--kubelet-arg", "drain-on-exit", "--kubelet-arg", f"resolv-conf={resolv}", "-v", *extra,
     ]
     with open(node.log_path, "ab") as out:
         node.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -72,6 +72,9 @@ async def _run(kubelet: Kubelet) -> None:
               help="containerd's registry hosts directory (HOST/hosts.toml per registry, e.g. plain-HTTP mirrors).")
 @click.option("--node-labels", default="", help="k=v,k2=v2 labels to register with.")
 @click.option("--register-with-taints", multiple=True, help="key=value:Effect taints to register with.")
+@click.option("--cloud-provider", type=click.Choice(["", "external"]), default="",
+              help="external: register the node with the node.cloudprovider.kubernetes.io/uninitialized taint "
+                   "for the cloud-controller-manager to initialise it.")
 @click.option("--max-pods", type=int, default=110, show_default=True)
 @click.option("--tls-cert-file", type=click.Path(path_type=Path), default=None)
 @click.option("--tls-private-key-file", type=click.Path(path_type=Path), default=None)
@@ -98,7 +101,7 @@ async def _run(kubelet: Kubelet) -> None:
 def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_endpoint: str | None, port: int,
             address: str, node_ip: str | None, pod_manifest_path: Path | None, cni_bridge: str,
             default_pod_cidr: str, cni_conf_dir: Path | None, registry_config_dir: Path | None, node_labels: str,
-            register_with_taints: tuple[str, ...], max_pods: int, tls_cert_file: Path | None,
+            register_with_taints: tuple[str, ...], cloud_provider: str, max_pods: int, tls_cert_file: Path | None,
             tls_private_key_file: Path | None, client_ca_file: Path | None, cluster_ca_dir: Path | None,
             file_check_frequency: float, config_file: Path | None, cluster_dns: tuple[str, ...],
             cluster_domain: str | None, resolv_conf: str | None, import_system_image: bool, drain_on_exit: bool,
@@ -107,6 +110,9 @@ def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_
     logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
     labels = dict(item.split("=", 1) for item in node_labels.split(",") if "=" in item)
+    if cloud_provider == "external":
+        # Kubernetes' kubelet adds this taint itself under --cloud-provider=external.
+        register_with_taints = (*register_with_taints, "node.cloudprovider.kubernetes.io/uninitialized=true:NoSchedule")
     config = KubeletConfig(
         kubeconfig=kubeconfig, node_name=node_name, data_dir=data_dir,
         container_runtime_endpoint=container_runtime_endpoint, port=port, address=address, node_ip=node_ip,

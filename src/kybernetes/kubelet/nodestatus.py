@@ -352,4 +352,7 @@ class NodeStatusManager:
             out.append(cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"))
         else:
             out.append(cond("Ready", "False", "KubeletNotReady", self._ready_message))
-        return out
+        # Conditions of other writers (the route controller's NetworkUnavailable) stay as they are:
+        # the merge patch replaces the list whole, where Kubernetes' strategic merge keeps them.
+        ours = {c["type"] for c in out}
+        return out + [c for t, c in known.items() if t not in ours]

@@ -22,6 +22,13 @@ as kubeadm's nodes do), to Kubernetes' own roles, named ``kybernetes:<kubeadm's 
 * ``system:bootstrappers`` (bootstrap tokens) may create CSRs (``system:node-bootstrapper``) and
   have a node-client CSR auto-approved (``...:nodeclient``);
 * ``system:nodes`` may have their client certificate's renewal auto-approved (``...:selfnodeclient``).
+
+And the cloud-controller-manager's role, which kube-apiserver does not bootstrap (the cloud
+provider's manifests do): ``system:cloud-controller-manager``, bound to the user
+``system:cloud-controller-manager`` (its client certificate from ``kyb server``). Least privilege
+for what ``kybernetes.cloud`` does: watch and initialise/taint/delete Nodes and write their
+status (addresses, NetworkUnavailable); watch Services, add/remove their load balancer finalizer
+and write their status; events; its own leader-election Lease.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from kybernetes.apiserver.authz.bootstrappolicy.builders import (
     Rule,
     cluster_role,
     cluster_role_binding,
+    events_rule,
     groups,
     rule,
     service_accounts,
@@ -63,8 +71,26 @@ def _extras() -> list[tuple[str, list[Rule], list[Obj]]]:
     ]
 
 
+CLOUD_CONTROLLER_MANAGER = "system:cloud-controller-manager"
+CLOUD_CONTROLLER_MANAGER_LEASE = "cloud-controller-manager"
+
+
+def _cloud_controller_manager_role() -> Obj:
+    return cluster_role(
+        CLOUD_CONTROLLER_MANAGER,
+        events_rule(),
+        rule("create").groups("coordination.k8s.io").resources("leases"),
+        rule("get", "update").groups("coordination.k8s.io").resources("leases").names(CLOUD_CONTROLLER_MANAGER_LEASE),
+        rule("get", "list", "watch", "update", "patch", "delete").groups(LEGACY).resources("nodes"),
+        rule("patch", "update").groups(LEGACY).resources("nodes/status"),
+        rule("get", "list", "watch", "patch", "update").groups(LEGACY).resources("services"),
+        rule("patch", "update").groups(LEGACY).resources("services/status"),
+    )
+
+
 def extra_cluster_roles() -> list[Obj]:
-    return [cluster_role(PREFIX + name, *rules) for name, rules, _ in _extras()]
+    return [cluster_role(PREFIX + name, *rules) for name, rules, _ in _extras()] + \
+        [_cloud_controller_manager_role()]
 
 
 CSR_ROLES = "system:certificates.k8s.io:certificatesigningrequests:"
@@ -81,4 +107,5 @@ def _kubeadm_node_bindings() -> list[Obj]:
 
 def extra_cluster_role_bindings() -> list[Obj]:
     return [cluster_role_binding(PREFIX + name, subjects) for name, _, subjects in _extras()] + \
-        _kubeadm_node_bindings()
+        _kubeadm_node_bindings() + \
+        [cluster_role_binding(CLOUD_CONTROLLER_MANAGER, users(CLOUD_CONTROLLER_MANAGER))]

@@ -224,6 +224,8 @@ class ServiceAllocator:
             if not np and prev:
                 p["nodePort"] = prev
                 continue
+            if not np and spec.get("type") == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is False:
+                continue  # Kubernetes' shouldAllocateNodePorts: none picked, but one asked for is kept
             if not np:
                 picked_port = self._pick_port(used_ports)
                 if picked_port is None:

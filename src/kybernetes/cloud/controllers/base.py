@@ -1,0 +1,38 @@
+"""What every cloud controller shares: the project's controller shape plus the provider.
+
+A cloud controller is a :class:`kybernetes.controllers.base.Controller` (informers, a work queue of
+keys, ``sync`` safe to run again) that is also handed the :class:`~kybernetes.cloud.provider.Interface`
+and the cluster's name. It writes with the cloud-controller-manager's own client (Kubernetes' CCM
+runs as ``cloud-controller-manager``, not per-controller ServiceAccounts).
+"""
+
+from __future__ import annotations
+
+from kybernetes.api.obj import Obj
+from kybernetes.cloud.provider import Interface
+from kybernetes.controllers.base import Controller, ControllerContext
+
+DEFAULT_CLUSTER_NAME = "kubernetes"
+
+
+class CloudController(Controller):
+    def __init__(self, ctx: ControllerContext, cloud: Interface) -> None:
+        super().__init__(ctx)
+        self.cloud = cloud
+        self.cluster_name = str(ctx.option("cluster-name", DEFAULT_CLUSTER_NAME))
+
+
+def ready_status(node: Obj) -> str:
+    """The node's Ready condition status: ``True``, ``False`` or ``Unknown`` (also when missing)."""
+    for c in (node.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return str(c.get("status") or "Unknown")
+    return "Unknown"
+
+
+def has_taint(node: Obj, key: str) -> bool:
+    return any(t.get("key") == key for t in (node.get("spec") or {}).get("taints") or [])
+
+
+def taints_without(node: Obj, key: str) -> list[Obj]:
+    return [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") != key]
