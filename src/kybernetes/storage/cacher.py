@@ -4,8 +4,11 @@ Design (Kubernetes' cacher, simplified by owning the whole keyspace):
 
 - :class:`Cacher` runs exactly ONE ``store.watch("/registry/", rev)``. Every write in the store
   arrives here once, in revision order, so the cacher's ``revision`` is the newest store revision
-  it has applied, for every resource at once. A consistent read ("as of now") therefore only has
-  to wait until ``revision >= store.current_revision()`` — no progress notifications needed.
+  it has applied, for every resource at once. A consistent read ("as of now") waits until
+  ``revision >= store.current_revision()``. When the newest revisions were written outside
+  ``/registry/`` (etcd: the compactor's key, another program's keys) no event will bring the cache
+  there, so while readers wait the cacher asks the store for progress notifications (etcd's
+  WatchProgressRequest, as kube-apiserver's progress requester does), which advance ``revision``.
 - Per resource prefix a :class:`ResourceCache` keeps the live objects (decoded dicts, shared and
   never mutated) and a bounded history of recent events for watches that resume from a
   resourceVersion. It is built lazily on first use: registered with the dispatcher first (events
@@ -40,6 +43,8 @@ EventList = list["CacheEvent"]
 ROOT = "/registry/"
 HISTORY = 5000
 """Events kept per resource for watches that resume from a recent resourceVersion."""
+PROGRESS_INTERVAL = 0.1
+"""Seconds between progress requests while a reader waits (kube-apiserver's progress requester: 100 ms)."""
 WATCHER_BACKLOG = 100_000
 """Undelivered events after which a watcher is dropped (the client re-watches, as with Kubernetes)."""
 
@@ -237,6 +242,7 @@ class Cacher:
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         self._task: asyncio.Task[None] | None = None
+        self._progress_task: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
 
     async def start(self) -> None:
@@ -245,10 +251,11 @@ class Cacher:
         self._started.set()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        for task in (self._task, self._progress_task):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         for c in self.caches.values():
             for w in list(c.watchers):
                 w.push(None)
@@ -257,9 +264,12 @@ class Cacher:
         rev = start
         while True:
             try:
-                async for ev in self.store.watch(ROOT, rev):
-                    self._dispatch(ev)
-                    rev = ev.revision
+                async for ev in self.store.watch(ROOT, rev, progress=True):
+                    if ev.type != "PROGRESS":
+                        self._dispatch(ev)
+                    elif ev.revision <= rev:
+                        continue
+                    rev = max(rev, ev.revision)
                     self.revision = rev
                     if self._waiters and self._waiters[0][0] <= rev:
                         self._release(rev)
@@ -332,7 +342,20 @@ class Cacher:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (target, next(self._seq), fut))
+        if self._progress_task is None or self._progress_task.done():
+            self._progress_task = asyncio.create_task(self._request_progress(), name="cacher-progress")
         await asyncio.wait_for(fut, timeout)  # on timeout the future is cancelled; _release skips it
+
+    async def _request_progress(self) -> None:
+        """While readers wait, ask the store for progress: at once, then every PROGRESS_INTERVAL."""
+        while self._waiters:
+            try:
+                await self.store.request_progress()
+            except Exception:
+                log.exception("watch cache: progress request failed")
+            await asyncio.sleep(PROGRESS_INTERVAL)
+            while self._waiters and self._waiters[0][2].done():
+                heapq.heappop(self._waiters)  # readers that gave up
 
     def _release(self, rev: int) -> None:
         waiters = self._waiters
