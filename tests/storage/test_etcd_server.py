@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kybernetes.testing import KUBECTL, ServerProcess
+from kybernetes.testing import KUBECTL, EtcdCluster, ServerProcess
 
-from .etcd_cluster import EtcdCluster
 from .test_etcd import etcd  # noqa: F401 (the session's etcd)
 
 ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"

@@ -45,6 +45,8 @@ HISTORY = 5000
 """Events kept per resource for watches that resume from a recent resourceVersion."""
 PROGRESS_INTERVAL = 0.1
 """Seconds between progress requests while a reader waits (kube-apiserver's progress requester: 100 ms)."""
+PROGRESS_GRACE = 0.005
+"""Seconds a new reader waits for events before the cacher asks for progress (coalescing readers)."""
 WATCHER_BACKLOG = 100_000
 """Undelivered events after which a watcher is dropped (the client re-watches, as with Kubernetes)."""
 
@@ -243,6 +245,7 @@ class Cacher:
         self._seq = itertools.count()
         self._task: asyncio.Task[None] | None = None
         self._progress_task: asyncio.Task[None] | None = None
+        self._progress_kick = asyncio.Event()
         self._started = asyncio.Event()
 
     async def start(self) -> None:
@@ -342,20 +345,28 @@ class Cacher:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (target, next(self._seq), fut))
+        self._progress_kick.set()
         if self._progress_task is None or self._progress_task.done():
             self._progress_task = asyncio.create_task(self._request_progress(), name="cacher-progress")
         await asyncio.wait_for(fut, timeout)  # on timeout the future is cancelled; _release skips it
 
     async def _request_progress(self) -> None:
-        """While readers wait, ask the store for progress: at once, then every PROGRESS_INTERVAL."""
+        """While readers wait, ask the store for progress: when a reader has waited PROGRESS_GRACE
+        (events usually release it sooner), then every PROGRESS_INTERVAL or sooner for a new reader.
+        One request serves every reader waiting at the time."""
         while self._waiters:
+            self._progress_kick.clear()
+            await asyncio.sleep(PROGRESS_GRACE)
+            while self._waiters and self._waiters[0][2].done():
+                heapq.heappop(self._waiters)  # released, or gave up
+            if not self._waiters:
+                return
             try:
                 await self.store.request_progress()
             except Exception:
                 log.exception("watch cache: progress request failed")
-            await asyncio.sleep(PROGRESS_INTERVAL)
-            while self._waiters and self._waiters[0][2].done():
-                heapq.heappop(self._waiters)  # readers that gave up
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress_kick.wait(), PROGRESS_INTERVAL)
 
     def _release(self, rev: int) -> None:
         waiters = self._waiters

@@ -14,10 +14,18 @@ Mapping of the contract (:mod:`kybernetes.storage.interface`) onto etcd, as kube
   with ``limit``; etcd says whether more keys remain.
 - **watch** is an etcd watch from ``start + 1`` with ``prev_kv`` (the DELETE's last value, an
   update's previous one). If the stream breaks (member killed, no leader), it is re-opened on the
-  next endpoint from the last delivered revision + 1: no gap, no duplicate. With ``progress=True``
-  it also yields ``PROGRESS`` events: etcd's answer to ``request_progress`` (a WatchProgressRequest
-  on every such watch stream) and its periodic progress notifications, which tell the watch cache
-  it has seen everything up to a revision even when the newest writes were outside its prefix.
+  next endpoint from the last delivered revision + 1: no gap, no duplicate.
+- **progress**: with ``progress=True`` a watch also yields ``PROGRESS`` events, which tell the
+  watch cache it has seen everything up to a revision even when the newest writes were outside its
+  prefix. On etcd 3.4.31+, 3.5.13+ and 3.6 they are etcd's own: ``request_progress`` sends a
+  WatchProgressRequest on every such stream, and etcd's periodic progress notifications count too.
+  Older members answer a WatchProgressRequest out of band, possibly *before* events already due on
+  the stream (etcd PRs 15697, 17567; kube-apiserver refuses consistent reads from its cache there
+  for this reason), which would let a reader see the cache before its own write. On those,
+  ``request_progress`` instead writes the progress key ``prefix_end(prefix)`` (``/registry0`` for
+  ``/registry/``: outside every listed prefix), which the watch's range includes: its event comes
+  in order on the stream and is yielded as ``PROGRESS``. The member's version is read at open
+  (Maintenance.Status).
 - **compaction**: etcd's Compact RPC. As kube-apiserver, the compacted revision is also written to
   the key ``compact_rev_key`` in the same round, whose version is the compactors' logical clock:
   several API servers on one etcd each run the loop, and only the one whose transaction on the
@@ -77,6 +85,15 @@ def prefix_end(prefix: bytes) -> bytes:
     return b"\0"  # every key
 
 
+def ordered_progress(version: str) -> bool:
+    """Whether etcd ``version`` sends requested progress notifications in order with events."""
+    try:
+        major, minor, patch = (int(x) for x in version.split("-")[0].split(".")[:3])
+    except ValueError:
+        return False
+    return (major, minor) > (3, 5) or (major, minor, patch) >= (3, 5, 13) or (3, 4, 31) <= (major, minor, patch) < (3, 5, 0)
+
+
 def _kv(kv: mvcc.KeyValue) -> KeyValue:
     return KeyValue(kv.key.decode(), kv.value, kv.create_revision, kv.mod_revision)
 
@@ -98,6 +115,9 @@ class EtcdStore:
         self.conn = conn
         self._compacted = 0
         self._progress_calls: set[grpc.aio.StreamStreamCall] = set()
+        self._progress_keys: dict[bytes, int] = {}  # progress key -> open watches that include it
+        self.ordered_progress = False
+        """Whether etcd's own progress notifications can be trusted (see the module docstring)."""
         self._compactor: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -109,6 +129,10 @@ class EtcdStore:
         """
         store = cls(conn)
         await store.compacted_revision()
+        try:
+            store.ordered_progress = ordered_progress(await conn.version())
+        except grpc.aio.AioRpcError as e:
+            log.warning("etcd: cannot read the member's version (%s); progress by writes", e.details())
         if compact_interval > 0:
             store._compactor = asyncio.create_task(Compactor(store).run(compact_interval), name="etcd-compactor")
         return store
@@ -249,57 +273,82 @@ class EtcdStore:
         if start_revision < compacted:
             raise CompactedError(start_revision, compacted)
         p = prefix.encode()
+        end = prefix_end(p)
+        # The progress key is prefix_end itself: the range [p, end + "\0") holds it and nothing else.
+        mark = end if progress and p else b""
         last = start_revision
         backoff = 0.1
-        while not self._closed:
-            endpoint = self.conn._current
-            call = self.conn.watch_stub().Watch(metadata=REQUIRE_LEADER)
-            if progress:
-                self._progress_calls.add(call)
-            try:
-                await call.write(rpc.WatchRequest(create_request=rpc.WatchCreateRequest(
-                    key=p, range_end=prefix_end(p), start_revision=last + 1, prev_kv=True,
-                    progress_notify=progress,
-                )))
-                while True:
-                    resp = await call.read()
-                    if resp is grpc.aio.EOF:
-                        raise StoreError("etcd ended the watch stream")
-                    assert isinstance(resp, rpc.WatchResponse)
-                    if resp.compact_revision:
-                        self._compacted = max(self._compacted, int(resp.compact_revision))
-                        raise CompactedError(last, int(resp.compact_revision))
-                    if resp.canceled:
-                        raise StoreError(f"etcd cancelled the watch: {resp.cancel_reason}")
-                    backoff = 0.1
-                    if not resp.events:
-                        if progress and not resp.created and resp.header.revision > last:
-                            yield Event("PROGRESS", "", int(resp.header.revision), None, None)
-                        continue
-                    for ev in resp.events:
-                        out = _event(ev)
-                        last = out.revision
-                        yield out
-            except grpc.aio.AioRpcError as e:
-                if not is_unavailable(e) and e.code() != grpc.StatusCode.CANCELLED:
-                    raise StoreError(f"etcd watch failed: {e.details()}") from None
-                if self._closed:
-                    return
-                log.warning("etcd watch on %s broke (%s); resuming from revision %d",
-                            self.conn.endpoints[endpoint].url, e.details(), last + 1)
-                self.conn.fail_over(endpoint)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
-            finally:
-                self._progress_calls.discard(call)
-                call.cancel()
+        if mark:
+            self._progress_keys[mark] = self._progress_keys.get(mark, 0) + 1
+        try:
+            while not self._closed:
+                endpoint = self.conn._current
+                call = self.conn.watch_stub().Watch(metadata=REQUIRE_LEADER)
+                if progress:
+                    self._progress_calls.add(call)
+                try:
+                    await call.write(rpc.WatchRequest(create_request=rpc.WatchCreateRequest(
+                        key=p, range_end=end + b"\0" if mark else end, start_revision=last + 1, prev_kv=True,
+                        progress_notify=progress,
+                    )))
+                    async for ev in self._read_stream(call, progress, mark, last):
+                        last = max(last, ev.revision)
+                        backoff = 0.1
+                        yield ev
+                except grpc.aio.AioRpcError as e:
+                    if not is_unavailable(e) and e.code() != grpc.StatusCode.CANCELLED:
+                        raise StoreError(f"etcd watch failed: {e.details()}") from None
+                    if self._closed:
+                        return
+                    log.warning("etcd watch on %s broke (%s); resuming from revision %d",
+                                self.conn.endpoints[endpoint].url, e.details(), last + 1)
+                    self.conn.fail_over(endpoint)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                finally:
+                    self._progress_calls.discard(call)
+                    call.cancel()
+        finally:
+            if mark:
+                self._progress_keys[mark] -= 1
+                if not self._progress_keys[mark]:
+                    del self._progress_keys[mark]
+
+    async def _read_stream(self, call: grpc.aio.StreamStreamCall, progress: bool, mark: bytes,
+                           last: int) -> AsyncIterator[Event]:
+        """One watch stream's events after revision ``last`` (progress key writes as PROGRESS) until it breaks."""
+        while True:
+            resp = await call.read()
+            if resp is grpc.aio.EOF:
+                raise StoreError("etcd ended the watch stream")
+            assert isinstance(resp, rpc.WatchResponse)
+            if resp.compact_revision:
+                self._compacted = max(self._compacted, int(resp.compact_revision))
+                raise CompactedError(last, int(resp.compact_revision))
+            if resp.canceled:
+                raise StoreError(f"etcd cancelled the watch: {resp.cancel_reason}")
+            if not resp.events:
+                if progress and self.ordered_progress and not resp.created and resp.header.revision > last:
+                    yield Event("PROGRESS", "", int(resp.header.revision), None, None)
+                continue
+            for ev in resp.events:
+                last = int(ev.kv.mod_revision)
+                if mark and ev.kv.key == mark:
+                    yield Event("PROGRESS", "", last, None, None)
+                else:
+                    yield _event(ev)
 
     async def request_progress(self) -> None:
-        """Ask etcd for a progress notification on every watch opened with ``progress=True``."""
-        req = rpc.WatchRequest(progress_request=rpc.WatchProgressRequest())
-        for call in list(self._progress_calls):
-            with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
-                await call.write(req)
+        """Have every watch opened with ``progress=True`` yield a PROGRESS event soon: etcd's
+        WatchProgressRequest where it answers in order, else a write of each watch's progress key."""
+        if self.ordered_progress:
+            req = rpc.WatchRequest(progress_request=rpc.WatchProgressRequest())
+            for call in list(self._progress_calls):
+                with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                    await call.write(req)
+            return
+        for mark in list(self._progress_keys):
+            await self._txn(rpc.TxnRequest(success=[rpc.RequestOp(request_put=rpc.PutRequest(key=mark))]))
 
     # -----------------------------------------------------------------------------------------
     # Compaction
@@ -372,4 +421,4 @@ class Compactor:
         return clock + 1, current
 
 
-__all__ = ["COMPACT_REV_KEY", "Compactor", "EtcdStore", "EtcdUnavailableError", "prefix_end"]
+__all__ = ["COMPACT_REV_KEY", "Compactor", "EtcdStore", "EtcdUnavailableError", "ordered_progress", "prefix_end"]

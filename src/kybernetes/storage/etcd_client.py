@@ -160,10 +160,15 @@ class EtcdConnection:
             f"etcd unavailable at {', '.join(ep.url for ep in self.endpoints)}: {last.details()}"
         )
 
-    async def status(self, endpoint: int) -> None:
-        """Ask one member for its status (a health check that needs no key)."""
-        stub = rpc_grpc.MaintenanceStub(self._channel(endpoint))
-        await stub.Status(rpc.StatusRequest(), timeout=self.timeout)
+    async def version(self) -> str:
+        """The etcd version of the current member (Maintenance.Status)."""
+
+        async def go(_kv: rpc_grpc.KVStub, timeout: float) -> str:
+            stub = rpc_grpc.MaintenanceStub(self._channel(self._current))
+            resp = await stub.Status(rpc.StatusRequest(), timeout=timeout)
+            return str(resp.version)
+
+        return await self.call(go)
 
     async def close(self) -> None:
         self._closed = True
