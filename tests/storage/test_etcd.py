@@ -59,21 +59,21 @@ class TestEtcdStore(StoreSuite):
 
 async def test_compacted_revision_is_too_old(store: EtcdStore) -> None:
     """Compaction makes older revisions unreadable: list and watch raise CompactedError (the API's 410)."""
-    r1 = await store.create("/registry/core/pods/ns/a", b"1")
-    r2 = await store.update("/registry/core/pods/ns/a", b"2", r1)
+    r1 = await store.create("/registry/pods/ns/a", b"1")
+    r2 = await store.update("/registry/pods/ns/a", b"2", r1)
     await store.compact(r2)
     with pytest.raises(CompactedError):
-        await store.list("/registry/core/pods/", revision=r1)
+        await store.list("/registry/pods/", revision=r1)
     with pytest.raises(CompactedError):
-        await anext(store.watch("/registry/core/pods/", r1))
+        await anext(store.watch("/registry/pods/", r1))
 
 
 async def test_compactor_compacts_to_the_revision_seen_one_round_earlier(store: EtcdStore) -> None:
     compactor = Compactor(store)
-    r1 = await store.create("/registry/core/pods/ns/c", b"1")
+    r1 = await store.create("/registry/pods/ns/c", b"1")
     clock, seen = await compactor.round(await _clock(store), 0)
     assert seen > r1 and await store.compacted_revision() < seen  # first round: only remembers
-    await store.update("/registry/core/pods/ns/c", b"2", r1)
+    await store.update("/registry/pods/ns/c", b"2", r1)
     clock2, seen2 = await compactor.round(clock, seen)
     assert clock2 == clock + 1 and await store.compacted_revision() == seen
     # A second API server's compactor with a stale clock loses the round and learns the clock.
@@ -234,14 +234,14 @@ async def test_consistent_reads_see_their_own_writes(store: EtcdStore, monkeypat
         for i in itertools.count():
             if stop.is_set():
                 return
-            await store.create(f"/registry/core/secrets/ns/n{t}-{i}", b"x")
+            await store.create(f"/registry/secrets/ns/n{t}-{i}", b"x")
 
     writers = [asyncio.create_task(noise(t)) for t in range(8)]
     try:
-        cache = await cacher.cache_for("/registry/core/configmaps/")
+        cache = await cacher.cache_for("/registry/configmaps/")
         missed = 0
         for i in range(1000):
-            key = f"/registry/core/configmaps/ns/c{i}"
+            key = f"/registry/configmaps/ns/c{i}"
             await store.create(key, b"x")
             await cacher.wait_fresh(timeout=10)
             missed += key not in cache.objects

@@ -73,13 +73,18 @@ def test_kubectl_on_etcd(etcd_server: ServerProcess, etcd: EtcdCluster) -> None:
         watch.wait(10)
     assert k("get", "configmap", "on-etcd", "-o", "jsonpath={.data.a}").stdout == "b"
     rv = k("get", "configmap", "on-etcd", "-o", "jsonpath={.metadata.resourceVersion}").stdout
-    stored = etcdctl(etcd, "get", "--write-out", "fields", "/registry/core/configmaps/default/on-etcd")
+    stored = etcdctl(etcd, "get", "--write-out", "fields", "/registry/configmaps/default/on-etcd")
     assert f'"ModRevision" : {rv}\n' in stored  # resourceVersion is etcd's mod_revision
 
     keys = etcdctl(etcd, "get", "--prefix", "/registry/", "--keys-only").split()
-    assert "/registry/core/configmaps/default/on-etcd" in keys
-    assert "/registry/core/namespaces/default" in keys
-    assert "/registry/rbac.authorization.k8s.io/clusterroles/cluster-admin" in keys
+    assert "/registry/configmaps/default/on-etcd" in keys
+    # kube-apiserver's layout: the resource's name, a few special prefixes, <group>/<resource> for
+    # apiextensions, apiregistration and custom resources.
+    assert "/registry/namespaces/default" in keys
+    assert "/registry/clusterroles/cluster-admin" in keys
+    assert "/registry/services/specs/default/kubernetes" in keys
+    assert "/registry/apiregistration.k8s.io/apiservices/v1." in keys
+    assert not [k for k in keys if k.startswith(("/registry/core/", "/registry/rbac.authorization.k8s.io/"))]
 
 
 def test_server_waits_for_an_unreachable_etcd(tmp_path: Path) -> None:

@@ -167,6 +167,10 @@ class APIServerConfig:
 
 
 
+KEY_LAYOUT = 2
+"""The store's key layout: 2 is kube-apiserver's (``Resource.key_prefix``)."""
+
+
 async def open_store(config: APIServerConfig) -> Store:
     ep = config.datastore_endpoint
     if not ep or ep.startswith("sqlite://"):
@@ -174,8 +178,14 @@ async def open_store(config: APIServerConfig) -> Store:
 
         path = ep[len("sqlite://"):] if ep else str(config.data_dir / "db" / "state.db")
         Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return await SQLiteStore.open(path, compact_interval=config.compact_interval,
-                                     compact_keep=config.compact_keep)
+        store = await SQLiteStore.open(path, compact_interval=config.compact_interval,
+                                       compact_keep=config.compact_keep)
+        # A store an older kybernetes wrote keeps built-in resources under /registry/<group or core>/.
+        renames = sorted({(r.legacy_key_prefix, r.key_prefix) for r in Catalogue.builtin().all() if r.stored})
+        moved = await store.rename_prefixes(renames, KEY_LAYOUT)
+        if moved:
+            log.info("store: moved %d rows to kube-apiserver's key layout", moved)
+        return store
     if ep.startswith(("https://", "http://")):
         return await _open_etcd(config)
     raise errors.BadRequest(f"unsupported datastore endpoint {ep!r} (supported: sqlite://PATH, "

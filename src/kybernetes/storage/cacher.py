@@ -295,11 +295,19 @@ class Cacher:
                 await asyncio.sleep(0.5)
 
     def _dispatch(self, ev: Event) -> None:
-        # Prefixes are /registry/<group>/<plural>/; find the cache by the first three segments.
+        # Prefixes are /registry/<plural>/ or /registry/<a>/<b>/ (services/specs, a custom resource's
+        # <group>/<plural>): kube-apiserver's layout. None is the start of another, so the cache is
+        # the one under the key's first two segments, else under its first three.
         key = ev.key
-        end = key.find("/", key.find("/", 10) + 1)
-        prefix = key[: end + 1] if end > 0 else key
-        cache = self.caches.get(prefix)
+        two = key.find("/", 10)
+        if two < 0:
+            return
+        cache = self.caches.get(key[: two + 1])
+        if cache is None:
+            three = key.find("/", two + 1)
+            if three < 0:
+                return
+            cache = self.caches.get(key[: three + 1])
         if cache is not None:
             cache.offer(ev)
 

@@ -74,6 +74,7 @@ from kybernetes.storage.sqlite_schema import (
     load_state,
     open_writer_connection,
     prefix_end,
+    rename_prefixes,
     set_meta,
 )
 
@@ -204,6 +205,12 @@ class SQLiteStore:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    async def rename_prefixes(self, renames: builtins.list[tuple[str, str]], layout: int) -> int:
+        """Move keys from old prefixes to new ones, history included and revisions unchanged,
+        once per ``layout`` (see :func:`sqlite_schema.rename_prefixes`). Call before any watch."""
+        moved: int = await self._submit_job(lambda conn: rename_prefixes(conn, renames, layout))
+        return moved
 
     # -----------------------------------------------------------------------------------------
     # Reads
