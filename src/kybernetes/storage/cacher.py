@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kybernetes.api.obj import Obj
-from kybernetes.storage.interface import CompactedError, Event, Store
+from kybernetes.storage.interface import CompactedError, Event, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -371,6 +371,8 @@ class Cacher:
                 return
             try:
                 await self.store.request_progress()
+            except StoreError as e:  # the store is down: the readers time out, the next reader retries
+                log.warning("watch cache: progress request failed: %s", e)
             except Exception:
                 log.exception("watch cache: progress request failed")
             with contextlib.suppress(TimeoutError):
