@@ -77,7 +77,7 @@ import orjson
 
 from kybernetes import aiorun
 from kybernetes.storage import sqlite_schema
-from kybernetes.testing import ServerProcess
+from kybernetes.testing import EtcdCluster, ServerProcess
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "apiserver.json"
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
@@ -821,6 +821,8 @@ def report(results: dict[str, Any]) -> None:
     for c, r in fl["api_create_ratio"].items():
         print(f"  API configmap creates/s at {c:>2} clients / raw single-txn inserts/s = {r:.3f}")
 
+    if "list" not in results:  # --crud-only
+        return
     ls = results["list"]
     print(f"\n=== LIST ({ls['pods_listed']} pods in one namespace; fill {fmt(ls['fill']['ops_per_s'])} pods/s "
           f"at 64 clients) ===")
@@ -880,11 +882,13 @@ def report(results: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-async def server_phases(srv: ServerProcess, scale: Scale, results: dict[str, Any]) -> None:
+async def server_phases(srv: ServerProcess, scale: Scale, results: dict[str, Any], crud_only: bool = False) -> None:
     ctx = client_ssl_context(srv.data_dir)
     print("[1/3] CRUD cells", flush=True)
     results["crud"] = [asdict(c) for c in await crud_phase(srv, ctx, scale)]
     results["server_rss_mb_after_crud"] = rss_mb_of(srv.proc.pid)
+    if crud_only:
+        return
     print("[2/3] LIST", flush=True)
     results["list"] = await list_phase(srv, ctx, scale)
     print("[3/3] watch fan-out", flush=True)
@@ -904,6 +908,10 @@ def main(argv: list[str] | None = None) -> int:
                     "RBAC): CRUD phase only, clients as a user outside system:masters, the modes alternated "
                     "--rounds times in one sitting; medians and ratios to the first mode")
     ap.add_argument("--rounds", type=int, default=2, help="with --authorization-mode: runs of each mode")
+    ap.add_argument("--datastore", choices=("sqlite", "etcd"), default="sqlite",
+                    help="the server's store: the embedded SQLite, or a single-member etcd (Debian's "
+                    "/usr/bin/etcd, TLS, in the temp dir) that the bench starts and stops")
+    ap.add_argument("--crud-only", action="store_true", help="run the CRUD phase only (no LIST, no watch)")
     ap.add_argument("--server-arg", action="append", default=[], metavar="FLAG",
                     help="a flag for the server, repeatable (--server-arg=--audit-policy-file=P.yaml)")
     args = ap.parse_args(argv)
@@ -920,11 +928,12 @@ def main(argv: list[str] | None = None) -> int:
         "nproc": os.cpu_count(), "machine": platform.machine(), "platform": platform.platform(),
         "python": sys.version.split()[0], "aiohttp": aiohttp.__version__, "quick": args.quick,
         "scale": asdict(scale), "tmp_dir": str(tmp), "loadavg_at_start": os.getloadavg(),
-        "server_args": args.server_arg,
+        "server_args": args.server_arg, "datastore": args.datastore,
         "configmap_request_bytes": len(orjson.dumps(configmap("cm-c16-1000"))),
     }
     t_all = time.perf_counter()
     srv: ServerProcess | None = None
+    etcd: EtcdCluster | None = None
     try:
         print("[0/3] SQLite floor", flush=True)
         floor = {
@@ -937,12 +946,21 @@ def main(argv: list[str] | None = None) -> int:
         (tmp / "data").mkdir()
         # A bearer token for wrk (it cannot present a client certificate).
         (tmp / "data" / "tokens.csv").write_text(f'{WRK_TOKEN},bench,bench,"system:masters"\n')
-        srv = ServerProcess.start(tmp / "data", *args.server_arg)
+        server_args = list(args.server_arg)
+        if args.datastore == "etcd":
+            etcd = EtcdCluster(tmp / "etcd")
+            etcd.start()
+            aiorun.run(etcd.wait_healthy())
+            server_args += ["--datastore-endpoint", etcd.endpoints, "--datastore-cafile", etcd.tls.cafile,
+                            "--datastore-certfile", etcd.tls.certfile, "--datastore-keyfile", etcd.tls.keyfile]
+        srv = ServerProcess.start(tmp / "data", *server_args, timeout=60.0)
         results["server_rss_mb_at_start"] = rss_mb_of(srv.proc.pid)
-        aiorun.run(server_phases(srv, scale, results))
+        aiorun.run(server_phases(srv, scale, results, crud_only=args.crud_only))
     finally:
         if srv is not None:
             results["server_exit_code"] = srv.stop()
+        if etcd is not None:
+            etcd.stop()
         results["total_seconds"] = round(time.perf_counter() - t_all, 1)
         with contextlib.suppress(OSError):
             shutil.rmtree(tmp)

@@ -84,7 +84,16 @@ def _common_options(f):  # type: ignore[no-untyped-def]
                      help="Static bearer tokens: token,user,uid,\"group1,group2\" per line.")(f)
     f = click.option("--service-cluster-ip-range", default="10.43.0.0/16", show_default=True)(f)
     f = click.option("--tls-san", multiple=True, help="Extra names or addresses for the serving certificate.")(f)
-    f = click.option("--datastore-endpoint", default="", help="Store: empty or sqlite://PATH (embedded).")(f)
+    f = click.option("--etcd-compaction-interval", default="5m",
+                     help="How often an etcd datastore is compacted (a Go duration; 0 disables), as "
+                          "kube-apiserver's flag: each round compacts to the revision seen one interval "
+                          "earlier.")(f)
+    f = click.option("--datastore-keyfile", default="", help="TLS key for the etcd datastore.")(f)
+    f = click.option("--datastore-certfile", default="", help="TLS certificate for the etcd datastore.")(f)
+    f = click.option("--datastore-cafile", default="", help="TLS CA that signed the etcd members' certificates.")(f)
+    f = click.option("--datastore-endpoint", default="",
+                     help="Store: empty or sqlite://PATH (embedded), or etcd v3 at "
+                          "https://HOST:2379[,https://HOST2:2379...] (http:// without TLS).")(f)
     f = click.option("--https-port", type=int, default=6443, show_default=True, help="0 picks a free port.")(f)
     f = click.option("--advertise-address", default="",
                      help="The address other nodes and pods reach this API server at (default: the bind "
@@ -147,7 +156,8 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
             disable_admission_plugins: tuple[str, ...] = (), authorization_mode: str = "Node,RBAC",
             anonymous_auth: bool = True, audit_policy_file: str = "", audit_log_path: str = "",
             audit_log_maxsize: int = 0, audit_log_maxbackup: int = 0, audit_log_maxage: int = 0,
-            **front_proxy: Any) -> APIServerConfig:
+            datastore_cafile: str = "", datastore_certfile: str = "", datastore_keyfile: str = "",
+            etcd_compaction_interval: str = "5m", **front_proxy: Any) -> APIServerConfig:
     """The API server's configuration from the flags ``_common_options`` adds (one keyword each)."""
     from kybernetes.apiserver.admission.plugins import flag_error, split_flag, validate_flags
     from kybernetes.apiserver.server import APIServerConfig
@@ -172,6 +182,12 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
         check_flags(audit_policy_file, audit_log_path, audit_log_maxsize, audit_log_maxbackup, audit_log_maxage)
     except PolicyError as e:
         raise click.ClickException(str(e)) from None
+    from kybernetes.api.timeutil import parse_duration
+
+    try:
+        etcd_compaction = parse_duration(etcd_compaction_interval)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--etcd-compaction-interval") from None
     d = (data_dir or default_data_dir()).resolve()
     extra_bind: tuple[str, ...] = ()
     if not bind_address:
@@ -183,6 +199,8 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
         data_dir=d, bind_address=bind_address, advertise_address=advertise_address, port=https_port,
         extra_bind_addresses=extra_bind,
         datastore_endpoint=datastore_endpoint,
+        datastore_tls=(datastore_cafile, datastore_certfile, datastore_keyfile),
+        etcd_compaction_interval=etcd_compaction,
         extra_sans=tls_san, service_cidr=service_cluster_ip_range, token_file=token_file,
         compact_interval=compact_interval, compact_keep=compact_keep,
         max_requests_inflight=max_requests_inflight, max_mutating_requests_inflight=max_mutating_requests_inflight,

@@ -350,6 +350,27 @@ class StoreSuite:
         # Writes after the close must not fail or block.
         await store.create("/registry/c/b", b"1")
 
+    async def test_watch_progress_reports_revisions_outside_its_prefix(self, store: Store) -> None:
+        """A progress-watching client learns it is current even when the newest write was elsewhere."""
+        start = await store.current_revision()
+        watch = store.watch("/registry/p/", start, progress=True)
+        try:
+            r1 = await store.create("/registry/p/a", b"1")
+            (ev,) = await take(watch, 1)
+            assert (ev.type, ev.revision) == ("PUT", r1)
+            r2 = await store.create("/other/p", b"1")
+            seen = 0
+            for _ in range(50):  # a request may be answered before the write reaches the watch
+                await store.request_progress()
+                (ev,) = await take(watch, 1)
+                assert ev.type == "PROGRESS" and ev.key == ""
+                seen = ev.revision
+                if seen >= r2:
+                    break
+            assert seen >= r2
+        finally:
+            await close(watch)
+
     # --- compaction ---------------------------------------------------------------------------
 
     async def test_compaction(self, store: Store) -> None:

@@ -255,3 +255,38 @@ async def test_compaction_overtaking_a_catching_up_watch(
             await take(watch, 1)
     finally:
         await s.close()
+
+
+async def test_an_older_store_moves_to_kube_apiserver_key_layout(tmp_path: Path) -> None:
+    """A store written with the old layout (/registry/<group or core>/<plural>/) is renamed once, at
+    open, history and revisions included, so objects, resourceVersions and watches carry over."""
+    from kybernetes.apiserver.server import APIServerConfig, open_store
+
+    path = tmp_path / "db" / "state.db"
+    path.parent.mkdir()
+    s = await SQLiteStore.open(str(path), compact_interval=0)
+    r1 = await s.create("/registry/core/services/default/kubernetes", b"svc1")
+    r2 = await s.update("/registry/core/services/default/kubernetes", b"svc2", r1)
+    r3 = await s.create("/registry/apps/deployments/ns/web", b"dep")
+    r4 = await s.create("/registry/example.com/widgets/ns/w", b"cr")  # custom resources keep their keys
+    await s.close()
+
+    store = await open_store(APIServerConfig(data_dir=tmp_path, compact_interval=0))
+    try:
+        assert isinstance(store, SQLiteStore)
+        live = {kv.key: (kv.value, kv.mod_revision) for kv in (await store.list("/registry/")).items}
+        assert live == {
+            "/registry/services/specs/default/kubernetes": (b"svc2", r2),
+            "/registry/deployments/ns/web": (b"dep", r3),
+            "/registry/example.com/widgets/ns/w": (b"cr", r4),
+        }
+        watch = store.watch("/registry/services/specs/", 0)
+        evs = await take(watch, 2)
+        assert [(e.key, e.revision, e.prev_value) for e in evs] == [
+            ("/registry/services/specs/default/kubernetes", r1, None),
+            ("/registry/services/specs/default/kubernetes", r2, b"svc1"),
+        ]
+        await close(watch)
+        assert await store.rename_prefixes([("/registry/x/", "/registry/y/")], 2) == 0  # once only
+    finally:
+        await store.close()

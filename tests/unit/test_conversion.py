@@ -31,8 +31,8 @@ def strategy_for(r: Any) -> Strategy:
 
 
 def test_both_event_apis_and_both_hpa_versions_share_one_storage_prefix() -> None:
-    assert NEW_EVENTS.key_prefix == CORE_EVENTS.key_prefix == "/registry/core/events/"
-    assert HPA_V1.key_prefix == HPA_V2.key_prefix == "/registry/autoscaling/horizontalpodautoscalers/"
+    assert NEW_EVENTS.key_prefix == CORE_EVENTS.key_prefix == "/registry/events/"
+    assert HPA_V1.key_prefix == HPA_V2.key_prefix == "/registry/horizontalpodautoscalers/"
     # The stored form's own version needs no conversion and keeps its strategy as it is.
     assert CONV.view(CORE_EVENTS) is None and CONV.view(HPA_V2) is None
     assert CONV.strategy(CORE_EVENTS, STRATEGIES[("", "Event")]) is STRATEGIES[("", "Event")]

@@ -64,7 +64,15 @@ class Resource:
 
     @property
     def key_prefix(self) -> str:
-        """Where its objects live in the store (one prefix per stored resource, all versions)."""
+        """Where its objects live in the store (one prefix per stored resource, all versions), as
+        kube-apiserver lays out etcd: see :func:`storage_prefix`."""
+        group, plural = self.stored_in
+        return f"/registry/{storage_prefix(group, plural, self.builtin)}/"
+
+    @property
+    def legacy_key_prefix(self) -> str:
+        """Where kybernetes kept its objects before it used kube-apiserver's layout
+        (``/registry/<group or core>/<plural>/``), for the one-time rename of an older store."""
         group, plural = self.stored_in
         return f"/registry/{group or 'core'}/{plural}/"
 
@@ -73,6 +81,30 @@ class Resource:
 
     def namespace_prefix(self, namespace: str) -> str:
         return f"{self.key_prefix}{namespace}/" if self.namespaced and namespace else self.key_prefix
+
+
+SPECIAL_PREFIXES = {
+    ("", "replicationcontrollers"): "controllers",
+    ("", "endpoints"): "services/endpoints",
+    ("", "nodes"): "minions",
+    ("", "services"): "services/specs",
+    ("networking.k8s.io", "ingresses"): "ingress",
+}
+"""kube-apiserver's prefixes that are not the resource's name (``SpecialDefaultResourcePrefixes``
+in ``pkg/kubeapiserver/default_storage_factory_builder.go``)."""
+
+GROUP_PREFIXED = ("apiextensions.k8s.io", "apiregistration.k8s.io")
+"""Built-in groups whose resources kube-apiserver keeps under ``<group>/<resource>`` (they are
+served by the apiextensions and aggregator servers, which use that layout)."""
+
+
+def storage_prefix(group: str, plural: str, builtin: bool = True) -> str:
+    """A stored resource's key prefix below ``/registry/``, as in a kube-apiserver's etcd:
+    ``pods``, ``deployments``, ``services/specs``, ``apiextensions.k8s.io/customresourcedefinitions``;
+    ``<group>/<plural>`` for custom resources."""
+    if not builtin or group in GROUP_PREFIXED:
+        return f"{group}/{plural}"
+    return SPECIAL_PREFIXES.get((group, plural), plural)
 
 
 def _r(group: str, version: str, kind: str, plural: str, **kw: object) -> Resource:

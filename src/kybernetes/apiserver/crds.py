@@ -29,7 +29,7 @@ from kybernetes.api import schema as schemas
 from kybernetes.api import structural
 from kybernetes.api import validation as v
 from kybernetes.api.obj import Obj
-from kybernetes.api.resources import Catalogue, Resource
+from kybernetes.api.resources import Catalogue, Resource, storage_prefix
 from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.apiserver.admission.webhook.client import WebhookClient
 from kybernetes.apiserver.cel import crdrules
@@ -287,7 +287,7 @@ class CRDController:
     async def _cleanup(self, crd: Obj) -> None:
         """Delete every object of a CRD being deleted, then let the CRD go."""
         spec = crd.get("spec") or {}
-        prefix = f"/registry/{spec.get('group')}/{(spec.get('names') or {}).get('plural')}/"
+        prefix = f"/registry/{storage_prefix(spec.get('group') or '', (spec.get('names') or {}).get('plural') or '', False)}/"
         store = self.registry.store
         while True:
             res = await store.list(prefix, limit=500)

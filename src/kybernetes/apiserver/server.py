@@ -98,7 +98,7 @@ from kybernetes.datadir import store_path
 from kybernetes.httpserver.messages import AnyResponse, Request, Response
 from kybernetes.httpserver.protocol import HTTPServer
 from kybernetes.pki import PKI, kubeconfig, write_kubeconfig
-from kybernetes.storage.interface import Store
+from kybernetes.storage.interface import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,11 @@ class APIServerConfig:
     bind_address: str = "127.0.0.1"
     port: int = 6443
     datastore_endpoint: str = ""
-    """Empty or ``sqlite://PATH`` for the embedded store."""
+    """Empty or ``sqlite://PATH`` for the embedded store; ``https://H:P[,...]`` or ``http://`` for etcd."""
+    datastore_tls: tuple[str, str, str] = ("", "", "")
+    """etcd's (CA file, client certificate file, key file)."""
+    etcd_compaction_interval: float = 300.0
+    """Seconds between etcd compaction rounds (0: none); kube-apiserver's ``--etcd-compaction-interval``."""
     token_file: Path | None = None
     service_cidr: str = "10.43.0.0/16"
     node_port_range: tuple[int, int] = (30000, 32767)
@@ -164,6 +168,10 @@ class APIServerConfig:
 
 
 
+KEY_LAYOUT = 2
+"""The store's key layout: 2 is kube-apiserver's (``Resource.key_prefix``)."""
+
+
 async def open_store(config: APIServerConfig) -> Store:
     ep = config.datastore_endpoint
     path = store_path(config.data_dir, ep)
@@ -171,9 +179,43 @@ async def open_store(config: APIServerConfig) -> Store:
         from kybernetes.storage.sqlite import SQLiteStore
 
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return await SQLiteStore.open(str(path), compact_interval=config.compact_interval,
-                                     compact_keep=config.compact_keep)
-    raise errors.BadRequest(f"unsupported datastore endpoint {ep!r} (supported: sqlite://PATH)")
+        store = await SQLiteStore.open(str(path), compact_interval=config.compact_interval,
+                                       compact_keep=config.compact_keep)
+        # A store an older kybernetes wrote keeps built-in resources under /registry/<group or core>/.
+        renames = sorted({(r.legacy_key_prefix, r.key_prefix) for r in Catalogue.builtin().all() if r.stored})
+        moved = await store.rename_prefixes(renames, KEY_LAYOUT)
+        if moved:
+            log.info("store: moved %d rows to kube-apiserver's key layout", moved)
+        return store
+    if ep.startswith(("https://", "http://")):
+        return await _open_etcd(config)
+    raise errors.BadRequest(f"unsupported datastore endpoint {ep!r} (supported: sqlite://PATH, "
+                            "https://HOST:PORT or http://HOST:PORT for etcd)")
+
+
+async def _open_etcd(config: APIServerConfig) -> Store:
+    """The etcd store; while no endpoint answers, say so and retry (as k3s does), never a traceback."""
+    from kybernetes.storage.etcd import EtcdStore
+    from kybernetes.storage.etcd_client import EtcdConnection, TLSFiles, parse_endpoints
+
+    try:
+        endpoints = parse_endpoints(config.datastore_endpoint)
+    except ValueError as e:
+        raise errors.BadRequest(str(e)) from None
+    tls = TLSFiles(*config.datastore_tls)
+    for f in config.datastore_tls:
+        if f and not Path(f).is_file():
+            raise errors.BadRequest(f"datastore TLS file {f} does not exist")
+    delay = 1.0
+    while True:
+        conn = EtcdConnection(endpoints, tls)
+        try:
+            return await EtcdStore.open(conn, compact_interval=config.etcd_compaction_interval)
+        except StoreError as e:
+            await conn.close()
+            log.error("datastore %s is not reachable (%s); retrying in %.0fs", config.datastore_endpoint, e, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 10.0)
 
 
 class APIServer:

@@ -4,8 +4,11 @@ Design (Kubernetes' cacher, simplified by owning the whole keyspace):
 
 - :class:`Cacher` runs exactly ONE ``store.watch("/registry/", rev)``. Every write in the store
   arrives here once, in revision order, so the cacher's ``revision`` is the newest store revision
-  it has applied, for every resource at once. A consistent read ("as of now") therefore only has
-  to wait until ``revision >= store.current_revision()`` — no progress notifications needed.
+  it has applied, for every resource at once. A consistent read ("as of now") waits until
+  ``revision >= store.current_revision()``. When the newest revisions were written outside
+  ``/registry/`` (etcd: the compactor's key, another program's keys) no event will bring the cache
+  there, so while readers wait the cacher asks the store for progress notifications (etcd's
+  WatchProgressRequest, as kube-apiserver's progress requester does), which advance ``revision``.
 - Per resource prefix a :class:`ResourceCache` keeps the live objects (decoded dicts, shared and
   never mutated) and a bounded history of recent events for watches that resume from a
   resourceVersion. It is built lazily on first use: registered with the dispatcher first (events
@@ -30,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kybernetes.api.obj import Obj
-from kybernetes.storage.interface import CompactedError, Event, Store
+from kybernetes.storage.interface import CompactedError, Event, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,10 @@ EventList = list["CacheEvent"]
 ROOT = "/registry/"
 HISTORY = 5000
 """Events kept per resource for watches that resume from a recent resourceVersion."""
+PROGRESS_INTERVAL = 0.1
+"""Seconds between progress requests while a reader waits (kube-apiserver's progress requester: 100 ms)."""
+PROGRESS_GRACE = 0.005
+"""Seconds a new reader waits for events before the cacher asks for progress (coalescing readers)."""
 WATCHER_BACKLOG = 100_000
 """Undelivered events after which a watcher is dropped (the client re-watches, as with Kubernetes)."""
 
@@ -237,6 +244,8 @@ class Cacher:
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         self._task: asyncio.Task[None] | None = None
+        self._progress_task: asyncio.Task[None] | None = None
+        self._progress_kick = asyncio.Event()
         self._started = asyncio.Event()
 
     async def start(self) -> None:
@@ -245,10 +254,11 @@ class Cacher:
         self._started.set()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        for task in (self._task, self._progress_task):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         for c in self.caches.values():
             for w in list(c.watchers):
                 w.push(None)
@@ -257,9 +267,12 @@ class Cacher:
         rev = start
         while True:
             try:
-                async for ev in self.store.watch(ROOT, rev):
-                    self._dispatch(ev)
-                    rev = ev.revision
+                async for ev in self.store.watch(ROOT, rev, progress=True):
+                    if ev.type != "PROGRESS":
+                        self._dispatch(ev)
+                    elif ev.revision <= rev:
+                        continue
+                    rev = max(rev, ev.revision)
                     self.revision = rev
                     if self._waiters and self._waiters[0][0] <= rev:
                         self._release(rev)
@@ -282,11 +295,19 @@ class Cacher:
                 await asyncio.sleep(0.5)
 
     def _dispatch(self, ev: Event) -> None:
-        # Prefixes are /registry/<group>/<plural>/; find the cache by the first three segments.
+        # Prefixes are /registry/<plural>/ or /registry/<a>/<b>/ (services/specs, a custom resource's
+        # <group>/<plural>): kube-apiserver's layout. None is the start of another, so the cache is
+        # the one under the key's first two segments, else under its first three.
         key = ev.key
-        end = key.find("/", key.find("/", 10) + 1)
-        prefix = key[: end + 1] if end > 0 else key
-        cache = self.caches.get(prefix)
+        two = key.find("/", 10)
+        if two < 0:
+            return
+        cache = self.caches.get(key[: two + 1])
+        if cache is None:
+            three = key.find("/", two + 1)
+            if three < 0:
+                return
+            cache = self.caches.get(key[: three + 1])
         if cache is not None:
             cache.offer(ev)
 
@@ -332,7 +353,30 @@ class Cacher:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (target, next(self._seq), fut))
+        self._progress_kick.set()
+        if self._progress_task is None or self._progress_task.done():
+            self._progress_task = asyncio.create_task(self._request_progress(), name="cacher-progress")
         await asyncio.wait_for(fut, timeout)  # on timeout the future is cancelled; _release skips it
+
+    async def _request_progress(self) -> None:
+        """While readers wait, ask the store for progress: when a reader has waited PROGRESS_GRACE
+        (events usually release it sooner), then every PROGRESS_INTERVAL or sooner for a new reader.
+        One request serves every reader waiting at the time."""
+        while self._waiters:
+            self._progress_kick.clear()
+            await asyncio.sleep(PROGRESS_GRACE)
+            while self._waiters and self._waiters[0][2].done():
+                heapq.heappop(self._waiters)  # released, or gave up
+            if not self._waiters:
+                return
+            try:
+                await self.store.request_progress()
+            except StoreError as e:  # the store is down: the readers time out, the next reader retries
+                log.warning("watch cache: progress request failed: %s", e)
+            except Exception:
+                log.exception("watch cache: progress request failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress_kick.wait(), PROGRESS_INTERVAL)
 
     def _release(self, rev: int) -> None:
         waiters = self._waiters

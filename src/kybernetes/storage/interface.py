@@ -14,12 +14,17 @@ The model is etcd v3's, which is also Kubernetes' model:
   in revision order, exactly once. A start older than the compaction point raises
   :class:`CompactedError` (the API turns it into 410 Gone).
 - **compact** forgets history before a revision; the current value of every live key stays.
+- **progress**: a watch opened with ``progress=True`` also yields ``PROGRESS`` events (no key) whose
+  revision says "every change under the prefix up to here has been delivered"; the store sends one
+  soon after :meth:`Store.request_progress`. The watch cache uses them to know it is current even
+  when the newest revisions were written outside its prefix (etcd's WatchProgressRequest).
 
 Keys are strings like ``/registry/pods/default/nginx``; values are opaque bytes (the object's JSON,
 without its resourceVersion, which the reader fills in from ``mod_revision``).
 
 ``tests/storage/store_suite.py`` is this contract as tests: every backend must pass it, so that the
-API server cannot tell backends apart. Today the one backend is SQLite (``storage/sqlite.py``).
+API server cannot tell backends apart. The backends: SQLite (``storage/sqlite.py``, embedded) and
+etcd v3 (``storage/etcd.py``).
 """
 
 from __future__ import annotations
@@ -92,7 +97,7 @@ class ListResult:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    type: Literal["PUT", "DELETE"]
+    type: Literal["PUT", "DELETE", "PROGRESS"]
     key: str
     revision: int
     value: bytes | None
@@ -141,12 +146,17 @@ class Store(Protocol):
         """
         ...
 
-    def watch(self, prefix: str, start_revision: int) -> AsyncIterator[Event]:
+    def watch(self, prefix: str, start_revision: int, *, progress: bool = False) -> AsyncIterator[Event]:
         """Every change under ``prefix`` with revision > ``start_revision``, in order, forever.
 
         Raises :class:`CompactedError` (on first iteration) if ``start_revision`` is compacted.
-        Closing the iterator (``aclose``) ends the watch.
+        Closing the iterator (``aclose``) ends the watch. With ``progress``, ``PROGRESS`` events
+        come in between (see the module docstring).
         """
+        ...
+
+    async def request_progress(self) -> None:
+        """Have every watch opened with ``progress=True`` yield a ``PROGRESS`` event soon."""
         ...
 
     async def current_revision(self) -> int:

@@ -74,6 +74,7 @@ from kybernetes.storage.sqlite_schema import (
     load_state,
     open_writer_connection,
     prefix_end,
+    rename_prefixes,
     set_meta,
 )
 
@@ -115,6 +116,7 @@ _Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
 @dataclass(eq=False)
 class _Watcher:
     prefix: str
+    progress: bool = False
     queue: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
 
 
@@ -136,6 +138,7 @@ class SQLiteStore:
         self._loop = loop
         self._rev = 0  # newest committed revision; written by the writer thread only
         self._wrev = 0  # newest revision handed out in the open transaction (writer thread)
+        self._published = 0  # newest revision whose events are in every watcher's queue (event loop)
         self._compacted = 0
         self._compact_done = 0
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -168,7 +171,7 @@ class SQLiteStore:
         except BaseException:
             conn.close()
             raise
-        store._rev = store._wrev = rev
+        store._rev = store._wrev = store._published = rev
         store._compacted, store._compact_done = compacted, done
         store._writer.start()
         if compact_interval > 0:
@@ -202,6 +205,12 @@ class SQLiteStore:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    async def rename_prefixes(self, renames: builtins.list[tuple[str, str]], layout: int) -> int:
+        """Move keys from old prefixes to new ones, history included and revisions unchanged,
+        once per ``layout`` (see :func:`sqlite_schema.rename_prefixes`). Call before any watch."""
+        moved: int = await self._submit_job(lambda conn: rename_prefixes(conn, renames, layout))
+        return moved
 
     # -----------------------------------------------------------------------------------------
     # Reads
@@ -427,6 +436,7 @@ class SQLiteStore:
                 for ev in events:
                     if ev.key.startswith(w.prefix):
                         w.queue.put_nowait(ev)
+            self._published = events[-1].revision
         for fut, result, err in results:
             if fut.done():  # the caller gave up (cancelled); the write itself stands
                 continue
@@ -438,12 +448,18 @@ class SQLiteStore:
     # -----------------------------------------------------------------------------------------
     # Watch
 
-    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[Event]:
+    async def request_progress(self) -> None:
+        # Queued behind every event already published, so it never overtakes one.
+        for w in self._watchers:
+            if w.progress:
+                w.queue.put_nowait(Event("PROGRESS", "", self._published, None, None))
+
+    async def watch(self, prefix: str, start_revision: int, *, progress: bool = False) -> AsyncIterator[Event]:
         if self._closed:
             raise StoreError("store is closed")
         if start_revision < self._compacted:
             raise CompactedError(start_revision, self._compacted)
-        watcher = _Watcher(prefix)
+        watcher = _Watcher(prefix, progress)
         # Subscribe before reading history: whatever commits from now on reaches the queue.
         self._watchers.add(watcher)
         try:

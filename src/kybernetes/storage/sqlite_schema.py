@@ -154,3 +154,30 @@ __all__ = [
     "prefix_end",
     "set_meta",
 ]
+
+
+def rename_prefixes(conn: sqlite3.Connection, renames: list[tuple[str, str]], layout: int) -> int:
+    """Move every row (history included, revisions unchanged) from each old key prefix to its new
+    one, in one transaction, unless the file's ``key_layout`` is already ``layout``. Returns how
+    many rows moved. (kybernetes kept keys as /registry/<group or core>/<plural>/ before it used
+    kube-apiserver's layout.)"""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if get_meta(conn, "key_layout") >= layout:
+            conn.execute("COMMIT")
+            return 0
+        moved = 0
+        for old, new in renames:
+            if old == new:
+                continue
+            cur = conn.execute(
+                "UPDATE kv SET name = ? || substr(name, ?) WHERE name >= ? AND name < ?",
+                (new, len(old) + 1, old, prefix_end(old)),
+            )
+            moved += cur.rowcount
+        set_meta(conn, "key_layout", layout)
+        conn.execute("COMMIT")
+        return moved
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

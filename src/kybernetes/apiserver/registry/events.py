@@ -1,7 +1,7 @@
 """events.k8s.io/v1 Events: the core/v1 Events, seen through the newer API.
 
 In Kubernetes both APIs serve one resource, stored once (as core Events here, under
-``/registry/core/events``): an event written through either is read, listed, watched, patched
+``/registry/events``): an event written through either is read, listed, watched, patched
 and deleted through the other. This module holds what the newer API adds:
 
 * the conversion both ways (``pkg/apis/events/v1/conversion.go``): ``regarding`` is
