@@ -106,7 +106,7 @@ def test_snapshot_under_writes_restores_every_object_and_resource_version(tmp_pa
     assert restored.returncode == 0, restored.stderr
     expected = live_at(original / "db" / "state.db", rev)
     assert live_at(fresh / "db" / "state.db", rev) == expected
-    configmaps = {k.rsplit("/", 1)[1]: v[2] for k, v in expected.items() if k.startswith("/registry/core/configmaps/snap/")}
+    configmaps = {k.rsplit("/", 1)[1]: v[2] for k, v in expected.items() if k.startswith("/registry/configmaps/snap/")}
     assert len(configmaps) > 10
 
     with ServerProcess.start(fresh, "--disable-snapshots") as srv:
