@@ -12,6 +12,17 @@ unknown. The Kubernetes tutorials use both (`wget -T 2 -qO- http://web`, `wget -
 does, it then says "download timed out" and exits 1. It bounds the whole download rather than each
 network read, which for the short requests these commands make is the same thing. The signal is
 SIGINT, not TERM, because ash reports a child killed by TERM with a stray "Terminated" line.
+
+`nslookup`: busybox's own resolver applies resolv.conf's search list only to names without a dot,
+so the documentation's check `nslookup kubernetes.default` asks for `kubernetes.default.` alone and
+fails in a pod, where every other program (glibc's res_search) tries `kubernetes.default.<search>`
+first because the name has fewer dots than `ndots`. The wrapper does what the system resolver does:
+for a name with fewer dots than ndots (from /etc/resolv.conf, default 1) and no trailing dot, it
+tries each search domain quietly and prints the first answer found; otherwise, or when none
+answers, it runs busybox's nslookup on the name as given.
+
+Both wrappers serve commands run directly (`kubectl run ... -- nslookup kubernetes.default`, `kubectl
+exec ... -- wget ...`); busybox's own sh, built standalone by Debian, runs its applets itself.
 """
 
 from __future__ import annotations
@@ -76,5 +87,46 @@ fi
 exit "$code"
 """
 
-APPLET_WRAPPERS: dict[str, bytes] = {"wget": WGET}
+NSLOOKUP = b"""#!/bin/sh
+# nslookup that walks resolv.conf's search list as the system resolver does: see kybernetes.images.applets.
+name=
+for arg in "$@"; do
+  case $arg in -*) ;; *) name=$arg; break ;; esac
+done
+case $name in ''|*.) exec /bin/busybox nslookup "$@" ;; esac
+ndots=1
+search=
+while read -r key rest; do
+  case $key in
+    search|domain) search=$rest ;;
+    options) for o in $rest; do case $o in ndots:*) ndots=${o#ndots:} ;; esac; done ;;
+  esac
+done < /etc/resolv.conf 2>/dev/null
+case $ndots in ''|*[!0-9]*) ndots=1 ;; esac
+dots=$(printf '%s' "$name" | tr -cd . | wc -c)
+# busybox nslookup with the name replaced by $1 (the other arguments as given).
+as_name() {
+  target=$1
+  shift
+  n=$#
+  while [ "$n" -gt 0 ]; do
+    a=$1
+    shift
+    n=$((n - 1))
+    if [ "$a" = "$name" ]; then set -- "$@" "$target"; else set -- "$@" "$a"; fi
+  done
+  /bin/busybox nslookup "$@"
+}
+if [ "$dots" -gt 0 ] && [ "$dots" -lt "$ndots" ]; then
+  for domain in $search; do
+    if out=$(as_name "$name.$domain" "$@" 2>&1); then
+      printf '%s\n' "$out"
+      exit 0
+    fi
+  done
+fi
+exec /bin/busybox nslookup "$@"
+"""
+
+APPLET_WRAPPERS: dict[str, bytes] = {"wget": WGET, "nslookup": NSLOOKUP}
 """Applet name -> the script installed as /bin/APPLET in its place."""
