@@ -105,12 +105,12 @@ def test_pods_resolve_through_the_cluster_dns(node: Node) -> None:
 
 def test_kubectl_run_busybox_nslookup_kubernetes_default(node: Node) -> None:
     """The documentation's DNS check, as a user types it (`-i` instead of `-it`: no terminal here;
-    `:latest` pulls Always, so IfNotPresent: the node has busybox:latest built in). busybox's own
+    `:latest` means pull Always, which the node skips for its built-in busybox:latest). busybox's own
     nslookup would ask for `kubernetes.default.` alone; the image's nslookup walks the search list
     as the system resolver does (kybernetes.images.applets)."""
     test_coredns_runs_from_the_system_image(node)  # the DNS pod is ready (whatever ran first)
-    res = node.kubectl("run", "dnscheck", "-i", "--rm", "--restart=Never", "--image=busybox",
-                       "--image-pull-policy=IfNotPresent", "--", "nslookup", "kubernetes.default",
+    res = node.kubectl("run", "dnscheck", "-i", "--rm", "--restart=Never", "--image=busybox", "--",
+                       "nslookup", "kubernetes.default",
                        check=False, timeout=120)
     out = res.stdout
     assert res.returncode == 0, (out, res.stderr)

@@ -4,7 +4,10 @@
 
     Never         present -> use it; missing -> ErrImageNeverPull (no pull, ever)
     IfNotPresent  present -> "Container image X already present on machine"; missing -> pull
-    Always        pull (the runtime answers quickly when nothing changed)
+    Always        pull (the runtime answers quickly when nothing changed), except over one of the
+                  node's own built-in images (busybox, pause, the system image, as this kubelet
+                  imported them): no registry has those, so `--image=busybox` (`:latest`, hence
+                  Always) runs the built-in as it is, with the event saying so
 
 A failed pull records `Failed` and raises ErrImagePull; until the back-off (10 s doubling to
 5 min, per pod and image) has passed, later attempts do not pull but raise ImagePullBackOff
@@ -128,8 +131,10 @@ class ImageManager:
     """Pull policy, credentials and back-off in front of the CRI ImageService (module doc)."""
 
     def __init__(self, cri: CRIClient, *, get_secret: SecretGetter, record: Recorder,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, builtins: Callable[[], set[tuple[str, str]]] = set) -> None:
+        """``builtins``: the (name, image ID) pairs of the built-in images this node imported."""
         self.cri = cri
+        self.builtins = builtins
         self.get_secret = get_secret
         self.record = record
         self.backoff = backoff or Backoff(10.0, 300.0)
@@ -149,6 +154,11 @@ class ImageManager:
             raise ImagePullError("ErrImageInspect", f"Failed to inspect image {image!r}: {err.details}") from None
         if present is not None and policy != "Always":
             self.record(pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
+            return present.id or image
+        if present is not None and any(image_id == present.id and name in present.repo_tags
+                                       for name, image_id in self.builtins()):
+            self.record(pod, "Normal", "Pulled",
+                        f'Container image "{image}" already present on machine (a built-in image of this node: not pulled)')
             return present.id or image
         if present is None and policy == "Never":
             message = f'Container image "{image}" is not present with pull policy of Never'
@@ -208,7 +218,8 @@ BUILTIN_RECORD = "imported-builtins"
 """In DATA/images: `NAME IMAGE_ID` per line, every built-in build this kubelet ever imported."""
 
 
-def _imported_builtins(directory: Path) -> set[tuple[str, str]]:
+def imported_builtins(directory: Path) -> set[tuple[str, str]]:
+    """(name, image ID) of every built-in image imported into this node (DATA/images/imported-builtins)."""
     try:
         lines = (directory / BUILTIN_RECORD).read_text().splitlines()
     except FileNotFoundError:
@@ -236,7 +247,7 @@ async def import_builtin_images(cri: CRIClient, socket: str, snapshotter: str | 
         archives = [await asyncio.to_thread(system_archive)]
     else:
         archives = await asyncio.to_thread(builtin_archives, directory)
-    ours = _imported_builtins(directory)
+    ours = imported_builtins(directory)
     imported: list[str] = []
     for archive in archives:
         present = await cri.image_status(archive.name)

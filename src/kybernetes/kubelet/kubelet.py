@@ -55,7 +55,7 @@ from kybernetes.kubelet.config import KubeletConfig
 from kybernetes.kubelet.containerd import Containerd
 from kybernetes.kubelet.cri import CRIClient, CRIError, api
 from kybernetes.kubelet.dns import DNSSettings
-from kybernetes.kubelet.images import ImageManager
+from kybernetes.kubelet.images import ImageManager, imported_builtins
 from kybernetes.kubelet.podworkers import PodWorkers, Relister
 from kybernetes.kubelet.serving_cert import ensure_serving_cert
 from kybernetes.kubelet.status import StatusManager, generate_status
@@ -426,7 +426,11 @@ class Kubelet:
         self.volumes = VolumeManager(self.client, self.pods_dir, self.node_name)
         self.probes = ProbeManager(self._exec_sync, self._on_probe)
         self.status = StatusManager(self.client)
-        self.images = ImageManager(self.cri, get_secret=lambda ns, n: self._get("secrets", ns, n), record=self.record)
+        from kybernetes.images.oci import images_dir
+
+        builtin_dir = images_dir(self.data_dir)
+        self.images = ImageManager(self.cri, get_secret=lambda ns, n: self._get("secrets", ns, n), record=self.record,
+                                   builtins=lambda: imported_builtins(builtin_dir))
         factory = SharedInformerFactory(self.client)
         self.factory = factory
         self.pod_informer = factory.informer("v1", "pods", field_selector=f"spec.nodeName={self.node_name}")
