@@ -1,4 +1,4 @@
-"""``kyb server --enable-cloud-controller``: the cloud-controller-manager as the server's supervised
+"""``kyb server`` (the cloud-controller-manager on, as by default): the CCM as the server's supervised
 child, under its own identity, with the local provider, driven by kubectl.
 
 The nodes here are Node objects the test registers (no kubelet): the local provider judges them
@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,11 +31,11 @@ Obj = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def ccm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    args = ["--enable-cloud-controller"]
+    args: list[str] = []
     for a in (f"lb-pool={POOL}", "node-monitor-period=0.5s", "leader-elect-lease-duration=4s",
               "leader-elect-renew-deadline=3s", "leader-elect-retry-period=0.5s", "zone=zone-1", "region=region-1"):
         args += ["--kube-cloud-controller-manager-arg", a]
-    srv = ServerProcess.start(tmp_path_factory.mktemp("ccm"), *args)
+    srv = ServerProcess.start(tmp_path_factory.mktemp("ccm"), *args, cloud=True)
     try:
         yield srv
     finally:
@@ -215,3 +216,14 @@ def test_an_exhausted_pool_leaves_the_service_pending_with_a_warning(ccm_server:
            f"balancer pool {POOL}" in message
     assert external_ip(ccm_server, "three") == "<pending>"
     ccm_server.kubectl("delete", "svc", "one", "two", "three", "--wait=true", "--timeout=30s")
+
+
+def test_enable_and_disable_cloud_controller_together_are_refused(tmp_path: Path) -> None:
+    """``--enable-cloud-controller`` (the default now, still accepted) contradicts k3s's
+    ``--disable-cloud-controller``: a usage error before anything starts."""
+    res = subprocess.run([sys.executable, "-m", "kybernetes.cli", "server", "--data-dir", str(tmp_path / "d"),
+                          "--enable-cloud-controller", "--disable-cloud-controller"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert "--enable-cloud-controller and --disable-cloud-controller are mutually exclusive" in res.stderr
+    assert not (tmp_path / "d").exists()
