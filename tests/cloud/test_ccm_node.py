@@ -2,7 +2,8 @@
 runs with ``--cloud-provider=external`` (registering the node with the uninitialized taint) and the
 cloud node controller initialises it; a LoadBalancer Service gets an address of the server's
 ``lb-pool`` (a loopback range of this module's own) and a curl from this machine to it reaches the
-pod through kube-proxy. Needs root, containerd, runc and curl."""
+pod through kube-proxy. Needs root, containerd, runc and curl. The node is tests/e2e's
+``running_node``: its own bridge and pod network, and nothing left behind once it stops."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from typing import Any
 import pytest
 
 from kybernetes.images.oci import BUSYBOX_IMAGE
-from kybernetes.testing import ServerProcess, free_network_octet
+from kybernetes.testing import ServerProcess
+from tests.e2e.test_node import _node_missing, _pick_network, running_node
 
 pytestmark = pytest.mark.integration
 LB_POOL = "127.0.100.4/30"  # this module's own (test_ccm_server's is 127.0.100.0/30): .5 and .6
@@ -25,54 +27,46 @@ LB_FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
 Obj = dict[str, Any]
 
 
-def _node_missing() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (containerd, CNI)"
-    for binary in ("containerd", "runc", "curl"):
-        if shutil.which(binary) is None:
-            return f"needs {binary}"
-    return None
+NODE_PREFIX = "ccm-node"
 
 
 @pytest.fixture(scope="module")
 def node_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    missing = _node_missing()
+    missing = _node_missing() or (None if shutil.which("curl") else "needs curl")
     if missing:
         if os.environ.get("CI"):
             pytest.fail(missing + " on CI")
         pytest.skip(missing + " (CI has it)")
-    octet = free_network_octet(160, 200, "kyc{}a")
-    srv = ServerProcess.start(
-        tmp_path_factory.mktemp("ccmnode"), "--node-name", "ccm-node",
-        "--kube-cloud-controller-manager-arg", "zone=zone-z",
-        "--kube-cloud-controller-manager-arg", f"lb-pool={LB_POOL}",
-        "--cluster-cidr", f"10.{octet}.0.0/17", "--service-cluster-ip-range", f"10.{octet}.128.0/17",
-        "--kubelet-arg", f"cni-bridge=kyc{octet}a", "--kubelet-arg", f"default-pod-cidr=10.{octet}.0.0/24",
-        agent=True, cloud=True, timeout=90)
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    with running_node(tmp_path_factory.mktemp("ccmnode").resolve(), NODE_PREFIX, _pick_network(),
+                      "--kube-cloud-controller-manager-arg", "zone=zone-z",
+                      "--kube-cloud-controller-manager-arg", f"lb-pool={LB_POOL}", cloud=True) as node:
+        yield node.server
+
+
+def node_name(srv: ServerProcess) -> str:
+    return str(json.loads(srv.kubectl("get", "nodes", "-o", "json").stdout)["items"][0]["metadata"]["name"])
 
 
 def test_the_servers_node_is_registered_uninitialized_and_initialized(node_server: ServerProcess) -> None:
     deadline = time.monotonic() + 90
     node: dict[str, Any] = {}
+    name = node_name(node_server)
+    assert name.startswith(NODE_PREFIX)
     while time.monotonic() < deadline:
-        res = node_server.kubectl("get", "node", "ccm-node", "-o", "json", check=False)
+        res = node_server.kubectl("get", "node", name, "-o", "json", check=False)
         node = json.loads(res.stdout) if res.returncode == 0 else {}
         if node.get("spec", {}).get("providerID"):
             break
         time.sleep(0.5)
     # The cloud node controller acts only on nodes with the uninitialized taint: a providerID
     # proves the kubelet registered with it.
-    assert node["spec"]["providerID"] == "kyb://ccm-node", node
+    assert node["spec"]["providerID"] == f"kyb://{name}", node
     assert not any(t["key"] == "node.cloudprovider.kubernetes.io/uninitialized" for t in node["spec"].get("taints", []))
     assert node["metadata"]["labels"]["topology.kubernetes.io/zone"] == "zone-z"
     assert node["metadata"]["labels"]["node.kubernetes.io/instance-type"] == "kyb"
     # The route controller records the node's pod CIDR route (from node IPAM) and says so.
     def route_created() -> bool:
-        n = json.loads(node_server.kubectl("get", "node", "ccm-node", "-o", "json").stdout)
+        n = json.loads(node_server.kubectl("get", "node", name, "-o", "json").stdout)
         return any(c["type"] == "NetworkUnavailable" and c["reason"] == "RouteCreated"
                    for c in n["status"].get("conditions", []))
     while not route_created():
