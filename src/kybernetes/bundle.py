@@ -60,7 +60,8 @@ class ServerConfig:
     cluster_cidr: str = "10.42.0.0/16"
     scheduler_args: list[str] = field(default_factory=list)
     controller_manager_args: list[str] = field(default_factory=list)
-    enable_cloud_controller: bool = False
+    enable_cloud_controller: bool = True
+    """Run the cloud-controller-manager (k3s's default; ``--disable-cloud-controller`` turns it off)."""
     cloud_controller_manager_args: list[str] = field(default_factory=list)
     agent_args: list[str] = field(default_factory=list)
     cni_bridge: str = "kyb0"

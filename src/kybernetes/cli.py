@@ -280,9 +280,11 @@ def main() -> None:
 @click.option("--kube-scheduler-arg", multiple=True, help="Extra flag for the scheduler, as NAME=VALUE.")
 @click.option("--kube-controller-manager-arg", multiple=True,
               help="Extra flag for the controller manager, as NAME=VALUE (e.g. node-monitor-grace-period=20s).")
-@click.option("--enable-cloud-controller", is_flag=True,
-              help="Run the cloud-controller-manager (`kyb cloud-controller-manager`, local provider); this "
-                   "machine's kubelet then runs with --cloud-provider=external.")
+@click.option("--disable-cloud-controller", is_flag=True,
+              help="Do not run the cloud-controller-manager (`kyb cloud-controller-manager`, local provider), "
+                   "nor this machine's kubelet with --cloud-provider=external.")
+@click.option("--enable-cloud-controller", is_flag=True, hidden=True,
+              help="The default (kept for scripts written when the cloud-controller-manager was off by default).")
 @click.option("--kube-cloud-controller-manager-arg", multiple=True,
               help="Extra flag for the cloud-controller-manager, as NAME=VALUE (e.g. lb-pool=127.0.100.0/24).")
 @click.option("--kubelet-arg", multiple=True, help="Extra flag for this node's kubelet, as NAME=VALUE.")
@@ -309,7 +311,7 @@ def main() -> None:
 def server(verbose: int, disable_snapshots: bool, snapshot_schedule_cron: str, snapshot_retention: int,
            snapshot_dir: Path | None, disable_agent: bool, disable_scheduler: bool, disable_controller_manager: bool,
            cluster_cidr: str, kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...],
-           enable_cloud_controller: bool, kube_cloud_controller_manager_arg: tuple[str, ...],
+           disable_cloud_controller: bool, enable_cloud_controller: bool, kube_cloud_controller_manager_arg: tuple[str, ...],
            kubelet_arg: tuple[str, ...], node_name: str | None, disable_kube_proxy: bool, disable: tuple[str, ...],
            cluster_dns: str, cluster_domain: str, flannel_backend: str, flannel_ipmasq: bool, **api_flags: Any) -> None:
     """Run a whole cluster: the API server on the embedded store, the scheduler and the controllers."""
@@ -334,7 +336,9 @@ def server(verbose: int, disable_snapshots: bool, snapshot_schedule_cron: str, s
             snapshot_schedule_cron, snapshot_retention, snapshot_dir, node_name or "")
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="'--snapshot-schedule-cron'") from None
-    if enable_cloud_controller:
+    if disable_cloud_controller and enable_cloud_controller:
+        raise click.UsageError("--enable-cloud-controller and --disable-cloud-controller are mutually exclusive")
+    if not disable_cloud_controller:
         # The kubelet registers its node uninitialised; the cloud node controller initialises it.
         kubelet_arg = ("cloud-provider=external", *kubelet_arg)
     bundle.main(bundle.ServerConfig(
@@ -342,7 +346,7 @@ def server(verbose: int, disable_snapshots: bool, snapshot_schedule_cron: str, s
         disable_controller_manager=disable_controller_manager, cluster_cidr=cluster_cidr,
         scheduler_args=[_flag(a) for a in kube_scheduler_arg],
         controller_manager_args=[_flag(a) for a in kube_controller_manager_arg],
-        enable_cloud_controller=enable_cloud_controller,
+        enable_cloud_controller=not disable_cloud_controller,
         cloud_controller_manager_args=[_flag(a) for a in kube_cloud_controller_manager_arg],
         agent_args=["--cni-bridge", bridge, *(f"--kubelet-arg={a}" for a in kubelet_arg),
                     *(["--node-name", node_name] if node_name else []),

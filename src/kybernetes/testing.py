@@ -91,7 +91,8 @@ class ServerProcess:
     @classmethod
     def start(cls, data_dir: Path, *extra: str, port: int = 0, command: str = "server",
               timeout: float = 30.0, control_plane: bool = False, agent: bool = False,
-              drain: bool = True, service_accounts: bool = True, addons: bool = False) -> ServerProcess:
+              drain: bool = True, service_accounts: bool = True, addons: bool = False,
+              cloud: bool = False) -> ServerProcess:
         """Start ``kyb server``: the API server only; with ``control_plane`` also the scheduler and
         the controller manager; with ``agent`` also this machine's node (kubelet and containerd,
         on a free kubelet port, removing its pods when it stops unless not ``drain``).
@@ -105,6 +106,11 @@ class ServerProcess:
         the node does not import the system image) unless ``addons``: most tests want an empty
         kube-system, no default StorageClass and no add-on pod competing for their node.
 
+        The cloud-controller-manager (on by default in ``kyb server``) is left out
+        (``--disable-cloud-controller``) unless ``cloud``: it would taint a test's node until it
+        initialises it, and its node lifecycle controller would probe (and delete) the hollow nodes
+        of a test at their made-up addresses once they stop.
+
         A node's kubelet reads a resolv.conf of the test's own that names no nameserver: pods with
         ``dnsPolicy: Default`` and the cluster DNS's forwarding never reach this machine's real
         resolvers (names outside the cluster domain fail at once instead)."""
@@ -115,6 +121,8 @@ class ServerProcess:
                 "--https-port", str(port), "--bind-address", "127.0.0.1", *extra]
         if command == "server" and not addons:
             args += ["--disable", "coredns,local-storage"]
+        if command == "server" and not cloud:
+            args.append("--disable-cloud-controller")
         if command == "server" and agent:
             control_plane = True
             args += ["--kubelet-arg", f"port={free_port()}", *(["--kubelet-arg", "drain-on-exit"] if drain else [])]

@@ -1,4 +1,4 @@
-"""``kyb server --enable-cloud-controller``: the cloud-controller-manager as the server's supervised
+"""``kyb server`` (the cloud-controller-manager on, as by default): the CCM as the server's supervised
 child, under its own identity, with the local provider, driven by kubectl.
 
 The nodes here are Node objects the test registers (no kubelet): the local provider judges them
@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,11 +31,11 @@ Obj = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def ccm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    args = ["--enable-cloud-controller"]
+    args: list[str] = []
     for a in (f"lb-pool={POOL}", "node-monitor-period=0.5s", "leader-elect-lease-duration=4s",
               "leader-elect-renew-deadline=3s", "leader-elect-retry-period=0.5s", "zone=zone-1", "region=region-1"):
         args += ["--kube-cloud-controller-manager-arg", a]
-    srv = ServerProcess.start(tmp_path_factory.mktemp("ccm"), *args)
+    srv = ServerProcess.start(tmp_path_factory.mktemp("ccm"), *args, cloud=True)
     try:
         yield srv
     finally:
@@ -62,8 +63,11 @@ def apply(srv: ServerProcess, obj: Obj) -> None:
 
 
 def register_node(srv: ServerProcess, name: str, address: str, port: int, ready: str = "False",
-                  taints: list[Obj] | None = None) -> None:
-    apply(srv, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": {"taints": taints or []}})
+                  taints: list[Obj] | None = None, provider_id: str = "") -> None:
+    spec: Obj = {"taints": taints or []}
+    if provider_id:
+        spec["providerID"] = provider_id
+    apply(srv, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": spec})
     srv.kubectl("patch", "node", name, "--subresource=status", "--type=merge", "-p", json.dumps({"status": {
         "conditions": [{"type": "Ready", "status": ready, "reason": "Test", "message": "registered by the test"}],
         "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}],
@@ -153,17 +157,22 @@ def test_shut_down_node_is_tainted_and_gone_node_is_deleted(ccm_server: ServerPr
         pytest.skip("needs root for a route of the test's own (CI runs as root)")
     subprocess.run(["ip", "route", "add", "unreachable", f"{UNREACHABLE}/32"], check=True)
     try:
-        register_node(ccm_server, "ccm-stopped", "127.0.0.1", closed_port())
-        register_node(ccm_server, "ccm-gone", UNREACHABLE, 10250)
+        # Nodes the provider initialised (kyb://NODE), as its cloud node controller would have set.
+        register_node(ccm_server, "ccm-stopped", "127.0.0.1", closed_port(), provider_id="kyb://ccm-stopped")
+        register_node(ccm_server, "ccm-gone", UNREACHABLE, 10250, provider_id="kyb://ccm-gone")
+        # One it did not (a hollow node, say): never dialled, never deleted, never tainted.
+        register_node(ccm_server, "ccm-foreign", UNREACHABLE, 10250)
         eventually(lambda: get(ccm_server, "node", "ccm-gone") is None, what="the gone node deleted")
 
         def tainted() -> bool:
             n = get(ccm_server, "node", "ccm-stopped") or {}
             return any(t["key"] == "node.cloudprovider.kubernetes.io/shutdown" for t in n["spec"].get("taints") or [])
         eventually(tainted, what="the shutdown taint")
+        foreign = get(ccm_server, "node", "ccm-foreign")
+        assert foreign is not None and not foreign["spec"].get("taints")
     finally:
         subprocess.run(["ip", "route", "del", "unreachable", f"{UNREACHABLE}/32"], check=False)
-        ccm_server.kubectl("delete", "node", "ccm-stopped", "ccm-gone", "--ignore-not-found")
+        ccm_server.kubectl("delete", "node", "ccm-stopped", "ccm-gone", "ccm-foreign", "--ignore-not-found")
 
 
 def test_restart_while_creating_and_deleting_leaves_the_right_end_state(ccm_server: ServerProcess) -> None:
@@ -215,3 +224,14 @@ def test_an_exhausted_pool_leaves_the_service_pending_with_a_warning(ccm_server:
            f"balancer pool {POOL}" in message
     assert external_ip(ccm_server, "three") == "<pending>"
     ccm_server.kubectl("delete", "svc", "one", "two", "three", "--wait=true", "--timeout=30s")
+
+
+def test_enable_and_disable_cloud_controller_together_are_refused(tmp_path: Path) -> None:
+    """``--enable-cloud-controller`` (the default now, still accepted) contradicts k3s's
+    ``--disable-cloud-controller``: a usage error before anything starts."""
+    res = subprocess.run([sys.executable, "-m", "kybernetes.cli", "server", "--data-dir", str(tmp_path / "d"),
+                          "--enable-cloud-controller", "--disable-cloud-controller"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert "--enable-cloud-controller and --disable-cloud-controller are mutually exclusive" in res.stderr
+    assert not (tmp_path / "d").exists()

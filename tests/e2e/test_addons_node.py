@@ -1,5 +1,7 @@
-"""A default `kyb server` with its node: the CoreDNS add-on runs from the system image, pods reach the
-API server through the kubernetes Service, and pods' resolv.conf points at the cluster DNS.
+"""A default `kyb server` with its node (as scripts/server.sh starts it: add-ons and the
+cloud-controller-manager on): the node comes up Ready and initialised by the cloud node controller,
+the CoreDNS add-on runs from the system image, pods reach the API server through the kubernetes
+Service, and pods' resolv.conf points at the cluster DNS.
 
 The server starts as a user starts it (no --bind-address): it serves on loopback and on this
 machine's primary address, which the kubernetes Service's endpoints name. A pod's traffic to
@@ -17,7 +19,7 @@ import pytest
 from kybernetes.images.system import system_image_name
 from kybernetes.pki import primary_address
 
-from .conftest import require_kubectl, wait_until
+from .conftest import Obj, require_kubectl, wait_until
 from .test_node import Node, _node_missing, _pick_network, pod, running_node
 
 # A Python client in the system image, with the pod's own service account (in-cluster config).
@@ -46,8 +48,24 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         pytest.skip("this machine has no default route, hence no primary address for pods to reach")
     octet = _pick_network()
     with running_node(tmp_path_factory.mktemp("kyb-addons").resolve(), "e2e-addons", octet,
-                      "--bind-address", "", addons=True) as n:
+                      "--bind-address", "", addons=True, cloud=True) as n:
         yield n
+
+
+def test_the_node_is_ready_and_initialised_by_the_cloud_controller(node: Node) -> None:
+    """The kubelet registers with the uninitialized taint (the server runs it with
+    ``--cloud-provider=external``) and the cloud node controller initialises the node: providerID,
+    instance type, and the taint removed, so that pods schedule."""
+    def initialised() -> Obj | None:
+        n = node.get("node", node.node_name)
+        return n if n["spec"].get("providerID") and not n["spec"].get("taints") else None
+
+    n = wait_until(initialised, 90, "the node initialised (providerID set, no taint)")
+    assert n["spec"]["providerID"] == f"kyb://{node.node_name}"
+    assert n["metadata"]["labels"]["node.kubernetes.io/instance-type"] == "kyb"
+    assert any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
+    wait_until(lambda: "Synced" in {e["reason"] for e in node.events("default", node.node_name)}, 30,
+               "the cloud node controller's Synced event")
 
 
 def test_coredns_runs_from_the_system_image(node: Node) -> None:

@@ -319,17 +319,19 @@ class Node:
 
 
 @contextlib.contextmanager
-def running_node(tmp: Path, prefix: str, octet: int, *server_args: str, addons: bool = False) -> Iterator[Node]:
+def running_node(tmp: Path, prefix: str, octet: int, *server_args: str, addons: bool = False,
+                 cloud: bool = False) -> Iterator[Node]:
     """A `kyb server` with its own node on 10.OCTET.0.0/16 and bridge kyeOCTETa, Ready and with a
     default ServiceAccount; on exit everything it started is stopped and checked gone, and
-    ``net.ipv4.ip_forward`` (which the CNI bridge turns on) is put back."""
+    ``net.ipv4.ip_forward`` (which the CNI bridge turns on) is put back. ``addons`` and ``cloud``
+    as :meth:`ServerProcess.start`'s."""
     ip_forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
     name = f"{prefix}-{octet}"
     srv = ServerProcess.start(
         tmp / "srv", *server_args,
         "--cluster-cidr", f"10.{octet}.0.0/16", "--node-name", name,
         "--kubelet-arg", f"cni-bridge=kye{octet}a", "--kubelet-arg", f"default-pod-cidr=10.{octet}.0.0/24",
-        agent=True, timeout=60, addons=addons)
+        agent=True, timeout=60, addons=addons, cloud=cloud)
     n = Node(srv, octet, tmp, name)
     try:
         # kubectl wait fails at once on a node that has not registered yet: poll first.

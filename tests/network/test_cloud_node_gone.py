@@ -62,8 +62,9 @@ def one_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OneNode]:
         server = ServerProcess.start(
             tmp / "srv", "--bind-address", "0.0.0.0", "--advertise-address", gateway, "--tls-san", gateway,
             "--cluster-cidr", cluster_cidr, "--service-cluster-ip-range", service_cidr,
-            "--enable-cloud-controller", "--kube-cloud-controller-manager-arg", "node-monitor-period=1s",
-            "--kube-controller-manager-arg", "node-monitor-grace-period=8s", control_plane=True, timeout=60)
+            "--kube-cloud-controller-manager-arg", "node-monitor-period=1s",
+            "--kube-controller-manager-arg", "node-monitor-grace-period=8s", control_plane=True, cloud=True,
+            timeout=60)
         cfg = {"url": f"https://{gateway}:{server.port}", "cluster_cidr": cluster_cidr, "service_cidr": service_cidr,
                "default_pod_cidr": f"10.{pods}.250.0/24"}
         _start_agent(node, server, cfg, "--kubelet-arg", "cloud-provider=external")

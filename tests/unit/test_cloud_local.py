@@ -26,14 +26,21 @@ Obj = dict[str, Any]
 UNREACHABLE = "198.51.100.77"  # TEST-NET-2; the test routes it nowhere ("unreachable"), as root
 
 
-def node(name: str, ip: str = "", port: int = 10250, ready: str = "False", labels: dict[str, str] | None = None) -> Obj:
+def node(name: str, ip: str = "", port: int = 10250, ready: str = "False", labels: dict[str, str] | None = None,
+         provider_id: str | None = None) -> Obj:
     status: Obj = {"conditions": [{"type": "Ready", "status": ready}],
                    "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
                    "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}] if ip
                    else []}
     return {"metadata": {"name": name, "uid": f"uid-{name}", "labels": labels or {}},
-            "spec": {"taints": [{"key": UNINITIALIZED_TAINT, "value": "true", "effect": "NoSchedule"}]},
+            "spec": {"taints": [{"key": UNINITIALIZED_TAINT, "value": "true", "effect": "NoSchedule"}],
+                     **({"providerID": provider_id} if provider_id else {})},
             "status": status}
+
+
+def ours(name: str, ip: str = "", port: int = 10250) -> Obj:
+    """A node the local provider initialised (providerID kyb://NAME): the only kind it asks."""
+    return node(name, ip, port, provider_id=f"kyb://{name}")
 
 
 def service(name: str, uid: str, ingress: list[str] | None = None, lb_ip: str = "") -> Obj:
@@ -77,15 +84,18 @@ async def test_instance_answers_exists_refused_is_shut_down_no_address_is_kept()
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        up = node("up", "127.0.0.1", port)
+        up = ours("up", "127.0.0.1", port)
         assert await instances.instance_exists(up) and not await instances.instance_shutdown(up)
     finally:
         server.close()
         await server.wait_closed()
-    stopped = node("stopped", "127.0.0.1", closed_port())
+    stopped = ours("stopped", "127.0.0.1", closed_port())
     assert await instances.instance_exists(stopped) and await instances.instance_shutdown(stopped)
-    unknown = node("unknown")
+    unknown = ours("unknown")
     assert await instances.instance_exists(unknown) and not await instances.instance_shutdown(unknown)
+    # Not initialised by this provider (a hollow node's made-up address): never dialled.
+    foreign = node("foreign", "127.0.0.1", closed_port())
+    assert await instances.instance_exists(foreign) and not await instances.instance_shutdown(foreign)
 
 
 @pytest.fixture
@@ -104,7 +114,7 @@ def unreachable_route() -> Iterator[str]:
 async def test_a_machine_that_does_not_answer_is_gone(unreachable_route: str) -> None:
     instances = LocalCloud(probe_timeout=2).instances_v2()
     assert instances is not None
-    gone = node("gone", unreachable_route)
+    gone = ours("gone", unreachable_route)
     assert not await instances.instance_exists(gone)
     assert not await instances.instance_shutdown(gone)
 

@@ -216,6 +216,22 @@ def test_statefulset_defaults() -> None:
     assert obj["status"] == {"availableReplicas": 0, "replicas": 0}
 
 
+def test_statefulset_containers_mount_the_claim_templates() -> None:
+    """Kubernetes validates no volume of a StatefulSet's template: a mount may name a claim template
+    (the controller adds the volume to each pod). A mount naming nothing is still refused."""
+    s = statefulset(volumeClaimTemplates=[{
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }])
+    s["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+    obj, errs = create(STS, s)
+    assert errs == []
+    assert "volumes" not in obj["spec"]["template"]["spec"]  # nothing added to the stored template
+    s["spec"]["template"]["spec"]["containers"][0]["volumeMounts"].append({"name": "nothing", "mountPath": "/x"})
+    assert create(STS, s)[1] == [
+        'spec.template.spec.containers[0].volumeMounts[1].name: Not found: "nothing"']
+
+
 def test_statefulset_service_name_is_optional() -> None:
     s = statefulset()
     del s["spec"]["serviceName"]

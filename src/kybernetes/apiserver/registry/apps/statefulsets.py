@@ -104,7 +104,7 @@ class StatefulSetStrategy(Strategy):
         errs += validate_nonneg(spec.get("replicas"), p.child("replicas"))
         errs += validate_nonneg(spec.get("minReadySeconds"), p.child("minReadySeconds"))
         errs += validate_nonneg(spec.get("revisionHistoryLimit"), p.child("revisionHistoryLimit"))
-        errs += validate_selector_and_template(spec, p, kind="StatefulSet")
+        errs += validate_selector_and_template(_with_claim_volumes(spec), p, kind="StatefulSet")
         for i, claim in enumerate(as_list(spec.get("volumeClaimTemplates"))):
             errs += _validate_claim_template(claim, p.child("volumeClaimTemplates").index(i))
         return errs
@@ -147,6 +147,24 @@ class StatefulSetStrategy(Strategy):
             errs += not_greater(status, p, f, "replicas", "status.replicas")
         errs += not_greater(status, p, "availableReplicas", "readyReplicas", "status.readyReplicas")
         return errs
+
+
+def _with_claim_volumes(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec as its pods will be, for validating the template: each claim template a
+    ``persistentVolumeClaim`` volume of its name (replacing a template volume of the same name, as
+    the controller does), so that containers may mount the claims. Kubernetes validates no volume of
+    the template at all (``ValidatePodTemplateSpecForStatefulSet``); this refuses only mounts that no
+    pod of the set could have. The stored object is not changed."""
+    names = [as_dict(as_dict(c).get("metadata")).get("name") for c in as_list(spec.get("volumeClaimTemplates"))]
+    # A name that is no volume name is the claim template's error to report, not the template's.
+    names = [n for n in names if isinstance(n, str) and n and not v.is_dns1123_label(n)]
+    template = spec.get("template")
+    if not names or not isinstance(template, dict) or not isinstance(template.get("spec"), dict):
+        return spec
+    pod_spec = template["spec"]
+    volumes = [vol for vol in as_list(pod_spec.get("volumes")) if as_dict(vol).get("name") not in names]
+    volumes += [{"name": n, "persistentVolumeClaim": {"claimName": n}} for n in names]
+    return {**spec, "template": {**template, "spec": {**pod_spec, "volumes": volumes}}}
 
 
 def _default_claim_template(claim: dict[str, Any]) -> None:
