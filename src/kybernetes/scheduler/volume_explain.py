@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from kybernetes.api.pvutil import claim_class, is_claim_bound, node_affinity_matcher
+from kybernetes.api.storageutil import claim_class, is_claim_bound, node_affinity_matcher
 from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
 from kybernetes.scheduler.plugins.node_volume_limits import REASON_MAX_VOLUME_COUNT
 from kybernetes.scheduler.plugins.volume_binding import (

@@ -21,7 +21,7 @@ import logging
 
 from kybernetes import errors
 from kybernetes.api.obj import Obj
-from kybernetes.api.storageutil import ANN_BIND_COMPLETED, annotations_of
+from kybernetes.api.storageutil import ANN_BIND_COMPLETED, annotations_of, is_delay_binding
 from kybernetes.controllers.base import Controller, ControllerContext
 from kybernetes.controllers.podutil import meta, spec_of, status_of
 from kybernetes.controllers.volume import binder_plan as bp
@@ -113,7 +113,7 @@ class PersistentVolumeBinderController(Controller):
         if claim is None:
             return
         classes = self._classes_by_name()
-        unscheduled = self._unscheduled_pods(claim) if bp.is_delay_binding(claim, classes) else []
+        unscheduled = self._unscheduled_pods(claim) if is_delay_binding(claim, classes) else []
         plan = bp.plan_claim(claim, self._volumes_by_name(), classes, unscheduled)
         if plan.action == "lost":
             if status_of(claim).get("phase") != "Lost":
