@@ -15,6 +15,8 @@ After Kubernetes' ``component-helpers/storage/volume`` (``pv_helpers.go``, ``hel
 - :func:`find_matching_volume` is ``FindMatchingVolume`` (the scheduler's call with a node, the PV
   controller's without), :func:`find_best_match` the PV controller's access-mode index over it,
   :func:`volume_satisfies_claim` ``checkVolumeSatisfyClaim``;
+- :func:`bind_volume_to_claim` is ``GetBindVolumeToClaim`` (the edit both the scheduler and the PV
+  controller make to bind a volume), :func:`claim_reference` the ``claimRef`` it and a provisioner write;
 - :func:`node_affinity_matcher` is ``CheckNodeAffinity``, :func:`topology_matches`
   ``MatchTopologySelectorTerms``.
 
@@ -23,6 +25,7 @@ Every reader takes objects as the API returns them and never raises on a malform
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping
 from fractions import Fraction
@@ -188,6 +191,37 @@ def is_volume_bound_to_claim(pv: Mapping[str, Any], pvc: Mapping[str, Any]) -> b
     if ref.get("name") != meta.get("name") or (ref.get("namespace") or "") != (meta.get("namespace") or ""):
         return False
     return not ref.get("uid") or ref.get("uid") == meta.get("uid")
+
+
+def set_annotation(obj: Obj, key: str, value: str) -> None:
+    """Set one annotation on ``obj`` in place (``SetMetaDataAnnotation``)."""
+    annotations = obj.setdefault("metadata", {}).get("annotations")
+    if not isinstance(annotations, dict):
+        annotations = obj["metadata"]["annotations"] = {}
+    annotations[key] = value
+
+
+def claim_reference(pvc: Mapping[str, Any]) -> dict[str, Any]:
+    """``GetReference`` of a claim, as a volume's ``spec.claimRef``."""
+    m = _meta(pvc)
+    return {"kind": "PersistentVolumeClaim", "namespace": m.get("namespace"), "name": m.get("name"),
+            "uid": m.get("uid"), "apiVersion": "v1", "resourceVersion": m.get("resourceVersion")}
+
+
+def bind_volume_to_claim(pv: Obj, pvc: Obj) -> Obj | None:
+    """``GetBindVolumeToClaim``: a copy of the volume with ``claimRef`` to the claim, and
+    ``bound-by-controller`` unless the user pre-bound it to this claim; None when it is bound
+    to the claim (name, namespace and uid) already."""
+    ref = _spec(pv).get("claimRef")
+    m = _meta(pvc)
+    if isinstance(ref, dict) and ref.get("name") == m.get("name") and ref.get("namespace") == m.get("namespace") \
+            and ref.get("uid") == m.get("uid"):
+        return None
+    out = copy.deepcopy(pv)
+    if not is_volume_bound_to_claim(pv, pvc):
+        set_annotation(out, ANN_BOUND_BY_CONTROLLER, "yes")
+    out.setdefault("spec", {})["claimRef"] = claim_reference(pvc)
+    return out
 
 
 def is_claim_bound(pvc: Mapping[str, Any]) -> bool:

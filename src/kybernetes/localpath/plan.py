@@ -38,6 +38,7 @@ from kybernetes.api.storageutil import (
     claim_capacity,
     claim_class,
     claim_provisioner,
+    claim_reference,
     storage_capacity,
     storage_request,
     volume_mode,
@@ -115,7 +116,7 @@ def volume_path(pvc: Obj, sc: Obj, node: Obj) -> str:
 
 def persistent_volume(pvc: Obj, sc: Obj, node: Obj, path: str, name: str = PROVISIONER) -> Obj:
     """The PV that holds the claim's directory `path` on `node`."""
-    meta, spec = _meta(pvc), _spec(pvc)
+    spec = _spec(pvc)
     labels = _meta(node).get("labels") or {}
     hostname = labels.get(HOSTNAME_LABEL) or _meta(node).get("name")
     size = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
@@ -125,9 +126,7 @@ def persistent_volume(pvc: Obj, sc: Obj, node: Obj, path: str, name: str = PROVI
         "persistentVolumeReclaimPolicy": sc.get("reclaimPolicy") or "Delete",
         "storageClassName": _meta(sc).get("name"),
         "volumeMode": spec.get("volumeMode") or "Filesystem",
-        "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": meta.get("namespace"),
-                     "name": meta.get("name"), "uid": meta.get("uid"),
-                     "resourceVersion": meta.get("resourceVersion")},
+        "claimRef": claim_reference(pvc),
         "local": {"path": path},
         "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
             {"key": HOSTNAME_LABEL, "operator": "In", "values": [hostname]}]}]}},

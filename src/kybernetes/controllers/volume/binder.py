@@ -21,7 +21,12 @@ import logging
 
 from kybernetes import errors
 from kybernetes.api.obj import Obj
-from kybernetes.api.storageutil import ANN_BIND_COMPLETED, annotations_of, is_delay_binding
+from kybernetes.api.storageutil import (
+    ANN_BIND_COMPLETED,
+    annotations_of,
+    bind_volume_to_claim,
+    is_delay_binding,
+)
 from kybernetes.controllers.base import Controller, ControllerContext
 from kybernetes.controllers.podutil import meta, spec_of, status_of
 from kybernetes.controllers.volume import binder_plan as bp
@@ -141,7 +146,7 @@ class PersistentVolumeBinderController(Controller):
 
     async def _bind(self, pv: Obj, claim: Obj) -> None:
         """``bind``: the volume first, then the claim; each write on the last one's result."""
-        edited = bp.bind_volume(pv, claim)
+        edited = bind_volume_to_claim(pv, claim)
         if edited is not None:
             pv = await self.client.update("v1", "persistentvolumes", edited)
         pv = await self._volume_phase(pv, "Bound")

@@ -8,9 +8,10 @@ rules shared with the scheduler in :mod:`kybernetes.api.storageutil`. A claim of
 ``WaitForFirstConsumer`` class is not bound here until the scheduler has chosen its node (it binds
 such claims itself).
 
-The object edits of a binding are the pure ``bind_volume`` / ``bind_claim`` / ``claim_status``
-/ ``unbind_volume``: each returns the edited copy, or None when nothing needs to change, so the
-controller (``binder.py``) writes only what changed. Event wording is Kubernetes' own.
+The object edits of a binding are the pure ``bind_claim`` / ``claim_status`` / ``unbind_volume``
+(and, shared with the scheduler, ``storageutil.bind_volume_to_claim``): each returns the edited
+copy, or None when nothing needs to change, so the controller (``binder.py``) writes only what
+changed. Event wording is Kubernetes' own.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from kybernetes.api.obj import Obj
 from kybernetes.api.storageutil import (
@@ -36,6 +37,7 @@ from kybernetes.api.storageutil import (
     is_delay_binding,
     is_volume_bound_to_claim,
     newest_default,
+    set_annotation,
     volume_mode,
     volume_satisfies_claim,
 )
@@ -259,35 +261,6 @@ def reclaim(pv: Obj) -> Reclaim:
 # --- the edits of a binding ----------------------------------------------------------------------
 
 
-def claim_reference(claim: Obj) -> dict[str, Any]:
-    """``GetReference`` of a claim, as a volume's ``spec.claimRef``."""
-    m = meta(claim)
-    return {"kind": "PersistentVolumeClaim", "namespace": m.get("namespace"), "name": m.get("name"),
-            "uid": m.get("uid"), "apiVersion": "v1", "resourceVersion": m.get("resourceVersion")}
-
-
-def _set_annotation(obj: Obj, key: str, value: str) -> None:
-    annotations = obj.setdefault("metadata", {}).get("annotations")
-    if not isinstance(annotations, dict):
-        annotations = obj["metadata"]["annotations"] = {}
-    annotations[key] = value
-
-
-def bind_volume(pv: Obj, claim: Obj) -> Obj | None:
-    """``GetBindVolumeToClaim``: the volume with ``claimRef`` to the claim (and
-    ``bound-by-controller`` when the controller chose it); None when it is bound already."""
-    ref = spec_of(pv).get("claimRef")
-    m = meta(claim)
-    if isinstance(ref, dict) and ref.get("name") == m.get("name") and ref.get("namespace") == m.get("namespace") \
-            and ref.get("uid") == m.get("uid"):
-        return None
-    out = copy.deepcopy(pv)
-    if not is_volume_bound_to_claim(pv, claim):
-        _set_annotation(out, ANN_BOUND_BY_CONTROLLER, "yes")
-    out["spec"]["claimRef"] = claim_reference(claim)
-    return out
-
-
 def bind_claim(claim: Obj, volume_name: str) -> Obj | None:
     """``bindClaimToVolume``'s edit: ``volumeName`` (with ``bound-by-controller`` when the
     controller set it) and ``bind-completed``; None when both are there."""
@@ -296,10 +269,10 @@ def bind_claim(claim: Obj, volume_name: str) -> Obj | None:
     if spec_of(claim).get("volumeName") != volume_name:
         out.setdefault("spec", {})["volumeName"] = volume_name
         if ANN_BOUND_BY_CONTROLLER not in annotations_of(claim):
-            _set_annotation(out, ANN_BOUND_BY_CONTROLLER, "yes")
+            set_annotation(out, ANN_BOUND_BY_CONTROLLER, "yes")
         dirty = True
     if ANN_BIND_COMPLETED not in annotations_of(claim):
-        _set_annotation(out, ANN_BIND_COMPLETED, "yes")
+        set_annotation(out, ANN_BIND_COMPLETED, "yes")
         dirty = True
     return out if dirty else None
 
@@ -344,6 +317,6 @@ def with_provisioner(claim: Obj, provisioner: str) -> Obj | None:
             annotations.get(ANN_BETA_STORAGE_PROVISIONER) == provisioner:
         return None
     out = copy.deepcopy(claim)
-    _set_annotation(out, ANN_STORAGE_PROVISIONER, provisioner)
-    _set_annotation(out, ANN_BETA_STORAGE_PROVISIONER, provisioner)
+    set_annotation(out, ANN_STORAGE_PROVISIONER, provisioner)
+    set_annotation(out, ANN_BETA_STORAGE_PROVISIONER, provisioner)
     return out

@@ -37,16 +37,15 @@ from typing import Any
 from kybernetes import errors
 from kybernetes.api.obj import Obj
 from kybernetes.api.storageutil import (
-    ANN_BOUND_BY_CONTROLLER,
     ANN_SELECTED_NODE,
     NOT_SUPPORTED_PROVISIONER,
     WAIT_FOR_FIRST_CONSUMER,
     annotations_of,
+    bind_volume_to_claim,
     claim_class,
     claim_key,
     find_matching_volume,
     is_claim_bound,
-    is_volume_bound_to_claim,
     node_affinity_matcher,
     storage_request,
     topology_matches,
@@ -242,15 +241,10 @@ class VolumeBinding(Plugin):
         store = self.handle.volumes
         assumed_bindings = []
         for pv, pvc in pv_for_node.bindings:
-            if is_volume_bound_to_claim(pv, pvc) and ((pv.get("spec") or {}).get("claimRef") or {}).get("uid"):
-                continue  # pre-bound to this very claim: nothing to write, only to wait for
-            new = copy.deepcopy(pv)
+            new = bind_volume_to_claim(pv, pvc)
+            if new is None:
+                continue  # bound to this very claim already: nothing to write, only to wait for
             new.update(apiVersion="v1", kind="PersistentVolume")
-            meta = pvc["metadata"]
-            new["spec"]["claimRef"] = {"kind": "PersistentVolumeClaim", "namespace": meta.get("namespace") or "",
-                                       "name": meta["name"], "uid": meta.get("uid") or "", "apiVersion": "v1",
-                                       "resourceVersion": meta.get("resourceVersion") or ""}
-            new["metadata"].setdefault("annotations", {})[ANN_BOUND_BY_CONTROLLER] = "yes"
             store.assume_pv(new)
             assumed_bindings.append(new)
         assumed_provisions = []
