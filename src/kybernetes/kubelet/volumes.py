@@ -61,7 +61,8 @@ from kybernetes.api import gobytes
 from kybernetes.api.fieldpath import container_resource_value, field_value
 from kybernetes.api.obj import Obj
 from kybernetes.api.quantity import parse_quantity
-from kybernetes.api.scheduling import compile_terms, node_view
+from kybernetes.api.scheduling import node_view
+from kybernetes.api.storageutil import node_affinity_matcher
 from kybernetes.api.timeutil import parse_epoch
 from kybernetes.client.rest import Client
 from kybernetes.kubelet import machine
@@ -427,13 +428,13 @@ class VolumeManager:
 
     async def _check_node_affinity(self, pv_name: str, spec: Obj) -> None:
         """``checkNodeAffinity``: a PV whose required node affinity excludes this node is not mounted."""
-        terms = (((spec.get("nodeAffinity") or {}).get("required") or {}).get("nodeSelectorTerms"))
-        if terms is None:
+        fits = node_affinity_matcher({"spec": spec})
+        if fits is None:
             return
         node = await self._get("nodes", "", self.node_name)
         if node is None:
             raise VolumeError(pv_name, f'node "{self.node_name}" not found', "MountVolume.NodeAffinity check failed")
-        if not compile_terms(terms)(node_view(node)):
+        if not fits(node_view(node)):
             raise VolumeError(pv_name, "no matching NodeSelectorTerms", "MountVolume.NodeAffinity check failed")
 
     # -- mounts -----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from kybernetes.api.storageutil import claim_class, is_claim_bound, node_affinity_matcher
+from kybernetes.api.storageutil import claim_class, is_claim_bound, is_delay_binding, node_affinity_matcher
 from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
 from kybernetes.scheduler.plugins.node_volume_limits import REASON_MAX_VOLUME_COUNT
 from kybernetes.scheduler.plugins.volume_binding import (
@@ -66,8 +66,7 @@ def suggest_volumes(store: VolumeStore, nodes: Mapping[str, NodeInfo], pi: PodIn
                            f"those nodes available to the pod")
             continue
         if REASON_UNBOUND_IMMEDIATE in pre_filter:
-            sc = store.classes.get(claim_class(pvc))
-            if sc is None or sc.get("volumeBindingMode") != "WaitForFirstConsumer":
+            if not is_delay_binding(pvc, store.classes):
                 out.append(f"claim {name!r} is not bound and is bound only by the PV controller: create a "
                            f"PersistentVolume for it ({_pv_spec(pvc)})")
         elif REASON_BIND_CONFLICT in reasons:
