@@ -254,3 +254,37 @@ def test_find_best_match(pvc: Obj, volumes: list[Obj], want: str | None) -> None
 ])
 def test_volume_satisfies_claim(pv: Obj, pvc: Obj, want: str) -> None:
     assert su.volume_satisfies_claim(pv, pvc) == want
+
+
+# --- a pod's claims ------------------------------------------------------------------------------
+
+POD = {"metadata": {"name": "web", "namespace": "ns", "uid": "pod-uid"}, "spec": {"volumes": [
+    {"name": "data", "persistentVolumeClaim": {"claimName": "shared"}},
+    {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}},
+    {"name": "tmp", "emptyDir": {}},
+]}}
+
+
+def test_pod_claims_name_ephemeral_claims_pod_dash_volume() -> None:
+    assert su.pod_claims(POD) == [("shared", False), ("web-scratch", True)]
+    assert su.pod_claims({"spec": {"volumes": None}}) == []
+
+
+def owned(uid: str, *, controller: bool = True, namespace: str = "ns") -> Obj:
+    return {"metadata": {"name": "web-scratch", "namespace": namespace,
+                         "ownerReferences": [{"kind": "Pod", "name": "web", "uid": uid, "controller": controller}]}}
+
+
+NOT_OWNER = "PVC ns/web-scratch was not created for pod ns/web (pod is not owner)"
+
+
+@pytest.mark.parametrize(("pvc", "want"), [
+    (owned("pod-uid"), ""),
+    (owned("other-uid"), NOT_OWNER),
+    (owned("pod-uid", controller=False), NOT_OWNER),
+    (owned("pod-uid", namespace="elsewhere"), "PVC elsewhere/web-scratch was not created for pod ns/web "
+                                              "(pod is not owner)"),
+    ({"metadata": {"name": "web-scratch", "namespace": "ns"}}, NOT_OWNER),
+])
+def test_volume_is_for_pod(pvc: Obj, want: str) -> None:
+    assert su.volume_is_for_pod(POD, pvc) == want

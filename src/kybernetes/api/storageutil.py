@@ -17,6 +17,9 @@ After Kubernetes' ``component-helpers/storage/volume`` (``pv_helpers.go``, ``hel
   :func:`volume_satisfies_claim` ``checkVolumeSatisfyClaim``;
 - :func:`bind_volume_to_claim` is ``GetBindVolumeToClaim`` (the edit both the scheduler and the PV
   controller make to bind a volume), :func:`claim_reference` the ``claimRef`` it and a provisioner write;
+- a pod's claims (:func:`pod_claims`) include a generic ephemeral volume's ``<pod>-<volume>``
+  (``ephemeral.VolumeClaimName``), which serves the pod only if the pod controls it
+  (:func:`volume_is_for_pod`, ``ephemeral.VolumeIsForPod``);
 - :func:`node_affinity_matcher` is ``CheckNodeAffinity``, :func:`topology_matches`
   ``MatchTopologySelectorTerms``.
 
@@ -74,6 +77,42 @@ def annotations_of(obj: Mapping[str, Any]) -> dict[str, str]:
 
 def claim_key(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
+
+
+# --- a pod's claims ------------------------------------------------------------------------------
+
+
+def ephemeral_claim_name(pod: Mapping[str, Any], volume: Mapping[str, Any]) -> str:
+    """``ephemeral.VolumeClaimName``: the claim of a generic ephemeral volume is ``<pod>-<volume>``."""
+    return f"{_meta(pod).get('name') or ''}-{volume.get('name') or ''}"
+
+
+def pod_claims(pod: Mapping[str, Any]) -> list[tuple[str, bool]]:
+    """(claim name, is a generic ephemeral volume's) for each claim the pod's volumes use, in order."""
+    out: list[tuple[str, bool]] = []
+    volumes = _spec(pod).get("volumes")
+    for vol in volumes if isinstance(volumes, list) else ():
+        if not isinstance(vol, dict):
+            continue
+        pvc = vol.get("persistentVolumeClaim")
+        if isinstance(pvc, dict):
+            out.append((str(pvc.get("claimName") or ""), False))
+        elif vol.get("ephemeral") is not None:
+            out.append((ephemeral_claim_name(pod, vol), True))
+    return out
+
+
+def volume_is_for_pod(pod: Mapping[str, Any], pvc: Mapping[str, Any]) -> str:
+    """``ephemeral.VolumeIsForPod``: "" when the pod controls the claim (same namespace, the
+    controller owner reference has the pod's uid), else Kubernetes' error."""
+    pm, cm = _meta(pod), _meta(pvc)
+    refs = cm.get("ownerReferences")
+    owned = any(isinstance(r, dict) and r.get("controller") and r.get("uid") == pm.get("uid")
+                for r in (refs if isinstance(refs, list) else ()))
+    if owned and (cm.get("namespace") or "") == (pm.get("namespace") or ""):
+        return ""
+    return (f"PVC {cm.get('namespace') or ''}/{cm.get('name') or ''} was not created for pod "
+            f"{pm.get('namespace') or ''}/{pm.get('name') or ''} (pod is not owner)")
 
 
 # --- classes -------------------------------------------------------------------------------------

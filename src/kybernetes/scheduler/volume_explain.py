@@ -18,7 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from kybernetes.api.storageutil import claim_class, is_claim_bound, is_delay_binding, node_affinity_matcher
+from kybernetes.api.storageutil import (
+    claim_class,
+    is_claim_bound,
+    is_delay_binding,
+    node_affinity_matcher,
+    pod_claims,
+)
 from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
 from kybernetes.scheduler.plugins.node_volume_limits import REASON_MAX_VOLUME_COUNT
 from kybernetes.scheduler.plugins.volume_binding import (
@@ -26,7 +32,6 @@ from kybernetes.scheduler.plugins.volume_binding import (
     REASON_NODE_CONFLICT,
     REASON_PV_NOT_EXIST,
     REASON_UNBOUND_IMMEDIATE,
-    pod_claims,
 )
 from kybernetes.scheduler.plugins.volume_restrictions import REASON_RWOP_CONFLICT
 from kybernetes.scheduler.volumes import VolumeStore

@@ -47,9 +47,11 @@ from kybernetes.api.storageutil import (
     find_matching_volume,
     is_claim_bound,
     node_affinity_matcher,
+    pod_claims,
     storage_request,
     topology_matches,
     volume_class,
+    volume_is_for_pod,
 )
 from kybernetes.scheduler.framework import SKIP, Code, CycleState, Plugin, Status, unresolvable
 from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
@@ -60,25 +62,6 @@ REASON_PV_NOT_EXIST = "node(s) unavailable due to one or more pvc(s) bound to no
 REASON_UNBOUND_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
 VOLUME_REASONS = (REASON_BIND_CONFLICT, REASON_NODE_CONFLICT, REASON_PV_NOT_EXIST)
 DEFAULT_BIND_TIMEOUT = 600.0
-
-
-def pod_claims(pod: Mapping[str, Any]) -> list[tuple[str, bool]]:
-    """(claim name, is a generic ephemeral volume) for each claim the pod's volumes use."""
-    pod_name = (pod.get("metadata") or {}).get("name") or ""
-    out = []
-    for vol in (pod.get("spec") or {}).get("volumes") or ():
-        pvc = vol.get("persistentVolumeClaim")
-        if pvc is not None:
-            out.append((pvc.get("claimName") or "", False))
-        elif vol.get("ephemeral") is not None:
-            out.append((f"{pod_name}-{vol.get('name') or ''}", True))
-    return out
-
-
-def _owned_by(pvc: Obj, pod: Mapping[str, Any]) -> bool:
-    uid = (pod.get("metadata") or {}).get("uid")
-    return any(r.get("controller") and r.get("uid") == uid
-               for r in (pvc.get("metadata") or {}).get("ownerReferences") or ())
 
 
 class _PodVolumes:
@@ -148,8 +131,8 @@ class VolumeBinding(Plugin):
                                     f'"{(pvc.get("spec") or {}).get("volumeName") or ""}"')
             if (pvc.get("metadata") or {}).get("deletionTimestamp") is not None:
                 return unresolvable(f'persistentvolumeclaim "{name}" is being deleted')
-            if ephemeral and not _owned_by(pvc, pi.pod):
-                return unresolvable(f"PVC {pi.namespace}/{name} was not created for pod {pi.key} (pod is not owner)")
+            if ephemeral and (not_for_pod := volume_is_for_pod(pi.pod, pvc)):
+                return unresolvable(not_for_pod)
             if is_claim_bound(pvc):
                 pv = store.pv(pvc["spec"]["volumeName"])
                 bound.append((pvc, pv, node_affinity_matcher(pv) if pv is not None else None))
