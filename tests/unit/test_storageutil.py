@@ -206,6 +206,8 @@ FIND_CASES = [
     ("selector", claim(selector={"matchLabels": {"tier": "gold"}}),
      [volume("plain"), volume("gold", "9Gi", labels={"tier": "gold"})], {}, "gold"),
     ("empty selector selects all", claim(selector={}), [volume("pv")], {}, "pv"),
+    ("malformed selector matches nothing", claim(selector={"matchLabels": ["x"]}), [volume("pv", ref=TO_DATA)],
+     {}, None),
     ("volumeMode unset is Filesystem", claim(), [volume("pv", volumeMode="Filesystem")], {}, "pv"),
     ("volumeMode differs", claim(volumeMode="Block"), [volume("pv")], {}, None),
     ("being deleted", claim(), [{**volume("pv"), "metadata": {"name": "pv", "deletionTimestamp": "t"}}], {}, None),

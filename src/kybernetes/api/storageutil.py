@@ -1,6 +1,8 @@
 """The one home of the rules about PersistentVolumes, claims and StorageClasses that several
-components apply: the PV controller (``controllers/volume/``), the scheduler's volume plugins, the
-DefaultStorageClass and PersistentVolumeClaimResize admission plugins and the local-path provisioner.
+components apply: the PV controller and the ephemeral volume controller (``controllers/volume/``),
+PVC protection, the scheduler's volume plugins, the DefaultStorageClass and
+PersistentVolumeClaimResize admission plugins, the local-path provisioner, the kubelet's claim
+mounts, the PV/PVC printers and the quota evaluator.
 
 After Kubernetes' ``component-helpers/storage/volume`` (``pv_helpers.go``, ``helpers.go``) and
 ``pkg/controller/volume/persistentvolume`` (``index.go``, ``checkVolumeSatisfyClaim``):
@@ -23,7 +25,8 @@ After Kubernetes' ``component-helpers/storage/volume`` (``pv_helpers.go``, ``hel
 - :func:`node_affinity_matcher` is ``CheckNodeAffinity``, :func:`topology_matches`
   ``MatchTopologySelectorTerms``.
 
-Every reader takes objects as the API returns them and never raises on a malformed field.
+Every reader takes objects as the API returns them and never raises on a malformed field (a claim
+whose selector cannot be parsed matches no volume, as Kubernetes' search fails for it).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from fractions import Fraction
 from typing import Any
 
+from kybernetes import errors
 from kybernetes.api.label_selectors import from_label_selector_object
 from kybernetes.api.obj import Obj
 from kybernetes.api.quantity import parse_quantity
@@ -316,7 +320,10 @@ def find_matching_volume(claim: Obj, volumes: Iterable[Obj], *,
     requested = storage_request(claim)
     requested_class = claim_class(claim)
     selector = _spec(claim).get("selector")
-    matcher = from_label_selector_object(selector) if selector is not None else None
+    try:
+        matcher = from_label_selector_object(selector) if selector is not None else None
+    except errors.StatusError:
+        return None
     smallest: Obj | None = None
     for pv in volumes:
         if _meta(pv).get("name") in excluded or not _candidate(pv, claim, requested):
