@@ -42,7 +42,7 @@ from typing import Any
 from kybernetes import errors
 from kybernetes.api.clusterdns import DEFAULT_CLUSTER_DOMAIN, cluster_dns_ip
 from kybernetes.api.localpath import PROVISIONER
-from kybernetes.api.storageutil import IS_DEFAULT
+from kybernetes.api.storageutil import IS_DEFAULT, WAIT_FOR_FIRST_CONSUMER
 from kybernetes.client import Client
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ def local_storage_objects(settings: AddonSettings) -> list[Obj]:
         {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
          "metadata": {"name": LOCAL_PATH_CLASS,
                       "annotations": {IS_DEFAULT: "true"}},
-         "provisioner": PROVISIONER, "volumeBindingMode": "WaitForFirstConsumer", "reclaimPolicy": "Delete",
+         "provisioner": PROVISIONER, "volumeBindingMode": WAIT_FOR_FIRST_CONSUMER, "reclaimPolicy": "Delete",
          "allowVolumeExpansion": True},
     ]
 
