@@ -46,6 +46,7 @@ from kybernetes.api.storageutil import (
     claim_key,
     find_matching_volume,
     is_claim_bound,
+    is_volume_bound_to_claim,
     node_affinity_matcher,
     pod_claims,
     storage_request,
@@ -148,12 +149,15 @@ class VolumeBinding(Plugin):
                 immediate = True  # pre-bound claims too: the PV controller finishes those
         if immediate:
             return unresolvable(REASON_UNBOUND_IMMEDIATE)
-        # Once per cycle: each claim's PVs (those of its class, as the scheduler's PV cache lists them)
-        # and their node affinities; Filter matches them against each node.
+        # Once per cycle: each claim's PVs (those of its class, as the scheduler's PV cache lists them,
+        # less those another claim holds, which no node changes) and their node affinities; Filter
+        # matches them against each node.
         by_class: dict[str, list[Obj]] = {}
         for pv in sorted(store.all_pvs() if delayed else [], key=lambda pv: pv["metadata"]["name"]):
             by_class.setdefault(volume_class(pv), []).append(pv)
-        candidates = [(pvc, by_class.get(claim_class(pvc), [])) for pvc in delayed]
+        candidates = [(pvc, [pv for pv in by_class.get(claim_class(pvc), [])
+                             if not (pv.get("spec") or {}).get("claimRef") or is_volume_bound_to_claim(pv, pvc)])
+                      for pvc in delayed]
         affinity = {pv["metadata"]["name"]: node_affinity_matcher(pv) for _, pvs in candidates for pv in pvs}
         state.data[self.name] = _State(bound, candidates, affinity)
         return None
