@@ -42,6 +42,7 @@ from typing import Any
 from kybernetes import errors
 from kybernetes.api.clusterdns import DEFAULT_CLUSTER_DOMAIN, cluster_dns_ip
 from kybernetes.api.localpath import PROVISIONER
+from kybernetes.api.storageutil import IS_DEFAULT, WAIT_FOR_FIRST_CONSUMER
 from kybernetes.client import Client
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,16 @@ log = logging.getLogger(__name__)
 FIELD_MANAGER = "kybernetes-addons"
 ADDONS = ("coredns", "local-storage")
 """The names `--disable` accepts."""
+
+
+def _system_tolerations() -> list[dict[str, str]]:
+    """What k3s' system add-ons tolerate: the CriticalAddonsOnly taint and the control plane's."""
+    return [
+        {"key": "CriticalAddonsOnly", "operator": "Exists"},
+        {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"},
+    ]
+
 
 Obj = dict[str, Any]
 
@@ -117,11 +128,7 @@ def coredns_objects(settings: AddonSettings) -> list[Obj]:
                      "priorityClassName": "system-cluster-critical",
                      "dnsPolicy": "Default",
                      "nodeSelector": {"kubernetes.io/os": "linux"},
-                     "tolerations": [
-                         {"key": "CriticalAddonsOnly", "operator": "Exists"},
-                         {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
-                         {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"},
-                     ],
+                     "tolerations": _system_tolerations(),
                      "containers": [container],
                  },
              },
@@ -188,19 +195,15 @@ def local_storage_objects(settings: AddonSettings) -> list[Obj]:
                      "serviceAccountName": LOCAL_PATH_ACCOUNT,
                      "priorityClassName": "system-node-critical",
                      "nodeSelector": {"kubernetes.io/os": "linux"},
-                     "tolerations": [
-                         {"key": "CriticalAddonsOnly", "operator": "Exists"},
-                         {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
-                         {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"},
-                     ],
+                     "tolerations": _system_tolerations(),
                      "containers": [container],
                  },
              },
          }},
         {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
          "metadata": {"name": LOCAL_PATH_CLASS,
-                      "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-         "provisioner": PROVISIONER, "volumeBindingMode": "WaitForFirstConsumer", "reclaimPolicy": "Delete",
+                      "annotations": {IS_DEFAULT: "true"}},
+         "provisioner": PROVISIONER, "volumeBindingMode": WAIT_FOR_FIRST_CONSUMER, "reclaimPolicy": "Delete",
          "allowVolumeExpansion": True},
     ]
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from kybernetes.api.storageutil import bind_volume_to_claim
 from kybernetes.controllers.volume import binder_plan as bp
 
 Obj = dict[str, Any]
@@ -209,13 +210,13 @@ def test_reclaim(volume: Obj, failed: bool, reason: str, message: str) -> None:
 
 def test_bind_edits_set_references_and_annotations() -> None:
     claim = pvc()
-    volume = bp.bind_volume(pv("v"), claim)
+    volume = bind_volume_to_claim(pv("v"), claim)
     assert volume is not None
     assert volume["spec"]["claimRef"] == {**ref(), "apiVersion": "v1", "resourceVersion": "7"}
     assert volume["metadata"]["annotations"] == {bp.ANN_BOUND_BY_CONTROLLER: "yes"}
-    assert bp.bind_volume(volume, claim) is None
+    assert bind_volume_to_claim(volume, claim) is None
     # a user's pre-binding gets the uid, not the bound-by-controller annotation
-    prebound = bp.bind_volume(pv("v", claim=ref(uid="")), claim)
+    prebound = bind_volume_to_claim(pv("v", claim=ref(uid="")), claim)
     assert prebound is not None and prebound["metadata"]["annotations"] == {}
     edited = bp.bind_claim(claim, "v")
     assert edited is not None and edited["spec"]["volumeName"] == "v"

@@ -52,6 +52,16 @@ def test_evaluators() -> None:
     assert used == {"pods": "1", "requests.cpu": "2"}
 
 
+def test_claim_usage_counts_the_class_as_kubernetes_reads_it() -> None:
+    # GetPersistentVolumeClaimClass: the beta annotation wins over spec.storageClassName.
+    pvc = {"metadata": {"annotations": {"volume.beta.kubernetes.io/storage-class": "gold"}},
+           "spec": {"storageClassName": "silver", "resources": {"requests": {"storage": "1Gi"}}}}
+    assert object_usage("", "persistentvolumeclaims", pvc) == {
+        "persistentvolumeclaims": "1", "count/persistentvolumeclaims": "1", "requests.storage": "1Gi",
+        "gold.storageclass.storage.k8s.io/persistentvolumeclaims": "1",
+        "gold.storageclass.storage.k8s.io/requests.storage": "1Gi"}
+
+
 async def test_admission_and_controller(srv: ServerProcess) -> None:
     opts = {"resource-quota-sync-period": 1.0}
     async with running(srv, ResourceQuotaController, options=opts) as client:

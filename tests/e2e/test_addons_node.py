@@ -11,7 +11,6 @@ machine's primary address, which the kubernetes Service's endpoints name. A pod'
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -19,8 +18,8 @@ import pytest
 from kybernetes.images.system import system_image_name
 from kybernetes.pki import primary_address
 
-from .conftest import Obj, require_kubectl, wait_until
-from .test_node import Node, _node_missing, _pick_network, pod, running_node
+from .conftest import Obj, wait_until
+from .test_node import Node, _pick_network, pod, require_node, running_node
 
 # A Python client in the system image, with the pod's own service account (in-cluster config).
 IN_CLUSTER_LIST = """
@@ -38,14 +37,7 @@ asyncio.run(main())
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    reason = _node_missing()
-    if reason:
-        pytest.skip(reason)
-    require_kubectl()
-    if not primary_address():
-        if os.environ.get("CI"):
-            pytest.fail("CI machines have a default route")
-        pytest.skip("this machine has no default route, hence no primary address for pods to reach")
+    require_node(pods_reach_primary_address=True)
     octet = _pick_network()
     with running_node(tmp_path_factory.mktemp("kyb-addons").resolve(), "e2e-addons", octet,
                       "--bind-address", "", addons=True, cloud=True) as n:

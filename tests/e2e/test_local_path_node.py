@@ -19,30 +19,20 @@ user starts it (serving on this machine's primary address, like test_addons_node
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from kybernetes.pki import primary_address
-
-from .conftest import Obj, require_kubectl, wait_until
-from .test_node import Node, _node_missing, _pick_network, pod, running_node
+from .conftest import Obj, wait_until
+from .test_node import Node, _pick_network, pod, require_node, running_node
 
 PROVISIONER = "kybernetes.io/local-path"
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    reason = _node_missing()
-    if reason:
-        pytest.skip(reason)
-    require_kubectl()
-    if not primary_address():
-        if os.environ.get("CI"):
-            pytest.fail("CI machines have a default route")
-        pytest.skip("this machine has no default route, hence no primary address for pods to reach")
+    require_node(pods_reach_primary_address=True)
     octet = _pick_network()
     with running_node(tmp_path_factory.mktemp("kyb-localpath").resolve(), "e2e-lp", octet,
                       "--bind-address", "", "--disable", "coredns", addons=True) as n:

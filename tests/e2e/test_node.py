@@ -42,6 +42,7 @@ from kybernetes.apiserver.join.tokens import server_token
 from kybernetes.images.importer import push_to_registry
 from kybernetes.images.oci import BUSYBOX_IMAGE, build_busybox_image
 from kybernetes.kubelet.containerd import cleanup_mounts, kill_pids, mounts_under
+from kybernetes.pki import primary_address
 from kybernetes.testing import ServerProcess, free_network_octet, free_port, stop_process
 
 from .conftest import Obj, is_ready, require_kubectl, wait_until
@@ -64,6 +65,20 @@ def _node_missing() -> str | None:
         if shutil.which(binary) is None:
             return f"needs {binary}"
     return None
+
+
+def require_node(*, pods_reach_primary_address: bool = False) -> None:
+    """Skip unless this machine can run a node (root, containerd, runc, ctr) and kubectl is there.
+    With ``pods_reach_primary_address`` (pods that call the API server's primary address, as the
+    add-ons do) it needs a default route too: a CI machine has one, so there its absence fails."""
+    reason = _node_missing()
+    if reason:
+        pytest.skip(reason)
+    require_kubectl()
+    if pods_reach_primary_address and not primary_address():
+        if os.environ.get("CI"):
+            pytest.fail("CI machines have a default route")
+        pytest.skip("this machine has no default route, hence no primary address for pods to reach")
 
 
 def _pick_network() -> int:

@@ -14,18 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Obj, require_kubectl, wait_until
-from .test_node import Node, _node_missing, _pick_network, pod, running_node
+from .conftest import Obj, wait_until
+from .test_node import Node, _pick_network, pod, require_node, running_node
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    reason = _node_missing()
-    if reason:
-        pytest.skip(reason)
-    require_kubectl()
+    require_node()
     with running_node(tmp_path_factory.mktemp("kyb-vol-node").resolve(), "e2e-vol", _pick_network()) as n:
         yield n
 

@@ -326,6 +326,34 @@ def test_pv_pre_bound_to_the_claim_wins_and_needs_no_write() -> None:
     assert pv_for_node.writes == [] and not state.data["VolumeBinding"].all_bound
 
 
+def test_a_users_pre_binding_without_uid_gets_the_uid_not_bound_by_controller() -> None:
+    # GetBindVolumeToClaim: the user chose this volume, so unbinding it later keeps their claimRef.
+    prebound = pv("mine", node_name="n1", claim="data")
+    del prebound["spec"]["claimRef"]["uid"]
+    e = env([prebound], [pvc("data")], [sc(WFFC, provisioner="kubernetes.io/no-provisioner")])
+    pi = PodInfo(with_claims(pod("p"), "data"))
+    state = CycleState()
+    assert e.fw.run_pre_filter(state, pi) is None
+    assert e.fw.run_filter(state, pi, e.cache.snapshot.nodes["n1"]) is None
+    assert e.fw.run_reserve(state, pi, "n1") is None
+    [written] = state.data["VolumeBinding"].by_node["n1"].writes
+    assert written["spec"]["claimRef"]["uid"] == "uid-data"
+    assert "pv.kubernetes.io/bound-by-controller" not in written["metadata"].get("annotations", {})
+
+
+def test_a_pv_pre_bound_to_the_claim_elsewhere_rules_out_the_other_pvs() -> None:
+    # FindMatchingVolume with a node: a pre-bound volume whose node affinity misses the node is
+    # no match at all there, even with another volume free on that node.
+    e = env([pv("free", node_name="n1"), pv("mine", node_name="n2", claim="data")], [pvc("data")],
+            [sc(WFFC, provisioner="kubernetes.io/no-provisioner")])
+    pi = PodInfo(with_claims(pod("p"), "data"))
+    state = CycleState()
+    assert e.fw.run_pre_filter(state, pi) is None
+    st = e.fw.run_filter(state, pi, e.cache.snapshot.nodes["n1"])
+    assert st is not None and list(st.reasons) == [BIND_CONFLICT]
+    assert e.fw.run_filter(state, pi, e.cache.snapshot.nodes["n2"]) is None
+
+
 async def test_pre_bind_writes_the_pv_claim_ref_and_fails_if_the_binder_drops_it() -> None:
     e = env([pv("p1", node_name="n1")], [pvc("data")], [sc(WFFC, provisioner="kubernetes.io/no-provisioner")])
     e.handle.client = client = _Recorder()

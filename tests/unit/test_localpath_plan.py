@@ -71,6 +71,10 @@ def test_check_class_and_selected_node() -> None:
         plan.check_class(claim(), None)
     with pytest.raises(plan.PlanError, match=re.escape('not "kybernetes.io/local-path"')):
         plan.check_class(claim(), storage_class(provisioner="other"))
+    # The class is GetPersistentVolumeClaimClass's: the beta annotation wins over the field.
+    beta = claim(**{"volume.beta.kubernetes.io/storage-class": "legacy"})
+    with pytest.raises(plan.PlanError, match=re.escape('storageclass.storage.k8s.io "legacy" not found')):
+        plan.check_class(beta, None)
     block = claim()
     block["spec"]["volumeMode"] = "Block"
     with pytest.raises(plan.PlanError, match="Block is not supported"):

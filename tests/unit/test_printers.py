@@ -496,6 +496,9 @@ def test_persistent_volume_and_claim() -> None:
         "data", "Bound", "pv-1", "10Gi", "RWO", "fast", "<unset>", "5m", "<unset>"]
     pending = {"metadata": md("p", deletionTimestamp=ago(seconds=1)), "spec": {}, "status": {"phase": "Pending"}}
     assert row_cells("", "PersistentVolumeClaim", pending, NOW)[1:6] == ["Terminating", "", "", "", ""]
+    # GetPersistentVolumeClass: a beta annotation present wins, even when it is empty.
+    beta = {**pv, "metadata": md("pv-2", None, annotations={"volume.beta.kubernetes.io/storage-class": ""})}
+    assert row_cells("", "PersistentVolume", beta, NOW)[6] == ""
 
 
 # --------------------------------------------------------------------------------------- workloads

@@ -24,6 +24,7 @@ from typing import Any
 from kybernetes.api import quantity as q
 from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import is_pod_terminal, pod_resource_totals
+from kybernetes.api.storageutil import claim_class
 from kybernetes.api.timeutil import parse_rfc3339
 
 Usage = dict[str, str]
@@ -140,7 +141,7 @@ def pvc_usage(pvc: Obj) -> Usage:
     spec = _d(pvc.get("spec"))
     usage: Usage = {"persistentvolumeclaims": "1", "count/persistentvolumeclaims": "1"}
     storage = _d(_d(spec.get("resources")).get("requests")).get("storage")
-    sc = spec.get("storageClassName")
+    sc = claim_class(pvc)
     if sc:
         usage[f"{sc}{_STORAGE_CLASS_SUFFIX}persistentvolumeclaims"] = "1"
     if storage is not None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.obj import Obj
+from kybernetes.api.storageutil import pod_claims, volume_is_for_pod
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
 from kybernetes.controllers.podutil import meta, spec_of
 
@@ -53,25 +54,10 @@ def pod_is_shut_down(pod: Obj) -> bool:
     return bool(m.get("deletionTimestamp")) and m.get("deletionGracePeriodSeconds") == 0
 
 
-def _controlled_by(obj: Obj, owner: Obj) -> bool:
-    uid = meta(owner).get("uid")
-    return any(isinstance(r, dict) and r.get("controller") and r.get("uid") == uid
-               for r in meta(obj).get("ownerReferences") or [])
-
-
 def claim_names(pod: Obj) -> list[str]:
     """The claims a pod's volumes name: ``persistentVolumeClaim.claimName`` and ``<pod>-<volume>``
     for generic ephemeral volumes."""
-    out: list[str] = []
-    for vol in spec_of(pod).get("volumes") or []:
-        if not isinstance(vol, dict):
-            continue
-        pvc = vol.get("persistentVolumeClaim")
-        if isinstance(pvc, dict) and pvc.get("claimName"):
-            out.append(str(pvc["claimName"]))
-        elif vol.get("ephemeral") is not None:
-            out.append(f"{meta(pod).get('name', '')}-{vol.get('name', '')}")
-    return out
+    return [name for name, _ in pod_claims(pod) if name]
 
 
 def pod_uses_claim(pod: Obj, claim: Obj) -> bool:
@@ -81,16 +67,9 @@ def pod_uses_claim(pod: Obj, claim: Obj) -> bool:
     if not spec_of(pod).get("nodeName") or meta(pod).get("namespace") != meta(claim).get("namespace"):
         return False
     name = meta(claim).get("name")
-    for vol in spec_of(pod).get("volumes") or []:
-        if not isinstance(vol, dict):
-            continue
-        pvc = vol.get("persistentVolumeClaim")
-        if isinstance(pvc, dict) and pvc.get("claimName") == name:
-            return True
-        if (vol.get("ephemeral") is not None and not pod_is_shut_down(pod)
-                and f"{meta(pod).get('name', '')}-{vol.get('name', '')}" == name and _controlled_by(claim, pod)):
-            return True
-    return False
+    return any(claim_name == name and (not ephemeral or (not pod_is_shut_down(pod)
+                                                         and not volume_is_for_pod(pod, claim)))
+               for claim_name, ephemeral in pod_claims(pod))
 
 
 def volume_in_use(pv: Obj) -> bool:

@@ -61,7 +61,8 @@ from kybernetes.api import gobytes
 from kybernetes.api.fieldpath import container_resource_value, field_value
 from kybernetes.api.obj import Obj
 from kybernetes.api.quantity import parse_quantity
-from kybernetes.api.scheduling import compile_terms, node_view
+from kybernetes.api.scheduling import node_view
+from kybernetes.api.storageutil import ephemeral_claim_name, node_affinity_matcher, volume_is_for_pod
 from kybernetes.api.timeutil import parse_epoch
 from kybernetes.client.rest import Client
 from kybernetes.kubelet import machine
@@ -208,7 +209,7 @@ class VolumeManager:
         if vol.get("ephemeral") is not None:
             # A generic ephemeral volume is the claim <pod>-<volume> the ephemeral volume
             # controller made for this pod; one the pod does not own is never used.
-            return await self._pvc_path(pod, name, f"{_pod_meta(pod)[2]}-{name}", owner_uid=uid)
+            return await self._pvc_path(pod, name, ephemeral_claim_name(pod, vol), ephemeral=True)
         if "configMap" in vol:
             src = vol["configMap"] or {}
             target = self.volume_dir(uid, CONFIGMAP, name)
@@ -386,16 +387,16 @@ class VolumeManager:
                for t in self._tokens.get(pod_uid, {}).values()]
         return min(due) if due else None
 
-    async def _pvc_path(self, pod: Obj, volume: str, claim: str, owner_uid: str = "") -> Path:
+    async def _pvc_path(self, pod: Obj, volume: str, claim: str, ephemeral: bool = False) -> Path:
         """The host path of a claim's volume: the claim must be Bound to a hostPath or local PV of
-        volumeMode Filesystem; with ``owner_uid`` (an ephemeral volume) the claim must be that pod's."""
-        ns, pod_name = _pod_meta(pod)[1:]
+        volumeMode Filesystem; for an ``ephemeral`` volume the claim must be that pod's."""
+        ns = _pod_meta(pod)[1]
         pvc = await self._get("persistentvolumeclaims", ns, claim)
         if pvc is None:
             raise VolumeError(volume, f'persistentvolumeclaim "{claim}" not found')
-        if owner_uid and not any(isinstance(r, dict) and r.get("controller") and r.get("uid") == owner_uid
-                                 for r in (pvc.get("metadata") or {}).get("ownerReferences") or []):
-            raise VolumeError(volume, f"PVC {ns}/{claim} was not created for pod {ns}/{pod_name} (pod is not owner)")
+        not_for_pod = volume_is_for_pod(pod, pvc) if ephemeral else ""
+        if not_for_pod:
+            raise VolumeError(volume, not_for_pod)
         if pvc.get("metadata", {}).get("deletionTimestamp"):
             raise VolumeError(volume, f'persistentvolumeclaim "{claim}" is being deleted')
         pv_name = (pvc.get("spec") or {}).get("volumeName")
@@ -427,13 +428,13 @@ class VolumeManager:
 
     async def _check_node_affinity(self, pv_name: str, spec: Obj) -> None:
         """``checkNodeAffinity``: a PV whose required node affinity excludes this node is not mounted."""
-        terms = (((spec.get("nodeAffinity") or {}).get("required") or {}).get("nodeSelectorTerms"))
-        if terms is None:
+        fits = node_affinity_matcher({"spec": spec})
+        if fits is None:
             return
         node = await self._get("nodes", "", self.node_name)
         if node is None:
             raise VolumeError(pv_name, f'node "{self.node_name}" not found', "MountVolume.NodeAffinity check failed")
-        if not compile_terms(terms)(node_view(node)):
+        if not fits(node_view(node)):
             raise VolumeError(pv_name, "no matching NodeSelectorTerms", "MountVolume.NodeAffinity check failed")
 
     # -- mounts -----------------------------------------------------------------------------------

@@ -27,17 +27,23 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from kybernetes.api.localpath import PROVISIONER, ROOT_ANNOTATION
-from kybernetes.api.quantity import parse_quantity
+from kybernetes.api.obj import Obj
+from kybernetes.api.storageutil import (
+    ANN_PROVISIONED_BY,
+    ANN_SELECTED_NODE,
+    ANN_STORAGE_PROVISIONER,
+    annotations_of,
+    claim_capacity,
+    claim_class,
+    claim_provisioner,
+    claim_reference,
+    storage_capacity,
+    storage_request,
+    volume_mode,
+)
 
-Obj = dict[str, Any]
-
-ANN_STORAGE_PROVISIONER = "volume.kubernetes.io/storage-provisioner"
-ANN_BETA_STORAGE_PROVISIONER = "volume.beta.kubernetes.io/storage-provisioner"
-ANN_SELECTED_NODE = "volume.kubernetes.io/selected-node"
-ANN_PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 NODE_PATH_PARAMETER = "nodePath"
 HELPER_IMAGE = "docker.io/library/busybox:1.36"
@@ -61,17 +67,6 @@ def _spec(obj: Obj) -> Obj:
     return spec if isinstance(spec, dict) else {}
 
 
-def _annotations(obj: Obj) -> dict[str, str]:
-    ann = _meta(obj).get("annotations")
-    return ann if isinstance(ann, dict) else {}
-
-
-def claim_provisioner(pvc: Obj) -> str:
-    """The provisioner the PV controller assigned the claim to (GA annotation first, then beta)."""
-    ann = _annotations(pvc)
-    return str(ann.get(ANN_STORAGE_PROVISIONER) or ann.get(ANN_BETA_STORAGE_PROVISIONER) or "")
-
-
 def volume_name(pvc: Obj) -> str:
     """The PV name for a claim: `pvc-<uid>`, as the external provisioner names it."""
     return f"pvc-{_meta(pvc).get('uid', '')}"
@@ -85,7 +80,7 @@ def claim_to_provision(pvc: Obj, name: str = PROVISIONER) -> bool:
 
 
 def selected_node(pvc: Obj) -> str:
-    node = _annotations(pvc).get(ANN_SELECTED_NODE) or ""
+    node = annotations_of(pvc).get(ANN_SELECTED_NODE) or ""
     if not node:
         raise PlanError("configuration error, no node was specified")
     return str(node)
@@ -93,14 +88,14 @@ def selected_node(pvc: Obj) -> str:
 
 def check_class(pvc: Obj, sc: Obj | None, name: str = PROVISIONER) -> Obj:
     """The claim's class, checked: it exists and names this provisioner."""
-    class_name = _spec(pvc).get("storageClassName") or ""
+    class_name = claim_class(pvc)
     if sc is None:
         raise PlanError(f'storageclass.storage.k8s.io "{class_name}" not found')
     if sc.get("provisioner") != name:
         raise PlanError(f'StorageClass "{class_name}" is provisioned by "{sc.get("provisioner")}", not "{name}"')
     if _spec(pvc).get("selector"):
         raise PlanError("claim Selector is not supported")
-    if _spec(pvc).get("volumeMode") == "Block":
+    if volume_mode(pvc) == "Block":
         raise PlanError("volumeMode Block is not supported")
     return sc
 
@@ -108,7 +103,7 @@ def check_class(pvc: Obj, sc: Obj | None, name: str = PROVISIONER) -> Obj:
 def volume_path(pvc: Obj, sc: Obj, node: Obj) -> str:
     """The directory of the claim's volume on `node` (absolute, normalised)."""
     params = sc.get("parameters") if isinstance(sc.get("parameters"), dict) else {}
-    root = str((params or {}).get(NODE_PATH_PARAMETER) or _annotations(node).get(ROOT_ANNOTATION) or "")
+    root = str((params or {}).get(NODE_PATH_PARAMETER) or annotations_of(node).get(ROOT_ANNOTATION) or "")
     node_name = _meta(node).get("name", "")
     if not root:
         raise PlanError(f'no {NODE_PATH_PARAMETER} parameter in StorageClass "{_meta(sc).get("name")}" and '
@@ -121,7 +116,7 @@ def volume_path(pvc: Obj, sc: Obj, node: Obj) -> str:
 
 def persistent_volume(pvc: Obj, sc: Obj, node: Obj, path: str, name: str = PROVISIONER) -> Obj:
     """The PV that holds the claim's directory `path` on `node`."""
-    meta, spec = _meta(pvc), _spec(pvc)
+    spec = _spec(pvc)
     labels = _meta(node).get("labels") or {}
     hostname = labels.get(HOSTNAME_LABEL) or _meta(node).get("name")
     size = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
@@ -131,9 +126,7 @@ def persistent_volume(pvc: Obj, sc: Obj, node: Obj, path: str, name: str = PROVI
         "persistentVolumeReclaimPolicy": sc.get("reclaimPolicy") or "Delete",
         "storageClassName": _meta(sc).get("name"),
         "volumeMode": spec.get("volumeMode") or "Filesystem",
-        "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": meta.get("namespace"),
-                     "name": meta.get("name"), "uid": meta.get("uid"),
-                     "resourceVersion": meta.get("resourceVersion")},
+        "claimRef": claim_reference(pvc),
         "local": {"path": path},
         "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
             {"key": HOSTNAME_LABEL, "operator": "In", "values": [hostname]}]}]}},
@@ -180,7 +173,7 @@ def placement(pv: Obj) -> Placement:
 
 
 def provisioned_by_us(pv: Obj, name: str = PROVISIONER) -> bool:
-    return _annotations(pv).get(ANN_PROVISIONED_BY) == name
+    return annotations_of(pv).get(ANN_PROVISIONED_BY) == name
 
 
 def volume_to_delete(pv: Obj, name: str = PROVISIONER) -> bool:
@@ -222,13 +215,6 @@ def helper_pod_name(action: str, pv_name: str) -> str:
     return f"helper-pod-{action}-{pv_name}"[:253]
 
 
-def parse_storage(obj: Obj | None) -> float | None:
-    try:
-        return float(parse_quantity(obj["storage"])) if isinstance(obj, dict) and "storage" in obj else None
-    except (ValueError, TypeError):
-        return None
-
-
 def requested_size(pvc: Obj) -> str | None:
     return ((_spec(pvc).get("resources") or {}).get("requests") or {}).get("storage")
 
@@ -242,12 +228,10 @@ def expansion(pvc: Obj, pv: Obj | None, sc: Obj | None, name: str = PROVISIONER)
             or (status or {}).get("phase") != "Bound" or _spec(pvc).get("volumeName") != _meta(pv).get("name")):
         return None
     wanted = requested_size(pvc)
-    want = parse_storage({"storage": wanted}) if wanted is not None else None
-    have_pv = parse_storage(_spec(pv).get("capacity"))
-    have_claim = parse_storage((status or {}).get("capacity"))
-    if want is None or have_pv is None:
+    if wanted is None or "storage" not in (_spec(pv).get("capacity") or {}):
         return None
-    if want > have_pv or (have_claim is not None and have_claim < want):
+    want, have_claim = storage_request(pvc), claim_capacity(pvc)
+    if want > storage_capacity(pv) or (have_claim is not None and have_claim < want):
         return str(wanted)
     return None  # (a claim without status.capacity is the binder's to finish binding first)
 
@@ -265,7 +249,6 @@ __all__ = [
     "expansion",
     "helper_pod",
     "helper_pod_name",
-    "parse_storage",
     "persistent_volume",
     "placement",
     "provisioned_by_us",

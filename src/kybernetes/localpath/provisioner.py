@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from kybernetes import errors
 from kybernetes.api.localpath import PROVISIONER
 from kybernetes.api.obj import Obj
+from kybernetes.api.storageutil import claim_class, claim_provisioner, storage_capacity, storage_request
 from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.client.events import EventRecorder
 from kybernetes.client.informer import SharedInformerFactory, key_of
@@ -86,7 +87,7 @@ class LocalPathProvisioner:
     # -- handlers -----------------------------------------------------------------------------------
 
     def _on_claim(self, pvc: Obj) -> None:
-        if plan.claim_provisioner(pvc) == self.config.name or (pvc.get("spec") or {}).get("volumeName"):
+        if claim_provisioner(pvc) == self.config.name or (pvc.get("spec") or {}).get("volumeName"):
             self.claim_queue.add(key_of(pvc))
 
     def _on_volume(self, pv: Obj) -> None:
@@ -123,7 +124,7 @@ class LocalPathProvisioner:
             return
         volume = str((pvc.get("spec") or {}).get("volumeName") or "")
         pv = self.volumes.store.get(volume) if volume else None
-        sc = self.classes.store.get(str((pvc.get("spec") or {}).get("storageClassName") or ""))
+        sc = self.classes.store.get(claim_class(pvc))
         size = plan.expansion(pvc, pv, sc, self.config.name)
         if size is not None and pv is not None:
             await self._expand(pvc, pv, size)
@@ -132,7 +133,7 @@ class LocalPathProvisioner:
         name = plan.volume_name(pvc)
         if self.volumes.store.get(name) is not None:
             return  # made already; the PV controller binds it
-        class_name = str((pvc.get("spec") or {}).get("storageClassName") or "")
+        class_name = claim_class(pvc)
         try:
             sc = plan.check_class(pvc, self.classes.store.get(class_name), self.config.name)
             node = await self._node(plan.selected_node(pvc))
@@ -163,8 +164,7 @@ class LocalPathProvisioner:
     async def _expand(self, pvc: Obj, pv: Obj, size: str) -> None:
         ns, claim = key_of(pvc).split("/", 1)
         pv_name = pv["metadata"]["name"]
-        have = plan.parse_storage((pv.get("spec") or {}).get("capacity"))
-        if have is None or have < (plan.parse_storage({"storage": size}) or 0):
+        if storage_capacity(pv) < storage_request(pvc):
             self.recorder.event(pvc, "Normal", "Resizing", f"External resizer is resizing volume {pv_name}")
             await self._claim_status(ns, claim, {
                 "conditions": [{"type": "Resizing", "status": "True", "lastTransitionTime": now_rfc3339()}],

@@ -18,7 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from kybernetes.api.pvutil import claim_class, is_claim_bound, node_affinity_matcher
+from kybernetes.api.storageutil import (
+    claim_class,
+    is_claim_bound,
+    is_delay_binding,
+    node_affinity_matcher,
+    pod_claims,
+)
 from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
 from kybernetes.scheduler.plugins.node_volume_limits import REASON_MAX_VOLUME_COUNT
 from kybernetes.scheduler.plugins.volume_binding import (
@@ -26,7 +32,6 @@ from kybernetes.scheduler.plugins.volume_binding import (
     REASON_NODE_CONFLICT,
     REASON_PV_NOT_EXIST,
     REASON_UNBOUND_IMMEDIATE,
-    pod_claims,
 )
 from kybernetes.scheduler.plugins.volume_restrictions import REASON_RWOP_CONFLICT
 from kybernetes.scheduler.volumes import VolumeStore
@@ -66,8 +71,7 @@ def suggest_volumes(store: VolumeStore, nodes: Mapping[str, NodeInfo], pi: PodIn
                            f"those nodes available to the pod")
             continue
         if REASON_UNBOUND_IMMEDIATE in pre_filter:
-            sc = store.classes.get(claim_class(pvc))
-            if sc is None or sc.get("volumeBindingMode") != "WaitForFirstConsumer":
+            if not is_delay_binding(pvc, store.classes):
                 out.append(f"claim {name!r} is not bound and is bound only by the PV controller: create a "
                            f"PersistentVolume for it ({_pv_spec(pvc)})")
         elif REASON_BIND_CONFLICT in reasons:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 
 from kybernetes.api.obj import Obj
-from kybernetes.api.pvutil import claim_key
+from kybernetes.api.storageutil import claim_key
 
 
 def _rv(obj: Obj) -> str:

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from kybernetes.api.obj import Obj
+from kybernetes.api.storageutil import annotations_of, newest_default
 from kybernetes.apiserver.admission.chain import CREATE, Attributes, Handler, PluginInit
-from kybernetes.apiserver.admission.defaultstorageclass import annotations_of, cached_objects, newest_default
+from kybernetes.apiserver.admission.defaultstorageclass import cached_objects
 from kybernetes.apiserver.registry.store import Registry
 
 NAME = "DefaultIngressClass"

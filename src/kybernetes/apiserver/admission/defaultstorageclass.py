@@ -12,23 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from kybernetes.api.obj import Obj
-from kybernetes.api.storageutil import (
-    BETA_CLASS as BETA_CLAIM_CLASS,
-)
-from kybernetes.api.storageutil import (
-    BETA_IS_DEFAULT,
-    IS_DEFAULT,
-    annotations_of,
-    claim_has_class,
-    is_default_storage_class,
-    newest_default,
-)
+from kybernetes.api.storageutil import claim_has_class, is_default_storage_class, newest_default
 from kybernetes.apiserver.admission.chain import CREATE, Attributes, Handler, PluginInit
 from kybernetes.apiserver.registry.store import Registry
 
 NAME = "DefaultStorageClass"
-__all__ = ["BETA_CLAIM_CLASS", "BETA_IS_DEFAULT", "IS_DEFAULT", "annotations_of", "cached_objects",
-           "claim_has_class", "default_claim_class", "is_default_storage_class", "newest_default"]
+__all__ = ["DefaultStorageClass", "cached_objects", "default_claim_class"]
 
 
 def default_claim_class(pvc: Obj, classes: Iterable[Obj]) -> None:

@@ -10,37 +10,12 @@ be resized and the storageclass that provisions the pvc must support resize"); b
 
 from __future__ import annotations
 
-from kybernetes.api.obj import Obj
-from kybernetes.api.quantity import parse_quantity
+from kybernetes.api.storageutil import claim_class, storage_request
 from kybernetes.apiserver.admission.chain import UPDATE, Attributes, Handler, PluginInit, forbidden
-from kybernetes.apiserver.admission.defaultstorageclass import (
-    BETA_CLAIM_CLASS,
-    annotations_of,
-    cached_objects,
-)
+from kybernetes.apiserver.admission.defaultstorageclass import cached_objects
 from kybernetes.apiserver.registry.store import Registry
 
 NAME = "PersistentVolumeClaimResize"
-
-
-def claim_class(pvc: Obj) -> str:
-    """``helper.GetPersistentVolumeClaimClass``: the beta annotation first, then the field."""
-    beta = annotations_of(pvc).get(BETA_CLAIM_CLASS)
-    if beta is not None:
-        return str(beta)
-    spec = pvc.get("spec")
-    return str((spec.get("storageClassName") if isinstance(spec, dict) else None) or "")
-
-
-def requested_storage(pvc: Obj) -> float:
-    spec = pvc.get("spec")
-    resources = spec.get("resources") if isinstance(spec, dict) else None
-    requests = resources.get("requests") if isinstance(resources, dict) else None
-    try:
-        return float(parse_quantity(requests["storage"])) if isinstance(requests, dict) and "storage" in requests \
-            else 0.0
-    except (ValueError, TypeError):
-        return 0.0  # malformed: validation says so
 
 
 class PersistentVolumeClaimResize(Handler):
@@ -52,7 +27,7 @@ class PersistentVolumeClaimResize(Handler):
 
     async def validate(self, attrs: Attributes) -> None:
         new, old = attrs.object, attrs.old_object
-        if attrs.subresource or new is None or old is None or requested_storage(new) <= requested_storage(old):
+        if attrs.subresource or new is None or old is None or storage_request(new) <= storage_request(old):
             return
         status = old.get("status")
         if not isinstance(status, dict) or status.get("phase") != "Bound":

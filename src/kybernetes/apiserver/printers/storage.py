@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from kybernetes.api.quantity import canonical
+from kybernetes.api.storageutil import is_default_storage_class
 from kybernetes.apiserver.printers._common import (
     JSON,
     Cells,
@@ -22,7 +23,6 @@ from kybernetes.apiserver.printers._common import (
     col,
     dig,
     dlist,
-    dmap,
     dstr,
     name_col,
     name_of,
@@ -116,16 +116,9 @@ CSI_STORAGE_CAPACITY = Printer(
     lambda c, now: [name_of(c), str(c.get("storageClassName") or ""), _capacity(c.get("capacity"))],
 )
 
-_DEFAULT_CLASS_KEYS = (
-    "storageclass.kubernetes.io/is-default-class",
-    "storageclass.beta.kubernetes.io/is-default-class",
-)
-
-
 def _storage_class_cells(sc: JSON, now: datetime) -> Cells:
-    annotations = dmap(sc, "metadata", "annotations")
     name = name_of(sc)
-    if any(annotations.get(k) == "true" for k in _DEFAULT_CLASS_KEYS):
+    if is_default_storage_class(sc):
         name += " (default)"
     expand = sc.get("allowVolumeExpansion")
     return [

@@ -21,7 +21,12 @@ import logging
 
 from kybernetes import errors
 from kybernetes.api.obj import Obj
-from kybernetes.api.storageutil import ANN_BIND_COMPLETED, annotations_of
+from kybernetes.api.storageutil import (
+    ANN_BIND_COMPLETED,
+    annotations_of,
+    bind_volume_to_claim,
+    is_delay_binding,
+)
 from kybernetes.controllers.base import Controller, ControllerContext
 from kybernetes.controllers.podutil import meta, spec_of, status_of
 from kybernetes.controllers.volume import binder_plan as bp
@@ -113,7 +118,7 @@ class PersistentVolumeBinderController(Controller):
         if claim is None:
             return
         classes = self._classes_by_name()
-        unscheduled = self._unscheduled_pods(claim) if bp.is_delay_binding(claim, classes) else []
+        unscheduled = self._unscheduled_pods(claim) if is_delay_binding(claim, classes) else []
         plan = bp.plan_claim(claim, self._volumes_by_name(), classes, unscheduled)
         if plan.action == "lost":
             if status_of(claim).get("phase") != "Lost":
@@ -141,7 +146,7 @@ class PersistentVolumeBinderController(Controller):
 
     async def _bind(self, pv: Obj, claim: Obj) -> None:
         """``bind``: the volume first, then the claim; each write on the last one's result."""
-        edited = bp.bind_volume(pv, claim)
+        edited = bind_volume_to_claim(pv, claim)
         if edited is not None:
             pv = await self.client.update("v1", "persistentvolumes", edited)
         pv = await self._volume_phase(pv, "Bound")

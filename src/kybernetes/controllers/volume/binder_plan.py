@@ -3,15 +3,15 @@
 Kubernetes' ``pkg/controller/volume/persistentvolume`` (``pv_controller.go``): :func:`plan_claim` is
 ``syncClaim`` (``syncUnboundClaim`` for a claim without ``pv.kubernetes.io/bind-completed``,
 ``syncBoundClaim`` for one with it), :func:`plan_volume` is ``syncVolume`` with ``reclaimVolume``.
-:func:`find_best_match` is the static binder's choice: among the volumes that can serve the
-claim (capacity, access modes, class, selector, volumeMode, not being deleted), a volume pre-bound
-to the claim first; else, of the sets of access modes that contain the claim's, the smallest set
-first and in it the smallest volume. A claim of a ``WaitForFirstConsumer`` class is not bound
-here until the scheduler has chosen its node (it binds such claims itself).
+Which volume serves a claim (``find_best_match``, ``volume_satisfies_claim``) is decided by the
+rules shared with the scheduler in :mod:`kybernetes.api.storageutil`. A claim of a
+``WaitForFirstConsumer`` class is not bound here until the scheduler has chosen its node (it binds
+such claims itself).
 
-The object edits of a binding are the pure ``bind_volume`` / ``bind_claim`` / ``claim_status``
-/ ``unbind_volume``: each returns the edited copy, or None when nothing needs to change, so the
-controller (``binder.py``) writes only what changed. Event wording is Kubernetes' own.
+The object edits of a binding are the pure ``bind_claim`` / ``claim_status`` / ``unbind_volume``
+(and, shared with the scheduler, ``storageutil.bind_volume_to_claim``): each returns the edited
+copy, or None when nothing needs to change, so the controller (``binder.py``) writes only what
+changed. Event wording is Kubernetes' own.
 """
 
 from __future__ import annotations
@@ -19,12 +19,9 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
-from fractions import Fraction
-from typing import Any, Literal
+from typing import Literal
 
-from kybernetes.api.label_selectors import from_label_selector_object
 from kybernetes.api.obj import Obj
-from kybernetes.api.quantity import parse_quantity
 from kybernetes.api.storageutil import (
     ANN_BETA_STORAGE_PROVISIONER,
     ANN_BIND_COMPLETED,
@@ -32,16 +29,17 @@ from kybernetes.api.storageutil import (
     ANN_PROVISIONED_BY,
     ANN_SELECTED_NODE,
     ANN_STORAGE_PROVISIONER,
-    WAIT_FOR_FIRST_CONSUMER,
     access_modes,
     annotations_of,
     claim_class,
     claim_has_class,
+    find_best_match,
+    is_delay_binding,
     is_volume_bound_to_claim,
     newest_default,
-    volume_class,
+    set_annotation,
     volume_mode,
-    volume_serves_access_modes,
+    volume_satisfies_claim,
 )
 from kybernetes.controllers.podutil import meta, spec_of, status_of
 
@@ -112,76 +110,6 @@ class Reclaim:
     failed: bool
     reason: str = ""
     message: str = ""
-
-
-# --- matching ------------------------------------------------------------------------------------
-
-
-def storage_of(obj: Obj, where: Literal["request", "capacity"]) -> Fraction:
-    """A claim's requested or a volume's offered storage (0 when unset or malformed)."""
-    spec = spec_of(obj)
-    resources = (spec.get("resources") or {}).get("requests") if where == "request" else spec.get("capacity")
-    raw = (resources or {}).get("storage") if isinstance(resources, dict) else None
-    try:
-        return parse_quantity(raw) if raw is not None else Fraction(0)
-    except (ValueError, TypeError):
-        return Fraction(0)
-
-
-def is_delay_binding(claim: Obj, classes: dict[str, Obj]) -> bool:
-    """``IsDelayBindingMode``: the claim's class binds ``WaitForFirstConsumer``."""
-    sc = classes.get(claim_class(claim))
-    return sc is not None and sc.get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER
-
-
-def _candidate(pv: Obj, claim: Obj) -> bool:
-    """The filters every match passes: not another claim's, large enough, same volumeMode, not deleted."""
-    if spec_of(pv).get("claimRef") is not None and not is_volume_bound_to_claim(pv, claim):
-        return False
-    return (storage_of(pv, "capacity") >= storage_of(claim, "request")
-            and volume_mode(pv) == volume_mode(claim) and not meta(pv).get("deletionTimestamp"))
-
-
-def find_best_match(claim: Obj, volumes: list[Obj], delay_binding: bool) -> Obj | None:
-    """``findBestMatchForClaim`` without a node (the PV controller's call); see the module doc."""
-    wanted = set(access_modes(claim))
-    mode_sets = sorted({frozenset(access_modes(pv)) for pv in volumes if wanted <= set(access_modes(pv))},
-                       key=lambda s: (len(s), sorted(s)))
-    selector = spec_of(claim).get("selector")
-    matcher = from_label_selector_object(selector) if selector is not None else None
-    requested_class = claim_class(claim)
-    for modes in mode_sets:
-        best: Obj | None = None
-        for pv in sorted((p for p in volumes if frozenset(access_modes(p)) == modes), key=lambda p: meta(p)["name"]):
-            if not _candidate(pv, claim):
-                continue
-            if is_volume_bound_to_claim(pv, claim):
-                return pv
-            if delay_binding:
-                continue
-            if (status_of(pv).get("phase") != "Available" or volume_class(pv) != requested_class
-                    or (matcher is not None and not matcher.matches(meta(pv).get("labels") or {}))):
-                continue
-            if best is None or storage_of(pv, "capacity") < storage_of(best, "capacity"):
-                best = pv
-        if best is not None:
-            return best
-    return None
-
-
-def volume_satisfies_claim(pv: Obj, claim: Obj) -> str:
-    """``checkVolumeSatisfyClaim``: why a volume the claim names cannot serve it ("" if it can)."""
-    if meta(pv).get("deletionTimestamp"):
-        return f'the volume is marked for deletion "{meta(pv).get("name")}"'
-    if storage_of(pv, "capacity") < storage_of(claim, "request"):
-        return "requested PV is too small"
-    if volume_class(pv) != claim_class(claim):
-        return "storageClassName does not match"
-    if volume_mode(pv) != volume_mode(claim):
-        return "incompatible volumeMode"
-    if not volume_serves_access_modes(pv, claim):
-        return "incompatible accessMode"
-    return ""
 
 
 # --- claims --------------------------------------------------------------------------------------
@@ -333,35 +261,6 @@ def reclaim(pv: Obj) -> Reclaim:
 # --- the edits of a binding ----------------------------------------------------------------------
 
 
-def claim_reference(claim: Obj) -> dict[str, Any]:
-    """``GetReference`` of a claim, as a volume's ``spec.claimRef``."""
-    m = meta(claim)
-    return {"kind": "PersistentVolumeClaim", "namespace": m.get("namespace"), "name": m.get("name"),
-            "uid": m.get("uid"), "apiVersion": "v1", "resourceVersion": m.get("resourceVersion")}
-
-
-def _set_annotation(obj: Obj, key: str, value: str) -> None:
-    annotations = obj.setdefault("metadata", {}).get("annotations")
-    if not isinstance(annotations, dict):
-        annotations = obj["metadata"]["annotations"] = {}
-    annotations[key] = value
-
-
-def bind_volume(pv: Obj, claim: Obj) -> Obj | None:
-    """``GetBindVolumeToClaim``: the volume with ``claimRef`` to the claim (and
-    ``bound-by-controller`` when the controller chose it); None when it is bound already."""
-    ref = spec_of(pv).get("claimRef")
-    m = meta(claim)
-    if isinstance(ref, dict) and ref.get("name") == m.get("name") and ref.get("namespace") == m.get("namespace") \
-            and ref.get("uid") == m.get("uid"):
-        return None
-    out = copy.deepcopy(pv)
-    if not is_volume_bound_to_claim(pv, claim):
-        _set_annotation(out, ANN_BOUND_BY_CONTROLLER, "yes")
-    out["spec"]["claimRef"] = claim_reference(claim)
-    return out
-
-
 def bind_claim(claim: Obj, volume_name: str) -> Obj | None:
     """``bindClaimToVolume``'s edit: ``volumeName`` (with ``bound-by-controller`` when the
     controller set it) and ``bind-completed``; None when both are there."""
@@ -370,10 +269,10 @@ def bind_claim(claim: Obj, volume_name: str) -> Obj | None:
     if spec_of(claim).get("volumeName") != volume_name:
         out.setdefault("spec", {})["volumeName"] = volume_name
         if ANN_BOUND_BY_CONTROLLER not in annotations_of(claim):
-            _set_annotation(out, ANN_BOUND_BY_CONTROLLER, "yes")
+            set_annotation(out, ANN_BOUND_BY_CONTROLLER, "yes")
         dirty = True
     if ANN_BIND_COMPLETED not in annotations_of(claim):
-        _set_annotation(out, ANN_BIND_COMPLETED, "yes")
+        set_annotation(out, ANN_BIND_COMPLETED, "yes")
         dirty = True
     return out if dirty else None
 
@@ -418,6 +317,6 @@ def with_provisioner(claim: Obj, provisioner: str) -> Obj | None:
             annotations.get(ANN_BETA_STORAGE_PROVISIONER) == provisioner:
         return None
     out = copy.deepcopy(claim)
-    _set_annotation(out, ANN_STORAGE_PROVISIONER, provisioner)
-    _set_annotation(out, ANN_BETA_STORAGE_PROVISIONER, provisioner)
+    set_annotation(out, ANN_STORAGE_PROVISIONER, provisioner)
+    set_annotation(out, ANN_BETA_STORAGE_PROVISIONER, provisioner)
     return out

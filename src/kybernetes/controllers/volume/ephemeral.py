@@ -16,6 +16,7 @@ import logging
 
 from kybernetes import errors
 from kybernetes.api.obj import Obj
+from kybernetes.api.storageutil import ephemeral_claim_name, volume_is_for_pod
 from kybernetes.controllers.base import Controller, ControllerContext
 from kybernetes.controllers.podutil import meta, spec_of
 
@@ -28,30 +29,13 @@ def ephemeral_volumes(pod: Obj) -> list[Obj]:
     return [v for v in spec_of(pod).get("volumes") or [] if isinstance(v, dict) and v.get("ephemeral") is not None]
 
 
-def claim_name(pod: Obj, volume: Obj) -> str:
-    """``ephemeral.VolumeClaimName``: ``<pod>-<volume>``."""
-    return f"{meta(pod).get('name', '')}-{volume.get('name', '')}"
-
-
-def owned_by(claim: Obj, pod: Obj) -> bool:
-    uid = meta(pod).get("uid")
-    return any(isinstance(r, dict) and r.get("controller") and r.get("uid") == uid
-               for r in meta(claim).get("ownerReferences") or [])
-
-
-def not_owner_message(claim: Obj, pod: Obj) -> str:
-    """``ephemeral.VolumeIsForPod``'s error."""
-    return (f"PVC {meta(claim).get('namespace')}/{meta(claim).get('name')} was not created for pod "
-            f"{meta(pod).get('namespace')}/{meta(pod).get('name')} (pod is not owner)")
-
-
 def claim_for(pod: Obj, volume: Obj) -> Obj:
     """The claim of ``volume`` (a generic ephemeral volume of ``pod``), owned by the pod."""
     template = (volume.get("ephemeral") or {}).get("volumeClaimTemplate") or {}
     tmeta = template.get("metadata") or {}
     m = meta(pod)
     claim_meta: Obj = {
-        "name": claim_name(pod, volume), "namespace": m.get("namespace"),
+        "name": ephemeral_claim_name(pod, volume), "namespace": m.get("namespace"),
         "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": m.get("name"), "uid": m.get("uid"),
                              "controller": True, "blockOwnerDeletion": True}],
     }
@@ -82,7 +66,7 @@ class EphemeralVolumeController(Controller):
     def _claim_deleted(self, claim: Obj) -> None:
         ns = meta(claim).get("namespace", "")
         for pod in self.pods.store.by_index("namespace", ns):
-            if any(claim_name(pod, v) == meta(claim).get("name") for v in ephemeral_volumes(pod)):
+            if any(ephemeral_claim_name(pod, v) == meta(claim).get("name") for v in ephemeral_volumes(pod)):
                 self._pod_changed(pod)
 
     async def sync(self, key: str) -> None:
@@ -98,17 +82,17 @@ class EphemeralVolumeController(Controller):
     async def _ensure_claim(self, pod: Obj, volume: Obj) -> str:
         """Create the volume's claim unless it exists; "" on success, else what is wrong."""
         ns = str(meta(pod).get("namespace", ""))
-        existing = self.claims.store.get(f"{ns}/{claim_name(pod, volume)}")
+        existing = self.claims.store.get(f"{ns}/{ephemeral_claim_name(pod, volume)}")
         if existing is not None:
-            return "" if owned_by(existing, pod) else not_owner_message(existing, pod)
+            return volume_is_for_pod(pod, existing)
         try:
             await self.client.create("v1", "persistentvolumeclaims", claim_for(pod, volume), ns)
         except errors.AlreadyExists:
-            live = await self.client.get("v1", "persistentvolumeclaims", claim_name(pod, volume), ns)
-            return "" if owned_by(live, pod) else not_owner_message(live, pod)
+            live = await self.client.get("v1", "persistentvolumeclaims", ephemeral_claim_name(pod, volume), ns)
+            return volume_is_for_pod(pod, live)
         except errors.StatusError as e:
-            return f"create PVC {claim_name(pod, volume)}: {e}"
-        log.info("created claim %s/%s for pod %s", ns, claim_name(pod, volume), meta(pod).get("name"))
+            return f"create PVC {ephemeral_claim_name(pod, volume)}: {e}"
+        log.info("created claim %s/%s for pod %s", ns, ephemeral_claim_name(pod, volume), meta(pod).get("name"))
         return ""
 
 

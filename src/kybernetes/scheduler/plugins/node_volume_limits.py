@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kybernetes.api.pvutil import claim_class
+from kybernetes.api.storageutil import claim_class, pod_claims
 from kybernetes.scheduler.framework import SKIP, CycleState, Plugin, Status, unschedulable
 from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
-from kybernetes.scheduler.plugins.volume_binding import pod_claims
 from kybernetes.scheduler.volumes import VolumeStore
 
 REASON_MAX_VOLUME_COUNT = "node(s) exceed max volume count"

@@ -12,8 +12,9 @@ As kube-scheduler's ``volumebinding`` plugin, over :class:`~kybernetes.scheduler
   StorageClass event instead.
 - **Filter** per node, reasons in Kubernetes' order: a bound claim's PV must exist ("node(s)
   unavailable due to one or more pvc(s) bound to non-existent pv(s)") and its node affinity match
-  ("node(s) had volume node affinity conflict"); each unbound WaitForFirstConsumer claim needs either an
-  Available PV that matches it and the node (smallest first) or dynamic provisioning there -- the class
+  ("node(s) had volume node affinity conflict"); each unbound WaitForFirstConsumer claim needs either a
+  PV of its class that matches it and the node (``storageutil.find_matching_volume``, Kubernetes'
+  ``FindMatchingVolume`` with the node; smallest claims choose first) or dynamic provisioning there -- the class
   has a provisioner other than ``kubernetes.io/no-provisioner`` and its ``allowedTopologies`` admit the
   node; a claim already given ``volume.kubernetes.io/selected-node`` fits only that node ("node(s) didn't
   find available persistent volumes to bind" otherwise).
@@ -35,20 +36,23 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.obj import Obj
-from kybernetes.api.pvutil import (
-    ANN_BOUND_BY_CONTROLLER,
+from kybernetes.api.storageutil import (
     ANN_SELECTED_NODE,
     NOT_SUPPORTED_PROVISIONER,
     WAIT_FOR_FIRST_CONSUMER,
     annotations_of,
+    bind_volume_to_claim,
     claim_class,
     claim_key,
-    claim_request,
+    find_matching_volume,
     is_claim_bound,
     is_volume_bound_to_claim,
-    matching_volumes,
     node_affinity_matcher,
+    pod_claims,
+    storage_request,
     topology_matches,
+    volume_class,
+    volume_is_for_pod,
 )
 from kybernetes.scheduler.framework import SKIP, Code, CycleState, Plugin, Status, unresolvable
 from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
@@ -59,25 +63,6 @@ REASON_PV_NOT_EXIST = "node(s) unavailable due to one or more pvc(s) bound to no
 REASON_UNBOUND_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
 VOLUME_REASONS = (REASON_BIND_CONFLICT, REASON_NODE_CONFLICT, REASON_PV_NOT_EXIST)
 DEFAULT_BIND_TIMEOUT = 600.0
-
-
-def pod_claims(pod: Mapping[str, Any]) -> list[tuple[str, bool]]:
-    """(claim name, is a generic ephemeral volume) for each claim the pod's volumes use."""
-    pod_name = (pod.get("metadata") or {}).get("name") or ""
-    out = []
-    for vol in (pod.get("spec") or {}).get("volumes") or ():
-        pvc = vol.get("persistentVolumeClaim")
-        if pvc is not None:
-            out.append((pvc.get("claimName") or "", False))
-        elif vol.get("ephemeral") is not None:
-            out.append((f"{pod_name}-{vol.get('name') or ''}", True))
-    return out
-
-
-def _owned_by(pvc: Obj, pod: Mapping[str, Any]) -> bool:
-    uid = (pod.get("metadata") or {}).get("uid")
-    return any(r.get("controller") and r.get("uid") == uid
-               for r in (pvc.get("metadata") or {}).get("ownerReferences") or ())
 
 
 class _PodVolumes:
@@ -100,16 +85,22 @@ _Matcher = Callable[[Any], bool] | None
 
 
 class _State:
-    __slots__ = ("all_bound", "bound", "by_node", "delayed")
+    __slots__ = ("affinity", "all_bound", "bound", "by_node", "delayed")
 
     def __init__(self, bound: list[tuple[Obj, Obj | None, _Matcher]],
-                 delayed: list[tuple[Obj, list[tuple[Obj, _Matcher]]]]) -> None:
+                 delayed: list[tuple[Obj, list[Obj]]], affinity: dict[str, _Matcher]) -> None:
         self.bound = bound
         """(claim, its PV or None, the PV's node affinity)."""
         self.delayed = delayed
-        """(unbound WaitForFirstConsumer claim, the PVs that could serve it, best first)."""
+        """(unbound WaitForFirstConsumer claim, the PVs of its class by name)."""
+        self.affinity = affinity
+        """PV name -> its compiled node affinity, for the PVs in ``delayed``."""
         self.by_node: dict[str, _PodVolumes] = {}
         self.all_bound = True
+
+    def fits(self, pv: Obj, ni: NodeInfo) -> bool:
+        matcher = self.affinity.get(pv["metadata"]["name"])
+        return matcher is None or matcher(ni)
 
 
 class VolumeBinding(Plugin):
@@ -141,8 +132,8 @@ class VolumeBinding(Plugin):
                                     f'"{(pvc.get("spec") or {}).get("volumeName") or ""}"')
             if (pvc.get("metadata") or {}).get("deletionTimestamp") is not None:
                 return unresolvable(f'persistentvolumeclaim "{name}" is being deleted')
-            if ephemeral and not _owned_by(pvc, pi.pod):
-                return unresolvable(f"PVC {pi.namespace}/{name} was not created for pod {pi.key} (pod is not owner)")
+            if ephemeral and (not_for_pod := volume_is_for_pod(pi.pod, pvc)):
+                return unresolvable(not_for_pod)
             if is_claim_bound(pvc):
                 pv = store.pv(pvc["spec"]["volumeName"])
                 bound.append((pvc, pv, node_affinity_matcher(pv) if pv is not None else None))
@@ -158,11 +149,17 @@ class VolumeBinding(Plugin):
                 immediate = True  # pre-bound claims too: the PV controller finishes those
         if immediate:
             return unresolvable(REASON_UNBOUND_IMMEDIATE)
-        # The node-independent part of matching, once per cycle: Filter only tests node affinity.
-        volumes = store.all_pvs() if delayed else []
-        candidates = [(pvc, [(pv, node_affinity_matcher(pv)) for pv in matching_volumes(pvc, volumes)])
+        # Once per cycle: each claim's PVs (those of its class, as the scheduler's PV cache lists them,
+        # less those another claim holds, which no node changes) and their node affinities; Filter
+        # matches them against each node.
+        by_class: dict[str, list[Obj]] = {}
+        for pv in sorted(store.all_pvs() if delayed else [], key=lambda pv: pv["metadata"]["name"]):
+            by_class.setdefault(volume_class(pv), []).append(pv)
+        candidates = [(pvc, [pv for pv in by_class.get(claim_class(pvc), [])
+                             if not (pv.get("spec") or {}).get("claimRef") or is_volume_bound_to_claim(pv, pvc)])
                       for pvc in delayed]
-        state.data[self.name] = _State(bound, candidates)
+        affinity = {pv["metadata"]["name"]: node_affinity_matcher(pv) for _, pvs in candidates for pv in pvs}
+        state.data[self.name] = _State(bound, candidates, affinity)
         return None
 
     # --- Filter ----------------------------------------------------------------------------------
@@ -178,7 +175,7 @@ class VolumeBinding(Plugin):
         bind_conflict = False
         pv_for_node: _PodVolumes | None = None
         if s.delayed:
-            pv_for_node = self._find_unbound(s.delayed, ni)
+            pv_for_node = self._find_unbound(s, ni)
             bind_conflict = pv_for_node is None
         if node_conflict or bind_conflict or pv_missing:
             reasons = [r for r, on in ((REASON_NODE_CONFLICT, node_conflict), (REASON_BIND_CONFLICT, bind_conflict),
@@ -188,12 +185,11 @@ class VolumeBinding(Plugin):
             s.by_node[ni.name] = pv_for_node
         return None
 
-    def _find_unbound(self, claims: list[tuple[Obj, list[tuple[Obj, _Matcher]]]],
-                      ni: NodeInfo) -> _PodVolumes | None:
+    def _find_unbound(self, s: _State, ni: NodeInfo) -> _PodVolumes | None:
         """Static bindings and provisions that satisfy every delayed claim on ``ni``, or None."""
         out = _PodVolumes()
         to_match = []
-        for pvc, candidates in claims:
+        for pvc, candidates in s.delayed:
             selected = annotations_of(pvc).get(ANN_SELECTED_NODE)
             if selected is None:
                 to_match.append((pvc, candidates))
@@ -202,10 +198,9 @@ class VolumeBinding(Plugin):
             else:
                 out.provisions.append(pvc)
         chosen: set[str] = set()
-        to_match.sort(key=lambda c: claim_request(c[0]))  # smallest claims pick first, as Kubernetes
+        to_match.sort(key=lambda c: storage_request(c[0]))  # smallest claims pick first, as Kubernetes
         for pvc, candidates in to_match:
-            pv = next((pv for pv, fits in candidates
-                       if (fits is None or fits(ni)) and pv["metadata"]["name"] not in chosen), None)
+            pv = find_matching_volume(pvc, candidates, node_fits=lambda pv: s.fits(pv, ni), excluded=chosen)
             if pv is not None:
                 chosen.add(pv["metadata"]["name"])
                 out.bindings.append((pv, pvc))
@@ -233,15 +228,10 @@ class VolumeBinding(Plugin):
         store = self.handle.volumes
         assumed_bindings = []
         for pv, pvc in pv_for_node.bindings:
-            if is_volume_bound_to_claim(pv, pvc) and ((pv.get("spec") or {}).get("claimRef") or {}).get("uid"):
-                continue  # pre-bound to this very claim: nothing to write, only to wait for
-            new = copy.deepcopy(pv)
+            new = bind_volume_to_claim(pv, pvc)
+            if new is None:
+                continue  # bound to this very claim already: nothing to write, only to wait for
             new.update(apiVersion="v1", kind="PersistentVolume")
-            meta = pvc["metadata"]
-            new["spec"]["claimRef"] = {"kind": "PersistentVolumeClaim", "namespace": meta.get("namespace") or "",
-                                       "name": meta["name"], "uid": meta.get("uid") or "", "apiVersion": "v1",
-                                       "resourceVersion": meta.get("resourceVersion") or ""}
-            new["metadata"].setdefault("annotations", {})[ANN_BOUND_BY_CONTROLLER] = "yes"
             store.assume_pv(new)
             assumed_bindings.append(new)
         assumed_provisions = []

@@ -12,7 +12,7 @@ with neither kind of volume is skipped.
 
 from __future__ import annotations
 
-from kybernetes.api.pvutil import READ_WRITE_ONCE_POD
+from kybernetes.api.storageutil import READ_WRITE_ONCE_POD
 from kybernetes.scheduler.framework import SKIP, CycleState, Plugin, Status, unresolvable, unschedulable
 from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
 

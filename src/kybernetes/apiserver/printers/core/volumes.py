@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from kybernetes.api.storageutil import claim_class, volume_class
 from kybernetes.apiserver.printers._common import (
     JSON,
     Cells,
@@ -38,9 +39,6 @@ def access_modes(modes: list[Any]) -> str:
     return ",".join(short for full, short in _ACCESS_MODES if full in modes)
 
 
-_BETA_CLASS = "volume.beta.kubernetes.io/storage-class"
-
-
 def _pv_cells(pv: JSON, now: datetime) -> Cells:
     spec = dmap(pv, "spec")
     claim = ""
@@ -48,7 +46,7 @@ def _pv_cells(pv: JSON, now: datetime) -> Cells:
     if isinstance(ref, dict):
         claim = f"{ref.get('namespace') or ''}/{ref.get('name') or ''}"
     phase = "Terminating" if is_deleting(pv) else dstr(pv, "status", "phase")
-    klass = dmap(pv, "metadata", "annotations").get(_BETA_CLASS) or dstr(spec, "storageClassName")
+    klass = volume_class(pv)
     capacity = dig(spec, "capacity", "storage")
     return [
         name_of(pv),
@@ -91,9 +89,7 @@ def _pvc_cells(pvc: JSON, now: datetime) -> Cells:
         modes = access_modes(dlist(pvc, "status", "accessModes"))
         cap = dig(pvc, "status", "capacity", "storage")
         capacity = str(cap) if cap is not None else "0"
-    klass = dmap(pvc, "metadata", "annotations").get(_BETA_CLASS)
-    if klass is None:
-        klass = dstr(spec, "storageClassName")
+    klass = claim_class(pvc)
     return [
         name_of(pvc),
         phase,

@@ -11,6 +11,7 @@ from typing import Any
 
 from kybernetes.api import validation as v
 from kybernetes.api.label_selectors import validate_label_selector_object
+from kybernetes.api.storageutil import claim_has_class
 from kybernetes.api.timeutil import format_rfc3339
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.api.validation.fields import (
@@ -188,8 +189,7 @@ class PersistentVolumeClaimStrategy(Strategy):
             old_spec["volumeName"] = new_spec.get("volumeName")
             if old_spec["volumeName"] is None:
                 old_spec.pop("volumeName")
-        if old_spec.get("storageClassName") is None and "volume.beta.kubernetes.io/storage-class" not in \
-                as_dict(as_dict(old.get("metadata")).get("annotations")):
+        if not claim_has_class(old):
             # A claim without a class may be given one later, not "" (RetroactiveDefaultStorageClass).
             old_spec.pop("storageClassName", None)
             if new_spec.get("storageClassName"):
