@@ -157,11 +157,12 @@ def test_shut_down_node_is_tainted_and_gone_node_is_deleted(ccm_server: ServerPr
         pytest.skip("needs root for a route of the test's own (CI runs as root)")
     subprocess.run(["ip", "route", "add", "unreachable", f"{UNREACHABLE}/32"], check=True)
     try:
-        # Nodes the provider initialised (kyb://NODE), as its cloud node controller would have set.
+        # One the provider initialised (kyb://NODE), one of a kubelet without --cloud-provider (no
+        # providerID: looked up by name, as Kubernetes does).
         register_node(ccm_server, "ccm-stopped", "127.0.0.1", closed_port(), provider_id="kyb://ccm-stopped")
-        register_node(ccm_server, "ccm-gone", UNREACHABLE, 10250, provider_id="kyb://ccm-gone")
-        # One it did not (a hollow node, say): never dialled, never deleted, never tainted.
-        register_node(ccm_server, "ccm-foreign", UNREACHABLE, 10250)
+        register_node(ccm_server, "ccm-gone", UNREACHABLE, 10250)
+        # Another provider's (a hollow node): never dialled, never deleted, never tainted.
+        register_node(ccm_server, "ccm-foreign", UNREACHABLE, 10250, provider_id="hollow://ccm-foreign")
         eventually(lambda: get(ccm_server, "node", "ccm-gone") is None, what="the gone node deleted")
 
         def tainted() -> bool:

@@ -39,7 +39,7 @@ def node(name: str, ip: str = "", port: int = 10250, ready: str = "False", label
 
 
 def ours(name: str, ip: str = "", port: int = 10250) -> Obj:
-    """A node the local provider initialised (providerID kyb://NAME): the only kind it asks."""
+    """A node the local provider initialised (providerID kyb://NAME)."""
     return node(name, ip, port, provider_id=f"kyb://{name}")
 
 
@@ -93,8 +93,11 @@ async def test_instance_answers_exists_refused_is_shut_down_no_address_is_kept()
     assert await instances.instance_exists(stopped) and await instances.instance_shutdown(stopped)
     unknown = ours("unknown")
     assert await instances.instance_exists(unknown) and not await instances.instance_shutdown(unknown)
-    # Not initialised by this provider (a hollow node's made-up address): never dialled.
-    foreign = node("foreign", "127.0.0.1", closed_port())
+    # A node without a providerID (a kubelet without --cloud-provider) is asked by its address too.
+    plain = node("plain", "127.0.0.1", closed_port())
+    assert await instances.instance_exists(plain) and await instances.instance_shutdown(plain)
+    # Another provider's node (a hollow node's made-up address): never dialled.
+    foreign = node("foreign", "127.0.0.1", closed_port(), provider_id="hollow://foreign")
     assert await instances.instance_exists(foreign) and not await instances.instance_shutdown(foreign)
 
 

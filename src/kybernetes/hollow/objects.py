@@ -120,7 +120,9 @@ def node_object(name: str, index: int, shape: NodeShape, now: float | None = Non
             "labels": labels,
             "annotations": {HOLLOW_ANNOTATION: "true", "node.alpha.kubernetes.io/ttl": "0"},
         },
-        "spec": {},
+        # As kwok's nodes carry kwok://: a cloud provider leaves a node of another scheme alone (the
+        # local one never dials a hollow node's made-up address).
+        "spec": {"providerID": f"hollow://{name}"},
         "status": {
             "capacity": capacity,
             "allocatable": dict(capacity),

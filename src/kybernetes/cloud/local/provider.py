@@ -15,14 +15,14 @@ unreachable (the machine is gone)
 the Node has no InternalIP               yes (cannot    no
                                          judge: never
                                          delete)
-the Node is not one this provider        yes (not ours: no
-initialised (its providerID is not       never asked)
-``kyb://NODE``: hollow nodes, kubelets
-without ``--cloud-provider=external``)
+the Node's providerID names another      yes (not ours: no
+provider (``hollow://`` for hollow       never asked)
+nodes, as kwok's carry ``kwok://``)
 =======================================  =============  ==========
 
-Only machines the provider initialised are asked at all: a made-up address (a hollow node's) is
-never dialled, so the probe stays on the cluster's own machines.
+A node is asked only when its providerID is ``kyb://NODE`` or empty (a kubelet without
+``--cloud-provider=external``: Kubernetes' lifecycle controller looks such a node up by name): a
+made-up address (a hollow node's) is never dialled.
 
 Metadata: providerID ``kyb://NODE``; the addresses the kubelet reported (the machine's own); zone,
 region and instance type from the node's labels if it has them, else from the provider's options
@@ -115,7 +115,7 @@ class LocalInstances:
     async def _answers(self, node: Obj) -> bool | None:
         """True: kubelet answers; False: machine answers, kubelet not; None: not ours, or no address."""
         meta, spec = node.get("metadata") or {}, node.get("spec") or {}
-        if spec.get("providerID") != PROVIDER_ID_PREFIX + str(meta.get("name", "")):
+        if spec.get("providerID") not in ("", None, PROVIDER_ID_PREFIX + str(meta.get("name", ""))):
             return None
         address = internal_ip(node)
         if not address:
