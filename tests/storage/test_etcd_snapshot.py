@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -192,3 +194,52 @@ async def test_no_leader_reachable_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SnapshotError, match=r"no etcd leader among http://127\.0\.0\.1:9"):
         await save_snapshot(snap, tmp_path, "t", "node")
     assert list(tmp_path.iterdir()) == []  # no payload left behind
+
+
+def _kyb(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kybernetes.cli", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+async def test_kyb_snapshot_save_over_tls_and_restore_into_an_etcd_data_dir(
+        store: EtcdStore, source: EtcdCluster, tmp_path: Path) -> None:
+    """The commands as typed: ``kyb snapshot save --datastore-endpoint https://... --datastore-cafile
+    /-certfile/-keyfile``, ``kyb snapshot ls``, ``kyb snapshot restore FILE --etcd-data-dir ...``."""
+    await store.create(f"/registry/configmaps/ns/{tmp_path.name}", b"cli")
+    tls = source.tls
+    snaps = tmp_path / "snaps"
+    saved = await asyncio.to_thread(
+        _kyb, "snapshot", "save", "--data-dir", str(tmp_path / "kyb"), "--dir", str(snaps),
+        "--datastore-endpoint", source.endpoints, "--datastore-cafile", tls.cafile,
+        "--datastore-certfile", tls.certfile, "--datastore-keyfile", tls.keyfile, "--node-name", "n1")
+    assert saved.returncode == 0, saved.stderr
+    [snap] = list(snaps.iterdir())
+    header = read_info(snap).header
+    assert header is not None and header.backend == "etcd"
+    assert f"saved at revision {header.revision}" in saved.stdout
+    listed = await asyncio.to_thread(_kyb, "snapshot", "ls", "--dir", str(snaps))
+    assert snap.name in listed.stdout and str(header.revision) in listed.stdout
+
+    src_conn = source.connection()
+    try:
+        _, expected = await _all_keys(src_conn, header.revision)
+    finally:
+        await src_conn.close()
+    target = EtcdCluster(tmp_path / "restored")
+    m = target.members[0]
+    restored = await asyncio.to_thread(
+        _kyb, "snapshot", "restore", str(snap), "--data-dir", str(tmp_path / "kyb"),
+        "--etcd-data-dir", str(m.dir / "data"), "--etcd-name", m.name, "--initial-advertise-peer-urls", m.peer_url)
+    assert restored.returncode == 0, restored.stderr
+    target.start()
+    try:
+        await target.wait_healthy()
+        conn = target.connection()
+        try:
+            rev, got = await _all_keys(conn)
+        finally:
+            await conn.close()
+    finally:
+        target.stop()
+    assert rev == header.revision and got == expected
+    assert got[f"/registry/configmaps/ns/{tmp_path.name}".encode()][0] == b"cli"

@@ -57,14 +57,15 @@ class RestoreMember:
 
 
 class EtcdSnapshotter:
-    """Snapshots of the etcd cluster at ``endpoints`` (``--datastore-endpoint``'s syntax)."""
+    """Snapshots of the etcd cluster at ``endpoints`` (``--datastore-endpoint``'s syntax; empty
+    for one that only restores)."""
 
     backend = "etcd"
 
     def __init__(self, endpoints: str, tls: TLSFiles | None = None, member: RestoreMember | None = None,
                  timeout: float = 10.0) -> None:
         try:
-            self.endpoints = parse_endpoints(endpoints)
+            self.endpoints = parse_endpoints(endpoints) if endpoints else []
         except ValueError as e:
             raise SnapshotError(str(e)) from None
         self.tls = tls or TLSFiles()
@@ -72,6 +73,8 @@ class EtcdSnapshotter:
         self.timeout = timeout
 
     async def save_payload(self, dest: Path) -> tuple[int, int]:
+        if not self.endpoints:
+            raise SnapshotError("no etcd endpoint to take a snapshot from")
         conn = EtcdConnection(self.endpoints, self.tls, self.timeout)
         try:
             leader = await self._leader(conn)
