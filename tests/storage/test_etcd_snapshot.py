@@ -130,15 +130,25 @@ async def test_snapshot_under_writes_restores_every_key_and_mod_revision(
     assert got == expected  # every key with its value, create and mod revision, and version
 
 
-async def test_the_snapshot_comes_from_the_leader(store: EtcdStore, source: EtcdCluster) -> None:
+def _snapshots_sent(cluster: EtcdCluster) -> list[int]:
+    """How many snapshots each member has logged sending."""
+    return [(m.dir / "etcd.log").read_text(errors="replace").count("sending database snapshot")
+            for m in cluster.members]
+
+
+async def test_the_snapshot_comes_from_the_leader(store: EtcdStore, source: EtcdCluster, tmp_path: Path) -> None:
     snap = _snapshotter(source)
     conn = source.connection()
     try:
-        i = await snap._leader(conn)
-        st = await rpc_grpc.MaintenanceStub(conn._channel(i)).Status(rpc.StatusRequest(), timeout=5)
+        leader = await snap._leader(conn)
+        st = await rpc_grpc.MaintenanceStub(conn._channel(leader)).Status(rpc.StatusRequest(), timeout=5)
         assert st.leader == st.header.member_id
     finally:
         await conn.close()
+    before = _snapshots_sent(source)
+    await save_snapshot(snap, tmp_path, "t", "node")
+    after = _snapshots_sent(source)
+    assert [a - b for a, b in zip(after, before, strict=True)] == [int(i == leader) for i in range(3)]
 
 
 def _flip_payload_byte(path: Path) -> None:
