@@ -75,6 +75,9 @@ def _restore_member(cluster: EtcdCluster) -> RestoreMember:
 
 async def test_snapshot_under_writes_restores_every_key_and_mod_revision(
         store: EtcdStore, source: EtcdCluster, tmp_path: Path) -> None:
+    await store.create("/registry/configmaps/ns/old", b"1")
+    compacted = await store.current_revision()
+    await store.compact(compacted)
     await _bulk(store, 40, 100, 2048)
     writes: list[int] = []
     stop = asyncio.Event()
@@ -114,7 +117,7 @@ async def test_snapshot_under_writes_restores_every_key_and_mod_revision(
     target = EtcdCluster(tmp_path / "restored")
     header = await restore_snapshot(_snapshotter(target, _restore_member(target)), info.path,
                                     tmp_path / "kyb", target.members[0].dir / "data")
-    assert header.revision == rev
+    assert header.revision == rev and header.compacted_revision == compacted
     target.start()
     try:
         await target.wait_healthy()
@@ -123,6 +126,11 @@ async def test_snapshot_under_writes_restores_every_key_and_mod_revision(
             restored_rev, got = await _all_keys(conn)
         finally:
             await conn.close()
+        restored = await EtcdStore.open(target.connection(), compact_interval=0)
+        try:
+            assert await restored.compacted_revision() == compacted
+        finally:
+            await restored.close()
     finally:
         target.stop()
     assert restored_rev == rev

@@ -10,7 +10,8 @@ Contract:
   ends short of the size etcd announced (``remaining_bytes``) is an error, never a payload.
 - The header revision is read from the payload itself (``etcdctl snapshot status``: the newest
   revision in the database), because etcd 3.4 sends no header in the snapshot stream; the
-  compacted revision is not in the header (0): etcd's database keeps its own compaction point.
+  compacted revision is the value of kube-apiserver's ``compact_rev_key`` at that revision (what
+  a store on the restored etcd reports), 0 if none, or if etcd compacted past the snapshot since.
 - ``install_payload`` (after the framing's checksum was verified) checks the payload's revision
   against the header, then runs ``etcdctl snapshot restore`` (etcd 3.4 ships restore in etcdctl;
   ``etcdutl`` came with 3.5) into a new directory beside the target and only then moves it into
@@ -33,6 +34,7 @@ from pathlib import Path
 import grpc
 import grpc.aio
 
+from kybernetes.storage.etcd import COMPACT_REV_KEY
 from kybernetes.storage.etcd_client import EtcdConnection, TLSFiles, is_unavailable, parse_endpoints
 from kybernetes.storage.etcdpb import rpc_pb2 as rpc
 from kybernetes.storage.etcdpb import rpc_pb2_grpc as rpc_grpc
@@ -80,9 +82,22 @@ class EtcdSnapshotter:
             leader = await self._leader(conn)
             await self._stream(rpc_grpc.MaintenanceStub(conn._channel(leader)), dest,
                                self.endpoints[leader].url)
+            revision = await asyncio.to_thread(payload_revision, dest)
+            return revision, await self._compacted_at(rpc_grpc.KVStub(conn._channel(leader)), revision)
         finally:
             await conn.close()
-        return await asyncio.to_thread(payload_revision, dest), 0
+
+    async def _compacted_at(self, kv: rpc_grpc.KVStub, revision: int) -> int:
+        """The store's compacted revision as of ``revision`` (kube-apiserver's compact key, as
+        :meth:`EtcdStore.compacted_revision` reads it), which is what the payload holds."""
+        try:
+            resp = await kv.Range(rpc.RangeRequest(key=COMPACT_REV_KEY, revision=revision), timeout=self.timeout)
+        except grpc.aio.AioRpcError as e:
+            # Compacted past the snapshot already (a compaction trails by a whole interval): unknown.
+            if e.code() == grpc.StatusCode.OUT_OF_RANGE:
+                return 0
+            raise SnapshotError(f"etcd: reading the compacted revision failed: {e.details()}") from None
+        return int(resp.kvs[0].value or b"0") if resp.kvs else 0
 
     async def _leader(self, conn: EtcdConnection) -> int:
         """The index of the endpoint that is the leader (any endpoint's Status names the leader)."""
