@@ -4,6 +4,7 @@ into a fresh data dir that an etcd then serves unchanged; damaged files refused 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import subprocess
 import sys
@@ -261,3 +262,52 @@ async def test_kyb_snapshot_save_over_tls_and_restore_into_an_etcd_data_dir(
         target.stop()
     assert rev == header.revision and got == expected
     assert got[f"/registry/configmaps/ns/{tmp_path.name}".encode()][0] == b"cli"
+
+
+class CuttingProxy:
+    """A TCP proxy on loopback to one etcd member that cuts every connection once ``limit`` bytes
+    have come back from etcd: a snapshot stream broken half way, deterministically."""
+
+    def __init__(self, upstream: str, limit: int) -> None:
+        host, port = upstream.removeprefix("https://").rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.limit = limit
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._conn, "127.0.0.1", 0)
+        return f"https://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _conn(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
+        ur, uw = await asyncio.wait_for(asyncio.open_connection(*self.upstream), 5)
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter, limit: int | None) -> None:
+            sent = 0
+            with contextlib.suppress(OSError):
+                while (data := await r.read(65536)) and (limit is None or sent < limit):
+                    w.write(data)
+                    sent += len(data)
+                    await w.drain()
+            for x in (cw, uw):
+                x.close()
+
+        await asyncio.gather(pipe(cr, uw, None), pipe(ur, cw, self.limit))
+
+
+async def test_a_stream_cut_half_way_is_an_error_and_leaves_no_file(
+        store: EtcdStore, source: EtcdCluster, tmp_path: Path) -> None:
+    await _bulk(store, 10, 100, 2048)  # a db of some MB (the bulk of the first test may not be there)
+    conn = source.connection()
+    try:
+        leader = source.members[await EtcdSnapshotter(source.endpoints, source.tls)._leader(conn)]
+    finally:
+        await conn.close()
+    async with CuttingProxy(leader.client_url, 1 << 20) as url:
+        snap = EtcdSnapshotter(url, source.tls, timeout=5.0)
+        with pytest.raises(SnapshotError, match=r"etcd snapshot from https://127\.0\.0\.1:\d+ (unavailable|failed)"):
+            await save_snapshot(snap, tmp_path / "snaps", "t", "node")
+    assert list((tmp_path / "snaps").iterdir()) == []  # neither a snapshot nor a partial file
