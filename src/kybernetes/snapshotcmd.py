@@ -119,13 +119,15 @@ def restore(file: Path, data_dir: Path | None, datastore_endpoint: str, etcd_dat
         if etcd_data_dir is not None:
             from kybernetes.storage.etcd_snapshot import EtcdSnapshotter, RestoreMember  # grpc: only here
 
-            target: Path | None = etcd_data_dir.resolve()
+            target = etcd_data_dir.resolve()
             snapshotter: Snapshotter = EtcdSnapshotter(  # no endpoint: a restore never talks to etcd
                 "", member=RestoreMember(target, etcd_name, peer_url, initial_cluster))
         else:
-            target = store_path(d, datastore_endpoint)
-            snapshotter = snapshotter_for(d, datastore_endpoint)
-        assert target is not None
+            store = store_path(d, datastore_endpoint)
+            if store is None:  # etcd: the store is no file of the data dir
+                raise click.UsageError("restoring into etcd needs --etcd-data-dir (a new etcd data dir to "
+                                       "start etcd on)")
+            target, snapshotter = store, snapshotter_for(d, datastore_endpoint)
         header = asyncio.run(restore_snapshot(snapshotter, file, d, target))
     except (SnapshotError, OSError) as e:
         raise click.ClickException(f"snapshot not restored: {e}") from None

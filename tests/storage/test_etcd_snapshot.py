@@ -246,10 +246,17 @@ async def test_kyb_snapshot_save_over_tls_and_restore_into_an_etcd_data_dir(
         await src_conn.close()
     target = EtcdCluster(tmp_path / "restored")
     m = target.members[0]
+    without_dir = await asyncio.to_thread(_kyb, "snapshot", "restore", str(snap), "--data-dir", str(tmp_path / "kyb"),
+                                          "--datastore-endpoint", source.endpoints)
+    assert without_dir.returncode == 2 and "needs --etcd-data-dir" in without_dir.stderr, without_dir.stderr
+    (m.dir / "data").mkdir(parents=True)
+    (m.dir / "data" / "old").write_text("kept")  # a data dir that was there is kept aside
     restored = await asyncio.to_thread(
         _kyb, "snapshot", "restore", str(snap), "--data-dir", str(tmp_path / "kyb"),
         "--etcd-data-dir", str(m.dir / "data"), "--etcd-name", m.name, "--initial-advertise-peer-urls", m.peer_url)
     assert restored.returncode == 0, restored.stderr
+    [aside] = m.dir.glob("data.pre-restore-*")
+    assert (aside / "old").read_text() == "kept"
     target.start()
     try:
         await target.wait_healthy()
