@@ -318,3 +318,39 @@ async def test_a_stream_cut_half_way_is_an_error_and_leaves_no_file(
         with pytest.raises(SnapshotError, match=r"etcd snapshot from https://127\.0\.0\.1:\d+ (unavailable|failed)"):
             await save_snapshot(snap, tmp_path / "snaps", "t", "node")
     assert list((tmp_path / "snaps").iterdir()) == []  # neither a snapshot nor a partial file
+
+
+async def test_one_snapshot_restored_into_every_member_of_a_new_three_member_cluster(
+        store: EtcdStore, source: EtcdCluster, tmp_path: Path) -> None:
+    """Each member's data dir restored from the same snapshot with the same --initial-cluster: the
+    three form one cluster, and every member serves the snapshot's keys at its revision."""
+    await store.create(f"/registry/configmaps/ns/{tmp_path.name}", b"3")
+    info = await save_snapshot(_snapshotter(source), tmp_path / "snaps", "t", "node")
+    assert info.header is not None
+    src_conn = source.connection()
+    try:
+        _, expected = await _all_keys(src_conn, info.header.revision)
+    finally:
+        await src_conn.close()
+    target = EtcdCluster(tmp_path / "restored", size=3)
+    initial = ",".join(f"{m.name}={m.peer_url}" for m in target.members)
+    for m in target.members:
+        member = RestoreMember(m.dir / "data", m.name, m.peer_url, initial, cluster_token="restored")
+        await restore_snapshot(_snapshotter(target, member), info.path, tmp_path / f"kyb-{m.name}", m.dir / "data")
+    target.start()
+    try:
+        await target.wait_healthy()
+        conn = target.connection()
+        try:
+            for i in range(3):
+                resp = await rpc_grpc.KVStub(conn._channel(i)).Range(
+                    rpc.RangeRequest(key=b"\0", range_end=b"\0", serializable=True), timeout=5)
+                got = {kv.key: (kv.value, kv.create_revision, kv.mod_revision, kv.version) for kv in resp.kvs}
+                assert got == expected, f"member {i}"
+            st = [await rpc_grpc.MaintenanceStub(conn._channel(i)).Status(rpc.StatusRequest(), timeout=5)
+                  for i in range(3)]
+            assert len({s.header.cluster_id for s in st}) == 1 and len({s.leader for s in st}) == 1
+        finally:
+            await conn.close()
+    finally:
+        target.stop()
