@@ -101,7 +101,7 @@ async def _snapshot_forever(config: ServerConfig) -> None:
         log.error("scheduled snapshot failed: %s", err)
 
     try:
-        snapshotter = snapshotter_for(api.data_dir, api.datastore_endpoint)
+        snapshotter = snapshotter_for(api.data_dir, api.datastore_endpoint, api.datastore_tls)
     except SnapshotError as err:
         log.error("no scheduled snapshots: %s", err)
         return

@@ -4,7 +4,9 @@
 (running or not) into ``--dir`` (default ``DATA_DIR/db/snapshots``) as
 ``<name>-<node>-<unix time>``; ``ls`` lists a directory's snapshots with the revision each holds;
 ``restore FILE`` verifies the file completely and only then makes it the store of ``--data-dir``,
-which no server may be running on. The work is :mod:`kybernetes.storage.snapshot`'s; see
+which no server may be running on, or with ``--etcd-data-dir`` a fresh etcd data dir (etcd's
+snapshots: ``--datastore-endpoint https://...`` with ``--datastore-cafile/-certfile/-keyfile`` on
+``save``, which streams from the leader). The work is :mod:`kybernetes.storage.snapshot`'s; see
 docs/architecture.md ("Snapshots") for why ``save`` reads the store file itself rather than
 asking the server.
 """
@@ -22,6 +24,7 @@ from kybernetes.datadir import default_data_dir, snapshot_dir, store_path
 from kybernetes.storage.snapshot import (
     ON_DEMAND,
     SnapshotError,
+    Snapshotter,
     list_snapshots,
     restore_snapshot,
     save_snapshot,
@@ -32,7 +35,14 @@ _data_dir_option = click.option(
     "--data-dir", type=click.Path(path_type=Path), default=None,
     help="The server's data dir. Default: /var/lib/kybernetes as root, ~/.local/share/kybernetes otherwise.")
 _endpoint_option = click.option("--datastore-endpoint", default="",
-                                help="The server's --datastore-endpoint (empty or sqlite://PATH).")
+                                help="The server's --datastore-endpoint (empty or sqlite://PATH, or etcd's "
+                                     "https://HOST:2379[,...] / http://...).")
+
+
+def _tls_options(f):  # type: ignore[no-untyped-def]
+    f = click.option("--datastore-keyfile", default="", help="TLS key for the etcd datastore.")(f)
+    f = click.option("--datastore-certfile", default="", help="TLS certificate for the etcd datastore.")(f)
+    return click.option("--datastore-cafile", default="", help="TLS CA of the etcd members' certificates.")(f)
 
 
 def _dir(data_dir: Path | None) -> Path:
@@ -47,18 +57,20 @@ def snapshot_group() -> None:
 @snapshot_group.command("save")
 @_data_dir_option
 @_endpoint_option
+@_tls_options
 @click.option("--name", default=ON_DEMAND, show_default=True, help="The snapshot's name, before -<node>-<time>.")
 @click.option("--dir", "directory", type=click.Path(path_type=Path), default=None,
               help="Where to write it. Default: DATA_DIR/db/snapshots.")
 @click.option("--node-name", default=None, help="The node named in the file name (default: the host name).")
-def save(data_dir: Path | None, datastore_endpoint: str, name: str, directory: Path | None,
-         node_name: str | None) -> None:
-    """Take a snapshot of the store, online and consistent."""
+def save(data_dir: Path | None, datastore_endpoint: str, datastore_cafile: str, datastore_certfile: str,
+         datastore_keyfile: str, name: str, directory: Path | None, node_name: str | None) -> None:
+    """Take a snapshot of the store, online and consistent (of an etcd store: from its leader)."""
     d = _dir(data_dir)
     if not name or "/" in name:
         raise click.UsageError(f"invalid snapshot name {name!r}")
     try:
-        info = asyncio.run(save_snapshot(snapshotter_for(d, datastore_endpoint), directory or snapshot_dir(d),
+        snapshotter = snapshotter_for(d, datastore_endpoint, (datastore_cafile, datastore_certfile, datastore_keyfile))
+        info = asyncio.run(save_snapshot(snapshotter, directory or snapshot_dir(d),
                                          name, node_name or socket.gethostname()))
     except (SnapshotError, OSError) as e:
         raise click.ClickException(str(e)) from None
@@ -87,18 +99,41 @@ def ls(data_dir: Path | None, directory: Path | None) -> None:
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @_data_dir_option
 @_endpoint_option
-def restore(file: Path, data_dir: Path | None, datastore_endpoint: str) -> None:
-    """Make snapshot FILE the store of --data-dir (no server may be running on it).
+@click.option("--etcd-data-dir", type=click.Path(path_type=Path), default=None,
+              help="Restore an etcd snapshot into this new etcd data dir (etcdctl snapshot restore's --data-dir).")
+@click.option("--etcd-name", default="default", show_default=True, help="The restored etcd member's name.")
+@click.option("--initial-cluster", default="", help="NAME=PEER_URL[,...] of the restored etcd cluster "
+                                                   "(default: the member alone).")
+@click.option("--initial-advertise-peer-urls", "peer_url", default="http://localhost:2380", show_default=True,
+              help="The restored etcd member's peer URL.")
+def restore(file: Path, data_dir: Path | None, datastore_endpoint: str, etcd_data_dir: Path | None,
+            etcd_name: str, initial_cluster: str, peer_url: str) -> None:
+    """Make snapshot FILE the store of --data-dir (no server may be running on it), or, with
+    --etcd-data-dir, an etcd data dir that an etcd started as --etcd-name serves.
 
     The whole file is verified (format, length, checksum) before anything is overwritten; the
-    store it replaces is kept beside it as ``state.db.pre-restore-<unix time>``."""
+    store it replaces is kept beside it as ``state.db.pre-restore-<unix time>`` (an etcd data
+    dir as ``DIR.pre-restore-<unix time>``)."""
     d = _dir(data_dir)
-    target = store_path(d, datastore_endpoint)
     try:
-        snapshotter = snapshotter_for(d, datastore_endpoint)
-        assert target is not None
+        if etcd_data_dir is not None:
+            from kybernetes.storage.etcd_snapshot import EtcdSnapshotter, RestoreMember  # grpc: only here
+
+            target = etcd_data_dir.resolve()
+            snapshotter: Snapshotter = EtcdSnapshotter(  # no endpoint: a restore never talks to etcd
+                "", member=RestoreMember(target, etcd_name, peer_url, initial_cluster))
+        else:
+            store = store_path(d, datastore_endpoint)
+            if store is None:  # etcd: the store is no file of the data dir
+                raise click.UsageError("restoring into etcd needs --etcd-data-dir (a new etcd data dir to "
+                                       "start etcd on)")
+            target, snapshotter = store, snapshotter_for(d, datastore_endpoint)
         header = asyncio.run(restore_snapshot(snapshotter, file, d, target))
     except (SnapshotError, OSError) as e:
         raise click.ClickException(f"snapshot not restored: {e}") from None
+    if etcd_data_dir is not None:
+        click.echo(f"Restored {file} (revision {header.revision}) into {target}; start etcd there as "
+                   f"--name {etcd_name} --initial-advertise-peer-urls {peer_url}")
+        return
     click.echo(f"Restored {file} (revision {header.revision}) into {target}; "
                f"start the server with: kyb server --data-dir {d}")

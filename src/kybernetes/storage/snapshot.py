@@ -11,7 +11,7 @@ A snapshot file is a header line and then the payload::
     N bytes of payload                  the backend's own image of the store at revision R
 
 - ``backend`` names who can read the payload: ``sqlite`` (an SQLite database file, the store's
-  own schema) or, later, ``etcd`` (etcd's own snapshot db). A backend restores only its own kind.
+  own schema) or ``etcd`` (etcd's own snapshot db: :mod:`kybernetes.storage.etcd_snapshot`). A backend restores only its own kind.
 - ``revision`` is the store's revision the payload holds *exactly*: every key, value and
   mod_revision as the store had them at R, and nothing newer. A store restored from it starts at
   revision R, so every object keeps its resourceVersion.
@@ -133,12 +133,19 @@ class Snapshotter(Protocol):
         ...
 
 
-def snapshotter_for(data_dir: Path, datastore_endpoint: str = "") -> Snapshotter:
-    """The snapshotter for a server's store, as ``kyb server --data-dir --datastore-endpoint`` names it."""
+def snapshotter_for(data_dir: Path, datastore_endpoint: str = "", tls: tuple[str, str, str] = ("", "", ""),
+                    etcd_restore_dir: Path | None = None) -> Snapshotter:
+    """The snapshotter for a server's store, as ``kyb server --data-dir --datastore-endpoint
+    --datastore-cafile/-certfile/-keyfile`` names it; an etcd one restores into ``etcd_restore_dir``."""
     path = store_path(data_dir, datastore_endpoint)
     if path is not None:
         return SQLiteSnapshotter(path)
-    raise SnapshotError(f"snapshots of datastore {datastore_endpoint!r} are not supported (supported: sqlite)")
+    if datastore_endpoint.startswith(("http://", "https://")):
+        from kybernetes.storage.etcd_client import TLSFiles
+        from kybernetes.storage.etcd_snapshot import EtcdSnapshotter, RestoreMember
+
+        return EtcdSnapshotter(datastore_endpoint, TLSFiles(*tls), RestoreMember(data_dir=etcd_restore_dir))
+    raise SnapshotError(f"snapshots of datastore {datastore_endpoint!r} are not supported (supported: sqlite, etcd)")
 
 
 class SQLiteSnapshotter:
