@@ -3,8 +3,8 @@
 ``run(config)`` opens the store, loads (or makes) the cluster PKI, builds the registry with every
 built-in strategy, starts the watch cache and the CRD controller, creates the namespaces and the
 ``kubernetes`` Service a cluster starts with, writes the admin kubeconfig, and serves HTTPS until
-it is told to stop. ``/livez``, ``/readyz`` and ``/healthz`` answer ``ok`` once serving, to whoever
-is authorized to read them (``system:public-info-viewer`` lets anonymous requests read them).
+it is told to stop. ``/livez``, ``/readyz`` and ``/healthz`` run their checks once serving (``health.py``:
+``ok``, or 500 naming the failed check, e.g. the store's), to whoever is authorized to read them (``system:public-info-viewer`` lets anonymous requests read them).
 
 Request flow (``kybernetes.httpserver`` parses HTTP/1.1 and calls ``_handle``, which turns every
 error into a Status; ``_dispatch`` routes):
@@ -21,7 +21,8 @@ error into a Status; ``_dispatch`` routes):
       -> authorize (authz/: system:masters, then each --authorization-mode; 403 otherwise)
       -> route: health and version, discovery, openapi, an aggregated API (aggregator/: proxied), or a resource
          URL -> ResourceHandlers -> Registry -> watch cache / Store
-      -> any StatusError rendered as a Status object with its code; anything else a 500 Status
+      -> any StatusError rendered as a Status object with its code; an unreachable store
+         (storage UnavailableError) a 503 with Retry-After; anything else a 500 Status
 """
 
 from __future__ import annotations
