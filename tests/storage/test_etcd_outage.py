@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -172,5 +174,35 @@ def test_etcd_outage_and_recovery(server: ServerProcess, cluster: EtcdCluster) -
         assert int(ev["object"]["metadata"]["resourceVersion"]) > int(before.metadata.resource_version)
         watch.stopped.set()
         assert server.proc.poll() is None  # recovered without a restart
+    finally:
+        api.close()
+
+
+def test_a_frozen_etcd_is_a_503_within_the_deadline(server: ServerProcess, cluster: EtcdCluster) -> None:
+    """etcd stopped (SIGSTOP: connections open, no answers): no request hangs; each ends as a 503
+    once the store's deadline passes, the probe fails within its own, and all recovers on SIGCONT."""
+    api = config.new_client_from_config(config_file=str(server.kubeconfig))
+    core = client.CoreV1Api(api)
+    proc = cluster.members[0].proc
+    assert proc is not None
+    try:
+        core.create_namespaced_config_map("default", {"metadata": {"name": "before"}})
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            status, text = _readyz(api, query="?verbose")
+            assert status == 500 and "[-]etcd failed: reason withheld\n" in text, text
+            assert time.monotonic() - started < 8
+            started = time.monotonic()
+            with pytest.raises(ApiException) as exc:
+                core.create_namespaced_config_map("default", {"metadata": {"name": "frozen"}}, _request_timeout=60)
+            assert exc.value.status == 503, exc.value.body
+            assert exc.value.headers["Retry-After"] == "2"
+            assert time.monotonic() - started < 40
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        _until(lambda: _readyz(api)[0] == 200, 30, "/readyz to pass again")
+        core.create_namespaced_config_map("default", {"metadata": {"name": "after"}})
+        assert core.read_namespaced_config_map("after", "default").metadata.name == "after"
     finally:
         api.close()
