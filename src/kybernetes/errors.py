@@ -256,6 +256,22 @@ class ServiceUnavailable(StatusError):
     code = 503
     reason = "ServiceUnavailable"
 
+    STORE_RETRY_AFTER = 2
+    """Seconds kube-apiserver tells a client to wait when its storage is unreachable."""
+
+    @classmethod
+    def store_unreachable(cls, resource: str = "", group: str = "", operation: str = "") -> ServiceUnavailable:
+        """The datastore could not be reached. Kube-apiserver's words and retry hint
+        (storage/errors InterpretXError -> NewServerTimeout(resource, operation, 2)), answered as a
+        503 so that clients and load balancers see the server, not the request, is at fault."""
+        if resource and operation:
+            qualified = f"{resource}.{group}" if group else resource
+            return cls(f"The {operation} operation against {qualified} could not be completed at this time, "
+                       "please try again.",
+                       details=_details(qualified, operation, retryAfterSeconds=cls.STORE_RETRY_AFTER))
+        return cls("the datastore is unavailable, please try again",
+                   details={"retryAfterSeconds": cls.STORE_RETRY_AFTER})
+
 
 class Timeout(StatusError):
     code = 504

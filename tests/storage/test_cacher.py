@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kybernetes.storage.cacher import Cacher
+from kybernetes.storage.interface import CompactedError, Event, UnavailableError
 from kybernetes.storage.sqlite import SQLiteStore
 
 
@@ -38,3 +41,64 @@ async def test_readers_wait_for_their_own_revision(tmp_path: Path) -> None:
     finally:
         await cacher.stop()
         await store.close()
+
+
+class OutageStore:
+    """A real SQLite store behind a switch: while ``down``, calls raise UnavailableError and live
+    watches end with it (a backend that does not resume its own watch, as the contract allows);
+    ``compacted_once`` makes the next watch answer CompactedError (the cacher then rebuilds)."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+        self.down = False
+        self.compacted_once = False
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.store, name)
+        if not asyncio.iscoroutinefunction(attr):
+            return attr
+
+        async def call(*args: Any, **kw: Any) -> Any:
+            if self.down:
+                raise UnavailableError("store is down")
+            return await attr(*args, **kw)
+
+        return call
+
+    async def watch(self, prefix: str, start: int, *, progress: bool = False) -> AsyncIterator[Event]:
+        if self.compacted_once:
+            self.compacted_once = False
+            raise CompactedError(start, start + 1)
+        if self.down:
+            raise UnavailableError("store is down")
+        async for ev in self.store.watch(prefix, start, progress=progress):
+            if self.down:
+                raise UnavailableError("store is down")
+            yield ev
+
+
+async def test_the_cache_survives_a_store_outage(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A store outage ends the store watch and fails the rebuild after a compaction: the cacher
+    keeps running (a warning, no traceback), and once the store answers it applies every write."""
+    real = await SQLiteStore.open(str(tmp_path / "kv.db"), compact_interval=0)
+    store = OutageStore(real)
+    cacher = Cacher(store, lambda value, rev: {})  # type: ignore[arg-type]
+    await cacher.start()
+    try:
+        cache = await cacher.cache_for("/registry/configmaps/")
+        await real.create("/registry/configmaps/ns/before", b"{}")
+        await cacher.wait_fresh()
+        store.down, store.compacted_once = True, True
+        await real.create("/registry/configmaps/ns/wakes-the-watch", b"{}")  # the live watch sees the outage
+        with pytest.raises(UnavailableError):
+            await cacher.wait_fresh()
+        await asyncio.sleep(1.5)  # the cacher retries meanwhile (the compaction's rebuild among them)
+        store.down = False
+        rev = await real.create("/registry/configmaps/ns/after", b"{}")
+        await cacher.wait_for_revision(rev, timeout=10)
+        assert "/registry/configmaps/ns/after" in cache.objects
+        assert "/registry/configmaps/ns/wakes-the-watch" in cache.objects
+        assert not [r for r in caplog.records if r.exc_info], "an outage is a warning, not a traceback"
+    finally:
+        await cacher.stop()
+        await real.close()

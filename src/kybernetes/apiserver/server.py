@@ -3,8 +3,8 @@
 ``run(config)`` opens the store, loads (or makes) the cluster PKI, builds the registry with every
 built-in strategy, starts the watch cache and the CRD controller, creates the namespaces and the
 ``kubernetes`` Service a cluster starts with, writes the admin kubeconfig, and serves HTTPS until
-it is told to stop. ``/livez``, ``/readyz`` and ``/healthz`` answer ``ok`` once serving, to whoever
-is authorized to read them (``system:public-info-viewer`` lets anonymous requests read them).
+it is told to stop. ``/livez``, ``/readyz`` and ``/healthz`` run their checks once serving (``health.py``:
+``ok``, or 500 naming the failed check, e.g. the store's), to whoever is authorized to read them (``system:public-info-viewer`` lets anonymous requests read them).
 
 Request flow (``kybernetes.httpserver`` parses HTTP/1.1 and calls ``_handle``, which turns every
 error into a Status; ``_dispatch`` routes):
@@ -21,7 +21,8 @@ error into a Status; ``_dispatch`` routes):
       -> authorize (authz/: system:masters, then each --authorization-mode; 403 otherwise)
       -> route: health and version, discovery, openapi, an aggregated API (aggregator/: proxied), or a resource
          URL -> ResourceHandlers -> Registry -> watch cache / Store
-      -> any StatusError rendered as a Status object with its code; anything else a 500 Status
+      -> any StatusError rendered as a Status object with its code; an unreachable store
+         (storage UnavailableError) a 503 with Retry-After; anything else a 500 Status
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.resources import Catalogue
+from kybernetes.apiserver import health
 from kybernetes.apiserver.admission import plugins as admission_plugins
 from kybernetes.apiserver.admission import priority
 from kybernetes.apiserver.admission.chain import PluginInit
@@ -98,7 +100,7 @@ from kybernetes.datadir import store_path
 from kybernetes.httpserver.messages import AnyResponse, Request, Response
 from kybernetes.httpserver.protocol import HTTPServer
 from kybernetes.pki import PKI, kubeconfig, write_kubeconfig
-from kybernetes.storage.interface import Store, StoreError
+from kybernetes.storage.interface import Store, StoreError, UnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -524,18 +526,25 @@ class APIServer:
         try:
             return await self._dispatch(request, audit_id)
         except errors.StatusError as e:
-            # ErrorNegotiated: a Status that says when to retry says it in Retry-After too.
-            retry = (e.details or {}).get("retryAfterSeconds")
-            headers = {"Retry-After": str(retry)} if retry else None
-            return json_response(e.status(), e.code, pretty=pretty_requested(request), headers=headers)
+            return self._status_response(request, e)
         except (asyncio.CancelledError, ConnectionResetError):
             raise
+        except UnavailableError as e:  # outside a resource handler (authentication, admission...)
+            log.warning("datastore unavailable serving %s %s: %s", request.method, request.path, e)
+            return self._status_response(request, errors.ServiceUnavailable.store_unreachable())
         except Exception as e:
             log.exception("internal error serving %s %s", request.method, request.path)
             # NewInternalError: the error itself is the one cause.
             cause = f"{type(e).__name__}: {e}"
             err = errors.InternalError(f"Internal error occurred: {cause}", details={"causes": [{"message": cause}]})
             return json_response(err.status(), 500, pretty=pretty_requested(request))
+
+    @staticmethod
+    def _status_response(request: Request, e: errors.StatusError) -> Response:
+        # ErrorNegotiated: a Status that says when to retry says it in Retry-After too.
+        retry = (e.details or {}).get("retryAfterSeconds")
+        headers = {"Retry-After": str(retry)} if retry else None
+        return json_response(e.status(), e.code, pretty=pretty_requested(request), headers=headers)
 
     async def _dispatch(self, request: Request, audit_id: str) -> AnyResponse:
         path = request.path
@@ -599,8 +608,10 @@ class APIServer:
 
     async def _non_resource(self, request: Request, path: str, user: User) -> AnyResponse:
         if path in ("/healthz", "/livez", "/readyz") or path.startswith(("/healthz/", "/livez/", "/readyz/")):
-            ok = self.ready.is_set()
-            return Response(text="ok" if ok else "not ready", status=200 if ok else 503, content_type="text/plain")
+            if not self.ready.is_set() or self.store is None:
+                return Response(text="not ready", status=503, content_type="text/plain")
+            endpoint, _, sub = path.strip("/").partition("/")
+            return await health.serve(endpoint, sub, health.checks_for(self.store), request.query)
         if path.rstrip("/") == "/version":
             # responsewriters.WriteRawJSON: always indented, no newline at the end.
             return json_response(KUBERNETES_VERSION, pretty=True)

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kybernetes.api.obj import Obj
-from kybernetes.storage.interface import CompactedError, Event, Store, StoreError
+from kybernetes.storage.interface import CompactedError, Event, Store, StoreError, UnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -282,17 +282,31 @@ class Cacher:
                 # We fell behind compaction (should not happen: we consume as fast as the store
                 # writes). Rebuild every cache from a fresh list.
                 log.error("watch cache fell behind compaction; rebuilding")
-                rev = await self.store.current_revision()
-                for prefix in list(self.caches):
-                    old = self.caches.pop(prefix)
-                    for w in old.watchers:
-                        w.dropped = True
-                        w.wake.set()
-                self.revision = rev
-                self._release(rev)
+                try:
+                    rev = await self._drop_all()
+                except UnavailableError as e:  # the store went away meanwhile: the watch retries
+                    log.warning("watch cache: cannot rebuild while the store is unavailable: %s", e)
+                    await asyncio.sleep(0.5)
+            except UnavailableError as e:
+                # The store is away (a backend that does not resume its own watch): keep the caches
+                # and resume from the last applied revision once it answers, so no event is lost.
+                log.warning("watch cache: store unavailable (%s); resuming from revision %d", e, rev + 1)
+                await asyncio.sleep(0.5)
             except Exception:
                 log.exception("watch cache: store watch failed; restarting")
                 await asyncio.sleep(0.5)
+
+    async def _drop_all(self) -> int:
+        """Forget every cache (their watchers re-watch) and jump to the store's current revision."""
+        rev = await self.store.current_revision()
+        for prefix in list(self.caches):
+            old = self.caches.pop(prefix)
+            for w in old.watchers:
+                w.dropped = True
+                w.wake.set()
+        self.revision = rev
+        self._release(rev)
+        return rev
 
     def _dispatch(self, ev: Event) -> None:
         # Prefixes are /registry/<plural>/ or /registry/<a>/<b>/ (services/specs, a custom resource's

@@ -32,7 +32,7 @@ import grpc.aio
 
 from kybernetes.storage.etcdpb import rpc_pb2 as rpc
 from kybernetes.storage.etcdpb import rpc_pb2_grpc as rpc_grpc
-from kybernetes.storage.interface import StoreError
+from kybernetes.storage.interface import StoreError, UnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ _CHANNEL_OPTIONS = [
 ]
 
 
-class EtcdUnavailableError(StoreError):
+class EtcdUnavailableError(UnavailableError):
     """No endpoint answered: every member is down or unreachable."""
 
 

@@ -38,6 +38,12 @@ class StoreError(Exception):
     """Base of the store's own errors; the API server translates them to Status errors."""
 
 
+class UnavailableError(StoreError):
+    """The store cannot be reached (every etcd member down or unreachable): nothing was read or
+    written. Transient: the same call may succeed once the store is back, so the API server answers
+    503 with ``Retry-After`` instead of a 500."""
+
+
 class KeyExistsError(StoreError):
     def __init__(self, key: str) -> None:
         super().__init__(f"key exists: {key}")

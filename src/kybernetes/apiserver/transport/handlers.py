@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import random
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +44,7 @@ from kybernetes.apiserver.transport.requests import (
 )
 from kybernetes.httpserver.messages import AnyResponse, Request, Response, StreamResponse, chunk
 from kybernetes.storage.cacher import CacheEvent
+from kybernetes.storage.interface import UnavailableError
 
 JSON = "application/json"
 BOOKMARK_INTERVAL = 30.0
@@ -61,8 +63,18 @@ def status_success(details: dict[str, Any] | None = None) -> Obj:
     return errors.status_object("Success", details=details or None)
 
 
+log = logging.getLogger(__name__)
+
+
 ITEM_VERBS = ("get", "update", "patch", "delete")
 """The verbs served on an object's own path (``.../plural/NAME``)."""
+
+
+def _storage_operation(method: str, rp: ResourcePath) -> str:
+    """The storage operation kube-apiserver names in a storage error: get, list, create, update, delete."""
+    if method == "GET":
+        return "get" if rp.name else "list"
+    return {"POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}.get(method, "get")
 
 
 class ResourceHandlers:
@@ -74,6 +86,15 @@ class ResourceHandlers:
     # --- entry ---------------------------------------------------------------------------
 
     async def handle(self, request: Request, rp: ResourcePath, ctx: RequestContext) -> AnyResponse:
+        """Serve one resource request; an unreachable datastore is a 503 naming the operation."""
+        try:
+            return await self._handle(request, rp, ctx)
+        except UnavailableError as e:
+            log.warning("datastore unavailable serving %s %s: %s", request.method, request.path, e)
+            raise errors.ServiceUnavailable.store_unreachable(
+                rp.plural, rp.group, _storage_operation(request.method, rp)) from None
+
+    async def _handle(self, request: Request, rp: ResourcePath, ctx: RequestContext) -> AnyResponse:
         r = self.catalogue.get(rp.group, rp.version, rp.plural)
         if r is None:
             raise errors.NotFound.no_resource()
