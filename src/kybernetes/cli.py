@@ -318,6 +318,7 @@ def server(verbose: int, disable_snapshots: bool, snapshot_schedule_cron: str, s
     from kybernetes import bundle
     from kybernetes.addons import AddonSettings, addon_objects
     from kybernetes.api.clusterdns import cluster_dns_ip
+    from kybernetes.join import NodeSettings
 
     _setup_logging(verbose)
     cfg = _config(**api_flags)
@@ -338,6 +339,13 @@ def server(verbose: int, disable_snapshots: bool, snapshot_schedule_cron: str, s
         raise click.BadParameter(str(err), param_hint="'--snapshot-schedule-cron'") from None
     if disable_cloud_controller and enable_cloud_controller:
         raise click.UsageError("--enable-cloud-controller and --disable-cloud-controller are mutually exclusive")
+    # What joining nodes learn from the join service (GET /kybernetes.io/v1/node-config): with the
+    # cloud-controller-manager on, their kubelets register their nodes uninitialised
+    # (--cloud-provider=external) for the cloud node controller to initialise. This machine's own
+    # agent learns it the same way.
+    cfg.node_settings = NodeSettings(
+        cloud_provider="" if disable_cloud_controller else "external", cluster_dns=dns_ip,
+        cluster_domain=cluster_domain.removesuffix("."), service_cidr=cfg.service_cidr, cluster_cidr=cluster_cidr)
     if not disable_cloud_controller:
         # The kubelet registers its node uninitialised; the cloud node controller initialises it.
         kubelet_arg = ("cloud-provider=external", *kubelet_arg)

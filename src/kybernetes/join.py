@@ -24,6 +24,19 @@ The protocol (k3s' secure token, with kubeadm's "the node keeps its key" certifi
         {"nodeName": N, "csr": PEM, "nodePassword": P,
          "kind": "client" | "serving" | "kube-proxy", "addresses": [...]}
                     <------------------------------------   {"certificate": PEM, "ca": PEM, "server": URL}
+      GET /kybernetes.io/v1/node-config   (the node's new client certificate, or the token)
+                    <------------------------------------   {"cloudProvider": "external" | "",
+                                                             "clusterDNS": IP, "clusterDomain": D,
+                                                             "serviceCIDR": CIDR, "clusterCIDR": CIDR}
+
+The node configuration (k3s' supervisor config endpoint, smaller) is the server's cluster-wide
+settings a node's kubelet and kube-proxy must agree with (:class:`NodeSettings`). It is open to
+nodes (a client certificate of ``system:nodes``) and to the join's token identities (a K10
+token's secret, a bootstrap token): 401 for credentials nothing accepts, 403 (Kubernetes'
+``forbidden: User "U" cannot get path "P"``) for any other user, anonymous included. A field
+the server leaves empty it does not know (``kyb apiserver`` alone knows only its service range);
+the agent keeps its own default for it. An older server answers 404: the agent keeps all its
+defaults. The agent's own flags (``--cluster-dns`` ...) and ``--kubelet-arg`` always win.
 
 Trust model:
 
@@ -68,6 +81,7 @@ TOKEN_PREFIX = "K10"
 TOKEN_USER = "node"
 CA_PATH = "/cacerts"
 CREDENTIALS_PATH = "/kybernetes.io/v1/node-credentials"
+NODE_CONFIG_PATH = "/kybernetes.io/v1/node-config"
 NODES_GROUP = "system:nodes"
 NODE_USER_PREFIX = "system:node:"
 KUBE_PROXY_USER = "system:kube-proxy"
@@ -116,6 +130,46 @@ def parse_token(token: str) -> ParsedToken:
         raise ValueError(f"join token: expected '{TOKEN_USER}:<secret>' after '::'")
     return ParsedToken(digest, user, secret)
 
+
+
+# --- node configuration -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """The server's cluster-wide settings a node must share (``GET NODE_CONFIG_PATH``); "" is
+    "the server does not say". ``cloud_provider`` is the kubelet's ``--cloud-provider``:
+    ``external`` when a cloud-controller-manager initialises nodes."""
+
+    cloud_provider: str = ""
+    cluster_dns: str = ""
+    cluster_domain: str = ""
+    service_cidr: str = ""
+    cluster_cidr: str = ""
+
+    _WIRE = (("cloud_provider", "cloudProvider"), ("cluster_dns", "clusterDNS"),
+             ("cluster_domain", "clusterDomain"), ("service_cidr", "serviceCIDR"),
+             ("cluster_cidr", "clusterCIDR"))
+
+    def to_json(self) -> dict[str, str]:
+        return {wire: getattr(self, attr) for attr, wire in self._WIRE}
+
+    @classmethod
+    def from_json(cls, doc: object) -> NodeSettings:
+        """From the endpoint's answer; ValueError if it is not an object of strings, or names a
+        cloud provider other than "" or "external" (the kubelet knows no other). Unknown keys are
+        ignored, so a newer server may say more."""
+        if not isinstance(doc, dict):
+            raise ValueError("the node configuration is not a JSON object")
+        values: dict[str, str] = {}
+        for attr, wire in cls._WIRE:
+            value = doc.get(wire, "")
+            if not isinstance(value, str):
+                raise ValueError(f"the node configuration's {wire} is not a string")
+            values[attr] = value
+        if values["cloud_provider"] not in ("", "external"):
+            raise ValueError(f"the node configuration names an unknown cloud provider {values['cloud_provider']!r}")
+        return cls(**values)
 
 
 # --- node identity -----------------------------------------------------------------------------------

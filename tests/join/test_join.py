@@ -480,3 +480,55 @@ def test_kube_proxy_kind_issues_the_kube_proxy_identity_only(server: ServerProce
     assert post_credentials(server, secret, {**base, "kind": "admin", "csr": "x"})[0] == 400
     code, doc = post_credentials(server, secret, {**base, "csr": csr_pem((cn, "system:kube-proxy"))})
     assert code == 200, doc
+
+
+# --- node settings ----------------------------------------------------------------------------------
+
+
+def _bootstrap_secret(server: ServerProcess, token_id: str, secret: str) -> None:
+    server.kubectl("-n", "kube-system", "create", "secret", "generic", f"bootstrap-token-{token_id}",
+                   "--type", "bootstrap.kubernetes.io/token", f"--from-literal=token-id={token_id}",
+                   f"--from-literal=token-secret={secret}", "--from-literal=usage-bootstrap-authentication=true")
+
+
+def get_node_config(server: ServerProcess, ctx: ssl.SSLContext, bearer: str = "") -> tuple[int, dict]:  # type: ignore[type-arg]
+    req = urllib.request.Request(server.url + join.NODE_CONFIG_PATH,
+                                 headers={"Authorization": f"Bearer {bearer}"} if bearer else {})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_node_config_is_for_nodes_and_join_tokens_only(server: ServerProcess, tmp_path: Path) -> None:
+    """The server's node settings: to a node's client certificate, a K10 token's secret and a
+    bootstrap token; 401 for a token nobody knows, 403 in Kubernetes' words for anyone else."""
+    from kybernetes.pki import PKI
+
+    # The test server runs without the cloud-controller-manager: kubelets keep their own cloud provider.
+    want = {"cloudProvider": "", "clusterDNS": "10.43.0.10", "clusterDomain": "cluster.local",
+            "serviceCIDR": "10.43.0.0/16", "clusterCIDR": "10.42.0.0/16"}
+    token = create_token(server)
+    cfg = agent_config(server, token, tmp_path / "agent", "node-settings")
+    creds = ensure_credentials(cfg)
+    assert get_node_config(server, client_context(server, creds.client_cert, creds.client_key)) == (200, want)
+    assert get_node_config(server, client_context(server), join.parse_token(token).secret) == (200, want)
+    _bootstrap_secret(server, "nodcfg", "0123456789abcdef")
+    deadline = time.monotonic() + 20  # the bootstrap token authenticator reads the watch cache
+    while (got := get_node_config(server, client_context(server), "nodcfg.0123456789abcdef"))[0] == 401:
+        assert time.monotonic() < deadline, "the bootstrap token never authenticated"
+        time.sleep(0.1)
+    assert got == (200, want)
+
+    status, body = get_node_config(server, client_context(server), "not-a-token")
+    assert (status, body["reason"], body["message"]) == (401, "Unauthorized", "Unauthorized")
+    jane_crt, jane_key = tmp_path / "jane.crt", tmp_path / "jane.key"
+    cert, key = PKI.load_or_create(server.data_dir).issue("jane", organizations=("developers",), client=True)
+    jane_crt.write_bytes(cert)
+    jane_key.write_bytes(key)
+    for ctx, user in ((client_context(server, jane_crt, jane_key), "jane"),
+                      (client_context(server), "system:anonymous")):
+        status, body = get_node_config(server, ctx)
+        assert (status, body["reason"]) == (403, "Forbidden")
+        assert body["message"] == f'forbidden: User "{user}" cannot get path "{join.NODE_CONFIG_PATH}"'

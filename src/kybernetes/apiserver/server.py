@@ -99,6 +99,7 @@ from kybernetes.apiserver.transport.requests import (
 from kybernetes.datadir import store_path
 from kybernetes.httpserver.messages import AnyResponse, Request, Response
 from kybernetes.httpserver.protocol import HTTPServer
+from kybernetes.join import NodeSettings
 from kybernetes.pki import PKI, kubeconfig, write_kubeconfig
 from kybernetes.storage.interface import Store, StoreError, UnavailableError
 
@@ -163,6 +164,9 @@ class APIServerConfig:
     audit_log_maxbackup: int = 0
     audit_log_maxage: int = 0
     """Rotated logs kept: at most this many (0: all), and none older than this many days (0: any age)."""
+    node_settings: NodeSettings | None = None
+    """What the join service tells nodes of the cluster (``GET /kybernetes.io/v1/node-config``);
+    ``kyb server`` fills it, None (``kyb apiserver`` alone) says only the service range."""
     front_proxy: FrontProxyConfig = field(default_factory=FrontProxyConfig)
     """``--requestheader-*``, ``--proxy-client-*``: how the aggregation layer asserts users to backends."""
     extra: dict[str, Any] = field(default_factory=dict)

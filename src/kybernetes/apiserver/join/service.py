@@ -1,10 +1,13 @@
-"""The API server's join endpoint: ``GET /cacerts`` and ``POST /kybernetes.io/v1/node-credentials``.
+"""The API server's join endpoints: ``GET /cacerts``, ``POST /kybernetes.io/v1/node-credentials``
+and ``GET /kybernetes.io/v1/node-config``.
 
 It turns a join token (or a node's still valid client certificate) and a CSR into node
 credentials signed by the cluster CA, under the rules of the protocol described in
 :mod:`kybernetes.join`: the CSR names exactly the node's identity (``system:kube-proxy`` for the
 node's kube-proxy certificate), serving certificates get only
-the node's addresses, and a per-node password keeps one node from taking another's name.
+the node's addresses, and a per-node password keeps one node from taking another's name. The
+node configuration is the server's :class:`~kybernetes.join.NodeSettings`, for nodes and join
+tokens only.
 """
 
 from __future__ import annotations
@@ -26,14 +29,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from kybernetes import errors
+from kybernetes.apiserver.authz.authorizer import PRIVILEGED_GROUP
 from kybernetes.apiserver.join.tokens import TokenEntry, verify_secret
 from kybernetes.httpserver.messages import Request, Response
 from kybernetes.join import (
+    BOOTSTRAPPERS_GROUP,
     CA_PATH,
     CREDENTIAL_KINDS,
     CREDENTIALS_PATH,
+    NODE_CONFIG_PATH,
     NODE_USER_PREFIX,
     NODES_GROUP,
+    NodeSettings,
     credential_subject,
     node_user,
     split_addresses,
@@ -132,6 +139,8 @@ class JoinService:
             if request.method not in ("GET", "HEAD"):
                 raise errors.MethodNotAllowed(f"the server does not allow this method on {CA_PATH}")
             return Response(body=self.api.pki.ca_pem, content_type="application/x-pem-file")
+        if request.path.rstrip("/") == NODE_CONFIG_PATH:
+            return self._node_config(request)
         if request.path.rstrip("/") != CREDENTIALS_PATH:
             raise errors.NotFound.no_resource()
         if request.method != "POST":
@@ -159,6 +168,30 @@ class JoinService:
         if renewing is not None and body.get("nodeName") != renewing:
             raise errors.Forbidden(f"{node_user(renewing)} may renew only its own certificates")
         return await self._issue(body, token)
+
+    def node_settings(self) -> NodeSettings:
+        config = self.api.config
+        return config.node_settings or NodeSettings(service_cidr=config.service_cidr)
+
+    def _node_config(self, request: Request) -> Response:
+        """The node configuration, to a node, a K10 join token or a bootstrap token (see
+        :mod:`kybernetes.join`), and to ``system:masters`` (who may read anything); 401 for
+        credentials no authenticator accepts, 403 for anyone else."""
+        if request.method not in ("GET", "HEAD"):
+            raise errors.MethodNotAllowed(f"the server does not allow this method on {NODE_CONFIG_PATH}")
+        authorization = request.headers.get("Authorization", "")
+        scheme, _, secret = authorization.partition(" ")
+        joining = scheme.lower() == "bearer" and secret.strip() and verify_secret(self.data_dir, secret.strip())
+        if not joining:
+            assert self.api.authenticator is not None
+            user = self.api.authenticator.authenticate(
+                request.peercert, authorization or None, anonymous=self.api.anonymous, headers=request.headers,
+                der=request.peercert_der if request.peercert else None)
+            if not {NODES_GROUP, BOOTSTRAPPERS_GROUP, PRIVILEGED_GROUP} & set(user.groups):
+                # responsewriters.Forbidden of a non-resource request
+                raise errors.Forbidden(f'forbidden: User "{user.name}" cannot get path "{NODE_CONFIG_PATH}"',
+                                       details={})
+        return Response(body=json.dumps(self.node_settings().to_json()).encode(), content_type="application/json")
 
     def _authenticate(self, authorization: str) -> TokenEntry:
         scheme, _, secret = authorization.partition(" ")
