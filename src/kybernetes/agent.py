@@ -11,6 +11,10 @@ On start (the protocol itself is described in ``kybernetes.join``)::
     serving certificate (kubelet port 10250, SANs: node name, host name, node IP): the same
     DATA/agent/kubelet.kubeconfig (server URL, pinned CA, client certificate)
     kube-proxy's client certificate (CN=system:kube-proxy) and DATA/agent/kube-proxy.kubeconfig
+    the server's node settings (GET /kybernetes.io/v1/node-config with the client certificate:
+        cloud provider, cluster DNS and domain, service and cluster CIDRs) as the defaults of the
+        kubelet's and kube-proxy's flags; the agent's own flags and --kubelet-arg win, and a
+        server without the endpoint (404) leaves the agent's defaults (:func:`with_server_settings`)
     run `kyb kubelet ...`, `kyb proxy ...` and `kyb network ...` (host-gw routes to the other
         nodes' pods, masquerading; ``kybernetes.proxy.network``) as children, each restarted with
         back-off if it dies
@@ -44,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import hmac
 import ipaddress
@@ -65,6 +70,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -87,6 +93,10 @@ class JoinError(Exception):
 
 class Unreachable(Exception):
     """The server did not answer (or answered 5xx): worth retrying."""
+
+
+class NotServed(JoinError):
+    """404: the server has no such endpoint (an older server)."""
 
 
 @dataclass
@@ -116,6 +126,10 @@ class AgentConfig:
     """kubeadm's ``--token ID.SECRET``: join through the CSR API instead of the K10 token."""
     discovery_hash: str = ""
     """kubeadm's ``--discovery-token-ca-cert-hash sha256:HEX`` (the CA's public key) with it."""
+    cloud_provider: str = ""
+    """The kubelet's ``--cloud-provider`` (the server's ``external`` when it runs a cloud-controller-manager)."""
+    explicit: frozenset[str] = frozenset()
+    """The fields above set by the agent's own flags: the server's node settings do not replace them."""
 
     @property
     def agent_dir(self) -> Path:
@@ -163,6 +177,8 @@ def _request(url: str, ctx: ssl.SSLContext, data: bytes | None = None, headers: 
             raise Unreachable(f"{url}: HTTP {e.code}: {msg}") from None
         if e.code == 401:
             raise JoinError(f"the server refused the join token: {msg}") from None
+        if e.code == 404:
+            raise NotServed(f"{url}: HTTP 404: {msg}") from None
         raise JoinError(f"{url}: HTTP {e.code}: {msg}") from None
     except ssl.SSLCertVerificationError as e:
         raise JoinError(f"the server's certificate does not verify against the pinned cluster CA: "
@@ -394,13 +410,52 @@ def _ensure_kube_proxy_credentials(cfg: AgentConfig, ca_pem: bytes, obtain: Call
     return path
 
 
-def join_with_retry(cfg: AgentConfig, cancel: threading.Event | None = None) -> Credentials | None:
-    """ensure_credentials, retrying while the server is unreachable; None once ``cancel`` is set."""
+SERVER_SETTINGS = ("cloud_provider", "cluster_dns", "cluster_domain", "service_cidr", "cluster_cidr")
+"""The AgentConfig fields the server's :class:`~kybernetes.join.NodeSettings` give defaults for."""
+
+
+def fetch_node_settings(cfg: AgentConfig) -> join.NodeSettings | None:
+    """The server's node settings, asked with the node's client certificate; None from a server
+    that does not serve them (404). JoinError for an answer that is not node settings."""
+    ca_pem = (cfg.agent_dir / "ca.crt").read_bytes()
+    ctx = _client_context(cfg, ca_pem, load_or_create_key(cfg.agent_dir / "client.key"))
+    if ctx is None:
+        raise JoinError("the node's client certificate has expired: join again")
+    try:
+        body = _request(_url(cfg.server, join.NODE_CONFIG_PATH), ctx, headers={"Accept": "application/json"})
+    except NotServed:
+        log.info("the server does not hand out node settings; using the agent's own")
+        return None
+    try:
+        return join.NodeSettings.from_json(json.loads(body))
+    except ValueError as e:
+        raise JoinError(f"the server's node settings: {e}") from None
+
+
+def with_server_settings(cfg: AgentConfig, settings: join.NodeSettings | None) -> AgentConfig:
+    """``cfg`` with the server's settings where the agent's flags did not set them (``explicit``)
+    and the server says something (not ""). The cluster DNS address follows the service range it
+    belongs to: an agent given its own range keeps the DNS address derived from it (or given)."""
+    if settings is None:
+        return cfg
+    keep = set(cfg.explicit)
+    if "service_cidr" in keep:
+        keep.add("cluster_dns")
+    changes = {name: getattr(settings, name) for name in SERVER_SETTINGS
+               if name not in keep and getattr(settings, name)}
+    return dataclasses.replace(cfg, **changes)
+
+
+def join_with_retry(cfg: AgentConfig, cancel: threading.Event | None = None
+                    ) -> tuple[Credentials, AgentConfig] | None:
+    """ensure_credentials, then the server's node settings merged into ``cfg``, retrying while
+    the server is unreachable; None once ``cancel`` is set."""
     delay = 1.0
     cancel = cancel or threading.Event()
     while not cancel.is_set():
         try:
-            return ensure_credentials(cfg)
+            creds = ensure_credentials(cfg)
+            return creds, with_server_settings(cfg, fetch_node_settings(cfg))
         except Unreachable as e:
             log.warning("cannot reach the server (%s); retrying in %.0fs", e, delay)
             cancel.wait(delay)
@@ -433,6 +488,8 @@ def kubelet_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
         args += ["--cluster-dns", cfg.cluster_dns or cluster_dns_ip(cfg.service_cidr)]
     if "cluster-domain" not in given:
         args += ["--cluster-domain", cfg.cluster_domain]
+    if cfg.cloud_provider and "cloud-provider" not in given:
+        args += ["--cloud-provider", cfg.cloud_provider]
     if cfg.verbose:
         args.append("-" + "v" * cfg.verbose)
     return args + cfg.kubelet_args
@@ -509,7 +566,7 @@ async def _stop_child(proc: asyncio.subprocess.Process, timeout: float) -> None:
         await proc.wait()
 
 
-def main(cfg: AgentConfig) -> None:
+def main(given: AgentConfig) -> None:
     async def go() -> None:
         stop = asyncio.Event()
         cancel = threading.Event()  # tells the join thread to give up its retries
@@ -522,9 +579,13 @@ def main(cfg: AgentConfig) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
         # The join is blocking HTTP with retries: in a thread, so that signals are still handled.
-        creds = await loop.run_in_executor(None, join_with_retry, cfg, cancel)
-        if creds is None:
+        joined = await loop.run_in_executor(None, join_with_retry, given, cancel)
+        if joined is None:
             return
+        creds, cfg = joined
+        log.info("node settings: cloud provider %r, cluster DNS %s (%s), services %s, pods %s",
+                 cfg.cloud_provider, cfg.cluster_dns or cluster_dns_ip(cfg.service_cidr), cfg.cluster_domain,
+                 cfg.service_cidr, cfg.cluster_cidr)
         args = kubelet_args(cfg, creds)
         log.info("node %s joined %s; starting the kubelet", cfg.node_name, cfg.server)
         # Renewed certificates reach the kubelet and kube-proxy by restarting them: neither reloads
@@ -553,6 +614,18 @@ def _setup_logging(verbose: int) -> None:
     level = logging.INFO - 10 * (verbose - 1) if verbose else logging.INFO
     logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
+
+
+_SETTING_FLAGS = {"cluster_cidr": "cluster_cidr", "service_cluster_ip_range": "service_cidr",
+                  "cluster_dns": "cluster_dns", "cluster_domain": "cluster_domain"}
+"""``kyb agent``'s parameters for the server's node settings -> the AgentConfig fields."""
+
+
+def explicit_settings(context: click.Context) -> frozenset[str]:
+    """The AgentConfig fields of :data:`SERVER_SETTINGS` that ``kyb agent``'s command line (or
+    environment) set: those the server's node settings leave alone."""
+    return frozenset(field for param, field in _SETTING_FLAGS.items()
+                     if context.get_parameter_source(param) not in (ParameterSource.DEFAULT, None))
 
 
 @click.command("agent")
@@ -619,9 +692,12 @@ def command(server: str, token: str | None, discovery_hash: str, token_file: Pat
         except ValueError:
             raise click.UsageError(f"--node-ip {node_ip!r} is not an IP address") from None
     try:
-        cluster_dns = str(ipaddress.ip_address(cluster_dns)) if cluster_dns else cluster_dns_ip(service_cluster_ip_range)
+        # Unless given, the DNS address is derived later, from the server's service range or ours.
+        cluster_dns = str(ipaddress.ip_address(cluster_dns)) if cluster_dns else ""
+        cluster_dns_ip(service_cluster_ip_range)
     except ValueError as err:
         raise click.UsageError(f"--cluster-dns: {err}") from None
+    explicit = explicit_settings(click.get_current_context())
     cfg = AgentConfig(
         server=server.rstrip("/"), token="" if bootstrap else token,
         bootstrap_token=token if bootstrap else "", discovery_hash=discovery_hash, data_dir=(data_dir or default_agent_data_dir()).resolve(),
@@ -632,7 +708,7 @@ def command(server: str, token: str | None, discovery_hash: str, token_file: Pat
         kube_proxy=not disable_kube_proxy, cluster_cidr=cluster_cidr, service_cidr=service_cluster_ip_range,
         cluster_dns=cluster_dns, cluster_domain=cluster_domain.removesuffix("."),
         flannel_backend=flannel_backend, ip_masq=flannel_ipmasq,
-        verbose=verbose, stop_timeout=stop_timeout,
+        verbose=verbose, stop_timeout=stop_timeout, explicit=explicit,
     )
     from kybernetes.datadir import remove_pid_file, write_pid_file
     from kybernetes.kubelet.leftovers import BridgeInUse, check_bridge

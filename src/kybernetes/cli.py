@@ -346,9 +346,6 @@ def server(verbose: int, disable_snapshots: bool, snapshot_schedule_cron: str, s
     cfg.node_settings = NodeSettings(
         cloud_provider="" if disable_cloud_controller else "external", cluster_dns=dns_ip,
         cluster_domain=cluster_domain.removesuffix("."), service_cidr=cfg.service_cidr, cluster_cidr=cluster_cidr)
-    if not disable_cloud_controller:
-        # The kubelet registers its node uninitialised; the cloud node controller initialises it.
-        kubelet_arg = ("cloud-provider=external", *kubelet_arg)
     bundle.main(bundle.ServerConfig(
         api=cfg, disable_agent=disable_agent, disable_scheduler=disable_scheduler,
         disable_controller_manager=disable_controller_manager, cluster_cidr=cluster_cidr,

@@ -504,6 +504,7 @@ def get_node_config(server: ServerProcess, ctx: ssl.SSLContext, bearer: str = ""
 def test_node_config_is_for_nodes_and_join_tokens_only(server: ServerProcess, tmp_path: Path) -> None:
     """The server's node settings: to a node's client certificate, a K10 token's secret and a
     bootstrap token; 401 for a token nobody knows, 403 in Kubernetes' words for anyone else."""
+    from kybernetes.agent import fetch_node_settings
     from kybernetes.pki import PKI
 
     # The test server runs without the cloud-controller-manager: kubelets keep their own cloud provider.
@@ -513,6 +514,8 @@ def test_node_config_is_for_nodes_and_join_tokens_only(server: ServerProcess, tm
     cfg = agent_config(server, token, tmp_path / "agent", "node-settings")
     creds = ensure_credentials(cfg)
     assert get_node_config(server, client_context(server, creds.client_cert, creds.client_key)) == (200, want)
+    assert fetch_node_settings(cfg) == join.NodeSettings("", "10.43.0.10", "cluster.local", "10.43.0.0/16",
+                                                         "10.42.0.0/16")
     assert get_node_config(server, client_context(server), join.parse_token(token).secret) == (200, want)
     _bootstrap_secret(server, "nodcfg", "0123456789abcdef")
     deadline = time.monotonic() + 20  # the bootstrap token authenticator reads the watch cache
@@ -532,3 +535,25 @@ def test_node_config_is_for_nodes_and_join_tokens_only(server: ServerProcess, tm
         status, body = get_node_config(server, ctx)
         assert (status, body["reason"]) == (403, "Forbidden")
         assert body["message"] == f'forbidden: User "{user}" cannot get path "{join.NODE_CONFIG_PATH}"'
+
+
+def test_an_agent_joining_kyb_server_runs_its_node_as_the_server_says(tmp_path: Path) -> None:
+    """`kyb server` with the cloud-controller-manager and its own ranges and domain: an agent that
+    joins with no flags of its own runs its kubelet with --cloud-provider=external and the server's
+    DNS, and kube-proxy with the server's ranges (the agent's start up to its children)."""
+    from kybernetes.agent import join_with_retry, kubelet_args, proxy_args
+
+    srv = ServerProcess.start(tmp_path / "server", "--service-cluster-ip-range", "10.96.0.0/12",
+                              "--cluster-cidr", "10.244.0.0/16", "--cluster-domain", "corp.local", cloud=True)
+    try:
+        cfg = agent_config(srv, create_token(srv), tmp_path / "agent", "node-told")
+        joined = join_with_retry(cfg)
+        assert joined is not None
+        creds, told = joined
+        kubelet = " ".join(kubelet_args(told, creds))
+        assert "--cloud-provider external" in kubelet
+        assert "--cluster-dns 10.96.0.10" in kubelet and "--cluster-domain corp.local" in kubelet
+        proxy = " ".join(proxy_args(told, creds))
+        assert "--cluster-cidr 10.244.0.0/16" in proxy and "--service-cluster-ip-range 10.96.0.0/12" in proxy
+    finally:
+        srv.stop()

@@ -12,8 +12,19 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 
-from kybernetes.agent import AgentConfig, Credentials, kubelet_args, network_args, proxy_args
+from kybernetes.agent import (
+    AgentConfig,
+    Credentials,
+    explicit_settings,
+    kubelet_args,
+    network_args,
+    proxy_args,
+    with_server_settings,
+)
+from kybernetes.agent import command as agent_command
+from kybernetes.join import NodeSettings
 from kybernetes.kubelet.cmd import command as kubelet_command
 from kybernetes.proxy.cmd import command as proxy_command
 from kybernetes.proxy.netcmd import command as network_command
@@ -88,3 +99,59 @@ def test_kyb_agent_starts_without_the_api_server() -> None:
     assert "kybernetes.agent" in loaded
     for component in ("apiserver", "storage", "kubelet", "client"):
         assert f"'kybernetes.{component}" not in loaded, loaded
+
+
+def _server_settings() -> NodeSettings:
+    return NodeSettings(cloud_provider="external", cluster_dns="10.96.0.10", cluster_domain="corp.local",
+                        service_cidr="10.96.0.0/12", cluster_cidr="10.244.0.0/16")
+
+
+def test_server_settings_are_the_defaults_of_kubelet_and_kube_proxy(tmp_path: Path) -> None:
+    """An agent given no flags of its own runs its kubelet and kube-proxy as the server says."""
+    creds = _creds(tmp_path)
+    cfg = with_server_settings(_config(tmp_path), _server_settings())
+    kubelet = _parse(kubelet_command, kubelet_args(cfg, creds), "kubelet")
+    assert kubelet["cloud_provider"] == "external"
+    assert kubelet["cluster_dns"] == ("10.96.0.10",) and kubelet["cluster_domain"] == "corp.local"
+    proxy = _parse(proxy_command, proxy_args(cfg, creds), "proxy")
+    assert proxy["cluster_cidr"] == "10.244.0.0/16" and proxy["service_cluster_ip_range"] == "10.96.0.0/12"
+    network = _parse(network_command, network_args(cfg, creds), "network")
+    assert network["cluster_cidr"] == "10.244.0.0/16" and network["service_cluster_ip_range"] == "10.96.0.0/12"
+
+
+def test_agent_flags_and_kubelet_args_win_over_the_server(tmp_path: Path) -> None:
+    creds = _creds(tmp_path)
+    argv = ["--server", "https://127.0.0.1:6443", "--cluster-domain", "mine.local",
+            "--service-cluster-ip-range", "10.50.0.0/16"]
+    explicit = explicit_settings(agent_command.make_context("agent", argv))
+    assert explicit == {"cluster_domain", "service_cidr"}
+    mine = AgentConfig(server="https://127.0.0.1:6443", token="unused", data_dir=tmp_path / "data", node_name="n1",
+                       cluster_domain="mine.local", service_cidr="10.50.0.0/16", explicit=explicit,
+                       kubelet_args=["--cloud-provider="])
+    cfg = with_server_settings(mine, _server_settings())
+    kubelet = _parse(kubelet_command, kubelet_args(cfg, creds), "kubelet")
+    assert kubelet["cloud_provider"] == ""  # --kubelet-arg cloud-provider= says: no cloud provider
+    assert kubelet["cluster_domain"] == "mine.local"
+    # The DNS address belongs to the agent's own service range, not to the server's.
+    assert kubelet["cluster_dns"] == ("10.50.0.10",)
+    assert _parse(proxy_command, proxy_args(cfg, creds), "proxy")["cluster_cidr"] == "10.244.0.0/16"
+    assert with_server_settings(mine, None) == mine  # an older server says nothing
+
+
+def test_server_settings_it_leaves_empty_keep_the_agents_defaults(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    assert with_server_settings(cfg, NodeSettings(service_cidr="10.43.0.0/16")) == cfg
+    partial = with_server_settings(cfg, NodeSettings(cloud_provider="external"))
+    assert partial.cloud_provider == "external" and partial.cluster_cidr == "10.42.0.0/16"
+
+
+def test_node_settings_wire_format() -> None:
+    settings = _server_settings()
+    doc = settings.to_json()
+    assert doc == {"cloudProvider": "external", "clusterDNS": "10.96.0.10", "clusterDomain": "corp.local",
+                   "serviceCIDR": "10.96.0.0/12", "clusterCIDR": "10.244.0.0/16"}
+    assert NodeSettings.from_json({**doc, "somethingNewer": True}) == settings
+    assert NodeSettings.from_json({}) == NodeSettings()
+    for bad in ([], {"clusterDNS": 10}, {"cloudProvider": "aws"}):
+        with pytest.raises(ValueError):
+            NodeSettings.from_json(bad)
