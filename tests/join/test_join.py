@@ -557,3 +557,54 @@ def test_an_agent_joining_kyb_server_runs_its_node_as_the_server_says(tmp_path: 
         assert "--cluster-cidr 10.244.0.0/16" in proxy and "--service-cluster-ip-range 10.96.0.0/12" in proxy
     finally:
         srv.stop()
+
+
+def test_an_older_server_without_node_settings_leaves_the_agents_defaults(tmp_path: Path) -> None:
+    """A server that answers the node settings with 404 (one from before them): the agent keeps
+    its own defaults; one that answers something else than node settings stops the agent."""
+    import http.server
+    import threading
+
+    from kybernetes.agent import fetch_node_settings
+    from kybernetes.pki import PKI
+
+    pki = PKI.load_or_create(tmp_path / "old-server")
+    crt, key = pki.issue("old-server", ip_addresses=("127.0.0.1",), server=True)
+    (tmp_path / "srv.crt").write_bytes(crt)
+    (tmp_path / "srv.key").write_bytes(key)
+    answers = {join.NODE_CONFIG_PATH: (404, b'{"kind":"Status","code":404,"message":"the server could not '
+                                            b'find the requested resource"}')}
+
+    class OldServer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code, body = answers[self.path]
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OldServer)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(tmp_path / "srv.crt", tmp_path / "srv.key")
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        cfg = AgentConfig(server=f"https://127.0.0.1:{httpd.server_address[1]}", token="unused",
+                          data_dir=tmp_path / "agent", node_name="old-node")
+        cfg.agent_dir.mkdir(parents=True)
+        (cfg.agent_dir / "ca.crt").write_bytes(pki.ca_pem)
+        node_crt, node_key = pki.issue("system:node:old-node", organizations=("system:nodes",), client=True)
+        (cfg.agent_dir / "client.crt").write_bytes(node_crt)
+        (cfg.agent_dir / "client.key").write_bytes(node_key)
+        assert fetch_node_settings(cfg) is None
+        answers[join.NODE_CONFIG_PATH] = (200, b'{"cloudProvider": "aws"}')
+        with pytest.raises(JoinError, match="unknown cloud provider 'aws'"):
+            fetch_node_settings(cfg)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(10)
