@@ -95,7 +95,9 @@ async def run(config: CloudControllerManagerConfig, stop: asyncio.Event | None =
         factory = SharedInformerFactory(client)
         try:
             await cloud.initialize(_Clients(client))
-            ctx = ControllerContext(client, factory, lambda _name: recorder, RealClock(), dict(config.options))
+            # The cloud node controller marks new nodes NoRouteCreated only if the route controller runs.
+            options = {**config.options, "configure-cloud-routes": RouteController in classes}
+            ctx = ControllerContext(client, factory, lambda _name: recorder, RealClock(), options)
             controllers = [cls(ctx, cloud) for cls in classes]
             log.info("cloud provider %s; starting controllers: %s", cloud.provider_name(),
                      ", ".join(c.name for c in controllers))
