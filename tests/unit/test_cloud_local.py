@@ -19,6 +19,7 @@ from kybernetes.cloud import registry
 from kybernetes.cloud.controllers.node import initialized_node
 from kybernetes.cloud.controllers.route import condition_differs, desired_routes, wanted_conditions
 from kybernetes.cloud.local import LocalCloud
+from kybernetes.cloud.manager import controller_options, select
 from kybernetes.cloud.provider import UNINITIALIZED_TAINT, Interface
 from kybernetes.cloud.registry import ProviderConfig, get_provider, register_provider
 
@@ -210,6 +211,11 @@ def test_the_route_controller_says_whether_each_nodes_routes_exist(cidr: str | N
 def test_the_condition_is_written_only_when_its_status_changes(network: tuple[str, str] | None,
                                                               want: tuple[str, str, str], differs: bool) -> None:
     assert condition_differs(_with_cidr("n1", "10.42.1.0/24", network), want) is differs
+
+
+@pytest.mark.parametrize(("names", "routes"), [(["*"], True), (["*", "-route"], False), (["cloud-node"], False)])
+def test_new_nodes_wait_for_routes_only_when_the_route_controller_runs(names: list[str], routes: bool) -> None:
+    assert controller_options({"zone": "z"}, select(names)) == {"zone": "z", "configure-cloud-routes": routes}
 
 
 @pytest.mark.parametrize(("args", "message"), [
