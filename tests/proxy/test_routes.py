@@ -196,6 +196,14 @@ def test_node_network_sync_programs_and_repairs_routes_and_table(netns: str, tmp
     assert net._sync_host(nodes)
     assert "masquerade" in table()
 
+    # The route controller took b's route away (NoRouteCreated): the kernel route goes; back once created.
+    nodes[1]["status"]["conditions"] = [_network("True", "NoRouteCreated")]
+    net._sync_host(nodes)
+    assert routes.current_routes() == {}
+    nodes[1]["status"]["conditions"] = [_network("False", "RouteCreated")]
+    net._sync_host(nodes)
+    assert routes.current_routes() == {"10.42.1.0/24": "10.250.0.2"}
+
     # Masquerading turned off: a new daemon removes the table an earlier one left.
     off = NodeNetwork(NetworkConfig(node_name="self", bridge="kyb0", nft=str(nft), ip_masq=False))
     off._sync_host(nodes)
