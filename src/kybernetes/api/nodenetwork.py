@@ -42,12 +42,6 @@ def network_condition(node: Obj) -> Obj | None:
     return None
 
 
-def has_condition(node: Obj, want: tuple[str, str, str]) -> bool:
-    """Whether the node's ``NetworkUnavailable`` has ``want``'s status and reason."""
-    c = network_condition(node)
-    return c is not None and (c.get("status"), c.get("reason")) == want[:2]
-
-
 def pod_network_routable(node: Obj) -> bool:
     """Whether other nodes may route to this node's pod CIDR now (the rule of the module doc)."""
     c = network_condition(node)
