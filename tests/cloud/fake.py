@@ -29,6 +29,8 @@ class FakeCloud:
     lbs: dict[str, str] = field(default_factory=dict)
     """Load balancer name -> its address."""
     route_table: dict[tuple[str, str], Route] = field(default_factory=dict)
+    refuse_routes: set[str] = field(default_factory=set)
+    """Node names whose routes ``create_route`` refuses (a provider's failure)."""
     calls: list[tuple[str, str]] = field(default_factory=list)
     next_ip: int = 1
 
@@ -97,6 +99,8 @@ class FakeCloud:
         return list(self.route_table.values())
 
     async def create_route(self, cluster_name: str, name_hint: str, route: Route) -> None:
+        if route.target_node in self.refuse_routes:
+            raise RuntimeError(f"route quota exceeded for {route.target_node}")
         self.route_table[(route.target_node, route.destination_cidr)] = route
 
     async def delete_route(self, cluster_name: str, route: Route) -> None:

@@ -72,6 +72,14 @@ def test_the_servers_node_is_registered_uninitialized_and_initialized(node_serve
     while not route_created():
         assert time.monotonic() < deadline, "NetworkUnavailable=False RouteCreated never written"
         time.sleep(0.5)
+    # It was NoRouteCreated from its initialisation until then (tainted network-unavailable by the
+    # node lifecycle controller): the taint goes, the node takes pods (the next test's).
+    def schedulable() -> bool:
+        n = json.loads(node_server.kubectl("get", "node", name, "-o", "json").stdout)
+        return not any(t["key"] == "node.kubernetes.io/network-unavailable" for t in n["spec"].get("taints") or [])
+    while not schedulable():
+        assert time.monotonic() < deadline, "the network-unavailable taint never removed"
+        time.sleep(0.5)
 
 
 def wait_for(fn: Any, timeout: float, what: str) -> Any:

@@ -80,7 +80,7 @@ def taint_keys(node: Obj | None) -> set[str]:
 
 async def test_an_uninitialized_node_gets_provider_id_labels_addresses_and_loses_the_taint(srv: ServerProcess) -> None:
     cloud = FakeCloud()
-    async with running(srv, cloud, CloudNodeController) as client:
+    async with running(srv, cloud, CloudNodeController, options={"configure-cloud-routes": True}) as client:
         await make_node(client, "init-a", labels={"topology.kubernetes.io/zone": "own-zone"},
                         taints=[{"key": UNINITIALIZED_TAINT, "value": "true", "effect": "NoSchedule"},
                                 {"key": "keep", "effect": "NoSchedule"}])
@@ -98,7 +98,13 @@ async def test_an_uninitialized_node_gets_provider_id_labels_addresses_and_loses
         assert labels["node.kubernetes.io/instance-type"] == "fake.large"
         node = await wait_for(lambda: _with_addresses(client, "init-a"), what="addresses")
         assert {"type": "InternalIP", "address": "192.0.2.10"} in node["status"]["addresses"]
+        # The route controller runs: the node waits for its route (kyb network does not route it yet).
+        cond = await network_condition(client, "init-a")
+        assert cond is not None
+        assert (cond["status"], cond["reason"], cond["message"]) == ("True", "NoRouteCreated",
+                                                                     "Node created without a route")
         other = await client.get("v1", "nodes", "init-b")
+        assert await network_condition(client, "init-b") is None
         assert "providerID" not in other["spec"] and "topology.kubernetes.io/region" not in other["metadata"]["labels"]
 
 
@@ -186,28 +192,47 @@ async def test_type_change_releases_the_load_balancer_and_other_classes_are_left
         assert ("delete", "mine") in cloud.calls
 
 
-async def test_route_controller_records_routes_and_marks_the_network_available(srv: ServerProcess) -> None:
-    cloud = FakeCloud()
-    async with running(srv, cloud, RouteController) as client:
-        await make_node(client, "route-a")
-        await harness.patch(client, "v1", "nodes", "route-a", {"spec": {"podCIDR": "10.42.7.0/24",
-                                                                        "podCIDRs": ["10.42.7.0/24"]}})
+async def network_condition(client: Client, name: str) -> Obj | None:
+    n = await client.get("v1", "nodes", name)
+    for c in (n.get("status") or {}).get("conditions") or []:
+        if c["type"] == "NetworkUnavailable":
+            return c  # type: ignore[no-any-return]
+    return None
 
-        async def condition() -> Obj | None:
-            n = await client.get("v1", "nodes", "route-a")
-            for c in (n.get("status") or {}).get("conditions") or []:
-                if c["type"] == "NetworkUnavailable":
-                    return c
-            return None
-        cond = await wait_for(condition, what="NetworkUnavailable")
-        assert (cond["status"], cond["reason"], cond["message"]) == ("False", "RouteCreated",
-                                                                     "RouteController created a route")
+
+async def test_route_controller_records_routes_and_marks_the_network_available(srv: ServerProcess) -> None:
+    cloud = FakeCloud(refuse_routes={"route-b"})
+    async with running(srv, cloud, RouteController) as client:
+        for name, cidr in (("route-a", "10.42.7.0/24"), ("route-b", "10.42.8.0/24")):
+            await make_node(client, name)
+            await harness.patch(client, "v1", "nodes", name, {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}})
+
+        async def condition_of(name: str, reason: str) -> Obj | None:
+            c = await network_condition(client, name)
+            return c if c and c["reason"] == reason else None
+        cond = await wait_for(partial(condition_of, "route-a", "RouteCreated"), what="route-a RouteCreated")
+        assert (cond["status"], cond["message"]) == ("False", "RouteController created a route")
         assert ("route-a", "10.42.7.0/24") in cloud.route_table
+        # The provider refuses route-b's route: the node says so (kyb network does not route it), and why.
+        cond = await wait_for(partial(condition_of, "route-b", "NoRouteCreated"), what="route-b NoRouteCreated")
+        assert (cond["status"], cond["message"]) == ("True", "RouteController failed to create a route")
+
+        async def refused_event() -> Obj | None:
+            events = (await client.list("v1", "events", "default"))["items"]
+            return next((e for e in events if e["reason"] == "FailedToCreateRoute"
+                         and e["involvedObject"]["name"] == "route-b"), None)
+        event = await wait_for(refused_event, what="the FailedToCreateRoute event")
+        assert event["type"] == "Warning" and "route quota exceeded for route-b" in event["message"]
+        cloud.refuse_routes.clear()  # retried every round: it comes
+        await wait_for(partial(condition_of, "route-b", "RouteCreated"), what="route-b RouteCreated once allowed")
+        assert ("route-b", "10.42.8.0/24") in cloud.route_table
+
         await client.delete("v1", "nodes", "route-a")
 
         async def route_gone() -> bool:
             return ("route-a", "10.42.7.0/24") not in cloud.route_table
         await wait_for(route_gone, what="the route deleted with its node")
+        assert ("route-b", "10.42.8.0/24") in cloud.route_table
 
 
 async def test_the_cloud_controller_manager_may_not_touch_what_it_does_not_own(srv: ServerProcess) -> None:

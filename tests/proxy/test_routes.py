@@ -57,6 +57,31 @@ def test_every_other_node_with_a_pod_cidr_and_an_address_gets_a_route() -> None:
     }
 
 
+def _network(status: str, reason: str) -> Obj:
+    return {"type": "NetworkUnavailable", "status": status, "reason": reason, "message": "m"}
+
+
+UNINITIALIZED = {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"}
+
+
+@pytest.mark.parametrize(("conditions", "taints", "routed"), [
+    ([], [], True),  # no cloud-controller-manager manages routes (--disable-cloud-controller): as before
+    ([_network("False", "RouteCreated")], [], True),  # the route controller created its route
+    ([_network("True", "NoRouteCreated")], [], False),  # initialised without a route, or its route deleted
+    ([_network("Unknown", "NodeStatusUnknown")], [], False),
+    ([_network("False", "RouteCreated")], [UNINITIALIZED], True),
+    ([], [UNINITIALIZED], False),  # not initialised yet: the CCM will say whether routes are its
+    ([{"type": "Ready", "status": "True"}], [{"key": "other", "effect": "NoSchedule"}], True),
+])
+def test_a_node_is_routed_only_when_its_network_condition_allows(conditions: list[Obj], taints: list[Obj],
+                                                                 routed: bool) -> None:
+    n = node("b", "10.42.1.0/24", ("InternalIP", "192.168.5.2"))
+    n["status"]["conditions"] = conditions
+    n["spec"]["taints"] = taints
+    want = routes.desired_routes([n, node("c", "10.42.2.0/24", ("InternalIP", "192.168.5.3"))], "self", [])
+    assert want == ({"10.42.1.0/24": "192.168.5.2"} if routed else {}) | {"10.42.2.0/24": "192.168.5.3"}
+
+
 def test_bad_addresses_and_cidrs_are_skipped() -> None:
     nodes = [node("a", "not-a-cidr", ("InternalIP", "192.168.5.2")),
              node("b", "10.42.1.0/24", ("InternalIP", "nonsense")),
@@ -170,6 +195,14 @@ def test_node_network_sync_programs_and_repairs_routes_and_table(netns: str, tmp
     assert "masquerade" not in table()
     assert net._sync_host(nodes)
     assert "masquerade" in table()
+
+    # The route controller took b's route away (NoRouteCreated): the kernel route goes; back once created.
+    nodes[1]["status"]["conditions"] = [_network("True", "NoRouteCreated")]
+    net._sync_host(nodes)
+    assert routes.current_routes() == {}
+    nodes[1]["status"]["conditions"] = [_network("False", "RouteCreated")]
+    net._sync_host(nodes)
+    assert routes.current_routes() == {"10.42.1.0/24": "10.250.0.2"}
 
     # Masquerading turned off: a new daemon removes the table an earlier one left.
     off = NodeNetwork(NetworkConfig(node_name="self", bridge="kyb0", nft=str(nft), ip_masq=False))

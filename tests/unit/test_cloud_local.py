@@ -17,8 +17,9 @@ import pytest
 
 from kybernetes.cloud import registry
 from kybernetes.cloud.controllers.node import initialized_node
-from kybernetes.cloud.controllers.route import desired_routes
+from kybernetes.cloud.controllers.route import condition_differs, desired_routes, wanted_conditions
 from kybernetes.cloud.local import LocalCloud
+from kybernetes.cloud.manager import controller_options, select
 from kybernetes.cloud.provider import UNINITIALIZED_TAINT, Interface
 from kybernetes.cloud.registry import ProviderConfig, get_provider, register_provider
 
@@ -172,6 +173,49 @@ def test_routes_are_wanted_for_every_pod_cidr_of_every_node() -> None:
     n["spec"] = {"podCIDR": "10.42.1.0/24", "podCIDRs": ["10.42.1.0/24", "fd00::/64"]}
     want = desired_routes([n, node("n2")])
     assert set(want) == {("n1", "10.42.1.0/24"), ("n1", "fd00::/64")}
+
+
+def _with_cidr(name: str, cidr: str | None, network: tuple[str, str] | None = None) -> Obj:
+    n = node(name, "10.0.0.1")
+    n["spec"] = {"podCIDR": cidr, "podCIDRs": [cidr]} if cidr else {}
+    if network:
+        n["status"]["conditions"].append({"type": "NetworkUnavailable", "status": network[0], "reason": network[1]})
+    return n
+
+
+CREATED = ("False", "RouteCreated", "RouteController created a route")
+NOT_CREATED = ("True", "NoRouteCreated", "RouteController failed to create a route")
+
+
+@pytest.mark.parametrize(("cidr", "had_route", "failed", "want"), [
+    ("10.42.1.0/24", False, False, CREATED),  # created this round
+    ("10.42.1.0/24", True, False, CREATED),  # already there
+    ("10.42.1.0/24", False, True, NOT_CREATED),  # the provider refused it
+    (None, True, False, NOT_CREATED),  # its pod CIDR went: its route was deleted
+    (None, False, False, None),  # no pod CIDR, no route: left as it is
+])
+def test_the_route_controller_says_whether_each_nodes_routes_exist(cidr: str | None, had_route: bool, failed: bool,
+                                                                  want: tuple[str, str, str] | None) -> None:
+    got = wanted_conditions([_with_cidr("n1", cidr)], {"n1"} if had_route else set(), {"n1"} if failed else set())
+    assert got.get("n1") == want
+
+
+@pytest.mark.parametrize(("network", "want", "differs"), [
+    (None, CREATED, True),
+    (("True", "NoRouteCreated"), CREATED, True),
+    (("False", "RouteCreated"), CREATED, False),
+    (("False", "CalicoIsUp"), CREATED, False),  # Kubernetes compares the status only
+    (("False", "RouteCreated"), NOT_CREATED, True),
+    (("True", "NoRouteCreated"), NOT_CREATED, False),
+])
+def test_the_condition_is_written_only_when_its_status_changes(network: tuple[str, str] | None,
+                                                              want: tuple[str, str, str], differs: bool) -> None:
+    assert condition_differs(_with_cidr("n1", "10.42.1.0/24", network), want) is differs
+
+
+@pytest.mark.parametrize(("names", "routes"), [(["*"], True), (["*", "-route"], False), (["cloud-node"], False)])
+def test_new_nodes_wait_for_routes_only_when_the_route_controller_runs(names: list[str], routes: bool) -> None:
+    assert controller_options({"zone": "z"}, select(names)) == {"zone": "z", "configure-cloud-routes": routes}
 
 
 @pytest.mark.parametrize(("args", "message"), [

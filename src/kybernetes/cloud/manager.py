@@ -81,6 +81,13 @@ def select(names: list[str]) -> list[type[CloudController]]:
     return [CONTROLLERS[n] for n in CONTROLLERS if n in chosen]
 
 
+def controller_options(options: dict[str, Any], classes: list[type[CloudController]]) -> dict[str, Any]:
+    """The controllers' options: the flags', plus ``configure-cloud-routes`` (whether the route
+    controller runs: only then does the cloud node controller mark new nodes ``NoRouteCreated``,
+    since nothing else would ever clear it)."""
+    return {**options, "configure-cloud-routes": RouteController in classes}
+
+
 async def run(config: CloudControllerManagerConfig, stop: asyncio.Event | None = None,
               cloud: Interface | None = None) -> None:
     """Run until ``stop`` is set; raise :class:`LostLeadership` if the lease is lost."""
@@ -95,7 +102,8 @@ async def run(config: CloudControllerManagerConfig, stop: asyncio.Event | None =
         factory = SharedInformerFactory(client)
         try:
             await cloud.initialize(_Clients(client))
-            ctx = ControllerContext(client, factory, lambda _name: recorder, RealClock(), dict(config.options))
+            ctx = ControllerContext(client, factory, lambda _name: recorder, RealClock(),
+                                    controller_options(config.options, classes))
             controllers = [cls(ctx, cloud) for cls in classes]
             log.info("cloud provider %s; starting controllers: %s", cloud.provider_name(),
                      ", ".join(c.name for c in controllers))

@@ -15,11 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+# Re-exported: its home is api.nodenetwork, since kyb network's route planner reads it too.
+from kybernetes.api.nodenetwork import UNINITIALIZED_TAINT as UNINITIALIZED_TAINT
 from kybernetes.api.obj import Obj
 
-UNINITIALIZED_TAINT = "node.cloudprovider.kubernetes.io/uninitialized"
-"""The kubelet registers with this taint (NoSchedule) under ``--cloud-provider=external``; the
-cloud node controller removes it once the node is initialised."""
 SHUTDOWN_TAINT = "node.cloudprovider.kubernetes.io/shutdown"
 """The node lifecycle controller's taint (NoSchedule) on a NotReady node whose instance is shut down."""
 LB_FINALIZER = "service.kubernetes.io/load-balancer-cleanup"

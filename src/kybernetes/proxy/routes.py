@@ -9,7 +9,10 @@ connected pod network (metric 0: the node's own bridge, or another node sharing 
 namespace) always wins over ours.
 
 Which nodes get a route: those with a ``spec.podCIDR`` (IPv4) and an ``InternalIP`` (else the
-first address of the kinds below), except this node and any node whose address is one of this
+first address of the kinds below) whose pod network is routable by its ``NetworkUnavailable``
+condition (:func:`kybernetes.api.nodenetwork.pod_network_routable`: when the cloud-controller-manager
+manages routes, only once its route controller created the node's route, ``RouteCreated``; a node
+without the condition, where no CCM runs, always), except this node and any node whose address is one of this
 machine's own (two nodes on one host share its routing table: the other's bridge is already
 connected). A gateway that is not on a directly connected network is refused by the kernel
 (``Nexthop has invalid gateway``): host-gw needs every node on one L2 segment, as flannel's does;
@@ -26,6 +29,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from kybernetes.api.nodenetwork import pod_network_routable
 from kybernetes.api.obj import Obj
 from kybernetes.datadir import POD_ROUTE_PROTOCOL
 
@@ -71,7 +75,7 @@ def desired_routes(nodes: Iterable[Obj], own_node: str, local_addresses: Iterabl
     local = set(local_addresses)
     out: dict[str, str] = {}
     for node in sorted(nodes, key=lambda n: (n.get("metadata") or {}).get("name") or ""):
-        if (node.get("metadata") or {}).get("name") == own_node:
+        if (node.get("metadata") or {}).get("name") == own_node or not pod_network_routable(node):
             continue
         cidr, gateway = pod_cidr(node), node_address(node)
         if cidr is None or gateway is None or gateway in local or ipaddress.ip_address(gateway).is_loopback:

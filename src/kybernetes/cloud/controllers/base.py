@@ -8,7 +8,10 @@ runs as ``cloud-controller-manager``, not per-controller ServiceAccounts).
 
 from __future__ import annotations
 
+from kybernetes.api.nodenetwork import NETWORK_UNAVAILABLE
 from kybernetes.api.obj import Obj
+from kybernetes.api.timeutil import now_rfc3339
+from kybernetes.client.rest import Client
 from kybernetes.cloud.provider import Interface
 from kybernetes.controllers.base import Controller, ControllerContext
 
@@ -36,3 +39,19 @@ def has_taint(node: Obj, key: str) -> bool:
 
 def taints_without(node: Obj, key: str) -> list[Obj]:
     return [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") != key]
+
+
+async def set_network_condition(client: Client, node: Obj, want: tuple[str, str, str]) -> Obj:
+    """Write the node's ``NetworkUnavailable`` as ``want`` (status, reason, message), its other
+    conditions kept, on the node's resourceVersion (a lost race is a Conflict: the caller retries
+    from a fresh read); returns the node as written."""
+    now = now_rfc3339()
+    status, reason, message = want
+    cond = {"type": NETWORK_UNAVAILABLE, "status": status, "reason": reason, "message": message,
+            "lastTransitionTime": now, "lastHeartbeatTime": now}
+    conditions = [c for c in (node.get("status") or {}).get("conditions") or []
+                  if c.get("type") != NETWORK_UNAVAILABLE] + [cond]
+    meta = node["metadata"]
+    return await client.patch("v1", "nodes", meta["name"], {
+        "metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": {"conditions": conditions}},
+        subresource="status")

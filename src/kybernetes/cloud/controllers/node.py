@@ -8,6 +8,12 @@ untainted), sets ``spec.providerID`` (if unset), the topology labels
 already has are kept) and removes the taint; then writes the instance's addresses into
 ``status.addresses`` if they differ. A node without the taint is left alone. A lost write
 (conflict) is retried from the work queue with the node read afresh.
+
+When the route controller runs (option ``configure-cloud-routes``, set by ``cloud/manager.py``),
+a node without a ``NetworkUnavailable`` condition first gets ``True``, ``NoRouteCreated``,
+``Node created without a route`` (as GCE's initialisation does), before the taint goes: so
+``kyb network`` never routes it before the route controller has created its route
+(``api/nodenetwork.py``). Without the route controller nothing would ever clear it, so it is not set.
 """
 
 from __future__ import annotations
@@ -15,8 +21,14 @@ from __future__ import annotations
 import logging
 
 from kybernetes import errors
+from kybernetes.api.nodenetwork import CREATED_WITHOUT_ROUTE, network_condition
 from kybernetes.api.obj import Obj
-from kybernetes.cloud.controllers.base import CloudController, has_taint, taints_without
+from kybernetes.cloud.controllers.base import (
+    CloudController,
+    has_taint,
+    set_network_condition,
+    taints_without,
+)
 from kybernetes.cloud.provider import (
     INSTANCE_TYPE_LABEL,
     REGION_LABEL,
@@ -55,6 +67,7 @@ class CloudNodeController(CloudController):
     def __init__(self, ctx: ControllerContext, cloud: Interface) -> None:
         super().__init__(ctx, cloud)
         self.nodes = self.informer("v1", "nodes")
+        self.routes_configured = bool(ctx.option("configure-cloud-routes", False))
         self.nodes.add_handler(on_add=self._maybe_enqueue, on_update=lambda _old, new: self._maybe_enqueue(new))
 
     def _maybe_enqueue(self, node: Obj) -> None:
@@ -68,6 +81,8 @@ class CloudNodeController(CloudController):
             return
         md = await instances.instance_metadata(node)
         try:
+            if self.routes_configured and network_condition(node) is None:
+                node = await set_network_condition(self.client, node, CREATED_WITHOUT_ROUTE)
             updated = await self.client.update("v1", "nodes", initialized_node(node, md))
         except errors.NotFound:
             return

@@ -1,29 +1,38 @@
 """The route controller (``cloud-provider/controllers/route``): a route to every node's pod CIDR.
 
 Every ``route-reconciliation-period`` seconds (default 10) and on Node changes, one reconcile:
-the provider's routes are listed; a route for each podCIDR of each Node is created where
-missing; routes whose node or CIDR is gone (or that the provider reports as blackholes) are
-deleted. A Node whose routes all exist gets the condition ``NetworkUnavailable=False`` with
-reason ``RouteCreated`` (Kubernetes' words), written only when it is not already so.
+the provider's routes are listed; routes whose node or CIDR is gone (or that the provider reports
+as blackholes) are deleted; a route for each podCIDR of each Node is created where missing (a
+failure is a ``FailedToCreateRoute`` Warning event on the Node and is tried again next round).
+Then each Node's ``NetworkUnavailable`` condition says the outcome, in Kubernetes' words
+(``api/nodenetwork.py``), written only when its status is not already so:
 
-Who programs the kernel is the provider's business: the local provider records the table and
-``kyb network`` on each node installs the host-gw routes from the same podCIDRs (one writer
-per machine; docs/architecture.md).
+* every pod CIDR of the node has its route: ``False``, ``RouteCreated``;
+* a route could not be created, or the node has no pod CIDR but had a route (now deleted):
+  ``True``, ``NoRouteCreated``;
+* a node without pod CIDRs and without routes is left as it is.
+
+This controller is the authority over which nodes are routed: ``kyb network`` on each node (the
+only writer of kernel routes, the local provider's data plane) routes a node managed here only
+while its condition is ``False`` (docs/architecture.md, "Routes, one owner"). The local provider
+records the table; a real cloud's provider programs its VPC in ``create_route``.
 """
 
 from __future__ import annotations
 
 import logging
 
+from kybernetes.api.nodenetwork import NETWORK_UNAVAILABLE, NO_ROUTE_CREATED, ROUTE_CREATED, network_condition
 from kybernetes.api.obj import Obj
-from kybernetes.api.timeutil import now_rfc3339
-from kybernetes.cloud.controllers.base import CloudController
+from kybernetes.cloud.controllers.base import CloudController, set_network_condition
 from kybernetes.cloud.provider import Interface, NodeAddress, Route
 from kybernetes.controllers.base import ControllerContext
 
 log = logging.getLogger(__name__)
 
 RECONCILE_KEY = "routes"
+RouteKey = tuple[str, str]
+"""(target node, destination CIDR)."""
 
 
 def pod_cidrs(node: Obj) -> list[str]:
@@ -31,8 +40,9 @@ def pod_cidrs(node: Obj) -> list[str]:
     return list(spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else []))
 
 
-def desired_routes(nodes: list[Obj]) -> dict[tuple[str, str], Route]:
-    out: dict[tuple[str, str], Route] = {}
+def desired_routes(nodes: list[Obj]) -> dict[RouteKey, Route]:
+    """A route per pod CIDR per Node (pure)."""
+    out: dict[RouteKey, Route] = {}
     for n in nodes:
         name = n["metadata"]["name"]
         addresses = tuple(NodeAddress(a["type"], a["address"])
@@ -42,11 +52,25 @@ def desired_routes(nodes: list[Obj]) -> dict[tuple[str, str], Route]:
     return out
 
 
-def route_created(node: Obj) -> bool:
-    for c in (node.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "NetworkUnavailable":
-            return c.get("status") == "False" and c.get("reason") == "RouteCreated"
-    return False
+def wanted_conditions(nodes: list[Obj], had_routes: set[str], not_created: set[str]) -> dict[str, tuple[str, str, str]]:
+    """Node name -> the ``NetworkUnavailable`` (status, reason, message) this round calls for (pure).
+
+    ``had_routes``: nodes with a route in the provider's table when the round began;
+    ``not_created``: nodes with a pod CIDR whose route is still missing after it."""
+    out: dict[str, tuple[str, str, str]] = {}
+    for n in nodes:
+        name = n["metadata"]["name"]
+        if pod_cidrs(n):
+            out[name] = NO_ROUTE_CREATED if name in not_created else ROUTE_CREATED
+        elif name in had_routes:
+            out[name] = NO_ROUTE_CREATED
+    return out
+
+
+def condition_differs(node: Obj, want: tuple[str, str, str]) -> bool:
+    """Kubernetes' test: only the status counts (a ``False`` of another writer is left alone)."""
+    c = network_condition(node)
+    return c is None or c.get("status") != want[0]
 
 
 class RouteController(CloudController):
@@ -85,21 +109,20 @@ class RouteController(CloudController):
                 log.info("deleting route %s -> %s", r.destination_cidr, r.target_node)
                 await routes.delete_route(self.cluster_name, r)
         by_node = {n["metadata"]["name"]: n for n in nodes}
+        not_created: set[str] = set()
         for k, r in want.items():
-            if k not in have or have[k].blackhole:
-                uid = str(by_node[r.target_node]["metadata"].get("uid") or "")
-                await routes.create_route(self.cluster_name, uid, r)
-        for n in nodes:
-            if pod_cidrs(n) and not route_created(n):
-                await self._mark_route_created(n)
-
-    async def _mark_route_created(self, node: Obj) -> None:
-        now = now_rfc3339()
-        cond = {"type": "NetworkUnavailable", "status": "False", "reason": "RouteCreated",
-                "message": "RouteController created a route", "lastTransitionTime": now, "lastHeartbeatTime": now}
-        conditions = [c for c in (node.get("status") or {}).get("conditions") or []
-                      if c.get("type") != "NetworkUnavailable"] + [cond]
-        meta = node["metadata"]
-        await self.client.patch("v1", "nodes", meta["name"], {
-            "metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": {"conditions": conditions}},
-            subresource="status")
+            if k in have and not have[k].blackhole:
+                continue
+            node = by_node[r.target_node]
+            try:
+                await routes.create_route(self.cluster_name, str(node["metadata"].get("uid") or ""), r)
+            except Exception as e:  # the provider's failure: reported, tried again next round
+                not_created.add(r.target_node)
+                msg = f"Could not create route {r.name} {r.destination_cidr} for node {r.target_node}: {e}"
+                log.warning("%s", msg)
+                self.recorder.event(node, "Warning", "FailedToCreateRoute", msg)
+        conditions = wanted_conditions(nodes, {node for node, _ in have}, not_created)
+        for name, cond in conditions.items():
+            if condition_differs(by_node[name], cond):
+                log.info("node %s: %s=%s (%s)", name, NETWORK_UNAVAILABLE, cond[0], cond[1])
+                await set_network_condition(self.client, by_node[name], cond)

@@ -36,9 +36,10 @@ the allocation from the Services, so a restart neither leaks nor hands out an ad
 data plane is kube-proxy's: it answers on ``status.loadBalancer.ingress`` addresses on every node.
 
 Routes: a record of the cluster's route table, kept in memory (an empty table after a restart is
-filled again by the route controller). The kernel routes are ``kyb network``'s, on each node, from
-the same Nodes' podCIDRs: one writer per machine, see docs/architecture.md ("Cloud controller
-manager").
+filled again by the route controller). The kernel routes are ``kyb network``'s, on each node: it
+routes a node's podCIDR once the route controller has marked the node ``RouteCreated``
+(``api/nodenetwork.py``); one writer per machine, see docs/architecture.md ("Cloud controller
+manager", "Routes, one owner").
 """
 
 from __future__ import annotations
