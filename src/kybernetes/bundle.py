@@ -2,7 +2,11 @@
 
 Start order, each step waiting for the one before to be ready:
 
-    store + API server (in this process)
+    with ``--cluster-init``: etcd as a supervised child (``kybernetes.etcdmember.EmbeddedEtcd``:
+      data in ``DATA_DIR/db/etcd``, TLS from the etcd CA in ``DATA_DIR/tls``), which the API server
+      then uses as ``--datastore-endpoint https://127.0.0.1:<--etcd-client-port>``; stopped (by PID)
+      only after the API server has closed its store
+    -> store + API server (in this process)
       -> the add-ons (``kybernetes.addons``: CoreDNS's and the local-path provisioner's objects,
          unless ``--disable coredns`` / ``--disable local-storage``)
       -> kubeconfigs for each component (own client certificate: system:kube-scheduler, ...)
@@ -41,6 +45,7 @@ from kybernetes.apiserver.server import APIServer, APIServerConfig
 from kybernetes.client import Client
 from kybernetes.controllers.cronschedule import CronSchedule
 from kybernetes.datadir import snapshot_dir
+from kybernetes.etcdmember import EmbeddedEtcd, wait_healthy
 from kybernetes.pki import kubeconfig, write_kubeconfig
 from kybernetes.storage.snapshot import SCHEDULED, SnapshotError, run_schedule, snapshotter_for
 
@@ -73,6 +78,8 @@ class ServerConfig:
 
     snapshots: SnapshotSchedule | None = None
     """Scheduled snapshots of the store; None: none (``--disable-snapshots``)."""
+    etcd: EmbeddedEtcd | None = None
+    """``--cluster-init``: the etcd member this server runs (``api`` already points at it)."""
 
     def dns_ip(self) -> str:
         return self.cluster_dns or cluster_dns_ip(self.api.service_cidr)
@@ -194,7 +201,24 @@ def _kyb(*args: str) -> list[str]:
     return [sys.executable, "-m", "kybernetes.cli", *args]
 
 
+ETCD_START_TIMEOUT = 60.0
+
+
 async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool = True) -> None:
+    """The embedded etcd member, if any, then the cluster (``_run_cluster``) until ``stop`` is set."""
+    etcd = Supervisor()
+    try:
+        if config.etcd is not None:
+            child = etcd.start("etcd", config.etcd.command(), config.api.data_dir / "logs" / "etcd.log")
+            # Waits out the supervisor's restarts too: a member that keeps exiting ends in TimeoutError.
+            await wait_healthy(config.etcd.client_url, config.etcd.client_tls(), lambda: True,
+                               child.log_path, ETCD_START_TIMEOUT)
+        await _run_cluster(config, stop, announce)
+    finally:
+        await etcd.stop()
+
+
+async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool) -> None:
     api = APIServer(config.api)
     await api.start()
     sup = Supervisor()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import ipaddress
 import logging
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -308,7 +309,14 @@ def main() -> None:
               help="Scheduled snapshots to keep; the oldest beyond this are removed.")
 @click.option("--snapshot-dir", type=click.Path(path_type=Path), default=None,
               help="Where scheduled snapshots go. Default: DATA_DIR/db/snapshots.")
-def server(verbose: int, disable_snapshots: bool, snapshot_schedule_cron: str, snapshot_retention: int,
+@click.option("--cluster-init", is_flag=True,
+              help="Keep the store in etcd run by this server (a supervised child, data in DATA_DIR/db/etcd, "
+                   "TLS from the etcd CA in DATA_DIR/tls) instead of SQLite.")
+@click.option("--etcd-client-port", type=click.IntRange(1, 65535), default=2379, show_default=True,
+              help="With --cluster-init: the embedded etcd's client port (on 127.0.0.1).")
+@click.option("--etcd-peer-port", type=click.IntRange(1, 65535), default=2380, show_default=True,
+              help="With --cluster-init: the embedded etcd's peer port (on 127.0.0.1).")
+def server(verbose: int, cluster_init: bool, etcd_client_port: int, etcd_peer_port: int, disable_snapshots: bool, snapshot_schedule_cron: str, snapshot_retention: int,
            snapshot_dir: Path | None, disable_agent: bool, disable_scheduler: bool, disable_controller_manager: bool,
            cluster_cidr: str, kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...],
            disable_cloud_controller: bool, enable_cloud_controller: bool, kube_cloud_controller_manager_arg: tuple[str, ...],
@@ -321,7 +329,17 @@ def server(verbose: int, disable_snapshots: bool, snapshot_schedule_cron: str, s
     from kybernetes.join import NodeSettings
 
     _setup_logging(verbose)
+    if cluster_init and api_flags.get("datastore_endpoint"):
+        raise click.UsageError("--cluster-init and --datastore-endpoint are mutually exclusive")
     cfg = _config(**api_flags)
+    etcd = None
+    if cluster_init:
+        from kybernetes.etcdmember import EmbeddedEtcd
+
+        etcd = EmbeddedEtcd(cfg.data_dir, node_name or socket.gethostname(), etcd_client_port, etcd_peer_port)
+        cfg.datastore_endpoint = etcd.client_url
+        tls = etcd.client_tls()
+        cfg.datastore_tls = (tls.cafile, tls.certfile, tls.keyfile)
     disabled = tuple(a.strip() for value in disable for a in value.split(",") if a.strip())
     try:
         addon_objects(AddonSettings(), disabled)
@@ -359,7 +377,7 @@ def server(verbose: int, disable_snapshots: bool, snapshot_schedule_cron: str, s
                     "--flannel-backend", flannel_backend,
                     "--flannel-ipmasq" if flannel_ipmasq else "--no-flannel-ipmasq"],
         cni_bridge=bridge, disable=disabled, cluster_dns=dns_ip, cluster_domain=cluster_domain.removesuffix("."),
-        snapshots=snapshots,
+        snapshots=snapshots, etcd=etcd,
     ))
 
 

@@ -1,6 +1,7 @@
 """The layout of kybernetes' data directories, for the commands that act on one from outside.
 
     kyb server --data-dir D     D/tls/ca.crt (the cluster CA), D/db/state.db (the embedded store),
+                                with --cluster-init D/db/etcd (etcd's member) and D/tls/etcd-* (its CA),
                                 D/db/snapshots (`kyb snapshot save`'s and scheduled snapshots),
                                 D/kubeconfig.yaml; its own node is an agent in D/agent
     kyb agent --data-dir A      A/agent/ca.crt (the pinned cluster CA, credentials), and the node

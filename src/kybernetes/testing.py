@@ -11,7 +11,6 @@ sends SIGTERM and waits, and kills the process only if it does not stop in time.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
@@ -25,14 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
-import grpc.aio
-
-from kybernetes.pki import PKI
-from kybernetes.storage.etcd import COMPACT_REV_KEY
+from kybernetes.etcdmember import etcd_pki, member_command
+from kybernetes.etcdmember import wait_healthy as wait_member_healthy
 from kybernetes.storage.etcd_client import EtcdConnection, TLSFiles, parse_endpoints
-from kybernetes.storage.etcdpb import rpc_pb2 as rpc
-from kybernetes.storage.etcdpb import rpc_pb2_grpc as rpc_grpc
 
 API_ONLY_CONTROLLERS = ("serviceaccount-controller", "clusterrole-aggregation")
 """The controllers an API-server-only test server still runs: without them no pod could be created
@@ -227,9 +221,8 @@ class ServerProcess:
 # ---------------------------------------------------------------------------------------------
 # etcd for tests and benchmarks: Debian's /usr/bin/etcd on loopback, TLS, a temp dir, free ports.
 # Each member is a child process ended by its PID (kill -9 on request; SIGTERM, then SIGKILL, at
-# the end); certificates come from the cluster PKI helpers.
-
-ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+# the end); their command line and certificates are kybernetes.etcdmember's, as `kyb server
+# --cluster-init`'s member's are.
 
 
 @dataclass
@@ -259,12 +252,8 @@ class EtcdCluster:
     tls: TLSFiles = field(default_factory=TLSFiles)
 
     def __post_init__(self) -> None:
-        pki = PKI.load_or_create(self.dir, "etcd-ca", "etcd-ca")
-        server_crt, server_key = pki.ensure("etcd-server", common_name="etcd", dns_names=("localhost",),
-                                            ip_addresses=("127.0.0.1",), server=True, client=True)
-        client_crt, client_key = pki.ensure("etcd-client", common_name="kybernetes", client=True)
-        self.server_tls = (str(server_crt), str(server_key))
-        self.tls = TLSFiles(str(pki.ca_path), str(client_crt), str(client_key))
+        self.member_tls = etcd_pki(self.dir)
+        self.tls = self.member_tls.client
         for i in range(self.size):
             self.members.append(Member(f"m{i}", self.dir / f"m{i}", free_port(), free_port()))
 
@@ -281,22 +270,13 @@ class EtcdCluster:
             self.start_member(m)
 
     def start_member(self, m: Member) -> None:
-        crt, key = self.server_tls
         initial = ",".join(f"{x.name}={x.peer_url}" for x in self.members)
         m.dir.mkdir(parents=True, exist_ok=True)
         log = open(m.dir / "etcd.log", "ab")  # noqa: SIM115 (the child holds it)
         m.proc = subprocess.Popen(
-            [ETCD, "--name", m.name, "--data-dir", str(m.dir / "data"),
-             "--listen-client-urls", m.client_url, "--advertise-client-urls", m.client_url,
-             "--listen-peer-urls", m.peer_url, "--initial-advertise-peer-urls", m.peer_url,
-             "--initial-cluster", initial, "--initial-cluster-state", "new",
-             "--initial-cluster-token", f"kyb-test-{os.getpid()}",
-             "--cert-file", crt, "--key-file", key, "--trusted-ca-file", self.tls.cafile, "--client-cert-auth",
-             "--peer-cert-file", crt, "--peer-key-file", key, "--peer-trusted-ca-file", self.tls.cafile,
-             "--peer-client-cert-auth", "--heartbeat-interval", "50", "--election-timeout", "500",
-             "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}",
-             "--experimental-watch-progress-notify-interval", "5s",
-             "--logger", "zap", "--log-outputs", "stderr"],
+            member_command(m.name, m.dir / "data", m.client_url, m.peer_url, initial, f"kyb-test-{os.getpid()}",
+                           self.member_tls, "--heartbeat-interval", "50", "--election-timeout", "500",
+                           "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}"),
             stdout=log, stderr=log, start_new_session=True,
         )
         log.close()
@@ -304,22 +284,11 @@ class EtcdCluster:
     async def wait_healthy(self, timeout: float = 30.0) -> None:
         """Every running member answers a linearizable read (so the cluster has a leader)."""
         deadline = time.monotonic() + timeout
-        conn = self.connection()
-        try:
-            for i, m in enumerate(self.members):
-                if m.proc is None:
-                    continue
-                stub = rpc_grpc.KVStub(conn._channel(i))
-                while True:
-                    try:
-                        await stub.Range(rpc.RangeRequest(key=COMPACT_REV_KEY), timeout=2)
-                        break
-                    except grpc.aio.AioRpcError:
-                        if m.proc.poll() is not None or time.monotonic() > deadline:
-                            raise TimeoutError(f"etcd member {m.name} not healthy: see {m.dir}/etcd.log") from None
-                        await asyncio.sleep(0.1)
-        finally:
-            await conn.close()
+        for m in self.members:
+            proc = m.proc
+            if proc is not None:
+                await wait_member_healthy(m.client_url, self.tls, lambda p=proc: p.poll() is None,  # type: ignore[misc]
+                                          m.dir / "etcd.log", max(deadline - time.monotonic(), 0.1))
 
     def kill(self, m: Member) -> None:
         """kill -9 one member, by its PID."""

@@ -1,0 +1,138 @@
+"""etcd members run by kybernetes: the command line of one member, its certificates, its health.
+
+Two users share this: ``kyb server --cluster-init`` (``EmbeddedEtcd``: one member on this machine,
+run as a supervised child of the server, see ``kybernetes.bundle``) and the test harness's
+``kybernetes.testing.EtcdCluster`` (several members on loopback).
+
+Guarantees:
+
+- ``etcd_pki(DIR)`` keeps an etcd CA of its own in DIR/tls (``etcd-ca.crt``/``.key``; k3s keeps
+  one in ``server/tls/etcd/``), apart from the cluster CA (``ca.crt``): a client certificate the cluster CA signs (every
+  user and component has one) must not open the store. From it: one certificate for the members'
+  client and peer listeners (``etcd-server``, for 127.0.0.1 and localhost) and one client
+  certificate for the API server (``etcd-client``). Existing files are reused.
+- ``member_command`` is the etcd (Debian's /usr/bin/etcd, v3.4) command line of one member: client
+  and peer TLS with client-certificate authentication on both, progress notifications every 5 s (the
+  store's watches rely on them). On a data dir that already holds a member, etcd ignores the
+  ``--initial-*`` flags and rejoins its cluster: a restart never re-initialises.
+- ``wait_healthy`` returns once the member at a client URL answers a linearizable read (so its
+  cluster has a leader), and raises TimeoutError (naming ``log``) if it does not within ``timeout``
+  or its process is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import grpc.aio
+
+from kybernetes.pki import PKI
+from kybernetes.storage.etcd import COMPACT_REV_KEY
+from kybernetes.storage.etcd_client import EtcdConnection, TLSFiles, parse_endpoints
+from kybernetes.storage.etcdpb import rpc_pb2 as rpc
+
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+
+DEFAULT_CLIENT_PORT = 2379
+DEFAULT_PEER_PORT = 2380
+
+
+@dataclass(frozen=True)
+class EtcdTLS:
+    """The files of ``etcd_pki``: the member's (client and peer) serving pair, and the API server's."""
+
+    member_cert: str
+    member_key: str
+    client: TLSFiles
+
+
+def etcd_pki(directory: Path) -> EtcdTLS:
+    """The etcd CA in ``directory/tls`` and the certificates it signs (created on first use)."""
+    pki = PKI.load_or_create(directory, "etcd-ca", "etcd-ca")
+    crt, key = pki.ensure("etcd-server", common_name="etcd", dns_names=("localhost",),
+                          ip_addresses=("127.0.0.1",), server=True, client=True)
+    client_crt, client_key = pki.ensure("etcd-client", common_name="kybernetes", client=True)
+    return EtcdTLS(str(crt), str(key), TLSFiles(str(pki.ca_path), str(client_crt), str(client_key)))
+
+
+def member_command(name: str, data_dir: Path, client_url: str, peer_url: str, initial_cluster: str,
+                   cluster_token: str, tls: EtcdTLS, *extra: str) -> list[str]:
+    """The command line of member ``name`` (``initial_cluster``: ``NAME=PEER_URL,...``)."""
+    ca = tls.client.cafile
+    return [
+        ETCD, "--name", name, "--data-dir", str(data_dir),
+        "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
+        "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+        "--initial-cluster", initial_cluster, "--initial-cluster-state", "new",
+        "--initial-cluster-token", cluster_token,
+        "--cert-file", tls.member_cert, "--key-file", tls.member_key, "--trusted-ca-file", ca, "--client-cert-auth",
+        "--peer-cert-file", tls.member_cert, "--peer-key-file", tls.member_key, "--peer-trusted-ca-file", ca,
+        "--peer-client-cert-auth",
+        "--experimental-watch-progress-notify-interval", "5s",
+        "--logger", "zap", "--log-outputs", "stderr", *extra,
+    ]
+
+
+async def wait_healthy(client_url: str, tls: TLSFiles, alive: Callable[[], bool], log: Path,
+                       timeout: float = 30.0) -> None:
+    """Until the member at ``client_url`` answers a linearizable read; see the module docstring."""
+    deadline = time.monotonic() + timeout
+    conn = EtcdConnection(parse_endpoints(client_url), tls, timeout=2.0)
+    try:
+        while True:
+            try:
+                await conn.kv().Range(rpc.RangeRequest(key=COMPACT_REV_KEY), timeout=2)
+                return
+            except grpc.aio.AioRpcError:
+                if not alive() or time.monotonic() > deadline:
+                    raise TimeoutError(f"etcd at {client_url} is not healthy: see {log}") from None
+                await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class EmbeddedEtcd:
+    """``kyb server --cluster-init``'s member: named after the node, data in ``D/db/etcd``,
+    certificates in ``D/tls/etcd-*``, client and peer listeners on 127.0.0.1."""
+
+    server_data_dir: Path
+    name: str
+    client_port: int = DEFAULT_CLIENT_PORT
+    peer_port: int = DEFAULT_PEER_PORT
+
+    @property
+    def data_dir(self) -> Path:
+        return self.server_data_dir / "db" / "etcd"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.server_data_dir / "tls"
+
+    @property
+    def client_url(self) -> str:
+        """What the API server is given as ``--datastore-endpoint``."""
+        return f"https://127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"https://127.0.0.1:{self.peer_port}"
+
+    def client_tls(self) -> TLSFiles:
+        """The API server's files (``--datastore-cafile/-certfile/-keyfile``); they exist after ``command()``."""
+        return TLSFiles(str(self.tls_dir / "etcd-ca.crt"), str(self.tls_dir / "etcd-client.crt"),
+                        str(self.tls_dir / "etcd-client.key"))
+
+    def command(self) -> list[str]:
+        """The member's command line, creating its certificates first if they do not exist."""
+        tls = etcd_pki(self.server_data_dir)
+        assert tls.client == self.client_tls(), "etcd_pki's file names changed"
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        return member_command(self.name, self.data_dir, self.client_url, self.peer_url,
+                              f"{self.name}={self.peer_url}", "kybernetes", tls)
