@@ -209,6 +209,8 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
     etcd = Supervisor()
     try:
         if config.etcd is not None:
+            for pid in await asyncio.to_thread(config.etcd.stop_leftovers):
+                log.warning("stopped etcd %d, left running on %s by an earlier server", pid, config.etcd.data_dir)
             child = etcd.start("etcd", config.etcd.command(), config.api.data_dir / "logs" / "etcd.log")
             # Waits out the supervisor's restarts too: a member that keeps exiting ends in TimeoutError.
             await wait_healthy(config.etcd.client_url, config.etcd.client_tls(), lambda: True,

@@ -15,6 +15,9 @@ Guarantees:
   and peer TLS with client-certificate authentication on both, progress notifications every 5 s (the
   store's watches rely on them). On a data dir that already holds a member, etcd ignores the
   ``--initial-*`` flags and rejoins its cluster: a restart never re-initialises.
+- ``EmbeddedEtcd.stop_leftovers`` ends (by PID: SIGTERM, SIGKILL after a timeout) any etcd still
+  serving the member's data dir: a server killed with SIGKILL cannot stop its children, which run in
+  sessions of their own, and the next server on that data dir must run the member itself.
 - ``wait_healthy`` returns once the member at a client URL answers a linearizable read (so its
   cluster has a leader), and raises TimeoutError (naming ``log``) if it does not within ``timeout``
   or its process is gone.
@@ -23,7 +26,10 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shutil
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -129,6 +135,21 @@ class EmbeddedEtcd:
         return TLSFiles(str(self.tls_dir / "etcd-ca.crt"), str(self.tls_dir / "etcd-client.crt"),
                         str(self.tls_dir / "etcd-client.key"))
 
+    def stop_leftovers(self, timeout: float = 10.0) -> list[int]:
+        """Ends every etcd process on this member's data dir (see the module docstring); their PIDs."""
+        pids = etcd_processes(self.data_dir)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in pids:
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        return pids
+
     def command(self) -> list[str]:
         """The member's command line, creating its certificates first if they do not exist."""
         tls = etcd_pki(self.server_data_dir)
@@ -136,3 +157,36 @@ class EmbeddedEtcd:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         return member_command(self.name, self.data_dir, self.client_url, self.peer_url,
                               f"{self.name}={self.peer_url}", "kybernetes", tls)
+
+
+def etcd_processes(data_dir: Path) -> list[int]:
+    """The PIDs of etcd processes whose ``--data-dir`` is ``data_dir`` (this user's and, as root, all)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if Path(argv[0]).name == "etcd" and _flag_value(argv, "--data-dir") == str(data_dir):
+            out.append(int(entry.name))
+    return out
+
+
+def _flag_value(argv: list[str], flag: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg[len(flag) + 1:]
+    return None
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie, already dead, awaits a parent's wait only)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

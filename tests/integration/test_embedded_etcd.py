@@ -69,8 +69,10 @@ class Cluster:
         self.started: list[int] = []
 
     def start(self) -> ServerProcess:
+        # No controller manager: the test kills a server with SIGKILL, whose other children would outlive it.
         srv = ServerProcess.start(self.data_dir, "--cluster-init", "--etcd-client-port", str(self.client_port),
-                                  "--etcd-peer-port", str(self.peer_port), "--node-name", "first", timeout=90.0)
+                                  "--etcd-peer-port", str(self.peer_port), "--node-name", "first",
+                                  "--disable-controller-manager", timeout=90.0)
         self.started += etcd_children(srv.proc.pid)
         return srv
 
@@ -121,6 +123,17 @@ def test_cluster_init_runs_a_supervised_etcd_member(cluster: Cluster) -> None:
 
     srv = cluster.start()  # the same data dir: the same member, not a new cluster
     try:
+        assert cluster.etcdctl("member", "list").strip() == member
+        assert srv.kubectl("get", "configmap", "kept", "-o", "jsonpath={.data.a}").stdout == "1"
+        [orphan] = etcd_children(srv.proc.pid)
+    finally:
+        srv.kill()  # SIGKILL: the server cannot stop its member, which outlives it
+    assert alive(orphan)
+
+    srv = cluster.start()  # ends the member left behind (by PID) and runs its own on the same data
+    try:
+        assert not alive(orphan)
+        assert etcd_children(srv.proc.pid) != [orphan]
         assert cluster.etcdctl("member", "list").strip() == member
         assert srv.kubectl("get", "configmap", "kept", "-o", "jsonpath={.data.a}").stdout == "1"
     finally:
