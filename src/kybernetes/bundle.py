@@ -32,8 +32,10 @@ import logging
 import signal
 import socket
 import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -213,11 +215,31 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
                 log.warning("stopped etcd %d, left running on %s by an earlier server", pid, config.etcd.data_dir)
             child = etcd.start("etcd", config.etcd.command(), config.api.data_dir / "logs" / "etcd.log")
             # Waits out the supervisor's restarts too: a member that keeps exiting ends in TimeoutError.
-            await wait_healthy(config.etcd.client_url, config.etcd.client_tls(), lambda: True,
-                               child.log_path, ETCD_START_TIMEOUT)
+            healthy = wait_healthy(config.etcd.client_url, config.etcd.client_tls(), lambda: True,
+                                   child.log_path, ETCD_START_TIMEOUT)
+            if not await _unless_stopped(healthy, stop):
+                return
         await _run_cluster(config, stop, announce)
     finally:
         await etcd.stop()
+
+
+async def _unless_stopped(step: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Runs ``step`` to its end (True), or cancels it once ``stop`` is set first (False)."""
+    task = asyncio.ensure_future(step)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (task, stopped):
+            if not t.done():
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+    if task.done() and not task.cancelled():
+        task.result()  # its error, if any
+        return True
+    return False
 
 
 async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from kybernetes.testing import ServerProcess, free_port
+from kybernetes.etcdmember import etcd_processes
+from kybernetes.testing import ServerProcess, free_port, stop_process
 
 ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
 
@@ -146,3 +148,30 @@ def test_cluster_init_refuses_an_external_datastore(tmp_path: Path) -> None:
          "--datastore-endpoint", "https://127.0.0.1:2379"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2, res.stderr
     assert "--cluster-init and --datastore-endpoint are mutually exclusive" in res.stderr
+
+
+def test_a_server_whose_etcd_cannot_start_still_stops_at_once(cluster: Cluster) -> None:
+    """SIGTERM while the server waits for its member (here: the peer port is taken, so etcd exits
+    and the supervisor keeps restarting it) ends the server and the member now, not after the wait."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", cluster.peer_port))
+        taken.listen()
+        cluster.data_dir.mkdir(parents=True)
+        out = open(cluster.data_dir / "server.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kybernetes.cli", "server", "--data-dir", str(cluster.data_dir), "--cluster-init",
+             "--etcd-client-port", str(cluster.client_port), "--etcd-peer-port", str(cluster.peer_port),
+             "--https-port", str(free_port()), "--bind-address", "127.0.0.1", "--disable-agent"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()
+        try:
+            etcd_log = cluster.data_dir / "logs" / "etcd.log"
+            wait_until(lambda: b"address already in use" in etcd_log.read_bytes() if etcd_log.exists() else False,
+                       60, "etcd tried the taken peer port")
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+            assert time.monotonic() - started < 15
+            assert etcd_processes(cluster.data_dir / "db" / "etcd") == []
+        finally:
+            stop_process(proc, 15)
