@@ -329,8 +329,10 @@ def server(verbose: int, cluster_init: bool, etcd_client_port: int, etcd_peer_po
     from kybernetes.join import NodeSettings
 
     _setup_logging(verbose)
-    if cluster_init and api_flags.get("datastore_endpoint"):
-        raise click.UsageError("--cluster-init and --datastore-endpoint are mutually exclusive")
+    if cluster_init:  # the member's own endpoint and certificates are what the API server uses
+        for flag in ("datastore_endpoint", "datastore_cafile", "datastore_certfile", "datastore_keyfile"):
+            if api_flags.get(flag):
+                raise click.UsageError(f"--cluster-init and --{flag.replace('_', '-')} are mutually exclusive")
     cfg = _config(**api_flags)
     etcd = None
     if cluster_init:

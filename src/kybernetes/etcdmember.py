@@ -7,9 +7,9 @@ run as a supervised child of the server, see ``kybernetes.bundle``) and the test
 Guarantees:
 
 - ``etcd_pki(DIR)`` keeps an etcd CA of its own in DIR/tls (``etcd-ca.crt``/``.key``; k3s keeps
-  one in ``server/tls/etcd/``), apart from the cluster CA (``ca.crt``): a client certificate the cluster CA signs (every
-  user and component has one) must not open the store. From it: one certificate for the members'
-  client and peer listeners (``etcd-server``, for 127.0.0.1 and localhost) and one client
+  one in ``server/tls/etcd/``), apart from the cluster CA (``ca.crt``): a client certificate the
+  cluster CA signs (every user and component has one) must not open the store. From it: one
+  certificate for the members' client and peer listeners (``etcd-server``, for 127.0.0.1 and localhost) and one client
   certificate for the API server (``etcd-client``). Existing files are reused.
 - ``member_command`` is the etcd (Debian's /usr/bin/etcd, v3.4) command line of one member: client
   and peer TLS with client-certificate authentication on both, progress notifications every 5 s (the

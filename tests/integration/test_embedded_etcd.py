@@ -142,12 +142,13 @@ def test_cluster_init_runs_a_supervised_etcd_member(cluster: Cluster) -> None:
         assert srv.stop() == 0
 
 
-def test_cluster_init_refuses_an_external_datastore(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["--datastore-endpoint=https://127.0.0.1:2379", "--datastore-cafile=/ca.crt"])
+def test_cluster_init_refuses_an_external_datastore(tmp_path: Path, flag: str) -> None:
     res = subprocess.run(
-        [sys.executable, "-m", "kybernetes.cli", "server", "--data-dir", str(tmp_path), "--cluster-init",
-         "--datastore-endpoint", "https://127.0.0.1:2379"], capture_output=True, text=True, timeout=60)
+        [sys.executable, "-m", "kybernetes.cli", "server", "--data-dir", str(tmp_path), "--cluster-init", flag],
+        capture_output=True, text=True, timeout=60)
     assert res.returncode == 2, res.stderr
-    assert "--cluster-init and --datastore-endpoint are mutually exclusive" in res.stderr
+    assert f"--cluster-init and {flag.partition('=')[0]} are mutually exclusive" in res.stderr
 
 
 def test_a_server_whose_etcd_cannot_start_still_stops_at_once(cluster: Cluster) -> None:
