@@ -214,14 +214,22 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
             for pid in await asyncio.to_thread(config.etcd.stop_leftovers):
                 log.warning("stopped etcd %d, left running on %s by an earlier server", pid, config.etcd.data_dir)
             child = etcd.start("etcd", config.etcd.command(), config.api.data_dir / "logs" / "etcd.log")
-            # Waits out the supervisor's restarts too: a member that keeps exiting ends in TimeoutError.
-            healthy = wait_healthy(config.etcd.client_url, config.etcd.client_tls(), lambda: True,
-                                   child.log_path, ETCD_START_TIMEOUT)
-            if not await _unless_stopped(healthy, stop):
+            if not await _unless_stopped(_wait_for_member(config.etcd, child.log_path), stop):
                 return
         await _run_cluster(config, stop, announce)
     finally:
         await etcd.stop()
+
+
+async def _wait_for_member(member: EmbeddedEtcd, log_path: Path) -> None:
+    """Until the member answers; meanwhile the supervisor restarts it as often as it exits, and
+    every ``ETCD_START_TIMEOUT`` without an answer is logged (a message, not a traceback)."""
+    while True:
+        try:
+            await wait_healthy(member.client_url, member.client_tls(), lambda: True, log_path, ETCD_START_TIMEOUT)
+            return
+        except TimeoutError as err:
+            log.error("%s; still waiting", err)
 
 
 async def _unless_stopped(step: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
