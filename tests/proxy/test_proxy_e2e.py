@@ -11,9 +11,11 @@ Clients "outside the cluster" live in a network namespace of the test's own (``k
 to the host by a veth pair on 10.74.0.0/24 (the host's end is a node address NodePorts answer on);
 externalIPs and LoadBalancer ingress IPs are taken from 10.75.0.0/24, routed to the host by that
 namespace (its only route beyond its own link). Nothing is sent anywhere else: on the host that
-block is a blackhole route for the test's lifetime, so a packet the proxy fails to capture (a
-broken proxier, an ``ipMode: Proxy`` address) dies on the host instead of following its default
-route off the machine; damage to the table is tested through a NodePort on loopback.
+block is routed into the veth for the test's lifetime, so a packet the proxy fails to capture (a
+broken proxier, an ``ipMode: Proxy`` address) ends in the test's namespace (which forwards nothing)
+instead of following the host's default route off the machine (a blackhole route would do for
+forwarded packets, but the host's own would fail their route lookup before the output DNAT);
+damage to the table is tested through a NodePort on loopback.
 """
 
 from __future__ import annotations
@@ -381,11 +383,11 @@ def outside(cluster: tuple[ServerProcess, ProxyThread]) -> Iterator[str]:
         for args in (("addr", "add", f"{OUTSIDE_ADDR}/24", "dev", OUTSIDE_VETH), ("link", "set", OUTSIDE_VETH, "up"),
                      ("link", "set", "lo", "up"), ("route", "add", EXTERNAL_BLOCK, "via", HOST_ADDR)):
             ip("-n", OUTSIDE_NS, *args)
-        # What the proxy's prerouting DNAT does not take is dropped here, never routed onwards.
-        ip("route", "replace", "blackhole", EXTERNAL_BLOCK)
+        # What the proxy's DNAT does not take goes back into the test's namespace, never onwards.
+        ip("route", "replace", EXTERNAL_BLOCK, "dev", HOST_VETH)
         yield OUTSIDE_NS
     finally:
-        subprocess.run(["ip", "route", "del", "blackhole", EXTERNAL_BLOCK], capture_output=True, timeout=10)
+        subprocess.run(["ip", "route", "del", EXTERNAL_BLOCK, "dev", HOST_VETH], capture_output=True, timeout=10)
         subprocess.run(["ip", "netns", "del", OUTSIDE_NS], capture_output=True, timeout=10)
         subprocess.run(["ip", "link", "del", HOST_VETH], capture_output=True, timeout=10)
 
