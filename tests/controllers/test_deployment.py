@@ -67,6 +67,20 @@ async def rses(client: Client, ns: str, app: str) -> list[dict[str, Any]]:
     return items
 
 
+async def watch_replica_totals(client: Client, ns: str, app: str, rv: str, replicas: dict[str, int],
+                               totals: list[int]) -> None:
+    """Append the sum of the sets' spec.replicas (``replicas``: as listed at ``rv``) after every change."""
+    async for ev in client.watch("apps/v1", "replicasets", ns, resource_version=rv,
+                                 label_selector=f"app={app}", timeout_seconds=120):
+        if ev.type in ("ADDED", "MODIFIED"):
+            replicas[ev.object["metadata"]["name"]] = ev.object["spec"]["replicas"]
+        elif ev.type == "DELETED":
+            replicas.pop(ev.object["metadata"]["name"], None)
+        else:
+            continue
+        totals.append(sum(replicas.values()))
+
+
 async def rollout_status(srv: ServerProcess, ns: str, name: str) -> str:
     res = await asyncio.to_thread(srv.kubectl, "rollout", "status", f"deploy/{name}", "-n", ns, "--timeout=60s")
     return res.stdout
@@ -114,10 +128,15 @@ async def test_rolling_update_respects_surge_and_unavailable(srv: ServerProcess)
         async with kubelet(client, ns):
             await client.create("apps/v1", "deployments", deploy_obj("api", n, "nginx:1", strategy), ns)
             await complete(client, ns, "api", n)
+            # Every replica count the controller writes is seen by a watch; polling could miss the
+            # short moment at which both sets together hold n + surge.
+            totals: list[int] = []
+            before, rv = await client.list_all("apps/v1", "replicasets", ns, label_selector="app=api")
+            replicas = {r["metadata"]["name"]: r["spec"]["replicas"] for r in before}
+            watcher = asyncio.create_task(watch_replica_totals(client, ns, "api", rv, replicas, totals))
             await patch(client, "apps/v1", "deployments", "api",
                                {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:2"}]}}}},
                                ns, patch_type="strategic")
-            max_total = 0
             min_ready = n
             saw_two_sets = False
             for _ in range(600):
@@ -125,7 +144,6 @@ async def test_rolling_update_respects_surge_and_unavailable(srv: ServerProcess)
                 total = sum(r["spec"]["replicas"] for r in sets)
                 pods = await list_pods(client, ns, "app=api")
                 ready = sum(1 for p in pods if is_ready(p))
-                max_total = max(max_total, total)
                 min_ready = min(min_ready, ready)
                 saw_two_sets = saw_two_sets or sum(1 for r in sets if r["spec"]["replicas"] > 0) == 2
                 assert total <= n + surge, f"surge exceeded: {[(r['metadata']['name'], r['spec']['replicas']) for r in sets]}"
@@ -139,7 +157,10 @@ async def test_rolling_update_respects_surge_and_unavailable(srv: ServerProcess)
                 await asyncio.sleep(0.03)
             else:
                 raise AssertionError("rolling update did not finish")
-            assert saw_two_sets and max_total == n + surge
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            assert saw_two_sets and max(totals) == n + surge, totals
             out = await rollout_status(srv, ns, "api")
             assert "successfully rolled out" in out
         sets = sorted(await rses(client, ns, "api"), key=lambda r: int(r["metadata"]["annotations"][du.REVISION]))
