@@ -8,4 +8,4 @@ scripts/setup.sh
 echo "== ruff"; ruff check src tests bench
 echo "== mypy"; mypy
 echo "== lint-imports"; lint-imports  # the layers of docs/architecture.md (pyproject.toml)
-echo "== pytest"; pytest -q -ra "$@"
+echo "== pytest"; pytest -q -ra --durations=30 "$@"
