@@ -10,6 +10,7 @@ puts two on a veth pair it creates and removes (root; outside CI the test skips 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -71,6 +72,12 @@ def wait_for(what: str, cond: Callable[[], bool], timeout: float, diag: Callable
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[Pair]:
+    with start_pair(tmp_path, LEASE_FLAGS) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def start_pair(tmp_path: Path, lease_flags: tuple[str, ...]) -> Iterator[Pair]:
     """Two `kyb server`s (API servers only) at 10.N.0.1 and 10.N.0.2 on one port, sharing one
     etcd and one PKI (the second gets the first's tls/ directory, as a joining server would)."""
     _require_root_and_tools()
@@ -93,7 +100,7 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
             data = tmp_path / f"server-{i}"
             if servers:
                 shutil.copytree(servers[0].data_dir / "tls", data / "tls")
-            servers.append(ServerProcess.start(data, "--advertise-address", address, *store, *LEASE_FLAGS,
+            servers.append(ServerProcess.start(data, "--advertise-address", address, *store, *lease_flags,
                                                port=port, host=address, service_accounts=False, timeout=90.0))
         yield Pair(servers[0], servers[1], etcd)
     finally:
@@ -136,6 +143,19 @@ def test_two_api_servers_share_one_store_and_list_each_other(pair: Pair) -> None
     wait_for("the killed server to leave the endpoints", lambda: pair.endpoints(a) == [a.host], 20,
              lambda: f"{pair.endpoints(a)}\n{a.log()}")
     wait_for("the killed server's lease to be collected", lambda: len(pair.leases(a)) == 1, 20)
+
+
+def test_a_server_that_stops_cleanly_leaves_the_endpoints_at_once(tmp_path: Path) -> None:
+    """With leases of a minute, b's leaving within seconds is its own doing (APIServer.stop)."""
+    with start_pair(tmp_path, ("--identity-lease-duration-seconds", "60")) as pair:
+        a, b = pair.a, pair.b
+        wait_for("both servers in the kubernetes endpoints", lambda: pair.endpoints(a) == sorted([a.host, b.host]),
+                 20)
+        stopped_at = time.monotonic()
+        assert b.stop(timeout=30.0) == 0, b.log()
+        wait_for("the stopped server to leave the endpoints", lambda: pair.endpoints(a) == [a.host], 10)
+        assert time.monotonic() - stopped_at < 30
+        assert len(pair.leases(a)) == 1
 
 
 class BalancerThread:
