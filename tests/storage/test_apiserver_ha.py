@@ -1,7 +1,7 @@
 """Two API servers on one etcd: each serves what the other wrote (a watcher on one sees a write
 through the other), both are in the ``kubernetes`` Service's endpoints (the lease endpoint
 reconciler), a SIGKILLed one leaves them once its lease expired; and an agent's load balancer
-keeps a client working when the server it used is killed.
+keeps a client working when the server it used is killed, and a real agent's node stays alive.
 
 The servers need addresses that are not loopback (loopback ones are never published): the test
 puts two on a veth pair it creates and removes (root; outside CI the test skips without it).
@@ -15,6 +15,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -214,3 +216,72 @@ def test_a_client_through_the_balancer_survives_the_death_of_its_server(pair: Pa
         assert b.kubectl("get", "configmap", "after-4", "-n", "before", "-o", "jsonpath={.data.i}").stdout == "4"
     finally:
         balancer.close()
+
+
+def test_a_real_agent_keeps_its_node_alive_when_its_server_dies(pair: Pair, tmp_path: Path) -> None:
+    """`kyb agent --server A`: it learns A and B from the endpoints (with kube-proxy's
+    credentials), and once A is SIGKILLed its kubelet keeps renewing the node's lease through B."""
+    from tests.join.test_join import _kubelet_available, _teardown_node
+
+    reason = _kubelet_available()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    a, b = pair.a, pair.b
+    both = sorted([a.host, b.host])
+    wait_for("both servers in the kubernetes endpoints", lambda: pair.endpoints(a) == both, 20)
+    token = subprocess.run([sys.executable, "-m", "kybernetes.cli", "token", "create", "--data-dir", str(a.data_dir)],
+                           check=True, capture_output=True, text=True, timeout=60).stdout.strip()
+    octet = a.host.split(".")[1]
+    bridge = f"kyblbn{octet}"
+    data_dir = Path(tempfile.mkdtemp(prefix="kyblb-", dir="/tmp"))  # containerd's socket path stays short
+    log = tmp_path / "agent.log"
+    agent: subprocess.Popen[bytes] | None = None
+    try:
+        with open(log, "ab") as out:
+            agent = subprocess.Popen(
+                [sys.executable, "-m", "kybernetes.cli", "agent", "--server", a.url, "--token", token,
+                 "--data-dir", str(data_dir), "--node-name", "lb-node", "--node-ip", "127.0.0.1",
+                 "--kubelet-port", str(free_port()), "--cni-bridge", bridge, "--default-pod-cidr", "10.42.97.0/24",
+                 "--disable-kube-proxy", "--flannel-backend", "none", "--lb-server-port", "0", "-v"],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = agent
+
+        def agent_log() -> str:
+            return log.read_text(errors="replace")[-6000:] + ("" if proc.poll() is None else f"\nexit {proc.returncode}")
+
+        def node_ready() -> bool:
+            res = a.kubectl("get", "node", "lb-node", "-o", "json", check=False)
+            conds = json.loads(res.stdout).get("status", {}).get("conditions", []) if res.returncode == 0 else []
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+        wait_for("the node to be Ready", node_ready, 120, agent_log)
+        state = data_dir / "agent" / "etc" / "apiserver-load-balancer.json"
+        wanted = [f"{ip}:{a.port}" for ip in both]
+
+        def learned() -> list[str]:
+            try:
+                return sorted(json.loads(state.read_text())["serverAddresses"])
+            except (OSError, ValueError, KeyError):
+                return []
+
+        wait_for("the agent to learn both servers", lambda: learned() == wanted, 30, agent_log)
+
+        def renewed() -> str:
+            return b.kubectl("get", "lease", "lb-node", "-n", "kube-node-lease", "-o", "jsonpath={.spec.renewTime}",
+                             check=False).stdout
+
+        before = renewed()
+        a.kill()
+        # The kubelet renews its node lease every 10 s (a quarter of its 40 s duration).
+        wait_for("the node lease to be renewed through b", lambda: renewed() > before, 45, agent_log)
+        assert proc.poll() is None, agent_log()
+        proc.send_signal(15)
+        assert proc.wait(120) == 0, agent_log()
+    finally:
+        if agent is not None and agent.poll() is None:
+            agent.kill()
+            agent.wait()
+        _teardown_node(data_dir, bridge)
+        shutil.rmtree(data_dir, ignore_errors=True)
