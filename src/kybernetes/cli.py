@@ -71,6 +71,11 @@ def _common_options(f):  # type: ignore[no-untyped-def]
     f = click.option("--enable-admission-plugins", multiple=True, metavar="NAMES",
                      help="Admission plugins to turn on besides the default ones (comma-separated; "
                           "their order does not matter).")(f)
+    f = click.option("--identity-lease-renew-interval-seconds", type=click.IntRange(min=1), default=5,
+                     show_default=True, help="How often this API server renews its identity lease.")(f)
+    f = click.option("--identity-lease-duration-seconds", type=click.IntRange(min=1), default=15, show_default=True,
+                     help="An API server leaves the kubernetes Service's endpoints this long after it last "
+                          "renewed its identity lease.")(f)
     f = click.option("--compact-interval", type=float, default=60.0, hidden=True,
                      help="Seconds between store compactions.")(f)
     f = click.option("--compact-keep", type=int, default=1000, hidden=True,
@@ -158,7 +163,8 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
             anonymous_auth: bool = True, audit_policy_file: str = "", audit_log_path: str = "",
             audit_log_maxsize: int = 0, audit_log_maxbackup: int = 0, audit_log_maxage: int = 0,
             datastore_cafile: str = "", datastore_certfile: str = "", datastore_keyfile: str = "",
-            etcd_compaction_interval: str = "5m", **front_proxy: Any) -> APIServerConfig:
+            etcd_compaction_interval: str = "5m", identity_lease_duration_seconds: int = 15,
+            identity_lease_renew_interval_seconds: int = 5, **front_proxy: Any) -> APIServerConfig:
     """The API server's configuration from the flags ``_common_options`` adds (one keyword each)."""
     from kybernetes.apiserver.admission.plugins import flag_error, split_flag, validate_flags
     from kybernetes.apiserver.server import APIServerConfig
@@ -209,7 +215,8 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
         authorization_modes=modes, anonymous_auth=anonymous_auth,
         audit_policy_file=audit_policy_file, audit_log_path=audit_log_path, audit_log_maxsize=audit_log_maxsize,
         audit_log_maxbackup=audit_log_maxbackup, audit_log_maxage=audit_log_maxage,
-        front_proxy=_front_proxy_config(**front_proxy),
+        front_proxy=_front_proxy_config(**front_proxy), identity_lease_duration=identity_lease_duration_seconds,
+        identity_lease_renew_interval=identity_lease_renew_interval_seconds,
     )
 
 
@@ -291,6 +298,8 @@ def main() -> None:
 @click.option("--kubelet-arg", multiple=True, help="Extra flag for this node's kubelet, as NAME=VALUE.")
 @click.option("--node-name", default=None, help="This node's name (default: the host name).")
 @click.option("--disable-kube-proxy", is_flag=True, help="Do not run kube-proxy on this machine's node.")
+@click.option("--lb-server-port", type=click.IntRange(0, 65535), default=6444, show_default=True,
+              help="The port on 127.0.0.1 of this node's API server load balancer (0: any free one).")
 @click.option("--disable", multiple=True, metavar="ADDON",
               help="Do not deploy this packaged component (repeatable or comma-separated): coredns, "
                    "local-storage.")
@@ -321,7 +330,7 @@ def server(verbose: int, cluster_init: bool, etcd_client_port: int, etcd_peer_po
            cluster_cidr: str, kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...],
            disable_cloud_controller: bool, enable_cloud_controller: bool, kube_cloud_controller_manager_arg: tuple[str, ...],
            kubelet_arg: tuple[str, ...], node_name: str | None, disable_kube_proxy: bool, disable: tuple[str, ...],
-           cluster_dns: str, cluster_domain: str, flannel_backend: str, flannel_ipmasq: bool, **api_flags: Any) -> None:
+           cluster_dns: str, cluster_domain: str, flannel_backend: str, flannel_ipmasq: bool, lb_server_port: int, **api_flags: Any) -> None:
     """Run a whole cluster: the API server on the embedded store, the scheduler and the controllers."""
     from kybernetes import bundle
     from kybernetes.addons import AddonSettings, addon_objects
@@ -377,7 +386,8 @@ def server(verbose: int, cluster_init: bool, etcd_client_port: int, etcd_peer_po
                     *(["--node-name", node_name] if node_name else []),
                     *(["--disable-kube-proxy"] if disable_kube_proxy else []),
                     "--flannel-backend", flannel_backend,
-                    "--flannel-ipmasq" if flannel_ipmasq else "--no-flannel-ipmasq"],
+                    "--flannel-ipmasq" if flannel_ipmasq else "--no-flannel-ipmasq",
+                    "--lb-server-port", str(lb_server_port)],
         cni_bridge=bridge, disable=disabled, cluster_dns=dns_ip, cluster_domain=cluster_domain.removesuffix("."),
         snapshots=snapshots, etcd=etcd,
     ))

@@ -73,6 +73,8 @@ class ServerProcess:
     proc: subprocess.Popen[bytes]
     log_path: Path
     args: list[str] = field(default_factory=list)
+    host: str = "127.0.0.1"
+    """The address the server is bound to (``--bind-address``) and asked at."""
 
     @property
     def kubeconfig(self) -> Path:
@@ -80,13 +82,14 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
 
     @classmethod
     def start(cls, data_dir: Path, *extra: str, port: int = 0, command: str = "server",
               timeout: float = 30.0, control_plane: bool = False, agent: bool = False,
               drain: bool = True, service_accounts: bool = True, addons: bool = False,
-              cloud: bool = False) -> ServerProcess:
+              cloud: bool = False, host: str = "127.0.0.1") -> ServerProcess:
         """Start ``kyb server``: the API server only; with ``control_plane`` also the scheduler and
         the controller manager; with ``agent`` also this machine's node (kubelet and containerd,
         on a free kubelet port, removing its pods when it stops unless not ``drain``).
@@ -112,13 +115,14 @@ class ServerProcess:
         port = port or free_port()
         log_path = data_dir / f"{command}.log"
         args = [sys.executable, "-m", "kybernetes.cli", command, "--data-dir", str(data_dir),
-                "--https-port", str(port), "--bind-address", "127.0.0.1", *extra]
+                "--https-port", str(port), "--bind-address", host, *extra]
         if command == "server" and not addons:
             args += ["--disable", "coredns,local-storage"]
         if command == "server" and not cloud:
             args.append("--disable-cloud-controller")
         if command == "server" and agent:
             control_plane = True
+            args += ["--lb-server-port", "0"]  # tests may run several nodes on this machine
             args += ["--kubelet-arg", f"port={free_port()}", *(["--kubelet-arg", "drain-on-exit"] if drain else [])]
             if not any(a.startswith("resolv-conf=") for a in extra):
                 resolv = data_dir / "test-resolv.conf"
@@ -138,7 +142,7 @@ class ServerProcess:
                     if service_accounts else ["--disable-controller-manager"]
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        srv = cls(data_dir, port, proc, log_path, args)
+        srv = cls(data_dir, port, proc, log_path, args, host)
         try:
             srv.wait_ready(timeout, default_service_account=wait_for_account)
         except BaseException:
