@@ -18,8 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from kybernetes import join
+from kybernetes.agent import AgentConfig, ensure_credentials
 from kybernetes.apiserver.join import servers, tokens
 from kybernetes.errors import BadRequest
 from kybernetes.testing import ServerProcess, embedded_etcd_args, free_port
@@ -75,13 +77,21 @@ def test_the_server_token_is_kept_apart_and_shown_by_kyb_token_server(first: Ser
     parsed = join.parse_token(token, join.SERVER_TOKEN_USER)
     assert parsed.ca_hash == join.ca_hash((first.data_dir / "tls" / "ca.crt").read_bytes())
     assert oct((first.data_dir / tokens.SERVER_TOKEN_FILE).stat().st_mode & 0o777) == "0o600"
-    # Not an agent token: kyb token list does not show it, an agent cannot use it.
+    # Not one of the agent tokens that kyb token lists and deletes.
     listing = subprocess.run([*KYB, "token", "list", "--data-dir", str(first.data_dir)], capture_output=True,
                              text=True, timeout=60, check=True).stdout
     assert parsed.secret not in listing
-    with pytest.raises(ValueError, match="expected 'node:<secret>'"):
-        join.parse_token(token)
     assert tokens.verify_secret(first.data_dir, parsed.secret) is None
+
+
+def test_an_agent_may_join_with_the_server_token(first: ServerProcess, tmp_path: Path) -> None:
+    """As in k3s: every server of a cluster holds the server token, so it joins an agent through any."""
+    token = tokens.read_server_token(first.data_dir)
+    assert token is not None
+    creds = ensure_credentials(AgentConfig(server=first.url, token=token, data_dir=tmp_path / "agent",
+                                           node_name="node-with-server-token", node_ip="127.0.0.1"))
+    cert = x509.load_pem_x509_certificate(creds.client_cert.read_bytes())
+    assert cert.subject.rfc4514_string() == "CN=system:node:node-with-server-token,O=system:nodes"
 
 
 def test_kyb_token_server_on_a_server_without_etcd(tmp_path: Path) -> None:
