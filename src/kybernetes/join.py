@@ -124,6 +124,7 @@ def parse_token(token: str, want_user: str = "") -> ParsedToken:
     whatever CA the first server it reaches hands out.
     """
     token = token.strip()
+    users: tuple[str, ...]
     if want_user == SERVER_TOKEN_USER:
         users, shape, printed_by = (SERVER_TOKEN_USER,), f"{SERVER_TOKEN_USER}:<secret>", "`kyb token server`"
     else:
