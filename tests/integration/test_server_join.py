@@ -165,3 +165,28 @@ def test_members_are_removed_by_kyb_etcd_member_remove_and_on_node_deletion(tmp_
     second.stop(60.0)
     first.kubectl("create", "configmap", "alone")  # one member is a quorum of one
     assert first.kubectl("get", "configmap", "alone", "-o", "name").stdout.strip() == "configmap/alone"
+
+
+def test_a_member_listens_for_peers_on_the_advertise_address(tmp_path: Path, stack: ExitStack) -> None:
+    """A first server's member used to listen on 127.0.0.1 only, where no other server reaches it. Now
+    it listens (and is recorded) at the server's advertise address: also after a restart that gives
+    it one, since a member started before is updated (MemberUpdate) to its new peer URL."""
+    args = embedded_etcd_args("first")
+    peer_port, client_port = args[args.index("--etcd-peer-port") + 1], args[args.index("--etcd-client-port") + 1]
+    srv = start(stack, tmp_path / "first", *args)
+    assert peer_urls(srv) == {"first": f"https://127.0.0.1:{peer_port}"}
+    assert srv.stop(60.0) == 0
+
+    srv = start(stack, tmp_path / "first", *args, "--advertise-address", "127.0.0.2")
+    assert peer_urls(srv) == {"first": f"https://127.0.0.2:{peer_port}"}
+    listing = subprocess.run([*KYB, "etcd", "member", "list", "--data-dir", str(srv.data_dir), "--endpoints",
+                              f"https://127.0.0.2:{client_port}"], capture_output=True, text=True, timeout=60,
+                             check=True).stdout
+    assert f"https://127.0.0.2:{client_port}" in listing  # listens for clients there too, and advertises it
+    srv.kubectl("create", "configmap", "still-here")
+
+
+def peer_urls(srv: ServerProcess) -> dict[str, str]:
+    out = subprocess.run([*KYB, "etcd", "member", "list", "--data-dir", str(srv.data_dir)], capture_output=True,
+                         text=True, timeout=60, check=True).stdout.strip().splitlines()
+    return {line.split()[0]: line.split()[3] for line in out[1:]}
