@@ -5,7 +5,11 @@ Start order, each step waiting for the one before to be ready:
     with ``--cluster-init``: etcd as a supervised child (``kybernetes.etcdmember.EmbeddedEtcd``:
       data in ``DATA_DIR/db/etcd``, TLS from the etcd CA in ``DATA_DIR/tls``), which the API server
       then uses as ``--datastore-endpoint https://127.0.0.1:<--etcd-client-port>``; stopped (by PID)
-      only after the API server has closed its store
+      only after the API server has closed its store. With ``--server URL --token T`` (on a data
+      dir without a member) the server first joins that cluster (``kybernetes.serverjoin``: its
+      shared keys, its member added there) and its member starts as one of it; either way the
+      server token is made or kept (``DATA_DIR/server-token``), and deleted Nodes' members are
+      removed while the server runs
     -> store + API server (in this process)
       -> the add-ons (``kybernetes.addons``: CoreDNS's and the local-path provisioner's objects,
          unless ``--disable coredns`` / ``--disable local-storage``)

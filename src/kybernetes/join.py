@@ -59,6 +59,11 @@ Trust model:
   expired, as with kubelet certificate rotation.
 - Tokens live in the server's data dir, in plain (see :mod:`kybernetes.apiserver.join.tokens` for
   why), and ``kyb token`` edits them there without talking to the server.
+
+Servers: a cluster with an embedded etcd also has a *server token*, ``K10<CA hash>::server:<secret>``
+(the same on every server of the cluster), which lets a machine join as another server
+(``kyb server --server URL --token T``: :mod:`kybernetes.serverjoin` draws that protocol, on the
+paths and the shared files below) and, as in k3s, join as an agent too.
 """
 
 from __future__ import annotations
