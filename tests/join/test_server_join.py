@@ -165,6 +165,25 @@ def test_a_started_member_of_the_same_name_or_peer_url_is_a_409(first: ServerPro
     assert member_names(first) == ["first"]
 
 
+def test_a_joining_member_is_a_learner_that_costs_no_quorum(first: ServerProcess) -> None:
+    """A join that never starts its member (here: only the request) leaves a learner, which does
+    not count for the quorum: the one voting member still writes. A retry gets the same member."""
+    body = json.dumps({"name": "never-started", "peerURL": "https://127.0.0.1:9"}).encode()
+    code, added = post(first, join.ETCD_MEMBERS_PATH, body, f"Bearer {secret_of(first)}")
+    try:
+        assert code == 200, added
+        assert "never-started=https://127.0.0.1:9" in added["initialCluster"].split(",")
+        rows = {line.split()[1]: line.split()[2] for line in kyb_members(first)[1:]}
+        assert rows[added["id"]] == "unstarted" and sorted(rows.values()) == ["started", "unstarted"]
+        first.kubectl("create", "configmap", "written-while-a-learner-waits", timeout=20)
+        code, again = post(first, join.ETCD_MEMBERS_PATH, body, f"Bearer {secret_of(first)}")
+        assert (code, again) == (200, added)
+    finally:
+        subprocess.run([*KYB, "etcd", "member", "remove", added["id"], "--data-dir", str(first.data_dir)],
+                       capture_output=True, text=True, timeout=60, check=True)
+    assert member_names(first) == ["first"]
+
+
 def test_peer_urls_are_normalised() -> None:
     assert servers.parse_peer_url("https://10.0.0.1:2380/") == "https://10.0.0.1:2380"
     assert servers.parse_peer_url("https://[fd00::1]:2380") == "https://[fd00::1]:2380"
