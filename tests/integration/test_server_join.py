@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from kubernetes import client, config, watch
 
 from kybernetes.testing import ServerProcess, embedded_etcd_args
@@ -184,6 +185,14 @@ def test_a_member_listens_for_peers_on_the_advertise_address(tmp_path: Path, sta
                              check=True).stdout
     assert f"https://127.0.0.2:{client_port}" in listing  # listens for clients there too, and advertises it
     srv.kubectl("create", "configmap", "still-here")
+    for cert in ("etcd-server.crt", "serving.crt"):  # the member's and the API server's certificates
+        assert {"127.0.0.1", "127.0.0.2"} <= ip_sans(srv.data_dir / "tls" / cert), cert
+
+
+def ip_sans(path: Path) -> set[str]:
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return {str(a) for a in san.get_values_for_type(x509.IPAddress)}
 
 
 def peer_urls(srv: ServerProcess) -> dict[str, str]:
