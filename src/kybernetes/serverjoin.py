@@ -46,7 +46,7 @@ from kybernetes.client import Client
 from kybernetes.client.informer import Informer
 from kybernetes.etcdmember import EmbeddedEtcd
 from kybernetes.fileutil import write_atomic
-from kybernetes.storage.etcd_client import EtcdConnection, EtcdUnavailableError, parse_endpoints
+from kybernetes.storage.etcd_client import EtcdConnection, parse_endpoints
 from kybernetes.storage.etcd_members import (
     MemberError,
     list_members,
@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 
 RETRY = 2.0
 PROMOTE_INTERVAL = 1.0
+REMOVAL_PATIENCE = 60.0
 HTTP_TIMEOUT = 30.0
 
 
@@ -170,16 +171,26 @@ async def remove_members_of_deleted_nodes(kubeconfig: Path, member: EmbeddedEtcd
 
 
 async def _remove_member_of(node: str, member: EmbeddedEtcd) -> None:
+    """Removes the member named ``node``, if there is one; a refusal (etcd protects the quorum for
+    ``HealthInterval``, 5 s, after a member connects: ``unhealthy cluster``) is tried again every
+    ``RETRY`` seconds for ``REMOVAL_PATIENCE``, then logged."""
     conn = EtcdConnection(parse_endpoints(member.client_url), member.client_tls(), timeout=10.0)
+    deadline = asyncio.get_running_loop().time() + REMOVAL_PATIENCE
     try:
-        try:
-            found = await member_named(conn, node)
-        except MemberError:
-            return  # not a server's node, or another server removed its member first
-        await remove_member(conn, found.id)
-        log.warning("node %s was deleted: removed its etcd member %s", node, found.hex_id)
-    except (MemberError, EtcdUnavailableError) as e:
-        log.error("node %s was deleted, but its etcd member could not be removed: %s", node, e)
+        while True:
+            try:
+                try:
+                    found = await member_named(conn, node)
+                except MemberError:
+                    return  # not a server's node, or another server removed its member first
+                await remove_member(conn, found.id)
+                log.warning("node %s was deleted: removed its etcd member %s", node, found.hex_id)
+                return
+            except (MemberError, UnavailableError) as e:
+                if asyncio.get_running_loop().time() > deadline:
+                    log.error("node %s was deleted, but its etcd member could not be removed: %s", node, e)
+                    return
+            await asyncio.sleep(RETRY)
     finally:
         await conn.close()
 
