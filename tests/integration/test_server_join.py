@@ -105,11 +105,13 @@ def test_a_second_server_joins_serves_the_same_objects_and_rejoins(tmp_path: Pat
                for srv in (first, second)}
         assert len(rvs) == 1
     api = client.CoreV1Api(config.new_client_from_config(config_file=str(second.kubeconfig)))
-    since = api.list_namespaced_config_map("default").metadata.resource_version
-    first.kubectl("create", "configmap", "watched")
+    selector = "kybernetes-test=watched"  # not the controllers' own ConfigMaps (kube-root-ca.crt)
+    since = api.list_namespaced_config_map("default", label_selector=selector).metadata.resource_version
+    first.kubectl("apply", "-f", "-", input='{"apiVersion": "v1", "kind": "ConfigMap", "metadata": '
+                                           '{"name": "watched", "labels": {"kybernetes-test": "watched"}}}')
     seen = []
     for event in watch.Watch().stream(api.list_namespaced_config_map, "default", resource_version=since,
-                                      timeout_seconds=30):
+                                      label_selector=selector, timeout_seconds=30):
         seen.append((event["type"], event["object"].metadata.name))
         if event["object"].metadata.name == "watched":
             break
