@@ -5,7 +5,11 @@ Start order, each step waiting for the one before to be ready:
     with ``--cluster-init``: etcd as a supervised child (``kybernetes.etcdmember.EmbeddedEtcd``:
       data in ``DATA_DIR/db/etcd``, TLS from the etcd CA in ``DATA_DIR/tls``), which the API server
       then uses as ``--datastore-endpoint https://127.0.0.1:<--etcd-client-port>``; stopped (by PID)
-      only after the API server has closed its store
+      only after the API server has closed its store. With ``--server URL --token T`` (on a data
+      dir without a member) the server first joins that cluster (``kybernetes.serverjoin``: its
+      shared keys, its member added there) and its member starts as one of it; either way the
+      server token is made or kept (``DATA_DIR/server-token``), and while the server runs it
+      promotes joining members (learners) and removes deleted Nodes' members
     -> store + API server (in this process)
       -> the add-ons (``kybernetes.addons``: CoreDNS's and the local-path provisioner's objects,
          unless ``--disable coredns`` / ``--disable local-storage``)
@@ -39,16 +43,18 @@ from typing import Any
 
 import click
 
-from kybernetes import aiorun
+from kybernetes import aiorun, serverjoin
 from kybernetes.addons import FIELD_MANAGER, AddonSettings, addon_objects, apply_addons
 from kybernetes.api.clusterdns import DEFAULT_CLUSTER_DOMAIN, cluster_dns_ip
-from kybernetes.apiserver.join.tokens import server_token
+from kybernetes.apiserver.join.tokens import ensure_server_token, read_server_token, server_token
 from kybernetes.apiserver.server import APIServer, APIServerConfig
 from kybernetes.client import Client
 from kybernetes.controllers.cronschedule import CronSchedule
 from kybernetes.datadir import snapshot_dir
-from kybernetes.etcdmember import EmbeddedEtcd, wait_healthy
-from kybernetes.pki import kubeconfig, write_kubeconfig
+from kybernetes.etcdmember import EmbeddedEtcd, MemberRemovedError, removed_since, wait_healthy
+from kybernetes.pki import PKI, kubeconfig, write_kubeconfig
+from kybernetes.storage.etcd_members import MemberError
+from kybernetes.storage.interface import UnavailableError
 from kybernetes.storage.snapshot import SCHEDULED, SnapshotError, run_schedule, snapshotter_for
 
 log = logging.getLogger(__name__)
@@ -81,7 +87,12 @@ class ServerConfig:
     snapshots: SnapshotSchedule | None = None
     """Scheduled snapshots of the store; None: none (``--disable-snapshots``)."""
     etcd: EmbeddedEtcd | None = None
-    """``--cluster-init``: the etcd member this server runs (``api`` already points at it)."""
+    """``--cluster-init`` (or ``--server``, or a data dir that holds a member): the etcd member
+    this server runs (``api`` already points at it)."""
+    join_server: str = ""
+    join_token: str = ""
+    """``--server URL --token T``: the cluster whose etcd the member joins (``kybernetes.serverjoin``),
+    unless the data dir holds the member already."""
 
     def dns_ip(self) -> str:
         return self.cluster_dns or cluster_dns_ip(self.api.service_cidr)
@@ -204,32 +215,73 @@ def _kyb(*args: str) -> list[str]:
 
 
 ETCD_START_TIMEOUT = 60.0
+REMOVED_CHECK = 5.0
 
 
 async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool = True) -> None:
     """The embedded etcd member, if any, then the cluster (``_run_cluster``) until ``stop`` is set."""
     etcd = Supervisor()
+    promotion = None
     try:
         if config.etcd is not None:
-            for pid in await asyncio.to_thread(config.etcd.stop_leftovers):
-                log.warning("stopped etcd %d, left running on %s by an earlier server", pid, config.etcd.data_dir)
-            child = etcd.start("etcd", config.etcd.command(), config.api.data_dir / "logs" / "etcd.log")
-            if not await _unless_stopped(_wait_for_member(config.etcd, child.log_path), stop):
+            if not await _start_member(config, config.etcd, etcd, stop):
                 return
+            promotion = asyncio.create_task(serverjoin.promote_learners(config.etcd), name="etcd-learner-promotion")
         await _run_cluster(config, stop, announce)
     finally:
+        if promotion is not None:
+            promotion.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await promotion
         await etcd.stop()
 
 
-async def _wait_for_member(member: EmbeddedEtcd, log_path: Path) -> None:
+async def _start_member(config: ServerConfig, member: EmbeddedEtcd, sup: Supervisor, stop: asyncio.Event) -> bool:
+    """Joins the cluster first if asked to and the data dir holds no member yet, then runs the
+    member and waits until it answers (False: ``stop`` came first). Makes the cluster CA and the
+    server token of a first server."""
+    for pid in await asyncio.to_thread(member.stop_leftovers):
+        log.warning("stopped etcd %d, left running on %s by an earlier server", pid, member.data_dir)
+    initial: list[str] = []
+    if config.join_server and not member.exists():
+        async def joining() -> None:
+            initial.append(await serverjoin.join_with_retry(member, config.join_server, config.join_token))
+
+        if not await _unless_stopped(joining(), stop):
+            return False
+    PKI.load_or_create(config.api.data_dir)  # a joined server's is the cluster's, fetched above
+    ensure_server_token(config.api.data_dir)
+    log_path = config.api.data_dir / "logs" / "etcd.log"
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    sup.start("etcd", member.command(*initial), log_path)
+    if not await _unless_stopped(_wait_for_member(member, log_path, offset), stop):
+        return False
+    try:
+        await member.advertise_peer_url()
+    except (MemberError, UnavailableError) as e:
+        log.error("etcd member %s: its peer URL could not be updated to %s: %s", member.name, member.peer_url, e)
+    return True
+
+
+async def _wait_for_member(member: EmbeddedEtcd, log_path: Path, offset: int) -> None:
     """Until the member answers; meanwhile the supervisor restarts it as often as it exits, and
-    every ``ETCD_START_TIMEOUT`` without an answer is logged (a message, not a traceback)."""
+    every ``ETCD_START_TIMEOUT`` without an answer is logged (a message, not a traceback).
+    MemberRemovedError if etcd says (in its log, past ``offset``) that its cluster removed it."""
+    waited = 0.0
     while True:
         try:
-            await wait_healthy(member.client_url, member.client_tls(), lambda: True, log_path, ETCD_START_TIMEOUT)
+            await wait_healthy(member.client_url, member.client_tls(), lambda: True, log_path, REMOVED_CHECK)
             return
         except TimeoutError as err:
-            log.error("%s; still waiting", err)
+            if removed_since(log_path, offset):
+                raise MemberRemovedError(
+                    f"etcd member {member.name} was removed from its cluster (`kyb etcd member remove`, or its "
+                    f"Node was deleted) and cannot run again: to join the cluster anew, delete {member.data_dir} "
+                    "and start with --server URL --token TOKEN") from None
+            waited += REMOVED_CHECK
+            if waited >= ETCD_START_TIMEOUT:
+                log.error("%s; still waiting", err)
+                waited = 0.0
 
 
 async def _unless_stopped(step: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
@@ -256,6 +308,9 @@ async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool
     sup = Supervisor()
     logs = config.api.data_dir / "logs"
     snapshots = asyncio.create_task(_snapshot_forever(config), name="snapshots") if config.snapshots else None
+    kc_path = config.api.kubeconfig_path or config.api.data_dir / "kubeconfig.yaml"
+    removal = None if config.etcd is None else asyncio.create_task(
+        serverjoin.remove_members_of_deleted_nodes(kc_path, config.etcd), name="etcd-member-removal")
     try:
         await _apply_addons(api, config)
         if not config.disable_controller_manager:
@@ -293,17 +348,20 @@ async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool
                 "--cluster-dns", config.dns_ip(), "--cluster-domain", config.cluster_domain, *config.agent_args,
             ), logs / "agent.log", stop_timeout=AGENT_STOP_TIMEOUT)
         if announce:
-            kc_path = config.api.kubeconfig_path or config.api.data_dir / "kubeconfig.yaml"
             click.echo(f"kybernetes is running at {api.url} (logs in {logs})", err=True)
             click.echo(f"to add a node: kyb agent --server {api.url} --token {token}", err=True)
+            if config.etcd is not None:
+                click.echo(f"to add a server: kyb server --server {api.url} --token "
+                           f"{read_server_token(config.api.data_dir)}", err=True)
             click.echo(f"export KUBECONFIG={kc_path}")
             sys.stdout.flush()
         await stop.wait()
     finally:
-        if snapshots is not None:
-            snapshots.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await snapshots
+        for task in (snapshots, removal):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await sup.stop()
         await api.stop()
 
@@ -322,7 +380,12 @@ def main(config: ServerConfig) -> None:
 
     async def go() -> None:
         stop = aiorun.stop_on_signals()
-        await run_server(config, stop)
+        try:
+            await run_server(config, stop)
+        except serverjoin.ServerJoinError as e:
+            raise click.ClickException(f"cannot join {config.join_server}: {e}") from None
+        except MemberRemovedError as e:
+            raise click.ClickException(str(e)) from None
 
     write_pid_file(config.api.data_dir)
     try:
