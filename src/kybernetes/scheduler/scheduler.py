@@ -43,6 +43,7 @@ from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import is_pod_terminal
 from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.client.workqueue import Clock
+from kybernetes.scheduler import metrics
 from kybernetes.scheduler.cache import Cache
 from kybernetes.scheduler.config import SchedulerConfig
 from kybernetes.scheduler.framework import (
@@ -151,8 +152,11 @@ class Scheduler:
         self.next_start = 0
         self._bind_sem: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        metrics.track_queue(self.queue)
         self.stats = {"attempts": 0, "scheduled": 0, "unschedulable": 0, "bind_errors": 0, "errors": 0}
         self.on_scheduled: Callable[[PodInfo, str], None] | None = None
+        self.handlers_synced = False
+        """The informers of :meth:`run` have synced (the ``sched-handler-sync`` readiness check)."""
 
     # --- informer handlers -----------------------------------------------------------------------
 
@@ -447,13 +451,19 @@ class Scheduler:
             self.queue.done(qp)
             return
         self.stats["attempts"] += 1
+        start = self.queue.clock.now()
+        profile = fw.profile.scheduler_name
         pi = PodInfo(pod)
-        state = CycleState()
+        state = CycleState(metrics.sample_plugin_metrics(self.rng))
         try:
             ni = self.schedule_pod(fw, state, pi)
         except FitError as fe:
             self._handle_fit_error(fw, state, qp, pi, fe)
+            metrics.attempt(metrics.UNSCHEDULABLE, profile, self.queue.clock.now() - start)
             return
+        except Exception:
+            metrics.attempt(metrics.ERROR, profile, self.queue.clock.now() - start)
+            raise
         node = ni.name
         self.cache.assume(pi, node)
         st = fw.run_reserve(state, pi, node)
@@ -463,11 +473,13 @@ class Scheduler:
             fw.run_unreserve(state, pi, node)
             self.cache.forget(pi)
             self._record_failure(qp, pi, st.message, [st.plugin] if st.is_rejected() else [])
+            metrics.attempt(metrics.UNSCHEDULABLE if st.is_rejected() else metrics.ERROR, profile,
+                            self.queue.clock.now() - start)
             return
         if self._bind_sem is None:
             self._bind_sem = asyncio.Semaphore(self.config.bind_concurrency)
         await self._bind_sem.acquire()
-        self._spawn(self._binding_cycle(fw, state, qp, pi, node))
+        self._spawn(self._binding_cycle(fw, state, qp, pi, node, start))
 
     def _handle_fit_error(self, fw: Framework, state: CycleState, qp: QueuedPod, pi: PodInfo, fe: FitError) -> None:
         if fe.num_nodes and fw.post_filter_plugins:
@@ -494,7 +506,9 @@ class Scheduler:
             "lastProbeTime": None, "lastTransitionTime": now_rfc3339()}]}}
         self._patch_status_later(pi, patch)
 
-    async def _binding_cycle(self, fw: Framework, state: CycleState, qp: QueuedPod, pi: PodInfo, node: str) -> None:
+    async def _binding_cycle(self, fw: Framework, state: CycleState, qp: QueuedPod, pi: PodInfo, node: str,
+                             start: float) -> None:
+        """Bind (PreBind, Bind); ``start`` is when the attempt began (the queue's clock), for its metrics."""
         try:
             st = await fw.run_pre_bind(state, pi, node)
             if st is None:
@@ -509,6 +523,10 @@ class Scheduler:
             self.queue.done(qp)
             self.nominator.remove(pi)
             self.stats["scheduled"] += 1
+            now = self.queue.clock.now()
+            metrics.attempt(metrics.SCHEDULED, fw.profile.scheduler_name, now - start)
+            if qp.initial_attempt is not None:
+                metrics.SLI_DURATION.labels(metrics.attempts_label(qp.attempts)).observe(now - qp.initial_attempt)
             if self.recorder is not None:
                 self.recorder.event(qp.pod, "Normal", "Scheduled",
                                     f"Successfully assigned {pi.namespace}/{pi.name} to {node}")
@@ -516,6 +534,7 @@ class Scheduler:
                 self.on_scheduled(pi, node)
             return
         self.stats["bind_errors"] += 1
+        metrics.attempt(metrics.ERROR, fw.profile.scheduler_name, self.queue.clock.now() - start)
         log.info("binding %s to %s failed: %s", pi.key, node, st.message)
         fw.run_unreserve(state, pi, node)
         self.cache.forget(pi)
@@ -596,6 +615,7 @@ class Scheduler:
         try:
             if not await factory.wait_for_sync(sync_timeout):
                 raise RuntimeError("informers did not sync")
+            self.handlers_synced = True
             log.info("scheduler started: %d nodes, %d pending pods", len(self.cache.snapshot.node_list),
                      len(self.queue))
             aux = [asyncio.ensure_future(self.queue.run_flushers()), asyncio.ensure_future(self.housekeeping())]

@@ -170,6 +170,12 @@ class ComponentServer:
         self.port = 0
         self._server: HTTPServer | None = None
 
+    def add_ping_checks(self, names: list[str]) -> None:
+        """A ping check per name in ``/healthz``, ``/livez`` and ``/readyz`` (kube-controller-manager's
+        ``NamedPingChecker`` per started controller)."""
+        for name in names:
+            self.healthz[name] = self.readyz[name] = healthz.ping
+
     async def start(self) -> int:
         """Listen (nothing with ``--secure-port 0``); returns the port, 0 if none."""
         if self.options.secure_port == 0:
