@@ -149,8 +149,8 @@ class ServerProcess:
         elif command == "server" and "--disable-agent" not in extra:
             args.append("--disable-agent")
         secure_ports = _free_secure_ports(extra) if command == "server" else {}
-        for name, port in secure_ports.items():
-            args += [_COMPONENT_ARG[name], f"secure-port={port}"]
+        for name, secure_port in secure_ports.items():
+            args += [_COMPONENT_ARG[name], f"secure-port={secure_port}"]
         # A caller that disables the controller manager itself runs its own (or none).
         service_accounts = service_accounts and "--disable-controller-manager" not in extra
         wait_for_account = command == "server" and service_accounts
