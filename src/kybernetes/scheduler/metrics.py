@@ -6,8 +6,8 @@
   plugin rejected) or ``error``; the duration runs from the pop to that outcome.
 - ``scheduler_pod_scheduling_sli_duration_seconds{attempts}``: for a bound pod, from its first
   attempt to the bind; ``attempts`` capped at ``15+``.
-- ``scheduler_pending_pods{queue}``: ``active``, ``backoff``, ``unschedulable``, ``gated``, read from
-  the scheduling queues when scraped (the loop pays nothing for it).
+- ``scheduler_pending_pods{queue}``: ``active``, ``backoff``, ``unschedulable``, ``gated`` (pods held
+  by ``schedulingGates``), read from the schedulers when scraped (the loop pays nothing for it).
 - ``scheduler_plugin_execution_duration_seconds{plugin,extension_point,status}``: each plugin call
   of a *sampled* scheduling cycle, :data:`PLUGIN_METRICS_SAMPLE_PERCENT` percent of them, as
   Kubernetes samples (timing every Filter call on every node would cost more than the filter).
@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 from kybernetes.metrics import exponential_buckets
 
 if TYPE_CHECKING:
-    from kybernetes.scheduler.queue import SchedulingQueue
+    from kybernetes.scheduler.scheduler import Scheduler
 
 PLUGIN_METRICS_SAMPLE_PERCENT = 10
 SCHEDULED, UNSCHEDULABLE, ERROR = "scheduled", "unschedulable", "error"
@@ -85,12 +85,12 @@ def observe_plugin(point: str, plugin: str, status: Any, seconds: float) -> None
     PLUGIN_DURATION.labels(plugin, point, STATUS_NAMES[int(code)]).observe(seconds)
 
 
-_queues: weakref.WeakSet[SchedulingQueue] = weakref.WeakSet()
+_schedulers: weakref.WeakSet[Scheduler] = weakref.WeakSet()
 
 
-def track_queue(queue: SchedulingQueue) -> None:
-    """Report ``queue``'s pods in ``scheduler_pending_pods`` from now on."""
-    _queues.add(queue)
+def track(scheduler: Scheduler) -> None:
+    """Report ``scheduler``'s pending pods (its queue's and its gated ones) in ``scheduler_pending_pods``."""
+    _schedulers.add(scheduler)
 
 
 class _PendingPods(Collector):
@@ -102,8 +102,8 @@ class _PendingPods(Collector):
             "scheduler attempted to schedule and failed; 'gated' is the number of unschedulable pods that the "
             "scheduler never attempted to schedule because they are gated.", labels=["queue"])
         totals = {"active": 0, "backoff": 0, "unschedulable": 0, "gated": 0}
-        for q in list(_queues):
-            for where, n in q.pending_counts().items():
+        for sched in list(_schedulers):
+            for where, n in sched.pending_counts().items():
                 totals[where] = totals.get(where, 0) + n
         for where, n in totals.items():
             family.add_metric([where], n)
