@@ -130,14 +130,17 @@ def worked(cluster: ServerProcess) -> ServerProcess:
 
 
 def test_health_endpoints_answer_anyone(cluster: ServerProcess) -> None:
+    monitor = token(cluster, "scraper")
     for component in LEASES:
         for path in ("/healthz", "/livez", "/readyz"):
             assert eventually(lambda c=component, p=path: get(cluster, c, p) == (200, "ok")), (component, path)
         status, body = get(cluster, component, "/readyz?verbose")
         assert status == 200 and "[+]ping ok\n" in body and "[+]leaderElection ok\n" in body, body
         assert body.endswith("readyz check passed\n")
-        assert get(cluster, component, "/readyz/leaderElection") == (200, "ok")
-        assert get(cluster, component, "/livez/no-such-check")[0] == 404
+        # A named check is not an always-allowed path: anonymous is refused, system:monitoring may.
+        assert get(cluster, component, "/readyz/leaderElection")[0] == 403
+        assert get(cluster, component, "/readyz/leaderElection", monitor) == (200, "ok")
+        assert get(cluster, component, "/livez/no-such-check", monitor)[0] == 404
     status, body = get(cluster, "scheduler", "/readyz?verbose")
     assert "[+]sched-handler-sync ok\n" in body and "[+]shutdown ok\n" in body
     status, body = get(cluster, "controller-manager", "/healthz?verbose")

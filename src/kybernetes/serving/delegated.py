@@ -7,8 +7,8 @@ Contract:
   (CN) and groups (O). Else an ``Authorization: Bearer`` token is sent to the API server as a
   ``TokenReview``; a token it does not authenticate is 401. Without credentials the caller is
   ``system:anonymous`` in ``system:unauthenticated``.
-- **What.** Paths in ``always_allow_paths`` (``/healthz``, ``/readyz``, ``/livez`` by default,
-  with their ``/NAME`` checks) and users in an ``always_allow_groups`` group (``system:masters``)
+- **What.** Paths in ``always_allow_paths`` (``/healthz``, ``/readyz``, ``/livez`` by default;
+  exact, or a prefix when the entry ends in ``*``) and users in an ``always_allow_groups`` group (``system:masters``)
   are allowed without asking; anyone else's request is a ``SubjectAccessReview`` with
   ``nonResourceAttributes`` (the path, the verb as Kubernetes names it: ``get`` for GET).
 - **Caching.** Answers are cached for :data:`CACHE_TTL` seconds (Kubernetes' 10 s for both
@@ -111,10 +111,12 @@ class DelegatedAuth:
         return user
 
     def always_allowed(self, path: str) -> bool:
+        """Kubernetes' ``path.NewAuthorizer``: an exact match, or a prefix for an entry ending in ``*``
+        (so ``/healthz`` does not cover ``/healthz/ping``: that one is reviewed)."""
         for allowed in self.always_allow_paths:
             if allowed.endswith("*") and path.startswith(allowed[:-1]):
                 return True
-            if path == allowed or path.startswith(allowed + "/"):
+            if path == allowed:
                 return True
         return False
 
