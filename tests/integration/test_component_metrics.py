@@ -145,6 +145,13 @@ def test_health_endpoints_answer_anyone(cluster: ServerProcess) -> None:
     assert "[+]sched-handler-sync ok\n" in body and "[+]shutdown ok\n" in body
     status, body = get(cluster, "controller-manager", "/healthz?verbose")
     assert "[+]deployment-controller ok\n" in body and "[+]replicaset-controller ok\n" in body
+    # The component SLIs of the checks just run (system:monitoring may read /metrics/slis).
+    status, body = get(cluster, "scheduler", "/metrics/slis", monitor)
+    assert status == 200, body
+    slis = samples(body)
+    assert value(slis, "kubernetes_healthcheck", name="sched-handler-sync", type="readyz") == 1
+    assert (value(slis, "kubernetes_healthchecks_total", name="leaderElection", type="livez", status="success")
+            or 0) >= 1
 
 
 def test_metrics_need_rbac(cluster: ServerProcess) -> None:

@@ -16,7 +16,11 @@ HTTPS on ``--secure-port`` (0: none) at ``--bind-address`` (default 0.0.0.0). Co
 - **Endpoints.** ``/healthz``, ``/livez``, ``/readyz`` with named checks
   (:mod:`kybernetes.httpserver.healthz`: ``?verbose``, ``?exclude``, ``/readyz/NAME``); ``ping``
   always, then the component's (``leaderElection``, ``sched-handler-sync``, ...). ``/metrics``:
-  the process's default registry (:func:`kybernetes.metrics.exposition`). Anything else 404.
+  the process's default registry (:func:`kybernetes.metrics.exposition`). ``/metrics/slis``:
+  Kubernetes' component SLIs, ``kubernetes_healthcheck{name,type}`` (1 passed, 0 failed) and
+  ``kubernetes_healthchecks_total{name,type,status}``, recorded for every check run by a
+  ``/healthz``, ``/livez`` or ``/readyz`` request (not ``/readyz/NAME``), in a registry of their
+  own as in Kubernetes. Anything else 404.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any, TypeVar
 
 import click
 import orjson
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from kybernetes import errors
 from kybernetes.client.rest import Client
@@ -61,6 +66,28 @@ CA_LOOKUP_TIMEOUT = 10.0
 AUTH_CONFIGMAP = ("kube-system", "extension-apiserver-authentication")
 
 Checks = dict[str, healthz.Check]
+
+SLI_REGISTRY = CollectorRegistry(auto_describe=True)
+HEALTHCHECK = Gauge("kubernetes_healthcheck", "This metric records the result of a single healthcheck.",
+                    ["name", "type"], registry=SLI_REGISTRY)
+HEALTHCHECKS_TOTAL = Counter("kubernetes_healthchecks_total", "This metric records the results of all healthcheck.",
+                             ["name", "type", "status"], registry=SLI_REGISTRY)
+
+
+def recorded(endpoint: str, name: str, check: healthz.Check) -> healthz.Check:
+    """``check``, its result recorded in the SLI metrics (``slis.ObserveHealthcheck``)."""
+
+    async def run() -> None:
+        try:
+            await check()
+        except Exception:
+            HEALTHCHECK.labels(name, endpoint).set(0)
+            HEALTHCHECKS_TOTAL.labels(name, endpoint, "error").inc()
+            raise
+        HEALTHCHECK.labels(name, endpoint).set(1)
+        HEALTHCHECKS_TOTAL.labels(name, endpoint, "success").inc()
+
+    return run
 
 
 @dataclass
@@ -215,11 +242,14 @@ class ComponentServer:
         return await self._route(req, path)
 
     async def _route(self, req: Request, path: str) -> Response:
-        if path == "/metrics":
-            body, content_type = exposition(req.headers.get("Accept", ""))
+        if path in ("/metrics", "/metrics/slis"):
+            registry = SLI_REGISTRY if path == "/metrics/slis" else REGISTRY
+            body, content_type = exposition(req.headers.get("Accept", ""), registry)
             return Response(body=body, content_type=content_type)
         endpoint, _, sub = path.lstrip("/").partition("/")
         if endpoint in ("healthz", "livez", "readyz"):
             checks = self.readyz if endpoint == "readyz" else self.healthz
+            if not sub:
+                checks = {name: recorded(endpoint, name, check) for name, check in checks.items()}
             return await healthz.serve(endpoint, sub, checks, req.query)
         return Response(text="404 page not found\n", status=404, content_type="text/plain")
