@@ -185,7 +185,8 @@ def _status(err: errors.StatusError) -> Response:
 
 class ComponentServer:
     """A component's secure port (see the module doc). ``healthz`` is the checks of ``/healthz`` and
-    ``/livez``, ``readyz`` those of ``/readyz``; both may be added to until :meth:`start`."""
+    ``/livez``, ``readyz`` those of ``/readyz``; both are read per request, so checks added after
+    :meth:`start` (a controller's, once it runs) are served from then on."""
 
     def __init__(self, options: SecureServingOptions, client: Client | None, *,
                  healthz_checks: Checks | None = None, readyz_checks: Checks | None = None) -> None:
