@@ -26,6 +26,14 @@ Start order, each step waiting for the one before to be ready:
 Children are supervised: one that exits while the server runs is started again after a back-off
 (1 s doubling to 30 s). SIGTERM or SIGINT stops the children first (SIGTERM, then SIGKILL after
 10 s), then the API server and the store. Child output goes to ``DATA_DIR/logs/<name>.log``.
+
+Secure ports: the scheduler, controller manager and cloud-controller-manager serve theirs
+(``kybernetes.serving``) on 127.0.0.1 (as k3s binds them) at Kubernetes' ports 10259, 10257 and
+10258, with a serving certificate from the cluster CA and the cluster CA for client certificates.
+``--kube-*-arg secure-port=N`` (``bind-address=A``) moves one (0: none); that is how the test
+harness gives each server free ports, so that several ``kyb server``s run at once on one machine.
+The bundle probes each one's ``/healthz`` every 10 s (``serving.probe.HealthMonitor``) and logs a
+component that stops answering, and again when it answers.
 """
 
 from __future__ import annotations
@@ -53,6 +61,8 @@ from kybernetes.controllers.cronschedule import CronSchedule
 from kybernetes.datadir import snapshot_dir
 from kybernetes.etcdmember import EmbeddedEtcd, MemberRemovedError, removed_since, wait_healthy
 from kybernetes.pki import PKI, kubeconfig, write_kubeconfig
+from kybernetes.serving import CLOUD_CONTROLLER_MANAGER_PORT, CONTROLLER_MANAGER_PORT, SCHEDULER_PORT
+from kybernetes.serving.probe import HealthMonitor
 from kybernetes.storage.etcd_members import MemberError
 from kybernetes.storage.interface import UnavailableError
 from kybernetes.storage.snapshot import SCHEDULED, SnapshotError, run_schedule, snapshotter_for
@@ -210,6 +220,46 @@ async def _apply_addons(api: APIServer, config: ServerConfig) -> None:
         await apply_addons(client, objects)
 
 
+SECURE_PORTS = {"scheduler": SCHEDULER_PORT, "controller-manager": CONTROLLER_MANAGER_PORT,
+                "cloud-controller-manager": CLOUD_CONTROLLER_MANAGER_PORT}
+HEALTH_INTERVAL = 10.0
+
+
+def _flag_value(args: list[str], flag: str) -> str | None:
+    """The last value of ``--flag V`` / ``--flag=V`` in ``args`` (click's rule: the last one wins)."""
+    value = None
+    for i, a in enumerate(args):
+        if a == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif a.startswith(flag + "="):
+            value = a[len(flag) + 1:]
+    return value
+
+
+def _serving_args(api: APIServer, name: str) -> list[str]:
+    """A control-plane child's secure-port flags: loopback, a cluster-CA-signed serving certificate
+    (``DATA_DIR/tls/serving-<name>.crt``), the cluster CA for client certificates."""
+    assert api.pki is not None
+    crt, key = api.pki.ensure(f"serving-{name}", common_name=f"kube-{name}", dns_names=("localhost",),
+                              ip_addresses=("127.0.0.1",), server=True)
+    return ["--bind-address", "127.0.0.1", "--tls-cert-file", str(crt), "--tls-private-key-file", str(key),
+            "--client-ca-file", str(api.pki.ca_path)]
+
+
+def health_targets(children: dict[str, Child]) -> dict[str, str]:
+    """Each running control-plane child's ``/healthz`` URL, from the flags it was started with."""
+    out = {}
+    for name, child in children.items():
+        if name not in SECURE_PORTS:
+            continue
+        port = int(_flag_value(child.args, "--secure-port") or SECURE_PORTS[name])
+        host = _flag_value(child.args, "--bind-address") or "127.0.0.1"
+        host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        if port:
+            out[name] = f"https://{host if ':' not in host else f'[{host}]'}:{port}/healthz"
+    return out
+
+
 def _kyb(*args: str) -> list[str]:
     return [sys.executable, "-m", "kybernetes.cli", *args]
 
@@ -311,6 +361,7 @@ async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool
     kc_path = config.api.kubeconfig_path or config.api.data_dir / "kubeconfig.yaml"
     removal = None if config.etcd is None else asyncio.create_task(
         serverjoin.remove_members_of_deleted_nodes(kc_path, config.etcd), name="etcd-member-removal")
+    health: asyncio.Task[None] | None = None
     try:
         await _apply_addons(api, config)
         if not config.disable_controller_manager:
@@ -323,17 +374,19 @@ async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool
                 "--service-account-private-key-file", str(api.pki.service_account_key()),
                 # kubeadm's choice: the default set plus the (off by default) bootstrap token cleaner.
                 "--controllers", "*,tokencleaner", "--use-service-account-credentials",
-                "--cluster-cidr", config.cluster_cidr, *config.controller_manager_args,
+                "--cluster-cidr", config.cluster_cidr, *_serving_args(api, "controller-manager"),
+                *config.controller_manager_args,
             ), logs / "controller-manager.log")
         if config.enable_cloud_controller:
             kc = component_kubeconfig(api, "cloud-controller-manager", "system:cloud-controller-manager")
             sup.start("cloud-controller-manager", _kyb(
-                "cloud-controller-manager", "--kubeconfig", str(kc), *config.cloud_controller_manager_args,
+                "cloud-controller-manager", "--kubeconfig", str(kc), *_serving_args(api, "cloud-controller-manager"),
+                *config.cloud_controller_manager_args,
             ), logs / "cloud-controller-manager.log")
         if not config.disable_scheduler:
             kc = component_kubeconfig(api, "scheduler", "system:kube-scheduler")
-            sup.start("scheduler", _kyb("scheduler", "--kubeconfig", str(kc), *config.scheduler_args),
-                      logs / "scheduler.log")
+            sup.start("scheduler", _kyb("scheduler", "--kubeconfig", str(kc), *_serving_args(api, "scheduler"),
+                                        *config.scheduler_args), logs / "scheduler.log")
         token = server_token(config.api.data_dir)
         if not config.disable_agent:
             # The server's own node joins like any other, with the server's join token (k3s does
@@ -347,6 +400,9 @@ async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool
                 "--service-cluster-ip-range", config.api.service_cidr,
                 "--cluster-dns", config.dns_ip(), "--cluster-domain", config.cluster_domain, *config.agent_args,
             ), logs / "agent.log", stop_timeout=AGENT_STOP_TIMEOUT)
+        assert api.pki is not None
+        monitor = HealthMonitor(health_targets(sup.children), str(api.pki.ca_path), interval=HEALTH_INTERVAL)
+        health = asyncio.create_task(monitor.run(), name="component-health") if monitor.targets else None
         if announce:
             click.echo(f"kybernetes is running at {api.url} (logs in {logs})", err=True)
             click.echo(f"to add a node: kyb agent --server {api.url} --token {token}", err=True)
@@ -357,7 +413,7 @@ async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool
             sys.stdout.flush()
         await stop.wait()
     finally:
-        for task in (snapshots, removal):
+        for task in (snapshots, removal, health):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

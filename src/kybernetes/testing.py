@@ -11,6 +11,7 @@ sends SIGTERM and waits, and kills the process only if it does not stop in time.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -60,6 +61,22 @@ def free_network_octet(first: int, last: int, bridge: str) -> int:
     raise RuntimeError(f"no free 10.N.0.0/16 between 10.{first} and 10.{last - 1}")
 
 
+_COMPONENT_ARG = {"scheduler": "--kube-scheduler-arg", "controller-manager": "--kube-controller-manager-arg",
+                  "cloud-controller-manager": "--kube-cloud-controller-manager-arg"}
+
+
+def _free_secure_ports(extra: tuple[str, ...]) -> dict[str, int]:
+    """A free secure port for each control-plane component whose port ``extra`` does not set: the
+    Kubernetes defaults (10259, 10257, 10258) would collide between servers running at once."""
+    out = {}
+    for name, flag in _COMPONENT_ARG.items():
+        values = [v for a, v in itertools.pairwise(extra) if a == flag]
+        values += [a.split("=", 1)[1] for a in extra if a.startswith(f"{flag}=")]
+        if not any(v.lstrip("-").startswith("secure-port") for v in values):
+            out[name] = free_port()
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -89,6 +106,9 @@ class ServerProcess:
     args: list[str] = field(default_factory=list)
     host: str = "127.0.0.1"
     """The address the server is bound to (``--bind-address``) and asked at."""
+    secure_ports: dict[str, int] = field(default_factory=dict)
+    """The control-plane components' secure ports this server was given (``scheduler``,
+    ``controller-manager``, ``cloud-controller-manager``; free ports unless the caller chose)."""
 
     @property
     def kubeconfig(self) -> Path:
@@ -146,6 +166,9 @@ class ServerProcess:
                 args += ["--kubelet-arg", "import-system-image=false"]
         elif command == "server" and "--disable-agent" not in extra:
             args.append("--disable-agent")
+        secure_ports = _free_secure_ports(extra) if command == "server" else {}
+        for name, secure_port in secure_ports.items():
+            args += [_COMPONENT_ARG[name], f"secure-port={secure_port}"]
         # A caller that disables the controller manager itself runs its own (or none).
         service_accounts = service_accounts and "--disable-controller-manager" not in extra
         wait_for_account = command == "server" and service_accounts
@@ -156,7 +179,7 @@ class ServerProcess:
                     if service_accounts else ["--disable-controller-manager"]
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        srv = cls(data_dir, port, proc, log_path, args, host)
+        srv = cls(data_dir, port, proc, log_path, args, host, secure_ports)
         try:
             srv.wait_ready(timeout, default_service_account=wait_for_account)
         except BaseException:

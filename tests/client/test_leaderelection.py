@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from kybernetes import errors
 from kybernetes.api.timeutil import format_micro
-from kybernetes.client.leaderelection import LEASE_API, LeaderElector
+from kybernetes.client.leaderelection import LEASE_API, HealthzAdaptor, LeaderElector
 from kybernetes.client.rest import Client
 from kybernetes.client.workqueue import FakeClock
 from kybernetes.testing import ServerProcess
@@ -236,6 +237,29 @@ async def test_renewals_keep_others_out_and_failed_renewals_step_down() -> None:
     await run_for(clock, 10)
     assert b.elector.is_leader
     await b.cancel()
+
+
+async def test_master_status_and_the_leader_election_health_check() -> None:
+    """leader_election_master_status{name} follows leadership; the leaderElection check fails only for a
+    leader whose renewals stalled past lease_duration + the tolerance (client-go's HealthzAdaptor)."""
+    clock = FakeClock()
+    store = FakeLeases()
+    health = HealthzAdaptor(timeout=20)
+    await health.check()  # no election yet: healthy
+    a = Candidate(fake_elector(store, clock, "a"))
+    health.elector = a.elector
+    a.start()
+    await clock.advance(0)
+    assert a.elector.is_leader
+    assert REGISTRY.get_sample_value("leader_election_master_status", {"name": "l"}) == 1
+    await run_for(clock, 60)
+    await health.check()  # renewing: healthy
+    clock.advance(36)  # the loop gets no chance to renew: a stalled leader
+    with pytest.raises(RuntimeError, match="failed election to renew leadership on lease l"):
+        await health.check()
+    await a.cancel()
+    assert REGISTRY.get_sample_value("leader_election_master_status", {"name": "l"}) == 0
+    await health.check()  # not leading: healthy
 
 
 def test_rejects_bad_timing() -> None:

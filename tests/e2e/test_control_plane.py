@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from kybernetes.testing import ServerProcess
+from kybernetes.testing import ServerProcess, free_port
 
 from .conftest import (
     FLEET_PREFIX,
@@ -516,11 +516,14 @@ def test_killed_leaders_are_replaced(tmp_path: Path) -> None:
             f"clientConnection:\n  kubeconfig: {kc}\n"
             "leaderElection:\n  leaderElect: true\n  leaseDuration: 4s\n  renewDeadline: 3s\n  retryPeriod: 1s\n")
         for i in range(2):
+            # Each on a free secure port of loopback: Kubernetes' fixed ports would let only one bind.
             procs.append(Component(f"kcm-{i}", [
                 "controller-manager", "--kubeconfig", kc, "-v", "--leader-elect-lease-duration", "4s",
-                "--leader-elect-renew-deadline", "3s", "--leader-elect-retry-period", "1s"],
+                "--leader-elect-renew-deadline", "3s", "--leader-elect-retry-period", "1s",
+                "--bind-address", "127.0.0.1", "--secure-port", str(free_port())],
                 tmp_path / f"kcm-{i}.log"))
-            procs.append(Component(f"sched-{i}", ["scheduler", "--config", str(sched_cfg), "-v"],
+            procs.append(Component(f"sched-{i}", ["scheduler", "--config", str(sched_cfg), "-v",
+                                                  "--bind-address", "127.0.0.1", "--secure-port", str(free_port())],
                                    tmp_path / f"sched-{i}.log"))
 
         def holder(lease: str) -> str:

@@ -36,11 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from kybernetes.images.oci import BUSYBOX_IMAGE
 from kybernetes.proxy.nftables import delete_table_script, run_nft
 from kybernetes.proxy.proxier import Proxier, ProxyConfig
-from kybernetes.testing import ServerProcess
+from kybernetes.testing import ServerProcess, free_port
 from tests.node.conftest import require_runtime
 
 pytestmark = pytest.mark.integration
@@ -343,17 +344,30 @@ def test_a_table_deleted_or_flushed_by_hand_is_restored_within_seconds(cluster: 
 
 
 def test_proxy_command_creates_and_removes_its_table(cluster: tuple[ServerProcess, ProxyThread]) -> None:
-    """``kyb proxy`` as a process: the table appears, and SIGTERM removes it. (A service range with no
-    Services and a bridge that does not exist keep it out of the in-process proxier's way.)"""
+    """``kyb proxy`` as a process: the table appears, its metrics server (plain HTTP, as kube-proxy's)
+    reports the sync, and SIGTERM removes the table. (A service range with no Services and a bridge
+    that does not exist keep it out of the in-process proxier's way.)"""
     srv, _ = cluster
     table = f"kyb-proxy-cmd-{os.getpid()}"
+    metrics_port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "kybernetes.proxy.cmd", "--kubeconfig", str(srv.kubeconfig),
                              "--table", table, "--service-cluster-ip-range", "10.73.0.0/16",
                              "--cluster-cidr", CLUSTER_CIDR, "--cni-bridge", "kybpxnone", "-v",
-                             "--healthz-bind-address", "127.0.0.1:0"],
+                             "--healthz-bind-address", "127.0.0.1:0",
+                             "--metrics-bind-address", f"127.0.0.1:{metrics_port}"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until(lambda: f"table ip {table}" in nft_tables(), 30, "the command's table")
+
+        def synced() -> dict[str, float]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+                found = {s.name: s.value for f in text_string_to_metric_families(r.read().decode())
+                         for s in f.samples}
+            return found if found.get("kubeproxy_sync_proxy_rules_duration_seconds_count", 0) >= 1 else {}
+
+        found = wait_until(synced, 30, "a sync in the proxy's metrics")
+        assert found["kubeproxy_sync_proxy_rules_last_timestamp_seconds"] > time.time() - 60
+        assert "kubeproxy_sync_proxy_rules_service_changes_total" in found
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0, out

@@ -32,6 +32,11 @@ resourceVersion it read, so two candidates can never both win the same round —
 
 Timing uses the :class:`~kybernetes.client.workqueue.Clock` given (a FakeClock in tests); the
 MicroTime fields are wall-clock UTC.
+
+Observability, as client-go's: ``leader_election_master_status{name=<lease name>}`` is 1 while this
+process leads and 0 once it stopped; :class:`HealthzAdaptor` is the ``leaderElection`` health check
+(failing only for a leader that has not renewed for ``lease_duration`` + its tolerance, 20 s as the
+scheduler and controller manager use).
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from prometheus_client import Gauge
+
 from kybernetes import errors
 from kybernetes.api.timeutil import format_micro
 from kybernetes.client.rest import Client
@@ -55,6 +62,12 @@ JITTER = 1.2
 """Acquire attempts wait ``retry_period * (1 + random() * (JITTER - 1))`` (client-go's JitterFactor 1.2)."""
 
 LEASE_API = "coordination.k8s.io/v1"
+
+MASTER_STATUS = Gauge(
+    "leader_election_master_status",
+    "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. "
+    "'name' is the string used to identify the lease. Please make sure to group by name.",
+    ["name"])
 
 
 def _record(lease: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +111,7 @@ class LeaderElector:
         """Campaign, lead, and return when leadership is lost or the leading callback ends."""
         await self._acquire()
         self.is_leader = True
+        MASTER_STATUS.labels(self.lease_name).set(1)
         log.info("%s: became leader of %s/%s", self.identity, self.namespace, self.lease_name)
         leading = asyncio.create_task(self._lead(on_started_leading), name=f"leading:{self.lease_name}")
         release = True
@@ -105,6 +119,7 @@ class LeaderElector:
             release = await self._renew_until_lost(leading)
         finally:
             self.is_leader = False
+            MASTER_STATUS.labels(self.lease_name).set(0)
             leading.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await leading
@@ -230,6 +245,12 @@ class LeaderElector:
         self._observe(rec)
         return True
 
+    def check(self, max_tolerable_expired_lease: float) -> None:
+        """client-go's ``Check``: raises if this leader has not renewed for longer than
+        ``lease_duration + max_tolerable_expired_lease`` (a follower is always healthy)."""
+        if self.is_leader and self.clock.now() - self._observed_time > self.lease_duration + max_tolerable_expired_lease:
+            raise RuntimeError(f"failed election to renew leadership on lease {self.lease_name}")
+
     def _observe(self, rec: dict[str, Any]) -> None:
         self._observed = dict(rec)
         self._observed_time = self.clock.now()
@@ -250,3 +271,18 @@ class LeaderElector:
             log.info("%s: released lease %s/%s", self.identity, self.namespace, self.lease_name)
         except Exception as e:
             log.info("%s: could not release lease: %s", self.identity, e)
+
+
+class HealthzAdaptor:
+    """The ``leaderElection`` health check of a process that may run an election (client-go's
+    ``HealthzAdaptor``): healthy until ``elector`` is set, then as :meth:`LeaderElector.check` says."""
+
+    name = "leaderElection"
+
+    def __init__(self, timeout: float = 20.0) -> None:
+        self.timeout = timeout
+        self.elector: LeaderElector | None = None
+
+    async def check(self) -> None:
+        if self.elector is not None:
+            self.elector.check(self.timeout)

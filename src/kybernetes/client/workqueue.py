@@ -25,6 +25,8 @@ per-key exponential backoff (5 ms doubling up to 1000 s) and an overall token bu
 burst 100), so one broken object backs off on its own while a storm of failures cannot exceed
 10 retries a second overall.
 
+A named queue keeps client-go's ``workqueue_*`` metrics (:mod:`kybernetes.client.workqueue_metrics`).
+
 Time comes from a :class:`Clock`. :class:`RealClock` is the event loop; :class:`FakeClock` is
 advanced by tests, so backoff of minutes runs in microseconds.
 """
@@ -42,6 +44,7 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Protocol
 
 from kybernetes import errors
+from kybernetes.client import workqueue_metrics
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +230,11 @@ class WorkQueue:
         # key -> (due time, the task that will add it); at most one pending delayed add per key.
         self._delayed: dict[str, tuple[float, asyncio.Task[None]]] = {}
         self._shutting_down = False
+        # Metrics (named queues only): when each waiting key was first added, when each
+        # processing key was handed out, on the queue's clock.
+        self._metrics = workqueue_metrics.register(self) if name else None
+        self._added_at: dict[str, float] = {}
+        self._started_at: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"<WorkQueue {self.name!r} queued={len(self._queue)} processing={len(self._processing)}>"
@@ -244,6 +252,18 @@ class WorkQueue:
         delayed = sum(1 for due, _ in self._delayed.values() if due <= horizon)
         return len(self._queue) + len(self._processing) + delayed
 
+    def depth(self) -> int:
+        """Keys added and not yet handed out, a key re-added while processing included (client-go's depth)."""
+        return len(self._dirty)
+
+    def processing_times(self) -> tuple[float, float]:
+        """The sum and the longest of the times the processing keys have been processing."""
+        if not self._started_at:
+            return 0.0, 0.0
+        now = self.clock.now()
+        spans = [now - t for t in self._started_at.values()]
+        return sum(spans), max(spans)
+
     @property
     def shutting_down(self) -> bool:
         return self._shutting_down
@@ -252,6 +272,10 @@ class WorkQueue:
         if self._shutting_down or key in self._dirty:
             return
         self._dirty.add(key)
+        m = self._metrics
+        if m is not None:
+            m.adds += 1
+            self._added_at.setdefault(key, self.clock.now())
         if key in self._processing:
             return  # done() will queue it again
         self._queue.append(key)
@@ -260,6 +284,8 @@ class WorkQueue:
     def add_after(self, key: str, delay: float) -> None:
         if self._shutting_down:
             return
+        if self._metrics is not None:
+            self._metrics.retries += 1
         if delay <= 0:
             self.add(key)
             return
@@ -305,11 +331,23 @@ class WorkQueue:
         key = self._queue.popleft()
         self._processing.add(key)
         self._dirty.discard(key)
+        m = self._metrics
+        if m is not None:
+            now = self.clock.now()
+            self._started_at[key] = now
+            added = self._added_at.pop(key, None)
+            if added is not None:
+                m.queue_duration.observe(now - added)
         return key
 
     def done(self, key: str) -> None:
         """The worker finished ``key``; if it was added meanwhile, it is queued again."""
         self._processing.discard(key)
+        m = self._metrics
+        if m is not None:
+            started = self._started_at.pop(key, None)
+            if started is not None:
+                m.work_duration.observe(self.clock.now() - started)
         if key in self._dirty:
             self._queue.append(key)
             self._wake()

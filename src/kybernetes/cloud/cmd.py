@@ -13,6 +13,7 @@ from kybernetes import aiorun
 from kybernetes.api.timeutil import parse_duration
 from kybernetes.cloud.manager import CloudControllerManagerConfig, LostLeadership, run, select
 from kybernetes.cloud.registry import ProviderConfig, get_provider
+from kybernetes.serving import CLOUD_CONTROLLER_MANAGER_PORT, SecureServingOptions, secure_serving_flags
 
 
 def _check_pool(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -46,10 +47,12 @@ def _check_pool(_ctx: click.Context, _param: click.Parameter, value: str) -> str
 @click.option("--node-monitor-period", default="5s", show_default=True)
 @click.option("--route-reconciliation-period", default="10s", show_default=True)
 @click.option("-v", "--verbose", count=True)
+@secure_serving_flags(CLOUD_CONTROLLER_MANAGER_PORT)
 def command(kubeconfig: Path | None, cloud_provider: str, controllers: str, configure_cloud_routes: bool,
             cluster_name: str, lb_pool: str, zone: str, region: str, instance_type: str, leader_elect: bool,
             leader_elect_lease_duration: str, leader_elect_renew_deadline: str, leader_elect_retry_period: str,
-            node_monitor_period: str, route_reconciliation_period: str, verbose: int) -> None:
+            node_monitor_period: str, route_reconciliation_period: str, verbose: int,
+            serving: SecureServingOptions) -> None:
     """Run the cloud controllers (node, node lifecycle, service, route) against a cloud provider."""
     logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
@@ -75,7 +78,7 @@ def command(kubeconfig: Path | None, cloud_provider: str, controllers: str, conf
         raise click.ClickException(str(e)) from None
 
     async def main() -> None:
-        await run(cfg, aiorun.stop_on_signals(), cloud)
+        await run(cfg, aiorun.stop_on_signals(), cloud, serving)
 
     try:
         aiorun.run(main())

@@ -5,7 +5,9 @@ factory. With ``--leader-elect`` (the default) the controllers run only while th
 the ``cloud-controller-manager`` Lease in kube-system (Kubernetes' name); each leadership term
 starts with the provider's ``initialize`` (the local provider recovers its load balancer
 addresses from the Services there). Losing the lease ends the process (its supervisor starts it
-again as a candidate), as kube-controller-manager does.
+again as a candidate), as kube-controller-manager does. It serves ``/healthz``, ``/livez``,
+``/readyz`` and ``/metrics`` on ``--secure-port`` (10258; :mod:`kybernetes.serving`), with the
+``leaderElection`` check and a ping check per started controller.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from kybernetes.client.events import EventRecorder
 from kybernetes.client.informer import SharedInformerFactory
-from kybernetes.client.leaderelection import LeaderElector
+from kybernetes.client.leaderelection import HealthzAdaptor, LeaderElector
 from kybernetes.client.rest import Client
 from kybernetes.client.workqueue import RealClock
 from kybernetes.cloud.controllers.base import CloudController
@@ -32,6 +34,7 @@ from kybernetes.cloud.controllers.service import ServiceController
 from kybernetes.cloud.provider import Interface
 from kybernetes.cloud.registry import ProviderConfig, get_provider
 from kybernetes.controllers.base import ControllerContext, gather_controllers
+from kybernetes.serving import Checks, ComponentServer, SecureServingOptions
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +92,23 @@ def controller_options(options: dict[str, Any], classes: list[type[CloudControll
 
 
 async def run(config: CloudControllerManagerConfig, stop: asyncio.Event | None = None,
-              cloud: Interface | None = None) -> None:
-    """Run until ``stop`` is set; raise :class:`LostLeadership` if the lease is lost."""
+              cloud: Interface | None = None, serving: SecureServingOptions | None = None) -> None:
+    """Run until ``stop`` is set, serving the secure port if given; raise :class:`LostLeadership`
+    if the lease is lost."""
     stop = stop or asyncio.Event()
     cloud = cloud or get_provider(config.cloud_provider, ProviderConfig(dict(config.provider_options)))
     classes = select(config.controllers)
     client = Client.from_kubeconfig(config.kubeconfig, user_agent=USER_AGENT)
+    election = HealthzAdaptor() if config.leader_elect else None
+    server: ComponentServer | None = None
+    if serving is not None:
+        checks: Checks = {election.name: election.check} if election is not None else {}
+        server = ComponentServer(serving, client, healthz_checks=checks, readyz_checks=dict(checks))
+        try:
+            await server.start()
+        except BaseException:
+            await client.close()
+            raise
     recorder = EventRecorder(client, USER_AGENT, socket.gethostname())
     lost = asyncio.Event()
 
@@ -107,6 +121,8 @@ async def run(config: CloudControllerManagerConfig, stop: asyncio.Event | None =
             controllers = [cls(ctx, cloud) for cls in classes]
             log.info("cloud provider %s; starting controllers: %s", cloud.provider_name(),
                      ", ".join(c.name for c in controllers))
+            if server is not None:
+                server.add_ping_checks([c.name for c in controllers])
             await factory.start()
             await factory.wait_for_sync()
             await gather_controllers(list(controllers))
@@ -120,6 +136,8 @@ async def run(config: CloudControllerManagerConfig, stop: asyncio.Event | None =
         elector = LeaderElector(client, lease_name=LEASE_NAME, identity=f"{socket.gethostname()}_{uuid.uuid4()}",
                                 lease_duration=config.lease_duration, renew_deadline=config.renew_deadline,
                                 retry_period=config.retry_period)
+        assert election is not None
+        election.elector = elector
         await elector.run(lead, lost.set)
 
     task = asyncio.create_task(elect(), name="cloud-controller-manager")
@@ -135,6 +153,8 @@ async def run(config: CloudControllerManagerConfig, stop: asyncio.Event | None =
             await task
         with contextlib.suppress(Exception):
             await recorder.close()
+        if server is not None:
+            await server.stop()
         await client.close()
     if lost.is_set() and not stop.is_set():
         raise LostLeadership("leader election lost")

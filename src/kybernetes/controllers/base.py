@@ -51,6 +51,9 @@ class Controller:
     service_account: ClassVar[str] = ""
     """The kube-system ServiceAccount this controller writes as with per-controller credentials:
     Kubernetes' name for it (``system:controller:<service_account>`` is its bootstrap role)."""
+    queue_name: ClassVar[str] = ""
+    """kube-controller-manager's name for this controller's work queue (the ``name`` label of its
+    ``workqueue_*`` metrics); default: ``name``, where Kubernetes has no queue of that shape."""
     workers: ClassVar[int] = 2
     disabled_by_default: ClassVar[bool] = False
     """Not selected by ``*`` in ``--controllers`` (Kubernetes' ``ControllersDisabledByDefault``),
@@ -61,7 +64,7 @@ class Controller:
         # Writes go out under the controller's own account; reads come from the shared informers,
         # which stay on the controller manager's identity (as in Kubernetes).
         self.client = ctx.clients.get(self.service_account, ctx.client)
-        self.queue = WorkQueue(self.name, clock=ctx.clock)
+        self.queue = WorkQueue(self.queue_name or self.name, clock=ctx.clock)
         self.recorder = ctx.recorder(self.name)
 
     def informer(self, api_version: str, plural: str, namespace: str = "", **kw: str) -> Informer:

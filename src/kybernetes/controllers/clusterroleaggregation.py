@@ -59,6 +59,7 @@ def aggregated_rules(role: Obj, cluster_roles: list[Obj]) -> list[dict[str, Any]
 
 class ClusterRoleAggregationController(Controller):
     name = "clusterrole-aggregation"
+    queue_name = "ClusterRoleAggregator"
     service_account = "clusterrole-aggregation-controller"
     workers = 1
 

@@ -11,6 +11,7 @@ import click
 from kybernetes import aiorun
 from kybernetes.api.timeutil import parse_duration
 from kybernetes.controllers.manager import ControllerManagerConfig, LostLeadership, run
+from kybernetes.serving import CONTROLLER_MANAGER_PORT, SecureServingOptions, secure_serving_flags
 
 
 @click.command("controller-manager")
@@ -39,13 +40,14 @@ from kybernetes.controllers.manager import ControllerManagerConfig, LostLeadersh
 @click.option("--service-account-private-key-file", type=click.Path(path_type=Path), default=None,
               help="PEM private key the serviceaccount-token controller signs legacy tokens with.")
 @click.option("-v", "--verbose", count=True)
+@secure_serving_flags(CONTROLLER_MANAGER_PORT)
 def command(kubeconfig: Path | None, controllers: str, leader_elect: bool, use_service_account_credentials: bool,
             leader_elect_lease_duration: str,
             leader_elect_renew_deadline: str, leader_elect_retry_period: str, node_monitor_grace_period: str,
             node_monitor_period: str, cluster_cidr: str, node_cidr_mask_size: int, allocate_node_cidrs: bool,
             terminated_pod_gc_threshold: int, root_ca_file: Path | None, cluster_signing_cert_file: Path | None,
             cluster_signing_key_file: Path | None, cluster_signing_duration: str,
-            service_account_private_key_file: Path | None, verbose: int) -> None:
+            service_account_private_key_file: Path | None, verbose: int, serving: SecureServingOptions) -> None:
     """Run the controllers that drive the cluster to its desired state."""
     logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
@@ -75,7 +77,7 @@ def command(kubeconfig: Path | None, controllers: str, leader_elect: bool, use_s
 
     async def main() -> None:
         stop = aiorun.stop_on_signals()
-        await run(cfg, stop)
+        await run(cfg, stop, serving)
 
     try:
         aiorun.run(main())

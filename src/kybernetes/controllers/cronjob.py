@@ -115,6 +115,7 @@ def _start_key(job: Obj) -> tuple[int, float, str]:
 
 class CronJobController(Controller):
     name = "cronjob-controller"
+    queue_name = "cronjob"
     service_account = "cronjob-controller"
     workers = 2
 

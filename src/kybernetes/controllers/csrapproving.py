@@ -68,6 +68,7 @@ def authorized(spec: Obj, subresource: str) -> bool:
 
 class CSRApprovingController(Controller):
     name = "certificatesigningrequest-approving-controller"
+    queue_name = "certificate"
     service_account = "certificate-controller"
     workers = 2
 

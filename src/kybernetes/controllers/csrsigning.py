@@ -181,6 +181,7 @@ def is_approved(csr: Obj) -> bool:
 
 class CSRSigningController(Controller):
     name = "certificatesigningrequest-signing-controller"
+    queue_name = "certificate"
     service_account = "certificate-controller"
     workers = 2
 

@@ -128,6 +128,7 @@ def pin_to_node(spec: dict[str, Any], node_name: str) -> None:
 
 class DaemonSetController(PodOwnerController):
     name = "daemonset-controller"
+    queue_name = "daemonset"
     service_account = "daemon-set-controller"
     workers = 2
     kind = "DaemonSet"

@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 
 class DeploymentController(Controller):
     name = "deployment-controller"
+    queue_name = "deployment"
     service_account = "deployment-controller"
     workers = 5
 

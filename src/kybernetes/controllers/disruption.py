@@ -66,6 +66,7 @@ def _group(api_version: str) -> str:
 
 class DisruptionController(Controller):
     name = "disruption-controller"
+    queue_name = "disruption"
     service_account = "disruption-controller"
     workers = 2
 

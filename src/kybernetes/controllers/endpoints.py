@@ -362,6 +362,7 @@ def _normalise_subsets(subsets: Any) -> list[Obj]:
 
 class EndpointsController(Controller):
     name = "endpoints-controller"
+    queue_name = "endpoint"
     service_account = "endpoint-controller"
     workers = 2
 

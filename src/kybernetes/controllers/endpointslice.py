@@ -91,6 +91,7 @@ def _rv(obj: Obj) -> int:
 
 class EndpointSliceController(Controller):
     name = "endpointslice-controller"
+    queue_name = "endpoint_slice"
     service_account = "endpointslice-controller"
     workers = 2
 

@@ -121,6 +121,7 @@ class _Backoff:
 
 class JobController(Controller):
     name = "job-controller"
+    queue_name = "job"
     service_account = "job-controller"
     workers = 3
 

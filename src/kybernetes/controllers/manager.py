@@ -5,6 +5,10 @@ their watches and caches. With ``--leader-elect`` (the default) the controllers 
 this process holds the ``kube-controller-manager`` Lease in kube-system; when leadership is lost
 the process exits (as Kubernetes' does), and its supervisor starts it again as a candidate.
 
+It serves ``/healthz``, ``/livez``, ``/readyz`` and ``/metrics`` on ``--secure-port`` (10257;
+:mod:`kybernetes.serving`) with kube-controller-manager's checks: ``leaderElection``, and one ping
+check per controller, named as the controller, added as it starts.
+
 Controllers are found by module: each module in :data:`CONTROLLER_MODULES` exports
 ``CONTROLLERS``, a list of :class:`~kybernetes.controllers.base.Controller` classes; their
 ``name`` is what ``--controllers`` selects (``*`` for all, ``-name`` to leave one out).
@@ -24,11 +28,12 @@ from typing import Any
 
 from kybernetes.client.events import EventRecorder
 from kybernetes.client.informer import SharedInformerFactory
-from kybernetes.client.leaderelection import LeaderElector
+from kybernetes.client.leaderelection import HealthzAdaptor, LeaderElector
 from kybernetes.client.rest import Client
 from kybernetes.client.workqueue import RealClock
 from kybernetes.controllers.base import Controller, ControllerContext, gather_controllers
 from kybernetes.controllers.credentials import ServiceAccountClients
+from kybernetes.serving import Checks, ComponentServer, SecureServingOptions
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +104,22 @@ async def _account_clients(accounts: ServiceAccountClients | None,
     return clients
 
 
-async def run(config: ControllerManagerConfig, stop: asyncio.Event | None = None) -> None:
-    """Run until ``stop`` is set (or forever); raise :class:`LostLeadership` if the lease is lost."""
+async def run(config: ControllerManagerConfig, stop: asyncio.Event | None = None,
+              serving: SecureServingOptions | None = None) -> None:
+    """Run until ``stop`` is set (or forever), serving the secure port if given; raise
+    :class:`LostLeadership` if the lease is lost."""
     stop = stop or asyncio.Event()
     client = Client.from_kubeconfig(config.kubeconfig, user_agent="kube-controller-manager")
+    election = HealthzAdaptor() if config.leader_elect else None
+    server: ComponentServer | None = None
+    if serving is not None:
+        checks: Checks = {election.name: election.check} if election is not None else {}
+        server = ComponentServer(serving, client, healthz_checks=checks, readyz_checks=dict(checks))
+        try:
+            await server.start()
+        except BaseException:
+            await client.close()
+            raise
     recorders: dict[str, EventRecorder] = {}
 
     def recorder(component: str) -> EventRecorder:
@@ -121,6 +138,8 @@ async def run(config: ControllerManagerConfig, stop: asyncio.Event | None = None
             ctx = ControllerContext(client, factory, recorder, RealClock(), dict(config.options), clients)
             controllers = [cls(ctx) for cls in classes]
             log.info("starting controllers: %s", ", ".join(c.name for c in controllers))
+            if server is not None:
+                server.add_ping_checks([c.name for c in controllers])
             await factory.start()
             await factory.wait_for_sync()
             await gather_controllers(controllers)
@@ -137,6 +156,8 @@ async def run(config: ControllerManagerConfig, stop: asyncio.Event | None = None
         elector = LeaderElector(client, lease_name=config.lease_name, identity=identity,
                                 lease_duration=config.lease_duration, renew_deadline=config.renew_deadline,
                                 retry_period=config.retry_period)
+        assert election is not None
+        election.elector = elector
         await elector.run(lead, lost.set)
 
     task = asyncio.create_task(elect(), name="controller-manager")
@@ -154,6 +175,8 @@ async def run(config: ControllerManagerConfig, stop: asyncio.Event | None = None
         for r in recorders.values():
             with contextlib.suppress(Exception):
                 await r.close()
+        if server is not None:
+            await server.stop()
         await client.close()
     if lost.is_set() and not stop.is_set():
         raise LostLeadership("leader election lost")

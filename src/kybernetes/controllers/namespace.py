@@ -93,6 +93,7 @@ class DeletionReport:
 
 class NamespaceController(Controller):
     name = "namespace-controller"
+    queue_name = "namespace"
     service_account = "namespace-controller"
     workers = 2
 

@@ -119,6 +119,7 @@ class _Health:
 
 class NodeLifecycleController(Controller):
     name = "node-controller"
+    queue_name = "node_lifecycle_controller"
     service_account = "node-controller"
     workers = 2
 

@@ -65,6 +65,7 @@ BURST_REPLICAS = 500
 
 class ReplicaSetController(PodOwnerController):
     name = "replicaset-controller"
+    queue_name = "replicaset"
     service_account = "replicaset-controller"
     workers = 5
     api_version: ClassVar[str] = "apps/v1"
@@ -252,6 +253,7 @@ class ReplicationManager(ReplicaSetController):
     """ReplicationControllers: the same controller over ``v1`` objects whose selector is a plain map."""
 
     name = "replicationcontroller-controller"
+    queue_name = "replicationmanager"
     service_account = "replication-controller"
     api_version = "v1"
     plural = "replicationcontrollers"

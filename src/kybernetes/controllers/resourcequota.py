@@ -66,6 +66,7 @@ def lowers(recorded: dict[str, Any], counted: dict[str, str]) -> bool:
 
 class ResourceQuotaController(Controller):
     name = "resourcequota-controller"
+    queue_name = "resourcequota_primary"
     service_account = "resourcequota-controller"
     workers = 2
 

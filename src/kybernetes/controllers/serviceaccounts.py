@@ -48,6 +48,7 @@ class ServiceAccountsController(Controller):
     """Ensures the ``default`` ServiceAccount in every active namespace."""
 
     name = "serviceaccount-controller"
+    queue_name = "serviceaccount"
     service_account = "service-account-controller"
     workers = 1
     managed_names: tuple[str, ...] = (DEFAULT_SERVICE_ACCOUNT,)
@@ -88,6 +89,7 @@ class RootCACertPublisher(Controller):
     """Publishes the cluster CA as ``kube-root-ca.crt`` in every active namespace."""
 
     name = "root-ca-cert-publisher"
+    queue_name = "root_ca_cert_publisher"
     service_account = "root-ca-cert-publisher"
     workers = 1
 

@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 
 class StatefulSetController(Controller):
     name = "statefulset-controller"
+    queue_name = "statefulset"
     service_account = "statefulset-controller"
     workers = 5
 

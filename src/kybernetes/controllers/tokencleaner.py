@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 class TokenCleaner(Controller):
     name = "tokencleaner"
+    queue_name = "token_cleaner"
     service_account = "token-cleaner"
     workers = 1
     disabled_by_default = True

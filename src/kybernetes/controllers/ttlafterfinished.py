@@ -36,6 +36,7 @@ def expires_at(job: Obj) -> datetime | None:
 
 class TTLAfterFinishedController(Controller):
     name = "ttl-after-finished-controller"
+    queue_name = "ttl_jobs_to_delete"
     service_account = "ttl-after-finished-controller"
     workers = 2
 

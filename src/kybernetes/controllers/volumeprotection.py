@@ -88,6 +88,7 @@ def _addition_patch(finalizer: str) -> dict[str, Any]:
 
 class PVCProtectionController(Controller):
     name = "persistentvolumeclaim-protection-controller"
+    queue_name = "pvcprotection"
     service_account = "pvc-protection-controller"
     workers = 1
 
@@ -134,6 +135,7 @@ class PVCProtectionController(Controller):
 
 class PVProtectionController(Controller):
     name = "persistentvolume-protection-controller"
+    queue_name = "pvprotection"
     service_account = "pv-protection-controller"
     workers = 1
 

@@ -20,10 +20,19 @@ from __future__ import annotations
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-__all__ = ["exposition"]
+__all__ = ["exponential_buckets", "exposition"]
 
 
 def exposition(accept: str = "", registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:
     """The metrics of ``registry`` as one scrape's body and its Content-Type, negotiated on ``accept``."""
     encoder, content_type = choose_encoder(accept)
     return encoder(registry), content_type
+
+
+def exponential_buckets(start: float, factor: float, count: int) -> list[float]:
+    """Kubernetes' (client_golang's) ``ExponentialBuckets``: each bound the previous times ``factor``,
+    computed as Go computes it, so the bounds (and their ``le`` labels) are Kubernetes' to the last bit."""
+    out = [start]
+    for _ in range(count - 1):
+        out.append(out[-1] * factor)
+    return out

@@ -72,6 +72,8 @@ def _nodeport_addresses(_ctx: click.Context, _param: click.Parameter, value: tup
               "mode does not). Sets route_localnet on the pod bridge.")
 @click.option("--healthz-bind-address", default="0.0.0.0:10256", show_default=True,
               help="IP[:port] of the /healthz and /livez server; empty: none.")
+@click.option("--metrics-bind-address", default="127.0.0.1:10249", show_default=True,
+              help="IP[:port] of the plain-HTTP /metrics server; empty: none.")
 @click.option("--cni-bridge", default="kyb0", show_default=True, help="The pod network's bridge.")
 @click.option("--masquerade-all/--no-masquerade-all", default=None,
               help="Masquerade every Service connection (default: only when bridged traffic skips netfilter).")
@@ -83,7 +85,8 @@ def _nodeport_addresses(_ctx: click.Context, _param: click.Parameter, value: tup
               help="The nftables table (family inet) of the NetworkPolicy controller.")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def command(kubeconfig: Path, table: str, service_cluster_ip_range: str, cluster_cidr: str, hostname_override: str,
-            nodeport_addresses: list[str], localhost_nodeports: bool, healthz_bind_address: str, cni_bridge: str,
+            nodeport_addresses: list[str], localhost_nodeports: bool, healthz_bind_address: str,
+            metrics_bind_address: str, cni_bridge: str,
             masquerade_all: bool | None, min_sync_period: float, sync_period: float, disable_network_policy: bool,
             network_policy_table: str, verbose: int) -> None:
     """Program Services (ClusterIPs, externalIPs, NodePorts) into nftables, like kube-proxy, and enforce
@@ -93,7 +96,8 @@ def command(kubeconfig: Path, table: str, service_cluster_ip_range: str, cluster
     cfg = ProxyConfig(kubeconfig=kubeconfig, table_name=table, service_cidr=service_cluster_ip_range,
                       cluster_cidr=cluster_cidr, node_name=(hostname_override or socket.gethostname()).lower(),
                       nodeport_addresses=nodeport_addresses, localhost_nodeports=localhost_nodeports,
-                      healthz_bind_address=healthz_bind_address, bridge=cni_bridge, masquerade_all=masquerade_all,
+                      healthz_bind_address=healthz_bind_address, metrics_bind_address=metrics_bind_address,
+                      bridge=cni_bridge, masquerade_all=masquerade_all,
                       min_sync_period=min_sync_period, sync_period=sync_period)
     netpol = None if disable_network_policy else netpol_sync.NetpolConfig(
         node_name=cfg.node_name, kubeconfig=kubeconfig, table_name=network_policy_table, bridge=cni_bridge,

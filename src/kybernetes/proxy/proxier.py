@@ -51,10 +51,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import json
 import logging
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,8 +64,10 @@ from typing import Any
 from kybernetes.client.informer import SharedInformerFactory
 from kybernetes.client.rest import Client
 from kybernetes.client.workqueue import Clock, RealClock
+from kybernetes.proxy import metrics as proxy_metrics
 from kybernetes.proxy import nftables
 from kybernetes.proxy.healthcheck import ProxyHealth, ServiceHealthServers, node_eligible
+from kybernetes.proxy.metrics import ChangeTracker, MetricsServer
 from kybernetes.proxy.nftables import RenderOptions, Ruleset, render_table
 from kybernetes.proxy.serviceports import build_service_ports, health_check_node_ports, local_ready_endpoints
 from kybernetes.proxy.syncloop import ChainProbe, SyncLoop
@@ -98,6 +102,7 @@ class ProxyConfig:
     mark: int = nftables.DEFAULT_MARK
     nft: str = nftables.NFT
     healthz_bind_address: str = "0.0.0.0:10256"  # "": no healthz server
+    metrics_bind_address: str = ""  # "": no metrics server (`kyb proxy`'s flag defaults to 127.0.0.1:10249)
 
 
 def _read(path: Path) -> str | None:
@@ -186,6 +191,9 @@ class Proxier:
         self.service_health = ServiceHealthServers(self.health)
         self.healthz_port: int | None = None
         self._healthz_task: asyncio.Task[None] | None = None
+        self.changes = ChangeTracker()
+        self.metrics_server = MetricsServer(config.metrics_bind_address) if config.metrics_bind_address else None
+        self._metrics_task: asyncio.Task[None] | None = None
 
     @property
     def rounds(self) -> int:
@@ -208,9 +216,9 @@ class Proxier:
         self.factory = SharedInformerFactory(self.client)
         for api_version, plural in (("v1", "services"), ("discovery.k8s.io/v1", "endpointslices")):
             self.factory.informer(api_version, plural).add_handler(
-                on_add=lambda _o: self.mark_dirty(),
-                on_update=self._on_update,
-                on_delete=lambda _o: self.mark_dirty(),
+                on_add=functools.partial(self._on_change, plural),
+                on_update=functools.partial(self._on_update, plural),
+                on_delete=functools.partial(self._on_change, plural),
             )
         if self.config.node_name:
             self._node_informer().add_handler(on_add=lambda _o: self.mark_dirty(), on_update=self._on_node_update,
@@ -218,6 +226,8 @@ class Proxier:
         await self.factory.start()
         if self.config.healthz_bind_address:
             self._healthz_task = asyncio.create_task(self._serve_healthz())
+        if self.metrics_server is not None:
+            self._metrics_task = asyncio.create_task(self.metrics_server.serve())
 
     def _node_informer(self) -> Any:
         assert self.factory is not None
@@ -239,10 +249,15 @@ class Proxier:
         self.health.queued_update()
         self.loop.mark_dirty()
 
-    def _on_update(self, old: nftables.Obj, new: nftables.Obj) -> None:
+    def _on_change(self, plural: str, obj: nftables.Obj) -> None:
+        meta = obj.get("metadata") or {}
+        self.changes.changed(plural, f"{meta.get('namespace', '')}/{meta.get('name', '')}")
+        self.mark_dirty()
+
+    def _on_update(self, plural: str, old: nftables.Obj, new: nftables.Obj) -> None:
         # Informer resyncs redeliver unchanged objects; the periodic sync covers those anyway.
         if old is not new:
-            self.mark_dirty()
+            self._on_change(plural, new)
 
     def _on_node_update(self, old: nftables.Obj, new: nftables.Obj) -> None:
         # The kubelet rewrites its Node's status every few seconds; only what we use matters.
@@ -268,6 +283,12 @@ class Proxier:
                 await self._healthz_task
         await self.health.stop()
         await self.service_health.stop()
+        if self._metrics_task is not None:
+            self._metrics_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._metrics_task
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         if self.factory is not None:
             await self.factory.stop()
         if self._own_client and self._client is not None:
@@ -327,7 +348,18 @@ class Proxier:
         return await self.sync(force=force)
 
     async def sync(self, *, force: bool = False) -> bool:
-        """Render and apply; returns whether nft was run (False: unchanged and not forced)."""
+        """Render and apply; returns whether nft was run (False: unchanged and not forced). Timed
+        into ``kubeproxy_sync_proxy_rules_duration_seconds``, successful or not."""
+        start = time.monotonic()
+        try:
+            applied = await self._sync(force)
+        finally:
+            proxy_metrics.SYNC_DURATION.observe(time.monotonic() - start)
+        proxy_metrics.LAST_SYNC.set(time.time())
+        self.changes.synced()
+        return applied
+
+    async def _sync(self, force: bool) -> bool:
         # Snapshot the caches here, on the event loop; render and apply off it.
         services, slices, node = self._snapshot()
         self.health.node_eligible = node_eligible(node)

@@ -1,7 +1,8 @@
 """``kyb scheduler`` and ``kyb explain-scheduling``; ``run(config)`` for embedding.
 
 ``kyb scheduler`` connects with a kubeconfig, optionally takes a KubeSchedulerConfiguration file,
-and schedules until SIGTERM/SIGINT. With ``--leader-elect`` (the default, as kube-scheduler) only
+and schedules until SIGTERM/SIGINT. It serves ``/healthz``, ``/livez``, ``/readyz`` and ``/metrics``
+on ``--secure-port`` (10259; :mod:`kybernetes.serving`). With ``--leader-elect`` (the default, as kube-scheduler) only
 the holder of the ``kube-system/<lease-name>`` Lease schedules; losing the lease stops the process
 so that a supervisor restarts it with a clean cache, as Kubernetes does.
 
@@ -30,21 +31,51 @@ from kybernetes.scheduler import config as cfg
 from kybernetes.scheduler.explain import Explanation, explain_pod
 from kybernetes.scheduler.scheduler import Scheduler
 from kybernetes.scheduler.volumes import VolumeStore
+from kybernetes.serving import (
+    SCHEDULER_PORT,
+    Checks,
+    ComponentServer,
+    SecureServingOptions,
+    secure_serving_flags,
+)
 
 log = logging.getLogger(__name__)
 
 
-async def run(config: cfg.SchedulerConfig) -> None:
-    """Schedule until cancelled (leader-elected if the config says so)."""
+def _health_checks(sched: Scheduler, election: Any, stopping: asyncio.Event) -> tuple[Checks, Checks]:
+    """kube-scheduler's checks: ``/healthz`` and ``/livez`` ping and leaderElection; ``/readyz`` also
+    shutdown and sched-handler-sync (its informers have synced)."""
+
+    async def shutdown() -> None:
+        if stopping.is_set():
+            raise RuntimeError("process is shutting down")
+
+    async def handler_sync() -> None:
+        if not sched.handlers_synced:
+            raise RuntimeError("waiting for handlers to sync")
+
+    live: Checks = {election.name: election.check} if election is not None else {}
+    return live, {**live, "shutdown": shutdown, "sched-handler-sync": handler_sync}
+
+
+async def run(config: cfg.SchedulerConfig, serving: SecureServingOptions | None = None,
+              stopping: asyncio.Event | None = None) -> None:
+    """Schedule until cancelled (leader-elected if the config says so), serving the secure port if given."""
+    from kybernetes.client.leaderelection import HealthzAdaptor, LeaderElector
     from kybernetes.client.rest import Client
 
     client = Client.from_kubeconfig(config.kubeconfig, user_agent="kube-scheduler")
+    server: ComponentServer | None = None
     try:
         sched = Scheduler(client, config)
+        election = HealthzAdaptor() if config.leader_elect else None
+        if serving is not None:
+            live, ready = _health_checks(sched, election, stopping or asyncio.Event())
+            server = ComponentServer(serving, client, healthz_checks=live, readyz_checks=ready)
+            await server.start()
         if not config.leader_elect:
             await sched.run()
             return
-        from kybernetes.client.leaderelection import LeaderElector
 
         identity = f"{socket.gethostname()}_{uuid.uuid4()}"
         lost = asyncio.Event()
@@ -60,17 +91,27 @@ async def run(config: cfg.SchedulerConfig) -> None:
         elector = LeaderElector(client, lease_name=config.lease_name, namespace=config.lease_namespace,
                                 identity=identity, lease_duration=config.lease_duration,
                                 renew_deadline=config.renew_deadline, retry_period=config.retry_period)
+        assert election is not None
+        election.elector = elector
         await elector.run(lead, stopped)
     finally:
+        if server is not None:
+            await server.stop()
         await client.close()
 
 
-async def _run_until_signal(config: cfg.SchedulerConfig) -> None:
-    task = asyncio.ensure_future(run(config))
+async def _run_until_signal(config: cfg.SchedulerConfig, serving: SecureServingOptions) -> None:
+    stopping = asyncio.Event()
+    task = asyncio.ensure_future(run(config, serving, stopping))
+
+    def stop() -> None:
+        stopping.set()
+        task.cancel()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, task.cancel)
+            loop.add_signal_handler(sig, stop)
     with contextlib.suppress(asyncio.CancelledError):
         await task
 
@@ -84,8 +125,9 @@ async def _run_until_signal(config: cfg.SchedulerConfig) -> None:
               help="only the holder of the lease schedules (default on, or as the config file says).")
 @click.option("--lease-name", default=None, help="the Lease in kube-system (default kube-scheduler).")
 @click.option("-v", "--verbose", count=True)
+@secure_serving_flags(SCHEDULER_PORT)
 def scheduler_command(kubeconfig: str | None, config_file: str | None, leader_elect: bool | None,
-                      lease_name: str | None, verbose: int) -> None:
+                      lease_name: str | None, verbose: int, serving: SecureServingOptions) -> None:
     """Run the scheduler: bind pending pods to nodes."""
     logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -96,7 +138,7 @@ def scheduler_command(kubeconfig: str | None, config_file: str | None, leader_el
         config.leader_elect = leader_elect
     if lease_name:
         config.lease_name = lease_name
-    aiorun.run(_run_until_signal(config))
+    aiorun.run(_run_until_signal(config, serving))
 
 
 async def explain_remote(pod_name: str, namespace: str, kubeconfig: str | None,

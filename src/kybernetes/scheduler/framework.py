@@ -23,12 +23,14 @@ Performance conventions (the scheduling cycle is hot Python code):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from kybernetes.api.label_selectors import LabelSelector
 from kybernetes.api.obj import Obj
+from kybernetes.scheduler import metrics
 from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
 from kybernetes.scheduler.volumes import VolumeStore
 
@@ -90,9 +92,11 @@ def unresolvable(*reasons: str) -> Status:
 class CycleState:
     """Per-pod, per-cycle scratch space shared by the plugins of one scheduling attempt."""
 
-    __slots__ = ("data", "node_names", "skip_filter", "skip_score")
+    __slots__ = ("data", "node_names", "record_plugin_metrics", "skip_filter", "skip_score")
 
-    def __init__(self) -> None:
+    def __init__(self, record_plugin_metrics: bool = False) -> None:
+        self.record_plugin_metrics = record_plugin_metrics
+        """Time each plugin call of this cycle (``scheduler_plugin_execution_duration_seconds``, sampled)."""
         self.data: dict[str, Any] = {}
         self.skip_filter: set[str] = set()
         self.skip_score: set[str] = set()
@@ -282,7 +286,7 @@ class Framework:
 
     def run_pre_filter(self, state: CycleState, pi: PodInfo) -> Status | None:
         for p in self.pre_filter_plugins:
-            st = p.pre_filter(state, pi)
+            st = _call(state, "PreFilter", p.name, p.pre_filter, state, pi)
             if st is None:
                 continue
             if st.code == Code.SKIP:
@@ -304,6 +308,9 @@ class Framework:
     def filter_fns(self, state: CycleState) -> list[tuple[str, Callable[[CycleState, PodInfo, NodeInfo], Status | None]]]:
         """The Filter callables not skipped for this cycle, for the scheduler's inlined node loop."""
         skip = state.skip_filter
+        if state.record_plugin_metrics:
+            return [(p.name, metrics.timed("Filter", p.name, p.filter)) for p in self.filter_plugins
+                    if p.name not in skip]
         return [(p.name, p.filter) for p in self.filter_plugins if p.name not in skip]
 
     def run_filter_all(self, state: CycleState, pi: PodInfo, ni: NodeInfo) -> list[Status]:
@@ -321,7 +328,10 @@ class Framework:
                         statuses: Mapping[str, Status]) -> tuple[str, Status | None]:
         last: Status | None = None
         for p in self.post_filter_plugins:
+            start = time.perf_counter()
             nominated, st = p.post_filter(state, pi, statuses)
+            if state.record_plugin_metrics:
+                metrics.observe_plugin("PostFilter", p.name, st, time.perf_counter() - start)
             if st.is_success():
                 return nominated, None
             last = st.with_plugin(p.name)
@@ -333,7 +343,7 @@ class Framework:
 
     def run_pre_score(self, state: CycleState, pi: PodInfo, nodes: Sequence[NodeInfo]) -> Status | None:
         for p in self.pre_score_plugins:
-            st = p.pre_score(state, pi, nodes)
+            st = _call(state, "PreScore", p.name, p.pre_score, state, pi, nodes)
             if st is None:
                 continue
             if st.code == Code.SKIP:
@@ -353,7 +363,7 @@ class Framework:
             if p.score_all is not None:
                 scores = p.score_all(state, pi, nodes)
             else:
-                score = p.score
+                score = metrics.timed("Score", p.name, p.score) if state.record_plugin_metrics else p.score
                 scores = [score(state, pi, ni) for ni in nodes]
             if p.name in self._normalizers:
                 p.normalize_score(state, pi, scores)
@@ -368,7 +378,7 @@ class Framework:
 
     def run_reserve(self, state: CycleState, pi: PodInfo, node_name: str) -> Status | None:
         for p in self.reserve_plugins:
-            st = p.reserve(state, pi, node_name)
+            st = _call(state, "Reserve", p.name, p.reserve, state, pi, node_name)
             if st is not None:
                 return st.with_plugin(p.name)
         return None
@@ -379,25 +389,41 @@ class Framework:
 
     def run_permit(self, state: CycleState, pi: PodInfo, node_name: str) -> Status | None:
         for p in self.permit_plugins:
-            st = p.permit(state, pi, node_name)
+            st = _call(state, "Permit", p.name, p.permit, state, pi, node_name)
             if st is not None:
                 return st.with_plugin(p.name)
         return None
 
     async def run_pre_bind(self, state: CycleState, pi: PodInfo, node_name: str) -> Status | None:
         for p in self.pre_bind_plugins:
+            start = time.perf_counter()
             st = await p.pre_bind(state, pi, node_name)
+            if state.record_plugin_metrics:
+                metrics.observe_plugin("PreBind", p.name, st, time.perf_counter() - start)
             if st is not None:
                 return st.with_plugin(p.name)
         return None
 
     async def run_bind(self, state: CycleState, pi: PodInfo, node_name: str) -> Status | None:
         for p in self.bind_plugins:
+            start = time.perf_counter()
             st = await p.bind(state, pi, node_name)
+            if state.record_plugin_metrics:
+                metrics.observe_plugin("Bind", p.name, st, time.perf_counter() - start)
             if st is not None and st.code == Code.SKIP:
                 continue
             return st.with_plugin(p.name) if st is not None else None
         return Status(Code.ERROR, "no bind plugin bound the pod")
+
+
+def _call(state: CycleState, point: str, plugin: str, fn: Callable[..., Status | None], *args: Any) -> Status | None:
+    """``fn(*args)``, timed when the cycle is sampled for plugin metrics."""
+    if not state.record_plugin_metrics:
+        return fn(*args)
+    start = time.perf_counter()
+    st = fn(*args)
+    metrics.observe_plugin(point, plugin, st, time.perf_counter() - start)
+    return st
 
 
 def default_normalize(scores: list[int], reverse: bool = False) -> None:

@@ -270,6 +270,15 @@ class SchedulingQueue:
         self.closed = True
         self._event.set()
 
+    def pending_counts(self) -> dict[str, int]:
+        """Pods waiting in active, backoff and unschedulable (``scheduler_pending_pods``; in-flight
+        pods are in none of them, as in Kubernetes)."""
+        out = {ACTIVE: 0, BACKOFF: 0, UNSCHEDULABLE: 0}
+        for qp in self.pods.values():
+            if qp.where in out:
+                out[qp.where] += 1
+        return out
+
     def stats(self) -> dict[str, int]:
         out = {ACTIVE: 0, BACKOFF: 0, UNSCHEDULABLE: 0, IN_FLIGHT: 0}
         for qp in self.pods.values():

@@ -43,6 +43,7 @@ from kybernetes.api.obj import Obj
 from kybernetes.api.podutil import is_pod_terminal
 from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.client.workqueue import Clock
+from kybernetes.scheduler import metrics
 from kybernetes.scheduler.cache import Cache
 from kybernetes.scheduler.config import SchedulerConfig
 from kybernetes.scheduler.framework import (
@@ -151,8 +152,12 @@ class Scheduler:
         self.next_start = 0
         self._bind_sem: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.gated: set[str] = set()
+        metrics.track(self)
         self.stats = {"attempts": 0, "scheduled": 0, "unschedulable": 0, "bind_errors": 0, "errors": 0}
         self.on_scheduled: Callable[[PodInfo, str], None] | None = None
+        self.handlers_synced = False
+        """The informers of :meth:`run` have synced (the ``sched-handler-sync`` readiness check)."""
 
     # --- informer handlers -----------------------------------------------------------------------
 
@@ -196,8 +201,24 @@ class Scheduler:
         elif not present and pc.get("globalDefault"):
             self.default_priority = None
 
+    def _note_gated(self, pod: Obj, present: bool = True) -> None:
+        """Keep :attr:`gated` (``scheduler_pending_pods{queue="gated"}``): our unbound, live pods
+        held back by ``spec.schedulingGates``."""
+        key = pod_key(pod)
+        spec = pod.get("spec") or {}
+        if present and spec.get("schedulingGates") and not self._assigned(pod) and self.responsible(pod) \
+                and not is_pod_terminal(pod):
+            self.gated.add(key)
+        else:
+            self.gated.discard(key)
+
+    def pending_counts(self) -> dict[str, int]:
+        """``scheduler_pending_pods`` by queue: the scheduling queue's, and the gated pods."""
+        return {**self.queue.pending_counts(), "gated": len(self.gated)}
+
     def on_pod_add(self, pod: Obj) -> None:
         pod = self._with_priority(pod)
+        self._note_gated(pod)
         if self._assigned(pod):
             self.cache.add_pod(pod)
             self.nominator.remove(pod_key(pod))
@@ -209,6 +230,7 @@ class Scheduler:
 
     def on_pod_update(self, old: Obj, new: Obj) -> None:
         old, new = self._with_priority(old), self._with_priority(new)
+        self._note_gated(new)
         if self._assigned(new):
             key = pod_key(new)
             if not self._assigned(old) or key in self.queue:
@@ -231,6 +253,7 @@ class Scheduler:
 
     def on_pod_delete(self, pod: Obj) -> None:
         pod = self._with_priority(pod)
+        self._note_gated(pod, present=False)
         key = pod_key(pod)
         self.nominator.remove(key)
         if self._assigned(pod) or key in self.cache.pods:
@@ -368,7 +391,9 @@ class Scheduler:
         # doubt, goes through the plugins as usual (and gets their exact status).
         quick = None
         fit = state.data.get("NodeResourcesFit")
-        if fit is not None and not fit[2] and {name for name, _ in fns} <= _QUICK_FILTERS:
+        # A cycle sampled for plugin metrics calls (and times) every filter, as Kubernetes does.
+        if fit is not None and not fit[2] and not state.record_plugin_metrics and \
+                {name for name, _ in fns} <= _QUICK_FILTERS:
             quick = fit[0], fit[1]
         processed = 0
         for ni in (nodes[start:] + nodes[:start]) if start else nodes:
@@ -447,13 +472,19 @@ class Scheduler:
             self.queue.done(qp)
             return
         self.stats["attempts"] += 1
+        start = self.queue.clock.now()
+        profile = fw.profile.scheduler_name
         pi = PodInfo(pod)
-        state = CycleState()
+        state = CycleState(metrics.sample_plugin_metrics(self.rng))
         try:
             ni = self.schedule_pod(fw, state, pi)
         except FitError as fe:
             self._handle_fit_error(fw, state, qp, pi, fe)
+            metrics.attempt(metrics.UNSCHEDULABLE, profile, self.queue.clock.now() - start)
             return
+        except Exception:
+            metrics.attempt(metrics.ERROR, profile, self.queue.clock.now() - start)
+            raise
         node = ni.name
         self.cache.assume(pi, node)
         st = fw.run_reserve(state, pi, node)
@@ -463,11 +494,13 @@ class Scheduler:
             fw.run_unreserve(state, pi, node)
             self.cache.forget(pi)
             self._record_failure(qp, pi, st.message, [st.plugin] if st.is_rejected() else [])
+            metrics.attempt(metrics.UNSCHEDULABLE if st.is_rejected() else metrics.ERROR, profile,
+                            self.queue.clock.now() - start)
             return
         if self._bind_sem is None:
             self._bind_sem = asyncio.Semaphore(self.config.bind_concurrency)
         await self._bind_sem.acquire()
-        self._spawn(self._binding_cycle(fw, state, qp, pi, node))
+        self._spawn(self._binding_cycle(fw, state, qp, pi, node, start))
 
     def _handle_fit_error(self, fw: Framework, state: CycleState, qp: QueuedPod, pi: PodInfo, fe: FitError) -> None:
         if fe.num_nodes and fw.post_filter_plugins:
@@ -494,7 +527,9 @@ class Scheduler:
             "lastProbeTime": None, "lastTransitionTime": now_rfc3339()}]}}
         self._patch_status_later(pi, patch)
 
-    async def _binding_cycle(self, fw: Framework, state: CycleState, qp: QueuedPod, pi: PodInfo, node: str) -> None:
+    async def _binding_cycle(self, fw: Framework, state: CycleState, qp: QueuedPod, pi: PodInfo, node: str,
+                             start: float) -> None:
+        """Bind (PreBind, Bind); ``start`` is when the attempt began (the queue's clock), for its metrics."""
         try:
             st = await fw.run_pre_bind(state, pi, node)
             if st is None:
@@ -509,6 +544,10 @@ class Scheduler:
             self.queue.done(qp)
             self.nominator.remove(pi)
             self.stats["scheduled"] += 1
+            now = self.queue.clock.now()
+            metrics.attempt(metrics.SCHEDULED, fw.profile.scheduler_name, now - start)
+            if qp.initial_attempt is not None:
+                metrics.SLI_DURATION.labels(metrics.attempts_label(qp.attempts)).observe(now - qp.initial_attempt)
             if self.recorder is not None:
                 self.recorder.event(qp.pod, "Normal", "Scheduled",
                                     f"Successfully assigned {pi.namespace}/{pi.name} to {node}")
@@ -516,6 +555,7 @@ class Scheduler:
                 self.on_scheduled(pi, node)
             return
         self.stats["bind_errors"] += 1
+        metrics.attempt(metrics.ERROR, fw.profile.scheduler_name, self.queue.clock.now() - start)
         log.info("binding %s to %s failed: %s", pi.key, node, st.message)
         fw.run_unreserve(state, pi, node)
         self.cache.forget(pi)
@@ -596,6 +636,7 @@ class Scheduler:
         try:
             if not await factory.wait_for_sync(sync_timeout):
                 raise RuntimeError("informers did not sync")
+            self.handlers_synced = True
             log.info("scheduler started: %d nodes, %d pending pods", len(self.cache.snapshot.node_list),
                      len(self.queue))
             aux = [asyncio.ensure_future(self.queue.run_flushers()), asyncio.ensure_future(self.housekeeping())]

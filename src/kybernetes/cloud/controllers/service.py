@@ -55,6 +55,7 @@ def serving_nodes(nodes: list[Obj]) -> list[Obj]:
 
 class ServiceController(CloudController):
     name = "service-controller"
+    queue_name = "service"
     workers = 1
 
     def __init__(self, ctx: ControllerContext, cloud: Interface) -> None:

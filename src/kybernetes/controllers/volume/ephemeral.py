@@ -48,6 +48,7 @@ def claim_for(pod: Obj, volume: Obj) -> Obj:
 
 class EphemeralVolumeController(Controller):
     name = "ephemeral-volume-controller"
+    queue_name = "ephemeral_volume"
     service_account = "ephemeral-volume-controller"
     workers = 1
 

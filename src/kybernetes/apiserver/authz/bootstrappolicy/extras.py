@@ -28,7 +28,8 @@ provider's manifests do): ``system:cloud-controller-manager``, bound to the user
 ``system:cloud-controller-manager`` (its client certificate from ``kyb server``). Least privilege
 for what ``kybernetes.cloud`` does: watch and initialise/taint/delete Nodes and write their
 status (addresses, NetworkUnavailable); watch Services, add/remove their load balancer finalizer
-and write their status; events; its own leader-election Lease.
+and write their status; events; its own leader-election Lease; TokenReviews, SubjectAccessReviews and
+the client CA for its secure port.
 """
 
 from __future__ import annotations
@@ -85,6 +86,12 @@ def _cloud_controller_manager_role() -> Obj:
         rule("patch", "update").groups(LEGACY).resources("nodes/status"),
         rule("get", "list", "watch", "patch", "update").groups(LEGACY).resources("services"),
         rule("patch", "update").groups(LEGACY).resources("services/status"),
+        # its secure port's delegated authentication and authorization (kybernetes.serving), which
+        # the cloud provider's manifests grant with system:auth-delegator and
+        # extension-apiserver-authentication-reader
+        rule("create").groups("authentication.k8s.io").resources("tokenreviews"),
+        rule("create").groups("authorization.k8s.io").resources("subjectaccessreviews"),
+        rule("get", "list", "watch").groups(LEGACY).resources("configmaps").names("extension-apiserver-authentication"),
     )
 
 
