@@ -73,7 +73,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from kybernetes.api.timeutil import parse_epoch
-from kybernetes.kubelet.auth import User, WebhookAuth, certificate_user, is_privileged, request_attributes
+from kybernetes.kubelet.auth import DelegatedAuth, User, certificate_user, is_privileged, request_attributes
 from kybernetes.kubelet.cri import CRIClient, CRIError, NotFoundError, api
 from kybernetes.kubelet.resourcemetrics import cadvisor_registry, resource_registry
 from kybernetes.kubelet.stats import StatsProvider, summary_json
@@ -215,7 +215,7 @@ class KubeletServer:
     def __init__(self, resolver: PodResolver, cri: CRIClient | Callable[[], CRIClient], *,
                  cert: Path, key: Path, ca: Path, address: str = "0.0.0.0", port: int = DEFAULT_PORT,
                  authorize: Callable[[dict[str, Any] | None], bool] | None = None,
-                 auth: WebhookAuth | None = None, stats: StatsProvider | None = None, node_name: str = "") -> None:
+                 auth: DelegatedAuth | None = None, stats: StatsProvider | None = None, node_name: str = "") -> None:
         self.resolver = resolver
         self.webhook = auth
         self.stats = stats
@@ -311,7 +311,7 @@ class KubeletServer:
                 return None
             return _status(f"Forbidden (user={user.name}, path={request.path})", 403, "Forbidden")
         attrs = request_attributes(request.method, request.path, self.node_name)
-        if await self.webhook.authorize(user, attrs):
+        if is_privileged(user) or await self.webhook.authorize(user, resource=attrs.resource_attributes()):
             return None
         return _status(attrs.forbidden(user), 403, "Forbidden")
 
