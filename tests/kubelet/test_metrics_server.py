@@ -13,9 +13,12 @@ import asyncio
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,7 @@ class MetricsServer:
                                                    "certificate-authority": str(srv.data_dir / "tls" / "ca.crt")}}],
             "users": [{"name": "ms", "user": {"token": token}}],
             "contexts": [{"name": "ms", "context": {"cluster": "c", "user": "ms"}}]}))
+        self.address = address
         self.port = free_port()
         self.log_path = work / "metrics-server.log"
         args = [sys.executable, "-m", "kybernetes.cli", "metrics-server", "--kubeconfig", str(kubeconfig),
@@ -56,6 +60,18 @@ class MetricsServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
+
+    def get(self, path: str, token: str | None) -> tuple[int, str]:
+        """A request straight to metrics-server (not through the aggregator), with a bearer token."""
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # its own self-signed CA
+        req = urllib.request.Request(f"https://{self.address}:{self.port}{path}",
+                                     headers={"Authorization": f"Bearer {token}"} if token else {})
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
 
     def stop(self) -> None:
         stop_process(self.proc, 15)
@@ -166,3 +182,36 @@ def test_kubectl_top(cluster: Any) -> None:
     header = srv.kubectl("get", "nodes.metrics.k8s.io").stdout.splitlines()[0].split()
     assert header == ["NAME", "CPU", "MEMORY", "WINDOW"]
     srv.kubectl("delete", "pod", name, "--grace-period=0", "--force", check=False)
+
+
+def _token(srv: ServerProcess, name: str, clusterrole: str = "") -> str:
+    """A token of a new ServiceAccount in default, bound to ``clusterrole`` if given."""
+    srv.kubectl("create", "serviceaccount", name)
+    if clusterrole:
+        srv.kubectl("create", "clusterrolebinding", name, f"--clusterrole={clusterrole}",
+                    f"--serviceaccount=default:{name}")
+    return srv.kubectl("create", "token", name).stdout.strip()
+
+
+def test_direct_access_is_authenticated_and_authorized(cluster: Any) -> None:
+    """Without the aggregator: bearer tokens (TokenReview) and SubjectAccessReviews, with the API server's words."""
+    srv, _kubelet, ms = cluster
+    _until(lambda: ms.get("/healthz", None)[0] == 200, 30, "metrics-server answering", ms.log)
+    assert ms.get("/apis/metrics.k8s.io/v1beta1/nodes", None)[0] == 401
+    assert ms.get("/apis/metrics.k8s.io/v1beta1/nodes", "not-a-token")[0] == 401
+    nobody = _token(srv, "nobody")
+    status, body = ms.get("/apis/metrics.k8s.io/v1beta1/nodes", nobody)
+    assert status == 403
+    assert json.loads(body)["message"] == (
+        'nodes.metrics.k8s.io is forbidden: User "system:serviceaccount:default:nobody" cannot list resource '
+        '"nodes" in API group "metrics.k8s.io" at the cluster scope')
+    reader = _token(srv, "reader", "system:aggregated-metrics-reader")
+    status, body = _until(lambda: (lambda r: r if r[0] == 200 else None)(
+        ms.get("/apis/metrics.k8s.io/v1beta1/nodes", reader)), 30, "the reader allowed", ms.log)
+    assert json.loads(body)["kind"] == "NodeMetricsList"
+    status, body = ms.get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=a%20in", reader)
+    assert status == 400 and json.loads(body)["reason"] == "BadRequest"
+    monitor = _token(srv, "monitor", "system:monitoring")
+    status, body = _until(lambda: (lambda r: r if r[0] == 200 else None)(ms.get("/metrics", monitor)), 30,
+                          "/metrics for system:monitoring", ms.log)
+    assert "process_cpu_seconds_total" in body

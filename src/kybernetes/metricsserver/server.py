@@ -14,7 +14,8 @@ Contract:
   ``X-Remote-Extra-*``, the names of the ConfigMap) the user; otherwise a bearer token is reviewed
   (TokenReview); otherwise 401. Then a SubjectAccessReview: resource attributes for metrics requests,
   non-resource ones (path, verb get) for discovery; 403 with the API server's wording when denied.
-- ``/healthz``, ``/livez`` answer ok without a user; ``/readyz`` once the storage can serve metrics.
+- ``/healthz``, ``/livez`` answer ok without a user; ``/readyz`` once the storage can serve metrics;
+  ``/metrics`` (the process's own, :mod:`kybernetes.metrics`) to users allowed ``get`` on it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from kybernetes.api.field_selectors import parse_field_selector
 from kybernetes.api.label_selectors import parse_label_selector
 from kybernetes.client import Informer
 from kybernetes.client.delegatedauth import DelegatedAuth, User
+from kybernetes.metrics import exposition
 from kybernetes.metricsserver.storage import (
     API_VERSION,
     GROUP,
@@ -120,6 +122,7 @@ class MetricsAPI:
         for path in ("/healthz", "/livez"):
             r.add_get(path, self._ok)
         r.add_get("/readyz", self._ready)
+        r.add_get("/metrics", self._metrics)
         r.add_get("/apis", self._group_list)
         r.add_get(f"/apis/{GROUP}", self._group)
         r.add_get(f"/apis/{API_VERSION}", self._resources)
@@ -166,6 +169,10 @@ class MetricsAPI:
 
     async def _ok(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body, content_type = exposition(request.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def _ready(self, request: web.Request) -> web.Response:
         if self.storage.ready():
