@@ -167,6 +167,13 @@ def test_kubectl_top(cluster: Any) -> None:
     none = srv.kubectl("top", "pods", "-l", "app=nothing", check=False)
     assert "No resources found in default namespace." in none.stdout + none.stderr
 
+    one = _table(srv.kubectl("top", "pod", name).stdout)
+    assert one[0] == ["NAME", "CPU(cores)", "MEMORY(bytes)"] and one[1][0] == name
+    assert _table(srv.kubectl("top", "node", NODE).stdout)[1][0] == NODE
+    nope = srv.kubectl("top", "pod", "nope", check=False)
+    assert nope.returncode != 0
+    assert 'Error from server (NotFound): podmetrics.metrics.k8s.io "default/nope" not found' in nope.stderr
+
     # The objects themselves, as metrics-server serves them.
     raw = json.loads(srv.kubectl("get", "--raw", f"/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/{name}").stdout)
     assert raw["kind"] == "PodMetrics" and raw["apiVersion"] == "metrics.k8s.io/v1beta1"
