@@ -73,10 +73,6 @@ class Daemon:
     async def start(self) -> None:
         cfg = self.config
         requestheader = await self._requestheader()
-        await self.factory.start()
-        for informer in (self.nodes, self.pods):
-            if not await informer.wait_for_sync(60):
-                raise RuntimeError(f"{informer!r} did not sync within 60 s")
         if cfg.tls_cert_file and cfg.tls_private_key_file:
             cert, key = cfg.tls_cert_file, cfg.tls_private_key_file
         else:
@@ -92,6 +88,11 @@ class Daemon:
         if sockets:
             self.port = sockets[0].getsockname()[1]
         log.info("serving metrics.k8s.io on %s:%s", cfg.bind_address, self.port)
+        # Serving first: /livez answers while the informers fill (/readyz waits for two scrapes).
+        await self.factory.start()
+        for informer in (self.nodes, self.pods):
+            if not await informer.wait_for_sync(60):
+                raise RuntimeError(f"{informer!r} did not sync within 60 s")
 
     async def scrape_once(self) -> None:
         batches = await self.scraper.scrape_all(self.nodes.store.list())
