@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kybernetes.metricsserver.decode import Batch, Point, decode
-from kybernetes.metricsserver.scraper import kubelet_url
+from kybernetes.metricsserver.scraper import kubelet_url, scrape_targets
 from kybernetes.metricsserver.storage import Storage, node_metrics, pod_metrics, table, usage
 
 BODY = """# HELP node_cpu_usage_seconds_total Cumulative cpu time consumed by the node in core-seconds
@@ -113,3 +113,10 @@ def test_kubelet_url() -> None:
     assert kubelet_url(node, ("InternalIP", "Hostname"), 10250) == "https://10.0.0.5:10251/metrics/resource"
     assert kubelet_url(node, ("Hostname",), 10250, use_node_status_port=False) == "https://n1:10250/metrics/resource"
     assert kubelet_url(node, ("ExternalIP",), 10250) is None
+
+
+def test_hollow_nodes_are_never_dialled() -> None:
+    hollow = {"metadata": {"name": "h"}, "spec": {"providerID": "hollow://h"}}
+    real = {"metadata": {"name": "r"}, "spec": {"providerID": "kyb://r"}}
+    bare = {"metadata": {"name": "b"}}
+    assert scrape_targets([hollow, real, bare]) == [real, bare]
