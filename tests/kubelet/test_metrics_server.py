@@ -188,6 +188,15 @@ def test_kubectl_top(cluster: Any) -> None:
     # kubectl get prints metrics-server's table.
     header = srv.kubectl("get", "nodes.metrics.k8s.io").stdout.splitlines()[0].split()
     assert header == ["NAME", "CPU", "MEMORY", "WINDOW"]
+    # The group's OpenAPI, merged by the aggregator: kubectl explain.
+    explained = _until(lambda: (lambda r: r.stdout if r.returncode == 0 else None)(
+        srv.kubectl("explain", "nodemetrics", check=False)), 30, "kubectl explain nodemetrics", ms.log)
+    assert "GROUP:      metrics.k8s.io\nKIND:       NodeMetrics\nVERSION:    v1beta1" in explained
+    assert "NodeMetrics sets resource usage metrics of a node." in explained
+    usage = srv.kubectl("explain", "podmetrics.containers").stdout
+    assert "ContainerMetrics sets resource usage metrics of a container." in usage and "usage" in usage
+    meta = srv.kubectl("explain", "podmetrics.metadata").stdout  # the API server's own ObjectMeta
+    assert "ObjectMeta is metadata that all persisted resources must have" in meta
     srv.kubectl("delete", "pod", name, "--grace-period=0", "--force", check=False)
 
 

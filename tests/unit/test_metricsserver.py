@@ -120,3 +120,32 @@ def test_hollow_nodes_are_never_dialled() -> None:
     real = {"metadata": {"name": "r"}, "spec": {"providerID": "kyb://r"}}
     bare = {"metadata": {"name": "b"}}
     assert scrape_targets([hollow, real, bare]) == [real, bare]
+
+
+def test_openapi_documents() -> None:
+    from kybernetes.metricsserver import openapi
+
+    core = {"io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta": {
+                "type": "object", "properties": {"managedFields": {"type": "array", "items": {
+                    "$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry"}}}},
+            "io.k8s.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry": {"type": "object"},
+            "io.k8s.api.core.v1.Pod": {"type": "object"}}
+    doc = openapi.v3_document(core)
+    names = set(doc["components"]["schemas"])
+    assert "io.k8s.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry" in names  # reached through ObjectMeta
+    assert "io.k8s.api.core.v1.Pod" not in names  # not referenced
+    assert {"io.k8s.metrics.pkg.apis.metrics.v1beta1.NodeMetrics",
+            "io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetricsList"} <= names
+    assert set(doc["paths"]) == {
+        "/apis/metrics.k8s.io/v1beta1/nodes", "/apis/metrics.k8s.io/v1beta1/nodes/{name}",
+        "/apis/metrics.k8s.io/v1beta1/pods", "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods",
+        "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/{name}"}
+    get = doc["paths"]["/apis/metrics.k8s.io/v1beta1/nodes/{name}"]["get"]
+    assert get["x-kubernetes-group-version-kind"] == {"group": "metrics.k8s.io", "kind": "NodeMetrics",
+                                                      "version": "v1beta1"}
+    v2 = openapi.v2_document()
+    assert v2["paths"]["/apis/metrics.k8s.io/v1beta1/pods"]["get"]["responses"]["200"]["schema"] == {
+        "$ref": "#/definitions/io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetricsList"}
+    index = openapi.v3_index(b"{}")
+    assert index["paths"]["apis/metrics.k8s.io/v1beta1"]["serverRelativeURL"].startswith(
+        "/openapi/v3/apis/metrics.k8s.io/v1beta1?hash=")
