@@ -12,7 +12,7 @@ Start order, each step waiting for the one before to be ready:
       promotes joining members (learners) and removes deleted Nodes' members
     -> store + API server (in this process)
       -> the add-ons (``kybernetes.addons``: CoreDNS's and the local-path provisioner's objects,
-         unless ``--disable coredns`` / ``--disable local-storage``)
+         unless ``--disable coredns`` / ``--disable local-storage`` / ``--disable metrics-server``)
       -> kubeconfigs for each component (own client certificate: system:kube-scheduler, ...)
       -> kube-scheduler and kube-controller-manager as child processes (``kyb scheduler``,
          ``kyb controller-manager`` with ordinary flags), so they use another core than the
@@ -89,7 +89,7 @@ class ServerConfig:
     agent_args: list[str] = field(default_factory=list)
     cni_bridge: str = "kyb0"
     disable: tuple[str, ...] = ()
-    """Add-ons not to apply (`--disable coredns`, `--disable local-storage`: k3s's flag)."""
+    """Add-ons not to apply (`--disable coredns`, `--disable local-storage`, `--disable metrics-server`: k3s's flag)."""
     cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
     cluster_dns: str = ""
     """The cluster DNS Service's address (default: the 10th of the service range)."""
@@ -208,6 +208,15 @@ def component_kubeconfig(api: APIServer, name: str, user: str, groups: tuple[str
     path = api.config.data_dir / f"{name}.kubeconfig"
     write_kubeconfig(path, kubeconfig(api.local_url, api.pki.ca_pem, crt.read_bytes(), key.read_bytes(), user=user))
     return path
+
+
+def _own_node_ip(config: ServerConfig) -> list[str]:
+    """The server's own node's InternalIP, as k3s picks it: the advertised address when this machine
+    serves it (pods, metrics-server among them, reach the kubelet there; loopback is every pod's
+    own), unless the agent is given ``--node-ip``; else the agent's default (loopback here)."""
+    advertised = config.api.advertise_address
+    given = any(a == "--node-ip" or a.startswith("--node-ip=") for a in config.agent_args)
+    return ["--node-ip", advertised] if advertised in config.api.extra_bind_addresses and not given else []
 
 
 async def _apply_addons(api: APIServer, config: ServerConfig) -> None:
@@ -398,7 +407,8 @@ async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool
                 "agent", "--server", api.local_url, "--token-file", str(token_file),
                 "--data-dir", str(config.api.data_dir / "agent"), "--cluster-cidr", config.cluster_cidr,
                 "--service-cluster-ip-range", config.api.service_cidr,
-                "--cluster-dns", config.dns_ip(), "--cluster-domain", config.cluster_domain, *config.agent_args,
+                "--cluster-dns", config.dns_ip(), "--cluster-domain", config.cluster_domain,
+                *_own_node_ip(config), *config.agent_args,
             ), logs / "agent.log", stop_timeout=AGENT_STOP_TIMEOUT)
         assert api.pki is not None
         monitor = HealthMonitor(health_targets(sup.children), str(api.pki.ca_path), interval=HEALTH_INTERVAL)
