@@ -98,13 +98,18 @@ async def event_messages(client: Client, ns: str, reason: str, name: str = "web"
             if e.get("reason") == reason and (e.get("source") or {}).get("component") == "horizontal-pod-autoscaler"]
 
 
-async def test_min_replicas_is_enforced_through_the_scale_subresource(srv: ServerProcess) -> None:
+@pytest.mark.parametrize(("kind", "plural"), [
+    ("Deployment", "deployments"), ("ReplicaSet", "replicasets"), ("StatefulSet", "statefulsets")])
+async def test_min_replicas_is_enforced_through_the_scale_subresource(srv: ServerProcess, kind: str,
+                                                                      plural: str) -> None:
     async with run_controllers(srv, HorizontalController, options=OPTIONS) as env:
         client = env.client
         ns = await namespace(client, "hpa-min")
-        await client.create("apps/v1", "deployments", deployment("web", 1), ns)
-        await client.create("autoscaling/v2", "horizontalpodautoscalers", hpa("web", DEPLOYMENT_REF, 2, 5), ns)
-        await wait_for(lambda: replicas_of(client, ns, 2), what="the Deployment scaled to minReplicas")
+        target = {**deployment("web", 1), "kind": kind}
+        await client.create("apps/v1", plural, target, ns)
+        ref = {"apiVersion": "apps/v1", "kind": kind, "name": "web"}
+        await client.create("autoscaling/v2", "horizontalpodautoscalers", hpa("web", ref, 2, 5), ns)
+        await wait_for(lambda: replicas_of(client, ns, 2, plural=plural), what=f"the {kind} scaled to minReplicas")
         status = await wait_for(lambda: _with(hpa_status(client, ns), "lastScaleTime"), what="status")
         assert status["desiredReplicas"] == 2 and status["currentReplicas"] == 1
         assert conditions(status)["AbleToScale"] == (
@@ -245,6 +250,8 @@ async def test_kubectl_autoscale_and_get_hpa(srv: ServerProcess) -> None:
         await wait_for(settled, what="the status after the scale-down")
         header, row = (await kubectl("get", "hpa")).splitlines()
         assert header.split() == ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"]
+        assert row.split()[:7] == ["web", "Deployment/web", "cpu:", "24%/50%", "1", "5", "1"]
+        _, row = (await kubectl("get", "hpa.v1.autoscaling")).splitlines()  # the same table through v1
         assert row.split()[:7] == ["web", "Deployment/web", "cpu:", "24%/50%", "1", "5", "1"]
 
         # The same object through autoscaling/v1: the CPU target and current value, and the v2-only
