@@ -13,6 +13,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from kybernetes.api.timeutil import format_rfc3339
 from kybernetes.client.rest import Client
@@ -44,6 +45,11 @@ class SetMetrics:
 class WithSetMetrics(HorizontalController):
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx, metrics=SetMetrics())
+
+
+def counted(name: str, **labels: str) -> float:
+    """A sample of the controller's own metrics in this process (where it runs in these tests)."""
+    return REGISTRY.get_sample_value(f"horizontal_pod_autoscaler_controller_{name}", labels) or 0.0
 
 
 def deployment(name: str, replicas: int) -> dict[str, Any]:
@@ -129,11 +135,17 @@ async def test_scales_up_and_down_by_cpu_utilization(srv: ServerProcess) -> None
         ns = await namespace(client, "hpa-cpu")
         await client.create("apps/v1", "deployments", deployment("web", 2), ns)
         pods = await running_pods(client, ns, "web", 2)
+        ups = counted("reconciliations_total", action="scale_up", error="none")
+        computed_up = counted("metric_computation_total", action="scale_up", error="none", metric_type="Resource")
         SetMetrics.usage = {pods[0]: 900, pods[1]: 900}  # 90% of the requests against 50%: ceil(1.8 x 2) = 4
         await client.create("autoscaling/v2", "horizontalpodautoscalers", hpa("web", DEPLOYMENT_REF, 1, 10), ns)
         await wait_for(lambda: replicas_of(client, ns, 4), what="a scale-up to 4")
         msgs = await wait_for(lambda: event_messages(client, ns, "SuccessfulRescale"), what="the event")
         assert msgs == ["New size: 4; reason: cpu resource utilization (percentage of request) above target"]
+        assert counted("reconciliations_total", action="scale_up", error="none") == ups + 1
+        assert counted("metric_computation_total", action="scale_up", error="none",
+                       metric_type="Resource") >= computed_up + 1
+        assert counted("reconciliation_duration_seconds_count", action="scale_up", error="none") >= 1
         status = await wait_for(lambda: _with(hpa_status(client, ns), "currentMetrics"), what="current metrics")
         assert status["currentMetrics"] == [{"type": "Resource", "resource": {
             "name": "cpu", "current": {"averageValue": "900m", "averageUtilization": 90}}}]
@@ -225,6 +237,8 @@ async def test_failures_set_kubernetes_conditions_and_events(srv: ServerProcess)
             f"invalid metrics (1 invalid out of 1), first error is: failed to get cpu resource metric value: {detail}"]
         status = await hpa_status(client, ns)
         assert status["currentMetrics"] == [{"type": ""}] and status["currentReplicas"] == 2
+        assert counted("reconciliations_total", action="none", error="internal") >= 2
+        assert counted("metric_computation_total", action="none", error="internal", metric_type="Resource") >= 1
         assert await replicas_of(client, ns, 2)
 
 

@@ -51,8 +51,6 @@ class Controller:
     service_account: ClassVar[str] = ""
     """The kube-system ServiceAccount this controller writes as with per-controller credentials:
     Kubernetes' name for it (``system:controller:<service_account>`` is its bootstrap role)."""
-    event_source: ClassVar[str] = ""
-    """The component its events name, when not ``name`` (Kubernetes' recorder's ``EventSource``)."""
     workers: ClassVar[int] = 2
     disabled_by_default: ClassVar[bool] = False
     """Not selected by ``*`` in ``--controllers`` (Kubernetes' ``ControllersDisabledByDefault``),
@@ -64,7 +62,7 @@ class Controller:
         # which stay on the controller manager's identity (as in Kubernetes).
         self.client = ctx.clients.get(self.service_account, ctx.client)
         self.queue = WorkQueue(self.name, clock=ctx.clock)
-        self.recorder = ctx.recorder(self.event_source or self.name)
+        self.recorder = ctx.recorder(self.name)
 
     def informer(self, api_version: str, plural: str, namespace: str = "", **kw: str) -> Informer:
         return self.ctx.informers.informer(api_version, plural, namespace, **kw)

@@ -36,6 +36,7 @@ from kybernetes.api.label_selectors import LabelSelector, parse_label_selector
 from kybernetes.api.obj import Obj
 from kybernetes.api.quantity import cpu_millis, format_quantity
 from kybernetes.api.timeutil import format_rfc3339
+from kybernetes.controllers import podautoscaler_monitor as monitor
 from kybernetes.controllers import podautoscaler_plan as plan
 from kybernetes.controllers.base import Controller, ControllerContext
 from kybernetes.controllers.discovery import APIResource, shared_discovery
@@ -71,6 +72,13 @@ class _Reconcile:
     key: str
     now: str
     conditions: list[Obj] = field(default_factory=list)
+    action: str = monitor.NONE
+    error: str = monitor.NONE
+    """The reconcile's labels for the controller's metrics; the first error is the one reported."""
+
+    def failed(self, kind: str = monitor.INTERNAL) -> None:
+        if self.error == monitor.NONE:
+            self.error = kind
 
     @property
     def ns(self) -> str:
@@ -87,11 +95,12 @@ class _Reconcile:
 class HorizontalController(Controller):
     name = "horizontalpodautoscaling"
     service_account = "horizontal-pod-autoscaler"
-    event_source = "horizontal-pod-autoscaler"
+    queue_name = "horizontalpodautoscaler"  # kube-controller-manager's name for the queue
     workers = 5  # --concurrent-horizontal-pod-autoscaler-syncs
 
     def __init__(self, ctx: ControllerContext, metrics: MetricsClient | None = None) -> None:
         super().__init__(ctx)
+        self.recorder = ctx.recorder("horizontal-pod-autoscaler")  # Kubernetes' event source
         self.sync_period = float(ctx.option("horizontal-pod-autoscaler-sync-period", 15.0))
         self.downscale_window = float(ctx.option("horizontal-pod-autoscaler-downscale-stabilization", 300.0))
         self.tuning = plan.Tuning(
@@ -122,11 +131,18 @@ class HorizontalController(Controller):
             self.recommender.forget(key)
             self._selectors.pop(key, None)
             return
+        r = _Reconcile(copy.deepcopy(cached), key, format_rfc3339())
+        start = time.perf_counter()
         try:
-            await self._reconcile(_Reconcile(copy.deepcopy(cached), key, format_rfc3339()))
+            await self._reconcile(r)
         except errors.StatusError as e:
+            r.failed()
             log.warning("horizontal pod autoscaler %s: %s", key, e.message)
+        except BaseException:
+            r.failed()
+            raise
         finally:
+            monitor.reconciled(r.action, r.error, time.perf_counter() - start)
             self.queue.add_after(key, self.sync_period)
 
     # --- one reconcile ----------------------------------------------------------------------------
@@ -160,6 +176,8 @@ class HorizontalController(Controller):
         else:
             found_metrics = await self._compute(r, scale)
             statuses = found_metrics.statuses
+            if found_metrics.error:
+                r.failed()  # some metric failed, even if the others scale
             if found_metrics.replicas < 0:
                 await self._write_status(r, original, self._status(r, current, original.get("desiredReplicas", 0),
                                                                    statuses, False))
@@ -177,6 +195,7 @@ class HorizontalController(Controller):
             try:
                 await self.client.update(target.api_version, target.plural, scale, r.ns, subresource="scale")
             except errors.StatusError as e:
+                r.failed()
                 self.recorder.event(hpa, "Warning", "FailedRescale",
                                     f"New size: {desired}; reason: {reason}; error: {e.message}")
                 r.condition("AbleToScale", "False", "FailedUpdateScale",
@@ -188,6 +207,7 @@ class HorizontalController(Controller):
                         f"the HPA controller was able to update the target scale to {desired}")
             self.recorder.event(hpa, "Normal", "SuccessfulRescale", f"New size: {desired}; reason: {reason}")
             self.recommender.store_scale_event(r.key, self._rules(spec), current, desired)
+            r.action = monitor.action(current, desired)
             log.info("rescaled %s/%s from %d to %d: %s", r.ns, hpa["metadata"]["name"], current, desired, reason)
         else:
             desired = current
@@ -200,6 +220,7 @@ class HorizontalController(Controller):
         message = ""
         if api_version.count("/") > 1:
             message = f"unexpected GroupVersion string: {api_version}"
+            r.failed(monitor.SPEC)
         else:
             target = await self.discovery.resolve(api_version, kind)
             if target is None:
@@ -210,6 +231,7 @@ class HorizontalController(Controller):
                                                          subresource="scale")
                 except errors.StatusError as e:
                     message = e.message
+        r.failed()
         self.recorder.event(r.hpa, "Warning", "FailedGetScale", message)
         r.condition("AbleToScale", "False", "FailedGetScale",
                     f"the HPA controller was unable to get the target's current scale: {message}")
@@ -268,14 +290,19 @@ class HorizontalController(Controller):
         specs = [m for m in r.spec.get("metrics") or [] if isinstance(m, dict)]
         out = _Metrics(statuses=[{"type": ""} for _ in specs])
         invalid, first_error, first_condition = 0, "", ("", "")
+        before = int((r.hpa.get("status") or {}).get("currentReplicas") or 0)
         for i, metric in enumerate(specs):
+            start = time.perf_counter()
             try:
                 replicas, name, status = await self._compute_one(r, metric, spec_replicas, str(selector), pods)
             except _MetricFailed as e:
+                monitor.metric_computed(monitor.NONE, e.kind, str(metric.get("type", "")), time.perf_counter() - start)
                 if not invalid:
                     first_error, first_condition = e.error, (e.reason, e.message)
                 invalid += 1
                 continue
+            monitor.metric_computed(monitor.action(before, replicas), monitor.NONE, str(metric.get("type", "")),
+                                    time.perf_counter() - start)
             assert out.statuses is not None
             out.statuses[i] = status
             if out.replicas == 0 or replicas > out.replicas:
@@ -314,7 +341,7 @@ class HorizontalController(Controller):
         reason, api, prefix = reasons.get(str(kind), ("InvalidMetricSourceType", "", ""))
         if not api:
             message = f'unknown metric source type "{kind}"'
-            raise self._failed(r, reason, message, message)
+            raise self._failed(r, reason, message, message, monitor.SPEC)
         error = unsupported(api)
         raise self._failed(r, reason, str(error), f"{prefix}: {error}")
 
@@ -350,10 +377,11 @@ class HorizontalController(Controller):
             raise MetricError(f"unable to get metrics for resource {resource}: {e}") from None
         return samples
 
-    def _failed(self, r: _Reconcile, reason: str, detail: str, error: str) -> _MetricFailed:
+    def _failed(self, r: _Reconcile, reason: str, detail: str, error: str,
+                kind: str = monitor.INTERNAL) -> _MetricFailed:
         """``getUnableComputeReplicaCountCondition``: the event now, the condition for later."""
         self.recorder.event(r.hpa, "Warning", reason, detail)
-        return _MetricFailed(reason, f"the HPA was unable to compute the replica count: {detail}", error)
+        return _MetricFailed(reason, f"the HPA was unable to compute the replica count: {detail}", error, kind)
 
     # --- status -----------------------------------------------------------------------------------
 
@@ -381,14 +409,15 @@ class HorizontalController(Controller):
         try:
             await self.client.update(HPA_API, HPA_PLURAL, hpa, r.ns, subresource="status")
         except errors.StatusError as e:
+            r.failed()
             self.recorder.event(r.hpa, "Warning", "FailedUpdateStatus", e.message)
             raise
 
 
 class _MetricFailed(Exception):
-    def __init__(self, reason: str, message: str, error: str) -> None:
+    def __init__(self, reason: str, message: str, error: str, kind: str) -> None:
         super().__init__(error)
-        self.reason, self.message, self.error = reason, message, error
+        self.reason, self.message, self.error, self.kind = reason, message, error, kind
 
 
 CONTROLLERS = [HorizontalController]
