@@ -27,6 +27,21 @@ k3s deploys it, in kube-system:
   without a `nodePath` parameter a volume lives under its node's `kybernetes.io/local-path-root`
   (`<agent data dir>/storage`).
 
+`metrics-server` (k3s's name; `--disable metrics-server` skips it), metrics-server as k3s deploys it,
+serving `metrics.k8s.io` for `kubectl top` and the HorizontalPodAutoscaler:
+
+- ServiceAccount `metrics-server` in kube-system; ClusterRole `system:aggregated-metrics-reader`
+  (metrics.k8s.io pods and nodes, aggregated into view, edit and admin); ClusterRole
+  `system:metrics-server` (nodes/metrics get; pods and nodes get/list/watch) and its binding;
+  `metrics-server:system:auth-delegator` (TokenReview, SubjectAccessReview) and RoleBinding
+  `metrics-server-auth-reader` in kube-system (the front-proxy trust ConfigMap);
+- Deployment `metrics-server` running `kyb metrics-server` from the system image with k3s's flags
+  (`--secure-port=10250`, `--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname`,
+  `--kubelet-use-node-status-port`, `--metric-resolution=15s`, `--cert-dir=/tmp` on an emptyDir),
+  probes on `/readyz` and `/livez` over HTTPS;
+- Service `metrics-server` (443 -> `https`) and APIService `v1beta1.metrics.k8s.io` backed by it
+  (`insecureSkipTLSVerify`, group priority 100, version priority 100: metrics-server's manifest).
+
 Reconciled by server-side apply with field manager `kybernetes-addons` and force: what the add-on
 sets is put back at each start (a deleted object is created again), fields others set are kept.
 A failure is logged and the server runs on; it does not stop the cluster from starting.
@@ -48,7 +63,7 @@ from kybernetes.client import Client
 log = logging.getLogger(__name__)
 
 FIELD_MANAGER = "kybernetes-addons"
-ADDONS = ("coredns", "local-storage")
+ADDONS = ("coredns", "local-storage", "metrics-server")
 """The names `--disable` accepts."""
 
 
@@ -208,9 +223,88 @@ def local_storage_objects(settings: AddonSettings) -> list[Obj]:
     ]
 
 
+METRICS_SERVER = "metrics-server"
+
+
+def metrics_server_objects(settings: AddonSettings) -> list[Obj]:
+    """The metrics-server add-on's objects, in the order they are applied."""
+    from kybernetes.images.system import system_image_name
+
+    name, ns = METRICS_SERVER, "kube-system"
+    labels = {"k8s-app": name}
+    subject = [{"kind": "ServiceAccount", "name": name, "namespace": ns}]
+    aggregate = {f"rbac.authorization.k8s.io/aggregate-to-{r}": "true" for r in ("view", "edit", "admin")}
+    probe = {"scheme": "HTTPS", "port": "https"}
+    container = {
+        "name": name,
+        "image": settings.image or system_image_name(),
+        "imagePullPolicy": "Never",
+        "args": ["metrics-server", "--cert-dir=/tmp", "--secure-port=10250",
+                 "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+                 "--kubelet-use-node-status-port", "--metric-resolution=15s"],
+        "ports": [{"name": "https", "containerPort": 10250, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/readyz", **probe}, "periodSeconds": 2, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": {"path": "/livez", **probe}, "periodSeconds": 10, "failureThreshold": 3},
+        "resources": {"requests": {"cpu": "100m", "memory": "70Mi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "tmp-dir", "mountPath": "/tmp"}],
+    }
+
+    def binding(kind: str, binding_name: str, role_kind: str, role: str, namespace: str = "") -> Obj:
+        return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
+                "metadata": _meta(binding_name, namespace, labels),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
+                "subjects": subject}
+
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, ns, labels)},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": _meta("system:aggregated-metrics-reader", labels={**labels, **aggregate}),
+         "rules": [{"apiGroups": ["metrics.k8s.io"], "resources": ["pods", "nodes"],
+                    "verbs": ["get", "list", "watch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": _meta("system:metrics-server", labels=labels),
+         "rules": [{"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]},
+                   {"apiGroups": [""], "resources": ["pods", "nodes"], "verbs": ["get", "list", "watch"]}]},
+        binding("RoleBinding", "metrics-server-auth-reader", "Role", "extension-apiserver-authentication-reader", ns),
+        binding("ClusterRoleBinding", "metrics-server:system:auth-delegator", "ClusterRole", "system:auth-delegator"),
+        binding("ClusterRoleBinding", "system:metrics-server", "ClusterRole", "system:metrics-server"),
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": _meta(name, ns, {**labels, "kubernetes.io/cluster-service": "true",
+                                      "kubernetes.io/name": "Metrics-server"}),
+         "spec": {"selector": labels,
+                  "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": "https"}]}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(name, ns, labels),
+         "spec": {
+             "replicas": 1,
+             "revisionHistoryLimit": 0,
+             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0}},
+             "selector": {"matchLabels": labels},
+             "template": {
+                 "metadata": {"labels": labels},
+                 "spec": {
+                     "serviceAccountName": name,
+                     "priorityClassName": "system-node-critical",
+                     "nodeSelector": {"kubernetes.io/os": "linux"},
+                     "tolerations": _system_tolerations(),
+                     "containers": [container],
+                     "volumes": [{"name": "tmp-dir", "emptyDir": {}}],
+                 },
+             },
+         }},
+        {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+         "metadata": _meta("v1beta1.metrics.k8s.io", labels=labels),
+         "spec": {"service": {"name": name, "namespace": ns, "port": 443}, "group": "metrics.k8s.io",
+                  "version": "v1beta1", "insecureSkipTLSVerify": True, "groupPriorityMinimum": 100,
+                  "versionPriority": 100}},
+    ]
+
+
 _PLURALS = {"ServiceAccount": "serviceaccounts", "ClusterRole": "clusterroles",
             "ClusterRoleBinding": "clusterrolebindings", "Role": "roles", "RoleBinding": "rolebindings",
-            "Deployment": "deployments", "Service": "services", "StorageClass": "storageclasses"}
+            "Deployment": "deployments", "Service": "services", "StorageClass": "storageclasses",
+            "APIService": "apiservices"}
 
 
 def addon_objects(settings: AddonSettings, disabled: Sequence[str] = ()) -> list[Obj]:
@@ -219,7 +313,8 @@ def addon_objects(settings: AddonSettings, disabled: Sequence[str] = ()) -> list
     if unknown:
         raise ValueError(f"unknown add-on {', '.join(unknown)} (known: {', '.join(ADDONS)})")
     objects = [] if "coredns" in disabled else coredns_objects(settings)
-    return objects + ([] if "local-storage" in disabled else local_storage_objects(settings))
+    objects += [] if "local-storage" in disabled else local_storage_objects(settings)
+    return objects + ([] if METRICS_SERVER in disabled else metrics_server_objects(settings))
 
 
 async def apply_addons(client: Client, objects: Sequence[Obj]) -> list[str]:
@@ -238,5 +333,5 @@ async def apply_addons(client: Client, objects: Sequence[Obj]) -> list[str]:
     return failed
 
 
-__all__ = ["ADDONS", "FIELD_MANAGER", "LOCAL_PATH_CLASS", "AddonSettings", "addon_objects", "apply_addons",
-           "coredns_objects", "local_storage_objects"]
+__all__ = ["ADDONS", "FIELD_MANAGER", "LOCAL_PATH_CLASS", "METRICS_SERVER", "AddonSettings", "addon_objects",
+           "apply_addons", "coredns_objects", "local_storage_objects", "metrics_server_objects"]

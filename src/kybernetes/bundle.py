@@ -8,7 +8,7 @@ Start order, each step waiting for the one before to be ready:
       only after the API server has closed its store
     -> store + API server (in this process)
       -> the add-ons (``kybernetes.addons``: CoreDNS's and the local-path provisioner's objects,
-         unless ``--disable coredns`` / ``--disable local-storage``)
+         unless ``--disable coredns`` / ``--disable local-storage`` / ``--disable metrics-server``)
       -> kubeconfigs for each component (own client certificate: system:kube-scheduler, ...)
       -> kube-scheduler and kube-controller-manager as child processes (``kyb scheduler``,
          ``kyb controller-manager`` with ordinary flags), so they use another core than the
@@ -73,7 +73,7 @@ class ServerConfig:
     agent_args: list[str] = field(default_factory=list)
     cni_bridge: str = "kyb0"
     disable: tuple[str, ...] = ()
-    """Add-ons not to apply (`--disable coredns`, `--disable local-storage`: k3s's flag)."""
+    """Add-ons not to apply (`--disable coredns`, `--disable local-storage`, `--disable metrics-server`: k3s's flag)."""
     cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
     cluster_dns: str = ""
     """The cluster DNS Service's address (default: the 10th of the service range)."""

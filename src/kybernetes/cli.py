@@ -248,6 +248,7 @@ class LazyGroup(click.Group):
         "proxy": "kybernetes.proxy.cmd:command",
         "dns": "kybernetes.dns.cmd:command",
         "local-path-provisioner": "kybernetes.localpath.cmd:command",
+        "metrics-server": "kybernetes.metricsserver.cmd:command",
         "network": "kybernetes.proxy.netcmd:command",
         "agent": "kybernetes.agent:command",
         "token": "kybernetes.joincmd:token_group",
@@ -293,7 +294,7 @@ def main() -> None:
 @click.option("--disable-kube-proxy", is_flag=True, help="Do not run kube-proxy on this machine's node.")
 @click.option("--disable", multiple=True, metavar="ADDON",
               help="Do not deploy this packaged component (repeatable or comma-separated): coredns, "
-                   "local-storage.")
+                   "local-storage, metrics-server.")
 @click.option("--cluster-dns", default="", metavar="IP",
               help="The cluster DNS Service's address, given to every kubelet (default: the 10th address "
                    "of --service-cluster-ip-range).")

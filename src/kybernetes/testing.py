@@ -96,7 +96,7 @@ class ServerProcess:
         exists: as in Kubernetes, ServiceAccount admission refuses a pod whose account does not
         exist, and the ``view``/``edit``/``admin`` roles are empty until aggregated.
 
-        The add-ons (CoreDNS, local-storage) are left out (``--disable coredns,local-storage``, and
+        The add-ons (CoreDNS, local-storage, metrics-server) are left out (``--disable coredns,local-storage,metrics-server``, and
         the node does not import the system image) unless ``addons``: most tests want an empty
         kube-system, no default StorageClass and no add-on pod competing for their node.
 
@@ -114,7 +114,7 @@ class ServerProcess:
         args = [sys.executable, "-m", "kybernetes.cli", command, "--data-dir", str(data_dir),
                 "--https-port", str(port), "--bind-address", "127.0.0.1", *extra]
         if command == "server" and not addons:
-            args += ["--disable", "coredns,local-storage"]
+            args += ["--disable", "coredns,local-storage,metrics-server"]
         if command == "server" and not cloud:
             args.append("--disable-cloud-controller")
         if command == "server" and agent:

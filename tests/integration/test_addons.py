@@ -76,7 +76,7 @@ def test_coredns_applied_and_reconciled(tmp_path: Path) -> None:
 
 def test_local_storage_applied_and_disable_coredns(tmp_path: Path) -> None:
     _require_kubectl()
-    srv = ServerProcess.start(tmp_path / "data", "--disable", "coredns", addons=True)
+    srv = ServerProcess.start(tmp_path / "data", "--disable", "coredns", "--disable", "metrics-server", addons=True)
     try:
         deployments = _get(srv, "-n", "kube-system", "deployments")["items"]
         assert [d["metadata"]["name"] for d in deployments] == ["local-path-provisioner"]
@@ -103,7 +103,7 @@ def test_local_storage_applied_and_disable_coredns(tmp_path: Path) -> None:
             assert srv.kubectl("auth", "can-i", *args, who, check=False).stdout.strip() == "no", args
     finally:
         srv.stop()
-    srv = ServerProcess.start(tmp_path / "data2", "--disable", "coredns,local-storage", addons=True)
+    srv = ServerProcess.start(tmp_path / "data2", "--disable", "coredns,local-storage,metrics-server", addons=True)
     try:
         assert _get(srv, "-n", "kube-system", "deployments")["items"] == []
         assert _get(srv, "storageclasses")["items"] == []
@@ -112,7 +112,7 @@ def test_local_storage_applied_and_disable_coredns(tmp_path: Path) -> None:
     # An add-on kybernetes does not have: refused before anything starts, as a usage error.
     out = subprocess.run([sys.executable, "-m", "kybernetes.cli", "server", "--data-dir", str(tmp_path / "x"),
                           "--disable", "traefik"], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2 and "unknown add-on traefik (known: coredns, local-storage)" in out.stderr
+    assert out.returncode == 2 and "unknown add-on traefik (known: coredns, local-storage, metrics-server)" in out.stderr
 
 
 def test_default_addresses_publish_the_kubernetes_endpoints(tmp_path: Path) -> None:

@@ -56,6 +56,7 @@ from kybernetes.kubelet.containerd import Containerd
 from kybernetes.kubelet.cri import CRIClient, CRIError, api
 from kybernetes.kubelet.dns import DNSSettings
 from kybernetes.kubelet.images import ImageManager, imported_builtins
+from kybernetes.kubelet.metrics import POD_START_DURATION
 from kybernetes.kubelet.podworkers import PodWorkers, Relister
 from kybernetes.kubelet.serving_cert import ensure_serving_cert
 from kybernetes.kubelet.status import StatusManager, generate_status
@@ -84,6 +85,7 @@ class Kubelet:
         self._api_pods: dict[str, Obj] = {}  # uid -> pod (not mirror pods)
         self._mirrors: dict[str, Obj] = {}  # ns/name -> mirror pod
         self._static: dict[str, Obj] = {}  # uid -> static pod
+        self._first_seen: dict[str, float] = {}  # uid -> monotonic time the kubelet first saw the pod
         self._last_seen: dict[str, Obj] = {}  # uid -> last pod object (to kill it properly once gone)
         self.host_ip = config.node_ip or _default_node_ip()
         self.hostname = socket.gethostname()
@@ -118,6 +120,7 @@ class Kubelet:
             return
         if uid not in self._api_pods:
             self._carry_readiness(pod)
+            self._first_seen.setdefault(uid, time.monotonic())
         self._api_pods[uid] = pod
         self._last_seen[uid] = pod
         self.workers.update(uid)
@@ -131,6 +134,7 @@ class Kubelet:
             return
         uid = m.get("uid", "")
         self._api_pods.pop(uid, None)
+        self._first_seen.pop(uid, None)
         self.workers.update(uid)
 
     def _carry_readiness(self, pod: Obj) -> None:
@@ -251,9 +255,18 @@ class Kubelet:
         status = generate_status(target, rt, waiting=self.syncer.waiting(uid), is_ready=self._is_ready(pod, rt),
                                  is_started=self._is_started(pod), host_ip=self.host_ip, terminating=terminating)
         written = await self.status.update(target, status, api_uid=api_uid)
+        self._observe_start(uid, (target.get("status") or {}).get("phase"), status.get("phase"))
         if written is not None and not is_static(pod) and uid in self._api_pods:
             self._api_pods[uid] = written  # the informer will say the same soon; do not act on stale status
         return status
+
+    def _observe_start(self, uid: str, old_phase: str | None, new_phase: str | None) -> None:
+        """kubelet_pod_start_duration_seconds: first seen to first reported Running, once per pod."""
+        first_seen = self._first_seen.get(uid)
+        if first_seen is not None and new_phase == "Running" and old_phase in (None, "", "Pending"):
+            POD_START_DURATION.observe(time.monotonic() - first_seen)
+        if new_phase not in (None, "", "Pending"):
+            self._first_seen.pop(uid, None)
 
     async def _finish_deleted(self, pod: Obj) -> None:
         uid = (pod.get("metadata") or {}).get("uid", "")
@@ -552,13 +565,22 @@ class Kubelet:
             log.info("imported %s in %.1fs", ", ".join(names), time.monotonic() - started)
 
     async def _start_server(self) -> None:
+        from kybernetes.kubelet.auth import DelegatedAuth
+        from kybernetes.kubelet.machine import memory_bytes
         from kybernetes.kubelet.server import KubeletServer
+        from kybernetes.kubelet.stats import StatsProvider
 
         cert, key, ca = ensure_serving_cert(self)
         assert self.cri is not None
+        stats = StatsProvider(self._runtime, self.node_name, memory_capacity=memory_bytes())
         self.server = KubeletServer(self, self.cri, cert=cert, key=key, ca=ca, address=self.config.address,
-                                    port=self.config.port)
+                                    port=self.config.port, auth=DelegatedAuth(self.client),
+                                    stats=stats, node_name=self.node_name)
         await self.server.start()
+
+    def _runtime(self) -> CRIClient:
+        assert self.cri is not None
+        return self.cri
 
     async def _housekeeping(self) -> None:
         """Runtime health for the Ready condition; volumes of pods that exist nowhere any more."""

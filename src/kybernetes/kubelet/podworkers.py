@@ -27,8 +27,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
-from kybernetes.kubelet.cri import CRIClient, CRIError
+from kybernetes.kubelet import metrics
+from kybernetes.kubelet.cri import CRIClient, CRIError, api
 from kybernetes.kubelet.runtime import LABEL_POD_UID
 
 log = logging.getLogger(__name__)
@@ -160,11 +162,17 @@ class Relister:
         self.interval = interval
         self._states: dict[str, tuple[str, int]] = {}  # sandbox/container id -> (pod uid, state)
         self.healthy_at = 0.0
+        self._last_relist = 0.0
 
     async def relist(self) -> set[str]:
         """One listing; wakes and returns the pods whose runtime state changed."""
+        started = time.monotonic()
+        if self._last_relist:
+            metrics.PLEG_RELIST_INTERVAL.observe(started - self._last_relist)
+        self._last_relist = started
         sandboxes = await self.cri.list_pod_sandbox()
         containers = await self.cri.list_containers()
+        _count_running(sandboxes, containers)
         states: dict[str, tuple[str, int]] = {}
         for s in sandboxes:
             states["s" + s.id] = (s.labels.get(LABEL_POD_UID, ""), int(s.state))
@@ -178,6 +186,8 @@ class Relister:
                     changed.add(uid)
         self._states = states
         self.healthy_at = time.monotonic()
+        metrics.PLEG_RELIST_DURATION.observe(self.healthy_at - started)
+        metrics.PLEG_LAST_SEEN.set(time.time())
         for uid in changed:
             self.on_change(uid)
         return changed
@@ -198,3 +208,13 @@ class Relister:
                 log.exception("relist failed")
             await asyncio.sleep(self.interval)
 
+
+
+def _count_running(sandboxes: list[Any], containers: list[Any]) -> None:
+    """kubelet_running_pods and kubelet_running_containers from one listing (as the PLEG sets them)."""
+    metrics.RUNNING_PODS.set(sum(1 for s in sandboxes if s.state == api.SANDBOX_READY))
+    counts = dict.fromkeys(metrics.CONTAINER_STATES.values(), 0)
+    for c in containers:
+        counts[metrics.CONTAINER_STATES.get(int(c.state), "unknown")] += 1
+    for state, n in counts.items():
+        metrics.RUNNING_CONTAINERS.labels(state).set(n)

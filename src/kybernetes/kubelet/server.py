@@ -1,15 +1,22 @@
-"""The kubelet's HTTPS API (port 10250): health, pods, container logs, exec, attach, port-forward.
+"""The kubelet's HTTPS API (port 10250): health, pods, stats, metrics, container logs, exec, attach,
+port-forward.
 
-The API server is this server's only real client: it proxies ``pods/NAME/{log,exec,attach,portforward}``
-here (``kybernetes.apiserver.transport.proxy``). TLS uses a serving certificate for the node; client
-certificates are verified against the cluster CA, and everything but ``/healthz`` needs one whose
-subject is the API server's kubelet client (CN ``kube-apiserver-kubelet-client``) or a member of
-``system:masters`` (401 without a certificate, 403 with another).
+The API server proxies ``pods/NAME/{log,exec,attach,portforward}`` here
+(``kybernetes.apiserver.transport.proxy``); metrics-server and Prometheus scrape the stats and
+metrics. TLS uses a serving certificate for the node; client certificates are verified against the
+cluster CA. Everything but ``/healthz`` needs a user: a client certificate or, with ``auth`` (the
+kubelet's webhook modes, :mod:`kybernetes.kubelet.auth`), a bearer token the API server's
+TokenReview accepts (401 otherwise); the user is then authorized by a SubjectAccessReview for
+``nodes/{stats,metrics,log,proxy}`` (403 with the kubelet's words). Without ``auth`` only the API
+server's kubelet client (CN ``kube-apiserver-kubelet-client``) and ``system:masters`` get in.
 
 Endpoints::
 
     GET  /healthz                                   "ok"
     GET  /pods                                      PodList of what runs here (resolver.running_pods())
+    GET  /stats/summary                             stats/v1alpha1 Summary (kybernetes.kubelet.stats)
+    GET  /metrics                                   the kubelet's own metrics (kybernetes.kubelet.metrics)
+    GET  /metrics/resource, /metrics/cadvisor       usage as Prometheus metrics (kubelet.resourcemetrics)
     GET  /containerLogs/{ns}/{pod}/{container}      ?follow&tailLines&sinceSeconds&sinceTime&previous
                                                     &timestamps&limitBytes -> text/plain (chunked)
     *    /exec/{ns}/{pod}/{container}               ?command=..(repeated)&stdin&stdout&stderr&tty
@@ -66,7 +73,11 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from kybernetes.api.timeutil import parse_epoch
+from kybernetes.kubelet.auth import DelegatedAuth, User, certificate_user, is_privileged, request_attributes
 from kybernetes.kubelet.cri import CRIClient, CRIError, NotFoundError, api
+from kybernetes.kubelet.resourcemetrics import cadvisor_registry, resource_registry
+from kybernetes.kubelet.stats import StatsProvider, summary_json
+from kybernetes.metrics import exposition
 from kybernetes.streaming import RawUpgrade, WebSocketBytes, portforward, spdy
 from kybernetes.streaming.bridges import bridge_channels, run_spdy_proxy
 from kybernetes.streaming.channels import (
@@ -86,8 +97,6 @@ from kybernetes.streaming.channels import (
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 10250
-APISERVER_CLIENT_CN = "kube-apiserver-kubelet-client"
-MASTERS_GROUP = "system:masters"
 FOLLOW_POLL = 0.1
 
 
@@ -205,8 +214,12 @@ class KubeletServer:
 
     def __init__(self, resolver: PodResolver, cri: CRIClient | Callable[[], CRIClient], *,
                  cert: Path, key: Path, ca: Path, address: str = "0.0.0.0", port: int = DEFAULT_PORT,
-                 authorize: Callable[[dict[str, Any] | None], bool] | None = None) -> None:
+                 authorize: Callable[[dict[str, Any] | None], bool] | None = None,
+                 auth: DelegatedAuth | None = None, stats: StatsProvider | None = None, node_name: str = "") -> None:
         self.resolver = resolver
+        self.webhook = auth
+        self.stats = stats
+        self.node_name = node_name
         self._cri = cri
         self.cert, self.key, self.ca = cert, key, ca
         self.address = address
@@ -234,6 +247,10 @@ class KubeletServer:
         r.add_get("/healthz", self._healthz)
         r.add_get("/pods", self._pods)
         r.add_get("/pods/", self._pods)
+        r.add_get("/stats/summary", self._summary)
+        r.add_get("/metrics", self._metrics)
+        r.add_get("/metrics/resource", self._metrics_resource)
+        r.add_get("/metrics/cadvisor", self._metrics_cadvisor)
         r.add_get("/containerLogs/{ns}/{pod}/{container}", self._logs)
         r.add_route("*", "/exec/{ns}/{pod}/{container}", self._exec)
         r.add_route("*", "/attach/{ns}/{pod}/{container}", self._attach)
@@ -265,13 +282,9 @@ class KubeletServer:
                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         if request.path in ("/healthz", "/healthz/"):
             return await handler(request)
-        transport = request.transport
-        peercert = transport.get_extra_info("peercert") if transport is not None else None
-        if not peercert:
-            return _status("Unauthorized", 401, "Unauthorized")
-        if not self.authorize(peercert):
-            user = _subject(peercert).get("commonName", [""])[0]
-            return _status(f"Forbidden (user={user}, path={request.path})", 403, "Forbidden")
+        refusal = await self._check_access(request)
+        if refusal is not None:
+            return refusal
         try:
             return await handler(request)
         except LookupError as e:
@@ -282,6 +295,63 @@ class KubeletServer:
             return _status(f"container runtime: {e.details}", 500, "InternalError")
         except ValueError as e:
             return _status(str(e), 400, "BadRequest")
+
+    async def _check_access(self, request: web.Request) -> web.Response | None:
+        """None if the request's user may make it; else the 401 or 403 (see the module doc)."""
+        transport = request.transport
+        peercert = transport.get_extra_info("peercert") if transport is not None else None
+        user: User | None = certificate_user(peercert) if peercert else None
+        bearer = request.headers.get("Authorization", "")
+        if user is None and self.webhook is not None and bearer[:7].lower() == "bearer ":
+            user = await self.webhook.authenticate_token(bearer[7:].strip())
+        if user is None:
+            return _status("Unauthorized", 401, "Unauthorized")
+        if self.webhook is None:
+            if peercert and self.authorize(peercert):
+                return None
+            return _status(f"Forbidden (user={user.name}, path={request.path})", 403, "Forbidden")
+        attrs = request_attributes(request.method, request.path, self.node_name)
+        if is_privileged(user) or await self.webhook.authorize(user, resource=attrs.resource_attributes()):
+            return None
+        return _status(attrs.forbidden(user), 403, "Forbidden")
+
+    # -- stats and metrics --
+
+    async def _summary(self, request: web.Request) -> web.Response:
+        if self.stats is None:
+            return _status("the stats provider is not running", 503, "ServiceUnavailable")
+        snap = await self.stats.snapshot()
+        return web.json_response(summary_json(snap, self.resolver_pod_starts()))
+
+    def resolver_pod_starts(self) -> dict[str, float]:
+        """status.startTime of the pods the resolver knows, by UID."""
+        out = {}
+        for pod in self.resolver.running_pods():
+            start = parse_epoch((pod.get("status") or {}).get("startTime"))
+            if start is not None:
+                out[(pod.get("metadata") or {}).get("uid", "")] = start
+        return out
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body, content_type = exposition(request.headers.get("Accept", ""))
+        return _exposed(body, content_type)
+
+    async def _metrics_resource(self, request: web.Request) -> web.Response:
+        snap = None
+        if self.stats is not None:
+            try:
+                snap = await self.stats.snapshot()
+            except (CRIError, OSError, ValueError) as err:
+                log.warning("resource metrics: %s", err)
+        body, content_type = exposition(request.headers.get("Accept", ""), resource_registry(snap))
+        return _exposed(body, content_type)
+
+    async def _metrics_cadvisor(self, request: web.Request) -> web.Response:
+        if self.stats is None:
+            return _status("the stats provider is not running", 503, "ServiceUnavailable")
+        snap = await self.stats.snapshot()
+        body, content_type = exposition(request.headers.get("Accept", ""), cadvisor_registry(snap))
+        return _exposed(body, content_type)
 
     # -- simple endpoints --
 
@@ -531,6 +601,11 @@ class KubeletServer:
             await runtime.close()
 
 
+def _exposed(body: bytes, content_type: str) -> web.Response:
+    # aiohttp's content_type argument takes no parameters: the whole header goes through headers.
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
 def _websocket_protocol(request: web.Request, supported: tuple[str, ...]) -> str | web.Response:
     """The channel subprotocol to answer with, or the 403 refusal Kubernetes' handshake gives.
 
@@ -556,21 +631,9 @@ def _header_list(request: web.Request, name: str) -> list[str]:
     return out
 
 
-def _subject(peercert: dict[str, Any]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for rdn in peercert.get("subject", ()):
-        for k, v in rdn:
-            out.setdefault(k, []).append(v)
-    return out
-
-
 def default_authorize(peercert: dict[str, Any] | None) -> bool:
     """Only the API server's kubelet client, or a cluster admin, may use the kubelet's API."""
-    if not peercert:
-        return False
-    subject = _subject(peercert)
-    return APISERVER_CLIENT_CN in subject.get("commonName", []) or MASTERS_GROUP in subject.get(
-        "organizationName", [])
+    return bool(peercert) and is_privileged(certificate_user(peercert or {}))
 
 
 async def _connect_cri(url: str, protocols: list[str]) -> tuple[spdy.Session, str]:

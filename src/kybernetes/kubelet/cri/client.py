@@ -17,12 +17,14 @@ used and closed inside one loop; create it lazily with `CRIClient(endpoint)` and
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
 
+from kybernetes.kubelet import metrics
 from kybernetes.kubelet.cri import api_pb2 as api
 from kybernetes.kubelet.cri import api_pb2_grpc as api_grpc
 
@@ -128,10 +130,16 @@ class CRIClient:
     async def _call(self, service: str, method: str, request: Any, timeout: float | None) -> Any:
         runtime, images = self._stubs()
         stub = runtime if service == "runtime" else images
+        operation = metrics.operation_type(method)
+        metrics.RUNTIME_OPERATIONS.labels(operation).inc()
+        started = time.monotonic()
         try:
             return await getattr(stub, method)(request, timeout=self.timeout if timeout is None else timeout)
         except grpc.aio.AioRpcError as err:
+            metrics.RUNTIME_OPERATIONS_ERRORS.labels(operation).inc()
             raise translate(method, err) from None
+        finally:
+            metrics.RUNTIME_OPERATIONS_DURATION.labels(operation).observe(time.monotonic() - started)
 
     # ---- RuntimeService: runtime ----
 
