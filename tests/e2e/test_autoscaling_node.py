@@ -2,8 +2,10 @@
 Deployment up within its sync period, and idle pods let it scale back down once the (shortened)
 downscale stabilization window has passed.
 
-A real ``kyb server`` with its node (as root): the kubelet's resource metrics, metrics-server's
-``metrics.k8s.io/v1beta1``, the controller manager's ``horizontalpodautoscaling`` controller with
+A real ``kyb server`` with its node (as root): the kubelet's resource metrics; ``kyb metrics-server``
+serving ``metrics.k8s.io/v1beta1`` through the aggregation layer (with the add-on's account, roles and
+APIService; run as a process of this machine, as tests/kubelet/test_metrics_server.py runs it, because
+a test node's kubelet listens on loopback, which a pod cannot reach); the controller manager's ``horizontalpodautoscaling`` controller with
 ``--horizontal-pod-autoscaler-sync-period`` and ``--horizontal-pod-autoscaler-downscale-stabilization``
 shortened, all driven by the stock kubectl (``kubectl autoscale``). Each pod requests 100m and is
 limited to 200m, so three burning pods cost this machine 0.6 of a core at most.
@@ -11,14 +13,17 @@ limited to 200m, so three burning pods cost this machine 0.6 of a core at most.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from kybernetes.addons import AddonSettings, metrics_server_objects
 from kybernetes.api.quantity import cpu_millis
+from kybernetes.pki import primary_address
+from tests.kubelet.test_metrics_server import MetricsServer
 
 from .conftest import Obj, wait_until
 from .test_node import BUSYBOX, Node, _pick_network, require_node, running_node
@@ -31,25 +36,40 @@ DOWNSCALE_WINDOW = 30  # seconds
 BURN = "while [ ! -e /tmp/idle ]; do :; done; exec sleep 100000"
 
 
-def _metrics_server_missing() -> str | None:
-    """Why this build cannot serve metrics.k8s.io (it comes with metrics-server, issue 15's kubelet part)."""
-    if importlib.util.find_spec("kybernetes.metricsserver") is None:
-        return "this build has no metrics-server (kybernetes.metricsserver, branch i15-kubelet) to serve metrics.k8s.io"
-    return None
-
-
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    require_node()
-    missing = _metrics_server_missing()
-    if missing:
-        pytest.skip(missing)
+    require_node(pods_reach_primary_address=True)  # the aggregator reaches metrics-server there
     octet = _pick_network()
-    with running_node(tmp_path_factory.mktemp("kyb-hpa").resolve(), "e2e-hpa", octet,
+    tmp = tmp_path_factory.mktemp("kyb-hpa").resolve()
+    with running_node(tmp, "e2e-hpa", octet, "--apiservice-resync-period", "1",
                       "--kube-controller-manager-arg", f"horizontal-pod-autoscaler-sync-period={SYNC_PERIOD}s",
                       "--kube-controller-manager-arg",
                       f"horizontal-pod-autoscaler-downscale-stabilization={DOWNSCALE_WINDOW}s") as n:
-        yield n
+        metrics_server = serve_metrics(n, tmp / "metrics-server")
+        try:
+            yield n
+        finally:
+            metrics_server.stop()
+
+
+def serve_metrics(node: Node, work: Path) -> MetricsServer:
+    """``kyb metrics-server`` behind the add-on's APIService, its Service's endpoint this machine's address."""
+    work.mkdir()
+    address = primary_address()
+    for obj in metrics_server_objects(AddonSettings(image="unused")):
+        if obj["kind"] not in ("Deployment", "Service"):
+            node.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(obj))
+    ms = MetricsServer(node.server, address, work)
+    for doc in (
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "metrics-server", "namespace": "kube-system"},
+         "spec": {"ports": [{"name": "https", "port": 443, "targetPort": ms.port}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+         "metadata": {"name": "metrics-server-1", "namespace": "kube-system",
+                      "labels": {"kubernetes.io/service-name": "metrics-server"}},
+         "addressType": "IPv4", "ports": [{"name": "https", "port": ms.port}],
+         "endpoints": [{"addresses": [address], "conditions": {"ready": True}}]}):
+        node.kubectl("create", "-f", "-", input=json.dumps(doc))
+    return ms
 
 
 def deployment(name: str) -> Obj:
