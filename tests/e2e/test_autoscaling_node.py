@@ -112,9 +112,11 @@ def test_cpu_burning_pods_scale_up_and_back_down(node: Node) -> None:
     # reconcile, at most one sync period later, scales to 3 (the 4 asked for, capped by --max).
     wait_until(lambda: any(v >= 100 for v in pod_usage(node, ns).values()), 180, "the burning pod's metrics")
     seen_hot = time.monotonic()
-    wait_until(lambda: replicas(node, ns) == 3, SYNC_PERIOD + 10, "the scale-up to 3 within a sync period")
-    assert rescales(node, ns)[0] == "New size: 3; reason: cpu resource utilization (percentage of request) above target"
-    assert time.monotonic() - seen_hot <= SYNC_PERIOD + 10
+    wait_until(lambda: replicas(node, ns) == 3, SYNC_PERIOD + 15, "the scale-up to 3 within a sync period")
+    assert time.monotonic() - seen_hot <= SYNC_PERIOD + 15
+    # (A first, partial sample may have asked for 2 before.)
+    assert wait_until(lambda: rescales(node, ns), 30, "the rescale events")[-1] == (
+        "New size: 3; reason: cpu resource utilization (percentage of request) above target")
 
     # kubectl get hpa shows what a real cluster shows.
     def hot_row() -> list[str] | None:
@@ -139,4 +141,5 @@ def test_cpu_burning_pods_scale_up_and_back_down(node: Node) -> None:
     wait_until(lambda: (u := pod_usage(node, ns)) and all(v < 50 for v in u.values()), 180, "idle pods' metrics")
     wait_until(lambda: replicas(node, ns) == 1, DOWNSCALE_WINDOW + 4 * SYNC_PERIOD + 120, "the scale-down to 1")
     assert time.monotonic() - idle_since >= DOWNSCALE_WINDOW - SYNC_PERIOD, "scaled down inside the window"
-    assert rescales(node, ns)[-1] == "New size: 1; reason: All metrics below target"
+    assert wait_until(lambda: (r := rescales(node, ns)) and r[-1].startswith("New size: 1;") and r, 30,
+                      "the scale-down's event")[-1] == "New size: 1; reason: All metrics below target"
