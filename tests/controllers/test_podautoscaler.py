@@ -10,6 +10,7 @@ client with values the test sets (no metrics-server runs here; the real client's
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from kybernetes.api.timeutil import format_rfc3339
 from kybernetes.client.rest import Client
 from kybernetes.controllers.base import ControllerContext
 from kybernetes.controllers.podautoscaler import HorizontalController
-from kybernetes.controllers.podautoscaler_plan import PodMetric
+from kybernetes.controllers.podautoscaler_plan import MetricError, PodMetric
 from kybernetes.testing import ServerProcess
 from tests.controllers.harness import events_for, namespace, namespaced_crd, run_controllers, wait_for
 
@@ -30,16 +31,29 @@ LONG_AGO = format_rfc3339(1_700_000_000)
 
 
 class SetMetrics:
-    """metrics-server's answers, as the test sets them: pod name -> CPU usage in millicores."""
+    """metrics-server's (and a metrics adapter's) answers, as the test sets them: pod name -> CPU
+    usage in millicores; external metric name -> its series' values (milli-units)."""
 
     usage: dict[str, int] = {}
+    external: dict[str, list[int]] = {}
 
     async def pod_resource_metrics(self, resource: str, namespace: str, selector: str,
                                    container: str = "") -> tuple[dict[str, PodMetric], float]:
-        import time
-
         now = time.time()
         return {name: PodMetric(v, now - 5, 15.0) for name, v in self.usage.items()}, now
+
+    async def pod_custom_metrics(self, metric: str, namespace: str, selector: str,
+                                 metric_selector: str) -> dict[str, PodMetric]:
+        raise MetricError("unable to fetch metrics from custom metrics API: not set by this test")
+
+    async def object_custom_metric(self, metric: str, namespace: str, group: str, plural: str, name: str,
+                                   metric_selector: str) -> int:
+        raise MetricError("unable to fetch metrics from custom metrics API: not set by this test")
+
+    async def external_metrics(self, metric: str, namespace: str, metric_selector: str) -> list[int]:
+        if metric not in self.external:
+            raise MetricError("no metrics returned from external metrics API")
+        return self.external[metric]
 
 
 class WithSetMetrics(HorizontalController):
@@ -208,6 +222,10 @@ async def test_scales_a_custom_resource_through_its_scale_subresource(srv: Serve
             "New size: 3; reason: Current number of replicas above Spec.MaxReplicas"]
 
 
+async def _active(client: Client, ns: str, name: str) -> Any:
+    return conditions(await hpa_status(client, ns, name)).get("ScalingActive")
+
+
 async def test_failures_set_kubernetes_conditions_and_events(srv: ServerProcess) -> None:
     async with run_controllers(srv, HorizontalController, options=OPTIONS) as env:
         client = env.client
@@ -232,6 +250,15 @@ async def test_failures_set_kubernetes_conditions_and_events(srv: ServerProcess)
                   "from resource metrics API: the server could not find the requested resource (get pods.metrics.k8s.io)")
         assert await wait_for(active, what="ScalingActive") == (
             "False", "FailedGetResourceMetric", f"the HPA was unable to compute the replica count: {detail}")
+        # Nor does it serve custom metrics.
+        await client.create("apps/v1", "deployments", deployment("rps", 1), ns)
+        pods_metric = hpa("rps", {**DEPLOYMENT_REF, "name": "rps"}, 1, 3)
+        pods_metric["spec"]["metrics"] = [{"type": "Pods", "pods": {
+            "metric": {"name": "rps"}, "target": {"type": "AverageValue", "averageValue": "1"}}}]
+        await client.create("autoscaling/v2", "horizontalpodautoscalers", pods_metric, ns)
+        assert await wait_for(lambda: _active(client, ns, "rps"), what="the Pods metric's condition") == (
+            "False", "FailedGetPodsMetric", "the HPA was unable to compute the replica count: unable to get metric rps: "
+            "unable to fetch metrics from custom metrics API: no custom metrics API (custom.metrics.k8s.io) registered")
         assert detail in await wait_for(lambda: event_messages(client, ns, "FailedGetResourceMetric"), what="event")
         assert await wait_for(lambda: event_messages(client, ns, "FailedComputeMetricsReplicas"), what="event") == [
             f"invalid metrics (1 invalid out of 1), first error is: failed to get cpu resource metric value: {detail}"]
@@ -285,3 +312,60 @@ async def test_kubectl_autoscale_and_get_hpa(srv: ServerProcess) -> None:
         v2 = await client.get("autoscaling/v2", "horizontalpodautoscalers", "old", ns)
         assert v2["spec"]["metrics"] == [{"type": "Resource", "resource": {
             "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]
+
+
+async def test_external_metrics_scale_and_a_failing_metric_does_not_stop_a_scale_up(srv: ServerProcess) -> None:
+    selector = {"matchLabels": {"queue": "jobs"}}
+    metrics = [{"type": "External", "external": {"metric": {"name": "queue_depth", "selector": selector},
+                                                 "target": {"type": "Value", "value": "10"}}},
+               {"type": "Pods", "pods": {"metric": {"name": "rps"},
+                                         "target": {"type": "AverageValue", "averageValue": "1"}}}]
+    async with run_controllers(srv, WithSetMetrics, options=OPTIONS) as env:
+        client = env.client
+        ns = await namespace(client, "hpa-external")
+        await client.create("apps/v1", "deployments", deployment("web", 2), ns)
+        await running_pods(client, ns, "web", 2)
+        SetMetrics.external = {"queue_depth": [25_000, 5_000]}  # 30 against 10: ratio 3 x 2 ready pods = 6
+        body = hpa("web", DEPLOYMENT_REF, 1, 10)
+        body["spec"]["metrics"] = metrics
+        await client.create("autoscaling/v2", "horizontalpodautoscalers", body, ns)
+        # Without a behavior a scale-up is limited to max(2 x 2, 4) = 4.
+        await wait_for(lambda: replicas_of(client, ns, 4), what="a scale-up to 4")
+        described = ("external metric queue_depth(&LabelSelector{MatchLabels:map[string]string{queue: jobs,},"
+                     "MatchExpressions:[]LabelSelectorRequirement{},})")
+        assert await wait_for(lambda: event_messages(client, ns, "SuccessfulRescale"), what="the event") == [
+            f"New size: 4; reason: {described} above target"]
+        assert "unable to get metric rps: unable to fetch metrics from custom metrics API: not set by this test" in \
+            await wait_for(lambda: event_messages(client, ns, "FailedGetPodsMetric"), what="the Pods metric's event")
+        status = await wait_for(lambda: _with(hpa_status(client, ns), "currentMetrics"), what="current metrics")
+        assert status["currentMetrics"] == [
+            {"type": "External", "external": {"metric": {"name": "queue_depth", "selector": selector},
+                                              "current": {"value": "30"}}},
+            {"type": ""}]
+        conds = conditions(status)
+        assert conds["ScalingActive"] == (
+            "True", "ValidMetricFound", f"the HPA was able to successfully calculate a replica count from {described}")
+        assert conds["ScalingLimited"] == (
+            "True", "ScaleUpLimit", "the desired replica count is increasing faster than the maximum scale rate")
+        # kubectl's TARGETS column for an external Value target.
+        out = (await asyncio.to_thread(srv.kubectl, "get", "hpa", "-n", ns)).stdout
+        assert "30/10, <unknown>/1" in out, out
+
+
+async def test_two_hpas_on_the_same_pods_are_ambiguous(srv: ServerProcess) -> None:
+    async with run_controllers(srv, WithSetMetrics, options=OPTIONS) as env:
+        client = env.client
+        ns = await namespace(client, "hpa-ambiguous")
+        await client.create("apps/v1", "deployments", deployment("web", 2), ns)
+        pods = await running_pods(client, ns, "web", 2)
+        SetMetrics.usage = {pods[0]: 900, pods[1]: 900}
+        for name in ("a", "b"):
+            await client.create("autoscaling/v2", "horizontalpodautoscalers", hpa(name, DEPLOYMENT_REF, 1, 10), ns)
+        # (The first to reconcile may act once before the other has claimed the pods, as in Kubernetes.)
+        want = ("False", "AmbiguousSelector",
+                f"pods by selector app=web are controlled by multiple HPAs: [{{a {ns}}} {{b {ns}}}]")
+
+        async def both() -> bool:
+            return [await _active(client, ns, n) for n in ("a", "b")] == [want, want]
+        await wait_for(both, what="both HPAs' ScalingActive AmbiguousSelector")
+        assert want[2] in await wait_for(lambda: event_messages(client, ns, "AmbiguousSelector", "b"), what="event")

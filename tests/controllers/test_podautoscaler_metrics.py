@@ -37,3 +37,12 @@ def test_container_samples_pick_one_container() -> None:
     with pytest.raises(MetricError) as e:
         container_samples(items, "cpu", "web")
     assert str(e.value) == "failed to get container metrics: container web not present in metrics for pod ns/a"
+
+
+def test_custom_metric_samples_take_the_adapters_window_or_a_minute() -> None:
+    from kybernetes.controllers.podautoscaler_metrics import _custom_sample
+
+    item = {"describedObject": {"kind": "Pod", "name": "a"}, "metric": {"name": "rps"}, "timestamp": STAMP,
+            "value": "1500m"}
+    assert _custom_sample(item) == PodMetric(1500, parse_epoch(STAMP) or 0.0, 60.0)
+    assert _custom_sample({**item, "windowSeconds": 30}).window == 30.0

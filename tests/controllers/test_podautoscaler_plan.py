@@ -257,3 +257,32 @@ def test_set_condition_moves_the_transition_time_only_on_a_status_change() -> No
     assert conds == [{"type": "AbleToScale", "status": "True", "lastTransitionTime": "T1", "reason": "B", "message": "b"}]
     plan.set_condition(conds, "AbleToScale", "False", "C", "c", "T3")
     assert conds[0]["lastTransitionTime"] == "T3"
+
+
+# --- object and external targets ------------------------------------------------------------------------
+
+
+def test_value_targets_scale_the_ready_pods_and_start_from_zero() -> None:
+    pods = [pod("a"), pod("b"), pod("c", ready="False")]
+    # ratio 3 x 2 ready pods -> 6; within the tolerance -> as is; from 0 replicas the ratio alone.
+    assert plan.usage_ratio_replicas(3, 3.0, pods, TUNING) == 6
+    assert plan.usage_ratio_replicas(3, 1.05, pods, TUNING) == 3
+    assert plan.usage_ratio_replicas(0, 2.5, [], TUNING) == 3
+    with pytest.raises(MetricError) as e:
+        plan.usage_ratio_replicas(3, 3.0, [], TUNING)
+    assert str(e.value) == "unable to calculate ready pods: no pods returned by selector while calculating replica count"
+
+
+def test_average_value_targets_divide_the_total() -> None:
+    # 30 in all against 5 per pod: 6 replicas; the average over the 3 there now is 10.
+    assert plan.per_pod_replicas(3, 30_000, 5_000, TUNING) == (6, 10_000)
+    # 16 against 5 per pod over 3 replicas: ratio 1.07, within the tolerance.
+    assert plan.per_pod_replicas(3, 16_000, 5_000, TUNING) == (3, 5334)
+
+
+def test_selectors_print_as_go_prints_them() -> None:
+    assert plan.go_label_selector(None) == "nil"
+    assert plan.go_label_selector({"matchLabels": {"b": "2", "a": "1"}, "matchExpressions": [
+        {"key": "k", "operator": "In", "values": ["x", "y"]}]}) == (
+        "&LabelSelector{MatchLabels:map[string]string{a: 1,b: 2,},MatchExpressions:[]LabelSelectorRequirement{"
+        "LabelSelectorRequirement{Key:k,Operator:In,Values:[x y],},},}")

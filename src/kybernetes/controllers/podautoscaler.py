@@ -11,7 +11,8 @@ as Kubernetes' fixed-interval queue does. One reconcile:
 2. a target at 0 replicas is not scaled (``ScalingActive`` False ``ScalingDisabled``); one above
    ``maxReplicas`` or below ``minReplicas`` is brought within them; otherwise each metric proposes
    a count (the replica calculation of :mod:`.podautoscaler_plan` on samples from
-   :mod:`.podautoscaler_metrics`) and the highest wins (``ScalingActive`` True
+   :mod:`.podautoscaler_metrics`; ``Pods``, ``Object`` and ``External`` sources through
+   :mod:`.podautoscaler_custom`) and the highest wins (``ScalingActive`` True
    ``ValidMetricFound``); if every metric failed, or some did and the rest would scale down,
    nothing is scaled and the first failure sets ``ScalingActive`` False;
 3. the proposal is normalised (stabilization windows, policies, min/max: ``AbleToScale`` and
@@ -29,29 +30,25 @@ import copy
 import logging
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 from kybernetes import errors
 from kybernetes.api.label_selectors import LabelSelector, parse_label_selector
 from kybernetes.api.obj import Obj
-from kybernetes.api.quantity import cpu_millis, format_quantity
+from kybernetes.api.quantity import cpu_millis
 from kybernetes.api.timeutil import format_rfc3339
+from kybernetes.controllers import podautoscaler_custom as custom
 from kybernetes.controllers import podautoscaler_monitor as monitor
 from kybernetes.controllers import podautoscaler_plan as plan
 from kybernetes.controllers.base import Controller, ControllerContext
 from kybernetes.controllers.discovery import APIResource, shared_discovery
-from kybernetes.controllers.podautoscaler_metrics import MetricsClient, ResourceMetricsClient, unsupported
+from kybernetes.controllers.podautoscaler_custom import milli as _milli
+from kybernetes.controllers.podautoscaler_metrics import MetricsClient, ResourceMetricsClient
 from kybernetes.controllers.podautoscaler_plan import MetricError
 
 log = logging.getLogger(__name__)
 
 HPA_API = "autoscaling/v2"
 HPA_PLURAL = "horizontalpodautoscalers"
-
-
-def _milli(value: int) -> str:
-    """``resource.NewMilliQuantity(value, DecimalSI)`` as text."""
-    return format_quantity(Fraction(value, 1000))
 
 
 @dataclass
@@ -287,6 +284,8 @@ class HorizontalController(Controller):
         except MetricError as e:
             return _Metrics(-1, error=str(e))
         spec_replicas = int((scale.get("spec") or {}).get("replicas") or 0)
+        target = custom.Target(r.ns, spec_replicas, int((scale.get("status") or {}).get("replicas") or 0),
+                               str(selector), pods)
         specs = [m for m in r.spec.get("metrics") or [] if isinstance(m, dict)]
         out = _Metrics(statuses=[{"type": ""} for _ in specs])
         invalid, first_error, first_condition = 0, "", ("", "")
@@ -294,7 +293,7 @@ class HorizontalController(Controller):
         for i, metric in enumerate(specs):
             start = time.perf_counter()
             try:
-                replicas, name, status = await self._compute_one(r, metric, spec_replicas, str(selector), pods)
+                replicas, name, status = await self._compute_one(r, metric, target)
             except _MetricFailed as e:
                 monitor.metric_computed(monitor.NONE, e.kind, str(metric.get("type", "")), time.perf_counter() - start)
                 if not invalid:
@@ -317,9 +316,9 @@ class HorizontalController(Controller):
                     f"the HPA was able to successfully calculate a replica count from {out.name}")
         return out
 
-    async def _compute_one(self, r: _Reconcile, metric: Obj, current: int, selector: str,
-                           pods: list[Obj]) -> tuple[int, str, Obj]:
+    async def _compute_one(self, r: _Reconcile, metric: Obj, t: custom.Target) -> tuple[int, str, Obj]:
         kind = metric.get("type")
+        current, selector, pods = t.spec_replicas, t.selector, t.pods
         if kind in ("Resource", "ContainerResource"):
             field_name = "resource" if kind == "Resource" else "containerResource"
             source = metric.get(field_name) or {}
@@ -335,15 +334,13 @@ class HorizontalController(Controller):
                 status["container"] = container
             status["current"] = current_value
             return replicas, name, {"type": kind, field_name: status}
-        reasons = {"Pods": ("FailedGetPodsMetric", "custom.metrics.k8s.io", "failed to get pods metric value"),
-                   "Object": ("FailedGetObjectMetric", "custom.metrics.k8s.io", "failed to get object metric value"),
-                   "External": ("FailedGetExternalMetric", "external.metrics.k8s.io", "failed to get external metric value")}
-        reason, api, prefix = reasons.get(str(kind), ("InvalidMetricSourceType", "", ""))
-        if not api:
+        if kind not in ("Pods", "Object", "External"):
             message = f'unknown metric source type "{kind}"'
-            raise self._failed(r, reason, message, message, monitor.SPEC)
-        error = unsupported(api)
-        raise self._failed(r, reason, str(error), f"{prefix}: {error}")
+            raise self._failed(r, "InvalidMetricSourceType", message, message, monitor.SPEC)
+        try:
+            return await custom.compute(str(kind), metric, t, self.metrics, self.discovery.resolve, self.tuning)
+        except custom.Failure as e:
+            raise self._failed(r, e.reason, e.detail, e.error) from None
 
     async def _resource(self, r: _Reconcile, source: Obj, container: str, current: int, selector: str,
                         pods: list[Obj]) -> tuple[int, str, Obj]:

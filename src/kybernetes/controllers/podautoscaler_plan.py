@@ -233,6 +233,52 @@ def plain_replicas(current: int, target: int, resource: str, pods: list[Obj],
     return replicas, usage
 
 
+def ready_pods(pods: list[Obj]) -> int:
+    """Running and ready pods (``getReadyPodsCount``)."""
+    if not pods:
+        raise MetricError("no pods returned by selector while calculating replica count")
+    return sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running"
+               and (_ready_condition(p) or {}).get("status") == "True")
+
+
+def usage_ratio_replicas(current: int, ratio: float, pods: list[Obj], tuning: Tuning) -> int:
+    """Replicas for one value against its target (``getUsageRatioReplicaCount``): object and external
+    ``Value`` targets. From 0 replicas the ratio alone decides, without the tolerance."""
+    if current == 0:
+        return math.ceil(ratio)
+    if abs(1.0 - ratio) <= tuning.tolerance:
+        return current
+    try:
+        ready = ready_pods(pods)
+    except MetricError as e:
+        raise MetricError(f"unable to calculate ready pods: {e}") from None
+    return math.ceil(ratio * ready)
+
+
+def per_pod_replicas(status_replicas: int, total: int, target: int, tuning: Tuning) -> tuple[int, int]:
+    """(replicas, average per replica) for a total against a per-pod ``AverageValue`` target
+    (``GetObjectPerPodMetricReplicas``, ``GetExternalPerPodMetricReplicas``)."""
+    replicas = status_replicas
+    ratio = total / (target * status_replicas) if status_replicas else math.inf
+    if abs(1.0 - ratio) > tuning.tolerance:
+        replicas = math.ceil(total / target)
+    return replicas, (math.ceil(total / status_replicas) if status_replicas else 0)
+
+
+def go_label_selector(selector: Any) -> str:
+    """A ``metav1.LabelSelector`` as Go's ``%+v`` prints it (its generated ``String()``): Kubernetes puts
+    it in the names of object and external metrics, hence in events ("external metric q(nil) above target")."""
+    if not isinstance(selector, dict):
+        return "nil"
+    labels = selector.get("matchLabels") or {}
+    shown = "".join(f"{k}: {labels[k]}," for k in sorted(labels))
+    exprs = "".join(f"LabelSelectorRequirement{{Key:{e.get('key', '')},Operator:{e.get('operator', '')},"
+                    f"Values:[{' '.join(e.get('values') or [])}],}},"
+                    for e in selector.get("matchExpressions") or [] if isinstance(e, dict))
+    return (f"&LabelSelector{{MatchLabels:map[string]string{{{shown}}},"
+            f"MatchExpressions:[]LabelSelectorRequirement{{{exprs}}},}}")
+
+
 # --- behavior -------------------------------------------------------------------------------------
 
 
