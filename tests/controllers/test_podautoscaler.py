@@ -36,6 +36,8 @@ class SetMetrics:
 
     usage: dict[str, int] = {}
     external: dict[str, list[int]] = {}
+    objects: dict[tuple[str, str, str], int] = {}
+    """(resource.group, name, metric) -> value (milli-units)."""
 
     async def pod_resource_metrics(self, resource: str, namespace: str, selector: str,
                                    container: str = "") -> tuple[dict[str, PodMetric], float]:
@@ -48,7 +50,9 @@ class SetMetrics:
 
     async def object_custom_metric(self, metric: str, namespace: str, group: str, plural: str, name: str,
                                    metric_selector: str) -> int:
-        raise MetricError("unable to fetch metrics from custom metrics API: not set by this test")
+        if (f"{plural}.{group}", name, metric) not in self.objects:
+            raise MetricError("unable to fetch metrics from custom metrics API: not set by this test")
+        return self.objects[f"{plural}.{group}", name, metric]
 
     async def external_metrics(self, metric: str, namespace: str, metric_selector: str) -> list[int]:
         if metric not in self.external:
@@ -369,3 +373,23 @@ async def test_two_hpas_on_the_same_pods_are_ambiguous(srv: ServerProcess) -> No
             return [await _active(client, ns, n) for n in ("a", "b")] == [want, want]
         await wait_for(both, what="both HPAs' ScalingActive AmbiguousSelector")
         assert want[2] in await wait_for(lambda: event_messages(client, ns, "AmbiguousSelector", "b"), what="event")
+
+
+async def test_an_object_metric_of_the_target_itself(srv: ServerProcess) -> None:
+    metric = {"type": "Object", "object": {"describedObject": DEPLOYMENT_REF, "metric": {"name": "requests"},
+                                           "target": {"type": "Value", "value": "10"}}}
+    async with run_controllers(srv, WithSetMetrics, options=OPTIONS) as env:
+        client = env.client
+        ns = await namespace(client, "hpa-object")
+        await client.create("apps/v1", "deployments", deployment("web", 2), ns)
+        await running_pods(client, ns, "web", 2)
+        SetMetrics.objects = {("deployments.apps", "web", "requests"): 15_000}  # 15 against 10 -> 1.5 x 2 = 3
+        body = hpa("web", DEPLOYMENT_REF, 1, 10)
+        body["spec"]["metrics"] = [metric]
+        await client.create("autoscaling/v2", "horizontalpodautoscalers", body, ns)
+        await wait_for(lambda: replicas_of(client, ns, 3), what="a scale-up to 3")
+        assert await wait_for(lambda: event_messages(client, ns, "SuccessfulRescale"), what="the event") == [
+            "New size: 3; reason: Deployment metric requests above target"]
+        status = await wait_for(lambda: _with(hpa_status(client, ns), "currentMetrics"), what="current metrics")
+        assert status["currentMetrics"] == [{"type": "Object", "object": {
+            "describedObject": DEPLOYMENT_REF, "metric": {"name": "requests"}, "current": {"value": "15"}}}]
