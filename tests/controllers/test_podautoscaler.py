@@ -177,6 +177,16 @@ async def test_scales_up_and_down_by_cpu_utilization(srv: ServerProcess) -> None
             return "New size: 1; reason: All metrics below target" in await event_messages(client, ns, "SuccessfulRescale")
         await wait_for(rescaled_down, what="the scale-down's event")
 
+        # A target that goes away: AbleToScale False; the rest of the status stays as it was.
+        before = await wait_for(lambda: _with(hpa_status(client, ns), "currentMetrics"), what="status")
+        await client.delete("apps/v1", "deployments", "web", ns)
+
+        async def lost() -> Any:
+            status = await hpa_status(client, ns)
+            return status if conditions(status)["AbleToScale"][1] == "FailedGetScale" else None
+        after = await wait_for(lost, what="AbleToScale FailedGetScale")
+        assert after["currentMetrics"] == before["currentMetrics"] and after["desiredReplicas"] == 1
+
 
 async def test_behavior_policies_limit_the_rate(srv: ServerProcess) -> None:
     behavior = {"scaleUp": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 1800}]}}
@@ -393,3 +403,39 @@ async def test_an_object_metric_of_the_target_itself(srv: ServerProcess) -> None
         status = await wait_for(lambda: _with(hpa_status(client, ns), "currentMetrics"), what="current metrics")
         assert status["currentMetrics"] == [{"type": "Object", "object": {
             "describedObject": DEPLOYMENT_REF, "metric": {"name": "requests"}, "current": {"value": "15"}}}]
+
+
+async def test_a_refused_rescale_is_reported(srv: ServerProcess) -> None:
+    crd = namespaced_crd("gadgets", "Gadget", "hpa.example.com")
+    version = crd["spec"]["versions"][0]
+    version["schema"] = {"openAPIV3Schema": {"type": "object", "properties": {
+        "spec": {"type": "object", "properties": {"replicas": {"type": "integer", "maximum": 2}}},
+        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}
+    version["subresources"] = {"scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+                                         "labelSelectorPath": ".status.selector"}, "status": {}}
+    async with run_controllers(srv, HorizontalController, options=OPTIONS) as env:
+        client = env.client
+        await client.create("apiextensions.k8s.io/v1", "customresourcedefinitions", crd)
+        ns = await namespace(client, "hpa-refused")
+
+        async def create() -> Any:
+            try:
+                return await client.create("hpa.example.com/v1", "gadgets", {
+                    "apiVersion": "hpa.example.com/v1", "kind": "Gadget", "metadata": {"name": "g"},
+                    "spec": {"replicas": 1}}, ns)
+            except Exception:
+                await asyncio.sleep(0.1)
+                return None
+        await wait_for(create, what="the CRD served")
+        ref = {"apiVersion": "hpa.example.com/v1", "kind": "Gadget", "name": "g"}
+        await client.create("autoscaling/v2", "horizontalpodautoscalers", hpa("g", ref, 3, 5), ns)
+
+        async def able() -> Any:
+            got = conditions(await hpa_status(client, ns, "g")).get("AbleToScale")
+            return got if got and got[1] == "FailedUpdateScale" else None
+        status, _, message = await wait_for(able, what="AbleToScale FailedUpdateScale")
+        assert status == "False" and message.startswith("the HPA controller was unable to update the target scale: ")
+        assert "spec.replicas" in message
+        (event,) = await wait_for(lambda: event_messages(client, ns, "FailedRescale", "g"), what="the event")
+        assert event.startswith("New size: 3; reason: Current number of replicas below Spec.MinReplicas; error: ")
+        assert await replicas_of(client, ns, 1, "hpa.example.com/v1", "gadgets", "g")

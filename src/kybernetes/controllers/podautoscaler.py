@@ -150,9 +150,10 @@ class HorizontalController(Controller):
         r.conditions = copy.deepcopy((hpa.get("status") or {}).get("conditions") or [])
         ref = spec.get("scaleTargetRef") or {}
         found = await self._scale(r, ref)
-        if found is None:
+        if found is None:  # only the conditions change
             await self._write_status(r, original, self._status(r, original.get("currentReplicas", 0),
-                                                               original.get("desiredReplicas", 0), None, False))
+                                                               original.get("desiredReplicas", 0),
+                                                               original.get("currentMetrics"), False))
             return
         target, scale = found
         r.condition("AbleToScale", "True", "SucceededGetScale", "the HPA controller was able to get the target's current scale")
@@ -187,28 +188,33 @@ class HorizontalController(Controller):
                 reason = "All metrics below target"
             desired = self._normalize(r, current, desired, min_replicas, max_replicas)
             rescale = desired != current
-        if rescale:
-            scale["spec"] = {**(scale.get("spec") or {}), "replicas": desired}
-            try:
-                await self.client.update(target.api_version, target.plural, scale, r.ns, subresource="scale")
-            except errors.StatusError as e:
-                r.failed()
-                self.recorder.event(hpa, "Warning", "FailedRescale",
-                                    f"New size: {desired}; reason: {reason}; error: {e.message}")
-                r.condition("AbleToScale", "False", "FailedUpdateScale",
-                            f"the HPA controller was unable to update the target scale: {e.message}")
-                await self._write_status(r, original, self._status(r, current, original.get("desiredReplicas", 0),
-                                                                   statuses, False))
-                return
-            r.condition("AbleToScale", "True", "SucceededRescale",
-                        f"the HPA controller was able to update the target scale to {desired}")
-            self.recorder.event(hpa, "Normal", "SuccessfulRescale", f"New size: {desired}; reason: {reason}")
-            self.recommender.store_scale_event(r.key, self._rules(spec), current, desired)
-            r.action = monitor.action(current, desired)
-            log.info("rescaled %s/%s from %d to %d: %s", r.ns, hpa["metadata"]["name"], current, desired, reason)
-        else:
-            desired = current
-        await self._write_status(r, original, self._status(r, current, desired, statuses, rescale))
+        if rescale and not await self._rescale(r, target, scale, current, desired, reason):
+            await self._write_status(r, original, self._status(r, current, original.get("desiredReplicas", 0),
+                                                               statuses, False))
+            return
+        await self._write_status(r, original, self._status(r, current, desired if rescale else current,
+                                                           statuses, rescale))
+
+    async def _rescale(self, r: _Reconcile, target: APIResource, scale: Obj, current: int, desired: int,
+                       reason: str) -> bool:
+        """Write ``desired`` to the target's ``/scale``; whether it was written (conditions and events set)."""
+        scale["spec"] = {**(scale.get("spec") or {}), "replicas": desired}
+        try:
+            await self.client.update(target.api_version, target.plural, scale, r.ns, subresource="scale")
+        except errors.StatusError as e:
+            r.failed()
+            self.recorder.event(r.hpa, "Warning", "FailedRescale",
+                                f"New size: {desired}; reason: {reason}; error: {e.message}")
+            r.condition("AbleToScale", "False", "FailedUpdateScale",
+                        f"the HPA controller was unable to update the target scale: {e.message}")
+            return False
+        r.condition("AbleToScale", "True", "SucceededRescale",
+                    f"the HPA controller was able to update the target scale to {desired}")
+        self.recorder.event(r.hpa, "Normal", "SuccessfulRescale", f"New size: {desired}; reason: {reason}")
+        self.recommender.store_scale_event(r.key, self._rules(r.spec), current, desired)
+        r.action = monitor.action(current, desired)
+        log.info("rescaled %s/%s from %d to %d: %s", r.ns, r.hpa["metadata"]["name"], current, desired, reason)
+        return True
 
     async def _scale(self, r: _Reconcile, ref: Obj) -> tuple[APIResource, Obj] | None:
         """The target's resource and Scale; None after recording why it could not be read."""
