@@ -189,6 +189,15 @@ def component_kubeconfig(api: APIServer, name: str, user: str, groups: tuple[str
     return path
 
 
+def _own_node_ip(config: ServerConfig) -> list[str]:
+    """The server's own node's InternalIP, as k3s picks it: the advertised address when this machine
+    serves it (pods, metrics-server among them, reach the kubelet there; loopback is every pod's
+    own), unless the agent is given ``--node-ip``; else the agent's default (loopback here)."""
+    advertised = config.api.advertise_address
+    given = any(a == "--node-ip" or a.startswith("--node-ip=") for a in config.agent_args)
+    return ["--node-ip", advertised] if advertised in config.api.extra_bind_addresses and not given else []
+
+
 async def _apply_addons(api: APIServer, config: ServerConfig) -> None:
     """The add-ons (kybernetes.addons), applied as system:masters before the components start."""
     objects = addon_objects(AddonSettings(config.api.service_cidr, config.cluster_domain), config.disable)
@@ -290,7 +299,8 @@ async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool
                 "agent", "--server", api.local_url, "--token-file", str(token_file),
                 "--data-dir", str(config.api.data_dir / "agent"), "--cluster-cidr", config.cluster_cidr,
                 "--service-cluster-ip-range", config.api.service_cidr,
-                "--cluster-dns", config.dns_ip(), "--cluster-domain", config.cluster_domain, *config.agent_args,
+                "--cluster-dns", config.dns_ip(), "--cluster-domain", config.cluster_domain,
+                *_own_node_ip(config), *config.agent_args,
             ), logs / "agent.log", stop_timeout=AGENT_STOP_TIMEOUT)
         if announce:
             kc_path = config.api.kubeconfig_path or config.api.data_dir / "kubeconfig.yaml"

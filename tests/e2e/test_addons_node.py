@@ -1,7 +1,8 @@
 """A default `kyb server` with its node (as scripts/server.sh starts it: add-ons and the
 cloud-controller-manager on): the node comes up Ready and initialised by the cloud node controller,
 the CoreDNS add-on runs from the system image, pods reach the API server through the kubernetes
-Service, and pods' resolv.conf points at the cluster DNS.
+Service, and pods' resolv.conf points at the cluster DNS; the metrics-server add-on makes `kubectl top`
+work.
 
 The server starts as a user starts it (no --bind-address): it serves on loopback and on this
 machine's primary address, which the kubernetes Service's endpoints name. A pod's traffic to
@@ -129,3 +130,48 @@ def test_kubectl_run_busybox_nslookup_kubernetes_default(node: Node) -> None:
     out = node.kubectl("logs", "dnslog").stdout
     assert "Server:\t\t10.43.0.10" in out, out
     assert "Name:\tkubernetes.default.svc.cluster.local\nAddress: 10.43.0.1\n" in out, out
+
+
+def test_kubectl_top_with_the_metrics_server_addon(node: Node) -> None:
+    """The metrics-server add-on (a pod from the system image, its APIService, the kubelet's
+    /metrics/resource with its service account's token): `kubectl top nodes` and `kubectl top pods`
+    as on a real cluster, once two scrapes (15 s apart) are in."""
+    ns = "top"
+    node.kubectl("create", "namespace", ns)
+    wait_until(lambda: node.kubectl("get", "sa", "default", "-n", ns, check=False).returncode == 0, 30,
+               "the default ServiceAccount")
+    node.apply(ns, pod("burn", "while true; do i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; sleep 0.2; done"))
+    node.wait_ready(ns, "burn", timeout=30)
+
+    def available() -> bool:
+        obj = node.get("apiservice", "v1beta1.metrics.k8s.io")
+        return any(c["type"] == "Available" and c["status"] == "True"
+                   for c in (obj.get("status") or {}).get("conditions") or [])
+
+    def ms_log() -> str:
+        res = node.kubectl("logs", "-n", "kube-system", "deployment/metrics-server", "--tail=40", check=False)
+        return res.stdout + res.stderr
+
+    try:
+        # Within the suite's 300 s per test: the pod imports the system image, then scrapes twice.
+        wait_until(available, 150, "APIService v1beta1.metrics.k8s.io Available")
+    except AssertionError:
+        raise AssertionError(ms_log()) from None
+
+    def top(*args: str) -> list[list[str]] | None:
+        res = node.kubectl("top", *args, check=False)
+        rows = [line.split() for line in res.stdout.strip().splitlines()]
+        return rows if res.returncode == 0 and len(rows) > 1 else None
+
+    try:
+        nodes = wait_until(lambda: top("nodes"), 40, "kubectl top nodes")
+        pods = wait_until(lambda: top("pods", "-n", ns, "--containers"), 40, "kubectl top pods --containers")
+    except AssertionError:
+        raise AssertionError(ms_log()) from None
+    assert nodes[0] == ["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"]
+    assert nodes[1][0] == node.node_name and nodes[1][1].endswith("m") and nodes[1][2].endswith("%")
+    assert pods[0] == ["POD", "NAME", "CPU(cores)", "MEMORY(bytes)"]
+    assert pods[1][:2] == ["burn", "c"] and pods[1][2].endswith("m") and pods[1][3].endswith("Mi")
+    everywhere = wait_until(lambda: top("pods", "-A"), 20, "kubectl top pods -A")
+    assert everywhere[0] == ["NAMESPACE", "NAME", "CPU(cores)", "MEMORY(bytes)"]
+    assert {(r[0], r[1].split("-")[0]) for r in everywhere[1:]} >= {(ns, "burn"), ("kube-system", "metrics")}

@@ -167,6 +167,13 @@ def test_kubectl_top(cluster: Any) -> None:
     none = srv.kubectl("top", "pods", "-l", "app=nothing", check=False)
     assert "No resources found in default namespace." in none.stdout + none.stderr
 
+    one = _table(srv.kubectl("top", "pod", name).stdout)
+    assert one[0] == ["NAME", "CPU(cores)", "MEMORY(bytes)"] and one[1][0] == name
+    assert _table(srv.kubectl("top", "node", NODE).stdout)[1][0] == NODE
+    nope = srv.kubectl("top", "pod", "nope", check=False)
+    assert nope.returncode != 0
+    assert 'Error from server (NotFound): podmetrics.metrics.k8s.io "default/nope" not found' in nope.stderr
+
     # The objects themselves, as metrics-server serves them.
     raw = json.loads(srv.kubectl("get", "--raw", f"/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/{name}").stdout)
     assert raw["kind"] == "PodMetrics" and raw["apiVersion"] == "metrics.k8s.io/v1beta1"
@@ -181,6 +188,15 @@ def test_kubectl_top(cluster: Any) -> None:
     # kubectl get prints metrics-server's table.
     header = srv.kubectl("get", "nodes.metrics.k8s.io").stdout.splitlines()[0].split()
     assert header == ["NAME", "CPU", "MEMORY", "WINDOW"]
+    # The group's OpenAPI, merged by the aggregator: kubectl explain.
+    explained = _until(lambda: (lambda r: r.stdout if r.returncode == 0 else None)(
+        srv.kubectl("explain", "nodemetrics", check=False)), 30, "kubectl explain nodemetrics", ms.log)
+    assert "GROUP:      metrics.k8s.io\nKIND:       NodeMetrics\nVERSION:    v1beta1" in explained
+    assert "NodeMetrics sets resource usage metrics of a node." in explained
+    usage = srv.kubectl("explain", "podmetrics.containers").stdout
+    assert "ContainerMetrics sets resource usage metrics of a container." in usage and "usage" in usage
+    meta = srv.kubectl("explain", "podmetrics.metadata").stdout  # the API server's own ObjectMeta
+    assert "ObjectMeta is metadata that all persisted resources must have" in meta
     srv.kubectl("delete", "pod", name, "--grace-period=0", "--force", check=False)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kybernetes.metricsserver.decode import Batch, Point, decode
-from kybernetes.metricsserver.scraper import kubelet_url
+from kybernetes.metricsserver.scraper import kubelet_url, scrape_targets
 from kybernetes.metricsserver.storage import Storage, node_metrics, pod_metrics, table, usage
 
 BODY = """# HELP node_cpu_usage_seconds_total Cumulative cpu time consumed by the node in core-seconds
@@ -113,3 +113,39 @@ def test_kubelet_url() -> None:
     assert kubelet_url(node, ("InternalIP", "Hostname"), 10250) == "https://10.0.0.5:10251/metrics/resource"
     assert kubelet_url(node, ("Hostname",), 10250, use_node_status_port=False) == "https://n1:10250/metrics/resource"
     assert kubelet_url(node, ("ExternalIP",), 10250) is None
+
+
+def test_hollow_nodes_are_never_dialled() -> None:
+    hollow = {"metadata": {"name": "h"}, "spec": {"providerID": "hollow://h"}}
+    real = {"metadata": {"name": "r"}, "spec": {"providerID": "kyb://r"}}
+    bare = {"metadata": {"name": "b"}}
+    assert scrape_targets([hollow, real, bare]) == [real, bare]
+
+
+def test_openapi_documents() -> None:
+    from kybernetes.metricsserver import openapi
+
+    core = {"io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta": {
+                "type": "object", "properties": {"managedFields": {"type": "array", "items": {
+                    "$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry"}}}},
+            "io.k8s.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry": {"type": "object"},
+            "io.k8s.api.core.v1.Pod": {"type": "object"}}
+    doc = openapi.v3_document(core)
+    names = set(doc["components"]["schemas"])
+    assert "io.k8s.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry" in names  # reached through ObjectMeta
+    assert "io.k8s.api.core.v1.Pod" not in names  # not referenced
+    assert {"io.k8s.metrics.pkg.apis.metrics.v1beta1.NodeMetrics",
+            "io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetricsList"} <= names
+    assert set(doc["paths"]) == {
+        "/apis/metrics.k8s.io/v1beta1/nodes", "/apis/metrics.k8s.io/v1beta1/nodes/{name}",
+        "/apis/metrics.k8s.io/v1beta1/pods", "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods",
+        "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/{name}"}
+    get = doc["paths"]["/apis/metrics.k8s.io/v1beta1/nodes/{name}"]["get"]
+    assert get["x-kubernetes-group-version-kind"] == {"group": "metrics.k8s.io", "kind": "NodeMetrics",
+                                                      "version": "v1beta1"}
+    v2 = openapi.v2_document()
+    assert v2["paths"]["/apis/metrics.k8s.io/v1beta1/pods"]["get"]["responses"]["200"]["schema"] == {
+        "$ref": "#/definitions/io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetricsList"}
+    index = openapi.v3_index(b"{}")
+    assert index["paths"]["apis/metrics.k8s.io/v1beta1"]["serverRelativeURL"].startswith(
+        "/openapi/v3/apis/metrics.k8s.io/v1beta1?hash=")

@@ -14,9 +14,8 @@ Endpoints::
 
     GET  /healthz                                   "ok"
     GET  /pods                                      PodList of what runs here (resolver.running_pods())
-    GET  /stats/summary                             stats/v1alpha1 Summary (kybernetes.kubelet.stats)
-    GET  /metrics                                   the kubelet's own metrics (kybernetes.kubelet.metrics)
-    GET  /metrics/resource, /metrics/cadvisor       usage as Prometheus metrics (kubelet.resourcemetrics)
+    GET  /stats/summary, /metrics, /metrics/resource, /metrics/cadvisor
+                                                    with a stats provider (kybernetes.kubelet.statsapi)
     GET  /containerLogs/{ns}/{pod}/{container}      ?follow&tailLines&sinceSeconds&sinceTime&previous
                                                     &timestamps&limitBytes -> text/plain (chunked)
     *    /exec/{ns}/{pod}/{container}               ?command=..(repeated)&stdin&stdout&stderr&tty
@@ -75,9 +74,8 @@ from aiohttp import web
 from kybernetes.api.timeutil import parse_epoch
 from kybernetes.kubelet.auth import DelegatedAuth, User, certificate_user, is_privileged, request_attributes
 from kybernetes.kubelet.cri import CRIClient, CRIError, NotFoundError, api
-from kybernetes.kubelet.resourcemetrics import cadvisor_registry, resource_registry
-from kybernetes.kubelet.stats import StatsProvider, summary_json
-from kybernetes.metrics import exposition
+from kybernetes.kubelet.stats import StatsProvider
+from kybernetes.kubelet.statsapi import StatsHandlers
 from kybernetes.streaming import RawUpgrade, WebSocketBytes, portforward, spdy
 from kybernetes.streaming.bridges import bridge_channels, run_spdy_proxy
 from kybernetes.streaming.channels import (
@@ -247,10 +245,8 @@ class KubeletServer:
         r.add_get("/healthz", self._healthz)
         r.add_get("/pods", self._pods)
         r.add_get("/pods/", self._pods)
-        r.add_get("/stats/summary", self._summary)
-        r.add_get("/metrics", self._metrics)
-        r.add_get("/metrics/resource", self._metrics_resource)
-        r.add_get("/metrics/cadvisor", self._metrics_cadvisor)
+        if self.stats is not None:
+            StatsHandlers(self.stats, self.resolver.running_pods).register(r)
         r.add_get("/containerLogs/{ns}/{pod}/{container}", self._logs)
         r.add_route("*", "/exec/{ns}/{pod}/{container}", self._exec)
         r.add_route("*", "/attach/{ns}/{pod}/{container}", self._attach)
@@ -314,44 +310,6 @@ class KubeletServer:
         if is_privileged(user) or await self.webhook.authorize(user, resource=attrs.resource_attributes()):
             return None
         return _status(attrs.forbidden(user), 403, "Forbidden")
-
-    # -- stats and metrics --
-
-    async def _summary(self, request: web.Request) -> web.Response:
-        if self.stats is None:
-            return _status("the stats provider is not running", 503, "ServiceUnavailable")
-        snap = await self.stats.snapshot()
-        return web.json_response(summary_json(snap, self.resolver_pod_starts()))
-
-    def resolver_pod_starts(self) -> dict[str, float]:
-        """status.startTime of the pods the resolver knows, by UID."""
-        out = {}
-        for pod in self.resolver.running_pods():
-            start = parse_epoch((pod.get("status") or {}).get("startTime"))
-            if start is not None:
-                out[(pod.get("metadata") or {}).get("uid", "")] = start
-        return out
-
-    async def _metrics(self, request: web.Request) -> web.Response:
-        body, content_type = exposition(request.headers.get("Accept", ""))
-        return _exposed(body, content_type)
-
-    async def _metrics_resource(self, request: web.Request) -> web.Response:
-        snap = None
-        if self.stats is not None:
-            try:
-                snap = await self.stats.snapshot()
-            except (CRIError, OSError, ValueError) as err:
-                log.warning("resource metrics: %s", err)
-        body, content_type = exposition(request.headers.get("Accept", ""), resource_registry(snap))
-        return _exposed(body, content_type)
-
-    async def _metrics_cadvisor(self, request: web.Request) -> web.Response:
-        if self.stats is None:
-            return _status("the stats provider is not running", 503, "ServiceUnavailable")
-        snap = await self.stats.snapshot()
-        body, content_type = exposition(request.headers.get("Accept", ""), cadvisor_registry(snap))
-        return _exposed(body, content_type)
 
     # -- simple endpoints --
 
@@ -599,11 +557,6 @@ class KubeletServer:
         finally:
             self._sessions.discard(runtime)
             await runtime.close()
-
-
-def _exposed(body: bytes, content_type: str) -> web.Response:
-    # aiohttp's content_type argument takes no parameters: the whole header goes through headers.
-    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 def _websocket_protocol(request: web.Request, supported: tuple[str, ...]) -> str | web.Response:

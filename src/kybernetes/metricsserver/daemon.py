@@ -8,6 +8,7 @@ import logging
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -70,18 +71,24 @@ class Daemon:
             return RequestHeader()
         return RequestHeader.from_configmap(cm)
 
+    async def _core_schemas(self) -> dict[str, Any]:
+        """The API server's own v3 schemas of the core group (ObjectMeta and what it references)."""
+        try:
+            doc = await self.client.request("GET", "/openapi/v3/api/v1")
+        except (errors.StatusError, OSError) as err:
+            log.warning("no OpenAPI v3 from the API server (%s): metrics.k8s.io's document lacks ObjectMeta", err)
+            return {}
+        return dict(((doc or {}).get("components") or {}).get("schemas") or {}) if isinstance(doc, dict) else {}
+
     async def start(self) -> None:
         cfg = self.config
         requestheader = await self._requestheader()
-        await self.factory.start()
-        for informer in (self.nodes, self.pods):
-            if not await informer.wait_for_sync(60):
-                raise RuntimeError(f"{informer!r} did not sync within 60 s")
         if cfg.tls_cert_file and cfg.tls_private_key_file:
             cert, key = cfg.tls_cert_file, cfg.tls_private_key_file
         else:
             cert, key = await asyncio.to_thread(serving_certificate, cfg.cert_dir)
-        api = MetricsAPI(self.storage, self.nodes, self.pods, DelegatedAuth(self.client), requestheader)
+        api = MetricsAPI(self.storage, self.nodes, self.pods, DelegatedAuth(self.client), requestheader,
+                         core_schemas=await self._core_schemas())
         self.runner = web.AppRunner(api.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, cfg.bind_address, cfg.secure_port,
@@ -92,6 +99,11 @@ class Daemon:
         if sockets:
             self.port = sockets[0].getsockname()[1]
         log.info("serving metrics.k8s.io on %s:%s", cfg.bind_address, self.port)
+        # Serving first: /livez answers while the informers fill (/readyz waits for two scrapes).
+        await self.factory.start()
+        for informer in (self.nodes, self.pods):
+            if not await informer.wait_for_sync(60):
+                raise RuntimeError(f"{informer!r} did not sync within 60 s")
 
     async def scrape_once(self) -> None:
         batches = await self.scraper.scrape_all(self.nodes.store.list())

@@ -11,6 +11,8 @@ Contract:
   cluster CA unless ``insecure`` (``--kubelet-insecure-tls``).
 - All nodes are scraped at once, each bounded by ``timeout``; a node that fails (unreachable, an
   error status, a malformed body) is logged and left out of the round.
+- Hollow nodes (``kyb hollow-nodes``, providerID ``hollow://``, as kwok's are ``kwok://``) are never
+  dialled: nothing listens on their made-up addresses, and traffic to them would leave the machine.
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ from kybernetes.metricsserver.decode import Batch, decode
 
 log = logging.getLogger(__name__)
 
+HOLLOW_SCHEME = "hollow://"
 DEFAULT_ADDRESS_TYPES = ("Hostname", "InternalDNS", "InternalIP", "ExternalDNS", "ExternalIP")
+
+
+def scrape_targets(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The nodes to scrape: all but hollow ones."""
+    return [n for n in nodes if not str((n.get("spec") or {}).get("providerID", "")).startswith(HOLLOW_SCHEME)]
 
 
 def node_address(node: dict[str, Any], address_types: tuple[str, ...]) -> str | None:
@@ -74,6 +82,7 @@ class Scraper:
         """Node name -> its batch, for the nodes that answered."""
         if self._session is None:
             self._session = aiohttp.ClientSession()
+        nodes = scrape_targets(nodes)
         results = await asyncio.gather(*(self._scrape(n) for n in nodes))
         return {n["metadata"]["name"]: b for n, b in zip(nodes, results, strict=True) if b is not None}
 

@@ -15,7 +15,8 @@ Contract:
   (TokenReview); otherwise 401. Then a SubjectAccessReview: resource attributes for metrics requests,
   non-resource ones (path, verb get) for discovery; 403 with the API server's wording when denied.
 - ``/healthz``, ``/livez`` answer ok without a user; ``/readyz`` once the storage can serve metrics;
-  ``/metrics`` (the process's own, :mod:`kybernetes.metrics`) to users allowed ``get`` on it.
+  ``/metrics`` (the process's own, :mod:`kybernetes.metrics`) to users allowed ``get`` on it;
+  ``/openapi/v2``, ``/openapi/v3`` and the group-version's v3 document (:mod:`.openapi`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from kybernetes.api.label_selectors import parse_label_selector
 from kybernetes.client import Informer
 from kybernetes.client.delegatedauth import DelegatedAuth, User
 from kybernetes.metrics import exposition
+from kybernetes.metricsserver import openapi
 from kybernetes.metricsserver.storage import (
     API_VERSION,
     GROUP,
@@ -111,8 +113,11 @@ class MetricsAPI:
     """The aiohttp application over a storage, the Node and Pod informers and the delegated auth."""
 
     def __init__(self, storage: Storage, nodes: Informer, pods: Informer, auth: DelegatedAuth,
-                 requestheader: RequestHeader, *, clock: Callable[[], float] = time.time) -> None:
+                 requestheader: RequestHeader, *, core_schemas: dict[str, Obj] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.storage, self.nodes, self.pods = storage, nodes, pods
+        self.openapi_v3 = json.dumps(openapi.v3_document(core_schemas or {})).encode()
+        self.openapi_v2 = json.dumps(openapi.v2_document()).encode()
         self.auth, self.requestheader = auth, requestheader
         self.clock = clock
 
@@ -123,6 +128,9 @@ class MetricsAPI:
             r.add_get(path, self._ok)
         r.add_get("/readyz", self._ready)
         r.add_get("/metrics", self._metrics)
+        r.add_get("/openapi/v2", self._openapi_v2)
+        r.add_get("/openapi/v3", self._openapi_v3_index)
+        r.add_get(openapi.v3_path(), self._openapi_v3)
         r.add_get("/apis", self._group_list)
         r.add_get(f"/apis/{GROUP}", self._group)
         r.add_get(f"/apis/{API_VERSION}", self._resources)
@@ -169,6 +177,15 @@ class MetricsAPI:
 
     async def _ok(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    async def _openapi_v2(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.openapi_v2, content_type="application/json")
+
+    async def _openapi_v3_index(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi.v3_index(self.openapi_v3))
+
+    async def _openapi_v3(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.openapi_v3, content_type="application/json")
 
     async def _metrics(self, request: web.Request) -> web.Response:
         body, content_type = exposition(request.headers.get("Accept", ""))
