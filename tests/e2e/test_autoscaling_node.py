@@ -2,10 +2,9 @@
 Deployment up within its sync period, and idle pods let it scale back down once the (shortened)
 downscale stabilization window has passed.
 
-A real ``kyb server`` with its node (as root): the kubelet's resource metrics; ``kyb metrics-server``
-serving ``metrics.k8s.io/v1beta1`` through the aggregation layer (with the add-on's account, roles and
-APIService; run as a process of this machine, as tests/kubelet/test_metrics_server.py runs it, because
-a test node's kubelet listens on loopback, which a pod cannot reach); the controller manager's ``horizontalpodautoscaling`` controller with
+A real ``kyb server`` with its node (as root), as a user runs it: the kubelet's resource metrics; the
+metrics-server add-on (a pod of the system image behind the APIService ``v1beta1.metrics.k8s.io``,
+reaching the kubelet at the node's advertised address, as in test_addons_node); the controller manager's ``horizontalpodautoscaling`` controller with
 ``--horizontal-pod-autoscaler-sync-period`` and ``--horizontal-pod-autoscaler-downscale-stabilization``
 shortened, all driven by the stock kubectl (``kubectl autoscale``). Each pod requests 100m and is
 limited to 200m, so three burning pods cost this machine 0.6 of a core at most.
@@ -16,14 +15,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from kybernetes.addons import AddonSettings, metrics_server_objects
 from kybernetes.api.quantity import cpu_millis
-from kybernetes.pki import primary_address
-from tests.kubelet.test_metrics_server import MetricsServer
 
 from .conftest import Obj, wait_until
 from .test_node import BUSYBOX, Node, _pick_network, require_node, running_node
@@ -38,38 +33,14 @@ BURN = "while [ ! -e /tmp/idle ]; do :; done; exec sleep 100000"
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    require_node(pods_reach_primary_address=True)  # the aggregator reaches metrics-server there
+    require_node(pods_reach_primary_address=True)  # metrics-server's pod calls the API server there
     octet = _pick_network()
-    tmp = tmp_path_factory.mktemp("kyb-hpa").resolve()
-    with running_node(tmp, "e2e-hpa", octet, "--apiservice-resync-period", "1",
+    with running_node(tmp_path_factory.mktemp("kyb-hpa").resolve(), "e2e-hpa", octet,
+                      "--bind-address", "", "--disable", "coredns,local-storage",
                       "--kube-controller-manager-arg", f"horizontal-pod-autoscaler-sync-period={SYNC_PERIOD}s",
                       "--kube-controller-manager-arg",
-                      f"horizontal-pod-autoscaler-downscale-stabilization={DOWNSCALE_WINDOW}s") as n:
-        metrics_server = serve_metrics(n, tmp / "metrics-server")
-        try:
-            yield n
-        finally:
-            metrics_server.stop()
-
-
-def serve_metrics(node: Node, work: Path) -> MetricsServer:
-    """``kyb metrics-server`` behind the add-on's APIService, its Service's endpoint this machine's address."""
-    work.mkdir()
-    address = primary_address()
-    for obj in metrics_server_objects(AddonSettings(image="unused")):
-        if obj["kind"] not in ("Deployment", "Service"):
-            node.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(obj))
-    ms = MetricsServer(node.server, address, work)
-    for doc in (
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "metrics-server", "namespace": "kube-system"},
-         "spec": {"ports": [{"name": "https", "port": 443, "targetPort": ms.port}]}},
-        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-         "metadata": {"name": "metrics-server-1", "namespace": "kube-system",
-                      "labels": {"kubernetes.io/service-name": "metrics-server"}},
-         "addressType": "IPv4", "ports": [{"name": "https", "port": ms.port}],
-         "endpoints": [{"addresses": [address], "conditions": {"ready": True}}]}):
-        node.kubectl("create", "-f", "-", input=json.dumps(doc))
-    return ms
+                      f"horizontal-pod-autoscaler-downscale-stabilization={DOWNSCALE_WINDOW}s", addons=True) as n:
+        yield n
 
 
 def deployment(name: str) -> Obj:
@@ -110,7 +81,7 @@ def test_cpu_burning_pods_scale_up_and_back_down(node: Node) -> None:
 
     # Scale-up: once metrics-server reports the burning pod (about 200% of its request), the next
     # reconcile, at most one sync period later, scales to 3 (the 4 asked for, capped by --max).
-    wait_until(lambda: any(v >= 100 for v in pod_usage(node, ns).values()), 180, "the burning pod's metrics")
+    wait_until(lambda: any(v >= 100 for v in pod_usage(node, ns).values()), 240, "the burning pod's metrics")
     seen_hot = time.monotonic()
     wait_until(lambda: replicas(node, ns) == 3, SYNC_PERIOD + 15, "the scale-up to 3 within a sync period")
     assert time.monotonic() - seen_hot <= SYNC_PERIOD + 15
