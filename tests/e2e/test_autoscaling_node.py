@@ -4,9 +4,9 @@ downscale stabilization window has passed.
 
 A real ``kyb server`` with its node (as root), as a user runs it: the kubelet's resource metrics; the
 metrics-server add-on (a pod of the system image behind the APIService ``v1beta1.metrics.k8s.io``,
-reaching the kubelet at the node's advertised address, as in test_addons_node); the controller manager's ``horizontalpodautoscaling`` controller with
-``--horizontal-pod-autoscaler-sync-period`` and ``--horizontal-pod-autoscaler-downscale-stabilization``
-shortened, all driven by the stock kubectl (``kubectl autoscale``). Each pod requests 100m and is
+reaching the kubelet at the node's advertised address, as in test_addons_node); the controller
+manager's ``horizontalpodautoscaling`` controller with ``--horizontal-pod-autoscaler-sync-period`` and
+``--horizontal-pod-autoscaler-downscale-stabilization`` shortened; the stock kubectl (``kubectl autoscale``). Each pod requests 100m and is
 limited to 200m, so three burning pods cost this machine 0.6 of a core at most.
 """
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 SYNC_PERIOD = 5  # seconds
 DOWNSCALE_WINDOW = 30  # seconds
-# Burns a core until /tmp/idle exists, then idles.
+# Burns CPU (up to its limit) until /tmp/idle exists, then idles.
 BURN = "while [ ! -e /tmp/idle ]; do :; done; exec sleep 100000"
 
 
