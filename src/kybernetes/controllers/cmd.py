@@ -39,6 +39,16 @@ from kybernetes.serving import CONTROLLER_MANAGER_PORT, SecureServingOptions, se
               help="The longest validity of a signed certificate (spec.expirationSeconds may ask less).")
 @click.option("--service-account-private-key-file", type=click.Path(path_type=Path), default=None,
               help="PEM private key the serviceaccount-token controller signs legacy tokens with.")
+@click.option("--horizontal-pod-autoscaler-sync-period", default="15s", show_default=True,
+              help="How often each HorizontalPodAutoscaler is reconciled.")
+@click.option("--horizontal-pod-autoscaler-downscale-stabilization", default="5m0s", show_default=True,
+              help="How far back the autoscaler looks for a higher recommendation before scaling down.")
+@click.option("--horizontal-pod-autoscaler-tolerance", type=float, default=0.1, show_default=True,
+              help="The smallest ratio of metric to target (off 1.0) the autoscaler acts on.")
+@click.option("--horizontal-pod-autoscaler-cpu-initialization-period", default="5m0s", show_default=True,
+              help="How long after a pod starts its CPU samples may be skipped.")
+@click.option("--horizontal-pod-autoscaler-initial-readiness-delay", default="30s", show_default=True,
+              help="How long after a pod starts its readiness changes count as its first readiness.")
 @click.option("-v", "--verbose", count=True)
 @secure_serving_flags(CONTROLLER_MANAGER_PORT)
 def command(kubeconfig: Path | None, controllers: str, leader_elect: bool, use_service_account_credentials: bool,
@@ -47,7 +57,11 @@ def command(kubeconfig: Path | None, controllers: str, leader_elect: bool, use_s
             node_monitor_period: str, cluster_cidr: str, node_cidr_mask_size: int, allocate_node_cidrs: bool,
             terminated_pod_gc_threshold: int, root_ca_file: Path | None, cluster_signing_cert_file: Path | None,
             cluster_signing_key_file: Path | None, cluster_signing_duration: str,
-            service_account_private_key_file: Path | None, verbose: int, serving: SecureServingOptions) -> None:
+            service_account_private_key_file: Path | None, horizontal_pod_autoscaler_sync_period: str,
+            horizontal_pod_autoscaler_downscale_stabilization: str, horizontal_pod_autoscaler_tolerance: float,
+            horizontal_pod_autoscaler_cpu_initialization_period: str,
+            horizontal_pod_autoscaler_initial_readiness_delay: str, verbose: int,
+            serving: SecureServingOptions) -> None:
     """Run the controllers that drive the cluster to its desired state."""
     logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
@@ -72,6 +86,15 @@ def command(kubeconfig: Path | None, controllers: str, leader_elect: bool, use_s
             "cluster-signing-duration": parse_duration(cluster_signing_duration, bare_seconds=True),
             "service-account-private-key-file": (str(service_account_private_key_file)
                                                  if service_account_private_key_file else None),
+            "horizontal-pod-autoscaler-sync-period": parse_duration(horizontal_pod_autoscaler_sync_period,
+                                                                    bare_seconds=True),
+            "horizontal-pod-autoscaler-downscale-stabilization": parse_duration(
+                horizontal_pod_autoscaler_downscale_stabilization, bare_seconds=True),
+            "horizontal-pod-autoscaler-tolerance": horizontal_pod_autoscaler_tolerance,
+            "horizontal-pod-autoscaler-cpu-initialization-period": parse_duration(
+                horizontal_pod_autoscaler_cpu_initialization_period, bare_seconds=True),
+            "horizontal-pod-autoscaler-initial-readiness-delay": parse_duration(
+                horizontal_pod_autoscaler_initial_readiness_delay, bare_seconds=True),
         },
     )
 

@@ -43,6 +43,7 @@ CONTROLLER_MODULES = (
     "endpoints", "endpointslice", "serviceaccounts", "serviceaccounttoken", "namespace", "garbagecollector",
     "nodelifecycle", "nodeipam", "resourcequota", "disruption",
     "csrsigning", "csrapproving", "csrcleaner", "volumeprotection", "clusterroleaggregation", "tokencleaner", "vapstatus",
+    "podautoscaler",
     "volume.binder", "volume.ephemeral",
 )
 
