@@ -70,7 +70,6 @@ class Writer:
     acks: list[Ack] = field(default_factory=list)
     failures: list[tuple[int, str]] = field(default_factory=list)  # (server, error) of attempts that failed
     error: str = ""
-    paused: set[int] = field(default_factory=set)  # servers not tried first (still tried after a failure)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -100,7 +99,6 @@ class Writer:
     def _write(self, name: str, i: int) -> Ack:
         n = len(self.servers)
         order = [(i + k) % n for k in range(n)]
-        order.sort(key=lambda s: s in self.paused)
         body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, labels={LABEL: "true"}), data={"i": str(i)})
         deadline = time.monotonic() + self.write_deadline
         attempt = 0
