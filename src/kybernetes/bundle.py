@@ -39,16 +39,18 @@ from typing import Any
 
 import click
 
-from kybernetes import aiorun
+from kybernetes import aiorun, serverjoin
 from kybernetes.addons import FIELD_MANAGER, AddonSettings, addon_objects, apply_addons
 from kybernetes.api.clusterdns import DEFAULT_CLUSTER_DOMAIN, cluster_dns_ip
-from kybernetes.apiserver.join.tokens import server_token
+from kybernetes.apiserver.join.tokens import ensure_server_token, read_server_token, server_token
 from kybernetes.apiserver.server import APIServer, APIServerConfig
 from kybernetes.client import Client
 from kybernetes.controllers.cronschedule import CronSchedule
 from kybernetes.datadir import snapshot_dir
 from kybernetes.etcdmember import EmbeddedEtcd, wait_healthy
-from kybernetes.pki import kubeconfig, write_kubeconfig
+from kybernetes.pki import PKI, kubeconfig, write_kubeconfig
+from kybernetes.storage.etcd_members import MemberError
+from kybernetes.storage.interface import UnavailableError
 from kybernetes.storage.snapshot import SCHEDULED, SnapshotError, run_schedule, snapshotter_for
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,12 @@ class ServerConfig:
     snapshots: SnapshotSchedule | None = None
     """Scheduled snapshots of the store; None: none (``--disable-snapshots``)."""
     etcd: EmbeddedEtcd | None = None
-    """``--cluster-init``: the etcd member this server runs (``api`` already points at it)."""
+    """``--cluster-init`` (or ``--server``, or a data dir that holds a member): the etcd member
+    this server runs (``api`` already points at it)."""
+    join_server: str = ""
+    join_token: str = ""
+    """``--server URL --token T``: the cluster whose etcd the member joins (``kybernetes.serverjoin``),
+    unless the data dir holds the member already."""
 
     def dns_ip(self) -> str:
         return self.cluster_dns or cluster_dns_ip(self.api.service_cidr)
@@ -210,15 +217,36 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
     """The embedded etcd member, if any, then the cluster (``_run_cluster``) until ``stop`` is set."""
     etcd = Supervisor()
     try:
-        if config.etcd is not None:
-            for pid in await asyncio.to_thread(config.etcd.stop_leftovers):
-                log.warning("stopped etcd %d, left running on %s by an earlier server", pid, config.etcd.data_dir)
-            child = etcd.start("etcd", config.etcd.command(), config.api.data_dir / "logs" / "etcd.log")
-            if not await _unless_stopped(_wait_for_member(config.etcd, child.log_path), stop):
-                return
+        if config.etcd is not None and not await _start_member(config, config.etcd, etcd, stop):
+            return
         await _run_cluster(config, stop, announce)
     finally:
         await etcd.stop()
+
+
+async def _start_member(config: ServerConfig, member: EmbeddedEtcd, sup: Supervisor, stop: asyncio.Event) -> bool:
+    """Joins the cluster first if asked to and the data dir holds no member yet, then runs the
+    member and waits until it answers (False: ``stop`` came first). Makes the cluster CA and the
+    server token of a first server."""
+    for pid in await asyncio.to_thread(member.stop_leftovers):
+        log.warning("stopped etcd %d, left running on %s by an earlier server", pid, member.data_dir)
+    initial: list[str] = []
+    if config.join_server and not member.exists():
+        async def joining() -> None:
+            initial.append(await serverjoin.join_with_retry(member, config.join_server, config.join_token))
+
+        if not await _unless_stopped(joining(), stop):
+            return False
+    PKI.load_or_create(config.api.data_dir)  # a joined server's is the cluster's, fetched above
+    ensure_server_token(config.api.data_dir)
+    child = sup.start("etcd", member.command(*initial), config.api.data_dir / "logs" / "etcd.log")
+    if not await _unless_stopped(_wait_for_member(member, child.log_path), stop):
+        return False
+    try:
+        await member.advertise_peer_url()
+    except (MemberError, UnavailableError) as e:
+        log.error("etcd member %s: its peer URL could not be updated to %s: %s", member.name, member.peer_url, e)
+    return True
 
 
 async def _wait_for_member(member: EmbeddedEtcd, log_path: Path) -> None:
@@ -256,6 +284,9 @@ async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool
     sup = Supervisor()
     logs = config.api.data_dir / "logs"
     snapshots = asyncio.create_task(_snapshot_forever(config), name="snapshots") if config.snapshots else None
+    kc_path = config.api.kubeconfig_path or config.api.data_dir / "kubeconfig.yaml"
+    removal = None if config.etcd is None else asyncio.create_task(
+        serverjoin.remove_members_of_deleted_nodes(kc_path, config.etcd), name="etcd-member-removal")
     try:
         await _apply_addons(api, config)
         if not config.disable_controller_manager:
@@ -293,17 +324,20 @@ async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool
                 "--cluster-dns", config.dns_ip(), "--cluster-domain", config.cluster_domain, *config.agent_args,
             ), logs / "agent.log", stop_timeout=AGENT_STOP_TIMEOUT)
         if announce:
-            kc_path = config.api.kubeconfig_path or config.api.data_dir / "kubeconfig.yaml"
             click.echo(f"kybernetes is running at {api.url} (logs in {logs})", err=True)
             click.echo(f"to add a node: kyb agent --server {api.url} --token {token}", err=True)
+            if config.etcd is not None:
+                click.echo(f"to add a server: kyb server --server {api.url} --token "
+                           f"{read_server_token(config.api.data_dir)}", err=True)
             click.echo(f"export KUBECONFIG={kc_path}")
             sys.stdout.flush()
         await stop.wait()
     finally:
-        if snapshots is not None:
-            snapshots.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await snapshots
+        for task in (snapshots, removal):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await sup.stop()
         await api.stop()
 
@@ -322,7 +356,10 @@ def main(config: ServerConfig) -> None:
 
     async def go() -> None:
         stop = aiorun.stop_on_signals()
-        await run_server(config, stop)
+        try:
+            await run_server(config, stop)
+        except serverjoin.ServerJoinError as e:
+            raise click.ClickException(f"cannot join {config.join_server}: {e}") from None
 
     write_pid_file(config.api.data_dir)
     try:

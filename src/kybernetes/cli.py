@@ -7,6 +7,7 @@ stops it cleanly. ``kyb server`` bundles the control plane and this machine's no
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import ipaddress
 import logging
@@ -252,6 +253,7 @@ class LazyGroup(click.Group):
         "agent": "kybernetes.agent:command",
         "token": "kybernetes.joincmd:token_group",
         "snapshot": "kybernetes.snapshotcmd:snapshot_group",
+        "etcd": "kybernetes.etcdcmd:etcd_group",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -312,11 +314,19 @@ def main() -> None:
 @click.option("--cluster-init", is_flag=True,
               help="Keep the store in etcd run by this server (a supervised child, data in DATA_DIR/db/etcd, "
                    "TLS from the etcd CA in DATA_DIR/tls) instead of SQLite.")
+@click.option("--server", "join_server", default="", metavar="URL",
+              help="Join the cluster of the server at URL (https://HOST:6443) as another server: its etcd "
+                   "member and API server, with --token. Only the first start needs it: a data dir that "
+                   "holds a member rejoins by itself.")
+@click.option("--token", "join_token", default="", metavar="TOKEN",
+              help="With --server: the cluster's server token (K10...::server:..., `kyb token server` on a "
+                   "server of it).")
 @click.option("--etcd-client-port", type=click.IntRange(1, 65535), default=2379, show_default=True,
-              help="With --cluster-init: the embedded etcd's client port (on 127.0.0.1).")
+              help="The embedded etcd's client port (on 127.0.0.1 and the advertise address).")
 @click.option("--etcd-peer-port", type=click.IntRange(1, 65535), default=2380, show_default=True,
-              help="With --cluster-init: the embedded etcd's peer port (on 127.0.0.1).")
-def server(verbose: int, cluster_init: bool, etcd_client_port: int, etcd_peer_port: int, disable_snapshots: bool, snapshot_schedule_cron: str, snapshot_retention: int,
+              help="The embedded etcd's peer port (on the advertise address).")
+def server(verbose: int, cluster_init: bool, join_server: str, join_token: str, etcd_client_port: int,
+           etcd_peer_port: int, disable_snapshots: bool, snapshot_schedule_cron: str, snapshot_retention: int,
            snapshot_dir: Path | None, disable_agent: bool, disable_scheduler: bool, disable_controller_manager: bool,
            cluster_cidr: str, kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...],
            disable_cloud_controller: bool, enable_cloud_controller: bool, kube_cloud_controller_manager_arg: tuple[str, ...],
@@ -329,16 +339,12 @@ def server(verbose: int, cluster_init: bool, etcd_client_port: int, etcd_peer_po
     from kybernetes.join import NodeSettings
 
     _setup_logging(verbose)
-    if cluster_init:  # the member's own endpoint and certificates are what the API server uses
-        for flag in ("datastore_endpoint", "datastore_cafile", "datastore_certfile", "datastore_keyfile"):
-            if api_flags.get(flag):
-                raise click.UsageError(f"--cluster-init and --{flag.replace('_', '-')} are mutually exclusive")
+    etcd = _embedded_etcd(cluster_init, join_server, join_token, node_name, etcd_client_port, etcd_peer_port,
+                          api_flags)
     cfg = _config(**api_flags)
-    etcd = None
-    if cluster_init:
-        from kybernetes.etcdmember import EmbeddedEtcd
-
-        etcd = EmbeddedEtcd(cfg.data_dir, node_name or socket.gethostname(), etcd_client_port, etcd_peer_port)
+    if etcd is not None:
+        etcd = dataclasses.replace(etcd, server_data_dir=cfg.data_dir,
+                                   advertise_address=_etcd_address(cfg.advertise_address, cfg.bind_address))
         cfg.datastore_endpoint = etcd.client_url
         tls = etcd.client_tls()
         cfg.datastore_tls = (tls.cafile, tls.certfile, tls.keyfile)
@@ -379,8 +385,41 @@ def server(verbose: int, cluster_init: bool, etcd_client_port: int, etcd_peer_po
                     "--flannel-backend", flannel_backend,
                     "--flannel-ipmasq" if flannel_ipmasq else "--no-flannel-ipmasq"],
         cni_bridge=bridge, disable=disabled, cluster_dns=dns_ip, cluster_domain=cluster_domain.removesuffix("."),
-        snapshots=snapshots, etcd=etcd,
+        snapshots=snapshots, etcd=etcd, join_server=join_server, join_token=join_token,
     ))
+
+
+def _embedded_etcd(cluster_init: bool, join_server: str, join_token: str, node_name: str | None, client_port: int,
+                   peer_port: int, api_flags: dict[str, Any]) -> Any:
+    """The etcd member ``kyb server`` runs (its data dir and address filled in later), or None:
+    with ``--cluster-init``, ``--server``, or (without ``--datastore-endpoint``) on a data dir that
+    holds a member already (a restarted server rejoins, as k3s's)."""
+    from kybernetes.etcdmember import EmbeddedEtcd
+
+    if join_server and not join_token:
+        raise click.UsageError("--server needs --token (the cluster's server token: `kyb token server`)")
+    if join_token and not join_server:
+        raise click.UsageError("--token is the server token of the cluster joined with --server")
+    if cluster_init and join_server:
+        raise click.UsageError("--cluster-init and --server are mutually exclusive")
+    data_dir = (api_flags.get("data_dir") or default_data_dir()).resolve()
+    member = EmbeddedEtcd(data_dir, node_name or socket.gethostname(), client_port, peer_port)
+    if cluster_init or join_server:  # the member's own endpoint and certificates are what the API server uses
+        flag = "--cluster-init" if cluster_init else "--server"
+        for name in ("datastore_endpoint", "datastore_cafile", "datastore_certfile", "datastore_keyfile"):
+            if api_flags.get(name):
+                raise click.UsageError(f"{flag} and --{name.replace('_', '-')} are mutually exclusive")
+        return member
+    return member if member.exists() and not api_flags.get("datastore_endpoint") else None
+
+
+def _etcd_address(advertise_address: str, bind_address: str) -> str:
+    """Where the embedded member listens for peers: the API server's advertise address, else its
+    bind address, else loopback."""
+    for address in (advertise_address, bind_address):
+        if address and address not in ("0.0.0.0", "::"):
+            return address
+    return "127.0.0.1"
 
 
 def _flag(arg: str) -> str:

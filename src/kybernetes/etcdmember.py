@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 import os
 import shutil
 import signal
@@ -38,10 +40,14 @@ from pathlib import Path
 import grpc
 import grpc.aio
 
+from kybernetes.fileutil import write_atomic
 from kybernetes.pki import PKI
 from kybernetes.storage.etcd import COMPACT_REV_KEY
 from kybernetes.storage.etcd_client import EtcdConnection, TLSFiles, parse_endpoints
+from kybernetes.storage.etcd_members import member_named, update_peer_urls
 from kybernetes.storage.etcdpb import rpc_pb2 as rpc
+
+log = logging.getLogger(__name__)
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 
@@ -58,24 +64,29 @@ class EtcdTLS:
     client: TLSFiles
 
 
-def etcd_pki(directory: Path) -> EtcdTLS:
-    """The etcd CA in ``directory/tls`` and the certificates it signs (created on first use)."""
+def etcd_pki(directory: Path, addresses: tuple[str, ...] = ()) -> EtcdTLS:
+    """The etcd CA in ``directory/tls`` and the certificates it signs (created on first use; the
+    member's is issued again when it does not name every one of ``addresses``, besides 127.0.0.1)."""
     pki = PKI.load_or_create(directory, "etcd-ca", "etcd-ca")
+    ips = tuple(sorted({"127.0.0.1", *addresses}))
     crt, key = pki.ensure("etcd-server", common_name="etcd", dns_names=("localhost",),
-                          ip_addresses=("127.0.0.1",), server=True, client=True)
+                          ip_addresses=ips, server=True, client=True)
     client_crt, client_key = pki.ensure("etcd-client", common_name="kybernetes", client=True)
     return EtcdTLS(str(crt), str(key), TLSFiles(str(pki.ca_path), str(client_crt), str(client_key)))
 
 
 def member_command(name: str, data_dir: Path, client_url: str, peer_url: str, initial_cluster: str,
-                   cluster_token: str, tls: EtcdTLS, *extra: str) -> list[str]:
-    """The command line of member ``name`` (``initial_cluster``: ``NAME=PEER_URL,...``)."""
+                   cluster_token: str, tls: EtcdTLS, *extra: str, listen_client_urls: str = "",
+                   cluster_state: str = "new") -> list[str]:
+    """The command line of member ``name`` (``initial_cluster``: ``NAME=PEER_URL,...``; it listens
+    for clients on ``listen_client_urls``, default ``client_url``, which it advertises; a member
+    added to a running cluster starts with ``cluster_state`` ``existing``)."""
     ca = tls.client.cafile
     return [
         ETCD, "--name", name, "--data-dir", str(data_dir),
-        "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
+        "--listen-client-urls", listen_client_urls or client_url, "--advertise-client-urls", client_url,
         "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
-        "--initial-cluster", initial_cluster, "--initial-cluster-state", "new",
+        "--initial-cluster", initial_cluster, "--initial-cluster-state", cluster_state,
         "--initial-cluster-token", cluster_token,
         "--cert-file", tls.member_cert, "--key-file", tls.member_key, "--trusted-ca-file", ca, "--client-cert-auth",
         "--peer-cert-file", tls.member_cert, "--peer-key-file", tls.member_key, "--peer-trusted-ca-file", ca,
@@ -105,13 +116,15 @@ async def wait_healthy(client_url: str, tls: TLSFiles, alive: Callable[[], bool]
 
 @dataclass(frozen=True)
 class EmbeddedEtcd:
-    """``kyb server --cluster-init``'s member: named after the node, data in ``D/db/etcd``,
-    certificates in ``D/tls/etcd-*``, client and peer listeners on 127.0.0.1."""
+    """``kyb server``'s member (``--cluster-init``, or joined with ``--server``): named after the
+    node, data in ``D/db/etcd``, certificates in ``D/tls/etcd-*``; clients on 127.0.0.1 and the
+    advertise address, peers on the advertise address (127.0.0.1 when the server advertises none)."""
 
     server_data_dir: Path
     name: str
     client_port: int = DEFAULT_CLIENT_PORT
     peer_port: int = DEFAULT_PEER_PORT
+    advertise_address: str = "127.0.0.1"
 
     @property
     def data_dir(self) -> Path:
@@ -127,8 +140,16 @@ class EmbeddedEtcd:
         return f"https://127.0.0.1:{self.client_port}"
 
     @property
+    def advertise_client_url(self) -> str:
+        return f"https://{_host(self.advertise_address)}:{self.client_port}"
+
+    @property
     def peer_url(self) -> str:
-        return f"https://127.0.0.1:{self.peer_port}"
+        return f"https://{_host(self.advertise_address)}:{self.peer_port}"
+
+    def exists(self) -> bool:
+        """Whether the data dir holds this member already (a restart rejoins its cluster)."""
+        return (self.data_dir / "member").is_dir()
 
     def client_tls(self) -> TLSFiles:
         """The API server's files (``--datastore-cafile/-certfile/-keyfile``); they exist after ``command()``."""
@@ -150,13 +171,56 @@ class EmbeddedEtcd:
                     os.kill(pid, signal.SIGKILL)
         return pids
 
-    def command(self) -> list[str]:
-        """The member's command line, creating its certificates first if they do not exist."""
-        tls = etcd_pki(self.server_data_dir)
+    def command(self, initial_cluster: str = "") -> list[str]:
+        """The member's command line, creating its certificates first if they do not exist (or do
+        not name its advertise address). ``initial_cluster``: the cluster it joins (the first
+        server's ``etcd-members`` answer); empty, a new cluster of this member alone. Either is
+        ignored by etcd once the data dir holds the member. Records the member's URLs (``save``)."""
+        tls = etcd_pki(self.server_data_dir, (self.advertise_address,))
         assert tls.client == self.client_tls(), "etcd_pki's file names changed"
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        return member_command(self.name, self.data_dir, self.client_url, self.peer_url,
-                              f"{self.name}={self.peer_url}", "kybernetes", tls)
+        self.save()
+        listen = dict.fromkeys([self.client_url, self.advertise_client_url])
+        return member_command(self.name, self.data_dir, self.advertise_client_url, self.peer_url,
+                              initial_cluster or f"{self.name}={self.peer_url}", "kybernetes", tls,
+                              listen_client_urls=",".join(listen),
+                              cluster_state="existing" if initial_cluster else "new")
+
+    def save(self) -> None:
+        """Records name and ports in ``D/db/etcd-member.json``, for ``kyb etcd`` (``load``)."""
+        doc = {"name": self.name, "clientPort": self.client_port, "peerPort": self.peer_port,
+               "advertiseAddress": self.advertise_address}
+        write_atomic(self.server_data_dir / MEMBER_FILE, json.dumps(doc).encode(), 0o600)
+
+    @classmethod
+    def load(cls, server_data_dir: Path) -> EmbeddedEtcd | None:
+        """The member a server on ``server_data_dir`` last ran, or None (never, or not recorded)."""
+        try:
+            doc = json.loads((server_data_dir / MEMBER_FILE).read_text())
+            return cls(server_data_dir, str(doc["name"]), int(doc["clientPort"]), int(doc["peerPort"]),
+                       str(doc["advertiseAddress"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    async def advertise_peer_url(self) -> None:
+        """Makes the cluster's record of this member's peer URL ``peer_url`` (MemberUpdate): a
+        member first started before it advertised an address (or on another one) is recorded
+        with its old URL, which other members would dial. Call once the member is healthy."""
+        conn = EtcdConnection(parse_endpoints(self.client_url), self.client_tls(), timeout=5.0)
+        try:
+            me = await member_named(conn, self.name)
+            if me.peer_urls != (self.peer_url,):
+                log.warning("etcd member %s: peer URL %s -> %s", self.name, ", ".join(me.peer_urls), self.peer_url)
+                await update_peer_urls(conn, me.id, [self.peer_url])
+        finally:
+            await conn.close()
+
+
+MEMBER_FILE = "db/etcd-member.json"
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
 
 
 def etcd_processes(data_dir: Path) -> list[int]:

@@ -79,6 +79,9 @@ from cryptography.x509.oid import NameOID
 
 TOKEN_PREFIX = "K10"
 TOKEN_USER = "node"
+SERVER_TOKEN_USER = "server"
+"""The user of the *server* token (``K10<CA hash>::server:<secret>``), which lets a machine join
+as another server (k3s's server token, apart from agent tokens): see "Servers" below."""
 CA_PATH = "/cacerts"
 CREDENTIALS_PATH = "/kybernetes.io/v1/node-credentials"
 NODE_CONFIG_PATH = "/kybernetes.io/v1/node-config"
@@ -101,8 +104,8 @@ def ca_hash(ca_pem: bytes) -> str:
     return hashlib.sha256(ca_pem).hexdigest()
 
 
-def format_token(ca_pem: bytes, secret: str) -> str:
-    return f"{TOKEN_PREFIX}{ca_hash(ca_pem)}::{TOKEN_USER}:{secret}"
+def format_token(ca_pem: bytes, secret: str, user: str = TOKEN_USER) -> str:
+    return f"{TOKEN_PREFIX}{ca_hash(ca_pem)}::{user}:{secret}"
 
 
 @dataclass(frozen=True)
@@ -112,25 +115,39 @@ class ParsedToken:
     secret: str
 
 
-def parse_token(token: str) -> ParsedToken:
-    """Split a full token; ValueError with a message meant for people otherwise.
+def parse_token(token: str, want_user: str = TOKEN_USER) -> ParsedToken:
+    """Split a full token of ``want_user`` (an agent's ``node``, or ``server``); ValueError with a
+    message meant for people otherwise.
 
     Short tokens (the secret alone) are refused: without the hash the node would have to trust
     whatever CA the first server it reaches hands out.
     """
     token = token.strip()
+    printed_by = "`kyb token server`" if want_user == SERVER_TOKEN_USER else "`kyb token create` or `kyb server`"
     if not token.startswith(TOKEN_PREFIX) or "::" not in token:
-        raise ValueError("not a kybernetes join token: expected K10<CA hash>::node:<secret> "
-                         "(as printed by `kyb token create` or `kyb server`)")
+        raise ValueError(f"not a kybernetes join token: expected K10<CA hash>::{want_user}:<secret> "
+                         f"(as printed by {printed_by})")
     digest, _, creds = token[len(TOKEN_PREFIX):].partition("::")
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise ValueError("join token: the CA hash must be 64 lowercase hex digits (sha256)")
     user, sep, secret = creds.partition(":")
-    if not sep or user != TOKEN_USER or not secret:
-        raise ValueError(f"join token: expected '{TOKEN_USER}:<secret>' after '::'")
+    if not sep or user != want_user or not secret:
+        raise ValueError(f"join token: expected '{want_user}:<secret>' after '::' (as printed by {printed_by})")
     return ParsedToken(digest, user, secret)
 
 
+
+# --- servers ---------------------------------------------------------------------------------------------
+
+SERVER_BOOTSTRAP_PATH = "/kybernetes.io/v1/server-bootstrap"
+ETCD_MEMBERS_PATH = "/kybernetes.io/v1/etcd-members"
+SHARED_TLS_FILES = ("ca.crt", "ca.key", "service-account.key", "front-proxy-ca.crt", "front-proxy-ca.key",
+                    "etcd-ca.crt", "etcd-ca.key")
+"""The files of ``DATA_DIR/tls`` every server of a cluster holds the same (k3s's bootstrap data):
+the cluster CA (clients' and nodes' certificates), the service-account signing key (tokens one
+server issues the others accept), the front-proxy CA (the aggregation layer's trust) and the etcd
+CA (members trust each other's peer certificates). Every other certificate there is a server's own,
+issued from these."""
 
 # --- node configuration -------------------------------------------------------------------------------
 

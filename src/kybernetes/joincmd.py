@@ -1,4 +1,6 @@
-"""``kyb token``: create, list and revoke node join tokens on the server's machine.
+"""``kyb token``: create, list and revoke node join tokens on the server's machine, and show the
+server token (``kyb token server``: ``DATA_DIR/server-token``, which lets another machine join as a
+server; see ``kybernetes.apiserver.join.tokens``).
 
 These commands edit the server's token file (``DATA_DIR/join-tokens``, see
 ``kybernetes.apiserver.join.tokens``) directly; the API server re-reads it on every join request,
@@ -30,7 +32,7 @@ _data_dir_option = click.option(
 
 @click.group("token")
 def token_group() -> None:
-    """Node join tokens (K10<CA hash>::node:<secret>) for `kyb agent --token`."""
+    """Node join tokens (K10<CA hash>::node:<secret>) for `kyb agent --token`, and the server token."""
 
 
 @token_group.command("create")
@@ -72,6 +74,18 @@ def _expires(e: tokens.TokenEntry, now: dt.datetime) -> str:
     left = at - now
     hours, rem = divmod(int(left.total_seconds()), 3600)
     return f"{at:%Y-%m-%dT%H:%MZ} ({hours}h{rem // 60:02d}m)"
+
+
+@token_group.command("server")
+@_data_dir_option
+def server(data_dir: Path | None) -> None:
+    """Print the server token (`kyb server --server URL --token T` on another machine), the only output."""
+    d = _data_dir(data_dir)
+    token = tokens.read_server_token(d)
+    if token is None:
+        raise click.ClickException(f"{d} has no server token: only a server with an embedded etcd "
+                                   "(`kyb server --cluster-init`) can be joined by other servers")
+    click.echo(token)
 
 
 @token_group.command("delete")

@@ -131,6 +131,11 @@ class EtcdConnection:
     def kv(self) -> rpc_grpc.KVStub:
         return rpc_grpc.KVStub(self._channel(self._current))
 
+    def channel(self) -> grpc.aio.Channel:
+        """The current endpoint's channel (inside ``call``: the endpoint being tried), for the
+        services other than KV (Cluster, Maintenance)."""
+        return self._channel(self._current)
+
     def watch_stub(self) -> rpc_grpc.WatchStub:
         return rpc_grpc.WatchStub(self._channel(self._current))
 

@@ -1,5 +1,6 @@
 """The API server's join endpoints: ``GET /cacerts``, ``POST /kybernetes.io/v1/node-credentials``
-and ``GET /kybernetes.io/v1/node-config``.
+and ``GET /kybernetes.io/v1/node-config`` (and, routed on to :mod:`.servers`, the endpoints
+through which further servers join).
 
 It turns a join token (or a node's still valid client certificate) and a CSR into node
 credentials signed by the cluster CA, under the rules of the protocol described in
@@ -30,6 +31,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from kybernetes import errors
 from kybernetes.apiserver.authz.authorizer import PRIVILEGED_GROUP
+from kybernetes.apiserver.join import servers
 from kybernetes.apiserver.join.tokens import TokenEntry, verify_secret
 from kybernetes.httpserver.messages import Request, Response
 from kybernetes.join import (
@@ -124,6 +126,7 @@ class JoinService:
     def __init__(self, api: APIServer) -> None:
         self.api = api
         self._passwords = asyncio.Lock()  # one read-modify-write of the password file at a time
+        self.servers = servers.ServerJoin(api)
 
     @property
     def data_dir(self) -> Path:
@@ -141,6 +144,8 @@ class JoinService:
             return Response(body=self.api.pki.ca_pem, content_type="application/x-pem-file")
         if request.path.rstrip("/") == NODE_CONFIG_PATH:
             return self._node_config(request)
+        if request.path.rstrip("/") in servers.PATHS:
+            return await self.servers.handle(request)
         if request.path.rstrip("/") != CREDENTIALS_PATH:
             raise errors.NotFound.no_resource()
         if request.method != "POST":

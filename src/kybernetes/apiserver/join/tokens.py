@@ -7,6 +7,14 @@ the file can also read ``tls/ca.key``, so hashing them would protect nothing whi
 request (joins are rare), so ``kyb token create`` and ``kyb token delete`` act at once without
 talking to the server. Expired tokens are refused and dropped on the next write. The token format
 itself is :mod:`kybernetes.join`'s.
+
+The *server* token (``K10<CA hash>::server:<secret>``, k3s's ``server/token``) lives apart, in
+``DATA_DIR/server-token`` (the full token, mode 0600): it lets a machine join as another server
+(``kyb server --server URL --token T``) and fetch the cluster's CA keys, so it is not an agent token
+and ``kyb token create/delete`` never touch it; ``kyb token server`` prints it. A server with an
+embedded etcd makes it at its first start, and a server that joins keeps the token it joined with,
+so every server of a cluster holds the same one. A server without one (SQLite, external etcd)
+accepts no server token.
 """
 
 from __future__ import annotations
@@ -25,9 +33,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kybernetes.fileutil import write_atomic
-from kybernetes.join import format_token, parse_token
+from kybernetes.join import SERVER_TOKEN_USER, format_token, parse_token
 
 TOKENS_FILE = "join-tokens"
+SERVER_TOKEN_FILE = "server-token"
 DEFAULT_TTL = dt.timedelta(hours=24)
 _SECRET_ALPHABET = string.ascii_lowercase + string.digits
 _SECRET_LEN = 32  # ~165 bits: guessing is hopeless, so no rate limiting is needed
@@ -175,3 +184,46 @@ def parse_duration(text: str) -> dt.timedelta | None:
     if pos != len(text) or not text:
         raise ValueError(f"invalid duration {text!r} (examples: 24h, 1h30m, 7d, 0 for never)")
     return dt.timedelta(seconds=total)
+
+
+# --- the server token ------------------------------------------------------------------------------
+
+
+def server_token_path(data_dir: Path) -> Path:
+    return data_dir / SERVER_TOKEN_FILE
+
+
+def read_server_token(data_dir: Path) -> str | None:
+    """This data dir's server token (the full token), or None if it has none."""
+    try:
+        return server_token_path(data_dir).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def ensure_server_token(data_dir: Path) -> str:
+    """The data dir's server token, made on first call for its cluster CA."""
+    token = read_server_token(data_dir)
+    if token is None:
+        token = format_token(read_ca(data_dir), new_secret(), SERVER_TOKEN_USER)
+        write_server_token(data_dir, token)
+    return token
+
+
+def write_server_token(data_dir: Path, token: str) -> None:
+    """Keeps ``token`` (checked to be a server token) as this data dir's."""
+    parse_token(token, SERVER_TOKEN_USER)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_atomic(server_token_path(data_dir), (token.strip() + "\n").encode(), 0o600)
+
+
+def verify_server_secret(data_dir: Path, secret: str) -> bool:
+    """Whether ``secret`` is the secret of this data dir's server token (False without one)."""
+    token = read_server_token(data_dir)
+    if token is None:
+        return False
+    try:
+        want = parse_token(token, SERVER_TOKEN_USER).secret
+    except ValueError:
+        return False
+    return hmac.compare_digest(want.encode(), secret.encode())
