@@ -72,6 +72,11 @@ def _common_options(f):  # type: ignore[no-untyped-def]
     f = click.option("--enable-admission-plugins", multiple=True, metavar="NAMES",
                      help="Admission plugins to turn on besides the default ones (comma-separated; "
                           "their order does not matter).")(f)
+    f = click.option("--identity-lease-renew-interval-seconds", type=click.IntRange(min=1), default=5,
+                     show_default=True, help="How often this API server renews its identity lease.")(f)
+    f = click.option("--identity-lease-duration-seconds", type=click.IntRange(min=1), default=15, show_default=True,
+                     help="An API server leaves the kubernetes Service's endpoints this long after it last "
+                          "renewed its identity lease.")(f)
     f = click.option("--compact-interval", type=float, default=60.0, hidden=True,
                      help="Seconds between store compactions.")(f)
     f = click.option("--compact-keep", type=int, default=1000, hidden=True,
@@ -159,7 +164,8 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
             anonymous_auth: bool = True, audit_policy_file: str = "", audit_log_path: str = "",
             audit_log_maxsize: int = 0, audit_log_maxbackup: int = 0, audit_log_maxage: int = 0,
             datastore_cafile: str = "", datastore_certfile: str = "", datastore_keyfile: str = "",
-            etcd_compaction_interval: str = "5m", **front_proxy: Any) -> APIServerConfig:
+            etcd_compaction_interval: str = "5m", identity_lease_duration_seconds: int = 15,
+            identity_lease_renew_interval_seconds: int = 5, **front_proxy: Any) -> APIServerConfig:
     """The API server's configuration from the flags ``_common_options`` adds (one keyword each)."""
     from kybernetes.apiserver.admission.plugins import flag_error, split_flag, validate_flags
     from kybernetes.apiserver.server import APIServerConfig
@@ -210,7 +216,8 @@ def _config(data_dir: Path | None, bind_address: str, advertise_address: str, ht
         authorization_modes=modes, anonymous_auth=anonymous_auth,
         audit_policy_file=audit_policy_file, audit_log_path=audit_log_path, audit_log_maxsize=audit_log_maxsize,
         audit_log_maxbackup=audit_log_maxbackup, audit_log_maxage=audit_log_maxage,
-        front_proxy=_front_proxy_config(**front_proxy),
+        front_proxy=_front_proxy_config(**front_proxy), identity_lease_duration=identity_lease_duration_seconds,
+        identity_lease_renew_interval=identity_lease_renew_interval_seconds,
     )
 
 

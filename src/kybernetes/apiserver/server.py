@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -74,6 +73,11 @@ from kybernetes.apiserver.authz.node import NodeAuthorizer
 from kybernetes.apiserver.authz.rbac import RBACAuthorizer
 from kybernetes.apiserver.componentstatus import ComponentStatuses
 from kybernetes.apiserver.crds import CRDController
+from kybernetes.apiserver.endpointreconciler import (
+    DEFAULT_LEASE_DURATION,
+    DEFAULT_RENEW_INTERVAL,
+    EndpointReconciler,
+)
 from kybernetes.apiserver.flowcontrol import FlowControl
 from kybernetes.apiserver.join.service import JoinService
 from kybernetes.apiserver.registry import (
@@ -169,6 +173,9 @@ class APIServerConfig:
     ``kyb server`` fills it, None (``kyb apiserver`` alone) says only the service range."""
     front_proxy: FrontProxyConfig = field(default_factory=FrontProxyConfig)
     """``--requestheader-*``, ``--proxy-client-*``: how the aggregation layer asserts users to backends."""
+    identity_lease_duration: int = DEFAULT_LEASE_DURATION
+    identity_lease_renew_interval: int = DEFAULT_RENEW_INTERVAL
+    """Seconds: an API server leaves the kubernetes endpoints this long after its last renewal."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -255,6 +262,8 @@ class APIServer:
         """None unless both an audit policy and an audit log are configured: no per-request cost then."""
         self.aggregator: Aggregator | None = None
         self._front_proxy_trust: Trust | None = None
+        self.endpoints: EndpointReconciler | None = None
+        """This server's identity lease and its place in the ``kubernetes`` Service's endpoints."""
 
     @property
     def url(self) -> str:
@@ -348,7 +357,11 @@ class APIServer:
         self.port = await self.http.start(hosts if len(hosts) > 1 else hosts[0], cfg.port,
                                           ssl_context=self._ssl_context())
         self._write_kubeconfig()
-        await self._publish_endpoints()
+        host = self.url.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
+        self.endpoints = EndpointReconciler(self.registry, self.catalogue, address=host, port=self.port,
+                                            lease_duration=cfg.identity_lease_duration,
+                                            renew_interval=cfg.identity_lease_renew_interval)
+        await self.endpoints.start()
         self.ready.set()
         if cfg.on_ready is not None:
             res = cfg.on_ready(self)
@@ -409,6 +422,8 @@ class APIServer:
     async def stop(self) -> None:
         if self.handlers is not None:
             self.handlers.shutting_down.set()
+        if self.endpoints is not None:
+            await self.endpoints.stop()
         if self.flowcontrol is not None:
             await self.flowcontrol.stop()
         if self.aggregator is not None:
@@ -487,40 +502,6 @@ class APIServer:
                 "spec": {"type": "ClusterIP", "clusterIP": self.allocator.kubernetes_ip, "sessionAffinity": "None",
                          "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
             }, ctx)
-
-    async def _publish_endpoints(self) -> None:
-        """Endpoints and an EndpointSlice for the ``kubernetes`` Service: this API server."""
-        assert self.registry is not None
-        ctx = RequestContext(user=User("system:apiserver", ("system:masters",)), field_manager="kube-apiserver")
-        host = self.url.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
-        if ipaddress.ip_address(host).is_loopback:
-            # Endpoints may not be loopback addresses (pods could not reach them anyway): the
-            # kubernetes Service gets endpoints once the server advertises a routable address.
-            log.info("advertise address %s is loopback; not publishing kubernetes endpoints", host)
-            return
-        port = {"name": "https", "port": self.port, "protocol": "TCP"}
-        ep = self.catalogue.get("", "v1", "endpoints")
-        eps = self.catalogue.get("discovery.k8s.io", "v1", "endpointslices")
-        assert ep is not None and eps is not None
-        objects: list[tuple[Any, dict[str, Any]]] = [
-            (ep, {"apiVersion": "v1", "kind": "Endpoints",
-                  "metadata": {"name": "kubernetes", "namespace": "default",
-                               "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-                  "subsets": [{"addresses": [{"ip": host}], "ports": [port]}]}),
-            (eps, {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                   "metadata": {"name": "kubernetes", "namespace": "default",
-                                "labels": {"kubernetes.io/service-name": "kubernetes"}},
-                   "addressType": "IPv4", "ports": [port],
-                   "endpoints": [{"addresses": [host], "conditions": {"ready": True}}]}),
-        ]
-        for r, obj in objects:
-            try:
-                current = await self.registry.get(r, "default", "kubernetes")
-                obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-                await self.registry.update(r, "default", "kubernetes", obj, ctx)
-            except errors.NotFound:
-                with contextlib.suppress(errors.AlreadyExists):
-                    await self.registry.create(r, "default", obj, ctx)
 
     # --- HTTP ------------------------------------------------------------------------------
 
