@@ -36,7 +36,8 @@ import urllib.request
 from pathlib import Path
 
 from kybernetes import join
-from kybernetes.agent import JoinError, Unreachable, fetch_ca, pinned_context
+from kybernetes.agent import JoinError, Unreachable, fetch_ca
+from kybernetes.agent.credentials import pinned_context
 from kybernetes.apiserver.join.tokens import write_server_token
 from kybernetes.client import Client
 from kybernetes.client.informer import Informer
