@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,8 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from kybernetes.apiserver.join.tokens import server_token
-from kybernetes.testing import ServerProcess
+from kybernetes.apiserver.join.tokens import read_server_token
+from kybernetes.testing import ServerProcess, stop_process
 from tests.e2e.conftest import require_kubectl
 from tests.e2e.test_node import sandbox_netns
 from tests.machines import Machine, free_octets, make_network, remove_network, require_root
@@ -95,8 +96,10 @@ class HAMachines:
         return self._server(i, ["--cluster-init"], agent)
 
     def joining_server(self, i: int, first: ServerMachine, *, agent: bool = False) -> ServerMachine:
-        """``kyb server --server FIRST --token T`` on machine ``i``."""
-        return self._server(i, ["--server", first.url, "--token", server_token(first.data_dir)], agent)
+        """``kyb server --server FIRST --token T`` on machine ``i`` (once FIRST has started)."""
+        token = read_server_token(first.data_dir)
+        assert token is not None, f"{first.name} has no server token"
+        return self._server(i, ["--server", first.url, "--token", token], agent)
 
     def _server(self, i: int, flags: list[str], agent: bool) -> ServerMachine:
         common = ["--cluster-cidr", self.cluster_cidr, "--service-cluster-ip-range", self.service_cidr]
@@ -110,11 +113,21 @@ class HAMachines:
 def _teardown(cluster: HAMachines, bridge: str) -> list[str]:
     problems: list[str] = []
     pod_netns: set[str] = set()
-    for s in sorted(cluster.servers, key=lambda s: not s.agent):
+    # The node's server first (its agent drains its pods through the API), then the others at
+    # once: stopped one by one, the last would wait out requests that need the lost quorum.
+    for s in cluster.servers:
         if s.agent:
             pod_netns |= sandbox_netns(s.data_dir / "agent" / "containerd" / "containerd.sock")
-        if s.srv is not None and s.srv.proc.poll() is None and s.srv.stop(timeout=90) != 0:
-            problems.append(f"{s.name} exited with {s.srv.proc.returncode}:\n{s.srv.log()}")
+    running = [s for s in sorted(cluster.servers, key=lambda s: not s.agent)
+               if s.srv is not None and s.srv.proc.poll() is None]
+    for group in ([s for s in running if s.agent], [s for s in running if not s.agent]):
+        for s in group:
+            assert s.srv is not None
+            s.srv.proc.send_signal(signal.SIGTERM)
+        for s in group:
+            assert s.srv is not None
+            if stop_process(s.srv.proc, 90) != 0:
+                problems.append(f"{s.name} exited with {s.srv.proc.returncode}:\n{s.srv.log()}")
     for m in cluster.machines:
         left = m.kill_all()
         if left:

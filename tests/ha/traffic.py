@@ -37,6 +37,8 @@ LABEL = "kybernetes.test/ha-stream"
 SELECTOR = f"{LABEL}=true"
 CONNECT_TIMEOUT = 2.0
 READ_TIMEOUT = 10.0
+STREAM_SECONDS = 10
+"""A watch's ``timeoutSeconds``: its streams end this often and resume where they were."""
 
 
 def core_api(kubeconfig: Path) -> client.CoreV1Api:
@@ -156,10 +158,15 @@ class Watcher:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        """Ends the watch (within one stream's ``STREAM_SECONDS``: set every watcher's ``stopping``
+        first to stop several at once)."""
+        self.stopping()
         if self._thread is not None:
-            self._thread.join(30)  # a stream ends within its read timeout
+            self._thread.join(STREAM_SECONDS + 15)
             assert not self._thread.is_alive(), f"watcher {self.name} did not stop"
+
+    def stopping(self) -> None:
+        self._stop.set()
 
     def _run(self) -> None:
         k = 0
@@ -185,8 +192,8 @@ class Watcher:
     def _watch(self, api: client.CoreV1Api) -> None:
         w = watch.Watch()
         stream = w.stream(api.list_namespaced_config_map, self.namespace, resource_version=str(self.last_rv),
-                          label_selector=SELECTOR, allow_watch_bookmarks=True, timeout_seconds=20,
-                          _request_timeout=(CONNECT_TIMEOUT, 30))
+                          label_selector=SELECTOR, allow_watch_bookmarks=True, timeout_seconds=STREAM_SECONDS,
+                          _request_timeout=(CONNECT_TIMEOUT, STREAM_SECONDS + 10))
         for event in stream:
             if self._stop.is_set():
                 w.stop()
