@@ -21,11 +21,12 @@ from kubernetes.client.rest import ApiException
 from kybernetes.images.oci import BUSYBOX_IMAGE
 from tests.e2e.conftest import wait_until
 from tests.ha.conftest import HAMachines, ServerMachine
-from tests.ha.traffic import Watcher, Writer, check_stream, core_api, listed, missing_acknowledged
+from tests.ha.traffic import Watcher, Writer, api_client, check_stream, core_api, listed, missing_acknowledged
 
 pytestmark = pytest.mark.integration
 NS = "ha"
 KYB = [sys.executable, "-m", "kybernetes.cli"]
+LEADER_LEASES = ("kube-scheduler", "kube-controller-manager")
 
 
 def _report(writer: Writer, watchers: list[Watcher]) -> str:
@@ -105,11 +106,16 @@ def _pod(name: str) -> client.V1Pod:
 
 
 def test_three_servers_one_loses_power_and_rejoins(ha_machines: HAMachines) -> None:
-    """Three servers (the node on the third); every process of the first killed with -9 during a
-    stream of writes through all three; the other two keep serving (writes, watches, a new pod
-    scheduled and started); the first, restarted on its data dir, rejoins and serves the same state."""
+    """Three servers (the node on the third); every process of the first (which leads the scheduler
+    and the controller manager) killed with -9 during a stream of writes through all three; the
+    other two keep serving (writes, watches, new leaders, a new pod scheduled and started); the
+    first, restarted on its data dir, rejoins and serves the same state."""
     s1 = ha_machines.first_server(0)
     s1.start(timeout=120)
+    leases = client.CoordinationV1Api(api_client(s1.kubeconfig))
+    # Alone, the first server's scheduler and controller manager lead: the loss must move them.
+    first_leaders = {name: wait_until(lambda name=name: _holder(leases, name), 60, f"a {name} leader")
+                     for name in LEADER_LEASES}
     s2 = ha_machines.joining_server(1, s1)
     s2.start(timeout=120)
     s3 = ha_machines.joining_server(2, s1, agent=True)
@@ -129,6 +135,8 @@ def test_three_servers_one_loses_power_and_rejoins(ha_machines: HAMachines) -> N
     try:
         wait_until(lambda: len(writer.acks) >= 30 or writer.error, 60, "30 writes acknowledged")
         assert writer.acked_by(0) and writer.acked_by(1) and writer.acked_by(2), _report(writer, watchers)
+        assert {name: _holder(leases, name) for name in LEADER_LEASES} == first_leaders
+        leases = client.CoordinationV1Api(api_client(s2.kubeconfig))
         killed = time.monotonic()
         s1.power_off()
         wait_until(lambda: (writer.acked_by(1, killed) >= 15 and writer.acked_by(2, killed) >= 15) or writer.error,
@@ -139,6 +147,9 @@ def test_three_servers_one_loses_power_and_rejoins(ha_machines: HAMachines) -> N
         assert started.spec.node_name == s3.name
         wait_until(lambda: _api_endpoints(apis[1]) == everyone - {s1.machine.address}, 60,
                    "the kubernetes Endpoints without the lost server")
+        for name, lost in first_leaders.items():
+            wait_until(lambda name=name, lost=lost: _holder(leases, name) not in ("", lost), 60,
+                       f"another {name} leader")
 
         s1.start(timeout=120)
         back = time.monotonic()
@@ -157,6 +168,17 @@ def test_three_servers_one_loses_power_and_rejoins(ha_machines: HAMachines) -> N
     _check(writer, watchers, final)
     assert any(server != 0 for server, rv in watchers[0].resumes), \
         "the first server's watcher resumed on another server"
+
+
+def _holder(leases: client.CoordinationV1Api, name: str) -> str:
+    """The holder of the leader-election Lease ``kube-system/name`` ("" if none)."""
+    try:
+        lease = leases.read_namespaced_lease(name, "kube-system", _request_timeout=(2, 10))
+    except ApiException as err:
+        if err.status == 404:
+            return ""
+        raise
+    return str(lease.spec.holder_identity or "")
 
 
 def _api_endpoints(api: client.CoreV1Api) -> set[str]:

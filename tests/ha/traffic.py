@@ -41,12 +41,16 @@ STREAM_SECONDS = 10
 """A watch's ``timeoutSeconds``: its streams end this often and resume where they were."""
 
 
-def core_api(kubeconfig: Path) -> client.CoreV1Api:
+def api_client(kubeconfig: Path) -> client.ApiClient:
     """The official client for one server, without urllib3's own retries (failover is ours)."""
     cfg = client.Configuration()
     config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
     cfg.retries = False
-    return client.CoreV1Api(client.ApiClient(cfg))
+    return client.ApiClient(cfg)
+
+
+def core_api(kubeconfig: Path) -> client.CoreV1Api:
+    return client.CoreV1Api(api_client(kubeconfig))
 
 
 @dataclass(frozen=True)
