@@ -5,7 +5,11 @@ Start order, each step waiting for the one before to be ready:
     with ``--cluster-init``: etcd as a supervised child (``kybernetes.etcdmember.EmbeddedEtcd``:
       data in ``DATA_DIR/db/etcd``, TLS from the etcd CA in ``DATA_DIR/tls``), which the API server
       then uses as ``--datastore-endpoint https://127.0.0.1:<--etcd-client-port>``; stopped (by PID)
-      only after the API server has closed its store
+      only after the API server has closed its store. With ``--server URL --token T`` (on a data
+      dir without a member) the server first joins that cluster (``kybernetes.serverjoin``: its
+      shared keys, its member added there) and its member starts as one of it; either way the
+      server token is made or kept (``DATA_DIR/server-token``), and while the server runs it
+      promotes joining members (learners) and removes deleted Nodes' members
     -> store + API server (in this process)
       -> the add-ons (``kybernetes.addons``: CoreDNS's and the local-path provisioner's objects,
          unless ``--disable coredns`` / ``--disable local-storage``)
@@ -216,11 +220,18 @@ ETCD_START_TIMEOUT = 60.0
 async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool = True) -> None:
     """The embedded etcd member, if any, then the cluster (``_run_cluster``) until ``stop`` is set."""
     etcd = Supervisor()
+    promotion = None
     try:
-        if config.etcd is not None and not await _start_member(config, config.etcd, etcd, stop):
-            return
+        if config.etcd is not None:
+            if not await _start_member(config, config.etcd, etcd, stop):
+                return
+            promotion = asyncio.create_task(serverjoin.promote_learners(config.etcd), name="etcd-learner-promotion")
         await _run_cluster(config, stop, announce)
     finally:
+        if promotion is not None:
+            promotion.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await promotion
         await etcd.stop()
 
 

@@ -320,7 +320,8 @@ def main() -> None:
               help="Where scheduled snapshots go. Default: DATA_DIR/db/snapshots.")
 @click.option("--cluster-init", is_flag=True,
               help="Keep the store in etcd run by this server (a supervised child, data in DATA_DIR/db/etcd, "
-                   "TLS from the etcd CA in DATA_DIR/tls) instead of SQLite.")
+                   "TLS from the etcd CA in DATA_DIR/tls) instead of SQLite; other servers may join it "
+                   "(--server, with the server token of `kyb token server`).")
 @click.option("--server", "join_server", default="", metavar="URL",
               help="Join the cluster of the server at URL (https://HOST:6443) as another server: its etcd "
                    "member and API server, with --token. Only the first start needs it: a data dir that "

@@ -69,7 +69,8 @@ def _run(coro):  # type: ignore[no-untyped-def]
 @_data_dir_option
 @_endpoints_option
 def list_command(data_dir: Path | None, endpoints: str) -> None:
-    """Every member: name, ID, status (started, or unstarted: added, not yet run), peer and client URLs."""
+    """Every member: name, ID, status (started; learner: joining, not yet voting; unstarted: added,
+    not yet run), peer and client URLs."""
     async def go() -> list[Member]:
         conn, _ = _connect(data_dir, endpoints)
         try:
@@ -77,7 +78,7 @@ def list_command(data_dir: Path | None, endpoints: str) -> None:
         finally:
             await conn.close()
 
-    rows = [(m.name or "(unstarted)", m.hex_id, "started" if m.started else "unstarted",
+    rows = [(m.name or "(unstarted)", m.hex_id, "unstarted" if not m.started else "learner" if m.learner else "started",
              ",".join(m.peer_urls), ",".join(m.client_urls)) for m in _run(go())]
     header = ("NAME", "ID", "STATUS", "PEER URLS", "CLIENT URLS")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
@@ -90,13 +91,15 @@ def list_command(data_dir: Path | None, endpoints: str) -> None:
 @_endpoints_option
 @click.argument("name")
 def remove_command(data_dir: Path | None, endpoints: str, name: str) -> None:
-    """Remove the member NAME (a server's node name) from the cluster."""
+    """Remove the member NAME (a server's node name, or the ID `list` shows: an unstarted member has
+    no name) from the cluster."""
     async def go() -> str:
         conn, own = _connect(data_dir, endpoints)
         try:
-            if name == own:
+            by_id = [m for m in await list_members(conn) if m.hex_id == name.lower()]
+            member = by_id[0] if by_id else await member_named(conn, name)
+            if member.name and member.name == own:
                 raise click.ClickException(f"{name} is this data dir's own member: remove it from another server")
-            member = await member_named(conn, name)
             await remove_member(conn, member.id)
             return member.hex_id
         finally:

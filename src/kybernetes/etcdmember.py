@@ -1,7 +1,8 @@
 """etcd members run by kybernetes: the command line of one member, its certificates, its health.
 
-Two users share this: ``kyb server --cluster-init`` (``EmbeddedEtcd``: one member on this machine,
-run as a supervised child of the server, see ``kybernetes.bundle``) and the test harness's
+Two users share this: ``kyb server --cluster-init`` or ``--server`` (``EmbeddedEtcd``: this
+machine's member, run as a supervised child of the server, see ``kybernetes.bundle``; a joining
+server's is added by the server it joins, ``kybernetes.serverjoin``) and the test harness's
 ``kybernetes.testing.EtcdCluster`` (several members on loopback).
 
 Guarantees:
@@ -9,8 +10,12 @@ Guarantees:
 - ``etcd_pki(DIR)`` keeps an etcd CA of its own in DIR/tls (``etcd-ca.crt``/``.key``; k3s keeps
   one in ``server/tls/etcd/``), apart from the cluster CA (``ca.crt``): a client certificate the
   cluster CA signs (every user and component has one) must not open the store. From it: one
-  certificate for the members' client and peer listeners (``etcd-server``, for 127.0.0.1 and localhost) and one client
-  certificate for the API server (``etcd-client``). Existing files are reused.
+  certificate for the members' client and peer listeners (``etcd-server``, for 127.0.0.1, localhost
+  and the member's advertise address) and one client certificate for the API server
+  (``etcd-client``). Existing files are reused while they name every address asked for.
+- ``EmbeddedEtcd`` listens for peers on its advertise address and for clients on 127.0.0.1 and
+  that address; ``advertise_peer_url`` corrects the cluster's record of its peer URL (a member
+  first run on loopback, or on another address) once it runs.
 - ``member_command`` is the etcd (Debian's /usr/bin/etcd, v3.4) command line of one member: client
   and peer TLS with client-certificate authentication on both, progress notifications every 5 s (the
   store's watches rely on them). On a data dir that already holds a member, etcd ignores the

@@ -59,6 +59,11 @@ Trust model:
   expired, as with kubelet certificate rotation.
 - Tokens live in the server's data dir, in plain (see :mod:`kybernetes.apiserver.join.tokens` for
   why), and ``kyb token`` edits them there without talking to the server.
+
+Servers: a cluster with an embedded etcd also has a *server token*, ``K10<CA hash>::server:<secret>``
+(the same on every server of the cluster), which lets a machine join as another server
+(``kyb server --server URL --token T``: :mod:`kybernetes.serverjoin` draws that protocol, on the
+paths and the shared files below) and, as in k3s, join as an agent too.
 """
 
 from __future__ import annotations
@@ -115,24 +120,29 @@ class ParsedToken:
     secret: str
 
 
-def parse_token(token: str, want_user: str = TOKEN_USER) -> ParsedToken:
-    """Split a full token of ``want_user`` (an agent's ``node``, or ``server``); ValueError with a
-    message meant for people otherwise.
+def parse_token(token: str, want_user: str = "") -> ParsedToken:
+    """Split a full token; ValueError with a message meant for people otherwise. ``want_user``
+    ``server``: a server token only (``kyb server --server``); "": what an agent may join with, an
+    agent token (``node``) or, as in k3s, the server token.
 
     Short tokens (the secret alone) are refused: without the hash the node would have to trust
     whatever CA the first server it reaches hands out.
     """
     token = token.strip()
-    printed_by = "`kyb token server`" if want_user == SERVER_TOKEN_USER else "`kyb token create` or `kyb server`"
+    users: tuple[str, ...]
+    if want_user == SERVER_TOKEN_USER:
+        users, shape, printed_by = (SERVER_TOKEN_USER,), f"{SERVER_TOKEN_USER}:<secret>", "`kyb token server`"
+    else:
+        users, shape, printed_by = (TOKEN_USER, SERVER_TOKEN_USER), f"{TOKEN_USER}:<secret>", \
+            "`kyb token create` or `kyb server`"
     if not token.startswith(TOKEN_PREFIX) or "::" not in token:
-        raise ValueError(f"not a kybernetes join token: expected K10<CA hash>::{want_user}:<secret> "
-                         f"(as printed by {printed_by})")
+        raise ValueError(f"not a kybernetes join token: expected K10<CA hash>::{shape} (as printed by {printed_by})")
     digest, _, creds = token[len(TOKEN_PREFIX):].partition("::")
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise ValueError("join token: the CA hash must be 64 lowercase hex digits (sha256)")
     user, sep, secret = creds.partition(":")
-    if not sep or user != want_user or not secret:
-        raise ValueError(f"join token: expected '{want_user}:<secret>' after '::' (as printed by {printed_by})")
+    if not sep or user not in users or not secret:
+        raise ValueError(f"join token: expected '{shape}' after '::' (as printed by {printed_by})")
     return ParsedToken(digest, user, secret)
 
 

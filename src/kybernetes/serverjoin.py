@@ -19,6 +19,10 @@ already started: 409) is a :class:`ServerJoinError` that ends ``kyb server`` wit
 It runs only on a data dir without a member: a restart rejoins through etcd's own data (no
 ``--server`` needed then), as does any later start.
 
+A joining member is added as a learner (see ``kybernetes.apiserver.join.servers``): its server
+waits until it is a voting member, which ``promote_learners``, run by every server, makes it once
+it has caught up with the leader (etcd refuses to promote it before).
+
 ``remove_members_of_deleted_nodes`` is k3s's etcd member removal on Node deletion: every server
 with an embedded member watches Nodes, and when one is deleted whose name is another server's
 member (a member is named after its server's node), removes that member. Deleted while no server
@@ -43,12 +47,21 @@ from kybernetes.client import Client
 from kybernetes.client.informer import Informer
 from kybernetes.etcdmember import EmbeddedEtcd
 from kybernetes.fileutil import write_atomic
-from kybernetes.storage.etcd_client import EtcdConnection, EtcdUnavailableError, parse_endpoints
-from kybernetes.storage.etcd_members import MemberError, member_named, remove_member
+from kybernetes.storage.etcd_client import EtcdConnection, parse_endpoints
+from kybernetes.storage.etcd_members import (
+    MemberError,
+    list_members,
+    member_named,
+    promote_member,
+    remove_member,
+)
+from kybernetes.storage.interface import UnavailableError
 
 log = logging.getLogger(__name__)
 
 RETRY = 2.0
+PROMOTE_INTERVAL = 1.0
+REMOVAL_PATIENCE = 60.0
 HTTP_TIMEOUT = 30.0
 
 
@@ -159,15 +172,51 @@ async def remove_members_of_deleted_nodes(kubeconfig: Path, member: EmbeddedEtcd
 
 
 async def _remove_member_of(node: str, member: EmbeddedEtcd) -> None:
+    """Removes the member named ``node``, if there is one; a refusal (etcd protects the quorum for
+    ``HealthInterval``, 5 s, after a member connects: ``unhealthy cluster``) is tried again every
+    ``RETRY`` seconds for ``REMOVAL_PATIENCE``, then logged."""
     conn = EtcdConnection(parse_endpoints(member.client_url), member.client_tls(), timeout=10.0)
+    deadline = asyncio.get_running_loop().time() + REMOVAL_PATIENCE
     try:
-        try:
-            found = await member_named(conn, node)
-        except MemberError:
-            return  # not a server's node, or another server removed its member first
-        await remove_member(conn, found.id)
-        log.warning("node %s was deleted: removed its etcd member %s", node, found.hex_id)
-    except (MemberError, EtcdUnavailableError) as e:
-        log.error("node %s was deleted, but its etcd member could not be removed: %s", node, e)
+        while True:
+            try:
+                try:
+                    found = await member_named(conn, node)
+                except MemberError:
+                    return  # not a server's node, or another server removed its member first
+                await remove_member(conn, found.id)
+                log.warning("node %s was deleted: removed its etcd member %s", node, found.hex_id)
+                return
+            except (MemberError, UnavailableError) as e:
+                if asyncio.get_running_loop().time() > deadline:
+                    log.error("node %s was deleted, but its etcd member could not be removed: %s", node, e)
+                    return
+            await asyncio.sleep(RETRY)
     finally:
         await conn.close()
+
+
+async def promote_learners(member: EmbeddedEtcd) -> None:
+    """Until cancelled, every ``PROMOTE_INTERVAL`` seconds: promotes each learner of the cluster
+    that has caught up (asked through this server's member; a member that is a learner itself
+    cannot ask, and says so, which is ignored as every refusal is: the next round asks again)."""
+    conn = EtcdConnection(parse_endpoints(member.client_url), member.client_tls(), timeout=5.0)
+    try:
+        while True:
+            try:
+                for m in await list_members(conn):
+                    if m.learner:
+                        await _promote(conn, m.id, m.name)
+            except (MemberError, UnavailableError) as e:
+                log.debug("learner promotion: %s", e)
+            await asyncio.sleep(PROMOTE_INTERVAL)
+    finally:
+        await conn.close()
+
+
+async def _promote(conn: EtcdConnection, member_id: int, name: str) -> None:
+    try:
+        await promote_member(conn, member_id)
+        log.warning("etcd learner %s (%x) promoted to a voting member", name, member_id)
+    except MemberError as e:
+        log.info("etcd learner %s (%x) not promoted yet: %s", name, member_id, e)

@@ -67,6 +67,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def embedded_etcd_args(node_name: str, join: ServerProcess | None = None) -> list[str]:
+    """``kyb server`` flags for a server that runs an etcd member on free loopback ports, named
+    ``node_name`` (also the server's node name): the first of a cluster (``--cluster-init``) or, with
+    ``join``, one more server of ``join``'s cluster (``--server`` with its server token)."""
+    from kybernetes.apiserver.join.tokens import read_server_token
+
+    args = ["--node-name", node_name, "--etcd-client-port", str(free_port()), "--etcd-peer-port", str(free_port())]
+    if join is None:
+        return ["--cluster-init", *args]
+    token = read_server_token(join.data_dir)
+    assert token is not None, f"{join.data_dir} has no server token"
+    return ["--server", join.url, "--token", token, *args]
+
+
 @dataclass
 class ServerProcess:
     data_dir: Path

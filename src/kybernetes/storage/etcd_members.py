@@ -8,7 +8,8 @@ Guarantees: every call goes through ``EtcdConnection.call`` (a deadline, failove
 endpoint on UNAVAILABLE, :class:`EtcdUnavailableError` when none answers); other gRPC errors are
 raised as :class:`MemberError` with etcd's own message (``etcdserver: unhealthy cluster``, ...).
 A member that was added but has not started yet has no name (etcd learns it at its first start):
-``Member.started`` is False for it.
+``Member.started`` is False for it. A learner (``Member.learner``) receives the log but neither
+votes nor counts for the quorum, and answers clients only serializable reads, until promoted.
 """
 
 from __future__ import annotations
@@ -69,14 +70,21 @@ async def list_members(conn: EtcdConnection) -> list[Member]:
     return [Member.from_pb(m) for m in resp.members]  # type: ignore[attr-defined]
 
 
-async def add_member(conn: EtcdConnection, peer_url: str) -> tuple[Member, list[Member]]:
-    """Adds a voting member at ``peer_url``: (the new member, every member after the change)."""
-    resp = await _cluster(conn, "MemberAdd", rpc.MemberAddRequest(peerURLs=[peer_url]))
+async def add_member(conn: EtcdConnection, peer_url: str, learner: bool = False) -> tuple[Member, list[Member]]:
+    """Adds a member at ``peer_url``, voting or a learner (which counts for no quorum until
+    promoted): (the new member, every member after the change)."""
+    resp = await _cluster(conn, "MemberAdd", rpc.MemberAddRequest(peerURLs=[peer_url], isLearner=learner))
     return Member.from_pb(resp.member), [Member.from_pb(m) for m in resp.members]  # type: ignore[attr-defined]
 
 
 async def remove_member(conn: EtcdConnection, member_id: int) -> None:
     await _cluster(conn, "MemberRemove", rpc.MemberRemoveRequest(ID=member_id))
+
+
+async def promote_member(conn: EtcdConnection, member_id: int) -> None:
+    """Makes a learner a voting member; MemberError (``can only promote a learner member which is
+    in sync with leader``) while it has not caught up."""
+    await _cluster(conn, "MemberPromote", rpc.MemberPromoteRequest(ID=member_id))
 
 
 async def update_peer_urls(conn: EtcdConnection, member_id: int, peer_urls: list[str]) -> None:

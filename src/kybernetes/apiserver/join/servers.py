@@ -10,9 +10,13 @@ is what the joining server pinned before sending the secret (as an agent does: :
 - server-bootstrap answers ``{"files": {NAME: PEM, ...}}``: the files of ``DATA_DIR/tls`` that
   every server shares (``kybernetes.join.SHARED_TLS_FILES``: the CA keys and the service-account
   key). It changes nothing.
-- etcd-members takes ``{"name": N, "peerURL": "https://IP:PORT"}``, adds a voting member with that
+- etcd-members takes ``{"name": N, "peerURL": "https://IP:PORT"}``, adds a *learner* with that
   peer URL to this server's etcd (MemberAdd) and answers ``{"id": HEX, "initialCluster": ...}``,
-  the joining member's ``--initial-cluster`` (``--initial-cluster-state existing``). A retry of a
+  the joining member's ``--initial-cluster`` (``--initial-cluster-state existing``). As k3s does,
+  the new member joins as a learner, which counts for no quorum: a join that fails half-way
+  costs the cluster nothing, and the servers promote it once it has caught up
+  (``kybernetes.serverjoin.promote_learners``). etcd takes one learner at a time (a second
+  concurrent join is a 503 until the first is promoted). A retry of a
   join whose member was added but never started (same peer URL, no name yet) gets that member
   again rather than a second one; a started member with the same name or peer URL is a 409
   Conflict (``kyb etcd member remove N`` first: a member's data dir cannot be made anew under its
@@ -116,7 +120,7 @@ class ServerJoin:
             if retried:
                 new = retried[0]
             else:
-                new, members = await add_member(conn, peer_url)
+                new, members = await add_member(conn, peer_url, learner=True)
                 log.info("server join: added etcd member %s (%s) at %s", name, new.hex_id, peer_url)
         except MemberError as e:
             raise errors.ServiceUnavailable(f"etcd refused to add member {name}: {e}") from None

@@ -32,7 +32,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from kybernetes import errors
 from kybernetes.apiserver.authz.authorizer import PRIVILEGED_GROUP
 from kybernetes.apiserver.join import servers
-from kybernetes.apiserver.join.tokens import TokenEntry, verify_secret
+from kybernetes.apiserver.join.tokens import TokenEntry, verify_secret, verify_server_secret
 from kybernetes.httpserver.messages import Request, Response
 from kybernetes.join import (
     BOOTSTRAPPERS_GROUP,
@@ -186,7 +186,8 @@ class JoinService:
             raise errors.MethodNotAllowed(f"the server does not allow this method on {NODE_CONFIG_PATH}")
         authorization = request.headers.get("Authorization", "")
         scheme, _, secret = authorization.partition(" ")
-        joining = scheme.lower() == "bearer" and secret.strip() and verify_secret(self.data_dir, secret.strip())
+        joining = scheme.lower() == "bearer" and secret.strip() and (
+            verify_secret(self.data_dir, secret.strip()) or verify_server_secret(self.data_dir, secret.strip()))
         if not joining:
             assert self.api.authenticator is not None
             user = self.api.authenticator.authenticate(
@@ -204,6 +205,8 @@ class JoinService:
         if scheme.lower() != "bearer" or not secret:
             raise errors.Unauthorized("a join token is required (Authorization: Bearer <secret>)")
         entry = verify_secret(self.data_dir, secret)
+        if entry is None and verify_server_secret(self.data_dir, secret):
+            entry = TokenEntry(secret, description="the server token")  # k3s: agents may join with it
         if entry is None:
             # One answer for unknown, revoked and expired: no oracle for which tokens once existed.
             raise errors.Unauthorized("invalid, revoked or expired join token")

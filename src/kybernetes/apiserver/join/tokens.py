@@ -10,8 +10,9 @@ itself is :mod:`kybernetes.join`'s.
 
 The *server* token (``K10<CA hash>::server:<secret>``, k3s's ``server/token``) lives apart, in
 ``DATA_DIR/server-token`` (the full token, mode 0600): it lets a machine join as another server
-(``kyb server --server URL --token T``) and fetch the cluster's CA keys, so it is not an agent token
-and ``kyb token create/delete`` never touch it; ``kyb token server`` prints it. A server with an
+(``kyb server --server URL --token T``) and fetch the cluster's CA keys, so it is not one of the
+agent tokens (``kyb token create/list/delete`` never touch it; an agent may still join with it, as
+in k3s); ``kyb token server`` prints it. A server with an
 embedded etcd makes it at its first start, and a server that joins keeps the token it joined with,
 so every server of a cluster holds the same one. A server without one (SQLite, external etcd)
 accepts no server token.

@@ -398,6 +398,11 @@ class ClusterStub:
                 request_serializer=kybernetes_dot_storage_dot_etcdpb_dot_rpc__pb2.MemberListRequest.SerializeToString,
                 response_deserializer=kybernetes_dot_storage_dot_etcdpb_dot_rpc__pb2.MemberListResponse.FromString,
                 _registered_method=True)
+        self.MemberPromote = channel.unary_unary(
+                '/etcdserverpb.Cluster/MemberPromote',
+                request_serializer=kybernetes_dot_storage_dot_etcdpb_dot_rpc__pb2.MemberPromoteRequest.SerializeToString,
+                response_deserializer=kybernetes_dot_storage_dot_etcdpb_dot_rpc__pb2.MemberPromoteResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServicer:
@@ -427,6 +432,12 @@ class ClusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MemberPromote(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -449,6 +460,11 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.MemberList,
                     request_deserializer=kybernetes_dot_storage_dot_etcdpb_dot_rpc__pb2.MemberListRequest.FromString,
                     response_serializer=kybernetes_dot_storage_dot_etcdpb_dot_rpc__pb2.MemberListResponse.SerializeToString,
+            ),
+            'MemberPromote': grpc.unary_unary_rpc_method_handler(
+                    servicer.MemberPromote,
+                    request_deserializer=kybernetes_dot_storage_dot_etcdpb_dot_rpc__pb2.MemberPromoteRequest.FromString,
+                    response_serializer=kybernetes_dot_storage_dot_etcdpb_dot_rpc__pb2.MemberPromoteResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -559,6 +575,33 @@ class Cluster:
             '/etcdserverpb.Cluster/MemberList',
             kybernetes_dot_storage_dot_etcdpb_dot_rpc__pb2.MemberListRequest.SerializeToString,
             kybernetes_dot_storage_dot_etcdpb_dot_rpc__pb2.MemberListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MemberPromote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/etcdserverpb.Cluster/MemberPromote',
+            kybernetes_dot_storage_dot_etcdpb_dot_rpc__pb2.MemberPromoteRequest.SerializeToString,
+            kybernetes_dot_storage_dot_etcdpb_dot_rpc__pb2.MemberPromoteResponse.FromString,
             options,
             channel_credentials,
             insecure,
