@@ -300,6 +300,8 @@ def main() -> None:
 @click.option("--kubelet-arg", multiple=True, help="Extra flag for this node's kubelet, as NAME=VALUE.")
 @click.option("--node-name", default=None, help="This node's name (default: the host name).")
 @click.option("--disable-kube-proxy", is_flag=True, help="Do not run kube-proxy on this machine's node.")
+@click.option("--lb-server-port", type=click.IntRange(0, 65535), default=6444, show_default=True,
+              help="The port on 127.0.0.1 of this node's API server load balancer (0: any free one).")
 @click.option("--disable", multiple=True, metavar="ADDON",
               help="Do not deploy this packaged component (repeatable or comma-separated): coredns, "
                    "local-storage.")
@@ -339,7 +341,7 @@ def server(verbose: int, cluster_init: bool, join_server: str, join_token: str, 
            cluster_cidr: str, kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...],
            disable_cloud_controller: bool, enable_cloud_controller: bool, kube_cloud_controller_manager_arg: tuple[str, ...],
            kubelet_arg: tuple[str, ...], node_name: str | None, disable_kube_proxy: bool, disable: tuple[str, ...],
-           cluster_dns: str, cluster_domain: str, flannel_backend: str, flannel_ipmasq: bool, **api_flags: Any) -> None:
+           cluster_dns: str, cluster_domain: str, flannel_backend: str, flannel_ipmasq: bool, lb_server_port: int, **api_flags: Any) -> None:
     """Run a whole cluster: the API server on the embedded store, the scheduler and the controllers."""
     from kybernetes import bundle
     from kybernetes.addons import AddonSettings, addon_objects
@@ -391,7 +393,8 @@ def server(verbose: int, cluster_init: bool, join_server: str, join_token: str, 
                     *(["--node-name", node_name] if node_name else []),
                     *(["--disable-kube-proxy"] if disable_kube_proxy else []),
                     "--flannel-backend", flannel_backend,
-                    "--flannel-ipmasq" if flannel_ipmasq else "--no-flannel-ipmasq"],
+                    "--flannel-ipmasq" if flannel_ipmasq else "--no-flannel-ipmasq",
+                    "--lb-server-port", str(lb_server_port)],
         cni_bridge=bridge, disable=disabled, cluster_dns=dns_ip, cluster_domain=cluster_domain.removesuffix("."),
         snapshots=snapshots, etcd=etcd, join_server=join_server, join_token=join_token,
     ))

@@ -89,7 +89,7 @@ class ServerProcess:
     log_path: Path
     args: list[str] = field(default_factory=list)
     host: str = "127.0.0.1"
-    """The address the server listens on and the test reaches it at (``--bind-address``)."""
+    """The address the server is bound to (``--bind-address``) and asked at."""
 
     @property
     def kubeconfig(self) -> Path:
@@ -97,7 +97,8 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"https://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
 
     @classmethod
     def start(cls, data_dir: Path, *extra: str, port: int = 0, command: str = "server",
@@ -141,6 +142,7 @@ class ServerProcess:
             args.append("--disable-cloud-controller")
         if command == "server" and agent:
             control_plane = True
+            args += ["--lb-server-port", "0"]  # tests may run several nodes on this machine
             args += ["--kubelet-arg", f"port={free_port()}", *(["--kubelet-arg", "drain-on-exit"] if drain else [])]
             if not any(a.startswith("resolv-conf=") for a in extra):
                 resolv = data_dir / "test-resolv.conf"

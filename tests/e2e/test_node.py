@@ -286,7 +286,7 @@ class Node:
                 [*KYB, "agent", "--server", self.server.url, "--token", token, "--data-dir", str(data_dir),
                  "--node-name", name, "--node-ip", "127.0.0.1", "--kubelet-port", str(free_port()),
                  "--cni-bridge", bridge, "--default-pod-cidr", f"10.{self.octet}.{index}.0/24",
-                 "--kubelet-arg", "drain-on-exit"],
+                 "--kubelet-arg", "drain-on-exit", "--lb-server-port", "0"],
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         agent = Agent(data_dir, bridge, proc, log_path)
         self.agents.append(agent)

@@ -98,7 +98,7 @@ def csr_pem(*attrs: tuple[x509.ObjectIdentifier, str]) -> str:
 def run_agent(server_url: str, token: str, data_dir: Path, node: str, timeout: float = 60
               ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*KYB, "agent", "--server", server_url, "--token", token, "--data-dir", str(data_dir),
-                           "--node-name", node, "--node-ip", "127.0.0.1"],
+                           "--node-name", node, "--node-ip", "127.0.0.1", "--lb-server-port", "0"],
                           capture_output=True, text=True, timeout=timeout)
 
 

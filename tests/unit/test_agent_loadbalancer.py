@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -162,3 +165,19 @@ def test_addresses() -> None:
                       {"addresses": [{"ip": "fd00::1"}], "ports": [{"name": "other", "port": 1}]}]}
     assert endpoint_addresses(ep) == ["10.0.0.1:6443", "10.0.0.2:6443", "[fd00::1]:1"]
     assert endpoint_addresses({}) == []
+
+
+def test_kyb_agent_on_a_taken_port_says_so(tmp_path: Path) -> None:
+    """Two agents on one machine need their own ports: the second says which flag, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = subprocess.run(
+            [sys.executable, "-m", "kybernetes.cli", "agent", "--server", "https://127.0.0.1:1", "--token",
+             "K10" + "a" * 64 + "::node:abcdef0123456789", "--data-dir", str(tmp_path), "--node-name", "n",
+             "--container-runtime-endpoint", "unix:///nonexistent", "--lb-server-port", str(port)],
+            capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1, res.stderr
+    assert f"the API server load balancer cannot listen on 127.0.0.1:{port}" in res.stderr
+    assert "--lb-server-port" in res.stderr and "Traceback" not in res.stderr

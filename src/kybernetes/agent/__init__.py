@@ -5,10 +5,15 @@ The package, by purpose:
 - ``config``: :class:`AgentConfig` and the join errors;
 - ``credentials``: the join itself (the pinned CA, the node's certificates and kubeconfigs, the
   server's node settings, certificate renewal): the client side of ``kybernetes.join``;
+- ``loadbalancer``: the API server load balancer on 127.0.0.1 (k3s's, port 6444 by default) that
+  the kubelet, kube-proxy and the node network reach the API servers through; it learns every
+  server from the ``kubernetes`` Service's endpoints and fails over when one dies;
 - ``children``: the kubelet, kube-proxy and ``kyb network`` as supervised child processes;
 - ``cmd``: the command line and the agent's run.
 
-On start: the join (see ``credentials``), then the node's components. Running, the agent renews both certificates at client-go's jittered deadline and
+On start: the balancer (seeded with ``--server`` and the servers a previous run learned), then the
+join (see ``credentials``) through it, then the node's components, whose kubeconfigs name the
+balancer. Running, the agent renews both certificates at client-go's jittered deadline and
 restarts the kubelet and kube-proxy with them (:func:`renew_certificates`).
 
 Restarts keep everything under ``DATA/agent`` and do not talk to the join endpoint while the

@@ -1,9 +1,10 @@
-"""``kyb agent``: the command line, and the agent's run (join,
-the node's components, certificate rotation)."""
+"""``kyb agent``: the command line, and the agent's run (the API server load balancer, the join
+through it, the node's components, certificate rotation)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import ipaddress
 import logging
@@ -20,7 +21,8 @@ from click.core import ParameterSource
 from kybernetes import aiorun, join
 from kybernetes.agent.children import kubelet_args, network_args, proxy_args, supervise
 from kybernetes.agent.config import AgentConfig, JoinError
-from kybernetes.agent.credentials import default_node_ip, join_with_retry, renew_certificates
+from kybernetes.agent.credentials import Credentials, default_node_ip, join_with_retry, renew_certificates
+from kybernetes.agent.loadbalancer import DEFAULT_PORT, LoadBalancer, follow_endpoints
 from kybernetes.api.clusterdns import cluster_dns_ip
 from kybernetes.datadir import default_agent_data_dir
 
@@ -39,36 +41,64 @@ def main(given: AgentConfig) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
-        # The join is blocking HTTP with retries: in a thread, so that signals are still handled.
-        joined = await loop.run_in_executor(None, join_with_retry, given, cancel)
-        if joined is None:
-            return
-        creds, cfg = joined
-        log.info("node settings: cloud provider %r, cluster DNS %s (%s), services %s, pods %s",
-                 cfg.cloud_provider, cfg.cluster_dns or cluster_dns_ip(cfg.service_cidr), cfg.cluster_domain,
-                 cfg.service_cidr, cfg.cluster_cidr)
-        args = kubelet_args(cfg, creds)
-        log.info("node %s joined %s; starting the kubelet", cfg.node_name, cfg.server)
-        # Renewed certificates reach the kubelet and kube-proxy by restarting them: neither reloads
-        # its TLS credentials (our API client builds its TLS context once); pods keep running, as
-        # containers outlive the kubelet's containerd.
-        restarts = [asyncio.Event(), asyncio.Event(), asyncio.Event()]
-        components = [supervise(args, stop, cfg.stop_timeout, restart=restarts[0])]
-        if cfg.kube_proxy:
-            components.append(supervise(proxy_args(cfg, creds), stop, 20.0, "kube-proxy", restarts[1]))
-        if cfg.flannel_backend == "host-gw":
-            components.append(supervise(network_args(cfg, creds), stop, 20.0, "network", restarts[2]))
-        from kybernetes.kubelet.certificate import Rotation
-
-        def renewed() -> None:
-            for event in restarts:
-                event.set()
-
-        rotation = Rotation([creds.client_cert, creds.serving_cert], functools.partial(renew_certificates, cfg))
-        components.append(rotation.run(stop, renewed))
-        await asyncio.gather(*components)
+        # Everything after this talks to the cluster through the balancer, which knows every server.
+        lb = LoadBalancer(given.server, given.agent_dir, port=given.lb_server_port)
+        try:
+            await lb.start()
+        except OSError as e:
+            raise JoinError(f"the API server load balancer cannot listen on 127.0.0.1:{given.lb_server_port}: {e} "
+                            "(another agent on this machine? give each its own --lb-server-port)") from None
+        try:
+            await run_node(dataclasses.replace(given, server=lb.url), lb, stop, cancel)
+        finally:
+            await lb.stop()
 
     aiorun.run(go())
+
+
+async def run_node(given: AgentConfig, lb: LoadBalancer, stop: asyncio.Event, cancel: threading.Event) -> None:
+    """Join (through ``lb``), then run the node's components and the certificate rotation until
+    ``stop``, while ``lb`` follows the kubernetes endpoints."""
+    loop = asyncio.get_running_loop()
+    # The join is blocking HTTP with retries: in a thread, so that signals are still handled.
+    joined = await loop.run_in_executor(None, join_with_retry, given, cancel)
+    if joined is None:
+        return
+    creds, cfg = joined
+    # kube-proxy's credentials: system:node-proxier may watch endpoints (a node may not).
+    following = asyncio.create_task(follow_endpoints(lb, creds.proxy_kubeconfig))
+    try:
+        await _run_components(cfg, creds, stop)
+    finally:
+        following.cancel()
+
+
+async def _run_components(cfg: AgentConfig, creds: Credentials, stop: asyncio.Event) -> None:
+    """The kubelet, kube-proxy and the node network as supervised children, and the rotation of
+    the node's certificates, until ``stop``."""
+    log.info("node settings: cloud provider %r, cluster DNS %s (%s), services %s, pods %s",
+             cfg.cloud_provider, cfg.cluster_dns or cluster_dns_ip(cfg.service_cidr), cfg.cluster_domain,
+             cfg.service_cidr, cfg.cluster_cidr)
+    args = kubelet_args(cfg, creds)
+    log.info("node %s joined %s; starting the kubelet", cfg.node_name, cfg.server)
+    # Renewed certificates reach the kubelet and kube-proxy by restarting them: neither reloads
+    # its TLS credentials (our API client builds its TLS context once); pods keep running, as
+    # containers outlive the kubelet's containerd.
+    restarts = [asyncio.Event(), asyncio.Event(), asyncio.Event()]
+    components = [supervise(args, stop, cfg.stop_timeout, restart=restarts[0])]
+    if cfg.kube_proxy:
+        components.append(supervise(proxy_args(cfg, creds), stop, 20.0, "kube-proxy", restarts[1]))
+    if cfg.flannel_backend == "host-gw":
+        components.append(supervise(network_args(cfg, creds), stop, 20.0, "network", restarts[2]))
+    from kybernetes.kubelet.certificate import Rotation
+
+    def renewed() -> None:
+        for event in restarts:
+            event.set()
+
+    rotation = Rotation([creds.client_cert, creds.serving_cert], functools.partial(renew_certificates, cfg))
+    components.append(rotation.run(stop, renewed))
+    await asyncio.gather(*components)
 
 
 def _setup_logging(verbose: int) -> None:
@@ -119,6 +149,9 @@ def explicit_settings(context: click.Context) -> frozenset[str]:
 @click.option("--flannel-backend", type=click.Choice(["host-gw", "none"]), default="host-gw", show_default=True,
               help="Pods across nodes: host-gw routes each other node's pod CIDR via its InternalIP "
                    "(`kyb network`); none leaves the routes to something else.")
+@click.option("--lb-server-port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
+              help="The port on 127.0.0.1 of the API server load balancer the node's components use "
+                   "(0: any free one).")
 @click.option("--flannel-ipmasq/--no-flannel-ipmasq", default=True, show_default=True,
               help="Masquerade pod traffic to addresses outside the cluster and service CIDRs.")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug); passed to the kubelet.")
@@ -127,7 +160,7 @@ def command(server: str, token: str | None, discovery_hash: str, token_file: Pat
             node_ip: str, kubelet_port: int, cni_bridge: str, default_pod_cidr: str,
             container_runtime_endpoint: str, kubelet_arg: tuple[str, ...], stop_timeout: float,
             disable_kube_proxy: bool, cluster_cidr: str, service_cluster_ip_range: str, cluster_dns: str,
-            cluster_domain: str, flannel_backend: str, flannel_ipmasq: bool, verbose: int) -> None:
+            cluster_domain: str, flannel_backend: str, flannel_ipmasq: bool, lb_server_port: int, verbose: int) -> None:
     """Join this machine to a cluster as a node and run its kubelet."""
     _setup_logging(verbose)
     if token_file is not None:
@@ -169,7 +202,7 @@ def command(server: str, token: str | None, discovery_hash: str, token_file: Pat
         kube_proxy=not disable_kube_proxy, cluster_cidr=cluster_cidr, service_cidr=service_cluster_ip_range,
         cluster_dns=cluster_dns, cluster_domain=cluster_domain.removesuffix("."),
         flannel_backend=flannel_backend, ip_masq=flannel_ipmasq,
-        verbose=verbose, stop_timeout=stop_timeout, explicit=explicit,
+        verbose=verbose, stop_timeout=stop_timeout, explicit=explicit, lb_server_port=lb_server_port,
     )
     from kybernetes.datadir import remove_pid_file, write_pid_file
     from kybernetes.kubelet.leftovers import BridgeInUse, check_bridge

@@ -51,6 +51,8 @@ class AgentConfig:
     """kubeadm's ``--discovery-token-ca-cert-hash sha256:HEX`` (the CA's public key) with it."""
     cloud_provider: str = ""
     """The kubelet's ``--cloud-provider`` (the server's ``external`` when it runs a cloud-controller-manager)."""
+    lb_server_port: int = 6444
+    """The API server load balancer's port on 127.0.0.1 (0: any free one); see ``loadbalancer``."""
     explicit: frozenset[str] = frozenset()
     """The fields above set by the agent's own flags: the server's node settings do not replace them."""
 

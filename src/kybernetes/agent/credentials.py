@@ -11,7 +11,8 @@ On start::
         the pinned CA, for this node name, its key on disk, more than a third of its life left),
         else a CSR from the node's own key -> POST /kybernetes.io/v1/node-credentials
     serving certificate (kubelet port 10250, SANs: node name, host name, node IP): the same
-    DATA/agent/kubelet.kubeconfig (the cluster's URL, pinned CA, client certificate)
+    DATA/agent/kubelet.kubeconfig (cfg.server: under `kyb agent` the load balancer's URL; pinned CA,
+        client certificate)
     kube-proxy's client certificate (CN=system:kube-proxy) and DATA/agent/kube-proxy.kubeconfig
     the server's node settings (GET /kybernetes.io/v1/node-config with the client certificate:
         cloud provider, cluster DNS and domain, service and cluster CIDRs) as the defaults of the

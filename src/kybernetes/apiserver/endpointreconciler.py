@@ -133,20 +133,25 @@ class EndpointReconciler:
         except (errors.StatusError, StoreError) as e:
             log.warning("endpoint reconciler: %s (retrying in %gs)", e, self.renew_interval)
 
-    async def stop(self) -> None:
-        """Stop renewing; delete this server's lease and publish the endpoints without it."""
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop renewing; delete this server's lease and publish the endpoints without it (given
+        up after ``timeout`` seconds: the lease expires instead)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
         try:
-            with contextlib.suppress(errors.NotFound, errors.Conflict):
-                await self.registry.delete(self._leases, LEASE_NAMESPACE, self.name, DeleteOptions(), self.ctx)
-            if self.publishes:
-                await self._publish(await self.live_addresses())
-        except (errors.StatusError, StoreError) as e:
-            log.warning("endpoint reconciler: could not remove this server (%s): its lease expires instead", e)
+            await asyncio.wait_for(self._leave(), timeout)
+        except (errors.StatusError, StoreError, TimeoutError) as e:
+            log.warning("endpoint reconciler: could not remove this server (%s): its lease expires instead",
+                        e or type(e).__name__)
+
+    async def _leave(self) -> None:
+        with contextlib.suppress(errors.NotFound, errors.Conflict):
+            await self.registry.delete(self._leases, LEASE_NAMESPACE, self.name, DeleteOptions(), self.ctx)
+        if self.publishes:
+            await self._publish(await self.live_addresses())
 
     # --- one round -------------------------------------------------------------------------
 
