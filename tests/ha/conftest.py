@@ -15,7 +15,8 @@ it over the bridge. Pods are 10.P.0.0/16 and Services 10.N.16.0/20 (``free_octet
 every server (the one with the node first: its agent drains its pods through its API server), then
 SIGKILLs anything left in a machine (reported as a leak, as are pods' network namespace files left
 on the host), deletes the namespaces (with them every link, route and nftables table made inside),
-the bridge and the data dirs, and fails the test if something had to be removed by force.
+the bridge and the data dirs (their logs kept in the test's ``tmp_path``), and fails the test if
+something had to be removed by force.
 """
 
 from __future__ import annotations
@@ -110,7 +111,16 @@ class HAMachines:
         return s
 
 
-def _teardown(cluster: HAMachines, bridge: str) -> list[str]:
+def _keep_logs(cluster: HAMachines, keep: Path) -> None:
+    """Copies each server's logs (its own, its components', its etcd member's) out of its data dir."""
+    for s in cluster.servers:
+        for log in [s.data_dir / "server.log", *sorted((s.data_dir / "logs").glob("*.log"))]:
+            if log.is_file():
+                (keep / s.name).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(log, keep / s.name / log.name)
+
+
+def _teardown(cluster: HAMachines, bridge: str, keep: Path) -> list[str]:
     problems: list[str] = []
     pod_netns: set[str] = set()
     # The node's server first (its agent drains its pods through the API), then the others at
@@ -139,6 +149,7 @@ def _teardown(cluster: HAMachines, bridge: str) -> list[str]:
     for path in left_files:
         if not os.path.ismount(path):
             os.unlink(path)
+    _keep_logs(cluster, keep)
     for d in cluster.data_dirs:
         shutil.rmtree(d, ignore_errors=True)
     return problems
@@ -159,5 +170,5 @@ def ha_machines(tmp_path: Path) -> Iterator[HAMachines]:
         make_network(bridge, gateway, machines)
         yield cluster
     finally:
-        problems = _teardown(cluster, bridge)
+        problems = _teardown(cluster, bridge, tmp_path)
         assert not problems, "\n".join(problems)
