@@ -51,7 +51,7 @@ from kybernetes.apiserver.server import APIServer, APIServerConfig
 from kybernetes.client import Client
 from kybernetes.controllers.cronschedule import CronSchedule
 from kybernetes.datadir import snapshot_dir
-from kybernetes.etcdmember import EmbeddedEtcd, wait_healthy
+from kybernetes.etcdmember import EmbeddedEtcd, MemberRemovedError, removed_since, wait_healthy
 from kybernetes.pki import PKI, kubeconfig, write_kubeconfig
 from kybernetes.storage.etcd_members import MemberError
 from kybernetes.storage.interface import UnavailableError
@@ -215,6 +215,7 @@ def _kyb(*args: str) -> list[str]:
 
 
 ETCD_START_TIMEOUT = 60.0
+REMOVED_CHECK = 5.0
 
 
 async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool = True) -> None:
@@ -250,8 +251,10 @@ async def _start_member(config: ServerConfig, member: EmbeddedEtcd, sup: Supervi
             return False
     PKI.load_or_create(config.api.data_dir)  # a joined server's is the cluster's, fetched above
     ensure_server_token(config.api.data_dir)
-    child = sup.start("etcd", member.command(*initial), config.api.data_dir / "logs" / "etcd.log")
-    if not await _unless_stopped(_wait_for_member(member, child.log_path), stop):
+    log_path = config.api.data_dir / "logs" / "etcd.log"
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    sup.start("etcd", member.command(*initial), log_path)
+    if not await _unless_stopped(_wait_for_member(member, log_path, offset), stop):
         return False
     try:
         await member.advertise_peer_url()
@@ -260,15 +263,25 @@ async def _start_member(config: ServerConfig, member: EmbeddedEtcd, sup: Supervi
     return True
 
 
-async def _wait_for_member(member: EmbeddedEtcd, log_path: Path) -> None:
+async def _wait_for_member(member: EmbeddedEtcd, log_path: Path, offset: int) -> None:
     """Until the member answers; meanwhile the supervisor restarts it as often as it exits, and
-    every ``ETCD_START_TIMEOUT`` without an answer is logged (a message, not a traceback)."""
+    every ``ETCD_START_TIMEOUT`` without an answer is logged (a message, not a traceback).
+    MemberRemovedError if etcd says (in its log, past ``offset``) that its cluster removed it."""
+    waited = 0.0
     while True:
         try:
-            await wait_healthy(member.client_url, member.client_tls(), lambda: True, log_path, ETCD_START_TIMEOUT)
+            await wait_healthy(member.client_url, member.client_tls(), lambda: True, log_path, REMOVED_CHECK)
             return
         except TimeoutError as err:
-            log.error("%s; still waiting", err)
+            if removed_since(log_path, offset):
+                raise MemberRemovedError(
+                    f"etcd member {member.name} was removed from its cluster (`kyb etcd member remove`, or its "
+                    f"Node was deleted) and cannot run again: to join the cluster anew, delete {member.data_dir} "
+                    "and start with --server URL --token TOKEN") from None
+            waited += REMOVED_CHECK
+            if waited >= ETCD_START_TIMEOUT:
+                log.error("%s; still waiting", err)
+                waited = 0.0
 
 
 async def _unless_stopped(step: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
@@ -371,6 +384,8 @@ def main(config: ServerConfig) -> None:
             await run_server(config, stop)
         except serverjoin.ServerJoinError as e:
             raise click.ClickException(f"cannot join {config.join_server}: {e}") from None
+        except MemberRemovedError as e:
+            raise click.ClickException(str(e)) from None
 
     write_pid_file(config.api.data_dir)
     try:

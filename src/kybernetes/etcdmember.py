@@ -23,6 +23,8 @@ Guarantees:
 - ``EmbeddedEtcd.stop_leftovers`` ends (by PID: SIGTERM, SIGKILL after a timeout) any etcd still
   serving the member's data dir: a server killed with SIGKILL cannot stop its children, which run in
   sessions of their own, and the next server on that data dir must run the member itself.
+- ``removed_since`` tells, from the member's log, that its cluster removed it (etcd then exits,
+  and says its data dir must go): a server must not run it again as that member.
 - ``wait_healthy`` returns once the member at a client URL answers a linearizable read (so its
   cluster has a leader), and raises TimeoutError (naming ``log``) if it does not within ``timeout``
   or its process is gone.
@@ -117,6 +119,24 @@ async def wait_healthy(client_url: str, tls: TLSFiles, alive: Callable[[], bool]
                 await asyncio.sleep(0.1)
     finally:
         await conn.close()
+
+
+REMOVED = "the member has been permanently removed from the cluster"
+"""What etcd logs (and then exits 0) when it starts as a member its cluster removed."""
+
+
+class MemberRemovedError(Exception):
+    """The data dir's member was removed from its cluster: it can never run again as that member."""
+
+
+def removed_since(log: Path, offset: int) -> bool:
+    """Whether etcd wrote ``REMOVED`` to ``log`` past ``offset`` (the size before this start)."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            return REMOVED.encode() in f.read()
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)

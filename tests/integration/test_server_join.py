@@ -105,11 +105,13 @@ def test_a_second_server_joins_serves_the_same_objects_and_rejoins(tmp_path: Pat
                for srv in (first, second)}
         assert len(rvs) == 1
     api = client.CoreV1Api(config.new_client_from_config(config_file=str(second.kubeconfig)))
-    since = api.list_namespaced_config_map("default").metadata.resource_version
-    first.kubectl("create", "configmap", "watched")
+    selector = "kybernetes-test=watched"  # not the controllers' own ConfigMaps (kube-root-ca.crt)
+    since = api.list_namespaced_config_map("default", label_selector=selector).metadata.resource_version
+    first.kubectl("apply", "-f", "-", input='{"apiVersion": "v1", "kind": "ConfigMap", "metadata": '
+                                           '{"name": "watched", "labels": {"kybernetes-test": "watched"}}}')
     seen = []
     for event in watch.Watch().stream(api.list_namespaced_config_map, "default", resource_version=since,
-                                      timeout_seconds=30):
+                                      label_selector=selector, timeout_seconds=30):
         seen.append((event["type"], event["object"].metadata.name))
         if event["object"].metadata.name == "watched":
             break
@@ -141,7 +143,8 @@ def test_a_second_server_joins_serves_the_same_objects_and_rejoins(tmp_path: Pat
 
 def test_members_are_removed_by_kyb_etcd_member_remove_and_on_node_deletion(tmp_path: Path, stack: ExitStack) -> None:
     first = start(stack, tmp_path / "first", *embedded_etcd_args("first"))
-    second = start(stack, tmp_path / "second", *embedded_etcd_args("second", join=first))
+    second_args = embedded_etcd_args("second", join=first)
+    second = start(stack, tmp_path / "second", *second_args)
     third = start(stack, tmp_path / "third", *embedded_etcd_args("third", join=first))
     assert members(first) == {"first": "started", "second": "started", "third": "started"}
 
@@ -173,6 +176,15 @@ def test_members_are_removed_by_kyb_etcd_member_remove_and_on_node_deletion(tmp_
     second.stop(60.0)
     first.kubectl("create", "configmap", "alone")  # one member is a quorum of one
     assert first.kubectl("get", "configmap", "alone", "-o", "name").stdout.strip() == "configmap/alone"
+
+    # A removed member never runs again: its server says so and what to do, and doing it rejoins.
+    res = subprocess.run(second.args, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1, res.stderr
+    assert "etcd member second was removed from its cluster" in res.stderr
+    shutil.rmtree(second.data_dir / "db" / "etcd")
+    second = start(stack, second.data_dir, *second_args)
+    assert members(first) == {"first": "started", "second": "started"}
+    assert second.kubectl("get", "configmap", "alone", "-o", "name").stdout.strip() == "configmap/alone"
 
 
 def test_a_member_listens_for_peers_on_the_advertise_address(tmp_path: Path, stack: ExitStack) -> None:
