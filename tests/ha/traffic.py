@@ -70,6 +70,8 @@ def _transient(err: Exception) -> bool:
 
 @dataclass
 class Writer:
+    """See the module docstring; ``servers`` indexed as the test numbers them."""
+
     servers: list[client.CoreV1Api]
     namespace: str
     write_deadline: float = 60.0
