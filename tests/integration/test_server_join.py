@@ -22,6 +22,7 @@ import pytest
 from cryptography import x509
 from kubernetes import client, config, watch
 
+from kybernetes.apiserver.join.tokens import read_server_token
 from kybernetes.testing import ServerProcess, embedded_etcd_args
 
 KYB = [sys.executable, "-m", "kybernetes.cli"]
@@ -95,6 +96,7 @@ def test_a_second_server_joins_serves_the_same_objects_and_rejoins(tmp_path: Pat
     assert members(first) == members(second) == {"first": "started", "second": "started"}
     for name in ("ca.crt", "ca.key", "service-account.key", "front-proxy-ca.key", "etcd-ca.key"):
         assert (first.data_dir / "tls" / name).read_bytes() == (second.data_dir / "tls" / name).read_bytes()
+    assert read_server_token(second.data_dir) == read_server_token(first.data_dir)  # one per cluster
 
     # One store: an object written through either server is the same object through the other,
     # and a watch through the second sees a write through the first.
