@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,7 @@ class ServerProcess:
     def start(cls, data_dir: Path, *extra: str, port: int = 0, command: str = "server",
               timeout: float = 30.0, control_plane: bool = False, agent: bool = False,
               drain: bool = True, service_accounts: bool = True, addons: bool = False,
-              cloud: bool = False, host: str = "127.0.0.1") -> ServerProcess:
+              cloud: bool = False, host: str = "127.0.0.1", launcher: Sequence[str] = ()) -> ServerProcess:
         """Start ``kyb server``: the API server only; with ``control_plane`` also the scheduler and
         the controller manager; with ``agent`` also this machine's node (kubelet and containerd,
         on a free kubelet port, removing its pods when it stops unless not ``drain``).
@@ -144,11 +145,16 @@ class ServerProcess:
 
         A node's kubelet reads a resolv.conf of the test's own that names no nameserver: pods with
         ``dnsPolicy: Default`` and the cluster DNS's forwarding never reach this machine's real
-        resolvers (names outside the cluster domain fail at once instead)."""
+        resolvers (names outside the cluster domain fail at once instead).
+
+        ``host`` is the address it listens on (``--bind-address``; its kubeconfig names it unless
+        it is loopback); ``launcher`` an argv prefix that runs the command elsewhere (another
+        network namespace: a test's machine), which must exec it so that the process started is
+        the server's."""
         data_dir.mkdir(parents=True, exist_ok=True)
         port = port or free_port()
         log_path = data_dir / f"{command}.log"
-        args = [sys.executable, "-m", "kybernetes.cli", command, "--data-dir", str(data_dir),
+        args = [*launcher, sys.executable, "-m", "kybernetes.cli", command, "--data-dir", str(data_dir),
                 "--https-port", str(port), "--bind-address", host, *extra]
         if command == "server" and not addons:
             args += ["--disable", "coredns,local-storage,metrics-server"]

@@ -13,10 +13,9 @@ octets free on this machine (no route, address or link uses them), found from th
 upwards, so that concurrent runs and other clusters here never share an address. No test traffic
 leaves these namespaces and the test bridge.
 
-Each agent runs as ``nsenter --net=NETNS unshare --mount --propagation slave`` with the
-namespace's own sysfs bound over ``/sys/class/net`` and ``/sys/devices/virtual/net``. (``ip netns
-exec`` remounts all of ``/sys``, which hides ``/sys/fs/cgroup`` and so every cgroup from runc.)
-The mounts its containerd makes (rootfs overlays, the pods' network namespace files) stay in that
+The namespaces, the bridge and the way into a machine are ``tests.machines``'; each agent runs
+in its machine's network namespace and a mount namespace of its own (``Machine.enter``). The
+mounts its containerd makes (rootfs overlays, the pods' network namespace files) stay in that
 mount namespace and go with it.
 
 One package-scoped fixture (:func:`three_nodes`) is shared by every test module here: starting
@@ -48,62 +47,21 @@ from kybernetes.kubelet.containerd import kill_pids
 from kybernetes.testing import ServerProcess
 from tests.e2e.conftest import is_ready, require_kubectl, wait_until
 from tests.e2e.test_node import sandbox_netns
+from tests.machines import Machine, free_octets, make_network, pids_naming, remove_network, require_root
 
 Obj = dict[str, Any]
 KYB = [sys.executable, "-m", "kybernetes.cli"]
 NODE_NAMES = ("net-a", "net-b", "net-c")
 
-# Run the command with the namespace's own network devices in /sys (see the module doc).
-ENTER_SCRIPT = ('set -e; mount -t sysfs sysfs "$0"; mount --bind "$0/class/net" /sys/class/net; '
-                'mount --bind "$0/devices/virtual/net" /sys/devices/virtual/net; exec "$@"')
-
-
-def require_root() -> None:
-    missing = [b for b in ("containerd", "runc", "nsenter", "unshare", "nft") if shutil.which(b) is None]
-    if os.geteuid() != 0:
-        missing.insert(0, "root")
-    if missing:
-        reason = "the three-node network tests need " + ", ".join(missing)
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-
-
-def free_octets(count: int) -> list[int]:
-    """``count`` second octets N, each with 10.N.0.0/16 on no route or address of this machine, and
-    no link named kybtN (the test bridge); searched from a start derived from the PID."""
-    used = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True).stdout
-    used += subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    start = 100 + os.getpid() % 50
-    found = [n for n in [*range(start, 200), *range(100, start)]
-             if n != 88 and f"10.{n}." not in used and f"kybt{n}" not in links and f"kybt{n}:" not in links]
-    if len(found) < count:
-        raise RuntimeError("no free 10.N.0.0/16 networks between 10.100 and 10.199")
-    return found[:count]
-
-
-def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=check)
-
 
 @dataclass
-class NetNode:
-    """One node: its network namespace (with a veth on the test bridge) and its ``kyb agent``."""
+class NetNode(Machine):
+    """One node: a machine (its network namespace, with a veth on the test bridge) and its ``kyb agent``."""
 
-    name: str
-    netns: str
-    veth: str
-    address: str
     pod_bridge: str
     data_dir: Path
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
-
-    def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """A command in the node's network namespace."""
-        return subprocess.run(["ip", "netns", "exec", self.netns, *argv], capture_output=True, text=True,
-                              timeout=30, check=check)
 
     def pod_routes(self) -> dict[str, str]:
         """The node network's routes here: ``{pod CIDR: gateway}`` (``proto 107``)."""
@@ -163,15 +121,11 @@ class ThreeNodes:
 
 
 def _start_agent(node: NetNode, server: ServerProcess, cfg: dict[str, str], *extra: str) -> None:
-    sysfs = node.data_dir / "sysfs"
-    sysfs.mkdir(parents=True)
     # No upstream nameserver for pods: no DNS query leaves this machine (see ServerProcess.start).
     resolv = node.data_dir / "test-resolv.conf"
     resolv.write_text("# kybernetes tests: no upstream nameserver\n")
     argv = [
-        "nsenter", f"--net=/var/run/netns/{node.netns}", "unshare", "--mount", "--propagation", "slave",
-        "sh", "-c", ENTER_SCRIPT, str(sysfs),
-        *KYB, "agent", "--server", cfg["url"], "--token", server_token(server.data_dir),
+        *node.enter(node.data_dir / "sysfs"), *KYB, "agent", "--server", cfg["url"], "--token", server_token(server.data_dir),
         "--data-dir", str(node.data_dir), "--node-name", node.name, "--node-ip", node.address,
         "--cni-bridge", node.pod_bridge, "--default-pod-cidr", cfg["default_pod_cidr"],
         "--cluster-cidr", cfg["cluster_cidr"], "--service-cluster-ip-range", cfg["service_cidr"],
@@ -179,32 +133,6 @@ def _start_agent(node: NetNode, server: ServerProcess, cfg: dict[str, str], *ext
     ]
     with open(node.log_path, "ab") as out:
         node.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _make_network(bridge: str, gateway: str, nodes: list[NetNode]) -> None:
-    ip("link", "add", bridge, "type", "bridge")
-    ip("addr", "add", f"{gateway}/24", "dev", bridge)
-    ip("link", "set", bridge, "up")
-    for n in nodes:
-        ip("netns", "add", n.netns)
-        ip("link", "add", n.veth, "type", "veth", "peer", "name", "eth0", "netns", n.netns)
-        ip("link", "set", n.veth, "master", bridge, "up")
-        ip("-n", n.netns, "addr", "add", f"{n.address}/24", "dev", "eth0")
-        ip("-n", n.netns, "link", "set", "eth0", "up")
-        ip("-n", n.netns, "link", "set", "lo", "up")
-
-
-def _pids_naming(path: Path) -> list[int]:
-    needle = os.fsencode(str(path))
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if needle in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def teardown(nodes: list[NetNode], bridge: str, server: ServerProcess | None, pod_netns_files: set[str]) -> list[str]:
@@ -226,13 +154,11 @@ def teardown(nodes: list[NetNode], bridge: str, server: ServerProcess | None, po
     if server is not None and server.stop() != 0:
         problems.append(f"kyb server exited with {server.proc.returncode}:\n{server.log()}")
     for n in nodes:
-        left = _pids_naming(n.data_dir)
-        if left:
-            problems.append(f"processes of {n.name} still running: {left}")
-            kill_pids(left)
-        ip("netns", "delete", n.netns, check=False)
-        ip("link", "delete", n.veth, check=False)  # gone with the namespace, unless that failed
-    ip("link", "delete", bridge, check=False)
+        pids = pids_naming(n.data_dir)
+        if pids:
+            problems.append(f"processes of {n.name} still running: {pids}")
+            kill_pids(pids)
+    remove_network(bridge, list(nodes))
     left = sorted(p for p in pod_netns_files if os.path.exists(p))
     if left:
         problems.append(f"network namespace files of our pods left: {left}")
@@ -247,7 +173,7 @@ def teardown(nodes: list[NetNode], bridge: str, server: ServerProcess | None, po
 
 @pytest.fixture(scope="package")
 def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreeNodes]:
-    require_root()
+    require_root("the three-node network tests", ("containerd", "runc", "nsenter", "unshare", "nft"))
     require_kubectl()
     pods, hosts = free_octets(2)
     bridge, gateway = f"kybt{hosts}", f"10.{hosts}.0.1"
@@ -263,7 +189,7 @@ def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreeNodes
     server = None
     cluster = None
     try:
-        _make_network(bridge, gateway, nodes)
+        make_network(bridge, gateway, list(nodes))
         server = ServerProcess.start(
             tmp / "srv", "--bind-address", "0.0.0.0", "--advertise-address", gateway, "--tls-san", gateway,
             "--cluster-cidr", cluster_cidr, "--service-cluster-ip-range", service_cidr,

@@ -20,15 +20,8 @@ import pytest
 
 from kybernetes.testing import ServerProcess
 from tests.e2e.conftest import require_kubectl, wait_until
-from tests.network.conftest import (
-    NetNode,
-    _make_network,
-    _start_agent,
-    free_octets,
-    ip,
-    require_root,
-    teardown,
-)
+from tests.machines import free_octets, ip, make_network, require_root
+from tests.network.conftest import NetNode, _start_agent, teardown
 
 pytestmark = pytest.mark.integration
 Obj = dict[str, Any]
@@ -47,7 +40,7 @@ class OneNode:
 
 @pytest.fixture(scope="module")
 def one_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OneNode]:
-    require_root()
+    require_root("the cloud node tests", ("containerd", "runc", "nsenter", "unshare", "nft"))
     require_kubectl()
     pods, hosts = free_octets(2)
     bridge, gateway = f"kybt{hosts}", f"10.{hosts}.0.1"
@@ -58,7 +51,7 @@ def one_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OneNode]:
                    tmp / "agent.log")
     server = None
     try:
-        _make_network(bridge, gateway, [node])
+        make_network(bridge, gateway, [node])
         server = ServerProcess.start(
             tmp / "srv", "--bind-address", "0.0.0.0", "--advertise-address", gateway, "--tls-san", gateway,
             "--cluster-cidr", cluster_cidr, "--service-cluster-ip-range", service_cidr,
