@@ -46,7 +46,7 @@ from kybernetes.apiserver.join.tokens import server_token
 from kybernetes.apiserver.server import APIServer, APIServerConfig
 from kybernetes.client import Client
 from kybernetes.controllers.cronschedule import CronSchedule
-from kybernetes.datadir import snapshot_dir
+from kybernetes.datadir import reset_flag, snapshot_dir
 from kybernetes.etcdmember import EmbeddedEtcd, wait_healthy
 from kybernetes.pki import kubeconfig, write_kubeconfig
 from kybernetes.storage.snapshot import SCHEDULED, SnapshotError, run_schedule, snapshotter_for
@@ -211,6 +211,7 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
     etcd = Supervisor()
     try:
         if config.etcd is not None:
+            reset_flag(config.api.data_dir).unlink(missing_ok=True)  # an ordinary start after --cluster-reset
             for pid in await asyncio.to_thread(config.etcd.stop_leftovers):
                 log.warning("stopped etcd %d, left running on %s by an earlier server", pid, config.etcd.data_dir)
             child = etcd.start("etcd", config.etcd.command(), config.api.data_dir / "logs" / "etcd.log")

@@ -312,11 +312,17 @@ def main() -> None:
 @click.option("--cluster-init", is_flag=True,
               help="Keep the store in etcd run by this server (a supervised child, data in DATA_DIR/db/etcd, "
                    "TLS from the etcd CA in DATA_DIR/tls) instead of SQLite.")
+@click.option("--cluster-reset", is_flag=True,
+              help="Forget all peers and become the sole member of a new etcd cluster (the embedded etcd of "
+                   "DATA_DIR, keeping its data), then exit; restart without this flag.")
+@click.option("--cluster-reset-restore-path", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="With --cluster-reset: first make this snapshot (kyb snapshot save's) the member's data.")
 @click.option("--etcd-client-port", type=click.IntRange(1, 65535), default=2379, show_default=True,
               help="With --cluster-init: the embedded etcd's client port (on 127.0.0.1).")
 @click.option("--etcd-peer-port", type=click.IntRange(1, 65535), default=2380, show_default=True,
               help="With --cluster-init: the embedded etcd's peer port (on 127.0.0.1).")
-def server(verbose: int, cluster_init: bool, etcd_client_port: int, etcd_peer_port: int, disable_snapshots: bool, snapshot_schedule_cron: str, snapshot_retention: int,
+def server(verbose: int, cluster_init: bool, cluster_reset: bool, cluster_reset_restore_path: Path | None,
+           etcd_client_port: int, etcd_peer_port: int, disable_snapshots: bool, snapshot_schedule_cron: str, snapshot_retention: int,
            snapshot_dir: Path | None, disable_agent: bool, disable_scheduler: bool, disable_controller_manager: bool,
            cluster_cidr: str, kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...],
            disable_cloud_controller: bool, enable_cloud_controller: bool, kube_cloud_controller_manager_arg: tuple[str, ...],
@@ -329,10 +335,16 @@ def server(verbose: int, cluster_init: bool, etcd_client_port: int, etcd_peer_po
     from kybernetes.join import NodeSettings
 
     _setup_logging(verbose)
-    if cluster_init:  # the member's own endpoint and certificates are what the API server uses
+    if cluster_init or cluster_reset:  # the member's own endpoint and certificates are what the API server uses
         for flag in ("datastore_endpoint", "datastore_cafile", "datastore_certfile", "datastore_keyfile"):
             if api_flags.get(flag):
-                raise click.UsageError(f"--cluster-init and --{flag.replace('_', '-')} are mutually exclusive")
+                what = "--cluster-init" if cluster_init else "--cluster-reset"
+                raise click.UsageError(f"{what} and --{flag.replace('_', '-')} are mutually exclusive")
+    if cluster_reset_restore_path is not None and not cluster_reset:
+        raise click.UsageError("--cluster-reset-restore-path needs --cluster-reset")
+    if cluster_reset:
+        _cluster_reset(api_flags["data_dir"], node_name, etcd_client_port, etcd_peer_port, cluster_reset_restore_path)
+        return
     cfg = _config(**api_flags)
     etcd = None
     if cluster_init:
@@ -381,6 +393,21 @@ def server(verbose: int, cluster_init: bool, etcd_client_port: int, etcd_peer_po
         cni_bridge=bridge, disable=disabled, cluster_dns=dns_ip, cluster_domain=cluster_domain.removesuffix("."),
         snapshots=snapshots, etcd=etcd,
     ))
+
+
+def _cluster_reset(data_dir: Path | None, node_name: str | None, client_port: int, peer_port: int,
+                   restore: Path | None) -> None:
+    """``kyb server --cluster-reset``: ``kybernetes.clusterreset``; a refusal is a usage error (exit 2)."""
+    from kybernetes.clusterreset import ResetError, cluster_reset, done_message
+    from kybernetes.etcdmember import EmbeddedEtcd
+
+    d = (data_dir or default_data_dir()).resolve()
+    member = EmbeddedEtcd(d, node_name or socket.gethostname(), client_port, peer_port)
+    try:
+        aiorun.run(cluster_reset(member, restore.resolve() if restore else None))
+    except ResetError as e:
+        raise click.UsageError(str(e)) from None
+    click.echo(done_message(d), err=True)
 
 
 def _flag(arg: str) -> str:
