@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import ipaddress
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
@@ -427,4 +428,9 @@ def apiserver(verbose: int, **api_flags: Any) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if os.environ.get("KYB_PROFILE_OUT"):  # bench.datastores: cProfile of a whole command, stats per PID
+        import cProfile
+
+        cProfile.run("main()", f"{os.environ['KYB_PROFILE_OUT']}.{os.getpid()}")
+    else:
+        main()
