@@ -10,6 +10,8 @@ on it, measured with ``bench.apiserver``'s own cells and watch phase at a short 
   store's own client (``kybernetes.storage.etcd_client.EtcdConnection``, one gRPC channel as the
   store has) at 1, 16 and 64 concurrent callers, and the store's create transaction
   (``create_revision == 0`` then put) at 64;
+- the etcd put floor at 64 again right after the API cells (the goal's ratio takes the mean of the
+  two: other work on a shared machine moves both);
 - on etcd, two API servers on the one etcd (sharing the first one's PKI, as joined servers do):
   creates/s from two client processes of 32 clients each, first both against one server, then one
   process per server, started together.
@@ -294,6 +296,9 @@ def run_store(store: str, tmp: Path, cs: CompareScale, server_args: list[str]) -
         servers.append(_start_server(tmp / "server-a", extra, profile=store == "etcd"))
         srv = servers[0]
         res["crud"] = [asdict(c) for c in aiorun.run(api_cells(srv, scale))]
+        if etcd is not None:  # the put floor again, beside the API's cells: the machine's load moves
+            res["floor"]["etcd_after_api"] = aiorun.run(etcd_floor(etcd.endpoints, etcd, 64, cs.floor_seconds,
+                                                                   cs.cell_ops))
         res["watch"] = aiorun.run(watch_phase(srv, client_ssl_context(srv.data_dir), scale))
         res["watch"].pop("per_write", None)
         if etcd is not None:
@@ -316,17 +321,23 @@ def run_store(store: str, tmp: Path, cs: CompareScale, server_args: list[str]) -
     return res
 
 
+def cpu_us_per_op(cell: dict[str, Any]) -> float:
+    """The server's CPU per operation over a cell: far less moved by other load than ops/s."""
+    return cell["server_cpu_pct"] / 100 / cell["ops_per_s"] * 1e6 if cell["ops_per_s"] else float("nan")
+
+
 def report(results: dict[str, Any]) -> list[dict[str, str]]:
     stores = results["stores"]
     print(f"\n=== SQLite vs etcd, one sitting ({results['nproc']} cores shared by servers, etcd and clients) ===")
-    print(f"{'cell':<20}{'clients':>8}" + "".join(f"{s + ' ops/s':>14}{'p50 ms':>9}{'p99 ms':>9}" for s in stores)
-          + f"{'etcd/sqlite':>13}")
+    print(f"{'cell':<20}{'clients':>8}" + "".join(f"{s + ' ops/s':>14}{'p50 ms':>9}{'p99 ms':>9}{'srv us/op':>10}"
+                                                  for s in stores) + f"{'etcd/sqlite':>13}")
     by = {s: {(c["name"], c["concurrency"]): c for c in stores[s]["crud"]} for s in stores}
     for key in by["sqlite"]:
         row = [by[s][key] for s in stores]
         ratio = row[1]["ops_per_s"] / row[0]["ops_per_s"] if row[0]["ops_per_s"] else float("nan")
         print(f"{key[0]:<20}{key[1]:>8}" + "".join(f"{fmt(c['ops_per_s']):>14}{fmt(c['p50_ms'], 2):>9}"
-                                                     f"{fmt(c['p99_ms'], 2):>9}" for c in row) + f"{ratio:>13.2f}")
+                                                     f"{fmt(c['p99_ms'], 2):>9}{fmt(cpu_us_per_op(c), 0):>10}"
+                                                     for c in row) + f"{ratio:>13.2f}")
     for s in stores:
         w = stores[s]["watch"]
         print(f"watch fan-out {s:<7} {w['watchers_open']} watchers: last p50 {fmt(w['last_watcher_p50_ms'])} ms, "
@@ -336,12 +347,14 @@ def report(results: dict[str, Any]) -> list[dict[str, str]]:
     for (kind, c), f in floor.items():
         print(f"etcd raw {kind} c={c:<3} {fmt(f['ops_per_s'])}/s  p50 {fmt(f['p50_ms'], 2)} ms  "
               f"p99 {fmt(f['p99_ms'], 2)} ms  client cpu {f['client_cpu_pct']}%")
+    after = stores["etcd"]["floor"]["etcd_after_api"]
+    print(f"etcd raw put c=64 again after the API cells: {fmt(after['ops_per_s'])}/s")
     api64 = by["etcd"][("create configmap", 64)]["ops_per_s"]
-    put64 = floor[("put", 64)]["ops_per_s"]
+    put64 = round((floor[("put", 64)]["ops_per_s"] + after["ops_per_s"]) / 2, 1)  # before and after the API cells
     ratio = round(api64 / put64, 3) if put64 else float("nan")
     pair = stores["etcd"]["two_servers"]
     rows = [
-        {"metric": "etcd: API creates/s at 64 / raw puts/s at 64", "goal": f">= {GOAL_ETCD_CREATE_RATIO}",
+        {"metric": "etcd: API creates/s at 64 / raw puts/s at 64 (mean before, after)", "goal": f">= {GOAL_ETCD_CREATE_RATIO}",
          "measured": f"{fmt(api64)} / {fmt(put64)} = {ratio:.3f}", "verdict": verdict(ratio >= GOAL_ETCD_CREATE_RATIO)},
         {"metric": f"etcd: two API servers / one ({results['nproc']} cores)", "goal": f">= {GOAL_TWO_SERVERS_RATIO}",
          "measured": f"{fmt(pair['two_servers']['ops_per_s'])} / {fmt(pair['one_server']['ops_per_s'])} = "
