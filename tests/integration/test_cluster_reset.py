@@ -142,6 +142,17 @@ def test_snapshots_of_an_embedded_etcd_restored_by_cluster_reset(node: Node, tmp
     finally:
         assert srv.stop() == 0
 
+    # Another machine's fresh data dir (the first one lost): the same snapshot brings the objects back.
+    fresh = Node(tmp_path / "fresh")
+    res = fresh.reset("--cluster-reset-restore-path", str(snap))
+    assert res.returncode == 0, res.stderr
+    srv = fresh.start()
+    try:
+        got = srv.kubectl("get", "configmap", "before", "-o", "jsonpath={.metadata.resourceVersion}").stdout
+        assert got == rv
+    finally:
+        assert srv.stop() == 0
+
 
 def test_cluster_reset_brings_back_a_member_that_lost_its_quorum(node: Node) -> None:
     srv = node.start()
