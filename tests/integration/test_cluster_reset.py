@@ -113,6 +113,13 @@ def test_snapshots_of_an_embedded_etcd_restored_by_cluster_reset(node: Node, tmp
     finally:
         assert srv.stop() == 0
 
+    stopped = kyb("snapshot", "save", "--data-dir", str(node.data_dir))
+    assert stopped.returncode == 2, stopped.stderr
+    assert "that is not running" in stopped.stderr
+    wrong_way = kyb("snapshot", "restore", str(snap), "--data-dir", str(node.data_dir))
+    assert wrong_way.returncode == 2, wrong_way.stderr
+    assert "kyb server --cluster-reset --cluster-reset-restore-path" in wrong_way.stderr
+
     before = node.db_entries()
     data = snap.read_bytes()
     for name, damaged in (("truncated", data[:-100]), ("corrupt", data[:-10] + b"x" * 10)):
