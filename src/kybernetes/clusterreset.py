@@ -130,10 +130,7 @@ async def _force_new_cluster(member: EmbeddedEtcd, log_path: Path) -> None:
 def _be_alone(member: EmbeddedEtcd) -> None:
     """Checks that the member is its cluster's only one, and gives it this server's peer URL."""
     members = _member_list(member)
-    if len(members) == 1 and members[0].get("name") != member.name:
-        raise ResetError(f"the member is now alone, but named {members[0].get('name')}, not {member.name}: "
-                         f"start the server with --node-name {members[0].get('name')}")
-    if len(members) != 1:
+    if len(members) != 1 or members[0].get("name") != member.name:
         names = ", ".join(str(m.get("name") or m.get("ID")) for m in members)
         raise ResetError(f"after the reset the etcd cluster has members {names}, not only {member.name}")
     [me] = members
