@@ -908,15 +908,24 @@ def main(argv: list[str] | None = None) -> int:
                     "RBAC): CRUD phase only, clients as a user outside system:masters, the modes alternated "
                     "--rounds times in one sitting; medians and ratios to the first mode")
     ap.add_argument("--rounds", type=int, default=2, help="with --authorization-mode: runs of each mode")
-    ap.add_argument("--datastore", choices=("sqlite", "etcd"), default="sqlite",
+    ap.add_argument("--datastore", choices=("sqlite", "etcd"), nargs="+", default=["sqlite"],
                     help="the server's store: the embedded SQLite, or a single-member etcd (Debian's "
-                    "/usr/bin/etcd, TLS, in the temp dir) that the bench starts and stops")
+                    "/usr/bin/etcd, TLS, in the temp dir) that the bench starts and stops; both (sqlite etcd): "
+                    "bench.datastores, the two side by side in one sitting at a short scale")
     ap.add_argument("--crud-only", action="store_true", help="run the CRUD phase only (no LIST, no watch)")
     ap.add_argument("--server-arg", action="append", default=[], metavar="FLAG",
                     help="a flag for the server, repeatable (--server-arg=--audit-policy-file=P.yaml)")
     args = ap.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
     if args.authorization_mode:
         return compare_modes(args)
+    if len(args.datastore) > 1:
+        if args.datastore != ["sqlite", "etcd"]:
+            ap.error("--datastore with two stores: sqlite etcd")
+        from bench.datastores import compare_datastores
+
+        return compare_datastores(args)
+    args.datastore = args.datastore[0]
     args.out = args.out or str(RESULTS_PATH)
     scale = Scale.quick() if args.quick else Scale()
     if args.watch_procs:

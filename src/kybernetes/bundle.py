@@ -58,7 +58,7 @@ from kybernetes.apiserver.join.tokens import ensure_server_token, read_server_to
 from kybernetes.apiserver.server import APIServer, APIServerConfig
 from kybernetes.client import Client
 from kybernetes.controllers.cronschedule import CronSchedule
-from kybernetes.datadir import snapshot_dir
+from kybernetes.datadir import reset_flag, snapshot_dir
 from kybernetes.etcdmember import EmbeddedEtcd, MemberRemovedError, removed_since, wait_healthy
 from kybernetes.pki import PKI, kubeconfig, write_kubeconfig
 from kybernetes.serving import CLOUD_CONTROLLER_MANAGER_PORT, CONTROLLER_MANAGER_PORT, SCHEDULER_PORT
@@ -283,6 +283,7 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
     promotion = None
     try:
         if config.etcd is not None:
+            reset_flag(config.api.data_dir).unlink(missing_ok=True)  # an ordinary start after --cluster-reset
             if not await _start_member(config, config.etcd, etcd, stop):
                 return
             promotion = asyncio.create_task(serverjoin.promote_learners(config.etcd), name="etcd-learner-promotion")

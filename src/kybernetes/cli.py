@@ -11,6 +11,7 @@ import dataclasses
 import importlib
 import ipaddress
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
@@ -332,11 +333,17 @@ def main() -> None:
 @click.option("--token", "join_token", default="", metavar="TOKEN",
               help="With --server: the cluster's server token (K10...::server:..., `kyb token server` on a "
                    "server of it).")
+@click.option("--cluster-reset", is_flag=True,
+              help="Forget all peers and become the sole member of a new etcd cluster (the embedded etcd of "
+                   "DATA_DIR, keeping its data), then exit; restart without this flag.")
+@click.option("--cluster-reset-restore-path", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="With --cluster-reset: first make this snapshot (kyb snapshot save's) the member's data.")
 @click.option("--etcd-client-port", type=click.IntRange(1, 65535), default=2379, show_default=True,
               help="The embedded etcd's client port (on 127.0.0.1 and the advertise address).")
 @click.option("--etcd-peer-port", type=click.IntRange(1, 65535), default=2380, show_default=True,
               help="The embedded etcd's peer port (on the advertise address).")
-def server(verbose: int, cluster_init: bool, join_server: str, join_token: str, etcd_client_port: int,
+def server(verbose: int, cluster_init: bool, cluster_reset: bool, cluster_reset_restore_path: Path | None,
+           join_server: str, join_token: str, etcd_client_port: int,
            etcd_peer_port: int, disable_snapshots: bool, snapshot_schedule_cron: str, snapshot_retention: int,
            snapshot_dir: Path | None, disable_agent: bool, disable_scheduler: bool, disable_controller_manager: bool,
            cluster_cidr: str, kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...],
@@ -350,6 +357,19 @@ def server(verbose: int, cluster_init: bool, join_server: str, join_token: str, 
     from kybernetes.join import NodeSettings
 
     _setup_logging(verbose)
+    if cluster_reset_restore_path is not None and not cluster_reset:
+        raise click.UsageError("--cluster-reset-restore-path needs --cluster-reset")
+    if cluster_reset:
+        for flag in ("datastore_endpoint", "datastore_cafile", "datastore_certfile", "datastore_keyfile"):
+            if api_flags.get(flag):
+                raise click.UsageError(f"--cluster-reset and --{flag.replace('_', '-')} are mutually exclusive")
+        if cluster_init or join_server:
+            raise click.UsageError("--cluster-reset works on the member of DATA_DIR alone: "
+                                   "without --cluster-init or --server")
+        cfg = _config(**api_flags)
+        _cluster_reset(cfg.data_dir, node_name, etcd_client_port, etcd_peer_port,
+                       _etcd_address(cfg.advertise_address, cfg.bind_address), cluster_reset_restore_path)
+        return
     etcd = _embedded_etcd(cluster_init, join_server, join_token, node_name, etcd_client_port, etcd_peer_port,
                           api_flags)
     cfg = _config(**api_flags)
@@ -434,6 +454,23 @@ def _etcd_address(advertise_address: str, bind_address: str) -> str:
     return "127.0.0.1"
 
 
+def _cluster_reset(data_dir: Path | None, node_name: str | None, client_port: int, peer_port: int,
+                   advertise_address: str, restore: Path | None) -> None:
+    """``kyb server --cluster-reset``: ``kybernetes.clusterreset``; a refusal is a usage error (exit 2)."""
+    from kybernetes.clusterreset import ResetError, cluster_reset, done_message
+    from kybernetes.etcdmember import EmbeddedEtcd
+
+    d = (data_dir or default_data_dir()).resolve()
+    # The member as the server last ran it (its name, ports and peer address), else from the flags.
+    member = EmbeddedEtcd.load(d) or EmbeddedEtcd(d, node_name or socket.gethostname(), client_port, peer_port,
+                                                  advertise_address)
+    try:
+        aiorun.run(cluster_reset(member, restore.resolve() if restore else None))
+    except ResetError as e:
+        raise click.UsageError(str(e)) from None
+    click.echo(done_message(d), err=True)
+
+
 def _flag(arg: str) -> str:
     """k3s-style component args: ``name=value`` -> ``--name=value``."""
     return arg if arg.startswith("--") else f"--{arg}"
@@ -451,4 +488,18 @@ def apiserver(verbose: int, **api_flags: Any) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if os.environ.get("KYB_PROFILE_OUT"):  # bench.datastores: cProfile of a whole command, stats per PID
+        import cProfile
+        import time
+
+        # The main thread's CPU time, not the wall clock: on a shared machine, time spent waiting
+        # for a core would otherwise count against whatever function was running.
+        profile = cProfile.Profile(time.thread_time)
+        try:
+            profile.runcall(main)
+        except SystemExit:
+            pass
+        finally:
+            profile.dump_stats(f"{os.environ['KYB_PROFILE_OUT']}.{os.getpid()}")
+    else:
+        main()

@@ -2,6 +2,7 @@
 
     kyb server --data-dir D     D/tls/ca.crt (the cluster CA), D/db/state.db (the embedded store),
                                 with --cluster-init D/db/etcd (etcd's member) and D/tls/etcd-* (its CA),
+                                D/db/reset-flag after a --cluster-reset until the next start,
                                 D/db/snapshots (`kyb snapshot save`'s and scheduled snapshots),
                                 D/kubeconfig.yaml; its own node is an agent in D/agent
     kyb agent --data-dir A      A/agent/ca.crt (the pinned cluster CA, credentials), and the node
@@ -75,6 +76,12 @@ def store_path(data_dir: Path, datastore_endpoint: str = "") -> Path | None:
 def snapshot_dir(data_dir: Path) -> Path:
     """Where snapshots of a server's store go unless ``--dir``/``--snapshot-dir`` says otherwise."""
     return data_dir / "db" / "snapshots"
+
+
+def reset_flag(data_dir: Path) -> Path:
+    """k3s's ``db/reset-flag``: written by ``kyb server --cluster-reset``, removed by the next
+    ordinary start of the server; while it exists, another plain reset is refused."""
+    return data_dir / "db" / "reset-flag"
 
 
 def running_pid(data_dir: Path) -> int | None:

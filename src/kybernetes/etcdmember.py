@@ -279,3 +279,16 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def running_client_urls(data_dir: Path) -> list[str]:
+    """The client URLs of the etcd running on ``data_dir`` (its ``--listen-client-urls``, loopback
+    first: the etcd-server certificate always covers 127.0.0.1); [] when none runs there."""
+    for pid in etcd_processes(data_dir):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        urls = [u for u in (_flag_value(argv, "--listen-client-urls") or "").split(",") if u]
+        return sorted(urls, key=lambda u: "//127.0.0.1:" not in u and "//localhost:" not in u)
+    return []

@@ -6,7 +6,10 @@
 ``restore FILE`` verifies the file completely and only then makes it the store of ``--data-dir``,
 which no server may be running on, or with ``--etcd-data-dir`` a fresh etcd data dir (etcd's
 snapshots: ``--datastore-endpoint https://...`` with ``--datastore-cafile/-certfile/-keyfile`` on
-``save``, which streams from the leader). The work is :mod:`kybernetes.storage.snapshot`'s; see
+``save``, which streams from the leader). On a ``--cluster-init`` data dir (an embedded etcd
+member in ``D/db/etcd``) ``save`` needs no flags: it snapshots the running member's cluster with
+the server's etcd client certificate (``D/tls/etcd-client.*``), as k3s's ``etcd-snapshot save``
+does; its snapshots are restored with ``kyb server --cluster-reset --cluster-reset-restore-path``. The work is :mod:`kybernetes.storage.snapshot`'s; see
 docs/architecture.md ("Snapshots") for why ``save`` reads the store file itself rather than
 asking the server.
 """
@@ -68,14 +71,36 @@ def save(data_dir: Path | None, datastore_endpoint: str, datastore_cafile: str, 
     d = _dir(data_dir)
     if not name or "/" in name:
         raise click.UsageError(f"invalid snapshot name {name!r}")
+    tls = (datastore_cafile, datastore_certfile, datastore_keyfile)
+    if not datastore_endpoint and _has_embedded_etcd(d):
+        datastore_endpoint, tls = _embedded_endpoint(d)
     try:
-        snapshotter = snapshotter_for(d, datastore_endpoint, (datastore_cafile, datastore_certfile, datastore_keyfile))
+        snapshotter = snapshotter_for(d, datastore_endpoint, tls)
         info = asyncio.run(save_snapshot(snapshotter, directory or snapshot_dir(d),
                                          name, node_name or socket.gethostname()))
     except (SnapshotError, OSError) as e:
         raise click.ClickException(str(e)) from None
     assert info.header is not None
     click.echo(f"Snapshot {info.path.name} saved at revision {info.header.revision}: {info.path}")
+
+
+def _has_embedded_etcd(d: Path) -> bool:
+    """A ``--cluster-init`` data dir: its store is the etcd member in D/db/etcd, not D/db/state.db."""
+    return (d / "db" / "etcd" / "member").is_dir()
+
+
+def _embedded_endpoint(d: Path) -> tuple[str, tuple[str, str, str]]:
+    """The running embedded member's client URL and the API server's etcd client certificate
+    (D/tls/etcd-client.*), as k3s's etcd-snapshot uses its server's; a usage error if it is not running."""
+    from kybernetes.etcdmember import EmbeddedEtcd, running_client_urls  # grpc: only here
+
+    member = EmbeddedEtcd(d, "")
+    urls = running_client_urls(member.data_dir)
+    if not urls:
+        raise click.UsageError(f"{d} keeps its store in an embedded etcd ({member.data_dir}) that is not running: "
+                               "start the server (kyb server --cluster-init) to take a snapshot")
+    tls = member.client_tls()
+    return urls[0], (tls.cafile, tls.certfile, tls.keyfile)
 
 
 @snapshot_group.command("ls")
@@ -124,6 +149,9 @@ def restore(file: Path, data_dir: Path | None, datastore_endpoint: str, etcd_dat
                 "", member=RestoreMember(target, etcd_name, peer_url, initial_cluster))
         else:
             store = store_path(d, datastore_endpoint)
+            if not datastore_endpoint and _has_embedded_etcd(d):
+                raise click.UsageError(f"{d} keeps its store in an embedded etcd: restore a snapshot into it with "
+                                       f"kyb server --cluster-reset --cluster-reset-restore-path {file} --data-dir {d}")
             if store is None:  # etcd: the store is no file of the data dir
                 raise click.UsageError("restoring into etcd needs --etcd-data-dir (a new etcd data dir to "
                                        "start etcd on)")

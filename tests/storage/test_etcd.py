@@ -250,3 +250,32 @@ async def test_consistent_reads_see_their_own_writes(store: EtcdStore, monkeypat
         stop.set()
         await asyncio.gather(*writers)
         await cacher.stop()
+
+
+async def test_current_revision_shares_reads_but_never_one_already_sent(store: EtcdStore) -> None:
+    """Concurrent callers share one Range, and a caller never gets the answer of a Range sent
+    before it called: that answer may predate a write acknowledged just before the call."""
+    real_call = store.conn.call
+    calls = 0
+    hold = asyncio.Event()
+
+    async def call(fn):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        first = calls == 1
+        answer = await real_call(fn)
+        if first:  # answered by etcd now, delivered only once the test says so
+            await hold.wait()
+        return answer
+
+    store.conn.call = call  # type: ignore[method-assign]
+    early = asyncio.ensure_future(store.current_revision())
+    while calls < 1:
+        await asyncio.sleep(0.001)
+    written = await store.create("/registry/configmaps/ns/after-the-read", b"1")
+    later = [asyncio.ensure_future(store.current_revision()) for _ in range(50)]
+    await asyncio.sleep(0.05)
+    hold.set()
+    assert await early < written
+    assert all(r >= written for r in await asyncio.gather(*later))
+    assert calls == 3  # the held Range, the create, one Range for the 50 later callers

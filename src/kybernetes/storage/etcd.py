@@ -98,6 +98,12 @@ def _kv(kv: mvcc.KeyValue) -> KeyValue:
     return KeyValue(kv.key.decode(), kv.value, kv.create_revision, kv.mod_revision)
 
 
+def _retrieve(answer: asyncio.Future[int]) -> None:
+    """A shared answer whose callers all gave up still has its error looked at (no asyncio warning)."""
+    if not answer.cancelled():
+        answer.exception()
+
+
 def _out_of_range(e: grpc.aio.AioRpcError) -> str:
     """``compacted``, ``future`` or '' for an etcd range/compact error."""
     d = e.details() or ""
@@ -120,6 +126,9 @@ class EtcdStore:
         """Whether etcd's own progress notifications can be trusted (see the module docstring)."""
         self._compactor: asyncio.Task[None] | None = None
         self._closed = False
+        self._next_revision: asyncio.Future[int] | None = None
+        """The answer of the revision read not sent yet, which every new ``current_revision`` joins."""
+        self._revision_reader: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, conn: EtcdConnection, *, compact_interval: float = 300.0) -> EtcdStore:
@@ -141,10 +150,13 @@ class EtcdStore:
         if self._closed:
             return
         self._closed = True
-        if self._compactor is not None:
-            self._compactor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._compactor
+        for task in (self._compactor, self._revision_reader):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._next_revision is not None:  # joined, never sent
+            self._next_revision.cancel()
         for call in list(self._progress_calls):
             call.cancel()
         await self.conn.close()
@@ -194,8 +206,33 @@ class EtcdStore:
         return int(resp.count)
 
     async def current_revision(self) -> int:
-        resp = await self._range(rpc.RangeRequest(key=COMPACT_REV_KEY, count_only=True))
-        return int(resp.header.revision)
+        """At least the revision of every write etcd acknowledged before this call (a linearizable
+        Range's header revision).
+
+        Concurrent callers share one Range: a caller joins the next read *not yet sent*, never one
+        already in flight (its answer may predate a write acknowledged just before this call). Under
+        load (every consistent GET asks) one Range answers every caller that arrived while the
+        previous one was out, instead of one gRPC call each."""
+        if self._next_revision is None:
+            self._next_revision = asyncio.get_running_loop().create_future()
+            self._next_revision.add_done_callback(_retrieve)
+            if self._revision_reader is None or self._revision_reader.done():
+                self._revision_reader = asyncio.create_task(self._read_revisions(), name="etcd-revision")
+        return await asyncio.shield(self._next_revision)
+
+    async def _read_revisions(self) -> None:
+        """Sends the pending revision read, then the one callers joined meanwhile, until none is."""
+        while (answer := self._next_revision) is not None:
+            self._next_revision = None  # callers from now on wait for the next Range
+            try:
+                resp = await self._range(rpc.RangeRequest(key=COMPACT_REV_KEY, count_only=True))
+            except asyncio.CancelledError:
+                answer.cancel()
+                raise
+            except Exception as e:  # every caller of this round gets it
+                answer.set_exception(e)
+            else:
+                answer.set_result(int(resp.header.revision))
 
     async def compacted_revision(self) -> int:
         resp = await self._range(rpc.RangeRequest(key=COMPACT_REV_KEY))

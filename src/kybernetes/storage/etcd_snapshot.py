@@ -151,7 +151,7 @@ class EtcdSnapshotter:
         fresh = data_dir.with_name(f".{data_dir.name}.restoring")
         shutil.rmtree(fresh, ignore_errors=True)
         try:
-            _etcdctl("snapshot", "restore", str(payload), "--data-dir", str(fresh), "--name", m.name,
+            etcdctl("snapshot", "restore", str(payload), "--data-dir", str(fresh), "--name", m.name,
                      "--initial-cluster", m.initial_cluster or f"{m.name}={m.peer_url}",
                      "--initial-advertise-peer-urls", m.peer_url, "--initial-cluster-token", m.cluster_token)
             if data_dir.exists():
@@ -163,14 +163,14 @@ class EtcdSnapshotter:
 
 def payload_revision(db: Path) -> int:
     """The newest revision in an etcd snapshot database (``etcdctl snapshot status``)."""
-    out = _etcdctl("snapshot", "status", str(db), "--write-out", "json")
+    out = etcdctl("snapshot", "status", str(db), "--write-out", "json")
     try:
         return int(json.loads(out)["revision"])
     except (ValueError, KeyError, TypeError) as e:
         raise SnapshotError(f"etcdctl snapshot status of {db}: unexpected output ({e}): {out[:200]!r}") from None
 
 
-def _etcdctl(*args: str) -> str:
+def etcdctl(*args: str) -> str:
     try:
         p = subprocess.run([ETCDCTL, *args], capture_output=True, text=True, timeout=_TOOL_TIMEOUT,
                            env={**os.environ, "ETCDCTL_API": "3"}, check=False)

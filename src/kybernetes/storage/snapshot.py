@@ -324,10 +324,12 @@ def open_verified(path: Path, dest: Path) -> SnapshotHeader:
     return header
 
 
-async def restore_snapshot(snapshotter: Snapshotter, path: Path, data_dir: Path, target: Path) -> SnapshotHeader:
+async def restore_snapshot(snapshotter: Snapshotter, path: Path, data_dir: Path, target: Path,
+                           prepare: Callable[[], None] | None = None) -> SnapshotHeader:
     """Restore snapshot ``path`` into the store whose file or directory is ``target`` (of the
     server data dir ``data_dir``). Refuses a running server's data dir, a snapshot of another
-    backend, and any file :func:`open_verified` refuses, before anything is overwritten."""
+    backend, and any file :func:`open_verified` refuses, before anything is overwritten;
+    ``prepare`` runs (in a thread) once the file is verified, just before the store is replaced."""
     pid = running_pid(data_dir)
     if pid is not None:
         raise SnapshotError(f"a kybernetes server (pid {pid}) is running on {data_dir}: stop it before restoring")
@@ -339,6 +341,8 @@ async def restore_snapshot(snapshotter: Snapshotter, path: Path, data_dir: Path,
         header = await asyncio.to_thread(open_verified, path, payload)
         if header.backend != snapshotter.backend:
             raise SnapshotError(f"{path} is a snapshot of a {header.backend} store, not of {snapshotter.backend}")
+        if prepare is not None:
+            await asyncio.to_thread(prepare)
         await snapshotter.install_payload(payload, header.revision)
     except BaseException:
         payload.unlink(missing_ok=True)
