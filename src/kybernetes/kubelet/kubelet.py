@@ -565,7 +565,7 @@ class Kubelet:
             log.info("imported %s in %.1fs", ", ".join(names), time.monotonic() - started)
 
     async def _start_server(self) -> None:
-        from kybernetes.kubelet.auth import DelegatedAuth
+        from kybernetes.kubelet.auth import KUBELET_TTLS, DelegatedAuth
         from kybernetes.kubelet.machine import memory_bytes
         from kybernetes.kubelet.server import KubeletServer
         from kybernetes.kubelet.stats import StatsProvider
@@ -574,7 +574,7 @@ class Kubelet:
         assert self.cri is not None
         stats = StatsProvider(self._runtime, self.node_name, memory_capacity=memory_bytes())
         self.server = KubeletServer(self, self.cri, cert=cert, key=key, ca=ca, address=self.config.address,
-                                    port=self.config.port, auth=DelegatedAuth(self.client),
+                                    port=self.config.port, auth=DelegatedAuth(self.client, KUBELET_TTLS),
                                     stats=stats, node_name=self.node_name)
         await self.server.start()
 

@@ -307,7 +307,7 @@ class KubeletServer:
                 return None
             return _status(f"Forbidden (user={user.name}, path={request.path})", 403, "Forbidden")
         attrs = request_attributes(request.method, request.path, self.node_name)
-        if is_privileged(user) or await self.webhook.authorize(user, resource=attrs.resource_attributes()):
+        if is_privileged(user) or (await self.webhook.authorize(user, resource=attrs.resource_attributes())).allowed:
             return None
         return _status(attrs.forbidden(user), 403, "Forbidden")
 
