@@ -177,7 +177,7 @@ def test_request_attributes(method: str, path: str, verb: str, subresource: str)
 
 def test_forbidden_words_and_certificate_users() -> None:
     user = certificate_user({"subject": ((("commonName", "alice"),), (("organizationName", "devs"),))})
-    assert user == User("alice", ("devs",))
+    assert user == User("alice", ("devs", "system:authenticated"))  # the authenticated-group adder's
     assert request_attributes("GET", "/stats/summary", "n1").forbidden(user) == (
         "Forbidden (user=alice, verb=get, resource=nodes, subresource=stats)")
     assert not is_privileged(user)

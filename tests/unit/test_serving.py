@@ -15,6 +15,7 @@ import click
 from click.testing import CliRunner
 from cryptography import x509
 
+from kybernetes.client.delegatedauth import Decision, User
 from kybernetes.serving import (
     SLI_REGISTRY,
     ComponentServer,
@@ -22,16 +23,16 @@ from kybernetes.serving import (
     secure_serving_flags,
     self_signed,
 )
-from kybernetes.serving.delegated import DelegatedAuth, UserInfo
+from kybernetes.serving.delegated import ComponentAuth
 from kybernetes.testing import free_port
 
 
 def test_always_allowed_paths_are_exact_or_star_prefixes() -> None:
-    auth = DelegatedAuth(None)
+    auth = ComponentAuth(None)
     assert auth.always_allowed("/healthz") and auth.always_allowed("/readyz") and auth.always_allowed("/livez")
     assert not auth.always_allowed("/readyz/leaderElection")  # a named check is reviewed, as in Kubernetes
     assert not auth.always_allowed("/healthzz") and not auth.always_allowed("/metrics")
-    assert DelegatedAuth(None, always_allow_paths=("/debug/*",)).always_allowed("/debug/pprof")
+    assert ComponentAuth(None, always_allow_paths=("/debug/*",)).always_allowed("/debug/pprof")
 
 
 class Reviews:
@@ -40,9 +41,12 @@ class Reviews:
     def __init__(self, allowed: bool) -> None:
         self.allowed = allowed
         self.calls: list[str] = []
+        self.broken = False
 
     async def create(self, api_version: str, plural: str, body: dict[str, Any], namespace: str = "") -> dict[str, Any]:
         self.calls.append(plural)
+        if self.broken:
+            raise ConnectionError("connection refused")
         if plural == "tokenreviews":
             ok = body["spec"]["token"] == "good"
             return {"status": {"authenticated": ok, "user": {"username": "jane", "groups": ["devs"]}}}
@@ -50,20 +54,38 @@ class Reviews:
         return {"status": {"allowed": self.allowed, "reason": "" if self.allowed else "no rule"}}
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def test_reviews_are_cached_and_masters_skip_them() -> None:
     client = Reviews(allowed=False)
-    auth = DelegatedAuth(client)  # type: ignore[arg-type]
+    clock = Clock()
+    auth = ComponentAuth(client, clock=clock)  # type: ignore[arg-type]
     user = await auth.authenticate_token("good")
-    assert user == UserInfo("jane", ("devs",))
+    assert user == User("jane", ("devs", "system:authenticated"))
     assert await auth.authenticate_token("bad") is None
     assert await auth.authenticate_token("good") == user and await auth.authenticate_token("bad") is None
     assert client.calls == ["tokenreviews", "tokenreviews"]
-    assert await auth.authorize(user, "get", "/metrics") == (False, "no rule")
-    assert await auth.authorize(user, "get", "/metrics") == (False, "no rule")
+    assert await auth.authorize_path(user, "get", "/metrics") == Decision(False, "no rule")
+    assert await auth.authorize_path(user, "get", "/metrics") == Decision(False, "no rule")
     assert client.calls.count("subjectaccessreviews") == 1
-    assert await auth.authorize(UserInfo("root", ("system:masters",)), "get", "/metrics") == (True, "")
-    assert await auth.authorize(user, "get", "/livez") == (True, "")
+    assert await auth.authorize_path(User("root", ("system:masters",)), "get", "/metrics") == Decision(True)
+    assert await auth.authorize_path(user, "get", "/livez") == Decision(True)
     assert client.calls.count("subjectaccessreviews") == 1
+    # k8s.io/apiserver's delegating TTL: 10 s for tokens and decisions alike; a failed review is not cached.
+    clock.now += 11
+    client.broken = True
+    assert await auth.authenticate_token("good") is None
+    assert await auth.authorize_path(user, "get", "/metrics") == Decision(False)
+    client.broken = False
+    assert await auth.authenticate_token("good") == user
+    assert await auth.authorize_path(user, "get", "/metrics") == Decision(False, "no rule")
+    assert client.calls.count("tokenreviews") == 4 and client.calls.count("subjectaccessreviews") == 3
 
 
 def test_self_signed_certificate_names_localhost() -> None:

@@ -1,10 +1,11 @@
 """Who may use the kubelet's API: Kubernetes' webhook authentication and authorization modes.
 
 Contract (the kubelet's ``--authentication-token-webhook`` and ``--authorization-mode=Webhook``, on
-:mod:`kybernetes.client.delegatedauth`'s TokenReview and SubjectAccessReview with their caches):
+:mod:`kybernetes.client.delegatedauth`'s TokenReview and SubjectAccessReview with their caches, kept
+for the kubelet's default TTLs, :data:`KUBELET_TTLS`):
 
 - A request's user comes from its client certificate (verified against the cluster CA by TLS:
-  CN the name, O the groups) or from its ``Authorization: Bearer`` token (a TokenReview).
+  CN the name, O and ``system:authenticated`` the groups) or from its ``Authorization: Bearer`` token (a TokenReview).
 - The user's request is then put to a SubjectAccessReview with the kubelet's resource mapping
   (``pkg/kubelet/server/auth.go``): verb from the HTTP method (GET get, POST create, PUT update,
   PATCH patch, DELETE delete), resource ``nodes``, name the node, subresource ``stats`` under
@@ -19,9 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kybernetes.client.delegatedauth import DelegatedAuth, User, certificate_user
+from kybernetes.client.delegatedauth import KUBELET_TTLS, DelegatedAuth, User, certificate_user
 
-__all__ = ["Attributes", "DelegatedAuth", "User", "certificate_user", "is_privileged", "request_attributes"]
+__all__ = ["KUBELET_TTLS", "Attributes", "DelegatedAuth", "User", "certificate_user", "is_privileged",
+           "request_attributes"]
 
 APISERVER_CLIENT_CN = "kube-apiserver-kubelet-client"
 MASTERS_GROUP = "system:masters"

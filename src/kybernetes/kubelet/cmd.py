@@ -132,10 +132,11 @@ def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="'--cluster-dns'") from None
     from kybernetes.kubelet.leftovers import BridgeInUse
+    from kybernetes.kubelet.server import ListenError
 
     try:
         aiorun.run(_run(Kubelet(config)))
-    except BridgeInUse as err:
+    except (BridgeInUse, ListenError) as err:  # one line on stderr and exit 1, as the kubelet's fatal errors
         raise click.ClickException(str(err)) from None
 
 

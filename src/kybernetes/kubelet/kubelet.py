@@ -42,7 +42,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,7 @@ class Kubelet:
         self.cri: CRIClient | None = None
         self.server: Any = None
         self.node_status: Any = None
+        self.relister: Relister | None = None
         self.pod_cidr = ""
 
     # ---- pod sources ----
@@ -565,7 +566,7 @@ class Kubelet:
             log.info("imported %s in %.1fs", ", ".join(names), time.monotonic() - started)
 
     async def _start_server(self) -> None:
-        from kybernetes.kubelet.auth import DelegatedAuth
+        from kybernetes.kubelet.auth import KUBELET_TTLS, DelegatedAuth
         from kybernetes.kubelet.machine import memory_bytes
         from kybernetes.kubelet.server import KubeletServer
         from kybernetes.kubelet.stats import StatsProvider
@@ -574,7 +575,7 @@ class Kubelet:
         assert self.cri is not None
         stats = StatsProvider(self._runtime, self.node_name, memory_capacity=memory_bytes())
         self.server = KubeletServer(self, self.cri, cert=cert, key=key, ca=ca, address=self.config.address,
-                                    port=self.config.port, auth=DelegatedAuth(self.client),
+                                    port=self.config.port, auth=DelegatedAuth(self.client, KUBELET_TTLS),
                                     stats=stats, node_name=self.node_name)
         await self.server.start()
 
@@ -616,40 +617,46 @@ class Kubelet:
             await self.volumes.teardown(uid)
 
     async def _shutdown(self) -> None:
+        """Undo whatever :meth:`_start` got to, however far that was (a part it never made is
+        skipped); a step that fails is logged and the next ones still run."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        if hasattr(self, "workers"):
-            await self.workers.stop()
+        workers, syncer, probes = (getattr(self, name, None) for name in ("workers", "syncer", "probes"))
+        factory, recorder, client = (getattr(self, name, None) for name in ("factory", "recorder", "client"))
+        if workers is not None:
+            await _quietly("stopping the pod workers", workers.stop())
         if self.server is not None:
-            with contextlib.suppress(Exception):
-                await self.server.stop()
-        if self.config.drain_on_exit and self.cri is not None and hasattr(self, "syncer"):
+            await _quietly("stopping the kubelet API", self.server.stop())
+        if self.config.drain_on_exit and self.cri is not None and syncer is not None:
             # Pods are drained concurrently: each may wait out its own grace period.
-            await asyncio.gather(*(self._drain_pod(uid) for uid in {*self.relister.runtime_uids(), *self._api_pods}))
-        if hasattr(self, "probes"):
-            stop = getattr(self.probes, "stop", None)
-            if stop is not None:
-                with contextlib.suppress(Exception):
-                    result = stop()
-                    if asyncio.iscoroutine(result):
-                        await result
-        if hasattr(self, "factory"):
-            for inf in self.factory.informers:
-                await inf.stop()
-        if hasattr(self, "recorder"):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.recorder.close(), 5)
-        if hasattr(self, "client"):
-            await self.client.close()
+            uids = {*(self.relister.runtime_uids() if self.relister is not None else ()), *self._api_pods}
+            await asyncio.gather(*(self._drain_pod(uid) for uid in uids))
+        if probes is not None:
+            await _quietly("stopping the probes", probes.stop())
+        if factory is not None:
+            for inf in factory.informers:
+                await _quietly("stopping an informer", inf.stop())
+        if recorder is not None:
+            await _quietly("flushing events", asyncio.wait_for(recorder.close(), 5))
+        if client is not None:
+            await _quietly("closing the API client", client.close())
         if self.cri is not None:
-            await self.cri.close()
+            await _quietly("closing the CRI client", self.cri.close())
             self.cri = None
         if self.containerd is not None and not self.containerd.external and self.config.stop_runtime_on_exit:
-            await self.containerd.stop()
+            await _quietly("stopping containerd", self.containerd.stop())
+
+
+async def _quietly(what: str, step: Awaitable[Any]) -> None:
+    """Await one shutdown step; its failure is logged, not raised (the other steps must still run)."""
+    try:
+        await step
+    except Exception as err:
+        log.warning("%s failed: %s", what, err or type(err).__name__)
 
 
 def _default_node_ip() -> str:

@@ -62,6 +62,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 import ssl
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -254,10 +255,14 @@ class KubeletServer:
         return app
 
     async def start(self) -> None:
+        """Listen on the address and port; :class:`ListenError` when the port cannot be had."""
         self.runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.address, self.port, ssl_context=self.ssl_context(), reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as err:
+            raise ListenError(self.address, self.port, err) from None
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []
         if sockets:
@@ -307,7 +312,7 @@ class KubeletServer:
                 return None
             return _status(f"Forbidden (user={user.name}, path={request.path})", 403, "Forbidden")
         attrs = request_attributes(request.method, request.path, self.node_name)
-        if is_privileged(user) or await self.webhook.authorize(user, resource=attrs.resource_attributes()):
+        if is_privileged(user) or (await self.webhook.authorize(user, resource=attrs.resource_attributes())).allowed:
             return None
         return _status(attrs.forbidden(user), 403, "Forbidden")
 
@@ -582,6 +587,16 @@ def _header_list(request: web.Request, name: str) -> list[str]:
     for value in request.headers.getall(name, []):
         out += [p.strip() for p in value.split(",") if p.strip()]
     return out
+
+
+class ListenError(Exception):
+    """The kubelet API cannot listen (its port taken, its address not this host's). The message is
+    the kubelet's: ``failed to listen and serve: listen tcp ADDR:PORT: bind: REASON``."""
+
+    def __init__(self, address: str, port: int, err: OSError) -> None:
+        host = f"[{address}]" if ":" in address else address
+        reason = os.strerror(err.errno).lower() if err.errno else str(err)
+        super().__init__(f"failed to listen and serve: listen tcp {host}:{port}: bind: {reason}")
 
 
 def default_authorize(peercert: dict[str, Any] | None) -> bool:

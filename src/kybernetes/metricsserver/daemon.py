@@ -14,7 +14,7 @@ from aiohttp import web
 
 from kybernetes import errors
 from kybernetes.client import Client, SharedInformerFactory
-from kybernetes.client.delegatedauth import DelegatedAuth
+from kybernetes.client.delegatedauth import DELEGATING_TTLS, DelegatedAuth
 from kybernetes.metricsserver.scraper import DEFAULT_ADDRESS_TYPES, Scraper
 from kybernetes.metricsserver.server import MetricsAPI, RequestHeader, serving_context
 from kybernetes.metricsserver.storage import Storage
@@ -87,7 +87,7 @@ class Daemon:
             cert, key = cfg.tls_cert_file, cfg.tls_private_key_file
         else:
             cert, key = await asyncio.to_thread(serving_certificate, cfg.cert_dir)
-        api = MetricsAPI(self.storage, self.nodes, self.pods, DelegatedAuth(self.client), requestheader,
+        api = MetricsAPI(self.storage, self.nodes, self.pods, DelegatedAuth(self.client, DELEGATING_TTLS), requestheader,
                          core_schemas=await self._core_schemas())
         self.runner = web.AppRunner(api.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self.runner.setup()

@@ -14,6 +14,7 @@ Contract:
   ``X-Remote-Extra-*``, the names of the ConfigMap) the user; otherwise a bearer token is reviewed
   (TokenReview); otherwise 401. Then a SubjectAccessReview: resource attributes for metrics requests,
   non-resource ones (path, verb get) for discovery; 403 with the API server's wording when denied.
+  Reviews are cached for k8s.io/apiserver's delegating defaults, 10 s (the daemon's ``DELEGATING_TTLS``).
 - ``/healthz``, ``/livez`` answer ok without a user; ``/readyz`` once the storage can serve metrics;
   ``/metrics`` (the process's own, :mod:`kybernetes.metrics`) to users allowed ``get`` on it;
   ``/openapi/v2``, ``/openapi/v3`` and the group-version's v3 document (:mod:`.openapi`).
@@ -166,10 +167,10 @@ class MetricsAPI:
             return _status(401, "Unauthorized", "Unauthorized")
         resource, forbidden = _attributes(request)
         if resource is not None:
-            allowed = await self.auth.authorize(user, resource=resource)
+            decision = await self.auth.authorize(user, resource=resource)
         else:
-            allowed = await self.auth.authorize(user, non_resource={"path": request.path, "verb": "get"})
-        if not allowed:
+            decision = await self.auth.authorize(user, non_resource={"path": request.path, "verb": "get"})
+        if not decision.allowed:
             return _status(403, "Forbidden", forbidden(user.name))
         return await handler(request)
 

@@ -7,7 +7,7 @@ HTTPS on ``--secure-port`` (0: none) at ``--bind-address`` (default 0.0.0.0). Co
   self-signed one made at start for ``localhost`` and 127.0.0.1 (its own throw-away CA, as
   Kubernetes' ``MaybeDefaultWithSelfSignedCerts``). ``kyb server`` passes one signed by the
   cluster CA (as k3s does), so a scraper that trusts the cluster CA verifies it.
-- **Who and what** (:mod:`kybernetes.serving.delegated`): client certificates against
+- **Who and what** (:mod:`kybernetes.serving.delegated` on :mod:`kybernetes.client.delegatedauth`): client certificates against
   ``--client-ca-file`` (default: ``client-ca-file`` of ``kube-system/extension-apiserver-authentication``,
   read once at start; unreadable: no client certificates, as Kubernetes' tolerated lookup
   failure), bearer tokens by TokenReview, then SubjectAccessReview for ``get`` on the path;
@@ -41,21 +41,14 @@ import orjson
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from kybernetes import errors
+from kybernetes.client.delegatedauth import ANONYMOUS_USER, User, certificate_user
 from kybernetes.client.rest import Client
 from kybernetes.httpserver import healthz
 from kybernetes.httpserver.messages import Request, Response
 from kybernetes.httpserver.protocol import HTTPServer
 from kybernetes.metrics import exposition
 from kybernetes.pki import PKI
-from kybernetes.serving.delegated import (
-    ANONYMOUS,
-    DEFAULT_ALWAYS_ALLOW_PATHS,
-    UNAUTHENTICATED,
-    DelegatedAuth,
-    UserInfo,
-    request_verb,
-    user_from_certificate,
-)
+from kybernetes.serving.delegated import DEFAULT_ALWAYS_ALLOW_PATHS, ComponentAuth, request_verb
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +187,7 @@ class ComponentServer:
         self.client = client
         self.healthz: Checks = {"ping": healthz.ping, **(healthz_checks or {})}
         self.readyz: Checks = {"ping": healthz.ping, **(readyz_checks or {})}
-        self.auth = DelegatedAuth(client, always_allow_paths=options.always_allow_paths)
+        self.auth = ComponentAuth(client, always_allow_paths=options.always_allow_paths)
         self.port = 0
         self._server: HTTPServer | None = None
 
@@ -219,15 +212,15 @@ class ComponentServer:
             await self._server.stop(1.0)
             self._server = None
 
-    async def _user(self, req: Request) -> UserInfo | None:
-        der = req.peercert_der
-        if der:
-            return user_from_certificate(der)
+    async def _user(self, req: Request) -> User | None:
+        peercert = req.peercert
+        if peercert:
+            return certificate_user(peercert)
         header = req.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return await self.auth.authenticate_token(token.strip())
-        return UserInfo(ANONYMOUS, (UNAUTHENTICATED,))
+        return ANONYMOUS_USER
 
     async def handle(self, req: Request) -> Response:
         user = await self._user(req)
@@ -235,8 +228,9 @@ class ComponentServer:
             return _status(errors.Unauthorized("Unauthorized"))
         path = req.path
         verb = request_verb(req.method)
-        allowed, reason = await self.auth.authorize(user, verb, path)
-        if not allowed:
+        decision = await self.auth.authorize_path(user, verb, path)
+        if not decision.allowed:
+            reason = decision.reason
             message = f'User "{user.name}" cannot {verb} path "{path}"'
             return _status(errors.Forbidden(f"forbidden: {message}: {reason}" if reason else f"forbidden: {message}",
                                             details={}))
