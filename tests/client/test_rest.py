@@ -301,3 +301,25 @@ async def test_bearer_token_from_token_file_is_reread(tmp_path: Path, monkeypatc
     assert cfg.bearer_token() == "two"
     tok.unlink()
     assert cfg.bearer_token() == "two"  # a failed read keeps the last good token
+
+
+async def test_apply_that_creates_is_one_write(client: Client) -> None:
+    """A server-side apply that creates its object writes it once, Apply entry included: a second
+    write (managedFields fixed up after the create) could race another writer into a 500."""
+    listed = await client.list("v1", "configmaps", "default")
+    applied = await client.patch("v1", "configmaps", "applied-once", cm("applied-once", d="1"), "default",
+                                 patch_type="apply", field_manager="tester")
+    await client.create("v1", "configmaps", cm("after-apply"), "default")
+    seen: list[tuple[str, str]] = []
+
+    async def collect() -> None:
+        async for ev in client.watch("v1", "configmaps", "default",
+                                     resource_version=listed["metadata"]["resourceVersion"], timeout_seconds=30):
+            if ev.type != "BOOKMARK":
+                seen.append((ev.type, ev.object["metadata"]["name"]))
+            if seen and seen[-1][1] == "after-apply":
+                return
+
+    await asyncio.wait_for(collect(), 20)
+    assert seen == [("ADDED", "applied-once"), ("ADDED", "after-apply")]
+    assert [(f["manager"], f["operation"]) for f in applied["metadata"]["managedFields"]] == [("tester", "Apply")]

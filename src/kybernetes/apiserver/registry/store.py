@@ -178,7 +178,9 @@ class Registry(StoreReads):
         v.raise_if_errors(r.kind, meta.get("name") or meta.get("generateName") or "", errs, r.group)
 
     async def create(self, r: Resource, namespace: str, body: Obj, ctx: RequestContext,
-                     *, check_typed: bool = True) -> Obj:
+                     *, check_typed: bool = True, managed_fields: list[Any] | None = None) -> Obj:
+        """POST. ``managed_fields``: an apply that creates the object (its Apply entries, which the
+        stored object carries instead of an Update entry of this request's manager)."""
         bodies.check_type_meta(r, body)
         obj = copy_json(body)
         if check_typed:
@@ -216,7 +218,10 @@ class Registry(StoreReads):
             await hook(self, r, obj, None, ctx)
         self._validate(r, obj, None)
         await self.admission.validate(attrs)
-        self._manage_fields(r, None, obj, ctx, "Update")
+        if managed_fields is None:
+            self._manage_fields(r, None, obj, ctx, "Update")
+        else:
+            meta["managedFields"] = managed_fields
         name = meta["name"]
         if ctx.dry_run:
             cache = await self._cache(r)
@@ -418,20 +423,10 @@ class Registry(StoreReads):
             raise errors.BadRequest("the name of the object does not match the name on the URL")
         new = ssa.apply(None, applied, ctx.field_manager, self.schema(r), force=True, api_version=r.api_version)
         meta_of(new)["name"] = name
-        # The apply entry is already in managedFields; create must not add an Update entry.
+        # The apply entry is already in managedFields; create must not add an Update entry. One
+        # write: a second one (managedFields fixed up after the create) could race another writer.
         saved = list(new["metadata"].get("managedFields") or [])
-        obj = await self.create(r, namespace, new, ctx, check_typed=False)
-        obj["metadata"]["managedFields"] = saved
-        if not ctx.dry_run:
-            kv = await self._current(r, namespace, name)
-            if kv is not None:
-                cur = decode(kv.value, kv.mod_revision)
-                if cur["metadata"].get("managedFields") != saved:
-                    cur["metadata"]["managedFields"] = saved
-                    rev = await self.store.update(r.key(namespace, name), encode(cur), kv.mod_revision)
-                    cur["metadata"]["resourceVersion"] = str(rev)
-                    return cur
-        return obj
+        return await self.create(r, namespace, new, ctx, check_typed=False, managed_fields=saved)
 
     async def write_prepared(self, r: Resource, namespace: str, name: str, new: Obj, old: Obj,
                              ctx: RequestContext) -> Obj:
