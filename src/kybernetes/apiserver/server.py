@@ -39,7 +39,7 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.resources import Catalogue
-from kybernetes.apiserver import health
+from kybernetes.apiserver import health, monitoring
 from kybernetes.apiserver.admission import plugins as admission_plugins
 from kybernetes.apiserver.admission import priority
 from kybernetes.apiserver.admission.chain import PluginInit
@@ -255,6 +255,8 @@ class APIServer:
         """None unless both an audit policy and an audit log are configured: no per-request cost then."""
         self.aggregator: Aggregator | None = None
         self._front_proxy_trust: Trust | None = None
+        self.monitoring: monitoring.Monitoring | None = None
+        """``/metrics``' collectors (monitoring.py); None when metrics are off: no per-request cost then."""
 
     @property
     def url(self) -> str:
@@ -307,6 +309,7 @@ class APIServer:
             PluginInit(self.registry, lambda: self.authorizer))
         self.service_accounts = ServiceAccounts(self.registry, self.pki.service_account_key())
         self.handlers = ResourceHandlers(self.registry, self.catalogue)
+        self.monitoring = monitoring.attach(self.catalogue, self.store, self.registry.admission, self.handlers)
         self.authenticator = Authenticator(TokenFile(cfg.token_file))
         self._front_proxy_trust = resolve_trust(cfg.front_proxy, self.pki)
         self._install_request_header_auth()
@@ -349,6 +352,8 @@ class APIServer:
                                           ssl_context=self._ssl_context())
         self._write_kubeconfig()
         await self._publish_endpoints()
+        if self.monitoring is not None:
+            self.monitoring.start(self.store)
         self.ready.set()
         if cfg.on_ready is not None:
             res = cfg.on_ready(self)
@@ -411,6 +416,8 @@ class APIServer:
             self.handlers.shutting_down.set()
         if self.flowcontrol is not None:
             await self.flowcontrol.stop()
+        if self.monitoring is not None:
+            await self.monitoring.stop()
         if self.aggregator is not None:
             await self.aggregator.stop()
         if self.authorizer is not None:
@@ -559,15 +566,24 @@ class APIServer:
             return await self.join.handle(request)
         assert self.authenticator is not None and self.handlers is not None
         peercert = request.peercert
-        user = self.authenticator.authenticate(peercert, request.headers.get("Authorization"),
-                                               anonymous=self.anonymous, headers=request.headers,
-                                               der=request.peercert_der if peercert else None)
+
+        def authenticate() -> User:
+            return self.authenticator.authenticate(peercert, request.headers.get("Authorization"),  # type: ignore[union-attr]
+                                                   anonymous=self.anonymous, headers=request.headers,
+                                                   der=request.peercert_der if peercert else None)
+
+        m = self.monitoring.requests if self.monitoring is not None else None
+        user = authenticate() if m is None else m.authenticate(authenticate)
         rp = parse_resource_path(path)
         info = request_info(request.method, path, rp, request.query if request.query_string else None)
         if self.audit is not None:
-            return await self.audit.serve(request, info, user, audit_id,
-                                          lambda ev: self._gate(request, path, rp, info, user, ev))
-        return await self._gate(request, path, rp, info, user, None)
+            def gate() -> Awaitable[AnyResponse]:
+                return self.audit.serve(request, info, user, audit_id,  # type: ignore[union-attr]
+                                        lambda ev: self._gate(request, path, rp, info, user, ev))
+        else:
+            def gate() -> Awaitable[AnyResponse]:
+                return self._gate(request, path, rp, info, user, None)
+        return await (gate() if m is None else m.serve(request, rp, info, gate))
 
     async def _gate(self, request: Request, path: str, rp: ResourcePath | None, info: RequestInfo, user: User,
                     ev: AuditEvent | None) -> AnyResponse:
@@ -592,7 +608,9 @@ class APIServer:
         """Authorize, then route. ``ev``: the request's audit event, when it is audited."""
         assert self.handlers is not None
         decision, reason = Decision.ALLOW, ""
-        if self.authorizer is not None:
+        if self.monitoring is not None:
+            decision, reason = self.monitoring.requests.decide(self.authorizer, user, info)
+        elif self.authorizer is not None:
             decision, reason = self.authorizer.decide(user, info)
         if ev is not None:
             ev.annotate("authorization.k8s.io/decision", "allow" if decision is Decision.ALLOW else "forbid")
@@ -619,6 +637,8 @@ class APIServer:
         if path.rstrip("/") == "/version":
             # responsewriters.WriteRawJSON: always indented, no newline at the end.
             return json_response(KUBERNETES_VERSION, pretty=True)
+        if path == monitoring.METRICS_PATH:
+            return monitoring.serve(request)
         if request.method != "GET":
             raise errors.MethodNotAllowed(f"the server does not allow this method on {path}")
         p = path.rstrip("/") or "/"
@@ -657,7 +677,8 @@ class APIServer:
             assert self.service_accounts is not None
             return self.service_accounts.issuer_discovery(p, self.url)
         if p == "/":
-            paths = ["/.well-known/openid-configuration", "/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2",
+            paths = ["/.well-known/openid-configuration", "/api", "/api/v1", "/apis", "/healthz", "/livez", "/metrics",
+                     "/openapi/v2",
                      "/openapi/v3", "/openid/v1/jwks", "/readyz", "/version"]
             paths += [f"/apis/{g}{suffix}" for g, versions in self.catalogue.groups().items() if g
                       for suffix in ("", *(f"/{v}" for v in versions))]

@@ -1,0 +1,373 @@
+"""kube-apiserver's request metrics: what ``/metrics`` says about the requests this server served.
+
+Contract: the series kube-apiserver 1.32 exposes, with its names, help texts, label names and
+bucket bounds (``k8s.io/apiserver/pkg/endpoints/metrics``, ``.../endpoints/filters/metrics.go``):
+
+- ``apiserver_request_total`` {verb, dry_run, group, version, resource, subresource, scope,
+  component, code} and ``apiserver_request_duration_seconds`` (the same labels but code) for every
+  request that reached a handler or was refused by API Priority and Fairness (429), as
+  ``MonitorRequest`` and ``RecordDroppedRequest`` count them: not a request refused by
+  authentication (401), impersonation or authorization (403, :class:`~kybernetes.apiserver.authz.
+  authorizer.Refused`), which Kubernetes' filters answer before any handler. The verb is
+  Kubernetes' reported verb: the HTTP method, with GET split into GET and LIST by scope, WATCH for a
+  watch, APPLY for a server-side apply PATCH, CONNECT for ``log``/``exec``/``attach``/
+  ``portforward``/``proxy``, ``other`` for a method Kubernetes does not name. The scope is the
+  route's: ``resource`` for a named object and for a create, ``namespace``, ``cluster``; a health
+  endpoint (``/healthz``, ``/livez``, ``/readyz``) counts with its path as subresource, no scope and
+  no component, as Kubernetes' healthz handlers do. Custom resources count under component
+  ``apiextensions-apiserver``. A long-running request (watch, connect) is counted when it ends.
+- ``apiserver_response_sizes`` for GET and LIST bodies.
+- ``apiserver_longrunning_requests``: watches and connections open now.
+- ``apiserver_current_inflight_requests`` {request_kind}: the most requests (readOnly, mutating;
+  long-running ones excluded) executing at once during the last full second.
+- ``apiserver_watch_events_total`` / ``apiserver_watch_events_sizes`` {group, version, kind}: every
+  event line sent to a watch client (bookmarks included).
+- ``authentication_attempts`` {result}, ``authenticated_user_requests`` {username, compressed
+  as Kubernetes does to admin/client/kube_proxy/kubelet/the kube-system default account,
+  ``email_id`` or ``other``}, ``authentication_duration_seconds``; ``authorization_attempts_total``
+  and ``authorization_duration_seconds`` {result: allowed, denied, no-opinion, error}.
+
+Recording costs well under a microsecond per request: counts are plain numbers in dicts
+(:mod:`kybernetes.metrics.accumulate`), rendered at scrape time by :meth:`APIServerMetrics.collect`,
+which the server registers in the default registry (so ``kybernetes.metrics.exposition`` serves
+them with the process's other metrics). ``KYB_APISERVER_METRICS=off`` in the server's environment
+turns all of it off (for ``bench.apiserver --metrics-compare``): no per-request cost at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from time import perf_counter
+from typing import TYPE_CHECKING
+
+from prometheus_client.registry import Collector
+
+from kybernetes import errors
+from kybernetes.apiserver.audit.events import LONG_RUNNING_SUBRESOURCES, long_running
+from kybernetes.apiserver.authz.authorizer import Decision, Refused
+from kybernetes.metrics.accumulate import (
+    HistogramState,
+    counter_family,
+    exponential_buckets,
+    gauge_family,
+    histogram_family,
+)
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+    from kybernetes.apiserver.authz.authorizer import Chain
+    from kybernetes.apiserver.registry.request import User
+    from kybernetes.apiserver.transport.requestinfo import RequestInfo
+    from kybernetes.apiserver.transport.requests import ResourcePath
+    from kybernetes.httpserver.messages import AnyResponse, Request
+
+ENV_SWITCH = "KYB_APISERVER_METRICS"
+"""``off`` (or ``0``, ``false``) in the server's environment: no request instrumentation."""
+
+REQUEST_DURATION_BUCKETS = (0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10,
+                            15, 20, 30, 45, 60)
+RESPONSE_SIZE_BUCKETS = exponential_buckets(1000, 10.0, 7)
+WATCH_EVENT_SIZE_BUCKETS = exponential_buckets(1024, 2.0, 8)
+AUTH_DURATION_BUCKETS = exponential_buckets(0.001, 2, 15)
+
+APISERVER = "apiserver"
+EXTENSIONS = "apiextensions-apiserver"
+HEALTH_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+_REQUEST_LABELS = ("verb", "dry_run", "group", "version", "resource", "subresource", "scope", "component", "code")
+_OBJECT_LABELS = ("verb", "group", "version", "resource", "subresource", "scope", "component")
+_WATCH_LABELS = ("group", "version", "kind")
+_VALID_VERBS = frozenset({"APPLY", "CONNECT", "CREATE", "DELETE", "DELETECOLLECTION", "GET", "LIST", "PATCH", "POST",
+                          "PROXY", "PUT", "UPDATE", "WATCH", "WATCHLIST"})
+_READ_ONLY = frozenset({"get", "list", "watch"})
+_APPLY_PATCH = "application/apply-patch+yaml"
+_KNOWN_USERNAMES = frozenset({"admin", "client", "kube_proxy", "kubelet", "system:serviceaccount:kube-system:default"})
+_AUTHZ_RESULT = {Decision.ALLOW: "allowed", Decision.DENY: "denied", Decision.NO_OPINION: "no-opinion"}
+
+
+def enabled() -> bool:
+    """Whether this server instruments its requests (:data:`ENV_SWITCH`)."""
+    return os.environ.get(ENV_SWITCH, "").lower() not in ("off", "0", "false")
+
+
+def compress_username(name: str) -> str:
+    """``compressUsername``: a few known identities by name, the rest as ``email_id`` or ``other``."""
+    if name in _KNOWN_USERNAMES:
+        return name
+    return "email_id" if "@" in name else "other"
+
+
+def dry_run_label(request: Request) -> str:
+    """``cleanDryRun``: empty without ``dryRun``; the sorted distinct values; ``invalid`` unless all are All."""
+    if "dryRun" not in request.query_string:
+        return ""
+    values = request.query.getall("dryRun", [])
+    if any(v != "All" for v in values):
+        return "invalid"
+    return ",".join(sorted(set(values)))
+
+
+def _watch_param(request: Request) -> bool:
+    """``getVerbIfWatch``: a GET with a ``watch`` parameter other than 0/false is a WATCH."""
+    if "watch" not in request.query_string:
+        return False
+    values = request.query.getall("watch", [])
+    return bool(values) and values[0].lower() not in ("0", "false")
+
+
+def route_scope(rp: ResourcePath | None, info: RequestInfo) -> str:
+    """The scope the route reports: ``resource`` (a named object, or a create), ``namespace``, ``cluster``."""
+    if rp is None:
+        return ""
+    if rp.name or info.verb == "create":
+        return "resource"
+    return "namespace" if rp.namespace else "cluster"
+
+
+def reported_verb(request: Request, info: RequestInfo, scope: str) -> str:
+    """Kubernetes' ``cleanVerb(CanonicalVerb(method, scope), ...)`` for this request."""
+    method = request.method
+    if info.verb == "watch" or (method == "GET" and _watch_param(request)):
+        return "WATCH"
+    if method in ("GET", "HEAD"):
+        verb = "LIST" if scope not in ("resource", "") else "GET"
+    elif method == "PATCH" and request.headers.get("Content-Type") == _APPLY_PATCH:
+        verb = "APPLY"
+    else:
+        verb = method
+    if info.is_resource_request and info.subresource in LONG_RUNNING_SUBRESOURCES:
+        verb = "CONNECT"
+    return verb if verb in _VALID_VERBS else "other"
+
+
+class _Series:
+    """One ``apiserver_request_total`` series and the histograms it shares with its other codes."""
+
+    __slots__ = ("count", "duration", "size")
+
+    def __init__(self, duration: HistogramState, size: HistogramState | None) -> None:
+        self.count = 0
+        self.duration = duration
+        self.size = size
+
+
+class APIServerMetrics(Collector):
+    """The request, watch, authentication and authorization metrics of one API server process."""
+
+    def __init__(self, builtin_groups: frozenset[str]) -> None:
+        self._builtin_groups = builtin_groups
+        self._series: dict[tuple[str, ...], _Series] = {}
+        self._durations: dict[tuple[str, ...], HistogramState] = {}
+        self._sizes: dict[tuple[str, ...], HistogramState] = {}
+        self._longrunning: dict[tuple[str, ...], int] = {}
+        self._executing = [0, 0]
+        """Requests executing now: read-only, mutating (long-running ones excluded)."""
+        self._peak = [0, 0]
+        self._reported = [0, 0]
+        self._watch_events: dict[tuple[str, str, str], HistogramState] = {}
+        self._authn_users: dict[str, int] = {}
+        self._authn: dict[str, HistogramState] = {}
+        self._authz: dict[str, HistogramState] = {}
+        self._ticker: asyncio.TimerHandle | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin the one-second in-flight watermark (on the running loop)."""
+        self._tick()
+
+    def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+
+    def _tick(self) -> None:
+        self._reported = self._peak
+        self._peak = list(self._executing)
+        self._ticker = asyncio.get_running_loop().call_later(1.0, self._tick)
+
+    # --- recording -------------------------------------------------------------------------
+
+    def authenticate(self, authenticate: Callable[[], User]) -> User:
+        """Run ``authenticate`` (the server's authenticator on this request), counting its result."""
+        t0 = perf_counter()
+        try:
+            user = authenticate()
+        except errors.Unauthorized:
+            self._observe(self._authn, "failure", perf_counter() - t0, AUTH_DURATION_BUCKETS)
+            raise
+        self._observe(self._authn, "success", perf_counter() - t0, AUTH_DURATION_BUCKETS)
+        name = compress_username(user.name)
+        self._authn_users[name] = self._authn_users.get(name, 0) + 1
+        return user
+
+    def decide(self, authorizer: Chain | None, user: User, info: RequestInfo) -> tuple[Decision, str]:
+        """The authorizer's decision on this request (allow when there is none: AlwaysAllow), counted."""
+        t0 = perf_counter()
+        if authorizer is None:
+            decision, reason = Decision.ALLOW, ""
+        else:
+            try:
+                decision, reason = authorizer.decide(user, info)
+            except Exception:
+                self._observe(self._authz, "error", perf_counter() - t0, AUTH_DURATION_BUCKETS)
+                raise
+        self._observe(self._authz, _AUTHZ_RESULT.get(decision, "error"), perf_counter() - t0, AUTH_DURATION_BUCKETS)
+        return decision, reason
+
+    @staticmethod
+    def _observe(table: dict[str, HistogramState], result: str, seconds: float, bounds: tuple[float, ...]) -> None:
+        h = table.get(result)
+        if h is None:
+            h = table[result] = HistogramState(bounds)
+        h.observe(seconds)
+
+    async def serve(self, request: Request, rp: ResourcePath | None, info: RequestInfo,
+                    call: Callable[[], Awaitable[AnyResponse]]) -> AnyResponse:
+        """Run ``call`` (everything after authentication) and count the request as Kubernetes does."""
+        t0 = perf_counter()
+        if info.is_resource_request:
+            scope = route_scope(rp, info)
+            labels = (reported_verb(request, info, scope), dry_run_label(request), info.api_group, info.api_version,
+                      info.resource, info.subresource, scope,
+                      APISERVER if info.api_group in self._builtin_groups else EXTENSIONS)
+        elif info.path in HEALTH_PATHS:
+            labels = ("GET" if request.method in ("GET", "HEAD") else "other", "", "", "", "", info.path, "", "")
+        else:
+            return await call()
+        if long_running(info):
+            return await self._serve_long_running(labels, t0, call)
+        kind = 0 if info.verb in _READ_ONLY else 1
+        executing = self._executing
+        executing[kind] += 1
+        if executing[kind] > self._peak[kind]:
+            self._peak[kind] = executing[kind]
+        code = 500
+        size = 0
+        try:
+            response = await call()
+            code = response.status
+            body = getattr(response, "body", None)
+            size = len(body) if body is not None else 0
+            return response
+        except Refused:
+            code = 0  # answered by a filter: not a handler's request
+            raise
+        except errors.StatusError as e:
+            code = e.code
+            raise
+        except (asyncio.CancelledError, ConnectionResetError):
+            code = 0  # the client left before any answer
+            raise
+        finally:
+            executing[kind] -= 1
+            if code:
+                self._record(labels, code, perf_counter() - t0, size)
+
+    async def _serve_long_running(self, labels: tuple[str, ...], t0: float,
+                                  call: Callable[[], Awaitable[AnyResponse]]) -> AnyResponse:
+        key = labels[:1] + labels[2:]  # longrunning_requests has no dry_run
+        self._longrunning[key] = self._longrunning.get(key, 0) + 1
+        code = 500
+        try:
+            response = await call()
+            code = response.status
+            return response
+        except Refused:
+            code = 0
+            raise
+        except errors.StatusError as e:
+            code = e.code
+            raise
+        except (asyncio.CancelledError, ConnectionResetError):
+            code = 200  # a watch the client closed: served until then
+            raise
+        finally:
+            self._longrunning[key] -= 1
+            if code:
+                self._record(labels, code, perf_counter() - t0, 0)
+
+    def _record(self, labels: tuple[str, ...], code: int, seconds: float, size: int) -> None:
+        key = (*labels, str(code))
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = self._new_series(labels)
+        series.count += 1
+        series.duration.observe(seconds)
+        if series.size is not None:
+            series.size.observe(size)
+
+    def _new_series(self, labels: tuple[str, ...]) -> _Series:
+        duration = self._durations.get(labels)
+        if duration is None:
+            duration = self._durations[labels] = HistogramState(REQUEST_DURATION_BUCKETS)
+        size = None
+        if labels[0] in ("GET", "LIST"):
+            size_key = labels[:1] + labels[2:]
+            size = self._sizes.get(size_key)
+            if size is None:
+                size = self._sizes[size_key] = HistogramState(RESPONSE_SIZE_BUCKETS)
+        return _Series(duration, size)
+
+    def watch_events(self, group: str, version: str, kind: str) -> HistogramState:
+        """The watch events series of one resource: ``observe(size)`` per event line sent."""
+        key = (group, version, kind)
+        h = self._watch_events.get(key)
+        if h is None:
+            h = self._watch_events[key] = HistogramState(WATCH_EVENT_SIZE_BUCKETS)
+        return h
+
+    # --- exposition ------------------------------------------------------------------------
+
+    def collect(self) -> Iterator[Metric]:
+        yield counter_family(
+            "apiserver_request_total",
+            "Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, "
+            "scope, component, and HTTP response code.",
+            _REQUEST_LABELS, ((k, s.count) for k, s in list(self._series.items())))
+        yield histogram_family(
+            "apiserver_request_duration_seconds",
+            "Response latency distribution in seconds for each verb, dry run value, group, version, resource, "
+            "subresource, scope and component.",
+            _REQUEST_LABELS[:-1], list(self._durations.items()))
+        yield histogram_family(
+            "apiserver_response_sizes",
+            "Response size distribution in bytes for each group, version, verb, resource, subresource, scope and "
+            "component.", _OBJECT_LABELS, list(self._sizes.items()))
+        yield gauge_family(
+            "apiserver_longrunning_requests",
+            "Gauge of all active long-running apiserver requests broken out by verb, group, version, resource, "
+            "scope and component. Not all requests are tracked this way.",
+            _OBJECT_LABELS, list(self._longrunning.items()))
+        reported = [max(a, b) for a, b in zip(self._reported, self._peak, strict=True)] if self._ticker is None \
+            else self._reported
+        yield gauge_family(
+            "apiserver_current_inflight_requests",
+            "Maximal number of currently used inflight request limit of this apiserver per request kind in last "
+            "second.", ("request_kind",), [(("readOnly",), reported[0]), (("mutating",), reported[1])])
+        events = list(self._watch_events.items())
+        yield counter_family("apiserver_watch_events_total", "Number of events sent in watch clients",
+                             _WATCH_LABELS, ((k, h.count) for k, h in events))
+        yield histogram_family("apiserver_watch_events_sizes", "Watch event size distribution in bytes",
+                               _WATCH_LABELS, events)
+        yield from self._auth_families()
+
+    def _auth_families(self) -> Iterator[Metric]:
+        yield counter_family("authenticated_user_requests", "Counter of authenticated requests broken out by username.",
+                             ("username",), (((u,), n) for u, n in list(self._authn_users.items())), legacy_name=True)
+        authn = [((r,), h) for r, h in list(self._authn.items())]
+        yield counter_family("authentication_attempts", "Counter of authenticated attempts.", ("result",),
+                             ((k, h.count) for k, h in authn), legacy_name=True)
+        yield histogram_family("authentication_duration_seconds",
+                               "Authentication duration in seconds broken out by result.", ("result",), authn)
+        authz = [((r,), h) for r, h in list(self._authz.items())]
+        yield counter_family("authorization_attempts_total",
+                             "Counter of authorization attempts broken down by result. It can be either 'allowed', "
+                             "'denied', 'no-opinion' or 'error'.", ("result",), ((k, h.count) for k, h in authz))
+        yield histogram_family("authorization_duration_seconds",
+                               "Authorization duration in seconds broken out by result.", ("result",), authz)
+
+
+__all__ = ["APIServerMetrics", "compress_username", "enabled", "reported_verb", "route_scope"]
