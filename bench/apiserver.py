@@ -86,6 +86,9 @@ WRK_TOKEN = "kyb-bench-wrk-token"
 USER_TOKEN = "kyb-bench-user-token"
 """With ``--authorization-mode``: a user outside ``system:masters`` (so the authorizer decides)."""
 AUTHZ_RESULTS_PATH = Path(__file__).resolve().parent / "results" / "apiserver-authz.json"
+METRICS_RESULTS_PATH = Path(__file__).resolve().parent / "results" / "apiserver-metrics.json"
+METRICS_MODES = ("metrics-off", "metrics-on")
+"""--metrics-compare: servers started with ``KYB_APISERVER_METRICS=off`` and with their metrics on."""
 BENCH_ROLE = {
     "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "kyb-bench"},
     "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create", "get"]},
@@ -907,16 +910,22 @@ def main(argv: list[str] | None = None) -> int:
                     help="compare servers started with these --authorization-mode values (e.g. AlwaysAllow "
                     "RBAC): CRUD phase only, clients as a user outside system:masters, the modes alternated "
                     "--rounds times in one sitting; medians and ratios to the first mode")
-    ap.add_argument("--rounds", type=int, default=2, help="with --authorization-mode: runs of each mode")
+    ap.add_argument("--rounds", type=int, default=2, help="with --authorization-mode or --metrics-compare: runs of "
+                    "each mode")
     ap.add_argument("--datastore", choices=("sqlite", "etcd"), default="sqlite",
                     help="the server's store: the embedded SQLite, or a single-member etcd (Debian's "
                     "/usr/bin/etcd, TLS, in the temp dir) that the bench starts and stops")
     ap.add_argument("--crud-only", action="store_true", help="run the CRUD phase only (no LIST, no watch)")
     ap.add_argument("--server-arg", action="append", default=[], metavar="FLAG",
                     help="a flag for the server, repeatable (--server-arg=--audit-policy-file=P.yaml)")
+    ap.add_argument("--metrics-compare", action="store_true",
+                    help="compare servers with the API server's request metrics off and on (KYB_APISERVER_METRICS): "
+                    "CRUD phase only, alternated --rounds times in one sitting; medians and ratios on/off")
     args = ap.parse_args(argv)
     if args.authorization_mode:
         return compare_modes(args)
+    if args.metrics_compare:
+        return compare_metrics(args)
     args.out = args.out or str(RESULTS_PATH)
     scale = Scale.quick() if args.quick else Scale()
     if args.watch_procs:
@@ -1030,6 +1039,49 @@ def compare_modes(args: argparse.Namespace) -> int:
                "quick": args.quick, "scale": asdict(scale), "modes": modes, "rounds": args.rounds,
                "user": "bench-user (not in system:masters)", "summary": summary, "runs": runs}
     out = Path(args.out or AUTHZ_RESULTS_PATH)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    print(f"\nwrote {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# --metrics-compare: the request metrics' cost
+
+
+def compare_metrics(args: argparse.Namespace) -> int:
+    """Alternate servers with metrics off and on (off, on, off, on ...), the CRUD phase on each, as
+    the admin (and wrk with its token), and report medians per cell and the ratios on/off."""
+    from kybernetes.apiserver.metrics import ENV_SWITCH
+
+    scale = Scale.quick() if args.quick else Scale()
+    runs: list[dict[str, Any]] = []
+    for rnd in range(args.rounds):
+        for mode in METRICS_MODES:
+            tmp = Path(tempfile.mkdtemp(prefix="kyb-bench-", dir=args.tmp_dir))
+            (tmp / "data").mkdir()
+            (tmp / "data" / "tokens.csv").write_text(f'{WRK_TOKEN},bench,bench,"system:masters"\n')
+            print(f"[round {rnd + 1}/{args.rounds}] {mode}", flush=True)
+            saved = os.environ.get(ENV_SWITCH)
+            os.environ[ENV_SWITCH] = "on" if mode == "metrics-on" else "off"  # the child inherits it
+            try:
+                srv = ServerProcess.start(tmp / "data", *args.server_arg, timeout=60.0)
+            finally:
+                if saved is None:
+                    os.environ.pop(ENV_SWITCH, None)
+                else:
+                    os.environ[ENV_SWITCH] = saved
+            try:
+                cells = aiorun.run(crud_phase(srv, client_ssl_context(srv.data_dir), scale))
+            finally:
+                srv.stop()
+                shutil.rmtree(tmp, ignore_errors=True)
+            runs.append({"round": rnd, "mode": mode, "loadavg": os.getloadavg(), "crud": [asdict(c) for c in cells]})
+    summary = summarize_modes(runs, list(METRICS_MODES))
+    results = {"timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "nproc": os.cpu_count(),
+               "quick": args.quick, "scale": asdict(scale), "modes": list(METRICS_MODES), "rounds": args.rounds,
+               "server_args": args.server_arg, "summary": summary, "runs": runs}
+    out = Path(args.out or METRICS_RESULTS_PATH)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     print(f"\nwrote {out}")

@@ -24,8 +24,9 @@ bucket bounds (``k8s.io/apiserver/pkg/endpoints/metrics``, ``.../endpoints/filte
   event line sent to a watch client (bookmarks included).
 - ``authentication_attempts`` {result}, ``authenticated_user_requests`` {username, compressed
   as Kubernetes does to admin/client/kube_proxy/kubelet/the kube-system default account,
-  ``email_id`` or ``other``}, ``authentication_duration_seconds``; ``authorization_attempts_total``
-  and ``authorization_duration_seconds`` {result: allowed, denied, no-opinion, error}.
+  ``email_id`` or ``other``}; ``authorization_attempts_total`` {result: allowed, denied,
+  no-opinion, error}. Not their ``*_duration_seconds`` histograms: two clock reads each would be
+  a fifth of what the metrics cost a GET (``bench.request_metrics``).
 
 Recording costs well under a microsecond per request: counts are plain numbers in dicts
 (:mod:`kybernetes.metrics.accumulate`), rendered at scrape time by :meth:`APIServerMetrics.collect`,
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterator
 from time import perf_counter
 from typing import TYPE_CHECKING
@@ -47,6 +49,7 @@ from prometheus_client.registry import Collector
 from kybernetes import errors
 from kybernetes.apiserver.audit.events import LONG_RUNNING_SUBRESOURCES, long_running
 from kybernetes.apiserver.authz.authorizer import Decision, Refused
+from kybernetes.httpserver.messages import Response
 from kybernetes.metrics.accumulate import (
     HistogramState,
     counter_family,
@@ -71,7 +74,6 @@ REQUEST_DURATION_BUCKETS = (0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.
                             15, 20, 30, 45, 60)
 RESPONSE_SIZE_BUCKETS = exponential_buckets(1000, 10.0, 7)
 WATCH_EVENT_SIZE_BUCKETS = exponential_buckets(1024, 2.0, 8)
-AUTH_DURATION_BUCKETS = exponential_buckets(0.001, 2, 15)
 
 APISERVER = "apiserver"
 EXTENSIONS = "apiextensions-apiserver"
@@ -82,9 +84,13 @@ _WATCH_LABELS = ("group", "version", "kind")
 _VALID_VERBS = frozenset({"APPLY", "CONNECT", "CREATE", "DELETE", "DELETECOLLECTION", "GET", "LIST", "PATCH", "POST",
                           "PROXY", "PUT", "UPDATE", "WATCH", "WATCHLIST"})
 _READ_ONLY = frozenset({"get", "list", "watch"})
+_SIZED_VERBS = frozenset({"GET", "LIST"})
+_MAX_SHAPES = 10_000
 _APPLY_PATCH = "application/apply-patch+yaml"
 _KNOWN_USERNAMES = frozenset({"admin", "client", "kube_proxy", "kubelet", "system:serviceaccount:kube-system:default"})
 _AUTHZ_RESULT = {Decision.ALLOW: "allowed", Decision.DENY: "denied", Decision.NO_OPINION: "no-opinion"}
+_ALLOW = Decision.ALLOW
+_ALLOWED = (Decision.ALLOW, "")
 
 
 def enabled() -> bool:
@@ -142,15 +148,35 @@ def reported_verb(request: Request, info: RequestInfo, scope: str) -> str:
     return verb if verb in _VALID_VERBS else "other"
 
 
-class _Series:
-    """One ``apiserver_request_total`` series and the histograms it shares with its other codes."""
+class _Shape:
+    """The metrics' view of one request shape: its labels (``dry_run`` empty), request kind
+    (0 read-only, 1 mutating) and whether it is long-running."""
 
-    __slots__ = ("count", "duration", "size")
+    __slots__ = ("by_code", "kind", "labels", "long_running", "sizes")
 
-    def __init__(self, duration: HistogramState, size: HistogramState | None) -> None:
-        self.count = 0
-        self.duration = duration
-        self.size = size
+    def __init__(self, labels: tuple[str, ...], kind: int, long_running: bool, sizes: HistogramState | None) -> None:
+        self.labels = labels
+        self.kind = kind
+        self.long_running = long_running
+        self.sizes = sizes
+        """The response size histogram of a GET or LIST shape (shared with its dry-run requests)."""
+        self.by_code: dict[int, HistogramState] = {}
+        """This shape's latency histograms by response code (requests without ``dryRun``), shared
+        with :attr:`APIServerMetrics._requests`."""
+
+
+def _merged_codes(requests: list[tuple[tuple[tuple[str, ...], int], HistogramState]]) -> dict[
+        tuple[str, ...], HistogramState]:
+    """The latency histograms summed over response codes (the duration metric has no code label)."""
+    out: dict[tuple[str, ...], HistogramState] = {}
+    for (labels, _code), h in requests:
+        m = out.get(labels)
+        if m is None:
+            m = out[labels] = HistogramState(h.bounds)
+        m.buckets = [a + b for a, b in zip(m.buckets, h.buckets, strict=True)]
+        m.count += h.count
+        m.sum += h.sum
+    return out
 
 
 class APIServerMetrics(Collector):
@@ -158,8 +184,10 @@ class APIServerMetrics(Collector):
 
     def __init__(self, builtin_groups: frozenset[str]) -> None:
         self._builtin_groups = builtin_groups
-        self._series: dict[tuple[str, ...], _Series] = {}
-        self._durations: dict[tuple[str, ...], HistogramState] = {}
+        self._shapes: dict[tuple[object, ...], _Shape] = {}
+        """Request shape -> what its metrics need (labels, kind, histograms): one lookup a request."""
+        self._requests: dict[tuple[tuple[str, ...], int], HistogramState] = {}
+        """(labels but code, code) -> latency histogram; its count is apiserver_request_total."""
         self._sizes: dict[tuple[str, ...], HistogramState] = {}
         self._longrunning: dict[tuple[str, ...], int] = {}
         self._executing = [0, 0]
@@ -167,9 +195,11 @@ class APIServerMetrics(Collector):
         self._peak = [0, 0]
         self._reported = [0, 0]
         self._watch_events: dict[tuple[str, str, str], HistogramState] = {}
-        self._authn_users: dict[str, int] = {}
-        self._authn: dict[str, HistogramState] = {}
-        self._authz: dict[str, HistogramState] = {}
+        self._authn_users = dict.fromkeys((*sorted(_KNOWN_USERNAMES), "email_id", "other"), 0)
+        self._usernames: dict[str, str] = {}
+        """A user name -> its ``authenticated_user_requests`` label (:func:`compress_username`)."""
+        self._authn: dict[str, int] = {"success": 0}
+        self._authz: dict[str, int] = {"allowed": 0}
         self._ticker: asyncio.TimerHandle | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -192,79 +222,120 @@ class APIServerMetrics(Collector):
 
     def authenticate(self, authenticate: Callable[[], User]) -> User:
         """Run ``authenticate`` (the server's authenticator on this request), counting its result."""
-        t0 = perf_counter()
         try:
             user = authenticate()
         except errors.Unauthorized:
-            self._observe(self._authn, "failure", perf_counter() - t0, AUTH_DURATION_BUCKETS)
+            self._authn["failure"] = self._authn.get("failure", 0) + 1
             raise
-        self._observe(self._authn, "success", perf_counter() - t0, AUTH_DURATION_BUCKETS)
-        name = compress_username(user.name)
-        self._authn_users[name] = self._authn_users.get(name, 0) + 1
+        self._authn["success"] += 1
+        compressed = self._usernames.get(user.name)
+        if compressed is None:
+            if len(self._usernames) >= _MAX_SHAPES:
+                self._usernames.clear()
+            compressed = self._usernames[user.name] = compress_username(user.name)
+        self._authn_users[compressed] += 1
         return user
 
     def decide(self, authorizer: Chain | None, user: User, info: RequestInfo) -> tuple[Decision, str]:
         """The authorizer's decision on this request (allow when there is none: AlwaysAllow), counted."""
-        t0 = perf_counter()
         if authorizer is None:
-            decision, reason = Decision.ALLOW, ""
-        else:
-            try:
-                decision, reason = authorizer.decide(user, info)
-            except Exception:
-                self._observe(self._authz, "error", perf_counter() - t0, AUTH_DURATION_BUCKETS)
-                raise
-        self._observe(self._authz, _AUTHZ_RESULT.get(decision, "error"), perf_counter() - t0, AUTH_DURATION_BUCKETS)
-        return decision, reason
+            self._authz["allowed"] += 1
+            return _ALLOWED
+        try:
+            found = authorizer.decide(user, info)
+        except Exception:
+            self._authz["error"] = self._authz.get("error", 0) + 1
+            raise
+        result = "allowed" if found[0] is _ALLOW else _AUTHZ_RESULT.get(found[0], "error")
+        self._authz[result] = self._authz.get(result, 0) + 1
+        return found
 
-    @staticmethod
-    def _observe(table: dict[str, HistogramState], result: str, seconds: float, bounds: tuple[float, ...]) -> None:
-        h = table.get(result)
-        if h is None:
-            h = table[result] = HistogramState(bounds)
-        h.observe(seconds)
+    def _add_shape(self, key: tuple[object, ...], request: Request, rp: ResourcePath | None,
+                   info: RequestInfo) -> _Shape:
+        if len(self._shapes) >= _MAX_SHAPES:
+            self._shapes.clear()
+        shape = self._shapes[key] = self._new_shape(request, rp, info)
+        return shape
+
+    def _new_shape(self, request: Request, rp: ResourcePath | None, info: RequestInfo) -> _Shape:
+        if info.is_resource_request:
+            scope = route_scope(rp, info)
+            labels = (reported_verb(request, info, scope), "", info.api_group, info.api_version, info.resource,
+                      info.subresource, scope, APISERVER if info.api_group in self._builtin_groups else EXTENSIONS)
+        else:
+            labels = ("GET" if request.method in ("GET", "HEAD") else "other", "", "", "", "", info.path, "", "")
+        sizes = None
+        if labels[0] in _SIZED_VERBS:
+            key = labels[:1] + labels[2:]
+            sizes = self._sizes.get(key)
+            if sizes is None:
+                sizes = self._sizes[key] = HistogramState(RESPONSE_SIZE_BUCKETS)
+        return _Shape(labels, 0 if info.verb in _READ_ONLY else 1, long_running(info), sizes)
 
     async def serve(self, request: Request, rp: ResourcePath | None, info: RequestInfo,
                     call: Callable[[], Awaitable[AnyResponse]]) -> AnyResponse:
-        """Run ``call`` (everything after authentication) and count the request as Kubernetes does."""
+        """Run ``call`` (everything after authentication) and count the request as Kubernetes does.
+
+        The labels are worked out once per request shape (method, verb, resource, named or not,
+        namespaced or not, watch or apply: ``_shapes``); the success path is written out inline,
+        as this runs for every request."""
         t0 = perf_counter()
-        if info.is_resource_request:
-            scope = route_scope(rp, info)
-            labels = (reported_verb(request, info, scope), dry_run_label(request), info.api_group, info.api_version,
-                      info.resource, info.subresource, scope,
-                      APISERVER if info.api_group in self._builtin_groups else EXTENSIONS)
+        method = request.method
+        if rp is not None:
+            special = (method == "GET" and "watch" in request.query_string and _watch_param(request)) or (
+                method == "PATCH" and request.headers.get("Content-Type") == _APPLY_PATCH)
+            key: tuple[object, ...] = (method, info.verb, rp.group, rp.version, rp.plural, rp.subresource,
+                                       not rp.name, not rp.namespace, special)
         elif info.path in HEALTH_PATHS:
-            labels = ("GET" if request.method in ("GET", "HEAD") else "other", "", "", "", "", info.path, "", "")
+            key = (method, info.path)
         else:
             return await call()
-        if long_running(info):
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = self._add_shape(key, request, rp, info)
+        labels = shape.labels
+        by_code: dict[int, HistogramState] | None = shape.by_code
+        if "dryRun" in request.query_string:
+            labels, by_code = (labels[0], dry_run_label(request), *labels[2:]), None
+        if shape.long_running:
             return await self._serve_long_running(labels, t0, call)
-        kind = 0 if info.verb in _READ_ONLY else 1
+        kind = shape.kind
         executing = self._executing
         executing[kind] += 1
         if executing[kind] > self._peak[kind]:
             self._peak[kind] = executing[kind]
-        code = 500
-        size = 0
         try:
             response = await call()
-            code = response.status
-            body = getattr(response, "body", None)
-            size = len(body) if body is not None else 0
-            return response
-        except Refused:
-            code = 0  # answered by a filter: not a handler's request
+        except Refused:  # answered by a filter: not a handler's request
+            executing[kind] -= 1
             raise
         except errors.StatusError as e:
-            code = e.code
-            raise
-        except (asyncio.CancelledError, ConnectionResetError):
-            code = 0  # the client left before any answer
-            raise
-        finally:
             executing[kind] -= 1
-            if code:
-                self._record(labels, code, perf_counter() - t0, size)
+            self._record(labels, e.code, perf_counter() - t0, by_code)
+            raise
+        except (asyncio.CancelledError, ConnectionResetError):  # the client left before any answer
+            executing[kind] -= 1
+            raise
+        except BaseException:
+            executing[kind] -= 1
+            self._record(labels, 500, perf_counter() - t0, by_code)
+            raise
+        executing[kind] -= 1
+        seconds = perf_counter() - t0
+        h = by_code.get(response.status) if by_code is not None else None
+        if h is None:
+            self._record(labels, response.status, seconds, by_code)
+        else:  # _record and HistogramState.observe, inlined
+            h.buckets[bisect_left(REQUEST_DURATION_BUCKETS, seconds)] += 1
+            h.count += 1
+            h.sum += seconds
+        sizes = shape.sizes
+        if sizes is not None and response.__class__ is Response:
+            size = len(response.body)  # type: ignore[union-attr]
+            sizes.buckets[bisect_left(RESPONSE_SIZE_BUCKETS, size)] += 1
+            sizes.count += 1
+            sizes.sum += size
+        return response
 
     async def _serve_long_running(self, labels: tuple[str, ...], t0: float,
                                   call: Callable[[], Awaitable[AnyResponse]]) -> AnyResponse:
@@ -287,29 +358,20 @@ class APIServerMetrics(Collector):
         finally:
             self._longrunning[key] -= 1
             if code:
-                self._record(labels, code, perf_counter() - t0, 0)
+                self._record(labels, code, perf_counter() - t0)
 
-    def _record(self, labels: tuple[str, ...], code: int, seconds: float, size: int) -> None:
-        key = (*labels, str(code))
-        series = self._series.get(key)
-        if series is None:
-            series = self._series[key] = self._new_series(labels)
-        series.count += 1
-        series.duration.observe(seconds)
-        if series.size is not None:
-            series.size.observe(size)
-
-    def _new_series(self, labels: tuple[str, ...]) -> _Series:
-        duration = self._durations.get(labels)
-        if duration is None:
-            duration = self._durations[labels] = HistogramState(REQUEST_DURATION_BUCKETS)
-        size = None
-        if labels[0] in ("GET", "LIST"):
-            size_key = labels[:1] + labels[2:]
-            size = self._sizes.get(size_key)
-            if size is None:
-                size = self._sizes[size_key] = HistogramState(RESPONSE_SIZE_BUCKETS)
-        return _Series(duration, size)
+    def _record(self, labels: tuple[str, ...], code: int, seconds: float,
+                by_code: dict[int, HistogramState] | None = None) -> None:
+        h = by_code.get(code) if by_code is not None else None
+        if h is None:
+            h = self._requests.get((labels, code))
+            if h is None:
+                h = self._requests[labels, code] = HistogramState(REQUEST_DURATION_BUCKETS)
+            if by_code is not None:
+                by_code[code] = h
+        h.buckets[bisect_left(REQUEST_DURATION_BUCKETS, seconds)] += 1  # HistogramState.observe, inlined
+        h.count += 1
+        h.sum += seconds
 
     def watch_events(self, group: str, version: str, kind: str) -> HistogramState:
         """The watch events series of one resource: ``observe(size)`` per event line sent."""
@@ -322,16 +384,17 @@ class APIServerMetrics(Collector):
     # --- exposition ------------------------------------------------------------------------
 
     def collect(self) -> Iterator[Metric]:
+        requests = list(self._requests.items())
         yield counter_family(
             "apiserver_request_total",
             "Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, "
             "scope, component, and HTTP response code.",
-            _REQUEST_LABELS, ((k, s.count) for k, s in list(self._series.items())))
+            _REQUEST_LABELS, (((*labels, str(code)), h.count) for (labels, code), h in requests))
         yield histogram_family(
             "apiserver_request_duration_seconds",
             "Response latency distribution in seconds for each verb, dry run value, group, version, resource, "
             "subresource, scope and component.",
-            _REQUEST_LABELS[:-1], list(self._durations.items()))
+            _REQUEST_LABELS[:-1], _merged_codes(requests).items())
         yield histogram_family(
             "apiserver_response_sizes",
             "Response size distribution in bytes for each group, version, verb, resource, subresource, scope and "
@@ -356,18 +419,11 @@ class APIServerMetrics(Collector):
 
     def _auth_families(self) -> Iterator[Metric]:
         yield counter_family("authenticated_user_requests", "Counter of authenticated requests broken out by username.",
-                             ("username",), (((u,), n) for u, n in list(self._authn_users.items())), legacy_name=True)
-        authn = [((r,), h) for r, h in list(self._authn.items())]
+                             ("username",), (((u,), n) for u, n in list(self._authn_users.items()) if n),
+                             legacy_name=True)
         yield counter_family("authentication_attempts", "Counter of authenticated attempts.", ("result",),
-                             ((k, h.count) for k, h in authn), legacy_name=True)
-        yield histogram_family("authentication_duration_seconds",
-                               "Authentication duration in seconds broken out by result.", ("result",), authn)
-        authz = [((r,), h) for r, h in list(self._authz.items())]
+                             (((r,), n) for r, n in list(self._authn.items())), legacy_name=True)
         yield counter_family("authorization_attempts_total",
                              "Counter of authorization attempts broken down by result. It can be either 'allowed', "
-                             "'denied', 'no-opinion' or 'error'.", ("result",), ((k, h.count) for k, h in authz))
-        yield histogram_family("authorization_duration_seconds",
-                               "Authorization duration in seconds broken out by result.", ("result",), authz)
-
-
-__all__ = ["APIServerMetrics", "compress_username", "enabled", "reported_verb", "route_scope"]
+                             "'denied', 'no-opinion' or 'error'.", ("result",),
+                             (((r,), n) for r, n in list(self._authz.items())))

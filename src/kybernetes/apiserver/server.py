@@ -76,6 +76,7 @@ from kybernetes.apiserver.componentstatus import ComponentStatuses
 from kybernetes.apiserver.crds import CRDController
 from kybernetes.apiserver.flowcontrol import FlowControl
 from kybernetes.apiserver.join.service import JoinService
+from kybernetes.apiserver.metrics import APIServerMetrics
 from kybernetes.apiserver.registry import (
     builtin_conversions,
     builtin_strategies,
@@ -566,24 +567,31 @@ class APIServer:
             return await self.join.handle(request)
         assert self.authenticator is not None and self.handlers is not None
         peercert = request.peercert
-
-        def authenticate() -> User:
-            return self.authenticator.authenticate(peercert, request.headers.get("Authorization"),  # type: ignore[union-attr]
-                                                   anonymous=self.anonymous, headers=request.headers,
-                                                   der=request.peercert_der if peercert else None)
-
         m = self.monitoring.requests if self.monitoring is not None else None
-        user = authenticate() if m is None else m.authenticate(authenticate)
+        if m is not None:
+            return await self._measured(m, request, path, audit_id)
+        user = self.authenticator.authenticate(peercert, request.headers.get("Authorization"),
+                                               anonymous=self.anonymous, headers=request.headers,
+                                               der=request.peercert_der if peercert else None)
         rp = parse_resource_path(path)
         info = request_info(request.method, path, rp, request.query if request.query_string else None)
         if self.audit is not None:
-            def gate() -> Awaitable[AnyResponse]:
-                return self.audit.serve(request, info, user, audit_id,  # type: ignore[union-attr]
-                                        lambda ev: self._gate(request, path, rp, info, user, ev))
-        else:
-            def gate() -> Awaitable[AnyResponse]:
-                return self._gate(request, path, rp, info, user, None)
-        return await (gate() if m is None else m.serve(request, rp, info, gate))
+            return await self.audit.serve(request, info, user, audit_id,
+                                          lambda ev: self._gate(request, path, rp, info, user, ev))
+        return await self._gate(request, path, rp, info, user, None)
+
+    async def _measured(self, m: APIServerMetrics, request: Request, path: str, audit_id: str) -> AnyResponse:
+        """``_dispatch``'s steps with the request metrics on (metrics.py counts each)."""
+        peercert = request.peercert
+        user = m.authenticate(lambda: self.authenticator.authenticate(  # type: ignore[union-attr]
+            peercert, request.headers.get("Authorization"), anonymous=self.anonymous, headers=request.headers,
+            der=request.peercert_der if peercert else None))
+        rp = parse_resource_path(path)
+        info = request_info(request.method, path, rp, request.query if request.query_string else None)
+        if self.audit is not None:
+            return await m.serve(request, rp, info, lambda: self.audit.serve(  # type: ignore[union-attr]
+                request, info, user, audit_id, lambda ev: self._gate(request, path, rp, info, user, ev)))
+        return await m.serve(request, rp, info, lambda: self._gate(request, path, rp, info, user, None))
 
     async def _gate(self, request: Request, path: str, rp: ResourcePath | None, info: RequestInfo, user: User,
                     ev: AuditEvent | None) -> AnyResponse:
