@@ -148,6 +148,10 @@ def reported_verb(request: Request, info: RequestInfo, scope: str) -> str:
     return verb if verb in _VALID_VERBS else "other"
 
 
+_InFlight = tuple[float, "_Shape", tuple[str, ...], "dict[int, HistogramState] | None"]
+"""A request being served: its start, shape, labels and (without ``dryRun``) its shape's histograms."""
+
+
 class _Shape:
     """The metrics' view of one request shape: its labels (``dry_run`` empty), request kind
     (0 read-only, 1 mutating) and whether it is long-running."""
@@ -225,8 +229,17 @@ class APIServerMetrics(Collector):
         try:
             user = authenticate()
         except errors.Unauthorized:
-            self._authn["failure"] = self._authn.get("failure", 0) + 1
+            self.unauthenticated()
             raise
+        self.authenticated(user)
+        return user
+
+    def unauthenticated(self) -> None:
+        """Count a request that authentication refused (401)."""
+        self._authn["failure"] = self._authn.get("failure", 0) + 1
+
+    def authenticated(self, user: User) -> None:
+        """Count a request authentication accepted, as ``user``."""
         self._authn["success"] += 1
         compressed = self._usernames.get(user.name)
         if compressed is None:
@@ -234,7 +247,6 @@ class APIServerMetrics(Collector):
                 self._usernames.clear()
             compressed = self._usernames[user.name] = compress_username(user.name)
         self._authn_users[compressed] += 1
-        return user
 
     def decide(self, authorizer: Chain | None, user: User, info: RequestInfo) -> tuple[Decision, str]:
         """The authorizer's decision on this request (allow when there is none: AlwaysAllow), counted."""
@@ -274,11 +286,23 @@ class APIServerMetrics(Collector):
 
     async def serve(self, request: Request, rp: ResourcePath | None, info: RequestInfo,
                     call: Callable[[], Awaitable[AnyResponse]]) -> AnyResponse:
-        """Run ``call`` (everything after authentication) and count the request as Kubernetes does.
+        """Run ``call`` (everything after authentication) and count the request as Kubernetes does:
+        :meth:`begin`, then :meth:`done` or :meth:`failed` (the server calls those three itself)."""
+        flight = self.begin(request, rp, info)
+        if flight is None:
+            return await call()
+        try:
+            response = await call()
+        except BaseException as e:
+            self.failed(flight, e)
+            raise
+        self.done(flight, response)
+        return response
 
-        The labels are worked out once per request shape (method, verb, resource, named or not,
-        namespaced or not, watch or apply: ``_shapes``); the success path is written out inline,
-        as this runs for every request."""
+    def begin(self, request: Request, rp: ResourcePath | None, info: RequestInfo) -> _InFlight | None:
+        """A request starts (after authentication): what :meth:`done` / :meth:`failed` need, or
+        None when Kubernetes does not count it. The labels are worked out once per request shape
+        (method, verb, resource, named or not, namespaced or not, watch or apply)."""
         t0 = perf_counter()
         method = request.method
         if rp is not None:
@@ -289,7 +313,7 @@ class APIServerMetrics(Collector):
         elif info.path in HEALTH_PATHS:
             key = (method, info.path)
         else:
-            return await call()
+            return None
         shape = self._shapes.get(key)
         if shape is None:
             shape = self._add_shape(key, request, rp, info)
@@ -298,34 +322,28 @@ class APIServerMetrics(Collector):
         if "dryRun" in request.query_string:
             labels, by_code = (labels[0], dry_run_label(request), *labels[2:]), None
         if shape.long_running:
-            return await self._serve_long_running(labels, t0, call)
-        kind = shape.kind
-        executing = self._executing
-        executing[kind] += 1
-        if executing[kind] > self._peak[kind]:
-            self._peak[kind] = executing[kind]
-        try:
-            response = await call()
-        except Refused:  # answered by a filter: not a handler's request
-            executing[kind] -= 1
-            raise
-        except errors.StatusError as e:
-            executing[kind] -= 1
-            self._record(labels, e.code, perf_counter() - t0, by_code)
-            raise
-        except (asyncio.CancelledError, ConnectionResetError):  # the client left before any answer
-            executing[kind] -= 1
-            raise
-        except BaseException:
-            executing[kind] -= 1
-            self._record(labels, 500, perf_counter() - t0, by_code)
-            raise
-        executing[kind] -= 1
+            lr = labels[:1] + labels[2:]  # longrunning_requests has no dry_run
+            self._longrunning[lr] = self._longrunning.get(lr, 0) + 1
+        else:
+            executing = self._executing
+            kind = shape.kind
+            executing[kind] += 1
+            if executing[kind] > self._peak[kind]:
+                self._peak[kind] = executing[kind]
+        return (t0, shape, labels, by_code)
+
+    def done(self, flight: _InFlight, response: AnyResponse) -> None:
+        """The request was answered with ``response``."""
+        t0, shape, labels, by_code = flight
         seconds = perf_counter() - t0
+        if shape.long_running:
+            self._end_long_running(labels, response.status, seconds)
+            return
+        self._executing[shape.kind] -= 1
         h = by_code.get(response.status) if by_code is not None else None
         if h is None:
             self._record(labels, response.status, seconds, by_code)
-        else:  # _record and HistogramState.observe, inlined
+        else:  # _record and HistogramState.observe, inlined: this runs for every request
             h.buckets[bisect_left(REQUEST_DURATION_BUCKETS, seconds)] += 1
             h.count += 1
             h.sum += seconds
@@ -335,30 +353,31 @@ class APIServerMetrics(Collector):
             sizes.buckets[bisect_left(RESPONSE_SIZE_BUCKETS, size)] += 1
             sizes.count += 1
             sizes.sum += size
-        return response
 
-    async def _serve_long_running(self, labels: tuple[str, ...], t0: float,
-                                  call: Callable[[], Awaitable[AnyResponse]]) -> AnyResponse:
-        key = labels[:1] + labels[2:]  # longrunning_requests has no dry_run
-        self._longrunning[key] = self._longrunning.get(key, 0) + 1
-        code = 500
-        try:
-            response = await call()
-            code = response.status
-            return response
-        except Refused:
+    def failed(self, flight: _InFlight, e: BaseException) -> None:
+        """The request ended with ``e``: a Status error counts with its code, an internal error as
+        500; a filter's refusal (:class:`Refused`) not at all; a client that left counts only when
+        it was a watch or connection (served until then)."""
+        t0, shape, labels, by_code = flight
+        if isinstance(e, Refused):
             code = 0
-            raise
-        except errors.StatusError as e:
+        elif isinstance(e, errors.StatusError):
             code = e.code
-            raise
-        except (asyncio.CancelledError, ConnectionResetError):
-            code = 200  # a watch the client closed: served until then
-            raise
-        finally:
-            self._longrunning[key] -= 1
-            if code:
-                self._record(labels, code, perf_counter() - t0)
+        elif isinstance(e, (asyncio.CancelledError, ConnectionResetError)):
+            code = 200 if shape.long_running else 0
+        else:
+            code = 500
+        if shape.long_running:
+            self._end_long_running(labels, code, perf_counter() - t0)
+            return
+        self._executing[shape.kind] -= 1
+        if code:
+            self._record(labels, code, perf_counter() - t0, by_code)
+
+    def _end_long_running(self, labels: tuple[str, ...], code: int, seconds: float) -> None:
+        self._longrunning[labels[:1] + labels[2:]] -= 1
+        if code:
+            self._record(labels, code, seconds)
 
     def _record(self, labels: tuple[str, ...], code: int, seconds: float,
                 by_code: dict[int, HistogramState] | None = None) -> None:

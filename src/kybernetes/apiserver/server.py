@@ -569,7 +569,7 @@ class APIServer:
         peercert = request.peercert
         m = self.monitoring.requests if self.monitoring is not None else None
         if m is not None:
-            return await self._measured(m, request, path, audit_id)
+            return await self._measured(m, request, path, audit_id, peercert)
         user = self.authenticator.authenticate(peercert, request.headers.get("Authorization"),
                                                anonymous=self.anonymous, headers=request.headers,
                                                der=request.peercert_der if peercert else None)
@@ -580,18 +580,34 @@ class APIServer:
                                           lambda ev: self._gate(request, path, rp, info, user, ev))
         return await self._gate(request, path, rp, info, user, None)
 
-    async def _measured(self, m: APIServerMetrics, request: Request, path: str, audit_id: str) -> AnyResponse:
+    async def _measured(self, m: APIServerMetrics, request: Request, path: str, audit_id: str,
+                        peercert: Any) -> AnyResponse:
         """``_dispatch``'s steps with the request metrics on (metrics.py counts each)."""
-        peercert = request.peercert
-        user = m.authenticate(lambda: self.authenticator.authenticate(  # type: ignore[union-attr]
-            peercert, request.headers.get("Authorization"), anonymous=self.anonymous, headers=request.headers,
-            der=request.peercert_der if peercert else None))
+        assert self.authenticator is not None
+        try:
+            user = self.authenticator.authenticate(peercert, request.headers.get("Authorization"),
+                                                   anonymous=self.anonymous, headers=request.headers,
+                                                   der=request.peercert_der if peercert else None)
+        except errors.Unauthorized:
+            m.unauthenticated()
+            raise
+        m.authenticated(user)
         rp = parse_resource_path(path)
         info = request_info(request.method, path, rp, request.query if request.query_string else None)
-        if self.audit is not None:
-            return await m.serve(request, rp, info, lambda: self.audit.serve(  # type: ignore[union-attr]
-                request, info, user, audit_id, lambda ev: self._gate(request, path, rp, info, user, ev)))
-        return await m.serve(request, rp, info, lambda: self._gate(request, path, rp, info, user, None))
+        flight = m.begin(request, rp, info)
+        try:
+            if self.audit is not None:
+                response = await self.audit.serve(request, info, user, audit_id,
+                                                  lambda ev: self._gate(request, path, rp, info, user, ev))
+            else:
+                response = await self._gate(request, path, rp, info, user, None)
+        except BaseException as e:
+            if flight is not None:
+                m.failed(flight, e)
+            raise
+        if flight is not None:
+            m.done(flight, response)
+        return response
 
     async def _gate(self, request: Request, path: str, rp: ResourcePath | None, info: RequestInfo, user: User,
                     ev: AuditEvent | None) -> AnyResponse:
