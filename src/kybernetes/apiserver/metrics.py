@@ -178,7 +178,6 @@ def _merged_codes(requests: list[tuple[tuple[tuple[str, ...], int], HistogramSta
         if m is None:
             m = out[labels] = HistogramState(h.bounds)
         m.buckets = [a + b for a, b in zip(m.buckets, h.buckets, strict=True)]
-        m.count += h.count
         m.sum += h.sum
     return out
 
@@ -199,11 +198,13 @@ class APIServerMetrics(Collector):
         self._peak = [0, 0]
         self._reported = [0, 0]
         self._watch_events: dict[tuple[str, str, str], HistogramState] = {}
-        self._authn_users = dict.fromkeys((*sorted(_KNOWN_USERNAMES), "email_id", "other"), 0)
-        self._usernames: dict[str, str] = {}
-        """A user name -> its ``authenticated_user_requests`` label (:func:`compress_username`)."""
-        self._authn: dict[str, int] = {"success": 0}
-        self._authz: dict[str, int] = {"allowed": 0}
+        self._users: dict[str, int] = {}
+        """Authenticated requests by user name (``authenticated_user_requests`` compresses them)."""
+        self._authz_allowed = 0
+        self._authn: dict[str, int] = {}
+        """Refused authentications (``failure``); successes are the sum of ``_users``."""
+        self._authz: dict[str, int] = {}
+        """Authorization results but ``allowed`` (``_authz_allowed``)."""
         self._ticker: asyncio.TimerHandle | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -239,27 +240,33 @@ class APIServerMetrics(Collector):
         self._authn["failure"] = self._authn.get("failure", 0) + 1
 
     def authenticated(self, user: User) -> None:
-        """Count a request authentication accepted, as ``user``."""
-        self._authn["success"] += 1
-        compressed = self._usernames.get(user.name)
-        if compressed is None:
-            if len(self._usernames) >= _MAX_SHAPES:
-                self._usernames.clear()
-            compressed = self._usernames[user.name] = compress_username(user.name)
-        self._authn_users[compressed] += 1
+        """Count a request authentication accepted, as ``user`` (by name; compressed when scraped)."""
+        users = self._users
+        name = user.name
+        n = users.get(name)
+        if n is not None:
+            users[name] = n + 1
+        elif len(users) < _MAX_SHAPES:
+            users[name] = 1
+        else:  # too many names to keep apart: count under one that compresses the same way
+            folded = compress_username(name)
+            users[folded] = users.get(folded, 0) + 1
 
     def decide(self, authorizer: Chain | None, user: User, info: RequestInfo) -> tuple[Decision, str]:
         """The authorizer's decision on this request (allow when there is none: AlwaysAllow), counted."""
         if authorizer is None:
-            self._authz["allowed"] += 1
+            self._authz_allowed += 1
             return _ALLOWED
         try:
             found = authorizer.decide(user, info)
         except Exception:
             self._authz["error"] = self._authz.get("error", 0) + 1
             raise
-        result = "allowed" if found[0] is _ALLOW else _AUTHZ_RESULT.get(found[0], "error")
-        self._authz[result] = self._authz.get(result, 0) + 1
+        if found[0] is _ALLOW:
+            self._authz_allowed += 1
+        else:
+            result = _AUTHZ_RESULT.get(found[0], "error")
+            self._authz[result] = self._authz.get(result, 0) + 1
         return found
 
     def _add_shape(self, key: tuple[object, ...], request: Request, rp: ResourcePath | None,
@@ -345,13 +352,11 @@ class APIServerMetrics(Collector):
             self._record(labels, response.status, seconds, by_code)
         else:  # _record and HistogramState.observe, inlined: this runs for every request
             h.buckets[bisect_left(REQUEST_DURATION_BUCKETS, seconds)] += 1
-            h.count += 1
             h.sum += seconds
         sizes = shape.sizes
         if sizes is not None and response.__class__ is Response:
             size = len(response.body)  # type: ignore[union-attr]
             sizes.buckets[bisect_left(RESPONSE_SIZE_BUCKETS, size)] += 1
-            sizes.count += 1
             sizes.sum += size
 
     def failed(self, flight: _InFlight, e: BaseException) -> None:
@@ -389,7 +394,6 @@ class APIServerMetrics(Collector):
             if by_code is not None:
                 by_code[code] = h
         h.buckets[bisect_left(REQUEST_DURATION_BUCKETS, seconds)] += 1  # HistogramState.observe, inlined
-        h.count += 1
         h.sum += seconds
 
     def watch_events(self, group: str, version: str, kind: str) -> HistogramState:
@@ -437,12 +441,17 @@ class APIServerMetrics(Collector):
         yield from self._auth_families()
 
     def _auth_families(self) -> Iterator[Metric]:
+        users: dict[str, int] = {}
+        for name, n in list(self._users.items()):
+            label = compress_username(name)
+            users[label] = users.get(label, 0) + n
         yield counter_family("authenticated_user_requests", "Counter of authenticated requests broken out by username.",
-                             ("username",), (((u,), n) for u, n in list(self._authn_users.items()) if n),
-                             legacy_name=True)
+                             ("username",), (((u,), n) for u, n in users.items()), legacy_name=True)
+        attempts = {"success": sum(users.values()), **self._authn}
         yield counter_family("authentication_attempts", "Counter of authenticated attempts.", ("result",),
-                             (((r,), n) for r, n in list(self._authn.items())), legacy_name=True)
+                             (((r,), n) for r, n in attempts.items()), legacy_name=True)
+        results = {"allowed": self._authz_allowed, **self._authz}
         yield counter_family("authorization_attempts_total",
                              "Counter of authorization attempts broken down by result. It can be either 'allowed', "
                              "'denied', 'no-opinion' or 'error'.", ("result",),
-                             (((r,), n) for r, n in list(self._authz.items())))
+                             (((r,), n) for r, n in results.items()))

@@ -36,20 +36,23 @@ def exponential_buckets(start: float, factor: float, count: int) -> tuple[float,
 
 
 class HistogramState:
-    """One histogram series: observations per bucket (the last one is +Inf), their count and sum."""
+    """One histogram series: observations per bucket (the last one is +Inf) and their sum; the
+    count is the buckets' total, added up when scraped (one update fewer per observation)."""
 
-    __slots__ = ("bounds", "buckets", "count", "sum")
+    __slots__ = ("bounds", "buckets", "sum")
 
     def __init__(self, bounds: Sequence[float]) -> None:
         self.bounds = bounds
         self.buckets = [0] * (len(bounds) + 1)
-        self.count = 0
         self.sum = 0.0
+
+    @property
+    def count(self) -> int:
+        return sum(self.buckets)
 
     def observe(self, value: float) -> None:
         # Prometheus' "le": a value equal to a bound counts in that bound's bucket.
         self.buckets[bisect_left(self.bounds, value)] += 1
-        self.count += 1
         self.sum += value
 
     def cumulative(self) -> list[tuple[str, float]]:
