@@ -86,6 +86,9 @@ WRK_TOKEN = "kyb-bench-wrk-token"
 USER_TOKEN = "kyb-bench-user-token"
 """With ``--authorization-mode``: a user outside ``system:masters`` (so the authorizer decides)."""
 AUTHZ_RESULTS_PATH = Path(__file__).resolve().parent / "results" / "apiserver-authz.json"
+METRICS_RESULTS_PATH = Path(__file__).resolve().parent / "results" / "apiserver-metrics.json"
+METRICS_MODES = ("metrics-off", "metrics-on")
+"""--metrics-compare: servers started with ``KYB_APISERVER_METRICS=off`` and with their metrics on."""
 BENCH_ROLE = {
     "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "kyb-bench"},
     "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create", "get"]},
@@ -907,7 +910,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="compare servers started with these --authorization-mode values (e.g. AlwaysAllow "
                     "RBAC): CRUD phase only, clients as a user outside system:masters, the modes alternated "
                     "--rounds times in one sitting; medians and ratios to the first mode")
-    ap.add_argument("--rounds", type=int, default=2, help="with --authorization-mode: runs of each mode")
+    ap.add_argument("--rounds", type=int, default=2, help="with --authorization-mode or --metrics-compare: runs of "
+                    "each mode")
     ap.add_argument("--datastore", choices=("sqlite", "etcd"), nargs="+", default=["sqlite"],
                     help="the server's store: the embedded SQLite, or a single-member etcd (Debian's "
                     "/usr/bin/etcd, TLS, in the temp dir) that the bench starts and stops; both (sqlite etcd): "
@@ -915,10 +919,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--crud-only", action="store_true", help="run the CRUD phase only (no LIST, no watch)")
     ap.add_argument("--server-arg", action="append", default=[], metavar="FLAG",
                     help="a flag for the server, repeatable (--server-arg=--audit-policy-file=P.yaml)")
+    ap.add_argument("--metrics-compare", action="store_true",
+                    help="compare servers with the API server's request metrics off and on (KYB_APISERVER_METRICS): "
+                    "CRUD phase only, alternated --rounds times in one sitting; medians and ratios on/off")
+    ap.add_argument("--paired", action="store_true",
+                    help="with --metrics-compare: both servers up at once, wrk GETs and creates (16 clients) "
+                    "alternated between them --rounds times (paired cells: other load on the machine hits both)")
     args = ap.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     if args.authorization_mode:
         return compare_modes(args)
+    if args.metrics_compare:
+        args.datastore = args.datastore[0]
+        return compare_metrics_paired(args) if args.paired else compare_metrics(args)
     if len(args.datastore) > 1:
         if args.datastore != ["sqlite", "etcd"]:
             ap.error("--datastore with two stores: sqlite etcd")
@@ -1043,6 +1056,123 @@ def compare_modes(args: argparse.Namespace) -> int:
     out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     print(f"\nwrote {out}")
     return 0
+
+
+# --------------------------------------------------------------------------------------------
+# --metrics-compare: the request metrics' cost
+
+
+def compare_metrics(args: argparse.Namespace) -> int:
+    """Alternate servers with metrics off and on (off, on, off, on ...), the CRUD phase on each, as
+    the admin (and wrk with its token), and report medians per cell and the ratios on/off."""
+    from kybernetes.apiserver.metrics import ENV_SWITCH
+
+    scale = Scale.quick() if args.quick else Scale()
+    runs: list[dict[str, Any]] = []
+    for rnd in range(args.rounds):
+        for mode in METRICS_MODES:
+            tmp = Path(tempfile.mkdtemp(prefix="kyb-bench-", dir=args.tmp_dir))
+            (tmp / "data").mkdir()
+            (tmp / "data" / "tokens.csv").write_text(f'{WRK_TOKEN},bench,bench,"system:masters"\n')
+            print(f"[round {rnd + 1}/{args.rounds}] {mode}", flush=True)
+            saved = os.environ.get(ENV_SWITCH)
+            os.environ[ENV_SWITCH] = "on" if mode == "metrics-on" else "off"  # the child inherits it
+            try:
+                srv = ServerProcess.start(tmp / "data", *args.server_arg, timeout=60.0)
+            finally:
+                if saved is None:
+                    os.environ.pop(ENV_SWITCH, None)
+                else:
+                    os.environ[ENV_SWITCH] = saved
+            try:
+                cells = aiorun.run(crud_phase(srv, client_ssl_context(srv.data_dir), scale))
+            finally:
+                srv.stop()
+                shutil.rmtree(tmp, ignore_errors=True)
+            runs.append({"round": rnd, "mode": mode, "loadavg": os.getloadavg(), "crud": [asdict(c) for c in cells]})
+    summary = summarize_modes(runs, list(METRICS_MODES))
+    results = {"timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "nproc": os.cpu_count(),
+               "quick": args.quick, "scale": asdict(scale), "modes": list(METRICS_MODES), "rounds": args.rounds,
+               "server_args": args.server_arg, "summary": summary, "runs": runs}
+    out = Path(args.out or METRICS_RESULTS_PATH)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    print(f"\nwrote {out}")
+    return 0
+
+
+def compare_metrics_paired(args: argparse.Namespace) -> int:
+    """Both servers (metrics off and on) at once; per round, a wrk GET cell and a create cell on
+    each, back to back, the order alternated: each pair of cells sees the same other load."""
+    from kybernetes.apiserver.metrics import ENV_SWITCH
+
+    scale = Scale.quick() if args.quick else Scale()
+    servers: dict[str, ServerProcess] = {}
+    tmps: list[Path] = []
+    runs: list[dict[str, Any]] = []
+    try:
+        for mode in METRICS_MODES:
+            tmp = Path(tempfile.mkdtemp(prefix="kyb-bench-", dir=args.tmp_dir))
+            tmps.append(tmp)
+            (tmp / "data").mkdir()
+            (tmp / "data" / "tokens.csv").write_text(f'{WRK_TOKEN},bench,bench,"system:masters"\n')
+            saved = os.environ.get(ENV_SWITCH)
+            os.environ[ENV_SWITCH] = "on" if mode == "metrics-on" else "off"  # the child inherits it
+            try:
+                servers[mode] = ServerProcess.start(tmp / "data", *args.server_arg, timeout=60.0)
+            finally:
+                if saved is None:
+                    os.environ.pop(ENV_SWITCH, None)
+                else:
+                    os.environ[ENV_SWITCH] = saved
+        runs = aiorun.run(_paired_rounds(servers, scale, args.rounds))
+    finally:
+        for srv in servers.values():
+            srv.stop()
+        for tmp in tmps:
+            shutil.rmtree(tmp, ignore_errors=True)
+    summary = summarize_modes(runs, list(METRICS_MODES))
+    results = {"timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "nproc": os.cpu_count(),
+               "quick": args.quick, "scale": asdict(scale), "modes": list(METRICS_MODES), "rounds": args.rounds,
+               "paired": True, "server_args": args.server_arg, "summary": summary, "runs": runs}
+    out = Path(args.out or METRICS_RESULTS_PATH.with_name("apiserver-metrics-paired.json"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    print(f"\nwrote {out}")
+    return 0
+
+
+async def _paired_rounds(servers: dict[str, ServerProcess], scale: Scale, rounds: int) -> list[dict[str, Any]]:
+    names: dict[str, list[str]] = {}
+    for mode, srv in servers.items():  # a namespace and 200 ConfigMaps to GET on each server
+        async with new_session(client_ssl_context(srv.data_dir), 16) as s:
+            await call(s, "POST", f"{srv.url}/api/v1/namespaces",
+                       {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
+            names[mode] = [f"seed-{i}" for i in range(200)]
+            for i in range(0, 200, 16):
+                await asyncio.gather(*(call(s, "POST", f"{srv.url}/api/v1/namespaces/bench/configmaps", configmap(n))
+                                       for n in names[mode][i:i + 16]))
+    runs: list[dict[str, Any]] = []
+    for rnd in range(rounds):
+        order = list(METRICS_MODES) if rnd % 2 == 0 else list(reversed(METRICS_MODES))
+        for mode in order:
+            srv = servers[mode]
+            print(f"[round {rnd + 1}/{rounds}] {mode}", flush=True)
+            cells: list[Cell] = []
+            wc = await wrk_cell("get configmap (wrk)", 16, scale, srv, [
+                f"/api/v1/namespaces/bench/configmaps/{n}" for n in names[mode]])
+            if wc is not None:
+                cells.append(wc)
+            async with new_session(client_ssl_context(srv.data_dir), 16) as s:
+                await warm(s, srv.url, 16)
+
+                async def create_cm(w: int, i: int, s: aiohttp.ClientSession = s, rnd: int = rnd,
+                                    url: str = srv.url) -> None:
+                    await call(s, "POST", f"{url}/api/v1/namespaces/bench/configmaps", configmap(f"cm-r{rnd}-{i}"))
+
+                cells.append(await run_cell("create configmap", "create", 16, scale, srv.proc.pid, s, create_cm))
+            runs.append({"round": rnd, "mode": mode, "loadavg": os.getloadavg(), "crud": [asdict(c) for c in cells]})
+    return runs
 
 
 def server_cpu_us_per_op(cell: dict[str, Any]) -> float:

@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 DEBS=(python3 python3-venv python3-dev gcc sqlite3 iproute2 nftables ca-certificates
       containerd runc containernetworking-plugins etcd-server etcd-client busybox-static docker-registry
       wrk  # wrk: the C load generator bench.apiserver uses for GETs
-      bind9-dnsutils dnsperf nsd)  # dig (DNS tests); dnsperf and nsd (bench.dns: load, and the reference server)
+      bind9-dnsutils dnsperf nsd  # dig (DNS tests); dnsperf and nsd (bench.dns: load, and the reference server)
+      prometheus)  # test_prometheus_scrape runs /usr/bin/prometheus itself (its own config, loopback port)
 
 missing=()
 for p in "${DEBS[@]}"; do
@@ -21,6 +22,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian's prometheus package enables and starts its own service (on :9090, scraping itself);
+    # the tests run /usr/bin/prometheus themselves, so a service this script brought is stopped.
+    if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+      systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
   else
     echo "setup: not root; skipping Debian packages: ${missing[*]}" >&2
   fi

@@ -38,7 +38,7 @@ from typing import Any
 
 from kybernetes import errors
 from kybernetes.api.resources import Catalogue
-from kybernetes.apiserver import health
+from kybernetes.apiserver import health, monitoring
 from kybernetes.apiserver.admission import plugins as admission_plugins
 from kybernetes.apiserver.admission import priority
 from kybernetes.apiserver.admission.chain import PluginInit
@@ -80,6 +80,7 @@ from kybernetes.apiserver.endpointreconciler import (
 )
 from kybernetes.apiserver.flowcontrol import FlowControl
 from kybernetes.apiserver.join.service import JoinService
+from kybernetes.apiserver.metrics import APIServerMetrics
 from kybernetes.apiserver.registry import (
     builtin_conversions,
     builtin_strategies,
@@ -264,6 +265,8 @@ class APIServer:
         self._front_proxy_trust: Trust | None = None
         self.endpoints: EndpointReconciler | None = None
         """This server's identity lease and its place in the ``kubernetes`` Service's endpoints."""
+        self.monitoring: monitoring.Monitoring | None = None
+        """``/metrics``' collectors (monitoring.py); None when metrics are off: no per-request cost then."""
 
     @property
     def url(self) -> str:
@@ -316,6 +319,7 @@ class APIServer:
             PluginInit(self.registry, lambda: self.authorizer))
         self.service_accounts = ServiceAccounts(self.registry, self.pki.service_account_key())
         self.handlers = ResourceHandlers(self.registry, self.catalogue)
+        self.monitoring = monitoring.attach(self.catalogue, self.store, self.registry.admission, self.handlers)
         self.authenticator = Authenticator(TokenFile(cfg.token_file))
         self._front_proxy_trust = resolve_trust(cfg.front_proxy, self.pki)
         self._install_request_header_auth()
@@ -362,6 +366,8 @@ class APIServer:
                                             lease_duration=cfg.identity_lease_duration,
                                             renew_interval=cfg.identity_lease_renew_interval)
         await self.endpoints.start()
+        if self.monitoring is not None:
+            self.monitoring.start(self.store)
         self.ready.set()
         if cfg.on_ready is not None:
             res = cfg.on_ready(self)
@@ -426,6 +432,8 @@ class APIServer:
             await self.endpoints.stop()
         if self.flowcontrol is not None:
             await self.flowcontrol.stop()
+        if self.monitoring is not None:
+            await self.monitoring.stop()
         if self.aggregator is not None:
             await self.aggregator.stop()
         if self.authorizer is not None:
@@ -540,6 +548,9 @@ class APIServer:
             return await self.join.handle(request)
         assert self.authenticator is not None and self.handlers is not None
         peercert = request.peercert
+        m = self.monitoring.requests if self.monitoring is not None else None
+        if m is not None:
+            return await self._measured(m, request, path, audit_id, peercert)
         user = self.authenticator.authenticate(peercert, request.headers.get("Authorization"),
                                                anonymous=self.anonymous, headers=request.headers,
                                                der=request.peercert_der if peercert else None)
@@ -549,6 +560,35 @@ class APIServer:
             return await self.audit.serve(request, info, user, audit_id,
                                           lambda ev: self._gate(request, path, rp, info, user, ev))
         return await self._gate(request, path, rp, info, user, None)
+
+    async def _measured(self, m: APIServerMetrics, request: Request, path: str, audit_id: str,
+                        peercert: Any) -> AnyResponse:
+        """``_dispatch``'s steps with the request metrics on (metrics.py counts each)."""
+        assert self.authenticator is not None
+        try:
+            user = self.authenticator.authenticate(peercert, request.headers.get("Authorization"),
+                                                   anonymous=self.anonymous, headers=request.headers,
+                                                   der=request.peercert_der if peercert else None)
+        except errors.Unauthorized:
+            m.unauthenticated()
+            raise
+        m.authenticated(user)
+        rp = parse_resource_path(path)
+        info = request_info(request.method, path, rp, request.query if request.query_string else None)
+        flight = m.begin(request, rp, info)
+        try:
+            if self.audit is not None:
+                response = await self.audit.serve(request, info, user, audit_id,
+                                                  lambda ev: self._gate(request, path, rp, info, user, ev))
+            else:
+                response = await self._gate(request, path, rp, info, user, None)
+        except BaseException as e:
+            if flight is not None:
+                m.failed(flight, e)
+            raise
+        if flight is not None:
+            m.done(flight, response)
+        return response
 
     async def _gate(self, request: Request, path: str, rp: ResourcePath | None, info: RequestInfo, user: User,
                     ev: AuditEvent | None) -> AnyResponse:
@@ -573,7 +613,9 @@ class APIServer:
         """Authorize, then route. ``ev``: the request's audit event, when it is audited."""
         assert self.handlers is not None
         decision, reason = Decision.ALLOW, ""
-        if self.authorizer is not None:
+        if self.monitoring is not None:
+            decision, reason = self.monitoring.requests.decide(self.authorizer, user, info)
+        elif self.authorizer is not None:
             decision, reason = self.authorizer.decide(user, info)
         if ev is not None:
             ev.annotate("authorization.k8s.io/decision", "allow" if decision is Decision.ALLOW else "forbid")
@@ -600,6 +642,8 @@ class APIServer:
         if path.rstrip("/") == "/version":
             # responsewriters.WriteRawJSON: always indented, no newline at the end.
             return json_response(KUBERNETES_VERSION, pretty=True)
+        if path == monitoring.METRICS_PATH:
+            return monitoring.serve(request)
         if request.method != "GET":
             raise errors.MethodNotAllowed(f"the server does not allow this method on {path}")
         p = path.rstrip("/") or "/"
@@ -638,7 +682,8 @@ class APIServer:
             assert self.service_accounts is not None
             return self.service_accounts.issuer_discovery(p, self.url)
         if p == "/":
-            paths = ["/.well-known/openid-configuration", "/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2",
+            paths = ["/.well-known/openid-configuration", "/api", "/api/v1", "/apis", "/healthz", "/livez", "/metrics",
+                     "/openapi/v2",
                      "/openapi/v3", "/openid/v1/jwks", "/readyz", "/version"]
             paths += [f"/apis/{g}{suffix}" for g, versions in self.catalogue.groups().items() if g
                       for suffix in ("", *(f"/{v}" for v in versions))]

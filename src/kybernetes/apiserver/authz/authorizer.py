@@ -333,6 +333,11 @@ def forbidden_message(attrs: Attributes) -> str:
     return f'User "{user}" cannot {attrs.verb} resource "{resource}" in API group "{attrs.api_group}" at the cluster scope'
 
 
+class Refused(errors.Forbidden):
+    """A 403 from a filter (authorization, impersonation), before any handler ran: the API
+    server's request metrics leave it out, as Kubernetes' filters answer it unmeasured."""
+
+
 def forbidden(attrs: Attributes, reason: str = "") -> errors.Forbidden:
     """The 403 of a refused request (``responsewriters.Forbidden`` + ``errors.NewForbidden``)::
 
@@ -344,7 +349,7 @@ def forbidden(attrs: Attributes, reason: str = "") -> errors.Forbidden:
     if reason:
         message = f"{message}: {reason}"
     if not attrs.resource_request:
-        return errors.Forbidden(f"forbidden: {message}", details={})
+        return Refused(f"forbidden: {message}", details={})
     qualified = f"{attrs.resource}.{attrs.api_group}" if attrs.api_group else attrs.resource
     details: dict[str, Any] = {}
     if attrs.name:
@@ -353,5 +358,5 @@ def forbidden(attrs: Attributes, reason: str = "") -> errors.Forbidden:
         details["group"] = attrs.api_group
     details["kind"] = attrs.resource
     if attrs.name:
-        return errors.Forbidden(f'{qualified} "{attrs.name}" is forbidden: {message}', details=details)
-    return errors.Forbidden(f"{qualified} is forbidden: {message}", details=details)
+        return Refused(f'{qualified} "{attrs.name}" is forbidden: {message}', details=details)
+    return Refused(f"{qualified} is forbidden: {message}", details=details)

@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kybernetes import errors
 from kybernetes.api import gojson
@@ -45,6 +45,10 @@ from kybernetes.apiserver.transport.requests import (
 from kybernetes.httpserver.messages import AnyResponse, Request, Response, StreamResponse, chunk
 from kybernetes.storage.cacher import CacheEvent
 from kybernetes.storage.interface import UnavailableError
+
+if TYPE_CHECKING:
+    from kybernetes.apiserver.metrics import APIServerMetrics
+    from kybernetes.metrics.accumulate import HistogramState
 
 JSON = "application/json"
 BOOKMARK_INTERVAL = 30.0
@@ -82,6 +86,8 @@ class ResourceHandlers:
         self.registry = registry
         self.catalogue = catalogue
         self.shutting_down = asyncio.Event()
+        self.watch_metrics: APIServerMetrics | None = None
+        """Counts every watch event sent (``apiserver_watch_events_*``) when the server's metrics are on."""
 
     # --- entry ---------------------------------------------------------------------------
 
@@ -307,10 +313,13 @@ class ResourceHandlers:
 
         resp = StreamResponse(status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache, private"})
         encode = self._watch_encoder(r, accept, q.get("includeObject", "Metadata"), converted)
+        sent = None if self.watch_metrics is None else self.watch_metrics.watch_events(r.group, r.version, r.kind)
+        if sent is not None:
+            encode = _counted(encode, sent)
         transport = request.transport
         if transport is not None and request.version >= (1, 1) and r.builtin and not converted \
                 and not accept.table and not accept.partial_metadata:
-            stream.direct = _direct_writer(transport, encode)
+            stream.direct = _direct_writer(transport, encode, sent)
 
         try:
             # The head goes out here, before any direct write.
@@ -463,10 +472,28 @@ async def _watch_expired(request: Request, e: errors.Expired) -> AnyResponse:
     return resp
 
 
-def _direct_writer(transport: Any, encode: Callable[[CacheEvent], bytes]) -> Callable[[list[CacheEvent]], bool]:
+def chunk_payload_size(data: bytes) -> int:
+    """The size of the data in one HTTP chunk (``<hex size>\\r\\n<data>\\r\\n``)."""
+    return len(data) - data.index(b"\r\n") - 4
+
+
+def _counted(encode: Callable[[CacheEvent], bytes], sent: HistogramState) -> Callable[[CacheEvent], bytes]:
+    """``encode``, observing each line's size in ``sent`` (``apiserver_watch_events_*``)."""
+
+    def counted(ev: CacheEvent) -> bytes:
+        line = encode(ev)
+        sent.observe(len(line))
+        return line
+
+    return counted
+
+
+def _direct_writer(transport: Any, encode: Callable[[CacheEvent], bytes],
+                   sent: HistogramState | None = None) -> Callable[[list[CacheEvent]], bool]:
     """The watch stream's fast path: a batch of events written straight to the socket as one
     chunk of the chunked body (see :class:`~kybernetes.storage.cacher.Watcher`); False (the
-    stream then writes through the response) while the socket is closing or backed up."""
+    stream then writes through the response) while the socket is closing or backed up. An event
+    encoded once for every watcher is counted in ``sent`` for each watcher it goes to."""
 
     def direct(batch: list[CacheEvent], transport: Any = transport) -> bool:
         if transport.is_closing() or transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT:
@@ -475,6 +502,8 @@ def _direct_writer(transport: Any, encode: Callable[[CacheEvent], bytes]) -> Cal
             ev = batch[0]
             if ev._chunk is None:
                 ev._chunk = chunk(encode(ev))
+            elif sent is not None:
+                sent.observe(chunk_payload_size(ev._chunk))
             transport.write(ev._chunk)
         else:
             transport.write(chunk(b"".join([encode(ev) for ev in batch])))
