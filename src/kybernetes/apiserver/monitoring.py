@@ -59,7 +59,7 @@ def attach(catalogue: Catalogue, store: Store, admission: Chain, handlers: Resou
         return None
     m = Monitoring(APIServerMetrics(frozenset(catalogue.groups())), StorageMetrics(catalogue), AdmissionMetrics())
     m.storage.instrument(store)
-    admission.metrics = m.admission
+    admission.instrument(m.admission)
     handlers.watch_metrics = m.requests
     for old in _registered:
         REGISTRY.unregister(old)

@@ -174,6 +174,15 @@ class Chain:
         self.metrics: AdmissionMetrics | None = None
         """Set by the API server when its metrics are on: every step and plugin call is timed."""
 
+    def instrument(self, metrics: AdmissionMetrics) -> None:
+        """Time every step and plugin call with ``metrics``, and hand it to plugins that record
+        their own (``instrument(metrics)``: the webhook plugins)."""
+        self.metrics = metrics
+        for _n, plugin in self.plugins:
+            instrument = getattr(plugin, "instrument", None)
+            if instrument is not None:
+                instrument(metrics)
+
     @property
     def names(self) -> list[str]:
         return [n for n, _p in self.plugins]

@@ -35,11 +35,14 @@ from kybernetes.apiserver.serviceresolver import resolve_endpoint
 class CallError(Exception):
     """The webhook could not be called or gave no usable answer (``ErrCallingWebhook``'s reason).
 
-    ``detail`` is the cause alone (``Post "<url>": ...``), as a conversion webhook's error quotes it."""
+    ``detail`` is the cause alone (``Post "<url>": ...``), as a conversion webhook's error quotes it.
+    ``code`` is the HTTP code Kubernetes' ``ErrCallingWebhook`` carries for the metrics: the
+    webhook's own non-2xx code, 400 for a client that could not be built, else 503."""
 
-    def __init__(self, detail: str, *, prefix: str = "failed to call webhook: ") -> None:
+    def __init__(self, detail: str, *, prefix: str = "failed to call webhook: ", code: int = 503) -> None:
         super().__init__(prefix + detail)
         self.detail = detail
+        self.code = code
 
 
 _GENERIC = {
@@ -107,7 +110,7 @@ class WebhookClient:
                     ctx = ssl.create_default_context(cadata=base64.b64decode(ca_bundle).decode("ascii", "replace"))
                 except (binascii.Error, ssl.SSLError, ValueError) as e:
                     raise CallError(f"could not get REST client: unable to load root certificates: {e}",
-                                    prefix="") from None
+                                    prefix="", code=400) from None
             self._contexts[ca_bundle] = ctx
         return ctx
 
@@ -138,7 +141,7 @@ class WebhookClient:
         except (aiohttp.ClientError, OSError) as e:
             raise CallError(f"{where}: {e}") from None
         if not 200 <= resp.status < 300:
-            raise CallError(f"{http_error(resp.status, body)}")
+            raise CallError(f"{http_error(resp.status, body)}", code=resp.status)
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as e:

@@ -32,9 +32,11 @@ import binascii
 import copy
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -62,7 +64,11 @@ from kybernetes.apiserver.cel import library_authz
 from kybernetes.apiserver.registry.conversion import replace_in_place
 from kybernetes.apiserver.registry.store import Registry
 
+if TYPE_CHECKING:
+    from kybernetes.apiserver.admission.metrics import AdmissionMetrics
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NO_SIDE_EFFECTS = ("None", "NoneOnDryRun")
 
@@ -77,7 +83,20 @@ def denied(name: str, result: dict[str, Any] | None) -> errors.StatusError:
     text = f"{denied_by}: {message}" if message else f"{denied_by}: {reason}" if reason else (
         f"{denied_by} without explanation")
     details = result.get("details") if isinstance(result.get("details"), dict) else None
-    return errors.StatusError(text, details=details, reason=reason, code=code)
+    return Denied(text, details=details, reason=reason, code=code)
+
+
+class Denied(errors.StatusError):
+    """A webhook's denial (``ErrWebhookRejection``), as the client sees it."""
+
+
+class CallFailed(Exception):
+    """A call that failed (``ErrCallingWebhook``): its reason and the HTTP code the metrics record."""
+
+    def __init__(self, reason: str, code: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
 
 
 def conditions_failed(attrs: Attributes, error: str) -> errors.Forbidden:
@@ -108,6 +127,8 @@ class Dispatcher:
     """What both dispatchers share: matching, building the request, calling, reading the answer."""
 
     mutating = False
+    metrics: AdmissionMetrics | None = None
+    """Set by the API server when its metrics are on: every webhook call is counted and timed."""
 
     def __init__(self, source: WebhookSource, matcher: Matcher, client: WebhookClient, registry: Registry,
                  catalogue: Catalogue, authorizer: Callable[[], AuthorizerChain | None] = lambda: None) -> None:
@@ -148,27 +169,51 @@ class Dispatcher:
                 return None
         return Prepared(inv, request, dst)
 
-    async def call(self, hook: Webhook, request: dict[str, Any], attrs: Attributes, index: int) -> Response | None:
-        """Call ``hook``: its allowing answer, None when it failed open; raises a denial or, under
-        ``failurePolicy: Fail``, the 500 of a failed call. On a dry run, a webhook that may have side
-        effects is not called: the request fails."""
+    async def invoke(self, hook: Webhook, attrs: Attributes, index: int, body: Callable[[], Awaitable[T]]) -> T | None:
+        """Run ``body``, the whole of one webhook's call: its result, None when it failed open
+        (:class:`CallFailed` under ``failurePolicy: Ignore``); a failed call under ``Fail`` raises
+        Kubernetes' 500, a denial or other error propagates. With metrics on, counted and timed
+        as Kubernetes' dispatchers do."""
+        m = self.metrics
+        t0 = perf_counter()
+        step = "admit" if self.mutating else "validating"
+        try:
+            result = await body()
+        except CallFailed as e:
+            if m is not None:
+                ignore = hook.failure_policy_ignore
+                m.webhook_call(hook.name, step, attrs.operation, perf_counter() - t0, e.code,
+                               None if ignore else "calling_webhook_error", failed_open=ignore)
+            self.failed(hook, e.reason, attrs, index)
+            return None
+        except Exception as e:
+            if m is not None:
+                if isinstance(e, Denied):
+                    m.webhook_call(hook.name, step, attrs.operation, perf_counter() - t0, e.code, "no_error")
+                else:
+                    m.webhook_call(hook.name, step, attrs.operation, perf_counter() - t0, 0, "apiserver_internal_error")
+            raise
+        if m is not None:
+            m.webhook_call(hook.name, step, attrs.operation, perf_counter() - t0, 200)
+        return result
+
+    async def call(self, hook: Webhook, request: dict[str, Any], attrs: Attributes) -> Response:
+        """Call ``hook``: its allowing answer; raises a denial or :class:`CallFailed`. On a dry run,
+        a webhook that may have side effects is not called: the request fails."""
         if attrs.dry_run and hook.spec.get("sideEffects") not in NO_SIDE_EFFECTS:
             raise dry_run_unsupported(hook.name)
         version = review_version(list(hook.spec.get("admissionReviewVersions") or []))
         if not version:
-            self.failed(hook, "could not create admission objects: webhook does not accept known AdmissionReview "
-                              "versions (v1, v1beta1)", attrs, index)
-            return None
+            raise CallFailed("could not create admission objects: webhook does not accept known AdmissionReview "
+                             "versions (v1, v1beta1)", 400)
         try:
             raw = await self.client.call(hook, admission_review(request, version))
         except CallError as e:
-            self.failed(hook, str(e), attrs, index)
-            return None
+            raise CallFailed(str(e), e.code) from None
         try:
             response = verify_response(request["uid"], self.mutating, raw, version)
         except InvalidResponse as e:
-            self.failed(hook, f"received invalid webhook response: {e}", attrs, index)
-            return None
+            raise CallFailed(f"received invalid webhook response: {e}", 503) from None
         for key, value in response.audit_annotations.items():
             attrs.add_annotation(f"{hook.name}/{key}", value)
         attrs.warnings.extend(response.warnings)
@@ -198,7 +243,7 @@ class ValidatingDispatcher(Dispatcher):
         for index, hook in enumerate(self.source.webhooks):
             prepared = await self.prepare(hook, attrs)
             if prepared is not None:
-                calls.append(self.call(hook, prepared.request, attrs, index))
+                calls.append(self.invoke(hook, attrs, index, partial(self.call, hook, prepared.request, attrs)))
         if not calls:
             return
         if len(calls) == 1:
@@ -248,9 +293,7 @@ class MutatingDispatcher(Dispatcher):
                 prepared = await self.prepare(hook, attrs)
                 if prepared is None or (attrs.is_reinvoke and hook.uid not in state.to_reinvoke):
                     continue
-                response = await self.call(hook, prepared.request, attrs, index)
-                patch = self._patch(hook, response, attrs, index)
-                changed = bool(patch) and await self._apply(hook, prepared, patch, attrs)
+                changed = bool(await self.invoke(hook, attrs, index, partial(self._mutate, hook, prepared, attrs)))
                 _annotate_mutation(attrs, index, hook, changed)
                 if changed:
                     state.require_reinvoking_previously_invoked()
@@ -260,10 +303,17 @@ class MutatingDispatcher(Dispatcher):
         finally:
             state.last_output = copy.deepcopy(attrs.object)
 
-    def _patch(self, hook: Webhook, response: Response | None, attrs: Attributes, index: int) -> list[Any]:
-        """The answer's JSON patch operations (none if it has no patch or failed open); an
-        undecodable patch is a 500, a patch type other than JSONPatch a failed call."""
-        if response is None or not response.patch:
+    async def _mutate(self, hook: Webhook, prepared: Prepared, attrs: Attributes) -> bool:
+        """Call ``hook`` and apply its patch; whether the object changed."""
+        response = await self.call(hook, prepared.request, attrs)
+        patch = self._patch(response)
+        return bool(patch) and await self._apply(hook, prepared, patch, attrs)
+
+    @staticmethod
+    def _patch(response: Response) -> list[Any]:
+        """The answer's JSON patch operations (none if it has no patch); an undecodable patch is
+        a 500, a patch type other than JSONPatch a failed call."""
+        if not response.patch:
             return []
         try:
             ops = orjson.loads(base64.b64decode(response.patch, validate=True))
@@ -273,8 +323,7 @@ class MutatingDispatcher(Dispatcher):
             raise errors.InternalError("Internal error occurred: json: cannot unmarshal object into Go value of "
                                        "type jsonpatch.Patch")
         if ops and response.patch_type != "JSONPatch":
-            self.failed(hook, f'unsupported patch type "{response.patch_type}"', attrs, index)
-            return []
+            raise CallFailed(f'unsupported patch type "{response.patch_type}"', 500)
         return ops
 
     def _decode(self, r: Resource, obj: Obj) -> None:

@@ -7,6 +7,8 @@ configurations) before the server answers requests.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kybernetes.apiserver.admission.chain import Handler, PluginInit
 from kybernetes.apiserver.admission.webhook.client import WebhookClient
 from kybernetes.apiserver.admission.webhook.dispatch import (
@@ -16,6 +18,9 @@ from kybernetes.apiserver.admission.webhook.dispatch import (
 )
 from kybernetes.apiserver.admission.webhook.matching import Matcher
 from kybernetes.apiserver.admission.webhook.source import GROUP, WebhookSource
+
+if TYPE_CHECKING:
+    from kybernetes.apiserver.admission.metrics import AdmissionMetrics
 
 
 class WebhookPlugin(Handler):
@@ -30,6 +35,10 @@ class WebhookPlugin(Handler):
         kind = MutatingDispatcher if mutating else ValidatingDispatcher
         self.dispatcher: Dispatcher = kind(self.source, Matcher(registry, catalogue), self.client, registry, catalogue,
                                             init.authorizer)
+
+    def instrument(self, metrics: AdmissionMetrics) -> None:
+        """Count and time every call of this plugin's webhooks."""
+        self.dispatcher.metrics = metrics
 
     async def start(self) -> None:
         await self.source.start()
