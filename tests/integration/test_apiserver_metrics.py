@@ -139,3 +139,27 @@ def test_metrics_need_rbac(server: ServerProcess, namespace: str, api: Any) -> N
         assert "apiserver_request" in families
     finally:
         server.kubectl("delete", "clusterrolebinding", user)
+
+
+def test_priority_and_fairness_series(server: ServerProcess, namespace: str) -> None:
+    """Ordinary requests show up under the FlowSchema and priority level that classified them:
+    an ordinary user's under global-default, an admin's (system:masters) under exempt."""
+    dispatched = ("apiserver_flowcontrol_dispatched_requests", "apiserver_flowcontrol_dispatched_requests_total")
+    default = {"priority_level": "global-default", "flow_schema": "global-default"}
+    before = _value(_scrape(server), *dispatched, **default)
+    user = "apf-user-" + namespace[-20:]
+    for _ in range(3):  # refused by RBAC, which comes after API Priority and Fairness, as in Kubernetes
+        assert server.kubectl("get", "-n", namespace, "podtemplates", f"--as={user}", check=False).returncode != 0
+    families = _scrape(server)
+    assert _value(families, *dispatched, **default) >= before + 3
+    exempt = {"priority_level": "exempt", "flow_schema": "exempt"}
+    # The scrape itself is an admin's request executing while the metrics are rendered.
+    assert _value(families, "apiserver_flowcontrol_current_executing_requests",
+                  "apiserver_flowcontrol_current_executing_requests", **exempt) >= 1
+    assert _value(families, "apiserver_flowcontrol_current_inqueue_requests",
+                  "apiserver_flowcontrol_current_inqueue_requests", **default) == 0
+    wait = "apiserver_flowcontrol_request_wait_duration_seconds"
+    assert _value(families, wait, f"{wait}_count", **default, execute="true") == _value(families, *dispatched, **default)
+    les = {s.labels["le"] for s in families[wait].samples if "le" in s.labels}
+    assert les == {"0.0", "0.005", "0.02", "0.05", "0.1", "0.2", "0.5", "1.0", "2.0", "5.0", "10.0", "30.0", "+Inf"}
+    assert families["apiserver_flowcontrol_rejected_requests"].type == "counter"

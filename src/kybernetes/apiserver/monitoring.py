@@ -1,8 +1,10 @@
 """The API server's ``/metrics``: its collectors, attached to the server's parts, and the endpoint.
 
-Contract: :func:`attach` (unless ``KYB_APISERVER_METRICS=off``) makes the request, storage and
-admission collectors (:mod:`.metrics`, :mod:`.storagemetrics`, :mod:`.admission.metrics`), hooks
-them into the store, the admission chain and the watch handlers, and registers them in the
+Contract: :func:`attach` (unless ``KYB_APISERVER_METRICS=off``) makes the request, storage,
+admission and API Priority and Fairness collectors (:mod:`.metrics`, :mod:`.storagemetrics`,
+:mod:`.admission.metrics`, :mod:`.flowcontrol.metrics`), hooks them into the store, the admission
+chain (webhooks included) and the watch handlers (the server hands the APF one to its gate when
+it builds it), and registers them in the
 process's default registry, replacing those of an earlier server in the same process (tests run
 several). :func:`serve` answers ``GET /metrics`` with the default registry, process and Python
 metrics included (:func:`kybernetes.metrics.exposition`); the caller has authorized the request
@@ -19,6 +21,7 @@ from prometheus_client import REGISTRY
 
 from kybernetes import errors
 from kybernetes.apiserver.admission.metrics import AdmissionMetrics
+from kybernetes.apiserver.flowcontrol.metrics import FlowControlMetrics
 from kybernetes.apiserver.metrics import APIServerMetrics, enabled
 from kybernetes.apiserver.storagemetrics import StorageMetrics
 from kybernetes.httpserver.messages import Request, Response
@@ -42,6 +45,8 @@ class Monitoring:
     requests: APIServerMetrics
     storage: StorageMetrics
     admission: AdmissionMetrics
+    flowcontrol: FlowControlMetrics
+    """Handed to the server's API Priority and Fairness gate when it is built."""
 
     def start(self, store: Store) -> None:
         """Once the server is about to serve: the in-flight watermark and the object counts."""
@@ -57,13 +62,14 @@ def attach(catalogue: Catalogue, store: Store, admission: Chain, handlers: Resou
     """The server's collectors, hooked in and registered; None when metrics are off."""
     if not enabled():
         return None
-    m = Monitoring(APIServerMetrics(frozenset(catalogue.groups())), StorageMetrics(catalogue), AdmissionMetrics())
+    m = Monitoring(APIServerMetrics(frozenset(catalogue.groups())), StorageMetrics(catalogue), AdmissionMetrics(),
+                   FlowControlMetrics())
     m.storage.instrument(store)
     admission.instrument(m.admission)
     handlers.watch_metrics = m.requests
     for old in _registered:
         REGISTRY.unregister(old)
-    _registered[:] = [m.requests, m.storage, m.admission]
+    _registered[:] = [m.requests, m.storage, m.admission, m.flowcontrol]
     for c in _registered:
         REGISTRY.register(c)
     return m

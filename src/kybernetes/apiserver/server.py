@@ -336,7 +336,8 @@ class APIServer:
         await self._bootstrap()
         self.aggregator = Aggregator(self.registry, self.catalogue, self.pki, cfg.front_proxy, self.discovery.invalidate)
         await self.aggregator.start()
-        self.flowcontrol = FlowControl(self.registry, self.catalogue, concurrency)
+        self.flowcontrol = FlowControl(self.registry, self.catalogue, concurrency,
+                                       metrics=self.monitoring.flowcontrol if self.monitoring is not None else None)
         await self.flowcontrol.start()
         await self.registry.admission.start()  # plugins with state from the cluster (webhook configurations)
         self.authorizer_factories["RBAC"] = lambda: RBACAuthorizer(self.registry, self.catalogue)  # type: ignore[arg-type]

@@ -122,7 +122,7 @@ class Match:
     """The classification of a request: its FlowSchema, priority level and how flows are told apart."""
 
     __slots__ = ("distinguisher", "flow_schema", "flow_schema_uid", "headers", "level", "priority_level",
-                 "priority_level_uid")
+                 "priority_level_uid", "stats")
 
     def __init__(self, fs: Obj, pl_name: str, pl_uid: str, level: Any) -> None:
         meta = fs.get("metadata") or {}
@@ -132,6 +132,8 @@ class Match:
         self.priority_level, self.priority_level_uid = pl_name, pl_uid
         self.distinguisher = str((spec.get("distinguisherMethod") or {}).get("type") or "")
         self.level = level
+        self.stats: Any = None
+        """This classification's metrics series (``flowcontrol.metrics.FlowStats``) when metrics are on."""
         self.headers = header_lines({"X-Kubernetes-PF-FlowSchema-UID": self.flow_schema_uid,
                                      "X-Kubernetes-PF-PriorityLevel-UID": pl_uid})
         """The two response headers, encoded once for every response of this classification."""
@@ -162,6 +164,11 @@ class Classifier:
             self._schemas.append((Match(fs, pl_name, uid, level), rules))
         self._by_user: dict[tuple[str, tuple[str, ...]], list[tuple[Match, tuple[_Rule, ...]]]] = {}
         self._results: dict[tuple[str, tuple[str, ...], str, str, str, str, str], Match | None] = {}
+
+    @property
+    def matches(self) -> list[Match]:
+        """Every classification this classifier can return, one per usable FlowSchema."""
+        return [m for m, _rules in self._schemas]
 
     def classify(self, user: str, groups: tuple[str, ...], verb: str, api_group: str, resource: str,
                  namespace: str, path: str, is_resource: bool) -> Match | None:

@@ -31,6 +31,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 
 from kybernetes import errors
 from kybernetes.api.obj import Obj
@@ -39,6 +40,7 @@ from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.apiserver.flowcontrol import bootstrap
 from kybernetes.apiserver.flowcontrol.classifier import Classifier, Match
 from kybernetes.apiserver.flowcontrol.dropped import DroppedRequests
+from kybernetes.apiserver.flowcontrol.metrics import FlowControlMetrics, FlowStats
 from kybernetes.apiserver.flowcontrol.queueset import Clock, LoopClock, QueueSet
 from kybernetes.apiserver.registry.request import DeleteOptions, ListOptions, RequestContext, User
 from kybernetes.apiserver.registry.store import Registry
@@ -69,8 +71,11 @@ def shares_of(pl: Obj) -> int:
 
 class FlowControl:
     def __init__(self, registry: Registry, catalogue: Catalogue, server_concurrency: int = 600, *,
-                 clock: Clock | None = None, wait_limit: float = WAIT_LIMIT) -> None:
+                 clock: Clock | None = None, wait_limit: float = WAIT_LIMIT,
+                 metrics: FlowControlMetrics | None = None) -> None:
         self.registry = registry
+        self.metrics = metrics
+        """The server's APF series (flowcontrol/metrics.py); None when metrics are off."""
         self.server_concurrency = server_concurrency
         self.clock: Clock = clock or LoopClock()
         self.wait_limit = wait_limit
@@ -185,7 +190,11 @@ class FlowControl:
             if want["metadata"]["name"] not in fss:
                 schemas.append(want)
         uids = {name: str((pl.get("metadata") or {}).get("uid") or "") for name, pl in effective.items()}
-        self.classifier = Classifier(schemas, {name: (uids[name], qs) for name, qs in levels.items()})
+        classifier = Classifier(schemas, {name: (uids[name], qs) for name, qs in levels.items()})
+        if self.metrics is not None:
+            for m in classifier.matches:
+                m.stats = self.metrics.stats(m.priority_level, m.flow_schema)
+        self.classifier = classifier
 
     def _level(self, name: str, pl: Obj, total_shares: int) -> QueueSet:
         spec = pl.get("spec") or {}
@@ -245,17 +254,47 @@ class FlowControl:
         # After any header set before this gate (the Audit-Id).
         request.extra_headers = m.headers if request.extra_headers is None else request.extra_headers + m.headers
         qs: QueueSet = m.level
-        if not qs.try_start() and not await qs.acquire(hash((m.flow_schema, m.flow(user.name, namespace))) & _MASK64):
+        stats: FlowStats | None = m.stats
+        if qs.try_start():
+            if stats is not None:
+                stats.immediate += 1
+                stats.executing += 1
+        elif await self._queue(qs, stats, hash((m.flow_schema, m.flow(user.name, namespace))) & _MASK64):
             return self._reject(m)
         if watch:
-            return await self._serve_watch(request, qs, call)
+            return await self._serve_watch(request, qs, stats, call)
         try:
             return await call()
         finally:
             qs.release()
+            if stats is not None:
+                stats.executing -= 1
 
     @staticmethod
-    async def _serve_watch(request: Request, qs: QueueSet, call: Callable[[], Awaitable[AnyResponse]]) -> AnyResponse:
+    async def _queue(qs: QueueSet, stats: FlowStats | None, flow_hash: int) -> str:
+        """Wait in ``qs`` for a seat: "" once seated, else the rejection's reason; counted in ``stats``."""
+        if stats is None:
+            return await qs.wait(flow_hash)
+        t0 = perf_counter()
+        stats.inqueue += 1
+        try:
+            reason = await qs.wait(flow_hash)
+        except asyncio.CancelledError:
+            stats.observe_wait(perf_counter() - t0, False)
+            stats.reject("cancelled")
+            raise
+        finally:
+            stats.inqueue -= 1
+        stats.observe_wait(perf_counter() - t0, not reason)
+        if reason:
+            stats.reject(reason)
+        else:
+            stats.executing += 1
+        return reason
+
+    @staticmethod
+    async def _serve_watch(request: Request, qs: QueueSet, stats: FlowStats | None,
+                           call: Callable[[], Awaitable[AnyResponse]]) -> AnyResponse:
         """A watch holds its seat until its stream starts (its initial events are gathered)."""
         held = True
 
@@ -264,6 +303,8 @@ class FlowControl:
             if held:
                 held = False
                 qs.release()
+                if stats is not None:
+                    stats.executing -= 1
 
         request.on_stream_start = release
         try:

@@ -113,13 +113,18 @@ class QueueSet:
 
     async def acquire(self, flow_hash: int) -> bool:
         """Wait for a seat; False if the request is rejected (no queue room, no queues, or timeout)."""
+        return not await self.wait(flow_hash)
+
+    async def wait(self, flow_hash: int) -> str:
+        """Wait for a seat: "" once seated, else why the request is rejected, in Kubernetes'
+        words: ``concurrency-limit`` (the level has no queues), ``queue-full``, ``time-out``."""
         if self.try_start():
-            return True
+            return ""
         if not self._queues:
-            return False
+            return "concurrency-limit"
         queue = self._choose(flow_hash)
         if len(queue.waiting) >= self.queue_length_limit:
-            return False
+            return "queue-full"
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         if not queue.waiting:
             queue.virtual = max(queue.virtual, self._floor)
@@ -129,10 +134,10 @@ class QueueSet:
         self.waiting += 1
         self._dispatch()
         if fut.done():
-            return fut.result()
+            return "" if fut.result() else "time-out"
         timer = self.clock.call_later(self.wait_limit, lambda: self._expire(queue, fut))
         try:
-            return await fut
+            return "" if await fut else "time-out"
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled() and fut.result():
                 self.release()  # granted just as the client left: give the seat back
