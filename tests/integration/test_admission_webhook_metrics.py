@@ -50,7 +50,8 @@ def test_webhook_calls_are_counted_as_kubernetes_counts_them(server: ServerProce
                   _hook(configs, "deny", "/deny/message=nope/code=409"),
                   _hook(configs, "broken", "/error", failurePolicy="Fail"),
                   _hook(configs, "open", "/garbage", failurePolicy="Ignore"))
-    configs.apply("MutatingWebhookConfiguration", "metrics-m", _hook(configs, "allow", "/label/key=k/value=v"))
+    configs.apply("MutatingWebhookConfiguration", "metrics-m", _hook(configs, "allow", "/label/key=k/value=v"),
+                  _hook(configs, "mopen", "/garbage", failurePolicy="Ignore"))
     before = _webhook_series(_scrape(server), "metrics-")
     assert create(server, namespace, configmap("a", {"m": "allow"})).returncode == 0
     denied = create(server, namespace, configmap("d", {"m": "deny"}))
@@ -58,6 +59,7 @@ def test_webhook_calls_are_counted_as_kubernetes_counts_them(server: ServerProce
     broken = create(server, namespace, configmap("b", {"m": "broken"}))
     assert 'failed calling webhook "metrics-broken.webhooks.test.io"' in broken.stderr
     assert create(server, namespace, configmap("o", {"m": "open"})).returncode == 0
+    assert create(server, namespace, configmap("mo", {"m": "mopen"})).returncode == 0
     delta = _webhook_series(_scrape(server), "metrics-")
 
     def one(sample: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -65,6 +67,7 @@ def test_webhook_calls_are_counted_as_kubernetes_counts_them(server: ServerProce
 
     allow, deny = "metrics-allow.webhooks.test.io", "metrics-deny.webhooks.test.io"
     broken_, open_ = "metrics-broken.webhooks.test.io", "metrics-open.webhooks.test.io"
+    mopen = "metrics-mopen.webhooks.test.io"
     expected = {
         one("apiserver_admission_webhook_request_total", name=allow, type="admit", code="200", rejected="false"): 1,
         one("apiserver_admission_webhook_request_total", name=allow, type="validating", code="200",
@@ -73,19 +76,23 @@ def test_webhook_calls_are_counted_as_kubernetes_counts_them(server: ServerProce
             rejected="true"): 1,
         one("apiserver_admission_webhook_request_total", name=broken_, type="validating", code="500",
             rejected="true"): 1,
-        one("apiserver_admission_webhook_request_total", name=open_, type="validating", code="503",
+        # A body that is no JSON: no HTTP error to report, the validating dispatcher's 400.
+        one("apiserver_admission_webhook_request_total", name=open_, type="validating", code="400",
             rejected="false"): 1,
+        # ... where the mutating dispatcher says 503, as Kubernetes' do.
+        one("apiserver_admission_webhook_request_total", name=mopen, type="admit", code="503", rejected="false"): 1,
         one("apiserver_admission_webhook_rejection_count", name=deny, type="validating", error_type="no_error",
             rejection_code="409"): 1,
         one("apiserver_admission_webhook_rejection_count", name=broken_, type="validating",
-            error_type="calling_webhook_error", rejection_code="0"): 1,
+            error_type="calling_webhook_error", rejection_code="500"): 1,
     }
     counted = _delta(before, delta)
     for key, n in expected.items():
         assert counted.get(key) == n, (key, counted)
     fail_open = [k for k in counted if k[0] == "apiserver_admission_webhook_fail_open_count"]
-    assert fail_open == [("apiserver_admission_webhook_fail_open_count",
-                          (("name", open_), ("type", "validating")))]
+    assert sorted(fail_open) == [
+        ("apiserver_admission_webhook_fail_open_count", (("name", mopen), ("type", "admit"))),
+        ("apiserver_admission_webhook_fail_open_count", (("name", open_), ("type", "validating")))]
     assert counted[one(f"{_DURATION}_count", name=allow, type="admit", rejected="false")] == 1
     assert counted[one(f"{_DURATION}_count", name=deny, type="validating", rejected="true")] == 1
     assert counted[one(f"{_DURATION}_sum", name=allow, type="admit", rejected="false")] > 0

@@ -176,8 +176,9 @@ def test_admission_metrics_time_each_plugin_and_the_step() -> None:
     assert controllers == {("Allow", "false"), ("Deny", "true")}
 
 
-def test_webhook_metrics_truncate_codes_and_give_rejection_codes_only_to_denials() -> None:
+def test_webhook_metrics_truncate_codes_and_give_no_rejection_code_to_internal_errors() -> None:
     m = AdmissionMetrics()
+    m.webhook_call("w", "validating", "DELETE", 0.01, 0, "apiserver_internal_error")
     m.webhook_call("w", "validating", "CREATE", 0.01, 700, "no_error")  # a denial with an odd code
     m.webhook_call("w", "validating", "CREATE", 0.01, 503, "calling_webhook_error")
     m.webhook_call("w", "admit", "UPDATE", 0.01, 503, failed_open=True)
@@ -185,12 +186,13 @@ def test_webhook_metrics_truncate_codes_and_give_rejection_codes_only_to_denials
     families = _scrape(m)
     requests = {(s.labels["type"], s.labels["code"], s.labels["rejected"]): s.value
                 for s in families["apiserver_admission_webhook_request"].samples if s.name.endswith("_total")}
-    assert requests == {("validating", "600", "true"): 1, ("validating", "503", "true"): 1,
+    assert requests == {("validating", "600", "true"): 1, ("validating", "503", "true"): 1, ("validating", "0", "true"): 1,
                         ("admit", "503", "false"): 1, ("admit", "200", "false"): 1}
     rejections = {(s.name, s.labels["error_type"], s.labels["rejection_code"]): s.value
                   for s in families["apiserver_admission_webhook_rejection_count"].samples}
     assert rejections == {("apiserver_admission_webhook_rejection_count", "no_error", "600"): 1,
-                          ("apiserver_admission_webhook_rejection_count", "calling_webhook_error", "0"): 1}
+                          ("apiserver_admission_webhook_rejection_count", "calling_webhook_error", "503"): 1,
+                          ("apiserver_admission_webhook_rejection_count", "apiserver_internal_error", "0"): 1}
     assert [(s.labels, s.value) for s in families["apiserver_admission_webhook_fail_open_count"].samples] == [
         ({"name": "w", "type": "admit"}, 1)]
     slow = {s.labels["le"]: s.value for s in families["apiserver_admission_webhook_admission_duration_seconds"].samples

@@ -15,7 +15,7 @@ operation, rejected} with buckets 5 ms to 25 s, and one ``apiserver_admission_we
 own; at most 600}; a call that refused the request is also one
 ``apiserver_admission_webhook_rejection_count`` {name, type, operation, error_type:
 ``no_error`` (denied), ``calling_webhook_error`` (failed under ``failurePolicy: Fail``) or
-``apiserver_internal_error``, rejection_code: the denial's code, else 0}, and a call that failed
+``apiserver_internal_error``, rejection_code: the request's code, 0 for an internal error}, and a call that failed
 open one ``apiserver_admission_webhook_fail_open_count`` {name, type}.
 """
 
@@ -57,14 +57,14 @@ class AdmissionMetrics(Collector):
                      rejection: str | None = None, *, failed_open: bool = False) -> None:
         """One webhook call (``ObserveWebhook``): ``step`` ``admit`` or ``validating``; ``rejection``
         the error type when it refused the request (``ObserveWebhookRejection``, with ``code`` as
-        rejection code for a denial, 0 otherwise); ``failed_open`` when it failed under ``Ignore``."""
+        rejection code but for an internal error's 0); ``failed_open`` when it failed under ``Ignore``."""
         rejected = "false" if rejection is None else "true"
         code = min(code, 600)
         self._observe(self._webhooks, (name, step, operation, rejected), seconds, WEBHOOK_BUCKETS)
         key = (name, step, operation, str(code), rejected)
         self._webhook_requests[key] = self._webhook_requests.get(key, 0) + 1
         if rejection is not None:
-            rkey = (name, step, operation, rejection, str(code if rejection == NO_ERROR else 0))
+            rkey = (name, step, operation, rejection, str(0 if rejection == APISERVER_INTERNAL_ERROR else code))
             self._rejections[rkey] = self._rejections.get(rkey, 0) + 1
         if failed_open:
             self._fail_open[name, step] = self._fail_open.get((name, step), 0) + 1

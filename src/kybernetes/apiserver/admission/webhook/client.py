@@ -36,13 +36,16 @@ class CallError(Exception):
     """The webhook could not be called or gave no usable answer (``ErrCallingWebhook``'s reason).
 
     ``detail`` is the cause alone (``Post "<url>": ...``), as a conversion webhook's error quotes it.
-    ``code`` is the HTTP code Kubernetes' ``ErrCallingWebhook`` carries for the metrics: the
-    webhook's own non-2xx code, 400 for a client that could not be built, else 503."""
+    For the metrics (the code Kubernetes' ``ErrCallingWebhook`` carries): ``status`` is the
+    webhook's own non-2xx HTTP code, None when it gave none; ``no_client`` says the call could not
+    even be set up (``could not get REST client``)."""
 
-    def __init__(self, detail: str, *, prefix: str = "failed to call webhook: ", code: int = 503) -> None:
+    def __init__(self, detail: str, *, prefix: str = "failed to call webhook: ", status: int | None = None,
+                 no_client: bool = False) -> None:
         super().__init__(prefix + detail)
         self.detail = detail
-        self.code = code
+        self.status = status
+        self.no_client = no_client
 
 
 _GENERIC = {
@@ -110,7 +113,7 @@ class WebhookClient:
                     ctx = ssl.create_default_context(cadata=base64.b64decode(ca_bundle).decode("ascii", "replace"))
                 except (binascii.Error, ssl.SSLError, ValueError) as e:
                     raise CallError(f"could not get REST client: unable to load root certificates: {e}",
-                                    prefix="", code=400) from None
+                                    prefix="", no_client=True) from None
             self._contexts[ca_bundle] = ctx
         return ctx
 
@@ -141,7 +144,7 @@ class WebhookClient:
         except (aiohttp.ClientError, OSError) as e:
             raise CallError(f"{where}: {e}") from None
         if not 200 <= resp.status < 300:
-            raise CallError(f"{http_error(resp.status, body)}", code=resp.status)
+            raise CallError(f"{http_error(resp.status, body)}", status=resp.status)
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as e:

@@ -209,7 +209,7 @@ class Dispatcher:
         try:
             raw = await self.client.call(hook, admission_review(request, version))
         except CallError as e:
-            raise CallFailed(str(e), e.code) from None
+            raise CallFailed(str(e), self._call_error_code(e)) from None
         try:
             response = verify_response(request["uid"], self.mutating, raw, version)
         except InvalidResponse as e:
@@ -220,6 +220,16 @@ class Dispatcher:
         if not response.allowed:
             raise denied(hook.name, response.result)
         return response
+
+    def _call_error_code(self, e: CallError) -> int:
+        """The code of Kubernetes' ``ErrCallingWebhook`` for ``e``: the webhook's own HTTP code;
+        else what each dispatcher sets (they differ: validating 400 and 400, mutating 500 for a
+        client that could not be built and 503 for a call that failed)."""
+        if e.status is not None:
+            return e.status
+        if not self.mutating:
+            return 400
+        return 500 if e.no_client else 503
 
     def failed(self, hook: Webhook, reason: str, attrs: Attributes, index: int) -> None:
         """A call that failed (``ErrCallingWebhook``): under ``failurePolicy: Ignore`` only the
@@ -306,11 +316,11 @@ class MutatingDispatcher(Dispatcher):
     async def _mutate(self, hook: Webhook, prepared: Prepared, attrs: Attributes) -> bool:
         """Call ``hook`` and apply its patch; whether the object changed."""
         response = await self.call(hook, prepared.request, attrs)
-        patch = self._patch(response)
+        patch = self._patch(hook, response)
         return bool(patch) and await self._apply(hook, prepared, patch, attrs)
 
     @staticmethod
-    def _patch(response: Response) -> list[Any]:
+    def _patch(hook: Webhook, response: Response) -> list[Any]:
         """The answer's JSON patch operations (none if it has no patch); an undecodable patch is
         a 500, a patch type other than JSONPatch a failed call."""
         if not response.patch:
@@ -323,7 +333,7 @@ class MutatingDispatcher(Dispatcher):
             raise errors.InternalError("Internal error occurred: json: cannot unmarshal object into Go value of "
                                        "type jsonpatch.Patch")
         if ops and response.patch_type != "JSONPatch":
-            raise CallFailed(f'unsupported patch type "{response.patch_type}"', 500)
+            raise CallFailed(f'unsupported patch type "{response.patch_type}"', denied(hook.name, response.result).code)
         return ops
 
     def _decode(self, r: Resource, obj: Obj) -> None:
