@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import random
 import time
 from typing import Any
@@ -31,6 +32,9 @@ from kybernetes.apiserver.registry.core import serviceallocations as held
 from kybernetes.apiserver.registry.request import RequestContext
 from kybernetes.apiserver.registry.rest import Finish, ResourceREST
 from kybernetes.apiserver.registry.store import Registry
+from kybernetes.storage import interface as st
+
+log = logging.getLogger(__name__)
 
 RESERVE_SECONDS = 120.0
 CLAIM_ATTEMPTS = 32
@@ -144,7 +148,7 @@ class ServiceAllocator:
                 await _release_claimed(rest, claimed, owner)
                 return
             for value in before - set(held.held_by(obj.get("spec"))):
-                await held.release(store, value, owner)
+                await _release(store, value, owner)
 
         return finish
 
@@ -176,7 +180,7 @@ class ServiceAllocator:
         meta = obj.get("metadata") or {}
         owner = held.Owner(str(meta.get("namespace", "")), str(meta.get("name", "")))
         for value in held.held_by(obj.get("spec")):
-            await held.release(rest.registry.store, value, owner)
+            await _release(rest.registry.store, value, owner)
 
     async def _allocate(self, registry: Registry, r: Resource, obj: Obj, old: Obj | None) -> None:
         """Fill in the cluster IP and node ports ``obj`` needs; 422 Invalid if one asked for is out of
@@ -333,11 +337,21 @@ class ServiceAllocator:
                 rest.after_delete = self.after_delete
 
 
+async def _release(store: st.Store, value: str | int, owner: held.Owner, revision: int = 0) -> None:
+    """Release ``value`` after a write's outcome is known; if the store fails now, the write's own
+    answer stands and the repair loop releases the value later."""
+    try:
+        await held.release(store, value, owner, revision)
+    except st.StoreError as e:
+        log.warning("cannot release %s of Service %s/%s now (%s); the repair loop will", value,
+                    owner.namespace, owner.name, e)
+
+
 async def _release_claimed(rest: ResourceREST, claimed: list[tuple[str | int, int]], owner: held.Owner) -> None:
     """Release the keys this write created (not those the Service held already)."""
     for value, revision in claimed:
         if revision:
-            await held.release(rest.registry.store, value, owner, revision)
+            await _release(rest.registry.store, value, owner, revision)
 
 
 def _replace(spec: Obj, value: str | int, picked: str | int) -> None:
