@@ -8,14 +8,14 @@ Kubernetes' ``genericregistry.Store`` in Python. A request handler calls one of
     create: decode-check -> generateName -> uid/timestamps -> strategy.prepare_for_create
             -> strategy.default -> mutating admission -> rest.begin_create (a Service's IPs)
             -> registry hooks -> validate -> validating admission -> managedFields
-            -> store.create (409 AlreadyExists)
+            -> store.create (409 AlreadyExists) -> the finish begin_create returned (stored or not)
     update: read current -> precondition (resourceVersion CAS) -> prepare_for_update / status
             -> default -> mutating admission -> rest.begin_update -> registry hooks -> validate_update
             -> validating admission -> generation bump -> managedFields -> no-op check
             -> store.update (409 Conflict on a lost CAS; patch retries, PUT does not)
     delete: preconditions -> admission (DELETE, the object as old object) -> finalizers or
             strategy.graceful_delete_seconds (only mark deletionTimestamp;
-            strategy.prepare_for_delete_marking) -> store.delete
+            strategy.prepare_for_delete_marking) -> store.delete -> rest.after_delete
 
 The store names no kind: what differs per kind is its strategy's, and what a subresource does is
 its REST object's (``rest.py``). Admission is :attr:`Registry.admission`, a

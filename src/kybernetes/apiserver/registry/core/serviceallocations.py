@@ -7,8 +7,9 @@ way, for ports too: a held IP is the key ``/registry/ipaddresses/<ip>`` (an ``IP
 kube-apiserver writes it, its ``parentRef`` the Service), a held node port the key
 ``/registry/servicenodeports/<port>`` (ours: Kubernetes has no per-port object). Taking one is the
 store's atomic create, so of two API servers racing for a value exactly one gets it; releasing one
-is a compare-and-swap delete of a key that names the Service. One write per value, and none shared
-by all allocations, so a single server is as fast as its store's creates.
+is a compare-and-swap delete of a key that names the Service. One write per value, none shared by
+all allocations (no contention on a bitmap); a create's values are claimed together, so it costs
+one more commit of the store before the Service's own.
 
 The owner is the Service's namespace and name (not its uid: a create may claim before the Service
 exists). A key owned by the Service being created is reused, not refused: that is a create that
