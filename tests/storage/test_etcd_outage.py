@@ -206,3 +206,63 @@ def test_a_frozen_etcd_is_a_503_within_the_deadline(server: ServerProcess, clust
         assert core.read_namespaced_config_map("after", "default").metadata.name == "after"
     finally:
         api.close()
+
+
+def test_lost_quorum_is_a_503_and_heals_without_a_restart(tmp_path: Path) -> None:
+    """Three etcd members, two of them killed: the one left has no quorum, so etcd answers writes
+    only when its deadline passed ("context deadline exceeded", UNKNOWN on etcd 3.4). That is an
+    outage like an unreachable store: a 503 with Retry-After, readiness false, a warning (not a
+    traceback) from the watch cache; once the members are back, writes succeed in the same process."""
+    _require_tools()
+    cluster = EtcdCluster(tmp_path / "etcd", size=3)
+    cluster.start()
+    srv: ServerProcess | None = None
+    try:
+        asyncio.run(cluster.wait_healthy())
+        srv = ServerProcess.start(
+            tmp_path / "data", "--datastore-endpoint", cluster.endpoints, "--datastore-cafile",
+            cluster.tls.cafile, "--datastore-certfile", cluster.tls.certfile, "--datastore-keyfile",
+            cluster.tls.keyfile, timeout=60.0,
+        )
+        api = config.new_client_from_config(config_file=str(srv.kubeconfig))
+        core = client.CoreV1Api(api)
+        try:
+            core.create_namespaced_config_map("default", {"metadata": {"name": "before"}})
+            stopped = cluster.members[1:]
+            for m in stopped:
+                cluster.kill(m)
+            with pytest.raises(ApiException) as exc:
+                core.create_namespaced_config_map("default", {"metadata": {"name": "during"}}, _request_timeout=90)
+            e = exc.value
+            assert e.status == 503, (e.status, e.body)
+            assert e.headers["Retry-After"] == "2"
+            assert json.loads(e.body)["message"] == UNAVAILABLE.format(op="create")
+            _status, text = _until(lambda: (r := _readyz(api, query="?verbose"))[0] == 500 and r, 30, "/readyz to fail")
+            assert "[-]etcd failed: reason withheld\n" in text, text
+
+            for m in stopped:
+                cluster.start_member(m)
+            asyncio.run(cluster.wait_healthy())
+            _until(lambda: _readyz(api)[0] == 200, 60, "/readyz to pass again")
+            _until(lambda: _create_ok(core, "after"), 60, "a write to succeed again")
+            assert core.read_namespaced_config_map("after", "default").metadata.name == "after"
+            assert srv.proc.poll() is None  # recovered without a restart
+            log = srv.log()
+            assert "Traceback" not in log and "store watch failed" not in log, log[-5000:]
+            assert "StoreError" not in log, log[-5000:]
+        finally:
+            api.close()
+    finally:
+        if srv is not None:
+            srv.stop()
+        cluster.stop()
+
+
+def _create_ok(core: Any, name: str) -> bool:
+    try:
+        core.create_namespaced_config_map("default", {"metadata": {"name": name}}, _request_timeout=30)
+    except ApiException as e:
+        if e.status == 503:
+            return False
+        raise
+    return True

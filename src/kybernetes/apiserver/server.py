@@ -239,6 +239,7 @@ class APIServer:
         self.store: Store | None = None
         self.registry: Registry | None = None
         self.handlers: ResourceHandlers | None = None
+        self.allocator = ServiceAllocator(config.service_cidr, config.node_port_range)
         self.crds: CRDController | None = None
         self.pki: PKI | None = None
         self.http: HTTPServer | None = None
@@ -310,7 +311,6 @@ class APIServer:
         self.join = JoinService(self)
         self.store = await open_store(cfg)
         self.registry = Registry(self.store, self.catalogue, builtin_strategies(), builtin_conversions())
-        self.allocator = ServiceAllocator(cfg.service_cidr, cfg.node_port_range)
         self.allocator.install(self.registry)
         certificates.install(self.registry)
         rbac_escalation.install(self.registry, lambda: self.authorizer)
@@ -325,6 +325,7 @@ class APIServer:
         self._install_request_header_auth()
         self._install_rest()
         await self.registry.start()
+        self.allocator.start_repair(self.registry)
         # Token authentication reads these from memory: have them cached from the start.
         for plural in ("serviceaccounts", "pods", "secrets"):
             r = self.catalogue.get("", "v1", plural)
@@ -439,6 +440,7 @@ class APIServer:
             await self.aggregator.stop()
         if self.authorizer is not None:
             await self.authorizer.stop()
+        await self.allocator.stop()
         if self.registry is not None:
             await self.registry.admission.stop()
             await self.registry.stop()

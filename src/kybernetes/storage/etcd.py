@@ -50,6 +50,7 @@ from kybernetes.storage.etcd_client import (
     EtcdConnection,
     EtcdUnavailableError,
     is_unavailable,
+    says_outage,
 )
 from kybernetes.storage.etcdpb import kv_pb2 as mvcc
 from kybernetes.storage.etcdpb import rpc_pb2 as rpc
@@ -72,6 +73,7 @@ COMPACT_REV_KEY = b"compact_rev_key"
 """kube-apiserver's key: value the last compacted revision, version the compactors' clock."""
 
 _C = rpc.Compare
+_STREAM_BROKE = (grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL)
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -333,7 +335,9 @@ class EtcdStore:
                         backoff = 0.1
                         yield ev
                 except grpc.aio.AioRpcError as e:
-                    if not is_unavailable(e) and e.code() != grpc.StatusCode.CANCELLED:
+                    # INTERNAL: gRPC's own "Internal error from Core" when a stream's connection
+                    # fails (a member killed); re-opening a watch is harmless, so it resumes too.
+                    if not is_unavailable(e) and e.code() not in _STREAM_BROKE:
                         raise StoreError(f"etcd watch failed: {e.details()}") from None
                     if self._closed:
                         return
@@ -363,6 +367,8 @@ class EtcdStore:
                 self._compacted = max(self._compacted, int(resp.compact_revision))
                 raise CompactedError(last, int(resp.compact_revision))
             if resp.canceled:
+                if says_outage(resp.cancel_reason):  # the watcher resumes once the store is back
+                    raise EtcdUnavailableError(f"etcd cancelled the watch: {resp.cancel_reason}")
                 raise StoreError(f"etcd cancelled the watch: {resp.cancel_reason}")
             if not resp.events:
                 if progress and self.ordered_progress and not resp.created and resp.header.revision > last:

@@ -3,16 +3,19 @@
 Contract:
 
 - ``EtcdConnection(endpoints, ...)`` holds one grpc.aio channel per endpoint, made lazily. Calls
-  go to the *current* endpoint; a call that fails with UNAVAILABLE (the member is down, or has no
-  leader) moves the connection to the next endpoint and is tried there, once per endpoint, before
+  go to the *current* endpoint; a call that fails for an outage (:func:`is_unavailable`: the member
+  is down, has no leader, or its cluster has lost quorum so the call's deadline passed) moves the
+  connection to the next endpoint and is tried there, once per endpoint, before
   :class:`EtcdUnavailableError` is raised. Every call has a deadline (``timeout``).
 - Endpoints are ``https://HOST:PORT`` (TLS with ``cafile`` and, for client authentication,
   ``certfile``/``keyfile``) or ``http://HOST:PORT`` (no TLS), as etcd and k3s accept them.
-- Failover of a write is done on UNAVAILABLE only. gRPC answers UNAVAILABLE when the request never
+- Failover of a write is done on an outage only. gRPC answers UNAVAILABLE when the request never
   reached a member (connection refused or reset before sending) and also, rarely, when the
-  connection broke after sending; in that second case the write may have been applied, and the
-  retry answers as etcd finds the key (a create then reports the key as existing, an update a
-  revision mismatch), the same outcome a client of kube-apiserver sees when its request timed out.
+  connection broke after sending; in that second case, and when a deadline passed while the
+  proposal waited for a quorum, the write may have been applied (or may be, once the quorum is
+  back). The retry answers as etcd finds the key (a create then reports the key as existing, an
+  update a revision mismatch); if no member answers, the caller gets :class:`EtcdUnavailableError`
+  (a 503), the same outcome a client of kube-apiserver sees when its request timed out.
 
 The generated messages are in :mod:`kybernetes.storage.etcdpb` (``scripts/gen-etcd.py``).
 """
@@ -98,8 +101,23 @@ class TLSFiles:
         return grpc.ssl_channel_credentials(read(self.cafile), read(self.keyfile), read(self.certfile))
 
 
+_OUTAGE_DETAILS = ("context deadline exceeded", "etcdserver: request timed out", "etcdserver: no leader",
+                   "etcdserver: leader changed", "etcdserver: unhealthy cluster", "etcdserver: server stopped")
+"""How etcd words an outage (rpctypes' errors; ``context.DeadlineExceeded`` itself). etcd 3.4 sends
+its own deadline, passed while a proposal waited for a quorum, as UNKNOWN with the Go error's text."""
+
+
 def is_unavailable(e: grpc.aio.AioRpcError) -> bool:
-    return e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    """Whether ``e`` says the cluster could not serve the call (member down, no leader, no quorum,
+    deadline passed): the store's :class:`UnavailableError`, a 503 in the API, never a 500."""
+    if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return True
+    return e.code() == grpc.StatusCode.UNKNOWN and says_outage(e.details() or "")
+
+
+def says_outage(message: str) -> bool:
+    """Whether an etcd error message (or a watch's cancel reason) is one of an outage."""
+    return any(d in message for d in _OUTAGE_DETAILS)
 
 
 class EtcdConnection:

@@ -78,8 +78,14 @@ class SubresourceREST:
         raise NotImplementedError
 
 
-WriteStep = Callable[["ResourceREST", Obj, "Obj | None", "RequestContext"], Awaitable[None]]
-"""``(rest, new, old or None, ctx)``: a step of a resource's own storage in the generic store's writes."""
+Finish = Callable[[bool], Awaitable[None]]
+"""Kubernetes' ``FinishFunc``: called once the write's outcome is known, True when it was stored,
+False when it was refused before anything was stored (an error the request answers with)."""
+WriteStep = Callable[["ResourceREST", Obj, "Obj | None", "RequestContext"], Awaitable["Finish | None"]]
+"""``(rest, new, old or None, ctx)``: a step of a resource's own storage in the generic store's
+writes; it may return a :data:`Finish` (to undo what it did if the write is refused)."""
+AfterDelete = Callable[["ResourceREST", Obj], Awaitable[None]]
+"""``(rest, deleted object)``: called by the generic store once an object is gone from the store."""
 
 
 @dataclass
@@ -108,6 +114,8 @@ class ResourceREST:
     Service's ClusterIP and node ports."""
     begin_update: WriteStep | None = None
     """The same on every update (``BeginUpdate``), with the old object."""
+    after_delete: AfterDelete | None = None
+    """Called once an object is deleted from the store (``AfterDelete``): releasing what it held."""
 
     @property
     def schema(self) -> schemas.Schema | None:

@@ -8,14 +8,14 @@ Kubernetes' ``genericregistry.Store`` in Python. A request handler calls one of
     create: decode-check -> generateName -> uid/timestamps -> strategy.prepare_for_create
             -> strategy.default -> mutating admission -> rest.begin_create (a Service's IPs)
             -> registry hooks -> validate -> validating admission -> managedFields
-            -> store.create (409 AlreadyExists)
+            -> store.create (409 AlreadyExists) -> the finish begin_create returned (stored or not)
     update: read current -> precondition (resourceVersion CAS) -> prepare_for_update / status
             -> default -> mutating admission -> rest.begin_update -> registry hooks -> validate_update
             -> validating admission -> generation bump -> managedFields -> no-op check
             -> store.update (409 Conflict on a lost CAS; patch retries, PUT does not)
     delete: preconditions -> admission (DELETE, the object as old object) -> finalizers or
             strategy.graceful_delete_seconds (only mark deletionTimestamp;
-            strategy.prepare_for_delete_marking) -> store.delete
+            strategy.prepare_for_delete_marking) -> store.delete -> rest.after_delete
 
 The store names no kind: what differs per kind is its strategy's, and what a subresource does is
 its REST object's (``rest.py``). Admission is :attr:`Registry.admission`, a
@@ -212,27 +212,38 @@ class Registry(StoreReads):
         attrs = _attributes(r, CREATE, namespace, requested_name, obj, None, ctx)
         await self.admission.admit(attrs)
         rest = self.rest_for(r)
-        if rest.begin_create is not None:
-            await rest.begin_create(rest, obj, None, ctx)
-        for hook in self.create_hooks.get((r.group, r.kind), ()):
-            await hook(self, r, obj, None, ctx)
-        self._validate(r, obj, None)
-        await self.admission.validate(attrs)
-        if managed_fields is None:
-            self._manage_fields(r, None, obj, ctx, "Update")
-        else:
-            meta["managedFields"] = managed_fields
-        name = meta["name"]
-        if ctx.dry_run:
-            cache = await self._cache(r)
-            if r.key(namespace, name) in cache.objects:
-                raise errors.AlreadyExists.of(r.plural, name, r.group)
-            return await self._dry_run_answer(r, obj)
-        data, stored = await self._encode_for(r, obj)
+        finish = await rest.begin_create(rest, obj, None, ctx) if rest.begin_create is not None else None
         try:
-            rev = await self.store.create(r.key(namespace, name), data)
-        except st.KeyExistsError:
-            raise errors.AlreadyExists.of(r.plural, name, r.group) from None
+            for hook in self.create_hooks.get((r.group, r.kind), ()):
+                await hook(self, r, obj, None, ctx)
+            self._validate(r, obj, None)
+            await self.admission.validate(attrs)
+            if managed_fields is None:
+                self._manage_fields(r, None, obj, ctx, "Update")
+            else:
+                meta["managedFields"] = managed_fields
+            name = meta["name"]
+            if ctx.dry_run:
+                cache = await self._cache(r)
+                if r.key(namespace, name) in cache.objects:
+                    raise errors.AlreadyExists.of(r.plural, name, r.group)
+                answer = await self._dry_run_answer(r, obj)
+                if finish is not None:
+                    await finish(False)
+                return answer
+            data, stored = await self._encode_for(r, obj)
+            try:
+                rev = await self.store.create(r.key(namespace, name), data)
+            except st.KeyExistsError:
+                raise errors.AlreadyExists.of(r.plural, name, r.group) from None
+        except errors.StatusError:
+            # Refused before anything was stored. (Any other failure, such as an unavailable store,
+            # may have stored the object: what begin_create did stays, for the repair to judge.)
+            if finish is not None:
+                await finish(False)
+            raise
+        if finish is not None:
+            await finish(True)
         return await self._written(r, obj, stored, rev)
 
     def _manage_fields(self, r: Resource, old: Obj | None, new: Obj, ctx: RequestContext, operation: str,
@@ -297,8 +308,24 @@ class Registry(StoreReads):
         attrs = _attributes(r, UPDATE, namespace, name, new, old, ctx, subresource)
         await self.admission.admit(attrs)
         rest = self.rest_for(r)
-        if rest.begin_update is not None:
-            await rest.begin_update(rest, new, old, ctx)
+        finish = await rest.begin_update(rest, new, old, ctx) if rest.begin_update is not None else None
+        try:
+            out = await self._update_after_begin(r, namespace, name, old, new, revision, ctx, subresource,
+                                                 operation, managed)
+        except errors.StatusError:
+            if finish is not None:
+                await finish(False)
+            raise
+        if finish is not None:
+            await finish(not ctx.dry_run)
+        return out
+
+    async def _update_after_begin(self, r: Resource, namespace: str, name: str, old: Obj, new: Obj, revision: int,
+                                  ctx: RequestContext, subresource: str, operation: str, managed: bool) -> Obj:
+        s = self.strategy(r)
+        meta = meta_of(new)
+        old_meta = old.get("metadata", {})
+        attrs = _attributes(r, UPDATE, namespace, name, new, old, ctx, subresource)
         for hook in self.update_hooks.get((r.group, r.kind), ()):
             await hook(self, r, new, old, ctx)
         if subresource:
@@ -328,6 +355,7 @@ class Registry(StoreReads):
                 raise errors.Conflict.of(r.plural, name, r.group) from None
             except st.KeyNotFoundError:
                 raise errors.NotFound.of(r.plural, name, r.group) from None
+            await self._after_delete(r, old)
             meta["resourceVersion"] = str(rev)
             return new
         if new == old:
@@ -517,9 +545,15 @@ class Registry(StoreReads):
                 continue
             except st.KeyNotFoundError:
                 raise errors.NotFound.of(r.plural, name, r.group) from None
+            await self._after_delete(r, obj)
             meta["resourceVersion"] = str(rev)
             return obj, True
         raise errors.Conflict.of(r.plural, name, r.group, why="too many conflicting writes; please retry")
+
+    async def _after_delete(self, r: Resource, obj: Obj) -> None:
+        rest = self.rest_for(r)
+        if rest.after_delete is not None:
+            await rest.after_delete(rest, obj)
 
     async def delete_collection(self, r: Resource, namespace: str, list_opts: ListOptions,
                                 opts: DeleteOptions, ctx: RequestContext) -> ObjList:

@@ -1,18 +1,25 @@
 """Service ClusterIP and NodePort allocation: part of the Service's REST object, as in Kubernetes
 (``pkg/registry/core/service/storage``, whose REST allocates in its BeginCreate/BeginUpdate), not
 admission. :meth:`ServiceAllocator.install` makes the services REST object call it on every create
-and update, after defaulting and before admission and validation.
+and update, after defaulting and before admission and validation, and on every deletion.
 
-What is in use is read from the watch cache of Services (the truth, after restarts too) plus a
-short-lived in-memory reservation for addresses handed out whose Service is not in the cache yet,
-so two concurrent creates never get the same address. The first address of the range is the
-``kubernetes`` Service's, as in Kubernetes. Random picks (then a scan when the range is crowded)
-keep a freed address from being handed out again at once.
+A value is picked among those free in this server's view: the watch cache of Services plus a
+short-lived in-memory reservation for values handed out whose Service is not in the cache yet.
+That view is not the truth when several API servers share the store: the truth is the value's key
+in the store (:mod:`.serviceallocations`), created atomically before the Service is written. A
+picked value another server took meanwhile is picked again; one the client asked for is refused
+("provided IP is already allocated"). A refused write releases what it claimed; an update releases
+what the Service no longer holds once stored, a deletion all it held; what a crash leaves behind
+the repair loop (:class:`.serviceallocations.Repair`) releases. The first address of the range is
+the ``kubernetes`` Service's, as in Kubernetes. Random picks (then a scan when the range is
+crowded) keep a freed address from being handed out again at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import logging
 import random
 import time
 from typing import Any
@@ -21,11 +28,17 @@ from kybernetes import errors
 from kybernetes.api import validation as v
 from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Resource
+from kybernetes.apiserver.registry.core import serviceallocations as held
 from kybernetes.apiserver.registry.request import RequestContext
-from kybernetes.apiserver.registry.rest import ResourceREST
+from kybernetes.apiserver.registry.rest import Finish, ResourceREST
 from kybernetes.apiserver.registry.store import Registry
+from kybernetes.storage import interface as st
+
+log = logging.getLogger(__name__)
 
 RESERVE_SECONDS = 120.0
+CLAIM_ATTEMPTS = 32
+"""Picks of a value that other API servers keep taking before the write is refused (range full)."""
 
 
 class _Reservations:
@@ -57,6 +70,7 @@ class ServiceAllocator:
         self.node_ports = node_port_range
         self._ips = _Reservations()
         self._ports = _Reservations()
+        self.repair: held.Repair | None = None
 
     @property
     def kubernetes_ip(self) -> str:
@@ -107,9 +121,66 @@ class ServiceAllocator:
                 return p
         return None
 
-    async def begin_write(self, rest: ResourceREST, obj: Obj, old: Obj | None, ctx: RequestContext) -> None:
-        """Allocate what ``obj`` (a Service being created, or updated from ``old``) needs."""
+    async def begin_write(self, rest: ResourceREST, obj: Obj, old: Obj | None, ctx: RequestContext) -> Finish | None:
+        """Allocate what ``obj`` (a Service being created, or updated from ``old``) needs, and hold
+        the new values in the store (not on a dry run). The finish releases them if the write is
+        refused, and, once it is stored, what ``old`` held and ``obj`` no longer does."""
+        requested = set(held.held_by(obj.get("spec")))
         await self._allocate(rest.registry, rest.resource, obj, old)
+        if ctx.dry_run:
+            return None
+        meta = obj.get("metadata") or {}
+        owner = held.Owner(str(meta.get("namespace", "")), str(meta.get("name", "")))
+        before = set(held.held_by((old or {}).get("spec")))
+        store = rest.registry.store
+        # All at once: the store commits them together (SQLite: one group commit, one fsync).
+        results = await asyncio.gather(*(self._claim(rest, obj, value, owner, value in requested)
+                                         for value in held.held_by(obj.get("spec")) if value not in before),
+                                       return_exceptions=True)
+        claimed = [r for r in results if isinstance(r, tuple)]
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            await _release_claimed(rest, claimed, owner)
+            raise failed[0]
+
+        async def finish(stored: bool) -> None:
+            if not stored:
+                await _release_claimed(rest, claimed, owner)
+                return
+            for value in before - set(held.held_by(obj.get("spec"))):
+                await _release(store, value, owner)
+
+        return finish
+
+    async def _claim(self, rest: ResourceREST, obj: Obj, value: str | int, owner: held.Owner,
+                     requested: bool) -> tuple[str | int, int]:
+        """Hold ``value`` in the store: (the value held, the revision of its key, 0 if the Service
+        held it already). A picked value taken by another server is picked again, in ``obj`` too."""
+        spec, taken = obj["spec"], set[Any]()
+        for _ in range(CLAIM_ATTEMPTS):
+            try:
+                return value, await held.claim(rest.registry.store, value, owner)
+            except held.Taken:
+                if requested:
+                    raise _already_allocated(obj, value) from None
+            taken.add(value)
+            used_ips, used_ports = await self._in_use(rest.registry, rest.resource)
+            picked = (self._pick_port(used_ports | taken) if isinstance(value, int)
+                      else self._pick_ip(used_ips | taken))
+            if picked is None:
+                break
+            _replace(spec, value, picked)
+            (self._ports if isinstance(picked, int) else self._ips).add(picked)
+            value = picked
+        path = "spec.clusterIPs" if isinstance(value, str) else "spec.ports"
+        raise errors.Invalid("Service", owner.name, [v.FieldError("FieldValueInvalid", path, detail="range is full").cause()])
+
+    async def after_delete(self, rest: ResourceREST, obj: Obj) -> None:
+        """Release what a deleted Service held."""
+        meta = obj.get("metadata") or {}
+        owner = held.Owner(str(meta.get("namespace", "")), str(meta.get("name", "")))
+        for value in held.held_by(obj.get("spec")):
+            await _release(rest.registry.store, value, owner)
 
     async def _allocate(self, registry: Registry, r: Resource, obj: Obj, old: Obj | None) -> None:
         """Fill in the cluster IP and node ports ``obj`` needs; 422 Invalid if one asked for is out of
@@ -246,9 +317,64 @@ class ServiceAllocator:
                     used_ports.add(np)
         return errs
 
+    def start_repair(self, registry: Registry) -> None:
+        """Run the repair loop of the values held in the store (see :mod:`.serviceallocations`)."""
+        services = registry.catalogue.get("", "v1", "services")
+        assert services is not None
+        self.repair = held.Repair(registry.store, services.key_prefix)
+        self.repair.start()
+
+    async def stop(self) -> None:
+        if self.repair is not None:
+            await self.repair.stop()
+
     def install(self, registry: Registry) -> None:
         """Make every served version of services allocate through this allocator."""
         for r in registry.catalogue.all():
             if r.builtin and r.stored_in == ("", "services"):
                 rest = registry.rest_for(r)
                 rest.begin_create = rest.begin_update = self.begin_write
+                rest.after_delete = self.after_delete
+
+
+async def _release(store: st.Store, value: str | int, owner: held.Owner, revision: int = 0) -> None:
+    """Release ``value`` after a write's outcome is known; if the store fails now, the write's own
+    answer stands and the repair loop releases the value later."""
+    try:
+        await held.release(store, value, owner, revision)
+    except st.StoreError as e:
+        log.warning("cannot release %s of Service %s/%s now (%s); the repair loop will", value,
+                    owner.namespace, owner.name, e)
+
+
+async def _release_claimed(rest: ResourceREST, claimed: list[tuple[str | int, int]], owner: held.Owner) -> None:
+    """Release the keys this write created (not those the Service held already)."""
+    for value, revision in claimed:
+        if revision:
+            await _release(rest.registry.store, value, owner, revision)
+
+
+def _replace(spec: Obj, value: str | int, picked: str | int) -> None:
+    """Put ``picked`` where the picked ``value`` is in ``spec``."""
+    if isinstance(value, str):
+        spec["clusterIP"], spec["clusterIPs"] = picked, [picked]
+        return
+    for p in spec.get("ports") or []:
+        if isinstance(p, dict) and p.get("nodePort") == value:
+            p["nodePort"] = picked
+    if spec.get("healthCheckNodePort") == value:
+        spec["healthCheckNodePort"] = picked
+
+
+def _already_allocated(obj: Obj, value: str | int) -> errors.StatusError:
+    """The error for a value the client asked for that another Service holds, in Kubernetes' words."""
+    name = str((obj.get("metadata") or {}).get("name", ""))
+    spec = obj["spec"]
+    if isinstance(value, str):
+        err = v.invalid("spec.clusterIPs[0]", value, f"failed to allocate IP {value}: provided IP is already allocated")
+        return errors.Invalid("Service", name, [err.cause()])
+    for i, p in enumerate(spec.get("ports") or []):
+        if isinstance(p, dict) and p.get("nodePort") == value:
+            err = v.invalid(f"spec.ports[{i}].nodePort", value, "provided port is already allocated")
+            return errors.Invalid("Service", name, [err.cause()])
+    return _internal_error(f"failed to allocate requested HealthCheck NodePort {value}: provided port is already allocated")
