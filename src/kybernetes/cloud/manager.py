@@ -34,7 +34,7 @@ from kybernetes.cloud.controllers.service import ServiceController
 from kybernetes.cloud.provider import Interface
 from kybernetes.cloud.registry import ProviderConfig, get_provider
 from kybernetes.controllers.base import ControllerContext, gather_controllers
-from kybernetes.serving import Checks, ComponentServer, SecureServingOptions
+from kybernetes.serving import SecureServingOptions, serve_controllers
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +100,11 @@ async def run(config: CloudControllerManagerConfig, stop: asyncio.Event | None =
     classes = select(config.controllers)
     client = Client.from_kubeconfig(config.kubeconfig, user_agent=USER_AGENT)
     election = HealthzAdaptor() if config.leader_elect else None
-    server: ComponentServer | None = None
-    if serving is not None:
-        checks: Checks = {election.name: election.check} if election is not None else {}
-        server = ComponentServer(serving, client, healthz_checks=checks, readyz_checks=dict(checks))
-        try:
-            await server.start()
-        except BaseException:
-            await client.close()
-            raise
+    try:
+        server = await serve_controllers(serving, client, election)
+    except BaseException:
+        await client.close()
+        raise
     recorder = EventRecorder(client, USER_AGENT, socket.gethostname())
     lost = asyncio.Event()
 

@@ -33,7 +33,7 @@ from kybernetes.client.rest import Client
 from kybernetes.client.workqueue import RealClock
 from kybernetes.controllers.base import Controller, ControllerContext, gather_controllers
 from kybernetes.controllers.credentials import ServiceAccountClients
-from kybernetes.serving import Checks, ComponentServer, SecureServingOptions
+from kybernetes.serving import SecureServingOptions, serve_controllers
 
 log = logging.getLogger(__name__)
 
@@ -112,15 +112,11 @@ async def run(config: ControllerManagerConfig, stop: asyncio.Event | None = None
     stop = stop or asyncio.Event()
     client = Client.from_kubeconfig(config.kubeconfig, user_agent="kube-controller-manager")
     election = HealthzAdaptor() if config.leader_elect else None
-    server: ComponentServer | None = None
-    if serving is not None:
-        checks: Checks = {election.name: election.check} if election is not None else {}
-        server = ComponentServer(serving, client, healthz_checks=checks, readyz_checks=dict(checks))
-        try:
-            await server.start()
-        except BaseException:
-            await client.close()
-            raise
+    try:
+        server = await serve_controllers(serving, client, election)
+    except BaseException:
+        await client.close()
+        raise
     recorders: dict[str, EventRecorder] = {}
 
     def recorder(component: str) -> EventRecorder:

@@ -42,6 +42,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from kybernetes import errors
 from kybernetes.client.delegatedauth import ANONYMOUS_USER, User, certificate_user
+from kybernetes.client.leaderelection import HealthzAdaptor
 from kybernetes.client.rest import Client
 from kybernetes.httpserver import healthz
 from kybernetes.httpserver.messages import Request, Response
@@ -248,3 +249,16 @@ class ComponentServer:
                 checks = {name: recorded(endpoint, name, check) for name, check in checks.items()}
             return await healthz.serve(endpoint, sub, checks, req.query)
         return Response(text="404 page not found\n", status=404, content_type="text/plain")
+
+
+async def serve_controllers(options: SecureServingOptions | None, client: Client,
+                            election: HealthzAdaptor | None) -> ComponentServer | None:
+    """A controller manager's secure port (kube-controller-manager's, the cloud-controller-manager's),
+    started, with the ``leaderElection`` check on /healthz and /readyz when leader-elected (each
+    controller adds its ping check once it runs: ``add_ping_checks``). None without ``options``."""
+    if options is None:
+        return None
+    checks: Checks = {election.name: election.check} if election is not None else {}
+    server = ComponentServer(options, client, healthz_checks=checks, readyz_checks=dict(checks))
+    await server.start()
+    return server
