@@ -11,7 +11,8 @@ k3s and kubeadm, so that tools looking for the cluster DNS find it where they ex
   dnsPolicy Default (the DNS server itself resolves through the node's resolvers),
   priorityClassName system-cluster-critical, tolerating CriticalAddonsOnly and control-plane taints;
 - Service `kube-dns` at the 10th address of the service range (10.43.0.10 by default), ports
-  `dns` 53/UDP and `dns-tcp` 53/TCP: the address every kubelet gets as `--cluster-dns`.
+  `dns` 53/UDP, `dns-tcp` 53/TCP and `metrics` 9153/TCP (CoreDNS's prometheus plugin): the address
+  every kubelet gets as `--cluster-dns`.
 
 `local-storage` (k3s's name; `--disable local-storage` skips it), the local-path provisioner as
 k3s deploys it, in kube-system:
@@ -108,7 +109,8 @@ def coredns_objects(settings: AddonSettings) -> list[Obj]:
         "imagePullPolicy": "Never",
         "args": ["dns", "--cluster-domain", settings.cluster_domain, "--listen", "0.0.0.0:53"],
         "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
-                  {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}],
+                  {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
+                  {"name": "metrics", "containerPort": 9153, "protocol": "TCP"}],
         "resources": {"requests": {"cpu": "100m", "memory": "70Mi"}, "limits": {"memory": "170Mi"}},
         "livenessProbe": {"httpGet": {"path": "/health", "port": 8080, "scheme": "HTTP"},
                           "initialDelaySeconds": 60, "periodSeconds": 10, "timeoutSeconds": 1,
@@ -153,7 +155,8 @@ def coredns_objects(settings: AddonSettings) -> list[Obj]:
                       "annotations": {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"}},
          "spec": {"selector": {"k8s-app": "kube-dns"}, "clusterIP": cluster_dns_ip(settings.service_cidr),
                   "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
-                            {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]}},
+                            {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                            {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]}},
     ]
 
 

@@ -42,7 +42,7 @@ def _http_status(url: str) -> tuple[int, str]:
 
 class DNSProcess:
     def __init__(self, server: ServerProcess, tmp: Path, upstream: StaticUpstream) -> None:
-        self.port, self.health, self.ready = free_port(), free_port(), free_port()
+        self.port, self.health, self.ready, self.metrics = free_port(), free_port(), free_port(), free_port()
         resolv = tmp / "resolv.conf"
         resolv.write_text(upstream.resolv_conf())
         self.log = tmp / "dns.log"
@@ -50,7 +50,8 @@ class DNSProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "kybernetes.cli", "dns", "--kubeconfig", str(server.kubeconfig),
                  "--listen", f"127.0.0.1:{self.port}", "--resolv-conf", str(resolv),
-                 "--health-port", str(self.health), "--ready-port", str(self.ready), "-v"],
+                 "--health-port", str(self.health), "--ready-port", str(self.ready),
+                 "--metrics-port", str(self.metrics), "-v"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, timeout: float = 30.0) -> None:

@@ -37,9 +37,12 @@ def test_coredns_applied_and_reconciled(tmp_path: Path) -> None:
         svc = _get(srv, "-n", "kube-system", "service", "kube-dns")
         assert svc["spec"]["clusterIP"] == "10.96.0.10"
         assert [(p["name"], p["port"], p["protocol"]) for p in svc["spec"]["ports"]] == [
-            ("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")]
+            ("dns", 53, "UDP"), ("dns-tcp", 53, "TCP"), ("metrics", 9153, "TCP")]
         assert svc["spec"]["selector"] == {"k8s-app": "kube-dns"}
         deploy = _get(srv, "-n", "kube-system", "deployment", "coredns", "--show-managed-fields")
+        container = deploy["spec"]["template"]["spec"]["containers"][0]
+        assert [(p["name"], p["containerPort"], p["protocol"]) for p in container["ports"]] == [
+            ("dns", 53, "UDP"), ("dns-tcp", 53, "TCP"), ("metrics", 9153, "TCP")]
         assert deploy["metadata"]["labels"]["k8s-app"] == "kube-dns"
         assert any(m["manager"] == "kybernetes-addons" and m["operation"] == "Apply"
                    for m in deploy["metadata"]["managedFields"])

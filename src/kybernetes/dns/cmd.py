@@ -32,9 +32,12 @@ def _listen(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[s
               help="GET /health answers 200 OK here.")
 @click.option("--ready-port", type=click.IntRange(1, 65535), default=8181, show_default=True,
               help="GET /ready answers 200 once the informers have synced, 503 before.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=9153, show_default=True,
+              help="GET /metrics serves CoreDNS's prometheus plugin metrics here; 0 disables.")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def command(kubeconfig: Path | None, cluster_domain: str, listen: tuple[str, int], resolv_conf: Path,
-            health_port: int, ready_port: int, verbose: int) -> None:
+            health_port: int, ready_port: int, metrics_port: int,
+            verbose: int) -> None:
     """Serve the cluster's DNS (the Kubernetes DNS specification), like CoreDNS as kube-dns."""
     logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
@@ -42,7 +45,8 @@ def command(kubeconfig: Path | None, cluster_domain: str, listen: tuple[str, int
     if not domain:
         raise click.BadParameter("must not be empty", param_hint="--cluster-domain")
     cfg = DNSConfig(kubeconfig=kubeconfig, cluster_domain=domain, host=listen[0], port=listen[1],
-                    resolv_conf=resolv_conf, health_port=health_port, ready_port=ready_port)
+                    resolv_conf=resolv_conf, health_port=health_port, ready_port=ready_port,
+                    metrics_port=metrics_port)
 
     async def main() -> None:
         stop = aiorun.stop_on_signals()

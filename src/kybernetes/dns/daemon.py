@@ -7,25 +7,32 @@ Data flow::
     DNSServer on UDP and TCP (--listen) reads ClusterZone.answers, forwards the rest
     GET /health on --health-port: 200 "OK" while the process serves (CoreDNS's health plugin)
     GET /ready on --ready-port: 200 "OK" once every informer has synced, 503 before (ready plugin)
+    GET /metrics on --metrics-port (0: off): CoreDNS's prometheus plugin metrics
+      (:mod:`kybernetes.dns.metrics`) and the process's ``process_*``/``python_*`` metrics
 
-The health and ready endpoints listen on the host of ``--listen``.
+The health, ready and metrics endpoints listen on the host of ``--listen``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib.metadata
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import REGISTRY
 
 from kybernetes.client.informer import SharedInformerFactory
 from kybernetes.client.rest import Client
 from kybernetes.dns.forward import Forwarder, read_resolv_conf
+from kybernetes.dns.metrics import DNSMetrics
 from kybernetes.dns.server import DNSServer
 from kybernetes.dns.zone import ClusterZone
+from kybernetes.metrics import exposition
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,8 @@ class DNSConfig:
     resolv_conf: Path = Path("/etc/resolv.conf")
     health_port: int = 8080
     ready_port: int = 8181
+    metrics_port: int = 9153
+    """0: no metrics endpoint, nothing counted."""
 
 
 def watch_zone(factory: SharedInformerFactory, zone: ClusterZone) -> None:
@@ -69,7 +78,8 @@ async def run(config: DNSConfig, stop: asyncio.Event) -> None:
     if not upstreams:
         log.warning("dns: no upstream nameserver in %s", config.resolv_conf)
     zone = ClusterZone(config.cluster_domain)
-    server = DNSServer(zone, Forwarder(upstreams))
+    metrics = DNSMetrics(config.port, _version()) if config.metrics_port else None
+    server = DNSServer(zone, Forwarder(upstreams), metrics)
     factory = SharedInformerFactory(client)
     watch_zone(factory, zone)
     synced = asyncio.Event()
@@ -82,12 +92,19 @@ async def run(config: DNSConfig, stop: asyncio.Event) -> None:
             return web.Response(text="OK")
         return web.Response(status=503, text="informers have not synced")
 
+    async def scrape(req: web.Request) -> web.Response:
+        body, content_type = exposition(req.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
     runners: list[web.AppRunner] = []
     closers: list[Any] = []
     try:
         closers = await server.serve(config.host, config.port)
         runners.append(await _http(config.host, config.health_port, "/health", health))
         runners.append(await _http(config.host, config.ready_port, "/ready", ready))
+        if metrics is not None:
+            REGISTRY.register(metrics)
+            runners.append(await _http(config.host, config.metrics_port, "/metrics", scrape))
         await factory.start()
         log.info("dns: serving %s on %s:%d (upstreams: %s)", zone.origin, config.host, config.port,
                     ", ".join(f"{h}:{p}" for h, p in upstreams) or "none")
@@ -101,9 +118,20 @@ async def run(config: DNSConfig, stop: asyncio.Event) -> None:
             sync.cancel()
         await stopper
     finally:
+        if metrics is not None:
+            with contextlib.suppress(KeyError):  # not registered if the DNS ports failed to open
+                REGISTRY.unregister(metrics)
         for c in closers:
             c.close()
         for r in runners:
             await r.cleanup()
         await factory.stop()
         await client.close()
+
+
+def _version() -> str:
+    """coredns_build_info's ``version``: the installed kybernetes distribution's."""
+    try:
+        return importlib.metadata.version("kybernetes")
+    except importlib.metadata.PackageNotFoundError:
+        return ""

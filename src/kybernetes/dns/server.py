@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import struct
+import time
 from collections.abc import Awaitable, Coroutine
 from typing import Any
 
@@ -34,6 +35,7 @@ import dns.rrset
 
 from kybernetes.dns import wire
 from kybernetes.dns.forward import Forwarder
+from kybernetes.dns.metrics import DNSMetrics
 from kybernetes.dns.wire import name_wire
 from kybernetes.dns.zone import ClusterZone
 
@@ -52,9 +54,11 @@ CNAME = 5
 class DNSServer:
     """Answers queries for one cluster zone (see the module doc); the transports are below."""
 
-    def __init__(self, zone: ClusterZone, forwarder: Forwarder) -> None:
+    def __init__(self, zone: ClusterZone, forwarder: Forwarder, metrics: DNSMetrics | None = None) -> None:
         self.zone = zone
         self.forwarder = forwarder
+        self.metrics = metrics
+        """Counts every response sent, if set (``kyb dns --metrics-port``)."""
         self.queries = 0
         self.errors = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -172,15 +176,23 @@ class DNSServer:
             writer.close()
             return
         self._tcp_clients += 1
+        family = _family(writer.get_extra_info("peername"))
         try:
             while True:
                 head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT)
                 data = await asyncio.wait_for(reader.readexactly(struct.unpack("!H", head)[0]), TCP_IDLE_TIMEOUT)
+                started = time.perf_counter()
                 result = self.answer(data, 65535)
+                plugin = ""
                 if result is not None and not isinstance(result, bytes):
+                    plugin = _plugin_of(result)
                     result = await self._guarded(result, data)
+                elif result is not None:
+                    plugin = _zone_plugin(result)
                 if result is None:
                     continue
+                if self.metrics is not None:
+                    self.metrics.record("tcp", family, data, result, plugin, started)
                 writer.write(struct.pack("!H", len(result)) + result)
                 await writer.drain()
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
@@ -209,6 +221,8 @@ class _UDP(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        metrics = self.server.metrics
+        started = time.perf_counter() if metrics is not None else 0.0
         try:
             fast = wire.fast_answer(data, self.server.zone.answers)
         except Exception:  # never expected; the full path below logs what it finds
@@ -216,6 +230,8 @@ class _UDP(asyncio.DatagramProtocol):
         if fast is not None:
             self.server.queries += 1
             self.transport.sendto(fast, addr)  # type: ignore[union-attr]
+            if metrics is not None:
+                metrics.record("udp", _family(addr), data, fast, "kubernetes", started)
             return
         result = self.server.answer(data, 0)
         if result is None:
@@ -223,19 +239,48 @@ class _UDP(asyncio.DatagramProtocol):
         assert self.transport is not None
         if isinstance(result, bytes):
             self.transport.sendto(result, addr)
+            if metrics is not None:
+                metrics.record("udp", _family(addr), data, result, _zone_plugin(result), started)
             return
         if self.server.overloaded():
             result.close()  # a coroutine, never started
             refused = wire.error_response(data, SERVFAIL)
             if refused is not None:
                 self.transport.sendto(refused, addr)
+                if metrics is not None:
+                    metrics.record("udp", _family(addr), data, refused, "", started)
             return
-        self.server.spawn(self._send_later(result, data, addr))
+        self.server.spawn(self._send_later(result, data, addr, started))
 
-    async def _send_later(self, pending: Coroutine[Any, Any, bytes | None], data: bytes, addr: Any) -> None:
+    async def _send_later(self, pending: Coroutine[Any, Any, bytes | None], data: bytes, addr: Any,
+                          started: float) -> None:
+        plugin = _plugin_of(pending)
         result = await self.server._guarded(pending, data)
         if result is not None and self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(result, addr)
+            if self.server.metrics is not None:
+                self.server.metrics.record("udp", _family(addr), data, result, plugin, started)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("dns: UDP error: %s", exc)
+
+
+# -- metric labels ---------------------------------------------------------------------------------------
+
+def _family(addr: Any) -> int:
+    """CoreDNS's ``family`` label: 2 for an IPv6 peer (a 4-tuple address), else 1."""
+    return 2 if isinstance(addr, tuple) and len(addr) == 4 else 1
+
+
+def _zone_plugin(reply: bytes) -> str:
+    """A reply made without awaiting: the zone's NOERROR/NXDOMAIN, or an error the server wrote."""
+    return "kubernetes" if len(reply) > 3 and reply[3] & 0x0F in (0, 3) else ""
+
+
+def _plugin_of(pending: Coroutine[Any, Any, bytes | None]) -> str:
+    """The CoreDNS plugin a pending answer stands for: upstream's (``forward``) or the zone's (an
+    ExternalName chased by ``kubernetes``). An error raised on the way is still reported under it."""
+    return "forward" if getattr(pending, "cr_code", None) is _FORWARDED else "kubernetes"
+
+
+_FORWARDED = DNSServer._forwarded.__code__
