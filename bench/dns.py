@@ -80,7 +80,8 @@ def start_kyb_dns(server: ServerProcess, tmp: Path) -> tuple[subprocess.Popen[by
     log = open(tmp / "dns.log", "ab")  # noqa: SIM115 (open while the process runs)
     proc = subprocess.Popen([sys.executable, "-m", "kybernetes.cli", "dns", "--kubeconfig", str(server.kubeconfig),
                              "--listen", f"127.0.0.1:{port}", "--resolv-conf", str(tmp / "resolv.conf"),
-                             "--health-port", str(free_port()), "--ready-port", str(free_port())],
+                             "--health-port", str(free_port()), "--ready-port", str(free_port()),
+                             "--metrics-port", str(free_port())],  # counted, as by default
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     return proc, port
 
