@@ -9,6 +9,9 @@ Contract (Kubernetes' ``component-base/metrics/legacyregistry`` in spirit):
   the metrics, as client-go's global workqueue metrics provider does.
 - The default registry also carries prometheus_client's process, platform and GC collectors: every
   process exposes ``process_*`` and ``python_*`` metrics without further work.
+- Hot paths (every API request, every DNS query, every work-queue item) keep plain counts instead
+  and render them as families at scrape time (:mod:`kybernetes.metrics.accumulate`): same names,
+  labels and buckets, a fraction of ``prometheus_client``'s per-observation cost.
 - ``exposition(accept)`` renders the registry for one scrape, negotiating the OpenMetrics format
   when the scraper asks for it and the Prometheus text format 0.0.4 otherwise, and returns the body
   and its Content-Type. Callers serve it at ``/metrics`` behind their own authentication and
