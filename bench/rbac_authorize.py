@@ -25,16 +25,14 @@ instructions on a noisy machine, where wall-clock figures are not.
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import timeit
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from bench.callgrind import instructions_per_call, run_case
 from kybernetes.apiserver.authz.authorizer import Chain, Decision, new_chain
 from kybernetes.apiserver.authz.node import NodeDecisions
 from kybernetes.apiserver.authz.node_graph import NodeGraph
@@ -109,30 +107,9 @@ def ns_per_call(fn: Callable[[], object], number: int) -> float:
     return min(times) / number * 1e9
 
 
-def run(case: str, n: int) -> None:
-    """Make ``n`` decisions of ``case`` (after one to warm the memos): the body of a callgrind run."""
-    fn = cases()[case]
-    fn()
-    for _ in range(n):
-        fn()
-
-
-CALLGRIND_EXTRA = 20_000
-
-
 def instructions(case: str, tmp: str) -> float:
-    """Instructions per decision: two callgrind runs, N and N + CALLGRIND_EXTRA decisions."""
-    totals = []
-    for n in (1_000, 1_000 + CALLGRIND_EXTRA):
-        out = os.path.join(tmp, f"cg.{case.replace(' ', '_').replace(':', '')}.{n}")
-        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-                        "-m", "bench.rbac_authorize", "--run", case, str(n)],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
-        with open(out) as f:
-            m = re.search(r"^summary: (\d+)", f.read(), re.M)
-        assert m is not None, "no summary line in callgrind's output"
-        totals.append(int(m.group(1)))
-    return (totals[1] - totals[0]) / CALLGRIND_EXTRA
+    """Instructions per decision of ``case`` (bench.callgrind)."""
+    return instructions_per_call("bench.rbac_authorize", case, tmp)
 
 
 def main() -> int:
@@ -142,7 +119,7 @@ def main() -> int:
     ap.add_argument("--run", nargs=2, metavar=("CASE", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.run:
-        run(args.run[0], int(args.run[1]))
+        run_case(cases(), args.run[0], int(args.run[1]))
         return 0
     if args.instructions and shutil.which("valgrind") is None:
         print("valgrind is not installed", file=sys.stderr)

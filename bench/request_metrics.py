@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +34,7 @@ from typing import Any
 
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
+from bench.callgrind import instructions_per_call, run_case
 from kybernetes import aiorun
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.metrics import APIServerMetrics
@@ -98,30 +96,9 @@ def cases() -> dict[str, Callable[[], object]]:
     return {"GET without metrics": plain, "GET with metrics": measured}
 
 
-def run(case: str, n: int) -> None:
-    """``n`` requests of ``case`` (after one): the body of a callgrind run."""
-    fn = cases()[case]
-    fn()
-    for _ in range(n):
-        fn()
-
-
-CALLGRIND_EXTRA = 20_000
-
-
 def instructions(case: str, tmp: str) -> float:
-    """Instructions per request: two callgrind runs, N and N + CALLGRIND_EXTRA requests."""
-    totals = []
-    for n in (1_000, 1_000 + CALLGRIND_EXTRA):
-        out = os.path.join(tmp, f"cg.{case.replace(' ', '_')}.{n}")
-        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-                        "-m", "bench.request_metrics", "--run", case, str(n)],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
-        with open(out) as f:
-            found = re.search(r"^summary: (\d+)", f.read(), re.M)
-        assert found is not None, "no summary line in callgrind's output"
-        totals.append(int(found.group(1)))
-    return (totals[1] - totals[0]) / CALLGRIND_EXTRA
+    """Instructions per request of ``case`` (bench.callgrind)."""
+    return instructions_per_call("bench.request_metrics", case, tmp)
 
 
 async def in_server(rounds: int = 9, n: int = 5000) -> dict[str, float]:
@@ -182,7 +159,7 @@ def main() -> int:
         print(f"{'the metrics add':<24}{best['metrics on'] - best['metrics off']:10.0f} ns")
         return 0
     if args.run:
-        run(args.run[0], int(args.run[1]))
+        run_case(cases(), args.run[0], int(args.run[1]))
         return 0
     chosen = cases()
     if args.instructions:
