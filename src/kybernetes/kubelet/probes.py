@@ -229,6 +229,10 @@ class _Container:
     messages: dict[str, str] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     startup_failed: bool = False
+    # Set when the container is removed. Workers also stop on it, not only on cancellation:
+    # Python 3.11's asyncio.wait_for (used by the exec probe) drops a cancellation that arrives
+    # just as the call it guards completes, and a worker that lost one would probe forever.
+    removed: bool = False
 
 
 class ProbeManager:
@@ -282,6 +286,8 @@ class ProbeManager:
 
     async def stop(self) -> None:
         """Cancels every worker, those of removed containers too, and waits for them all."""
+        for c in self._containers.values():
+            c.removed = True
         tasks = list(self._running)
         for task in tasks:
             task.cancel()
@@ -290,6 +296,7 @@ class ProbeManager:
 
     @staticmethod
     def _cancel(c: _Container) -> None:
+        c.removed = True
         for task in c.tasks:
             task.cancel()
 
@@ -346,8 +353,10 @@ class ProbeManager:
             await self._clock.sleep(delay)
         last: bool | None = None
         run = 0
-        while True:
+        while not c.removed:
             outcome, message = await self._attempt(c, kind, probe, container, pod_ip, timeout)
+            if c.removed:
+                return
             ok = outcome in (SUCCESS, WARNING)
             if not ok:
                 c.messages[kind] = message
