@@ -32,7 +32,7 @@ import asyncio
 import gc
 import os
 import signal
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -75,3 +75,22 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     factory = _loop_factory()
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)
+
+
+async def wait_for(aw: Awaitable[T], timeout: float | None) -> T:
+    """``asyncio.wait_for``, without losing a cancellation: the one to use in this project.
+
+    On Python 3.11, ``asyncio.wait_for`` returns the result, and drops the cancellation, when the
+    calling task is cancelled after the awaited call has finished but before ``wait_for`` woke up
+    (fixed in 3.12, which rebuilt it on ``asyncio.timeout``). A loop stopped by cancelling its
+    task then runs on, and whatever awaits the task at shutdown hangs: a kubelet probe worker did
+    exactly that in CI. This version is built on ``asyncio.timeout`` as 3.12's is; ruff bans
+    ``asyncio.wait_for`` in ``src/`` (pyproject.toml, TID251).
+
+    Same contract otherwise: ``TimeoutError`` after ``timeout`` seconds (``None``: no limit), the
+    awaited call cancelled then.
+    """
+    if timeout is None:
+        return await aw
+    async with asyncio.timeout(timeout):
+        return await aw

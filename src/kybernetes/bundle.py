@@ -53,6 +53,7 @@ import click
 
 from kybernetes import aiorun, serverjoin
 from kybernetes.addons import FIELD_MANAGER, AddonSettings, addon_objects, apply_addons
+from kybernetes.aiorun import wait_for
 from kybernetes.api.clusterdns import DEFAULT_CLUSTER_DOMAIN, cluster_dns_ip
 from kybernetes.apiserver.join.tokens import ensure_server_token, read_server_token, server_token
 from kybernetes.apiserver.server import APIServer, APIServerConfig
@@ -189,7 +190,7 @@ class Supervisor:
         for c in running:
             assert c.proc is not None
             try:
-                await asyncio.wait_for(c.proc.wait(), c.stop_timeout)
+                await wait_for(c.proc.wait(), c.stop_timeout)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     c.proc.kill()

@@ -31,6 +31,7 @@ import json
 import logging
 from pathlib import Path
 
+from kybernetes.aiorun import wait_for
 from kybernetes.datadir import reset_flag, running_pid, store_path
 from kybernetes.etcdmember import EmbeddedEtcd, wait_healthy
 from kybernetes.storage.etcd_snapshot import EtcdSnapshotter, RestoreMember, etcdctl
@@ -120,7 +121,7 @@ async def _force_new_cluster(member: EmbeddedEtcd, log_path: Path) -> None:
         if proc.returncode is None:
             proc.terminate()
             try:
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+                await wait_for(proc.wait(), STOP_TIMEOUT)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()

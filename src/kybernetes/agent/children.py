@@ -12,6 +12,7 @@ import sys
 
 from kybernetes.agent.config import RETRY_MAX, AgentConfig
 from kybernetes.agent.credentials import Credentials
+from kybernetes.aiorun import wait_for
 from kybernetes.api.clusterdns import cluster_dns_ip
 from kybernetes.datadir import netpol_table, proxy_table
 
@@ -104,7 +105,7 @@ async def supervise(args: list[str], stop: asyncio.Event, stop_timeout: float, n
         backoff = 1.0 if loop.time() - started > 60 else min(backoff * 2, RETRY_MAX)
         log.warning("%s exited with %s; restarting in %.0fs", name, proc.returncode, backoff)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), backoff)
+            await wait_for(stop.wait(), backoff)
 
 
 async def _stop_child(proc: asyncio.subprocess.Process, timeout: float) -> None:
@@ -113,7 +114,7 @@ async def _stop_child(proc: asyncio.subprocess.Process, timeout: float) -> None:
     with contextlib.suppress(ProcessLookupError):
         proc.send_signal(signal.SIGTERM)
     try:
-        await asyncio.wait_for(proc.wait(), timeout)
+        await wait_for(proc.wait(), timeout)
     except TimeoutError:
         log.error("kubelet did not stop within %.0fs; killing it (its containerd may be left running)", timeout)
         with contextlib.suppress(ProcessLookupError):

@@ -38,6 +38,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from kybernetes.aiorun import wait_for
 from kybernetes.fileutil import write_atomic
 
 log = logging.getLogger(__name__)
@@ -151,14 +152,14 @@ class LoadBalancer:
         self._conns.clear()
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), 5.0)
+                await wait_for(self._server.wait_closed(), 5.0)
 
     async def _dial(self) -> tuple[str, asyncio.StreamReader, asyncio.StreamWriter] | None:
         order = [self.current, *(s for s in self.servers if s != self.current)]
         for address in order:
             host, port = split_host_port(address)
             try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), self.dial_timeout)
+                reader, writer = await wait_for(asyncio.open_connection(host, port), self.dial_timeout)
             except (OSError, TimeoutError) as e:
                 log.warning("API server %s: %s", address, e or type(e).__name__)
                 continue

@@ -24,6 +24,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from kybernetes import errors
+from kybernetes.aiorun import wait_for
 from kybernetes.api.obj import Obj
 from kybernetes.api.timeutil import parse_rfc3339
 from kybernetes.apiserver.registry.rest import ComputedREST
@@ -81,8 +82,8 @@ class ComponentStatuses(ComputedREST):
 
     async def _store_condition(self) -> Obj:
         try:
-            await asyncio.wait_for(self.registry.store.current_revision(), self.probe_timeout)
-            await asyncio.wait_for(self.registry.store.get("/registry/health"), self.probe_timeout)
+            await wait_for(self.registry.store.current_revision(), self.probe_timeout)
+            await wait_for(self.registry.store.get("/registry/health"), self.probe_timeout)
         except TimeoutError:
             return _condition("False", error=f"the store did not answer within {self.probe_timeout:g}s")
         except Exception as e:  # any failure of the store is what this reports

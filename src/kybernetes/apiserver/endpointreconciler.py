@@ -49,6 +49,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.aiorun import wait_for
 from kybernetes.api.resources import Catalogue, Resource
 from kybernetes.api.timeutil import format_micro_epoch, parse_epoch
 from kybernetes.apiserver.registry.request import DeleteOptions, ListOptions, RequestContext, User
@@ -142,7 +143,7 @@ class EndpointReconciler:
                 await self._task
             self._task = None
         try:
-            await asyncio.wait_for(self._leave(), timeout)
+            await wait_for(self._leave(), timeout)
         except (errors.StatusError, StoreError, TimeoutError) as e:
             log.warning("endpoint reconciler: could not remove this server (%s): its lease expires instead",
                         e or type(e).__name__)

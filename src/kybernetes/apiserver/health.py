@@ -10,8 +10,7 @@ server's checks:
 
 from __future__ import annotations
 
-import asyncio
-
+from kybernetes.aiorun import wait_for
 from kybernetes.httpserver.healthz import Check, ping, serve
 from kybernetes.storage.interface import Store
 
@@ -24,7 +23,7 @@ PROBE_TIMEOUT = 2.0
 def store_check(store: Store) -> Check:
     async def etcd() -> None:
         try:
-            await asyncio.wait_for(store.current_revision(), PROBE_TIMEOUT)
+            await wait_for(store.current_revision(), PROBE_TIMEOUT)
         except TimeoutError:
             raise TimeoutError(f"the datastore did not answer within {PROBE_TIMEOUT:g}s") from None
 

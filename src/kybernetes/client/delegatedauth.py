@@ -28,13 +28,13 @@ SubjectAccessReview (``authorization.k8s.io/v1``), made with the server's own cr
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kybernetes.aiorun import wait_for
 from kybernetes.client.rest import Client
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class DelegatedAuth:
         if self.client is None:
             return None
         try:
-            return await asyncio.wait_for(self.client.create(api_version, plural, body), self.timeout)
+            return await wait_for(self.client.create(api_version, plural, body), self.timeout)
         except Exception as err:  # any failure is "no" (Kubernetes fails closed); the reason goes to the log
             log.warning("%s %s failed: %s", body["kind"], api_version, err or type(err).__name__)
             return None

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.aiorun import wait_for
 from kybernetes.api.obj import Obj
 from kybernetes.client.rest import Client
 
@@ -264,7 +265,7 @@ class Informer:
 
     async def wait_for_sync(self, timeout: float | None = None) -> bool:
         try:
-            await asyncio.wait_for(self._synced.wait(), timeout)
+            await wait_for(self._synced.wait(), timeout)
         except TimeoutError:
             return False
         return True
@@ -405,7 +406,7 @@ class SharedInformerFactory:
         if not infs:
             return True
         try:
-            await asyncio.wait_for(asyncio.gather(*(i._synced.wait() for i in infs)), timeout)
+            await wait_for(asyncio.gather(*(i._synced.wait() for i in infs)), timeout)
         except TimeoutError:
             return False
         return True

@@ -52,6 +52,7 @@ from typing import Any
 from prometheus_client import Gauge
 
 from kybernetes import errors
+from kybernetes.aiorun import wait_for
 from kybernetes.api.timeutil import format_micro
 from kybernetes.client.rest import Client
 from kybernetes.client.workqueue import Clock, RealClock
@@ -160,7 +161,7 @@ class LeaderElector:
                 if remaining <= 0:
                     break
                 try:
-                    renewed = await asyncio.wait_for(self._try_acquire_or_renew(), timeout=remaining)
+                    renewed = await wait_for(self._try_acquire_or_renew(), timeout=remaining)
                 except TimeoutError:
                     renewed = False
                 if not renewed:
@@ -264,7 +265,7 @@ class LeaderElector:
         spec = {**(lease.get("spec") or {}), "holderIdentity": "", "leaseDurationSeconds": 1,
                 "acquireTime": now, "renewTime": now}
         try:
-            self._lease = await asyncio.wait_for(
+            self._lease = await wait_for(
                 self.client.update(LEASE_API, "leases", {**lease, "spec": spec}, self.namespace),
                 timeout=max(1.0, self.renew_deadline))
             self._observe(_record(self._lease))

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.aiorun import wait_for
 from kybernetes.api.obj import Obj
 from kybernetes.client.informer import Informer
 from kybernetes.controllers.base import Controller, ControllerContext
@@ -141,7 +142,7 @@ class GarbageCollector(Controller):
     async def _refresh_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), timeout=self.interval)
+                await wait_for(self._kick.wait(), timeout=self.interval)
             self._kick.clear()
             await asyncio.sleep(0.05)  # let a burst of CRD events settle into one refresh
             try:

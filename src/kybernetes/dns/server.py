@@ -33,6 +33,7 @@ import dns.opcode
 import dns.rcode
 import dns.rrset
 
+from kybernetes.aiorun import wait_for
 from kybernetes.dns import wire
 from kybernetes.dns.forward import Forwarder
 from kybernetes.dns.metrics import DNSMetrics
@@ -179,8 +180,8 @@ class DNSServer:
         family = _family(writer.get_extra_info("peername"))
         try:
             while True:
-                head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT)
-                data = await asyncio.wait_for(reader.readexactly(struct.unpack("!H", head)[0]), TCP_IDLE_TIMEOUT)
+                head = await wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT)
+                data = await wait_for(reader.readexactly(struct.unpack("!H", head)[0]), TCP_IDLE_TIMEOUT)
                 started = time.perf_counter()
                 result = self.answer(data, 65535)
                 plugin = ""

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from kybernetes import errors
+from kybernetes.aiorun import wait_for
 from kybernetes.api.timeutil import format_micro, format_rfc3339
 from kybernetes.client.informer import Informer, SharedInformerFactory
 from kybernetes.client.rest import Client
@@ -173,7 +174,7 @@ class HollowNodes:
 
     async def wait_registered(self, timeout: float | None = None) -> None:
         """Until every node (and its lease) was registered once."""
-        await asyncio.wait_for(self._registered.wait(), timeout)
+        await wait_for(self._registered.wait(), timeout)
 
     async def stop(self) -> None:
         """Stop writing; the Nodes and Leases stay, as a stopped kubelet leaves them."""

@@ -22,6 +22,8 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable, Hashable
 
+from kybernetes.aiorun import wait_for
+
 log = logging.getLogger(__name__)
 
 Job = Callable[[Hashable, float], Awaitable[None]]
@@ -80,7 +82,7 @@ class Timeline:
                 if delay > 0:
                     self._wake.clear()
                     try:
-                        await asyncio.wait_for(self._wake.wait(), delay)
+                        await wait_for(self._wake.wait(), delay)
                     except TimeoutError:
                         pass
                     continue

@@ -23,6 +23,7 @@ import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from kybernetes import errors
+from kybernetes.aiorun import wait_for
 from kybernetes.api import gojson
 from kybernetes.httpserver.messages import (
     AnyResponse,
@@ -375,7 +376,7 @@ class HTTPServer:
             await asyncio.gather(*tasks, return_exceptions=True)
         if self._server is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), timeout)
+                await wait_for(self._server.wait_closed(), timeout)
 
 
 __all__ = [

@@ -23,6 +23,8 @@ from urllib.parse import urljoin
 
 import aiohttp
 
+from kybernetes.aiorun import wait_for
+
 CRI_NAMESPACE = "k8s.io"
 
 
@@ -50,7 +52,7 @@ async def import_images(socket: str, tars: Sequence[Path], namespace: str = CRI_
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+            out, err = await wait_for(proc.communicate(), timeout)
         except TimeoutError:
             proc.kill()
             await proc.wait()

@@ -42,6 +42,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kybernetes import join
+from kybernetes.aiorun import wait_for
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ class Rotation:
             wait = min((self.deadline(p) - now).total_seconds() for p in self.paths)
             if wait > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), min(wait, 3600.0))  # re-checked hourly
+                    await wait_for(stop.wait(), min(wait, 3600.0))  # re-checked hourly
                 continue
             due = [p for p in self.paths if self.deadline(p) <= now]
             try:
@@ -165,7 +166,7 @@ class Rotation:
             except Exception as e:  # keep the old certificates and try again: they may still be valid
                 log.warning("renewing %s failed: %s; retrying in %.0fs", ", ".join(p.name for p in due), e, backoff)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
+                    await wait_for(stop.wait(), backoff)
                 backoff = min(backoff * 2, 300.0)
                 continue
             backoff = 2.0

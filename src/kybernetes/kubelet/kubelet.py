@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.aiorun import wait_for
 from kybernetes.api.obj import Obj
 from kybernetes.client import Client, EventRecorder, SharedInformerFactory
 from kybernetes.kubelet import runtime as rtcfg
@@ -641,7 +642,7 @@ class Kubelet:
             for inf in factory.informers:
                 await _quietly("stopping an informer", inf.stop())
         if recorder is not None:
-            await _quietly("flushing events", asyncio.wait_for(recorder.close(), 5))
+            await _quietly("flushing events", wait_for(recorder.close(), 5))
         if client is not None:
             await _quietly("closing the API client", client.close())
         if self.cri is not None:

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kybernetes.aiorun import wait_for
 from kybernetes.kubelet import metrics
 from kybernetes.kubelet.cri import CRIClient, CRIError, api
 from kybernetes.kubelet.runtime import LABEL_POD_UID
@@ -121,7 +122,7 @@ class PodWorkers:
         while True:
             if delay is not None and delay > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(worker.wake.wait(), delay)
+                    await wait_for(worker.wake.wait(), delay)
             else:
                 await worker.wake.wait()
             worker.wake.clear()

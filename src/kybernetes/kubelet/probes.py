@@ -51,6 +51,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 from multidict import CIMultiDict
 
+from kybernetes.aiorun import wait_for
 from kybernetes.api.obj import Obj
 from kybernetes.client.workqueue import Clock, RealClock
 
@@ -105,7 +106,7 @@ def resolve_port(port: Any, container: Obj) -> int:
 async def exec_probe(exec_sync: ExecSync, container_id: str, command: list[str], timeout: int) -> tuple[str, str]:
     try:
         # The runtime enforces the timeout; the outer guard only protects against a stuck runtime.
-        code, out, err = await asyncio.wait_for(exec_sync(container_id, command, timeout), timeout + 10)
+        code, out, err = await wait_for(exec_sync(container_id, command, timeout), timeout + 10)
     except TimeoutError:
         return FAILURE, f'command "{" ".join(command)}" timed out'
     except Exception as e:
@@ -119,7 +120,7 @@ async def exec_probe(exec_sync: ExecSync, container_id: str, command: list[str],
 
 async def tcp_probe(host: str, port: int, timeout: float) -> tuple[str, str]:
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        _, writer = await wait_for(asyncio.open_connection(host, port), timeout)
     except (OSError, TimeoutError) as e:
         return FAILURE, dial_error(host, port, e)
     writer.close()
@@ -194,7 +195,7 @@ async def grpc_probe(host: str, port: int, service: str, timeout: float) -> tupl
     request = b"" if not service else b"\x0a" + _varint(len(service.encode())) + service.encode()
     async with grpc.aio.insecure_channel(target) as channel:
         try:
-            await asyncio.wait_for(channel.channel_ready(), timeout)
+            await wait_for(channel.channel_ready(), timeout)
         except TimeoutError:
             return FAILURE, f'timeout: failed to connect service "{target}" within {timeout:g}s'
         check = channel.unary_unary("/grpc.health.v1.Health/Check",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 
+from kybernetes.aiorun import wait_for
 from kybernetes.api.obj import Obj
 from kybernetes.api.storageutil import claim_key
 
@@ -107,7 +108,7 @@ class VolumeStore:
             self._changed = asyncio.Event()
         ev = self._changed
         try:
-            await asyncio.wait_for(ev.wait(), timeout)
+            await wait_for(ev.wait(), timeout)
         except TimeoutError:
             pass
 

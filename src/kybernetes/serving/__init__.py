@@ -25,7 +25,6 @@ HTTPS on ``--secure-port`` (0: none) at ``--bind-address`` (default 0.0.0.0). Co
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import functools
 import logging
@@ -41,6 +40,7 @@ import orjson
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from kybernetes import errors
+from kybernetes.aiorun import wait_for
 from kybernetes.client.delegatedauth import ANONYMOUS_USER, User, certificate_user
 from kybernetes.client.leaderelection import HealthzAdaptor
 from kybernetes.client.rest import Client
@@ -149,7 +149,7 @@ async def _client_ca(client: Client | None, options: SecureServingOptions) -> by
         return None
     ns, name = AUTH_CONFIGMAP
     try:
-        cm = await asyncio.wait_for(client.get("v1", "configmaps", name, ns), CA_LOOKUP_TIMEOUT)
+        cm = await wait_for(client.get("v1", "configmaps", name, ns), CA_LOOKUP_TIMEOUT)
     except Exception as e:  # tolerated, as Kubernetes' --authentication-tolerate-lookup-failure
         log.warning("no client certificate authentication: cannot read %s/%s: %s", ns, name, e)
         return None

@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from kybernetes.aiorun import wait_for
 from kybernetes.api.obj import Obj
 from kybernetes.storage.interface import CompactedError, Event, Store, StoreError, UnavailableError
 
@@ -370,7 +371,7 @@ class Cacher:
         self._progress_kick.set()
         if self._progress_task is None or self._progress_task.done():
             self._progress_task = asyncio.create_task(self._request_progress(), name="cacher-progress")
-        await asyncio.wait_for(fut, timeout)  # on timeout the future is cancelled; _release skips it
+        await wait_for(fut, timeout)  # on timeout the future is cancelled; _release skips it
 
     async def _request_progress(self) -> None:
         """While readers wait, ask the store for progress: when a reader has waited PROGRESS_GRACE
@@ -390,7 +391,7 @@ class Cacher:
             except Exception:
                 log.exception("watch cache: progress request failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress_kick.wait(), PROGRESS_INTERVAL)
+                await wait_for(self._progress_kick.wait(), PROGRESS_INTERVAL)
 
     def _release(self, rev: int) -> None:
         waiters = self._waiters

@@ -34,6 +34,7 @@ from pathlib import Path
 import grpc
 import grpc.aio
 
+from kybernetes.aiorun import wait_for
 from kybernetes.storage.etcd import COMPACT_REV_KEY
 from kybernetes.storage.etcd_client import EtcdConnection, TLSFiles, is_unavailable, parse_endpoints
 from kybernetes.storage.etcdpb import rpc_pb2 as rpc
@@ -122,7 +123,7 @@ class EtcdSnapshotter:
             with os.fdopen(fd, "wb") as out:
                 while True:
                     # A deadline per message, not per stream: a large database takes as long as it takes.
-                    msg = await asyncio.wait_for(call.read(), self.timeout)
+                    msg = await wait_for(call.read(), self.timeout)
                     if msg is grpc.aio.EOF:
                         break
                     out.write(msg.blob)

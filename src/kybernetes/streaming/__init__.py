@@ -27,6 +27,8 @@ from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
+from kybernetes.aiorun import wait_for
+
 __all__ = [
     "ByteStream",
     "RawUpgrade",
@@ -181,7 +183,7 @@ class RawUpgrade:
         # which does call feed_eof; this timeout loop is a guard against a silently dead peer).
         while True:
             try:
-                return await asyncio.wait_for(self.queue.get(), 5.0)
+                return await wait_for(self.queue.get(), 5.0)
             except TimeoutError:
                 if self.transport is None or self.transport.is_closing():
                     return b""
@@ -259,7 +261,7 @@ async def http_upgrade(host: str, port: int, path: str,
     kw: dict[str, Any] = {"ssl": ssl}
     if ssl is not None and server_hostname is not None:
         kw["server_hostname"] = server_hostname
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, limit=1 << 20, **kw), timeout)
+    reader, writer = await wait_for(asyncio.open_connection(host, port, limit=1 << 20, **kw), timeout)
     try:
         lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}"]
         items = headers.items() if isinstance(headers, Mapping) else headers
@@ -267,7 +269,7 @@ async def http_upgrade(host: str, port: int, path: str,
         lines += [f"{k}: {v}" for k, v in items if k.lower() != "host"]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         await writer.drain()
-        head = await asyncio.wait_for(read_response_head(reader), timeout)
+        head = await wait_for(read_response_head(reader), timeout)
     except BaseException:
         writer.close()
         raise

@@ -30,6 +30,7 @@ import logging
 import struct
 from collections.abc import Sequence
 
+from kybernetes.aiorun import wait_for
 from kybernetes.streaming import spdy, spdy_frames
 from kybernetes.streaming.channels import ChannelSocket
 
@@ -137,7 +138,7 @@ async def _forward_port(sock: ChannelSocket, runtime: spdy.Session, index: int, 
             log.debug("port %d: data stream reset: %s", port, e)
         # The runtime writes a failure on the error stream and then closes both.
         with contextlib.suppress(ConnectionError, TimeoutError):
-            message = await asyncio.wait_for(errors, 5.0)
+            message = await wait_for(errors, 5.0)
             if message:
                 await sock.send(error_channel, message)
     finally:

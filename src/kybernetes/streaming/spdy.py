@@ -30,6 +30,7 @@ import logging
 import struct
 from collections.abc import Awaitable, Callable, Mapping
 
+from kybernetes.aiorun import wait_for
 from kybernetes.streaming import ByteStream
 from kybernetes.streaming.spdy_frames import (
     DEFAULT_WINDOW,
@@ -257,7 +258,7 @@ class Session:
             # The transport's end normally stops run(); a transport that does not report its own
             # close is not waited for long.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._task), 1.0)
+                await wait_for(asyncio.shield(self._task), 1.0)
             self._task.cancel()
         self._teardown()
         for t in list(self._handlers):
@@ -296,7 +297,7 @@ class Session:
         await self._send_headers_frame(FrameType.SYN_STREAM, FLAG_FIN if fin else 0,
                                        struct.pack(">IIBB", sid, 0, 0, 0), stream.headers)
         if wait_reply:
-            await asyncio.wait_for(stream.replied.wait(), timeout)
+            await wait_for(stream.replied.wait(), timeout)
             if stream.reset_status is not None and not stream.accepted:
                 raise StreamReset(f"stream {sid} refused ({rst_name(stream.reset_status)})")
         return stream
@@ -311,7 +312,7 @@ class Session:
         start = loop.time()
         await self._send_control(FrameType.PING, 0, struct.pack(">I", pid))
         try:
-            await asyncio.wait_for(fut, timeout)
+            await wait_for(fut, timeout)
         finally:
             self.pings.pop(pid, None)
         return loop.time() - start
@@ -447,7 +448,7 @@ async def connect(host: str, port: int, path: str, protocols: list[str], *, ssl:
     if head.status != 101:
         body = b""
         with contextlib.suppress(Exception):
-            body = await asyncio.wait_for(read_body(reader, head), 5)
+            body = await wait_for(read_body(reader, head), 5)
         writer.close()
         raise ConnectionError(f"SPDY upgrade refused: {head.status} {head.reason}: {body.decode(errors='replace')}")
     chosen = head.get("X-Stream-Protocol-Version")

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from kybernetes.aiorun import wait_for
 from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.aggregator import autoregister, available, crdregistration, discovery, frontproxy
@@ -200,7 +201,7 @@ class Aggregator:
                 except Exception:
                     log.exception("syncing the custom resources' APIServices failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._crd_dirty.wait(), CRD_SYNC_INTERVAL)
+                await wait_for(self._crd_dirty.wait(), CRD_SYNC_INTERVAL)
 
     # --- the availability controller ----------------------------------------------------------
 
@@ -222,7 +223,7 @@ class Aggregator:
             resync = self.config.apiservice_resync_seconds
             wait, retry = (resync, RETRY_FIRST) if all(passed) else (min(retry, resync), min(retry * 2, resync))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                await wait_for(self._wake.wait(), wait)
 
     async def _check(self, apiservice: Obj) -> bool:
         """Check one APIService and record the outcome; whether it is available."""

@@ -35,6 +35,7 @@ from pathlib import Path
 import aiohttp
 
 from kybernetes import errors
+from kybernetes.aiorun import wait_for
 from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Catalogue
 from kybernetes.apiserver.registry.store import Registry
@@ -186,7 +187,7 @@ async def relay_upgrade(request: Request, head: UpgradeResponse, reader: asyncio
     too, and bytes are then copied both ways until either side ends."""
     if head.status != 101:
         try:
-            body = await asyncio.wait_for(read_body(reader, head), timeout)
+            body = await wait_for(read_body(reader, head), timeout)
         except (OSError, TimeoutError, asyncio.IncompleteReadError):
             body = b""
         finally:

@@ -50,6 +50,7 @@ import ipaddress
 import logging
 from typing import Any
 
+from kybernetes.aiorun import wait_for
 from kybernetes.api.obj import Obj
 from kybernetes.cloud.provider import (
     ClientBuilder,
@@ -95,7 +96,7 @@ async def probe(address: str, port: int, timeout: float = PROBE_TIMEOUT) -> bool
     """True if ``address:port`` accepts a connection, False if refused; :class:`MachineGone` if the
     machine does not answer at all (timeout, host or network unreachable)."""
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
+        _, writer = await wait_for(asyncio.open_connection(address, port), timeout)
     except ConnectionRefusedError:
         return False
     except TimeoutError:
