@@ -102,6 +102,8 @@ class ServerConfig:
     this server runs (``api`` already points at it)."""
     join_server: str = ""
     join_token: str = ""
+    component_health_grace: float = 60.0
+    """Seconds a child component may take to answer its first /healthz before it is reported."""
     """``--server URL --token T``: the cluster whose etcd the member joins (``kybernetes.serverjoin``),
     unless the data dir holds the member already."""
 
@@ -413,7 +415,8 @@ async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool
                 *_own_node_ip(config), *config.agent_args,
             ), logs / "agent.log", stop_timeout=AGENT_STOP_TIMEOUT)
         assert api.pki is not None
-        monitor = HealthMonitor(health_targets(sup.children), str(api.pki.ca_path), interval=HEALTH_INTERVAL)
+        monitor = HealthMonitor(health_targets(sup.children), str(api.pki.ca_path), interval=HEALTH_INTERVAL,
+                                grace=config.component_health_grace)
         health = asyncio.create_task(monitor.run(), name="component-health") if monitor.targets else None
         if announce:
             click.echo(f"kybernetes is running at {api.url} (logs in {logs})", err=True)

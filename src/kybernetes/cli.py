@@ -342,6 +342,8 @@ def main() -> None:
               help="The embedded etcd's client port (on 127.0.0.1 and the advertise address).")
 @click.option("--etcd-peer-port", type=click.IntRange(1, 65535), default=2380, show_default=True,
               help="The embedded etcd's peer port (on the advertise address).")
+@click.option("--component-health-grace", type=float, default=60.0, hidden=True,
+              help="Seconds a component may take to answer its first /healthz before it is reported.")
 def server(verbose: int, cluster_init: bool, cluster_reset: bool, cluster_reset_restore_path: Path | None,
            join_server: str, join_token: str, etcd_client_port: int,
            etcd_peer_port: int, disable_snapshots: bool, snapshot_schedule_cron: str, snapshot_retention: int,
@@ -349,7 +351,8 @@ def server(verbose: int, cluster_init: bool, cluster_reset: bool, cluster_reset_
            cluster_cidr: str, kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...],
            disable_cloud_controller: bool, enable_cloud_controller: bool, kube_cloud_controller_manager_arg: tuple[str, ...],
            kubelet_arg: tuple[str, ...], node_name: str | None, disable_kube_proxy: bool, disable: tuple[str, ...],
-           cluster_dns: str, cluster_domain: str, flannel_backend: str, flannel_ipmasq: bool, lb_server_port: int, **api_flags: Any) -> None:
+           cluster_dns: str, cluster_domain: str, flannel_backend: str, flannel_ipmasq: bool, lb_server_port: int, component_health_grace: float,
+           **api_flags: Any) -> None:
     """Run a whole cluster: the API server on the embedded store, the scheduler and the controllers."""
     from kybernetes import bundle
     from kybernetes.addons import AddonSettings, addon_objects
@@ -418,6 +421,7 @@ def server(verbose: int, cluster_init: bool, cluster_reset: bool, cluster_reset_
                     "--lb-server-port", str(lb_server_port)],
         cni_bridge=bridge, disable=disabled, cluster_dns=dns_ip, cluster_domain=cluster_domain.removesuffix("."),
         snapshots=snapshots, etcd=etcd, join_server=join_server, join_token=join_token,
+        component_health_grace=component_health_grace,
     ))
 
 

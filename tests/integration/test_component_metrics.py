@@ -30,8 +30,8 @@ LEASES = {"scheduler": "kube-scheduler", "controller-manager": "kube-controller-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     _require_kubectl()
-    srv = ServerProcess.start(tmp_path_factory.mktemp("kyb-components"), control_plane=True, cloud=True,
-                              timeout=90)
+    srv = ServerProcess.start(tmp_path_factory.mktemp("kyb-components"), "--component-health-grace", "5",
+                              control_plane=True, cloud=True, timeout=90)
     try:
         srv.kubectl("create", "namespace", NS)
         srv.kubectl("create", "serviceaccount", "scraper", "-n", NS)
@@ -228,10 +228,10 @@ def test_server_reports_a_component_that_stops_answering(cluster: ServerProcess)
     pid = _child_pid(cluster, "cloud-controller-manager")  # the one whose pause disturbs no other test
     os.kill(pid, signal.SIGSTOP)
     try:
-        # A component that has not answered yet is reported only after the monitor's 60 s grace from
-        # the server's start (run alone, this test may stop it before its first answer), then within
-        # one probe round (interval + timeout): 60 + 15 s at the most, with a margin for load.
-        eventually(lambda: "cloud-controller-manager is not answering https://127.0.0.1:" in cluster.log(), 100)
+        # A component that has not answered yet is reported only after the monitor's grace from the
+        # server's start (5 s here; run alone, this test may stop it before its first answer), then
+        # within one probe round (interval + timeout): 5 + 10 + 5 s at the most, with a margin for load.
+        eventually(lambda: "cloud-controller-manager is not answering https://127.0.0.1:" in cluster.log(), 60)
     finally:
         os.kill(pid, signal.SIGCONT)
     eventually(lambda: "cloud-controller-manager answers https://127.0.0.1:" in cluster.log(), 60)
