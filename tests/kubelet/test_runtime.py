@@ -217,3 +217,17 @@ def test_phases_and_conditions() -> None:
     assert status_of(on_failure, failed)["phase"] == "Running"
     # A terminal phase is never left.
     assert status_of({**never, "status": {"phase": "Failed"}}, PodRuntime("u1"))["phase"] == "Failed"
+
+
+def test_a_pod_known_only_from_the_runtime_is_killed_with_the_recorded_grace() -> None:
+    """A static pod whose file was removed (or a leftover) has no spec: the grace period recorded on
+    its container when it was created applies, not the default 30 s (a `sleep` as PID 1 ignores
+    SIGTERM and would hold a kubelet's shutdown for all of it)."""
+    from kybernetes.kubelet.sync import _grace
+
+    rec = record("c", api.CONTAINER_RUNNING)
+    rec.annotations = {rt.ANN_GRACE: "1"}
+    assert _grace({"metadata": {"uid": "u"}, "spec": {}}, rec) == 1
+    assert _grace({"metadata": {}, "spec": {"terminationGracePeriodSeconds": 5}}, rec) == 5
+    assert _grace({"metadata": {"deletionGracePeriodSeconds": 0}, "spec": {}}, rec) == 0
+    assert _grace({"metadata": {}, "spec": {}}) == 30

@@ -111,11 +111,18 @@ def _uid(pod: Obj) -> str:
     return str((pod.get("metadata") or {}).get("uid", ""))
 
 
-def _grace(pod: Obj) -> int:
+def _grace(pod: Obj, rec: ContainerRecord | None = None) -> int:
+    """The pod's grace period; for a pod known only from the runtime (its spec gone: a static pod
+    whose file was removed, a leftover), the one recorded on the container when it was created,
+    as the kubelet restores it from the container's labels."""
     m = pod.get("metadata") or {}
     if m.get("deletionGracePeriodSeconds") is not None:
         return int(m["deletionGracePeriodSeconds"])
-    return int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+    spec = pod.get("spec") or {}
+    if spec.get("terminationGracePeriodSeconds") is None and rec is not None:
+        with contextlib.suppress(KeyError, ValueError):
+            return int(rec.annotations[rtcfg.ANN_GRACE])
+    return int(spec.get("terminationGracePeriodSeconds", 30))
 
 
 class PodSyncer:
@@ -389,9 +396,9 @@ class PodSyncer:
         uid = rt.uid
         running = rt.running()
         if running:
-            g = _grace(pod) if grace is None else grace
-            await asyncio.gather(*(self.kill_container(pod, r, g, rt.pod_ip, f"Stopping container {r.name}",
-                                                       override=grace is not None) for r in running))
+            await asyncio.gather(*(self.kill_container(pod, r, _grace(pod, r) if grace is None else grace, rt.pod_ip,
+                                                       f"Stopping container {r.name}", override=grace is not None)
+                                   for r in running))
         self.probes.remove_pod(uid)
         self.state(uid).probed.clear()
         for s in rt.sandboxes:
