@@ -36,9 +36,27 @@ def _etcd_installed() -> None:
         pytest.skip("etcd is not installed on this machine (it is on CI)")
 
 
+class Servers(ExitStack):
+    """The test's servers, stopped together at the end: every one still running is signalled, then
+    each is waited for. One at a time, the last ones would shut down without a quorum and wait out
+    their store timeouts (~17 s a test)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.servers: list[ServerProcess] = []
+        self.callback(self._stop_together)
+
+    def _stop_together(self) -> None:
+        for srv in self.servers:
+            if srv.proc.poll() is None:
+                srv.proc.terminate()
+        for srv in self.servers:
+            srv.stop(60.0)
+
+
 @pytest.fixture
-def stack() -> Iterator[ExitStack]:
-    with ExitStack() as s:
+def stack() -> Iterator[Servers]:
+    with Servers() as s:
         yield s
 
 
@@ -58,9 +76,9 @@ def members(srv: ServerProcess) -> dict[str, str]:
     return {line.split()[0]: line.split()[2] for line in out[1:]}
 
 
-def start(stack: ExitStack, data_dir: Path, *args: str, cloud: bool = False) -> ServerProcess:
+def start(stack: Servers, data_dir: Path, *args: str, cloud: bool = False) -> ServerProcess:
     srv = ServerProcess.start(data_dir, *args, control_plane=True, cloud=cloud, timeout=120.0)
-    stack.callback(srv.stop, 60.0)
+    stack.servers.append(srv)
     return srv
 
 
@@ -89,7 +107,7 @@ VERBOSE = ("--kube-scheduler-arg", "verbose", "--kube-controller-manager-arg", "
            "--kube-cloud-controller-manager-arg", "verbose")  # they log "<identity>: became leader of <lease>"
 
 
-def test_a_second_server_joins_serves_the_same_objects_and_rejoins(tmp_path: Path, stack: ExitStack) -> None:
+def test_a_second_server_joins_serves_the_same_objects_and_rejoins(tmp_path: Path, stack: Servers) -> None:
     first = start(stack, tmp_path / "first", *embedded_etcd_args("first"), *VERBOSE, cloud=True)
     second_args = [*embedded_etcd_args("second", join=first), *VERBOSE]
     second = start(stack, tmp_path / "second", *second_args, cloud=True)
@@ -143,7 +161,7 @@ def test_a_second_server_joins_serves_the_same_objects_and_rejoins(tmp_path: Pat
         "configmap/after-restart"
 
 
-def test_members_are_removed_by_kyb_etcd_member_remove_and_on_node_deletion(tmp_path: Path, stack: ExitStack) -> None:
+def test_members_are_removed_by_kyb_etcd_member_remove_and_on_node_deletion(tmp_path: Path, stack: Servers) -> None:
     first = start(stack, tmp_path / "first", *embedded_etcd_args("first"))
     second_args = embedded_etcd_args("second", join=first)
     second = start(stack, tmp_path / "second", *second_args)
@@ -189,7 +207,7 @@ def test_members_are_removed_by_kyb_etcd_member_remove_and_on_node_deletion(tmp_
     assert second.kubectl("get", "configmap", "alone", "-o", "name").stdout.strip() == "configmap/alone"
 
 
-def test_a_member_listens_for_peers_on_the_advertise_address(tmp_path: Path, stack: ExitStack) -> None:
+def test_a_member_listens_for_peers_on_the_advertise_address(tmp_path: Path, stack: Servers) -> None:
     """A first server's member used to listen on 127.0.0.1 only, where no other server reaches it. Now
     it listens (and is recorded) at the server's advertise address: also after a restart that gives
     it one, since a member started before is updated (MemberUpdate) to its new peer URL."""
