@@ -12,6 +12,7 @@ sends SIGTERM and waits, and kills the process only if it does not stop in time.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -20,15 +21,12 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from kybernetes.etcdmember import etcd_pki, member_command
-from kybernetes.etcdmember import wait_healthy as wait_member_healthy
-from kybernetes.storage.etcd_client import EtcdConnection, TLSFiles, parse_endpoints
 
 API_ONLY_CONTROLLERS = ("serviceaccount-controller", "clusterrole-aggregation")
 """The controllers an API-server-only test server still runs: without them no pod could be created
@@ -124,7 +122,8 @@ class ServerProcess:
     def start(cls, data_dir: Path, *extra: str, port: int = 0, command: str = "server",
               timeout: float = 30.0, control_plane: bool = False, agent: bool = False,
               drain: bool = True, service_accounts: bool = True, addons: bool = False,
-              cloud: bool = False, host: str = "127.0.0.1", launcher: Sequence[str] = ()) -> ServerProcess:
+              cloud: bool = False, host: str = "127.0.0.1", launcher: Sequence[str] = (),
+              poll_interval: float = 0.1) -> ServerProcess:
         """Start ``kyb server``: the API server only; with ``control_plane`` also the scheduler and
         the controller manager; with ``agent`` also this machine's node (kubelet and containerd,
         on a free kubelet port, removing its pods when it stops unless not ``drain``).
@@ -150,7 +149,7 @@ class ServerProcess:
         ``host`` is the address it listens on (``--bind-address``; its kubeconfig names it unless
         it is loopback); ``launcher`` an argv prefix that runs the command elsewhere (another
         network namespace: a test's machine), which must exec it so that the process started is
-        the server's."""
+        the server's, or end it when signalled (:mod:`kybernetes.testing.guardian`)."""
         data_dir.mkdir(parents=True, exist_ok=True)
         port = port or free_port()
         log_path = data_dir / f"{command}.log"
@@ -187,13 +186,14 @@ class ServerProcess:
             proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         srv = cls(data_dir, port, proc, log_path, args, host, secure_ports)
         try:
-            srv.wait_ready(timeout, default_service_account=wait_for_account)
+            srv.wait_ready(timeout, default_service_account=wait_for_account, poll_interval=poll_interval)
         except BaseException:
             srv.stop(timeout=15.0)  # a server that never got ready is not left running (nor its children)
             raise
         return srv
 
-    def wait_ready(self, timeout: float = 30.0, default_service_account: bool = False) -> None:
+    def wait_ready(self, timeout: float = 30.0, default_service_account: bool = False,
+                   poll_interval: float = 0.1) -> None:
         """Until ``/readyz`` answers ``ok`` and the admin kubeconfig is written (and, if asked, the
         ``default/default`` ServiceAccount exists). Asked with the admin certificate: whether an
         anonymous request may read ``/readyz`` depends on the server's ``--anonymous-auth`` and
@@ -205,19 +205,34 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             if self.kubeconfig.exists() and admin_crt.exists() and admin_key.exists():
-                ctx = ssl.create_default_context()
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
                 try:
-                    ctx.load_cert_chain(admin_crt, admin_key)
-                    with urllib.request.urlopen(f"{self.url}{path}", context=ctx, timeout=2) as r:
+                    with urllib.request.urlopen(f"{self.url}{path}", context=self._admin_context(), timeout=2) as r:
                         if path != "/readyz" or (r.read() == b"ok" and not default_service_account):
                             return
                         path = "/api/v1/namespaces/default/serviceaccounts/default"
                 except (OSError, ssl.SSLError):
                     pass
-            time.sleep(0.1)
+            time.sleep(poll_interval)
         raise TimeoutError(f"server not ready after {timeout}s:\n{self.log()}")
+
+    def _admin_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.load_cert_chain(self.data_dir / "tls" / "admin.crt", self.data_dir / "tls" / "admin.key")
+        return ctx
+
+    def request(self, method: str, path: str, body: Any = None, timeout: float = 10.0) -> tuple[int, Any]:
+        """One API request as the cluster's admin (its client certificate): (HTTP status, decoded
+        JSON body). An error status is returned, not raised."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.url}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json", "Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(req, context=self._admin_context(), timeout=timeout) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
 
     def log(self) -> str:
         try:
@@ -265,93 +280,11 @@ class ServerProcess:
         self.stop()
 
 
-# ---------------------------------------------------------------------------------------------
-# etcd for tests and benchmarks: Debian's /usr/bin/etcd on loopback, TLS, a temp dir, free ports.
-# Each member is a child process ended by its PID (kill -9 on request; SIGTERM, then SIGKILL, at
-# the end); their command line and certificates are kybernetes.etcdmember's, as `kyb server
-# --cluster-init`'s member's are.
+def __getattr__(name: str) -> Any:
+    # The etcd helpers load etcd's client and PKI: only for the tests that ask for them, so that
+    # the pytest plugin (kybernetes.testing.plugin, loaded into every pytest run) stays light.
+    if name in ("EtcdCluster", "Member"):
+        from kybernetes.testing import etcd
 
-
-@dataclass
-class Member:
-    name: str
-    dir: Path
-    client_port: int
-    peer_port: int
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def client_url(self) -> str:
-        return f"https://127.0.0.1:{self.client_port}"
-
-    @property
-    def peer_url(self) -> str:
-        return f"https://127.0.0.1:{self.peer_port}"
-
-
-@dataclass
-class EtcdCluster:
-    """One or more etcd members sharing a CA; ``start()`` runs them, ``stop()`` ends them."""
-
-    dir: Path
-    size: int = 1
-    members: list[Member] = field(default_factory=list)
-    tls: TLSFiles = field(default_factory=TLSFiles)
-
-    def __post_init__(self) -> None:
-        self.member_tls = etcd_pki(self.dir)
-        self.tls = self.member_tls.client
-        for i in range(self.size):
-            self.members.append(Member(f"m{i}", self.dir / f"m{i}", free_port(), free_port()))
-
-    @property
-    def endpoints(self) -> str:
-        return ",".join(m.client_url for m in self.members)
-
-    def connection(self) -> EtcdConnection:
-        return EtcdConnection(parse_endpoints(self.endpoints), self.tls, timeout=5.0)
-
-    def start(self) -> None:
-        """Start every member (then ``await wait_healthy()``)."""
-        for m in self.members:
-            self.start_member(m)
-
-    def start_member(self, m: Member) -> None:
-        initial = ",".join(f"{x.name}={x.peer_url}" for x in self.members)
-        m.dir.mkdir(parents=True, exist_ok=True)
-        log = open(m.dir / "etcd.log", "ab")  # noqa: SIM115 (the child holds it)
-        m.proc = subprocess.Popen(
-            member_command(m.name, m.dir / "data", m.client_url, m.peer_url, initial, f"kyb-test-{os.getpid()}",
-                           self.member_tls, "--heartbeat-interval", "50", "--election-timeout", "500",
-                           "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}"),
-            stdout=log, stderr=log, start_new_session=True,
-        )
-        log.close()
-
-    async def wait_healthy(self, timeout: float = 30.0) -> None:
-        """Every running member answers a linearizable read (so the cluster has a leader)."""
-        deadline = time.monotonic() + timeout
-        for m in self.members:
-            proc = m.proc
-            if proc is not None:
-                await wait_member_healthy(m.client_url, self.tls, lambda p=proc: p.poll() is None,  # type: ignore[misc]
-                                          m.dir / "etcd.log", max(deadline - time.monotonic(), 0.1))
-
-    def kill(self, m: Member) -> None:
-        """kill -9 one member, by its PID."""
-        assert m.proc is not None
-        os.kill(m.proc.pid, signal.SIGKILL)
-        m.proc.wait(10)
-        m.proc = None
-
-    def stop(self) -> None:
-        for m in self.members:
-            if m.proc is not None and m.proc.poll() is None:
-                os.kill(m.proc.pid, signal.SIGTERM)
-                try:
-                    m.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.kill(m.proc.pid, signal.SIGKILL)
-                    m.proc.wait(10)
-            m.proc = None
-
+        return getattr(etcd, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

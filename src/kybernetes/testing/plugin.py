@@ -1,0 +1,118 @@
+"""The pytest plugin (entry point ``pytest11``): a real kybernetes cluster for your tests.
+
+Fixtures:
+
+``kyb_cluster``
+    A :class:`~kybernetes.testing.cluster.KybCluster`: API server, scheduler and every controller on
+    a free loopback port and a fresh data dir; ``.kubeconfig``, ``.server``, ``.kubectl(...)``,
+    ``.api()``. Session scope unless the ini option ``kyb_cluster_scope`` says otherwise
+    (``module``, ``package``, ``class`` or ``function``). ``KUBECONFIG`` points at it while it runs,
+    for libraries that read it (kopf, kr8s, lightkube). Under pytest-xdist each worker has its own.
+``kyb_namespace``
+    The name (a ``str``) of a fresh namespace of ``kyb_cluster`` whose ``default`` ServiceAccount
+    exists; deleted, with everything in it, after the test.
+
+Nodes: ``@pytest.mark.kyb_nodes(3)`` (or ``--kyb-nodes 3`` / ini ``kyb_nodes``, for every test)
+makes at least that many hollow nodes exist: Deployments reach Running with no container.
+``--kyb-real-node`` (root, with containerd installed) runs this machine's node instead.
+
+Nothing is started unless a test asks for ``kyb_cluster``, and nothing is left behind: the processes
+run under :mod:`~kybernetes.testing.guardian`, which ends them and removes the data dir when the
+fixture is torn down or the test process dies (Ctrl-C, a killed xdist worker). How long the cluster
+took to answer a namespaced create is printed in the terminal summary (the header is printed
+before any fixture runs) and kept in ``kyb_cluster.started_in``.
+
+This module imports nothing heavy: it is loaded into every pytest run on a machine where
+kybernetes is installed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from kybernetes.testing.cluster import KybCluster
+
+SCOPES = ("session", "package", "module", "class", "function")
+_started: list[tuple[str, float]] = []  # (server URL, seconds) of each cluster this process started
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kybernetes", "kybernetes test cluster (kyb_cluster)")
+    group.addoption("--kyb-nodes", type=int, default=None, metavar="N",
+                    help="hollow nodes in kyb_cluster for every test (default: the kyb_nodes ini option, 0)")
+    group.addoption("--kyb-real-node", action="store_true", default=False,
+                    help="run this machine's node (kubelet, containerd) in kyb_cluster: needs root")
+    parser.addini("kyb_cluster_scope", "scope of the kyb_cluster fixture", default="session")
+    parser.addini("kyb_nodes", "hollow nodes in kyb_cluster for every test", default="0")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "kyb_nodes(n): the test needs at least n Ready nodes in kyb_cluster")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    nodes = "this machine's node" if config.getoption("--kyb-real-node") else f"{_default_nodes(config)} hollow nodes"
+    return f"kybernetes: kyb_cluster ({_scope('kyb_cluster', config)} scope, {nodes}) starts when a test asks for it"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for server, seconds in _started:
+        terminalreporter.write_line(f"kybernetes: kyb_cluster at {server} answered a namespaced create "
+                                    f"{seconds:.2f} s after it was requested")
+
+
+def _scope(fixture_name: str, config: pytest.Config) -> Any:
+    scope = str(config.getini("kyb_cluster_scope") or "session")
+    if scope not in SCOPES:
+        raise pytest.UsageError(f"kyb_cluster_scope must be one of {', '.join(SCOPES)}, not {scope!r}")
+    return scope
+
+
+def _default_nodes(config: pytest.Config) -> int:
+    option = config.getoption("--kyb-nodes")
+    return int(option if option is not None else config.getini("kyb_nodes") or 0)
+
+
+@pytest.fixture(scope=_scope)
+def kyb_cluster(request: pytest.FixtureRequest) -> Iterator[KybCluster]:
+    from kybernetes.testing.cluster import KybCluster
+
+    cluster = KybCluster.start(real_node=bool(request.config.getoption("--kyb-real-node")))
+    _started.append((cluster.server, cluster.started_in))
+    previous = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+    try:
+        cluster.ensure_nodes(_default_nodes(request.config))
+        yield cluster
+    finally:
+        if previous is None:
+            os.environ.pop("KUBECONFIG", None)
+        else:
+            os.environ["KUBECONFIG"] = previous
+        cluster.stop()
+
+
+@pytest.fixture(autouse=True)
+def _kyb_nodes_marker(request: pytest.FixtureRequest) -> None:
+    """A test marked ``kyb_nodes(n)`` gets at least n nodes (only tests that use ``kyb_cluster``)."""
+    marker = request.node.get_closest_marker("kyb_nodes")
+    if marker is None or "kyb_cluster" not in request.fixturenames:
+        return
+    count = int(marker.args[0] if marker.args else marker.kwargs.get("count", 1))
+    cluster: KybCluster = request.getfixturevalue("kyb_cluster")
+    if not cluster.real_node:
+        cluster.ensure_nodes(count)
+
+
+@pytest.fixture
+def kyb_namespace(kyb_cluster: KybCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = kyb_cluster.create_namespace(request.node.name)
+    try:
+        yield name
+    finally:
+        kyb_cluster.delete_namespace(name)

@@ -1,0 +1,161 @@
+"""The pytest plugin, run as users run it: pytest in a subprocess on a test file of theirs.
+
+Each test writes a small project (a test file and a pytest.ini) into a temp dir and runs pytest
+there, with the plugin loaded as installed (entry point ``pytest11``; ``-p`` where the package is
+not installed with its entry point, as in a development tree). The user tests record what they saw
+(server URL, data dir, namespace) in a JSON file, which these tests then check against the world:
+the cluster answered, the processes are gone, the data dir is removed.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+USER_TESTS = '''
+import json, os, pathlib
+import pytest
+from kubernetes import client
+
+RECORD = pathlib.Path(os.environ["KYB_RECORD"])
+
+def record(**facts):
+    old = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+    old.update(facts)
+    RECORD.write_text(json.dumps(old))
+
+@pytest.mark.kyb_nodes(2)
+def test_a_deployment_runs_on_hollow_nodes(kyb_cluster, kyb_namespace):
+    assert os.environ["KUBECONFIG"] == str(kyb_cluster.kubeconfig)
+    record(server=kyb_cluster.server, data_dir=str(kyb_cluster.data_dir), first_ns=kyb_namespace,
+           started_in=kyb_cluster.started_in)
+    kyb_cluster.kubectl("create", "deployment", "web", "--image=nginx", "--replicas=3", "-n", kyb_namespace)
+    kyb_cluster.kubectl("rollout", "status", "deployment/web", "-n", kyb_namespace, "--timeout=60s", timeout=70)
+    apps = client.AppsV1Api(kyb_cluster.api())
+    assert apps.read_namespaced_deployment("web", kyb_namespace).status.available_replicas == 3
+
+def test_the_namespace_of_the_last_test_is_going(kyb_cluster, kyb_namespace):
+    first = json.loads(RECORD.read_text())["first_ns"]
+    assert kyb_namespace != first
+    core = client.CoreV1Api(kyb_cluster.api())
+    names = {ns.metadata.name: ns.status.phase for ns in core.list_namespace().items}
+    assert names.get(first) in (None, "Terminating")
+    core.create_namespaced_config_map(kyb_namespace, {"metadata": {"name": "c"}, "data": {"a": "b"}})
+'''
+
+SLOW_TEST = '''
+import json, os, pathlib, time
+
+def test_waits_to_be_interrupted(kyb_cluster):
+    pathlib.Path(os.environ["KYB_RECORD"]).write_text(json.dumps(
+        {"server": kyb_cluster.server, "data_dir": str(kyb_cluster.data_dir), "pid": os.getpid()}))
+    time.sleep(120)
+'''
+
+
+def _plugin_args() -> list[str]:
+    installed = any(e.value == "kybernetes.testing.plugin"
+                    for e in importlib.metadata.entry_points(group="pytest11"))
+    return [] if installed else ["-p", "kybernetes.testing.plugin"]
+
+
+def _project(tmp_path: Path, tests: str, *, xdist: bool = False) -> tuple[list[str], dict[str, str]]:
+    (tmp_path / "test_user.py").write_text(textwrap.dedent(tests))
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")  # the user's own: none of this project's settings
+    env = {**os.environ, "KYB_RECORD": str(tmp_path / "record.json")}
+    env.pop("KUBECONFIG", None)
+    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *_plugin_args(),
+            *(["-n", "2"] if xdist else []), str(tmp_path)]
+    return args, env
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _gone(data_dir: str, timeout: float = 45.0) -> None:
+    """Until no process mentions the cluster's data dir and the dir is removed."""
+    deadline = time.monotonic() + timeout
+    while _processes_mentioning(data_dir) or Path(data_dir).exists():
+        assert time.monotonic() < deadline, (f"left behind after {timeout}s: processes "
+                                             f"{_processes_mentioning(data_dir)}, dir {Path(data_dir).exists()}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(autouse=True)
+def _kubectl() -> None:
+    if not shutil.which("kubectl") and not Path("/usr/bin/kubectl").exists():
+        pytest.skip("kubectl is not installed (it is on CI)")
+
+
+def test_fixtures_nodes_namespaces_and_clean_up(tmp_path: Path) -> None:
+    args, env = _project(tmp_path, USER_TESTS)
+    run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "kyb_cluster (session scope, 0 hollow nodes) starts when a test asks for it" in run.stdout
+    assert "answered a namespaced create" in run.stdout
+    facts = json.loads((tmp_path / "record.json").read_text())
+    assert facts["server"].startswith("https://127.0.0.1:") and facts["started_in"] > 0
+    _gone(facts["data_dir"])
+
+
+def test_one_cluster_per_xdist_worker(tmp_path: Path) -> None:
+    tests = '''
+import json, os, pathlib
+def test_a(kyb_cluster):
+    d = pathlib.Path(os.environ["KYB_RECORD"] + "." + os.environ["PYTEST_XDIST_WORKER"])
+    d.write_text(json.dumps({"server": kyb_cluster.server, "data_dir": str(kyb_cluster.data_dir)}))
+    kyb_cluster.kubectl("create", "configmap", "only-mine", "-n", "default")
+test_b = test_a
+'''
+    args, env = _project(tmp_path, tests, xdist=True)
+    run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=240)
+    workers = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("record.json.gw*"))]
+    # Each worker ran one test on a cluster of its own (the ConfigMap would exist twice otherwise).
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert len(workers) == 2 and workers[0]["server"] != workers[1]["server"], workers
+    for w in workers:
+        _gone(w["data_dir"])
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "worker-killed"])
+def test_an_interrupted_run_leaves_nothing_behind(tmp_path: Path, how: str) -> None:
+    args, env = _project(tmp_path, SLOW_TEST, xdist=how == "worker-killed")
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        record = tmp_path / "record.json"
+        deadline = time.monotonic() + 120
+        while not record.exists() or not record.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
+            time.sleep(0.1)
+        facts = json.loads(record.read_text())
+        assert _processes_mentioning(facts["data_dir"]), "the cluster is not running"
+        if how == "ctrl-c":
+            proc.send_signal(signal.SIGINT)  # what a terminal's Ctrl-C sends pytest
+        else:
+            os.kill(facts["pid"], signal.SIGKILL)  # the xdist worker that holds the cluster
+        _gone(facts["data_dir"])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
