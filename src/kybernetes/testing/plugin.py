@@ -28,7 +28,9 @@ kybernetes is installed.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -78,22 +80,40 @@ def _default_nodes(config: pytest.Config) -> int:
     return int(option if option is not None else config.getini("kyb_nodes") or 0)
 
 
+@contextlib.contextmanager
+def _kubeconfig_exported(path: str) -> Iterator[None]:
+    """``KUBECONFIG`` names the cluster while it runs. The official client reads the variable once,
+    when ``kubernetes.config`` is first imported (usually by a test module, before any fixture), into
+    ``kube_config.KUBE_CONFIG_DEFAULT_LOCATION``; so that its ``load_kube_config()`` (which kopf's
+    login calls) finds the cluster too, that default is set as well, and both are put back after."""
+    previous = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = path
+    kube_config = sys.modules.get("kubernetes.config.kube_config")
+    default = getattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", None)
+    if kube_config is not None:
+        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = path  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("KUBECONFIG", None)
+        else:
+            os.environ["KUBECONFIG"] = previous
+        if kube_config is not None:
+            kube_config.KUBE_CONFIG_DEFAULT_LOCATION = default  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope=_scope)
 def kyb_cluster(request: pytest.FixtureRequest) -> Iterator[KybCluster]:
     from kybernetes.testing.cluster import KybCluster
 
     cluster = KybCluster.start(real_node=bool(request.config.getoption("--kyb-real-node")))
     _started.append((cluster.server, cluster.started_in))
-    previous = os.environ.get("KUBECONFIG")
-    os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
     try:
-        cluster.ensure_nodes(_default_nodes(request.config))
-        yield cluster
+        with _kubeconfig_exported(str(cluster.kubeconfig)):
+            cluster.ensure_nodes(_default_nodes(request.config))
+            yield cluster
     finally:
-        if previous is None:
-            os.environ.pop("KUBECONFIG", None)
-        else:
-            os.environ["KUBECONFIG"] = previous
         cluster.stop()
 
 
