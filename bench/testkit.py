@@ -1,0 +1,86 @@
+"""How fast the pytest plugin's ``kyb_cluster`` starts, beside the floor it stands on.
+
+``python -m bench.testkit [--rounds 5]`` starts :class:`kybernetes.testing.cluster.KybCluster` (what
+the fixture does) ``rounds`` times, each on a fresh data dir, and measures per round:
+
+- **start**: from the call to the API server's first answer to a namespaced create (the figure the
+  plugin prints; issue 19's goal: under 1.0 s; envtest's own start is ~5 s, kind's ~30 s);
+- **controllers**: from the call until the controller manager has made ``default/default`` (its
+  ServiceAccount controller is running): when a pod can be created;
+- **floor**: in the same round, a fresh interpreter importing the API server
+  (``python -c "import kybernetes.apiserver.server"``): what any process that serves the API pays
+  before it can listen, whatever the server then does.
+
+Medians over the rounds, the ratio start / floor, the machine's load average before and after, a
+table with the goal and PASS/MISS, JSON in ``bench/results/testkit.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kybernetes.testing.cluster import KybCluster
+
+GOAL_START = 1.0
+
+
+def floor_seconds() -> float:
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-c", "import kybernetes.apiserver.server"], check=True)
+    return time.monotonic() - t0
+
+
+def one_round() -> dict[str, float]:
+    floor = floor_seconds()
+    t0 = time.monotonic()
+    cluster = KybCluster.start()
+    try:
+        while cluster.process.request("GET", "/api/v1/namespaces/default/serviceaccounts/default")[0] != 200:
+            time.sleep(0.02)
+        controllers = time.monotonic() - t0
+    finally:
+        cluster.stop()
+    return {"floor": floor, "start": cluster.started_in, "controllers": controllers}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/testkit.json"))
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+    rounds = [one_round() for _ in range(args.rounds)]
+    load_after = os.getloadavg()
+    median = {k: statistics.median(r[k] for r in rounds) for k in ("floor", "start", "controllers")}
+    ratio = median["start"] / median["floor"]
+    rows = [
+        ("start: a namespaced create answered", f"{median['start']:.2f} s", f"<= {GOAL_START:.1f} s",
+         "PASS" if median["start"] <= GOAL_START else "MISS"),
+        ("controllers running (default/default exists)", f"{median['controllers']:.2f} s", "-", ""),
+        ("floor: a process importing the API server", f"{median['floor']:.2f} s", "-", ""),
+        ("start / floor", f"{ratio:.2f}", "-", ""),
+    ]
+    print(f"kyb_cluster start, median of {args.rounds} rounds (load average {load_before[0]:.1f} -> "
+          f"{load_after[0]:.1f})")
+    print("| figure | median | goal | |\n|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "rounds": rounds, "median": median, "start_over_floor": ratio, "goal_start_seconds": GOAL_START,
+        "pass": median["start"] <= GOAL_START,
+        "machine": {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
+                    "loadavg_after": [round(x, 2) for x in load_after]},
+        "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
