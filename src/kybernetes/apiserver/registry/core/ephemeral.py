@@ -66,7 +66,7 @@ def validate_ephemeral_containers(spec: dict[str, Any], path: Path) -> list[Fiel
     ephemeral = as_list(spec.get("ephemeralContainers"))
     if not ephemeral:
         return []
-    others = {str(c.get("name")) for field in ("containers", "initContainers")
+    others = {str(c.get("name") or "") for field in ("containers", "initContainers")
               for c in as_list(spec.get(field)) if isinstance(c, dict)}
     all_names = set(others)
     volumes = {str(vol.get("name")) for vol in as_list(spec.get("volumes")) if isinstance(vol, dict)}
@@ -80,11 +80,11 @@ def validate_ephemeral_containers(spec: dict[str, Any], path: Path) -> list[Fiel
         image = ec.get("image")
         if isinstance(image, str) and image != image.strip():
             errs.append(v.invalid(p.child("image"), image, "must not have leading or trailing whitespace"))
-        name = ec.get("name")
+        name = str(ec.get("name") or "")
         if name in all_names:
             errs.append(v.duplicate(p.child("name"), name))
-        elif name:
-            all_names.add(str(name))
+        else:
+            all_names.add(name)  # an empty one too, as Kubernetes: a second unnamed one is a duplicate
         target = ec.get("targetContainerName")
         if target and target not in others:
             errs.append(v.not_found(p.child("targetContainerName"), target))
