@@ -19,6 +19,7 @@ container instances, newest first, read from the CRI by `sync`):
   ContainersReady and Ready ("containers with unready status: [c]", readiness gates, PodCompleted
   for finished pods) and PodScheduled (set if the scheduler did not), keeping each condition's
   lastTransitionTime while its status stays;
+- ephemeralContainerStatuses the same way (never ready; no effect on phase or conditions);
 - podIP(s) from the sandbox, hostIP(s), startTime (kept once set).
 
 `StatusManager.update` writes the status with a strategic-merge PATCH of pods/NAME/status, which
@@ -47,7 +48,7 @@ MAX_MESSAGE = 4096
 FALLBACK_LINES = 80
 FALLBACK_BYTES = 2048
 OWNED = ("phase", "conditions", "hostIP", "hostIPs", "podIP", "podIPs", "startTime",
-         "containerStatuses", "initContainerStatuses", "qosClass")
+         "containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses", "qosClass")
 
 
 def rfc3339(ns: int | float | None = None) -> str:
@@ -181,6 +182,8 @@ def generate_status(pod: Obj, rt: PodRuntime, *, waiting: dict[str, tuple[str, s
         out["podIPs"] = [{"ip": pod_ip}]
     if inits:
         out["initContainerStatuses"] = init.statuses
+    if spec.get("ephemeralContainers"):
+        out["ephemeralContainerStatuses"] = ephemeral_statuses(spec, rt, waiting)
     if old.get("qosClass"):
         out["qosClass"] = old["qosClass"]
     return out
@@ -248,6 +251,19 @@ def _app_progress(apps: list[Obj], rt: PodRuntime, waiting: dict[str, tuple[str,
             out.stopped += 1
         else:
             out.waiting += 1
+    return out
+
+
+def ephemeral_statuses(spec: Obj, rt: PodRuntime, waiting: dict[str, tuple[str, str]]) -> list[Obj]:
+    """``ephemeralContainerStatuses``: as other containers' (the kubelet converts them the same
+    way, waiting with PodInitializing in a pod that has init containers), never ready, and no
+    ``started``, which only probed containers report; they do not count towards the phase."""
+    default_wait = "PodInitializing" if spec.get("initContainers") else "ContainerCreating"
+    out = []
+    for c in spec.get("ephemeralContainers") or []:
+        status = _container_status(c, rt, waiting, default_wait, "Never", ready=False, started=False)
+        status.pop("started", None)
+        out.append(status)
     return out
 
 

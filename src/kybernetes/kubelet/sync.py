@@ -9,7 +9,8 @@
    after killing whatever still runs in the old one; write the managed /etc/hosts with the pod IP;
 4. kill running containers whose liveness probe failed ("Container X failed liveness probe, will be
    restarted") or whose spec changed;
-5. init containers, in order, one at a time: start the first that has not succeeded; a failed one
+5. ephemeral containers that never ran are started, once (`kybernetes.kubelet.ephemeral`);
+   init containers, in order, one at a time: start the first that has not succeeded; a failed one
    is restarted (with back-off) unless restartPolicy is Never (then the pod fails);
 6. app containers: start those never started; restart exited ones as restartPolicy says (Always;
    OnFailure if the exit code was not 0) subject to the CrashLoopBackOff back-off.
@@ -45,6 +46,7 @@ from kybernetes.api.timeutil import format_duration
 from kybernetes.kubelet import runtime as rtcfg
 from kybernetes.kubelet.cri import CRIClient, CRIError, NotFoundError, api
 from kybernetes.kubelet.dns import DNSSettings, PodDNS, compose_pod_dns, read_host_resolv_conf
+from kybernetes.kubelet.ephemeral import start_ephemeral_containers
 from kybernetes.kubelet.images import ImageManager, ImagePullError
 from kybernetes.kubelet.podworkers import Backoff
 from kybernetes.kubelet.status import ContainerRecord, PodRuntime, termination_message, will_restart
@@ -240,6 +242,7 @@ class PodSyncer:
             rt = await self.runtime_state(uid)
 
         requeue = RESYNC
+        requeue = min(requeue, await start_ephemeral_containers(self, pod, rt, sandbox_config, paths))
         init_done = True
         for c in spec.get("initContainers") or []:
             latest = rt.latest(c["name"])
@@ -306,8 +309,10 @@ class PodSyncer:
         return self.node.pods_dir / _uid(pod)
 
     async def _start(self, pod: Obj, c: Obj, rt: PodRuntime, sandbox_config: api.PodSandboxConfig,
-                     paths: dict[str, Path], *, init: bool) -> float:
-        """Starts (or restarts) one container; returns when the pod wants another sync."""
+                     paths: dict[str, Path], *, init: bool,
+                     configure: Callable[[api.ContainerConfig], None] | None = None) -> float:
+        """Starts (or restarts) one container; returns when the pod wants another sync.
+        ``configure`` adjusts the CRI config last (an ephemeral container's namespaces)."""
         uid = _uid(pod)
         name = c["name"]
         st = self.state(uid)
@@ -345,6 +350,8 @@ class PodSyncer:
         mounts.extend(self._managed_mounts(pod, c, mounts))
         config = rtcfg.container_config(pod, c, restart_count=restart_count, env=env, mounts=mounts, init=init,
                                         qos_class=(pod.get("status") or {}).get("qosClass", ""))
+        if configure is not None:
+            configure(config)
         try:
             cid = await self.cri.create_container(rt.sandbox_id, config, sandbox_config)
         except CRIError as err:

@@ -2,7 +2,8 @@
 ``pkg/registry/core/<resource>``.
 
 pods (strategy: ``pods.py``; the PodSpec rules every workload shares: ``podvalidation.py``;
-binding, eviction, ephemeralcontainers: ``podstorage.py``), services (``services.py``; IP and port allocation: ``serviceallocator.py``),
+binding, eviction, ephemeralcontainers: ``podstorage.py``; what ephemeral containers may be:
+``ephemeral.py``), services (``services.py``; IP and port allocation: ``serviceallocator.py``),
 namespaces (and ``/finalize``), nodes, config (ConfigMaps, Secrets), serviceaccounts (and
 ``/token``), events, quota (ResourceQuotas, LimitRanges), volumes (PersistentVolumes and claims),
 replicationcontrollers (and ``/scale``); ``common.py`` holds what several of them share.

@@ -29,6 +29,7 @@ from kybernetes.api.validation.fields import (
     quantity_or_none,
     validate_enum,
 )
+from kybernetes.apiserver.registry.core import ephemeral
 from kybernetes.apiserver.registry.core.podvalidation import (
     RESTART_POLICIES,
     validate_pod_spec,
@@ -166,6 +167,12 @@ def _toleration_identity(tol: dict[str, Any]) -> tuple[str, str, str, str]:
     return (tol.get("key", ""), tol.get("operator") or "Equal", tol.get("value", ""), tol.get("effect", ""))
 
 
+def _validate_pod(spec: dict[str, Any]) -> list[FieldError]:
+    """A Pod's spec (``validatePodMetadataAndSpec``'s spec part): the PodSpec rules every kind
+    shares, and its ephemeral containers, which only a Pod has."""
+    return [*validate_pod_spec(spec, Path("spec")), *ephemeral.validate_ephemeral_containers(spec, Path("spec"))]
+
+
 class PodStrategy(Strategy):
     kind = "Pod"
     has_status = True
@@ -203,12 +210,27 @@ class PodStrategy(Strategy):
             default_pod_spec(spec, pod=True)
 
     def validate(self, obj: Obj) -> list[FieldError]:
-        return validate_pod_spec(as_dict(obj.get("spec")), Path("spec"))
+        spec = as_dict(obj.get("spec"))
+        return [*_validate_pod(spec), *ephemeral.validate_none_on_create(spec, Path("spec"))]
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
-        errs = self.validate(new)
+        errs = _validate_pod(as_dict(new.get("spec")))
         errs.extend(validate_pod_spec_update(as_dict(new.get("spec")), as_dict(old.get("spec")), Path("spec")))
         return errs
+
+    def prepare_for_subresource_update(self, subresource: str, new: Obj, old: Obj) -> None:
+        if subresource == "ephemeralcontainers":
+            ephemeral.take_ephemeral_containers(new, old)
+        else:
+            super().prepare_for_subresource_update(subresource, new, old)
+
+    def validate_subresource_update(self, subresource: str, new: Obj, old: Obj) -> list[FieldError]:
+        """``pods/ephemeralcontainers``: the pod as a whole is valid and ephemeral containers were
+        only added (``ValidatePodEphemeralContainersUpdate``)."""
+        refusal = ephemeral.mirror_pod_refusal(old)
+        if refusal:
+            return refusal  # Kubernetes answers a mirror pod with that alone
+        return [*_validate_pod(as_dict(new.get("spec"))), *ephemeral.validate_ephemeral_containers_update(new, old)]
 
     def graceful_delete_seconds(self, obj: Obj, requested: int | None) -> int:
         """Pods bound to a node and not finished are deleted gracefully: the kubelet confirms

@@ -109,8 +109,10 @@ class EvictionREST(SubresourceREST):
 
 
 class EphemeralContainersREST(UpdateSubresourceREST):
-    """``pods/NAME/ephemeralcontainers``: read and written as the pod itself (the pod's update
-    rules say what may change)."""
+    """``pods/NAME/ephemeralcontainers``: GET the pod; PUT or PATCH (kubectl debug sends a
+    strategic merge patch) write only its ``spec.ephemeralContainers``, which may only grow
+    (:mod:`kybernetes.apiserver.registry.core.ephemeral`, through the pod strategy's
+    subresource hooks)."""
 
     def __init__(self) -> None:
-        super().__init__("")
+        super().__init__("ephemeralcontainers")

@@ -170,7 +170,10 @@ def _validate_all_containers(spec: dict[str, Any], volumes: set[str], path: Path
     return errs
 
 
-def _validate_container(ctr: dict[str, Any], volumes: set[str], path: Path, *, init: bool) -> list[FieldError]:
+def validate_container_common(ctr: dict[str, Any], volumes: set[str], path: Path) -> list[FieldError]:
+    """What every kind of container must satisfy, regular, init or ephemeral
+    (``validateContainerCommon``): name, image, policies, ports, env, resources, mounts and the
+    security context."""
     errs: list[FieldError] = []
     name = ctr.get("name")
     if not name:
@@ -192,6 +195,11 @@ def _validate_container(ctr: dict[str, Any], volumes: set[str], path: Path, *, i
     errs.extend(validate_resource_requirements(ctr.get("resources"), path.child("resources")))
     errs.extend(_validate_volume_mounts(ctr.get("volumeMounts"), volumes, path.child("volumeMounts")))
     errs.extend(_validate_container_security_context(ctr.get("securityContext"), path.child("securityContext")))
+    return errs
+
+
+def _validate_container(ctr: dict[str, Any], volumes: set[str], path: Path, *, init: bool) -> list[FieldError]:
+    errs = validate_container_common(ctr, volumes, path)
     for probe in PROBE_FIELDS:
         if ctr.get(probe) is None:
             continue
