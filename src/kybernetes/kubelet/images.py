@@ -176,10 +176,11 @@ class ImageManager:
             ref = await self._pull(pod, image, sandbox_config)
         except CRIError as err:
             delay = self.backoff.next(key, time.time())
-            message = f'Failed to pull image "{image}": {err.details or err}'
-            self.record(pod, "Warning", "Failed", message)
+            # The event names the image; the container's waiting message is the runtime's error
+            # itself (evalCRIPullErr's fallback), both as the kubelet prints a gRPC error.
+            self.record(pod, "Warning", "Failed", f'Failed to pull image "{image}": {err.go_error}')
             self.record(pod, "Warning", "Failed", "Error: ErrImagePull")
-            raise ImagePullError("ErrImagePull", message, retry_after=delay) from None
+            raise ImagePullError("ErrImagePull", err.go_error, retry_after=delay) from None
         took = time.monotonic() - started
         size = ""
         try:

@@ -101,7 +101,8 @@ class RuntimeClassNotFound(Exception):
     """A pod names a RuntimeClass that does not exist (its sandbox cannot be created)."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(f'runtimeclasses.node.k8s.io "{name}" not found')
+        # The kubelet's lister's NotFound names the resource in the singular.
+        super().__init__(f'runtimeclass.node.k8s.io "{name}" not found')
 
 
 @dataclass
@@ -212,7 +213,7 @@ class PodSyncer:
             try:
                 rt = await self._create_sandbox(pod, len(rt.sandboxes))
             except CRIError as err:
-                self.record(pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {err.details}")
+                self.record(pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {err.go_error}")
                 return rt, 5.0
             except RuntimeClassNotFound as err:
                 self.record(pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {err}")
