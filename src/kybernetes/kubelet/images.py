@@ -120,8 +120,10 @@ def credentials_for(image: str, secrets: list[Obj]) -> list[api.AuthConfig]:
                     log.warning("image pull secret %s: invalid auth for %s",
                                 (secret.get("metadata") or {}).get("name"), key)
                     continue
+            # No server_address, as the kubelet's keyring sends none: containerd would compare it,
+            # parsed as a URL, with the registry host, and "host:port" does not parse as one.
             found.append((len(key_path), api.AuthConfig(
-                username=username, password=password, server_address=host,
+                username=username, password=password,
                 identity_token=entry.get("identitytoken", ""), registry_token=entry.get("registrytoken", ""))))
     found.sort(key=lambda x: -x[0])
     return [auth for _, auth in found]
