@@ -3,6 +3,7 @@ translation, and the runAsNonRoot check with the kubelet's CreateContainerConfig
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from pathlib import Path
@@ -14,6 +15,7 @@ from kybernetes.images.oci import BUSYBOX_IMAGE
 from kybernetes.kubelet import runtime as rt
 from kybernetes.kubelet import security
 from kybernetes.kubelet.cri import CRIClient, api
+from kybernetes.kubelet.images import credentials_for, node_pull_configs
 from tests.node.conftest import NodeRuntime, remove_sandbox, wait_exited
 
 Obj = dict[str, Any]
@@ -204,3 +206,21 @@ async def test_localhost_seccomp_profile(node_runtime: NodeRuntime, cri: CRIClie
     pod = make_pod(csc={"seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/no-mkdir.json"}})
     got = await _run(cri, node_runtime, pod, seccomp_root=root)
     assert (got["Seccomp"], got["mkdir"], got["rootfs"]) == ("2", "denied", "rw"), got
+
+
+def test_pod_secrets_first_then_the_nodes_docker_config(tmp_path: Path) -> None:
+    def secret(kind: str, doc: Obj) -> Obj:
+        return {"data": {kind: base64.b64encode(json.dumps(doc).encode()).decode()}}
+
+    assert node_pull_configs(tmp_path) == [] and node_pull_configs(None) == []
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {"reg.example:5000": {"username": "node",
+                                                                                      "password": "n"}}}))
+    (tmp_path / ".dockercfg").write_text(json.dumps({"https://reg.example:5000/team": {
+        "auth": base64.b64encode(b"legacy:l").decode()}}))
+    node = node_pull_configs(tmp_path)
+    pod_secret = secret(".dockerconfigjson", {"auths": {"reg.example:5000": {"username": "pod", "password": "p"}}})
+    image = "reg.example:5000/team/app:1"
+    assert [a.username for a in credentials_for(image, [pod_secret]) + credentials_for(image, node)] == \
+        ["pod", "legacy", "node"]
+    # As the kubelet's keyring: no server address (containerd would not match "host:port" with it).
+    assert all(a.server_address == "" for a in credentials_for(image, node))

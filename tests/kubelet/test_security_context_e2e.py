@@ -224,3 +224,39 @@ async def test_private_image_pulls_only_with_the_secret(client: Client, cluster:
         await delete_pod(client, with_secret)
         with contextlib.suppress(errors.NotFound):
             await client.delete("v1", "secrets", "regcred", "default")
+
+    # The node's own credentials (config.json in the kubelet's root dir) serve a pod without secrets.
+    node_config = cluster.data_dir / "config.json"
+    node_config.write_text(json.dumps({"auths": {private_registry: {"username": USER, "password": PASSWORD}}}))
+    by_node = unique("by-node")
+    await client.create("v1", "pods", pod(by_node, ["cat", "/hello"], restartPolicy="Never",
+                                          container={"image": image, "imagePullPolicy": "Always"}), "default")
+    try:
+        await wait_pod(client, by_node, lambda p: p.get("status", {}).get("phase") == "Succeeded", cluster)
+        assert any(r == "Pulled" and m.startswith(f'Successfully pulled image "{image}"')
+                   for r, m in await events_for(client, by_node))
+    finally:
+        node_config.unlink()
+        await delete_pod(client, by_node)
+
+
+async def test_seccomp_profiles_from_the_kubelets_seccomp_root(client: Client, cluster: KubeletProcess) -> None:
+    profiles = cluster.data_dir / "seccomp" / "profiles"
+    profiles.mkdir(parents=True, exist_ok=True)
+    (profiles / "no-mkdir.json").write_text(json.dumps({
+        "defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}))
+    script = "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; mkdir /tmp/probe 2>/dev/null && echo mkdir=ok || echo mkdir=denied"
+    names = {unique("localhost"): {"type": "Localhost", "localhostProfile": "profiles/no-mkdir.json"},
+             unique("runtime-default"): {"type": "RuntimeDefault"}}
+    for name, profile in names.items():
+        await client.create("v1", "pods", pod(name, ["sh", "-c", script], restartPolicy="Never",
+                                              securityContext={"seccompProfile": profile}), "default")
+    try:
+        for name, profile in names.items():
+            await wait_pod(client, name, lambda p: p.get("status", {}).get("phase") == "Succeeded", cluster)
+            lines = (await asyncio.to_thread(cluster.srv.kubectl, "logs", name)).stdout.split("\n")
+            mkdir = "mkdir=denied" if profile["type"] == "Localhost" else "mkdir=ok"
+            assert [x.replace("\t", " ") for x in lines if x] == ["NoNewPrivs: 0", "Seccomp: 2", mkdir], lines
+    finally:
+        for name in names:
+            await delete_pod(client, name)

@@ -444,7 +444,7 @@ class Kubelet:
 
         builtin_dir = images_dir(self.data_dir)
         self.images = ImageManager(self.cri, get_secret=lambda ns, n: self._get("secrets", ns, n), record=self.record,
-                                   builtins=lambda: imported_builtins(builtin_dir))
+                                   builtins=lambda: imported_builtins(builtin_dir), node_config_dir=self.data_dir)
         factory = SharedInformerFactory(self.client)
         self.factory = factory
         self.pod_informer = factory.informer("v1", "pods", field_selector=f"spec.nodeName={self.node_name}")
