@@ -10,6 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
+import grpc
 import pytest
 
 from kybernetes.kubelet.containerd import Containerd
@@ -77,3 +78,11 @@ async def test_unconfigured_handler_fails_the_sandbox(node_runtime: NodeRuntime,
         await cri.run_pod_sandbox(sandbox_config(node_runtime, "on-nope"), "nope")
     assert err.value.go_error == \
         'rpc error: code = Unknown desc = failed to get sandbox runtime: no runtime for "nope" is configured'
+
+
+def test_cri_errors_read_as_the_kubelet_prints_grpc_errors() -> None:
+    assert CRIError("RunPodSandbox", grpc.StatusCode.UNKNOWN, "boom").go_error == "rpc error: code = Unknown desc = boom"
+    assert CRIError("PullImage", grpc.StatusCode.DEADLINE_EXCEEDED, "late").go_error == \
+        "rpc error: code = DeadlineExceeded desc = late"
+    assert CRIError("ImageStatus", grpc.StatusCode.NOT_FOUND, "x").go_error == "rpc error: code = NotFound desc = x"
+    assert CRIError("Version", None, "no answer").go_error == "no answer"
