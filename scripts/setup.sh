@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 
 DEBS=(python3 python3-venv python3-dev gcc sqlite3 iproute2 nftables ca-certificates
       containerd runc containernetworking-plugins etcd-server etcd-client busybox-static docker-registry
+      crun  # the second OCI runtime: RuntimeClass handler "crun" in the node's containerd
+      apache2-utils  # htpasswd: bcrypt users for the loopback docker-registry of the private-registry tests
       wrk  # wrk: the C load generator bench.apiserver uses for GETs
       bind9-dnsutils dnsperf nsd  # dig (DNS tests); dnsperf and nsd (bench.dns: load, and the reference server)
       prometheus)  # test_prometheus_scrape runs /usr/bin/prometheus itself (its own config, loopback port)

@@ -27,7 +27,9 @@ The CRI plugin is configured for this project's world: the sandbox image is kybe
 image (built locally, `kybernetes.images`), CNI binaries come from Debian's
 containernetworking-plugins, cgroups are managed by runc through cgroupfs (no systemd here), the
 streaming server (exec/attach/port-forward URLs) listens on loopback on a free port, and registries
-are reached only as configured through hosts.toml files (`registry_config_dir`).
+are reached only as configured through hosts.toml files (`registry_config_dir`). The runtime handlers
+a RuntimeClass can name are `runc` (the default) and `crun` (when installed), both under the runc v2
+shim (`runtime_handlers`).
 """
 
 from __future__ import annotations
@@ -273,12 +275,7 @@ class Containerd:
             f"  snapshotter = {_toml_str(self.choose_snapshotter())}",
             '  default_runtime_name = "runc"',
             "",
-            '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]',
-            '  runtime_type = "io.containerd.runc.v2"',
-            "",
-            '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]',
-            "  SystemdCgroup = false",
-            "",
+            *self._runtime_handlers(),
             '[plugins."io.containerd.grpc.v1.cri".cni]',
             f"  bin_dir = {_toml_str(self.cni_bin_dir)}",
             f"  conf_dir = {_toml_str(str(self.cni_conf_dir))}",
@@ -290,6 +287,26 @@ class Containerd:
             "",
         ]
         return "\n".join(lines)
+
+    def runtime_handlers(self) -> dict[str, str]:
+        """The CRI runtime handlers this containerd serves (RuntimeClass `handler` -> OCI runtime
+        binary, "" for the shim's own default: runc): `runc` (the default handler), and `crun` where
+        Debian's crun is installed."""
+        handlers = {"runc": ""}
+        crun = shutil.which("crun")
+        if crun is not None:
+            handlers["crun"] = crun
+        return handlers
+
+    def _runtime_handlers(self) -> list[str]:
+        # Both through the runc v2 shim, which drives any runc-compatible binary (BinaryName).
+        lines: list[str] = []
+        for name, binary in self.runtime_handlers().items():
+            table = f'[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}]'
+            lines += [table, '  runtime_type = "io.containerd.runc.v2"', "",
+                      table[:-1] + '.options]', *([f"  BinaryName = {_toml_str(binary)}"] if binary else []),
+                      "  SystemdCgroup = false", ""]
+        return lines
 
     def write_config(self) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -16,15 +16,19 @@ comes back when the back-off expires (`retry_after`).
 
 Credentials come from the pod's imagePullSecrets (ServiceAccount admission has already copied the
 service account's into the pod): `kubernetes.io/dockerconfigjson` (`.dockerconfigjson`, `{"auths":
-{...}}`) and legacy `kubernetes.io/dockercfg` secrets. An entry applies when its registry host
-(scheme and path stripped; index.docker.io and registry-1.docker.io count as docker.io) is the
-image's and its path, if any, is a prefix of the image's repository. Matching credentials are
-tried longest match first, and an anonymous pull last only if no secret matched.
+{...}}`) and legacy `kubernetes.io/dockercfg` secrets; then from the node's own docker config,
+`config.json` or legacy `.dockercfg` in the kubelet's root (data) directory (the kubelet also looks
+in the working and home directories; this node keeps its state in its data dir). An entry applies
+when its registry host (scheme and path stripped; index.docker.io and registry-1.docker.io count as
+docker.io) is the image's and its path, if any, is a prefix of the image's repository. The pod's
+matching credentials are tried longest match first, then the node's, and an anonymous pull only if
+nothing matched, as the kubelet's union keyring does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import time
@@ -120,20 +124,43 @@ def credentials_for(image: str, secrets: list[Obj]) -> list[api.AuthConfig]:
                     log.warning("image pull secret %s: invalid auth for %s",
                                 (secret.get("metadata") or {}).get("name"), key)
                     continue
+            # No server_address, as the kubelet's keyring sends none: containerd would compare it,
+            # parsed as a URL, with the registry host, and "host:port" does not parse as one.
             found.append((len(key_path), api.AuthConfig(
-                username=username, password=password, server_address=host,
+                username=username, password=password,
                 identity_token=entry.get("identitytoken", ""), registry_token=entry.get("registrytoken", ""))))
     found.sort(key=lambda x: -x[0])
     return [auth for _, auth in found]
+
+
+NODE_CONFIG_FILES = {"config.json": ".dockerconfigjson", ".dockercfg": ".dockercfg"}
+
+
+def node_pull_configs(directory: Path | None) -> list[Obj]:
+    """The node's docker config files in `directory` (module doc), as secrets `credentials_for` reads."""
+    if directory is None:
+        return []
+    found: list[Obj] = []
+    for name, key in NODE_CONFIG_FILES.items():
+        try:
+            raw = (Path(directory) / name).read_bytes()
+        except OSError:
+            continue
+        found.append({"metadata": {"name": str(Path(directory) / name)},
+                      "data": {key: base64.b64encode(raw).decode()}})
+    return found
 
 
 class ImageManager:
     """Pull policy, credentials and back-off in front of the CRI ImageService (module doc)."""
 
     def __init__(self, cri: CRIClient, *, get_secret: SecretGetter, record: Recorder,
-                 backoff: Backoff | None = None, builtins: Callable[[], set[tuple[str, str]]] = set) -> None:
-        """``builtins``: the (name, image ID) pairs of the built-in images this node imported."""
+                 backoff: Backoff | None = None, builtins: Callable[[], set[tuple[str, str]]] = set,
+                 node_config_dir: Path | None = None) -> None:
+        """``builtins``: the (name, image ID) pairs of the built-in images this node imported;
+        ``node_config_dir``: where the node's own docker config lives (the kubelet's root dir)."""
         self.cri = cri
+        self.node_config_dir = node_config_dir
         self.builtins = builtins
         self.get_secret = get_secret
         self.record = record
@@ -176,10 +203,11 @@ class ImageManager:
             ref = await self._pull(pod, image, sandbox_config)
         except CRIError as err:
             delay = self.backoff.next(key, time.time())
-            message = f'Failed to pull image "{image}": {err.details or err}'
-            self.record(pod, "Warning", "Failed", message)
+            # The event names the image; the container's waiting message is the runtime's error
+            # itself (evalCRIPullErr's fallback), both as the kubelet prints a gRPC error.
+            self.record(pod, "Warning", "Failed", f'Failed to pull image "{image}": {err.go_error}')
             self.record(pod, "Warning", "Failed", "Error: ErrImagePull")
-            raise ImagePullError("ErrImagePull", message, retry_after=delay) from None
+            raise ImagePullError("ErrImagePull", err.go_error, retry_after=delay) from None
         took = time.monotonic() - started
         size = ""
         try:
@@ -199,7 +227,7 @@ class ImageManager:
             secret = await self.get_secret(namespace, ref.get("name", ""))
             if secret is not None:
                 secrets.append(secret)
-        auths = credentials_for(image, secrets)
+        auths = credentials_for(image, secrets) + credentials_for(image, node_pull_configs(self.node_config_dir))
         if not auths:
             return await self.cri.pull_image(image, None, sandbox_config)
         last: CRIError | None = None

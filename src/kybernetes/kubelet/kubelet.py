@@ -445,7 +445,7 @@ class Kubelet:
 
         builtin_dir = images_dir(self.data_dir)
         self.images = ImageManager(self.cri, get_secret=lambda ns, n: self._get("secrets", ns, n), record=self.record,
-                                   builtins=lambda: imported_builtins(builtin_dir))
+                                   builtins=lambda: imported_builtins(builtin_dir), node_config_dir=self.data_dir)
         factory = SharedInformerFactory(self.client)
         self.factory = factory
         self.pod_informer = factory.informer("v1", "pods", field_selector=f"spec.nodeName={self.node_name}")
@@ -456,7 +456,7 @@ class Kubelet:
             get_secret=lambda ns, n: self._get("secrets", ns, n), services=self.service_informer.store.list,
             allocatable=self._allocatable, get_runtime_class=self._runtime_class,
             dns=DNSSettings(tuple(cfg.cluster_dns), cfg.cluster_domain, cfg.resolv_conf, (self.host_ip,)),
-            record_node=self._record_node)
+            record_node=self._record_node, seccomp_root=self.data_dir / "seccomp")
         self.syncer = PodSyncer(self.cri, self.images, self.volumes, self.probes, self.record, node_ctx)
 
         await self._start_server()  # first: with --port 0 the Node must name the port it got

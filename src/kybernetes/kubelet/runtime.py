@@ -34,6 +34,7 @@ from kybernetes.api import gobytes
 from kybernetes.api.fieldpath import container_resource_value, field_value
 from kybernetes.api.obj import Obj
 from kybernetes.api.quantity import cpu_millis, to_bytes
+from kybernetes.kubelet import security
 from kybernetes.kubelet.cri import api
 from kybernetes.kubelet.dns import PodDNS
 
@@ -109,14 +110,7 @@ def sandbox_config(pod: Obj, *, log_root: Path, attempt: int, node_hostname: str
                     container_port=int(p["containerPort"]), host_port=int(p["hostPort"]),
                     host_ip=p.get("hostIP") or ""))
     psc = s.get("securityContext") or {}
-    sec = api.LinuxSandboxSecurityContext(
-        namespace_options=namespace_options(pod),
-        supplemental_groups=[int(g) for g in psc.get("supplementalGroups") or []],
-    )
-    if psc.get("runAsUser") is not None:
-        sec.run_as_user.value = int(psc["runAsUser"])
-    if psc.get("runAsGroup") is not None:
-        sec.run_as_group.value = int(psc["runAsGroup"])
+    sec = security.sandbox_security_context(pod, namespace_options(pod))
     sysctls = {x["name"]: str(x.get("value", "")) for x in psc.get("sysctls") or []}
     return api.PodSandboxConfig(
         metadata=api.PodSandboxMetadata(name=m.get("name", ""), namespace=m.get("namespace", ""),
@@ -322,28 +316,15 @@ def linux_resources(container: Obj, qos_class: str = "") -> api.LinuxContainerRe
     return out
 
 
-def security_context(pod: Obj, container: Obj) -> api.LinuxContainerSecurityContext:
-    psc = spec(pod).get("securityContext") or {}
-    csc = container.get("securityContext") or {}
-    out = api.LinuxContainerSecurityContext(
-        namespace_options=namespace_options(pod),
-        privileged=bool(csc.get("privileged")),
-        readonly_rootfs=bool(csc.get("readOnlyRootFilesystem")),
-        supplemental_groups=[int(g) for g in psc.get("supplementalGroups") or []],
-    )
-    user = csc.get("runAsUser", psc.get("runAsUser"))
-    if user is not None:
-        out.run_as_user.value = int(user)
-    group = csc.get("runAsGroup", psc.get("runAsGroup"))
-    if group is not None:
-        out.run_as_group.value = int(group)
-    caps = csc.get("capabilities") or {}
-    if caps:
-        out.capabilities.add_capabilities.extend(caps.get("add") or [])
-        out.capabilities.drop_capabilities.extend(caps.get("drop") or [])
-    # no_new_privs unless escalation is allowed (the default) or the container is privileged.
-    out.no_new_privs = csc.get("allowPrivilegeEscalation") is False and not out.privileged
-    return out
+def security_context(pod: Obj, container: Obj, *, user: security.ImageUser | None = None,
+                     seccomp_root: Path | str = "") -> api.LinuxContainerSecurityContext:
+    """The container's CRI security context (`kybernetes.kubelet.security`); raises ConfigError
+    for one that cannot be configured (a Localhost seccomp profile without a name)."""
+    try:
+        return security.container_security_context(pod, container, namespace_options(pod), user=user,
+                                                   seccomp_root=seccomp_root)
+    except security.SecurityContextError as err:
+        raise ConfigError(str(err)) from None
 
 
 def container_hash(container: Obj) -> str:
@@ -380,9 +361,17 @@ def write_etc_hosts(path: Path, pod: Obj, pod_ip: str, node_hostname: str) -> Pa
 
 def container_config(pod: Obj, container: Obj, *, restart_count: int, env: list[tuple[str, str]],
                      mounts: list[dict[str, Any]], init: bool = False, qos_class: str = "",
-                     image_ref: str = "") -> api.ContainerConfig:
+                     image_ref: str = "", image_user: security.ImageUser | None = None,
+                     seccomp_root: Path | str = "") -> api.ContainerConfig:
     """The CRI ContainerConfig of one container instance (`mounts`: CRI mount dicts, including the
-    volumes, /etc/hosts and the termination-log file the caller prepared)."""
+    volumes, /etc/hosts and the termination-log file the caller prepared; `image_user`: who the
+    image runs as, checked against runAsNonRoot; `seccomp_root`: where Localhost seccomp profiles
+    live). Raises ConfigError (CreateContainerConfigError) for a security context it cannot honour."""
+    if image_user is not None:
+        try:
+            security.verify_run_as_non_root(pod, container, image_user)
+        except security.SecurityContextError as err:
+            raise ConfigError(str(err)) from None
     env_map = dict(env)
     command = [expand(str(x), env_map) for x in container.get("command") or []]
     args = [expand(str(x), env_map) for x in container.get("args") or []]
@@ -419,7 +408,8 @@ def container_config(pod: Obj, container: Obj, *, restart_count: int, env: list[
         stdin_once=bool(container.get("stdinOnce")),
         tty=bool(container.get("tty")),
         linux=api.LinuxContainerConfig(resources=linux_resources(container, qos_class),
-                                       security_context=security_context(pod, container)),
+                                       security_context=security_context(
+                                           pod, container, user=image_user, seccomp_root=seccomp_root)),
     )
 
 

@@ -44,6 +44,7 @@ import aiohttp
 from kybernetes.api.obj import Obj
 from kybernetes.api.timeutil import format_duration
 from kybernetes.kubelet import runtime as rtcfg
+from kybernetes.kubelet import security
 from kybernetes.kubelet.cri import CRIClient, CRIError, NotFoundError, api
 from kybernetes.kubelet.dns import DNSSettings, PodDNS, compose_pod_dns, read_host_resolv_conf
 from kybernetes.kubelet.ephemeral import start_ephemeral_containers
@@ -94,13 +95,16 @@ class NodeContext:
     get_runtime_class: Callable[[str], Awaitable[Obj | None]] | None = None
     """RuntimeClass by name (None if there is none); without it, as a kubelet without a RuntimeClass
     manager, every pod runs on the runtime's default handler."""
+    seccomp_root: Path | None = None
+    """Where Localhost seccomp profiles live (the kubelet's ROOT_DIR/seccomp)."""
 
 
 class RuntimeClassNotFound(Exception):
     """A pod names a RuntimeClass that does not exist (its sandbox cannot be created)."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(f'runtimeclasses.node.k8s.io "{name}" not found')
+        # The kubelet's lister's NotFound names the resource in the singular.
+        super().__init__(f'runtimeclass.node.k8s.io "{name}" not found')
 
 
 @dataclass
@@ -218,7 +222,7 @@ class PodSyncer:
             try:
                 rt = await self._create_sandbox(pod, len(rt.sandboxes))
             except CRIError as err:
-                self.record(pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {err.details}")
+                self.record(pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {err.go_error}")
                 return rt, 5.0
             except RuntimeClassNotFound as err:
                 self.record(pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {err}")
@@ -342,14 +346,16 @@ class PodSyncer:
                 pod, c, get_configmap=self.node.get_configmap, get_secret=self.node.get_secret,
                 services=self.node.services(), pod_ip=rt.pod_ip, host_ip=self.node.host_ip,
                 node_allocatable=self.node.allocatable())
+            mounts = list(self.volumes.mounts_for(pod, c, paths))
+            mounts.extend(self._managed_mounts(pod, c, mounts))
+            config = rtcfg.container_config(pod, c, restart_count=restart_count, env=env, mounts=mounts, init=init,
+                                            qos_class=(pod.get("status") or {}).get("qosClass", ""),
+                                            image_user=await self._image_user(c),
+                                            seccomp_root=self.node.seccomp_root or "")
         except rtcfg.ConfigError as err:
             st.waiting[name] = ("CreateContainerConfigError", str(err))
             self.record(pod, "Warning", "Failed", f"Error: {err}")
             return 5.0
-        mounts = list(self.volumes.mounts_for(pod, c, paths))
-        mounts.extend(self._managed_mounts(pod, c, mounts))
-        config = rtcfg.container_config(pod, c, restart_count=restart_count, env=env, mounts=mounts, init=init,
-                                        qos_class=(pod.get("status") or {}).get("qosClass", ""))
         if configure is not None:
             configure(config)
         try:
@@ -377,6 +383,14 @@ class PodSyncer:
             self.probes.add(pod, name, cid, rt.pod_ip)
             st.probed[name] = cid
         return RESYNC
+
+    async def _image_user(self, c: Obj) -> security.ImageUser:
+        """Who the container's image runs as (the kubelet's getImageUser); a failed lookup is a
+        configuration error, as in the kubelet."""
+        try:
+            return await security.image_user_of(self.cri, str(c.get("image") or ""))
+        except CRIError as err:
+            raise rtcfg.ConfigError(err.details) from None
 
     def _managed_mounts(self, pod: Obj, c: Obj, volume_mounts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         taken = {x["container_path"] for x in volume_mounts}

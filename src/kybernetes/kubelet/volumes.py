@@ -29,7 +29,9 @@ Volume types (plugins):
                   80% of their lifetime or 24 hours — what the kubelet's token manager does.
 ``persistentVolumeClaim``  the claim must be Bound to a PV with a ``hostPath`` or ``local``
                   source and volumeMode Filesystem; that path is the volume. ``readOnly`` of the
-                  claim source makes every mount of it read-only.
+                  claim source makes every mount of it read-only. A ``local`` volume that is not
+                  read-only gets the pod's fsGroup (``fsGroupChangePolicy``) once per pod
+                  (:mod:`kybernetes.kubelet.volume_ownership`).
 ``ephemeral``     a generic ephemeral volume: the claim ``<pod>-<volume>`` (made by the ephemeral
                   volume controller, owned by the pod), then as ``persistentVolumeClaim``.
 
@@ -77,6 +79,7 @@ from kybernetes.kubelet.volume_host import (
     resolve_subpath,
     umount,
 )
+from kybernetes.kubelet.volume_ownership import VolumeOwnership
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +144,7 @@ class VolumeManager:
         self._now = clock
         self._tokens: dict[str, dict[tuple[str, str, int], _Token]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self.ownership = VolumeOwnership()
 
     def _machine_allocatable(self) -> dict[str, Any]:
         capacity, _ = machine.filesystem_bytes(self.root)
@@ -205,7 +209,9 @@ class VolumeManager:
             src = vol["hostPath"] or {}
             return check_host_path(name, Path(str(src.get("path", ""))), str(src.get("type") or ""))
         if "persistentVolumeClaim" in vol:
-            return await self._pvc_path(pod, name, str((vol["persistentVolumeClaim"] or {}).get("claimName", "")))
+            source = vol["persistentVolumeClaim"] or {}
+            return await self._pvc_path(pod, name, str(source.get("claimName", "")),
+                                        read_only=source.get("readOnly") is True)
         if vol.get("ephemeral") is not None:
             # A generic ephemeral volume is the claim <pod>-<volume> the ephemeral volume
             # controller made for this pod; one the pod does not own is never used.
@@ -387,7 +393,8 @@ class VolumeManager:
                for t in self._tokens.get(pod_uid, {}).values()]
         return min(due) if due else None
 
-    async def _pvc_path(self, pod: Obj, volume: str, claim: str, ephemeral: bool = False) -> Path:
+    async def _pvc_path(self, pod: Obj, volume: str, claim: str, ephemeral: bool = False,
+                        read_only: bool = False) -> Path:
         """The host path of a claim's volume: the claim must be Bound to a hostPath or local PV of
         volumeMode Filesystem; for an ``ephemeral`` volume the claim must be that pod's."""
         ns = _pod_meta(pod)[1]
@@ -422,6 +429,7 @@ class VolumeManager:
             path = Path(str(spec["local"].get("path", "")))
             if not path.exists():
                 raise VolumeError(volume, f"path {path} does not exist")
+            self.ownership.apply(pod, volume, path, read_only=read_only)  # fsGroup (volume_ownership)
             return path
         kinds = [k for k, v in spec.items() if isinstance(v, dict) and k not in ("claimRef", "capacity", "nodeAffinity")]
         raise VolumeError(volume, f'persistentvolume "{pv_name}" has a source this kubelet cannot mount ({kinds})')
@@ -489,6 +497,7 @@ class VolumeManager:
                 pod_dir.rmdir()  # only when nothing else (the core's files) is left in it
         self._tokens.pop(pod_uid, None)
         self._locks.pop(pod_uid, None)
+        self.ownership.forget(pod_uid)
 
     def orphaned(self, live_uids: set[str]) -> list[str]:
         """Pods that have volume directories here but are no longer live (to tear down)."""

@@ -46,6 +46,14 @@ class CRIError(Exception):
         self.code = code
         self.details = details
 
+    @property
+    def go_error(self) -> str:
+        """The error as the kubelet prints a gRPC error (`%v`): "rpc error: code = Unknown desc = ..."."""
+        if self.code is None:
+            return self.details
+        name = "OK" if self.code == grpc.StatusCode.OK else "".join(w.capitalize() for w in self.code.name.split("_"))
+        return f"rpc error: code = {name} desc = {self.details}"
+
 
 class NotFoundError(CRIError):
     """NOT_FOUND: the sandbox, container or image does not exist."""
