@@ -7,6 +7,8 @@ the fixture does) ``rounds`` times, each on a fresh data dir, and measures per r
   plugin prints; issue 19's goal: under 1.0 s; envtest's own start is ~5 s, kind's ~30 s);
 - **controllers**: from the call until the controller manager has made ``default/default`` (its
   ServiceAccount controller is running): when a pod can be created;
+- **in-process**: the API server alone started in the benchmark's own process, its modules already
+  imported (what an in-process mode would cost per cluster after the first one of a session);
 - **floor**: in the same round, a fresh interpreter importing the API server
   (``python -c "import kybernetes.apiserver.server"``): what any process that serves the API pays
   before it can listen, whatever the server then does.
@@ -38,6 +40,29 @@ def floor_seconds() -> float:
     return time.monotonic() - t0
 
 
+def in_process_seconds() -> tuple[float, float]:
+    """The API server alone, started in this process with its modules already imported (what an
+    in-process mode would cost for every cluster after the first): wall and CPU seconds of
+    ``APIServer.start()`` on a fresh data dir until it listens."""
+    import asyncio
+    import shutil
+    import tempfile
+
+    from kybernetes.apiserver.server import APIServer, APIServerConfig
+
+    async def run() -> tuple[float, float]:
+        data_dir = Path(tempfile.mkdtemp(prefix="kyb-bench-"))
+        server = APIServer(APIServerConfig(data_dir=data_dir, port=0))
+        t0, c0 = time.monotonic(), time.process_time()
+        await server.start()
+        took = time.monotonic() - t0, time.process_time() - c0
+        await server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+        return took
+
+    return asyncio.run(run())
+
+
 def one_round() -> dict[str, float]:
     floor = floor_seconds()
     t0 = time.monotonic()
@@ -48,7 +73,9 @@ def one_round() -> dict[str, float]:
         controllers = time.monotonic() - t0
     finally:
         cluster.stop()
-    return {"floor": floor, "start": cluster.started_in, "controllers": controllers}
+    in_process, in_process_cpu = in_process_seconds()
+    return {"floor": floor, "start": cluster.started_in, "controllers": controllers,
+            "in_process_api": in_process, "in_process_api_cpu": in_process_cpu}
 
 
 def main() -> None:
@@ -60,7 +87,7 @@ def main() -> None:
     load_before = os.getloadavg()
     rounds = [one_round() for _ in range(args.rounds)]
     load_after = os.getloadavg()
-    median = {k: statistics.median(r[k] for r in rounds) for k in ("floor", "start", "controllers")}
+    median = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
     ratio = median["start"] / median["floor"]
     rows = [
         ("start: a namespaced create answered", f"{median['start']:.2f} s", f"<= {GOAL_START:.1f} s",
@@ -68,6 +95,8 @@ def main() -> None:
         ("controllers running (default/default exists)", f"{median['controllers']:.2f} s", "-", ""),
         ("floor: a process importing the API server", f"{median['floor']:.2f} s", "-", ""),
         ("start / floor", f"{ratio:.2f}", "-", ""),
+        ("in-process API server start, modules already imported", f"{median['in_process_api']:.2f} s "
+         f"({median['in_process_api_cpu']:.2f} s CPU)", "-", ""),
     ]
     print(f"kyb_cluster start, median of {args.rounds} rounds (load average {load_before[0]:.1f} -> "
           f"{load_after[0]:.1f}); calibration {calibration_ms:.0f} ms (bench.calibration)")
