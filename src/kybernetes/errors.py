@@ -251,6 +251,12 @@ class InternalError(StatusError):
     code = 500
     reason = "InternalError"
 
+    @classmethod
+    def store_out_of_space(cls, cause: str) -> InternalError:
+        """The store had no room for a write (NewInternalError of the store's error, as
+        kube-apiserver answers etcd's "mvcc: database space exceeded"): nothing was written."""
+        return cls(f"Internal error occurred: {cause}", details={"causes": [{"message": cause}]})
+
 
 class ServiceUnavailable(StatusError):
     code = 503

@@ -35,7 +35,7 @@ import grpc.aio
 
 from kybernetes.storage.etcdpb import rpc_pb2 as rpc
 from kybernetes.storage.etcdpb import rpc_pb2_grpc as rpc_grpc
-from kybernetes.storage.interface import StoreError, UnavailableError
+from kybernetes.storage.interface import OutOfSpaceError, StoreError, UnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,11 @@ _OUTAGE_DETAILS = ("context deadline exceeded", "etcdserver: request timed out",
                    "etcdserver: leader changed", "etcdserver: unhealthy cluster", "etcdserver: server stopped")
 """How etcd words an outage (rpctypes' errors; ``context.DeadlineExceeded`` itself). etcd 3.4 sends
 its own deadline, passed while a proposal waited for a quorum, as UNKNOWN with the Go error's text."""
+
+
+def is_out_of_space(e: grpc.aio.AioRpcError) -> bool:
+    """etcd's NOSPACE alarm: its backend reached its quota (``--quota-backend-bytes``) or disk."""
+    return e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "space exceeded" in (e.details() or "")
 
 
 def is_unavailable(e: grpc.aio.AioRpcError) -> bool:
@@ -182,6 +187,8 @@ class EtcdConnection:
             try:
                 return await fn(self._kv(i), self.timeout)
             except grpc.aio.AioRpcError as e:
+                if is_out_of_space(e):
+                    raise OutOfSpaceError(f"etcdserver: {(e.details() or '').removeprefix('etcdserver: ')}") from None
                 if not is_unavailable(e):
                     raise
                 last = e

@@ -44,6 +44,13 @@ class UnavailableError(StoreError):
     503 with ``Retry-After`` instead of a 500."""
 
 
+class OutOfSpaceError(StoreError):
+    """The store has no room for the write (its disk is full; etcd's space quota is exceeded):
+    nothing of the write happened, reads go on, and the same write succeeds once there is room.
+    The API server answers a 500 that says so (kube-apiserver's answer to etcd's NOSPACE), and
+    logs a line, not a traceback."""
+
+
 class KeyExistsError(StoreError):
     def __init__(self, key: str) -> None:
         super().__init__(f"key exists: {key}")

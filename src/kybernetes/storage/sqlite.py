@@ -61,6 +61,7 @@ from kybernetes.storage.interface import (
     KeyNotFoundError,
     KeyValue,
     ListResult,
+    OutOfSpaceError,
     RevisionMismatchError,
     StoreError,
 )
@@ -383,7 +384,8 @@ class SQLiteStore:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             self._wrev = self._rev
-            err = StoreError(f"write failed: {e}")
+            full = isinstance(e, sqlite3.Error) and getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+            err = (OutOfSpaceError if full else StoreError)(f"write failed: {e}")
             err.__cause__ = e
             failed: builtins.list[_Outcome] = [(w.future, None, err) for w in writes]
             self._loop.call_soon_threadsafe(self._resolve, failed, [])

@@ -44,7 +44,7 @@ from kybernetes.apiserver.transport.requests import (
 )
 from kybernetes.httpserver.messages import AnyResponse, Request, Response, StreamResponse, chunk
 from kybernetes.storage.cacher import CacheEvent
-from kybernetes.storage.interface import UnavailableError
+from kybernetes.storage.interface import OutOfSpaceError, UnavailableError
 
 if TYPE_CHECKING:
     from kybernetes.apiserver.metrics import APIServerMetrics
@@ -99,6 +99,9 @@ class ResourceHandlers:
             log.warning("datastore unavailable serving %s %s: %s", request.method, request.path, e)
             raise errors.ServiceUnavailable.store_unreachable(
                 rp.plural, rp.group, _storage_operation(request.method, rp)) from None
+        except OutOfSpaceError as e:
+            log.warning("datastore out of space serving %s %s: %s", request.method, request.path, e)
+            raise errors.InternalError.store_out_of_space(str(e)) from None
 
     async def _handle(self, request: Request, rp: ResourcePath, ctx: RequestContext) -> AnyResponse:
         r = self.catalogue.get(rp.group, rp.version, rp.plural)
