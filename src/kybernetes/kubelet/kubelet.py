@@ -49,6 +49,7 @@ from typing import Any
 from kybernetes import errors
 from kybernetes.api.obj import Obj
 from kybernetes.client import Client, EventRecorder, SharedInformerFactory
+from kybernetes.kubelet import active_deadline, sidecars
 from kybernetes.kubelet import runtime as rtcfg
 from kybernetes.kubelet.cni import write_cni_config
 from kybernetes.kubelet.config import KubeletConfig
@@ -182,7 +183,7 @@ class Kubelet:
 
     def _is_ready(self, pod: Obj, rt: Any) -> Callable[[str], bool]:
         uid = (pod.get("metadata") or {}).get("uid", "")
-        probed = {c["name"] for c in (pod.get("spec") or {}).get("containers") or [] if c.get("readinessProbe")}
+        probed = {c["name"] for c in sidecars.long_running(pod.get("spec") or {}) if c.get("readinessProbe")}
 
         started = self._is_started(pod)
 
@@ -201,7 +202,7 @@ class Kubelet:
 
     def _is_started(self, pod: Obj) -> Callable[[str], bool]:
         uid = (pod.get("metadata") or {}).get("uid", "")
-        probed = {c["name"] for c in (pod.get("spec") or {}).get("containers") or [] if c.get("startupProbe")}
+        probed = {c["name"] for c in sidecars.long_running(pod.get("spec") or {}) if c.get("startupProbe")}
         return lambda name: name not in probed or bool(self.probes.is_started(uid, name))
 
     def _on_probe(self, uid: str, name: str, kind: str, result: bool) -> None:
@@ -234,14 +235,23 @@ class Kubelet:
             if rt.running() or rt.sandbox_id:
                 await self.syncer.terminate(pod, rt)
             return None
+        if active_deadline.exceeded(pod):
+            evicted = (active_deadline.REASON, active_deadline.MESSAGE)
+            self.record(pod, "Normal", *evicted)
+            await self._write_status(pod, rt := await self.syncer.runtime_state(uid), evicted=evicted)
+            await self.syncer.terminate(pod, rt)
+            await self._write_status(pod, await self.syncer.runtime_state(uid), evicted=evicted)
+            return None
         rt, requeue = await self.syncer.sync_pod(pod)
         status = await self._write_status(pod, rt)
         if status.get("phase") in TERMINAL:
             await self.syncer.terminate(pod, rt)
             return None
-        return requeue
+        left = active_deadline.remaining({"spec": pod.get("spec"), "status": status})
+        return requeue if left is None else min(requeue, max(left, 0.05))
 
-    async def _write_status(self, pod: Obj, rt: Any, *, terminating: bool = False) -> Obj:
+    async def _write_status(self, pod: Obj, rt: Any, *, terminating: bool = False,
+                            evicted: tuple[str, str] | None = None) -> Obj:
         uid = (pod.get("metadata") or {}).get("uid", "")
         target, api_uid = pod, uid
         from kybernetes.kubelet.staticpods import is_static
@@ -254,7 +264,8 @@ class Kubelet:
             target = {**pod, "status": mirror.get("status") or {}}
             api_uid = (mirror.get("metadata") or {}).get("uid", "")
         status = generate_status(target, rt, waiting=self.syncer.waiting(uid), is_ready=self._is_ready(pod, rt),
-                                 is_started=self._is_started(pod), host_ip=self.host_ip, terminating=terminating)
+                                 is_started=self._is_started(pod), host_ip=self.host_ip, terminating=terminating,
+                                 evicted=evicted)
         written = await self.status.update(target, status, api_uid=api_uid)
         self._observe_start(uid, (target.get("status") or {}).get("phase"), status.get("phase"))
         if written is not None and not is_static(pod) and uid in self._api_pods:
