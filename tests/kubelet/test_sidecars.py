@@ -147,3 +147,46 @@ async def test_deletion_stops_app_containers_then_sidecars_in_reverse(client: Cl
         assert time.monotonic() < deadline, f"{order.read_text() if order.exists() else ''}\n{cluster.log()}"
         await asyncio.sleep(0.1)
     assert order.read_text().split() == ["main", "b", "a"]
+
+
+async def test_failed_liveness_restarts_a_sidecar_even_with_restart_policy_never(
+        client: Client, cluster: KubeletProcess) -> None:
+    name = unique("sc-live")
+    liveness = {"exec": {"command": ["test", "-f", "/tmp/alive"]}, "periodSeconds": 1, "failureThreshold": 1}
+    spec = pod(name, forever(), restartPolicy="Never", volumes=[{"name": "work", "emptyDir": {}}],
+               initContainers=[sidecar("side", forever("touch /tmp/alive; sleep 1; rm /tmp/alive;"),
+                                       livenessProbe=liveness)])
+    await client.create("v1", "pods", spec, "default")
+    try:
+        p = await wait_pod(client, name, lambda p: init_status(p, "side")["restartCount"] >= 1
+                           if p["status"].get("initContainerStatuses") else False, cluster)
+        assert p["status"]["phase"] == "Running" and main_status(p)["restartCount"] == 0
+        evs = await events_until(client, name, "Killing")
+        assert ("Killing", "Init container side failed liveness probe") in evs, evs
+    finally:
+        await delete_pod(client, name)
+
+
+async def test_kubelet_restart_keeps_sidecars(client: Client, cluster: KubeletProcess) -> None:
+    name, sentinel = unique("sc-keep"), unique("sentinel")
+    readiness = {"exec": {"command": ["true"]}, "periodSeconds": 1}
+    spec = pod(name, forever(), volumes=[{"name": "work", "emptyDir": {}}],
+               initContainers=[sidecar("side", forever(), readinessProbe=readiness)])
+    await client.create("v1", "pods", spec, "default")
+    try:
+        p = await wait_pod(client, name, lambda p: condition(p, "Ready") == "True", cluster)
+        before = (init_status(p, "side")["containerID"], main_status(p)["containerID"])
+        rv = p["metadata"]["resourceVersion"]
+        await asyncio.to_thread(cluster.stop)
+        cluster.start()
+        # The new kubelet syncs the pods it finds before one created after (test_kubelet_e2e's way).
+        await client.create("v1", "pods", pod(sentinel, forever(), container={"readinessProbe": readiness}),
+                            "default")
+        await wait_pod(client, sentinel, lambda p: condition(p, "Ready") == "True", cluster)
+        p = await client.get("v1", "pods", name, "default")
+        assert (init_status(p, "side")["containerID"], main_status(p)["containerID"]) == before
+        assert init_status(p, "side")["restartCount"] == 0 and condition(p, "Ready") == "True"
+        assert p["metadata"]["resourceVersion"] == rv, p["status"]
+    finally:
+        await delete_pod(client, name)
+        await delete_pod(client, sentinel)

@@ -143,8 +143,11 @@ class Kubelet:
         """After a kubelet restart, running containers the API says were ready stay ready until
         their readiness probe reports (instead of flapping to not-ready)."""
         uid = (pod.get("metadata") or {}).get("uid", "")
-        probes = {c.get("name"): c.get("readinessProbe") or {} for c in (pod.get("spec") or {}).get("containers") or []}
-        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        probes = {c.get("name"): c.get("readinessProbe") or {} for c in sidecars.long_running(pod.get("spec") or {})}
+        status = pod.get("status") or {}
+        for cs in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
+            if cs.get("name") not in probes:
+                continue  # a plain init container is never ready again
             if cs.get("ready") and cs.get("containerID"):
                 # Only until a failing probe would have had time to say so: a success ends it earlier.
                 p = probes.get(cs["name"]) or {}
