@@ -185,3 +185,20 @@ async def test_liveness_probe_grace_period_replaces_the_pods(client: Client, clu
     finally:
         with contextlib.suppress(errors.NotFound):
             await client.delete("v1", "pods", name, "default", grace_period_seconds=0)
+
+
+async def test_liveness_kill_under_restart_policy_never_fails_the_pod(client: Client, cluster: KubeletProcess) -> None:
+    name = unique("live-never")
+    spec = pod(name, ["sleep", "3600"], restartPolicy="Never", container={
+        "livenessProbe": {"exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 1}})
+    await client.create("v1", "pods", spec, "default")
+    try:
+        p = await wait_pod(client, name, lambda p: p["status"].get("phase") in ("Succeeded", "Failed"), cluster,
+                           timeout=20)
+        assert p["status"]["phase"] == "Failed"  # SIGKILLed after the grace period: 137
+        assert main_status(p)["restartCount"] == 0
+        evs = await events_until(client, name, "Killing")
+        assert ("Killing", "Container main failed liveness probe") in evs, evs  # not "will be restarted"
+        assert ("Unhealthy", "Liveness probe failed: ") in evs, evs  # the prober's words, once
+    finally:
+        await delete_pod(client, name)

@@ -218,7 +218,8 @@ class Kubelet:
                 detail = ""
                 with contextlib.suppress(Exception):
                     detail = self.probes.last_failure(uid, name, kind)
-                self.record(pod, "Warning", "Unhealthy", f"{kind.capitalize()} probe failed: {detail}".rstrip())
+                # The prober's message already reads "Liveness probe failed: OUTPUT" (or "... errored: ...").
+                self.record(pod, "Warning", "Unhealthy", detail or f"{kind.capitalize()} probe failed: ")
         self.workers.update(uid)
 
     # ---- the pod worker's pass ----

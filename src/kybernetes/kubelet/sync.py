@@ -222,6 +222,7 @@ class PodSyncer:
         sandbox_config = self.sandbox_config(pod, rt)
 
         killed = False
+        restarts = ", will be restarted" if policy != "Never" else ""
         for c in spec.get("containers") or []:
             latest = rt.latest(c["name"])
             if latest is None or not latest.running:
@@ -229,11 +230,11 @@ class PodSyncer:
             if self.probes.liveness_failed(uid, c["name"]):
                 reason = REASON_STARTUP if self.probes.startup_failed(uid, c["name"]) else REASON_LIVENESS
                 await self.kill_container(pod, latest, kill_grace(pod, c, reason), rt.pod_ip,
-                                          f"Container {c['name']} failed {reason} probe, will be restarted")
+                                          f"Container {c['name']} failed {reason} probe{restarts}")
                 killed = True
             elif latest.hash and latest.hash != rtcfg.container_hash(c):
                 await self.kill_container(pod, latest, kill_grace(pod, c), rt.pod_ip,
-                                          f"Container {c['name']} definition changed, will be restarted")
+                                          f"Container {c['name']} definition changed{restarts}")
                 killed = True
         if killed:
             rt = await self.runtime_state(uid)
