@@ -202,3 +202,20 @@ async def test_liveness_kill_under_restart_policy_never_fails_the_pod(client: Cl
         assert ("Unhealthy", "Liveness probe failed: ") in evs, evs  # the prober's words, once
     finally:
         await delete_pod(client, name)
+
+
+async def test_https_hook_answered_in_plain_http_falls_back(client: Client, cluster: KubeletProcess,
+                                                           hooks: HookServer) -> None:
+    name = unique("fallback")
+    lifecycle = {"postStart": {"httpGet": {"host": "127.0.0.1", "port": hooks.port, "path": "/tls", "scheme": "HTTPS",
+                                           "httpHeaders": [{"name": "Authorization", "value": "Bearer x"}]}}}
+    await client.create("v1", "pods", pod(name, SERVE, container={"lifecycle": lifecycle}), "default")
+    try:
+        p = await wait_pod(client, name, running_ready, cluster)
+        assert main_status(p)["restartCount"] == 0
+        evs = await events_until(client, name, "LifecycleHTTPFallback")
+        assert ("LifecycleHTTPFallback", f"request to HTTPS lifecycle hook 127.0.0.1:{hooks.port} got HTTP response, "
+                "retry with HTTP succeeded") in evs
+        assert [r for r in hooks.requests if r[0] == "/tls"] == [("/tls", "kube-lifecycle/1.32", "")]
+    finally:
+        await delete_pod(client, name)

@@ -8,7 +8,9 @@ succeeded, or the kubelet's failure message (``lifecycle/handlers.go``):
              with 3: ERR, message: "OUT+ERR"``;
 ``httpGet``  GET ``scheme://host:port/path`` (host: the pod IP unless given; port: a number or the
              name of a container port; ``httpHeaders``; ``User-Agent: kube-lifecycle/1.32``). Only a
-             failed request fails the hook — any HTTP status is an answer, as in Kubernetes;
+             failed request fails the hook — any HTTP status is an answer, as in Kubernetes; an
+             HTTPS hook answered in plain HTTP is retried over HTTP (Warning LifecycleHTTPFallback
+             "request to HTTPS lifecycle hook HOST:PORT got HTTP response, retry with HTTP succeeded");
              ``HTTP lifecycle hook (/path) for Container "c" in Pod "..." failed - error: ...``;
 ``sleep``    waits ``seconds`` (never past the time the caller allows).
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -42,8 +45,10 @@ from kybernetes.kubelet.probes import dial_error, resolve_port
 log = logging.getLogger(__name__)
 
 ExecSync = Callable[[str, list[str], int], Awaitable[tuple[int, bytes, bytes]]]
+Fallback = Callable[[str], None]
 
 USER_AGENT = "kube-lifecycle/1.32"
+MAX_BODY = 10 * 1024
 POST_START_FAILED = "PostStartHookError"  # the container's waiting reason (kubecontainer.ErrPostStartHook)
 DEFAULT_GRACE = 30
 REASON_LIVENESS = "liveness"
@@ -71,13 +76,13 @@ def _go_list(items: list[str]) -> str:
 
 
 async def run_hook(exec_sync: ExecSync, pod: Obj, container: Obj, handler: Obj, container_id: str, pod_ip: str,
-                   timeout: float | None) -> str | None:
+                   timeout: float | None, on_fallback: Fallback | None = None) -> str | None:
     """Runs `handler`; None on success, else the kubelet's message. `timeout` (seconds, None: none)
     bounds the whole hook: a hook still running then is abandoned without a failure, as the kubelet
     does with a preStop hook that outlives the grace period ("PreStop hook not completed in grace
     period")."""
     try:
-        return await asyncio.wait_for(_run(exec_sync, pod, container, handler, container_id, pod_ip),
+        return await asyncio.wait_for(_run(exec_sync, pod, container, handler, container_id, pod_ip, on_fallback),
                                       None if timeout is None else max(timeout, 0.001))
     except TimeoutError:
         log.info("lifecycle hook of %s in %s not completed in %s s", container.get("name"), pod_ref(pod), timeout)
@@ -85,7 +90,7 @@ async def run_hook(exec_sync: ExecSync, pod: Obj, container: Obj, handler: Obj, 
 
 
 async def _run(exec_sync: ExecSync, pod: Obj, container: Obj, handler: Obj, container_id: str,
-               pod_ip: str) -> str | None:
+               pod_ip: str, on_fallback: Fallback | None) -> str | None:
     name = str(container.get("name", ""))
     where = f'for Container "{name}" in Pod "{pod_ref(pod)}" failed - error:'
     if handler.get("exec") is not None:
@@ -102,7 +107,7 @@ async def _run(exec_sync: ExecSync, pod: Obj, container: Obj, handler: Obj, cont
     if handler.get("httpGet") is not None:
         h = handler["httpGet"]
         path = str(h.get("path") or "")
-        failed = await _http_get(h, container, pod_ip)
+        failed = await _http_get(h, container, pod_ip, on_fallback)
         return None if failed is None else f"HTTP lifecycle hook ({path}) {where} {failed}"
     if handler.get("sleep") is not None:
         await asyncio.sleep(max(0, int(handler["sleep"].get("seconds") or 0)))
@@ -116,8 +121,10 @@ def _go_quote(text: str) -> str:
     return f'"{out}"'
 
 
-async def _http_get(h: Obj, container: Obj, pod_ip: str) -> str | None:
-    """One GET; None if any HTTP answer came back, else Go's url.Error text."""
+async def _http_get(h: Obj, container: Obj, pod_ip: str, on_fallback: Fallback | None) -> str | None:
+    """One GET; None if any HTTP answer came back, else Go's url.Error text. An HTTPS hook whose
+    server turns out to speak plain HTTP is retried over HTTP without the Authorization header, and
+    `on_fallback(host:port)` is told when that worked (the kubelet's LifecycleHTTPFallback)."""
     host = str(h.get("host") or pod_ip)
     if not host:
         return "failed to find networking container"
@@ -130,18 +137,31 @@ async def _http_get(h: Obj, container: Obj, pod_ip: str) -> str | None:
     if not path.startswith("/"):
         path = "/" + path
     netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    url = f"{scheme}://{netloc}{path}"
     headers = {"User-Agent": USER_AGENT}
     for x in h.get("httpHeaders") or []:
         headers[str(x.get("name", ""))] = str(x.get("value", ""))
+    error, tls_failed = await _get(f"{scheme}://{netloc}{path}", headers, host, port)
+    if error is not None and tls_failed and scheme == "https":
+        plain = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        if (await _get(f"http://{netloc}{path}", plain, host, port))[0] is None:
+            if on_fallback is not None:
+                on_fallback(netloc)
+            return None
+    return error
+
+
+async def _get(url: str, headers: dict[str, str], host: str, port: int) -> tuple[str | None, bool]:
+    """(None, False) if an answer came back, else (the error, whether TLS itself failed)."""
     try:
         async with aiohttp.ClientSession() as session, session.get(url, headers=headers, ssl=False) as resp:
-            await resp.content.read(10 * 1024)
+            await resp.content.read(MAX_BODY)
+    except aiohttp.ClientSSLError as e:
+        return f'Get "{url}": {e}', True
     except aiohttp.ClientConnectorError as e:
-        return f'Get "{url}": {dial_error(host, port, e.os_error)}'
+        return f'Get "{url}": {dial_error(host, port, e.os_error)}', isinstance(e.os_error, ssl.SSLError)
     except (aiohttp.ClientError, OSError) as e:
-        return f'Get "{url}": {e}'
-    return None
+        return f'Get "{url}": {e}', isinstance(e, ssl.SSLError)
+    return None, False
 
 
 def kill_grace(pod: Obj, container: Obj, reason: str = "") -> int:

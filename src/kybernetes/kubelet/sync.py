@@ -369,7 +369,8 @@ class PodSyncer:
         self.record(pod, "Normal", "Started", f"Started container {name}")
         st.waiting.pop(name, None)
         post_start = ((c.get("lifecycle") or {}).get("postStart") or {})
-        failure = post_start and await run_hook(self.cri.exec_sync, pod, c, post_start, cid, rt.pod_ip, None)
+        failure = post_start and await run_hook(self.cri.exec_sync, pod, c, post_start, cid, rt.pod_ip, None,
+                                                self._http_fallback(pod))
         if failure:
             # The handler's message stays out of the event (it may hold secrets), as in the kubelet.
             self.record(pod, "Warning", "FailedPostStartHook", "PostStartHook failed")
@@ -384,6 +385,12 @@ class PodSyncer:
             self.probes.add(pod, name, cid, rt.pod_ip)
             st.probed[name] = cid
         return RESYNC
+
+    def _http_fallback(self, pod: Obj) -> Callable[[str], None]:
+        def fallback(host: str) -> None:
+            self.record(pod, "Warning", "LifecycleHTTPFallback",
+                        f"request to HTTPS lifecycle hook {host} got HTTP response, retry with HTTP succeeded")
+        return fallback
 
     def _probe_running(self, pod: Obj, rt: PodRuntime, containers: list[Obj]) -> None:
         """Probes the running `containers` not probed yet (e.g. after a kubelet restart)."""
@@ -450,7 +457,8 @@ class PodSyncer:
             except ValueError:
                 handler = {}
             spec = container_spec(pod, rec.name) or {"name": rec.name}
-            failure = await run_hook(self.cri.exec_sync, pod, spec, handler, rec.id, pod_ip, grace)
+            failure = await run_hook(self.cri.exec_sync, pod, spec, handler, rec.id, pod_ip, grace,
+                                     self._http_fallback(pod))
             if failure:
                 self.record(pod, "Warning", "FailedPreStopHook", failure)
         if ordering is not None and grace > 0:
