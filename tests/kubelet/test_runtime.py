@@ -223,11 +223,14 @@ def test_a_pod_known_only_from_the_runtime_is_killed_with_the_recorded_grace() -
     """A static pod whose file was removed (or a leftover) has no spec: the grace period recorded on
     its container when it was created applies, not the default 30 s (a `sleep` as PID 1 ignores
     SIGTERM and would hold a kubelet's shutdown for all of it)."""
-    from kybernetes.kubelet.sync import _grace
+    from kybernetes.kubelet.lifecycle import kill_grace
+    from kybernetes.kubelet.sync import _recorded_grace
 
     rec = record("c", api.CONTAINER_RUNNING)
     rec.annotations = {rt.ANN_GRACE: "1"}
-    assert _grace({"metadata": {"uid": "u"}, "spec": {}}, rec) == 1
-    assert _grace({"metadata": {}, "spec": {"terminationGracePeriodSeconds": 5}}, rec) == 5
-    assert _grace({"metadata": {"deletionGracePeriodSeconds": 0}, "spec": {}}, rec) == 0
-    assert _grace({"metadata": {}, "spec": {}}) == 30
+    recorded = _recorded_grace(rec)
+    assert kill_grace({"metadata": {"uid": "u"}, "spec": {}}, {}, recorded=recorded) == 1
+    assert kill_grace({"metadata": {}, "spec": {"terminationGracePeriodSeconds": 5}}, {}, recorded=recorded) == 5
+    assert kill_grace({"metadata": {"deletionGracePeriodSeconds": 0}, "spec": {}}, {}, recorded=recorded) == 0
+    assert kill_grace({"metadata": {}, "spec": {}}, {}) == 30
+    assert _recorded_grace(record("d", api.CONTAINER_RUNNING)) is None

@@ -50,6 +50,7 @@ from kybernetes import errors
 from kybernetes.aiorun import wait_for
 from kybernetes.api.obj import Obj
 from kybernetes.client import Client, EventRecorder, SharedInformerFactory
+from kybernetes.kubelet import active_deadline, sidecars
 from kybernetes.kubelet import runtime as rtcfg
 from kybernetes.kubelet.cni import write_cni_config
 from kybernetes.kubelet.config import KubeletConfig
@@ -143,8 +144,11 @@ class Kubelet:
         """After a kubelet restart, running containers the API says were ready stay ready until
         their readiness probe reports (instead of flapping to not-ready)."""
         uid = (pod.get("metadata") or {}).get("uid", "")
-        probes = {c.get("name"): c.get("readinessProbe") or {} for c in (pod.get("spec") or {}).get("containers") or []}
-        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        probes = {c.get("name"): c.get("readinessProbe") or {} for c in sidecars.long_running(pod.get("spec") or {})}
+        status = pod.get("status") or {}
+        for cs in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
+            if cs.get("name") not in probes:
+                continue  # a plain init container is never ready again
             if cs.get("ready") and cs.get("containerID"):
                 # Only until a failing probe would have had time to say so: a success ends it earlier.
                 p = probes.get(cs["name"]) or {}
@@ -183,7 +187,7 @@ class Kubelet:
 
     def _is_ready(self, pod: Obj, rt: Any) -> Callable[[str], bool]:
         uid = (pod.get("metadata") or {}).get("uid", "")
-        probed = {c["name"] for c in (pod.get("spec") or {}).get("containers") or [] if c.get("readinessProbe")}
+        probed = {c["name"] for c in sidecars.long_running(pod.get("spec") or {}) if c.get("readinessProbe")}
 
         started = self._is_started(pod)
 
@@ -202,7 +206,7 @@ class Kubelet:
 
     def _is_started(self, pod: Obj) -> Callable[[str], bool]:
         uid = (pod.get("metadata") or {}).get("uid", "")
-        probed = {c["name"] for c in (pod.get("spec") or {}).get("containers") or [] if c.get("startupProbe")}
+        probed = {c["name"] for c in sidecars.long_running(pod.get("spec") or {}) if c.get("startupProbe")}
         return lambda name: name not in probed or bool(self.probes.is_started(uid, name))
 
     def _on_probe(self, uid: str, name: str, kind: str, result: bool) -> None:
@@ -215,7 +219,8 @@ class Kubelet:
                 detail = ""
                 with contextlib.suppress(Exception):
                     detail = self.probes.last_failure(uid, name, kind)
-                self.record(pod, "Warning", "Unhealthy", f"{kind.capitalize()} probe failed: {detail}".rstrip())
+                # The prober's message already reads "Liveness probe failed: OUTPUT" (or "... errored: ...").
+                self.record(pod, "Warning", "Unhealthy", detail or f"{kind.capitalize()} probe failed: ")
         self.workers.update(uid)
 
     # ---- the pod worker's pass ----
@@ -235,14 +240,23 @@ class Kubelet:
             if rt.running() or rt.sandbox_id:
                 await self.syncer.terminate(pod, rt)
             return None
+        if active_deadline.exceeded(pod):
+            evicted = (active_deadline.REASON, active_deadline.MESSAGE)
+            self.record(pod, "Normal", *evicted)
+            await self._write_status(pod, rt := await self.syncer.runtime_state(uid), evicted=evicted)
+            await self.syncer.terminate(pod, rt)
+            await self._write_status(pod, await self.syncer.runtime_state(uid), evicted=evicted)
+            return None
         rt, requeue = await self.syncer.sync_pod(pod)
         status = await self._write_status(pod, rt)
         if status.get("phase") in TERMINAL:
             await self.syncer.terminate(pod, rt)
             return None
-        return requeue
+        left = active_deadline.remaining({"spec": pod.get("spec"), "status": status})
+        return requeue if left is None else min(requeue, max(left, 0.05))
 
-    async def _write_status(self, pod: Obj, rt: Any, *, terminating: bool = False) -> Obj:
+    async def _write_status(self, pod: Obj, rt: Any, *, terminating: bool = False,
+                            evicted: tuple[str, str] | None = None) -> Obj:
         uid = (pod.get("metadata") or {}).get("uid", "")
         target, api_uid = pod, uid
         from kybernetes.kubelet.staticpods import is_static
@@ -255,7 +269,8 @@ class Kubelet:
             target = {**pod, "status": mirror.get("status") or {}}
             api_uid = (mirror.get("metadata") or {}).get("uid", "")
         status = generate_status(target, rt, waiting=self.syncer.waiting(uid), is_ready=self._is_ready(pod, rt),
-                                 is_started=self._is_started(pod), host_ip=self.host_ip, terminating=terminating)
+                                 is_started=self._is_started(pod), host_ip=self.host_ip, terminating=terminating,
+                                 evicted=evicted)
         written = await self.status.update(target, status, api_uid=api_uid)
         self._observe_start(uid, (target.get("status") or {}).get("phase"), status.get("phase"))
         if written is not None and not is_static(pod) and uid in self._api_pods:

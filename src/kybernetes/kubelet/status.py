@@ -11,10 +11,14 @@ container instances, newest first, read from the CRI by `sync`):
   containers are pending); one the last sync could not start waits with that sync's reason
   (ErrImagePull, ImagePullBackOff, CrashLoopBackOff, CreateContainerConfigError...), keeping the
   instance that died as lastState;
-- phase: Pending until init containers are done and every container has run; Running while one
-  runs (or will be restarted); Succeeded when all exited 0 and none will restart; Failed when one
-  failed and restartPolicy is Never (or an init container did) — and, a terminal phase is never
-  left, as in Kubernetes;
+- sidecars (init containers with restartPolicy Always) have `started` and `ready` from their probes
+  like app containers; they count as initialized once started, and for ContainersReady/Ready;
+- phase: Pending until init containers are done (sidecars: started) and every container has run;
+  Running while one runs, a sidecar included (or will be restarted); Succeeded when all app
+  containers exited 0 and none will restart (stopped sidecars do not count); Failed when one failed
+  and restartPolicy is Never (or an init container did), or with the (reason, message) of a pod sync
+  handler (`evicted`: activeDeadlineSeconds) — and, a terminal phase is never left, as in Kubernetes;
+  an unchanged phase keeps its reason and message;
 - conditions PodReadyToStartContainers, Initialized ("containers with incomplete status: [a]"),
   ContainersReady and Ready ("containers with unready status: [c]", readiness gates, PodCompleted
   for finished pods) and PodScheduled (set if the scheduler did not), keeping each condition's
@@ -47,7 +51,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE = 4096
 FALLBACK_LINES = 80
 FALLBACK_BYTES = 2048
-OWNED = ("phase", "conditions", "hostIP", "hostIPs", "podIP", "podIPs", "startTime",
+OWNED = ("phase", "reason", "message", "conditions", "hostIP", "hostIPs", "podIP", "podIPs", "startTime",
          "containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses", "qosClass")
 
 
@@ -155,21 +159,28 @@ def will_restart(policy: str, record: ContainerRecord) -> bool:
 
 def generate_status(pod: Obj, rt: PodRuntime, *, waiting: dict[str, tuple[str, str]],
                     is_ready: Callable[[str], bool], is_started: Callable[[str], bool],
-                    host_ip: str, terminating: bool = False) -> Obj:
+                    host_ip: str, terminating: bool = False, evicted: tuple[str, str] | None = None) -> Obj:
     """The pod's status from what runs (the kubelet's generateAPIPodStatus): container statuses,
     phase, conditions and IPs, carrying over what the old status holds (start time, QoS class,
-    condition transition times)."""
+    condition transition times, the reason and message of an unchanged phase). `evicted`: the
+    (reason, message) with which a pod sync handler (activeDeadlineSeconds) fails the pod."""
     spec = pod.get("spec") or {}
     old = pod.get("status") or {}
     old_conditions = list(old.get("conditions") or [])
     policy = spec.get("restartPolicy") or "Always"
     inits = spec.get("initContainers") or []
 
-    init = _init_progress(inits, rt, waiting, policy)
+    init = _init_progress(inits, rt, waiting, policy, is_ready, is_started)
+    apps_ran = any(r.running or r.exited for c in spec.get("containers") or [] for r in rt.containers.get(c["name"], []))
+    if apps_ran and not init.failed:
+        # Initialized for good once an app container ran, even while a sidecar restarts.
+        init.done, init.incomplete = True, []
     default_wait = "ContainerCreating" if init.done else "PodInitializing"
-    apps = _app_progress(spec.get("containers") or [], rt, waiting, default_wait, policy, is_ready, is_started)
-    phase = _phase(old.get("phase"), init, apps, policy, terminating)
-    conditions = _pod_conditions(spec, old_conditions, rt, phase, init, apps.unready)
+    apps = _app_progress(spec.get("containers") or [], rt, waiting, default_wait, is_ready, is_started)
+    phase = _phase(old.get("phase"), init, apps, policy, terminating, apps_ran)
+    if evicted is not None:
+        phase = "Failed"
+    conditions = _pod_conditions(spec, old_conditions, rt, phase, init, init.unready + apps.unready)
 
     out: Obj = {"phase": phase, "conditions": conditions, "hostIP": host_ip,
                 "hostIPs": [{"ip": host_ip}] if host_ip else [],
@@ -186,6 +197,10 @@ def generate_status(pod: Obj, rt: PodRuntime, *, waiting: dict[str, tuple[str, s
         out["ephemeralContainerStatuses"] = ephemeral_statuses(spec, rt, waiting)
     if old.get("qosClass"):
         out["qosClass"] = old["qosClass"]
+    if evicted is not None:
+        out["reason"], out["message"] = evicted
+    elif phase == old.get("phase") and old.get("reason"):
+        out["reason"], out["message"] = old["reason"], old.get("message", "")
     return out
 
 
@@ -197,7 +212,12 @@ class _InitProgress:
     done: bool = True
     failed: bool = False
     incomplete: list[str] = field(default_factory=list)
-    """Names of the init containers that have not succeeded yet."""
+    """Names of the init containers that have not succeeded (sidecars: started) yet."""
+    sidecars_running: int = 0
+    sidecars_pending: int = 0
+    sidecars_waiting: int = 0
+    unready: list[str] = field(default_factory=list)
+    """Sidecars that are not ready (they count for ContainersReady)."""
 
 
 @dataclass
@@ -212,24 +232,50 @@ class _AppProgress:
     succeeded: int = 0
 
 
-def _init_progress(inits: list[Obj], rt: PodRuntime, waiting: dict[str, tuple[str, str]], policy: str) -> _InitProgress:
+def _init_progress(inits: list[Obj], rt: PodRuntime, waiting: dict[str, tuple[str, str]], policy: str,
+                   is_ready: Callable[[str], bool], is_started: Callable[[str], bool]) -> _InitProgress:
+    """Plain init containers are done once they exited 0; sidecars (restartPolicy Always) once
+    they run and started (their startup probe passed, or they have none)."""
     out = _InitProgress()
     for c in inits:
         name = c["name"]
         latest = rt.latest(name)
+        running = bool(latest and latest.running)
+        if c.get("restartPolicy") == "Always":
+            started = running and is_started(name)
+            out.statuses.append(_container_status(c, rt, waiting, "PodInitializing", ready=started and is_ready(name),
+                                                  started=started))
+            _count_sidecar(out, out.statuses[-1], started)
+            if not started:
+                out.done = False
+                out.incomplete.append(name)
+            continue
         done = latest is not None and latest.exited and latest.exit_code == 0
         if not done:
             out.done = False
             out.incomplete.append(name)
             if latest is not None and latest.exited and policy == "Never":
                 out.failed = True
-        out.statuses.append(_container_status(c, rt, waiting, "PodInitializing", policy if not done else "Never",
-                                              ready=done, started=bool(latest and latest.running)))
+        out.statuses.append(_container_status(c, rt, waiting, "PodInitializing", ready=done, started=running))
     return out
 
 
+def _count_sidecar(out: _InitProgress, status: Obj, started: bool) -> None:
+    """getPhase's view of a sidecar: running counts as running (pending until started); one that
+    never ran is pending; one that stopped counts for nothing."""
+    state = status["state"]
+    if "running" in state:
+        out.sidecars_running += 1
+        out.sidecars_pending += 0 if started else 1
+    elif "waiting" in state and not status.get("lastState", {}).get("terminated"):
+        out.sidecars_pending += 1
+        out.sidecars_waiting += 1
+    if not status["ready"]:
+        out.unready.append(status["name"])
+
+
 def _app_progress(apps: list[Obj], rt: PodRuntime, waiting: dict[str, tuple[str, str]], default_wait: str,
-                  policy: str, is_ready: Callable[[str], bool], is_started: Callable[[str], bool]) -> _AppProgress:
+                  is_ready: Callable[[str], bool], is_started: Callable[[str], bool]) -> _AppProgress:
     out = _AppProgress()
     for c in apps:
         name = c["name"]
@@ -237,7 +283,7 @@ def _app_progress(apps: list[Obj], rt: PodRuntime, waiting: dict[str, tuple[str,
         ready = bool(latest and latest.running and is_ready(name))
         if not ready:
             out.unready.append(name)
-        status = _container_status(c, rt, waiting, default_wait, policy, ready=ready,
+        status = _container_status(c, rt, waiting, default_wait, ready=ready,
                                    started=bool(latest and latest.running and is_started(name)))
         out.statuses.append(status)
         state = status["state"]
@@ -261,23 +307,27 @@ def ephemeral_statuses(spec: Obj, rt: PodRuntime, waiting: dict[str, tuple[str, 
     default_wait = "PodInitializing" if spec.get("initContainers") else "ContainerCreating"
     out = []
     for c in spec.get("ephemeralContainers") or []:
-        status = _container_status(c, rt, waiting, default_wait, "Never", ready=False, started=False)
+        status = _container_status(c, rt, waiting, default_wait, ready=False, started=False)
         status.pop("started", None)
         out.append(status)
     return out
 
 
-def _phase(old_phase: str | None, init: _InitProgress, apps: _AppProgress, policy: str, terminating: bool) -> str:
-    """The pod phase, as the kubelet's getPhase decides it; a terminal phase never changes."""
+def _phase(old_phase: str | None, init: _InitProgress, apps: _AppProgress, policy: str, terminating: bool,
+           apps_ran: bool) -> str:
+    """The pod phase, as the kubelet's getPhase decides it; a terminal phase never changes. Sidecars
+    count as running while they run and as pending until started; stopped ones do not count."""
     if old_phase in ("Succeeded", "Failed"):
         return old_phase
     if init.failed:
         return "Failed"
-    if not init.done or apps.waiting > 0:
+    pending_init = not init.done or init.sidecars_pending > 0
+    if (pending_init and not apps_ran) or apps.waiting > 0 or init.sidecars_waiting > 0:
         return "Pending"
-    if apps.running > 0 and not terminating:
+    running = apps.running + init.sidecars_running
+    if running > 0 and not terminating:
         return "Running"
-    if apps.stopped > 0 and apps.running == 0:
+    if apps.stopped > 0 and running == 0:
         if terminating:
             return "Succeeded" if apps.stopped == apps.succeeded else "Failed"
         if policy == "Always":
@@ -287,7 +337,7 @@ def _phase(old_phase: str | None, init: _InitProgress, apps: _AppProgress, polic
         if policy == "Never":
             return "Failed"
         return "Running"
-    if apps.running > 0:
+    if running > 0:
         return "Running"
     return "Pending"
 
@@ -330,7 +380,7 @@ def _pod_conditions(spec: Obj, old_conditions: list[Obj], rt: PodRuntime, phase:
 
 
 def _container_status(c: Obj, rt: PodRuntime, waiting: dict[str, tuple[str, str]], default_wait: str,
-                      policy: str, *, ready: bool, started: bool) -> Obj:
+                      *, ready: bool, started: bool) -> Obj:
     name = c["name"]
     records = rt.containers.get(name) or []
     out: Obj = {"name": name, "image": c.get("image", ""), "imageID": "", "ready": ready,

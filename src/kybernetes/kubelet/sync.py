@@ -7,23 +7,27 @@
 2. mount its volumes (FailedMount: retry shortly);
 3. no ready sandbox: (re)create one — unless restartPolicy is Never and containers already ran —
    after killing whatever still runs in the old one; write the managed /etc/hosts with the pod IP;
-4. kill running containers whose liveness probe failed ("Container X failed liveness probe, will be
-   restarted") or whose spec changed;
+4. kill running containers whose liveness (or startup) probe failed ("Container X failed liveness
+   probe, will be restarted"; the probe's terminationGracePeriodSeconds if set) or whose spec changed;
 5. ephemeral containers that never ran are started, once (`kybernetes.kubelet.ephemeral`);
-   init containers, in order, one at a time: start the first that has not succeeded; a failed one
-   is restarted (with back-off) unless restartPolicy is Never (then the pod fails);
-6. app containers: start those never started; restart exited ones as restartPolicy says (Always;
-   OnFailure if the exit code was not 0) subject to the CrashLoopBackOff back-off.
+   init containers and sidecars as `sidecars.init_actions` decides (in order, one plain init container
+   at a time, each sidecar once it started; sidecars kept running and restarted with back-off);
+6. app containers, once initialized: start those never started; restart exited ones as
+   restartPolicy says (Always; OnFailure if the exit code was not 0) subject to the CrashLoopBackOff
+   back-off; with Never/OnFailure, once every app container is done, stop the sidecars (a Job's pod
+   then Succeeds).
 
 Starting a container: back-off check, image (ImageManager: pull policy, ErrImagePull /
 ImagePullBackOff), environment (CreateContainerConfigError), mounts (volumes, /etc/hosts, a fresh
 termination-message file), CreateContainer + StartContainer, events Created/Started, the postStart
-exec hook, and registering its probes. What blocked a container becomes its waiting reason in the
+hook (`lifecycle`; a failure kills the container: FailedPostStartHook, PostStartHookError), and
+registering its probes. What blocked a container becomes its waiting reason in the
 status (`waiting`), and the pass returns when it wants to run again (`requeue`).
 
 `terminate(pod, grace)` is killPod: every running container is killed in parallel — preStop hook
-(exec in the container or HTTP GET), then StopContainer with what is left of the grace period
-(at least 2 s) — then the sandbox is stopped. `remove(uid)` deletes the pod's runtime objects.
+(`lifecycle`: exec, HTTP GET or sleep; FailedPreStopHook), then, for sidecars, their turn
+(`sidecars.TerminationOrdering`: after the app containers, in reverse order), then StopContainer with
+what is left of the grace period (at least 2 s) — then the sandbox is stopped. `remove(uid)` deletes the pod's runtime objects.
 """
 
 from __future__ import annotations
@@ -39,16 +43,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import aiohttp
-
 from kybernetes.api.obj import Obj
 from kybernetes.api.timeutil import format_duration
 from kybernetes.kubelet import runtime as rtcfg
-from kybernetes.kubelet import security
+from kybernetes.kubelet import security, sidecars
 from kybernetes.kubelet.cri import CRIClient, CRIError, NotFoundError, api
 from kybernetes.kubelet.dns import DNSSettings, PodDNS, compose_pod_dns, read_host_resolv_conf
 from kybernetes.kubelet.ephemeral import start_ephemeral_containers
 from kybernetes.kubelet.images import ImageManager, ImagePullError
+from kybernetes.kubelet.lifecycle import (
+    POST_START_FAILED,
+    REASON_LIVENESS,
+    REASON_STARTUP,
+    container_spec,
+    kill_grace,
+    run_hook,
+)
 from kybernetes.kubelet.podworkers import Backoff
 from kybernetes.kubelet.status import ContainerRecord, PodRuntime, termination_message, will_restart
 
@@ -73,6 +83,7 @@ class Probes(Protocol):
     def is_ready(self, pod_uid: str, name: str) -> bool: ...
     def is_started(self, pod_uid: str, name: str) -> bool: ...
     def liveness_failed(self, pod_uid: str, name: str) -> bool: ...
+    def startup_failed(self, pod_uid: str, name: str) -> bool: ...
 
 
 @dataclass
@@ -117,18 +128,14 @@ def _uid(pod: Obj) -> str:
     return str((pod.get("metadata") or {}).get("uid", ""))
 
 
-def _grace(pod: Obj, rec: ContainerRecord | None = None) -> int:
-    """The pod's grace period; for a pod known only from the runtime (its spec gone: a static pod
-    whose file was removed, a leftover), the one recorded on the container when it was created,
-    as the kubelet restores it from the container's labels."""
-    m = pod.get("metadata") or {}
-    if m.get("deletionGracePeriodSeconds") is not None:
-        return int(m["deletionGracePeriodSeconds"])
-    spec = pod.get("spec") or {}
-    if spec.get("terminationGracePeriodSeconds") is None and rec is not None:
-        with contextlib.suppress(KeyError, ValueError):
-            return int(rec.annotations[rtcfg.ANN_GRACE])
-    return int(spec.get("terminationGracePeriodSeconds", 30))
+def _recorded_grace(rec: ContainerRecord) -> int | None:
+    """The grace period recorded on a container when it was created (the kubelet restores it from
+    the container's labels): what applies to a pod known only from the runtime, its spec gone (a
+    static pod whose file was removed, a leftover)."""
+    try:
+        return int(rec.annotations[rtcfg.ANN_GRACE])
+    except (KeyError, ValueError):
+        return None
 
 
 class PodSyncer:
@@ -230,33 +237,40 @@ class PodSyncer:
         sandbox_config = self.sandbox_config(pod, rt)
 
         killed = False
+        restarts = ", will be restarted" if policy != "Never" else ""
         for c in spec.get("containers") or []:
             latest = rt.latest(c["name"])
             if latest is None or not latest.running:
                 continue
             if self.probes.liveness_failed(uid, c["name"]):
-                await self.kill_container(pod, latest, _grace(pod), rt.pod_ip,
-                                          f"Container {c['name']} failed liveness probe, will be restarted")
+                reason = REASON_STARTUP if self.probes.startup_failed(uid, c["name"]) else REASON_LIVENESS
+                await self.kill_container(pod, latest, kill_grace(pod, c, reason), rt.pod_ip,
+                                          f"Container {c['name']} failed {reason} probe{restarts}")
                 killed = True
             elif latest.hash and latest.hash != rtcfg.container_hash(c):
-                await self.kill_container(pod, latest, _grace(pod), rt.pod_ip,
-                                          f"Container {c['name']} definition changed, will be restarted")
+                await self.kill_container(pod, latest, kill_grace(pod, c), rt.pod_ip,
+                                          f"Container {c['name']} definition changed{restarts}")
                 killed = True
         if killed:
             rt = await self.runtime_state(uid)
 
         requeue = RESYNC
         requeue = min(requeue, await start_ephemeral_containers(self, pod, rt, sandbox_config, paths))
-        init_done = True
-        for c in spec.get("initContainers") or []:
-            latest = rt.latest(c["name"])
-            if latest is not None and latest.exited and latest.exit_code == 0:
-                continue
-            init_done = False
-            if latest is None or (latest.exited and policy != "Never"):
-                requeue = min(requeue, await self._start(pod, c, rt, sandbox_config, paths, init=True))
-            break
-        if init_done:
+        inits = sidecars.init_actions(pod, rt, self.probes)
+        for kill in inits.kill:
+            await self.kill_container(pod, kill.record, kill_grace(pod, container_spec(pod, kill.record.name),
+                                                                   kill.reason), rt.pod_ip, kill.message)
+        if inits.kill:
+            rt = await self.runtime_state(uid)
+        for c in inits.start:
+            after = await self._start(pod, c, rt, sandbox_config, paths, init=True)
+            if not sidecars.is_sidecar(c):
+                requeue = min(requeue, after)
+                break
+            # A sidecar that started lets the next init container (or the app containers) go.
+            requeue = min(requeue, 0.2 if after == RESYNC and not c.get("startupProbe") else after)
+        self._probe_running(pod, rt, sidecars.sidecars(spec))
+        if inits.initialized:
             for c in spec.get("containers") or []:
                 latest = rt.latest(c["name"])
                 if latest is None or (latest.exited and will_restart(policy, latest)):
@@ -267,6 +281,9 @@ class PodSyncer:
                 elif latest.exited and not will_restart(policy, latest):
                     st.waiting.pop(c["name"], None)
         rt = await self.runtime_state(uid)
+        if sidecars.app_containers_done(pod, rt) and rt.running():
+            await self.terminate(pod, rt, stop_sandbox=False)  # the Job's work is done: stop the sidecars
+            rt = await self.runtime_state(uid)
         await self._collect_dead(rt)
         return rt, requeue
 
@@ -374,12 +391,19 @@ class PodSyncer:
         self.record(pod, "Normal", "Started", f"Started container {name}")
         st.waiting.pop(name, None)
         post_start = ((c.get("lifecycle") or {}).get("postStart") or {})
-        if post_start and not await self._run_hook(post_start, cid, rt.pod_ip, _grace(pod)):
-            self.record(pod, "Warning", "FailedPostStartHook", f"PostStartHook failed for container {name}")
-            with contextlib.suppress(CRIError):
-                await self.cri.stop_container(cid, 0)
+        failure = post_start and await run_hook(self.cri.exec_sync, pod, c, post_start, cid, rt.pod_ip, None,
+                                                self._http_fallback(pod))
+        if failure:
+            # The handler's message stays out of the event (it may hold secrets), as in the kubelet.
+            self.record(pod, "Warning", "FailedPostStartHook", "PostStartHook failed")
+            log.info("postStart hook of %s failed: %s", name, failure)
+            pre_stop = (c.get("lifecycle") or {}).get("preStop")
+            record = ContainerRecord(id=cid, name=name, init=init, state=api.CONTAINER_RUNNING, restart_count=0,
+                                     hash="", annotations={rtcfg.ANN_PRESTOP: json.dumps(pre_stop)} if pre_stop else {})
+            await self.kill_container(pod, record, kill_grace(pod, c), rt.pod_ip, "FailedPostStartHook")
+            st.waiting[name] = (POST_START_FAILED, failure)
             return 0.5
-        if not init:
+        if not init or sidecars.is_sidecar(c):
             self.probes.add(pod, name, cid, rt.pod_ip)
             st.probed[name] = cid
         return RESYNC
@@ -391,6 +415,21 @@ class PodSyncer:
             return await security.image_user_of(self.cri, str(c.get("image") or ""))
         except CRIError as err:
             raise rtcfg.ConfigError(err.details) from None
+
+    def _http_fallback(self, pod: Obj) -> Callable[[str], None]:
+        def fallback(host: str) -> None:
+            self.record(pod, "Warning", "LifecycleHTTPFallback",
+                        f"request to HTTPS lifecycle hook {host} got HTTP response, retry with HTTP succeeded")
+        return fallback
+
+    def _probe_running(self, pod: Obj, rt: PodRuntime, containers: list[Obj]) -> None:
+        """Probes the running `containers` not probed yet (e.g. after a kubelet restart)."""
+        st = self.state(_uid(pod))
+        for c in containers:
+            latest = rt.latest(c["name"])
+            if latest is not None and latest.running and st.probed.get(c["name"]) != latest.id:
+                self.probes.add(pod, c["name"], latest.id, rt.pod_ip)
+                st.probed[c["name"]] = latest.id
 
     def _managed_mounts(self, pod: Obj, c: Obj, volume_mounts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         taken = {x["container_path"] for x in volume_mounts}
@@ -412,14 +451,22 @@ class PodSyncer:
 
     # ---- stopping ----
 
-    async def terminate(self, pod: Obj, rt: PodRuntime, grace: int | None = None) -> None:
-        """Kills every running container (in parallel, with preStop hooks), then stops the sandboxes."""
+    async def terminate(self, pod: Obj, rt: PodRuntime, grace: int | None = None, *,
+                        stop_sandbox: bool = True) -> None:
+        """Kills every running container (preStop hooks at once; app containers, then sidecars in
+        reverse order: `sidecars.TerminationOrdering`), then stops the sandboxes."""
         uid = rt.uid
         running = rt.running()
         if running:
-            await asyncio.gather(*(self.kill_container(pod, r, _grace(pod, r) if grace is None else grace, rt.pod_ip,
-                                                       f"Stopping container {r.name}", override=grace is not None)
-                                   for r in running))
+            ordering = None
+            if sidecars.sidecars(pod.get("spec") or {}):
+                ordering = sidecars.TerminationOrdering(pod, [r.name for r in running])
+            await asyncio.gather(*(self.kill_container(
+                pod, r, kill_grace(pod, container_spec(pod, r.name), recorded=_recorded_grace(r))
+                if grace is None else grace, rt.pod_ip,
+                f"Stopping container {r.name}", override=grace is not None, ordering=ordering) for r in running))
+        if not stop_sandbox:
+            return
         self.probes.remove_pod(uid)
         self.state(uid).probed.clear()
         for s in rt.sandboxes:
@@ -428,7 +475,10 @@ class PodSyncer:
                     await self.cri.stop_pod_sandbox(s.id)
 
     async def kill_container(self, pod: Obj, rec: ContainerRecord, grace: int, pod_ip: str, message: str,
-                             *, override: bool = False) -> None:
+                             *, override: bool = False, ordering: sidecars.TerminationOrdering | None = None) -> None:
+        """killContainer: the Killing event, the preStop hook (within the grace period; a failure is a
+        FailedPreStopHook event), the container's turn (sidecars), then StopContainer with what is
+        left of the grace period (at least 2 s unless a grace period of 0 was forced)."""
         self.record(pod, "Normal", "Killing", message)
         started = time.monotonic()
         hook = rec.annotations.get(rtcfg.ANN_PRESTOP)
@@ -437,37 +487,22 @@ class PodSyncer:
                 handler = json.loads(hook)
             except ValueError:
                 handler = {}
-            if not await self._run_hook(handler, rec.id, pod_ip, grace):
-                self.record(pod, "Warning", "FailedPreStopHook", f"PreStopHook failed for container {rec.name}")
+            spec = container_spec(pod, rec.name) or {"name": rec.name}
+            failure = await run_hook(self.cri.exec_sync, pod, spec, handler, rec.id, pod_ip, grace,
+                                     self._http_fallback(pod))
+            if failure:
+                self.record(pod, "Warning", "FailedPreStopHook", failure)
+        if ordering is not None and grace > 0:
+            await ordering.wait_for_turn(rec.name, grace - (time.monotonic() - started))
         remaining = grace - int(time.monotonic() - started)
         if not override or grace > 0:
             remaining = max(remaining, MIN_GRACE)
         self.probes.remove_container(_uid(pod), rec.name)
+        self.state(_uid(pod)).probed.pop(rec.name, None)
         with contextlib.suppress(NotFoundError):
             await self.cri.stop_container(rec.id, max(0, remaining))
-
-    async def _run_hook(self, handler: Obj, container_id: str, pod_ip: str, timeout: int) -> bool:
-        """Runs an exec or httpGet lifecycle handler; True if it succeeded."""
-        try:
-            if "exec" in handler:
-                code, _, _ = await self.cri.exec_sync(container_id, handler["exec"].get("command") or [],
-                                                      max(timeout, 1))
-                return code == 0
-            if "httpGet" in handler:
-                h = handler["httpGet"]
-                host = h.get("host") or pod_ip or "127.0.0.1"
-                url = f"{(h.get('scheme') or 'HTTP').lower()}://{host}:{h.get('port')}{h.get('path') or '/'}"
-                headers = {x["name"]: x["value"] for x in h.get("httpHeaders") or []}
-                async with aiohttp.ClientSession() as session, session.get(
-                        url, headers=headers, timeout=aiohttp.ClientTimeout(total=max(timeout, 1)), ssl=False) as r:
-                    return r.status < 400
-            if "sleep" in handler:
-                await asyncio.sleep(min(float(handler["sleep"].get("seconds", 0)), timeout))
-                return True
-        except (CRIError, aiohttp.ClientError, TimeoutError, OSError) as err:
-            log.info("lifecycle hook in %s failed: %s", container_id[:12], err)
-            return False
-        return True
+        if ordering is not None:
+            ordering.terminated(rec.name)
 
     async def remove(self, uid: str) -> None:
         """Removes every container and sandbox of `uid` from the runtime."""
