@@ -176,14 +176,16 @@ async def test_stats_and_metrics_endpoints(client: Client, cluster: KubeletProce
         assert container["cpu"]["usageCoreNanoSeconds"] > 0 and "usageNanoCores" in container["cpu"]
         assert container["memory"]["workingSetBytes"] > 0
 
-        # /metrics: the kubelet's own (the gauges follow the PLEG's next relist).
+        # /metrics: the kubelet's own (the gauges follow the PLEG's next relist; the start duration
+        # is observed when the Running status is written, which may come just after).
         async def own_metrics() -> dict[str, list[Any]] | None:
             status, text = await kubelet.get("/metrics", token)
             assert status == 200, text
             found = _samples(text)
-            return found if found["kubelet_running_pods"][0].value >= 1 else None
+            started = found["kubelet_pod_start_duration_seconds_count"][0].value >= 1
+            return found if found["kubelet_running_pods"][0].value >= 1 and started else None
 
-        own = await _until(own_metrics, "kubelet_running_pods >= 1")
+        own = await _until(own_metrics, "kubelet_running_pods >= 1 and a pod start observed")
         running = {s.labels["container_state"]: s.value for s in own["kubelet_running_containers"]}
         assert running["running"] >= 1
         ops = {s.labels["operation_type"]: s.value for s in own["kubelet_runtime_operations_total"]}
