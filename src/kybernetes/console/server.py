@@ -148,7 +148,7 @@ class Console:
                 return _error("the token is not this console's (use the URL kyb console printed)", 401)
             session = secrets.token_urlsafe(32)
             self.sessions.add(session)
-            resp = web.HTTPSeeOther("/")
+            resp = web.Response(status=303, headers={"Location": "/"})
             resp.set_cookie(COOKIE, session, httponly=True, samesite="Strict", path="/")
             return resp
         if request.cookies.get(COOKIE) in self.sessions:
