@@ -247,6 +247,8 @@ def test_rates_from_two_scrapes() -> None:
     assert rate(first, second, "apiserver_request_total") == 20.0  # (190 - 150) / 2 s
     assert rates_of("kube-apiserver", first, second) == {"requestsPerSecond": 20.0, "watches": 7.0, "inflight": 3.0}
     assert rates_of("kube-apiserver", None, first) == {"watches": 7.0, "inflight": 3.0}  # one scrape: no rate
+    declared = "# HELP scheduler_schedule_attempts_total x\n# TYPE scheduler_schedule_attempts_total counter\n"
+    assert parse_sums(declared, WANTED["kube-scheduler"]) == {"scheduler_schedule_attempts_total": 0.0}
     restarted = Sample(14.0, parse_sums(SCRAPE_1.replace("} 100", "} 1"), WANTED["kube-apiserver"]))
     assert rate(second, restarted, "apiserver_request_total") is None
 

@@ -144,11 +144,13 @@ def scheduled(src: Source, pod: Obj) -> Obj:
         when = (cond or {}).get("lastTransitionTime") or (steps[-1]["time"] if steps else None)
         return _stage("scheduled", when or m.get("creationTimestamp"), "default-scheduler",
                       f"scheduled to {node}", msg, True, pod, steps)
-    if cond is not None and cond.get("status") == "False":
-        failed = next((s["title"] for s in reversed(steps) if s["title"].startswith("FailedScheduling")), "")
-        return _stage("scheduled", cond.get("lastTransitionTime"), "default-scheduler",
-                      f"not scheduled: {cond.get('reason') or 'Unschedulable'}",
-                      cond.get("message") or failed, False, pod, steps)
+    failed = next((s for s in reversed(steps) if s["title"].startswith("FailedScheduling")), None)
+    if (cond is not None and cond.get("status") == "False") or failed is not None:
+        # The event may be seen before the condition (the scheduler writes both): either says it failed.
+        cond = cond if cond is not None and cond.get("status") == "False" else {}
+        message = cond.get("message") or (failed["title"].removeprefix("FailedScheduling: ") if failed else "")
+        return _stage("scheduled", cond.get("lastTransitionTime") or (failed or {}).get("time"), "default-scheduler",
+                      f"not scheduled: {cond.get('reason') or 'Unschedulable'}", message, False, pod, steps)
     return _stage("scheduled", None, "default-scheduler", "waiting for the scheduler", "", None, pod, steps)
 
 

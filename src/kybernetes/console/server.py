@@ -73,12 +73,6 @@ def _error(message: str, code: int) -> web.Response:
     return web.json_response({"error": message, "code": code}, status=code)
 
 
-def _not_found(resource: str, name: str) -> errors.NotFound:
-    kind = KINDS.get(resource)
-    qualified = f"{resource}.{kind.group}" if kind is not None and kind.group else resource
-    return errors.NotFound(f'{qualified} "{name}" not found')
-
-
 class Console:
     """The console server (``start``/``stop``); ``url`` is what ``kyb console`` prints."""
 
@@ -237,9 +231,9 @@ class Console:
             raise errors.BadRequest(f"no journey for {resource}; one of {', '.join(JOURNEY_RESOURCES)}")
         cache = await self.model.ensure(resource, namespace)
         await asyncio.gather(*(self.model.ensure_quietly(r, namespace) for r in JOURNEY_NEEDS if r != resource))
-        obj = cache.get(namespace, name)
-        if obj is None:
-            raise _not_found(resource, name)
+        # Not cached yet (just created: the watch lags the write): the API server's answer, or its 404.
+        obj = cache.get(namespace, name) or await self.client.get(KINDS[resource].api_version, resource, name,
+                                                                   namespace)
         out = journey_mod.journey(self.model, obj)
         focus = out.get("focus")
         proxy = next((s for s in out["stages"] if s["stage"] == "proxy"), None)
