@@ -170,7 +170,8 @@ def test_pods_of_a_deployment_appear_running_with_sort_filter_and_pages(server: 
     assert console.json(f"/api/list/pods?q={names[0][-5:]}")["total"] == 1
     assert console.json("/api/list/pods?q=app%3Dweb")["total"] == 3  # a label selector
     assert console.get("/api/list/pods?q=app%3D%3D%3D")[0] == 400
-    dep = console.json("/api/list/deployments?namespace=shop")["items"][0]
+    dep = until(lambda: [d for d in console.json("/api/list/deployments?namespace=shop")["items"]
+                         if d["available"] == 3], 15, "the Deployment's status")[0]
     assert (dep["name"], dep["ready"], dep["upToDate"], dep["available"]) == ("web", "3/3", 3, 3)
     journey = console.json("/api/journey/deployments/shop/web")
     stages = {s["stage"]: s for s in journey["stages"]}
@@ -191,11 +192,13 @@ spec:
   containers: [{name: c, image: busybox}]
 """)
 
-    def explained() -> Any:
+    def explained() -> Any:  # the scheduler has tried (its condition or event), not only the console's explanation
         j = console.json("/api/journey/pods/default/stuck")
-        return j if j["scheduling"] and j["scheduling"]["message"].startswith("0/2 nodes are available") else None
+        scheduled = next(s for s in j["stages"] if s["stage"] == "scheduled")
+        return j if scheduled["ok"] is False and j["scheduling"]["message"].startswith("0/2 nodes are available") \
+            else None
 
-    j = until(explained, 20, "a FailedScheduling message")
+    j = until(explained, 20, "the scheduler's verdict")
     assert "didn't match Pod's node affinity/selector" in j["scheduling"]["message"]
     assert {n["node"]: n["verdict"] for n in j["scheduling"]["nodes"]} == {n: "rejected" for n in NODES}
     assert any("nodeSelector" in s for s in j["scheduling"]["suggestions"])

@@ -39,7 +39,6 @@ from kybernetes.console.rows import (
     make_row,
     node_extras,
     ready_endpoints,
-    sort_key,
 )
 
 log = logging.getLogger(__name__)
@@ -197,8 +196,7 @@ class ResourceCache:
             # Ascending age is newest first: timestamps in reverse (RFC 3339 strings sort as times).
             keys = sorted(rows, key=lambda k: (rows[k].times.get(sort, ""), rows[k].cells["name"]), reverse=not desc)
         else:
-            keys = sorted(rows, key=lambda k: (sort_key(rows[k].cells.get(sort)), rows[k].cells["namespace"],
-                                               rows[k].cells["name"]), reverse=desc)
+            keys = sorted(rows, key=lambda k: rows[k].key(sort), reverse=desc)
         self._sorted[(sort, desc)] = (self.version, keys)
         return keys
 

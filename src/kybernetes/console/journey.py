@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from kybernetes.api.podutil import is_pod_terminal
 from kybernetes.console.rows import event_time
-from kybernetes.scheduler.explain import explain_pod
+from kybernetes.scheduler.explain import Explanation, explain_pod
 
 Obj = dict[str, Any]
 
@@ -239,15 +239,25 @@ def focus_pod(obj: Obj, levels: list[list[Obj]]) -> Obj | None:
     return max(pick, key=lambda p: str(_meta(p).get("creationTimestamp"))) if pick else None
 
 
-def scheduling(src: Source, pod: Obj) -> Obj | None:
-    """The scheduler's explanation for a pending pod (None for a pod that has a node)."""
+def explain_inputs(src: Source, pod: Obj) -> tuple[list[Obj], list[Obj], dict[str, Any]] | None:
+    """What the scheduler's explanation of a pending pod reads (nodes, live pods, namespaces'
+    labels), copied out of the cache; None for a pod that has a node or has finished."""
     if (pod.get("spec") or {}).get("nodeName") or is_pod_terminal(pod):
         return None
-    m = _meta(pod)
-    nodes = src.objects("nodes")
     pods = [p for p in src.objects("pods") if not is_pod_terminal(p)]
     namespaces = {str(_meta(n).get("name")): _meta(n).get("labels") or {} for n in src.objects("namespaces")}
-    exp = explain_pod(pod, nodes, pods, namespaces=namespaces)
+    return src.objects("nodes"), pods, namespaces
+
+
+def explain(pod: Obj, inputs: tuple[list[Obj], list[Obj], dict[str, Any]]) -> Explanation:
+    """``kyb explain-scheduling``'s computation (CPU-bound: the server runs it in a thread)."""
+    nodes, pods, namespaces = inputs
+    return explain_pod(pod, nodes, pods, namespaces=namespaces)
+
+
+def scheduling(src: Source, pod: Obj, exp: Explanation) -> Obj:
+    """The journey's ``scheduling`` block: the explanation and the last FailedScheduling message."""
+    m = _meta(pod)
     events = src.events_for("Pod", m.get("namespace") or "", m.get("name") or "")
     failed = [e for e in events if e.get("reason") == "FailedScheduling"]
     last = max(failed, key=event_time).get("message", "") if failed else ""
@@ -257,9 +267,11 @@ def scheduling(src: Source, pod: Obj) -> Obj | None:
             "suggestions": exp.suggestions, "message": last or exp.message, "explanation": exp.message}
 
 
-def journey(src: Source, obj: Obj, proxy_synced: Callable[[str], str | None] | None = None) -> Obj:
+def journey(src: Source, obj: Obj, proxy_synced: Callable[[str], str | None] | None = None, *,
+            with_scheduling: bool = True) -> Obj:
     """The journey of ``obj`` (see the module contract); ``proxy_synced(node)`` reads kube-proxy's
-    last sync time on a node, when it can."""
+    last sync time on a node, when it can. Without ``with_scheduling``, ``scheduling`` is left
+    None for the caller to fill (:func:`explain_inputs`, :func:`explain`, :func:`scheduling`)."""
     levels = owner_chain(src, obj)
     stages = [accepted(obj)]
     ctrl = controller(src, obj, levels)
@@ -273,7 +285,8 @@ def journey(src: Source, obj: Obj, proxy_synced: Callable[[str], str | None] | N
         node = (pod.get("spec") or {}).get("nodeName") or ""
         synced = proxy_synced(node) if proxy_synced is not None and node and slices else None
         stages += [scheduled(src, pod), kubelet(src, pod), ep, proxy(pod, ep, synced)]
-        sched = scheduling(src, pod)
+        inputs = explain_inputs(src, pod) if with_scheduling else None
+        sched = scheduling(src, pod, explain(pod, inputs)) if inputs is not None else None
     order = {s: i for i, s in enumerate(STAGES)}
     stages.sort(key=lambda s: (s["time"] is None, s["time"] or "", order[s["stage"]]))
     pods = [p for level in levels for p in level if p.get("kind") == "Pod"] if obj.get("kind") != "Pod" else [obj]

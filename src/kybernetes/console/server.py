@@ -234,14 +234,22 @@ class Console:
         # Not cached yet (just created: the watch lags the write): the API server's answer, or its 404.
         obj = cache.get(namespace, name) or await self.client.get(KINDS[resource].api_version, resource, name,
                                                                    namespace)
-        out = journey_mod.journey(self.model, obj)
+        out = journey_mod.journey(self.model, obj, with_scheduling=False)
         focus = out.get("focus")
+        pod = obj if obj.get("kind") == "Pod" else \
+            self.model.get("pods", focus["namespace"], focus["name"]) if focus is not None else None
+        inputs = journey_mod.explain_inputs(self.model, pod) if pod is not None else None
+        if pod is not None and inputs is not None:
+            # Seconds of CPU with thousands of nodes: off the event loop, on copies of the cache's lists.
+            exp = await asyncio.to_thread(journey_mod.explain, pod, inputs)
+            out["scheduling"] = journey_mod.scheduling(self.model, pod, exp)
         proxy = next((s for s in out["stages"] if s["stage"] == "proxy"), None)
-        if focus is not None and proxy is not None and proxy["detail"].startswith("kube-proxy's metrics"):
-            pod = self.model.get("pods", focus["namespace"], focus["name"]) or {}
+        if pod is not None and proxy is not None and proxy["detail"].startswith("kube-proxy's metrics"):
             synced = await self._proxy_synced(str((pod.get("spec") or {}).get("nodeName") or ""))
             if synced:
-                out = journey_mod.journey(self.model, obj, lambda _node: synced)
+                sched = out["scheduling"]
+                out = journey_mod.journey(self.model, obj, lambda _node: synced, with_scheduling=False)
+                out["scheduling"] = sched
         return web.json_response(out)
 
     async def _proxy_synced(self, node_name: str) -> str | None:
