@@ -173,10 +173,18 @@ def test_pods_of_a_deployment_appear_running_with_sort_filter_and_pages(server: 
     dep = until(lambda: [d for d in console.json("/api/list/deployments?namespace=shop")["items"]
                          if d["available"] == 3], 15, "the Deployment's status")[0]
     assert (dep["name"], dep["ready"], dep["upToDate"], dep["available"]) == ("web", "3/3", 3, 3)
+    server.kubectl("expose", "deployment", "web", "--port=80", "-n", "shop")
+    svc = until(lambda: [r for r in console.json("/api/list/services?namespace=shop")["items"]
+                         if r["endpoints"] == 3], 15, "the Service's three endpoints")[0]
+    assert (svc["name"], svc["type"], svc["ports"]) == ("web", "ClusterIP", "80/TCP")
+    events = console.json("/api/list/events?namespace=shop&sort=lastSeen&q=web")
+    assert [c["key"] for c in events["columns"]] == ["lastSeen", "type", "reason", "object", "message"]
+    assert any(e["reason"] == "Scheduled" and e["object"].startswith("pod/web-") for e in events["items"])
     journey = console.json("/api/journey/deployments/shop/web")
     stages = {s["stage"]: s for s in journey["stages"]}
     assert stages["accepted"]["ok"] and stages["controller"]["ok"] and stages["scheduled"]["ok"]
     assert "ReplicaSet" in stages["controller"]["detail"] and len(journey["pods"]) == 3
+    assert stages["endpoints"]["ok"] is True and stages["endpoints"]["title"] == "endpoints of Service web"
     obj = console.json(f"/api/object/pods/shop/{names[0]}")
     assert obj["object"]["metadata"]["name"] == names[0] and "kind: Pod" in obj["yaml"]
     assert console.get("/api/object/pods/shop/nope") == (404, {"error": 'pods "nope" not found', "code": 404})

@@ -48,6 +48,8 @@ DENIED_TTL = 10.0
 SYNC_TIMEOUT = 20.0
 LEASE_NAMESPACES = ("kube-system", "kube-node-lease")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+DEPENDS = {"services": ("endpointslices",)}
+"""Caches a resource's rows read (services' ``endpoints`` column counts their EndpointSlices)."""
 
 
 def _key(obj: Obj) -> str:
@@ -229,6 +231,8 @@ class Model:
             for inf in list(c.informers.values()):
                 await inf.wait_for_sync(2.0)  # a denied namespace never syncs: do not hold the answer
             return c
+        for needed in DEPENDS.get(resource, ()):  # first: the rows read them
+            await self.ensure_quietly(needed, namespace)
         await c.ensure(namespace)
         return c
 
