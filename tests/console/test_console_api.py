@@ -226,15 +226,17 @@ async def test_the_stream_says_changed_after_a_create(server: ServerProcess, con
             s.get(console.base + "/api/stream", headers={"Authorization": f"Bearer {console.token}"}) as r:
         assert r.headers["Content-Type"] == "text/event-stream"
         await asyncio.to_thread(server.kubectl, "run", "streamed", "--image=busybox", "-n", "default")
-        event = ""
-        while True:
+        event, seen = "", set()
+        while seen != {"changed", "overview"}:
             line = (await r.content.readline()).decode().strip()
             if line.startswith("event: "):
                 event = line[7:]
             elif line.startswith("data: ") and event == "changed":
-                versions = json.loads(line[6:])["versions"]
-                if versions["pods"] > before:
-                    break
+                if json.loads(line[6:])["versions"]["pods"] > before:
+                    seen.add(event)
+            elif line.startswith("data: ") and event == "overview":
+                assert json.loads(line[6:])["nodeCount"] == 2
+                seen.add(event)
 
 
 def test_a_user_who_reads_one_namespace(server: ServerProcess, console: Console, tmp_path: Path) -> None:

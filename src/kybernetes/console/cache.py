@@ -84,20 +84,25 @@ class ResourceCache:
         self.version = 0
         self._denied: dict[str, float] = {}
         self._sorted: dict[tuple[str, bool], tuple[int, list[str]]] = {}
+        self._lock = asyncio.Lock()
+        self._stopping: set[asyncio.Task[None]] = set()
 
     # -- access and start ---------------------------------------------------------------------
 
     async def ensure(self, namespace: str = "") -> None:
         """Start watching what the user may see of ``namespace`` ("" = all); :class:`Forbidden` if nothing."""
-        if "" in self.informers or namespace in self.informers:
-            await self._wait(self.informers.get("") or self.informers[namespace])
-            return
+        async with self._lock:  # concurrent first uses start one informer, not one each
+            inf = self.informers.get("") or self.informers.get(namespace)
+            if inf is None:
+                inf = await self._start_allowed(namespace)
+        await self._wait(inf)
+
+    async def _start_allowed(self, namespace: str) -> Informer:
         for scope in ("", namespace) if namespace and self.kind.namespaced else ("",):
             if time.monotonic() < self._denied.get(scope, 0.0):
                 continue
             if await self.model.allowed(self.kind, scope):
-                await self._wait(self._start(scope))
-                return
+                return self._start(scope)
             self._denied[scope] = time.monotonic() + DENIED_TTL
         raise Forbidden(self.kind.resource)
 
@@ -115,7 +120,9 @@ class ResourceCache:
         inf.add_handler(self._on_add, self._on_update, self._on_delete)
         if scope == "":  # the cluster-wide informer supersedes the per-namespace ones
             for other in list(self.informers.values()):
-                asyncio.get_running_loop().create_task(other.stop())
+                task = asyncio.get_running_loop().create_task(other.stop())
+                self._stopping.add(task)
+                task.add_done_callback(self._stopping.discard)
             self.informers.clear()
         self.informers[scope] = inf
         inf.start()
