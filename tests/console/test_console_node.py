@@ -66,6 +66,17 @@ def test_a_containers_log_streams_and_its_journey_has_the_kubelets_stage(node: N
     kubelet = until(started, 30, "the kubelet's stage done")
     assert any(s["title"].startswith("Started") for s in kubelet["steps"])
     assert kubelet["actor"] == f"kubelet on {node.node_name}"
+    node.kubectl("expose", "pod", "talker", "--port=80")
+
+    def programmed() -> Any:
+        j = console.json("/api/journey/pods/default/talker")
+        stages = {s["stage"]: s for s in j["stages"]}
+        return stages if stages["endpoints"]["ok"] and stages["proxy"]["ok"] else None
+
+    stages = until(programmed, 30, "kube-proxy's sync after the endpoints")
+    assert stages["endpoints"]["title"] == "endpoints of Service talker"
+    assert stages["proxy"]["time"] >= stages["endpoints"]["time"]
+    node.kubectl("delete", "service", "talker", "--wait=false")
 
 
 def test_a_crash_loop_is_a_problem_with_its_last_lines(node: Node, console: Console, tmp_path: Path) -> None:

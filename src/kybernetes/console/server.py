@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
 from aiohttp import web
 
@@ -253,19 +254,22 @@ class Console:
         return web.json_response(out)
 
     async def _proxy_synced(self, node_name: str) -> str | None:
-        """kube-proxy's last sync on a node of this machine, through the API server's node proxy.
-        Nodes elsewhere (or made up, as hollow nodes' addresses are) are never contacted."""
+        """kube-proxy's last sync on a node of this machine: through the API server's node proxy,
+        else at kube-proxy's own metrics address on loopback (127.0.0.1:10249, plain HTTP, as
+        kube-proxy serves it). Nodes elsewhere (or made up, as hollow nodes' addresses are) are
+        never contacted."""
         node = self.model.get("nodes", "", node_name)
         ip = next((a.get("address") for a in ((node or {}).get("status") or {}).get("addresses") or ()
                    if a.get("type") == "InternalIP"), None)
         if not ip or not _is_local(ip):
             return None
+        text: Any = None
         try:
             text = await asyncio.wait_for(self.client.request(
                 "GET", f"/api/v1/nodes/{node_name}:{PROXY_METRICS_PORT}/proxy/metrics"), 2.0)
         except Exception as e:
-            log.debug("kube-proxy metrics of %s: %s", node_name, e)
-            return None
+            log.debug("kube-proxy metrics of %s through the API server: %s", node_name, e)
+            text = await _loopback_proxy_metrics()
         name = "kubeproxy_sync_proxy_rules_last_timestamp_seconds"
         value = parse_sums(text if isinstance(text, str) else "", {name: None}).get(name)
         return format_rfc3339(datetime.fromtimestamp(value, UTC)) if value else None
@@ -341,6 +345,16 @@ class Console:
         if not path.is_relative_to(root) or not path.is_file():
             return _error(f"{request.path} not found", 404)
         return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
+async def _loopback_proxy_metrics() -> str | None:
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0)) as session, \
+                session.get(f"http://127.0.0.1:{PROXY_METRICS_PORT}/metrics") as resp:
+            return await resp.text() if resp.status == 200 else None
+    except (aiohttp.ClientError, TimeoutError) as e:
+        log.debug("kube-proxy metrics on loopback: %s", e)
+        return None
 
 
 def _is_local(ip: str) -> bool:
