@@ -239,19 +239,25 @@ class Console:
         focus = out.get("focus")
         pod = obj if obj.get("kind") == "Pod" else \
             self.model.get("pods", focus["namespace"], focus["name"]) if focus is not None else None
-        inputs = journey_mod.explain_inputs(self.model, pod) if pod is not None else None
-        if pod is not None and inputs is not None:
-            # Seconds of CPU with thousands of nodes: off the event loop, on copies of the cache's lists.
-            exp = await asyncio.to_thread(journey_mod.explain, pod, inputs)
-            out["scheduling"] = journey_mod.scheduling(self.model, pod, exp)
-        proxy = next((s for s in out["stages"] if s["stage"] == "proxy"), None)
-        if pod is not None and proxy is not None and proxy["detail"].startswith("kube-proxy's metrics"):
+        if pod is None:
+            return web.json_response(out)
+        out["scheduling"] = await self._scheduling(pod)
+        proxy = next(s for s in out["stages"] if s["stage"] == "proxy")
+        if proxy["detail"].startswith("kube-proxy's metrics"):  # the endpoints are there: is kube-proxy?
             synced = await self._proxy_synced(str((pod.get("spec") or {}).get("nodeName") or ""))
             if synced:
-                sched = out["scheduling"]
-                out = journey_mod.journey(self.model, obj, lambda _node: synced, with_scheduling=False)
-                out["scheduling"] = sched
+                out = {**journey_mod.journey(self.model, obj, lambda _node: synced, with_scheduling=False),
+                       "scheduling": out["scheduling"]}
         return web.json_response(out)
+
+    async def _scheduling(self, pod: Obj) -> Obj | None:
+        """The scheduler's explanation of a pending pod; seconds of CPU with thousands of nodes, so
+        it runs off the event loop, on copies of the cache's lists."""
+        inputs = journey_mod.explain_inputs(self.model, pod)
+        if inputs is None:
+            return None
+        exp = await asyncio.to_thread(journey_mod.explain, pod, inputs)
+        return journey_mod.scheduling(self.model, pod, exp)
 
     async def _proxy_synced(self, node_name: str) -> str | None:
         """kube-proxy's last sync on a node of this machine: through the API server's node proxy,
