@@ -305,3 +305,16 @@ async def test_the_token_becomes_a_cookie_and_nothing_is_served_without_it(conso
         async with other.get(base + "/lib/app.js", headers={"Authorization": "Bearer nope"}) as r:
             assert r.status == 401
     assert len(console.sessions) == 1
+
+
+async def test_no_token_serves_everyone(tmp_path: Any) -> None:
+    (tmp_path / "index.html").write_text("<!doctype html><title>open console</title>")
+    client = Client(ClusterConfig(server="http://127.0.0.1:9"))
+    server = TestServer(Console(client, ConsoleConfig(token=None, static_dir=tmp_path)).app())
+    await server.start_server()
+    try:
+        async with ClientSession() as s, s.get(str(server.make_url("/"))) as r:
+            assert r.status == 200 and "open console" in await r.text()
+    finally:
+        await server.close()
+        await client.close()

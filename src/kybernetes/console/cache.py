@@ -107,7 +107,7 @@ class ResourceCache:
         raise Forbidden(self.kind.resource)
 
     def start_in(self, namespace: str) -> None:
-        """Watch one namespace (leases), without asking first: a denial just leaves it empty."""
+        """Watch one namespace (the leases of kube-system and kube-node-lease), access checked by the caller."""
         if namespace not in self.informers:
             self._start(namespace)
 
@@ -234,9 +234,10 @@ class Model:
         c = self.cache(resource)
         if resource == "leases":
             for ns in LEASE_NAMESPACES:
-                c.start_in(ns)
+                if ns not in c.informers and await self.allowed(c.kind, ns):
+                    c.start_in(ns)
             for inf in list(c.informers.values()):
-                await inf.wait_for_sync(2.0)  # a denied namespace never syncs: do not hold the answer
+                await inf.wait_for_sync(2.0)  # health can wait for the next round: do not hold the answer
             return c
         for needed in DEPENDS.get(resource, ()):  # first: the rows read them
             await self.ensure_quietly(needed, namespace)
