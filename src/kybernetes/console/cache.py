@@ -124,6 +124,8 @@ class ResourceCache:
                 self._stopping.add(task)
                 task.add_done_callback(self._stopping.discard)
             self.informers.clear()
+            self.rows.clear()  # the new informer's first list brings back every object that still exists
+            self.model.forget(self.kind.resource)
         self.informers[scope] = inf
         inf.start()
         return inf
@@ -312,6 +314,11 @@ class Model:
                 self.cache("services").refresh(ns, svc.partition("/")[2])
             if obj is not None:
                 self._slice_services[key] = _service_of(obj)
+
+    def forget(self, resource: str) -> None:
+        """Drop a resource's problems (its cache starts over)."""
+        for key in [k for k in self.problems if k[0] == resource]:
+            del self.problems[key]
 
     def extras(self, resource: str, obj: Obj) -> Mapping[str, Any] | None:
         """The console's own columns of a row (see :mod:`.rows`)."""
