@@ -262,6 +262,11 @@ def test_a_user_who_reads_one_namespace(server: ServerProcess, console: Console,
         mine = until(lambda: reader.json("/api/list/pods?namespace=team")["items"], 15, "the team's pod")
         assert [r["name"] for r in mine] == ["mine"]
         assert reader.get("/api/journey/pods/shop/anything")[0] == 403
+        assert reader.json("/api/journey/pods/team/mine")["object"]["name"] == "mine"
+        overview = reader.json("/api/overview")  # nodes and leases unreadable: empty, unknown, never an error
+        assert (overview["nodeCount"], overview["nodes"]) == (0, [])
+        assert {c["name"]: c["health"] for c in overview["controlPlane"]}["kube-scheduler"] == "unknown"
+        assert reader.json("/api/problems?namespace=team")["items"] == []
     finally:
         reader.stop()
 
