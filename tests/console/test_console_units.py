@@ -183,6 +183,18 @@ def test_journey_of_a_pending_pod_carries_the_schedulers_explanation() -> None:
     assert [s["stage"] for s in out["stages"]][-3:] == ["kubelet", "endpoints", "proxy"]
 
 
+def test_a_large_workloads_journey_is_capped() -> None:
+    from kybernetes.console.journey import MAX_PODS, MAX_STEPS
+
+    dep = {"kind": "Deployment", "metadata": meta("big", ago=60)}
+    rs = {"kind": "ReplicaSet", "metadata": meta("big-1", ago=59, owner=dep)}
+    pods = [pod(f"big-1-{i:04d}", node="n1", owner=rs) for i in range(MAX_PODS + 10)]
+    out = journey(ListSource(deployments=[dep], replicasets=[rs], pods=pods), dep)
+    controller = next(s for s in out["stages"] if s["stage"] == "controller")
+    assert len(controller["steps"]) == MAX_STEPS + 1 and controller["steps"][-1]["title"] == f"and {MAX_PODS - MAX_STEPS + 11} more"
+    assert (len(out["pods"]), out["podCount"]) == (MAX_PODS, MAX_PODS + 10)
+
+
 # -- problems ----------------------------------------------------------------------------------------
 
 

@@ -15,6 +15,8 @@ the stages in CONSOLE.md's shape, one entry per stage, each with ``steps`` (its 
   caller could read it from the node; only after the endpoints).
 - A stage not reached has ``time`` None and ``ok`` None; a stage that failed has ``ok`` False.
   Stages are ordered by time, those not reached last in stage order.
+- ``pods``: the first :data:`MAX_PODS` pods by name (``podCount`` says how many there are); the
+  controller stage lists its first :data:`MAX_STEPS` children as steps, then how many more.
 - ``scheduling``: for a pending focus pod, what ``kyb explain-scheduling`` computes
   (:func:`kybernetes.scheduler.explain.explain_pod` on the cached nodes and pods) and the last
   FailedScheduling message; None otherwise.
@@ -36,6 +38,8 @@ OWNED = {"Deployment": ("replicasets",), "ReplicaSet": ("pods",), "StatefulSet":
          "DaemonSet": ("pods",), "Job": ("pods",), "CronJob": ("jobs",)}
 KUBELET_REASONS = ("Pulling", "Pulled", "Created", "Started", "Killing", "Unhealthy", "BackOff", "Failed",
                    "FailedMount", "FailedCreatePodSandBox")
+MAX_STEPS = 50
+MAX_PODS = 500
 KUBELET_FAILURES = ("BackOff", "Failed", "FailedMount", "FailedCreatePodSandBox")
 
 
@@ -116,6 +120,8 @@ def controller(src: Source, obj: Obj, levels: list[list[Obj]]) -> Obj | None:
     if not steps:
         return _stage("controller", None, "", "no objects created yet", "", None, obj)
     last = max(str(s["time"] or "") for s in steps)
+    if len(steps) > MAX_STEPS:  # a Deployment of thousands of pods: the first ones, and a count
+        steps = [*steps[:MAX_STEPS], {"time": None, "ok": True, "title": f"and {len(steps) - MAX_STEPS} more"}]
     summary = ", ".join(f"{len(level)} {level[0].get('kind', 'object')}(s)" for level in levels)
     return _stage("controller", last, _creator(levels[0][0]) or "controller", f"controllers created {summary}",
                   "ownerReferences: " + " -> ".join(level[0].get("kind", "") for level in [[obj], *levels]),
@@ -292,5 +298,6 @@ def journey(src: Source, obj: Obj, proxy_synced: Callable[[str], str | None] | N
     pods = [p for level in levels for p in level if p.get("kind") == "Pod"] if obj.get("kind") != "Pod" else [obj]
     return {"object": {**_ref(obj), "uid": _meta(obj).get("uid") or ""}, "stages": stages,
             "pods": [{"name": _meta(p).get("name"), "phase": (p.get("status") or {}).get("phase") or "Pending",
-                      "node": (p.get("spec") or {}).get("nodeName") or ""} for p in pods],
+                      "node": (p.get("spec") or {}).get("nodeName") or ""} for p in pods[:MAX_PODS]],
+            "podCount": len(pods),
             "focus": _ref(pod) if pod is not None else None, "scheduling": sched}
