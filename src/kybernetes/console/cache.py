@@ -85,6 +85,8 @@ class ResourceCache:
         self._denied: dict[str, float] = {}
         self._sorted: dict[tuple[str, bool], tuple[int, list[str]]] = {}
         self._lock = asyncio.Lock()
+        self._selected: dict[tuple[str, str, str, bool], list[str]] = {}
+        self._selected_version = -1
         self._stopping: set[asyncio.Task[None]] = set()
 
     # -- access and start ---------------------------------------------------------------------
@@ -194,6 +196,20 @@ class ResourceCache:
         self.model.notify()
 
     # -- pages --------------------------------------------------------------------------------
+
+    def selected(self, namespace: str, q: str, sort: str, desc: bool) -> list[str]:
+        """Row keys of a list's query in order; cached per version (pages of one query are cheap)."""
+        if self._selected_version != self.version:
+            self._selected.clear()
+            self._selected_version = self.version
+        query = (namespace, q, sort, desc)
+        keys = self._selected.get(query)
+        if keys is None:
+            keys = _select(self.rows, self.ordered(sort, desc), namespace, q)
+            if len(self._selected) > 32:
+                self._selected.clear()
+            self._selected[query] = keys
+        return keys
 
     def ordered(self, sort: str, desc: bool) -> list[str]:
         """Row keys in order of column ``sort`` ("" = namespace, name); cached per version."""
@@ -360,31 +376,27 @@ class Model:
              offset: int = 0, limit: int = 100) -> Obj:
         """One page of a list (``/api/list``): filtered, sorted, rows re-printed at the current time."""
         c = self.cache(resource)
-        match = _matcher(q)
-        keys = c.ordered(sort, desc)
-        rows = c.rows
-        if namespace and c.kind.namespaced:
-            keys = [k for k in keys if rows[k].cells["namespace"] == namespace]
-        if match is not None:
-            keys = [k for k in keys if match(rows[k])]
+        keys = c.selected(namespace if c.kind.namespaced else "", q.strip(), sort, desc)
         now = datetime.now(UTC)
         items = []
         for k in keys[offset:offset + limit]:
             ns, _, name = k.rpartition("/")
             obj = c.get(ns, name)
             # Re-printed for the page only: ages and "2m ago" are relative to now.
-            items.append(c.make_row(obj, now).cells if obj is not None else rows[k].cells)
+            items.append(c.make_row(obj, now).cells if obj is not None else c.rows[k].cells)
         return {"resource": resource, "version": c.version, "total": len(keys), "offset": offset, "limit": limit,
                 "columns": columns(c.kind), "items": items, "forbidden": False, "synced": c.synced}
 
 
-def _matcher(q: str) -> Any:
-    """``q``: a label selector when it holds ``=`` (or ``!``/`` in ``), else a name substring."""
-    q = q.strip()
+def _select(rows: dict[str, Row], keys: list[str], namespace: str, q: str) -> list[str]:
+    """``keys`` of ``namespace`` ("" = all) matching ``q``: a label selector when it holds ``=``
+    (or `` in ``, or starts with ``!``), else a case-insensitive name substring."""
+    if namespace:
+        keys = [k for k in keys if rows[k].cells["namespace"] == namespace]
     if not q:
-        return None
+        return keys
     if "=" in q or " in " in q or q.startswith("!"):
         selector = parse_label_selector(q)  # errors.BadRequest on a bad selector
-        return lambda row: selector.matches(row.labels)
+        return [k for k in keys if selector.matches(rows[k].labels)]
     needle = q.lower()
-    return lambda row: needle in row.cells["name"].lower()
+    return [k for k in keys if needle in rows[k].search]
