@@ -197,11 +197,14 @@ class Architecture:
                 await t.client.close()
 
     async def _run(self) -> None:
-        await asyncio.gather(*(self.model.ensure_quietly(r) for r in ("nodes", "pods", "leases")))
         while True:
             started = time.monotonic()
             try:
+                # Started once (later rounds find them running); an API server down now is retried.
+                await asyncio.gather(*(self.model.ensure_quietly(r) for r in ("nodes", "pods", "leases")))
                 await self.scrape_once()
+            except ConnectionError as e:
+                log.warning("console scrape: %s", e)
             except Exception:
                 log.exception("console scrape failed")
             await asyncio.sleep(max(0.1, SCRAPE_INTERVAL - (time.monotonic() - started)))
