@@ -165,9 +165,11 @@ export const JOURNEY_RESOURCES = new Set(['deployments', 'statefulsets', 'jobs',
 
 export const CLUSTER_SCOPED = new Set(['nodes', 'namespaces']);
 
-/** The resource path for a kind ('Pod' -> 'pods'), or '' when the console has none. */
+const LOWER_KIND_RESOURCES = Object.fromEntries(Object.entries(KIND_RESOURCES).map(([k, r]) => [k.toLowerCase(), r]));
+
+/** The resource path for a kind ('Pod' or kubectl's 'pod' -> 'pods'), or '' when the console has none. */
 export function resourceOf(kind) {
-  return KIND_RESOURCES[kind] || '';
+  return KIND_RESOURCES[kind] || LOWER_KIND_RESOURCES[String(kind || '').toLowerCase()] || '';
 }
 
 /** The console route of an object's page ('#/object/pods/default/web'); '_' stands for no namespace. */

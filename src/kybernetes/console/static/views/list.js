@@ -3,8 +3,8 @@
 // resource's version moved (no polling).
 
 import {apiPath, getJSON, on} from '../lib/api.js';
-import {CLUSTER_SCOPED, JOURNEY_RESOURCES, h, journeyHref, objectHref, setAttr, setText, statusClass, syncKeyed}
-  from '../lib/dom.js';
+import {CLUSTER_SCOPED, JOURNEY_RESOURCES, h, journeyHref, objectHref, resourceOf, setAttr, setText, statusClass,
+  syncKeyed} from '../lib/dom.js';
 import {buildHash, navigate} from '../lib/router.js';
 import {namespaceSelect} from '../lib/nsselect.js';
 import {rememberNamespace} from '../lib/prefs.js';
@@ -176,7 +176,8 @@ export function createListView(root, route) {
   function displayColumns(data) {
     const cols = [...(data.columns || [])];
     const keys = new Set(cols.map((c) => c.key));
-    if (!keys.has('name')) cols.unshift({key: 'name', title: 'Name'});
+    // Events are known by what they are about (kubectl get events shows no name either).
+    if (!keys.has('name') && state.kind !== 'events') cols.unshift({key: 'name', title: 'Name'});
     if (state.namespaced && !state.ns && !keys.has('namespace')) cols.unshift({key: 'namespace', title: 'Namespace'});
     if (JOURNEY_RESOURCES.has(state.kind)) cols.push({key: '_journey', title: '', fixed: true});
     return cols;
@@ -200,6 +201,7 @@ export function createListView(root, route) {
     for (const col of columns) {
       const td = h('td', {class: `col-${col.key}`});
       if (col.key === 'name') td.append(h('a', {class: 'name'}));
+      else if (col.key === 'object' && state.kind === 'events') td.append(h('a', {class: 'involved'}));
       else if (col.key === '_journey') td.append(h('a', {class: 'journey-link', title: 'Journey'}, 'journey →'));
       if (col.key === 'status') td.setAttribute('data-testid', 'cell-status');
       tr.append(td);
@@ -216,6 +218,14 @@ export function createListView(root, route) {
         const link = td.firstChild;
         setAttr(link, 'href', objectHref(state.kind, ns, row.name));
         setText(link, row.name);
+      } else if (col.key === 'object' && state.kind === 'events') {
+        // kubectl's "pod/web-1": a link to that object when the console shows its kind.
+        const text = cellText(row.object);
+        const [kind, ...rest] = text.split('/');
+        const resource = rest.length ? resourceOf(kind) : '';
+        const link = td.firstChild;
+        setText(link, text);
+        setAttr(link, 'href', resource ? objectHref(resource, resource === 'nodes' ? '' : ns, rest.join('/')) : null);
       } else if (col.key === '_journey') {
         setAttr(td.firstChild, 'href', journeyHref(state.kind, ns, row.name));
       } else {

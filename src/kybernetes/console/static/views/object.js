@@ -139,6 +139,7 @@ export function createObjectView(root, route) {
 
   let logs = null;
   let gone = false;
+  let shownVersion = null;
 
   async function load() {
     let data;
@@ -159,10 +160,15 @@ export function createObjectView(root, route) {
     }
     if (gone) {
       gone = false;
+      shownVersion = null;
       yaml.classList.remove('stale');
     }
     message.hidden = true;
     const obj = data.object || {};
+    // The stream names the resource that moved, not the object: most calls find it unchanged.
+    const version = obj.metadata?.resourceVersion;
+    if (version && version === shownVersion) return;
+    shownVersion = version;
     summaryPanel.querySelector('.summary-body').replaceWith(summary(resource, obj));
     if (yaml.textContent !== data.yaml) {
       const top = yaml.scrollTop;

@@ -21,7 +21,32 @@ function resourceFor(kind) {
 }
 
 function problemKey(item) {
-  return `${item.kind}/${item.namespace || ''}/${item.name}/${item.reason || ''}`;
+  return `${item.kind}/${item.namespace || ''}/${item.name}`;
+}
+
+/**
+ * One entry per object (a pod with two failing containers is one problem with two reasons), so
+ * that each object has one element and one data-testid; the worst severity wins.
+ */
+function groupByObject(items) {
+  const groups = new Map();
+  for (const item of items) {
+    const key = problemKey(item);
+    const group = groups.get(key);
+    const line = item.container ? `${item.container}: ${item.message || item.reason || ''}` : (item.message || '');
+    if (!group) {
+      groups.set(key, {...item, reasons: [item.reason].filter(Boolean), messages: [line].filter(Boolean),
+        logTail: item.logTail || []});
+      continue;
+    }
+    if (item.severity === 'error') group.severity = 'error';
+    if (item.reason && !group.reasons.includes(item.reason)) group.reasons.push(item.reason);
+    if (line) group.messages.push(line);
+    if (!group.logTail.length && item.logTail?.length) group.logTail = item.logTail;
+    if (item.since && (!group.since || item.since < group.since)) group.since = item.since;
+    group.journey = group.journey || item.journey;
+  }
+  return [...groups.values()];
 }
 
 function createItem() {
@@ -47,9 +72,9 @@ function updateItem(el, item, compact) {
   const who = el.querySelector('.who');
   setText(who, ns ? `${ns}/${item.name}` : item.name);
   setAttr(who, 'href', objectHref(resourceFor(item.kind), ns, item.name));
-  setText(el.querySelector('.reason'), item.reason || '');
+  setText(el.querySelector('.reason'), (item.reasons || [item.reason]).filter(Boolean).join(', '));
   setText(el.querySelector('.since'), item.since ? `for ${age(item.since)}` : '');
-  setText(el.querySelector('.problem-message'), item.message || '');
+  setText(el.querySelector('.problem-message'), (item.messages || [item.message]).filter(Boolean).join('\n'));
   const tail = el.querySelector('.logtail');
   const lines = item.logTail || [];
   tail.hidden = !lines.length;
@@ -85,7 +110,7 @@ export function problemsPanel({compact}) {
       setText(status, `Could not read problems: ${error.message}`);
       return;
     }
-    const items = sortItems(data?.items || []);
+    const items = sortItems(groupByObject(data?.items || []));
     const errors = items.filter((i) => i.severity === 'error').length;
     setText(head.querySelector('.counts'), items.length
       ? `${errors} error${errors === 1 ? '' : 's'}, ${items.length - errors} warning${items.length - errors === 1 ? '' : 's'}`
