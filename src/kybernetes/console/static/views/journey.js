@@ -49,7 +49,7 @@ function objectChip(obj) {
 }
 
 /** A stage's dated parts (managers, created objects, events): the first few, the rest folded. */
-function stepsView(steps, t0) {
+function stepsView(steps, t0, openKeys, key) {
   if (!steps?.length) return null;
   const item = (step) => {
     const tone = step.ok === true ? 'ok' : step.ok === false ? 'bad' : 'pending';
@@ -63,11 +63,19 @@ function stepsView(steps, t0) {
   };
   const list = h('ol', {class: 'steps'}, steps.slice(0, STEPS_SHOWN).map(item));
   if (steps.length <= STEPS_SHOWN) return list;
-  return [list, h('details', {class: 'more-steps'}, h('summary', {}, `${steps.length - STEPS_SHOWN} more`),
-    h('ol', {class: 'steps'}, steps.slice(STEPS_SHOWN).map(item)))];
+  // The rest are made when asked for: a Deployment of 10,000 pods has 10,000 steps.
+  const rest = h('ol', {class: 'steps'});
+  const more = h('details', {class: 'more-steps'}, h('summary', {}, `${steps.length - STEPS_SHOWN} more`), rest);
+  more.addEventListener('toggle', () => {
+    if (more.open && !rest.childElementCount) rest.append(...steps.slice(STEPS_SHOWN).map(item));
+    if (more.open) openKeys.add(key);
+    else openKeys.delete(key);
+  });
+  more.open = openKeys.has(key);  // kept open across refreshes
+  return [list, more];
 }
 
-function entryView(entry, t0) {
+function entryView(entry, t0, openKeys) {
   const delta = deltaText(entry.time, t0);
   const tone = entry.ok === true ? 'ok' : entry.ok === false ? 'bad' : 'pending';
   return h('li', {class: `entry entry-${tone}`},
@@ -82,7 +90,7 @@ function entryView(entry, t0) {
       entry.actor ? h('div', {class: 'actor'}, 'by ', h('b', {}, entry.actor)) : null,
       entry.detail ? h('div', {class: 'entry-detail'}, entry.detail) : null,
       objectChip(entry.object),
-      stepsView(entry.steps, t0)));
+      stepsView(entry.steps, t0, openKeys, `steps-${entry.stage}`)));
 }
 
 /** A node's verdict as words, from either the contract's {verdict} or explain's {fits, plugin}. */
@@ -190,7 +198,7 @@ export function createJourneyView(root, route) {
         h('div', {class: 'stage-body'},
           h('div', {class: 'stage-head'}, h('h3', {}, heading), h('span', {class: 'stage-state'}, STATE_WORDS[state]),
             h('span', {class: 'stage-what'}, what)),
-          entries.length ? h('ol', {class: 'entries'}, entries.map((e) => entryView(e, t0))) : null,
+          entries.length ? h('ol', {class: 'entries'}, entries.map((e) => entryView(e, t0, openKeys))) : null,
           pending ? schedulingView(data.scheduling, openKeys) : null));
     });
     timeline.replaceChildren(...items);
