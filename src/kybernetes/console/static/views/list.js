@@ -20,7 +20,9 @@ export const LIST_ROUTES = {
   nodes: {title: 'Nodes', namespaced: false, kinds: [['nodes', 'Nodes'], ['namespaces', 'Namespaces']]},
   services: {title: 'Services', namespaced: true, kinds: [
     ['services', 'Services'], ['persistentvolumeclaims', 'PersistentVolumeClaims']]},
-  events: {title: 'Events', namespaced: true, kinds: [['events', 'Events']]},
+  // Events: the newest first, as one reads them (the console sorts a time column by age: ascending
+  // is newest first).
+  events: {title: 'Events', namespaced: true, kinds: [['events', 'Events']], defaultSort: ['lastSeen', 'asc']},
 };
 
 const STATUS_KEYS = new Set(['status', 'phase']);
@@ -48,10 +50,21 @@ function stateFrom(config, params) {
   const resources = config.kinds.map(([resource]) => resource);
   const kind = resources.includes(params.get('kind')) ? params.get('kind') : resources[0];
   const page = Math.max(1, Number.parseInt(params.get('page') || '1', 10) || 1);
-  const order = params.get('order') === 'desc' ? 'desc' : 'asc';
   const namespaced = config.namespaced && !CLUSTER_SCOPED.has(kind);
+  const sort = params.get('sort') || defaultSort(config)[0];
+  const order = params.get('order') || defaultOrder(config, sort);
   return {kind, namespaced, ns: namespaced ? (params.get('ns') || '') : '', q: params.get('q') || '',
-    sort: params.get('sort') || '', order, page};
+    sort, order: order === 'desc' ? 'desc' : 'asc', page};
+}
+
+/** [key, order] a route sorts by when its URL names none ('' = the console's own order). */
+function defaultSort(config) {
+  return config.defaultSort || ['', 'asc'];
+}
+
+function defaultOrder(config, sort) {
+  const [key, order] = defaultSort(config);
+  return sort === key ? order : 'asc';
 }
 
 export function createListView(root, route) {
@@ -69,9 +82,12 @@ export function createListView(root, route) {
   const hashFor = (changes) => {
     const next = {...state, ...changes};
     const defaultKind = config.kinds[0][0];
+    // Defaults stay out of the URL: '#/events' is the newest events first.
     return buildHash(routeName, [], {
-      kind: next.kind === defaultKind ? '' : next.kind, ns: next.ns, q: next.q, sort: next.sort,
-      order: next.sort && next.order === 'desc' ? 'desc' : '', page: next.page > 1 ? next.page : '',
+      kind: next.kind === defaultKind ? '' : next.kind, ns: next.ns, q: next.q,
+      sort: next.sort === defaultSort(config)[0] ? '' : next.sort,
+      order: next.sort && next.order !== defaultOrder(config, next.sort) ? next.order : '',
+      page: next.page > 1 ? next.page : '',
     });
   };
 
@@ -85,7 +101,8 @@ export function createListView(root, route) {
   }) : null;
   let searchTimer = null;
   const search = h('input', {type: 'search', testid: 'search', class: 'search', autocomplete: 'off', spellcheck: 'false',
-    placeholder: 'Filter by name, or label selector (app=web)', 'aria-label': 'Filter'});
+    placeholder: routeName === 'events' ? 'Filter by the object’s name' : 'Filter by name, or label selector (app=web)',
+    'aria-label': 'Filter'});
   search.value = state.q;
   search.addEventListener('input', () => {
     clearTimeout(searchTimer);
@@ -120,7 +137,8 @@ export function createListView(root, route) {
   function syncFrame() {
     if (tabs) {
       for (const link of tabs.children) {
-        link.setAttribute('href', hashFor({kind: link.dataset.kind, page: 1, sort: '', order: 'asc'}));
+        link.setAttribute('href', hashFor({kind: link.dataset.kind, page: 1, sort: defaultSort(config)[0],
+          order: defaultSort(config)[1]}));
         setAttr(link, 'aria-current', link.dataset.kind === state.kind ? 'page' : null);
       }
     }
