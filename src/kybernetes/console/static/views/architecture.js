@@ -16,6 +16,9 @@ const CONTROL_PLANE = [
   ['store', 'where objects live'],
 ];
 
+/** Figures unchanged for this long are said to be old. */
+const STALE_MS = 15000;
+
 /** Beyond this many nodes on the page, each is a small tile. */
 const COMPACT_NODES = 24;
 
@@ -258,7 +261,9 @@ export function createArchitectureView(root) {
   }, 250);
   resize.observe(diagram);
 
+  let onPage = null;  // the overview shown
   function render(overview) {
+    onPage = overview;
     const byName = new Map((overview.controlPlane || []).map((c) => [c.name, c]));
     for (const [name, el] of components) updateComponent(el, byName.get(name));
     const others = (overview.controlPlane || []).filter((c) => !components.has(c.name));
@@ -293,9 +298,16 @@ export function createArchitectureView(root) {
     scheduleWires();
   }
 
+  // Stale: the same collection for 15 s by this browser's clock (the console's may differ).
+  let collectedAt = null;
+  let collectedSeen = 0;
   function checkStale(overview) {
-    const at = Date.parse(overview?.collectedAt || '');
-    const old = !Number.isNaN(at) && Date.now() - at > 15000;
+    if (!overview) return;
+    if (overview.collectedAt !== collectedAt) {
+      collectedAt = overview.collectedAt;
+      collectedSeen = Date.now();
+    }
+    const old = Date.now() - collectedSeen > STALE_MS;
     stale.hidden = !old;
     stale.className = 'message warn';
     if (old) setText(stale, `These figures are from ${clock(overview.collectedAt)}: the console has not sent new ones since.`);
@@ -303,7 +315,7 @@ export function createArchitectureView(root) {
 
   for (const el of components.values()) updateComponent(el, null);
   const offOverview = on('overview', render);
-  const staleTimer = setInterval(() => checkStale(latestOverview()), 5000);
+  const staleTimer = setInterval(() => checkStale(onPage), 5000);
   const first = latestOverview();
   if (first) {
     render(first);
