@@ -5,6 +5,8 @@ import {subscribeProblems} from '../lib/problems.js';
 import {age, h, objectHref, resourceOf, setAttr, setText, syncKeyed} from '../lib/dom.js';
 
 const COMPACT_LIMIT = 6;
+/** The problems page shows this many (a broken cluster of 10,000 pods has 10,000 problems). */
+const PAGE_LIMIT = 300;
 
 /** '/api/journey/pods/ns/name' -> '#/journey/pods/ns/name' ('' when there is none). */
 function journeyRoute(apiPath) {
@@ -97,11 +99,12 @@ function sortItems(items) {
 export function problemsPanel({compact}) {
   const list = h('ul', {class: 'problem-list'});
   const head = h('div', {class: 'panel-head'},
-    h('h2', {}, 'Problems'), h('span', {class: 'counts'}),
+    h('h2', {}, compact ? 'Problems' : 'Now'), h('span', {class: 'counts'}),
     compact ? h('a', {class: 'all-link', href: '#/problems'}, 'all problems →') : null);
   const status = h('p', {class: 'panel-status'}, 'Loading…');
+  const rest = h('p', {class: 'panel-status', hidden: true});
   const panel = h('section', {class: `panel problems-panel${compact ? ' compact' : ''}`, 'aria-label': 'Problems'},
-    head, status, list);
+    head, status, list, rest);
 
   const unsubscribe = subscribeProblems((data, error) => {
     if (error && !data) {
@@ -119,10 +122,12 @@ export function problemsPanel({compact}) {
     status.hidden = items.length > 0;
     status.className = 'panel-status ok';
     setText(status, 'Nothing is wrong: no pending pods, no crash loops, every node ready.');
-    const shown = compact ? items.slice(0, COMPACT_LIMIT) : items;
+    const shown = items.slice(0, compact ? COMPACT_LIMIT : PAGE_LIMIT);
     syncKeyed(list, shown, problemKey, createItem, (el, item) => updateItem(el, item, compact));
     const more = head.querySelector('.all-link');
     if (more) setText(more, items.length > shown.length ? `all ${items.length} problems →` : 'problems page →');
+    rest.hidden = compact || items.length <= shown.length;
+    setText(rest, `… and ${items.length - shown.length} more: the lists (filtered by namespace or name) show them.`);
   });
   return {el: panel, destroy: unsubscribe};
 }
