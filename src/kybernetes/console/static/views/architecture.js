@@ -135,7 +135,8 @@ function updateNode(el, node) {
     `kubelet ${node.kubelet?.version || ''} (${node.kubelet?.health || 'unknown'})`,
     `runtime ${node.runtime || 'unknown'}`, `kube-proxy ${node.proxy?.health || 'unknown'}`,
     `${node.pods ?? 0} pods, ${node.podsRunning ?? 0} running`,
-    usage ? `cpu ${usage.cpu} of ${node.allocatable?.cpu ?? '?'}, memory ${usage.memory} of ${node.allocatable?.memory ?? '?'}` : '',
+    usage ? `cpu ${usage.cpu} of ${node.allocatable?.cpu ?? '?'}` : '',
+    usage ? `memory ${usage.memory} of ${node.allocatable?.memory ?? '?'}` : '',
   ].filter(Boolean).join('\n'));
 }
 
@@ -187,7 +188,8 @@ function drawNodeWires(diagram, svg) {
   const api = rectIn(diagram.querySelector('[data-testid="arch-component-kube-apiserver"]'), origin);
   const nodes = Array.from(diagram.querySelectorAll('.nodes > .node'));
   const rects = nodes.map((el) => rectIn(el, origin));
-  const layout = `${Math.round(origin.width)}|${Math.round(api.cy)}|${rects.map((r) => `${Math.round(r.left)},${Math.round(r.top)}`).join(';')}`;
+  const places = rects.map((r) => `${Math.round(r.left)},${Math.round(r.top)}`).join(';');
+  const layout = `${Math.round(origin.width)}|${Math.round(api.cy)}|${places}`;
   if (svg.dataset.layout === layout) return;
   svg.dataset.layout = layout;
   svg.setAttribute('width', String(origin.width));

@@ -158,7 +158,7 @@ function podsStrip(pods, focus) {
 export function createJourneyView(root, route) {
   const [resource = '', nsArg = '_', name = ''] = route.args;
   const namespace = nsArg === '_' ? '' : nsArg;
-  const url = `/api/journey/${encodeURIComponent(resource)}/${encodeURIComponent(nsArg || '_')}/${encodeURIComponent(name)}`;
+  const url = `/api/journey/${[resource, nsArg || '_', name].map(encodeURIComponent).join('/')}`;
   const title = h('h1', {}, `Journey of ${name}`);
   const message = h('div', {class: 'message', hidden: true});
   const pods = h('div', {class: 'pods-slot'});

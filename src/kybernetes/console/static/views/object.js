@@ -115,9 +115,11 @@ function summary(resource, obj) {
     facts.push(...row('Selector', chips(spec.selector.matchLabels || spec.selector)));
   }
   if (resource === 'services') {
-    facts.push(...row('Service', `${spec.type || 'ClusterIP'} ${(spec.clusterIPs || [spec.clusterIP]).filter(Boolean).join(', ')}`));
-    facts.push(...row('Ports', (spec.ports || []).map((p) => h('span', {class: 'chip'},
-      `${p.name ? `${p.name} ` : ''}${p.port}${p.targetPort != null ? `→${p.targetPort}` : ''}/${p.protocol || 'TCP'}`))));
+    const addresses = (spec.clusterIPs || [spec.clusterIP]).filter(Boolean).join(', ');
+    facts.push(...row('Service', `${spec.type || 'ClusterIP'} ${addresses}`));
+    const port = (p) => `${p.name ? `${p.name} ` : ''}${p.port}${p.targetPort != null ? `→${p.targetPort}` : ''}` +
+      `/${p.protocol || 'TCP'}`;
+    facts.push(...row('Ports', (spec.ports || []).map((p) => h('span', {class: 'chip'}, port(p)))));
   }
   if (resource === 'nodes') {
     const addresses = (obj.status?.addresses || []).map((a) => `${a.type} ${a.address}`).join(', ');
@@ -186,7 +188,7 @@ function eventsPanel(resource, namespace, name, kind) {
 export function createObjectView(root, route) {
   const [resource = '', nsArg = '_', name = ''] = route.args;
   const namespace = nsArg === '_' ? '' : nsArg;
-  const apiUrl = `/api/object/${encodeURIComponent(resource)}/${encodeURIComponent(nsArg || '_')}/${encodeURIComponent(name)}`;
+  const apiUrl = `/api/object/${[resource, nsArg || '_', name].map(encodeURIComponent).join('/')}`;
   const message = h('div', {class: 'message', hidden: true});
   const summaryPanel = h('section', {class: 'panel summary-panel', 'aria-label': 'Summary'},
     h('div', {class: 'panel-head'}, h('h2', {}, 'Summary')), h('div', {class: 'summary-body'}, 'Loading…'));
@@ -219,7 +221,8 @@ export function createObjectView(root, route) {
       if (err instanceof ApiError && err.code === 404) {
         gone = true;
         message.className = 'message warn';
-        setText(message, `${resource}/${name} does not exist${yaml.textContent ? ' any more (deleted): the last state seen is below' : ''}.`);
+        const last = yaml.textContent ? ' any more (deleted): the last state seen is below' : '';
+        setText(message, `${resource}/${name} does not exist${last}.`);
         yaml.classList.add('stale');
       } else {
         message.className = 'message error';
