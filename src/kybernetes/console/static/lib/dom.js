@@ -137,10 +137,11 @@ export function statusClass(status) {
   if (/BackOff|Err|Error|Fail|NotReady|OOMKilled|Evicted|Invalid|Lost|Unhealthy|Warning|Forbidden/i.test(text)) {
     return 'bad';
   }
+  if (/SchedulingDisabled/.test(text)) return 'warn';  // a cordoned node: "Ready,SchedulingDisabled"
   if (/^(Running|Ready|Succeeded|Completed|Complete|Bound|Active|Available|True|Normal|ok)(,|$)/i.test(text)) {
     return 'ok';
   }
-  if (/Pending|Creating|Initializing|Terminating|Unknown|Waiting|Init:|Suspended|SchedulingDisabled/i.test(text)) {
+  if (/Pending|Creating|Initializing|Terminating|Unknown|Waiting|Init:|Suspended/i.test(text)) {
     return 'warn';
   }
   return '';
