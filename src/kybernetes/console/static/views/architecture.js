@@ -70,7 +70,9 @@ function updateComponent(el, comp) {
   });
   const lease = comp?.holder ? `leader ${comp.holder}${comp.renewed ? ` · renewed ${age(comp.renewed)} ago` : ''}` : '';
   setText(el.querySelector('.comp-lease'), lease);
-  setText(el.querySelector('.comp-detail'), comp?.detail || (comp ? '' : 'not reported'));
+  // The detail often names the lease's holder again ("lease renewed by X"): said once is enough.
+  const detail = comp?.holder && comp?.detail?.includes(comp.holder) ? '' : comp?.detail;
+  setText(el.querySelector('.comp-detail'), detail || (comp ? '' : 'not reported'));
   setAttr(el, 'title', comp?.detail || null);
 }
 
@@ -217,8 +219,10 @@ function drawNodeWires(diagram, svg) {
 }
 
 function arrowDefs(prefix) {
-  const marker = (id) => s('marker', {id, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7,
-    orient: 'auto-start-reverse'}, s('path', {d: 'M 0 0 L 10 5 L 0 10 z', class: 'arrowhead'}));
+  // Arrowheads of one size whatever the wire's width (userSpaceOnUse).
+  const marker = (id) => s('marker', {id, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 9, markerHeight: 9,
+    markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse'},
+  s('path', {d: 'M 0 0 L 10 5 L 0 10 z', class: 'arrowhead'}));
   return s('defs', {}, marker(`${prefix}-arrow`), marker(`${prefix}-arrow-start`));
 }
 
