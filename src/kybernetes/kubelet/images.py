@@ -175,7 +175,7 @@ class ImageManager:
         try:
             ref = await self._pull(pod, image, sandbox_config)
         except CRIError as err:
-            delay = self.backoff.next(key, time.time())
+            delay = self.backoff.next(key, self.backoff.clock())  # the clock the back-off is read with
             message = f'Failed to pull image "{image}": {err.details or err}'
             self.record(pod, "Warning", "Failed", message)
             self.record(pod, "Warning", "Failed", "Error: ErrImagePull")
