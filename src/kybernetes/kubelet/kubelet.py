@@ -475,6 +475,7 @@ class Kubelet:
             self._tasks.append(asyncio.create_task(self._static_loop(), name="kubelet:static-pods"))
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="kubelet:housekeeping"))
         self._tasks.append(asyncio.create_task(self._check_resolv_conf(), name="kubelet:resolv-conf"))
+        self._start_garbage_collection()
 
     async def _register(self, version: api.VersionResponse) -> None:
         from kybernetes.api.localpath import ROOT_ANNOTATION, STORAGE_SUBDIR
@@ -596,6 +597,25 @@ class Kubelet:
                 raise
             except Exception:
                 log.exception("housekeeping")
+
+    def _start_garbage_collection(self) -> None:
+        """Image garbage collection and container log rotation (kybernetes.kubelet.imagegc, .logrotation)."""
+        from kybernetes.images.oci import images_dir
+        from kybernetes.kubelet.imagegc import ImageGCManager, ImageGCPolicy
+        from kybernetes.kubelet.logrotation import ContainerLogManager, LogRotationPolicy
+
+        cfg, builtin_dir = self.config, images_dir(self.data_dir)
+        assert self.cri is not None
+        policy = ImageGCPolicy(cfg.image_gc_high_threshold_percent, cfg.image_gc_low_threshold_percent,
+                               cfg.image_minimum_gc_age, cfg.image_maximum_gc_age)
+        image_gc = ImageGCManager(self.cri, policy, record_node=self._record_node,
+                                  protected=lambda: {image_id for _, image_id in imported_builtins(builtin_dir)})
+        self._tasks.append(asyncio.create_task(image_gc.run(
+            cfg.image_gc_period, lambda message: self._record_node("Warning", "ImageGCFailed", message)),
+            name="kubelet:image-gc"))
+        logs = ContainerLogManager(self.cri, LogRotationPolicy(cfg.container_log_max_size, cfg.container_log_max_files),
+                                   monitor_interval=cfg.container_log_monitor_interval)
+        self._tasks.append(asyncio.create_task(logs.run(), name="kubelet:container-logs"))
 
     async def _check_resolv_conf(self) -> None:
         """The host's resolver file against pods' limits, every 30 s (the kubelet's CheckLimitsForResolvConf)."""
