@@ -1,8 +1,10 @@
 """``kyb kubelet``: the node agent's command line.
 
-Flags become a `KubeletConfig`; the kubelet runs until SIGTERM or SIGINT. Stopping leaves the
-node's containers running (as a real kubelet does: a restarted kubelet adopts them) unless
-``--drain-on-exit`` is given, in which case every pod is stopped and removed first. Without
+Flags become a `KubeletConfig`; the kubelet runs until SIGTERM, SIGINT or SIGHUP. Stopping leaves
+the node's containers running (as a real kubelet does: a restarted kubelet adopts them) unless
+``--drain-on-exit`` is given, in which case every pod is stopped and removed first. With
+``--shutdown-grace-period`` set, SIGTERM and SIGINT mean the node goes down: pods are killed first
+as graceful node shutdown does (`kybernetes.kubelet.shutdown`); SIGHUP (a restart) never kills them. Without
 ``--container-runtime-endpoint`` the kubelet supervises its own containerd in DATA/containerd.
 
 Also runnable as ``python -m kybernetes.kubelet.cmd`` (the CLI registers it as ``kyb kubelet``).
@@ -38,8 +40,10 @@ def _taint(text: str) -> dict[str, str]:
 
 async def _run(kubelet: Kubelet) -> None:
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(kubelet.stop()))
+    for sig in (signal.SIGTERM, signal.SIGINT):  # the node goes down: graceful node shutdown, if configured
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(kubelet.stop(node_shutdown=True)))
+    # A restart only (the agent's, for renewed certificates): pods keep running whatever is configured.
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(kubelet.stop()))
     task = asyncio.create_task(kubelet.run())
     ready = asyncio.create_task(kubelet.ready.wait())
     done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)

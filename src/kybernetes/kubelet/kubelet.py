@@ -81,6 +81,7 @@ class Kubelet:
         self.pods_dir = self.data_dir / "pods"
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
+        self._node_shutdown: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._api_pods: dict[str, Obj] = {}  # uid -> pod (not mirror pods)
         self._mirrors: dict[str, Obj] = {}  # ns/name -> mirror pod
@@ -241,7 +242,7 @@ class Kubelet:
             return None
         return requeue
 
-    async def _write_status(self, pod: Obj, rt: Any, *, terminating: bool = False) -> Obj:
+    async def _write_status(self, pod: Obj, rt: Any, *, terminating: bool = False, override: Obj | None = None) -> Obj:
         uid = (pod.get("metadata") or {}).get("uid", "")
         target, api_uid = pod, uid
         from kybernetes.kubelet.staticpods import is_static
@@ -255,6 +256,9 @@ class Kubelet:
             api_uid = (mirror.get("metadata") or {}).get("uid", "")
         status = generate_status(target, rt, waiting=self.syncer.waiting(uid), is_ready=self._is_ready(pod, rt),
                                  is_started=self._is_started(pod), host_ip=self.host_ip, terminating=terminating)
+        if override:  # fields a kill for the node's sake sets (kybernetes.kubelet.shutdown); conditions added
+            status = {**status, **override,
+                      "conditions": [*(status.get("conditions") or []), *(override.get("conditions") or [])]}
         written = await self.status.update(target, status, api_uid=api_uid)
         self._observe_start(uid, (target.get("status") or {}).get("phase"), status.get("phase"))
         if written is not None and not is_static(pod) and uid in self._api_pods:
@@ -398,7 +402,15 @@ class Kubelet:
 
     # ---- lifecycle ----
 
-    async def stop(self) -> None:
+    async def stop(self, *, node_shutdown: bool = False) -> None:
+        """Ends `run()`; pods keep running, unless `node_shutdown` with shutdownGracePeriod set:
+        then they are killed first as for a node going down (kybernetes.kubelet.shutdown)."""
+        if node_shutdown and self.ready.is_set() and not self._stop.is_set():
+            from kybernetes.kubelet.shutdown import shutdown_node
+
+            if self._node_shutdown is None:  # a second signal waits for the same shutdown
+                self._node_shutdown = asyncio.ensure_future(shutdown_node(self))
+            await self._node_shutdown
         self._stop.set()
 
     async def run(self) -> None:
@@ -429,6 +441,8 @@ class Kubelet:
         self.containerd = Containerd(self.data_dir, endpoint=cfg.container_runtime_endpoint,
                                      cni_conf_dir=cni_dir, registry_config_dir=cfg.registry_config_dir)
         await self.containerd.start()
+        # Our own containerd is restarted if it dies; its containers run on in their shims.
+        self._tasks.append(asyncio.create_task(self.containerd.supervise(), name="kubelet:containerd"))
         self.cri = CRIClient(self.containerd.endpoint, timeout=30)
         version = await self.cri.version()
         if cfg.import_images:
