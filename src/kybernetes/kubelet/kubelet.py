@@ -613,7 +613,8 @@ class Kubelet:
                 log.exception("housekeeping")
 
     def _start_garbage_collection(self) -> None:
-        """Image garbage collection and container log rotation (kybernetes.kubelet.imagegc, .logrotation)."""
+        """Image garbage collection, container log rotation (kybernetes.kubelet.imagegc, .logrotation)
+        and rotation of our containerd's log (kybernetes.componentlogs)."""
         from kybernetes.images.oci import images_dir
         from kybernetes.kubelet.imagegc import ImageGCManager, ImageGCPolicy
         from kybernetes.kubelet.logrotation import ContainerLogManager, LogRotationPolicy
@@ -630,6 +631,12 @@ class Kubelet:
         logs = ContainerLogManager(self.cri, LogRotationPolicy(cfg.container_log_max_size, cfg.container_log_max_files),
                                    monitor_interval=cfg.container_log_monitor_interval)
         self._tasks.append(asyncio.create_task(logs.run(), name="kubelet:container-logs"))
+        if self.containerd is not None and not self.containerd.external:
+            from kybernetes import componentlogs
+
+            # Our containerd's own log, DATA/logs/containerd.log.
+            self._tasks.append(asyncio.create_task(componentlogs.run([self.containerd.log_path.parent]),
+                                                   name="kubelet:component-logs"))
 
     async def _check_resolv_conf(self) -> None:
         """The host's resolver file against pods' limits, every 30 s (the kubelet's CheckLimitsForResolvConf)."""
