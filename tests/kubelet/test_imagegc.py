@@ -26,7 +26,8 @@ class FakeCRI:
         self.removed: list[str] = []
 
     async def list_images(self) -> list[Any]:
-        return [SimpleNamespace(id=i, size=s, pinned=i in self.pinned) for i, s in self.images.items()]
+        return [SimpleNamespace(id=i, size=s, pinned=i in self.pinned, repo_tags=[f"docker.io/x/{i[7:]}:1"])
+                for i, s in self.images.items()]
 
     async def list_containers(self) -> list[Any]:
         return [SimpleNamespace(image_ref=i, image=SimpleNamespace(image="")) for i in self.used]
@@ -71,12 +72,13 @@ async def test_least_recently_used_first_until_the_low_threshold() -> None:
     assert events == []
 
 
-async def test_young_in_use_and_pinned_images_are_never_removed() -> None:
-    cri = FakeCRI({"sha256:young": 10, "sha256:busy": 10, "sha256:pin": 10, "sha256:builtin": 10},
-                  used={"sha256:busy"}, pinned={"sha256:pin"})
+async def test_young_in_use_pinned_and_protected_images_are_never_removed() -> None:
+    cri = FakeCRI({"sha256:young": 10, "sha256:busy": 10, "sha256:pin": 10, "sha256:builtin": 10,
+                   "sha256:pause": 10}, used={"sha256:busy"}, pinned={"sha256:pin"})
     clock, events = [1000.0], []
     gc = ImageGCManager(cri, ImageGCPolicy(min_age=120), record_node=lambda *e: events.append(e),  # type: ignore[arg-type]
-                        fs_stats=lambda: (100, 0), clock=lambda: clock[0], protected=lambda: {"sha256:builtin"})
+                        fs_stats=lambda: (100, 0), clock=lambda: clock[0],
+                        protected=lambda: {"sha256:builtin", "docker.io/x/pause:1"})  # by ID and by name
     await gc.detect_images(clock[0] - 60)  # first seen a minute ago
     with pytest.raises(RuntimeError):
         await gc.garbage_collect(began_gc=0)

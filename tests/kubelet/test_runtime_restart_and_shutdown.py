@@ -1,5 +1,6 @@
 """A kubelet that owns its containerd (its own data dir, bridge and pod CIDR), end to end with a
-real API server: the runtime killed with -9 is restarted and running pods are adopted, not
+real API server: image garbage collection (thresholds at 0%: every unused image that is not built
+in goes, each second); the runtime killed with -9 is restarted and running pods are adopted, not
 restarted; then, last (the kubelet exits), graceful node shutdown on SIGTERM.
 
 One API server and one kubelet for the module; the teardown removes the pods, containerd, its
@@ -23,8 +24,11 @@ from typing import Any
 import pytest
 
 from kybernetes.api.timeutil import parse_epoch
+from kybernetes.images.importer import import_images
+from kybernetes.images.oci import BUSYBOX_IMAGE, PAUSE_IMAGE, build_busybox_image
 from kybernetes.kubelet.cni import gateway_ip
 from kybernetes.kubelet.containerd import Containerd, process_alive
+from kybernetes.kubelet.cri import CRIClient
 from kybernetes.kubelet.shutdown import NODE_SHUTDOWN_MESSAGE
 from kybernetes.testing import ServerProcess, free_network_octet, stop_process
 from tests.e2e.conftest import require_kubectl
@@ -50,7 +54,9 @@ class OwnRuntimeKubelet:
                 "--node-name", NODE, "--data-dir", str(self.data_dir), "--port", "0", "--node-ip", "127.0.0.1",
                 "--cni-bridge", self.bridge, "--default-pod-cidr", self.pod_cidr, "-v",
                 "--cluster-ca-dir", str(self.srv.data_dir / "tls"), "--import-system-image=false",
-                "--shutdown-grace-period", "6s", "--shutdown-grace-period-critical-pods", "2s"]
+                "--shutdown-grace-period", "6s", "--shutdown-grace-period-critical-pods", "2s",
+                "--image-gc-high-threshold", "0", "--image-gc-low-threshold", "0", "--minimum-image-gc-age", "0s",
+                "--image-gc-period", "1"]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -110,6 +116,25 @@ def get_pod(srv: ServerProcess, name: str, namespace: str = "default") -> Obj:
 
 def main_status(p: Obj) -> Obj:
     return (p["status"].get("containerStatuses") or [{}])[0]
+
+
+async def _image_ids(kubelet: OwnRuntimeKubelet, *names: str) -> list[str | None]:
+    async with CRIClient(Containerd(kubelet.data_dir).endpoint, timeout=10) as cri:
+        return [None if (i := await cri.image_status(name)) is None else i.id for name in names]
+
+
+def test_unused_image_is_garbage_collected_and_builtins_stay(kubelet: OwnRuntimeKubelet, tmp_path: Path) -> None:
+    runtime = Containerd(kubelet.data_dir)
+    name = "docker.io/kyb-test/collected:1"
+    archive = tmp_path / "collected.tar"
+    archive.write_bytes(build_busybox_image(name, extra_files={"/collected": b"yes"}))
+    assert asyncio.run(import_images(runtime.socket, [archive], snapshotter=runtime.choose_snapshotter())) == [name]
+    wait_for(lambda: asyncio.run(_image_ids(kubelet, name)) == [None], 20, "the image's collection", kubelet)
+    assert None not in asyncio.run(_image_ids(kubelet, PAUSE_IMAGE, BUSYBOX_IMAGE))
+    events = json.loads(kubelet.srv.kubectl("get", "events", "-A", "--field-selector",
+                                            f"involvedObject.name={NODE},reason=FreeDiskSpaceFailed",
+                                            "-o", "json").stdout)["items"]
+    assert events and events[0]["message"].startswith("Failed to garbage collect required amount of images.")
 
 
 def test_killed_containerd_is_restarted_and_pods_adopted(kubelet: OwnRuntimeKubelet) -> None:

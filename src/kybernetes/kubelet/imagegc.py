@@ -5,8 +5,9 @@ Guarantees of one :meth:`ImageGCManager.garbage_collect` pass (every 5 minutes i
 - every image the runtime lists is recorded with when this kubelet first saw it and when a
   container (running or not: any the runtime still has) last used it;
 - never removed: an image a container of the runtime uses, an image the runtime pins, and this
-  node's own built-in images (`protected`: pause, busybox, the system image; no registry has them,
-  so removing one could not be undone by a pull);
+  node's own built-in images (`protected`, by ID or name: pause, busybox, the system image; no
+  registry has them, so removing one could not be undone by a pull; containerd 1.7 pins the
+  sandbox image itself, 1.6 does not);
 - with imageMaximumGCAge set, once that long has passed since GC began, images unused for longer
   than it are removed;
 - when the image filesystem's usage (100 - available*100/capacity, integer percent) is at or over
@@ -60,6 +61,7 @@ class _Record:
     last_used: float = 0.0
     size: int = 0
     pinned: bool = False
+    protected: bool = False
 
 
 class ImageGCManager:
@@ -68,7 +70,7 @@ class ImageGCManager:
     def __init__(self, cri: CRIClient, policy: ImageGCPolicy, *, record_node: NodeRecorder,
                  protected: Callable[[], set[str]] = set, fs_stats: Callable[[], tuple[int, int]] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        """``protected``: image IDs never removed; ``fs_stats``: (capacity, available) bytes of the
+        """``protected``: image IDs and names (repo tags) never removed; ``fs_stats``: (capacity, available) bytes of the
         image filesystem, by default from CRI ImageFsInfo and statvfs."""
         self.cri = cri
         self.policy = policy
@@ -84,6 +86,7 @@ class ImageGCManager:
     async def detect_images(self, detect_time: float) -> set[str]:
         """Updates the records from the runtime; returns the IDs of the images containers use."""
         images = await self.cri.list_images()
+        protected = self.protected()
         in_use: set[str] = set()
         for container in await self.cri.list_containers():
             # image_ref is the image ID; the spec too when the kubelet created it from the ID.
@@ -97,6 +100,7 @@ class ImageGCManager:
                 record.last_used = now
             record.size = int(image.size)
             record.pinned = bool(image.pinned)
+            record.protected = image.id in protected or any(tag in protected for tag in image.repo_tags)
         for gone in set(self.records) - current:
             del self.records[gone]
         return in_use
@@ -104,9 +108,8 @@ class ImageGCManager:
     async def images_in_eviction_order(self, free_time: float) -> list[tuple[str, _Record]]:
         """Unused, unpinned, unprotected images, least recently used (then first seen) first."""
         in_use = await self.detect_images(free_time)
-        protected = self.protected()
         candidates = [(image_id, record) for image_id, record in self.records.items()
-                      if image_id not in in_use and not record.pinned and image_id not in protected]
+                      if image_id not in in_use and not record.pinned and not record.protected]
         candidates.sort(key=lambda item: (item[1].last_used, item[1].first_detected))
         return candidates
 

@@ -615,7 +615,8 @@ class Kubelet:
     def _start_garbage_collection(self) -> None:
         """Image garbage collection, container log rotation (kybernetes.kubelet.imagegc, .logrotation)
         and rotation of our containerd's log (kybernetes.componentlogs)."""
-        from kybernetes.images.oci import images_dir
+        from kybernetes.images.oci import BUSYBOX_IMAGE, PAUSE_IMAGE, images_dir
+        from kybernetes.images.system import system_image_name
         from kybernetes.kubelet.imagegc import ImageGCManager, ImageGCPolicy
         from kybernetes.kubelet.logrotation import ContainerLogManager, LogRotationPolicy
 
@@ -623,8 +624,9 @@ class Kubelet:
         assert self.cri is not None
         policy = ImageGCPolicy(cfg.image_gc_high_threshold_percent, cfg.image_gc_low_threshold_percent,
                                cfg.image_minimum_gc_age, cfg.image_maximum_gc_age)
-        image_gc = ImageGCManager(self.cri, policy, record_node=self._record_node,
-                                  protected=lambda: {image_id for _, image_id in imported_builtins(builtin_dir)})
+        builtin_names = {PAUSE_IMAGE, BUSYBOX_IMAGE, system_image_name()}
+        image_gc = ImageGCManager(self.cri, policy, record_node=self._record_node, protected=lambda: builtin_names | {
+            image_id for _, image_id in imported_builtins(builtin_dir)})
         self._tasks.append(asyncio.create_task(image_gc.run(
             cfg.image_gc_period, lambda message: self._record_node("Warning", "ImageGCFailed", message)),
             name="kubelet:image-gc"))
