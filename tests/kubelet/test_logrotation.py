@@ -16,7 +16,12 @@ from pathlib import Path
 import pytest
 
 from kybernetes.kubelet.cri import CRIClient
-from kybernetes.kubelet.logrotation import ContainerLogManager, LogRotationPolicy
+from kybernetes.kubelet.logrotation import (
+    ContainerLogManager,
+    LogRotationPolicy,
+    remove_container_logs,
+    remove_orphaned_pod_log_dirs,
+)
 from kybernetes.testing import KUBECTL, ServerProcess
 from tests.e2e.conftest import require_kubectl
 from tests.kubelet.test_kubelet_e2e import KubeletProcess, _remove_kubelet_pods, pod, unique
@@ -41,6 +46,16 @@ def test_policy_is_validated_as_the_kubelet_does() -> None:
     assert LogRotationPolicy("10Mi", 5).max_size == 10 * 1024 * 1024
     with pytest.raises(ValueError, match="invalid MaxFiles 1, must be > 1"):
         LogRotationPolicy("10Mi", 1)
+
+
+def test_log_directories_of_pods_gone_are_removed(tmp_path: Path) -> None:
+    for name in ("default_web_uid-1", "default_web_uid-2", "kube-system_dns_uid-3"):
+        (tmp_path / name / "main").mkdir(parents=True)
+        (tmp_path / name / "main" / "0.log").write_text("x\n")
+    removed = remove_orphaned_pod_log_dirs(tmp_path, {"uid-2", "uid-3"})
+    assert [p.name for p in removed] == ["default_web_uid-1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["default_web_uid-2", "kube-system_dns_uid-3"]
+    assert remove_orphaned_pod_log_dirs(tmp_path / "missing", set()) == []
 
 
 async def test_rotation_keeps_max_files_and_loses_no_line(cri: CRIClient, node_runtime: NodeRuntime) -> None:
@@ -73,6 +88,8 @@ async def test_rotation_keeps_max_files_and_loses_no_line(cri: CRIClient, node_r
         assert joined == list(range(joined[0], joined[0] + len(joined))), "lines lost or reordered across rotation"
         assert older[0] > 0, "the oldest rotations were not removed"
         assert not leftover.exists()
+        await remove_container_logs(cri, cid)  # what the kubelet does before pruning a dead container
+        assert not list(current.parent.glob("0.log*"))
     finally:
         await remove_sandbox(cri, sandbox_id)
 

@@ -56,6 +56,7 @@ from kybernetes.kubelet.containerd import Containerd
 from kybernetes.kubelet.cri import CRIClient, CRIError, api
 from kybernetes.kubelet.dns import DNSSettings
 from kybernetes.kubelet.images import ImageManager, imported_builtins
+from kybernetes.kubelet.logrotation import remove_orphaned_pod_log_dirs
 from kybernetes.kubelet.metrics import POD_START_DURATION
 from kybernetes.kubelet.podworkers import PodWorkers, Relister
 from kybernetes.kubelet.serving_cert import ensure_serving_cert
@@ -599,7 +600,7 @@ class Kubelet:
         return self.cri
 
     async def _housekeeping(self) -> None:
-        """Runtime health for the Ready condition; volumes of pods that exist nowhere any more."""
+        """Runtime health for the Ready condition; volumes and logs of pods that exist nowhere any more."""
         while True:
             await asyncio.sleep(self.config.status_interval)
             try:
@@ -607,6 +608,9 @@ class Kubelet:
                 await self._check_runtime()
                 for uid in self.volumes.orphaned(live):
                     await self.volumes.teardown(uid)
+                if self.relister is not None:  # logs of pods gone from everywhere, the runtime included
+                    await asyncio.to_thread(remove_orphaned_pod_log_dirs, self.log_root,
+                                            live | self.relister.runtime_uids())
             except asyncio.CancelledError:
                 raise
             except Exception:

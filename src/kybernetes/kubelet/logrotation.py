@@ -15,6 +15,10 @@ Guarantees, every `monitor_interval` seconds (containerLogMonitorInterval, 10 s)
 
 Rotated names never match ``<n>.log``, so `kubectl logs` (:meth:`Kubelet.log_path`) reads the
 current file and ``--previous`` the previous instance's, whatever was rotated.
+
+Logs do not outlive what they belong to: a dead container the kubelet prunes loses its log and
+rotations first (`remove_container_logs`), and a pod's log directory goes once the pod exists
+neither in the API, as a static pod, nor in the runtime (`remove_orphaned_pod_log_dirs`).
 """
 
 from __future__ import annotations
@@ -141,6 +145,29 @@ class ContainerLogManager:
         return out
 
 
+async def remove_container_logs(cri: CRIClient, container_id: str) -> None:
+    """The log manager's Clean: removes a container's log and its rotations (before the container
+    itself is removed: its CRI status names the file)."""
+    path = (await cri.container_status(container_id)).status.log_path
+    if path:
+        for name in Path(path).parent.glob(Path(path).name + "*"):
+            with contextlib.suppress(FileNotFoundError):
+                name.unlink()
+
+
+def remove_orphaned_pod_log_dirs(log_root: Path, live_uids: set[str]) -> list[Path]:
+    """Removes the log directories (NAMESPACE_NAME_UID) of pods that exist nowhere any more, as the
+    kubelet's container GC evicts pod log directories; returns them."""
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for directory in Path(log_root).iterdir():
+            uid = directory.name.rpartition("_")[2]
+            if directory.is_dir() and uid and uid not in live_uids:
+                shutil.rmtree(directory, ignore_errors=True)
+                removed.append(directory)
+    return removed
+
+
 def compress(name: str) -> None:
     """`name` -> `name`.gz through a temporary file; the original is removed once the archive is complete."""
     tmp = name + TMP_SUFFIX
@@ -157,4 +184,5 @@ def compress(name: str) -> None:
     os.remove(name)
 
 
-__all__ = ["ContainerLogManager", "LogRotationPolicy", "compress"]
+__all__ = ["ContainerLogManager", "LogRotationPolicy", "compress", "remove_container_logs",
+           "remove_orphaned_pod_log_dirs"]
