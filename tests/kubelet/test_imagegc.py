@@ -4,6 +4,8 @@ session's shared runtime keeps its images)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -130,3 +132,32 @@ async def test_real_runtime_removes_unused_image_keeps_used_one(cri: CRIClient, 
         for name in names:
             if await cri.image_status(name) is not None:
                 await cri.remove_image(name)
+
+
+async def test_run_collects_at_once_and_reports_repeated_failures() -> None:
+    """As wait.Until: a pass at start, then every period; ImageGCFailed only for a second failure in a row."""
+    events: list[tuple[str, str, str]] = []
+    failures: list[str] = []
+    gc = ImageGCManager(FakeCRI({"sha256:a": 1}), ImageGCPolicy(), record_node=lambda *e: events.append(e),  # type: ignore[arg-type]
+                        fs_stats=lambda: (0, 0))
+    task = asyncio.create_task(gc.run(3600, failures.append))
+    try:
+        async with asyncio.timeout(5):
+            while not events:
+                await asyncio.sleep(0.01)
+        assert events == [("Warning", "InvalidDiskCapacity", "invalid capacity 0 on image filesystem")]
+        assert failures == []  # once may be stats not ready yet
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    task = asyncio.create_task(gc.run(0.01, failures.append))
+    try:
+        async with asyncio.timeout(5):
+            while not failures:
+                await asyncio.sleep(0.01)
+        assert failures[0] == "invalid capacity 0 on image filesystem"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -194,15 +194,12 @@ class ImageGCManager:
     # ---- the loop ----
 
     async def run(self, period: float, on_error: Callable[[str], None]) -> None:
-        """Detects images now (their first-seen time is the kubelet's start), then collects every
-        `period` seconds; a failure twice in a row is reported through `on_error`, as the kubelet's
-        ImageGCFailed event (the first may be stats not ready yet)."""
+        """Collects now and then every `period` seconds, as the kubelet's wait.Until; a failure
+        twice in a row is reported through `on_error` (the kubelet's ImageGCFailed event: the
+        first may be stats not ready yet)."""
         began = self.clock()
-        with contextlib.suppress(CRIError):
-            await self.detect_images(began)
         failed_before = False
         while True:
-            await asyncio.sleep(period)
             try:
                 await self.garbage_collect(began)
                 failed_before = False
@@ -211,8 +208,11 @@ class ImageGCManager:
             except Exception as err:
                 if failed_before:
                     on_error(str(err))
-                log.warning("image garbage collection failed: %s", err)
+                    log.error("image garbage collection failed multiple times in a row: %s", err)
+                else:
+                    log.warning("image garbage collection failed once (stats may not be ready yet): %s", err)
                 failed_before = True
+            await asyncio.sleep(period)
 
 
 __all__ = ["ImageGCManager", "ImageGCPolicy"]

@@ -631,9 +631,10 @@ class Kubelet:
         builtin_names = {PAUSE_IMAGE, BUSYBOX_IMAGE, system_image_name()}
         image_gc = ImageGCManager(self.cri, policy, record_node=self._record_node, protected=lambda: builtin_names | {
             image_id for _, image_id in imported_builtins(builtin_dir)})
-        self._tasks.append(asyncio.create_task(image_gc.run(
-            cfg.image_gc_period, lambda message: self._record_node("Warning", "ImageGCFailed", message)),
-            name="kubelet:image-gc"))
+        if cfg.image_gc_high_threshold_percent < 100:  # 100 turns image GC off, as in the kubelet
+            self._tasks.append(asyncio.create_task(image_gc.run(
+                cfg.image_gc_period, lambda message: self._record_node("Warning", "ImageGCFailed", message)),
+                name="kubelet:image-gc"))
         logs = ContainerLogManager(self.cri, LogRotationPolicy(cfg.container_log_max_size, cfg.container_log_max_files),
                                    monitor_interval=cfg.container_log_monitor_interval)
         self._tasks.append(asyncio.create_task(logs.run(), name="kubelet:container-logs"))
