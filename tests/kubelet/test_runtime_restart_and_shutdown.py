@@ -1,6 +1,6 @@
 """A kubelet that owns its containerd (its own data dir, bridge and pod CIDR), end to end with a
-real API server: image garbage collection (thresholds at 0%: every unused image that is not built
-in goes, each second); the runtime killed with -9 is restarted and running pods are adopted, not
+real API server: image garbage collection (thresholds 1% and 0%: every unused image that is not
+built in goes, each second); the runtime killed with -9 is restarted and running pods are adopted, not
 restarted; then, last (the kubelet exits), graceful node shutdown on SIGTERM.
 
 One API server and one kubelet for the module; the teardown removes the pods, containerd, its
@@ -55,7 +55,7 @@ class OwnRuntimeKubelet:
                 "--cni-bridge", self.bridge, "--default-pod-cidr", self.pod_cidr, "-v",
                 "--cluster-ca-dir", str(self.srv.data_dir / "tls"), "--import-system-image=false",
                 "--shutdown-grace-period", "6s", "--shutdown-grace-period-critical-pods", "2s",
-                "--image-gc-high-threshold", "0", "--image-gc-low-threshold", "0", "--minimum-image-gc-age", "0s",
+                "--image-gc-high-threshold", "1", "--image-gc-low-threshold", "0", "--minimum-image-gc-age", "0s",
                 "--image-gc-period", "1"]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -131,10 +131,13 @@ def test_unused_image_is_garbage_collected_and_builtins_stay(kubelet: OwnRuntime
     assert asyncio.run(import_images(runtime.socket, [archive], snapshotter=runtime.choose_snapshotter())) == [name]
     wait_for(lambda: asyncio.run(_image_ids(kubelet, name)) == [None], 20, "the image's collection", kubelet)
     assert None not in asyncio.run(_image_ids(kubelet, PAUSE_IMAGE, BUSYBOX_IMAGE))
-    events = json.loads(kubelet.srv.kubectl("get", "events", "-A", "--field-selector",
-                                            f"involvedObject.name={NODE},reason=FreeDiskSpaceFailed",
-                                            "-o", "json").stdout)["items"]
-    assert events and events[0]["message"].startswith("Failed to garbage collect required amount of images.")
+
+    def failed_events() -> list[Obj]:  # the kubelet writes its events asynchronously
+        return list(json.loads(kubelet.srv.kubectl(
+            "get", "events", "-A", "--field-selector", f"involvedObject.name={NODE},reason=FreeDiskSpaceFailed",
+            "-o", "json").stdout)["items"])
+    events = wait_for(failed_events, 10, "a FreeDiskSpaceFailed event", kubelet)
+    assert events[0]["message"].startswith("Failed to garbage collect required amount of images.")
 
 
 def test_killed_containerd_is_restarted_and_pods_adopted(kubelet: OwnRuntimeKubelet) -> None:

@@ -104,16 +104,14 @@ def _housekeeping_options(f: Any) -> Any:
 
 def _apply_housekeeping(config: KubeletConfig, settings: dict[str, Any]) -> None:
     """Sets the housekeeping fields (named as the KubeletConfig fields) and validates them as the kubelet does."""
-    from kybernetes.kubelet.imagegc import ImageGCPolicy
-    from kybernetes.kubelet.logrotation import LogRotationPolicy
+    from kybernetes.kubelet.housekeeping import validate
 
     for name, value in settings.items():
         setattr(config, name, value)
     try:
-        ImageGCPolicy(config.image_gc_high_threshold_percent, config.image_gc_low_threshold_percent)
-        LogRotationPolicy(config.container_log_max_size, config.container_log_max_files)
+        validate(config)
     except ValueError as err:
-        raise click.UsageError(f"invalid configuration: {err}") from None
+        raise click.ClickException(str(err)) from None
 
 
 @click.command("kubelet")

@@ -47,9 +47,10 @@ class LogRotationPolicy:
     """containerLogMaxSize (a quantity, e.g. "10Mi") and containerLogMaxFiles, validated as the kubelet does."""
 
     def __init__(self, max_size: str | int, max_files: int) -> None:
-        size = int(parse_quantity(str(max_size)))
-        if size < 0:
-            raise ValueError(f"invalid MaxSize {size}, must be >= 0")
+        try:
+            size = int(parse_quantity(str(max_size)))
+        except ValueError as err:
+            raise ValueError(f'failed to parse container log max size "{max_size}": {err}') from None
         if max_files <= 1:
             raise ValueError(f"invalid MaxFiles {max_files}, must be > 1")
         self.max_size = size
