@@ -194,6 +194,9 @@ def test_sigterm_shuts_the_node_down_gracefully_critical_pods_last(kubelet: OwnR
     assert finished["stubborn"] - finished["regular"] >= 3, finished
     assert finished["critical"] >= finished["stubborn"], finished
     assert main_status(get_pod(srv, "stubborn"))["state"]["terminated"]["exitCode"] == 137
+    node = json.loads(srv.kubectl("get", "node", NODE, "-o", "json").stdout)
+    ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"], ready["message"]) == ("False", "KubeletNotReady", "node is shutting down")
     events = json.loads(srv.kubectl("get", "events", "-A", "--field-selector", f"involvedObject.name={NODE}",
                                     "-o", "json").stdout)["items"]
     assert ("NodeShutdown", "Shutdown manager detected shutdown event") in {(e["reason"], e["message"])

@@ -526,6 +526,8 @@ class Kubelet:
     async def _check_runtime(self) -> None:
         """Node readiness is the runtime's: RuntimeReady and NetworkReady (a CNI config loaded)."""
         assert self.cri is not None and self.node_status is not None
+        if self._node_shutdown is not None:
+            return  # NotReady until the end: the node is shutting down (kybernetes.kubelet.shutdown)
         try:
             conditions = {c.type: c for c in (await self.cri.status()).status.conditions}
         except CRIError as err:
