@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from kybernetes.images.importer import import_images
 from kybernetes.images.oci import build_busybox_image
@@ -69,9 +70,11 @@ async def test_least_recently_used_first_until_the_low_threshold() -> None:
         cri.used.discard(image)
         clock[0] += 10
     clock[0] += 100
+    before = REGISTRY.get_sample_value("kubelet_image_garbage_collected_total", {"reason": "space"}) or 0
     await gc.garbage_collect(began_gc=0)  # usage 90%: free 100*20% - 10 = 10 bytes
     assert cri.removed == ["sha256:old"]
     assert events == []
+    assert REGISTRY.get_sample_value("kubelet_image_garbage_collected_total", {"reason": "space"}) == before + 1
 
 
 async def test_young_in_use_pinned_and_protected_images_are_never_removed() -> None:

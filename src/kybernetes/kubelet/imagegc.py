@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kybernetes.kubelet.cri import CRIClient, CRIError
+from kybernetes.kubelet.metrics import IMAGE_GARBAGE_COLLECTED
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ class ImageGCManager:
         for image_id, record in images:
             if free_time - record.last_used > max_age:
                 with contextlib.suppress(CRIError):
-                    await self._remove(image_id, record)
+                    await self._remove(image_id, record, "age")
                     continue
             remaining.append((image_id, record))
         return remaining
@@ -164,7 +165,7 @@ class ImageGCManager:
             if free_time - record.first_detected < self.policy.min_age:
                 continue  # maybe just pulled, for a container about to start
             try:
-                await self._remove(image_id, record)
+                await self._remove(image_id, record, "space")
             except CRIError as err:
                 errors.append(str(err))
                 continue
@@ -176,10 +177,11 @@ class ImageGCManager:
                                f"image deletion: [{', '.join(errors)}]")
         return freed
 
-    async def _remove(self, image_id: str, record: _Record) -> None:
+    async def _remove(self, image_id: str, record: _Record, reason: str) -> None:
         log.info("removing image %s to free %d bytes", image_id, record.size)
         await self.cri.remove_image(image_id)
         self.records.pop(image_id, None)
+        IMAGE_GARBAGE_COLLECTED.labels(reason).inc()
 
     async def _fs_stats(self) -> tuple[int, int]:
         if self.fs_stats is not None:
