@@ -1,6 +1,6 @@
 """A kubelet that owns its containerd (its own data dir, bridge and pod CIDR), end to end with a
 real API server: image garbage collection (thresholds 1% and 0%: every unused image that is not
-built in goes, each second); the runtime killed with -9 is restarted and running pods are adopted, not
+built in goes, checked each second, once 3 s old: a younger one may still be being imported); the runtime killed with -9 is restarted and running pods are adopted, not
 restarted; then, last (the kubelet exits), graceful node shutdown on SIGTERM.
 
 One API server and one kubelet for the module; the teardown removes the pods, containerd, its
@@ -55,7 +55,7 @@ class OwnRuntimeKubelet:
                 "--cni-bridge", self.bridge, "--default-pod-cidr", self.pod_cidr, "-v",
                 "--cluster-ca-dir", str(self.srv.data_dir / "tls"), "--import-system-image=false",
                 "--shutdown-grace-period", "6s", "--shutdown-grace-period-critical-pods", "2s",
-                "--image-gc-high-threshold", "1", "--image-gc-low-threshold", "0", "--minimum-image-gc-age", "0s",
+                "--image-gc-high-threshold", "1", "--image-gc-low-threshold", "0", "--minimum-image-gc-age", "3s",
                 "--image-gc-period", "1"]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -175,8 +175,18 @@ def test_sigterm_shuts_the_node_down_gracefully_critical_pods_last(kubelet: OwnR
                     p["metadata"]["namespace"], "--timeout=60s", timeout=70)
     assert kubelet.proc is not None
     kubelet.proc.send_signal(signal.SIGTERM)
+
+    def not_ready() -> bool:
+        node = json.loads(srv.kubectl("get", "node", NODE, "-o", "json").stdout)
+        return any(c["type"] == "Ready" and c["status"] == "False" for c in node["status"]["conditions"])
+    wait_for(not_ready, 5, "the node NotReady", kubelet)
+    # While the stubborn pod holds the shutdown (4 s), a pod bound to the node is not admitted.
+    srv.kubectl("create", "-f", "-", input=json.dumps(pod("late", obedient)))
     assert kubelet.proc.wait(timeout=30) == 0, kubelet.log()
     kubelet.proc = None
+    late = get_pod(srv, "late")["status"]
+    assert (late.get("phase"), late.get("reason"), late.get("message")) == (
+        "Failed", "NodeShutdown", "Pod was rejected: Pod was rejected as the node is shutting down."), late
 
     finished = {}
     for p in pods:

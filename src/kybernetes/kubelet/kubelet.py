@@ -83,6 +83,7 @@ class Kubelet:
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._node_shutdown: asyncio.Future[None] | None = None
+        self._node_shutdown_rejections: set[asyncio.Future[Any]] = set()  # pods not admitted meanwhile
         self._tasks: list[asyncio.Task[Any]] = []
         self._api_pods: dict[str, Obj] = {}  # uid -> pod (not mirror pods)
         self._mirrors: dict[str, Obj] = {}  # ns/name -> mirror pod
@@ -120,6 +121,11 @@ class Kubelet:
         uid = m.get("uid", "")
         if is_mirror(pod):
             self._mirrors[f"{m.get('namespace')}/{m.get('name')}"] = pod
+            return
+        if uid not in self._api_pods and self._node_shutdown is not None:
+            from kybernetes.kubelet.shutdown import reject_pod
+
+            reject_pod(self, pod)  # not admitted: the node is shutting down
             return
         if uid not in self._api_pods:
             self._carry_readiness(pod)

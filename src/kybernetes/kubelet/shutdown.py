@@ -16,7 +16,10 @@ Guarantees of :func:`shutdown_node`, in the kubelet's order:
 - each pod is killed with min(its group's period, its terminationGracePeriodSeconds) (preStop
   hooks included), and reported Failed with reason `Terminated`, message "Pod was terminated in
   response to imminent node shutdown." and a `DisruptionTarget` condition (reason
-  `TerminationByKubelet`); a group is waited for at most its period.
+  `TerminationByKubelet`); a group is waited for at most its period;
+- a pod bound to the node meanwhile is not admitted (`reject_pod`): Failed with reason
+  `NodeShutdown`, message "Pod was rejected: Pod was rejected as the node is shutting down." and a
+  `NodeShutdown` Warning event, as the kubelet's rejectPod; the shutdown waits for those writes.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ NODE_SHUTDOWN_REASON = "Terminated"
 NODE_SHUTDOWN_MESSAGE = "Pod was terminated in response to imminent node shutdown."
 NODE_SHUTDOWN_EVENT = "Shutdown manager detected shutdown event"
 NODE_SHUTTING_DOWN = "node is shutting down"
+NOT_ADMITTED_REASON = "NodeShutdown"
+NOT_ADMITTED_MESSAGE = "Pod was rejected as the node is shutting down."
 SYSTEM_CRITICAL_PRIORITY = 2_000_000_000
 DEFAULT_PRIORITY = 0  # scheduling.DefaultPriorityWhenNoDefaultClassExists
 LAST_KILLS_TIMEOUT = 5.0
@@ -105,10 +110,21 @@ async def shutdown_node(kubelet: Any) -> None:
         if late:
             log.warning("node shutdown: pods of priority %d took longer than %ds", group.priority, group.grace)
         pending |= late
+    pending |= kubelet._node_shutdown_rejections
     if pending:  # a last moment for what is still being killed (a grace of 0 still takes a signal)
         _, late = await asyncio.wait(pending, timeout=LAST_KILLS_TIMEOUT)
         for task in late:
             task.cancel()
+
+
+def reject_pod(kubelet: Any, pod: Obj) -> None:
+    """Fails a pod that reached the kubelet after the shutdown began (the admit handler's answer)."""
+    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return
+    kubelet.record(pod, "Warning", NOT_ADMITTED_REASON, NOT_ADMITTED_MESSAGE)
+    status = {"phase": "Failed", "reason": NOT_ADMITTED_REASON, "message": "Pod was rejected: " + NOT_ADMITTED_MESSAGE}
+    task = asyncio.ensure_future(kubelet.status.update(pod, status))
+    kubelet._node_shutdown_rejections.add(task)
 
 
 async def _kill(kubelet: Any, pod: Obj, group_grace: int) -> None:
@@ -126,5 +142,5 @@ async def _kill(kubelet: Any, pod: Obj, group_grace: int) -> None:
         log.warning("node shutdown: killing pod %s failed: %s", uid, err)
 
 
-__all__ = ["NODE_SHUTDOWN_MESSAGE", "NODE_SHUTDOWN_REASON", "ShutdownGroup", "group_by_priority",
-           "shutdown_groups", "shutdown_node", "shutdown_status"]
+__all__ = ["NODE_SHUTDOWN_MESSAGE", "NODE_SHUTDOWN_REASON", "NOT_ADMITTED_MESSAGE", "NOT_ADMITTED_REASON",
+           "ShutdownGroup", "group_by_priority", "reject_pod", "shutdown_groups", "shutdown_node", "shutdown_status"]
