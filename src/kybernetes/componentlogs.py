@@ -5,7 +5,8 @@ Those files are the children's stdout and stderr, opened in append mode by the p
 them; the children cannot be told to reopen. So rotation copies and truncates (logrotate's
 ``copytruncate``): once a file reaches `max_bytes`, its content goes to ``NAME.log.<timestamp>.gz``
 (the container logs' timestamp format) and the file is truncated to 0, where the children's next
-append lands. A line written between the copy and the truncation is lost; nothing else is. At most
+append lands. A line written between the copy and the truncation is lost (and one half written as
+the copy ends: rotated files hold whole lines only); nothing else is. At most
 `max_files` rotated files are kept per log, the oldest removed first.
 """
 
@@ -16,10 +17,10 @@ import contextlib
 import gzip
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +53,24 @@ def rotate(path: Path, now: float) -> Path:
     tmp = target.with_name(target.name + ".tmp")
     try:
         with open(path, "rb") as src, gzip.open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst)
+            _copy_whole_lines(src, dst.write)
         os.rename(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
     os.truncate(path, 0)  # the children append (O_APPEND): their next line starts the file again
     return target
+
+
+def _copy_whole_lines(src: BinaryIO, write: Callable[[bytes], object], chunk: int = 1 << 20) -> None:
+    """Copies up to the last newline: a line being written as the copy reads is cut off, and goes
+    with the truncation rather than into the rotated file half written."""
+    pending = b""
+    while block := src.read(chunk):
+        data = pending + block
+        end = data.rfind(b"\n") + 1
+        write(data[:end])
+        pending = data[end:]
 
 
 def _remove_excess(path: Path, max_files: int) -> None:

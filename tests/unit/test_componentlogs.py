@@ -40,7 +40,9 @@ def test_rotation_while_a_child_appends(tmp_path: Path) -> None:
         child.wait()
     rotated = sorted(tmp_path.glob("scheduler.log.*.gz"))
     assert len(rotated) == 2, rotated  # max_files: the two oldest went
-    older, newer = (_numbers(gzip.decompress(p.read_bytes()).decode()) for p in rotated)
+    contents = [gzip.decompress(p.read_bytes()) for p in rotated]
+    assert all(c.endswith(b"\n") for c in contents), "a half-written line went into a rotated file"
+    older, newer = (_numbers(c.decode()) for c in contents)
     assert older == list(range(older[0], older[0] + len(older))) and older[0] > 0
     assert newer[0] > older[-1]
     current = log.read_bytes()
