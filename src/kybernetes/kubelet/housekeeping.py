@@ -1,5 +1,6 @@
-"""The housekeeping settings (image GC, container log rotation, graceful node shutdown) validated as
-the kubelet's ValidateKubeletConfiguration does, in its words.
+"""The kubelet's housekeeping: its settings (image GC, container log rotation, graceful node
+shutdown) validated as the kubelet's ValidateKubeletConfiguration does, in its words, and the
+background tasks that keep images and logs in bounds (`start_housekeeping`).
 
 `validation_errors(config)` returns every message (empty: valid); `validate(config)` raises
 ValueError with them aggregated as the kubelet reports a configuration it refuses to start with.
@@ -9,9 +10,17 @@ is what is checked.
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+from kybernetes import componentlogs
 from kybernetes.api.timeutil import format_duration
+from kybernetes.images.oci import BUSYBOX_IMAGE, PAUSE_IMAGE, images_dir
+from kybernetes.images.system import system_image_name
 from kybernetes.kubelet.config import KubeletConfig
-from kybernetes.kubelet.logrotation import LogRotationPolicy
+from kybernetes.kubelet.imagegc import ImageGCManager, ImageGCPolicy
+from kybernetes.kubelet.images import imported_builtins
+from kybernetes.kubelet.logrotation import ContainerLogManager, LogRotationPolicy
 
 MIN_LOG_MONITOR_INTERVAL = 3.0
 
@@ -62,4 +71,33 @@ def validate(config: KubeletConfig) -> None:
         raise ValueError(f"failed to validate kubelet configuration, error: {joined}")
 
 
-__all__ = ["validate", "validation_errors"]
+def start_housekeeping(kubelet: Any) -> list[asyncio.Task[None]]:
+    """The tasks of a started :class:`~kybernetes.kubelet.kubelet.Kubelet`: image garbage collection
+    (none when imageGCHighThresholdPercent is 100, as in the kubelet; the node's built-in images are
+    protected by name and by the IDs it imported), container log rotation, and the rotation of its
+    own containerd's log (DATA/logs)."""
+    cfg: KubeletConfig = kubelet.config
+    builtin_dir = images_dir(kubelet.data_dir)
+    builtin_names = {PAUSE_IMAGE, BUSYBOX_IMAGE, system_image_name()}
+
+    def protected() -> set[str]:
+        return builtin_names | {image_id for _, image_id in imported_builtins(builtin_dir)}
+
+    tasks = []
+    if cfg.image_gc_high_threshold_percent < 100:
+        policy = ImageGCPolicy(cfg.image_gc_high_threshold_percent, cfg.image_gc_low_threshold_percent,
+                               cfg.image_minimum_gc_age, cfg.image_maximum_gc_age)
+        image_gc = ImageGCManager(kubelet.cri, policy, record_node=kubelet._record_node, protected=protected)
+        tasks.append(asyncio.create_task(image_gc.run(
+            cfg.image_gc_period, lambda message: kubelet._record_node("Warning", "ImageGCFailed", message)),
+            name="kubelet:image-gc"))
+    logs = ContainerLogManager(kubelet.cri, LogRotationPolicy(cfg.container_log_max_size, cfg.container_log_max_files),
+                               monitor_interval=cfg.container_log_monitor_interval)
+    tasks.append(asyncio.create_task(logs.run(), name="kubelet:container-logs"))
+    if kubelet.containerd is not None and not kubelet.containerd.external:
+        tasks.append(asyncio.create_task(componentlogs.run([kubelet.containerd.log_path.parent]),
+                                         name="kubelet:component-logs"))
+    return tasks
+
+
+__all__ = ["start_housekeeping", "validate", "validation_errors"]

@@ -29,7 +29,8 @@ Restart safety: nothing is remembered outside the runtime. At start-up the kubel
 runtime and wakes a worker for every pod UID it finds; a pod that still exists syncs as usual and
 finds its containers running (same IDs, restart counts from their annotations, readiness carried
 over from the API status until the probes report), so nothing restarts. `stop()` leaves containers
-running unless `drain_on_exit`.
+running unless `drain_on_exit`; a node shutdown (`stop(node_shutdown=True)`: SIGTERM with
+shutdownGracePeriod set) kills the pods first (:mod:`kybernetes.kubelet.shutdown`).
 
 The kubelet's settings are :class:`~kybernetes.kubelet.config.KubeletConfig`; its serving certificate
 comes from :mod:`kybernetes.kubelet.serving_cert`.
@@ -496,7 +497,9 @@ class Kubelet:
             self._tasks.append(asyncio.create_task(self._static_loop(), name="kubelet:static-pods"))
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="kubelet:housekeeping"))
         self._tasks.append(asyncio.create_task(self._check_resolv_conf(), name="kubelet:resolv-conf"))
-        self._start_garbage_collection()
+        from kybernetes.kubelet.housekeeping import start_housekeeping
+
+        self._tasks += start_housekeeping(self)  # image GC, log rotation
 
     async def _register(self, version: api.VersionResponse) -> None:
         from kybernetes.api.localpath import ROOT_ANNOTATION, STORAGE_SUBDIR
@@ -623,35 +626,6 @@ class Kubelet:
                 raise
             except Exception:
                 log.exception("housekeeping")
-
-    def _start_garbage_collection(self) -> None:
-        """Image garbage collection, container log rotation (kybernetes.kubelet.imagegc, .logrotation)
-        and rotation of our containerd's log (kybernetes.componentlogs)."""
-        from kybernetes.images.oci import BUSYBOX_IMAGE, PAUSE_IMAGE, images_dir
-        from kybernetes.images.system import system_image_name
-        from kybernetes.kubelet.imagegc import ImageGCManager, ImageGCPolicy
-        from kybernetes.kubelet.logrotation import ContainerLogManager, LogRotationPolicy
-
-        cfg, builtin_dir = self.config, images_dir(self.data_dir)
-        assert self.cri is not None
-        policy = ImageGCPolicy(cfg.image_gc_high_threshold_percent, cfg.image_gc_low_threshold_percent,
-                               cfg.image_minimum_gc_age, cfg.image_maximum_gc_age)
-        builtin_names = {PAUSE_IMAGE, BUSYBOX_IMAGE, system_image_name()}
-        image_gc = ImageGCManager(self.cri, policy, record_node=self._record_node, protected=lambda: builtin_names | {
-            image_id for _, image_id in imported_builtins(builtin_dir)})
-        if cfg.image_gc_high_threshold_percent < 100:  # 100 turns image GC off, as in the kubelet
-            self._tasks.append(asyncio.create_task(image_gc.run(
-                cfg.image_gc_period, lambda message: self._record_node("Warning", "ImageGCFailed", message)),
-                name="kubelet:image-gc"))
-        logs = ContainerLogManager(self.cri, LogRotationPolicy(cfg.container_log_max_size, cfg.container_log_max_files),
-                                   monitor_interval=cfg.container_log_monitor_interval)
-        self._tasks.append(asyncio.create_task(logs.run(), name="kubelet:container-logs"))
-        if self.containerd is not None and not self.containerd.external:
-            from kybernetes import componentlogs
-
-            # Our containerd's own log, DATA/logs/containerd.log.
-            self._tasks.append(asyncio.create_task(componentlogs.run([self.containerd.log_path.parent]),
-                                                   name="kubelet:component-logs"))
 
     async def _check_resolv_conf(self) -> None:
         """The host's resolver file against pods' limits, every 30 s (the kubelet's CheckLimitsForResolvConf)."""
