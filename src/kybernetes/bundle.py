@@ -25,7 +25,8 @@ Start order, each step waiting for the one before to be ready:
 
 Children are supervised: one that exits while the server runs is started again after a back-off
 (1 s doubling to 30 s). SIGTERM or SIGINT stops the children first (SIGTERM, then SIGKILL after
-10 s), then the API server and the store. Child output goes to ``DATA_DIR/logs/<name>.log``.
+10 s), then the API server and the store. Child output goes to ``DATA_DIR/logs/<name>.log``,
+rotated by ``kybernetes.componentlogs``.
 
 Secure ports: the scheduler, controller manager and cloud-controller-manager serve theirs
 (``kybernetes.serving``) on 127.0.0.1 (as k3s binds them) at Kubernetes' ports 10259, 10257 and
@@ -51,7 +52,7 @@ from typing import Any
 
 import click
 
-from kybernetes import aiorun, serverjoin
+from kybernetes import aiorun, componentlogs, serverjoin
 from kybernetes.addons import FIELD_MANAGER, AddonSettings, addon_objects, apply_addons
 from kybernetes.aiorun import wait_for
 from kybernetes.api.clusterdns import DEFAULT_CLUSTER_DOMAIN, cluster_dns_ip
@@ -371,6 +372,7 @@ async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool
     sup = Supervisor()
     logs = config.api.data_dir / "logs"
     snapshots = asyncio.create_task(_snapshot_forever(config), name="snapshots") if config.snapshots else None
+    rotation = asyncio.create_task(componentlogs.run([logs]), name="component-logs")  # DATA/logs/*.log
     kc_path = config.api.kubeconfig_path or config.api.data_dir / "kubeconfig.yaml"
     removal = None if config.etcd is None else asyncio.create_task(
         serverjoin.remove_members_of_deleted_nodes(kc_path, config.etcd), name="etcd-member-removal")
@@ -429,7 +431,7 @@ async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool
             click.echo(f"Console: kyb console --kubeconfig {kc_path}", err=True)
         await stop.wait()
     finally:
-        for task in (snapshots, removal, health):
+        for task in (snapshots, removal, health, rotation):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -45,3 +46,25 @@ async def test_restart_event_stops_the_child_and_starts_it_again(tmp_path: Path)
         await asyncio.wait_for(task, 10)
     assert not _alive(int(second))
     assert len(pids.read_text().split()) == 2
+
+
+async def test_a_restart_uses_the_restart_signal_and_a_stop_sigterm(tmp_path: Path) -> None:
+    """The kubelet restarts on SIGHUP (pods untouched); SIGTERM is for the node going down."""
+    seen = tmp_path / "signals"
+    child = [sys.executable, "-c",
+             "import signal, sys, time\n"
+             "def on(sig, frame):\n"
+             f"    open({str(seen)!r}, 'a').write(signal.Signals(sig).name + '\\n'); sys.exit(0)\n"
+             "signal.signal(signal.SIGHUP, on); signal.signal(signal.SIGTERM, on)\n"
+             f"open({str(seen)!r}, 'a').write('started\\n')\n"
+             "time.sleep(60)\n"]
+    stop, restart = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(supervise(child, stop, 5.0, "kubelet", restart, restart_signal=signal.SIGHUP))
+    try:
+        await _lines(seen, 1)
+        restart.set()
+        await _lines(seen, 3)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert seen.read_text().split() == ["started", "SIGHUP", "started", "SIGTERM"]

@@ -77,9 +77,11 @@ def network_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
 
 
 async def supervise(args: list[str], stop: asyncio.Event, stop_timeout: float, name: str = "kubelet",
-                    restart: asyncio.Event | None = None) -> None:
+                    restart: asyncio.Event | None = None, restart_signal: int = signal.SIGTERM) -> None:
     """Run a node component until ``stop``; restart it (1 s doubling to 30 s) if it dies meanwhile,
-    and at once (stopping it first) whenever ``restart`` is set (new credentials)."""
+    and at once (stopping it first, with ``restart_signal``) whenever ``restart`` is set (new
+    credentials). The kubelet's is SIGHUP: its SIGTERM means the node goes down (graceful node
+    shutdown kills the pods when configured), a restart must not."""
     backoff = 1.0
     loop = asyncio.get_running_loop()
     restart = restart or asyncio.Event()
@@ -95,7 +97,7 @@ async def supervise(args: list[str], stop: asyncio.Event, stop_timeout: float, n
         if stop.is_set() or restart.is_set():
             exited.cancel()
             stopped.cancel()
-            await _stop_child(proc, stop_timeout)
+            await _stop_child(proc, stop_timeout, signal.SIGTERM if stop.is_set() else restart_signal)
             if stop.is_set():
                 return
             restart.clear()
@@ -108,11 +110,11 @@ async def supervise(args: list[str], stop: asyncio.Event, stop_timeout: float, n
             await wait_for(stop.wait(), backoff)
 
 
-async def _stop_child(proc: asyncio.subprocess.Process, timeout: float) -> None:
+async def _stop_child(proc: asyncio.subprocess.Process, timeout: float, sig: int = signal.SIGTERM) -> None:
     if proc.returncode is not None:
         return
     with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
     try:
         await wait_for(proc.wait(), timeout)
     except TimeoutError:

@@ -85,7 +85,7 @@ async def _run_components(cfg: AgentConfig, creds: Credentials, stop: asyncio.Ev
     # its TLS credentials (our API client builds its TLS context once); pods keep running, as
     # containers outlive the kubelet's containerd.
     restarts = [asyncio.Event(), asyncio.Event(), asyncio.Event()]
-    components = [supervise(args, stop, cfg.stop_timeout, restart=restarts[0])]
+    components = [supervise(args, stop, cfg.stop_timeout, restart=restarts[0], restart_signal=signal.SIGHUP)]
     if cfg.kube_proxy:
         components.append(supervise(proxy_args(cfg, creds), stop, 20.0, "kube-proxy", restarts[1]))
     if cfg.flannel_backend == "host-gw":

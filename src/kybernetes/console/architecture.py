@@ -31,6 +31,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from kybernetes import errors
+from kybernetes.aiorun import wait_for
 from kybernetes.api.quantity import cpu_millis, to_bytes
 from kybernetes.api.timeutil import format_rfc3339, parse_rfc3339
 from kybernetes.client import Client
@@ -222,7 +223,7 @@ class Architecture:
 
     async def _scrape(self, t: _Target) -> None:
         try:
-            ready = await asyncio.wait_for(t.client.request("GET", "/readyz", params={"verbose": "true"}),
+            ready = await wait_for(t.client.request("GET", "/readyz", params={"verbose": "true"}),
                                            SCRAPE_TIMEOUT)
             t.readyz = ready if isinstance(ready, str) else str(ready)
         except errors.StatusError as e:  # it answered: not ready (or /readyz is not ours to read)
@@ -235,7 +236,7 @@ class Architecture:
                 t.skip_until = time.monotonic() + COMPONENT_RETRY
             return
         try:
-            text = await asyncio.wait_for(t.client.request("GET", "/metrics"), SCRAPE_TIMEOUT)
+            text = await wait_for(t.client.request("GET", "/metrics"), SCRAPE_TIMEOUT)
         except Exception as e:
             log.debug("metrics of %s: %s", t.name, e)
             t.samples.clear()
@@ -245,7 +246,7 @@ class Architecture:
 
     async def _node_usage(self) -> None:
         try:
-            out = await asyncio.wait_for(self.model.client.request("GET", "/apis/metrics.k8s.io/v1beta1/nodes"),
+            out = await wait_for(self.model.client.request("GET", "/apis/metrics.k8s.io/v1beta1/nodes"),
                                          SCRAPE_TIMEOUT)
         except Exception as e:
             log.debug("node usage: %s", e)

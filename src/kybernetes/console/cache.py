@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kybernetes import errors
+from kybernetes.aiorun import wait_for
 from kybernetes.api.label_selectors import parse_label_selector
 from kybernetes.client import Client, Informer
 from kybernetes.console import problems as problems_mod
@@ -305,7 +306,7 @@ class Model:
         if self._generation == generation:
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                await wait_for(self._wake.wait(), timeout)
             except TimeoutError:
                 pass
         return self._generation

@@ -26,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from kybernetes import errors
+from kybernetes.aiorun import wait_for
 from kybernetes.client import Client
 from kybernetes.client.rest import resource_path
 
@@ -97,7 +98,7 @@ async def tail(client: Client, namespace: str, pod: str, container: str, lines_:
     path = resource_path("v1", "pods", namespace, pod, "log")
     for previous in ("true", "false"):
         try:
-            text = await asyncio.wait_for(client.request("GET", path, params={
+            text = await wait_for(client.request("GET", path, params={
                 "container": container, "tailLines": str(lines_), "previous": previous}), TAIL_TIMEOUT)
         except Exception as e:
             log.debug("log tail of %s/%s/%s: %s", namespace, pod, container, e)

@@ -36,6 +36,7 @@ import yaml
 from aiohttp import web
 
 from kybernetes import errors
+from kybernetes.aiorun import wait_for
 from kybernetes.api.timeutil import format_rfc3339
 from kybernetes.client import Client
 from kybernetes.console import journey as journey_mod
@@ -271,7 +272,7 @@ class Console:
             return None
         text: Any = None
         try:
-            text = await asyncio.wait_for(self.client.request(
+            text = await wait_for(self.client.request(
                 "GET", f"/api/v1/nodes/{node_name}:{PROXY_METRICS_PORT}/proxy/metrics"), 2.0)
         except Exception as e:
             log.debug("kube-proxy metrics of %s through the API server: %s", node_name, e)

@@ -1,8 +1,10 @@
 """``kyb kubelet``: the node agent's command line.
 
-Flags become a `KubeletConfig`; the kubelet runs until SIGTERM or SIGINT. Stopping leaves the
-node's containers running (as a real kubelet does: a restarted kubelet adopts them) unless
-``--drain-on-exit`` is given, in which case every pod is stopped and removed first. Without
+Flags become a `KubeletConfig`; the kubelet runs until SIGTERM, SIGINT or SIGHUP. Stopping leaves
+the node's containers running (as a real kubelet does: a restarted kubelet adopts them) unless
+``--drain-on-exit`` is given, in which case every pod is stopped and removed first. With
+``--shutdown-grace-period`` set, SIGTERM and SIGINT mean the node goes down: pods are killed first
+as graceful node shutdown does (`kybernetes.kubelet.shutdown`); SIGHUP (a restart) never kills them. Without
 ``--container-runtime-endpoint`` the kubelet supervises its own containerd in DATA/containerd.
 
 Also runnable as ``python -m kybernetes.kubelet.cmd`` (the CLI registers it as ``kyb kubelet``).
@@ -15,6 +17,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -37,8 +40,10 @@ def _taint(text: str) -> dict[str, str]:
 
 async def _run(kubelet: Kubelet) -> None:
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(kubelet.stop()))
+    for sig in (signal.SIGTERM, signal.SIGINT):  # the node goes down: graceful node shutdown, if configured
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(kubelet.stop(node_shutdown=True)))
+    # A restart only (the agent's, for renewed certificates): pods keep running whatever is configured.
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(kubelet.stop()))
     task = asyncio.create_task(kubelet.run())
     ready = asyncio.create_task(kubelet.ready.wait())
     done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -48,6 +53,65 @@ async def _run(kubelet: Kubelet) -> None:
     else:
         ready.cancel()
     await task
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    from kybernetes.api.timeutil import parse_duration
+
+    try:
+        return None if value is None else parse_duration(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+_HOUSEKEEPING_OPTIONS = (
+    click.option("--image-gc-high-threshold", "image_gc_high_threshold_percent", type=int, default=85,
+                 show_default=True, help="The percent of disk usage after which image garbage collection is "
+                 "always run. Values must be within the range [0, 100], To disable image garbage collection, set "
+                 "to 100."),
+    click.option("--image-gc-low-threshold", "image_gc_low_threshold_percent", type=int, default=80,
+                 show_default=True, help="The percent of disk usage before which image garbage collection is "
+                 "never run. Lowest disk usage to garbage collect to."),
+    click.option("--minimum-image-gc-age", "image_minimum_gc_age", default="2m", show_default=True,
+                 callback=_duration, help="Minimum age for an unused image before it is garbage collected."),
+    click.option("--image-maximum-gc-age", "image_maximum_gc_age", default="0s", show_default=True,
+                 callback=_duration, help="Maximum age an image can be unused before it is garbage collected "
+                 "(0: no maximum; KubeletConfiguration imageMaximumGCAge)."),
+    click.option("--image-gc-period", type=float, default=300.0, hidden=True,
+                 help="Seconds between image garbage collections (the kubelet's fixed 5 minutes; for tests)."),
+    click.option("--container-log-max-size", default="10Mi", show_default=True,
+                 help="Set the maximum size (e.g. 10Mi) of container log file before it is rotated."),
+    click.option("--container-log-max-files", type=int, default=5, show_default=True,
+                 help="Set the maximum number of container log files that can be present for a container. "
+                 "The number must be >= 2."),
+    click.option("--container-log-monitor-interval", default="10s", callback=_duration, hidden=True,
+                 help="How often container logs are checked for rotation (KubeletConfiguration "
+                 "containerLogMonitorInterval)."),
+    click.option("--shutdown-grace-period", default="0s", callback=_duration, show_default=True,
+                 help="Graceful node shutdown: on SIGTERM, how long pods get to terminate in total "
+                 "(KubeletConfiguration shutdownGracePeriod; 0: off, SIGTERM leaves pods running)."),
+    click.option("--shutdown-grace-period-critical-pods", default="0s", callback=_duration, show_default=True,
+                 help="The part of --shutdown-grace-period reserved for critical pods, which are killed last "
+                 "(KubeletConfiguration shutdownGracePeriodCriticalPods)."),
+)
+
+
+def _housekeeping_options(f: Any) -> Any:
+    for option in reversed(_HOUSEKEEPING_OPTIONS):
+        f = option(f)
+    return f
+
+
+def _apply_housekeeping(config: KubeletConfig, settings: dict[str, Any]) -> None:
+    """Sets the housekeeping fields (named as the KubeletConfig fields) and validates them as the kubelet does."""
+    from kybernetes.kubelet.housekeeping import validate
+
+    for name, value in settings.items():
+        setattr(config, name, value)
+    try:
+        validate(config)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
 
 
 @click.command("kubelet")
@@ -98,6 +162,7 @@ async def _run(kubelet: Kubelet) -> None:
               help="Import the kybernetes system image (built in the machine's cache) that add-on pods run.")
 @click.option("--drain-on-exit", is_flag=True, help="Stop and remove every pod when the kubelet stops.")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@_housekeeping_options
 def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_endpoint: str | None, port: int,
             address: str, node_ip: str | None, pod_manifest_path: Path | None, cni_bridge: str,
             default_pod_cidr: str, cni_conf_dir: Path | None, registry_config_dir: Path | None, node_labels: str,
@@ -105,7 +170,7 @@ def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_
             tls_private_key_file: Path | None, client_ca_file: Path | None, cluster_ca_dir: Path | None,
             file_check_frequency: float, config_file: Path | None, cluster_dns: tuple[str, ...],
             cluster_domain: str | None, resolv_conf: str | None, import_system_image: bool, drain_on_exit: bool,
-            verbose: int) -> None:
+            verbose: int, **housekeeping: Any) -> None:
     """Run the node agent: register the node and run the pods bound to it."""
     logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
@@ -122,6 +187,7 @@ def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_
         client_ca_file=client_ca_file, drain_on_exit=drain_on_exit, file_check_frequency=file_check_frequency,
         cluster_ca_dir=cluster_ca_dir, registry_config_dir=registry_config_dir,
         import_system_image=import_system_image)
+    _apply_housekeeping(config, housekeeping)
     try:
         file_settings = load_kubelet_configuration(config_file) if config_file else {}
     except ValueError as err:

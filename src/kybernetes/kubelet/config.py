@@ -54,6 +54,17 @@ class KubeletConfig:
     cluster_dns: list[str] = field(default_factory=list)  # --cluster-dns / KubeletConfiguration clusterDNS
     cluster_domain: str = ""  # --cluster-domain / clusterDomain
     file_check_frequency: float = STATIC_SCAN_INTERVAL  # how often the manifest directory is read
+    # Housekeeping, named as the KubeletConfiguration fields (durations in seconds), kubelet's defaults.
+    image_gc_high_threshold_percent: int = 85  # imageGCHighThresholdPercent
+    image_gc_low_threshold_percent: int = 80  # imageGCLowThresholdPercent
+    image_minimum_gc_age: float = 120.0  # imageMinimumGCAge (2m)
+    image_maximum_gc_age: float = 0.0  # imageMaximumGCAge (0: images are not removed for age)
+    image_gc_period: float = 300.0  # not in KubeletConfiguration: the kubelet's fixed ImageGCPeriod (5m)
+    container_log_max_size: str = "10Mi"  # containerLogMaxSize
+    container_log_max_files: int = 5  # containerLogMaxFiles
+    container_log_monitor_interval: float = 10.0  # containerLogMonitorInterval
+    shutdown_grace_period: float = 0.0  # shutdownGracePeriod (0: graceful node shutdown off)
+    shutdown_grace_period_critical_pods: float = 0.0  # shutdownGracePeriodCriticalPods
 
 
 KUBELET_CONFIGURATION_VERSIONS = ("kubelet.config.k8s.io/v1beta1", "kubelet.config.k8s.io/v1")

@@ -20,6 +20,10 @@ restarted containerd re-attaches to. `stop()` therefore leaves pods running unle
 Killing containerd does leave mounts behind (sandbox /dev/shm tmpfs, container rootfs overlays);
 `cleanup_mounts()` unmounts whatever remains under given directories.
 
+`supervise()` (the kubelet runs it) restarts a containerd that died, e.g. was killed with -9:
+containers outlive it in their shims, and the new one re-attaches to them, so pods are adopted,
+not restarted.
+
 `Containerd(endpoint="unix:///run/…")` uses a runtime someone else started (the agent's
 --container-runtime-endpoint): nothing is written or spawned, `start()` only waits for it.
 
@@ -38,16 +42,19 @@ import asyncio
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from kybernetes.images.oci import PAUSE_IMAGE
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CNI_BIN_DIR = "/usr/lib/cni"
 _MNT_DETACH = 2  # umount2 flag: detach now, finish when no longer busy
@@ -428,6 +435,34 @@ class Containerd:
                     await asyncio.sleep(0.05)
         self._proc = None
         self._pid = None
+
+    async def supervise(self, on_restart: Callable[[], None] | None = None, *, interval: float = 1.0,
+                        max_delay: float = 30.0) -> None:
+        """Until cancelled: restarts this node's containerd whenever it has died (checked every
+        `interval` s; after a failed start, 1 s doubling to `max_delay`). Running containers live in
+        their shims and are re-attached by the new containerd: nothing of the pods restarts.
+        `on_restart` runs after each successful restart. An external runtime is not supervised."""
+        if self.external:
+            return
+        delay = interval
+        while True:
+            await asyncio.sleep(delay)
+            if self.running():
+                delay = interval
+                continue
+            code = self._proc.returncode if self._proc is not None else "?"
+            log.warning("containerd (pid %s) exited with %s; restarting it", self._pid, code)
+            self._proc, self._pid = None, None
+            try:
+                await self.start()
+            except ContainerdError as err:
+                delay = min(max(delay, 1.0) * 2, max_delay)
+                log.error("restarting containerd failed (next try in %.0fs): %s", delay, err)
+                continue
+            delay = interval
+            log.warning("containerd restarted (pid %s)", self._pid)
+            if on_restart is not None:
+                on_restart()
 
     def shim_pids(self) -> list[int]:
         """PIDs of the containerd-shim processes serving this containerd (matched by its socket)."""

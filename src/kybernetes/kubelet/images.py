@@ -202,7 +202,7 @@ class ImageManager:
         try:
             ref = await self._pull(pod, image, sandbox_config)
         except CRIError as err:
-            delay = self.backoff.next(key, time.time())
+            delay = self.backoff.next(key, self.backoff.clock())  # the clock the back-off is read with
             # The event names the image; the container's waiting message is the runtime's error
             # itself (evalCRIPullErr's fallback), both as the kubelet prints a gRPC error.
             self.record(pod, "Warning", "Failed", f'Failed to pull image "{image}": {err.go_error}')

@@ -29,7 +29,8 @@ Restart safety: nothing is remembered outside the runtime. At start-up the kubel
 runtime and wakes a worker for every pod UID it finds; a pod that still exists syncs as usual and
 finds its containers running (same IDs, restart counts from their annotations, readiness carried
 over from the API status until the probes report), so nothing restarts. `stop()` leaves containers
-running unless `drain_on_exit`.
+running unless `drain_on_exit`; a node shutdown (`stop(node_shutdown=True)`: SIGTERM with
+shutdownGracePeriod set) kills the pods first (:mod:`kybernetes.kubelet.shutdown`).
 
 The kubelet's settings are :class:`~kybernetes.kubelet.config.KubeletConfig`; its serving certificate
 comes from :mod:`kybernetes.kubelet.serving_cert`.
@@ -58,6 +59,7 @@ from kybernetes.kubelet.containerd import Containerd
 from kybernetes.kubelet.cri import CRIClient, CRIError, api
 from kybernetes.kubelet.dns import DNSSettings
 from kybernetes.kubelet.images import ImageManager, imported_builtins
+from kybernetes.kubelet.logrotation import remove_orphaned_pod_log_dirs
 from kybernetes.kubelet.metrics import POD_START_DURATION
 from kybernetes.kubelet.podworkers import PodWorkers, Relister
 from kybernetes.kubelet.serving_cert import ensure_serving_cert
@@ -83,6 +85,8 @@ class Kubelet:
         self.pods_dir = self.data_dir / "pods"
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
+        self._node_shutdown: asyncio.Future[None] | None = None
+        self._node_shutdown_rejections: set[asyncio.Future[Any]] = set()  # pods not admitted meanwhile
         self._tasks: list[asyncio.Task[Any]] = []
         self._api_pods: dict[str, Obj] = {}  # uid -> pod (not mirror pods)
         self._mirrors: dict[str, Obj] = {}  # ns/name -> mirror pod
@@ -120,6 +124,11 @@ class Kubelet:
         uid = m.get("uid", "")
         if is_mirror(pod):
             self._mirrors[f"{m.get('namespace')}/{m.get('name')}"] = pod
+            return
+        if uid not in self._api_pods and self._node_shutdown is not None:
+            from kybernetes.kubelet.shutdown import reject_pod
+
+            reject_pod(self, pod)  # not admitted: the node is shutting down
             return
         if uid not in self._api_pods:
             self._carry_readiness(pod)
@@ -256,7 +265,7 @@ class Kubelet:
         return requeue if left is None else min(requeue, max(left, 0.05))
 
     async def _write_status(self, pod: Obj, rt: Any, *, terminating: bool = False,
-                            evicted: tuple[str, str] | None = None) -> Obj:
+                            evicted: tuple[str, str] | None = None, override: Obj | None = None) -> Obj:
         uid = (pod.get("metadata") or {}).get("uid", "")
         target, api_uid = pod, uid
         from kybernetes.kubelet.staticpods import is_static
@@ -271,6 +280,9 @@ class Kubelet:
         status = generate_status(target, rt, waiting=self.syncer.waiting(uid), is_ready=self._is_ready(pod, rt),
                                  is_started=self._is_started(pod), host_ip=self.host_ip, terminating=terminating,
                                  evicted=evicted)
+        if override:  # fields a kill for the node's sake sets (kybernetes.kubelet.shutdown); conditions added
+            status = {**status, **override,
+                      "conditions": [*(status.get("conditions") or []), *(override.get("conditions") or [])]}
         written = await self.status.update(target, status, api_uid=api_uid)
         self._observe_start(uid, (target.get("status") or {}).get("phase"), status.get("phase"))
         if written is not None and not is_static(pod) and uid in self._api_pods:
@@ -414,7 +426,15 @@ class Kubelet:
 
     # ---- lifecycle ----
 
-    async def stop(self) -> None:
+    async def stop(self, *, node_shutdown: bool = False) -> None:
+        """Ends `run()`; pods keep running, unless `node_shutdown` with shutdownGracePeriod set:
+        then they are killed first as for a node going down (kybernetes.kubelet.shutdown)."""
+        if node_shutdown and self.ready.is_set() and not self._stop.is_set():
+            from kybernetes.kubelet.shutdown import shutdown_node
+
+            if self._node_shutdown is None:  # a second signal waits for the same shutdown
+                self._node_shutdown = asyncio.ensure_future(shutdown_node(self))
+            await self._node_shutdown
         self._stop.set()
 
     async def run(self) -> None:
@@ -445,6 +465,8 @@ class Kubelet:
         self.containerd = Containerd(self.data_dir, endpoint=cfg.container_runtime_endpoint,
                                      cni_conf_dir=cni_dir, registry_config_dir=cfg.registry_config_dir)
         await self.containerd.start()
+        # Our own containerd is restarted if it dies; its containers run on in their shims.
+        self._tasks.append(asyncio.create_task(self.containerd.supervise(), name="kubelet:containerd"))
         self.cri = CRIClient(self.containerd.endpoint, timeout=30)
         version = await self.cri.version()
         if cfg.import_images:
@@ -491,6 +513,9 @@ class Kubelet:
             self._tasks.append(asyncio.create_task(self._static_loop(), name="kubelet:static-pods"))
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="kubelet:housekeeping"))
         self._tasks.append(asyncio.create_task(self._check_resolv_conf(), name="kubelet:resolv-conf"))
+        from kybernetes.kubelet.housekeeping import start_housekeeping
+
+        self._tasks += start_housekeeping(self)  # image GC, log rotation
 
     async def _register(self, version: api.VersionResponse) -> None:
         from kybernetes.api.localpath import ROOT_ANNOTATION, STORAGE_SUBDIR
@@ -526,6 +551,8 @@ class Kubelet:
     async def _check_runtime(self) -> None:
         """Node readiness is the runtime's: RuntimeReady and NetworkReady (a CNI config loaded)."""
         assert self.cri is not None and self.node_status is not None
+        if self._node_shutdown is not None:
+            return  # NotReady until the end: the node is shutting down (kybernetes.kubelet.shutdown)
         try:
             conditions = {c.type: c for c in (await self.cri.status()).status.conditions}
         except CRIError as err:
@@ -600,7 +627,7 @@ class Kubelet:
         return self.cri
 
     async def _housekeeping(self) -> None:
-        """Runtime health for the Ready condition; volumes of pods that exist nowhere any more."""
+        """Runtime health for the Ready condition; volumes and logs of pods that exist nowhere any more."""
         while True:
             await asyncio.sleep(self.config.status_interval)
             try:
@@ -608,6 +635,9 @@ class Kubelet:
                 await self._check_runtime()
                 for uid in self.volumes.orphaned(live):
                     await self.volumes.teardown(uid)
+                if self.relister is not None:  # logs of pods gone from everywhere, the runtime included
+                    await asyncio.to_thread(remove_orphaned_pod_log_dirs, self.log_root,
+                                            live | self.relister.runtime_uids())
             except asyncio.CancelledError:
                 raise
             except Exception:

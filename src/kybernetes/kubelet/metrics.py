@@ -38,6 +38,10 @@ RUNTIME_OPERATIONS_DURATION = Histogram(
 RUNTIME_OPERATIONS_ERRORS = Counter("kubelet_runtime_operations_errors",
                                     "Cumulative number of runtime operation errors by operation type.", ["operation_type"])
 
+IMAGE_GARBAGE_COLLECTED = Counter(
+    "kubelet_image_garbage_collected", "Total number of images garbage collected by the kubelet, whether through "
+    "disk usage or image age.", ["reason"])  # exposed as kubelet_image_garbage_collected_total; reason age|space
+
 CONTAINER_STATES = {0: "created", 1: "running", 2: "exited", 3: "unknown"}
 """CRI ContainerState -> the kubelet's container_state label (kubecontainer.State)."""
 

@@ -390,36 +390,49 @@ class KubeletServer:
                       container_id: str, emit: Callable[[bytes], Awaitable[bool]]) -> None:
         loop = asyncio.get_running_loop()
         last_check = 0.0
-        while True:
-            if f is None:
-                with contextlib.suppress(FileNotFoundError):
-                    f = open(path, "rb")  # noqa: SIM115
-            chunk = f.read() if f is not None else b""
-            if chunk:
-                buf += chunk
-                lines = buf.split(b"\n")
-                buf = lines.pop()
-                for line in lines:
-                    r = parser.feed_line(line)
-                    keep = r is not None and (opts.since_time is None or r.time >= opts.since_time)
-                    if keep and r is not None and not await emit(opts.render(r)):
-                        return
-                continue
-            now = loop.time()
-            if now - last_check >= 0.5:
-                last_check = now
-                if not await self._running(container_id):
-                    # One more read: what the container wrote just before it exited.
-                    rest = (f.read() if f is not None else b"") + b""
-                    buf += rest
-                    for line in buf.split(b"\n"):
-                        r = parser.feed_line(line) if line else None
-                        if r is not None and not await emit(opts.render(r)):
+        pending = b""
+        try:
+            while True:
+                if f is None:
+                    with contextlib.suppress(FileNotFoundError):
+                        f = open(path, "rb")  # noqa: SIM115
+                chunk = pending + (f.read() if f is not None else b"")
+                pending = b""
+                if chunk:
+                    buf += chunk
+                    lines = buf.split(b"\n")
+                    buf = lines.pop()
+                    for line in lines:
+                        r = parser.feed_line(line)
+                        keep = r is not None and (opts.since_time is None or r.time >= opts.since_time)
+                        if keep and r is not None and not await emit(opts.render(r)):
                             return
-                    for r in parser.flush():
-                        await emit(opts.render(r))
-                    return
-            await asyncio.sleep(FOLLOW_POLL)
+                    continue
+                if f is not None and _rotated(f, path):
+                    # The log manager renamed the file and the runtime reopened it: what reached the
+                    # old one last is read, then the new one is followed.
+                    pending = f.read()
+                    f.close()
+                    f = None
+                    continue
+                now = loop.time()
+                if now - last_check >= 0.5:
+                    last_check = now
+                    if not await self._running(container_id):
+                        # One more read: what the container wrote just before it exited.
+                        rest = (f.read() if f is not None else b"") + b""
+                        buf += rest
+                        for line in buf.split(b"\n"):
+                            r = parser.feed_line(line) if line else None
+                            if r is not None and not await emit(opts.render(r)):
+                                return
+                        for r in parser.flush():
+                            await emit(opts.render(r))
+                        return
+                await asyncio.sleep(FOLLOW_POLL)
+        finally:
+            if f is not None:
+                f.close()  # the caller closes the one it opened, this one may be newer
 
     async def _running(self, container_id: str) -> bool:
         try:
@@ -562,6 +575,14 @@ class KubeletServer:
         finally:
             self._sessions.discard(runtime)
             await runtime.close()
+
+
+def _rotated(f: Any, path: Path) -> bool:
+    """Whether `path` is now another file than the open `f` (log rotation renamed it away)."""
+    try:
+        return os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _websocket_protocol(request: web.Request, supported: tuple[str, ...]) -> str | web.Response:

@@ -59,6 +59,7 @@ from kybernetes.kubelet.lifecycle import (
     kill_grace,
     run_hook,
 )
+from kybernetes.kubelet.logrotation import remove_container_logs
 from kybernetes.kubelet.podworkers import Backoff
 from kybernetes.kubelet.status import ContainerRecord, PodRuntime, termination_message, will_restart
 
@@ -523,6 +524,7 @@ class PodSyncer:
             dead = [r for r in records[1:] if r.exited]
             for r in dead[MAX_DEAD_PER_CONTAINER:]:
                 with contextlib.suppress(NotFoundError):
+                    await remove_container_logs(self.cri, r.id)  # its rotations too (the log manager's Clean)
                     await self.cri.remove_container(r.id)
                 self._records.pop(r.id, None)
 
