@@ -19,6 +19,11 @@ from kybernetes.api.obj import Obj
 STATIC_SCAN_INTERVAL = 5.0
 """Default seconds between two reads of the static pod manifest directory."""
 
+DEFAULT_EVICTION_HARD: dict[str, str] = {
+    "memory.available": "100Mi", "nodefs.available": "10%", "nodefs.inodesFree": "5%",
+    "imagefs.available": "15%", "imagefs.inodesFree": "5%"}
+"""The kubelet 1.32's evictionHard default on Linux (replaced whole when one is given, as there)."""
+
 
 @dataclass
 class KubeletConfig:
@@ -54,6 +59,29 @@ class KubeletConfig:
     cluster_dns: list[str] = field(default_factory=list)  # --cluster-dns / KubeletConfiguration clusterDNS
     cluster_domain: str = ""  # --cluster-domain / clusterDomain
     file_check_frequency: float = STATIC_SCAN_INTERVAL  # how often the manifest directory is read
+    # ---- resources and eviction (kybernetes.kubelet.cm, kybernetes.kubelet.eviction) ----
+    cgroups_per_qos: bool = True  # cgroupsPerQOS: kubepods/{burstable,besteffort}/pod<uid>
+    cgroup_root: str = "/"  # cgroupRoot: where kubepods goes
+    kube_reserved: dict[str, str] = field(default_factory=dict)  # kubeReserved: cpu=100m,memory=1Gi,...
+    system_reserved: dict[str, str] = field(default_factory=dict)  # systemReserved
+    enforce_node_allocatable: list[str] = field(default_factory=lambda: ["pods"])
+    eviction_hard: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_EVICTION_HARD))
+    eviction_soft: dict[str, str] = field(default_factory=dict)
+    eviction_soft_grace_period: dict[str, str] = field(default_factory=dict)  # signal -> Go duration
+    eviction_pressure_transition_period: float = 300.0  # seconds a pressure condition outlasts its signal
+    eviction_max_pod_grace_period: int = 0  # seconds; the cap on a pod's grace in soft evictions
+    eviction_minimum_reclaim: dict[str, str] = field(default_factory=dict)
+    eviction_monitoring_period: float = 10.0  # the kubelet's fixed 10 s; a kybernetes flag for tests
+    pod_pids_limit: int = -1  # podPidsLimit: pids.max of each pod cgroup (-1: unlimited)
+    # ---- read by the other node features (image GC, log rotation, graceful shutdown) ----
+    image_gc_high_threshold_percent: int = 85
+    image_gc_low_threshold_percent: int = 80
+    image_minimum_gc_age: float = 120.0  # seconds (2m)
+    image_maximum_gc_age: float = 0.0  # seconds; 0: no maximum
+    container_log_max_size: str = "10Mi"
+    container_log_max_files: int = 5
+    shutdown_grace_period: float = 0.0  # seconds; 0: graceful node shutdown off
+    shutdown_grace_period_critical_pods: float = 0.0
 
 
 KUBELET_CONFIGURATION_VERSIONS = ("kubelet.config.k8s.io/v1beta1", "kubelet.config.k8s.io/v1")
@@ -92,6 +120,7 @@ def apply_dns_settings(config: KubeletConfig, file_settings: dict[str, Any], *, 
 
 
 __all__ = [
+    "DEFAULT_EVICTION_HARD",
     "KUBELET_CONFIGURATION_VERSIONS",
     "STATIC_SCAN_INTERVAL",
     "KubeletConfig",

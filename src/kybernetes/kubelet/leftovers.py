@@ -325,10 +325,20 @@ def node_tasks(node: Path) -> dict[str, str]:
     return tasks
 
 
+TASK_CGROUP_PARENTS = (CGROUP_NAMESPACE, "kubepods/pod*", "kubepods/*/pod*")
+"""Where runc puts a CRI task: /k8s.io/ID without a cgroup parent, else under the pod's cgroup
+(kybernetes.kubelet.cm, the default cgroupRoot)."""
+
+
 def cgroup_dirs(task_id: str) -> list[Path]:
     """The task's cgroup in every hierarchy (cgroup v1 controllers, or the one v2 tree)."""
-    return [p for p in [CGROUP_ROOT / CGROUP_NAMESPACE / task_id, *CGROUP_ROOT.glob(f"*/{CGROUP_NAMESPACE}/{task_id}")]
-            if p.is_dir()]
+    from kybernetes.kubelet.cgroups import hierarchies
+
+    found: list[Path] = []
+    for tree in hierarchies(CGROUP_ROOT):
+        for parent in TASK_CGROUP_PARENTS:
+            found += [p for p in tree.glob(f"{parent}/{task_id}") if p.is_dir()]
+    return found
 
 
 def cgroup_pids(task_id: str) -> set[int]:
@@ -347,4 +357,8 @@ def remove_cgroup(task_id: str) -> bool:
             directory.rmdir()
         except OSError:
             ok = False
+            continue
+        if directory.parent.name.startswith("pod"):
+            with contextlib.suppress(OSError):  # the pod's cgroup, once its last task is gone
+                directory.parent.rmdir()
     return ok
