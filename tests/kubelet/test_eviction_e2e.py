@@ -97,8 +97,8 @@ async def wait_node(c: Client, check: str, status: str, timeout: float = 20) -> 
         await asyncio.sleep(0.1)
 
 
-async def test_memory_pressure_evicts_best_effort_first(client: Client, cluster: KubeletProcess) -> None:
-    hungry, modest = unique("besteffort"), unique("burstable")
+async def test_memory_pressure_evicts_and_refuses_best_effort(client: Client, cluster: KubeletProcess) -> None:
+    hungry, modest, late = unique("besteffort"), unique("burstable"), unique("late")
     sleep = ["sleep", "3600"]
     await client.create("v1", "pods", pod(hungry, sleep), "default")
     await client.create("v1", "pods", pod(modest, sleep, container={
@@ -138,11 +138,18 @@ async def test_memory_pressure_evicts_best_effort_first(client: Client, cluster:
         node_events = await client.list("v1", "events", "default", field_selector=f"involvedObject.name={NODE}")
         assert ("EvictionThresholdMet", "Attempting to reclaim memory") in {
             (e["reason"], e["message"]) for e in node_events["items"]}
+        # A new BestEffort pod is not admitted under MemoryPressure.
+        await client.create("v1", "pods", pod(late, sleep), "default")
+        uids.append((await client.get("v1", "pods", late, "default"))["metadata"]["uid"])
+        refused = await wait_pod(client, late, evicted, cluster, timeout=15)
+        assert refused["status"]["message"] == "The node had condition: [MemoryPressure]. "
+        assert "containerStatuses" not in refused["status"] or all(
+            "running" not in cs["state"] for cs in refused["status"]["containerStatuses"])
     finally:
         cluster.stop()
         cluster.extra_args = FAST
         cluster.start()
-        for name in (hungry, modest):
+        for name in (hungry, modest, late):
             with contextlib.suppress(errors.NotFound):
                 await delete_pod(client, name)
     await wait_node(client, "MemoryPressure", "False")

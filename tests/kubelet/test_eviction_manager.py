@@ -10,6 +10,7 @@ from kybernetes.kubelet.eviction import (
     EvictionManager,
     Observation,
     PodUsage,
+    admission_refusal,
     eviction_message,
     parse_thresholds,
     rank,
@@ -124,3 +125,18 @@ def test_message_names_the_threshold_and_containers_over_request() -> None:
                                PodUsage(memory={"main": 3 * MI}))
     assert message == ("The node was low on resource: memory. Threshold quantity: 100Mi, available: 512Ki. "
                        "Container main was using 3Mi, request is 1Mi, has larger consumption of memory. ")
+
+
+def test_admission_under_pressure() -> None:
+    best_effort = {**pod("b"), "status": {"qosClass": "BestEffort"}}
+    burstable = {**pod("u", "1Mi"), "status": {"qosClass": "Burstable"}}
+    tolerant = {**best_effort, "spec": {**best_effort["spec"], "tolerations": [
+        {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"}]}}
+    critical = {**best_effort, "spec": {**best_effort["spec"], "priority": 2_000_001_000}}
+    assert admission_refusal(best_effort, ()) is None
+    assert admission_refusal(best_effort, {"MemoryPressure"}) == "The node had condition: [MemoryPressure]. "
+    assert admission_refusal(burstable, {"MemoryPressure"}) is None
+    assert admission_refusal(tolerant, {"MemoryPressure"}) is None
+    assert admission_refusal(critical, {"DiskPressure"}) is None
+    assert admission_refusal(burstable, {"DiskPressure", "MemoryPressure"}) == \
+        "The node had condition: [MemoryPressure DiskPressure]. "

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import posixpath
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -162,6 +163,7 @@ class CgroupManager:
         self.v2 = cgroups.is_v2(self.fs_root)
         self._burstable_millis: dict[str, int] = {}  # uid -> cpu request of a Burstable pod made here
         self._made: dict[str, str] = {}  # uid -> its cgroup, made by ensure_pod since the last removal
+        self._lock = threading.Lock()  # the kubelet calls in from worker threads
 
     # ---- names ----
 
@@ -198,6 +200,10 @@ class CgroupManager:
         uid = str((pod.get("metadata") or {}).get("uid", ""))
         if self._made.get(uid) == name and self._exists(name):
             return name
+        with self._lock:
+            return self._make_pod(pod, uid, name)
+
+    def _make_pod(self, pod: Obj, uid: str, name: str) -> str:
         if not self._exists(self.kubepods):
             self.setup()
         self._make(name, pod_resources(pod, self.pids_limit))
@@ -211,12 +217,13 @@ class CgroupManager:
     def remove_pod(self, uid: str) -> bool:
         """Removes the pod's cgroup everywhere (see the module contract); True when none is left."""
         left = False
-        self._made.pop(uid, None)
-        for name in self.pod_cgroup_candidates(uid):
-            for directory in cgroups.cgroup_dirs(name, self.fs_root):
-                left |= not _remove_tree(directory)
-        if self._burstable_millis.pop(uid, None) is not None:
-            self._update_burstable()
+        with self._lock:
+            self._made.pop(uid, None)
+            for name in self.pod_cgroup_candidates(uid):
+                for directory in cgroups.cgroup_dirs(name, self.fs_root):
+                    left |= not _remove_tree(directory)
+            if self._burstable_millis.pop(uid, None) is not None:
+                self._update_burstable()
         return not left
 
     def pod_uids(self, older_than: float = 0.0) -> set[str]:

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 REASON = "Evicted"
 NODE_LOW_MESSAGE = "The node was low on resource: {}. "
+NODE_CONDITION_MESSAGE = "The node had condition: {}. "
 THRESHOLD_MET_MESSAGE = "Threshold quantity: {}, available: {}. "
 CONTAINER_MESSAGE = "Container {} was using {}, request is {}, has larger consumption of {}. "
 EMPTY_DIR_MESSAGE = 'Usage of EmptyDir volume "{}" exceeds the limit "{}". '
@@ -60,6 +61,7 @@ IMMEDIATE_GRACE_SECONDS = 1  # the kubelet's immediateEvictionGracePeriodSeconds
 SYSTEM_CRITICAL_PRIORITY = 2_000_000_000
 MEMORY_PRESSURE, DISK_PRESSURE, PID_PRESSURE = "MemoryPressure", "DiskPressure", "PIDPressure"
 
+_SIGNAL_ORDER = {MEMORY_PRESSURE: 0, DISK_PRESSURE: 1, PID_PRESSURE: 2}
 SIGNALS: dict[str, tuple[str, str]] = {
     # signal -> (node condition, resource reclaimed)
     "memory.available": (MEMORY_PRESSURE, "memory"),
@@ -260,6 +262,25 @@ def eviction_message(resource: str, pod: Obj, threshold: Threshold | None, obser
     return message
 
 
+def admission_refusal(pod: Obj, conditions: Iterable[str]) -> str | None:
+    """Why a new pod is refused under pressure (the eviction manager's Admit), None to admit it:
+    critical pods always run; under MemoryPressure alone, pods that are not BestEffort, or that
+    tolerate the memory-pressure taint; under any other pressure no pod."""
+    from kybernetes.api.scheduling import tolerations_tolerate_taint
+    from kybernetes.kubelet.cm import qos_class
+
+    present = sorted(conditions, key=lambda c: _SIGNAL_ORDER.get(c, 9))
+    if not present or is_critical(pod):
+        return None
+    if present == [MEMORY_PRESSURE]:
+        if qos_class(pod) != "BestEffort":
+            return None
+        taint = {"key": "node.kubernetes.io/memory-pressure", "effect": "NoSchedule"}
+        if tolerations_tolerate_taint((pod.get("spec") or {}).get("tolerations") or [], taint):
+            return None
+    return NODE_CONDITION_MESSAGE.format("[" + " ".join(present) + "]")
+
+
 def empty_dir_overuse(pod: Obj, volume_usage: Callable[[str], int | None]) -> str | None:
     """The eviction message when one of the pod's emptyDir volumes is above its sizeLimit."""
     for volume in (pod.get("spec") or {}).get("volumes") or []:
@@ -314,8 +335,6 @@ async def runtime_pod_usage(cri: object, pods: list[Obj], *, disk_dirs: Callable
 
 Evict = Callable[[Obj, int, str, "Obj | None"], Awaitable[None]]
 """(pod, grace seconds, message, DisruptionTarget condition or None): kill the pod, mark it Evicted."""
-
-_SIGNAL_ORDER = {MEMORY_PRESSURE: 0, DISK_PRESSURE: 1, PID_PRESSURE: 2}
 
 
 class EvictionManager:
@@ -417,6 +436,19 @@ class EvictionManager:
         return evicted
 
 
-__all__ = ["REASON", "SIGNALS", "EvictionManager", "Observation", "PodUsage", "Threshold", "empty_dir_overuse",
-           "eviction_message", "hard_eviction_reservation", "observe", "parse_thresholds", "rank",
-           "runtime_pod_usage"]
+__all__ = [
+    "REASON",
+    "SIGNALS",
+    "EvictionManager",
+    "Observation",
+    "PodUsage",
+    "Threshold",
+    "admission_refusal",
+    "empty_dir_overuse",
+    "eviction_message",
+    "hard_eviction_reservation",
+    "observe",
+    "parse_thresholds",
+    "rank",
+    "runtime_pod_usage",
+]

@@ -320,7 +320,7 @@ class Kubelet:
         self.syncer.forget(uid)
         self.status.forget(uid)
         self._last_seen.pop(uid, None)
-        self.resources.forget(uid)
+        await self.resources.forget(uid)
 
     # ---- static pods ----
 

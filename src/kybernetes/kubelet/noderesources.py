@@ -10,7 +10,10 @@ Contract (what :class:`~kybernetes.kubelet.kubelet.Kubelet` calls, each in one p
 - ``eviction_pending(uid)`` / ``evict(pod)`` from the pod worker: an eviction the manager asked for
   is carried out in the pod's own worker (so no sync runs at the same time): the pod is killed
   with the eviction's grace, its status written Failed/Evicted, a Warning ``Evicted`` event
-  recorded. ``status_override(uid, status)`` keeps that status on every later write.
+  recorded. ``status_override(uid, status)`` keeps that status on every later write. The first
+  time a pod that the runtime does not run yet comes by, it is admitted or refused as the
+  eviction manager's Admit does under pressure (refused: Failed/Evicted, ``The node had condition:
+  [MemoryPressure]. ``).
 - ``forget(uid)`` when the pod is cleaned up (its cgroup removed); ``remove_orphans(live)`` in the
   housekeeping removes the cgroups of pods that exist nowhere (after a kubelet restart).
 """
@@ -33,6 +36,7 @@ from kybernetes.kubelet.cm import CgroupManager, node_allocatable
 from kybernetes.kubelet.eviction import (
     REASON,
     EvictionManager,
+    admission_refusal,
     hard_eviction_reservation,
     observe,
     parse_thresholds,
@@ -67,6 +71,7 @@ class NodeResources:
             if cfg.cgroups_per_qos else None
         self._pending: dict[str, _Eviction] = {}
         self._evicted: dict[str, _Eviction] = {}
+        self._admitted: set[str] = set()
         self.eviction: EvictionManager | None = None
 
     # ---- cgroups and allocatable ----
@@ -167,7 +172,21 @@ class NodeResources:
     # ---- in the pod worker ----
 
     def eviction_pending(self, uid: str) -> bool:
-        return uid in self._pending
+        if uid in self._pending:
+            return True
+        if uid in self._admitted:
+            return False
+        self._admitted.add(uid)
+        pod = self.kubelet.pod_for(uid)
+        relister = self.kubelet.relister
+        if pod is None or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") or (
+                relister is not None and uid in relister.runtime_uids()):
+            return False  # gone, finished, or admitted before the kubelet restarted
+        refusal = admission_refusal(pod, self.pressure())
+        if refusal is None:
+            return False
+        self._pending[uid] = _Eviction(0, refusal, None)
+        return True
 
     async def evict(self, pod: Obj) -> None:
         kl = self.kubelet
@@ -192,15 +211,20 @@ class NodeResources:
 
     # ---- clean-up ----
 
-    def forget(self, uid: str) -> None:
+    async def forget(self, uid: str) -> None:
+        self._admitted.discard(uid)
         self._pending.pop(uid, None)
         self._evicted.pop(uid, None)
-        if self.cgroups is not None and not self.cgroups.remove_pod(uid):
+        if self.cgroups is not None and not await asyncio.to_thread(self.cgroups.remove_pod, uid):
             log.warning("the cgroup of pod %s is still in use", uid)
 
     async def remove_orphans(self, live: Collection[str]) -> None:
+        """Removes the cgroups of pods in none of `live` or finished (Succeeded/Failed: their
+        sandboxes are stopped, their cgroups empty, as the kubelet's cleanupOrphanedPodCgroups)."""
         if self.cgroups is None:
             return
+        finished = {str((p.get("metadata") or {}).get("uid", "")) for p in self.kubelet.pods()
+                    if (p.get("status") or {}).get("phase") in ("Succeeded", "Failed")}
         for uid in await asyncio.to_thread(self.cgroups.pod_uids, ORPHAN_MIN_AGE):
-            if uid not in live:
+            if uid not in live or uid in finished:
                 await asyncio.to_thread(self.cgroups.remove_pod, uid)

@@ -276,9 +276,11 @@ class PodSyncer:
         return result
 
     async def _create_sandbox(self, pod: Obj, attempt: int) -> PodRuntime:
+        # Making the pod's cgroup is a few ms of mkdir and writes: not on the event loop.
+        cgroup_parent = await asyncio.to_thread(self.node.pod_cgroup, pod) if self.node.pod_cgroup else ""
         config = rtcfg.sandbox_config(pod, log_root=self.node.log_root, attempt=attempt,
                                       node_hostname=self.node.hostname, dns=self.pod_dns(pod, record=True),
-                                      cgroup_parent=self.node.pod_cgroup(pod) if self.node.pod_cgroup else "")
+                                      cgroup_parent=cgroup_parent)
         handler = await self._runtime_handler(pod)
         Path(config.log_directory).mkdir(parents=True, exist_ok=True)
         sandbox_id = await self.cri.run_pod_sandbox(config, handler)
