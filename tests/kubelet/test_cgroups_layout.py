@@ -63,3 +63,15 @@ def test_v1_hierarchies_and_removal_of_what_runc_left(tmp_path: Path) -> None:
                 f.unlink()
     assert m.remove_pod("g1")
     assert cgroups.cgroup_dirs(name, tmp_path) == []
+
+
+def test_leftovers_find_the_pod_cgroup_of_a_task(tmp_path: Path) -> None:
+    import json
+
+    from kybernetes.kubelet.leftovers import task_pod_cgroups
+
+    state = tmp_path / "containerd/state/io.containerd.runtime.v2.task/k8s.io"
+    for task, path in (("t1", "/kubepods/besteffort/poduid1/t1"), ("t2", "/k8s.io/t2"), ("t3", "")):
+        (state / task).mkdir(parents=True)
+        (state / task / "config.json").write_text(json.dumps({"linux": {"cgroupsPath": path}}))
+    assert task_pod_cgroups(tmp_path) == {"t1": "/kubepods/besteffort/poduid1"}

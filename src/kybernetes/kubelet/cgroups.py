@@ -8,7 +8,7 @@ Contract:
   :func:`hierarchies` are the mounted trees (the one v2 tree, or every v1 hierarchy: controllers,
   named ones such as ``name=systemd``, a hybrid's ``unified``), :func:`cgroup_dirs` the
   directories of a named cgroup in those trees and :func:`controller_dir` the one that holds a
-  given controller's files.
+  given controller's files; :func:`remove` takes a named cgroup out of every tree.
 
 - ``node_usage(cgroup_root, proc_root)`` returns one :class:`Usage` sample of the whole node: the
   cumulative CPU time in nanoseconds and the memory figures of the Summary API (bytes).
@@ -133,6 +133,29 @@ def controller_dir(name: str, controller: str, cgroup_root: Path = CGROUP_ROOT) 
     """The directory of cgroup `name` whose files belong to `controller` (``cpu``, ``memory``, ``pids``...)."""
     relative = name.strip("/")
     return cgroup_root / relative if is_v2(cgroup_root) else cgroup_root / controller / relative
+
+
+def remove(name: str, cgroup_root: Path = CGROUP_ROOT) -> bool:
+    """Removes cgroup `name` from every hierarchy, empty child cgroups first (runc leaves the
+    parents it made on the way); False if one is still there (it holds a process)."""
+    return all([_remove_tree(d) for d in cgroup_dirs(name, cgroup_root)])
+
+
+def _remove_tree(directory: Path) -> bool:
+    ok = True
+    try:
+        children = [p for p in directory.iterdir() if p.is_dir()]
+    except OSError:
+        children = []
+    for child in children:
+        ok &= _remove_tree(child)
+    try:
+        directory.rmdir()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return ok
 
 
 def node_usage(cgroup_root: Path = CGROUP_ROOT, proc_root: Path = PROC_ROOT) -> Usage:

@@ -220,8 +220,7 @@ class CgroupManager:
         with self._lock:
             self._made.pop(uid, None)
             for name in self.pod_cgroup_candidates(uid):
-                for directory in cgroups.cgroup_dirs(name, self.fs_root):
-                    left |= not _remove_tree(directory)
+                left |= not cgroups.remove(name, self.fs_root)
             if self._burstable_millis.pop(uid, None) is not None:
                 self._update_burstable()
         return not left
@@ -307,21 +306,6 @@ class CgroupManager:
             path.write_text(value)
         except OSError as err:
             log.warning("writing %s to %s: %s", value, path, err)
-
-
-def _remove_tree(directory: Path) -> bool:
-    """rmdir of a cgroup and its (empty) children, deepest first; False if one is still there."""
-    ok = True
-    with contextlib.suppress(OSError):
-        for child in [p for p in directory.iterdir() if p.is_dir()]:
-            ok &= _remove_tree(child)
-    try:
-        directory.rmdir()
-    except FileNotFoundError:
-        pass
-    except OSError:
-        return False
-    return ok
 
 
 __all__ = ["CgroupManager", "Resources", "node_allocatable", "pod_resources", "qos_class", "quota", "shares",
