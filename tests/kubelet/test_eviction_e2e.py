@@ -136,8 +136,9 @@ async def test_memory_pressure_evicts_and_refuses_best_effort(client: Client, cl
         target = next(x for x in first["status"]["conditions"] if x["type"] == "DisruptionTarget")
         assert (target["status"], target["reason"], target["message"]) == ("True", "TerminationByKubelet", message)
         node_events = await client.list("v1", "events", "default", field_selector=f"involvedObject.name={NODE}")
-        assert ("EvictionThresholdMet", "Attempting to reclaim memory") in {
-            (e["reason"], e["message"]) for e in node_events["items"]}
+        said = {(e["reason"], e["message"]) for e in node_events["items"]}
+        assert ("EvictionThresholdMet", "Attempting to reclaim memory") in said
+        assert ("NodeHasInsufficientMemory", f"Node {NODE} status is now: NodeHasInsufficientMemory") in said
         # A new BestEffort pod is not admitted under MemoryPressure.
         await client.create("v1", "pods", pod(late, sleep), "default")
         uids.append((await client.get("v1", "pods", late, "default"))["metadata"]["uid"])

@@ -48,6 +48,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+PRESSURE_EVENTS = {"MemoryPressure": ("NodeHasSufficientMemory", "NodeHasInsufficientMemory"),
+                   "DiskPressure": ("NodeHasNoDiskPressure", "NodeHasDiskPressure"),
+                   "PIDPressure": ("NodeHasSufficientPID", "NodeHasInsufficientPID")}
+"""Condition -> the kubelet's events for it turning False / True."""
+
 ORPHAN_MIN_AGE = 60.0
 """Seconds a pod cgroup of no pod this kubelet knows must exist before it is removed (only an empty
 one can be: a live pod of another kubelet sharing kubepods keeps its own)."""
@@ -113,7 +118,17 @@ class NodeResources:
         def observations() -> dict[str, Any]:
             return observe(memory, kl.data_dir, imagefs if Path(imagefs).exists() else kl.data_dir)
 
+        reported: set[str] = set()
+
         def notify() -> None:
+            # The kubelet's node status events on each pressure transition ("Node N status is now: ...").
+            now = set(self.pressure())
+            for condition, (good, bad) in PRESSURE_EVENTS.items():
+                if (condition in now) != (condition in reported):
+                    event = bad if condition in now else good
+                    kl._record_node("Normal", event, f"Node {kl.node_name} status is now: {event}")
+            reported.clear()
+            reported.update(now)
             if kl.node_status is not None:
                 kl.node_status.notify()
 
@@ -178,10 +193,11 @@ class NodeResources:
             return False
         self._admitted.add(uid)
         pod = self.kubelet.pod_for(uid)
+        status = (pod or {}).get("status") or {}
         relister = self.kubelet.relister
-        if pod is None or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") or (
+        if pod is None or status.get("phase") in ("Succeeded", "Failed") or status.get("startTime") or (
                 relister is not None and uid in relister.runtime_uids()):
-            return False  # gone, finished, or admitted before the kubelet restarted
+            return False  # gone, finished, or admitted before (startTime: a kubelet started it)
         refusal = admission_refusal(pod, self.pressure())
         if refusal is None:
             return False
