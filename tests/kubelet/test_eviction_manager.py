@@ -140,3 +140,19 @@ def test_admission_under_pressure() -> None:
     assert admission_refusal(critical, {"DiskPressure"}) is None
     assert admission_refusal(burstable, {"DiskPressure", "MemoryPressure"}) == \
         "The node had condition: [MemoryPressure DiskPressure]. "
+
+
+def test_signals_observed_on_this_machine(tmp_path: Any) -> None:
+    import os
+
+    from kybernetes.kubelet.eviction import observe
+    from kybernetes.kubelet.machine import memory_bytes
+
+    seen = observe(memory_bytes(), tmp_path, tmp_path)
+    memory = seen["memory.available"]
+    assert memory.capacity == memory_bytes() and 0 < memory.available < memory.capacity
+    st = os.statvfs(tmp_path)
+    assert seen["nodefs.available"].capacity == st.f_blocks * st.f_frsize
+    assert seen["imagefs.inodesFree"].capacity == st.f_files
+    pids = seen["pid.available"]
+    assert 0 < pids.available < pids.capacity
