@@ -156,3 +156,24 @@ def test_signals_observed_on_this_machine(tmp_path: Any) -> None:
     assert seen["imagefs.inodesFree"].capacity == st.f_files
     pids = seen["pid.available"]
     assert 0 < pids.available < pids.capacity
+
+
+async def test_disk_and_pid_pressure_from_the_real_signals(tmp_path: Any) -> None:
+    """Thresholds shrunk to just above what this machine has: both conditions come up, a disk
+    threshold evicts by disk usage; nothing is filled."""
+    from kybernetes.kubelet.eviction import observe
+    from kybernetes.kubelet.machine import memory_bytes
+
+    def signals() -> dict[str, Observation]:
+        return observe(memory_bytes(), tmp_path, tmp_path)
+
+    pids = signals()["pid.available"]
+    node = Node([pod("quiet"), pod("writer")], {"quiet": PodUsage(disk=MI), "writer": PodUsage(disk=50 * MI)})
+    m = node.manager({})
+    m.thresholds = parse_thresholds({"nodefs.available": "99.9%",
+                                     "pid.available": str(min(pids.capacity - 1, pids.available + 10_000))})
+    m._observe = signals
+    await m.synchronize()
+    assert m.pressure() == {"DiskPressure", "PIDPressure"}
+    assert [n for n, _, _ in node.evicted] == ["writer"]
+    assert node.evicted[0][2].startswith("The node was low on resource: ephemeral-storage. Threshold quantity: ")
