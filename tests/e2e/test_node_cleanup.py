@@ -29,6 +29,8 @@ from pathlib import Path
 import pytest
 
 from kybernetes.apiserver.join.tokens import server_token
+from kybernetes.kubelet import cgroups
+from kybernetes.kubelet.cm import CgroupManager
 from kybernetes.kubelet.containerd import kill_pids, mounts_under, process_alive
 from kybernetes.testing import ServerProcess, free_network_octet
 
@@ -121,6 +123,12 @@ def net() -> Iterator[Net]:
             subprocess.run(["ip", "link", "delete", n.bridge], capture_output=True)
 
 
+def pod_cgroup_dirs(pod: object) -> list[Path]:
+    """The pod's cgroup (kybernetes.kubelet.cm) in every hierarchy, wherever its QoS class put it."""
+    uid = pod["metadata"]["uid"]  # type: ignore[index]
+    return [d for name in CgroupManager().pod_cgroup_candidates(uid) for d in cgroups.cgroup_dirs(name)]
+
+
 def test_killall_then_a_new_node_on_the_same_bridge_then_uninstall(net: Net) -> None:
     # Short data dirs: containerd's socket path must stay under the 108-byte unix socket limit.
     a = Path(tempfile.mkdtemp(prefix="kyka-", dir="/tmp")).resolve()
@@ -173,11 +181,13 @@ def test_killall_then_a_new_node_on_the_same_bridge_then_uninstall(net: Net) -> 
         assert not pids_mentioning(a), "processes of A left"
         assert not mounts_under(a) and not netns_a[0].exists() and not veths_on(net.bridge)
         assert not any(process_alive(p) for p in shims)
+        assert not pod_cgroup_dirs(pod_a), "A's pod cgroup left"
 
         # 4. Now B starts on the same bridge, and its pod answers at its own address.
         srv_b = net.server(b, f"kyk-b-{net.octet}")
         servers.append(srv_b)
-        ip_b = str(web_pod(srv_b, "from-B")["status"]["podIP"])  # type: ignore[index]
+        pod_b = web_pod(srv_b, "from-B")
+        ip_b = str(pod_b["status"]["podIP"])  # type: ignore[index]
         assert wait_until(lambda: http_get(f"http://{ip_b}:8080/") == (200, "from-B\n"), 20, "B's pod")
         assert f"table ip {net.table}" in nft_tables()
 
@@ -206,6 +216,7 @@ def test_killall_then_a_new_node_on_the_same_bridge_then_uninstall(net: Net) -> 
         assert f"table inet {net.netpol_table}" not in nft_tables()
         assert f"table ip {net.net_table}" not in nft_tables()
         assert not any(process_alive(p) for p in pod_pids) and not netns_b.exists()
+        assert not pod_cgroup_dirs(pod_b), "B's pod cgroup left"
         assert not bridge_exists(net.bridge)
     finally:
         for srv in servers:
@@ -226,7 +237,8 @@ def test_killall_stops_a_running_server_and_its_pods(net: Net) -> None:
     data = Path(tempfile.mkdtemp(prefix="kykc-", dir="/tmp")).resolve()
     try:
         srv = net.server(data, f"kyk-c-{net.octet}")
-        ip = str(web_pod(srv, "from-C")["status"]["podIP"])  # type: ignore[index]
+        pod_c = web_pod(srv, "from-C")
+        ip = str(pod_c["status"]["podIP"])  # type: ignore[index]
         (netns,) = netns_with(ip)
         res = subprocess.run([*KYB, "killall", "--data-dir", str(data)], capture_output=True, text=True, timeout=180)
         assert res.returncode == 0, (res.stdout, res.stderr)
@@ -234,6 +246,7 @@ def test_killall_stops_a_running_server_and_its_pods(net: Net) -> None:
         assert "removed pod default/web" in res.stdout and f"netns {netns.name}" in res.stdout, res.stdout
         assert srv.proc.wait(10) == 0  # the server was stopped, not killed
         assert not pids_mentioning(data) and not netns.exists() and not mounts_under(data)
+        assert not pod_cgroup_dirs(pod_c), "the pod cgroup left"
         assert f"table ip {net.table}" not in nft_tables() and not bridge_exists(net.bridge)
         assert f"table inet {net.netpol_table}" not in nft_tables()
         assert f"table ip {net.net_table}" not in nft_tables()

@@ -26,6 +26,7 @@ import pytest
 from kybernetes import errors
 from kybernetes.client import Client
 from kybernetes.images.oci import BUSYBOX_IMAGE
+from kybernetes.kubelet.cm import CgroupManager
 from kybernetes.kubelet.cri import CRIClient, api
 from kybernetes.kubelet.runtime import LABEL_POD_UID
 from kybernetes.testing import ServerProcess, stop_process
@@ -92,6 +93,11 @@ async def _remove_kubelet_pods(runtime: NodeRuntime) -> None:
                 with contextlib.suppress(Exception):
                     await cri.stop_pod_sandbox(s.id)
                     await cri.remove_pod_sandbox(s.id)
+    # The pod cgroups a stopped kubelet had no time to remove (only empty ones can go: no pod of a
+    # running node loses its cgroup).
+    cgroups = CgroupManager()
+    for uid in cgroups.pod_uids():
+        cgroups.remove_pod(uid)
 
 
 @pytest.fixture

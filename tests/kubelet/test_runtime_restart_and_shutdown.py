@@ -55,7 +55,7 @@ class OwnRuntimeKubelet:
                 "--cni-bridge", self.bridge, "--default-pod-cidr", self.pod_cidr, "-v",
                 "--cluster-ca-dir", str(self.srv.data_dir / "tls"), "--import-system-image=false",
                 "--shutdown-grace-period", "6s", "--shutdown-grace-period-critical-pods", "2s",
-                "--image-gc-high-threshold", "1", "--image-gc-low-threshold", "0", "--minimum-image-gc-age", "3s",
+                "--image-gc-high-threshold", "1", "--image-gc-low-threshold", "0", "--minimum-image-ttl-duration", "3s",
                 "--image-gc-period", "1"]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from kybernetes.api.podutil import pod_qos_class
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.apiserver.admission.defaulttolerationseconds import add_default_tolerations
 from kybernetes.apiserver.registry.core import (
@@ -17,7 +18,6 @@ from kybernetes.apiserver.registry.core import (
     validate_pod_spec,
     validate_pod_template,
 )
-from kybernetes.apiserver.registry.core.pods import pod_qos_class
 
 POD = STRATEGIES[("", "Pod")]
 

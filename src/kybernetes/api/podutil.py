@@ -18,6 +18,8 @@ Contract:
   it) + spec.overhead``, where a sidecar is an init container with ``restartPolicy: Always``.
   It is generic over the value type so that the scheduler (integers) and quota (exact
   quantities) share it; :func:`pod_requests` is the scheduler's integer form.
+* :func:`pod_qos_class` is ``GetPodQOS``: Guaranteed, Burstable or BestEffort (the API server sets
+  ``status.qosClass`` with it; the kubelet places a pod's cgroup by it).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, TypeVar
 
 from kybernetes.api.quantity import cpu_millis, to_bytes
 from kybernetes.api.timeutil import parse_epoch
+from kybernetes.api.validation.fields import as_dict, as_list, quantity_or_none
 
 V = TypeVar("V")
 
@@ -174,3 +177,36 @@ def pod_requests(pod: Mapping[str, Any]) -> dict[str, int]:
     spec = _d(pod.get("spec"))
     total = pod_resource_totals(spec, container_requests, _int_add, _int_greater, resource_list(spec.get("overhead")))
     return {k: v for k, v in total.items() if v}
+
+
+def _init_and_app_containers(spec: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
+    for field in ("initContainers", "containers"):
+        for ctr in as_list(spec.get(field)):
+            if isinstance(ctr, dict):
+                yield ctr
+
+
+def pod_qos_class(spec: dict[str, Any]) -> str:
+    """Guaranteed, Burstable or BestEffort, from cpu and memory requests and limits (``GetPodQOS``)."""
+    requests: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    guaranteed = True
+    for ctr in _init_and_app_containers(spec):
+        res = as_dict(ctr.get("resources"))
+        for name, qty in as_dict(res.get("requests")).items():
+            value = quantity_or_none(qty)
+            if name in ("cpu", "memory") and value:
+                requests[name] = requests.get(name, 0) + value
+        ctr_limits = set()
+        for name, qty in as_dict(res.get("limits")).items():
+            value = quantity_or_none(qty)
+            if name in ("cpu", "memory") and value:
+                ctr_limits.add(name)
+                limits[name] = limits.get(name, 0) + value
+        if ctr_limits != {"cpu", "memory"}:
+            guaranteed = False
+    if not requests and not limits:
+        return "BestEffort"
+    if guaranteed and requests.keys() == limits.keys() and all(requests[k] == limits[k] for k in requests):
+        return "Guaranteed"
+    return "Burstable"

@@ -1,6 +1,14 @@
-"""The node's CPU and memory usage, read from the root cgroup as cAdvisor reads it for container "/".
+"""The node's cgroups: where a cgroup lives, and the node's CPU and memory usage read from the root
+cgroup as cAdvisor reads it for container "/".
 
 Contract:
+
+- One home for cgroup paths: a cgroup is named by its absolute path from the hierarchy root
+  (``/kubepods/burstable/pod<uid>``, what runc calls cgroupsPath with the cgroupfs driver);
+  :func:`hierarchies` are the mounted trees (the one v2 tree, or every v1 hierarchy: controllers,
+  named ones such as ``name=systemd``, a hybrid's ``unified``), :func:`cgroup_dirs` the
+  directories of a named cgroup in those trees and :func:`controller_dir` the one that holds a
+  given controller's files; :func:`remove` takes a named cgroup out of every tree.
 
 - ``node_usage(cgroup_root, proc_root)`` returns one :class:`Usage` sample of the whole node: the
   cumulative CPU time in nanoseconds and the memory figures of the Summary API (bytes).
@@ -102,6 +110,52 @@ def usage_v2_root(meminfo: str, vmstat: str, cpu_ns: int) -> Usage:
 def is_v2(cgroup_root: Path = CGROUP_ROOT) -> bool:
     """True on a pure cgroup v2 host (a hybrid v1 layout counts as v1: its controllers are there)."""
     return (cgroup_root / "cgroup.controllers").exists() and not (cgroup_root / "cpuacct").exists()
+
+
+def hierarchies(cgroup_root: Path = CGROUP_ROOT) -> list[Path]:
+    """The mounted cgroup trees: ``[cgroup_root]`` on v2, each v1 hierarchy's directory otherwise
+    (symlinked aliases such as ``cpu,cpuacct`` -> ``cpu`` are listed once, under their target)."""
+    if is_v2(cgroup_root):
+        return [cgroup_root]
+    try:
+        return sorted(p for p in cgroup_root.iterdir() if p.is_dir() and not p.is_symlink())
+    except OSError:
+        return []
+
+
+def cgroup_dirs(name: str, cgroup_root: Path = CGROUP_ROOT) -> list[Path]:
+    """The existing directories of cgroup `name` (an absolute cgroup path) in every hierarchy."""
+    relative = name.strip("/")
+    return [d for d in (h / relative for h in hierarchies(cgroup_root)) if d.is_dir()]
+
+
+def controller_dir(name: str, controller: str, cgroup_root: Path = CGROUP_ROOT) -> Path:
+    """The directory of cgroup `name` whose files belong to `controller` (``cpu``, ``memory``, ``pids``...)."""
+    relative = name.strip("/")
+    return cgroup_root / relative if is_v2(cgroup_root) else cgroup_root / controller / relative
+
+
+def remove(name: str, cgroup_root: Path = CGROUP_ROOT) -> bool:
+    """Removes cgroup `name` from every hierarchy, empty child cgroups first (runc leaves the
+    parents it made on the way); False if one is still there (it holds a process)."""
+    return all([_remove_tree(d) for d in cgroup_dirs(name, cgroup_root)])
+
+
+def _remove_tree(directory: Path) -> bool:
+    ok = True
+    try:
+        children = [p for p in directory.iterdir() if p.is_dir()]
+    except OSError:
+        children = []
+    for child in children:
+        ok &= _remove_tree(child)
+    try:
+        directory.rmdir()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return ok
 
 
 def node_usage(cgroup_root: Path = CGROUP_ROOT, proc_root: Path = PROC_ROOT) -> Usage:

@@ -23,7 +23,9 @@ import click
 
 from kybernetes import aiorun
 from kybernetes.kubelet.config import KubeletConfig, apply_dns_settings, load_kubelet_configuration
+from kybernetes.kubelet.eviction import parse_thresholds
 from kybernetes.kubelet.kubelet import Kubelet
+from kybernetes.kubelet.kubeletconfig import apply_file_settings, apply_flag_settings, parse_key_values
 
 
 def _taint(text: str) -> dict[str, str]:
@@ -36,6 +38,80 @@ def _taint(text: str) -> dict[str, str]:
     if value:
         out["value"] = value
     return out
+
+
+class _KeyValues(click.ParamType):
+    """A mapStringString flag (``k=v,k2=v2``; the eviction flags: ``signal<value``)."""
+
+    name = "key=value,..."
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> dict[str, str]:
+        if isinstance(value, dict):
+            return value
+        try:
+            return parse_key_values(str(value))
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+
+class _Duration(click.ParamType):
+    """A Go duration (``90s``, ``1m30s``) in seconds."""
+
+    name = "duration"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        from kybernetes.api.timeutil import parse_duration
+
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+
+_RESOURCE_OPTIONS = [
+    click.option("--kube-reserved", "kube_reserved", type=_KeyValues(), default=None,
+                 help="Resources reserved for Kubernetes' node components (cpu=100m,memory=256Mi,...)."),
+    click.option("--system-reserved", "system_reserved", type=_KeyValues(), default=None,
+                 help="Resources reserved for the operating system (cpu=100m,memory=256Mi,...)."),
+    click.option("--enforce-node-allocatable", "enforce_node_allocatable", default=None,
+                 type=click.STRING, callback=lambda c, p, v: None if v is None else [x for x in v.split(",") if x],
+                 help="Where allocatable is enforced by cgroup limits (pods, or empty: nowhere)."),
+    click.option("--eviction-hard", "eviction_hard", type=_KeyValues(), default=None,
+                 help="Hard eviction thresholds (memory.available<100Mi,nodefs.available<10%,...)."),
+    click.option("--eviction-soft", "eviction_soft", type=_KeyValues(), default=None,
+                 help="Soft eviction thresholds, each with a grace period in --eviction-soft-grace-period."),
+    click.option("--eviction-soft-grace-period", "eviction_soft_grace_period", type=_KeyValues(), default=None,
+                 help="signal=duration: how long a soft threshold must hold before pods are evicted."),
+    click.option("--eviction-pressure-transition-period", "eviction_pressure_transition_period", type=_Duration(),
+                 default=None, help="How long a pressure condition outlasts its threshold (default 5m0s)."),
+    click.option("--eviction-max-pod-grace-period", "eviction_max_pod_grace_period", type=int, default=None,
+                 help="The most grace (seconds) a pod gets when a soft threshold evicts it."),
+    click.option("--eviction-monitoring-period", "eviction_monitoring_period", type=_Duration(), default=None,
+                 hidden=True, help="kybernetes only (the kubelet's is a fixed 10s): how often eviction runs."),
+    click.option("--cgroups-per-qos", "cgroups_per_qos", type=click.BOOL, default=None,
+                 help="Make the kubepods QoS cgroup hierarchy and one cgroup per pod (default true)."),
+    click.option("--cgroup-root", "cgroup_root", default=None, help="Where kubepods goes (default /)."),
+    click.option("--pod-max-pids", "pod_pids_limit", type=int, default=None,
+                 help="pids.max of each pod's cgroup (-1: unlimited)."),
+    click.option("--image-gc-high-threshold", "image_gc_high_threshold_percent", type=int, default=None,
+                 help="Disk usage percent at which image garbage collection runs (default 85)."),
+    click.option("--image-gc-low-threshold", "image_gc_low_threshold_percent", type=int, default=None,
+                 help="Disk usage percent image garbage collection frees down to (default 80)."),
+    click.option("--minimum-image-ttl-duration", "image_minimum_gc_age", type=_Duration(), default=None,
+                 help="Minimum age of an unused image before it is garbage collected (default 2m0s)."),
+    click.option("--container-log-max-size", "container_log_max_size", default=None,
+                 help="Size at which a container log is rotated (default 10Mi)."),
+    click.option("--container-log-max-files", "container_log_max_files", type=int, default=None,
+                 help="Log files kept per container (default 5)."),
+]
+
+
+def resource_options(fn: Any) -> Any:
+    for option in reversed(_RESOURCE_OPTIONS):
+        fn = option(fn)
+    return fn
 
 
 async def _run(kubelet: Kubelet) -> None:
@@ -65,32 +141,20 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 
 _HOUSEKEEPING_OPTIONS = (
-    click.option("--image-gc-high-threshold", "image_gc_high_threshold_percent", type=int, default=85,
-                 show_default=True, help="The percent of disk usage after which image garbage collection is "
-                 "always run. Values must be within the range [0, 100], To disable image garbage collection, set "
-                 "to 100."),
-    click.option("--image-gc-low-threshold", "image_gc_low_threshold_percent", type=int, default=80,
-                 show_default=True, help="The percent of disk usage before which image garbage collection is "
-                 "never run. Lowest disk usage to garbage collect to."),
-    click.option("--minimum-image-gc-age", "image_minimum_gc_age", default="2m", show_default=True,
-                 callback=_duration, help="Minimum age for an unused image before it is garbage collected."),
-    click.option("--image-maximum-gc-age", "image_maximum_gc_age", default="0s", show_default=True,
-                 callback=_duration, help="Maximum age an image can be unused before it is garbage collected "
+    # Image GC thresholds, the minimum age and the log size/files are among _RESOURCE_OPTIONS.
+    # Default None: a flag not given leaves the file's value (or the field's default).
+    click.option("--image-maximum-gc-age", "image_maximum_gc_age", default=None, callback=_duration,
+                 help="Maximum age an image can be unused before it is garbage collected "
                  "(0: no maximum; KubeletConfiguration imageMaximumGCAge)."),
-    click.option("--image-gc-period", type=float, default=300.0, hidden=True,
+    click.option("--image-gc-period", type=float, default=None, hidden=True,
                  help="Seconds between image garbage collections (the kubelet's fixed 5 minutes; for tests)."),
-    click.option("--container-log-max-size", default="10Mi", show_default=True,
-                 help="Set the maximum size (e.g. 10Mi) of container log file before it is rotated."),
-    click.option("--container-log-max-files", type=int, default=5, show_default=True,
-                 help="Set the maximum number of container log files that can be present for a container. "
-                 "The number must be >= 2."),
-    click.option("--container-log-monitor-interval", default="10s", callback=_duration, hidden=True,
+    click.option("--container-log-monitor-interval", default=None, callback=_duration, hidden=True,
                  help="How often container logs are checked for rotation (KubeletConfiguration "
                  "containerLogMonitorInterval)."),
-    click.option("--shutdown-grace-period", default="0s", callback=_duration, show_default=True,
+    click.option("--shutdown-grace-period", default=None, callback=_duration,
                  help="Graceful node shutdown: on SIGTERM, how long pods get to terminate in total "
-                 "(KubeletConfiguration shutdownGracePeriod; 0: off, SIGTERM leaves pods running)."),
-    click.option("--shutdown-grace-period-critical-pods", default="0s", callback=_duration, show_default=True,
+                 "(KubeletConfiguration shutdownGracePeriod; 0, the default: off, SIGTERM leaves pods running)."),
+    click.option("--shutdown-grace-period-critical-pods", default=None, callback=_duration,
                  help="The part of --shutdown-grace-period reserved for critical pods, which are killed last "
                  "(KubeletConfiguration shutdownGracePeriodCriticalPods)."),
 )
@@ -102,12 +166,10 @@ def _housekeeping_options(f: Any) -> Any:
     return f
 
 
-def _apply_housekeeping(config: KubeletConfig, settings: dict[str, Any]) -> None:
-    """Sets the housekeeping fields (named as the KubeletConfig fields) and validates them as the kubelet does."""
+def _validate_housekeeping(config: KubeletConfig) -> None:
+    """The housekeeping settings (file and flags applied) checked as the kubelet validates them."""
     from kybernetes.kubelet.housekeeping import validate
 
-    for name, value in settings.items():
-        setattr(config, name, value)
     try:
         validate(config)
     except ValueError as err:
@@ -122,8 +184,8 @@ def _apply_housekeeping(config: KubeletConfig, settings: dict[str, Any]) -> None
               help="State: containerd, pod volumes and logs, certificates.")
 @click.option("--container-runtime-endpoint", default=None,
               help="Use this CRI runtime (unix:///path) instead of starting containerd.")
-@click.option("--port", type=int, default=10250, show_default=True, help="The kubelet API's HTTPS port (0: free).")
-@click.option("--address", default="127.0.0.1", show_default=True, help="The kubelet API's bind address.")
+@click.option("--port", type=int, default=None, help="The kubelet API's HTTPS port (0: free; default 10250).")
+@click.option("--address", default=None, help="The kubelet API's bind address (default 127.0.0.1).")
 @click.option("--node-ip", default=None, help="The node's InternalIP (default: the default route's address).")
 @click.option("--pod-manifest-path", type=click.Path(path_type=Path), default=None,
               help="Directory of static pod manifests.")
@@ -139,7 +201,7 @@ def _apply_housekeeping(config: KubeletConfig, settings: dict[str, Any]) -> None
 @click.option("--cloud-provider", type=click.Choice(["", "external"]), default="",
               help="external: register the node with the node.cloudprovider.kubernetes.io/uninitialized taint "
                    "for the cloud-controller-manager to initialise it.")
-@click.option("--max-pods", type=int, default=110, show_default=True)
+@click.option("--max-pods", type=int, default=None, help="Pods this node runs at most (default 110).")
 @click.option("--tls-cert-file", type=click.Path(path_type=Path), default=None)
 @click.option("--tls-private-key-file", type=click.Path(path_type=Path), default=None)
 @click.option("--client-ca-file", type=click.Path(path_type=Path), default=None,
@@ -147,11 +209,10 @@ def _apply_housekeeping(config: KubeletConfig, settings: dict[str, Any]) -> None
 @click.option("--cluster-ca-dir", type=click.Path(path_type=Path), default=None,
               help="Directory with the cluster's ca.crt and ca.key (the server's DATA/tls) to sign the "
                    "kubelet's serving certificate; without it the certificate is self-signed.")
-@click.option("--file-check-frequency", type=float, default=5.0, show_default=True,
-              help="Seconds between reads of --pod-manifest-path.")
+@click.option("--file-check-frequency", type=float, default=None,
+              help="Seconds between reads of --pod-manifest-path (default 5).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
-              help="A KubeletConfiguration (kubelet.config.k8s.io/v1beta1) file; flags given override it "
-                   "(read: clusterDNS, clusterDomain, resolvConf).")
+              help="A KubeletConfiguration (kubelet.config.k8s.io/v1beta1) file; flags given override it.")
 @click.option("--cluster-dns", multiple=True, metavar="IP",
               help="Nameserver of pods with dnsPolicy ClusterFirst (repeatable or comma-separated).")
 @click.option("--cluster-domain", default=None,
@@ -161,6 +222,7 @@ def _apply_housekeeping(config: KubeletConfig, settings: dict[str, Any]) -> None
 @click.option("--import-system-image", type=click.BOOL, default=True, show_default=True,
               help="Import the kybernetes system image (built in the machine's cache) that add-on pods run.")
 @click.option("--drain-on-exit", is_flag=True, help="Stop and remove every pod when the kubelet stops.")
+@resource_options
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @_housekeeping_options
 def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_endpoint: str | None, port: int,
@@ -170,7 +232,7 @@ def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_
             tls_private_key_file: Path | None, client_ca_file: Path | None, cluster_ca_dir: Path | None,
             file_check_frequency: float, config_file: Path | None, cluster_dns: tuple[str, ...],
             cluster_domain: str | None, resolv_conf: str | None, import_system_image: bool, drain_on_exit: bool,
-            verbose: int, **housekeeping: Any) -> None:
+            verbose: int, **flag_settings: Any) -> None:
     """Run the node agent: register the node and run the pods bound to it."""
     logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
@@ -180,18 +242,27 @@ def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_
         register_with_taints = (*register_with_taints, "node.cloudprovider.kubernetes.io/uninitialized=true:NoSchedule")
     config = KubeletConfig(
         kubeconfig=kubeconfig, node_name=node_name, data_dir=data_dir,
-        container_runtime_endpoint=container_runtime_endpoint, port=port, address=address, node_ip=node_ip,
-        pod_manifest_path=pod_manifest_path, cni_bridge=cni_bridge, default_pod_cidr=default_pod_cidr,
-        cni_conf_dir=cni_conf_dir, labels=labels, taints=[_taint(t) for t in register_with_taints],
-        max_pods=max_pods, tls_cert_file=tls_cert_file, tls_private_key_file=tls_private_key_file,
-        client_ca_file=client_ca_file, drain_on_exit=drain_on_exit, file_check_frequency=file_check_frequency,
+        container_runtime_endpoint=container_runtime_endpoint, node_ip=node_ip,
+        cni_bridge=cni_bridge, default_pod_cidr=default_pod_cidr,
+        cni_conf_dir=cni_conf_dir, labels=labels,
+        client_ca_file=client_ca_file, drain_on_exit=drain_on_exit,
         cluster_ca_dir=cluster_ca_dir, registry_config_dir=registry_config_dir,
         import_system_image=import_system_image)
-    _apply_housekeeping(config, housekeeping)
     try:
         file_settings = load_kubelet_configuration(config_file) if config_file else {}
+        apply_file_settings(config, file_settings)
     except ValueError as err:
         raise click.ClickException(f"failed to load kubelet config file, path: {config_file}, error: {err}") from None
+    flags = {"port": port, "address": address, "pod_manifest_path": pod_manifest_path, "max_pods": max_pods,
+             "tls_cert_file": tls_cert_file, "tls_private_key_file": tls_private_key_file,
+             "file_check_frequency": file_check_frequency,
+             "taints": [_taint(t) for t in register_with_taints] or None, **flag_settings}
+    apply_flag_settings(config, flags)
+    _validate_housekeeping(config)
+    try:
+        parse_thresholds(config.eviction_hard, config.eviction_soft, config.eviction_soft_grace_period)
+    except ValueError as err:
+        raise click.ClickException(f"failed to run Kubelet: {err}") from None
     try:
         apply_dns_settings(config, file_settings, cluster_dns=cluster_dns, cluster_domain=cluster_domain,
                            resolv_conf=resolv_conf)

@@ -19,6 +19,11 @@ from kybernetes.api.obj import Obj
 STATIC_SCAN_INTERVAL = 5.0
 """Default seconds between two reads of the static pod manifest directory."""
 
+DEFAULT_EVICTION_HARD: dict[str, str] = {
+    "memory.available": "100Mi", "nodefs.available": "10%", "nodefs.inodesFree": "5%",
+    "imagefs.available": "15%", "imagefs.inodesFree": "5%"}
+"""The kubelet 1.32's evictionHard default on Linux (replaced whole when one is given, as there)."""
+
 
 @dataclass
 class KubeletConfig:
@@ -54,6 +59,20 @@ class KubeletConfig:
     cluster_dns: list[str] = field(default_factory=list)  # --cluster-dns / KubeletConfiguration clusterDNS
     cluster_domain: str = ""  # --cluster-domain / clusterDomain
     file_check_frequency: float = STATIC_SCAN_INTERVAL  # how often the manifest directory is read
+    # ---- resources and eviction (kybernetes.kubelet.cm, kybernetes.kubelet.eviction) ----
+    cgroups_per_qos: bool = True  # cgroupsPerQOS: kubepods/{burstable,besteffort}/pod<uid>
+    cgroup_root: str = "/"  # cgroupRoot: where kubepods goes
+    kube_reserved: dict[str, str] = field(default_factory=dict)  # kubeReserved: cpu=100m,memory=1Gi,...
+    system_reserved: dict[str, str] = field(default_factory=dict)  # systemReserved
+    enforce_node_allocatable: list[str] = field(default_factory=lambda: ["pods"])
+    eviction_hard: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_EVICTION_HARD))
+    eviction_soft: dict[str, str] = field(default_factory=dict)
+    eviction_soft_grace_period: dict[str, str] = field(default_factory=dict)  # signal -> Go duration
+    eviction_pressure_transition_period: float = 300.0  # seconds a pressure condition outlasts its signal
+    eviction_max_pod_grace_period: int = 0  # seconds; the cap on a pod's grace in soft evictions
+    eviction_minimum_reclaim: dict[str, str] = field(default_factory=dict)
+    eviction_monitoring_period: float = 10.0  # the kubelet's fixed 10 s; a kybernetes flag for tests
+    pod_pids_limit: int = -1  # podPidsLimit: pids.max of each pod cgroup (-1: unlimited)
     # Housekeeping, named as the KubeletConfiguration fields (durations in seconds), kubelet's defaults.
     image_gc_high_threshold_percent: int = 85  # imageGCHighThresholdPercent
     image_gc_low_threshold_percent: int = 80  # imageGCLowThresholdPercent
@@ -103,6 +122,7 @@ def apply_dns_settings(config: KubeletConfig, file_settings: dict[str, Any], *, 
 
 
 __all__ = [
+    "DEFAULT_EVICTION_HARD",
     "KUBELET_CONFIGURATION_VERSIONS",
     "STATIC_SCAN_INTERVAL",
     "KubeletConfig",

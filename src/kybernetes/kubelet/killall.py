@@ -44,7 +44,9 @@ from kybernetes.datadir import (
     node_dir,
     proxy_table,
 )
+from kybernetes.kubelet import cgroups
 from kybernetes.kubelet import leftovers as lo
+from kybernetes.kubelet.cm import CgroupManager
 from kybernetes.kubelet.containerd import (
     Containerd,
     ContainerdError,
@@ -65,6 +67,7 @@ class Sandbox:
     shim: int | None = None
     pids: list[int] = field(default_factory=list)
     tasks: set[str] = field(default_factory=set)  # its own and its containers' task IDs (cgroups)
+    pod_cgroups: set[str] = field(default_factory=set)  # the pod's cgroup (kubepods/.../pod<uid>)
     netns: Path | None = None
     ip: str = ""
     veth: str = ""
@@ -155,10 +158,13 @@ def find_sandboxes(node: Path) -> dict[str, Sandbox]:
             box = found.setdefault(shim[1], Sandbox(shim[1]))
             box.shim = pid
             box.pids = lo.descendants(pid, argvs)
+    pod_cgroups = lo.task_pod_cgroups(node)
     for task, sandbox in lo.node_tasks(node).items():
         box = found.setdefault(sandbox, Sandbox(sandbox))
         box.tasks |= {task, sandbox}
         box.pids = sorted(set(box.pids) | lo.cgroup_pids(task))
+        if task in pod_cgroups:
+            box.pod_cgroups.add(pod_cgroups[task])
     for box in found.values():
         netns = lo.netns_of_processes(box.pids)
         if netns:
@@ -190,6 +196,9 @@ async def remove_through_cri(node: Path, boxes: dict[str, Sandbox], bridge: str 
             for sandbox in await client.list_pod_sandbox():
                 box = boxes.setdefault(sandbox.id, Sandbox(sandbox.id))
                 box.pod = f"{sandbox.metadata.namespace}/{sandbox.metadata.name}"
+                # A stopped sandbox has no task bundle left: its pod cgroup by the kubelet's default names.
+                box.pod_cgroups |= {name for name in CgroupManager().pod_cgroup_candidates(sandbox.metadata.uid)
+                                    if cgroups.cgroup_dirs(name)}
                 with contextlib.suppress(CRIError, ValueError, KeyError, TypeError):
                     status = await client.pod_sandbox_status(sandbox.id, verbose=True)
                     box.ip = box.ip or status.status.network.ip
@@ -235,6 +244,7 @@ def sweep(box: Sandbox, network: lo.NodeNetwork | None) -> list[str]:
         time.sleep(0.05)
     left = [f"process {p}" for p in [*box.pids, box.shim] if p is not None and process_alive(p)]
     left += [f"cgroup {task}" for task in sorted(box.tasks) if not lo.remove_cgroup(task)]
+    left += [f"cgroup {name}" for name in sorted(box.pod_cgroups) if not cgroups.remove(name)]
     if box.netns is not None and box.netns.exists():
         left.append(f"netns {box.netns}")
     if box.veth and lo.link_exists(box.veth):

@@ -243,6 +243,9 @@ class Kubelet:
         if meta.get("deletionTimestamp"):
             await self._finish_deleted(pod)
             return None
+        if self.resources.eviction_pending(uid):
+            await self.resources.evict(pod)
+            return None
         if (pod.get("status") or {}).get("phase") in TERMINAL or (
                 (self.status.last(uid) or {}).get("phase") in TERMINAL):
             rt = await self.syncer.runtime_state(uid)
@@ -283,6 +286,7 @@ class Kubelet:
         if override:  # fields a kill for the node's sake sets (kybernetes.kubelet.shutdown); conditions added
             status = {**status, **override,
                       "conditions": [*(status.get("conditions") or []), *(override.get("conditions") or [])]}
+        status = self.resources.status_override(uid, status)
         written = await self.status.update(target, status, api_uid=api_uid)
         self._observe_start(uid, (target.get("status") or {}).get("phase"), status.get("phase"))
         if written is not None and not is_static(pod) and uid in self._api_pods:
@@ -344,6 +348,7 @@ class Kubelet:
         self.syncer.forget(uid)
         self.status.forget(uid)
         self._last_seen.pop(uid, None)
+        await self.resources.forget(uid)
 
     # ---- static pods ----
 
@@ -452,6 +457,10 @@ class Kubelet:
         self.recorder = EventRecorder(self.client, "kubelet", self.node_name)
         self.carried_ready: dict[tuple[str, str], tuple[str, float]] = {}
         self.workers = PodWorkers(self._sync)
+        from kybernetes.kubelet.noderesources import NodeResources
+
+        self.resources = NodeResources(self)
+        await asyncio.to_thread(self.resources.setup)
         external = cfg.container_runtime_endpoint is not None
         cni_dir = cfg.cni_conf_dir or (None if external else self.data_dir / "cni" / "net.d")
         self.cni_dir = cni_dir
@@ -495,6 +504,7 @@ class Kubelet:
             dns=DNSSettings(tuple(cfg.cluster_dns), cfg.cluster_domain, cfg.resolv_conf, (self.host_ip,)),
             record_node=self._record_node, seccomp_root=self.data_dir / "seccomp")
         self.syncer = PodSyncer(self.cri, self.images, self.volumes, self.probes, self.record, node_ctx)
+        node_ctx.pod_cgroup = self.resources.pod_cgroup
 
         await self._start_server()  # first: with --port 0 the Node must name the port it got
         await self._register(version)
@@ -535,13 +545,15 @@ class Kubelet:
             labels=dict(cfg.labels), taints=list(cfg.taints), max_pods=cfg.max_pods, data_dir=self.data_dir,
             # Where the local-path provisioner puts this node's volumes (unless a class says otherwise).
             annotations={ROOT_ANNOTATION: str(self.data_dir / STORAGE_SUBDIR)},
-            lease_interval=cfg.lease_interval, status_interval=cfg.status_interval)
+            lease_interval=cfg.lease_interval, status_interval=cfg.status_interval,
+            allocatable=self.resources.allocatable, pressure=self.resources.pressure)
         await self._check_runtime()
         node = await self.node_status.register()
         cidr = ((node or {}).get("spec") or {}).get("podCIDR")
         if cidr:
             await self._on_pod_cidr(cidr)
         self._tasks.append(asyncio.create_task(self.node_status.run(), name="kubelet:node-status"))
+        self._tasks.append(asyncio.create_task(self.resources.run(), name="kubelet:eviction"))
 
     async def _node_images(self) -> list[Obj]:
         assert self.cri is not None
@@ -638,6 +650,7 @@ class Kubelet:
                 if self.relister is not None:  # logs of pods gone from everywhere, the runtime included
                     await asyncio.to_thread(remove_orphaned_pod_log_dirs, self.log_root,
                                             live | self.relister.runtime_uids())
+                await self.resources.remove_orphans(live | set(self._last_seen))
             except asyncio.CancelledError:
                 raise
             except Exception:

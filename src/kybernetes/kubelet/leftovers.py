@@ -308,6 +308,19 @@ CGROUP_NAMESPACE = "k8s.io"  # runc's cgroup for a CRI task without a cgroup par
 SANDBOX_ID_ANNOTATION = "io.kubernetes.cri.sandbox-id"
 
 
+def _bundles(node: Path) -> dict[str, dict[str, Any]]:
+    """Task ID -> its bundle's OCI config (empty if unreadable), for the node's containerd state."""
+    out: dict[str, dict[str, Any]] = {}
+    root = node / "containerd" / "state" / "io.containerd.runtime.v2.task" / CGROUP_NAMESPACE
+    for bundle in (root.iterdir() if root.is_dir() else []):
+        config: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            loaded = json.loads((bundle / "config.json").read_text())
+            config = loaded if isinstance(loaded, dict) else {}
+        out[bundle.name] = config
+    return out
+
+
 def node_tasks(node: Path) -> dict[str, str]:
     """Task ID -> its sandbox's ID, for every task bundle in the node's containerd state.
 
@@ -315,20 +328,39 @@ def node_tasks(node: Path) -> dict[str, str]:
     their shims were killed and containerd is not running.
     """
     tasks: dict[str, str] = {}
-    root = node / "containerd" / "state" / "io.containerd.runtime.v2.task" / CGROUP_NAMESPACE
-    for bundle in (root.iterdir() if root.is_dir() else []):
-        sandbox = bundle.name
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            annotations = json.loads((bundle / "config.json").read_text()).get("annotations") or {}
-            sandbox = annotations.get(SANDBOX_ID_ANNOTATION) or sandbox
-        tasks[bundle.name] = sandbox
+    for task, config in _bundles(node).items():
+        annotations = config.get("annotations") if isinstance(config.get("annotations"), dict) else {}
+        tasks[task] = (annotations or {}).get(SANDBOX_ID_ANNOTATION) or task
     return tasks
+
+
+def task_pod_cgroups(node: Path) -> dict[str, str]:
+    """Task ID -> the pod cgroup its bundle names as the parent of its own (``/kubepods/.../pod<uid>``),
+    for the tasks placed under one (kybernetes.kubelet.cm): runc removes a task's cgroup, not its pod's."""
+    out: dict[str, str] = {}
+    for task, config in _bundles(node).items():
+        linux = config.get("linux") if isinstance(config.get("linux"), dict) else {}
+        path = str((linux or {}).get("cgroupsPath") or "")
+        parent = path.rstrip("/").rpartition("/")[0]
+        if parent.rpartition("/")[2].startswith("pod"):
+            out[task] = parent
+    return out
+
+
+TASK_CGROUP_PARENTS = (CGROUP_NAMESPACE, "kubepods/pod*", "kubepods/*/pod*")
+"""Where runc puts a CRI task: /k8s.io/ID without a cgroup parent, else under the pod's cgroup
+(kybernetes.kubelet.cm, the default cgroupRoot)."""
 
 
 def cgroup_dirs(task_id: str) -> list[Path]:
     """The task's cgroup in every hierarchy (cgroup v1 controllers, or the one v2 tree)."""
-    return [p for p in [CGROUP_ROOT / CGROUP_NAMESPACE / task_id, *CGROUP_ROOT.glob(f"*/{CGROUP_NAMESPACE}/{task_id}")]
-            if p.is_dir()]
+    from kybernetes.kubelet.cgroups import hierarchies
+
+    found: list[Path] = []
+    for tree in hierarchies(CGROUP_ROOT):
+        for parent in TASK_CGROUP_PARENTS:
+            found += [p for p in tree.glob(f"{parent}/{task_id}") if p.is_dir()]
+    return found
 
 
 def cgroup_pids(task_id: str) -> set[int]:
@@ -347,4 +379,8 @@ def remove_cgroup(task_id: str) -> bool:
             directory.rmdir()
         except OSError:
             ok = False
+            continue
+        if directory.parent.name.startswith("pod"):
+            with contextlib.suppress(OSError):  # the pod's cgroup, once its last task is gone
+                directory.parent.rmdir()
     return ok

@@ -24,12 +24,14 @@ and ``on_registered`` (the kubelet registers its CSINode there).
 wakes the status loop so the new Ready condition goes out without waiting for the next period.
 
 What the status says (the kubelet's ``nodestatus`` setters): ``capacity`` cpu / memory /
-ephemeral-storage (the data directory's filesystem) / pods / hugepages, ``allocatable`` equal to
-capacity (no reservations or eviction thresholds are configured), addresses ``InternalIP`` and
+ephemeral-storage (the data directory's filesystem) / pods / hugepages, ``allocatable`` what the
+``allocatable`` callback makes of capacity (reservations and hard eviction thresholds taken off;
+capacity itself without one), addresses ``InternalIP`` and
 ``Hostname``, ``nodeInfo`` from :mod:`kybernetes.kubelet.machine` and the runtime,
 ``daemonEndpoints.kubeletEndpoint.Port``, the images (largest first, at most 50) and the four
-conditions. MemoryPressure/DiskPressure/PIDPressure are always False: there is no eviction
-manager here, and reporting pressure that nothing acts on would only taint the node.
+conditions. MemoryPressure/DiskPressure/PIDPressure are True while the ``pressure`` callback names
+them (the eviction manager's), with the kubelet's reasons and messages; :meth:`NodeStatusManager.notify`
+sends a changed set at once.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 
 from kybernetes import errors
@@ -60,9 +62,12 @@ MAX_IMAGES = 50
 CONTROLLER_MANAGED_ATTACH = "volumes.kubernetes.io/controller-managed-attach-detach"
 
 _PRESSURE = (
-    ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-    ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-    ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+    ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available",
+     "KubeletHasInsufficientMemory", "kubelet has insufficient memory available"),
+    ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure",
+     "KubeletHasDiskPressure", "kubelet has disk pressure"),
+    ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available",
+     "KubeletHasInsufficientPID", "kubelet has insufficient PID available"),
 )
 
 
@@ -84,7 +89,9 @@ class NodeStatusManager:
                  labels: dict[str, str] | None = None, taints: list[Obj] | None = None,
                  annotations: dict[str, str] | None = None, max_pods: int = 110, lease_interval: float = 10.0, status_interval: float = 10.0,
                  status_report_interval: float = STATUS_REPORT_INTERVAL, clock: Clock | None = None,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time,
+                 allocatable: Callable[[dict[str, str]], dict[str, str]] | None = None,
+                 pressure: Callable[[], Collection[str]] | None = None) -> None:
         self.client = client
         self.node_name = node_name
         self.kubelet_port = kubelet_port
@@ -104,6 +111,8 @@ class NodeStatusManager:
         self.status_report_interval = status_report_interval
         self._clock: Clock = clock or RealClock()
         self._wall = wall_clock
+        self._allocatable = allocatable
+        self._pressure = pressure
         self._ready = False
         self._ready_message = "container runtime status check may not have completed yet"
         self._node: Obj | None = None
@@ -130,6 +139,10 @@ class NodeStatusManager:
             self._ready_message = message
         if changed:
             self._wake.set()
+
+    def notify(self) -> None:
+        """Something the status says changed (e.g. a pressure condition): write it without waiting."""
+        self._wake.set()
 
     async def register(self) -> Obj:
         status = await self._status(self._node)
@@ -306,7 +319,7 @@ class NodeStatusManager:
             runtime = ""
         status: Obj = {
             "capacity": capacity,
-            "allocatable": dict(capacity),
+            "allocatable": self._allocatable(dict(capacity)) if self._allocatable else dict(capacity),
             "conditions": self._conditions(current),
             "addresses": [{"type": "InternalIP", "address": self.address},
                           {"type": "Hostname", "address": self.node_name}],
@@ -347,7 +360,9 @@ class NodeStatusManager:
             return {"type": ctype, "status": status, "lastHeartbeatTime": now,
                     "lastTransitionTime": transition or now, "reason": reason, "message": message}
 
-        out = [cond(t, "False", reason, message) for t, reason, message in _PRESSURE]
+        pressure = set(self._pressure()) if self._pressure is not None else set()
+        out = [cond(t, "True", bad_reason, bad_message) if t in pressure else cond(t, "False", reason, message)
+               for t, reason, message, bad_reason, bad_message in _PRESSURE]
         if self._ready:
             out.append(cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"))
         else:

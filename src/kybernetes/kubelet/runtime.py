@@ -96,9 +96,10 @@ def pod_hostname(pod: Obj, node_hostname: str) -> str:
 
 
 def sandbox_config(pod: Obj, *, log_root: Path, attempt: int, node_hostname: str,
-                   dns: PodDNS | None = None) -> api.PodSandboxConfig:
+                   dns: PodDNS | None = None, cgroup_parent: str = "") -> api.PodSandboxConfig:
     """The CRI sandbox of `pod`; `dns` (kybernetes.kubelet.dns) becomes the sandbox's resolv.conf,
-    None leaves it to the runtime (the host's file)."""
+    None leaves it to the runtime (the host's file); `cgroup_parent` is the pod's cgroup
+    (kybernetes.kubelet.cm), where the runtime puts the sandbox and its containers."""
     m = meta(pod)
     s = spec(pod)
     ports = []
@@ -124,7 +125,7 @@ def sandbox_config(pod: Obj, *, log_root: Path, attempt: int, node_hostname: str
         port_mappings=ports,
         labels=pod_labels(pod),
         annotations={k: str(v) for k, v in (m.get("annotations") or {}).items()},
-        linux=api.LinuxPodSandboxConfig(security_context=sec, sysctls=sysctls),
+        linux=api.LinuxPodSandboxConfig(cgroup_parent=cgroup_parent, security_context=sec, sysctls=sysctls),
     )
 
 

@@ -8,11 +8,11 @@ Contract:
   ``summary_json(snapshot)`` renders it as ``stats/v1alpha1`` ``Summary`` (``/stats/summary``); the
   ``/metrics/resource`` and ``/metrics/cadvisor`` collectors (:mod:`kybernetes.kubelet.resourcemetrics`)
   render the same snapshot.
-- Why containers come from the CRI and the node from the cgroups: pods run without a cgroup parent
-  here (runc puts each task in ``/k8s.io/<id>`` of every hierarchy), so only containerd knows which
+- Why containers come from the CRI and the node from the cgroups: runc puts each task in
+  ``<pod cgroup>/<id>`` (``/k8s.io/<id>`` without a cgroup parent), and only containerd knows which
   cgroup is which container's, and it reads them for cgroup v1 and v2 alike (what the kubelet's CRI
   stats provider relies on too). The node has no CRI call; cAdvisor reads its root cgroup, and so do we.
-- A pod's CPU and memory are the sums over its running containers (there is no pod cgroup to read;
+- A pod's CPU and memory are the sums over its running containers (its pod cgroup is not read;
   the sandbox's pause process is left out, its usage is negligible). Pods without a running
   container are absent, as in the kubelet's CRI provider.
 - ``usageNanoCores`` is the rate between this sample and the previous one of the same container (or

@@ -109,6 +109,8 @@ class NodeContext:
     manager, every pod runs on the runtime's default handler."""
     seccomp_root: Path | None = None
     """Where Localhost seccomp profiles live (the kubelet's ROOT_DIR/seccomp)."""
+    pod_cgroup: Callable[[Obj], str] | None = None
+    """Makes the pod's cgroup and returns its path, the sandbox's cgroup_parent (kybernetes.kubelet.cm)."""
 
 
 class RuntimeClassNotFound(Exception):
@@ -290,8 +292,10 @@ class PodSyncer:
 
     def sandbox_config(self, pod: Obj, rt: PodRuntime) -> api.PodSandboxConfig:
         attempt = rt.sandboxes[0].metadata.attempt if rt.sandboxes else 0
+        # containerd 1.6 places containers by the cgroup_parent of this (the request's) sandbox config.
         return rtcfg.sandbox_config(pod, log_root=self.node.log_root, attempt=attempt,
-                                    node_hostname=self.node.hostname, dns=self.pod_dns(pod))
+                                    node_hostname=self.node.hostname, dns=self.pod_dns(pod),
+                                    cgroup_parent=self.node.pod_cgroup(pod) if self.node.pod_cgroup else "")
 
     def pod_dns(self, pod: Obj, *, record: bool = False) -> PodDNS:
         """The pod's resolver (kybernetes.kubelet.dns); `record`: its warnings become events."""
@@ -304,8 +308,11 @@ class PodSyncer:
         return result
 
     async def _create_sandbox(self, pod: Obj, attempt: int) -> PodRuntime:
+        # Making the pod's cgroup is a few ms of mkdir and writes: not on the event loop.
+        cgroup_parent = await asyncio.to_thread(self.node.pod_cgroup, pod) if self.node.pod_cgroup else ""
         config = rtcfg.sandbox_config(pod, log_root=self.node.log_root, attempt=attempt,
-                                      node_hostname=self.node.hostname, dns=self.pod_dns(pod, record=True))
+                                      node_hostname=self.node.hostname, dns=self.pod_dns(pod, record=True),
+                                      cgroup_parent=cgroup_parent)
         handler = await self._runtime_handler(pod)
         Path(config.log_directory).mkdir(parents=True, exist_ok=True)
         sandbox_id = await self.cri.run_pod_sandbox(config, handler)

@@ -21,12 +21,12 @@ from kybernetes.api.defaults import (
     default_pod_spec,
     default_pod_template,
 )
+from kybernetes.api.podutil import pod_qos_class
 from kybernetes.api.validation import FieldError, Path
 from kybernetes.api.validation.fields import (
     as_dict,
     as_list,
     is_ip,
-    quantity_or_none,
     validate_enum,
 )
 from kybernetes.apiserver.registry.core import ephemeral
@@ -68,32 +68,6 @@ def _all_containers(spec: dict[str, Any]) -> Iterable[dict[str, Any]]:
         for ctr in as_list(spec.get(field)):
             if isinstance(ctr, dict):
                 yield ctr
-
-
-def pod_qos_class(spec: dict[str, Any]) -> str:
-    """Guaranteed, Burstable or BestEffort, from cpu and memory requests and limits (``GetPodQOS``)."""
-    requests: dict[str, Any] = {}
-    limits: dict[str, Any] = {}
-    guaranteed = True
-    for ctr in _all_containers(spec):
-        res = as_dict(ctr.get("resources"))
-        for name, qty in as_dict(res.get("requests")).items():
-            value = quantity_or_none(qty)
-            if name in ("cpu", "memory") and value:
-                requests[name] = requests.get(name, 0) + value
-        ctr_limits = set()
-        for name, qty in as_dict(res.get("limits")).items():
-            value = quantity_or_none(qty)
-            if name in ("cpu", "memory") and value:
-                ctr_limits.add(name)
-                limits[name] = limits.get(name, 0) + value
-        if ctr_limits != {"cpu", "memory"}:
-            guaranteed = False
-    if not requests and not limits:
-        return "BestEffort"
-    if guaranteed and requests.keys() == limits.keys() and all(requests[k] == limits[k] for k in requests):
-        return "Guaranteed"
-    return "Burstable"
 
 
 def validate_pod_spec_update(new: dict[str, Any], old: dict[str, Any], path: Path) -> list[FieldError]:
