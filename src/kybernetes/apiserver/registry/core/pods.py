@@ -13,7 +13,7 @@ narrow set of spec changes an update may make.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from kybernetes.api import validation as v
@@ -61,13 +61,6 @@ POD_FIELD_SELECTORS: dict[str, Callable[[Obj], str]] = {
     "status.podIP": lambda o: str(as_dict(o.get("status")).get("podIP") or ""),
     "status.nominatedNodeName": lambda o: str(as_dict(o.get("status")).get("nominatedNodeName") or ""),
 }
-
-
-def _all_containers(spec: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    for field in ("initContainers", "containers"):
-        for ctr in as_list(spec.get(field)):
-            if isinstance(ctr, dict):
-                yield ctr
 
 
 def validate_pod_spec_update(new: dict[str, Any], old: dict[str, Any], path: Path) -> list[FieldError]:
