@@ -422,6 +422,7 @@ async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool
                            f"{read_server_token(config.api.data_dir)}", err=True)
             click.echo(f"export KUBECONFIG={kc_path}")
             sys.stdout.flush()
+            click.echo(f"Console: kyb console --kubeconfig {kc_path}", err=True)
         await stop.wait()
     finally:
         for task in (snapshots, removal, health):

@@ -263,6 +263,7 @@ class LazyGroup(click.Group):
         "token": "kybernetes.joincmd:token_group",
         "snapshot": "kybernetes.snapshotcmd:snapshot_group",
         "etcd": "kybernetes.etcdcmd:etcd_group",
+        "console": "kybernetes.console.cmd:command",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -428,6 +428,40 @@ class Client:
             raise ConnectionError(f"watch {url}: {e or type(e).__name__}") from e
 
 
+    @contextlib.asynccontextmanager
+    async def stream(self, path: str, *, params: dict[str, Any] | None = None,
+                     connect_timeout: float = 30.0) -> AsyncIterator[AsyncIterator[bytes]]:
+        """GET a streaming body (``pods/log?follow=true``): ``async with client.stream(p) as chunks``.
+
+        Entering waits for the answer's headers only: a non-2xx answer raises its StatusError there,
+        a failure to connect :class:`ConnectionError`. ``chunks`` yields the body as it arrives (a
+        broken connection raises :class:`ConnectionError`). Leaving the block closes the connection,
+        so the server stops streaming. Never retried."""
+        if self._limiter is not None:
+            await self._limiter.take()
+        timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_connect=connect_timeout,
+                                        sock_read=None)
+        try:
+            resp = await self._get_session().get(self.config.server + path, params=_clean_params(params),
+                                                 headers=self._headers(), timeout=timeout, **self._request_kwargs())
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise ConnectionError(f"GET {path}: {e or type(e).__name__}") from e
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in resp.content.iter_any():
+                    yield chunk
+            except (aiohttp.ClientError, TimeoutError) as e:
+                raise ConnectionError(f"GET {path}: {e or type(e).__name__}") from e
+
+        try:
+            if resp.status >= 300:
+                raise error_from_status(_decode(await resp.read()), resp.status)
+            yield chunks()
+        finally:
+            resp.close()  # an unfinished body: drop the connection rather than pool it
+
+
 def _parse_event(line: bytes) -> WatchEvent | None:
     line = line.strip()
     if not line:
