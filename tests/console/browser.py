@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -48,11 +48,14 @@ def artifacts_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     root = os.environ.get("KYB_ARTIFACTS")
     path = Path(root) / "console" if root else tmp_path_factory.mktemp("console-screenshots")
     path.mkdir(parents=True, exist_ok=True)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     line = f"console screenshots: {path}"
-    if reporter is not None:
-        reporter.write_line(line)
-    print(line)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # past pytest's capture, onto the terminal
+            reporter.write_line(f"\n{line}")
+    else:
+        print(line)
     return path
 
 
@@ -97,6 +100,37 @@ class ConsoleUI:
         return str(self.testid(testid).inner_text(timeout=WAIT_MS))
 
 
+NETWORK_CHANGED = "ERR_NETWORK_CHANGED"
+
+
+def load_app(page: Page, url: str, tries: int = 3) -> None:
+    """Load the console's page from ``url`` and wait until its script has started (the navigation
+    is drawn).
+
+    Chromium aborts every request in flight with ``net::ERR_NETWORK_CHANGED`` whenever an address
+    or link of this machine changes (a pod's veth appearing is one); an ES module lost that way
+    leaves the page dead. Such a load is tried again (at most ``tries`` times); any other failure
+    to start is an error."""
+    failures: list[str] = []
+
+    def failed(request: Any) -> None:
+        failures.append(f"{request.url}: {request.failure}")
+
+    page.on("requestfailed", failed)
+    try:
+        for attempt in range(1, tries + 1):
+            failures.clear()
+            page.goto(url)
+            try:
+                page.get_by_test_id("nav-architecture").wait_for(state="visible", timeout=10_000)
+                return
+            except Exception:
+                if attempt == tries or not any(NETWORK_CHANGED in f for f in failures):
+                    raise AssertionError(f"the console's page did not start; failed requests: {failures}")
+    finally:
+        page.remove_listener("requestfailed", failed)
+
+
 @contextlib.contextmanager
 def chromium_context(user_data_dir: Path) -> Iterator[BrowserContext]:
     """Debian's Chromium, headless, with its own fresh profile in ``user_data_dir``."""
@@ -122,7 +156,7 @@ def console_ui(kubeconfig: Path, workdir: Path, artifacts: Path) -> Iterator[Con
         with tempfile.TemporaryDirectory(prefix="kyb-chromium-") as profile, \
                 chromium_context(Path(profile)) as ctx:
             page = ctx.pages[0] if ctx.pages else ctx.new_page()
-            page.goto(console.url)  # the token URL: cookie, then 303 to /
+            load_app(page, console.url)  # the token URL: cookie, then 303 to /
             assert re.fullmatch(re.escape(console.base) + r"/(#.*)?", page.url), page.url
             yield ConsoleUI(console, ctx, page, artifacts)
     finally:
