@@ -74,11 +74,16 @@ class Sample:
 def parse_sums(text: str, wanted: Mapping[str, Selector]) -> dict[str, float]:
     """Sum the samples of each wanted metric (selected series only) in a Prometheus text body.
 
-    Only lines of wanted metrics are parsed: a kube-apiserver body is megabytes of histograms."""
+    A metric declared (``# TYPE``) without series sums to 0 (a labelled counter nothing has
+    counted yet). Only lines of wanted metrics are parsed: a kube-apiserver body is megabytes."""
     names = tuple(wanted)
-    lines = [ln for ln in text.splitlines() if ln.startswith(names)]
+    lines = [ln for ln in text.splitlines()
+             if ln.startswith(names) or (ln.startswith("# TYPE ") and ln[7:].startswith(names))]
     sums: dict[str, float] = {}
     for family in text_string_to_metric_families("\n".join(lines) + "\n"):
+        for name in (family.name, f"{family.name}_total"):
+            if name in wanted:
+                sums.setdefault(name, 0.0)
         for s in family.samples:
             if s.name not in wanted:
                 continue
@@ -192,11 +197,14 @@ class Architecture:
                 await t.client.close()
 
     async def _run(self) -> None:
-        await asyncio.gather(*(self.model.ensure_quietly(r) for r in ("nodes", "pods", "leases")))
         while True:
             started = time.monotonic()
             try:
+                # Started once (later rounds find them running); an API server down now is retried.
+                await asyncio.gather(*(self.model.ensure_quietly(r) for r in ("nodes", "pods", "leases")))
                 await self.scrape_once()
+            except ConnectionError as e:
+                log.warning("console scrape: %s", e)
             except Exception:
                 log.exception("console scrape failed")
             await asyncio.sleep(max(0.1, SCRAPE_INTERVAL - (time.monotonic() - started)))

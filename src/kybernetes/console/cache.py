@@ -39,7 +39,6 @@ from kybernetes.console.rows import (
     make_row,
     node_extras,
     ready_endpoints,
-    sort_key,
 )
 
 log = logging.getLogger(__name__)
@@ -49,6 +48,8 @@ DENIED_TTL = 10.0
 SYNC_TIMEOUT = 20.0
 LEASE_NAMESPACES = ("kube-system", "kube-node-lease")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+DEPENDS = {"services": ("endpointslices",)}
+"""Caches a resource's rows read (services' ``endpoints`` column counts their EndpointSlices)."""
 
 
 def _key(obj: Obj) -> str:
@@ -83,25 +84,32 @@ class ResourceCache:
         self.version = 0
         self._denied: dict[str, float] = {}
         self._sorted: dict[tuple[str, bool], tuple[int, list[str]]] = {}
+        self._lock = asyncio.Lock()
+        self._selected: dict[tuple[str, str, str, bool], list[str]] = {}
+        self._selected_version = -1
+        self._stopping: set[asyncio.Task[None]] = set()
 
     # -- access and start ---------------------------------------------------------------------
 
     async def ensure(self, namespace: str = "") -> None:
         """Start watching what the user may see of ``namespace`` ("" = all); :class:`Forbidden` if nothing."""
-        if "" in self.informers or namespace in self.informers:
-            await self._wait(self.informers.get("") or self.informers[namespace])
-            return
+        async with self._lock:  # concurrent first uses start one informer, not one each
+            inf = self.informers.get("") or self.informers.get(namespace)
+            if inf is None:
+                inf = await self._start_allowed(namespace)
+        await self._wait(inf)
+
+    async def _start_allowed(self, namespace: str) -> Informer:
         for scope in ("", namespace) if namespace and self.kind.namespaced else ("",):
             if time.monotonic() < self._denied.get(scope, 0.0):
                 continue
             if await self.model.allowed(self.kind, scope):
-                await self._wait(self._start(scope))
-                return
+                return self._start(scope)
             self._denied[scope] = time.monotonic() + DENIED_TTL
         raise Forbidden(self.kind.resource)
 
     def start_in(self, namespace: str) -> None:
-        """Watch one namespace (leases), without asking first: a denial just leaves it empty."""
+        """Watch one namespace (the leases of kube-system and kube-node-lease), access checked by the caller."""
         if namespace not in self.informers:
             self._start(namespace)
 
@@ -114,8 +122,12 @@ class ResourceCache:
         inf.add_handler(self._on_add, self._on_update, self._on_delete)
         if scope == "":  # the cluster-wide informer supersedes the per-namespace ones
             for other in list(self.informers.values()):
-                asyncio.get_running_loop().create_task(other.stop())
+                task = asyncio.get_running_loop().create_task(other.stop())
+                self._stopping.add(task)
+                task.add_done_callback(self._stopping.discard)
             self.informers.clear()
+            self.rows.clear()  # the new informer's first list brings back every object that still exists
+            self.model.forget(self.kind.resource)
         self.informers[scope] = inf
         inf.start()
         return inf
@@ -185,6 +197,20 @@ class ResourceCache:
 
     # -- pages --------------------------------------------------------------------------------
 
+    def selected(self, namespace: str, q: str, sort: str, desc: bool) -> list[str]:
+        """Row keys of a list's query in order; cached per version (pages of one query are cheap)."""
+        if self._selected_version != self.version:
+            self._selected.clear()
+            self._selected_version = self.version
+        query = (namespace, q, sort, desc)
+        keys = self._selected.get(query)
+        if keys is None:
+            keys = _select(self.rows, self.ordered(sort, desc), namespace, q)
+            if len(self._selected) > 32:
+                self._selected.clear()
+            self._selected[query] = keys
+        return keys
+
     def ordered(self, sort: str, desc: bool) -> list[str]:
         """Row keys in order of column ``sort`` ("" = namespace, name); cached per version."""
         cached = self._sorted.get((sort, desc))
@@ -197,8 +223,7 @@ class ResourceCache:
             # Ascending age is newest first: timestamps in reverse (RFC 3339 strings sort as times).
             keys = sorted(rows, key=lambda k: (rows[k].times.get(sort, ""), rows[k].cells["name"]), reverse=not desc)
         else:
-            keys = sorted(rows, key=lambda k: (sort_key(rows[k].cells.get(sort)), rows[k].cells["namespace"],
-                                               rows[k].cells["name"]), reverse=desc)
+            keys = sorted(rows, key=lambda k: rows[k].key(sort), reverse=desc)
         self._sorted[(sort, desc)] = (self.version, keys)
         return keys
 
@@ -227,10 +252,13 @@ class Model:
         c = self.cache(resource)
         if resource == "leases":
             for ns in LEASE_NAMESPACES:
-                c.start_in(ns)
+                if ns not in c.informers and await self.allowed(c.kind, ns):
+                    c.start_in(ns)
             for inf in list(c.informers.values()):
-                await inf.wait_for_sync(2.0)  # a denied namespace never syncs: do not hold the answer
+                await inf.wait_for_sync(2.0)  # health can wait for the next round: do not hold the answer
             return c
+        for needed in DEPENDS.get(resource, ()):  # first: the rows read them
+            await self.ensure_quietly(needed, namespace)
         await c.ensure(namespace)
         return c
 
@@ -303,6 +331,11 @@ class Model:
             if obj is not None:
                 self._slice_services[key] = _service_of(obj)
 
+    def forget(self, resource: str) -> None:
+        """Drop a resource's problems (its cache starts over)."""
+        for key in [k for k in self.problems if k[0] == resource]:
+            del self.problems[key]
+
     def extras(self, resource: str, obj: Obj) -> Mapping[str, Any] | None:
         """The console's own columns of a row (see :mod:`.rows`)."""
         if resource == "nodes":
@@ -343,31 +376,27 @@ class Model:
              offset: int = 0, limit: int = 100) -> Obj:
         """One page of a list (``/api/list``): filtered, sorted, rows re-printed at the current time."""
         c = self.cache(resource)
-        match = _matcher(q)
-        keys = c.ordered(sort, desc)
-        rows = c.rows
-        if namespace and c.kind.namespaced:
-            keys = [k for k in keys if rows[k].cells["namespace"] == namespace]
-        if match is not None:
-            keys = [k for k in keys if match(rows[k])]
+        keys = c.selected(namespace if c.kind.namespaced else "", q.strip(), sort, desc)
         now = datetime.now(UTC)
         items = []
         for k in keys[offset:offset + limit]:
             ns, _, name = k.rpartition("/")
             obj = c.get(ns, name)
             # Re-printed for the page only: ages and "2m ago" are relative to now.
-            items.append(c.make_row(obj, now).cells if obj is not None else rows[k].cells)
+            items.append(c.make_row(obj, now).cells if obj is not None else c.rows[k].cells)
         return {"resource": resource, "version": c.version, "total": len(keys), "offset": offset, "limit": limit,
                 "columns": columns(c.kind), "items": items, "forbidden": False, "synced": c.synced}
 
 
-def _matcher(q: str) -> Any:
-    """``q``: a label selector when it holds ``=`` (or ``!``/`` in ``), else a name substring."""
-    q = q.strip()
+def _select(rows: dict[str, Row], keys: list[str], namespace: str, q: str) -> list[str]:
+    """``keys`` of ``namespace`` ("" = all) matching ``q``: a label selector when it holds ``=``
+    (or `` in ``, or starts with ``!``), else a case-insensitive name substring."""
+    if namespace:
+        keys = [k for k in keys if rows[k].cells["namespace"] == namespace]
     if not q:
-        return None
+        return keys
     if "=" in q or " in " in q or q.startswith("!"):
         selector = parse_label_selector(q)  # errors.BadRequest on a bad selector
-        return lambda row: selector.matches(row.labels)
+        return [k for k in keys if selector.matches(rows[k].labels)]
     needle = q.lower()
-    return lambda row: needle in row.cells["name"].lower()
+    return [k for k in keys if needle in rows[k].search]

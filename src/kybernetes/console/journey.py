@@ -15,6 +15,8 @@ the stages in CONSOLE.md's shape, one entry per stage, each with ``steps`` (its 
   caller could read it from the node; only after the endpoints).
 - A stage not reached has ``time`` None and ``ok`` None; a stage that failed has ``ok`` False.
   Stages are ordered by time, those not reached last in stage order.
+- ``pods``: the first :data:`MAX_PODS` pods by name (``podCount`` says how many there are); the
+  controller stage lists its first :data:`MAX_STEPS` children as steps, then how many more.
 - ``scheduling``: for a pending focus pod, what ``kyb explain-scheduling`` computes
   (:func:`kybernetes.scheduler.explain.explain_pod` on the cached nodes and pods) and the last
   FailedScheduling message; None otherwise.
@@ -27,7 +29,7 @@ from typing import Any, Protocol
 
 from kybernetes.api.podutil import is_pod_terminal
 from kybernetes.console.rows import event_time
-from kybernetes.scheduler.explain import explain_pod
+from kybernetes.scheduler.explain import Explanation, explain_pod
 
 Obj = dict[str, Any]
 
@@ -36,6 +38,8 @@ OWNED = {"Deployment": ("replicasets",), "ReplicaSet": ("pods",), "StatefulSet":
          "DaemonSet": ("pods",), "Job": ("pods",), "CronJob": ("jobs",)}
 KUBELET_REASONS = ("Pulling", "Pulled", "Created", "Started", "Killing", "Unhealthy", "BackOff", "Failed",
                    "FailedMount", "FailedCreatePodSandBox")
+MAX_STEPS = 50
+MAX_PODS = 500
 KUBELET_FAILURES = ("BackOff", "Failed", "FailedMount", "FailedCreatePodSandBox")
 
 
@@ -116,6 +120,8 @@ def controller(src: Source, obj: Obj, levels: list[list[Obj]]) -> Obj | None:
     if not steps:
         return _stage("controller", None, "", "no objects created yet", "", None, obj)
     last = max(str(s["time"] or "") for s in steps)
+    if len(steps) > MAX_STEPS:  # a Deployment of thousands of pods: the first ones, and a count
+        steps = [*steps[:MAX_STEPS], {"time": None, "ok": True, "title": f"and {len(steps) - MAX_STEPS} more"}]
     summary = ", ".join(f"{len(level)} {level[0].get('kind', 'object')}(s)" for level in levels)
     return _stage("controller", last, _creator(levels[0][0]) or "controller", f"controllers created {summary}",
                   "ownerReferences: " + " -> ".join(level[0].get("kind", "") for level in [[obj], *levels]),
@@ -144,11 +150,13 @@ def scheduled(src: Source, pod: Obj) -> Obj:
         when = (cond or {}).get("lastTransitionTime") or (steps[-1]["time"] if steps else None)
         return _stage("scheduled", when or m.get("creationTimestamp"), "default-scheduler",
                       f"scheduled to {node}", msg, True, pod, steps)
-    if cond is not None and cond.get("status") == "False":
-        failed = next((s["title"] for s in reversed(steps) if s["title"].startswith("FailedScheduling")), "")
-        return _stage("scheduled", cond.get("lastTransitionTime"), "default-scheduler",
-                      f"not scheduled: {cond.get('reason') or 'Unschedulable'}",
-                      cond.get("message") or failed, False, pod, steps)
+    failed = next((s for s in reversed(steps) if s["title"].startswith("FailedScheduling")), None)
+    if (cond is not None and cond.get("status") == "False") or failed is not None:
+        # The event may be seen before the condition (the scheduler writes both): either says it failed.
+        cond = cond if cond is not None and cond.get("status") == "False" else {}
+        message = cond.get("message") or (failed["title"].removeprefix("FailedScheduling: ") if failed else "")
+        return _stage("scheduled", cond.get("lastTransitionTime") or (failed or {}).get("time"), "default-scheduler",
+                      f"not scheduled: {cond.get('reason') or 'Unschedulable'}", message, False, pod, steps)
     return _stage("scheduled", None, "default-scheduler", "waiting for the scheduler", "", None, pod, steps)
 
 
@@ -237,15 +245,25 @@ def focus_pod(obj: Obj, levels: list[list[Obj]]) -> Obj | None:
     return max(pick, key=lambda p: str(_meta(p).get("creationTimestamp"))) if pick else None
 
 
-def scheduling(src: Source, pod: Obj) -> Obj | None:
-    """The scheduler's explanation for a pending pod (None for a pod that has a node)."""
+def explain_inputs(src: Source, pod: Obj) -> tuple[list[Obj], list[Obj], dict[str, Any]] | None:
+    """What the scheduler's explanation of a pending pod reads (nodes, live pods, namespaces'
+    labels), copied out of the cache; None for a pod that has a node or has finished."""
     if (pod.get("spec") or {}).get("nodeName") or is_pod_terminal(pod):
         return None
-    m = _meta(pod)
-    nodes = src.objects("nodes")
     pods = [p for p in src.objects("pods") if not is_pod_terminal(p)]
     namespaces = {str(_meta(n).get("name")): _meta(n).get("labels") or {} for n in src.objects("namespaces")}
-    exp = explain_pod(pod, nodes, pods, namespaces=namespaces)
+    return src.objects("nodes"), pods, namespaces
+
+
+def explain(pod: Obj, inputs: tuple[list[Obj], list[Obj], dict[str, Any]]) -> Explanation:
+    """``kyb explain-scheduling``'s computation (CPU-bound: the server runs it in a thread)."""
+    nodes, pods, namespaces = inputs
+    return explain_pod(pod, nodes, pods, namespaces=namespaces)
+
+
+def scheduling(src: Source, pod: Obj, exp: Explanation) -> Obj:
+    """The journey's ``scheduling`` block: the explanation and the last FailedScheduling message."""
+    m = _meta(pod)
     events = src.events_for("Pod", m.get("namespace") or "", m.get("name") or "")
     failed = [e for e in events if e.get("reason") == "FailedScheduling"]
     last = max(failed, key=event_time).get("message", "") if failed else ""
@@ -255,9 +273,11 @@ def scheduling(src: Source, pod: Obj) -> Obj | None:
             "suggestions": exp.suggestions, "message": last or exp.message, "explanation": exp.message}
 
 
-def journey(src: Source, obj: Obj, proxy_synced: Callable[[str], str | None] | None = None) -> Obj:
+def journey(src: Source, obj: Obj, proxy_synced: Callable[[str], str | None] | None = None, *,
+            with_scheduling: bool = True) -> Obj:
     """The journey of ``obj`` (see the module contract); ``proxy_synced(node)`` reads kube-proxy's
-    last sync time on a node, when it can."""
+    last sync time on a node, when it can. Without ``with_scheduling``, ``scheduling`` is left
+    None for the caller to fill (:func:`explain_inputs`, :func:`explain`, :func:`scheduling`)."""
     levels = owner_chain(src, obj)
     stages = [accepted(obj)]
     ctrl = controller(src, obj, levels)
@@ -271,11 +291,13 @@ def journey(src: Source, obj: Obj, proxy_synced: Callable[[str], str | None] | N
         node = (pod.get("spec") or {}).get("nodeName") or ""
         synced = proxy_synced(node) if proxy_synced is not None and node and slices else None
         stages += [scheduled(src, pod), kubelet(src, pod), ep, proxy(pod, ep, synced)]
-        sched = scheduling(src, pod)
+        inputs = explain_inputs(src, pod) if with_scheduling else None
+        sched = scheduling(src, pod, explain(pod, inputs)) if inputs is not None else None
     order = {s: i for i, s in enumerate(STAGES)}
     stages.sort(key=lambda s: (s["time"] is None, s["time"] or "", order[s["stage"]]))
     pods = [p for level in levels for p in level if p.get("kind") == "Pod"] if obj.get("kind") != "Pod" else [obj]
     return {"object": {**_ref(obj), "uid": _meta(obj).get("uid") or ""}, "stages": stages,
             "pods": [{"name": _meta(p).get("name"), "phase": (p.get("status") or {}).get("phase") or "Pending",
-                      "node": (p.get("spec") or {}).get("nodeName") or ""} for p in pods],
+                      "node": (p.get("spec") or {}).get("nodeName") or ""} for p in pods[:MAX_PODS]],
+            "podCount": len(pods),
             "focus": _ref(pod) if pod is not None else None, "scheduling": sched}

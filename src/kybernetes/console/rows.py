@@ -91,6 +91,16 @@ class Row:
     times: dict[str, str] = field(default_factory=dict)
     """Timestamps of the time columns (``age``, ``lastSeen``): they sort by these."""
     labels: Mapping[str, str] = field(default_factory=dict)
+    search: str = ""
+    """The name in lower case, which ``q`` searches."""
+    _keys: dict[str, tuple[Any, ...]] = field(default_factory=dict, repr=False)
+
+    def key(self, column: str) -> tuple[Any, ...]:
+        """The :func:`sort_key` of a column's cell, computed once per row (rows are replaced on change)."""
+        k = self._keys.get(column)
+        if k is None:
+            k = self._keys[column] = (sort_key(self.cells.get(column)), self.cells["namespace"], self.cells["name"])
+        return k
 
 
 def columns(kind: Kind) -> list[dict[str, str]]:
@@ -134,7 +144,7 @@ def make_row(kind: Kind, obj: Obj, now: datetime, extras: Mapping[str, Any] | No
     times = {"age": str(meta.get("creationTimestamp") or "")}
     if kind.resource == "events":
         times["lastSeen"] = event_time(obj)
-    return Row(cells, times, meta.get("labels") or {})
+    return Row(cells, times, meta.get("labels") or {}, cells["name"].lower())
 
 
 def node_extras(node: Obj, usage: Mapping[str, str] | None) -> dict[str, Any]:

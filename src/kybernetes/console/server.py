@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
 from aiohttp import web
 
@@ -71,12 +72,6 @@ class ConsoleConfig:
 
 def _error(message: str, code: int) -> web.Response:
     return web.json_response({"error": message, "code": code}, status=code)
-
-
-def _not_found(resource: str, name: str) -> errors.NotFound:
-    kind = KINDS.get(resource)
-    qualified = f"{resource}.{kind.group}" if kind is not None and kind.group else resource
-    return errors.NotFound(f'{qualified} "{name}" not found')
 
 
 class Console:
@@ -148,7 +143,7 @@ class Console:
                 return _error("the token is not this console's (use the URL kyb console printed)", 401)
             session = secrets.token_urlsafe(32)
             self.sessions.add(session)
-            resp = web.HTTPSeeOther("/")
+            resp = web.Response(status=303, headers={"Location": "/"})
             resp.set_cookie(COOKIE, session, httponly=True, samesite="Strict", path="/")
             return resp
         if request.cookies.get(COOKIE) in self.sessions:
@@ -237,33 +232,50 @@ class Console:
             raise errors.BadRequest(f"no journey for {resource}; one of {', '.join(JOURNEY_RESOURCES)}")
         cache = await self.model.ensure(resource, namespace)
         await asyncio.gather(*(self.model.ensure_quietly(r, namespace) for r in JOURNEY_NEEDS if r != resource))
-        obj = cache.get(namespace, name)
-        if obj is None:
-            raise _not_found(resource, name)
-        out = journey_mod.journey(self.model, obj)
+        # Not cached yet (just created: the watch lags the write): the API server's answer, or its 404.
+        obj = cache.get(namespace, name) or await self.client.get(KINDS[resource].api_version, resource, name,
+                                                                   namespace)
+        out = journey_mod.journey(self.model, obj, with_scheduling=False)
         focus = out.get("focus")
-        proxy = next((s for s in out["stages"] if s["stage"] == "proxy"), None)
-        if focus is not None and proxy is not None and proxy["detail"].startswith("kube-proxy's metrics"):
-            pod = self.model.get("pods", focus["namespace"], focus["name"]) or {}
+        pod = obj if obj.get("kind") == "Pod" else \
+            self.model.get("pods", focus["namespace"], focus["name"]) if focus is not None else None
+        if pod is None:
+            return web.json_response(out)
+        out["scheduling"] = await self._scheduling(pod)
+        proxy = next(s for s in out["stages"] if s["stage"] == "proxy")
+        if proxy["detail"].startswith("kube-proxy's metrics"):  # the endpoints are there: is kube-proxy?
             synced = await self._proxy_synced(str((pod.get("spec") or {}).get("nodeName") or ""))
             if synced:
-                out = journey_mod.journey(self.model, obj, lambda _node: synced)
+                out = {**journey_mod.journey(self.model, obj, lambda _node: synced, with_scheduling=False),
+                       "scheduling": out["scheduling"]}
         return web.json_response(out)
 
+    async def _scheduling(self, pod: Obj) -> Obj | None:
+        """The scheduler's explanation of a pending pod; seconds of CPU with thousands of nodes, so
+        it runs off the event loop, on copies of the cache's lists."""
+        inputs = journey_mod.explain_inputs(self.model, pod)
+        if inputs is None:
+            return None
+        exp = await asyncio.to_thread(journey_mod.explain, pod, inputs)
+        return journey_mod.scheduling(self.model, pod, exp)
+
     async def _proxy_synced(self, node_name: str) -> str | None:
-        """kube-proxy's last sync on a node of this machine, through the API server's node proxy.
-        Nodes elsewhere (or made up, as hollow nodes' addresses are) are never contacted."""
+        """kube-proxy's last sync on a node of this machine: through the API server's node proxy,
+        else at kube-proxy's own metrics address on loopback (127.0.0.1:10249, plain HTTP, as
+        kube-proxy serves it). Nodes elsewhere (or made up, as hollow nodes' addresses are) are
+        never contacted."""
         node = self.model.get("nodes", "", node_name)
         ip = next((a.get("address") for a in ((node or {}).get("status") or {}).get("addresses") or ()
                    if a.get("type") == "InternalIP"), None)
         if not ip or not _is_local(ip):
             return None
+        text: Any = None
         try:
             text = await asyncio.wait_for(self.client.request(
                 "GET", f"/api/v1/nodes/{node_name}:{PROXY_METRICS_PORT}/proxy/metrics"), 2.0)
         except Exception as e:
-            log.debug("kube-proxy metrics of %s: %s", node_name, e)
-            return None
+            log.debug("kube-proxy metrics of %s through the API server: %s", node_name, e)
+            text = await _loopback_proxy_metrics()
         name = "kubeproxy_sync_proxy_rules_last_timestamp_seconds"
         value = parse_sums(text if isinstance(text, str) else "", {name: None}).get(name)
         return format_rfc3339(datetime.fromtimestamp(value, UTC)) if value else None
@@ -339,6 +351,16 @@ class Console:
         if not path.is_relative_to(root) or not path.is_file():
             return _error(f"{request.path} not found", 404)
         return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
+async def _loopback_proxy_metrics() -> str | None:
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0)) as session, \
+                session.get(f"http://127.0.0.1:{PROXY_METRICS_PORT}/metrics") as resp:
+            return await resp.text() if resp.status == 200 else None
+    except (aiohttp.ClientError, TimeoutError) as e:
+        log.debug("kube-proxy metrics on loopback: %s", e)
+        return None
 
 
 def _is_local(ip: str) -> bool:

@@ -61,7 +61,7 @@ let lastOverview = null;
 let streamState = 'connecting';
 let hadError = false;
 /** The last version seen per resource (from 'changed'). */
-export const versions = {};
+const versions = {};
 
 /** The last 'overview' the stream delivered (or null). */
 export function latestOverview() {

@@ -137,10 +137,11 @@ export function statusClass(status) {
   if (/BackOff|Err|Error|Fail|NotReady|OOMKilled|Evicted|Invalid|Lost|Unhealthy|Warning|Forbidden/i.test(text)) {
     return 'bad';
   }
+  if (/SchedulingDisabled/.test(text)) return 'warn';  // a cordoned node: "Ready,SchedulingDisabled"
   if (/^(Running|Ready|Succeeded|Completed|Complete|Bound|Active|Available|True|Normal|ok)(,|$)/i.test(text)) {
     return 'ok';
   }
-  if (/Pending|Creating|Initializing|Terminating|Unknown|Waiting|Init:|Suspended|SchedulingDisabled/i.test(text)) {
+  if (/Pending|Creating|Initializing|Terminating|Unknown|Waiting|Init:|Suspended/i.test(text)) {
     return 'warn';
   }
   return '';
@@ -165,9 +166,11 @@ export const JOURNEY_RESOURCES = new Set(['deployments', 'statefulsets', 'jobs',
 
 export const CLUSTER_SCOPED = new Set(['nodes', 'namespaces']);
 
-/** The resource path for a kind ('Pod' -> 'pods'), or '' when the console has none. */
+const LOWER_KIND_RESOURCES = Object.fromEntries(Object.entries(KIND_RESOURCES).map(([k, r]) => [k.toLowerCase(), r]));
+
+/** The resource path for a kind ('Pod' or kubectl's 'pod' -> 'pods'), or '' when the console has none. */
 export function resourceOf(kind) {
-  return KIND_RESOURCES[kind] || '';
+  return KIND_RESOURCES[kind] || LOWER_KIND_RESOURCES[String(kind || '').toLowerCase()] || '';
 }
 
 /** The console route of an object's page ('#/object/pods/default/web'); '_' stands for no namespace. */

@@ -16,6 +16,12 @@ const CONTROL_PLANE = [
   ['store', 'where objects live'],
 ];
 
+/** Figures unchanged for this long are said to be old. */
+const STALE_MS = 15000;
+
+/** Beyond this many nodes on the page, each is a small tile. */
+const COMPACT_NODES = 24;
+
 const RATE_LABELS = {
   requestsPerSecond: 'requests/s', watches: 'watches', inflight: 'in flight', objects: 'objects',
   dbSizeBytes: 'db size', attemptsPerSecond: 'attempts/s', pendingPods: 'pending pods', queueDepth: 'queue depth',
@@ -64,7 +70,9 @@ function updateComponent(el, comp) {
   });
   const lease = comp?.holder ? `leader ${comp.holder}${comp.renewed ? ` · renewed ${age(comp.renewed)} ago` : ''}` : '';
   setText(el.querySelector('.comp-lease'), lease);
-  setText(el.querySelector('.comp-detail'), comp?.detail || (comp ? '' : 'not reported'));
+  // The detail often names the lease's holder again ("lease renewed by X"): said once is enough.
+  const detail = comp?.holder && comp?.detail?.includes(comp.holder) ? '' : comp?.detail;
+  setText(el.querySelector('.comp-detail'), detail || (comp ? '' : 'not reported'));
   setAttr(el, 'title', comp?.detail || null);
 }
 
@@ -124,7 +132,14 @@ function updateNode(el, node) {
     (c.type === 'Ready' && c.status !== 'True') || (c.type !== 'Ready' && c.status === 'True'));
   setText(el.querySelector('.conditions'),
     notable.map((c) => (c.type === 'Ready' ? `${c.reason || 'NotReady'}` : c.type)).join(' · '));
-  setAttr(el, 'title', `${node.name}: open the node`);
+  setAttr(el, 'title', [
+    `${node.name}: ${node.ready === true ? 'Ready' : node.ready === false ? 'NotReady' : 'readiness unknown'}`,
+    `kubelet ${node.kubelet?.version || ''} (${node.kubelet?.health || 'unknown'})`,
+    `runtime ${node.runtime || 'unknown'}`, `kube-proxy ${node.proxy?.health || 'unknown'}`,
+    `${node.pods ?? 0} pods, ${node.podsRunning ?? 0} running`,
+    usage ? `cpu ${usage.cpu} of ${node.allocatable?.cpu ?? '?'}` : '',
+    usage ? `memory ${usage.memory} of ${node.allocatable?.memory ?? '?'}` : '',
+  ].filter(Boolean).join('\n'));
 }
 
 // ---- wires ------------------------------------------------------------------------------------
@@ -135,10 +150,10 @@ function rectIn(el, origin) {
     bottom: r.bottom - origin.top, cx: (r.left + r.right) / 2 - origin.left, cy: (r.top + r.bottom) / 2 - origin.top};
 }
 
-function line(x1, y1, x2, y2, cls, markers = 'end') {
+function line(x1, y1, x2, y2, cls, markers = 'end', prefix = cls.startsWith('drop') ? 'nodes' : 'cp') {
   return s('line', {x1, y1, x2, y2, class: `wire ${cls}`,
-    'marker-end': markers !== 'none' ? 'url(#arrow)' : null,
-    'marker-start': markers === 'both' ? 'url(#arrow-start)' : null});
+    'marker-end': markers !== 'none' ? `url(#${prefix}-arrow)` : null,
+    'marker-start': markers === 'both' ? `url(#${prefix}-arrow-start)` : null});
 }
 
 function path(d, cls) {
@@ -146,14 +161,14 @@ function path(d, cls) {
 }
 
 /**
- * Draws every wire from the boxes' positions: components -> API server, API server <-> store,
- * and the API server's trunk to one bus per row of nodes, with an arrow to each node.
+ * The control plane's wires (components -> API server, API server <-> store) in their own small SVG
+ * inside the control-plane box: the flowing ones animate, and only that box repaints.
  */
-function drawWires(diagram, svg, flows) {
-  const origin = diagram.getBoundingClientRect();
+function drawControlPlaneWires(controlPlane, svg, flows) {
+  const origin = controlPlane.getBoundingClientRect();
   svg.setAttribute('width', String(origin.width));
-  svg.setAttribute('height', String(diagram.scrollHeight));
-  const box = (name) => diagram.querySelector(`[data-testid="arch-component-${name}"]`);
+  svg.setAttribute('height', String(origin.height));
+  const box = (name) => controlPlane.querySelector(`[data-testid="arch-component-${name}"]`);
   const api = rectIn(box('kube-apiserver'), origin);
   const out = [];
   for (const name of ['kube-scheduler', 'kube-controller-manager', 'cloud-controller-manager']) {
@@ -163,13 +178,29 @@ function drawWires(diagram, svg, flows) {
   }
   const store = rectIn(box('store'), origin);
   out.push(line(api.right + 3, api.cy, store.left - 3, store.cy, `store ${flows.store ? 'flowing' : ''}`, 'both'));
+  svg.replaceChildren(arrowDefs('cp'), ...out);
+}
 
+/**
+ * The API server's trunk to one bus per row of nodes, with an arrow down to each node. Drawn again
+ * only when the layout moved (another set of nodes, another width, a taller control plane).
+ */
+function drawNodeWires(diagram, svg) {
+  const origin = diagram.getBoundingClientRect();
+  const api = rectIn(diagram.querySelector('[data-testid="arch-component-kube-apiserver"]'), origin);
   const nodes = Array.from(diagram.querySelectorAll('.nodes > .node'));
-  if (nodes.length) {
+  const rects = nodes.map((el) => rectIn(el, origin));
+  const places = rects.map((r) => `${Math.round(r.left)},${Math.round(r.top)}`).join(';');
+  const layout = `${Math.round(origin.width)}|${Math.round(api.cy)}|${places}`;
+  if (svg.dataset.layout === layout) return;
+  svg.dataset.layout = layout;
+  svg.setAttribute('width', String(origin.width));
+  svg.setAttribute('height', String(diagram.scrollHeight));
+  const out = [];
+  if (rects.length) {
     const trunkX = 14;
     const rows = new Map();
-    for (const el of nodes) {
-      const r = rectIn(el, origin);
+    for (const r of rects) {
       const key = Math.round(r.top);
       if (!rows.has(key)) rows.set(key, []);
       rows.get(key).push(r);
@@ -180,20 +211,19 @@ function drawWires(diagram, svg, flows) {
     for (const top of tops) {
       const cards = rows.get(top);
       const bus = top - 12;
-      const farthest = Math.max(...cards.map((r) => r.cx));
-      out.push(path(`M ${trunkX} ${bus} H ${farthest}`, 'bus'));
+      out.push(path(`M ${trunkX} ${bus} H ${Math.max(...cards.map((r) => r.cx))}`, 'bus'));
       for (const r of cards) out.push(line(r.cx, bus, r.cx, r.top - 2, 'drop'));
     }
   }
-  svg.replaceChildren(arrowDefs(), ...out);
+  svg.replaceChildren(arrowDefs('nodes'), ...out);
 }
 
-function arrowDefs() {
-  return s('defs', {},
-    s('marker', {id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7,
-      orient: 'auto-start-reverse'}, s('path', {d: 'M 0 0 L 10 5 L 0 10 z', class: 'arrowhead'})),
-    s('marker', {id: 'arrow-start', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7,
-      orient: 'auto-start-reverse'}, s('path', {d: 'M 0 0 L 10 5 L 0 10 z', class: 'arrowhead'})));
+function arrowDefs(prefix) {
+  // Arrowheads of one size whatever the wire's width (userSpaceOnUse).
+  const marker = (id) => s('marker', {id, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 9, markerHeight: 9,
+    markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse'},
+  s('path', {d: 'M 0 0 L 10 5 L 0 10 z', class: 'arrowhead'}));
+  return s('defs', {}, marker(`${prefix}-arrow`), marker(`${prefix}-arrow-start`));
 }
 
 // ---- the page ---------------------------------------------------------------------------------
@@ -203,11 +233,12 @@ export function createArchitectureView(root) {
   const summary = h('div', {class: 'arch-summary'});
   const components = new Map(CONTROL_PLANE.map(([name, role]) => [name, createComponent(name, role)]));
   const extras = h('div', {class: 'cp-extras'});
-  const controlPlane = h('div', {class: 'control-plane'},
+  const cpSvg = s('svg', {class: 'wires cp-wires', 'aria-hidden': 'true'});
+  const controlPlane = h('div', {class: 'control-plane'}, cpSvg,
     h('div', {class: 'zone-label'}, 'control plane'),
     h('div', {class: 'cp-grid'}, ...components.values()), extras);
   const nodes = h('div', {class: 'nodes'});
-  const svg = s('svg', {class: 'wires', 'aria-hidden': 'true'});
+  const svg = s('svg', {class: 'wires node-wires', 'aria-hidden': 'true'});
   const diagram = h('div', {class: 'diagram'}, svg, controlPlane,
     h('div', {class: 'zone-label nodes-label'}, 'nodes · kubelet, container runtime, kube-proxy'), nodes);
   const stale = h('div', {class: 'message', hidden: true});
@@ -220,12 +251,25 @@ export function createArchitectureView(root) {
   let flows = {};
   const scheduleWires = () => {
     cancelAnimationFrame(wireFrame);
-    wireFrame = requestAnimationFrame(() => drawWires(diagram, svg, flows));
+    wireFrame = requestAnimationFrame(() => {
+      drawControlPlaneWires(controlPlane, cpSvg, flows);
+      drawNodeWires(diagram, svg);
+    });
   };
   const resize = new ResizeObserver(scheduleWires);
+  // The flowing wires' dashes advance 4 times a second (not at all when the user asked for less motion).
+  const still = window.matchMedia?.('(prefers-reduced-motion: reduce)').matches;
+  let flowStep = 0;
+  const flowTimer = still ? 0 : setInterval(() => {
+    if (document.hidden || !Object.values(flows).some(Boolean)) return;
+    flowStep = (flowStep + 1) % 4;
+    cpSvg.style.setProperty('--flow-offset', String(-flowStep * 2.75));
+  }, 250);
   resize.observe(diagram);
 
+  let onPage = null;  // the overview shown
   function render(overview) {
+    onPage = overview;
     const byName = new Map((overview.controlPlane || []).map((c) => [c.name, c]));
     for (const [name, el] of components) updateComponent(el, byName.get(name));
     const others = (overview.controlPlane || []).filter((c) => !components.has(c.name));
@@ -236,6 +280,7 @@ export function createArchitectureView(root) {
       flows[name] = key ? (comp?.rates?.[key] ?? 0) > 0 : false;
     }
     const shown = overview.nodes || [];
+    nodes.classList.toggle('compact', shown.length > COMPACT_NODES);
     const total = overview.nodeCount ?? shown.length;
     const items = [...shown];
     if (total > shown.length) items.push({more: total - shown.length});
@@ -259,9 +304,16 @@ export function createArchitectureView(root) {
     scheduleWires();
   }
 
+  // Stale: the same collection for 15 s by this browser's clock (the console's may differ).
+  let collectedAt = null;
+  let collectedSeen = 0;
   function checkStale(overview) {
-    const at = Date.parse(overview?.collectedAt || '');
-    const old = !Number.isNaN(at) && Date.now() - at > 15000;
+    if (!overview) return;
+    if (overview.collectedAt !== collectedAt) {
+      collectedAt = overview.collectedAt;
+      collectedSeen = Date.now();
+    }
+    const old = Date.now() - collectedSeen > STALE_MS;
     stale.hidden = !old;
     stale.className = 'message warn';
     if (old) setText(stale, `These figures are from ${clock(overview.collectedAt)}: the console has not sent new ones since.`);
@@ -269,7 +321,7 @@ export function createArchitectureView(root) {
 
   for (const el of components.values()) updateComponent(el, null);
   const offOverview = on('overview', render);
-  const staleTimer = setInterval(() => checkStale(latestOverview()), 5000);
+  const staleTimer = setInterval(() => checkStale(onPage), 5000);
   const first = latestOverview();
   if (first) {
     render(first);
@@ -287,6 +339,7 @@ export function createArchitectureView(root) {
     destroy() {
       offOverview();
       clearInterval(staleTimer);
+      clearInterval(flowTimer);
       resize.disconnect();
       cancelAnimationFrame(wireFrame);
       problems.destroy();

@@ -29,15 +29,59 @@ function stageState(entries, failedScheduling) {
 
 const STATE_WORDS = {ok: 'done', failed: 'failed', waiting: 'in progress', unreached: 'not reached'};
 
-function entryView(entry, t0) {
-  const t = Date.parse(entry.time || '');
-  const delta = !Number.isNaN(t) && t0 != null ? `+${((t - t0) / 1000).toFixed(1)} s` : '';
+const STEPS_SHOWN = 12;
+
+function deltaText(time, t0) {
+  const t = Date.parse(time || '');
+  return !Number.isNaN(t) && t0 != null ? `+${((t - t0) / 1000).toFixed(1)} s` : '';
+}
+
+/** The journey's own object: stages about it need no link to it. */
+let journeyObject = null;
+
+function objectChip(obj) {
+  if (!obj?.name) return null;
+  if (journeyObject && obj.kind === journeyObject.kind && obj.name === journeyObject.name) return null;
+  const resource = resourceOf(obj.kind);
+  const text = `${obj.kind} ${obj.name}`;
+  return resource ? h('a', {class: 'chip link', href: objectHref(resource, obj.namespace, obj.name)}, text)
+    : h('span', {class: 'chip'}, text);
+}
+
+/** A stage's dated parts (managers, created objects, events): the first few, the rest folded. */
+function stepsView(steps, t0, openKeys, key) {
+  if (!steps?.length) return null;
+  const item = (step) => {
+    const tone = step.ok === true ? 'ok' : step.ok === false ? 'bad' : 'pending';
+    return h('li', {class: `step entry-${tone}`},
+      h('span', {class: 'step-when', title: step.time || ''}, step.time ? clock(step.time) : '–',
+        h('span', {class: 'delta'}, deltaText(step.time, t0))),
+      h('span', {class: 'entry-mark', 'aria-hidden': 'true'}, tone === 'ok' ? '✓' : tone === 'bad' ? '✖' : '…'),
+      h('span', {class: 'step-title'}, step.title || '',
+        step.count > 1 ? h('span', {class: 'count'}, ` ×${step.count}`) : null),
+      objectChip(step.object));
+  };
+  const list = h('ol', {class: 'steps'}, steps.slice(0, STEPS_SHOWN).map(item));
+  if (steps.length <= STEPS_SHOWN) return list;
+  // The rest are made when asked for: a Deployment of 10,000 pods has 10,000 steps.
+  const rest = h('ol', {class: 'steps'});
+  const more = h('details', {class: 'more-steps'}, h('summary', {}, `${steps.length - STEPS_SHOWN} more`), rest);
+  more.addEventListener('toggle', () => {
+    if (more.open && !rest.childElementCount) rest.append(...steps.slice(STEPS_SHOWN).map(item));
+    if (more.open) openKeys.add(key);
+    else openKeys.delete(key);
+  });
+  more.open = openKeys.has(key);  // kept open across refreshes
+  return [list, more];
+}
+
+function entryView(entry, t0, openKeys) {
+  const delta = deltaText(entry.time, t0);
   const tone = entry.ok === true ? 'ok' : entry.ok === false ? 'bad' : 'pending';
-  const obj = entry.object;
-  const resource = obj ? resourceOf(obj.kind) : '';
-  return h('li', {class: `entry tone-${tone}`},
+  return h('li', {class: `entry entry-${tone}`},
     h('div', {class: 'entry-when'},
-      entry.time ? h('time', {datetime: entry.time, title: entry.time}, clock(entry.time)) : h('span', {class: 'muted'}, 'not yet'),
+      entry.time ? h('time', {datetime: entry.time, title: entry.time}, clock(entry.time))
+        : h('span', {class: 'muted'}, 'not yet'),
       delta ? h('span', {class: 'delta'}, delta) : null),
     h('div', {class: 'entry-what'},
       h('div', {class: 'entry-title'},
@@ -45,13 +89,13 @@ function entryView(entry, t0) {
         entry.title || entry.stage),
       entry.actor ? h('div', {class: 'actor'}, 'by ', h('b', {}, entry.actor)) : null,
       entry.detail ? h('div', {class: 'entry-detail'}, entry.detail) : null,
-      obj?.name ? (resource
-        ? h('a', {class: 'chip link', href: objectHref(resource, obj.namespace, obj.name)}, `${obj.kind} ${obj.name}`)
-        : h('span', {class: 'chip'}, `${obj.kind} ${obj.name}`)) : null));
+      objectChip(entry.object),
+      stepsView(entry.steps, t0, openKeys, `steps-${entry.stage}`)));
 }
 
 /** A node's verdict as words, from either the contract's {verdict} or explain's {fits, plugin}. */
 function verdictOf(node) {
+  if (node.verdict === 'rejected' && node.plugin) return `rejected by ${node.plugin}`;
   if (node.verdict) return String(node.verdict);
   if (node.fits === true) return 'fits';
   return node.plugin ? `rejected by ${node.plugin}` : 'rejected';
@@ -87,6 +131,9 @@ function schedulingView(scheduling, openKeys) {
   return h('div', {class: 'scheduling'},
     h('h4', {}, scheduling.pod ? `Why ${scheduling.pod} is not scheduled` : 'Why the pod is not scheduled'),
     h('p', {class: 'scheduling-reason', testid: 'scheduling-reason'}, reason),
+    scheduling.explanation && scheduling.explanation !== reason
+      ? h('p', {class: 'explanation'}, 'The scheduler, asked again now: ', h('span', {class: 'mono'}, scheduling.explanation))
+      : null,
     (scheduling.suggestions || []).length ? h('div', {class: 'suggestions'}, h('h4', {}, 'What would help'),
       h('ul', {}, scheduling.suggestions.map((text) => h('li', {}, text)))) : null,
     fits.length ? h('p', {class: 'fits'}, `Fits now on: ${fits.map((f) => (typeof f === 'string' ? f : f.node)).join(', ')}`)
@@ -94,19 +141,24 @@ function schedulingView(scheduling, openKeys) {
     nodes.length ? details : null);
 }
 
-function podsStrip(pods) {
+const PODS_SHOWN = 60;
+
+function podsStrip(pods, focus) {
   if (!pods?.length) return null;
+  const chip = (pod) => h('a', {class: `chip link tone-${statusClass(pod.phase)}${pod.name === focus ? ' focus' : ''}`,
+    href: journeyHref('pods', pod.namespace, pod.name), title: 'this pod\'s journey'},
+  h('b', {}, pod.name), ` ${pod.phase || ''}${pod.node ? ` on ${pod.node}` : ''}`);
   return h('section', {class: 'panel pods-strip', 'aria-label': 'Pods'},
-    h('div', {class: 'panel-head'}, h('h2', {}, `Pods (${pods.length})`)),
-    h('div', {class: 'chips'}, pods.map((pod) => h('a', {class: `chip link tone-${statusClass(pod.phase)}`,
-      href: journeyHref('pods', pod.namespace, pod.name)},
-    h('b', {}, pod.name), ` ${pod.phase || ''}${pod.node ? ` on ${pod.node}` : ''}`))));
+    h('div', {class: 'panel-head'}, h('h2', {}, `Pods (${pods.length})`),
+      focus ? h('span', {class: 'muted'}, `stages 3 to 6 follow ${focus}`) : null),
+    h('div', {class: 'chips'}, pods.slice(0, PODS_SHOWN).map(chip),
+      pods.length > PODS_SHOWN ? h('span', {class: 'chip'}, `… ${pods.length - PODS_SHOWN} more`) : null));
 }
 
 export function createJourneyView(root, route) {
   const [resource = '', nsArg = '_', name = ''] = route.args;
   const namespace = nsArg === '_' ? '' : nsArg;
-  const url = `/api/journey/${encodeURIComponent(resource)}/${encodeURIComponent(nsArg || '_')}/${encodeURIComponent(name)}`;
+  const url = `/api/journey/${[resource, nsArg || '_', name].map(encodeURIComponent).join('/')}`;
   const title = h('h1', {}, `Journey of ${name}`);
   const message = h('div', {class: 'message', hidden: true});
   const pods = h('div', {class: 'pods-slot'});
@@ -125,9 +177,11 @@ export function createJourneyView(root, route) {
 
   function render(data) {
     const obj = data.object || {};
+    journeyObject = obj;
     title.textContent = `Journey of ${obj.kind || resource} ${obj.name || name}`;
-    pods.replaceChildren(...[podsStrip(resource === 'pods' ? [] : (data.pods || []).map((p) => ({
-      namespace: obj.namespace || namespace, ...p})))].filter(Boolean));
+    const strip = resource === 'pods' ? null : podsStrip((data.pods || []).map((p) => ({
+      namespace: obj.namespace || namespace, ...p})), data.focus?.name);
+    pods.replaceChildren(...(strip ? [strip] : []));
     const stages = data.stages || [];
     const times = stages.map((s) => Date.parse(s.time || '')).filter((t) => !Number.isNaN(t));
     const t0 = times.length ? Math.min(...times) : null;
@@ -144,7 +198,7 @@ export function createJourneyView(root, route) {
         h('div', {class: 'stage-body'},
           h('div', {class: 'stage-head'}, h('h3', {}, heading), h('span', {class: 'stage-state'}, STATE_WORDS[state]),
             h('span', {class: 'stage-what'}, what)),
-          entries.length ? h('ol', {class: 'entries'}, entries.map((e) => entryView(e, t0))) : null,
+          entries.length ? h('ol', {class: 'entries'}, entries.map((e) => entryView(e, t0, openKeys))) : null,
           pending ? schedulingView(data.scheduling, openKeys) : null));
     });
     timeline.replaceChildren(...items);

@@ -3,8 +3,8 @@
 // resource's version moved (no polling).
 
 import {apiPath, getJSON, on} from '../lib/api.js';
-import {CLUSTER_SCOPED, JOURNEY_RESOURCES, h, journeyHref, objectHref, setAttr, setText, statusClass, syncKeyed}
-  from '../lib/dom.js';
+import {CLUSTER_SCOPED, JOURNEY_RESOURCES, h, journeyHref, objectHref, resourceOf, setAttr, setText, statusClass,
+  syncKeyed} from '../lib/dom.js';
 import {buildHash, navigate} from '../lib/router.js';
 import {namespaceSelect} from '../lib/nsselect.js';
 import {rememberNamespace} from '../lib/prefs.js';
@@ -20,7 +20,9 @@ export const LIST_ROUTES = {
   nodes: {title: 'Nodes', namespaced: false, kinds: [['nodes', 'Nodes'], ['namespaces', 'Namespaces']]},
   services: {title: 'Services', namespaced: true, kinds: [
     ['services', 'Services'], ['persistentvolumeclaims', 'PersistentVolumeClaims']]},
-  events: {title: 'Events', namespaced: true, kinds: [['events', 'Events']]},
+  // Events: the newest first, as one reads them (the console sorts a time column by age: ascending
+  // is newest first).
+  events: {title: 'Events', namespaced: true, kinds: [['events', 'Events']], defaultSort: ['lastSeen', 'asc']},
 };
 
 const STATUS_KEYS = new Set(['status', 'phase']);
@@ -48,10 +50,21 @@ function stateFrom(config, params) {
   const resources = config.kinds.map(([resource]) => resource);
   const kind = resources.includes(params.get('kind')) ? params.get('kind') : resources[0];
   const page = Math.max(1, Number.parseInt(params.get('page') || '1', 10) || 1);
-  const order = params.get('order') === 'desc' ? 'desc' : 'asc';
   const namespaced = config.namespaced && !CLUSTER_SCOPED.has(kind);
+  const sort = params.get('sort') || defaultSort(config)[0];
+  const order = params.get('order') || defaultOrder(config, sort);
   return {kind, namespaced, ns: namespaced ? (params.get('ns') || '') : '', q: params.get('q') || '',
-    sort: params.get('sort') || '', order, page};
+    sort, order: order === 'desc' ? 'desc' : 'asc', page};
+}
+
+/** [key, order] a route sorts by when its URL names none ('' = the console's own order). */
+function defaultSort(config) {
+  return config.defaultSort || ['', 'asc'];
+}
+
+function defaultOrder(config, sort) {
+  const [key, order] = defaultSort(config);
+  return sort === key ? order : 'asc';
 }
 
 export function createListView(root, route) {
@@ -69,9 +82,12 @@ export function createListView(root, route) {
   const hashFor = (changes) => {
     const next = {...state, ...changes};
     const defaultKind = config.kinds[0][0];
+    // Defaults stay out of the URL: '#/events' is the newest events first.
     return buildHash(routeName, [], {
-      kind: next.kind === defaultKind ? '' : next.kind, ns: next.ns, q: next.q, sort: next.sort,
-      order: next.sort && next.order === 'desc' ? 'desc' : '', page: next.page > 1 ? next.page : '',
+      kind: next.kind === defaultKind ? '' : next.kind, ns: next.ns, q: next.q,
+      sort: next.sort === defaultSort(config)[0] ? '' : next.sort,
+      order: next.sort && next.order !== defaultOrder(config, next.sort) ? next.order : '',
+      page: next.page > 1 ? next.page : '',
     });
   };
 
@@ -85,7 +101,8 @@ export function createListView(root, route) {
   }) : null;
   let searchTimer = null;
   const search = h('input', {type: 'search', testid: 'search', class: 'search', autocomplete: 'off', spellcheck: 'false',
-    placeholder: 'Filter by name, or label selector (app=web)', 'aria-label': 'Filter'});
+    placeholder: routeName === 'events' ? 'Filter by the object’s name' : 'Filter by name, or label selector (app=web)',
+    'aria-label': 'Filter'});
   search.value = state.q;
   search.addEventListener('input', () => {
     clearTimeout(searchTimer);
@@ -120,7 +137,8 @@ export function createListView(root, route) {
   function syncFrame() {
     if (tabs) {
       for (const link of tabs.children) {
-        link.setAttribute('href', hashFor({kind: link.dataset.kind, page: 1, sort: '', order: 'asc'}));
+        link.setAttribute('href', hashFor({kind: link.dataset.kind, page: 1, sort: defaultSort(config)[0],
+          order: defaultSort(config)[1]}));
         setAttr(link, 'aria-current', link.dataset.kind === state.kind ? 'page' : null);
       }
     }
@@ -176,7 +194,8 @@ export function createListView(root, route) {
   function displayColumns(data) {
     const cols = [...(data.columns || [])];
     const keys = new Set(cols.map((c) => c.key));
-    if (!keys.has('name')) cols.unshift({key: 'name', title: 'Name'});
+    // Events are known by what they are about (kubectl get events shows no name either).
+    if (!keys.has('name') && state.kind !== 'events') cols.unshift({key: 'name', title: 'Name'});
     if (state.namespaced && !state.ns && !keys.has('namespace')) cols.unshift({key: 'namespace', title: 'Namespace'});
     if (JOURNEY_RESOURCES.has(state.kind)) cols.push({key: '_journey', title: '', fixed: true});
     return cols;
@@ -200,6 +219,7 @@ export function createListView(root, route) {
     for (const col of columns) {
       const td = h('td', {class: `col-${col.key}`});
       if (col.key === 'name') td.append(h('a', {class: 'name'}));
+      else if (col.key === 'object' && state.kind === 'events') td.append(h('a', {class: 'involved'}));
       else if (col.key === '_journey') td.append(h('a', {class: 'journey-link', title: 'Journey'}, 'journey →'));
       if (col.key === 'status') td.setAttribute('data-testid', 'cell-status');
       tr.append(td);
@@ -216,6 +236,14 @@ export function createListView(root, route) {
         const link = td.firstChild;
         setAttr(link, 'href', objectHref(state.kind, ns, row.name));
         setText(link, row.name);
+      } else if (col.key === 'object' && state.kind === 'events') {
+        // kubectl's "pod/web-1": a link to that object when the console shows its kind.
+        const text = cellText(row.object);
+        const [kind, ...rest] = text.split('/');
+        const resource = rest.length ? resourceOf(kind) : '';
+        const link = td.firstChild;
+        setText(link, text);
+        setAttr(link, 'href', resource ? objectHref(resource, resource === 'nodes' ? '' : ns, rest.join('/')) : null);
       } else if (col.key === '_journey') {
         setAttr(td.firstChild, 'href', journeyHref(state.kind, ns, row.name));
       } else {

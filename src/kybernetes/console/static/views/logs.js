@@ -24,6 +24,11 @@ function defaultContainer(pod, containers) {
   return (pod?.spec?.containers || [])[0]?.name || containers[0]?.name || '';
 }
 
+function restartCount(pod, name) {
+  const statuses = [...(pod?.status?.initContainerStatuses || []), ...(pod?.status?.containerStatuses || [])];
+  return statuses.find((s) => s.name === name)?.restartCount ?? 0;
+}
+
 export function logsPanel(namespace, podName, pod) {
   let containers = podContainers(pod);
   let container = defaultContainer(pod, containers);
@@ -33,6 +38,8 @@ export function logsPanel(namespace, podName, pod) {
   let frame = 0;
   let received = 0;
   let state = 'idle';
+  let currentPod = pod;
+  let lastRestarts = restartCount(pod, container);
 
   const select = h('select', {'aria-label': 'Container', class: 'container-select'});
   const tail = h('select', {'aria-label': 'Lines of history'},
@@ -85,14 +92,20 @@ export function logsPanel(namespace, podName, pod) {
     }
   }
 
-  function start() {
+  /** (Re)opens the stream; keep: append below what is shown (a restarted container's new run). */
+  function start(keep = false) {
     stop();
     cancelAnimationFrame(frame);
     frame = 0;
-    lines = [];
     pending = [];
     received = 0;
-    view.textContent = '';
+    if (keep) {
+      pending.push(`──────── ${container} restarted ────────`);
+      frame = requestAnimationFrame(flush);
+    } else {
+      lines = [];
+      view.textContent = '';
+    }
     if (!container) {
       setState('error', 'this pod has no containers');
       return;
@@ -146,9 +159,13 @@ export function logsPanel(namespace, podName, pod) {
     }
   }
 
-  select.addEventListener('change', () => { container = select.value; start(); });
-  tail.addEventListener('change', start);
-  follow.addEventListener('change', start);
+  select.addEventListener('change', () => {
+    container = select.value;
+    lastRestarts = restartCount(currentPod, container);
+    start();
+  });
+  tail.addEventListener('change', () => start());
+  follow.addEventListener('change', () => start());
   wrap.addEventListener('change', () => view.classList.toggle('wrap', wrap.checked));
   clear.addEventListener('click', () => { lines = []; view.textContent = ''; });
   toggle.addEventListener('click', () => {
@@ -168,13 +185,17 @@ export function logsPanel(namespace, podName, pod) {
     el,
     /** The pod changed: new containers to offer; a stream that failed before any line is retried. */
     podChanged(nextPod) {
+      currentPod = nextPod;
       const next = podContainers(nextPod);
       if (next.map((c) => c.label).join() !== containers.map((c) => c.label).join()) {
         containers = next;
         if (!containers.some((c) => c.name === container)) container = defaultContainer(nextPod, containers);
         fillContainers();
       }
+      const restarts = restartCount(nextPod, container);
       if (state === 'error' && received === 0) start();
+      else if (state === 'ended' && follow.checked && restarts > lastRestarts) start(true);
+      lastRestarts = restarts;
     },
     destroy() {
       stop();

@@ -1,9 +1,10 @@
-// One object: a summary (owners, labels, conditions; for pods the containers), its YAML, and for
-// pods a streamed Logs panel. Fetched again when its resource's version moves.
+// One object: a summary (owners, labels, conditions; for pods the containers), for pods a streamed
+// Logs panel, its events, its YAML. Fetched again when its resource's version moves.
 
-import {ApiError, getJSON, onResourcesChanged} from '../lib/api.js';
-import {JOURNEY_RESOURCES, age, clock, h, journeyHref, objectHref, resourceOf, setText, statusClass}
-  from '../lib/dom.js';
+import {ApiError, apiPath, getJSON, onResourcesChanged} from '../lib/api.js';
+import {
+  CLUSTER_SCOPED, JOURNEY_RESOURCES, age, clock, h, journeyHref, objectHref, resourceOf, setText, statusClass,
+} from '../lib/dom.js';
 import {buildHash} from '../lib/router.js';
 import {logsPanel} from './logs.js';
 
@@ -96,6 +97,30 @@ function summary(resource, obj) {
     if (obj.status?.podIP) facts.push(...row('Pod IP', obj.status.podIP));
     if (obj.status?.qosClass) facts.push(...row('QoS', obj.status.qosClass));
   }
+  const st = obj.status || {};
+  const spec = obj.spec || {};
+  if (['deployments', 'replicasets', 'statefulsets'].includes(resource)) {
+    facts.push(...row('Replicas', `${st.readyReplicas ?? 0}/${spec.replicas ?? 0} ready · ` +
+      `${st.updatedReplicas ?? st.fullyLabeledReplicas ?? 0} up to date · ${st.availableReplicas ?? 0} available`));
+  }
+  if (resource === 'daemonsets') {
+    facts.push(...row('Pods', `${st.numberReady ?? 0}/${st.desiredNumberScheduled ?? 0} ready · ` +
+      `${st.updatedNumberScheduled ?? 0} up to date · ${st.numberAvailable ?? 0} available`));
+  }
+  if (resource === 'jobs') {
+    facts.push(...row('Pods', `${st.succeeded ?? 0}/${spec.completions ?? 1} succeeded · ${st.active ?? 0} active · ` +
+      `${st.failed ?? 0} failed (backoff limit ${spec.backoffLimit ?? 6})`));
+  }
+  if (spec.selector?.matchLabels || (resource === 'services' && spec.selector)) {
+    facts.push(...row('Selector', chips(spec.selector.matchLabels || spec.selector)));
+  }
+  if (resource === 'services') {
+    const addresses = (spec.clusterIPs || [spec.clusterIP]).filter(Boolean).join(', ');
+    facts.push(...row('Service', `${spec.type || 'ClusterIP'} ${addresses}`));
+    const port = (p) => `${p.name ? `${p.name} ` : ''}${p.port}${p.targetPort != null ? `→${p.targetPort}` : ''}` +
+      `/${p.protocol || 'TCP'}`;
+    facts.push(...row('Ports', (spec.ports || []).map((p) => h('span', {class: 'chip'}, port(p)))));
+  }
   if (resource === 'nodes') {
     const addresses = (obj.status?.addresses || []).map((a) => `${a.type} ${a.address}`).join(', ');
     if (addresses) facts.push(...row('Addresses', addresses));
@@ -115,10 +140,55 @@ function summary(resource, obj) {
     conditionsTable(obj.status?.conditions));
 }
 
+/**
+ * The object's events, newest first: the console lists events whose name contains the object's
+ * (events are named "<object>.<suffix>"), and of those the page keeps the ones about this object.
+ */
+function eventsPanel(resource, namespace, name, kind) {
+  const body = h('tbody');
+  const status = h('p', {class: 'panel-status'}, 'Loading…');
+  const el = h('section', {class: 'panel events-panel', 'aria-label': 'Events'},
+    h('div', {class: 'panel-head'}, h('h2', {}, 'Events')), status,
+    h('table', {class: 'mini', hidden: true},
+      h('thead', {}, h('tr', {}, ['Last seen', 'Type', 'Reason', 'Message'].map((t) => h('th', {}, t)))), body));
+  let about = '';
+  async function load() {
+    if (!about) return;
+    let data;
+    try {
+      data = await getJSON(apiPath('/api/list/events', {namespace: CLUSTER_SCOPED.has(resource) ? '' : namespace,
+        q: name, sort: 'lastSeen', limit: 100}));
+    } catch (err) {
+      setText(status, `Could not list events: ${err.message}`);
+      return;
+    }
+    const rows = (data.items || []).filter((row) => row.object === about);
+    el.querySelector('table').hidden = !rows.length;
+    status.hidden = rows.length > 0;
+    setText(status, data.forbidden ? 'Forbidden: your credentials may not list events.' : 'No events about it.');
+    body.replaceChildren(...rows.map((row) => h('tr', {},
+      h('td', {}, row.lastSeen || ''), h('td', {class: row.type === 'Warning' ? 'tone-warn' : ''}, row.type || ''),
+      h('td', {}, row.reason || ''), h('td', {class: 'wrap-cell'}, row.message || ''))));
+  }
+  const off = onResourcesChanged(['events'], load, 2000);
+  return {
+    el,
+    /** Called with the object's kind once it is known ("pod/web-1" is how events name it). */
+    setKind(objKind) {
+      const next = `${String(objKind || kind).toLowerCase()}/${name}`;
+      if (next !== about) {
+        about = next;
+        load();
+      }
+    },
+    destroy: off,
+  };
+}
+
 export function createObjectView(root, route) {
   const [resource = '', nsArg = '_', name = ''] = route.args;
   const namespace = nsArg === '_' ? '' : nsArg;
-  const apiUrl = `/api/object/${encodeURIComponent(resource)}/${encodeURIComponent(nsArg || '_')}/${encodeURIComponent(name)}`;
+  const apiUrl = `/api/object/${[resource, nsArg || '_', name].map(encodeURIComponent).join('/')}`;
   const message = h('div', {class: 'message', hidden: true});
   const summaryPanel = h('section', {class: 'panel summary-panel', 'aria-label': 'Summary'},
     h('div', {class: 'panel-head'}, h('h2', {}, 'Summary')), h('div', {class: 'summary-body'}, 'Loading…'));
@@ -129,16 +199,18 @@ export function createObjectView(root, route) {
   const yamlPanel = h('section', {class: 'panel yaml-panel', 'aria-label': 'YAML'},
     h('div', {class: 'panel-head'}, h('h2', {}, 'YAML'), copy), yaml);
   const logsSlot = h('div', {class: 'logs-slot'});
+  const events = resource === 'events' ? null : eventsPanel(resource, namespace, name, '');
   const crumbs = h('div', {class: 'crumbs'}, h('a', {href: listHref(resource, namespace)}, resource),
     namespace ? [' / ', h('a', {href: listHref(resource, namespace)}, namespace)] : null);
   root.append(h('section', {class: 'view object-view'},
     h('header', {class: 'view-head'}, crumbs, h('h1', {}, name),
       JOURNEY_RESOURCES.has(resource)
         ? h('a', {class: 'btn', href: journeyHref(resource, namespace, name), testid: 'open-journey'}, 'Journey →') : null),
-    message, summaryPanel, logsSlot, yamlPanel));
+    message, summaryPanel, logsSlot, events?.el, yamlPanel));
 
   let logs = null;
   let gone = false;
+  let shownVersion = null;
 
   async function load() {
     let data;
@@ -149,7 +221,8 @@ export function createObjectView(root, route) {
       if (err instanceof ApiError && err.code === 404) {
         gone = true;
         message.className = 'message warn';
-        setText(message, `${resource}/${name} does not exist${yaml.textContent ? ' any more (deleted): the last state seen is below' : ''}.`);
+        const last = yaml.textContent ? ' any more (deleted): the last state seen is below' : '';
+        setText(message, `${resource}/${name} does not exist${last}.`);
         yaml.classList.add('stale');
       } else {
         message.className = 'message error';
@@ -159,11 +232,17 @@ export function createObjectView(root, route) {
     }
     if (gone) {
       gone = false;
+      shownVersion = null;
       yaml.classList.remove('stale');
     }
     message.hidden = true;
     const obj = data.object || {};
+    // The stream names the resource that moved, not the object: most calls find it unchanged.
+    const version = obj.metadata?.resourceVersion;
+    if (version && version === shownVersion) return;
+    shownVersion = version;
     summaryPanel.querySelector('.summary-body').replaceWith(summary(resource, obj));
+    events?.setKind(obj.kind);
     if (yaml.textContent !== data.yaml) {
       const top = yaml.scrollTop;
       yaml.textContent = data.yaml || '';
@@ -186,6 +265,7 @@ export function createObjectView(root, route) {
     destroy() {
       offChanged();
       logs?.destroy();
+      events?.destroy();
     },
   };
 }

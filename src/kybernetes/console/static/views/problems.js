@@ -5,6 +5,8 @@ import {subscribeProblems} from '../lib/problems.js';
 import {age, h, objectHref, resourceOf, setAttr, setText, syncKeyed} from '../lib/dom.js';
 
 const COMPACT_LIMIT = 6;
+/** The problems page shows this many (a broken cluster of 10,000 pods has 10,000 problems). */
+const PAGE_LIMIT = 300;
 
 /** '/api/journey/pods/ns/name' -> '#/journey/pods/ns/name' ('' when there is none). */
 function journeyRoute(apiPath) {
@@ -21,7 +23,32 @@ function resourceFor(kind) {
 }
 
 function problemKey(item) {
-  return `${item.kind}/${item.namespace || ''}/${item.name}/${item.reason || ''}`;
+  return `${item.kind}/${item.namespace || ''}/${item.name}`;
+}
+
+/**
+ * One entry per object (a pod with two failing containers is one problem with two reasons), so
+ * that each object has one element and one data-testid; the worst severity wins.
+ */
+function groupByObject(items) {
+  const groups = new Map();
+  for (const item of items) {
+    const key = problemKey(item);
+    const group = groups.get(key);
+    const line = item.container ? `${item.container}: ${item.message || item.reason || ''}` : (item.message || '');
+    if (!group) {
+      groups.set(key, {...item, reasons: [item.reason].filter(Boolean), messages: [line].filter(Boolean),
+        logTail: item.logTail || []});
+      continue;
+    }
+    if (item.severity === 'error') group.severity = 'error';
+    if (item.reason && !group.reasons.includes(item.reason)) group.reasons.push(item.reason);
+    if (line) group.messages.push(line);
+    if (!group.logTail.length && item.logTail?.length) group.logTail = item.logTail;
+    if (item.since && (!group.since || item.since < group.since)) group.since = item.since;
+    group.journey = group.journey || item.journey;
+  }
+  return [...groups.values()];
 }
 
 function createItem() {
@@ -47,9 +74,9 @@ function updateItem(el, item, compact) {
   const who = el.querySelector('.who');
   setText(who, ns ? `${ns}/${item.name}` : item.name);
   setAttr(who, 'href', objectHref(resourceFor(item.kind), ns, item.name));
-  setText(el.querySelector('.reason'), item.reason || '');
+  setText(el.querySelector('.reason'), (item.reasons || [item.reason]).filter(Boolean).join(', '));
   setText(el.querySelector('.since'), item.since ? `for ${age(item.since)}` : '');
-  setText(el.querySelector('.problem-message'), item.message || '');
+  setText(el.querySelector('.problem-message'), (item.messages || [item.message]).filter(Boolean).join('\n'));
   const tail = el.querySelector('.logtail');
   const lines = item.logTail || [];
   tail.hidden = !lines.length;
@@ -72,11 +99,12 @@ function sortItems(items) {
 export function problemsPanel({compact}) {
   const list = h('ul', {class: 'problem-list'});
   const head = h('div', {class: 'panel-head'},
-    h('h2', {}, 'Problems'), h('span', {class: 'counts'}),
+    h('h2', {}, compact ? 'Problems' : 'Now'), h('span', {class: 'counts'}),
     compact ? h('a', {class: 'all-link', href: '#/problems'}, 'all problems →') : null);
   const status = h('p', {class: 'panel-status'}, 'Loading…');
+  const rest = h('p', {class: 'panel-status', hidden: true});
   const panel = h('section', {class: `panel problems-panel${compact ? ' compact' : ''}`, 'aria-label': 'Problems'},
-    head, status, list);
+    head, status, list, rest);
 
   const unsubscribe = subscribeProblems((data, error) => {
     if (error && !data) {
@@ -85,7 +113,7 @@ export function problemsPanel({compact}) {
       setText(status, `Could not read problems: ${error.message}`);
       return;
     }
-    const items = sortItems(data?.items || []);
+    const items = sortItems(groupByObject(data?.items || []));
     const errors = items.filter((i) => i.severity === 'error').length;
     setText(head.querySelector('.counts'), items.length
       ? `${errors} error${errors === 1 ? '' : 's'}, ${items.length - errors} warning${items.length - errors === 1 ? '' : 's'}`
@@ -94,10 +122,12 @@ export function problemsPanel({compact}) {
     status.hidden = items.length > 0;
     status.className = 'panel-status ok';
     setText(status, 'Nothing is wrong: no pending pods, no crash loops, every node ready.');
-    const shown = compact ? items.slice(0, COMPACT_LIMIT) : items;
+    const shown = items.slice(0, compact ? COMPACT_LIMIT : PAGE_LIMIT);
     syncKeyed(list, shown, problemKey, createItem, (el, item) => updateItem(el, item, compact));
     const more = head.querySelector('.all-link');
     if (more) setText(more, items.length > shown.length ? `all ${items.length} problems →` : 'problems page →');
+    rest.hidden = compact || items.length <= shown.length;
+    setText(rest, `… and ${items.length - shown.length} more: the lists (filtered by namespace or name) show them.`);
   });
   return {el: panel, destroy: unsubscribe};
 }
