@@ -130,6 +130,10 @@ def test_deployment_pods_appear_and_become_running(setup: Setup) -> None:
         expect(ui.testid(f"journey-stage-{stage}")).to_have_class(re.compile(r"\bstate-ok\b"))
     expect(ui.testid("journey-stage-scheduled")).to_contain_text(f"to {setup.node.node_name}")
     ui.screenshot("journey-deployment", full_page=True)
+    # The architecture picture follows: the node now counts the running pods.
+    ui.goto("#/architecture")
+    expect(ui.testid(f"arch-node-{setup.node.node_name}")).to_contain_text(re.compile(r"\b[1-9]\d* running"))
+    ui.screenshot("architecture-busy")
 
 
 def test_pending_pods_journey_shows_the_schedulers_reason(setup: Setup) -> None:
