@@ -69,6 +69,15 @@ def setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         yield Setup(node, ui)
 
 
+@pytest.fixture(autouse=True)
+def screenshot_on_failure(setup: Setup, request: pytest.FixtureRequest) -> Iterator[None]:
+    """A failed test leaves the page as it was then among the screenshots (``failed-<test>.png``)."""
+    failed = request.session.testsfailed
+    yield
+    if request.session.testsfailed > failed:  # the call's report is counted before teardown
+        setup.ui.screenshot(f"failed-{request.node.name}")
+
+
 def busybox_pod_spec(script: str, **extra: Any) -> Obj:
     return {"terminationGracePeriodSeconds": 1,
             "containers": [{"name": "c", "image": BUSYBOX, "imagePullPolicy": "IfNotPresent",
