@@ -51,6 +51,11 @@ def _descendants(table: dict[int, tuple[int, str, int]], root: int) -> set[int]:
     return members
 
 
+def tree_pids(root: int) -> set[int]:
+    """``root`` and every process below it, now."""
+    return _descendants(_proc_table(), root)
+
+
 def tree_rss(root: int) -> tuple[int, dict[str, int]]:
     """Total RSS of `root` and its descendants, and per process name."""
     table = _proc_table()

@@ -12,7 +12,8 @@ DEBS=(python3 python3-venv python3-dev gcc sqlite3 iproute2 nftables ca-certific
       apache2-utils  # htpasswd: bcrypt users for the loopback docker-registry of the private-registry tests
       wrk  # wrk: the C load generator bench.apiserver uses for GETs
       bind9-dnsutils dnsperf nsd  # dig (DNS tests); dnsperf and nsd (bench.dns: load, and the reference server)
-      prometheus)  # test_prometheus_scrape runs /usr/bin/prometheus itself (its own config, loopback port)
+      prometheus  # test_prometheus_scrape runs /usr/bin/prometheus itself (its own config, loopback port)
+      chromium)  # the console's browser tests and bench.console drive /usr/bin/chromium through Playwright
 
 missing=()
 for p in "${DEBS[@]}"; do
@@ -46,6 +47,8 @@ done
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
+# Playwright's wheel drives Debian's chromium (executable_path); it must never fetch a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 stamp=.venv/.kyb-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true

@@ -281,10 +281,15 @@ class ServerProcess:
 
 
 def __getattr__(name: str) -> Any:
-    # The etcd helpers load etcd's client and PKI: only for the tests that ask for them, so that
-    # the pytest plugin (kybernetes.testing.plugin, loaded into every pytest run) stays light.
+    # The etcd helpers (etcd's client and PKI) and the console's (testing/console.py) load only
+    # for the tests that ask for them, so that the pytest plugin (kybernetes.testing.plugin,
+    # loaded into every pytest run) stays light.
     if name in ("EtcdCluster", "Member"):
         from kybernetes.testing import etcd
 
         return getattr(etcd, name)
+    if name in ("CHROMIUM", "CHROMIUM_ARGS", "ConsoleProcess", "browser_missing"):
+        from kybernetes.testing import console
+
+        return getattr(console, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
