@@ -330,3 +330,16 @@ async def test_no_token_serves_everyone(tmp_path: Any) -> None:
     finally:
         await server.close()
         await client.close()
+
+
+def test_the_accepted_stage_names_who_wrote_the_spec_not_a_status_writer() -> None:
+    """A Deployment applied by kubectl, then its status written by the controller manager: the
+    entries are sorted by manager name, and the status one (a subresource's) is not the creator."""
+    from kybernetes.console.journey import accepted
+
+    dep = {"kind": "Deployment", "metadata": {"name": "web", "namespace": "ns", "creationTimestamp": "2026-12-07T10:00:00Z",
+                                              "managedFields": [
+        {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status",
+         "time": "2026-12-07T10:00:00Z"},
+        {"manager": "kubectl-client-side-apply", "operation": "Update", "time": "2026-12-07T10:00:00Z"}]}}
+    assert accepted(dep)["detail"].startswith("created by kubectl-client-side-apply;")

@@ -68,8 +68,15 @@ def _stage(stage: str, time: str | None, actor: str, title: str, detail: str, ok
 
 
 def _creator(obj: Obj) -> str:
-    fields = _meta(obj).get("managedFields") or []
-    return str(fields[0].get("manager") or "") if fields else ""
+    """Who most likely created the object: Kubernetes records no creator, so the earliest entry of
+    managedFields that is not a subresource's (a controller's status writes are ``status``
+    entries, sorted first only by name), the first entry when every one is a subresource's."""
+    fields = [f for f in _meta(obj).get("managedFields") or () if isinstance(f, dict)]
+    spec_writers = [f for f in fields if not f.get("subresource")] or fields
+    if not spec_writers:
+        return ""
+    first = min(spec_writers, key=lambda f: str(f.get("time") or ""))
+    return str(first.get("manager") or "")
 
 
 def accepted(obj: Obj) -> Obj:
