@@ -9,6 +9,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +21,7 @@ import pytest
 import yaml
 from aiohttp import ClientSession, ClientTimeout
 
-from kybernetes.testing import ServerProcess, stop_process
+from kybernetes.testing import ConsoleProcess, ServerProcess, stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -56,14 +57,12 @@ class Console:
     """A ``kyb console`` process: its base URL, token, and a JSON getter."""
 
     def __init__(self, kubeconfig: Path, *extra: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "kybernetes.cli", "console", "--kubeconfig",
-                                      str(kubeconfig), *extra], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True, start_new_session=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().strip()
-        assert line.startswith("Console: http://127.0.0.1:") and "/?token=" in line, line
-        self.url = line.removeprefix("Console: ")
-        self.base, _, self.token = self.url.partition("/?token=")
+        # ConsoleProcess reads the URL line with a deadline (a console that never prints one fails
+        # the test with its log instead of hanging it).
+        log = Path(tempfile.mkstemp(prefix="kyb-console-", suffix=".log")[1])
+        process = ConsoleProcess.start(kubeconfig, log, *extra)
+        assert process.url.startswith("http://127.0.0.1:") and "/?token=" in process.url, process.url
+        self.proc, self.url, self.base, self.token = process.proc, process.url, process.base, process.token
 
     def get(self, path: str, token: str | None = "") -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {self.token if token == '' else token}"} if token is not None else {}
