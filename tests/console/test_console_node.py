@@ -93,3 +93,13 @@ def test_a_crash_loop_is_a_problem_with_its_last_lines(node: Node, console: Cons
     assert found["severity"] == "error" and found["container"] == "c"
     assert found["logTail"][-2:] == ["about to fail", "goodbye"], json.dumps(found)
     node.kubectl("delete", "pod", "crasher", "talker", "--wait=false")
+
+
+def test_the_architecture_shows_the_nodes_kube_proxy_healthy(node: Node, console: Console) -> None:
+    """kube-proxy's /healthz through the API server's node proxy (a node of this machine)."""
+
+    def proxy() -> Any:
+        entry = next((n for n in console.json("/api/overview")["nodes"] if n["name"] == node.node_name), None)
+        return entry["proxy"] if entry and entry["proxy"]["health"] == "ok" else None
+
+    assert until(proxy, 30, "kube-proxy ok in the overview")["detail"] == "/healthz ok"

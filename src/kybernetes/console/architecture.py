@@ -22,12 +22,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from kybernetes import errors
@@ -45,6 +47,7 @@ SCRAPE_TIMEOUT = 1.5
 COMPONENT_RETRY = 10.0
 USAGE_INTERVAL = 10.0
 MAX_NODES = 200
+PROXY_HEALTHZ_PORT = 10256  # kube-proxy's --healthz-bind-address port
 
 COMPONENT_URLS = {"kube-scheduler": "https://127.0.0.1:10259",
                   "kube-controller-manager": "https://127.0.0.1:10257",
@@ -182,6 +185,8 @@ class Architecture:
                 self.targets.append(_Target(name, Client(cfg, user_agent="kyb-console"), False))
         self.latest: Obj | None = None
         self._usage_at = 0.0
+        self._proxy_at = 0.0
+        self.proxy_health: dict[str, tuple[str, str]] = {}  # node -> (health, detail) of its kube-proxy
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -218,6 +223,9 @@ class Architecture:
         if now - self._usage_at >= USAGE_INTERVAL:
             self._usage_at = now
             await self._node_usage()
+        if now - self._proxy_at >= USAGE_INTERVAL:
+            self._proxy_at = now
+            await self._proxy_healths()
         self.latest = self.build()
         return self.latest
 
@@ -254,6 +262,27 @@ class Architecture:
         items = out.get("items") if isinstance(out, dict) else None
         usage = {str(i["metadata"]["name"]): _format_usage(i.get("usage") or {}) for i in items or ()}
         self.model.set_node_usage(usage)
+
+    async def _proxy_healths(self) -> None:
+        """kube-proxy's /healthz (``--healthz-bind-address``, port 10256) on the nodes of this
+        machine, at the node's own address (the API server serves no ``nodes/NAME:PORT/proxy``).
+        Nodes elsewhere are never contacted (a hollow node's address is made up): their kube-proxy
+        stays ``unknown``."""
+        nodes = sorted(self.model.cache("nodes").objects(), key=lambda n: str((n.get("metadata") or {}).get("name")))
+        local = {str(n["metadata"]["name"]): ip for n in nodes[:MAX_NODES] if (ip := internal_ip(n)) and is_local(ip)}
+
+        async def probe(session: aiohttp.ClientSession, name: str, ip: str) -> tuple[str, tuple[str, str]]:
+            host = f"[{ip}]" if ":" in ip else ip
+            try:
+                async with session.get(f"http://{host}:{PROXY_HEALTHZ_PORT}/healthz") as resp:
+                    body = (await resp.text())[:300]
+                    return name, ("ok", "/healthz ok") if resp.status == 200 else ("failing", body)
+            except (aiohttp.ClientError, TimeoutError) as e:
+                return name, ("unknown", str(e)[:300] or type(e).__name__)
+
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT)) as session:
+            results = await asyncio.gather(*(probe(session, name, ip) for name, ip in local.items()))
+        self.proxy_health = dict(results)
 
     # -- the picture --------------------------------------------------------------------------
 
@@ -303,7 +332,9 @@ class Architecture:
         pods = self.model.cache("pods").by_index("nodeName", name)
         return {"name": name, "ready": {"True": True, "False": False}.get(str(ready)), "conditions": conditions,
                 "kubelet": {"health": lease_state, "version": info.get("kubeletVersion", "")},
-                "runtime": info.get("containerRuntimeVersion", ""), "proxy": {"health": "unknown"},
+                "runtime": info.get("containerRuntimeVersion", ""),
+                "proxy": dict(zip(("health", "detail"), self.proxy_health.get(name, ("unknown", "not reachable from here")),
+                                  strict=True)),
                 "pods": len(pods),
                 "podsRunning": sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running"),
                 "capacity": status.get("capacity") or {}, "allocatable": status.get("allocatable") or {},
@@ -316,3 +347,19 @@ def _store_health(etcd: str | None) -> Obj:
     if etcd == "ok":
         return {"health": "ok", "detail": "the API server's etcd check passed"}
     return {"health": "failing", "detail": "the API server's etcd check failed"}
+
+
+def internal_ip(node: Obj) -> str | None:
+    return next((str(a.get("address")) for a in ((node.get("status") or {}).get("addresses") or ())
+                 if a.get("type") == "InternalIP"), None)
+
+
+def is_local(ip: str) -> bool:
+    """Whether ``ip`` is an address of this machine (binding to it succeeds)."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((ip, 0))
+        return True
+    except OSError:
+        return False

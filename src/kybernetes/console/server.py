@@ -23,7 +23,6 @@ import hmac
 import json
 import logging
 import secrets
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from kybernetes.api.timeutil import format_rfc3339
 from kybernetes.client import Client
 from kybernetes.console import journey as journey_mod
 from kybernetes.console import logs, problems
-from kybernetes.console.architecture import Architecture, parse_sums
+from kybernetes.console.architecture import Architecture, internal_ip, is_local, parse_sums
 from kybernetes.console.cache import Forbidden, Model
 from kybernetes.console.rows import KINDS, LISTED, event_time
 
@@ -265,10 +264,8 @@ class Console:
         else at kube-proxy's own metrics address on loopback (127.0.0.1:10249, plain HTTP, as
         kube-proxy serves it). Nodes elsewhere (or made up, as hollow nodes' addresses are) are
         never contacted."""
-        node = self.model.get("nodes", "", node_name)
-        ip = next((a.get("address") for a in ((node or {}).get("status") or {}).get("addresses") or ()
-                   if a.get("type") == "InternalIP"), None)
-        if not ip or not _is_local(ip):
+        ip = internal_ip(self.model.get("nodes", "", node_name) or {})
+        if not ip or not is_local(ip):
             return None
         text: Any = None
         try:
@@ -364,12 +361,3 @@ async def _loopback_proxy_metrics() -> str | None:
         return None
 
 
-def _is_local(ip: str) -> bool:
-    """Whether ``ip`` is an address of this machine (binding to it succeeds)."""
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as s:
-            s.bind((ip, 0))
-        return True
-    except OSError:
-        return False
