@@ -21,21 +21,20 @@ from kybernetes.api.quantity import to_bytes
 from kybernetes.client import Client
 from kybernetes.kubelet import cgroups
 from kybernetes.kubelet.machine import memory_bytes
-from kybernetes.testing import ServerProcess
 from tests.kubelet.test_kubelet_e2e import (
     NODE,
     KubeletProcess,
     Obj,
-    _remove_kubelet_pods,
     delete_pod,
     main_status,
     pod,
+    running_kubelet,
     running_ready,
     unique,
     wait_node_ready,
     wait_pod,
 )
-from tests.node.conftest import NodeRuntime, require_runtime
+from tests.node.conftest import NodeRuntime
 
 pytestmark = pytest.mark.integration
 
@@ -50,20 +49,12 @@ evictionHard: {memory.available: 50Mi, nodefs.available: "1%"}
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, node_runtime: NodeRuntime) -> Iterator[KubeletProcess]:
-    require_runtime()
-    srv = ServerProcess.start(tmp_path_factory.mktemp("apiserver"))
     data = tmp_path_factory.mktemp("kubelet")
     (data / "kubelet-config.yaml").write_text(CONFIG)
     # The flag wins over the file's systemReserved (300Mi, not 200Mi).
-    kubelet = KubeletProcess(srv, node_runtime, data, ("--config", str(data / "kubelet-config.yaml"),
-                                                       "--system-reserved", "memory=300Mi"))
-    try:
-        kubelet.start()
+    flags = ("--config", str(data / "kubelet-config.yaml"), "--system-reserved", "memory=300Mi")
+    with running_kubelet(tmp_path_factory, node_runtime, flags, data) as kubelet:
         yield kubelet
-    finally:
-        kubelet.stop()
-        srv.stop()
-        asyncio.run(_remove_kubelet_pods(node_runtime))
 
 
 @pytest.fixture

@@ -21,23 +21,22 @@ from kybernetes.api.quantity import BINARY_SI, format_quantity
 from kybernetes.client import Client
 from kybernetes.kubelet.eviction import observe
 from kybernetes.kubelet.machine import memory_bytes
-from kybernetes.testing import ServerProcess
 from tests.kubelet.test_cgroups_e2e import wait_gone
 from tests.kubelet.test_kubelet_e2e import (
     NODE,
     KubeletProcess,
     Obj,
-    _remove_kubelet_pods,
     condition,
     delete_pod,
     events_until,
     pod,
+    running_kubelet,
     running_ready,
     unique,
     wait_node_ready,
     wait_pod,
 )
-from tests.node.conftest import NodeRuntime, require_runtime
+from tests.node.conftest import NodeRuntime
 
 pytestmark = pytest.mark.integration
 
@@ -46,16 +45,8 @@ FAST = ("--eviction-monitoring-period", "1s", "--eviction-pressure-transition-pe
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, node_runtime: NodeRuntime) -> Iterator[KubeletProcess]:
-    require_runtime()
-    srv = ServerProcess.start(tmp_path_factory.mktemp("apiserver"))
-    kubelet = KubeletProcess(srv, node_runtime, tmp_path_factory.mktemp("kubelet"), FAST)
-    try:
-        kubelet.start()
+    with running_kubelet(tmp_path_factory, node_runtime, FAST) as kubelet:
         yield kubelet
-    finally:
-        kubelet.stop()
-        srv.stop()
-        asyncio.run(_remove_kubelet_pods(node_runtime))
 
 
 @pytest.fixture

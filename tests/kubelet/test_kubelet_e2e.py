@@ -72,11 +72,14 @@ class KubeletProcess:
             return ""
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, node_runtime: NodeRuntime) -> Iterator[KubeletProcess]:
+@contextlib.contextmanager
+def running_kubelet(tmp_path_factory: pytest.TempPathFactory, node_runtime: NodeRuntime, extra_args: tuple[str, ...] = (),
+                    data_dir: Path | None = None) -> Iterator[KubeletProcess]:
+    """An API server and a `kyb kubelet` on the shared containerd (``extra_args`` its flags), for
+    a module; at the end both stop and the pods the kubelet left in the runtime are removed."""
     require_runtime()
     srv = ServerProcess.start(tmp_path_factory.mktemp("apiserver"))
-    kubelet = KubeletProcess(srv, node_runtime, tmp_path_factory.mktemp("kubelet"))
+    kubelet = KubeletProcess(srv, node_runtime, data_dir or tmp_path_factory.mktemp("kubelet"), extra_args)
     try:
         kubelet.start()
         yield kubelet
@@ -84,6 +87,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, node_runtime: NodeRuntime)
         kubelet.stop()
         srv.stop()
         asyncio.run(_remove_kubelet_pods(node_runtime))
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, node_runtime: NodeRuntime) -> Iterator[KubeletProcess]:
+    with running_kubelet(tmp_path_factory, node_runtime) as kubelet:
+        yield kubelet
 
 
 async def _remove_kubelet_pods(runtime: NodeRuntime) -> None:

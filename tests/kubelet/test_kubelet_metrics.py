@@ -20,19 +20,18 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kybernetes.client import Client
-from kybernetes.testing import ServerProcess
 from tests.kubelet.test_kubelet_e2e import (
     NODE,
     KubeletProcess,
-    _remove_kubelet_pods,
     delete_pod,
     pod,
+    running_kubelet,
     running_ready,
     unique,
     wait_node_ready,
     wait_pod,
 )
-from tests.node.conftest import NodeRuntime, require_runtime
+from tests.node.conftest import NodeRuntime
 
 pytestmark = pytest.mark.integration
 
@@ -42,16 +41,8 @@ BURN = "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; sleep 3600"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, node_runtime: NodeRuntime) -> Iterator[KubeletProcess]:
-    require_runtime()
-    srv = ServerProcess.start(tmp_path_factory.mktemp("apiserver"))
-    kubelet = KubeletProcess(srv, node_runtime, tmp_path_factory.mktemp("kubelet"))
-    try:
-        kubelet.start()
+    with running_kubelet(tmp_path_factory, node_runtime) as kubelet:
         yield kubelet
-    finally:
-        kubelet.stop()
-        srv.stop()
-        asyncio.run(_remove_kubelet_pods(node_runtime))
 
 
 @pytest.fixture

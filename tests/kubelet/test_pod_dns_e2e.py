@@ -15,18 +15,17 @@ import pytest
 
 from kybernetes.client import Client
 from kybernetes.kubelet.dns import ResolvConf, parse_resolv_conf
-from kybernetes.testing import ServerProcess
 from tests.kubelet.test_kubelet_e2e import (
     KubeletProcess,
-    _remove_kubelet_pods,
     delete_pod,
     events_until,
     pod,
+    running_kubelet,
     unique,
     wait_node_ready,
     wait_pod,
 )
-from tests.node.conftest import NodeRuntime, require_runtime
+from tests.node.conftest import NodeRuntime
 
 pytestmark = pytest.mark.integration
 
@@ -36,20 +35,12 @@ CLUSTER_SEARCH = ("default.svc.cluster.local", "svc.cluster.local", "cluster.loc
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, node_runtime: NodeRuntime) -> Iterator[KubeletProcess]:
-    require_runtime()
     data = tmp_path_factory.mktemp("kubelet-dns")
     resolv = data / "host-resolv.conf"
     resolv.write_text(HOST_RESOLV)
-    srv = ServerProcess.start(tmp_path_factory.mktemp("apiserver-dns"))
-    kubelet = KubeletProcess(srv, node_runtime, data, ("--cluster-dns", "10.43.0.10", "--cluster-domain",
-                                                     "cluster.local", "--resolv-conf", str(resolv)))
-    try:
-        kubelet.start()
+    flags = ("--cluster-dns", "10.43.0.10", "--cluster-domain", "cluster.local", "--resolv-conf", str(resolv))
+    with running_kubelet(tmp_path_factory, node_runtime, flags, data) as kubelet:
         yield kubelet
-    finally:
-        kubelet.stop()
-        srv.stop()
-        asyncio.run(_remove_kubelet_pods(node_runtime))
 
 
 @pytest.fixture

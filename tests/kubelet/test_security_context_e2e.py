@@ -31,23 +31,23 @@ from kybernetes.client import Client
 from kybernetes.images.importer import push_to_registry
 from kybernetes.images.oci import build_busybox_image
 from kybernetes.kubelet.containerd import write_registry_host
-from kybernetes.testing import ServerProcess, free_port, stop_process
+from kybernetes.testing import free_port, stop_process
 from tests.kubelet.test_kubelet_e2e import (
     NODE,
     KubeletProcess,
     Obj,
-    _remove_kubelet_pods,
     delete_pod,
     events_for,
     events_until,
     main_status,
     pod,
+    running_kubelet,
     unique,
     wait_node_ready,
     wait_pod,
 )
 from tests.kubelet.test_runtimeclass import crun_can_create_cgroups, require_crun
-from tests.node.conftest import NodeRuntime, require_runtime
+from tests.node.conftest import NodeRuntime
 
 pytestmark = pytest.mark.integration
 
@@ -57,16 +57,8 @@ USER, PASSWORD = "kyb-puller", "not-a-real-secret"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, node_runtime: NodeRuntime) -> Iterator[KubeletProcess]:
-    require_runtime()
-    srv = ServerProcess.start(tmp_path_factory.mktemp("apiserver"))
-    kubelet = KubeletProcess(srv, node_runtime, tmp_path_factory.mktemp("kubelet"))
-    try:
-        kubelet.start()
+    with running_kubelet(tmp_path_factory, node_runtime) as kubelet:
         yield kubelet
-    finally:
-        kubelet.stop()
-        srv.stop()
-        asyncio.run(_remove_kubelet_pods(node_runtime))
 
 
 @pytest.fixture
