@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 
 def _modules_after(code: str) -> set[str]:
@@ -33,3 +34,24 @@ def test_control_plane_components_import_no_pki() -> None:
         mods = _modules_after(f"import {module}")
         assert "cryptography" not in mods, module
         assert "kybernetes.pki" not in mods, module
+
+
+def test_api_server_starts_without_aiohttp(tmp_path: Path) -> None:
+    """An API server's start (imports, bootstrap, listening) loads no HTTP client: aiohttp comes
+    with the first call to a webhook, an aggregated API server or a kubelet (logs, exec, ...)."""
+    mods = _modules_after(f"""
+import asyncio
+from kybernetes import cli
+from kybernetes.apiserver.server import APIServer
+ctx = cli.apiserver.make_context("apiserver", ["--data-dir", {str(tmp_path)!r}, "--https-port", "0"])
+params = dict(ctx.params)
+params.pop("verbose", None)
+
+async def run() -> None:
+    server = APIServer(cli._config(**params))
+    await server.start()
+    await server.stop()
+
+asyncio.run(run())""")
+    assert "kybernetes.apiserver.server" in mods
+    assert "aiohttp" not in mods
