@@ -388,7 +388,7 @@ class APIServer:
         from kybernetes.apiserver.auth.reviews import SelfSubjectReviewREST, TokenReviewREST
         from kybernetes.apiserver.registry.core import TokenREST
         from kybernetes.apiserver.registry.rest import ConnectREST
-        from kybernetes.apiserver.transport.proxy import StreamingProxy
+        from kybernetes.apiserver.transport.lazyproxy import LazyStreamingProxy
 
         assert self.registry is not None and self.pki is not None and self.service_accounts is not None
 
@@ -408,8 +408,8 @@ class APIServer:
         self._install_access_reviews()
         kc_crt, kc_key = self.pki.ensure("kubelet-client", common_name="kube-apiserver-kubelet-client",
                                          organizations=("system:masters",), client=True)
-        streaming = StreamingProxy(self.registry, self.catalogue, ca=self.pki.ca_path,
-                                   client_cert=kc_crt, client_key=kc_key)
+        streaming = LazyStreamingProxy(self.registry, self.catalogue, ca=self.pki.ca_path,
+                                       client_cert=kc_crt, client_key=kc_key)
         pods = rest("pods")
         for sub in ("log", "exec", "attach", "portforward"):
             pods.subresources[sub] = ConnectREST(sub, streaming)

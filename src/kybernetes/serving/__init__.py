@@ -48,7 +48,6 @@ from kybernetes.httpserver import healthz
 from kybernetes.httpserver.messages import Request, Response
 from kybernetes.httpserver.protocol import HTTPServer
 from kybernetes.metrics import exposition
-from kybernetes.pki import PKI
 from kybernetes.serving.delegated import DEFAULT_ALWAYS_ALLOW_PATHS, ComponentAuth, request_verb
 
 log = logging.getLogger(__name__)
@@ -136,6 +135,10 @@ def secure_serving_flags(default_port: int) -> Callable[[F], F]:
 
 def self_signed(host: str = "localhost", ips: tuple[str, ...] = ("127.0.0.1",)) -> tuple[bytes, bytes]:
     """A serving certificate (PEM) for ``host`` and ``ips`` from a throw-away CA of its own, and its key."""
+    # Imported here: the PKI's cryptography costs ~10 MB for the life of a process, and a component
+    # given its certificate (as ``kyb server`` gives each) never makes one.
+    from kybernetes.pki import PKI
+
     with tempfile.TemporaryDirectory(prefix="kyb-selfsigned-") as tmp:
         ca = PKI.load_or_create(Path(tmp), f"{host}-ca", f"{host}-ca")
         stamp = int(dt.datetime.now(dt.UTC).timestamp())

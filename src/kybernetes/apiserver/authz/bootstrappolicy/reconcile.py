@@ -71,9 +71,12 @@ def reconcile_role(existing: Obj | None, expected: Obj) -> Reconciliation:
     """``computeReconciledRole`` (union: never removes a rule) for a Role or ClusterRole."""
     if existing is None:
         return Reconciliation(CREATE, copy.deepcopy(expected), missing=list(expected.get("rules") or []))
-    result = copy.deepcopy(existing)
+    result = _shallow(existing)
     changed = _merge_meta(result, existing, expected)
-    missing = uncovered(existing.get("rules") or [], expected.get("rules") or [])
+    have = existing.get("rules") or []
+    # A rule stored as it is expected covers itself: only the others need RBAC's Covers (the
+    # breakdown and comparison of every rule is most of an API server's restart otherwise).
+    missing = uncovered(have, [r for r in expected.get("rules") or [] if r not in have])
     if missing:
         result["rules"] = list(existing.get("rules") or []) + missing
         changed = True
@@ -84,7 +87,18 @@ def reconcile_role(existing: Obj | None, expected: Obj) -> Reconciliation:
     elif [s for s in wanted if s not in have]:
         result["aggregationRule"] = {"clusterRoleSelectors": have + [s for s in wanted if s not in have]}
         changed = True
-    return Reconciliation(UPDATE if changed else NONE, result, _protected(existing), missing)
+    return _decided(changed, result, existing, missing)
+
+
+def _shallow(existing: Obj) -> Obj:
+    """A copy to reconcile into: top level and metadata copied (the only parts changed in place)."""
+    return {**existing, "metadata": dict(existing.get("metadata") or {})}
+
+
+def _decided(changed: bool, result: Obj, existing: Obj, missing: list[Any]) -> Reconciliation:
+    """The reconciliation; an object to be written is deep-copied, so that the write owns all of it."""
+    return Reconciliation(UPDATE if changed else NONE, copy.deepcopy(result) if changed else result,
+                          _protected(existing), missing)
 
 
 def _subject_key(subject: Obj) -> tuple[str, str, str, str]:
@@ -98,14 +112,14 @@ def reconcile_binding(existing: Obj | None, expected: Obj) -> Reconciliation:
         return Reconciliation(CREATE, copy.deepcopy(expected), missing=list(expected.get("subjects") or []))
     if existing.get("roleRef") != expected.get("roleRef"):
         return Reconciliation(RECREATE, copy.deepcopy(expected), _protected(existing))
-    result = copy.deepcopy(existing)
+    result = _shallow(existing)
     changed = _merge_meta(result, existing, expected)
     have = {_subject_key(s) for s in existing.get("subjects") or []}
     missing = [s for s in expected.get("subjects") or [] if _subject_key(s) not in have]
     if missing:
         result["subjects"] = list(existing.get("subjects") or []) + missing
         changed = True
-    return Reconciliation(UPDATE if changed else NONE, result, _protected(existing), missing)
+    return _decided(changed, result, existing, missing)
 
 
 def _describe(obj: Obj, plural: str) -> str:

@@ -1,0 +1,57 @@
+"""What each process imports: modules paid for at start (CPU) and for life (RSS) that its idle
+path does not use stay out (issue 18: start time and idle memory). Each check runs a fresh
+interpreter, so that modules other tests imported do not hide an import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+def test_schemas_load_without_jsonschema() -> None:
+    """The OpenAPI definitions come from kubernetes-validate's data, not its validator: loading
+    them imports neither the package's code nor jsonschema."""
+    mods = _modules_after("from kybernetes.api import schema\n"
+                          "assert schema.for_kind('', 'v1', 'Pod') is not None\n"
+                          "assert schema.for_kind('apps', 'v1', 'Deployment') is not None")
+    assert "jsonschema" not in mods
+    assert "kubernetes_validate" not in mods
+
+
+def test_control_plane_components_import_no_pki() -> None:
+    """The scheduler and the controller manager serve with the certificate they are given (``kyb
+    server`` gives each one): the PKI's cryptography is not loaded for a self-signed one they
+    do not make."""
+    for module in ("kybernetes.scheduler.cmd", "kybernetes.serving"):
+        mods = _modules_after(f"import {module}")
+        assert "cryptography" not in mods, module
+        assert "kybernetes.pki" not in mods, module
+
+
+def test_api_server_starts_without_aiohttp(tmp_path: Path) -> None:
+    """An API server's start (imports, bootstrap, listening) loads no HTTP client: aiohttp comes
+    with the first call to a webhook, an aggregated API server or a kubelet (logs, exec, ...)."""
+    mods = _modules_after(f"""
+import asyncio
+from kybernetes import cli
+from kybernetes.apiserver.server import APIServer
+ctx = cli.apiserver.make_context("apiserver", ["--data-dir", {str(tmp_path)!r}, "--https-port", "0"])
+params = dict(ctx.params)
+params.pop("verbose", None)
+
+async def run() -> None:
+    server = APIServer(cli._config(**params))
+    await server.start()
+    await server.stop()
+
+asyncio.run(run())""")
+    assert "kybernetes.apiserver.server" in mods
+    assert "aiohttp" not in mods
