@@ -145,6 +145,32 @@ async def test_binding_sets_node_and_condition_then_refuses_a_second(registry: R
         await pods.subresource("binding").serve(pods, call("POST", "web", binding))
 
 
+async def test_binding_leaves_the_cached_pod_alone_and_records_its_manager(registry: Registry) -> None:
+    """The binding copies only what it changes: the pod read before it (shared with the watch
+    cache) is unchanged after it, and the stored pod keeps every other field, its status and its
+    managedFields, with the binder's Update entry owning spec.nodeName (as the full diff records it)."""
+    import copy
+
+    pods = rest(registry, "pods")
+    await registry.create(pods.resource, "default", pod(), RequestContext(user_agent="maker/v1"))
+    before = await registry.get(pods.resource, "default", "web")
+    snapshot = copy.deepcopy(before)
+    binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web"}, "target": {"name": "n1"}}
+    sub = call("POST", "web", binding)
+    sub.ctx.user_agent = "binder/v1"
+    await pods.subresource("binding").serve(pods, sub)
+    bound = await registry.get(pods.resource, "default", "web")
+    assert before == snapshot
+    assert bound["spec"] == {**before["spec"], "nodeName": "n1"}
+    assert {k: v for k, v in bound["status"].items() if k != "conditions"} == before["status"]
+    assert [c["type"] for c in bound["status"]["conditions"]] == ["PodScheduled"]
+    entries = {e["manager"]: e for e in bound["metadata"]["managedFields"]}
+    assert entries["maker"] == before["metadata"]["managedFields"][0]
+    assert entries["binder"]["operation"] == "Update"
+    assert entries["binder"]["fieldsV1"] == {"f:spec": {"f:nodeName": {}}}
+    assert list(bound["metadata"]) == list(before["metadata"])
+
+
 async def test_legacy_binding_names_the_pod_in_metadata(registry: Registry) -> None:
     await registry.create(resource(registry, "pods"), "default", pod("p2"), CTX)
     bindings = rest(registry, "bindings")

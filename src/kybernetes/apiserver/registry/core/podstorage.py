@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Any
 
 from kybernetes import errors
@@ -49,9 +48,11 @@ async def bind_pod(rest: ResourceREST, namespace: str, name: str, body: Any, ctx
         if (pod.get("spec") or {}).get("nodeName"):
             raise errors.Conflict.of("pods", name, why=f"pod {name} is already assigned to node "
                                      f"\"{pod['spec']['nodeName']}\"")
-        new = copy.deepcopy(pod)
-        new["spec"]["nodeName"] = node
-        status = new.setdefault("status", {})
+        # A copy of only what the binding changes (the object, its metadata, spec and status): the
+        # rest is shared with the cached pod, which nothing below mutates (the cache is fed from
+        # the store, not from this object). A deep copy of the whole pod cost more than the write.
+        new = {**pod, "metadata": {**pod["metadata"]}, "spec": {**pod["spec"], "nodeName": node}}
+        status = new["status"] = dict(pod.get("status") or {})
         conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
         conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
                       "lastTransitionTime": now_rfc3339()})
