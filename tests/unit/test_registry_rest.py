@@ -171,6 +171,28 @@ async def test_binding_leaves_the_cached_pod_alone_and_records_its_manager(regis
     assert list(bound["metadata"]) == list(before["metadata"])
 
 
+@pytest.mark.parametrize("binder", ["maker", "binder"])
+async def test_binding_managed_fields_are_what_the_full_comparison_records(registry: Registry, binder: str) -> None:
+    """The binding tells managedFields what it changed instead of comparing the pods: the entries
+    are the same as the comparison makes, whether the binder is the pod's creator or not."""
+    import copy
+
+    from kybernetes.api import apply as ssa
+    from kybernetes.apiserver.registry.core.podstorage import _binding_changes
+
+    pods = rest(registry, "pods")
+    await registry.create(pods.resource, "default", pod(), RequestContext(user_agent="maker/v1"))
+    old = await registry.get(pods.resource, "default", "web")
+    new = copy.deepcopy(old)
+    new["spec"]["nodeName"] = "n1"
+    compared, told = copy.deepcopy(new), copy.deepcopy(new)
+    for obj, known in ((compared, None), (told, _binding_changes())):
+        ssa.update_managed_fields(old, obj, binder, registry.schema(pods.resource), api_version="v1",
+                                  now=lambda: "2026-12-07T00:00:00Z", known=known)
+    assert told["metadata"]["managedFields"] == compared["metadata"]["managedFields"]
+    assert any("f:nodeName" in e["fieldsV1"].get("f:spec", {}) for e in told["metadata"]["managedFields"])
+
+
 async def test_legacy_binding_names_the_pod_in_metadata(registry: Registry) -> None:
     await registry.create(resource(registry, "pods"), "default", pod("p2"), CTX)
     bindings = rest(registry, "bindings")

@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kybernetes import errors
+from kybernetes.api.fieldset import FieldSet
 from kybernetes.api.obj import Obj
+from kybernetes.api.structured_merge import FieldDiff
 from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.apiserver.registry.rest import (
     Reply,
@@ -24,6 +26,16 @@ if TYPE_CHECKING:
 
 
 _BIND_ATTEMPTS = 5
+
+
+def _binding_changes() -> FieldDiff:
+    """What a binding changes among the fields managedFields track: spec.nodeName, set where it
+    was unset (status is not tracked for the main resource). The comparison of the pod before
+    and after finds exactly this; knowing it saves walking the whole pod on every binding. A new
+    one per binding: the entries it is added to may keep it."""
+    diff = FieldDiff()
+    diff.added = FieldSet.from_paths([("f:spec", "f:nodeName")])
+    return diff
 
 
 def _success() -> Obj:
@@ -58,7 +70,7 @@ async def bind_pod(rest: ResourceREST, namespace: str, name: str, body: Any, ctx
                       "lastTransitionTime": now_rfc3339()})
         status["conditions"] = conds
         try:
-            await reg.write_prepared(r, namespace, name, new, pod, ctx)
+            await reg.write_prepared(r, namespace, name, new, pod, ctx, changed=_binding_changes())
             return
         except errors.Conflict:
             continue
