@@ -75,6 +75,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from bench.calibration import calibrate, units
 from kybernetes import aiorun
 from kybernetes.storage import sqlite_schema
 from kybernetes.testing import EtcdCluster, ServerProcess
@@ -807,12 +808,19 @@ def verdict(ok: bool) -> str:
 def report(results: dict[str, Any]) -> None:
     cells: list[dict[str, Any]] = results["crud"]
     print("\n=== CRUD (ConfigMaps ~1 KB, Pods small; update = PUT with current resourceVersion) ===")
+    cal = results.get("calibration_ms") or math.nan
     print(f"{'cell':<24}{'clients':>8}{'ops':>7}{'ops/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-          f"{'srv cpu%':>9}{'cli cpu%':>9}{'oth cpu%':>9}{'steal%':>7}{'err':>5}")
+          f"{'srv cpu%':>9}{'cli cpu%':>9}{'oth cpu%':>9}{'steal%':>7}{'err':>5}{'srv us/op':>10}{'srv cu/op':>10}")
     for c in cells:
+        per_op = server_cpu_us_per_op(c)
+        c["server_cpu_us_per_op"] = round(per_op, 1)
+        c["server_cpu_cu_per_op"] = round(units(per_op / 1000, cal), 6)
         print(f"{c['name']:<24}{c['concurrency']:>8}{c['ops']:>7}{fmt(c['ops_per_s']):>10}{fmt(c['p50_ms'], 2):>9}"
               f"{fmt(c['p99_ms'], 2):>9}{fmt(c['max_ms'], 2):>9}{fmt(c['server_cpu_pct']):>9}"
-              f"{fmt(c['client_cpu_pct']):>9}{fmt(c['other_cpu_pct']):>9}{fmt(c['steal_pct']):>7}{c['errors']:>5}")
+              f"{fmt(c['client_cpu_pct']):>9}{fmt(c['other_cpu_pct']):>9}{fmt(c['steal_pct']):>7}{c['errors']:>5}"
+              f"{per_op:>10.0f}{units(per_op / 1000, cal):>10.5f}")
+    print(f"calibration: {cal:.1f} ms (bench.calibration; cu = CPU ms / calibration ms); load average at start "
+          f"{results.get('loadavg_at_start')}, at end {results.get('loadavg_at_end')}")
 
     fl = results["floor"]
     print("\n=== SQLite floor (store's file setup: WAL, synchronous=FULL; 1 writer) ===")
@@ -952,7 +960,9 @@ def main(argv: list[str] | None = None) -> int:
         "scale": asdict(scale), "tmp_dir": str(tmp), "loadavg_at_start": os.getloadavg(),
         "server_args": args.server_arg, "datastore": args.datastore,
         "configmap_request_bytes": len(orjson.dumps(configmap("cm-c16-1000"))),
+        "calibration_ms": round(calibrate(), 1),
     }
+    print(f"calibration: {results['calibration_ms']} ms (bench.calibration)", flush=True)
     t_all = time.perf_counter()
     srv: ServerProcess | None = None
     etcd: EtcdCluster | None = None
@@ -984,6 +994,7 @@ def main(argv: list[str] | None = None) -> int:
         if etcd is not None:
             etcd.stop()
         results["total_seconds"] = round(time.perf_counter() - t_all, 1)
+        results["loadavg_at_end"] = os.getloadavg()
         with contextlib.suppress(OSError):
             shutil.rmtree(tmp)
 

@@ -61,6 +61,7 @@ from bench.apiserver import (
     warm,
     watch_phase,
 )
+from bench.calibration import calibrate, units
 from kybernetes import aiorun
 from kybernetes.storage.etcd_client import EtcdConnection
 from kybernetes.storage.etcdpb import rpc_pb2 as rpc
@@ -360,6 +361,13 @@ def report(results: dict[str, Any]) -> list[dict[str, str]]:
          "measured": f"{fmt(pair['two_servers']['ops_per_s'])} / {fmt(pair['one_server']['ops_per_s'])} = "
                      f"{fmt(pair['ratio'], 3)}", "verdict": verdict((pair["ratio"] or 0) >= GOAL_TWO_SERVERS_RATIO)},
     ]
+    cal = results["calibration_ms"]
+    for st_name in stores:
+        cells = by[st_name]
+        figures = ", ".join(f"c={c} {cpu_us_per_op(cell):.0f} us = {units(cpu_us_per_op(cell) / 1000, cal):.5f} cu"
+                            for (n, c), cell in cells.items() if n == "create configmap")
+        print(f"server CPU per create, {st_name}: {figures}")
+    print(f"calibration: {cal} ms (bench.calibration; cu = CPU ms / calibration ms)")
     print("\n=== Goals ===")
     for r in rows:
         print(f"  {r['metric']:<48}{r['goal']:>8}  {r['measured']:>36}  {r['verdict']}")
@@ -376,7 +384,9 @@ def compare_datastores(args: argparse.Namespace) -> int:
         "machine": platform.machine(), "python": sys.version.split()[0], "quick": args.quick,
         "scale": asdict(cs), "server_args": args.server_arg, "loadavg_at_start": os.getloadavg(),
         "command": " ".join(["python -m bench.apiserver", *(args.argv or [])]), "stores": {},
+        "calibration_ms": round(calibrate(), 1),
     }
+    print(f"calibration: {results['calibration_ms']} ms (bench.calibration)", flush=True)
     t0 = time.perf_counter()
     for store in args.datastore:
         print(f"[{store}]", flush=True)

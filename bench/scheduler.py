@@ -59,6 +59,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.calibration import calibrate, units
 from bench.procstat import CpuWindow
 from kybernetes import aiorun, errors
 from kybernetes.client.rest import Client
@@ -72,6 +73,7 @@ ZONES = "zone-a,zone-b,zone-c"
 LEASE_INTERVAL = 100.0
 STATUS_INTERVAL = 300.0
 NODE_MONITOR_GRACE = "600s"
+WORKLOADS = ("floor", "basic", "anti-affinity", "spread")
 
 
 @dataclass
@@ -99,6 +101,9 @@ class Results:
     runs: list[Run] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     deployment: Obj = field(default_factory=dict)
+    calibration_ms: float = 0.0
+    load: Obj = field(default_factory=dict)
+    goals: list[Obj] = field(default_factory=list)
 
 
 def pctl(values: list[float], q: float) -> float:
@@ -297,8 +302,8 @@ async def scheduling(args: argparse.Namespace, res: Results, work: Path) -> None
     t_start = time.monotonic()
     try:
         have = 0
-        plan: list[tuple[str, int]] = [(w, p) for p in args.pods for w in ("floor", "basic")]
-        plan += [(w, p) for p in args.pods for w in ("anti-affinity", "spread")]
+        plan: list[tuple[str, int]] = [(w, p) for p in args.pods for w in ("floor", "basic") if w in args.workloads]
+        plan += [(w, p) for p in args.pods for w in ("anti-affinity", "spread") if w in args.workloads]
         for size in args.nodes:
             left = args.budget - (time.monotonic() - t_start)
             if left < 30:
@@ -403,6 +408,64 @@ async def deployment(args: argparse.Namespace, res: Results, work: Path) -> None
         srv.stop()
 
 
+GOAL_NODES = 5000
+
+
+def _at(res: Results, workload: str, nodes: int, pods: int | None = None) -> Run | None:
+    for r in res.runs:
+        if r.workload == workload and r.nodes == nodes and (pods is None or r.pods == pods):
+            return r
+    return None
+
+
+def goals(res: Results, before: Results | None = None) -> list[Obj]:
+    """Issue 18's figures for this benchmark, each a ratio within this run (or against ``before``,
+    a run of the code before the change in the same sitting), with its goal and PASS/MISS.
+
+    The figures are meant at 5,000 nodes; a run that did not reach that size reports them at the
+    largest size it measured, and says so."""
+    sizes = sorted({r.nodes for r in res.runs})
+    if not sizes:
+        return []
+    n = GOAL_NODES if GOAL_NODES in sizes else sizes[-1]
+    at = "" if n == GOAL_NODES else f" (at {n} nodes: {GOAL_NODES} not run)"
+    out: list[Obj] = []
+
+    def add(figure: str, value: float | None, goal: str, ok: bool | None, detail: str) -> None:
+        out.append({"figure": figure + at, "value": None if value is None else round(value, 3), "goal": goal,
+                    "verdict": "n/a" if ok is None else ("PASS" if ok else "MISS"), "detail": detail})
+
+    for pods in sorted({r.pods for r in res.runs if r.nodes == n and r.workload == "basic"}):
+        b, f = _at(res, "basic", n, pods), _at(res, "floor", n, pods)
+        v = b.pods_per_s / f.pods_per_s if b and f and f.pods_per_s else None
+        add(f"basic / floor pods/s, {pods} pods", v, ">= 0.95", None if v is None else v >= 0.95,
+            f"{b.pods_per_s:.1f} / {f.pods_per_s:.1f}" if b and f else "a workload missing")
+    for w in ("anti-affinity", "spread"):
+        x = [r for r in res.runs if r.workload == w and r.nodes == n]
+        if not x:
+            continue
+        b = _at(res, "basic", n, x[0].pods) or _at(res, "basic", n)
+        v = x[0].pods_per_s / b.pods_per_s if b and b.pods_per_s else None
+        add(f"{w} / basic pods/s, {x[0].pods} pods", v, ">= 0.8", None if v is None else v >= 0.8,
+            f"{x[0].pods_per_s:.1f} / {b.pods_per_s:.1f}" if b else "no basic run")
+    for b in (r for r in res.runs if r.workload == "basic" and r.nodes == n):
+        sched, api = b.cpu_ms_per_pod.get("scheduler"), b.cpu_ms_per_pod.get("server")
+        v = sched / api if sched is not None and api else None
+        add(f"scheduler CPU / API server CPU per pod, basic {b.pods} pods", v, "<= 0.5",
+            None if v is None else v <= 0.5, f"{sched} / {api} ms" if v is not None else "no CPU figures")
+    if before is not None:
+        for r in res.runs:
+            old = next((o for o in before.runs if (o.workload, o.nodes, o.pods) == (r.workload, r.nodes, r.pods)), None)
+            api, api0 = r.cpu_ms_per_pod.get("server"), old.cpu_ms_per_pod.get("server") if old else None
+            if r.workload not in ("floor", "basic") or not api or not api0:
+                continue
+            v = api / api0
+            out.append({"figure": f"API server CPU per bound pod, after / before, {r.workload} {r.nodes} nodes "
+                                  f"x {r.pods} pods", "value": round(v, 3), "goal": "<= 0.5",
+                        "verdict": "PASS" if v <= 0.5 else "MISS", "detail": f"{api} / {api0} ms"})
+    return out
+
+
 def table(res: Results) -> str:
     lines = ["", "| workload | nodes | pods | bound | pods/s | / floor | p50 ms | p99 ms | creates/s | anchor |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -428,8 +491,21 @@ def table(res: Results) -> str:
         d = res.deployment
         lines.append(f"\nDeployment: kubectl apply of {d['replicas']} replicas -> {d['running']} Running on "
                      f"{d['nodes']} hollow nodes in {d['seconds']} s ({d['pods_per_s']} pods/s) {d['note']}")
+    cal = res.calibration_ms
+    if names and cal:
+        lines += ["", f"The same in calibration units (CPU ms / {cal:.0f} ms of bench.calibration):", "",
+                  "| workload | nodes | pods | " + " | ".join(names) + " | machine |",
+                  "|---|---:|---:|" + "---:|" * (len(names) + 1)]
+        for r in res.runs:
+            cells = " | ".join(f"{units(r.cpu_ms_per_pod.get(n, 0), cal):.4f}" for n in names)
+            lines.append(f"| {r.workload} | {r.nodes} | {r.pods} | {cells} | "
+                         f"{units(r.cpu_ms_per_pod.get('machine', 0), cal):.4f} |")
+    if res.goals:
+        lines += ["", "| figure (issue 18) | measured | goal | |", "|---|---|---|---|"]
+        lines += [f"| {g['figure']} | {g['detail']} = {g['value']} | {g['goal']} | {g['verdict']} |" for g in res.goals]
     if res.skipped:
         lines.append("\nskipped (did not fit): " + "; ".join(res.skipped))
+    lines.append(f"\ncalibration: {cal:.1f} ms (bench.calibration); load average {res.load}")
     lines.append(f"\nSettings: {res.settings}")
     return "\n".join(lines)
 
@@ -446,18 +522,33 @@ async def amain(args: argparse.Namespace) -> Results:
     print(f"hollow scheduling fleets renew Leases every {LEASE_INTERVAL:.0f}s and post status every "
           f"{STATUS_INTERVAL:.0f}s (node-monitor-grace-period {NODE_MONITOR_GRACE}) so the server keeps up",
           flush=True)
+    res.calibration_ms = round(calibrate(), 1)
+    res.load["start"] = os.getloadavg()
+    print(f"calibration: {res.calibration_ms:.1f} ms (bench.calibration); load average {res.load['start']}",
+          flush=True)
     with tempfile.TemporaryDirectory(prefix="kyb-bench-sched-", dir=args.tmp_dir) as d:
         work = Path(d)
         if not args.skip_deployment:
             await deployment(args, res, work)
         await scheduling(args, res, work)
+    res.load["end"] = os.getloadavg()
     return res
+
+
+def load_results(path: Path) -> Results:
+    """A results JSON this benchmark wrote, read back (for ``--before``)."""
+    doc = json.loads(path.read_text())
+    runs = [Run(**r) for r in doc.get("runs", [])]
+    return Results(started=doc.get("started", ""), machine=doc.get("machine", {}), settings=doc.get("settings", {}),
+                   runs=runs, calibration_ms=doc.get("calibration_ms", 0.0))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nodes", type=int, nargs="+", default=[500, 1000, 5000])
     ap.add_argument("--pods", type=int, nargs="+", default=[1000, 5000])
+    ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS,
+                    help="which workloads to run (default all)")
     ap.add_argument("--budget", type=float, default=420.0, help="seconds for the scheduling runs in all")
     ap.add_argument("--run-timeout", type=float, default=120.0, help="seconds per run at most")
     ap.add_argument("--deploy-replicas", type=int, default=1000)
@@ -466,10 +557,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="100/200 nodes, 200/500 pods, 200 replicas")
     ap.add_argument("--tmp-dir", default=None)
     ap.add_argument("--out", default="bench/results/scheduler.json")
+    ap.add_argument("--before", default=None, metavar="FILE",
+                    help="results JSON of the code before a change, run in the same sitting: adds the API server's "
+                         "CPU per bound pod after / before")
     args = ap.parse_args()
     if args.quick:
         args.nodes, args.pods, args.deploy_replicas, args.budget = [100, 200], [200, 500], 200, 120.0
     res = aiorun.run(amain(args))
+    before = load_results(Path(args.before)) if args.before else None
+    res.goals = goals(res, before)
     print(table(res))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

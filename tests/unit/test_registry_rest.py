@@ -145,6 +145,54 @@ async def test_binding_sets_node_and_condition_then_refuses_a_second(registry: R
         await pods.subresource("binding").serve(pods, call("POST", "web", binding))
 
 
+async def test_binding_leaves_the_cached_pod_alone_and_records_its_manager(registry: Registry) -> None:
+    """The binding copies only what it changes: the pod read before it (shared with the watch
+    cache) is unchanged after it, and the stored pod keeps every other field, its status and its
+    managedFields, with the binder's Update entry owning spec.nodeName (as the full diff records it)."""
+    import copy
+
+    pods = rest(registry, "pods")
+    await registry.create(pods.resource, "default", pod(), RequestContext(user_agent="maker/v1"))
+    before = await registry.get(pods.resource, "default", "web")
+    snapshot = copy.deepcopy(before)
+    binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web"}, "target": {"name": "n1"}}
+    sub = call("POST", "web", binding)
+    sub.ctx.user_agent = "binder/v1"
+    await pods.subresource("binding").serve(pods, sub)
+    bound = await registry.get(pods.resource, "default", "web")
+    assert before == snapshot
+    assert bound["spec"] == {**before["spec"], "nodeName": "n1"}
+    assert {k: v for k, v in bound["status"].items() if k != "conditions"} == before["status"]
+    assert [c["type"] for c in bound["status"]["conditions"]] == ["PodScheduled"]
+    entries = {e["manager"]: e for e in bound["metadata"]["managedFields"]}
+    assert entries["maker"] == before["metadata"]["managedFields"][0]
+    assert entries["binder"]["operation"] == "Update"
+    assert entries["binder"]["fieldsV1"] == {"f:spec": {"f:nodeName": {}}}
+    assert list(bound["metadata"]) == list(before["metadata"])
+
+
+@pytest.mark.parametrize("binder", ["maker", "binder"])
+async def test_binding_managed_fields_are_what_the_full_comparison_records(registry: Registry, binder: str) -> None:
+    """The binding tells managedFields what it changed instead of comparing the pods: the entries
+    are the same as the comparison makes, whether the binder is the pod's creator or not."""
+    import copy
+
+    from kybernetes.api import apply as ssa
+    from kybernetes.apiserver.registry.core.podstorage import _binding_changes
+
+    pods = rest(registry, "pods")
+    await registry.create(pods.resource, "default", pod(), RequestContext(user_agent="maker/v1"))
+    old = await registry.get(pods.resource, "default", "web")
+    new = copy.deepcopy(old)
+    new["spec"]["nodeName"] = "n1"
+    compared, told = copy.deepcopy(new), copy.deepcopy(new)
+    for obj, known in ((compared, None), (told, _binding_changes())):
+        ssa.update_managed_fields(old, obj, binder, registry.schema(pods.resource), api_version="v1",
+                                  now=lambda: "2026-12-07T00:00:00Z", known=known)
+    assert told["metadata"]["managedFields"] == compared["metadata"]["managedFields"]
+    assert any("f:nodeName" in e["fieldsV1"].get("f:spec", {}) for e in told["metadata"]["managedFields"])
+
+
 async def test_legacy_binding_names_the_pod_in_metadata(registry: Registry) -> None:
     await registry.create(resource(registry, "pods"), "default", pod("p2"), CTX)
     bindings = rest(registry, "bindings")

@@ -137,6 +137,7 @@ def update_managed_fields(
     subresource: str = "",
     ignore_top_level: tuple[str, ...] = ("status",),
     now: Now | None = None,
+    known: FieldDiff | None = None,
 ) -> None:
     """Record a non-apply write (create: ``old`` is None; update; patch) in ``new``'s managedFields.
 
@@ -145,6 +146,10 @@ def update_managed_fields(
     from everybody. A client may send managedFields: ``[]`` or ``[{}]`` clears them, a valid
     list replaces them (malformed: :class:`errors.BadRequest`), absence keeps the stored ones.
     Subresource writes always keep the stored ones. Mutates ``new``.
+
+    ``known``: what the write changed, when the caller made the change itself and knows it
+    exactly (a pod's binding sets spec.nodeName and nothing else it owns); the comparison of
+    ``old`` and ``new`` is skipped. It must be what that comparison would find.
     """
     md = new.get("metadata")
     sent = md.get("managedFields") if isinstance(md, dict) else None
@@ -158,8 +163,7 @@ def update_managed_fields(
         if not entries:
             entries = decode_trusted(stored)
 
-    root = compile_schema(schema)
-    diff = _changes(old, new, root, ignore_top_level)
+    diff = known if known is not None else _changes(old, new, compile_schema(schema), ignore_top_level)
     changed = diff.added.union(diff.modified)
     gone = changed.union(diff.removed)
     if gone:

@@ -24,6 +24,8 @@ _VOLUME_SECRET_REFS = {
 
 
 def _dict(value: Any) -> Mapping[str, Any]:
+    if type(value) is dict:  # the usual case, without the ABC check's cost
+        return value
     return value if isinstance(value, Mapping) else {}
 
 
@@ -62,11 +64,13 @@ def secret_names(pod: Mapping[str, Any]) -> set[str]:
     names.update(_env_refs(spec, "secretKeyRef", "secretRef"))
     for vol in _list(spec.get("volumes")):
         vol = _dict(vol)
-        names.update(_projected(vol, "secret"))
-        names.add(_name(vol.get("secret"), "secretName"))
-        names.add(_name(vol.get("azureFile"), "secretName"))
-        for source, field in _VOLUME_SECRET_REFS.items():
-            names.add(_name(_dict(vol.get(source)).get(field)))
+        for source, value in vol.items():  # the sources a volume has, not every source there is
+            if source == "projected":
+                names.update(_projected(vol, "secret"))
+            elif source in ("secret", "azureFile"):
+                names.add(_name(value, "secretName"))
+            elif (field := _VOLUME_SECRET_REFS.get(source)) is not None:
+                names.add(_name(_dict(value).get(field)))
     names.discard("")
     return names
 

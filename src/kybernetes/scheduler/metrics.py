@@ -26,6 +26,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kybernetes.metrics import exponential_buckets
+from kybernetes.metrics.accumulate import HistogramState, histogram_family
 
 if TYPE_CHECKING:
     from kybernetes.scheduler.scheduler import Scheduler
@@ -45,9 +46,32 @@ SLI_DURATION = Histogram(
     "scheduler_pod_scheduling_sli_duration_seconds",
     "E2e latency for a pod being scheduled, from the time the pod enters the scheduling queue an d might "
     "involve multiple scheduling attempts.", ["attempts"], buckets=exponential_buckets(0.01, 2, 20))
-PLUGIN_DURATION = Histogram(
-    "scheduler_plugin_execution_duration_seconds", "Duration for running a plugin at a specific extension point.",
-    ["plugin", "extension_point", "status"], buckets=exponential_buckets(0.00001, 1.5, 20))
+PLUGIN_BUCKETS = tuple(exponential_buckets(0.00001, 1.5, 20))
+
+
+class _PluginDurations(Collector):
+    """``scheduler_plugin_execution_duration_seconds``, kept as plain counts
+    (:mod:`kybernetes.metrics.accumulate`): a sampled cycle times every Filter call on every node,
+    thousands of observations at 5,000 nodes, where ``prometheus_client``'s label lookup and locks
+    cost more than the filters. The scheduler runs on one event loop: no lock is needed."""
+
+    def __init__(self) -> None:
+        self.series: dict[tuple[str, str, str], HistogramState] = {}
+
+    def observe(self, plugin: str, point: str, status: str, seconds: float) -> None:
+        h = self.series.get((plugin, point, status))
+        if h is None:
+            h = self.series[plugin, point, status] = HistogramState(PLUGIN_BUCKETS)
+        h.observe(seconds)
+
+    def collect(self) -> Iterator[Metric]:
+        yield histogram_family("scheduler_plugin_execution_duration_seconds",
+                               "Duration for running a plugin at a specific extension point.",
+                               ("plugin", "extension_point", "status"), list(self.series.items()))
+
+
+PLUGIN_DURATION = _PluginDurations()
+REGISTRY.register(PLUGIN_DURATION)
 
 STATUS_NAMES = ("Success", "Error", "Unschedulable", "UnschedulableAndUnresolvable", "Wait", "Skip")
 """``framework.Code.String()`` by our :class:`~kybernetes.scheduler.framework.Code` value."""
@@ -82,7 +106,7 @@ def timed(point: str, plugin: str, fn: Callable[..., Any]) -> Callable[..., Any]
 
 def observe_plugin(point: str, plugin: str, status: Any, seconds: float) -> None:
     code = getattr(status, "code", 0) if status is not None and not isinstance(status, int) else 0
-    PLUGIN_DURATION.labels(plugin, point, STATUS_NAMES[int(code)]).observe(seconds)
+    PLUGIN_DURATION.observe(plugin, point, STATUS_NAMES[int(code)], seconds)
 
 
 _schedulers: weakref.WeakSet[Scheduler] = weakref.WeakSet()

@@ -247,12 +247,12 @@ class Registry(StoreReads):
         return await self._written(r, obj, stored, rev)
 
     def _manage_fields(self, r: Resource, old: Obj | None, new: Obj, ctx: RequestContext, operation: str,
-                       subresource: str = "") -> None:
+                       subresource: str = "", known: Any = None) -> None:
         from kybernetes.api import apply as ssa
 
         manager = ctx.field_manager or _default_manager(ctx.user_agent)
         ssa.update_managed_fields(old, new, manager, self.schema(r), operation=operation,
-                                  api_version=r.api_version, subresource=subresource)
+                                  api_version=r.api_version, subresource=subresource, known=known)
 
     async def _current(self, r: Resource, namespace: str, name: str) -> st.KeyValue | None:
         return await self.store.get(r.key(namespace, name))
@@ -457,11 +457,14 @@ class Registry(StoreReads):
         return await self.create(r, namespace, new, ctx, check_typed=False, managed_fields=saved)
 
     async def write_prepared(self, r: Resource, namespace: str, name: str, new: Obj, old: Obj,
-                             ctx: RequestContext) -> Obj:
+                             ctx: RequestContext, *, changed: Any = None) -> Obj:
         """Store ``new``, which a subresource prepared from ``old`` under rules of its own (a pod's
         binding), bypassing the strategy's update rules; compare-and-swap on ``old``'s
-        resourceVersion (409 Conflict when it moved on)."""
-        self._manage_fields(r, old, new, ctx, "Update")
+        resourceVersion (409 Conflict when it moved on). ``changed``: the
+        :class:`~kybernetes.api.structured_merge.FieldDiff` of what the subresource changed,
+        when it knows it exactly (its managedFields are then recorded without comparing the
+        objects; see :func:`kybernetes.api.apply.update_managed_fields`)."""
+        self._manage_fields(r, old, new, ctx, "Update", known=changed)
         if ctx.dry_run:
             return new
         rv = int(old["metadata"]["resourceVersion"])
