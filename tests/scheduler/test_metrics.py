@@ -4,6 +4,7 @@ ones included), and the plugin durations of sampled cycles."""
 
 from __future__ import annotations
 
+import gc
 import random
 
 from prometheus_client import REGISTRY
@@ -58,6 +59,9 @@ async def test_pending_pods_by_queue_including_gated() -> None:
     def pending(queue: str) -> float:
         return sample("scheduler_pending_pods", queue=queue)
 
+    # The gauge sums every live scheduler of the process: schedulers of earlier tests that are
+    # garbage already would be collected mid-test and take their pods with them.
+    gc.collect()
     before = {q: pending(q) for q in ("active", "backoff", "unschedulable", "gated")}
     s, _, _ = make([node("n1", "1")])
     s.on_pod_add(pod("waiting", "500m"))
