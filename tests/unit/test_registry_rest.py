@@ -324,6 +324,11 @@ async def test_health_check_node_port_is_allocated_kept_and_released(registry: R
         await registry.update(svcs.resource, "default", "lb",
                               {**kept, "spec": {**kept["spec"], "healthCheckNodePort": hc + 1 if hc < 30010 else hc - 1}},
                               CTX)
+    # Validation comes before allocation, as in Kubernetes: a port another Service holds is still
+    # "immutable", not a 500 "already allocated".
+    with pytest.raises(errors.Invalid, match=r"spec.healthCheckNodePort: Forbidden: field is immutable"):
+        await registry.update(svcs.resource, "default", "lb", {**kept, "spec": {
+            **kept["spec"], "healthCheckNodePort": np_["spec"]["ports"][0]["nodePort"]}}, CTX)
     with pytest.raises(errors.InternalError) as e:
         await registry.create(svcs.resource, "default", service("c", type="LoadBalancer", externalTrafficPolicy="Local",
                                                                  healthCheckNodePort=hc), CTX)

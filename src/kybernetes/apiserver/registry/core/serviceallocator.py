@@ -132,10 +132,15 @@ class ServiceAllocator:
         meta = obj.get("metadata") or {}
         owner = held.Owner(str(meta.get("namespace", "")), str(meta.get("name", "")))
         before = set(held.held_by((old or {}).get("spec")))
+        # A changed immutable value is not claimed: validation refuses the update ("field is
+        # immutable"), as Kubernetes validates before it allocates; claiming first would answer a
+        # 500 "already allocated" instead when another Service holds the value.
+        refused = _immutable_changes(obj.get("spec") or {}, (old or {}).get("spec") or {})
         store = rest.registry.store
         # All at once: the store commits them together (SQLite: one group commit, one fsync).
         results = await asyncio.gather(*(self._claim(rest, obj, value, owner, value in requested)
-                                         for value in held.held_by(obj.get("spec")) if value not in before),
+                                         for value in held.held_by(obj.get("spec"))
+                                         if value not in before and value not in refused),
                                        return_exceptions=True)
         claimed = [r for r in results if isinstance(r, tuple)]
         failed = [r for r in results if isinstance(r, BaseException)]
@@ -352,6 +357,18 @@ async def _release_claimed(rest: ResourceREST, claimed: list[tuple[str | int, in
     for value, revision in claimed:
         if revision:
             await _release(rest.registry.store, value, owner, revision)
+
+
+def _immutable_changes(spec: Obj, old_spec: Obj) -> set[str | int]:
+    """The values of ``spec`` that change an allocated immutable field of ``old_spec``: its cluster
+    IPs, and its health-check node port while it still needs one."""
+    out: set[str | int] = set()
+    if old_spec.get("clusterIP") not in (None, "", "None") and spec.get("clusterIPs") != old_spec.get("clusterIPs"):
+        out.update(ip for ip in spec.get("clusterIPs") or () if ip not in (old_spec.get("clusterIPs") or ()))
+    hc, old_hc = spec.get("healthCheckNodePort"), old_spec.get("healthCheckNodePort")
+    if old_hc and hc and hc != old_hc and needs_health_check(old_spec) and needs_health_check(spec):
+        out.add(hc)
+    return out
 
 
 def _replace(spec: Obj, value: str | int, picked: str | int) -> None:
