@@ -14,6 +14,7 @@ with Kubernetes' 15 s a killed scheduler or controller manager takes about 11 s 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -26,10 +27,24 @@ from tests.e2e.test_node import _pick_network, running_node
 from tests.reliability.faults import FAULTS, FaultResult, fault_round, server_args
 
 from bench.calibration import calibrate
+from kybernetes.kubelet.cri.client import CRIClient
+from kybernetes.kubelet.shimreaper import GRACE, INTERVAL, runtime_ids, shims_of
 
 
-def run(faults: list[str], rounds: int, tmp: Path) -> dict[str, list[dict[str, Any]]]:
+def run(faults: list[str], rounds: int, tmp: Path) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """The rounds' rows per fault, and what was left behind once all rounds were over: shims
+    serving nothing (after the kubelet's reaper had its chance), and whatever the node's teardown
+    found (processes, mounts, veths, network namespaces)."""
     out: dict[str, list[dict[str, Any]]] = {f: [] for f in faults}
+    leaked: list[str] = []
+    try:
+        leaked = _rounds(faults, rounds, tmp, out)
+    except AssertionError as err:  # the node's teardown found something left behind: a figure too
+        leaked.append(f"left behind when the node stopped: {err}")
+    return out, leaked
+
+
+def _rounds(faults: list[str], rounds: int, tmp: Path, out: dict[str, list[dict[str, Any]]]) -> list[str]:
     with running_node(tmp, "faults", _pick_network(), *server_args(tmp)) as node:
         for n in range(rounds):
             for fault in faults:
@@ -49,8 +64,21 @@ def run(faults: list[str], rounds: int, tmp: Path) -> dict[str, list[dict[str, A
                 out[fault].append(row)
                 print(f"  round {n + 1} {fault}: " + (f"converged in {row['converge_s']:.1f} s"
                                                      if row["converged"] else row["error"]), flush=True)
-                node.kubectl("delete", "namespace", ns, "--wait=false", check=False)
-    return out
+                node.kubectl("delete", "namespace", ns, "--timeout=90s", timeout=100)
+        return asyncio.run(wait_no_leaked_shims(node.socket))
+
+
+async def wait_no_leaked_shims(socket: Path) -> list[str]:
+    """Shims of the node serving no sandbox or container, once the kubelet's reaper has had its
+    grace and a sweep (``kubelet/shimreaper.py``) to stop any containerd leaked; goal none."""
+    deadline = time.monotonic() + GRACE + 2 * INTERVAL + 5
+    async with CRIClient(str(socket), timeout=10) as cri:
+        while True:
+            known = await runtime_ids(cri)
+            leaked = sorted(sid for sid in shims_of(str(socket)).values() if sid not in known)
+            if not leaked or time.monotonic() > deadline:
+                return leaked
+            await asyncio.sleep(1)
 
 
 def _row(r: FaultResult) -> dict[str, Any]:
@@ -81,11 +109,12 @@ def main() -> None:
     calibration_ms = calibrate()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="kyb-faults-") as tmp:
-        rows = run(args.faults, args.rounds, Path(tmp).resolve())
+        rows, leaked = run(args.faults, args.rounds, Path(tmp).resolve())
     out: dict[str, Any] = {"when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                            "calibration_ms": round(calibration_ms, 1), "loadavg_before": load_before,
                            "loadavg_after": os.getloadavg(),
-                           "faults": {f: {"summary": summary(r), "rounds": r} for f, r in rows.items()}}
+                           "faults": {f: {"summary": summary(r), "rounds": r} for f, r in rows.items()},
+                           "leaked_shims_at_end": leaked}
     print(f"kill -9 of a component during a rollout and a Job; calibration {calibration_ms:.0f} ms")
     print("| fault | rounds | converged (goal all) | converge median / max | RS over replicas+maxSurge (goal 0) "
           "| Job over completions (goal 0) | containers without a pod (goal 0) | |")
@@ -96,6 +125,10 @@ def main() -> None:
                  if s["converge_median_s"] is not None else "-")
         print(f"| kill -9 {fault} | {s['rounds']} | {s['converged']} | {times} | {s['rs_over']} | {s['job_over']} | "
               f"{s['orphans']} | {'PASS' if s['pass'] else 'MISS'} |")
+    print(f"| shims or pod leftovers once the node stopped (goal 0) | {len(leaked)} | | | | | | "
+          f"{'PASS' if not leaked else 'MISS'} |")
+    for item in leaked:
+        print(f"  {item}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
 

@@ -50,4 +50,5 @@ def test_cluster_converges_after_kill_9(node: Node, fault: str) -> None:
     assert result.rs_violations == [], result.rs_violations[:5]
     assert result.job_violations == [], result.job_violations
     assert result.orphans == [], result.orphans
-    node.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+    # Waited for: the node must not be stopped (next fault, module teardown) while it removes pods.
+    node.kubectl("delete", "namespace", ns, "--timeout=60s", timeout=70)

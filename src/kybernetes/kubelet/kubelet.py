@@ -701,8 +701,6 @@ class Kubelet:
             # Pods are drained concurrently: each may wait out its own grace period.
             uids = {*(self.relister.runtime_uids() if self.relister is not None else ()), *self._api_pods}
             await asyncio.gather(*(self._drain_pod(uid) for uid in uids))
-            if self._shim_reaper is not None:  # nothing is starting any more: a shim serving nothing leaked
-                await _quietly("stopping leaked shims", self._shim_reaper.sweep(grace=0))
         if probes is not None:
             await _quietly("stopping the probes", probes.stop())
         if factory is not None:

@@ -84,8 +84,7 @@ class ShimReaper:
 
     async def sweep(self, grace: float | None = None) -> list[str]:
         """One look: returns the ids of the shims it stopped (gone by then, unless one outlived 5 s
-        after SIGKILL). ``grace=0`` when no sandbox can be starting (the node has drained its pods
-        and stops): every shim serving nothing goes at once."""
+        after SIGKILL). ``grace`` overrides the reaper's for this sweep."""
         grace = self.grace if grace is None else grace
         shims = shims_of(self.socket)
         if not shims:
