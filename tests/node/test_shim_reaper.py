@@ -12,24 +12,24 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from kybernetes.kubelet.containerd import process_alive
+from kybernetes.kubelet.containerd import process_alive, shim_pids_for
 from kybernetes.kubelet.cri import CRIClient
 from kybernetes.kubelet.shimreaper import ShimReaper, runtime_ids, shims_of
 from tests.node.conftest import NodeRuntime, sandbox_config
 
 
-def start_taskless_shim(node: NodeRuntime, sid: str) -> int:
+def start_taskless_shim(node: NodeRuntime, sid: str, namespace: str = "k8s.io") -> int:
     """A shim started the way containerd starts one (``start`` in its bundle, which containerd
     prepares: a spec, the ``log`` fifo), whose task is then never created: what a containerd killed
     at that moment leaves."""
-    bundle = node.containerd.state / "io.containerd.runtime.v2.task" / "k8s.io" / sid
+    bundle = node.containerd.state / "io.containerd.runtime.v2.task" / namespace / sid
     bundle.mkdir(parents=True)
     (bundle / "config.json").write_text('{"ociVersion": "1.0.2", "annotations": {}}')
     os.mkfifo(bundle / "log")
     reader = os.open(bundle / "log", os.O_RDONLY | os.O_NONBLOCK)  # containerd reads the shim's log
     try:
         res = subprocess.run(
-            ["containerd-shim-runc-v2", "-namespace", "k8s.io", "-id", sid, "-address", node.socket,
+            ["containerd-shim-runc-v2", "-namespace", namespace, "-id", sid, "-address", node.socket,
              "-publish-binary", "containerd", "start"],
             cwd=bundle, env={**os.environ, "TTRPC_ADDRESS": node.socket + ".ttrpc"},
             capture_output=True, text=True, timeout=30)
@@ -37,7 +37,7 @@ def start_taskless_shim(node: NodeRuntime, sid: str) -> int:
         os.close(reader)
     assert res.returncode == 0, res.stderr
     (bundle / "address").write_text(res.stdout.strip())
-    pids = [pid for pid, i in shims_of(node.socket).items() if i == sid]
+    pids = [pid for pid in shim_pids_for(node.socket) if sid.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()]
     assert len(pids) == 1, pids
     return pids[0]
 
@@ -50,6 +50,9 @@ async def test_a_leaked_shim_is_stopped_after_the_grace_live_ones_stay(cri: CRIC
     bundle = node_runtime.containerd.state / "io.containerd.runtime.v2.task" / "k8s.io" / leaked_id
     address = Path((bundle / "address").read_text().removeprefix("unix://"))
     assert address.exists()
+    # A shim of another namespace (``ctr run`` by hand) is no business of CRI's: it stays.
+    other_id = f"other-{uuid.uuid4().hex}"
+    other_pid = start_taskless_shim(node_runtime, other_id, namespace="default")
     now = [0.0]
     reaper = ShimReaper(node_runtime.socket, node_runtime.containerd.state, lambda: runtime_ids(cri), grace=30,
                         clock=lambda: now[0])
@@ -71,10 +74,15 @@ async def test_a_leaked_shim_is_stopped_after_the_grace_live_ones_stay(cri: CRIC
         assert await reaper.sweep(grace=0) == [second_id]
         assert not process_alive(second_pid)
         assert [sid for sid in shims_of(node_runtime.socket).values()] == [sandbox_id]
+        assert process_alive(other_pid), "a shim of another namespace was stopped"
     finally:
-        if process_alive(leaked_pid):
-            os.kill(leaked_pid, 9)
+        for pid in (leaked_pid, other_pid):
+            if process_alive(pid):
+                os.kill(pid, 9)
         address.unlink(missing_ok=True)
+        other_bundle = node_runtime.containerd.state / "io.containerd.runtime.v2.task" / "default" / other_id
+        Path((other_bundle / "address").read_text().removeprefix("unix://")).unlink(missing_ok=True)
+        shutil.rmtree(other_bundle, ignore_errors=True)
         shutil.rmtree(bundle, ignore_errors=True)
         await cri.stop_pod_sandbox(sandbox_id)
         await cri.remove_pod_sandbox(sandbox_id)

@@ -37,7 +37,9 @@ NAMESPACE = "k8s.io"
 
 
 def shims_of(socket: str) -> dict[int, str]:
-    """pid -> ``-id`` of every shim serving the containerd at ``socket`` (``-address SOCKET``)."""
+    """pid -> ``-id`` of every shim serving CRI's namespace (``-namespace k8s.io``) of the containerd
+    at ``socket`` (``-address SOCKET``): what CRI does not list in another namespace (``ctr run``
+    by hand) is not CRI's to judge."""
     want = os.fsencode(socket)
     out: dict[int, str] = {}
     for entry in Path("/proc").iterdir():
@@ -47,17 +49,24 @@ def shims_of(socket: str) -> dict[int, str]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if not argv[0].endswith(b"containerd-shim-runc-v2") or want not in argv or b"-id" not in argv:
+        if not argv[0].endswith(b"containerd-shim-runc-v2") or want not in argv:
             continue
-        at = argv.index(b"-id") + 1
-        if at < len(argv):
-            out[int(entry.name)] = argv[at].decode(errors="replace")
+        if _flag(argv, b"-namespace") != NAMESPACE.encode():
+            continue
+        sid = _flag(argv, b"-id")
+        if sid:
+            out[int(entry.name)] = sid.decode(errors="replace")
     return out
 
 
 async def runtime_ids(cri: CRIClient) -> set[str]:
     """The ids of every sandbox and container the runtime lists, in any state."""
     return {s.id for s in await cri.list_pod_sandbox()} | {c.id for c in await cri.list_containers()}
+
+
+def _flag(argv: list[bytes], name: bytes) -> bytes:
+    at = argv.index(name) + 1 if name in argv else len(argv)
+    return argv[at] if at < len(argv) else b""
 
 
 class ShimReaper:
