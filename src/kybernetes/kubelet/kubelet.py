@@ -63,6 +63,7 @@ from kybernetes.kubelet.logrotation import remove_orphaned_pod_log_dirs
 from kybernetes.kubelet.metrics import POD_START_DURATION
 from kybernetes.kubelet.podworkers import PodWorkers, Relister
 from kybernetes.kubelet.serving_cert import ensure_serving_cert
+from kybernetes.kubelet.shimreaper import ShimReaper, runtime_ids
 from kybernetes.kubelet.status import StatusManager, generate_status
 from kybernetes.kubelet.sync import NodeContext, PodSyncer
 
@@ -97,6 +98,7 @@ class Kubelet:
         self.hostname = socket.gethostname()
         self.containerd: Containerd | None = None
         self.cri: CRIClient | None = None
+        self._shim_reaper: ShimReaper | None = None
         self.server: Any = None
         self.node_status: Any = None
         self.relister: Relister | None = None
@@ -477,6 +479,11 @@ class Kubelet:
         # Our own containerd is restarted if it dies; its containers run on in their shims.
         self._tasks.append(asyncio.create_task(self.containerd.supervise(), name="kubelet:containerd"))
         self.cri = CRIClient(self.containerd.endpoint, timeout=30)
+        if not self.containerd.external:
+            # Shims containerd 1.6 leaks when it dies while starting one (containerd#6860).
+            cri = self.cri
+            self._shim_reaper = ShimReaper(self.containerd.socket, self.containerd.state, lambda: runtime_ids(cri))
+            self._tasks.append(asyncio.create_task(self._shim_reaper.run(), name="kubelet:shim-reaper"))
         version = await self.cri.version()
         if cfg.import_images:
             await self._import_builtin_images()

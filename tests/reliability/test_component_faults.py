@@ -1,0 +1,54 @@
+"""kill -9 of the scheduler, the controller manager, the kubelet and the node's containerd, each during
+a Deployment rollout and a Job, on a real ``kyb server`` with its node (issue 20). Root only.
+
+One server for the module; each fault runs :func:`tests.reliability.faults.fault_round` (its
+docstring states the promise checked) in a namespace of its own and prints the time to converge.
+``bench.faults`` runs more rounds and prints the table.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.conftest import require_kubectl, wait_until
+from tests.e2e.test_node import Node, _node_missing, _pick_network, running_node
+from tests.reliability.faults import FAULTS, fault_round, server_args
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    reason = _node_missing()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs as root with containerd: {reason}")
+        pytest.skip(reason)
+    require_kubectl()
+    tmp = tmp_path_factory.mktemp("kyb-faults").resolve()
+    with running_node(tmp, "faults", _pick_network(), *server_args(tmp)) as n:
+        yield n
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_cluster_converges_after_kill_9(node: Node, fault: str) -> None:
+    ns = "f-" + re.sub(r"[^a-z0-9]+", "-", fault)
+    node.kubectl("create", "namespace", ns)
+    wait_until(lambda: node.kubectl("get", "sa", "default", "-n", ns, check=False).returncode == 0, 30,
+               f"the default ServiceAccount in {ns}")
+    try:
+        result = fault_round(node.server, node.socket, ns, fault)
+    finally:
+        node.record_netns()
+    print(f"kill -9 {fault}: converged in {result.converge_seconds:.1f} s; at most {result.max_live_pods} live "
+          f"Deployment pods; {result.job_pods_succeeded} Job pods succeeded")
+    assert result.restarted, f"the {fault} was not restarted"
+    assert result.rs_violations == [], result.rs_violations[:5]
+    assert result.job_violations == [], result.job_violations
+    assert result.orphans == [], result.orphans
+    # Waited for: the node must not be stopped (next fault, module teardown) while it removes pods.
+    node.kubectl("delete", "namespace", ns, "--timeout=60s", timeout=70)
