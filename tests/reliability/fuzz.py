@@ -11,7 +11,7 @@ each generated case in a few variants:
   :class:`Seeds`), so that updates, patches and deletes reach validation rather than a 404;
 - a PATCH again under each patch type (JSON patch, merge patch, strategic merge patch, apply as
   YAML with a ``fieldManager``);
-- with another ``Accept`` or a stray ``Authorization`` header now and then.
+- with another ``Accept``, another ``Content-Type`` or a stray ``Authorization`` header now and then.
 
 A watch is always bounded (``timeoutSeconds=1``, and the client reads at most a few seconds).
 
@@ -52,6 +52,8 @@ PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
 ACCEPTS = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf",
            "application/json;as=Table;v=v1;g=meta.k8s.io", "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io",
            "*/*", "text/html", "application/json;stream=watch", "garbage", "")
+CONTENT_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf", "text/plain",
+                 "application/json; charset=latin-1", "multipart/form-data; boundary=x", "garbage", "")
 NAMESPACE = "fuzz"
 TOO_LARGE_RV = b"Too large resource version"
 
@@ -300,6 +302,8 @@ def _variants(case: Any, rng: random.Random, base_url: str) -> list[Job]:
     if rng.random() < 0.2:
         headers["Accept"] = rng.choice(ACCEPTS)
     body = {k: kwargs[k] for k in ("json", "data") if k in kwargs}
+    if body and rng.random() < 0.1:
+        headers["Content-Type"] = rng.choice(CONTENT_TYPES)
     params = kwargs.get("params") or {}
     method = kwargs["method"].upper()
     if _is_watch(case.operation.path, params) or (isinstance(params, dict) and "timeoutSeconds" in params):
