@@ -9,7 +9,7 @@ import time
 import pytest
 
 from kybernetes import errors
-from kybernetes.apiserver.transport.requests import read_body
+from kybernetes.apiserver.transport.requests import int_param, read_body
 
 
 def laughs(levels: int, fanout: int) -> bytes:
@@ -42,3 +42,19 @@ def test_ordinary_anchors_load() -> None:
 def test_an_anchor_that_contains_itself_is_refused() -> None:
     with pytest.raises(errors.BadRequest, match="contains itself"):
         read_body(b"a: &x {b: *x}\n", "application/yaml")
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("100000000000000000000000000000", 'strconv.ParseInt: parsing "100000000000000000000000000000": value out of range'),
+    ("-9223372036854775809", 'strconv.ParseInt: parsing "-9223372036854775809": value out of range'),
+    ("abc", 'strconv.ParseInt: parsing "abc": invalid syntax'),
+    ("1.5", 'strconv.ParseInt: parsing "1.5": invalid syntax'),
+])
+def test_an_int64_query_parameter_out_of_range_or_not_a_number_is_a_400(value: str, message: str) -> None:
+    """``?limit=1e29`` reached SQLite as a Python int and came back a 500 (OverflowError): Kubernetes'
+    parameter codec refuses it with strconv.ParseInt's words."""
+    with pytest.raises(errors.BadRequest) as e:
+        int_param(value, "limit")
+    assert e.value.message == message
+    assert int_param("9223372036854775807", "limit") == (1 << 63) - 1
+    assert int_param("-5", "limit") == -5

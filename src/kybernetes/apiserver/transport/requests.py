@@ -17,6 +17,7 @@ import orjson
 import yaml
 
 from kybernetes import errors
+from kybernetes.api.label_selectors import parse_int64
 from kybernetes.apiserver.transport.protobuf import decode_k8s_protobuf, is_protobuf
 from kybernetes.httpserver.messages import Request
 
@@ -255,9 +256,12 @@ def bool_param(value: str | None) -> bool:
 
 
 def int_param(value: str | None, name: str) -> int | None:
+    """An int64 query parameter as Kubernetes' parameter codec reads it (``strconv.ParseInt``): a
+    value that is not one, or out of int64's range, is a 400 with Go's words."""
     if value is None or value == "":
         return None
-    try:
-        return int(value)
-    except ValueError:
-        raise errors.BadRequest(f"invalid value for {name}: {value!r}") from None
+    parsed = parse_int64(value)
+    if parsed is None:
+        why = "value out of range" if value.lstrip("+-").isdigit() and value.isascii() else "invalid syntax"
+        raise errors.BadRequest(f'strconv.ParseInt: parsing "{value}": {why}')
+    return parsed
