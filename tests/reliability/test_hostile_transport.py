@@ -61,3 +61,17 @@ def test_kubernetes_answers_and_words(srv: ServerProcess, attack: str, answer: s
     from tests.reliability.hostile import ATTACKS
 
     assert answer in ATTACKS[attack](srv)
+
+
+@pytest.mark.parametrize(("path", "body", "message"), [
+    ("/api/v1/namespaces/default/configmaps/nonex", {"dryRun": 1.5},
+     "json: cannot unmarshal number into Go struct field DeleteOptions.dryRun of type []string"),
+    ("/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles", {"dryRun": "All"},
+     "json: cannot unmarshal string into Go struct field DeleteOptions.dryRun of type []string"),
+    ("/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles", {"dryRun": [True]},
+     "json: cannot unmarshal boolean into Go struct field DeleteOptions.dryRun of type string"),
+])
+def test_delete_options_of_the_wrong_type_are_a_400(srv: ServerProcess, path: str, body: dict, message: str) -> None:
+    """Found by bench.fuzz: a DeleteOptions body whose dryRun was a number was a 500 (TypeError)."""
+    status, answer = srv.request("DELETE", path, body)
+    assert (status, answer["reason"], answer["message"]) == (400, "BadRequest", message), answer
