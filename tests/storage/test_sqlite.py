@@ -290,3 +290,14 @@ async def test_an_older_store_moves_to_kube_apiserver_key_layout(tmp_path: Path)
         assert await store.rename_prefixes([("/registry/x/", "/registry/y/")], 2) == 0  # once only
     finally:
         await store.close()
+
+
+async def test_a_limit_as_large_as_int64_allows_is_no_limit(store: SQLiteStore) -> None:
+    """``?limit=9223372036854775807`` (Kubernetes accepts any int64) was a 500: one more row than
+    the limit does not fit SQLite's integers. Found by tests/reliability's hostile input."""
+    for name in ("a", "b"):
+        await store.create(f"/registry/x/{name}", b"{}")
+    for limit in ((1 << 63) - 1, (1 << 63) - 2, 1):
+        listed = await store.list("/registry/x/", limit=limit)
+        assert [kv.key for kv in listed.items] == ["/registry/x/a", "/registry/x/b"][:limit]
+        assert listed.more == (limit == 1)

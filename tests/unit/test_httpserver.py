@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import orjson
@@ -282,3 +283,58 @@ async def test_idle_keep_alive_connections_are_closed(server: tuple[App, int, HT
     assert await asyncio.wait_for(half_r.read(), 3) == b""
     writer.close()
     half_w.close()
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (2 << 20) + b"\r\n\r\n",  # one header
+    b"GET /echo HTTP/1.1\r\nHost: x\r\n" + b"X-Many: 0123456789\r\n" * 60_000 + b"\r\n",  # many
+    b"GET /echo?" + b"q" * (2 << 20) + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # the request line
+])
+async def test_a_request_head_over_1_mib_is_431(server: tuple[App, int, HTTPServer], request_bytes: bytes) -> None:
+    """kube-apiserver's MaxHeaderBytes (1 MiB, and Go's 4 KiB beyond it): Go's own 431, then close."""
+    app, port, _ = server
+    reader, writer = await send(port, request_bytes)
+    status, headers, body = await asyncio.wait_for(read_response(reader), 10)
+    assert status == 431 and headers["connection"] == "close"
+    assert body == b"431 Request Header Fields Too Large"
+    assert not app.seen
+    writer.close()
+
+
+async def test_a_head_just_under_the_limit_is_served(server: tuple[App, int, HTTPServer]) -> None:
+    _, port, _ = server
+    reader, writer = await send(port, b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n")
+    status, _, _ = await asyncio.wait_for(read_response(reader), 10)
+    assert status == 200
+    writer.close()
+
+
+async def test_a_head_trickled_slower_than_the_read_header_timeout_is_closed(
+        server: tuple[App, int, HTTPServer]) -> None:
+    """Slowloris: a byte every 50 ms keeps the connection from being idle, but its head must be whole
+    within the read-header timeout (kube-apiserver: 32 s; 0.4 s here); then it is closed unanswered.
+    A keep-alive connection gets the timeout afresh from its next request's first byte."""
+    app, port, srv = server
+    srv.read_header_timeout = 0.4
+    assert srv._sweeper is not None
+    srv._sweeper.cancel()
+    srv._sweeper = asyncio.create_task(srv._sweep())  # again, with the short timeout
+    kept_r, kept_w = await send(port, b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await read_response(kept_r))[0] == 200
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 1000
+    closed_after = None
+    t0 = asyncio.get_running_loop().time()
+    for i in range(len(head)):
+        writer.write(head[i:i + 1])
+        await asyncio.sleep(0.05)
+        with contextlib.suppress(TimeoutError):
+            if reader.at_eof() or await asyncio.wait_for(reader.read(1), 0.001) == b"":
+                closed_after = asyncio.get_running_loop().time() - t0
+                break
+    assert closed_after is not None and closed_after < 3, "the trickled head was never cut off"
+    assert not app.seen[1:]
+    kept_w.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")  # 1 s after its last request: still served
+    assert (await asyncio.wait_for(read_response(kept_r), 5))[0] == 200
+    writer.close()
+    kept_w.close()

@@ -143,6 +143,11 @@ def test_paths_and_operations(apps: dict[str, Any]) -> None:
     assert status["patch"]["operationId"] == "patchAppsV1NamespacedDeploymentStatus"
     scale = paths["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]
     assert scale["get"]["x-kubernetes-group-version-kind"]["kind"] == "Scale"
+    # Kubernetes' descriptions, word for word.
+    assert [item[v]["description"] for v in ("get", "put", "patch", "delete")] == [
+        "read the specified Deployment", "replace the specified Deployment",
+        "partially update the specified Deployment", "delete a Deployment"]
+    assert status["patch"]["description"] == "partially update status of the specified Deployment"
 
 
 def test_cluster_scoped_paths(catalogue: Catalogue) -> None:

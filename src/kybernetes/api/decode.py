@@ -43,7 +43,8 @@ class DecodeResult:
     """Human-readable type mismatches; any of them makes the request a 400."""
 
 
-def _type_of(v: Any) -> str:
+def go_json_type(v: Any) -> str:
+    """The JSON type Go's encoding/json names in a "cannot unmarshal X into ..." error."""
     if isinstance(v, bool):
         return "boolean"
     return _JSON_TYPE.get(type(v), "unknown")
@@ -59,7 +60,7 @@ def _matches(value: Any, s: Schema) -> bool:
     want = s.type
     if want is None:
         return True
-    got = _type_of(value)
+    got = go_json_type(value)
     if want == "number":
         return got in ("number", "integer")
     if want == "integer" and got == "number":
@@ -104,7 +105,7 @@ def _walk(value: Any, s: Schema, path: str, res: DecodeResult) -> Any:
         return value
     if not _matches(value, s):
         res.type_errors.append(
-            f"json: cannot unmarshal {_type_of(value)} into Go struct field {path or '.'} of type "
+            f"json: cannot unmarshal {go_json_type(value)} into Go struct field {path or '.'} of type "
             f"{_GO_TYPE.get(s.type or '', s.type or 'value')}"
         )
         return value

@@ -56,7 +56,7 @@ _INT64 = re.compile(r"[+-]?[0-9]+")
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
-def _parse_int64(s: str) -> int | None:
+def parse_int64(s: str) -> int | None:
     """Go's strconv.ParseInt(s, 10, 64): strict digits, optional sign, int64 range."""
     if not _INT64.fullmatch(s):
         return None
@@ -130,7 +130,7 @@ def _check_values(key: str, op: str, vals: tuple[str, ...], errs: list[str]) -> 
         if len(vals) != 1:
             errs.append(_bad_value_set(vals, "for 'Gt', 'Lt' operators, exactly one value is required"))
         for i, v in enumerate(vals):
-            if _parse_int64(v) is None:
+            if parse_int64(v) is None:
                 errs.append(str(invalid(path.index(i), v, "for 'Gt', 'Lt' operators, the value must be an integer")))
     else:
         supported = ", ".join(f'"{o}"' for o in _ALL_OPERATORS)
@@ -176,7 +176,7 @@ class LabelSelector:
             elif op == DOES_NOT_EXIST:
                 absent.append(r.key)
             elif op in (GREATER_THAN, LESS_THAN):
-                bound = _parse_int64(r.values[0]) if len(r.values) == 1 else None
+                bound = parse_int64(r.values[0]) if len(r.values) == 1 else None
                 if bound is None:
                     self._nothing = True  # Kubernetes' matcher answers false for a broken bound
                 else:
@@ -233,7 +233,7 @@ class LabelSelector:
             raw = get(key)
             if raw is None:
                 return False
-            n = _parse_int64(raw)
+            n = parse_int64(raw)
             if n is None or not (n > bound if greater else n < bound):
                 return False
         return True

@@ -26,7 +26,10 @@ API server needs, written for that path:
   byte stream (the bytes that arrived behind the request head included); otherwise the
   connection is closed after its response;
 - ``Expect: 100-continue`` is answered before the body is read; ``HEAD`` gets the head only;
-- a connection with no request in progress and no input for ``IDLE_TIMEOUT`` (90 s) is closed.
+- a connection with no request in progress and no input for ``IDLE_TIMEOUT`` (90 s) is closed; a
+  request head not whole ``READ_HEADER_TIMEOUT`` (32 s) after it began (slowloris) closes its
+  connection unanswered, and one over ``MAX_HEADER_BYTES`` (1 MiB) is answered Go's 431
+  (kube-apiserver's ``IdleTimeout``, ``ReadHeaderTimeout`` and ``MaxHeaderBytes``).
 
 It is not a general web framework: no routing, no cookies, no multipart, no compression. The
 handler is one coroutine that returns a response; errors it raises become a bare 500 here (the

@@ -43,7 +43,17 @@ MAX_PIPELINED = 16
 """Requests queued on one connection before reading from it pauses."""
 IDLE_TIMEOUT = 90.0
 """A keep-alive connection with no request in progress and no input for this long is closed (a
-client that vanished without a FIN, or one that never finishes its request head)."""
+client that vanished without a FIN)."""
+READ_HEADER_TIMEOUT = 32.0
+"""A request head (from a new connection, or from a keep-alive request's first byte) not complete
+after this long closes the connection without an answer: a client trickling its head a byte at a
+time (slowloris) holds nothing for longer. kube-apiserver's ``ReadHeaderTimeout``."""
+MAX_HEADER_BYTES = (1 << 20) + 4096
+"""A request line and headers larger than this are answered 431 and the connection is closed:
+kube-apiserver's ``MaxHeaderBytes`` (1 MiB) and the 4 KiB Go's server reads beyond it."""
+_HEADERS_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                      b"Connection: close\r\n\r\n431 Request Header Fields Too Large")
+"""Go's answer, word for word (its server writes it itself, not the API server's handler)."""
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 16 * 1024 * 1024
 """After an early answer (413, 400), input is read and dropped for this long (or this much) before
@@ -77,6 +87,9 @@ class HTTPProtocol(asyncio.Protocol):
         self._upgrade_buffer: list[bytes] = []
         self._upgraded: UpgradedStream | None = None
         self._refusal = b""  # an early answer (413) waiting for the response in progress
+        self._in_head = True  # between a request's first byte (or the connection's start) and its head's end
+        self._head_bytes = 0
+        self.head_deadline: float | None = time.monotonic() + server.read_header_timeout
 
     # -- asyncio callbacks --
 
@@ -116,6 +129,12 @@ class HTTPProtocol(asyncio.Protocol):
             self._upgrade_buffer.append(data[e.args[0]:])
         except httptools.HttpParserError as e:
             self._refuse(400, "BadRequest", f"malformed HTTP request: {e}")
+            return
+        if self._in_head and not self._refused:
+            # httptools holds a header's name and value until they are whole: count what arrives.
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEADER_BYTES:
+                self._answer_early(_HEADERS_TOO_LARGE)
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -132,6 +151,10 @@ class HTTPProtocol(asyncio.Protocol):
         self._headers = []
         self._body = []
         self._body_size = 0
+        if not self._in_head:  # a keep-alive request's first byte: its head has the timeout from now
+            self._in_head = True
+            self._head_bytes = 0
+            self.head_deadline = time.monotonic() + self.server.read_header_timeout
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -140,6 +163,11 @@ class HTTPProtocol(asyncio.Protocol):
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
+        self.head_deadline = None
+        if len(self._url) + sum(len(k) + len(v) + 4 for k, v in self._headers) > MAX_HEADER_BYTES:
+            self._answer_early(_HEADERS_TOO_LARGE)  # a head that arrived whole in the last read
+            return
         length = None
         expect = False
         for k, v in self._headers:
@@ -258,10 +286,14 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _refuse(self, code: int, reason: str, message: str) -> None:
         """Answer now (before or instead of the handler) and close: the rest of the input is dropped."""
-        self._refused = True
         status = errors.status_object("Failure", message, reason, None, code)
         resp = Response(body=gojson.dumps(status), status=code, content_type="application/json")
-        data = resp.encode_head(False) + resp.body
+        self._answer_early(resp.encode_head(False) + resp.body)
+
+    def _answer_early(self, data: bytes) -> None:
+        self._refused = True
+        self._in_head = False
+        self.head_deadline = None
         self._pending.clear()
         if self._task is None:
             self._write(data)
@@ -328,6 +360,7 @@ class HTTPServer:
         self._connections: set[HTTPProtocol] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.idle_timeout = IDLE_TIMEOUT
+        self.read_header_timeout = READ_HEADER_TIMEOUT
 
     @property
     def open_connections(self) -> int:
@@ -343,12 +376,18 @@ class HTTPServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def _sweep(self) -> None:
-        """Close connections idle past ``idle_timeout`` (checked a few times per timeout)."""
+        """Close connections idle past ``idle_timeout`` and those whose request head is not complete
+        ``read_header_timeout`` after it began (checked a few times per timeout)."""
         while True:
-            await asyncio.sleep(self.idle_timeout / 4)
-            cutoff = time.monotonic() - self.idle_timeout
+            await asyncio.sleep(min(self.idle_timeout, self.read_header_timeout) / 4)
+            now = time.monotonic()
+            cutoff = now - self.idle_timeout
             for conn in list(self._connections):
-                if conn.idle and conn._upgraded is None and conn.last_input < cutoff:
+                if conn._upgraded is not None:
+                    continue
+                if conn.head_deadline is not None and conn.head_deadline < now:
+                    conn.close()  # as Go's server: no answer to a head that never came
+                elif conn.idle and conn.last_input < cutoff:
                     conn.close()
 
     async def stop(self, timeout: float = 2.0) -> None:

@@ -83,6 +83,8 @@ T = TypeVar("T")
 
 # How many history rows a watcher reads per query while catching up.
 _HISTORY_CHUNK = 1000
+_NO_LIMIT = (1 << 63) - 1
+"""A list limit this large (int64's largest, which Kubernetes accepts) is no limit at all."""
 
 # Bound on one group commit, so one huge burst does not delay its first caller for long.
 _MAX_BATCH = 1000
@@ -259,13 +261,15 @@ class SQLiteStore:
             compacted = get_meta(conn, "compact_rev")
             if revision < compacted:
                 raise CompactedError(revision, compacted)
-            n = limit + 1 if limit > 0 else -1
+            # One more row than asked says whether more remain; a limit no list can reach (up to
+            # int64's largest, as Kubernetes allows) is no limit: limit + 1 would not fit SQLite.
+            n = limit + 1 if 0 < limit < _NO_LIMIT else -1
             rows = conn.execute(
                 SQL_LIST, (prefix, prefix_end(prefix), start_after, revision, revision, n)
             ).fetchall()
         finally:
             conn.execute("COMMIT")
-        more = limit > 0 and len(rows) > limit
+        more = 0 < limit < _NO_LIMIT and len(rows) > limit
         if more:
             rows = rows[:limit]
         items = [KeyValue(r[0], r[1], r[2], r[3]) for r in rows]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from kybernetes import errors
 from kybernetes.api import gojson
+from kybernetes.api.decode import go_json_type
 from kybernetes.api.field_selectors import parse_field_selector
 from kybernetes.api.label_selectors import parse_label_selector
 from kybernetes.api.obj import Obj
@@ -208,7 +209,7 @@ class ResourceHandlers:
             if isinstance(body.get("preconditions"), dict):
                 opts.preconditions = body["preconditions"]
             if body.get("dryRun"):
-                opts.dry_run = _dry_run(body["dryRun"])
+                opts.dry_run = _dry_run(_string_list(body["dryRun"], "DeleteOptions.dryRun"))
         return opts
 
     # --- rendering -----------------------------------------------------------------------
@@ -442,6 +443,18 @@ def _read_write_options(request: Request, ctx: RequestContext) -> None:
         raise errors.Invalid("", "", [{"reason": "FieldValueTooLong", "field": "fieldManager",
                                        "message": "Too long: may not be more than 128 bytes"}],
                              message="fieldManager: Too long: may not be more than 128 bytes")
+
+
+def _string_list(value: Any, field: str) -> list[str]:
+    """A body's ``[]string`` field, refused in Go's words when it is not one (a 400, not a 500)."""
+    if not isinstance(value, list):
+        raise errors.BadRequest(f"json: cannot unmarshal {go_json_type(value)} into Go struct field {field} "
+                                "of type []string")
+    for item in value:
+        if not isinstance(item, str):
+            raise errors.BadRequest(f"json: cannot unmarshal {go_json_type(item)} into Go struct field {field} "
+                                    "of type string")
+    return value
 
 
 def _dry_run(values: Any) -> bool:

@@ -199,17 +199,19 @@ def _std_item_ops(
     gc, vc = group_camel(r.group), camel(r.version)
     ops: Obj = {}
     verbs = set(verbs)
+    # Kubernetes' words: "read the specified Pod", "read status of the specified Pod".
+    what = f"the specified {r.kind}" if noun == "the" else f"{noun} of the specified {r.kind}"
     if "get" in verbs:
-        ops["get"] = operation(ctx, op_id=f"read{gc}{vc}{ns}{r.kind}{suffix}", desc=f"read {noun} of the specified {r.kind}",
+        ops["get"] = operation(ctx, op_id=f"read{gc}{vc}{ns}{r.kind}{suffix}", desc=f"read {what}",
                                action="get", gvk=gvk, responses={"200": subject, "401": None})
     if "update" in verbs:
         ops["put"] = operation(ctx, op_id=f"replace{gc}{vc}{ns}{r.kind}{suffix}",
-                               desc=f"replace {noun} of the specified {r.kind}", action="put", gvk=gvk,
+                               desc=f"replace {what}", action="put", gvk=gvk,
                                params=WRITE_PARAMS, body=subject,
                                responses={"200": subject, "201": subject, "401": None})
     if "patch" in verbs:
         ops["patch"] = operation(ctx, op_id=f"patch{gc}{vc}{ns}{r.kind}{suffix}",
-                                 desc=f"partially update {noun} of the specified {r.kind}", action="patch", gvk=gvk,
+                                 desc=f"partially update {what}", action="patch", gvk=gvk,
                                  params=(*WRITE_PARAMS, P_FORCE), body=PATCH, body_types=PATCH_TYPES,
                                  responses={"200": subject, "201": subject, "401": None})
     if "delete" in verbs and not suffix:

@@ -17,6 +17,7 @@ import orjson
 import yaml
 
 from kybernetes import errors
+from kybernetes.api.label_selectors import parse_int64
 from kybernetes.apiserver.transport.protobuf import decode_k8s_protobuf, is_protobuf
 from kybernetes.httpserver.messages import Request
 
@@ -76,7 +77,7 @@ def read_body(raw: bytes, content_type: str) -> object:
         raise errors.BadRequest("the request body is empty")
     if ctype in ("application/yaml", "application/apply-patch+yaml", "application/x-yaml", "text/yaml"):
         try:
-            return yaml.load(raw, Loader=_YAML_LOADER)
+            return _load_yaml(raw)
         except yaml.YAMLError as e:
             raise errors.BadRequest(f"error converting YAML to JSON: {_first_line(str(e))}") from None
     if ctype in ("", "application/json", "application/json-patch+json", "application/merge-patch+json",
@@ -90,6 +91,72 @@ def read_body(raw: bytes, content_type: str) -> object:
         return decode_k8s_protobuf(raw)
     raise errors.UnsupportedMediaType(f'the body of the request was in an unknown format - accepted media types '
                                       f'include: application/json, application/yaml (got "{ctype}")')
+
+
+def _load_yaml(raw: bytes) -> object:
+    """One YAML document, refused (``yaml.YAMLError``) where go-yaml refuses it: an anchor whose value
+    contains itself, or a document that is mostly alias expansion (a "billion laughs" bomb,
+    CVE-2019-11253). PyYAML shares an alias's value instead of copying it, so the bomb is small
+    once loaded, but every later step that walks the object (defaulting, validation, managed
+    fields, encoding) would expand it; go-yaml counts what it would expand and stops."""
+    loader = _YAML_LOADER(raw)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_aliasing(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+_ALIAS_RATIO_LOW = 400_000
+_ALIAS_RATIO_HIGH = 4_000_000
+
+
+def _allowed_alias_ratio(decodes: int) -> float:
+    """go-yaml's ``allowedAliasRatio``: 99% of the nodes decoded may come from alias expansion in
+    documents of up to 400,000 decodes, scaling down to 10% at 4,000,000."""
+    if decodes <= _ALIAS_RATIO_LOW:
+        return 0.99
+    if decodes >= _ALIAS_RATIO_HIGH:
+        return 0.10
+    return 0.99 - 0.89 * (decodes - _ALIAS_RATIO_LOW) / (_ALIAS_RATIO_HIGH - _ALIAS_RATIO_LOW)
+
+
+def _check_aliasing(root: yaml.Node) -> None:
+    """Walk ``root`` as go-yaml's decoder does, aliases expanded (a node met a second time is an
+    alias: PyYAML composes an alias as the anchored node itself), and fail as go-yaml fails."""
+    decodes = aliases = 0
+    seen: set[int] = set()
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool, bool]] = [(root, False, False)]
+    while stack:
+        node, under_alias, leaving = stack.pop()
+        key = id(node)
+        if leaving:
+            on_path.discard(key)
+            continue
+        if key in on_path:
+            raise yaml.YAMLError("yaml: anchor value contains itself")
+        if key in seen:  # the alias node itself, then its anchor's value expanded under it
+            decodes += 1
+            aliases += under_alias
+            under_alias = True
+        seen.add(key)
+        decodes += 1
+        aliases += under_alias
+        if aliases > 100 and decodes > 1000 and aliases / decodes > _allowed_alias_ratio(decodes):
+            raise yaml.YAMLError("yaml: document contains excessive aliasing")
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            continue
+        on_path.add(key)
+        stack.append((node, under_alias, True))
+        stack.extend((child, under_alias, False) for child in reversed(children))
 
 
 def _first_line(s: str) -> str:
@@ -189,9 +256,12 @@ def bool_param(value: str | None) -> bool:
 
 
 def int_param(value: str | None, name: str) -> int | None:
+    """An int64 query parameter as Kubernetes' parameter codec reads it (``strconv.ParseInt``): a
+    value that is not one, or out of int64's range, is a 400 with Go's words."""
     if value is None or value == "":
         return None
-    try:
-        return int(value)
-    except ValueError:
-        raise errors.BadRequest(f"invalid value for {name}: {value!r}") from None
+    parsed = parse_int64(value)
+    if parsed is None:
+        why = "value out of range" if value.lstrip("+-").isdigit() and value.isascii() else "invalid syntax"
+        raise errors.BadRequest(f'strconv.ParseInt: parsing "{value}": {why}')
+    return parsed
