@@ -2,7 +2,7 @@
 
 :func:`crash_round` runs against a server it is given (any datastore): ``writers`` clients create
 ConfigMaps as fast as they can, a watcher follows them from the start; after ``kill_after`` acked
-writes the server is killed with SIGKILL in mid-flight, then restarted on the same data dir
+writes the server (and the components it runs) is killed with SIGKILL in mid-flight, then restarted on the same data dir
 (``restart()``, which returns the new server). Then it checks the promise:
 
 - every acknowledged create (a 201 with its resourceVersion) is there, with that resourceVersion;
@@ -93,6 +93,19 @@ async def _watch(session: aiohttp.ClientSession, url: str, ns: str, rv: str, see
                     return
 
 
+def _children(pid: int) -> list[int]:
+    """The direct children of ``pid`` (from /proc/*/stat)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
 async def crash_round(srv: ServerProcess, restart: Callable[[], ServerProcess], *, ns: str, writers: int = 64,
                       kill_after: int = 300) -> tuple[RoundResult, ServerProcess]:
     result = RoundResult()
@@ -112,7 +125,12 @@ async def crash_round(srv: ServerProcess, restart: Callable[[], ServerProcess], 
         while sum(1 for v in outcome.values() if v not in ("refused", "unknown")) < kill_after:
             assert time.monotonic() < deadline, f"only {len(outcome)} writes in 120 s"
             await asyncio.sleep(0.01)
-        os.kill(srv.proc.pid, signal.SIGKILL)  # mid-flight: writers are still sending
+        # Mid-flight (writers are still sending): the server and the components it runs (the
+        # controller manager), as a crash of a k3s-like server takes them all; its children would
+        # otherwise outlive the test, orphaned.
+        for pid in [srv.proc.pid, *_children(srv.proc.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         srv.proc.wait()
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
