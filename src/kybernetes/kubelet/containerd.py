@@ -49,7 +49,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from kybernetes.images.oci import PAUSE_IMAGE
@@ -482,9 +482,9 @@ def process_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def shim_pids_for(socket: str) -> list[int]:
-    """PIDs of shims started by the containerd listening on `socket` (`-address SOCKET`)."""
-    pids = []
+def shim_argvs(socket: str) -> Iterator[tuple[int, list[bytes]]]:
+    """(pid, argv) of every shim started by the containerd listening on `socket` (`-address SOCKET`)."""
+    want = os.fsencode(socket)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -492,9 +492,13 @@ def shim_pids_for(socket: str) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv and argv[0].endswith(b"containerd-shim-runc-v2") and os.fsencode(socket) in argv:
-            pids.append(int(entry.name))
-    return pids
+        if argv and argv[0].endswith(b"containerd-shim-runc-v2") and want in argv:
+            yield int(entry.name), argv
+
+
+def shim_pids_for(socket: str) -> list[int]:
+    """PIDs of shims started by the containerd listening on `socket` (`-address SOCKET`)."""
+    return [pid for pid, _ in shim_argvs(socket)]
 
 
 def kill_pids(pids: Iterable[int]) -> None:

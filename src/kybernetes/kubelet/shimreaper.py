@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kybernetes.kubelet.containerd import cleanup_mounts, kill_pids, process_alive
+from kybernetes.kubelet.containerd import cleanup_mounts, kill_pids, process_alive, shim_argvs
 
 if TYPE_CHECKING:
     from kybernetes.kubelet.cri.client import CRIClient
@@ -40,22 +40,13 @@ def shims_of(socket: str) -> dict[int, str]:
     """pid -> ``-id`` of every shim serving CRI's namespace (``-namespace k8s.io``) of the containerd
     at ``socket`` (``-address SOCKET``): what CRI does not list in another namespace (``ctr run``
     by hand) is not CRI's to judge."""
-    want = os.fsencode(socket)
     out: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if not argv[0].endswith(b"containerd-shim-runc-v2") or want not in argv:
-            continue
+    for pid, argv in shim_argvs(socket):
         if _flag(argv, b"-namespace") != NAMESPACE.encode():
             continue
         sid = _flag(argv, b"-id")
         if sid:
-            out[int(entry.name)] = sid.decode(errors="replace")
+            out[pid] = sid.decode(errors="replace")
     return out
 
 
