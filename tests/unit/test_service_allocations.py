@@ -130,3 +130,33 @@ async def test_a_key_reclaimed_between_rounds_is_not_released(registry: Registry
     await held.claim(registry.store, "10.43.0.9", held.Owner("default", "y"))  # a new allocation
     await repair.round()
     assert held.key_of("10.43.0.9") in await keys(registry)
+
+
+async def test_deleted_services_free_their_values_at_once_whichever_server_deletes_them(
+        registry: Registry, tmp_path: Path) -> None:
+    """A server's reservations of the values it handed out end once its cache shows them, so a
+    full range, emptied by deletions made through another API server, serves this one again."""
+    other = Registry(registry.store, Catalogue.builtin(), builtin_strategies())
+    ServiceAllocator("10.43.0.0/28", (30000, 30010)).install(other)
+    await other.start()
+    try:
+        svcs = _r(registry, "services")
+        pickable = 16 - 3  # network, kubernetes Service (.1) and broadcast addresses excluded
+        for round_ in range(2):
+            made = [await registry.create(svcs, "default", service(f"s{i}"), CTX) for i in range(pickable)]
+            assert len({m["spec"]["clusterIP"] for m in made}) == pickable, round_
+            with pytest.raises(errors.StatusError) as full:
+                await registry.create(svcs, "default", service("one-too-many"), CTX)
+            assert full.value.code == 422 and "range is full" in str(full.value)
+            await other.cacher.wait_fresh()
+            for i in range(pickable):
+                await other.delete(svcs, "default", f"s{i}", DeleteOptions(), CTX)
+            await registry.cacher.wait_fresh()
+        # and through the server that handed them out
+        for i in range(pickable):
+            await registry.create(svcs, "default", service(f"t{i}"), CTX)
+        for i in range(pickable):
+            await registry.delete(svcs, "default", f"t{i}", DeleteOptions(), CTX)
+        assert (await registry.create(svcs, "default", service("again"), CTX))["spec"]["clusterIP"]
+    finally:
+        await other.stop()

@@ -42,15 +42,27 @@ CLAIM_ATTEMPTS = 32
 
 
 class _Reservations:
+    """Values this server handed out whose Service its watch cache does not show yet.
+
+    A reservation ends when the cache shows the value (from then on the cache accounts for it,
+    and the Service's deletion frees it at once, whichever server deletes it), when this server
+    releases the value (a refused write, a deletion), or after RESERVE_SECONDS at the latest (a
+    write that never landed). Holding values longer made a server that handed out many of them
+    see a nearly full range as full after they were all deleted."""
+
     def __init__(self) -> None:
         self._until: dict[Any, float] = {}
 
     def add(self, item: Any) -> None:
         self._until[item] = time.monotonic() + RESERVE_SECONDS
 
-    def active(self) -> set[Any]:
+    def discard(self, item: Any) -> None:
+        self._until.pop(item, None)
+
+    def active(self, cached: set[Any]) -> set[Any]:
+        """The reservations still pending, given the values the watch cache shows."""
         now = time.monotonic()
-        for k in [k for k, t in self._until.items() if t < now]:
+        for k in [k for k, t in self._until.items() if t < now or k in cached]:
             del self._until[k]
         return set(self._until)
 
@@ -91,7 +103,7 @@ class ServiceAllocator:
                     ports.add(int(p["nodePort"]))
             if needs_health_check(spec) and spec.get("healthCheckNodePort"):
                 ports.add(int(spec["healthCheckNodePort"]))
-        return ips | self._ips.active(), ports | self._ports.active()
+        return ips | self._ips.active(ips), ports | self._ports.active(ports)
 
     def _pick_ip(self, used: set[str]) -> str | None:
         size = self.network.num_addresses
@@ -126,12 +138,17 @@ class ServiceAllocator:
         the new values in the store (not on a dry run). The finish releases them if the write is
         refused, and, once it is stored, what ``old`` held and ``obj`` no longer does."""
         requested = set(held.held_by(obj.get("spec")))
-        await self._allocate(rest.registry, rest.resource, obj, old)
-        if ctx.dry_run:
+        before = set(held.held_by((old or {}).get("spec")))
+        try:
+            await self._allocate(rest.registry, rest.resource, obj, old)
+        except errors.StatusError:
+            self._forget(set(held.held_by(obj.get("spec"))) - before)
+            raise
+        if ctx.dry_run:  # nothing is held for a write that is not made
+            self._forget(set(held.held_by(obj.get("spec"))) - before)
             return None
         meta = obj.get("metadata") or {}
         owner = held.Owner(str(meta.get("namespace", "")), str(meta.get("name", "")))
-        before = set(held.held_by((old or {}).get("spec")))
         # A changed immutable value is not claimed: validation refuses the update ("field is
         # immutable"), as Kubernetes validates before it allocates; claiming first would answer a
         # 500 "already allocated" instead when another Service holds the value.
@@ -146,14 +163,17 @@ class ServiceAllocator:
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             await _release_claimed(rest, claimed, owner)
+            self._forget(set(held.held_by(obj.get("spec"))) - before)
             raise failed[0]
 
         async def finish(stored: bool) -> None:
             if not stored:
                 await _release_claimed(rest, claimed, owner)
+                self._forget(set(held.held_by(obj.get("spec"))) - before)
                 return
             for value in before - set(held.held_by(obj.get("spec"))):
                 await _release(store, value, owner)
+                self._forget((value,))
 
         return finish
 
@@ -186,6 +206,12 @@ class ServiceAllocator:
         owner = held.Owner(str(meta.get("namespace", "")), str(meta.get("name", "")))
         for value in held.held_by(obj.get("spec")):
             await _release(rest.registry.store, value, owner)
+            self._forget((value,))
+
+    def _forget(self, values: Any) -> None:
+        """End this server's reservations of ``values``: released, or never held."""
+        for value in values:
+            (self._ports if isinstance(value, int) else self._ips).discard(value)
 
     async def _allocate(self, registry: Registry, r: Resource, obj: Obj, old: Obj | None) -> None:
         """Fill in the cluster IP and node ports ``obj`` needs; 422 Invalid if one asked for is out of
