@@ -18,9 +18,12 @@ makes at least that many hollow nodes exist: Deployments reach Running with no c
 
 Nothing is started unless a test asks for ``kyb_cluster``, and nothing is left behind: the processes
 run under :mod:`~kybernetes.testing.guardian`, which ends them and removes the data dir when the
-fixture is torn down or the test process dies (Ctrl-C, a killed xdist worker). How long the cluster
-took to answer a namespaced create is printed in the terminal summary (the header is printed
-before any fixture runs) and kept in ``kyb_cluster.started_in``.
+fixture is torn down or the test process dies (Ctrl-C, a killed xdist worker).
+
+How long the cluster took to answer a namespaced create is kept in ``kyb_cluster.started_in`` and
+printed in the header: a session-scope cluster that a collected test uses is started as soon as
+collection ends, and its line follows "collected N items". A cluster started later (another
+scope, or under xdist, whose workers print no header) is reported in the terminal summary.
 
 This module imports nothing heavy: it is loaded into every pytest run on a machine where
 kybernetes is installed.
@@ -40,7 +43,8 @@ if TYPE_CHECKING:
     from kybernetes.testing.cluster import KybCluster
 
 SCOPES = ("session", "package", "module", "class", "function")
-_started: list[tuple[str, float]] = []  # (server URL, seconds) of each cluster this process started
+_started: list[tuple[str, float]] = []  # (server URL, seconds) of each cluster started lazily
+_early: list[KybCluster] = []  # the session cluster started when collection ended, until a fixture takes it
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,7 +63,26 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str:
     nodes = "this machine's node" if config.getoption("--kyb-real-node") else f"{_default_nodes(config)} hollow nodes"
-    return f"kybernetes: kyb_cluster ({_scope('kyb_cluster', config)} scope, {nodes}) starts when a test asks for it"
+    scope = _scope("kyb_cluster", config)
+    when = "once collected, if a test uses it" if scope == "session" else "when a test asks for it"
+    return f"kybernetes: kyb_cluster ({scope} scope, {nodes}) starts {when}"
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> str | None:
+    """Start the session's cluster now, when a collected test needs it, and say how long it took."""
+    if (config.option.collectonly or _scope("kyb_cluster", config) != "session"
+            or not any("kyb_cluster" in getattr(item, "fixturenames", ()) for item in items)):
+        return None
+    from kybernetes.testing.cluster import KybCluster
+
+    cluster = KybCluster.start(real_node=bool(config.getoption("--kyb-real-node")))
+    _early.append(cluster)
+    return f"kybernetes: kyb_cluster at {cluster.server} answered a namespaced create in {cluster.started_in:.2f} s"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    while _early:  # started when collection ended, and no test took it (the run ended first)
+        _early.pop().stop()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -107,8 +130,11 @@ def _kubeconfig_exported(path: str) -> Iterator[None]:
 def kyb_cluster(request: pytest.FixtureRequest) -> Iterator[KybCluster]:
     from kybernetes.testing.cluster import KybCluster
 
-    cluster = KybCluster.start(real_node=bool(request.config.getoption("--kyb-real-node")))
-    _started.append((cluster.server, cluster.started_in))
+    if _early and request.scope == "session":
+        cluster = _early.pop()
+    else:
+        cluster = KybCluster.start(real_node=bool(request.config.getoption("--kyb-real-node")))
+        _started.append((cluster.server, cluster.started_in))
     try:
         with _kubeconfig_exported(str(cluster.kubeconfig)):
             cluster.ensure_nodes(_default_nodes(request.config))
