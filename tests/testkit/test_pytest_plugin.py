@@ -262,12 +262,15 @@ def test_an_interrupted_run_leaves_nothing_behind(tmp_path: Path, how: str, mode
         proc.wait(30)
 
 
-def test_the_kopf_example_passes() -> None:
-    """examples/kopf-operator: a kopf operator's own suite on the plugin, as its README runs it."""
+@pytest.mark.parametrize("mode", ["process", "in-process"])
+def test_the_kopf_example_passes(mode: str) -> None:
+    """examples/kopf-operator: a kopf operator's own suite on the plugin, as its README runs it (in
+    the in-process mode too: kopf runs its own event loop beside the server's)."""
     pytest.importorskip("kopf", reason="kopf is in the test extras (installed on CI by scripts/setup.sh)")
     example = Path(__file__).resolve().parents[2] / "examples" / "kopf-operator"
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *_plugin_args()], cwd=example,
-                         env=env, capture_output=True, text=True, timeout=240)
+    mode_args = ["--kyb-in-process"] if mode == "in-process" else []
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *_plugin_args(), *mode_args],
+                         cwd=example, env=env, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "2 passed" in run.stdout, run.stdout
