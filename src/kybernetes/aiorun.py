@@ -69,6 +69,13 @@ def _loop_factory() -> Any:
     return uvloop.new_event_loop
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A loop of the kind :func:`run` uses (uvloop unless ``KYB_EVENT_LOOP=asyncio``), for a loop
+    run on a thread of its own; the collector is left as it is (it is the whole process's)."""
+    factory = _loop_factory()
+    return factory() if factory is not None else asyncio.new_event_loop()
+
+
 def run(main: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run`` on uvloop with the collector tuned: the entry point of every daemon."""
     tune_gc()

@@ -107,6 +107,9 @@ class ServerConfig:
     """Seconds a child component may take to answer its first /healthz before it is reported."""
     """``--server URL --token T``: the cluster whose etcd the member joins (``kybernetes.serverjoin``),
     unless the data dir holds the member already."""
+    child_launcher: list[str] = field(default_factory=list)
+    """An argv prefix each child is run under (the test kit's guardian, which ends the child when
+    the process that runs this bundle is gone); it must end its child when sent SIGTERM."""
 
     def dns_ip(self) -> str:
         return self.cluster_dns or cluster_dns_ip(self.api.service_cidr)
@@ -157,8 +160,9 @@ class Child:
 class Supervisor:
     """Keeps child processes running until told to stop."""
 
-    def __init__(self) -> None:
+    def __init__(self, launcher: list[str] | None = None) -> None:
         self.children: dict[str, Child] = {}
+        self.launcher = launcher or []
         self._stopping = False
 
     def start(self, name: str, args: list[str], log_path: Path, *, stop_timeout: float = STOP_TIMEOUT) -> Child:
@@ -173,7 +177,7 @@ class Supervisor:
         while not self._stopping:
             with open(child.log_path, "ab") as out:
                 child.proc = await asyncio.create_subprocess_exec(
-                    *child.args, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+                    *self.launcher, *child.args, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
                     start_new_session=True)
             started = asyncio.get_running_loop().time()
             code = await child.proc.wait()
@@ -369,7 +373,7 @@ async def _unless_stopped(step: Coroutine[Any, Any, None], stop: asyncio.Event) 
 async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool) -> None:
     api = APIServer(config.api)
     await api.start()
-    sup = Supervisor()
+    sup = Supervisor(config.child_launcher)
     logs = config.api.data_dir / "logs"
     snapshots = asyncio.create_task(_snapshot_forever(config), name="snapshots") if config.snapshots else None
     rotation = asyncio.create_task(componentlogs.run([logs]), name="component-logs")  # DATA/logs/*.log

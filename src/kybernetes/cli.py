@@ -23,6 +23,7 @@ from kybernetes import aiorun
 from kybernetes.datadir import default_data_dir
 
 if TYPE_CHECKING:
+    from kybernetes import bundle
     from kybernetes.apiserver.server import APIServer, APIServerConfig
 
 
@@ -356,9 +357,6 @@ def server(verbose: int, cluster_init: bool, cluster_reset: bool, cluster_reset_
            **api_flags: Any) -> None:
     """Run a whole cluster: the API server on the embedded store, the scheduler and the controllers."""
     from kybernetes import bundle
-    from kybernetes.addons import AddonSettings, addon_objects
-    from kybernetes.api.clusterdns import cluster_dns_ip
-    from kybernetes.join import NodeSettings
 
     _setup_logging(verbose)
     if cluster_reset_restore_path is not None and not cluster_reset:
@@ -374,6 +372,49 @@ def server(verbose: int, cluster_init: bool, cluster_reset: bool, cluster_reset_
         _cluster_reset(cfg.data_dir, node_name, etcd_client_port, etcd_peer_port,
                        _etcd_address(cfg.advertise_address, cfg.bind_address), cluster_reset_restore_path)
         return
+    bundle.main(_server_config(
+        cluster_init=cluster_init, join_server=join_server, join_token=join_token, etcd_client_port=etcd_client_port,
+        etcd_peer_port=etcd_peer_port, disable_snapshots=disable_snapshots,
+        snapshot_schedule_cron=snapshot_schedule_cron, snapshot_retention=snapshot_retention,
+        snapshot_dir=snapshot_dir, disable_agent=disable_agent, disable_scheduler=disable_scheduler,
+        disable_controller_manager=disable_controller_manager, cluster_cidr=cluster_cidr,
+        kube_scheduler_arg=kube_scheduler_arg, kube_controller_manager_arg=kube_controller_manager_arg,
+        disable_cloud_controller=disable_cloud_controller, enable_cloud_controller=enable_cloud_controller,
+        kube_cloud_controller_manager_arg=kube_cloud_controller_manager_arg, kubelet_arg=kubelet_arg,
+        node_name=node_name, disable_kube_proxy=disable_kube_proxy, disable=disable, cluster_dns=cluster_dns,
+        cluster_domain=cluster_domain, flannel_backend=flannel_backend, flannel_ipmasq=flannel_ipmasq,
+        lb_server_port=lb_server_port, component_health_grace=component_health_grace, **api_flags))
+
+
+def server_config(args: list[str]) -> bundle.ServerConfig:
+    """What ``kyb server ARGS`` would run, without running it: the one reading of ``kyb server``'s
+    flags, for whoever runs the bundle in its own process (the test kit's in-process cluster).
+    Bad flags raise click's exceptions (``click.UsageError`` and friends); ``--cluster-reset``,
+    which does its work instead of running a server, is refused; nothing here touches logging."""
+    with server.make_context("server", list(args)) as ctx:
+        params = dict(ctx.params)
+    params.pop("verbose")
+    if params.pop("cluster_reset") or params.pop("cluster_reset_restore_path") is not None:
+        raise click.UsageError("--cluster-reset runs no server")
+    return _server_config(**params)
+
+
+def _server_config(cluster_init: bool, join_server: str, join_token: str, etcd_client_port: int,
+                   etcd_peer_port: int, disable_snapshots: bool, snapshot_schedule_cron: str, snapshot_retention: int,
+                   snapshot_dir: Path | None, disable_agent: bool, disable_scheduler: bool,
+                   disable_controller_manager: bool, cluster_cidr: str, kube_scheduler_arg: tuple[str, ...],
+                   kube_controller_manager_arg: tuple[str, ...], disable_cloud_controller: bool,
+                   enable_cloud_controller: bool, kube_cloud_controller_manager_arg: tuple[str, ...],
+                   kubelet_arg: tuple[str, ...], node_name: str | None, disable_kube_proxy: bool,
+                   disable: tuple[str, ...], cluster_dns: str, cluster_domain: str, flannel_backend: str,
+                   flannel_ipmasq: bool, lb_server_port: int, component_health_grace: float,
+                   **api_flags: Any) -> bundle.ServerConfig:
+    """``kyb server``'s flags (all but logging and --cluster-reset's) as the bundle's configuration."""
+    from kybernetes import bundle
+    from kybernetes.addons import AddonSettings, addon_objects
+    from kybernetes.api.clusterdns import cluster_dns_ip
+    from kybernetes.join import NodeSettings
+
     etcd = _embedded_etcd(cluster_init, join_server, join_token, node_name, etcd_client_port, etcd_peer_port,
                           api_flags)
     cfg = _config(**api_flags)
@@ -407,7 +448,7 @@ def server(verbose: int, cluster_init: bool, cluster_reset: bool, cluster_reset_
     cfg.node_settings = NodeSettings(
         cloud_provider="" if disable_cloud_controller else "external", cluster_dns=dns_ip,
         cluster_domain=cluster_domain.removesuffix("."), service_cidr=cfg.service_cidr, cluster_cidr=cluster_cidr)
-    bundle.main(bundle.ServerConfig(
+    return bundle.ServerConfig(
         api=cfg, disable_agent=disable_agent, disable_scheduler=disable_scheduler,
         disable_controller_manager=disable_controller_manager, cluster_cidr=cluster_cidr,
         scheduler_args=[_flag(a) for a in kube_scheduler_arg],
@@ -423,7 +464,7 @@ def server(verbose: int, cluster_init: bool, cluster_reset: bool, cluster_reset_
         cni_bridge=bridge, disable=disabled, cluster_dns=dns_ip, cluster_domain=cluster_domain.removesuffix("."),
         snapshots=snapshots, etcd=etcd, join_server=join_server, join_token=join_token,
         component_health_grace=component_health_grace,
-    ))
+    )
 
 
 def _embedded_etcd(cluster_init: bool, join_server: str, join_token: str, node_name: str | None, client_port: int,

@@ -6,7 +6,7 @@ admission and API Priority and Fairness collectors (:mod:`.metrics`, :mod:`.stor
 chain (webhooks included) and the watch handlers (the server hands the APF one to its gate when
 it builds it), and registers them in the
 process's default registry, replacing those of an earlier server in the same process (tests run
-several). :func:`serve` answers ``GET /metrics`` with the default registry, process and Python
+several); the server's stop takes them out again. :func:`serve` answers ``GET /metrics`` with the default registry, process and Python
 metrics included (:func:`kybernetes.metrics.exposition`); the caller has authorized the request
 as kube-apiserver does (nonResourceURL ``/metrics``, verb ``get``: ``system:monitoring`` and
 ``cluster-admin`` may).
@@ -54,8 +54,15 @@ class Monitoring:
         self.storage.start(store)
 
     async def stop(self) -> None:
+        """Stops the collectors and takes them out of the default registry (unless a later
+        server's have replaced them): a stopped server's store is not scraped, nor kept alive."""
         self.requests.stop()
         await self.storage.stop()
+        mine = [self.requests, self.storage, self.admission, self.flowcontrol]
+        if _registered == mine:
+            for c in mine:
+                REGISTRY.unregister(c)
+            _registered.clear()
 
 
 def attach(catalogue: Catalogue, store: Store, admission: Chain, handlers: ResourceHandlers) -> Monitoring | None:

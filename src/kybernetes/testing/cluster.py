@@ -18,6 +18,8 @@ nothing outlives the test process, however that ends. Guarantees:
   can be created in it at once); ``delete_namespace`` deletes it and everything in it, in the
   background (the namespace controller finishes the work).
 - ``stop`` ends every process and removes the data dir.
+- ``in_process``: the API server runs on a thread of the calling process instead of a ``kyb
+  server`` child (:mod:`kybernetes.testing.inprocess`); everything above holds the same.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ NODE_READY_TIMEOUT = 60.0
 HOLLOW_PREFIX = "kyb-node-"
 
 
-def _guarded(directory: str) -> list[str]:
+def guarded(directory: str) -> list[str]:
+    """:mod:`kybernetes.testing.guardian`'s argv prefix for this process: what follows ends when
+    this process does, and ``directory`` (``-``: none) is removed then."""
     return [sys.executable, "-m", "kybernetes.testing.guardian", str(os.getpid()), directory, "--"]
 
 
@@ -65,19 +69,34 @@ class KybCluster:
         return self.process.data_dir
 
     @classmethod
-    def start(cls, *, real_node: bool = False, extra: tuple[str, ...] = (), timeout: float = 60.0) -> KybCluster:
+    def start(cls, *, real_node: bool = False, extra: tuple[str, ...] = (), timeout: float = 60.0,
+              in_process: bool = False) -> KybCluster:
+        """Start a cluster (see the module docstring); with ``in_process`` the API server runs on a
+        thread of this process (:mod:`kybernetes.testing.inprocess`), which has no node agent to run."""
+        if in_process and real_node:
+            raise ValueError("the in-process mode runs no node of this machine: use the process mode for a real node")
         t0 = time.monotonic()
         data_dir = Path(tempfile.mkdtemp(prefix="kyb-test-"))
         try:
-            proc = ServerProcess.start(data_dir, *extra, control_plane=True, agent=real_node, service_accounts=False,
-                                       timeout=timeout, launcher=_guarded(str(data_dir)), poll_interval=READY_POLL)
+            if in_process:
+                from kybernetes.testing.inprocess import InProcessServer
+
+                proc: ServerProcess = InProcessServer.start_in_process(data_dir, *extra, timeout=timeout)
+            else:
+                proc = ServerProcess.start(data_dir, *extra, control_plane=True, agent=real_node,
+                                           service_accounts=False, timeout=timeout, launcher=guarded(str(data_dir)),
+                                           poll_interval=READY_POLL)
         except BaseException:
             import shutil
 
             shutil.rmtree(data_dir, ignore_errors=True)
             raise
         cluster = cls(proc, 0.0, real_node)
-        cluster._wait_for_a_namespaced_create(t0 + timeout)
+        try:
+            cluster._wait_for_a_namespaced_create(t0 + timeout)
+        except BaseException:
+            proc.stop(15.0)
+            raise
         cluster.started_in = time.monotonic() - t0
         return cluster
 
@@ -115,7 +134,7 @@ class KybCluster:
                 "--name-prefix", HOLLOW_PREFIX, "--report-interval", "0"]
         log = open(self.data_dir / f"hollow-{self.hollow_count}.log", "ab")  # noqa: SIM115 (the child's)
         with log:
-            self.hollow.append(subprocess.Popen([*_guarded("-"), *args], stdout=log, stderr=subprocess.STDOUT,
+            self.hollow.append(subprocess.Popen([*guarded("-"), *args], stdout=log, stderr=subprocess.STDOUT,
                                                 start_new_session=True))
         self.hollow_count = count
         self._wait_for_ready_nodes(count)

@@ -9,6 +9,10 @@
   within :data:`POLL` seconds;
 - the child exits by itself.
 
+With no ARGV (``-- `` alone) the guardian runs nothing and only watches: it removes ``DIR`` when
+signalled or when ``PARENT_PID`` is gone (the in-process cluster's data dir: the API server runs in
+the test process, which a SIGKILL leaves no time to clean up).
+
 Stopping the child is :func:`kybernetes.testing.stop_process`: SIGTERM, up to
 :data:`STOP_TIMEOUT` seconds for it to end its own children (``kyb server`` stops its scheduler
 and controller manager), then SIGKILL. Then ``DIR`` (the cluster's data dir; ``-`` for none) is
@@ -23,6 +27,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from types import FrameType
 
 from kybernetes.testing import stop_process
@@ -40,22 +45,25 @@ def guard(parent: int, directory: str, argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    child = subprocess.Popen(argv, start_new_session=True)
+    child = subprocess.Popen(argv, start_new_session=True) if argv else None
     while not stopping and os.getppid() == parent:
+        if child is None:
+            time.sleep(POLL)  # a signal ends the sleep at once (and sets stopping)
+            continue
         try:
             child.wait(POLL)
             break
         except subprocess.TimeoutExpired:
             continue
-    code = stop_process(child, STOP_TIMEOUT)
+    code = stop_process(child, STOP_TIMEOUT) if child is not None else 0
     if directory != "-":
         shutil.rmtree(directory, ignore_errors=True)
     return code
 
 
 def main(args: list[str]) -> int:
-    if len(args) < 4 or args[2] != "--":
-        print("usage: python -m kybernetes.testing.guardian PARENT_PID DIR -- ARGV...", file=sys.stderr)
+    if len(args) < 3 or args[2] != "--":
+        print("usage: python -m kybernetes.testing.guardian PARENT_PID DIR -- [ARGV...]", file=sys.stderr)
         return 2
     return guard(int(args[0]), args[1], args[3:])
 

@@ -16,6 +16,12 @@ Nodes: ``@pytest.mark.kyb_nodes(3)`` (or ``--kyb-nodes 3`` / ini ``kyb_nodes``, 
 makes at least that many hollow nodes exist: Deployments reach Running with no container.
 ``--kyb-real-node`` (root, with containerd installed) runs this machine's node instead.
 
+Mode: by default the API server is a ``kyb server`` child process, as the scheduler and the
+controller manager are. ``kyb_cluster_mode = in-process`` (ini) or ``--kyb-in-process`` runs it on
+a thread of the test process instead (:mod:`kybernetes.testing.inprocess`): a cluster after the
+first of a run starts faster (no interpreter to start, nothing to import), at the price of sharing
+the test process's GIL and interpreter; the first one pays the imports. No real node in that mode.
+
 Nothing is started unless a test asks for ``kyb_cluster``, and nothing is left behind: the processes
 run under :mod:`~kybernetes.testing.guardian`, which ends them and removes the data dir when the
 fixture is torn down or the test process dies (Ctrl-C, a killed xdist worker).
@@ -43,6 +49,7 @@ if TYPE_CHECKING:
     from kybernetes.testing.cluster import KybCluster
 
 SCOPES = ("session", "package", "module", "class", "function")
+MODES = ("process", "in-process")
 _started: list[tuple[str, float]] = []  # (server URL, seconds) of each cluster started lazily
 _early: list[KybCluster] = []  # the session cluster started when collection ended, until a fixture takes it
 
@@ -53,8 +60,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="hollow nodes in kyb_cluster for every test (default: the kyb_nodes ini option, 0)")
     group.addoption("--kyb-real-node", action="store_true", default=False,
                     help="run this machine's node (kubelet, containerd) in kyb_cluster: needs root")
+    group.addoption("--kyb-in-process", action="store_true", default=False,
+                    help="run kyb_cluster's API server on a thread of the test process (kyb_cluster_mode = in-process)")
     parser.addini("kyb_cluster_scope", "scope of the kyb_cluster fixture", default="session")
     parser.addini("kyb_nodes", "hollow nodes in kyb_cluster for every test", default="0")
+    parser.addini("kyb_cluster_mode", "where kyb_cluster's API server runs: process (a child process) or "
+                  "in-process (a thread of the test process)", default="process")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,7 +76,8 @@ def pytest_report_header(config: pytest.Config) -> str:
     nodes = "this machine's node" if config.getoption("--kyb-real-node") else f"{_default_nodes(config)} hollow nodes"
     scope = _scope("kyb_cluster", config)
     when = "once collected, if a test uses it" if scope == "session" else "when a test asks for it"
-    return f"kybernetes: kyb_cluster ({scope} scope, {nodes}) starts {when}"
+    mode = ", API server in-process" if _in_process(config) else ""
+    return f"kybernetes: kyb_cluster ({scope} scope, {nodes}{mode}) starts {when}"
 
 
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> str | None:
@@ -73,9 +85,7 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
     if (config.option.collectonly or _scope("kyb_cluster", config) != "session"
             or not any("kyb_cluster" in getattr(item, "fixturenames", ()) for item in items)):
         return None
-    from kybernetes.testing.cluster import KybCluster
-
-    cluster = KybCluster.start(real_node=bool(config.getoption("--kyb-real-node")))
+    cluster = _start(config)
     _early.append(cluster)
     return f"kybernetes: kyb_cluster at {cluster.server} answered a namespaced create in {cluster.started_in:.2f} s"
 
@@ -96,6 +106,22 @@ def _scope(fixture_name: str, config: pytest.Config) -> Any:
     if scope not in SCOPES:
         raise pytest.UsageError(f"kyb_cluster_scope must be one of {', '.join(SCOPES)}, not {scope!r}")
     return scope
+
+
+def _in_process(config: pytest.Config) -> bool:
+    mode = str(config.getini("kyb_cluster_mode") or "process")
+    if mode not in MODES:
+        raise pytest.UsageError(f"kyb_cluster_mode must be one of {', '.join(MODES)}, not {mode!r}")
+    in_process = bool(config.getoption("--kyb-in-process")) or mode == "in-process"
+    if in_process and config.getoption("--kyb-real-node"):
+        raise pytest.UsageError("--kyb-real-node needs the process mode (kyb_cluster_mode = process)")
+    return in_process
+
+
+def _start(config: pytest.Config) -> KybCluster:
+    from kybernetes.testing.cluster import KybCluster
+
+    return KybCluster.start(real_node=bool(config.getoption("--kyb-real-node")), in_process=_in_process(config))
 
 
 def _default_nodes(config: pytest.Config) -> int:
@@ -128,12 +154,11 @@ def _kubeconfig_exported(path: str) -> Iterator[None]:
 
 @pytest.fixture(scope=_scope)
 def kyb_cluster(request: pytest.FixtureRequest) -> Iterator[KybCluster]:
-    from kybernetes.testing.cluster import KybCluster
 
     if _early and request.scope == "session":
         cluster = _early.pop()
     else:
-        cluster = KybCluster.start(real_node=bool(request.config.getoption("--kyb-real-node")))
+        cluster = _start(request.config)
         _started.append((cluster.server, cluster.started_in))
     try:
         with _kubeconfig_exported(str(cluster.kubeconfig)):
