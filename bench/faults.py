@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.test_node import _pick_network, running_node
-from tests.reliability.faults import FAULTS, FaultResult, fault_round, server_args
+from tests.reliability.faults import FAULTS, SPLIT_FAULTS, FaultResult, fault_round, server_args
 
 from bench.calibration import calibrate
 from kybernetes.kubelet.cri.client import CRIClient
@@ -37,15 +37,22 @@ def run(faults: list[str], rounds: int, tmp: Path) -> tuple[dict[str, list[dict[
     found (processes, mounts, veths, network namespaces)."""
     out: dict[str, list[dict[str, Any]]] = {f: [] for f in faults}
     leaked: list[str] = []
-    try:
-        leaked = _rounds(faults, rounds, tmp, out)
-    except AssertionError as err:  # the node's teardown found something left behind: a figure too
-        leaked.append(f"left behind when the node stopped: {err}")
+    # The kubelet alone is a process only on a node run with --split-node-components: a node of its own.
+    for split in (False, True):
+        mine = [f for f in faults if (f in SPLIT_FAULTS) == split]
+        if not mine:
+            continue
+        try:
+            leaked += _rounds(mine, rounds, tmp / ("split" if split else "one-process"), out, split)
+        except AssertionError as err:  # the node's teardown found something left behind: a figure too
+            leaked.append(f"left behind when the node stopped: {err}")
     return out, leaked
 
 
-def _rounds(faults: list[str], rounds: int, tmp: Path, out: dict[str, list[dict[str, Any]]]) -> list[str]:
-    with running_node(tmp, "faults", _pick_network(), *server_args(tmp)) as node:
+def _rounds(faults: list[str], rounds: int, tmp: Path, out: dict[str, list[dict[str, Any]]],
+            split: bool) -> list[str]:
+    tmp.mkdir(parents=True, exist_ok=True)
+    with running_node(tmp, "faults", _pick_network(), *server_args(tmp, split)) as node:
         for n in range(rounds):
             for fault in faults:
                 ns = f"f{n}-{fault}"
