@@ -2,9 +2,9 @@
 the kubelet alone and the node's containerd, each during a Deployment rollout and a Job, on a real
 ``kyb server`` with its node (issues 20, 18). Root only.
 
-One server per node layout (the kubelet alone is a process only with ``--split-node-components``,
-a server of its own, started once the default layout's is gone); each fault runs :func:`tests.reliability.faults.fault_round` (its
-docstring states the promise checked) in a namespace of its own and prints the time to converge.
+One server for the module (the kubelet alone is a process only with ``--split-node-components``:
+its fault is ``test_component_faults_split``'s, on a server of its own); each fault runs
+:func:`tests.reliability.faults.fault_round` (its docstring states the promise checked) in a namespace of its own and prints the time to converge.
 ``bench.faults`` runs more rounds and prints the table.
 """
 
@@ -23,10 +23,8 @@ from tests.reliability.faults import FAULTS, SPLIT_FAULTS, fault_round, server_a
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Node]:
-    """A server and its node; ``request.param``: "split" runs the node's components as child processes."""
-    split = request.param == "split"
+def fault_node(tmp_path_factory: pytest.TempPathFactory, split: bool) -> Iterator[Node]:
+    """A server and its node with short leader leases; ``split``: the node's components as child processes."""
     reason = _node_missing()
     if reason:
         if os.environ.get("CI"):
@@ -38,9 +36,18 @@ def node(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReques
         yield n
 
 
-@pytest.mark.parametrize(("node", "fault"), [("split" if f in SPLIT_FAULTS else "one-process", f) for f in FAULTS],
-                         indirect=["node"], ids=list(FAULTS))
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    yield from fault_node(tmp_path_factory, split=False)
+
+
+@pytest.mark.parametrize("fault", [f for f in FAULTS if f not in SPLIT_FAULTS])
 def test_cluster_converges_after_kill_9(node: Node, fault: str) -> None:
+    check_fault(node, fault)
+
+
+def check_fault(node: Node, fault: str) -> None:
+    """One fault round (the promise of :func:`fault_round`) in a namespace of its own."""
     ns = "f-" + re.sub(r"[^a-z0-9]+", "-", fault)
     node.kubectl("create", "namespace", ns)
     wait_until(lambda: node.kubectl("get", "sa", "default", "-n", ns, check=False).returncode == 0, 30,
