@@ -7,6 +7,9 @@ the node's containers running (as a real kubelet does: a restarted kubelet adopt
 as graceful node shutdown does (`kybernetes.kubelet.shutdown`); SIGHUP (a restart) never kills them. Without
 ``--container-runtime-endpoint`` the kubelet supervises its own containerd in DATA/containerd.
 
+The node agent runs the kubelet in its own process: :func:`parse` (the same flags, one home) and
+:func:`serve` with stop and restart events (``kybernetes.agent.inprocess``).
+
 Also runnable as ``python -m kybernetes.kubelet.cmd`` (the CLI registers it as ``kyb kubelet``).
 """
 

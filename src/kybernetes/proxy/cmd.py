@@ -1,5 +1,8 @@
 """``kyb proxy``: flags -> :class:`ProxyConfig` -> :func:`proxier.run` until SIGTERM/SIGINT.
 
+The node agent runs it in its own process: :func:`parse` (the same flags) and :func:`serve` with
+a stop event (``kybernetes.agent.inprocess``).
+
 On a clean stop the proxy's nftables table is deleted and the bridge's ``route_localnet`` restored.
 """
 

@@ -1,7 +1,8 @@
 """``kyb network``: flags -> :class:`NetworkConfig` -> :func:`network.run` until SIGTERM/SIGINT.
 
 The node agent runs it beside the kubelet and kube-proxy (``--flannel-backend host-gw``, the
-default); on a clean stop its routes and its nftables table are removed.
+default), in its own process through :func:`parse` (or as this command with
+``--split-node-components``); on a clean stop its routes and its nftables table are removed.
 """
 
 from __future__ import annotations
