@@ -1,7 +1,8 @@
-"""Component faults, long: ``python -m bench.faults [--rounds 5] [--faults scheduler kubelet ...]`` (root).
+"""Component faults, long: ``python -m bench.faults [--rounds 5] [--faults scheduler agent kubelet ...]`` (root).
 
 Each round is :func:`tests.reliability.faults.fault_round` (its docstring states what is checked) on
-one ``kyb server`` with its node: a Deployment rollout (3 replicas, maxSurge 1, maxUnavailable 1) and
+one ``kyb server`` with its node (the kubelet alone, a process only with ``--split-node-components``,
+on a second server run so): a Deployment rollout (3 replicas, maxSurge 1, maxUnavailable 1) and
 a Job (4 completions, 2 at a time) are under way when the component is killed with SIGKILL; its
 supervisor restarts it. Prints a table per fault, each with its goal and PASS/MISS: rounds,
 rounds that converged (goal: all, within 90 s), median and worst time from the kill to convergence,
