@@ -1,7 +1,8 @@
-"""Component faults, long: ``python -m bench.faults [--rounds 5] [--faults scheduler kubelet ...]`` (root).
+"""Component faults, long: ``python -m bench.faults [--rounds 5] [--faults scheduler agent kubelet ...]`` (root).
 
 Each round is :func:`tests.reliability.faults.fault_round` (its docstring states what is checked) on
-one ``kyb server`` with its node: a Deployment rollout (3 replicas, maxSurge 1, maxUnavailable 1) and
+one ``kyb server`` with its node (the kubelet alone, a process only with ``--split-node-components``,
+on a second server run so): a Deployment rollout (3 replicas, maxSurge 1, maxUnavailable 1) and
 a Job (4 completions, 2 at a time) are under way when the component is killed with SIGKILL; its
 supervisor restarts it. Prints a table per fault, each with its goal and PASS/MISS: rounds,
 rounds that converged (goal: all, within 90 s), median and worst time from the kill to convergence,
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.test_node import _pick_network, running_node
-from tests.reliability.faults import FAULTS, FaultResult, fault_round, server_args
+from tests.reliability.faults import FAULTS, SPLIT_FAULTS, FaultResult, fault_round, server_args
 
 from bench.calibration import calibrate
 from kybernetes.kubelet.cri.client import CRIClient
@@ -37,15 +38,22 @@ def run(faults: list[str], rounds: int, tmp: Path) -> tuple[dict[str, list[dict[
     found (processes, mounts, veths, network namespaces)."""
     out: dict[str, list[dict[str, Any]]] = {f: [] for f in faults}
     leaked: list[str] = []
-    try:
-        leaked = _rounds(faults, rounds, tmp, out)
-    except AssertionError as err:  # the node's teardown found something left behind: a figure too
-        leaked.append(f"left behind when the node stopped: {err}")
+    # The kubelet alone is a process only on a node run with --split-node-components: a node of its own.
+    for split in (False, True):
+        mine = [f for f in faults if (f in SPLIT_FAULTS) == split]
+        if not mine:
+            continue
+        try:
+            leaked += _rounds(mine, rounds, tmp / ("split" if split else "one-process"), out, split)
+        except AssertionError as err:  # the node's teardown found something left behind: a figure too
+            leaked.append(f"left behind when the node stopped: {err}")
     return out, leaked
 
 
-def _rounds(faults: list[str], rounds: int, tmp: Path, out: dict[str, list[dict[str, Any]]]) -> list[str]:
-    with running_node(tmp, "faults", _pick_network(), *server_args(tmp)) as node:
+def _rounds(faults: list[str], rounds: int, tmp: Path, out: dict[str, list[dict[str, Any]]],
+            split: bool) -> list[str]:
+    tmp.mkdir(parents=True, exist_ok=True)
+    with running_node(tmp, "faults", _pick_network(), *server_args(tmp, split)) as node:
         for n in range(rounds):
             for fault in faults:
                 ns = f"f{n}-{fault}"

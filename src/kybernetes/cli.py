@@ -304,6 +304,9 @@ def main() -> None:
 @click.option("--kubelet-arg", multiple=True, help="Extra flag for this node's kubelet, as NAME=VALUE.")
 @click.option("--node-name", default=None, help="This node's name (default: the host name).")
 @click.option("--disable-kube-proxy", is_flag=True, help="Do not run kube-proxy on this machine's node.")
+@click.option("--split-node-components", is_flag=True,
+              help="The node's agent runs its kubelet, kube-proxy and network as child processes "
+                   "(kyb agent --split-node-components) instead of in its own process.")
 @click.option("--lb-server-port", type=click.IntRange(0, 65535), default=6444, show_default=True,
               help="The port on 127.0.0.1 of this node's API server load balancer (0: any free one).")
 @click.option("--disable", multiple=True, metavar="ADDON",
@@ -352,7 +355,8 @@ def server(verbose: int, cluster_init: bool, cluster_reset: bool, cluster_reset_
            snapshot_dir: Path | None, disable_agent: bool, disable_scheduler: bool, disable_controller_manager: bool,
            cluster_cidr: str, kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...],
            disable_cloud_controller: bool, enable_cloud_controller: bool, kube_cloud_controller_manager_arg: tuple[str, ...],
-           kubelet_arg: tuple[str, ...], node_name: str | None, disable_kube_proxy: bool, disable: tuple[str, ...],
+           kubelet_arg: tuple[str, ...], node_name: str | None, disable_kube_proxy: bool,
+           split_node_components: bool, disable: tuple[str, ...],
            cluster_dns: str, cluster_domain: str, flannel_backend: str, flannel_ipmasq: bool, lb_server_port: int, component_health_grace: float,
            **api_flags: Any) -> None:
     """Run a whole cluster: the API server on the embedded store, the scheduler and the controllers."""
@@ -458,6 +462,7 @@ def _server_config(cluster_init: bool, join_server: str, join_token: str, etcd_c
         agent_args=["--cni-bridge", bridge, *(f"--kubelet-arg={a}" for a in kubelet_arg),
                     *(["--node-name", node_name] if node_name else []),
                     *(["--disable-kube-proxy"] if disable_kube_proxy else []),
+                    *(["--split-node-components"] if split_node_components else []),
                     "--flannel-backend", flannel_backend,
                     "--flannel-ipmasq" if flannel_ipmasq else "--no-flannel-ipmasq",
                     "--lb-server-port", str(lb_server_port)],

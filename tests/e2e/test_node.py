@@ -9,8 +9,8 @@ with their service-account token.
 What is covered: logs, exec (exit codes, stdin), port-forward, init containers, env and config
 volumes, liveness restarts, CrashLoopBackOff, readiness and Endpoints, graceful deletion (preStop and
 SIGTERM), OOMKilled, in-cluster API calls with the projected token, pulls from a loopback registry,
-a 20-replica Deployment answering on every pod IP, a SIGKILLed kubelet adopting its containers, a
-second node joining. The last test stops the server and checks that nothing is left behind: no
+a 20-replica Deployment answering on every pod IP, the kubelet and kube-proxy serving from the
+agent's one process, a SIGKILLed agent whose kubelet adopts its containers, a second node joining. The last test stops the server and checks that nothing is left behind: no
 containerd or shim of our data dirs, no mounts under them, no network namespace of our pods, no
 veth on our bridges.
 """
@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,7 @@ from kybernetes.images.oci import BUSYBOX_IMAGE, build_busybox_image
 from kybernetes.kubelet.containerd import cleanup_mounts, kill_pids, mounts_under
 from kybernetes.pki import primary_address
 from kybernetes.testing import ServerProcess, free_network_octet, free_port, stop_process
+from tests.reliability.faults import runtime_orphans
 
 from .conftest import Obj, is_ready, require_kubectl, wait_until
 
@@ -107,16 +109,6 @@ def pids_mentioning(path: Path) -> list[int]:
     """Processes whose command line names `path` or something under it (containerd, shims, kubelet)."""
     needle = os.fsencode(str(path))
     return [pid for pid, argv in _cmdlines() if pid != os.getpid() and any(needle in a for a in argv)]
-
-
-def kubelet_pids(agent_dir: Path) -> list[int]:
-    """The ``kyb kubelet`` processes running with ``--data-dir agent_dir``."""
-    want = os.fsencode(str(agent_dir))
-    out = []
-    for pid, argv in _cmdlines():
-        if b"kubelet" in argv and want in argv and b"--data-dir" in argv:
-            out.append(pid)
-    return out
 
 
 def veths_on(bridge: str) -> list[str]:
@@ -900,20 +892,67 @@ def test_deployment_of_20_httpd_replicas_answers_on_every_pod_ip(node: Node, ns:
     wait_until(lambda: not node.get("pods", "-n", ns, "-l", "app=web")["items"], 90, "the web pods to go")
 
 
-# ---- the kubelet dies; its containers do not -----------------------------------------------------
+# ---- the agent's one process: the kubelet and kube-proxy in it; killed, its containers live on ---------
 
 
-def test_killed_kubelet_leaves_its_containers_running(node: Node, ns: str) -> None:
+def agent_pids(server_dir: Path) -> list[int]:
+    """The ``kyb agent`` processes of the server in ``server_dir`` (their --data-dir is under it)."""
+    want = os.fsencode(str(server_dir))
+    return [pid for pid, argv in _cmdlines()
+            if argv[1:4] == [b"-m", b"kybernetes.cli", b"agent"] and any(want in a for a in argv)]
+
+
+def listening_pids(port: int) -> set[int]:
+    """The processes holding a listening TCP socket on ``port`` (any address; /proc/net/tcp{,6})."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # LISTEN
+                    inodes.add(f"socket:[{fields[9]}]")
+    out = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                    out.add(int(entry.name))
+    return out
+
+
+def test_agent_serves_the_kubelet_and_kube_proxy_healthz_from_one_process(node: Node) -> None:
+    """The default layout (issue 18): the kubelet, kube-proxy and the node network run in the agent's
+    process, each with its own servers: the kubelet API (its /healthz) and kube-proxy's 10256."""
+    agents = agent_pids(node.server.data_dir)
+    assert len(agents) == 1, agents
+    mine = os.fsencode(str(node.agent_dir))
+    children = [argv[3] for _, argv in _cmdlines() if argv[1:3] == [b"-m", b"kybernetes.cli"]
+                and argv[3:4] in ([b"kubelet"], [b"proxy"], [b"network"]) and any(mine in a for a in argv)]
+    assert children == [], children
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # /healthz needs no client certificate
+    node_obj = node.get("node", node.node_name)
+    port = node_obj["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+    address = next(a["address"] for a in node_obj["status"]["addresses"] if a["type"] == "InternalIP")
+    with urllib.request.urlopen(f"https://{address}:{port}/healthz", context=ctx, timeout=5) as r:
+        assert (r.status, r.read()) == (200, b"ok")
+    assert http_get("http://127.0.0.1:10256/healthz")[0] == 200
+    assert listening_pids(port) == listening_pids(10256) == set(agents)
+
+
+def test_killed_agent_leaves_its_containers_running(node: Node, ns: str) -> None:
+    """kill -9 of the agent (the kubelet's process): the server restarts it, the new kubelet adopts
+    the running container (same ID, no restart, no Killing event) and leaves no container without a pod."""
     node.apply(ns, pod("survivor", "sleep 3600"))
     before = container_status(node.wait_ready(ns, "survivor"))
-    pids = kubelet_pids(node.agent_dir)
+    pids = agent_pids(node.server.data_dir)
     assert len(pids) == 1, pids
     os.kill(pids[0], signal.SIGKILL)
-    # The agent restarts it (1 s back-off).
-    new = wait_until(lambda: [p for p in kubelet_pids(node.agent_dir) if p != pids[0]], 30, "a new kubelet")
+    # The server's supervisor restarts it (1 s back-off).
+    new = wait_until(lambda: [p for p in agent_pids(node.server.data_dir) if p != pids[0]], 30, "a new agent")
     assert len(new) == 1
     # The new kubelet is serving: exec goes through it, to the same container.
-    wait_until(lambda: node.kubectl("exec", "survivor", "-n", ns, "--", "true", check=False).returncode == 0, 60,
+    wait_until(lambda: node.kubectl("exec", "survivor", "-n", ns, "--", "true", check=False).returncode == 0, 90,
                "exec through the new kubelet")
     # It has synced the pods it found at its start before it runs one created after: once a
     # sentinel pod is ready, the survivor has been synced (and its status written if it changed).
@@ -927,6 +966,8 @@ def test_killed_kubelet_leaves_its_containers_running(node: Node, ns: str) -> No
     assert cs["state"]["running"]["startedAt"] == before["state"]["running"]["startedAt"]
     kinds = {e["reason"] for e in node.events(ns, "survivor")}
     assert "Killing" not in kinds, kinds
+    uids = {p["metadata"]["uid"] for p in node.get("pods", "-A")["items"]}
+    assert asyncio.run(runtime_orphans(node.socket, uids)) == []
     node.kubectl("wait", "--for=condition=Ready", f"node/{node.node_name}", "--timeout=30s")
 
 

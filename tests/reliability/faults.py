@@ -5,8 +5,10 @@ a Deployment of :data:`REPLICAS` busybox pods (RollingUpdate, :data:`MAX_SURGE` 
 :data:`MAX_UNAVAILABLE`) is rolled out to a new template and a Job of :data:`COMPLETIONS` short pods
 (:data:`PARALLELISM` at a time) is created; once the new ReplicaSet and the Job each have a pod, the
 component named by the fault (one of :data:`FAULTS`) is killed with SIGKILL. Its supervisor (the
-server for the scheduler and the controller manager, the agent for the kubelet, the kubelet for
-containerd) restarts it. Then it checks the promise:
+server for the scheduler, the controller manager and the agent, whose process runs the kubelet,
+kube-proxy and the node network; the agent for the kubelet alone, which is a process of its own only
+on a node run with ``--split-node-components``, :data:`SPLIT_FAULTS`; the kubelet for containerd)
+restarts it. Then it checks the promise:
 
 - the cluster converges: the Deployment has exactly ``REPLICAS`` Ready pods of the new template and
   no other, its status says so; the Job is Complete with ``COMPLETIONS`` succeeded; the node's
@@ -41,7 +43,9 @@ from tests.e2e.conftest import Watcher, is_ready, is_terminal, merged_events
 
 Obj = dict[str, Any]
 
-FAULTS = ("scheduler", "controller-manager", "kubelet", "containerd")
+FAULTS = ("scheduler", "controller-manager", "agent", "kubelet", "containerd")
+SPLIT_FAULTS = frozenset({"kubelet"})
+"""Faults of a process that exists only when the node's components are the agent's children."""
 REPLICAS, MAX_SURGE, MAX_UNAVAILABLE = 3, 1, 1
 COMPLETIONS, PARALLELISM = 4, 2
 LEASE = ("4s", "3s", "1s")  # lease duration, renew deadline, retry period: a killed leader's lease expires fast
@@ -50,9 +54,10 @@ POD_UID_LABEL = "io.kubernetes.pod.uid"
 CONTAINER_NAME_LABEL = "io.kubernetes.container.name"
 
 
-def server_args(tmp: Path) -> list[str]:
+def server_args(tmp: Path, split: bool = False) -> list[str]:
     """``kyb server`` flags giving the scheduler and the controller manager short leader leases (a
-    killed leader's lease must expire before its restarted process may lead; 15 s by default)."""
+    killed leader's lease must expire before its restarted process may lead; 15 s by default);
+    ``split``: the node's kubelet, kube-proxy and network as the agent's child processes."""
     sched_cfg = tmp / "scheduler-config.yaml"
     sched_cfg.write_text("apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n"
                          f"leaderElection:\n  leaderElect: true\n  leaseDuration: {LEASE[0]}\n"
@@ -60,7 +65,8 @@ def server_args(tmp: Path) -> list[str]:
     return ["--kube-scheduler-arg", f"config={sched_cfg}",
             "--kube-controller-manager-arg", f"leader-elect-lease-duration={LEASE[0]}",
             "--kube-controller-manager-arg", f"leader-elect-renew-deadline={LEASE[1]}",
-            "--kube-controller-manager-arg", f"leader-elect-retry-period={LEASE[2]}"]
+            "--kube-controller-manager-arg", f"leader-elect-retry-period={LEASE[2]}",
+            *(["--split-node-components"] if split else [])]
 
 
 @dataclass

@@ -1,8 +1,10 @@
-"""kill -9 of the scheduler, the controller manager, the kubelet and the node's containerd, each during
-a Deployment rollout and a Job, on a real ``kyb server`` with its node (issue 20). Root only.
+"""kill -9 of the scheduler, the controller manager, the agent (the node's components in one process),
+the kubelet alone and the node's containerd, each during a Deployment rollout and a Job, on a real
+``kyb server`` with its node (issues 20, 18). Root only.
 
-One server for the module; each fault runs :func:`tests.reliability.faults.fault_round` (its
-docstring states the promise checked) in a namespace of its own and prints the time to converge.
+One server for the module (the kubelet alone is a process only with ``--split-node-components``:
+its fault is ``test_component_faults_split``'s, on a server of its own); each fault runs
+:func:`tests.reliability.faults.fault_round` (its docstring states the promise checked) in a namespace of its own and prints the time to converge.
 ``bench.faults`` runs more rounds and prints the table.
 """
 
@@ -16,13 +18,13 @@ import pytest
 
 from tests.e2e.conftest import require_kubectl, wait_until
 from tests.e2e.test_node import Node, _node_missing, _pick_network, running_node
-from tests.reliability.faults import FAULTS, fault_round, server_args
+from tests.reliability.faults import FAULTS, SPLIT_FAULTS, fault_round, server_args
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+def fault_node(tmp_path_factory: pytest.TempPathFactory, split: bool) -> Iterator[Node]:
+    """A server and its node with short leader leases; ``split``: the node's components as child processes."""
     reason = _node_missing()
     if reason:
         if os.environ.get("CI"):
@@ -30,12 +32,22 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         pytest.skip(reason)
     require_kubectl()
     tmp = tmp_path_factory.mktemp("kyb-faults").resolve()
-    with running_node(tmp, "faults", _pick_network(), *server_args(tmp)) as n:
+    with running_node(tmp, "faults", _pick_network(), *server_args(tmp, split)) as n:
         yield n
 
 
-@pytest.mark.parametrize("fault", FAULTS)
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    yield from fault_node(tmp_path_factory, split=False)
+
+
+@pytest.mark.parametrize("fault", [f for f in FAULTS if f not in SPLIT_FAULTS])
 def test_cluster_converges_after_kill_9(node: Node, fault: str) -> None:
+    check_fault(node, fault)
+
+
+def check_fault(node: Node, fault: str) -> None:
+    """One fault round (the promise of :func:`fault_round`) in a namespace of its own."""
     ns = "f-" + re.sub(r"[^a-z0-9]+", "-", fault)
     node.kubectl("create", "namespace", ns)
     wait_until(lambda: node.kubectl("get", "sa", "default", "-n", ns, check=False).returncode == 0, 30,

@@ -1,8 +1,9 @@
-"""The agent runs the kubelet and kube-proxy through their command lines, not their code.
+"""The agent runs the kubelet and kube-proxy from their command lines, parsed by their own commands.
 
 The import contract (pyproject.toml, ``lint-imports``) keeps ``kybernetes.agent`` from importing
-the kubelet or the API server; what it cannot see is whether the command lines the agent builds
-are ones ``kyb kubelet`` and ``kyb proxy`` accept, nor what ``kyb agent`` loads when it starts.
+the API server; what it cannot see is whether the command lines the agent builds are ones ``kyb
+kubelet`` and ``kyb proxy`` accept (as child processes, and parsed by the same commands in the
+agent's process), nor what ``kyb agent`` loads when it starts.
 """
 
 from __future__ import annotations
@@ -155,3 +156,25 @@ def test_node_settings_wire_format() -> None:
     for bad in ([], {"clusterDNS": 10}, {"cloudProvider": "aws"}):
         with pytest.raises(ValueError):
             NodeSettings.from_json(bad)
+
+
+def test_in_process_components_get_the_configuration_of_their_command_lines(tmp_path: Path) -> None:
+    """The default layout parses the very command lines the children would get, with their commands."""
+    from kybernetes.agent.children import flags_of
+    from kybernetes.kubelet.cmd import parse as parse_kubelet
+    from kybernetes.proxy.cmd import parse as parse_proxy
+    from kybernetes.proxy.netcmd import parse as parse_network
+
+    creds, cfg = _creds(tmp_path), _config(tmp_path)
+    kubelet = parse_kubelet(flags_of(kubelet_args(cfg, creds)))
+    assert (kubelet.node_name, kubelet.node_ip, kubelet.max_pods) == ("n1", "10.0.0.5", 7)
+    assert kubelet.container_runtime_endpoint == "unix:///run/x.sock" and kubelet.cluster_dns == ["10.43.0.10"]
+    proxy = parse_proxy(flags_of(proxy_args(cfg, creds)))
+    assert proxy.proxy.kubeconfig == creds.proxy_kubeconfig and proxy.proxy.healthz_bind_address == "127.0.0.1:10256"
+    assert proxy.netpol is not None and proxy.netpol.node_name == "n1"
+    network = parse_network(flags_of(network_args(cfg, creds)))
+    assert network.node_name == "n1" and network.kubeconfig == creds.proxy_kubeconfig
+    with pytest.raises(click.BadParameter):
+        parse_kubelet([*flags_of(kubelet_args(cfg, creds)), "--max-pods", "many"])
+    with pytest.raises(ValueError, match="not a kyb command line"):
+        flags_of(["kubelet", "--node-name", "n1"])

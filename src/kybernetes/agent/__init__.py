@@ -8,7 +8,10 @@ The package, by purpose:
 - ``loadbalancer``: the API server load balancer on 127.0.0.1 (k3s's, port 6444 by default) that
   the kubelet, kube-proxy and the node network reach the API servers through; it learns every
   server from the ``kubernetes`` Service's endpoints and fails over when one dies;
-- ``children``: the kubelet, kube-proxy and ``kyb network`` as supervised child processes;
+- ``inprocess``: the kubelet, kube-proxy and the node network in the agent's own process and event
+  loop (the default, as k3s's agent);
+- ``children``: their command lines, and with ``--split-node-components`` the same components as
+  supervised child processes (``kyb kubelet``, ``kyb proxy``, ``kyb network``);
 - ``cmd``: the command line and the agent's run.
 
 On start: the balancer (seeded with ``--server`` and the servers a previous run learned), then the
@@ -26,8 +29,10 @@ Errors: a refused token, a CA that does not match the token, or a CSR the server
 agent with a message and exit status 1. An unreachable server (or a 5xx) is retried with back-off,
 so agents may start before their server.
 
-Stopping: SIGTERM/SIGINT are passed to the kubelet, which stops its containerd; the agent waits
-for it (``--stop-timeout``) before it exits.
+Stopping: SIGTERM/SIGINT stop the kubelet (graceful node shutdown, drain-on-exit), kube-proxy and
+the network, in the agent's process or as signals to its children; the agent waits for the kubelet
+(``--stop-timeout``) before it exits. A component that ends on its own in the agent's process ends
+the agent with exit status 1 (``inprocess``).
 """
 
 from kybernetes.agent.children import kubelet_args, network_args, proxy_args, supervise

@@ -1,6 +1,7 @@
-"""The node's components as the agent's child processes: their command lines (``kyb kubelet``,
-``kyb proxy``, ``kyb network``) and their supervision (restarted with back-off when they die, at
-once when their certificates were renewed, stopped in order on SIGTERM)."""
+"""The node's components' command lines (``kyb kubelet``, ``kyb proxy``, ``kyb network``): what
+each runs with, in the agent's process (``inprocess``, the default) or, with
+``--split-node-components``, as the agent's child processes, supervised here (restarted with
+back-off when they die, at once when their certificates were renewed, stopped in order on SIGTERM)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,22 @@ from kybernetes.datadir import netpol_table, proxy_table
 log = logging.getLogger(__name__)
 
 
+KYB = [sys.executable, "-m", "kybernetes.cli"]
+"""How a child process runs a ``kyb`` command: the agent's interpreter (and its ``sys.path``)."""
+
+
+def flags_of(args: list[str]) -> list[str]:
+    """The flags of a command line built here (what follows ``kyb NAME``)."""
+    if args[:len(KYB)] != KYB:
+        raise ValueError(f"not a kyb command line: {args[:4]}")
+    return args[len(KYB) + 1:]
+
+
 # --- the kubelet ---------------------------------------------------------------------------------------
 
 
 def kubelet_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
-    args = [sys.executable, "-m", "kybernetes.cli", "kubelet",
+    args = [*KYB, "kubelet",
             "--kubeconfig", str(creds.kubeconfig), "--node-name", cfg.node_name,
             "--data-dir", str(cfg.data_dir), "--port", str(cfg.kubelet_port),
             "--cni-bridge", cfg.cni_bridge, "--default-pod-cidr", cfg.default_pod_cidr]
@@ -54,7 +66,7 @@ def kubelet_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
 def proxy_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
     """kube-proxy for this node: its own nftables table, named after the node's bridge; the node's
     name (local endpoints); its healthz on loopback, as k3s runs it."""
-    args = [sys.executable, "-m", "kybernetes.cli", "proxy", "--kubeconfig", str(creds.proxy_kubeconfig),
+    args = [*KYB, "proxy", "--kubeconfig", str(creds.proxy_kubeconfig),
             "--table", proxy_table(cfg.cni_bridge), "--cni-bridge", cfg.cni_bridge,
             "--cluster-cidr", cfg.cluster_cidr, "--service-cluster-ip-range", cfg.service_cidr,
             "--hostname-override", cfg.node_name, "--healthz-bind-address", "127.0.0.1:10256",
@@ -68,7 +80,7 @@ def network_args(cfg: AgentConfig, creds: Credentials) -> list[str]:
     """The node network daemon (host-gw routes, masquerading), with kube-proxy's credentials: it
     watches every Node, which ``system:node-proxier`` may and a node (the Node authorizer: only its
     own Node object) may not."""
-    args = [sys.executable, "-m", "kybernetes.cli", "network", "--kubeconfig", str(creds.proxy_kubeconfig),
+    args = [*KYB, "network", "--kubeconfig", str(creds.proxy_kubeconfig),
             "--node-name", cfg.node_name, "--cni-bridge", cfg.cni_bridge, "--cluster-cidr", cfg.cluster_cidr,
             "--service-cluster-ip-range", cfg.service_cidr, "--ip-masq" if cfg.ip_masq else "--no-ip-masq"]
     if cfg.verbose:

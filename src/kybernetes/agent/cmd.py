@@ -4,6 +4,7 @@ through it, the node's components, certificate rotation)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import ipaddress
@@ -19,7 +20,8 @@ import click
 from click.core import ParameterSource
 
 from kybernetes import aiorun, join
-from kybernetes.agent.children import kubelet_args, network_args, proxy_args, supervise
+from kybernetes.agent import inprocess
+from kybernetes.agent.children import flags_of, kubelet_args, network_args, proxy_args, supervise
 from kybernetes.agent.config import AgentConfig, JoinError
 from kybernetes.agent.credentials import Credentials, default_node_ip, join_with_retry, renew_certificates
 from kybernetes.agent.loadbalancer import DEFAULT_PORT, LoadBalancer, follow_endpoints
@@ -27,6 +29,9 @@ from kybernetes.api.clusterdns import cluster_dns_ip
 from kybernetes.datadir import default_agent_data_dir
 
 log = logging.getLogger(__name__)
+
+CHILD_STOP_TIMEOUT = 20.0
+"""Seconds kube-proxy and the node network get to stop (remove their tables) before they are killed."""
 
 
 def main(given: AgentConfig) -> None:
@@ -74,31 +79,60 @@ async def run_node(given: AgentConfig, lb: LoadBalancer, stop: asyncio.Event, ca
 
 
 async def _run_components(cfg: AgentConfig, creds: Credentials, stop: asyncio.Event) -> None:
-    """The kubelet, kube-proxy and the node network as supervised children, and the rotation of
-    the node's certificates, until ``stop``."""
+    """The kubelet, kube-proxy and the node network (in this process, or as supervised children
+    with --split-node-components), and the rotation of the node's certificates, until ``stop``.
+    Raises :class:`ComponentFailed` when an in-process component ended on its own."""
     log.info("node settings: cloud provider %r, cluster DNS %s (%s), services %s, pods %s",
              cfg.cloud_provider, cfg.cluster_dns or cluster_dns_ip(cfg.service_cidr), cfg.cluster_domain,
              cfg.service_cidr, cfg.cluster_cidr)
-    args = kubelet_args(cfg, creds)
-    log.info("node %s joined %s; starting the kubelet", cfg.node_name, cfg.server)
+    log.info("node %s joined %s; starting the kubelet%s", cfg.node_name, cfg.server,
+             " (components as child processes)" if cfg.split_node_components else "")
     # Renewed certificates reach the kubelet and kube-proxy by restarting them: neither reloads
     # its TLS credentials (our API client builds its TLS context once); pods keep running, as
     # containers outlive the kubelet's containerd.
-    restarts = [asyncio.Event(), asyncio.Event(), asyncio.Event()]
-    components = [supervise(args, stop, cfg.stop_timeout, restart=restarts[0], restart_signal=signal.SIGHUP)]
+    commands = {"kubelet": kubelet_args(cfg, creds)}
     if cfg.kube_proxy:
-        components.append(supervise(proxy_args(cfg, creds), stop, 20.0, "kube-proxy", restarts[1]))
+        commands["kube-proxy"] = proxy_args(cfg, creds)
     if cfg.flannel_backend == "host-gw":
-        components.append(supervise(network_args(cfg, creds), stop, 20.0, "network", restarts[2]))
+        commands["network"] = network_args(cfg, creds)
+    restarts = {name: asyncio.Event() for name in commands}
     from kybernetes.kubelet.certificate import Rotation
 
     def renewed() -> None:
-        for event in restarts:
+        for event in restarts.values():
             event.set()
 
     rotation = Rotation([creds.client_cert, creds.serving_cert], functools.partial(renew_certificates, cfg))
-    components.append(rotation.run(stop, renewed))
-    await asyncio.gather(*components)
+    rotating = asyncio.create_task(rotation.run(stop, renewed), name="agent:certificate-rotation")
+    try:
+        if cfg.split_node_components:
+            await _run_children(cfg, commands, stop, restarts)
+        else:
+            await _run_in_process(cfg, commands, stop, restarts)
+    finally:
+        if not rotating.done():
+            rotating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await rotating
+
+
+async def _run_children(cfg: AgentConfig, commands: dict[str, list[str]], stop: asyncio.Event,
+                        restarts: dict[str, asyncio.Event]) -> None:
+    # The kubelet's restart signal is SIGHUP: its SIGTERM means the node goes down.
+    await asyncio.gather(*(
+        supervise(args, stop, cfg.stop_timeout if name == "kubelet" else CHILD_STOP_TIMEOUT, name,
+                  restarts[name], signal.SIGHUP if name == "kubelet" else signal.SIGTERM)
+        for name, args in commands.items()))
+
+
+async def _run_in_process(cfg: AgentConfig, commands: dict[str, list[str]], stop: asyncio.Event,
+                          restarts: dict[str, asyncio.Event]) -> None:
+    make = {"kubelet": inprocess.kubelet, "kube-proxy": inprocess.kube_proxy, "network": inprocess.network}
+    inprocess.set_log_levels(cfg.verbose)
+    inprocess.use_executor_for(len(commands))
+    components = [make[name](flags_of(args), cfg.stop_timeout if name == "kubelet" else CHILD_STOP_TIMEOUT)
+                  for name, args in commands.items()]
+    await inprocess.run_all(components, stop, restarts)
 
 
 def _setup_logging(verbose: int) -> None:
@@ -154,13 +188,17 @@ def explicit_settings(context: click.Context) -> frozenset[str]:
                    "(0: any free one).")
 @click.option("--flannel-ipmasq/--no-flannel-ipmasq", default=True, show_default=True,
               help="Masquerade pod traffic to addresses outside the cluster and service CIDRs.")
+@click.option("--split-node-components", is_flag=True,
+              help="Run the kubelet, kube-proxy and the node network as child processes (kyb kubelet, "
+                   "kyb proxy, kyb network) instead of in the agent's own process.")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug); passed to the kubelet.")
 def command(server: str, token: str | None, discovery_hash: str, token_file: Path | None, data_dir: Path | None,
             node_name: str | None,
             node_ip: str, kubelet_port: int, cni_bridge: str, default_pod_cidr: str,
             container_runtime_endpoint: str, kubelet_arg: tuple[str, ...], stop_timeout: float,
             disable_kube_proxy: bool, cluster_cidr: str, service_cluster_ip_range: str, cluster_dns: str,
-            cluster_domain: str, flannel_backend: str, flannel_ipmasq: bool, lb_server_port: int, verbose: int) -> None:
+            cluster_domain: str, flannel_backend: str, flannel_ipmasq: bool, lb_server_port: int,
+            split_node_components: bool, verbose: int) -> None:
     """Join this machine to a cluster as a node and run its kubelet."""
     _setup_logging(verbose)
     if token_file is not None:
@@ -203,6 +241,7 @@ def command(server: str, token: str | None, discovery_hash: str, token_file: Pat
         cluster_dns=cluster_dns, cluster_domain=cluster_domain.removesuffix("."),
         flannel_backend=flannel_backend, ip_masq=flannel_ipmasq,
         verbose=verbose, stop_timeout=stop_timeout, explicit=explicit, lb_server_port=lb_server_port,
+        split_node_components=split_node_components,
     )
     from kybernetes.datadir import remove_pid_file, write_pid_file
     from kybernetes.kubelet.leftovers import BridgeInUse, check_bridge
@@ -212,7 +251,7 @@ def command(server: str, token: str | None, discovery_hash: str, token_file: Pat
             check_bridge(cfg.cni_bridge, cfg.data_dir)
         write_pid_file(cfg.data_dir)
         main(cfg)
-    except (JoinError, BridgeInUse) as e:
+    except (JoinError, BridgeInUse, inprocess.ComponentFailed) as e:
         raise click.ClickException(str(e)) from None
     finally:
         remove_pid_file(cfg.data_dir)

@@ -53,6 +53,9 @@ class AgentConfig:
     """The kubelet's ``--cloud-provider`` (the server's ``external`` when it runs a cloud-controller-manager)."""
     lb_server_port: int = 6444
     """The API server load balancer's port on 127.0.0.1 (0: any free one); see ``loadbalancer``."""
+    split_node_components: bool = False
+    """Run the kubelet, kube-proxy and the node network as child processes (``kyb kubelet`` ...)
+    instead of in the agent's own process (``inprocess``, the default)."""
     explicit: frozenset[str] = frozenset()
     """The fields above set by the agent's own flags: the server's node settings do not replace them."""
 

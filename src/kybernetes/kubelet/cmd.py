@@ -7,6 +7,9 @@ the node's containers running (as a real kubelet does: a restarted kubelet adopt
 as graceful node shutdown does (`kybernetes.kubelet.shutdown`); SIGHUP (a restart) never kills them. Without
 ``--container-runtime-endpoint`` the kubelet supervises its own containerd in DATA/containerd.
 
+The node agent runs the kubelet in its own process: :func:`parse` (the same flags, one home) and
+:func:`serve` with stop and restart events (``kybernetes.agent.inprocess``).
+
 Also runnable as ``python -m kybernetes.kubelet.cmd`` (the CLI registers it as ``kyb kubelet``).
 """
 
@@ -114,21 +117,45 @@ def resource_options(fn: Any) -> Any:
     return fn
 
 
-async def _run(kubelet: Kubelet) -> None:
+async def serve(config: KubeletConfig, stop: asyncio.Event, restart: asyncio.Event | None = None) -> None:
+    """Run a kubelet on ``config`` until ``stop`` (the node goes down: graceful node shutdown, if
+    configured, kills the pods first) or ``restart`` (pods keep running whatever is configured),
+    and return once it has stopped. Raises what ends the kubelet on its own (a taken port, a bridge
+    in use, containerd failing to start); a kubelet never returns unasked. Cancelled, it still
+    stops as for a restart.
+
+    ``kyb kubelet`` runs it with signals (SIGTERM/SIGINT: ``stop``, SIGHUP: ``restart``), ``kyb
+    agent`` in its own process beside kube-proxy (kybernetes.agent.inprocess)."""
+    kubelet = Kubelet(config)
+    restart = restart or asyncio.Event()
+    task = asyncio.create_task(kubelet.run(), name="kubelet")
+    ready = asyncio.create_task(kubelet.ready.wait())
+    asked = {asyncio.create_task(stop.wait()), asyncio.create_task(restart.wait())}
+    try:
+        done, _ = await asyncio.wait({task, ready, *asked}, return_when=asyncio.FIRST_COMPLETED)
+        if ready in done:
+            port = kubelet.server.port if kubelet.server else "?"
+            click.echo(f"kubelet {kubelet.node_name} running (port {port})", err=True)
+            done, _ = await asyncio.wait({task, *asked}, return_when=asyncio.FIRST_COMPLETED)
+        if task not in done:
+            await kubelet.stop(node_shutdown=stop.is_set())
+        await task
+    finally:
+        for waiter in (ready, *asked):
+            waiter.cancel()
+        if not task.done():
+            await kubelet.stop()
+            await task
+
+
+async def _run(config: KubeletConfig) -> None:
+    stop, restart = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # the node goes down: graceful node shutdown, if configured
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(kubelet.stop(node_shutdown=True)))
+        loop.add_signal_handler(sig, stop.set)
     # A restart only (the agent's, for renewed certificates): pods keep running whatever is configured.
-    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(kubelet.stop()))
-    task = asyncio.create_task(kubelet.run())
-    ready = asyncio.create_task(kubelet.ready.wait())
-    done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-    if ready in done:
-        click.echo(f"kubelet {kubelet.node_name} running (port {kubelet.server.port if kubelet.server else '?'})",
-                   err=True)
-    else:
-        ready.cancel()
-    await task
+    loop.add_signal_handler(signal.SIGHUP, restart.set)
+    await serve(config, stop, restart)
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -174,6 +201,51 @@ def _validate_housekeeping(config: KubeletConfig) -> None:
         validate(config)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
+
+
+def build_config(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_endpoint: str | None, port: int,
+                 address: str, node_ip: str | None, pod_manifest_path: Path | None, cni_bridge: str,
+                 default_pod_cidr: str, cni_conf_dir: Path | None, registry_config_dir: Path | None, node_labels: str,
+                 register_with_taints: tuple[str, ...], cloud_provider: str, max_pods: int, tls_cert_file: Path | None,
+                 tls_private_key_file: Path | None, client_ca_file: Path | None, cluster_ca_dir: Path | None,
+                 file_check_frequency: float, config_file: Path | None, cluster_dns: tuple[str, ...],
+                 cluster_domain: str | None, resolv_conf: str | None, import_system_image: bool, drain_on_exit: bool,
+                 verbose: int = 0, **flag_settings: Any) -> KubeletConfig:
+    """The KubeletConfig of ``kyb kubelet``'s parameters, checked as the command checks them (errors
+    raised as its click exceptions); ``verbose`` is the caller's logging."""
+    labels = dict(item.split("=", 1) for item in node_labels.split(",") if "=" in item)
+    if cloud_provider == "external":
+        # Kubernetes' kubelet adds this taint itself under --cloud-provider=external.
+        register_with_taints = (*register_with_taints, "node.cloudprovider.kubernetes.io/uninitialized=true:NoSchedule")
+    config = KubeletConfig(
+        kubeconfig=kubeconfig, node_name=node_name, data_dir=data_dir,
+        container_runtime_endpoint=container_runtime_endpoint, node_ip=node_ip,
+        cni_bridge=cni_bridge, default_pod_cidr=default_pod_cidr,
+        cni_conf_dir=cni_conf_dir, labels=labels,
+        client_ca_file=client_ca_file, drain_on_exit=drain_on_exit,
+        cluster_ca_dir=cluster_ca_dir, registry_config_dir=registry_config_dir,
+        import_system_image=import_system_image)
+    try:
+        file_settings = load_kubelet_configuration(config_file) if config_file else {}
+        apply_file_settings(config, file_settings)
+    except ValueError as err:
+        raise click.ClickException(f"failed to load kubelet config file, path: {config_file}, error: {err}") from None
+    flags = {"port": port, "address": address, "pod_manifest_path": pod_manifest_path, "max_pods": max_pods,
+             "tls_cert_file": tls_cert_file, "tls_private_key_file": tls_private_key_file,
+             "file_check_frequency": file_check_frequency,
+             "taints": [_taint(t) for t in register_with_taints] or None, **flag_settings}
+    apply_flag_settings(config, flags)
+    _validate_housekeeping(config)
+    try:
+        parse_thresholds(config.eviction_hard, config.eviction_soft, config.eviction_soft_grace_period)
+    except ValueError as err:
+        raise click.ClickException(f"failed to run Kubelet: {err}") from None
+    try:
+        apply_dns_settings(config, file_settings, cluster_dns=cluster_dns, cluster_domain=cluster_domain,
+                           resolv_conf=resolv_conf)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="'--cluster-dns'") from None
+    return config
 
 
 @click.command("kubelet")
@@ -225,56 +297,24 @@ def _validate_housekeeping(config: KubeletConfig) -> None:
 @resource_options
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @_housekeeping_options
-def command(kubeconfig: Path, node_name: str, data_dir: Path, container_runtime_endpoint: str | None, port: int,
-            address: str, node_ip: str | None, pod_manifest_path: Path | None, cni_bridge: str,
-            default_pod_cidr: str, cni_conf_dir: Path | None, registry_config_dir: Path | None, node_labels: str,
-            register_with_taints: tuple[str, ...], cloud_provider: str, max_pods: int, tls_cert_file: Path | None,
-            tls_private_key_file: Path | None, client_ca_file: Path | None, cluster_ca_dir: Path | None,
-            file_check_frequency: float, config_file: Path | None, cluster_dns: tuple[str, ...],
-            cluster_domain: str | None, resolv_conf: str | None, import_system_image: bool, drain_on_exit: bool,
-            verbose: int, **flag_settings: Any) -> None:
+def command(verbose: int, **params: Any) -> None:
     """Run the node agent: register the node and run the pods bound to it."""
     logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
-    labels = dict(item.split("=", 1) for item in node_labels.split(",") if "=" in item)
-    if cloud_provider == "external":
-        # Kubernetes' kubelet adds this taint itself under --cloud-provider=external.
-        register_with_taints = (*register_with_taints, "node.cloudprovider.kubernetes.io/uninitialized=true:NoSchedule")
-    config = KubeletConfig(
-        kubeconfig=kubeconfig, node_name=node_name, data_dir=data_dir,
-        container_runtime_endpoint=container_runtime_endpoint, node_ip=node_ip,
-        cni_bridge=cni_bridge, default_pod_cidr=default_pod_cidr,
-        cni_conf_dir=cni_conf_dir, labels=labels,
-        client_ca_file=client_ca_file, drain_on_exit=drain_on_exit,
-        cluster_ca_dir=cluster_ca_dir, registry_config_dir=registry_config_dir,
-        import_system_image=import_system_image)
-    try:
-        file_settings = load_kubelet_configuration(config_file) if config_file else {}
-        apply_file_settings(config, file_settings)
-    except ValueError as err:
-        raise click.ClickException(f"failed to load kubelet config file, path: {config_file}, error: {err}") from None
-    flags = {"port": port, "address": address, "pod_manifest_path": pod_manifest_path, "max_pods": max_pods,
-             "tls_cert_file": tls_cert_file, "tls_private_key_file": tls_private_key_file,
-             "file_check_frequency": file_check_frequency,
-             "taints": [_taint(t) for t in register_with_taints] or None, **flag_settings}
-    apply_flag_settings(config, flags)
-    _validate_housekeeping(config)
-    try:
-        parse_thresholds(config.eviction_hard, config.eviction_soft, config.eviction_soft_grace_period)
-    except ValueError as err:
-        raise click.ClickException(f"failed to run Kubelet: {err}") from None
-    try:
-        apply_dns_settings(config, file_settings, cluster_dns=cluster_dns, cluster_domain=cluster_domain,
-                           resolv_conf=resolv_conf)
-    except ValueError as err:
-        raise click.BadParameter(str(err), param_hint="'--cluster-dns'") from None
+    config = build_config(**params)
     from kybernetes.kubelet.leftovers import BridgeInUse
     from kybernetes.kubelet.server import ListenError
 
     try:
-        aiorun.run(_run(Kubelet(config)))
+        aiorun.run(_run(config))
     except (BridgeInUse, ListenError) as err:  # one line on stderr and exit 1, as the kubelet's fatal errors
         raise click.ClickException(str(err)) from None
+
+
+def parse(argv: list[str]) -> KubeletConfig:
+    """The configuration ``kyb kubelet ARGV`` runs with (see :func:`build_config`)."""
+    with command.make_context("kubelet", list(argv)) as ctx:
+        return build_config(**ctx.params)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 """``kyb proxy``: flags -> :class:`ProxyConfig` -> :func:`proxier.run` until SIGTERM/SIGINT.
 
+The node agent runs it in its own process: :func:`parse` (the same flags) and :func:`serve` with
+a stop event (``kybernetes.agent.inprocess``).
+
 On a clean stop the proxy's nftables table is deleted and the bridge's ``route_localnet`` restored.
 """
 
@@ -10,7 +13,9 @@ import ipaddress
 import logging
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -54,6 +59,42 @@ def _nodeport_addresses(_ctx: click.Context, _param: click.Parameter, value: tup
     return items
 
 
+@dataclass(frozen=True)
+class Proxy:
+    """What ``kyb proxy`` runs: the Service proxier and (unless disabled) the NetworkPolicy controller."""
+
+    proxy: ProxyConfig
+    netpol: netpol_sync.NetpolConfig | None
+
+
+async def serve(config: Proxy, stop: asyncio.Event) -> None:
+    """Run kube-proxy until ``stop``; each part removes its own table on the way out. One part
+    failing stops the other and raises. ``kyb proxy`` sets ``stop`` on SIGTERM/SIGINT; ``kyb
+    agent`` runs it in its own process beside the kubelet (kybernetes.agent.inprocess)."""
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(run(config.proxy, stop))
+        if config.netpol is not None:
+            tasks.create_task(netpol_sync.run(config.netpol, stop))
+
+
+def build_config(kubeconfig: Path, table: str, service_cluster_ip_range: str, cluster_cidr: str, hostname_override: str,
+                 nodeport_addresses: list[str], localhost_nodeports: bool, healthz_bind_address: str,
+                 metrics_bind_address: str, cni_bridge: str,
+                 masquerade_all: bool | None, min_sync_period: float, sync_period: float, disable_network_policy: bool,
+                 network_policy_table: str, verbose: int = 0) -> Proxy:
+    """The configuration of ``kyb proxy``'s parameters (``verbose`` is the caller's logging)."""
+    cfg = ProxyConfig(kubeconfig=kubeconfig, table_name=table, service_cidr=service_cluster_ip_range,
+                      cluster_cidr=cluster_cidr, node_name=(hostname_override or socket.gethostname()).lower(),
+                      nodeport_addresses=nodeport_addresses, localhost_nodeports=localhost_nodeports,
+                      healthz_bind_address=healthz_bind_address, metrics_bind_address=metrics_bind_address,
+                      bridge=cni_bridge, masquerade_all=masquerade_all,
+                      min_sync_period=min_sync_period, sync_period=sync_period)
+    netpol = None if disable_network_policy else netpol_sync.NetpolConfig(
+        node_name=cfg.node_name, kubeconfig=kubeconfig, table_name=network_policy_table, bridge=cni_bridge,
+        min_sync_period=min_sync_period, sync_period=sync_period)
+    return Proxy(cfg, netpol)
+
+
 @click.command("proxy")
 @click.option("--kubeconfig", type=click.Path(path_type=Path, exists=True), required=True)
 @click.option("--table", default="kybernetes-proxy", show_default=True, callback=_table,
@@ -84,34 +125,23 @@ def _nodeport_addresses(_ctx: click.Context, _param: click.Parameter, value: tup
 @click.option("--network-policy-table", default="kybernetes-netpol", show_default=True, callback=_table,
               help="The nftables table (family inet) of the NetworkPolicy controller.")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
-def command(kubeconfig: Path, table: str, service_cluster_ip_range: str, cluster_cidr: str, hostname_override: str,
-            nodeport_addresses: list[str], localhost_nodeports: bool, healthz_bind_address: str,
-            metrics_bind_address: str, cni_bridge: str,
-            masquerade_all: bool | None, min_sync_period: float, sync_period: float, disable_network_policy: bool,
-            network_policy_table: str, verbose: int) -> None:
+def command(verbose: int, **params: Any) -> None:
     """Program Services (ClusterIPs, externalIPs, NodePorts) into nftables, like kube-proxy, and enforce
     the NetworkPolicies of this node's pods."""
     logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
-    cfg = ProxyConfig(kubeconfig=kubeconfig, table_name=table, service_cidr=service_cluster_ip_range,
-                      cluster_cidr=cluster_cidr, node_name=(hostname_override or socket.gethostname()).lower(),
-                      nodeport_addresses=nodeport_addresses, localhost_nodeports=localhost_nodeports,
-                      healthz_bind_address=healthz_bind_address, metrics_bind_address=metrics_bind_address,
-                      bridge=cni_bridge, masquerade_all=masquerade_all,
-                      min_sync_period=min_sync_period, sync_period=sync_period)
-    netpol = None if disable_network_policy else netpol_sync.NetpolConfig(
-        node_name=cfg.node_name, kubeconfig=kubeconfig, table_name=network_policy_table, bridge=cni_bridge,
-        min_sync_period=min_sync_period, sync_period=sync_period)
+    config = build_config(**params)
 
     async def main() -> None:
-        stop = aiorun.stop_on_signals()
-        # One failing part stops the other: each removes its own table on the way out.
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(run(cfg, stop))
-            if netpol is not None:
-                tasks.create_task(netpol_sync.run(netpol, stop))
+        await serve(config, aiorun.stop_on_signals())
 
     aiorun.run(main())
+
+
+def parse(argv: list[str]) -> Proxy:
+    """The configuration ``kyb proxy ARGV`` runs with (its flags checked as the command checks them)."""
+    with command.make_context("proxy", list(argv)) as ctx:
+        return build_config(**ctx.params)
 
 
 if __name__ == "__main__":
