@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import ipaddress
 import logging
 import os
@@ -349,16 +350,7 @@ def main() -> None:
               help="The embedded etcd's peer port (on the advertise address).")
 @click.option("--component-health-grace", type=float, default=60.0, hidden=True,
               help="Seconds a component may take to answer its first /healthz before it is reported.")
-def server(verbose: int, cluster_init: bool, cluster_reset: bool, cluster_reset_restore_path: Path | None,
-           join_server: str, join_token: str, etcd_client_port: int,
-           etcd_peer_port: int, disable_snapshots: bool, snapshot_schedule_cron: str, snapshot_retention: int,
-           snapshot_dir: Path | None, disable_agent: bool, disable_scheduler: bool, disable_controller_manager: bool,
-           cluster_cidr: str, kube_scheduler_arg: tuple[str, ...], kube_controller_manager_arg: tuple[str, ...],
-           disable_cloud_controller: bool, enable_cloud_controller: bool, kube_cloud_controller_manager_arg: tuple[str, ...],
-           kubelet_arg: tuple[str, ...], node_name: str | None, disable_kube_proxy: bool,
-           split_node_components: bool, disable: tuple[str, ...],
-           cluster_dns: str, cluster_domain: str, flannel_backend: str, flannel_ipmasq: bool, lb_server_port: int, component_health_grace: float,
-           **api_flags: Any) -> None:
+def server(verbose: int, cluster_reset: bool, cluster_reset_restore_path: Path | None, **flags: Any) -> None:
     """Run a whole cluster: the API server on the embedded store, the scheduler and the controllers."""
     from kybernetes import bundle
 
@@ -367,27 +359,17 @@ def server(verbose: int, cluster_init: bool, cluster_reset: bool, cluster_reset_
         raise click.UsageError("--cluster-reset-restore-path needs --cluster-reset")
     if cluster_reset:
         for flag in ("datastore_endpoint", "datastore_cafile", "datastore_certfile", "datastore_keyfile"):
-            if api_flags.get(flag):
+            if flags.get(flag):
                 raise click.UsageError(f"--cluster-reset and --{flag.replace('_', '-')} are mutually exclusive")
-        if cluster_init or join_server:
+        if flags["cluster_init"] or flags["join_server"]:
             raise click.UsageError("--cluster-reset works on the member of DATA_DIR alone: "
                                    "without --cluster-init or --server")
-        cfg = _config(**api_flags)
-        _cluster_reset(cfg.data_dir, node_name, etcd_client_port, etcd_peer_port,
+        api_flags = inspect.signature(_config).parameters  # the API server's own flags among them
+        cfg = _config(**{k: v for k, v in flags.items() if k in api_flags})
+        _cluster_reset(cfg.data_dir, flags["node_name"], flags["etcd_client_port"], flags["etcd_peer_port"],
                        _etcd_address(cfg.advertise_address, cfg.bind_address), cluster_reset_restore_path)
         return
-    bundle.main(_server_config(
-        cluster_init=cluster_init, join_server=join_server, join_token=join_token, etcd_client_port=etcd_client_port,
-        etcd_peer_port=etcd_peer_port, disable_snapshots=disable_snapshots,
-        snapshot_schedule_cron=snapshot_schedule_cron, snapshot_retention=snapshot_retention,
-        snapshot_dir=snapshot_dir, disable_agent=disable_agent, disable_scheduler=disable_scheduler,
-        disable_controller_manager=disable_controller_manager, cluster_cidr=cluster_cidr,
-        kube_scheduler_arg=kube_scheduler_arg, kube_controller_manager_arg=kube_controller_manager_arg,
-        disable_cloud_controller=disable_cloud_controller, enable_cloud_controller=enable_cloud_controller,
-        kube_cloud_controller_manager_arg=kube_cloud_controller_manager_arg, kubelet_arg=kubelet_arg,
-        node_name=node_name, disable_kube_proxy=disable_kube_proxy, disable=disable, cluster_dns=cluster_dns,
-        cluster_domain=cluster_domain, flannel_backend=flannel_backend, flannel_ipmasq=flannel_ipmasq,
-        lb_server_port=lb_server_port, component_health_grace=component_health_grace, **api_flags))
+    bundle.main(_server_config(**flags))
 
 
 def server_config(args: list[str]) -> bundle.ServerConfig:
@@ -409,7 +391,7 @@ def _server_config(cluster_init: bool, join_server: str, join_token: str, etcd_c
                    disable_controller_manager: bool, cluster_cidr: str, kube_scheduler_arg: tuple[str, ...],
                    kube_controller_manager_arg: tuple[str, ...], disable_cloud_controller: bool,
                    enable_cloud_controller: bool, kube_cloud_controller_manager_arg: tuple[str, ...],
-                   kubelet_arg: tuple[str, ...], node_name: str | None, disable_kube_proxy: bool,
+                   kubelet_arg: tuple[str, ...], node_name: str | None, disable_kube_proxy: bool, split_node_components: bool,
                    disable: tuple[str, ...], cluster_dns: str, cluster_domain: str, flannel_backend: str,
                    flannel_ipmasq: bool, lb_server_port: int, component_health_grace: float,
                    **api_flags: Any) -> bundle.ServerConfig:
