@@ -3,7 +3,8 @@
 Each round is :func:`tests.reliability.faults.fault_round` (its docstring states what is checked) on
 one ``kyb server`` with its node: a Deployment rollout (3 replicas, maxSurge 1, maxUnavailable 1) and
 a Job (4 completions, 2 at a time) are under way when the component is killed with SIGKILL; its
-supervisor restarts it. Prints a table per fault, each with its goal and PASS/MISS: rounds,
+supervisor restarts it (``control-plane``: the process of the scheduler and the controller manager,
+the default; ``scheduler``, ``controller-manager``: each alone, on a server with ``--split-control-plane``). Prints a table per fault, each with its goal and PASS/MISS: rounds,
 rounds that converged (goal: all, within 90 s), median and worst time from the kill to convergence,
 ReplicaSet over replicas + maxSurge (goal 0), Job over its completions (goal 0), containers left
 without a pod (goal 0); the calibration figure (:mod:`bench.calibration`); JSON in
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.test_node import _pick_network, running_node
-from tests.reliability.faults import FAULTS, FaultResult, fault_round, server_args
+from tests.reliability.faults import FAULTS, SPLIT_FAULTS, FaultResult, fault_round, server_args
 
 from bench.calibration import calibrate
 from kybernetes.kubelet.cri.client import CRIClient
@@ -45,7 +46,20 @@ def run(faults: list[str], rounds: int, tmp: Path) -> tuple[dict[str, list[dict[
 
 
 def _rounds(faults: list[str], rounds: int, tmp: Path, out: dict[str, list[dict[str, Any]]]) -> list[str]:
-    with running_node(tmp, "faults", _pick_network(), *server_args(tmp)) as node:
+    """The rounds of the default layout's faults on one server, then those of the split layout's
+    (``scheduler``, ``controller-manager``: ``--split-control-plane``) on another."""
+    leaked = []
+    for split in (False, True):
+        group = [f for f in faults if (f in SPLIT_FAULTS) == split]
+        if group:
+            leaked += _rounds_on(group, rounds, tmp / ("split" if split else "one-process"), split, out)
+    return leaked
+
+
+def _rounds_on(faults: list[str], rounds: int, tmp: Path, split: bool,
+               out: dict[str, list[dict[str, Any]]]) -> list[str]:
+    tmp.mkdir()
+    with running_node(tmp, "faults", _pick_network(), *server_args(tmp, split=split)) as node:
         for n in range(rounds):
             for fault in faults:
                 ns = f"f{n}-{fault}"

@@ -1,7 +1,9 @@
-"""kill -9 of the scheduler, the controller manager, the kubelet and the node's containerd, each during
-a Deployment rollout and a Job, on a real ``kyb server`` with its node (issue 20). Root only.
+"""kill -9 of the control plane's process, the kubelet and the node's containerd, each during a
+Deployment rollout and a Job, on a real ``kyb server`` with its node (issue 20); and of the
+scheduler alone and the controller manager alone, on a server that runs each in a process of its
+own (``--split-control-plane``). Root only.
 
-One server for the module; each fault runs :func:`tests.reliability.faults.fault_round` (its
+One server per layout (the split one first, then the default one); each fault runs :func:`tests.reliability.faults.fault_round` (its
 docstring states the promise checked) in a namespace of its own and prints the time to converge.
 ``bench.faults`` runs more rounds and prints the table.
 """
@@ -16,13 +18,17 @@ import pytest
 
 from tests.e2e.conftest import require_kubectl, wait_until
 from tests.e2e.test_node import Node, _node_missing, _pick_network, running_node
-from tests.reliability.faults import FAULTS, fault_round, server_args
+from tests.reliability.faults import FAULTS, SPLIT_FAULTS, fault_round, server_args
 
 pytestmark = pytest.mark.integration
 
+CASES = [("split", f) for f in SPLIT_FAULTS] + [("one-process", f) for f in FAULTS if f not in SPLIT_FAULTS]
+"""(layout, fault): grouped by layout, so that one server runs at a time."""
+
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+def node(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Node]:
+    """A server with its node, in the layout the test's parameter names."""
     reason = _node_missing()
     if reason:
         if os.environ.get("CI"):
@@ -30,11 +36,11 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         pytest.skip(reason)
     require_kubectl()
     tmp = tmp_path_factory.mktemp("kyb-faults").resolve()
-    with running_node(tmp, "faults", _pick_network(), *server_args(tmp)) as n:
+    with running_node(tmp, "faults", _pick_network(), *server_args(tmp, split=request.param == "split")) as n:
         yield n
 
 
-@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize(("node", "fault"), CASES, indirect=["node"])
 def test_cluster_converges_after_kill_9(node: Node, fault: str) -> None:
     ns = "f-" + re.sub(r"[^a-z0-9]+", "-", fault)
     node.kubectl("create", "namespace", ns)
