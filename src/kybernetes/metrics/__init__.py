@@ -4,9 +4,10 @@ Contract (Kubernetes' ``component-base/metrics/legacyregistry`` in spirit):
 
 - Metrics are module-level ``prometheus_client`` objects in the process's default registry
   (``prometheus_client.REGISTRY``), defined once next to the code they measure, with Kubernetes'
-  names, help texts, label names and buckets. A component is a process, so the default registry
-  is exactly "this component's metrics"; tests that build several controllers in one process share
-  the metrics, as client-go's global workqueue metrics provider does.
+  names, help texts, label names and buckets. A component is usually a process of its own, so
+  the default registry is "this component's metrics" (several in one process: see below); tests
+  that build several controllers in one process share the metrics, as client-go's global
+  workqueue metrics provider does.
 - The default registry also carries prometheus_client's process, platform and GC collectors: every
   process exposes ``process_*`` and ``python_*`` metrics without further work.
 - Hot paths (every API request, every DNS query, every work-queue item) keep plain counts instead
