@@ -1,10 +1,13 @@
 """Component faults, long: ``python -m bench.faults [--rounds 5] [--faults scheduler agent kubelet ...]`` (root).
 
 Each round is :func:`tests.reliability.faults.fault_round` (its docstring states what is checked) on
-one ``kyb server`` with its node (the kubelet alone, a process only with ``--split-node-components``,
-on a second server run so): a Deployment rollout (3 replicas, maxSurge 1, maxUnavailable 1) and
-a Job (4 completions, 2 at a time) are under way when the component is killed with SIGKILL; its
-supervisor restarts it. Prints a table per fault, each with its goal and PASS/MISS: rounds,
+one ``kyb server`` with its node in the default layout (``control-plane``: the process of the
+scheduler and the controller manager; ``agent``: the node's one process; ``containerd``), and the
+faults of a component alone (``scheduler``, ``controller-manager``, ``kubelet``) on a second server
+run with ``--split-control-plane --split-node-components``: a Deployment rollout (3 replicas,
+maxSurge 1, maxUnavailable 1) and a Job (4 completions, 2 at a time) are under way when the
+component is killed with SIGKILL; its supervisor restarts it. Prints a table per fault, each with
+its goal and PASS/MISS: rounds,
 rounds that converged (goal: all, within 90 s), median and worst time from the kill to convergence,
 ReplicaSet over replicas + maxSurge (goal 0), Job over its completions (goal 0), containers left
 without a pod (goal 0); the calibration figure (:mod:`bench.calibration`); JSON in
@@ -38,7 +41,7 @@ def run(faults: list[str], rounds: int, tmp: Path) -> tuple[dict[str, list[dict[
     found (processes, mounts, veths, network namespaces)."""
     out: dict[str, list[dict[str, Any]]] = {f: [] for f in faults}
     leaked: list[str] = []
-    # The kubelet alone is a process only on a node run with --split-node-components: a node of its own.
+    # A component alone is a process only on a server run with every component split: a server of its own.
     for split in (False, True):
         mine = [f for f in faults if (f in SPLIT_FAULTS) == split]
         if not mine:

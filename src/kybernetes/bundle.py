@@ -14,10 +14,14 @@ Start order, each step waiting for the one before to be ready:
       -> the add-ons (``kybernetes.addons``: CoreDNS's and the local-path provisioner's objects,
          unless ``--disable coredns`` / ``--disable local-storage`` / ``--disable metrics-server``)
       -> kubeconfigs for each component (own client certificate: system:kube-scheduler, ...)
-      -> kube-scheduler and kube-controller-manager as child processes (``kyb scheduler``,
-         ``kyb controller-manager`` with ordinary flags), so they use another core than the
-         API server and crash alone; with ``--enable-cloud-controller`` also
-         ``kyb cloud-controller-manager`` (as ``system:cloud-controller-manager``)
+      -> kube-controller-manager, the cloud-controller-manager (unless ``--disable-cloud-controller``)
+         and kube-scheduler in one child process, ``control-plane`` (``kyb control-plane``,
+         :mod:`kybernetes.controlplane`: one interpreter and one set of imports, as k3s runs its
+         components in one process), each component with its own ordinary flags, kubeconfig
+         (system:kube-scheduler, ...), secure port and leader election, on another core than the
+         API server. Any of them ending ends that process, which the supervisor starts again.
+         ``--split-control-plane``: three children instead (``kyb controller-manager``,
+         ``kyb cloud-controller-manager``, ``kyb scheduler``), each crashing alone
       -> the node agent (``kyb agent``, joining with the server's own join token), which runs
          the kubelet and its containerd, unless ``--disable-agent``
       -> scheduled snapshots of the store (``--snapshot-schedule-cron``, keeping the newest
@@ -26,7 +30,7 @@ Start order, each step waiting for the one before to be ready:
 Children are supervised: one that exits while the server runs is started again after a back-off
 (1 s doubling to 30 s). SIGTERM or SIGINT stops the children first (SIGTERM, then SIGKILL after
 10 s), then the API server and the store. Child output goes to ``DATA_DIR/logs/<name>.log``,
-rotated by ``kybernetes.componentlogs``.
+rotated by ``kybernetes.componentlogs`` (``control-plane.log``: each line names its component).
 
 Secure ports: the scheduler, controller manager and cloud-controller-manager serve theirs
 (``kybernetes.serving``) on 127.0.0.1 (as k3s binds them) at Kubernetes' ports 10259, 10257 and
@@ -52,7 +56,7 @@ from typing import Any
 
 import click
 
-from kybernetes import aiorun, componentlogs, serverjoin
+from kybernetes import aiorun, componentlogs, controlplane, serverjoin
 from kybernetes.addons import FIELD_MANAGER, AddonSettings, addon_objects, apply_addons
 from kybernetes.aiorun import wait_for
 from kybernetes.api.clusterdns import DEFAULT_CLUSTER_DOMAIN, cluster_dns_ip
@@ -88,6 +92,8 @@ class ServerConfig:
     enable_cloud_controller: bool = True
     """Run the cloud-controller-manager (k3s's default; ``--disable-cloud-controller`` turns it off)."""
     cloud_controller_manager_args: list[str] = field(default_factory=list)
+    split_control_plane: bool = False
+    """``--split-control-plane``: a child process per control-plane component, not one for all."""
     agent_args: list[str] = field(default_factory=list)
     cni_bridge: str = "kyb0"
     disable: tuple[str, ...] = ()
@@ -237,6 +243,7 @@ async def _apply_addons(api: APIServer, config: ServerConfig) -> None:
         await apply_addons(client, objects)
 
 
+CONTROL_PLANE = "control-plane"
 SECURE_PORTS = {"scheduler": SCHEDULER_PORT, "controller-manager": CONTROLLER_MANAGER_PORT,
                 "cloud-controller-manager": CLOUD_CONTROLLER_MANAGER_PORT}
 HEALTH_INTERVAL = 10.0
@@ -263,17 +270,49 @@ def _serving_args(api: APIServer, name: str) -> list[str]:
             "--client-ca-file", str(api.pki.ca_path)]
 
 
+def _component_flags(children: dict[str, Child]) -> dict[str, list[str]]:
+    """Each control-plane component's flags, whether it runs as a child of its own or in ``control-plane``."""
+    out = {name: child.args for name, child in children.items() if name in SECURE_PORTS}
+    combined = children.get(CONTROL_PLANE)
+    if combined is not None:
+        out.update(controlplane.sections(combined.args[combined.args.index(CONTROL_PLANE) + 1:]))
+    return out
+
+
 def health_targets(children: dict[str, Child]) -> dict[str, str]:
-    """Each running control-plane child's ``/healthz`` URL, from the flags it was started with."""
+    """Each running control-plane component's ``/healthz`` URL, from the flags it was started with."""
     out = {}
-    for name, child in children.items():
-        if name not in SECURE_PORTS:
-            continue
-        port = int(_flag_value(child.args, "--secure-port") or SECURE_PORTS[name])
-        host = _flag_value(child.args, "--bind-address") or "127.0.0.1"
+    for name, args in _component_flags(children).items():
+        port = int(_flag_value(args, "--secure-port") or SECURE_PORTS[name])
+        host = _flag_value(args, "--bind-address") or "127.0.0.1"
         host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         if port:
             out[name] = f"https://{host if ':' not in host else f'[{host}]'}:{port}/healthz"
+    return out
+
+
+def _control_plane(api: APIServer, config: ServerConfig) -> dict[str, list[str]]:
+    """The control-plane components to run, each with its flags (its own kubeconfig: its identity)."""
+    assert api.pki is not None
+    out = {}
+    if not config.disable_controller_manager:
+        kc = component_kubeconfig(api, "controller-manager", "system:kube-controller-manager")
+        out["controller-manager"] = [
+            "--kubeconfig", str(kc), "--root-ca-file", str(api.pki.ca_path),
+            "--cluster-signing-cert-file", str(api.pki.ca_path),
+            "--cluster-signing-key-file", str(api.pki.ca_key_path),
+            "--service-account-private-key-file", str(api.pki.service_account_key()),
+            # kubeadm's choice: the default set plus the (off by default) bootstrap token cleaner.
+            "--controllers", "*,tokencleaner", "--use-service-account-credentials",
+            "--cluster-cidr", config.cluster_cidr, *_serving_args(api, "controller-manager"),
+            *config.controller_manager_args]
+    if config.enable_cloud_controller:
+        kc = component_kubeconfig(api, "cloud-controller-manager", "system:cloud-controller-manager")
+        out["cloud-controller-manager"] = ["--kubeconfig", str(kc), *_serving_args(api, "cloud-controller-manager"),
+                                           *config.cloud_controller_manager_args]
+    if not config.disable_scheduler:
+        kc = component_kubeconfig(api, "scheduler", "system:kube-scheduler")
+        out["scheduler"] = ["--kubeconfig", str(kc), *_serving_args(api, "scheduler"), *config.scheduler_args]
     return out
 
 
@@ -383,29 +422,13 @@ async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool
     health: asyncio.Task[None] | None = None
     try:
         await _apply_addons(api, config)
-        if not config.disable_controller_manager:
-            kc = component_kubeconfig(api, "controller-manager", "system:kube-controller-manager")
-            assert api.pki is not None
-            sup.start("controller-manager", _kyb(
-                "controller-manager", "--kubeconfig", str(kc), "--root-ca-file", str(api.pki.ca_path),
-                "--cluster-signing-cert-file", str(api.pki.ca_path),
-                "--cluster-signing-key-file", str(api.pki.ca_key_path),
-                "--service-account-private-key-file", str(api.pki.service_account_key()),
-                # kubeadm's choice: the default set plus the (off by default) bootstrap token cleaner.
-                "--controllers", "*,tokencleaner", "--use-service-account-credentials",
-                "--cluster-cidr", config.cluster_cidr, *_serving_args(api, "controller-manager"),
-                *config.controller_manager_args,
-            ), logs / "controller-manager.log")
-        if config.enable_cloud_controller:
-            kc = component_kubeconfig(api, "cloud-controller-manager", "system:cloud-controller-manager")
-            sup.start("cloud-controller-manager", _kyb(
-                "cloud-controller-manager", "--kubeconfig", str(kc), *_serving_args(api, "cloud-controller-manager"),
-                *config.cloud_controller_manager_args,
-            ), logs / "cloud-controller-manager.log")
-        if not config.disable_scheduler:
-            kc = component_kubeconfig(api, "scheduler", "system:kube-scheduler")
-            sup.start("scheduler", _kyb("scheduler", "--kubeconfig", str(kc), *_serving_args(api, "scheduler"),
-                                        *config.scheduler_args), logs / "scheduler.log")
+        components = _control_plane(api, config)
+        if config.split_control_plane:
+            for name, flags in components.items():
+                sup.start(name, _kyb(name, *flags), logs / f"{name}.log")
+        elif components:
+            sup.start(CONTROL_PLANE, _kyb(CONTROL_PLANE, *controlplane.command_line(components)),
+                      logs / f"{CONTROL_PLANE}.log")
         token = server_token(config.api.data_dir)
         if not config.disable_agent:
             # The server's own node joins like any other, with the server's join token (k3s does

@@ -248,6 +248,7 @@ class LazyGroup(click.Group):
 
     lazy: dict[str, str] = {
         "controller-manager": "kybernetes.controllers.cmd:command",
+        "control-plane": "kybernetes.controlplane:command",
         "cloud-controller-manager": "kybernetes.cloud.cmd:command",
         "scheduler": "kybernetes.scheduler.cmd:scheduler_command",
         "explain-scheduling": "kybernetes.scheduler.cmd:explain_command",
@@ -290,6 +291,9 @@ def main() -> None:
 @_common_options
 @click.option("--disable-agent", is_flag=True, help="Run the control plane only (no kubelet on this machine).")
 @click.option("--disable-scheduler", is_flag=True, help="Do not run kube-scheduler.")
+@click.option("--split-control-plane", is_flag=True,
+              help="Run the scheduler, controller manager and cloud-controller-manager as a process each "
+                   "(default: all in one process, `kyb control-plane`).")
 @click.option("--disable-controller-manager", is_flag=True, help="Do not run kube-controller-manager.")
 @click.option("--cluster-cidr", default="10.42.0.0/16", show_default=True, help="Pod addresses, split per node.")
 @click.option("--kube-scheduler-arg", multiple=True, help="Extra flag for the scheduler, as NAME=VALUE.")
@@ -388,7 +392,7 @@ def server_config(args: list[str]) -> bundle.ServerConfig:
 def _server_config(cluster_init: bool, join_server: str, join_token: str, etcd_client_port: int,
                    etcd_peer_port: int, disable_snapshots: bool, snapshot_schedule_cron: str, snapshot_retention: int,
                    snapshot_dir: Path | None, disable_agent: bool, disable_scheduler: bool,
-                   disable_controller_manager: bool, cluster_cidr: str, kube_scheduler_arg: tuple[str, ...],
+                   split_control_plane: bool, disable_controller_manager: bool, cluster_cidr: str, kube_scheduler_arg: tuple[str, ...],
                    kube_controller_manager_arg: tuple[str, ...], disable_cloud_controller: bool,
                    enable_cloud_controller: bool, kube_cloud_controller_manager_arg: tuple[str, ...],
                    kubelet_arg: tuple[str, ...], node_name: str | None, disable_kube_proxy: bool, split_node_components: bool,
@@ -439,7 +443,7 @@ def _server_config(cluster_init: bool, join_server: str, join_token: str, etcd_c
         disable_controller_manager=disable_controller_manager, cluster_cidr=cluster_cidr,
         scheduler_args=[_flag(a) for a in kube_scheduler_arg],
         controller_manager_args=[_flag(a) for a in kube_controller_manager_arg],
-        enable_cloud_controller=not disable_cloud_controller,
+        enable_cloud_controller=not disable_cloud_controller, split_control_plane=split_control_plane,
         cloud_controller_manager_args=[_flag(a) for a in kube_cloud_controller_manager_arg],
         agent_args=["--cni-bridge", bridge, *(f"--kubelet-arg={a}" for a in kubelet_arg),
                     *(["--node-name", node_name] if node_name else []),

@@ -1,5 +1,6 @@
 """Rotation of the components' own logs: DATA/logs/*.log (the server's children: etcd,
-controller-manager, scheduler, agent; a node's containerd.log under the kubelet's data dir).
+control-plane (or, split, controller-manager, scheduler, cloud-controller-manager), agent; a
+node's containerd.log under the kubelet's data dir).
 
 Those files are the children's stdout and stderr, opened in append mode by the parent that spawned
 them; the children cannot be told to reopen. So rotation copies and truncates (logrotate's

@@ -69,6 +69,6 @@ async def test_deployment_becomes_available_with_node_and_rbac_authorization(tmp
         accounts = srv.kubectl("get", "-n", "kube-system", "serviceaccounts", "-o", "name").stdout.split()
         for sa in ("deployment-controller", "replicaset-controller", "generic-garbage-collector"):
             assert f"serviceaccount/{sa}" in accounts
-        for component in ("scheduler", "controller-manager"):
-            log = (data / "logs" / f"{component}.log").read_text(errors="replace")
-            assert "forbidden" not in log.lower(), f"{component} was refused something:\n{log[-3000:]}"
+        # The scheduler and the controller manager share one process and its log (control-plane.log).
+        log = (data / "logs" / "control-plane.log").read_text(errors="replace")
+        assert "forbidden" not in log.lower(), f"a component was refused something:\n{log[-3000:]}"

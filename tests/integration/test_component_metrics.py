@@ -210,6 +210,47 @@ def test_cloud_controller_manager_metrics(worked: ServerProcess) -> None:
     assert "process_resident_memory_bytes" in found
 
 
+def kyb_children(srv: ServerProcess) -> list[list[str]]:
+    """The command lines (after ``-m kybernetes.cli``) of the server's ``kyb`` child processes."""
+    out = []
+    for pid in Path(f"/proc/{srv.proc.pid}/task/{srv.proc.pid}/children").read_text().split():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if argv[1:3] == ["-m", "kybernetes.cli"]:
+            out.append(argv[3:])
+    return out
+
+
+def _queues(found: dict[str, list[tuple[dict[str, str], float]]]) -> set[str]:
+    return {labels["name"] for labels, _ in found.get("workqueue_adds_total", [])}
+
+
+def test_one_process_runs_the_components_each_with_its_own_series(worked: ServerProcess) -> None:
+    """``kyb server``'s default layout: one child, ``kyb control-plane``, runs the three components
+    (issue 18), each on its own port with its own series: its own lease's, its own work queues'."""
+    children = kyb_children(worked)
+    assert [argv[0] for argv in children] == ["control-plane"], children
+    assert {"scheduler", "controller-manager", "cloud-controller-manager"} <= set(children[0])
+    tok = token(worked, "scraper")
+    found = {component: scrape(worked, component, tok) for component in LEASES}
+    for component, lease in LEASES.items():
+        leases = {labels["name"] for labels, _ in found[component].get("leader_election_master_status", [])}
+        assert leases == {lease}, (component, leases)
+        assert "process_resident_memory_bytes" in found[component]
+    assert {"deployment", "replicaset"} <= _queues(found["controller-manager"])
+    assert "cloud-node-controller" in _queues(found["cloud-controller-manager"])
+    assert not _queues(found["scheduler"]) and not _queues(found["cloud-controller-manager"]) & {"deployment"}
+    assert "cloud-node-controller" not in _queues(found["controller-manager"])
+    for component in ("controller-manager", "cloud-controller-manager"):
+        assert not [name for name in found[component] if name.startswith("scheduler_")], component
+    # The SLIs of the checks each port ran: its own checks only.
+    assert get(worked, "scheduler", "/readyz")[0] == 200 and get(worked, "controller-manager", "/readyz")[0] == 200
+    status, body = get(worked, "scheduler", "/metrics/slis", tok)
+    assert status == 200 and "deployment-controller" not in body and "sched-handler-sync" in body
+
+
 def _child_pid(srv: ServerProcess, component: str) -> int:
     kubeconfig = str(srv.data_dir / f"{component}.kubeconfig")
     for entry in Path("/proc").iterdir():

@@ -5,10 +5,13 @@ a Deployment of :data:`REPLICAS` busybox pods (RollingUpdate, :data:`MAX_SURGE` 
 :data:`MAX_UNAVAILABLE`) is rolled out to a new template and a Job of :data:`COMPLETIONS` short pods
 (:data:`PARALLELISM` at a time) is created; once the new ReplicaSet and the Job each have a pod, the
 component named by the fault (one of :data:`FAULTS`) is killed with SIGKILL. Its supervisor (the
-server for the scheduler, the controller manager and the agent, whose process runs the kubelet,
-kube-proxy and the node network; the agent for the kubelet alone, which is a process of its own only
-on a node run with ``--split-node-components``, :data:`SPLIT_FAULTS`; the kubelet for containerd)
-restarts it. Then it checks the promise:
+server for the control plane and the agent, the agent for the kubelet, the kubelet for containerd)
+restarts it. ``control-plane`` is the one process that runs the scheduler, the controller manager and
+the cloud-controller-manager by default (``kyb control-plane``); ``agent`` is the node's one process,
+running the kubelet, kube-proxy and the node network by default. ``scheduler``, ``controller-manager``
+and ``kubelet`` are processes of their own only on a server started with ``--split-control-plane
+--split-node-components`` (:data:`SPLIT_FAULTS`, ``server_args(tmp, split=True)``). Then it checks
+the promise:
 
 - the cluster converges: the Deployment has exactly ``REPLICAS`` Ready pods of the new template and
   no other, its status says so; the Job is Complete with ``COMPLETIONS`` succeeded; the node's
@@ -43,9 +46,10 @@ from tests.e2e.conftest import Watcher, is_ready, is_terminal, merged_events
 
 Obj = dict[str, Any]
 
-FAULTS = ("scheduler", "controller-manager", "agent", "kubelet", "containerd")
-SPLIT_FAULTS = frozenset({"kubelet"})
-"""Faults of a process that exists only when the node's components are the agent's children."""
+SPLIT_FAULTS = ("scheduler", "controller-manager", "kubelet")
+"""Components that are processes of their own only under ``kyb server --split-control-plane
+--split-node-components``."""
+FAULTS = ("control-plane", "agent", *SPLIT_FAULTS, "containerd")
 REPLICAS, MAX_SURGE, MAX_UNAVAILABLE = 3, 1, 1
 COMPLETIONS, PARALLELISM = 4, 2
 LEASE = ("4s", "3s", "1s")  # lease duration, renew deadline, retry period: a killed leader's lease expires fast
@@ -57,12 +61,13 @@ CONTAINER_NAME_LABEL = "io.kubernetes.container.name"
 def server_args(tmp: Path, split: bool = False) -> list[str]:
     """``kyb server`` flags giving the scheduler and the controller manager short leader leases (a
     killed leader's lease must expire before its restarted process may lead; 15 s by default);
-    ``split``: the node's kubelet, kube-proxy and network as the agent's child processes."""
+    ``split``: each component in a process of its own (``--split-control-plane``, and the node's
+    kubelet, kube-proxy and network as the agent's children: ``--split-node-components``)."""
     sched_cfg = tmp / "scheduler-config.yaml"
     sched_cfg.write_text("apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n"
                          f"leaderElection:\n  leaderElect: true\n  leaseDuration: {LEASE[0]}\n"
                          f"  renewDeadline: {LEASE[1]}\n  retryPeriod: {LEASE[2]}\n")
-    return ["--kube-scheduler-arg", f"config={sched_cfg}",
+    return [*(["--split-control-plane"] if split else []), "--kube-scheduler-arg", f"config={sched_cfg}",
             "--kube-controller-manager-arg", f"leader-elect-lease-duration={LEASE[0]}",
             "--kube-controller-manager-arg", f"leader-elect-renew-deadline={LEASE[1]}",
             "--kube-controller-manager-arg", f"leader-elect-retry-period={LEASE[2]}",

@@ -1,9 +1,10 @@
-"""kill -9 of the scheduler, the controller manager, the agent (the node's components in one process),
-the kubelet alone and the node's containerd, each during a Deployment rollout and a Job, on a real
-``kyb server`` with its node (issues 20, 18). Root only.
+"""kill -9 of the control plane's process (scheduler, controller manager, cloud-controller-manager),
+the agent (the node's components in one process) and the node's containerd, each during a Deployment
+rollout and a Job, on a real ``kyb server`` with its node in the default layout (issues 20, 18). Root only.
 
-One server for the module (the kubelet alone is a process only with ``--split-node-components``:
-its fault is ``test_component_faults_split``'s, on a server of its own); each fault runs
+One server for the module (the scheduler, the controller manager and the kubelet alone are processes
+only with ``--split-control-plane --split-node-components``: their faults are
+``test_component_faults_split``'s, on a server of its own); each fault runs
 :func:`tests.reliability.faults.fault_round` (its docstring states the promise checked) in a namespace of its own and prints the time to converge.
 ``bench.faults`` runs more rounds and prints the table.
 """
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 
 def fault_node(tmp_path_factory: pytest.TempPathFactory, split: bool) -> Iterator[Node]:
-    """A server and its node with short leader leases; ``split``: the node's components as child processes."""
+    """A server and its node with short leader leases; ``split``: every component a process of its own."""
     reason = _node_missing()
     if reason:
         if os.environ.get("CI"):

@@ -30,7 +30,7 @@ def test_control_plane_components_import_no_pki() -> None:
     """The scheduler and the controller manager serve with the certificate they are given (``kyb
     server`` gives each one): the PKI's cryptography is not loaded for a self-signed one they
     do not make."""
-    for module in ("kybernetes.scheduler.cmd", "kybernetes.serving"):
+    for module in ("kybernetes.scheduler.cmd", "kybernetes.serving", "kybernetes.controlplane"):
         mods = _modules_after(f"import {module}")
         assert "cryptography" not in mods, module
         assert "kybernetes.pki" not in mods, module

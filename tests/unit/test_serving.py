@@ -17,7 +17,6 @@ from cryptography import x509
 
 from kybernetes.client.delegatedauth import Decision, User
 from kybernetes.serving import (
-    SLI_REGISTRY,
     ComponentServer,
     SecureServingOptions,
     secure_serving_flags,
@@ -142,9 +141,9 @@ async def test_component_server_on_loopback() -> None:
         assert status == 403
         assert json.loads(body)["message"] == 'forbidden: User "system:anonymous" cannot get path "/metrics"'
         assert (await asyncio.to_thread(get, "/nope"))[0] == 403  # authorization comes first, as in Kubernetes
-        assert SLI_REGISTRY.get_sample_value("kubernetes_healthcheck", {"name": "broken", "type": "readyz"}) == 0
-        assert SLI_REGISTRY.get_sample_value("kubernetes_healthcheck", {"name": "ping", "type": "healthz"}) == 1
-        assert SLI_REGISTRY.get_sample_value("kubernetes_healthchecks_total",
+        assert server.slis.registry.get_sample_value("kubernetes_healthcheck", {"name": "broken", "type": "readyz"}) == 0
+        assert server.slis.registry.get_sample_value("kubernetes_healthcheck", {"name": "ping", "type": "healthz"}) == 1
+        assert server.slis.registry.get_sample_value("kubernetes_healthchecks_total",
                                              {"name": "broken", "type": "readyz", "status": "error"}) == 1
     finally:
         await server.stop()

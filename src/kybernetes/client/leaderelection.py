@@ -56,6 +56,7 @@ from kybernetes.aiorun import wait_for
 from kybernetes.api.timeutil import format_micro
 from kybernetes.client.rest import Client
 from kybernetes.client.workqueue import Clock, RealClock
+from kybernetes.metrics import own_series
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class LeaderElector:
             raise ValueError("need lease_duration > renew_deadline > 0")
         self.client = client
         self.lease_name = lease_name
+        own_series("leader_election_master_status", lease_name)
         self.namespace = namespace
         self.identity = identity
         self.lease_duration = lease_duration

@@ -35,7 +35,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from kybernetes.metrics import exponential_buckets
+from kybernetes.metrics import exponential_buckets, own_series
 
 if TYPE_CHECKING:
     from kybernetes.client.workqueue import WorkQueue
@@ -86,6 +86,7 @@ _queues: weakref.WeakSet[WorkQueue] = weakref.WeakSet()
 def register(queue: WorkQueue) -> QueueMetrics:
     """The metrics of a named ``queue``, whose gauges are read from it at every scrape from now on."""
     _queues.add(queue)
+    own_series("workqueue_", queue.name)
     return _by_name.setdefault(queue.name, QueueMetrics())
 
 

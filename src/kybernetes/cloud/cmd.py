@@ -1,18 +1,19 @@
-"""``kyb cloud-controller-manager``: flags -> :class:`CloudControllerManagerConfig` -> :func:`manager.run`."""
+"""``kyb cloud-controller-manager``: flags -> :class:`CloudControllerManagerConfig` -> :func:`manager.run`,
+in a process of its own or in ``kyb control-plane``'s (:func:`kybernetes.controlplane.start`)."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
-import sys
 from pathlib import Path
 
 import click
 
-from kybernetes import aiorun
 from kybernetes.api.timeutil import parse_duration
 from kybernetes.cloud.manager import CloudControllerManagerConfig, LostLeadership, run, select
 from kybernetes.cloud.registry import ProviderConfig, get_provider
+from kybernetes.controlplane import Component, start
 from kybernetes.serving import CLOUD_CONTROLLER_MANAGER_PORT, SecureServingOptions, secure_serving_flags
 
 
@@ -52,10 +53,8 @@ def command(kubeconfig: Path | None, cloud_provider: str, controllers: str, conf
             cluster_name: str, lb_pool: str, zone: str, region: str, instance_type: str, leader_elect: bool,
             leader_elect_lease_duration: str, leader_elect_renew_deadline: str, leader_elect_retry_period: str,
             node_monitor_period: str, route_reconciliation_period: str, verbose: int,
-            serving: SecureServingOptions) -> None:
+            serving: SecureServingOptions) -> Component:
     """Run the cloud controllers (node, node lifecycle, service, route) against a cloud provider."""
-    logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG), stream=sys.stderr,
-                        format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
     selected = [c.strip() for c in controllers.split(",") if c.strip()]
     if not configure_cloud_routes:
         selected.append("-route")
@@ -77,11 +76,8 @@ def command(kubeconfig: Path | None, cloud_provider: str, controllers: str, conf
     except ValueError as e:
         raise click.ClickException(str(e)) from None
 
-    async def main() -> None:
-        await run(cfg, aiorun.stop_on_signals(), cloud, serving)
+    async def cloud_controller_manager(stop: asyncio.Event) -> None:
+        await run(cfg, stop, cloud, serving)
 
-    try:
-        aiorun.run(main())
-    except LostLeadership:
-        click.echo("leader election lost", err=True)
-        sys.exit(1)
+    return start(Component("cloud-controller-manager", cloud_controller_manager,
+                           log_level=max(logging.WARNING - 10 * verbose, logging.DEBUG), exits=(LostLeadership,)))

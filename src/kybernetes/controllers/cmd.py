@@ -1,16 +1,17 @@
-"""``kyb controller-manager``: flags -> :class:`ControllerManagerConfig` -> :func:`manager.run`."""
+"""``kyb controller-manager``: flags -> :class:`ControllerManagerConfig` -> :func:`manager.run`, in a
+process of its own or in ``kyb control-plane``'s (:func:`kybernetes.controlplane.start`)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import sys
 from pathlib import Path
 
 import click
 
-from kybernetes import aiorun
 from kybernetes.api.timeutil import parse_duration
 from kybernetes.controllers.manager import ControllerManagerConfig, LostLeadership, run
+from kybernetes.controlplane import Component, start
 from kybernetes.serving import CONTROLLER_MANAGER_PORT, SecureServingOptions, secure_serving_flags
 
 
@@ -61,10 +62,8 @@ def command(kubeconfig: Path | None, controllers: str, leader_elect: bool, use_s
             horizontal_pod_autoscaler_downscale_stabilization: str, horizontal_pod_autoscaler_tolerance: float,
             horizontal_pod_autoscaler_cpu_initialization_period: str,
             horizontal_pod_autoscaler_initial_readiness_delay: str, verbose: int,
-            serving: SecureServingOptions) -> None:
+            serving: SecureServingOptions) -> Component:
     """Run the controllers that drive the cluster to its desired state."""
-    logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG), stream=sys.stderr,
-                        format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
     selected = [c.strip() for c in controllers.split(",") if c.strip()]
     if not allocate_node_cidrs:
         selected.append("-node-ipam-controller")
@@ -98,12 +97,8 @@ def command(kubeconfig: Path | None, controllers: str, leader_elect: bool, use_s
         },
     )
 
-    async def main() -> None:
-        stop = aiorun.stop_on_signals()
+    async def controller_manager(stop: asyncio.Event) -> None:
         await run(cfg, stop, serving)
 
-    try:
-        aiorun.run(main())
-    except LostLeadership:
-        click.echo("leader election lost", err=True)
-        sys.exit(1)
+    return start(Component("controller-manager", controller_manager,
+                           log_level=max(logging.WARNING - 10 * verbose, logging.DEBUG), exits=(LostLeadership,)))

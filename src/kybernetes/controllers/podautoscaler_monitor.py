@@ -15,6 +15,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
+from kybernetes.metrics import own_families
+
+own_families("horizontal_pod_autoscaler_", "controller-manager")  # in kyb control-plane's process too
+
 SCALE_UP, SCALE_DOWN, NONE = "scale_up", "scale_down", "none"
 SPEC, INTERNAL = "spec", "internal"
 _BUCKETS = [0.001 * 2**i for i in range(15)]  # ExponentialBuckets(0.001, 2, 15)

@@ -1,7 +1,8 @@
 """``kyb scheduler`` and ``kyb explain-scheduling``; ``run(config)`` for embedding.
 
 ``kyb scheduler`` connects with a kubeconfig, optionally takes a KubeSchedulerConfiguration file,
-and schedules until SIGTERM/SIGINT. It serves ``/healthz``, ``/livez``, ``/readyz`` and ``/metrics``
+and schedules until SIGTERM/SIGINT (or, parsed by ``kyb control-plane``, until that process stops:
+:mod:`kybernetes.controlplane`). It serves ``/healthz``, ``/livez``, ``/readyz`` and ``/metrics``
 on ``--secure-port`` (10259; :mod:`kybernetes.serving`). With ``--leader-elect`` (the default, as kube-scheduler) only
 the holder of the ``kube-system/<lease-name>`` Lease schedules; losing the lease stops the process
 so that a supervisor restarts it with a clean cache, as Kubernetes does.
@@ -17,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 import socket
 import sys
 import uuid
@@ -25,8 +25,8 @@ from typing import Any
 
 import click
 
-from kybernetes import aiorun
 from kybernetes.api.podutil import is_pod_terminal
+from kybernetes.controlplane import Component, start
 from kybernetes.scheduler import config as cfg
 from kybernetes.scheduler.explain import Explanation, explain_pod
 from kybernetes.scheduler.scheduler import Scheduler
@@ -100,20 +100,20 @@ async def run(config: cfg.SchedulerConfig, serving: SecureServingOptions | None 
         await client.close()
 
 
-async def _run_until_signal(config: cfg.SchedulerConfig, serving: SecureServingOptions) -> None:
-    stopping = asyncio.Event()
-    task = asyncio.ensure_future(run(config, serving, stopping))
-
-    def stop() -> None:
-        stopping.set()
-        task.cancel()
-
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop)
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+async def run_until(config: cfg.SchedulerConfig, serving: SecureServingOptions | None, stop: asyncio.Event) -> None:
+    """:func:`run` until ``stop`` is set (then cancelled, ``/readyz`` failing ``shutdown`` meanwhile)
+    or until it ends by itself (a lost lease) or fails (raised)."""
+    task = asyncio.ensure_future(run(config, serving, stop))
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (task, stopper):
+            t.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stopper
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @click.command("scheduler")
@@ -127,10 +127,8 @@ async def _run_until_signal(config: cfg.SchedulerConfig, serving: SecureServingO
 @click.option("-v", "--verbose", count=True)
 @secure_serving_flags(SCHEDULER_PORT)
 def scheduler_command(kubeconfig: str | None, config_file: str | None, leader_elect: bool | None,
-                      lease_name: str | None, verbose: int, serving: SecureServingOptions) -> None:
+                      lease_name: str | None, verbose: int, serving: SecureServingOptions) -> Component:
     """Run the scheduler: bind pending pods to nodes."""
-    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = cfg.load(config_file) if config_file else cfg.SchedulerConfig(leader_elect=True)
     if kubeconfig:
         config.kubeconfig = kubeconfig
@@ -138,7 +136,13 @@ def scheduler_command(kubeconfig: str | None, config_file: str | None, leader_el
         config.leader_elect = leader_elect
     if lease_name:
         config.lease_name = lease_name
-    aiorun.run(_run_until_signal(config, serving))
+
+    async def scheduler(stop: asyncio.Event) -> None:
+        await run_until(config, serving, stop)
+
+    return start(Component(
+        "scheduler", scheduler, log_level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
+        log_format="%(asctime)s %(levelname)s %(name)s: %(message)s"))
 
 
 async def explain_remote(pod_name: str, namespace: str, kubeconfig: str | None,

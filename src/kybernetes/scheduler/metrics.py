@@ -25,11 +25,13 @@ from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from kybernetes.metrics import exponential_buckets
+from kybernetes.metrics import exponential_buckets, own_families
 from kybernetes.metrics.accumulate import HistogramState, histogram_family
 
 if TYPE_CHECKING:
     from kybernetes.scheduler.scheduler import Scheduler
+
+own_families("scheduler_", "scheduler")  # in a process with other components too (kyb control-plane)
 
 PLUGIN_METRICS_SAMPLE_PERCENT = 10
 SCHEDULED, UNSCHEDULABLE, ERROR = "scheduled", "unschedulable", "error"

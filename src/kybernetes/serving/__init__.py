@@ -16,11 +16,13 @@ HTTPS on ``--secure-port`` (0: none) at ``--bind-address`` (default 0.0.0.0). Co
 - **Endpoints.** ``/healthz``, ``/livez``, ``/readyz`` with named checks
   (:mod:`kybernetes.httpserver.healthz`: ``?verbose``, ``?exclude``, ``/readyz/NAME``); ``ping``
   always, then the component's (``leaderElection``, ``sched-handler-sync``, ...). ``/metrics``:
-  the process's default registry (:func:`kybernetes.metrics.exposition`). ``/metrics/slis``:
+  the process's default registry as the component that made the server sees it
+  (:func:`kybernetes.metrics.exposition` with its task's ``COMPONENT``: in ``kyb control-plane``,
+  its own series only). ``/metrics/slis``:
   Kubernetes' component SLIs, ``kubernetes_healthcheck{name,type}`` (1 passed, 0 failed) and
   ``kubernetes_healthchecks_total{name,type,status}``, recorded for every check run by a
   ``/healthz``, ``/livez`` or ``/readyz`` request (not ``/readyz/NAME``), in a registry of their
-  own as in Kubernetes. Anything else 404.
+  own as in Kubernetes (:class:`SLIs`, one per server). Anything else 404.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from kybernetes.client.rest import Client
 from kybernetes.httpserver import healthz
 from kybernetes.httpserver.messages import Request, Response
 from kybernetes.httpserver.protocol import HTTPServer
-from kybernetes.metrics import exposition
+from kybernetes.metrics import COMPONENT, exposition
 from kybernetes.serving.delegated import DEFAULT_ALWAYS_ALLOW_PATHS, ComponentAuth, request_verb
 
 log = logging.getLogger(__name__)
@@ -60,27 +62,32 @@ AUTH_CONFIGMAP = ("kube-system", "extension-apiserver-authentication")
 
 Checks = dict[str, healthz.Check]
 
-SLI_REGISTRY = CollectorRegistry(auto_describe=True)
-HEALTHCHECK = Gauge("kubernetes_healthcheck", "This metric records the result of a single healthcheck.",
-                    ["name", "type"], registry=SLI_REGISTRY)
-HEALTHCHECKS_TOTAL = Counter("kubernetes_healthchecks_total", "This metric records the results of all healthcheck.",
-                             ["name", "type", "status"], registry=SLI_REGISTRY)
+class SLIs:
+    """A component's SLI metrics (``component-base/metrics/prometheus/slis``), in a registry of its
+    own: one per secure port, so components sharing a process keep theirs apart."""
 
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.healthcheck = Gauge("kubernetes_healthcheck", "This metric records the result of a single healthcheck.",
+                                 ["name", "type"], registry=self.registry)
+        self.healthchecks_total = Counter("kubernetes_healthchecks_total",
+                                          "This metric records the results of all healthcheck.",
+                                          ["name", "type", "status"], registry=self.registry)
 
-def recorded(endpoint: str, name: str, check: healthz.Check) -> healthz.Check:
-    """``check``, its result recorded in the SLI metrics (``slis.ObserveHealthcheck``)."""
+    def recorded(self, endpoint: str, name: str, check: healthz.Check) -> healthz.Check:
+        """``check``, its result recorded in the SLI metrics (``slis.ObserveHealthcheck``)."""
 
-    async def run() -> None:
-        try:
-            await check()
-        except Exception:
-            HEALTHCHECK.labels(name, endpoint).set(0)
-            HEALTHCHECKS_TOTAL.labels(name, endpoint, "error").inc()
-            raise
-        HEALTHCHECK.labels(name, endpoint).set(1)
-        HEALTHCHECKS_TOTAL.labels(name, endpoint, "success").inc()
+        async def run() -> None:
+            try:
+                await check()
+            except Exception:
+                self.healthcheck.labels(name, endpoint).set(0)
+                self.healthchecks_total.labels(name, endpoint, "error").inc()
+                raise
+            self.healthcheck.labels(name, endpoint).set(1)
+            self.healthchecks_total.labels(name, endpoint, "success").inc()
 
-    return run
+        return run
 
 
 @dataclass
@@ -193,6 +200,9 @@ class ComponentServer:
         self.readyz: Checks = {"ping": healthz.ping, **(readyz_checks or {})}
         self.auth = ComponentAuth(client, always_allow_paths=options.always_allow_paths)
         self.port = 0
+        self.slis = SLIs()
+        self.component = COMPONENT.get()
+        """Whose ``/metrics`` this serves, in a process of several components (kybernetes.metrics)."""
         self._server: HTTPServer | None = None
 
     def add_ping_checks(self, names: list[str]) -> None:
@@ -242,14 +252,16 @@ class ComponentServer:
 
     async def _route(self, req: Request, path: str) -> Response:
         if path in ("/metrics", "/metrics/slis"):
-            registry = SLI_REGISTRY if path == "/metrics/slis" else REGISTRY
-            body, content_type = exposition(req.headers.get("Accept", ""), registry)
+            if path == "/metrics/slis":
+                body, content_type = exposition(req.headers.get("Accept", ""), self.slis.registry)
+            else:
+                body, content_type = exposition(req.headers.get("Accept", ""), REGISTRY, self.component)
             return Response(body=body, content_type=content_type)
         endpoint, _, sub = path.lstrip("/").partition("/")
         if endpoint in ("healthz", "livez", "readyz"):
             checks = self.readyz if endpoint == "readyz" else self.healthz
             if not sub:
-                checks = {name: recorded(endpoint, name, check) for name, check in checks.items()}
+                checks = {name: self.slis.recorded(endpoint, name, check) for name, check in checks.items()}
             return await healthz.serve(endpoint, sub, checks, req.query)
         return Response(text="404 page not found\n", status=404, content_type="text/plain")
 
