@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 import random
+import unicodedata
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -468,11 +469,17 @@ def _dry_run(values: Any) -> bool:
 
 
 def _warning_headers(ctx: RequestContext | None) -> dict[str, str] | None:
+    """The request's warnings as one ``Warning`` header, comma-joined, each as ``299 - "text"``
+    (RFC 7234 warn-code form). As kube-apiserver's warning recorder (``net.NewWarningHeader``) does,
+    a repeated text is sent once and a text with a control character is left out: a newline in a
+    header would end it (a webhook's or an unknown field's words are the client's own)."""
     if ctx is None or not ctx.warnings:
         return None
-    # One header value, comma-joined, each as `299 - "text"` (RFC 7234 warn-code form).
+    texts = [w for w in dict.fromkeys(ctx.warnings) if w and not any(unicodedata.category(c) == "Cc" for c in w)]
+    if not texts:
+        return None
     return {"Warning": ", ".join('299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"'
-                                 for w in ctx.warnings[:50])}
+                                 for w in texts[:50])}
 
 
 def _now() -> dt.datetime:
