@@ -204,3 +204,33 @@ def test_unknown_field_with_a_newline_is_quoted_as_go_quotes_it(raw: Raw, namesp
     body = _assert_status(raw("POST", f"/api/v1/namespaces/{namespace}/configmaps?fieldValidation=Strict",
                               json.dumps(cm).encode()), 400, "BadRequest")
     assert body["message"].endswith('strict decoding error: unknown field "a\\nb\\u0085"')
+
+
+def _open(raw: Raw, path: str) -> Any:
+    req = urllib.request.Request(raw.base + path, method="GET")
+    return urllib.request.urlopen(req, context=raw.ctx, timeout=10)
+
+
+def test_boolean_query_parameters_read_as_kubernetes_reads_them(raw: Raw, namespace: str) -> None:
+    """``runtime.Convert_Slice_string_To_bool``: only ``0`` and ``false`` (any case) are false, so
+    ``?watch=yes`` is a watch; we read anything but ``true``/``1`` as false and listed instead."""
+    for value, watch in [("yes", True), ("", True), ("on", True), ("2", True), ("0", False), ("FALSE", False),
+                         ("False", False)]:
+        with _open(raw, f"/api/v1/namespaces/{namespace}/configmaps?watch={value}&timeoutSeconds=1") as r:
+            assert r.status == 200
+            body = r.read()
+        if watch:  # a watch stream: events, one JSON object per line (the namespace's root CA ConfigMap)
+            assert r.headers.get("Transfer-Encoding") == "chunked", value
+            assert all(json.loads(line)["type"] == "ADDED" for line in body.splitlines()), value
+        else:
+            assert json.loads(body)["kind"] == "ConfigMapList", value
+
+
+def test_watch_with_a_negative_timeout_ends_at_once(raw: Raw, namespace: str) -> None:
+    """kube-apiserver's watch timer of a negative ``timeoutSeconds`` has fired before the first
+    event: 200 and the stream ends. Ours took it as none and stayed open for 30-60 minutes."""
+    t0 = time.monotonic()
+    with _open(raw, f"/api/v1/namespaces/{namespace}/configmaps?watch=true&timeoutSeconds=-1") as r:
+        assert r.status == 200
+        r.read()
+    assert time.monotonic() - t0 < 8

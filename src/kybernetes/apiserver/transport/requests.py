@@ -252,7 +252,11 @@ def pretty_requested(request: Request) -> bool:
 
 
 def bool_param(value: str | None) -> bool:
-    return value is not None and value.lower() in ("true", "1")
+    """A boolean query parameter as Kubernetes' parameter codec reads it
+    (``runtime.Convert_Slice_string_To_bool``): absent, ``0`` or ``false`` in any case is false,
+    anything else, the empty value included, is true (``?watch=yes`` is a watch). Not ``pretty``,
+    which is ``strconv.ParseBool`` (:func:`pretty_requested`)."""
+    return value is not None and value != "0" and value.casefold() != "false"
 
 
 def int_param(value: str | None, name: str) -> int | None:
