@@ -234,3 +234,17 @@ def test_watch_with_a_negative_timeout_ends_at_once(raw: Raw, namespace: str) ->
         assert r.status == 200
         r.read()
     assert time.monotonic() - t0 < 8
+
+
+def test_invalid_utf8_in_a_json_body_is_replaced_as_go_replaces_it(raw: Raw, namespace: str) -> None:
+    """Go's encoding/json does not refuse invalid UTF-8 or a lone surrogate escape in a string: each
+    bad byte, and the lone half, becomes U+FFFD, and Kubernetes stores the object (we answered 400)."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    body = b'{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "utf8"}, "data": {"a": "x\xffy\xe2\x82"}}'
+    status, created = raw("POST", path, body)
+    assert status == 201, created
+    assert created["data"] == {"a": "x\ufffdy\ufffd\ufffd"}
+    status, patched = raw("PATCH", path + "/utf8", b'{"data": {"b": "\\ud800-\xc3"}}', "application/merge-patch+json")
+    assert status == 200, patched
+    assert raw("GET", path + "/utf8")[1]["data"] == {"a": "x\ufffdy\ufffd\ufffd", "b": "\ufffd-\ufffd"}
+    _assert_status(raw("POST", path, b'{"metadata": {"name": "x\xff"'), 400, "BadRequest")  # still not JSON
