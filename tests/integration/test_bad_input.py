@@ -248,3 +248,21 @@ def test_invalid_utf8_in_a_json_body_is_replaced_as_go_replaces_it(raw: Raw, nam
     assert status == 200, patched
     assert raw("GET", path + "/utf8")[1]["data"] == {"a": "x\ufffdy\ufffd\ufffd", "b": "\ufffd-\ufffd"}
     _assert_status(raw("POST", path, b'{"metadata": {"name": "x\xff"'), 400, "BadRequest")  # still not JSON
+
+
+def test_a_pod_bound_to_a_missing_node_has_the_nodes_404_for_its_streams(raw: Raw, namespace: str) -> None:
+    """Logs, exec, attach and port-forward of a pod whose nodeName names no Node (the fuzzer binds
+    pods to random names): kube-apiserver's connection-info getter returns the node lookup's 404;
+    ours was a 500. A pod with no node at all is kube's 400."""
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ghost"},
+           "spec": {"nodeName": "ghost-node", "containers": [{"name": "c", "image": "busybox"}]}}
+    assert raw("POST", path, json.dumps(pod).encode())[0] == 201
+    for method, sub in [("GET", "log"), ("POST", "exec?command=ls&stdout=true"), ("POST", "attach?stdout=true"),
+                        ("POST", "portforward?ports=80")]:
+        body = _assert_status(raw(method, f"{path}/ghost/{sub}"), 404, "NotFound")
+        assert body["message"] == 'nodes "ghost-node" not found', sub
+    pod["metadata"]["name"], pod["spec"]["nodeName"] = "unbound", ""
+    assert raw("POST", path, json.dumps(pod).encode())[0] == 201
+    body = _assert_status(raw("POST", f"{path}/unbound/exec?command=ls&stdout=true"), 400, "BadRequest")
+    assert body["message"] == "pod unbound does not have a host assigned"
