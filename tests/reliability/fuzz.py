@@ -351,7 +351,7 @@ def _variants(case: Any, rng: random.Random, base_url: str) -> list[Job]:
 
 
 def fuzz(srv: ServerProcess, *, requests_goal: int, seconds: float, seed: int = 0,
-         examples_per_operation: int = 2, threads: int = 4) -> FuzzResult:
+         examples_per_operation: int = 2, threads: int = 8) -> FuzzResult:
     """Fuzz ``srv`` until ``requests_goal`` requests are sent or ``seconds`` have passed (operations
     in a seeded random order, each with ``examples_per_operation`` generated cases per pass)."""
     result = FuzzResult()
