@@ -200,6 +200,13 @@ def test_unknown_field_with_a_newline_is_quoted_as_go_quotes_it(raw: Raw, namesp
     with urllib.request.urlopen(req, context=raw.ctx, timeout=20) as r:
         assert r.status == 201
         assert r.headers["Warning"] == '299 - "unknown field \\"a\\\\nb\\\\u0085\\""'
+    # The fuzzer's unanswered PATCHes: a merge patch whose unknown field has a carriage return.
+    req = urllib.request.Request(raw.base + f"/api/v1/namespaces/{namespace}/configmaps/newline-field",
+                                 data=b'{"x\\ry": 1}', method="PATCH",
+                                 headers={"Content-Type": "application/merge-patch+json"})
+    with urllib.request.urlopen(req, context=raw.ctx, timeout=20) as r:
+        assert r.status == 200
+        assert r.headers["Warning"] == '299 - "unknown field \\"x\\\\ry\\""'
     cm["metadata"]["name"] = "newline-field-strict"
     body = _assert_status(raw("POST", f"/api/v1/namespaces/{namespace}/configmaps?fieldValidation=Strict",
                               json.dumps(cm).encode()), 400, "BadRequest")
