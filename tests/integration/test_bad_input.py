@@ -186,3 +186,90 @@ def test_watch_from_compacted_revision_is_410(tmp_path: Any) -> None:
         assert status == 410
     finally:
         srv.stop()
+
+
+def test_unknown_field_with_a_newline_is_quoted_as_go_quotes_it(raw: Raw, namespace: str) -> None:
+    """An unknown field named with a newline (the long fuzz run's dropped connections: the warning
+    about it put a newline in the ``Warning`` header, which the server refused to send, so the
+    connection was closed with no answer). The strict decoder's words quote the path with
+    ``strconv.Quote``, in the warning and in the Strict 400 alike."""
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "newline-field"}, "a\nb\u0085": 1}
+    req = urllib.request.Request(raw.base + f"/api/v1/namespaces/{namespace}/configmaps",
+                                 data=json.dumps(cm).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, context=raw.ctx, timeout=20) as r:
+        assert r.status == 201
+        assert r.headers["Warning"] == '299 - "unknown field \\"a\\\\nb\\\\u0085\\""'
+    # The fuzzer's unanswered PATCHes: a merge patch whose unknown field has a carriage return.
+    req = urllib.request.Request(raw.base + f"/api/v1/namespaces/{namespace}/configmaps/newline-field",
+                                 data=b'{"x\\ry": 1}', method="PATCH",
+                                 headers={"Content-Type": "application/merge-patch+json"})
+    with urllib.request.urlopen(req, context=raw.ctx, timeout=20) as r:
+        assert r.status == 200
+        assert r.headers["Warning"] == '299 - "unknown field \\"x\\\\ry\\""'
+    cm["metadata"]["name"] = "newline-field-strict"
+    body = _assert_status(raw("POST", f"/api/v1/namespaces/{namespace}/configmaps?fieldValidation=Strict",
+                              json.dumps(cm).encode()), 400, "BadRequest")
+    assert body["message"].endswith('strict decoding error: unknown field "a\\nb\\u0085"')
+
+
+def _open(raw: Raw, path: str) -> Any:
+    req = urllib.request.Request(raw.base + path, method="GET")
+    return urllib.request.urlopen(req, context=raw.ctx, timeout=10)
+
+
+def test_boolean_query_parameters_read_as_kubernetes_reads_them(raw: Raw, namespace: str) -> None:
+    """``runtime.Convert_Slice_string_To_bool``: only ``0`` and ``false`` (any case) are false, so
+    ``?watch=yes`` is a watch; we read anything but ``true``/``1`` as false and listed instead."""
+    for value, watch in [("yes", True), ("", True), ("on", True), ("2", True), ("0", False), ("FALSE", False),
+                         ("False", False)]:
+        with _open(raw, f"/api/v1/namespaces/{namespace}/configmaps?watch={value}&timeoutSeconds=1") as r:
+            assert r.status == 200
+            body = r.read()
+        if watch:  # a watch stream: events, one JSON object per line (the namespace's root CA ConfigMap)
+            assert r.headers.get("Transfer-Encoding") == "chunked", value
+            assert all(json.loads(line)["type"] == "ADDED" for line in body.splitlines()), value
+        else:
+            assert json.loads(body)["kind"] == "ConfigMapList", value
+
+
+def test_watch_with_a_negative_timeout_ends_at_once(raw: Raw, namespace: str) -> None:
+    """kube-apiserver's watch timer of a negative ``timeoutSeconds`` has fired before the first
+    event: 200 and the stream ends. Ours took it as none and stayed open for 30-60 minutes."""
+    t0 = time.monotonic()
+    with _open(raw, f"/api/v1/namespaces/{namespace}/configmaps?watch=true&timeoutSeconds=-1") as r:
+        assert r.status == 200
+        r.read()
+    assert time.monotonic() - t0 < 8
+
+
+def test_invalid_utf8_in_a_json_body_is_replaced_as_go_replaces_it(raw: Raw, namespace: str) -> None:
+    """Go's encoding/json does not refuse invalid UTF-8 or a lone surrogate escape in a string: each
+    bad byte, and the lone half, becomes U+FFFD, and Kubernetes stores the object (we answered 400)."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    body = b'{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "utf8"}, "data": {"a": "x\xffy\xe2\x82"}}'
+    status, created = raw("POST", path, body)
+    assert status == 201, created
+    assert created["data"] == {"a": "x\ufffdy\ufffd\ufffd"}
+    status, patched = raw("PATCH", path + "/utf8", b'{"data": {"b": "\\ud800-\xc3"}}', "application/merge-patch+json")
+    assert status == 200, patched
+    assert raw("GET", path + "/utf8")[1]["data"] == {"a": "x\ufffdy\ufffd\ufffd", "b": "\ufffd-\ufffd"}
+    _assert_status(raw("POST", path, b'{"metadata": {"name": "x\xff"'), 400, "BadRequest")  # still not JSON
+
+
+def test_a_pod_bound_to_a_missing_node_has_the_nodes_404_for_its_streams(raw: Raw, namespace: str) -> None:
+    """Logs, exec, attach and port-forward of a pod whose nodeName names no Node (the fuzzer binds
+    pods to random names): kube-apiserver's connection-info getter returns the node lookup's 404;
+    ours was a 500. A pod with no node at all is kube's 400."""
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ghost"},
+           "spec": {"nodeName": "ghost-node", "containers": [{"name": "c", "image": "busybox"}]}}
+    assert raw("POST", path, json.dumps(pod).encode())[0] == 201
+    for method, sub in [("GET", "log"), ("POST", "exec?command=ls&stdout=true"), ("POST", "attach?stdout=true"),
+                        ("POST", "portforward?ports=80")]:
+        body = _assert_status(raw(method, f"{path}/ghost/{sub}"), 404, "NotFound")
+        assert body["message"] == 'nodes "ghost-node" not found', sub
+    pod["metadata"]["name"], pod["spec"]["nodeName"] = "unbound", ""
+    assert raw("POST", path, json.dumps(pod).encode())[0] == 201
+    body = _assert_status(raw("POST", f"{path}/unbound/exec?command=ls&stdout=true"), 400, "BadRequest")
+    assert body["message"] == "pod unbound does not have a host assigned"

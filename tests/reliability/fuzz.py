@@ -250,7 +250,6 @@ class Sender:
                 self.result.generation_errors[f"sender: {type(e).__name__}: {e}"[:200]] += 1
 
     def _send(self, job: Job) -> int | None:
-        what = f"{job.label}: {job.method} {job.url[:200]} params={str(job.params)[:200]}"
         try:
             resp = self._session().request(job.method, job.url, headers=job.headers, params=job.params,
                                             timeout=(10, READ_TIMEOUT), stream=True, allow_redirects=False,
@@ -266,12 +265,12 @@ class Sender:
         except requests.exceptions.Timeout:
             with self.count_lock:
                 self.result.requests += 1
-                self.result.hung.append(what)
+                self.result.hung.append(_describe(job))
             return None
         except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
             with self.count_lock:
                 self.result.requests += 1
-                self.result.dropped.append(f"{what}: {type(e).__name__}: {str(e)[:200]}")
+                self.result.dropped.append(f"{_describe(job)}: {type(e).__name__}: {str(e)[:200]}")
             return None
         except (requests.exceptions.InvalidURL, requests.exceptions.InvalidHeader, UnicodeError, ValueError):
             return None  # not sendable by the client: not a request
@@ -281,8 +280,24 @@ class Sender:
             if status == 504 and TOO_LARGE_RV in first:
                 self.result.future_resource_versions += 1
             elif status >= 500:
-                self.result.server_errors.append(f"{what} -> {status} {first[:300]!r}")
+                self.result.server_errors.append(f"{_describe(job)} -> {status} {first[:300]!r}")
         return status
+
+
+def _describe(job: Job) -> str:
+    """A failed job as it was sent (what reproducing it takes): operation, method, URL, parameters,
+    headers and the start of the body."""
+    return (f"{job.label}: {job.method} {job.url[:200]} params={str(job.params)[:200]} "
+            f"headers={job.headers} body={_excerpt(job.body)}")
+
+
+def _excerpt(body: dict[str, Any], limit: int = 1500) -> str:
+    """The start of a job's body as sent (``json`` or ``data``) and its size, for reproducing a failure."""
+    if not body:
+        return "none"
+    (kind, value), = body.items()
+    text = repr(value)
+    return f"{kind}({len(text)} chars):{text[:limit]}"
 
 
 # --- generation ----------------------------------------------------------------------------------
@@ -336,7 +351,7 @@ def _variants(case: Any, rng: random.Random, base_url: str) -> list[Job]:
 
 
 def fuzz(srv: ServerProcess, *, requests_goal: int, seconds: float, seed: int = 0,
-         examples_per_operation: int = 2, threads: int = 4) -> FuzzResult:
+         examples_per_operation: int = 2, threads: int = 8) -> FuzzResult:
     """Fuzz ``srv`` until ``requests_goal`` requests are sent or ``seconds`` have passed (operations
     in a seeded random order, each with ``examples_per_operation`` generated cases per pass)."""
     result = FuzzResult()

@@ -238,7 +238,13 @@ class HTTPProtocol(asyncio.Protocol):
         if self._upgraded is not None:
             return  # the connection belongs to the upgraded protocol now
         if isinstance(resp, Response):
-            head = resp.encode_head(req.keep_alive, req.extra_headers)
+            try:
+                head = resp.encode_head(req.keep_alive, req.extra_headers)
+            except ValueError:  # a header the handler built cannot be sent (a newline): still answer
+                log.exception("unsendable response head for %s %s", req.method, req.raw_path)
+                resp = Response(status=500, text="internal server error")
+                req.keep_alive = False
+                head = resp.encode_head(False)
             if req.method == "HEAD" or not resp.body:
                 self._write(head)
             elif len(resp.body) < 65536:
@@ -247,9 +253,15 @@ class HTTPProtocol(asyncio.Protocol):
                 self._write(head)
                 self._write(resp.body)
         elif isinstance(resp, StreamResponse):
-            if not resp.prepared:
-                await resp.prepare(req)
-            await resp.write_eof()
+            try:
+                if not resp.prepared:
+                    await resp.prepare(req)
+                await resp.write_eof()
+            except Exception:  # the head may be out: closing is the only answer left, never silence
+                log.exception("error finishing the stream of %s %s", req.method, req.raw_path)
+                self._task = None
+                self.close()
+                return
             if not resp._chunked:
                 req.keep_alive = False
         self._task = None

@@ -2,14 +2,27 @@
 
 Copies along the patched paths only (see :mod:`kybernetes.api.patch`); a malformed patch is a 400,
 a well-formed one that cannot apply (missing path, failed ``test``) a 422 ``Invalid``.
+
+Bounded as kube-apiserver bounds it, so that a small body cannot make a huge document: at most
+:data:`MAX_OPERATIONS` operations (a 413), and ``copy`` operations may add at most
+:data:`MAX_COPY_BYTES` of JSON in all (a 422: each ``copy`` of a subtree into itself doubles the
+document, so thirty of them in a 3 KB body would build gigabytes).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from kybernetes import errors
 from kybernetes.api.patch.jsonvalues import deepcopy_json, json_equal, unprocessable
+
+MAX_OPERATIONS = 10_000
+"""kube-apiserver's ``maxJSONPatchOperations`` (endpoints/handlers/patch.go)."""
+MAX_COPY_BYTES = 3 * 1024 * 1024
+"""kube-apiserver's default ``JSONPatchMaxCopyBytes`` (json-patch's ``AccumulatedCopySizeLimit``): the
+JSON bytes all ``copy`` operations of one patch may add."""
 
 _JSON_PATCH_OPS = frozenset({"add", "remove", "replace", "move", "copy", "test"})
 
@@ -135,6 +148,9 @@ def _validate_json_patch(ops: Any) -> list[tuple[str, list[str], str, Any]]:
     """Check the whole patch's shape before applying anything: malformed patches are 400s."""
     if not isinstance(ops, list):
         raise errors.BadRequest("json patch: the patch must be a JSON array of operations")
+    if len(ops) > MAX_OPERATIONS:
+        raise errors.RequestEntityTooLarge(
+            f"The allowed maximum operations in a JSON patch is {MAX_OPERATIONS}, got {len(ops)}")
     parsed: list[tuple[str, list[str], str, Any]] = []
     for i, op in enumerate(ops):
         if not isinstance(op, dict):
@@ -168,6 +184,7 @@ def apply_json_patch(doc: Any, ops: Any) -> Any:
     input is untouched (it is never mutated anyway).
     """
     parsed = _validate_json_patch(ops)
+    copied = 0
     for name, tokens, path, extra in parsed:
         if name == "add":
             doc = _op_add(doc, tokens, deepcopy_json(extra), path)
@@ -189,12 +206,19 @@ def apply_json_patch(doc: Any, ops: Any) -> Any:
                     )
                 doc, value = _op_remove(doc, from_tokens, from_path)
             else:
+                source = _get(doc, from_tokens, from_path)
+                copied += len(orjson.dumps(source))
+                if copied > MAX_COPY_BYTES:
+                    raise unprocessable(f"Unable to complete the copy, the accumulated size increase of copy is "
+                                        f"{copied}, exceeding the limit {MAX_COPY_BYTES}")
                 # A copy must not alias its source: later in-place edits would hit both.
-                value = deepcopy_json(_get(doc, from_tokens, from_path))
+                value = deepcopy_json(source)
             doc = _op_add(doc, tokens, value, path)
     return doc
 
 
 __all__ = [
+    "MAX_COPY_BYTES",
+    "MAX_OPERATIONS",
     "apply_json_patch",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from kybernetes import errors
 from kybernetes.api import decode as typed
 from kybernetes.api import schema as schemas
+from kybernetes.api.fieldpath import go_quote
 from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Resource
 from kybernetes.apiserver.registry.request import RequestContext
@@ -39,11 +40,11 @@ def report_unknown(r: Resource, unknown: list[str], ctx: RequestContext) -> None
     if not unknown:
         return
     if ctx.field_validation == "Strict":
-        detail = ", ".join(f'unknown field "{p}"' for p in unknown)
+        detail = ", ".join(f"unknown field {go_quote(p)}" for p in unknown)
         raise errors.BadRequest(f"{r.kind} in version \"{r.version}\" cannot be handled as a {r.kind}: "
                                 f"strict decoding error: {detail}")
     if ctx.field_validation == "Warn":
-        ctx.warnings.extend(f'unknown field "{p}"' for p in unknown)
+        ctx.warnings.extend(f"unknown field {go_quote(p)}" for p in unknown)
 
 
 def check_type_meta(r: Resource, obj: Obj) -> None:

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 import random
+import unicodedata
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -287,7 +288,7 @@ class ResourceHandlers:
             self._require_verb(r, "watch")
         if computed.warning:
             ctx.warnings.append(computed.warning)
-        accept, pretty = parse_accept(request.headers.get("Accept", "")), bool_param(q.get("pretty"))
+        accept, pretty = parse_accept(request.headers.get("Accept", "")), pretty_requested(request)
         if rp.name:
             obj = await computed.get(rp.name)
             return await self._render_one(r, obj, accept, pretty, q, ctx=ctx)
@@ -358,7 +359,8 @@ class ResourceHandlers:
 
     def _watch_options(self, q: Any, name: str) -> tuple[ListOptions, int]:
         """A watch's list options (a watch of one object selects it by name) and its timeout in
-        seconds (``timeoutSeconds``, or a random 30 to 60 minutes as kube-apiserver picks)."""
+        seconds (``timeoutSeconds``, or a random 30 to 60 minutes as kube-apiserver picks for 0 or
+        none; a negative one ends the watch at once, as there)."""
         opts = self._list_options(q)
         if name:
             sel = f"metadata.name={name}"
@@ -366,8 +368,10 @@ class ResourceHandlers:
                 sel += "," + q.get("fieldSelector", "")
             opts.field_selector = parse_field_selector(sel)
         timeout = int_param(q.get("timeoutSeconds"), "timeoutSeconds")
-        if timeout is None or timeout <= 0:
+        if timeout is None or timeout == 0:
             timeout = int(1800 * (1 + random.random()))
+        elif timeout < 0:  # kube-apiserver's timer of a negative duration: it has already fired
+            timeout = 0
         return opts, timeout
 
     def _watch_encoder(self, r: Resource, accept: Accept, include_object: str,
@@ -468,11 +472,17 @@ def _dry_run(values: Any) -> bool:
 
 
 def _warning_headers(ctx: RequestContext | None) -> dict[str, str] | None:
+    """The request's warnings as one ``Warning`` header, comma-joined, each as ``299 - "text"``
+    (RFC 7234 warn-code form). As kube-apiserver's warning recorder (``net.NewWarningHeader``) does,
+    a repeated text is sent once and a text with a control character is left out: a newline in a
+    header would end it (a webhook's or an unknown field's words are the client's own)."""
     if ctx is None or not ctx.warnings:
         return None
-    # One header value, comma-joined, each as `299 - "text"` (RFC 7234 warn-code form).
+    texts = [w for w in dict.fromkeys(ctx.warnings) if w and not any(unicodedata.category(c) == "Cc" for c in w)]
+    if not texts:
+        return None
     return {"Warning": ", ".join('299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"'
-                                 for w in ctx.warnings[:50])}
+                                 for w in texts[:50])}
 
 
 def _now() -> dt.datetime:

@@ -78,10 +78,9 @@ class StreamingProxy:
             raise errors.BadRequest(f"pod {name} does not have a host assigned")
         nodes = self.catalogue.get("", "v1", "nodes")
         assert nodes is not None
-        try:
-            node = await self.registry.get(nodes, "", node_name)
-        except errors.NotFound as e:
-            raise errors.InternalError(f'node "{node_name}" of pod {name} not found') from e
+        # A pod bound to a node that does not exist: the node's own 404, as kube's
+        # NodeConnectionInfoGetter returns it (it was a 500).
+        node = await self.registry.get(nodes, "", node_name)
         status = node.get("status") or {}
         addresses = status.get("addresses") or []
         host = next((a.get("address") for a in addresses if a.get("type") == "InternalIP"), None)

@@ -11,7 +11,11 @@ where ``/api/v1/namespaces/{name}[/{subresource}]`` is the namespaces resource i
 
 from __future__ import annotations
 
+import codecs
+import json
+import re
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import yaml
@@ -83,7 +87,7 @@ def read_body(raw: bytes, content_type: str) -> object:
     if ctype in ("", "application/json", "application/json-patch+json", "application/merge-patch+json",
                  "application/strategic-merge-patch+json", "*/*", "text/plain"):
         try:
-            return orjson.loads(raw)
+            return _loads_json(raw)
         except orjson.JSONDecodeError as e:
             raise errors.BadRequest(f"error decoding request body as JSON: {e}") from None
     if is_protobuf(ctype):
@@ -91,6 +95,48 @@ def read_body(raw: bytes, content_type: str) -> object:
         return decode_k8s_protobuf(raw)
     raise errors.UnsupportedMediaType(f'the body of the request was in an unknown format - accepted media types '
                                       f'include: application/json, application/yaml (got "{ctype}")')
+
+
+def _one_replacement_per_byte(e: UnicodeError) -> tuple[str, int]:
+    assert isinstance(e, UnicodeDecodeError)
+    return "\ufffd" * (e.end - e.start), e.end
+
+
+codecs.register_error("kyb-go-utf8", _one_replacement_per_byte)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _loads_json(raw: bytes) -> object:
+    """JSON as Go's ``encoding/json`` reads it into Kubernetes' objects: invalid UTF-8 in a string
+    is not an error but one U+FFFD per bad byte (``utf8.DecodeRune``), and so is a ``\\u``
+    escape of a UTF-16 surrogate that is not half of a pair; orjson refuses both (a 400 where
+    Kubernetes stores the object). Anything else orjson refuses is refused
+    (``orjson.JSONDecodeError``)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        if "surrogate" not in str(e) and "UTF-8" not in str(e):
+            raise
+        refused = e
+    try:
+        value = json.loads(raw.decode("utf-8", "kyb-go-utf8"), parse_constant=_no_constant)
+    except ValueError:
+        raise refused from None
+    return _replace_surrogates(value)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _replace_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_replace_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _load_yaml(raw: bytes) -> object:
@@ -252,7 +298,11 @@ def pretty_requested(request: Request) -> bool:
 
 
 def bool_param(value: str | None) -> bool:
-    return value is not None and value.lower() in ("true", "1")
+    """A boolean query parameter as Kubernetes' parameter codec reads it
+    (``runtime.Convert_Slice_string_To_bool``): absent, ``0`` or ``false`` in any case is false,
+    anything else, the empty value included, is true (``?watch=yes`` is a watch). Not ``pretty``,
+    which is ``strconv.ParseBool`` (:func:`pretty_requested`)."""
+    return value is not None and value != "0" and value.casefold() != "false"
 
 
 def int_param(value: str | None, name: str) -> int | None:
