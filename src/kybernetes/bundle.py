@@ -39,6 +39,9 @@ Secure ports: the scheduler, controller manager and cloud-controller-manager ser
 harness gives each server free ports, so that several ``kyb server``s run at once on one machine.
 The bundle probes each one's ``/healthz`` every 10 s (``serving.probe.HealthMonitor``) and logs a
 component that stops answering, and again when it answers.
+
+etcd's modules (``kybernetes.etcdmember``, ``kybernetes.serverjoin``: grpc) are imported by the
+functions that run a member, so a server on SQLite never loads them (issue 18: idle memory).
 """
 
 from __future__ import annotations
@@ -52,11 +55,11 @@ import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from kybernetes import aiorun, componentlogs, controlplane, serverjoin
+from kybernetes import aiorun, componentlogs, controlplane
 from kybernetes.addons import FIELD_MANAGER, AddonSettings, addon_objects, apply_addons
 from kybernetes.aiorun import wait_for
 from kybernetes.api.clusterdns import DEFAULT_CLUSTER_DOMAIN, cluster_dns_ip
@@ -65,13 +68,14 @@ from kybernetes.apiserver.server import APIServer, APIServerConfig
 from kybernetes.client import Client
 from kybernetes.controllers.cronschedule import CronSchedule
 from kybernetes.datadir import reset_flag, snapshot_dir
-from kybernetes.etcdmember import EmbeddedEtcd, MemberRemovedError, removed_since, wait_healthy
 from kybernetes.pki import PKI, kubeconfig, write_kubeconfig
 from kybernetes.serving import CLOUD_CONTROLLER_MANAGER_PORT, CONTROLLER_MANAGER_PORT, SCHEDULER_PORT
 from kybernetes.serving.probe import HealthMonitor
-from kybernetes.storage.etcd_members import MemberError
 from kybernetes.storage.interface import UnavailableError
 from kybernetes.storage.snapshot import SCHEDULED, SnapshotError, run_schedule, snapshotter_for
+
+if TYPE_CHECKING:
+    from kybernetes.etcdmember import EmbeddedEtcd
 
 log = logging.getLogger(__name__)
 
@@ -330,6 +334,8 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
     promotion = None
     try:
         if config.etcd is not None:
+            from kybernetes import serverjoin
+
             reset_flag(config.api.data_dir).unlink(missing_ok=True)  # an ordinary start after --cluster-reset
             if not await _start_member(config, config.etcd, etcd, stop):
                 return
@@ -347,6 +353,9 @@ async def _start_member(config: ServerConfig, member: EmbeddedEtcd, sup: Supervi
     """Joins the cluster first if asked to and the data dir holds no member yet, then runs the
     member and waits until it answers (False: ``stop`` came first). Makes the cluster CA and the
     server token of a first server."""
+    from kybernetes import serverjoin
+    from kybernetes.storage.etcd_members import MemberError
+
     for pid in await asyncio.to_thread(member.stop_leftovers):
         log.warning("stopped etcd %d, left running on %s by an earlier server", pid, member.data_dir)
     initial: list[str] = []
@@ -374,6 +383,8 @@ async def _wait_for_member(member: EmbeddedEtcd, log_path: Path, offset: int) ->
     """Until the member answers; meanwhile the supervisor restarts it as often as it exits, and
     every ``ETCD_START_TIMEOUT`` without an answer is logged (a message, not a traceback).
     MemberRemovedError if etcd says (in its log, past ``offset``) that its cluster removed it."""
+    from kybernetes.etcdmember import MemberRemovedError, removed_since, wait_healthy
+
     waited = 0.0
     while True:
         try:
@@ -417,8 +428,12 @@ async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool
     snapshots = asyncio.create_task(_snapshot_forever(config), name="snapshots") if config.snapshots else None
     rotation = asyncio.create_task(componentlogs.run([logs]), name="component-logs")  # DATA/logs/*.log
     kc_path = config.api.kubeconfig_path or config.api.data_dir / "kubeconfig.yaml"
-    removal = None if config.etcd is None else asyncio.create_task(
-        serverjoin.remove_members_of_deleted_nodes(kc_path, config.etcd), name="etcd-member-removal")
+    removal = None
+    if config.etcd is not None:
+        from kybernetes import serverjoin
+
+        removal = asyncio.create_task(serverjoin.remove_members_of_deleted_nodes(kc_path, config.etcd),
+                                      name="etcd-member-removal")
     health: asyncio.Task[None] | None = None
     try:
         await _apply_addons(api, config)
@@ -481,6 +496,12 @@ def main(config: ServerConfig) -> None:
 
     async def go() -> None:
         stop = aiorun.stop_on_signals()
+        if config.etcd is None:  # no member: nothing joins, nothing can be removed
+            await run_server(config, stop)
+            return
+        from kybernetes import serverjoin
+        from kybernetes.etcdmember import MemberRemovedError
+
         try:
             await run_server(config, stop)
         except serverjoin.ServerJoinError as e:

@@ -81,6 +81,14 @@ def test_cel_loads_with_the_first_expression() -> None:
     assert "cel_expr_python" in mods
 
 
+def test_server_bundle_imports_no_grpc() -> None:
+    """``kyb server`` (the bundle, whose process runs the API server) loads etcd's client only
+    for an embedded member (``--cluster-init``, ``--server``): not on SQLite."""
+    mods = _modules_after("import kybernetes.cli, kybernetes.bundle")
+    assert "grpc" not in mods
+    assert "kybernetes.etcdmember" not in mods
+
+
 def test_controller_manager_imports_no_cel() -> None:
     """The ValidatingAdmissionPolicy status controller type-checks with CEL only once a policy is
     there to check."""
