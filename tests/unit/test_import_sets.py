@@ -81,12 +81,16 @@ def test_cel_loads_with_the_first_expression() -> None:
     assert "cel_expr_python" in mods
 
 
-def test_server_bundle_imports_no_grpc() -> None:
+def test_server_bundle_imports_no_grpc(tmp_path: Path) -> None:
     """``kyb server`` (the bundle, whose process runs the API server) loads etcd's client only
-    for an embedded member (``--cluster-init``, ``--server``): not on SQLite."""
-    mods = _modules_after("import kybernetes.cli, kybernetes.bundle")
+    for an embedded member (``--cluster-init``, ``--server``, a data dir holding one): not on
+    SQLite, although it looks for a member in its data dir on every start."""
+    mods = _modules_after("import kybernetes.cli, kybernetes.bundle\n"
+                          "from pathlib import Path\n"
+                          "assert kybernetes.cli._embedded_etcd(False, '', '', 'n', 2379, 2380, "
+                          f"{{'data_dir': Path({str(tmp_path)!r})}}) is None")
+    assert "kybernetes.etcdmember" in mods
     assert "grpc" not in mods
-    assert "kybernetes.etcdmember" not in mods
 
 
 def test_controller_manager_imports_no_cel() -> None:
