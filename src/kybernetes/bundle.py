@@ -40,8 +40,9 @@ harness gives each server free ports, so that several ``kyb server``s run at onc
 The bundle probes each one's ``/healthz`` every 10 s (``serving.probe.HealthMonitor``) and logs a
 component that stops answering, and again when it answers.
 
-etcd's modules (``kybernetes.etcdmember``, ``kybernetes.serverjoin``: grpc) are imported by the
-functions that run a member, so a server on SQLite never loads them (issue 18: idle memory).
+etcd's client (grpc, through ``kybernetes.serverjoin`` and ``kybernetes.storage.etcd_members``)
+is imported by the functions that run a member, so a server on SQLite never loads it (issue 18:
+idle memory).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -68,14 +69,12 @@ from kybernetes.apiserver.server import APIServer, APIServerConfig
 from kybernetes.client import Client
 from kybernetes.controllers.cronschedule import CronSchedule
 from kybernetes.datadir import reset_flag, snapshot_dir
+from kybernetes.etcdmember import EmbeddedEtcd, MemberRemovedError, removed_since, wait_healthy
 from kybernetes.pki import PKI, kubeconfig, write_kubeconfig
 from kybernetes.serving import CLOUD_CONTROLLER_MANAGER_PORT, CONTROLLER_MANAGER_PORT, SCHEDULER_PORT
 from kybernetes.serving.probe import HealthMonitor
 from kybernetes.storage.interface import UnavailableError
 from kybernetes.storage.snapshot import SCHEDULED, SnapshotError, run_schedule, snapshotter_for
-
-if TYPE_CHECKING:
-    from kybernetes.etcdmember import EmbeddedEtcd
 
 log = logging.getLogger(__name__)
 
@@ -383,8 +382,6 @@ async def _wait_for_member(member: EmbeddedEtcd, log_path: Path, offset: int) ->
     """Until the member answers; meanwhile the supervisor restarts it as often as it exits, and
     every ``ETCD_START_TIMEOUT`` without an answer is logged (a message, not a traceback).
     MemberRemovedError if etcd says (in its log, past ``offset``) that its cluster removed it."""
-    from kybernetes.etcdmember import MemberRemovedError, removed_since, wait_healthy
-
     waited = 0.0
     while True:
         try:
@@ -500,7 +497,6 @@ def main(config: ServerConfig) -> None:
             await run_server(config, stop)
             return
         from kybernetes import serverjoin
-        from kybernetes.etcdmember import MemberRemovedError
 
         try:
             await run_server(config, stop)
