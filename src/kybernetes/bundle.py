@@ -39,6 +39,10 @@ Secure ports: the scheduler, controller manager and cloud-controller-manager ser
 harness gives each server free ports, so that several ``kyb server``s run at once on one machine.
 The bundle probes each one's ``/healthz`` every 10 s (``serving.probe.HealthMonitor``) and logs a
 component that stops answering, and again when it answers.
+
+etcd's client (grpc, through ``kybernetes.serverjoin`` and ``kybernetes.storage.etcd_members``)
+is imported by the functions that run a member, so a server on SQLite never loads it (issue 18:
+idle memory).
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from typing import Any
 
 import click
 
-from kybernetes import aiorun, componentlogs, controlplane, serverjoin
+from kybernetes import aiorun, componentlogs, controlplane
 from kybernetes.addons import FIELD_MANAGER, AddonSettings, addon_objects, apply_addons
 from kybernetes.aiorun import wait_for
 from kybernetes.api.clusterdns import DEFAULT_CLUSTER_DOMAIN, cluster_dns_ip
@@ -69,7 +73,6 @@ from kybernetes.etcdmember import EmbeddedEtcd, MemberRemovedError, removed_sinc
 from kybernetes.pki import PKI, kubeconfig, write_kubeconfig
 from kybernetes.serving import CLOUD_CONTROLLER_MANAGER_PORT, CONTROLLER_MANAGER_PORT, SCHEDULER_PORT
 from kybernetes.serving.probe import HealthMonitor
-from kybernetes.storage.etcd_members import MemberError
 from kybernetes.storage.interface import UnavailableError
 from kybernetes.storage.snapshot import SCHEDULED, SnapshotError, run_schedule, snapshotter_for
 
@@ -330,6 +333,8 @@ async def run_server(config: ServerConfig, stop: asyncio.Event, announce: bool =
     promotion = None
     try:
         if config.etcd is not None:
+            from kybernetes import serverjoin
+
             reset_flag(config.api.data_dir).unlink(missing_ok=True)  # an ordinary start after --cluster-reset
             if not await _start_member(config, config.etcd, etcd, stop):
                 return
@@ -347,6 +352,9 @@ async def _start_member(config: ServerConfig, member: EmbeddedEtcd, sup: Supervi
     """Joins the cluster first if asked to and the data dir holds no member yet, then runs the
     member and waits until it answers (False: ``stop`` came first). Makes the cluster CA and the
     server token of a first server."""
+    from kybernetes import serverjoin
+    from kybernetes.storage.etcd_members import MemberError
+
     for pid in await asyncio.to_thread(member.stop_leftovers):
         log.warning("stopped etcd %d, left running on %s by an earlier server", pid, member.data_dir)
     initial: list[str] = []
@@ -417,8 +425,12 @@ async def _run_cluster(config: ServerConfig, stop: asyncio.Event, announce: bool
     snapshots = asyncio.create_task(_snapshot_forever(config), name="snapshots") if config.snapshots else None
     rotation = asyncio.create_task(componentlogs.run([logs]), name="component-logs")  # DATA/logs/*.log
     kc_path = config.api.kubeconfig_path or config.api.data_dir / "kubeconfig.yaml"
-    removal = None if config.etcd is None else asyncio.create_task(
-        serverjoin.remove_members_of_deleted_nodes(kc_path, config.etcd), name="etcd-member-removal")
+    removal = None
+    if config.etcd is not None:
+        from kybernetes import serverjoin
+
+        removal = asyncio.create_task(serverjoin.remove_members_of_deleted_nodes(kc_path, config.etcd),
+                                      name="etcd-member-removal")
     health: asyncio.Task[None] | None = None
     try:
         await _apply_addons(api, config)
@@ -481,6 +493,11 @@ def main(config: ServerConfig) -> None:
 
     async def go() -> None:
         stop = aiorun.stop_on_signals()
+        if config.etcd is None:  # no member: nothing joins, nothing can be removed
+            await run_server(config, stop)
+            return
+        from kybernetes import serverjoin
+
         try:
             await run_server(config, stop)
         except serverjoin.ServerJoinError as e:

@@ -28,6 +28,10 @@ Guarantees:
 - ``wait_healthy`` returns once the member at a client URL answers a linearizable read (so its
   cluster has a leader), and raises TimeoutError (naming ``log``) if it does not within ``timeout``
   or its process is gone.
+
+etcd's client (grpc) is imported by the functions that talk to the member or make its client's
+files, not with the module: ``kyb server`` reads whether its data dir holds a member on every
+start, and a server on SQLite never loads grpc (issue 18: idle memory).
 """
 
 from __future__ import annotations
@@ -43,16 +47,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import grpc
-import grpc.aio
+from typing import TYPE_CHECKING
 
 from kybernetes.fileutil import write_atomic
 from kybernetes.pki import PKI
-from kybernetes.storage.etcd import COMPACT_REV_KEY
-from kybernetes.storage.etcd_client import EtcdConnection, TLSFiles, parse_endpoints
-from kybernetes.storage.etcd_members import member_named, update_peer_urls
-from kybernetes.storage.etcdpb import rpc_pb2 as rpc
+
+if TYPE_CHECKING:
+    from kybernetes.storage.etcd_client import TLSFiles
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ def etcd_pki(directory: Path, addresses: tuple[str, ...] = ()) -> EtcdTLS:
     crt, key = pki.ensure("etcd-server", common_name="etcd", dns_names=("localhost",),
                           ip_addresses=ips, server=True, client=True)
     client_crt, client_key = pki.ensure("etcd-client", common_name="kybernetes", client=True)
+    from kybernetes.storage.etcd_client import TLSFiles
+
     return EtcdTLS(str(crt), str(key), TLSFiles(str(pki.ca_path), str(client_crt), str(client_key)))
 
 
@@ -106,6 +109,12 @@ def member_command(name: str, data_dir: Path, client_url: str, peer_url: str, in
 async def wait_healthy(client_url: str, tls: TLSFiles, alive: Callable[[], bool], log: Path,
                        timeout: float = 30.0) -> None:
     """Until the member at ``client_url`` answers a linearizable read; see the module docstring."""
+    import grpc.aio
+
+    from kybernetes.storage.etcd import COMPACT_REV_KEY
+    from kybernetes.storage.etcd_client import EtcdConnection, parse_endpoints
+    from kybernetes.storage.etcdpb import rpc_pb2 as rpc
+
     deadline = time.monotonic() + timeout
     conn = EtcdConnection(parse_endpoints(client_url), tls, timeout=2.0)
     try:
@@ -178,6 +187,8 @@ class EmbeddedEtcd:
 
     def client_tls(self) -> TLSFiles:
         """The API server's files (``--datastore-cafile/-certfile/-keyfile``); they exist after ``command()``."""
+        from kybernetes.storage.etcd_client import TLSFiles
+
         return TLSFiles(str(self.tls_dir / "etcd-ca.crt"), str(self.tls_dir / "etcd-client.crt"),
                         str(self.tls_dir / "etcd-client.key"))
 
@@ -231,6 +242,9 @@ class EmbeddedEtcd:
         """Makes the cluster's record of this member's peer URL ``peer_url`` (MemberUpdate): a
         member first started before it advertised an address (or on another one) is recorded
         with its old URL, which other members would dial. Call once the member is healthy."""
+        from kybernetes.storage.etcd_client import EtcdConnection, parse_endpoints
+        from kybernetes.storage.etcd_members import member_named, update_peer_urls
+
         conn = EtcdConnection(parse_endpoints(self.client_url), self.client_tls(), timeout=5.0)
         try:
             me = await member_named(conn, self.name)

@@ -36,14 +36,11 @@ def test_control_plane_components_import_no_pki() -> None:
         assert "kybernetes.pki" not in mods, module
 
 
-def test_api_server_starts_without_aiohttp(tmp_path: Path) -> None:
-    """An API server's start (imports, bootstrap, listening) loads no HTTP client: aiohttp comes
-    with the first call to a webhook, an aggregated API server or a kubelet (logs, exec, ...)."""
-    mods = _modules_after(f"""
+_START_API_SERVER = """
 import asyncio
 from kybernetes import cli
 from kybernetes.apiserver.server import APIServer
-ctx = cli.apiserver.make_context("apiserver", ["--data-dir", {str(tmp_path)!r}, "--https-port", "0"])
+ctx = cli.apiserver.make_context("apiserver", ["--data-dir", {data_dir!r}, "--https-port", "0"])
 params = dict(ctx.params)
 params.pop("verbose", None)
 
@@ -52,6 +49,52 @@ async def run() -> None:
     await server.start()
     await server.stop()
 
-asyncio.run(run())""")
+asyncio.run(run())"""
+
+
+def test_api_server_starts_without_aiohttp(tmp_path: Path) -> None:
+    """An API server's start (imports, bootstrap, listening) loads no HTTP client: aiohttp comes
+    with the first call to a webhook, an aggregated API server or a kubelet (logs, exec, ...)."""
+    mods = _modules_after(_START_API_SERVER.format(data_dir=str(tmp_path)))
     assert "kybernetes.apiserver.server" in mods
     assert "aiohttp" not in mods
+
+
+def test_api_server_on_sqlite_starts_without_cel_or_grpc(tmp_path: Path) -> None:
+    """An API server on SQLite whose objects have no CEL loads neither cel-expr-python (~14 MB of
+    C extensions: it comes with the first expression compiled) nor grpc (etcd's client: it comes
+    with an etcd store or a server joining one)."""
+    mods = _modules_after(_START_API_SERVER.format(data_dir=str(tmp_path)))
+    assert "kybernetes.apiserver.server" in mods
+    for heavy in ("cel_expr_python", "kybernetes.apiserver.cel.env", "grpc", "kybernetes.storage.etcd_client"):
+        assert heavy not in mods, heavy
+
+
+def test_cel_loads_with_the_first_expression() -> None:
+    """The modules that compile expressions import CEL when they compile one, not before."""
+    mods = _modules_after("from kybernetes.apiserver.admission.webhook import conditions\n"
+                          "from kybernetes.apiserver.admission.validatingadmissionpolicy import evaluate\n"
+                          "from kybernetes.apiserver.cel import admission\n"
+                          "assert not conditions.Conditions([])\n"
+                          "import sys; assert 'cel_expr_python' not in sys.modules\n"
+                          "assert conditions.compile_error('object.x ==') != ''")
+    assert "cel_expr_python" in mods
+
+
+def test_server_bundle_imports_no_grpc(tmp_path: Path) -> None:
+    """``kyb server`` (the bundle, whose process runs the API server) loads etcd's client only
+    for an embedded member (``--cluster-init``, ``--server``, a data dir holding one): not on
+    SQLite, although it looks for a member in its data dir on every start."""
+    mods = _modules_after("import kybernetes.cli, kybernetes.bundle\n"
+                          "from pathlib import Path\n"
+                          "assert kybernetes.cli._embedded_etcd(False, '', '', 'n', 2379, 2380, "
+                          f"{{'data_dir': Path({str(tmp_path)!r})}}) is None")
+    assert "kybernetes.etcdmember" in mods
+    assert "grpc" not in mods
+
+
+def test_controller_manager_imports_no_cel() -> None:
+    """The ValidatingAdmissionPolicy status controller type-checks with CEL only once a policy is
+    there to check."""
+    mods = _modules_after("import kybernetes.controllers.manager, kybernetes.controllers.vapstatus")
+    assert "cel_expr_python" not in mods

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import copy
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kybernetes import errors
 from kybernetes.api import schema as schemas
@@ -32,13 +32,16 @@ from kybernetes.api.obj import Obj
 from kybernetes.api.resources import Catalogue, Resource, storage_prefix
 from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.apiserver.admission.webhook.client import WebhookClient
-from kybernetes.apiserver.cel import crdrules
+from kybernetes.apiserver.cel import has_rules
 from kybernetes.apiserver.crdconversion import WebhookConverter
 from kybernetes.apiserver.registry.conversion import Remote, Stored, View, api_version_only, by_webhook
 from kybernetes.apiserver.registry.request import ListOptions, RequestContext, User
 from kybernetes.apiserver.registry.rest import ResourceREST, ScaleREST, generic_subresources
 from kybernetes.apiserver.registry.store import Registry
 from kybernetes.apiserver.registry.strategy import Strategy, semantic_equal
+
+if TYPE_CHECKING:
+    from kybernetes.apiserver.cel.crdrules import RuleValidator
 
 log = logging.getLogger(__name__)
 CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
@@ -54,7 +57,7 @@ class CustomResourceStrategy(Strategy):
         self.status_enabled = has_status
         self.namespaced = namespaced
         # The version's x-kubernetes-validations, compiled once for as long as the schema lives.
-        self.rules = crdrules.compile_schema(self.raw_schema)
+        self.rules = _compile_rules(self.raw_schema)
 
     @property  # type: ignore[override]
     def has_status(self) -> bool:  # type: ignore[override]
@@ -96,9 +99,20 @@ class CustomResourceStrategy(Strategy):
         if self.rules is None:
             return errs
         if any(e.type in _BLOCKING for e in errs):
-            return [*errs, v.invalid(crdrules.ROOT, "null", crdrules.NOT_CHECKED)]
+            from kybernetes.apiserver.cel.crdrules import NOT_CHECKED, ROOT  # loaded with self.rules
+
+            return [*errs, v.invalid(ROOT, "null", NOT_CHECKED)]
         new_root, old_root = _rule_root(obj), (_rule_root(old) if old is not None else None)
         return errs + self.rules.validate(new_root, old_root, has_old=old is not None)
+
+
+def _compile_rules(schema: dict[str, Any]) -> RuleValidator | None:
+    """The schema's compiled rules, None without any: CEL loads with the first schema that has some."""
+    if not has_rules(schema):
+        return None
+    from kybernetes.apiserver.cel import crdrules
+
+    return crdrules.compile_schema(schema)
 
 
 def _body(obj: Obj) -> Obj:

@@ -62,5 +62,16 @@ OpenAPI schemas only for ``status.typeChecking`` warnings (:mod:`.typecheck`), a
 The package: :mod:`.environment` (environments, checking in cel-go's words), :mod:`.library`,
 :mod:`.library_net`, :mod:`.library_format`, :mod:`.library_authz`, :mod:`.schemaenv` (protobuf
 types of a schema, for checking), :mod:`.typecheck` (policies against OpenAPI schemas) and
-:mod:`.ast` (a compiled expression's tree).
+:mod:`.ast` (a compiled expression's tree). Importing the package itself loads no CEL
+implementation: :class:`CompileError` is here so that a module can catch it without paying for
+cel-expr-python's C extensions (~14 MB resident) before its first expression.
 """
+
+from __future__ import annotations
+
+
+class CompileError(Exception):
+    """The expression does not compile; ``str()`` is cel-go's issue text (``ERROR: <input>:1:6: ...``)."""
+
+
+__all__ = ["CompileError"]

@@ -22,6 +22,7 @@ from cel_expr_python.ext.ext_math import ExtMath
 from cel_expr_python.ext.ext_optional import ExtOptional
 from cel_expr_python.ext.ext_strings import ExtStrings
 
+from kybernetes.cel import CompileError
 from kybernetes.cel.library import kubernetes_extensions, kubernetes_functions
 from kybernetes.cel.library_authz import TYPE_NAMES, authz_functions, cel_type
 from kybernetes.cel.library_format import (
@@ -32,11 +33,6 @@ from kybernetes.cel.library_format import (
     semver_functions,
 )
 from kybernetes.cel.library_net import network_functions
-
-
-class CompileError(Exception):
-    """The expression does not compile; ``str()`` is cel-go's issue text (``ERROR: <input>:1:6: ...``)."""
-
 
 _TYPES = {"int": ce.Type.INT, "double": ce.Type.DOUBLE, "bool": ce.Type.BOOL, "string": ce.Type.STRING,
           "timestamp": ce.Type.TIMESTAMP, "duration": ce.Type.DURATION, "bytes": ce.Type.BYTES}

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kybernetes import errors
 from kybernetes.api.schema import Schema
-from kybernetes.cel.typecheck import GVK, expression_warnings, kinds_to_check, schema_from_openapi_v3
 from kybernetes.controllers.base import Controller, ControllerContext, split_key
+
+if TYPE_CHECKING:
+    from kybernetes.cel.typecheck import GVK
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,8 @@ class _Resolver:
         return [(group, version, kind)] if kind else []
 
     async def schema(self, gvk: GVK) -> Schema | None:
+        from kybernetes.cel.typecheck import schema_from_openapi_v3
+
         key = (gvk[0], gvk[1])
         if key not in self.documents:
             self.documents[key] = await self._get(_group_version_path("/openapi/v3", *key))
@@ -93,6 +97,9 @@ class ValidatingAdmissionPolicyStatusController(Controller):
             return
 
     async def _warnings(self, policy: dict[str, Any]) -> list[dict[str, str]]:
+        # CEL (cel-expr-python) loads with the first policy to check, not with the controller manager.
+        from kybernetes.cel.typecheck import expression_warnings, kinds_to_check
+
         resolver = _Resolver(self)
         rules = ((policy.get("spec") or {}).get("matchConstraints") or {}).get("resourceRules") or []
         for rule in rules:

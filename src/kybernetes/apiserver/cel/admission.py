@@ -10,7 +10,12 @@ caller gives no authorizer, which then fails with ``no such overload`` when used
 
 from __future__ import annotations
 
-from kybernetes.apiserver.cel.env import CompileError, Program, compile_expression
+from typing import TYPE_CHECKING
+
+from kybernetes.apiserver.cel import CompileError, compile_expression
+
+if TYPE_CHECKING:
+    from kybernetes.apiserver.cel.env import Program
 
 VARIABLES = ("authorizer:Authorizer", "authorizer.requestResource:ResourceCheck", "namespaceObject", "object",
              "oldObject", "params", "request", "variables")

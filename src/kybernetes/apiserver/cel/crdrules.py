@@ -36,7 +36,7 @@ from typing import Any
 
 from kybernetes.api import validation as v
 from kybernetes.api.validation import FieldError, Path
-from kybernetes.apiserver.cel import cost
+from kybernetes.apiserver.cel import cost, has_rules, schema_rules
 from kybernetes.apiserver.cel.env import EvalError, Program, compile_expression
 from kybernetes.apiserver.cel.estimate import TotalCost, cost_error_message, expression_cost, max_size
 from kybernetes.apiserver.cel.schematypes import as_declared, has_typed
@@ -138,23 +138,14 @@ class _Budget:
 def compile_schema(schema: Any) -> RuleValidator | None:
     """The rule tree of a CRD schema, or None if it has no rules (rules that do not compile are
     left out: the CRD was refused for them; see :func:`rule_errors`)."""
-    return _compile_node(schema, SchemaTypes(schema)) if _any_rules(schema) else None
-
-
-def _any_rules(schema: Any) -> bool:
-    if not isinstance(schema, dict):
-        return False
-    props = schema.get("properties")
-    subs = list(props.values()) if isinstance(props, dict) else []
-    return bool(_rules(schema)) or any(_any_rules(x) for x in [*subs, schema.get("items"),
-                                                               schema.get("additionalProperties")])
+    return _compile_node(schema, SchemaTypes(schema)) if has_rules(schema) else None
 
 
 def _compile_node(schema: Any, types: SchemaTypes) -> RuleValidator | None:
     if not isinstance(schema, dict):
         return None
     node = RuleValidator(type=str(schema.get("type") or ""))
-    for rule in _rules(schema):
+    for rule in schema_rules(schema):
         compiled = _compile_rule(rule, schema, types)
         if isinstance(compiled, CompiledRule):
             node.rules.append(compiled)
@@ -173,11 +164,6 @@ def _compile_node(schema: Any, types: SchemaTypes) -> RuleValidator | None:
     if node.rules or node.properties or node.additional or node.items:
         return node
     return None
-
-
-def _rules(schema: dict[str, Any]) -> list[dict[str, Any]]:
-    rules = schema.get("x-kubernetes-validations")
-    return [r for r in rules if isinstance(r, dict)] if isinstance(rules, list) else []
 
 
 def _type_check(source: str, schema: dict[str, Any], types: SchemaTypes) -> None:
@@ -440,7 +426,7 @@ def rule_errors(schema: Any, path: Path, *, per_expression_cost: bool = True) ->
     cannot be correlated, an estimated cost over the limit (per rule unless not
     ``per_expression_cost``; for the whole schema)."""
     errs: list[FieldError] = []
-    if _any_rules(schema):
+    if has_rules(schema):
         ctx = _Check(SchemaTypes(schema), TotalCost(), schema, per_expression_cost)
         _check_node(schema, path, errs, ctx, correlatable=True, cardinality=1)
         errs.extend(ctx.total.errors(path))
@@ -461,7 +447,7 @@ def _check_node(schema: Any, path: Path, errs: list[FieldError], ctx: _Check, *,
     sizes of the lists and maps above)."""
     if not isinstance(schema, dict):
         return
-    for i, rule in enumerate(_rules(schema)):
+    for i, rule in enumerate(schema_rules(schema)):
         _check_rule(rule, schema, path.child("x-kubernetes-validations").index(i), errs, ctx, correlatable,
                     cardinality)
     props = schema.get("properties")

@@ -20,7 +20,7 @@ from typing import Any
 
 import cel_expr_python.cel as ce
 
-from kybernetes.apiserver.cel import cost
+from kybernetes.apiserver.cel import EvalError, cost
 from kybernetes.apiserver.cel.library_authz import runtime_functions
 from kybernetes.cel.environment import (
     CompileError,
@@ -32,10 +32,6 @@ from kybernetes.cel.environment import (
     issue_text,
     new_environment,
 )
-
-
-class EvalError(Exception):
-    """The evaluation failed (no such key, no such overload, division by zero, cost limit...)."""
 
 
 @lru_cache(maxsize=64)

@@ -35,8 +35,6 @@ from kybernetes import errors
 from kybernetes.apiserver.join.tokens import verify_server_secret
 from kybernetes.httpserver.messages import Request, Response
 from kybernetes.join import ETCD_MEMBERS_PATH, SERVER_BOOTSTRAP_PATH, SHARED_TLS_FILES, valid_node_name
-from kybernetes.storage.etcd_client import EtcdConnection, TLSFiles, parse_endpoints
-from kybernetes.storage.etcd_members import MemberError, add_member, initial_cluster, list_members
 
 if TYPE_CHECKING:
     from kybernetes.apiserver.server import APIServer
@@ -102,6 +100,10 @@ class ServerJoin:
         return {"files": files}
 
     async def _add_member(self, body: dict[str, Any]) -> dict[str, Any]:
+        # grpc (etcd's client) loads here, not with the API server: only a server on etcd adds members.
+        from kybernetes.storage.etcd_client import EtcdConnection, TLSFiles, parse_endpoints
+        from kybernetes.storage.etcd_members import MemberError, add_member, initial_cluster, list_members
+
         name = body.get("name")
         if not isinstance(name, str) or not valid_node_name(name):
             raise errors.BadRequest("name must be a DNS subdomain (lowercase, at most 253 characters): "

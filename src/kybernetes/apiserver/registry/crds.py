@@ -22,7 +22,7 @@ from kybernetes.api import structural
 from kybernetes.api import validation as v
 from kybernetes.api.timeutil import now_rfc3339
 from kybernetes.api.validation import FieldError, Path
-from kybernetes.apiserver.cel import crdrules
+from kybernetes.apiserver.cel import has_rules
 from kybernetes.apiserver.registry.crdconversion import validate_conversion
 from kybernetes.apiserver.registry.strategy import Obj, Strategy
 
@@ -144,6 +144,10 @@ def _rule_errors(crd: Obj, old: Obj | None = None) -> list[FieldError]:
         schema = _dict(_dict(ver).get("schema")).get("openAPIV3Schema")
         unchanged = old is not None and _dict(ver).get("name") in old_schemas and \
             old_schemas[_dict(ver).get("name")] == schema
+        if not has_rules(schema):
+            continue
+        from kybernetes.apiserver.cel import crdrules  # CEL: loaded with the first schema that has rules
+
         errs.extend(crdrules.rule_errors(schema, vp.index(i).child("schema", "openAPIV3Schema"),
                                          per_expression_cost=not unchanged))
     return errs

@@ -38,7 +38,6 @@ from kybernetes.apiserver.admission.chain import Attributes, Handler, PluginInit
 from kybernetes.apiserver.admission.validatingadmissionpolicy.evaluate import CompiledPolicy, Decision
 from kybernetes.apiserver.admission.validatingadmissionpolicy.matching import EXEMPT, matches
 from kybernetes.apiserver.authz.authorizer import Chain
-from kybernetes.apiserver.cel import library_authz
 from kybernetes.apiserver.registry.store import Registry
 
 NAME = "ValidatingAdmissionPolicy"
@@ -224,6 +223,8 @@ class _Request:
                 if x.group == a.group and x.plural == a.resource and x.version != a.version]
 
     async def data(self, params: Any) -> dict[str, Any]:
+        from kybernetes.apiserver.cel import library_authz  # CEL: loaded with the first policy evaluated
+
         a = self.attrs
         if self._request is None:
             self._request = _request_object(a)

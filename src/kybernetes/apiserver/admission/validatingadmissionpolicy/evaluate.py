@@ -16,12 +16,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kybernetes.apiserver.cel import BUDGET_EXCEEDED, RUNTIME_COST_BUDGET, CompileError, EvalError, Program
+from kybernetes.apiserver.cel import BUDGET_EXCEEDED, RUNTIME_COST_BUDGET, CompileError, EvalError
 from kybernetes.apiserver.cel import cost as celcost
 from kybernetes.apiserver.cel.admission import VARIABLES, compile_policy_expression
-from kybernetes.apiserver.cel.env import Activation
+
+if TYPE_CHECKING:
+    from kybernetes.apiserver.cel.env import Program
 
 _VARIABLE_REF = re.compile(r"\bvariables\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -136,6 +138,10 @@ class _Run:
     by the expressions that use that variable, so an unused failing variable fails nothing."""
 
     def __init__(self, policy: CompiledPolicy, data: dict[str, Any]) -> None:
+        from kybernetes.apiserver.cel.env import (
+            Activation,  # loaded already: the policy's expressions compiled
+        )
+
         self.policy = policy
         self.values: dict[str, Any] = {}
         self.errors: dict[str, EvalError] = {}

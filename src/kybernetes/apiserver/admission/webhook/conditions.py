@@ -15,9 +15,12 @@ or a variable that is not declared) is refused when the configuration is written
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kybernetes.apiserver.cel.env import CompileError, EvalError, Program, compile_expression
+from kybernetes.apiserver.cel import CompileError, EvalError, compile_expression
+
+if TYPE_CHECKING:
+    from kybernetes.apiserver.cel.env import Program
 
 VARIABLES = ("authorizer:Authorizer", "authorizer.requestResource:ResourceCheck", "object", "oldObject", "request")
 

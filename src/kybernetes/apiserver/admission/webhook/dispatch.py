@@ -60,7 +60,6 @@ from kybernetes.apiserver.admission.webhook.review import (
 )
 from kybernetes.apiserver.admission.webhook.source import Webhook, WebhookSource
 from kybernetes.apiserver.authz.authorizer import Chain as AuthorizerChain
-from kybernetes.apiserver.cel import library_authz
 from kybernetes.apiserver.registry.conversion import replace_in_place
 from kybernetes.apiserver.registry.store import Registry
 
@@ -160,6 +159,8 @@ class Dispatcher:
         request = admission_request(str(uuid.uuid4()), attrs, inv.target, await self._convert(attrs.object, src, dst),
                                     await self._convert(attrs.old_object, src, dst))
         if hook.conditions:
+            from kybernetes.apiserver.cel import library_authz  # CEL: loaded with the first matchConditions
+
             authz = library_authz.variables(self.authorizer(), attrs.user, attrs.group, attrs.resource,
                                             attrs.subresource, attrs.namespace, attrs.name)
             outcome = hook.conditions.evaluate(request, authz)
