@@ -18,7 +18,7 @@ from typing import Any
 def _proc_table() -> dict[int, tuple[int, str, int, int]]:
     """pid -> (ppid, name, rss bytes, anonymous rss bytes) for every process."""
     page = os.sysconf("SC_PAGE_SIZE")
-    out: dict[int, tuple[int, str, int]] = {}
+    out: dict[int, tuple[int, str, int, int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import math
 import multiprocessing as mp
@@ -51,6 +52,7 @@ import orjson
 from bench.apiserver import client_ssl_context, cpu_seconds_of, pct
 from bench.calibration import calibrate
 from bench.procstat import tree_pids, tree_rss
+from bench.watchstream import WatchStreamDecoder, watch_request
 from kybernetes import aiorun
 from kybernetes.testing import ServerProcess
 
@@ -81,16 +83,14 @@ def configmap(name: str) -> dict[str, Any]:
 
 
 class _Watch(asyncio.Protocol):
-    """One watch stream read leanly (chunked framing, a JSON decode per event): counts events and
-    remembers the last resourceVersion so that a closed stream resumes where it was."""
+    """One watch stream (:mod:`bench.watchstream`): counts events and remembers the last
+    resourceVersion so that a closed stream resumes where it was."""
 
     def __init__(self, owner: _Watchers, ns: str, rv: str) -> None:
         self.owner, self.ns = owner, ns
         self.rv = rv
         self.refused = False
-        self.buf = b""
-        self.lines = b""
-        self.head = False
+        self.decoder = WatchStreamDecoder()
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -98,32 +98,14 @@ class _Watch(asyncio.Protocol):
         transport.write(self.owner.request(self.ns, self.rv))  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
-        buf = self.buf + data
-        if not self.head:
-            head, sep, buf = buf.partition(b"\r\n\r\n")
-            if not sep:
-                self.buf = head
-                return
-            self.head = True
-            if int(head.split(b" ", 2)[1]) != 200:  # e.g. 410 Gone: counted, and this watcher ends
-                self.owner.errors += 1
-                self.refused = True
-        while True:
-            size_line, sep, rest = buf.partition(b"\r\n")
-            if not sep:
-                break
-            size = int(size_line.split(b";", 1)[0], 16)
-            if len(rest) < size + 2:
-                break
-            self.lines += rest[:size]
-            buf = rest[size + 2:]
-        self.buf = buf
-        *complete, self.lines = self.lines.split(b"\n")
-        for line in complete:
-            if line.strip():
-                ev = orjson.loads(line)
-                self.rv = ev["object"]["metadata"].get("resourceVersion") or self.rv
-                self.owner.events += ev["type"] != "BOOKMARK"
+        known = self.decoder.status is not None
+        events = self.decoder.feed(data)
+        if not known and self.decoder.status not in (None, 200):  # e.g. 410 Gone: counted, and this watcher ends
+            self.owner.errors += 1
+            self.refused = True
+        for ev in events:
+            self.rv = ev["object"]["metadata"].get("resourceVersion") or self.rv
+            self.owner.events += ev["type"] != "BOOKMARK"
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
@@ -142,10 +124,8 @@ class _Watchers:
     rvs: dict[str, str] = field(default_factory=dict)
 
     def request(self, ns: str, rv: str) -> bytes:
-        parsed = urllib.parse.urlsplit(self.url)
         query = urllib.parse.urlencode({"watch": "1", "allowWatchBookmarks": "true", "resourceVersion": rv})
-        return (f"GET /api/v1/namespaces/{ns}/configmaps?{query} HTTP/1.1\r\nHost: {parsed.netloc}\r\n"
-                "Accept: application/json\r\nUser-Agent: bench-soak-watch\r\n\r\n").encode()
+        return watch_request(self.url, f"/api/v1/namespaces/{ns}/configmaps?{query}", "bench-soak-watch")
 
     async def hold(self, ns: str, stop: asyncio.Event, gate: asyncio.Semaphore) -> None:
         """One watcher: open (from the namespace's list revision), and reopen whenever it closes."""
@@ -155,15 +135,14 @@ class _Watchers:
         rv = self.rvs[ns]
         first = True
         while not stop.is_set():
-            proto: _Watch | None = None
             try:
                 async with gate:
                     _, proto = await asyncio.wait_for(loop.create_connection(
-                        lambda rv=rv: _Watch(self, ns, rv), host, port, ssl=self.ctx, server_hostname=host), 60)
+                        functools.partial(_Watch, self, ns, rv), host, port, ssl=self.ctx, server_hostname=host), 60)
                 self.opened += first
                 first = False
-                stopping = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({proto.closed, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+                await asyncio.wait([proto.closed, stopping], return_when=asyncio.FIRST_COMPLETED)
                 stopping.cancel()
                 proto.transport.close()
                 if proto.refused:
