@@ -10,10 +10,11 @@ object, one in ten a create or delete of a short-lived one, so the count stays l
 
 After the objects are made and the watchers open, ``--warmup`` seconds of the load run unmeasured
 (caches and pools fill); then the soak proper. The default warmup lasts until the watch cache's
-bounded history of ConfigMap events (:data:`kybernetes.storage.cacher.HISTORY` events, each holding
-the object and its previous state) has been filled by the load's writes, with a margin: measured
-from earlier, its filling is a step of ~13 MB that a 60 s warmup left inside the soak, where it
-read as +4% of RSS although it stops once the history is full. Figures, at its start and at its end:
+bounded history of ConfigMap events (the last :data:`~kybernetes.storage.cacher.HISTORY_FRESH`
+seconds of them, at most :data:`~kybernetes.storage.cacher.HISTORY`; each holds the object and its
+previous state) has been filled by the load's writes, with a margin: its filling is a step (~13 MB
+when the history kept 5,000 events) that a shorter warmup leaves inside the soak, where it reads as
+growth although it stops once the history is full. Figures, at its start and at its end:
 
 - RSS of every kybernetes process in the server's tree (:mod:`bench.procstat`), also sampled every
   ``--sample`` seconds into the JSON so a leak shows as a slope, not only as two points; and its
@@ -58,7 +59,7 @@ from bench.calibration import calibrate
 from bench.procstat import tree_pids, tree_rss
 from bench.watchstream import WatchStreamDecoder, watch_request
 from kybernetes import aiorun
-from kybernetes.storage.cacher import HISTORY
+from kybernetes.storage.cacher import HISTORY, HISTORY_FRESH
 from kybernetes.testing import ServerProcess
 
 GOAL_GROWTH = 0.05
@@ -217,6 +218,7 @@ async def _paced(rate: float, stop: asyncio.Event, op: Any, concurrency: int = 8
 
 async def run_load(session: aiohttp.ClientSession, url: str, names: list[tuple[str, str]], args: argparse.Namespace,
                    load: Load, stop: asyncio.Event) -> None:
+    began = time.monotonic()
     churn: list[tuple[str, str]] = []
     counter = 0
 
@@ -228,9 +230,9 @@ async def run_load(session: aiohttp.ClientSession, url: str, names: list[tuple[s
                                        headers={"Content-Type": content_type}) as resp:
                 await resp.read()
                 if resp.status >= 300:
-                    load.failures.append(f"{method} {path} -> {resp.status}")
+                    load.failures.append(f"{t0 - began:.0f} s into the load: {method} {path} -> {resp.status}")
         except (aiohttp.ClientError, OSError, TimeoutError) as err:
-            load.failures.append(f"{method} {path}: {err!r}")
+            load.failures.append(f"{t0 - began:.0f} s into the load: {method} {path}: {err!r}")
         samples.append((t0, time.monotonic() - t0))
 
     async def get() -> None:
@@ -456,7 +458,7 @@ def main() -> None:
     parser.add_argument("--get-rate", type=float, default=50.0)
     parser.add_argument("--warmup", type=float, default=None,
                         help="seconds of unmeasured load (default: until the watch cache's history is full, "
-                             "1.2 x HISTORY / write rate, at least 60)")
+                             "1.2 x the time it takes to fill, at least 60)")
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--sample", type=float, default=30.0)
     parser.add_argument("--gc-counts", action="store_true",
@@ -465,7 +467,7 @@ def main() -> None:
     args = parser.parse_args()
     args.window = min(args.window, args.minutes * 60 / 3)
     if args.warmup is None:
-        args.warmup = max(60.0, 1.2 * HISTORY / args.write_rate)
+        args.warmup = max(60.0, 1.2 * min(HISTORY / args.write_rate, HISTORY_FRESH))
     calibration_ms = calibrate()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="kyb-soak-") as tmp:
