@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 
-def _proc_table() -> dict[int, tuple[int, str, int]]:
-    """pid -> (ppid, name, rss bytes) for every process."""
+def _proc_table() -> dict[int, tuple[int, str, int, int]]:
+    """pid -> (ppid, name, rss bytes, anonymous rss bytes) for every process."""
     page = os.sysconf("SC_PAGE_SIZE")
-    out: dict[int, tuple[int, str, int]] = {}
+    out: dict[int, tuple[int, str, int, int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -34,17 +34,18 @@ def _proc_table() -> dict[int, tuple[int, str, int]]:
             name = f"kyb {argv[3]}"
         else:
             name = os.path.basename(argv[0]) if argv else stat.split("(", 1)[1].split(")", 1)[0]
-        out[int(entry.name)] = (ppid, name, int(statm[1]) * page)
+        # statm: resident, then shared (file-backed and shmem); the rest of resident is anonymous.
+        out[int(entry.name)] = (ppid, name, int(statm[1]) * page, (int(statm[1]) - int(statm[2])) * page)
     return out
 
 
-def _descendants(table: dict[int, tuple[int, str, int]], root: int) -> set[int]:
+def _descendants(table: dict[int, tuple[int, str, int, int]], root: int) -> set[int]:
     """``root`` and every process below it."""
     members = {root}
     changed = True
     while changed:
         changed = False
-        for pid, (ppid, _, _) in table.items():
+        for pid, (ppid, *_) in table.items():
             if ppid in members and pid not in members:
                 members.add(pid)
                 changed = True
@@ -56,15 +57,17 @@ def tree_pids(root: int) -> set[int]:
     return _descendants(_proc_table(), root)
 
 
-def tree_rss(root: int) -> tuple[int, dict[str, int]]:
-    """Total RSS of `root` and its descendants, and per process name."""
+def tree_rss(root: int, *, anon: bool = False) -> tuple[int, dict[str, int]]:
+    """Total RSS of `root` and its descendants, and per process name; with ``anon`` only the
+    anonymous part (the heap: what a leak grows), without the file-backed pages (libraries, mapped
+    files) that the kernel may drop and read back at any time under other memory pressure."""
     table = _proc_table()
     members = _descendants(table, root)
     per: dict[str, int] = {}
     for pid in members:
         if pid in table:
-            _, name, rss = table[pid]
-            per[name] = per.get(name, 0) + rss
+            _, name, rss, anon_rss = table[pid]
+            per[name] = per.get(name, 0) + (anon_rss if anon else rss)
     return sum(per.values()), per
 
 
@@ -81,7 +84,7 @@ def kyb_cpu_seconds(root: int) -> dict[str, float]:
     out: dict[str, float] = {}
     tck = os.sysconf("SC_CLK_TCK")
     for pid in members:
-        name = table.get(pid, (0, "", 0))[1]
+        name = table.get(pid, (0, "", 0, 0))[1]
         if not name.startswith("kyb "):
             continue
         try:

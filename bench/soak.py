@@ -9,11 +9,23 @@ object, one in ten a create or delete of a short-lived one, so the count stays l
 ``--get-rate`` GETs/s of random objects, each paced, from this process.
 
 After the objects are made and the watchers open, ``--warmup`` seconds of the load run unmeasured
-(caches and pools fill); then the soak proper. Figures, at its start and at its end:
+(caches and pools fill); then the soak proper. The default warmup lasts until the watch cache's
+bounded history of ConfigMap events (the last :data:`~kybernetes.storage.cacher.HISTORY_FRESH`
+seconds of them, at most :data:`~kybernetes.storage.cacher.HISTORY`; each holds the object and its
+previous state) has been filled by the load's writes, with a margin: its filling is a step (~13 MB
+when the history kept 5,000 events) that a shorter warmup leaves inside the soak, where it reads as
+growth although it stops once the history is full. Figures, at its start and at its end:
 
 - RSS of every kybernetes process in the server's tree (:mod:`bench.procstat`), also sampled every
-  ``--sample`` seconds into the JSON so a leak shows as a slope, not only as two points;
-- p99 latency of the GETs and of the writes over the first and the last ``--window`` seconds.
+  ``--sample`` seconds into the JSON so a leak shows as a slope, not only as two points; and its
+  anonymous part (the heap), which a leak grows and the kernel's reclaim of file-backed pages under
+  the machine's other memory use does not move;
+- p99 latency of the GETs and of the writes over the first and the last ``--window`` seconds;
+- beside it, the server's CPU per request over the same windows (from /proc, with the 1-minute load
+  average): p99 moves with the other load on a shared machine, CPU per request much less;
+- with ``--gc-counts``, each server process's live objects by type at the start and the end (a
+  bench-only ``sitecustomize`` on the server's PYTHONPATH answers SIGUSR2): a leak shows as a type
+  whose count climbs, caches settling as RSS that steps and then stays level.
 
 Goal (issue 20): each grows by under 5% from the start to the end, and no request fails. Also
 reported: requests sent, failures, watch events received, watch streams that closed and resumed.
@@ -25,7 +37,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
+import math
 import multiprocessing as mp
 import os
 import random
@@ -40,13 +54,30 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bench.apiserver import client_ssl_context, pct
+from bench.apiserver import client_ssl_context, cpu_seconds_of, pct
 from bench.calibration import calibrate
-from bench.procstat import tree_rss
+from bench.procstat import tree_pids, tree_rss
+from bench.watchstream import WatchStreamDecoder, watch_request
 from kybernetes import aiorun
+from kybernetes.storage.cacher import HISTORY, HISTORY_FRESH
 from kybernetes.testing import ServerProcess
 
 GOAL_GROWTH = 0.05
+
+# With --gc-counts, put first on the server's PYTHONPATH (so in its tree only, never in production code):
+# on SIGUSR2 each kybernetes process writes its live objects counted by type, the evidence that tells a
+# leak (counts that climb) from caches settling (counts level, RSS a step).
+_GC_COUNTS_HOOK = """
+import gc, json, os, signal, sys, collections
+def _kyb_soak_gc_counts(signum, frame):
+    counts = collections.Counter("%s.%s" % (type(o).__module__, type(o).__qualname__) for o in gc.get_objects())
+    out = os.path.join(os.environ["KYB_SOAK_GC_DIR"], "gc-%d-%d.json" % (os.getpid(), len(os.listdir(os.environ["KYB_SOAK_GC_DIR"]))))
+    with open(out + ".tmp", "w") as f:
+        json.dump({"pid": os.getpid(), "argv": sys.argv, "blocks": sys.getallocatedblocks(),
+                   "objects": sum(counts.values()), "by_type": dict(counts.most_common(300))}, f)
+    os.rename(out + ".tmp", out)
+signal.signal(signal.SIGUSR2, _kyb_soak_gc_counts)
+"""
 
 
 def configmap(name: str) -> dict[str, Any]:
@@ -58,16 +89,14 @@ def configmap(name: str) -> dict[str, Any]:
 
 
 class _Watch(asyncio.Protocol):
-    """One watch stream read leanly (chunked framing, a JSON decode per event): counts events and
-    remembers the last resourceVersion so that a closed stream resumes where it was."""
+    """One watch stream (:mod:`bench.watchstream`): counts events and remembers the last
+    resourceVersion so that a closed stream resumes where it was."""
 
     def __init__(self, owner: _Watchers, ns: str, rv: str) -> None:
         self.owner, self.ns = owner, ns
         self.rv = rv
         self.refused = False
-        self.buf = b""
-        self.lines = b""
-        self.head = False
+        self.decoder = WatchStreamDecoder()
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -75,32 +104,14 @@ class _Watch(asyncio.Protocol):
         transport.write(self.owner.request(self.ns, self.rv))  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
-        buf = self.buf + data
-        if not self.head:
-            head, sep, buf = buf.partition(b"\r\n\r\n")
-            if not sep:
-                self.buf = head
-                return
-            self.head = True
-            if int(head.split(b" ", 2)[1]) != 200:  # e.g. 410 Gone: counted, and this watcher ends
-                self.owner.errors += 1
-                self.refused = True
-        while True:
-            size_line, sep, rest = buf.partition(b"\r\n")
-            if not sep:
-                break
-            size = int(size_line.split(b";", 1)[0], 16)
-            if len(rest) < size + 2:
-                break
-            self.lines += rest[:size]
-            buf = rest[size + 2:]
-        self.buf = buf
-        *complete, self.lines = self.lines.split(b"\n")
-        for line in complete:
-            if line.strip():
-                ev = orjson.loads(line)
-                self.rv = ev["object"]["metadata"].get("resourceVersion") or self.rv
-                self.owner.events += ev["type"] != "BOOKMARK"
+        known = self.decoder.status is not None
+        events = self.decoder.feed(data)
+        if not known and self.decoder.status not in (None, 200):  # e.g. 410 Gone: counted, and this watcher ends
+            self.owner.errors += 1
+            self.refused = True
+        for ev in events:
+            self.rv = ev["object"]["metadata"].get("resourceVersion") or self.rv
+            self.owner.events += ev["type"] != "BOOKMARK"
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
@@ -119,10 +130,8 @@ class _Watchers:
     rvs: dict[str, str] = field(default_factory=dict)
 
     def request(self, ns: str, rv: str) -> bytes:
-        parsed = urllib.parse.urlsplit(self.url)
         query = urllib.parse.urlencode({"watch": "1", "allowWatchBookmarks": "true", "resourceVersion": rv})
-        return (f"GET /api/v1/namespaces/{ns}/configmaps?{query} HTTP/1.1\r\nHost: {parsed.netloc}\r\n"
-                "Accept: application/json\r\nUser-Agent: bench-soak-watch\r\n\r\n").encode()
+        return watch_request(self.url, f"/api/v1/namespaces/{ns}/configmaps?{query}", "bench-soak-watch")
 
     async def hold(self, ns: str, stop: asyncio.Event, gate: asyncio.Semaphore) -> None:
         """One watcher: open (from the namespace's list revision), and reopen whenever it closes."""
@@ -132,15 +141,14 @@ class _Watchers:
         rv = self.rvs[ns]
         first = True
         while not stop.is_set():
-            proto: _Watch | None = None
             try:
                 async with gate:
                     _, proto = await asyncio.wait_for(loop.create_connection(
-                        lambda rv=rv: _Watch(self, ns, rv), host, port, ssl=self.ctx, server_hostname=host), 60)
+                        functools.partial(_Watch, self, ns, rv), host, port, ssl=self.ctx, server_hostname=host), 60)
                 self.opened += first
                 first = False
-                stopping = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({proto.closed, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+                await asyncio.wait([proto.closed, stopping], return_when=asyncio.FIRST_COMPLETED)
                 stopping.cancel()
                 proto.transport.close()
                 if proto.refused:
@@ -210,6 +218,7 @@ async def _paced(rate: float, stop: asyncio.Event, op: Any, concurrency: int = 8
 
 async def run_load(session: aiohttp.ClientSession, url: str, names: list[tuple[str, str]], args: argparse.Namespace,
                    load: Load, stop: asyncio.Event) -> None:
+    began = time.monotonic()
     churn: list[tuple[str, str]] = []
     counter = 0
 
@@ -221,9 +230,9 @@ async def run_load(session: aiohttp.ClientSession, url: str, names: list[tuple[s
                                        headers={"Content-Type": content_type}) as resp:
                 await resp.read()
                 if resp.status >= 300:
-                    load.failures.append(f"{method} {path} -> {resp.status}")
+                    load.failures.append(f"{t0 - began:.0f} s into the load: {method} {path} -> {resp.status}")
         except (aiohttp.ClientError, OSError, TimeoutError) as err:
-            load.failures.append(f"{method} {path}: {err!r}")
+            load.failures.append(f"{t0 - began:.0f} s into the load: {method} {path}: {err!r}")
         samples.append((t0, time.monotonic() - t0))
 
     async def get() -> None:
@@ -272,11 +281,56 @@ def _rss(pid: int) -> dict[str, int]:
     return tree_rss(pid)[1]
 
 
+def _anon(pid: int) -> dict[str, int]:
+    return tree_rss(pid, anon=True)[1]
+
+
+def _kyb_pids(root: int) -> list[int]:
+    """The kybernetes (Python) processes in ``root``'s tree."""
+    out = []
+    for pid in sorted(tree_pids(root)):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[1:3] == [b"-m", b"kybernetes.cli"]:
+            out.append(pid)
+    return out
+
+
+async def gc_counts(root: int, gc_dir: Path | None) -> list[dict[str, Any]]:
+    """Each kybernetes process's live objects by type (see ``_GC_COUNTS_HOOK``); [] without ``gc_dir``."""
+    if gc_dir is None:
+        return []
+    before = set(gc_dir.glob("gc-*.json"))
+    pids = _kyb_pids(root)
+    for pid in pids:
+        os.kill(pid, __import__("signal").SIGUSR2)
+    deadline = time.monotonic() + 120
+    while len(new := set(gc_dir.glob("gc-*.json")) - before) < len(pids) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    return [json.loads(f.read_text()) for f in sorted(new)]
+
+
+def gc_growth(start: list[dict[str, Any]], end: list[dict[str, Any]], top: int = 25) -> dict[str, Any]:
+    """Per process: objects and allocated blocks at start and end, and the types that grew most."""
+    out: dict[str, Any] = {}
+    for a in start:
+        b = next((e for e in end if e["pid"] == a["pid"]), None)
+        if b is None:
+            continue
+        name = "kyb " + a["argv"][1] if len(a["argv"]) > 1 else str(a["pid"])
+        grew = {t: b["by_type"].get(t, 0) - a["by_type"].get(t, 0) for t in set(a["by_type"]) | set(b["by_type"])}
+        out[name] = {"objects": [a["objects"], b["objects"]], "blocks": [a["blocks"], b["blocks"]],
+                     "grew": dict(sorted(((t, d) for t, d in grew.items() if d), key=lambda kv: -abs(kv[1]))[:top])}
+    return out
+
+
 def _growth(a: float, b: float) -> float:
     return (b - a) / a if a else 0.0
 
 
-async def soak(srv: ServerProcess, args: argparse.Namespace) -> dict[str, Any]:
+async def soak(srv: ServerProcess, args: argparse.Namespace, gc_dir: Path | None = None) -> dict[str, Any]:
     ctx = client_ssl_context(srv.data_dir)
     connector = aiohttp.TCPConnector(ssl=ctx, limit=64, keepalive_timeout=60)
     out: dict[str, Any] = {}
@@ -305,16 +359,24 @@ async def soak(srv: ServerProcess, args: argparse.Namespace) -> dict[str, Any]:
         load, stop = Load(), asyncio.Event()
         runner = asyncio.create_task(run_load(session, srv.url, names, args, load, stop))
         await asyncio.sleep(args.warmup)
+        gc_start = await gc_counts(srv.proc.pid, gc_dir)
         start = time.monotonic()
         samples = [(0.0, _rss(srv.proc.pid))]
+        anon = [_anon(srv.proc.pid)]
+        cpu = [(0.0, cpu_seconds_of(srv.proc.pid), os.getloadavg()[0])]
         end = start + args.minutes * 60
         while (now := time.monotonic()) < end:
             await asyncio.sleep(min(args.sample, end - now))
-            samples.append((round(time.monotonic() - start, 1), _rss(srv.proc.pid)))
-            print(f"  {samples[-1][0]:.0f} s: RSS " + ", ".join(f"{k} {v / 2**20:.0f} MB"
-                                                          for k, v in sorted(samples[-1][1].items())), flush=True)
+            t = round(time.monotonic() - start, 1)
+            samples.append((t, _rss(srv.proc.pid)))
+            anon.append(_anon(srv.proc.pid))
+            cpu.append((t, cpu_seconds_of(srv.proc.pid), os.getloadavg()[0]))
+            print(f"  {t:.0f} s: load {cpu[-1][2]:.1f}, RSS (anonymous) " + ", ".join(
+                f"{k} {v / 2**20:.0f} ({anon[-1].get(k, 0) / 2**20:.0f}) MB" for k, v in sorted(samples[-1][1].items())),
+                flush=True)
         stop.set()
         await runner
+        gc_end = await gc_counts(srv.proc.pid, gc_dir)
         stop_w.set()
         done = [await asyncio.to_thread(out_q.get, True, 60) for _ in procs]
         for p in procs:
@@ -324,11 +386,27 @@ async def soak(srv: ServerProcess, args: argparse.Namespace) -> dict[str, Any]:
     def p99(s: list[tuple[float, float]], w: tuple[float, float]) -> float:
         return pct([d for t, d in s if w[0] <= t < w[1]], 99) * 1000
 
+    def cpu_per_request_us(a: int, b: int) -> float:
+        """The server's CPU per request (GETs and writes) between samples ``a`` and ``b``: less
+        sensitive to the machine's other load than latency is."""
+        (ta, ca, _), (tb, cb, _) = cpu[a], cpu[b]
+        n = sum(1 for s in (load.gets, load.writes) for t, _ in s if start + ta <= t < start + tb)
+        return (cb - ca) / n * 1e6 if n else math.nan
+
+    k = max(1, min(len(cpu) - 1, round(args.window / args.sample)))
     rss0, rss1 = samples[0][1], samples[-1][1]
     out.update({
         "rss_start_mb": {k: round(v / 2**20, 1) for k, v in rss0.items()},
         "rss_end_mb": {k: round(v / 2**20, 1) for k, v in rss1.items()},
         "rss_samples_mb": [[t, {k: round(v / 2**20, 1) for k, v in r.items()}] for t, r in samples],
+        "anon_rss_start_mb": {k: round(v / 2**20, 1) for k, v in anon[0].items()},
+        "anon_rss_end_mb": {k: round(v / 2**20, 1) for k, v in anon[-1].items()},
+        "anon_rss_samples_mb": [[t, {k: round(v / 2**20, 1) for k, v in r.items()}]
+                                for (t, _), r in zip(samples, anon, strict=True)],
+        "server_cpu_us_per_request": [round(cpu_per_request_us(0, k), 1),
+                                      round(cpu_per_request_us(len(cpu) - 1 - k, len(cpu) - 1), 1)],
+        "cpu_samples": [[t, round(c, 2), round(la, 2)] for t, c, la in cpu],
+        "gc_growth": gc_growth(gc_start, gc_end),
         "get_p99_ms": [round(p99(load.gets, first), 2), round(p99(load.gets, last), 2)],
         "write_p99_ms": [round(p99(load.writes, first), 2), round(p99(load.writes, last), 2)],
         "gets": len(load.gets), "writes": len(load.writes), "failures": len(load.failures),
@@ -344,6 +422,9 @@ def report(res: dict[str, Any], args: argparse.Namespace, calibration_ms: float)
     for proc in sorted(res["rss_start_mb"]):
         a, b = res["rss_start_mb"][proc], res["rss_end_mb"].get(proc, 0.0)
         rows.append((f"RSS {proc}", f"{a:.0f} -> {b:.0f} MB ({_growth(a, b):+.1%})", _growth(a, b) < GOAL_GROWTH))
+    for proc in sorted(res["anon_rss_start_mb"]):
+        a, b = res["anon_rss_start_mb"][proc], res["anon_rss_end_mb"].get(proc, 0.0)
+        rows.append((f"anonymous RSS {proc}", f"{a:.0f} -> {b:.0f} MB ({_growth(a, b):+.1%})", _growth(a, b) < GOAL_GROWTH))
     for what in ("get", "write"):
         a, b = res[f"{what}_p99_ms"]
         rows.append((f"p99 {what.upper() if what == 'get' else what}s", f"{a:.1f} -> {b:.1f} ms ({_growth(a, b):+.1%})",
@@ -356,6 +437,14 @@ def report(res: dict[str, Any], args: argparse.Namespace, calibration_ms: float)
     for name, value, ok in rows:
         goal = "0" if name == "failed requests" else "growth < 5%"
         print(f"| {name} | {value} | {goal} | {'PASS' if ok else 'MISS'} |")
+    a, b = res["server_cpu_us_per_request"]
+    load_a, load_b = res["cpu_samples"][0][2], res["cpu_samples"][-1][2]
+    print(f"server CPU per request (paired with p99, less sensitive to other load): {a:.0f} -> {b:.0f} us "
+          f"({_growth(a, b):+.1%}); 1-min load {load_a:.1f} -> {load_b:.1f}")
+    for proc, g in res.get("gc_growth", {}).items():
+        print(f"{proc}: gc-tracked objects {g['objects'][0]} -> {g['objects'][1]}, allocated blocks "
+              f"{g['blocks'][0]} -> {g['blocks'][1]}; grew most: "
+              + ", ".join(f"{t} {d:+d}" for t, d in list(g["grew"].items())[:8]))
     return rows
 
 
@@ -367,18 +456,37 @@ def main() -> None:
     parser.add_argument("--watchers", type=int, default=1_000)
     parser.add_argument("--write-rate", type=float, default=20.0)
     parser.add_argument("--get-rate", type=float, default=50.0)
-    parser.add_argument("--warmup", type=float, default=60.0)
+    parser.add_argument("--warmup", type=float, default=None,
+                        help="seconds of unmeasured load (default: until the watch cache's history is full, "
+                             "1.2 x the time it takes to fill, at least 60)")
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--sample", type=float, default=30.0)
+    parser.add_argument("--gc-counts", action="store_true",
+                        help="count each server process's live objects by type at the start and the end")
     parser.add_argument("--out", type=Path, default=Path("bench/results/soak.json"))
     args = parser.parse_args()
     args.window = min(args.window, args.minutes * 60 / 3)
+    if args.warmup is None:
+        args.warmup = max(60.0, 1.2 * min(HISTORY / args.write_rate, HISTORY_FRESH))
     calibration_ms = calibrate()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="kyb-soak-") as tmp:
-        srv = ServerProcess.start(Path(tmp) / "srv", timeout=60)
+        gc_dir = None
+        saved_env = dict(os.environ)
+        if args.gc_counts:
+            gc_dir = Path(tmp) / "gc"
+            (Path(tmp) / "hook").mkdir()
+            gc_dir.mkdir()
+            (Path(tmp) / "hook" / "sitecustomize.py").write_text(_GC_COUNTS_HOOK)
+            os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(tmp) / "hook"), os.environ.get("PYTHONPATH")]))
+            os.environ["KYB_SOAK_GC_DIR"] = str(gc_dir)
         try:
-            res = asyncio.run(soak(srv, args))
+            srv = ServerProcess.start(Path(tmp) / "srv", timeout=60)
+        finally:  # the server's tree only: the watchers and this process run without the hook
+            os.environ.clear()
+            os.environ.update(saved_env)
+        try:
+            res = asyncio.run(soak(srv, args, gc_dir))
         finally:
             srv.stop()
     rows = report(res, args, calibration_ms)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kybernetes.storage.cacher import Cacher
+from kybernetes.storage.cacher import HISTORY, HISTORY_FRESH, HISTORY_MIN, Cacher, ResourceCache
 from kybernetes.storage.interface import CompactedError, Event, UnavailableError
 from kybernetes.storage.sqlite import SQLiteStore
 
@@ -102,3 +102,31 @@ async def test_the_cache_survives_a_store_outage(tmp_path: Path, caplog: pytest.
     finally:
         await cacher.stop()
         await real.close()
+
+
+def test_the_history_of_a_slowly_written_resource_stays_bounded_by_age() -> None:
+    """A Lease renewed every 2 s: its history keeps the newest HISTORY_MIN events and whatever
+    else is under HISTORY_FRESH seconds old, not its last HISTORY events (the soak's slow RSS growth:
+    hours of renewals held in memory). Resumes from a revision still kept are served from memory;
+    older ones fall back to the store (events_since answers None)."""
+    now = [0.0]
+    cache = ResourceCache("/registry/leases/", lambda value, rev: {"metadata": {"resourceVersion": str(rev)}},
+                          clock=lambda: now[0])
+    cache.fill([], revision=1)
+    renewals = 10 * HISTORY_MIN
+    for rev in range(2, 2 + renewals):
+        now[0] += 2.0
+        cache.apply(Event("PUT", "/registry/leases/ns/holder", rev, b"{}", b"{}" if rev > 2 else None))
+    newest = 1 + renewals
+    assert len(cache.history) == HISTORY_MIN, "older than HISTORY_FRESH beyond the minimum: forgotten"
+    assert [e.revision for e in cache.history] == list(range(newest - HISTORY_MIN + 1, newest + 1))
+    assert cache.events_since("/registry/leases/", newest - HISTORY_MIN) is not None
+    assert cache.events_since("/registry/leases/", newest - HISTORY_MIN - 1) is None
+
+    # After a pause, written fast: all of the last HISTORY_FRESH seconds stays (up to HISTORY).
+    now[0] += HISTORY_FRESH + 1
+    for rev in range(newest + 1, newest + 1 + 3 * HISTORY_MIN):
+        now[0] += 0.01
+        cache.apply(Event("PUT", "/registry/leases/ns/holder", rev, b"{}", b"{}"))
+    assert len(cache.history) == 3 * HISTORY_MIN < HISTORY
+    assert cache.history[0].revision == newest + 1

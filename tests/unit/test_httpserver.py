@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import weakref
 from collections.abc import AsyncIterator
 
 import orjson
@@ -342,3 +344,27 @@ async def test_a_head_trickled_slower_than_the_read_header_timeout_is_closed(
     assert (await asyncio.wait_for(read_response(kept_r), 5))[0] == 200
     writer.close()
     kept_w.close()
+
+
+async def test_a_closed_connection_is_freed_without_the_collector(server: tuple[App, int, HTTPServer]) -> None:
+    """Reference counting alone frees a closed connection's protocol (and with it its parser,
+    transport and, over TLS, their buffers): the daemons run the cyclic collector rarely
+    (aiorun.tune_gc), and a quiet controller manager probed every 10 s kept every probe's connection."""
+    app, port, srv = server
+    reader, writer = await send(port, b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await read_response(reader))[0] == 200
+    app.seen.clear()  # the test's own reference to the request (and so to its connection)
+    assert srv.open_connections == 1
+    conn = weakref.ref(next(iter(srv._connections)))
+    gc.collect()
+    gc.disable()
+    try:
+        writer.close()
+        async with asyncio.timeout(10):
+            while srv.open_connections:
+                await asyncio.sleep(0.01)
+        for _ in range(3):
+            await asyncio.sleep(0)  # the transport's own close callbacks run
+        assert conn() is None, "the closed connection is still referenced (a cycle left to the collector)"
+    finally:
+        gc.enable()

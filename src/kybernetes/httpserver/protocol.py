@@ -68,7 +68,7 @@ class HTTPProtocol(asyncio.Protocol):
     def __init__(self, server: HTTPServer) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpRequestParser(self)
+        self.parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self.closed = False
         self._url = b""
         self._headers: list[tuple[str, str]] = []
@@ -101,6 +101,13 @@ class HTTPProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.server._connections.discard(self)
+        # Break the connection's reference cycles (the parser calls back into this protocol; this
+        # protocol and its transport refer to each other) so that reference counting frees a closed
+        # connection, its TLS state among it, at once. Left to the collector, which the daemons run
+        # rarely (aiorun.tune_gc), a quiet controller manager probed every 10 s kept every probe's
+        # connection: +6.7 MB in the 30-minute soak. A request still in flight holds its own transport.
+        self.transport = None
+        self.parser = None
         if self._upgraded is not None:
             self._upgraded._feed(b"")
         if self._drain_waiter is not None and not self._drain_waiter.done():
@@ -122,6 +129,8 @@ class HTTPProtocol(asyncio.Protocol):
             return
         if self._upgrade_request:
             self._upgrade_buffer.append(data)
+            return
+        if self.parser is None:  # closed
             return
         try:
             self.parser.feed_data(data)
@@ -195,6 +204,7 @@ class HTTPProtocol(asyncio.Protocol):
         if self._refused:
             return
         parser = self.parser
+        assert parser is not None  # called back by the parser, so not closed
         url = self._url.decode("latin-1")
         path, _, query = url.partition("?")
         if "#" in query:

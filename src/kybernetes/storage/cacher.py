@@ -16,6 +16,10 @@ Design (Kubernetes' cacher, simplified by owning the whole keyspace):
   the buffered events newer than R are applied — no gap, no duplicate.
 - A watch from a revision the history still covers is served from memory; an older one falls back
   to a direct store watch (which answers :class:`CompactedError` -> 410 if it is older still).
+  The history is bounded by count (:data:`HISTORY`) and, like Kubernetes' watch cache, by age: beyond
+  its newest :data:`HISTORY_MIN` events it keeps only the last :data:`HISTORY_FRESH` seconds. Without
+  the age bound a resource written slowly (a Lease renewed every 2 s) kept all of its last 5,000
+  events, growing the server's memory for hours before the count bound was reached.
 - Each watcher has its own queue; the dispatcher never awaits a watcher, so one slow client cannot
   stall the others. A watcher that falls too far behind is closed (the client re-watches).
 """
@@ -28,6 +32,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,7 +48,12 @@ EventList = list["CacheEvent"]
 
 ROOT = "/registry/"
 HISTORY = 5000
-"""Events kept per resource for watches that resume from a recent resourceVersion."""
+"""At most this many events are kept per resource for watches that resume from a recent resourceVersion."""
+HISTORY_MIN = 100
+"""Events a resource's history keeps however old they are (Kubernetes' lower bound of its watch cache)."""
+HISTORY_FRESH = 75.0
+"""Seconds of events kept beyond :data:`HISTORY_MIN` (Kubernetes' ``eventFreshDuration``: a default
+bookmark interval plus a margin, so a watcher that reconnects can resume from its last bookmark)."""
 PROGRESS_INTERVAL = 0.1
 """Seconds between progress requests while a reader waits (kube-apiserver's progress requester: 100 ms)."""
 PROGRESS_GRACE = 0.005
@@ -139,12 +149,15 @@ class Flusher:
 class ResourceCache:
     """Live objects and recent history under one key prefix."""
 
-    def __init__(self, prefix: str, decode: Decoder) -> None:
+    def __init__(self, prefix: str, decode: Decoder, clock: Callable[[], float] = time.monotonic) -> None:
         self.prefix = prefix
         self.decode = decode
+        self.clock = clock
         self.objects: dict[str, Obj] = {}
         self._sorted_keys: list[str] | None = None
         self.history: deque[CacheEvent] = deque(maxlen=HISTORY)
+        self._applied_at: deque[float] = deque(maxlen=HISTORY)
+        """When each event of ``history`` was applied (``clock``), in the same order."""
         self.history_start = 0
         """History is complete for revisions > history_start."""
         self.ready = asyncio.Event()
@@ -192,9 +205,19 @@ class ResourceCache:
         if len(self.history) == self.history.maxlen:
             self.history_start = self.history[0].revision
         self.history.append(cev)
+        now = self.clock()
+        self._applied_at.append(now)
+        self._forget_stale(now)
         for w in self.watchers:
             if ev.key.startswith(w.prefix):
                 w.push(cev)
+
+    def _forget_stale(self, now: float) -> None:
+        """Drop the oldest events beyond :data:`HISTORY_MIN` applied more than :data:`HISTORY_FRESH` ago."""
+        history, applied_at = self.history, self._applied_at
+        while len(history) > HISTORY_MIN and applied_at[0] < now - HISTORY_FRESH:
+            applied_at.popleft()
+            self.history_start = history.popleft().revision
 
     # --- reading ------------------------------------------------------------------------
 
