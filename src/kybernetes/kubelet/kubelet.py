@@ -701,6 +701,10 @@ class Kubelet:
             # Pods are drained concurrently: each may wait out its own grace period.
             uids = {*(self.relister.runtime_uids() if self.relister is not None else ()), *self._api_pods}
             await asyncio.gather(*(self._drain_pod(uid) for uid in uids))
+            if self._shim_reaper is not None:
+                # Every pod is gone: a shim serving nothing now is one containerd leaked (killed
+                # while starting it, containerd#6860); stopping containerd would leave it running.
+                await _quietly("stopping leaked shims", self._shim_reaper.sweep(grace=0))
         if probes is not None:
             await _quietly("stopping the probes", probes.stop())
         if factory is not None:
