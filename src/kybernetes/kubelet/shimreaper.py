@@ -11,7 +11,9 @@ shim of this containerd (found by its ``-address``) whose ``-id`` is no sandbox 
 the runtime lists over CRI, in every sweep over at least :data:`GRACE` seconds, is killed, its
 bundle's mounts are unmounted and its socket removed. The grace covers the moment when a shim is
 already running but CRI does not list its sandbox yet (RunPodSandbox adds it once the task has
-started) and the moment when a removed sandbox's shim is still exiting.
+started) and the moment when a removed sandbox's shim is still exiting. A node that drains on exit
+sweeps once more with no grace after every pod is gone (nothing can be starting then), before it
+stops containerd, so that no leaked shim outlives the node.
 """
 
 from __future__ import annotations
