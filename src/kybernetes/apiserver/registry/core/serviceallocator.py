@@ -139,13 +139,17 @@ class ServiceAllocator:
         refused, and, once it is stored, what ``old`` held and ``obj`` no longer does."""
         requested = set(held.held_by(obj.get("spec")))
         before = set(held.held_by((old or {}).get("spec")))
+
+        def forget_new() -> None:  # this write's values (read when called: a claim may repick one)
+            self._forget(set(held.held_by(obj.get("spec"))) - before)
+
         try:
             await self._allocate(rest.registry, rest.resource, obj, old)
         except errors.StatusError:
-            self._forget(set(held.held_by(obj.get("spec"))) - before)
+            forget_new()
             raise
         if ctx.dry_run:  # nothing is held for a write that is not made
-            self._forget(set(held.held_by(obj.get("spec"))) - before)
+            forget_new()
             return None
         meta = obj.get("metadata") or {}
         owner = held.Owner(str(meta.get("namespace", "")), str(meta.get("name", "")))
@@ -163,13 +167,13 @@ class ServiceAllocator:
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             await _release_claimed(rest, claimed, owner)
-            self._forget(set(held.held_by(obj.get("spec"))) - before)
+            forget_new()
             raise failed[0]
 
         async def finish(stored: bool) -> None:
             if not stored:
                 await _release_claimed(rest, claimed, owner)
-                self._forget(set(held.held_by(obj.get("spec"))) - before)
+                forget_new()
                 return
             for value in before - set(held.held_by(obj.get("spec"))):
                 await _release(store, value, owner)
