@@ -7,7 +7,6 @@ exit 0 with its containerd stopped. Root with containerd only (the node is real)
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import tempfile
 import time
@@ -18,7 +17,7 @@ import pytest
 from kybernetes.kubelet.containerd import Containerd
 from kybernetes.kubelet.shutdown import NODE_SHUTDOWN_MESSAGE
 from kybernetes.testing import ServerProcess, free_port
-from tests.join.test_join import KYB, _kubelet_available, _teardown_node, _wait, create_token
+from tests.join.test_join import KYB, _kubelet_available, _stop_all, _wait, create_token
 
 pytestmark = pytest.mark.integration
 
@@ -66,10 +65,4 @@ def test_sigterm_to_the_agent_shuts_its_in_process_kubelets_node_down_gracefully
         stopped = Containerd(data_dir)
         assert stopped.find_running_pid() is None, "the agent left its containerd running"
     finally:
-        if agent is not None and agent.poll() is None:
-            agent.kill()
-            agent.wait()
-        srv.stop()
-        _teardown_node(data_dir, bridge)
-        Path("/proc/sys/net/ipv4/ip_forward").write_text(ip_forward)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        _stop_all(agent, srv, data_dir, bridge, ip_forward)

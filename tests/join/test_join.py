@@ -355,6 +355,19 @@ def _wait(what: str, check, timeout: float, proc: subprocess.Popen[bytes], log: 
     raise AssertionError(f"timed out waiting for {what}:\n{log.read_text(errors='replace')[-6000:]}\n{diag()}")
 
 
+def _stop_all(agent: subprocess.Popen[bytes] | None, srv: ServerProcess, data_dir: Path, bridge: str,
+              ip_forward: str) -> None:
+    """A node test's teardown: the agent (killed if still running), the server, what the node left
+    behind, ``net.ipv4.ip_forward`` as it was, the agent's data dir."""
+    if agent is not None and agent.poll() is None:
+        agent.kill()
+        agent.wait()
+    srv.stop()
+    _teardown_node(data_dir, bridge)
+    Path("/proc/sys/net/ipv4/ip_forward").write_text(ip_forward)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def _teardown_node(data_dir: Path, bridge: str) -> None:
     """Whatever the agent's kubelet left behind (nothing, when the drain worked)."""
     # A kubelet that outlived a killed agent (it runs in its own session): found by our data dir.
@@ -441,13 +454,7 @@ def test_second_node_runs_a_pod(tmp_path: Path) -> None:
             assert stopped.shim_pids() == [], "pods outlived the drain"
             assert mounts_under(data_dir) == [], "mounts outlived the drain"
     finally:
-        if agent is not None and agent.poll() is None:
-            agent.kill()
-            agent.wait()
-        srv.stop()
-        _teardown_node(data_dir, bridge)
-        Path("/proc/sys/net/ipv4/ip_forward").write_text(ip_forward)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        _stop_all(agent, srv, data_dir, bridge, ip_forward)
 
 
 def test_kube_proxy_kind_issues_the_kube_proxy_identity_only(server: ServerProcess, tmp_path: Path) -> None:
