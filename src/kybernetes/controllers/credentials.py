@@ -8,6 +8,14 @@ and gives the controller a client that sends that token (and no client certifica
 server would otherwise authenticate first). The token is renewed in the background once 80% of its
 life has passed (Kubernetes' 20% leeway), so a controller never holds an expired one. The bootstrap
 policy binds ``system:controller:<name>`` to each account.
+
+When the API server refuses the controller manager's own requests for an account or its token
+(a Forbidden while its RBAC, ClusterRole or ClusterRoleBinding ``system:kube-controller-manager``,
+is missing: the API server restores those only at its start; an unreachable server),
+:meth:`ServiceAccountClients.wait_for_clients` logs and retries with backoff until they are
+granted, so the controllers start then. Kubernetes' token source retries the same requests with
+backoff; its ``ClientOrDie`` exits at the first refusal while the controllers start, which under a
+supervisor becomes an exit-and-restart loop: ours waits in place instead.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from kybernetes import errors
 from kybernetes.api.timeutil import parse_epoch
@@ -28,7 +36,8 @@ log = logging.getLogger(__name__)
 NAMESPACE = "kube-system"
 EXPIRATION_SECONDS = 3600
 LEEWAY = 0.2
-RETRY_SECONDS = 10.0
+RETRY_SECONDS = 10.0  # a failed renewal's retry, and the longest wait for a refused account
+FIRST_RETRY_SECONDS = 0.5  # then doubled up to RETRY_SECONDS (Kubernetes' token source: 0.5 s, x2)
 
 
 @dataclasses.dataclass
@@ -58,6 +67,23 @@ class ServiceAccountClients:
             client = Client(config, user_agent=f"{self.root.user_agent}/{name}")
             self._accounts[name] = _Account(client, renew_at)
         return self._accounts[name].client
+
+    async def wait_for_clients(self, names: Iterable[str]) -> dict[str, Client]:
+        """Each named account's client (:meth:`client_for`), by name. A refusal or a connection
+        error is logged and retried after FIRST_RETRY_SECONDS, doubling up to RETRY_SECONDS, until
+        the account and its token are granted; never raised (cancel the caller to give up)."""
+        out: dict[str, Client] = {}
+        for name in names:
+            delay = FIRST_RETRY_SECONDS
+            while name not in out:
+                try:
+                    out[name] = await self.client_for(name)
+                except (errors.StatusError, OSError) as err:
+                    log.warning("the credentials of ServiceAccount %s/%s: %s; retrying in %.1fs",
+                                NAMESPACE, name, err, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(2 * delay, RETRY_SECONDS)
+        return out
 
     async def _ensure_account(self, name: str) -> None:
         try:

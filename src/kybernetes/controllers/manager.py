@@ -96,11 +96,12 @@ class LostLeadership(Exception):
 
 async def _account_clients(accounts: ServiceAccountClients | None,
                            classes: list[type[Controller]]) -> dict[str, Client]:
-    """Each selected controller's ServiceAccount client (none without per-controller credentials)."""
+    """Each selected controller's ServiceAccount client (none without per-controller credentials);
+    waits while the API server refuses them (ServiceAccountClients.wait_for_clients)."""
     if accounts is None:
         return {}
-    clients = {cls.service_account: await accounts.client_for(cls.service_account)
-               for cls in classes if cls.service_account}
+    clients = await accounts.wait_for_clients(dict.fromkeys(cls.service_account for cls in classes
+                                                            if cls.service_account))
     accounts.start()
     return clients
 
