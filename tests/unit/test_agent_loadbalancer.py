@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -181,3 +182,51 @@ def test_kyb_agent_on_a_taken_port_says_so(tmp_path: Path) -> None:
     assert res.returncode == 1, res.stderr
     assert f"the API server load balancer cannot listen on 127.0.0.1:{port}" in res.stderr
     assert "--lb-server-port" in res.stderr and "Traceback" not in res.stderr
+
+
+def _own_tasks() -> list[str]:
+    """The balancer's tasks still running: connection handlers and their copies."""
+    names = (t.get_coro().__qualname__ for t in asyncio.all_tasks() if not t.done())
+    return [n for n in names if n.startswith(("LoadBalancer.", "_copy"))]
+
+
+async def test_stop_ends_every_connection_and_its_tasks(lb: LoadBalancer, caplog: pytest.LogCaptureFixture) -> None:
+    name, reader, writer = await connect(lb)
+    assert name == "a" and len(_own_tasks()) == 3  # the handler and its two copies
+    await lb.stop()
+    assert _own_tasks() == []  # none left for the loop's shutdown to cancel
+    assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""  # the client saw its connection end
+    writer.close()
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+STOP_WITH_A_CONNECTION_OPEN = """
+import asyncio, pathlib, sys
+from kybernetes import aiorun
+from kybernetes.agent.loadbalancer import LoadBalancer
+
+async def main() -> None:
+    async def greet(reader, writer):
+        writer.write(b"hello\\n")
+        await reader.read()
+        writer.close()
+    backend = await asyncio.start_server(greet, "127.0.0.1", 0)
+    lb = LoadBalancer(f"https://127.0.0.1:{backend.sockets[0].getsockname()[1]}", pathlib.Path(sys.argv[1]), port=0)
+    await lb.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", lb.port)
+    assert await reader.readline() == b"hello\\n"
+    await lb.stop()  # as the agent does at its end, a client still connected
+    backend.close()
+
+aiorun.run(main())
+print("stopped")
+"""
+
+
+def test_a_stopped_balancer_leaves_no_traceback_at_the_loops_end(tmp_path: Path) -> None:
+    """The agent's way: the balancer stopped at the end of ``aiorun.run``'s main, then the loop
+    shuts down (cancelling whatever is left): nothing is logged."""
+    res = subprocess.run([sys.executable, "-c", STOP_WITH_A_CONNECTION_OPEN, str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout == "stopped\n", res.stderr
+    assert "Traceback" not in res.stderr and "Exception in callback" not in res.stderr, res.stderr

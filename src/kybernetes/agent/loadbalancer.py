@@ -22,6 +22,10 @@ Guarantees:
   a client whose server died sees its connection end, and its next one goes to the next live
   server. Connections to a server that leaves the list are closed at once (k3s does the same),
   so that no client keeps talking to a server the cluster no longer lists.
+- **Stopping.** :meth:`LoadBalancer.stop` stops listening and ends every connection: their
+  handlers (and the copies they run) are cancelled and awaited, so none is left for the event
+  loop's shutdown to cancel (Python 3.11's stream server logs a handler that ends cancelled as an
+  "Exception in callback" traceback: a handler therefore returns when cancelled).
 
 Not done (k3s does): active health checks of the servers, and the balancer for the supervisor
 port (kybernetes' agents talk to the API server port only).
@@ -93,6 +97,8 @@ class LoadBalancer:
         self._server: asyncio.Server | None = None
         self._conns: dict[str, set[asyncio.StreamWriter]] = {}
         """Per server, the writers of its open connections (both the client's and the server's)."""
+        self._handlers: set[asyncio.Task[None]] = set()
+        """The tasks serving the client connections (one each)."""
 
     @property
     def servers(self) -> list[str]:
@@ -144,8 +150,13 @@ class LoadBalancer:
         log.info("API server load balancer on %s: %s", self.url, ", ".join(self.servers))
 
     async def stop(self) -> None:
+        """Stop listening; end every connection and wait for its handler to end."""
         if self._server is not None:
             self._server.close()
+        for handler in self._handlers:
+            handler.cancel()
+        if self._handlers:  # each closes its connection and returns (see _serve)
+            await asyncio.wait(self._handlers, timeout=5.0)
         for writers in self._conns.values():
             for writer in writers:
                 writer.close()
@@ -170,24 +181,38 @@ class LoadBalancer:
         return None
 
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        # A handler ends by returning, also when cancelled (stop(), or the loop's shutdown): the
+        # stream server of Python 3.11 logs a handler task that ends cancelled as a traceback.
+        handler = asyncio.current_task()
+        assert handler is not None
+        self._handlers.add(handler)
+        try:
+            await self._proxy(client_reader, client_writer)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._handlers.discard(handler)
+            client_writer.close()
+
+    async def _proxy(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        """Copy bytes between the client and a server it dials, until either side closes."""
         dialed = await self._dial()
         if dialed is None:
             log.error("no API server accepts connections (%s)", ", ".join(self.servers))
-            client_writer.close()
             return
         address, server_reader, server_writer = dialed
         conns = self._conns.setdefault(address, set())
         conns |= {client_writer, server_writer}
+        copies = [asyncio.create_task(_copy(client_reader, server_writer)),
+                  asyncio.create_task(_copy(server_reader, client_writer))]
         try:
-            copies = [asyncio.create_task(_copy(client_reader, server_writer)),
-                      asyncio.create_task(_copy(server_reader, client_writer))]
             await asyncio.wait(copies, return_when=asyncio.FIRST_COMPLETED)
+        finally:
             for task in copies:
                 task.cancel()
-        finally:
+            await asyncio.wait(copies)  # cancelled copies end at once; none is left behind
             conns -= {client_writer, server_writer}
-            for writer in (client_writer, server_writer):
-                writer.close()
+            server_writer.close()
 
 
 async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
