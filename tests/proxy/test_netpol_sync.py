@@ -5,6 +5,7 @@ proxier: fake informer caches, a fake ``nft`` recording each script, a fake cloc
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +76,22 @@ async def test_sync_loop(tmp_path: Path) -> None:
     assert calls(log)[-1] == "add table inet kyb-netpol-fake\ndelete table inet kyb-netpol-fake\n"
 
 
-def fake_nft_with_table(tmp_path: Path) -> tuple[str, Path, Path]:
-    """A fake nft that records scripts; an apply writes the probed chain's listing to a file that
-    ``nft list chain`` prints (no file: no such table). Returns (nft, calls log, listing file)."""
+def chain_listing(rules: int) -> str:
+    """``nft -j list chain``'s output for a chain holding ``rules`` rules (handles 1, 2, ...)."""
+    items = [{"metainfo": {}}, {"chain": {"name": "c"}}, *({"rule": {"handle": i + 1}} for i in range(rules))]
+    return json.dumps({"nftables": items})
+
+
+def fake_nft_with_table(tmp_path: Path, rules: int) -> tuple[str, Path, Path]:
+    """A fake nft that records scripts; an apply writes the probed chain's listing (holding the
+    ``rules`` rules the table text puts there) to a file that ``nft -j list chain`` prints (no
+    file: no such table). Returns (nft, calls log, listing file)."""
     log, listing = tmp_path / "calls", tmp_path / "listing"
+    listing_after_apply = tmp_path / "listing-after-apply"
+    listing_after_apply.write_text(chain_listing(rules))
     script = tmp_path / "nft"
-    script.write_text(f"#!/bin/sh\nif [ \"$1\" = list ]; then exec cat {listing}; fi\n"
-                      f"cat >> {log}\necho '#---' >> {log}\nprintf 'chain {{\\n\\trule\\n}}\\n' > {listing}\n")
+    script.write_text(f"#!/bin/sh\nif [ \"$2\" = list ]; then exec cat {listing}; fi\n"
+                      f"cat >> {log}\necho '#---' >> {log}\ncp {listing_after_apply} {listing}\n")
     script.chmod(0o755)
     return str(script), log, listing
 
@@ -100,7 +110,7 @@ async def check_repairs(loop_owner: Any, log: Path, listing: Path, clock: FakeCl
     await clock.advance(2.0)
     await until(lambda: loop_owner.rounds == 2)
     assert len(calls(log)) == 2
-    listing.write_text("chain {\n}\n")  # nft flush table: the chain is there, its rules are not
+    listing.write_text(chain_listing(0))  # nft flush table: the chain is there, its rules are not
     await until(clock.has_sleepers)
     await clock.advance(2.0)
     await until(lambda: loop_owner.rounds == 3)
@@ -112,7 +122,7 @@ async def check_repairs(loop_owner: Any, log: Path, listing: Path, clock: FakeCl
 
 
 async def test_a_table_deleted_or_flushed_by_hand_comes_back_within_the_check_period(tmp_path: Path) -> None:
-    nft, log, listing = fake_nft_with_table(tmp_path)
+    nft, log, listing = fake_nft_with_table(tmp_path, rules=2)  # input: established, egress
     clock = FakeClock(100.0)
     c, _ = fake_controller(nft, clock, sync_period=30.0, check_period=2.0)
     stop = asyncio.Event()

@@ -115,7 +115,7 @@ async def test_sync_loop(tmp_path: Path) -> None:
 async def test_a_table_deleted_or_flushed_by_hand_comes_back_within_the_check_period(tmp_path: Path) -> None:
     from .test_netpol_sync import check_repairs, fake_nft_with_table
 
-    nft, log, listing = fake_nft_with_table(tmp_path)
+    nft, log, listing = fake_nft_with_table(tmp_path, rules=1)  # nat-prerouting: jump services
     clock = FakeClock(100.0)
     p, _ = fake_proxier(nft, clock, sync_period=30.0, check_period=2.0)
     stop = asyncio.Event()

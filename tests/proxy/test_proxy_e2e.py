@@ -333,18 +333,15 @@ def test_a_table_deleted_or_flushed_by_hand_is_restored_within_seconds(cluster: 
     url = f"http://127.0.0.1:{node_port}/"
     wait_until(lambda: curl(url)[0] == 0, 30, "the NodePort")
     assert proxy.proxier is not None and proxy.config.sync_period >= 30
-    proxier = proxy.proxier
     for damage in (["delete", "table", "ip", TABLE], ["flush", "table", "ip", TABLE]):
-        rounds = proxier.rounds
         subprocess.run(["nft", *damage], check=True, capture_output=True, timeout=10)
         broken_at = time.monotonic()
         assert curl(url, timeout=1)[0] != 0, f"the NodePort still answers after nft {' '.join(damage)}"
         wait_until(lambda: curl(url, timeout=1)[0] == 0, 15, f"the table back after nft {' '.join(damage)}",
                    interval=0.2)
+        # (The next damage may land before the restoring round has read the chain back: the probe
+        # does not take it for ours, test_table_probe.py.)
         assert time.monotonic() - broken_at < 6, "restored only by the periodic resync"
-        # The restoring round ends by reading the chain as applied (the probe's new expectation):
-        # the next damage must come after that read, or the probe would take the damage for ours.
-        wait_until(lambda before=rounds: proxier.rounds > before, 10, "the restoring round's end", interval=0.05)
     assert proxy.proxier.last_error is None
 
 

@@ -179,7 +179,7 @@ def test_node_network_sync_programs_and_repairs_routes_and_table(netns: str, tmp
                               text=True).stdout
 
     assert net._sync_host(nodes)  # the table applied
-    net.probe.remember()  # as the sync loop does after an apply
+    net.probe.remember(net.last_applied)  # as the sync loop does after an apply
     assert routes.current_routes() == {"10.42.1.0/24": "10.250.0.2"}
     assert "ip saddr 10.42.0.0/16 masquerade" in table()
     assert not net._sync_host(nodes)  # intact: read, not rewritten
@@ -188,7 +188,7 @@ def test_node_network_sync_programs_and_repairs_routes_and_table(netns: str, tmp
     subprocess.run(["ip", "-n", netns, "route", "flush", "proto", "107"], check=True)
     subprocess.run([str(nft), "delete", "table", "ip", "kyb-net-kyb0"], check=True)
     assert net._sync_host(nodes)
-    net.probe.remember()
+    net.probe.remember(net.last_applied)
     assert routes.current_routes() == {"10.42.1.0/24": "10.250.0.2"}
     assert "masquerade" in table()
     subprocess.run([str(nft), "flush", "table", "ip", "kyb-net-kyb0"], check=True)  # the chain stays, empty

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from kybernetes.proxy.nftables import check_table_name
+from kybernetes.proxy.nftables import _chain, check_table_name
 
 MULTICAST = "224.0.0.0/4"
 
@@ -39,9 +39,6 @@ def render_masquerade_table(table: str, cluster_cidr: str, service_cidr: str) ->
         f"delete table ip {t}",
         f"table ip {t} {{",
         '\tcomment "kybernetes node network: masquerading of pod traffic leaving the cluster"',
-        "\tchain postrouting {",
-        "\t\ttype nat hook postrouting priority srcnat + 10; policy accept;",
-        *(f"\t\t{r}" for r in rules),
-        "\t}",
+        _chain("postrouting", rules, hook="type nat hook postrouting priority srcnat + 10; policy accept;"),
         "}",
     ]) + "\n"

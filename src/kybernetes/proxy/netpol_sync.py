@@ -127,8 +127,9 @@ class NetpolController:
         policies, pods, namespaces = (self.factory.informer(v, p).store.list() for v, p in RESOURCES)
         return render_table(build_plan(policies, pods, namespaces, self.config.node_name), self.config.table_name)
 
-    async def _sync_round(self, force: bool) -> bool:
-        return await self.sync(force=force)
+    async def _sync_round(self, force: bool) -> str | None:
+        """The loop's sync: the table text applied, None when unchanged and not forced."""
+        return self.last_applied if await self.sync(force=force) else None
 
     async def sync(self, *, force: bool = False) -> bool:
         """Render and apply; returns whether nft was run (False: unchanged and not forced)."""

@@ -71,7 +71,7 @@ class NodeNetwork:
         self.probe = ChainProbe("ip", config.table, "postrouting", config.nft)
         self.loop = SyncLoop("network", self._sync_round, RealClock(), min_sync_period=0.0,
                              sync_period=config.sync_period, check_period=config.sync_period, probe=self.probe)
-        self._applied = False  # our table applied once: a failing probe since means damage
+        self.last_applied: str | None = None  # our table's text, once applied: a failing probe since means damage
         self._failed: dict[str, str] = {}  # routes the kernel refused at the last sync, reported once
         self._table_cleared = False  # with masquerading off: the table of an earlier start removed
         self.syncs = 0
@@ -94,10 +94,10 @@ class NodeNetwork:
         assert self.factory is not None, "start() first"
         await self.loop.run(stop, self.factory.wait_for_sync)
 
-    async def _sync_round(self, _force: bool) -> bool:
+    async def _sync_round(self, _force: bool) -> str | None:
         # Every round is a full one (routes and table are read, and written only where wrong), so
         # the loop's periodic "force" changes nothing here.
-        return await self.sync()
+        return self.last_applied if await self.sync() else None
 
     async def sync(self) -> bool:
         """Reconcile routes and the table; returns whether the table was (re-)applied."""
@@ -130,12 +130,13 @@ class NodeNetwork:
                 nftables.run_nft(nftables.delete_table_script(cfg.table), nft=cfg.nft)
                 self._table_cleared = True
             return False
-        if self._applied and self.probe.intact():
+        if self.last_applied is not None and self.probe.intact():
             return False
-        if self._applied:
+        if self.last_applied is not None:
             log.warning("network: table ip %s was changed or removed by someone else; restoring it", cfg.table)
-        nftables.run_nft(render_masquerade_table(cfg.table, cfg.cluster_cidr, cfg.service_cidr), nft=cfg.nft)
-        self._applied = True
+        text = render_masquerade_table(cfg.table, cfg.cluster_cidr, cfg.service_cidr)
+        nftables.run_nft(text, nft=cfg.nft)
+        self.last_applied = text
         log.info("network: applied table ip %s (masquerading %s)", cfg.table, cfg.cluster_cidr)
         return True  # the loop has the probe read the chain as applied
 

@@ -375,6 +375,19 @@ def _chain(name: str, rules: Sequence[str], *, hook: str = "", comment: str = ""
     return "\n".join(lines)
 
 
+def chain_rules(text: str, chain: str) -> list[str]:
+    """The rules that ``text`` (a table rendered with :func:`_chain`'s layout) puts in ``chain``.
+    Raises ValueError when ``text`` declares no such chain."""
+    lines = text.splitlines()
+    try:
+        start = lines.index(f"\tchain {chain} {{") + 1
+    except ValueError:
+        raise ValueError(f"the table text declares no chain {chain!r}") from None
+    end = lines.index("\t}", start)
+    body = (ln.strip() for ln in lines[start:end])
+    return [r for r in body if r and not r.startswith(("type ", "comment "))]
+
+
 # ---- the sync transaction ----------------------------------------------------------------------------
 
 

@@ -344,8 +344,9 @@ class Proxier:
         ports = build_service_ports(services, slices, cfg.service_cidr, cfg.node_name)
         return _Rendered(render_table(ports, opts), ips, health_check_node_ports(ports), local_ready_endpoints(ports))
 
-    async def _sync_round(self, force: bool) -> bool:
-        return await self.sync(force=force)
+    async def _sync_round(self, force: bool) -> str | None:
+        """The loop's sync: the table text applied, None when unchanged and not forced."""
+        return self.last_applied if await self.sync(force=force) else None
 
     async def sync(self, *, force: bool = False) -> bool:
         """Render and apply; returns whether nft was run (False: unchanged and not forced). Timed

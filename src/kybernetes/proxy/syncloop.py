@@ -9,12 +9,14 @@ Guarantees of :meth:`SyncLoop.run`:
 - with no change for ``sync_period``, a forced sync (re-apply even if the rendered text did not
   change: the periodic full resync);
 - every ``check_period`` between syncs, :class:`ChainProbe` reads one small chain of the table
-  (``nft list chain``); when it is gone or no longer reads as it did after our last apply (the
+  (``nft -j list chain``); when it is gone or no longer reads as it did after our last apply (the
   table was deleted, ``nft flush table``, ``nft flush ruleset``), a forced sync follows at once,
-  so a table removed by hand comes back within ``check_period``, not at the next resync;
+  so a table removed by hand comes back within ``check_period``, not at the next resync; this
+  holds too for a change that lands between an apply and the probe's read of it;
 - a failed sync is logged, kept in ``last_error`` and retried (forced) after ``retry_backoff``.
 
-``sync(force)`` returns whether it applied the table; after an apply the probe re-reads its chain.
+``sync(force)`` returns the table text it applied (None: nothing applied); after an apply the
+probe reads its chain and checks it against that text.
 Every wait is on the given :class:`~kybernetes.client.workqueue.Clock` (tests use a ``FakeClock``);
 ``rounds`` counts finished sync rounds (applied, unchanged or failed).
 """
@@ -22,12 +24,14 @@ Every wait is on the given :class:`~kybernetes.client.workqueue.Clock` (tests us
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import subprocess
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kybernetes.client.workqueue import Clock
+from kybernetes.proxy.nftables import chain_rules
 
 log = logging.getLogger(__name__)
 
@@ -37,29 +41,52 @@ class ChainProbe:
 
     One small chain (a base chain with a rule or two) stands for the table: deleting the table,
     flushing it or flushing the ruleset all change its listing, and listing it is cheap whatever
-    the size of the rest of the table."""
+    the size of the rest of the table. The listing is nft's JSON, which carries each rule's
+    handle: rules deleted and added again by someone else read differently from ours.
+
+    The read after an apply is a separate ``nft`` run, so a hand change can land between the two;
+    :meth:`remember` therefore takes the listing for ours only if the chain holds as many rules as
+    the applied text put there (a flush leaves none, a deleted table no chain)."""
 
     def __init__(self, family: str, table: str, chain: str, nft: str) -> None:
-        self.args = [nft, "list", "chain", family, table, chain]
+        self.family, self.table, self.chain = family, table, chain
+        self.args = [nft, "-j", "list", "chain", family, table, chain]
         self._expected: str | None = None
 
-    def _list(self) -> str | None:
+    def _list(self) -> tuple[str, int] | None:
+        """The chain's listing and how many rules it holds; None: no such chain."""
         res = subprocess.run(self.args, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
-        return res.stdout if res.returncode == 0 else None
+        if res.returncode != 0:
+            return None
+        try:
+            items = json.loads(res.stdout)["nftables"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        return res.stdout, sum(1 for item in items if isinstance(item, dict) and "rule" in item)
 
-    def remember(self) -> None:
-        """Read the chain as we just applied it."""
-        self._expected = self._list()
+    def remember(self, applied: str) -> None:
+        """Read the chain as the apply of table text ``applied`` left it. When it does not hold the
+        rules ``applied`` puts there, something changed it since: nothing is remembered, so the
+        next :meth:`intact` is False and the table is restored."""
+        want = len(chain_rules(applied, self.chain))
+        listing = self._list()
+        if listing is not None and listing[1] == want:
+            self._expected = listing[0]
+            return
+        self._expected = None
+        log.warning("table %s %s changed between our apply and its read (chain %s holds %s of our %d rules); "
+                    "restoring it at the next check", self.family, self.table, self.chain,
+                    "none" if listing is None else listing[1], want)
 
     def intact(self) -> bool:
         listing = self._list()
-        return listing is not None and listing == self._expected
+        return listing is not None and listing[0] == self._expected
 
 
 class SyncLoop:
     """Debounced syncs on changes, periodic resyncs, and a cheap check of the table in between."""
 
-    def __init__(self, name: str, sync: Callable[[bool], Awaitable[bool]], clock: Clock, *,
+    def __init__(self, name: str, sync: Callable[[bool], Awaitable[str | None]], clock: Clock, *,
                  min_sync_period: float, sync_period: float, check_period: float,
                  probe: ChainProbe | None = None, retry_backoff: float = 1.0) -> None:
         self.name = name
@@ -93,8 +120,9 @@ class SyncLoop:
                 self._dirty.clear()
                 self._last_sync = self.clock.now()
                 try:
-                    if await self._sync(force) and self.probe is not None:
-                        await asyncio.to_thread(self.probe.remember)
+                    applied = await self._sync(force)
+                    if applied is not None and self.probe is not None:
+                        await asyncio.to_thread(self.probe.remember, applied)
                 except Exception as e:
                     self.last_error, force = e, True
                     self.rounds += 1
@@ -124,6 +152,6 @@ class SyncLoop:
                 return False
             if self.probe is not None and self.clock.now() < resync_at and \
                     not await asyncio.to_thread(self.probe.intact):
-                log.warning("%s: table %s was removed or changed by hand; restoring it", self.name,
-                            " ".join(self.probe.args[3:5]))
+                log.warning("%s: table %s %s was removed or changed by hand; restoring it", self.name,
+                            self.probe.family, self.probe.table)
                 return True
