@@ -12,7 +12,7 @@ Loop::
     sync: desired routes from the informer's nodes and this namespace's addresses
           -> reconcile (ip -j route show proto 107; replace what is missing or wrong, delete the rest)
           -> the masquerade table: applied at the first sync, and again whenever its one chain
-             (``nft list chain``) no longer prints what it printed after our last apply
+             (``nft -j list chain``) no longer prints what it printed after our last apply
     (the loop is kube-proxy's, :class:`~kybernetes.proxy.syncloop.SyncLoop`, without debounce)
     stop: our routes and our table are removed, like kube-proxy's table
 
