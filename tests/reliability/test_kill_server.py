@@ -1,5 +1,6 @@
 """kill -9 of ``kyb server`` (issue 20): nothing of the killed instance survives but its pods' shims,
-and the server started again on the same data dir adopts the pods. Root only.
+and the server started again on the same data dir adopts the pods; the same for ``kyb agent`` with
+children of its own (``--split-node-components``), started again by its server. Root only.
 
 The promise, as k3s keeps it: every process the server started (its control-plane child, its node
 agent, the agent's containerd and, with ``--split-node-components``, the agent's kubelet, kube-proxy
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ import pytest
 
 from kybernetes.kubelet.containerd import process_alive, shim_pids_for
 from kybernetes.testing import ServerProcess
-from tests.e2e.conftest import require_kubectl
+from tests.e2e.conftest import require_kubectl, wait_until
 from tests.e2e.test_node import (
     Node,
     _cmdlines,
@@ -86,30 +88,43 @@ def restart(srv: ServerProcess) -> ServerProcess:
     return again
 
 
-@pytest.fixture(params=[False, True], ids=["one-process-node", "split"])
-def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+KILLS = [("server", False), ("server", True), ("agent", True)]
+"""(the process killed, whether the node's components are processes of their own): ``kyb agent``
+killed alone (the server's supervisor starts it again) matters where it has children, in the split
+layout; in the default one it is ``test_component_faults``' ``agent`` fault."""
+
+
+@pytest.fixture(params=KILLS, ids=[f"{victim}-{'split' if split else 'one-process-node'}" for victim, split in KILLS])
+def kill(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Node]]:
     reason = _node_missing()
     if reason:
         if os.environ.get("CI"):
             pytest.fail(f"CI runs as root with containerd: {reason}")
         pytest.skip(reason)
     require_kubectl()
+    victim, split = request.param
     tmp = tmp_path_factory.mktemp("kyb-kill9").resolve()
-    with running_node(tmp, "kill9", _pick_network(), *server_args(tmp, request.param)) as n:
-        yield n
+    with running_node(tmp, "kill9", _pick_network(), *server_args(tmp, split)) as n:
+        yield victim, n
 
 
-def test_server_killed_with_sigkill_leaves_only_its_pods_and_comes_back(node: Node) -> None:
+def test_killed_with_sigkill_leaves_only_its_pods_and_comes_back(kill: tuple[str, Node]) -> None:
+    victim, node = kill
     ns = "default"
     node.apply(ns, pod("survivor", "sleep 3600"))
     before = container_status(node.wait_ready(ns, "survivor"))
     shims = set(shim_pids_for(str(node.socket)))
     assert shims, "the pod's shim"
-    tree = descendants(node.server.proc.pid)
-    assert agent_pids(node.server.data_dir), tree
+    agents = agent_pids(node.server.data_dir)
+    assert len(agents) == 1, agents
+    killed = node.server.proc.pid if victim == "server" else agents[0]
+    tree = descendants(killed)
     started = {pid: _start_time(pid) for pid in tree}
 
-    node.server.kill()
+    if victim == "server":
+        node.server.kill()
+    else:
+        os.kill(killed, signal.SIGKILL)
 
     def survivors() -> dict[int, str]:
         return {pid: argv for pid, argv in tree.items()
@@ -118,10 +133,13 @@ def test_server_killed_with_sigkill_leaves_only_its_pods_and_comes_back(node: No
     deadline = time.monotonic() + GONE_WITHIN
     while (left := survivors()) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert left == {}, f"processes of the killed server still running {GONE_WITHIN:.0f} s later: {left}"
-    assert all(process_alive(pid) for pid in shims), "the pod's shim must outlive the server"
+    assert left == {}, f"processes of the killed {victim} still running {GONE_WITHIN:.0f} s later: {left}"
+    assert all(process_alive(pid) for pid in shims), f"the pod's shim must outlive the {victim}"
 
-    node.server = restart(node.server)
+    if victim == "server":
+        node.server = restart(node.server)
+    else:  # the server's supervisor starts it again (1 s back-off)
+        wait_until(lambda: [p for p in agent_pids(node.server.data_dir) if p != killed], 30, "a new agent")
     node.kubectl("wait", "--for=condition=Ready", f"node/{node.node_name}", "--timeout=90s", timeout=100)
     # The new kubelet has synced the pods it found before it runs one created after.
     node.apply(ns, pod("sentinel", "sleep 3600"))
@@ -135,6 +153,8 @@ def test_server_killed_with_sigkill_leaves_only_its_pods_and_comes_back(node: No
     uids = {p["metadata"]["uid"] for p in node.get("pods", "-A")["items"]}
     assert asyncio.run(runtime_orphans(node.socket, uids)) == []
     assert len(agent_pids(node.server.data_dir)) == 1
-    assert len(component_pids(node.server.data_dir, "containerd")) == 1
+    components = ("containerd", "kubelet", "proxy", "network") if "--split-node-components" in node.server.args \
+        else ("containerd",)
+    for name in components:
+        assert len(component_pids(node.server.data_dir, name)) == 1, name
     node.kubectl("delete", "pod", "survivor", "sentinel", "-n", ns, "--timeout=60s", timeout=70)
-
