@@ -29,7 +29,9 @@ Start order, each step waiting for the one before to be ready:
 
 Children are supervised: one that exits while the server runs is started again after a back-off
 (1 s doubling to 30 s). SIGTERM or SIGINT stops the children first (SIGTERM, then SIGKILL after
-10 s), then the API server and the store. Child output goes to ``DATA_DIR/logs/<name>.log``,
+10 s), then the API server and the store. A server killed with SIGKILL takes its children with it
+(``kybernetes.procctl``: they get SIGKILL from the kernel, the agent's own children in turn), so the
+next server on the data dir finds only the pods' shims, which its node's containerd adopts. Child output goes to ``DATA_DIR/logs/<name>.log``,
 rotated by ``kybernetes.componentlogs`` (``control-plane.log``: each line names its component).
 
 Secure ports: the scheduler, controller manager and cloud-controller-manager serve theirs
@@ -60,7 +62,7 @@ from typing import Any
 
 import click
 
-from kybernetes import aiorun, componentlogs, controlplane
+from kybernetes import aiorun, componentlogs, controlplane, procctl
 from kybernetes.addons import FIELD_MANAGER, AddonSettings, addon_objects, apply_addons
 from kybernetes.aiorun import wait_for
 from kybernetes.api.clusterdns import DEFAULT_CLUSTER_DOMAIN, cluster_dns_ip
@@ -187,7 +189,7 @@ class Supervisor:
             with open(child.log_path, "ab") as out:
                 child.proc = await asyncio.create_subprocess_exec(
                     *self.launcher, *child.args, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
-                    start_new_session=True)
+                    start_new_session=True, env=procctl.child_env())
             started = asyncio.get_running_loop().time()
             code = await child.proc.wait()
             if self._stopping:
@@ -368,7 +370,7 @@ async def _start_member(config: ServerConfig, member: EmbeddedEtcd, sup: Supervi
     ensure_server_token(config.api.data_dir)
     log_path = config.api.data_dir / "logs" / "etcd.log"
     offset = log_path.stat().st_size if log_path.exists() else 0
-    sup.start("etcd", member.command(*initial), log_path)
+    sup.start("etcd", procctl.exec_dying_with_parent(member.command(*initial)), log_path)
     if not await _unless_stopped(_wait_for_member(member, log_path, offset), stop):
         return False
     try:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kybernetes import aiorun
+from kybernetes import aiorun, procctl
 from kybernetes.datadir import default_data_dir
 
 if TYPE_CHECKING:
@@ -285,6 +285,9 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup)
 def main() -> None:
     """kybernetes: Kubernetes, in Python."""
+    # A child of a kyb process (the server's control plane and agent, the agent's components) dies
+    # with it, however it dies: the next start finds nothing of the old instance but its pods.
+    procctl.die_with_parent()
 
 
 @main.command()

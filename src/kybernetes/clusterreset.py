@@ -31,6 +31,7 @@ import json
 import logging
 from pathlib import Path
 
+from kybernetes import procctl
 from kybernetes.aiorun import wait_for
 from kybernetes.datadir import reset_flag, running_pid, store_path
 from kybernetes.etcdmember import EmbeddedEtcd, wait_healthy
@@ -106,8 +107,8 @@ async def _force_new_cluster(member: EmbeddedEtcd, log_path: Path) -> None:
     """Runs the member once with ``--force-new-cluster`` until it is healthy and alone, then stops it."""
     with open(log_path, "ab") as out:
         proc = await asyncio.create_subprocess_exec(
-            *member.command(), "--force-new-cluster", stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
-            start_new_session=True)
+            *procctl.exec_dying_with_parent([*member.command(), "--force-new-cluster"]),
+            stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, env=procctl.child_env())
     try:
         try:
             await wait_healthy(member.client_url, member.client_tls(), lambda: proc.returncode is None, log_path,

@@ -21,8 +21,8 @@ Guarantees:
   store's watches rely on them). On a data dir that already holds a member, etcd ignores the
   ``--initial-*`` flags and rejoins its cluster: a restart never re-initialises.
 - ``EmbeddedEtcd.stop_leftovers`` ends (by PID: SIGTERM, SIGKILL after a timeout) any etcd still
-  serving the member's data dir: a server killed with SIGKILL cannot stop its children, which run in
-  sessions of their own, and the next server on that data dir must run the member itself.
+  serving the member's data dir: a server's member dies with it (``kybernetes.procctl``), but one
+  left by a kybernetes from before that, or started by hand, must not serve in its place.
 - ``removed_since`` tells, from the member's log, that its cluster removed it (etcd then exits,
   and says its data dir must go): a server must not run it again as that member.
 - ``wait_healthy`` returns once the member at a client URL answers a linearizable read (so its

@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 
+from kybernetes import procctl
 from kybernetes.agent.config import RETRY_MAX, AgentConfig
 from kybernetes.agent.credentials import Credentials
 from kybernetes.aiorun import wait_for
@@ -98,8 +99,10 @@ async def supervise(args: list[str], stop: asyncio.Event, stop_timeout: float, n
     loop = asyncio.get_running_loop()
     restart = restart or asyncio.Event()
     while not stop.is_set():
-        # Own session: a terminal's Ctrl-C reaches the agent only, which stops the kubelet in order.
-        proc = await asyncio.create_subprocess_exec(*args, stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
+        # Own session: a terminal's Ctrl-C reaches the agent only, which stops the kubelet in order;
+        # an agent killed with SIGKILL takes it along (procctl), leaving the pods to their shims.
+        proc = await asyncio.create_subprocess_exec(*args, stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
+                                                    env=procctl.child_env())
         started = loop.time()
         stopped = asyncio.create_task(stop.wait())
         exited = asyncio.create_task(proc.wait())

@@ -10,7 +10,8 @@ directory, so that several nodes (and the tests) can share one machine:
     DATA/logs/containerd.log         its stdout and stderr
 
 The process is spawned with `subprocess.Popen` in a new session (a terminal's Ctrl-C does not reach
-it) and is waited on by polling, so one `Containerd` object is not tied to an asyncio event loop:
+it), dying by SIGKILL with the process that spawned it (`kybernetes.procctl`: its shims, and so the
+pods, live on for the next containerd to adopt), and is waited on by polling, so one `Containerd` object is not tied to an asyncio event loop:
 a test may start it in one loop and stop it in another. `start()` returns once the CRI Version call
 answers, and raises with the tail of the log if the process dies first.
 
@@ -52,6 +53,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from kybernetes import procctl
 from kybernetes.images.oci import PAUSE_IMAGE
 
 log = logging.getLogger(__name__)
@@ -349,9 +351,9 @@ class Containerd:
         binary = shutil.which(self.binary) or self.binary
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                [binary, "--config", str(self.config_path)],
+                procctl.exec_dying_with_parent([binary, "--config", str(self.config_path)]),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True)
+                start_new_session=True, close_fds=True, env=procctl.child_env())
         self._pid = self._proc.pid
         try:
             await self.wait_ready(timeout)

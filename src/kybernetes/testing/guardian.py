@@ -17,7 +17,8 @@ Stopping the child is :func:`kybernetes.testing.stop_process`: SIGTERM, up to
 :data:`STOP_TIMEOUT` seconds for it to end its own children (``kyb server`` stops its scheduler
 and controller manager), then SIGKILL. Then ``DIR`` (the cluster's data dir; ``-`` for none) is
 removed, and the guardian exits with the child's exit code. The guardian holds no other state, so
-its own death by SIGKILL is the one case it cannot clean up after (nothing is left to do it).
+its own death by SIGKILL is the one case it cannot clean up after: a ``kyb`` child then dies with it
+(:mod:`kybernetes.procctl`), but ``DIR`` stays.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import sys
 import time
 from types import FrameType
 
+from kybernetes import procctl
 from kybernetes.testing import stop_process
 
 POLL = 0.2
@@ -45,7 +47,11 @@ def guard(parent: int, directory: str, argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    child = subprocess.Popen(argv, start_new_session=True) if argv else None
+    # Not dying with our own parent (a bundle's supervisor may name it): when it is gone we still
+    # have to stop the child and remove DIR. The child dies with us (procctl), which only matters
+    # when we are killed with SIGKILL ourselves.
+    os.environ.pop(procctl.PARENT_PID_ENV, None)
+    child = subprocess.Popen(argv, start_new_session=True, env=procctl.child_env()) if argv else None
     while not stopping and os.getppid() == parent:
         if child is None:
             time.sleep(POLL)  # a signal ends the sleep at once (and sets stopping)
