@@ -87,6 +87,59 @@ def test_malformed_json_and_yaml_are_400(raw: Raw, namespace: str) -> None:
     _assert_status(raw("POST", f"/api/v1/namespaces/{namespace}/configmaps",
                        b'{"metadata": {"name": "t"}, "data": "not-a-map"}'), 400)
 
+META = 'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }'
+UNRECOGNIZED = "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: "
+
+
+NOT_JSON = [  # (method, path under the namespace, Content-Type, body, message)
+    ("POST", "configmaps", "application/json", b"{bad",
+     UNRECOGNIZED.format("ConfigMap") + "invalid character 'b' looking for beginning of object key string ({bad)"),
+    ("POST", "configmaps", "application/json", b"[]",
+     UNRECOGNIZED.format("ConfigMap") + f"json: cannot unmarshal array into Go value of type {META} (5b5d)"),
+    ("PUT", "configmaps/cm", "application/json", b'{"kind": "ConfigMap", "data": {"a": "b\tc"}}',
+     UNRECOGNIZED.format("ConfigMap")
+     + "invalid character '\\t' in string literal ({\"kind\": \"ConfigMap\", \"data\":  ...)"),
+    ("PATCH", "configmaps/cm", "application/json-patch+json", b'[{"op": "add", "path": "/data/x", "value": }]',
+     "error decoding patch: invalid character '}' looking for beginning of value"),
+    ("PATCH", "configmaps/cm", "application/merge-patch+json", b'{"data": {"x": "y"}',
+     "error decoding patch: unexpected end of JSON input"),
+    ("PATCH", "configmaps/cm", "application/strategic-merge-patch+json", b'{"data": nul}',
+     "invalid character '}' in literal null (expecting 'l')"),
+    ("PATCH", "configmaps/cm?fieldManager=t", "application/apply-patch+yaml", b"- a\n",
+     "error decoding YAML: error unmarshaling JSON: while decoding JSON: "
+     "json: cannot unmarshal array into Go value of type map[string]interface {}"),
+    ("DELETE", "configmaps/cm", "application/json", b'{"gracePeriodSeconds": 0,}',
+     "couldn't get version/kind; json parse error: invalid character '}' looking for beginning of object key string"),
+    ("POST", "pods/nopod/binding", "application/json", b"binding",
+     UNRECOGNIZED.format("Binding") + "invalid character 'b' looking for beginning of value (62696e64696e67)"),
+    ("POST", "pods/nopod/eviction", "application/json", b"{",
+     UNRECOGNIZED.format("Eviction") + "unexpected end of JSON input ({)"),
+    ("PUT", "pods/nopod/status", "application/json", b"",
+     UNRECOGNIZED.format("Pod") + "unexpected end of JSON input (<empty>)"),
+]
+
+
+def test_a_body_that_is_not_json_is_refused_in_kube_apiservers_words(raw: Raw, namespace: str) -> None:
+    """Issue 20: each verb words a body Go's encoding/json refuses as kube-apiserver 1.32 does
+    (the rules: kybernetes.apiserver.transport.requests.decode_failure), and nothing is written."""
+    base = f"/api/v1/namespaces/{namespace}/"
+    assert raw("POST", base + "configmaps", b'{"metadata": {"name": "cm"}, "data": {"a": "1"}}')[0] == 201
+    wrong = []
+    for method, path, ctype, body, message in NOT_JSON:
+        answer = _assert_status(raw(method, base + path, body, ctype), 400, "BadRequest")
+        if answer["message"] != message:
+            wrong.append((method, path, ctype, answer["message"]))
+    assert wrong == []
+    status, cm = raw("GET", base + "configmaps/cm")
+    assert (status, cm["data"]) == (200, {"a": "1"})
+
+
+def test_a_scale_put_that_is_not_json_is_a_400_before_the_404(raw: Raw, namespace: str) -> None:
+    answer = _assert_status(raw("PUT", f"/apis/apps/v1/namespaces/{namespace}/deployments/none/scale", b"{]"),
+                            400, "BadRequest")
+    assert answer["message"] == (UNRECOGNIZED.format("Scale")
+                                 + "invalid character ']' looking for beginning of object key string ({])")
+
 
 def test_body_over_3mib_is_413(raw: Raw, namespace: str) -> None:
     big = json.dumps({"metadata": {"name": "big"}, "data": {"x": "a" * (3 * 1024 * 1024 + 10)}}).encode()

@@ -47,8 +47,9 @@ class SubresourceCall:
     namespace: str
     name: str
     ctx: RequestContext
-    read_body: Callable[[], Awaitable[Any]]
-    """Reads and decodes the request body (only subresources that take one call it)."""
+    read_body: Callable[[str], Awaitable[Any]]
+    """Reads and decodes the request body into the kind named (only subresources that take one
+    call it; a decode failure names the kind, as kube-apiserver's does)."""
     read_patch_type: Callable[[], str] = lambda: ""
     """For PATCH: json, merge, strategic or apply (415 for another Content-Type)."""
     force: bool = False
@@ -163,7 +164,7 @@ class _ObjectWrite(SubresourceREST):
         reg, r = rest.registry, rest.resource
         if call.method == "GET":
             return Reply(await reg.get(r, call.namespace, call.name), as_resource=True)
-        body = await call.read_body()
+        body = await call.read_body(r.kind)
         if call.method == "PUT":
             obj, _ = await reg.update(r, call.namespace, call.name, body, call.ctx, subresource=self.wire)
         else:
@@ -216,10 +217,13 @@ class ScaleREST(SubresourceREST):
 
     async def serve(self, rest: ResourceREST, call: SubresourceCall) -> Reply:
         reg, r, ns, name = rest.registry, rest.resource, call.namespace, call.name
+        # A PUT's body is decoded before the object is read (a 400 before a 404, as update.go
+        # does); a PATCH's after (patch.go finds the object missing before it reads the patch).
+        put_body: Any = await call.read_body("Scale") if call.method == "PUT" else None
         obj = await reg.to_version(r, await reg.get(r, ns, name))
         if call.method == "GET":
             return Reply(to_scale(obj, self.paths))
-        body = await call.read_body()
+        body = put_body if call.method == "PUT" else await call.read_body("Scale")
         if call.method == "PUT":
             scale = body
         else:
