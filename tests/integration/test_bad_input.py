@@ -141,6 +141,20 @@ def test_a_scale_put_that_is_not_json_is_a_400_before_the_404(raw: Raw, namespac
                                  + "invalid character ']' looking for beginning of object key string ({])")
 
 
+def test_a_patch_of_a_missing_object_is_a_404_whatever_its_body(raw: Raw, namespace: str) -> None:
+    """patch.go reads a JSON, merge or strategic merge patch only once it has the object; an apply
+    patch is decoded to create one, so its bad body is the 400."""
+    base = f"/api/v1/namespaces/{namespace}/"
+    for path, ctype in [("configmaps/none", "application/merge-patch+json"),
+                        ("configmaps/none", "application/json-patch+json"),
+                        ("pods/none/status", "application/strategic-merge-patch+json")]:
+        answer = _assert_status(raw("PATCH", base + path, b"{bad", ctype), 404, "NotFound")
+        assert answer["message"] == f'{path.split("/")[0]} "none" not found'
+    answer = _assert_status(raw("PATCH", base + "configmaps/none?fieldManager=t", b"[1]",
+                                "application/apply-patch+yaml"), 400, "BadRequest")
+    assert answer["message"].startswith("error decoding YAML: ")
+
+
 def test_body_over_3mib_is_413(raw: Raw, namespace: str) -> None:
     big = json.dumps({"metadata": {"name": "big"}, "data": {"x": "a" * (3 * 1024 * 1024 + 10)}}).encode()
     _assert_status(raw("POST", f"/api/v1/namespaces/{namespace}/configmaps", big), 413, "RequestEntityTooLarge")

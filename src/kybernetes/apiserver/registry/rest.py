@@ -150,6 +150,19 @@ class ComputedREST:
         raise NotImplementedError
 
 
+async def read_patch(registry: Registry, r: Resource, namespace: str, name: str, patch_type: str,
+                     read: Callable[[str], Awaitable[Any]]) -> Any:
+    """A PATCH body decoded (``read``), but a missing object's 404 before the body's 400:
+    patch.go reads a JSON, merge or strategic merge patch only once it has the object (an apply
+    patch is decoded to create one)."""
+    try:
+        return await read(r.kind)
+    except errors.BadRequest:
+        if patch_type != "apply":
+            await registry.get(r, namespace, name)
+        raise
+
+
 # --- generic subresources -----------------------------------------------------------------
 
 
@@ -164,11 +177,13 @@ class _ObjectWrite(SubresourceREST):
         reg, r = rest.registry, rest.resource
         if call.method == "GET":
             return Reply(await reg.get(r, call.namespace, call.name), as_resource=True)
-        body = await call.read_body(r.kind)
         if call.method == "PUT":
+            body = await call.read_body(r.kind)
             obj, _ = await reg.update(r, call.namespace, call.name, body, call.ctx, subresource=self.wire)
         else:
-            obj, _ = await reg.patch(r, call.namespace, call.name, call.read_patch_type(), body, call.ctx,
+            ptype = call.read_patch_type()
+            body = await read_patch(reg, r, call.namespace, call.name, ptype, call.read_body)
+            obj, _ = await reg.patch(r, call.namespace, call.name, ptype, body, call.ctx,
                                      subresource=self.wire, force=call.force)
         return Reply(obj, as_resource=True)
 

@@ -32,6 +32,7 @@ from kybernetes.apiserver.registry.rest import (
     ResourceREST,
     SubresourceCall,
     SubresourceREST,
+    read_patch,
 )
 from kybernetes.apiserver.registry.store import Registry
 from kybernetes.apiserver.transport.requests import (
@@ -160,7 +161,7 @@ class ResourceHandlers:
             if not rp.name:
                 raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
             ptype = patch_type(request.headers.get("Content-Type", ""))
-            body = await self._body(request, r.kind)
+            body = await read_patch(self.registry, r, ns, rp.name, ptype, lambda into: self._body(request, into))
             obj, created = await self.registry.patch(r, ns, rp.name, ptype, body, ctx,
                                                      force=bool_param(q.get("force")))
             return await self._render_one(r, obj, accept, pretty, q, status=201 if created else 200, ctx=ctx)

@@ -141,7 +141,8 @@ def decode_failure(ctype: str, into: str | None, raw: bytes, *, go_error: str = 
       starts with ``{``, else in hex, `` ...`` after a cut, ``<empty>`` for none;
     * DELETE with a DeleteOptions body (``handlers/delete.go``): the Interpret error as it is.
       kube-apiserver answers it as a 500 (the error is not a Status); we keep it a 400;
-    * PATCH (``handlers/patch.go``, fieldValidation Strict or the default Warn): a JSON patch or
+    * PATCH (``handlers/patch.go``, fieldValidation Strict or the default Warn; of an object
+      that exists: :func:`~kybernetes.apiserver.registry.rest.read_patch`): a JSON patch or
       merge patch is ``error decoding patch: <go error>`` (``sigs.k8s.io/json`` into
       ``[]jsonPatchOp`` or ``map[string]interface{}``), a strategic merge patch the bare ``<go
       error>``, an apply patch (YAML or JSON, read as YAML) ``error decoding YAML: error
