@@ -115,3 +115,11 @@ def test_a_summary_cut_inside_a_character_replaces_each_byte_as_go_does() -> Non
 
 def test_a_null_delete_options_body_is_no_options() -> None:
     assert read_body(b"null", "application/json", into=None) is None
+
+
+def test_a_reader_that_wants_no_words_skips_the_rescan(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kybernetes.api import gojsonsyntax
+
+    monkeypatch.setattr(gojsonsyntax, "syntax_error", lambda data: pytest.fail("rescanned"))
+    with pytest.raises(errors.BadRequest, match="not JSON"):
+        read_body(b"{bad", "application/json", words=False)
