@@ -58,6 +58,8 @@ GO_SYNTAX_ERRORS = [
     (b"1.", "invalid character ' ' after decimal point in numeric literal"),
     (b"tru", "invalid character ' ' in literal true (expecting 'e')"),
     (b"[" * 10001, "invalid character '[' exceeded max depth"),
+    (b"[" * 10000 + b"[]", "invalid character '[' exceeded max depth"),
+    (b"{\"a\":" * 10000 + b"{}", "invalid character '{' exceeded max depth"),
     # bytes Go reads as runes U+0080-U+00FF (a BOM is not skipped)
     (b"\xef\xbb\xbf{}", "invalid character '\u00ef' looking for beginning of value"),
     (b"\x80", "invalid character '\\u0080' looking for beginning of value"),
@@ -74,6 +76,7 @@ def test_syntax_errors_are_gos(data: bytes, message: str) -> None:
     b"{}", b" [ ] ", b"0", b"-0.5e+10", b'"\\u00e9\\n\\""', b"true", b"null ",
     b'{"a": [1, {"b": null}], "c": "\xff"}',  # invalid UTF-8 in a string is Go's U+FFFD, not an error
     b"[" * 1100 + b"]" * 1100,  # deeper than orjson reads, within Go's 10000
+    b"[" * 9999 + b"[]" + b"]" * 9999,
 ])
 def test_what_go_accepts_is_none(data: bytes) -> None:
     assert syntax_error(data) is None

@@ -2,9 +2,10 @@
 
 kube-apiserver decodes a JSON body with Go's ``encoding/json`` (or ``sigs.k8s.io/json``, a fork
 with the same messages), and its Status errors quote Go's message; clients and tests match it.
-orjson's messages differ, so on the error path (only there: this is a byte-at-a-time scanner)
-:func:`syntax_error` rescans the body as Go's scanner (``encoding/json/scanner.go``) does and
-returns the message ``json.Unmarshal`` would return for the first error:
+orjson's messages differ, so on the error path (only there: it is Go's state machine stepped
+byte by byte in Python, with regular expressions skipping what cannot fail) :func:`syntax_error`
+rescans the body as Go's scanner (``encoding/json/scanner.go``) does and returns the message
+``json.Unmarshal`` would return for the first error:
 
 * ``invalid character <c> <context>`` with Go's contexts ("looking for beginning of value",
   "after object key", "in string literal", "in literal true (expecting 'r')", ...), where
@@ -290,7 +291,9 @@ def syntax_error(data: bytes) -> str | None:
     value_starts = (scan.begin_value, scan.begin_value_or_empty)
     key_starts = (scan.begin_string, scan.begin_string_or_empty)
     while at < end:
-        if scan.step in value_starts:
+        if len(scan.stack) >= MAX_NESTING_DEPTH:  # an empty [] or {} here is one level too deep
+            whole = None
+        elif scan.step in value_starts:
             if scan.stack and scan.stack[-1] == _ARRAY_VALUE and (run := _ELEMENTS.match(data, at)):
                 at, scan.step = run.end(), scan.begin_value
                 continue
