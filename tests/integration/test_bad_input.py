@@ -96,6 +96,10 @@ NOT_JSON = [  # (method, path under the namespace, Content-Type, body, message)
      UNRECOGNIZED.format("ConfigMap") + "invalid character 'b' looking for beginning of object key string ({bad)"),
     ("POST", "configmaps", "application/json", b"[]",
      UNRECOGNIZED.format("ConfigMap") + f"json: cannot unmarshal array into Go value of type {META} (5b5d)"),
+    ("POST", "configmaps", "application/json", b'{"apiVersion": 1}', UNRECOGNIZED.format("ConfigMap")
+     + 'json: cannot unmarshal number into Go struct field .apiVersion of type string ({"apiVersion": 1})'),
+    ("PUT", "configmaps/cm", "application/json", b'{"apiVersion": "a/b/c"}', "the object provided is unrecognized "
+     '(must be of type ConfigMap): unexpected GroupVersion string: a/b/c ({"apiVersion": "a/b/c"})'),
     ("PUT", "configmaps/cm", "application/json", b'{"kind": "ConfigMap", "data": {"a": "b\tc"}}',
      UNRECOGNIZED.format("ConfigMap")
      + "invalid character '\\t' in string literal ({\"kind\": \"ConfigMap\", \"data\":  ...)"),

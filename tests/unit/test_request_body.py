@@ -79,6 +79,15 @@ UNRECOGNIZED = "the object provided is unrecognized (must be of type {}): couldn
      f"into Go value of type {META} (5b5d)"),
     (b"- a\n", "application/yaml", "Pod", UNRECOGNIZED.format("Pod") + f"json: cannot unmarshal array "
      f"into Go value of type {META} (2d20610a)"),
+    (b'{"metadata": {}, "apiVersion": 1, "kind": []}', "application/json", "ConfigMap",
+     UNRECOGNIZED.format("ConfigMap") + "json: cannot unmarshal number into Go struct field .apiVersion of type "
+     'string ({"metadata": {}, "apiVersion": ...)'),
+    (b'{"KIND": true}', "application/json", "ConfigMap", UNRECOGNIZED.format("ConfigMap")
+     + 'json: cannot unmarshal bool into Go struct field .kind of type string ({"KIND": true})'),
+    (b'{"apiVersion": "a/b/c"}', "application/json", "Pod",
+     'the object provided is unrecognized (must be of type Pod): unexpected GroupVersion string: a/b/c '
+     '({"apiVersion": "a/b/c"})'),
+    (b'{"apiVersion": "a/b/c"}', "application/json", None, "unexpected GroupVersion string: a/b/c"),
     # DELETE's DeleteOptions (handlers/delete.go: the meta factory's error as it is)
     (b"{,}", "application/json", None,
      "couldn't get version/kind; json parse error: invalid character ',' looking for beginning of object key string"),

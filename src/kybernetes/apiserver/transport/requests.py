@@ -112,7 +112,25 @@ def read_body(raw: bytes, content_type: str, *, into: str | None = None, words: 
     go_type = _go_type(ctype)
     if value is not None and not isinstance(value, list if go_type.startswith("[]") else dict):
         raise decode_failure(ctype, into, raw, go_error=gojsonsyntax.unmarshal_type_error(value, go_type))
+    if go_type == _META_STRUCT and ctype in _JSON_TYPES and isinstance(value, dict):
+        _interpret(value, ctype, into, raw)
     return value
+
+
+def _interpret(obj: dict[str, Any], ctype: str, into: str | None, raw: bytes) -> None:
+    """``SimpleMetaFactory.Interpret``'s refusals of a JSON object: an ``apiVersion`` or ``kind``
+    (Go matches the names case-insensitively) that is not a string or null, the first in document
+    order, in Go's words; then an apiVersion with more than one slash (``schema.ParseGroupVersion``,
+    returned as it is, without the json parse error prefix)."""
+    for key, value in obj.items():
+        name = {"apiversion": "apiVersion", "kind": "kind"}.get(key.lower())
+        if name is not None and value is not None and not isinstance(value, str):
+            go_error = (f"json: cannot unmarshal {gojsonsyntax.json_type(value)} into Go struct field "
+                        f".{name} of type string")
+            raise decode_failure(ctype, into, raw, go_error=go_error)
+    version = obj.get("apiVersion")
+    if isinstance(version, str) and version.count("/") > 1:
+        raise decode_failure(ctype, into, raw, bare=f"unexpected GroupVersion string: {version}")
 
 
 _META_STRUCT = 'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }'
@@ -131,10 +149,11 @@ def _go_type(ctype: str) -> str:
 
 
 def decode_failure(ctype: str, into: str | None, raw: bytes, *, go_error: str = "",
-                   yaml_error: str = "") -> errors.BadRequest:
+                   yaml_error: str = "", bare: str = "") -> errors.BadRequest:
     """The 400 kube-apiserver 1.32 answers for a body that does not decode, worded per path
     (``go_error`` is Go's ``encoding/json`` message, :mod:`kybernetes.api.gojsonsyntax`; or
-    ``yaml_error`` go-yaml's, which PyYAML's only approximates):
+    ``yaml_error`` go-yaml's, which PyYAML's only approximates; or ``bare``, an error the meta
+    factory returns as it is):
 
     * create (POST) and update (PUT), subresources included (``handlers/create.go``,
       ``update.go``): the serializer's ``SimpleMetaFactory.Interpret`` (``serializer/json/meta.go``)
@@ -155,7 +174,9 @@ def decode_failure(ctype: str, into: str | None, raw: bytes, *, go_error: str = 
       patch "Invalid JSON Patch" and a JSON patch without the prefix; not followed.)
     """
     patch = PATCH_TYPES.get(ctype)
-    if yaml_error:
+    if bare:  # an error of the meta factory's own, not the JSON decoder's
+        base = bare
+    elif yaml_error:
         converting = f"error converting YAML to JSON: {yaml_error}"
         base = f"error decoding YAML: {converting}" if patch == "apply" else converting
     elif patch in ("json", "merge"):
