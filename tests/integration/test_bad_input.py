@@ -145,6 +145,23 @@ def test_a_scale_put_that_is_not_json_is_a_400_before_the_404(raw: Raw, namespac
                                  + "invalid character ']' looking for beginning of object key string ({])")
 
 
+def test_kubectl_shows_the_decode_error_as_kubernetes_words_it(server: ServerProcess, namespace: str,
+                                                               tmp_path: Any) -> None:
+    """kubectl sends a raw body with ``create --raw`` (POST) and ``replace --raw`` (PUT) and prints
+    the Status message it gets back."""
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b'{"metadata": {"name": "k"}, "data": {"a": 1,}}')
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    res = server.kubectl("create", "--raw", path, "-f", str(bad), check=False)
+    assert res.returncode != 0
+    assert res.stderr.strip() == (
+        "Error from server (BadRequest): " + UNRECOGNIZED.format("ConfigMap")
+        + "invalid character '}' looking for beginning of object key string "
+        + '({"metadata": {"name": "k"}, "d ...)'), res.stderr
+    res = server.kubectl("replace", "--raw", path + "/k", "-f", str(bad), check=False)
+    assert "json parse error: invalid character '}' looking for beginning of object key string" in res.stderr
+
+
 def test_a_patch_of_a_missing_object_is_a_404_whatever_its_body(raw: Raw, namespace: str) -> None:
     """patch.go reads a JSON, merge or strategic merge patch only once it has the object; an apply
     patch is decoded to create one, so its bad body is the 400."""
