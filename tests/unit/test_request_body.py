@@ -132,3 +132,20 @@ def test_a_reader_that_wants_no_words_skips_the_rescan(monkeypatch: pytest.Monke
     monkeypatch.setattr(gojsonsyntax, "syntax_error", lambda data: pytest.fail("rescanned"))
     with pytest.raises(errors.BadRequest, match="not JSON"):
         read_body(b"{bad", "application/json", words=False)
+
+
+@pytest.mark.parametrize(("raw", "ctype", "message"), [
+    (b"[{", "application/json-patch+json", "unexpected end of JSON input"),
+    (b"{}", "application/json-patch+json", "json: cannot unmarshal object into Go value of type jsonpatch.Patch"),
+    (b'{"a": }', "application/merge-patch+json", "Invalid JSON Patch"),
+    (b'{"a": }', "application/strategic-merge-patch+json", "invalid character '}' looking for beginning of value"),
+])
+def test_a_patch_under_field_validation_ignore_is_worded_as_patch_go_words_it(raw: bytes, ctype: str,
+                                                                             message: str) -> None:
+    with pytest.raises(errors.BadRequest) as e:
+        read_body(raw, ctype, into="Pod", field_validation="Ignore")
+    assert e.value.message == message
+
+
+def test_a_merge_patch_of_another_type_under_field_validation_ignore_is_the_patchs_to_apply() -> None:
+    assert read_body(b"[1]", "application/merge-patch+json", field_validation="Ignore") == [1]

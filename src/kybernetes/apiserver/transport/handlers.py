@@ -187,7 +187,8 @@ class ResourceHandlers:
     async def _body(self, request: Request, into: str) -> Any:
         """The body decoded, ``into`` naming the kind a create or update decodes it into (a
         decode failure quotes it). The HTTP server has already refused a body over the limit."""
-        return read_body(request.body, request.headers.get("Content-Type", JSON), into=into)
+        return read_body(request.body, request.headers.get("Content-Type", JSON), into=into,
+                         field_validation=request.query.get("fieldValidation") or "")
 
     async def _delete_options(self, request: Request) -> DeleteOptions:
         q = request.query

@@ -78,14 +78,16 @@ _JSON_TYPES = ("", "application/json", "application/json-patch+json", "applicati
                "application/strategic-merge-patch+json", "*/*", "text/plain")
 
 
-def read_body(raw: bytes, content_type: str, *, into: str | None = None, words: bool = True) -> object:
+def read_body(raw: bytes, content_type: str, *, into: str | None = None, words: bool = True,
+              field_validation: str = "") -> object:
     """Decode a request body as JSON or YAML (protobuf for kubectl's typed clients); too large is
     413, an unknown media type 415, and a body that does not decode 400 in kube-apiserver's words
     (:func:`decode_failure`). ``into`` is the kind a create or update body is decoded into (a
     subresource's own: Binding, Eviction, Scale); None for a DeleteOptions body. A patch body is
     known by its content type, whatever ``into`` says. ``words=False`` (a reader that only wants
     the object, as the audit log does) skips the rescan that finds Go's words: the 400 says
-    only that the body does not decode."""
+    only that the body does not decode. ``field_validation`` is the request's fieldValidation
+    parameter (a PATCH under ``Ignore`` is decoded, and worded, otherwise)."""
     if len(raw) > MAX_BODY:
         raise errors.RequestEntityTooLarge("Request entity too large: limit is 3145728")
     ctype = content_type.split(";", 1)[0].strip().lower()
@@ -95,7 +97,8 @@ def read_body(raw: bytes, content_type: str, *, into: str | None = None, words: 
         try:
             value = _load_yaml(raw)
         except yaml.YAMLError as e:
-            raise decode_failure(ctype, into, raw, yaml_error=_first_line(str(e))) from None
+            raise decode_failure(ctype, into, raw, yaml_error=_first_line(str(e)),
+                                 field_validation=field_validation) from None
     elif ctype in _JSON_TYPES:
         try:
             value = _loads_json(raw)
@@ -103,15 +106,18 @@ def read_body(raw: bytes, content_type: str, *, into: str | None = None, words: 
             if not words:
                 raise errors.BadRequest("the request body is not JSON") from None
             go_error = gojsonsyntax.syntax_error(raw) or str(e)  # depth over 1024, a number past a double
-            raise decode_failure(ctype, into, raw, go_error=go_error) from None
+            raise decode_failure(ctype, into, raw, go_error=go_error,
+                                 field_validation=field_validation) from None
     elif is_protobuf(ctype):
         return decode_k8s_protobuf(raw)
     else:
         raise errors.UnsupportedMediaType(f'the body of the request was in an unknown format - accepted media types '
                                           f'include: application/json, application/yaml (got "{ctype}")')
-    go_type = _go_type(ctype)
-    if value is not None and not isinstance(value, list if go_type.startswith("[]") else dict):
-        raise decode_failure(ctype, into, raw, go_error=gojsonsyntax.unmarshal_type_error(value, go_type))
+    go_type = _go_type(ctype, field_validation)
+    wants = list if PATCH_TYPES.get(ctype) == "json" else dict
+    if go_type and value is not None and not isinstance(value, wants):
+        raise decode_failure(ctype, into, raw, go_error=gojsonsyntax.unmarshal_type_error(value, go_type),
+                             field_validation=field_validation)
     if go_type == _META_STRUCT and ctype in _JSON_TYPES and isinstance(value, dict):
         _interpret(value, ctype, into, raw)
     return value
@@ -138,18 +144,22 @@ _META_STRUCT = 'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; Ki
 ``reflect`` names it in a type error."""
 
 
-def _go_type(ctype: str) -> str:
-    """The Go type kube-apiserver first decodes a body of ``ctype`` into (``patch.go``)."""
+def _go_type(ctype: str, field_validation: str) -> str:
+    """The Go type kube-apiserver first decodes a body of ``ctype`` into (``patch.go``); "" for a
+    merge patch under fieldValidation=Ignore, which ``MergePatch`` takes whatever its type."""
     kind = PATCH_TYPES.get(ctype)
+    ignore = field_validation == "Ignore"
     if kind == "json":
-        return "[]handlers.jsonPatchOp"
+        return "jsonpatch.Patch" if ignore else "[]handlers.jsonPatchOp"
+    if kind == "merge" and ignore:
+        return ""
     if kind in ("merge", "strategic", "apply"):
         return "map[string]interface {}"
     return _META_STRUCT
 
 
 def decode_failure(ctype: str, into: str | None, raw: bytes, *, go_error: str = "",
-                   yaml_error: str = "", bare: str = "") -> errors.BadRequest:
+                   yaml_error: str = "", bare: str = "", field_validation: str = "") -> errors.BadRequest:
     """The 400 kube-apiserver 1.32 answers for a body that does not decode, worded per path
     (``go_error`` is Go's ``encoding/json`` message, :mod:`kybernetes.api.gojsonsyntax`; or
     ``yaml_error`` go-yaml's, which PyYAML's only approximates; or ``bare``, an error the meta
@@ -170,8 +180,10 @@ def decode_failure(ctype: str, into: str | None, raw: bytes, *, go_error: str = 
       ``[]jsonPatchOp`` or ``map[string]interface{}``), a strategic merge patch the bare ``<go
       error>``, an apply patch (YAML or JSON, read as YAML) ``error decoding YAML: error
       converting YAML to JSON: <yaml error>`` (``error decoding YAML: error unmarshaling JSON:
-      while decoding JSON: <go error>`` for a document that is not a mapping). (With fieldValidation=Ignore kube words a merge
-      patch "Invalid JSON Patch" and a JSON patch without the prefix; not followed.)
+      while decoding JSON: <go error>`` for a document that is not a mapping). With
+      fieldValidation=Ignore a JSON patch is ``jsonpatch.DecodePatch``'s bare ``<go error>``
+      (``encoding/json`` into ``jsonpatch.Patch``) and a merge patch that is not JSON ``Invalid
+      JSON Patch`` (json-patch's ``ErrBadJSONPatch``).
     """
     patch = PATCH_TYPES.get(ctype)
     if bare:  # an error of the meta factory's own, not the JSON decoder's
@@ -179,6 +191,8 @@ def decode_failure(ctype: str, into: str | None, raw: bytes, *, go_error: str = 
     elif yaml_error:
         converting = f"error converting YAML to JSON: {yaml_error}"
         base = f"error decoding YAML: {converting}" if patch == "apply" else converting
+    elif patch in ("json", "merge") and field_validation == "Ignore":
+        base = go_error if patch == "json" else "Invalid JSON Patch"
     elif patch in ("json", "merge"):
         base = f"error decoding patch: {go_error}"
     elif patch == "strategic":
