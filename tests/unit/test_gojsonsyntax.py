@@ -121,3 +121,9 @@ def test_the_fast_path_says_what_the_byte_scanner_says(monkeypatch: pytest.Monke
         monkeypatch.setattr(gojsonsyntax, name, never)
     assert [syntax_error(c) for c in cases] == fast
     assert sum(f is not None for f in fast) > 1000
+
+
+def test_a_rescan_past_its_step_budget_gives_up() -> None:
+    crafted = b"[" + b"[1]," * 1000 + b"x]"
+    assert syntax_error(crafted) == "invalid character 'x' looking for beginning of value"
+    assert syntax_error(crafted, max_steps=100) is None

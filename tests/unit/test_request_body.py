@@ -149,3 +149,16 @@ def test_a_patch_under_field_validation_ignore_is_worded_as_patch_go_words_it(ra
 
 def test_a_merge_patch_of_another_type_under_field_validation_ignore_is_the_patchs_to_apply() -> None:
     assert read_body(b"[1]", "application/merge-patch+json", field_validation="Ignore") == [1]
+
+
+def test_a_body_the_rescan_would_take_too_long_over_keeps_kubes_words_around_orjsons(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from kybernetes.apiserver.transport import requests
+
+    monkeypatch.setattr(requests, "RESCAN_STEPS", 50)
+    with pytest.raises(errors.BadRequest) as e:
+        read_body(b"[" + b"[1]," * 100 + b"x]", "application/json", into="ConfigMap")
+    assert e.value.message.startswith(UNRECOGNIZED.format("ConfigMap") + "unexpected character")
+    with pytest.raises(errors.BadRequest) as e:
+        read_body(b"[" + b"[1]," * 10 + b"x]", "application/json", into="ConfigMap")
+    assert e.value.message.startswith(UNRECOGNIZED.format("ConfigMap") + "invalid character 'x'")

@@ -283,14 +283,20 @@ nothing that could continue it follows). Only speed: a 3 MiB body costs a few ma
 array or object rather than a step per byte."""
 
 
-def syntax_error(data: bytes) -> str | None:
+def syntax_error(data: bytes, max_steps: int | None = None) -> str | None:
     """The message of Go's ``json.SyntaxError`` for the first syntax error in ``data`` (what
-    ``json.Unmarshal`` and ``json.Valid`` see); None if Go's scanner accepts ``data``."""
+    ``json.Unmarshal`` and ``json.Valid`` see); None if Go's scanner accepts ``data``, or if
+    finding out took more than ``max_steps`` steps (a byte stepped or a run skipped: a caller on
+    an event loop bounds the time a crafted body can take)."""
     scan = _Scanner()
     at, end = 0, len(data)
+    steps = 0
     value_starts = (scan.begin_value, scan.begin_value_or_empty)
     key_starts = (scan.begin_string, scan.begin_string_or_empty)
     while at < end:
+        steps += 1
+        if max_steps is not None and steps > max_steps:
+            return None
         if len(scan.stack) >= MAX_NESTING_DEPTH:  # an empty [] or {} here is one level too deep
             whole = None
         elif scan.step in value_starts:
