@@ -87,6 +87,97 @@ def test_malformed_json_and_yaml_are_400(raw: Raw, namespace: str) -> None:
     _assert_status(raw("POST", f"/api/v1/namespaces/{namespace}/configmaps",
                        b'{"metadata": {"name": "t"}, "data": "not-a-map"}'), 400)
 
+META = 'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }'
+UNRECOGNIZED = "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: "
+
+
+NOT_JSON = [  # (method, path under the namespace, Content-Type, body, message)
+    ("POST", "configmaps", "application/json", b"{bad",
+     UNRECOGNIZED.format("ConfigMap") + "invalid character 'b' looking for beginning of object key string ({bad)"),
+    ("POST", "configmaps", "application/json", b"[]",
+     UNRECOGNIZED.format("ConfigMap") + f"json: cannot unmarshal array into Go value of type {META} (5b5d)"),
+    ("POST", "configmaps", "application/json", b'{"apiVersion": 1}', UNRECOGNIZED.format("ConfigMap")
+     + 'json: cannot unmarshal number into Go struct field .apiVersion of type string ({"apiVersion": 1})'),
+    ("PUT", "configmaps/cm", "application/json", b'{"apiVersion": "a/b/c"}', "the object provided is unrecognized "
+     '(must be of type ConfigMap): unexpected GroupVersion string: a/b/c ({"apiVersion": "a/b/c"})'),
+    ("PUT", "configmaps/cm", "application/json", b'{"kind": "ConfigMap", "data": {"a": "b\tc"}}',
+     UNRECOGNIZED.format("ConfigMap")
+     + "invalid character '\\t' in string literal ({\"kind\": \"ConfigMap\", \"data\":  ...)"),
+    ("PATCH", "configmaps/cm", "application/json-patch+json", b'[{"op": "add", "path": "/data/x", "value": }]',
+     "error decoding patch: invalid character '}' looking for beginning of value"),
+    ("PATCH", "configmaps/cm", "application/merge-patch+json", b'{"data": {"x": "y"}',
+     "error decoding patch: unexpected end of JSON input"),
+    ("PATCH", "configmaps/cm?fieldValidation=Ignore", "application/merge-patch+json", b'{"data": ', "Invalid JSON Patch"),
+    ("PATCH", "configmaps/cm?fieldValidation=Ignore", "application/json-patch+json", b"[1,",
+     "unexpected end of JSON input"),
+    ("PATCH", "configmaps/cm", "application/strategic-merge-patch+json", b'{"data": nul}',
+     "invalid character '}' in literal null (expecting 'l')"),
+    ("PATCH", "configmaps/cm?fieldManager=t", "application/apply-patch+yaml", b"- a\n",
+     "error decoding YAML: error unmarshaling JSON: while decoding JSON: "
+     "json: cannot unmarshal array into Go value of type map[string]interface {}"),
+    ("DELETE", "configmaps/cm", "application/json", b'{"gracePeriodSeconds": 0,}',
+     "couldn't get version/kind; json parse error: invalid character '}' looking for beginning of object key string"),
+    ("POST", "pods/nopod/binding", "application/json", b"binding",
+     UNRECOGNIZED.format("Binding") + "invalid character 'b' looking for beginning of value (62696e64696e67)"),
+    ("POST", "pods/nopod/eviction", "application/json", b"{",
+     UNRECOGNIZED.format("Eviction") + "unexpected end of JSON input ({)"),
+    ("PUT", "pods/nopod/status", "application/json", b"",
+     UNRECOGNIZED.format("Pod") + "unexpected end of JSON input (<empty>)"),
+]
+
+
+def test_a_body_that_is_not_json_is_refused_in_kube_apiservers_words(raw: Raw, namespace: str) -> None:
+    """Issue 20: each verb words a body Go's encoding/json refuses as kube-apiserver 1.32 does
+    (the rules: kybernetes.apiserver.transport.requests.decode_failure), and nothing is written."""
+    base = f"/api/v1/namespaces/{namespace}/"
+    assert raw("POST", base + "configmaps", b'{"metadata": {"name": "cm"}, "data": {"a": "1"}}')[0] == 201
+    wrong = []
+    for method, path, ctype, body, message in NOT_JSON:
+        answer = _assert_status(raw(method, base + path, body, ctype), 400, "BadRequest")
+        if answer["message"] != message:
+            wrong.append((method, path, ctype, answer["message"]))
+    assert wrong == []
+    status, cm = raw("GET", base + "configmaps/cm")
+    assert (status, cm["data"]) == (200, {"a": "1"})
+
+
+def test_a_scale_put_that_is_not_json_is_a_400_before_the_404(raw: Raw, namespace: str) -> None:
+    answer = _assert_status(raw("PUT", f"/apis/apps/v1/namespaces/{namespace}/deployments/none/scale", b"{]"),
+                            400, "BadRequest")
+    assert answer["message"] == (UNRECOGNIZED.format("Scale")
+                                 + "invalid character ']' looking for beginning of object key string ({])")
+
+
+def test_kubectl_shows_the_decode_error_as_kubernetes_words_it(server: ServerProcess, namespace: str,
+                                                               tmp_path: Any) -> None:
+    """kubectl sends a raw body with ``create --raw`` (POST) and ``replace --raw`` (PUT) and prints
+    the Status message it gets back."""
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b'{"metadata": {"name": "k"}, "data": {"a": 1,}}')
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    res = server.kubectl("create", "--raw", path, "-f", str(bad), check=False)
+    assert res.returncode != 0
+    assert res.stderr.strip() == (
+        "Error from server (BadRequest): " + UNRECOGNIZED.format("ConfigMap")
+        + "invalid character '}' looking for beginning of object key string "
+        + '({"metadata": {"name": "k"}, "d ...)'), res.stderr
+    res = server.kubectl("replace", "--raw", path + "/k", "-f", str(bad), check=False)
+    assert "json parse error: invalid character '}' looking for beginning of object key string" in res.stderr
+
+
+def test_a_patch_of_a_missing_object_is_a_404_whatever_its_body(raw: Raw, namespace: str) -> None:
+    """patch.go reads a JSON, merge or strategic merge patch only once it has the object; an apply
+    patch is decoded to create one, so its bad body is the 400."""
+    base = f"/api/v1/namespaces/{namespace}/"
+    for path, ctype in [("configmaps/none", "application/merge-patch+json"),
+                        ("configmaps/none", "application/json-patch+json"),
+                        ("pods/none/status", "application/strategic-merge-patch+json")]:
+        answer = _assert_status(raw("PATCH", base + path, b"{bad", ctype), 404, "NotFound")
+        assert answer["message"] == f'{path.split("/")[0]} "none" not found'
+    answer = _assert_status(raw("PATCH", base + "configmaps/none?fieldManager=t", b"[1]",
+                                "application/apply-patch+yaml"), 400, "BadRequest")
+    assert answer["message"].startswith("error decoding YAML: ")
+
 
 def test_body_over_3mib_is_413(raw: Raw, namespace: str) -> None:
     big = json.dumps({"metadata": {"name": "big"}, "data": {"x": "a" * (3 * 1024 * 1024 + 10)}}).encode()

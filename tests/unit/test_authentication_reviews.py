@@ -16,7 +16,7 @@ JANE = User("jane", ("dev", "system:authenticated"), "u-1", {"scopes": ["a"]})
 
 
 def _call(body: Any, namespace: str = "", user: User = JANE) -> SubresourceCall:
-    async def read_body() -> Any:
+    async def read_body(_into: str) -> Any:
         return body
 
     return SubresourceCall(method="POST", namespace=namespace, name="", ctx=RequestContext(user=user),

@@ -64,7 +64,7 @@ def rest(reg: Registry, plural: str, group: str = "", version: str = "v1") -> Re
 
 
 def call(method: str, name: str, body: Any = None, namespace: str = "default") -> SubresourceCall:
-    async def read_body() -> Any:
+    async def read_body(_into: str) -> Any:
         return body
 
     return SubresourceCall(method=method, namespace=namespace, name=name, ctx=RequestContext(),

@@ -18,12 +18,13 @@ def laughs(levels: int, fanout: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-@pytest.mark.parametrize("ctype", ["application/yaml", "application/apply-patch+yaml"])
-def test_a_billion_laughs_is_refused_at_once(ctype: str) -> None:
+@pytest.mark.parametrize(("ctype", "prefix"), [("application/yaml", ""),
+                                               ("application/apply-patch+yaml", "error decoding YAML: ")])
+def test_a_billion_laughs_is_refused_at_once(ctype: str, prefix: str) -> None:
     t0 = time.monotonic()
     with pytest.raises(errors.BadRequest) as e:
         read_body(laughs(9, 9), ctype)
-    assert str(e.value.message) == "error converting YAML to JSON: yaml: document contains excessive aliasing"
+    assert str(e.value.message) == prefix + "error converting YAML to JSON: yaml: document contains excessive aliasing"
     assert time.monotonic() - t0 < 2
 
 
@@ -58,3 +59,106 @@ def test_an_int64_query_parameter_out_of_range_or_not_a_number_is_a_400(value: s
     assert e.value.message == message
     assert int_param("9223372036854775807", "limit") == (1 << 63) - 1
     assert int_param("-5", "limit") == -5
+
+
+META = 'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }'
+UNRECOGNIZED = "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: "
+
+
+@pytest.mark.parametrize(("raw", "ctype", "into", "message"), [
+    # create and update (handlers/create.go, update.go -> rest.go transformDecodeError)
+    (b"{bad", "application/json", "Pod",
+     UNRECOGNIZED.format("Pod") + "invalid character 'b' looking for beginning of object key string ({bad)"),
+    (b'{"kind": "ConfigMap", "metadata": {"name": "x"},}', "application/json", "ConfigMap",
+     UNRECOGNIZED.format("ConfigMap")
+     + "invalid character '}' looking for beginning of object key string ({\"kind\": \"ConfigMap\", \"metadat ...)"),
+    (b"not json", "application/json", "Binding",
+     UNRECOGNIZED.format("Binding") + "invalid character 'o' in literal null (expecting 'u') (6e6f74206a736f6e)"),
+    (b"", "application/json", "Scale", UNRECOGNIZED.format("Scale") + "unexpected end of JSON input (<empty>)"),
+    (b"[]", "application/json", "ConfigMap", UNRECOGNIZED.format("ConfigMap") + f"json: cannot unmarshal array "
+     f"into Go value of type {META} (5b5d)"),
+    (b"- a\n", "application/yaml", "Pod", UNRECOGNIZED.format("Pod") + f"json: cannot unmarshal array "
+     f"into Go value of type {META} (2d20610a)"),
+    (b'{"metadata": {}, "apiVersion": 1, "kind": []}', "application/json", "ConfigMap",
+     UNRECOGNIZED.format("ConfigMap") + "json: cannot unmarshal number into Go struct field .apiVersion of type "
+     'string ({"metadata": {}, "apiVersion": ...)'),
+    (b'{"KIND": true}', "application/json", "ConfigMap", UNRECOGNIZED.format("ConfigMap")
+     + 'json: cannot unmarshal bool into Go struct field .kind of type string ({"KIND": true})'),
+    (b'{"apiVersion": "a/b/c"}', "application/json", "Pod",
+     'the object provided is unrecognized (must be of type Pod): unexpected GroupVersion string: a/b/c '
+     '({"apiVersion": "a/b/c"})'),
+    (b'{"apiVersion": "a/b/c"}', "application/json", None, "unexpected GroupVersion string: a/b/c"),
+    # DELETE's DeleteOptions (handlers/delete.go: the meta factory's error as it is)
+    (b"{,}", "application/json", None,
+     "couldn't get version/kind; json parse error: invalid character ',' looking for beginning of object key string"),
+    (b'"x"', "application/json", None,
+     f"couldn't get version/kind; json parse error: json: cannot unmarshal string into Go value of type {META}"),
+    # PATCH (handlers/patch.go, fieldValidation Strict or the default Warn)
+    (b'[{"op": "add"', "application/json-patch+json", "Pod", "error decoding patch: unexpected end of JSON input"),
+    (b"{}", "application/json-patch+json", "Pod",
+     "error decoding patch: json: cannot unmarshal object into Go value of type []handlers.jsonPatchOp"),
+    (b'{"a": 1 "b": 2}', "application/merge-patch+json", "Pod",
+     "error decoding patch: invalid character '\"' after object key:value pair"),
+    (b"[1]", "application/merge-patch+json", "Pod",
+     "error decoding patch: json: cannot unmarshal array into Go value of type map[string]interface {}"),
+    (b'{"a": tru}', "application/strategic-merge-patch+json", "Pod",
+     "invalid character '}' in literal true (expecting 'e')"),
+    (b"1", "application/strategic-merge-patch+json", "Pod",
+     "json: cannot unmarshal number into Go value of type map[string]interface {}"),
+    (b"- a\n", "application/apply-patch+yaml", "Pod", "error decoding YAML: error unmarshaling JSON: while decoding "
+     "JSON: json: cannot unmarshal array into Go value of type map[string]interface {}"),
+])
+def test_a_body_that_does_not_decode_is_worded_as_kube_apiserver_words_it(
+        raw: bytes, ctype: str, into: str | None, message: str) -> None:
+    with pytest.raises(errors.BadRequest) as e:
+        read_body(raw, ctype, into=into)
+    assert e.value.message == message
+
+
+def test_a_summary_cut_inside_a_character_replaces_each_byte_as_go_does() -> None:
+    raw = b'{"metadata": {"name": "\xc3\xa9\xc3\xa9xx' + b"\xc3\xa9" * 20  # byte 30 is half of an \u00e9
+    with pytest.raises(errors.BadRequest) as e:
+        read_body(raw + b"\x01", "application/json", into="ConfigMap")
+    assert e.value.message.endswith('({"metadata": {"name": "\u00e9\u00e9xx\ufffd ...)')
+
+
+def test_a_null_delete_options_body_is_no_options() -> None:
+    assert read_body(b"null", "application/json", into=None) is None
+
+
+def test_a_reader_that_wants_no_words_skips_the_rescan(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kybernetes.api import gojsonsyntax
+
+    monkeypatch.setattr(gojsonsyntax, "syntax_error", lambda data: pytest.fail("rescanned"))
+    with pytest.raises(errors.BadRequest, match="not JSON"):
+        read_body(b"{bad", "application/json", words=False)
+
+
+@pytest.mark.parametrize(("raw", "ctype", "message"), [
+    (b"[{", "application/json-patch+json", "unexpected end of JSON input"),
+    (b"{}", "application/json-patch+json", "json: cannot unmarshal object into Go value of type jsonpatch.Patch"),
+    (b'{"a": }', "application/merge-patch+json", "Invalid JSON Patch"),
+    (b'{"a": }', "application/strategic-merge-patch+json", "invalid character '}' looking for beginning of value"),
+])
+def test_a_patch_under_field_validation_ignore_is_worded_as_patch_go_words_it(raw: bytes, ctype: str,
+                                                                             message: str) -> None:
+    with pytest.raises(errors.BadRequest) as e:
+        read_body(raw, ctype, into="Pod", field_validation="Ignore")
+    assert e.value.message == message
+
+
+def test_a_merge_patch_of_another_type_under_field_validation_ignore_is_the_patchs_to_apply() -> None:
+    assert read_body(b"[1]", "application/merge-patch+json", field_validation="Ignore") == [1]
+
+
+def test_a_body_the_rescan_would_take_too_long_over_keeps_kubes_words_around_orjsons(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from kybernetes.apiserver.transport import requests
+
+    monkeypatch.setattr(requests, "RESCAN_STEPS", 50)
+    with pytest.raises(errors.BadRequest) as e:
+        read_body(b"[" + b"[1]," * 100 + b"x]", "application/json", into="ConfigMap")
+    assert e.value.message.startswith(UNRECOGNIZED.format("ConfigMap") + "unexpected character")
+    with pytest.raises(errors.BadRequest) as e:
+        read_body(b"[" + b"[1]," * 10 + b"x]", "application/json", into="ConfigMap")
+    assert e.value.message.startswith(UNRECOGNIZED.format("ConfigMap") + "invalid character 'x'")

@@ -108,7 +108,7 @@ class Auditor:
     @staticmethod
     def _log_request(ev: AuditEvent, request: Request, info: RequestInfo) -> None:
         try:
-            obj = read_body(request.body, request.headers.get("Content-Type", "application/json"))
+            obj = read_body(request.body, request.headers.get("Content-Type", "application/json"), words=False)
         except errors.StatusError:
             return  # the handler refuses it; the event records that answer
         if info.verb == "patch":  # LogRequestPatch: the patch itself, naming nothing

@@ -67,7 +67,7 @@ class TokenReviewREST(SubresourceREST):
         self.api_audiences = api_audiences
 
     async def serve(self, rest: ResourceREST, call: SubresourceCall) -> Reply:
-        out = _review_body("TokenReview", await call.read_body(), call.namespace)
+        out = _review_body("TokenReview", await call.read_body("TokenReview"), call.namespace)
         spec = out.get("spec")
         spec = spec if isinstance(spec, dict) else {}
         token = spec.get("token")
@@ -95,6 +95,6 @@ class SelfSubjectReviewREST(SubresourceREST):
     methods = frozenset(("POST",))
 
     async def serve(self, rest: ResourceREST, call: SubresourceCall) -> Reply:
-        out = _review_body("SelfSubjectReview", await call.read_body(), call.namespace)
+        out = _review_body("SelfSubjectReview", await call.read_body("SelfSubjectReview"), call.namespace)
         out["status"] = {"userInfo": user_info(call.ctx.user)}
         return Reply(out, 201)

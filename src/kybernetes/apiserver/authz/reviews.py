@@ -239,7 +239,7 @@ def _echo_spec(spec: Obj, subject: bool) -> Obj:
 
 async def _read(rest: ResourceREST, call: SubresourceCall, kind: str) -> Obj:
     """The body decoded as Go decodes it into the review's type (400 for a wrong kind or type)."""
-    body = await call.read_body()
+    body = await call.read_body(kind)
     if not isinstance(body, dict) or body.get("kind", kind) != kind:
         raise errors.BadRequest(f"not a {kind}: {body!r}")
     body = copy.deepcopy(body)

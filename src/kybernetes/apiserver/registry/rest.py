@@ -47,8 +47,9 @@ class SubresourceCall:
     namespace: str
     name: str
     ctx: RequestContext
-    read_body: Callable[[], Awaitable[Any]]
-    """Reads and decodes the request body (only subresources that take one call it)."""
+    read_body: Callable[[str], Awaitable[Any]]
+    """Reads and decodes the request body into the kind named (only subresources that take one
+    call it; a decode failure names the kind, as kube-apiserver's does)."""
     read_patch_type: Callable[[], str] = lambda: ""
     """For PATCH: json, merge, strategic or apply (415 for another Content-Type)."""
     force: bool = False
@@ -149,6 +150,19 @@ class ComputedREST:
         raise NotImplementedError
 
 
+async def read_patch(registry: Registry, r: Resource, namespace: str, name: str, patch_type: str,
+                     read: Callable[[str], Awaitable[Any]]) -> Any:
+    """A PATCH body decoded (``read``), but a missing object's 404 before the body's 400:
+    patch.go reads a JSON, merge or strategic merge patch only once it has the object (an apply
+    patch is decoded to create one)."""
+    try:
+        return await read(r.kind)
+    except errors.BadRequest:
+        if patch_type != "apply":
+            await registry.get(r, namespace, name)
+        raise
+
+
 # --- generic subresources -----------------------------------------------------------------
 
 
@@ -163,11 +177,13 @@ class _ObjectWrite(SubresourceREST):
         reg, r = rest.registry, rest.resource
         if call.method == "GET":
             return Reply(await reg.get(r, call.namespace, call.name), as_resource=True)
-        body = await call.read_body()
         if call.method == "PUT":
+            body = await call.read_body(r.kind)
             obj, _ = await reg.update(r, call.namespace, call.name, body, call.ctx, subresource=self.wire)
         else:
-            obj, _ = await reg.patch(r, call.namespace, call.name, call.read_patch_type(), body, call.ctx,
+            ptype = call.read_patch_type()
+            body = await read_patch(reg, r, call.namespace, call.name, ptype, call.read_body)
+            obj, _ = await reg.patch(r, call.namespace, call.name, ptype, body, call.ctx,
                                      subresource=self.wire, force=call.force)
         return Reply(obj, as_resource=True)
 
@@ -216,10 +232,13 @@ class ScaleREST(SubresourceREST):
 
     async def serve(self, rest: ResourceREST, call: SubresourceCall) -> Reply:
         reg, r, ns, name = rest.registry, rest.resource, call.namespace, call.name
+        # A PUT's body is decoded before the object is read (a 400 before a 404, as update.go
+        # does); a PATCH's after (patch.go finds the object missing before it reads the patch).
+        put_body: Any = await call.read_body("Scale") if call.method == "PUT" else None
         obj = await reg.to_version(r, await reg.get(r, ns, name))
         if call.method == "GET":
             return Reply(to_scale(obj, self.paths))
-        body = await call.read_body()
+        body = put_body if call.method == "PUT" else await call.read_body("Scale")
         if call.method == "PUT":
             scale = body
         else:

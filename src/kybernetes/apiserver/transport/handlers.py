@@ -32,6 +32,7 @@ from kybernetes.apiserver.registry.rest import (
     ResourceREST,
     SubresourceCall,
     SubresourceREST,
+    read_patch,
 )
 from kybernetes.apiserver.registry.store import Registry
 from kybernetes.apiserver.transport.requests import (
@@ -147,20 +148,20 @@ class ResourceHandlers:
             if rp.name:
                 raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
             self._require_verb(r, "create")
-            body = await self._body(request)
+            body = await self._body(request, r.kind)
             obj = await self.registry.create(r, ns, body, ctx)  # type: ignore[arg-type]
             return await self._render_one(r, obj, accept, pretty, q, status=201, ctx=ctx)
         if method == "PUT":
             if not rp.name:
                 raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
-            body = await self._body(request)
+            body = await self._body(request, r.kind)
             obj, created = await self.registry.update(r, ns, rp.name, body, ctx)  # type: ignore[arg-type]
             return await self._render_one(r, obj, accept, pretty, q, status=201 if created else 200, ctx=ctx)
         if method == "PATCH":
             if not rp.name:
                 raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
             ptype = patch_type(request.headers.get("Content-Type", ""))
-            body = await self._body(request)
+            body = await read_patch(self.registry, r, ns, rp.name, ptype, lambda into: self._body(request, into))
             obj, created = await self.registry.patch(r, ns, rp.name, ptype, body, ctx,
                                                      force=bool_param(q.get("force")))
             return await self._render_one(r, obj, accept, pretty, q, status=201 if created else 200, ctx=ctx)
@@ -183,9 +184,11 @@ class ResourceHandlers:
         if verb not in r.verbs:
             raise errors.MethodNotAllowed(f"{verb} is not supported on resources of kind \"{r.plural}\"")
 
-    async def _body(self, request: Request) -> Any:
-        # The HTTP server has already refused a body over the limit (413).
-        return read_body(request.body, request.headers.get("Content-Type", JSON))
+    async def _body(self, request: Request, into: str) -> Any:
+        """The body decoded, ``into`` naming the kind a create or update decodes it into (a
+        decode failure quotes it). The HTTP server has already refused a body over the limit."""
+        return read_body(request.body, request.headers.get("Content-Type", JSON), into=into,
+                         field_validation=request.query.get("fieldValidation") or "")
 
     async def _delete_options(self, request: Request) -> DeleteOptions:
         q = request.query
@@ -196,9 +199,9 @@ class ResourceHandlers:
         if bool_param(q.get("orphanDependents")):
             opts.propagation_policy = "Orphan"
         if request.body.strip():
-            body = read_body(request.body, request.headers.get("Content-Type", JSON))
-            if not isinstance(body, dict):
-                raise errors.BadRequest("DeleteOptions must be an object")
+            body = read_body(request.body, request.headers.get("Content-Type", JSON), into=None)
+            if not isinstance(body, dict):  # null: Go decodes it as empty options
+                body = {}
             if body.get("gracePeriodSeconds") is not None:
                 if not isinstance(body["gracePeriodSeconds"], int):
                     raise errors.BadRequest("gracePeriodSeconds must be an integer")
@@ -405,7 +408,7 @@ class ResourceHandlers:
         method = request.method
         return SubresourceCall(
             method=method, namespace=rp.namespace, name=rp.name, ctx=ctx,
-            read_body=lambda: self._body(request),
+            read_body=lambda into: self._body(request, into),
             read_patch_type=lambda: patch_type(request.headers.get("Content-Type", "")),
             force=bool_param(request.query.get("force")), request=request,
         )

@@ -21,6 +21,7 @@ import orjson
 import yaml
 
 from kybernetes import errors
+from kybernetes.api import gojsonsyntax
 from kybernetes.api.label_selectors import parse_int64
 from kybernetes.apiserver.transport.protobuf import decode_k8s_protobuf, is_protobuf
 from kybernetes.httpserver.messages import Request
@@ -72,29 +73,155 @@ def parse_resource_path(path: str) -> ResourcePath | None:
     return ResourcePath(group, version, plural, namespace, name, sub, watch)
 
 
-def read_body(raw: bytes, content_type: str) -> object:
-    """Decode a request body as JSON or YAML; malformed input is 400, too large 413."""
+RESCAN_STEPS = 1_000_000
+"""The most steps the rescan for Go's words takes (about half a second on a quiet machine): an
+ordinary body, even 3 MiB of it, takes far fewer; a crafted one (a million ``[1],``) gets
+orjson's message inside kube's words instead of holding the event loop for seconds."""
+
+_YAML_TYPES = ("application/yaml", "application/apply-patch+yaml", "application/x-yaml", "text/yaml")
+_JSON_TYPES = ("", "application/json", "application/json-patch+json", "application/merge-patch+json",
+               "application/strategic-merge-patch+json", "*/*", "text/plain")
+
+
+def read_body(raw: bytes, content_type: str, *, into: str | None = None, words: bool = True,
+              field_validation: str = "") -> object:
+    """Decode a request body as JSON or YAML (protobuf for kubectl's typed clients); too large is
+    413, an unknown media type 415, and a body that does not decode 400 in kube-apiserver's words
+    (:func:`decode_failure`). ``into`` is the kind a create or update body is decoded into (a
+    subresource's own: Binding, Eviction, Scale); None for a DeleteOptions body. A patch body is
+    known by its content type, whatever ``into`` says. ``words=False`` (a reader that only wants
+    the object, as the audit log does) skips the rescan that finds Go's words: the 400 says
+    only that the body does not decode. ``field_validation`` is the request's fieldValidation
+    parameter (a PATCH under ``Ignore`` is decoded, and worded, otherwise)."""
     if len(raw) > MAX_BODY:
         raise errors.RequestEntityTooLarge("Request entity too large: limit is 3145728")
     ctype = content_type.split(";", 1)[0].strip().lower()
-    if not raw.strip():
-        raise errors.BadRequest("the request body is empty")
-    if ctype in ("application/yaml", "application/apply-patch+yaml", "application/x-yaml", "text/yaml"):
+    if ctype in _YAML_TYPES:
+        if not raw.strip():
+            raise errors.BadRequest("the request body is empty")
         try:
-            return _load_yaml(raw)
+            value = _load_yaml(raw)
         except yaml.YAMLError as e:
-            raise errors.BadRequest(f"error converting YAML to JSON: {_first_line(str(e))}") from None
-    if ctype in ("", "application/json", "application/json-patch+json", "application/merge-patch+json",
-                 "application/strategic-merge-patch+json", "*/*", "text/plain"):
+            raise decode_failure(ctype, into, raw, yaml_error=_first_line(str(e)),
+                                 field_validation=field_validation) from None
+    elif ctype in _JSON_TYPES:
         try:
-            return _loads_json(raw)
+            value = _loads_json(raw)
         except orjson.JSONDecodeError as e:
-            raise errors.BadRequest(f"error decoding request body as JSON: {e}") from None
-    if is_protobuf(ctype):
-        # kubectl's typed clients (create configmap/secret/deployment...) send Kubernetes protobuf.
+            if not words:
+                raise errors.BadRequest("the request body is not JSON") from None
+            # orjson's words where Go's scanner accepts the body (nesting over 1024 levels, a number
+            # past a double) or the rescan would take too long (a crafted body of many small arrays)
+            go_error = gojsonsyntax.syntax_error(raw, max_steps=RESCAN_STEPS) or str(e)
+            raise decode_failure(ctype, into, raw, go_error=go_error,
+                                 field_validation=field_validation) from None
+    elif is_protobuf(ctype):
         return decode_k8s_protobuf(raw)
-    raise errors.UnsupportedMediaType(f'the body of the request was in an unknown format - accepted media types '
-                                      f'include: application/json, application/yaml (got "{ctype}")')
+    else:
+        raise errors.UnsupportedMediaType(f'the body of the request was in an unknown format - accepted media types '
+                                          f'include: application/json, application/yaml (got "{ctype}")')
+    go_type = _go_type(ctype, field_validation)
+    wants = list if PATCH_TYPES.get(ctype) == "json" else dict
+    if go_type and value is not None and not isinstance(value, wants):
+        raise decode_failure(ctype, into, raw, go_error=gojsonsyntax.unmarshal_type_error(value, go_type),
+                             field_validation=field_validation)
+    if go_type == _META_STRUCT and ctype in _JSON_TYPES and isinstance(value, dict):
+        _interpret(value, ctype, into, raw)
+    return value
+
+
+def _interpret(obj: dict[str, Any], ctype: str, into: str | None, raw: bytes) -> None:
+    """``SimpleMetaFactory.Interpret``'s refusals of a JSON object: an ``apiVersion`` or ``kind``
+    (Go matches the names case-insensitively) that is not a string or null, the first in document
+    order, in Go's words; then an apiVersion with more than one slash (``schema.ParseGroupVersion``,
+    returned as it is, without the json parse error prefix)."""
+    for key, value in obj.items():
+        name = {"apiversion": "apiVersion", "kind": "kind"}.get(key.lower())
+        if name is not None and value is not None and not isinstance(value, str):
+            go_error = (f"json: cannot unmarshal {gojsonsyntax.json_type(value)} into Go struct field "
+                        f".{name} of type string")
+            raise decode_failure(ctype, into, raw, go_error=go_error)
+    version = obj.get("apiVersion")
+    if isinstance(version, str) and version.count("/") > 1:
+        raise decode_failure(ctype, into, raw, bare=f"unexpected GroupVersion string: {version}")
+
+
+_META_STRUCT = 'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }'
+"""The anonymous struct ``SimpleMetaFactory.Interpret`` decodes apiVersion and kind into, as
+``reflect`` names it in a type error."""
+
+
+def _go_type(ctype: str, field_validation: str) -> str:
+    """The Go type kube-apiserver first decodes a body of ``ctype`` into (``patch.go``); "" for a
+    merge patch under fieldValidation=Ignore, which ``MergePatch`` takes whatever its type."""
+    kind = PATCH_TYPES.get(ctype)
+    ignore = field_validation == "Ignore"
+    if kind == "json":
+        return "jsonpatch.Patch" if ignore else "[]handlers.jsonPatchOp"
+    if kind == "merge" and ignore:
+        return ""
+    if kind in ("merge", "strategic", "apply"):
+        return "map[string]interface {}"
+    return _META_STRUCT
+
+
+def decode_failure(ctype: str, into: str | None, raw: bytes, *, go_error: str = "",
+                   yaml_error: str = "", bare: str = "", field_validation: str = "") -> errors.BadRequest:
+    """The 400 kube-apiserver 1.32 answers for a body that does not decode, worded per path
+    (``go_error`` is Go's ``encoding/json`` message, :mod:`kybernetes.api.gojsonsyntax`; or
+    ``yaml_error`` go-yaml's, which PyYAML's only approximates; or ``bare``, an error the meta
+    factory returns as it is):
+
+    * create (POST) and update (PUT), subresources included (``handlers/create.go``,
+      ``update.go``): the serializer's ``SimpleMetaFactory.Interpret`` (``serializer/json/meta.go``)
+      says ``couldn't get version/kind; json parse error: <go error>`` (a YAML body fails before,
+      ``error converting YAML to JSON: <yaml error>``), and ``transformDecodeError``
+      (``handlers/rest.go``) wraps it as ``the object provided is unrecognized (must be of type
+      <kind>): <error> (<summary>)``, the summary being the first 30 bytes as text when the body
+      starts with ``{``, else in hex, `` ...`` after a cut, ``<empty>`` for none;
+    * DELETE with a DeleteOptions body (``handlers/delete.go``): the Interpret error as it is.
+      kube-apiserver answers it as a 500 (the error is not a Status); we keep it a 400;
+    * PATCH (``handlers/patch.go``, fieldValidation Strict or the default Warn; of an object
+      that exists: :func:`~kybernetes.apiserver.registry.rest.read_patch`): a JSON patch or
+      merge patch is ``error decoding patch: <go error>`` (``sigs.k8s.io/json`` into
+      ``[]jsonPatchOp`` or ``map[string]interface{}``), a strategic merge patch the bare ``<go
+      error>``, an apply patch (YAML or JSON, read as YAML) ``error decoding YAML: error
+      converting YAML to JSON: <yaml error>`` (``error decoding YAML: error unmarshaling JSON:
+      while decoding JSON: <go error>`` for a document that is not a mapping). With
+      fieldValidation=Ignore a JSON patch is ``jsonpatch.DecodePatch``'s bare ``<go error>``
+      (``encoding/json`` into ``jsonpatch.Patch``) and a merge patch that is not JSON ``Invalid
+      JSON Patch`` (json-patch's ``ErrBadJSONPatch``).
+    """
+    patch = PATCH_TYPES.get(ctype)
+    if bare:  # an error of the meta factory's own, not the JSON decoder's
+        base = bare
+    elif yaml_error:
+        converting = f"error converting YAML to JSON: {yaml_error}"
+        base = f"error decoding YAML: {converting}" if patch == "apply" else converting
+    elif patch in ("json", "merge") and field_validation == "Ignore":
+        base = go_error if patch == "json" else "Invalid JSON Patch"
+    elif patch in ("json", "merge"):
+        base = f"error decoding patch: {go_error}"
+    elif patch == "strategic":
+        base = go_error
+    elif patch == "apply":  # a YAML document of the wrong type: sigs.k8s.io/yaml's second step
+        base = f"error decoding YAML: error unmarshaling JSON: while decoding JSON: {go_error}"
+    else:
+        base = f"couldn't get version/kind; json parse error: {go_error}"
+    if patch is not None or into is None:
+        return errors.BadRequest(base)
+    return errors.BadRequest(f"the object provided is unrecognized (must be of type {into}): {base} "
+                             f"({_summary(raw)})")
+
+
+def _summary(data: bytes, limit: int = 30) -> str:
+    """``summarizeData``: a body's first bytes as transformDecodeError quotes them."""
+    if not data:
+        return "<empty>"
+    more = " ..." if len(data) > limit else ""
+    if data[:1] == b"{":
+        return data[:limit].decode("utf-8", "kyb-go-utf8") + more
+    return data[:limit].hex() + more
 
 
 def _one_replacement_per_byte(e: UnicodeError) -> tuple[str, int]:

@@ -83,7 +83,7 @@ class BindingREST(SubresourceREST):
     methods = frozenset(("POST",))
 
     async def serve(self, rest: ResourceREST, call: SubresourceCall) -> Reply:
-        await bind_pod(rest, call.namespace, call.name, await call.read_body(), call.ctx)
+        await bind_pod(rest, call.namespace, call.name, await call.read_body("Binding"), call.ctx)
         return Reply(_success(), 201)
 
 
@@ -94,7 +94,7 @@ class LegacyBindingREST(SubresourceREST):
     methods = frozenset(("POST",))
 
     async def serve(self, rest: ResourceREST, call: SubresourceCall) -> Reply:
-        body = await call.read_body()
+        body = await call.read_body("Binding")
         pod_name = (body.get("metadata") or {}).get("name") if isinstance(body, dict) else None
         if not pod_name:
             raise errors.BadRequest("a Binding must name its pod in metadata.name")
@@ -113,7 +113,7 @@ class EvictionREST(SubresourceREST):
         from kybernetes.apiserver import eviction
         from kybernetes.apiserver.registry.store import admit_subresource_create
 
-        body = await call.read_body()
+        body = await call.read_body("Eviction")
         if isinstance(body, dict):
             await admit_subresource_create(rest.registry, rest.resource, "Eviction", call.namespace, call.name,
                                            body, call.ctx, "eviction")

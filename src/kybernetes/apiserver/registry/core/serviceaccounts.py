@@ -50,7 +50,7 @@ class TokenREST(SubresourceREST):
     async def serve(self, rest: ResourceREST, call: SubresourceCall) -> Reply:
         from kybernetes.apiserver.registry.store import admit_subresource_create
 
-        body = await call.read_body()
+        body = await call.read_body("TokenRequest")
         if isinstance(body, dict):
             await admit_subresource_create(rest.registry, rest.resource, "TokenRequest", call.namespace, call.name,
                                            body, call.ctx, "token")
