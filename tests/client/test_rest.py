@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
@@ -323,3 +325,51 @@ async def test_apply_that_creates_is_one_write(client: Client) -> None:
     await asyncio.wait_for(collect(), 20)
     assert seen == [("ADDED", "applied-once"), ("ADDED", "after-apply")]
     assert [(f["manager"], f["operation"]) for f in applied["metadata"]["managedFields"]] == [("tester", "Apply")]
+
+
+class _TokenSource:
+    """A token source that records its resets (the client's half of the contract, not the renewal)."""
+
+    def __init__(self, token: str) -> None:
+        self.current = token
+        self.resets: list[float] = []
+
+    async def token(self) -> str:
+        return self.current
+
+    def reset_older_than(self, start: float) -> None:
+        self.resets.append(start)
+
+
+async def test_a_401_resets_the_token_source(client: Client, server: ServerProcess) -> None:
+    """A request, a list, a watch start or a stream answered 401 raises Unauthorized and resets the
+    token source with the request's start; a request with a good token (or refused otherwise) does not."""
+    source = _TokenSource("not-a-token")
+    async with Client(dataclasses.replace(client.config, cert_data=None, cert_file=None, key_data=None, key_file=None),
+                      token_source=source) as c:
+        before = time.monotonic()
+        with pytest.raises(errors.Unauthorized):
+            await c.get("v1", "namespaces", "default")
+        assert len(source.resets) == 1 and before <= source.resets[0] <= time.monotonic()
+        with pytest.raises(errors.Unauthorized):
+            await c.list("v1", "configmaps", "default")
+        with pytest.raises(errors.Unauthorized):
+            async for _ in c.watch("v1", "configmaps", "default"):
+                pass
+        with pytest.raises(errors.Unauthorized):
+            async with c.stream("/api/v1/namespaces/default/configmaps"):
+                pass
+        assert len(source.resets) == 4
+
+        await client.create("v1", "serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                                      "metadata": {"name": "reset"}}, "default")
+        review = await client.create("v1", "serviceaccounts", {
+            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
+            "default", subresource="token", name="reset")
+        source.current = review["status"]["token"]
+        with pytest.raises(errors.Forbidden):  # authenticated, not authorized: no reset
+            await c.get("v1", "namespaces", "default")
+        who = await c.create("authentication.k8s.io/v1", "selfsubjectreviews", {
+            "apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+        assert who["status"]["userInfo"]["username"] == "system:serviceaccount:default:reset"
+        assert len(source.resets) == 4

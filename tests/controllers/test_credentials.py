@@ -28,7 +28,7 @@ async def _whoami(client: Client) -> dict[str, Any]:
 
 
 async def test_controller_writes_as_its_service_account_and_token_is_renewed(srv: ServerProcess) -> None:
-    now = [time.time()]
+    now = [time.monotonic()]
     async with Client.from_kubeconfig(str(srv.kubeconfig)) as root:
         accounts = ServiceAccountClients(root, expiration_seconds=3600, clock=lambda: now[0])
         try:

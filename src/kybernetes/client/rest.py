@@ -28,6 +28,11 @@ Contract:
   iterator ends when the server ends the stream (``timeoutSeconds``); a broken connection raises
   :class:`ConnectionError`. Watches are never retried here — the caller knows from which
   resourceVersion to resume (the informer does exactly that).
+- **Token sources.** A client given a :class:`TokenSource` sends its token (instead of the
+  config's) and, when a request, list or watch start is answered 401 Unauthorized, resets the
+  source if its token is older than the request (client-go's ``ResettableTokenSource`` and its
+  ``tokenSourceTransport``). That request's 401 is still raised: the caller's retry gets the new
+  token. A client without one sends the config's token and does nothing on a 401.
 - **List items carry their type.** The API omits ``kind``/``apiVersion`` on list items; ``list``
   fills them in from the list's own kind so that objects from a list and from a watch look alike
   (callers such as the event recorder need ``kind``).
@@ -46,7 +51,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -90,6 +95,20 @@ _BY_CODE: dict[int, type[errors.StatusError]] = {
     429: errors.TooManyRequests, 500: errors.InternalError, 503: errors.ServiceUnavailable,
     504: errors.Timeout,
 }
+
+
+class TokenSource(Protocol):
+    """A bearer token that a 401 can invalidate (client-go's ``ResettableTokenSource``)."""
+
+    async def token(self) -> str:
+        """The token to send now (after a reset: a new one, if the source can get one)."""
+        ...
+
+    def reset_older_than(self, start: float) -> None:
+        """A request that began at ``start`` (``time.monotonic()``, taken after :meth:`token`
+        returned) was answered 401: drop the token if it was obtained before ``start``. A token
+        obtained since then was not the one refused, so it stays."""
+        ...
 
 
 @dataclass
@@ -171,8 +190,10 @@ class Client:
     """An untyped Kubernetes API client (one connection pool; use as ``async with``)."""
 
     def __init__(self, config: ClusterConfig, *, user_agent: str = "kybernetes", qps: float = 0,
-                 burst: int = 0) -> None:
+                 burst: int = 0, token_source: TokenSource | None = None) -> None:
         self.config = config
+        self.token_source = token_source
+        """Where the bearer token comes from instead of the config (module doc, Token sources)."""
         self.user_agent = user_agent
         self._ssl = config.ssl_context()
         self._limiter = _TokenBucket(qps, burst or max(1, int(qps))) if qps > 0 else None
@@ -236,15 +257,26 @@ class Client:
             )
         return self._session
 
-    def _headers(self, content_type: str | None = None) -> CIMultiDict[str]:
+    def _headers(self, content_type: str | None = None, token: str | None = None) -> CIMultiDict[str]:
+        """The request's headers; ``token``: the token source's, else the config's is sent."""
         h: CIMultiDict[str] = CIMultiDict()
-        token = self.config.bearer_token()
+        token = token or self.config.bearer_token()
         if token:
             h["Authorization"] = f"Bearer {token}"
         if content_type:
             h["Content-Type"] = content_type
         h.extend(self._impersonate)  # Impersonate-Group repeats, once per group
         return h
+
+    async def _source_token(self) -> tuple[str | None, float]:
+        """The token source's token and the request's start (for :meth:`_unauthorized`)."""
+        assert self.token_source is not None
+        token = await self.token_source.token()
+        return token, time.monotonic()  # after token(): a token obtained by that call is older
+
+    def _unauthorized(self, status: int, start: float) -> None:
+        if status == 401 and self.token_source is not None:
+            self.token_source.reset_older_than(start)
 
     def _request_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {}
@@ -264,16 +296,18 @@ class Client:
             if self._limiter is not None:
                 await self._limiter.take()
             retry_after: float | None = None
+            token, start = await self._source_token() if self.token_source is not None else (None, 0.0)
             try:
                 session = self._get_session()
                 async with session.request(
                     method, url, params=query, data=data,
-                    headers=self._headers(content_type if data is not None else None),
+                    headers=self._headers(content_type if data is not None else None, token),
                     timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT), **self._request_kwargs(),
                 ) as resp:
                     raw = await resp.read()
                     if resp.status < 300:
                         return _decode(raw)
+                    self._unauthorized(resp.status, start)
                     err = error_from_status(_decode(raw), resp.status)
                     retryable = resp.status in (429, 503) or (resp.status >= 500 and method in _IDEMPOTENT)
                     if not retryable or attempt >= MAX_RETRIES:
@@ -401,11 +435,13 @@ class Client:
         # No total timeout: a watch lasts as long as the server keeps it. Reads may be silent for a
         # long time (no changes, bookmarks only every minute or so), so no read timeout either.
         timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30, sock_read=None)
+        token, start = await self._source_token() if self.token_source is not None else (None, 0.0)
         try:
-            resp_cm = self._get_session().get(url, params=params, headers=self._headers(), timeout=timeout,
-                                              **self._request_kwargs())
+            resp_cm = self._get_session().get(url, params=params, headers=self._headers(None, token),
+                                              timeout=timeout, **self._request_kwargs())
             async with resp_cm as resp:
                 if resp.status >= 300:
+                    self._unauthorized(resp.status, start)
                     raise error_from_status(_decode(await resp.read()), resp.status)
                 buf = bytearray()
                 # Split lines ourselves: StreamReader.readline caps a line at 2x its buffer size,
@@ -441,9 +477,11 @@ class Client:
             await self._limiter.take()
         timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_connect=connect_timeout,
                                         sock_read=None)
+        token, start = await self._source_token() if self.token_source is not None else (None, 0.0)
         try:
             resp = await self._get_session().get(self.config.server + path, params=_clean_params(params),
-                                                 headers=self._headers(), timeout=timeout, **self._request_kwargs())
+                                                 headers=self._headers(None, token), timeout=timeout,
+                                                 **self._request_kwargs())
         except (aiohttp.ClientError, TimeoutError) as e:
             raise ConnectionError(f"GET {path}: {e or type(e).__name__}") from e
 
@@ -456,6 +494,7 @@ class Client:
 
         try:
             if resp.status >= 300:
+                self._unauthorized(resp.status, start)
                 raise error_from_status(_decode(await resp.read()), resp.status)
             yield chunks()
         finally:
