@@ -1,0 +1,118 @@
+"""Counts kept between cycles (aggregate.NodeSums) give the decisions of a full walk per cycle.
+
+Each test runs the same steps twice: on the cache's snapshot (change log: the incremental path)
+and on a copy without a change log (the plugins walk every node, as before the change), and
+compares PreFilter's counts, every node's Filter result and the nodes chosen.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from kybernetes.scheduler.config import SchedulerConfig
+from kybernetes.scheduler.framework import CycleState
+from kybernetes.scheduler.nodeinfo import PodInfo
+from kybernetes.scheduler.scheduler import Scheduler
+
+from .util import node, pod
+
+ZONE = "topology.kubernetes.io/zone"
+
+
+def spread_pod(name: str, group: str, skew: int = 1, key: str = ZONE, ns: str = "default") -> dict[str, Any]:
+    return pod(name, "100m", "128Mi", ns=ns, labels={"g": group}, topologySpreadConstraints=[
+        {"maxSkew": skew, "topologyKey": key, "whenUnsatisfiable": "DoNotSchedule",
+         "labelSelector": {"matchLabels": {"g": group}}}])
+
+
+def anti_pod(name: str, group: str, key: str = "kubernetes.io/hostname") -> dict[str, Any]:
+    return pod(name, "100m", "128Mi", labels={"g": group}, affinity={"podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"g": group}}, "topologyKey": key}]}})
+
+
+def cluster(n: int = 12) -> Scheduler:
+    s = Scheduler(None, SchedulerConfig(), rng=random.Random(7))
+    for i in range(n):
+        s.on_node_add(node(f"n{i}", "2", "4Gi", labels={ZONE: f"z{i % 3}"} if i != 5 else {}))
+    return s
+
+
+def filter_view(s: Scheduler, p: dict[str, Any], *, walk: bool) -> tuple[Any, dict[str, str | None]]:
+    """(PodTopologySpread's and InterPodAffinity's PreFilter data, node -> Filter verdict)."""
+    fw = s.frameworks["default-scheduler"]
+    real = fw.handle.snapshot
+    if walk:
+        fw.handle.snapshot = real.with_node(real.node_list[0])  # an equal copy without a change log
+    try:
+        pi, state = PodInfo(p), CycleState()
+        st = fw.run_pre_filter(state, pi)
+        assert st is None, st
+        spread = state.data.get("PodTopologySpread")
+        aff = state.data.get("InterPodAffinity")
+        data = (
+            None if spread is None else ({k: v for k, v in spread.counts.items() if v}, spread.mins),
+            None if aff is None else tuple({k: v for k, v in m.items() if v}
+                                           for m in (aff.existing_anti, aff.affinity, aff.anti)),
+        )
+        verdicts = {}
+        for ni in fw.handle.snapshot.node_list:
+            r = fw.run_filter(state, pi, ni)
+            verdicts[ni.name] = None if r is None else f"{r.plugin}: {r.message}"
+        return data, verdicts
+    finally:
+        fw.handle.snapshot = real
+
+
+def check(s: Scheduler, p: dict[str, Any]) -> None:
+    assert filter_view(s, p, walk=False) == filter_view(s, p, walk=True)
+
+
+def churn(s: Scheduler, make: Any) -> list[str]:
+    """Schedule, delete, relabel, remove and re-add nodes, checking equality at every step."""
+    fw = s.frameworks["default-scheduler"]
+    chosen = []
+    for i in range(14):
+        p = make(f"p{i}", "a" if i % 4 else "b")
+        check(s, p)
+        pi = PodInfo(p)
+        ni = s.schedule_pod(fw, CycleState(), pi)
+        s.cache.assume(pi, ni.name)
+        chosen.append(ni.name)
+        if i == 4:
+            s.cache.forget(s.cache.pods["default/p1"])
+        if i == 6:  # a node moves to another zone
+            n3 = node("n3", "2", "4Gi", labels={ZONE: "z2"})
+            s.on_node_update(n3, n3)
+        if i == 8:
+            s.on_node_delete(node(chosen[0]))
+        if i == 10:
+            s.on_node_add(node("n99", "2", "4Gi", labels={ZONE: "z9"}))
+        if i == 11:  # the informer confirms a bound pod (replaces the assumed one)
+            bound = make("p2", "a")
+            bound["spec"]["nodeName"] = s.cache.pods["default/p2"].node_name
+            s.on_pod_add(bound)
+        check(s, make("probe", "a"))
+    return chosen
+
+
+def test_spread_counts_follow_changes() -> None:
+    churn(cluster(), spread_pod)
+
+
+def test_spread_on_hostname_and_other_namespace() -> None:
+    s = cluster()
+    churn(s, lambda n, g: spread_pod(n, g, skew=2, key="kubernetes.io/hostname"))
+    check(s, spread_pod("x", "a", ns="other"))
+
+
+def test_anti_affinity_counts_follow_changes() -> None:
+    churn(cluster(), anti_pod)
+
+
+def test_same_nodes_chosen_as_a_full_walk() -> None:
+    for make in (spread_pod, anti_pod):
+        incremental, walking = cluster(), cluster()
+        walking.cache.snapshot.log = None  # every PreFilter walks the nodes, as before
+        assert churn(incremental, make) == churn(walking, make)
