@@ -112,7 +112,39 @@ def test_anti_affinity_counts_follow_changes() -> None:
 
 
 def test_same_nodes_chosen_as_a_full_walk() -> None:
-    for make in (spread_pod, anti_pod):
+    for make in (spread_pod, anti_pod, affine_pod):
         incremental, walking = cluster(), cluster()
         walking.cache.snapshot.log = None  # every PreFilter walks the nodes, as before
         assert churn(incremental, make) == churn(walking, make)
+
+
+def affine_pod(name: str, group: str) -> dict[str, Any]:
+    return pod(name, "100m", "128Mi", labels={"g": group}, affinity={"podAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"g": group}}, "topologyKey": ZONE}]}})
+
+
+def test_affinity_counts_follow_changes() -> None:
+    churn(cluster(), affine_pod)
+
+
+def test_namespace_selector_follows_namespace_labels() -> None:
+    """Namespace labels change without a node changing: such counts are walked, never kept."""
+    s = cluster()
+    s.on_namespace({"metadata": {"name": "other", "labels": {"team": "x"}}})
+    term = {"labelSelector": {"matchLabels": {"g": "a"}}, "topologyKey": "kubernetes.io/hostname",
+            "namespaceSelector": {"matchLabels": {"team": "x"}}}
+    s.on_pod_add(pod("guard", "100m", node_name="n0", labels={"g": "z"},
+                     affinity={"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}))
+    incoming = pod("in", "100m", ns="other", labels={"g": "a"})
+    verdicts = filter_view(s, incoming, walk=False)[1]
+    assert verdicts["n0"] == "InterPodAffinity: node(s) didn't satisfy existing pods anti-affinity rules"
+    check(s, incoming)
+    s.on_namespace({"metadata": {"name": "other", "labels": {"team": "y"}}})
+    assert filter_view(s, incoming, walk=False)[1]["n0"] is None
+    check(s, incoming)
+    own = pod("own", "100m", ns="other", labels={"g": "a"}, affinity={"podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [{**term, "labelSelector": {"matchLabels": {"g": "z"}},
+                                                            "namespaceSelector": {}}]}})
+    assert filter_view(s, own, walk=False)[1]["n0"] == "InterPodAffinity: node(s) didn't match pod anti-affinity rules"
+    check(s, own)

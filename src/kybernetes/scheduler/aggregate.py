@@ -112,3 +112,7 @@ class SumsCache:
             self._items.move_to_end(key)
         s.refresh(snap)
         return s
+
+    def discard(self, key: Hashable) -> None:
+        """Forget ``key``'s sums (their refresh failed part way)."""
+        self._items.pop(key, None)

@@ -22,9 +22,10 @@ Namespace selectors are evaluated against the namespace labels the scheduler wat
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from kybernetes.scheduler.aggregate import Contribution, SumsCache
 from kybernetes.scheduler.framework import (
     MAX_NODE_SCORE,
     SKIP,
@@ -53,12 +54,97 @@ class _PreFilterState:
         self.anti: Counts = defaultdict(int)
 
 
+class NeedsNamespaces(Exception):
+    """A count depends on namespace labels, which change without any node changing."""
+
+
+def _walk(nodes: Iterable[NodeInfo], contribution: Callable[[NodeInfo], Contribution]) -> dict[Any, int]:
+    """The sums of ``contribution`` over ``nodes``: NodeSums's answer, computed afresh."""
+    out: dict[Any, int] = defaultdict(int)
+    for ni in nodes:
+        for k, n in contribution(ni):
+            out[k] += n
+    return out
+
+
+def _existing_anti(pi: PodInfo, ns_labels: Mapping[str, Mapping[str, str]], kept: bool = False
+                   ) -> Callable[[NodeInfo], Contribution]:
+    """A node's pods whose required anti-affinity matches ``pi``, by ``(topologyKey, value)``.
+
+    Depends on ``pi`` only through its namespace and labels (``labels_key``), as the term matches do.
+    For kept sums (``kept``) a term with a namespaceSelector that ``pi``'s namespace is not listed
+    in raises :class:`NeedsNamespaces`; a walk evaluates it against ``ns_labels``.
+    """
+    seen: dict[Any, bool] = {}  # the pods of a workload share their terms: each match computed once
+
+    def contribution(ni: NodeInfo) -> Contribution:
+        if not ni.pods_with_required_anti_affinity:
+            return ()
+        labels = ni.labels
+        out: dict[tuple[str, str], int] = {}
+        for existing in ni.pods_with_required_anti_affinity:
+            for term in existing.required_anti_affinity:
+                v = labels.get(term.topology_key)
+                if v is None:
+                    continue
+                m = seen.get(term.match_key)
+                if m is None:
+                    m = seen[term.match_key] = term.matches(pi, ns_labels)
+                    if kept and term.namespace_selector is not None and pi.namespace not in term.namespaces:
+                        raise NeedsNamespaces
+                if m:
+                    k = (term.topology_key, v)
+                    out[k] = out.get(k, 0) + 1
+        return tuple(out.items())
+    return contribution
+
+
+def _matching(pi: PodInfo, ns_labels: Mapping[str, Mapping[str, str]]) -> Callable[[NodeInfo], Contribution]:
+    """A node's pods matching all of ``pi``'s required affinity terms (``("a", key, value)``) and
+    each of its required anti-affinity terms (``("x", key, value)``)."""
+    aff = pi.required_affinity
+    anti = pi.required_anti_affinity
+    all_aff: dict[Any, bool] = {}  # by the existing pod's (namespace, labels)
+    anti_match: dict[Any, tuple[bool, ...]] = {}
+
+    def contribution(ni: NodeInfo) -> Contribution:
+        if not ni.pods:
+            return ()
+        labels = ni.labels
+        out: dict[tuple[str, str, str], int] = {}
+        for existing in ni.pods.values():
+            lk = existing.labels_key
+            if aff:
+                ok = all_aff.get(lk)
+                if ok is None:
+                    ok = all_aff[lk] = all(t.matches(existing, ns_labels) for t in aff)
+                if ok:
+                    for t in aff:
+                        v = labels.get(t.topology_key)
+                        if v is not None:
+                            k = ("a", t.topology_key, v)
+                            out[k] = out.get(k, 0) + 1
+            if anti:
+                ms = anti_match.get(lk)
+                if ms is None:
+                    ms = anti_match[lk] = tuple(t.matches(existing, ns_labels) for t in anti)
+                for t, m in zip(anti, ms, strict=True):
+                    if m:
+                        v = labels.get(t.topology_key)
+                        if v is not None:
+                            k = ("x", t.topology_key, v)
+                            out[k] = out.get(k, 0) + 1
+        return tuple(out.items())
+    return contribution
+
+
 class InterPodAffinity(Plugin):
     name = "InterPodAffinity"
 
     def __init__(self, args: Mapping[str, Any] | None, handle: Any) -> None:
         super().__init__(args, handle)
         self.hard_weight = int(self.args.get("hardPodAffinityWeight", 1))
+        self._sums = SumsCache()
 
     # --- filtering -------------------------------------------------------------------------------
 
@@ -66,55 +152,43 @@ class InterPodAffinity(Plugin):
         snap = self.handle.snapshot
         if not pi.required_affinity and not pi.required_anti_affinity and not snap.anti_affinity_pods:
             return SKIP
-        ns_labels = self.handle.namespace_labels
         s = _PreFilterState()
-        # Both walks below are over existing pods (as in Kubernetes); the pods of a workload
-        # share their terms and labels, so each distinct (term, pod) match is computed once.
-        seen: dict[Any, bool] = {}
-        for ni in snap.anti_affinity_nodes():
-            labels = ni.labels
-            for existing in ni.pods_with_required_anti_affinity:
-                for term in existing.required_anti_affinity:
-                    v = labels.get(term.topology_key)
-                    if v is None:
-                        continue
-                    m = seen.get(term.match_key)
-                    if m is None:
-                        m = seen[term.match_key] = term.matches(pi, ns_labels)
-                    if m:
-                        s.existing_anti[(term.topology_key, v)] += 1
-                        s.existing_anti_keys.add(term.topology_key)
+        # Both counts are over existing pods (as in Kubernetes). On the cache's snapshot they are
+        # kept between cycles (NodeSums: only the nodes changed since are re-read); a question
+        # that depends on namespace labels, or a snapshot without a change log, is walked.
+        if snap.anti_affinity_pods:
+            sums = self._kept(("existing-anti", pi.labels_key), snap,
+                              lambda: _existing_anti(pi, self.handle.namespace_labels, kept=True))
+            if sums is None:
+                sums = _walk(snap.anti_affinity_nodes(), _existing_anti(pi, self.handle.namespace_labels))
+            for (k, v), n in sums.items():
+                if n:
+                    s.existing_anti[(k, v)] = n
+                    s.existing_anti_keys.add(k)
         if pi.required_affinity or pi.required_anti_affinity:
-            aff = pi.required_affinity
-            anti = pi.required_anti_affinity
-            all_aff: dict[Any, bool] = {}
-            anti_match: dict[Any, tuple[bool, ...]] = {}
-            for ni in snap.node_list:
-                if not ni.pods:
-                    continue
-                labels = ni.labels
-                for existing in ni.pods.values():
-                    lk = existing.labels_key
-                    if aff:
-                        ok = all_aff.get(lk)
-                        if ok is None:
-                            ok = all_aff[lk] = all(t.matches(existing, ns_labels) for t in aff)
-                        if ok:
-                            for t in aff:
-                                v = labels.get(t.topology_key)
-                                if v is not None:
-                                    s.affinity[(t.topology_key, v)] += 1
-                    if anti:
-                        ms = anti_match.get(lk)
-                        if ms is None:
-                            ms = anti_match[lk] = tuple(t.matches(existing, ns_labels) for t in anti)
-                        for t, m in zip(anti, ms, strict=True):
-                            if m:
-                                v = labels.get(t.topology_key)
-                                if v is not None:
-                                    s.anti[(t.topology_key, v)] += 1
+            terms = pi.required_affinity + pi.required_anti_affinity
+            sums = None
+            if all(t.namespace_selector is None for t in terms):
+                key = ("matching", tuple((t.match_key, t.topology_key) for t in pi.required_affinity),
+                       tuple((t.match_key, t.topology_key) for t in pi.required_anti_affinity))
+                sums = self._kept(key, snap, lambda: _matching(pi, self.handle.namespace_labels))
+            if sums is None:
+                sums = _walk(snap.node_list, _matching(pi, self.handle.namespace_labels))
+            for (which, k, v), n in sums.items():
+                if n:
+                    (s.affinity if which == "a" else s.anti)[(k, v)] = n
         state.data[self.name] = s
         return None
+
+    def _kept(self, key: Any, snap: Any, contribution: Any) -> dict[Any, int] | None:
+        """The kept sums for ``key``, or None when they cannot be kept (see pre_filter)."""
+        if snap.log is None:
+            return None
+        try:
+            return self._sums.get(key, snap, contribution).sums
+        except NeedsNamespaces:
+            self._sums.discard(key)
+            return None
 
     def filter(self, state: CycleState, pi: PodInfo, ni: NodeInfo) -> Status | None:
         s: _PreFilterState = state.data[self.name]
