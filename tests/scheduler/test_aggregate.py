@@ -1,4 +1,5 @@
-"""Counts kept between cycles (aggregate.NodeSums) give the decisions of a full walk per cycle.
+"""Counts kept between cycles (aggregate.NodeSums) give the decisions of a full walk per cycle,
+and the label checks PreFilter states let the node loop decide exactly as the Filters would.
 
 Each test runs the same steps twice: on the cache's snapshot (change log: the incremental path)
 and on a copy without a change log (the plugins walk every node, as before the change), and
@@ -13,7 +14,7 @@ from typing import Any
 from kybernetes.scheduler.config import SchedulerConfig
 from kybernetes.scheduler.framework import CycleState
 from kybernetes.scheduler.nodeinfo import PodInfo
-from kybernetes.scheduler.scheduler import Scheduler
+from kybernetes.scheduler.scheduler import FitError, Scheduler
 
 from .util import node, pod
 
@@ -65,8 +66,26 @@ def filter_view(s: Scheduler, p: dict[str, Any], *, walk: bool) -> tuple[Any, di
         fw.handle.snapshot = real
 
 
+def fit_view(s: Scheduler, p: dict[str, Any], *, inline: bool) -> tuple[list[str], dict[str, Any]]:
+    """find_nodes_that_fit's feasible nodes and statuses; ``inline``: with the label checks of
+    PreFilter deciding passing nodes in the node loop (a cycle sampled for metrics calls every
+    Filter instead)."""
+    fw = s.frameworks["default-scheduler"]
+    s.next_start = 0
+    state = CycleState(record_plugin_metrics=not inline)
+    try:
+        feasible = [ni.name for ni in s.find_nodes_that_fit(fw, state, PodInfo(p))]
+        statuses: dict[str, Any] = {}
+    except FitError as e:
+        feasible, statuses = [], {n: (st.plugin, st.code, st.reasons) for n, st in e.statuses.items()}
+    if inline and not p["spec"].get("affinity", {}).get("podAffinity"):
+        assert set(state.label_checks) >= {"PodTopologySpread", "InterPodAffinity"} & state.data.keys()
+    return feasible, statuses
+
+
 def check(s: Scheduler, p: dict[str, Any]) -> None:
     assert filter_view(s, p, walk=False) == filter_view(s, p, walk=True)
+    assert fit_view(s, p, inline=True) == fit_view(s, p, inline=False)
 
 
 def churn(s: Scheduler, make: Any) -> list[str]:
@@ -148,3 +167,19 @@ def test_namespace_selector_follows_namespace_labels() -> None:
                                                             "namespaceSelector": {}}]}})
     assert filter_view(s, own, walk=False)[1]["n0"] == "InterPodAffinity: node(s) didn't match pod anti-affinity rules"
     check(s, own)
+
+
+def test_no_node_fits_gives_the_filters_statuses() -> None:
+    """Every node rejected (by a full node, a missing label or a matching pod): the statuses of
+    the nodes the label checks turned away are the Filters' own."""
+    for make in (anti_pod, lambda n, g: spread_pod(n, g, key="kubernetes.io/hostname")):
+        s = cluster(4)
+        s.on_node_add(node("full", "0", "4Gi", labels={ZONE: "z0"}))
+        fw = s.frameworks["default-scheduler"]
+        for i in range(4):
+            p = make(f"p{i}", "a")
+            check(s, p)
+            pi = PodInfo(p)
+            s.cache.assume(pi, s.schedule_pod(fw, CycleState(), pi).name)
+        assert fit_view(s, make("last", "a"), inline=True)[0] == []
+        check(s, make("last", "a"))

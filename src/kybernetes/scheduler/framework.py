@@ -89,10 +89,15 @@ def unresolvable(*reasons: str) -> Status:
     return Status(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, *reasons)
 
 
+LabelCheck = tuple[str, "set[str] | frozenset[str]", bool]
+"""``(label key, forbidden values, missing key passes)``: a node passes when its value of the key
+is not among the forbidden ones, or when it has no such label and the third item is true."""
+
+
 class CycleState:
     """Per-pod, per-cycle scratch space shared by the plugins of one scheduling attempt."""
 
-    __slots__ = ("data", "node_names", "record_plugin_metrics", "skip_filter", "skip_score")
+    __slots__ = ("data", "label_checks", "node_names", "record_plugin_metrics", "skip_filter", "skip_score")
 
     def __init__(self, record_plugin_metrics: bool = False) -> None:
         self.record_plugin_metrics = record_plugin_metrics
@@ -102,6 +107,9 @@ class CycleState:
         self.skip_score: set[str] = set()
         self.node_names: set[str] | None = None
         """PreFilterResult: when set, only these nodes are worth filtering (NodeName, matchFields)."""
+        self.label_checks: dict[str, tuple[LabelCheck, ...]] = {}
+        """Plugin -> checks that pass exactly when its Filter passes, set by its PreFilter: the
+        scheduler's node loop then decides a passing node inline (see ``find_nodes_that_fit``)."""
 
 
 class Snapshot:

@@ -51,6 +51,7 @@ from kybernetes.scheduler.framework import (
     CycleState,
     Framework,
     Handle,
+    LabelCheck,
     Status,
     reason_summary,
 )
@@ -78,6 +79,17 @@ def num_feasible_nodes_to_find(num_nodes: int, percentage: int = 0) -> int:
     if percentage <= 0:
         percentage = max(BASE_PERCENTAGE - num_nodes // 125, MIN_FEASIBLE_PERCENTAGE)
     return max(num_nodes * percentage // 100, MIN_FEASIBLE_NODES)
+
+
+def _labels_pass(labels: dict[str, str], checks: list[LabelCheck]) -> bool:
+    for key, forbidden, missing_passes in checks:
+        v = labels.get(key)
+        if v is None:
+            if not missing_passes:
+                return False
+        elif v in forbidden:
+            return False
+    return True
 
 
 class FitError(Exception):
@@ -389,18 +401,22 @@ class Scheduler:
         # that is schedulable, untainted and has room for the pod's cpu and memory passes all of
         # them, so such a node is decided here without the three calls; any other node, or any
         # doubt, goes through the plugins as usual (and gets their exact status).
+        # Filters whose PreFilter stated their verdict as label checks (PodTopologySpread,
+        # InterPodAffinity without required affinity) join the inline decision the same way.
         quick = None
         fit = state.data.get("NodeResourcesFit")
+        checks = [c for name, _ in fns if name in state.label_checks for c in state.label_checks[name]]
         # A cycle sampled for plugin metrics calls (and times) every filter, as Kubernetes does.
         if fit is not None and not fit[2] and not state.record_plugin_metrics and \
-                {name for name, _ in fns} <= _QUICK_FILTERS:
+                all(name in _QUICK_FILTERS or name in state.label_checks for name, _ in fns):
             quick = fit[0], fit[1]
         processed = 0
         for ni in (nodes[start:] + nodes[:start]) if start else nodes:
             processed += 1
             if quick is not None and not ni.unschedulable and not ni.taints \
                     and len(ni.pods) < ni.alloc_pods and quick[0] <= ni.alloc_cpu - ni.req_cpu \
-                    and quick[1] <= ni.alloc_mem - ni.req_mem and not (nominated and ni.name in nominated):
+                    and quick[1] <= ni.alloc_mem - ni.req_mem and not (nominated and ni.name in nominated) \
+                    and (not checks or _labels_pass(ni.labels, checks)):
                 feasible.append(ni)
                 if len(feasible) >= want:
                     break

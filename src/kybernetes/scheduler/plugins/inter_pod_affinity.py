@@ -178,6 +178,12 @@ class InterPodAffinity(Plugin):
                 if n:
                     (s.affinity if which == "a" else s.anti)[(k, v)] = n
         state.data[self.name] = s
+        if not pi.required_affinity:
+            # Filter's verdict as label checks: the domains of matching pods are forbidden.
+            state.label_checks[self.name] = tuple(
+                (k, {v for (k2, v), n in counts.items() if k2 == k and n > 0}, True)
+                for counts, keys in ((s.anti, {t.topology_key for t in pi.required_anti_affinity}),
+                                     (s.existing_anti, s.existing_anti_keys)) for k in keys)
         return None
 
     def _kept(self, key: Any, snap: Any, contribution: Any) -> dict[Any, int] | None:

@@ -32,6 +32,7 @@ from kybernetes.scheduler.framework import (
     MAX_NODE_SCORE,
     SKIP,
     CycleState,
+    LabelCheck,
     Plugin,
     Status,
     unresolvable,
@@ -134,6 +135,20 @@ class _FilterState:
         """1 where the incoming pod matches the constraint's own selector (it will count too)."""
 
 
+def _label_checks(s: _FilterState) -> tuple[LabelCheck, ...] | None:
+    """Filter's verdict as label checks: the domains whose count is already too high are forbidden.
+    None when a domain without a count (0) would fail too (``maxSkew < selfMatch - min``, which
+    validation does not let through): no set of values could say that."""
+    out = []
+    for i, c in enumerate(s.constraints):
+        over = c.max_skew + s.mins[i] - s.self_match[i]  # a domain fails when its count > this
+        if over < 0:
+            return None
+        out.append((c.topology_key, {v for (k, v), n in s.counts.items() if k == c.topology_key and n > over},
+                    False))
+    return tuple(out)
+
+
 class PodTopologySpread(Plugin):
     name = "PodTopologySpread"
 
@@ -199,6 +214,9 @@ class PodTopologySpread(Plugin):
             else:
                 s.mins.append(min((s.counts[(c.topology_key, v)] for v in domains[i]), default=0))
         state.data[self.name] = s
+        verdict = _label_checks(s)
+        if verdict is not None:
+            state.label_checks[self.name] = verdict
         return None
 
     def filter(self, state: CycleState, pi: PodInfo, ni: NodeInfo) -> Status | None:
