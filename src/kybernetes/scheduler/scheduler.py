@@ -411,12 +411,17 @@ class Scheduler:
                 all(name in _QUICK_FILTERS or name in state.label_checks for name, _ in fns):
             quick = fit[0], fit[1]
         processed = 0
+        # Nodes that passed the inline resource checks and failed a label check: only a label-check
+        # plugin rejects them, and the Filter chain that names it runs only if no node fits.
+        turned_away: list[NodeInfo] = []
         for ni in (nodes[start:] + nodes[:start]) if start else nodes:
             processed += 1
             if quick is not None and not ni.unschedulable and not ni.taints \
                     and len(ni.pods) < ni.alloc_pods and quick[0] <= ni.alloc_cpu - ni.req_cpu \
-                    and quick[1] <= ni.alloc_mem - ni.req_mem and not (nominated and ni.name in nominated) \
-                    and (not checks or _labels_pass(ni.labels, checks)):
+                    and quick[1] <= ni.alloc_mem - ni.req_mem and not (nominated and ni.name in nominated):
+                if checks and not _labels_pass(ni.labels, checks):
+                    turned_away.append(ni)
+                    continue
                 feasible.append(ni)
                 if len(feasible) >= want:
                     break
@@ -442,6 +447,12 @@ class Scheduler:
         if state.node_names is None:
             self.next_start = (start + processed) % n_all
         if not feasible:
+            for ni in turned_away:
+                st = fw.run_filter(state, pi, ni)
+                assert st is not None, f"{ni.name} failed a label check and passed every Filter"
+                if st.code == Code.ERROR:
+                    raise RuntimeError(f"Filter {st.plugin} on {ni.name}: {st.message}")
+                statuses[ni.name] = st
             # Nodes the PreFilterResult ruled out count as unresolvable for the message.
             if len(statuses) < n_all:
                 names = sorted(state.data.get("prefilter_result_plugins") or ())
