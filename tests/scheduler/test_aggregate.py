@@ -183,3 +183,24 @@ def test_no_node_fits_gives_the_filters_statuses() -> None:
             s.cache.assume(pi, s.schedule_pod(fw, CycleState(), pi).name)
         assert fit_view(s, make("last", "a"), inline=True)[0] == []
         check(s, make("last", "a"))
+
+
+def test_remembered_scores_follow_changes() -> None:
+    """NodeResourcesFit's and BalancedAllocation's batch scores (remembered by node generation)
+    equal their per-node Score through pods added and removed, nodes resized, and pod shapes."""
+    s = cluster()
+    fw = s.frameworks["default-scheduler"]
+    plugins = [fw.plugins["NodeResourcesFit"], fw.plugins["NodeResourcesBalancedAllocation"]]
+    for i in range(12):
+        p = pod(f"p{i}", ["100m", "700m"][i % 2], ["128Mi", "1Gi", "3Gi"][i % 3])
+        pi, state, nodes = PodInfo(p), CycleState(), s.cache.snapshot.node_list
+        for plugin in plugins:
+            assert plugin.score_all is not None
+            for _ in range(2):  # computed, then remembered
+                assert plugin.score_all(state, pi, nodes) == [plugin.score(state, pi, ni) for ni in nodes]
+        s.cache.assume(pi, s.schedule_pod(fw, CycleState(), pi).name)
+        if i == 5:
+            s.cache.forget(s.cache.pods["default/p4"])
+        if i == 7:
+            n1 = node("n1", "3", "6Gi", labels={ZONE: "z1"})
+            s.on_node_update(n1, n1)
