@@ -134,6 +134,7 @@ def test_same_nodes_chosen_as_a_full_walk() -> None:
     for make in (spread_pod, anti_pod, affine_pod):
         incremental, walking = cluster(), cluster()
         walking.cache.snapshot.log = None  # every PreFilter walks the nodes, as before
+        walking.cache.snapshot.scoring_affinity_pods += 1_000  # and InterPodAffinity's PreScore
         assert churn(incremental, make) == churn(walking, make)
 
 
@@ -204,3 +205,24 @@ def test_remembered_scores_follow_changes() -> None:
         if i == 7:
             n1 = node("n1", "3", "6Gi", labels={ZONE: "z1"})
             s.on_node_update(n1, n1)
+
+
+def test_affinity_pre_score_skips_only_when_no_pod_has_scoring_terms() -> None:
+    s = cluster()
+    fw = s.frameworks["default-scheduler"]
+    ipa = fw.plugins["InterPodAffinity"]
+    for i in range(3):
+        s.on_pod_add(anti_pod(f"a{i}", "a") | {"spec": {**anti_pod(f"a{i}", "a")["spec"], "nodeName": f"n{i}"}})
+    incoming = PodInfo(pod("in", "100m", labels={"g": "a"}))
+    nodes = s.cache.snapshot.node_list
+    assert ipa.pre_score(CycleState(), incoming, nodes) is not None  # SKIP: required anti-affinity scores nothing
+    pref = pod("pref", "100m", node_name="n4", labels={"g": "p"}, affinity={"podAffinity": {
+        "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 5, "podAffinityTerm": {
+            "labelSelector": {"matchLabels": {"g": "a"}}, "topologyKey": ZONE}}]}})
+    s.on_pod_add(pref)
+    state = CycleState()
+    assert ipa.pre_score(state, incoming, nodes) is None
+    assert state.data["InterPodAffinity/score"] == {(ZONE, "z1"): 5}
+    s.on_pod_delete(pref)
+    assert s.cache.snapshot.scoring_affinity_pods == 0
+    assert ipa.pre_score(CycleState(), incoming, nodes) is not None

@@ -106,6 +106,8 @@ class Cache:
             self.snapshot.affinity_pods += 1
             if pi.required_anti_affinity:
                 self.snapshot.anti_affinity_pods += 1
+            if pi.required_affinity or pi.preferred_affinity or pi.preferred_anti_affinity:
+                self.snapshot.scoring_affinity_pods += 1
             self.snapshot.track(ni)
 
     def _unplace(self, pi: PodInfo) -> None:
@@ -116,6 +118,8 @@ class Cache:
                 self.snapshot.affinity_pods -= 1
                 if pi.required_anti_affinity:
                     self.snapshot.anti_affinity_pods -= 1
+                if pi.required_affinity or pi.preferred_affinity or pi.preferred_anti_affinity:
+                    self.snapshot.scoring_affinity_pods -= 1
                 self.snapshot.track(ni)
             if ni.node is None and not ni.pods:
                 del self.infos[ni.name]

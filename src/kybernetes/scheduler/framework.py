@@ -136,6 +136,9 @@ class Snapshot:
         self.affinity_pods = 0
         """How many pods with (anti-)affinity are on nodes; 0 lets InterPodAffinity skip the walk."""
         self.anti_affinity_pods = 0
+        self.scoring_affinity_pods = 0
+        """How many of them have terms InterPodAffinity's Score counts for an incoming pod
+        (required affinity, preferred (anti-)affinity); 0 lets its PreScore skip the walk."""
         # Listed nodes holding pods with (required anti-)affinity, kept up to date by track():
         # InterPodAffinity asks for them every cycle, and a walk over every node to find them was
         # a large part of a cycle at 5,000 nodes.
@@ -174,6 +177,7 @@ class Snapshot:
         s.image_nodes = self.image_nodes
         s.affinity_pods = self.affinity_pods
         s.anti_affinity_pods = self.anti_affinity_pods
+        s.scoring_affinity_pods = self.scoring_affinity_pods
         s._affinity = dict(self._affinity)
         s._anti_affinity = dict(self._anti_affinity)
         s.track(ni)

@@ -238,7 +238,7 @@ class InterPodAffinity(Plugin):
     def pre_score(self, state: CycleState, pi: PodInfo, nodes: Sequence[NodeInfo]) -> Status | None:
         snap = self.handle.snapshot
         has_pref = bool(pi.preferred_affinity or pi.preferred_anti_affinity)
-        if not has_pref and not snap.affinity_pods:
+        if not has_pref and not snap.scoring_affinity_pods:
             return SKIP
         ns = self.handle.namespace_labels
         scores: dict[tuple[str, str], int] = defaultdict(int)
