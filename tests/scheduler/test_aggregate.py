@@ -226,3 +226,29 @@ def test_affinity_pre_score_skips_only_when_no_pod_has_scoring_terms() -> None:
     s.on_pod_delete(pref)
     assert s.cache.snapshot.scoring_affinity_pods == 0
     assert ipa.pre_score(CycleState(), incoming, nodes) is not None
+
+
+def test_inline_filter_follows_nodes_filling_up() -> None:
+    """The inline verdicts remembered by node generation change as pods take a node's room,
+    a node is resized or tainted, and differ by the pod's requests."""
+    s = Scheduler(None, SchedulerConfig(), rng=random.Random(3))
+    for i in range(3):
+        s.on_node_add(node(f"n{i}", "500m", "1Gi"))
+    fw = s.frameworks["default-scheduler"]
+    small, big = (lambda n: pod(n, "100m", "128Mi")), (lambda n: pod(n, "300m", "128Mi"))
+    for i in range(30):
+        for make in (small, big):
+            check(s, make(f"probe{i}"))
+        if i == 6:
+            n0 = node("n0", "900m", "1Gi")
+            s.on_node_update(n0, n0)
+        if i == 9:
+            n1 = node("n1", "500m", "1Gi", taints=[{"key": "k", "value": "v", "effect": "NoSchedule"}])
+            s.on_node_update(n1, n1)
+        pi = PodInfo(small(f"p{i}"))
+        try:
+            s.cache.assume(pi, s.schedule_pod(fw, CycleState(), pi).name)
+        except FitError:
+            break
+    else:
+        raise AssertionError("the nodes never filled up")

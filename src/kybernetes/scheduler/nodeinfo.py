@@ -149,12 +149,12 @@ node, so results computed from a node's pods can be remembered by it (PodTopolog
 
 
 class ScoreMemo:
-    """A Score plugin's scores by node generation, for one pod shape at a time.
+    """Per-node results (scores, filter verdicts) by node generation, for one pod shape at a time.
 
-    A score that depends only on the node's state (allocatable, requested: all of it covered by
-    its generation) and on a few numbers of the pod (``pod_key``) is the same in the next cycle for
-    every node but the one the last pod went to: the plugin looks it up instead of computing it
-    for each of the ~500 nodes a cycle scores at 5,000 nodes.
+    A result that depends only on the node's state (allocatable, requested, taints: all of it
+    covered by its generation) and on a few numbers of the pod (``pod_key``) is the same in the
+    next cycle for every node but the one the last pod went to: it is looked up instead of
+    computed for each of the ~500 nodes a cycle filters and scores at 5,000 nodes.
     """
 
     __slots__ = ("pod_key", "scores")
