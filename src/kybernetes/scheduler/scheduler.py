@@ -439,6 +439,7 @@ class Scheduler:
         nominated = self.nominator.by_node
         fit = state.data.get("NodeResourcesFit")
         checks = [c for name, _ in fns if name in state.label_checks for c in state.label_checks[name]]
+        one_check = checks[0] if len(checks) == 1 else None
         room: dict[int, int] | None = None
         # A cycle sampled for plugin metrics calls (and times) every filter, as Kubernetes does.
         if fit is not None and not fit[2] and not state.record_plugin_metrics and \
@@ -455,7 +456,12 @@ class Scheduler:
                                                   and len(ni.pods) < ni.alloc_pods and cpu <= ni.alloc_cpu - ni.req_cpu
                                                   and mem <= ni.alloc_mem - ni.req_mem)
                 if fits and not (nominated and ni.name in nominated):
-                    if checks and not _labels_pass(ni.labels, checks):
+                    if one_check is not None:  # the usual single check, inlined
+                        v = ni.labels.get(one_check[0])
+                        if (v in one_check[1]) if v is not None else not one_check[2]:
+                            turned_away.append(ni)
+                            continue
+                    elif checks and not _labels_pass(ni.labels, checks):
                         turned_away.append(ni)
                         continue
                     feasible.append(ni)
