@@ -54,7 +54,7 @@ def filter_view(s: Scheduler, p: dict[str, Any], *, walk: bool) -> tuple[Any, di
         aff = state.data.get("InterPodAffinity")
         data = (
             None if spread is None else ({k: v for k, v in spread.counts.items() if v}, spread.mins),
-            None if aff is None else tuple({k: v for k, v in m.items() if v}
+            None if aff is None else tuple({(k, v): n for k, d in m.items() for v, n in d.items() if n}
                                            for m in (aff.existing_anti, aff.affinity, aff.anti)),
         )
         verdicts = {}

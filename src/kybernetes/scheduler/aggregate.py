@@ -26,20 +26,26 @@ from typing import Any
 from kybernetes.scheduler.framework import Snapshot
 from kybernetes.scheduler.nodeinfo import NodeInfo
 
-Contribution = tuple[tuple[Hashable, int], ...]
+Contribution = tuple[tuple[tuple[Hashable, Hashable], int], ...]
+"""``((group, key), n)`` pairs: e.g. group a topology key, key one of its values."""
 
 
 class NodeSums:
-    """``sums[key]``: the total of ``n`` over the listed nodes' contributions; ``nodes[key]``: how
-    many listed nodes contributed under ``key`` (a contribution of 0 still counts a node, which is
-    how a topology domain without matching pods is known to exist)."""
+    """``sums[group][key]``: the total of ``n`` over the listed nodes' contributions;
+    ``nodes[group][key]``: how many listed nodes contributed under it (a contribution of 0 still
+    counts a node, which is how a topology domain without matching pods is known to exist). A key
+    no node contributes to any more is removed, and so is a group left empty: a contribution made
+    only of positive ``n`` makes ``sums[group]`` the set of keys with a positive total.
+
+    The dicts are updated in place by the next :meth:`refresh`: a cycle may use them, unchanged,
+    until its plugins' next PreFilter."""
 
     __slots__ = ("_by_node", "_pos", "contribution", "nodes", "snapshot", "sums")
 
     def __init__(self, contribution: Callable[[NodeInfo], Contribution]) -> None:
         self.contribution = contribution
-        self.sums: dict[Any, int] = {}
-        self.nodes: dict[Any, int] = {}
+        self.sums: dict[Any, dict[Any, int]] = {}
+        self.nodes: dict[Any, dict[Any, int]] = {}
         self._by_node: dict[str, Contribution] = {}
         self._pos = -1
         self.snapshot: Snapshot | None = None
@@ -75,22 +81,30 @@ class NodeSums:
             return
         self._by_node[ni.name] = parts
         sums, nodes = self.sums, self.nodes
-        for k, n in parts:
-            sums[k] = sums.get(k, 0) + n
-            nodes[k] = nodes.get(k, 0) + 1
+        for (g, k), n in parts:
+            gs = sums.get(g)
+            if gs is None:
+                gs = sums[g] = {}
+                nodes[g] = {}
+            gn = nodes[g]
+            gs[k] = gs.get(k, 0) + n
+            gn[k] = gn.get(k, 0) + 1
 
     def _take(self, name: str) -> None:
         parts = self._by_node.pop(name, None)
         if not parts:
             return
         sums, nodes = self.sums, self.nodes
-        for k, n in parts:
-            left = nodes[k] - 1
+        for (g, k), n in parts:
+            gs, gn = sums[g], nodes[g]
+            left = gn[k] - 1
             if left:
-                nodes[k] = left
-                sums[k] -= n
+                gn[k] = left
+                gs[k] -= n
             else:
-                del nodes[k], sums[k]
+                del gn[k], gs[k]
+                if not gn:
+                    del nodes[g], sums[g]
 
 
 class SumsCache:

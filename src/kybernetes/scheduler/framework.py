@@ -24,7 +24,7 @@ Performance conventions (the scheduling cycle is hot Python code):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -89,7 +89,7 @@ def unresolvable(*reasons: str) -> Status:
     return Status(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, *reasons)
 
 
-LabelCheck = tuple[str, "set[str] | frozenset[str]", bool]
+LabelCheck = tuple[str, "Container[str]", bool]
 """``(label key, forbidden values, missing key passes)``: a node passes when its value of the key
 is not among the forbidden ones, or when it has no such label and the third item is true."""
 

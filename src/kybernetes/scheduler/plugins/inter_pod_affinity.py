@@ -1,6 +1,6 @@
 """InterPodAffinity: required/preferred pod affinity and anti-affinity over topology domains.
 
-PreFilter builds three count maps keyed by ``(topologyKey, value)``:
+PreFilter builds three count maps, ``topologyKey -> value -> count`` (only positive counts):
 
 - ``existing_anti``: domains where an existing pod's *required anti-affinity* matches the incoming
   pod (the symmetric check: the incoming pod may not land next to a pod that refuses it);
@@ -41,29 +41,31 @@ REASON_AFFINITY = "node(s) didn't match pod affinity rules"
 REASON_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
 REASON_EXISTING_ANTI_AFFINITY = "node(s) didn't satisfy existing pods anti-affinity rules"
 
-Counts = dict[tuple[str, str], int]
+Counts = dict[str, dict[str, int]]
+_NONE: dict[str, int] = {}
 
 
 class _PreFilterState:
-    __slots__ = ("affinity", "anti", "existing_anti", "existing_anti_keys")
+    """The three count maps; they may be the kept sums themselves (NodeSums), so read only."""
+
+    __slots__ = ("affinity", "anti", "existing_anti")
 
     def __init__(self) -> None:
-        self.existing_anti: Counts = defaultdict(int)
-        self.existing_anti_keys: set[str] = set()
-        self.affinity: Counts = defaultdict(int)
-        self.anti: Counts = defaultdict(int)
+        self.existing_anti: Counts = {}
+        self.affinity: Counts = {}
+        self.anti: Counts = {}
 
 
 class NeedsNamespaces(Exception):
     """A count depends on namespace labels, which change without any node changing."""
 
 
-def _walk(nodes: Iterable[NodeInfo], contribution: Callable[[NodeInfo], Contribution]) -> dict[Any, int]:
+def _walk(nodes: Iterable[NodeInfo], contribution: Callable[[NodeInfo], Contribution]) -> dict[Any, dict[Any, int]]:
     """The sums of ``contribution`` over ``nodes``: NodeSums's answer, computed afresh."""
-    out: dict[Any, int] = defaultdict(int)
+    out: dict[Any, dict[Any, int]] = defaultdict(lambda: defaultdict(int))
     for ni in nodes:
-        for k, n in contribution(ni):
-            out[k] += n
+        for (g, k), n in contribution(ni):
+            out[g][k] += n
     return out
 
 
@@ -111,7 +113,7 @@ def _matching(pi: PodInfo, ns_labels: Mapping[str, Mapping[str, str]]) -> Callab
         if not ni.pods:
             return ()
         labels = ni.labels
-        out: dict[tuple[str, str, str], int] = {}
+        out: dict[tuple[tuple[str, str], str], int] = {}
         for existing in ni.pods.values():
             lk = existing.labels_key
             if aff:
@@ -122,7 +124,7 @@ def _matching(pi: PodInfo, ns_labels: Mapping[str, Mapping[str, str]]) -> Callab
                     for t in aff:
                         v = labels.get(t.topology_key)
                         if v is not None:
-                            k = ("a", t.topology_key, v)
+                            k = (("a", t.topology_key), v)
                             out[k] = out.get(k, 0) + 1
             if anti:
                 ms = anti_match.get(lk)
@@ -132,7 +134,7 @@ def _matching(pi: PodInfo, ns_labels: Mapping[str, Mapping[str, str]]) -> Callab
                     if m:
                         v = labels.get(t.topology_key)
                         if v is not None:
-                            k = ("x", t.topology_key, v)
+                            k = (("x", t.topology_key), v)
                             out[k] = out.get(k, 0) + 1
         return tuple(out.items())
     return contribution
@@ -161,10 +163,7 @@ class InterPodAffinity(Plugin):
                               lambda: _existing_anti(pi, self.handle.namespace_labels, kept=True))
             if sums is None:
                 sums = _walk(snap.anti_affinity_nodes(), _existing_anti(pi, self.handle.namespace_labels))
-            for (k, v), n in sums.items():
-                if n:
-                    s.existing_anti[(k, v)] = n
-                    s.existing_anti_keys.add(k)
+            s.existing_anti = sums
         if pi.required_affinity or pi.required_anti_affinity:
             terms = pi.required_affinity + pi.required_anti_affinity
             sums = None
@@ -174,19 +173,17 @@ class InterPodAffinity(Plugin):
                 sums = self._kept(key, snap, lambda: _matching(pi, self.handle.namespace_labels))
             if sums is None:
                 sums = _walk(snap.node_list, _matching(pi, self.handle.namespace_labels))
-            for (which, k, v), n in sums.items():
-                if n:
-                    (s.affinity if which == "a" else s.anti)[(k, v)] = n
+            for (which, k), counts in sums.items():
+                (s.affinity if which == "a" else s.anti)[k] = counts
         state.data[self.name] = s
         if not pi.required_affinity:
             # Filter's verdict as label checks: the domains of matching pods are forbidden.
             state.label_checks[self.name] = tuple(
-                (k, {v for (k2, v), n in counts.items() if k2 == k and n > 0}, True)
-                for counts, keys in ((s.anti, {t.topology_key for t in pi.required_anti_affinity}),
-                                     (s.existing_anti, s.existing_anti_keys)) for k in keys)
+                (k, counts, True) for counts_by_key in (s.anti, s.existing_anti)
+                for k, counts in counts_by_key.items())
         return None
 
-    def _kept(self, key: Any, snap: Any, contribution: Any) -> dict[Any, int] | None:
+    def _kept(self, key: Any, snap: Any, contribution: Any) -> dict[Any, dict[Any, int]] | None:
         """The kept sums for ``key``, or None when they cannot be kept (see pre_filter)."""
         if snap.log is None:
             return None
@@ -203,16 +200,15 @@ class InterPodAffinity(Plugin):
             return unresolvable(REASON_AFFINITY)
         for t in pi.required_anti_affinity:
             v = labels.get(t.topology_key)
-            if v is not None and s.anti.get((t.topology_key, v), 0) > 0:
+            if v is not None and v in s.anti.get(t.topology_key, _NONE):
                 return unschedulable(REASON_ANTI_AFFINITY)
         if s.existing_anti:
             # By topology key (a handful), not by domain: with one pod per node under a hostname
             # term there are as many domains as such pods, and a walk over them for every node
             # made each cycle quadratic.
-            anti = s.existing_anti
-            for k in s.existing_anti_keys:
+            for k, counts in s.existing_anti.items():
                 v = labels.get(k)
-                if v is not None and anti.get((k, v), 0) > 0:
+                if v is not None and v in counts:
                     return unschedulable(REASON_EXISTING_ANTI_AFFINITY)
         return None
 
@@ -220,14 +216,14 @@ class InterPodAffinity(Plugin):
         matched = True
         for t in pi.required_affinity:
             v = labels.get(t.topology_key)
-            if v is None or s.affinity.get((t.topology_key, v), 0) <= 0:
+            if v is None or v not in s.affinity.get(t.topology_key, _NONE):
                 matched = False
                 break
         if matched:
             return True
         # No pod anywhere matches: the first pod of a self-affine group may go to any node with
         # the topology keys, if it matches its own terms.
-        if not any(n > 0 for n in s.affinity.values()):
+        if not any(s.affinity.values()):
             ns = self.handle.namespace_labels
             if all(t.matches(pi, ns) for t in pi.required_affinity):
                 return all(t.topology_key in labels for t in pi.required_affinity)

@@ -120,7 +120,7 @@ def _domain_count(c: Constraint, key: str, ns: str, memo: dict[tuple[int, str, s
         v = ni.labels.get(key)
         if v is None:
             return ()
-        return ((v, c.count(ni, ns, memo) if ni.pods else 0),)
+        return (((key, v), c.count(ni, ns, memo) if ni.pods else 0),)
     return contribution
 
 
@@ -182,8 +182,8 @@ class PodTopologySpread(Plugin):
             # are kept between cycles, and only the nodes changed since the last cycle re-counted.
             c, key, dom, _ = todo[0]
             sums = self._sums.get((ns, c.selector_key, key), snap, lambda: _domain_count(c, key, ns, memo))
-            dom.update(sums.nodes)
-            for v, n in sums.sums.items():
+            dom.update(sums.nodes.get(key, ()))
+            for v, n in sums.sums.get(key, {}).items():
                 counts[(key, v)] = n
         elif len(todo) == 1 and not checks[0]:
             c, key, dom, _ = todo[0]
