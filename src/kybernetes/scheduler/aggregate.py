@@ -108,9 +108,14 @@ class NodeSums:
 
 
 class SumsCache:
-    """The :class:`NodeSums` of the most recently asked questions (at most ``size``)."""
+    """The :class:`NodeSums` of the most recently asked questions (at most ``size``).
 
-    def __init__(self, size: int = 64) -> None:
+    A NodeSums holds one entry per contributing node (for a spread constraint: every node with the
+    topology key, about 1 MB at 5,000 nodes), so the cache keeps the questions of the workloads
+    being scheduled now, not every one ever asked; an evicted question is rebuilt by one walk.
+    """
+
+    def __init__(self, size: int = 16) -> None:
         self.size = size
         self._items: OrderedDict[Hashable, NodeSums] = OrderedDict()
 
