@@ -38,7 +38,7 @@ class Cache:
     def __init__(self, clock: Clock | None = None, ttl: float = 0.0) -> None:
         self.clock: Clock = clock or RealClock()
         self.ttl = ttl
-        self.snapshot = Snapshot()
+        self.snapshot = Snapshot(change_log=True)
         self.infos: dict[str, NodeInfo] = {}
         """Every NodeInfo, including those of nodes not (yet / any more) known but holding pods."""
         self.pods: dict[str, PodInfo] = {}
@@ -71,6 +71,7 @@ class Cache:
         ni.set_node(node)
         self._images(ni, +1)
         snap = self.snapshot
+        snap.note(name)
         if not known:
             snap.nodes[name] = ni
             snap.node_list.append(ni)
@@ -89,6 +90,7 @@ class Cache:
         snap.nodes.pop(name, None)
         snap.node_list = [n for n in snap.node_list if n.name != name]
         snap.track(ni)
+        snap.note(name)
         ni.node = None
         if not ni.pods:
             del self.infos[name]
@@ -99,19 +101,25 @@ class Cache:
         ni = self._info(pi.node_name)
         ni.add_pod(pi)
         self.pods[pi.key] = pi
+        self.snapshot.note(ni.name)
         if pi.has_affinity:
             self.snapshot.affinity_pods += 1
             if pi.required_anti_affinity:
                 self.snapshot.anti_affinity_pods += 1
+            if pi.required_affinity or pi.preferred_affinity or pi.preferred_anti_affinity:
+                self.snapshot.scoring_affinity_pods += 1
             self.snapshot.track(ni)
 
     def _unplace(self, pi: PodInfo) -> None:
         ni = self.infos.get(pi.node_name)
         if ni is not None and ni.remove_pod(pi):
+            self.snapshot.note(ni.name)
             if pi.has_affinity:
                 self.snapshot.affinity_pods -= 1
                 if pi.required_anti_affinity:
                     self.snapshot.anti_affinity_pods -= 1
+                if pi.required_affinity or pi.preferred_affinity or pi.preferred_anti_affinity:
+                    self.snapshot.scoring_affinity_pods -= 1
                 self.snapshot.track(ni)
             if ni.node is None and not ni.pods:
                 del self.infos[ni.name]

@@ -148,6 +148,31 @@ _GENERATIONS = itertools.count(1)
 node, so results computed from a node's pods can be remembered by it (PodTopologySpread)."""
 
 
+class ScoreMemo:
+    """Per-node results (scores, filter verdicts) by node generation, for one pod shape at a time.
+
+    A result that depends only on the node's state (allocatable, requested, taints: all of it
+    covered by its generation) and on a few numbers of the pod (``pod_key``) is the same in the
+    next cycle for every node but the one the last pod went to: it is looked up instead of
+    computed for each of the ~500 nodes a cycle filters and scores at 5,000 nodes.
+    """
+
+    __slots__ = ("pod_key", "scores")
+
+    MAX = 100_000
+
+    def __init__(self) -> None:
+        self.pod_key: Any = None
+        self.scores: dict[int, int] = {}
+
+    def for_pod(self, pod_key: Any) -> dict[int, int]:
+        """generation -> score for pods with ``pod_key``; fill it with what is missing."""
+        if pod_key != self.pod_key or len(self.scores) >= self.MAX:
+            self.pod_key = pod_key
+            self.scores = {}
+        return self.scores
+
+
 class NodeInfo:
     """The scheduler cache's aggregate for one node (``framework.NodeInfo``)."""
 

@@ -51,10 +51,11 @@ from kybernetes.scheduler.framework import (
     CycleState,
     Framework,
     Handle,
+    LabelCheck,
     Status,
     reason_summary,
 )
-from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo
+from kybernetes.scheduler.nodeinfo import NodeInfo, PodInfo, ScoreMemo
 from kybernetes.scheduler.queue import Nominator, QueuedPod, SchedulingQueue, pod_key
 from kybernetes.scheduler.volumes import VolumeStore
 
@@ -78,6 +79,17 @@ def num_feasible_nodes_to_find(num_nodes: int, percentage: int = 0) -> int:
     if percentage <= 0:
         percentage = max(BASE_PERCENTAGE - num_nodes // 125, MIN_FEASIBLE_PERCENTAGE)
     return max(num_nodes * percentage // 100, MIN_FEASIBLE_NODES)
+
+
+def _labels_pass(labels: dict[str, str], checks: list[LabelCheck]) -> bool:
+    for key, forbidden, missing_passes in checks:
+        v = labels.get(key)
+        if v is None:
+            if not missing_passes:
+                return False
+        elif v in forbidden:
+            return False
+    return True
 
 
 class FitError(Exception):
@@ -150,6 +162,8 @@ class Scheduler:
             self.handles.append(h)
             self.frameworks[profile.scheduler_name] = Framework(profile, h)
         self.next_start = 0
+        self._room = ScoreMemo()
+        """The inline filter's verdicts by node generation (see :meth:`_filter_nodes`)."""
         self._bind_sem: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.gated: set[str] = set()
@@ -378,33 +392,82 @@ class Scheduler:
         else:
             nodes = all_nodes
             start = self.next_start % n_all
-        n = len(nodes)
         pct = fw.profile.percentage_of_nodes_to_score
-        want = num_feasible_nodes_to_find(n, pct if pct is not None else self.config.percentage_of_nodes_to_score)
-        feasible: list[NodeInfo] = []
+        want = num_feasible_nodes_to_find(len(nodes), pct if pct is not None else self.config.percentage_of_nodes_to_score)
         statuses: dict[str, Status] = {}
+        feasible, turned_away, processed = self._filter_nodes(
+            fw, state, pi, (nodes[start:] + nodes[:start]) if start else nodes, want, statuses)
+        if state.node_names is None:
+            self.next_start = (start + processed) % n_all
+        if not feasible:
+            for ni in turned_away:
+                st = fw.run_filter(state, pi, ni)
+                assert st is not None, f"{ni.name} failed a label check and passed every Filter"
+                if st.code == Code.ERROR:
+                    raise RuntimeError(f"Filter {st.plugin} on {ni.name}: {st.message}")
+                statuses[ni.name] = st
+            # Nodes the PreFilterResult ruled out count as unresolvable for the message.
+            if len(statuses) < n_all:
+                names = sorted(state.data.get("prefilter_result_plugins") or ())
+                absent = Status(Code.UNSCHEDULABLE_AND_UNRESOLVABLE,
+                                f"node(s) didn't satisfy plugin(s) [{' '.join(names)}]")
+                for ni in all_nodes:
+                    if ni.name not in statuses:
+                        statuses[ni.name] = absent
+            raise FitError(n_all, statuses)
+        return feasible
+
+    def _filter_nodes(self, fw: Framework, state: CycleState, pi: PodInfo, order: list[NodeInfo], want: int,
+                      statuses: dict[str, Status]) -> tuple[list[NodeInfo], list[NodeInfo], int]:
+        """Filter ``order`` until ``want`` nodes fit: (feasible, turned away, nodes processed).
+
+        Failing nodes' statuses go to ``statuses``, except those *turned away*: nodes that passed
+        the inline checks below but a label check, which only a label-check plugin rejects; the
+        Filter chain that names it runs only if no node fits (``find_nodes_that_fit``).
+
+        The default filters of a plain pod (no ports, affinity, volumes...) are three: a node that
+        is schedulable, untainted and has room for the pod's cpu and memory passes all of them, so
+        such a node is decided here without the three calls (the verdict remembered by node
+        generation for the pod's cpu and memory, :class:`ScoreMemo`); Filters whose PreFilter
+        stated their verdict as label checks (PodTopologySpread, InterPodAffinity without required
+        affinity) join that decision. Any other node, or any doubt, goes through the plugins as
+        usual and gets their exact status.
+        """
+        feasible: list[NodeInfo] = []
+        turned_away: list[NodeInfo] = []
         fns = fw.filter_fns(state)
         nominated = self.nominator.by_node
-        # The default filters of a plain pod (no ports, affinity, volumes...) are three: a node
-        # that is schedulable, untainted and has room for the pod's cpu and memory passes all of
-        # them, so such a node is decided here without the three calls; any other node, or any
-        # doubt, goes through the plugins as usual (and gets their exact status).
-        quick = None
         fit = state.data.get("NodeResourcesFit")
+        checks = [c for name, _ in fns if name in state.label_checks for c in state.label_checks[name]]
+        one_check = checks[0] if len(checks) == 1 else None
+        room: dict[int, int] | None = None
         # A cycle sampled for plugin metrics calls (and times) every filter, as Kubernetes does.
         if fit is not None and not fit[2] and not state.record_plugin_metrics and \
-                {name for name, _ in fns} <= _QUICK_FILTERS:
-            quick = fit[0], fit[1]
+                all(name in _QUICK_FILTERS or name in state.label_checks for name, _ in fns):
+            cpu, mem = fit[0], fit[1]
+            room = self._room.for_pod((cpu, mem))
         processed = 0
-        for ni in (nodes[start:] + nodes[:start]) if start else nodes:
+        for ni in order:
             processed += 1
-            if quick is not None and not ni.unschedulable and not ni.taints \
-                    and len(ni.pods) < ni.alloc_pods and quick[0] <= ni.alloc_cpu - ni.req_cpu \
-                    and quick[1] <= ni.alloc_mem - ni.req_mem and not (nominated and ni.name in nominated):
-                feasible.append(ni)
-                if len(feasible) >= want:
-                    break
-                continue
+            if room is not None:
+                fits = room.get(ni.generation)
+                if fits is None:
+                    fits = room[ni.generation] = (not ni.unschedulable and not ni.taints
+                                                  and len(ni.pods) < ni.alloc_pods and cpu <= ni.alloc_cpu - ni.req_cpu
+                                                  and mem <= ni.alloc_mem - ni.req_mem)
+                if fits and not (nominated and ni.name in nominated):
+                    if one_check is not None:  # the usual single check, inlined
+                        v = ni.labels.get(one_check[0])
+                        if (v in one_check[1]) if v is not None else not one_check[2]:
+                            turned_away.append(ni)
+                            continue
+                    elif checks and not _labels_pass(ni.labels, checks):
+                        turned_away.append(ni)
+                        continue
+                    feasible.append(ni)
+                    if len(feasible) >= want:
+                        break
+                    continue
             if nominated and ni.name in nominated:
                 st = self._filter_with_nominated(fw, state, pi, ni)
             else:
@@ -423,19 +486,7 @@ class Scheduler:
                 if st.code == Code.ERROR:
                     raise RuntimeError(f"Filter {st.plugin} on {ni.name}: {st.message}")
                 statuses[ni.name] = st
-        if state.node_names is None:
-            self.next_start = (start + processed) % n_all
-        if not feasible:
-            # Nodes the PreFilterResult ruled out count as unresolvable for the message.
-            if len(statuses) < n_all:
-                names = sorted(state.data.get("prefilter_result_plugins") or ())
-                absent = Status(Code.UNSCHEDULABLE_AND_UNRESOLVABLE,
-                                f"node(s) didn't satisfy plugin(s) [{' '.join(names)}]")
-                for ni in all_nodes:
-                    if ni.name not in statuses:
-                        statuses[ni.name] = absent
-            raise FitError(n_all, statuses)
-        return feasible
+        return feasible, turned_away, processed
 
     def _filter_with_nominated(self, fw: Framework, state: CycleState, pi: PodInfo, ni: NodeInfo) -> Status | None:
         """Pods of >= priority nominated to the node count as already there (``addNominatedPods``)."""

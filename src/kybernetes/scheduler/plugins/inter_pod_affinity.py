@@ -1,6 +1,6 @@
 """InterPodAffinity: required/preferred pod affinity and anti-affinity over topology domains.
 
-PreFilter builds three count maps keyed by ``(topologyKey, value)``:
+PreFilter builds three count maps, ``topologyKey -> value -> count`` (only positive counts):
 
 - ``existing_anti``: domains where an existing pod's *required anti-affinity* matches the incoming
   pod (the symmetric check: the incoming pod may not land next to a pod that refuses it);
@@ -22,9 +22,10 @@ Namespace selectors are evaluated against the namespace labels the scheduler wat
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from kybernetes.scheduler.aggregate import Contribution, SumsCache
 from kybernetes.scheduler.framework import (
     MAX_NODE_SCORE,
     SKIP,
@@ -40,17 +41,103 @@ REASON_AFFINITY = "node(s) didn't match pod affinity rules"
 REASON_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
 REASON_EXISTING_ANTI_AFFINITY = "node(s) didn't satisfy existing pods anti-affinity rules"
 
-Counts = dict[tuple[str, str], int]
+Counts = dict[str, dict[str, int]]
+_NONE: dict[str, int] = {}
 
 
 class _PreFilterState:
-    __slots__ = ("affinity", "anti", "existing_anti", "existing_anti_keys")
+    """The three count maps; they may be the kept sums themselves (NodeSums), so read only."""
+
+    __slots__ = ("affinity", "anti", "existing_anti")
 
     def __init__(self) -> None:
-        self.existing_anti: Counts = defaultdict(int)
-        self.existing_anti_keys: set[str] = set()
-        self.affinity: Counts = defaultdict(int)
-        self.anti: Counts = defaultdict(int)
+        self.existing_anti: Counts = {}
+        self.affinity: Counts = {}
+        self.anti: Counts = {}
+
+
+class NeedsNamespaces(Exception):
+    """A count depends on namespace labels, which change without any node changing."""
+
+
+def _walk(nodes: Iterable[NodeInfo], contribution: Callable[[NodeInfo], Contribution]) -> dict[Any, dict[Any, int]]:
+    """The sums of ``contribution`` over ``nodes``: NodeSums's answer, computed afresh."""
+    out: dict[Any, dict[Any, int]] = defaultdict(lambda: defaultdict(int))
+    for ni in nodes:
+        for (g, k), n in contribution(ni):
+            out[g][k] += n
+    return out
+
+
+def _existing_anti(pi: PodInfo, ns_labels: Mapping[str, Mapping[str, str]], kept: bool = False
+                   ) -> Callable[[NodeInfo], Contribution]:
+    """A node's pods whose required anti-affinity matches ``pi``, by ``(topologyKey, value)``.
+
+    Depends on ``pi`` only through its namespace and labels (``labels_key``), as the term matches do.
+    For kept sums (``kept``) a term with a namespaceSelector that ``pi``'s namespace is not listed
+    in raises :class:`NeedsNamespaces`; a walk evaluates it against ``ns_labels``.
+    """
+    seen: dict[Any, bool] = {}  # the pods of a workload share their terms: each match computed once
+
+    def contribution(ni: NodeInfo) -> Contribution:
+        if not ni.pods_with_required_anti_affinity:
+            return ()
+        labels = ni.labels
+        out: dict[tuple[str, str], int] = {}
+        for existing in ni.pods_with_required_anti_affinity:
+            for term in existing.required_anti_affinity:
+                v = labels.get(term.topology_key)
+                if v is None:
+                    continue
+                m = seen.get(term.match_key)
+                if m is None:
+                    m = seen[term.match_key] = term.matches(pi, ns_labels)
+                    if kept and term.namespace_selector is not None and pi.namespace not in term.namespaces:
+                        raise NeedsNamespaces
+                if m:
+                    k = (term.topology_key, v)
+                    out[k] = out.get(k, 0) + 1
+        return tuple(out.items())
+    return contribution
+
+
+def _matching(pi: PodInfo, ns_labels: Mapping[str, Mapping[str, str]]) -> Callable[[NodeInfo], Contribution]:
+    """A node's pods matching all of ``pi``'s required affinity terms (``("a", key, value)``) and
+    each of its required anti-affinity terms (``("x", key, value)``)."""
+    aff = pi.required_affinity
+    anti = pi.required_anti_affinity
+    all_aff: dict[Any, bool] = {}  # by the existing pod's (namespace, labels)
+    anti_match: dict[Any, tuple[bool, ...]] = {}
+
+    def contribution(ni: NodeInfo) -> Contribution:
+        if not ni.pods:
+            return ()
+        labels = ni.labels
+        out: dict[tuple[tuple[str, str], str], int] = {}
+        for existing in ni.pods.values():
+            lk = existing.labels_key
+            if aff:
+                ok = all_aff.get(lk)
+                if ok is None:
+                    ok = all_aff[lk] = all(t.matches(existing, ns_labels) for t in aff)
+                if ok:
+                    for t in aff:
+                        v = labels.get(t.topology_key)
+                        if v is not None:
+                            k = (("a", t.topology_key), v)
+                            out[k] = out.get(k, 0) + 1
+            if anti:
+                ms = anti_match.get(lk)
+                if ms is None:
+                    ms = anti_match[lk] = tuple(t.matches(existing, ns_labels) for t in anti)
+                for t, m in zip(anti, ms, strict=True):
+                    if m:
+                        v = labels.get(t.topology_key)
+                        if v is not None:
+                            k = (("x", t.topology_key), v)
+                            out[k] = out.get(k, 0) + 1
+        return tuple(out.items())
+    return contribution
 
 
 class InterPodAffinity(Plugin):
@@ -59,6 +146,7 @@ class InterPodAffinity(Plugin):
     def __init__(self, args: Mapping[str, Any] | None, handle: Any) -> None:
         super().__init__(args, handle)
         self.hard_weight = int(self.args.get("hardPodAffinityWeight", 1))
+        self._sums = SumsCache()
 
     # --- filtering -------------------------------------------------------------------------------
 
@@ -66,55 +154,44 @@ class InterPodAffinity(Plugin):
         snap = self.handle.snapshot
         if not pi.required_affinity and not pi.required_anti_affinity and not snap.anti_affinity_pods:
             return SKIP
-        ns_labels = self.handle.namespace_labels
         s = _PreFilterState()
-        # Both walks below are over existing pods (as in Kubernetes); the pods of a workload
-        # share their terms and labels, so each distinct (term, pod) match is computed once.
-        seen: dict[Any, bool] = {}
-        for ni in snap.anti_affinity_nodes():
-            labels = ni.labels
-            for existing in ni.pods_with_required_anti_affinity:
-                for term in existing.required_anti_affinity:
-                    v = labels.get(term.topology_key)
-                    if v is None:
-                        continue
-                    m = seen.get(term.match_key)
-                    if m is None:
-                        m = seen[term.match_key] = term.matches(pi, ns_labels)
-                    if m:
-                        s.existing_anti[(term.topology_key, v)] += 1
-                        s.existing_anti_keys.add(term.topology_key)
+        # Both counts are over existing pods (as in Kubernetes). On the cache's snapshot they are
+        # kept between cycles (NodeSums: only the nodes changed since are re-read); a question
+        # that depends on namespace labels, or a snapshot without a change log, is walked.
+        if snap.anti_affinity_pods:
+            sums = self._kept(("existing-anti", pi.labels_key), snap,
+                              lambda: _existing_anti(pi, self.handle.namespace_labels, kept=True))
+            if sums is None:
+                sums = _walk(snap.anti_affinity_nodes(), _existing_anti(pi, self.handle.namespace_labels))
+            s.existing_anti = sums
         if pi.required_affinity or pi.required_anti_affinity:
-            aff = pi.required_affinity
-            anti = pi.required_anti_affinity
-            all_aff: dict[Any, bool] = {}
-            anti_match: dict[Any, tuple[bool, ...]] = {}
-            for ni in snap.node_list:
-                if not ni.pods:
-                    continue
-                labels = ni.labels
-                for existing in ni.pods.values():
-                    lk = existing.labels_key
-                    if aff:
-                        ok = all_aff.get(lk)
-                        if ok is None:
-                            ok = all_aff[lk] = all(t.matches(existing, ns_labels) for t in aff)
-                        if ok:
-                            for t in aff:
-                                v = labels.get(t.topology_key)
-                                if v is not None:
-                                    s.affinity[(t.topology_key, v)] += 1
-                    if anti:
-                        ms = anti_match.get(lk)
-                        if ms is None:
-                            ms = anti_match[lk] = tuple(t.matches(existing, ns_labels) for t in anti)
-                        for t, m in zip(anti, ms, strict=True):
-                            if m:
-                                v = labels.get(t.topology_key)
-                                if v is not None:
-                                    s.anti[(t.topology_key, v)] += 1
+            terms = pi.required_affinity + pi.required_anti_affinity
+            sums = None
+            if all(t.namespace_selector is None for t in terms):
+                key = ("matching", tuple((t.match_key, t.topology_key) for t in pi.required_affinity),
+                       tuple((t.match_key, t.topology_key) for t in pi.required_anti_affinity))
+                sums = self._kept(key, snap, lambda: _matching(pi, self.handle.namespace_labels))
+            if sums is None:
+                sums = _walk(snap.node_list, _matching(pi, self.handle.namespace_labels))
+            for (which, k), counts in sums.items():
+                (s.affinity if which == "a" else s.anti)[k] = counts
         state.data[self.name] = s
+        if not pi.required_affinity:
+            # Filter's verdict as label checks: the domains of matching pods are forbidden.
+            state.label_checks[self.name] = tuple(
+                (k, counts, True) for counts_by_key in (s.anti, s.existing_anti)
+                for k, counts in counts_by_key.items())
         return None
+
+    def _kept(self, key: Any, snap: Any, contribution: Any) -> dict[Any, dict[Any, int]] | None:
+        """The kept sums for ``key``, or None when they cannot be kept (see pre_filter)."""
+        if snap.log is None:
+            return None
+        try:
+            return self._sums.get(key, snap, contribution).sums
+        except NeedsNamespaces:
+            self._sums.discard(key)
+            return None
 
     def filter(self, state: CycleState, pi: PodInfo, ni: NodeInfo) -> Status | None:
         s: _PreFilterState = state.data[self.name]
@@ -123,16 +200,15 @@ class InterPodAffinity(Plugin):
             return unresolvable(REASON_AFFINITY)
         for t in pi.required_anti_affinity:
             v = labels.get(t.topology_key)
-            if v is not None and s.anti.get((t.topology_key, v), 0) > 0:
+            if v is not None and v in s.anti.get(t.topology_key, _NONE):
                 return unschedulable(REASON_ANTI_AFFINITY)
         if s.existing_anti:
             # By topology key (a handful), not by domain: with one pod per node under a hostname
             # term there are as many domains as such pods, and a walk over them for every node
             # made each cycle quadratic.
-            anti = s.existing_anti
-            for k in s.existing_anti_keys:
+            for k, counts in s.existing_anti.items():
                 v = labels.get(k)
-                if v is not None and anti.get((k, v), 0) > 0:
+                if v is not None and v in counts:
                     return unschedulable(REASON_EXISTING_ANTI_AFFINITY)
         return None
 
@@ -140,14 +216,14 @@ class InterPodAffinity(Plugin):
         matched = True
         for t in pi.required_affinity:
             v = labels.get(t.topology_key)
-            if v is None or s.affinity.get((t.topology_key, v), 0) <= 0:
+            if v is None or v not in s.affinity.get(t.topology_key, _NONE):
                 matched = False
                 break
         if matched:
             return True
         # No pod anywhere matches: the first pod of a self-affine group may go to any node with
         # the topology keys, if it matches its own terms.
-        if not any(n > 0 for n in s.affinity.values()):
+        if not any(s.affinity.values()):
             ns = self.handle.namespace_labels
             if all(t.matches(pi, ns) for t in pi.required_affinity):
                 return all(t.topology_key in labels for t in pi.required_affinity)
@@ -158,7 +234,7 @@ class InterPodAffinity(Plugin):
     def pre_score(self, state: CycleState, pi: PodInfo, nodes: Sequence[NodeInfo]) -> Status | None:
         snap = self.handle.snapshot
         has_pref = bool(pi.preferred_affinity or pi.preferred_anti_affinity)
-        if not has_pref and not snap.affinity_pods:
+        if not has_pref and not snap.scoring_affinity_pods:
             return SKIP
         ns = self.handle.namespace_labels
         scores: dict[tuple[str, str], int] = defaultdict(int)

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kybernetes.scheduler.framework import MAX_NODE_SCORE, SKIP, CycleState, Plugin, Status
-from kybernetes.scheduler.nodeinfo import CPU, MEMORY, NodeInfo, PodInfo
+from kybernetes.scheduler.nodeinfo import CPU, MEMORY, NodeInfo, PodInfo, ScoreMemo
 
 
 class NodeResourcesBalancedAllocation(Plugin):
@@ -24,6 +24,7 @@ class NodeResourcesBalancedAllocation(Plugin):
         self.resources = [r["name"] for r in self.args.get("resources") or ()] or [CPU, MEMORY]
         if self.resources == [CPU, MEMORY]:
             self.score_all = self._score_all
+            self._memo = ScoreMemo()
 
     def pre_score(self, state: CycleState, pi: PodInfo, nodes: Sequence[NodeInfo]) -> Status | None:
         if not any(pi.requests.get(r) for r in self.resources):
@@ -36,11 +37,17 @@ class NodeResourcesBalancedAllocation(Plugin):
         pm = pi.requests.get(MEMORY, 0)
         out = []
         score = self.score
+        memo = self._memo.for_pod((pc, pm))
         for ni in nodes:
+            s = memo.get(ni.generation)
+            if s is not None:
+                out.append(s)
+                continue
             ac = ni.alloc_cpu
             am = ni.alloc_mem
             if not ac or not am:
-                out.append(score(state, pi, ni))
+                s = memo[ni.generation] = score(state, pi, ni)
+                out.append(s)
                 continue
             fc = (ni.req_cpu + pc) / ac
             fm = (ni.req_mem + pm) / am
@@ -48,7 +55,8 @@ class NodeResourcesBalancedAllocation(Plugin):
                 fc = 1.0
             if fm > 1:
                 fm = 1.0
-            out.append(int((1 - abs(fc - fm) / 2) * MAX_NODE_SCORE))
+            s = memo[ni.generation] = int((1 - abs(fc - fm) / 2) * MAX_NODE_SCORE)
+            out.append(s)
         return out
 
     def score(self, state: CycleState, pi: PodInfo, ni: NodeInfo) -> int:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kybernetes.scheduler.framework import MAX_NODE_SCORE, CycleState, Plugin, Status, unschedulable
-from kybernetes.scheduler.nodeinfo import CPU, EPHEMERAL, MEMORY, PODS, NodeInfo, PodInfo
+from kybernetes.scheduler.nodeinfo import CPU, EPHEMERAL, MEMORY, PODS, NodeInfo, PodInfo, ScoreMemo
 
 _STANDARD = (CPU, MEMORY, EPHEMERAL)
 
@@ -126,6 +126,7 @@ class NodeResourcesFit(Plugin):
             raise ValueError(f"NodeResourcesFit: unknown scoring strategy {self.strategy!r}")
         if self.strategy == "LeastAllocated" and self.resources == [(CPU, 1), (MEMORY, 1)]:
             self.score_all = self._score_all
+            self._memo = ScoreMemo()
 
     def pre_filter(self, state: CycleState, pi: PodInfo) -> Status | None:
         # (cpu, memory, the other requests as a short tuple): Filter is a few comparisons per node.
@@ -163,7 +164,12 @@ class NodeResourcesFit(Plugin):
         pc = pi.nonzero_cpu
         pm = pi.nonzero_mem
         out = []
+        memo = self._memo.for_pod((pc, pm))
         for ni in nodes:
+            s = memo.get(ni.generation)
+            if s is not None:
+                out.append(s)
+                continue
             ac = ni.alloc_cpu
             am = ni.alloc_mem
             rc = ni.nonzero_cpu + pc
@@ -171,7 +177,8 @@ class NodeResourcesFit(Plugin):
             sc = (ac - rc) * 100 // ac if ac and rc <= ac else 0
             sm = (am - rm) * 100 // am if am and rm <= am else 0
             n = (ac > 0) + (am > 0)
-            out.append((sc + sm) // n if n else 0)
+            s = memo[ni.generation] = (sc + sm) // n if n else 0
+            out.append(s)
         return out
 
     def score(self, state: CycleState, pi: PodInfo, ni: NodeInfo) -> int:

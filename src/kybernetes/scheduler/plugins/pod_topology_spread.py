@@ -22,15 +22,17 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kybernetes.api.label_selectors import LabelSelector, from_label_selector_object, new_requirement
 from kybernetes.api.scheduling import RequiredNodeAffinity, tuples_tolerate_taint
+from kybernetes.scheduler.aggregate import Contribution, SumsCache
 from kybernetes.scheduler.framework import (
     MAX_NODE_SCORE,
     SKIP,
     CycleState,
+    LabelCheck,
     Plugin,
     Status,
     unresolvable,
@@ -111,6 +113,17 @@ def _constraints(pi: PodInfo, when: str, handle: Any) -> list[Constraint]:
     return [Constraint(c, pi, sel) for c in SYSTEM_DEFAULTS]
 
 
+def _domain_count(c: Constraint, key: str, ns: str, memo: dict[tuple[int, str, str], int]
+                  ) -> Callable[[NodeInfo], Contribution]:
+    """A node's part of PreFilter's single-constraint count: (its domain, its matching pods)."""
+    def contribution(ni: NodeInfo) -> Contribution:
+        v = ni.labels.get(key)
+        if v is None:
+            return ()
+        return (((key, v), c.count(ni, ns, memo) if ni.pods else 0),)
+    return contribution
+
+
 class _FilterState:
     __slots__ = ("constraints", "counts", "mins", "self_match")
 
@@ -120,6 +133,20 @@ class _FilterState:
         self.mins: list[int] = []
         self.self_match: list[int] = []
         """1 where the incoming pod matches the constraint's own selector (it will count too)."""
+
+
+def _label_checks(s: _FilterState) -> tuple[LabelCheck, ...] | None:
+    """Filter's verdict as label checks: the domains whose count is already too high are forbidden.
+    None when a domain without a count (0) would fail too (``maxSkew < selfMatch - min``, which
+    validation does not let through): no set of values could say that."""
+    out = []
+    for i, c in enumerate(s.constraints):
+        over = c.max_skew + s.mins[i] - s.self_match[i]  # a domain fails when its count > this
+        if over < 0:
+            return None
+        out.append((c.topology_key, {v for (k, v), n in s.counts.items() if k == c.topology_key and n > over},
+                    False))
+    return tuple(out)
 
 
 class PodTopologySpread(Plugin):
@@ -132,6 +159,8 @@ class PodTopologySpread(Plugin):
         listed = self.args.get("defaultingType") == "List"
         self.system: list[Mapping[str, Any]] = list(defaults or []) if listed else SYSTEM_DEFAULTS
         self._memo: dict[tuple[int, str, str], int] = {}
+        self._sums = SumsCache()
+        """Matching pods per domain by (namespace, selector, topology key), for PreFilter."""
 
     def pre_filter(self, state: CycleState, pi: PodInfo) -> Status | None:
         cs = _constraints(pi, "DoNotSchedule", self.handle)
@@ -147,10 +176,18 @@ class PodTopologySpread(Plugin):
         checks = [(c.affinity_policy == "Honor" and not req.empty) or c.taints_policy == "Honor" for c in cs]
         todo = list(zip(cs, keys, domains, checks, strict=True))
         counts, ns, memo = s.counts, pi.namespace, self._memo
-        if len(todo) == 1 and not checks[0]:
-            # The common case, one constraint and nothing to check per node: the tightest loop.
+        snap = self.handle.snapshot
+        if len(todo) == 1 and not checks[0] and snap.log is not None:
+            # The common case, one constraint and nothing to check per node: the counts per domain
+            # are kept between cycles, and only the nodes changed since the last cycle re-counted.
             c, key, dom, _ = todo[0]
-            for ni in self.handle.snapshot.node_list:
+            sums = self._sums.get((ns, c.selector_key, key), snap, lambda: _domain_count(c, key, ns, memo))
+            dom.update(sums.nodes.get(key, ()))
+            for v, n in sums.sums.get(key, {}).items():
+                counts[(key, v)] = n
+        elif len(todo) == 1 and not checks[0]:
+            c, key, dom, _ = todo[0]
+            for ni in snap.node_list:
                 v = ni.labels.get(key)
                 if v is None:
                     continue
@@ -158,7 +195,7 @@ class PodTopologySpread(Plugin):
                 if ni.pods:
                     counts[(key, v)] += c.count(ni, ns, memo)
         else:
-            for ni in self.handle.snapshot.node_list:
+            for ni in snap.node_list:
                 labels = ni.labels
                 if not all(k in labels for k in keys):
                     continue
@@ -177,6 +214,9 @@ class PodTopologySpread(Plugin):
             else:
                 s.mins.append(min((s.counts[(c.topology_key, v)] for v in domains[i]), default=0))
         state.data[self.name] = s
+        verdict = _label_checks(s)
+        if verdict is not None:
+            state.label_checks[self.name] = verdict
         return None
 
     def filter(self, state: CycleState, pi: PodInfo, ni: NodeInfo) -> Status | None:
