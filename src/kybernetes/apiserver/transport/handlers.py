@@ -142,7 +142,7 @@ class ResourceHandlers:
                 return await self._watch(request, r, ns, ctx, accept)
             return await self._list(request, r, ns, accept, pretty)
         if method == "POST" and rest.create is not None and not rp.name:
-            reply = await rest.create.serve(rest, self._call(request, rp, ctx))
+            reply = await rest.create.serve(rest, self._call(request, rp, ctx, builtin=r.builtin))
             return await self._reply(rest, reply, accept, pretty, q, ctx)
         if method == "POST":
             if rp.name:
@@ -160,7 +160,7 @@ class ResourceHandlers:
         if method == "PATCH":
             if not rp.name:
                 raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
-            ptype = patch_type(request.headers.get("Content-Type", ""))
+            ptype = patch_type(request.headers.get("Content-Type", ""), builtin=r.builtin)
             body = await read_patch(self.registry, r, ns, rp.name, ptype, lambda into: self._body(request, into))
             obj, created = await self.registry.patch(r, ns, rp.name, ptype, body, ctx,
                                                      force=bool_param(q.get("force")))
@@ -187,8 +187,9 @@ class ResourceHandlers:
     async def _body(self, request: Request, into: str) -> Any:
         """The body decoded, ``into`` naming the kind a create or update decodes it into (a
         decode failure quotes it). The HTTP server has already refused a body over the limit."""
-        return read_body(request.body, request.headers.get("Content-Type", JSON), into=into,
-                         field_validation=request.query.get("fieldValidation") or "")
+        return read_body(request.body, request.headers.get("Content-Type", ""), into=into,
+                         field_validation=request.query.get("fieldValidation") or "",
+                         patch=request.method == "PATCH")
 
     async def _delete_options(self, request: Request) -> DeleteOptions:
         q = request.query
@@ -199,7 +200,7 @@ class ResourceHandlers:
         if bool_param(q.get("orphanDependents")):
             opts.propagation_policy = "Orphan"
         if request.body.strip():
-            body = read_body(request.body, request.headers.get("Content-Type", JSON), into=None)
+            body = read_body(request.body, request.headers.get("Content-Type", ""), into=None, patch=False)
             if not isinstance(body, dict):  # null: Go decodes it as empty options
                 body = {}
             if body.get("gracePeriodSeconds") is not None:
@@ -404,12 +405,12 @@ class ResourceHandlers:
 
     # --- subresources ----------------------------------------------------------------------
 
-    def _call(self, request: Request, rp: ResourcePath, ctx: RequestContext) -> SubresourceCall:
+    def _call(self, request: Request, rp: ResourcePath, ctx: RequestContext, *, builtin: bool) -> SubresourceCall:
         method = request.method
         return SubresourceCall(
             method=method, namespace=rp.namespace, name=rp.name, ctx=ctx,
             read_body=lambda into: self._body(request, into),
-            read_patch_type=lambda: patch_type(request.headers.get("Content-Type", "")),
+            read_patch_type=lambda: patch_type(request.headers.get("Content-Type", ""), builtin=builtin),
             force=bool_param(request.query.get("force")), request=request,
         )
 
@@ -418,7 +419,7 @@ class ResourceHandlers:
         """A subresource: its own REST object serves it (405 for a method it does not serve)."""
         if request.method not in sub.methods:
             raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
-        reply = await sub.serve(rest, self._call(request, rp, ctx))
+        reply = await sub.serve(rest, self._call(request, rp, ctx, builtin=rest.resource.builtin))
         return await self._reply(rest, reply, accept, pretty, request.query, ctx)
 
     async def _reply(self, rest: ResourceREST, reply: Reply, accept: Accept, pretty: bool, q: Any,

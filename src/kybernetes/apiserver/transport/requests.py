@@ -78,13 +78,19 @@ RESCAN_STEPS = 1_000_000
 ordinary body, even 3 MiB of it, takes far fewer; a crafted one (a million ``[1],``) gets
 orjson's message inside kube's words instead of holding the event loop for seconds."""
 
-_YAML_TYPES = ("application/yaml", "application/apply-patch+yaml", "application/x-yaml", "text/yaml")
+_YAML_TYPES = ("application/yaml", "application/apply-patch+yaml")
 _JSON_TYPES = ("", "application/json", "application/json-patch+json", "application/merge-patch+json",
-               "application/strategic-merge-patch+json", "*/*", "text/plain")
+               "application/strategic-merge-patch+json")
+
+BODY_MEDIA_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
+"""The media types a create, update or delete body may have: every scope's serializer lists these
+three (``negotiation.NegotiateInputSerializer`` against ``SupportedMediaTypes``; a CRD's
+``unstructuredNegotiatedSerializer`` lists protobuf too; CBOR only behind the
+CBORServingAndStorage gate, off in 1.32). No Content-Type is the first, JSON."""
 
 
 def read_body(raw: bytes, content_type: str, *, into: str | None = None, words: bool = True,
-              field_validation: str = "") -> object:
+              field_validation: str = "", patch: bool | None = None) -> object:
     """Decode a request body as JSON or YAML (protobuf for kubectl's typed clients); too large is
     413, an unknown media type 415, and a body that does not decode 400 in kube-apiserver's words
     (:func:`decode_failure`). ``into`` is the kind a create or update body is decoded into (a
@@ -92,10 +98,15 @@ def read_body(raw: bytes, content_type: str, *, into: str | None = None, words: 
     known by its content type, whatever ``into`` says. ``words=False`` (a reader that only wants
     the object, as the audit log does) skips the rescan that finds Go's words: the 400 says
     only that the body does not decode. ``field_validation`` is the request's fieldValidation
-    parameter (a PATCH under ``Ignore`` is decoded, and worded, otherwise)."""
+    parameter (a PATCH under ``Ignore`` is decoded, and worded, otherwise). ``patch`` says whether
+    the request is a PATCH: False (a create, update or delete) refuses a patch media type with
+    415 as :func:`body_media_type` does; None (a reader that does not know, the audit log)
+    decodes either."""
     if len(raw) > MAX_BODY:
         raise errors.RequestEntityTooLarge("Request entity too large: limit is 3145728")
     ctype = content_type.split(";", 1)[0].strip().lower()
+    if patch is False:
+        ctype = body_media_type(content_type)
     if ctype in _YAML_TYPES:
         if not raw.strip():
             raise errors.BadRequest("the request body is empty")
@@ -118,8 +129,7 @@ def read_body(raw: bytes, content_type: str, *, into: str | None = None, words: 
     elif is_protobuf(ctype):
         return decode_k8s_protobuf(raw)
     else:
-        raise errors.UnsupportedMediaType(f'the body of the request was in an unknown format - accepted media types '
-                                          f'include: application/json, application/yaml (got "{ctype}")')
+        raise unknown_format(BODY_MEDIA_TYPES)
     go_type = _go_type(ctype, field_validation)
     wants = list if PATCH_TYPES.get(ctype) == "json" else dict
     if go_type and value is not None and not isinstance(value, wants):
@@ -344,14 +354,54 @@ PATCH_TYPES = {
 }
 
 
-def patch_type(content_type: str) -> str:
+CUSTOM_PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml")
+"""A custom resource's patch types, in the CRD handler's order (``customresource_handler.go``
+``supportedTypes``): no strategic merge patch, CBOR apply only behind its gate."""
+
+
+def unknown_format(accepted: tuple[str, ...]) -> errors.UnsupportedMediaType:
+    """``negotiation.NewUnsupportedMediaTypeError``'s 415 (``negotiation/errors.go``; no details)."""
+    return errors.UnsupportedMediaType("the body of the request was in an unknown format - "
+                                       "accepted media types include: " + ", ".join(accepted))
+
+
+def body_media_type(content_type: str) -> str:
+    """The media type of a create, update or delete body, or 415 (``NegotiateInputSerializer``):
+    Go's ``mime.ParseMediaType`` lowercases and trims the type and drops its parameters; none is
+    JSON; anything but :data:`BODY_MEDIA_TYPES` (a patch type included) is refused."""
     ctype = content_type.split(";", 1)[0].strip().lower()
-    t = PATCH_TYPES.get(ctype)
-    if t is None:
-        raise errors.UnsupportedMediaType(
-            f"the server does not support the patch type {ctype!r}; supported: " + ", ".join(PATCH_TYPES)
-        )
-    return t
+    if not ctype:
+        return "application/json"
+    if ctype not in BODY_MEDIA_TYPES:
+        raise unknown_format(BODY_MEDIA_TYPES)
+    return ctype
+
+
+def patch_type(content_type: str, *, builtin: bool = True) -> str:
+    """A PATCH's type (json, merge, strategic or apply) from its Content-Type, checked before
+    anything else of the request (the object's 404 and the body's 400 come after):
+
+    * a built-in resource's PATCH route consumes only the four patch types (``installer.go``
+      ``supportedTypes``, go-restful's ``Consumes``), so go-restful's router refuses another
+      with its own ``415: Unsupported Media Type`` (``jsr311.go``), which kube-apiserver's
+      ``serviceErrorHandler`` wraps in ``NewGenericServerResponse`` (details ``{}``);
+    * a custom resource's is ``handlers/patch.go``'s check against :data:`CUSTOM_PATCH_TYPES`.
+
+    Both compare the type exactly as sent (case included), after cutting ``;`` parameters.
+    """
+    idx = content_type.find(";")
+    ctype = content_type[:idx] if idx > 0 else content_type
+    if builtin:
+        # go-restful trims blanks around the type; patch.go, next, does not
+        t = PATCH_TYPES.get(ctype.strip())
+        if t is None:
+            raise errors.UnsupportedMediaType("415: Unsupported Media Type", details={})
+        if ctype in PATCH_TYPES:
+            return t
+        raise unknown_format(tuple(PATCH_TYPES))
+    if ctype not in CUSTOM_PATCH_TYPES:
+        raise unknown_format(CUSTOM_PATCH_TYPES)
+    return PATCH_TYPES[ctype]
 
 
 @dataclass
