@@ -443,3 +443,43 @@ def test_a_patch_type_the_resource_does_not_take_is_415_before_the_404_and_the_4
     for path in ("configmaps/none", "pods/none/status", "pods/none/ephemeralcontainers"):
         answer = _assert_status(raw("PATCH", base + path, b"{bad", "application/json"), 415, "UnsupportedMediaType")
         assert answer["message"] == "415: Unsupported Media Type" and answer["details"] == {}, path
+
+
+def test_clients_write_custom_and_built_in_objects_in_the_media_types_they_send(
+        server: ServerProcess, api: Any, namespace: str, gadgets: str) -> None:
+    """The official client (JSON create and replace, its own choice of patch type) and kubectl
+    (a patch of each type, apply both ways) still write; kubectl's default strategic merge patch
+    of a custom resource is refused as kube-apiserver refuses it, and kubectl says so."""
+    from kubernetes import client
+
+    custom = client.CustomObjectsApi(api)
+    gadget = {"apiVersion": "badinput.example.com/v1", "kind": "Gadget", "metadata": {"name": "g"},
+              "spec": {"replicas": 1}}
+    custom.create_namespaced_custom_object("badinput.example.com", "v1", namespace, "gadgets", gadget)
+    got = custom.patch_namespaced_custom_object("badinput.example.com", "v1", namespace, "gadgets", "g",
+                                                {"spec": {"color": "red"}})
+    assert got["spec"] == {"replicas": 1, "color": "red"}
+    got["spec"]["replicas"] = 2
+    got = custom.replace_namespaced_custom_object("badinput.example.com", "v1", namespace, "gadgets", "g", got)
+    assert got["spec"]["replicas"] == 2
+    core = client.CoreV1Api(api)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "cm"}, "data": {"a": "1"}})
+    assert core.patch_namespaced_config_map("cm", namespace, {"data": {"b": "2"}}).data == {"a": "1", "b": "2"}
+    k = server.kubectl
+    refused = k("-n", namespace, "patch", "gadget", "g", "-p", '{"spec": {"replicas": 3}}', check=False)
+    assert refused.returncode != 0 and CUSTOM_PATCH_FORMATS in refused.stderr, refused.stderr
+    for kind in ("merge", "json"):
+        patch = '{"spec": {"replicas": 3}}' if kind == "merge" else '[{"op": "add", "path": "/spec/size", "value": 1}]'
+        k("-n", namespace, "patch", "gadget", "g", "--type", kind, "-p", patch)
+        k("-n", namespace, "patch", "cm", "cm", "--type", kind, "-p",
+          '{"data": {"c": "3"}}' if kind == "merge" else '[{"op": "add", "path": "/data/d", "value": "4"}]')
+    k("-n", namespace, "patch", "cm", "cm", "-p", '{"data": {"e": "5"}}')
+    manifest = "apiVersion: badinput.example.com/v1\nkind: Gadget\nmetadata: {name: h}\nspec: {replicas: 1}\n"
+    k("-n", namespace, "apply", "-f", "-", input=manifest)
+    k("-n", namespace, "apply", "-f", "-", input=manifest.replace("replicas: 1", "replicas: 4"))
+    k("-n", namespace, "apply", "--server-side", "-f", "-", input=manifest.replace("h}", "i}"))
+    spec = json.loads(k("-n", namespace, "get", "gadget", "g", "-o", "json").stdout)["spec"]
+    assert spec == {"replicas": 3, "color": "red", "size": 1}
+    assert json.loads(k("-n", namespace, "get", "gadget", "h", "-o", "json").stdout)["spec"] == {"replicas": 4}
+    data = json.loads(k("-n", namespace, "get", "cm", "cm", "-o", "json").stdout)["data"]
+    assert data == {"a": "1", "b": "2", "c": "3", "d": "4", "e": "5"}
