@@ -216,3 +216,35 @@ def test_a_patch_type_the_resource_does_not_take_is_415_in_the_words_of_whoever_
 ])
 def test_a_patch_type_the_resource_takes_is_read(ctype: str, builtin: bool, kind: str) -> None:
     assert patch_type(ctype, builtin=builtin) == kind
+
+
+def _envelope(api_version: str, kind: str, raw: bytes = b"{}") -> bytes:
+    """A runtime.Unknown protobuf body naming ``api_version`` and ``kind`` (none when both are empty)."""
+    def field(number: int, value: bytes) -> bytes:
+        return bytes([number << 3 | 2, len(value)]) + value
+    type_meta = (field(1, api_version.encode()) if api_version else b"") + (field(2, kind.encode()) if kind else b"")
+    return b"k8s\x00" + (field(1, type_meta) if type_meta else b"") + field(2, raw)
+
+
+NO_KIND = "Object 'Kind' is missing in 'object has no kind field '"
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (b"", "the object provided is unrecognized (must be of type Gadget): empty data (<empty>)"),
+    (b'{"kind": "Gadget"}', "the object provided is unrecognized (must be of type Gadget): provided data does not "
+     'appear to be a protobuf message, expected prefix [107 56 115 0] ({"kind": "Gadget"})'),
+    (b"k8s\x00", "the object provided is unrecognized (must be of type Gadget): empty body (6b387300)"),
+    (_envelope("example.com/v1", "Gadget"), f'Gadget in version "v1" cannot be handled as a Gadget: {NO_KIND}'),
+    (_envelope("", ""), f'Gadget in version "v2" cannot be handled as a Gadget: {NO_KIND}'),
+    (_envelope("v1", "ConfigMap"), f'ConfigMap in version "v1" cannot be handled as a Gadget: {NO_KIND}'),
+    (_envelope("a/b/c", "Widget"), f'Widget in version "v2" cannot be handled as a Gadget: {NO_KIND}'),
+])
+def test_a_protobuf_body_for_a_custom_resource_is_a_400_as_its_unstructured_decode_words_it(
+        raw: bytes, message: str) -> None:
+    """Issue 20: a CRD's serializer takes the protobuf media type (no 415) but cannot decode
+    into an Unstructured (kube-apiserver 1.32 under fieldValidation=Ignore; it panics otherwise)."""
+    for validation in ("", "Ignore", "Strict"):
+        with pytest.raises(errors.BadRequest) as e:
+            read_body(raw, "application/vnd.kubernetes.protobuf", into="Gadget", patch=False,
+                      custom_version="example.com/v2", field_validation=validation)
+        assert e.value.message == message
