@@ -443,6 +443,9 @@ def test_a_patch_type_the_resource_does_not_take_is_415_before_the_404_and_the_4
     for path in ("configmaps/none", "pods/none/status", "pods/none/ephemeralcontainers"):
         answer = _assert_status(raw("PATCH", base + path, b"{bad", "application/json"), 415, "UnsupportedMediaType")
         assert answer["message"] == "415: Unsupported Media Type" and answer["details"] == {}, path
+    # no body: go-restful's router goes on to match Accept among no routes
+    answer = _assert_status(raw("PATCH", base + "configmaps/none", b"", "text/plain"), 406, "NotAcceptable")
+    assert answer["message"] == "406: Not Acceptable\n\nAvailable representations: "
 
 
 def test_clients_write_custom_and_built_in_objects_in_the_media_types_they_send(

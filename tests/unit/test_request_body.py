@@ -248,3 +248,15 @@ def test_a_protobuf_body_for_a_custom_resource_is_a_400_as_its_unstructured_deco
             read_body(raw, "application/vnd.kubernetes.protobuf", into="Gadget", patch=False,
                       custom_version="example.com/v2", field_validation=validation)
         assert e.value.message == message
+
+
+@pytest.mark.parametrize(("content_length", "code", "message"), [
+    ("12", 415, "415: Unsupported Media Type"),
+    (None, 415, "415: Unsupported Media Type\n\nAvailable representations: "),
+    ("0", 406, "406: Not Acceptable\n\nAvailable representations: "),
+])
+def test_a_built_in_patch_no_route_consumes_is_refused_by_go_restful_as_its_body_length_says(
+        content_length: str | None, code: int, message: str) -> None:
+    with pytest.raises(errors.StatusError) as e:
+        patch_type("text/plain", builtin=True, content_length=content_length)
+    assert (e.value.code, e.value.message, e.value.details) == (code, message, {})

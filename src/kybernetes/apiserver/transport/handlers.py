@@ -160,7 +160,8 @@ class ResourceHandlers:
         if method == "PATCH":
             if not rp.name:
                 raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
-            ptype = patch_type(request.headers.get("Content-Type", ""), builtin=r.builtin)
+            ptype = patch_type(request.headers.get("Content-Type", ""), builtin=r.builtin,
+                               content_length=request.headers.get("Content-Length"))
             body = await read_patch(self.registry, r, ns, rp.name, ptype, lambda into: self._body(request, r, into))
             obj, created = await self.registry.patch(r, ns, rp.name, ptype, body, ctx,
                                                      force=bool_param(q.get("force")))
@@ -412,7 +413,8 @@ class ResourceHandlers:
         return SubresourceCall(
             method=method, namespace=rp.namespace, name=rp.name, ctx=ctx,
             read_body=lambda into: self._body(request, r, into),
-            read_patch_type=lambda: patch_type(request.headers.get("Content-Type", ""), builtin=r.builtin),
+            read_patch_type=lambda: patch_type(request.headers.get("Content-Type", ""), builtin=r.builtin,
+                                               content_length=request.headers.get("Content-Length")),
             force=bool_param(request.query.get("force")), request=request,
         )
 

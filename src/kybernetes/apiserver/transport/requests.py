@@ -402,7 +402,7 @@ def body_media_type(content_type: str) -> str:
     return ctype
 
 
-def patch_type(content_type: str, *, builtin: bool = True) -> str:
+def patch_type(content_type: str, *, builtin: bool = True, content_length: str | None = "1") -> str:
     """A PATCH's type (json, merge, strategic or apply) from its Content-Type, checked before
     anything else of the request (the object's 404 and the body's 400 come after):
 
@@ -413,6 +413,9 @@ def patch_type(content_type: str, *, builtin: bool = True) -> str:
     * a custom resource's is ``handlers/patch.go``'s check against :data:`CUSTOM_PATCH_TYPES`.
 
     Both compare the type exactly as sent (case included), after cutting ``;`` parameters.
+    go-restful's 415 needs a body it knows of (``content_length``, the Content-Length header,
+    over 0); with none its router goes on to match Accept among no routes: 415 with an empty
+    list of representations when the header is absent, else 406.
     """
     idx = content_type.find(";")
     ctype = content_type[:idx] if idx > 0 else content_type
@@ -420,13 +423,22 @@ def patch_type(content_type: str, *, builtin: bool = True) -> str:
         # go-restful trims blanks around the type; patch.go, next, does not
         t = PATCH_TYPES.get(ctype.strip())
         if t is None:
-            raise errors.UnsupportedMediaType("415: Unsupported Media Type", details={})
+            raise _unrouted(content_length)
         if ctype in PATCH_TYPES:
             return t
         raise unknown_format(tuple(PATCH_TYPES))
     if ctype not in CUSTOM_PATCH_TYPES:
         raise unknown_format(CUSTOM_PATCH_TYPES)
     return PATCH_TYPES[ctype]
+
+
+def _unrouted(content_length: str | None) -> errors.StatusError:
+    """go-restful's refusal of a PATCH no route consumes (``jsr311.go`` ``detectRoute``)."""
+    if content_length is not None and content_length.strip().isdigit() and int(content_length) > 0:
+        return errors.UnsupportedMediaType("415: Unsupported Media Type", details={})
+    if content_length is None:
+        return errors.UnsupportedMediaType("415: Unsupported Media Type\n\nAvailable representations: ", details={})
+    return errors.NotAcceptable("406: Not Acceptable\n\nAvailable representations: ", details={})
 
 
 @dataclass
