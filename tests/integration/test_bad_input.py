@@ -364,3 +364,140 @@ def test_a_pod_bound_to_a_missing_node_has_the_nodes_404_for_its_streams(raw: Ra
     assert raw("POST", path, json.dumps(pod).encode())[0] == 201
     body = _assert_status(raw("POST", f"{path}/unbound/exec?command=ls&stdout=true"), 400, "BadRequest")
     assert body["message"] == "pod unbound does not have a host assigned"
+
+
+BODY_FORMATS = ("the body of the request was in an unknown format - accepted media types include: "
+                "application/json, application/yaml, application/vnd.kubernetes.protobuf")
+CUSTOM_PATCH_FORMATS = ("the body of the request was in an unknown format - accepted media types include: "
+                        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")
+
+
+@pytest.fixture(scope="module")
+def gadgets(server: ServerProcess) -> str:
+    """A namespaced custom resource with status and scale, its plural's path under a namespace."""
+    server.kubectl("apply", "-f", "-", input="""\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.badinput.example.com}
+spec:
+  group: badinput.example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+""")
+    server.kubectl("wait", "--for=condition=Established", "crd/gadgets.badinput.example.com", "--timeout=20s")
+    deadline = time.monotonic() + 20
+    while server.kubectl("get", "gadgets.badinput.example.com", "-A", check=False).returncode != 0:
+        assert time.monotonic() < deadline, "gadgets never served"
+        time.sleep(0.2)
+    return "/apis/badinput.example.com/v1/namespaces/{}/gadgets"
+
+
+def test_a_write_with_a_patch_media_type_is_415_before_it_is_decoded(raw: Raw, namespace: str,
+                                                                     gadgets: str) -> None:
+    """Issue 20: create, update and delete decode through NegotiateInputSerializer, which knows
+    JSON, YAML and protobuf only (a CRD's serializer lists protobuf too); nothing is written."""
+    cm = b'{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}}'
+    gadget = b'{"apiVersion": "badinput.example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}}'
+    base = f"/api/v1/namespaces/{namespace}/"
+    cases = [("POST", base + "configmaps", cm, "application/merge-patch+json"),
+             ("POST", base + "configmaps", cm, "application/strategic-merge-patch+json"),
+             ("POST", base + "configmaps", cm, "text/plain"),
+             ("PUT", base + "configmaps/cm", cm, "application/json-patch+json"),
+             ("POST", base + "pods/nopod/eviction", b"{bad", "application/merge-patch+json"),
+             ("DELETE", base + "configmaps/cm", b"{}", "application/merge-patch+json"),
+             ("POST", gadgets.format(namespace), gadget, "application/merge-patch+json"),
+             ("PUT", gadgets.format(namespace) + "/g", gadget, "application/apply-patch+yaml")]
+    for method, path, body, ctype in cases:
+        answer = _assert_status(raw(method, path, body, ctype), 415, "UnsupportedMediaType")
+        assert answer["message"] == BODY_FORMATS, (method, path, ctype)
+        assert "details" not in answer
+    _assert_status(raw("GET", base + "configmaps/cm"), 404, "NotFound")
+    _assert_status(raw("GET", gadgets.format(namespace) + "/g"), 404, "NotFound")
+    created, _ = raw("POST", base + "configmaps", cm, "application/json; charset=utf-8")
+    assert created == 201
+
+
+def test_a_patch_type_the_resource_does_not_take_is_415_before_the_404_and_the_400(raw: Raw, namespace: str,
+                                                                                   gadgets: str) -> None:
+    """Issue 20: a custom resource takes no strategic merge patch (patch.go's check against the
+    CRD handler's list, before the name, the object or the body); a built-in's PATCH route
+    consumes only the four patch types (go-restful's own 415)."""
+    custom = gadgets.format(namespace)
+    for path, body in [(custom + "/none", b"{bad"), (custom + "/none", b'{"spec": {}}'),
+                       (custom + "/none/status", b"{}"), (custom + "/none/scale", b"{}")]:
+        answer = _assert_status(raw("PATCH", path, body, "application/strategic-merge-patch+json"),
+                                415, "UnsupportedMediaType")
+        assert answer["message"] == CUSTOM_PATCH_FORMATS, path
+        assert "details" not in answer
+    answer = _assert_status(raw("PATCH", custom + "/none", b"{}", "application/json"), 415, "UnsupportedMediaType")
+    assert answer["message"] == CUSTOM_PATCH_FORMATS
+    base = f"/api/v1/namespaces/{namespace}/"
+    for path in ("configmaps/none", "pods/none/status", "pods/none/ephemeralcontainers"):
+        answer = _assert_status(raw("PATCH", base + path, b"{bad", "application/json"), 415, "UnsupportedMediaType")
+        assert answer["message"] == "415: Unsupported Media Type" and answer["details"] == {}, path
+    # no body: go-restful's router goes on to match Accept among no routes
+    answer = _assert_status(raw("PATCH", base + "configmaps/none", b"", "text/plain"), 406, "NotAcceptable")
+    assert answer["message"] == "406: Not Acceptable\n\nAvailable representations: "
+
+
+def test_clients_write_custom_and_built_in_objects_in_the_media_types_they_send(
+        server: ServerProcess, api: Any, namespace: str, gadgets: str) -> None:
+    """The official client (JSON create and replace, its own choice of patch type) and kubectl
+    (a patch of each type, apply both ways) still write; kubectl's default strategic merge patch
+    of a custom resource is refused as kube-apiserver refuses it, and kubectl says so."""
+    from kubernetes import client
+
+    custom = client.CustomObjectsApi(api)
+    gadget = {"apiVersion": "badinput.example.com/v1", "kind": "Gadget", "metadata": {"name": "g"},
+              "spec": {"replicas": 1}}
+    custom.create_namespaced_custom_object("badinput.example.com", "v1", namespace, "gadgets", gadget)
+    got = custom.patch_namespaced_custom_object("badinput.example.com", "v1", namespace, "gadgets", "g",
+                                                {"spec": {"color": "red"}})
+    assert got["spec"] == {"replicas": 1, "color": "red"}
+    got["spec"]["replicas"] = 2
+    got = custom.replace_namespaced_custom_object("badinput.example.com", "v1", namespace, "gadgets", "g", got)
+    assert got["spec"]["replicas"] == 2
+    core = client.CoreV1Api(api)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "cm"}, "data": {"a": "1"}})
+    assert core.patch_namespaced_config_map("cm", namespace, {"data": {"b": "2"}}).data == {"a": "1", "b": "2"}
+    k = server.kubectl
+    refused = k("-n", namespace, "patch", "gadget", "g", "-p", '{"spec": {"replicas": 3}}', check=False)
+    assert refused.returncode != 0 and CUSTOM_PATCH_FORMATS in refused.stderr, refused.stderr
+    for kind in ("merge", "json"):
+        patch = '{"spec": {"replicas": 3}}' if kind == "merge" else '[{"op": "add", "path": "/spec/size", "value": 1}]'
+        k("-n", namespace, "patch", "gadget", "g", "--type", kind, "-p", patch)
+        k("-n", namespace, "patch", "cm", "cm", "--type", kind, "-p",
+          '{"data": {"c": "3"}}' if kind == "merge" else '[{"op": "add", "path": "/data/d", "value": "4"}]')
+    k("-n", namespace, "patch", "cm", "cm", "-p", '{"data": {"e": "5"}}')
+    manifest = "apiVersion: badinput.example.com/v1\nkind: Gadget\nmetadata: {name: h}\nspec: {replicas: 1}\n"
+    k("-n", namespace, "apply", "-f", "-", input=manifest)
+    k("-n", namespace, "apply", "-f", "-", input=manifest.replace("replicas: 1", "replicas: 4"))
+    k("-n", namespace, "apply", "--server-side", "-f", "-", input=manifest.replace("h}", "i}"))
+    spec = json.loads(k("-n", namespace, "get", "gadget", "g", "-o", "json").stdout)["spec"]
+    assert spec == {"replicas": 3, "color": "red", "size": 1}
+    assert json.loads(k("-n", namespace, "get", "gadget", "h", "-o", "json").stdout)["spec"] == {"replicas": 4}
+    data = json.loads(k("-n", namespace, "get", "cm", "cm", "-o", "json").stdout)["data"]
+    assert data == {"a": "1", "b": "2", "c": "3", "d": "4", "e": "5"}
+
+
+def test_a_protobuf_body_for_a_custom_resource_is_a_400_not_a_415(raw: Raw, namespace: str, gadgets: str) -> None:
+    """Issue 20: a CRD's serializer lists protobuf, so the media type passes negotiation, and
+    the decode into an Unstructured fails in the typer's words (kube-apiserver 1.32 under
+    fieldValidation=Ignore; it panics under the default Warn: we answer the same 400)."""
+    type_meta = b"\x0a\x17badinput.example.com/v1" + b"\x12\x06Gadget"
+    body = b"k8s\x00" + b"\x0a" + bytes([len(type_meta)]) + type_meta + b"\x12\x02{}"
+    custom = gadgets.format(namespace)
+    no_kind = "Gadget in version \"v1\" cannot be handled as a Gadget: Object 'Kind' is missing in 'object has no kind field '"
+    for method, path in [("POST", custom), ("PUT", custom + "/g"), ("POST", custom + "?fieldValidation=Ignore"),
+                         ("PUT", custom + "/g/status")]:
+        answer = _assert_status(raw(method, path, body, "application/vnd.kubernetes.protobuf"), 400, "BadRequest")
+        assert answer["message"] == no_kind, (method, path)
+    _assert_status(raw("GET", custom + "/g"), 404, "NotFound")

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from kybernetes import errors
-from kybernetes.apiserver.transport.requests import int_param, read_body
+from kybernetes.apiserver.transport.requests import int_param, patch_type, read_body
 
 
 def laughs(levels: int, fanout: int) -> bytes:
@@ -162,3 +162,101 @@ def test_a_body_the_rescan_would_take_too_long_over_keeps_kubes_words_around_orj
     with pytest.raises(errors.BadRequest) as e:
         read_body(b"[" + b"[1]," * 10 + b"x]", "application/json", into="ConfigMap")
     assert e.value.message.startswith(UNRECOGNIZED.format("ConfigMap") + "invalid character 'x'")
+
+
+BUILTIN_FORMATS = ("the body of the request was in an unknown format - accepted media types include: "
+                   "application/json, application/yaml, application/vnd.kubernetes.protobuf")
+
+
+@pytest.mark.parametrize("ctype", ["application/merge-patch+json", "application/json-patch+json",
+                                   "application/strategic-merge-patch+json", "application/apply-patch+yaml",
+                                   "text/plain", "*/*", "application/x-yaml", "application/cbor"])
+def test_a_create_update_or_delete_body_of_a_media_type_no_serializer_has_is_415(ctype: str) -> None:
+    """Issue 20: NegotiateInputSerializer knows JSON, YAML and protobuf only, patch types not."""
+    with pytest.raises(errors.UnsupportedMediaType) as e:
+        read_body(b'{"kind": "ConfigMap"}', ctype, into="ConfigMap", patch=False)
+    assert e.value.message == BUILTIN_FORMATS and e.value.details is None
+
+
+@pytest.mark.parametrize(("ctype", "raw"), [("", b"{}"), ("application/json; charset=utf-8", b"{}"),
+                                            ("Application/JSON", b"{}"), ("application/yaml", b"a: 1\n")])
+def test_a_create_body_is_json_without_a_content_type_and_its_type_is_read_as_mime_reads_it(
+        ctype: str, raw: bytes) -> None:
+    assert isinstance(read_body(raw, ctype, into="ConfigMap", patch=False), dict)
+
+
+@pytest.mark.parametrize(("ctype", "builtin", "code", "message"), [
+    ("application/json", True, 415, "415: Unsupported Media Type"),
+    ("", True, 415, "415: Unsupported Media Type"),
+    ("Application/merge-patch+json", True, 415, "415: Unsupported Media Type"),
+    ("application/merge-patch+json ;charset=utf-8", True, 415, "the body of the request was in an unknown format - accepted media "
+     "types include: application/json-patch+json, application/merge-patch+json, "
+     "application/strategic-merge-patch+json, application/apply-patch+yaml"),
+    ("application/strategic-merge-patch+json", False, 415, "the body of the request was in an unknown format - "
+     "accepted media types include: application/json-patch+json, application/merge-patch+json, "
+     "application/apply-patch+yaml"),
+    ("application/json", False, 415, "the body of the request was in an unknown format - "
+     "accepted media types include: application/json-patch+json, application/merge-patch+json, "
+     "application/apply-patch+yaml"),
+])
+def test_a_patch_type_the_resource_does_not_take_is_415_in_the_words_of_whoever_refuses_it(
+        ctype: str, builtin: bool, code: int, message: str) -> None:
+    """Built-ins: go-restful's Consumes, then patch.go's list; custom resources: patch.go's list."""
+    with pytest.raises(errors.UnsupportedMediaType) as e:
+        patch_type(ctype, builtin=builtin)
+    assert e.value.code == code and e.value.message == message
+    assert e.value.details == ({} if message.startswith("415") else None)
+
+
+@pytest.mark.parametrize(("ctype", "builtin", "kind"), [
+    ("application/strategic-merge-patch+json", True, "strategic"),
+    ("application/merge-patch+json; charset=utf-8", False, "merge"),
+    ("application/json-patch+json", False, "json"),
+    ("application/apply-patch+yaml", True, "apply"),
+])
+def test_a_patch_type_the_resource_takes_is_read(ctype: str, builtin: bool, kind: str) -> None:
+    assert patch_type(ctype, builtin=builtin) == kind
+
+
+def _envelope(api_version: str, kind: str, raw: bytes = b"{}") -> bytes:
+    """A runtime.Unknown protobuf body naming ``api_version`` and ``kind`` (none when both are empty)."""
+    def field(number: int, value: bytes) -> bytes:
+        return bytes([number << 3 | 2, len(value)]) + value
+    type_meta = (field(1, api_version.encode()) if api_version else b"") + (field(2, kind.encode()) if kind else b"")
+    return b"k8s\x00" + (field(1, type_meta) if type_meta else b"") + field(2, raw)
+
+
+NO_KIND = "Object 'Kind' is missing in 'object has no kind field '"
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (b"", "the object provided is unrecognized (must be of type Gadget): empty data (<empty>)"),
+    (b'{"kind": "Gadget"}', "the object provided is unrecognized (must be of type Gadget): provided data does not "
+     'appear to be a protobuf message, expected prefix [107 56 115 0] ({"kind": "Gadget"})'),
+    (b"k8s\x00", "the object provided is unrecognized (must be of type Gadget): empty body (6b387300)"),
+    (_envelope("example.com/v1", "Gadget"), f'Gadget in version "v1" cannot be handled as a Gadget: {NO_KIND}'),
+    (_envelope("", ""), f'Gadget in version "v2" cannot be handled as a Gadget: {NO_KIND}'),
+    (_envelope("v1", "ConfigMap"), f'ConfigMap in version "v1" cannot be handled as a Gadget: {NO_KIND}'),
+    (_envelope("a/b/c", "Widget"), f'Widget in version "v2" cannot be handled as a Gadget: {NO_KIND}'),
+])
+def test_a_protobuf_body_for_a_custom_resource_is_a_400_as_its_unstructured_decode_words_it(
+        raw: bytes, message: str) -> None:
+    """Issue 20: a CRD's serializer takes the protobuf media type (no 415) but cannot decode
+    into an Unstructured (kube-apiserver 1.32 under fieldValidation=Ignore; it panics otherwise)."""
+    for validation in ("", "Ignore", "Strict"):
+        with pytest.raises(errors.BadRequest) as e:
+            read_body(raw, "application/vnd.kubernetes.protobuf", into="Gadget", patch=False,
+                      custom_version="example.com/v2", field_validation=validation)
+        assert e.value.message == message
+
+
+@pytest.mark.parametrize(("content_length", "code", "message"), [
+    ("12", 415, "415: Unsupported Media Type"),
+    (None, 415, "415: Unsupported Media Type\n\nAvailable representations: "),
+    ("0", 406, "406: Not Acceptable\n\nAvailable representations: "),
+])
+def test_a_built_in_patch_no_route_consumes_is_refused_by_go_restful_as_its_body_length_says(
+        content_length: str | None, code: int, message: str) -> None:
+    with pytest.raises(errors.StatusError) as e:
+        patch_type("text/plain", builtin=True, content_length=content_length)
+    assert (e.value.code, e.value.message, e.value.details) == (code, message, {})

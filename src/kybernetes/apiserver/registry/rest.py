@@ -235,6 +235,7 @@ class ScaleREST(SubresourceREST):
         # A PUT's body is decoded before the object is read (a 400 before a 404, as update.go
         # does); a PATCH's after (patch.go finds the object missing before it reads the patch).
         put_body: Any = await call.read_body("Scale") if call.method == "PUT" else None
+        ptype = call.read_patch_type() if call.method == "PATCH" else ""  # 415 before all else
         obj = await reg.to_version(r, await reg.get(r, ns, name))
         if call.method == "GET":
             return Reply(to_scale(obj, self.paths))
@@ -245,7 +246,6 @@ class ScaleREST(SubresourceREST):
             from kybernetes.api import patch as patching
 
             current = to_scale(obj, self.paths)
-            ptype = call.read_patch_type()
             if ptype == "json":
                 scale = patching.apply_json_patch(current, body)
             elif ptype in ("merge", "strategic"):

@@ -142,26 +142,27 @@ class ResourceHandlers:
                 return await self._watch(request, r, ns, ctx, accept)
             return await self._list(request, r, ns, accept, pretty)
         if method == "POST" and rest.create is not None and not rp.name:
-            reply = await rest.create.serve(rest, self._call(request, rp, ctx))
+            reply = await rest.create.serve(rest, self._call(request, rp, ctx, r))
             return await self._reply(rest, reply, accept, pretty, q, ctx)
         if method == "POST":
             if rp.name:
                 raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
             self._require_verb(r, "create")
-            body = await self._body(request, r.kind)
+            body = await self._body(request, r, r.kind)
             obj = await self.registry.create(r, ns, body, ctx)  # type: ignore[arg-type]
             return await self._render_one(r, obj, accept, pretty, q, status=201, ctx=ctx)
         if method == "PUT":
             if not rp.name:
                 raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
-            body = await self._body(request, r.kind)
+            body = await self._body(request, r, r.kind)
             obj, created = await self.registry.update(r, ns, rp.name, body, ctx)  # type: ignore[arg-type]
             return await self._render_one(r, obj, accept, pretty, q, status=201 if created else 200, ctx=ctx)
         if method == "PATCH":
             if not rp.name:
                 raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
-            ptype = patch_type(request.headers.get("Content-Type", ""))
-            body = await read_patch(self.registry, r, ns, rp.name, ptype, lambda into: self._body(request, into))
+            ptype = patch_type(request.headers.get("Content-Type", ""), builtin=r.builtin,
+                               content_length=request.headers.get("Content-Length"))
+            body = await read_patch(self.registry, r, ns, rp.name, ptype, lambda into: self._body(request, r, into))
             obj, created = await self.registry.patch(r, ns, rp.name, ptype, body, ctx,
                                                      force=bool_param(q.get("force")))
             return await self._render_one(r, obj, accept, pretty, q, status=201 if created else 200, ctx=ctx)
@@ -184,11 +185,14 @@ class ResourceHandlers:
         if verb not in r.verbs:
             raise errors.MethodNotAllowed(f"{verb} is not supported on resources of kind \"{r.plural}\"")
 
-    async def _body(self, request: Request, into: str) -> Any:
-        """The body decoded, ``into`` naming the kind a create or update decodes it into (a
-        decode failure quotes it). The HTTP server has already refused a body over the limit."""
-        return read_body(request.body, request.headers.get("Content-Type", JSON), into=into,
-                         field_validation=request.query.get("fieldValidation") or "")
+    async def _body(self, request: Request, r: Resource, into: str) -> Any:
+        """The body of a request to ``r`` decoded, ``into`` naming the kind a create or update
+        decodes it into (a decode failure quotes it; a custom resource's own kind takes no
+        protobuf). The HTTP server has already refused a body over the limit."""
+        return read_body(request.body, request.headers.get("Content-Type", ""), into=into,
+                         field_validation=request.query.get("fieldValidation") or "",
+                         patch=request.method == "PATCH",
+                         custom_version="" if r.builtin or into != r.kind else r.api_version)
 
     async def _delete_options(self, request: Request) -> DeleteOptions:
         q = request.query
@@ -199,7 +203,7 @@ class ResourceHandlers:
         if bool_param(q.get("orphanDependents")):
             opts.propagation_policy = "Orphan"
         if request.body.strip():
-            body = read_body(request.body, request.headers.get("Content-Type", JSON), into=None)
+            body = read_body(request.body, request.headers.get("Content-Type", ""), into=None, patch=False)
             if not isinstance(body, dict):  # null: Go decodes it as empty options
                 body = {}
             if body.get("gracePeriodSeconds") is not None:
@@ -404,12 +408,13 @@ class ResourceHandlers:
 
     # --- subresources ----------------------------------------------------------------------
 
-    def _call(self, request: Request, rp: ResourcePath, ctx: RequestContext) -> SubresourceCall:
+    def _call(self, request: Request, rp: ResourcePath, ctx: RequestContext, r: Resource) -> SubresourceCall:
         method = request.method
         return SubresourceCall(
             method=method, namespace=rp.namespace, name=rp.name, ctx=ctx,
-            read_body=lambda into: self._body(request, into),
-            read_patch_type=lambda: patch_type(request.headers.get("Content-Type", "")),
+            read_body=lambda into: self._body(request, r, into),
+            read_patch_type=lambda: patch_type(request.headers.get("Content-Type", ""), builtin=r.builtin,
+                                               content_length=request.headers.get("Content-Length")),
             force=bool_param(request.query.get("force")), request=request,
         )
 
@@ -418,7 +423,7 @@ class ResourceHandlers:
         """A subresource: its own REST object serves it (405 for a method it does not serve)."""
         if request.method not in sub.methods:
             raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
-        reply = await sub.serve(rest, self._call(request, rp, ctx))
+        reply = await sub.serve(rest, self._call(request, rp, ctx, rest.resource))
         return await self._reply(rest, reply, accept, pretty, request.query, ctx)
 
     async def _reply(self, rest: ResourceREST, reply: Reply, accept: Accept, pretty: bool, q: Any,

@@ -256,6 +256,30 @@ def decode_k8s_protobuf(data: bytes) -> dict[str, Any]:
     return obj
 
 
+def envelope_type(data: bytes) -> tuple[str, str]:
+    """The apiVersion and kind a protobuf body's ``runtime.Unknown`` envelope names ("" where it
+    names none), as the protobuf serializer reads them before it decodes anything into a type.
+    The serializer's own refusals of what is no envelope are ValueErrors in its words
+    (``serializer/protobuf/protobuf.go`` ``Decode``); an envelope that does not parse is our
+    decoder's 400."""
+    if not data:
+        raise ValueError("empty data")
+    if not data.startswith(MAGIC):
+        raise ValueError("provided data does not appear to be a protobuf message, expected prefix "
+                         "[" + " ".join(str(b) for b in MAGIC) + "]")
+    if len(data) == len(MAGIC):
+        raise ValueError("empty body")
+    api_version = kind = ""
+    for number, wire, value in _scan(memoryview(data)[len(MAGIC):]):
+        if number == 1 and wire == _LEN:
+            for sub_number, sub_wire, sub_value in _scan(value):
+                if sub_wire == _LEN and sub_number == 1:
+                    api_version = _text(sub_value)
+                elif sub_wire == _LEN and sub_number == 2:
+                    kind = _text(sub_value)
+    return api_version, kind
+
+
 def _text(value: memoryview) -> str:
     try:
         return bytes(value).decode("utf-8")

@@ -23,7 +23,7 @@ import yaml
 from kybernetes import errors
 from kybernetes.api import gojsonsyntax
 from kybernetes.api.label_selectors import parse_int64
-from kybernetes.apiserver.transport.protobuf import decode_k8s_protobuf, is_protobuf
+from kybernetes.apiserver.transport.protobuf import decode_k8s_protobuf, envelope_type, is_protobuf
 from kybernetes.httpserver.messages import Request
 
 MAX_BODY = 3 * 1024 * 1024
@@ -78,13 +78,19 @@ RESCAN_STEPS = 1_000_000
 ordinary body, even 3 MiB of it, takes far fewer; a crafted one (a million ``[1],``) gets
 orjson's message inside kube's words instead of holding the event loop for seconds."""
 
-_YAML_TYPES = ("application/yaml", "application/apply-patch+yaml", "application/x-yaml", "text/yaml")
+_YAML_TYPES = ("application/yaml", "application/apply-patch+yaml")
 _JSON_TYPES = ("", "application/json", "application/json-patch+json", "application/merge-patch+json",
-               "application/strategic-merge-patch+json", "*/*", "text/plain")
+               "application/strategic-merge-patch+json")
+
+BODY_MEDIA_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
+"""The media types a create, update or delete body may have: every scope's serializer lists these
+three (``negotiation.NegotiateInputSerializer`` against ``SupportedMediaTypes``; a CRD's
+``unstructuredNegotiatedSerializer`` lists protobuf too; CBOR only behind the
+CBORServingAndStorage gate, off in 1.32). No Content-Type is the first, JSON."""
 
 
 def read_body(raw: bytes, content_type: str, *, into: str | None = None, words: bool = True,
-              field_validation: str = "") -> object:
+              field_validation: str = "", patch: bool | None = None, custom_version: str = "") -> object:
     """Decode a request body as JSON or YAML (protobuf for kubectl's typed clients); too large is
     413, an unknown media type 415, and a body that does not decode 400 in kube-apiserver's words
     (:func:`decode_failure`). ``into`` is the kind a create or update body is decoded into (a
@@ -92,10 +98,17 @@ def read_body(raw: bytes, content_type: str, *, into: str | None = None, words: 
     known by its content type, whatever ``into`` says. ``words=False`` (a reader that only wants
     the object, as the audit log does) skips the rescan that finds Go's words: the 400 says
     only that the body does not decode. ``field_validation`` is the request's fieldValidation
-    parameter (a PATCH under ``Ignore`` is decoded, and worded, otherwise)."""
+    parameter (a PATCH under ``Ignore`` is decoded, and worded, otherwise). ``patch`` says whether
+    the request is a PATCH: False (a create, update or delete) refuses a patch media type with
+    415 as :func:`body_media_type` does; None (a reader that does not know, the audit log)
+    decodes either. ``custom_version`` is the group version of a custom resource the body is
+    decoded into (``into`` its kind), which no protobuf body decodes into
+    (:func:`protobuf_into_custom_resource`)."""
     if len(raw) > MAX_BODY:
         raise errors.RequestEntityTooLarge("Request entity too large: limit is 3145728")
     ctype = content_type.split(";", 1)[0].strip().lower()
+    if patch is False:
+        ctype = body_media_type(content_type)
     if ctype in _YAML_TYPES:
         if not raw.strip():
             raise errors.BadRequest("the request body is empty")
@@ -116,10 +129,11 @@ def read_body(raw: bytes, content_type: str, *, into: str | None = None, words: 
             raise decode_failure(ctype, into, raw, go_error=go_error,
                                  field_validation=field_validation) from None
     elif is_protobuf(ctype):
+        if custom_version and into:
+            raise protobuf_into_custom_resource(raw, into, custom_version)
         return decode_k8s_protobuf(raw)
     else:
-        raise errors.UnsupportedMediaType(f'the body of the request was in an unknown format - accepted media types '
-                                          f'include: application/json, application/yaml (got "{ctype}")')
+        raise unknown_format(BODY_MEDIA_TYPES)
     go_type = _go_type(ctype, field_validation)
     wants = list if PATCH_TYPES.get(ctype) == "json" else dict
     if go_type and value is not None and not isinstance(value, wants):
@@ -212,6 +226,27 @@ def decode_failure(ctype: str, into: str | None, raw: bytes, *, go_error: str = 
         return errors.BadRequest(base)
     return errors.BadRequest(f"the object provided is unrecognized (must be of type {into}): {base} "
                              f"({_summary(raw)})")
+
+
+def protobuf_into_custom_resource(raw: bytes, kind: str, group_version: str) -> errors.BadRequest:
+    """The 400 for a protobuf create or update of a custom resource. A CRD's serializer lists
+    protobuf (``customresource_handler.go``), so the media type passes, but its protobuf
+    serializer decodes into an empty ``Unstructured`` whose typer has no kind for it: ``Object
+    'Kind' is missing in 'object has no kind field '`` (``crdserverscheme``), under the kind
+    and version the envelope names, the resource's filling what it leaves out
+    (``copyKindDefaults``), as ``transformDecodeError`` words it. That is kube-apiserver 1.32's
+    answer under fieldValidation=Ignore; under Warn or Strict (the default is Warn) the
+    serializer has no strict variant and kube-apiserver panics (a 500): we answer the 400."""
+    try:
+        api_version, named = envelope_type(raw)
+    except ValueError as e:  # no envelope, so no kind: the summary form
+        return errors.BadRequest(f"the object provided is unrecognized (must be of type {kind}): {e} "
+                                 f"({_summary(raw)})")
+    parts = api_version.split("/")
+    version = parts[-1] if len(parts) <= 2 else ""  # schema.ParseGroupVersion; an error is none
+    version = version or group_version.rsplit("/", 1)[-1]
+    return errors.BadRequest(f"{named or kind} in version \"{version}\" cannot be handled as a {kind}: "
+                             "Object 'Kind' is missing in 'object has no kind field '")
 
 
 def _summary(data: bytes, limit: int = 30) -> str:
@@ -344,14 +379,66 @@ PATCH_TYPES = {
 }
 
 
-def patch_type(content_type: str) -> str:
+CUSTOM_PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml")
+"""A custom resource's patch types, in the CRD handler's order (``customresource_handler.go``
+``supportedTypes``): no strategic merge patch, CBOR apply only behind its gate."""
+
+
+def unknown_format(accepted: tuple[str, ...]) -> errors.UnsupportedMediaType:
+    """``negotiation.NewUnsupportedMediaTypeError``'s 415 (``negotiation/errors.go``; no details)."""
+    return errors.UnsupportedMediaType("the body of the request was in an unknown format - "
+                                       "accepted media types include: " + ", ".join(accepted))
+
+
+def body_media_type(content_type: str) -> str:
+    """The media type of a create, update or delete body, or 415 (``NegotiateInputSerializer``):
+    Go's ``mime.ParseMediaType`` lowercases and trims the type and drops its parameters; none is
+    JSON; anything but :data:`BODY_MEDIA_TYPES` (a patch type included) is refused."""
     ctype = content_type.split(";", 1)[0].strip().lower()
-    t = PATCH_TYPES.get(ctype)
-    if t is None:
-        raise errors.UnsupportedMediaType(
-            f"the server does not support the patch type {ctype!r}; supported: " + ", ".join(PATCH_TYPES)
-        )
-    return t
+    if not ctype:
+        return "application/json"
+    if ctype not in BODY_MEDIA_TYPES:
+        raise unknown_format(BODY_MEDIA_TYPES)
+    return ctype
+
+
+def patch_type(content_type: str, *, builtin: bool = True, content_length: str | None = "1") -> str:
+    """A PATCH's type (json, merge, strategic or apply) from its Content-Type, checked before
+    anything else of the request (the object's 404 and the body's 400 come after):
+
+    * a built-in resource's PATCH route consumes only the four patch types (``installer.go``
+      ``supportedTypes``, go-restful's ``Consumes``), so go-restful's router refuses another
+      with its own ``415: Unsupported Media Type`` (``jsr311.go``), which kube-apiserver's
+      ``serviceErrorHandler`` wraps in ``NewGenericServerResponse`` (details ``{}``);
+    * a custom resource's is ``handlers/patch.go``'s check against :data:`CUSTOM_PATCH_TYPES`.
+
+    Both compare the type exactly as sent (case included), after cutting ``;`` parameters.
+    go-restful's 415 needs a body it knows of (``content_length``, the Content-Length header,
+    over 0); with none its router goes on to match Accept among no routes: 415 with an empty
+    list of representations when the header is absent, else 406.
+    """
+    idx = content_type.find(";")
+    ctype = content_type[:idx] if idx > 0 else content_type
+    if builtin:
+        # go-restful trims blanks around the type; patch.go, next, does not
+        t = PATCH_TYPES.get(ctype.strip())
+        if t is None:
+            raise _unrouted(content_length)
+        if ctype in PATCH_TYPES:
+            return t
+        raise unknown_format(tuple(PATCH_TYPES))
+    if ctype not in CUSTOM_PATCH_TYPES:
+        raise unknown_format(CUSTOM_PATCH_TYPES)
+    return PATCH_TYPES[ctype]
+
+
+def _unrouted(content_length: str | None) -> errors.StatusError:
+    """go-restful's refusal of a PATCH no route consumes (``jsr311.go`` ``detectRoute``)."""
+    if content_length is not None and content_length.strip().isdigit() and int(content_length) > 0:
+        return errors.UnsupportedMediaType("415: Unsupported Media Type", details={})
+    if content_length is None:
+        return errors.UnsupportedMediaType("415: Unsupported Media Type\n\nAvailable representations: ", details={})
+    return errors.NotAcceptable("406: Not Acceptable\n\nAvailable representations: ", details={})
 
 
 @dataclass
