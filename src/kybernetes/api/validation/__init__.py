@@ -14,6 +14,8 @@ from typing import Any
 
 from kybernetes import errors
 
+_new_path = object.__new__
+
 
 class Path:
     """An immutable field path: ``Path("spec").child("containers").index(0).child("image")``."""
@@ -25,21 +27,29 @@ class Path:
 
     @classmethod
     def _raw(cls, s: str) -> Path:
-        p = cls()
+        p = _new_path(cls)
         p._s = s
         return p
 
+    # Validators make a path for every field they look at, error or not: these build one
+    # without going through __init__ (a validated pod makes a few dozen).
     def child(self, *names: str) -> Path:
         s = self._s
         for n in names:
             s = f"{s}.{n}" if s else n
-        return Path._raw(s)
+        p = _new_path(Path)
+        p._s = s
+        return p
 
     def index(self, i: int) -> Path:
-        return Path._raw(f"{self._s}[{i}]")
+        p = _new_path(Path)
+        p._s = f"{self._s}[{i}]"
+        return p
 
     def key(self, k: str) -> Path:
-        return Path._raw(f"{self._s}[{k}]")
+        p = _new_path(Path)
+        p._s = f"{self._s}[{k}]"
+        return p
 
     def __str__(self) -> str:
         return self._s
