@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from kybernetes import errors
@@ -208,6 +209,19 @@ def is_dns1035_label(value: str) -> list[str]:
 
 def is_qualified_name(value: str) -> list[str]:
     """A label key or annotation key: an optional DNS subdomain prefix, ``/``, and a name part."""
+    # Memoised: the same few keys (app, node.kubernetes.io/not-ready...) come in every object.
+    try:
+        return list(_qualified_name_msgs(value))
+    except TypeError:  # not hashable: the check itself says what is wrong
+        return _check_qualified_name(value)
+
+
+@lru_cache(maxsize=4096)
+def _qualified_name_msgs(value: str) -> tuple[str, ...]:
+    return tuple(_check_qualified_name(value))
+
+
+def _check_qualified_name(value: str) -> list[str]:
     msgs: list[str] = []
     parts = value.split("/")
     if len(parts) == 1:
