@@ -210,8 +210,7 @@ class Registry(StoreReads):
         meta.pop("generation", None)
         if s.tracks_generation:
             meta["generation"] = 1
-        s.prepare_for_create(obj)
-        s.default(obj)
+        s.prepare_and_default_for_create(obj)
         attrs = _attributes(r, CREATE, namespace, requested_name, obj, None, ctx)
         await self.admission.admit(attrs)
         rest = self.rest_for(r)
