@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import random
 from typing import Any
 
@@ -647,3 +648,49 @@ def test_hundred_container_pod_update_owns_only_the_changed_field(clock: Clock) 
     new["spec"]["containers"][50]["image"] = "other"
     update_managed_fields(obj, new, "kubectl-edit", POD, api_version="v1", now=clock)
     assert owned(new, "kubectl-edit") == {'.spec.containers[name="c50"].image'}
+
+
+def _create_entry_the_long_way(obj: dict[str, Any], schema: schemas.Schema | None) -> dict[str, Any]:
+    """The create's fieldsV1 through the general route: compare with the baseline, FieldSet,
+    the metadata node dropped."""
+    from kybernetes.api.apply import _changes
+    from kybernetes.api.merge_schema import compile_schema
+
+    diff = _changes(None, obj, compile_schema(schema), ("status",))
+    return diff.added.union(diff.modified).to_fields_v1()
+
+
+@pytest.mark.parametrize("case", ["pod", "deployment", "configmap", "custom", "schemaless", "dup-items",
+                                  "nulls-and-empties", "only-metadata", "custom-only-name"])
+def test_create_fields_match_the_general_comparison(case: str, clock: Clock) -> None:
+    """A create's entry is built in one walk; it must be what compare + FieldSet make."""
+    custom = schemas.from_openapi_v3({"type": "object", "properties": {
+        "metadata": {"type": "object"},
+        "spec": {"type": "object", "properties": {
+            "items": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["id"],
+                      "items": {"type": "object", "properties": {"id": {"type": "string"}, "v": {"type": "integer"}}}},
+            "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}}}}}})
+    cases: dict[str, tuple[dict[str, Any], schemas.Schema | None]] = {
+        "pod": (big_pod(3), POD),
+        "deployment": (deployment(), DEPLOY),
+        "configmap": ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+                       "data": {"a": "1", "b": ""}, "binaryData": {}}, CM),
+        "custom": ({"apiVersion": "ex.io/v1", "kind": "W", "metadata": {"name": "w", "labels": {"x": "y"}},
+                    "spec": {"items": [{"id": "a", "v": 1}, {"id": "b"}], "tags": ["x", "y"]}}, custom),
+        "schemaless": ({"kind": "X", "metadata": {"name": "x", "annotations": {"a": "b"}},
+                        "spec": {"a": {"b": 1}, "l": [1, 2], "e": {}}}, None),
+        "dup-items": ({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                       "spec": {"containers": [{"name": "a", "image": "i"}, {"name": "a"}, {"name": "b"},
+                                                {"image": "j"}, {}]}}, POD),
+        "nulls-and-empties": ({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {}},
+                               "spec": {"containers": [], "nodeSelector": None, "volumes": [{"name": "v"}]},
+                               "status": {"phase": "Pending"}}, POD),
+        "only-metadata": ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}, CM),
+        "custom-only-name": ({"apiVersion": "ex.io/v1", "kind": "W", "metadata": {"name": "w"}}, custom),
+    }
+    obj, schema = cases[case]
+    want = _create_entry_the_long_way(copy.deepcopy(obj), schema)
+    new = copy.deepcopy(obj)
+    update_managed_fields(None, new, "mgr", schema, api_version="v1", now=clock)
+    got = [e["fieldsV1"] for e in entries(new)]
+    assert json.dumps(got) == json.dumps([want] if want else [])  # key order included

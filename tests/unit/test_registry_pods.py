@@ -419,3 +419,29 @@ def test_put_of_the_original_manifest_keeps_admission_defaults() -> None:
     # (The new image keeps the pull policy Always, else that would be a forbidden change too.)
     new["spec"]["containers"][0]["image"] = "nginx:latest"
     assert update(new, old) == []
+
+
+@pytest.mark.parametrize("spec", [
+    {"containers": [{"name": "c", "image": "nginx"}]},
+    {"hostNetwork": True, "serviceAccount": "sa",
+     "containers": [{"name": "c", "image": "nginx:1", "ports": [{"containerPort": 80}],
+                     "resources": {"limits": {"cpu": "1"}},
+                     "env": [{"name": "A", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
+                             {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                     "livenessProbe": {"httpGet": {"port": 80}},
+                     "lifecycle": {"preStop": {"grpc": {"port": 1}}}}],
+     "initContainers": [{"name": "i", "image": "busybox@sha256:ab"}],
+     "volumes": [{"name": "v"}, {"name": "s", "secret": {"secretName": "x"}}]},
+])
+def test_pod_create_defaults_once(spec: dict[str, Any]) -> None:
+    """A pod's create applies its defaults in prepare_for_create only (PodStrategy skips the
+    second pass): that pass must find nothing left to do."""
+    from kybernetes.apiserver.registry.core.pods import PodStrategy
+
+    s = PodStrategy()
+    once = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": copy.deepcopy(spec)}
+    s.prepare_and_default_for_create(once)
+    twice = copy.deepcopy(once)
+    s.default(twice)
+    assert twice == once
+    assert once["spec"]["containers"][0]["terminationMessagePath"] == "/dev/termination-log"

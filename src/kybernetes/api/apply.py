@@ -67,6 +67,7 @@ from kybernetes.api.merge_schema import STRUCT, MergeNode, compile_schema
 from kybernetes.api.schema import Schema
 from kybernetes.api.structured_merge import (
     FieldDiff,
+    added_v1,
     collect_fields,
     compare_into,
     deep_copy,
@@ -126,6 +127,20 @@ def _changes(old: dict[str, Any] | None, new: dict[str, Any], root: MergeNode,
     return out
 
 
+def _created_fields_v1(new: dict[str, Any], root: MergeNode, ignore: Iterable[str]) -> dict[str, Any]:
+    """``(added | modified)`` of :func:`_changes` for a create, without the metadata node, in
+    ``fieldsV1`` form (what the FieldSet route encodes to, built directly)."""
+    fields = added_v1(_create_baseline(new, root), _strip(new, ignore), root)
+    md = fields.get(METADATA_PE)
+    if md is not None:
+        inner = {k: v for k, v in md.items() if k != "."}
+        if inner:
+            fields[METADATA_PE] = inner
+        else:
+            del fields[METADATA_PE]
+    return fields
+
+
 def update_managed_fields(
     old: dict[str, Any] | None,
     new: dict[str, Any],
@@ -163,6 +178,16 @@ def update_managed_fields(
         if not entries:
             entries = decode_trusted(stored)
 
+    if old is None and known is None and not entries:
+        # A create with no managedFields of its own: one entry, the writer's, holding every
+        # field compare would find added; built in encoded form in one walk.
+        fields = _created_fields_v1(new, compile_schema(schema), ignore_top_level)
+        if fields:
+            created = ManagedFieldsEntry(manager, operation, api_version, subresource, (now or now_rfc3339)())
+            created.set_fields_v1(fields)
+            entries.append(created)
+        store_managed_fields(new, encode_entries(entries))
+        return
     diff = known if known is not None else _changes(old, new, compile_schema(schema), ignore_top_level)
     changed = diff.added.union(diff.modified)
     gone = changed.union(diff.removed)

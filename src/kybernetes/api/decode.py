@@ -77,12 +77,13 @@ def check(obj: dict[str, Any], schema: Schema, *, skip_top: tuple[str, ...] = ("
 
 # Leaf types that need no further checks when the schema asks for exactly that type.
 _PLAIN_LEAF = {str: "string", bool: "boolean", int: "integer"}
+_CONTAINER: dict[type, str] = {dict: "object", list: "array"}
 
 
 def _walk(value: Any, s: Schema, path: str, res: DecodeResult) -> Any:
     """Check ``value`` against ``s``; returns what to keep in its place (a ``[]byte`` field's
     value becomes the canonical base64 Go writes back; anything else is returned as is)."""
-    want, _ios, qty, is_open, is_bytes = s.shape()
+    want, ios, qty, is_open, is_bytes = s.shape()
     if qty and isinstance(value, str | int | float) and not isinstance(value, bool):
         return _canonical_quantity(value, res)
     if s.time_kind is not None and type(value) is str:
@@ -103,7 +104,9 @@ def _walk(value: Any, s: Schema, path: str, res: DecodeResult) -> Any:
     # say yes whatever the int-or-string/quantity flags, and there is nothing to descend into.
     if _PLAIN_LEAF.get(type(value)) == want and want is not None:
         return value
-    if not _matches(value, s):
+    # Likewise an object or array where the schema asks for one (what _matches would accept).
+    matched = not ios and not qty and _CONTAINER.get(type(value)) == want
+    if not matched and not _matches(value, s):
         res.type_errors.append(
             f"json: cannot unmarshal {go_json_type(value)} into Go struct field {path or '.'} of type "
             f"{_GO_TYPE.get(s.type or '', s.type or 'value')}"

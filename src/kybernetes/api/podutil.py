@@ -196,13 +196,15 @@ def pod_qos_class(spec: dict[str, Any]) -> str:
         for name, qty in as_dict(res.get("requests")).items():
             value = quantity_or_none(qty)
             if name in ("cpu", "memory") and value:
-                requests[name] = requests.get(name, 0) + value
+                have = requests.get(name)
+                requests[name] = value if have is None else have + value
         ctr_limits = set()
         for name, qty in as_dict(res.get("limits")).items():
             value = quantity_or_none(qty)
             if name in ("cpu", "memory") and value:
                 ctr_limits.add(name)
-                limits[name] = limits.get(name, 0) + value
+                have = limits.get(name)
+                limits[name] = value if have is None else have + value
         if ctr_limits != {"cpu", "memory"}:
             guaranteed = False
     if not requests and not limits:

@@ -173,6 +173,8 @@ def parse(value: QuantityLike) -> Quantity:
     Numbers are accepted because JSON may carry ``cpu: 2`` or ``cpu: 0.5``; surrounding
     whitespace is ignored as ``Quantity.UnmarshalJSON`` ignores it.
     """
+    if type(value) is str:  # the common case first
+        return _parse_text(value.strip())
     if isinstance(value, Quantity):
         return value
     if isinstance(value, bool):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 NO_COLLECTION = ("create", "delete", "get", "list", "patch", "update", "watch")
@@ -40,7 +41,10 @@ class Resource:
         (bindings, tokenreviews). Discovery gives only stored ones a storageVersionHash."""
         return "create" in self.verbs and "get" in self.verbs
 
-    @property
+    # api_version and key_prefix are read on every request (several times): computed once per
+    # Resource (it is frozen; the cached values live outside its fields, so equality and hash
+    # are unchanged).
+    @cached_property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
@@ -62,7 +66,7 @@ class Resource:
         """The (group, plural) its objects are stored under: shared by all its versions and views."""
         return (self.group if self.storage_group is None else self.storage_group, self.plural)
 
-    @property
+    @cached_property
     def key_prefix(self) -> str:
         """Where its objects live in the store (one prefix per stored resource, all versions), as
         kube-apiserver lays out etcd: see :func:`storage_prefix`."""

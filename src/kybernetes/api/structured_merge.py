@@ -118,6 +118,55 @@ def _whole(value: Any, node: MergeNode) -> FieldSet:
     return out
 
 
+def _whole_v1(value: Any, node: MergeNode) -> dict[str, Any]:
+    """:func:`_whole` in encoded (``fieldsV1``) form: ``_whole(value, node).to_fields_v1()``,
+    built in one walk (a create's field set is the whole object)."""
+    out: dict[str, Any] = {}
+    if isinstance(value, dict) and node.mapish:
+        for k, v in value.items():
+            sub = _whole_v1(v, node.child(k)) if v and isinstance(v, dict | list) else None
+            out["f:" + k] = {".": {}, **sub} if sub else {}
+    elif isinstance(value, list) and node.listish:
+        el = node.elem
+        is_map = node.kind == LIST_MAP
+        for item in value:
+            pe = item_element(item, node)
+            sub = _whole_v1(item, el) if is_map and item and isinstance(item, dict) else None
+            if sub:
+                out[pe] = {".": {}, **sub}
+            elif pe not in out:
+                out[pe] = {}
+    if len(out) > 1:
+        # Only f:, k: and v: elements here, never i:, so plain string order is Kubernetes' order.
+        out = {k: out[k] for k in sorted(out)}
+    return out
+
+
+def added_v1(a: dict[str, Any], b: dict[str, Any], node: MergeNode) -> dict[str, Any]:
+    """The fields added or changed from ``a`` to ``b`` in encoded (``fieldsV1``) form, where
+    every value of ``a`` is an empty map (a create's baseline): what :func:`compare_into`
+    finds as ``added | modified``, encoded, in one walk."""
+    out: dict[str, Any] = {}
+    for k, vb in b.items():
+        va = a.get(k)
+        if va is vb or va == vb:
+            continue
+        c = node.child(k)
+        pe = "f:" + k
+        if _pair_is_leaf(c, va, vb):
+            out[pe] = {}
+        elif va is None:
+            sub = _whole_v1(vb, c)
+            out[pe] = {".": {}, **sub} if sub else {}
+        else:  # an empty map of the baseline against a map with fields (the pair is no leaf)
+            sub = added_v1({}, vb, c)
+            if sub:
+                out[pe] = sub
+    if len(out) > 1:
+        out = {k: out[k] for k in sorted(out)}
+    return out
+
+
 class FieldDiff:
     """What changed between two objects: ``added``, ``modified`` and ``removed`` paths."""
 

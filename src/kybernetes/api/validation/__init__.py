@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from kybernetes import errors
+
+_new_path = object.__new__
 
 
 class Path:
@@ -25,21 +28,29 @@ class Path:
 
     @classmethod
     def _raw(cls, s: str) -> Path:
-        p = cls()
+        p = _new_path(cls)
         p._s = s
         return p
 
+    # Validators make a path for every field they look at, error or not: these build one
+    # without going through __init__ (a validated pod makes a few dozen).
     def child(self, *names: str) -> Path:
         s = self._s
         for n in names:
             s = f"{s}.{n}" if s else n
-        return Path._raw(s)
+        p = _new_path(Path)
+        p._s = s
+        return p
 
     def index(self, i: int) -> Path:
-        return Path._raw(f"{self._s}[{i}]")
+        p = _new_path(Path)
+        p._s = f"{self._s}[{i}]"
+        return p
 
     def key(self, k: str) -> Path:
-        return Path._raw(f"{self._s}[{k}]")
+        p = _new_path(Path)
+        p._s = f"{self._s}[{k}]"
+        return p
 
     def __str__(self) -> str:
         return self._s
@@ -198,6 +209,19 @@ def is_dns1035_label(value: str) -> list[str]:
 
 def is_qualified_name(value: str) -> list[str]:
     """A label key or annotation key: an optional DNS subdomain prefix, ``/``, and a name part."""
+    # Memoised: the same few keys (app, node.kubernetes.io/not-ready...) come in every object.
+    try:
+        return list(_qualified_name_msgs(value))
+    except TypeError:  # not hashable: the check itself says what is wrong
+        return _check_qualified_name(value)
+
+
+@lru_cache(maxsize=4096)
+def _qualified_name_msgs(value: str) -> tuple[str, ...]:
+    return tuple(_check_qualified_name(value))
+
+
+def _check_qualified_name(value: str) -> list[str]:
     msgs: list[str] = []
     parts = value.split("/")
     if len(parts) == 1:

@@ -169,7 +169,7 @@ class Chain:
         self.plugins: list[tuple[str, Any]] = list(plugins)
         self._mutating = [p for _n, p in self.plugins if isinstance(p, MutationInterface)]
         self._validating = [p for _n, p in self.plugins if isinstance(p, ValidationInterface)]
-        self._for: dict[tuple[bool, str, str, str], list[Any]] = {}
+        self._for: dict[tuple[bool, str, str, str], list[tuple[str, Any]]] = {}
         self._names = {id(p): n for n, p in self.plugins}
         self.metrics: AdmissionMetrics | None = None
         """Set by the API server when its metrics are on: every step and plugin call is timed."""
@@ -200,13 +200,14 @@ class Chain:
             if stop is not None:
                 await stop()
 
-    def _selected(self, validating: bool, attrs: Attributes) -> list[Any]:
+    def _selected(self, validating: bool, attrs: Attributes) -> list[tuple[str, Any]]:
+        """The plugins (name, plugin) of a phase that handle requests like ``attrs``, in order."""
         key = (validating, attrs.operation, attrs.group, attrs.resource)
         found = self._for.get(key)
         if found is None:
             pool = self._validating if validating else self._mutating
             gr = (attrs.group, attrs.resource)
-            found = [p for p in pool if p.handles(attrs.operation) and _covers(p, gr)]
+            found = [(self._names[id(p)], p) for p in pool if p.handles(attrs.operation) and _covers(p, gr)]
             self._for[key] = found
         return found
 
@@ -225,12 +226,12 @@ class Chain:
         """The validating phase: each validating plugin that handles the request, in order."""
         await self._run(True, self._selected(True, attrs), attrs)
 
-    async def _run(self, validating: bool, plugins: list[Any], attrs: Attributes) -> None:
+    async def _run(self, validating: bool, plugins: list[tuple[str, Any]], attrs: Attributes) -> None:
         if self.metrics is not None:  # the same calls, timed (admission/metrics.py)
-            await self.metrics.run_step(validating, [(self._names[id(p)], p) for p in plugins], attrs)
+            await self.metrics.run_step(validating, plugins, attrs)
         elif validating:
-            for plugin in plugins:
+            for _, plugin in plugins:
                 await plugin.validate(attrs)
         else:
-            for plugin in plugins:
+            for _, plugin in plugins:
                 await plugin.admit(attrs)

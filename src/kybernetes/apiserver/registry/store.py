@@ -178,11 +178,14 @@ class Registry(StoreReads):
         v.raise_if_errors(r.kind, meta.get("name") or meta.get("generateName") or "", errs, r.group)
 
     async def create(self, r: Resource, namespace: str, body: Obj, ctx: RequestContext,
-                     *, check_typed: bool = True, managed_fields: list[Any] | None = None) -> Obj:
+                     *, check_typed: bool = True, managed_fields: list[Any] | None = None,
+                     body_handed_over: bool = False) -> Obj:
         """POST. ``managed_fields``: an apply that creates the object (its Apply entries, which the
-        stored object carries instead of an Update entry of this request's manager)."""
+        stored object carries instead of an Update entry of this request's manager).
+        ``body_handed_over``: the caller does not use ``body`` afterwards (a request's decoded
+        body), so it becomes the object instead of a copy of it."""
         bodies.check_type_meta(r, body)
-        obj = copy_json(body)
+        obj = body if body_handed_over else copy_json(body)
         if check_typed:
             self._check_typed(r, obj, ctx)
         meta = meta_of(obj)
@@ -207,8 +210,7 @@ class Registry(StoreReads):
         meta.pop("generation", None)
         if s.tracks_generation:
             meta["generation"] = 1
-        s.prepare_for_create(obj)
-        s.default(obj)
+        s.prepare_and_default_for_create(obj)
         attrs = _attributes(r, CREATE, namespace, requested_name, obj, None, ctx)
         await self.admission.admit(attrs)
         rest = self.rest_for(r)

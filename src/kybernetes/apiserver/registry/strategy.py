@@ -51,6 +51,12 @@ class Strategy:
         if self.has_status:
             obj.pop("status", None)
 
+    def prepare_and_default_for_create(self, obj: Obj) -> None:
+        """The create's :meth:`prepare_for_create` then :meth:`default`; a kind whose preparation
+        already applies its defaults (Pods) says so by overriding this, saving a second pass."""
+        self.prepare_for_create(obj)
+        self.default(obj)
+
     def prepare_for_update(self, new: Obj, old: Obj) -> None:
         """Called on an update of the main resource. By default keeps the old status."""
         if self.has_status:

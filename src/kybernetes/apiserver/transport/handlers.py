@@ -149,7 +149,8 @@ class ResourceHandlers:
                 raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
             self._require_verb(r, "create")
             body = await self._body(request, r, r.kind)
-            obj = await self.registry.create(r, ns, body, ctx)  # type: ignore[arg-type]
+            # The decoded body is this request's own (audit decodes the bytes for itself).
+            obj = await self.registry.create(r, ns, body, ctx, body_handed_over=True)  # type: ignore[arg-type]
             return await self._render_one(r, obj, accept, pretty, q, status=201, ctx=ctx)
         if method == "PUT":
             if not rp.name:

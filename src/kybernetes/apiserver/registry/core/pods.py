@@ -160,6 +160,10 @@ class PodStrategy(Strategy):
             spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
         obj["status"] = {"phase": "Pending", "qosClass": pod_qos_class(spec)}
 
+    def prepare_and_default_for_create(self, obj: Obj) -> None:
+        # prepare_for_create has applied the defaults (default() would find nothing to do).
+        self.prepare_for_create(obj)
+
     def prepare_for_update(self, new: Obj, old: Obj) -> None:
         super().prepare_for_update(new, old)
         spec, old_spec = new.get("spec"), as_dict(old.get("spec"))

@@ -45,6 +45,8 @@ TOLERATION_OPERATORS = ("Equal", "Exists")
 NODE_SELECTOR_OPERATORS = ("DoesNotExist", "Exists", "Gt", "In", "Lt", "NotIn")
 _ENV_SOURCES = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef")
 
+_SOURCE_RANK = {src: i for i, src in enumerate(VOLUME_SOURCES)}
+
 
 def validate_pod_spec(spec: dict[str, Any], path: Path) -> list[FieldError]:
     """Everything ``ValidatePodSpec`` checks that matters to kybernetes."""
@@ -123,7 +125,8 @@ def _validate_volumes(volumes: Any, path: Path) -> tuple[set[str], list[FieldErr
             errs.extend(v.invalid(p.child("name"), name, m) for m in v.is_dns1123_label(str(name)))
         if name:
             names.add(name)
-        sources = [src for src in VOLUME_SOURCES if vol.get(src) is not None]
+        # The volume's own few keys, in VOLUME_SOURCES' order (the order of the errors).
+        sources = sorted((k for k, val in vol.items() if val is not None and k in _SOURCE_RANK), key=_SOURCE_RANK.__getitem__)
         if not sources:
             errs.append(v.required(p, "must specify a volume type"))
         for extra in sources[1:]:
