@@ -112,6 +112,26 @@ def component_pids(data_dir: Path, fault: str) -> list[int]:
     return out
 
 
+def describe(pids: list[int]) -> str:
+    """Each process' parent, age in clock ticks since boot, and command line (for a failure message)."""
+    out = []
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            out.append(f"pid {pid} ppid {stat[1]} started {stat[19]}: {argv[:200]}")
+        except OSError:
+            out.append(f"pid {pid}: gone")
+    return "; ".join(out)
+
+
+def _log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no {path})"
+
+
 def deployment(name: str, version: str) -> Obj:
     container = {"name": "c", "image": BUSYBOX_IMAGE, "imagePullPolicy": "IfNotPresent",
                  "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"],
@@ -255,7 +275,7 @@ def fault_round(srv: ServerProcess, socket: Path, ns: str, fault: str) -> FaultR
             return new and any(_owner(p, "Job") for p in pods)
         wait_for(started, 30, "the rollout's and the Job's first pods")
         victims = component_pids(srv.data_dir, fault)
-        assert len(victims) == 1, f"{fault}: {victims}"
+        assert len(victims) == 1, f"{fault}: {describe(victims)}\n{_log_tail(srv.data_dir / 'logs' / 'agent.log')}"
         os.kill(victims[0], signal.SIGKILL)
         t0 = time.monotonic()
 

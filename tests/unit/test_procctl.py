@@ -79,3 +79,18 @@ def _argv0(pid: int) -> bytes:
             return os.path.basename(f.read().split(b"\0")[0])
     except OSError:
         return b""
+
+
+def test_a_containerd_still_in_the_exec_shim_counts_as_running() -> None:
+    """A node's containerd is found (and adopted, never started twice) also during the moment it is
+    still procctl's Python process about to exec it: a second start in that window made two
+    containerds on one root (CI: test_component_faults[containerd] found two)."""
+    from kybernetes.kubelet.containerd import _runs_containerd
+
+    cfg = b"/data/agent/containerd/config.toml"
+    assert _runs_containerd([b"/usr/bin/containerd", b"--config", cfg])
+    assert _runs_containerd([b"/venv/bin/python", b"-m", b"kybernetes.procctl", b"/usr/bin/containerd",
+                             b"--config", cfg])
+    assert not _runs_containerd([b"/venv/bin/python", b"-m", b"kybernetes.procctl", b"/usr/bin/etcd"])
+    assert not _runs_containerd([b"/usr/bin/containerd-shim-runc-v2", b"-address", b"/x.sock"])
+    assert not _runs_containerd([b""])

@@ -362,7 +362,9 @@ class Containerd:
             raise
 
     def find_running_pid(self) -> int | None:
-        """The PID of a containerd already running with this node's config file, if any."""
+        """The PID of a containerd already running with this node's config file, if any; also one
+        still starting: for its first ~0.1 s (more under load) a containerd we spawn is
+        :mod:`kybernetes.procctl`'s Python process, which then execs containerd in the same PID."""
         wanted = os.fsencode(str(self.config_path))
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -371,7 +373,7 @@ class Containerd:
                 argv = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if argv and os.path.basename(argv[0]) == b"containerd" and wanted in argv and process_alive(int(entry.name)):
+            if wanted in argv and _runs_containerd(argv) and process_alive(int(entry.name)):
                 return int(entry.name)
         return None
 
@@ -473,6 +475,13 @@ class Containerd:
     def cleanup_mounts(self) -> list[str]:
         """Unmounts whatever this containerd left under its root and state directories."""
         return cleanup_mounts(self.root, self.state)
+
+
+def _runs_containerd(argv: list[bytes]) -> bool:
+    """Whether ``argv`` is containerd's, or procctl's exec shim about to become containerd."""
+    if argv[1:3] == [b"-m", b"kybernetes.procctl"]:
+        argv = argv[3:]
+    return bool(argv) and os.path.basename(argv[0]) == b"containerd"
 
 
 def process_alive(pid: int) -> bool:
