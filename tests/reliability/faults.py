@@ -38,11 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kybernetes.images.oci import BUSYBOX_IMAGE
 from kybernetes.kubelet.cri import api_pb2 as cri
 from kybernetes.kubelet.cri.client import CRIClient
 from kybernetes.testing import ServerProcess
-from tests.e2e.conftest import Watcher, is_ready, is_terminal, merged_events
+from tests.e2e.conftest import Watcher, is_ready, is_terminal, merged_events, require_kubectl
 
 Obj = dict[str, Any]
 
@@ -110,6 +112,19 @@ def component_pids(data_dir: Path, fault: str) -> list[int]:
         elif argv[1:4] == [b"-m", b"kybernetes.cli", fault.encode()]:
             out.append(int(entry.name))
     return out
+
+
+def require_node() -> None:
+    """Skip where no node can run (not root, no containerd), except on CI, where that fails; and
+    kubectl must be there."""
+    from tests.e2e.test_node import _node_missing  # test_node uses this module
+
+    reason = _node_missing()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs as root with containerd: {reason}")
+        pytest.skip(reason)
+    require_kubectl()
 
 
 def describe(pids: list[int]) -> str:

@@ -11,27 +11,21 @@ only with ``--split-control-plane --split-node-components``: their faults are
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import require_kubectl, wait_until
-from tests.e2e.test_node import Node, _node_missing, _pick_network, running_node
-from tests.reliability.faults import FAULTS, SPLIT_FAULTS, fault_round, server_args
+from tests.e2e.conftest import wait_until
+from tests.e2e.test_node import Node, _pick_network, running_node
+from tests.reliability.faults import FAULTS, SPLIT_FAULTS, fault_round, require_node, server_args
 
 pytestmark = pytest.mark.integration
 
 
 def fault_node(tmp_path_factory: pytest.TempPathFactory, split: bool) -> Iterator[Node]:
     """A server and its node with short leader leases; ``split``: every component a process of its own."""
-    reason = _node_missing()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI runs as root with containerd: {reason}")
-        pytest.skip(reason)
-    require_kubectl()
+    require_node()
     tmp = tmp_path_factory.mktemp("kyb-faults").resolve()
     with running_node(tmp, "faults", _pick_network(), *server_args(tmp, split)) as n:
         yield n

@@ -25,18 +25,17 @@ import pytest
 
 from kybernetes.kubelet.containerd import process_alive, shim_pids_for
 from kybernetes.testing import ServerProcess
-from tests.e2e.conftest import require_kubectl, wait_until
+from tests.e2e.conftest import wait_until
 from tests.e2e.test_node import (
     Node,
     _cmdlines,
-    _node_missing,
     _pick_network,
     agent_pids,
     container_status,
     pod,
     running_node,
 )
-from tests.reliability.faults import component_pids, runtime_orphans, server_args
+from tests.reliability.faults import component_pids, require_node, runtime_orphans, server_args
 
 pytestmark = pytest.mark.integration
 
@@ -96,12 +95,7 @@ layout; in the default one it is ``test_component_faults``' ``agent`` fault."""
 
 @pytest.fixture(params=KILLS, ids=[f"{victim}-{'split' if split else 'one-process-node'}" for victim, split in KILLS])
 def kill(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Node]]:
-    reason = _node_missing()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI runs as root with containerd: {reason}")
-        pytest.skip(reason)
-    require_kubectl()
+    require_node()
     victim, split = request.param
     tmp = tmp_path_factory.mktemp("kyb-kill9").resolve()
     with running_node(tmp, "kill9", _pick_network(), *server_args(tmp, split)) as n:

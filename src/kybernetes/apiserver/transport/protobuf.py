@@ -230,19 +230,7 @@ def decode_k8s_protobuf(data: bytes) -> dict[str, Any]:
     """
     if not data.startswith(MAGIC):
         raise _bad("missing the k8s\\x00 prefix")
-    api_version = kind = content_encoding = ""
-    raw: memoryview | None = None
-    for number, wire, value in _scan(memoryview(data)[len(MAGIC):]):
-        if number == 1 and wire == _LEN:
-            for sub_number, sub_wire, sub_value in _scan(value):
-                if sub_wire == _LEN and sub_number == 1:
-                    api_version = _text(sub_value)
-                elif sub_wire == _LEN and sub_number == 2:
-                    kind = _text(sub_value)
-        elif number == 2 and wire == _LEN:
-            raw = value
-        elif number == 3 and wire == _LEN:
-            content_encoding = _text(value)
+    api_version, kind, raw, content_encoding = _envelope(data)
     if content_encoding:
         raise errors.UnsupportedMediaType(f"protobuf content encoding {content_encoding!r} is not supported")
     if not kind or not api_version:
@@ -269,7 +257,15 @@ def envelope_type(data: bytes) -> tuple[str, str]:
                          "[" + " ".join(str(b) for b in MAGIC) + "]")
     if len(data) == len(MAGIC):
         raise ValueError("empty body")
-    api_version = kind = ""
+    api_version, kind, _, _ = _envelope(data)
+    return api_version, kind
+
+
+def _envelope(data: bytes) -> tuple[str, str, memoryview | None, str]:
+    """The fields of the ``runtime.Unknown`` after the magic: apiVersion and kind of its TypeMeta,
+    the raw message, the content encoding ("" or None where absent)."""
+    api_version = kind = content_encoding = ""
+    raw: memoryview | None = None
     for number, wire, value in _scan(memoryview(data)[len(MAGIC):]):
         if number == 1 and wire == _LEN:
             for sub_number, sub_wire, sub_value in _scan(value):
@@ -277,7 +273,11 @@ def envelope_type(data: bytes) -> tuple[str, str]:
                     api_version = _text(sub_value)
                 elif sub_wire == _LEN and sub_number == 2:
                     kind = _text(sub_value)
-    return api_version, kind
+        elif number == 2 and wire == _LEN:
+            raw = value
+        elif number == 3 and wire == _LEN:
+            content_encoding = _text(value)
+    return api_version, kind, raw, content_encoding
 
 
 def _text(value: memoryview) -> str:
