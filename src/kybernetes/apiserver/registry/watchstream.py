@@ -50,7 +50,10 @@ class WatchStream:
         self._cacher = cacher
         self._interval = bookmark_interval
         self._timeout = timeout
-        self._handles: list[asyncio.TimerHandle] = []
+        # The end's timer and the next bookmark's: only the pending ones are kept (a watch lives
+        # for up to an hour and ticks every minute; a list of every tick held each fired handle).
+        self._expire_handle: asyncio.TimerHandle | None = None
+        self._tick_handle: asyncio.TimerHandle | None = None
         self._tick = False
         self._expired = False
         self.direct: Callable[[list[CacheEvent]], bool] | None = None
@@ -79,7 +82,7 @@ class WatchStream:
         self._tick = True
         self._wake()
         assert self._interval is not None
-        self._handles.append(asyncio.get_running_loop().call_later(self._interval, self._on_tick))
+        self._tick_handle = asyncio.get_running_loop().call_later(self._interval, self._on_tick)
 
     def _on_expire(self) -> None:
         self._expired = True
@@ -105,9 +108,9 @@ class WatchStream:
         assert w is not None
         loop = asyncio.get_running_loop()
         if self._timeout is not None:
-            self._handles.append(loop.call_later(self._timeout, self._on_expire))
+            self._expire_handle = loop.call_later(self._timeout, self._on_expire)
         if self._interval is not None:
-            self._handles.append(loop.call_later(self._interval, self._on_tick))
+            self._tick_handle = loop.call_later(self._interval, self._on_tick)
         match, filt = self._match, filter_event
         while True:
             if w.queue:
@@ -143,9 +146,10 @@ class WatchStream:
                 await w.wake.wait()
 
     def close(self) -> None:
-        for h in self._handles:
-            h.cancel()
-        self._handles.clear()
+        for h in (self._expire_handle, self._tick_handle):
+            if h is not None:
+                h.cancel()
+        self._expire_handle = self._tick_handle = None
         if self._watcher is not None and self._cache is not None:
             self._cache.watchers.discard(self._watcher)
 
