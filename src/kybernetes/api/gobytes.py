@@ -27,6 +27,8 @@ import binascii
 import re
 from typing import Any
 
+from kybernetes.api.gojsonsyntax import json_type
+
 STD_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _PAD = "="
@@ -83,7 +85,7 @@ def canonical(value: Any, field: str = "") -> Any:
             raise JSONBytesError(str(e)) from None
     if isinstance(value, list):
         return encode(bytes(_byte_of(x, field) for x in value))
-    raise JSONBytesError(f"json: cannot unmarshal {_json_type(value)} into Go struct field {field or '.'} "
+    raise JSONBytesError(f"json: cannot unmarshal {json_type(value)} into Go struct field {field or '.'} "
                          f"of type []uint8")
 
 
@@ -107,7 +109,7 @@ def _byte_of(x: Any, field: str) -> int:
     if isinstance(x, float | int) and not isinstance(x, bool):
         raise JSONBytesError(f"json: cannot unmarshal number {_go_number(x)} into Go struct field "
                              f"{field or '.'} of type uint8")
-    raise JSONBytesError(f"json: cannot unmarshal {_json_type(x)} into Go struct field {field or '.'} "
+    raise JSONBytesError(f"json: cannot unmarshal {json_type(x)} into Go struct field {field or '.'} "
                          f"of type uint8")
 
 
@@ -115,18 +117,6 @@ def _go_number(x: float | int) -> str:
     """Go quotes the number as written; the parsed JSON keeps only its value (``1e2`` shows as
     ``100.0``), which is the only difference from Go's message."""
     return repr(x)
-
-
-def _json_type(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int | float):
-        return "number"
-    if isinstance(v, dict):
-        return "object"
-    if isinstance(v, list):
-        return "array"
-    return "string"
 
 
 _MAPS: dict[str, dict[str, int]] = {}
