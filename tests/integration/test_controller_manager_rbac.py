@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from kybernetes.testing import ServerProcess
+from kybernetes.testing import ServerProcess, stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -61,12 +61,7 @@ def _controller_manager(srv: ServerProcess, log_path: Path) -> Iterator[Callable
     try:
         yield running_log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 30)
 
 
 def _replica_set_of(srv: ServerProcess, app: str) -> str:

@@ -161,8 +161,7 @@ class ResourceHandlers:
         if method == "PATCH":
             if not rp.name:
                 raise errors.MethodNotAllowed(METHOD_NOT_ALLOWED)
-            ptype = patch_type(request.headers.get("Content-Type", ""), builtin=r.builtin,
-                               content_length=request.headers.get("Content-Length"))
+            ptype = self._patch_type(request, r)
             body = await read_patch(self.registry, r, ns, rp.name, ptype, lambda into: self._body(request, r, into))
             obj, created = await self.registry.patch(r, ns, rp.name, ptype, body, ctx,
                                                      force=bool_param(q.get("force")))
@@ -409,13 +408,18 @@ class ResourceHandlers:
 
     # --- subresources ----------------------------------------------------------------------
 
+    @staticmethod
+    def _patch_type(request: Request, r: Resource) -> str:
+        """The PATCH's type from its headers, 415 where ``r`` takes no such patch (:func:`patch_type`)."""
+        return patch_type(request.headers.get("Content-Type", ""), builtin=r.builtin,
+                          content_length=request.headers.get("Content-Length"))
+
     def _call(self, request: Request, rp: ResourcePath, ctx: RequestContext, r: Resource) -> SubresourceCall:
         method = request.method
         return SubresourceCall(
             method=method, namespace=rp.namespace, name=rp.name, ctx=ctx,
             read_body=lambda into: self._body(request, r, into),
-            read_patch_type=lambda: patch_type(request.headers.get("Content-Type", ""), builtin=r.builtin,
-                                               content_length=request.headers.get("Content-Length")),
+            read_patch_type=lambda: self._patch_type(request, r),
             force=bool_param(request.query.get("force")), request=request,
         )
 
